@@ -1,0 +1,126 @@
+# kmsd top-level Makefile (GNU make).
+#
+#   make                 build/kmsd, build/kmsctl, build/kmipbench, one lib per module
+#   make test            install deps, ASan+UBSan build, run every suite, print "N passed, N failed"
+#   make run             install deps, build, first-run setup in var/, start kmsd on 127.0.0.1:5696
+#   make fuzz CC=clang   libFuzzer targets in build-fuzz/
+#   make SANITIZE=address,undefined BUILD=build-asan   sanitizer variant
+#   make install PREFIX=/usr DESTDIR=...
+#   V=1                  show full command lines
+
+BUILD      ?= build
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+PKG_CONFIG ?= pkg-config
+SANITIZE   ?=
+
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wvla \
+          -fno-strict-aliasing -fstack-protector-strong -MMD -MP
+CPPFLAGS += -D_GNU_SOURCE -I.
+ifneq ($(SANITIZE),)
+CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+PKGS     := openssl sqlite3 libuv yaml-0.1 libargon2
+DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+DEP_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -ldl -lpthread -lm
+CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
+CPPFLAGS += $(DEP_CFLAGS)
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+# Link order: a library comes before the ones it depends on.
+MODULES := kmip replication store hsm certs conf ttlv common
+src_of   = $(sort $(wildcard $(1)/*.c))
+obj_of   = $(patsubst %.c,$(BUILD)/obj/%.o,$(call src_of,$(1)))
+LIBMODS  := $(foreach m,$(MODULES),$(if $(call src_of,$(m)),$(m)))
+LIBS     := $(foreach m,$(LIBMODS),$(BUILD)/lib$(m).a)
+
+SERVER_OBJ := $(call obj_of,server)
+KMSCTL_OBJ := $(call obj_of,kmsctl)
+BENCH_OBJ  := $(call obj_of,bench)
+TESTUTIL_OBJ := $(call obj_of,tests/unit/util)
+UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+PROGS := $(if $(SERVER_OBJ),$(BUILD)/kmsd) $(if $(KMSCTL_OBJ),$(BUILD)/kmsctl) \
+         $(if $(BENCH_OBJ),$(BUILD)/kmipbench)
+
+.PHONY: all libs tests test run fuzz fuzz-smoke bench install clean deps
+all: libs $(PROGS)
+libs: $(LIBS)
+tests: all $(UNIT_BIN)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+define LIB_RULE
+$(BUILD)/lib$(1).a: $(call obj_of,$(1))
+	@$$(if $$(Q),echo "  AR      $$@")
+	$$(Q)rm -f $$@ && $$(AR) rcs $$@ $$^
+endef
+$(foreach m,$(LIBMODS),$(eval $(call LIB_RULE,$(m))))
+
+LINK = $(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(DEP_LIBS)
+
+$(BUILD)/kmsd: $(SERVER_OBJ) $(LIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(SERVER_OBJ) $(LIBS) $(DEP_LIBS)
+$(BUILD)/kmsctl: $(KMSCTL_OBJ) $(LIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(KMSCTL_OBJ) $(LIBS) $(DEP_LIBS)
+$(BUILD)/kmipbench: $(BENCH_OBJ) $(LIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(BENCH_OBJ) $(LIBS) $(DEP_LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(TESTUTIL_OBJ) $(LIBS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  TEST    $@")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MF $@.d $(LDFLAGS) -o $@ $< $(TESTUTIL_OBJ) $(LIBS) $(CMOCKA_LIBS) $(DEP_LIBS)
+
+deps:
+	$(Q)packaging/deps.sh
+
+# The contract: one command installs, builds and runs every suite.
+test: deps
+	$(Q)$(MAKE) --no-print-directory BUILD=build-asan SANITIZE=address,undefined tests
+	$(Q)$(MAKE) --no-print-directory BUILD=build all
+	$(Q)tests/run.sh build-asan
+
+run: deps
+	$(Q)$(MAKE) --no-print-directory BUILD=build all
+	$(Q)packaging/run-dev.sh
+
+# libFuzzer targets: fuzz sources + ttlv + common, built with clang.
+FUZZ_BUILD := build-fuzz
+FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_LIBSRC := $(call src_of,common) $(call src_of,ttlv)
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
+fuzz: $(FUZZ_BIN)
+$(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIBSRC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^
+
+bench: all
+	$(Q)bench/compare.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/kmsd
+	install -m 0755 $(BUILD)/kmsd $(DESTDIR)$(PREFIX)/sbin/kmsd
+	install -m 0755 $(BUILD)/kmsctl $(DESTDIR)$(PREFIX)/bin/kmsctl
+	$(if $(wildcard conf/kmsd.yaml),install -m 0644 conf/kmsd.yaml $(DESTDIR)$(PREFIX)/share/kmsd/kmsd.yaml.sample)
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,188 @@
+/*
+ * common/kms.h: the shared foundation every kmsd module builds on.
+ *
+ * Error codes, bounded byte buffers and readers, a per-request arena, the
+ * secret type for key material, hex helpers and logging. libc only: this
+ * module must build without OpenSSL, SQLite or libuv so that the fuzzers
+ * link only common/ and ttlv/.  It deliberately holds no protocol knowledge.
+ */
+#ifndef KMS_COMMON_H
+#define KMS_COMMON_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---------------------------------------------------------------- errors */
+/* Functions return 0 on success or a negative KMS_ERR_* value. */
+#define KMS_ERR_MAP(XX)                                              \
+    XX(NOMEM, -1, "out of memory")                                   \
+    XX(INVAL, -2, "invalid argument")                                \
+    XX(PROTO, -3, "malformed input")                                 \
+    XX(PARTIAL, -4, "need more bytes")                               \
+    XX(LIMIT, -5, "limit exceeded")                                  \
+    XX(IO, -6, "input/output error")                                 \
+    XX(NOTFOUND, -7, "not found")                                    \
+    XX(EXISTS, -8, "already exists")                                 \
+    XX(CRYPTO, -9, "cryptographic failure")                          \
+    XX(CONFIG, -10, "configuration error")                           \
+    XX(PERM, -11, "permission denied")                               \
+    XX(UNAVAIL, -12, "service unavailable")                          \
+    XX(STATE, -13, "wrong state")                                    \
+    XX(CONFLICT, -14, "concurrent modification")                     \
+    XX(NOTSUP, -15, "not supported")                                 \
+    XX(BUSY, -16, "busy")                                            \
+    XX(TIMEOUT, -17, "timed out")                                    \
+    XX(INTERNAL, -18, "internal error")
+
+enum kms_err {
+    KMS_OK = 0,
+#define XX(name, val, msg) KMS_ERR_##name = (val),
+    KMS_ERR_MAP(XX)
+#undef XX
+};
+
+/* Static string for an error code; never NULL. */
+const char *kms_strerror(int err);
+
+/* ---------------------------------------------------------------- buffer */
+/*
+ * A growable byte buffer with a hard cap. Appends that would exceed `max`
+ * fail with KMS_ERR_LIMIT and leave the buffer unchanged. Buffers that held
+ * secrets must be disposed with kms_buf_dispose_wipe().
+ */
+typedef struct kms_buf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+    size_t max; /* hard cap on len */
+} kms_buf_t;
+
+void kms_buf_init(kms_buf_t *b, size_t max);
+void kms_buf_dispose(kms_buf_t *b);
+void kms_buf_dispose_wipe(kms_buf_t *b);
+void kms_buf_reset(kms_buf_t *b); /* len = 0, memory kept */
+int kms_buf_reserve(kms_buf_t *b, size_t extra);
+int kms_buf_append(kms_buf_t *b, const void *p, size_t n);
+int kms_buf_append_byte(kms_buf_t *b, uint8_t v);
+int kms_buf_append_u32be(kms_buf_t *b, uint32_t v);
+int kms_buf_append_u64be(kms_buf_t *b, uint64_t v);
+int kms_buf_printf(kms_buf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Remove the first n bytes (n <= len). */
+void kms_buf_consume(kms_buf_t *b, size_t n);
+/* Hands the data out (caller frees); buffer becomes empty. */
+uint8_t *kms_buf_take(kms_buf_t *b, size_t *len_out);
+
+/* ---------------------------------------------------------------- reader */
+/*
+ * A bounded, read-only cursor over bytes. Every read checks the remaining
+ * length first and fails with KMS_ERR_PROTO (nothing consumed) when short.
+ * `base` is the absolute offset of data[0] in the original message, so that
+ * errors can name the byte offset of a nested structure.
+ */
+typedef struct kms_reader {
+    const uint8_t *data;
+    size_t len;
+    size_t pos;
+    size_t base;
+} kms_reader_t;
+
+void kms_reader_init(kms_reader_t *r, const uint8_t *data, size_t len);
+static inline size_t kms_reader_left(const kms_reader_t *r) { return r->len - r->pos; }
+static inline size_t kms_reader_offset(const kms_reader_t *r) { return r->base + r->pos; }
+int kms_reader_u8(kms_reader_t *r, uint8_t *out);
+int kms_reader_u32be(kms_reader_t *r, uint32_t *out);
+int kms_reader_u64be(kms_reader_t *r, uint64_t *out);
+/* Points *out at the next n bytes (no copy). */
+int kms_reader_bytes(kms_reader_t *r, size_t n, const uint8_t **out);
+int kms_reader_skip(kms_reader_t *r, size_t n);
+/* A sub-reader clipped to the next n bytes; advances r past them. */
+int kms_reader_sub(kms_reader_t *r, size_t n, kms_reader_t *sub_out);
+
+/* Big-endian helpers on raw memory (callers have checked lengths). */
+static inline uint32_t kms_be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+static inline uint64_t kms_be64(const uint8_t *p)
+{
+    return ((uint64_t)kms_be32(p) << 32) | kms_be32(p + 4);
+}
+static inline void kms_put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+static inline void kms_put_be64(uint8_t *p, uint64_t v)
+{
+    kms_put_be32(p, (uint32_t)(v >> 32)); kms_put_be32(p + 4, (uint32_t)v);
+}
+
+/* ----------------------------------------------------------------- arena */
+/*
+ * Per-request bump allocator. Everything allocated from it is released by
+ * one kms_arena_free()/kms_arena_reset(). `limit` caps the total bytes
+ * (0 = unlimited); past it allocation returns NULL. An arena is always
+ * wiped when reset or freed, because request trees may hold key material.
+ * Not thread-safe: one arena per request.
+ */
+typedef struct kms_arena kms_arena_t;
+
+kms_arena_t *kms_arena_new(size_t limit);
+void kms_arena_free(kms_arena_t *a);  /* NULL is a no-op */
+void kms_arena_reset(kms_arena_t *a); /* wipe and keep the first block */
+void *kms_arena_alloc(kms_arena_t *a, size_t n);  /* 16-byte aligned, zeroed */
+void *kms_arena_memdup(kms_arena_t *a, const void *p, size_t n);
+char *kms_arena_strndup(kms_arena_t *a, const char *s, size_t n); /* NUL-terminated */
+char *kms_arena_strdup(kms_arena_t *a, const char *s);
+size_t kms_arena_used(const kms_arena_t *a);
+
+/* ---------------------------------------------------------------- secret */
+/*
+ * Key material lives only in kms_secret_t: heap memory that is mlock'ed
+ * (best effort) and wiped on free. Never log its contents.
+ */
+typedef struct kms_secret {
+    uint8_t *data;
+    size_t len;
+} kms_secret_t;
+
+kms_secret_t *kms_secret_new(size_t len);                 /* zeroed */
+kms_secret_t *kms_secret_dup(const void *p, size_t len);
+void kms_secret_free(kms_secret_t *s);                     /* NULL is a no-op */
+/* Wipe memory that the compiler may not elide. */
+void kms_wipe(void *p, size_t n);
+/* Constant-time comparison: 0 when equal. */
+int kms_ct_memcmp(const void *a, const void *b, size_t n);
+
+/* ------------------------------------------------------------------- hex */
+/* Lower-case hex of n bytes into out (2n+1 bytes). */
+void kms_hex_encode(const uint8_t *p, size_t n, char *out);
+/*
+ * Decode hex text (whitespace ignored) into a malloc'ed buffer.
+ * Returns KMS_ERR_PROTO on an odd count or a non-hex character.
+ */
+int kms_hex_decode(const char *s, size_t slen, uint8_t **out, size_t *len_out);
+
+/* ------------------------------------------------------------------- log */
+enum kms_log_level { KMS_LOG_ERROR = 0, KMS_LOG_WARN, KMS_LOG_INFO, KMS_LOG_DEBUG };
+
+void kms_log_set_level(enum kms_log_level lvl);
+enum kms_log_level kms_log_get_level(void);
+/* "error" | "warn" | "info" | "debug" -> level; -1 when unknown. */
+int kms_log_level_parse(const char *s);
+/* One line to stderr: "2026-11-22T07:40:00.123Z LEVEL component: message". Thread-safe. */
+void kms_log(enum kms_log_level lvl, const char *component, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void kms_vlog(enum kms_log_level lvl, const char *component, const char *fmt, va_list ap);
+
+#define KMS_LOG_ENABLED(lvl) ((int)(lvl) <= (int)kms_log_get_level())
+
+/* ------------------------------------------------------------------ time */
+/* Wall clock in microseconds since the epoch, and a monotonic clock in ns. */
+int64_t kms_now_us(void);
+uint64_t kms_mono_ns(void);
+
+#define KMS_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif /* KMS_COMMON_H */

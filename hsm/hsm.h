@@ -1,0 +1,88 @@
+/*
+ * hsm/hsm.h: protection of key material at rest.
+ *
+ * Two layers:
+ * 1. A master-key provider (`pkcs11`: a key that never leaves a PKCS#11
+ *    token; `file`: a 32-byte key in a 0600 file) that only wraps and
+ *    unwraps data-store keys (DSKs).
+ * 2. A keyring of DSKs (plaintext only in mlock'ed memory) that seals every
+ *    key-material blob with AES-256-GCM, associated data binding the object
+ *    id and version, so a blob copied onto another row fails to open.
+ *
+ * hsm/ never includes store/: callers persist the wrapped DSKs (e.g. in
+ * store meta) and hand them to the keyring. All functions are thread-safe
+ * unless stated; PKCS#11 calls may block, so never call them on a loop thread.
+ */
+#ifndef KMS_HSM_H
+#define KMS_HSM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/kms.h"
+
+typedef struct hsm hsm_t;
+typedef struct hsm_keyring hsm_keyring_t;
+
+enum hsm_provider { HSM_PROVIDER_FILE = 0, HSM_PROVIDER_PKCS11 = 1 };
+
+typedef struct hsm_config {
+    enum hsm_provider provider;
+    /* file */
+    const char *key_file;        /* 32 raw bytes, mode 0600, owned by the service user */
+    /* pkcs11 */
+    const char *module;          /* e.g. /usr/lib/softhsm/libsofthsm2.so */
+    const char *token_label;     /* token by label, or */
+    int slot;                    /* slot id when token_label is NULL; -1 = unset */
+    const char *pin_file;        /* user PIN read from this file, or */
+    const char *pin_env;         /* from this environment variable */
+    const char *key_label;       /* CKA_LABEL of the master key (default "kmsd-master") */
+} hsm_config_t;
+
+/* Open the provider and find the master key. On failure writes one clear
+ * line into err ("token 'kmsd' not found", "wrong PIN", "key file mode 0644,
+ * must be 0600") and returns KMS_ERR_CONFIG / KMS_ERR_UNAVAIL / KMS_ERR_PERM. */
+int hsm_open(const hsm_config_t *cfg, hsm_t **out, char *err, size_t errlen);
+void hsm_close(hsm_t *h); /* NULL ok */
+
+/* Create a new master key: generated inside the token (CKA_SENSITIVE,
+ * !CKA_EXTRACTABLE, CKA_TOKEN) or written to the key file (0600). The new
+ * key gets the label `new_label` (NULL = cfg->key_label). Refuses to
+ * overwrite an existing key with the same label/file (KMS_ERR_EXISTS). */
+int hsm_init_master(const hsm_config_t *cfg, const char *new_label, char *err, size_t errlen);
+
+/* Wrap / unwrap a data-store key with the master key. */
+int hsm_wrap(hsm_t *h, const kms_secret_t *dsk, kms_buf_t *wrapped_out);
+int hsm_unwrap(hsm_t *h, const uint8_t *wrapped, size_t len, kms_secret_t **dsk_out);
+
+/* 0 when the master key is usable now; KMS_ERR_UNAVAIL when the token is
+ * gone (the provider re-logs-in by itself when it comes back). Fast. */
+int hsm_health(hsm_t *h);
+const char *hsm_describe(hsm_t *h); /* "pkcs11 token 'kmsd' key 'kmsd-master'" */
+
+/* ------------------------------------------------------------- keyring */
+int hsm_keyring_new(hsm_t *h, hsm_keyring_t **out);
+void hsm_keyring_free(hsm_keyring_t *kr); /* wipes every DSK; NULL ok */
+
+/* Add a DSK known by its wrapped form (from the store) under `dsk_id`. */
+int hsm_keyring_load(hsm_keyring_t *kr, uint32_t dsk_id, const uint8_t *wrapped, size_t len);
+/* Generate a new DSK with id `dsk_id`; its wrapped form goes to *wrapped_out
+ * for the caller to persist. It becomes the current DSK only after
+ * hsm_keyring_set_current(). */
+int hsm_keyring_generate(hsm_keyring_t *kr, uint32_t dsk_id, kms_buf_t *wrapped_out);
+int hsm_keyring_set_current(hsm_keyring_t *kr, uint32_t dsk_id);
+uint32_t hsm_keyring_current(hsm_keyring_t *kr);
+/* Re-wrap a loaded DSK under the (new) master key of `h2` (master rotation). */
+int hsm_keyring_rewrap(hsm_keyring_t *kr, uint32_t dsk_id, hsm_t *h2, kms_buf_t *wrapped_out);
+
+/* Seal plaintext key material for object (id, version) under the current
+ * DSK: out = nonce(12) || ciphertext || tag(16); *dsk_id_out names the DSK. */
+int hsm_seal(hsm_keyring_t *kr, const char *obj_id, int64_t version, const uint8_t *plain,
+             size_t len, kms_buf_t *out, uint32_t *dsk_id_out);
+/* Open a sealed blob. KMS_ERR_CRYPTO when the tag fails (wrong row, wrong
+ * version, tampering), KMS_ERR_NOTFOUND when dsk_id is not loaded. */
+int hsm_open_blob(hsm_keyring_t *kr, uint32_t dsk_id, const char *obj_id, int64_t version,
+                  const uint8_t *blob, size_t len, kms_secret_t **plain_out);
+
+#endif /* KMS_HSM_H */

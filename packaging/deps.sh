@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages kmsd needs to build, test and run.
+# Idempotent: installs only what is missing; runs `apt-get update` only then.
+set -euo pipefail
+
+PKGS=(
+  build-essential pkg-config
+  libssl-dev libsqlite3-dev libuv1-dev libyaml-dev libargon2-dev libcmocka-dev
+  openssl sqlite3 softhsm2 opensc
+  python3 python3-pytest python3-pykmip
+  clang libclang-rt-14-dev
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
+echo "deps: installing ${missing[*]}" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
