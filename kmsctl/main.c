@@ -1,0 +1,75 @@
+/*
+ * kmsctl/main.c: entry point of the admin CLI. Parses the global options
+ * (--config, --json) and dispatches to one subcommand from the table.
+ * Subcommands live in their own files; this file holds no logic of theirs.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "kmsctl/kmsctl.h"
+
+kmsctl_globals_t kmsctl_g = {.config_path = "/etc/kmsd/kmsd.yaml", .json = 0};
+
+#ifndef KMSD_VERSION
+#define KMSD_VERSION "0.1.0"
+#endif
+
+static int cmd_version(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    printf("kmsctl %s\n", KMSD_VERSION);
+    return KMSCTL_EXIT_OK;
+}
+
+/* Subcommand prototypes: one per file. */
+
+static const struct {
+    const char *name;
+    kmsctl_cmd_fn fn;
+    const char *help;
+} commands[] = {
+    {"version", cmd_version, "print the version"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: kmsctl [--config FILE] [--json] COMMAND [ARGS...]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\n'kmsctl COMMAND --help' describes each command.\n"
+               "exit status: 0 ok, 1 failed, 2 usage or malformed input, 3 kmsd unreachable or config error\n");
+}
+
+int main(int argc, char **argv)
+{
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            kmsctl_g.config_path = argv[++i];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            kmsctl_g.config_path = argv[i] + 9;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            kmsctl_g.json = 1;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return KMSCTL_EXIT_OK;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            return cmd_version(0, NULL);
+        } else {
+            fprintf(stderr, "kmsctl: unknown option %s\n", argv[i]);
+            usage(stderr);
+            return KMSCTL_EXIT_USAGE;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return KMSCTL_EXIT_USAGE;
+    }
+    for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++)
+        if (strcmp(argv[i], commands[c].name) == 0)
+            return commands[c].fn(argc - i, argv + i);
+    fprintf(stderr, "kmsctl: unknown command '%s'\n", argv[i]);
+    usage(stderr);
+    return KMSCTL_EXIT_USAGE;
+}
