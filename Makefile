@@ -52,7 +52,7 @@ UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 PROGS := $(if $(SERVER_OBJ),$(BUILD)/kmsd) $(if $(KMSCTL_OBJ),$(BUILD)/kmsctl) \
          $(if $(BENCH_OBJ),$(BUILD)/kmipbench)
 
-.PHONY: all libs tests test run fuzz fuzz-smoke bench install clean deps
+.PHONY: all libs tests test run fuzz fuzz-smoke bench install clean deps deb
 all: libs $(PROGS)
 libs: $(LIBS)
 tests: all $(UNIT_BIN)
@@ -119,6 +119,11 @@ install: all
 	install -m 0755 $(BUILD)/kmsd $(DESTDIR)$(PREFIX)/sbin/kmsd
 	install -m 0755 $(BUILD)/kmsctl $(DESTDIR)$(PREFIX)/bin/kmsctl
 	$(if $(wildcard conf/kmsd.yaml),install -m 0644 conf/kmsd.yaml $(DESTDIR)$(PREFIX)/share/kmsd/kmsd.yaml.sample)
+
+# Debian package (needs debhelper): packaging/debian is copied to ./debian for dpkg-buildpackage.
+deb:
+	rm -rf debian && cp -r packaging/debian debian
+	dpkg-buildpackage -us -uc -b; rc=$$?; rm -rf debian; exit $$rc
 
 clean:
 	rm -rf build build-asan build-fuzz
