@@ -1,0 +1,136 @@
+/* tests/unit/test_common.c: the common/ foundation: capped buffers, bounded
+ * readers, the arena (limit, reset), secrets, hex, errors. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <stdlib.h>
+#include <cmocka.h>
+
+#include "common/kms.h"
+
+static void test_buf_cap(void **state)
+{
+    (void)state;
+    kms_buf_t b;
+    kms_buf_init(&b, 10);
+    assert_int_equal(kms_buf_append(&b, "0123456789", 10), 0);
+    assert_int_equal(b.len, 10);
+    assert_int_equal(kms_buf_append_byte(&b, 'x'), KMS_ERR_LIMIT);
+    assert_int_equal(b.len, 10); /* unchanged on failure */
+    kms_buf_consume(&b, 4);
+    assert_memory_equal(b.data, "456789", 6);
+    assert_int_equal(kms_buf_append_u32be(&b, 0x01020304), 0);
+    assert_memory_equal(b.data + 6, "\x01\x02\x03\x04", 4);
+    assert_int_equal(kms_buf_printf(&b, "y"), KMS_ERR_LIMIT);
+    kms_buf_dispose_wipe(&b);
+    assert_null(b.data);
+}
+
+static void test_buf_overflow_arith(void **state)
+{
+    (void)state;
+    kms_buf_t b;
+    kms_buf_init(&b, 0); /* "no cap" still has a sane maximum */
+    assert_int_equal(kms_buf_append(&b, "ab", 2), 0);
+    assert_int_equal(kms_buf_reserve(&b, SIZE_MAX), KMS_ERR_LIMIT);
+    assert_int_equal(kms_buf_reserve(&b, SIZE_MAX - 1), KMS_ERR_LIMIT);
+    size_t n;
+    uint8_t *p = kms_buf_take(&b, &n);
+    assert_int_equal(n, 2);
+    assert_null(b.data);
+    free(p);
+}
+
+static void test_reader_bounds(void **state)
+{
+    (void)state;
+    const uint8_t data[] = {0x42, 0x00, 0x01, 0x02, 0, 0, 0, 3, 9, 9, 9};
+    kms_reader_t r, sub;
+    uint32_t v;
+    uint64_t w;
+    kms_reader_init(&r, data, sizeof(data));
+    assert_int_equal(kms_reader_u32be(&r, &v), 0);
+    assert_int_equal(v, 0x42000102);
+    assert_int_equal(kms_reader_u32be(&r, &v), 0);
+    assert_int_equal(v, 3);
+    assert_int_equal(kms_reader_sub(&r, 2, &sub), 0);
+    assert_int_equal(sub.base, 8);
+    assert_int_equal(kms_reader_offset(&sub), 8);
+    assert_int_equal(kms_reader_u32be(&sub, &v), KMS_ERR_PROTO); /* clipped to 2 bytes */
+    assert_int_equal(kms_reader_left(&sub), 2);                  /* nothing consumed */
+    assert_int_equal(kms_reader_u64be(&r, &w), KMS_ERR_PROTO);
+    assert_int_equal(kms_reader_sub(&r, 2, &sub), KMS_ERR_PROTO);
+    assert_int_equal(kms_reader_skip(&r, 1), 0);
+    assert_int_equal(kms_reader_left(&r), 0);
+}
+
+static void test_arena_limit_and_reset(void **state)
+{
+    (void)state;
+    kms_arena_t *a = kms_arena_new(64 * 1024);
+    assert_non_null(a);
+    char *s = kms_arena_strdup(a, "secret");
+    assert_string_equal(s, "secret");
+    void *big = kms_arena_alloc(a, 20000); /* larger than one block */
+    assert_non_null(big);
+    assert_null(kms_arena_alloc(a, 60000)); /* past the limit */
+    assert_true(kms_arena_used(a) > 20000);
+    kms_arena_reset(a);
+    assert_int_equal(kms_arena_used(a), 0);
+    uint8_t *z = kms_arena_alloc(a, 32);
+    for (int i = 0; i < 32; i++)
+        assert_int_equal(z[i], 0); /* zeroed after reuse */
+    assert_null(kms_arena_alloc(a, SIZE_MAX));
+    kms_arena_free(a);
+    kms_arena_free(NULL);
+}
+
+static void test_secret_and_ct(void **state)
+{
+    (void)state;
+    kms_secret_t *s = kms_secret_dup("0123456789abcdef", 16);
+    assert_non_null(s);
+    assert_int_equal(s->len, 16);
+    assert_int_equal(kms_ct_memcmp(s->data, "0123456789abcdef", 16), 0);
+    assert_int_not_equal(kms_ct_memcmp(s->data, "0123456789abcdeF", 16), 0);
+    kms_secret_free(s);
+    kms_secret_free(NULL);
+}
+
+static void test_hex(void **state)
+{
+    (void)state;
+    uint8_t *out = NULL;
+    size_t n = 0;
+    char txt[9];
+    assert_int_equal(kms_hex_decode("42 00 7A\n0f", 11, &out, &n), 0);
+    assert_int_equal(n, 4);
+    kms_hex_encode(out, n, txt);
+    assert_string_equal(txt, "42007a0f");
+    free(out);
+    assert_int_equal(kms_hex_decode("abc", 3, &out, &n), KMS_ERR_PROTO);
+    assert_int_equal(kms_hex_decode("zz", 2, &out, &n), KMS_ERR_PROTO);
+}
+
+static void test_errors_and_levels(void **state)
+{
+    (void)state;
+    assert_string_equal(kms_strerror(0), "ok");
+    assert_string_equal(kms_strerror(KMS_ERR_LIMIT), "limit exceeded");
+    assert_string_equal(kms_strerror(12345), "unknown error");
+    assert_int_equal(kms_log_level_parse("debug"), KMS_LOG_DEBUG);
+    assert_int_equal(kms_log_level_parse("loud"), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buf_cap),           cmocka_unit_test(test_buf_overflow_arith),
+        cmocka_unit_test(test_reader_bounds),     cmocka_unit_test(test_arena_limit_and_reset),
+        cmocka_unit_test(test_secret_and_ct),     cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_errors_and_levels),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
