@@ -1,0 +1,176 @@
+/*
+ * conf/conf.h: the kmsd configuration, one YAML file into a plain struct.
+ *
+ * conf_load() reads the file with libyaml and fills a conf_t in which every
+ * setting has a value (its documented default when the file omits it). An
+ * unknown key, a wrong type or an out-of-range value is an error whose text
+ * names file:line:column and the dotted key, e.g.
+ *   "kmsd.yaml:12:5: limits.max_connections: must be between 1 and 1000000".
+ * Relative paths in the file are resolved against the file's directory, so
+ * the loaded struct holds only absolute paths (or "" for "unset").
+ *
+ * conf/ deliberately does not open, create or check the files it names
+ * (certificates, keys, the database): the server and hsm/ do that and report
+ * their own errors. It depends on common/ only (and libyaml).
+ *
+ * The sample conf/kmsd.yaml documents every setting; keep it in step with
+ * the defaults in conf/defaults.c.
+ */
+#ifndef KMS_CONF_H
+#define KMS_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/kms.h"
+
+/* tls.client_auth */
+enum conf_client_auth {
+    CONF_CLIENT_AUTH_REQUIRED = 0, /* handshake fails without a valid client certificate */
+    CONF_CLIENT_AUTH_OPTIONAL = 1, /* certificate requested; without one the KMIP Credential
+                                      (user name + password) must identify the client */
+};
+
+/* hsm.provider; same values as enum hsm_provider in hsm/hsm.h (conf/ may not
+ * include hsm/, so the caller converts: (enum hsm_provider)c->hsm.provider). */
+enum conf_hsm_provider { CONF_HSM_FILE = 0, CONF_HSM_PKCS11 = 1 };
+
+/* replication.mode */
+enum conf_repl_mode {
+    CONF_REPL_ASYNC = 0,     /* acknowledge after the local commit */
+    CONF_REPL_SEMI_SYNC = 1, /* acknowledge after one peer has the change too */
+};
+
+/*
+ * The effective configuration. Every string is non-NULL ("" = unset) and
+ * every path is absolute (or ""). Durations are milliseconds, sizes bytes.
+ * Owned by the conf_t: callers treat it as read-only.
+ */
+typedef struct conf {
+    const char *path;            /* absolute path of the loaded file; "" for pure defaults */
+
+    const char *node_id;         /* node_id: "" = generated once and kept in the DB */
+    const char *const *listen;   /* listen: "ADDR:PORT" or "[V6ADDR]:PORT"; default ["[::]:5696"] */
+    size_t n_listen;             /*   (at least one; validated with conf_parse_hostport) */
+    unsigned workers;            /* workers: event loops; 0 = number of online CPUs (default 0) */
+    unsigned threads;            /* threads: request worker threads (default 32) */
+    const char *run_as;          /* run_as: user to drop to when started as root ("" = stay) */
+
+    struct conf_tls {
+        const char *cert;        /* tls.cert: server certificate chain PEM (default /etc/kmsd/pki/server.crt) */
+        const char *key;         /* tls.key: server private key PEM (default /etc/kmsd/pki/server.key) */
+        const char *client_ca;   /* tls.client_ca: CA bundle for client certs (default /etc/kmsd/pki/ca.crt) */
+        enum conf_client_auth client_auth; /* tls.client_auth: required | optional (default required) */
+        bool require_registered; /* tls.require_registered: only certificates registered with
+                                    kmsctl (fingerprint known) may connect (default false) */
+        int min_version;         /* tls.min_version: "1.2" -> 0x0303 (TLS1_2_VERSION), "1.3" -> 0x0304 */
+        const char *ciphers;     /* tls.ciphers: OpenSSL cipher list for TLS <= 1.2 */
+        const char *ciphersuites;/* tls.ciphersuites: TLS 1.3 suites */
+        bool session_resumption; /* tls.session_resumption: session tickets/cache (default true) */
+    } tls;
+
+    struct conf_limits {
+        size_t max_message;          /* limits.max_message: one request (default 1 MiB) */
+        size_t max_response;         /* limits.max_response: one response (default 16 MiB) */
+        unsigned max_connections;    /* limits.max_connections: whole process (default 10000) */
+        unsigned max_depth;          /* limits.max_depth: TTLV structure nesting (default 32) */
+        unsigned max_items;          /* limits.max_items: TTLV items per message (default 100000) */
+        unsigned max_batch_items;    /* limits.max_batch_items: batch items per request (default 1024) */
+        uint64_t handshake_timeout_ms; /* limits.handshake_timeout (default 10 s) */
+        uint64_t idle_timeout_ms;      /* limits.idle_timeout: no request in flight (default 120 s) */
+        uint64_t message_timeout_ms;   /* limits.message_timeout: first to last byte of a request (30 s) */
+        size_t max_pending_output;     /* limits.max_pending_output: stop reading above it (4 MiB) */
+        uint64_t shutdown_timeout_ms;  /* limits.shutdown_timeout: drain on SIGTERM (default 10 s) */
+    } limits;
+
+    struct conf_store {
+        const char *path;        /* store.path (default /var/lib/kmsd/kms.db) */
+        unsigned max_batch;      /* store.max_batch: writes per group commit (default 512) */
+    } store;
+
+    struct conf_hsm {
+        enum conf_hsm_provider provider; /* hsm.provider: file | pkcs11 (default file) */
+        const char *key_file;    /* hsm.key_file (default /etc/kmsd/master.key) */
+        const char *module;      /* hsm.module: PKCS#11 library ("" unless pkcs11) */
+        const char *token_label; /* hsm.token_label */
+        int slot;                /* hsm.slot: -1 = unset (use token_label) */
+        const char *pin_file;    /* hsm.pin_file */
+        const char *pin_env;     /* hsm.pin_env: name of an environment variable */
+        const char *key_label;   /* hsm.key_label (default "kmsd-master") */
+    } hsm;
+
+    struct conf_admin {
+        const char *socket;      /* admin.socket (default /run/kmsd/admin.sock) */
+        unsigned mode;           /* admin.mode: octal permission bits (default 0600) */
+        const char *group;       /* admin.group: group owner of the socket ("" = unchanged) */
+    } admin;
+
+    struct conf_log {
+        enum kms_log_level level; /* log.level: error | warn | info | debug (default info) */
+    } log;
+
+    struct conf_audit {
+        const char *path;        /* audit.path: "" = off (default /var/log/kmsd/audit.log) */
+        size_t rotate_size;      /* audit.rotate_size (default 100 MiB) */
+        bool fsync;              /* audit.fsync: fsync each record (default true) */
+    } audit;
+
+    struct conf_replication {
+        const char *listen;      /* replication.listen: "ADDR:PORT", "" = replication off */
+        const char *const *peers;/* replication.peers: "host:port" list (default empty) */
+        size_t n_peers;
+        enum conf_repl_mode mode;/* replication.mode: async | semi-sync (default async) */
+    } replication;
+
+    void *priv_;                 /* owned allocations; do not touch */
+} conf_t;
+
+/*
+ * Fill *c with the defaults. The strings point at static storage, so a
+ * conf_t filled only by conf_defaults() owns nothing and needs no conf_free()
+ * (calling conf_free() on it would be wrong: it was not heap-allocated).
+ */
+void conf_defaults(conf_t *c);
+
+/*
+ * Load the YAML file `path` over the defaults into a new conf_t (*out).
+ * On error returns KMS_ERR_CONFIG (bad content), KMS_ERR_IO (cannot read) or
+ * KMS_ERR_NOMEM, leaves *out NULL and writes one line into err:
+ * "FILE:LINE:COL: KEY: what is wrong". An empty file gives the defaults.
+ * Thread-safe (no global state).
+ */
+int conf_load(const char *path, conf_t **out, char *err, size_t errlen);
+
+/*
+ * As conf_load() but from memory: `name` is used in messages and `dir`
+ * (absolute, or NULL = current directory) resolves relative paths. For
+ * tests and fuzzers.
+ */
+int conf_load_buffer(const char *name, const char *dir, const void *data, size_t len,
+                     conf_t **out, char *err, size_t errlen);
+
+/* Free a conf_t from conf_load*(). NULL is a no-op. */
+void conf_free(conf_t *c);
+
+/*
+ * Write the effective configuration to f as YAML that conf_load() accepts
+ * (every setting, durations in ms, sizes in bytes); for `kmsd --check-config`.
+ * Holds no secrets (the PIN itself is never in the config). Returns 0 or
+ * KMS_ERR_IO.
+ */
+int conf_dump(const conf_t *c, FILE *f);
+
+/* ---------------------------------------------------------- value parsers */
+/* Shared with kmsctl; each returns 0 or KMS_ERR_CONFIG. */
+
+/* "10s", "500ms", "2m", "1h", "1.5s" or plain seconds ("30") -> ms. */
+int conf_parse_duration_ms(const char *s, uint64_t *ms_out);
+/* "1MiB", "64KiB", "1GiB", "1MB", "10kB" or plain bytes -> bytes. */
+int conf_parse_size(const char *s, uint64_t *bytes_out);
+/* "1.2.3.4:5696", "[::1]:5696", "host.example:5696" -> host (no brackets,
+ * NUL-terminated, at most hostlen-1 chars) and port 1..65535. */
+int conf_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port_out);
+
+#endif /* KMS_CONF_H */
