@@ -1,0 +1,84 @@
+/*
+ * conf/defaults.c: the default value of every setting. conf/kmsd.yaml
+ * documents the same values; change both together.
+ *
+ * Defaults point at static storage; nothing here allocates.
+ */
+#include <string.h>
+
+#include "conf/conf.h"
+
+/* Forward-secret AEAD suites only (ECDHE with AES-GCM or ChaCha20-Poly1305). */
+#define CONF_DEFAULT_CIPHERS                                                  \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"              \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"              \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"
+#define CONF_DEFAULT_CIPHERSUITES \
+    "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
+
+/* One dual-stack listener: on Linux "[::]" also accepts IPv4 unless
+ * net.ipv6.bindv6only is set (the server sets IPV6_V6ONLY=0 explicitly). */
+static const char *const default_listen[] = {"[::]:5696"};
+
+void conf_defaults(conf_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->path = "";
+    c->node_id = "";
+    c->listen = default_listen;
+    c->n_listen = 1;
+    c->workers = 0;
+    c->threads = 32;
+    c->run_as = "";
+
+    c->tls.cert = "/etc/kmsd/pki/server.crt";
+    c->tls.key = "/etc/kmsd/pki/server.key";
+    c->tls.client_ca = "/etc/kmsd/pki/ca.crt";
+    c->tls.client_auth = CONF_CLIENT_AUTH_REQUIRED;
+    c->tls.require_registered = false;
+    c->tls.min_version = 0x0303;
+    c->tls.ciphers = CONF_DEFAULT_CIPHERS;
+    c->tls.ciphersuites = CONF_DEFAULT_CIPHERSUITES;
+    c->tls.session_resumption = true;
+
+    c->limits.max_message = 1u << 20;
+    c->limits.max_response = 16u << 20;
+    c->limits.max_connections = 10000;
+    c->limits.max_depth = 32;
+    c->limits.max_items = 100000;
+    c->limits.max_batch_items = 1024;
+    c->limits.handshake_timeout_ms = 10000;
+    c->limits.idle_timeout_ms = 120000;
+    c->limits.message_timeout_ms = 30000;
+    c->limits.max_pending_output = 4u << 20;
+    c->limits.shutdown_timeout_ms = 10000;
+
+    c->store.path = "/var/lib/kmsd/kms.db";
+    c->store.max_batch = 512;
+
+    c->hsm.provider = CONF_HSM_FILE;
+    c->hsm.key_file = "/etc/kmsd/master.key";
+    c->hsm.module = "";
+    c->hsm.token_label = "";
+    c->hsm.slot = -1;
+    c->hsm.pin_file = "";
+    c->hsm.pin_env = "";
+    c->hsm.key_label = "kmsd-master";
+
+    c->admin.socket = "/run/kmsd/admin.sock";
+    c->admin.mode = 0600;
+    c->admin.group = "";
+
+    c->log.level = KMS_LOG_INFO;
+
+    c->audit.path = "/var/log/kmsd/audit.log";
+    c->audit.rotate_size = (size_t)100 << 20;
+    c->audit.fsync = true;
+
+    c->replication.listen = "";
+    c->replication.peers = NULL;
+    c->replication.n_peers = 0;
+    c->replication.mode = CONF_REPL_ASYNC;
+
+    c->priv_ = NULL;
+}
