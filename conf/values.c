@@ -46,8 +46,8 @@ static int parse_scaled(const char *s, const struct unit *units, uint64_t bare_m
             den *= 10;
         }
     }
-    if (*p == ' ')
-        p++;
+    if (*p == ' ' && *++p == '\0')
+        return KMS_ERR_CONFIG; /* "10 " */
     if (*p == '\0') {
         mult = bare_mult;
     } else {
@@ -59,6 +59,8 @@ static int parse_scaled(const char *s, const struct unit *units, uint64_t bare_m
         if (mult == 0)
             return KMS_ERR_CONFIG;
     }
+    if (den > 1 && mult == 1)
+        return KMS_ERR_CONFIG; /* "1.5" bytes, "0.5ms": no fractions of the base unit */
     if (ip != 0 && mult > UINT64_MAX / ip)
         return KMS_ERR_CONFIG;
     uint64_t v = ip * mult;
