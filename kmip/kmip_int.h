@@ -1,0 +1,310 @@
+/*
+ * kmip/kmip_int.h: the private contract inside kmip/ (core + operations).
+ *
+ * - kmip_ctx_t: everything one batch item's handler needs (arena, identity,
+ *   protocol version, ID Placeholder, store reader, request and response
+ *   payloads, the failure reason).
+ * - The operation handler signature and the dispatch table entry.
+ * - The managed-object model (kmip_obj_t) with load/save against store/:
+ *   attributes are kept as decoded TTLV Attribute Value items; key material
+ *   is sealed with hsm_seal() for (id, version the put will produce) and
+ *   opened with hsm_open_blob() for (id, stored version).
+ * - Attribute helpers (get/set/add/remove by name and index) and the
+ *   attribute rule table (single/multi valued, who may set/modify/delete).
+ * - kmip_fail(): record a KMIP Result Reason + message and return an error.
+ *
+ * Nothing here is visible outside kmip/. Not thread-safe per object: one
+ * context belongs to one worker thread for the duration of one request.
+ *
+ * Conventions for handlers:
+ *   int kmip_op_xxx(kmip_ctx_t *ctx)
+ *     reads ctx->payload (the Request Payload structure, never NULL: an
+ *     empty structure when the request had none), appends its answer to
+ *     ctx->resp_payload (an empty Response Payload structure, already made),
+ *     and returns 0, or returns kmip_fail(ctx, REASON, "msg") on a client
+ *     error. Any other negative return without kmip_fail() becomes General
+ *     Failure (or the mapping in kmip_reason_of()).
+ *   Objects, trees and strings come from ctx->arena (freed after the
+ *   request). Plaintext material goes in kms_secret_t; give it to
+ *   kmip_ctx_own_secret() or free it yourself.
+ */
+#ifndef KMS_KMIP_INT_H
+#define KMS_KMIP_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/kms.h"
+#include "hsm/hsm.h"
+#include "kmip/kmip.h"
+#include "store/store.h"
+#include "ttlv/ttlv.h"
+
+/* ---------------------------------------------------------------- server */
+struct kmip_server {
+    kmip_config_t cfg;
+    pthread_key_t reader_key;  /* per-thread store_reader_t, created on first use */
+    char vendor[64];
+    char version[64];
+};
+
+/* The calling thread's store reader (created on first use; NULL on error). */
+store_reader_t *kmip_thread_reader(kmip_server_t *s);
+
+/* --------------------------------------------------------------- context */
+#define KMIP_MAX_OWNED_SECRETS 16
+
+typedef struct kmip_ctx {
+    kmip_server_t *srv;
+    kms_arena_t *arena;
+    const kmip_identity_t *ident;
+    const char *tenant_filter;   /* ident->tenant for clients, NULL for admins */
+    int ver_major, ver_minor;    /* the request's Protocol Version */
+    store_reader_t *reader;
+    int64_t now;                 /* seconds since the epoch, fixed per request */
+
+    uint32_t operation;          /* this batch item's Operation */
+    const ttlv_item_t *payload;  /* Request Payload (an empty structure if absent) */
+    ttlv_item_t *resp_payload;   /* Response Payload being built */
+
+    char id_placeholder[64];     /* ID Placeholder, "" when unset; kept across items */
+
+    /* Failure recorded by kmip_fail() for this item. */
+    uint32_t reason;             /* KMIP_RESULT_REASON_*, 0 = none recorded */
+    char msg[256];
+
+    /* Undo log of the batch (Batch Error Continuation Option Undo). */
+    struct kmip_undo *undo;
+    bool undo_enabled;
+
+    char first_object_id[64];    /* for kmip_summary_t */
+
+    kms_secret_t *owned[KMIP_MAX_OWNED_SECRETS];
+    size_t n_owned;
+} kmip_ctx_t;
+
+/* Record reason + message (printf) for the current item; returns
+ * KMS_ERR_INVAL so handlers can `return kmip_fail(...)`. */
+int kmip_fail(kmip_ctx_t *ctx, uint32_t reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Result Reason for a negative return when kmip_fail() was not called
+ * (NOTFOUND -> Item Not Found, PERM -> Permission Denied, NOTSUP ->
+ * Operation Not Supported, CRYPTO -> Cryptographic Failure, LIMIT ->
+ * Response Too Large, else General Failure). */
+uint32_t kmip_reason_of(int rc);
+
+/* The secret is freed (wiped) when the request ends. Returns s. */
+kms_secret_t *kmip_ctx_own_secret(kmip_ctx_t *ctx, kms_secret_t *s);
+
+/* Unique Identifier of the request payload, or the ID Placeholder when the
+ * payload has none. NULL (and kmip_fail Invalid Field / Missing Data)
+ * when neither exists. */
+const char *kmip_req_uid(kmip_ctx_t *ctx);
+/* Set the ID Placeholder (after Create/Register/Create Key Pair...). */
+void kmip_set_placeholder(kmip_ctx_t *ctx, const char *id);
+/* Protocol version helpers. */
+static inline bool kmip_ver_at_least(const kmip_ctx_t *c, int maj, int min)
+{
+    return c->ver_major > maj || (c->ver_major == maj && c->ver_minor >= min);
+}
+
+/* --------------------------------------------------------------- handlers */
+typedef int (*kmip_op_fn)(kmip_ctx_t *ctx);
+
+typedef struct kmip_op_entry {
+    uint32_t operation;          /* KMIP_OPERATION_* */
+    kmip_op_fn fn;               /* NULL = Operation Not Supported */
+    bool writes;                 /* changes the store (for Undo and summaries) */
+} kmip_op_entry_t;
+
+/* The dispatch table (kmip/dispatch.c); entry NULL when unknown. */
+const kmip_op_entry_t *kmip_op_lookup(uint32_t operation);
+/* Operations with a handler, in table order (for Query Operations). */
+size_t kmip_op_supported(uint32_t *ops_out, size_t max);
+
+/* Core handlers (this engineer). */
+int kmip_op_create(kmip_ctx_t *ctx);
+int kmip_op_locate(kmip_ctx_t *ctx);
+int kmip_op_check(kmip_ctx_t *ctx);
+int kmip_op_get(kmip_ctx_t *ctx);
+int kmip_op_get_attributes(kmip_ctx_t *ctx);
+int kmip_op_get_attribute_list(kmip_ctx_t *ctx);
+int kmip_op_add_attribute(kmip_ctx_t *ctx);
+int kmip_op_modify_attribute(kmip_ctx_t *ctx);
+int kmip_op_delete_attribute(kmip_ctx_t *ctx);
+int kmip_op_obtain_lease(kmip_ctx_t *ctx);
+int kmip_op_get_usage_allocation(kmip_ctx_t *ctx);
+int kmip_op_activate(kmip_ctx_t *ctx);
+int kmip_op_revoke(kmip_ctx_t *ctx);
+int kmip_op_destroy(kmip_ctx_t *ctx);
+int kmip_op_archive(kmip_ctx_t *ctx);
+int kmip_op_recover(kmip_ctx_t *ctx);
+int kmip_op_query(kmip_ctx_t *ctx);
+int kmip_op_discover_versions(kmip_ctx_t *ctx);
+
+/* Crypto engineer's handlers (kmip/op_register.c, op_keypair.c,
+ * op_rekey.c). dispatch.c puts each in the table only when its file
+ * exists (__has_include); until then the operation answers Operation Not
+ * Supported. */
+int kmip_op_register(kmip_ctx_t *ctx);
+int kmip_op_create_key_pair(kmip_ctx_t *ctx);
+int kmip_op_rekey(kmip_ctx_t *ctx);
+
+/* --------------------------------------------------------- object model */
+typedef struct kmip_attr {
+    const char *name;            /* "Cryptographic Algorithm", "x-Foo" */
+    uint32_t index;              /* Attribute Index */
+    ttlv_item_t *value;          /* the Attribute Value item (tag ATTRIBUTE_VALUE,
+                                    or the structure's own tag for structures) */
+    struct kmip_attr *next;
+} kmip_attr_t;
+
+typedef struct kmip_obj {
+    char id[64];
+    uint32_t object_type;
+    uint32_t state;              /* mirror of the State attribute */
+    char tenant[64];             /* owner */
+    int64_t version;             /* stored version; 0 = not stored yet */
+    int64_t created_us;
+    bool archived;
+
+    /* Sealed material as loaded (dsk_id 0 = none). */
+    uint32_t dsk_id;
+    const uint8_t *blob;
+    size_t blob_len;
+    /* Plaintext material when opened or newly set (owned by the context). */
+    kms_secret_t *material;
+    bool has_material;           /* false after Destroy wiped it */
+
+    kmip_attr_t *attrs;          /* every instance, in insertion order */
+    bool dirty;
+} kmip_obj_t;
+
+/*
+ * A new object of `object_type` for the requesting identity's tenant:
+ * fresh UUID v4, State Pre-Active, and the server attributes Unique
+ * Identifier, Object Type, State, Initial Date, Last Change Date, Lease
+ * Time (symmetric/private keys) and Fresh. Nothing stored yet.
+ */
+int kmip_obj_new(kmip_ctx_t *ctx, uint32_t object_type, kmip_obj_t **out);
+
+/*
+ * Load object `id` visible to the requester (another tenant's object is
+ * KMS_ERR_NOTFOUND, with kmip_fail Item Not Found already recorded).
+ * Date-driven transitions (Activation Date reached -> Active, Deactivation
+ * Date reached -> Deactivated) are applied to the in-memory copy.
+ */
+int kmip_obj_load(kmip_ctx_t *ctx, const char *id, kmip_obj_t **out);
+
+/* Material: attach freshly generated / registered plaintext (ownership of
+ * `stored` passes to the context); sets Digest (SHA-256 of the stored
+ * bytes), and from `desc` Cryptographic Algorithm / Length when non-zero
+ * plus the private bookkeeping (registered format, curve, sub type). */
+struct kmip_material;
+int kmip_obj_set_material(kmip_ctx_t *ctx, kmip_obj_t *o, kms_secret_t *stored,
+                          const struct kmip_material *desc);
+/* Open the sealed material (cached in o->material). KMS_ERR_NOTFOUND with
+ * Key Value Not Present recorded when the object has none (destroyed). */
+int kmip_obj_open_material(kmip_ctx_t *ctx, kmip_obj_t *o, const kms_secret_t **out);
+/* Description of the stored material (for kmip_crypto_object_build). */
+int kmip_obj_material_desc(const kmip_obj_t *o, struct kmip_material *desc_out);
+/* Wipe the material (Destroy): blob dropped, metadata kept. */
+void kmip_obj_drop_material(kmip_obj_t *o);
+
+/*
+ * Write the object (Last Change Date updated, material re-sealed for the
+ * new version) with expect_version = o->version, and commit. On success
+ * o->version is the new version. KMS_ERR_CONFLICT when someone else wrote
+ * it first (re-load and retry, or use kmip_obj_update()).
+ */
+int kmip_obj_save(kmip_ctx_t *ctx, kmip_obj_t *o);
+
+/* Load `id`, run cb on it, save; retried on KMS_ERR_CONFLICT (up to 5
+ * times). cb returns 0 to save, 1 to skip the save (no change), or an
+ * error (kmip_fail). *out (may be NULL) gets the final object. */
+typedef int (*kmip_mutate_cb)(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg);
+int kmip_obj_update(kmip_ctx_t *ctx, const char *id, kmip_mutate_cb cb, void *arg,
+                    kmip_obj_t **out);
+
+/* Apply date-driven transitions now (called by load). True if changed. */
+bool kmip_obj_eval_dates(kmip_ctx_t *ctx, kmip_obj_t *o);
+/* Set State (attribute and mirror). */
+int kmip_obj_set_state(kmip_ctx_t *ctx, kmip_obj_t *o, uint32_t state);
+
+/* ------------------------------------------------------------ attributes */
+/* Instance `index` of `name`, or NULL. */
+kmip_attr_t *kmip_attr_get(const kmip_obj_t *o, const char *name, uint32_t index);
+size_t kmip_attr_count(const kmip_obj_t *o, const char *name);
+/* Replace instance `index` of name (or add it when absent). `value` is
+ * taken as is (arena item; its tag is forced to Attribute Value). */
+int kmip_attr_set(kmip_ctx_t *ctx, kmip_obj_t *o, const char *name, uint32_t index,
+                  ttlv_item_t *value);
+/* Add a new instance with index = highest + 1 (0 if none); *index_out may be NULL. */
+int kmip_attr_add(kmip_ctx_t *ctx, kmip_obj_t *o, const char *name, ttlv_item_t *value,
+                  uint32_t *index_out);
+/* Remove instance `index` of `name`; KMS_ERR_NOTFOUND if absent. */
+int kmip_attr_remove(kmip_obj_t *o, const char *name, uint32_t index);
+/* Remove every instance of `name`. */
+void kmip_attr_remove_all(kmip_obj_t *o, const char *name);
+
+/* Typed shortcuts on instance 0. The getters return KMS_ERR_NOTFOUND when
+ * absent and KMS_ERR_PROTO when the stored type differs. */
+int kmip_attr_set_enum(kmip_ctx_t *ctx, kmip_obj_t *o, const char *name, uint32_t v);
+int kmip_attr_set_int(kmip_ctx_t *ctx, kmip_obj_t *o, const char *name, int32_t v);
+int kmip_attr_set_date(kmip_ctx_t *ctx, kmip_obj_t *o, const char *name, int64_t secs);
+int kmip_attr_set_text(kmip_ctx_t *ctx, kmip_obj_t *o, const char *name, const char *s);
+int kmip_attr_set_bool(kmip_ctx_t *ctx, kmip_obj_t *o, const char *name, bool v);
+int kmip_attr_set_interval(kmip_ctx_t *ctx, kmip_obj_t *o, const char *name, uint32_t v);
+int kmip_attr_get_enum(const kmip_obj_t *o, const char *name, uint32_t *out);
+int kmip_attr_get_int(const kmip_obj_t *o, const char *name, int32_t *out);
+int kmip_attr_get_date(const kmip_obj_t *o, const char *name, int64_t *out);
+const char *kmip_attr_get_text(const kmip_obj_t *o, const char *name); /* NULL if absent */
+
+/* Append an Attribute structure (Name, Index when > 0, Value) to parent. */
+ttlv_item_t *kmip_attr_to_ttlv(kmip_ctx_t *ctx, ttlv_item_t *parent, const kmip_attr_t *a);
+
+/* Rules of a standard attribute (NULL for unknown names; custom x-/y-
+ * names get a generic multi-valued, client-modifiable rule). */
+enum kmip_attr_flags {
+    KMIP_ATTR_MULTI = 1u << 0,         /* multiple instances allowed */
+    KMIP_ATTR_CLIENT_INIT = 1u << 1,   /* client may set it on Create/Register */
+    KMIP_ATTR_CLIENT_MOD = 1u << 2,    /* Modify Attribute allowed (client) */
+    KMIP_ATTR_CLIENT_DEL = 1u << 3,    /* Delete Attribute allowed */
+    KMIP_ATTR_CLIENT_ADD = 1u << 4,    /* Add Attribute allowed */
+    KMIP_ATTR_HIDDEN = 1u << 5,        /* private bookkeeping, never shown */
+    KMIP_ATTR_MOD_PREACTIVE = 1u << 6, /* modifiable only in Pre-Active state */
+};
+typedef struct kmip_attr_rule {
+    const char *name;
+    uint32_t tag;              /* tag of the value item (0 for custom) */
+    enum ttlv_type type;       /* TTLV_ANY for custom */
+    unsigned flags;
+} kmip_attr_rule_t;
+const kmip_attr_rule_t *kmip_attr_rule(const char *name);
+/* True for "x-..." / "y-..." names. */
+bool kmip_attr_is_custom(const char *name);
+
+/*
+ * Apply a Template-Attribute (or Common/Private/Public Key Template-
+ * Attribute) structure to a new object: Name references to Template
+ * objects are resolved (their attributes first, then the explicit ones),
+ * every attribute is validated against its rule (type, may the client set
+ * it, single-valued) and the object-type applicability. Failures are
+ * recorded with kmip_fail (Invalid Field, Permission Denied for server-
+ * only attributes, Item Not Found for an unknown template). `tmpl` may be
+ * NULL.
+ */
+int kmip_attrs_apply_template(kmip_ctx_t *ctx, kmip_obj_t *o, const ttlv_item_t *tmpl);
+
+/* Parse one Attribute structure into name/index/value (value cloned into
+ * the arena). Invalid Field recorded when malformed. */
+int kmip_attr_parse(kmip_ctx_t *ctx, const ttlv_item_t *attr, const char **name_out,
+                    uint32_t *index_out, bool *has_index_out, ttlv_item_t **value_out);
+
+/* Search keys for the store (Locate) of one attribute value. */
+void kmip_attr_search_keys(kms_arena_t *a, const char *name, const ttlv_item_t *value,
+                           const char **skey_out, int64_t *nkey_out, bool *has_nkey_out);
+
+#endif /* KMS_KMIP_INT_H */
