@@ -1,0 +1,120 @@
+/*
+ * certs/certs.h: the small PKI kmsd needs, on OpenSSL 3.
+ *
+ * A private CA (EC P-256 by default, RSA 3072 as an option), a server
+ * certificate whose SANs cover every name clients use (EKU serverAuth and
+ * clientAuth: vCenter and PyKMIP present it both ways), client certificates
+ * (EKU clientAuth, CN = client name), signing a client's CSR (vCenter's
+ * "KMS signs the CSR" trust method), and the identity facts the server
+ * matches on: SHA-256 fingerprint of the DER and the subject CN.
+ *
+ * Private keys are written only through certs_write_key_pem(): a new file
+ * created O_CREAT|O_EXCL with mode 0600 (never chmod'ed afterwards) and
+ * renamed into place, so a key is never readable by others, even briefly.
+ *
+ * It deliberately does not do revocation (CRL/OCSP), key encryption with a
+ * passphrase, or certificate chains deeper than CA -> leaf.
+ * All functions are thread-safe (no global state beyond OpenSSL's own).
+ */
+#ifndef KMS_CERTS_H
+#define KMS_CERTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <openssl/types.h>
+
+#include "common/kms.h"
+
+#define CERTS_CA_DAYS 3650   /* default CA validity: 10 years */
+#define CERTS_LEAF_DAYS 825  /* default leaf validity: the CA/B maximum, ~2 years */
+#define CERTS_MAX_DAYS 36500 /* upper bound accepted for any validity */
+
+enum certs_key_type {
+    CERTS_KEY_EC_P256 = 0, /* default: small, fast, accepted by vCenter and PyKMIP */
+    CERTS_KEY_RSA_3072 = 1,
+};
+
+/* ---------------------------------------------------------------- keys */
+
+/* Generate a new private key. Returns 0, KMS_ERR_INVAL or KMS_ERR_CRYPTO. */
+int certs_key_new(enum certs_key_type type, EVP_PKEY **key_out);
+
+/*
+ * Write `key` as unencrypted PKCS#8 PEM to `path`: a temporary file in the
+ * same directory is created with O_CREAT|O_EXCL and mode 0600, written,
+ * fsync'ed and then linked (overwrite false: KMS_ERR_EXISTS when `path`
+ * exists) or renamed (overwrite true) into place; the directory is fsync'ed.
+ * The PEM text passes only through memory that is wiped. Returns 0,
+ * KMS_ERR_EXISTS, KMS_ERR_IO or KMS_ERR_CRYPTO.
+ */
+int certs_write_key_pem(const char *path, EVP_PKEY *key, bool overwrite);
+
+/* Read a PEM private key (unencrypted). KMS_ERR_IO / KMS_ERR_PROTO. */
+int certs_load_key_pem(const char *path, EVP_PKEY **key_out);
+
+/* ------------------------------------------------------- certificates */
+
+/* Write a certificate as PEM the same way (mode 0644 before the umask). */
+int certs_write_cert_pem(const char *path, X509 *cert, bool overwrite);
+/* Read the first PEM certificate of a file. KMS_ERR_IO / KMS_ERR_PROTO. */
+int certs_load_cert_pem(const char *path, X509 **cert_out);
+/* Read a CSR in PEM ("CERTIFICATE REQUEST" or "NEW CERTIFICATE REQUEST")
+ * or DER. KMS_ERR_IO / KMS_ERR_PROTO. */
+int certs_load_csr(const char *path, X509_REQ **csr_out);
+/* PEM text of a certificate to a stdio stream. 0 or KMS_ERR_IO. */
+int certs_print_cert_pem(X509 *cert, FILE *f);
+
+/*
+ * Create a self-signed CA certificate for `key`: subject CN=`cn`,
+ * basicConstraints critical CA:TRUE pathlen:0, keyUsage critical
+ * keyCertSign+cRLSign, subject key identifier, random 128-bit serial,
+ * `days` of validity (0 = CERTS_CA_DAYS). Signed with SHA-256.
+ */
+int certs_create_ca(EVP_PKEY *key, const char *cn, int days, X509 **cert_out);
+
+/*
+ * Issue a server certificate for `key` signed by (ca, ca_key): subject
+ * CN=`cn`; SANs: each of hosts[0..n_hosts) (IPv4/IPv6 literals as IP
+ * entries, anything else as DNS) plus localhost, 127.0.0.1 and ::1, without
+ * duplicates; EKU serverAuth and clientAuth; CA:FALSE; keyUsage
+ * digitalSignature (+keyEncipherment for RSA). `days` 0 = CERTS_LEAF_DAYS.
+ * KMS_ERR_INVAL for a host name with characters a DNS name cannot have.
+ */
+int certs_issue_server(X509 *ca, EVP_PKEY *ca_key, EVP_PKEY *key, const char *cn,
+                       const char *const *hosts, size_t n_hosts, int days, X509 **cert_out);
+
+/* Issue a client certificate: subject CN=`name`, EKU clientAuth only. */
+int certs_issue_client(X509 *ca, EVP_PKEY *ca_key, EVP_PKEY *key, const char *name, int days,
+                       X509 **cert_out);
+
+/*
+ * Sign a client's CSR: the CSR's own signature must verify with its public
+ * key, its subject must have a CN, and its key must be RSA >= 2048 bits or
+ * EC on P-256/P-384/P-521 (or Ed25519). The certificate copies only the
+ * subject and the public key; the extensions are ours (EKU clientAuth,
+ * CA:FALSE), whatever the CSR asked for. On refusal returns KMS_ERR_PROTO
+ * (unreadable), KMS_ERR_CRYPTO (bad signature) or KMS_ERR_INVAL (weak key,
+ * no CN) with the reason in err.
+ */
+int certs_sign_csr(X509 *ca, EVP_PKEY *ca_key, X509_REQ *csr, int days, X509 **cert_out,
+                   char *err, size_t errlen);
+
+/* ----------------------------------------------------------- identity */
+
+/* Lower-case hex SHA-256 of the DER encoding (64 chars + NUL). */
+int certs_fingerprint_sha256(X509 *cert, char out[65]);
+/* The (last) subject CN as UTF-8. KMS_ERR_NOTFOUND when there is none,
+ * KMS_ERR_LIMIT when it does not fit, KMS_ERR_PROTO when it holds a NUL. */
+int certs_subject_cn(X509 *cert, char *out, size_t outlen);
+
+/*
+ * Verify that `leaf` chains to `ca` (X509_verify_cert with `ca` as the only
+ * trust anchor, current time) and carries the EKU for `purpose`
+ * (X509_PURPOSE_SSL_SERVER or X509_PURPOSE_SSL_CLIENT; 0 = any). On failure
+ * returns KMS_ERR_CRYPTO with OpenSSL's reason in err.
+ */
+int certs_verify(X509 *ca, X509 *leaf, int purpose, char *err, size_t errlen);
+
+#endif /* KMS_CERTS_H */

@@ -1,0 +1,101 @@
+/*
+ * certs/identity.c: the facts the server and kmsctl match a certificate
+ * on (SHA-256 fingerprint of the DER, subject CN) and chain verification
+ * against one CA.
+ *
+ * It does not decide who a certificate belongs to: the store's client table
+ * and the server's auth code do.
+ */
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+
+#include "certs/certs.h"
+
+int certs_fingerprint_sha256(X509 *cert, char out[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (cert == NULL || out == NULL)
+        return KMS_ERR_INVAL;
+    if (X509_digest(cert, EVP_sha256(), md, &len) != 1 || len != 32) {
+        ERR_clear_error();
+        return KMS_ERR_CRYPTO;
+    }
+    kms_hex_encode(md, 32, out);
+    return 0;
+}
+
+int certs_subject_cn(X509 *cert, char *out, size_t outlen)
+{
+    unsigned char *utf8 = NULL;
+    int rc;
+
+    if (cert == NULL || out == NULL || outlen == 0)
+        return KMS_ERR_INVAL;
+    X509_NAME *n = X509_get_subject_name(cert);
+    int idx = -1, last = -1;
+    while (n && (idx = X509_NAME_get_index_by_NID(n, NID_commonName, idx)) >= 0)
+        last = idx;
+    if (last < 0)
+        return KMS_ERR_NOTFOUND;
+    ASN1_STRING *s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(n, last));
+    int len = ASN1_STRING_to_UTF8(&utf8, s);
+    if (len < 0) {
+        rc = KMS_ERR_PROTO;
+        goto out;
+    }
+    if (len == 0) {
+        rc = KMS_ERR_NOTFOUND;
+        goto out;
+    }
+    if (memchr(utf8, '\0', (size_t)len) != NULL) {
+        rc = KMS_ERR_PROTO; /* "admin\0.evil": never let a NUL cut a name short */
+        goto out;
+    }
+    if ((size_t)len >= outlen) {
+        rc = KMS_ERR_LIMIT;
+        goto out;
+    }
+    memcpy(out, utf8, (size_t)len);
+    out[len] = '\0';
+    rc = 0;
+out:
+    OPENSSL_free(utf8);
+    ERR_clear_error();
+    return rc;
+}
+
+int certs_verify(X509 *ca, X509 *leaf, int purpose, char *err, size_t errlen)
+{
+    X509_STORE *st = NULL;
+    X509_STORE_CTX *ctx = NULL;
+    int rc = KMS_ERR_CRYPTO;
+
+    if (ca == NULL || leaf == NULL)
+        return KMS_ERR_INVAL;
+    if ((st = X509_STORE_new()) == NULL || X509_STORE_add_cert(st, ca) != 1 ||
+        (ctx = X509_STORE_CTX_new()) == NULL || X509_STORE_CTX_init(ctx, st, leaf, NULL) != 1) {
+        if (err && errlen)
+            snprintf(err, errlen, "cannot set up verification");
+        goto out;
+    }
+    if (purpose != 0 && X509_STORE_CTX_set_purpose(ctx, purpose) != 1) {
+        rc = KMS_ERR_INVAL;
+        goto out;
+    }
+    if (X509_verify_cert(ctx) == 1) {
+        rc = 0;
+    } else if (err && errlen) {
+        snprintf(err, errlen, "%s",
+                 X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+    }
+out:
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(st);
+    ERR_clear_error();
+    return rc;
+}
