@@ -54,6 +54,26 @@ int certs_write_key_pem(const char *path, EVP_PKEY *key, bool overwrite);
 /* Read a PEM private key (unencrypted). KMS_ERR_IO / KMS_ERR_PROTO. */
 int certs_load_key_pem(const char *path, EVP_PKEY **key_out);
 
+/*
+ * Create `path` holding exactly `data`, with permission `mode` (before the
+ * umask): a temporary sibling is opened O_CREAT|O_EXCL|O_NOFOLLOW with that
+ * mode, written, fsync'ed, then link()ed into place (overwrite false:
+ * KMS_ERR_EXISTS when `path` exists, which is left untouched) or rename()d
+ * over it (overwrite true); the directory is then fsync'ed.
+ */
+int certs_write_file(const char *path, const void *data, size_t len, unsigned mode,
+                     bool overwrite);
+
+/*
+ * Load a CA certificate and its private key and check that they belong
+ * together and that the key file is not readable by group or others.
+ * On failure writes one line naming the file into err and returns
+ * KMS_ERR_IO (missing/unreadable), KMS_ERR_PROTO (not PEM), KMS_ERR_PERM
+ * (key file mode too open) or KMS_ERR_INVAL (key does not match).
+ */
+int certs_load_ca(const char *cert_path, const char *key_path, X509 **ca_out,
+                  EVP_PKEY **key_out, char *err, size_t errlen);
+
 /* ------------------------------------------------------- certificates */
 
 /* Write a certificate as PEM the same way (mode 0644 before the umask). */

@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/bio.h>
@@ -18,9 +19,9 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "certs/certs.h"
-#include "certs/certs_int.h"
 
 static int fsync_parent(const char *path)
 {
@@ -44,7 +45,7 @@ static int fsync_parent(const char *path)
     return rc;
 }
 
-int certs_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode,
+int certs_write_file(const char *path, const void *data, size_t len, unsigned mode,
                             bool overwrite)
 {
     char tmp[PATH_MAX];
@@ -114,7 +115,7 @@ int certs_write_key_pem(const char *path, EVP_PKEY *key, bool overwrite)
     len = BIO_get_mem_data(b, &data);
     if (len <= 0 || data == NULL)
         goto out;
-    rc = certs_write_file_atomic(path, data, (size_t)len, 0600, overwrite);
+    rc = certs_write_file(path, data, (size_t)len, 0600, overwrite);
 out:
     BIO_free(b);
     ERR_clear_error();
@@ -135,7 +136,7 @@ int certs_write_cert_pem(const char *path, X509 *cert, bool overwrite)
     len = BIO_get_mem_data(b, &data);
     if (len <= 0 || data == NULL)
         goto out;
-    rc = certs_write_file_atomic(path, data, (size_t)len, 0644, overwrite);
+    rc = certs_write_file(path, data, (size_t)len, 0644, overwrite);
 out:
     BIO_free(b);
     ERR_clear_error();
@@ -209,4 +210,57 @@ int certs_load_csr(const char *path, X509_REQ **csr_out)
         return KMS_ERR_PROTO;
     *csr_out = r;
     return 0;
+}
+
+int certs_load_ca(const char *cert_path, const char *key_path, X509 **ca_out,
+                  EVP_PKEY **key_out, char *err, size_t errlen)
+{
+    X509 *ca = NULL;
+    EVP_PKEY *key = NULL;
+    struct stat st;
+    int rc;
+
+    if (cert_path == NULL || key_path == NULL || ca_out == NULL || key_out == NULL)
+        return KMS_ERR_INVAL;
+    if ((rc = certs_load_cert_pem(cert_path, &ca)) != 0) {
+        if (err)
+            snprintf(err, errlen, "%s: %s", cert_path,
+                     rc == KMS_ERR_IO ? strerror(errno) : "not a PEM certificate");
+        goto out;
+    }
+    if (stat(key_path, &st) != 0) {
+        if (err)
+            snprintf(err, errlen, "%s: %s", key_path, strerror(errno));
+        rc = KMS_ERR_IO;
+        goto out;
+    }
+    if (st.st_mode & 077) {
+        if (err)
+            snprintf(err, errlen, "%s: mode %04o, must not be readable by group or others",
+                     key_path, (unsigned)(st.st_mode & 07777));
+        rc = KMS_ERR_PERM;
+        goto out;
+    }
+    if ((rc = certs_load_key_pem(key_path, &key)) != 0) {
+        if (err)
+            snprintf(err, errlen, "%s: %s", key_path,
+                     rc == KMS_ERR_IO ? strerror(errno) : "not an unencrypted PEM private key");
+        goto out;
+    }
+    if (X509_check_private_key(ca, key) != 1 || X509_check_ca(ca) < 1) {
+        if (err)
+            snprintf(err, errlen, "%s does not match the CA certificate %s", key_path, cert_path);
+        rc = KMS_ERR_INVAL;
+        goto out;
+    }
+    *ca_out = ca;
+    *key_out = key;
+    ca = NULL;
+    key = NULL;
+    rc = 0;
+out:
+    ERR_clear_error();
+    X509_free(ca);
+    EVP_PKEY_free(key);
+    return rc;
 }

@@ -457,6 +457,28 @@ static void test_files(void **state)
     assert_non_null(strstr(buf, "-----BEGIN CERTIFICATE-----"));
     free(buf);
 
+    /* certs_load_ca: a matching pair loads; a group-readable key, a key of
+     * another certificate, or a non-CA certificate does not. */
+    char cak[400], cac[400], e2[256];
+    X509 *lca = NULL;
+    EVP_PKEY *lkey = NULL;
+    snprintf(cak, sizeof(cak), "%s/ca.key", dir);
+    snprintf(cac, sizeof(cac), "%s/ca.crt", dir);
+    assert_int_equal(certs_write_key_pem(cak, ca_key, false), 0);
+    assert_int_equal(certs_write_cert_pem(cac, ca, false), 0);
+    assert_int_equal(certs_load_ca(cac, cak, &lca, &lkey, e2, sizeof(e2)), 0);
+    assert_int_equal(X509_cmp(lca, ca), 0);
+    assert_int_equal(EVP_PKEY_eq(lkey, ca_key), 1);
+    X509_free(lca);
+    EVP_PKEY_free(lkey);
+    assert_int_equal(certs_load_ca(cac, kp, &lca, &lkey, e2, sizeof(e2)), KMS_ERR_INVAL);
+    assert_non_null(strstr(e2, "does not match"));
+    assert_int_equal(certs_load_ca(cp, kp, &lca, &lkey, e2, sizeof(e2)), KMS_ERR_INVAL);
+    assert_int_equal(chmod(cak, 0640), 0);
+    assert_int_equal(certs_load_ca(cac, cak, &lca, &lkey, e2, sizeof(e2)), KMS_ERR_PERM);
+    assert_non_null(strstr(e2, "0640"));
+    assert_int_equal(certs_load_ca(rp, cak, &lca, &lkey, e2, sizeof(e2)), KMS_ERR_PROTO);
+
     X509_free(x);
     EVP_PKEY_free(k);
     EVP_PKEY_free(k2);
