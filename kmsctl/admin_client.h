@@ -1,0 +1,53 @@
+/*
+ * kmsctl/admin_client.h: private to kmsctl. Talking to kmsd's admin Unix
+ * socket (the protocol is described in server/access.h, whose tag values
+ * this header shares), printing its answers as text or JSON, and the audit
+ * chain verifier.
+ */
+#ifndef KMSCTL_ADMIN_CLIENT_H
+#define KMSCTL_ADMIN_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/kms.h"
+#include "conf/conf.h"
+#include "server/access.h" /* SRV_TAG_ADMIN_* and SRV_ADMIN_PROTOCOL_VERSION only */
+#include "ttlv/ttlv.h"
+
+/* Load kmsctl_g.config_path. Returns an exit code (0 or
+ * KMSCTL_EXIT_UNREACHABLE after printing the error). */
+int kmsctl_load_conf(conf_t **out);
+
+/* A new ADMIN_REQUEST with the protocol version and `command`; NULL on NOMEM. */
+ttlv_item_t *kmsctl_admin_request(kms_arena_t *a, const char *command);
+
+/*
+ * Send `req` to the admin socket of the loaded config and read the answer.
+ * Returns an exit code: 0 (answer in *resp_out, STATUS 0), KMSCTL_EXIT_FAIL
+ * (kmsd refused: its message printed to stderr), KMSCTL_EXIT_UNREACHABLE
+ * (cannot connect / protocol error, printed). The answer lives in `a`.
+ */
+int kmsctl_admin_call(kms_arena_t *a, ttlv_item_t *req, ttlv_item_t **resp_out);
+
+/* Print the RECORDs of a response: as one JSON object (single) or array
+ * with --json, else as "name: value" lines (single) or a table. */
+void kmsctl_print_records(FILE *f, const ttlv_item_t *resp, bool single);
+
+/* Read a whole (small) file; NUL-terminated, caller frees. 0 or KMS_ERR_*. */
+int kmsctl_read_file(const char *path, size_t max, char **out, size_t *len_out);
+
+/*
+ * Verify the hash chain of audit files given in chronological order. With
+ * `cont` false the first line must chain to the genesis hash (seq 1);
+ * with `cont` true the first line may continue a file not given. Returns
+ * 0 (intact), 1 (broken: `where` holds "FILE:LINE: reason"), or a negative
+ * KMS_ERR_* (cannot read: `where` says which). *lines_out counts the lines
+ * checked; last_hash (65 bytes, may be NULL) receives the final chain hash.
+ */
+int kmsctl_audit_verify_files(char *const *files, size_t n, bool cont, char *where,
+                              size_t wherelen, uint64_t *lines_out, char *last_hash);
+
+#endif
