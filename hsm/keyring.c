@@ -1,0 +1,289 @@
+/*
+ * hsm/keyring.c: the data-store keys (DSKs) and envelope sealing.
+ *
+ * A DSK is a 32-byte AES-256 key, plaintext only in a kms_secret_t, stored
+ * by the caller only in its wrapped form (hsm_wrap under the master key).
+ * hsm_seal encrypts key material with AES-256-GCM under the current DSK:
+ *   out = nonce(12) || ciphertext || tag(16)
+ *   AAD = "kmsd seal v1" || 0x00 || be32(dsk_id) || be32(len(obj_id)) ||
+ *         obj_id || be64(version)
+ * so a blob moved to another row, another version or another DSK id fails
+ * to open. Nonces are random (96 bits); with one DSK per 2^32 seals the
+ * collision risk stays far below NIST SP 800-38D's bound. Rotating the DSK
+ * (a new id) is the caller's policy; this file does not count.
+ *
+ * A read-write lock guards the table: seal/open take it shared, load and
+ * generate exclusive. Entries are never removed before hsm_keyring_free.
+ */
+#include "hsm/hsm_int.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#define SEAL_DOMAIN "kmsd seal v1"
+#define SEAL_OVERHEAD (HSM_GCM_IV_LEN + HSM_GCM_TAG_LEN)
+#define SEAL_MAX_PLAIN (64u * 1024 * 1024) /* sealed objects are keys, not bulk data */
+#define OBJ_ID_MAX 1024
+
+typedef struct dsk {
+    uint32_t id;
+    kms_secret_t *key;
+} dsk_t;
+
+struct hsm_keyring {
+    hsm_t *h;
+    pthread_rwlock_t lock;
+    dsk_t *v;
+    size_t n, cap;
+    uint32_t current; /* 0 = none */
+};
+
+int hsm_keyring_new(hsm_t *h, hsm_keyring_t **out)
+{
+    hsm_keyring_t *kr;
+    if (!h || !out)
+        return KMS_ERR_INVAL;
+    if (!(kr = calloc(1, sizeof(*kr))))
+        return KMS_ERR_NOMEM;
+    if (pthread_rwlock_init(&kr->lock, NULL) != 0) {
+        free(kr);
+        return KMS_ERR_NOMEM;
+    }
+    kr->h = h;
+    *out = kr;
+    return 0;
+}
+
+void hsm_keyring_free(hsm_keyring_t *kr)
+{
+    if (!kr)
+        return;
+    for (size_t i = 0; i < kr->n; i++)
+        kms_secret_free(kr->v[i].key);
+    free(kr->v);
+    pthread_rwlock_destroy(&kr->lock);
+    free(kr);
+}
+
+/* Caller holds the lock (either mode). */
+static const dsk_t *find(const hsm_keyring_t *kr, uint32_t id)
+{
+    for (size_t i = 0; i < kr->n; i++)
+        if (kr->v[i].id == id)
+            return &kr->v[i];
+    return NULL;
+}
+
+/* Insert under the write lock; takes ownership of key on success.
+ * Loading the same id twice with the same key is a no-op (restart, replay). */
+static int insert(hsm_keyring_t *kr, uint32_t id, kms_secret_t *key, int *dup_out)
+{
+    int rc = 0;
+    *dup_out = 0;
+    pthread_rwlock_wrlock(&kr->lock);
+    const dsk_t *d = find(kr, id);
+    if (d) {
+        if (d->key->len == key->len && kms_ct_memcmp(d->key->data, key->data, key->len) == 0)
+            *dup_out = 1;
+        else
+            rc = KMS_ERR_EXISTS;
+        goto out;
+    }
+    if (kr->n == kr->cap) {
+        size_t ncap = kr->cap ? kr->cap * 2 : 4;
+        dsk_t *nv = ncap <= SIZE_MAX / sizeof(*nv) ? realloc(kr->v, ncap * sizeof(*nv)) : NULL;
+        if (!nv) {
+            rc = KMS_ERR_NOMEM;
+            goto out;
+        }
+        kr->v = nv;
+        kr->cap = ncap;
+    }
+    kr->v[kr->n].id = id;
+    kr->v[kr->n].key = key;
+    kr->n++;
+out:
+    pthread_rwlock_unlock(&kr->lock);
+    return rc;
+}
+
+int hsm_keyring_load(hsm_keyring_t *kr, uint32_t dsk_id, const uint8_t *wrapped, size_t len)
+{
+    kms_secret_t *key = NULL;
+    int rc, dup = 0;
+
+    if (!kr || !wrapped || dsk_id == 0)
+        return KMS_ERR_INVAL;
+    if ((rc = hsm_unwrap(kr->h, wrapped, len, &key)) != 0)
+        return rc;
+    if (key->len != HSM_DSK_LEN) {
+        kms_secret_free(key);
+        return KMS_ERR_CRYPTO;
+    }
+    rc = insert(kr, dsk_id, key, &dup);
+    if (rc || dup)
+        kms_secret_free(key);
+    return rc;
+}
+
+int hsm_keyring_generate(hsm_keyring_t *kr, uint32_t dsk_id, kms_buf_t *wrapped_out)
+{
+    kms_secret_t *key = NULL;
+    size_t mark;
+    int rc, dup = 0;
+
+    if (!kr || !wrapped_out || dsk_id == 0)
+        return KMS_ERR_INVAL;
+    pthread_rwlock_rdlock(&kr->lock);
+    rc = find(kr, dsk_id) ? KMS_ERR_EXISTS : 0;
+    pthread_rwlock_unlock(&kr->lock);
+    if (rc)
+        return rc;
+    if (!(key = kms_secret_new(HSM_DSK_LEN)))
+        return KMS_ERR_NOMEM;
+    if (RAND_priv_bytes(key->data, HSM_DSK_LEN) != 1) {
+        rc = KMS_ERR_CRYPTO;
+        goto fail;
+    }
+    mark = wrapped_out->len;
+    if ((rc = hsm_wrap(kr->h, key, wrapped_out)) != 0)
+        goto fail;
+    if ((rc = insert(kr, dsk_id, key, &dup)) != 0 || dup) {
+        wrapped_out->len = mark; /* raced with another generate of the same id */
+        rc = rc ? rc : KMS_ERR_EXISTS;
+        goto fail;
+    }
+    return 0;
+fail:
+    kms_secret_free(key);
+    return rc;
+}
+
+int hsm_keyring_set_current(hsm_keyring_t *kr, uint32_t dsk_id)
+{
+    int rc = 0;
+    if (!kr)
+        return KMS_ERR_INVAL;
+    pthread_rwlock_wrlock(&kr->lock);
+    if (find(kr, dsk_id))
+        kr->current = dsk_id;
+    else
+        rc = KMS_ERR_NOTFOUND;
+    pthread_rwlock_unlock(&kr->lock);
+    return rc;
+}
+
+uint32_t hsm_keyring_current(hsm_keyring_t *kr)
+{
+    uint32_t id;
+    if (!kr)
+        return 0;
+    pthread_rwlock_rdlock(&kr->lock);
+    id = kr->current;
+    pthread_rwlock_unlock(&kr->lock);
+    return id;
+}
+
+int hsm_keyring_rewrap(hsm_keyring_t *kr, uint32_t dsk_id, hsm_t *h2, kms_buf_t *wrapped_out)
+{
+    int rc;
+    if (!kr || !h2 || !wrapped_out)
+        return KMS_ERR_INVAL;
+    pthread_rwlock_rdlock(&kr->lock);
+    const dsk_t *d = find(kr, dsk_id);
+    rc = d ? hsm_wrap(h2, d->key, wrapped_out) : KMS_ERR_NOTFOUND;
+    pthread_rwlock_unlock(&kr->lock);
+    return rc;
+}
+
+/* AAD for (dsk_id, obj_id, version); returns its length or 0 when obj_id is too long. */
+static size_t seal_aad(uint8_t *aad, size_t cap, uint32_t dsk_id, const char *obj_id,
+                       int64_t version)
+{
+    size_t idlen = strlen(obj_id), n = sizeof(SEAL_DOMAIN); /* includes the NUL separator */
+    if (idlen > OBJ_ID_MAX || n + 4 + 4 + idlen + 8 > cap)
+        return 0;
+    memcpy(aad, SEAL_DOMAIN, n);
+    kms_put_be32(aad + n, dsk_id);
+    kms_put_be32(aad + n + 4, (uint32_t)idlen);
+    memcpy(aad + n + 8, obj_id, idlen);
+    kms_put_be64(aad + n + 8 + idlen, (uint64_t)version);
+    return n + 8 + idlen + 8;
+}
+
+int hsm_seal(hsm_keyring_t *kr, const char *obj_id, int64_t version, const uint8_t *plain,
+             size_t len, kms_buf_t *out, uint32_t *dsk_id_out)
+{
+    uint8_t aad[sizeof(SEAL_DOMAIN) + 16 + OBJ_ID_MAX];
+    size_t aadlen, mark;
+    uint32_t id;
+    int rc;
+
+    if (!kr || !obj_id || (!plain && len) || !out)
+        return KMS_ERR_INVAL;
+    if (len > SEAL_MAX_PLAIN)
+        return KMS_ERR_LIMIT;
+    mark = out->len;
+    if ((rc = kms_buf_reserve(out, len + SEAL_OVERHEAD)) != 0)
+        return rc;
+    pthread_rwlock_rdlock(&kr->lock);
+    id = kr->current;
+    const dsk_t *d = id ? find(kr, id) : NULL;
+    if (!d) {
+        rc = KMS_ERR_STATE; /* no current DSK: caller must generate/set one */
+        goto out;
+    }
+    if (!(aadlen = seal_aad(aad, sizeof(aad), id, obj_id, version))) {
+        rc = KMS_ERR_LIMIT;
+        goto out;
+    }
+    uint8_t *nonce = out->data + mark;
+    if (RAND_bytes(nonce, HSM_GCM_IV_LEN) != 1) {
+        rc = KMS_ERR_CRYPTO;
+        goto out;
+    }
+    rc = hsm_gcm_encrypt(d->key->data, nonce, aad, aadlen, plain, len, nonce + HSM_GCM_IV_LEN);
+    if (rc == 0) {
+        out->len = mark + len + SEAL_OVERHEAD;
+        if (dsk_id_out)
+            *dsk_id_out = id;
+    }
+out:
+    pthread_rwlock_unlock(&kr->lock);
+    return rc;
+}
+
+int hsm_open_blob(hsm_keyring_t *kr, uint32_t dsk_id, const char *obj_id, int64_t version,
+                  const uint8_t *blob, size_t len, kms_secret_t **plain_out)
+{
+    uint8_t aad[sizeof(SEAL_DOMAIN) + 16 + OBJ_ID_MAX];
+    size_t aadlen;
+    kms_secret_t *s = NULL;
+    int rc;
+
+    if (!kr || !obj_id || !blob || !plain_out)
+        return KMS_ERR_INVAL;
+    *plain_out = NULL;
+    if (len < SEAL_OVERHEAD || len - SEAL_OVERHEAD > SEAL_MAX_PLAIN)
+        return KMS_ERR_CRYPTO; /* truncated or not ours: same answer as a bad tag */
+    if (!(aadlen = seal_aad(aad, sizeof(aad), dsk_id, obj_id, version)))
+        return KMS_ERR_CRYPTO;
+    if (!(s = kms_secret_new(len - SEAL_OVERHEAD)))
+        return KMS_ERR_NOMEM;
+    pthread_rwlock_rdlock(&kr->lock);
+    const dsk_t *d = find(kr, dsk_id);
+    rc = d ? hsm_gcm_decrypt(d->key->data, blob, aad, aadlen, blob + HSM_GCM_IV_LEN,
+                             len - HSM_GCM_IV_LEN, s->data)
+           : KMS_ERR_NOTFOUND;
+    pthread_rwlock_unlock(&kr->lock);
+    if (rc) {
+        kms_secret_free(s);
+        return rc;
+    }
+    *plain_out = s;
+    return 0;
+}
