@@ -23,6 +23,9 @@ static int cmd_version(int argc, char **argv)
 }
 
 /* Subcommand prototypes: one per file. */
+int cmd_init(int argc, char **argv); /* cmd_init.c */
+int cmd_pki(int argc, char **argv);  /* cmd_pki.c */
+int cmd_ca(int argc, char **argv);   /* cmd_ca.c */
 
 static const struct {
     const char *name;
@@ -30,6 +33,9 @@ static const struct {
     const char *help;
 } commands[] = {
     {"version", cmd_version, "print the version"},
+    {"init", cmd_init, "first-run setup: CA, certificates, master key, config"},
+    {"pki", cmd_pki, "issue client certificates, sign a client's CSR"},
+    {"ca", cmd_ca, "export the CA certificate for clients to trust"},
 };
 
 static void usage(FILE *f)
