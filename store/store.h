@@ -184,4 +184,27 @@ int store_list_clients(store_reader_t *r, kms_arena_t *a, store_client_t **out, 
 typedef void (*store_progress_cb)(int done, int total, void *arg);
 int store_backup(store_t *s, const char *dest_path, store_progress_cb progress, void *arg);
 
+/* ---------------------------------------------------------- statistics */
+/* Counters since store_open (any thread; a consistent snapshot). `commits`
+ * counts writes that were applied and made durable; `transactions` counts
+ * SQLite COMMITs, so commits / transactions is the mean group-commit size. */
+typedef struct store_stats {
+    uint64_t commits;        /* writes applied and durable */
+    uint64_t conflicts;      /* writes refused with KMS_ERR_CONFLICT */
+    uint64_t failures;       /* writes failed otherwise (I/O, constraint, ...) */
+    uint64_t transactions;   /* group transactions committed */
+    uint64_t max_batch;      /* most writes seen in one transaction */
+} store_stats_t;
+void store_stats(store_t *s, store_stats_t *out);
+
+/* Hybrid logical clock step: the next value after `last` given the wall
+ * clock `wall_ms`. (wall_ms << 16) when the wall clock moved past `last`,
+ * else last + 1, so values are strictly increasing even when the wall
+ * clock goes back. Pure; exposed for replication and tests. */
+int64_t store_hlc_next(int64_t last, int64_t wall_ms);
+
+/* Upper bound on the ids one store_locate returns (max_items 0 or larger
+ * is clipped to it). */
+#define STORE_LOCATE_MAX 100000
+
 #endif /* KMS_STORE_H */

@@ -1,0 +1,199 @@
+/*
+ * store/locate.c: Locate as one SQL query.
+ *
+ * The query's text depends only on the shape of the request (which
+ * condition kinds, whether a tenant or storage-status filter applies);
+ * every value is a bound parameter, so prepared statements are cached per
+ * reader keyed by that text. Each condition is an `id IN (SELECT obj_id
+ * FROM attributes ...)` served by the (name, skey) or (name, nkey) index,
+ * so a Locate by Name touches the matching rows only. Results are newest
+ * first (created_us DESC, then id), clipped to STORE_LOCATE_MAX. It knows
+ * nothing of KMIP attribute semantics: kmip/ turns a Locate request into
+ * conditions.
+ */
+#include "store/store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define LOCATE_MAX_CONDS 64
+
+static int cached_stmt(store_reader_t *r, const char *sql, sqlite3_stmt **out)
+{
+    int victim = 0;
+    for (int i = 0; i < STORE_LOCATE_CACHE; i++) {
+        if (r->lc[i].sql && strcmp(r->lc[i].sql, sql) == 0) {
+            r->lc[i].used = ++r->lc_tick;
+            sqlite3_reset(r->lc[i].st);
+            sqlite3_clear_bindings(r->lc[i].st);
+            *out = r->lc[i].st;
+            return 0;
+        }
+        if (r->lc[i].used < r->lc[victim].used)
+            victim = i;
+    }
+    char *copy = strdup(sql);
+    if (!copy)
+        return KMS_ERR_NOMEM;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    if (rc != SQLITE_OK) {
+        free(copy);
+        return store_sqlerr(r->db, rc, "locate prepare");
+    }
+    sqlite3_finalize(r->lc[victim].st);
+    free(r->lc[victim].sql);
+    r->lc[victim].sql = copy;
+    r->lc[victim].st = st;
+    r->lc[victim].used = ++r->lc_tick;
+    *out = st;
+    return 0;
+}
+
+/* The SQL text for the query's shape. Parameters are numbered in the
+ * order bind_query() binds them. */
+static int build_sql(const store_query_t *q, kms_buf_t *b)
+{
+    int p = 0, err = 0;
+    err |= kms_buf_printf(b, "SELECT o.id FROM objects o WHERE 1");
+    if (q->tenant)
+        err |= kms_buf_printf(b, " AND o.tenant = ?%d", ++p);
+    if (q->want_archived && !q->want_online)
+        err |= kms_buf_printf(b, " AND o.archived = 1");
+    else if (!q->want_archived)
+        err |= kms_buf_printf(b, " AND o.archived = 0");
+    for (size_t i = 0; i < q->n_conds; i++) {
+        const store_cond_t *c = &q->conds[i];
+        int n = ++p;
+        err |= kms_buf_printf(b, " AND o.id IN (SELECT obj_id FROM attributes WHERE name = ?%d", n);
+        switch (c->kind) {
+        case STORE_COND_SKEY_EQ:
+            err |= kms_buf_printf(b, " AND skey IS NOT NULL AND skey = ?%d)", ++p);
+            break;
+        case STORE_COND_NKEY_EQ:
+            err |= kms_buf_printf(b, " AND nkey IS NOT NULL AND nkey = ?%d)", ++p);
+            break;
+        case STORE_COND_NKEY_RANGE:
+            p += 2;
+            err |= kms_buf_printf(b, " AND nkey IS NOT NULL AND nkey BETWEEN ?%d AND ?%d)",
+                                  p - 1, p);
+            break;
+        case STORE_COND_NKEY_MASK:
+            ++p;
+            err |= kms_buf_printf(b, " AND nkey IS NOT NULL AND (nkey & ?%d) = ?%d)", p, p);
+            break;
+        case STORE_COND_HAS:
+            err |= kms_buf_printf(b, ")");
+            break;
+        default:
+            return KMS_ERR_INVAL;
+        }
+    }
+    p += 2;
+    err |= kms_buf_printf(b, " ORDER BY o.created_us DESC, o.id LIMIT ?%d OFFSET ?%d", p - 1, p);
+    err |= kms_buf_append_byte(b, 0);
+    return err ? KMS_ERR_NOMEM : 0;
+}
+
+static void bind_query(sqlite3_stmt *st, const store_query_t *q, int64_t limit, int64_t offset)
+{
+    int p = 0;
+    if (q->tenant)
+        store_bind_text(st, ++p, q->tenant);
+    for (size_t i = 0; i < q->n_conds; i++) {
+        const store_cond_t *c = &q->conds[i];
+        store_bind_text(st, ++p, c->name);
+        switch (c->kind) {
+        case STORE_COND_SKEY_EQ: store_bind_text(st, ++p, c->s); break;
+        case STORE_COND_NKEY_EQ:
+        case STORE_COND_NKEY_MASK: sqlite3_bind_int64(st, ++p, c->lo); break;
+        case STORE_COND_NKEY_RANGE:
+            sqlite3_bind_int64(st, ++p, c->lo);
+            sqlite3_bind_int64(st, ++p, c->hi);
+            break;
+        case STORE_COND_HAS: break;
+        }
+    }
+    sqlite3_bind_int64(st, ++p, limit);
+    sqlite3_bind_int64(st, ++p, offset);
+}
+
+static int check_query(const store_query_t *q)
+{
+    if (q->n_conds > LOCATE_MAX_CONDS)
+        return KMS_ERR_LIMIT;
+    if (q->n_conds && !q->conds)
+        return KMS_ERR_INVAL;
+    for (size_t i = 0; i < q->n_conds; i++) {
+        const store_cond_t *c = &q->conds[i];
+        if (!c->name || (c->kind == STORE_COND_SKEY_EQ && !c->s))
+            return KMS_ERR_INVAL;
+        if ((unsigned)c->kind > STORE_COND_HAS)
+            return KMS_ERR_INVAL;
+    }
+    return 0;
+}
+
+int store_locate(store_reader_t *r, const store_query_t *q, kms_arena_t *arena, char ***ids_out,
+                 size_t *n_out)
+{
+    kms_buf_t sql;
+    sqlite3_stmt *st = NULL;
+    char **ids = NULL;
+    size_t n = 0, cap = 0;
+    if (!r || !q || !arena || !ids_out || !n_out)
+        return KMS_ERR_INVAL;
+    *ids_out = NULL;
+    *n_out = 0;
+    int err = check_query(q);
+    if (err)
+        return err;
+    size_t limit = q->max_items && q->max_items < STORE_LOCATE_MAX ? q->max_items
+                                                                    : STORE_LOCATE_MAX;
+    int64_t offset = q->offset > (size_t)INT64_MAX ? INT64_MAX : (int64_t)q->offset;
+    kms_buf_init(&sql, 64 * 1024);
+    err = build_sql(q, &sql);
+    if (!err)
+        err = cached_stmt(r, (const char *)sql.data, &st);
+    if (err)
+        goto out;
+    bind_query(st, q, (int64_t)limit, offset);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 32;
+            char **t = realloc(ids, nc * sizeof(*t));
+            if (!t) {
+                err = KMS_ERR_NOMEM;
+                goto out;
+            }
+            ids = t;
+            cap = nc;
+        }
+        ids[n] = kms_arena_strndup(arena, (const char *)sqlite3_column_text(st, 0),
+                                   (size_t)sqlite3_column_bytes(st, 0));
+        if (!ids[n]) {
+            err = KMS_ERR_NOMEM;
+            goto out;
+        }
+        n++;
+    }
+    if (rc != SQLITE_DONE) {
+        err = store_sqlerr(r->db, rc, "locate");
+        goto out;
+    }
+    if (n) {
+        *ids_out = kms_arena_memdup(arena, ids, n * sizeof(*ids));
+        if (!*ids_out) {
+            err = KMS_ERR_NOMEM;
+            goto out;
+        }
+    }
+    *n_out = n;
+out:
+    if (st)
+        sqlite3_reset(st);
+    free(ids);
+    kms_buf_dispose(&sql);
+    return err;
+}

@@ -1,0 +1,294 @@
+/*
+ * store/read.c: reader connections and point reads.
+ *
+ * A reader is one read-only SQLite connection with its own prepared
+ * statements, used by one thread. In WAL mode it reads a snapshot and
+ * never waits for the writer. store_get reads the object row and its
+ * attributes inside one read transaction, so they belong to the same
+ * version. Every statement is reset after use so no reader pins an old
+ * snapshot (which would stop WAL checkpoints). Locate is in locate.c, the
+ * change log in changelog.c, identities in identity.c.
+ */
+#include "store/store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define OBJ_COLS "object_type, state, tenant, version, created_us, updated_us, archived," \
+                 " dsk_id, blob"
+#define CLIENT_COLS "name, tenant, role, kind, cert_sha256, password_hash, created_us"
+
+static const char *const rsql[RS__COUNT] = {
+    [RS_BEGIN] = "BEGIN",
+    [RS_END] = "COMMIT",
+    [RS_OBJ_GET] = "SELECT " OBJ_COLS " FROM objects WHERE id = ?1"
+                   " AND (?2 IS NULL OR tenant = ?2)",
+    [RS_ATTR_GET] = "SELECT name, idx, value, skey, nkey FROM attributes WHERE obj_id = ?1"
+                    " ORDER BY name, idx",
+    [RS_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [RS_CHANGES] = "SELECT seq, obj_id, version, hlc, node_id, deleted FROM change_log"
+                   " WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    [RS_LAST_SEQ] = "SELECT coalesce(max(seq), 0) FROM change_log",
+    [RS_SCAN] = "SELECT id, dsk_id FROM objects WHERE id > ?1 ORDER BY id LIMIT ?2",
+    [RS_COUNT] = "SELECT count(*) FROM objects",
+    [RS_TENANT_EXISTS] = "SELECT 1 FROM tenants WHERE name = ?1",
+    [RS_TENANT_LIST] = "SELECT name FROM tenants ORDER BY name",
+    [RS_CLIENT_BY_NAME] = "SELECT " CLIENT_COLS " FROM clients WHERE name = ?1",
+    [RS_CLIENT_BY_CERT] = "SELECT " CLIENT_COLS " FROM clients"
+                          " WHERE kind = 'cert' AND cert_sha256 = ?1",
+    [RS_CLIENT_LIST] = "SELECT " CLIENT_COLS " FROM clients ORDER BY name",
+};
+
+int store_reader_new(store_t *s, store_reader_t **out)
+{
+    if (!s || !out)
+        return KMS_ERR_INVAL;
+    *out = NULL;
+    store_reader_t *r = calloc(1, sizeof(*r));
+    if (!r)
+        return KMS_ERR_NOMEM;
+    int err = store_db_open(s->path, true, false, &r->db);
+    if (err) {
+        free(r);
+        return err;
+    }
+    *out = r;
+    return 0;
+}
+
+void store_reader_free(store_reader_t *r)
+{
+    if (!r)
+        return;
+    for (int i = 0; i < RS__COUNT; i++)
+        sqlite3_finalize(r->rs[i]);
+    for (int i = 0; i < STORE_LOCATE_CACHE; i++) {
+        sqlite3_finalize(r->lc[i].st);
+        free(r->lc[i].sql);
+    }
+    sqlite3_close_v2(r->db);
+    free(r);
+}
+
+int store_rstmt(store_reader_t *r, enum store_rstmt which, sqlite3_stmt **out)
+{
+    return store_stmt(r->db, &r->rs[which], rsql[which], out);
+}
+
+static int step_ctl(store_reader_t *r, enum store_rstmt which)
+{
+    sqlite3_stmt *st;
+    int err = store_rstmt(r, which, &st);
+    if (err)
+        return err;
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : store_sqlerr(r->db, rc, "read transaction");
+}
+
+int store_read_begin(store_reader_t *r)
+{
+    return step_ctl(r, RS_BEGIN);
+}
+
+void store_read_end(store_reader_t *r)
+{
+    if (!sqlite3_get_autocommit(r->db) && step_ctl(r, RS_END) != 0)
+        sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* Copy column `col` (text or blob) into the arena, NUL-terminated. */
+static int col_dup(kms_arena_t *a, sqlite3_stmt *st, int col, const uint8_t **p, size_t *n)
+{
+    const void *src = sqlite3_column_blob(st, col);
+    size_t len = (size_t)sqlite3_column_bytes(st, col);
+    uint8_t *d = kms_arena_alloc(a, len + 1); /* zeroed: terminator included */
+    if (!d)
+        return KMS_ERR_NOMEM;
+    if (len)
+        memcpy(d, src, len);
+    *p = d;
+    if (n)
+        *n = len;
+    return 0;
+}
+
+static int load_attrs(store_reader_t *r, kms_arena_t *a, store_object_t *o)
+{
+    sqlite3_stmt *st;
+    store_attr_t *tmp = NULL;
+    size_t n = 0, cap = 0;
+    int err = store_rstmt(r, RS_ATTR_GET, &st);
+    if (err)
+        return err;
+    store_bind_text(st, 1, o->id);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            store_attr_t *t = nc <= SIZE_MAX / sizeof(*t) ? realloc(tmp, nc * sizeof(*t)) : NULL;
+            if (!t) {
+                err = KMS_ERR_NOMEM;
+                goto out;
+            }
+            tmp = t;
+            cap = nc;
+        }
+        store_attr_t *at = &tmp[n];
+        memset(at, 0, sizeof(*at));
+        const uint8_t *p;
+        if ((err = col_dup(a, st, 0, &p, NULL)) != 0)
+            goto out;
+        at->name = (const char *)p;
+        at->index = (uint32_t)sqlite3_column_int64(st, 1);
+        if ((err = col_dup(a, st, 2, &at->value, &at->value_len)) != 0)
+            goto out;
+        if (sqlite3_column_type(st, 3) != SQLITE_NULL) {
+            if ((err = col_dup(a, st, 3, &p, NULL)) != 0)
+                goto out;
+            at->skey = (const char *)p;
+        }
+        if (sqlite3_column_type(st, 4) != SQLITE_NULL) {
+            at->nkey = sqlite3_column_int64(st, 4);
+            at->has_nkey = true;
+        }
+        n++;
+    }
+    if (rc != SQLITE_DONE) {
+        err = store_sqlerr(r->db, rc, "get attributes");
+        goto out;
+    }
+    if (n) {
+        o->attrs = kms_arena_memdup(a, tmp, n * sizeof(*tmp));
+        if (!o->attrs) {
+            err = KMS_ERR_NOMEM;
+            goto out;
+        }
+    }
+    o->n_attrs = n;
+out:
+    sqlite3_reset(st);
+    free(tmp);
+    return err;
+}
+
+int store_get(store_reader_t *r, kms_arena_t *arena, const char *id, const char *tenant,
+              store_object_t **out)
+{
+    sqlite3_stmt *st = NULL;
+    store_object_t *o = NULL;
+    if (!r || !arena || !id || !out)
+        return KMS_ERR_INVAL;
+    *out = NULL;
+    if (!id[0] || strlen(id) >= sizeof(o->id))
+        return KMS_ERR_NOTFOUND; /* cannot exist: ids are stored < 64 bytes */
+    int err = store_read_begin(r);
+    if (err)
+        return err;
+    err = store_rstmt(r, RS_OBJ_GET, &st);
+    if (err)
+        goto out;
+    store_bind_text(st, 1, id);
+    store_bind_text(st, 2, tenant);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        err = KMS_ERR_NOTFOUND; /* missing, or another tenant's: same answer */
+        goto out;
+    }
+    if (rc != SQLITE_ROW) {
+        err = store_sqlerr(r->db, rc, "get");
+        goto out;
+    }
+    o = kms_arena_alloc(arena, sizeof(*o));
+    if (!o) {
+        err = KMS_ERR_NOMEM;
+        goto out;
+    }
+    strcpy(o->id, id);
+    o->object_type = (uint32_t)sqlite3_column_int64(st, 0);
+    o->state = (uint32_t)sqlite3_column_int64(st, 1);
+    if ((err = store_col_text(st, 2, o->tenant, sizeof(o->tenant))) != 0)
+        goto out;
+    o->version = sqlite3_column_int64(st, 3);
+    o->created_us = sqlite3_column_int64(st, 4);
+    o->updated_us = sqlite3_column_int64(st, 5);
+    o->archived = sqlite3_column_int(st, 6) != 0;
+    o->dsk_id = (uint32_t)sqlite3_column_int64(st, 7);
+    if (sqlite3_column_type(st, 8) != SQLITE_NULL &&
+        (err = col_dup(arena, st, 8, &o->blob, &o->blob_len)) != 0)
+        goto out;
+    sqlite3_reset(st);
+    st = NULL;
+    err = load_attrs(r, arena, o);
+    if (err)
+        goto out;
+    *out = o;
+out:
+    if (st)
+        sqlite3_reset(st);
+    store_read_end(r);
+    return err;
+}
+
+int store_meta_get(store_reader_t *r, kms_arena_t *arena, const char *key, uint8_t **val_out,
+                   size_t *len_out)
+{
+    sqlite3_stmt *st;
+    if (!r || !arena || !key || !val_out || !len_out)
+        return KMS_ERR_INVAL;
+    int err = store_rstmt(r, RS_META_GET, &st);
+    if (err)
+        return err;
+    store_bind_text(st, 1, key);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const uint8_t *p;
+        err = col_dup(arena, st, 0, &p, len_out);
+        if (!err)
+            *val_out = (uint8_t *)p;
+    } else {
+        err = rc == SQLITE_DONE ? KMS_ERR_NOTFOUND : store_sqlerr(r->db, rc, "meta");
+    }
+    sqlite3_reset(st);
+    return err;
+}
+
+int store_scan(store_reader_t *r, const char *after_id, size_t limit, store_scan_cb cb, void *arg)
+{
+    sqlite3_stmt *st;
+    if (!r || !cb)
+        return KMS_ERR_INVAL;
+    int err = store_rstmt(r, RS_SCAN, &st);
+    if (err)
+        return err;
+    store_bind_text(st, 1, after_id ? after_id : "");
+    sqlite3_bind_int64(st, 2, limit && limit <= INT64_MAX ? (int64_t)limit : -1);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        if (!id)
+            continue;
+        if (cb(id, (uint32_t)sqlite3_column_int64(st, 1), arg) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    if (rc != SQLITE_DONE)
+        err = store_sqlerr(r->db, rc, "scan");
+    sqlite3_reset(st);
+    return err;
+}
+
+int64_t store_count_objects(store_reader_t *r)
+{
+    sqlite3_stmt *st;
+    if (!r)
+        return KMS_ERR_INVAL;
+    int err = store_rstmt(r, RS_COUNT, &st);
+    if (err)
+        return err;
+    int rc = sqlite3_step(st);
+    int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : store_sqlerr(r->db, rc, "count");
+    sqlite3_reset(st);
+    return n;
+}

@@ -1,0 +1,169 @@
+/*
+ * store/schema.c: the schema as a list of numbered forward migrations.
+ *
+ * A new database runs every step from 1; an existing one runs the steps
+ * above its recorded version. Each step runs in its own transaction and
+ * records itself in schema_version, so a crash mid-migration leaves the
+ * database at the previous version, never half-way. Steps are never edited
+ * once released: a change is a new step. There are no down-migrations; a
+ * database newer than the code is refused rather than guessed at.
+ */
+#include "store/store_int.h"
+
+/* 'KMSD': marks the file as ours (PRAGMA application_id). */
+#define STORE_APP_ID 0x4B4D5344
+
+static const char *const migrations[] = {
+    /* 1: objects, their attributes, metadata and the change log. */
+    "PRAGMA application_id=1263358788;"
+    "CREATE TABLE objects ("
+    " id TEXT PRIMARY KEY NOT NULL,"
+    " object_type INTEGER NOT NULL,"
+    " state INTEGER NOT NULL,"
+    " tenant TEXT NOT NULL,"
+    " version INTEGER NOT NULL CHECK (version > 0),"
+    " created_us INTEGER NOT NULL,"
+    " updated_us INTEGER NOT NULL,"
+    " archived INTEGER NOT NULL DEFAULT 0,"
+    " dsk_id INTEGER NOT NULL DEFAULT 0,"
+    " blob BLOB);"
+    "CREATE TABLE attributes ("
+    " obj_id TEXT NOT NULL REFERENCES objects(id) ON DELETE CASCADE,"
+    " name TEXT NOT NULL,"
+    " idx INTEGER NOT NULL,"
+    " value BLOB NOT NULL,"
+    " skey TEXT,"
+    " nkey INTEGER,"
+    " PRIMARY KEY (obj_id, name, idx)) WITHOUT ROWID;"
+    "CREATE INDEX attributes_skey ON attributes(name, skey) WHERE skey IS NOT NULL;"
+    "CREATE INDEX attributes_nkey ON attributes(name, nkey) WHERE nkey IS NOT NULL;"
+    "CREATE INDEX objects_tenant_created ON objects(tenant, created_us);"
+    "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE change_log ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " obj_id TEXT NOT NULL,"
+    " version INTEGER NOT NULL,"
+    " hlc INTEGER NOT NULL,"
+    " node_id TEXT NOT NULL,"
+    " deleted INTEGER NOT NULL DEFAULT 0);",
+
+    /* 2: tenants and client identities; every tenant that already owns
+     * objects becomes a tenant row. */
+    "CREATE TABLE tenants ("
+    " name TEXT PRIMARY KEY NOT NULL,"
+    " created_us INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE clients ("
+    " name TEXT PRIMARY KEY NOT NULL,"
+    " tenant TEXT NOT NULL REFERENCES tenants(name),"
+    " role TEXT NOT NULL CHECK (role IN ('client', 'admin')),"
+    " kind TEXT NOT NULL CHECK (kind IN ('cert', 'password')),"
+    " cert_sha256 TEXT NOT NULL DEFAULT '',"
+    " password_hash TEXT NOT NULL DEFAULT '',"
+    " created_us INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX clients_cert ON clients(cert_sha256) WHERE kind = 'cert';"
+    "CREATE INDEX clients_tenant ON clients(tenant);"
+    "INSERT OR IGNORE INTO tenants(name, created_us)"
+    " SELECT DISTINCT tenant, CAST(strftime('%s', 'now') AS INTEGER) * 1000000 FROM objects;",
+
+    /* 3: Locate answers newest first: an index that yields that order per
+     * tenant and storage status without a sort, one for admin queries over
+     * all tenants, and per-object change lookups for replication. */
+    "DROP INDEX objects_tenant_created;"
+    "CREATE INDEX objects_tenant_order ON objects(tenant, archived, created_us DESC, id);"
+    "CREATE INDEX objects_order ON objects(created_us DESC, id);"
+    "CREATE INDEX change_log_obj ON change_log(obj_id, seq);",
+};
+
+const int store_schema_current = (int)KMS_ARRAY_SIZE(migrations);
+
+static int query_int(sqlite3 *db, const char *sql, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *out = sqlite3_column_int64(st, 0);
+        rc = SQLITE_OK;
+    }
+    int err = rc == SQLITE_OK || rc == SQLITE_DONE ? 0 : store_sqlerr(db, rc, "schema");
+    sqlite3_finalize(st);
+    return err;
+}
+
+int store_schema_read(sqlite3 *db, int *version_out)
+{
+    int64_t has = 0, tables = 0, v = 0, app = 0;
+    int err = query_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
+                            " AND name = 'schema_version'", &has);
+    if (!err)
+        err = query_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'", &tables);
+    if (!err)
+        err = query_int(db, "PRAGMA application_id", &app);
+    if (err)
+        return err;
+    if (!has) {
+        if (tables > 0 || (app != 0 && app != STORE_APP_ID)) {
+            kms_log(KMS_LOG_ERROR, STORE_LOG, "the database file is not a kmsd database");
+            return KMS_ERR_CONFIG;
+        }
+        *version_out = 0;
+        return 0;
+    }
+    err = query_int(db, "SELECT coalesce(max(version), 0) FROM schema_version", &v);
+    if (err)
+        return err;
+    *version_out = (int)v;
+    return 0;
+}
+
+static int record_version(sqlite3 *db, int v)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, "INSERT INTO schema_version(version, applied_us)"
+                                    " VALUES (?1, ?2)", -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int(st, 1, v);
+        sqlite3_bind_int64(st, 2, kms_now_us());
+        rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : store_sqlerr(db, rc, "migrate");
+}
+
+int store_migrate(sqlite3 *db, int *version_out)
+{
+    int v = 0;
+    int err = store_schema_read(db, &v);
+    if (err)
+        return err;
+    if (v > store_schema_current) {
+        kms_log(KMS_LOG_ERROR, STORE_LOG,
+                "database schema v%d is newer than this kmsd (v%d); refusing to open", v,
+                store_schema_current);
+        return KMS_ERR_CONFIG;
+    }
+    for (; v < store_schema_current; v++) {
+        err = store_exec(db, "BEGIN IMMEDIATE", "migrate");
+        if (err)
+            return err;
+        if (v == 0)
+            err = store_exec(db, "CREATE TABLE IF NOT EXISTS schema_version ("
+                                 " version INTEGER PRIMARY KEY, applied_us INTEGER NOT NULL);",
+                             "migrate");
+        if (!err)
+            err = store_exec(db, migrations[v], "migrate");
+        if (!err)
+            err = record_version(db, v + 1);
+        if (!err)
+            err = store_exec(db, "COMMIT", "migrate");
+        if (err) {
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            kms_log(KMS_LOG_ERROR, STORE_LOG, "schema migration to v%d failed", v + 1);
+            return err;
+        }
+        kms_log(KMS_LOG_INFO, STORE_LOG, "schema migrated to v%d", v + 1);
+    }
+    *version_out = v;
+    return 0;
+}

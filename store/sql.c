@@ -1,0 +1,157 @@
+/*
+ * store/sql.c: small SQLite helpers shared by the store's files.
+ *
+ * Opening a connection with the pragmas every connection needs, mapping
+ * SQLite result codes to KMS_ERR_* with one log line, and the prepared
+ * statement cache. It deliberately holds no SQL of the schema itself.
+ */
+#include "store/store_int.h"
+
+#include <string.h>
+
+int store_sqlerr(sqlite3 *db, int rc, const char *what)
+{
+    int prim = rc & 0xff;
+    const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    switch (prim) {
+    case SQLITE_OK:
+    case SQLITE_DONE:
+    case SQLITE_ROW:
+        return 0;
+    case SQLITE_NOMEM:
+        kms_log(KMS_LOG_ERROR, STORE_LOG, "%s: out of memory", what);
+        return KMS_ERR_NOMEM;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        kms_log(KMS_LOG_WARN, STORE_LOG, "%s: database busy (%s)", what, msg);
+        return KMS_ERR_BUSY;
+    case SQLITE_CONSTRAINT:
+        /* Callers that expect a constraint map it themselves; messages name
+         * the column, never the value. */
+        kms_log(KMS_LOG_DEBUG, STORE_LOG, "%s: %s", what, msg);
+        return KMS_ERR_EXISTS;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        kms_log(KMS_LOG_ERROR, STORE_LOG,
+                "%s: the database file is corrupt or not a kmsd database (%s); "
+                "restore it from a backup", what, msg);
+        return KMS_ERR_IO;
+    case SQLITE_FULL:
+        kms_log(KMS_LOG_ERROR, STORE_LOG, "%s: disk full (%s)", what, msg);
+        return KMS_ERR_IO;
+    case SQLITE_MISUSE:
+    case SQLITE_RANGE:
+    case SQLITE_ERROR:
+        kms_log(KMS_LOG_ERROR, STORE_LOG, "%s: %s (code %d)", what, msg, rc);
+        return KMS_ERR_INTERNAL;
+    default: /* IOERR, CANTOPEN, READONLY, PERM, PROTOCOL, ... */
+        kms_log(KMS_LOG_ERROR, STORE_LOG, "%s: I/O error: %s (code %d)", what, msg, rc);
+        return KMS_ERR_IO;
+    }
+}
+
+int store_exec(sqlite3 *db, const char *sql, const char *what)
+{
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? 0 : store_sqlerr(db, rc, what);
+}
+
+int store_db_open(const char *path, bool read_only, bool create, sqlite3 **out)
+{
+    sqlite3 *db = NULL;
+    int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_PRIVATECACHE;
+    int err;
+    *out = NULL;
+    if (read_only)
+        flags |= SQLITE_OPEN_READONLY;
+    else
+        flags |= SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
+    int rc = sqlite3_open_v2(path, &db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        if (!db) {
+            kms_log(KMS_LOG_ERROR, STORE_LOG, "open: out of memory");
+            return KMS_ERR_NOMEM;
+        }
+        if ((rc & 0xff) == SQLITE_CANTOPEN)
+            kms_log(KMS_LOG_ERROR, STORE_LOG, "cannot open database %s: %s", path,
+                    sqlite3_errmsg(db));
+        err = (rc & 0xff) == SQLITE_CANTOPEN ? KMS_ERR_IO : store_sqlerr(db, rc, "open");
+        goto out;
+    }
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, STORE_BUSY_MS);
+    /* foreign_keys first: it is a no-op inside a transaction. Reading the
+     * schema here is the first real access, so a file that is not a
+     * database fails here with a clear message. */
+    err = store_exec(db, "PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL;"
+                         " PRAGMA trusted_schema=OFF; PRAGMA cache_size=-8192;"
+                         " SELECT count(*) FROM sqlite_schema;",
+                     "open");
+    if (err)
+        goto out;
+    if (!read_only) {
+        /* WAL: readers never wait for the writer; one fsync per commit. */
+        sqlite3_stmt *st = NULL;
+        rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_step(st);
+        bool wal = rc == SQLITE_ROW &&
+                   strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+        sqlite3_finalize(st);
+        if (rc != SQLITE_ROW) {
+            err = store_sqlerr(db, rc, "journal_mode=WAL");
+            goto out;
+        }
+        if (!wal) {
+            kms_log(KMS_LOG_ERROR, STORE_LOG, "%s: cannot switch to WAL mode", path);
+            err = KMS_ERR_IO;
+            goto out;
+        }
+    }
+    *out = db;
+    db = NULL;
+    err = 0;
+out:
+    if (db)
+        sqlite3_close_v2(db);
+    return err;
+}
+
+int store_stmt(sqlite3 *db, sqlite3_stmt **slot, const char *sql, sqlite3_stmt **out)
+{
+    if (!*slot) {
+        int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL);
+        if (rc != SQLITE_OK) {
+            *slot = NULL;
+            return store_sqlerr(db, rc, "prepare");
+        }
+    } else {
+        sqlite3_reset(*slot);
+        sqlite3_clear_bindings(*slot);
+    }
+    *out = *slot;
+    return 0;
+}
+
+int store_bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    int rc = s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+    return rc == SQLITE_OK ? 0 : KMS_ERR_INTERNAL;
+}
+
+int store_col_text(sqlite3_stmt *st, int col, char *buf, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    size_t n = (size_t)sqlite3_column_bytes(st, col);
+    if (!t) {
+        buf[0] = '\0';
+        return 0;
+    }
+    if (n >= cap) {
+        buf[0] = '\0';
+        return KMS_ERR_LIMIT;
+    }
+    memcpy(buf, t, n);
+    buf[n] = '\0';
+    return 0;
+}

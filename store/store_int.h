@@ -1,0 +1,142 @@
+/*
+ * store/store_int.h: internals shared by the files of store/ only.
+ *
+ * The store handle, the write (a list of mutations plus its completion
+ * state), the reader with its per-connection statement cache, and the small
+ * SQLite helpers every file uses. Nothing here is part of the contract with
+ * other modules; only store/ includes this header.
+ */
+#ifndef KMS_STORE_INT_H
+#define KMS_STORE_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "store/store.h"
+
+#define STORE_LOG "store"
+#define STORE_DEFAULT_BATCH 512
+#define STORE_BUSY_MS 10000
+
+/* ------------------------------------------------------------- writes */
+enum store_op_kind {
+    STORE_OP_PUT,
+    STORE_OP_DELETE,
+    STORE_OP_META,
+    STORE_OP_TENANT,
+    STORE_OP_CLIENT,
+};
+
+typedef struct store_op {
+    enum store_op_kind kind;
+    bool remove;            /* TENANT / CLIENT */
+    int64_t expect;         /* PUT / DELETE */
+    int64_t new_version;    /* PUT: filled by the writer */
+    store_object_t obj;     /* PUT (deep copy in the write's arena) */
+    const char *key;        /* DELETE id, META key, TENANT name */
+    const uint8_t *val;     /* META value */
+    size_t val_len;
+    store_client_t client;  /* CLIENT */
+} store_op_t;
+
+struct store_write {
+    kms_arena_t *arena;     /* deep copies of everything the ops point to */
+    store_op_t *ops;
+    size_t n_ops, cap_ops;
+    /* Completion, guarded by the store's mutex. */
+    struct store_write *next;
+    pthread_cond_t cv;
+    bool done;
+    int result;
+};
+
+/* --------------------------------------------------- writer statements */
+enum store_wstmt {
+    WS_BEGIN, WS_COMMIT, WS_ROLLBACK, WS_SAVEPOINT, WS_RELEASE, WS_ROLLBACK_TO,
+    WS_OBJ_VERSION, WS_OBJ_INSERT, WS_OBJ_UPDATE, WS_OBJ_DELETE,
+    WS_ATTR_DELETE, WS_ATTR_INSERT, WS_LOG_INSERT,
+    WS_META_PUT,
+    WS_TENANT_INSERT, WS_TENANT_DELETE, WS_TENANT_OBJECTS,
+    WS_CLIENT_UPSERT, WS_CLIENT_DELETE,
+    WS__COUNT
+};
+
+struct store {
+    char *path;
+    char node_id[64];
+    int schema_version;
+    size_t max_batch;
+    bool read_only;
+
+    sqlite3 *wdb;                     /* writer connection (NULL read-only) */
+    sqlite3_stmt *ws[WS__COUNT];
+    int64_t last_hlc;                 /* writer thread only */
+
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t mu;               /* guards everything below */
+    pthread_cond_t cv_work;
+    struct store_write *q_head, *q_tail;
+    bool stopping;
+    store_stats_t stats;
+};
+
+/* --------------------------------------------------- reader statements */
+enum store_rstmt {
+    RS_BEGIN, RS_END,
+    RS_OBJ_GET, RS_ATTR_GET, RS_META_GET,
+    RS_CHANGES, RS_LAST_SEQ, RS_SCAN, RS_COUNT,
+    RS_TENANT_EXISTS, RS_TENANT_LIST,
+    RS_CLIENT_BY_NAME, RS_CLIENT_BY_CERT, RS_CLIENT_LIST,
+    RS__COUNT
+};
+
+#define STORE_LOCATE_CACHE 16
+
+struct store_reader {
+    sqlite3 *db;
+    sqlite3_stmt *rs[RS__COUNT];
+    /* Locate statements keyed by their SQL text (its shape, never values). */
+    struct {
+        char *sql;
+        sqlite3_stmt *st;
+        uint64_t used;
+    } lc[STORE_LOCATE_CACHE];
+    uint64_t lc_tick;
+};
+
+/* ------------------------------------------------------------ helpers */
+/* Map a SQLite result code to KMS_ERR_* and log it (never values: every
+ * value is a bound parameter, so messages name columns only). */
+int store_sqlerr(sqlite3 *db, int rc, const char *what);
+/* Open a connection with the pragmas every connection gets. */
+int store_db_open(const char *path, bool read_only, bool create, sqlite3 **out);
+/* Run SQL without results (schema, pragmas). */
+int store_exec(sqlite3 *db, const char *sql, const char *what);
+/* Prepare once and cache in *slot; the statement is reset and unbound. */
+int store_stmt(sqlite3 *db, sqlite3_stmt **slot, const char *sql, sqlite3_stmt **out);
+/* Bind a NUL-terminated string or NULL. */
+int store_bind_text(sqlite3_stmt *st, int i, const char *s);
+/* Copy a text column into a fixed buffer; KMS_ERR_LIMIT if it does not fit. */
+int store_col_text(sqlite3_stmt *st, int col, char *buf, size_t cap);
+
+/* schema.c */
+extern const int store_schema_current;
+int store_migrate(sqlite3 *db, int *version_out);
+int store_schema_read(sqlite3 *db, int *version_out);
+
+/* writer.c */
+int store_writer_start(store_t *s);
+void store_writer_stop(store_t *s);
+
+/* apply.c: one write's mutations inside the writer's transaction. */
+int store_apply(store_t *s, store_write_t *w, int64_t now_us);
+int store_wstmt(store_t *s, enum store_wstmt which, sqlite3_stmt **out);
+void store_wstmt_finalize(store_t *s);
+
+/* reader statements */
+int store_rstmt(store_reader_t *r, enum store_rstmt which, sqlite3_stmt **out);
+int store_read_begin(store_reader_t *r);
+void store_read_end(store_reader_t *r);
+
+#endif /* KMS_STORE_INT_H */

@@ -1,0 +1,206 @@
+/*
+ * store/writer.c: the writer thread and group commit.
+ *
+ * store_commit() queues a write and sleeps on the write's own condition
+ * variable. The writer takes every write queued at that moment (up to
+ * max_batch), opens one BEGIN IMMEDIATE transaction, applies each write
+ * inside its own SAVEPOINT (so one write's conflict undoes only that
+ * write), COMMITs once (one WAL fsync under synchronous=FULL for the whole
+ * group) and only then wakes each waiter with its own result. A write is
+ * therefore acknowledged only after it is durable. It deliberately does not
+ * retry failed transactions: the caller sees KMS_ERR_IO and decides.
+ */
+#include "store/store_int.h"
+
+#include <stdlib.h>
+
+static int step_ctl(store_t *s, enum store_wstmt which, const char *what)
+{
+    sqlite3_stmt *st;
+    int err = store_wstmt(s, which, &st);
+    if (err)
+        return err;
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : store_sqlerr(s->wdb, rc, what);
+}
+
+/* A failure that leaves no usable transaction fails every write of the
+ * batch that has no error of its own yet. */
+static void fail_batch(store_t *s, store_write_t **b, size_t n, int err)
+{
+    if (!sqlite3_get_autocommit(s->wdb))
+        sqlite3_exec(s->wdb, "ROLLBACK", NULL, NULL, NULL);
+    for (size_t i = 0; i < n; i++)
+        if (b[i]->result == 0)
+            b[i]->result = err;
+}
+
+static bool is_fatal(int err)
+{
+    return err == KMS_ERR_IO || err == KMS_ERR_NOMEM || err == KMS_ERR_BUSY ||
+           err == KMS_ERR_INTERNAL;
+}
+
+static void run_batch(store_t *s, store_write_t **b, size_t n)
+{
+    int64_t now_us = kms_now_us();
+    for (size_t i = 0; i < n; i++)
+        b[i]->result = 0;
+    int err = step_ctl(s, WS_BEGIN, "begin");
+    if (err) {
+        fail_batch(s, b, n, err);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        err = step_ctl(s, WS_SAVEPOINT, "savepoint");
+        if (err)
+            goto fatal;
+        int r = store_apply(s, b[i], now_us);
+        if (r == 0) {
+            err = step_ctl(s, WS_RELEASE, "release");
+            if (err)
+                goto fatal;
+            continue;
+        }
+        b[i]->result = r;
+        if (is_fatal(r) && sqlite3_get_autocommit(s->wdb)) {
+            err = r; /* SQLite already rolled the whole transaction back */
+            goto fatal;
+        }
+        err = step_ctl(s, WS_ROLLBACK_TO, "rollback to");
+        if (!err)
+            err = step_ctl(s, WS_RELEASE, "release");
+        if (err)
+            goto fatal;
+    }
+    err = step_ctl(s, WS_COMMIT, "commit");
+    if (err)
+        goto fatal;
+    return;
+fatal:
+    /* Nothing of this batch is durable: even writes that applied cleanly
+     * are reported failed, because their transaction did not commit. */
+    for (size_t i = 0; i < n; i++)
+        if (b[i]->result == 0 || is_fatal(b[i]->result))
+            b[i]->result = err;
+    fail_batch(s, b, n, err);
+}
+
+static void *writer_main(void *arg)
+{
+    store_t *s = arg;
+    store_write_t **batch = malloc(s->max_batch * sizeof(*batch));
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->q_head && !s->stopping)
+            pthread_cond_wait(&s->cv_work, &s->mu);
+        if (!s->q_head)
+            break; /* stopping and drained */
+        size_t n = 0;
+        while (s->q_head && n < s->max_batch && batch) {
+            batch[n++] = s->q_head;
+            s->q_head = s->q_head->next;
+        }
+        if (!s->q_head)
+            s->q_tail = NULL;
+        pthread_mutex_unlock(&s->mu);
+
+        if (batch)
+            run_batch(s, batch, n);
+
+        pthread_mutex_lock(&s->mu);
+        if (!batch) {
+            /* Could not even allocate the batch array: fail the queue. */
+            for (store_write_t *w = s->q_head; w; w = s->q_head) {
+                s->q_head = w->next;
+                w->result = KMS_ERR_NOMEM;
+                w->done = true;
+                pthread_cond_signal(&w->cv);
+            }
+            s->q_tail = NULL;
+            continue;
+        }
+        bool committed = false;
+        for (size_t i = 0; i < n; i++) {
+            int r = batch[i]->result;
+            if (r == 0) {
+                s->stats.commits++;
+                committed = true;
+            } else if (r == KMS_ERR_CONFLICT) {
+                s->stats.conflicts++;
+            } else {
+                s->stats.failures++;
+            }
+            batch[i]->done = true;
+            pthread_cond_signal(&batch[i]->cv);
+            /* batch[i] may be freed by its owner once we unlock. */
+        }
+        if (committed)
+            s->stats.transactions++;
+        if (n > s->stats.max_batch)
+            s->stats.max_batch = n;
+    }
+    pthread_mutex_unlock(&s->mu);
+    free(batch);
+    return NULL;
+}
+
+int store_writer_start(store_t *s)
+{
+    if (pthread_create(&s->thread, NULL, writer_main, s) != 0) {
+        kms_log(KMS_LOG_ERROR, STORE_LOG, "cannot start the writer thread");
+        return KMS_ERR_NOMEM;
+    }
+    s->thread_started = true;
+    return 0;
+}
+
+void store_writer_stop(store_t *s)
+{
+    if (!s->thread_started)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    pthread_cond_signal(&s->cv_work);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+    s->thread_started = false;
+}
+
+int store_commit(store_t *s, store_write_t *w, int64_t *versions_out, size_t n_versions)
+{
+    if (!s || !w)
+        return KMS_ERR_INVAL;
+    if (s->read_only)
+        return KMS_ERR_PERM;
+    if (s->thread_started && pthread_equal(pthread_self(), s->thread))
+        return KMS_ERR_INTERNAL; /* would wait for itself */
+    if (w->n_ops == 0)
+        return 0;
+    pthread_mutex_lock(&s->mu);
+    if (s->stopping || !s->thread_started) {
+        pthread_mutex_unlock(&s->mu);
+        return KMS_ERR_UNAVAIL;
+    }
+    w->done = false;
+    w->result = 0;
+    w->next = NULL;
+    if (s->q_tail)
+        s->q_tail->next = w;
+    else
+        s->q_head = w;
+    s->q_tail = w;
+    pthread_cond_signal(&s->cv_work);
+    while (!w->done)
+        pthread_cond_wait(&w->cv, &s->mu);
+    int r = w->result;
+    pthread_mutex_unlock(&s->mu);
+    if (r == 0 && versions_out) {
+        size_t j = 0;
+        for (size_t i = 0; i < w->n_ops && j < n_versions; i++)
+            if (w->ops[i].kind == STORE_OP_PUT)
+                versions_out[j++] = w->ops[i].new_version;
+    }
+    return r;
+}

@@ -1,0 +1,556 @@
+/* tests/unit/test_store_basic.c: the store on a real SQLite file: put/get
+ * round trips (exact bytes), optimistic versions, tenant isolation in get,
+ * meta, durability across close/reopen, the node id, migration from a v1
+ * database, refusal of corrupt and foreign files, and read-only opening. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "common/kms.h"
+#include "store/store.h"
+
+static char g_dir[64];
+static char g_path[128];
+
+static int setup(void **state)
+{
+    (void)state;
+    strcpy(g_dir, "/tmp/kmsd-store-XXXXXX");
+    if (!mkdtemp(g_dir))
+        return -1;
+    snprintf(g_path, sizeof(g_path), "%s/kms.db", g_dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static store_t *open_store(const char *node)
+{
+    store_options_t o = {.path = g_path, .node_id = node};
+    store_t *s = NULL;
+    assert_int_equal(store_open(&o, &s), 0);
+    assert_non_null(s);
+    return s;
+}
+
+/* An object with two attributes (one with a repeated name) and a blob
+ * containing NUL and high bytes. */
+static const uint8_t BLOB[] = {0x00, 0xff, 0x10, 0x00, 0x80, 0x7f, 0x00};
+static const uint8_t V_NAME0[] = {0x42, 0x00, 0x53, 0x01, 0, 0, 0, 0};
+static const uint8_t V_NAME1[] = {0x42, 0x00, 0x53, 0x01, 0, 0, 0, 1, 0x00};
+static const uint8_t V_ALG[] = {0x42, 0x00, 0x28, 0x05, 0, 0, 0, 4, 0, 0, 0, 3, 0, 0, 0, 0};
+
+static void make_obj(store_object_t *o, store_attr_t *at, const char *id, const char *tenant)
+{
+    memset(o, 0, sizeof(*o));
+    memset(at, 0, 3 * sizeof(*at));
+    snprintf(o->id, sizeof(o->id), "%s", id);
+    snprintf(o->tenant, sizeof(o->tenant), "%s", tenant);
+    o->object_type = 2;
+    o->state = 1;
+    o->dsk_id = 7;
+    o->blob = BLOB;
+    o->blob_len = sizeof(BLOB);
+    at[0] = (store_attr_t){.name = "Name", .index = 0, .value = V_NAME0,
+                           .value_len = sizeof(V_NAME0), .skey = "key-a"};
+    at[1] = (store_attr_t){.name = "Name", .index = 1, .value = V_NAME1,
+                           .value_len = sizeof(V_NAME1), .skey = "key-b"};
+    at[2] = (store_attr_t){.name = "Cryptographic Algorithm", .index = 0, .value = V_ALG,
+                           .value_len = sizeof(V_ALG), .nkey = 3, .has_nkey = true};
+    o->attrs = at;
+    o->n_attrs = 3;
+}
+
+static int put1(store_t *s, const store_object_t *o, int64_t expect, int64_t *ver)
+{
+    store_write_t *w = store_write_new();
+    assert_non_null(w);
+    int err = store_write_put(w, o, expect);
+    assert_int_equal(err, 0);
+    err = store_commit(s, w, ver, ver ? 1 : 0);
+    store_write_free(w);
+    return err;
+}
+
+static const store_attr_t *find_attr(const store_object_t *o, const char *name, uint32_t idx)
+{
+    for (size_t i = 0; i < o->n_attrs; i++)
+        if (strcmp(o->attrs[i].name, name) == 0 && o->attrs[i].index == idx)
+            return &o->attrs[i];
+    return NULL;
+}
+
+static void test_roundtrip(void **state)
+{
+    (void)state;
+    store_t *s = open_store(NULL);
+    store_object_t o;
+    store_attr_t at[3];
+    make_obj(&o, at, "11111111-1111-4111-8111-111111111111", "acme");
+    int64_t t0 = kms_now_us();
+    int64_t ver = 0;
+    assert_int_equal(put1(s, &o, STORE_VERSION_NEW, &ver), 0);
+    assert_int_equal(ver, 1);
+
+    store_reader_t *r = NULL;
+    assert_int_equal(store_reader_new(s, &r), 0);
+    kms_arena_t *a = kms_arena_new(0);
+    store_object_t *g = NULL;
+    assert_int_equal(store_get(r, a, o.id, "acme", &g), 0);
+    assert_string_equal(g->id, o.id);
+    assert_string_equal(g->tenant, "acme");
+    assert_int_equal(g->object_type, 2);
+    assert_int_equal(g->state, 1);
+    assert_int_equal(g->version, 1);
+    assert_int_equal(g->dsk_id, 7);
+    assert_false(g->archived);
+    assert_true(g->created_us >= t0 && g->created_us <= kms_now_us());
+    assert_int_equal(g->created_us, g->updated_us);
+    assert_int_equal(g->blob_len, sizeof(BLOB));
+    assert_memory_equal(g->blob, BLOB, sizeof(BLOB));
+    assert_int_equal(g->n_attrs, 3);
+    const store_attr_t *n0 = find_attr(g, "Name", 0), *n1 = find_attr(g, "Name", 1);
+    const store_attr_t *alg = find_attr(g, "Cryptographic Algorithm", 0);
+    assert_non_null(n0);
+    assert_non_null(n1);
+    assert_non_null(alg);
+    assert_int_equal(n0->value_len, sizeof(V_NAME0));
+    assert_memory_equal(n0->value, V_NAME0, sizeof(V_NAME0));
+    assert_int_equal(n1->value_len, sizeof(V_NAME1));
+    assert_memory_equal(n1->value, V_NAME1, sizeof(V_NAME1));
+    assert_string_equal(n0->skey, "key-a");
+    assert_false(n0->has_nkey);
+    assert_null(alg->skey);
+    assert_true(alg->has_nkey);
+    assert_int_equal(alg->nkey, 3);
+    assert_memory_equal(alg->value, V_ALG, sizeof(V_ALG));
+    /* tenant NULL = any tenant (admin) */
+    assert_int_equal(store_get(r, a, o.id, NULL, &g), 0);
+
+    /* Replace: attributes are replaced, created_us kept, version + 1. */
+    int64_t created = g->created_us;
+    o.n_attrs = 1;
+    o.state = 2;
+    o.archived = true;
+    o.blob = NULL;
+    o.blob_len = 0;
+    o.dsk_id = 0;
+    usleep(2000);
+    assert_int_equal(put1(s, &o, 1, &ver), 0);
+    assert_int_equal(ver, 2);
+    assert_int_equal(store_get(r, a, o.id, "acme", &g), 0);
+    assert_int_equal(g->version, 2);
+    assert_int_equal(g->state, 2);
+    assert_true(g->archived);
+    assert_int_equal(g->n_attrs, 1);
+    assert_null(g->blob);
+    assert_int_equal(g->blob_len, 0);
+    assert_int_equal(g->created_us, created);
+    assert_true(g->updated_us > created);
+
+    /* Not found */
+    assert_int_equal(store_get(r, a, "nope", NULL, &g), KMS_ERR_NOTFOUND);
+    assert_int_equal(store_count_objects(r), 1);
+    kms_arena_free(a);
+    store_reader_free(r);
+    store_close(s);
+}
+
+static void test_versions(void **state)
+{
+    (void)state;
+    store_t *s = open_store(NULL);
+    store_object_t o;
+    store_attr_t at[3];
+    make_obj(&o, at, "v-1", "t");
+    int64_t ver = -5;
+    assert_int_equal(put1(s, &o, STORE_VERSION_NEW, &ver), 0);
+    assert_int_equal(ver, 1);
+    /* NEW on an existing object */
+    ver = -5;
+    assert_int_equal(put1(s, &o, STORE_VERSION_NEW, &ver), KMS_ERR_CONFLICT);
+    assert_int_equal(ver, -5); /* not written on failure */
+    assert_int_equal(put1(s, &o, 1, &ver), 0);
+    assert_int_equal(ver, 2);
+    /* stale expect */
+    assert_int_equal(put1(s, &o, 1, &ver), KMS_ERR_CONFLICT);
+    /* expect on a missing object */
+    make_obj(&o, at, "v-2", "t");
+    assert_int_equal(put1(s, &o, 3, &ver), KMS_ERR_CONFLICT);
+    /* ANY creates, then increments */
+    assert_int_equal(put1(s, &o, STORE_VERSION_ANY, &ver), 0);
+    assert_int_equal(ver, 1);
+    assert_int_equal(put1(s, &o, STORE_VERSION_ANY, &ver), 0);
+    assert_int_equal(ver, 2);
+
+    /* A write with two puts is atomic: the second conflicts, the first
+     * is not applied either. */
+    store_object_t o3;
+    store_attr_t at3[3];
+    make_obj(&o3, at3, "v-3", "t");
+    store_write_t *w = store_write_new();
+    assert_int_equal(store_write_put(w, &o3, STORE_VERSION_NEW), 0);
+    assert_int_equal(store_write_put(w, &o, 1), 0); /* stale: v-2 is at 2 */
+    assert_int_equal(store_commit(s, w, NULL, 0), KMS_ERR_CONFLICT);
+    store_write_free(w);
+    store_reader_t *r = NULL;
+    assert_int_equal(store_reader_new(s, &r), 0);
+    kms_arena_t *a = kms_arena_new(0);
+    store_object_t *g;
+    assert_int_equal(store_get(r, a, "v-3", NULL, &g), KMS_ERR_NOTFOUND);
+
+    /* two puts in one write: versions in put order */
+    w = store_write_new();
+    assert_int_equal(store_write_put(w, &o3, STORE_VERSION_NEW), 0);
+    assert_int_equal(store_write_put(w, &o, 2), 0);
+    int64_t vv[2] = {0, 0};
+    assert_int_equal(store_commit(s, w, vv, 2), 0);
+    store_write_free(w);
+    assert_int_equal(vv[0], 1);
+    assert_int_equal(vv[1], 3);
+
+    /* duplicate (name, index) inside one object is invalid, nothing applied */
+    at3[1].index = 0;
+    make_obj(&o3, at3, "v-4", "t");
+    at3[1].index = 0;
+    assert_int_equal(put1(s, &o3, STORE_VERSION_NEW, NULL), KMS_ERR_INVAL);
+    assert_int_equal(store_get(r, a, "v-4", NULL, &g), KMS_ERR_NOTFOUND);
+
+    /* delete: version checked, then gone */
+    w = store_write_new();
+    assert_int_equal(store_write_delete(w, "v-2", 2), 0);
+    assert_int_equal(store_commit(s, w, NULL, 0), KMS_ERR_CONFLICT);
+    store_write_free(w);
+    w = store_write_new();
+    assert_int_equal(store_write_delete(w, "v-2", 3), 0);
+    assert_int_equal(store_commit(s, w, NULL, 0), 0);
+    store_write_free(w);
+    assert_int_equal(store_get(r, a, "v-2", NULL, &g), KMS_ERR_NOTFOUND);
+    w = store_write_new();
+    assert_int_equal(store_write_delete(w, "v-2", STORE_VERSION_ANY), 0);
+    assert_int_equal(store_commit(s, w, NULL, 0), KMS_ERR_NOTFOUND);
+    store_write_free(w);
+
+    /* invalid inputs are refused before they reach the writer */
+    w = store_write_new();
+    memset(o.id, 0, sizeof(o.id));
+    assert_int_equal(store_write_put(w, &o, STORE_VERSION_NEW), KMS_ERR_INVAL);
+    memset(o.id, 'x', sizeof(o.id)); /* not terminated */
+    assert_int_equal(store_write_put(w, &o, STORE_VERSION_NEW), KMS_ERR_INVAL);
+    assert_int_equal(store_write_put(w, &o3, -2), KMS_ERR_INVAL);
+    assert_int_equal(store_write_delete(w, "x", STORE_VERSION_NEW), KMS_ERR_INVAL);
+    assert_int_equal(store_commit(s, w, NULL, 0), 0); /* empty write */
+    store_write_free(w);
+
+    kms_arena_free(a);
+    store_reader_free(r);
+    store_stats_t st;
+    store_stats(s, &st);
+    assert_true(st.conflicts >= 5);
+    store_close(s);
+}
+
+static void test_tenant_get(void **state)
+{
+    (void)state;
+    store_t *s = open_store(NULL);
+    store_object_t o;
+    store_attr_t at[3];
+    make_obj(&o, at, "ten-1", "alpha");
+    assert_int_equal(put1(s, &o, STORE_VERSION_NEW, NULL), 0);
+    store_reader_t *r = NULL;
+    assert_int_equal(store_reader_new(s, &r), 0);
+    kms_arena_t *a = kms_arena_new(0);
+    store_object_t *g = (store_object_t *)1;
+    assert_int_equal(store_get(r, a, "ten-1", "beta", &g), KMS_ERR_NOTFOUND);
+    assert_null(g);
+    /* same answer as a missing id */
+    assert_int_equal(store_get(r, a, "ten-missing", "beta", &g), KMS_ERR_NOTFOUND);
+    assert_int_equal(store_get(r, a, "ten-1", "alpha", &g), 0);
+    assert_int_equal(store_get(r, a, "ten-1", "alph", &g), KMS_ERR_NOTFOUND);
+    assert_int_equal(store_get(r, a, "ten-1", "", &g), KMS_ERR_NOTFOUND);
+    kms_arena_free(a);
+    store_reader_free(r);
+    store_close(s);
+}
+
+static void test_meta(void **state)
+{
+    (void)state;
+    store_t *s = open_store(NULL);
+    store_write_t *w = store_write_new();
+    const uint8_t v1[] = {1, 0, 2, 0, 3};
+    assert_int_equal(store_write_meta(w, "dsk.1", v1, sizeof(v1)), 0);
+    assert_int_equal(store_write_meta(w, "empty", NULL, 0), 0);
+    assert_int_equal(store_commit(s, w, NULL, 0), 0);
+    store_write_free(w);
+    store_reader_t *r = NULL;
+    assert_int_equal(store_reader_new(s, &r), 0);
+    kms_arena_t *a = kms_arena_new(0);
+    uint8_t *v = NULL;
+    size_t n = 99;
+    assert_int_equal(store_meta_get(r, a, "dsk.1", &v, &n), 0);
+    assert_int_equal(n, sizeof(v1));
+    assert_memory_equal(v, v1, sizeof(v1));
+    assert_int_equal(store_meta_get(r, a, "empty", &v, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_meta_get(r, a, "missing", &v, &n), KMS_ERR_NOTFOUND);
+    /* overwrite */
+    w = store_write_new();
+    assert_int_equal(store_write_meta(w, "dsk.1", "xyz", 3), 0);
+    assert_int_equal(store_commit(s, w, NULL, 0), 0);
+    store_write_free(w);
+    assert_int_equal(store_meta_get(r, a, "dsk.1", &v, &n), 0);
+    assert_int_equal(n, 3);
+    assert_memory_equal(v, "xyz", 3);
+    /* the node id lives in meta */
+    assert_int_equal(store_meta_get(r, a, "node_id", &v, &n), 0);
+    assert_int_equal(n, 32);
+    assert_memory_equal(v, store_node_id(s), 32);
+    kms_arena_free(a);
+    store_reader_free(r);
+    store_close(s);
+}
+
+static void test_reopen_durable(void **state)
+{
+    (void)state;
+    store_t *s = open_store(NULL);
+    char node[64];
+    snprintf(node, sizeof(node), "%s", store_node_id(s));
+    assert_int_equal(strlen(node), 32);
+    assert_int_equal(store_schema_version(s), 3);
+    for (int i = 0; i < 20; i++) {
+        store_object_t o;
+        store_attr_t at[3];
+        char id[32];
+        snprintf(id, sizeof(id), "dur-%02d", i);
+        make_obj(&o, at, id, "t");
+        assert_int_equal(put1(s, &o, STORE_VERSION_NEW, NULL), 0);
+    }
+    store_close(s);
+    /* The WAL was checkpointed and truncated on close. */
+    char wal[160];
+    snprintf(wal, sizeof(wal), "%s-wal", g_path);
+    FILE *f = fopen(wal, "rb");
+    if (f) {
+        fseek(f, 0, SEEK_END);
+        assert_int_equal(ftell(f), 0);
+        fclose(f);
+    }
+    s = open_store(NULL);
+    assert_string_equal(store_node_id(s), node); /* created once */
+    store_reader_t *r = NULL;
+    assert_int_equal(store_reader_new(s, &r), 0);
+    assert_int_equal(store_count_objects(r), 20);
+    kms_arena_t *a = kms_arena_new(0);
+    store_object_t *g;
+    assert_int_equal(store_get(r, a, "dur-13", "t", &g), 0);
+    assert_memory_equal(g->blob, BLOB, sizeof(BLOB));
+    assert_int_equal(g->n_attrs, 3);
+    kms_arena_free(a);
+    store_reader_free(r);
+    store_close(s);
+
+    /* a node id from the options wins and is not written */
+    s = open_store("node-from-config");
+    assert_string_equal(store_node_id(s), "node-from-config");
+    store_close(s);
+    s = open_store(NULL);
+    assert_string_equal(store_node_id(s), node);
+    store_close(s);
+}
+
+/* The v1 schema exactly as first released (store/schema.c step 1). */
+static const char V1_SQL[] =
+    "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_us INTEGER NOT NULL);"
+    "PRAGMA application_id=1263358788;"
+    "CREATE TABLE objects (id TEXT PRIMARY KEY NOT NULL, object_type INTEGER NOT NULL,"
+    " state INTEGER NOT NULL, tenant TEXT NOT NULL, version INTEGER NOT NULL CHECK (version > 0),"
+    " created_us INTEGER NOT NULL, updated_us INTEGER NOT NULL,"
+    " archived INTEGER NOT NULL DEFAULT 0, dsk_id INTEGER NOT NULL DEFAULT 0, blob BLOB);"
+    "CREATE TABLE attributes (obj_id TEXT NOT NULL REFERENCES objects(id) ON DELETE CASCADE,"
+    " name TEXT NOT NULL, idx INTEGER NOT NULL, value BLOB NOT NULL, skey TEXT, nkey INTEGER,"
+    " PRIMARY KEY (obj_id, name, idx)) WITHOUT ROWID;"
+    "CREATE INDEX attributes_skey ON attributes(name, skey) WHERE skey IS NOT NULL;"
+    "CREATE INDEX attributes_nkey ON attributes(name, nkey) WHERE nkey IS NOT NULL;"
+    "CREATE INDEX objects_tenant_created ON objects(tenant, created_us);"
+    "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE change_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, obj_id TEXT NOT NULL,"
+    " version INTEGER NOT NULL, hlc INTEGER NOT NULL, node_id TEXT NOT NULL,"
+    " deleted INTEGER NOT NULL DEFAULT 0);"
+    "INSERT INTO schema_version VALUES (1, 1);"
+    "INSERT INTO meta VALUES ('node_id', CAST('0123456789abcdef0123456789abcdef' AS BLOB));"
+    "INSERT INTO objects VALUES ('old-1', 2, 1, 'legacy', 4, 1000, 2000, 0, 1, x'c0ffee');"
+    "INSERT INTO attributes VALUES ('old-1', 'Name', 0, x'4200', 'legacy-key', NULL);"
+    "INSERT INTO change_log(obj_id, version, hlc, node_id) VALUES"
+    " ('old-1', 4, 281474976710656000, '0123456789abcdef0123456789abcdef');";
+
+static void test_migrate_v1(void **state)
+{
+    (void)state;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(g_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, V1_SQL, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    store_t *s = open_store(NULL);
+    assert_int_equal(store_schema_version(s), 3);
+    assert_string_equal(store_node_id(s), "0123456789abcdef0123456789abcdef");
+    store_reader_t *r = NULL;
+    assert_int_equal(store_reader_new(s, &r), 0);
+    kms_arena_t *a = kms_arena_new(0);
+    store_object_t *g;
+    assert_int_equal(store_get(r, a, "old-1", "legacy", &g), 0);
+    assert_int_equal(g->version, 4);
+    assert_int_equal(g->blob_len, 3);
+    assert_memory_equal(g->blob, "\xc0\xff\xee", 3);
+    assert_string_equal(g->attrs[0].skey, "legacy-key");
+    /* migration 2 created the tenant of existing objects */
+    assert_int_equal(store_tenant_exists(r, "legacy"), 0);
+    /* Locate works on the migrated schema */
+    store_cond_t c = {.kind = STORE_COND_SKEY_EQ, .name = "Name", .s = "legacy-key"};
+    store_query_t q = {.tenant = "legacy", .conds = &c, .n_conds = 1};
+    char **ids;
+    size_t n;
+    assert_int_equal(store_locate(r, &q, a, &ids, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(ids[0], "old-1");
+    /* the HLC continues from the log: the next change is later */
+    int64_t ver;
+    store_object_t o;
+    store_attr_t at[3];
+    make_obj(&o, at, "old-1", "legacy");
+    assert_int_equal(put1(s, &o, 4, &ver), 0);
+    assert_int_equal(ver, 5);
+    int64_t last = store_last_seq(r);
+    assert_int_equal(last, 2);
+    kms_arena_free(a);
+    store_reader_free(r);
+    store_close(s);
+
+    /* every migration recorded once */
+    assert_int_equal(sqlite3_open(g_path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT group_concat(version) FROM"
+                                            " (SELECT version FROM schema_version ORDER BY 1)",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "1,2,3");
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT max(hlc) > 281474976710656000 FROM change_log",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 1);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+static void test_newer_schema_refused(void **state)
+{
+    (void)state;
+    store_t *s = open_store(NULL);
+    store_close(s);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(g_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "INSERT INTO schema_version VALUES (99, 1)", NULL, NULL,
+                                  NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    store_options_t o = {.path = g_path};
+    assert_int_equal(store_open(&o, &s), KMS_ERR_CONFIG);
+    assert_null(s);
+}
+
+static void test_corrupt_refused(void **state)
+{
+    (void)state;
+    FILE *f = fopen(g_path, "wb");
+    assert_non_null(f);
+    for (int i = 0; i < 4096; i++)
+        fputc((i * 7919) & 0xff, f);
+    fclose(f);
+    store_options_t o = {.path = g_path};
+    store_t *s = (store_t *)1;
+    assert_int_equal(store_open(&o, &s), KMS_ERR_IO);
+    assert_null(s);
+
+    /* a valid SQLite file that is not ours */
+    unlink(g_path);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(g_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "CREATE TABLE x(y)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(store_open(&o, &s), KMS_ERR_CONFIG);
+
+    /* missing directory */
+    store_options_t bad = {.path = "/nonexistent-dir-kmsd/x.db"};
+    assert_int_equal(store_open(&bad, &s), KMS_ERR_IO);
+    store_options_t inval = {.path = ""};
+    assert_int_equal(store_open(&inval, &s), KMS_ERR_INVAL);
+}
+
+static void test_read_only(void **state)
+{
+    (void)state;
+    store_t *s = open_store(NULL);
+    store_object_t o;
+    store_attr_t at[3];
+    make_obj(&o, at, "ro-1", "t");
+    assert_int_equal(put1(s, &o, STORE_VERSION_NEW, NULL), 0);
+    char node[64];
+    snprintf(node, sizeof(node), "%s", store_node_id(s));
+    store_close(s);
+
+    store_options_t opt = {.path = g_path, .read_only = true};
+    assert_int_equal(store_open(&opt, &s), 0);
+    assert_string_equal(store_node_id(s), node);
+    store_reader_t *r = NULL;
+    assert_int_equal(store_reader_new(s, &r), 0);
+    assert_int_equal(store_count_objects(r), 1);
+    store_write_t *w = store_write_new();
+    assert_int_equal(store_write_put(w, &o, STORE_VERSION_ANY), 0);
+    assert_int_equal(store_commit(s, w, NULL, 0), KMS_ERR_PERM);
+    store_write_free(w);
+    store_reader_free(r);
+    store_close(s);
+
+    /* read-only on a missing file fails rather than creating it */
+    char missing[160];
+    snprintf(missing, sizeof(missing), "%s/none.db", g_dir);
+    opt.path = missing;
+    assert_int_equal(store_open(&opt, &s), KMS_ERR_IO);
+    assert_int_equal(access(missing, F_OK), -1);
+}
+
+int main(void)
+{
+    kms_log_set_level(KMS_LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_versions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tenant_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_durable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
