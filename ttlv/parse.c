@@ -217,7 +217,7 @@ static int parse_value(kms_arena_t *a, ttlv_item_t *it, struct span d, const str
             char name[128];
             memcpy(name, d.p, d.n);
             name[d.n] = 0;
-            if (ttlv_enum_by_name(it->tag, name, &ev) != 0)
+            if (ttlv_enum_by_name(ttlv_naming_tag(it), name, &ev) != 0)
                 return perr(err, ln, d.p, "unknown enumeration name for this tag");
             it->v.i32 = (int32_t)ev;
         } else
@@ -303,8 +303,8 @@ static size_t find(struct span s, const char *lit)
     return SIZE_MAX;
 }
 
-static int parse_line(kms_arena_t *a, const struct line *ln, size_t indent, ttlv_item_t **item_out,
-                      ttlv_error_t *err)
+static int parse_line(kms_arena_t *a, const struct line *ln, size_t indent, ttlv_item_t *parent,
+                      ttlv_item_t **item_out, ttlv_error_t *err)
 {
     struct span s = {ln->p + indent, ln->n - indent};
     if (s.n < 5 || memcmp(s.p, "Tag: ", 5) != 0)
@@ -349,7 +349,8 @@ static int parse_line(kms_arena_t *a, const struct line *ln, size_t indent, ttlv
         if (ttlv_type_by_name(name, &type) != 0)
             return perr(err, ln, typesp.p, "unknown type name");
     }
-    ttlv_item_t *it = ttlv_item_alloc(a, NULL, tag, type);
+    /* linked first, so that an Attribute Value can see its Attribute Name */
+    ttlv_item_t *it = ttlv_item_alloc(a, parent, tag, type);
     if (!it)
         return KMS_ERR_NOMEM;
     int rc = parse_value(a, it, data, ln, err);
@@ -401,7 +402,7 @@ int ttlv_parse_text(const char *text, size_t len, kms_arena_t *arena, ttlv_item_
         if (level > open || (level > 0 && stack[level - 1]->type != TTLV_STRUCTURE))
             return perr(err_out, &ln, ln.p + indent, "indent does not follow a Structure");
         ttlv_item_t *it = NULL;
-        rc = parse_line(arena, &ln, indent, &it, err_out);
+        rc = parse_line(arena, &ln, indent, level ? stack[level - 1] : NULL, &it, err_out);
         if (rc) {
             if (rc == KMS_ERR_NOMEM)
                 ttlv_set_error(err_out, ln.off, "line %zu: out of memory", ln.no);
@@ -409,8 +410,6 @@ int ttlv_parse_text(const char *text, size_t len, kms_arena_t *arena, ttlv_item_
         }
         if (level == 0)
             root = it;
-        else
-            ttlv_append(stack[level - 1], it);
         stack[level] = it;
         open = level + 1;
     }

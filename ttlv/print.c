@@ -10,9 +10,12 @@
  *                 Status Mask the bits by name: 0x0000000C (Encrypt, Decrypt)
  *                 (bits with no name are listed in hex)
  *   Long Integer  0x00000000000001F4 (500)
- *   Big Integer   upper-case hex of all bytes, plus " (decimal)" when the
- *                 value fits in 64 signed bits: 0000000000010001 (65537)
+ *   Big Integer   upper-case hex of all bytes and the signed decimal value:
+ *                 0000000000010001 (65537); hex only above 1024 bytes
+ *                 (the decimal conversion is quadratic)
  *   Enumeration   0x00000003 (AES), or 0x00000003 alone when the value has no name
+ *                 (an Attribute Value is named after its sibling Attribute Name,
+ *                 as the document does: "Cryptographic Algorithm" -> (AES))
  *   Boolean       TRUE or FALSE
  *   Text String   as-is; when the text is empty, has control characters,
  *                 leading/trailing blanks or starts with a double quote, it
@@ -100,47 +103,80 @@ static int put_mask(kms_buf_t *out, uint32_t tag, uint32_t v)
     return rc ? rc : kms_buf_append_byte(out, ')');
 }
 
-/* Big Integer decimal when it fits in int64 (sign-extended two's complement). */
-static bool bigint_small(const uint8_t *p, size_t n, int64_t *v)
+/* Big Integers longer than this print as hex only: the decimal conversion
+ * is quadratic, and the printer must stay cheap on hostile input. */
+#define BIGINT_DECIMAL_MAX 1024
+
+/*
+ * Decimal form of a big-endian two's complement number. Works on a copy
+ * of the magnitude in base 10^9 limbs by repeated division; n is bounded
+ * by BIGINT_DECIMAL_MAX.
+ */
+static int put_bigint_decimal(kms_buf_t *out, const uint8_t *p, size_t n)
 {
-    if (n == 0)
-        return false;
-    uint8_t ext = (p[0] & 0x80) ? 0xFF : 0x00;
-    size_t i = 0;
-    while (n - i > 8) {
-        if (p[i] != ext)
-            return false;
-        i++;
+    int rc = 0;
+    uint8_t mag[BIGINT_DECIMAL_MAX];
+    /* 10^9 < 2^30, so each limb takes at most 30 bits: n*8/29+1 limbs is plenty */
+    uint32_t dig[BIGINT_DECIMAL_MAX * 8 / 29 + 2];
+    size_t nd = 0;
+    bool neg = n > 0 && (p[0] & 0x80);
+
+    memcpy(mag, p, n);
+    if (neg) { /* magnitude = ~x + 1 */
+        for (size_t i = 0; i < n; i++)
+            mag[i] = (uint8_t)~mag[i];
+        for (size_t i = n; i-- > 0;)
+            if (++mag[i] != 0)
+                break;
     }
-    /* the first kept byte must carry the same sign as the dropped ones */
-    if (i > 0 && ((p[i] ^ ext) & 0x80))
-        return false;
-    uint64_t u = ext ? UINT64_MAX : 0;
-    for (; i < n; i++)
-        u = (u << 8) | p[i];
-    *v = (int64_t)u;
-    return true;
+    /* schoolbook: for each byte, dig = dig * 256 + byte, in base 10^9 */
+    for (size_t i = 0; i < n; i++) {
+        uint64_t carry = mag[i];
+        for (size_t k = 0; k < nd; k++) {
+            uint64_t v = (uint64_t)dig[k] * 256 + carry;
+            dig[k] = (uint32_t)(v % 1000000000u);
+            carry = v / 1000000000u;
+        }
+        while (carry) {
+            dig[nd++] = (uint32_t)(carry % 1000000000u);
+            carry /= 1000000000u;
+        }
+    }
+    kms_wipe(mag, n);
+    if (neg)
+        rc = kms_buf_append_byte(out, '-');
+    if (rc == 0)
+        rc = kms_buf_printf(out, "%u", nd ? dig[nd - 1] : 0u);
+    for (size_t k = nd > 0 ? nd - 1 : 0; rc == 0 && k-- > 0;)
+        rc = kms_buf_printf(out, "%09u", dig[k]);
+    kms_wipe(dig, nd * sizeof(dig[0]));
+    return rc;
 }
 
 static int put_value(kms_buf_t *out, const ttlv_item_t *it)
 {
+    uint32_t ntag = ttlv_naming_tag(it);
     switch (it->type) {
     case TTLV_INTEGER:
-        if (it->tag == KMIP_TAG_CRYPTOGRAPHIC_USAGE_MASK || it->tag == KMIP_TAG_STORAGE_STATUS_MASK)
-            return put_mask(out, it->tag, ttlv_u32(it));
+        if (ntag == KMIP_TAG_CRYPTOGRAPHIC_USAGE_MASK || ntag == KMIP_TAG_STORAGE_STATUS_MASK)
+            return put_mask(out, ntag, ttlv_u32(it));
         return kms_buf_printf(out, "0x%08X (%d)", ttlv_u32(it), it->v.i32);
     case TTLV_LONG_INTEGER:
         return kms_buf_printf(out, "0x%016llX (%lld)", (unsigned long long)it->v.i64,
                               (long long)it->v.i64);
     case TTLV_BIG_INTEGER: {
-        int64_t v;
         int rc = put_hex(out, it->v.bytes.ptr, it->v.bytes.len);
-        if (rc == 0 && bigint_small(it->v.bytes.ptr, it->v.bytes.len, &v))
-            rc = kms_buf_printf(out, " (%lld)", (long long)v);
+        if (rc == 0 && it->v.bytes.len > 0 && it->v.bytes.len <= BIGINT_DECIMAL_MAX) {
+            rc = kms_buf_append(out, " (", 2);
+            if (rc == 0)
+                rc = put_bigint_decimal(out, it->v.bytes.ptr, it->v.bytes.len);
+            if (rc == 0)
+                rc = kms_buf_append_byte(out, ')');
+        }
         return rc;
     }
     case TTLV_ENUMERATION: {
-        const char *name = ttlv_enum_name(it->tag, ttlv_u32(it));
+        const char *name = ttlv_enum_name(ntag, ttlv_u32(it));
         if (name)
             return kms_buf_printf(out, "0x%08X (%s)", ttlv_u32(it), name);
         return kms_buf_printf(out, "0x%08X", ttlv_u32(it));

@@ -296,6 +296,24 @@ int ttlv_attr_tag_by_name(const char *attr_name, uint32_t *tag_out)
     return KMS_ERR_NOTFOUND;
 }
 
+/*
+ * The tag whose tables name this item's value: its own, or for an
+ * Attribute Value the tag of the attribute named by its sibling Attribute
+ * Name (so "Cryptographic Algorithm" values print as "(AES)"), when that
+ * tag has the same type.
+ */
+uint32_t ttlv_naming_tag(const ttlv_item_t *it)
+{
+    uint32_t tag;
+    if (it->tag != KMIP_TAG_ATTRIBUTE_VALUE || !it->parent)
+        return it->tag;
+    const ttlv_item_t *name = ttlv_find(it->parent, KMIP_TAG_ATTRIBUTE_NAME);
+    if (!name || name->type != TTLV_TEXT_STRING || ttlv_attr_tag_by_name(ttlv_text(name), &tag) != 0 ||
+        ttlv_tag_type(tag) != it->type)
+        return it->tag;
+    return tag;
+}
+
 /* --------------------------------------------------------------- secrets */
 /* Values printed as <redacted> when asked: key material and its parts,
  * credentials, and anything that is or derives a secret. */

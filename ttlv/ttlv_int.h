@@ -32,6 +32,11 @@ ttlv_item_t *ttlv_item_alloc(kms_arena_t *a, ttlv_item_t *parent, uint32_t tag, 
  * U+10FFFF, no NUL). Returns the index of the first bad byte, or n. */
 size_t ttlv_utf8_check(const uint8_t *p, size_t n);
 
+/* The tag whose enumeration/mask tables name its value: it->tag, or for an
+ * Attribute Value inside a parent, the tag of the attribute named by the
+ * sibling Attribute Name when that tag has the same type. */
+uint32_t ttlv_naming_tag(const ttlv_item_t *it);
+
 /* True when values under this tag carry secrets (printer redaction). */
 bool ttlv_tag_is_secret(uint32_t tag);
 
