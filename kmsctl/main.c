@@ -26,6 +26,7 @@ static int cmd_version(int argc, char **argv)
 int cmd_init(int argc, char **argv); /* cmd_init.c */
 int cmd_pki(int argc, char **argv);  /* cmd_pki.c */
 int cmd_ca(int argc, char **argv);   /* cmd_ca.c */
+int cmd_ttlv(int argc, char **argv); /* cmd_ttlv.c */
 
 static const struct {
     const char *name;
@@ -36,6 +37,7 @@ static const struct {
     {"init", cmd_init, "first-run setup: CA, certificates, master key, config"},
     {"pki", cmd_pki, "issue client certificates, sign a client's CSR"},
     {"ca", cmd_ca, "export the CA certificate for clients to trust"},
+    {"ttlv", cmd_ttlv, "decode/encode KMIP TTLV messages (binary or hex <-> readable)"},
 };
 
 static void usage(FILE *f)
