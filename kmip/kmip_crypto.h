@@ -169,7 +169,7 @@ typedef struct kmip_material {
 } kmip_material_t;
 
 /* How Get wants the key wrapped (already resolved by the caller: the
- * wrapping key is loaded and checked with kmip_crypto_wrap_key_check). */
+ * wrapping key is loaded and checked with kmip_crypto_kek_load). */
 typedef struct kmip_wrap {
     const char *key_id;          /* Unique Identifier of the wrapping key */
     const kms_secret_t *kek;     /* its plaintext AES key */
@@ -214,5 +214,34 @@ int kmip_crypto_object_build(kms_arena_t *a, ttlv_item_t *parent, const kmip_mat
 /* The TTLV tag of the object structure for an Object Type (Symmetric Key ->
  * KMIP_TAG_SYMMETRIC_KEY...), 0 when the type has none we support. */
 uint32_t kmip_crypto_object_tag(uint32_t object_type);
+
+/* ------------------------------------------- glue with the object model */
+/* These use kmip_int.h (ctx, objects); failures are recorded with
+ * kmip_fail() on the context. Implemented in keywrap_keys.c. */
+struct kmip_ctx;
+struct kmip_obj;
+
+/*
+ * Load the managed key `key_id` for use as a key-encryption key and return
+ * its plaintext (owned by the caller). It must be visible to the
+ * requester, a Symmetric Key with Cryptographic Algorithm AES, in State
+ * Active, with the usage bit `usage` (Wrap Key for Get, Unwrap Key for
+ * Register) in its Cryptographic Usage Mask. *mode_out (may be NULL) gets
+ * the Block Cipher Mode of its Cryptographic Parameters, or 0.
+ */
+int kmip_crypto_kek_load(struct kmip_ctx *ctx, const char *key_id, uint32_t usage,
+                         kms_secret_t **kek_out, uint32_t *mode_out);
+
+/*
+ * Everything Get needs to answer with object `o`: opens its material,
+ * applies Key Format Type (`want_fmt`, 0 = as registered), Key
+ * Compression Type (`want_compression`, 0 = none; anything else is Key
+ * Compression Type Not Supported) and the Key Wrapping Specification
+ * (`kws`, NULL = not wrapped), and appends the object structure
+ * (Symmetric Key, Private Key, ...) to `parent`.
+ */
+int kmip_crypto_get_object(struct kmip_ctx *ctx, struct kmip_obj *o, uint32_t want_fmt,
+                           uint32_t want_compression, const ttlv_item_t *kws,
+                           ttlv_item_t *parent);
 
 #endif /* KMS_KMIP_CRYPTO_H */

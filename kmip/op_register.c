@@ -1,0 +1,168 @@
+/*
+ * kmip/op_register.c: the Register operation.
+ *
+ * Accepts Symmetric Key, Private Key, Public Key, Secret Data, Certificate
+ * (X.509), Opaque Object and Template objects. The material is validated
+ * and converted to its canonical stored form (keyformat_parse.c); the
+ * format the client used is remembered so Get answers in it by default. A
+ * wrapped Key Block is unwrapped with a managed AES key that is Active and
+ * has Unwrap Key in its usage mask. Attributes of the Template-Attribute
+ * must agree with what the material says (algorithm, length).
+ * Split Keys and PGP Keys are not supported (Feature Not Supported).
+ */
+#include <string.h>
+
+#include "kmip/kmip_crypto.h"
+#include "kmip/kmip_int.h"
+
+static int unwrap_lookup(void *arg, const char *key_id, kms_secret_t **kek_out, kmip_cerr_t *e)
+{
+    kmip_ctx_t *ctx = arg;
+    int rc = kmip_crypto_kek_load(ctx, key_id, KMIP_CRYPTOGRAPHIC_USAGE_MASK_UNWRAP_KEY, kek_out,
+                                  NULL);
+    if (rc < 0 && ctx->reason)
+        kmip_cerr_set(e, rc, ctx->reason, "%s", ctx->msg);
+    return rc;
+}
+
+/* Reconcile the Template-Attribute's algorithm/length with the material. */
+static int reconcile(kmip_ctx_t *ctx, kmip_obj_t *o, kmip_material_t *d, size_t material_len)
+{
+    uint32_t alg_t = 0;
+    int32_t len_t = 0;
+    bool has_alg = kmip_attr_get_enum(o, "Cryptographic Algorithm", &alg_t) == 0;
+    bool has_len = kmip_attr_get_int(o, "Cryptographic Length", &len_t) == 0;
+
+    switch (d->object_type) {
+    case KMIP_OBJECT_TYPE_SYMMETRIC_KEY:
+        if (d->alg == 0) {
+            if (!has_alg)
+                return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
+                                 "Cryptographic Algorithm is required for a Symmetric Key");
+            d->alg = alg_t;
+            d->bits = kmip_crypto_sym_bits(alg_t, material_len);
+            if (alg_t == KMIP_CRYPTOGRAPHIC_ALGORITHM_AES ||
+                alg_t == KMIP_CRYPTOGRAPHIC_ALGORITHM_TRIPLE_DES) {
+                kmip_cerr_t e = {0};
+                size_t want = 0;
+                if (kmip_crypto_sym_check(alg_t, d->bits, &want, &e) < 0 || want != material_len)
+                    return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
+                                     "Key Material of %zu bytes is not a valid key for the "
+                                     "Cryptographic Algorithm", material_len);
+            }
+            if (has_len && len_t != d->bits &&
+                !(alg_t == KMIP_CRYPTOGRAPHIC_ALGORITHM_TRIPLE_DES &&
+                  (size_t)len_t == material_len * 8))
+                return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
+                                 "Cryptographic Length %d does not match the Key Material (%d)",
+                                 (int)len_t, (int)d->bits);
+            return 0;
+        }
+        if (has_alg && alg_t != d->alg)
+            return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
+                             "Cryptographic Algorithm differs between the Key Block and the "
+                             "Template-Attribute");
+        if (has_len && len_t != d->bits &&
+            !(d->alg == KMIP_CRYPTOGRAPHIC_ALGORITHM_TRIPLE_DES &&
+              (size_t)len_t == material_len * 8))
+            return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
+                             "Cryptographic Length differs between the Key Block and the "
+                             "Template-Attribute");
+        return 0;
+    case KMIP_OBJECT_TYPE_PRIVATE_KEY:
+    case KMIP_OBJECT_TYPE_PUBLIC_KEY:
+        if (has_alg) {
+            bool ok = d->alg == KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA
+                          ? alg_t == d->alg
+                          : kmip_crypto_alg_is_ec(alg_t);
+            if (!ok)
+                return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
+                                 "Cryptographic Algorithm does not match the key material");
+            d->alg = alg_t;
+        }
+        if (has_len && len_t != d->bits)
+            return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
+                             "Cryptographic Length %d does not match the key (%d bits)",
+                             (int)len_t, (int)d->bits);
+        return 0;
+    default:
+        /* Secret Data, Certificates, Opaque Objects, Templates carry no
+         * algorithm of their own; one stated by the client is kept. */
+        if (d->object_type == KMIP_OBJECT_TYPE_CERTIFICATE && has_alg)
+            return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
+                             "Cryptographic Algorithm does not apply to a Certificate");
+        return 0;
+    }
+}
+
+int kmip_op_register(kmip_ctx_t *ctx)
+{
+    const ttlv_item_t *p = ctx->payload;
+    const ttlv_item_t *ot = ttlv_find(p, KMIP_TAG_OBJECT_TYPE);
+    const ttlv_item_t *obj;
+    kms_secret_t *stored = NULL;
+    kmip_material_t desc;
+    kmip_cerr_t e = {0};
+    kmip_obj_t *o = NULL;
+    uint32_t type, tag;
+    size_t mlen;
+    int rc;
+
+    if (!ot || ot->type != TTLV_ENUMERATION)
+        return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "Register needs an Object Type");
+    type = ttlv_u32(ot);
+    tag = kmip_crypto_object_tag(type);
+    if (tag == 0)
+        return kmip_fail(ctx, KMIP_RESULT_REASON_FEATURE_NOT_SUPPORTED,
+                         "Object Type %s cannot be registered",
+                         ttlv_enum_name(KMIP_TAG_OBJECT_TYPE, type)
+                             ? ttlv_enum_name(KMIP_TAG_OBJECT_TYPE, type) : "(unknown)");
+    obj = ttlv_find(p, tag);
+    if (!obj)
+        return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
+                         "Register payload lacks the %s object", ttlv_tag_name(tag));
+    ctx->reason = 0;
+    rc = kmip_crypto_object_parse(obj, type, unwrap_lookup, ctx, &stored, &desc, &e);
+    if (rc < 0) {
+        if (e.reason)
+            return kmip_fail(ctx, e.reason, "%s", e.msg);
+        return ctx->reason ? KMS_ERR_INVAL : rc;
+    }
+    kmip_ctx_own_secret(ctx, stored);
+    mlen = stored->len;
+
+    rc = kmip_obj_new(ctx, type, &o);
+    if (rc < 0)
+        return rc;
+    rc = kmip_attrs_apply_template(ctx, o, ttlv_find(p, KMIP_TAG_TEMPLATE_ATTRIBUTE));
+    if (rc < 0)
+        return rc;
+    rc = reconcile(ctx, o, &desc, mlen);
+    if (rc < 0)
+        return rc;
+    /* The context already owns `stored`; set_material takes it again
+     * (owning twice would double free), so hand it a copy. */
+    {
+        kms_secret_t *copy = kms_secret_dup(stored->data, stored->len);
+        if (!copy)
+            return KMS_ERR_NOMEM;
+        rc = kmip_obj_set_material(ctx, o, copy, &desc);
+        if (rc < 0)
+            return rc;
+    }
+    if (type == KMIP_OBJECT_TYPE_CERTIFICATE) {
+        if ((rc = kmip_attr_set_enum(ctx, o, "Certificate Type", KMIP_CERTIFICATE_TYPE_X_509)) ||
+            (mlen <= INT32_MAX &&
+             (rc = kmip_attr_set_int(ctx, o, "Certificate Length", (int32_t)mlen))))
+            return rc;
+    }
+    if (type != KMIP_OBJECT_TYPE_TEMPLATE)
+        kmip_obj_eval_dates(ctx, o);
+    rc = kmip_obj_save(ctx, o);
+    if (rc < 0)
+        return rc;
+    if (!ttlv_new_textz(ctx->arena, ctx->resp_payload, KMIP_TAG_UNIQUE_IDENTIFIER, o->id))
+        return KMS_ERR_NOMEM;
+    kmip_set_placeholder(ctx, o->id);
+    return 0;
+}
