@@ -16,8 +16,6 @@
 #include "hsm/hsm.h"
 #include "tests/unit/util/softhsm.h"
 
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void) { return "leak:libsofthsm2.so\n"; }
 
 static char dir[64], keypath[128];
 static hsm_t *h;
@@ -254,10 +252,12 @@ static void *work(void *arg)
         kms_buf_init(&b, 0);
         if (hsm_seal(kr, id, i, msg, sizeof(msg), &b, &dsk) != 0 ||
             hsm_open_blob(kr, dsk, id, i, b.data, b.len, &out) != 0 || out->len != sizeof(msg) ||
-            memcmp(out->data, msg, sizeof(msg)) != 0 ||
-            hsm_open_blob(kr, dsk, id, i + 1, b.data, b.len, &out) != KMS_ERR_CRYPTO)
+            memcmp(out->data, msg, sizeof(msg)) != 0)
             w->fails++;
         kms_secret_free(out);
+        out = NULL;
+        if (hsm_open_blob(kr, dsk, id, i + 1, b.data, b.len, &out) != KMS_ERR_CRYPTO || out)
+            w->fails++;
         kms_buf_dispose(&b);
         if (w->idx == 0 && i % 50 == 0) {
             /* rotate the current DSK while the others seal */

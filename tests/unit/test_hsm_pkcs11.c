@@ -23,9 +23,6 @@
 #define PIN "1234"
 #define SO_PIN "5678"
 
-/* SoftHSM2 keeps some allocations until process exit; not ours to fix. */
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void) { return "leak:libsofthsm2.so\n"; }
 
 static softhsm_token_t tok;
 
