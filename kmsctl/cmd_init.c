@@ -304,11 +304,12 @@ int cmd_init(int argc, char **argv)
         fprintf(stderr, "kmsctl init: --listen '%s' is not ADDR:PORT or [IPV6]:PORT\n", listen);
         return KMSCTL_EXIT_USAGE;
     }
-    /* SANs: the listen address when it is a specific one, this host's name. */
-    if (!is_wildcard_host(host))
-        hosts[n_hosts++] = host;
+    /* SANs: the --host names, this machine's name, the listen address when
+     * it is a specific one. The first of them is the subject CN. */
     if (local_hostname(hostname, sizeof(hostname)) == 0)
         hosts[n_hosts++] = hostname;
+    if (!is_wildcard_host(host))
+        hosts[n_hosts++] = host;
 
     /* The directory, made absolute. */
     if (mkdirs(dir_arg) != 0 || realpath(dir_arg, dir) == NULL) {

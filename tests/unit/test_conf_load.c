@@ -259,6 +259,40 @@ static void test_values_loaded(void **state)
     conf_free(c);
 }
 
+/* Shorthands: one listen address as a plain string, an empty section. */
+static void test_shorthands(void **state)
+{
+    (void)state;
+    conf_t *c = NULL;
+    char err[512] = "";
+    int rc = load_text("short.yaml", "listen: \"[::1]:5696\"\ntls:\nlimits: {}\nreplication:\n  peers:\n",
+                       &c, err, sizeof(err));
+    if (rc != 0)
+        fail_msg("%s", err);
+    assert_int_equal(c->n_listen, 1);
+    assert_string_equal(c->listen[0], "[::1]:5696");
+    assert_int_equal(c->tls.client_auth, CONF_CLIENT_AUTH_REQUIRED);
+    assert_int_equal(c->limits.max_connections, 10000);
+    assert_int_equal(c->replication.n_peers, 0);
+    conf_free(c);
+    /* Quoted numbers and unit-less values are accepted where unambiguous. */
+    rc = load_text("q.yaml", "threads: \"16\"\nlimits:\n  idle_timeout: \"90\"\n  max_message: \"65536\"\n",
+                   &c, err, sizeof(err));
+    if (rc != 0)
+        fail_msg("%s", err);
+    assert_int_equal(c->threads, 16);
+    assert_int_equal(c->limits.idle_timeout_ms, 90000);
+    assert_int_equal(c->limits.max_message, 65536);
+    conf_free(c);
+    /* Too many listen addresses. */
+    char big[4096] = "listen:\n";
+    for (int i = 0; i < 65; i++) {
+        size_t l = strlen(big);
+        snprintf(big + l, sizeof(big) - l, "  - \"127.0.0.1:%d\"\n", 1000 + i);
+    }
+    expect_error(big, ":2:3: ", "listen: at most 64 entries");
+}
+
 static void test_relative_paths(void **state)
 {
     (void)state;
@@ -453,6 +487,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_sample_file),
         cmocka_unit_test(test_values_loaded),
+        cmocka_unit_test(test_shorthands),
         cmocka_unit_test(test_relative_paths),
         cmocka_unit_test(test_unknown_key),
         cmocka_unit_test(test_type_errors),
