@@ -27,6 +27,11 @@ int cmd_init(int argc, char **argv); /* cmd_init.c */
 int cmd_pki(int argc, char **argv);  /* cmd_pki.c */
 int cmd_ca(int argc, char **argv);   /* cmd_ca.c */
 int cmd_ttlv(int argc, char **argv); /* cmd_ttlv.c */
+int cmd_status(int argc, char **argv); /* cmd_status.c */
+int cmd_tenant(int argc, char **argv); /* cmd_tenant.c */
+int cmd_client(int argc, char **argv); /* cmd_client.c */
+int cmd_audit(int argc, char **argv);  /* cmd_audit.c */
+int cmd_hsm(int argc, char **argv);  /* cmd_hsm.c */
 
 static const struct {
     const char *name;
@@ -34,10 +39,15 @@ static const struct {
     const char *help;
 } commands[] = {
     {"version", cmd_version, "print the version"},
+    {"status", cmd_status, "kmsd's health, uptime, connections and counts (admin socket)"},
+    {"tenant", cmd_tenant, "add, list or remove tenants"},
+    {"client", cmd_client, "register (certificate, CSR, password), list or remove clients"},
+    {"audit", cmd_audit, "verify audit log files; audit chain status"},
     {"init", cmd_init, "first-run setup: CA, certificates, master key, config"},
     {"pki", cmd_pki, "issue client certificates, sign a client's CSR"},
     {"ca", cmd_ca, "export the CA certificate for clients to trust"},
     {"ttlv", cmd_ttlv, "decode/encode KMIP TTLV messages (binary or hex <-> readable)"},
+    {"hsm", cmd_hsm, "create or check the master key (key file or PKCS#11 token)"},
 };
 
 static void usage(FILE *f)
