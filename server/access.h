@@ -17,6 +17,7 @@
 #include "common/kms.h"
 #include "kmip/kmip.h"
 #include "store/store.h"
+#include "ttlv/ttlv.h"
 
 /* ------------------------------------------------------------ identities */
 typedef struct srv_access srv_access_t;
@@ -191,6 +192,7 @@ typedef struct srv_admin_options {
     const char *group;           /* conf admin.group, "" or NULL = unchanged */
     store_t *store;
     srv_access_t *access;        /* for password hashing */
+    const char *client_ca;       /* conf tls.client_ca: certificates to register must chain to it */
     const char *version;         /* kmsd version string */
     srv_admin_status_cb status_cb; /* may be NULL */
     void *status_arg;
@@ -205,5 +207,14 @@ typedef struct srv_admin_options {
 int srv_admin_start(const srv_admin_options_t *opt, srv_admin_t **out);
 /* Stop the thread, close and unlink the socket. NULL ok. */
 void srv_admin_stop(srv_admin_t *ad);
+
+/*
+ * Internal to admin*.c (and the unit tests): execute one decoded request
+ * and build the ADMIN_RESPONSE in arena `a` (never NULL unless NOMEM).
+ * `who` names the caller for the audit log ("uid=0 pid=42"). Runs on the
+ * admin thread; store writes block it, which is fine there.
+ */
+ttlv_item_t *srv_admin_execute(const srv_admin_options_t *opt, int64_t started_us,
+                               const char *who, const ttlv_item_t *req, kms_arena_t *a);
 
 #endif /* KMS_SERVER_ACCESS_H */

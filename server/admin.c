@@ -1,0 +1,306 @@
+/*
+ * server/admin.c: kmsd's local admin socket.
+ *
+ * A Unix stream socket (conf admin.socket, chmod admin.mode, chgrp
+ * admin.group) served by one dedicated thread with poll(): one connection
+ * at a time, each message one TTLV ADMIN_REQUEST framed by its own 8-byte
+ * header and bounded by SRV_ADMIN_MAX_MESSAGE, answered by one
+ * ADMIN_RESPONSE (server/admin_cmds.c). A connection that sends garbage or
+ * stalls for 10 s is closed. The caller's uid/pid (SO_PEERCRED) name it in
+ * the log and the audit log.
+ *
+ * It deliberately listens only on a filesystem socket, never on a network
+ * address, and does not run on the KMIP event loops: admin commands may
+ * block on store commits without delaying any KMIP client.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "server/access.h"
+
+#define ADMIN_IO_TIMEOUT_MS 10000
+
+struct srv_admin {
+    srv_admin_options_t opt;
+    char *socket_path;
+    int lfd;
+    int wake[2];      /* self-pipe: stop request */
+    pthread_t thread;
+    bool started;
+    int64_t started_us;
+};
+
+/* Read exactly n bytes, waiting at most ADMIN_IO_TIMEOUT_MS for each chunk.
+ * 0, KMS_ERR_IO (EOF/error), KMS_ERR_TIMEOUT, KMS_ERR_STATE (stop). */
+static int read_n(srv_admin_t *ad, int fd, uint8_t *p, size_t n, bool at_start)
+{
+    size_t got = 0;
+    while (got < n) {
+        struct pollfd pf[2] = {{.fd = fd, .events = POLLIN}, {.fd = ad->wake[0], .events = POLLIN}};
+        int pr = poll(pf, 2, ADMIN_IO_TIMEOUT_MS);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr < 0)
+            return KMS_ERR_IO;
+        if (pf[1].revents)
+            return KMS_ERR_STATE;
+        if (pr == 0)
+            return KMS_ERR_TIMEOUT;
+        ssize_t r = read(fd, p + got, n - got);
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (r == 0 && got == 0 && at_start)
+            return KMS_ERR_NOTFOUND; /* clean close between requests */
+        if (r <= 0)
+            return KMS_ERR_IO;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+static int write_n(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        struct pollfd pf = {.fd = fd, .events = POLLOUT};
+        int pr = poll(&pf, 1, ADMIN_IO_TIMEOUT_MS);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0)
+            return KMS_ERR_IO;
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (w <= 0)
+            return KMS_ERR_IO;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Answer a request we could not even decode, then the caller closes. */
+static void send_error(int fd, int rc, const char *msg)
+{
+    kms_arena_t *a = kms_arena_new(0);
+    kms_buf_t out;
+    kms_buf_init(&out, SRV_ADMIN_MAX_MESSAGE);
+    ttlv_item_t *r = a ? ttlv_new_struct(a, NULL, SRV_TAG_ADMIN_RESPONSE) : NULL;
+    if (r && ttlv_new_int(a, r, SRV_TAG_ADMIN_PROTOCOL_VERSION, SRV_ADMIN_PROTOCOL_VERSION) &&
+        ttlv_new_int(a, r, SRV_TAG_ADMIN_STATUS, rc) &&
+        ttlv_new_textz(a, r, SRV_TAG_ADMIN_MESSAGE, msg) && ttlv_encode(r, &out) == 0)
+        (void)write_n(fd, out.data, out.len);
+    kms_buf_dispose(&out);
+    kms_arena_free(a);
+}
+
+static void serve_conn(srv_admin_t *ad, int fd)
+{
+    char who[64] = "unknown";
+    struct ucred cred;
+    socklen_t cl = sizeof(cred);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0)
+        snprintf(who, sizeof(who), "uid=%u pid=%d", (unsigned)cred.uid, (int)cred.pid);
+    uint8_t *msg = NULL;
+    kms_arena_t *a = kms_arena_new(8 * SRV_ADMIN_MAX_MESSAGE);
+    if (!a)
+        return;
+    for (;;) {
+        uint8_t hdr[8];
+        int rc = read_n(ad, fd, hdr, 8, true);
+        if (rc)
+            break;
+        uint32_t tag = ((uint32_t)hdr[0] << 16) | ((uint32_t)hdr[1] << 8) | hdr[2];
+        uint32_t blen = kms_be32(hdr + 4);
+        if (tag != SRV_TAG_ADMIN_REQUEST || hdr[3] != TTLV_STRUCTURE ||
+            blen > SRV_ADMIN_MAX_MESSAGE - 8 || blen % 8 != 0) {
+            kms_log(KMS_LOG_WARN, "admin", "%s: not an admin request; closing", who);
+            send_error(fd, KMS_ERR_PROTO, "not an admin request (or too large)");
+            break;
+        }
+        msg = malloc((size_t)blen + 8);
+        if (!msg)
+            break;
+        memcpy(msg, hdr, 8);
+        if (read_n(ad, fd, msg + 8, blen, false) != 0)
+            break;
+        ttlv_item_t *req = NULL;
+        ttlv_error_t terr;
+        rc = ttlv_decode(msg, (size_t)blen + 8, NULL, a, &req, &terr);
+        /* The request may carry a password: wipe the raw bytes now. */
+        kms_wipe(msg, (size_t)blen + 8);
+        free(msg);
+        msg = NULL;
+        if (rc) {
+            kms_log(KMS_LOG_WARN, "admin", "%s: malformed request at byte %zu: %s", who,
+                    terr.offset, terr.msg);
+            send_error(fd, KMS_ERR_PROTO, terr.msg);
+            break;
+        }
+        ttlv_item_t *resp = srv_admin_execute(&ad->opt, ad->started_us, who, req, a);
+        kms_buf_t out;
+        kms_buf_init(&out, SRV_ADMIN_MAX_MESSAGE);
+        rc = resp ? ttlv_encode(resp, &out) : KMS_ERR_NOMEM;
+        if (rc) {
+            send_error(fd, rc, rc == KMS_ERR_LIMIT ? "answer too large" : "out of memory");
+            kms_buf_dispose(&out);
+            break;
+        }
+        rc = write_n(fd, out.data, out.len);
+        kms_buf_dispose(&out);
+        kms_arena_reset(a); /* wipes: the request tree held the password */
+        if (rc)
+            break;
+    }
+    free(msg);
+    kms_arena_free(a);
+}
+
+static void *admin_main(void *arg)
+{
+    srv_admin_t *ad = arg;
+    for (;;) {
+        struct pollfd pf[2] = {{.fd = ad->lfd, .events = POLLIN}, {.fd = ad->wake[0], .events = POLLIN}};
+        int pr = poll(pf, 2, -1);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr < 0 || pf[1].revents)
+            break;
+        int fd = accept4(ad->lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            continue;
+        serve_conn(ad, fd);
+        close(fd);
+    }
+    return NULL;
+}
+
+/* Is something answering on this socket path? */
+static bool socket_alive(const struct sockaddr_un *sun)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    bool alive = connect(fd, (const struct sockaddr *)sun, sizeof(*sun)) == 0;
+    close(fd);
+    return alive;
+}
+
+int srv_admin_start(const srv_admin_options_t *opt, srv_admin_t **out)
+{
+    *out = NULL;
+    if (!opt || !opt->socket_path || !*opt->socket_path || !opt->store)
+        return KMS_ERR_INVAL;
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    if (strlen(opt->socket_path) >= sizeof(sun.sun_path)) {
+        kms_log(KMS_LOG_ERROR, "admin", "admin.socket path too long: %s", opt->socket_path);
+        return KMS_ERR_CONFIG;
+    }
+    strcpy(sun.sun_path, opt->socket_path);
+    srv_admin_t *ad = calloc(1, sizeof(*ad));
+    if (!ad)
+        return KMS_ERR_NOMEM;
+    ad->lfd = -1;
+    ad->wake[0] = ad->wake[1] = -1;
+    ad->opt = *opt;
+    ad->started_us = kms_now_us();
+    int rc = KMS_ERR_NOMEM;
+    ad->socket_path = strdup(opt->socket_path);
+    if (!ad->socket_path)
+        goto fail;
+    ad->opt.socket_path = ad->socket_path;
+    rc = KMS_ERR_IO;
+    if (pipe2(ad->wake, O_CLOEXEC) != 0)
+        goto fail;
+    struct stat st;
+    if (lstat(sun.sun_path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            kms_log(KMS_LOG_ERROR, "admin", "%s exists and is not a socket", sun.sun_path);
+            goto fail;
+        }
+        if (socket_alive(&sun)) {
+            kms_log(KMS_LOG_ERROR, "admin", "%s: another kmsd answers on it", sun.sun_path);
+            rc = KMS_ERR_EXISTS;
+            goto fail;
+        }
+        unlink(sun.sun_path); /* stale, from a crashed kmsd */
+    }
+    ad->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (ad->lfd < 0)
+        goto fail;
+    /* Bind with a restrictive umask so there is no window in which the
+     * socket is open to others; then set the configured mode. */
+    mode_t old = umask(0177);
+    int br = bind(ad->lfd, (struct sockaddr *)&sun, sizeof(sun));
+    umask(old);
+    if (br != 0) {
+        kms_log(KMS_LOG_ERROR, "admin", "bind %s: %s", sun.sun_path, strerror(errno));
+        goto fail;
+    }
+    if (opt->group && *opt->group) {
+        struct group gr, *res = NULL;
+        char buf[4096];
+        if (getgrnam_r(opt->group, &gr, buf, sizeof(buf), &res) != 0 || !res) {
+            kms_log(KMS_LOG_ERROR, "admin", "admin.group '%s': no such group", opt->group);
+            rc = KMS_ERR_CONFIG;
+            goto fail_unlink;
+        }
+        if (chown(sun.sun_path, (uid_t)-1, res->gr_gid) != 0) {
+            kms_log(KMS_LOG_ERROR, "admin", "chgrp %s: %s", sun.sun_path, strerror(errno));
+            goto fail_unlink;
+        }
+    }
+    if (chmod(sun.sun_path, (mode_t)(opt->mode ? opt->mode : 0600) & 0777) != 0) {
+        kms_log(KMS_LOG_ERROR, "admin", "chmod %s: %s", sun.sun_path, strerror(errno));
+        goto fail_unlink;
+    }
+    if (listen(ad->lfd, 16) != 0)
+        goto fail_unlink;
+    if (pthread_create(&ad->thread, NULL, admin_main, ad) != 0) {
+        rc = KMS_ERR_INTERNAL;
+        goto fail_unlink;
+    }
+    ad->started = true;
+    kms_log(KMS_LOG_INFO, "admin", "admin socket %s (mode %04o)", sun.sun_path,
+            (opt->mode ? opt->mode : 0600) & 0777);
+    *out = ad;
+    return 0;
+fail_unlink:
+    unlink(sun.sun_path);
+fail:
+    srv_admin_stop(ad);
+    return rc;
+}
+
+void srv_admin_stop(srv_admin_t *ad)
+{
+    if (!ad)
+        return;
+    if (ad->started) {
+        ssize_t w;
+        do {
+            w = write(ad->wake[1], "x", 1);
+        } while (w < 0 && errno == EINTR);
+        pthread_join(ad->thread, NULL);
+        unlink(ad->socket_path);
+    }
+    if (ad->lfd >= 0)
+        close(ad->lfd);
+    if (ad->wake[0] >= 0)
+        close(ad->wake[0]);
+    if (ad->wake[1] >= 0)
+        close(ad->wake[1]);
+    free(ad->socket_path);
+    free(ad);
+}

@@ -1,0 +1,550 @@
+/*
+ * server/admin_cmds.c: what the admin socket's commands do.
+ *
+ * status, tenant.add|list|remove, client.add|list|remove, audit.status.
+ * Each takes a decoded ADMIN_REQUEST and builds an ADMIN_RESPONSE of
+ * records; every command, refused or not, leaves an audit record naming
+ * the local caller (never a password, never a hash). Certificates to
+ * register must chain to tls.client_ca; their fingerprint and CN come from
+ * certs/.
+ *
+ * It deliberately does no socket I/O (server/admin.c does) and holds no
+ * state between requests.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "certs/certs.h"
+#include "server/access.h"
+
+#ifndef KMSD_VERSION
+#define KMSD_VERSION "0.1.0"
+#endif
+
+typedef struct admin_req {
+    const srv_admin_options_t *opt;
+    int64_t started_us;
+    const char *who;
+    const ttlv_item_t *req;
+    kms_arena_t *a;
+    ttlv_item_t *resp;
+    char msg[512];
+    const char *target;          /* tenant/client name for the audit record */
+    const char *tenant;
+} admin_req_t;
+
+/* ------------------------------------------------------------- helpers */
+static const char *arg_text(const admin_req_t *r, uint32_t tag)
+{
+    const ttlv_item_t *it = ttlv_find(r->req, tag);
+    return it && it->type == TTLV_TEXT_STRING ? ttlv_text(it) : NULL;
+}
+
+static bool arg_bool(const admin_req_t *r, uint32_t tag)
+{
+    const ttlv_item_t *it = ttlv_find(r->req, tag);
+    return it && it->type == TTLV_BOOLEAN && it->v.b;
+}
+
+static ttlv_item_t *rec_new(admin_req_t *r)
+{
+    return ttlv_new_struct(r->a, r->resp, SRV_TAG_ADMIN_RECORD);
+}
+
+static int field_text(admin_req_t *r, ttlv_item_t *rec, const char *name, const char *v)
+{
+    ttlv_item_t *f = ttlv_new_struct(r->a, rec, SRV_TAG_ADMIN_FIELD);
+    if (!f || !ttlv_new_textz(r->a, f, SRV_TAG_ADMIN_FIELD_NAME, name) ||
+        !ttlv_new_textz(r->a, f, SRV_TAG_ADMIN_FIELD_TEXT, v ? v : ""))
+        return KMS_ERR_NOMEM;
+    return 0;
+}
+
+static int field_long(admin_req_t *r, ttlv_item_t *rec, const char *name, int64_t v)
+{
+    ttlv_item_t *f = ttlv_new_struct(r->a, rec, SRV_TAG_ADMIN_FIELD);
+    if (!f || !ttlv_new_textz(r->a, f, SRV_TAG_ADMIN_FIELD_NAME, name) ||
+        !ttlv_new_long(r->a, f, SRV_TAG_ADMIN_FIELD_LONG, v))
+        return KMS_ERR_NOMEM;
+    return 0;
+}
+
+static int field_bool(admin_req_t *r, ttlv_item_t *rec, const char *name, bool v)
+{
+    ttlv_item_t *f = ttlv_new_struct(r->a, rec, SRV_TAG_ADMIN_FIELD);
+    if (!f || !ttlv_new_textz(r->a, f, SRV_TAG_ADMIN_FIELD_NAME, name) ||
+        !ttlv_new_bool(r->a, f, SRV_TAG_ADMIN_FIELD_BOOL, v))
+        return KMS_ERR_NOMEM;
+    return 0;
+}
+
+static int fail(admin_req_t *r, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(admin_req_t *r, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->msg, sizeof(r->msg), fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static bool name_ok(const char *s, size_t max)
+{
+    if (!s || !*s || strlen(s) >= max)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return false;
+    return true;
+}
+
+static int commit(admin_req_t *r, store_write_t *w)
+{
+    return store_commit(r->opt->store, w, NULL, 0);
+}
+
+/* Objects of a tenant (on-line and archived), at most `max` ids. */
+static int tenant_objects(store_reader_t *rd, kms_arena_t *a, const char *tenant, size_t max,
+                          char ***ids, size_t *n)
+{
+    store_query_t q = {.tenant = tenant, .want_online = true, .want_archived = true,
+                       .max_items = max};
+    return store_locate(rd, &q, a, ids, n);
+}
+
+/* ------------------------------------------------------------ commands */
+static int cmd_status(admin_req_t *r, store_reader_t *rd)
+{
+    srv_admin_status_t st = {.connections = -1, .requests = -1, .hsm = NULL, .hsm_health = 1,
+                             .listen = NULL};
+    if (r->opt->status_cb)
+        r->opt->status_cb(r->opt->status_arg, &st);
+    ttlv_item_t *rec = rec_new(r);
+    if (!rec)
+        return KMS_ERR_NOMEM;
+    int64_t objects = store_count_objects(rd);
+    char **tenants = NULL;
+    size_t nt = 0;
+    store_client_t *clients = NULL;
+    size_t nc = 0;
+    int trc = store_list_tenants(rd, r->a, &tenants, &nt);
+    int crc = store_list_clients(rd, r->a, &clients, &nc);
+    bool store_ok = objects >= 0 && trc == 0 && crc == 0;
+    bool hsm_ok = st.hsm_health <= 0 ? st.hsm_health == 0 : true;
+    srv_audit_t *au = srv_audit_global();
+    srv_audit_status_t ast;
+    bool audit_ok = !au || (srv_audit_get_status(au, &ast) == 0 && ast.errors == 0);
+    const char *health = store_ok && hsm_ok && audit_ok ? "ok" : "degraded";
+    int rc = 0;
+    rc |= field_text(r, rec, "version", r->opt->version ? r->opt->version : KMSD_VERSION);
+    rc |= field_text(r, rec, "health", health);
+    rc |= field_long(r, rec, "pid", (int64_t)getpid());
+    rc |= field_long(r, rec, "uptime_s", (kms_now_us() - r->started_us) / 1000000);
+    rc |= field_text(r, rec, "node_id", store_node_id(r->opt->store));
+    rc |= field_long(r, rec, "objects", objects);
+    rc |= field_long(r, rec, "tenants", trc == 0 ? (int64_t)nt : -1);
+    rc |= field_long(r, rec, "clients", crc == 0 ? (int64_t)nc : -1);
+    rc |= field_long(r, rec, "connections", st.connections);
+    rc |= field_long(r, rec, "requests", st.requests);
+    rc |= field_text(r, rec, "listen", st.listen ? st.listen : "");
+    rc |= field_text(r, rec, "hsm", st.hsm ? st.hsm : "");
+    rc |= field_text(r, rec, "hsm_state",
+                     st.hsm_health == 1 ? "unknown" : st.hsm_health == 0 ? "ok" : kms_strerror(st.hsm_health));
+    rc |= field_text(r, rec, "store", store_ok ? "ok" : "error");
+    rc |= field_text(r, rec, "audit", au ? (audit_ok ? "ok" : "error") : "off");
+    return rc ? KMS_ERR_NOMEM : 0;
+}
+
+static int cmd_tenant_add(admin_req_t *r, store_reader_t *rd)
+{
+    const char *t = arg_text(r, SRV_TAG_ADMIN_ARG_TENANT);
+    r->target = r->tenant = t;
+    if (!name_ok(t, 64))
+        return fail(r, KMS_ERR_INVAL, "a tenant name (1-63 printable characters) is required");
+    if (store_tenant_exists(rd, t) == 0)
+        return fail(r, KMS_ERR_EXISTS, "tenant '%s' already exists", t);
+    store_write_t *w = store_write_new();
+    if (!w)
+        return KMS_ERR_NOMEM;
+    int rc = store_write_tenant(w, t, false);
+    if (!rc)
+        rc = commit(r, w);
+    store_write_free(w);
+    if (rc == KMS_ERR_EXISTS)
+        return fail(r, rc, "tenant '%s' already exists", t);
+    if (rc)
+        return fail(r, rc, "cannot add tenant '%s': %s", t, kms_strerror(rc));
+    ttlv_item_t *rec = rec_new(r);
+    return rec && !field_text(r, rec, "tenant", t) ? 0 : KMS_ERR_NOMEM;
+}
+
+static int cmd_tenant_list(admin_req_t *r, store_reader_t *rd)
+{
+    char **tenants = NULL;
+    size_t nt = 0;
+    store_client_t *clients = NULL;
+    size_t nc = 0;
+    int rc = store_list_tenants(rd, r->a, &tenants, &nt);
+    if (!rc)
+        rc = store_list_clients(rd, r->a, &clients, &nc);
+    if (rc)
+        return fail(r, rc, "cannot read tenants: %s", kms_strerror(rc));
+    for (size_t i = 0; i < nt; i++) {
+        int64_t ncl = 0;
+        for (size_t j = 0; j < nc; j++)
+            ncl += strcmp(clients[j].tenant, tenants[i]) == 0;
+        char **ids = NULL;
+        size_t no = 0;
+        rc = tenant_objects(rd, r->a, tenants[i], 0, &ids, &no);
+        if (rc)
+            return fail(r, rc, "cannot count objects of '%s': %s", tenants[i], kms_strerror(rc));
+        ttlv_item_t *rec = rec_new(r);
+        if (!rec || field_text(r, rec, "tenant", tenants[i]) || field_long(r, rec, "clients", ncl) ||
+            field_long(r, rec, "objects", (int64_t)no))
+            return KMS_ERR_NOMEM;
+    }
+    return 0;
+}
+
+static int cmd_tenant_remove(admin_req_t *r, store_reader_t *rd)
+{
+    const char *t = arg_text(r, SRV_TAG_ADMIN_ARG_TENANT);
+    bool force = arg_bool(r, SRV_TAG_ADMIN_ARG_FORCE);
+    r->target = r->tenant = t;
+    if (!name_ok(t, 64))
+        return fail(r, KMS_ERR_INVAL, "a tenant name is required");
+    if (store_tenant_exists(rd, t) != 0)
+        return fail(r, KMS_ERR_NOTFOUND, "no tenant '%s'", t);
+    char **ids = NULL;
+    size_t no = 0;
+    store_client_t *clients = NULL;
+    size_t nc = 0, mine = 0;
+    int rc = tenant_objects(rd, r->a, t, 0, &ids, &no);
+    if (!rc)
+        rc = store_list_clients(rd, r->a, &clients, &nc);
+    if (rc)
+        return fail(r, rc, "cannot read tenant '%s': %s", t, kms_strerror(rc));
+    for (size_t j = 0; j < nc; j++)
+        mine += strcmp(clients[j].tenant, t) == 0;
+    if ((no || mine) && !force)
+        return fail(r, KMS_ERR_STATE,
+                    "tenant '%s' still owns %zu object(s) and has %zu client(s); remove them "
+                    "first, or use --force to delete them all permanently",
+                    t, no, mine);
+    /* One transaction: the tenant's objects, its clients, then the tenant. */
+    store_write_t *w = store_write_new();
+    if (!w)
+        return KMS_ERR_NOMEM;
+    for (size_t i = 0; i < no && !rc; i++)
+        rc = store_write_delete(w, ids[i], STORE_VERSION_ANY);
+    for (size_t j = 0; j < nc && !rc; j++)
+        if (strcmp(clients[j].tenant, t) == 0)
+            rc = store_write_client(w, &clients[j], true);
+    if (!rc)
+        rc = store_write_tenant(w, t, true);
+    if (!rc)
+        rc = commit(r, w);
+    store_write_free(w);
+    if (rc == KMS_ERR_STATE)
+        return fail(r, rc, "tenant '%s' still owns objects or clients (changed meanwhile?)", t);
+    if (rc)
+        return fail(r, rc, "cannot remove tenant '%s': %s", t, kms_strerror(rc));
+    if (no || mine)
+        kms_log(KMS_LOG_WARN, "admin", "%s force-removed tenant '%s': %zu object(s), %zu client(s) deleted",
+                r->who, t, no, mine);
+    ttlv_item_t *rec = rec_new(r);
+    if (!rec || field_text(r, rec, "tenant", t) || field_long(r, rec, "objects_deleted", (int64_t)no) ||
+        field_long(r, rec, "clients_deleted", (int64_t)mine))
+        return KMS_ERR_NOMEM;
+    return 0;
+}
+
+/* Parse a PEM certificate from the request and check it against the CA. */
+static int load_cert(admin_req_t *r, const ttlv_item_t *pem, char fp[65], char *cn, size_t cnlen)
+{
+    X509 *cert = NULL, *ca = NULL;
+    BIO *bio = BIO_new_mem_buf(pem->v.bytes.ptr, (int)pem->v.bytes.len);
+    int rc = KMS_ERR_NOMEM;
+    if (!bio || pem->v.bytes.len > INT32_MAX)
+        goto out;
+    cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    if (!cert) {
+        rc = fail(r, KMS_ERR_INVAL, "not a PEM certificate");
+        goto out;
+    }
+    if (r->opt->client_ca && *r->opt->client_ca) {
+        rc = certs_load_cert_pem(r->opt->client_ca, &ca);
+        if (rc) {
+            rc = fail(r, KMS_ERR_CONFIG, "cannot read tls.client_ca %s", r->opt->client_ca);
+            goto out;
+        }
+        char err[256];
+        if (certs_verify(ca, cert, X509_PURPOSE_SSL_CLIENT, err, sizeof(err)) != 0) {
+            rc = fail(r, KMS_ERR_INVAL,
+                      "the certificate does not chain to tls.client_ca (%s): %s; kmsd would "
+                      "refuse it at the handshake", r->opt->client_ca, err);
+            goto out;
+        }
+    }
+    rc = certs_fingerprint_sha256(cert, fp);
+    if (rc) {
+        rc = fail(r, rc, "cannot fingerprint the certificate");
+        goto out;
+    }
+    rc = certs_subject_cn(cert, cn, cnlen);
+    if (rc == KMS_ERR_NOTFOUND) {
+        cn[0] = '\0';
+        rc = 0;
+    } else if (rc) {
+        rc = fail(r, KMS_ERR_INVAL, "the certificate's subject CN is unusable");
+    }
+out:
+    X509_free(cert);
+    X509_free(ca);
+    BIO_free(bio);
+    return rc;
+}
+
+static int cmd_client_add(admin_req_t *r, store_reader_t *rd)
+{
+    const char *t = arg_text(r, SRV_TAG_ADMIN_ARG_TENANT);
+    const char *name = arg_text(r, SRV_TAG_ADMIN_ARG_NAME);
+    const char *role = arg_text(r, SRV_TAG_ADMIN_ARG_ROLE);
+    const ttlv_item_t *pwi = ttlv_find(r->req, SRV_TAG_ADMIN_ARG_PASSWORD);
+    const char *pw = pwi && pwi->type == TTLV_TEXT_STRING ? ttlv_text(pwi) : NULL;
+    const ttlv_item_t *pem = ttlv_find(r->req, SRV_TAG_ADMIN_ARG_CERT_PEM);
+    r->tenant = t;
+    r->target = name;
+    store_client_t c;
+    memset(&c, 0, sizeof(c));
+    int rc = 0;
+    if (!name_ok(t, 64))
+        return fail(r, KMS_ERR_INVAL, "--tenant is required");
+    if (!role || !*role)
+        role = "client";
+    if (strcmp(role, "client") != 0 && strcmp(role, "admin") != 0)
+        return fail(r, KMS_ERR_INVAL, "role must be client or admin");
+    if ((pem != NULL) == (pwi != NULL))
+        return fail(r, KMS_ERR_INVAL, "give either a certificate or a user name and password");
+    if (store_tenant_exists(rd, t) != 0)
+        return fail(r, KMS_ERR_NOTFOUND, "no tenant '%s' (add it first: kmsctl tenant add %s)", t, t);
+    snprintf(c.tenant, sizeof(c.tenant), "%s", t);
+    snprintf(c.role, sizeof(c.role), "%s", role);
+    c.created_us = kms_now_us();
+    if (pem) {
+        if (pem->type != TTLV_BYTE_STRING)
+            return fail(r, KMS_ERR_INVAL, "malformed certificate argument");
+        char cn[128];
+        rc = load_cert(r, pem, c.cert_sha256, cn, sizeof(cn));
+        if (rc)
+            return rc;
+        if (!name)
+            name = cn;
+        if (!name_ok(name, sizeof(c.name)))
+            return fail(r, KMS_ERR_INVAL, "the certificate has no CN: give --name");
+        snprintf(c.kind, sizeof(c.kind), "cert");
+        store_client_t other;
+        if (store_client_by_cert(rd, c.cert_sha256, &other) == 0)
+            return fail(r, KMS_ERR_EXISTS, "this certificate is already registered as '%s' (tenant %s)",
+                        other.name, other.tenant);
+    } else {
+        if (!pw || !*pw || !name_ok(name, sizeof(c.name)))
+            return fail(r, KMS_ERR_INVAL, "--user NAME and a non-empty password are required");
+        snprintf(c.kind, sizeof(c.kind), "password");
+        rc = srv_access_hash_password(r->opt->access, pw, c.password_hash, sizeof(c.password_hash));
+        if (rc)
+            return fail(r, rc, "cannot hash the password: %s", kms_strerror(rc));
+    }
+    r->target = name;
+    snprintf(c.name, sizeof(c.name), "%s", name);
+    store_client_t existing;
+    if (store_client_by_name(rd, c.name, &existing) == 0)
+        return fail(r, KMS_ERR_EXISTS, "a client named '%s' already exists (tenant %s); remove it first",
+                    c.name, existing.tenant);
+    store_write_t *w = store_write_new();
+    if (!w)
+        return KMS_ERR_NOMEM;
+    rc = store_write_client(w, &c, false);
+    if (!rc)
+        rc = commit(r, w);
+    store_write_free(w);
+    if (rc)
+        return fail(r, rc, "cannot add client '%s': %s", c.name, kms_strerror(rc));
+    ttlv_item_t *rec = rec_new(r);
+    if (!rec || field_text(r, rec, "name", c.name) || field_text(r, rec, "tenant", c.tenant) ||
+        field_text(r, rec, "role", c.role) || field_text(r, rec, "kind", c.kind) ||
+        field_text(r, rec, "cert_sha256", c.cert_sha256))
+        rc = KMS_ERR_NOMEM;
+    kms_wipe(c.password_hash, sizeof(c.password_hash));
+    return rc;
+}
+
+static int cmd_client_list(admin_req_t *r, store_reader_t *rd)
+{
+    const char *t = arg_text(r, SRV_TAG_ADMIN_ARG_TENANT);
+    r->tenant = t;
+    store_client_t *clients = NULL;
+    size_t nc = 0;
+    int rc = store_list_clients(rd, r->a, &clients, &nc);
+    if (rc)
+        return fail(r, rc, "cannot read clients: %s", kms_strerror(rc));
+    for (size_t i = 0; i < nc; i++) {
+        if (t && *t && strcmp(clients[i].tenant, t) != 0)
+            continue;
+        ttlv_item_t *rec = rec_new(r);
+        if (!rec || field_text(r, rec, "name", clients[i].name) ||
+            field_text(r, rec, "tenant", clients[i].tenant) ||
+            field_text(r, rec, "role", clients[i].role) ||
+            field_text(r, rec, "kind", clients[i].kind) ||
+            field_text(r, rec, "cert_sha256", clients[i].cert_sha256) ||
+            field_long(r, rec, "created", clients[i].created_us / 1000000))
+            return KMS_ERR_NOMEM;
+    }
+    return 0;
+}
+
+static int cmd_client_remove(admin_req_t *r, store_reader_t *rd)
+{
+    const char *name = arg_text(r, SRV_TAG_ADMIN_ARG_NAME);
+    r->target = name;
+    store_client_t c;
+    if (!name_ok(name, sizeof(c.name)))
+        return fail(r, KMS_ERR_INVAL, "a client name is required");
+    if (store_client_by_name(rd, name, &c) != 0)
+        return fail(r, KMS_ERR_NOTFOUND, "no client '%s'", name);
+    r->tenant = arg_text(r, SRV_TAG_ADMIN_ARG_TENANT);
+    if (r->tenant && *r->tenant && strcmp(r->tenant, c.tenant) != 0)
+        return fail(r, KMS_ERR_NOTFOUND, "no client '%s' in tenant '%s'", name, r->tenant);
+    store_write_t *w = store_write_new();
+    if (!w)
+        return KMS_ERR_NOMEM;
+    int rc = store_write_client(w, &c, true);
+    if (!rc)
+        rc = commit(r, w);
+    store_write_free(w);
+    if (rc)
+        return fail(r, rc, "cannot remove client '%s': %s", name, kms_strerror(rc));
+    ttlv_item_t *rec = rec_new(r);
+    if (!rec || field_text(r, rec, "name", c.name) || field_text(r, rec, "tenant", c.tenant))
+        return KMS_ERR_NOMEM;
+    return 0;
+}
+
+static int cmd_audit_status(admin_req_t *r, store_reader_t *rd)
+{
+    (void)rd;
+    srv_audit_t *au = srv_audit_global();
+    ttlv_item_t *rec = rec_new(r);
+    if (!rec)
+        return KMS_ERR_NOMEM;
+    if (!au)
+        return field_bool(r, rec, "enabled", false);
+    srv_audit_status_t st;
+    int rc = srv_audit_get_status(au, &st);
+    if (rc)
+        return fail(r, rc, "audit log unavailable: %s", kms_strerror(rc));
+    if (field_bool(r, rec, "enabled", true) || field_long(r, rec, "last_seq", (int64_t)st.last_seq) ||
+        field_text(r, rec, "last_hash", st.last_hash) ||
+        field_long(r, rec, "written", (int64_t)st.written) ||
+        field_long(r, rec, "rotations", (int64_t)st.rotations) ||
+        field_long(r, rec, "errors", (int64_t)st.errors))
+        return KMS_ERR_NOMEM;
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    int (*fn)(admin_req_t *r, store_reader_t *rd);
+} commands[] = {
+    {"status", cmd_status},
+    {"tenant.add", cmd_tenant_add},
+    {"tenant.list", cmd_tenant_list},
+    {"tenant.remove", cmd_tenant_remove},
+    {"client.add", cmd_client_add},
+    {"client.list", cmd_client_list},
+    {"client.remove", cmd_client_remove},
+    {"audit.status", cmd_audit_status},
+};
+
+static void audit_admin(const admin_req_t *r, const char *cmd, int rc)
+{
+    srv_audit_t *au = srv_audit_global();
+    if (!au)
+        return;
+    srv_audit_rec_t rec = {.kind = "admin", .identity = r->who, .tenant = r->tenant,
+                           .address = "admin-socket", .operation = cmd, .object_id = r->target,
+                           .result = rc == 0 ? "ok" : kms_strerror(rc), .reason = r->msg,
+                           .batch_count = -1};
+    if (srv_audit_write(au, &rec) != 0)
+        kms_log(KMS_LOG_ERROR, "admin", "could not queue the audit record of %s", cmd);
+}
+
+ttlv_item_t *srv_admin_execute(const srv_admin_options_t *opt, int64_t started_us,
+                               const char *who, const ttlv_item_t *req, kms_arena_t *a)
+{
+    admin_req_t r = {.opt = opt, .started_us = started_us, .who = who, .req = req, .a = a};
+    r.resp = ttlv_new_struct(a, NULL, SRV_TAG_ADMIN_RESPONSE);
+    if (!r.resp || !ttlv_new_int(a, r.resp, SRV_TAG_ADMIN_PROTOCOL_VERSION, SRV_ADMIN_PROTOCOL_VERSION))
+        return NULL;
+    ttlv_item_t *status = ttlv_new_int(a, r.resp, SRV_TAG_ADMIN_STATUS, 0);
+    ttlv_item_t *msg = ttlv_new_textz(a, r.resp, SRV_TAG_ADMIN_MESSAGE, "");
+    if (!status || !msg)
+        return NULL;
+    int rc = KMS_ERR_INVAL;
+    const char *cmd = "?";
+    const ttlv_item_t *ver = req ? ttlv_find(req, SRV_TAG_ADMIN_PROTOCOL_VERSION) : NULL;
+    const ttlv_item_t *c = req ? ttlv_find(req, SRV_TAG_ADMIN_COMMAND) : NULL;
+    if (!req || req->tag != SRV_TAG_ADMIN_REQUEST || !ver || ver->type != TTLV_INTEGER || !c ||
+        c->type != TTLV_TEXT_STRING) {
+        rc = fail(&r, KMS_ERR_PROTO, "malformed admin request");
+    } else if (ver->v.i32 != SRV_ADMIN_PROTOCOL_VERSION) {
+        rc = fail(&r, KMS_ERR_NOTSUP, "admin protocol version %d not supported (kmsd speaks %d)",
+                  ver->v.i32, SRV_ADMIN_PROTOCOL_VERSION);
+    } else {
+        cmd = ttlv_text(c);
+        size_t i = 0;
+        for (; i < KMS_ARRAY_SIZE(commands); i++)
+            if (strcmp(cmd, commands[i].name) == 0)
+                break;
+        if (i == KMS_ARRAY_SIZE(commands)) {
+            rc = fail(&r, KMS_ERR_NOTSUP, "unknown admin command '%s'", cmd);
+        } else {
+            store_reader_t *rd = NULL;
+            rc = store_reader_new(opt->store, &rd);
+            if (rc)
+                rc = fail(&r, KMS_ERR_UNAVAIL, "cannot read the store");
+            else
+                rc = commands[i].fn(&r, rd);
+            store_reader_free(rd);
+        }
+    }
+    if (rc && !r.msg[0])
+        snprintf(r.msg, sizeof(r.msg), "%s", kms_strerror(rc));
+    if (rc) {
+        /* No partial records on failure. */
+        ttlv_item_t *it = r.resp->first;
+        while (it) {
+            ttlv_item_t *next = it->next;
+            if (it->tag == SRV_TAG_ADMIN_RECORD)
+                ttlv_remove(it);
+            it = next;
+        }
+    }
+    status->v.i32 = rc;
+    ttlv_item_t *m2 = ttlv_new_textz(a, NULL, SRV_TAG_ADMIN_MESSAGE, r.msg);
+    if (!m2)
+        return NULL;
+    /* Replace the placeholder message, keeping its position. */
+    msg->v.bytes = m2->v.bytes;
+    kms_log(rc ? KMS_LOG_WARN : KMS_LOG_INFO, "admin", "%s: %s -> %s%s%s", who, cmd,
+            rc ? kms_strerror(rc) : "ok", r.msg[0] ? ": " : "", r.msg);
+    audit_admin(&r, cmd, rc);
+    return r.resp;
+}
