@@ -31,6 +31,7 @@ int cmd_status(int argc, char **argv); /* cmd_status.c */
 int cmd_tenant(int argc, char **argv); /* cmd_tenant.c */
 int cmd_client(int argc, char **argv); /* cmd_client.c */
 int cmd_audit(int argc, char **argv);  /* cmd_audit.c */
+int cmd_hsm(int argc, char **argv);  /* cmd_hsm.c */
 
 static const struct {
     const char *name;
@@ -46,6 +47,7 @@ static const struct {
     {"pki", cmd_pki, "issue client certificates, sign a client's CSR"},
     {"ca", cmd_ca, "export the CA certificate for clients to trust"},
     {"ttlv", cmd_ttlv, "decode/encode KMIP TTLV messages (binary or hex <-> readable)"},
+    {"hsm", cmd_hsm, "create or check the master key (key file or PKCS#11 token)"},
 };
 
 static void usage(FILE *f)
