@@ -5,8 +5,9 @@
  *
  * sign-csr is vCenter's "KMS signs the vCenter CSR" trust method: the CSR's
  * signature is verified and only its subject and key are used. Neither
- * command registers the client in the database or talks to kmsd; the
- * fingerprint printed is what a registration would use.
+ * command registers the client in the database or talks to kmsd (that is
+ * `kmsctl client add`, which needs the tenant); they print the fingerprint
+ * and the command to run.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -192,8 +193,9 @@ static int issue_client(const struct pki_args *a)
                cp, kp, fp);
     else
         printf("issued client certificate CN=%s\n  certificate %s\n  private key %s (0600)\n"
-               "  SHA-256     %s\n",
-               a->positional, cp, kp, fp);
+               "  SHA-256     %s\n"
+               "register it before use: kmsctl client add --tenant TENANT --cert %s\n",
+               a->positional, cp, kp, fp, cp);
     ret = KMSCTL_EXIT_OK;
 out:
     X509_free(x);
@@ -238,7 +240,9 @@ static int sign_csr(const struct pki_args *a)
                     rc == KMS_ERR_EXISTS ? " (use --force to replace)" : "");
             goto out;
         }
-        printf("signed certificate CN=%s\n  certificate %s\n  SHA-256     %s\n", cn, a->out, fp);
+        printf("signed certificate CN=%s\n  certificate %s\n  SHA-256     %s\n"
+               "register it before use: kmsctl client add --tenant TENANT --cert %s\n",
+               cn, a->out, fp, a->out);
     } else {
         if (certs_print_cert_pem(x, stdout) != 0)
             goto out;
