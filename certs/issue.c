@@ -201,6 +201,14 @@ static int host_is_dns_name(const char *h)
 static int san_add(GENERAL_NAMES *gens, const char *host)
 {
     GENERAL_NAME *g = NULL;
+    char unbracketed[64];
+    size_t hl = strlen(host);
+    /* "[fd00::1]" as written in listen addresses: the IPv6 literal inside. */
+    if (hl > 2 && host[0] == '[' && host[hl - 1] == ']' && hl - 2 < sizeof(unbracketed)) {
+        memcpy(unbracketed, host + 1, hl - 2);
+        unbracketed[hl - 2] = '\0';
+        host = unbracketed;
+    }
     ASN1_OCTET_STRING *ip = a2i_IPADDRESS(host);
     ERR_clear_error();
     if (ip != NULL) {

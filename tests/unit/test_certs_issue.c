@@ -119,7 +119,7 @@ static void test_server_cert(void **state)
     EVP_PKEY *k = NULL;
     X509 *x = NULL;
     char err[256] = "";
-    const char *hosts[] = {"kms.example.com", "10.1.2.3", "fd00::5", "localhost", "127.0.0.1"};
+    const char *hosts[] = {"kms.example.com", "10.1.2.3", "[fd00::5]", "localhost", "127.0.0.1"};
     assert_int_equal(certs_key_new(CERTS_KEY_EC_P256, &k), 0);
     assert_int_equal(certs_issue_server(ca, ca_key, k, "kms.example.com", hosts, 5, 0, &x), 0);
 
