@@ -180,6 +180,7 @@ typedef struct kmip_obj {
 
     kmip_attr_t *attrs;          /* every instance, in insertion order */
     bool dirty;
+    const store_object_t *loaded; /* the stored row this was loaded from (NULL if new) */
 } kmip_obj_t;
 
 /*
@@ -227,6 +228,12 @@ int kmip_obj_save(kmip_ctx_t *ctx, kmip_obj_t *o);
 typedef int (*kmip_mutate_cb)(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg);
 int kmip_obj_update(kmip_ctx_t *ctx, const char *id, kmip_mutate_cb cb, void *arg,
                     kmip_obj_t **out);
+
+/* Undo log (Batch Error Continuation Option Undo): every successful save
+ * of the batch is recorded while ctx->undo_enabled; kmip_undo_run() puts
+ * back the earlier rows (material re-sealed for the new version) and
+ * deletes objects the batch created, newest first. */
+int kmip_undo_run(kmip_ctx_t *ctx);
 
 /* Apply date-driven transitions now (called by load). True if changed. */
 bool kmip_obj_eval_dates(kmip_ctx_t *ctx, kmip_obj_t *o);

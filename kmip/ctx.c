@@ -1,0 +1,74 @@
+/*
+ * kmip/ctx.c: small helpers on the per-item request context: recording a
+ * failure (Result Reason + message), the ID Placeholder, and secrets that
+ * live until the request ends.
+ *
+ * It does not build responses (message.c) or touch objects (object.c).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kmip/kmip_int.h"
+
+int kmip_fail(kmip_ctx_t *ctx, uint32_t reason, const char *fmt, ...)
+{
+    ctx->reason = reason;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->msg, sizeof(ctx->msg), fmt, ap);
+    va_end(ap);
+    return KMS_ERR_INVAL;
+}
+
+uint32_t kmip_reason_of(int rc)
+{
+    switch (rc) {
+    case KMS_ERR_NOTFOUND: return KMIP_RESULT_REASON_ITEM_NOT_FOUND;
+    case KMS_ERR_PERM: return KMIP_RESULT_REASON_PERMISSION_DENIED;
+    case KMS_ERR_NOTSUP: return KMIP_RESULT_REASON_OPERATION_NOT_SUPPORTED;
+    case KMS_ERR_CRYPTO: return KMIP_RESULT_REASON_CRYPTOGRAPHIC_FAILURE;
+    case KMS_ERR_LIMIT: return KMIP_RESULT_REASON_RESPONSE_TOO_LARGE;
+    case KMS_ERR_INVAL:
+    case KMS_ERR_PROTO: return KMIP_RESULT_REASON_INVALID_FIELD;
+    default: return KMIP_RESULT_REASON_GENERAL_FAILURE;
+    }
+}
+
+kms_secret_t *kmip_ctx_own_secret(kmip_ctx_t *ctx, kms_secret_t *s)
+{
+    if (!s)
+        return NULL;
+    if (ctx->n_owned == KMIP_MAX_OWNED_SECRETS) {
+        /* Should not happen (a handful per request); never leak plaintext. */
+        kms_secret_free(ctx->owned[0]);
+        memmove(ctx->owned, ctx->owned + 1, (KMIP_MAX_OWNED_SECRETS - 1) * sizeof(ctx->owned[0]));
+        ctx->n_owned--;
+    }
+    ctx->owned[ctx->n_owned++] = s;
+    return s;
+}
+
+const char *kmip_req_uid(kmip_ctx_t *ctx)
+{
+    const ttlv_item_t *u = ctx->payload ? ttlv_find(ctx->payload, KMIP_TAG_UNIQUE_IDENTIFIER) : NULL;
+    if (u) {
+        if (u->type != TTLV_TEXT_STRING) {
+            kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "Unique Identifier is not a Text String");
+            return NULL;
+        }
+        return ttlv_text(u);
+    }
+    if (ctx->id_placeholder[0])
+        return ctx->id_placeholder;
+    kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
+              "no Unique Identifier and no ID Placeholder from an earlier batch item");
+    return NULL;
+}
+
+void kmip_set_placeholder(kmip_ctx_t *ctx, const char *id)
+{
+    snprintf(ctx->id_placeholder, sizeof(ctx->id_placeholder), "%s", id ? id : "");
+    if (id && !ctx->first_object_id[0])
+        snprintf(ctx->first_object_id, sizeof(ctx->first_object_id), "%s", id);
+}

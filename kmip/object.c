@@ -1,0 +1,486 @@
+/*
+ * kmip/object.c: the managed-object model against store/ and hsm/.
+ *
+ * Converts store_object_t rows (attribute values as TTLV bytes, sealed
+ * material) to kmip_obj_t (decoded attribute items) and back, seals
+ * material for the version the put will produce (expect + 1) and opens it
+ * for the stored version, applies date-driven state changes, retries
+ * optimistic-concurrency conflicts, and keeps the batch's undo log.
+ *
+ * It does not decide who may do what (the operation files do) and never
+ * logs or copies plaintext outside kms_secret_t.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "kmip/kmip_crypto.h"
+#include "kmip/kmip_int.h"
+
+#define ATTR_VALUE_MAX (1u << 20)
+#define UPDATE_RETRIES 5
+
+struct kmip_undo {
+    char id[64];
+    const store_object_t *prev; /* NULL: created by this batch */
+    int64_t new_version;
+    struct kmip_undo *next;
+};
+
+static int uuid4(char out[64])
+{
+    uint8_t b[16];
+    if (RAND_bytes(b, sizeof(b)) != 1)
+        return KMS_ERR_CRYPTO;
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 64,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+             b[15]);
+    return 0;
+}
+
+static const char *owner_tenant(const kmip_ctx_t *ctx)
+{
+    return ctx->ident && ctx->ident->tenant[0] ? ctx->ident->tenant : "default";
+}
+
+int kmip_obj_new(kmip_ctx_t *ctx, uint32_t object_type, kmip_obj_t **out)
+{
+    kmip_obj_t *o = kms_arena_alloc(ctx->arena, sizeof(*o));
+    if (!o)
+        return KMS_ERR_NOMEM;
+    int rc = uuid4(o->id);
+    if (rc)
+        return rc;
+    o->object_type = object_type;
+    o->state = KMIP_STATE_PRE_ACTIVE;
+    snprintf(o->tenant, sizeof(o->tenant), "%s", owner_tenant(ctx));
+    if ((rc = kmip_attr_set_text(ctx, o, "Unique Identifier", o->id)) ||
+        (rc = kmip_attr_set_enum(ctx, o, "Object Type", object_type)) ||
+        (rc = kmip_attr_set_date(ctx, o, "Initial Date", ctx->now)) ||
+        (rc = kmip_attr_set_date(ctx, o, "Last Change Date", ctx->now)))
+        return rc;
+    /* State applies to cryptographic objects, not Templates / Opaque. */
+    if (object_type != KMIP_OBJECT_TYPE_TEMPLATE &&
+        (rc = kmip_attr_set_enum(ctx, o, "State", KMIP_STATE_PRE_ACTIVE)))
+        return rc;
+    if ((object_type == KMIP_OBJECT_TYPE_SYMMETRIC_KEY ||
+         object_type == KMIP_OBJECT_TYPE_PRIVATE_KEY || object_type == KMIP_OBJECT_TYPE_SECRET_DATA ||
+         object_type == KMIP_OBJECT_TYPE_SPLIT_KEY) &&
+        (rc = kmip_attr_set_bool(ctx, o, "Fresh", true)))
+        return rc;
+    o->dirty = true;
+    *out = o;
+    return 0;
+}
+
+int kmip_obj_set_state(kmip_ctx_t *ctx, kmip_obj_t *o, uint32_t state)
+{
+    o->state = state;
+    return kmip_attr_set_enum(ctx, o, "State", state);
+}
+
+bool kmip_obj_eval_dates(kmip_ctx_t *ctx, kmip_obj_t *o)
+{
+    int64_t t;
+    bool changed = false;
+    if (o->state == KMIP_STATE_PRE_ACTIVE && kmip_attr_get_date(o, "Activation Date", &t) == 0 &&
+        t <= ctx->now) {
+        kmip_obj_set_state(ctx, o, KMIP_STATE_ACTIVE);
+        changed = true;
+    }
+    if ((o->state == KMIP_STATE_ACTIVE || o->state == KMIP_STATE_PRE_ACTIVE) &&
+        kmip_attr_get_date(o, "Deactivation Date", &t) == 0 && t <= ctx->now) {
+        kmip_obj_set_state(ctx, o, KMIP_STATE_DEACTIVATED);
+        changed = true;
+    }
+    return changed;
+}
+
+static int from_store(kmip_ctx_t *ctx, const store_object_t *so, kmip_obj_t **out)
+{
+    kmip_obj_t *o = kms_arena_alloc(ctx->arena, sizeof(*o));
+    if (!o)
+        return KMS_ERR_NOMEM;
+    snprintf(o->id, sizeof(o->id), "%s", so->id);
+    snprintf(o->tenant, sizeof(o->tenant), "%s", so->tenant);
+    o->object_type = so->object_type;
+    o->state = so->state;
+    o->version = so->version;
+    o->created_us = so->created_us;
+    o->archived = so->archived;
+    o->dsk_id = so->dsk_id;
+    o->blob = so->blob;
+    o->blob_len = so->blob_len;
+    o->has_material = so->dsk_id != 0 && so->blob && so->blob_len > 0;
+    o->loaded = so;
+    for (size_t i = 0; i < so->n_attrs; i++) {
+        const store_attr_t *sa = &so->attrs[i];
+        ttlv_item_t *v = NULL;
+        ttlv_error_t err;
+        int rc = ttlv_decode(sa->value, sa->value_len, NULL, ctx->arena, &v, &err);
+        if (rc) {
+            kms_log(KMS_LOG_ERROR, "kmip", "object %s: attribute %s does not decode: %s", so->id,
+                    sa->name, err.msg);
+            return KMS_ERR_INTERNAL;
+        }
+        if ((rc = kmip_attr_set(ctx, o, sa->name, sa->index, v)))
+            return rc;
+    }
+    o->dirty = false;
+    *out = o;
+    return 0;
+}
+
+int kmip_obj_load(kmip_ctx_t *ctx, const char *id, kmip_obj_t **out)
+{
+    store_object_t *so = NULL;
+    if (!id || !*id)
+        return kmip_fail(ctx, KMIP_RESULT_REASON_ITEM_NOT_FOUND, "no such object");
+    int rc = store_get(ctx->reader, ctx->arena, id, ctx->tenant_filter, &so);
+    if (rc == KMS_ERR_NOTFOUND) {
+        kmip_fail(ctx, KMIP_RESULT_REASON_ITEM_NOT_FOUND, "no object with this Unique Identifier");
+        return KMS_ERR_NOTFOUND;
+    }
+    if (rc)
+        return rc;
+    if ((rc = from_store(ctx, so, out)))
+        return rc;
+    kmip_obj_eval_dates(ctx, *out);
+    if (!ctx->first_object_id[0])
+        snprintf(ctx->first_object_id, sizeof(ctx->first_object_id), "%s", id);
+    return 0;
+}
+
+int kmip_obj_set_material(kmip_ctx_t *ctx, kmip_obj_t *o, kms_secret_t *stored,
+                          const struct kmip_material *desc)
+{
+    int rc;
+    kmip_ctx_own_secret(ctx, stored);
+    o->material = stored;
+    o->has_material = true;
+    o->dirty = true;
+    uint8_t dg[32];
+    if ((rc = kmip_crypto_sha256(stored->data, stored->len, dg)))
+        return rc;
+    ttlv_item_t *d = ttlv_new_struct(ctx->arena, NULL, KMIP_TAG_ATTRIBUTE_VALUE);
+    if (!d || !ttlv_new_enum(ctx->arena, d, KMIP_TAG_HASHING_ALGORITHM, KMIP_HASHING_ALGORITHM_SHA_256) ||
+        !ttlv_new_bytes(ctx->arena, d, KMIP_TAG_DIGEST_VALUE, dg, sizeof(dg)))
+        return KMS_ERR_NOMEM;
+    if (desc && desc->registered_fmt &&
+        !ttlv_new_enum(ctx->arena, d, KMIP_TAG_KEY_FORMAT_TYPE, desc->registered_fmt))
+        return KMS_ERR_NOMEM;
+    kmip_attr_remove_all(o, "Digest");
+    if ((rc = kmip_attr_set(ctx, o, "Digest", 0, d)))
+        return rc;
+    if (!desc)
+        return 0;
+    if (desc->alg && (rc = kmip_attr_set_enum(ctx, o, "Cryptographic Algorithm", desc->alg)))
+        return rc;
+    if (desc->bits && (rc = kmip_attr_set_int(ctx, o, "Cryptographic Length", desc->bits)))
+        return rc;
+    if ((rc = kmip_attr_set_int(ctx, o, "_kmsd.fmt", (int32_t)desc->registered_fmt)))
+        return rc;
+    if (desc->curve && (rc = kmip_attr_set_int(ctx, o, "_kmsd.curve", (int32_t)desc->curve)))
+        return rc;
+    if (desc->sub_type && (rc = kmip_attr_set_int(ctx, o, "_kmsd.subtype", (int32_t)desc->sub_type)))
+        return rc;
+    return 0;
+}
+
+static uint32_t stored_fmt_of(uint32_t object_type)
+{
+    switch (object_type) {
+    case KMIP_OBJECT_TYPE_PRIVATE_KEY: return KMIP_KEY_FORMAT_TYPE_PKCS_8;
+    case KMIP_OBJECT_TYPE_PUBLIC_KEY: return KMIP_KEY_FORMAT_TYPE_X_509;
+    case KMIP_OBJECT_TYPE_CERTIFICATE: return KMIP_KEY_FORMAT_TYPE_X_509;
+    case KMIP_OBJECT_TYPE_OPAQUE_DATA:
+    case KMIP_OBJECT_TYPE_TEMPLATE: return KMIP_KEY_FORMAT_TYPE_OPAQUE;
+    default: return KMIP_KEY_FORMAT_TYPE_RAW;
+    }
+}
+
+int kmip_obj_material_desc(const kmip_obj_t *o, struct kmip_material *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->object_type = o->object_type;
+    d->stored_fmt = stored_fmt_of(o->object_type);
+    int32_t v = 0;
+    d->registered_fmt = kmip_attr_get_int(o, "_kmsd.fmt", &v) == 0 && v ? (uint32_t)v : d->stored_fmt;
+    (void)kmip_attr_get_enum(o, "Cryptographic Algorithm", &d->alg);
+    (void)kmip_attr_get_int(o, "Cryptographic Length", &d->bits);
+    if (kmip_attr_get_int(o, "_kmsd.curve", &v) == 0)
+        d->curve = (uint32_t)v;
+    if (kmip_attr_get_int(o, "_kmsd.subtype", &v) == 0)
+        d->sub_type = (uint32_t)v;
+    return 0;
+}
+
+int kmip_obj_open_material(kmip_ctx_t *ctx, kmip_obj_t *o, const kms_secret_t **out)
+{
+    if (o->material) {
+        *out = o->material;
+        return 0;
+    }
+    if (!o->has_material) {
+        kmip_fail(ctx, KMIP_RESULT_REASON_KEY_VALUE_NOT_PRESENT, "the object has no key value");
+        return KMS_ERR_NOTFOUND;
+    }
+    kms_secret_t *p = NULL;
+    int rc = hsm_open_blob(ctx->srv->cfg.keyring, o->dsk_id, o->id, o->version, o->blob,
+                           o->blob_len, &p);
+    if (rc) {
+        kms_log(KMS_LOG_ERROR, "kmip", "object %s: sealed material does not open: %s", o->id,
+                kms_strerror(rc));
+        kmip_fail(ctx, KMIP_RESULT_REASON_CRYPTOGRAPHIC_FAILURE, "stored key material cannot be opened");
+        return KMS_ERR_CRYPTO;
+    }
+    o->material = kmip_ctx_own_secret(ctx, p);
+    *out = p;
+    return 0;
+}
+
+void kmip_obj_drop_material(kmip_obj_t *o)
+{
+    if (o->material)
+        kms_wipe(o->material->data, o->material->len);
+    o->material = NULL;
+    o->has_material = false;
+    o->blob = NULL;
+    o->blob_len = 0;
+    o->dsk_id = 0;
+    o->dirty = true;
+}
+
+void kmip_attr_search_keys(kms_arena_t *a, const char *name, const ttlv_item_t *v,
+                           const char **skey_out, int64_t *nkey_out, bool *has_nkey_out)
+{
+    (void)a;
+    *skey_out = NULL;
+    *nkey_out = 0;
+    *has_nkey_out = false;
+    switch (v->type) {
+    case TTLV_TEXT_STRING: *skey_out = ttlv_text(v); break;
+    case TTLV_INTEGER: *nkey_out = v->v.i32; *has_nkey_out = true; break;
+    case TTLV_ENUMERATION:
+    case TTLV_INTERVAL: *nkey_out = ttlv_u32(v); *has_nkey_out = true; break;
+    case TTLV_LONG_INTEGER:
+    case TTLV_DATE_TIME: *nkey_out = v->v.i64; *has_nkey_out = true; break;
+    case TTLV_BOOLEAN: *nkey_out = v->v.b; *has_nkey_out = true; break;
+    case TTLV_STRUCTURE: {
+        const ttlv_item_t *k = NULL;
+        if (strcmp(name, "Name") == 0)
+            k = ttlv_find(v, KMIP_TAG_NAME_VALUE);
+        else if (strcmp(name, "Link") == 0)
+            k = ttlv_find(v, KMIP_TAG_LINKED_OBJECT_IDENTIFIER);
+        else if (strcmp(name, "Alternative Name") == 0)
+            k = ttlv_find(v, KMIP_TAG_ALTERNATIVE_NAME_VALUE);
+        else if (strcmp(name, "Application Specific Information") == 0)
+            k = ttlv_find(v, KMIP_TAG_APPLICATION_NAMESPACE);
+        if (k && k->type == TTLV_TEXT_STRING)
+            *skey_out = ttlv_text(k);
+        if (strcmp(name, "Link") == 0 && (k = ttlv_find(v, KMIP_TAG_LINK_TYPE))) {
+            *nkey_out = ttlv_u32(k);
+            *has_nkey_out = true;
+        }
+        break;
+    }
+    default: break;
+    }
+}
+
+/* Build the store row for `o` whose put will produce version `new_version`. */
+static int to_store(kmip_ctx_t *ctx, kmip_obj_t *o, int64_t new_version, store_object_t *so)
+{
+    int rc = 0;
+    kms_buf_t b;
+    kms_buf_init(&b, ATTR_VALUE_MAX);
+    memset(so, 0, sizeof(*so));
+    snprintf(so->id, sizeof(so->id), "%s", o->id);
+    snprintf(so->tenant, sizeof(so->tenant), "%s", o->tenant);
+    so->object_type = o->object_type;
+    so->state = o->state;
+    so->archived = o->archived;
+    size_t n = 0;
+    for (kmip_attr_t *a = o->attrs; a; a = a->next)
+        n++;
+    so->attrs = n ? kms_arena_alloc(ctx->arena, n * sizeof(*so->attrs)) : NULL;
+    if (n && !so->attrs) {
+        rc = KMS_ERR_NOMEM;
+        goto out;
+    }
+    size_t i = 0;
+    for (kmip_attr_t *a = o->attrs; a; a = a->next, i++) {
+        store_attr_t *sa = &so->attrs[i];
+        kms_buf_reset(&b);
+        if ((rc = ttlv_encode(a->value, &b)))
+            goto out;
+        sa->name = a->name;
+        sa->index = a->index;
+        sa->value = kms_arena_memdup(ctx->arena, b.data, b.len);
+        sa->value_len = b.len;
+        if (!sa->value) {
+            rc = KMS_ERR_NOMEM;
+            goto out;
+        }
+        kmip_attr_search_keys(ctx->arena, a->name, a->value, &sa->skey, &sa->nkey, &sa->has_nkey);
+    }
+    so->n_attrs = n;
+    if (o->has_material) {
+        const kms_secret_t *m = NULL;
+        if ((rc = kmip_obj_open_material(ctx, o, &m)))
+            goto out;
+        kms_buf_t sealed;
+        kms_buf_init(&sealed, 16u << 20);
+        rc = hsm_seal(ctx->srv->cfg.keyring, o->id, new_version, m->data, m->len, &sealed,
+                      &so->dsk_id);
+        if (rc == 0) {
+            so->blob = kms_arena_memdup(ctx->arena, sealed.data, sealed.len);
+            so->blob_len = sealed.len;
+            if (!so->blob)
+                rc = KMS_ERR_NOMEM;
+        }
+        kms_buf_dispose(&sealed);
+        if (rc) {
+            if (!ctx->reason)
+                kmip_fail(ctx, KMIP_RESULT_REASON_CRYPTOGRAPHIC_FAILURE, "cannot seal key material");
+            goto out;
+        }
+    }
+out:
+    kms_buf_dispose(&b);
+    return rc;
+}
+
+static int commit_one(kmip_ctx_t *ctx, const store_object_t *so, int64_t expect, bool del,
+                      int64_t *version_out)
+{
+    store_write_t *w = store_write_new();
+    if (!w)
+        return KMS_ERR_NOMEM;
+    int rc = del ? store_write_delete(w, so->id, expect) : store_write_put(w, so, expect);
+    int64_t v = 0;
+    if (rc == 0)
+        rc = store_commit(ctx->srv->cfg.store, w, del ? NULL : &v, del ? 0 : 1);
+    store_write_free(w);
+    if (rc == 0 && version_out)
+        *version_out = v ? v : expect + 1;
+    return rc;
+}
+
+int kmip_obj_save(kmip_ctx_t *ctx, kmip_obj_t *o)
+{
+    store_object_t so;
+    int rc;
+    if ((rc = kmip_attr_set_date(ctx, o, "Last Change Date", ctx->now)))
+        return rc;
+    int64_t expect = o->version; /* 0 == STORE_VERSION_NEW for a new object */
+    if ((rc = to_store(ctx, o, expect + 1, &so)))
+        return rc;
+    int64_t nv = 0;
+    rc = commit_one(ctx, &so, expect, false, &nv);
+    if (rc)
+        return rc;
+    if (ctx->undo_enabled) {
+        struct kmip_undo *u = kms_arena_alloc(ctx->arena, sizeof(*u));
+        if (u) {
+            snprintf(u->id, sizeof(u->id), "%s", o->id);
+            u->prev = o->loaded;
+            u->new_version = nv;
+            u->next = ctx->undo;
+            ctx->undo = u;
+        }
+    }
+    o->version = nv;
+    o->dsk_id = so.dsk_id;
+    o->blob = so.blob;
+    o->blob_len = so.blob_len;
+    o->dirty = false;
+    if (!ctx->first_object_id[0])
+        snprintf(ctx->first_object_id, sizeof(ctx->first_object_id), "%s", o->id);
+    return 0;
+}
+
+int kmip_obj_update(kmip_ctx_t *ctx, const char *id, kmip_mutate_cb cb, void *arg,
+                    kmip_obj_t **out)
+{
+    int rc = KMS_ERR_CONFLICT;
+    for (int attempt = 0; attempt < UPDATE_RETRIES && rc == KMS_ERR_CONFLICT; attempt++) {
+        kmip_obj_t *o = NULL;
+        if ((rc = kmip_obj_load(ctx, id, &o)))
+            return rc;
+        rc = cb(ctx, o, arg);
+        if (rc == 1) {
+            if (out)
+                *out = o;
+            return 0;
+        }
+        if (rc)
+            return rc;
+        rc = kmip_obj_save(ctx, o);
+        if (rc == 0 && out)
+            *out = o;
+    }
+    if (rc == KMS_ERR_CONFLICT)
+        kmip_fail(ctx, KMIP_RESULT_REASON_GENERAL_FAILURE, "object changed concurrently; retry");
+    return rc;
+}
+
+int kmip_undo_run(kmip_ctx_t *ctx)
+{
+    int first_rc = 0;
+    for (struct kmip_undo *u = ctx->undo; u; u = u->next) {
+        /* One object may have been written by several items: restore the
+         * row from before the first write, expecting the last version. */
+        bool older_exists = false;
+        for (struct kmip_undo *v = u->next; v; v = v->next)
+            if (strcmp(v->id, u->id) == 0)
+                older_exists = true;
+        if (older_exists)
+            continue;
+        int64_t latest = u->new_version;
+        for (struct kmip_undo *v = ctx->undo; v != u; v = v->next)
+            if (strcmp(v->id, u->id) == 0) {
+                latest = v->new_version;
+                break;
+            }
+        int rc;
+        if (!u->prev) {
+            store_object_t so;
+            memset(&so, 0, sizeof(so));
+            snprintf(so.id, sizeof(so.id), "%s", u->id);
+            rc = commit_one(ctx, &so, latest, true, NULL);
+        } else {
+            /* Put the earlier row back; its material was sealed for the
+             * earlier version, so re-seal it for the version this put makes. */
+            store_object_t so = *u->prev;
+            kms_secret_t *p = NULL;
+            kms_buf_t sealed;
+            kms_buf_init(&sealed, 16u << 20);
+            rc = 0;
+            if (so.dsk_id && so.blob) {
+                rc = hsm_open_blob(ctx->srv->cfg.keyring, so.dsk_id, so.id, so.version, so.blob,
+                                   so.blob_len, &p);
+                if (rc == 0)
+                    rc = hsm_seal(ctx->srv->cfg.keyring, so.id, latest + 1, p->data,
+                                  p->len, &sealed, &so.dsk_id);
+                kms_secret_free(p);
+                so.blob = sealed.data;
+                so.blob_len = sealed.len;
+            }
+            if (rc == 0)
+                rc = commit_one(ctx, &so, latest, false, NULL);
+            kms_buf_dispose(&sealed);
+        }
+        if (rc) {
+            kms_log(KMS_LOG_ERROR, "kmip", "undo of %s failed: %s", u->id, kms_strerror(rc));
+            if (!first_rc)
+                first_rc = rc;
+        }
+    }
+    ctx->undo = NULL;
+    return first_rc;
+}
