@@ -323,3 +323,112 @@ def test_help():
     p = kmsctl("--help", check=0)
     for cmd in ("init", "pki", "ca"):
         assert re.search(r"^  %s\s" % cmd, p.stdout, re.M), cmd
+
+
+# ---------------------------------------------------------------------------
+# End to end: the directory `kmsctl init` writes is enough to run kmsd and
+# talk to it with the generated admin certificate.
+
+KMSD = os.path.join(BUILD, "kmsd")
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_listening(port, proc, timeout=30.0):
+    import socket
+    import time
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+@pytest.fixture
+def running_kmsd(tmp_path):
+    if not os.access(KMSD, os.X_OK):
+        pytest.skip("kmsd is not built at %s" % KMSD)
+    d = tmp_path / "e2e"
+    port = free_port()
+    kmsctl("init", "--dir", str(d), "--listen", "127.0.0.1:%d" % port, check=0)
+    log = open(tmp_path / "kmsd.log", "w")
+    proc = subprocess.Popen([KMSD, "-c", str(d / "kmsd.yaml")], stdout=log, stderr=log)
+    try:
+        if not wait_listening(port, proc):
+            log.flush()
+            pytest.fail("kmsd did not start:\n" + read(tmp_path / "kmsd.log", "r")[-3000:])
+        yield d, port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def test_e2e_tls_with_generated_certs(running_kmsd):
+    import socket
+    import ssl
+    d, port = running_kmsd
+    pki = d / "pki"
+    p = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+                        "-cert", str(pki / "client.crt"), "-key", str(pki / "client.key"),
+                        "-CAfile", str(pki / "ca.crt"), "-verify_return_error", "-brief"],
+                       input="", capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "Verification: OK" in p.stdout + p.stderr
+
+    # The server certificate matches the names clients use.
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    ctx.load_cert_chain(str(pki / "client.crt"), str(pki / "client.key"))
+    for name in ("localhost", "127.0.0.1"):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            with ctx.wrap_socket(s, server_hostname=name) as t:
+                assert t.version() in ("TLSv1.2", "TLSv1.3")
+
+    # Without a client certificate the server refuses (client_auth: required).
+    ctx2 = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    refused = False
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            with ctx2.wrap_socket(s, server_hostname="localhost") as t:
+                # TLS 1.3: the refusal arrives after the client's Finished.
+                t.sendall(b"\x42\x00\x78\x01\x00\x00\x00\x00")
+                refused = t.recv(1) == b""
+    except (ssl.SSLError, ConnectionError, OSError):
+        refused = True
+    assert refused
+
+
+def test_e2e_pykmip_admin(running_kmsd):
+    d, port = running_kmsd
+    pki = d / "pki"
+    script = (
+        "from kmip.pie.client import ProxyKmipClient\n"
+        "from kmip import enums\n"
+        "c = ProxyKmipClient(hostname='127.0.0.1', port=%d, cert=%r, key=%r, ca=%r,\n"
+        "                    config_file='/dev/null')\n"
+        "c.open()\n"
+        "uid = c.create(enums.CryptographicAlgorithm.AES, 256)\n"
+        "k = c.get(uid)\n"
+        "assert len(k.value) == 32, len(k.value)\n"
+        "print('OK', uid)\n"
+        "c.close()\n" % (port, str(pki / "client.crt"), str(pki / "client.key"),
+                         str(pki / "ca.crt")))
+    p = subprocess.run(["/usr/bin/python3", "-c", script], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0 and "OK" in p.stdout, p.stdout + p.stderr
