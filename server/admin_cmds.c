@@ -85,8 +85,8 @@ static int field_bool(admin_req_t *r, ttlv_item_t *rec, const char *name, bool v
     return 0;
 }
 
-static int fail(admin_req_t *r, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(admin_req_t *r, int rc, const char *fmt, ...)
+static int refuse(admin_req_t *r, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int refuse(admin_req_t *r, int rc, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -120,7 +120,7 @@ static int tenant_objects(store_reader_t *rd, kms_arena_t *a, const char *tenant
 }
 
 /* ------------------------------------------------------------ commands */
-static int cmd_status(admin_req_t *r, store_reader_t *rd)
+static int adm_status(admin_req_t *r, store_reader_t *rd)
 {
     srv_admin_status_t st = {.connections = -1, .requests = -1, .hsm = NULL, .hsm_health = 1,
                              .listen = NULL};
@@ -162,14 +162,14 @@ static int cmd_status(admin_req_t *r, store_reader_t *rd)
     return rc ? KMS_ERR_NOMEM : 0;
 }
 
-static int cmd_tenant_add(admin_req_t *r, store_reader_t *rd)
+static int adm_tenant_add(admin_req_t *r, store_reader_t *rd)
 {
     const char *t = arg_text(r, SRV_TAG_ADMIN_ARG_TENANT);
     r->target = r->tenant = t;
     if (!name_ok(t, 64))
-        return fail(r, KMS_ERR_INVAL, "a tenant name (1-63 printable characters) is required");
+        return refuse(r, KMS_ERR_INVAL, "a tenant name (1-63 printable characters) is required");
     if (store_tenant_exists(rd, t) == 0)
-        return fail(r, KMS_ERR_EXISTS, "tenant '%s' already exists", t);
+        return refuse(r, KMS_ERR_EXISTS, "tenant '%s' already exists", t);
     store_write_t *w = store_write_new();
     if (!w)
         return KMS_ERR_NOMEM;
@@ -178,14 +178,14 @@ static int cmd_tenant_add(admin_req_t *r, store_reader_t *rd)
         rc = commit(r, w);
     store_write_free(w);
     if (rc == KMS_ERR_EXISTS)
-        return fail(r, rc, "tenant '%s' already exists", t);
+        return refuse(r, rc, "tenant '%s' already exists", t);
     if (rc)
-        return fail(r, rc, "cannot add tenant '%s': %s", t, kms_strerror(rc));
+        return refuse(r, rc, "cannot add tenant '%s': %s", t, kms_strerror(rc));
     ttlv_item_t *rec = rec_new(r);
     return rec && !field_text(r, rec, "tenant", t) ? 0 : KMS_ERR_NOMEM;
 }
 
-static int cmd_tenant_list(admin_req_t *r, store_reader_t *rd)
+static int adm_tenant_list(admin_req_t *r, store_reader_t *rd)
 {
     char **tenants = NULL;
     size_t nt = 0;
@@ -195,7 +195,7 @@ static int cmd_tenant_list(admin_req_t *r, store_reader_t *rd)
     if (!rc)
         rc = store_list_clients(rd, r->a, &clients, &nc);
     if (rc)
-        return fail(r, rc, "cannot read tenants: %s", kms_strerror(rc));
+        return refuse(r, rc, "cannot read tenants: %s", kms_strerror(rc));
     for (size_t i = 0; i < nt; i++) {
         int64_t ncl = 0;
         for (size_t j = 0; j < nc; j++)
@@ -204,7 +204,7 @@ static int cmd_tenant_list(admin_req_t *r, store_reader_t *rd)
         size_t no = 0;
         rc = tenant_objects(rd, r->a, tenants[i], 0, &ids, &no);
         if (rc)
-            return fail(r, rc, "cannot count objects of '%s': %s", tenants[i], kms_strerror(rc));
+            return refuse(r, rc, "cannot count objects of '%s': %s", tenants[i], kms_strerror(rc));
         ttlv_item_t *rec = rec_new(r);
         if (!rec || field_text(r, rec, "tenant", tenants[i]) || field_long(r, rec, "clients", ncl) ||
             field_long(r, rec, "objects", (int64_t)no))
@@ -213,15 +213,15 @@ static int cmd_tenant_list(admin_req_t *r, store_reader_t *rd)
     return 0;
 }
 
-static int cmd_tenant_remove(admin_req_t *r, store_reader_t *rd)
+static int adm_tenant_remove(admin_req_t *r, store_reader_t *rd)
 {
     const char *t = arg_text(r, SRV_TAG_ADMIN_ARG_TENANT);
     bool force = arg_bool(r, SRV_TAG_ADMIN_ARG_FORCE);
     r->target = r->tenant = t;
     if (!name_ok(t, 64))
-        return fail(r, KMS_ERR_INVAL, "a tenant name is required");
+        return refuse(r, KMS_ERR_INVAL, "a tenant name is required");
     if (store_tenant_exists(rd, t) != 0)
-        return fail(r, KMS_ERR_NOTFOUND, "no tenant '%s'", t);
+        return refuse(r, KMS_ERR_NOTFOUND, "no tenant '%s'", t);
     char **ids = NULL;
     size_t no = 0;
     store_client_t *clients = NULL;
@@ -230,11 +230,11 @@ static int cmd_tenant_remove(admin_req_t *r, store_reader_t *rd)
     if (!rc)
         rc = store_list_clients(rd, r->a, &clients, &nc);
     if (rc)
-        return fail(r, rc, "cannot read tenant '%s': %s", t, kms_strerror(rc));
+        return refuse(r, rc, "cannot read tenant '%s': %s", t, kms_strerror(rc));
     for (size_t j = 0; j < nc; j++)
         mine += strcmp(clients[j].tenant, t) == 0;
     if ((no || mine) && !force)
-        return fail(r, KMS_ERR_STATE,
+        return refuse(r, KMS_ERR_STATE,
                     "tenant '%s' still owns %zu object(s) and has %zu client(s); remove them "
                     "first, or use --force to delete them all permanently",
                     t, no, mine);
@@ -253,9 +253,9 @@ static int cmd_tenant_remove(admin_req_t *r, store_reader_t *rd)
         rc = commit(r, w);
     store_write_free(w);
     if (rc == KMS_ERR_STATE)
-        return fail(r, rc, "tenant '%s' still owns objects or clients (changed meanwhile?)", t);
+        return refuse(r, rc, "tenant '%s' still owns objects or clients (changed meanwhile?)", t);
     if (rc)
-        return fail(r, rc, "cannot remove tenant '%s': %s", t, kms_strerror(rc));
+        return refuse(r, rc, "cannot remove tenant '%s': %s", t, kms_strerror(rc));
     if (no || mine)
         kms_log(KMS_LOG_WARN, "admin", "%s force-removed tenant '%s': %zu object(s), %zu client(s) deleted",
                 r->who, t, no, mine);
@@ -276,18 +276,18 @@ static int load_cert(admin_req_t *r, const ttlv_item_t *pem, char fp[65], char *
         goto out;
     cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
     if (!cert) {
-        rc = fail(r, KMS_ERR_INVAL, "not a PEM certificate");
+        rc = refuse(r, KMS_ERR_INVAL, "not a PEM certificate");
         goto out;
     }
     if (r->opt->client_ca && *r->opt->client_ca) {
         rc = certs_load_cert_pem(r->opt->client_ca, &ca);
         if (rc) {
-            rc = fail(r, KMS_ERR_CONFIG, "cannot read tls.client_ca %s", r->opt->client_ca);
+            rc = refuse(r, KMS_ERR_CONFIG, "cannot read tls.client_ca %s", r->opt->client_ca);
             goto out;
         }
         char err[256];
         if (certs_verify(ca, cert, X509_PURPOSE_SSL_CLIENT, err, sizeof(err)) != 0) {
-            rc = fail(r, KMS_ERR_INVAL,
+            rc = refuse(r, KMS_ERR_INVAL,
                       "the certificate does not chain to tls.client_ca (%s): %s; kmsd would "
                       "refuse it at the handshake", r->opt->client_ca, err);
             goto out;
@@ -295,7 +295,7 @@ static int load_cert(admin_req_t *r, const ttlv_item_t *pem, char fp[65], char *
     }
     rc = certs_fingerprint_sha256(cert, fp);
     if (rc) {
-        rc = fail(r, rc, "cannot fingerprint the certificate");
+        rc = refuse(r, rc, "cannot fingerprint the certificate");
         goto out;
     }
     rc = certs_subject_cn(cert, cn, cnlen);
@@ -303,7 +303,7 @@ static int load_cert(admin_req_t *r, const ttlv_item_t *pem, char fp[65], char *
         cn[0] = '\0';
         rc = 0;
     } else if (rc) {
-        rc = fail(r, KMS_ERR_INVAL, "the certificate's subject CN is unusable");
+        rc = refuse(r, KMS_ERR_INVAL, "the certificate's subject CN is unusable");
     }
 out:
     X509_free(cert);
@@ -312,7 +312,7 @@ out:
     return rc;
 }
 
-static int cmd_client_add(admin_req_t *r, store_reader_t *rd)
+static int adm_client_add(admin_req_t *r, store_reader_t *rd)
 {
     const char *t = arg_text(r, SRV_TAG_ADMIN_ARG_TENANT);
     const char *name = arg_text(r, SRV_TAG_ADMIN_ARG_NAME);
@@ -326,21 +326,21 @@ static int cmd_client_add(admin_req_t *r, store_reader_t *rd)
     memset(&c, 0, sizeof(c));
     int rc = 0;
     if (!name_ok(t, 64))
-        return fail(r, KMS_ERR_INVAL, "--tenant is required");
+        return refuse(r, KMS_ERR_INVAL, "--tenant is required");
     if (!role || !*role)
         role = "client";
     if (strcmp(role, "client") != 0 && strcmp(role, "admin") != 0)
-        return fail(r, KMS_ERR_INVAL, "role must be client or admin");
+        return refuse(r, KMS_ERR_INVAL, "role must be client or admin");
     if ((pem != NULL) == (pwi != NULL))
-        return fail(r, KMS_ERR_INVAL, "give either a certificate or a user name and password");
+        return refuse(r, KMS_ERR_INVAL, "give either a certificate or a user name and password");
     if (store_tenant_exists(rd, t) != 0)
-        return fail(r, KMS_ERR_NOTFOUND, "no tenant '%s' (add it first: kmsctl tenant add %s)", t, t);
+        return refuse(r, KMS_ERR_NOTFOUND, "no tenant '%s' (add it first: kmsctl tenant add %s)", t, t);
     snprintf(c.tenant, sizeof(c.tenant), "%s", t);
     snprintf(c.role, sizeof(c.role), "%s", role);
     c.created_us = kms_now_us();
     if (pem) {
         if (pem->type != TTLV_BYTE_STRING)
-            return fail(r, KMS_ERR_INVAL, "malformed certificate argument");
+            return refuse(r, KMS_ERR_INVAL, "malformed certificate argument");
         char cn[128];
         rc = load_cert(r, pem, c.cert_sha256, cn, sizeof(cn));
         if (rc)
@@ -348,25 +348,25 @@ static int cmd_client_add(admin_req_t *r, store_reader_t *rd)
         if (!name)
             name = cn;
         if (!name_ok(name, sizeof(c.name)))
-            return fail(r, KMS_ERR_INVAL, "the certificate has no CN: give --name");
+            return refuse(r, KMS_ERR_INVAL, "the certificate has no CN: give --name");
         snprintf(c.kind, sizeof(c.kind), "cert");
         store_client_t other;
         if (store_client_by_cert(rd, c.cert_sha256, &other) == 0)
-            return fail(r, KMS_ERR_EXISTS, "this certificate is already registered as '%s' (tenant %s)",
+            return refuse(r, KMS_ERR_EXISTS, "this certificate is already registered as '%s' (tenant %s)",
                         other.name, other.tenant);
     } else {
         if (!pw || !*pw || !name_ok(name, sizeof(c.name)))
-            return fail(r, KMS_ERR_INVAL, "--user NAME and a non-empty password are required");
+            return refuse(r, KMS_ERR_INVAL, "--user NAME and a non-empty password are required");
         snprintf(c.kind, sizeof(c.kind), "password");
         rc = srv_access_hash_password(r->opt->access, pw, c.password_hash, sizeof(c.password_hash));
         if (rc)
-            return fail(r, rc, "cannot hash the password: %s", kms_strerror(rc));
+            return refuse(r, rc, "cannot hash the password: %s", kms_strerror(rc));
     }
     r->target = name;
     snprintf(c.name, sizeof(c.name), "%s", name);
     store_client_t existing;
     if (store_client_by_name(rd, c.name, &existing) == 0)
-        return fail(r, KMS_ERR_EXISTS, "a client named '%s' already exists (tenant %s); remove it first",
+        return refuse(r, KMS_ERR_EXISTS, "a client named '%s' already exists (tenant %s); remove it first",
                     c.name, existing.tenant);
     store_write_t *w = store_write_new();
     if (!w)
@@ -376,7 +376,7 @@ static int cmd_client_add(admin_req_t *r, store_reader_t *rd)
         rc = commit(r, w);
     store_write_free(w);
     if (rc)
-        return fail(r, rc, "cannot add client '%s': %s", c.name, kms_strerror(rc));
+        return refuse(r, rc, "cannot add client '%s': %s", c.name, kms_strerror(rc));
     ttlv_item_t *rec = rec_new(r);
     if (!rec || field_text(r, rec, "name", c.name) || field_text(r, rec, "tenant", c.tenant) ||
         field_text(r, rec, "role", c.role) || field_text(r, rec, "kind", c.kind) ||
@@ -386,7 +386,7 @@ static int cmd_client_add(admin_req_t *r, store_reader_t *rd)
     return rc;
 }
 
-static int cmd_client_list(admin_req_t *r, store_reader_t *rd)
+static int adm_client_list(admin_req_t *r, store_reader_t *rd)
 {
     const char *t = arg_text(r, SRV_TAG_ADMIN_ARG_TENANT);
     r->tenant = t;
@@ -394,7 +394,7 @@ static int cmd_client_list(admin_req_t *r, store_reader_t *rd)
     size_t nc = 0;
     int rc = store_list_clients(rd, r->a, &clients, &nc);
     if (rc)
-        return fail(r, rc, "cannot read clients: %s", kms_strerror(rc));
+        return refuse(r, rc, "cannot read clients: %s", kms_strerror(rc));
     for (size_t i = 0; i < nc; i++) {
         if (t && *t && strcmp(clients[i].tenant, t) != 0)
             continue;
@@ -410,18 +410,18 @@ static int cmd_client_list(admin_req_t *r, store_reader_t *rd)
     return 0;
 }
 
-static int cmd_client_remove(admin_req_t *r, store_reader_t *rd)
+static int adm_client_remove(admin_req_t *r, store_reader_t *rd)
 {
     const char *name = arg_text(r, SRV_TAG_ADMIN_ARG_NAME);
     r->target = name;
     store_client_t c;
     if (!name_ok(name, sizeof(c.name)))
-        return fail(r, KMS_ERR_INVAL, "a client name is required");
+        return refuse(r, KMS_ERR_INVAL, "a client name is required");
     if (store_client_by_name(rd, name, &c) != 0)
-        return fail(r, KMS_ERR_NOTFOUND, "no client '%s'", name);
+        return refuse(r, KMS_ERR_NOTFOUND, "no client '%s'", name);
     r->tenant = arg_text(r, SRV_TAG_ADMIN_ARG_TENANT);
     if (r->tenant && *r->tenant && strcmp(r->tenant, c.tenant) != 0)
-        return fail(r, KMS_ERR_NOTFOUND, "no client '%s' in tenant '%s'", name, r->tenant);
+        return refuse(r, KMS_ERR_NOTFOUND, "no client '%s' in tenant '%s'", name, r->tenant);
     store_write_t *w = store_write_new();
     if (!w)
         return KMS_ERR_NOMEM;
@@ -430,14 +430,14 @@ static int cmd_client_remove(admin_req_t *r, store_reader_t *rd)
         rc = commit(r, w);
     store_write_free(w);
     if (rc)
-        return fail(r, rc, "cannot remove client '%s': %s", name, kms_strerror(rc));
+        return refuse(r, rc, "cannot remove client '%s': %s", name, kms_strerror(rc));
     ttlv_item_t *rec = rec_new(r);
     if (!rec || field_text(r, rec, "name", c.name) || field_text(r, rec, "tenant", c.tenant))
         return KMS_ERR_NOMEM;
     return 0;
 }
 
-static int cmd_audit_status(admin_req_t *r, store_reader_t *rd)
+static int adm_audit_status(admin_req_t *r, store_reader_t *rd)
 {
     (void)rd;
     srv_audit_t *au = srv_audit_global();
@@ -449,7 +449,7 @@ static int cmd_audit_status(admin_req_t *r, store_reader_t *rd)
     srv_audit_status_t st;
     int rc = srv_audit_get_status(au, &st);
     if (rc)
-        return fail(r, rc, "audit log unavailable: %s", kms_strerror(rc));
+        return refuse(r, rc, "audit log unavailable: %s", kms_strerror(rc));
     if (field_bool(r, rec, "enabled", true) || field_long(r, rec, "last_seq", (int64_t)st.last_seq) ||
         field_text(r, rec, "last_hash", st.last_hash) ||
         field_long(r, rec, "written", (int64_t)st.written) ||
@@ -463,14 +463,14 @@ static const struct {
     const char *name;
     int (*fn)(admin_req_t *r, store_reader_t *rd);
 } commands[] = {
-    {"status", cmd_status},
-    {"tenant.add", cmd_tenant_add},
-    {"tenant.list", cmd_tenant_list},
-    {"tenant.remove", cmd_tenant_remove},
-    {"client.add", cmd_client_add},
-    {"client.list", cmd_client_list},
-    {"client.remove", cmd_client_remove},
-    {"audit.status", cmd_audit_status},
+    {"status", adm_status},
+    {"tenant.add", adm_tenant_add},
+    {"tenant.list", adm_tenant_list},
+    {"tenant.remove", adm_tenant_remove},
+    {"client.add", adm_client_add},
+    {"client.list", adm_client_list},
+    {"client.remove", adm_client_remove},
+    {"audit.status", adm_audit_status},
 };
 
 static void audit_admin(const admin_req_t *r, const char *cmd, int rc)
@@ -503,9 +503,9 @@ ttlv_item_t *srv_admin_execute(const srv_admin_options_t *opt, int64_t started_u
     const ttlv_item_t *c = req ? ttlv_find(req, SRV_TAG_ADMIN_COMMAND) : NULL;
     if (!req || req->tag != SRV_TAG_ADMIN_REQUEST || !ver || ver->type != TTLV_INTEGER || !c ||
         c->type != TTLV_TEXT_STRING) {
-        rc = fail(&r, KMS_ERR_PROTO, "malformed admin request");
+        rc = refuse(&r, KMS_ERR_PROTO, "malformed admin request");
     } else if (ver->v.i32 != SRV_ADMIN_PROTOCOL_VERSION) {
-        rc = fail(&r, KMS_ERR_NOTSUP, "admin protocol version %d not supported (kmsd speaks %d)",
+        rc = refuse(&r, KMS_ERR_NOTSUP, "admin protocol version %d not supported (kmsd speaks %d)",
                   ver->v.i32, SRV_ADMIN_PROTOCOL_VERSION);
     } else {
         cmd = ttlv_text(c);
@@ -514,12 +514,12 @@ ttlv_item_t *srv_admin_execute(const srv_admin_options_t *opt, int64_t started_u
             if (strcmp(cmd, commands[i].name) == 0)
                 break;
         if (i == KMS_ARRAY_SIZE(commands)) {
-            rc = fail(&r, KMS_ERR_NOTSUP, "unknown admin command '%s'", cmd);
+            rc = refuse(&r, KMS_ERR_NOTSUP, "unknown admin command '%s'", cmd);
         } else {
             store_reader_t *rd = NULL;
             rc = store_reader_new(opt->store, &rd);
             if (rc)
-                rc = fail(&r, KMS_ERR_UNAVAIL, "cannot read the store");
+                rc = refuse(&r, KMS_ERR_UNAVAIL, "cannot read the store");
             else
                 rc = commands[i].fn(&r, rd);
             store_reader_free(rd);
