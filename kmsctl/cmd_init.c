@@ -334,6 +334,15 @@ int cmd_init(int argc, char **argv)
                 path);
         return KMSCTL_EXIT_FAIL;
     }
+    /* A database without its master key: a new key could not open the
+     * stored keys, and creating one would hide that the old one is gone. */
+    if (access(db, F_OK) == 0 && access(keyfile, F_OK) != 0) {
+        fprintf(stderr,
+                "kmsctl init: %s exists but its master key %s is missing.\n"
+                "  Restore the master key from your backup; a new one cannot open the stored keys.\n",
+                db, keyfile);
+        return KMSCTL_EXIT_FAIL;
+    }
     if (mkdirs(pki) != 0 || chmod(pki, 0700) != 0) {
         fprintf(stderr, "kmsctl init: cannot create %s: %s\n", pki, strerror(errno));
         return KMSCTL_EXIT_FAIL;

@@ -185,6 +185,16 @@ def test_second_init_refused_then_force(kms_dir):
     openssl("verify", "-CAfile", str(d / "pki" / "ca.crt"), str(d / "pki" / "client.crt"))
 
 
+def test_init_refuses_db_without_master_key(kms_dir):
+    d = kms_dir
+    (d / "master.key").rename(d / "master.key.moved")
+    ca = read(d / "pki" / "ca.crt")
+    p = kmsctl("init", "--dir", str(d), "--force", check=1)
+    assert "master key" in p.stderr and "missing" in p.stderr
+    assert not (d / "master.key").exists()
+    assert read(d / "pki" / "ca.crt") == ca
+
+
 def test_init_rsa(tmp_path):
     d = tmp_path / "rsa"
     kmsctl("init", "--dir", str(d), "--rsa", check=0)
