@@ -211,7 +211,8 @@ int kmip_crypto_pkey_load(uint32_t fmt, bool is_private, const uint8_t *der, siz
     if (!pk || p != der + len) {
         rc = kmip_cerr_set(e, KMS_ERR_PROTO, KMIP_RESULT_REASON_INVALID_FIELD,
                            "Key Material is not a valid %s %s key",
-                           ttlv_enum_name(KMIP_TAG_KEY_FORMAT_TYPE, fmt),
+                           ttlv_enum_name(KMIP_TAG_KEY_FORMAT_TYPE, fmt)
+                               ? ttlv_enum_name(KMIP_TAG_KEY_FORMAT_TYPE, fmt) : "(unknown)",
                            is_private ? "private" : "public");
         goto out;
     }
