@@ -49,15 +49,21 @@ void hsm_close(hsm_t *h); /* NULL ok */
 /* Create a new master key: generated inside the token (CKA_SENSITIVE,
  * !CKA_EXTRACTABLE, CKA_TOKEN) or written to the key file (0600). The new
  * key gets the label `new_label` (NULL = cfg->key_label). Refuses to
- * overwrite an existing key with the same label/file (KMS_ERR_EXISTS). */
+ * overwrite an existing key with the same label/file (KMS_ERR_EXISTS).
+ * For the file provider `new_label` is the path of the new key file
+ * (NULL = cfg->key_file). */
 int hsm_init_master(const hsm_config_t *cfg, const char *new_label, char *err, size_t errlen);
 
-/* Wrap / unwrap a data-store key with the master key. */
+/* Wrap / unwrap a data-store key with the master key. hsm_wrap appends
+ * the wrapped form to *wrapped_out (kms_buf_init'ed by the caller).
+ * KMS_ERR_CRYPTO: the blob does not unwrap under this master key;
+ * KMS_ERR_UNAVAIL: the token is unreachable right now. */
 int hsm_wrap(hsm_t *h, const kms_secret_t *dsk, kms_buf_t *wrapped_out);
 int hsm_unwrap(hsm_t *h, const uint8_t *wrapped, size_t len, kms_secret_t **dsk_out);
 
 /* 0 when the master key is usable now; KMS_ERR_UNAVAIL when the token is
- * gone (the provider re-logs-in by itself when it comes back). Fast. */
+ * gone (the provider re-logs-in by itself when it comes back). Fast: one
+ * probe of the key, plus at most one reconnect attempt per second. */
 int hsm_health(hsm_t *h);
 const char *hsm_describe(hsm_t *h); /* "pkcs11 token 'kmsd' key 'kmsd-master'" */
 
@@ -72,12 +78,13 @@ int hsm_keyring_load(hsm_keyring_t *kr, uint32_t dsk_id, const uint8_t *wrapped,
  * hsm_keyring_set_current(). */
 int hsm_keyring_generate(hsm_keyring_t *kr, uint32_t dsk_id, kms_buf_t *wrapped_out);
 int hsm_keyring_set_current(hsm_keyring_t *kr, uint32_t dsk_id);
-uint32_t hsm_keyring_current(hsm_keyring_t *kr);
+uint32_t hsm_keyring_current(hsm_keyring_t *kr); /* 0 = none yet; DSK ids are >= 1 */
 /* Re-wrap a loaded DSK under the (new) master key of `h2` (master rotation). */
 int hsm_keyring_rewrap(hsm_keyring_t *kr, uint32_t dsk_id, hsm_t *h2, kms_buf_t *wrapped_out);
 
 /* Seal plaintext key material for object (id, version) under the current
- * DSK: out = nonce(12) || ciphertext || tag(16); *dsk_id_out names the DSK. */
+ * DSK: out = nonce(12) || ciphertext || tag(16), appended to *out;
+ * *dsk_id_out names the DSK. KMS_ERR_STATE when no DSK is current. */
 int hsm_seal(hsm_keyring_t *kr, const char *obj_id, int64_t version, const uint8_t *plain,
              size_t len, kms_buf_t *out, uint32_t *dsk_id_out);
 /* Open a sealed blob. KMS_ERR_CRYPTO when the tag fails (wrong row, wrong
