@@ -208,6 +208,19 @@ int srv_admin_start(const srv_admin_options_t *opt, srv_admin_t **out);
 /* Stop the thread, close and unlink the socket. NULL ok. */
 void srv_admin_stop(srv_admin_t *ad);
 
+/* ---------------------------------------------------- wiring into kmsd */
+/*
+ * For main.c: one call after srv_open_store() and before srv_open_kmip()
+ * creates the access checker and installs srv->auth / auth_arg (and
+ * srv->cert_check when tls.require_registered), opens the audit log
+ * (audit.path, "" = off) and starts the admin socket (admin.*). Logs its
+ * own errors; returns 0 or KMS_ERR_*. srv_access_stop() (after the loops
+ * and workers have stopped, before store_close) undoes it. Main thread.
+ */
+typedef struct srv srv_t;
+int srv_access_start(srv_t *srv);
+void srv_access_stop(srv_t *srv);
+
 /*
  * Internal to admin*.c (and the unit tests): execute one decoded request
  * and build the ADMIN_RESPONSE in arena `a` (never NULL unless NOMEM).

@@ -324,6 +324,7 @@ static int adm_client_add(admin_req_t *r, store_reader_t *rd)
     r->target = name;
     store_client_t c;
     memset(&c, 0, sizeof(c));
+    char cn[128]; /* `name` may point here: same scope as its uses */
     int rc = 0;
     if (!name_ok(t, 64))
         return refuse(r, KMS_ERR_INVAL, "--tenant is required");
@@ -341,7 +342,6 @@ static int adm_client_add(admin_req_t *r, store_reader_t *rd)
     if (pem) {
         if (pem->type != TTLV_BYTE_STRING)
             return refuse(r, KMS_ERR_INVAL, "malformed certificate argument");
-        char cn[128];
         rc = load_cert(r, pem, c.cert_sha256, cn, sizeof(cn));
         if (rc)
             return rc;
