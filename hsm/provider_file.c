@@ -215,6 +215,28 @@ out:
     return rc;
 }
 
+/* fsync the directory holding path; 0 or -errno. */
+static int fsync_parent(const char *path)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 0;
+    if (!slash)
+        snprintf(dir, sizeof(dir), ".");
+    else if (n == 0)
+        snprintf(dir, sizeof(dir), "/");
+    else if (n < sizeof(dir))
+        snprintf(dir, sizeof(dir), "%.*s", (int)n, path);
+    else
+        return -ENAMETOOLONG;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) == 0 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
 int hsm_file_init(const char *path, char *err, size_t errlen)
 {
     uint8_t key[HSM_MASTER_LEN];
@@ -251,6 +273,13 @@ int hsm_file_init(const char *path, char *err, size_t errlen)
         goto io;
     }
     fd = -1;
+    /* Make the new directory entry durable too: DSKs wrapped under this key
+     * may be committed right after, and must never outlive their key. */
+    if ((rc = fsync_parent(path)) != 0) {
+        rc = hsm_errf(err, errlen, KMS_ERR_IO, "key file %s: fsync of its directory: %s", path,
+                      strerror(-rc));
+        unlink(path);
+    }
     goto out;
 io:
     rc = hsm_errf(err, errlen, KMS_ERR_IO, "key file %s: %s", path, strerror(errno));
