@@ -373,7 +373,7 @@ static void test_token_removed_and_back(void **state)
  * wrong key), and all threads get service back. */
 struct loader {
     hsm_t *h;
-    volatile int *stop;
+    int *stop; /* atomic builtins */
     int ok, unavail, other, last_ok;
     uint64_t slowest_ms;
 };
@@ -381,7 +381,7 @@ struct loader {
 static void *load(void *arg)
 {
     struct loader *l = arg;
-    for (uint8_t i = 0; !*l->stop; i++) {
+    for (uint8_t i = 0; !__atomic_load_n(l->stop, __ATOMIC_ACQUIRE); i++) {
         kms_buf_t w;
         kms_secret_t *d = test_dsk(i), *back = NULL;
         uint64_t a = now_ms();
@@ -417,7 +417,7 @@ static void test_removal_under_load(void **state)
     hsm_config_t c = p11_cfg();
     pthread_t t[4];
     struct loader l[4];
-    volatile int stop = 0;
+    int stop = 0;
     assert_int_equal(hsm_init_master(&c, NULL, err, sizeof(err)), 0);
     assert_int_equal(hsm_open(&c, &h, err, sizeof(err)), 0);
     memset(l, 0, sizeof(l));
@@ -432,7 +432,7 @@ static void test_removal_under_load(void **state)
     assert_int_equal(hsm_health(h), KMS_ERR_UNAVAIL);
     assert_int_equal(softhsm_token_restore(&tok), 0);
     usleep(1800 * 1000);
-    stop = 1;
+    __atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
     for (int i = 0; i < 4; i++) {
         pthread_join(t[i], NULL);
         assert_int_equal(l[i].other, 0);
