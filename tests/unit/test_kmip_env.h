@@ -1,0 +1,306 @@
+/*
+ * tests/unit/test_kmip_env.h: the environment of the kmip unit tests.
+ *
+ * A real SQLite store in a temporary directory, a real file master key and
+ * DSK keyring, and a kmip_server_t on top; helpers to build Request
+ * Messages with the TTLV builder, run them through kmip_handle() and read
+ * the decoded Response Message. Header-only (static functions) so each
+ * test_kmip_*.c binary includes it; nothing is mocked.
+ */
+#ifndef KMS_TEST_KMIP_ENV_H
+#define KMS_TEST_KMIP_ENV_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/kms.h"
+#include "hsm/hsm.h"
+#include "kmip/kmip.h"
+#include "store/store.h"
+#include "ttlv/ttlv.h"
+
+typedef struct kenv {
+    char dir[256];
+    store_t *store;
+    hsm_t *hsm;
+    hsm_keyring_t *kr;
+    kmip_server_t *srv;
+    kms_arena_t *a;     /* requests and decoded responses of one test */
+    kmip_summary_t sum; /* of the last call */
+    int last_rc;        /* kmip_handle's return of the last call */
+} kenv_t;
+
+static inline int kenv_setup(kenv_t *e, kmip_auth_cb auth, void *auth_arg)
+{
+    char err[256], path[512];
+    memset(e, 0, sizeof(*e));
+    kms_log_set_level(KMS_LOG_WARN);
+    snprintf(e->dir, sizeof(e->dir), "/tmp/kmsd-kmip-test.XXXXXX");
+    if (!mkdtemp(e->dir))
+        return -1;
+    snprintf(path, sizeof(path), "%s/kmsd.db", e->dir);
+    store_options_t so = {.path = path};
+    if (store_open(&so, &e->store)) {
+        fprintf(stderr, "store_open failed\n");
+        return -1;
+    }
+    snprintf(path, sizeof(path), "%s/master.key", e->dir);
+    hsm_config_t hc;
+    memset(&hc, 0, sizeof(hc));
+    hc.provider = HSM_PROVIDER_FILE;
+    hc.key_file = path;
+    hc.slot = -1;
+    if (hsm_init_master(&hc, NULL, err, sizeof(err)) || hsm_open(&hc, &e->hsm, err, sizeof(err)) ||
+        hsm_keyring_new(e->hsm, &e->kr)) {
+        fprintf(stderr, "hsm: %s\n", err);
+        return -1;
+    }
+    kms_buf_t w;
+    kms_buf_init(&w, 0);
+    int rc = hsm_keyring_generate(e->kr, 1, &w);
+    kms_buf_dispose(&w);
+    if (rc || hsm_keyring_set_current(e->kr, 1))
+        return -1;
+    kmip_config_t c = {
+        .store = e->store,
+        .keyring = e->kr,
+        .auth = auth,
+        .auth_arg = auth_arg,
+        .vendor = "kmsd",
+        .version = "test",
+    };
+    if (kmip_server_new(&c, &e->srv))
+        return -1;
+    e->a = kms_arena_new(0);
+    return e->a ? 0 : -1;
+}
+
+static inline void kenv_teardown(kenv_t *e)
+{
+    char cmd[320];
+    kmip_server_free(e->srv);
+    store_close(e->store);
+    hsm_keyring_free(e->kr);
+    hsm_close(e->hsm);
+    kms_arena_free(e->a);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup of %s failed\n", e->dir);
+}
+
+/* ------------------------------------------------------ request builder */
+/* A Request Message with a header for version maj.min; Batch Count is
+ * filled in by kenv_call from the number of Batch Items. */
+static inline ttlv_item_t *rq_msg(kenv_t *e, int maj, int min)
+{
+    ttlv_item_t *m = ttlv_new_struct(e->a, NULL, KMIP_TAG_REQUEST_MESSAGE);
+    ttlv_item_t *h = ttlv_new_struct(e->a, m, KMIP_TAG_REQUEST_HEADER);
+    ttlv_item_t *pv = ttlv_new_struct(e->a, h, KMIP_TAG_PROTOCOL_VERSION);
+    ttlv_new_int(e->a, pv, KMIP_TAG_PROTOCOL_VERSION_MAJOR, maj);
+    ttlv_new_int(e->a, pv, KMIP_TAG_PROTOCOL_VERSION_MINOR, min);
+    return m;
+}
+
+static inline ttlv_item_t *rq_header(ttlv_item_t *msg)
+{
+    return ttlv_find(msg, KMIP_TAG_REQUEST_HEADER);
+}
+
+/* Append a Batch Item with `op`; returns its Request Payload. */
+static inline ttlv_item_t *rq_item(kenv_t *e, ttlv_item_t *msg, uint32_t op)
+{
+    ttlv_item_t *bi = ttlv_new_struct(e->a, msg, KMIP_TAG_BATCH_ITEM);
+    ttlv_new_enum(e->a, bi, KMIP_TAG_OPERATION, op);
+    return ttlv_new_struct(e->a, bi, KMIP_TAG_REQUEST_PAYLOAD);
+}
+
+static inline ttlv_item_t *rq_attr(kenv_t *e, ttlv_item_t *parent, const char *name)
+{
+    ttlv_item_t *at = ttlv_new_struct(e->a, parent, KMIP_TAG_ATTRIBUTE);
+    ttlv_new_textz(e->a, at, KMIP_TAG_ATTRIBUTE_NAME, name);
+    return at;
+}
+static inline void rq_attr_enum(kenv_t *e, ttlv_item_t *p, const char *name, uint32_t v)
+{
+    ttlv_new_enum(e->a, rq_attr(e, p, name), KMIP_TAG_ATTRIBUTE_VALUE, v);
+}
+static inline void rq_attr_int(kenv_t *e, ttlv_item_t *p, const char *name, int32_t v)
+{
+    ttlv_new_int(e->a, rq_attr(e, p, name), KMIP_TAG_ATTRIBUTE_VALUE, v);
+}
+static inline void rq_attr_text(kenv_t *e, ttlv_item_t *p, const char *name, const char *v)
+{
+    ttlv_new_textz(e->a, rq_attr(e, p, name), KMIP_TAG_ATTRIBUTE_VALUE, v);
+}
+static inline void rq_attr_date(kenv_t *e, ttlv_item_t *p, const char *name, int64_t v)
+{
+    ttlv_new_datetime(e->a, rq_attr(e, p, name), KMIP_TAG_ATTRIBUTE_VALUE, v);
+}
+static inline void rq_attr_name(kenv_t *e, ttlv_item_t *p, const char *v)
+{
+    ttlv_item_t *val = ttlv_new_struct(e->a, rq_attr(e, p, "Name"), KMIP_TAG_ATTRIBUTE_VALUE);
+    ttlv_new_textz(e->a, val, KMIP_TAG_NAME_VALUE, v);
+    ttlv_new_enum(e->a, val, KMIP_TAG_NAME_TYPE, KMIP_NAME_TYPE_UNINTERPRETED_TEXT_STRING);
+}
+static inline void rq_uid(kenv_t *e, ttlv_item_t *payload, const char *id)
+{
+    ttlv_new_textz(e->a, payload, KMIP_TAG_UNIQUE_IDENTIFIER, id);
+}
+
+/* A Create payload for a symmetric key of alg/bits (mask 0 = none). */
+static inline ttlv_item_t *rq_create(kenv_t *e, ttlv_item_t *msg, uint32_t alg, int32_t bits,
+                              int32_t mask, const char *name)
+{
+    ttlv_item_t *p = rq_item(e, msg, KMIP_OPERATION_CREATE);
+    ttlv_new_enum(e->a, p, KMIP_TAG_OBJECT_TYPE, KMIP_OBJECT_TYPE_SYMMETRIC_KEY);
+    ttlv_item_t *ta = ttlv_new_struct(e->a, p, KMIP_TAG_TEMPLATE_ATTRIBUTE);
+    rq_attr_enum(e, ta, "Cryptographic Algorithm", alg);
+    rq_attr_int(e, ta, "Cryptographic Length", bits);
+    if (mask)
+        rq_attr_int(e, ta, "Cryptographic Usage Mask", mask);
+    if (name)
+        rq_attr_name(e, ta, name);
+    return ta;
+}
+
+/* ------------------------------------------------------------- calling */
+static inline ttlv_item_t *kenv_call_raw(kenv_t *e, const kmip_peer_t *peer, const uint8_t *req,
+                                  size_t len)
+{
+    kms_buf_t out;
+    kms_buf_init(&out, 64u << 20);
+    e->last_rc = kmip_handle(e->srv, peer, req, len, &out, &e->sum);
+    ttlv_item_t *root = NULL;
+    ttlv_error_t err;
+    if (out.len && ttlv_decode(out.data, out.len, NULL, e->a, &root, &err) != 0)
+        root = NULL;
+    kms_buf_dispose(&out);
+    return root;
+}
+
+static inline ttlv_item_t *kenv_call_peer(kenv_t *e, const kmip_peer_t *peer, ttlv_item_t *msg)
+{
+    ttlv_item_t *h = rq_header(msg);
+    ttlv_item_t *bc = ttlv_find(h, KMIP_TAG_BATCH_COUNT);
+    if (!bc)
+        bc = ttlv_new_int(e->a, h, KMIP_TAG_BATCH_COUNT, 0);
+    bc->v.i32 = (int32_t)ttlv_count(msg, KMIP_TAG_BATCH_ITEM);
+    kms_buf_t b;
+    kms_buf_init(&b, 64u << 20);
+    assert_int_equal(ttlv_encode(msg, &b), 0);
+    ttlv_item_t *r = kenv_call_raw(e, peer, b.data, b.len);
+    kms_buf_dispose(&b);
+    return r;
+}
+
+static inline ttlv_item_t *kenv_call(kenv_t *e, ttlv_item_t *msg)
+{
+    return kenv_call_peer(e, NULL, msg);
+}
+
+/* ------------------------------------------------------ response access */
+static inline ttlv_item_t *rs_item(const ttlv_item_t *resp, size_t i)
+{
+    if (!resp)
+        return NULL;
+    ttlv_item_t *bi = ttlv_find(resp, KMIP_TAG_BATCH_ITEM);
+    while (bi && i--)
+        bi = ttlv_find_next(bi, KMIP_TAG_BATCH_ITEM);
+    return bi;
+}
+static inline uint32_t rs_status(const ttlv_item_t *bi)
+{
+    ttlv_item_t *s = bi ? ttlv_find(bi, KMIP_TAG_RESULT_STATUS) : NULL;
+    return s ? ttlv_u32(s) : 0xFFFFFFFFu;
+}
+static inline uint32_t rs_reason(const ttlv_item_t *bi)
+{
+    ttlv_item_t *s = bi ? ttlv_find(bi, KMIP_TAG_RESULT_REASON) : NULL;
+    return s ? ttlv_u32(s) : 0;
+}
+static inline ttlv_item_t *rs_payload(const ttlv_item_t *bi)
+{
+    return bi ? ttlv_find(bi, KMIP_TAG_RESPONSE_PAYLOAD) : NULL;
+}
+static inline const char *rs_uid(const ttlv_item_t *bi)
+{
+    ttlv_item_t *p = rs_payload(bi);
+    ttlv_item_t *u = p ? ttlv_find(p, KMIP_TAG_UNIQUE_IDENTIFIER) : NULL;
+    return u ? ttlv_text(u) : NULL;
+}
+/* The value item of the first attribute `name` in a payload, or NULL. */
+static inline ttlv_item_t *rs_attr(const ttlv_item_t *payload, const char *name)
+{
+    for (ttlv_item_t *a = payload ? ttlv_find(payload, KMIP_TAG_ATTRIBUTE) : NULL; a;
+         a = ttlv_find_next(a, KMIP_TAG_ATTRIBUTE)) {
+        ttlv_item_t *n = ttlv_find(a, KMIP_TAG_ATTRIBUTE_NAME);
+        if (n && strcmp(ttlv_text(n), name) == 0)
+            return ttlv_find(a, KMIP_TAG_ATTRIBUTE_VALUE);
+    }
+    return NULL;
+}
+
+/* Assert one-item success / failure with reason. */
+#define assert_ok(bi) assert_int_equal(rs_status(bi), KMIP_RESULT_STATUS_SUCCESS)
+#define assert_fail(bi, reason)                                                    \
+    do {                                                                           \
+        assert_int_equal(rs_status(bi), KMIP_RESULT_STATUS_OPERATION_FAILED);      \
+        assert_int_equal(rs_reason(bi), (reason));                                 \
+    } while (0)
+
+/* One-shot helpers: run a single operation and return its batch item. */
+static inline ttlv_item_t *k_create(kenv_t *e, uint32_t alg, int32_t bits, int32_t mask, const char *name)
+{
+    ttlv_item_t *m = rq_msg(e, 1, 1);
+    rq_create(e, m, alg, bits, mask, name);
+    return rs_item(kenv_call(e, m), 0);
+}
+
+static inline char *k_create_aes(kenv_t *e, const char *name)
+{
+    ttlv_item_t *bi = k_create(e, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, name);
+    assert_ok(bi);
+    return kms_arena_strdup(e->a, rs_uid(bi));
+}
+
+static inline ttlv_item_t *k_op_uid(kenv_t *e, uint32_t op, const char *id)
+{
+    ttlv_item_t *m = rq_msg(e, 1, 1);
+    ttlv_item_t *p = rq_item(e, m, op);
+    if (id)
+        rq_uid(e, p, id);
+    return rs_item(kenv_call(e, m), 0);
+}
+
+static inline uint32_t k_state(kenv_t *e, const char *id)
+{
+    ttlv_item_t *m = rq_msg(e, 1, 1);
+    ttlv_item_t *p = rq_item(e, m, KMIP_OPERATION_GET_ATTRIBUTES);
+    rq_uid(e, p, id);
+    ttlv_new_textz(e->a, p, KMIP_TAG_ATTRIBUTE_NAME, "State");
+    ttlv_item_t *bi = rs_item(kenv_call(e, m), 0);
+    assert_ok(bi);
+    ttlv_item_t *v = rs_attr(rs_payload(bi), "State");
+    assert_non_null(v);
+    return ttlv_u32(v);
+}
+
+static inline ttlv_item_t *k_revoke(kenv_t *e, const char *id, uint32_t code)
+{
+    ttlv_item_t *m = rq_msg(e, 1, 1);
+    ttlv_item_t *p = rq_item(e, m, KMIP_OPERATION_REVOKE);
+    rq_uid(e, p, id);
+    ttlv_item_t *rr = ttlv_new_struct(e->a, p, KMIP_TAG_REVOCATION_REASON);
+    ttlv_new_enum(e->a, rr, KMIP_TAG_REVOCATION_REASON_CODE, code);
+    return rs_item(kenv_call(e, m), 0);
+}
+
+#endif /* KMS_TEST_KMIP_ENV_H */
