@@ -1,0 +1,335 @@
+/* tests/unit/test_kmip_crypto_keyblock.c: the object structures of
+ * Register and Get (kmip_crypto_object_parse / _build) without a server:
+ * every supported Key Format Type in and out, Triple DES and HMAC keys,
+ * Transparent RSA/EC registration, the TTLV-encoded wrapping path (with
+ * attributes inside the wrapped Key Value) and its unwrapping on Register,
+ * and the refusals (wrong format for the object, compression, no key
+ * value, No Encoding with a structured Key Material). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <openssl/evp.h>
+
+#include "kmip/kmip_crypto.h"
+
+static kms_arena_t *A;
+
+static int each_setup(void **state)
+{
+    (void)state;
+    A = kms_arena_new(0);
+    return A ? 0 : -1;
+}
+
+static int each_teardown(void **state)
+{
+    (void)state;
+    kms_arena_free(A);
+    return 0;
+}
+
+/* A Register-style object with a Key Block around `km` (NULL: caller adds). */
+static ttlv_item_t *keyblock_obj(uint32_t type, uint32_t fmt, const void *km, size_t n, uint32_t alg,
+                                 int32_t bits, ttlv_item_t **kv_out)
+{
+    ttlv_item_t *o = ttlv_new_struct(A, NULL, kmip_crypto_object_tag(type));
+    if (type == KMIP_OBJECT_TYPE_SECRET_DATA)
+        ttlv_new_enum(A, o, KMIP_TAG_SECRET_DATA_TYPE, KMIP_SECRET_DATA_TYPE_SEED);
+    ttlv_item_t *kb = ttlv_new_struct(A, o, KMIP_TAG_KEY_BLOCK);
+    ttlv_new_enum(A, kb, KMIP_TAG_KEY_FORMAT_TYPE, fmt);
+    ttlv_item_t *kv = ttlv_new_struct(A, kb, KMIP_TAG_KEY_VALUE);
+    if (km)
+        ttlv_new_bytes(A, kv, KMIP_TAG_KEY_MATERIAL, km, n);
+    if (alg)
+        ttlv_new_enum(A, kb, KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM, alg);
+    if (bits)
+        ttlv_new_int(A, kb, KMIP_TAG_CRYPTOGRAPHIC_LENGTH, bits);
+    if (kv_out)
+        *kv_out = kv;
+    return o;
+}
+
+/* Build for Get, encode, decode: what a client would receive. */
+static ttlv_item_t *build(const kmip_material_t *d, const kms_secret_t *s, uint32_t fmt,
+                          const kmip_wrap_t *w, int want_rc, kmip_cerr_t *e)
+{
+    ttlv_item_t *parent = ttlv_new_struct(A, NULL, KMIP_TAG_RESPONSE_PAYLOAD);
+    int rc = kmip_crypto_object_build(A, parent, d, s, fmt, w, e);
+    assert_int_equal(rc, want_rc);
+    if (rc < 0)
+        return NULL;
+    kms_buf_t b;
+    ttlv_item_t *root = NULL;
+    ttlv_error_t terr;
+    kms_buf_init(&b, 1 << 20);
+    assert_int_equal(ttlv_encode(parent, &b), 0);
+    assert_int_equal(ttlv_decode(b.data, b.len, NULL, A, &root, &terr), 0);
+    kms_buf_dispose_wipe(&b);
+    return root->first;
+}
+
+static void test_symmetric_formats(void **state)
+{
+    (void)state;
+    static const uint8_t k[24] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+                                  13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24};
+    kms_secret_t *s = NULL;
+    kmip_material_t d;
+    kmip_cerr_t e = {0};
+    /* AES-192 as Transparent Symmetric Key in, Raw out. */
+    ttlv_item_t *kv;
+    ttlv_item_t *o = keyblock_obj(KMIP_OBJECT_TYPE_SYMMETRIC_KEY,
+                                  KMIP_KEY_FORMAT_TYPE_TRANSPARENT_SYMMETRIC_KEY, NULL, 0,
+                                  KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 192, &kv);
+    ttlv_item_t *km = ttlv_new_struct(A, kv, KMIP_TAG_KEY_MATERIAL);
+    ttlv_new_bytes(A, km, KMIP_TAG_KEY, k, 24);
+    assert_int_equal(kmip_crypto_object_parse(o, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, NULL, NULL, &s, &d, &e), 0);
+    assert_int_equal(s->len, 24);
+    assert_memory_equal(s->data, k, 24);
+    assert_int_equal(d.registered_fmt, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_SYMMETRIC_KEY);
+    assert_int_equal(d.stored_fmt, KMIP_KEY_FORMAT_TYPE_RAW);
+    assert_int_equal(d.bits, 192);
+    ttlv_item_t *g = build(&d, s, KMIP_KEY_FORMAT_TYPE_RAW, NULL, 0, &e);
+    assert_int_equal(g->tag, KMIP_TAG_SYMMETRIC_KEY);
+    ttlv_item_t *gm = ttlv_find(ttlv_find(ttlv_find(g, KMIP_TAG_KEY_BLOCK), KMIP_TAG_KEY_VALUE),
+                                KMIP_TAG_KEY_MATERIAL);
+    assert_int_equal(gm->type, TTLV_BYTE_STRING);
+    assert_memory_equal(gm->v.bytes.ptr, k, 24);
+    /* Default: as registered (Transparent). */
+    g = build(&d, s, 0, NULL, 0, &e);
+    gm = ttlv_find(ttlv_find(ttlv_find(g, KMIP_TAG_KEY_BLOCK), KMIP_TAG_KEY_VALUE), KMIP_TAG_KEY_MATERIAL);
+    assert_int_equal(gm->type, TTLV_STRUCTURE);
+    kms_secret_free(s);
+
+    /* Triple DES, 24 bytes stated as 192: stored, length normalised to 168. */
+    o = keyblock_obj(KMIP_OBJECT_TYPE_SYMMETRIC_KEY, KMIP_KEY_FORMAT_TYPE_RAW, k, 24,
+                     KMIP_CRYPTOGRAPHIC_ALGORITHM_TRIPLE_DES, 192, NULL);
+    assert_int_equal(kmip_crypto_object_parse(o, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, NULL, NULL, &s, &d, &e), 0);
+    assert_int_equal(d.bits, 168);
+    kms_secret_free(s);
+    /* HMAC-SHA256 with a 20-byte key is fine; a stated length that lies is not. */
+    o = keyblock_obj(KMIP_OBJECT_TYPE_SYMMETRIC_KEY, KMIP_KEY_FORMAT_TYPE_RAW, k, 20,
+                     KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA256, 160, NULL);
+    assert_int_equal(kmip_crypto_object_parse(o, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, NULL, NULL, &s, &d, &e), 0);
+    kms_secret_free(s);
+    o = keyblock_obj(KMIP_OBJECT_TYPE_SYMMETRIC_KEY, KMIP_KEY_FORMAT_TYPE_RAW, k, 20,
+                     KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA256, 256, NULL);
+    assert_int_equal(kmip_crypto_object_parse(o, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, NULL, NULL, &s, &d, &e),
+                     KMS_ERR_PROTO);
+    assert_int_equal(e.reason, KMIP_RESULT_REASON_INVALID_FIELD);
+    assert_null(s);
+    /* Key Compression Type is refused. */
+    o = keyblock_obj(KMIP_OBJECT_TYPE_SYMMETRIC_KEY, KMIP_KEY_FORMAT_TYPE_RAW, k, 16,
+                     KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 128, NULL);
+    ttlv_new_enum(A, ttlv_find(o, KMIP_TAG_KEY_BLOCK), KMIP_TAG_KEY_COMPRESSION_TYPE, 1);
+    assert_int_equal(kmip_crypto_object_parse(o, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, NULL, NULL, &s, &d, &e),
+                     KMS_ERR_NOTSUP);
+    assert_int_equal(e.reason, KMIP_RESULT_REASON_KEY_COMPRESSION_TYPE_NOT_SUPPORTED);
+    /* The object must match the Object Type. */
+    assert_int_equal(kmip_crypto_object_parse(o, KMIP_OBJECT_TYPE_PRIVATE_KEY, NULL, NULL, &s, &d, &e),
+                     KMS_ERR_PROTO);
+    /* Get with no material: Key Value Not Present. */
+    d.object_type = KMIP_OBJECT_TYPE_SYMMETRIC_KEY;
+    assert_null(build(&d, NULL, 0, NULL, KMS_ERR_STATE, &e));
+    assert_int_equal(e.reason, KMIP_RESULT_REASON_KEY_VALUE_NOT_PRESENT);
+}
+
+static void test_transparent_register(void **state)
+{
+    (void)state;
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    kmip_cerr_t e = {0};
+    kms_secret_t *s = NULL;
+    kmip_material_t d;
+    ttlv_item_t *kv;
+    ttlv_item_t *o = keyblock_obj(KMIP_OBJECT_TYPE_PRIVATE_KEY,
+                                  KMIP_KEY_FORMAT_TYPE_TRANSPARENT_RSA_PRIVATE_KEY, NULL, 0,
+                                  KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 2048, &kv);
+    assert_int_equal(kmip_crypto_transparent_build(A, kv, k, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_RSA_PRIVATE_KEY,
+                                                   &e), 0);
+    /* Drop the CRT values: the server derives them. */
+    ttlv_item_t *km = ttlv_find(kv, KMIP_TAG_KEY_MATERIAL);
+    ttlv_remove(ttlv_find(km, KMIP_TAG_PRIME_EXPONENT_P));
+    ttlv_remove(ttlv_find(km, KMIP_TAG_PRIME_EXPONENT_Q));
+    ttlv_remove(ttlv_find(km, KMIP_TAG_CRT_COEFFICIENT));
+    assert_int_equal(kmip_crypto_object_parse(o, KMIP_OBJECT_TYPE_PRIVATE_KEY, NULL, NULL, &s, &d, &e), 0);
+    assert_int_equal(d.stored_fmt, KMIP_KEY_FORMAT_TYPE_PKCS_8);
+    assert_int_equal(d.alg, KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA);
+    assert_int_equal(d.bits, 2048);
+    EVP_PKEY *back = NULL;
+    assert_int_equal(kmip_crypto_pkey_load(KMIP_KEY_FORMAT_TYPE_PKCS_8, true, s->data, s->len, &back, &e), 0);
+    assert_int_equal(EVP_PKEY_eq(k, back), 1);
+    EVP_PKEY_free(back);
+    /* Public half as X.509 from the private key's own export. */
+    kms_secret_free(s);
+    s = NULL;
+    /* A stated length that lies about the key. */
+    ttlv_find(ttlv_find(o, KMIP_TAG_KEY_BLOCK), KMIP_TAG_CRYPTOGRAPHIC_LENGTH)->v.i32 = 4096;
+    assert_int_equal(kmip_crypto_object_parse(o, KMIP_OBJECT_TYPE_PRIVATE_KEY, NULL, NULL, &s, &d, &e),
+                     KMS_ERR_PROTO);
+    EVP_PKEY_free(k);
+
+    /* EC public key as Transparent ECDH: algorithm kept as stated. */
+    k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "secp384r1");
+    o = keyblock_obj(KMIP_OBJECT_TYPE_PUBLIC_KEY, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_ECDH_PUBLIC_KEY, NULL, 0,
+                     KMIP_CRYPTOGRAPHIC_ALGORITHM_ECDH, 384, &kv);
+    assert_int_equal(kmip_crypto_transparent_build(A, kv, k, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_ECDH_PUBLIC_KEY,
+                                                   &e), 0);
+    assert_int_equal(kmip_crypto_object_parse(o, KMIP_OBJECT_TYPE_PUBLIC_KEY, NULL, NULL, &s, &d, &e), 0);
+    assert_int_equal(d.alg, KMIP_CRYPTOGRAPHIC_ALGORITHM_ECDH);
+    assert_int_equal(d.curve, KMIP_RECOMMENDED_CURVE_P_384);
+    assert_int_equal(d.stored_fmt, KMIP_KEY_FORMAT_TYPE_X_509);
+    /* Get as registered gives the same Q String back. */
+    ttlv_item_t *g = build(&d, s, 0, NULL, 0, &e);
+    ttlv_item_t *q = ttlv_find(ttlv_find(ttlv_find(ttlv_find(g, KMIP_TAG_KEY_BLOCK), KMIP_TAG_KEY_VALUE),
+                                         KMIP_TAG_KEY_MATERIAL), KMIP_TAG_Q_STRING);
+    ttlv_item_t *q0 = ttlv_find(ttlv_find(kv, KMIP_TAG_KEY_MATERIAL), KMIP_TAG_Q_STRING);
+    assert_int_equal(q->v.bytes.len, q0->v.bytes.len);
+    assert_memory_equal(q->v.bytes.ptr, q0->v.bytes.ptr, q0->v.bytes.len);
+    /* RSA's transparent form of an EC key: Key Format Type Not Supported. */
+    assert_null(build(&d, s, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_RSA_PUBLIC_KEY, NULL, KMS_ERR_NOTSUP, &e));
+    assert_int_equal(e.reason, KMIP_RESULT_REASON_KEY_FORMAT_TYPE_NOT_SUPPORTED);
+    kms_secret_free(s);
+    EVP_PKEY_free(k);
+}
+
+static const uint8_t KEK[32] = {0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa,
+                                0xab, 0xac, 0xad, 0xae, 0xaf, 0xb0, 0xb1, 0xb2, 0xb3, 0xb4, 0xb5,
+                                0xb6, 0xb7, 0xb8, 0xb9, 0xba, 0xbb, 0xbc, 0xbd, 0xbe, 0xbf};
+
+static int kek_cb(void *arg, const char *id, kms_secret_t **out, kmip_cerr_t *e)
+{
+    (void)e;
+    assert_string_equal(id, (const char *)arg);
+    *out = kms_secret_dup(KEK, sizeof(KEK));
+    return 0;
+}
+
+static void test_wrap_ttlv_encoding(void **state)
+{
+    (void)state;
+    static const uint8_t k[16] = {9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 2, 3, 4, 5, 6};
+    kms_secret_t *s = kms_secret_dup(k, 16), *plain = NULL, *s2 = NULL;
+    kmip_material_t d = {.object_type = KMIP_OBJECT_TYPE_SYMMETRIC_KEY,
+                         .stored_fmt = KMIP_KEY_FORMAT_TYPE_RAW,
+                         .registered_fmt = KMIP_KEY_FORMAT_TYPE_RAW,
+                         .alg = KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, .bits = 128};
+    kmip_cerr_t e = {0};
+    /* One attribute travels inside the wrapped Key Value. */
+    ttlv_item_t *at = ttlv_new_struct(A, NULL, KMIP_TAG_ATTRIBUTE);
+    ttlv_new_textz(A, at, KMIP_TAG_ATTRIBUTE_NAME, "Cryptographic Usage Mask");
+    ttlv_new_int(A, at, KMIP_TAG_ATTRIBUTE_VALUE, 12);
+    kms_secret_t kek = {.data = (uint8_t *)KEK, .len = sizeof(KEK)};
+    kmip_wrap_t w = {.key_id = "kek-1", .kek = &kek,
+                     .block_mode = KMIP_BLOCK_CIPHER_MODE_NIST_KEY_WRAP, .encoding = 0,
+                     .attrs = &at, .n_attrs = 1};
+    ttlv_item_t *g = build(&d, s, 0, &w, 0, &e);
+    ttlv_item_t *kb = ttlv_find(g, KMIP_TAG_KEY_BLOCK);
+    /* Key Block order: Format, Key Value, Algorithm, Length, Wrapping Data. */
+    uint32_t want[] = {KMIP_TAG_KEY_FORMAT_TYPE, KMIP_TAG_KEY_VALUE, KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM,
+                       KMIP_TAG_CRYPTOGRAPHIC_LENGTH, KMIP_TAG_KEY_WRAPPING_DATA};
+    size_t i = 0;
+    for (ttlv_item_t *c = kb->first; c; c = c->next, i++) {
+        assert_true(i < 5);
+        assert_int_equal(c->tag, want[i]);
+    }
+    assert_int_equal(i, 5);
+    ttlv_item_t *kv = ttlv_find(kb, KMIP_TAG_KEY_VALUE);
+    assert_int_equal(kv->type, TTLV_BYTE_STRING);
+    /* Default encoding is not echoed. */
+    assert_null(ttlv_find(ttlv_find(kb, KMIP_TAG_KEY_WRAPPING_DATA), KMIP_TAG_ENCODING_OPTION));
+    assert_int_equal(kmip_crypto_aes_unwrap(KEK, 32, false, kv->v.bytes.ptr, kv->v.bytes.len, &plain), 0);
+    ttlv_item_t *dec = NULL;
+    ttlv_error_t terr;
+    assert_int_equal(ttlv_decode(plain->data, plain->len, NULL, A, &dec, &terr), 0);
+    assert_int_equal(dec->tag, KMIP_TAG_KEY_VALUE);
+    ttlv_item_t *km = ttlv_find(dec, KMIP_TAG_KEY_MATERIAL);
+    assert_memory_equal(km->v.bytes.ptr, k, 16);
+    ttlv_item_t *a2 = ttlv_find(dec, KMIP_TAG_ATTRIBUTE);
+    assert_non_null(a2);
+    assert_int_equal(ttlv_find(a2, KMIP_TAG_ATTRIBUTE_VALUE)->v.i32, 12);
+    kms_secret_free(plain);
+
+    /* Register of that wrapped Symmetric Key unwraps through the callback. */
+    kmip_material_t d2;
+    assert_int_equal(kmip_crypto_object_parse(g, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, kek_cb, (void *)"kek-1",
+                                              &s2, &d2, &e), 0);
+    assert_int_equal(s2->len, 16);
+    assert_memory_equal(s2->data, k, 16);
+    kms_secret_free(s2);
+    s2 = NULL;
+    /* Without a way to resolve the KEK: Feature Not Supported. */
+    assert_int_equal(kmip_crypto_object_parse(g, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, NULL, NULL, &s2, &d2, &e),
+                     KMS_ERR_NOTSUP);
+    assert_int_equal(e.reason, KMIP_RESULT_REASON_FEATURE_NOT_SUPPORTED);
+
+    /* No Encoding with attributes, or with a structured Key Material, is an
+     * Encoding Option Error. */
+    w.encoding = KMIP_ENCODING_OPTION_NO_ENCODING;
+    assert_null(build(&d, s, 0, &w, KMS_ERR_INVAL, &e));
+    assert_int_equal(e.reason, KMIP_RESULT_REASON_ENCODING_OPTION_ERROR);
+    w.n_attrs = 0;
+    assert_null(build(&d, s, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_SYMMETRIC_KEY, &w, KMS_ERR_INVAL, &e));
+    assert_int_equal(e.reason, KMIP_RESULT_REASON_ENCODING_OPTION_ERROR);
+    /* An unsupported block cipher mode. */
+    w.block_mode = KMIP_BLOCK_CIPHER_MODE_GCM;
+    assert_null(build(&d, s, 0, &w, KMS_ERR_NOTSUP, &e));
+    assert_int_equal(e.reason, KMIP_RESULT_REASON_FEATURE_NOT_SUPPORTED);
+    /* Certificates have no Key Block to wrap. */
+    d.object_type = KMIP_OBJECT_TYPE_CERTIFICATE;
+    w.block_mode = KMIP_BLOCK_CIPHER_MODE_NIST_KEY_WRAP;
+    assert_null(build(&d, s, 0, &w, KMS_ERR_INVAL, &e));
+    kms_secret_free(s);
+}
+
+static void test_secret_and_template(void **state)
+{
+    (void)state;
+    kms_secret_t *s = NULL;
+    kmip_material_t d;
+    kmip_cerr_t e = {0};
+    ttlv_item_t *o = keyblock_obj(KMIP_OBJECT_TYPE_SECRET_DATA, KMIP_KEY_FORMAT_TYPE_OPAQUE, "seed!", 5,
+                                  0, 0, NULL);
+    assert_int_equal(kmip_crypto_object_parse(o, KMIP_OBJECT_TYPE_SECRET_DATA, NULL, NULL, &s, &d, &e), 0);
+    assert_int_equal(d.sub_type, KMIP_SECRET_DATA_TYPE_SEED);
+    ttlv_item_t *g = build(&d, s, 0, NULL, 0, &e);
+    assert_int_equal(ttlv_u32(ttlv_find(g, KMIP_TAG_SECRET_DATA_TYPE)), KMIP_SECRET_DATA_TYPE_SEED);
+    /* Secret Data has no algorithm in its Key Block. */
+    assert_null(ttlv_find(ttlv_find(g, KMIP_TAG_KEY_BLOCK), KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM));
+    kms_secret_free(s);
+    s = NULL;
+    /* Secret Data in PKCS#8 is refused. */
+    o = keyblock_obj(KMIP_OBJECT_TYPE_SECRET_DATA, KMIP_KEY_FORMAT_TYPE_PKCS_8, "seed!", 5, 0, 0, NULL);
+    assert_int_equal(kmip_crypto_object_parse(o, KMIP_OBJECT_TYPE_SECRET_DATA, NULL, NULL, &s, &d, &e),
+                     KMS_ERR_NOTSUP);
+    /* Template: stored as its TTLV and given back equal. */
+    ttlv_item_t *t = ttlv_new_struct(A, NULL, KMIP_TAG_TEMPLATE);
+    ttlv_item_t *at = ttlv_new_struct(A, t, KMIP_TAG_ATTRIBUTE);
+    ttlv_new_textz(A, at, KMIP_TAG_ATTRIBUTE_NAME, "Cryptographic Algorithm");
+    ttlv_new_enum(A, at, KMIP_TAG_ATTRIBUTE_VALUE, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES);
+    assert_int_equal(kmip_crypto_object_parse(t, KMIP_OBJECT_TYPE_TEMPLATE, NULL, NULL, &s, &d, &e), 0);
+    g = build(&d, s, 0, NULL, 0, &e);
+    assert_true(ttlv_equal(g, t));
+    kms_secret_free(s);
+    s = NULL;
+    /* A Template holding something other than Attributes. */
+    ttlv_new_int(A, t, KMIP_TAG_CRYPTOGRAPHIC_LENGTH, 5);
+    assert_int_equal(kmip_crypto_object_parse(t, KMIP_OBJECT_TYPE_TEMPLATE, NULL, NULL, &s, &d, &e),
+                     KMS_ERR_PROTO);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_symmetric_formats, each_setup, each_teardown),
+        cmocka_unit_test_setup_teardown(test_transparent_register, each_setup, each_teardown),
+        cmocka_unit_test_setup_teardown(test_wrap_ttlv_encoding, each_setup, each_teardown),
+        cmocka_unit_test_setup_teardown(test_secret_and_template, each_setup, each_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
