@@ -1,0 +1,629 @@
+/*
+ * server/conn.c: one client connection: TLS through memory BIOs, KMIP
+ * framing, dispatch to a worker thread, ordered responses, closing.
+ *
+ * libuv owns the socket. Bytes read go into OpenSSL's read BIO; what
+ * OpenSSL writes to its write BIO is handed to uv_write. The plaintext is
+ * read exactly up to the end of the current request (8-byte header first,
+ * checked with ttlv_frame_need() against limits.max_message before any body
+ * buffer grows), so pipelined requests stay inside OpenSSL until their turn:
+ * one request in flight per connection, answers strictly in order. While a
+ * request runs, socket reads continue only until SRV_RBIO_HIGH bytes wait
+ * in the read BIO; above limits.max_pending_output unsent bytes, reading
+ * stops until the write callbacks drain them.
+ *
+ * It deliberately never parses TTLV beyond the header and never blocks the
+ * loop thread: kmip_handle() runs on libuv's threadpool (uv_queue_work).
+ * A misbehaving client loses only its own connection.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
+#include "server/server_int.h"
+#include "ttlv/ttlv.h"
+
+/* Unprocessed TLS bytes buffered per connection while a request runs. */
+#define SRV_RBIO_HIGH (64 * 1024)
+/* Largest single plaintext read into the request buffer. */
+#define SRV_READ_CHUNK 16384
+
+typedef struct srv_wreq {
+    uv_write_t req;
+    srv_conn_t *c;
+    size_t len;
+    uint8_t data[];
+} srv_wreq_t;
+
+static void conn_pump(srv_conn_t *c);
+static void conn_settle(srv_conn_t *c);
+
+/* ------------------------------------------------------------- lifetime */
+static void conn_unref(srv_conn_t *c)
+{
+    if (--c->refs > 0)
+        return;
+    srv_loop_t *l = c->loop;
+    srv_t *srv = l->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (l->conns == c)
+        l->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    if (c->id)
+        l->n_conns--;
+    atomic_fetch_sub(&srv->n_conns, 1);
+    SSL_free(c->ssl); /* frees both BIOs */
+    kms_buf_dispose_wipe(&c->in);
+    kms_buf_dispose_wipe(&c->resp);
+    free(c);
+    if (l->stopping && l->n_conns == 0 && !uv_is_closing((uv_handle_t *)&l->drain_timer))
+        uv_close((uv_handle_t *)&l->drain_timer, NULL);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    conn_unref(h->data);
+}
+
+void srv_conn_close_now(srv_conn_t *c)
+{
+    if (c->handles_closing)
+        return;
+    c->handles_closing = true;
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    if (c->timer_init)
+        uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+/* Close once nothing of ours is still queued or running. */
+static void conn_close_continue(srv_conn_t *c)
+{
+    if (c->writes_pending == 0 && c->req == NULL)
+        srv_conn_close_now(c);
+}
+
+/* ------------------------------------------------------------ writing */
+static void on_write(uv_write_t *req, int status)
+{
+    srv_wreq_t *w = (srv_wreq_t *)req;
+    srv_conn_t *c = w->c;
+    c->pending_out -= w->len;
+    c->writes_pending--;
+    free(w);
+    if (c->state == SRV_CONN_CLOSING) {
+        conn_close_continue(c);
+        return;
+    }
+    if (status < 0) {
+        char why[96];
+        snprintf(why, sizeof why, "write error: %s", uv_strerror(status));
+        srv_conn_close(c, why);
+        return;
+    }
+    if (c->state == SRV_CONN_WRITE && c->pending_out <= c->loop->srv->limits.max_pending_output) {
+        c->state = SRV_CONN_READ;
+        conn_pump(c);
+    } else if (c->state == SRV_CONN_WRITE) {
+        srv_timer_set(c, SRV_TIMER_WRITE, true); /* progress: the client reads */
+    }
+}
+
+/* Hand everything OpenSSL wrote to libuv. 0, or a negative libuv error. */
+static int conn_flush(srv_conn_t *c)
+{
+    size_t n = BIO_ctrl_pending(c->wbio);
+    if (n == 0 || c->handles_closing)
+        return 0;
+    srv_wreq_t *w = malloc(sizeof *w + n);
+    if (!w)
+        return UV_ENOMEM;
+    int got = BIO_read(c->wbio, w->data, (int)n);
+    if (got <= 0 || (size_t)got != n) {
+        free(w);
+        return UV_EIO;
+    }
+    w->c = c;
+    w->len = n;
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)n);
+    int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    if (r < 0) {
+        free(w);
+        return r;
+    }
+    c->pending_out += n;
+    c->writes_pending++;
+    return 0;
+}
+
+/* ------------------------------------------------------------ closing */
+void srv_conn_close(srv_conn_t *c, const char *reason)
+{
+    if (c->state == SRV_CONN_CLOSING)
+        return;
+    c->state = SRV_CONN_CLOSING;
+    kms_log(KMS_LOG_INFO, SRV_LOG, "conn %llu close %s: %s (%llu requests)",
+            (unsigned long long)c->id, c->addr, reason, (unsigned long long)c->requests);
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+    if (c->ssl && !c->tls_failed && SSL_is_init_finished(c->ssl)) {
+        ERR_clear_error();
+        (void)SSL_shutdown(c->ssl); /* queue close_notify; we do not wait for the peer's */
+        ERR_clear_error();
+    }
+    /* A failed handshake leaves its alert in the write BIO: send it too. */
+    if (c->ssl)
+        (void)conn_flush(c);
+    srv_timer_set(c, SRV_TIMER_CLOSE, true);
+    conn_close_continue(c);
+}
+
+/* Map a failed SSL call to a precise reason and close. */
+static void conn_tls_fail(srv_conn_t *c, int ssl_err, const char *what)
+{
+    char why[320], detail[256] = "";
+    unsigned long e = ERR_peek_error();
+    long vr = SSL_get_verify_result(c->ssl);
+    switch (ssl_err) {
+    case SSL_ERROR_SSL:
+        if (e)
+            ERR_error_string_n(e, detail, sizeof detail);
+        if (vr != X509_V_OK && !c->handshake_done) {
+            size_t l = strlen(detail);
+            snprintf(detail + l, sizeof detail - l, " (certificate: %s)",
+                     X509_verify_cert_error_string(vr));
+        }
+        break;
+    case SSL_ERROR_SYSCALL:
+        snprintf(detail, sizeof detail, "unexpected end of stream");
+        break;
+    case SSL_ERROR_ZERO_RETURN:
+        snprintf(detail, sizeof detail, "close_notify from client");
+        break;
+    case SSL_ERROR_WANT_WRITE:
+    case SSL_ERROR_WANT_X509_LOOKUP:
+    case SSL_ERROR_WANT_ASYNC:
+    case SSL_ERROR_WANT_ASYNC_JOB:
+    case SSL_ERROR_WANT_CLIENT_HELLO_CB:
+        snprintf(detail, sizeof detail, "unexpected SSL_get_error %d", ssl_err);
+        break;
+    default:
+        snprintf(detail, sizeof detail, "SSL_get_error %d", ssl_err);
+        break;
+    }
+    ERR_clear_error();
+    c->tls_failed = ssl_err == SSL_ERROR_SSL || ssl_err == SSL_ERROR_SYSCALL;
+    snprintf(why, sizeof why, "tls %s failed: %s", what, detail);
+    srv_conn_close(c, why);
+}
+
+/* ----------------------------------------------------------- dispatch */
+static void work_cb(uv_work_t *w)
+{
+    srv_conn_t *c = w->data;
+    kmip_peer_t peer = {
+        .cert_sha256 = c->fp[0] ? c->fp : NULL,
+        .cert_cn = c->cn[0] ? c->cn : NULL,
+        .address = c->addr,
+    };
+    memset(&c->summary, 0, sizeof c->summary);
+    c->rc = kmip_handle(c->loop->srv->kmip, &peer, c->req, c->req_len, &c->resp, &c->summary);
+}
+
+static void log_request(srv_conn_t *c, uint64_t us)
+{
+    const kmip_summary_t *s = &c->summary;
+    if (c->rc != 0 && c->rc != KMS_ERR_PROTO) {
+        kms_log(KMS_LOG_ERROR, SRV_LOG, "conn %llu %s request failed: %s (%lluus)",
+                (unsigned long long)c->id, c->addr, kms_strerror(c->rc),
+                (unsigned long long)us);
+        return;
+    }
+    const char *op = s->operation ? ttlv_enum_name(KMIP_TAG_OPERATION, s->operation) : NULL;
+    const char *st = ttlv_enum_name(KMIP_TAG_RESULT_STATUS, s->result_status);
+    const char *rs = s->result_reason ? ttlv_enum_name(KMIP_TAG_RESULT_REASON, s->result_reason)
+                                      : NULL;
+    kms_log(KMS_LOG_INFO, SRV_LOG,
+            "conn %llu %s id=%s tenant=%s op=%s batch=%zu status=%s reason=%s obj=%s %lluus%s",
+            (unsigned long long)c->id, c->addr, s->identity[0] ? s->identity : "-",
+            s->tenant[0] ? s->tenant : "-", op ? op : "-", s->batch_count, st ? st : "-",
+            rs ? rs : "-", s->object_id[0] ? s->object_id : "-", (unsigned long long)us,
+            c->rc == KMS_ERR_PROTO ? " (not TTLV)" : "");
+}
+
+static void after_work_cb(uv_work_t *w, int status)
+{
+    srv_conn_t *c = w->data;
+    srv_t *srv = c->loop->srv;
+    uint64_t us = (kms_mono_ns() - c->t0_ns) / 1000;
+
+    if (status == UV_ECANCELED)
+        c->rc = KMS_ERR_UNAVAIL;
+    kms_wipe(c->req, c->req_len); /* a Register carries key material */
+    free(c->req);
+    c->req = NULL;
+    c->req_len = 0;
+    c->requests++;
+    log_request(c, us);
+
+    if (c->state == SRV_CONN_CLOSING) {
+        kms_buf_dispose_wipe(&c->resp);
+        conn_close_continue(c);
+        conn_unref(c);
+        return;
+    }
+    int rc = c->rc;
+    if ((rc == 0 || rc == KMS_ERR_PROTO) && c->resp.len > 0) {
+        if (c->resp.len > INT32_MAX) {
+            rc = KMS_ERR_LIMIT;
+        } else {
+            ERR_clear_error();
+            int n = SSL_write(c->ssl, c->resp.data, (int)c->resp.len);
+            if (n <= 0) {
+                int e = SSL_get_error(c->ssl, n);
+                kms_buf_dispose_wipe(&c->resp);
+                conn_tls_fail(c, e, "write");
+                conn_unref(c);
+                return;
+            }
+        }
+    }
+    kms_buf_dispose_wipe(&c->resp); /* a Get response carries key material */
+    int fr = conn_flush(c);
+    if (rc != 0 || fr != 0) {
+        srv_conn_close(c, rc == KMS_ERR_PROTO ? "request is not TTLV"
+                          : rc != 0          ? kms_strerror(rc)
+                                             : "write failed");
+        conn_unref(c);
+        return;
+    }
+    c->state = c->pending_out > srv->limits.max_pending_output ? SRV_CONN_WRITE : SRV_CONN_READ;
+    if (c->state == SRV_CONN_READ)
+        conn_pump(c);
+    else
+        conn_settle(c);
+    conn_unref(c);
+}
+
+static void conn_dispatch(srv_conn_t *c)
+{
+    srv_t *srv = c->loop->srv;
+    size_t len = 0;
+    c->req = kms_buf_take(&c->in, &len); /* no copy; `in` restarts empty and small */
+    c->req_len = len;
+    c->need = 0;
+    kms_buf_init(&c->in, srv->limits.max_message);
+    kms_buf_init(&c->resp, srv->limits.max_response);
+    c->state = SRV_CONN_DISPATCH;
+    c->t0_ns = kms_mono_ns();
+    c->work.data = c;
+    srv_timer_set(c, SRV_TIMER_NONE, false);
+    int r = uv_queue_work(&c->loop->loop, &c->work, work_cb, after_work_cb);
+    if (r != 0) {
+        kms_wipe(c->req, c->req_len);
+        free(c->req);
+        c->req = NULL;
+        srv_conn_close(c, "cannot queue request");
+        return;
+    }
+    c->refs++;
+}
+
+/* ------------------------------------------------------------ reading */
+static bool conn_partial(const srv_conn_t *c)
+{
+    return c->in.len > 0 || BIO_ctrl_pending(c->rbio) > 0 || SSL_has_pending(c->ssl);
+}
+
+static void conn_read_on(srv_conn_t *c, bool on);
+
+/* After any progress: pick the timer and whether to read from the socket. */
+static void conn_settle(srv_conn_t *c)
+{
+    switch (c->state) {
+    case SRV_CONN_HANDSHAKE:
+        conn_read_on(c, true);
+        break;
+    case SRV_CONN_READ:
+        if (conn_partial(c)) {
+            srv_timer_set(c, SRV_TIMER_MESSAGE, false);
+        } else if (c->draining) {
+            srv_conn_close(c, "server shutting down");
+            return;
+        } else {
+            srv_timer_set(c, SRV_TIMER_IDLE, false);
+        }
+        conn_read_on(c, true);
+        break;
+    case SRV_CONN_DISPATCH:
+        conn_read_on(c, BIO_ctrl_pending(c->rbio) < SRV_RBIO_HIGH);
+        break;
+    case SRV_CONN_WRITE:
+        conn_read_on(c, false);
+        srv_timer_set(c, SRV_TIMER_WRITE, false);
+        break;
+    case SRV_CONN_CLOSING:
+        break;
+    }
+}
+
+static void handshake_done(srv_conn_t *c)
+{
+    srv_t *srv = c->loop->srv;
+    c->handshake_done = true;
+    bool has = srv_tls_peer(c->ssl, c->fp, c->cn, sizeof c->cn);
+    kms_log(KMS_LOG_INFO, SRV_LOG, "conn %llu %s tls %s %s%s cn=%s sha256=%.16s%s",
+            (unsigned long long)c->id, c->addr, SSL_get_version(c->ssl),
+            SSL_get_cipher_name(c->ssl), SSL_session_reused(c->ssl) ? " resumed" : "",
+            c->cn[0] ? c->cn : "-", has ? c->fp : "-", has ? "..." : "");
+    if (has && srv->cert_check && srv->cert_check(srv->cert_check_arg, c->fp, c->cn) != 0) {
+        srv_conn_close(c, "client certificate not registered");
+        return;
+    }
+    c->state = SRV_CONN_READ;
+}
+
+static void conn_pump(srv_conn_t *c)
+{
+    srv_t *srv = c->loop->srv;
+    int n, e;
+
+    if (c->state == SRV_CONN_HANDSHAKE) {
+        ERR_clear_error();
+        n = SSL_do_handshake(c->ssl);
+        if (n != 1) {
+            e = SSL_get_error(c->ssl, n);
+            if (e == SSL_ERROR_WANT_READ) {
+                if (conn_flush(c) != 0)
+                    srv_conn_close(c, "write failed");
+                else
+                    conn_settle(c);
+                return;
+            }
+            conn_tls_fail(c, e, "handshake");
+            return;
+        }
+        handshake_done(c);
+        if (c->state == SRV_CONN_CLOSING)
+            return;
+    }
+    while (c->state == SRV_CONN_READ) {
+        if (c->pending_out > srv->limits.max_pending_output) {
+            c->state = SRV_CONN_WRITE;
+            break;
+        }
+        if (c->need == 0 && c->in.len >= 8) {
+            size_t total = 0;
+            int r = ttlv_frame_need(c->in.data, c->in.len, srv->limits.max_message, &total);
+            if (r == KMS_ERR_LIMIT) {
+                char why[128];
+                snprintf(why, sizeof why, "message of %llu bytes exceeds limits.max_message",
+                         (unsigned long long)(8 + (uint64_t)kms_be32(c->in.data + 4)));
+                srv_conn_close(c, why);
+                return;
+            }
+            if (r != 0) {
+                srv_conn_close(c, "not a KMIP message (bad TTLV header)");
+                return;
+            }
+            c->need = total;
+        }
+        if (c->need && c->in.len == c->need) {
+            conn_dispatch(c);
+            break;
+        }
+        size_t want = (c->need ? c->need : 8) - c->in.len;
+        if (want > SRV_READ_CHUNK)
+            want = SRV_READ_CHUNK;
+        if (kms_buf_reserve(&c->in, want) != 0) {
+            srv_conn_close(c, "out of memory");
+            return;
+        }
+        ERR_clear_error();
+        n = SSL_read(c->ssl, c->in.data + c->in.len, (int)want);
+        if (n > 0) {
+            c->in.len += (size_t)n;
+            continue;
+        }
+        e = SSL_get_error(c->ssl, n);
+        if (e == SSL_ERROR_WANT_READ)
+            break;
+        if (e == SSL_ERROR_ZERO_RETURN) {
+            (void)conn_flush(c);
+            srv_conn_close(c, "client closed (close_notify)");
+            return;
+        }
+        conn_tls_fail(c, e, "read");
+        return;
+    }
+    if (c->state == SRV_CONN_CLOSING)
+        return;
+    /* SSL_read/handshake may have produced output (tickets, alerts). */
+    if (conn_flush(c) != 0) {
+        srv_conn_close(c, "write failed");
+        return;
+    }
+    conn_settle(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    srv_conn_t *c = h->data;
+    (void)suggested;
+    /* One buffer per loop: read_cb feeds it to OpenSSL before the next read. */
+    buf->base = (char *)c->loop->readbuf;
+    buf->len = sizeof c->loop->readbuf;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    srv_conn_t *c = s->data;
+    if (nread == 0)
+        return;
+    if (c->state == SRV_CONN_CLOSING)
+        return;
+    if (nread < 0) {
+        char why[96];
+        if (nread == UV_EOF)
+            snprintf(why, sizeof why, "client closed the connection");
+        else
+            snprintf(why, sizeof why, "read error: %s", uv_strerror((int)nread));
+        c->tls_failed = true; /* no close_notify to a socket that is gone */
+        srv_conn_close(c, why);
+        return;
+    }
+    if (BIO_write(c->rbio, buf->base, (int)nread) != (int)nread) {
+        srv_conn_close(c, "out of memory");
+        return;
+    }
+    if (c->state == SRV_CONN_HANDSHAKE || c->state == SRV_CONN_READ)
+        conn_pump(c);
+    else
+        conn_settle(c);
+}
+
+static void conn_read_on(srv_conn_t *c, bool on)
+{
+    if (on == c->reading || c->handles_closing)
+        return;
+    if (on) {
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+            c->reading = true;
+    } else {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+}
+
+/* ------------------------------------------------------------- accept */
+static void peer_name(uv_tcp_t *t, char *out, size_t outlen)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    char host[64] = "?";
+    snprintf(out, outlen, "?");
+    if (uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        uv_ip6_name(a, host, sizeof host);
+        snprintf(out, outlen, "[%s]:%u", host, ntohs(a->sin6_port));
+    } else if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        uv_ip4_name(a, host, sizeof host);
+        snprintf(out, outlen, "%s:%u", host, ntohs(a->sin_port));
+    }
+}
+
+void srv_conn_accept(uv_stream_t *server, int status)
+{
+    srv_loop_t *l = server->data;
+    srv_t *srv = l->srv;
+    srv_conn_t *c = NULL;
+
+    if (status < 0) {
+        kms_log(KMS_LOG_WARN, SRV_LOG, "accept failed: %s", uv_strerror(status));
+        return;
+    }
+    c = calloc(1, sizeof *c);
+    if (!c) {
+        kms_log(KMS_LOG_ERROR, SRV_LOG, "accept: out of memory");
+        return;
+    }
+    c->loop = l;
+    c->tcp.data = c;
+    c->timer.data = c;
+    kms_buf_init(&c->in, srv->limits.max_message);
+    kms_buf_init(&c->resp, srv->limits.max_response);
+    atomic_fetch_add(&srv->n_conns, 1); /* released in conn_unref */
+    if (uv_tcp_init(&l->loop, &c->tcp) != 0) {
+        atomic_fetch_sub(&srv->n_conns, 1);
+        free(c);
+        return;
+    }
+    c->refs = 1;
+    c->state = SRV_CONN_CLOSING; /* until set up: a close needs no TLS */
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        srv_conn_close_now(c);
+        return;
+    }
+    c->id = atomic_fetch_add(&srv->next_conn_id, 1) + 1;
+    l->n_conns++;
+    c->next = l->conns;
+    if (l->conns)
+        l->conns->prev = c;
+    l->conns = c;
+    peer_name(&c->tcp, c->addr, sizeof c->addr);
+
+    unsigned open = atomic_load(&srv->n_conns);
+    if (open > srv->limits.max_connections || l->stopping) {
+        kms_log(KMS_LOG_WARN, SRV_LOG, "conn %llu %s refused: %s", (unsigned long long)c->id,
+                c->addr, l->stopping ? "shutting down" : "limits.max_connections reached");
+        srv_conn_close_now(c);
+        return;
+    }
+    if (uv_timer_init(&l->loop, &c->timer) != 0) {
+        srv_conn_close_now(c);
+        return;
+    }
+    c->timer_init = true;
+    c->refs++;
+    c->ssl = srv_tls_new_ssl(srv);
+    c->rbio = BIO_new(BIO_s_mem());
+    c->wbio = BIO_new(BIO_s_mem());
+    if (!c->ssl || !c->rbio || !c->wbio) {
+        BIO_free(c->rbio);
+        BIO_free(c->wbio);
+        c->rbio = c->wbio = NULL;
+        kms_log(KMS_LOG_ERROR, SRV_LOG, "conn %llu: cannot create TLS state", (unsigned long long)c->id);
+        ERR_clear_error();
+        srv_conn_close_now(c);
+        return;
+    }
+    BIO_set_mem_eof_return(c->rbio, -1); /* empty = "want more", not EOF */
+    BIO_set_mem_eof_return(c->wbio, -1);
+    SSL_set_bio(c->ssl, c->rbio, c->wbio);
+    SSL_set_accept_state(c->ssl);
+    (void)uv_tcp_nodelay(&c->tcp, 1);
+
+    kms_log(KMS_LOG_INFO, SRV_LOG, "conn %llu accept %s (loop %u, %u open)",
+            (unsigned long long)c->id, c->addr, l->index, open);
+    c->state = SRV_CONN_HANDSHAKE;
+    srv_timer_set(c, SRV_TIMER_HANDSHAKE, true);
+    conn_read_on(c, true);
+    if (!c->reading)
+        srv_conn_close(c, "cannot start reading");
+}
+
+/* ------------------------------------------------------------ shutdown */
+void srv_conn_drain(srv_conn_t *c, bool force)
+{
+    if (c->state == SRV_CONN_CLOSING) {
+        if (force)
+            srv_conn_close_now(c);
+        return;
+    }
+    c->draining = true;
+    if (force) {
+        srv_conn_close(c, c->req ? "shutdown timeout (request still running)"
+                                 : "shutdown timeout");
+        return;
+    }
+    switch (c->state) {
+    case SRV_CONN_HANDSHAKE:
+        srv_conn_close(c, "server shutting down");
+        break;
+    case SRV_CONN_READ:
+        if (!conn_partial(c))
+            srv_conn_close(c, "server shutting down");
+        break;
+    default:
+        break; /* closes once its response is written (conn_settle) */
+    }
+}

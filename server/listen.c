@@ -1,0 +1,113 @@
+/*
+ * server/listen.c: listen addresses and their sockets.
+ *
+ * Resolves each `listen` entry once, then creates one bound socket per
+ * address per event loop with SO_REUSEPORT, so the kernel spreads incoming
+ * connections over the loops (Debian's libuv 1.44 has no UV_TCP_REUSEPORT,
+ * hence socket()/bind() here and uv_tcp_open() in the loop thread). "[::]"
+ * is dual-stack (IPV6_V6ONLY off); any other IPv6 address is IPv6 only.
+ *
+ * It deliberately does not accept or read: loop.c and conn.c do. Because
+ * SO_REUSEPORT would let a second kmsd (same user) silently share a port,
+ * srv_listen_probe() first binds without it and fails if the port is taken.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "server/server_int.h"
+
+static void addr_text(const struct sockaddr_storage *ss, char *out, size_t outlen)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof host);
+        snprintf(out, outlen, "[%s]:%u", host, ntohs(s6->sin6_port));
+    } else {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof host);
+        snprintf(out, outlen, "%s:%u", host, ntohs(s4->sin_port));
+    }
+}
+
+int srv_listen_resolve(srv_t *srv, char *err, size_t errlen)
+{
+    const conf_t *c = srv->conf;
+    srv->addrs = calloc(c->n_listen, sizeof *srv->addrs);
+    if (!srv->addrs)
+        return KMS_ERR_NOMEM;
+    for (size_t i = 0; i < c->n_listen; i++) {
+        char host[256], port[8];
+        uint16_t p;
+        struct addrinfo hints = {0}, *res = NULL;
+        if (conf_parse_hostport(c->listen[i], host, sizeof host, &p) != 0) {
+            snprintf(err, errlen, "listen: bad address '%s'", c->listen[i]);
+            return KMS_ERR_CONFIG;
+        }
+        snprintf(port, sizeof port, "%u", p);
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+        int g = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+        if (g != 0 || !res) {
+            snprintf(err, errlen, "listen: cannot resolve '%s': %s", c->listen[i],
+                     gai_strerror(g));
+            return KMS_ERR_CONFIG;
+        }
+        memcpy(&srv->addrs[i].ss, res->ai_addr, res->ai_addrlen);
+        srv->addrs[i].len = res->ai_addrlen;
+        freeaddrinfo(res);
+        addr_text(&srv->addrs[i].ss, srv->addrs[i].text, sizeof srv->addrs[i].text);
+        srv->n_addrs++;
+    }
+    return 0;
+}
+
+static int make_socket(const srv_addr_t *a, bool reuseport, char *err, size_t errlen)
+{
+    int one = 1, fd, e;
+    fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        e = errno;
+        snprintf(err, errlen, "listen %s: socket: %s", a->text, strerror(e));
+        return -e;
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0))
+        goto fail;
+    if (a->ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&a->ss;
+        int v6only = !IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr);
+        if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) != 0)
+            goto fail;
+    }
+    if (bind(fd, (const struct sockaddr *)&a->ss, a->len) != 0)
+        goto fail;
+    return fd;
+fail:
+    e = errno;
+    snprintf(err, errlen, "listen %s: %s", a->text, strerror(e));
+    close(fd);
+    return -e;
+}
+
+int srv_listen_socket(const srv_addr_t *a, char *err, size_t errlen)
+{
+    return make_socket(a, true, err, errlen);
+}
+
+int srv_listen_probe(const srv_addr_t *a, char *err, size_t errlen)
+{
+    int fd = make_socket(a, false, err, errlen);
+    if (fd < 0)
+        return KMS_ERR_IO;
+    close(fd); /* never listened, so no TIME_WAIT: the port is free again */
+    return 0;
+}

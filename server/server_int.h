@@ -1,0 +1,229 @@
+/*
+ * server/server_int.h: private contract between the files of kmsd's core
+ * (main.c, startup.c, tls.c, listen.c, loop.c, conn.c, timer.c, signals.c).
+ *
+ * One srv_t holds the whole running server: the modules it opened (hsm,
+ * store, keyring, kmip), the TLS context that new connections use, the
+ * listen sockets and the event loops. It deliberately holds no KMIP
+ * knowledge: a connection hands complete request bytes to kmip_handle() on
+ * a worker thread and writes back whatever it returns. Access control
+ * (server/access.h) plugs in through the hook fields below.
+ */
+#ifndef KMS_SERVER_INT_H
+#define KMS_SERVER_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include "common/kms.h"
+#include "conf/conf.h"
+#include "hsm/hsm.h"
+#include "kmip/kmip.h"
+#include "store/store.h"
+
+#define SRV_VERSION "0.1.0"
+#define SRV_LOG "kmsd"
+
+typedef struct srv srv_t;
+typedef struct srv_loop srv_loop_t;
+typedef struct srv_conn srv_conn_t;
+
+/* ------------------------------------------------------------ listeners */
+/* One configured listen address, resolved once at start. */
+typedef struct srv_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char text[80];            /* "127.0.0.1:5696", "[::]:5696" */
+} srv_addr_t;
+
+/* Resolve every conf listen entry into srv->addrs. 0 or KMS_ERR_CONFIG. */
+int srv_listen_resolve(srv_t *srv, char *err, size_t errlen);
+/* A bound (not yet listening) SO_REUSEPORT socket for `a`; -errno on failure. */
+int srv_listen_socket(const srv_addr_t *a, char *err, size_t errlen);
+/* Refuse to share a port with another process: bind without SO_REUSEPORT
+ * once and release it. 0 or KMS_ERR_IO (err filled). */
+int srv_listen_probe(const srv_addr_t *a, char *err, size_t errlen);
+
+/* ------------------------------------------------------------------ TLS */
+/* Build an SSL_CTX from the tls section of `c`. err gets one line. */
+int srv_tls_ctx_new(const conf_t *c, SSL_CTX **out, char *err, size_t errlen);
+/* The context new connections use: SSL_new() under the lock, so the SSL holds
+ * its own reference and a later swap never frees a context still in use. */
+SSL *srv_tls_new_ssl(srv_t *srv);
+/* Install `ctx` for new connections (takes ownership); the old one is freed
+ * once the last connection using it closes. Any thread. */
+void srv_tls_swap(srv_t *srv, SSL_CTX *ctx);
+/* Peer identity after the handshake: hex SHA-256 of the DER, subject CN
+ * ("" when none). Returns false when there is no certificate. */
+bool srv_tls_peer(SSL *ssl, char fp[65], char *cn, size_t cnlen);
+
+/* ------------------------------------------------------------- the loops */
+struct srv_loop {
+    srv_t *srv;
+    unsigned index;
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_async_t wake;          /* main -> loop: stop */
+    uv_timer_t drain_timer;   /* shutdown: force-close after shutdown_timeout */
+    uv_tcp_t *listeners;      /* one per srv->addrs entry */
+    int *fds;                 /* bound sockets, handed to uv_tcp_open in the thread */
+    size_t n_listeners;
+    srv_conn_t *conns;        /* doubly linked list of live connections */
+    size_t n_conns;
+    bool stopping;
+    bool started, joined;     /* thread created / joined (main thread only) */
+    uint8_t readbuf[65536];   /* shared by all connections of the loop: a read
+                                 is fed to OpenSSL before the next one starts */
+};
+
+/* Create the sockets of every loop (main thread, before dropping privileges). */
+int srv_loops_bind(srv_t *srv, char *err, size_t errlen);
+/* Start every loop thread. */
+int srv_loops_start(srv_t *srv);
+/* Ask every loop to stop accepting and drain (any thread). */
+void srv_loops_stop(srv_t *srv);
+/* Join the loop threads; false when they did not finish by `deadline_ms`
+ * (kms_mono_ns based, in ms). */
+bool srv_loops_join(srv_t *srv, uint64_t deadline_ms);
+void srv_loops_free(srv_t *srv);
+
+/* ---------------------------------------------------------- connections */
+enum srv_timer_kind {
+    SRV_TIMER_NONE = 0,
+    SRV_TIMER_HANDSHAKE,      /* accept -> handshake done */
+    SRV_TIMER_IDLE,           /* nothing in flight, nothing partial */
+    SRV_TIMER_MESSAGE,        /* first byte of a request -> its last byte */
+    SRV_TIMER_WRITE,          /* responses queued and the client not reading */
+    SRV_TIMER_CLOSE,          /* close_notify flush grace */
+};
+
+/*
+ * One client connection, owned by its loop thread. States:
+ *   HANDSHAKE  TLS handshake running (handshake timer)
+ *   READ       reading the next request (idle timer, or message timer once
+ *              its first byte arrived)
+ *   DISPATCH   the request runs on a worker thread; nothing else is parsed
+ *              (one request in flight keeps responses in order)
+ *   WRITE      unsent responses above limits.max_pending_output: reading
+ *              stopped until the write callbacks drain them (write timer)
+ *   CLOSING    close_notify sent; waiting for writes and the worker, then
+ *              uv_close; freed in the last close callback
+ */
+enum srv_conn_state {
+    SRV_CONN_HANDSHAKE = 0,
+    SRV_CONN_READ,
+    SRV_CONN_DISPATCH,
+    SRV_CONN_WRITE,
+    SRV_CONN_CLOSING,
+};
+
+struct srv_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_work_t work;
+    srv_loop_t *loop;
+    srv_conn_t *prev, *next;  /* loop->conns */
+    uint64_t id;
+    enum srv_conn_state state;
+    enum srv_timer_kind timer_kind;
+    unsigned refs;            /* open handles + the request on a worker */
+    bool reading, handshake_done, tls_failed, draining, handles_closing, timer_init;
+
+    SSL *ssl;
+    BIO *rbio, *wbio;         /* network -> OpenSSL, OpenSSL -> network */
+
+    kms_buf_t in;             /* plaintext of the request being read */
+    size_t need;              /* its total size once the header is known, else 0 */
+    size_t pending_out;       /* bytes handed to uv_write, not yet written */
+    unsigned writes_pending;
+    uint64_t requests;
+
+    /* The request on the worker thread (valid while refs counts it). */
+    uint8_t *req;
+    size_t req_len;
+    kms_buf_t resp;
+    kmip_summary_t summary;
+    int rc;
+    uint64_t t0_ns;
+
+    char addr[64];            /* "127.0.0.1:53422" */
+    char fp[65];              /* client certificate SHA-256, "" if none */
+    char cn[96];              /* client certificate CN, "" if none */
+};
+
+/* Close with a reason (logged once): close_notify, flush, uv_close. */
+void srv_conn_close(srv_conn_t *c, const char *reason);
+/* Close the handles now, without waiting for queued writes (timer expiry). */
+void srv_conn_close_now(srv_conn_t *c);
+/* libuv connection callback of a listener (loop thread). */
+void srv_conn_accept(uv_stream_t *server, int status);
+/* Shutdown on the loop thread: idle connections close now, busy ones after
+ * their response; `force` closes everything that has no request running. */
+void srv_conn_drain(srv_conn_t *c, bool force);
+
+/* ---------------------------------------------------------------- timers */
+/* Arm the connection's single timer for `kind`; re-arms only when the kind
+ * changes (or `restart`), so trickling bytes cannot extend a deadline. */
+void srv_timer_set(srv_conn_t *c, enum srv_timer_kind kind, bool restart);
+const char *srv_timer_name(enum srv_timer_kind kind);
+uint64_t srv_timer_ms(const srv_t *srv, enum srv_timer_kind kind);
+
+/* --------------------------------------------------------------- signals */
+/* Install the SIGTERM/SIGINT/SIGHUP handlers (main thread, before the loops
+ * start), then run them until SIGTERM/SIGINT; SIGHUP reloads TLS + log level.
+ * srv_signals_run() returns the signal that stopped it. */
+int srv_signals_init(srv_t *srv);
+int srv_signals_run(srv_t *srv);
+/* Reload the certificate, key, client CA and log level from the config file. */
+int srv_reload(srv_t *srv);
+
+/* --------------------------------------------------------------- startup */
+int srv_harden(void);
+int srv_open_hsm(srv_t *srv);
+int srv_open_store(srv_t *srv);
+int srv_setup_keyring(srv_t *srv);
+int srv_open_kmip(srv_t *srv);
+int srv_drop_privileges(srv_t *srv);
+void srv_set_threadpool(srv_t *srv);
+
+/* ---------------------------------------------------------------- server */
+struct srv {
+    conf_t *conf;             /* as loaded at start; limits and listen stay fixed */
+    const char *conf_path;
+    struct conf_limits limits;
+
+    hsm_t *hsm;
+    store_t *store;
+    hsm_keyring_t *keyring;
+    kmip_server_t *kmip;
+
+    /* Hooks for access control (server/auth.c), set in main.c before
+     * srv_open_kmip(): kmip's identity callback, and an optional check of
+     * the client certificate right after the handshake (tls.require_registered;
+     * runs on the loop thread, must be short; non-zero closes the connection). */
+    kmip_auth_cb auth;
+    void *auth_arg;
+    int (*cert_check)(void *arg, const char *sha256_hex, const char *cn);
+    void *cert_check_arg;
+
+    pthread_mutex_t tls_lock;
+    SSL_CTX *tls_ctx;         /* for new connections; guarded by tls_lock */
+
+    srv_addr_t *addrs;
+    size_t n_addrs;
+    srv_loop_t *loops;
+    unsigned n_loops;
+
+    atomic_uint n_conns;      /* open connections, all loops */
+    atomic_uint_fast64_t next_conn_id;
+    atomic_uint n_loops_running;
+    atomic_bool stopping;
+};
+
+#endif /* KMS_SERVER_INT_H */

@@ -1,0 +1,101 @@
+/*
+ * server/signals.c: the main thread's loop: signals and configuration reload.
+ *
+ * SIGTERM / SIGINT start the graceful shutdown (main.c then joins the loops
+ * within limits.shutdown_timeout). SIGHUP re-reads the configuration file
+ * and swaps in a new TLS context (certificate, key, client CA, ciphers) and
+ * the log level; open connections keep the context they started with. A
+ * reload that fails keeps everything as it was and says why.
+ *
+ * It deliberately does not re-apply listen addresses, workers, limits, the
+ * store or the HSM settings: those need a restart (the log says so).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "server/server_int.h"
+
+typedef struct srv_sigctx {
+    srv_t *srv;
+    uv_signal_t term, intr, hup;
+    int stop_signal;
+} srv_sigctx_t;
+
+int srv_reload(srv_t *srv)
+{
+    char err[512] = "";
+    conf_t *nc = NULL;
+    SSL_CTX *ctx = NULL;
+    int rc = conf_load(srv->conf_path, &nc, err, sizeof err);
+    if (rc != 0) {
+        kms_log(KMS_LOG_ERROR, SRV_LOG, "reload refused, keeping the running configuration: %s",
+                err);
+        goto out;
+    }
+    rc = srv_tls_ctx_new(nc, &ctx, err, sizeof err);
+    if (rc != 0) {
+        kms_log(KMS_LOG_ERROR, SRV_LOG, "reload refused, keeping the running TLS context: %s",
+                err);
+        goto out;
+    }
+    srv_tls_swap(srv, ctx);
+    ctx = NULL;
+    kms_log_set_level(nc->log.level);
+    kms_log(KMS_LOG_INFO, SRV_LOG,
+            "reloaded %s: certificate %s, client CA %s, log level %d (listen, limits, store "
+            "and hsm changes need a restart)",
+            srv->conf_path, nc->tls.cert, nc->tls.client_ca, (int)nc->log.level);
+out:
+    SSL_CTX_free(ctx);
+    conf_free(nc);
+    return rc;
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    srv_sigctx_t *sc = h->data;
+    if (signum == SIGHUP) {
+        kms_log(KMS_LOG_INFO, SRV_LOG, "SIGHUP: reloading TLS material and log level");
+        (void)srv_reload(sc->srv);
+        return;
+    }
+    kms_log(KMS_LOG_INFO, SRV_LOG, "%s: shutting down (up to %llu ms for requests in flight)",
+            strsignal(signum), (unsigned long long)sc->srv->limits.shutdown_timeout_ms);
+    sc->stop_signal = signum;
+    uv_stop(h->loop);
+}
+
+static uv_loop_t sig_loop;
+static srv_sigctx_t sig_ctx;
+
+int srv_signals_init(srv_t *srv)
+{
+    sig_ctx.srv = srv;
+    if (uv_loop_init(&sig_loop) != 0)
+        return KMS_ERR_INTERNAL;
+    uv_signal_init(&sig_loop, &sig_ctx.term);
+    uv_signal_init(&sig_loop, &sig_ctx.intr);
+    uv_signal_init(&sig_loop, &sig_ctx.hup);
+    sig_ctx.term.data = sig_ctx.intr.data = sig_ctx.hup.data = &sig_ctx;
+    if (uv_signal_start(&sig_ctx.term, on_signal, SIGTERM) != 0 ||
+        uv_signal_start(&sig_ctx.intr, on_signal, SIGINT) != 0 ||
+        uv_signal_start(&sig_ctx.hup, on_signal, SIGHUP) != 0)
+        return KMS_ERR_INTERNAL;
+    return 0;
+}
+
+int srv_signals_run(srv_t *srv)
+{
+    (void)srv;
+    uv_run(&sig_loop, UV_RUN_DEFAULT);
+    /* After the first SIGTERM/SIGINT the default action returns: a second
+     * one ends the process at once (the operator's "really stop"). */
+    uv_close((uv_handle_t *)&sig_ctx.term, NULL);
+    uv_close((uv_handle_t *)&sig_ctx.intr, NULL);
+    uv_close((uv_handle_t *)&sig_ctx.hup, NULL);
+    uv_run(&sig_loop, UV_RUN_DEFAULT);
+    uv_loop_close(&sig_loop);
+    signal(SIGHUP, SIG_IGN); /* a reload during shutdown is moot */
+    return sig_ctx.stop_signal;
+}

@@ -1,0 +1,148 @@
+/*
+ * server/tls.c: the OpenSSL server context and the peer's identity.
+ *
+ * Builds one SSL_CTX from the tls section of the configuration: TLS 1.2/1.3
+ * only, forward-secret AEAD suites from tls.ciphers / tls.ciphersuites,
+ * compression and renegotiation off, mutual TLS against tls.client_ca,
+ * session cache + tickets per tls.session_resumption. The context in use is
+ * swapped atomically on SIGHUP; every SSL holds its own reference (taken by
+ * SSL_new), so connections opened before a reload keep the old context.
+ *
+ * It deliberately does no socket I/O (conn.c drives OpenSSL through memory
+ * BIOs) and does not decide who may do what (kmip/ and server/auth.c do).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
+#include "certs/certs.h"
+#include "server/server_int.h"
+
+/* Session id context: resumption is tied to this service. */
+static const unsigned char SID_CTX[] = "kmsd-kmip";
+
+static void ssl_err(char *err, size_t errlen, const char *what, const char *path)
+{
+    unsigned long e = ERR_peek_last_error();
+    char reason[200] = "";
+    if (e)
+        ERR_error_string_n(e, reason, sizeof reason);
+    snprintf(err, errlen, "%s%s%s%s%s", what, path ? " " : "", path ? path : "",
+             e ? ": " : "", reason);
+    ERR_clear_error();
+}
+
+int srv_tls_ctx_new(const conf_t *c, SSL_CTX **out, char *err, size_t errlen)
+{
+    int rc = KMS_ERR_CONFIG;
+    SSL_CTX *ctx = NULL;
+    const struct conf_tls *t = &c->tls;
+
+    *out = NULL;
+    ERR_clear_error();
+    ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) {
+        ssl_err(err, errlen, "SSL_CTX_new failed", NULL);
+        rc = KMS_ERR_NOMEM;
+        goto out;
+    }
+    int minv = t->min_version >= TLS1_3_VERSION ? TLS1_3_VERSION : TLS1_2_VERSION;
+    if (!SSL_CTX_set_min_proto_version(ctx, minv) ||
+        !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION)) {
+        ssl_err(err, errlen, "tls.min_version", NULL);
+        goto out;
+    }
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* Small idle footprint: OpenSSL frees its record buffers between reads. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (t->ciphers[0] && !SSL_CTX_set_cipher_list(ctx, t->ciphers)) {
+        ssl_err(err, errlen, "tls.ciphers: no usable cipher in", t->ciphers);
+        goto out;
+    }
+    if (t->ciphersuites[0] && !SSL_CTX_set_ciphersuites(ctx, t->ciphersuites)) {
+        ssl_err(err, errlen, "tls.ciphersuites: invalid list", t->ciphersuites);
+        goto out;
+    }
+    if (SSL_CTX_use_certificate_chain_file(ctx, t->cert) != 1) {
+        ssl_err(err, errlen, "tls.cert: cannot load", t->cert);
+        goto out;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, t->key, SSL_FILETYPE_PEM) != 1) {
+        ssl_err(err, errlen, "tls.key: cannot load", t->key);
+        goto out;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        ssl_err(err, errlen, "tls.key does not match tls.cert", t->key);
+        goto out;
+    }
+    if (SSL_CTX_load_verify_locations(ctx, t->client_ca, NULL) != 1) {
+        ssl_err(err, errlen, "tls.client_ca: cannot load", t->client_ca);
+        goto out;
+    }
+    /* Tell clients which CAs we accept (helps clients with several certs). */
+    STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(t->client_ca);
+    if (names)
+        SSL_CTX_set_client_CA_list(ctx, names);
+    ERR_clear_error();
+
+    int mode = SSL_VERIFY_PEER;
+    if (t->client_auth == CONF_CLIENT_AUTH_REQUIRED)
+        mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    SSL_CTX_set_verify(ctx, mode, NULL);
+    SSL_CTX_set_verify_depth(ctx, 8);
+
+    SSL_CTX_set_session_id_context(ctx, SID_CTX, sizeof SID_CTX - 1);
+    if (t->session_resumption) {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+        SSL_CTX_sess_set_cache_size(ctx, 20000);
+        SSL_CTX_set_timeout(ctx, 3600);
+    } else {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+        SSL_CTX_set_num_tickets(ctx, 0);
+    }
+    *out = ctx;
+    ctx = NULL;
+    rc = 0;
+out:
+    SSL_CTX_free(ctx);
+    return rc;
+}
+
+SSL *srv_tls_new_ssl(srv_t *srv)
+{
+    SSL *ssl;
+    pthread_mutex_lock(&srv->tls_lock);
+    ssl = SSL_new(srv->tls_ctx);
+    pthread_mutex_unlock(&srv->tls_lock);
+    return ssl;
+}
+
+void srv_tls_swap(srv_t *srv, SSL_CTX *ctx)
+{
+    SSL_CTX *old;
+    pthread_mutex_lock(&srv->tls_lock);
+    old = srv->tls_ctx;
+    srv->tls_ctx = ctx;
+    pthread_mutex_unlock(&srv->tls_lock);
+    SSL_CTX_free(old); /* drops our reference; open SSLs hold their own */
+}
+
+bool srv_tls_peer(SSL *ssl, char fp[65], char *cn, size_t cnlen)
+{
+    X509 *cert = SSL_get0_peer_certificate(ssl);
+    fp[0] = '\0';
+    if (cnlen)
+        cn[0] = '\0';
+    if (!cert)
+        return false;
+    if (certs_fingerprint_sha256(cert, fp) != 0)
+        fp[0] = '\0';
+    if (certs_subject_cn(cert, cn, cnlen) != 0 && cnlen)
+        cn[0] = '\0';
+    ERR_clear_error();
+    return fp[0] != '\0';
+}

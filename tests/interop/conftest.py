@@ -1,0 +1,51 @@
+"""tests/interop/conftest.py: pytest fixtures shared by every interop test.
+
+- `kmsd`: a running kmsd (fresh directory from `kmsctl init`, default
+  configuration) for one test; killed at teardown.
+- `kmsd_factory(overrides=None, start=True)`: the same with configuration
+  overrides, e.g. kmsd_factory({"limits": {"idle_timeout": "2s"}}); any
+  number per test.
+When a test fails, the log of every kmsd it started is attached to the
+failure report (section "kmsd log"). The harness itself is kmsd_harness.py.
+"""
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import kmsd_harness  # noqa: E402
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for k in getattr(item, "_kmsd_instances", []):
+            rep.sections.append(("kmsd log %s" % k.log_path, k.log_tail(12000)))
+
+
+@pytest.fixture
+def kmsd_factory(request, tmp_path):
+    made = []
+    request.node._kmsd_instances = made
+
+    def make(overrides=None, start=True):
+        d = tmp_path / ("k%d" % len(made))
+        d.mkdir()
+        k = kmsd_harness.Kmsd(str(d), overrides, start=False)
+        made.append(k)
+        if start:
+            k.start()
+        return k
+
+    yield make
+    for k in made:
+        k.kill()
+
+
+@pytest.fixture
+def kmsd(kmsd_factory):
+    return kmsd_factory()
