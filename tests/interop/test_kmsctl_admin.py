@@ -1,0 +1,179 @@
+"""tests/interop/test_kmsctl_admin.py: kmsctl's admin commands end to end
+against a running kmsd (its admin Unix socket, found through kmsd.yaml).
+
+tenant add/list/remove, client add from a certificate file (fingerprint
+cross-checked with the openssl CLI), from a CSR made with `openssl req`
+(signed by kmsctl with the CA, then used for a real TLS + KMIP request),
+from a user name + password file; list --json parsed; remove, after which
+the removed client is refused on its very next request (same kmsd, no
+restart); status --json; documented exit codes (1 refused, 2 usage, 3
+unreachable).
+"""
+import json
+import os
+import subprocess
+import uuid
+
+import pytest
+
+from test_tenants import (FAILED, PERMISSION_DENIED, SUCCESS, Kmsd, kmsctl, need_kmsd)
+
+
+@pytest.fixture(scope="module")
+def k(tmp_path_factory):
+    need_kmsd()
+    srv = Kmsd(tmp_path_factory.mktemp("admin") / "kms")
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def openssl(*args):
+    p = subprocess.run(["openssl", *args], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return p.stdout
+
+
+def fingerprint(cert):
+    out = openssl("x509", "-in", str(cert), "-noout", "-fingerprint", "-sha256")
+    return out.strip().split("=", 1)[1].replace(":", "").lower()
+
+
+def jctl(k, *args):
+    p = k.ctl("--json", *args, check=0)
+    return json.loads(p.stdout)
+
+
+def test_status_json(k):
+    st = jctl(k, "status")
+    assert st["health"] == "ok"
+    assert st["version"]
+    assert st["store"] == "ok"
+    assert st["audit"] == "ok"
+    assert isinstance(st["objects"], int) and st["objects"] >= 0
+    assert isinstance(st["uptime_s"], int)
+    assert st["connections"] >= 0
+    assert st["pid"] == k.proc.pid
+    # Text form too.
+    p = k.ctl("status", check=0)
+    assert "health" in p.stdout and "ok" in p.stdout
+
+
+def test_tenant_lifecycle(k):
+    t = "t-%s" % uuid.uuid4().hex[:8]
+    k.ctl("tenant", "add", t, check=0)
+    k.ctl("tenant", "add", t, check=1)
+    names = [r["tenant"] for r in jctl(k, "tenant", "list")]
+    assert t in names
+    k.ctl("tenant", "remove", t, check=0)
+    assert t not in [r["tenant"] for r in jctl(k, "tenant", "list")]
+    k.ctl("tenant", "remove", t, check=1)
+    k.ctl("tenant", "frobnicate", check=2)
+    assert k.ctl("tenant", "--help", check=0).stdout.startswith("usage:")
+
+
+def test_tenant_with_objects_needs_force(k):
+    t = "own-%s" % uuid.uuid4().hex[:8]
+    k.ctl("tenant", "add", t, check=0)
+    cert, key = k.issue("owner-" + t)
+    k.ctl("client", "add", "--tenant", t, "--cert", str(cert), check=0)
+    c = k.raw(cert, key)
+    from test_tenants import create_key
+    create_key(c, "k-" + t)
+    c.close()
+    p = k.ctl("tenant", "remove", t, check=1)
+    assert "--force" in p.stderr
+    row = [r for r in jctl(k, "tenant", "list") if r["tenant"] == t][0]
+    assert row["objects"] == 1 and row["clients"] == 1
+    k.ctl("tenant", "remove", t, "--force", check=0)
+    assert t not in [r["tenant"] for r in jctl(k, "tenant", "list")]
+
+
+def test_client_from_certificate_then_removed_is_refused(k):
+    t = "c-%s" % uuid.uuid4().hex[:8]
+    k.ctl("tenant", "add", t, check=0)
+    cert, key = k.issue("host-" + t)
+    # Unregistered: refused.
+    c = k.raw(cert, key)
+    st, rs, _ = c.request("Locate")
+    c.close()
+    assert (st, rs) == (FAILED, PERMISSION_DENIED)
+    added = jctl(k, "client", "add", "--tenant", t, "--cert", str(cert))
+    assert added["name"] == "host-" + t
+    assert added["cert_sha256"] == fingerprint(cert)
+    rows = jctl(k, "client", "list", "--tenant", t)
+    assert [(r["name"], r["kind"], r["role"], r["cert_sha256"]) for r in rows] == [
+        ("host-" + t, "cert", "client", fingerprint(cert))]
+    # Registered: served; keep this connection open across the removal.
+    c = k.raw(cert, key)
+    st, rs, _ = c.request("Locate")
+    assert st == SUCCESS, (st, rs)
+    k.ctl("client", "remove", "host-" + t, check=0)
+    st, rs, _ = c.request("Locate")
+    c.close()
+    assert (st, rs) == (FAILED, PERMISSION_DENIED)
+    assert jctl(k, "client", "list", "--tenant", t) == []
+    k.ctl("client", "remove", "host-" + t, check=1)
+
+
+def test_client_from_csr(k, tmp_path):
+    t = "csr-%s" % uuid.uuid4().hex[:8]
+    k.ctl("tenant", "add", t, check=0)
+    key = tmp_path / "vc.key"
+    csr = tmp_path / "vc.csr"
+    out = tmp_path / "vc.crt"
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", str(key), "-out", str(csr), "-subj", "/CN=vcenter-" + t)
+    added = jctl(k, "client", "add", "--tenant", t, "--csr", str(csr), "--out", str(out))
+    assert added["name"] == "vcenter-" + t
+    assert added["cert_sha256"] == fingerprint(out)
+    openssl("verify", "-CAfile", str(k.pki / "ca.crt"), str(out))
+    c = k.raw(out, key)
+    st, rs, _ = c.request("Locate")
+    c.close()
+    assert st == SUCCESS, (st, rs)
+
+
+def test_client_with_password(k, tmp_path):
+    t = "pw-%s" % uuid.uuid4().hex[:8]
+    k.ctl("tenant", "add", t, check=0)
+    cert, key = k.issue("pwhost-" + t)
+    k.ctl("client", "add", "--tenant", t, "--cert", str(cert), check=0)
+    pwf = tmp_path / "pw"
+    pwf.write_text("hunter2-" + t + "\n")
+    k.ctl("client", "add", "--tenant", t, "--user", "u-" + t, "--password-file", str(pwf),
+          check=0)
+    # Password from standard input as well.
+    k.ctl("client", "add", "--tenant", t, "--user", "v-" + t, input="other-pw\n", check=0)
+    rows = {r["name"]: r for r in jctl(k, "client", "list", "--tenant", t)}
+    assert rows["u-" + t]["kind"] == "password" and rows["u-" + t]["cert_sha256"] == ""
+    assert "hunter2" not in json.dumps(rows) and "argon2" not in json.dumps(rows)
+    c = k.raw(cert, key, "u-" + t, "hunter2-" + t)
+    assert c.request("Locate")[0] == SUCCESS
+    c.close()
+    c = k.raw(cert, key, "v-" + t, "other-pw")
+    assert c.request("Locate")[0] == SUCCESS
+    c.close()
+    c = k.raw(cert, key, "u-" + t, "hunter3")
+    assert c.request("Locate")[:2] == (FAILED, PERMISSION_DENIED)
+    c.close()
+
+
+def test_exit_codes(k, tmp_path):
+    k.ctl("client", "add", "--tenant", "nosuch-tenant", "--user", "x", input="pw\n", check=1)
+    k.ctl("client", "add", "--tenant", "x", check=2)
+    k.ctl("client", "add", "--tenant", "x", "--cert", str(tmp_path / "missing.pem"), check=2)
+    # A config whose admin socket nobody listens on: unreachable.
+    conf = tmp_path / "other.yaml"
+    conf.write_text("admin:\n  socket: %s\n" % (tmp_path / "none.sock"))
+    p = kmsctl("--config", str(conf), "status", check=3)
+    assert "cannot reach kmsd" in p.stderr
+    kmsctl("--config", str(tmp_path / "nope.yaml"), "status", check=3)
+    for cmd in ("status", "tenant", "client", "audit"):
+        assert kmsctl(cmd, "--help", check=0).stdout.startswith("usage:")
+
+
+def test_admin_socket_mode(k):
+    st = os.stat(k.dir / "admin.sock")
+    assert oct(st.st_mode & 0o777) == oct(0o600)
