@@ -1,0 +1,274 @@
+/*
+ * tests/unit/test_kmip_locate.c: Locate on a real store (by Name, Object
+ * Type, State, algorithm/length, Object Group, custom attributes, date
+ * ranges, usage mask, Maximum Items, Storage Status Mask, newest first)
+ * and tenant isolation: identities from an auth callback, another
+ * tenant's object answers Item Not Found exactly like a missing one,
+ * Locate never returns it, admins see every tenant, Permission Denied for
+ * a refused credential.
+ */
+#include "tests/unit/test_kmip_env.h"
+
+static int auth_cb(void *arg, const kmip_peer_t *peer, const char *user, const char *pass,
+                   kmip_identity_t *id)
+{
+    (void)arg;
+    const char *who = user ? user : (peer ? peer->cert_cn : NULL);
+    if (!who)
+        return KMS_ERR_PERM;
+    if (user && (!pass || strcmp(pass, "secret") != 0))
+        return KMS_ERR_PERM;
+    snprintf(id->name, sizeof(id->name), "%s", who);
+    if (strcmp(who, "alice") == 0) {
+        snprintf(id->tenant, sizeof(id->tenant), "ta");
+        id->role = KMIP_ROLE_CLIENT;
+    } else if (strcmp(who, "bob") == 0) {
+        snprintf(id->tenant, sizeof(id->tenant), "tb");
+        id->role = KMIP_ROLE_CLIENT;
+    } else if (strcmp(who, "root") == 0) {
+        snprintf(id->tenant, sizeof(id->tenant), "admins");
+        id->role = KMIP_ROLE_ADMIN;
+    } else {
+        return KMS_ERR_PERM;
+    }
+    return 0;
+}
+
+static int setup(void **state)
+{
+    kenv_t *e = calloc(1, sizeof(*e));
+    if (!e || kenv_setup(e, auth_cb, NULL))
+        return -1;
+    *state = e;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    kenv_t *e = *state;
+    kenv_teardown(e);
+    free(e);
+    return 0;
+}
+
+static const kmip_peer_t ALICE = {.cert_cn = "alice", .address = "127.0.0.1:1"};
+static const kmip_peer_t BOB = {.cert_cn = "bob", .address = "127.0.0.1:2"};
+static const kmip_peer_t ROOT = {.cert_cn = "root", .address = "127.0.0.1:3"};
+static const kmip_peer_t NOBODY = {.cert_cn = "mallory", .address = "127.0.0.1:4"};
+
+static char *create_as(kenv_t *e, const kmip_peer_t *who, const char *name, const char *group)
+{
+    ttlv_item_t *m = rq_msg(e, 1, 1);
+    ttlv_item_t *ta = rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, name);
+    if (group)
+        rq_attr_text(e, ta, "Object Group", group);
+    ttlv_item_t *bi = rs_item(kenv_call_peer(e, who, m), 0);
+    assert_ok(bi);
+    return kms_arena_strdup(e->a, rs_uid(bi));
+}
+
+static ttlv_item_t *locate(kenv_t *e, const kmip_peer_t *who, ttlv_item_t *m)
+{
+    ttlv_item_t *bi = rs_item(kenv_call_peer(e, who, m), 0);
+    assert_ok(bi);
+    return rs_payload(bi);
+}
+
+static bool has_id(const ttlv_item_t *p, const char *id)
+{
+    for (ttlv_item_t *u = ttlv_find(p, KMIP_TAG_UNIQUE_IDENTIFIER); u;
+         u = ttlv_find_next(u, KMIP_TAG_UNIQUE_IDENTIFIER))
+        if (strcmp(ttlv_text(u), id) == 0)
+            return true;
+    return false;
+}
+
+static void test_locate_filters(void **state)
+{
+    kenv_t *e = *state;
+    char *k1 = create_as(e, &ALICE, "k1", "g1");
+    char *k2 = create_as(e, &ALICE, "k2", "g1");
+    char *k3 = create_as(e, &ALICE, "k3", "g2");
+    ttlv_item_t *m, *p, *r;
+    /* by Name */
+    m = rq_msg(e, 1, 1);
+    p = rq_item(e, m, KMIP_OPERATION_LOCATE);
+    rq_attr_name(e, p, "k2");
+    r = locate(e, &ALICE, m);
+    assert_int_equal(ttlv_count(r, KMIP_TAG_UNIQUE_IDENTIFIER), 1);
+    assert_true(has_id(r, k2));
+    /* by Object Group, newest first */
+    m = rq_msg(e, 1, 1);
+    p = rq_item(e, m, KMIP_OPERATION_LOCATE);
+    rq_attr_text(e, p, "Object Group", "g1");
+    r = locate(e, &ALICE, m);
+    assert_int_equal(ttlv_count(r, KMIP_TAG_UNIQUE_IDENTIFIER), 2);
+    assert_string_equal(ttlv_text(ttlv_find(r, KMIP_TAG_UNIQUE_IDENTIFIER)), k2);
+    /* Maximum Items */
+    ttlv_new_int(e->a, p, KMIP_TAG_MAXIMUM_ITEMS, 1);
+    r = locate(e, &ALICE, m);
+    assert_int_equal(ttlv_count(r, KMIP_TAG_UNIQUE_IDENTIFIER), 1);
+    /* Object Type + algorithm + length; everything of alice */
+    m = rq_msg(e, 1, 1);
+    p = rq_item(e, m, KMIP_OPERATION_LOCATE);
+    rq_attr_enum(e, p, "Object Type", KMIP_OBJECT_TYPE_SYMMETRIC_KEY);
+    rq_attr_enum(e, p, "Cryptographic Algorithm", KMIP_CRYPTOGRAPHIC_ALGORITHM_AES);
+    rq_attr_int(e, p, "Cryptographic Length", 256);
+    r = locate(e, &ALICE, m);
+    assert_int_equal(ttlv_count(r, KMIP_TAG_UNIQUE_IDENTIFIER), 3);
+    rq_attr_int(e, p, "Cryptographic Length", 128); /* AND: none */
+    assert_int_equal(ttlv_count(locate(e, &ALICE, m), KMIP_TAG_UNIQUE_IDENTIFIER), 0);
+    /* State (after an Activate) */
+    assert_ok(rs_item(({ ttlv_item_t *mm = rq_msg(e, 1, 1); rq_uid(e, rq_item(e, mm, KMIP_OPERATION_ACTIVATE), k3); kenv_call_peer(e, &ALICE, mm); }), 0));
+    m = rq_msg(e, 1, 1);
+    p = rq_item(e, m, KMIP_OPERATION_LOCATE);
+    rq_attr_enum(e, p, "State", KMIP_STATE_ACTIVE);
+    r = locate(e, &ALICE, m);
+    assert_int_equal(ttlv_count(r, KMIP_TAG_UNIQUE_IDENTIFIER), 1);
+    assert_true(has_id(r, k3));
+    /* usage mask containment */
+    m = rq_msg(e, 1, 1);
+    p = rq_item(e, m, KMIP_OPERATION_LOCATE);
+    rq_attr_int(e, p, "Cryptographic Usage Mask", 4);
+    assert_int_equal(ttlv_count(locate(e, &ALICE, m), KMIP_TAG_UNIQUE_IDENTIFIER), 3);
+    m = rq_msg(e, 1, 1);
+    p = rq_item(e, m, KMIP_OPERATION_LOCATE);
+    rq_attr_int(e, p, "Cryptographic Usage Mask", 1);
+    assert_int_equal(ttlv_count(locate(e, &ALICE, m), KMIP_TAG_UNIQUE_IDENTIFIER), 0);
+    /* custom attribute */
+    m = rq_msg(e, 1, 1);
+    p = rq_item(e, m, KMIP_OPERATION_ADD_ATTRIBUTE);
+    rq_uid(e, p, k1);
+    rq_attr_text(e, p, "x-Vendor-Key-Id", "vk-1");
+    assert_ok(rs_item(kenv_call_peer(e, &ALICE, m), 0));
+    m = rq_msg(e, 1, 1);
+    p = rq_item(e, m, KMIP_OPERATION_LOCATE);
+    rq_attr_text(e, p, "x-Vendor-Key-Id", "vk-1");
+    r = locate(e, &ALICE, m);
+    assert_int_equal(ttlv_count(r, KMIP_TAG_UNIQUE_IDENTIFIER), 1);
+    assert_true(has_id(r, k1));
+    /* date range on Initial Date: two instances */
+    int64_t now = kms_now_us() / 1000000;
+    m = rq_msg(e, 1, 1);
+    p = rq_item(e, m, KMIP_OPERATION_LOCATE);
+    rq_attr_date(e, p, "Initial Date", now - 3600);
+    rq_attr_date(e, p, "Initial Date", now + 3600);
+    assert_int_equal(ttlv_count(locate(e, &ALICE, m), KMIP_TAG_UNIQUE_IDENTIFIER), 3);
+    m = rq_msg(e, 1, 1);
+    p = rq_item(e, m, KMIP_OPERATION_LOCATE);
+    rq_attr_date(e, p, "Initial Date", now - 7200);
+    rq_attr_date(e, p, "Initial Date", now - 3600);
+    assert_int_equal(ttlv_count(locate(e, &ALICE, m), KMIP_TAG_UNIQUE_IDENTIFIER), 0);
+    /* archived objects only with the Storage Status Mask */
+    m = rq_msg(e, 1, 1);
+    rq_uid(e, rq_item(e, m, KMIP_OPERATION_ARCHIVE), k2);
+    assert_ok(rs_item(kenv_call_peer(e, &ALICE, m), 0));
+    m = rq_msg(e, 1, 1);
+    p = rq_item(e, m, KMIP_OPERATION_LOCATE);
+    rq_attr_text(e, p, "Object Group", "g1");
+    r = locate(e, &ALICE, m);
+    assert_int_equal(ttlv_count(r, KMIP_TAG_UNIQUE_IDENTIFIER), 1);
+    assert_false(has_id(r, k2));
+    ttlv_new_int(e->a, p, KMIP_TAG_STORAGE_STATUS_MASK, 3);
+    assert_int_equal(ttlv_count(locate(e, &ALICE, m), KMIP_TAG_UNIQUE_IDENTIFIER), 2);
+    /* unknown attribute name */
+    m = rq_msg(e, 1, 1);
+    p = rq_item(e, m, KMIP_OPERATION_LOCATE);
+    rq_attr_text(e, p, "Bogus", "x");
+    assert_fail(rs_item(kenv_call_peer(e, &ALICE, m), 0), KMIP_RESULT_REASON_INVALID_FIELD);
+    /* Locate + Get through the ID Placeholder in one batch */
+    m = rq_msg(e, 1, 1);
+    p = rq_item(e, m, KMIP_OPERATION_LOCATE);
+    rq_attr_name(e, p, "k1");
+    rq_item(e, m, KMIP_OPERATION_GET);
+    ttlv_item_t *resp = kenv_call_peer(e, &ALICE, m);
+    assert_ok(rs_item(resp, 1));
+    assert_string_equal(rs_uid(rs_item(resp, 1)), k1);
+    /* 1.3 adds Located Items */
+    m = rq_msg(e, 1, 3);
+    p = rq_item(e, m, KMIP_OPERATION_LOCATE);
+    rq_attr_text(e, p, "Object Group", "g1");
+    ttlv_new_int(e->a, p, KMIP_TAG_STORAGE_STATUS_MASK, 3);
+    r = locate(e, &ALICE, m);
+    assert_non_null(ttlv_find(r, KMIP_TAG_LOCATED_ITEMS));
+    assert_int_equal(ttlv_find(r, KMIP_TAG_LOCATED_ITEMS)->v.i32, 2);
+}
+
+static void test_tenancy(void **state)
+{
+    kenv_t *e = *state;
+    char *ka = create_as(e, &ALICE, "shared-name", NULL);
+    char *kb = create_as(e, &BOB, "shared-name", NULL);
+    assert_string_equal(e->sum.tenant, "tb");
+    assert_string_equal(e->sum.object_id, kb);
+    /* Bob cannot see, change or destroy Alice's key: Item Not Found. */
+    uint32_t ops[] = {KMIP_OPERATION_GET, KMIP_OPERATION_GET_ATTRIBUTES,
+                      KMIP_OPERATION_GET_ATTRIBUTE_LIST, KMIP_OPERATION_ACTIVATE,
+                      KMIP_OPERATION_DESTROY, KMIP_OPERATION_ARCHIVE};
+    for (size_t i = 0; i < KMS_ARRAY_SIZE(ops); i++) {
+        ttlv_item_t *m = rq_msg(e, 1, 1);
+        rq_uid(e, rq_item(e, m, ops[i]), ka);
+        assert_fail(rs_item(kenv_call_peer(e, &BOB, m), 0), KMIP_RESULT_REASON_ITEM_NOT_FOUND);
+    }
+    ttlv_item_t *m = rq_msg(e, 1, 1);
+    ttlv_item_t *p = rq_item(e, m, KMIP_OPERATION_LOCATE);
+    rq_attr_name(e, p, "shared-name");
+    ttlv_item_t *r = locate(e, &BOB, m);
+    assert_int_equal(ttlv_count(r, KMIP_TAG_UNIQUE_IDENTIFIER), 1);
+    assert_true(has_id(r, kb));
+    /* Admin sees both; what the admin creates is the admin's tenant. */
+    r = locate(e, &ROOT, m);
+    assert_int_equal(ttlv_count(r, KMIP_TAG_UNIQUE_IDENTIFIER), 2);
+    m = rq_msg(e, 1, 1);
+    rq_uid(e, rq_item(e, m, KMIP_OPERATION_GET), ka);
+    assert_ok(rs_item(kenv_call_peer(e, &ROOT, m), 0));
+    char *kr = create_as(e, &ROOT, "root-key", NULL);
+    m = rq_msg(e, 1, 1);
+    rq_uid(e, rq_item(e, m, KMIP_OPERATION_GET), kr);
+    assert_fail(rs_item(kenv_call_peer(e, &ALICE, m), 0), KMIP_RESULT_REASON_ITEM_NOT_FOUND);
+    /* Alice's key is untouched by Bob's attempts. */
+    m = rq_msg(e, 1, 1);
+    rq_uid(e, rq_item(e, m, KMIP_OPERATION_GET), ka);
+    assert_ok(rs_item(kenv_call_peer(e, &ALICE, m), 0));
+}
+
+static void test_permission_denied(void **state)
+{
+    kenv_t *e = *state;
+    ttlv_item_t *m = rq_msg(e, 1, 1);
+    rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, "denied");
+    rq_item(e, m, KMIP_OPERATION_QUERY);
+    ttlv_item_t *r = kenv_call_peer(e, &NOBODY, m);
+    assert_int_equal(ttlv_count(r, KMIP_TAG_BATCH_ITEM), 2);
+    assert_fail(rs_item(r, 0), KMIP_RESULT_REASON_PERMISSION_DENIED);
+    assert_fail(rs_item(r, 1), KMIP_RESULT_REASON_PERMISSION_DENIED);
+    assert_int_equal(e->sum.result_reason, KMIP_RESULT_REASON_PERMISSION_DENIED);
+    /* nothing was created */
+    m = rq_msg(e, 1, 1);
+    rq_attr_name(e, rq_item(e, m, KMIP_OPERATION_LOCATE), "denied");
+    assert_int_equal(ttlv_count(locate(e, &ROOT, m), KMIP_TAG_UNIQUE_IDENTIFIER), 0);
+    /* Username/Password credential goes to the callback. */
+    m = rq_msg(e, 1, 1);
+    ttlv_item_t *au = ttlv_new_struct(e->a, rq_header(m), KMIP_TAG_AUTHENTICATION);
+    ttlv_item_t *cr = ttlv_new_struct(e->a, au, KMIP_TAG_CREDENTIAL);
+    ttlv_new_enum(e->a, cr, KMIP_TAG_CREDENTIAL_TYPE, KMIP_CREDENTIAL_TYPE_USERNAME_AND_PASSWORD);
+    ttlv_item_t *cv = ttlv_new_struct(e->a, cr, KMIP_TAG_CREDENTIAL_VALUE);
+    ttlv_new_textz(e->a, cv, KMIP_TAG_USERNAME, "alice");
+    ttlv_item_t *pw = ttlv_new_textz(e->a, cv, KMIP_TAG_PASSWORD, "wrong");
+    rq_item(e, m, KMIP_OPERATION_DISCOVER_VERSIONS);
+    assert_fail(rs_item(kenv_call_peer(e, &NOBODY, m), 0), KMIP_RESULT_REASON_PERMISSION_DENIED);
+    ttlv_remove(pw);
+    ttlv_new_textz(e->a, cv, KMIP_TAG_PASSWORD, "secret");
+    assert_ok(rs_item(kenv_call_peer(e, &NOBODY, m), 0));
+    assert_string_equal(e->sum.identity, "alice");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_locate_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tenancy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_permission_denied, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
