@@ -23,6 +23,7 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include "server/access.h" /* srv_audit_record */
 #include "server/server_int.h"
 #include "ttlv/ttlv.h"
 
@@ -214,6 +215,9 @@ static void work_cb(uv_work_t *w)
     };
     memset(&c->summary, 0, sizeof c->summary);
     c->rc = kmip_handle(c->loop->srv->kmip, &peer, c->req, c->req_len, &c->resp, &c->summary);
+    /* Audit (worker thread; only queues the record for the audit writer). */
+    if (c->rc == 0 || c->rc == KMS_ERR_PROTO)
+        srv_audit_record(&c->summary, &peer);
 }
 
 static void log_request(srv_conn_t *c, uint64_t us)

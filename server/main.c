@@ -23,6 +23,7 @@
 
 #include <openssl/ssl.h>
 
+#include "server/access.h" /* access control hooks (srv_access_start/stop) */
 #include "server/server_int.h"
 
 static void usage(FILE *f)
@@ -114,7 +115,8 @@ static int shutdown_all(srv_t *srv)
         }
     }
     srv_loops_free(srv);
-    /* HOOK (access control): srv_access_free / audit close go here, before kmip. */
+    /* Access control: admin socket, audit log (flushed), auth hook. */
+    srv_access_stop(srv);
     kmip_server_free(srv->kmip);
     hsm_keyring_free(srv->keyring);
     store_close(srv->store);
@@ -145,16 +147,18 @@ static int run(const char *path)
     if ((rc = srv_open_hsm(&srv)) != 0 || (rc = srv_open_store(&srv)) != 0 ||
         (rc = srv_setup_keyring(&srv)) != 0)
         goto fail;
-    /* HOOK (access control): srv_access_new(store) here, then set
-     * srv.auth / srv.auth_arg (and srv.cert_check when tls.require_registered);
-     * the audit log opens here too. */
+    /* Access control (server/admin_setup.c): sets srv.auth / auth_arg (and
+     * srv.cert_check with tls.require_registered), opens the audit log and
+     * binds the admin Unix socket (here, still as root). */
+    if ((rc = srv_access_start(&srv)) != 0)
+        goto fail;
     /* 7. the KMIP engine */
     if ((rc = srv_open_kmip(&srv)) != 0)
         goto fail;
     /* 8-9. TLS context, listen sockets */
     if ((rc = setup_tls(&srv)) != 0 || (rc = bind_listeners(&srv)) != 0)
         goto fail;
-    /* HOOK (admin socket): bind the admin Unix socket here, as root. */
+    /* (The admin socket was bound by srv_access_start() above.) */
     /* 10. drop root (files and ports are open) */
     if ((rc = srv_drop_privileges(&srv)) != 0)
         goto fail;
