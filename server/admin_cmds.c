@@ -37,6 +37,7 @@ typedef struct admin_req {
     ttlv_item_t *resp;
     char msg[512];
     const char *target;          /* tenant/client name for the audit record */
+    char target_buf[128];        /* owns `target` when it came from a handler's local */
     const char *tenant;
 } admin_req_t;
 
@@ -362,8 +363,9 @@ static int adm_client_add(admin_req_t *r, store_reader_t *rd)
         if (rc)
             return refuse(r, rc, "cannot hash the password: %s", kms_strerror(rc));
     }
-    r->target = name;
     snprintf(c.name, sizeof(c.name), "%s", name);
+    snprintf(r->target_buf, sizeof(r->target_buf), "%s", c.name);
+    r->target = r->target_buf; /* `name` may be the local `cn` */
     store_client_t existing;
     if (store_client_by_name(rd, c.name, &existing) == 0)
         return refuse(r, KMS_ERR_EXISTS, "a client named '%s' already exists (tenant %s); remove it first",

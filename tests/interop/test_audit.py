@@ -8,6 +8,7 @@ one kmsd reports (`kmsctl audit status`). Then tampers with a copy: an
 edited, a removed and an inserted line are each found, with the right
 FILE:LINE, and exit status 1.
 """
+import hashlib
 import json
 import shutil
 import subprocess
@@ -67,7 +68,10 @@ def test_operations_are_recorded_and_chain_verifies(k):
     status = settle(k)
     path = k.dir / "audit.log"
     recs = records(path)
-    assert status["enabled"] is True and status["last_seq"] == recs[-1]["seq"]
+    # The audit.status command is itself audited, right after the state it reported.
+    assert status["enabled"] is True and recs[-1]["operation"] == "audit.status"
+    assert status["last_seq"] == recs[-1]["seq"] - 1
+    assert status["last_hash"] == recs[-1]["prev"]
     mine = [x for x in recs if x.get("kind") == "kmip" and x.get("tenant") == t]
     ops = [x["operation"] for x in mine]
     assert "Create" in ops and "Get" in ops, ops
@@ -85,7 +89,8 @@ def test_operations_are_recorded_and_chain_verifies(k):
     # The chain verifies, and ends where kmsd says it does.
     out = json.loads(kmsctl("--json", "audit", "verify", str(path), check=0).stdout)
     assert out["ok"] is True and out["lines"] == len(recs)
-    assert out["last_hash"] == status["last_hash"]
+    last_line = path.read_bytes().rstrip(b"\n").split(b"\n")[-1]
+    assert out["last_hash"] == hashlib.sha256(last_line).hexdigest()
 
 
 def test_refused_requests_are_recorded(k):
