@@ -224,6 +224,8 @@ typedef CK_RV (*CK_C_GetSlotInfo)(CK_SLOT_ID slotID, CK_SLOT_INFO *pInfo);
 typedef CK_RV (*CK_C_GetTokenInfo)(CK_SLOT_ID slotID, CK_TOKEN_INFO *pInfo);
 typedef CK_RV (*CK_C_GetMechanismInfo)(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type,
                                        CK_MECHANISM_INFO *pInfo);
+typedef CK_RV (*CK_C_SetPIN)(CK_SESSION_HANDLE hSession, CK_UTF8CHAR *pOldPin, CK_ULONG ulOldLen,
+                             CK_UTF8CHAR *pNewPin, CK_ULONG ulNewLen);
 typedef CK_RV (*CK_C_OpenSession)(CK_SLOT_ID slotID, CK_FLAGS flags, void *pApplication,
                                   void *Notify, CK_SESSION_HANDLE *phSession);
 typedef CK_RV (*CK_C_CloseSession)(CK_SESSION_HANDLE hSession);
@@ -274,7 +276,7 @@ typedef struct CK_FUNCTION_LIST {
     CK_C_GetMechanismInfo C_GetMechanismInfo;
     CK_C_Unused C_InitToken;
     CK_C_Unused C_InitPIN;
-    CK_C_Unused C_SetPIN;
+    CK_C_SetPIN C_SetPIN; /* used by the tests */
     CK_C_OpenSession C_OpenSession;
     CK_C_CloseSession C_CloseSession;
     CK_C_Unused C_CloseAllSessions;

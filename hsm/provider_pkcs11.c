@@ -42,6 +42,9 @@ typedef struct p11 {
     long slot_cfg;      /* -1 when configured by label */
     char *key_label;
     kms_secret_t *pin;  /* kept for re-login after a token reset */
+    char *pin_file;     /* where it came from, re-read after a rejection */
+    char *pin_env;
+    int pin_rejected;   /* a re-login was refused: never retry the same PIN */
 
     /* Set by connect(); read by calls that hold a session. */
     CK_SLOT_ID slot;
@@ -234,12 +237,13 @@ static int login(p11_t *p, CK_SESSION_HANDLE s, char *err, size_t errlen)
     if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_INVALID || rv == CKR_PIN_LEN_RANGE)
         return hsm_errf(err, errlen, KMS_ERR_PERM, "pkcs11: login failed: wrong PIN (%s)",
                         hsm_p11_rv_name(rv));
-    if (rv == CKR_PIN_LOCKED)
+    if (rv == CKR_PIN_LOCKED || rv == CKR_PIN_EXPIRED)
         return hsm_errf(err, errlen, KMS_ERR_PERM,
-                        "pkcs11: login failed: PIN locked after too many wrong tries (%s)",
+                        "pkcs11: login failed: PIN locked or expired (%s)",
                         hsm_p11_rv_name(rv));
-    return hsm_errf(err, errlen, rv_is_gone(rv) ? KMS_ERR_UNAVAIL : KMS_ERR_PERM,
-                    "pkcs11: login failed (%s)", hsm_p11_rv_name(rv));
+    /* KMS_ERR_PERM means "the PIN was refused" (see note_pin_rejected);
+     * anything else may pass, so it stays retryable. */
+    return hsm_errf(err, errlen, KMS_ERR_UNAVAIL, "pkcs11: login failed (%s)", hsm_p11_rv_name(rv));
 }
 
 /* Find AES secret keys labelled `label`: *n_out = how many (0, 1 or 2+). */
@@ -384,6 +388,75 @@ static void deadline_ts(struct timespec *ts, unsigned ms)
     }
 }
 
+/* Has the PIN source changed since the token rejected the PIN? Loads the
+ * new PIN when it has. Retrying a rejected PIN once a second would lock
+ * the token's user PIN on a real HSM. */
+static int pin_changed(p11_t *p)
+{
+    hsm_config_t c;
+    kms_secret_t *np = NULL;
+    char e[256];
+    memset(&c, 0, sizeof(c));
+    c.pin_file = p->pin_file;
+    c.pin_env = p->pin_env;
+    if (read_pin(&c, &np, e, sizeof(e)) != 0)
+        return 0;
+    if (np->len == p->pin->len && kms_ct_memcmp(np->data, p->pin->data, np->len) == 0) {
+        kms_secret_free(np);
+        return 0;
+    }
+    kms_secret_free(p->pin);
+    p->pin = np;
+    p->pin_rejected = 0;
+    kms_log(KMS_LOG_INFO, "hsm", "pkcs11: PIN changed in %s; trying to log in again",
+            p->pin_file ? p->pin_file : p->pin_env);
+    return 1;
+}
+
+static void note_pin_rejected(p11_t *p, const char *err)
+{
+    p->pin_rejected = 1;
+    kms_log(KMS_LOG_ERROR, "hsm",
+            "%s; not retrying this PIN (that could lock it): put the right PIN in %s", err,
+            p->pin_file ? p->pin_file : p->pin_env);
+}
+
+/* The token-facing half of a reconnect (p->mu not held, p->reconnecting
+ * set so nobody else touches the pool). *gen_out: module generation the
+ * new sessions belong to. */
+static int reconnect_unlocked(p11_t *p, unsigned *gen_out, char *err, size_t errlen)
+{
+    int rc;
+    if (p->pin_rejected && !pin_changed(p))
+        return hsm_errf(err, errlen, KMS_ERR_PERM, "pkcs11: waiting for a new PIN");
+    hsm_p11_mod_enter(p->mod);
+    unsigned gen = p->mod->gen;
+    if (gen != p->mod_gen) {
+        /* Another provider restarted the module: our handles are stale. */
+        p->n_sess = 0;
+    }
+    rc = connect_token(p, err, errlen);
+    hsm_p11_mod_leave(p->mod);
+    if (rc == KMS_ERR_PERM) {
+        note_pin_rejected(p, err);
+    } else if (rc != 0) {
+        /* Some modules (SoftHSM2) only see a returned token after a
+         * restart of the library: finalize and initialize, then retry. */
+        CK_RV rv = hsm_p11_mod_reinit(p->mod, gen);
+        if (rv == CKR_OK) {
+            hsm_p11_mod_enter(p->mod);
+            p->n_sess = 0; /* C_Finalize closed every session */
+            gen = p->mod->gen;
+            rc = connect_token(p, err, errlen);
+            hsm_p11_mod_leave(p->mod);
+            if (rc == KMS_ERR_PERM)
+                note_pin_rejected(p, err);
+        }
+    }
+    *gen_out = gen;
+    return rc;
+}
+
 /*
  * Reconnect with p->mu held and p->broken set; releases mu while talking
  * to the token. Rate limited by the caller. Returns 0 when healthy again.
@@ -408,26 +481,9 @@ static int reconnect_locked(p11_t *p)
     }
     pthread_mutex_unlock(&p->mu);
 
-    hsm_p11_mod_enter(p->mod);
-    unsigned gen = p->mod->gen;
-    if (gen != p->mod_gen) {
-        /* Another provider restarted the module: our handles are stale. */
-        p->n_sess = 0;
-    }
-    rc = connect_token(p, err, sizeof(err));
-    hsm_p11_mod_leave(p->mod);
-    if (rc != 0) {
-        /* Some modules (SoftHSM2) only see a returned token after a
-         * restart of the library: finalize and initialize, then retry. */
-        CK_RV rv = hsm_p11_mod_reinit(p->mod, gen);
-        if (rv == CKR_OK) {
-            hsm_p11_mod_enter(p->mod);
-            p->n_sess = 0; /* C_Finalize closed every session */
-            gen = p->mod->gen;
-            rc = connect_token(p, err, sizeof(err));
-            hsm_p11_mod_leave(p->mod);
-        }
-    }
+    unsigned gen = 0;
+    rc = reconnect_unlocked(p, &gen, err, sizeof(err));
+
     pthread_mutex_lock(&p->mu);
     p->reconnecting = 0;
     if (rc == 0) {
@@ -699,6 +755,8 @@ static void p11_free(p11_t *p)
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
     kms_secret_free(p->pin);
+    free(p->pin_file);
+    free(p->pin_env);
     free(p->module_path);
     free(p->token_label);
     free(p->key_label);
@@ -753,6 +811,13 @@ static int p11_new(const hsm_config_t *cfg, const char *key_label, p11_t **out, 
     }
     if ((rc = read_pin(cfg, &p->pin, err, errlen)) != 0)
         goto fail;
+    rc = KMS_ERR_NOMEM;
+    if (cfg->pin_file && cfg->pin_file[0]) {
+        if (!(p->pin_file = strdup(cfg->pin_file)))
+            goto fail;
+    } else if (!(p->pin_env = strdup(cfg->pin_env))) {
+        goto fail;
+    }
     if ((rc = hsm_p11_mod_get(cfg->module, &p->mod, err, errlen)) != 0)
         goto fail;
     p->fl = p->mod->fl;

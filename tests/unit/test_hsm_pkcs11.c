@@ -445,6 +445,63 @@ static void test_removal_under_load(void **state)
     hsm_close(h);
 }
 
+/* The user PIN is changed on the token while kmsd runs, then the token
+ * resets: the re-login is refused, and the provider must not keep trying
+ * the old PIN (a real HSM would lock it). Once the PIN file holds the new
+ * PIN, it logs in again by itself. */
+static void test_pin_changed_while_running(void **state)
+{
+    (void)state;
+    char err[256];
+    hsm_t *h = NULL;
+    hsm_config_t c = p11_cfg();
+    assert_int_equal(hsm_init_master(&c, NULL, err, sizeof(err)), 0);
+    assert_int_equal(hsm_open(&c, &h, err, sizeof(err)), 0);
+
+    /* change the PIN through the module (same process: already initialised) */
+    void *dl = dlopen(SOFTHSM_MODULE, RTLD_NOW);
+    CK_C_GetFunctionList gfl;
+    *(void **)&gfl = dlsym(dl, "C_GetFunctionList");
+    CK_FUNCTION_LIST *fl = NULL;
+    gfl(&fl);
+    CK_SLOT_ID slots[8], slot = 0;
+    CK_ULONG ns = 8;
+    assert_int_equal(fl->C_GetSlotList(CK_TRUE, slots, &ns), CKR_OK);
+    for (CK_ULONG i = 0; i < ns; i++) {
+        CK_TOKEN_INFO ti;
+        memset(&ti, 0, sizeof(ti));
+        if (fl->C_GetTokenInfo(slots[i], &ti) == CKR_OK && memcmp(ti.label, "kmsd ", 5) == 0)
+            slot = slots[i];
+    }
+    CK_SESSION_HANDLE s;
+    assert_int_equal(fl->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s), CKR_OK);
+    assert_int_equal(fl->C_SetPIN(s, (CK_UTF8CHAR *)PIN, 4, (CK_UTF8CHAR *)"8765", 4), CKR_OK);
+    fl->C_CloseSession(s);
+    dlclose(dl);
+
+    /* token reset: the provider reconnects and its PIN is refused */
+    assert_int_equal(softhsm_token_remove(&tok), 0);
+    assert_int_equal(hsm_health(h), KMS_ERR_UNAVAIL);
+    assert_int_equal(softhsm_token_restore(&tok), 0);
+    for (int i = 0; i < 4; i++) {
+        usleep(600 * 1000);
+        assert_int_equal(hsm_health(h), KMS_ERR_UNAVAIL);
+    }
+    /* the operator fixes the PIN file: service comes back by itself */
+    FILE *f = fopen(tok.pin_file, "w");
+    assert_non_null(f);
+    fputs("8765\n", f);
+    fclose(f);
+    int rc = KMS_ERR_UNAVAIL;
+    for (int i = 0; i < 30 && rc != 0; i++) {
+        usleep(100 * 1000);
+        rc = hsm_health(h);
+    }
+    assert_int_equal(rc, 0);
+    round_trip(h, 33);
+    hsm_close(h);
+}
+
 /* Two providers on one module: one restarts the library to recover, the
  * other must notice (stale handles) and recover too. */
 static void test_removal_with_two_providers(void **state)
@@ -597,6 +654,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_token_removed_and_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_removal_with_two_providers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_removal_under_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pin_changed_while_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gcm_fallback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_share_pool, setup, teardown),
     };
