@@ -140,6 +140,18 @@ bool kmip_crypto_alg_is_ec(uint32_t alg);
  * or has trailing bytes. */
 int kmip_crypto_cert_check(const uint8_t *der, size_t len, kmip_cerr_t *e);
 
+/* Attribute Value items (tag Attribute Value) derived from a DER X.509
+ * certificate, allocated in `a`: KMIP 1.1 X.509 Certificate Identifier /
+ * Subject / Issuer, the 1.0 text forms Certificate Identifier / Subject /
+ * Issuer, and the Digital Signature Algorithm (0 when not in KMIP's list).
+ * KMS_ERR_PROTO when the bytes are not one certificate. */
+typedef struct kmip_cert_attrs {
+    ttlv_item_t *x509_identifier, *x509_subject, *x509_issuer;
+    ttlv_item_t *identifier, *subject, *issuer;
+    uint32_t sig_alg;
+} kmip_cert_attrs_t;
+int kmip_crypto_cert_attrs(kms_arena_t *a, const uint8_t *der, size_t len, kmip_cert_attrs_t *out);
+
 /* SHA-256 of `len` bytes into out[32] (the Digest attribute's Digest Value,
  * with Hashing Algorithm SHA-256, taken over the key material as stored). */
 int kmip_crypto_sha256(const uint8_t *p, size_t len, uint8_t out[32]);

@@ -8,6 +8,9 @@
  * wrapped Key Block is unwrapped with a managed AES key that is Active and
  * has Unwrap Key in its usage mask. Attributes of the Template-Attribute
  * must agree with what the material says (algorithm, length).
+ * Certificates get the attributes derived from them (X.509 Certificate
+ * Identifier/Subject/Issuer, the KMIP 1.0 text forms, Digital Signature
+ * Algorithm, Certificate Type/Length).
  * Split Keys and PGP Keys are not supported (Feature Not Supported).
  */
 #include <string.h>
@@ -95,6 +98,34 @@ static int reconcile(kmip_ctx_t *ctx, kmip_obj_t *o, kmip_material_t *d, size_t 
     }
 }
 
+/* The attributes the server derives from a certificate. */
+static int set_cert_attrs(kmip_ctx_t *ctx, kmip_obj_t *o, const kms_secret_t *der, size_t mlen)
+{
+    kmip_cert_attrs_t ca;
+    int rc;
+
+    if ((rc = kmip_attr_set_enum(ctx, o, "Certificate Type", KMIP_CERTIFICATE_TYPE_X_509)) ||
+        (mlen <= INT32_MAX &&
+         (rc = kmip_attr_set_int(ctx, o, "Certificate Length", (int32_t)mlen))))
+        return rc;
+    rc = kmip_crypto_cert_attrs(ctx->arena, der->data, der->len, &ca);
+    if (rc < 0)
+        return rc == KMS_ERR_PROTO ? kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
+                                               "Certificate Value does not parse")
+                                   : rc;
+    if ((rc = kmip_attr_set(ctx, o, "X.509 Certificate Identifier", 0, ca.x509_identifier)) ||
+        (rc = kmip_attr_set(ctx, o, "X.509 Certificate Subject", 0, ca.x509_subject)) ||
+        (rc = kmip_attr_set(ctx, o, "X.509 Certificate Issuer", 0, ca.x509_issuer)) ||
+        (rc = kmip_attr_set(ctx, o, "Certificate Identifier", 0, ca.identifier)) ||
+        (rc = kmip_attr_set(ctx, o, "Certificate Subject", 0, ca.subject)) ||
+        (rc = kmip_attr_set(ctx, o, "Certificate Issuer", 0, ca.issuer)))
+        return rc;
+    if (ca.sig_alg &&
+        (rc = kmip_attr_set_enum(ctx, o, "Digital Signature Algorithm", ca.sig_alg)))
+        return rc;
+    return 0;
+}
+
 int kmip_op_register(kmip_ctx_t *ctx)
 {
     const ttlv_item_t *p = ctx->payload;
@@ -151,9 +182,8 @@ int kmip_op_register(kmip_ctx_t *ctx)
             return rc;
     }
     if (type == KMIP_OBJECT_TYPE_CERTIFICATE) {
-        if ((rc = kmip_attr_set_enum(ctx, o, "Certificate Type", KMIP_CERTIFICATE_TYPE_X_509)) ||
-            (mlen <= INT32_MAX &&
-             (rc = kmip_attr_set_int(ctx, o, "Certificate Length", (int32_t)mlen))))
+        rc = set_cert_attrs(ctx, o, stored, mlen);
+        if (rc < 0)
             return rc;
     }
     if (type != KMIP_OBJECT_TYPE_TEMPLATE)

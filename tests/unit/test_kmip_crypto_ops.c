@@ -17,6 +17,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "hsm/hsm.h"
 #include "kmip/kmip.h"
@@ -439,6 +440,10 @@ static void test_register_other_objects(void **state)
                                (const unsigned char *)"kmsd test", -1, -1, 0);
     X509_set_issuer_name(x, X509_get_subject_name(x));
     X509_set_pubkey(x, k);
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, "DNS:kms.example.org");
+    assert_non_null(ext);
+    X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
     assert_true(X509_sign(x, k, EVP_sha256()) > 0);
     unsigned char *der = NULL;
     int dlen = i2d_X509(x, &der);
@@ -456,6 +461,30 @@ static void test_register_other_objects(void **state)
     ttlv_item_t *cv = ttlv_find(o, KMIP_TAG_CERTIFICATE_VALUE);
     assert_int_equal(cv->v.bytes.len, (size_t)dlen);
     assert_memory_equal(cv->v.bytes.ptr, der, (size_t)dlen);
+    /* Attributes derived from the certificate. */
+    ttlv_item_t *v[2];
+    assert_int_equal(stored_attrs(cid, "X.509 Certificate Subject", v, 2), 1);
+    const unsigned char *nder = NULL;
+    size_t nlen = 0;
+    X509_NAME_get0_der(X509_get_subject_name(x), &nder, &nlen);
+    ttlv_item_t *sdn = ttlv_find(v[0], KMIP_TAG_SUBJECT_DISTINGUISHED_NAME);
+    assert_non_null(sdn);
+    assert_int_equal(sdn->v.bytes.len, nlen);
+    assert_memory_equal(sdn->v.bytes.ptr, nder, nlen);
+    assert_non_null(ttlv_find(v[0], KMIP_TAG_SUBJECT_ALTERNATIVE_NAME));
+    assert_int_equal(stored_attrs(cid, "X.509 Certificate Identifier", v, 2), 1);
+    ttlv_item_t *sn = ttlv_find(v[0], KMIP_TAG_CERTIFICATE_SERIAL_NUMBER);
+    assert_int_equal(sn->v.bytes.len, 1);
+    assert_int_equal(sn->v.bytes.ptr[0], 42);
+    assert_int_equal(stored_attrs(cid, "Certificate Subject", v, 2), 1);
+    assert_string_equal(ttlv_text(ttlv_find(v[0], KMIP_TAG_CERTIFICATE_SUBJECT_DISTINGUISHED_NAME)),
+                        "CN=kmsd test");
+    assert_string_equal(ttlv_text(ttlv_find(v[0], KMIP_TAG_CERTIFICATE_SUBJECT_ALTERNATIVE_NAME)),
+                        "kms.example.org");
+    assert_int_equal(stored_attrs(cid, "Digital Signature Algorithm", v, 2), 1);
+    assert_int_equal(ttlv_u32(v[0]), KMIP_DIGITAL_SIGNATURE_ALGORITHM_ECDSA_WITH_SHA256);
+    assert_int_equal(stored_attrs(cid, "Certificate Length", v, 2), 1);
+    assert_int_equal(v[0]->v.i32, dlen);
     /* A truncated certificate is refused. */
     uint32_t reason = 0;
     m = request(KMIP_OPERATION_REGISTER, &p);
@@ -629,6 +658,36 @@ static void test_rekey(void **state)
     const char *third = ttlv_text(ttlv_find(resp, KMIP_TAG_UNIQUE_IDENTIFIER));
     assert_int_equal(stored_attrs(third, "Activation Date", v, 4), 1);
     assert_int_equal(v[0]->v.i64, at_new);
+    /* With an Offset the dates move with the new Activation Date. */
+    {
+        int64_t now = kms_now_us() / 1000000;
+        ttlv_item_t *pp, *m2 = request(KMIP_OPERATION_REGISTER, &pp);
+        ttlv_new_enum(A, pp, KMIP_TAG_OBJECT_TYPE, KMIP_OBJECT_TYPE_SYMMETRIC_KEY);
+        ttlv_item_t *ta = ttlv_new_struct(A, pp, KMIP_TAG_TEMPLATE_ATTRIBUTE);
+        ttlv_new_datetime(A, attr(ta, "Activation Date"), KMIP_TAG_ATTRIBUTE_VALUE, now - 60);
+        ttlv_new_datetime(A, attr(ta, "Deactivation Date"), KMIP_TAG_ATTRIBUTE_VALUE, now + 3600);
+        ttlv_item_t *sk = ttlv_new_struct(A, pp, KMIP_TAG_SYMMETRIC_KEY);
+        ttlv_item_t *kb = ttlv_new_struct(A, sk, KMIP_TAG_KEY_BLOCK);
+        ttlv_new_enum(A, kb, KMIP_TAG_KEY_FORMAT_TYPE, KMIP_KEY_FORMAT_TYPE_RAW);
+        ttlv_new_bytes(A, ttlv_new_struct(A, kb, KMIP_TAG_KEY_VALUE), KMIP_TAG_KEY_MATERIAL, aes256, 16);
+        ttlv_new_enum(A, kb, KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES);
+        ttlv_new_int(A, kb, KMIP_TAG_CRYPTOGRAPHIC_LENGTH, 128);
+        assert_int_equal(send_req(m2, &resp, NULL), KMIP_RESULT_STATUS_SUCCESS);
+        const char *k1 = ttlv_text(ttlv_find(resp, KMIP_TAG_UNIQUE_IDENTIFIER));
+        m2 = request(KMIP_OPERATION_REKEY, &pp);
+        ttlv_new_textz(A, pp, KMIP_TAG_UNIQUE_IDENTIFIER, k1);
+        ttlv_new_interval(A, pp, KMIP_TAG_OFFSET, 1000);
+        assert_int_equal(send_req(m2, &resp, NULL), KMIP_RESULT_STATUS_SUCCESS);
+        const char *k2 = ttlv_text(ttlv_find(resp, KMIP_TAG_UNIQUE_IDENTIFIER));
+        assert_int_equal(stored_attrs(k2, "Activation Date", v, 4), 1);
+        int64_t at2 = v[0]->v.i64;
+        assert_true(at2 >= now + 1000 && at2 <= now + 1000 + 30);
+        assert_int_equal(stored_attrs(k2, "Deactivation Date", v, 4), 1);
+        assert_int_equal(v[0]->v.i64, at2 + 3660);
+        assert_int_equal(stored_state(k2), KMIP_STATE_PRE_ACTIVE);
+        assert_int_equal(stored_attrs(k2, "Cryptographic Length", v, 4), 1);
+        assert_int_equal(v[0]->v.i32, 128);
+    }
     /* Re-key of something that is not a symmetric key. */
     static const uint8_t pw[] = "pw";
     const char *sid = register_keyblock(KMIP_OBJECT_TYPE_SECRET_DATA, KMIP_KEY_FORMAT_TYPE_OPAQUE, pw, 2,

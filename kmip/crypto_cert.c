@@ -1,0 +1,176 @@
+/*
+ * kmip/crypto_cert.c: the attributes KMIP derives from an X.509
+ * certificate on Register.
+ *
+ * X.509 Certificate Identifier / Subject / Issuer (KMIP 1.1: DER names,
+ * serial number bytes, subject/issuer alternative names), their KMIP 1.0
+ * text forms Certificate Identifier / Subject / Issuer (RFC 2253 names,
+ * hex serial), and the Digital Signature Algorithm. Parsing only: no
+ * chain building or trust decisions.
+ */
+#include <limits.h>
+#include <string.h>
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/objects.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "kmip/kmip_crypto.h"
+
+static const struct { int nid; uint32_t kmip; } sig_algs[] = {
+    {NID_md2WithRSAEncryption, KMIP_DIGITAL_SIGNATURE_ALGORITHM_MD2_WITH_RSA_ENCRYPTION},
+    {NID_md5WithRSAEncryption, KMIP_DIGITAL_SIGNATURE_ALGORITHM_MD5_WITH_RSA_ENCRYPTION},
+    {NID_sha1WithRSAEncryption, KMIP_DIGITAL_SIGNATURE_ALGORITHM_SHA1_WITH_RSA_ENCRYPTION},
+    {NID_sha224WithRSAEncryption, KMIP_DIGITAL_SIGNATURE_ALGORITHM_SHA224_WITH_RSA_ENCRYPTION},
+    {NID_sha256WithRSAEncryption, KMIP_DIGITAL_SIGNATURE_ALGORITHM_SHA256_WITH_RSA_ENCRYPTION},
+    {NID_sha384WithRSAEncryption, KMIP_DIGITAL_SIGNATURE_ALGORITHM_SHA384_WITH_RSA_ENCRYPTION},
+    {NID_sha512WithRSAEncryption, KMIP_DIGITAL_SIGNATURE_ALGORITHM_SHA512_WITH_RSA_ENCRYPTION},
+    {NID_rsassaPss, KMIP_DIGITAL_SIGNATURE_ALGORITHM_RSASSA_PSS},
+    {NID_dsaWithSHA1, KMIP_DIGITAL_SIGNATURE_ALGORITHM_DSA_WITH_SHA1},
+    {NID_dsa_with_SHA224, KMIP_DIGITAL_SIGNATURE_ALGORITHM_DSA_WITH_SHA224},
+    {NID_dsa_with_SHA256, KMIP_DIGITAL_SIGNATURE_ALGORITHM_DSA_WITH_SHA256},
+    {NID_ecdsa_with_SHA1, KMIP_DIGITAL_SIGNATURE_ALGORITHM_ECDSA_WITH_SHA1},
+    {NID_ecdsa_with_SHA224, KMIP_DIGITAL_SIGNATURE_ALGORITHM_ECDSA_WITH_SHA224},
+    {NID_ecdsa_with_SHA256, KMIP_DIGITAL_SIGNATURE_ALGORITHM_ECDSA_WITH_SHA256},
+    {NID_ecdsa_with_SHA384, KMIP_DIGITAL_SIGNATURE_ALGORITHM_ECDSA_WITH_SHA384},
+    {NID_ecdsa_with_SHA512, KMIP_DIGITAL_SIGNATURE_ALGORITHM_ECDSA_WITH_SHA512},
+};
+
+/* DER of an X509_NAME as a Byte String child. */
+static int add_name_der(kms_arena_t *a, ttlv_item_t *parent, uint32_t tag, const X509_NAME *n)
+{
+    const unsigned char *der = NULL;
+    size_t len = 0;
+    if (!X509_NAME_get0_der(n, &der, &len))
+        return KMS_ERR_CRYPTO;
+    return ttlv_new_bytes(a, parent, tag, der, len) ? 0 : KMS_ERR_NOMEM;
+}
+
+/* RFC 2253 text of an X509_NAME as a Text String child. */
+static int add_name_text(kms_arena_t *a, ttlv_item_t *parent, uint32_t tag, const X509_NAME *n)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    char *p = NULL;
+    long len;
+    int rc = KMS_ERR_NOMEM;
+    if (!b)
+        return KMS_ERR_NOMEM;
+    if (X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253) < 0) {
+        rc = KMS_ERR_CRYPTO;
+        goto out;
+    }
+    len = BIO_get_mem_data(b, &p);
+    if (len >= 0 && ttlv_new_text(a, parent, tag, p ? p : "", (size_t)len))
+        rc = 0;
+out:
+    BIO_free(b);
+    return rc;
+}
+
+/* Alternative names (GENERAL_NAMES) of extension `nid`: DER of each as a
+ * Byte String under `bytes_tag` and its text under `text_tag` (either
+ * parent may be NULL). */
+static int add_alt_names(kms_arena_t *a, X509 *x, int nid, ttlv_item_t *bparent, uint32_t bytes_tag,
+                         ttlv_item_t *tparent, uint32_t text_tag)
+{
+    GENERAL_NAMES *gens = X509_get_ext_d2i(x, nid, NULL, NULL);
+    int rc = 0;
+    if (!gens)
+        return 0;
+    for (int i = 0; i < sk_GENERAL_NAME_num(gens) && rc == 0; i++) {
+        GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        unsigned char *der = NULL;
+        int dlen = i2d_GENERAL_NAME(g, &der);
+        if (dlen > 0 && bparent && !ttlv_new_bytes(a, bparent, bytes_tag, der, (size_t)dlen))
+            rc = KMS_ERR_NOMEM;
+        OPENSSL_free(der);
+        if (rc == 0 && tparent) {
+            int type = 0;
+            ASN1_STRING *s = GENERAL_NAME_get0_value(g, &type);
+            if ((type == GEN_DNS || type == GEN_EMAIL || type == GEN_URI) && s &&
+                !ttlv_new_text(a, tparent, text_tag, (const char *)ASN1_STRING_get0_data(s),
+                               (size_t)ASN1_STRING_length(s)))
+                rc = KMS_ERR_NOMEM;
+        }
+    }
+    GENERAL_NAMES_free(gens);
+    return rc;
+}
+
+int kmip_crypto_cert_attrs(kms_arena_t *a, const uint8_t *der, size_t len, kmip_cert_attrs_t *out)
+{
+    const unsigned char *p = der;
+    X509 *x = NULL;
+    BIGNUM *bn = NULL;
+    char *hex = NULL;
+    uint8_t *serial = NULL;
+    int rc = KMS_ERR_NOMEM, n;
+
+    memset(out, 0, sizeof(*out));
+    if (len == 0 || len > LONG_MAX)
+        return KMS_ERR_PROTO;
+    x = d2i_X509(NULL, &p, (long)len);
+    if (!x || p != der + len) {
+        rc = KMS_ERR_PROTO;
+        goto out;
+    }
+    bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+    if (!bn)
+        goto out;
+    hex = BN_bn2hex(bn);
+    n = BN_num_bytes(bn);
+    serial = kms_arena_alloc(a, n > 0 ? (size_t)n : 1);
+    if (!hex || !serial)
+        goto out;
+    BN_bn2bin(bn, serial);
+
+    out->x509_identifier = ttlv_new_struct(a, NULL, KMIP_TAG_ATTRIBUTE_VALUE);
+    out->x509_subject = ttlv_new_struct(a, NULL, KMIP_TAG_ATTRIBUTE_VALUE);
+    out->x509_issuer = ttlv_new_struct(a, NULL, KMIP_TAG_ATTRIBUTE_VALUE);
+    out->identifier = ttlv_new_struct(a, NULL, KMIP_TAG_ATTRIBUTE_VALUE);
+    out->subject = ttlv_new_struct(a, NULL, KMIP_TAG_ATTRIBUTE_VALUE);
+    out->issuer = ttlv_new_struct(a, NULL, KMIP_TAG_ATTRIBUTE_VALUE);
+    if (!out->x509_identifier || !out->x509_subject || !out->x509_issuer || !out->identifier ||
+        !out->subject || !out->issuer)
+        goto out;
+    if ((rc = add_name_der(a, out->x509_identifier, KMIP_TAG_ISSUER_DISTINGUISHED_NAME,
+                           X509_get_issuer_name(x))))
+        goto out;
+    rc = KMS_ERR_NOMEM;
+    if (!ttlv_new_bytes(a, out->x509_identifier, KMIP_TAG_CERTIFICATE_SERIAL_NUMBER, serial,
+                        n > 0 ? (size_t)n : 0))
+        goto out;
+    if ((rc = add_name_der(a, out->x509_subject, KMIP_TAG_SUBJECT_DISTINGUISHED_NAME,
+                           X509_get_subject_name(x))) ||
+        (rc = add_name_der(a, out->x509_issuer, KMIP_TAG_ISSUER_DISTINGUISHED_NAME,
+                           X509_get_issuer_name(x))) ||
+        (rc = add_name_text(a, out->identifier, KMIP_TAG_ISSUER, X509_get_issuer_name(x))))
+        goto out;
+    rc = KMS_ERR_NOMEM;
+    if (!ttlv_new_textz(a, out->identifier, KMIP_TAG_SERIAL_NUMBER, hex))
+        goto out;
+    if ((rc = add_name_text(a, out->subject, KMIP_TAG_CERTIFICATE_SUBJECT_DISTINGUISHED_NAME,
+                            X509_get_subject_name(x))) ||
+        (rc = add_name_text(a, out->issuer, KMIP_TAG_CERTIFICATE_ISSUER_DISTINGUISHED_NAME,
+                            X509_get_issuer_name(x))) ||
+        (rc = add_alt_names(a, x, NID_subject_alt_name, out->x509_subject,
+                            KMIP_TAG_SUBJECT_ALTERNATIVE_NAME, out->subject,
+                            KMIP_TAG_CERTIFICATE_SUBJECT_ALTERNATIVE_NAME)) ||
+        (rc = add_alt_names(a, x, NID_issuer_alt_name, out->x509_issuer,
+                            KMIP_TAG_ISSUER_ALTERNATIVE_NAME, out->issuer,
+                            KMIP_TAG_CERTIFICATE_ISSUER_ALTERNATIVE_NAME)))
+        goto out;
+    for (size_t i = 0; i < KMS_ARRAY_SIZE(sig_algs); i++)
+        if (sig_algs[i].nid == X509_get_signature_nid(x))
+            out->sig_alg = sig_algs[i].kmip;
+    rc = 0;
+out:
+    OPENSSL_free(hex);
+    BN_free(bn);
+    X509_free(x);
+    ERR_clear_error();
+    return rc;
+}
