@@ -323,7 +323,6 @@ bool ttlv_tag_is_secret(uint32_t tag)
     case KMIP_TAG_KEY_MATERIAL:  /* and everything under it */
     case KMIP_TAG_KEY:           /* Transparent Symmetric Key */
     case KMIP_TAG_PASSWORD:
-    case KMIP_TAG_CREDENTIAL_VALUE: /* when a Byte String (Device, Attestation) */
     case KMIP_TAG_D:
     case KMIP_TAG_P:
     case KMIP_TAG_Q:
