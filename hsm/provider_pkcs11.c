@@ -57,6 +57,7 @@ typedef struct p11 {
     CK_SESSION_HANDLE sess[HSM_P11_POOL];
     int n_sess;
     int busy[HSM_P11_POOL];
+    uint64_t busy_since[HSM_P11_POOL]; /* mono ns; finds calls stuck in the module */
     int in_use;
     int broken;       /* sessions/login/key are gone */
     int reconnecting; /* one thread is reconnecting (mu released meanwhile) */
@@ -507,7 +508,7 @@ static void mark_broken_locked(p11_t *p, CK_RV rv)
 }
 
 /* Take a session; on success the caller is inside enter/leave. */
-static int sess_get(p11_t *p, int *idx_out)
+static int sess_get(p11_t *p, int *idx_out, unsigned wait_ms)
 {
     struct timespec dl;
     int rc = 0, waited = 0;
@@ -528,12 +529,17 @@ static int sess_get(p11_t *p, int *idx_out)
             ;
         if (i < p->n_sess) {
             p->busy[i] = 1;
+            p->busy_since[i] = kms_mono_ns();
             p->in_use++;
             *idx_out = i;
             break;
         }
+        if (wait_ms == 0) {
+            rc = KMS_ERR_BUSY;
+            break;
+        }
         if (!waited) {
-            deadline_ts(&dl, HSM_P11_WAIT_MS);
+            deadline_ts(&dl, wait_ms);
             waited = 1;
         }
         if (pthread_cond_timedwait(&p->cv, &p->mu, &dl) == ETIMEDOUT) {
@@ -573,7 +579,7 @@ static int p11_wrap(hsm_t *h, const kms_secret_t *dsk, kms_buf_t *out)
     CK_RV rv = CKR_OK;
     int idx, rc;
 
-    if ((rc = sess_get(p, &idx)) != 0)
+    if ((rc = sess_get(p, &idx, HSM_P11_WAIT_MS)) != 0)
         return rc;
     CK_SESSION_HANDLE s = p->sess[idx];
     blob[0] = HSM_WRAP_FORMAT;
@@ -649,7 +655,7 @@ static int p11_unwrap(hsm_t *h, const uint8_t *w, size_t len, kms_secret_t **out
     }
     if (!(s = kms_secret_new(64)))
         return KMS_ERR_NOMEM;
-    if ((rc = sess_get(p, &idx)) != 0)
+    if ((rc = sess_get(p, &idx, HSM_P11_WAIT_MS)) != 0)
         goto out;
     CK_SESSION_HANDLE se = p->sess[idx];
     CK_ULONG got = 0;
@@ -724,6 +730,20 @@ out:
     return rc;
 }
 
+/* Every session held by a call that has been inside the module for longer
+ * than HSM_P11_WAIT_MS: the token is not answering. */
+static int all_stuck(p11_t *p)
+{
+    uint64_t now = kms_mono_ns(), limit = (uint64_t)HSM_P11_WAIT_MS * 1000000u;
+    pthread_mutex_lock(&p->mu);
+    int stuck = p->n_sess > 0;
+    for (int i = 0; i < p->n_sess; i++)
+        if (!p->busy[i] || now - p->busy_since[i] < limit)
+            stuck = 0;
+    pthread_mutex_unlock(&p->mu);
+    return stuck;
+}
+
 static int p11_health(hsm_t *h)
 {
     p11_t *p = h->impl;
@@ -733,8 +753,10 @@ static int p11_health(hsm_t *h)
 
     /* A real probe: SoftHSM2 and some HSMs only notice a vanished token
      * when the key is touched. sess_get also drives the reconnect. */
-    if ((rc = sess_get(p, &idx)) != 0)
-        return rc == KMS_ERR_BUSY ? 0 : rc; /* all sessions busy: in use, so alive */
+    if ((rc = sess_get(p, &idx, 0)) == KMS_ERR_BUSY)
+        return all_stuck(p) ? KMS_ERR_UNAVAIL : 0; /* every session in use: alive unless stuck */
+    if (rc != 0)
+        return rc;
     CK_RV rv = p->fl->C_GetAttributeValue(p->sess[idx], p->key, &a, 1);
     if ((rc = sess_put(p, idx, rv)) != 0)
         return rc;
