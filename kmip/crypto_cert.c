@@ -5,7 +5,7 @@
  * X.509 Certificate Identifier / Subject / Issuer (KMIP 1.1: DER names,
  * serial number bytes, subject/issuer alternative names), their KMIP 1.0
  * text forms Certificate Identifier / Subject / Issuer (RFC 2253 names,
- * hex serial), and the Digital Signature Algorithm. Parsing only: no
+ * decimal serial), and the Digital Signature Algorithm. Parsing only: no
  * chain building or trust decisions.
  */
 #include <limits.h>
@@ -120,7 +120,7 @@ int kmip_crypto_cert_attrs(kms_arena_t *a, const uint8_t *der, size_t len, kmip_
     bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
     if (!bn)
         goto out;
-    hex = BN_bn2hex(bn);
+    hex = BN_bn2dec(bn); /* decimal, as in the KMIP 1.1 test cases */
     n = BN_num_bytes(bn);
     serial = kms_arena_alloc(a, n > 0 ? (size_t)n : 1);
     if (!hex || !serial)

@@ -12,7 +12,9 @@
  */
 #include <string.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "kmip/kmip_crypto.h"
 
@@ -263,6 +265,24 @@ out:
     return rc;
 }
 
+/* Algorithm and length of a certificate's public key (Cryptographic
+ * Algorithm / Length apply to certificates too); left 0 for key types
+ * KMIP names no parameters for here. */
+static void cert_key_params(const uint8_t *der, size_t len, kmip_material_t *d)
+{
+    const unsigned char *p = der;
+    X509 *x = d2i_X509(NULL, &p, (long)len);
+    EVP_PKEY *pk = x ? X509_get0_pubkey(x) : NULL;
+    uint32_t alg = 0, curve = 0;
+    int32_t bits = 0;
+    if (pk && kmip_crypto_pkey_params(pk, &alg, &bits, &curve, NULL) == 0) {
+        d->alg = alg;
+        d->bits = bits;
+    }
+    X509_free(x);
+    ERR_clear_error();
+}
+
 int kmip_crypto_object_parse(const ttlv_item_t *obj, uint32_t object_type,
                              kmip_kek_lookup_cb unwrap_cb, void *unwrap_arg,
                              kms_secret_t **stored_out, kmip_material_t *d, kmip_cerr_t *e)
@@ -300,6 +320,7 @@ int kmip_crypto_object_parse(const ttlv_item_t *obj, uint32_t object_type,
         rc = kmip_crypto_cert_check(v->v.bytes.ptr, v->v.bytes.len, e);
         if (rc < 0)
             return rc;
+        cert_key_params(v->v.bytes.ptr, v->v.bytes.len, d);
         d->sub_type = KMIP_CERTIFICATE_TYPE_X_509;
         d->stored_fmt = d->registered_fmt = KMIP_KEY_FORMAT_TYPE_X_509;
         *stored_out = kms_secret_dup(v->v.bytes.ptr, v->v.bytes.len);

@@ -88,14 +88,44 @@ static int reconcile(kmip_ctx_t *ctx, kmip_obj_t *o, kmip_material_t *d, size_t 
                              "Cryptographic Length %d does not match the key (%d bits)",
                              (int)len_t, (int)d->bits);
         return 0;
-    default:
-        /* Secret Data, Certificates, Opaque Objects, Templates carry no
-         * algorithm of their own; one stated by the client is kept. */
-        if (d->object_type == KMIP_OBJECT_TYPE_CERTIFICATE && has_alg)
+    case KMIP_OBJECT_TYPE_CERTIFICATE:
+        /* Algorithm and length of the certified public key. */
+        if (d->alg && has_alg && !(alg_t == d->alg || (kmip_crypto_alg_is_ec(alg_t) &&
+                                                      kmip_crypto_alg_is_ec(d->alg))))
             return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
-                             "Cryptographic Algorithm does not apply to a Certificate");
+                             "Cryptographic Algorithm does not match the certified key");
+        if (d->alg && has_alg)
+            d->alg = alg_t;
+        if (d->bits && has_len && len_t != d->bits)
+            return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
+                             "Cryptographic Length does not match the certified key");
+        return 0;
+    default:
+        /* Secret Data, Opaque Objects, Templates carry no algorithm of
+         * their own; one stated by the client is kept. */
         return 0;
     }
+}
+
+/* Name attributes found inside a Template become the template object's. */
+static int template_names(kmip_ctx_t *ctx, kmip_obj_t *o, const ttlv_item_t *tmpl)
+{
+    for (const ttlv_item_t *c = tmpl->first; c; c = c->next) {
+        const char *name = NULL;
+        uint32_t index = 0;
+        ttlv_item_t *v = NULL;
+        int rc = kmip_attr_parse(ctx, c, &name, &index, NULL, &v);
+        if (rc < 0)
+            return rc;
+        if (strcmp(name, "Name") != 0)
+            continue;
+        if (!v || v->type != TTLV_STRUCTURE || !ttlv_find(v, KMIP_TAG_NAME_VALUE))
+            return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
+                             "a Template's Name needs a Name Value");
+        if ((rc = kmip_attr_add(ctx, o, "Name", v, NULL)))
+            return rc;
+    }
+    return 0;
 }
 
 /* The attributes the server derives from a certificate. */
@@ -168,6 +198,13 @@ int kmip_op_register(kmip_ctx_t *ctx)
     rc = kmip_attrs_apply_template(ctx, o, ttlv_find(p, KMIP_TAG_TEMPLATE_ATTRIBUTE));
     if (rc < 0)
         return rc;
+    if (type == KMIP_OBJECT_TYPE_TEMPLATE) {
+        /* A Template's own Name travels inside it (KMIP 1.1 test case
+         * 3.1.2): it names the template object for later Name references. */
+        rc = template_names(ctx, o, obj);
+        if (rc < 0)
+            return rc;
+    }
     rc = reconcile(ctx, o, &desc, mlen);
     if (rc < 0)
         return rc;
