@@ -31,6 +31,7 @@ int cmd_status(int argc, char **argv); /* cmd_status.c */
 int cmd_tenant(int argc, char **argv); /* cmd_tenant.c */
 int cmd_client(int argc, char **argv); /* cmd_client.c */
 int cmd_audit(int argc, char **argv);  /* cmd_audit.c */
+int cmd_key(int argc, char **argv);    /* cmd_key.c */
 int cmd_hsm(int argc, char **argv);  /* cmd_hsm.c */
 
 static const struct {
@@ -43,6 +44,7 @@ static const struct {
     {"tenant", cmd_tenant, "add, list or remove tenants"},
     {"client", cmd_client, "register (certificate, CSR, password), list or remove clients"},
     {"audit", cmd_audit, "verify audit log files; audit chain status"},
+    {"key", cmd_key, "list, show, create, activate, revoke, destroy keys (KMIP over TLS)"},
     {"init", cmd_init, "first-run setup: CA, certificates, master key, config"},
     {"pki", cmd_pki, "issue client certificates, sign a client's CSR"},
     {"ca", cmd_ca, "export the CA certificate for clients to trust"},
