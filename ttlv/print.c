@@ -18,7 +18,8 @@
  *                 as the document does: "Cryptographic Algorithm" -> (AES))
  *   Boolean       TRUE or FALSE
  *   Text String   as-is; when the text is empty, has control characters,
- *                 leading/trailing blanks or starts with a double quote, it
+ *                 leading/trailing blanks, starts with a double quote or is
+ *                 "<redacted>", it
  *                 is printed quoted with C escapes ("a\nb", \" \\ \xNN)
  *   Byte String   upper-case hex (nothing when empty)
  *   Date-Time     0x000000004F9A54E5 (Fri Apr 27 08:12:21 UTC 2012), always UTC
@@ -56,6 +57,8 @@ static int put_hex(kms_buf_t *out, const uint8_t *p, size_t n)
 static bool text_is_plain(const uint8_t *p, size_t n)
 {
     if (n == 0 || p[0] == '"' || p[0] == ' ' || p[n - 1] == ' ')
+        return false;
+    if (n == 10 && memcmp(p, "<redacted>", 10) == 0) /* would read back as a redaction */
         return false;
     for (size_t i = 0; i < n; i++)
         if (p[i] < 0x20 || p[i] == 0x7F)
