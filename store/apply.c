@@ -10,6 +10,7 @@
  */
 #include "store/store_int.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const char *const wsql[WS__COUNT] = {
@@ -19,17 +20,15 @@ static const char *const wsql[WS__COUNT] = {
     [WS_SAVEPOINT] = "SAVEPOINT w",
     [WS_RELEASE] = "RELEASE w",
     [WS_ROLLBACK_TO] = "ROLLBACK TO w",
-    [WS_OBJ_VERSION] = "SELECT version, created_us FROM objects WHERE id = ?1",
+    [WS_OBJ_VERSION] = "SELECT oid, version, created_us FROM objects WHERE id = ?1",
     [WS_OBJ_INSERT] = "INSERT INTO objects(id, object_type, state, tenant, version, created_us,"
                       " updated_us, archived, dsk_id, blob)"
                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [WS_OBJ_UPDATE] = "UPDATE objects SET object_type = ?2, state = ?3, tenant = ?4,"
                       " version = ?5, created_us = ?6, updated_us = ?7, archived = ?8,"
-                      " dsk_id = ?9, blob = ?10 WHERE id = ?1",
-    [WS_OBJ_DELETE] = "DELETE FROM objects WHERE id = ?1",
+                      " dsk_id = ?9, blob = ?10 WHERE oid = ?11 AND id = ?1",
+    [WS_OBJ_DELETE] = "DELETE FROM objects WHERE oid = ?1",
     [WS_ATTR_DELETE] = "DELETE FROM attributes WHERE obj_id = ?1",
-    [WS_ATTR_INSERT] = "INSERT INTO attributes(obj_id, name, idx, value, skey, nkey)"
-                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [WS_LOG_INSERT] = "INSERT INTO change_log(obj_id, version, hlc, node_id, deleted)"
                       " VALUES (?1, ?2, ?3, ?4, ?5)",
     [WS_META_PUT] = "INSERT INTO meta(key, value) VALUES (?1, ?2)"
@@ -57,6 +56,65 @@ void store_wstmt_finalize(store_t *s)
         sqlite3_finalize(s->ws[i]);
         s->ws[i] = NULL;
     }
+    for (int i = 0; i <= STORE_ATTR_ROWS; i++) {
+        sqlite3_finalize(s->attr_ins[i]);
+        s->attr_ins[i] = NULL;
+    }
+}
+
+/* INSERT of n attribute rows in one statement: one VM run instead of n.
+ * The text is fixed per n (placeholders only). OR ROLLBACK: a multi-row
+ * statement that could fail half-way with ABORT would make SQLite keep a
+ * statement journal (a copy of every page it touches); with ROLLBACK it
+ * need not. The only constraint that could fire is a repeated (name,
+ * index), which store_write_put() already refuses. */
+static int attr_insert_stmt(store_t *s, size_t n, sqlite3_stmt **out)
+{
+    if (!s->attr_ins[n]) {
+        char sql[64 + STORE_ATTR_ROWS * 24];
+        size_t len = (size_t)snprintf(sql, sizeof(sql), "INSERT OR ROLLBACK INTO attributes(obj_id, name,"
+                                                        " idx, value, skey, nkey) VALUES ");
+        for (size_t i = 0; i < n; i++)
+            len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s(?,?,?,?,?,?)",
+                                    i ? "," : "");
+        if (len >= sizeof(sql))
+            return KMS_ERR_INTERNAL;
+        return store_stmt(s->wdb, &s->attr_ins[n], sql, out);
+    }
+    return store_stmt(s->wdb, &s->attr_ins[n], NULL, out);
+}
+
+static int insert_attrs(store_t *s, int64_t oid, const store_attr_t *attrs, size_t n_attrs)
+{
+    for (size_t done = 0; done < n_attrs;) {
+        size_t n = n_attrs - done;
+        if (n > STORE_ATTR_ROWS)
+            n = STORE_ATTR_ROWS;
+        sqlite3_stmt *st;
+        int err = attr_insert_stmt(s, n, &st);
+        if (err)
+            return err;
+        for (size_t i = 0; i < n; i++) {
+            const store_attr_t *a = &attrs[done + i];
+            int p = (int)i * 6;
+            sqlite3_bind_int64(st, p + 1, oid);
+            store_bind_text(st, p + 2, a->name);
+            sqlite3_bind_int64(st, p + 3, a->index);
+            sqlite3_bind_blob(st, p + 4, a->value, (int)a->value_len, SQLITE_STATIC);
+            store_bind_text(st, p + 5, a->skey);
+            if (a->has_nkey)
+                sqlite3_bind_int64(st, p + 6, a->nkey);
+        }
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) {
+            if ((rc & 0xff) == SQLITE_CONSTRAINT)
+                return KMS_ERR_INVAL; /* the same (name, index) twice in one object */
+            return store_sqlerr(s->wdb, rc, "put attributes");
+        }
+        done += n;
+    }
+    return 0;
 }
 
 /* Step a statement that returns no rows; reset it either way. */
@@ -87,8 +145,10 @@ static int append_log(store_t *s, const char *id, int64_t version, bool deleted,
     return run(s, st, "change log");
 }
 
-/* Current version of `id` (0 when absent) and its creation time. */
-static int current_version(store_t *s, const char *id, int64_t *ver, int64_t *created)
+/* Current version of `id` (0 when absent), its internal key and its
+ * creation time. */
+static int current_version(store_t *s, const char *id, int64_t *ver, int64_t *oid,
+                           int64_t *created)
 {
     sqlite3_stmt *st;
     int err = store_wstmt(s, WS_OBJ_VERSION, &st);
@@ -98,8 +158,9 @@ static int current_version(store_t *s, const char *id, int64_t *ver, int64_t *cr
     int rc = sqlite3_step(st);
     *ver = 0;
     if (rc == SQLITE_ROW) {
-        *ver = sqlite3_column_int64(st, 0);
-        *created = sqlite3_column_int64(st, 1);
+        *oid = sqlite3_column_int64(st, 0);
+        *ver = sqlite3_column_int64(st, 1);
+        *created = sqlite3_column_int64(st, 2);
         rc = SQLITE_DONE;
     }
     sqlite3_reset(st);
@@ -116,19 +177,23 @@ static int version_ok(int64_t expect, int64_t cur)
 static int apply_put(store_t *s, store_op_t *op, int64_t now_us)
 {
     const store_object_t *o = &op->obj;
-    int64_t cur = 0, created = now_us;
+    int64_t cur = 0, oid = 0, created = now_us;
     sqlite3_stmt *st;
-    int err = current_version(s, o->id, &cur, &created);
-    if (!err)
-        err = version_ok(op->expect, cur);
-    if (err)
-        return err;
+    int err = 0;
+    /* A create needs no read: the UNIQUE id refuses an existing object. */
+    if (op->expect != STORE_VERSION_NEW) {
+        err = current_version(s, o->id, &cur, &oid, &created);
+        if (!err)
+            err = version_ok(op->expect, cur);
+        if (err)
+            return err;
+    }
     int64_t ver = cur + 1;
     if (cur) {
         err = store_wstmt(s, WS_ATTR_DELETE, &st);
         if (err)
             return err;
-        store_bind_text(st, 1, o->id);
+        sqlite3_bind_int64(st, 1, oid);
         err = run(s, st, "put");
         if (err)
             return err;
@@ -147,27 +212,18 @@ static int apply_put(store_t *s, store_op_t *op, int64_t now_us)
     sqlite3_bind_int64(st, 9, o->dsk_id);
     if (o->blob)
         sqlite3_bind_blob(st, 10, o->blob, (int)o->blob_len, SQLITE_STATIC);
+    if (cur)
+        sqlite3_bind_int64(st, 11, oid);
     err = run(s, st, "put");
+    if (err == KMS_ERR_EXISTS && !cur && is_constraint(s, SQLITE_CONSTRAINT_UNIQUE))
+        return KMS_ERR_CONFLICT; /* created meanwhile: the caller expected NEW */
     if (err)
         return err;
-    for (size_t i = 0; i < o->n_attrs; i++) {
-        const store_attr_t *a = &o->attrs[i];
-        err = store_wstmt(s, WS_ATTR_INSERT, &st);
-        if (err)
-            return err;
-        store_bind_text(st, 1, o->id);
-        store_bind_text(st, 2, a->name);
-        sqlite3_bind_int64(st, 3, a->index);
-        sqlite3_bind_blob(st, 4, a->value, (int)a->value_len, SQLITE_STATIC);
-        store_bind_text(st, 5, a->skey);
-        if (a->has_nkey)
-            sqlite3_bind_int64(st, 6, a->nkey);
-        err = run(s, st, "put attribute");
-        if (err == KMS_ERR_EXISTS)
-            return KMS_ERR_INVAL; /* the same (name, index) twice in one object */
-        if (err)
-            return err;
-    }
+    if (!cur)
+        oid = sqlite3_last_insert_rowid(s->wdb);
+    err = insert_attrs(s, oid, o->attrs, o->n_attrs);
+    if (err)
+        return err;
     err = append_log(s, o->id, ver, false, now_us);
     if (!err)
         op->new_version = ver;
@@ -176,9 +232,9 @@ static int apply_put(store_t *s, store_op_t *op, int64_t now_us)
 
 static int apply_delete(store_t *s, store_op_t *op, int64_t now_us)
 {
-    int64_t cur = 0, created = 0;
+    int64_t cur = 0, oid = 0, created = 0;
     sqlite3_stmt *st;
-    int err = current_version(s, op->key, &cur, &created);
+    int err = current_version(s, op->key, &cur, &oid, &created);
     if (err)
         return err;
     if (!cur)
@@ -188,13 +244,13 @@ static int apply_delete(store_t *s, store_op_t *op, int64_t now_us)
         return err;
     err = store_wstmt(s, WS_ATTR_DELETE, &st);
     if (!err) {
-        store_bind_text(st, 1, op->key);
+        sqlite3_bind_int64(st, 1, oid);
         err = run(s, st, "delete");
     }
     if (!err)
         err = store_wstmt(s, WS_OBJ_DELETE, &st);
     if (!err) {
-        store_bind_text(st, 1, op->key);
+        sqlite3_bind_int64(st, 1, oid);
         err = run(s, st, "delete");
     }
     /* The tombstone carries the next version so that replicas order it

@@ -141,7 +141,15 @@ int store_open(const store_options_t *opt, store_t **out)
         sqlite3_close_v2(db);
         db = NULL;
     } else {
-        err = seed_hlc(db, &s->last_hlc);
+        /* The writer walks index pages of every table; a large cache keeps
+         * them resident so a commit reads nothing. */
+        /* temp_store=MEMORY: each write runs inside a SAVEPOINT, whose
+         * undo (sub-journal) would otherwise be a temp file written page by
+         * page; in memory it costs a copy. It holds only pages the open
+         * transaction touched, so it is bounded by the batch. */
+        err = store_exec(db, "PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY", "open");
+        if (!err)
+            err = seed_hlc(db, &s->last_hlc);
         if (err)
             goto out;
         s->wdb = db;

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OBJ_COLS "object_type, state, tenant, version, created_us, updated_us, archived," \
+#define OBJ_COLS "oid, object_type, state, tenant, version, created_us, updated_us, archived," \
                  " dsk_id, blob"
 #define CLIENT_COLS "name, tenant, role, kind, cert_sha256, password_hash, created_us"
 
@@ -113,7 +113,7 @@ static int col_dup(kms_arena_t *a, sqlite3_stmt *st, int col, const uint8_t **p,
     return 0;
 }
 
-static int load_attrs(store_reader_t *r, kms_arena_t *a, store_object_t *o)
+static int load_attrs(store_reader_t *r, kms_arena_t *a, int64_t oid, store_object_t *o)
 {
     sqlite3_stmt *st;
     store_attr_t *tmp = NULL;
@@ -121,7 +121,7 @@ static int load_attrs(store_reader_t *r, kms_arena_t *a, store_object_t *o)
     int err = store_rstmt(r, RS_ATTR_GET, &st);
     if (err)
         return err;
-    store_bind_text(st, 1, o->id);
+    sqlite3_bind_int64(st, 1, oid);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (n == cap) {
@@ -205,21 +205,22 @@ int store_get(store_reader_t *r, kms_arena_t *arena, const char *id, const char 
         goto out;
     }
     strcpy(o->id, id);
-    o->object_type = (uint32_t)sqlite3_column_int64(st, 0);
-    o->state = (uint32_t)sqlite3_column_int64(st, 1);
-    if ((err = store_col_text(st, 2, o->tenant, sizeof(o->tenant))) != 0)
+    int64_t oid = sqlite3_column_int64(st, 0);
+    o->object_type = (uint32_t)sqlite3_column_int64(st, 1);
+    o->state = (uint32_t)sqlite3_column_int64(st, 2);
+    if ((err = store_col_text(st, 3, o->tenant, sizeof(o->tenant))) != 0)
         goto out;
-    o->version = sqlite3_column_int64(st, 3);
-    o->created_us = sqlite3_column_int64(st, 4);
-    o->updated_us = sqlite3_column_int64(st, 5);
-    o->archived = sqlite3_column_int(st, 6) != 0;
-    o->dsk_id = (uint32_t)sqlite3_column_int64(st, 7);
-    if (sqlite3_column_type(st, 8) != SQLITE_NULL &&
-        (err = col_dup(arena, st, 8, &o->blob, &o->blob_len)) != 0)
+    o->version = sqlite3_column_int64(st, 4);
+    o->created_us = sqlite3_column_int64(st, 5);
+    o->updated_us = sqlite3_column_int64(st, 6);
+    o->archived = sqlite3_column_int(st, 7) != 0;
+    o->dsk_id = (uint32_t)sqlite3_column_int64(st, 8);
+    if (sqlite3_column_type(st, 9) != SQLITE_NULL &&
+        (err = col_dup(arena, st, 9, &o->blob, &o->blob_len)) != 0)
         goto out;
     sqlite3_reset(st);
     st = NULL;
-    err = load_attrs(r, arena, o);
+    err = load_attrs(r, arena, oid, o);
     if (err)
         goto out;
     *out = o;

@@ -56,8 +56,20 @@ int store_exec(sqlite3 *db, const char *sql, const char *what)
     return rc == SQLITE_OK ? 0 : store_sqlerr(db, rc, what);
 }
 
+/* Process-wide SQLite settings, before its first use. Memory statistics
+ * take a global mutex on every allocation; nothing here reads them. If
+ * SQLite was already initialised (another user in the process), the calls
+ * fail harmlessly and the defaults stay. */
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static void global_init(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    sqlite3_initialize();
+}
+
 int store_db_open(const char *path, bool read_only, bool create, sqlite3 **out)
 {
+    pthread_once(&g_once, global_init);
     sqlite3 *db = NULL;
     int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_PRIVATECACHE;
     int err;

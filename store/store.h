@@ -110,6 +110,11 @@ typedef struct store_query {
 int store_locate(store_reader_t *r, const store_query_t *q, kms_arena_t *arena, char ***ids_out,
                  size_t *n_out);
 
+/* The query plan SQLite chooses for `q` (EXPLAIN QUERY PLAN, one line per
+ * step, "\n"-separated) into `arena`; for tests and diagnostics. */
+int store_locate_explain(store_reader_t *r, const store_query_t *q, kms_arena_t *arena,
+                         char **plan_out);
+
 /* Small key/value metadata (wrapped data-store keys, settings). */
 int store_meta_get(store_reader_t *r, kms_arena_t *arena, const char *key, uint8_t **val_out,
                    size_t *len_out);
@@ -194,6 +199,7 @@ typedef struct store_stats {
     uint64_t failures;       /* writes failed otherwise (I/O, constraint, ...) */
     uint64_t transactions;   /* group transactions committed */
     uint64_t max_batch;      /* most writes seen in one transaction */
+    uint64_t retried;        /* batches re-run write by write because one failed */
 } store_stats_t;
 void store_stats(store_t *s, store_stats_t *out);
 

@@ -17,6 +17,7 @@
 #define STORE_LOG "store"
 #define STORE_DEFAULT_BATCH 512
 #define STORE_BUSY_MS 10000
+#define STORE_ATTR_ROWS 16   /* attribute rows per INSERT statement */
 
 /* ------------------------------------------------------------- writes */
 enum store_op_kind {
@@ -54,7 +55,7 @@ struct store_write {
 enum store_wstmt {
     WS_BEGIN, WS_COMMIT, WS_ROLLBACK, WS_SAVEPOINT, WS_RELEASE, WS_ROLLBACK_TO,
     WS_OBJ_VERSION, WS_OBJ_INSERT, WS_OBJ_UPDATE, WS_OBJ_DELETE,
-    WS_ATTR_DELETE, WS_ATTR_INSERT, WS_LOG_INSERT,
+    WS_ATTR_DELETE, WS_LOG_INSERT,
     WS_META_PUT,
     WS_TENANT_INSERT, WS_TENANT_DELETE, WS_TENANT_OBJECTS,
     WS_CLIENT_UPSERT, WS_CLIENT_DELETE,
@@ -70,7 +71,9 @@ struct store {
 
     sqlite3 *wdb;                     /* writer connection (NULL read-only) */
     sqlite3_stmt *ws[WS__COUNT];
+    sqlite3_stmt *attr_ins[STORE_ATTR_ROWS + 1]; /* [n]: insert n attribute rows */
     int64_t last_hlc;                 /* writer thread only */
+    uint64_t retries;                 /* writer thread only: batches re-run isolated */
 
     pthread_t thread;
     bool thread_started;

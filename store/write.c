@@ -95,6 +95,12 @@ static int copy_object(kms_arena_t *a, const store_object_t *src, store_object_t
             if (!at[i].name || !at[i].value || (s->skey && !at[i].skey))
                 return KMS_ERR_NOMEM;
         }
+        /* (name, index) identifies an instance: a repeat is a caller bug
+         * and must not reach the writer (see apply.c insert_attrs). */
+        for (size_t i = 0; i < src->n_attrs; i++)
+            for (size_t j = i + 1; j < src->n_attrs; j++)
+                if (at[i].index == at[j].index && strcmp(at[i].name, at[j].name) == 0)
+                    return KMS_ERR_INVAL;
         dst->attrs = at;
     }
     return 0;

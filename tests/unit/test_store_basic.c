@@ -222,11 +222,13 @@ static void test_versions(void **state)
     assert_int_equal(vv[0], 1);
     assert_int_equal(vv[1], 3);
 
-    /* duplicate (name, index) inside one object is invalid, nothing applied */
-    at3[1].index = 0;
+    /* duplicate (name, index) inside one object is refused when added */
     make_obj(&o3, at3, "v-4", "t");
     at3[1].index = 0;
-    assert_int_equal(put1(s, &o3, STORE_VERSION_NEW, NULL), KMS_ERR_INVAL);
+    w = store_write_new();
+    assert_int_equal(store_write_put(w, &o3, STORE_VERSION_NEW), KMS_ERR_INVAL);
+    assert_int_equal(store_commit(s, w, NULL, 0), 0); /* nothing in it */
+    store_write_free(w);
     assert_int_equal(store_get(r, a, "v-4", NULL, &g), KMS_ERR_NOTFOUND);
 
     /* delete: version checked, then gone */
@@ -378,11 +380,12 @@ static void test_reopen_durable(void **state)
 static const char V1_SQL[] =
     "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_us INTEGER NOT NULL);"
     "PRAGMA application_id=1263358788;"
-    "CREATE TABLE objects (id TEXT PRIMARY KEY NOT NULL, object_type INTEGER NOT NULL,"
+    "CREATE TABLE objects (oid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,"
+    " object_type INTEGER NOT NULL,"
     " state INTEGER NOT NULL, tenant TEXT NOT NULL, version INTEGER NOT NULL CHECK (version > 0),"
     " created_us INTEGER NOT NULL, updated_us INTEGER NOT NULL,"
     " archived INTEGER NOT NULL DEFAULT 0, dsk_id INTEGER NOT NULL DEFAULT 0, blob BLOB);"
-    "CREATE TABLE attributes (obj_id TEXT NOT NULL REFERENCES objects(id) ON DELETE CASCADE,"
+    "CREATE TABLE attributes (obj_id INTEGER NOT NULL,"
     " name TEXT NOT NULL, idx INTEGER NOT NULL, value BLOB NOT NULL, skey TEXT, nkey INTEGER,"
     " PRIMARY KEY (obj_id, name, idx)) WITHOUT ROWID;"
     "CREATE INDEX attributes_skey ON attributes(name, skey) WHERE skey IS NOT NULL;"
@@ -394,8 +397,8 @@ static const char V1_SQL[] =
     " deleted INTEGER NOT NULL DEFAULT 0);"
     "INSERT INTO schema_version VALUES (1, 1);"
     "INSERT INTO meta VALUES ('node_id', CAST('0123456789abcdef0123456789abcdef' AS BLOB));"
-    "INSERT INTO objects VALUES ('old-1', 2, 1, 'legacy', 4, 1000, 2000, 0, 1, x'c0ffee');"
-    "INSERT INTO attributes VALUES ('old-1', 'Name', 0, x'4200', 'legacy-key', NULL);"
+    "INSERT INTO objects VALUES (5, 'old-1', 2, 1, 'legacy', 4, 1000, 2000, 0, 1, x'c0ffee');"
+    "INSERT INTO attributes VALUES (5, 'Name', 0, x'4200', 'legacy-key', NULL);"
     "INSERT INTO change_log(obj_id, version, hlc, node_id) VALUES"
     " ('old-1', 4, 281474976710656000, '0123456789abcdef0123456789abcdef');";
 

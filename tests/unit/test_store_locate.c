@@ -1,0 +1,335 @@
+/* tests/unit/test_store_locate.c: store_locate on a real SQLite file with a
+ * few hundred objects in two tenants: every condition kind checked against
+ * a model computed here, tenant isolation, storage-status filter, newest
+ * first order, offset/max_items paging, and the query plan (Locate by Name
+ * within a tenant must use an index, not scan objects). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "common/kms.h"
+#include "store/store.h"
+
+#define N_OBJ 240
+
+static char g_dir[64];
+static store_t *g_s;
+static store_reader_t *g_r;
+static kms_arena_t *g_a;
+
+/* The model: what each object i carries. */
+static const char *tenant_of(int i) { return i % 3 == 2 ? "beta" : "alpha"; }
+static int group_of(int i) { return i % 4; }
+static int64_t length_of(int i) { return i % 2 ? 256 : 128; }
+static int64_t mask_of(int i) { return i % 3 ? 12 : 4; }
+static bool flag_of(int i) { return i % 5 == 0; }
+static bool archived_of(int i) { return i % 7 == 0; }
+
+static void id_of(int i, char *buf, size_t n) { snprintf(buf, n, "loc-%04d", i); }
+
+static int index_of(const char *id)
+{
+    return atoi(id + 4);
+}
+
+static int setup_all(void **state)
+{
+    (void)state;
+    kms_log_set_level(KMS_LOG_ERROR);
+    strcpy(g_dir, "/tmp/kmsd-storeloc-XXXXXX");
+    if (!mkdtemp(g_dir))
+        return -1;
+    char path[128];
+    snprintf(path, sizeof(path), "%s/kms.db", g_dir);
+    store_options_t o = {.path = path};
+    if (store_open(&o, &g_s) != 0)
+        return -1;
+    for (int i = 0; i < N_OBJ; i++) {
+        store_object_t ob;
+        store_attr_t at[5];
+        char name[32], grp[32];
+        memset(&ob, 0, sizeof(ob));
+        memset(at, 0, sizeof(at));
+        id_of(i, ob.id, sizeof(ob.id));
+        strcpy(ob.tenant, tenant_of(i));
+        ob.object_type = 2;
+        ob.state = 2;
+        ob.archived = archived_of(i);
+        snprintf(name, sizeof(name), "name-%d", i);
+        snprintf(grp, sizeof(grp), "group-%d", group_of(i));
+        size_t n = 0;
+        at[n++] = (store_attr_t){.name = "Name", .value = (const uint8_t *)"v", .value_len = 1,
+                                 .skey = name};
+        at[n++] = (store_attr_t){.name = "Object Group", .value = (const uint8_t *)"g",
+                                 .value_len = 1, .skey = grp};
+        at[n++] = (store_attr_t){.name = "Cryptographic Length", .value = (const uint8_t *)"l",
+                                 .value_len = 1, .nkey = length_of(i), .has_nkey = true};
+        at[n++] = (store_attr_t){.name = "Cryptographic Usage Mask",
+                                 .value = (const uint8_t *)"m", .value_len = 1,
+                                 .nkey = mask_of(i), .has_nkey = true};
+        if (flag_of(i))
+            at[n++] = (store_attr_t){.name = "x-flag", .value = (const uint8_t *)"f",
+                                     .value_len = 1};
+        ob.attrs = at;
+        ob.n_attrs = n;
+        store_write_t *w = store_write_new();
+        if (!w || store_write_put(w, &ob, STORE_VERSION_NEW) != 0 ||
+            store_commit(g_s, w, NULL, 0) != 0)
+            return -1;
+        store_write_free(w);
+    }
+    if (store_reader_new(g_s, &g_r) != 0)
+        return -1;
+    g_a = kms_arena_new(0);
+    return 0;
+}
+
+static int teardown_all(void **state)
+{
+    (void)state;
+    kms_arena_free(g_a);
+    store_reader_free(g_r);
+    store_close(g_s);
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+typedef bool (*pred_fn)(int i);
+
+/* Locate and compare with the model: same set, newest first. */
+static void check(const store_query_t *q, pred_fn pred)
+{
+    char **ids = NULL;
+    size_t n = 0;
+    assert_int_equal(store_locate(g_r, q, g_a, &ids, &n), 0);
+    int expect[N_OBJ], ne = 0;
+    for (int i = N_OBJ - 1; i >= 0; i--) { /* newest first = highest i first */
+        bool online_ok = q->want_online || (!q->want_online && !q->want_archived);
+        bool st_ok = archived_of(i) ? q->want_archived : online_ok;
+        if ((!q->tenant || strcmp(q->tenant, tenant_of(i)) == 0) && st_ok && pred(i))
+            expect[ne++] = i;
+    }
+    size_t first = q->offset < (size_t)ne ? q->offset : (size_t)ne;
+    size_t want = (size_t)ne - first;
+    if (q->max_items && q->max_items < want)
+        want = q->max_items;
+    assert_int_equal(n, want);
+    for (size_t k = 0; k < n; k++)
+        assert_int_equal(index_of(ids[k]), expect[first + k]);
+}
+
+static bool p_all(int i) { (void)i; return true; }
+static bool p_name17(int i) { return i == 17; }
+static bool p_group1(int i) { return group_of(i) == 1; }
+static bool p_len256(int i) { return length_of(i) == 256; }
+static bool p_mask8(int i) { return (mask_of(i) & 8) == 8; }
+static bool p_mask4(int i) { return (mask_of(i) & 4) == 4; }
+static bool p_flag(int i) { return flag_of(i); }
+static bool p_group2_len128_flag(int i)
+{
+    return group_of(i) == 2 && length_of(i) == 128 && flag_of(i);
+}
+static bool p_none(int i) { (void)i; return false; }
+
+static void test_skey(void **state)
+{
+    (void)state;
+    store_cond_t c = {.kind = STORE_COND_SKEY_EQ, .name = "Name", .s = "name-17"};
+    store_query_t q = {.tenant = "alpha", .conds = &c, .n_conds = 1};
+    check(&q, p_name17); /* 17 % 3 == 2: beta's, so alpha sees nothing */
+    q.tenant = "beta";
+    check(&q, p_name17);
+    char **ids;
+    size_t n;
+    assert_int_equal(store_locate(g_r, &q, g_a, &ids, &n), 0);
+    assert_int_equal(n, 1);
+    q.tenant = "alpha";
+    assert_int_equal(store_locate(g_r, &q, g_a, &ids, &n), 0);
+    assert_int_equal(n, 0);
+    q.tenant = NULL;
+    check(&q, p_name17);
+    c.name = "Object Group";
+    c.s = "group-1";
+    q.tenant = "alpha";
+    check(&q, p_group1);
+    /* a skey under another attribute name does not match */
+    c.name = "Name";
+    check(&q, p_none);
+}
+
+static void test_nkey(void **state)
+{
+    (void)state;
+    store_cond_t c = {.kind = STORE_COND_NKEY_EQ, .name = "Cryptographic Length", .lo = 256};
+    store_query_t q = {.tenant = "alpha", .conds = &c, .n_conds = 1};
+    check(&q, p_len256);
+    c.kind = STORE_COND_NKEY_RANGE;
+    c.lo = 200;
+    c.hi = 300;
+    check(&q, p_len256);
+    c.lo = 128;
+    c.hi = 256; /* inclusive bounds */
+    check(&q, p_all);
+    c.lo = 129;
+    c.hi = 255;
+    check(&q, p_none);
+    c.kind = STORE_COND_NKEY_MASK;
+    c.name = "Cryptographic Usage Mask";
+    c.lo = 8;
+    check(&q, p_mask8);
+    c.lo = 4;
+    check(&q, p_mask4);
+    c.lo = 12;
+    check(&q, p_mask8);
+}
+
+static void test_has_and_combined(void **state)
+{
+    (void)state;
+    store_cond_t c[3] = {
+        {.kind = STORE_COND_HAS, .name = "x-flag"},
+        {.kind = STORE_COND_SKEY_EQ, .name = "Object Group", .s = "group-2"},
+        {.kind = STORE_COND_NKEY_EQ, .name = "Cryptographic Length", .lo = 128},
+    };
+    store_query_t q = {.tenant = "beta", .conds = c, .n_conds = 1};
+    check(&q, p_flag);
+    q.tenant = NULL;
+    check(&q, p_flag);
+    q.n_conds = 3;
+    check(&q, p_group2_len128_flag);
+    q.tenant = "alpha";
+    check(&q, p_group2_len128_flag);
+    c[0].name = "x-missing";
+    check(&q, p_none);
+}
+
+static void test_status_filter(void **state)
+{
+    (void)state;
+    store_query_t q = {.tenant = "alpha"};
+    check(&q, p_all); /* default: on-line only */
+    q.want_online = true;
+    check(&q, p_all);
+    q.want_archived = true;
+    check(&q, p_all);
+    q.want_online = false;
+    check(&q, p_all); /* archived only */
+    char **ids;
+    size_t n;
+    assert_int_equal(store_locate(g_r, &q, g_a, &ids, &n), 0);
+    assert_true(n > 0);
+    for (size_t k = 0; k < n; k++)
+        assert_true(archived_of(index_of(ids[k])));
+}
+
+static void test_paging(void **state)
+{
+    (void)state;
+    store_query_t q = {.tenant = NULL, .want_online = true, .want_archived = true};
+    char **all;
+    size_t n_all;
+    assert_int_equal(store_locate(g_r, &q, g_a, &all, &n_all), 0);
+    assert_int_equal(n_all, N_OBJ);
+    /* newest first over everything */
+    for (size_t k = 0; k + 1 < n_all; k++)
+        assert_true(index_of(all[k]) > index_of(all[k + 1]));
+    /* pages of 7 concatenate to the full list */
+    size_t seen = 0;
+    for (size_t off = 0;; off += 7) {
+        q.offset = off;
+        q.max_items = 7;
+        check(&q, p_all);
+        char **ids;
+        size_t n;
+        assert_int_equal(store_locate(g_r, &q, g_a, &ids, &n), 0);
+        for (size_t k = 0; k < n; k++)
+            assert_string_equal(ids[k], all[seen + k]);
+        seen += n;
+        if (n < 7)
+            break;
+    }
+    assert_int_equal(seen, N_OBJ);
+    q.offset = N_OBJ + 5;
+    check(&q, p_all); /* past the end: empty */
+    q.offset = 3;
+    q.max_items = 0;
+    check(&q, p_all);
+}
+
+static void test_invalid(void **state)
+{
+    (void)state;
+    char **ids;
+    size_t n;
+    store_cond_t c = {.kind = STORE_COND_SKEY_EQ, .name = "Name", .s = NULL};
+    store_query_t q = {.conds = &c, .n_conds = 1};
+    assert_int_equal(store_locate(g_r, &q, g_a, &ids, &n), KMS_ERR_INVAL);
+    c.kind = (enum store_cond_kind)99;
+    c.s = "x";
+    assert_int_equal(store_locate(g_r, &q, g_a, &ids, &n), KMS_ERR_INVAL);
+    store_cond_t many[65];
+    for (int i = 0; i < 65; i++)
+        many[i] = (store_cond_t){.kind = STORE_COND_HAS, .name = "Name"};
+    q.conds = many;
+    q.n_conds = 65;
+    assert_int_equal(store_locate(g_r, &q, g_a, &ids, &n), KMS_ERR_LIMIT);
+    q.n_conds = 64;
+    assert_int_equal(store_locate(g_r, &q, g_a, &ids, &n), 0);
+    /* a value with SQL in it is just a value */
+    c.kind = STORE_COND_SKEY_EQ;
+    c.s = "x' OR 1=1 --";
+    q.conds = &c;
+    q.n_conds = 1;
+    assert_int_equal(store_locate(g_r, &q, g_a, &ids, &n), 0);
+    assert_int_equal(n, 0);
+}
+
+static void test_plan(void **state)
+{
+    (void)state;
+    char *plan = NULL;
+    store_cond_t c = {.kind = STORE_COND_SKEY_EQ, .name = "Name", .s = "name-17"};
+    store_query_t q = {.tenant = "beta", .conds = &c, .n_conds = 1};
+    assert_int_equal(store_locate_explain(g_r, &q, g_a, &plan), 0);
+    print_message("plan (Name within tenant):\n%s", plan);
+    /* driven by the Name index, objects by primary key: no walk over the
+     * tenant's objects */
+    assert_non_null(strstr(plan, "attributes_skey (name=? AND skey=?)"));
+    assert_non_null(strstr(plan, "SEARCH o USING INTEGER PRIMARY KEY (rowid=?)"));
+    assert_null(strstr(plan, "objects_tenant_order"));
+    assert_null(strstr(plan, "SCAN"));
+    /* numeric condition: the (name, nkey) index */
+    store_cond_t cn = {.kind = STORE_COND_NKEY_RANGE, .name = "Cryptographic Length", .lo = 1,
+                       .hi = 300};
+    q.conds = &cn;
+    assert_int_equal(store_locate_explain(g_r, &q, g_a, &plan), 0);
+    print_message("plan (range within tenant):\n%s", plan);
+    assert_null(strstr(plan, "SCAN attributes"));
+    /* no condition within a tenant: the order index, no sort */
+    q.n_conds = 0;
+    assert_int_equal(store_locate_explain(g_r, &q, g_a, &plan), 0);
+    print_message("plan (all of a tenant):\n%s", plan);
+    assert_non_null(strstr(plan, "objects_tenant_order"));
+    assert_null(strstr(plan, "TEMP B-TREE"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_skey),
+        cmocka_unit_test(test_nkey),
+        cmocka_unit_test(test_has_and_combined),
+        cmocka_unit_test(test_status_filter),
+        cmocka_unit_test(test_paging),
+        cmocka_unit_test(test_invalid),
+        cmocka_unit_test(test_plan),
+    };
+    return cmocka_run_group_tests(tests, setup_all, teardown_all);
+}
