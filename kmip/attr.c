@@ -55,7 +55,7 @@ static const kmip_attr_rule_t rules[] = {
     {"Revocation Reason", KMIP_TAG_REVOCATION_REASON, S, 0},
     {"Archive Date", KMIP_TAG_ARCHIVE_DATE, TTLV_DATE_TIME, 0},
     {"Object Group", KMIP_TAG_OBJECT_GROUP, TTLV_TEXT_STRING, M | I | A | C | D},
-    {"Fresh", KMIP_TAG_FRESH, TTLV_BOOLEAN, 0},
+    {"Fresh", KMIP_TAG_FRESH, TTLV_BOOLEAN, I},
     {"Link", KMIP_TAG_LINK, S, M | I | A | C | D},
     {"Application Specific Information", KMIP_TAG_APPLICATION_SPECIFIC_INFORMATION, S,
      M | I | A | C | D},
@@ -77,6 +77,7 @@ static const kmip_attr_rule_t rules[] = {
     {"_kmsd.fmt", 0, TTLV_INTEGER, H},
     {"_kmsd.curve", 0, TTLV_INTEGER, H},
     {"_kmsd.subtype", 0, TTLV_INTEGER, H},
+    {"_kmsd.live", 0, TTLV_INTEGER, H}, /* 1 until Destroy: Locate skips destroyed objects */
 };
 
 static const kmip_attr_rule_t custom_rule = {"x-", 0, TTLV_ANY, M | I | A | C | D};

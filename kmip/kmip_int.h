@@ -183,11 +183,15 @@ typedef struct kmip_obj {
     const store_object_t *loaded; /* the stored row this was loaded from (NULL if new) */
 } kmip_obj_t;
 
+/* Lease Time given to every new object except Templates (seconds). */
+#define KMIP_DEFAULT_LEASE_SECONDS 3600
+
 /*
  * A new object of `object_type` for the requesting identity's tenant:
  * fresh UUID v4, State Pre-Active, and the server attributes Unique
- * Identifier, Object Type, State, Initial Date, Last Change Date, Lease
- * Time (symmetric/private keys) and Fresh. Nothing stored yet.
+ * Identifier, Object Type, State and Lease Time (not for Templates),
+ * Initial Date, Last Change Date, Fresh (keys and secret data) and the
+ * private liveness marker. Nothing stored yet.
  */
 int kmip_obj_new(kmip_ctx_t *ctx, uint32_t object_type, kmip_obj_t **out);
 

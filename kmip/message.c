@@ -246,9 +246,12 @@ static int encode_response(kms_arena_t *a, const req_t *rq, int64_t now, item_re
             return ttlv_encode(root, resp);
         }
         for (size_t i = 0; i < n; i++)
-            if (items[i].payload)
+            if (items[i].payload) {
+                /* As the KMIP 1.1 test case 12.1 answers: no Operation. */
+                items[i].operation = 0;
                 set_fail(&items[i], KMIP_RESULT_REASON_RESPONSE_TOO_LARGE,
                          "response exceeds the Maximum Response Size");
+            }
     }
     return KMS_ERR_INTERNAL;
 }

@@ -61,11 +61,13 @@ int kmip_obj_new(kmip_ctx_t *ctx, uint32_t object_type, kmip_obj_t **out)
     if ((rc = kmip_attr_set_text(ctx, o, "Unique Identifier", o->id)) ||
         (rc = kmip_attr_set_enum(ctx, o, "Object Type", object_type)) ||
         (rc = kmip_attr_set_date(ctx, o, "Initial Date", ctx->now)) ||
-        (rc = kmip_attr_set_date(ctx, o, "Last Change Date", ctx->now)))
+        (rc = kmip_attr_set_date(ctx, o, "Last Change Date", ctx->now)) ||
+        (rc = kmip_attr_set_int(ctx, o, "_kmsd.live", 1)))
         return rc;
     /* State applies to cryptographic objects, not Templates / Opaque. */
     if (object_type != KMIP_OBJECT_TYPE_TEMPLATE &&
-        (rc = kmip_attr_set_enum(ctx, o, "State", KMIP_STATE_PRE_ACTIVE)))
+        ((rc = kmip_attr_set_enum(ctx, o, "State", KMIP_STATE_PRE_ACTIVE)) ||
+         (rc = kmip_attr_set_interval(ctx, o, "Lease Time", KMIP_DEFAULT_LEASE_SECONDS))))
         return rc;
     if ((object_type == KMIP_OBJECT_TYPE_SYMMETRIC_KEY ||
          object_type == KMIP_OBJECT_TYPE_PRIVATE_KEY || object_type == KMIP_OBJECT_TYPE_SECRET_DATA ||
@@ -176,6 +178,23 @@ int kmip_obj_set_material(kmip_ctx_t *ctx, kmip_obj_t *o, kms_secret_t *stored,
     kmip_attr_remove_all(o, "Digest");
     if ((rc = kmip_attr_set(ctx, o, "Digest", 0, d)))
         return rc;
+    if (o->object_type == KMIP_OBJECT_TYPE_TEMPLATE) {
+        /* A Template's own Names (inside the Template structure) name the
+         * managed object, so Create can find it by Name. */
+        ttlv_item_t *t = NULL;
+        ttlv_error_t err;
+        if (ttlv_decode(stored->data, stored->len, NULL, ctx->arena, &t, &err) == 0) {
+            for (ttlv_item_t *a = ttlv_find(t, KMIP_TAG_ATTRIBUTE); a;
+                 a = ttlv_find_next(a, KMIP_TAG_ATTRIBUTE)) {
+                const ttlv_item_t *n = ttlv_find(a, KMIP_TAG_ATTRIBUTE_NAME);
+                ttlv_item_t *v = ttlv_find(a, KMIP_TAG_ATTRIBUTE_VALUE);
+                if (n && n->type == TTLV_TEXT_STRING && strcmp(ttlv_text(n), "Name") == 0 && v &&
+                    v->type == TTLV_STRUCTURE &&
+                    (rc = kmip_attr_add(ctx, o, "Name", ttlv_clone(ctx->arena, v), NULL)))
+                    return rc;
+            }
+        }
+    }
     if (!desc)
         return 0;
     if (desc->alg && (rc = kmip_attr_set_enum(ctx, o, "Cryptographic Algorithm", desc->alg)))
@@ -245,6 +264,7 @@ int kmip_obj_open_material(kmip_ctx_t *ctx, kmip_obj_t *o, const kms_secret_t **
 
 void kmip_obj_drop_material(kmip_obj_t *o)
 {
+    kmip_attr_remove_all(o, "_kmsd.live");
     if (o->material)
         kms_wipe(o->material->data, o->material->len);
     o->material = NULL;

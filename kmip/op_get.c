@@ -86,6 +86,25 @@ static int resolve_wrap(kmip_ctx_t *ctx, const ttlv_item_t *kws, kmip_wrap_t *w)
     return w->key_id ? 0 : KMS_ERR_NOMEM;
 }
 
+static int unfresh_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg)
+{
+    (void)arg;
+    kmip_attr_t *f = kmip_attr_get(o, "Fresh", 0);
+    if (!f || f->value->type != TTLV_BOOLEAN || !f->value->v.b)
+        return 1;
+    return kmip_attr_set_bool(ctx, o, "Fresh", false);
+}
+
+/* Fresh becomes false once the object has been served to a client
+ * (KMIP 1.1 section 3.34). Written once, at the first Get. */
+static int mark_served(kmip_ctx_t *ctx, kmip_obj_t *o)
+{
+    kmip_attr_t *f = kmip_attr_get(o, "Fresh", 0);
+    if (!f || f->value->type != TTLV_BOOLEAN || !f->value->v.b)
+        return 0;
+    return kmip_obj_update(ctx, o->id, unfresh_cb, NULL, NULL);
+}
+
 int kmip_op_get(kmip_ctx_t *ctx)
 {
     const char *id = kmip_req_uid(ctx);
@@ -108,7 +127,7 @@ int kmip_op_get(kmip_ctx_t *ctx)
         return rc;
     if (o->archived)
         return kmip_fail(ctx, KMIP_RESULT_REASON_OBJECT_ARCHIVED, "object is archived; Recover it first");
-    if (is_destroyed(o->state))
+    if (is_destroyed(o->state) || kmip_attr_get(o, "Destroy Date", 0))
         return kmip_fail(ctx, KMIP_RESULT_REASON_ITEM_NOT_FOUND, "the object has been destroyed");
     if (o->object_type == KMIP_OBJECT_TYPE_TEMPLATE && !kmip_crypto_object_tag(o->object_type)) {
         /* Templates are returned as their attributes. */
@@ -137,6 +156,8 @@ int kmip_op_get(kmip_ctx_t *ctx)
     if (!ttlv_new_enum(ctx->arena, ctx->resp_payload, KMIP_TAG_OBJECT_TYPE, o->object_type) ||
         !ttlv_new_textz(ctx->arena, ctx->resp_payload, KMIP_TAG_UNIQUE_IDENTIFIER, o->id))
         return KMS_ERR_NOMEM;
+    if ((rc = mark_served(ctx, o)))
+        return rc;
     kmip_cerr_t e = {0};
     rc = kmip_crypto_object_build(ctx->arena, ctx->resp_payload, &d, m, want_fmt, kws ? &w : NULL, &e);
     if (rc) {

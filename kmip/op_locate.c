@@ -149,7 +149,13 @@ int kmip_op_locate(kmip_ctx_t *ctx)
         if (v->type == TTLV_STRUCTURE || (!skey && !has_n))
             posts[np++] = (post_t){.name = name, .value = v};
     }
-    /* Make every date range's `hi` consistent for EQ conditions left. */
+    /* Destroyed objects are not located, unless the client asks for a
+     * State (then the post-filter decides). */
+    bool want_state = false;
+    for (size_t j = 0; j < np; j++)
+        want_state |= posts[j].state;
+    if (!want_state)
+        conds[nc++] = (store_cond_t){.kind = STORE_COND_NKEY_EQ, .name = "_kmsd.live", .lo = 1, .hi = 1};
     q.conds = conds;
     q.n_conds = nc;
     q.max_items = np == 0 ? max_items : 0;

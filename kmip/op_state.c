@@ -18,7 +18,6 @@
 
 #include "kmip/kmip_int.h"
 
-#define DEFAULT_LEASE_SECONDS 3600
 
 static bool destroyed(uint32_t st)
 {
@@ -274,7 +273,7 @@ int kmip_op_obtain_lease(kmip_ctx_t *ctx)
     if (o->state != KMIP_STATE_ACTIVE)
         return kmip_fail(ctx, KMIP_RESULT_REASON_PERMISSION_DENIED,
                          "object is not Active, no lease given");
-    uint32_t lease = DEFAULT_LEASE_SECONDS;
+    uint32_t lease = KMIP_DEFAULT_LEASE_SECONDS;
     kmip_attr_t *la = kmip_attr_get(o, "Lease Time", 0);
     if (la && la->value->type == TTLV_INTERVAL)
         lease = ttlv_u32(la->value);
