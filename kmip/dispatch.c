@@ -6,6 +6,7 @@
  * Supported honestly. Poll, Cancel and every operation without a handler
  * are Operation Not Supported (no asynchronous operations).
  */
+#include "kmip/kmip_crypto.h" /* kmip_op_rekey_key_pair */
 #include "kmip/kmip_int.h"
 
 #if defined(__has_include)
@@ -24,6 +25,7 @@ static const kmip_op_entry_t table[] = {
     {KMIP_OPERATION_CREATE, kmip_op_create, true},
 #ifdef HAVE_OP_KEYPAIR
     {KMIP_OPERATION_CREATE_KEY_PAIR, kmip_op_create_key_pair, true},
+    {KMIP_OPERATION_REKEY_KEY_PAIR, kmip_op_rekey_key_pair, true},
 #endif
 #ifdef HAVE_OP_REGISTER
     {KMIP_OPERATION_REGISTER, kmip_op_register, true},

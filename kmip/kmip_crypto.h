@@ -256,4 +256,21 @@ int kmip_crypto_get_object(struct kmip_ctx *ctx, struct kmip_obj *o, uint32_t wa
                            uint32_t want_compression, const ttlv_item_t *kws,
                            ttlv_item_t *parent);
 
+/*
+ * Re-key helpers (op_rekey.c), used by Re-key and Re-key Key Pair:
+ * kmip_rekey_derive() makes the (unsaved, material-less) replacement of
+ * `old` per KMIP 1.1 section 4.4: same type, template `tmpl` applied
+ * (may be NULL; it cannot change algorithm or length), client attributes
+ * copied, dates copied or shifted by `offset` (an Interval item or NULL),
+ * Replaced Object Link to the old object. kmip_rekey_retire() then moves
+ * the old object's Names away and gives it the Replacement Object Link.
+ */
+int kmip_rekey_derive(struct kmip_ctx *ctx, struct kmip_obj *old, const ttlv_item_t *tmpl,
+                      const ttlv_item_t *offset, struct kmip_obj **new_out);
+int kmip_rekey_retire(struct kmip_ctx *ctx, const char *old_id, const char *new_id);
+
+/* Re-key Key Pair (op_keypair.c); a KMIP 1.1 operation beyond the core's
+ * list in kmip_int.h. */
+int kmip_op_rekey_key_pair(struct kmip_ctx *ctx);
+
 #endif /* KMS_KMIP_CRYPTO_H */

@@ -8,7 +8,8 @@
  * name), and links them to each other (Public Key Link on the private key,
  * Private Key Link on the public key). The ID Placeholder becomes the
  * private key's id. RSA keys answer Get in PKCS#1 by default, EC keys in
- * PKCS#8 / X.509. DSA and DH key pairs are not supported.
+ * PKCS#8 / X.509. Re-key Key Pair is here too (end of file). DSA and DH
+ * key pairs are not supported.
  */
 #include <string.h>
 
@@ -182,5 +183,120 @@ int kmip_op_create_key_pair(kmip_ctx_t *ctx)
                         pub->id))
         return KMS_ERR_NOMEM;
     kmip_set_placeholder(ctx, priv->id);
+    return 0;
+}
+
+/* The Linked Object Identifier of the first Link of `type`, or NULL. */
+static const char *linked_id(const kmip_obj_t *o, uint32_t type)
+{
+    for (const kmip_attr_t *a = o->attrs; a; a = a->next) {
+        const ttlv_item_t *t, *id;
+        if (strcmp(a->name, "Link") != 0 || !a->value)
+            continue;
+        t = ttlv_find(a->value, KMIP_TAG_LINK_TYPE);
+        id = ttlv_find(a->value, KMIP_TAG_LINKED_OBJECT_IDENTIFIER);
+        if (t && id && t->type == TTLV_ENUMERATION && ttlv_u32(t) == type &&
+            id->type == TTLV_TEXT_STRING)
+            return ttlv_text(id);
+    }
+    return NULL;
+}
+
+/*
+ * Re-key Key Pair (KMIP 1.1): a new key pair of the same algorithm, size
+ * and curve replaces the private key named in the request and the public
+ * key it links to, with the Re-key rules for attributes, dates and names
+ * applied to each half (kmip_rekey_derive), Replaced/Replacement Object
+ * Links between old and new of each half, and the new halves linked to
+ * each other. Writes: new public, new private, then the two old keys.
+ */
+int kmip_op_rekey_key_pair(kmip_ctx_t *ctx)
+{
+    const ttlv_item_t *p = ctx->payload;
+    const ttlv_item_t *u = ttlv_find(p, KMIP_TAG_PRIVATE_KEY_UNIQUE_IDENTIFIER);
+    const ttlv_item_t *off = ttlv_find(p, KMIP_TAG_OFFSET);
+    const ttlv_item_t *common = ttlv_find(p, KMIP_TAG_COMMON_TEMPLATE_ATTRIBUTE);
+    const char *uid, *pub_id;
+    ttlv_item_t *tpriv = NULL, *tpub = NULL;
+    kmip_obj_t *opriv = NULL, *opub = NULL, *npriv = NULL, *npub = NULL;
+    kms_secret_t *sk = NULL, *pk = NULL;
+    kmip_material_t dpriv, dpub;
+    kmip_cerr_t e = {0};
+    uint32_t curve = 0;
+    int32_t bits = 0;
+    int rc;
+
+    if (u && u->type != TTLV_TEXT_STRING)
+        return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
+                         "Private Key Unique Identifier must be a Text String");
+    uid = u ? ttlv_text(u) : (ctx->id_placeholder[0] ? ctx->id_placeholder : NULL);
+    if (!uid)
+        return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
+                         "no Private Key Unique Identifier and no ID Placeholder");
+    if ((rc = kmip_obj_load(ctx, uid, &opriv)))
+        return rc;
+    if (opriv->object_type != KMIP_OBJECT_TYPE_PRIVATE_KEY)
+        return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
+                         "Re-key Key Pair needs a Private Key");
+    pub_id = linked_id(opriv, KMIP_LINK_TYPE_PUBLIC_KEY_LINK);
+    if (!pub_id)
+        return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
+                         "the private key has no Public Key Link");
+    if ((rc = kmip_obj_load(ctx, pub_id, &opub)))
+        return rc;
+    if (opub->object_type != KMIP_OBJECT_TYPE_PUBLIC_KEY)
+        return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
+                         "the private key's Public Key Link does not name a Public Key");
+
+    if ((rc = merge(ctx, common, ttlv_find(p, KMIP_TAG_PRIVATE_KEY_TEMPLATE_ATTRIBUTE), &tpriv)) ||
+        (rc = merge(ctx, common, ttlv_find(p, KMIP_TAG_PUBLIC_KEY_TEMPLATE_ATTRIBUTE), &tpub)))
+        return rc;
+    if ((rc = kmip_rekey_derive(ctx, opriv, tpriv, off, &npriv)) ||
+        (rc = kmip_rekey_derive(ctx, opub, tpub, off, &npub)))
+        return rc;
+
+    kmip_obj_material_desc(opriv, &dpriv);
+    kmip_obj_material_desc(opub, &dpub);
+    rc = kmip_crypto_keypair_check(dpriv.alg, dpriv.bits, dpriv.curve, &curve, &bits, &e);
+    if (rc < 0)
+        return kmip_fail(ctx, e.reason, "cannot re-key this key pair: %s", e.msg);
+    rc = kmip_crypto_keypair_generate(dpriv.alg, bits, curve, &sk, &pk, &e);
+    if (rc < 0)
+        return kmip_fail(ctx, e.reason, "%s", e.msg);
+    dpriv.stored_fmt = KMIP_KEY_FORMAT_TYPE_PKCS_8;
+    dpriv.bits = bits;
+    dpriv.curve = curve;
+    dpub.stored_fmt = KMIP_KEY_FORMAT_TYPE_X_509;
+    dpub.alg = dpriv.alg;
+    dpub.bits = bits;
+    dpub.curve = curve;
+    rc = kmip_obj_set_material(ctx, npriv, sk, &dpriv);
+    if (rc < 0) {
+        kms_secret_free(pk);
+        return rc;
+    }
+    if ((rc = kmip_obj_set_material(ctx, npub, pk, &dpub)))
+        return rc;
+    /* Link order as in KMIP 1.1 test case 13.3: the pair link first (index
+     * 0), then the Replaced Object Link that kmip_rekey_derive added. */
+    kmip_attr_remove_all(npriv, "Link");
+    kmip_attr_remove_all(npub, "Link");
+    if ((rc = add_link(ctx, npriv, KMIP_LINK_TYPE_PUBLIC_KEY_LINK, npub->id)) ||
+        (rc = add_link(ctx, npriv, KMIP_LINK_TYPE_REPLACED_OBJECT_LINK, opriv->id)) ||
+        (rc = add_link(ctx, npub, KMIP_LINK_TYPE_PRIVATE_KEY_LINK, npriv->id)) ||
+        (rc = add_link(ctx, npub, KMIP_LINK_TYPE_REPLACED_OBJECT_LINK, opub->id)))
+        return rc;
+    kmip_obj_eval_dates(ctx, npriv);
+    kmip_obj_eval_dates(ctx, npub);
+    if ((rc = kmip_obj_save(ctx, npub)) || (rc = kmip_obj_save(ctx, npriv)) ||
+        (rc = kmip_rekey_retire(ctx, opriv->id, npriv->id)) ||
+        (rc = kmip_rekey_retire(ctx, opub->id, npub->id)))
+        return rc;
+    if (!ttlv_new_textz(ctx->arena, ctx->resp_payload, KMIP_TAG_PRIVATE_KEY_UNIQUE_IDENTIFIER,
+                        npriv->id) ||
+        !ttlv_new_textz(ctx->arena, ctx->resp_payload, KMIP_TAG_PUBLIC_KEY_UNIQUE_IDENTIFIER,
+                        npub->id))
+        return KMS_ERR_NOMEM;
+    kmip_set_placeholder(ctx, npriv->id);
     return 0;
 }

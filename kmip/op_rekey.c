@@ -1,5 +1,5 @@
 /*
- * kmip/op_rekey.c: the Re-key operation (symmetric keys).
+ * kmip/op_rekey.c: the Re-key operation (and the derivation shared with Re-key Key Pair).
  *
  * Makes a replacement key of the same algorithm and length with fresh
  * material, following KMIP 1.1 section 4.4: client attributes of the old
@@ -14,8 +14,8 @@
  *
  * The two objects are written in two commits, new key first: a failure
  * between them leaves the new key with the name and no back link on the
- * old one, never a key that lost its name. Re-key of key pairs is not
- * supported (Operation Not Supported for a private key).
+ * old one, never a key that lost its name. kmip_rekey_derive() and
+ * kmip_rekey_retire() are shared with Re-key Key Pair (op_keypair.c).
  */
 #include <string.h>
 
@@ -68,39 +68,28 @@ static int update_old(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg)
     return kmip_attr_add(ctx, o, "Link", v, NULL);
 }
 
-int kmip_op_rekey(kmip_ctx_t *ctx)
+int kmip_rekey_derive(kmip_ctx_t *ctx, kmip_obj_t *old, const ttlv_item_t *tmpl,
+                      const ttlv_item_t *off, kmip_obj_t **new_out)
 {
-    const ttlv_item_t *p = ctx->payload;
-    const ttlv_item_t *off = ttlv_find(p, KMIP_TAG_OFFSET);
-    const char *uid = kmip_req_uid(ctx);
-    kmip_obj_t *old = NULL, *n = NULL;
-    kms_secret_t *key = NULL;
-    kmip_material_t desc;
-    kmip_cerr_t e = {0};
+    kmip_obj_t *n = NULL;
     uint32_t alg = 0;
     int32_t bits = 0;
     ttlv_item_t *v;
     int rc;
 
-    if (!uid)
-        return KMS_ERR_INVAL;
+    *new_out = NULL;
     if (off && off->type != TTLV_INTERVAL)
         return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "Offset must be an Interval");
-    if ((rc = kmip_obj_load(ctx, uid, &old)))
-        return rc;
-    if (old->object_type != KMIP_OBJECT_TYPE_SYMMETRIC_KEY)
-        return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
-                         "Re-key applies to Symmetric Keys only");
     if (old->archived)
-        return kmip_fail(ctx, KMIP_RESULT_REASON_OBJECT_ARCHIVED, "the key is archived");
+        return kmip_fail(ctx, KMIP_RESULT_REASON_OBJECT_ARCHIVED, "the key %s is archived",
+                         old->id);
     if (kmip_attr_get_enum(old, "Cryptographic Algorithm", &alg) ||
         kmip_attr_get_int(old, "Cryptographic Length", &bits))
         return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
                          "the key has no Cryptographic Algorithm/Length to re-key with");
-
-    if ((rc = kmip_obj_new(ctx, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, &n)))
+    if ((rc = kmip_obj_new(ctx, old->object_type, &n)))
         return rc;
-    if ((rc = kmip_attrs_apply_template(ctx, n, ttlv_find(p, KMIP_TAG_TEMPLATE_ATTRIBUTE))))
+    if ((rc = kmip_attrs_apply_template(ctx, n, tmpl)))
         return rc;
     /* The template may not change what the key is. */
     {
@@ -165,7 +154,40 @@ int kmip_op_rekey(kmip_ctx_t *ctx)
     if ((rc = link_value(ctx, KMIP_LINK_TYPE_REPLACED_OBJECT_LINK, old->id, &v)) ||
         (rc = kmip_attr_add(ctx, n, "Link", v, NULL)))
         return rc;
+    *new_out = n;
+    return 0;
+}
 
+int kmip_rekey_retire(kmip_ctx_t *ctx, const char *old_id, const char *new_id)
+{
+    struct old_update u = {.new_id = new_id};
+    return kmip_obj_update(ctx, old_id, update_old, &u, NULL);
+}
+
+int kmip_op_rekey(kmip_ctx_t *ctx)
+{
+    const ttlv_item_t *p = ctx->payload;
+    const char *uid = kmip_req_uid(ctx);
+    kmip_obj_t *old = NULL, *n = NULL;
+    kms_secret_t *key = NULL;
+    kmip_material_t desc;
+    kmip_cerr_t e = {0};
+    uint32_t alg = 0;
+    int32_t bits = 0;
+    int rc;
+
+    if (!uid)
+        return KMS_ERR_INVAL;
+    if ((rc = kmip_obj_load(ctx, uid, &old)))
+        return rc;
+    if (old->object_type != KMIP_OBJECT_TYPE_SYMMETRIC_KEY)
+        return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
+                         "Re-key applies to Symmetric Keys only (Re-key Key Pair for key pairs)");
+    if ((rc = kmip_rekey_derive(ctx, old, ttlv_find(p, KMIP_TAG_TEMPLATE_ATTRIBUTE),
+                                ttlv_find(p, KMIP_TAG_OFFSET), &n)))
+        return rc;
+    (void)kmip_attr_get_enum(n, "Cryptographic Algorithm", &alg);
+    (void)kmip_attr_get_int(n, "Cryptographic Length", &bits);
     rc = kmip_crypto_sym_generate(alg, bits, &key, &e);
     if (rc < 0)
         return kmip_fail(ctx, e.reason, "%s", e.msg);
@@ -178,13 +200,8 @@ int kmip_op_rekey(kmip_ctx_t *ctx)
     if ((rc = kmip_obj_set_material(ctx, n, key, &desc)))
         return rc;
     kmip_obj_eval_dates(ctx, n);
-    if ((rc = kmip_obj_save(ctx, n)))
+    if ((rc = kmip_obj_save(ctx, n)) || (rc = kmip_rekey_retire(ctx, old->id, n->id)))
         return rc;
-    {
-        struct old_update u = {.new_id = n->id};
-        if ((rc = kmip_obj_update(ctx, old->id, update_old, &u, NULL)))
-            return rc;
-    }
     if (!ttlv_new_textz(ctx->arena, ctx->resp_payload, KMIP_TAG_UNIQUE_IDENTIFIER, n->id))
         return KMS_ERR_NOMEM;
     kmip_set_placeholder(ctx, n->id);

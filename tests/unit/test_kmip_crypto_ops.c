@@ -699,6 +699,48 @@ static void test_rekey(void **state)
     assert_int_equal(reason, KMIP_RESULT_REASON_INVALID_FIELD);
 }
 
+static void test_rekey_key_pair(void **state)
+{
+    (void)state;
+    const char *priv = NULL, *pub = NULL;
+    assert_int_equal(create_key_pair(KMIP_CRYPTOGRAPHIC_ALGORITHM_ECDSA, 0, KMIP_RECOMMENDED_CURVE_P_384,
+                                     &priv, &pub, NULL),
+                     KMIP_RESULT_STATUS_SUCCESS);
+    ttlv_item_t *p, *resp = NULL;
+    ttlv_item_t *m = request(KMIP_OPERATION_REKEY_KEY_PAIR, &p);
+    ttlv_new_textz(A, p, KMIP_TAG_PRIVATE_KEY_UNIQUE_IDENTIFIER, priv);
+    assert_int_equal(send_req(m, &resp, NULL), KMIP_RESULT_STATUS_SUCCESS);
+    const char *npriv = ttlv_text(ttlv_find(resp, KMIP_TAG_PRIVATE_KEY_UNIQUE_IDENTIFIER));
+    const char *npub = ttlv_text(ttlv_find(resp, KMIP_TAG_PUBLIC_KEY_UNIQUE_IDENTIFIER));
+    assert_non_null(npriv);
+    assert_non_null(npub);
+    assert_string_not_equal(npriv, priv);
+    assert_string_not_equal(npub, pub);
+    /* A working pair on the same curve, linked to each other... */
+    check_pair(npriv, npub, KMIP_KEY_FORMAT_TYPE_PKCS_8, KMIP_KEY_FORMAT_TYPE_X_509, 384);
+    /* ...and to the halves they replace; usage masks carried over. */
+    assert_string_equal(link_of(npriv, KMIP_LINK_TYPE_REPLACED_OBJECT_LINK), priv);
+    assert_string_equal(link_of(npub, KMIP_LINK_TYPE_REPLACED_OBJECT_LINK), pub);
+    assert_string_equal(link_of(priv, KMIP_LINK_TYPE_REPLACEMENT_OBJECT_LINK), npriv);
+    assert_string_equal(link_of(pub, KMIP_LINK_TYPE_REPLACEMENT_OBJECT_LINK), npub);
+    ttlv_item_t *v[2];
+    assert_int_equal(stored_attrs(npriv, "Cryptographic Usage Mask", v, 2), 1);
+    assert_int_equal(v[0]->v.i32, KMIP_CRYPTOGRAPHIC_USAGE_MASK_SIGN);
+    assert_int_equal(stored_attrs(npub, "Cryptographic Usage Mask", v, 2), 1);
+    assert_int_equal(v[0]->v.i32, KMIP_CRYPTOGRAPHIC_USAGE_MASK_VERIFY);
+    /* The new private key differs from the old. */
+    ttlv_item_t *o1 = get(priv, 0, NULL, NULL), *o2 = get(npriv, 0, NULL, NULL);
+    ttlv_item_t *k1 = kb_material(o1), *k2 = kb_material(o2);
+    assert_false(k1->v.bytes.len == k2->v.bytes.len &&
+                 memcmp(k1->v.bytes.ptr, k2->v.bytes.ptr, k1->v.bytes.len) == 0);
+    /* A public key is not something to re-key as a pair. */
+    uint32_t reason = 0;
+    m = request(KMIP_OPERATION_REKEY_KEY_PAIR, &p);
+    ttlv_new_textz(A, p, KMIP_TAG_PRIVATE_KEY_UNIQUE_IDENTIFIER, npub);
+    assert_int_equal(send_req(m, &resp, &reason), KMIP_RESULT_STATUS_OPERATION_FAILED);
+    assert_int_equal(reason, KMIP_RESULT_REASON_INVALID_FIELD);
+}
+
 /* KMIP 1.1 test case 14.1: AES key wrap of a 128-bit key, No Encoding.
  * Uses the RFC 3394 4.1 key and KEK, so the wrapped bytes are known. */
 static ttlv_item_t *kws_new(const char *kek_id, uint32_t mode, uint32_t enc)
@@ -816,6 +858,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_create_key_pair_ec, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_create_key_pair_invalid, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_rekey, each_setup, each_teardown),
+        cmocka_unit_test_setup_teardown(test_rekey_key_pair, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_get_wrapped, each_setup, each_teardown),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
