@@ -26,7 +26,8 @@ def k(tmp_path_factory):
     try:
         yield srv
     finally:
-        srv.stop()
+        problems = srv.stop()
+    assert not problems, "%s\n%s" % (problems, open(srv.logpath).read()[-4000:])
 
 
 def records(path):

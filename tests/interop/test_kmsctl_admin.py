@@ -26,7 +26,8 @@ def k(tmp_path_factory):
     try:
         yield srv
     finally:
-        srv.stop()
+        problems = srv.stop()
+    assert not problems, "%s\n%s" % (problems, open(srv.logpath).read()[-4000:])
 
 
 def openssl(*args):
@@ -177,3 +178,44 @@ def test_exit_codes(k, tmp_path):
 def test_admin_socket_mode(k):
     st = os.stat(k.dir / "admin.sock")
     assert oct(st.st_mode & 0o777) == oct(0o600)
+
+
+def test_key_commands(k):
+    name = "demo-%s" % uuid.uuid4().hex[:8]
+    kid = k.ctl("key", "create", "--name", name, check=0).stdout.strip()
+    assert len(kid) == 36
+    rows = json.loads(k.ctl("--json", "key", "list", "--name", name, check=0).stdout)
+    assert rows == [{"id": kid, "name": name, "type": "Symmetric Key", "algorithm": "AES",
+                     "length": 256, "state": "Pre-Active"}]
+    shown = json.loads(k.ctl("--json", "key", "show", kid, check=0).stdout)
+    attrs = {a["name"]: a["value"] for a in shown["attributes"]}
+    assert attrs["State"] == "Pre-Active" and attrs["Cryptographic Length"] == 256
+    assert "Key Material" not in k.ctl("key", "show", kid, check=0).stdout
+    k.ctl("key", "activate", kid, check=0)
+    k.ctl("key", "revoke", kid, "--reason", "compromise", check=0)
+    state = {a["name"]: a["value"] for a in json.loads(
+        k.ctl("--json", "key", "show", kid, check=0).stdout)["attributes"]}["State"]
+    assert state == "Compromised"
+    k.ctl("key", "destroy", kid, check=0)
+    p = k.ctl("key", "show", str(uuid.uuid4()), check=1)
+    assert "Item Not Found" in p.stderr
+    k.ctl("key", "revoke", kid, "--reason", "bogus", check=2)
+    k.ctl("key", "show", check=2)
+    k.ctl("key", "list", "--server", "127.0.0.1:1", check=3)
+
+
+def test_key_commands_respect_tenants(k):
+    """kmsctl key with a tenant client's certificate sees only that tenant."""
+    t = "kt-%s" % uuid.uuid4().hex[:8]
+    k.ctl("tenant", "add", t, check=0)
+    cert, key = k.issue("keyuser-" + t)
+    k.ctl("client", "add", "--tenant", t, "--cert", str(cert), check=0)
+    admin_key = k.ctl("key", "create", "--name", "admin-" + t, check=0).stdout.strip()
+    mine = k.ctl("key", "create", "--name", "mine-" + t, "--cert", str(cert), "--key", str(key),
+                 check=0).stdout.strip()
+    ids = [r["id"] for r in json.loads(k.ctl("--json", "key", "list", "--cert", str(cert),
+                                             "--key", str(key), check=0).stdout)]
+    assert ids == [mine]
+    p = k.ctl("key", "destroy", admin_key, "--cert", str(cert), "--key", str(key), check=1)
+    assert "Item Not Found" in p.stderr
+    k.ctl("key", "show", admin_key, check=0)

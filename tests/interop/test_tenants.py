@@ -237,8 +237,9 @@ class Kmsd:
             except OSError:
                 pass
             time.sleep(0.1)
+        text = self.logtext()
         self.stop()
-        pytest.fail("kmsd did not start:\n" + self.logtext()[-3000:])
+        pytest.fail("kmsd did not start:\n" + text[-3000:])
 
     def ctl(self, *args, check=None, input=None):
         return kmsctl("--config", self.conf, *args, check=check, input=input)
@@ -260,14 +261,25 @@ class Kmsd:
         return RawKmip(self.port, cert, key, self.pki / "ca.crt", username, password)
 
     def stop(self):
+        """SIGTERM, then the exit status and sanitizer findings (an ASan
+        build reports leaks and errors at exit) as a list of problems."""
+        problems = []
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(timeout=20)
+                self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+                problems.append("kmsd did not stop on SIGTERM")
+        if self.proc.returncode != 0:
+            problems.append("kmsd exited with status %d" % self.proc.returncode)
+        text = self.logtext()
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            if marker in text:
+                problems.append(marker)
         self.log.close()
+        return problems
 
 
 def need_kmsd():
@@ -299,7 +311,8 @@ def world(tmp_path_factory):
         b = Tenant(k, "globex", "globex-host", "bob", "bob-pass-1")
         yield k, a, b
     finally:
-        k.stop()
+        problems = k.stop()
+    assert not problems, "%s\n%s" % (problems, open(k.logpath).read()[-4000:])
 
 
 def create_key(c, name):
