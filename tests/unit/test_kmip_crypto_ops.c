@@ -22,6 +22,7 @@
 #include "hsm/hsm.h"
 #include "kmip/kmip.h"
 #include "kmip/kmip_crypto.h"
+#include "kmip/kmip_int.h" /* a request context for kmip_crypto_get_object */
 #include "store/store.h"
 #include "ttlv/ttlv.h"
 
@@ -847,6 +848,65 @@ static void test_get_wrapped(void **state)
     kms_secret_free(plain);
 }
 
+/* kmip_crypto_get_object: the default (TTLV) encoding with an attribute
+ * inside the wrapped Key Value, as in KMIP 1.1 test case 14.2. Called
+ * with a request context of our own, on objects made through kmip_handle. */
+static void test_get_object_ttlv_wrap(void **state)
+{
+    (void)state;
+    static const uint8_t kek[32] = {7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+                                    8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8};
+    const char *kid = register_keyblock(KMIP_OBJECT_TYPE_SYMMETRIC_KEY, KMIP_KEY_FORMAT_TYPE_RAW, kek, 32,
+                                        KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256,
+                                        KMIP_CRYPTOGRAPHIC_USAGE_MASK_WRAP_KEY, true, NULL, NULL, NULL);
+    const char *did = register_keyblock(KMIP_OBJECT_TYPE_SYMMETRIC_KEY, KMIP_KEY_FORMAT_TYPE_RAW, aes256,
+                                        32, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256,
+                                        KMIP_CRYPTOGRAPHIC_USAGE_MASK_ENCRYPT, false, NULL, NULL, NULL);
+    assert_non_null(kid);
+    assert_non_null(did);
+    kmip_ctx_t ctx;
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.srv = srv;
+    ctx.arena = A;
+    ctx.reader = kmip_thread_reader(srv);
+    ctx.now = kms_now_us() / 1000000;
+    assert_non_null(ctx.reader);
+    kmip_obj_t *o = NULL;
+    assert_int_equal(kmip_obj_load(&ctx, did, &o), 0);
+    ttlv_item_t *kws = kws_new(kid, KMIP_BLOCK_CIPHER_MODE_NIST_KEY_WRAP, 0);
+    ttlv_new_textz(A, kws, KMIP_TAG_ATTRIBUTE_NAME, "Cryptographic Usage Mask");
+    ttlv_item_t *parent = ttlv_new_struct(A, NULL, KMIP_TAG_RESPONSE_PAYLOAD);
+    assert_int_equal(kmip_crypto_get_object(&ctx, o, 0, 0, kws, parent), 0);
+    ttlv_item_t *kb = ttlv_find(ttlv_find(parent, KMIP_TAG_SYMMETRIC_KEY), KMIP_TAG_KEY_BLOCK);
+    ttlv_item_t *kv = ttlv_find(kb, KMIP_TAG_KEY_VALUE);
+    assert_int_equal(kv->type, TTLV_BYTE_STRING);
+    kms_secret_t *plain = NULL;
+    assert_int_equal(kmip_crypto_aes_unwrap(kek, 32, false, kv->v.bytes.ptr, kv->v.bytes.len, &plain), 0);
+    ttlv_item_t *dec = NULL;
+    ttlv_error_t terr;
+    assert_int_equal(ttlv_decode(plain->data, plain->len, NULL, A, &dec, &terr), 0);
+    kms_secret_free(plain);
+    assert_int_equal(dec->tag, KMIP_TAG_KEY_VALUE);
+    assert_memory_equal(ttlv_find(dec, KMIP_TAG_KEY_MATERIAL)->v.bytes.ptr, aes256, 32);
+    ttlv_item_t *at = ttlv_find(dec, KMIP_TAG_ATTRIBUTE);
+    assert_non_null(at);
+    assert_string_equal(ttlv_text(ttlv_find(at, KMIP_TAG_ATTRIBUTE_NAME)), "Cryptographic Usage Mask");
+    assert_int_equal(ttlv_find(at, KMIP_TAG_ATTRIBUTE_VALUE)->v.i32, KMIP_CRYPTOGRAPHIC_USAGE_MASK_ENCRYPT);
+    /* Compression is refused with its own reason. */
+    parent = ttlv_new_struct(A, NULL, KMIP_TAG_RESPONSE_PAYLOAD);
+    assert_true(kmip_crypto_get_object(&ctx, o, 0, 1, NULL, parent) < 0);
+    assert_int_equal(ctx.reason, KMIP_RESULT_REASON_KEY_COMPRESSION_TYPE_NOT_SUPPORTED);
+    /* A key cannot wrap itself. */
+    ctx.reason = 0;
+    kmip_obj_t *k = NULL;
+    assert_int_equal(kmip_obj_load(&ctx, kid, &k), 0);
+    assert_true(kmip_crypto_get_object(&ctx, k, 0, 0, kws_new(kid, KMIP_BLOCK_CIPHER_MODE_NIST_KEY_WRAP, 0),
+                                       parent) < 0);
+    assert_int_equal(ctx.reason, KMIP_RESULT_REASON_INVALID_FIELD);
+    for (size_t i = 0; i < ctx.n_owned; i++)
+        kms_secret_free(ctx.owned[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -860,6 +920,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rekey, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_rekey_key_pair, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_get_wrapped, each_setup, each_teardown),
+        cmocka_unit_test_setup_teardown(test_get_object_ttlv_wrap, each_setup, each_teardown),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
