@@ -305,11 +305,16 @@ int ttlv_attr_tag_by_name(const char *attr_name, uint32_t *tag_out)
 uint32_t ttlv_naming_tag(const ttlv_item_t *it)
 {
     uint32_t tag;
+    char buf[64]; /* longer than any standard attribute name */
     if (it->tag != KMIP_TAG_ATTRIBUTE_VALUE || !it->parent)
         return it->tag;
     const ttlv_item_t *name = ttlv_find(it->parent, KMIP_TAG_ATTRIBUTE_NAME);
-    if (!name || name->type != TTLV_TEXT_STRING || ttlv_attr_tag_by_name(ttlv_text(name), &tag) != 0 ||
-        ttlv_tag_type(tag) != it->type)
+    if (!name || name->type != TTLV_TEXT_STRING || name->v.bytes.len >= sizeof(buf) || !name->v.bytes.ptr)
+        return it->tag;
+    /* copied by length: a hand-built item need not be NUL-terminated */
+    memcpy(buf, name->v.bytes.ptr, name->v.bytes.len);
+    buf[name->v.bytes.len] = 0;
+    if (ttlv_attr_tag_by_name(buf, &tag) != 0 || ttlv_tag_type(tag) != it->type)
         return it->tag;
     return tag;
 }
