@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
@@ -31,6 +32,8 @@
 #define SRV_RBIO_HIGH (64 * 1024)
 /* Largest single plaintext read into the request buffer. */
 #define SRV_READ_CHUNK 16384
+/* Memory BIOs above this capacity are replaced when the connection idles. */
+#define SRV_BIO_KEEP 1024
 
 typedef struct srv_wreq {
     uv_write_t req;
@@ -327,6 +330,42 @@ static bool conn_partial(const srv_conn_t *c)
 
 static void conn_read_on(srv_conn_t *c, bool on);
 
+/* A fresh, empty memory BIO (OpenSSL's mem BIOs never shrink). */
+static BIO *mem_bio(void)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b)
+        BIO_set_mem_eof_return(b, -1); /* empty = "want more", not EOF */
+    return b;
+}
+
+static bool bio_oversized(BIO *b)
+{
+    BUF_MEM *bm = NULL;
+    return BIO_ctrl_pending(b) == 0 && BIO_get_mem_ptr(b, &bm) == 1 && bm &&
+           bm->max > SRV_BIO_KEEP;
+}
+
+/* Entering idle: give back what the handshake or a big message left behind,
+ * so thousands of idle connections cost little memory. */
+static void conn_shrink(srv_conn_t *c)
+{
+    BIO *b;
+    if (bio_oversized(c->rbio) && (b = mem_bio()) != NULL) {
+        SSL_set0_rbio(c->ssl, b); /* frees the old one */
+        c->rbio = b;
+    }
+    if (bio_oversized(c->wbio) && (b = mem_bio()) != NULL) {
+        SSL_set0_wbio(c->ssl, b);
+        c->wbio = b;
+    }
+    if (c->in.len == 0 && c->in.cap > 0) {
+        kms_buf_dispose(&c->in);
+        kms_buf_init(&c->in, c->loop->srv->limits.max_message);
+    }
+    ERR_clear_error();
+}
+
 /* After any progress: pick the timer and whether to read from the socket. */
 static void conn_settle(srv_conn_t *c)
 {
@@ -341,6 +380,8 @@ static void conn_settle(srv_conn_t *c)
             srv_conn_close(c, "server shutting down");
             return;
         } else {
+            if (c->timer_kind != SRV_TIMER_IDLE)
+                conn_shrink(c);
             srv_timer_set(c, SRV_TIMER_IDLE, false);
         }
         conn_read_on(c, true);
@@ -579,8 +620,8 @@ void srv_conn_accept(uv_stream_t *server, int status)
     c->timer_init = true;
     c->refs++;
     c->ssl = srv_tls_new_ssl(srv);
-    c->rbio = BIO_new(BIO_s_mem());
-    c->wbio = BIO_new(BIO_s_mem());
+    c->rbio = mem_bio();
+    c->wbio = mem_bio();
     if (!c->ssl || !c->rbio || !c->wbio) {
         BIO_free(c->rbio);
         BIO_free(c->wbio);
@@ -590,8 +631,6 @@ void srv_conn_accept(uv_stream_t *server, int status)
         srv_conn_close_now(c);
         return;
     }
-    BIO_set_mem_eof_return(c->rbio, -1); /* empty = "want more", not EOF */
-    BIO_set_mem_eof_return(c->wbio, -1);
     SSL_set_bio(c->ssl, c->rbio, c->wbio);
     SSL_set_accept_state(c->ssl);
     (void)uv_tcp_nodelay(&c->tcp, 1);

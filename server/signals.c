@@ -10,15 +10,20 @@
  * It deliberately does not re-apply listen addresses, workers, limits, the
  * store or the HSM settings: those need a restart (the log says so).
  */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "server/server_int.h"
 
+/* How often free heap pages are handed back to the kernel. */
+#define SRV_TRIM_MS 10000
+
 typedef struct srv_sigctx {
     srv_t *srv;
     uv_signal_t term, intr, hup;
+    uv_timer_t trim;
     int stop_signal;
 } srv_sigctx_t;
 
@@ -66,6 +71,15 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_stop(h->loop);
 }
 
+/* Thousands of TLS handshakes leave free holes all over the heap (loop and
+ * worker threads have their own malloc arenas); malloc_trim() returns the
+ * free pages inside them, so idle connections cost only what they hold. */
+static void on_trim(uv_timer_t *t)
+{
+    (void)t;
+    malloc_trim(0);
+}
+
 static uv_loop_t sig_loop;
 static srv_sigctx_t sig_ctx;
 
@@ -82,6 +96,8 @@ int srv_signals_init(srv_t *srv)
         uv_signal_start(&sig_ctx.intr, on_signal, SIGINT) != 0 ||
         uv_signal_start(&sig_ctx.hup, on_signal, SIGHUP) != 0)
         return KMS_ERR_INTERNAL;
+    uv_timer_init(&sig_loop, &sig_ctx.trim);
+    uv_timer_start(&sig_ctx.trim, on_trim, SRV_TRIM_MS, SRV_TRIM_MS);
     return 0;
 }
 
@@ -94,6 +110,7 @@ int srv_signals_run(srv_t *srv)
     uv_close((uv_handle_t *)&sig_ctx.term, NULL);
     uv_close((uv_handle_t *)&sig_ctx.intr, NULL);
     uv_close((uv_handle_t *)&sig_ctx.hup, NULL);
+    uv_close((uv_handle_t *)&sig_ctx.trim, NULL);
     uv_run(&sig_loop, UV_RUN_DEFAULT);
     uv_loop_close(&sig_loop);
     signal(SIGHUP, SIG_IGN); /* a reload during shutdown is moot */

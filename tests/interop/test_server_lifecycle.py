@@ -1,0 +1,207 @@
+"""tests/interop/test_server_lifecycle.py: kmsd as a process.
+
+- `--version`, `--check-config` (0 + effective config / 2 + file:line:col);
+- a start-up failure (missing certificate) exits 2 with one clear line;
+- graceful shutdown on SIGTERM with requests in flight: all answered, exit 0;
+- SIGHUP swaps the server certificate: an open connection keeps working,
+  new connections see the new certificate; a broken reload keeps the old;
+- idle and handshake timeouts close silent connections;
+- many idle TLS connections: RSS per connection stays small (printed).
+"""
+import datetime
+import os
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+import kmsd_harness as h
+from test_server_tls import _make_cert, _now, load_ca
+
+
+def test_version():
+    p = subprocess.run([h.kmsd_bin(), "--version"], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 0 and p.stdout.startswith("kmsd ")
+
+
+def test_check_config(kmsd_factory, tmp_path):
+    k = kmsd_factory(start=False)
+    p = subprocess.run([h.kmsd_bin(), "--check-config", k.conf_path], capture_output=True,
+                       text=True, timeout=10)
+    assert p.returncode == 0, p.stderr
+    assert "max_connections" in p.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("listen: [\"127.0.0.1:5696\"]\nlimits:\n  max_conections: 5\n")
+    p = subprocess.run([h.kmsd_bin(), "--check-config", str(bad)], capture_output=True,
+                       text=True, timeout=10)
+    assert p.returncode == 2
+    assert "bad.yaml:3:" in p.stderr and "max_conections" in p.stderr
+    p = subprocess.run([h.kmsd_bin(), "-c", str(bad)], capture_output=True, text=True,
+                       timeout=10)
+    assert p.returncode == 2 and "bad.yaml:3:" in p.stderr
+
+
+def test_startup_failure_is_one_clear_line(kmsd_factory):
+    k = kmsd_factory({"tls": {"cert": "pki/missing.crt"}}, start=False)
+    p = subprocess.run([h.kmsd_bin(), "-c", k.conf_path], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 2  # a file named by the configuration is unusable
+    assert "tls.cert: cannot load" in p.stderr and "missing.crt" in p.stderr
+
+
+def test_graceful_shutdown_answers_requests_in_flight(kmsd_factory):
+    k = kmsd_factory({"limits": {"shutdown_timeout": "10s"}})
+    n_conns, per_conn = 8, 25
+    socks = [k.raw_tls() for _ in range(n_conns)]
+    blob = b"".join(h.query_request() for _ in range(per_conn))
+    answered = [0] * n_conns
+    eof = [False] * n_conns
+
+    def reader(i):
+        s = socks[i]
+        try:
+            for _ in range(per_conn):
+                h.read_response(s)
+                answered[i] += 1
+            eof[i] = h.closed_by_peer(s, 15)
+        except OSError:
+            pass
+
+    threads = [threading.Thread(target=reader, args=(i,)) for i in range(n_conns)]
+    for s in socks:
+        s.sendall(blob)
+    for t in threads:
+        t.start()
+    time.sleep(0.05)
+    k.stop(timeout=30)  # asserts exit status 0
+    for t in threads:
+        t.join(30)
+    for s in socks:
+        s.close()
+    assert answered == [per_conn] * n_conns
+    assert all(eof), "connections not closed by the server after the drain"
+    log = k.log_text()
+    assert "stopped" in log
+
+
+def _peer_der(sock):
+    return sock.getpeercert(binary_form=True)
+
+
+def test_sighup_swaps_certificate_keeps_connections(kmsd):
+    old_der = x509.load_pem_x509_certificate(open(kmsd.server_cert, "rb").read()).public_bytes(
+        serialization.Encoding.DER)
+    a = kmsd.raw_tls()
+    assert _peer_der(a) == old_der
+    assert h.statuses(kmsd.send_ttlv(h.discover_versions_request(), sock=a)) == [0]
+
+    ca, ca_key = load_ca(kmsd)
+    now = _now()
+    new_crt = os.path.join(kmsd.dir, "pki", "server2.crt")
+    new_key = os.path.join(kmsd.dir, "pki", "server2.key")
+    cert, _ = _make_cert(new_crt, new_key, ca, ca_key, "kmsd-reloaded",
+                         now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=2),
+                         server=True)
+    new_der = cert.public_bytes(serialization.Encoding.DER)
+    mark = len(kmsd.log_text())
+    kmsd.configure({"tls": {"cert": "pki/server2.crt", "key": "pki/server2.key"},
+                    "log": {"level": "debug"}})
+    kmsd.reload()
+    kmsd.wait_log(r"reloaded .*server2\.crt", start=mark)
+
+    b = kmsd.raw_tls()
+    try:
+        assert _peer_der(b) == new_der
+        assert h.statuses(kmsd.send_ttlv(h.discover_versions_request(), sock=b)) == [0]
+        # The connection opened before the reload still works, on the old context.
+        assert _peer_der(a) == old_der
+        for _ in range(3):
+            assert h.statuses(kmsd.send_ttlv(h.query_request(), sock=a)) == [0]
+    finally:
+        b.close()
+
+    # A broken reload (key missing) keeps the running context.
+    mark = len(kmsd.log_text())
+    kmsd.configure({"tls": {"key": "pki/nonexistent.key"}})
+    kmsd.reload()
+    kmsd.wait_log(r"reload refused", start=mark)
+    c = kmsd.raw_tls()
+    assert _peer_der(c) == new_der
+    c.close()
+    assert h.statuses(kmsd.send_ttlv(h.query_request(), sock=a)) == [0]
+    a.close()
+
+
+def test_idle_timeout_closes_idle_connection(kmsd_factory):
+    k = kmsd_factory({"limits": {"idle_timeout": "1s"}})
+    s = k.raw_tls()
+    assert h.statuses(k.send_ttlv(h.discover_versions_request(), sock=s)) == [0]
+    t0 = time.time()
+    assert h.closed_by_peer(s, 6)
+    assert 0.7 < time.time() - t0 < 4
+    s.close()
+    k.wait_log(r"timeout: limits.idle_timeout")
+    # A connection that keeps talking is not idle.
+    s = k.raw_tls()
+    for _ in range(4):
+        time.sleep(0.5)
+        assert h.statuses(k.send_ttlv(h.query_request(), sock=s)) == [0]
+    s.close()
+
+
+def test_handshake_timeout(kmsd_factory):
+    k = kmsd_factory({"limits": {"handshake_timeout": "1s"}})
+    s = k.raw_tcp()
+    t0 = time.time()
+    assert h.closed_by_peer(s, 6)
+    assert 0.7 < time.time() - t0 < 4
+    s.close()
+    k.wait_log(r"timeout: limits.handshake_timeout")
+
+
+def _sanitized(pid):
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
+
+
+def test_idle_connections_memory(kmsd_factory, capsys):
+    """Marginal RSS of an idle mutual-TLS connection (slope between n/2 and n
+    connections, so start-up arenas do not count); budget 30 KiB, i.e.
+    10 000 idle connections in < 300 MB."""
+    n = int(os.environ.get("KMSD_IDLE_CONNS", "800"))
+    k = kmsd_factory({"limits": {"max_connections": n + 50}, "log": {"level": "warn"}})
+    _ = k.send_ttlv(h.discover_versions_request())  # warm up lazily allocated state
+    ctx = k.ssl_context()
+    socks = []
+
+    def open_more(m):
+        for _ in range(m):
+            socks.append(ctx.wrap_socket(k.raw_tcp(), server_hostname="localhost"))
+        # Every connection is really up on the server (a request on some).
+        for s in socks[-m:: max(1, m // 10)]:
+            s.sendall(h.discover_versions_request())
+            h.read_response(s)
+        time.sleep(0.3)
+
+    try:
+        open_more(n // 2)
+        rss1 = k.rss_kb()
+        t0 = time.time()
+        open_more(n - n // 2)
+        dt = time.time() - t0
+        rss2 = k.rss_kb()
+        per_kib = (rss2 - rss1) / float(n - n // 2)
+        with capsys.disabled():
+            print("\n[kmsd] idle TLS connections: %.0f handshakes/s (client-bound), "
+                  "RSS %d KiB at %d, %d KiB at %d: %.1f KiB per connection" %
+                  ((n - n // 2) / dt, rss1, n // 2, rss2, n, per_kib))
+        # Sanitizer builds pad every allocation: only a loose bound there.
+        budget = 200 if _sanitized(k.pid) else 30
+        assert per_kib < budget, "%.1f KiB per idle TLS connection" % per_kib
+    finally:
+        for s in socks:
+            s.close()
