@@ -6,7 +6,8 @@ Re-key through PyKMIP (a client we did not write) against a real kmsd.
   RSA private key in PKCS#1 and PKCS#8 gives the same key.
 - Register of a symmetric key, an X.509 certificate, secret data and an
   opaque object; Get returns identical bytes.
-- Re-key gives a new key of the same algorithm and length.
+- Re-key gives a new key of the same algorithm and length; Re-key Key Pair
+  a new linked pair.
 - Get wrapped with an AES key-encryption key (RFC 3394; sent as raw TTLV
   because PyKMIP cannot decode a wrapped Key Value), unwrapped here.
 - Links (read with a raw Get Attributes: PyKMIP cannot decode Link values).
@@ -275,3 +276,51 @@ def test_get_wrapped_with_kek(server, client):
     client.activate(weak_id)
     resp = wrapped_get(weak_id)
     assert [v for t, _, v in resp if t == h.TAG["ResultStatus"]] == [h.STATUS_FAILED]
+
+
+def test_register_private_key_pkcs8_identical(client):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    k = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    der = k.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                          serialization.NoEncryption())
+    uid = client.register(objects.PrivateKey(enums.CryptographicAlgorithm.RSA, 2048, der,
+                                             enums.KeyFormatType.PKCS_8))
+    got = client.get(uid)
+    assert isinstance(got, objects.PrivateKey)
+    assert got.key_format_type == enums.KeyFormatType.PKCS_8
+    assert got.value == der
+    # And the same key as PKCS#1 on request.
+    r1 = client.proxy.get(uid, key_format_type=KeyFormatType(enums.KeyFormatType.PKCS_1))
+    d1 = r1.secret.key_block.key_value.key_material.value
+    assert serialization.load_der_private_key(d1, password=None).private_numbers() == \
+        k.private_numbers()
+
+
+def test_register_private_key_wrong_length(client):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    k = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    der = k.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                          serialization.NoEncryption())
+    with pytest.raises(exceptions.KmipOperationFailure) as ei:
+        client.register(objects.PrivateKey(enums.CryptographicAlgorithm.RSA, 4096, der,
+                                           enums.KeyFormatType.PKCS_8))
+    assert ei.value.reason == enums.ResultReason.INVALID_FIELD
+
+
+def test_rekey_key_pair(server, client):
+    pub_id, priv_id = client.create_key_pair(enums.CryptographicAlgorithm.RSA, 2048)
+    from kmip.core.attributes import PrivateKeyUniqueIdentifier
+    r = client.proxy.rekey_key_pair(private_key_uuid=PrivateKeyUniqueIdentifier(priv_id))
+    assert r.result_status.value == enums.ResultStatus.SUCCESS, r.result_message
+    npriv, npub = r.private_key_uuid, r.public_key_uuid
+    npriv = getattr(npriv, "value", npriv)
+    npub = getattr(npub, "value", npub)
+    assert npriv not in (priv_id, pub_id) and npub not in (priv_id, pub_id)
+    sk = serialization.load_der_private_key(client.get(npriv).value, password=None)
+    pk = _load_pkcs1_public(client.get(npub).value)
+    assert sk.public_key().public_numbers() == pk.public_numbers()
+    old = serialization.load_der_private_key(client.get(priv_id).value, password=None)
+    assert old.private_numbers() != sk.private_numbers()
+    assert (enums.LinkType.REPLACED_OBJECT_LINK.value, priv_id) in links_of(server, npriv)
+    assert (enums.LinkType.PUBLIC_KEY_LINK.value, npub) in links_of(server, npriv)
+    assert (enums.LinkType.REPLACEMENT_OBJECT_LINK.value, npub) in links_of(server, pub_id)
