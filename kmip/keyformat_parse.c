@@ -158,6 +158,32 @@ static int parse_sym(const ttlv_item_t *km, uint32_t fmt, const ttlv_item_t *kb,
     return *out ? 0 : KMS_ERR_NOMEM;
 }
 
+/* What OpenSSL loaded is also a consistent key of a size we serve: RSA
+ * 1024..16384 bits (the pairwise check proves n = pq and d matches e),
+ * EC points on the curve and private values in range. */
+static int check_pkey(EVP_PKEY *pk, bool priv, uint32_t alg, int32_t bits, kmip_cerr_t *e)
+{
+    EVP_PKEY_CTX *c;
+    int ok;
+
+    if (alg == KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA && (bits < 1024 || bits > 16384))
+        return kmip_cerr_set(e, KMS_ERR_PROTO, KMIP_RESULT_REASON_INVALID_FIELD,
+                             "RSA keys of %d bits are not accepted (1024..16384)", (int)bits);
+    c = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL);
+    if (!c)
+        return KMS_ERR_NOMEM;
+    ok = priv ? (alg == KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA ? EVP_PKEY_pairwise_check(c)
+                                                         : EVP_PKEY_check(c))
+              : EVP_PKEY_public_check(c);
+    EVP_PKEY_CTX_free(c);
+    ERR_clear_error();
+    if (ok != 1)
+        return kmip_cerr_set(e, KMS_ERR_PROTO, KMIP_RESULT_REASON_INVALID_FIELD,
+                             "the %s key does not pass OpenSSL's consistency check",
+                             priv ? "private" : "public");
+    return 0;
+}
+
 /* Private and Public Key material: canonical PKCS#8 / SPKI. */
 static int parse_asym(const ttlv_item_t *km, uint32_t fmt, const ttlv_item_t *kb,
                       kmip_material_t *d, kms_secret_t **out, kmip_cerr_t *e)
@@ -181,6 +207,9 @@ static int parse_asym(const ttlv_item_t *km, uint32_t fmt, const ttlv_item_t *kb
     if (rc < 0)
         return rc;
     rc = kmip_crypto_pkey_params(pk, &kalg, &bits, &curve, e);
+    if (rc < 0)
+        goto out;
+    rc = check_pkey(pk, priv, kalg, bits, e);
     if (rc < 0)
         goto out;
     if (alg) {

@@ -13,7 +13,9 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <openssl/bn.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
 
 #include "kmip/kmip_crypto.h"
 
@@ -198,6 +200,53 @@ static void test_transparent_register(void **state)
     EVP_PKEY_free(k);
 }
 
+/* A PKCS#1 RSA private key whose private exponent does not match: loads
+ * in OpenSSL, fails the pairwise check, so Register refuses it. */
+static void test_inconsistent_rsa_refused(void **state)
+{
+    (void)state;
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048), *bad = NULL;
+    const char *names[] = {"n", "e", "d", "rsa-factor1", "rsa-factor2", "rsa-exponent1",
+                           "rsa-exponent2", "rsa-coefficient1"};
+    BIGNUM *bn[8] = {0};
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(EVP_PKEY_get_bn_param(k, names[i], &bn[i]), 1);
+        if (i == 2)
+            BN_add_word(bn[i], 2); /* d + 2 */
+        OSSL_PARAM_BLD_push_BN(bld, names[i], bn[i]);
+    }
+    OSSL_PARAM *prm = OSSL_PARAM_BLD_to_param(bld);
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    assert_int_equal(EVP_PKEY_fromdata_init(c), 1);
+    assert_int_equal(EVP_PKEY_fromdata(c, &bad, EVP_PKEY_KEYPAIR, prm), 1);
+    kms_secret_t *der = NULL, *s = NULL;
+    kmip_cerr_t e = {0};
+    kmip_material_t d;
+    assert_int_equal(kmip_crypto_pkey_export(bad, KMIP_KEY_FORMAT_TYPE_PKCS_1, true, &der, &e), 0);
+    ttlv_item_t *o = keyblock_obj(KMIP_OBJECT_TYPE_PRIVATE_KEY, KMIP_KEY_FORMAT_TYPE_PKCS_1, der->data,
+                                  der->len, KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 2048, NULL);
+    assert_int_equal(kmip_crypto_object_parse(o, KMIP_OBJECT_TYPE_PRIVATE_KEY, NULL, NULL, &s, &d, &e),
+                     KMS_ERR_PROTO);
+    assert_int_equal(e.reason, KMIP_RESULT_REASON_INVALID_FIELD);
+    assert_null(s);
+    /* The genuine key passes. */
+    kms_secret_free(der);
+    assert_int_equal(kmip_crypto_pkey_export(k, KMIP_KEY_FORMAT_TYPE_PKCS_1, true, &der, &e), 0);
+    o = keyblock_obj(KMIP_OBJECT_TYPE_PRIVATE_KEY, KMIP_KEY_FORMAT_TYPE_PKCS_1, der->data, der->len,
+                     KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 2048, NULL);
+    assert_int_equal(kmip_crypto_object_parse(o, KMIP_OBJECT_TYPE_PRIVATE_KEY, NULL, NULL, &s, &d, &e), 0);
+    kms_secret_free(s);
+    kms_secret_free(der);
+    for (int i = 0; i < 8; i++)
+        BN_clear_free(bn[i]);
+    OSSL_PARAM_free(prm);
+    OSSL_PARAM_BLD_free(bld);
+    EVP_PKEY_CTX_free(c);
+    EVP_PKEY_free(bad);
+    EVP_PKEY_free(k);
+}
+
 static const uint8_t KEK[32] = {0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa,
                                 0xab, 0xac, 0xad, 0xae, 0xaf, 0xb0, 0xb1, 0xb2, 0xb3, 0xb4, 0xb5,
                                 0xb6, 0xb7, 0xb8, 0xb9, 0xba, 0xbb, 0xbc, 0xbd, 0xbe, 0xbf};
@@ -328,6 +377,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_symmetric_formats, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_transparent_register, each_setup, each_teardown),
+        cmocka_unit_test_setup_teardown(test_inconsistent_rsa_refused, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_wrap_ttlv_encoding, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_secret_and_template, each_setup, each_teardown),
     };
