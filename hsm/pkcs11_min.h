@@ -229,6 +229,7 @@ typedef CK_RV (*CK_C_SetPIN)(CK_SESSION_HANDLE hSession, CK_UTF8CHAR *pOldPin, C
 typedef CK_RV (*CK_C_OpenSession)(CK_SLOT_ID slotID, CK_FLAGS flags, void *pApplication,
                                   void *Notify, CK_SESSION_HANDLE *phSession);
 typedef CK_RV (*CK_C_CloseSession)(CK_SESSION_HANDLE hSession);
+typedef CK_RV (*CK_C_CloseAllSessions)(CK_SLOT_ID slotID);
 typedef CK_RV (*CK_C_GetSessionInfo)(CK_SESSION_HANDLE hSession, CK_SESSION_INFO *pInfo);
 typedef CK_RV (*CK_C_Login)(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType,
                             CK_UTF8CHAR *pPin, CK_ULONG ulPinLen);
@@ -279,7 +280,7 @@ typedef struct CK_FUNCTION_LIST {
     CK_C_SetPIN C_SetPIN; /* used by the tests */
     CK_C_OpenSession C_OpenSession;
     CK_C_CloseSession C_CloseSession;
-    CK_C_Unused C_CloseAllSessions;
+    CK_C_CloseAllSessions C_CloseAllSessions; /* used by the tests */
     CK_C_GetSessionInfo C_GetSessionInfo;
     CK_C_Unused C_GetOperationState;
     CK_C_Unused C_SetOperationState;

@@ -22,7 +22,7 @@
 
 /* ---------------------------------------------------- wrap / unwrap */
 
-static int p11_wrap(hsm_t *h, const kms_secret_t *dsk, kms_buf_t *out)
+static int wrap_once(hsm_t *h, const kms_secret_t *dsk, kms_buf_t *out)
 {
     p11_t *p = h->impl;
     uint8_t blob[2 + HSM_GCM_IV_LEN + 64 + HSM_GCM_TAG_LEN + 16];
@@ -88,7 +88,7 @@ static int p11_wrap(hsm_t *h, const kms_secret_t *dsk, kms_buf_t *out)
     return kms_buf_append(out, blob, 2 + (size_t)wlen);
 }
 
-static int p11_unwrap(hsm_t *h, const uint8_t *w, size_t len, kms_secret_t **out)
+static int unwrap_once(hsm_t *h, const uint8_t *w, size_t len, kms_secret_t **out)
 {
     p11_t *p = h->impl;
     kms_secret_t *s = NULL;
@@ -184,7 +184,7 @@ out:
 /* Every session held by a call that has been inside the module for longer
  * than HSM_P11_WAIT_MS: the token is not answering. */
 
-static int p11_health(hsm_t *h)
+static int health_once(hsm_t *h)
 {
     p11_t *p = h->impl;
     CK_BBOOL tok = CK_FALSE;
@@ -229,6 +229,30 @@ static void p11_close(hsm_t *h)
 {
     p11_free(h->impl);
     free(h);
+}
+
+/*
+ * Each operation gets one retry when the first attempt found the token
+ * gone: the retry reconnects (rate limits permitting), so a session loss
+ * after an HSM reboot or fail-over costs the caller a reconnect, not an
+ * error. While the token stays away the retry answers at once.
+ */
+static int p11_wrap(hsm_t *h, const kms_secret_t *dsk, kms_buf_t *out)
+{
+    int rc = wrap_once(h, dsk, out);
+    return rc == KMS_ERR_UNAVAIL ? wrap_once(h, dsk, out) : rc;
+}
+
+static int p11_unwrap(hsm_t *h, const uint8_t *w, size_t len, kms_secret_t **out)
+{
+    int rc = unwrap_once(h, w, len, out);
+    return rc == KMS_ERR_UNAVAIL ? unwrap_once(h, w, len, out) : rc;
+}
+
+static int p11_health(hsm_t *h)
+{
+    int rc = health_once(h);
+    return rc == KMS_ERR_UNAVAIL ? health_once(h) : rc;
 }
 
 static const struct hsm_ops p11_ops = {

@@ -502,6 +502,58 @@ static void test_pin_changed_while_running(void **state)
     hsm_close(h);
 }
 
+/* Sessions invalidated under the provider (what an HSM reboot or a
+ * fail-over does): the next call reopens sessions and logs in again, and
+ * succeeds, without the caller seeing an error. */
+static void test_sessions_closed_under_us(void **state)
+{
+    (void)state;
+    char err[256];
+    hsm_t *h = NULL;
+    hsm_config_t c = p11_cfg();
+    kms_buf_t w;
+    kms_secret_t *d = test_dsk(8), *back = NULL;
+    assert_int_equal(hsm_init_master(&c, NULL, err, sizeof(err)), 0);
+    assert_int_equal(hsm_open(&c, &h, err, sizeof(err)), 0);
+    kms_buf_init(&w, 0);
+    assert_int_equal(hsm_wrap(h, d, &w), 0);
+
+    void *dl = dlopen(SOFTHSM_MODULE, RTLD_NOW); /* the same, initialised instance */
+    CK_C_GetFunctionList gfl;
+    *(void **)&gfl = dlsym(dl, "C_GetFunctionList");
+    CK_FUNCTION_LIST *fl = NULL;
+    gfl(&fl);
+    CK_SLOT_ID slots[8];
+    CK_ULONG ns = 8;
+    assert_int_equal(fl->C_GetSlotList(CK_TRUE, slots, &ns), CKR_OK);
+    for (int round = 0; round < 3; round++) {
+        for (CK_ULONG i = 0; i < ns; i++)
+            fl->C_CloseAllSessions(slots[i]); /* also logs the application out */
+        assert_int_equal(hsm_unwrap(h, w.data, w.len, &back), 0);
+        assert_memory_equal(back->data, d->data, 32);
+        kms_secret_free(back);
+        back = NULL;
+        assert_int_equal(hsm_health(h), 0);
+        usleep(1100 * 1000); /* let the reconnect rate limit pass */
+    }
+    /* a second loss within the rate-limit window is reported, not hidden */
+    for (CK_ULONG i = 0; i < ns; i++)
+        fl->C_CloseAllSessions(slots[i]);
+    assert_int_equal(hsm_unwrap(h, w.data, w.len, &back), 0); /* first: reconnects */
+    kms_secret_free(back);
+    back = NULL;
+    for (CK_ULONG i = 0; i < ns; i++)
+        fl->C_CloseAllSessions(slots[i]);
+    assert_int_equal(hsm_unwrap(h, w.data, w.len, &back), KMS_ERR_UNAVAIL);
+    usleep(1100 * 1000);
+    assert_int_equal(hsm_unwrap(h, w.data, w.len, &back), 0);
+    kms_secret_free(back);
+    dlclose(dl);
+    hsm_close(h);
+    kms_buf_dispose(&w);
+    kms_secret_free(d);
+}
+
 /* Two providers on one module: one restarts the library to recover, the
  * other must notice (stale handles) and recover too. */
 static void test_removal_with_two_providers(void **state)
@@ -654,6 +706,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_token_removed_and_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_removal_with_two_providers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_removal_under_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sessions_closed_under_us, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pin_changed_while_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gcm_fallback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_share_pool, setup, teardown),
