@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BACKUP_PAGES_PER_STEP 512
+#define BACKUP_PAGES_PER_STEP 64
 
 static int fsync_path(const char *path, bool dir)
 {

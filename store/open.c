@@ -3,7 +3,8 @@
  *
  * Open creates or migrates the schema on the write connection, settles the
  * node id (from the options, else created once and kept in meta), seeds the
- * hybrid logical clock from the change log and starts the writer thread.
+ * hybrid logical clock from the change log and starts the writer and
+ * checkpoint threads.
  * Close drains the writer, checkpoints the WAL into the main file and
  * closes. Reads and writes themselves live in read.c and writer.c.
  */
@@ -108,6 +109,8 @@ int store_open(const store_options_t *opt, store_t **out)
         return KMS_ERR_NOMEM;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv_work, NULL);
+    pthread_mutex_init(&s->ckpt_mu, NULL);
+    pthread_cond_init(&s->ckpt_cv, NULL);
     s->read_only = opt->read_only;
     s->max_batch = opt->max_batch ? opt->max_batch : STORE_DEFAULT_BATCH;
     s->path = strdup(opt->path);
@@ -154,7 +157,9 @@ int store_open(const store_options_t *opt, store_t **out)
             goto out;
         s->wdb = db;
         db = NULL;
-        err = store_writer_start(s);
+        err = store_ckpt_start(s);
+        if (!err)
+            err = store_writer_start(s);
         if (err)
             goto out;
     }
@@ -173,6 +178,7 @@ void store_close(store_t *s)
     if (!s)
         return;
     store_writer_stop(s);
+    store_ckpt_stop(s);
     store_wstmt_finalize(s);
     if (s->wdb) {
         /* Fold the WAL into the main file so the database is one file at
@@ -188,6 +194,8 @@ void store_close(store_t *s)
         }
         s->wdb = NULL;
     }
+    pthread_cond_destroy(&s->ckpt_cv);
+    pthread_mutex_destroy(&s->ckpt_mu);
     pthread_cond_destroy(&s->cv_work);
     pthread_mutex_destroy(&s->mu);
     free(s->path);

@@ -82,6 +82,15 @@ struct store {
     struct store_write *q_head, *q_tail;
     bool stopping;
     store_stats_t stats;
+
+    /* Background checkpointer (checkpoint.c), its own connection and lock. */
+    sqlite3 *cdb;
+    pthread_t ckpt_thread;
+    bool ckpt_started;
+    pthread_mutex_t ckpt_mu;
+    pthread_cond_t ckpt_cv;
+    bool ckpt_stop;
+    int ckpt_frames;                  /* WAL frames reported by the last commit */
 };
 
 /* --------------------------------------------------- reader statements */
@@ -131,6 +140,11 @@ int store_schema_read(sqlite3 *db, int *version_out);
 /* writer.c */
 int store_writer_start(store_t *s);
 void store_writer_stop(store_t *s);
+
+/* checkpoint.c: WAL checkpoints off the writer thread. */
+#define STORE_CKPT_FRAMES 2000
+int store_ckpt_start(store_t *s);
+void store_ckpt_stop(store_t *s);
 
 /* apply.c: one write's mutations inside the writer's transaction. */
 int store_apply(store_t *s, store_write_t *w, int64_t now_us);

@@ -1,0 +1,99 @@
+/*
+ * store/checkpoint.c: WAL checkpoints on a thread of their own.
+ *
+ * SQLite's automatic checkpoint runs inside the COMMIT that crosses the
+ * threshold, on the committing connection: the writer would stop taking
+ * writes while it copies WAL frames into the database file and fsyncs it.
+ * Instead the writer's WAL hook (called after each commit with the WAL
+ * size) wakes this thread, which runs a PASSIVE checkpoint on its own
+ * connection while the writer keeps appending. When a checkpoint has
+ * copied every frame and no reader still needs them, SQLite restarts the
+ * WAL from its beginning at the next write, so the file stays bounded.
+ * PASSIVE never blocks readers or the writer; a reader that holds an old
+ * snapshot for long just delays the copy (and the WAL grows meanwhile).
+ */
+#include "store/store_int.h"
+
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    store_t *s = arg;
+    (void)db;
+    (void)name;
+    if (frames >= STORE_CKPT_FRAMES) {
+        pthread_mutex_lock(&s->ckpt_mu);
+        s->ckpt_frames = frames;
+        pthread_cond_signal(&s->ckpt_cv);
+        pthread_mutex_unlock(&s->ckpt_mu);
+    }
+    return SQLITE_OK;
+}
+
+static void *ckpt_main(void *arg)
+{
+    store_t *s = arg;
+    int warned_at = 0;
+    pthread_setname_np(pthread_self(), "kmsd-store-ckpt");
+    pthread_mutex_lock(&s->ckpt_mu);
+    for (;;) {
+        while (!s->ckpt_frames && !s->ckpt_stop)
+            pthread_cond_wait(&s->ckpt_cv, &s->ckpt_mu);
+        if (s->ckpt_stop)
+            break;
+        s->ckpt_frames = 0;
+        pthread_mutex_unlock(&s->ckpt_mu);
+
+        int log = 0, done = 0;
+        int rc = sqlite3_wal_checkpoint_v2(s->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+        if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
+            store_sqlerr(s->cdb, rc, "checkpoint");
+        /* A WAL ten times the threshold means some reader pins an old
+         * snapshot; say so once per tenfold growth. */
+        if (log > 10 * STORE_CKPT_FRAMES && log > 2 * warned_at && done < log) {
+            kms_log(KMS_LOG_WARN, STORE_LOG,
+                    "WAL has %d frames, %d checkpointed: a long-running reader delays it", log,
+                    done);
+            warned_at = log;
+        } else if (log < STORE_CKPT_FRAMES) {
+            warned_at = 0;
+        }
+        pthread_mutex_lock(&s->ckpt_mu);
+    }
+    pthread_mutex_unlock(&s->ckpt_mu);
+    return NULL;
+}
+
+int store_ckpt_start(store_t *s)
+{
+    int err = store_db_open(s->path, false, false, &s->cdb);
+    if (err)
+        return err;
+    /* Our hook replaces SQLite's automatic checkpoint on the writer. */
+    sqlite3_wal_hook(s->wdb, wal_hook, s);
+    if (pthread_create(&s->ckpt_thread, NULL, ckpt_main, s) != 0) {
+        sqlite3_wal_autocheckpoint(s->wdb, 1000); /* fall back to inline */
+        sqlite3_close_v2(s->cdb);
+        s->cdb = NULL;
+        kms_log(KMS_LOG_WARN, STORE_LOG, "no checkpoint thread; checkpointing inline");
+        return 0;
+    }
+    s->ckpt_started = true;
+    return 0;
+}
+
+void store_ckpt_stop(store_t *s)
+{
+    if (s->ckpt_started) {
+        pthread_mutex_lock(&s->ckpt_mu);
+        s->ckpt_stop = true;
+        pthread_cond_signal(&s->ckpt_cv);
+        pthread_mutex_unlock(&s->ckpt_mu);
+        pthread_join(s->ckpt_thread, NULL);
+        s->ckpt_started = false;
+    }
+    if (s->wdb)
+        sqlite3_wal_hook(s->wdb, NULL, NULL);
+    if (s->cdb) {
+        sqlite3_close_v2(s->cdb);
+        s->cdb = NULL;
+    }
+}
