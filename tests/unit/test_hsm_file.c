@@ -12,6 +12,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <openssl/evp.h>
+
 #include "hsm/hsm.h"
 
 static char dir[64];
@@ -251,6 +253,55 @@ static void test_bad_args(void **state)
     hsm_close(h);
 }
 
+/* The GCM form of a wrapped DSK, built here with OpenSSL from the format
+ * documented in hsm_int.h / docs/key-protection.md, unwraps with the file
+ * provider (a token without key wrap produces this form). */
+static void test_gcm_form_documented(void **state)
+{
+    (void)state;
+    char err[256];
+    hsm_t *h = NULL;
+    hsm_config_t c = file_cfg(keypath);
+    uint8_t mk[32], dsk[32], blob[2 + 12 + 32 + 16], aad[18];
+    int n = 0;
+    assert_int_equal(hsm_init_master(&c, NULL, err, sizeof(err)), 0);
+    FILE *f = fopen(keypath, "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(mk, 1, 32, f), 32);
+    fclose(f);
+    for (int i = 0; i < 32; i++)
+        dsk[i] = (uint8_t)(0xA0 + i);
+    blob[0] = 1;
+    blob[1] = 2;
+    memset(blob + 2, 0x11, 12);
+    memcpy(aad, "kmsd dsk wrap v1", 16);
+    aad[16] = 1;
+    aad[17] = 2;
+    EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+    assert_int_equal(EVP_EncryptInit_ex(x, EVP_aes_256_gcm(), NULL, mk, blob + 2), 1);
+    assert_int_equal(EVP_EncryptUpdate(x, NULL, &n, aad, sizeof(aad)), 1);
+    assert_int_equal(EVP_EncryptUpdate(x, blob + 14, &n, dsk, 32), 1);
+    assert_int_equal(EVP_EncryptFinal_ex(x, blob + 46, &n), 1);
+    assert_int_equal(EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_GCM_GET_TAG, 16, blob + 46), 1);
+    EVP_CIPHER_CTX_free(x);
+
+    kms_secret_t *back = NULL;
+    assert_int_equal(hsm_open(&c, &h, err, sizeof(err)), 0);
+    assert_int_equal(hsm_unwrap(h, blob, sizeof(blob), &back), 0);
+    assert_int_equal(back->len, 32);
+    assert_memory_equal(back->data, dsk, 32);
+    kms_secret_free(back);
+    back = NULL;
+    blob[1] = 1; /* relabelled as KWP it fails */
+    assert_int_equal(hsm_unwrap(h, blob, sizeof(blob) - 2, &back), KMS_ERR_CRYPTO);
+    blob[1] = 2;
+    blob[20] ^= 1;
+    assert_int_equal(hsm_unwrap(h, blob, sizeof(blob), &back), KMS_ERR_CRYPTO);
+    assert_null(back);
+    OPENSSL_cleanse(mk, sizeof(mk));
+    hsm_close(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -258,6 +309,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gcm_form_documented, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
