@@ -227,6 +227,16 @@ int kmip_crypto_object_build(kms_arena_t *a, ttlv_item_t *parent, const kmip_mat
  * KMIP_TAG_SYMMETRIC_KEY...), 0 when the type has none we support. */
 uint32_t kmip_crypto_object_tag(uint32_t object_type);
 
+/*
+ * The Digest attribute's value (an Attribute Value structure in `a`):
+ * Hashing Algorithm SHA-256, Digest Value, and for keys the Key Format
+ * Type of the hashed material, which is the key as a Get without Key
+ * Format Type returns it when that is a byte string (e.g. PKCS#1 for a
+ * created RSA key), else the canonical stored form. crypto_digest.c.
+ */
+int kmip_crypto_digest_value(kms_arena_t *a, const kmip_material_t *d, const kms_secret_t *stored,
+                             ttlv_item_t **out);
+
 /* ------------------------------------------- glue with the object model */
 /* These use kmip_int.h (ctx, objects); failures are recorded with
  * kmip_fail() on the context. Implemented in keywrap_keys.c. */

@@ -247,6 +247,45 @@ static void test_inconsistent_rsa_refused(void **state)
     EVP_PKEY_free(k);
 }
 
+static void test_digest_value(void **state)
+{
+    (void)state;
+    kms_secret_t *priv = NULL, *pub = NULL, *pkcs1 = NULL;
+    kmip_cerr_t e = {0};
+    EVP_PKEY *k = NULL;
+    uint8_t want[32];
+    ttlv_item_t *v = NULL;
+    assert_int_equal(kmip_crypto_keypair_generate(KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 2048, 0, &priv, &pub,
+                                                  &e), 0);
+    /* A created RSA private key answers Get in PKCS#1: the digest is of that. */
+    kmip_material_t d = {.object_type = KMIP_OBJECT_TYPE_PRIVATE_KEY,
+                         .stored_fmt = KMIP_KEY_FORMAT_TYPE_PKCS_8,
+                         .registered_fmt = KMIP_KEY_FORMAT_TYPE_PKCS_1,
+                         .alg = KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, .bits = 2048};
+    assert_int_equal(kmip_crypto_digest_value(A, &d, priv, &v), 0);
+    assert_int_equal(kmip_crypto_pkey_load(KMIP_KEY_FORMAT_TYPE_PKCS_8, true, priv->data, priv->len, &k, &e), 0);
+    assert_int_equal(kmip_crypto_pkey_export(k, KMIP_KEY_FORMAT_TYPE_PKCS_1, true, &pkcs1, &e), 0);
+    kmip_crypto_sha256(pkcs1->data, pkcs1->len, want);
+    assert_int_equal(ttlv_u32(ttlv_find(v, KMIP_TAG_HASHING_ALGORITHM)), KMIP_HASHING_ALGORITHM_SHA_256);
+    assert_memory_equal(ttlv_find(v, KMIP_TAG_DIGEST_VALUE)->v.bytes.ptr, want, 32);
+    assert_int_equal(ttlv_u32(ttlv_find(v, KMIP_TAG_KEY_FORMAT_TYPE)), KMIP_KEY_FORMAT_TYPE_PKCS_1);
+    /* Registered as Transparent: the stored PKCS#8 is hashed and named. */
+    d.registered_fmt = KMIP_KEY_FORMAT_TYPE_TRANSPARENT_RSA_PRIVATE_KEY;
+    assert_int_equal(kmip_crypto_digest_value(A, &d, priv, &v), 0);
+    kmip_crypto_sha256(priv->data, priv->len, want);
+    assert_memory_equal(ttlv_find(v, KMIP_TAG_DIGEST_VALUE)->v.bytes.ptr, want, 32);
+    assert_int_equal(ttlv_u32(ttlv_find(v, KMIP_TAG_KEY_FORMAT_TYPE)), KMIP_KEY_FORMAT_TYPE_PKCS_8);
+    /* A certificate has no Key Format Type in its digest. */
+    d.object_type = KMIP_OBJECT_TYPE_CERTIFICATE;
+    d.stored_fmt = d.registered_fmt = KMIP_KEY_FORMAT_TYPE_X_509;
+    assert_int_equal(kmip_crypto_digest_value(A, &d, pub, &v), 0);
+    assert_null(ttlv_find(v, KMIP_TAG_KEY_FORMAT_TYPE));
+    EVP_PKEY_free(k);
+    kms_secret_free(priv);
+    kms_secret_free(pub);
+    kms_secret_free(pkcs1);
+}
+
 static const uint8_t KEK[32] = {0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa,
                                 0xab, 0xac, 0xad, 0xae, 0xaf, 0xb0, 0xb1, 0xb2, 0xb3, 0xb4, 0xb5,
                                 0xb6, 0xb7, 0xb8, 0xb9, 0xba, 0xbb, 0xbc, 0xbd, 0xbe, 0xbf};
@@ -378,6 +417,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_symmetric_formats, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_transparent_register, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_inconsistent_rsa_refused, each_setup, each_teardown),
+        cmocka_unit_test_setup_teardown(test_digest_value, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_wrap_ttlv_encoding, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_secret_and_template, each_setup, each_teardown),
     };
