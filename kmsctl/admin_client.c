@@ -97,7 +97,41 @@ static int read_all(int fd, uint8_t *p, size_t n)
     return 0;
 }
 
+/* The request's bytes, with `pass_fd` (if >= 0) attached to the first ones. */
+static int send_request(int fd, const uint8_t *p, size_t n, int pass_fd)
+{
+    if (pass_fd >= 0 && n > 0) {
+        union {
+            struct cmsghdr h;
+            char buf[CMSG_SPACE(sizeof(int))];
+        } cm;
+        memset(&cm, 0, sizeof(cm));
+        struct iovec iov = {.iov_base = (void *)p, .iov_len = n};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+                            .msg_controllen = sizeof(cm.buf)};
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+        ssize_t w;
+        do {
+            w = sendmsg(fd, &mh, MSG_NOSIGNAL);
+        } while (w < 0 && errno == EINTR);
+        if (w <= 0)
+            return KMS_ERR_IO;
+        p += w;
+        n -= (size_t)w;
+    }
+    return write_all(fd, p, n);
+}
+
 int kmsctl_admin_call(kms_arena_t *a, ttlv_item_t *req, ttlv_item_t **resp_out)
+{
+    return kmsctl_admin_call_fd(a, req, -1, resp_out);
+}
+
+int kmsctl_admin_call_fd(kms_arena_t *a, ttlv_item_t *req, int pass_fd, ttlv_item_t **resp_out)
 {
     conf_t *c = NULL;
     int ec = kmsctl_load_conf(&c);
@@ -123,7 +157,7 @@ int kmsctl_admin_call(kms_arena_t *a, ttlv_item_t *req, ttlv_item_t **resp_out)
                 c->admin.socket, strerror(errno), kmsctl_g.config_path);
         goto out;
     }
-    if (ttlv_encode(req, &out) != 0 || write_all(fd, out.data, out.len) != 0) {
+    if (ttlv_encode(req, &out) != 0 || send_request(fd, out.data, out.len, pass_fd) != 0) {
         fprintf(stderr, "kmsctl: cannot send the request to %s\n", c->admin.socket);
         goto out;
     }

@@ -31,6 +31,9 @@ ttlv_item_t *kmsctl_admin_request(kms_arena_t *a, const char *command);
  * (cannot connect / protocol error, printed). The answer lives in `a`.
  */
 int kmsctl_admin_call(kms_arena_t *a, ttlv_item_t *req, ttlv_item_t **resp_out);
+/* The same, passing the open file `pass_fd` to kmsd with the request
+ * (SCM_RIGHTS), for backup and restore; -1 = none. */
+int kmsctl_admin_call_fd(kms_arena_t *a, ttlv_item_t *req, int pass_fd, ttlv_item_t **resp_out);
 
 /* Print the RECORDs of a response: as one JSON object (single) or array
  * with --json, else as "name: value" lines (single) or a table. */

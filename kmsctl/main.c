@@ -32,6 +32,8 @@ int cmd_tenant(int argc, char **argv); /* cmd_tenant.c */
 int cmd_client(int argc, char **argv); /* cmd_client.c */
 int cmd_audit(int argc, char **argv);  /* cmd_audit.c */
 int cmd_key(int argc, char **argv);    /* cmd_key.c */
+int cmd_backup(int argc, char **argv);  /* cmd_backup.c */
+int cmd_restore(int argc, char **argv); /* cmd_backup.c */
 int cmd_hsm(int argc, char **argv);  /* cmd_hsm.c */
 
 static const struct {
@@ -45,6 +47,8 @@ static const struct {
     {"client", cmd_client, "register (certificate, CSR, password), list or remove clients"},
     {"audit", cmd_audit, "verify audit log files; audit chain status"},
     {"key", cmd_key, "list, show, create, activate, revoke, destroy keys (KMIP over TLS)"},
+    {"backup", cmd_backup, "encrypted, portable online backup of kmsd"},
+    {"restore", cmd_restore, "restore a backup onto an empty kmsd"},
     {"init", cmd_init, "first-run setup: CA, certificates, master key, config"},
     {"pki", cmd_pki, "issue client certificates, sign a client's CSR"},
     {"ca", cmd_ca, "export the CA certificate for clients to trust"},

@@ -140,7 +140,9 @@ void srv_audit_record(const kmip_summary_t *sum, const kmip_peer_t *peer);
  * Request: ADMIN_REQUEST { PROTOCOL_VERSION, COMMAND, [arguments] }.
  * Response: ADMIN_RESPONSE { PROTOCOL_VERSION, STATUS (0 or KMS_ERR_*),
  * MESSAGE, RECORD* } where RECORD { FIELD* } and FIELD { FIELD_NAME,
- * FIELD_TEXT | FIELD_LONG | FIELD_BOOL }. A request with another protocol
+ * FIELD_TEXT | FIELD_LONG | FIELD_BOOL }. backup.create / backup.restore
+ * carry one file descriptor (SCM_RIGHTS) with the request's first bytes.
+ * A request with another protocol
  * version is answered with STATUS = KMS_ERR_NOTSUP. One request per
  * connection round trip; the client may send several in sequence.
  */
@@ -165,7 +167,9 @@ void srv_audit_record(const kmip_summary_t *sum, const kmip_peer_t *peer);
     XX(0x540012, ADMIN_ARG_ROLE)            \
     XX(0x540013, ADMIN_ARG_CERT_PEM)        \
     XX(0x540014, ADMIN_ARG_PASSWORD)        \
-    XX(0x540015, ADMIN_ARG_FORCE)
+    XX(0x540015, ADMIN_ARG_FORCE)           \
+    XX(0x540016, ADMIN_ARG_PASSPHRASE)      \
+    XX(0x540017, ADMIN_ARG_KEY)
 
 enum srv_admin_tag {
 #define XX(val, name) SRV_TAG_##name = (val),
@@ -193,6 +197,8 @@ typedef struct srv_admin_options {
     store_t *store;
     srv_access_t *access;        /* for password hashing */
     const char *client_ca;       /* conf tls.client_ca: certificates to register must chain to it */
+    hsm_keyring_t *keyring;      /* backup/restore unseal and re-seal with it (NULL: refused) */
+    const char *store_path;      /* conf store.path: backup snapshots go next to it */
     const char *version;         /* kmsd version string */
     srv_admin_status_cb status_cb; /* may be NULL */
     void *status_arg;
@@ -228,6 +234,20 @@ void srv_access_stop(srv_t *srv);
  * admin thread; store writes block it, which is fine there.
  */
 ttlv_item_t *srv_admin_execute(const srv_admin_options_t *opt, int64_t started_us,
-                               const char *who, const ttlv_item_t *req, kms_arena_t *a);
+                               const char *who, const ttlv_item_t *req, int fd,
+                               kms_arena_t *a);
+
+/*
+ * admin_backup.c: write a portable encrypted backup into `fd` / restore one
+ * from `fd` (a file kmsctl opened and passed with SCM_RIGHTS). The backup
+ * key is Argon2id(pass) or `rawkey` (32 bytes). On failure `msg` says why.
+ * *count_out: objects written / restored. Admin thread.
+ */
+int srv_admin_backup_create(const srv_admin_options_t *opt, int fd, const char *pass,
+                            const ttlv_item_t *rawkey, char *msg, size_t msglen,
+                            int64_t *count_out);
+int srv_admin_backup_restore(const srv_admin_options_t *opt, int fd, const char *pass,
+                             const ttlv_item_t *rawkey, char *msg, size_t msglen,
+                             int64_t *count_out);
 
 #endif /* KMS_SERVER_ACCESS_H */

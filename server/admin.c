@@ -41,8 +41,10 @@ struct srv_admin {
 };
 
 /* Read exactly n bytes, waiting at most ADMIN_IO_TIMEOUT_MS for each chunk.
- * 0, KMS_ERR_IO (EOF/error), KMS_ERR_TIMEOUT, KMS_ERR_STATE (stop). */
-static int read_n(srv_admin_t *ad, int fd, uint8_t *p, size_t n, bool at_start)
+ * A file descriptor passed with the bytes (SCM_RIGHTS) lands in *passed
+ * (the first one; extras are closed). 0, KMS_ERR_IO (EOF/error),
+ * KMS_ERR_TIMEOUT, KMS_ERR_STATE (stop), KMS_ERR_NOTFOUND (clean close). */
+static int read_n(srv_admin_t *ad, int fd, uint8_t *p, size_t n, bool at_start, int *passed)
 {
     size_t got = 0;
     while (got < n) {
@@ -56,9 +58,29 @@ static int read_n(srv_admin_t *ad, int fd, uint8_t *p, size_t n, bool at_start)
             return KMS_ERR_STATE;
         if (pr == 0)
             return KMS_ERR_TIMEOUT;
-        ssize_t r = read(fd, p + got, n - got);
+        union {
+            struct cmsghdr h;
+            char buf[CMSG_SPACE(4 * sizeof(int))];
+        } cm;
+        struct iovec iov = {.iov_base = p + got, .iov_len = n - got};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+                            .msg_controllen = sizeof(cm.buf)};
+        ssize_t r = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
         if (r < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
+        for (struct cmsghdr *c = r >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; c; c = CMSG_NXTHDR(&mh, c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                continue;
+            size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (size_t i = 0; i < nfd; i++) {
+                int pfd;
+                memcpy(&pfd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                if (*passed < 0)
+                    *passed = pfd;
+                else
+                    close(pfd);
+            }
+        }
         if (r == 0 && got == 0 && at_start)
             return KMS_ERR_NOTFOUND; /* clean close between requests */
         if (r <= 0)
@@ -114,9 +136,14 @@ static void serve_conn(srv_admin_t *ad, int fd)
     kms_arena_t *a = kms_arena_new(8 * SRV_ADMIN_MAX_MESSAGE);
     if (!a)
         return;
+    int passed = -1;
     for (;;) {
         uint8_t hdr[8];
-        int rc = read_n(ad, fd, hdr, 8, true);
+        if (passed >= 0) {
+            close(passed);
+            passed = -1;
+        }
+        int rc = read_n(ad, fd, hdr, 8, true, &passed);
         if (rc)
             break;
         uint32_t tag = ((uint32_t)hdr[0] << 16) | ((uint32_t)hdr[1] << 8) | hdr[2];
@@ -131,7 +158,7 @@ static void serve_conn(srv_admin_t *ad, int fd)
         if (!msg)
             break;
         memcpy(msg, hdr, 8);
-        if (read_n(ad, fd, msg + 8, blen, false) != 0)
+        if (read_n(ad, fd, msg + 8, blen, false, &passed) != 0)
             break;
         ttlv_item_t *req = NULL;
         ttlv_error_t terr;
@@ -146,7 +173,7 @@ static void serve_conn(srv_admin_t *ad, int fd)
             send_error(fd, KMS_ERR_PROTO, terr.msg);
             break;
         }
-        ttlv_item_t *resp = srv_admin_execute(&ad->opt, ad->started_us, who, req, a);
+        ttlv_item_t *resp = srv_admin_execute(&ad->opt, ad->started_us, who, req, passed, a);
         kms_buf_t out;
         kms_buf_init(&out, SRV_ADMIN_MAX_MESSAGE);
         rc = resp ? ttlv_encode(resp, &out) : KMS_ERR_NOMEM;
@@ -161,6 +188,8 @@ static void serve_conn(srv_admin_t *ad, int fd)
         if (rc)
             break;
     }
+    if (passed >= 0)
+        close(passed);
     free(msg);
     kms_arena_free(a);
 }

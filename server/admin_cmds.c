@@ -33,6 +33,7 @@ typedef struct admin_req {
     int64_t started_us;
     const char *who;
     const ttlv_item_t *req;
+    int fd;                      /* passed with the request, or -1 */
     kms_arena_t *a;
     ttlv_item_t *resp;
     char msg[512];
@@ -461,6 +462,36 @@ static int adm_audit_status(admin_req_t *r, store_reader_t *rd)
     return 0;
 }
 
+static int adm_backup(admin_req_t *r, store_reader_t *rd, bool restore)
+{
+    (void)rd;
+    const char *pass = arg_text(r, SRV_TAG_ADMIN_ARG_PASSPHRASE);
+    const ttlv_item_t *key = ttlv_find(r->req, SRV_TAG_ADMIN_ARG_KEY);
+    if ((pass != NULL) == (key != NULL))
+        return refuse(r, KMS_ERR_INVAL, "give either a passphrase or a key file");
+    if (r->fd < 0)
+        return refuse(r, KMS_ERR_INVAL, "no file was passed with the request");
+    int64_t n = 0;
+    int rc = restore ? srv_admin_backup_restore(r->opt, r->fd, pass, key, r->msg, sizeof(r->msg), &n)
+                     : srv_admin_backup_create(r->opt, r->fd, pass, key, r->msg, sizeof(r->msg), &n);
+    if (rc)
+        return rc;
+    ttlv_item_t *rec = rec_new(r);
+    if (!rec || field_long(r, rec, "objects", n))
+        return KMS_ERR_NOMEM;
+    return 0;
+}
+
+static int adm_backup_create(admin_req_t *r, store_reader_t *rd)
+{
+    return adm_backup(r, rd, false);
+}
+
+static int adm_backup_restore(admin_req_t *r, store_reader_t *rd)
+{
+    return adm_backup(r, rd, true);
+}
+
 static const struct {
     const char *name;
     int (*fn)(admin_req_t *r, store_reader_t *rd);
@@ -473,6 +504,8 @@ static const struct {
     {"client.list", adm_client_list},
     {"client.remove", adm_client_remove},
     {"audit.status", adm_audit_status},
+    {"backup.create", adm_backup_create},
+    {"backup.restore", adm_backup_restore},
 };
 
 static void audit_admin(const admin_req_t *r, const char *cmd, int rc)
@@ -489,9 +522,11 @@ static void audit_admin(const admin_req_t *r, const char *cmd, int rc)
 }
 
 ttlv_item_t *srv_admin_execute(const srv_admin_options_t *opt, int64_t started_us,
-                               const char *who, const ttlv_item_t *req, kms_arena_t *a)
+                               const char *who, const ttlv_item_t *req, int fd,
+                               kms_arena_t *a)
 {
-    admin_req_t r = {.opt = opt, .started_us = started_us, .who = who, .req = req, .a = a};
+    admin_req_t r = {.opt = opt, .started_us = started_us, .who = who, .req = req, .fd = fd,
+                     .a = a};
     r.resp = ttlv_new_struct(a, NULL, SRV_TAG_ADMIN_RESPONSE);
     if (!r.resp || !ttlv_new_int(a, r.resp, SRV_TAG_ADMIN_PROTOCOL_VERSION, SRV_ADMIN_PROTOCOL_VERSION))
         return NULL;

@@ -79,6 +79,7 @@ int srv_access_start(srv_t *srv)
         srv_admin_options_t o = {.socket_path = c->admin.socket, .mode = c->admin.mode,
                                  .group = c->admin.group, .store = srv->store,
                                  .access = g_access, .client_ca = c->tls.client_ca,
+                                 .keyring = srv->keyring, .store_path = c->store.path,
                                  .version = SRV_VERSION, .status_cb = status_cb,
                                  .status_arg = srv};
         rc = srv_admin_start(&o, &g_admin);
