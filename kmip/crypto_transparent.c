@@ -191,6 +191,13 @@ static int rsa_from_km(const ttlv_item_t *km, bool priv, EVP_PKEY **out, kmip_ce
         rc = get_bn(km, tags[i], i <= Q, &bn[i], e);
     if (rc < 0)
         goto out;
+    /* Bound the work the checks below can be made to do. */
+    if (BN_num_bits(bn[N]) < 1024 || BN_num_bits(bn[N]) > 8192) {
+        rc = kmip_cerr_set(e, KMS_ERR_PROTO, KMIP_RESULT_REASON_INVALID_FIELD,
+                           "RSA modulus of %d bits not accepted (1024..8192)",
+                           BN_num_bits(bn[N]));
+        goto out;
+    }
     if (priv && (!bn[DP] || !bn[DQ] || !bn[QI])) {
         /* Derive the CRT values the client left out. */
         ctx = BN_CTX_secure_new();
@@ -237,11 +244,6 @@ static int rsa_from_km(const ttlv_item_t *km, bool priv, EVP_PKEY **out, kmip_ce
     pctx = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL);
     if (!pctx || (priv ? EVP_PKEY_pairwise_check(pctx) : EVP_PKEY_public_check(pctx)) != 1)
         goto bad;
-    if (EVP_PKEY_get_bits(pk) < 1024) {
-        rc = kmip_cerr_set(e, KMS_ERR_PROTO, KMIP_RESULT_REASON_INVALID_FIELD,
-                           "RSA modulus shorter than 1024 bits");
-        goto out;
-    }
     *out = pk;
     pk = NULL;
     goto out;

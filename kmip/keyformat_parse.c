@@ -159,16 +159,16 @@ static int parse_sym(const ttlv_item_t *km, uint32_t fmt, const ttlv_item_t *kb,
 }
 
 /* What OpenSSL loaded is also a consistent key of a size we serve: RSA
- * 1024..16384 bits (the pairwise check proves n = pq and d matches e),
+ * 1024..8192 bits (bounded so a client cannot make the checks slow) (the pairwise check proves n = pq and d matches e),
  * EC points on the curve and private values in range. */
 static int check_pkey(EVP_PKEY *pk, bool priv, uint32_t alg, int32_t bits, kmip_cerr_t *e)
 {
     EVP_PKEY_CTX *c;
     int ok;
 
-    if (alg == KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA && (bits < 1024 || bits > 16384))
+    if (alg == KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA && (bits < 1024 || bits > 8192))
         return kmip_cerr_set(e, KMS_ERR_PROTO, KMIP_RESULT_REASON_INVALID_FIELD,
-                             "RSA keys of %d bits are not accepted (1024..16384)", (int)bits);
+                             "RSA keys of %d bits are not accepted (1024..8192)", (int)bits);
     c = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL);
     if (!c)
         return KMS_ERR_NOMEM;

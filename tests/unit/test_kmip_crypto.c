@@ -343,8 +343,10 @@ static void test_transparent_invalid(void **state)
     static const uint8_t n64[8] = {0x7f, 1, 2, 3, 4, 5, 6, 7};
     ttlv_new_bigint(a, km, KMIP_TAG_MODULUS, n64, 8);
     ttlv_new_bigint(a, km, KMIP_TAG_PUBLIC_EXPONENT, one, 8);
-    assert_true(kmip_crypto_transparent_parse(km, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_RSA_PUBLIC_KEY,
-                                              &k, &e) < 0);
+    assert_int_equal(kmip_crypto_transparent_parse(km, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_RSA_PUBLIC_KEY,
+                                                   &k, &e), KMS_ERR_PROTO);
+    assert_int_equal(e.reason, KMIP_RESULT_REASON_INVALID_FIELD);
+    assert_non_null(strstr(e.msg, "modulus"));
     assert_null(k);
     /* Missing components. */
     km = ttlv_new_struct(a, NULL, KMIP_TAG_KEY_MATERIAL);
