@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from test_tenants import (FAILED, PERMISSION_DENIED, SUCCESS, Kmsd, kmsctl, need_kmsd)
+from test_tenants import (FAILED, PERMISSION_DENIED, PY, SUCCESS, Kmsd, kmsctl, need_kmsd)
 
 
 @pytest.fixture(scope="module")
@@ -219,3 +219,73 @@ def test_key_commands_respect_tenants(k):
     p = k.ctl("key", "destroy", admin_key, "--cert", str(cert), "--key", str(key), check=1)
     assert "Item Not Found" in p.stderr
     k.ctl("key", "show", admin_key, check=0)
+
+
+def pykmip_get_hex(srv, uid):
+    script = (
+        "from kmip.pie.client import ProxyKmipClient\n"
+        "c = ProxyKmipClient(hostname='127.0.0.1', port=%d, cert=%r, key=%r, ca=%r,\n"
+        "                    config_file='/dev/null')\n"
+        "c.open()\n"
+        "print(c.get(%r).value.hex())\n"
+        "c.close()\n" % (srv.port, str(srv.pki / "client.crt"), str(srv.pki / "client.key"),
+                         str(srv.pki / "ca.crt"), uid))
+    p = subprocess.run([PY, "-c", script], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return p.stdout.strip().splitlines()[-1]
+
+
+def test_backup_restores_on_another_master_key(k, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("backup")
+    kid = k.ctl("key", "create", "--name", "backed-up", check=0).stdout.strip()
+    material = pykmip_get_hex(k, kid)
+    pw = tmp / "pass"
+    pw.write_text("correct horse battery\n")
+    out = tmp / "kms.bak"
+    res = json.loads(k.ctl("--json", "backup", "--out", str(out), "--passphrase-file", str(pw),
+                           check=0).stdout)
+    assert res["objects"] >= 1
+    assert oct(os.stat(out).st_mode & 0o777) == oct(0o600)
+    blob = out.read_bytes()
+    assert blob.startswith(b"KMSDBAK1")
+    assert bytes.fromhex(material) not in blob  # re-encrypted, not in clear
+    k.ctl("backup", "--out", str(out), "--passphrase-file", str(pw), check=2)  # no overwrite
+    keyf = tmp / "bk.key"
+    keyf.write_text(os.urandom(32).hex() + "\n")
+    out2 = tmp / "kms2.bak"
+    k.ctl("backup", "--out", str(out2), "--key-file", str(keyf), check=0)
+
+    # A second server with its own master key.
+    other = Kmsd(tmp / "other")
+    try:
+        assert (other.dir / "master.key").read_bytes() != (k.dir / "master.key").read_bytes()
+        wrong = tmp / "wrong"
+        wrong.write_text("not the passphrase\n")
+        p = other.ctl("restore", "--in", str(out), "--passphrase-file", str(wrong), check=1)
+        assert "wrong passphrase" in p.stderr
+        bad = tmp / "tampered.bak"
+        b = bytearray(blob)
+        b[len(b) // 2] ^= 0x01
+        bad.write_bytes(bytes(b))
+        other.ctl("restore", "--in", str(bad), "--passphrase-file", str(pw), check=1)
+        assert json.loads(other.ctl("--json", "status", check=0).stdout)["objects"] == 0
+        other.ctl("restore", "--in", str(out2), "--passphrase-file", str(pw), check=1)
+        res = json.loads(other.ctl("--json", "restore", "--in", str(out), "--passphrase-file",
+                                   str(pw), check=0).stdout)
+        assert res["objects"] == json.loads(k.ctl("--json", "status", check=0).stdout)["objects"]
+        assert pykmip_get_hex(other, kid) == material
+        # Tenants came along; a second restore is refused (not empty any more).
+        assert {r["tenant"] for r in jctl(k, "tenant", "list")} <= \
+            {r["tenant"] for r in jctl(other, "tenant", "list")}
+        other.ctl("restore", "--in", str(out), "--passphrase-file", str(pw), check=1)
+    finally:
+        problems = other.stop()
+    assert not problems, problems
+    # The key-file backup restores too.
+    third = Kmsd(tmp / "third")
+    try:
+        third.ctl("restore", "--in", str(out2), "--key-file", str(keyf), check=0)
+        assert pykmip_get_hex(third, kid) == material
+    finally:
+        problems = third.stop()
+    assert not problems, problems
