@@ -8,7 +8,8 @@
  * and post-filters what the store cannot express (State, which can change
  * with dates when an object is read; structure attributes compared by
  * value). Results are the requester's tenant only (all tenants for an
- * admin), newest first, clipped by Offset Items / Maximum Items; the first
+ * admin), newest first (oldest first with an Object Group Member, the group's
+ * next object), clipped by Offset Items / Maximum Items; the first
  * result becomes the ID Placeholder.
  */
 #include <string.h>
@@ -158,8 +159,12 @@ int kmip_op_locate(kmip_ctx_t *ctx)
         conds[nc++] = (store_cond_t){.kind = STORE_COND_NKEY_EQ, .name = "_kmsd.live", .lo = 1, .hi = 1};
     q.conds = conds;
     q.n_conds = nc;
-    q.max_items = np == 0 ? max_items : 0;
-    q.offset = np == 0 ? offset : 0;
+    /* Object Group Member asks for the group's next object: oldest first
+     * (a queue of fresh keys, KMIP 1.1 test case 15.2). */
+    bool oldest_first = ogm != NULL;
+    bool clip_in_store = np == 0 && !oldest_first;
+    q.max_items = clip_in_store ? max_items : 0;
+    q.offset = clip_in_store ? offset : 0;
     if (q.max_items == 0)
         q.max_items = STORE_LOCATE_MAX;
 
@@ -168,11 +173,17 @@ int kmip_op_locate(kmip_ctx_t *ctx)
     int rc = store_locate(ctx->reader, &q, ctx->arena, &ids, &n);
     if (rc)
         return rc;
+    if (oldest_first)
+        for (size_t i = 0, j = n ? n - 1 : 0; i < j; i++, j--) {
+            char *t = ids[i];
+            ids[i] = ids[j];
+            ids[j] = t;
+        }
     size_t skipped = 0, out = 0, located = 0;
     for (size_t i = 0; i < n; i++) {
-        if (np) {
+        if (!clip_in_store) {
             kmip_obj_t *o = NULL;
-            rc = kmip_obj_load(ctx, ids[i], &o);
+            rc = np ? kmip_obj_load(ctx, ids[i], &o) : 0;
             if (rc == KMS_ERR_NOTFOUND) { /* deleted meanwhile */
                 ctx->reason = 0;
                 ctx->msg[0] = 0;
@@ -181,7 +192,7 @@ int kmip_op_locate(kmip_ctx_t *ctx)
             if (rc)
                 return rc;
             bool ok = true;
-            for (size_t j = 0; j < np && ok; j++)
+            for (size_t j = 0; j < np && ok && o; j++)
                 ok = posts[j].state ? o->state == posts[j].state_v
                                     : has_value(o, posts[j].name, posts[j].value);
             if (!ok)
