@@ -411,6 +411,85 @@ static void test_secret_and_template(void **state)
                      KMS_ERR_PROTO);
 }
 
+/* Mutated Register objects (bit flips and truncations of the encoded
+ * TTLV of valid ones) are either refused with a reason or accepted as a
+ * valid key; never a crash (run under ASan/UBSan), never success without
+ * material. Deterministic (fixed seed). */
+static void test_parse_mutations(void **state)
+{
+    (void)state;
+    kmip_cerr_t e = {0};
+    EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    EVP_PKEY *ec = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "prime256v1");
+    kms_secret_t *d1 = NULL;
+    assert_int_equal(kmip_crypto_pkey_export(rsa, KMIP_KEY_FORMAT_TYPE_PKCS_1, true, &d1, &e), 0);
+    ttlv_item_t *kv;
+    ttlv_item_t *objs[4];
+    uint32_t types[4] = {KMIP_OBJECT_TYPE_PRIVATE_KEY, KMIP_OBJECT_TYPE_PUBLIC_KEY,
+                         KMIP_OBJECT_TYPE_SYMMETRIC_KEY, KMIP_OBJECT_TYPE_PRIVATE_KEY};
+    objs[0] = keyblock_obj(types[0], KMIP_KEY_FORMAT_TYPE_PKCS_1, d1->data, d1->len,
+                           KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 2048, NULL);
+    objs[1] = keyblock_obj(types[1], KMIP_KEY_FORMAT_TYPE_TRANSPARENT_ECDSA_PUBLIC_KEY, NULL, 0,
+                           KMIP_CRYPTOGRAPHIC_ALGORITHM_ECDSA, 256, &kv);
+    assert_int_equal(kmip_crypto_transparent_build(A, kv, ec, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_ECDSA_PUBLIC_KEY,
+                                                   &e), 0);
+    static const uint8_t k16[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    objs[2] = keyblock_obj(types[2], KMIP_KEY_FORMAT_TYPE_RAW, k16, 16, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES,
+                           128, NULL);
+    objs[3] = keyblock_obj(types[3], KMIP_KEY_FORMAT_TYPE_TRANSPARENT_EC_PRIVATE_KEY, NULL, 0,
+                           KMIP_CRYPTOGRAPHIC_ALGORITHM_EC, 256, &kv);
+    assert_int_equal(kmip_crypto_transparent_build(A, kv, ec, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_EC_PRIVATE_KEY,
+                                                   &e), 0);
+    uint32_t seed = 12345;
+    size_t accepted = 0, refused = 0;
+    for (int o = 0; o < 4; o++) {
+        kms_buf_t b;
+        kms_buf_init(&b, 1 << 20);
+        assert_int_equal(ttlv_encode(objs[o], &b), 0);
+        for (int it = 0; it < 120; it++) {
+            uint8_t *m = malloc(b.len);
+            size_t len = b.len;
+            memcpy(m, b.data, b.len);
+            int flips = 1 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 4;
+            for (int f = 0; f < flips; f++) {
+                seed = seed * 1103515245u + 12345u;
+                size_t pos = (seed >> 8) % len;
+                m[pos] ^= (uint8_t)(1u << ((seed >> 4) & 7));
+            }
+            if (((seed >> 20) & 7) == 0)
+                len = (seed >> 3) % len; /* sometimes truncated */
+            kms_arena_t *ma = kms_arena_new(0);
+            ttlv_item_t *t = NULL;
+            ttlv_error_t terr;
+            if (ttlv_decode(m, len, NULL, ma, &t, &terr) == 0) {
+                kms_secret_t *s = NULL;
+                kmip_material_t d;
+                kmip_cerr_t e2 = {0};
+                int rc = kmip_crypto_object_parse(t, types[o], NULL, NULL, &s, &d, &e2);
+                if (rc == 0) {
+                    assert_non_null(s);
+                    assert_true(s->len > 0);
+                    accepted++;
+                } else {
+                    assert_null(s);
+                    assert_int_not_equal(e2.reason, 0);
+                    refused++;
+                }
+                kms_secret_free(s);
+            }
+            kms_arena_free(ma);
+            free(m);
+        }
+        kms_buf_dispose(&b);
+    }
+    /* Both outcomes occur: the mutations reach the validation. */
+    assert_true(refused > 20);
+    assert_true(accepted > 0);
+    kms_secret_free(d1);
+    EVP_PKEY_free(rsa);
+    EVP_PKEY_free(ec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -420,6 +499,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_digest_value, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_wrap_ttlv_encoding, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_secret_and_template, each_setup, each_teardown),
+        cmocka_unit_test_setup_teardown(test_parse_mutations, each_setup, each_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
