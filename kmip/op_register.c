@@ -42,6 +42,11 @@ static int reconcile(kmip_ctx_t *ctx, kmip_obj_t *o, kmip_material_t *d, size_t 
             if (!has_alg)
                 return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
                                  "Cryptographic Algorithm is required for a Symmetric Key");
+            if (d->bits && d->bits != kmip_crypto_sym_bits(alg_t, material_len) &&
+                (size_t)d->bits != material_len * 8)
+                return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
+                                 "Key Block Cryptographic Length %d does not match the Key "
+                                 "Material", (int)d->bits);
             d->alg = alg_t;
             d->bits = kmip_crypto_sym_bits(alg_t, material_len);
             if (alg_t == KMIP_CRYPTOGRAPHIC_ALGORITHM_AES ||

@@ -350,6 +350,39 @@ static void test_register_invalid(void **state)
     assert_int_equal(reason, KMIP_RESULT_REASON_KEY_FORMAT_TYPE_NOT_SUPPORTED);
 }
 
+/* Algorithm only in the Template-Attribute, length (maybe) in the Key Block. */
+static uint32_t register_alg_in_template(int32_t kb_bits, uint32_t *reason, const char **id)
+{
+    ttlv_item_t *p, *resp = NULL;
+    ttlv_item_t *m = request(KMIP_OPERATION_REGISTER, &p);
+    ttlv_new_enum(A, p, KMIP_TAG_OBJECT_TYPE, KMIP_OBJECT_TYPE_SYMMETRIC_KEY);
+    ttlv_item_t *ta = ttlv_new_struct(A, p, KMIP_TAG_TEMPLATE_ATTRIBUTE);
+    attr_enum(ta, "Cryptographic Algorithm", KMIP_CRYPTOGRAPHIC_ALGORITHM_AES);
+    ttlv_item_t *kb = ttlv_new_struct(A, ttlv_new_struct(A, p, KMIP_TAG_SYMMETRIC_KEY), KMIP_TAG_KEY_BLOCK);
+    ttlv_new_enum(A, kb, KMIP_TAG_KEY_FORMAT_TYPE, KMIP_KEY_FORMAT_TYPE_RAW);
+    ttlv_new_bytes(A, ttlv_new_struct(A, kb, KMIP_TAG_KEY_VALUE), KMIP_TAG_KEY_MATERIAL, aes256, 32);
+    if (kb_bits)
+        ttlv_new_int(A, kb, KMIP_TAG_CRYPTOGRAPHIC_LENGTH, kb_bits);
+    uint32_t st_ = send_req(m, &resp, reason);
+    if (st_ == KMIP_RESULT_STATUS_SUCCESS)
+        *id = ttlv_text(ttlv_find(resp, KMIP_TAG_UNIQUE_IDENTIFIER));
+    return st_;
+}
+
+static void test_register_alg_from_template(void **state)
+{
+    (void)state;
+    uint32_t reason = 0;
+    const char *id = NULL;
+    assert_int_equal(register_alg_in_template(0, &reason, &id), KMIP_RESULT_STATUS_SUCCESS);
+    ttlv_item_t *o = get(id, 0, NULL, NULL);
+    assert_int_equal(ttlv_u32(ttlv_find(key_block(o), KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM)),
+                     KMIP_CRYPTOGRAPHIC_ALGORITHM_AES);
+    assert_int_equal(ttlv_find(key_block(o), KMIP_TAG_CRYPTOGRAPHIC_LENGTH)->v.i32, 256);
+    assert_int_equal(register_alg_in_template(128, &reason, &id), KMIP_RESULT_STATUS_OPERATION_FAILED);
+    assert_int_equal(reason, KMIP_RESULT_REASON_INVALID_FIELD);
+}
+
 static EVP_PKEY *load_priv_der(uint32_t fmt, const ttlv_item_t *km)
 {
     EVP_PKEY *k = NULL;
@@ -912,6 +945,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_register_symmetric, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_register_invalid, each_setup, each_teardown),
+        cmocka_unit_test_setup_teardown(test_register_alg_from_template, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_register_rsa_private_formats, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_register_other_objects, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_create_key_pair_rsa, each_setup, each_teardown),
