@@ -217,12 +217,18 @@ def free_port():
 class Kmsd:
     """kmsctl init into `d`, then kmsd -c d/kmsd.yaml on a free port."""
 
-    def __init__(self, d):
+    def __init__(self, d, require_registered=False):
         self.dir = d
         self.port = free_port()
         self.conf = str(d / "kmsd.yaml")
         self.pki = d / "pki"
         kmsctl("init", "--dir", str(d), "--listen", "127.0.0.1:%d" % self.port, check=0)
+        if require_registered:
+            y = (d / "kmsd.yaml").read_text()
+            assert "  client_auth: required\n" in y
+            (d / "kmsd.yaml").write_text(y.replace(
+                "  client_auth: required\n",
+                "  client_auth: required\n  require_registered: true\n"))
         self.logpath = d.parent / ("kmsd-%d.log" % self.port)
         self.log = open(self.logpath, "w")
         self.proc = subprocess.Popen([KMSD, "-c", self.conf], stdout=self.log, stderr=self.log)
@@ -485,3 +491,35 @@ def test_other_tenants_credential_over_certificate_refused(world):
     st, rs, _ = c.request("Locate")
     c.close()
     assert (st, rs) == (FAILED, PERMISSION_DENIED)
+
+
+def test_require_registered_refuses_at_handshake(tmp_path):
+    """tls.require_registered: an unregistered certificate never gets to
+    send a request; registering it lets it in, removing it shuts it out."""
+    need_kmsd()
+    k = Kmsd(tmp_path / "kms", require_registered=True)
+    try:
+        k.ctl("tenant", "add", "acme", check=0)
+        cert, key = k.issue("late-host")
+
+        def served():
+            """"ok", "denied" (a KMIP answer) or "closed" (no answer at all)."""
+            try:
+                c = k.raw(cert, key)
+                try:
+                    st, rs, _ = c.request("Locate")
+                    return "ok" if st == SUCCESS else "denied"
+                finally:
+                    c.close()
+            except (ConnectionError, ssl.SSLError, OSError):
+                return "closed"
+
+        assert served() == "closed"  # never reached the KMIP layer
+        assert "kmsctl client add --tenant" in k.logtext()
+        k.ctl("client", "add", "--tenant", "acme", "--cert", str(cert), check=0)
+        assert served() == "ok"
+        k.ctl("client", "remove", "late-host", check=0)
+        assert served() == "closed"
+    finally:
+        problems = k.stop()
+    assert not problems, problems
