@@ -4,9 +4,10 @@
  * The query's text depends only on the shape of the request (which
  * condition kinds, whether a tenant or storage-status filter applies);
  * every value is a bound parameter, so prepared statements are cached per
- * reader keyed by that text. Each condition is an `oid IN (SELECT obj_id
- * FROM attributes ...)` served by the (name, skey) or (name, nkey) index,
- * so a Locate by Name touches the matching rows only. Results are newest
+ * reader keyed by that text. A text equality (Name, group, id) drives the
+ * query through the (name, skey) index, so a Locate by Name touches the
+ * matching rows only; other conditions are checked per candidate on the
+ * attributes primary key (see build_sql). Results are newest
  * first (created_us DESC, then id), clipped to STORE_LOCATE_MAX. It knows
  * nothing of KMIP attribute semantics: kmip/ turns a Locate request into
  * conditions.
@@ -50,23 +51,123 @@ static int cached_stmt(store_reader_t *r, const char *sql, sqlite3_stmt **out)
     return 0;
 }
 
-/* The SQL text for the query's shape. Parameters are numbered in the
- * order bind_query() binds them. */
-static int build_sql(const store_query_t *q, kms_buf_t *b)
+#define DRIVE_CAP 1000 /* most rows a numeric condition may match to drive */
+
+static int64_t one_int(store_reader_t *r, sqlite3_stmt *st, int *err)
 {
-    int p = 0, err = 0;
-    /* With an equality condition (a name, an id, a group: few rows), the
-     * matching attribute rows must drive the query and objects be looked up
-     * by id. Without statistics SQLite would rather walk the tenant's order
-     * index to skip the sort, which reads every object of the tenant; the
-     * unary + takes tenant and status out of index selection to prevent
-     * that. Range, mask and presence tests are rarely selective: for them
-     * the order index is the better plan. */
-    bool selective = false;
+    int rc = sqlite3_step(st);
+    int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    if (rc != SQLITE_ROW)
+        *err = store_sqlerr(r->db, rc, "locate estimate");
+    sqlite3_reset(st);
+    return v;
+}
+
+/* The driving condition, or SIZE_MAX for none (walk the order index).
+ * A text equality (a name, an id, a group: few rows) always drives.
+ * Otherwise a numeric equality or range drives only if it is rare: its
+ * matches are counted in the (name, nkey) index, stopping at DRIVE_CAP,
+ * and compared with the number of objects (the span of oids). A common
+ * value (Object Type, State) is better served by walking the objects
+ * newest first and stopping at the limit. Mask and presence tests never
+ * drive. SQLite has no statistics here to choose by itself. */
+static int pick_driver(store_reader_t *r, const store_query_t *q, size_t *out)
+{
+    *out = SIZE_MAX;
     for (size_t i = 0; i < q->n_conds; i++)
-        if (q->conds[i].kind == STORE_COND_SKEY_EQ || q->conds[i].kind == STORE_COND_NKEY_EQ)
-            selective = true;
-    const char *plus = selective ? "+" : "";
+        if (q->conds[i].kind == STORE_COND_SKEY_EQ) {
+            *out = i;
+            return 0;
+        }
+    int64_t best = DRIVE_CAP, span = -1;
+    int err = 0;
+    for (size_t i = 0; i < q->n_conds && !err; i++) {
+        const store_cond_t *c = &q->conds[i];
+        if (c->kind != STORE_COND_NKEY_EQ && c->kind != STORE_COND_NKEY_RANGE)
+            continue;
+        sqlite3_stmt *st;
+        if (span < 0) {
+            if ((err = store_rstmt(r, RS_OID_SPAN, &st)) != 0)
+                break;
+            span = one_int(r, st, &err);
+        }
+        if (err || (err = store_rstmt(r, RS_NKEY_COUNT, &st)) != 0)
+            break;
+        store_bind_text(st, 1, c->name);
+        sqlite3_bind_int64(st, 2, c->lo);
+        sqlite3_bind_int64(st, 3, c->kind == STORE_COND_NKEY_EQ ? c->lo : c->hi);
+        sqlite3_bind_int64(st, 4, DRIVE_CAP);
+        int64_t n = one_int(r, st, &err);
+        if (!err && n < best && n * 4 < span) {
+            best = n;
+            *out = i;
+        }
+    }
+    return err;
+}
+
+/* Conditions in SQL order: the driver first. Build and bind both walk
+ * this order, so parameter numbers agree. */
+static void cond_order(const store_query_t *q, size_t d, size_t *order)
+{
+    size_t k = 0;
+    if (d != SIZE_MAX)
+        order[k++] = d;
+    for (size_t i = 0; i < q->n_conds; i++)
+        if (i != d)
+            order[k++] = i;
+}
+
+/* The predicate on one attribute row. `n` prefixes the name column, `k`
+ * the key columns: in a correlated EXISTS the key columns get a unary +
+ * so the only usable index is the primary key (obj_id, name): one seek
+ * per candidate, never a walk over a value range. */
+static int cond_sql(kms_buf_t *b, const store_cond_t *c, const char *n, const char *k, int *p)
+{
+    int err = kms_buf_printf(b, "%sname = ?%d", n, ++*p);
+    switch (c->kind) {
+    case STORE_COND_SKEY_EQ:
+        err |= kms_buf_printf(b, " AND %sskey IS NOT NULL AND %sskey = ?%d", k, k, ++*p);
+        break;
+    case STORE_COND_NKEY_EQ:
+        err |= kms_buf_printf(b, " AND %snkey IS NOT NULL AND %snkey = ?%d", k, k, ++*p);
+        break;
+    case STORE_COND_NKEY_RANGE:
+        *p += 2;
+        err |= kms_buf_printf(b, " AND %snkey IS NOT NULL AND %snkey BETWEEN ?%d AND ?%d", k, k,
+                              *p - 1, *p);
+        break;
+    case STORE_COND_NKEY_MASK:
+        ++*p;
+        err |= kms_buf_printf(b, " AND %snkey IS NOT NULL AND (%snkey & ?%d) = ?%d", k, k, *p,
+                              *p);
+        break;
+    case STORE_COND_HAS:
+        break;
+    default:
+        return KMS_ERR_INVAL;
+    }
+    return err ? KMS_ERR_NOMEM : 0;
+}
+
+/* The SQL text for the query's shape. Parameters are numbered in the
+ * order bind_query() binds them.
+ *
+ * Plan: with a driving text equality, `o.oid IN (SELECT obj_id ...)` reads
+ * the few matching rows from the (name, skey) index and fetches objects
+ * by oid; every other condition is a correlated EXISTS answered from the
+ * attributes primary key (obj_id, name). Without statistics SQLite would
+ * rather walk the tenant's order index to skip the final sort, reading
+ * every object of the tenant; the unary + takes tenant and status out of
+ * index selection to prevent that. Without a driver the tenant's order
+ * index is the plan: newest first, filtered, stopping at the limit. */
+static int build_sql(const store_query_t *q, size_t driver, kms_buf_t *b)
+{
+    size_t order[LOCATE_MAX_CONDS];
+    int p = 0, err = 0;
+    bool driven = driver != SIZE_MAX;
+    const char *plus = driven ? "+" : "";
+    cond_order(q, driver, order);
     err |= kms_buf_printf(b, "SELECT o.id FROM objects o WHERE 1");
     if (q->tenant)
         err |= kms_buf_printf(b, " AND %so.tenant = ?%d", plus, ++p);
@@ -74,31 +175,17 @@ static int build_sql(const store_query_t *q, kms_buf_t *b)
         err |= kms_buf_printf(b, " AND %so.archived = 1", plus);
     else if (!q->want_archived)
         err |= kms_buf_printf(b, " AND %so.archived = 0", plus);
-    for (size_t i = 0; i < q->n_conds; i++) {
-        const store_cond_t *c = &q->conds[i];
-        int n = ++p;
-        err |= kms_buf_printf(b, " AND o.oid IN (SELECT obj_id FROM attributes WHERE name = ?%d", n);
-        switch (c->kind) {
-        case STORE_COND_SKEY_EQ:
-            err |= kms_buf_printf(b, " AND skey IS NOT NULL AND skey = ?%d)", ++p);
-            break;
-        case STORE_COND_NKEY_EQ:
-            err |= kms_buf_printf(b, " AND nkey IS NOT NULL AND nkey = ?%d)", ++p);
-            break;
-        case STORE_COND_NKEY_RANGE:
-            p += 2;
-            err |= kms_buf_printf(b, " AND nkey IS NOT NULL AND nkey BETWEEN ?%d AND ?%d)",
-                                  p - 1, p);
-            break;
-        case STORE_COND_NKEY_MASK:
-            ++p;
-            err |= kms_buf_printf(b, " AND nkey IS NOT NULL AND (nkey & ?%d) = ?%d)", p, p);
-            break;
-        case STORE_COND_HAS:
+    for (size_t k = 0; k < q->n_conds && !err; k++) {
+        const store_cond_t *c = &q->conds[order[k]];
+        if (k == 0 && driven) {
+            err |= kms_buf_printf(b, " AND o.oid IN (SELECT obj_id FROM attributes WHERE ");
+            err |= cond_sql(b, c, "", "", &p);
             err |= kms_buf_printf(b, ")");
-            break;
-        default:
-            return KMS_ERR_INVAL;
+        } else {
+            err |= kms_buf_printf(b, " AND EXISTS (SELECT 1 FROM attributes a"
+                                     " WHERE a.obj_id = o.oid AND ");
+            err |= cond_sql(b, c, "a.", "+a.", &p);
+            err |= kms_buf_printf(b, ")");
         }
     }
     p += 2;
@@ -107,13 +194,16 @@ static int build_sql(const store_query_t *q, kms_buf_t *b)
     return err ? KMS_ERR_NOMEM : 0;
 }
 
-static void bind_query(sqlite3_stmt *st, const store_query_t *q, int64_t limit, int64_t offset)
+static void bind_query(sqlite3_stmt *st, const store_query_t *q, size_t driver, int64_t limit,
+                       int64_t offset)
 {
+    size_t order[LOCATE_MAX_CONDS];
     int p = 0;
+    cond_order(q, driver, order);
     if (q->tenant)
         store_bind_text(st, ++p, q->tenant);
-    for (size_t i = 0; i < q->n_conds; i++) {
-        const store_cond_t *c = &q->conds[i];
+    for (size_t k = 0; k < q->n_conds; k++) {
+        const store_cond_t *c = &q->conds[order[k]];
         store_bind_text(st, ++p, c->name);
         switch (c->kind) {
         case STORE_COND_SKEY_EQ: store_bind_text(st, ++p, c->s); break;
@@ -163,13 +253,16 @@ int store_locate(store_reader_t *r, const store_query_t *q, kms_arena_t *arena, 
     size_t limit = q->max_items && q->max_items < STORE_LOCATE_MAX ? q->max_items
                                                                     : STORE_LOCATE_MAX;
     int64_t offset = q->offset > (size_t)INT64_MAX ? INT64_MAX : (int64_t)q->offset;
+    size_t driver;
     kms_buf_init(&sql, 64 * 1024);
-    err = build_sql(q, &sql);
+    err = pick_driver(r, q, &driver);
+    if (!err)
+        err = build_sql(q, driver, &sql);
     if (!err)
         err = cached_stmt(r, (const char *)sql.data, &st);
     if (err)
         goto out;
-    bind_query(st, q, (int64_t)limit, offset);
+    bind_query(st, q, driver, (int64_t)limit, offset);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (n == cap) {
@@ -222,9 +315,12 @@ int store_locate_explain(store_reader_t *r, const store_query_t *q, kms_arena_t 
         return err;
     kms_buf_init(&sql, 64 * 1024);
     kms_buf_init(&plan, 64 * 1024);
-    err = kms_buf_printf(&sql, "EXPLAIN QUERY PLAN ");
+    size_t driver;
+    err = pick_driver(r, q, &driver);
     if (!err)
-        err = build_sql(q, &sql);
+        err = kms_buf_printf(&sql, "EXPLAIN QUERY PLAN ");
+    if (!err)
+        err = build_sql(q, driver, &sql);
     if (err)
         goto out;
     int rc = sqlite3_prepare_v2(r->db, (const char *)sql.data, -1, &st, NULL);
@@ -232,7 +328,7 @@ int store_locate_explain(store_reader_t *r, const store_query_t *q, kms_arena_t 
         err = store_sqlerr(r->db, rc, "explain");
         goto out;
     }
-    bind_query(st, q, 1, 0);
+    bind_query(st, q, driver, 1, 0);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         if ((err = kms_buf_printf(&plan, "%s\n", sqlite3_column_text(st, 3))) != 0)
             goto out;

@@ -84,8 +84,12 @@ out:
 static int seed_hlc(sqlite3 *db, int64_t *out)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, "SELECT coalesce(max(hlc), 0) FROM change_log", -1, &st,
-                                NULL);
+    /* The newest rows carry the largest values (the clock only grows and
+     * seq follows commit order); looking at the last few thousand keeps
+     * start-up independent of the log's length. */
+    int rc = sqlite3_prepare_v2(db, "SELECT coalesce(max(hlc), 0) FROM (SELECT hlc FROM"
+                                    " change_log ORDER BY seq DESC LIMIT 4096)",
+                                -1, &st, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)

@@ -4,8 +4,7 @@
  * A reader is one read-only SQLite connection with its own prepared
  * statements, used by one thread. In WAL mode it reads a snapshot and
  * never waits for the writer. store_get reads the object row and its
- * attributes inside one read transaction, so they belong to the same
- * version. Every statement is reset after use so no reader pins an old
+ * attributes in one statement, so they belong to the same version. Every statement is reset after use so no reader pins an old
  * snapshot (which would stop WAL checkpoints). Locate is in locate.c, the
  * change log in changelog.c, identities in identity.c.
  */
@@ -14,17 +13,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OBJ_COLS "oid, object_type, state, tenant, version, created_us, updated_us, archived," \
-                 " dsk_id, blob"
+#define OBJ_COLS "o.oid, o.object_type, o.state, o.tenant, o.version, o.created_us," \
+                 " o.updated_us, o.archived, o.dsk_id, o.blob"
 #define CLIENT_COLS "name, tenant, role, kind, cert_sha256, password_hash, created_us"
 
 static const char *const rsql[RS__COUNT] = {
     [RS_BEGIN] = "BEGIN",
     [RS_END] = "COMMIT",
-    [RS_OBJ_GET] = "SELECT " OBJ_COLS " FROM objects WHERE id = ?1"
-                   " AND (?2 IS NULL OR tenant = ?2)",
-    [RS_ATTR_GET] = "SELECT name, idx, value, skey, nkey FROM attributes WHERE obj_id = ?1"
-                    " ORDER BY name, idx",
+    [RS_OBJ_GET] = "SELECT " OBJ_COLS ", NULL, NULL, NULL, NULL, NULL FROM objects o"
+                   " WHERE o.id = ?1 AND (?2 IS NULL OR o.tenant = ?2)"
+                   " UNION ALL"
+                   " SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+                   " a.name, a.idx, a.value, a.skey, a.nkey FROM attributes a"
+                   " WHERE a.obj_id = (SELECT oid FROM objects WHERE id = ?1"
+                   " AND (?2 IS NULL OR tenant = ?2))",
     [RS_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [RS_CHANGES] = "SELECT seq, obj_id, version, hlc, node_id, deleted FROM change_log"
                    " WHERE seq > ?1 ORDER BY seq LIMIT ?2",
@@ -37,6 +39,10 @@ static const char *const rsql[RS__COUNT] = {
     [RS_CLIENT_BY_CERT] = "SELECT " CLIENT_COLS " FROM clients"
                           " WHERE kind = 'cert' AND cert_sha256 = ?1",
     [RS_CLIENT_LIST] = "SELECT " CLIENT_COLS " FROM clients ORDER BY name",
+    [RS_NKEY_COUNT] = "SELECT count(*) FROM (SELECT 1 FROM attributes WHERE name = ?1"
+                      " AND nkey IS NOT NULL AND nkey BETWEEN ?2 AND ?3 LIMIT ?4)",
+    [RS_OID_SPAN] = "SELECT coalesce((SELECT max(oid) FROM objects) -"
+                    " (SELECT min(oid) FROM objects) + 1, 0)",
 };
 
 int store_reader_new(store_t *s, store_reader_t **out)
@@ -113,81 +119,48 @@ static int col_dup(kms_arena_t *a, sqlite3_stmt *st, int col, const uint8_t **p,
     return 0;
 }
 
-static int load_attrs(store_reader_t *r, kms_arena_t *a, int64_t oid, store_object_t *o)
+/* Append the attribute of the current row (columns 10..14). */
+static int row_attr(kms_arena_t *a, sqlite3_stmt *st, store_attr_t *at)
 {
-    sqlite3_stmt *st;
-    store_attr_t *tmp = NULL;
-    size_t n = 0, cap = 0;
-    int err = store_rstmt(r, RS_ATTR_GET, &st);
-    if (err)
+    const uint8_t *p;
+    int err;
+    memset(at, 0, sizeof(*at));
+    if ((err = col_dup(a, st, 10, &p, NULL)) != 0)
         return err;
-    sqlite3_bind_int64(st, 1, oid);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            store_attr_t *t = nc <= SIZE_MAX / sizeof(*t) ? realloc(tmp, nc * sizeof(*t)) : NULL;
-            if (!t) {
-                err = KMS_ERR_NOMEM;
-                goto out;
-            }
-            tmp = t;
-            cap = nc;
-        }
-        store_attr_t *at = &tmp[n];
-        memset(at, 0, sizeof(*at));
-        const uint8_t *p;
-        if ((err = col_dup(a, st, 0, &p, NULL)) != 0)
-            goto out;
-        at->name = (const char *)p;
-        at->index = (uint32_t)sqlite3_column_int64(st, 1);
-        if ((err = col_dup(a, st, 2, &at->value, &at->value_len)) != 0)
-            goto out;
-        if (sqlite3_column_type(st, 3) != SQLITE_NULL) {
-            if ((err = col_dup(a, st, 3, &p, NULL)) != 0)
-                goto out;
-            at->skey = (const char *)p;
-        }
-        if (sqlite3_column_type(st, 4) != SQLITE_NULL) {
-            at->nkey = sqlite3_column_int64(st, 4);
-            at->has_nkey = true;
-        }
-        n++;
+    at->name = (const char *)p;
+    at->index = (uint32_t)sqlite3_column_int64(st, 11);
+    if ((err = col_dup(a, st, 12, &at->value, &at->value_len)) != 0)
+        return err;
+    if (sqlite3_column_type(st, 13) != SQLITE_NULL) {
+        if ((err = col_dup(a, st, 13, &p, NULL)) != 0)
+            return err;
+        at->skey = (const char *)p;
     }
-    if (rc != SQLITE_DONE) {
-        err = store_sqlerr(r->db, rc, "get attributes");
-        goto out;
+    if (sqlite3_column_type(st, 14) != SQLITE_NULL) {
+        at->nkey = sqlite3_column_int64(st, 14);
+        at->has_nkey = true;
     }
-    if (n) {
-        o->attrs = kms_arena_memdup(a, tmp, n * sizeof(*tmp));
-        if (!o->attrs) {
-            err = KMS_ERR_NOMEM;
-            goto out;
-        }
-    }
-    o->n_attrs = n;
-out:
-    sqlite3_reset(st);
-    free(tmp);
-    return err;
+    return 0;
 }
 
+/* One statement (the object joined with its attributes) is one implicit
+ * read transaction: row and attributes come from the same snapshot, and
+ * a Get costs one VM run. */
 int store_get(store_reader_t *r, kms_arena_t *arena, const char *id, const char *tenant,
               store_object_t **out)
 {
     sqlite3_stmt *st = NULL;
     store_object_t *o = NULL;
+    store_attr_t local[32], *at = local, *heap = NULL;
+    size_t n = 0, cap = KMS_ARRAY_SIZE(local);
     if (!r || !arena || !id || !out)
         return KMS_ERR_INVAL;
     *out = NULL;
     if (!id[0] || strlen(id) >= sizeof(o->id))
         return KMS_ERR_NOTFOUND; /* cannot exist: ids are stored < 64 bytes */
-    int err = store_read_begin(r);
+    int err = store_rstmt(r, RS_OBJ_GET, &st);
     if (err)
         return err;
-    err = store_rstmt(r, RS_OBJ_GET, &st);
-    if (err)
-        goto out;
     store_bind_text(st, 1, id);
     store_bind_text(st, 2, tenant);
     int rc = sqlite3_step(st);
@@ -205,7 +178,6 @@ int store_get(store_reader_t *r, kms_arena_t *arena, const char *id, const char 
         goto out;
     }
     strcpy(o->id, id);
-    int64_t oid = sqlite3_column_int64(st, 0);
     o->object_type = (uint32_t)sqlite3_column_int64(st, 1);
     o->state = (uint32_t)sqlite3_column_int64(st, 2);
     if ((err = store_col_text(st, 3, o->tenant, sizeof(o->tenant))) != 0)
@@ -218,16 +190,38 @@ int store_get(store_reader_t *r, kms_arena_t *arena, const char *id, const char 
     if (sqlite3_column_type(st, 9) != SQLITE_NULL &&
         (err = col_dup(arena, st, 9, &o->blob, &o->blob_len)) != 0)
         goto out;
-    sqlite3_reset(st);
-    st = NULL;
-    err = load_attrs(r, arena, oid, o);
-    if (err)
+    /* The object row, then one row per attribute in (name, index) order. */
+    for (rc = sqlite3_step(st); rc == SQLITE_ROW && sqlite3_column_type(st, 10) != SQLITE_NULL;
+         rc = sqlite3_step(st)) {
+        if (n == cap) {
+            size_t nc = cap * 2;
+            store_attr_t *t = nc <= SIZE_MAX / sizeof(*t) ? realloc(heap, nc * sizeof(*t)) : NULL;
+            if (!t) {
+                err = KMS_ERR_NOMEM;
+                goto out;
+            }
+            if (!heap)
+                memcpy(t, local, sizeof(local));
+            heap = at = t;
+            cap = nc;
+        }
+        if ((err = row_attr(arena, st, &at[n])) != 0)
+            goto out;
+        n++;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        err = store_sqlerr(r->db, rc, "get");
         goto out;
+    }
+    if (n && !(o->attrs = kms_arena_memdup(arena, at, n * sizeof(*at)))) {
+        err = KMS_ERR_NOMEM;
+        goto out;
+    }
+    o->n_attrs = n;
     *out = o;
 out:
-    if (st)
-        sqlite3_reset(st);
-    store_read_end(r);
+    sqlite3_reset(st);
+    free(heap);
     return err;
 }
 

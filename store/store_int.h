@@ -96,10 +96,11 @@ struct store {
 /* --------------------------------------------------- reader statements */
 enum store_rstmt {
     RS_BEGIN, RS_END,
-    RS_OBJ_GET, RS_ATTR_GET, RS_META_GET,
+    RS_OBJ_GET, RS_META_GET,
     RS_CHANGES, RS_LAST_SEQ, RS_SCAN, RS_COUNT,
     RS_TENANT_EXISTS, RS_TENANT_LIST,
     RS_CLIENT_BY_NAME, RS_CLIENT_BY_CERT, RS_CLIENT_LIST,
+    RS_NKEY_COUNT, RS_OID_SPAN,
     RS__COUNT
 };
 

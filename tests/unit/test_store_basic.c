@@ -161,9 +161,43 @@ static void test_roundtrip(void **state)
     assert_int_equal(g->created_us, created);
     assert_true(g->updated_us > created);
 
+    /* no attributes at all, and many (more than one internal chunk) */
+    store_object_t bare;
+    memset(&bare, 0, sizeof(bare));
+    strcpy(bare.id, "bare");
+    strcpy(bare.tenant, "acme");
+    assert_int_equal(put1(s, &bare, STORE_VERSION_NEW, NULL), 0);
+    assert_int_equal(store_get(r, a, "bare", "acme", &g), 0);
+    assert_int_equal(g->n_attrs, 0);
+    assert_null(g->blob);
+    store_attr_t many[75];
+    char names[75][24];
+    for (int i = 0; i < 75; i++) {
+        snprintf(names[i], sizeof(names[i]), "x-attr-%02d", i % 25);
+        many[i] = (store_attr_t){.name = names[i], .index = (uint32_t)(i / 25),
+                                 .value = (const uint8_t *)names[i], .value_len = strlen(names[i]),
+                                 .nkey = i, .has_nkey = true};
+    }
+    bare.attrs = many;
+    bare.n_attrs = 75;
+    assert_int_equal(put1(s, &bare, 1, NULL), 0);
+    assert_int_equal(store_get(r, a, "bare", "acme", &g), 0);
+    assert_int_equal(g->n_attrs, 75);
+    for (size_t i = 0; i + 1 < g->n_attrs; i++) /* (name, index) order */
+        assert_true(strcmp(g->attrs[i].name, g->attrs[i + 1].name) < 0 ||
+                    (strcmp(g->attrs[i].name, g->attrs[i + 1].name) == 0 &&
+                     g->attrs[i].index < g->attrs[i + 1].index));
+    for (int i = 0; i < 75; i++) {
+        const store_attr_t *x = find_attr(g, names[i], (uint32_t)(i / 25));
+        assert_non_null(x);
+        assert_int_equal(x->nkey, i);
+        assert_int_equal(x->value_len, strlen(names[i]));
+        assert_memory_equal(x->value, names[i], x->value_len);
+    }
+
     /* Not found */
     assert_int_equal(store_get(r, a, "nope", NULL, &g), KMS_ERR_NOTFOUND);
-    assert_int_equal(store_count_objects(r), 1);
+    assert_int_equal(store_count_objects(r), 2);
     kms_arena_free(a);
     store_reader_free(r);
     store_close(s);

@@ -52,7 +52,7 @@ static int setup_all(void **state)
         return -1;
     for (int i = 0; i < N_OBJ; i++) {
         store_object_t ob;
-        store_attr_t at[5];
+        store_attr_t at[6];
         char name[32], grp[32];
         memset(&ob, 0, sizeof(ob));
         memset(at, 0, sizeof(at));
@@ -73,6 +73,8 @@ static int setup_all(void **state)
         at[n++] = (store_attr_t){.name = "Cryptographic Usage Mask",
                                  .value = (const uint8_t *)"m", .value_len = 1,
                                  .nkey = mask_of(i), .has_nkey = true};
+        at[n++] = (store_attr_t){.name = "Activation Date", .value = (const uint8_t *)"d",
+                                 .value_len = 1, .nkey = 1000000 + i, .has_nkey = true};
         if (flag_of(i))
             at[n++] = (store_attr_t){.name = "x-flag", .value = (const uint8_t *)"f",
                                      .value_len = 1};
@@ -137,6 +139,7 @@ static bool p_group2_len128_flag(int i)
     return group_of(i) == 2 && length_of(i) == 128 && flag_of(i);
 }
 static bool p_none(int i) { (void)i; return false; }
+static bool p_dates(int i) { return i >= 100 && i <= 109; }
 
 static void test_skey(void **state)
 {
@@ -188,6 +191,29 @@ static void test_nkey(void **state)
     check(&q, p_mask4);
     c.lo = 12;
     check(&q, p_mask8);
+    /* a rare range (drives through the (name, nkey) index) */
+    c.kind = STORE_COND_NKEY_RANGE;
+    c.name = "Activation Date";
+    c.lo = 1000100;
+    c.hi = 1000109;
+    check(&q, p_dates);
+    q.tenant = NULL;
+    check(&q, p_dates);
+    /* a rare equality next to a common one */
+    store_cond_t two[2] = {
+        {.kind = STORE_COND_NKEY_EQ, .name = "Cryptographic Length", .lo = 128},
+        {.kind = STORE_COND_NKEY_EQ, .name = "Activation Date", .lo = 1000104},
+    };
+    q.conds = two;
+    q.n_conds = 2;
+    char **ids;
+    size_t n;
+    assert_int_equal(store_locate(g_r, &q, g_a, &ids, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(ids[0], "loc-0104");
+    two[0].lo = 256; /* 104 is even: length 128 */
+    assert_int_equal(store_locate(g_r, &q, g_a, &ids, &n), 0);
+    assert_int_equal(n, 0);
 }
 
 static void test_has_and_combined(void **state)
@@ -311,7 +337,36 @@ static void test_plan(void **state)
     q.conds = &cn;
     assert_int_equal(store_locate_explain(g_r, &q, g_a, &plan), 0);
     print_message("plan (range within tenant):\n%s", plan);
-    assert_null(strstr(plan, "SCAN attributes"));
+    assert_null(strstr(plan, "SCAN"));
+    /* checked per candidate by a primary-key seek, not a walk of the range */
+    assert_non_null(strstr(plan, "SEARCH a USING PRIMARY KEY (obj_id=? AND name=?)"));
+    assert_null(strstr(plan, "attributes_nkey"));
+    /* Name + Object Type + range: the Name drives, the rest are seeks */
+    store_cond_t c3[3] = {
+        {.kind = STORE_COND_NKEY_EQ, .name = "Object Type", .lo = 2},
+        {.kind = STORE_COND_NKEY_RANGE, .name = "Cryptographic Length", .lo = 1, .hi = 300},
+        {.kind = STORE_COND_SKEY_EQ, .name = "Name", .s = "name-17"},
+    };
+    q.conds = c3;
+    q.n_conds = 3;
+    assert_int_equal(store_locate_explain(g_r, &q, g_a, &plan), 0);
+    print_message("plan (Name + type + range):\n%s", plan);
+    assert_non_null(strstr(plan, "attributes_skey (name=? AND skey=?)"));
+    assert_non_null(strstr(plan, "SEARCH o USING INTEGER PRIMARY KEY (rowid=?)"));
+    assert_null(strstr(plan, "SCAN"));
+    assert_null(strstr(plan, "attributes_nkey"));
+    q.conds = &cn;
+    q.n_conds = 1;
+    /* a rare numeric range drives through the (name, nkey) index */
+    store_cond_t cd = {.kind = STORE_COND_NKEY_RANGE, .name = "Activation Date", .lo = 1000100,
+                       .hi = 1000109};
+    q.conds = &cd;
+    q.n_conds = 1;
+    assert_int_equal(store_locate_explain(g_r, &q, g_a, &plan), 0);
+    print_message("plan (rare range):\n%s", plan);
+    assert_non_null(strstr(plan, "attributes_nkey (name=? AND nkey>? AND nkey<?)"));
+    assert_non_null(strstr(plan, "SEARCH o USING INTEGER PRIMARY KEY (rowid=?)"));
+    assert_null(strstr(plan, "SCAN"));
     /* no condition within a tenant: the order index, no sort */
     q.n_conds = 0;
     assert_int_equal(store_locate_explain(g_r, &q, g_a, &plan), 0);
