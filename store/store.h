@@ -62,16 +62,20 @@ typedef struct store_options {
 } store_options_t;
 
 /* Open (creating and migrating the schema as needed) and start the writer
- * thread. Any thread. */
+ * thread. Any thread. KMS_ERR_IO: cannot open, or the file is corrupt / not
+ * a database; KMS_ERR_CONFIG: a SQLite file that is not kmsd's, a schema
+ * newer than this code, or (read_only) one that needs migrating first. */
 int store_open(const store_options_t *opt, store_t **out);
-/* Finish pending writes, stop the writer, checkpoint the WAL, close. NULL ok. */
+/* Finish pending writes, stop the writer, checkpoint the WAL, close. NULL ok.
+ * Call after every other user is done (readers freed, no commit running). */
 void store_close(store_t *s);
 /* Schema version of the opened database. */
 int store_schema_version(store_t *s);
 const char *store_node_id(store_t *s);
 
 /* --------------------------------------------------------------- reads */
-/* One reader per thread; not thread-safe itself. */
+/* One reader per thread; not thread-safe itself. A reader is a read-only
+ * connection: it sees every commit acknowledged before its call starts. */
 int store_reader_new(store_t *s, store_reader_t **out);
 void store_reader_free(store_reader_t *r);
 
@@ -106,7 +110,8 @@ typedef struct store_query {
 } store_query_t;
 
 /* Ids matching the query, newest first (created_us desc, then id). The
- * array and strings come from `arena`. */
+ * array and strings come from `arena` (*ids_out is NULL when *n_out is 0).
+ * At most STORE_LOCATE_MAX ids. KMS_ERR_LIMIT above 64 conditions. */
 int store_locate(store_reader_t *r, const store_query_t *q, kms_arena_t *arena, char ***ids_out,
                  size_t *n_out);
 
@@ -115,7 +120,8 @@ int store_locate(store_reader_t *r, const store_query_t *q, kms_arena_t *arena, 
 int store_locate_explain(store_reader_t *r, const store_query_t *q, kms_arena_t *arena,
                          char **plan_out);
 
-/* Small key/value metadata (wrapped data-store keys, settings). */
+/* Small key/value metadata (wrapped data-store keys, settings).
+ * KMS_ERR_NOTFOUND when absent; the value is NUL-terminated in the arena. */
 int store_meta_get(store_reader_t *r, kms_arena_t *arena, const char *key, uint8_t **val_out,
                    size_t *len_out);
 
@@ -132,15 +138,22 @@ void store_write_free(store_write_t *w);  /* NULL ok */
  * On success the new version is expect_version + 1 (1 for a new object). */
 int store_write_put(store_write_t *w, const store_object_t *obj, int64_t expect_version);
 /* Remove an object and its attributes entirely (not KMIP Destroy, which
- * keeps metadata; used by restore and tests). */
+ * keeps metadata; used by restore and tests). expect_version must be a
+ * version or STORE_VERSION_ANY; committing fails with KMS_ERR_NOTFOUND (ANY)
+ * or KMS_ERR_CONFLICT (a version) when the object is absent. The change log
+ * gets a `deleted` row with version + 1. */
 int store_write_delete(store_write_t *w, const char *id, int64_t expect_version);
 int store_write_meta(store_write_t *w, const char *key, const void *val, size_t len);
 
 /* Submit and wait until the write is durable (or failed). Called from any
  * thread except the writer; blocks the caller, so never from an event-loop
- * thread. Returns 0, KMS_ERR_CONFLICT (nothing applied), KMS_ERR_IO. On
- * success the new version of each put object is in *versions_out[i] if
- * versions_out is given (in put order). */
+ * thread. Returns 0, or an error with nothing of the write applied:
+ * KMS_ERR_CONFLICT (version check), KMS_ERR_NOTFOUND / KMS_ERR_EXISTS /
+ * KMS_ERR_STATE (see the tenant/client and delete calls), KMS_ERR_IO (disk;
+ * logged), KMS_ERR_PERM (store opened read_only), KMS_ERR_UNAVAIL (closing).
+ * On success the new version of each put object is in *versions_out[i] if
+ * versions_out is given (in put order). The write is not consumed: free it
+ * (or reuse it) afterwards. An empty write returns 0 at once. */
 int store_commit(store_t *s, store_write_t *w, int64_t *versions_out, size_t n_versions);
 
 /* ---------------------------------------------------------- change log */
@@ -175,7 +188,15 @@ typedef struct store_client {
     int64_t created_us;
 } store_client_t;
 
+/* Add (remove=false) or remove a tenant. On commit: add of an existing one
+ * is KMS_ERR_EXISTS; removing a missing one KMS_ERR_NOTFOUND; removing one
+ * that still owns objects or clients KMS_ERR_STATE. */
 int store_write_tenant(store_write_t *w, const char *tenant, bool remove);
+/* Add or update (by name; created_us kept) or remove a client. Checked when
+ * added: role "client"|"admin", kind "cert" (cert_sha256 = 64 lower-case
+ * hex) | "password" (non-empty hash) -> KMS_ERR_INVAL. On commit: unknown
+ * tenant KMS_ERR_NOTFOUND; a fingerprint bound to another client
+ * KMS_ERR_EXISTS; removing a missing client KMS_ERR_NOTFOUND. */
 int store_write_client(store_write_t *w, const store_client_t *c, bool remove);
 int store_tenant_exists(store_reader_t *r, const char *tenant);     /* 0 or KMS_ERR_NOTFOUND */
 int store_list_tenants(store_reader_t *r, kms_arena_t *a, char ***out, size_t *n_out);
@@ -185,7 +206,9 @@ int store_list_clients(store_reader_t *r, kms_arena_t *a, store_client_t **out, 
 
 /* --------------------------------------------------------------- backup */
 /* Online, consistent copy of the whole database to `dest_path` (SQLite
- * backup API), callable while the server serves. `progress` may be NULL. */
+ * backup API), callable while the server serves (writes continue). Written
+ * to "<dest_path>.partial", integrity-checked, fsynced, then renamed over
+ * dest_path. `progress` (pages done, total) may be NULL; blocks the caller. */
 typedef void (*store_progress_cb)(int done, int total, void *arg);
 int store_backup(store_t *s, const char *dest_path, store_progress_cb progress, void *arg);
 
