@@ -87,7 +87,9 @@ int srv_audit_open(const srv_audit_options_t *opt, srv_audit_t **out);
 /* Write everything queued, fsync, stop the writer and close. NULL ok. */
 void srv_audit_close(srv_audit_t *au);
 /* Block until every record queued before the call is written (and fsync'ed
- * when configured). For tests, admin "audit status" and shutdown. */
+ * when configured), at most 10 s. 0, KMS_ERR_TIMEOUT (the disk refuses
+ * writes: the writer keeps the records and retries every second),
+ * KMS_ERR_STATE (closing). For tests, admin "audit status" and shutdown. */
 int srv_audit_flush(srv_audit_t *au);
 
 /* One audit record. Strings may be NULL (written as ""). */
@@ -116,7 +118,7 @@ typedef struct srv_audit_status {
     char last_hash[65];
     uint64_t written;
     uint64_t rotations;
-    uint64_t errors;             /* failed writes (the writer retries the batch) */
+    uint64_t errors;             /* failed writes (the writer keeps and retries the records) */
 } srv_audit_status_t;
 int srv_audit_get_status(srv_audit_t *au, srv_audit_status_t *out);
 

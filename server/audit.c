@@ -224,17 +224,52 @@ static void utc_now(char *out, size_t n)
     snprintf(out, n, "%s.%06dZ", base, (int)(us % 1000000));
 }
 
-/* Write one batch: chain each record, rotate between lines when needed. */
-static void write_batch(srv_audit_t *au, audit_item_t *items)
+/* Append n bytes, all or nothing: on failure the file is cut back to its
+ * previous size so it never ends in a partial line. */
+static int flush_bytes(srv_audit_t *au, const uint8_t *p, size_t n)
+{
+    size_t off = 0;
+    while (off < n) {
+        ssize_t w = write(au->fd, p + off, n - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            kms_log(KMS_LOG_ERROR, AUDIT_COMPONENT, "write %s: %s (will retry)", au->path,
+                    w < 0 ? strerror(errno) : "short write");
+            if (off > 0 && ftruncate(au->fd, (off_t)au->file_size) != 0)
+                kms_log(KMS_LOG_ERROR, AUDIT_COMPONENT, "cannot cut %s back after a failed write",
+                        au->path);
+            au->errors++;
+            return KMS_ERR_IO;
+        }
+        off += (size_t)w;
+    }
+    au->file_size += n;
+    return 0;
+}
+
+/*
+ * Write one batch: chain each record, rotate between lines when needed.
+ * Returns NULL when every item is on disk, else the first item that is not:
+ * the chain state is rolled back to just before it, so the caller can queue
+ * it and the rest again and nothing is lost or chained to a missing line.
+ */
+static audit_item_t *write_batch(srv_audit_t *au, audit_item_t *items)
 {
     kms_buf_t out;
     kms_buf_init(&out, SIZE_MAX);
+    /* Chain state before the first line in `out`, to roll back to. */
+    audit_item_t *buf_first = items;
+    uint64_t seq0 = au->seq, written0 = au->written;
+    char hash0[65];
+    memcpy(hash0, au->last_hash, sizeof(hash0));
+    audit_item_t *failed = NULL;
     for (audit_item_t *it = items; it; it = it->next) {
         size_t start = out.len;
         uint64_t seq = au->seq + 1;
         if (kms_buf_printf(&out, "{\"seq\":%llu,%.*s,\"prev\":\"%s\"}", (unsigned long long)seq,
                            (int)it->len, it->body, au->last_hash)) {
-            au->errors++;
+            au->errors++; /* out of memory: this record cannot be written */
             out.len = start;
             continue;
         }
@@ -243,43 +278,41 @@ static void write_batch(srv_audit_t *au, audit_item_t *items)
             au->file_size + out.len + 1 > au->rotate_size) {
             /* Flush what precedes this line into the old file, then rotate. */
             if (start > 0) {
-                ssize_t w = write(au->fd, out.data, start);
-                if (w != (ssize_t)start)
-                    au->errors++;
-                else
-                    au->file_size += start;
+                if (flush_bytes(au, out.data, start) != 0) {
+                    failed = buf_first;
+                    break;
+                }
                 kms_buf_consume(&out, start);
                 start = 0;
             }
+            buf_first = it;
+            seq0 = au->seq;
+            written0 = au->written;
+            memcpy(hash0, au->last_hash, sizeof(hash0));
             if (au->file_size > 0 && rotate(au) != 0)
-                au->errors++;
+                au->errors++; /* keep appending to the old file */
         }
         hash_line((const char *)out.data + start, llen, au->last_hash);
         if (kms_buf_append_byte(&out, '\n')) {
-            au->errors++;
-            continue;
+            au->errors++; /* out of memory: retry the whole buffer later */
+            failed = buf_first;
+            break;
         }
         au->seq = seq;
         au->written++;
     }
-    size_t off = 0;
-    while (off < out.len) {
-        ssize_t w = write(au->fd, out.data + off, out.len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            kms_log(KMS_LOG_ERROR, AUDIT_COMPONENT, "write %s: %s", au->path, strerror(errno));
-            au->errors++;
-            break;
-        }
-        off += (size_t)w;
-    }
-    au->file_size += off;
-    if (au->do_fsync && fsync(au->fd) != 0) {
+    if (!failed && out.len && flush_bytes(au, out.data, out.len) != 0)
+        failed = buf_first;
+    if (failed) {
+        au->seq = seq0;
+        au->written = written0;
+        memcpy(au->last_hash, hash0, sizeof(hash0));
+    } else if (au->do_fsync && fsync(au->fd) != 0) {
         kms_log(KMS_LOG_ERROR, AUDIT_COMPONENT, "fsync %s: %s", au->path, strerror(errno));
         au->errors++;
     }
     kms_buf_dispose(&out);
+    return failed;
 }
 
 static void *writer_main(void *arg)
@@ -292,21 +325,53 @@ static void *writer_main(void *arg)
         if (!au->head && au->stopping)
             break;
         audit_item_t *batch = au->head;
-        size_t n = au->queued;
         au->head = au->tail = NULL;
         au->queued = 0;
         pthread_cond_broadcast(&au->cv_space);
         pthread_mutex_unlock(&au->mu);
 
-        write_batch(au, batch);
-        while (batch) {
+        audit_item_t *rest = write_batch(au, batch);
+        uint64_t n = 0;
+        while (batch != rest) {
             audit_item_t *next = batch->next;
             free(batch);
             batch = next;
+            n++;
         }
 
         pthread_mutex_lock(&au->mu);
         au->done_total += n;
+        if (rest) {
+            /* Put the unwritten records back in front, then wait a second
+             * (or until stop) before retrying: a full disk must not spin. */
+            audit_item_t *t = rest;
+            size_t k = 1;
+            while (t->next) {
+                t = t->next;
+                k++;
+            }
+            if (au->stopping) {
+                kms_log(KMS_LOG_ERROR, AUDIT_COMPONENT, "%zu audit records could not be written",
+                        k + au->queued);
+                while (rest) {
+                    audit_item_t *next = rest->next;
+                    free(rest);
+                    rest = next;
+                }
+                au->done_total = au->enqueued_total;
+                pthread_cond_broadcast(&au->cv_space);
+                continue;
+            }
+            t->next = au->head;
+            if (!au->head)
+                au->tail = t;
+            au->head = rest;
+            au->queued += k;
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_timedwait(&au->cv_work, &au->mu, &ts);
+        }
         pthread_cond_broadcast(&au->cv_space);
     }
     pthread_mutex_unlock(&au->mu);
@@ -440,11 +505,16 @@ int srv_audit_flush(srv_audit_t *au)
 {
     if (!au)
         return KMS_ERR_INVAL;
+    /* At most 10 s: a stuck disk must not hang "kmsctl status" forever. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 10;
     pthread_mutex_lock(&au->mu);
     uint64_t target = au->enqueued_total;
-    while (au->done_total < target && !au->stopping)
-        pthread_cond_wait(&au->cv_space, &au->mu);
-    int rc = au->done_total >= target ? 0 : KMS_ERR_STATE;
+    int wr = 0;
+    while (au->done_total < target && !au->stopping && wr != ETIMEDOUT)
+        wr = pthread_cond_timedwait(&au->cv_space, &au->mu, &ts);
+    int rc = au->done_total >= target ? 0 : wr == ETIMEDOUT ? KMS_ERR_TIMEOUT : KMS_ERR_STATE;
     pthread_mutex_unlock(&au->mu);
     return rc;
 }

@@ -17,6 +17,9 @@
 
 #include <dirent.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -366,6 +369,65 @@ static void test_hostile_fields_stay_one_line(void **state)
     assert_int_equal(verify1(fx->path, where, sizeof(where), NULL), 0);
 }
 
+/* A disk that refuses writes (RLIMIT_FSIZE stands in for ENOSPC): the file
+ * never ends in a partial line, the records are kept and retried, and once
+ * writes work again the chain is complete and unbroken. */
+static void test_write_failure_keeps_records(void **state)
+{
+    fixture_t *fx = *state;
+    signal(SIGXFSZ, SIG_IGN);
+    srv_audit_options_t o = {.path = fx->path, .fsync = false};
+    srv_audit_t *au = NULL;
+    assert_int_equal(srv_audit_open(&o, &au), 0);
+    srv_audit_rec_t r = {.kind = "kmip", .identity = "carol", .operation = "Get",
+                         .result = "Success", .batch_count = 1};
+    assert_int_equal(srv_audit_write(au, &r), 0);
+    assert_int_equal(srv_audit_write(au, &r), 0);
+    assert_int_equal(srv_audit_flush(au), 0);
+    struct stat st;
+    assert_int_equal(stat(fx->path, &st), 0);
+    off_t base = st.st_size;
+
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = (rlim_t)base + 300; /* room for about one more line */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    /* Nothing below may write to a file until the limit is restored. */
+    int wrc = 0;
+    for (int i = 0; i < 6; i++)
+        wrc |= srv_audit_write(au, &r);
+    usleep(1500 * 1000);
+    pthread_mutex_lock(&au->mu);
+    uint64_t errors = au->errors;
+    uint64_t pending = au->enqueued_total - au->done_total;
+    pthread_mutex_unlock(&au->mu);
+    struct stat mid;
+    int src = stat(fx->path, &mid);
+    char last = 0;
+    FILE *f = fopen(fx->path, "r");
+    if (f && mid.st_size > 0) {
+        fseek(f, -1, SEEK_END);
+        last = (char)fgetc(f);
+    }
+    if (f)
+        fclose(f);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+
+    assert_int_equal(wrc, 0);
+    assert_true(errors > 0);
+    assert_true(pending > 0);
+    assert_int_equal(src, 0);
+    assert_true(mid.st_size <= base + 300);
+    assert_int_equal(last, '\n');
+    assert_int_equal(srv_audit_flush(au), 0); /* retried within a second */
+    srv_audit_close(au);
+    char where[512];
+    uint64_t lines = 0;
+    assert_int_equal(verify1(fx->path, where, sizeof(where), &lines), 0);
+    assert_int_equal(lines, 8);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -378,6 +440,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rotation_keeps_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_fields_stay_one_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_failure_keeps_records, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
