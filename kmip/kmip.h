@@ -57,8 +57,11 @@ typedef struct kmip_config {
     const char *version;       /* server version string */
 } kmip_config_t;
 
+/* cfg is copied (the store and keyring must outlive the server). */
 int kmip_server_new(const kmip_config_t *cfg, kmip_server_t **out);
-void kmip_server_free(kmip_server_t *s); /* NULL ok */
+/* Closes every worker thread's store reader. Call once no kmip_handle()
+ * runs any more, and before store_close(). NULL ok. */
+void kmip_server_free(kmip_server_t *s);
 
 /* What happened, for the per-request log line and the audit log. */
 typedef struct kmip_summary {

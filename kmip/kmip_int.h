@@ -43,9 +43,12 @@
 #include "ttlv/ttlv.h"
 
 /* ---------------------------------------------------------------- server */
+struct kmip_reader_node;
 struct kmip_server {
     kmip_config_t cfg;
-    pthread_key_t reader_key;  /* per-thread store_reader_t, created on first use */
+    pthread_key_t reader_key;  /* per-thread reader node, created on first use */
+    pthread_mutex_t readers_lock;
+    struct kmip_reader_node *readers; /* every live reader, freed by kmip_server_free */
     char vendor[64];
     char version[64];
 };
@@ -226,8 +229,8 @@ void kmip_obj_drop_material(kmip_obj_t *o);
  */
 int kmip_obj_save(kmip_ctx_t *ctx, kmip_obj_t *o);
 
-/* Load `id`, run cb on it, save; retried on KMS_ERR_CONFLICT (up to 5
- * times). cb returns 0 to save, 1 to skip the save (no change), or an
+/* Load `id`, run cb on it, save; retried on KMS_ERR_CONFLICT (up to 32
+ * times, with a short jittered back-off). cb returns 0 to save, 1 to skip the save (no change), or an
  * error (kmip_fail). *out (may be NULL) gets the final object. */
 typedef int (*kmip_mutate_cb)(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg);
 int kmip_obj_update(kmip_ctx_t *ctx, const char *id, kmip_mutate_cb cb, void *arg,

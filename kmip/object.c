@@ -12,6 +12,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/rand.h>
 
@@ -19,7 +20,7 @@
 #include "kmip/kmip_int.h"
 
 #define ATTR_VALUE_MAX (1u << 20)
-#define UPDATE_RETRIES 5
+#define UPDATE_RETRIES 32
 
 struct kmip_undo {
     char id[64];
@@ -429,6 +430,15 @@ int kmip_obj_update(kmip_ctx_t *ctx, const char *id, kmip_mutate_cb cb, void *ar
 {
     int rc = KMS_ERR_CONFLICT;
     for (int attempt = 0; attempt < UPDATE_RETRIES && rc == KMS_ERR_CONFLICT; attempt++) {
+        if (attempt > 0) {
+            /* Back off a little, with jitter, so that writers of one hot
+             * object do not keep colliding. */
+            uint8_t r = 0;
+            (void)RAND_bytes(&r, 1);
+            int ms = attempt < 8 ? attempt : 8;
+            struct timespec ts = {0, ((long)ms * 1000000L) + (long)r * 8000L};
+            nanosleep(&ts, NULL);
+        }
         kmip_obj_t *o = NULL;
         if ((rc = kmip_obj_load(ctx, id, &o)))
             return rc;
