@@ -99,13 +99,18 @@ run: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=build all
 	$(Q)packaging/run-dev.sh
 
-# libFuzzer targets: fuzz sources + ttlv + common, built with clang.
+# libFuzzer targets: fuzz sources + ttlv + common (+ conf for fuzz_conf), built with clang.
 FUZZ_BUILD := build-fuzz
 FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_LIBSRC := $(call src_of,common) $(call src_of,ttlv)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
 fuzz: $(FUZZ_BIN)
+# The config parser's target also links conf/ and libyaml.
+$(FUZZ_BUILD)/fuzz_conf: tests/fuzz/fuzz_conf.c $(FUZZ_LIBSRC) $(call src_of,conf)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ -lyaml
 $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIBSRC)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
