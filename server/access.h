@@ -94,7 +94,7 @@ int srv_audit_flush(srv_audit_t *au);
 
 /* One audit record. Strings may be NULL (written as ""). */
 typedef struct srv_audit_rec {
-    const char *kind;            /* "kmip" | "admin" | "auth" */
+    const char *kind;            /* "kmip" | "admin" */
     const char *identity;
     const char *tenant;
     const char *address;

@@ -7,7 +7,9 @@
  * header and bounded by SRV_ADMIN_MAX_MESSAGE, answered by one
  * ADMIN_RESPONSE (server/admin_cmds.c). A connection that sends garbage or
  * stalls for 10 s is closed. The caller's uid/pid (SO_PEERCRED) name it in
- * the log and the audit log.
+ * the log and the audit log. A request may carry one open file (SCM_RIGHTS:
+ * the backup file kmsctl created or opens for restore); it is closed after
+ * that request.
  *
  * It deliberately listens only on a filesystem socket, never on a network
  * address, and does not run on the KMIP event loops: admin commands may
