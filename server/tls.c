@@ -38,6 +38,7 @@ int srv_tls_ctx_new(const conf_t *c, SSL_CTX **out, char *err, size_t errlen)
 {
     int rc = KMS_ERR_CONFIG;
     SSL_CTX *ctx = NULL;
+    EVP_PKEY *pkey = NULL;
     const struct conf_tls *t = &c->tls;
 
     *out = NULL;
@@ -70,11 +71,11 @@ int srv_tls_ctx_new(const conf_t *c, SSL_CTX **out, char *err, size_t errlen)
         ssl_err(err, errlen, "tls.cert: cannot load", t->cert);
         goto out;
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx, t->key, SSL_FILETYPE_PEM) != 1) {
+    if (certs_load_key_pem(t->key, &pkey) != 0) {
         ssl_err(err, errlen, "tls.key: cannot load", t->key);
         goto out;
     }
-    if (SSL_CTX_check_private_key(ctx) != 1) {
+    if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
         ssl_err(err, errlen, "tls.key does not match tls.cert", t->key);
         goto out;
     }
@@ -108,6 +109,7 @@ int srv_tls_ctx_new(const conf_t *c, SSL_CTX **out, char *err, size_t errlen)
     ctx = NULL;
     rc = 0;
 out:
+    EVP_PKEY_free(pkey);
     SSL_CTX_free(ctx);
     return rc;
 }

@@ -265,6 +265,15 @@ class Kmsd:
                     return int(line.split()[1])
         return 0
 
+    def sanitized(self):
+        """True when this kmsd is an ASan build (RSS then includes the quarantine)."""
+        with open("/proc/%d/maps" % self.pid) as f:
+            return "libasan" in f.read()
+
+    def rss_slack_kb(self, normal_kb):
+        """An RSS growth bound: normal_kb, or a loose one for sanitizer builds."""
+        return normal_kb * 10 if self.sanitized() else normal_kb
+
     def log_text(self):
         try:
             with open(self.log_path, "r", errors="replace") as f:

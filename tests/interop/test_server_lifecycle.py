@@ -163,11 +163,6 @@ def test_handshake_timeout(kmsd_factory):
     k.wait_log(r"timeout: limits.handshake_timeout")
 
 
-def _sanitized(pid):
-    with open("/proc/%d/maps" % pid) as f:
-        return "libasan" in f.read()
-
-
 def test_idle_connections_memory(kmsd_factory, capsys):
     """Marginal RSS of an idle mutual-TLS connection (slope between n/2 and n
     connections, so start-up arenas do not count); budget 30 KiB, i.e.
@@ -200,8 +195,87 @@ def test_idle_connections_memory(kmsd_factory, capsys):
                   "RSS %d KiB at %d, %d KiB at %d: %.1f KiB per connection" %
                   ((n - n // 2) / dt, rss1, n // 2, rss2, n, per_kib))
         # Sanitizer builds pad every allocation: only a loose bound there.
-        budget = 200 if _sanitized(k.pid) else 30
+        budget = 200 if k.sanitized() else 30
         assert per_kib < budget, "%.1f KiB per idle TLS connection" % per_kib
     finally:
         for s in socks:
             s.close()
+
+
+def test_ipv6_and_several_listen_addresses(kmsd_factory):
+    try:
+        probe = socket.socket(socket.AF_INET6)
+        probe.bind(("::1", 0))
+        probe.close()
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    k = kmsd_factory(start=False)
+    p6 = h.free_port()
+    k.configure({"listen": ["%s:%d" % (k.host, k.port), "[::1]:%d" % p6]})
+    k.start()
+    k.wait_log(r"listening on \[::1\]:%d" % p6)
+    ctx = k.ssl_context()
+    s = ctx.wrap_socket(socket.create_connection(("::1", p6), timeout=10),
+                        server_hostname="localhost")
+    try:
+        s.sendall(h.discover_versions_request())
+        assert h.statuses(h.read_response(s)) == [0]
+    finally:
+        s.close()
+    k.wait_log(r"accept \[::1\]:\d+")
+    # "[::1]" is IPv6 only: nothing answers on 127.0.0.1 at that port.
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", p6), timeout=2).close()
+
+
+def test_second_instance_on_same_port_refused(kmsd, kmsd_factory):
+    other = kmsd_factory(start=False)
+    other.configure({"listen": ["%s:%d" % (kmsd.host, kmsd.port)]})
+    p = subprocess.run([h.kmsd_bin(), "-c", other.conf_path], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode != 0
+    assert "Address already in use" in p.stderr
+    # The first one is unaffected.
+    assert h.statuses(kmsd.send_ttlv(h.discover_versions_request())) == [0]
+
+
+def test_run_as_drops_root(request):
+    import pwd
+    import shutil
+    import tempfile
+    if os.geteuid() != 0:
+        pytest.skip("needs root to test run_as")
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user nobody")
+    # A directory the service user can reach (pytest's tmp_path is root-only).
+    work = tempfile.mkdtemp(prefix="kmsd-runas-", dir="/tmp")
+    os.chmod(work, 0o711)
+    k = h.Kmsd(work, {"run_as": "nobody"}, start=False)
+    request.node._kmsd_instances = [k]
+    try:
+        # The service user owns its directory and database (as packaging
+        # arranges); the master key stays root's: it is read before the drop.
+        os.chown(k.dir, nobody.pw_uid, nobody.pw_gid)
+        for root, dirs, files in os.walk(k.dir):
+            for n in dirs + files:
+                if n != "master.key":
+                    os.chown(os.path.join(root, n), nobody.pw_uid, nobody.pw_gid)
+        k.start()
+        k.wait_log(r"privileges dropped to nobody")
+        with open("/proc/%d/status" % k.pid) as f:
+            uids = [line for line in f if line.startswith("Uid:")][0].split()[1:]
+        assert uids == [str(nobody.pw_uid)] * 4
+        # Still fully working as nobody: a write and a read through the store.
+        from kmip.core import enums
+        c = k.pykmip_client()
+        try:
+            uid = c.create(enums.CryptographicAlgorithm.AES, 256)
+            assert c.get(uid).value
+        finally:
+            c.close()
+        k.stop()
+    finally:
+        k.kill()
+        shutil.rmtree(work, ignore_errors=True)
