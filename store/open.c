@@ -161,6 +161,13 @@ int store_open(const store_options_t *opt, store_t **out)
             goto out;
         s->wdb = db;
         db = NULL;
+        if (!opt->no_cache) {
+            s->cache = store_cache_new(opt->cache_bytes ? opt->cache_bytes : STORE_CACHE_DEFAULT);
+            if (!s->cache) {
+                err = KMS_ERR_NOMEM;
+                goto out;
+            }
+        }
         err = store_ckpt_start(s);
         if (!err)
             err = store_writer_start(s);
@@ -184,6 +191,8 @@ void store_close(store_t *s)
     store_writer_stop(s);
     store_ckpt_stop(s);
     store_wstmt_finalize(s);
+    store_cache_free(s->cache);
+    s->cache = NULL;
     if (s->wdb) {
         /* Fold the WAL into the main file so the database is one file at
          * rest. Busy when a reader is still open: the WAL stays, which is
@@ -221,4 +230,5 @@ void store_stats(store_t *s, store_stats_t *out)
     pthread_mutex_lock(&s->mu);
     *out = s->stats;
     pthread_mutex_unlock(&s->mu);
+    store_cache_stats(s->cache, out);
 }

@@ -58,6 +58,7 @@ int store_reader_new(store_t *s, store_reader_t **out)
         free(r);
         return err;
     }
+    r->store = s;
     *out = r;
     return 0;
 }
@@ -158,6 +159,13 @@ int store_get(store_reader_t *r, kms_arena_t *arena, const char *id, const char 
     *out = NULL;
     if (!id[0] || strlen(id) >= sizeof(o->id))
         return KMS_ERR_NOTFOUND; /* cannot exist: ids are stored < 64 bytes */
+    store_cache_t *cache = r->store->cache;
+    uint64_t gen = UINT64_MAX;
+    if (cache) {
+        int hit = store_cache_get(cache, id, tenant, arena, out, &gen);
+        if (hit != 1)
+            return hit;
+    }
     int err = store_rstmt(r, RS_OBJ_GET, &st);
     if (err)
         return err;
@@ -219,6 +227,8 @@ int store_get(store_reader_t *r, kms_arena_t *arena, const char *id, const char 
     }
     o->n_attrs = n;
     *out = o;
+    if (cache)
+        store_cache_fill(cache, o, gen);
 out:
     sqlite3_reset(st);
     free(heap);

@@ -59,6 +59,8 @@ typedef struct store_options {
     const char *node_id;     /* this node's id for the change log (NULL = from the DB, created once) */
     size_t max_batch;        /* group commit: most writes in one transaction (default 512) */
     bool read_only;          /* open for inspection (kmsctl); no writer thread */
+    size_t cache_bytes;      /* object cache for store_get (0 = 64 MiB) */
+    bool no_cache;           /* disable that cache */
 } store_options_t;
 
 /* Open (creating and migrating the schema as needed) and start the writer
@@ -223,6 +225,9 @@ typedef struct store_stats {
     uint64_t transactions;   /* group transactions committed */
     uint64_t max_batch;      /* most writes seen in one transaction */
     uint64_t retried;        /* batches re-run write by write because one failed */
+    uint64_t cache_hits;     /* store_get answered from the object cache */
+    uint64_t cache_misses;   /* store_get that read the database */
+    uint64_t cache_bytes;    /* memory held by the cache now */
 } store_stats_t;
 void store_stats(store_t *s, store_stats_t *out);
 

@@ -17,7 +17,10 @@
 #define STORE_LOG "store"
 #define STORE_DEFAULT_BATCH 512
 #define STORE_BUSY_MS 10000
-#define STORE_ATTR_ROWS 16   /* attribute rows per INSERT statement */
+#define STORE_ATTR_ROWS 16
+#define STORE_CACHE_DEFAULT ((size_t)64 << 20)   /* attribute rows per INSERT statement */
+
+typedef struct store_cache store_cache_t;
 
 /* ------------------------------------------------------------- writes */
 enum store_op_kind {
@@ -91,6 +94,8 @@ struct store {
     pthread_cond_t ckpt_cv;
     bool ckpt_stop;
     int ckpt_frames;                  /* WAL frames reported by the last commit */
+
+    store_cache_t *cache;             /* NULL when disabled or read_only */
 };
 
 /* --------------------------------------------------- reader statements */
@@ -107,6 +112,7 @@ enum store_rstmt {
 #define STORE_LOCATE_CACHE 16
 
 struct store_reader {
+    store_t *store;
     sqlite3 *db;
     sqlite3_stmt *rs[RS__COUNT];
     /* Locate statements keyed by their SQL text (its shape, never values). */
@@ -146,6 +152,19 @@ void store_writer_stop(store_t *s);
 #define STORE_CKPT_FRAMES 2000
 int store_ckpt_start(store_t *s);
 void store_ckpt_stop(store_t *s);
+
+/* cache.c: the store_get object cache (see the file for the protocol). */
+store_cache_t *store_cache_new(size_t max_bytes);
+void store_cache_free(store_cache_t *c);
+/* 0: hit, copied into the arena; KMS_ERR_NOTFOUND: cached but another
+ * tenant's; 1: miss, *gen_out is the token to pass to store_cache_fill. */
+int store_cache_get(store_cache_t *c, const char *id, const char *tenant, kms_arena_t *arena,
+                    store_object_t **out, uint64_t *gen_out);
+void store_cache_fill(store_cache_t *c, const store_object_t *o, uint64_t gen);
+/* Writer: around the transaction that changes `id`. */
+void store_cache_begin(store_cache_t *c, const char *id);
+void store_cache_end(store_cache_t *c, const char *id);
+void store_cache_stats(store_cache_t *c, store_stats_t *st);
 
 /* apply.c: one write's mutations inside the writer's transaction. */
 int store_apply(store_t *s, store_write_t *w, int64_t now_us);
