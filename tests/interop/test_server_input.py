@@ -13,6 +13,7 @@ that kmsd's RSS stays bounded:
 - connections past limits.max_connections: closed at once;
 - several requests pipelined in one write: answered in order.
 """
+import socket
 import struct
 import threading
 import time
@@ -167,3 +168,30 @@ def test_pipelined_requests_answered_in_order(kmsd):
         assert got == ops
     finally:
         s.close()
+
+
+def test_client_that_never_reads(kmsd_factory):
+    """Pipelines requests and never reads: kmsd stops reading above
+    max_pending_output, then drops the client after message_timeout; memory
+    stays bounded and others are served meanwhile."""
+    k = kmsd_factory({"limits": {"max_pending_output": "16KiB", "message_timeout": "2s"}})
+    rss0 = k.rss_kb()
+    s = k.raw_tls()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(0.5)
+    one = h.query_request((1, 2, 3))
+    sent = 0
+    t0 = time.time()
+    try:
+        while time.time() - t0 < 6:
+            s.send(one * 50)
+            sent += 50
+    except (socket.timeout, OSError):
+        pass  # kmsd stopped reading (our send buffer is full) or dropped us
+    _served(k)
+    k.wait_log(r"timeout: client not reading", timeout=15)
+    assert h.closed_by_peer(s, 10)
+    s.close()
+    assert sent < 100000, "kmsd kept reading from a client that never reads"
+    assert k.rss_kb() - rss0 < k.rss_slack_kb(RSS_SLACK_KB)
+    _served(k)

@@ -195,3 +195,35 @@ def test_session_resumption(kmsd):
     finally:
         s2.close()
     kmsd.wait_log(r"tls TLSv1\.2 \S+ resumed")
+
+
+def test_min_version_13_refuses_12(kmsd_factory):
+    k = kmsd_factory({"tls": {"min_version": "1.3"}})
+    assert _refused(k, version="1.2")
+    k.wait_log(r"tls handshake failed.*(unsupported protocol|version)")
+    s = k.raw_tls(version="1.3")
+    try:
+        assert s.version() == "TLSv1.3"
+    finally:
+        s.close()
+
+
+def test_optional_client_auth(kmsd_factory, tmp_path):
+    """optional: no certificate is allowed at the TLS level (the KMIP
+    Credential must then identify the client); a presented one must verify."""
+    k = kmsd_factory({"tls": {"client_auth": "optional"}})
+    s = k.raw_tls(cert=False)
+    try:
+        resp = k.send_ttlv(h.discover_versions_request(), sock=s)
+        assert h.statuses(resp), "no answer over a certificate-less connection"
+    finally:
+        s.close()
+    k.wait_log(r"tls TLSv1\.3 \S+ cn=- sha256=-")
+    now = _now()
+    other_ca, other_key = _make_cert(str(tmp_path / "o.crt"), str(tmp_path / "o.key"), None,
+                                     None, "Other CA", now - datetime.timedelta(days=1),
+                                     now + datetime.timedelta(days=30))
+    _make_cert(str(tmp_path / "c.crt"), str(tmp_path / "c.key"), other_ca, other_key, "admin",
+               now - datetime.timedelta(days=1), now + datetime.timedelta(days=30))
+    assert _refused(k, certfile=str(tmp_path / "c.crt"), keyfile=str(tmp_path / "c.key"))
+    _served(k)
