@@ -202,7 +202,8 @@ int kmip_obj_new(kmip_ctx_t *ctx, uint32_t object_type, kmip_obj_t **out);
  * Load object `id` visible to the requester (another tenant's object is
  * KMS_ERR_NOTFOUND, with kmip_fail Item Not Found already recorded).
  * Date-driven transitions (Activation Date reached -> Active, Deactivation
- * Date reached -> Deactivated) are applied to the in-memory copy.
+ * Date reached -> Deactivated) are applied, and stored (best effort) when
+ * one happened.
  */
 int kmip_obj_load(kmip_ctx_t *ctx, const char *id, kmip_obj_t **out);
 

@@ -152,7 +152,18 @@ int kmip_obj_load(kmip_ctx_t *ctx, const char *id, kmip_obj_t **out)
         return rc;
     if ((rc = from_store(ctx, so, out)))
         return rc;
-    kmip_obj_eval_dates(ctx, *out);
+    if (kmip_obj_eval_dates(ctx, *out)) {
+        /* A date was reached since the last write: persist the new state
+         * so the row (Locate, kmsctl, replicas) agrees. Best effort: on a
+         * conflict the next writer stores it. */
+        int src = kmip_obj_save(ctx, *out);
+        if (src) {
+            kms_log(KMS_LOG_DEBUG, "kmip", "object %s: date-driven state not stored: %s", id,
+                    kms_strerror(src));
+            ctx->reason = 0;
+            ctx->msg[0] = 0;
+        }
+    }
     if (!ctx->first_object_id[0])
         snprintf(ctx->first_object_id, sizeof(ctx->first_object_id), "%s", id);
     return 0;

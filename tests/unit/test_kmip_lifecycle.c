@@ -220,8 +220,14 @@ static void test_activation_dates(void **state)
     char *id2 = kms_arena_strdup(e->a, rs_uid(bi));
     assert_int_equal(k_state(e, id2), KMIP_STATE_PRE_ACTIVE);
     sleep(3);
-    /* evaluated when read */
+    /* evaluated when read, and stored */
     assert_int_equal(k_state(e, id2), KMIP_STATE_ACTIVE);
+    store_reader_t *r = NULL;
+    assert_int_equal(store_reader_new(e->store, &r), 0);
+    store_object_t *so = NULL;
+    assert_int_equal(store_get(r, e->a, id2, NULL, &so), 0);
+    assert_int_equal(so->state, KMIP_STATE_ACTIVE);
+    store_reader_free(r);
 
     /* Deactivation Date in the past on an active key. */
     m = rq_msg(e, 1, 1);
