@@ -256,7 +256,7 @@ static void test_budget(void **state)
 #define K 6
 struct shared {
     store_t *s;
-    volatile int stop;
+    int stop; /* atomic */
     int64_t acked[K]; /* highest generation acknowledged per object */
     pthread_mutex_t mu;
 };
@@ -285,7 +285,7 @@ static void *updater(void *arg)
     }
     kms_arena_free(a);
     store_reader_free(r);
-    sh->stop = 1;
+    __atomic_store_n(&sh->stop, 1, __ATOMIC_RELEASE);
     return NULL;
 }
 
@@ -297,7 +297,7 @@ static void *getter(void *arg)
     kms_arena_t *a = kms_arena_new(0);
     int64_t seen[K] = {0};
     unsigned n = 0;
-    while (!sh->stop) {
+    while (!__atomic_load_n(&sh->stop, __ATOMIC_ACQUIRE)) {
         int k = (int)(n++ % K);
         char id[16];
         snprintf(id, sizeof(id), "cc-%d", k);
