@@ -117,6 +117,8 @@ int store_open(const store_options_t *opt, store_t **out)
     pthread_cond_init(&s->ckpt_cv, NULL);
     s->read_only = opt->read_only;
     s->max_batch = opt->max_batch ? opt->max_batch : STORE_DEFAULT_BATCH;
+    if (s->max_batch > STORE_MAX_BATCH)
+        s->max_batch = STORE_MAX_BATCH;
     s->path = strdup(opt->path);
     if (!s->path) {
         err = KMS_ERR_NOMEM;

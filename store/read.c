@@ -18,8 +18,6 @@
 #define CLIENT_COLS "name, tenant, role, kind, cert_sha256, password_hash, created_us"
 
 static const char *const rsql[RS__COUNT] = {
-    [RS_BEGIN] = "BEGIN",
-    [RS_END] = "COMMIT",
     [RS_OBJ_GET] = "SELECT " OBJ_COLS ", NULL, NULL, NULL, NULL, NULL FROM objects o"
                    " WHERE o.id = ?1 AND (?2 IS NULL OR o.tenant = ?2)"
                    " UNION ALL"
@@ -80,28 +78,6 @@ void store_reader_free(store_reader_t *r)
 int store_rstmt(store_reader_t *r, enum store_rstmt which, sqlite3_stmt **out)
 {
     return store_stmt(r->db, &r->rs[which], rsql[which], out);
-}
-
-static int step_ctl(store_reader_t *r, enum store_rstmt which)
-{
-    sqlite3_stmt *st;
-    int err = store_rstmt(r, which, &st);
-    if (err)
-        return err;
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : store_sqlerr(r->db, rc, "read transaction");
-}
-
-int store_read_begin(store_reader_t *r)
-{
-    return step_ctl(r, RS_BEGIN);
-}
-
-void store_read_end(store_reader_t *r)
-{
-    if (!sqlite3_get_autocommit(r->db) && step_ctl(r, RS_END) != 0)
-        sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 /* Copy column `col` (text or blob) into the arena, NUL-terminated. */

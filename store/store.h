@@ -137,7 +137,9 @@ void store_write_free(store_write_t *w);  /* NULL ok */
 /* Replace the object row and all its attribute rows with `obj` (deep copy
  * taken). The put fails with KMS_ERR_CONFLICT when the stored version
  * differs from expect_version (optimistic concurrency: re-read and retry).
- * On success the new version is expect_version + 1 (1 for a new object). */
+ * On success the new version is expect_version + 1 (1 for a new object).
+ * KMS_ERR_INVAL at once for an empty/unterminated id or tenant, or two
+ * attributes with the same (name, index). */
 int store_write_put(store_write_t *w, const store_object_t *obj, int64_t expect_version);
 /* Remove an object and its attributes entirely (not KMIP Destroy, which
  * keeps metadata; used by restore and tests). expect_version must be a

@@ -16,6 +16,7 @@
 
 #define STORE_LOG "store"
 #define STORE_DEFAULT_BATCH 512
+#define STORE_MAX_BATCH 65536
 #define STORE_BUSY_MS 10000
 #define STORE_ATTR_ROWS 16
 #define STORE_CACHE_DEFAULT ((size_t)64 << 20)   /* attribute rows per INSERT statement */
@@ -100,7 +101,6 @@ struct store {
 
 /* --------------------------------------------------- reader statements */
 enum store_rstmt {
-    RS_BEGIN, RS_END,
     RS_OBJ_GET, RS_META_GET,
     RS_CHANGES, RS_LAST_SEQ, RS_SCAN, RS_COUNT,
     RS_TENANT_EXISTS, RS_TENANT_LIST,
@@ -173,7 +173,5 @@ void store_wstmt_finalize(store_t *s);
 
 /* reader statements */
 int store_rstmt(store_reader_t *r, enum store_rstmt which, sqlite3_stmt **out);
-int store_read_begin(store_reader_t *r);
-void store_read_end(store_reader_t *r);
 
 #endif /* KMS_STORE_INT_H */
