@@ -156,7 +156,10 @@ int store_open(const store_options_t *opt, store_t **out)
          * undo (sub-journal) would otherwise be a temp file written page by
          * page; in memory it costs a copy. It holds only pages the open
          * transaction touched, so it is bounded by the batch. */
-        err = store_exec(db, "PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY", "open");
+        /* journal_size_limit: after a burst the WAL is cut back to 64 MiB
+         * when it restarts, instead of keeping its peak size. */
+        err = store_exec(db, "PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;"
+                             " PRAGMA journal_size_limit=67108864", "open");
         if (!err)
             err = seed_hlc(db, &s->last_hlc);
         if (err)
