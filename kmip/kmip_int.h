@@ -313,6 +313,12 @@ bool kmip_attr_is_custom(const char *name);
  */
 int kmip_attrs_apply_template(kmip_ctx_t *ctx, kmip_obj_t *o, const ttlv_item_t *tmpl);
 
+/* Check a client-supplied value for attribute `name` (rule `r`): the type,
+ * and the shape of Name, Link and Usage Limits structures, usage mask
+ * bits, positive lengths. Invalid Field recorded when wrong. */
+int kmip_attr_check_value(kmip_ctx_t *ctx, const char *name, const kmip_attr_rule_t *r,
+                          const ttlv_item_t *v);
+
 /* Parse one Attribute structure into name/index/value (value cloned into
  * the arena). Invalid Field recorded when malformed. */
 int kmip_attr_parse(kmip_ctx_t *ctx, const ttlv_item_t *attr, const char **name_out,

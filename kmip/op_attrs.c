@@ -117,11 +117,9 @@ static int parse_edit(kmip_ctx_t *ctx, edit_t *e, bool need_value)
     if (need_value) {
         if (!e->value)
             return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "Attribute Value missing");
-        if (e->rule->type != TTLV_ANY && e->value->type != e->rule->type)
-            return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
-                             "attribute '%s' has the wrong type", e->name);
-        if (strcmp(e->name, "Name") == 0 && !ttlv_find(e->value, KMIP_TAG_NAME_VALUE))
-            return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "Name without Name Value");
+        int rc2 = kmip_attr_check_value(ctx, e->name, e->rule, e->value);
+        if (rc2)
+            return rc2;
     }
     return 0;
 }

@@ -46,7 +46,8 @@ static bool has_value(const kmip_obj_t *o, const char *name, const ttlv_item_t *
         if (strcmp(name, "Name") == 0) {
             const ttlv_item_t *x = ttlv_find(a->value, KMIP_TAG_NAME_VALUE);
             const ttlv_item_t *y = ttlv_find(v, KMIP_TAG_NAME_VALUE);
-            if (x && y && strcmp(ttlv_text(x), ttlv_text(y)) == 0)
+            if (x && y && x->type == TTLV_TEXT_STRING && y->type == TTLV_TEXT_STRING &&
+                strcmp(ttlv_text(x), ttlv_text(y)) == 0)
                 return true;
         }
     }
@@ -105,9 +106,8 @@ int kmip_op_locate(kmip_ctx_t *ctx)
             return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "unknown attribute '%s'", name);
         if (!v)
             return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "attribute '%s' has no value", name);
-        if (r->type != TTLV_ANY && v->type != r->type)
-            return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
-                             "attribute '%s' has the wrong type", name);
+        if ((rc = kmip_attr_check_value(ctx, name, r, v)))
+            return rc;
         if (nc + 2 > MAX_CONDS || np + 1 > MAX_POST)
             return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "too many Locate attributes");
         if (strcmp(name, "State") == 0) {

@@ -42,9 +42,8 @@ int kmip_attr_parse(kmip_ctx_t *ctx, const ttlv_item_t *attr, const char **name_
     return 0;
 }
 
-/* Check a value against the rule of `name`; Invalid Field when wrong. */
-static int check_value(kmip_ctx_t *ctx, const char *name, const kmip_attr_rule_t *r,
-                       const ttlv_item_t *v)
+int kmip_attr_check_value(kmip_ctx_t *ctx, const char *name, const kmip_attr_rule_t *r,
+                          const ttlv_item_t *v)
 {
     if (!v)
         return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "attribute '%s' has no value", name);
@@ -65,6 +64,13 @@ static int check_value(kmip_ctx_t *ctx, const char *name, const kmip_attr_rule_t
             return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
                              "Link needs Link Type and Linked Object Identifier");
     }
+    if (strcmp(name, "Usage Limits") == 0) {
+        const ttlv_item_t *t = ttlv_find(v, KMIP_TAG_USAGE_LIMITS_TOTAL);
+        const ttlv_item_t *u = ttlv_find(v, KMIP_TAG_USAGE_LIMITS_UNIT);
+        if (!t || t->type != TTLV_LONG_INTEGER || t->v.i64 < 0 || !u || u->type != TTLV_ENUMERATION)
+            return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
+                             "Usage Limits needs Usage Limits Total and Unit");
+    }
     if (strcmp(name, "Cryptographic Usage Mask") == 0 && (v->v.i32 & ~0x001FFFFF))
         return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "unknown Cryptographic Usage Mask bits");
     if (strcmp(name, "Cryptographic Length") == 0 && v->v.i32 <= 0)
@@ -83,7 +89,7 @@ static int apply_one(kmip_ctx_t *ctx, kmip_obj_t *o, const char *name, ttlv_item
     if (!(r->flags & KMIP_ATTR_CLIENT_INIT))
         return kmip_fail(ctx, KMIP_RESULT_REASON_PERMISSION_DENIED,
                          "attribute '%s' is set by the server only", name);
-    int rc = check_value(ctx, name, r, v);
+    int rc = kmip_attr_check_value(ctx, name, r, v);
     if (rc)
         return rc;
     if (r->flags & KMIP_ATTR_MULTI)
