@@ -202,6 +202,7 @@ void store_close(store_t *s)
         /* Fold the WAL into the main file so the database is one file at
          * rest. Busy when a reader is still open: the WAL stays, which is
          * safe; the next open replays it. */
+        sqlite3_busy_timeout(s->wdb, 1000); /* do not hang shutdown on a lingering reader */
         int rc = sqlite3_wal_checkpoint_v2(s->wdb, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
         if (rc != SQLITE_OK)
             kms_log(KMS_LOG_WARN, STORE_LOG, "close: WAL checkpoint incomplete (%s)",
