@@ -77,7 +77,8 @@ static const kmip_attr_rule_t rules[] = {
     {"_kmsd.fmt", 0, TTLV_INTEGER, H},
     {"_kmsd.curve", 0, TTLV_INTEGER, H},
     {"_kmsd.subtype", 0, TTLV_INTEGER, H},
-    {"_kmsd.live", 0, TTLV_INTEGER, H}, /* 1 until Destroy: Locate skips destroyed objects */
+    {"_kmsd.live", 0, TTLV_INTEGER, H},
+    {"_kmsd.served", 0, TTLV_LONG_INTEGER, H}, /* last Get after a default-member Locate */ /* 1 until Destroy: Locate skips destroyed objects */
 };
 
 static const kmip_attr_rule_t custom_rule = {"x-", 0, TTLV_ANY, M | I | A | C | D};

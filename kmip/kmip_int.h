@@ -84,6 +84,10 @@ typedef struct kmip_ctx {
 
     char first_object_id[64];    /* for kmip_summary_t */
 
+    /* Locate with Object Group Member "Default" picked the ID Placeholder:
+     * a Get of it advances the group's round-robin pointer. */
+    bool default_member_pending;
+
     kms_secret_t *owned[KMIP_MAX_OWNED_SECRETS];
     size_t n_owned;
 } kmip_ctx_t;

@@ -95,10 +95,29 @@ static int unfresh_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg)
     return kmip_attr_set_bool(ctx, o, "Fresh", false);
 }
 
+static int served_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg)
+{
+    (void)arg;
+    int rc = kmip_attr_set(ctx, o, "_kmsd.served", 0,
+                           ttlv_new_long(ctx->arena, NULL, KMIP_TAG_ATTRIBUTE_VALUE, kms_now_us()));
+    if (rc)
+        return rc;
+    kmip_attr_t *f = kmip_attr_get(o, "Fresh", 0);
+    if (f && f->value->type == TTLV_BOOLEAN && f->value->v.b)
+        rc = kmip_attr_set_bool(ctx, o, "Fresh", false);
+    return rc;
+}
+
 /* Fresh becomes false once the object has been served to a client
- * (KMIP 1.1 section 3.34). Written once, at the first Get. */
+ * (KMIP 1.1 section 3.34): written once, at the first Get. A Get of the
+ * object a Locate picked as its group's default member also advances the
+ * group's round-robin pointer. */
 static int mark_served(kmip_ctx_t *ctx, kmip_obj_t *o)
 {
+    if (ctx->default_member_pending && strcmp(ctx->id_placeholder, o->id) == 0) {
+        ctx->default_member_pending = false;
+        return kmip_obj_update(ctx, o->id, served_cb, NULL, NULL);
+    }
     kmip_attr_t *f = kmip_attr_get(o, "Fresh", 0);
     if (!f || f->value->type != TTLV_BOOLEAN || !f->value->v.b)
         return 0;

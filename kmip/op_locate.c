@@ -162,6 +162,7 @@ int kmip_op_locate(kmip_ctx_t *ctx)
     /* Object Group Member asks for the group's next object: oldest first
      * (a queue of fresh keys, KMIP 1.1 test case 15.2). */
     bool oldest_first = ogm != NULL;
+    bool default_member = ogm && ttlv_u32(ogm) == KMIP_OBJECT_GROUP_MEMBER_GROUP_MEMBER_DEFAULT;
     bool clip_in_store = np == 0 && !oldest_first;
     q.max_items = clip_in_store ? max_items : 0;
     q.offset = clip_in_store ? offset : 0;
@@ -179,6 +180,43 @@ int kmip_op_locate(kmip_ctx_t *ctx)
             ids[i] = ids[j];
             ids[j] = t;
         }
+    if (default_member) {
+        /* The group's default object, served round-robin: the member
+         * least recently handed out by Get (never served first, then the
+         * oldest). */
+        const char *best = NULL;
+        int64_t best_served = INT64_MAX;
+        for (size_t i = 0; i < n; i++) {
+            kmip_obj_t *o = NULL;
+            rc = kmip_obj_load(ctx, ids[i], &o);
+            if (rc == KMS_ERR_NOTFOUND) {
+                ctx->reason = 0;
+                ctx->msg[0] = 0;
+                continue;
+            }
+            if (rc)
+                return rc;
+            bool ok = true;
+            for (size_t j = 0; j < np && ok; j++)
+                ok = posts[j].state ? o->state == posts[j].state_v
+                                    : has_value(o, posts[j].name, posts[j].value);
+            if (!ok)
+                continue;
+            kmip_attr_t *sv = kmip_attr_get(o, "_kmsd.served", 0);
+            int64_t served = sv && sv->value->type == TTLV_LONG_INTEGER ? sv->value->v.i64 : 0;
+            if (served < best_served) {
+                best_served = served;
+                best = ids[i];
+            }
+        }
+        if (best) {
+            if (!ttlv_new_textz(ctx->arena, ctx->resp_payload, KMIP_TAG_UNIQUE_IDENTIFIER, best))
+                return KMS_ERR_NOMEM;
+            kmip_set_placeholder(ctx, best);
+            ctx->default_member_pending = true;
+        }
+        return 0;
+    }
     size_t skipped = 0, out = 0, located = 0;
     for (size_t i = 0; i < n; i++) {
         if (!clip_in_store) {
