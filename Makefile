@@ -123,7 +123,10 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/kmsd
 	install -m 0755 $(BUILD)/kmsd $(DESTDIR)$(PREFIX)/sbin/kmsd
 	install -m 0755 $(BUILD)/kmsctl $(DESTDIR)$(PREFIX)/bin/kmsctl
-	$(if $(wildcard conf/kmsd.yaml),install -m 0644 conf/kmsd.yaml $(DESTDIR)$(PREFIX)/share/kmsd/kmsd.yaml.sample)
+	install -m 0644 conf/kmsd.yaml $(DESTDIR)$(PREFIX)/share/kmsd/kmsd.yaml.sample
+	install -d $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 0644 packaging/man/kmsd.8 packaging/man/kmsctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 0644 packaging/man/kmsd.yaml.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 
 # Debian package (needs debhelper): packaging/debian is copied to ./debian for dpkg-buildpackage.
 deb:
