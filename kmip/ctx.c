@@ -7,6 +7,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kmip/kmip_int.h"
@@ -39,11 +40,25 @@ kms_secret_t *kmip_ctx_own_secret(kmip_ctx_t *ctx, kms_secret_t *s)
 {
     if (!s)
         return NULL;
-    if (ctx->n_owned == KMIP_MAX_OWNED_SECRETS) {
-        /* Should not happen (a handful per request); never leak plaintext. */
-        kms_secret_free(ctx->owned[0]);
-        memmove(ctx->owned, ctx->owned + 1, (KMIP_MAX_OWNED_SECRETS - 1) * sizeof(ctx->owned[0]));
-        ctx->n_owned--;
+    if (!ctx->owned) {
+        ctx->owned = ctx->owned_inline;
+        ctx->cap_owned = KMIP_MAX_OWNED_SECRETS;
+    }
+    if (ctx->n_owned == ctx->cap_owned) {
+        size_t cap = ctx->cap_owned * 2;
+        kms_secret_t **n = malloc(cap * sizeof(*n));
+        if (!n) {
+            /* Cannot track it: keep it alive rather than free memory that
+             * is still in use (it is mlock'ed; the process is short of
+             * memory anyway). */
+            kms_log(KMS_LOG_ERROR, "kmip", "out of memory tracking a secret");
+            return s;
+        }
+        memcpy(n, ctx->owned, ctx->n_owned * sizeof(*n));
+        if (ctx->owned != ctx->owned_inline)
+            free(ctx->owned);
+        ctx->owned = n;
+        ctx->cap_owned = cap;
     }
     ctx->owned[ctx->n_owned++] = s;
     return s;

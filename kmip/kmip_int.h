@@ -88,8 +88,11 @@ typedef struct kmip_ctx {
      * a Get of it advances the group's round-robin pointer. */
     bool default_member_pending;
 
-    kms_secret_t *owned[KMIP_MAX_OWNED_SECRETS];
-    size_t n_owned;
+    /* Secrets freed when the item ends: owned_inline, grown on the heap
+     * past KMIP_MAX_OWNED_SECRETS (never recycled while in use). */
+    kms_secret_t *owned_inline[KMIP_MAX_OWNED_SECRETS];
+    kms_secret_t **owned;
+    size_t n_owned, cap_owned;
 } kmip_ctx_t;
 
 /* Record reason + message (printf) for the current item; returns

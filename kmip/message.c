@@ -214,6 +214,10 @@ static void free_owned(kmip_ctx_t *ctx)
     for (size_t i = 0; i < ctx->n_owned; i++)
         kms_secret_free(ctx->owned[i]);
     ctx->n_owned = 0;
+    if (ctx->owned && ctx->owned != ctx->owned_inline)
+        free(ctx->owned);
+    ctx->owned = NULL;
+    ctx->cap_owned = 0;
 }
 
 /* Run one batch item; fills r. */
