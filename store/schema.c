@@ -80,6 +80,12 @@ static const char *const migrations[] = {
     "DROP INDEX objects_tenant_created;"
     "CREATE INDEX objects_tenant_order ON objects(tenant, archived, created_us DESC, id);"
     "CREATE INDEX objects_order ON objects(created_us DESC, id);",
+
+    /* 4: a certificate client may be registered by subject CN alone (no
+     * fingerprint: any certificate with that CN under the client CA); the
+     * one-certificate-one-client rule applies to pinned fingerprints only. */
+    "DROP INDEX clients_cert;"
+    "CREATE UNIQUE INDEX clients_cert ON clients(cert_sha256) WHERE kind = 'cert' AND cert_sha256 <> '';",
 };
 
 const int store_schema_current = (int)KMS_ARRAY_SIZE(migrations);

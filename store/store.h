@@ -198,7 +198,8 @@ typedef struct store_client {
 int store_write_tenant(store_write_t *w, const char *tenant, bool remove);
 /* Add or update (by name; created_us kept) or remove a client. Checked when
  * added: role "client"|"admin", kind "cert" (cert_sha256 = 64 lower-case
- * hex) | "password" (non-empty hash) -> KMS_ERR_INVAL. On commit: unknown
+ * hex, or "" for a client identified by subject CN alone) | "password"
+ * (non-empty hash) -> KMS_ERR_INVAL. On commit: unknown
  * tenant KMS_ERR_NOTFOUND; a fingerprint bound to another client
  * KMS_ERR_EXISTS; removing a missing client KMS_ERR_NOTFOUND. */
 int store_write_client(store_write_t *w, const store_client_t *c, bool remove);

@@ -189,7 +189,8 @@ int store_write_client(store_write_t *w, const store_client_t *c, bool remove)
         if (strcmp(c->role, "client") != 0 && strcmp(c->role, "admin") != 0)
             return KMS_ERR_INVAL;
         if (strcmp(c->kind, "cert") == 0) {
-            if (!is_lower_hex(c->cert_sha256, 64))
+            /* Pinned by fingerprint, or (empty) by subject CN alone. */
+            if (c->cert_sha256[0] != 0 && !is_lower_hex(c->cert_sha256, 64))
                 return KMS_ERR_INVAL;
         } else if (strcmp(c->kind, "password") == 0) {
             if (!field_ok(c->password_hash, sizeof(c->password_hash)))
