@@ -111,7 +111,15 @@ int kmip_op_locate(kmip_ctx_t *ctx)
         if (nc + 2 > MAX_CONDS || np + 1 > MAX_POST)
             return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "too many Locate attributes");
         if (strcmp(name, "State") == 0) {
-            posts[np++] = (post_t){.name = name, .state = true, .state_v = ttlv_u32(v)};
+            /* The stored state can lag behind dates (Pre-Active -> Active ->
+             * Deactivated) until the object is next read, so the store
+             * narrows to the states that can still become the asked one
+             * and the post-filter decides on the evaluated state. */
+            uint32_t st = ttlv_u32(v);
+            int64_t lo = st <= KMIP_STATE_DEACTIVATED ? KMIP_STATE_PRE_ACTIVE : st;
+            conds[nc++] = (store_cond_t){.kind = STORE_COND_NKEY_RANGE, .name = "State", .lo = lo,
+                                         .hi = st};
+            posts[np++] = (post_t){.name = name, .state = true, .state_v = st};
             continue;
         }
         if (is_date_attr(name, v)) {

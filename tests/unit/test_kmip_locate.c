@@ -194,6 +194,32 @@ static void test_locate_filters(void **state)
     assert_int_equal(ttlv_find(r, KMIP_TAG_LOCATED_ITEMS)->v.i32, 2);
 }
 
+/* The stored state lags behind an Activation Date until the object is
+ * read; Locate by State still finds it. */
+static void test_locate_state_by_date(void **state)
+{
+    kenv_t *e = *state;
+    int64_t now = kms_now_us() / 1000000;
+    ttlv_item_t *m = rq_msg(e, 1, 1);
+    ttlv_item_t *ta = rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, "soon");
+    rq_attr_date(e, ta, "Activation Date", now + 1);
+    ttlv_item_t *bi = rs_item(kenv_call_peer(e, &ALICE, m), 0);
+    assert_ok(bi);
+    char *id = kms_arena_strdup(e->a, rs_uid(bi));
+    m = rq_msg(e, 1, 1);
+    ttlv_item_t *p = rq_item(e, m, KMIP_OPERATION_LOCATE);
+    rq_attr_enum(e, p, "State", KMIP_STATE_ACTIVE);
+    assert_int_equal(ttlv_count(locate(e, &ALICE, m), KMIP_TAG_UNIQUE_IDENTIFIER), 0);
+    sleep(2);
+    ttlv_item_t *r = locate(e, &ALICE, m);
+    assert_int_equal(ttlv_count(r, KMIP_TAG_UNIQUE_IDENTIFIER), 1);
+    assert_true(has_id(r, id));
+    m = rq_msg(e, 1, 1);
+    p = rq_item(e, m, KMIP_OPERATION_LOCATE);
+    rq_attr_enum(e, p, "State", KMIP_STATE_PRE_ACTIVE);
+    assert_int_equal(ttlv_count(locate(e, &ALICE, m), KMIP_TAG_UNIQUE_IDENTIFIER), 0);
+}
+
 static void test_tenancy(void **state)
 {
     kenv_t *e = *state;
@@ -267,6 +293,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_locate_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_locate_state_by_date, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tenancy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_permission_denied, setup, teardown),
     };
