@@ -34,6 +34,7 @@ static void usage_client(FILE *f)
             "usage: kmsctl [--config FILE] [--json] client add --tenant T --cert FILE [--name N] [--role R]\n"
             "       kmsctl [--config FILE] [--json] client add --tenant T --csr FILE [--out CRT]\n"
             "                  [--ca-key KEY] [--days N] [--name N] [--role R]\n"
+            "       kmsctl [--config FILE] [--json] client add --tenant T --cn CN [--role R]\n"
             "       kmsctl [--config FILE] [--json] client add --tenant T --user NAME\n"
             "                  [--password-file F] [--role R]\n"
             "       kmsctl [--config FILE] [--json] client list [--tenant T]\n"
@@ -43,6 +44,8 @@ static void usage_client(FILE *f)
             "--csr   sign a certificate request with the CA (tls.client_ca and, unless\n"
             "        --ca-key, ca.key in the same directory), write it to --out (default:\n"
             "        standard output) and register it.\n"
+            "--cn    register by subject CN alone: any certificate under tls.client_ca\n"
+            "        with that CN is this client (no fingerprint pinned); prefer --cert.\n"
             "--user  a client that sends a KMIP Credential (user name + password); the\n"
             "        password is read from --password-file (first line), the terminal,\n"
             "        or one line on standard input.\n"
@@ -158,7 +161,7 @@ out:
 static int client_add(int argc, char **argv)
 {
     const char *tenant = NULL, *cert = NULL, *csr = NULL, *user = NULL, *pwfile = NULL;
-    const char *role = NULL, *name = NULL, *out = NULL, *ca_key = NULL;
+    const char *role = NULL, *name = NULL, *out = NULL, *ca_key = NULL, *cn = NULL;
     int days = 0;
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i];
@@ -176,6 +179,7 @@ static int client_add(int argc, char **argv)
                            : strcmp(o, "--name") == 0          ? &name
                            : strcmp(o, "--out") == 0           ? &out
                            : strcmp(o, "--ca-key") == 0        ? &ca_key
+                           : strcmp(o, "--cn") == 0            ? &cn
                                                                : NULL;
         if (strcmp(o, "--days") == 0 && v) {
             days = atoi(v);
@@ -189,7 +193,7 @@ static int client_add(int argc, char **argv)
         *dst = v;
         i++;
     }
-    if (!tenant || (!!cert + !!csr + !!user) != 1 || (pwfile && !user) ||
+    if (!tenant || (!!cert + !!csr + !!user + !!cn) != 1 || (cn && name) || (pwfile && !user) ||
         ((out || ca_key || days) && !csr) || days < 0 || days > CERTS_MAX_DAYS) {
         usage_client(stderr);
         return KMSCTL_EXIT_USAGE;
@@ -221,6 +225,10 @@ static int client_add(int argc, char **argv)
         if (ec)
             goto out;
         ec = KMSCTL_EXIT_FAIL;
+    } else if (cn) {
+        name = cn;
+        if (!ttlv_new_bool(a, req, SRV_TAG_ADMIN_ARG_BY_CN, true))
+            goto out;
     } else {
         ec = read_password(pwfile, password, sizeof(password));
         if (ec)

@@ -171,7 +171,8 @@ void srv_audit_record(const kmip_summary_t *sum, const kmip_peer_t *peer);
     XX(0x540014, ADMIN_ARG_PASSWORD)        \
     XX(0x540015, ADMIN_ARG_FORCE)           \
     XX(0x540016, ADMIN_ARG_PASSPHRASE)      \
-    XX(0x540017, ADMIN_ARG_KEY)
+    XX(0x540017, ADMIN_ARG_KEY)             \
+    XX(0x540018, ADMIN_ARG_BY_CN)
 
 enum srv_admin_tag {
 #define XX(val, name) SRV_TAG_##name = (val),

@@ -322,6 +322,8 @@ static int adm_client_add(admin_req_t *r, store_reader_t *rd)
     const ttlv_item_t *pwi = ttlv_find(r->req, SRV_TAG_ADMIN_ARG_PASSWORD);
     const char *pw = pwi && pwi->type == TTLV_TEXT_STRING ? ttlv_text(pwi) : NULL;
     const ttlv_item_t *pem = ttlv_find(r->req, SRV_TAG_ADMIN_ARG_CERT_PEM);
+    const ttlv_item_t *bycn = ttlv_find(r->req, SRV_TAG_ADMIN_ARG_BY_CN);
+    bool by_cn = bycn && bycn->type == TTLV_BOOLEAN && bycn->v.b;
     r->tenant = t;
     r->target = name;
     store_client_t c;
@@ -334,14 +336,21 @@ static int adm_client_add(admin_req_t *r, store_reader_t *rd)
         role = "client";
     if (strcmp(role, "client") != 0 && strcmp(role, "admin") != 0)
         return refuse(r, KMS_ERR_INVAL, "role must be client or admin");
-    if ((pem != NULL) == (pwi != NULL))
-        return refuse(r, KMS_ERR_INVAL, "give either a certificate or a user name and password");
+    if ((pem != NULL) + (pwi != NULL) + by_cn != 1)
+        return refuse(r, KMS_ERR_INVAL, "give a certificate, a subject CN, or a user name and password");
     if (store_tenant_exists(rd, t) != 0)
         return refuse(r, KMS_ERR_NOTFOUND, "no tenant '%s' (add it first: kmsctl tenant add %s)", t, t);
     snprintf(c.tenant, sizeof(c.tenant), "%s", t);
     snprintf(c.role, sizeof(c.role), "%s", role);
     c.created_us = kms_now_us();
-    if (pem) {
+    if (by_cn) {
+        /* Any certificate under tls.client_ca whose subject CN is `name`
+         * (no fingerprint pinned): for clients that rotate their own
+         * certificates, such as vCenter's "KMS signs the CSR" setups. */
+        if (!name_ok(name, sizeof(c.name)))
+            return refuse(r, KMS_ERR_INVAL, "--cn needs the subject CN");
+        snprintf(c.kind, sizeof(c.kind), "cert");
+    } else if (pem) {
         if (pem->type != TTLV_BYTE_STRING)
             return refuse(r, KMS_ERR_INVAL, "malformed certificate argument");
         rc = load_cert(r, pem, c.cert_sha256, cn, sizeof(cn));

@@ -118,6 +118,35 @@ def test_client_from_certificate_then_removed_is_refused(k):
     k.ctl("client", "remove", "host-" + t, check=1)
 
 
+def test_client_by_subject_cn(k):
+    """--cn: any certificate under the client CA with that CN is the client,
+    whatever its fingerprint (certificate renewal without re-registering);
+    another CN stays refused."""
+    t = "cn-%s" % uuid.uuid4().hex[:8]
+    k.ctl("tenant", "add", t, check=0)
+    added = jctl(k, "client", "add", "--tenant", t, "--cn", "vc-" + t)
+    assert (added["name"], added["kind"], added["cert_sha256"]) == ("vc-" + t, "cert", "")
+    fps = set()
+    for i in range(2):  # two different certificates, same CN
+        out = k.dir / ("cn%d" % i)
+        out.mkdir()
+        kmsctl("pki", "issue-client", "vc-" + t, "--dir", str(k.dir), "--out-dir", str(out), check=0)
+        cert, key = out / ("vc-%s.crt" % t), out / ("vc-%s.key" % t)
+        fps.add(fingerprint(cert))
+        c = k.raw(cert, key)
+        st, rs, _ = c.request("Locate")
+        c.close()
+        assert st == SUCCESS, (st, rs)
+    assert len(fps) == 2
+    cert, key = k.issue("other-" + t)
+    c = k.raw(cert, key)
+    st, rs, _ = c.request("Locate")
+    c.close()
+    assert (st, rs) == (FAILED, PERMISSION_DENIED)
+    # --cn and --name together, or --cn with a certificate, are usage errors.
+    k.ctl("client", "add", "--tenant", t, "--cn", "x", "--name", "y", check=2)
+
+
 def test_client_from_csr(k, tmp_path):
     t = "csr-%s" % uuid.uuid4().hex[:8]
     k.ctl("tenant", "add", t, check=0)
