@@ -246,3 +246,20 @@ def test_batch_id_placeholder_raw(server):
     assert H.find_all(resp, "ResultStatus") == [0, 0, 0]
     uids = H.find_all(resp, "UniqueIdentifier")
     assert len(set(uids)) == 1 and len(uids) == 3
+
+
+@pytest.mark.parametrize("version", ["KMIP_1_0", "KMIP_1_1", "KMIP_1_3", "KMIP_1_4"])
+def test_protocol_versions(server, version):
+    """The same basic flow spoken as KMIP 1.0 / 1.1 (vCenter) / 1.3 / 1.4."""
+    c = server.pykmip_client()
+    try:
+        c.kmip_version = getattr(enums.KMIPVersion, version)
+        uid = c.create(enums.CryptographicAlgorithm.AES, 256, name="v-%s" % version)
+        c.activate(uid)
+        _, attrs = c.get_attributes(uid, ["State"])
+        assert attrs[0].attribute_value.value == enums.State.ACTIVE
+        assert len(c.get(uid).value) == 32
+        assert uid in c.locate(attributes=[
+            AF.create_attribute(enums.AttributeType.NAME, "v-%s" % version)])
+    finally:
+        c.close()
