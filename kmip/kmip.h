@@ -55,6 +55,9 @@ typedef struct kmip_config {
     size_t arena_limit;        /* per-request memory; default 64 MiB */
     const char *vendor;        /* "kmsd" */
     const char *version;       /* server version string */
+    /* Added later, backward compatible (0 = the TTLV defaults): */
+    size_t max_depth;          /* TTLV nesting of a request (limits.max_depth) */
+    size_t max_items;          /* TTLV items in a request (limits.max_items) */
 } kmip_config_t;
 
 /* cfg is copied (the store and keyring must outlive the server). */

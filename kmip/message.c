@@ -316,7 +316,7 @@ int kmip_handle(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req, s
 
     ttlv_item_t *root = NULL;
     ttlv_error_t terr;
-    ttlv_limits_t lim = {TTLV_DEFAULT_MAX_DEPTH, TTLV_DEFAULT_MAX_ITEMS};
+    ttlv_limits_t lim = {s->cfg.max_depth, s->cfg.max_items};
     rc = ttlv_decode(req, len, &lim, a, &root, &terr);
     if (rc == KMS_ERR_PROTO) {
         /* Not TTLV: answer Invalid Message (as 1.0) if we can, and tell the

@@ -59,6 +59,10 @@ int kmip_server_new(const kmip_config_t *cfg, kmip_server_t **out)
         s->cfg.max_batch_items = DEFAULT_MAX_BATCH;
     if (!s->cfg.arena_limit)
         s->cfg.arena_limit = DEFAULT_ARENA_LIMIT;
+    if (!s->cfg.max_depth)
+        s->cfg.max_depth = TTLV_DEFAULT_MAX_DEPTH;
+    if (!s->cfg.max_items)
+        s->cfg.max_items = TTLV_DEFAULT_MAX_ITEMS;
     snprintf(s->vendor, sizeof(s->vendor), "%s", cfg->vendor ? cfg->vendor : "kmsd");
     snprintf(s->version, sizeof(s->version), "%s", cfg->version ? cfg->version : "0");
     s->cfg.vendor = s->vendor;

@@ -86,6 +86,32 @@ static void test_invalid_message(void **state)
     assert_int_equal(e->sum.result_status, KMIP_RESULT_STATUS_OPERATION_FAILED);
 }
 
+/* Nesting deeper than the configured limit is Invalid Message, not a
+ * crash or a closed connection. */
+static void test_ttlv_limits(void **state)
+{
+    kenv_t *e = *state;
+    kmip_config_t c = {.store = e->store, .keyring = e->kr, .max_depth = 4, .max_items = 40};
+    kmip_server_t *small = NULL;
+    assert_int_equal(kmip_server_new(&c, &small), 0);
+    ttlv_item_t *m = rq_msg(e, 1, 1);
+    ttlv_item_t *p = rq_item(e, m, KMIP_OPERATION_LOCATE);
+    rq_attr_name(e, p, "deep"); /* Message/Item/Payload/Attribute/Value/Name Value: depth 6 */
+    ttlv_new_int(e->a, rq_header(m), KMIP_TAG_BATCH_COUNT, 1);
+    kms_buf_t b, out;
+    kms_buf_init(&b, 0);
+    kms_buf_init(&out, 0);
+    assert_int_equal(ttlv_encode(m, &b), 0);
+    kmip_summary_t sum;
+    assert_int_equal(kmip_handle(small, NULL, b.data, b.len, &out, &sum), 0);
+    assert_int_equal(sum.result_reason, KMIP_RESULT_REASON_INVALID_MESSAGE);
+    /* the default server answers the same request */
+    assert_ok(rs_item(kenv_call_raw(e, NULL, b.data, b.len), 0));
+    kms_buf_dispose(&b);
+    kms_buf_dispose(&out);
+    kmip_server_free(small);
+}
+
 static void test_versions(void **state)
 {
     kenv_t *e = *state;
@@ -328,6 +354,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_not_ttlv, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ttlv_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_versions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discover_versions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query, setup, teardown),
