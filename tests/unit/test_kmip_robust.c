@@ -3,7 +3,9 @@
  *
  * Every request of the KMIP 1.1 test-case document is mutated many times
  * (deterministic seed) in two ways and sent through kmip_handle() on a
- * real store and keyring:
+ * real store and keyring (every other time with its Unique Identifiers
+ * pointed at real objects, Pre-Active, Active and Compromised, so the
+ * mutations reach the deeper checks):
  * - structurally, on the decoded tree: an item changes type (a structure
  *   becomes a leaf and back), is removed, duplicated, gets a random
  *   enumeration/integer, an empty or overlong text, a far date; the tree
@@ -109,6 +111,22 @@ static void mutate(kms_arena_t *a, ttlv_item_t *root)
     }
 }
 
+/* Point every Unique Identifier at one of our real objects so that the
+ * mutations reach the operations' deeper checks, not just Item Not Found. */
+static void use_real_ids(kms_arena_t *a, ttlv_item_t *it, char ids[][64], size_t n)
+{
+    if (it->type == TTLV_TEXT_STRING &&
+        (it->tag == KMIP_TAG_UNIQUE_IDENTIFIER || it->tag == KMIP_TAG_LINKED_OBJECT_IDENTIFIER)) {
+        char *c = kms_arena_strdup(a, ids[rnd() % n]);
+        it->v.bytes.ptr = (const uint8_t *)c;
+        it->v.bytes.len = strlen(c);
+    }
+    for (ttlv_item_t *c = it->first; c; c = c->next)
+        use_real_ids(a, c, ids, n);
+}
+
+static size_t successes;
+
 static void check_answer(kenv_t *e, const ttlv_item_t *resp)
 {
     assert_int_equal(e->last_rc, 0);
@@ -121,7 +139,11 @@ static void check_answer(kenv_t *e, const ttlv_item_t *resp)
     assert_int_equal((size_t)bc->v.i32, ttlv_count(resp, KMIP_TAG_BATCH_ITEM));
     for (const ttlv_item_t *bi = ttlv_find(resp, KMIP_TAG_BATCH_ITEM); bi;
          bi = ttlv_find_next(bi, KMIP_TAG_BATCH_ITEM))
-        assert_non_null(ttlv_find(bi, KMIP_TAG_RESULT_STATUS));
+    {
+        const ttlv_item_t *st = ttlv_find(bi, KMIP_TAG_RESULT_STATUS);
+        assert_non_null(st);
+        successes += ttlv_u32(st) == KMIP_RESULT_STATUS_SUCCESS;
+    }
 }
 
 static void test_mutated_requests(void **state)
@@ -129,6 +151,14 @@ static void test_mutated_requests(void **state)
     (void)state;
     kenv_t *e = calloc(1, sizeof(*e));
     assert_int_equal(kenv_setup(e, NULL, NULL), 0);
+    /* A few real objects in different states. */
+    char ids[3][64];
+    for (int i = 0; i < 3; i++)
+        snprintf(ids[i], sizeof(ids[i]), "%s", k_create_aes(e, "robust"));
+    assert_ok(k_op_uid(e, KMIP_OPERATION_ACTIVATE, ids[1]));
+    assert_ok(k_op_uid(e, KMIP_OPERATION_ACTIVATE, ids[2]));
+    assert_ok(k_revoke(e, ids[2], KMIP_REVOCATION_REASON_CODE_KEY_COMPROMISE));
+    kms_arena_reset(e->a);
     FILE *f = fopen(VECTORS, "r");
     assert_non_null(f);
     char *line = NULL;
@@ -146,6 +176,8 @@ static void test_mutated_requests(void **state)
             ttlv_item_t *root = NULL;
             ttlv_error_t err;
             assert_int_equal(ttlv_decode(req, len, NULL, e->a, &root, &err), 0);
+            if (m & 1)
+                use_real_ids(e->a, root, ids, 3);
             int muts = 1 + (int)(rnd() % 3);
             for (int j = 0; j < muts; j++)
                 mutate(e->a, root);
@@ -178,7 +210,8 @@ static void test_mutated_requests(void **state)
     }
     free(line);
     fclose(f);
-    printf("robustness: %zu mutated requests, %zu refused as not TTLV, no crash\n", sent, refused);
+    printf("robustness: %zu mutated requests, %zu refused as not TTLV, %zu batch items still "
+           "succeeded, no crash\n", sent, refused, successes);
     assert_true(sent > 2000);
     kenv_teardown(e);
     free(e);
