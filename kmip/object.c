@@ -177,16 +177,21 @@ int kmip_obj_set_material(kmip_ctx_t *ctx, kmip_obj_t *o, kms_secret_t *stored,
     o->material = stored;
     o->has_material = true;
     o->dirty = true;
-    uint8_t dg[32];
-    if ((rc = kmip_crypto_sha256(stored->data, stored->len, dg)))
-        return rc;
-    ttlv_item_t *d = ttlv_new_struct(ctx->arena, NULL, KMIP_TAG_ATTRIBUTE_VALUE);
-    if (!d || !ttlv_new_enum(ctx->arena, d, KMIP_TAG_HASHING_ALGORITHM, KMIP_HASHING_ALGORITHM_SHA_256) ||
-        !ttlv_new_bytes(ctx->arena, d, KMIP_TAG_DIGEST_VALUE, dg, sizeof(dg)))
-        return KMS_ERR_NOMEM;
-    if (desc && desc->registered_fmt &&
-        !ttlv_new_enum(ctx->arena, d, KMIP_TAG_KEY_FORMAT_TYPE, desc->registered_fmt))
-        return KMS_ERR_NOMEM;
+    ttlv_item_t *d = NULL;
+    if (desc) {
+        /* The crypto side knows which form of the key the Digest covers. */
+        if ((rc = kmip_crypto_digest_value(ctx->arena, desc, stored, &d)))
+            return rc;
+    } else {
+        uint8_t dg[32];
+        if ((rc = kmip_crypto_sha256(stored->data, stored->len, dg)))
+            return rc;
+        d = ttlv_new_struct(ctx->arena, NULL, KMIP_TAG_ATTRIBUTE_VALUE);
+        if (!d ||
+            !ttlv_new_enum(ctx->arena, d, KMIP_TAG_HASHING_ALGORITHM, KMIP_HASHING_ALGORITHM_SHA_256) ||
+            !ttlv_new_bytes(ctx->arena, d, KMIP_TAG_DIGEST_VALUE, dg, sizeof(dg)))
+            return KMS_ERR_NOMEM;
+    }
     kmip_attr_remove_all(o, "Digest");
     if ((rc = kmip_attr_set(ctx, o, "Digest", 0, d)))
         return rc;
