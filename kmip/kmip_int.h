@@ -215,7 +215,7 @@ int kmip_obj_new(kmip_ctx_t *ctx, uint32_t object_type, kmip_obj_t **out);
 int kmip_obj_load(kmip_ctx_t *ctx, const char *id, kmip_obj_t **out);
 
 /* Material: attach freshly generated / registered plaintext (ownership of
- * `stored` passes to the context); sets Digest (SHA-256 of the stored
+ * `stored` passes to the context); sets Digest (kmip_crypto_digest_value: SHA-256 of the
  * bytes), and from `desc` Cryptographic Algorithm / Length when non-zero
  * plus the private bookkeeping (registered format, curve, sub type). */
 struct kmip_material;
