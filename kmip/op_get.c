@@ -46,14 +46,24 @@ static int served_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg)
  * group's round-robin pointer. */
 static int mark_served(kmip_ctx_t *ctx, kmip_obj_t *o)
 {
+    int rc = 0;
     if (ctx->default_member_pending && strcmp(ctx->id_placeholder, o->id) == 0) {
         ctx->default_member_pending = false;
-        return kmip_obj_update(ctx, o->id, served_cb, NULL, NULL);
+        rc = kmip_obj_update(ctx, o->id, served_cb, NULL, NULL);
+    } else {
+        kmip_attr_t *f = kmip_attr_get(o, "Fresh", 0);
+        if (!f || f->value->type != TTLV_BOOLEAN || !f->value->v.b)
+            return 0;
+        rc = kmip_obj_update(ctx, o->id, unfresh_cb, NULL, NULL);
     }
-    kmip_attr_t *f = kmip_attr_get(o, "Fresh", 0);
-    if (!f || f->value->type != TTLV_BOOLEAN || !f->value->v.b)
-        return 0;
-    return kmip_obj_update(ctx, o->id, unfresh_cb, NULL, NULL);
+    if (rc) {
+        /* Bookkeeping only: a Get must not fail because of it. */
+        kms_log(KMS_LOG_WARN, "kmip", "object %s: served marker not stored: %s", o->id,
+                kms_strerror(rc));
+        ctx->reason = 0;
+        ctx->msg[0] = 0;
+    }
+    return 0;
 }
 
 int kmip_op_get(kmip_ctx_t *ctx)
