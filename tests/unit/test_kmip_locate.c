@@ -119,7 +119,9 @@ static void test_locate_filters(void **state)
     rq_attr_int(e, p, "Cryptographic Length", 128); /* AND: none */
     assert_int_equal(ttlv_count(locate(e, &ALICE, m), KMIP_TAG_UNIQUE_IDENTIFIER), 0);
     /* State (after an Activate) */
-    assert_ok(rs_item(({ ttlv_item_t *mm = rq_msg(e, 1, 1); rq_uid(e, rq_item(e, mm, KMIP_OPERATION_ACTIVATE), k3); kenv_call_peer(e, &ALICE, mm); }), 0));
+    m = rq_msg(e, 1, 1);
+    rq_uid(e, rq_item(e, m, KMIP_OPERATION_ACTIVATE), k3);
+    assert_ok(rs_item(kenv_call_peer(e, &ALICE, m), 0));
     m = rq_msg(e, 1, 1);
     p = rq_item(e, m, KMIP_OPERATION_LOCATE);
     rq_attr_enum(e, p, "State", KMIP_STATE_ACTIVE);
