@@ -58,6 +58,11 @@ typedef struct kmip_config {
     /* Added later, backward compatible (0 = the TTLV defaults): */
     size_t max_depth;          /* TTLV nesting of a request (limits.max_depth) */
     size_t max_items;          /* TTLV items in a request (limits.max_items) */
+    /* The time KMIP semantics use (dates, state transitions, Time Stamp),
+     * in seconds since the epoch; NULL = the wall clock. For tests that
+     * replay a recorded timeline. */
+    int64_t (*clock)(void *arg);
+    void *clock_arg;
 } kmip_config_t;
 
 /* cfg is copied (the store and keyring must outlive the server). */

@@ -302,7 +302,7 @@ int kmip_handle(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req, s
     memset(&sum, 0, sizeof(sum));
     req_t rq;
     memset(&rq, 0, sizeof(rq));
-    int64_t now = kms_now_us() / 1000000;
+    int64_t now = s && s->cfg.clock ? s->cfg.clock(s->cfg.clock_arg) : kms_now_us() / 1000000;
     static const kmip_peer_t nopeer = {0};
     if (!peer)
         peer = &nopeer;

@@ -10,9 +10,11 @@
  * Information. Unique Identifiers are compared through a map from the
  * document's ids to ours, learned from the responses (and used to rewrite
  * later requests). Attributes in a payload are compared as "every
- * expected attribute is present" (a server may hold more). Dates in the
- * requests that are real calendar dates are shifted by (now - the
- * document's Time Stamp) so "in ten minutes" stays in the future.
+ * expected attribute is present" (a server may hold more). The server
+ * runs on the document's own timeline: its clock (kmip_config_t.clock)
+ * reads the Time Stamp of the response the document shows, so dates in
+ * the requests mean what they meant then (9.2 waits two minutes for a
+ * Deactivation Date, here without sleeping).
  *
  * Prints one line per message that does not match, with the first
  * difference, and a summary. The test fails when the number of matching
@@ -23,13 +25,20 @@
 
 #define VECTORS "tests/vectors/kmip-1.1-testcases.txt"
 #define MAX_IDS 256
-#define REPLAY_BASELINE 216 /* responses that matched when this was written; raise it, never lower */
+#define REPLAY_BASELINE 218 /* responses that matched when this was written; raise it, never lower */
 
 typedef struct idmap {
     char doc[MAX_IDS][64];
     char ours[MAX_IDS][64];
     size_t n;
 } idmap_t;
+
+static int64_t g_doc_now;
+static int64_t doc_clock(void *arg)
+{
+    (void)arg;
+    return g_doc_now;
+}
 
 static const char *map_get(const idmap_t *m, const char *doc)
 {
@@ -292,6 +301,10 @@ static void test_replay(void **state)
             }
             e = calloc(1, sizeof(*e));
             assert_int_equal(kenv_setup(e, NULL, NULL), 0);
+            kmip_server_free(e->srv);
+            kmip_config_t kc = {.store = e->store, .keyring = e->kr, .vendor = "kmsd",
+                                .version = "test", .clock = doc_clock};
+            assert_int_equal(kmip_server_new(&kc, &e->srv), 0);
             memset(map, 0, sizeof(*map));
             cur = v[i].tcase;
             cases++;
@@ -301,8 +314,8 @@ static void test_replay(void **state)
         ttlv_error_t err;
         assert_int_equal(ttlv_decode(v[i].bytes, v[i].len, NULL, e->a, &req, &err), 0);
         assert_int_equal(ttlv_decode(v[i + 1].bytes, v[i + 1].len, NULL, e->a, &exp, &err), 0);
-        int64_t delta = kms_now_us() / 1000000 - resp_timestamp(exp);
-        rewrite(e->a, req, map, delta);
+        g_doc_now = resp_timestamp(exp);
+        rewrite(e->a, req, map, 0);
         kms_buf_t b;
         kms_buf_init(&b, 0);
         assert_int_equal(ttlv_encode(req, &b), 0);
