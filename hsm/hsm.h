@@ -81,6 +81,11 @@ int hsm_keyring_set_current(hsm_keyring_t *kr, uint32_t dsk_id);
 uint32_t hsm_keyring_current(hsm_keyring_t *kr); /* 0 = none yet; DSK ids are >= 1 */
 /* Re-wrap a loaded DSK under the (new) master key of `h2` (master rotation). */
 int hsm_keyring_rewrap(hsm_keyring_t *kr, uint32_t dsk_id, hsm_t *h2, kms_buf_t *wrapped_out);
+/* After a master rotation: later hsm_keyring_load/generate use `h` (which
+ * must outlive the keyring; the previous provider is no longer used by it,
+ * but the caller keeps it open until no generate/load that started before
+ * this call can still be running). Added for master-key rotation. */
+int hsm_keyring_set_master(hsm_keyring_t *kr, hsm_t *h);
 
 /* Seal plaintext key material for object (id, version) under the current
  * DSK: out = nonce(12) || ciphertext || tag(16), appended to *out;

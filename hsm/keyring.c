@@ -69,6 +69,15 @@ void hsm_keyring_free(hsm_keyring_t *kr)
     free(kr);
 }
 
+/* The master-key provider (hsm_keyring_set_master may change it). */
+static hsm_t *master_of(hsm_keyring_t *kr)
+{
+    pthread_rwlock_rdlock(&kr->lock);
+    hsm_t *h = kr->h;
+    pthread_rwlock_unlock(&kr->lock);
+    return h;
+}
+
 /* Caller holds the lock (either mode). */
 static const dsk_t *find(const hsm_keyring_t *kr, uint32_t id)
 {
@@ -118,7 +127,7 @@ int hsm_keyring_load(hsm_keyring_t *kr, uint32_t dsk_id, const uint8_t *wrapped,
 
     if (!kr || !wrapped || dsk_id == 0)
         return KMS_ERR_INVAL;
-    if ((rc = hsm_unwrap(kr->h, wrapped, len, &key)) != 0)
+    if ((rc = hsm_unwrap(master_of(kr), wrapped, len, &key)) != 0)
         return rc;
     if (key->len != HSM_DSK_LEN) {
         kms_secret_free(key);
@@ -150,7 +159,7 @@ int hsm_keyring_generate(hsm_keyring_t *kr, uint32_t dsk_id, kms_buf_t *wrapped_
         goto fail;
     }
     mark = wrapped_out->len;
-    if ((rc = hsm_wrap(kr->h, key, wrapped_out)) != 0)
+    if ((rc = hsm_wrap(master_of(kr), key, wrapped_out)) != 0)
         goto fail;
     if ((rc = insert(kr, dsk_id, key, &dup)) != 0 || dup) {
         wrapped_out->len = mark; /* raced with another generate of the same id */
@@ -186,6 +195,16 @@ uint32_t hsm_keyring_current(hsm_keyring_t *kr)
     id = kr->current;
     pthread_rwlock_unlock(&kr->lock);
     return id;
+}
+
+int hsm_keyring_set_master(hsm_keyring_t *kr, hsm_t *h)
+{
+    if (!kr || !h)
+        return KMS_ERR_INVAL;
+    pthread_rwlock_wrlock(&kr->lock);
+    kr->h = h;
+    pthread_rwlock_unlock(&kr->lock);
+    return 0;
 }
 
 int hsm_keyring_rewrap(hsm_keyring_t *kr, uint32_t dsk_id, hsm_t *h2, kms_buf_t *wrapped_out)

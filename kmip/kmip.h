@@ -63,6 +63,14 @@ typedef struct kmip_config {
      * replay a recorded timeline. */
     int64_t (*clock)(void *arg);
     void *clock_arg;
+    /* Availability gate (added for HSM fail-closed, backward compatible):
+     * called on the worker thread before each batch item's handler; a
+     * non-zero return answers that item at once with Operation Failed /
+     * General Failure and the text `gate_msg` (or "unavailable"), without
+     * running the handler. NULL = every operation runs. Must be fast. */
+    int (*gate)(void *arg, uint32_t operation);
+    void *gate_arg;
+    const char *gate_msg;
 } kmip_config_t;
 
 /* cfg is copied (the store and keyring must outlive the server). */

@@ -258,6 +258,11 @@ static void run_item(kmip_ctx_t *ctx, const ttlv_item_t *bi, item_result_t *r, b
         set_fail(r, KMIP_RESULT_REASON_OPERATION_NOT_SUPPORTED, "operation not supported");
         return;
     }
+    if (ctx->srv->cfg.gate && ctx->srv->cfg.gate(ctx->srv->cfg.gate_arg, r->operation) != 0) {
+        set_fail(r, KMIP_RESULT_REASON_GENERAL_FAILURE,
+                 ctx->srv->cfg.gate_msg ? ctx->srv->cfg.gate_msg : "unavailable");
+        return;
+    }
     if (async) {
         set_fail(r, KMIP_RESULT_REASON_FEATURE_NOT_SUPPORTED,
                  "asynchronous operations are not supported");
