@@ -221,6 +221,8 @@ int srv_open_kmip(srv_t *srv)
         .auth_arg = srv->auth_arg,
         .max_response = srv->limits.max_response,
         .max_batch_items = srv->limits.max_batch_items,
+        .max_depth = srv->limits.max_depth,
+        .max_items = srv->limits.max_items,
         .vendor = "kmsd",
         .version = SRV_VERSION,
     };
