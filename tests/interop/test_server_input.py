@@ -117,6 +117,22 @@ def test_deep_nesting_gets_invalid_message(kmsd):
     _served(kmsd)
 
 
+def test_configured_depth_and_item_limits(kmsd_factory):
+    """limits.max_depth and limits.max_items come from the config: a message
+    within the defaults but past the configured limits is refused, one within
+    them is served."""
+    k = kmsd_factory({"limits": {"max_depth": 8, "max_items": 60}})
+    # Depth: Request Message > Batch Item > Request Payload > 6 nested = 9 levels.
+    x = h.item("RequestPayload", h.STRUCT, [])
+    for _ in range(6):
+        x = h.item("RequestPayload", h.STRUCT, [x])
+    _invalid_message(k.send_ttlv(h.request(h.batch_item(h.OP_QUERY, [x]))))
+    # Items: one Query with 80 Query Function items.
+    funcs = [h.item("QueryFunction", h.ENUM, 1) for _ in range(80)]
+    _invalid_message(k.send_ttlv(h.request(h.batch_item(h.OP_QUERY, [h.item("RequestPayload", h.STRUCT, funcs)]))))
+    _served(k)
+
+
 def test_ttlv_that_is_not_a_request_gets_invalid_message(kmsd):
     s = kmsd.raw_tls()
     try:
