@@ -1,0 +1,436 @@
+/*
+ * bench/main.c: kmipbench command line, setup phase, run control and report.
+ *
+ *   kmipbench --host 127.0.0.1 --port 5696 --ca ca.crt --cert c.crt --key c.key
+ *             [--op get|create|locate|vcenter|mix:get=80,create=20]
+ *             [--connections 64] [--threads T] [--new-conn [--resume]]
+ *             [--tls 1.2|1.3] [--kmip-version 1.1] [--duration 10 | --requests N]
+ *             [--rate R] [--warmup 1] [--keys 100] [--server-pid PID] [--json]
+ *   kmipbench --idle 10000 --duration 30 ...     hold N idle TLS connections
+ *   kmipbench --sqlite-floor DB [--requests N]   one-commit-per-insert loop
+ *
+ * Get and Locate read keys created in an untimed setup phase (--keys, each
+ * with a unique Name). The report gives requests/s, errors by Result Reason,
+ * latency quantiles from the histogram and, with --server-pid, the server's
+ * CPU time (utime+stime from /proc) per request. It does not start or stop
+ * servers: bench/compare.sh does.
+ */
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench/bench.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: kmipbench --host H --port P --ca CA --cert CRT --key KEY [options]\n"
+        "  --op get|create|locate|vcenter|mix:get=80,create=20   workload (default get)\n"
+        "        vcenter = Create AES-256, Activate, Get, Get Attributes as one sequence\n"
+        "  --connections N   concurrent connections (default 64)\n"
+        "  --threads T       worker threads (default min(N, cores))\n"
+        "  --new-conn        a new TLS connection per operation; --resume reuses sessions\n"
+        "  --tls 1.2|1.3     pin the TLS version (default: negotiate 1.2..1.3)\n"
+        "  --kmip-version M.N  protocol version in requests (default 1.1)\n"
+        "  --duration S | --requests N   run length (default 10 s)\n"
+        "  --rate R          open loop: R operations/s in total, latency from intended send\n"
+        "  --warmup S        untimed warm-up before measuring (default 1)\n"
+        "  --keys K          keys created in setup for get/locate (default 100)\n"
+        "  --idle N          open N TLS connections and hold them for --duration\n"
+        "  --server-pid PID  report server CPU per request and RSS from /proc\n"
+        "  --servername NAME SNI + host name check (default: chain check only)\n"
+        "  --json            one JSON line instead of the text report\n"
+        "  --sqlite-floor DB one-commit-per-insert SQLite loop on DB (--requests, default 2000)\n");
+}
+
+static int parse_op(const char *s, int *w)
+{
+    static const char *names[OP_COUNT] = {"get", "create", "locate", "vcenter"};
+    memset(w, 0, sizeof(int) * OP_COUNT);
+    if (strncmp(s, "mix:", 4) != 0) {
+        for (int i = 0; i < OP_COUNT; i++)
+            if (!strcmp(s, names[i]))
+                return w[i] = 100, 0;
+        return -1;
+    }
+    char *dup = strdup(s + 4), *save = NULL, *tok;
+    int total = 0;
+    for (tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        int i;
+        if (!eq)
+            break;
+        *eq = 0;
+        for (i = 0; i < OP_COUNT && strcmp(tok, names[i]); i++)
+            ;
+        long v = strtol(eq + 1, NULL, 10);
+        if (i == OP_COUNT || v < 0 || v > 1000000)
+            break;
+        w[i] = (int)v;
+        total += (int)v;
+    }
+    free(dup);
+    return tok || total <= 0 ? -1 : 0;
+}
+
+/* utime+stime of a process in seconds; -1 when unreadable. */
+static double proc_cpu_s(long pid)
+{
+    char path[64], buf[2048];
+    unsigned long ut = 0, stt = 0;
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    /* after ") ": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &stt) != 2)
+        return -1;
+    return (double)(ut + stt) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static long proc_rss_kb(long pid)
+{
+    char path[64], line[256];
+    long kb = -1;
+    snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
+static double self_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
+}
+
+static void sleep_until(uint64_t t)
+{
+    for (;;) {
+        uint64_t now = kms_mono_ns();
+        if (now >= t)
+            return;
+        uint64_t d = t - now;
+        struct timespec ts = {.tv_sec = (time_t)(d / 1000000000u), .tv_nsec = (long)(d % 1000000000u)};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Untimed setup: create the keys Get and Locate read. */
+static int setup_keys(bench_run_t *run)
+{
+    const bench_opts_t *o = run->o;
+    bench_sync_t *s = bench_sync_open(run->ctx, o->host, o->port, o->sni);
+    kms_arena_t *a = kms_arena_new(0);
+    kms_buf_t req;
+    bench_result_t res;
+    int rc = KMS_ERR_IO;
+
+    kms_buf_init(&req, 1u << 20);
+    run->uids = calloc((size_t)o->keys, sizeof(char *));
+    run->names = calloc((size_t)o->keys, sizeof(char *));
+    if (!s || !a || !run->uids || !run->names)
+        goto out;
+    for (int i = 0; i < o->keys; i++) {
+        char name[96];
+        snprintf(name, sizeof(name), "kmipbench-%ld-%lld-%d", (long)getpid(),
+                 (long long)(kms_now_us() / 1000000), i);
+        if ((rc = bench_build(&o->msg, STEP_CREATE, NULL, name, a, &req)) < 0 ||
+            (rc = bench_sync_call(s, &req, a, &res)) < 0)
+            goto out;
+        if (res.status != 0 || !res.uid[0]) {
+            fprintf(stderr, "kmipbench: setup Create failed: %s\n", bench_err_name(res.reason));
+            rc = KMS_ERR_PROTO;
+            goto out;
+        }
+        run->uids[i] = strdup(res.uid);
+        run->names[i] = strdup(name);
+        run->nkeys = i + 1;
+    }
+    rc = 0;
+out:
+    kms_buf_dispose(&req);
+    kms_arena_free(a);
+    bench_sync_close(s);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    bench_opts_t o = {.host = "127.0.0.1", .port = 5696, .conns = 64, .duration = 10,
+                      .warmup = 1, .keys = 100, .msg = {1, 1}};
+    bench_tlscfg_t tc = {0};
+    const char *op = "get", *sqlite_db = NULL;
+    long server_pid = 0;
+    bool json = false;
+    int rc = 1;
+    enum { O_HOST = 256, O_PORT, O_CA, O_CERT, O_KEY, O_CONNS, O_THREADS, O_NEWCONN, O_RESUME,
+           O_TLS, O_OP, O_DUR, O_REQS, O_RATE, O_WARM, O_PID, O_JSON, O_IDLE, O_KEYS, O_KV,
+           O_SNI, O_SQL, O_HELP };
+    static const struct option lo[] = {
+        {"host", 1, 0, O_HOST}, {"port", 1, 0, O_PORT}, {"ca", 1, 0, O_CA},
+        {"cert", 1, 0, O_CERT}, {"key", 1, 0, O_KEY}, {"connections", 1, 0, O_CONNS},
+        {"threads", 1, 0, O_THREADS}, {"new-conn", 0, 0, O_NEWCONN}, {"resume", 0, 0, O_RESUME},
+        {"tls", 1, 0, O_TLS}, {"op", 1, 0, O_OP}, {"duration", 1, 0, O_DUR},
+        {"requests", 1, 0, O_REQS}, {"rate", 1, 0, O_RATE}, {"warmup", 1, 0, O_WARM},
+        {"server-pid", 1, 0, O_PID}, {"json", 0, 0, O_JSON}, {"idle", 1, 0, O_IDLE},
+        {"keys", 1, 0, O_KEYS}, {"kmip-version", 1, 0, O_KV}, {"servername", 1, 0, O_SNI},
+        {"sqlite-floor", 1, 0, O_SQL}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (ch) {
+        case O_HOST: o.host = optarg; break;
+        case O_PORT: o.port = atoi(optarg); break;
+        case O_CA: tc.ca = optarg; break;
+        case O_CERT: tc.cert = optarg; break;
+        case O_KEY: tc.key = optarg; break;
+        case O_CONNS: o.conns = atoi(optarg); break;
+        case O_THREADS: o.threads = atoi(optarg); break;
+        case O_NEWCONN: o.new_conn = true; break;
+        case O_RESUME: o.resume = true; break;
+        case O_TLS:
+            tc.tls_version = !strcmp(optarg, "1.2") ? 12 : !strcmp(optarg, "1.3") ? 13 : -1;
+            break;
+        case O_OP: op = optarg; break;
+        case O_DUR: o.duration = atof(optarg); break;
+        case O_REQS: o.requests = strtoull(optarg, NULL, 10); break;
+        case O_RATE: o.rate = atof(optarg); break;
+        case O_WARM: o.warmup = atof(optarg); break;
+        case O_PID: server_pid = atol(optarg); break;
+        case O_JSON: json = true; break;
+        case O_IDLE: o.idle = atoi(optarg); break;
+        case O_KEYS: o.keys = atoi(optarg); break;
+        case O_KV:
+            if (sscanf(optarg, "%d.%d", &o.msg.major, &o.msg.minor) != 2)
+                o.msg.major = -1;
+            break;
+        case O_SNI: o.sni = optarg; break;
+        case O_SQL: sqlite_db = optarg; break;
+        case O_HELP: usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (sqlite_db) {
+        double r = 0;
+        int n = o.requests ? (int)o.requests : 2000;
+        if (bench_sqlite_floor(sqlite_db, n, &r) < 0)
+            return 1;
+        if (json)
+            printf("{\"sqlite_commits_per_s\":%.1f,\"inserts\":%d}\n", r, n);
+        else
+            printf("SQLite one-commit-per-insert (WAL, synchronous=FULL): %.1f commits/s over %d\n", r, n);
+        return 0;
+    }
+    if (parse_op(op, o.weights) < 0 || tc.tls_version < 0 || o.msg.major < 1 || o.conns < 1 ||
+        o.port <= 0 || o.port > 65535 || o.duration <= 0 || o.warmup < 0 || o.rate < 0 ||
+        o.keys < 1 || o.idle < 0 || (o.resume && !o.new_conn)) {
+        fprintf(stderr, "kmipbench: bad option (see --help)\n");
+        return 2;
+    }
+    if (o.idle)
+        o.conns = o.idle, o.warmup = 0;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (o.threads <= 0)
+        o.threads = o.conns < cores ? o.conns : (int)(cores > 0 ? cores : 1);
+    if (o.threads > o.conns)
+        o.threads = o.conns;
+
+    /* Many connections need many descriptors: raise the soft limit to the hard one. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)o.conns + 64)
+        fprintf(stderr, "kmipbench: warning: open-file limit %lu < connections %d\n",
+                (unsigned long)rl.rlim_cur, o.conns);
+
+    bench_run_t run = {.o = &o};
+    bench_worker_t *ws = NULL;
+    pthread_t *th = NULL;
+    bench_stats_t tot;
+    memset(&tot, 0, sizeof(tot));
+    bench_hist_init(&tot.hist);
+
+    if (!(run.ctx = bench_tls_ctx(&tc)))
+        goto out;
+    if ((o.weights[OP_GET] || o.weights[OP_LOCATE]) && !o.idle) {
+        if (setup_keys(&run) < 0) {
+            fprintf(stderr, "kmipbench: setup phase failed (creating %d keys)\n", o.keys);
+            goto out;
+        }
+    }
+
+    ws = calloc((size_t)o.threads, sizeof(*ws));
+    th = calloc((size_t)o.threads, sizeof(*th));
+    if (!ws || !th)
+        goto out;
+    uint64_t t0 = kms_mono_ns();
+    run.t_measure_ns = t0 + (uint64_t)(o.warmup * 1e9);
+    atomic_store(&run.t_stop_ns, o.requests && !o.idle ? UINT64_MAX
+                                                       : run.t_measure_ns + (uint64_t)(o.duration * 1e9));
+    atomic_store(&run.budget, (int64_t)o.requests);
+    for (int i = 0; i < o.threads; i++) {
+        ws[i].run = &run;
+        ws[i].id = i;
+        ws[i].nconns = o.conns / o.threads + (i < o.conns % o.threads);
+        if (pthread_create(&th[i], NULL, bench_worker_main, &ws[i]) != 0) {
+            perror("kmipbench: pthread_create");
+            o.threads = i;
+            atomic_store(&run.t_stop_ns, 0);
+            break;
+        }
+    }
+
+    double cpu0 = -1, cpu1 = -1, self0, self1 = 0;
+    long rss_hold = -1, est_max = 0;
+    double ramp_s = -1;
+    sleep_until(run.t_measure_ns);
+    if (server_pid)
+        cpu0 = proc_cpu_s(server_pid);
+    self0 = self_cpu_s();
+    uint64_t tm = kms_mono_ns(), t_end = tm;
+    if (o.idle) {
+        /* report once a second while holding */
+        uint64_t stop = atomic_load(&run.t_stop_ns);
+        for (uint64_t t = tm + 1000000000ull; t < stop + 1; t += 1000000000ull) {
+            sleep_until(t < stop ? t : stop);
+            long est = (long)atomic_load(&run.established);
+            long failed = (long)atomic_load(&run.idle_failed);
+            if (est > est_max)
+                est_max = est;
+            if (ramp_s < 0 && est + failed >= o.idle)
+                ramp_s = (double)(kms_mono_ns() - tm) / 1e9;
+            if (server_pid)
+                rss_hold = proc_rss_kb(server_pid);
+            if (!json)
+                fprintf(stderr, "  %5.1fs established %ld failed %ld server RSS %ld kB\n",
+                        (double)(kms_mono_ns() - tm) / 1e9, est, failed, rss_hold);
+            if (t >= stop)
+                break;
+        }
+    } else if (!o.requests) {
+        sleep_until(atomic_load(&run.t_stop_ns));
+    }
+    if (!o.requests || o.idle) {
+        if (server_pid)
+            cpu1 = proc_cpu_s(server_pid);
+        self1 = self_cpu_s();
+        t_end = kms_mono_ns();
+    }
+    for (int i = 0; i < o.threads; i++)
+        pthread_join(th[i], NULL);
+    if (o.requests && !o.idle) {
+        if (server_pid)
+            cpu1 = proc_cpu_s(server_pid);
+        self1 = self_cpu_s();
+        t_end = kms_mono_ns();
+    }
+    for (int i = 0; i < o.threads; i++) {
+        bench_hist_merge(&tot.hist, &ws[i].st.hist);
+        tot.ok += ws[i].st.ok;
+        tot.seqs += ws[i].st.seqs;
+        tot.handshakes += ws[i].st.handshakes;
+        tot.resumed += ws[i].st.resumed;
+        for (int e = 0; e < ERR_CLASSES; e++)
+            tot.errs[e] += ws[i].st.errs[e];
+    }
+    uint64_t errors = 0;
+    for (int e = 0; e < ERR_CLASSES; e++)
+        errors += tot.errs[e];
+    double el = (double)(t_end - tm) / 1e9;
+    double srv_cpu = cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1;
+    const bench_hist_t *h = &tot.hist;
+    double p50 = bench_hist_quantile(h, 0.50) / 1e6, p90 = bench_hist_quantile(h, 0.90) / 1e6,
+           p99 = bench_hist_quantile(h, 0.99) / 1e6, p999 = bench_hist_quantile(h, 0.999) / 1e6,
+           mx = h->max_ns / 1e6, mean = h->total ? h->sum_ns / (double)h->total / 1e6 : 0;
+    double rps = el > 0 ? (double)tot.ok / el : 0, ops = el > 0 ? (double)tot.seqs / el : 0;
+    double cpu_us = srv_cpu >= 0 && tot.ok ? srv_cpu * 1e6 / (double)tot.ok : -1;
+    long srv_rss = server_pid ? proc_rss_kb(server_pid) : -1;
+    if (o.idle && rss_hold >= 0)
+        srv_rss = rss_hold;
+    char tlsname[8];
+    snprintf(tlsname, sizeof(tlsname), "%s", tc.tls_version == 12 ? "1.2" : tc.tls_version == 13 ? "1.3" : "any");
+
+    if (json) {
+        printf("{\"op\":\"%s\",\"connections\":%d,\"threads\":%d,\"new_conn\":%s,\"resume\":%s,"
+               "\"tls\":\"%s\",\"kmip_version\":\"%d.%d\",\"rate_target\":%.1f,\"elapsed_s\":%.3f,"
+               "\"requests\":%llu,\"operations\":%llu,\"requests_per_s\":%.1f,\"operations_per_s\":%.1f,"
+               "\"errors\":%llu,\"errors_by_reason\":{",
+               op, o.conns, o.threads, o.new_conn ? "true" : "false", o.resume ? "true" : "false",
+               tlsname, o.msg.major, o.msg.minor, o.rate, el, (unsigned long long)tot.ok,
+               (unsigned long long)tot.seqs, rps, ops, (unsigned long long)errors);
+        const char *sep = "";
+        for (int e = 0; e < ERR_CLASSES; e++)
+            if (tot.errs[e]) {
+                printf("%s\"%s\":%llu", sep, bench_err_name(e), (unsigned long long)tot.errs[e]);
+                sep = ",";
+            }
+        printf("},\"p50_ms\":%.4f,\"p90_ms\":%.4f,\"p99_ms\":%.4f,\"p999_ms\":%.4f,\"max_ms\":%.4f,"
+               "\"mean_ms\":%.4f,\"handshakes\":%llu,\"resumed\":%llu,\"client_cpu_s\":%.3f",
+               p50, p90, p99, p999, mx, mean, (unsigned long long)tot.handshakes,
+               (unsigned long long)tot.resumed, self1 - self0);
+        if (srv_cpu >= 0)
+            printf(",\"server_cpu_s\":%.3f,\"cpu_us_per_req\":%.2f", srv_cpu, cpu_us);
+        else
+            printf(",\"server_cpu_s\":null,\"cpu_us_per_req\":null");
+        printf(",\"server_rss_kb\":%ld", srv_rss);
+        if (o.idle)
+            printf(",\"idle_target\":%d,\"idle_established\":%ld,\"idle_failed\":%llu,\"ramp_s\":%.2f",
+                   o.idle, est_max, (unsigned long long)atomic_load(&run.idle_failed), ramp_s);
+        printf("}\n");
+    } else {
+        printf("kmipbench: op=%s connections=%d threads=%d %s%s tls=%s kmip=%d.%d%s\n", op, o.conns,
+               o.threads, o.new_conn ? "new-conn" : "persistent", o.resume ? "+resume" : "", tlsname,
+               o.msg.major, o.msg.minor, o.rate > 0 ? " open-loop" : "");
+        if (o.idle) {
+            printf("idle: %ld of %d connections established (%llu failed), ramp %.2f s, server RSS %ld kB\n",
+                   est_max, o.idle, (unsigned long long)atomic_load(&run.idle_failed), ramp_s, srv_rss);
+        } else {
+            printf("%.2f s: %llu requests ok (%.1f req/s), %llu operations (%.1f op/s), %llu errors\n", el,
+                   (unsigned long long)tot.ok, rps, (unsigned long long)tot.seqs, ops,
+                   (unsigned long long)errors);
+            printf("latency ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  mean %.3f\n", p50, p90,
+                   p99, p999, mx, mean);
+            if (o.new_conn)
+                printf("handshakes %llu, resumed %llu\n", (unsigned long long)tot.handshakes,
+                       (unsigned long long)tot.resumed);
+            if (srv_cpu >= 0)
+                printf("server CPU: %.3f s, %.2f us per request; RSS %ld kB\n", srv_cpu, cpu_us, srv_rss);
+            printf("client CPU: %.3f s\n", self1 - self0);
+        }
+        for (int e = 0; e < ERR_CLASSES; e++)
+            if (tot.errs[e])
+                printf("  error %-32s %llu\n", bench_err_name(e), (unsigned long long)tot.errs[e]);
+    }
+    rc = errors ? 3 : 0;
+    if (!o.idle && tot.ok == 0)
+        rc = 3;
+out:
+    free(ws);
+    free(th);
+    for (int i = 0; i < run.nkeys; i++) {
+        free(run.uids[i]);
+        free(run.names[i]);
+    }
+    free(run.uids);
+    free(run.names);
+    SSL_CTX_free(run.ctx);
+    return rc;
+}
