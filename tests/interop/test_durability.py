@@ -486,3 +486,116 @@ def test_kill9_during_concurrent_creates(kmsd_factory, record_property):
     # Clean shutdown after recovery, and the result is consistent as well.
     k.stop()
     integrity_check([db, db + "-wal"], k.workdir)
+
+
+# ------------------------------------------------- kill -9 under state changes
+N_KEYS, N_UPDATERS, KILL_AFTER_UPDATES = 160, 16, 300
+STEPS = ("created", "activated", "attribute added", "revoked", "destroyed")
+
+
+def step_of(c, uid):
+    """Which STEPS entry the stored object shows (from State and x-Seq)."""
+    pl = c.ok(OP_GET_ATTRIBUTES, [uid_item(uid), H.item(T_ATTR_NAME, H.TEXT, "State"),
+                                  H.item(T_ATTR_NAME, H.TEXT, "x-Seq")])
+    got = {first(a, T_ATTR_NAME): first(a, T_ATTR_VALUE) for a in H.find_all(pl, T_ATTRIBUTE)}
+    st, seq = got.get("State"), got.get("x-Seq")
+    if st == STATE["PRE_ACTIVE"]:
+        assert seq is None, (uid, got)
+        return 0
+    if st == STATE["ACTIVE"]:
+        return 2 if seq == "seq-" + uid else 1
+    assert seq == "seq-" + uid, (uid, got)
+    return {STATE["DEACTIVATED"]: 3, STATE["DESTROYED"]: 4}[st]
+
+
+def test_kill9_during_state_changes(kmsd_factory):
+    """Acknowledged Activate / Add Attribute / Revoke / Destroy survive a
+    kill -9 taken in the middle of them; an unacknowledged one is either
+    applied whole or not at all; a destroyed key never comes back."""
+    k = kmsd_factory()
+    c = Conn(k)
+    try:
+        uids = [c.create_aes(256) for _ in range(N_KEYS)]
+    finally:
+        c.close()
+    lock = threading.Lock()
+    acked = {u: 0 for u in uids}     # last step answered Success
+    sent = {u: 0 for u in uids}      # last step sent
+    counter = {"acks": 0}
+    reached, killed = threading.Event(), threading.Event()
+    errors = []
+
+    def ops(uid):
+        return [
+            (OP_ACTIVATE, [uid_item(uid)]),
+            (OP_ADD_ATTRIBUTE, [uid_item(uid), attr("x-Seq", H.TEXT, "seq-" + uid)]),
+            (OP_REVOKE, [uid_item(uid), H.item(T_REVOCATION_REASON, H.STRUCT, [
+                H.item(T_REVOCATION_REASON_CODE, H.ENUM, REASON_CESSATION)])]),
+            (OP_DESTROY, [uid_item(uid)]),
+        ]
+
+    def worker(mine):
+        conn = Conn(k, timeout=60)
+        try:
+            for uid in mine:
+                for step, (op, payload) in enumerate(ops(uid), start=1):
+                    with lock:
+                        sent[uid] = step
+                    try:
+                        st, reason, _ = conn.call(op, payload)
+                    except (OSError, ConnectionError, ssl.SSLError, struct.error):
+                        if killed.is_set():
+                            return
+                        raise
+                    if st != H.STATUS_SUCCESS:
+                        if killed.is_set():
+                            return
+                        raise AssertionError("%s step %d: reason %s" % (uid, step, reason))
+                    with lock:
+                        acked[uid] = step
+                        counter["acks"] += 1
+                        if counter["acks"] >= KILL_AFTER_UPDATES:
+                            reached.set()
+        except BaseException as e:
+            errors.append(repr(e))
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=worker, args=(uids[i::N_UPDATERS],), daemon=True)
+               for i in range(N_UPDATERS)]
+    for t in threads:
+        t.start()
+    assert reached.wait(45), "only %d updates acknowledged: %s" % (counter["acks"], errors[:3])
+    os.kill(k.pid, signal.SIGKILL)
+    killed.set()
+    k.proc.wait(10)
+    for t in threads:
+        t.join(30)
+    assert errors == [], errors[:3]
+    n_updates = sum(acked.values())
+    assert n_updates < 4 * N_KEYS, "the kill came after every update finished"
+    print("kill -9 after %d acknowledged state changes on %d keys" % (n_updates, N_KEYS))
+
+    db = os.path.join(k.dir, k.config()["store"]["path"])
+    integrity_check([db, db + "-wal"], k.workdir)
+    k.start()
+    c = Conn(k)
+    wrong = []
+    try:
+        for uid in uids:
+            got = step_of(c, uid)
+            if not acked[uid] <= got <= sent[uid]:
+                wrong.append((uid, "acknowledged %s, sent %s, stored %s" % (
+                    STEPS[acked[uid]], STEPS[sent[uid]], STEPS[got])))
+            if got == 4:
+                st, reason, _ = c.call(OP_GET, [uid_item(uid)])
+                if (st, reason) != (H.STATUS_FAILED, REASON_ITEM_NOT_FOUND):
+                    wrong.append((uid, "destroyed key served again"))
+            elif got >= 1:
+                st, _, pl = c.call(OP_GET, [uid_item(uid)])
+                if st != H.STATUS_SUCCESS or [len(m) for m in key_material(pl)] != [32]:
+                    wrong.append((uid, "key material not served"))
+    finally:
+        c.close()
+    assert wrong == [], "%d keys wrong after the crash: %s" % (len(wrong), wrong[:5])
+    k.stop()
