@@ -17,6 +17,7 @@
  * old one, never a key that lost its name. kmip_rekey_derive() and
  * kmip_rekey_retire() are shared with Re-key Key Pair (op_keypair.c).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "kmip/kmip_crypto.h"
@@ -89,6 +90,10 @@ int kmip_rekey_derive(kmip_ctx_t *ctx, kmip_obj_t *old, const ttlv_item_t *tmpl,
                          "the key has no Cryptographic Algorithm/Length to re-key with");
     if ((rc = kmip_obj_new(ctx, old->object_type, &n)))
         return rc;
+    /* The replacement belongs to the old key's owner, also when an admin
+     * (who sees every tenant) re-keys it: otherwise the owner would be
+     * left with a Replacement Object Link it cannot follow. */
+    snprintf(n->tenant, sizeof(n->tenant), "%s", old->tenant);
     if ((rc = kmip_attrs_apply_template(ctx, n, tmpl)))
         return rc;
     /* The template may not change what the key is. */
