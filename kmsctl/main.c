@@ -35,6 +35,7 @@ int cmd_key(int argc, char **argv);    /* cmd_key.c */
 int cmd_backup(int argc, char **argv);  /* cmd_backup.c */
 int cmd_restore(int argc, char **argv); /* cmd_backup.c */
 int cmd_hsm(int argc, char **argv);  /* cmd_hsm.c */
+int cmd_rotate(int argc, char **argv); /* cmd_rotate.c */
 
 static const struct {
     const char *name;
@@ -54,6 +55,7 @@ static const struct {
     {"ca", cmd_ca, "export the CA certificate for clients to trust"},
     {"ttlv", cmd_ttlv, "decode/encode KMIP TTLV messages (binary or hex <-> readable)"},
     {"hsm", cmd_hsm, "create or check the master key (key file or PKCS#11 token)"},
+    {"rotate", cmd_rotate, "rotate the master key or the data-store key, online (admin socket)"},
 };
 
 static void usage(FILE *f)

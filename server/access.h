@@ -205,6 +205,10 @@ typedef struct srv_admin_options {
     const char *version;         /* kmsd version string */
     srv_admin_status_cb status_cb; /* may be NULL */
     void *status_arg;
+    /* "rotate.master|store-key|status" (server/keys_rotate.c: srv_keys_admin);
+     * NULL = those commands are not supported. Added for key rotation. */
+    int (*rotate_cmd)(const char *cmd, const ttlv_item_t *req, kms_arena_t *a, ttlv_item_t *resp,
+                      char *msg, size_t msglen);
 } srv_admin_options_t;
 
 /*

@@ -501,6 +501,16 @@ static int adm_backup_restore(admin_req_t *r, store_reader_t *rd)
     return adm_backup(r, rd, true);
 }
 
+/* rotate.master | rotate.store-key | rotate.status: server/keys_rotate.c */
+static int adm_rotate(admin_req_t *r, store_reader_t *rd)
+{
+    (void)rd;
+    const ttlv_item_t *c = ttlv_find(r->req, SRV_TAG_ADMIN_COMMAND);
+    if (!r->opt->rotate_cmd)
+        return refuse(r, KMS_ERR_NOTSUP, "key rotation is not available in this process");
+    return r->opt->rotate_cmd(ttlv_text(c), r->req, r->a, r->resp, r->msg, sizeof(r->msg));
+}
+
 static const struct {
     const char *name;
     int (*fn)(admin_req_t *r, store_reader_t *rd);
@@ -515,6 +525,9 @@ static const struct {
     {"audit.status", adm_audit_status},
     {"backup.create", adm_backup_create},
     {"backup.restore", adm_backup_restore},
+    {"rotate.master", adm_rotate},
+    {"rotate.store-key", adm_rotate},
+    {"rotate.status", adm_rotate},
 };
 
 static void audit_admin(const admin_req_t *r, const char *cmd, int rc)

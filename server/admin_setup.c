@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "server/access.h"
+#include "server/keys.h"
 #include "server/server_int.h"
 
 static srv_access_t *g_access;
@@ -81,7 +82,7 @@ int srv_access_start(srv_t *srv)
                                  .access = g_access, .client_ca = c->tls.client_ca,
                                  .keyring = srv->keyring, .store_path = c->store.path,
                                  .version = SRV_VERSION, .status_cb = status_cb,
-                                 .status_arg = srv};
+                                 .status_arg = srv, .rotate_cmd = srv_keys_admin};
         rc = srv_admin_start(&o, &g_admin);
         if (rc) {
             kms_log(KMS_LOG_ERROR, SRV_LOG, "admin socket %s: %s", c->admin.socket,

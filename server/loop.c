@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "server/server_int.h"
@@ -62,11 +63,81 @@ static void on_drain_timer(uv_timer_t *t)
     uv_close((uv_handle_t *)t, NULL);
 }
 
+static void on_listener_closed(uv_handle_t *h)
+{
+    srv_loop_t *l = h->data;
+    l->n_closing--;
+}
+
+void srv_loop_apply_pause(srv_loop_t *l)
+{
+    srv_t *srv = l->srv;
+    bool want = atomic_load(&srv->listen_paused);
+    if (want == atomic_load(&l->paused))
+        return;
+    if (want) {
+        for (size_t i = 0; i < l->n_listeners; i++) {
+            uv_tcp_t *t = &l->listeners[i];
+            uv_os_fd_t fd = -1;
+            if (uv_is_closing((uv_handle_t *)t))
+                continue;
+            /* Keep the bound socket (a dup survives uv_close); shutdown()
+             * takes it out of LISTEN, so new connections are refused. */
+            if (uv_fileno((uv_handle_t *)t, &fd) == 0 && l->fds[i] < 0) {
+                int keep = dup(fd);
+                if (keep >= 0) {
+                    (void)shutdown(keep, SHUT_RD);
+                    l->fds[i] = keep;
+                }
+            }
+            l->n_closing++;
+            uv_close((uv_handle_t *)t, on_listener_closed);
+        }
+        atomic_store(&l->paused, true);
+        return;
+    }
+    if (l->n_closing)
+        return; /* the monitor wakes us again */
+    for (size_t i = 0; i < l->n_listeners; i++) {
+        uv_tcp_t *t = &l->listeners[i];
+        char err[256] = "";
+        if (l->fds[i] < 0)
+            l->fds[i] = srv_listen_socket(&srv->addrs[i], err, sizeof err);
+        if (l->fds[i] < 0) {
+            kms_log(KMS_LOG_ERROR, SRV_LOG, "loop %u: cannot re-open %s: %s", l->index,
+                    srv->addrs[i].text, err);
+            l->fds[i] = -1;
+            continue;
+        }
+        int r = uv_tcp_init(&l->loop, t);
+        if (r == 0) {
+            t->data = l;
+            r = uv_tcp_open(t, l->fds[i]);
+            if (r == 0)
+                l->fds[i] = -1;
+            if (r == 0)
+                r = uv_listen((uv_stream_t *)t, 1024, srv_conn_accept);
+            if (r != 0) {
+                l->n_closing++;
+                uv_close((uv_handle_t *)t, on_listener_closed);
+            }
+        }
+        if (r != 0)
+            kms_log(KMS_LOG_ERROR, SRV_LOG, "loop %u: re-listen %s: %s", l->index,
+                    srv->addrs[i].text, uv_strerror(r));
+    }
+    atomic_store(&l->paused, false);
+}
+
 static void on_wake(uv_async_t *a)
 {
     srv_loop_t *l = a->data;
     if (l->stopping)
         return;
+    if (!atomic_load(&l->srv->stopping)) {
+        srv_loop_apply_pause(l); /* the HSM monitor's wake-up */
+        return;
+    }
     l->stopping = true;
     for (size_t i = 0; i < l->n_listeners; i++)
         if (!uv_is_closing((uv_handle_t *)&l->listeners[i]))

@@ -24,6 +24,7 @@
 #include <openssl/ssl.h>
 
 #include "server/access.h" /* access control hooks (srv_access_start/stop) */
+#include "server/keys.h"   /* rotation, HSM health (srv_keys_start/stop) */
 #include "server/server_int.h"
 
 static void usage(FILE *f)
@@ -103,6 +104,7 @@ static int bind_listeners(srv_t *srv)
 static int shutdown_all(srv_t *srv)
 {
     int status = 0;
+    srv_keys_stop(srv); /* before the loops: the monitor wakes them */
     if (srv->loops) {
         srv_loops_stop(srv);
         /* The loops force-close at shutdown_timeout; allow a little more for
@@ -143,8 +145,9 @@ static int run(const char *path)
     /* 3. no core dumps, not ptrace-able by other users, private files */
     if ((rc = srv_harden()) != 0)
         goto fail;
-    /* 4-6. master key, database, data-store keys (first start: DSK 1) */
-    if ((rc = srv_open_hsm(&srv)) != 0 || (rc = srv_open_store(&srv)) != 0 ||
+    /* 4-6. database, master key (named by store meta after a rotation),
+     * data-store keys (first start: DSK 1) */
+    if ((rc = srv_open_store(&srv)) != 0 || (rc = srv_open_hsm(&srv)) != 0 ||
         (rc = srv_setup_keyring(&srv)) != 0)
         goto fail;
     /* Access control (server/admin_setup.c): sets srv.auth / auth_arg (and
@@ -165,6 +168,9 @@ static int run(const char *path)
     /* 11. signals first (a failing loop raises SIGTERM), then the loops */
     srv_set_threadpool(&srv);
     if ((rc = srv_signals_init(&srv)) != 0 || (rc = srv_loops_start(&srv)) != 0)
+        goto fail;
+    /* HSM health monitor, key rotation, resumed re-encryption (server/keys.h) */
+    if ((rc = srv_keys_start(&srv)) != 0)
         goto fail;
     kms_log(KMS_LOG_INFO, SRV_LOG, "ready");
     /* 12. until SIGTERM / SIGINT (SIGHUP reloads TLS and log level) */

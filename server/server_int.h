@@ -78,6 +78,10 @@ struct srv_loop {
     size_t n_conns;
     bool stopping;
     bool started, joined;     /* thread created / joined (main thread only) */
+    /* Listener pause while the HSM is down (server/keys_health.c): the loop
+     * applies srv->listen_paused when woken while not stopping. */
+    atomic_bool paused;       /* applied state, read by the monitor */
+    unsigned n_closing;       /* paused listeners whose close callback is pending */
     uint8_t readbuf[65536];   /* shared by all connections of the loop: a read
                                  is fed to OpenSSL before the next one starts */
 };
@@ -88,6 +92,10 @@ int srv_loops_bind(srv_t *srv, char *err, size_t errlen);
 int srv_loops_start(srv_t *srv);
 /* Ask every loop to stop accepting and drain (any thread). */
 void srv_loops_stop(srv_t *srv);
+/* Loop thread (on its wake handle, not stopping): make the listeners match
+ * srv->listen_paused. Pausing shuts the listen sockets down (connect is
+ * refused) but keeps them bound, so resuming needs no privilege. */
+void srv_loop_apply_pause(srv_loop_t *l);
 /* Join the loop threads; false when they did not finish by `deadline_ms`
  * (kms_mono_ns based, in ms). */
 bool srv_loops_join(srv_t *srv, uint64_t deadline_ms);
@@ -224,6 +232,9 @@ struct srv {
     atomic_uint_fast64_t next_conn_id;
     atomic_uint n_loops_running;
     atomic_bool stopping;
+    /* HSM availability (server/keys_health.c; kmip gate and loops read them). */
+    atomic_bool hsm_down;     /* key operations answer "HSM unavailable" */
+    atomic_bool listen_paused; /* loops stop accepting (listen sockets shut) */
 };
 
 #endif /* KMS_SERVER_INT_H */

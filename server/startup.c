@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "server/keys.h"
 #include "server/server_int.h"
 
 #define DSK_CURRENT "dsk.current"
@@ -45,6 +46,25 @@ int srv_harden(void)
     return 0;
 }
 
+/* "master.current" from store meta into out: true when present. */
+static bool srv_master_from_meta(srv_t *srv, char *out, size_t outlen)
+{
+    store_reader_t *rd = NULL;
+    kms_arena_t *a = kms_arena_new(0);
+    uint8_t *v = NULL;
+    size_t len = 0;
+    bool ok = a && store_reader_new(srv->store, &rd) == 0 &&
+              store_meta_get(rd, a, SRV_META_MASTER_CURRENT, &v, &len) == 0 && len > 0 &&
+              len < outlen && !memchr(v, 0, len);
+    if (ok) {
+        memcpy(out, v, len);
+        out[len] = '\0';
+    }
+    store_reader_free(rd);
+    kms_arena_free(a);
+    return ok;
+}
+
 int srv_open_hsm(srv_t *srv)
 {
     const struct conf_hsm *h = &srv->conf->hsm;
@@ -59,6 +79,17 @@ int srv_open_hsm(srv_t *srv)
         .pin_env = h->pin_env[0] ? h->pin_env : NULL,
         .key_label = h->key_label[0] ? h->key_label : NULL,
     };
+    /* A master rotation names the key in store meta (server/keys.h); it
+     * wins over hsm.key_label / hsm.key_file. */
+    char master[512];
+    if (srv->store && srv_master_from_meta(srv, master, sizeof master)) {
+        if (hc.provider == HSM_PROVIDER_FILE)
+            hc.key_file = master;
+        else
+            hc.key_label = master;
+        kms_log(KMS_LOG_INFO, SRV_LOG, "hsm: master key '%s' (store meta '%s', set by rotation)",
+                master, SRV_META_MASTER_CURRENT);
+    }
     int rc = hsm_open(&hc, &srv->hsm, err, sizeof err);
     if (rc != 0) {
         kms_log(KMS_LOG_ERROR, SRV_LOG, "hsm: %s", err[0] ? err : kms_strerror(rc));
@@ -225,6 +256,9 @@ int srv_open_kmip(srv_t *srv)
         .max_items = srv->limits.max_items,
         .vendor = "kmsd",
         .version = SRV_VERSION,
+        .gate = srv_keys_gate, /* HSM down: key operations fail at once */
+        .gate_arg = srv,
+        .gate_msg = SRV_KEYS_GATE_MSG,
     };
     int rc = kmip_server_new(&kc, &srv->kmip);
     if (rc != 0) {
