@@ -2,8 +2,9 @@
  * common/log.c: one-line log records to stderr.
  *
  * Each record is formatted into a local buffer and written with a single
- * write(2), so lines from different threads never interleave. Callers must
- * never pass key material; this module cannot tell.
+ * write(2), so lines from different threads never interleave; control
+ * characters in the message become '?', so one call is always exactly one
+ * line. Callers must never pass key material; this module cannot tell.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "common/kms.h"
@@ -57,6 +58,7 @@ void kms_vlog(enum kms_log_level lvl, const char *component, const char *fmt, va
                      tm.tm_sec, ts.tv_nsec / 1000000, tags[lvl], component ? component : "kmsd");
     if (n < 0)
         return;
+    int head = n;
     if ((size_t)n < sizeof(line)) {
         int m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
         if (m > 0)
@@ -64,6 +66,11 @@ void kms_vlog(enum kms_log_level lvl, const char *component, const char *fmt, va
     }
     if ((size_t)n >= sizeof(line) - 1)
         n = (int)sizeof(line) - 2;
+    /* Values in messages come from peers (user names, certificate CNs,
+     * object ids): a control character must not start a forged record. */
+    for (int i = head; i < n; i++)
+        if ((unsigned char)line[i] < 0x20 || (unsigned char)line[i] == 0x7f)
+            line[i] = '?';
     line[n++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, (size_t)n);
     (void)w;
