@@ -26,6 +26,11 @@ build) in a directory made by `kmsctl init`:
   kill is either wholly absent or wholly there. The number acknowledged
   before the kill is printed (pytest -rA shows it) and recorded as a
   junit property.
+- kill -9 in the middle of Activate / Add Attribute / Revoke / Destroy
+  (16 connections over 160 keys): every acknowledged change is stored, an
+  unacknowledged one is whole or absent, a destroyed key stays destroyed.
+- Crash loop: kill -9 while kmsd starts and while it shuts down after
+  SIGTERM, five times; the keys and the database stay intact.
 
 Requests are raw TTLV (kmsd_harness's encoder): PyKMIP 0.10 cannot send
 KMIP 1.x Archive or Add Attribute and is too slow for the load part.
@@ -38,6 +43,7 @@ import signal
 import sqlite3
 import ssl
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -599,3 +605,48 @@ def test_kill9_during_state_changes(kmsd_factory):
         c.close()
     assert wrong == [], "%d keys wrong after the crash: %s" % (len(wrong), wrong[:5])
     k.stop()
+
+
+# ------------------------------------------------------------ crash loop
+def test_crash_loop_on_startup_and_shutdown(kmsd_factory):
+    """kill -9 while kmsd is starting (store opening, WAL recovery) and while
+    it is shutting down (after SIGTERM: closing checkpoint), several times
+    in a row: the next start is clean and every key is intact."""
+    k = kmsd_factory()
+    c = Conn(k)
+    try:
+        keys = {}
+        for i in range(40):
+            uid = c.create_aes(256, name_attr("crash-loop-%d-%d" % (k.port, i)))
+            st, _, pl = c.call(OP_GET, [uid_item(uid)])
+            assert st == H.STATUS_SUCCESS
+            keys[uid] = ("crash-loop-%d-%d" % (k.port, i), key_material(pl)[0])
+    finally:
+        c.close()
+    db = os.path.join(k.dir, k.config()["store"]["path"])
+    for delay in (0.0, 0.02, 0.05, 0.1, 0.2):
+        # Shutting down: SIGTERM, then SIGKILL a moment later.
+        k.proc.send_signal(signal.SIGTERM)
+        time.sleep(delay)
+        k.proc.kill()
+        k.proc.wait(10)
+        # Starting up: SIGKILL a moment after exec.
+        with open(k.log_path, "ab") as log:
+            p = subprocess.Popen([H.kmsd_bin(), "-c", k.conf_path], stdout=log,
+                                 stderr=subprocess.STDOUT)
+        time.sleep(delay)
+        p.kill()
+        p.wait(10)
+        integrity_check([db, db + "-wal"], k.workdir)
+        k.start()
+    c = Conn(k)
+    try:
+        for uid, (name, material) in keys.items():
+            st, reason, pl = c.call(OP_GET, [uid_item(uid)])
+            assert st == H.STATUS_SUCCESS, (uid, reason)
+            assert key_material(pl) == [material], uid
+            assert c.locate_name(name) == [uid]
+    finally:
+        c.close()
+    k.stop()
+    integrity_check([db, db + "-wal"], k.workdir)
