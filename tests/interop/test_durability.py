@@ -159,6 +159,17 @@ class Conn:
         return first(first(pl, T_ATTRIBUTE), T_ATTR_VALUE)
 
 
+def restart_clean(k):
+    """k.start() on the same directory; the new run logs no error and no
+    sanitizer report (a plain pytest run does not set halt_on_error)."""
+    off = len(k.log_text())
+    k.start()
+    k.wait_log(r"\bready\b", timeout=30, start=off)
+    bad = [ln for ln in k.log_text()[off:].splitlines()
+           if " ERROR " in ln or "runtime error:" in ln or "AddressSanitizer" in ln]
+    assert bad == [], "\n".join(bad[:10])
+
+
 # ------------------------------------------------------------ population
 def populate(k):
     """Create the varied set; returns {label: uid} and the named key's Name."""
@@ -313,7 +324,7 @@ def test_restart_keeps_every_object(kmsd_factory, how):
         k.proc.send_signal(signal.SIGKILL)
         k.proc.wait(10)
         assert k.proc.returncode == -signal.SIGKILL
-    k.start()
+    restart_clean(k)
 
     after = snapshot(k, objs)
     problems = diff(before, after)
@@ -438,7 +449,7 @@ def test_kill9_during_concurrent_creates(kmsd_factory, record_property):
     # The files exactly as the crash left them are a consistent database.
     integrity_check([db, db + "-wal"], k.workdir)
 
-    k.start()
+    restart_clean(k)
     # Verify with a few connections in parallel (ASan kmsd: keep it quick).
     missing = []
 
@@ -584,7 +595,7 @@ def test_kill9_during_state_changes(kmsd_factory):
 
     db = os.path.join(k.dir, k.config()["store"]["path"])
     integrity_check([db, db + "-wal"], k.workdir)
-    k.start()
+    restart_clean(k)
     c = Conn(k)
     wrong = []
     try:
@@ -638,7 +649,7 @@ def test_crash_loop_on_startup_and_shutdown(kmsd_factory):
         p.kill()
         p.wait(10)
         integrity_check([db, db + "-wal"], k.workdir)
-        k.start()
+        restart_clean(k)
     c = Conn(k)
     try:
         for uid, (name, material) in keys.items():
