@@ -19,7 +19,8 @@ Failover-like behaviour: a second client on its own connection sees a key
 the moment the first client's Create is acknowledged (Get, Get Attributes,
 Locate by Name), state changes made by either client are seen by the other
 at once, and the second client keeps working when the first connection is
-dropped without a KMIP goodbye.
+dropped without a KMIP goodbye. After a kill -9 of kmsd, a client that
+reconnects gets the same key bytes.
 
 It deliberately does not test vCenter's trust setup (certificate
 exchange in the vCenter UI) or a second kmsd node (replication tests).
@@ -261,3 +262,31 @@ def test_two_connections_concurrent_creates_are_all_visible(server):
         a.close()
         b.close()
 
+
+
+def test_reconnect_after_kmsd_crash(kmsd_factory):
+    """vCenter's key provider reconnects after the KMS dies: a key it was
+    given before a kill -9 is served, byte for byte, on a new connection."""
+    k = kmsd_factory()
+    a, _ = vcenter_client(k)
+    name = "vc-crash-%d-%d" % (os.getpid(), k.port)
+    try:
+        uid = a.create(enums.CryptographicAlgorithm.AES, 256, name=name,
+                       cryptographic_usage_mask=[enums.CryptographicUsageMask.ENCRYPT,
+                                                 enums.CryptographicUsageMask.DECRYPT])
+        a.activate(uid)
+        material = a.get(uid).value
+    finally:
+        a.close()
+    k.proc.kill()
+    k.proc.wait(10)
+    k.start()
+    b, tap = vcenter_client(k)
+    try:
+        assert b.locate(attributes=by_name(name)) == [uid]
+        assert state_of(b, uid) == enums.State.ACTIVE
+        assert b.get(uid).value == material
+        assert versions_on_wire(tap.received) == {(1, 1)}
+    finally:
+        b.close()
+    k.stop()
