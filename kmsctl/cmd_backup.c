@@ -2,7 +2,9 @@
  * kmsctl/cmd_backup.c: `kmsctl backup` and `kmsctl restore`.
  *
  * kmsctl opens the backup file itself (created 0600, never overwritten
- * unless --force) and hands the open descriptor to kmsd over the admin
+ * unless --force; with --force the new backup is written to a 0600
+ * temporary file next to it and renamed over the old one only once kmsd
+ * reported success, so a failed backup never destroys the previous one) and hands the open descriptor to kmsd over the admin
  * socket, so kmsd writes or reads exactly that file with kmsctl's rights and
  * never picks a path itself. The backup key is a passphrase (first line of
  * --passphrase-file; kmsd stretches it with Argon2id, 64 MiB, t=3) or a
@@ -113,6 +115,8 @@ static int run(bool restore, int argc, char **argv)
         return KMSCTL_EXIT_FAIL;
     int ec = KMSCTL_EXIT_FAIL, fd = -1;
     bool created = false;
+    char tmp[4096];
+    const char *target = path; /* the file kmsd writes into */
     ttlv_item_t *req = kmsctl_admin_request(a, restore ? "backup.restore" : "backup.create");
     if (!req)
         goto out;
@@ -121,8 +125,19 @@ static int run(bool restore, int argc, char **argv)
         goto out;
     if (restore) {
         fd = open(path, O_RDONLY | O_CLOEXEC);
+    } else if (force) {
+        /* Never truncate the previous backup: write beside it, rename on
+         * success. mkstemp creates the file 0600 with O_EXCL. */
+        int n = snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", path);
+        if (n < 0 || (size_t)n >= sizeof(tmp)) {
+            errno = ENAMETOOLONG;
+        } else {
+            fd = mkostemp(tmp, O_CLOEXEC);
+            created = fd >= 0;
+            target = tmp;
+        }
     } else {
-        fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL), 0600);
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         created = fd >= 0;
     }
     if (fd < 0) {
@@ -135,6 +150,17 @@ static int run(bool restore, int argc, char **argv)
     ec = kmsctl_admin_call_fd(a, req, fd, &resp);
     if (ec)
         goto out;
+    if (target != path) {
+        /* kmsd fsync'ed the data; make the replacement atomic. */
+        if (rename(target, path) != 0) {
+            fprintf(stderr, "kmsctl: cannot replace %s: %s (the new backup is %s)\n", path,
+                    strerror(errno), target);
+            created = false; /* keep the complete new backup */
+            ec = KMSCTL_EXIT_FAIL;
+            goto out;
+        }
+        created = false;
+    }
     if (kmsctl_g.json) {
         kmsctl_print_records(stdout, resp, true);
     } else {
@@ -148,7 +174,7 @@ out:
     if (fd >= 0)
         close(fd);
     if (ec && created)
-        unlink(path); /* never leave a partial backup behind */
+        unlink(target); /* never leave a partial backup behind */
     kms_arena_free(a); /* wiped: held the passphrase or key */
     return ec;
 }
