@@ -111,6 +111,21 @@ $(FUZZ_BUILD)/fuzz_conf: tests/fuzz/fuzz_conf.c $(FUZZ_LIBSRC) $(call src_of,con
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ -lyaml
+# The KMIP target runs kmip_handle() against a real store and file keyring.
+FUZZ_KMIP_SRC := $(foreach m,kmip store hsm,$(call src_of,$(m)))
+$(FUZZ_BUILD)/fuzz_kmip: tests/fuzz/fuzz_kmip.c $(FUZZ_LIBSRC) $(FUZZ_KMIP_SRC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ -lssl -lcrypto -lsqlite3 -ldl -lpthread
+# The admin-socket target: request decoding (server/admin_proto.c) and the
+# commands (server/admin_cmds.c ...) against a real store.
+FUZZ_ADMIN_SRC := server/admin_proto.c server/admin_cmds.c server/admin_backup.c \
+                  server/audit.c server/auth.c \
+                  $(foreach m,kmip store hsm certs,$(call src_of,$(m)))
+$(FUZZ_BUILD)/fuzz_admin: tests/fuzz/fuzz_admin.c $(FUZZ_LIBSRC) $(FUZZ_ADMIN_SRC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ -lssl -lcrypto -lsqlite3 -largon2 -ldl -lpthread
 $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIBSRC)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")

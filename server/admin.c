@@ -4,7 +4,8 @@
  * A Unix stream socket (conf admin.socket, chmod admin.mode, chgrp
  * admin.group) served by one dedicated thread with poll(): one connection
  * at a time, each message one TTLV ADMIN_REQUEST framed by its own 8-byte
- * header and bounded by SRV_ADMIN_MAX_MESSAGE, answered by one
+ * header and bounded by SRV_ADMIN_MAX_MESSAGE (framing and decoding:
+ * server/admin_proto.c), answered by one
  * ADMIN_RESPONSE (server/admin_cmds.c). A connection that sends garbage or
  * stalls for 10 s is closed. The caller's uid/pid (SO_PEERCRED) name it in
  * the log and the audit log. A request may carry one open file (SCM_RIGHTS:
@@ -29,6 +30,7 @@
 #include <unistd.h>
 
 #include "server/access.h"
+#include "server/admin_proto.h"
 
 #define ADMIN_IO_TIMEOUT_MS 10000
 
@@ -148,10 +150,8 @@ static void serve_conn(srv_admin_t *ad, int fd)
         int rc = read_n(ad, fd, hdr, 8, true, &passed);
         if (rc)
             break;
-        uint32_t tag = ((uint32_t)hdr[0] << 16) | ((uint32_t)hdr[1] << 8) | hdr[2];
-        uint32_t blen = kms_be32(hdr + 4);
-        if (tag != SRV_TAG_ADMIN_REQUEST || hdr[3] != TTLV_STRUCTURE ||
-            blen > SRV_ADMIN_MAX_MESSAGE - 8 || blen % 8 != 0) {
+        uint32_t blen = 0;
+        if (srv_admin_check_header(hdr, &blen) != 0) {
             kms_log(KMS_LOG_WARN, "admin", "%s: not an admin request; closing", who);
             send_error(fd, KMS_ERR_PROTO, "not an admin request (or too large)");
             break;
@@ -164,7 +164,7 @@ static void serve_conn(srv_admin_t *ad, int fd)
             break;
         ttlv_item_t *req = NULL;
         ttlv_error_t terr;
-        rc = ttlv_decode(msg, (size_t)blen + 8, NULL, a, &req, &terr);
+        rc = srv_admin_decode_request(msg, (size_t)blen + 8, a, &req, &terr);
         /* The request may carry a password: wipe the raw bytes now. */
         kms_wipe(msg, (size_t)blen + 8);
         free(msg);

@@ -25,6 +25,7 @@
 #include <openssl/x509.h>
 
 #include "server/admin.c"
+#include "server/admin_proto.c"
 #include "server/admin_backup.c"
 #include "server/admin_cmds.c"
 #include "server/audit.c"

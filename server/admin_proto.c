@@ -1,0 +1,49 @@
+/*
+ * server/admin_proto.c: framing and decoding of admin-socket requests.
+ *
+ * Pure functions over bytes: the header check that decides how much to
+ * read, and the TTLV decoding of the whole message. server/admin.c does the
+ * socket I/O around them; tests/fuzz/fuzz_admin.c feeds them arbitrary
+ * bytes.
+ *
+ * It deliberately does not interpret the request (protocol version,
+ * command, arguments): server/admin_cmds.c does, so there is one place that
+ * decides what a field means.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "server/access.h"
+#include "server/admin_proto.h"
+
+int srv_admin_check_header(const uint8_t hdr[8], uint32_t *body_len)
+{
+    uint32_t tag = ((uint32_t)hdr[0] << 16) | ((uint32_t)hdr[1] << 8) | hdr[2];
+    uint32_t blen = kms_be32(hdr + 4);
+    if (tag != SRV_TAG_ADMIN_REQUEST || hdr[3] != TTLV_STRUCTURE ||
+        blen > SRV_ADMIN_MAX_MESSAGE - 8 || blen % 8 != 0)
+        return KMS_ERR_PROTO;
+    *body_len = blen;
+    return 0;
+}
+
+int srv_admin_decode_request(const uint8_t *msg, size_t len, kms_arena_t *a,
+                             ttlv_item_t **req_out, ttlv_error_t *err)
+{
+    ttlv_error_t local;
+    uint32_t blen = 0;
+    if (!err)
+        err = &local;
+    memset(err, 0, sizeof(*err));
+    *req_out = NULL;
+    if (!msg || len < 8 || srv_admin_check_header(msg, &blen) != 0) {
+        snprintf(err->msg, sizeof(err->msg), "not an admin request (or too large)");
+        return KMS_ERR_PROTO;
+    }
+    if (len != (size_t)blen + 8) {
+        err->offset = len < (size_t)blen + 8 ? len : (size_t)blen + 8;
+        snprintf(err->msg, sizeof(err->msg), "message length does not match its header");
+        return KMS_ERR_PROTO;
+    }
+    return ttlv_decode(msg, len, NULL, a, req_out, err);
+}

@@ -1,0 +1,193 @@
+/*
+ * tests/fuzz/fuzz_kmip.c: libFuzzer target for the whole KMIP request path,
+ * kmip_handle() on arbitrary bytes, against the real thing: a SQLite store
+ * and a file-provider master key with a DSK keyring, created once per
+ * process in a temporary directory (on /dev/shm when it exists, so the
+ * store's fsyncs stay cheap) and removed at exit.
+ *
+ * Identity: a small stand-in for server/auth.c (which needs the server's
+ * access tables): no Credential = administrator of tenant "default"; a
+ * Credential user name U = plain client of tenant U (password ignored). So
+ * inputs reach both the admin paths and the cross-tenant ownership checks.
+ *
+ * Checked per input: kmip_handle() returns 0 or KMS_ERR_PROTO; on 0 the
+ * response is non-empty, decodes as TTLV and is a Response Message; the
+ * response never exceeds the configured cap. Memory is per request (the
+ * library's arena), so LeakSanitizer catches anything kept per input.
+ *
+ * It deliberately does not test TLS or the event loop (the interop tests
+ * do), and the store grows over a run: it is reopened empty every
+ * REOPEN_EVERY inputs so Locate stays fast.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/kms.h"
+#include "hsm/hsm.h"
+#include "kmip/kmip.h"
+#include "store/store.h"
+#include "ttlv/ttlv.h"
+
+#define REOPEN_EVERY 5000
+#define MAX_INPUT (256 * 1024)
+#define MAX_RESPONSE (4u << 20)
+
+static char g_dir[256];
+static store_t *g_store;
+static hsm_t *g_hsm;
+static hsm_keyring_t *g_kr;
+static kmip_server_t *g_srv;
+static unsigned long g_runs;
+
+static int fuzz_auth(void *arg, const kmip_peer_t *peer, const char *username,
+                     const char *password, kmip_identity_t *id)
+{
+    (void)arg;
+    (void)peer;
+    (void)password;
+    memset(id, 0, sizeof(*id));
+    if (!username || !*username) {
+        snprintf(id->name, sizeof(id->name), "fuzz-admin");
+        snprintf(id->tenant, sizeof(id->tenant), "default");
+        id->role = KMIP_ROLE_ADMIN;
+        return 0;
+    }
+    if (strcmp(username, "denied") == 0)
+        return KMS_ERR_PERM;
+    snprintf(id->name, sizeof(id->name), "%s", username);
+    snprintf(id->tenant, sizeof(id->tenant), "%s", username);
+    id->role = KMIP_ROLE_CLIENT;
+    return 0;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "fuzz_kmip setup: %s\n", what);
+    abort();
+}
+
+static void env_close(void)
+{
+    kmip_server_free(g_srv);
+    g_srv = NULL;
+    store_close(g_store);
+    g_store = NULL;
+}
+
+static void env_open_store(void)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/kmsd.db", g_dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/kmsd.db-wal", g_dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/kmsd.db-shm", g_dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/kmsd.db", g_dir);
+    store_options_t so = {.path = path};
+    if (store_open(&so, &g_store))
+        die("store_open");
+    kmip_config_t c = {
+        .store = g_store,
+        .keyring = g_kr,
+        .auth = fuzz_auth,
+        .max_response = MAX_RESPONSE,
+        .max_batch_items = 64,
+        .arena_limit = 16u << 20,
+        .vendor = "kmsd",
+        .version = "fuzz",
+    };
+    if (kmip_server_new(&c, &g_srv))
+        die("kmip_server_new");
+}
+
+static void env_teardown(void)
+{
+    char cmd[320];
+    env_close();
+    hsm_keyring_free(g_kr);
+    hsm_close(g_hsm);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
+    if (g_dir[0] && system(cmd) != 0)
+        fprintf(stderr, "cleanup of %s failed\n", g_dir);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    char err[256], path[512];
+    struct stat st;
+    kms_log_set_level(KMS_LOG_ERROR);
+    const char *base = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) ? "/dev/shm" : "/tmp";
+    snprintf(g_dir, sizeof(g_dir), "%s/kmsd-fuzz-kmip.XXXXXX", base);
+    if (!mkdtemp(g_dir))
+        die("mkdtemp");
+    snprintf(path, sizeof(path), "%s/master.key", g_dir);
+    hsm_config_t hc;
+    memset(&hc, 0, sizeof(hc));
+    hc.provider = HSM_PROVIDER_FILE;
+    hc.key_file = path;
+    hc.slot = -1;
+    if (hsm_init_master(&hc, NULL, err, sizeof(err)) || hsm_open(&hc, &g_hsm, err, sizeof(err)) ||
+        hsm_keyring_new(g_hsm, &g_kr))
+        die(err);
+    kms_buf_t w;
+    kms_buf_init(&w, 0);
+    int rc = hsm_keyring_generate(g_kr, 1, &w);
+    kms_buf_dispose(&w);
+    if (rc || hsm_keyring_set_current(g_kr, 1))
+        die("keyring");
+    env_open_store();
+    atexit(env_teardown);
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size > MAX_INPUT)
+        return 0;
+    if (++g_runs % REOPEN_EVERY == 0) {
+        env_close();
+        env_open_store();
+    }
+    kmip_peer_t peer = {.cert_sha256 = NULL, .cert_cn = "fuzz", .address = "fuzz:0"};
+    kmip_summary_t sum;
+    kms_buf_t resp;
+    kms_buf_init(&resp, 0);
+    int rc = kmip_handle(g_srv, &peer, data, size, &resp, &sum);
+    if (rc != 0 && rc != KMS_ERR_PROTO) {
+        fprintf(stderr, "kmip_handle returned %d (%s)\n", rc, kms_strerror(rc));
+        abort();
+    }
+    if (rc == 0 && resp.len == 0) {
+        fprintf(stderr, "kmip_handle answered 0 with an empty response\n");
+        abort();
+    }
+    if (resp.len > MAX_RESPONSE) {
+        fprintf(stderr, "response of %zu bytes exceeds the cap\n", resp.len);
+        abort();
+    }
+    if (resp.len > 0) {
+        kms_arena_t *a = kms_arena_new(0);
+        ttlv_item_t *root = NULL;
+        ttlv_error_t terr;
+        if (!a)
+            abort();
+        if (ttlv_decode(resp.data, resp.len, NULL, a, &root, &terr) != 0) {
+            fprintf(stderr, "response does not decode: %s at %zu\n", terr.msg, terr.offset);
+            abort();
+        }
+        if (root->tag != KMIP_TAG_RESPONSE_MESSAGE || root->type != TTLV_STRUCTURE) {
+            fprintf(stderr, "response is not a Response Message (tag %06x)\n", root->tag);
+            abort();
+        }
+        kms_arena_free(a);
+    }
+    kms_buf_dispose(&resp);
+    return 0;
+}
