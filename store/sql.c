@@ -94,9 +94,13 @@ int store_db_open(const char *path, bool read_only, bool create, sqlite3 **out)
     sqlite3_busy_timeout(db, STORE_BUSY_MS);
     /* foreign_keys first: it is a no-op inside a transaction. Reading the
      * schema here is the first real access, so a file that is not a
-     * database fails here with a clear message. */
+     * database fails here with a clear message. secure_delete: a sealed
+     * blob that a Destroy, a delete or a re-seal replaced is zeroed in the
+     * file, not left in free space (Debian's SQLite has it on by default;
+     * other builds do not). */
     err = store_exec(db, "PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL;"
                          " PRAGMA trusted_schema=OFF; PRAGMA cache_size=-8192;"
+                         " PRAGMA secure_delete=ON;"
                          " SELECT count(*) FROM sqlite_schema;",
                      "open");
     if (err)
