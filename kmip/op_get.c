@@ -6,7 +6,9 @@
  * has kmip_crypto_get_object (keywrap_keys.c) produce the object in the
  * requested Key Format Type, wrapped as the Key Wrapping Specification
  * asks (an Active AES key of the same tenant with Wrap Key). It also keeps
- * Fresh and the group round-robin pointer (see mark_served).
+ * Fresh and the group round-robin pointer (see mark_served). The KMIP 1.4
+ * export policy is enforced: Extractable false never releases the value,
+ * Sensitive true releases it only wrapped (Permission Denied otherwise).
  */
 #include <string.h>
 
@@ -16,6 +18,13 @@
 static bool is_destroyed(uint32_t st)
 {
     return st == KMIP_STATE_DESTROYED || st == KMIP_STATE_DESTROYED_COMPROMISED;
+}
+
+/* Boolean attribute `name` (instance 0); `dflt` when absent or not a Boolean. */
+static bool attr_bool(const kmip_obj_t *o, const char *name, bool dflt)
+{
+    const kmip_attr_t *a = kmip_attr_get(o, name, 0);
+    return a && a->value && a->value->type == TTLV_BOOLEAN ? a->value->v.b : dflt;
 }
 
 static int unfresh_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg)
@@ -109,6 +118,12 @@ int kmip_op_get(kmip_ctx_t *ctx)
         return 0;
     }
     const ttlv_item_t *kws = ttlv_find(ctx->payload, KMIP_TAG_KEY_WRAPPING_SPECIFICATION);
+    if (!attr_bool(o, "Extractable", true))
+        return kmip_fail(ctx, KMIP_RESULT_REASON_PERMISSION_DENIED,
+                         "the object is not Extractable: its value is never released");
+    if (attr_bool(o, "Sensitive", false) && !kws)
+        return kmip_fail(ctx, KMIP_RESULT_REASON_PERMISSION_DENIED,
+                         "the object is Sensitive: Get it with a Key Wrapping Specification");
     if (!ttlv_new_enum(ctx->arena, ctx->resp_payload, KMIP_TAG_OBJECT_TYPE, o->object_type) ||
         !ttlv_new_textz(ctx->arena, ctx->resp_payload, KMIP_TAG_UNIQUE_IDENTIFIER, o->id))
         return KMS_ERR_NOMEM;

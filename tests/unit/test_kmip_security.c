@@ -4,7 +4,9 @@
  * replacement with the old key's owner (the owner can Get it); another
  * tenant's key can be neither named as a Get's wrapping key nor used to
  * unwrap a Register, and answers exactly like a missing id; a batch that
- * mixes the caller's and another tenant's ids reaches only the caller's.
+ * mixes the caller's and another tenant's ids reaches only the caller's;
+ * the KMIP 1.4 export policy (Extractable false: never released; Sensitive
+ * true: released only wrapped) holds on Get.
  *
  * It does not repeat the per-operation isolation sweep of
  * test_kmip_locate.c.
@@ -147,12 +149,51 @@ static void test_batch_mixing_ids(void **state)
     assert_non_null(ttlv_find(rs_payload(bi), KMIP_TAG_SYMMETRIC_KEY));
 }
 
+static char *create_flagged(kenv_t *e, const char *flag, bool v)
+{
+    ttlv_item_t *m = rq_msg(e, 1, 4);
+    ttlv_item_t *ta = rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, NULL);
+    ttlv_new_bool(e->a, rq_attr(e, ta, flag), KMIP_TAG_ATTRIBUTE_VALUE, v);
+    ttlv_item_t *bi = rs_item(kenv_call_peer(e, &ALICE, m), 0);
+    assert_ok(bi);
+    return kms_arena_strdup(e->a, rs_uid(bi));
+}
+
+/* Finding S5: Extractable and Sensitive were accepted and stored, but Get
+ * released the plaintext value anyway. */
+static void test_export_policy(void **state)
+{
+    kenv_t *e = *state;
+    char *kek = create_as(e, &ALICE, 0x10 | 0x20);
+    assert_ok(op_as(e, &ALICE, KMIP_OPERATION_ACTIVATE, kek));
+
+    char *nx = create_flagged(e, "Extractable", false);
+    ttlv_item_t *bi = op_as(e, &ALICE, KMIP_OPERATION_GET, nx);
+    assert_fail(bi, KMIP_RESULT_REASON_PERMISSION_DENIED);
+    assert_null(ttlv_find(rs_payload(bi), KMIP_TAG_SYMMETRIC_KEY));
+    assert_fail(get_wrapped_as(e, &ALICE, nx, kek), KMIP_RESULT_REASON_PERMISSION_DENIED);
+    /* Nor for an admin. */
+    assert_fail(op_as(e, &ROOT, KMIP_OPERATION_GET, nx), KMIP_RESULT_REASON_PERMISSION_DENIED);
+
+    char *sens = create_flagged(e, "Sensitive", true);
+    assert_fail(op_as(e, &ALICE, KMIP_OPERATION_GET, sens), KMIP_RESULT_REASON_PERMISSION_DENIED);
+    bi = get_wrapped_as(e, &ALICE, sens, kek);
+    assert_ok(bi);
+    ttlv_item_t *kb = ttlv_find(ttlv_find(rs_payload(bi), KMIP_TAG_SYMMETRIC_KEY), KMIP_TAG_KEY_BLOCK);
+    assert_non_null(ttlv_find(kb, KMIP_TAG_KEY_WRAPPING_DATA));
+
+    /* The explicit opposite values change nothing. */
+    assert_ok(op_as(e, &ALICE, KMIP_OPERATION_GET, create_flagged(e, "Extractable", true)));
+    assert_ok(op_as(e, &ALICE, KMIP_OPERATION_GET, create_flagged(e, "Sensitive", false)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_admin_rekey_keeps_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_wrapping_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_mixing_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_export_policy, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
