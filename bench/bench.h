@@ -116,10 +116,10 @@ typedef struct bench_run {
     const bench_opts_t *o;
     SSL_CTX *ctx;
     char **uids; char **names; int nkeys; /* setup objects */
-    uint64_t t_measure_ns;     /* record only responses completing after this */
+    _Atomic uint64_t t_measure_ns; /* record only responses completing after this */
     _Atomic uint64_t t_stop_ns;   /* stop sending at this time */
     _Atomic int64_t budget;       /* --requests: remaining sends */
-    _Atomic uint64_t established; /* idle mode */
+    _Atomic uint64_t established; /* connections that completed a first handshake */
     _Atomic uint64_t idle_failed;
 } bench_run_t;
 

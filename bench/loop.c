@@ -38,6 +38,9 @@ typedef struct conn {
     SSL_SESSION *sess;      /* --resume: the session of the previous connection */
     enum cstate state;
     bool have_req;          /* an operation has begun and is not finished */
+    bool counted;           /* its first handshake is in run->established */
+    bool measured;          /* the current operation began inside the measured window */
+    bool sched_set;         /* open loop: next_at is absolute (else an offset) */
     enum bench_op op;
     enum bench_step step;
     int key;                /* index of the setup key used by get/locate */
@@ -114,16 +117,16 @@ static void conn_close(worker_int_t *wi, conn_t *c)
     c->state = CS_CLOSED;
 }
 
-static void count_err(worker_int_t *wi, int cls)
+static void count_err(worker_int_t *wi, conn_t *c, int cls)
 {
-    if (kms_mono_ns() >= wi->run->t_measure_ns)
+    if (c->have_req ? c->measured : kms_mono_ns() >= atomic_load(&wi->run->t_measure_ns))
         wi->w->st.errs[cls]++;
 }
 
 /* A transport failure: count it, end the operation, back off 50 ms. */
 static void conn_fail(worker_int_t *wi, conn_t *c, int cls)
 {
-    count_err(wi, cls);
+    count_err(wi, c, cls);
     if ((c->state == CS_CONNECTING || c->state == CS_HANDSHAKE) && wi->o->idle)
         wi->connecting--;
     if (wi->o->idle)
@@ -133,7 +136,7 @@ static void conn_fail(worker_int_t *wi, conn_t *c, int cls)
     conn_close(wi, c);
     c->have_req = false;
     uint64_t retry = kms_mono_ns() + 50000000ull;
-    if (c->next_at < retry)
+    if (c->next_at < retry && (!wi->interval_ns || c->sched_set))
         c->next_at = retry;
     if (wi->o->idle)
         c->state = CS_DONE, wi->live--;
@@ -172,11 +175,17 @@ static bool begin_op(worker_int_t *wi, conn_t *c, uint64_t now)
     bench_run_t *run = wi->run;
     if (now >= atomic_load(&run->t_stop_ns))
         return false;
+    if (atomic_load(&run->t_measure_ns) == UINT64_MAX)
+        return false; /* still opening the persistent connections: no traffic yet */
+    if (wi->interval_ns && !c->sched_set) { /* the schedule starts with the traffic */
+        c->next_at += now;
+        c->sched_set = true;
+    }
     if (wi->interval_ns && now < c->next_at)
         return false;
     if (!wi->interval_ns && now < c->next_at) /* reconnect back-off */
         return false;
-    if (wi->o->requests && now >= run->t_measure_ns && atomic_fetch_sub(&run->budget, 1) <= 0) {
+    if (wi->o->requests && now >= atomic_load(&run->t_measure_ns) && atomic_fetch_sub(&run->budget, 1) <= 0) {
         atomic_store(&run->t_stop_ns, now);
         return false;
     }
@@ -187,6 +196,7 @@ static bool begin_op(worker_int_t *wi, conn_t *c, uint64_t now)
     c->t_begin = wi->interval_ns ? c->next_at : now;
     if (wi->interval_ns)
         c->next_at += wi->interval_ns;
+    c->measured = now >= atomic_load(&run->t_measure_ns);
     c->have_req = true;
     return true;
 }
@@ -214,7 +224,7 @@ static void on_response(worker_int_t *wi, conn_t *c)
 {
     bench_result_t res;
     uint64_t now = kms_mono_ns();
-    bool measured = now >= wi->run->t_measure_ns;
+    bool measured = c->measured; /* by start time, so --requests N counts exactly N */
     bench_stats_t *st = &wi->w->st;
 
     if (bench_parse(c->in.data, c->need, c->arena, &res) < 0) {
@@ -307,7 +317,7 @@ static void drive(worker_int_t *wi, conn_t *c)
                 conn_fail(wi, c, ERR_TLS);
                 return;
             }
-            if (kms_mono_ns() >= wi->run->t_measure_ns) {
+            if (kms_mono_ns() >= atomic_load(&wi->run->t_measure_ns)) {
                 wi->w->st.handshakes++;
                 if (SSL_session_reused(c->ssl))
                     wi->w->st.resumed++;
@@ -317,6 +327,10 @@ static void drive(worker_int_t *wi, conn_t *c)
                 c->state = CS_HOLD;
                 atomic_fetch_add(&wi->run->established, 1);
                 return;
+            }
+            if (!c->counted && !wi->o->new_conn) {
+                c->counted = true;
+                atomic_fetch_add(&wi->run->established, 1);
             }
             c->state = CS_READY;
             if (c->have_req) {
@@ -415,7 +429,6 @@ void *bench_worker_main(void *arg)
         perror("kmipbench: worker");
         goto out;
     }
-    uint64_t t0 = kms_mono_ns();
     if (wi.o->rate > 0) /* per-connection interval so the total is --rate */
         wi.interval_ns = (uint64_t)(1e9 * (double)wi.o->conns / wi.o->rate);
     for (int i = 0; i < wi.n; i++) {
@@ -423,7 +436,7 @@ void *bench_worker_main(void *arg)
         c->w = w;
         c->fd = -1;
         /* spread the first sends over one interval */
-        c->next_at = wi.interval_ns ? t0 + wi.interval_ns * (uint64_t)i / (uint64_t)wi.n : 0;
+        c->next_at = wi.interval_ns ? wi.interval_ns * (uint64_t)i / (uint64_t)wi.n : 0;
         if (!wi.o->idle) {
             kms_buf_init(&c->out, 1u << 20);
             kms_buf_init(&c->in, 64u << 20);
@@ -462,8 +475,10 @@ void *bench_worker_main(void *arg)
             while (wi.next_idle < wi.n && wi.connecting < IDLE_CONCURRENCY)
                 conn_start(&wi, &wi.c[wi.next_idle++]);
 
-        int64_t timeout_ns = 100000000; /* 100 ms: stop flag and back-off checks */
-        if (!wi.o->idle && (wi.interval_ns || wi.o->new_conn || wi.n <= 1024)) {
+        /* 100 ms: stop flag and back-off checks; 2 ms while waiting for the start */
+        int64_t timeout_ns = atomic_load(&wi.run->t_measure_ns) == UINT64_MAX ? 2000000 : 100000000;
+        if (!wi.o->idle && (wi.interval_ns || wi.o->new_conn || wi.n <= 1024) &&
+            atomic_load(&wi.run->t_measure_ns) != UINT64_MAX) {
             uint64_t t = next_wake(&wi);
             if (t != UINT64_MAX)
                 timeout_ns = t <= now ? 0 : (int64_t)(t - now) < timeout_ns ? (int64_t)(t - now) : timeout_ns;

@@ -282,9 +282,10 @@ int main(int argc, char **argv)
     if (!ws || !th)
         goto out;
     uint64_t t0 = kms_mono_ns();
-    run.t_measure_ns = t0 + (uint64_t)(o.warmup * 1e9);
-    atomic_store(&run.t_stop_ns, o.requests && !o.idle ? UINT64_MAX
-                                                       : run.t_measure_ns + (uint64_t)(o.duration * 1e9));
+    /* New connections are part of what --new-conn measures; persistent and idle
+     * connections are opened first, and the clock starts after the ramp. */
+    atomic_store(&run.t_measure_ns, o.new_conn ? t0 + (uint64_t)(o.warmup * 1e9) : UINT64_MAX);
+    atomic_store(&run.t_stop_ns, UINT64_MAX);
     atomic_store(&run.budget, (int64_t)o.requests);
     for (int i = 0; i < o.threads; i++) {
         ws[i].run = &run;
@@ -301,7 +302,28 @@ int main(int argc, char **argv)
     double cpu0 = -1, cpu1 = -1, self0, self1 = 0;
     long rss_hold = -1, est_max = 0;
     double ramp_s = -1;
-    sleep_until(run.t_measure_ns);
+    if (!o.new_conn) {
+        uint64_t deadline = t0 + (o.idle ? 600ull : 60ull) * 1000000000ull, next_print = t0 + 1000000000ull;
+        for (;;) {
+            uint64_t now = kms_mono_ns();
+            long est = (long)atomic_load(&run.established);
+            long failed = (long)atomic_load(&run.idle_failed);
+            if (est + failed >= o.conns || now >= deadline)
+                break;
+            if (o.idle && !json && now >= next_print) {
+                fprintf(stderr, "  ramp %5.1fs established %ld failed %ld\n", (double)(now - t0) / 1e9, est,
+                        failed);
+                next_print += 1000000000ull;
+            }
+            sleep_until(now + 10000000ull);
+        }
+        ramp_s = (double)(kms_mono_ns() - t0) / 1e9;
+        atomic_store(&run.t_measure_ns, kms_mono_ns() + (uint64_t)(o.warmup * 1e9));
+    }
+    uint64_t tmeas = atomic_load(&run.t_measure_ns);
+    if (!o.requests || o.idle)
+        atomic_store(&run.t_stop_ns, tmeas + (uint64_t)(o.duration * 1e9));
+    sleep_until(tmeas);
     if (server_pid)
         cpu0 = proc_cpu_s(server_pid);
     self0 = self_cpu_s();
@@ -309,18 +331,16 @@ int main(int argc, char **argv)
     if (o.idle) {
         /* report once a second while holding */
         uint64_t stop = atomic_load(&run.t_stop_ns);
-        for (uint64_t t = tm + 1000000000ull; t < stop + 1; t += 1000000000ull) {
+        for (uint64_t t = tm + 1000000000ull;; t += 1000000000ull) {
             sleep_until(t < stop ? t : stop);
             long est = (long)atomic_load(&run.established);
             long failed = (long)atomic_load(&run.idle_failed);
             if (est > est_max)
                 est_max = est;
-            if (ramp_s < 0 && est + failed >= o.idle)
-                ramp_s = (double)(kms_mono_ns() - tm) / 1e9;
             if (server_pid)
                 rss_hold = proc_rss_kb(server_pid);
             if (!json)
-                fprintf(stderr, "  %5.1fs established %ld failed %ld server RSS %ld kB\n",
+                fprintf(stderr, "  hold %5.1fs established %ld failed %ld server RSS %ld kB\n",
                         (double)(kms_mono_ns() - tm) / 1e9, est, failed, rss_hold);
             if (t >= stop)
                 break;
