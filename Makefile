@@ -143,10 +143,21 @@ install: all
 	install -m 0644 packaging/man/kmsd.8 packaging/man/kmsctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	install -m 0644 packaging/man/kmsd.yaml.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 
-# Debian package (needs debhelper): packaging/debian is copied to ./debian for dpkg-buildpackage.
+# Debian package: installs debhelper when missing, then builds the working
+# tree in a private copy (build/deb/kmsd-VERSION: no ./debian in the tree, and
+# debian/rules' clean cannot touch anyone's build directories), so the
+# package's own build lands in that copy. Result: build/kmsd_VERSION_ARCH.deb.
+DEB_VERSION = $(shell dpkg-parsechangelog -l packaging/debian/changelog -S Version 2>/dev/null || echo 0.1.0)
 deb:
-	rm -rf debian && cp -r packaging/debian debian
-	dpkg-buildpackage -us -uc -b; rc=$$?; rm -rf debian; exit $$rc
+	$(Q)dpkg-query -W -f='$${Status}' debhelper 2>/dev/null | grep -q 'install ok installed' || \
+	  { SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends debhelper; }
+	$(Q)rm -rf build/deb && mkdir -p build/deb/kmsd-$(DEB_VERSION)
+	$(Q)tar -cf - --exclude=./.git --exclude='./build*' --exclude=./debian --exclude=./var . | \
+	  tar -xf - -C build/deb/kmsd-$(DEB_VERSION)
+	$(Q)cp -r packaging/debian build/deb/kmsd-$(DEB_VERSION)/debian
+	$(Q)cd build/deb/kmsd-$(DEB_VERSION) && dpkg-buildpackage -us -uc -b
+	$(Q)mv build/deb/*.deb build/ && rm -rf build/deb && ls -l build/*.deb
 
 clean:
 	rm -rf build build-asan build-fuzz
