@@ -205,6 +205,18 @@ static int modify_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg)
         o->state != KMIP_STATE_ACTIVE)
         return kmip_fail(ctx, KMIP_RESULT_REASON_PERMISSION_DENIED,
                          "Deactivation Date can be changed only in Pre-Active or Active state");
+    /* The export policy only tightens: Extractable true -> false and
+     * Sensitive false -> true, never back (as PKCS#11 does). */
+    if ((strcmp(e->name, "Extractable") == 0 || strcmp(e->name, "Sensitive") == 0) &&
+        e->value->type == TTLV_BOOLEAN) {
+        bool tighten_is_true = strcmp(e->name, "Sensitive") == 0;
+        const kmip_attr_t *cur = kmip_attr_get(o, e->name, e->index);
+        bool was = cur && cur->value && cur->value->type == TTLV_BOOLEAN && cur->value->v.b;
+        if (was == tighten_is_true && e->value->v.b != was)
+            return kmip_fail(ctx, KMIP_RESULT_REASON_PERMISSION_DENIED,
+                             "%s can only be changed to %s", e->name,
+                             tighten_is_true ? "true" : "false");
+    }
     ttlv_item_t *v = ttlv_clone(ctx->arena, e->value);
     int rc = kmip_attr_set(ctx, o, e->name, e->index, v);
     if (rc)

@@ -6,7 +6,7 @@
  * unwrap a Register, and answers exactly like a missing id; a batch that
  * mixes the caller's and another tenant's ids reaches only the caller's;
  * the KMIP 1.4 export policy (Extractable false: never released; Sensitive
- * true: released only wrapped) holds on Get.
+ * true: released only wrapped) holds on Get and can only be tightened.
  *
  * It does not repeat the per-operation isolation sweep of
  * test_kmip_locate.c.
@@ -187,6 +187,39 @@ static void test_export_policy(void **state)
     assert_ok(op_as(e, &ALICE, KMIP_OPERATION_GET, create_flagged(e, "Sensitive", false)));
 }
 
+static ttlv_item_t *modify_bool(kenv_t *e, const char *id, const char *name, bool v)
+{
+    ttlv_item_t *m = rq_msg(e, 1, 4);
+    ttlv_item_t *p = rq_item(e, m, KMIP_OPERATION_MODIFY_ATTRIBUTE);
+    rq_uid(e, p, id);
+    ttlv_new_bool(e->a, rq_attr(e, p, name), KMIP_TAG_ATTRIBUTE_VALUE, v);
+    return rs_item(kenv_call_peer(e, &ALICE, m), 0);
+}
+
+/* Finding O8 (fixed): the owner could Modify the export policy back
+ * (Extractable false -> true), then Get the plaintext. It only tightens. */
+static void test_export_policy_only_tightens(void **state)
+{
+    kenv_t *e = *state;
+    char *nx = create_flagged(e, "Extractable", false);
+    assert_fail(modify_bool(e, nx, "Extractable", true), KMIP_RESULT_REASON_PERMISSION_DENIED);
+    assert_fail(op_as(e, &ALICE, KMIP_OPERATION_GET, nx), KMIP_RESULT_REASON_PERMISSION_DENIED);
+    assert_ok(modify_bool(e, nx, "Extractable", false)); /* no change: fine */
+
+    char *sens = create_flagged(e, "Sensitive", true);
+    assert_fail(modify_bool(e, sens, "Sensitive", false), KMIP_RESULT_REASON_PERMISSION_DENIED);
+    assert_fail(op_as(e, &ALICE, KMIP_OPERATION_GET, sens), KMIP_RESULT_REASON_PERMISSION_DENIED);
+
+    /* Tightening works, and takes effect. */
+    char *k = create_flagged(e, "Extractable", true);
+    assert_ok(op_as(e, &ALICE, KMIP_OPERATION_GET, k));
+    assert_ok(modify_bool(e, k, "Extractable", false));
+    assert_fail(op_as(e, &ALICE, KMIP_OPERATION_GET, k), KMIP_RESULT_REASON_PERMISSION_DENIED);
+    k = create_flagged(e, "Sensitive", false);
+    assert_ok(modify_bool(e, k, "Sensitive", true));
+    assert_fail(op_as(e, &ALICE, KMIP_OPERATION_GET, k), KMIP_RESULT_REASON_PERMISSION_DENIED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -194,6 +227,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_foreign_wrapping_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_mixing_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_export_policy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_export_policy_only_tightens, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
