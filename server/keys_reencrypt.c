@@ -21,6 +21,9 @@
  * commit, default 64) and KMSD_REENCRYPT_THROTTLE_MS (pause after each
  * batch, default 0; tests use it so that a kill lands mid-way).
  *
+ * States (kmsctl rotate status): idle (nothing to move), starting,
+ * counting, running, done, stopped (kmsd stopping, or a store error).
+ *
  * It deliberately does not generate DSKs (keys_rotate.c does).
  */
 #include <inttypes.h>
@@ -303,7 +306,9 @@ static bool run_pass(void)
     free(wc.ids);
 out:
     if (rc)
-        kms_log(KMS_LOG_ERROR, SRV_LOG, "re-encrypt: %s; will retry", kms_strerror(rc));
+        kms_log(KMS_LOG_ERROR, SRV_LOG,
+                "re-encrypt: %s; stopped (resumes at the next start-up or store-key rotation)",
+                kms_strerror(rc));
     store_reader_free(rd);
     if (sc.count && complete) {
         pthread_mutex_lock(&g.mu);
@@ -320,7 +325,9 @@ out:
                     "re-encrypt: done: %" PRId64 " objects moved onto data-store key %u", done,
                     target);
     } else if (!complete) {
-        set_state(stopping() ? "stopped" : "running");
+        /* interrupted by stop or an error ("stopped"), or by a newer DSK
+         * (the caller starts over: still "running") */
+        set_state(stopping() || rc ? "stopped" : "running");
     }
     return complete || rc != 0;
 }
