@@ -457,3 +457,33 @@ def test_token_removed_while_serving(kmsd_factory, token):
     log = k.log_text()[log_at:]
     assert log.count("hsm: unavailable") == 1, log[-3000:]
     assert log.count("hsm: available again") == 1
+
+
+# ------------------------------------------------------------ kmsctl rotate
+def test_kmsctl_rotate_usage_and_exit_codes(kmsd_factory, monkeypatch):
+    monkeypatch.setenv("KMSD_REENCRYPT_BATCH", "10")
+    monkeypatch.setenv("KMSD_REENCRYPT_THROTTLE_MS", "50")
+    k = kmsd_factory()
+    p = kmsctl(k, "rotate", "--help")
+    assert p.returncode == 0 and "store-key" in p.stdout and "--no-wait" in p.stdout
+    assert kmsctl(k, "rotate").returncode == 2
+    assert kmsctl(k, "rotate", "sideways").returncode == 2
+    assert kmsctl(k, "rotate", "master", "--no-wait").returncode == 2
+    batch_create(k, 300)
+    p = kmsctl(k, "--json", "rotate", "store-key", "--no-wait")
+    assert p.returncode == 0, p.stderr
+    # A second store-key rotation while the first one runs is refused (exit 1).
+    p = kmsctl(k, "rotate", "store-key", "--no-wait")
+    assert p.returncode == 1 and "still running" in p.stderr, p.stdout + p.stderr
+    # Waiting mode follows the running pass to its end.
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        st = json.loads(kmsctl(k, "--json", "rotate", "status").stdout)
+        if st["state"] == "done":
+            break
+        time.sleep(0.2)
+    assert st["state"] == "done" and st["done"] == 300 and st["failed"] == 0, st
+    p = kmsctl(k, "rotate", "store-key")
+    assert p.returncode == 0 and "data-store key 3 is current: 300 objects" in p.stdout, p.stdout
+    k.stop()
+    assert kmsctl(k, "rotate", "status").returncode == 3  # kmsd unreachable
