@@ -3,7 +3,8 @@
 #   make                 build/kmsd, build/kmsctl, build/kmipbench, one lib per module
 #   make test            install deps, ASan+UBSan build, run every suite, print "N passed, N failed"
 #   make run             install deps, build, first-run setup in var/, start kmsd on 127.0.0.1:5696
-#   make fuzz CC=clang   libFuzzer targets in build-fuzz/
+#   make fuzz            libFuzzer targets in build-fuzz/ (clang)
+#   make deb             Debian package in build/ (installs debhelper if missing)
 #   make SANITIZE=address,undefined BUILD=build-asan   sanitizer variant
 #   make install PREFIX=/usr DESTDIR=...
 #   V=1                  show full command lines
@@ -99,7 +100,8 @@ run: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=build all
 	$(Q)packaging/run-dev.sh
 
-# libFuzzer targets: fuzz sources + ttlv + common (+ conf for fuzz_conf), built with clang.
+# libFuzzer targets: fuzz sources + ttlv + common (+ conf for fuzz_conf; + kmip,
+# store, hsm for fuzz_kmip; + the admin-socket files for fuzz_admin), built with clang.
 FUZZ_BUILD := build-fuzz
 FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_LIBSRC := $(call src_of,common) $(call src_of,ttlv)
