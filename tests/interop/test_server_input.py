@@ -205,7 +205,11 @@ def test_client_that_never_reads(kmsd_factory):
     except (socket.timeout, OSError):
         pass  # kmsd stopped reading (our send buffer is full) or dropped us
     _served(k)
-    k.wait_log(r"timeout: client not reading", timeout=15)
+    # Usually the write timer fires ("client not reading"); when kmsd paused
+    # reading in the middle of a pipelined message (a loaded machine cuts the
+    # stream elsewhere), the message timer fires first. Either drops only
+    # this client within message_timeout.
+    k.wait_log(r"timeout: (client not reading|limits\.message_timeout)", timeout=15)
     assert h.closed_by_peer(s, 10)
     s.close()
     assert sent < 100000, "kmsd kept reading from a client that never reads"
