@@ -137,6 +137,7 @@ static void serve_conn(srv_admin_t *ad, int fd)
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0)
         snprintf(who, sizeof(who), "uid=%u pid=%d", (unsigned)cred.uid, (int)cred.pid);
     uint8_t *msg = NULL;
+    size_t msg_len = 0;
     kms_arena_t *a = kms_arena_new(8 * SRV_ADMIN_MAX_MESSAGE);
     if (!a)
         return;
@@ -159,6 +160,7 @@ static void serve_conn(srv_admin_t *ad, int fd)
         msg = malloc((size_t)blen + 8);
         if (!msg)
             break;
+        msg_len = (size_t)blen + 8;
         memcpy(msg, hdr, 8);
         if (read_n(ad, fd, msg + 8, blen, false, &passed) != 0)
             break;
@@ -192,6 +194,8 @@ static void serve_conn(srv_admin_t *ad, int fd)
     }
     if (passed >= 0)
         close(passed);
+    if (msg)
+        kms_wipe(msg, msg_len); /* a request cut short may hold part of a password */
     free(msg);
     kms_arena_free(a);
 }
