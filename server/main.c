@@ -32,11 +32,30 @@ static void usage(FILE *f)
     fprintf(f, "usage: kmsd -c FILE | kmsd --check-config [-c] FILE | kmsd --version\n");
 }
 
+/*
+ * Settings the configuration language knows but this release does not act
+ * on. Accepting them silently would promise a property (peers holding a
+ * copy of every key) that does not hold, so they are refused.
+ */
+static int refuse_unsupported(const conf_t *c, char *err, size_t errlen)
+{
+    if (c->replication.listen[0] || c->replication.n_peers) {
+        snprintf(err, errlen, "%s: replication: not available in kmsd %s; remove replication.listen "
+                 "and replication.peers (back up with `kmsctl backup` instead)", c->path, SRV_VERSION);
+        return KMS_ERR_CONFIG;
+    }
+    return 0;
+}
+
 static int check_config(const char *path)
 {
     char err[512] = "";
     conf_t *c = NULL;
     int rc = conf_load(path, &c, err, sizeof err);
+    if (rc == 0 && (rc = refuse_unsupported(c, err, sizeof err)) != 0) {
+        conf_free(c);
+        c = NULL;
+    }
     if (rc != 0) {
         fprintf(stderr, "%s\n", err[0] ? err : kms_strerror(rc));
         return 2;
@@ -52,6 +71,8 @@ static int load_config(srv_t *srv, const char *path)
 {
     char err[512] = "";
     int rc = conf_load(path, &srv->conf, err, sizeof err);
+    if (rc == 0)
+        rc = refuse_unsupported(srv->conf, err, sizeof err);
     if (rc != 0) {
         kms_log(KMS_LOG_ERROR, SRV_LOG, "config: %s", err[0] ? err : kms_strerror(rc));
         return rc;
