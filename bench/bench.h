@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/socket.h>
+
 #include <openssl/ssl.h>
 
 #include "common/kms.h"
@@ -77,7 +79,7 @@ SSL_CTX *bench_tls_ctx(const bench_tlscfg_t *c);
 
 /* Blocking client for the untimed setup phase. */
 typedef struct bench_sync bench_sync_t;
-bench_sync_t *bench_sync_open(SSL_CTX *ctx, const char *host, int port, const char *sni);
+bench_sync_t *bench_sync_open(SSL_CTX *ctx, const struct sockaddr *sa, socklen_t salen, const char *sni);
 /* Send one request, read one response into res. 0 or negative KMS_ERR_*. */
 int bench_sync_call(bench_sync_t *s, const kms_buf_t *req, kms_arena_t *a, bench_result_t *res);
 void bench_sync_close(bench_sync_t *s);
@@ -93,6 +95,8 @@ const char *bench_err_name(int cls);
 typedef struct bench_opts {
     const char *host;
     int port;
+    struct sockaddr_storage addr; /* host:port resolved once (IPv4 or IPv6) */
+    socklen_t addrlen;
     int conns, threads;
     bool new_conn, resume;
     int weights[OP_COUNT];     /* op mix; single op = 100 */

@@ -144,18 +144,16 @@ static void conn_fail(worker_int_t *wi, conn_t *c, int cls)
 
 static int conn_start(worker_int_t *wi, conn_t *c)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)wi->o->port)};
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET, .data.ptr = c};
     int one = 1;
 
-    inet_pton(AF_INET, wi->o->host, &sa.sin_addr);
-    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    c->fd = socket(wi->o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {
         conn_fail(wi, c, ERR_CONNECT);
         return -1;
     }
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
+    if (connect(c->fd, (const struct sockaddr *)&wi->o->addr, wi->o->addrlen) < 0 && errno != EINPROGRESS) {
         conn_fail(wi, c, ERR_CONNECT);
         return -1;
     }

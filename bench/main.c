@@ -16,6 +16,7 @@
  * servers: bench/compare.sh does.
  */
 #include <getopt.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,7 @@ static void usage(FILE *f)
         "  --keys K          keys created in setup for get/locate (default 100)\n"
         "  --idle N          open N TLS connections and hold them for --duration\n"
         "  --server-pid PID  report server CPU per request and RSS from /proc\n"
+        "  --host NAME|ADDR  server host (IPv4, IPv6 or a name; default 127.0.0.1)\n"
         "  --servername NAME SNI + host name check (default: chain check only)\n"
         "  --json            one JSON line instead of the text report\n"
         "  --sqlite-floor DB one-commit-per-insert SQLite loop on DB (--requests, default 2000)\n");
@@ -136,7 +138,7 @@ static void sleep_until(uint64_t t)
 static int setup_keys(bench_run_t *run)
 {
     const bench_opts_t *o = run->o;
-    bench_sync_t *s = bench_sync_open(run->ctx, o->host, o->port, o->sni);
+    bench_sync_t *s = bench_sync_open(run->ctx, (const struct sockaddr *)&o->addr, o->addrlen, o->sni);
     kms_arena_t *a = kms_arena_new(0);
     kms_buf_t req;
     bench_result_t res;
@@ -245,6 +247,21 @@ int main(int argc, char **argv)
     }
     if (o.idle)
         o.conns = o.idle, o.warmup = 0;
+    {
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+        char port[16];
+        snprintf(port, sizeof(port), "%d", o.port);
+        int gai = getaddrinfo(o.host, port, &hints, &ai);
+        if (gai != 0 || !ai || ai->ai_addrlen > sizeof(o.addr)) {
+            fprintf(stderr, "kmipbench: cannot resolve %s: %s\n", o.host, gai ? gai_strerror(gai) : "?");
+            if (ai)
+                freeaddrinfo(ai);
+            return 2;
+        }
+        memcpy(&o.addr, ai->ai_addr, ai->ai_addrlen);
+        o.addrlen = ai->ai_addrlen;
+        freeaddrinfo(ai);
+    }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (o.threads <= 0)
         o.threads = o.conns < cores ? o.conns : (int)(cores > 0 ? cores : 1);

@@ -59,22 +59,17 @@ struct bench_sync {
     kms_buf_t in;
 };
 
-bench_sync_t *bench_sync_open(SSL_CTX *ctx, const char *host, int port, const char *sni)
+bench_sync_t *bench_sync_open(SSL_CTX *ctx, const struct sockaddr *sa, socklen_t salen, const char *sni)
 {
     bench_sync_t *s = calloc(1, sizeof(*s));
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     int one = 1;
 
     if (!s)
         return NULL;
     s->fd = -1;
     kms_buf_init(&s->in, 64u << 20);
-    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-        fprintf(stderr, "kmipbench: --host must be an IPv4 address: %s\n", host);
-        goto bad;
-    }
-    if ((s->fd = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
-        connect(s->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+    if ((s->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+        connect(s->fd, sa, salen) < 0) {
         perror("kmipbench: connect");
         goto bad;
     }
@@ -86,7 +81,7 @@ bench_sync_t *bench_sync_open(SSL_CTX *ctx, const char *host, int port, const ch
         SSL_set1_host(s->ssl, sni);
     }
     if (SSL_connect(s->ssl) != 1) {
-        fprintf(stderr, "kmipbench: TLS handshake with %s:%d failed\n", host, port);
+        fprintf(stderr, "kmipbench: TLS handshake failed\n");
         ERR_print_errors_fp(stderr);
         goto bad;
     }
