@@ -87,14 +87,17 @@ int hsm_keyring_rewrap(hsm_keyring_t *kr, uint32_t dsk_id, hsm_t *h2, kms_buf_t 
  * this call can still be running). Added for master-key rotation. */
 int hsm_keyring_set_master(hsm_keyring_t *kr, hsm_t *h);
 
-/* Seal plaintext key material for object (id, version) under the current
- * DSK: out = nonce(12) || ciphertext || tag(16), appended to *out;
- * *dsk_id_out names the DSK. KMS_ERR_STATE when no DSK is current. */
-int hsm_seal(hsm_keyring_t *kr, const char *obj_id, int64_t version, const uint8_t *plain,
-             size_t len, kms_buf_t *out, uint32_t *dsk_id_out);
+/* Seal plaintext key material of object `obj_id` at `version`, owned by
+ * tenant `owner`, under the current DSK: out = nonce(12) || ciphertext ||
+ * tag(16), appended to *out; *dsk_id_out names the DSK. The associated data
+ * binds dsk id, owner, object id and version. KMS_ERR_STATE when no DSK is
+ * current. */
+int hsm_seal(hsm_keyring_t *kr, const char *owner, const char *obj_id, int64_t version,
+             const uint8_t *plain, size_t len, kms_buf_t *out, uint32_t *dsk_id_out);
 /* Open a sealed blob. KMS_ERR_CRYPTO when the tag fails (wrong row, wrong
- * version, tampering), KMS_ERR_NOTFOUND when dsk_id is not loaded. */
-int hsm_open_blob(hsm_keyring_t *kr, uint32_t dsk_id, const char *obj_id, int64_t version,
-                  const uint8_t *blob, size_t len, kms_secret_t **plain_out);
+ * version, wrong owner, tampering), KMS_ERR_NOTFOUND when dsk_id is not
+ * loaded. */
+int hsm_open_blob(hsm_keyring_t *kr, uint32_t dsk_id, const char *owner, const char *obj_id,
+                  int64_t version, const uint8_t *blob, size_t len, kms_secret_t **plain_out);
 
 #endif /* KMS_HSM_H */

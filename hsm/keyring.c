@@ -5,10 +5,10 @@
  * by the caller only in its wrapped form (hsm_wrap under the master key).
  * hsm_seal encrypts key material with AES-256-GCM under the current DSK:
  *   out = nonce(12) || ciphertext || tag(16)
- *   AAD = "kmsd seal v1" || 0x00 || be32(dsk_id) || be32(len(obj_id)) ||
- *         obj_id || be64(version)
- * so a blob moved to another row, another version or another DSK id fails
- * to open. Nonces are random (96 bits); with one DSK per 2^32 seals the
+ *   AAD = "kmsd seal v2" || 0x00 || be32(dsk_id) || be32(len(owner)) ||
+ *         owner || be32(len(obj_id)) || obj_id || be64(version)
+ * so a blob moved to another row, another version, another DSK id or
+ * another owner tenant (a row re-assigned in the database) fails to open. Nonces are random (96 bits); with one DSK per 2^32 seals the
  * collision risk stays far below NIST SP 800-38D's bound. Rotating the DSK
  * (a new id) is the caller's policy; this file does not count.
  *
@@ -24,10 +24,11 @@
 
 #include <openssl/rand.h>
 
-#define SEAL_DOMAIN "kmsd seal v1"
+#define SEAL_DOMAIN "kmsd seal v2"
 #define SEAL_OVERHEAD (HSM_GCM_IV_LEN + HSM_GCM_TAG_LEN)
 #define SEAL_MAX_PLAIN (64u * 1024 * 1024) /* sealed objects are keys, not bulk data */
 #define OBJ_ID_MAX 1024
+#define OWNER_MAX 256
 
 typedef struct dsk {
     uint32_t id;
@@ -219,30 +220,37 @@ int hsm_keyring_rewrap(hsm_keyring_t *kr, uint32_t dsk_id, hsm_t *h2, kms_buf_t 
     return rc;
 }
 
-/* AAD for (dsk_id, obj_id, version); returns its length or 0 when obj_id is too long. */
-static size_t seal_aad(uint8_t *aad, size_t cap, uint32_t dsk_id, const char *obj_id,
-                       int64_t version)
+/* AAD for (dsk_id, owner, obj_id, version); returns its length or 0 when a
+ * field is too long. */
+static size_t seal_aad(uint8_t *aad, size_t cap, uint32_t dsk_id, const char *owner,
+                       const char *obj_id, int64_t version)
 {
-    size_t idlen = strlen(obj_id), n = sizeof(SEAL_DOMAIN); /* includes the NUL separator */
-    if (idlen > OBJ_ID_MAX || n + 4 + 4 + idlen + 8 > cap)
+    size_t olen = strlen(owner), idlen = strlen(obj_id);
+    size_t n = sizeof(SEAL_DOMAIN); /* includes the NUL separator */
+    if (idlen > OBJ_ID_MAX || olen > OWNER_MAX || n + 4 + 4 + olen + 4 + idlen + 8 > cap)
         return 0;
     memcpy(aad, SEAL_DOMAIN, n);
     kms_put_be32(aad + n, dsk_id);
-    kms_put_be32(aad + n + 4, (uint32_t)idlen);
-    memcpy(aad + n + 8, obj_id, idlen);
-    kms_put_be64(aad + n + 8 + idlen, (uint64_t)version);
-    return n + 8 + idlen + 8;
+    n += 4;
+    kms_put_be32(aad + n, (uint32_t)olen);
+    memcpy(aad + n + 4, owner, olen);
+    n += 4 + olen;
+    kms_put_be32(aad + n, (uint32_t)idlen);
+    memcpy(aad + n + 4, obj_id, idlen);
+    n += 4 + idlen;
+    kms_put_be64(aad + n, (uint64_t)version);
+    return n + 8;
 }
 
-int hsm_seal(hsm_keyring_t *kr, const char *obj_id, int64_t version, const uint8_t *plain,
-             size_t len, kms_buf_t *out, uint32_t *dsk_id_out)
+int hsm_seal(hsm_keyring_t *kr, const char *owner, const char *obj_id, int64_t version,
+             const uint8_t *plain, size_t len, kms_buf_t *out, uint32_t *dsk_id_out)
 {
-    uint8_t aad[sizeof(SEAL_DOMAIN) + 16 + OBJ_ID_MAX];
+    uint8_t aad[sizeof(SEAL_DOMAIN) + 20 + OWNER_MAX + OBJ_ID_MAX];
     size_t aadlen, mark;
     uint32_t id;
     int rc;
 
-    if (!kr || !obj_id || (!plain && len) || !out)
+    if (!kr || !owner || !obj_id || (!plain && len) || !out)
         return KMS_ERR_INVAL;
     if (len > SEAL_MAX_PLAIN)
         return KMS_ERR_LIMIT;
@@ -256,7 +264,7 @@ int hsm_seal(hsm_keyring_t *kr, const char *obj_id, int64_t version, const uint8
         rc = KMS_ERR_STATE; /* no current DSK: caller must generate/set one */
         goto out;
     }
-    if (!(aadlen = seal_aad(aad, sizeof(aad), id, obj_id, version))) {
+    if (!(aadlen = seal_aad(aad, sizeof(aad), id, owner, obj_id, version))) {
         rc = KMS_ERR_LIMIT;
         goto out;
     }
@@ -276,20 +284,20 @@ out:
     return rc;
 }
 
-int hsm_open_blob(hsm_keyring_t *kr, uint32_t dsk_id, const char *obj_id, int64_t version,
-                  const uint8_t *blob, size_t len, kms_secret_t **plain_out)
+int hsm_open_blob(hsm_keyring_t *kr, uint32_t dsk_id, const char *owner, const char *obj_id,
+                  int64_t version, const uint8_t *blob, size_t len, kms_secret_t **plain_out)
 {
-    uint8_t aad[sizeof(SEAL_DOMAIN) + 16 + OBJ_ID_MAX];
+    uint8_t aad[sizeof(SEAL_DOMAIN) + 20 + OWNER_MAX + OBJ_ID_MAX];
     size_t aadlen;
     kms_secret_t *s = NULL;
     int rc;
 
-    if (!kr || !obj_id || !blob || !plain_out)
+    if (!kr || !owner || !obj_id || !blob || !plain_out)
         return KMS_ERR_INVAL;
     *plain_out = NULL;
     if (len < SEAL_OVERHEAD || len - SEAL_OVERHEAD > SEAL_MAX_PLAIN)
         return KMS_ERR_CRYPTO; /* truncated or not ours: same answer as a bad tag */
-    if (!(aadlen = seal_aad(aad, sizeof(aad), dsk_id, obj_id, version)))
+    if (!(aadlen = seal_aad(aad, sizeof(aad), dsk_id, owner, obj_id, version)))
         return KMS_ERR_CRYPTO;
     if (!(s = kms_secret_new(len - SEAL_OVERHEAD)))
         return KMS_ERR_NOMEM;

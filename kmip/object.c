@@ -266,7 +266,9 @@ int kmip_obj_open_material(kmip_ctx_t *ctx, kmip_obj_t *o, const kms_secret_t **
         return KMS_ERR_NOTFOUND;
     }
     kms_secret_t *p = NULL;
-    int rc = hsm_open_blob(ctx->srv->cfg.keyring, o->dsk_id, o->id, o->version, o->blob,
+    /* Sealed for the owner and version of the stored row. */
+    const char *owner = o->loaded ? o->loaded->tenant : o->tenant;
+    int rc = hsm_open_blob(ctx->srv->cfg.keyring, o->dsk_id, owner, o->id, o->version, o->blob,
                            o->blob_len, &p);
     if (rc) {
         kms_log(KMS_LOG_ERROR, "kmip", "object %s: sealed material does not open: %s", o->id,
@@ -372,7 +374,7 @@ static int to_store(kmip_ctx_t *ctx, kmip_obj_t *o, int64_t new_version, store_o
             goto out;
         kms_buf_t sealed;
         kms_buf_init(&sealed, 16u << 20);
-        rc = hsm_seal(ctx->srv->cfg.keyring, o->id, new_version, m->data, m->len, &sealed,
+        rc = hsm_seal(ctx->srv->cfg.keyring, so->tenant, o->id, new_version, m->data, m->len, &sealed,
                       &so->dsk_id);
         if (rc == 0) {
             so->blob = kms_arena_memdup(ctx->arena, sealed.data, sealed.len);
@@ -508,10 +510,10 @@ int kmip_undo_run(kmip_ctx_t *ctx)
             kms_buf_init(&sealed, 16u << 20);
             rc = 0;
             if (so.dsk_id && so.blob) {
-                rc = hsm_open_blob(ctx->srv->cfg.keyring, so.dsk_id, so.id, so.version, so.blob,
+                rc = hsm_open_blob(ctx->srv->cfg.keyring, so.dsk_id, so.tenant, so.id, so.version, so.blob,
                                    so.blob_len, &p);
                 if (rc == 0)
-                    rc = hsm_seal(ctx->srv->cfg.keyring, so.id, latest + 1, p->data,
+                    rc = hsm_seal(ctx->srv->cfg.keyring, so.tenant, so.id, latest + 1, p->data,
                                   p->len, &sealed, &so.dsk_id);
                 kms_secret_free(p);
                 so.blob = sealed.data;

@@ -351,7 +351,7 @@ int srv_admin_backup_create(const srv_admin_options_t *opt, int fd, const char *
         }
         if (obj->blob && obj->blob_len) {
             kms_secret_t *plain = NULL;
-            rc = hsm_open_blob(opt->keyring, obj->dsk_id, obj->id, obj->version, obj->blob,
+            rc = hsm_open_blob(opt->keyring, obj->dsk_id, obj->tenant, obj->id, obj->version, obj->blob,
                                obj->blob_len, &plain);
             if (rc) {
                 snprintf(msg, msglen, "cannot unseal %s: %s", obj->id, kms_strerror(rc));
@@ -596,7 +596,7 @@ static int apply_object(const srv_admin_options_t *opt, const bk_keys_t *keys, k
             goto out;
         }
         /* A new object in this store: version 1. */
-        rc = hsm_seal(opt->keyring, o.id, 1, plain.data, plain.len, &sealed, &o.dsk_id);
+        rc = hsm_seal(opt->keyring, o.tenant, o.id, 1, plain.data, plain.len, &sealed, &o.dsk_id);
         if (rc) {
             snprintf(msg, msglen, "cannot seal %s: %s", o.id, kms_strerror(rc));
             goto out;

@@ -103,9 +103,9 @@ static int reseal(hsm_keyring_t *kr, kms_arena_t *a, store_object_t *obj)
     kms_buf_t out;
     uint32_t dsk = 0;
     kms_buf_init(&out, obj->blob_len + 256);
-    int rc = hsm_open_blob(kr, obj->dsk_id, obj->id, obj->version, obj->blob, obj->blob_len, &plain);
+    int rc = hsm_open_blob(kr, obj->dsk_id, obj->tenant, obj->id, obj->version, obj->blob, obj->blob_len, &plain);
     if (rc == 0)
-        rc = hsm_seal(kr, obj->id, obj->version + 1, plain->data, plain->len, &out, &dsk);
+        rc = hsm_seal(kr, obj->tenant, obj->id, obj->version + 1, plain->data, plain->len, &out, &dsk);
     kms_secret_free(plain);
     if (rc == 0) {
         uint8_t *p = kms_arena_memdup(a, out.data, out.len);

@@ -71,7 +71,7 @@ static void test_seal_open(void **state)
     kms_buf_init(&blob, 0);
     kms_buf_init(&blob2, 0);
     assert_int_equal(hsm_keyring_current(kr), 0);
-    assert_int_equal(hsm_seal(kr, "obj-1", 1, plain, 32, &blob, &id), KMS_ERR_STATE);
+    assert_int_equal(hsm_seal(kr, "t1", "obj-1", 1, plain, 32, &blob, &id), KMS_ERR_STATE);
     assert_int_equal(hsm_keyring_generate(kr, 1, &wrapped), 0);
     assert_true(wrapped.len > 32);
     assert_int_equal(hsm_keyring_set_current(kr, 2), KMS_ERR_NOTFOUND);
@@ -79,57 +79,59 @@ static void test_seal_open(void **state)
     assert_int_equal(hsm_keyring_current(kr), 1);
     assert_int_equal(hsm_keyring_generate(kr, 1, &wrapped), KMS_ERR_EXISTS);
 
-    assert_int_equal(hsm_seal(kr, "obj-1", 1, plain, 32, &blob, &id), 0);
+    assert_int_equal(hsm_seal(kr, "t1", "obj-1", 1, plain, 32, &blob, &id), 0);
     assert_int_equal(id, 1);
     assert_int_equal(blob.len, 12 + 32 + 16);
     assert_null(memmem(blob.data, blob.len, plain, 8)); /* not in the clear */
-    assert_int_equal(hsm_open_blob(kr, 1, "obj-1", 1, blob.data, blob.len, &out), 0);
+    assert_int_equal(hsm_open_blob(kr, 1, "t1", "obj-1", 1, blob.data, blob.len, &out), 0);
     assert_int_equal(out->len, 32);
     assert_memory_equal(out->data, plain, 32);
     kms_secret_free(out);
     out = NULL;
 
     /* same input twice: different nonce, different blob */
-    assert_int_equal(hsm_seal(kr, "obj-1", 1, plain, 32, &blob2, &id), 0);
+    assert_int_equal(hsm_seal(kr, "t1", "obj-1", 1, plain, 32, &blob2, &id), 0);
     assert_memory_not_equal(blob.data, blob2.data, blob.len);
 
     /* wrong object id, wrong version, wrong DSK id (not loaded) */
-    assert_int_equal(hsm_open_blob(kr, 1, "obj-2", 1, blob.data, blob.len, &out), KMS_ERR_CRYPTO);
-    assert_int_equal(hsm_open_blob(kr, 1, "obj-1", 2, blob.data, blob.len, &out), KMS_ERR_CRYPTO);
-    assert_int_equal(hsm_open_blob(kr, 1, "obj-", 1, blob.data, blob.len, &out), KMS_ERR_CRYPTO);
-    assert_int_equal(hsm_open_blob(kr, 1, "obj-1", -1, blob.data, blob.len, &out), KMS_ERR_CRYPTO);
-    assert_int_equal(hsm_open_blob(kr, 7, "obj-1", 1, blob.data, blob.len, &out), KMS_ERR_NOTFOUND);
+    assert_int_equal(hsm_open_blob(kr, 1, "t1", "obj-2", 1, blob.data, blob.len, &out), KMS_ERR_CRYPTO);
+    /* The same row re-assigned to another tenant does not open. */
+    assert_int_equal(hsm_open_blob(kr, 1, "t2", "obj-1", 1, blob.data, blob.len, &out), KMS_ERR_CRYPTO);
+    assert_int_equal(hsm_open_blob(kr, 1, "t1", "obj-1", 2, blob.data, blob.len, &out), KMS_ERR_CRYPTO);
+    assert_int_equal(hsm_open_blob(kr, 1, "t1", "obj-", 1, blob.data, blob.len, &out), KMS_ERR_CRYPTO);
+    assert_int_equal(hsm_open_blob(kr, 1, "t1", "obj-1", -1, blob.data, blob.len, &out), KMS_ERR_CRYPTO);
+    assert_int_equal(hsm_open_blob(kr, 7, "t1", "obj-1", 1, blob.data, blob.len, &out), KMS_ERR_NOTFOUND);
     assert_null(out);
 
     /* a blob swapped onto another row: obj-2's blob read as obj-1 */
     kms_buf_t other;
     kms_buf_init(&other, 0);
-    assert_int_equal(hsm_seal(kr, "obj-2", 1, plain, 32, &other, &id), 0);
-    assert_int_equal(hsm_open_blob(kr, 1, "obj-1", 1, other.data, other.len, &out), KMS_ERR_CRYPTO);
+    assert_int_equal(hsm_seal(kr, "t1", "obj-2", 1, plain, 32, &other, &id), 0);
+    assert_int_equal(hsm_open_blob(kr, 1, "t1", "obj-1", 1, other.data, other.len, &out), KMS_ERR_CRYPTO);
 
     /* the same blob under another loaded DSK id fails: dsk id is in the AAD */
     kms_buf_t w2;
     kms_buf_init(&w2, 0);
     assert_int_equal(hsm_keyring_generate(kr, 2, &w2), 0);
-    assert_int_equal(hsm_open_blob(kr, 2, "obj-1", 1, blob.data, blob.len, &out), KMS_ERR_CRYPTO);
+    assert_int_equal(hsm_open_blob(kr, 2, "t1", "obj-1", 1, blob.data, blob.len, &out), KMS_ERR_CRYPTO);
 
     /* every bit flip of the blob */
     for (size_t i = 0; i < blob.len * 8; i++) {
         blob.data[i / 8] ^= (uint8_t)(1u << (i % 8));
-        assert_int_equal(hsm_open_blob(kr, 1, "obj-1", 1, blob.data, blob.len, &out), KMS_ERR_CRYPTO);
+        assert_int_equal(hsm_open_blob(kr, 1, "t1", "obj-1", 1, blob.data, blob.len, &out), KMS_ERR_CRYPTO);
         assert_null(out);
         blob.data[i / 8] ^= (uint8_t)(1u << (i % 8));
     }
     /* truncations */
     for (size_t n = 0; n < blob.len; n++)
-        assert_int_equal(hsm_open_blob(kr, 1, "obj-1", 1, blob.data, n, &out), KMS_ERR_CRYPTO);
+        assert_int_equal(hsm_open_blob(kr, 1, "t1", "obj-1", 1, blob.data, n, &out), KMS_ERR_CRYPTO);
 
     /* empty plaintext seals and opens too */
     kms_buf_t e;
     kms_buf_init(&e, 0);
-    assert_int_equal(hsm_seal(kr, "empty", 3, plain, 0, &e, &id), 0);
+    assert_int_equal(hsm_seal(kr, "t1", "empty", 3, plain, 0, &e, &id), 0);
     assert_int_equal(e.len, 28);
-    assert_int_equal(hsm_open_blob(kr, 1, "empty", 3, e.data, e.len, &out), 0);
+    assert_int_equal(hsm_open_blob(kr, 1, "t1", "empty", 3, e.data, e.len, &out), 0);
     assert_int_equal(out->len, 0);
     kms_secret_free(out);
 
@@ -154,13 +156,13 @@ static void test_reload(void **state)
     kms_buf_init(&blob, 0);
     assert_int_equal(hsm_keyring_generate(kr, 5, &wrapped), 0);
     assert_int_equal(hsm_keyring_set_current(kr, 5), 0);
-    assert_int_equal(hsm_seal(kr, "k", 42, plain, 32, &blob, &id), 0);
+    assert_int_equal(hsm_seal(kr, "t1", "k", 42, plain, 32, &blob, &id), 0);
 
     assert_int_equal(hsm_keyring_new(h, &kr2), 0);
-    assert_int_equal(hsm_open_blob(kr2, 5, "k", 42, blob.data, blob.len, &out), KMS_ERR_NOTFOUND);
+    assert_int_equal(hsm_open_blob(kr2, 5, "t1", "k", 42, blob.data, blob.len, &out), KMS_ERR_NOTFOUND);
     assert_int_equal(hsm_keyring_load(kr2, 5, wrapped.data, wrapped.len), 0);
     assert_int_equal(hsm_keyring_load(kr2, 5, wrapped.data, wrapped.len), 0); /* idempotent */
-    assert_int_equal(hsm_open_blob(kr2, 5, "k", 42, blob.data, blob.len, &out), 0);
+    assert_int_equal(hsm_open_blob(kr2, 5, "t1", "k", 42, blob.data, blob.len, &out), 0);
     assert_memory_equal(out->data, plain, 32);
     kms_secret_free(out);
     /* the same id with a different key is refused */
@@ -210,7 +212,7 @@ static void test_rewrap_to_pkcs11(void **state)
     kms_buf_init(&blob, 0);
     assert_int_equal(hsm_keyring_generate(kr, 1, &wrapped), 0);
     assert_int_equal(hsm_keyring_set_current(kr, 1), 0);
-    assert_int_equal(hsm_seal(kr, "obj", 1, plain, 32, &blob, &id), 0);
+    assert_int_equal(hsm_seal(kr, "t1", "obj", 1, plain, 32, &blob, &id), 0);
     assert_int_equal(hsm_keyring_rewrap(kr, 9, h2, &rewrapped), KMS_ERR_NOTFOUND);
     assert_int_equal(hsm_keyring_rewrap(kr, 1, h2, &rewrapped), 0);
     assert_memory_not_equal(wrapped.data, rewrapped.data,
@@ -222,7 +224,7 @@ static void test_rewrap_to_pkcs11(void **state)
     assert_int_equal(hsm_keyring_new(h3, &kr2), 0);
     assert_int_equal(hsm_keyring_load(kr2, 1, wrapped.data, wrapped.len), KMS_ERR_CRYPTO);
     assert_int_equal(hsm_keyring_load(kr2, 1, rewrapped.data, rewrapped.len), 0);
-    assert_int_equal(hsm_open_blob(kr2, 1, "obj", 1, blob.data, blob.len, &out), 0);
+    assert_int_equal(hsm_open_blob(kr2, 1, "t1", "obj", 1, blob.data, blob.len, &out), 0);
     assert_memory_equal(out->data, plain, 32);
     kms_secret_free(out);
     hsm_keyring_free(kr2);
@@ -250,13 +252,13 @@ static void *work(void *arg)
         snprintf(id, sizeof(id), "t%d-o%d", w->idx, i);
         memset(msg, w->idx * 31 + i, sizeof(msg));
         kms_buf_init(&b, 0);
-        if (hsm_seal(kr, id, i, msg, sizeof(msg), &b, &dsk) != 0 ||
-            hsm_open_blob(kr, dsk, id, i, b.data, b.len, &out) != 0 || out->len != sizeof(msg) ||
+        if (hsm_seal(kr, "t1", id, i, msg, sizeof(msg), &b, &dsk) != 0 ||
+            hsm_open_blob(kr, dsk, "t1", id, i, b.data, b.len, &out) != 0 || out->len != sizeof(msg) ||
             memcmp(out->data, msg, sizeof(msg)) != 0)
             w->fails++;
         kms_secret_free(out);
         out = NULL;
-        if (hsm_open_blob(kr, dsk, id, i + 1, b.data, b.len, &out) != KMS_ERR_CRYPTO || out)
+        if (hsm_open_blob(kr, dsk, "t1", id, i + 1, b.data, b.len, &out) != KMS_ERR_CRYPTO || out)
             w->fails++;
         kms_buf_dispose(&b);
         if (w->idx == 0 && i % 50 == 0) {

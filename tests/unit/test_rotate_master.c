@@ -66,7 +66,7 @@ static void rotate_flow(hsm_config_t *cfg1, hsm_config_t *cfg2, const char *new_
     assert_int_equal(hsm_keyring_new(h1, &kr), 0);
     assert_int_equal(hsm_keyring_generate(kr, 1, &w1), 0);
     assert_int_equal(hsm_keyring_set_current(kr, 1), 0);
-    assert_int_equal(hsm_seal(kr, "obj-1", 1, msg, sizeof msg, &blob, &dsk), 0);
+    assert_int_equal(hsm_seal(kr, "t1", "obj-1", 1, msg, sizeof msg, &blob, &dsk), 0);
     assert_int_equal(dsk, 1);
 
     /* New master key: refuses to overwrite, then is created and opened. */
@@ -87,7 +87,7 @@ static void rotate_flow(hsm_config_t *cfg1, hsm_config_t *cfg2, const char *new_
     /* A restart after the commit: keyring on the new key, old blob opens. */
     assert_int_equal(hsm_keyring_new(h2, &kr2), 0);
     assert_int_equal(hsm_keyring_load(kr2, 1, w1_new.data, w1_new.len), 0);
-    assert_int_equal(hsm_open_blob(kr2, 1, "obj-1", 1, blob.data, blob.len, &plain), 0);
+    assert_int_equal(hsm_open_blob(kr2, 1, "t1", "obj-1", 1, blob.data, blob.len, &plain), 0);
     assert_memory_equal(plain->data, msg, sizeof msg);
     kms_secret_free(plain);
     plain = NULL;
@@ -105,9 +105,9 @@ static void rotate_flow(hsm_config_t *cfg1, hsm_config_t *cfg2, const char *new_
     /* Sealing goes on with the in-memory DSKs. */
     assert_int_equal(hsm_keyring_set_current(kr, 2), 0);
     blob.len = 0;
-    assert_int_equal(hsm_seal(kr, "obj-2", 3, msg, sizeof msg, &blob, &dsk), 0);
+    assert_int_equal(hsm_seal(kr, "t1", "obj-2", 3, msg, sizeof msg, &blob, &dsk), 0);
     assert_int_equal(dsk, 2);
-    assert_int_equal(hsm_open_blob(kr2, 2, "obj-2", 3, blob.data, blob.len, &plain), 0);
+    assert_int_equal(hsm_open_blob(kr2, 2, "t1", "obj-2", 3, blob.data, blob.len, &plain), 0);
     assert_memory_equal(plain->data, msg, sizeof msg);
     kms_secret_free(plain);
 
