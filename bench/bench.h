@@ -88,7 +88,7 @@ void bench_sync_close(bench_sync_t *s);
 /* Error classes: 0..BENCH_REASONS-1 are KMIP Result Reasons (0 = failure
  * without a reason); then transport classes. */
 #define BENCH_REASONS 0x40
-enum { ERR_CONNECT = BENCH_REASONS, ERR_TLS, ERR_CLOSED, ERR_MALFORMED, ERR_CLASSES };
+enum { ERR_CONNECT = BENCH_REASONS, ERR_TLS, ERR_CLOSED, ERR_MALFORMED, ERR_TIMEOUT, ERR_CLASSES };
 const char *bench_err_name(int cls);
 
 /* ------------------------------------------------------------- the run */

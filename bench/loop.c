@@ -458,6 +458,8 @@ void *bench_worker_main(void *arg)
             if (wi.o->idle || now >= hard_stop) {
                 for (int i = 0; i < wi.n; i++)
                     if (wi.c[i].state != CS_DONE) {
+                        if (wi.c[i].have_req && wi.c[i].measured)
+                            w->st.errs[ERR_TIMEOUT]++; /* begun in the window, never answered */
                         if (wi.c[i].state == CS_HOLD)
                             atomic_fetch_sub(&wi.run->established, 1);
                         conn_close(&wi, &wi.c[i]);

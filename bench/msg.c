@@ -125,6 +125,7 @@ const char *bench_err_name(int cls)
     case ERR_TLS: return "tls_handshake";
     case ERR_CLOSED: return "connection_closed";
     case ERR_MALFORMED: return "malformed_response";
+    case ERR_TIMEOUT: return "no_response_5s_after_end";
     case 0: return "failed_without_reason";
     default: break;
     }

@@ -164,3 +164,28 @@ def test_against_pykmip_server(tmp_path):
         proc.terminate()
         proc.wait(timeout=10)
         log.close()
+
+
+def test_unanswered_requests_are_counted(tmp_path):
+    """A TLS server that never answers: the request begun in the window is an error, not lost."""
+    k = kmsd_harness.Kmsd(str(tmp_path / "certs"), start=False)  # only for its certificates
+    port = kmsd_harness.free_port()
+    proc = subprocess.Popen(["openssl", "s_server", "-accept", str(port), "-cert", k.server_cert,
+                             "-key", k.server_key, "-CAfile", k.ca, "-Verify", "1", "-quiet"],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 10
+        while not port_open(port):
+            assert proc.poll() is None and time.time() < deadline, "s_server did not start"
+            time.sleep(0.1)
+        t0 = time.time()
+        rc, d = bench("127.0.0.1", port, k.ca, k.cert, k.key, "--op", "create", "--connections", 1,
+                      "--duration", 1, "--warmup", 0)
+        assert rc == 3
+        assert d["requests"] == 0 and d["errors"] == 1
+        assert d["errors_by_reason"] == {"no_response_5s_after_end": 1}
+        assert time.time() - t0 < 20
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
