@@ -249,7 +249,7 @@ for n in names:
         kv = k.get(key) if k else None
         pv = p.get(key) if p and not p.get("failed") else None
         ratio = "-"
-        if p and not p.get("failed") and p.get("operations") == 0 and p.get("errors") == 0:
+        if p and not p.get("failed") and p.get("operations") == 0:
             pv = None  # nothing finished inside the window: no number to show
             if key == "requests_per_s":
                 pv = 0.0
