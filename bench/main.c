@@ -423,8 +423,10 @@ int main(int argc, char **argv)
                "\"mean_ms\":%.4f,\"handshakes\":%llu,\"resumed\":%llu,\"client_cpu_s\":%.3f",
                p50, p90, p99, p999, mx, mean, (unsigned long long)tot.handshakes,
                (unsigned long long)tot.resumed, self1 - self0);
-        if (srv_cpu >= 0)
+        if (srv_cpu >= 0 && cpu_us >= 0)
             printf(",\"server_cpu_s\":%.3f,\"cpu_us_per_req\":%.2f", srv_cpu, cpu_us);
+        else if (srv_cpu >= 0) /* nothing succeeded: no per-request figure */
+            printf(",\"server_cpu_s\":%.3f,\"cpu_us_per_req\":null", srv_cpu);
         else
             printf(",\"server_cpu_s\":null,\"cpu_us_per_req\":null");
         printf(",\"server_rss_kb\":%ld", srv_rss);
@@ -448,7 +450,7 @@ int main(int argc, char **argv)
             if (o.new_conn)
                 printf("handshakes %llu, resumed %llu\n", (unsigned long long)tot.handshakes,
                        (unsigned long long)tot.resumed);
-            if (srv_cpu >= 0)
+            if (srv_cpu >= 0 && cpu_us >= 0)
                 printf("server CPU: %.3f s, %.2f us per request; RSS %ld kB\n", srv_cpu, cpu_us, srv_rss);
             printf("client CPU: %.3f s\n", self1 - self0);
         }
