@@ -104,6 +104,7 @@ typedef struct bench_opts {
     uint64_t requests;         /* 0: by duration */
     int idle;                  /* --idle N: hold N connections */
     int keys;                  /* setup keys for get/locate */
+    bool named;                /* --named: every timed Create carries a unique Name */
     const char *sni;
     bench_msgcfg_t msg;
 } bench_opts_t;

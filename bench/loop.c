@@ -45,6 +45,8 @@ typedef struct conn {
     enum bench_step step;
     int key;                /* index of the setup key used by get/locate */
     char uid[128];          /* vcenter: the key created by this sequence */
+    char name[96];          /* --named: the Name of the current Create */
+    uint64_t ncreated;      /* --named: Creates sent on this connection */
     uint64_t t_begin;       /* intended start of the operation (ns, monotonic) */
     uint64_t next_at;       /* open loop: next intended start; also reconnect back-off */
     kms_buf_t out;
@@ -208,8 +210,14 @@ static int send_step(worker_int_t *wi, conn_t *c)
         uid = c->uid;
     else if (run->nkeys)
         uid = run->uids[c->key], name = run->names[c->key];
-    if (c->step == STEP_CREATE)
+    if (c->step == STEP_CREATE) {
         name = NULL;
+        if (wi->o->named) {
+            snprintf(c->name, sizeof(c->name), "kmipbench-%ld-%d-%d-%llu", (long)getpid(), wi->w->id,
+                     (int)(c - wi->c), (unsigned long long)c->ncreated++);
+            name = c->name;
+        }
+    }
     if (bench_build(&wi->o->msg, c->step, uid, name, c->arena, &c->out) < 0)
         return -1;
     c->out_pos = 0;

@@ -42,6 +42,7 @@ static void usage(FILE *f)
         "  --rate R          open loop: R operations/s in total, latency from intended send\n"
         "  --warmup S        untimed warm-up before measuring (default 1)\n"
         "  --keys K          keys created in setup for get/locate (default 100)\n"
+        "  --named           every timed Create also sets a unique Name (seeding for Locate)\n"
         "  --idle N          open N TLS connections and hold them for --duration\n"
         "  --server-pid PID  report server CPU per request and RSS from /proc\n"
         "  --host NAME|ADDR  server host (IPv4, IPv6 or a name; default 127.0.0.1)\n"
@@ -184,7 +185,7 @@ int main(int argc, char **argv)
     int rc = 1;
     enum { O_HOST = 256, O_PORT, O_CA, O_CERT, O_KEY, O_CONNS, O_THREADS, O_NEWCONN, O_RESUME,
            O_TLS, O_OP, O_DUR, O_REQS, O_RATE, O_WARM, O_PID, O_JSON, O_IDLE, O_KEYS, O_KV,
-           O_SNI, O_SQL, O_HELP };
+           O_SNI, O_SQL, O_NAMED, O_HELP };
     static const struct option lo[] = {
         {"host", 1, 0, O_HOST}, {"port", 1, 0, O_PORT}, {"ca", 1, 0, O_CA},
         {"cert", 1, 0, O_CERT}, {"key", 1, 0, O_KEY}, {"connections", 1, 0, O_CONNS},
@@ -193,7 +194,8 @@ int main(int argc, char **argv)
         {"requests", 1, 0, O_REQS}, {"rate", 1, 0, O_RATE}, {"warmup", 1, 0, O_WARM},
         {"server-pid", 1, 0, O_PID}, {"json", 0, 0, O_JSON}, {"idle", 1, 0, O_IDLE},
         {"keys", 1, 0, O_KEYS}, {"kmip-version", 1, 0, O_KV}, {"servername", 1, 0, O_SNI},
-        {"sqlite-floor", 1, 0, O_SQL}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+        {"sqlite-floor", 1, 0, O_SQL}, {"named", 0, 0, O_NAMED}, {"help", 0, 0, O_HELP},
+        {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -224,6 +226,7 @@ int main(int argc, char **argv)
             break;
         case O_SNI: o.sni = optarg; break;
         case O_SQL: sqlite_db = optarg; break;
+        case O_NAMED: o.named = true; break;
         case O_HELP: usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
