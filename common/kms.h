@@ -139,12 +139,17 @@ size_t kms_arena_used(const kms_arena_t *a);
 
 /* ---------------------------------------------------------------- secret */
 /*
- * Key material lives only in kms_secret_t: heap memory that is mlock'ed
- * (best effort) and wiped on free. Never log its contents.
+ * Key material lives only in kms_secret_t: memory that is mlock'ed (best
+ * effort: RLIMIT_MEMLOCK can refuse) and wiped on free. Never log its
+ * contents. Secrets up to 4 KiB come from a pool of pages locked once
+ * (size classes with free lists), so the hot path takes no mlock/munlock
+ * system call and no process-wide mmap lock; larger ones are locked one by
+ * one. Thread-safe.
  */
 typedef struct kms_secret {
     uint8_t *data;
     size_t len;
+    int pool_;   /* private: size class, or -1 for a separately locked block */
 } kms_secret_t;
 
 kms_secret_t *kms_secret_new(size_t len);                 /* zeroed */

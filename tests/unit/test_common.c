@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <cmocka.h>
 
@@ -99,6 +100,56 @@ static void test_secret_and_ct(void **state)
     kms_secret_free(NULL);
 }
 
+/* The locked pool: blocks are reused wiped, sizes around class edges and
+ * above the largest class work, many threads allocate concurrently. */
+static void *pool_worker(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 2000; i++) {
+        size_t n = (size_t)(i % 700) * 7 + 1;
+        kms_secret_t *s = kms_secret_new(n);
+        if (!s)
+            return (void *)1;
+        for (size_t j = 0; j < n; j++)
+            if (s->data[j] != 0)
+                return (void *)2; /* not zeroed: a previous owner's bytes */
+        memset(s->data, 0xA5, n);
+        kms_secret_free(s);
+    }
+    return NULL;
+}
+
+static void test_secret_pool(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {1, 31, 32, 33, 64, 4095, 4096, 4097, 100000};
+    for (size_t i = 0; i < KMS_ARRAY_SIZE(sizes); i++) {
+        kms_secret_t *s = kms_secret_new(sizes[i]);
+        assert_non_null(s);
+        assert_int_equal(s->len, sizes[i]);
+        assert_int_equal(s->pool_ >= 0, sizes[i] <= 4096);
+        memset(s->data, 0x5A, sizes[i]); /* exactly len bytes: ASan poisons the rest */
+        kms_secret_free(s);
+    }
+    /* A freed block comes back wiped to the next owner of its class. */
+    kms_secret_t *a = kms_secret_dup("top secret key!!", 16);
+    uint8_t *where = a->data;
+    kms_secret_free(a);
+    kms_secret_t *b = kms_secret_new(20);
+    assert_ptr_equal(b->data, where); /* LIFO free list */
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(b->data[i], 0);
+    kms_secret_free(b);
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, pool_worker, NULL), 0);
+    for (int i = 0; i < 8; i++) {
+        void *rv = (void *)9;
+        pthread_join(t[i], &rv);
+        assert_null(rv);
+    }
+}
+
 static void test_hex(void **state)
 {
     (void)state;
@@ -129,7 +180,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_cap),           cmocka_unit_test(test_buf_overflow_arith),
         cmocka_unit_test(test_reader_bounds),     cmocka_unit_test(test_arena_limit_and_reset),
-        cmocka_unit_test(test_secret_and_ct),     cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_secret_and_ct),     cmocka_unit_test(test_secret_pool),     cmocka_unit_test(test_hex),
         cmocka_unit_test(test_errors_and_levels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
