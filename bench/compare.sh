@@ -19,8 +19,9 @@
 #   BENCH_IDLE=10000          idle TLS connections held against kmsd (0: skip)
 #   BENCH_IDLE_PYKMIP=0       idle connections against PyKMIP (thread per conn)
 #   BENCH_PYKMIP=1            0: skip the PyKMIP column
-#   BENCH_MILLION=0           N>0: opt-in seeding of N keys through kmsd, then
-#                             Locate by Name latency and restart time
+#   BENCH_MILLION=0           N>0: opt-in seeding of N keys through kmsd, each
+#                             with a unique Name, then Locate by Name latency
+#                             and restart time
 #   BENCH_KEEP=0              1: keep the temp dir
 #   BENCH_JSON_OUT=FILE       also write every kmipbench JSON line to FILE
 set -u
@@ -143,6 +144,7 @@ both() { # name args...
     [ "$DO_PY" = 1 ] && run "$name" pykmip "$@"
 }
 
+echo "machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load $(cut -d' ' -f1-3 /proc/loadavg), $(openssl version | cut -d' ' -f1-2)" >&2
 echo "kmsd $KPORT (pid $KPID), PyKMIP $([ "$DO_PY" = 1 ] && echo "$PPORT (pid $PPID_)" || echo skipped); $DUR s per workload" >&2
 W=(--duration "$DUR" --warmup 1)
 both get          --op get    --connections "$CONNS" "${W[@]}"
@@ -172,8 +174,8 @@ done
 both locate       --op locate --connections "$CONNS" "${W[@]}"
 
 # Idle connections: RSS while holding them.
-[ "$IDLE" -gt 0 ] && run "idle-$IDLE" kmsd --idle "$IDLE" --duration $((DUR > 5 ? DUR : 5))
-[ "$DO_PY" = 1 ] && [ "$IDLE_PY" -gt 0 ] && run "idle-$IDLE_PY" pykmip --idle "$IDLE_PY" --duration 5
+[ "$IDLE" -gt 0 ] && run idle kmsd --idle "$IDLE" --duration $((DUR > 5 ? DUR : 5))
+[ "$DO_PY" = 1 ] && [ "$IDLE_PY" -gt 0 ] && run idle pykmip --idle "$IDLE_PY" --duration 5
 
 # Reference 1: openssl s_server CPU per mutual-TLS 1.3 handshake, same key type.
 SPORT=$(free_port)
@@ -203,7 +205,7 @@ rm -f "$T/kmsd/floor.db"*
 MILLION_OUT=""
 if [ "$MILLION" -gt 0 ]; then
     echo "seeding $MILLION keys through kmsd ($CONNS connections)..." >&2
-    "$KB" --host 127.0.0.1 --port "$KPORT" "${CLIENT[@]}" --op create --connections "$CONNS" \
+    "$KB" --host 127.0.0.1 --port "$KPORT" "${CLIENT[@]}" --op create --named --connections "$CONNS" \
         --requests "$MILLION" --warmup 0 --json >"$T/seed.json" 2>>"$T/kmipbench.err"
     run "locate@$MILLION" kmsd --op locate --connections 1 --keys 100 "${W[@]}"
     kill "$KPID"; wait "$KPID" 2>/dev/null
@@ -236,8 +238,8 @@ for n in names:
     if k and k.get("failed"):
         print("| %s | | failed | | |" % n); continue
     if n.startswith("idle"):
-        print("| %s | established / RSS | %d / %.1f MB | %s | |" % (n, k["idle_established"], k["server_rss_kb"] / 1024,
-              ("%d / %.1f MB" % (p["idle_established"], p["server_rss_kb"] / 1024)) if p else "-"))
+        one = lambda x: "%d of %d / %.1f MB" % (x["idle_established"], x["idle_target"], x["server_rss_kb"] / 1024)
+        print("| idle TLS connections | established / server RSS | %s | %s | |" % (one(k) if k else "-", one(p) if p else "-"))
         continue
     metrics = [("req/s", "requests_per_s", True, ""), ("p99 ms", "p99_ms", False, "ms"),
                ("server CPU us/req", "cpu_us_per_req", False, "us")]
