@@ -207,6 +207,8 @@ if [ "$MILLION" -gt 0 ]; then
     echo "seeding $MILLION keys through kmsd ($CONNS connections)..." >&2
     "$KB" --host 127.0.0.1 --port "$KPORT" "${CLIENT[@]}" --op create --named --connections "$CONNS" \
         --requests "$MILLION" --warmup 0 --json >"$T/seed.json" 2>>"$T/kmipbench.err"
+    $PY -c 'import json,sys; d=json.loads(open(sys.argv[1]).read().splitlines()[-1]); print("seeded: %d Create in %.0f s (%.0f/s), %d errors, p99 %.1f ms" % (d["requests"], d["elapsed_s"], d["requests_per_s"], d["errors"], d["p99_ms"]))' "$T/seed.json" >&2 || echo "seeding failed" >&2
+    du -h "$T/kmsd/kms.db" >&2
     run "locate@$MILLION" kmsd --op locate --connections 1 --keys 100 "${W[@]}"
     kill "$KPID"; wait "$KPID" 2>/dev/null
     t0=$(date +%s.%N)
