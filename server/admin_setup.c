@@ -33,7 +33,7 @@ static void status_cb(void *arg, srv_admin_status_t *st)
     srv_t *srv = arg;
     static char listen[256];
     st->connections = (int64_t)atomic_load(&srv->n_conns);
-    st->requests = -1; /* the core keeps no request counter yet */
+    st->requests = (int64_t)atomic_load(&srv->n_requests);
     st->hsm = srv->hsm ? hsm_describe(srv->hsm) : NULL;
     st->hsm_health = srv->hsm ? hsm_health(srv->hsm) : 1;
     /* Only the admin thread calls this, so a static buffer is safe. */

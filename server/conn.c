@@ -218,6 +218,7 @@ static void work_cb(uv_work_t *w)
     };
     memset(&c->summary, 0, sizeof c->summary);
     c->rc = kmip_handle(c->loop->srv->kmip, &peer, c->req, c->req_len, &c->resp, &c->summary);
+    atomic_fetch_add_explicit(&c->loop->srv->n_requests, 1, memory_order_relaxed);
     /* Audit (worker thread; only queues the record for the audit writer). */
     if (c->rc == 0 || c->rc == KMS_ERR_PROTO)
         srv_audit_record(&c->summary, &peer);

@@ -230,6 +230,7 @@ struct srv {
 
     atomic_uint n_conns;      /* open connections, all loops */
     atomic_uint_fast64_t next_conn_id;
+    atomic_uint_fast64_t n_requests; /* KMIP requests handled since start (status) */
     atomic_uint n_loops_running;
     atomic_bool stopping;
     /* HSM availability (server/keys_health.c; kmip gate and loops read them). */

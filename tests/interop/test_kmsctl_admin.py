@@ -56,6 +56,12 @@ def test_status_json(k):
     assert isinstance(st["uptime_s"], int)
     assert st["connections"] >= 0
     assert st["pid"] == k.proc.pid
+    # The request counter moves with KMIP traffic.
+    c = k.raw(k.pki / "client.crt", k.pki / "client.key")
+    for _ in range(3):
+        assert c.request("Locate")[0] == SUCCESS
+    c.close()
+    assert jctl(k, "status")["requests"] >= st["requests"] + 3 >= 3
     # Text form too.
     p = k.ctl("status", check=0)
     assert "health" in p.stdout and "ok" in p.stdout
