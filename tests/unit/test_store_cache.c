@@ -18,6 +18,7 @@
 
 #include "common/kms.h"
 #include "store/store.h"
+#include "tests/unit/util/tmpdir.h"
 
 static char g_dir[64];
 static char g_path[128];
@@ -25,19 +26,13 @@ static char g_path[128];
 static int setup(void **state)
 {
     (void)state;
-    strcpy(g_dir, "/tmp/kmsd-storecache-XXXXXX");
-    if (!mkdtemp(g_dir))
-        return -1;
-    snprintf(g_path, sizeof(g_path), "%s/kms.db", g_dir);
-    return 0;
+    return kms_test_tmpdir(g_dir, sizeof(g_dir), "storecache", "kms.db", g_path, sizeof(g_path));
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[160];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return kms_test_rmdir(g_dir);
 }
 
 static store_t *open_store(size_t cache_bytes, bool no_cache)
