@@ -303,4 +303,53 @@ static inline ttlv_item_t *k_revoke(kenv_t *e, const char *id, uint32_t code)
     return rs_item(kenv_call(e, m), 0);
 }
 
+/*
+ * Two client tenants and an admin, for access-control tests: identity by
+ * certificate CN ("alice" -> tenant ta, "bob" -> tb, both clients; "root"
+ * -> admin of "admins"), or by Credential user name with password "secret".
+ * Anyone else is refused. Use kenv_tenants_setup/teardown as cmocka
+ * setup/teardown; *state is the kenv_t.
+ */
+static inline int kenv_tenants_auth(void *arg, const kmip_peer_t *peer, const char *user, const char *pass,
+                   kmip_identity_t *id)
+{
+    (void)arg;
+    const char *who = user ? user : (peer ? peer->cert_cn : NULL);
+    if (!who)
+        return KMS_ERR_PERM;
+    if (user && (!pass || strcmp(pass, "secret") != 0))
+        return KMS_ERR_PERM;
+    snprintf(id->name, sizeof(id->name), "%s", who);
+    if (strcmp(who, "alice") == 0) {
+        snprintf(id->tenant, sizeof(id->tenant), "ta");
+        id->role = KMIP_ROLE_CLIENT;
+    } else if (strcmp(who, "bob") == 0) {
+        snprintf(id->tenant, sizeof(id->tenant), "tb");
+        id->role = KMIP_ROLE_CLIENT;
+    } else if (strcmp(who, "root") == 0) {
+        snprintf(id->tenant, sizeof(id->tenant), "admins");
+        id->role = KMIP_ROLE_ADMIN;
+    } else {
+        return KMS_ERR_PERM;
+    }
+    return 0;
+}
+
+static inline int kenv_tenants_setup(void **state)
+{
+    kenv_t *e = calloc(1, sizeof(*e));
+    if (!e || kenv_setup(e, kenv_tenants_auth, NULL))
+        return -1;
+    *state = e;
+    return 0;
+}
+
+static inline int kenv_tenants_teardown(void **state)
+{
+    kenv_t *e = *state;
+    kenv_teardown(e);
+    free(e);
+    return 0;
+}
+
 #endif /* KMS_TEST_KMIP_ENV_H */

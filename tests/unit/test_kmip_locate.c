@@ -9,48 +9,6 @@
  */
 #include "tests/unit/test_kmip_env.h"
 
-static int auth_cb(void *arg, const kmip_peer_t *peer, const char *user, const char *pass,
-                   kmip_identity_t *id)
-{
-    (void)arg;
-    const char *who = user ? user : (peer ? peer->cert_cn : NULL);
-    if (!who)
-        return KMS_ERR_PERM;
-    if (user && (!pass || strcmp(pass, "secret") != 0))
-        return KMS_ERR_PERM;
-    snprintf(id->name, sizeof(id->name), "%s", who);
-    if (strcmp(who, "alice") == 0) {
-        snprintf(id->tenant, sizeof(id->tenant), "ta");
-        id->role = KMIP_ROLE_CLIENT;
-    } else if (strcmp(who, "bob") == 0) {
-        snprintf(id->tenant, sizeof(id->tenant), "tb");
-        id->role = KMIP_ROLE_CLIENT;
-    } else if (strcmp(who, "root") == 0) {
-        snprintf(id->tenant, sizeof(id->tenant), "admins");
-        id->role = KMIP_ROLE_ADMIN;
-    } else {
-        return KMS_ERR_PERM;
-    }
-    return 0;
-}
-
-static int setup(void **state)
-{
-    kenv_t *e = calloc(1, sizeof(*e));
-    if (!e || kenv_setup(e, auth_cb, NULL))
-        return -1;
-    *state = e;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    kenv_t *e = *state;
-    kenv_teardown(e);
-    free(e);
-    return 0;
-}
-
 static const kmip_peer_t ALICE = {.cert_cn = "alice", .address = "127.0.0.1:1"};
 static const kmip_peer_t BOB = {.cert_cn = "bob", .address = "127.0.0.1:2"};
 static const kmip_peer_t ROOT = {.cert_cn = "root", .address = "127.0.0.1:3"};
@@ -294,10 +252,10 @@ static void test_permission_denied(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_locate_filters, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_locate_state_by_date, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tenancy, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_permission_denied, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_locate_filters, kenv_tenants_setup, kenv_tenants_teardown),
+        cmocka_unit_test_setup_teardown(test_locate_state_by_date, kenv_tenants_setup, kenv_tenants_teardown),
+        cmocka_unit_test_setup_teardown(test_tenancy, kenv_tenants_setup, kenv_tenants_teardown),
+        cmocka_unit_test_setup_teardown(test_permission_denied, kenv_tenants_setup, kenv_tenants_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

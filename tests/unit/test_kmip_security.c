@@ -13,48 +13,6 @@
  */
 #include "tests/unit/test_kmip_env.h"
 
-static int auth_cb(void *arg, const kmip_peer_t *peer, const char *user, const char *pass,
-                   kmip_identity_t *id)
-{
-    (void)arg;
-    (void)user;
-    (void)pass;
-    const char *who = peer ? peer->cert_cn : NULL;
-    if (!who)
-        return KMS_ERR_PERM;
-    snprintf(id->name, sizeof(id->name), "%s", who);
-    if (strcmp(who, "alice") == 0) {
-        snprintf(id->tenant, sizeof(id->tenant), "ta");
-        id->role = KMIP_ROLE_CLIENT;
-    } else if (strcmp(who, "bob") == 0) {
-        snprintf(id->tenant, sizeof(id->tenant), "tb");
-        id->role = KMIP_ROLE_CLIENT;
-    } else if (strcmp(who, "root") == 0) {
-        snprintf(id->tenant, sizeof(id->tenant), "admins");
-        id->role = KMIP_ROLE_ADMIN;
-    } else {
-        return KMS_ERR_PERM;
-    }
-    return 0;
-}
-
-static int setup(void **state)
-{
-    kenv_t *e = calloc(1, sizeof(*e));
-    if (!e || kenv_setup(e, auth_cb, NULL))
-        return -1;
-    *state = e;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    kenv_t *e = *state;
-    kenv_teardown(e);
-    free(e);
-    return 0;
-}
-
 static const kmip_peer_t ALICE = {.cert_cn = "alice", .address = "127.0.0.1:1"};
 static const kmip_peer_t BOB = {.cert_cn = "bob", .address = "127.0.0.1:2"};
 static const kmip_peer_t ROOT = {.cert_cn = "root", .address = "127.0.0.1:3"};
@@ -223,11 +181,11 @@ static void test_export_policy_only_tightens(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_admin_rekey_keeps_owner, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_foreign_wrapping_key, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_batch_mixing_ids, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_export_policy, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_export_policy_only_tightens, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admin_rekey_keeps_owner, kenv_tenants_setup, kenv_tenants_teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_wrapping_key, kenv_tenants_setup, kenv_tenants_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_mixing_ids, kenv_tenants_setup, kenv_tenants_teardown),
+        cmocka_unit_test_setup_teardown(test_export_policy, kenv_tenants_setup, kenv_tenants_teardown),
+        cmocka_unit_test_setup_teardown(test_export_policy_only_tightens, kenv_tenants_setup, kenv_tenants_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
