@@ -33,7 +33,8 @@
     XX(NOTSUP, -15, "not supported")                                 \
     XX(BUSY, -16, "busy")                                            \
     XX(TIMEOUT, -17, "timed out")                                    \
-    XX(INTERNAL, -18, "internal error")
+    XX(INTERNAL, -18, "internal error")                              \
+    XX(AGAIN, -19, "would block")
 
 enum kms_err {
     KMS_OK = 0,

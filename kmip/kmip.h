@@ -5,8 +5,9 @@
  * against the store, and builds the Response Message. No sockets, no event
  * loop: server/ hands in the bytes of one request and gets the bytes of one
  * response back. Operations that write block the calling thread until the
- * store commit is durable, so kmip_handle() runs on a worker thread, never
- * on an event-loop thread.
+ * store commit is durable, so those run on a worker thread, never on an
+ * event-loop thread; kmip_handle_flags(KMIP_HANDLE_INLINE) lets a loop run
+ * the requests that cannot block (Get, Get Attributes, ...) itself.
  */
 #ifndef KMS_KMIP_H
 #define KMS_KMIP_H
@@ -101,5 +102,20 @@ typedef struct kmip_summary {
  */
 int kmip_handle(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req, size_t len,
                 kms_buf_t *resp, kmip_summary_t *summary_out);
+
+/*
+ * KMIP_HANDLE_INLINE: the caller is an event-loop thread. When any batch
+ * item could block (it writes the store and so waits for a durable commit,
+ * may generate or use keys in the HSM, runs a Locate whose cost depends on
+ * the store's size) or the request carries a Credential (password hashing),
+ * return KMS_ERR_AGAIN before anything is executed or authorised: no side
+ * effect, `resp` and the summary untouched; the caller runs the same bytes
+ * with kmip_handle() on a worker thread. Otherwise exactly kmip_handle().
+ * What remains inline: Get, Get Attributes, Get Attribute List, Check,
+ * Query, Discover Versions (in-memory keys and cache or indexed point reads).
+ */
+#define KMIP_HANDLE_INLINE 1u
+int kmip_handle_flags(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req, size_t len,
+                      kms_buf_t *resp, kmip_summary_t *summary_out, unsigned flags);
 
 #endif /* KMS_KMIP_H */

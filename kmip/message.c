@@ -298,8 +298,48 @@ static void run_item(kmip_ctx_t *ctx, const ttlv_item_t *bi, item_result_t *r, b
     r->wrote = e->writes;
 }
 
+/* Operations an event-loop thread may run itself (KMIP_HANDLE_INLINE):
+ * no store write, no HSM call, bounded work. An operation without a handler
+ * is answered at once, so it is inline too. */
+static bool op_inline(uint32_t operation)
+{
+    switch (operation) {
+    case KMIP_OPERATION_GET:
+    case KMIP_OPERATION_GET_ATTRIBUTES:
+    case KMIP_OPERATION_GET_ATTRIBUTE_LIST:
+    case KMIP_OPERATION_CHECK:
+    case KMIP_OPERATION_QUERY:
+    case KMIP_OPERATION_DISCOVER_VERSIONS:
+        return true;
+    default: {
+        const kmip_op_entry_t *e = kmip_op_lookup(operation);
+        return !e || !e->fn;
+    }
+    }
+}
+
+/* True when every batch item of a well-formed request is inline. */
+static bool request_inline(const ttlv_item_t *root, const req_t *rq)
+{
+    if (rq->username || rq->password)
+        return false; /* the auth callback hashes the password */
+    for (const ttlv_item_t *bi = ttlv_find(root, KMIP_TAG_BATCH_ITEM); bi;
+         bi = ttlv_find_next(bi, KMIP_TAG_BATCH_ITEM)) {
+        const ttlv_item_t *op = bi->type == TTLV_STRUCTURE ? ttlv_find(bi, KMIP_TAG_OPERATION) : NULL;
+        if (op && op->type == TTLV_ENUMERATION && !op_inline(ttlv_u32(op)))
+            return false;
+    }
+    return true;
+}
+
 int kmip_handle(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req, size_t len,
                 kms_buf_t *resp, kmip_summary_t *summary_out)
+{
+    return kmip_handle_flags(s, peer, req, len, resp, summary_out, 0);
+}
+
+int kmip_handle_flags(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req, size_t len,
+                      kms_buf_t *resp, kmip_summary_t *summary_out, unsigned flags)
 {
     int rc = 0;
     kms_arena_t *a = NULL;
@@ -356,6 +396,10 @@ int kmip_handle(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req, s
     if (herr) {
         rc = invalid_message(a, &rq, now, herr, s->cfg.max_response, resp, &sum);
         goto out;
+    }
+    if ((flags & KMIP_HANDLE_INLINE) && !request_inline(root, &rq)) {
+        kms_arena_free(a);
+        return KMS_ERR_AGAIN; /* nothing done: the caller retries on a worker */
     }
 
     /* Identity. */

@@ -4,7 +4,12 @@
  * Producers (worker threads, the admin thread) format a record's fields
  * into a queue; one writer thread gives each record the next sequence
  * number and the SHA-256 of the previous line, appends a batch of lines
- * with one write(), fsyncs once per batch and rotates by size. A line is
+ * with one write(), fsyncs once per batch and rotates by size. With fsync
+ * on, a batch starts at least AUDIT_SYNC_GAP_US after the previous fsync
+ * (records queue meanwhile), so under load one fsync carries many records
+ * instead of the disk's flush rate setting the CPU spent. Producers never
+ * wait for the disk: a record is queued when its operation is answered and
+ * reaches the file within about one gap plus one fsync. A line is
  *   {"seq":N,"time":"...","kind":"kmip",...,"prev":"<64 hex>"}
  * and "prev" is always the last field, the hash of the previous line's
  * bytes without its newline. The first line ever chains to
@@ -33,6 +38,8 @@
 
 #define AUDIT_COMPONENT "audit"
 #define AUDIT_MAX_LINE 4096
+/* Least time from one fsync to the next batch (see the top comment). */
+#define AUDIT_SYNC_GAP_US 2000
 
 typedef struct audit_item {
     struct audit_item *next;
@@ -55,6 +62,7 @@ struct srv_audit {
     uint64_t done_total;      /* items written (and synced) */
     bool stopping;
     bool started;
+    bool writer_idle;         /* waiting on cv_work with an empty queue */
     pthread_t thread;
 
     /* writer-owned (read under mu for status) */
@@ -69,18 +77,28 @@ static srv_audit_t *g_audit;
 static pthread_mutex_t g_audit_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* ------------------------------------------------------------ JSON text */
+/* ,"key":"escaped value" (runs of plain characters are appended at once:
+ * this is on the request path of every operation). */
 static int json_str(kms_buf_t *b, const char *key, const char *s)
 {
-    int rc = kms_buf_printf(b, ",\"%s\":\"", key);
-    if (rc)
-        return rc;
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p && !rc; p++) {
+    int rc = kms_buf_append(b, ",\"", 2);
+    if (!rc) rc = kms_buf_append(b, key, strlen(key));
+    if (!rc) rc = kms_buf_append(b, "\":\"", 3);
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    while (*p && !rc) {
+        const unsigned char *q = p;
+        while (*q && *q != '"' && *q != '\\' && *q >= 0x20 && *q != 0x7f)
+            q++;
+        if (q > p) {
+            rc = kms_buf_append(b, p, (size_t)(q - p));
+            p = q;
+            continue;
+        }
         if (*p == '"' || *p == '\\')
             rc = kms_buf_printf(b, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f)
-            rc = kms_buf_printf(b, "\\u%04x", *p);
         else
-            rc = kms_buf_append_byte(b, *p);
+            rc = kms_buf_printf(b, "\\u%04x", *p);
+        p++;
     }
     return rc ? rc : kms_buf_append_byte(b, '"');
 }
@@ -318,12 +336,24 @@ static audit_item_t *write_batch(srv_audit_t *au, audit_item_t *items)
 static void *writer_main(void *arg)
 {
     srv_audit_t *au = arg;
+    uint64_t last_sync_ns = 0;
     pthread_mutex_lock(&au->mu);
     for (;;) {
-        while (!au->head && !au->stopping)
+        while (!au->head && !au->stopping) {
+            au->writer_idle = true;
             pthread_cond_wait(&au->cv_work, &au->mu);
+        }
+        au->writer_idle = false;
         if (!au->head && au->stopping)
             break;
+        uint64_t since = kms_mono_ns() - last_sync_ns;
+        if (au->do_fsync && !au->stopping && since < AUDIT_SYNC_GAP_US * 1000ULL) {
+            /* Let the batch grow; producers do not signal a busy writer. */
+            pthread_mutex_unlock(&au->mu);
+            struct timespec gap = {0, (long)(AUDIT_SYNC_GAP_US * 1000ULL - since)};
+            nanosleep(&gap, NULL);
+            pthread_mutex_lock(&au->mu);
+        }
         audit_item_t *batch = au->head;
         au->head = au->tail = NULL;
         au->queued = 0;
@@ -331,6 +361,7 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&au->mu);
 
         audit_item_t *rest = write_batch(au, batch);
+        last_sync_ns = kms_mono_ns();
         uint64_t n = 0;
         while (batch != rest) {
             audit_item_t *next = batch->next;
@@ -496,7 +527,10 @@ int srv_audit_write(srv_audit_t *au, const srv_audit_rec_t *rec)
     au->tail = it;
     au->queued++;
     au->enqueued_total++;
-    pthread_cond_signal(&au->cv_work);
+    if (au->writer_idle) {
+        au->writer_idle = false; /* one wake-up is enough */
+        pthread_cond_signal(&au->cv_work);
+    }
     pthread_mutex_unlock(&au->mu);
     return 0;
 }

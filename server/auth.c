@@ -9,16 +9,21 @@
  * belong to the same tenant. Everything else is Permission Denied, with a
  * log line saying why (never the password).
  *
- * Every request reads the clients table (one indexed SQLite read on a
- * pooled reader), so removing a client takes effect on its next request.
- * Only the expensive part, a successful Argon2id verification, is cached,
- * keyed by an HMAC of (name, password, stored hash) under a per-process
- * random key: a changed or removed hash can never hit the cache.
+ * A certificate's client is looked up in the clients table (one indexed
+ * SQLite read on a pooled reader) and the answer kept in a small cache of
+ * the calling thread, tagged with store_clients_generation(): any commit
+ * that touches clients or tenants changes the generation before it is
+ * acknowledged, so removing a client still takes effect on its next
+ * request, and a Get on an event loop costs no database read. A successful
+ * Argon2id verification is cached too, keyed by an HMAC of (name,
+ * password, stored hash) under a per-process random key: a changed or
+ * removed hash can never hit the cache.
  *
  * It deliberately does not decide what an identity may do with an object;
  * kmip/ enforces tenant ownership and roles.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +60,10 @@ struct srv_access {
     auth_cache_entry_t cache[AUTH_CACHE_SLOTS];
     unsigned char cache_key[32];
     char dummy_hash[160]; /* verified for unknown users: same cost, same time */
+    uint64_t instance;    /* unique per srv_access_new (thread caches outlive us) */
 };
+
+static atomic_uint_fast64_t g_access_instances;
 
 /* ------------------------------------------------------------ readers */
 static int reader_get(srv_access_t *a, store_reader_t **out)
@@ -168,6 +176,7 @@ int srv_access_new(const srv_access_options_t *opt, srv_access_t **out)
     a->m_kib = opt->argon2_m_kib ? opt->argon2_m_kib : 19 * 1024;
     a->par = opt->argon2_parallelism ? opt->argon2_parallelism : 1;
     pthread_mutex_init(&a->mu, NULL);
+    a->instance = atomic_fetch_add(&g_access_instances, 1) + 1;
     int rc = KMS_ERR_CRYPTO;
     if (RAND_bytes(a->cache_key, sizeof(a->cache_key)) != 1)
         goto fail;
@@ -225,6 +234,65 @@ static int find_cert_client(store_reader_t *r, const kmip_peer_t *peer, store_cl
     return KMS_ERR_NOTFOUND;
 }
 
+/* Per-thread cache of find_cert_client() answers (see the top comment). */
+#define AUTH_CERT_SLOTS 64
+typedef struct cert_cache_entry {
+    uint64_t owner;            /* srv_access_t instance; 0 = empty */
+    uint64_t gen;
+    char fp[65];
+    char cn[128];
+    int rc;                    /* 0 or KMS_ERR_NOTFOUND */
+    store_client_t client;     /* when rc == 0; password_hash cleared */
+} cert_cache_entry_t;
+static __thread cert_cache_entry_t t_cert_cache[AUTH_CERT_SLOTS];
+
+static cert_cache_entry_t *cert_slot(const kmip_peer_t *peer)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = peer->cert_sha256 ? peer->cert_sha256 : ""; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+    for (const char *p = peer->cert_cn ? peer->cert_cn : ""; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+    return &t_cert_cache[(h ^ (h >> 29)) % AUTH_CERT_SLOTS];
+}
+
+/* find_cert_client() through the cache; *r is taken from the pool only on
+ * a miss (the caller returns it). */
+static int find_cert_client_cached(srv_access_t *a, store_reader_t **r, const kmip_peer_t *peer,
+                                   store_client_t *c)
+{
+    const char *fp = peer->cert_sha256 ? peer->cert_sha256 : "";
+    const char *cn = peer->cert_cn ? peer->cert_cn : "";
+    bool cacheable = strlen(fp) < sizeof(((cert_cache_entry_t *)0)->fp) &&
+                     strlen(cn) < sizeof(((cert_cache_entry_t *)0)->cn);
+    uint64_t gen = store_clients_generation(a->store); /* before the read */
+    cert_cache_entry_t *e = cert_slot(peer);
+    if (cacheable && e->owner == a->instance && e->gen == gen && strcmp(e->fp, fp) == 0 &&
+        strcmp(e->cn, cn) == 0) {
+        if (e->rc == 0)
+            *c = e->client;
+        return e->rc;
+    }
+    if (!*r) {
+        int grc = reader_get(a, r);
+        if (grc)
+            return grc;
+    }
+    int rc = find_cert_client(*r, peer, c);
+    if (cacheable && (rc == 0 || rc == KMS_ERR_NOTFOUND)) {
+        e->owner = a->instance;
+        e->gen = gen;
+        snprintf(e->fp, sizeof e->fp, "%s", fp);
+        snprintf(e->cn, sizeof e->cn, "%s", cn);
+        e->rc = rc;
+        if (rc == 0) {
+            e->client = *c;
+            e->client.password_hash[0] = '\0';
+        }
+    }
+    return rc;
+}
+
 static void fill_identity(const store_client_t *c, kmip_identity_t *id)
 {
     snprintf(id->name, sizeof(id->name), "%s", c->name);
@@ -246,11 +314,8 @@ int srv_access_cert_registered(srv_access_t *a, const char *sha256_hex, const ch
         return KMS_ERR_INVAL;
     kmip_peer_t peer = {.cert_sha256 = sha256_hex, .cert_cn = cn, .address = NULL};
     store_reader_t *r = NULL;
-    int rc = reader_get(a, &r);
-    if (rc)
-        return rc;
     store_client_t c;
-    rc = find_cert_client(r, &peer, &c);
+    int rc = find_cert_client_cached(a, &r, &peer, &c);
     reader_put(a, r);
     if (rc == KMS_ERR_NOTFOUND) {
         log_unregistered(&peer);
@@ -308,14 +373,10 @@ int srv_access_auth_cb(void *arg, const kmip_peer_t *peer, const char *username,
         return KMS_ERR_PERM;
     }
     store_reader_t *r = NULL;
-    int rc = reader_get(a, &r);
-    if (rc) {
-        kms_log(KMS_LOG_ERROR, AUTH_COMPONENT, "cannot read the clients table");
-        return rc;
-    }
+    int rc = 0;
     store_client_t cc, pc;
     if (has_cert) {
-        rc = find_cert_client(r, peer, &cc);
+        rc = find_cert_client_cached(a, &r, peer, &cc);
         if (rc == KMS_ERR_NOTFOUND) {
             log_unregistered(peer);
             rc = KMS_ERR_PERM;
@@ -324,6 +385,8 @@ int srv_access_auth_cb(void *arg, const kmip_peer_t *peer, const char *username,
             goto out;
     }
     if (has_cred) {
+        if (!r && (rc = reader_get(a, &r)) != 0)
+            goto out;
         rc = check_password(a, r, peer, username, password, &pc);
         if (rc)
             goto out;
@@ -346,6 +409,8 @@ int srv_access_auth_cb(void *arg, const kmip_peer_t *peer, const char *username,
     }
     rc = 0;
 out:
+    if (rc == KMS_ERR_UNAVAIL)
+        kms_log(KMS_LOG_ERROR, AUTH_COMPONENT, "cannot read the clients table");
     reader_put(a, r);
     return rc;
 }

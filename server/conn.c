@@ -12,9 +12,14 @@
  * in the read BIO; above limits.max_pending_output unsent bytes, reading
  * stops until the write callbacks drain them.
  *
+ * Requests that cannot block (Get, Get Attributes, Query, ...: see
+ * KMIP_HANDLE_INLINE in kmip/kmip.h) run on the loop thread itself, and the
+ * responses of pipelined requests leave in one socket write; everything
+ * else (writes, which wait for the durable commit, HSM work, Locate,
+ * password checks) runs on libuv's threadpool (uv_queue_work). Either way
+ * a connection has one request at a time, so answers stay in order.
  * It deliberately never parses TTLV beyond the header and never blocks the
- * loop thread: kmip_handle() runs on libuv's threadpool (uv_queue_work).
- * A misbehaving client loses only its own connection.
+ * loop thread. A misbehaving client loses only its own connection.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,12 +122,37 @@ static void on_write(uv_write_t *req, int status)
     }
 }
 
-/* Hand everything OpenSSL wrote to libuv. 0, or a negative libuv error. */
+/* Hand everything OpenSSL wrote to libuv. 0, or a negative libuv error.
+ * With nothing queued before it, the bytes go straight to the socket
+ * (uv_try_write: no request, no copy, no poll-set change); only what the
+ * socket does not take is copied into a uv_write request. */
 static int conn_flush(srv_conn_t *c)
 {
     size_t n = BIO_ctrl_pending(c->wbio);
     if (n == 0 || c->handles_closing)
         return 0;
+    uint8_t *direct = NULL;
+    long avail = BIO_get_mem_data(c->wbio, (char **)&direct);
+    if (c->writes_pending == 0 && avail > 0 && (size_t)avail == n && direct) {
+        uv_buf_t tb = uv_buf_init((char *)direct, (unsigned)n);
+        int wr = uv_try_write((uv_stream_t *)&c->tcp, &tb, 1);
+        if (wr < 0 && wr != UV_EAGAIN)
+            return wr;
+        if (wr > 0) {
+            /* Drop what was sent from the BIO (a read into a bounded scratch). */
+            uint8_t scratch[4096];
+            size_t left = (size_t)wr;
+            while (left > 0) {
+                int k = BIO_read(c->wbio, scratch, (int)(left < sizeof scratch ? left : sizeof scratch));
+                if (k <= 0)
+                    return UV_EIO;
+                left -= (size_t)k;
+            }
+            n -= (size_t)wr;
+            if (n == 0)
+                return 0;
+        }
+    }
     srv_wreq_t *w = malloc(sizeof *w + n);
     if (!w)
         return UV_ENOMEM;
@@ -283,6 +313,7 @@ static void after_work_cb(uv_work_t *w, int status)
         }
     }
     kms_buf_dispose_wipe(&c->resp); /* a Get response carries key material */
+    kms_buf_init(&c->resp, srv->limits.max_response);
     int fr = conn_flush(c);
     if (rc != 0 || fr != 0) {
         srv_conn_close(c, rc == KMS_ERR_PROTO ? "request is not TTLV"
@@ -299,16 +330,71 @@ static void after_work_cb(uv_work_t *w, int status)
     conn_unref(c);
 }
 
-static void conn_dispatch(srv_conn_t *c)
+/* The request in c->in, run on this loop thread. false: it could block
+ * (nothing was done; run it on a worker). true: answered (the response is
+ * in OpenSSL's write BIO, flushed by the caller) or the connection is
+ * closing. */
+static bool conn_run_inline(srv_conn_t *c)
 {
     srv_t *srv = c->loop->srv;
+    kmip_peer_t peer = {
+        .cert_sha256 = c->fp[0] ? c->fp : NULL,
+        .cert_cn = c->cn[0] ? c->cn : NULL,
+        .address = c->addr,
+    };
+    uint64_t t0 = kms_mono_ns();
+    memset(&c->summary, 0, sizeof c->summary);
+    int rc = kmip_handle_flags(srv->kmip, &peer, c->in.data, c->in.len, &c->resp, &c->summary,
+                               KMIP_HANDLE_INLINE);
+    if (rc == KMS_ERR_AGAIN)
+        return false;
+    c->rc = rc;
+    atomic_fetch_add_explicit(&srv->n_requests, 1, memory_order_relaxed);
+    if (rc == 0 || rc == KMS_ERR_PROTO)
+        srv_audit_record(&c->summary, &peer);
+    kms_wipe(c->in.data, c->in.len);
+    c->in.len = 0;
+    c->need = 0;
+    c->requests++;
+    log_request(c, (kms_mono_ns() - t0) / 1000);
+    if ((rc == 0 || rc == KMS_ERR_PROTO) && c->resp.len > 0) {
+        if (c->resp.len > INT32_MAX) {
+            rc = KMS_ERR_LIMIT;
+        } else {
+            ERR_clear_error();
+            int n = SSL_write(c->ssl, c->resp.data, (int)c->resp.len);
+            if (n <= 0) {
+                int e = SSL_get_error(c->ssl, n);
+                kms_buf_dispose_wipe(&c->resp);
+                conn_tls_fail(c, e, "write");
+                return true;
+            }
+        }
+    }
+    /* A Get response carries key material: wipe it, keep the memory for the
+     * next request (freed when the connection idles, conn_shrink). */
+    kms_wipe(c->resp.data, c->resp.len);
+    kms_buf_reset(&c->resp);
+    if (rc != 0) {
+        (void)conn_flush(c);
+        srv_conn_close(c, rc == KMS_ERR_PROTO ? "request is not TTLV" : kms_strerror(rc));
+    }
+    return true;
+}
+
+/* Run the complete request in c->in. true: answered inline, go on reading;
+ * false: it runs on a worker (state DISPATCH) or the connection closes. */
+static bool conn_dispatch(srv_conn_t *c)
+{
+    srv_t *srv = c->loop->srv;
+    if (conn_run_inline(c))
+        return c->state == SRV_CONN_READ;
     size_t len = 0;
     c->req = kms_buf_take(&c->in, &len); /* no copy; `in` restarts empty and small */
     c->req_len = len;
     c->need = 0;
     kms_buf_init(&c->in, srv->limits.max_message);
-    kms_buf_init(&c->resp, srv->limits.max_response);
-    c->state = SRV_CONN_DISPATCH;
+    c->state = SRV_CONN_DISPATCH; /* c->resp is empty: the worker fills it */
     c->t0_ns = kms_mono_ns();
     c->work.data = c;
     srv_timer_set(c, SRV_TIMER_NONE, false);
@@ -318,9 +404,10 @@ static void conn_dispatch(srv_conn_t *c)
         free(c->req);
         c->req = NULL;
         srv_conn_close(c, "cannot queue request");
-        return;
+        return false;
     }
     c->refs++;
+    return false;
 }
 
 /* ------------------------------------------------------------ reading */
@@ -363,6 +450,10 @@ static void conn_shrink(srv_conn_t *c)
     if (c->in.len == 0 && c->in.cap > 0) {
         kms_buf_dispose(&c->in);
         kms_buf_init(&c->in, c->loop->srv->limits.max_message);
+    }
+    if (c->resp.cap > 0) {
+        kms_buf_dispose_wipe(&c->resp);
+        kms_buf_init(&c->resp, c->loop->srv->limits.max_response);
     }
     ERR_clear_error();
 }
@@ -440,6 +531,14 @@ static void conn_pump(srv_conn_t *c)
             return;
     }
     while (c->state == SRV_CONN_READ) {
+        if (c->pending_out + BIO_ctrl_pending(c->wbio) > srv->limits.max_pending_output) {
+            if (conn_flush(c) != 0) {
+                srv_conn_close(c, "write failed");
+                return;
+            }
+            c->state = SRV_CONN_WRITE;
+            break;
+        }
         if (c->pending_out > srv->limits.max_pending_output) {
             c->state = SRV_CONN_WRITE;
             break;
@@ -461,7 +560,8 @@ static void conn_pump(srv_conn_t *c)
             c->need = total;
         }
         if (c->need && c->in.len == c->need) {
-            conn_dispatch(c);
+            if (conn_dispatch(c))
+                continue; /* answered inline: the next pipelined request */
             break;
         }
         size_t want = (c->need ? c->need : 8) - c->in.len;

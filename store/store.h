@@ -234,6 +234,12 @@ typedef struct store_stats {
 } store_stats_t;
 void store_stats(store_t *s, store_stats_t *out);
 
+/* A number that changes after every commit that may have changed the
+ * clients or tenants tables, before that commit's writers are woken. A
+ * cache of identities read while the number was G is valid while it is
+ * still G (read it before the database). Only this process writes. */
+uint64_t store_clients_generation(store_t *s);
+
 /* Hybrid logical clock step: the next value after `last` given the wall
  * clock `wall_ms`. (wall_ms << 16) when the wall clock moved past `last`,
  * else last + 1, so values are strictly increasing even when the wall

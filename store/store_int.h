@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 
 #include "store/store.h"
 
@@ -97,6 +98,8 @@ struct store {
     int ckpt_frames;                  /* WAL frames reported by the last commit */
 
     store_cache_t *cache;             /* NULL when disabled or read_only */
+    atomic_uint_fast64_t clients_gen; /* bumped after a commit that may change
+                                         the clients or tenants tables */
 };
 
 /* --------------------------------------------------- reader statements */

@@ -169,6 +169,19 @@ static void run_batch(store_t *s, store_write_t **b, size_t n)
         run_batch_isolated(s, b, n, now_us);
     }
     cache_mark(s, b, n, false);
+    /* Identity caches (server/auth.c) must not outlive a client or tenant
+     * change: bump before any waiter (kmsctl client remove) is answered. */
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < b[i]->n_ops; j++)
+            if (b[i]->ops[j].kind == STORE_OP_CLIENT || b[i]->ops[j].kind == STORE_OP_TENANT) {
+                atomic_fetch_add(&s->clients_gen, 1);
+                return;
+            }
+}
+
+uint64_t store_clients_generation(store_t *s)
+{
+    return s ? atomic_load(&s->clients_gen) : 0;
 }
 
 static void *writer_main(void *arg)
