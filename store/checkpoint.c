@@ -11,6 +11,16 @@
  * WAL from its beginning at the next write, so the file stays bounded.
  * PASSIVE never blocks readers or the writer; a reader that holds an old
  * snapshot for long just delays the copy (and the WAL grows meanwhile).
+ * Under a steady stream of commits PASSIVE never catches up with the
+ * writer, so the WAL would never restart and would grow without end
+ * (every commit then extends the file: new page-cache pages, block
+ * allocation, a metadata write in each fsync). So once the WAL passes
+ * STORE_CKPT_RESTART_FRAMES, a RESTART checkpoint follows the PASSIVE one:
+ * it holds the write lock for the few frames PASSIVE left and until the
+ * readers have moved to the database file (short: readers are point
+ * reads), at most STORE_CKPT_RESTART_MS, and the next commit starts the
+ * WAL from its beginning. If it cannot get the locks in time it gives up
+ * and PASSIVE continues as before.
  */
 #include "store/store_int.h"
 
@@ -46,6 +56,17 @@ static void *ckpt_main(void *arg)
         int rc = sqlite3_wal_checkpoint_v2(s->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
         if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
             store_sqlerr(s->cdb, rc, "checkpoint");
+        if (rc == SQLITE_OK && log >= STORE_CKPT_RESTART_FRAMES) {
+            sqlite3_busy_timeout(s->cdb, STORE_CKPT_RESTART_MS);
+            int log2 = 0, done2 = 0;
+            int r2 = sqlite3_wal_checkpoint_v2(s->cdb, NULL, SQLITE_CHECKPOINT_RESTART, &log2, &done2);
+            sqlite3_busy_timeout(s->cdb, STORE_BUSY_MS);
+            if (r2 == SQLITE_OK) {
+                log = done = 0; /* the next commit rewinds the WAL */
+            } else if ((r2 & 0xff) != SQLITE_BUSY) {
+                store_sqlerr(s->cdb, r2, "checkpoint (restart)");
+            }
+        }
         /* A WAL ten times the threshold means some reader pins an old
          * snapshot; say so once per tenfold growth. */
         if (log > 10 * STORE_CKPT_FRAMES && log > 2 * warned_at && done < log) {
