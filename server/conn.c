@@ -349,6 +349,7 @@ static bool conn_run_inline(srv_conn_t *c)
     if (rc == KMS_ERR_AGAIN)
         return false;
     c->rc = rc;
+    srv_timer_set(c, SRV_TIMER_NONE, false); /* a request answered: the idle time restarts */
     atomic_fetch_add_explicit(&srv->n_requests, 1, memory_order_relaxed);
     if (rc == 0 || rc == KMS_ERR_PROTO)
         srv_audit_record(&c->summary, &peer);
@@ -621,6 +622,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         else
             snprintf(why, sizeof why, "read error: %s", uv_strerror((int)nread));
         c->tls_failed = true; /* no close_notify to a socket that is gone */
+        /* Most KMIP clients just close the socket. KMIP framing, not TLS
+         * close_notify, tells a complete request from a cut one, so a
+         * plain EOF after the handshake is an orderly end: mark the TLS
+         * state shut down so SSL_free keeps the session resumable (it drops
+         * the sessions of connections that were not shut down). */
+        if (nread == UV_EOF && c->handshake_done && c->ssl)
+            SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
         srv_conn_close(c, why);
         return;
     }

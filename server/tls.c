@@ -20,6 +20,9 @@
 #include "certs/certs.h"
 #include "server/server_int.h"
 
+/* Sessions kept for resumption (each holds the client certificate, ~2 kB). */
+#define SRV_TLS_SESSION_CACHE 20000
+
 /* Session id context: resumption is tied to this service. */
 static const unsigned char SID_CTX[] = "kmsd-kmip";
 
@@ -98,11 +101,18 @@ int srv_tls_ctx_new(const conf_t *c, SSL_CTX **out, char *err, size_t errlen)
     SSL_CTX_set_session_id_context(ctx, SID_CTX, sizeof SID_CTX - 1);
     if (t->session_resumption) {
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
-        SSL_CTX_sess_set_cache_size(ctx, 20000);
+        SSL_CTX_sess_set_cache_size(ctx, SRV_TLS_SESSION_CACHE);
         SSL_CTX_set_timeout(ctx, 3600);
-        /* One TLS 1.3 ticket per handshake (OpenSSL sends two by default):
-         * a KMIP client resumes one connection at a time, and each ticket
-         * costs the server an encryption and a record. */
+        /* Stateful resumption: TLS 1.3 tickets that only name a session in
+         * this process's cache, TLS 1.2 session ids (SSL_OP_NO_TICKET).
+         * A stateless ticket costs every full handshake a serialisation
+         * of the session and an encryption, and every resumption a
+         * decryption and a re-parse of the client certificate (OpenSSL
+         * 3.0's decoders are the most expensive part of a handshake); a
+         * cached session is a hash look-up. Tickets could not be shared
+         * between kmsd processes anyway (per-process ticket keys). One
+         * TLS 1.3 ticket per handshake (OpenSSL sends two by default). */
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
         SSL_CTX_set_num_tickets(ctx, 1);
     } else {
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
