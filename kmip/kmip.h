@@ -113,6 +113,10 @@ int kmip_handle(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req, s
  * with kmip_handle() on a worker thread. Otherwise exactly kmip_handle().
  * What remains inline: Get, Get Attributes, Get Attribute List, Check,
  * Query, Discover Versions (in-memory keys and cache or indexed point reads).
+ * Should one of them want to write after all (the first Get of an object
+ * clears Fresh; a reached Activation or Deactivation Date changes State),
+ * the write is refused before anything is stored, the answer dropped, and
+ * KMS_ERR_AGAIN returned the same way.
  */
 #define KMIP_HANDLE_INLINE 1u
 int kmip_handle_flags(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req, size_t len,

@@ -84,6 +84,14 @@ typedef struct kmip_ctx {
 
     char first_object_id[64];    /* for kmip_summary_t */
 
+    /* KMIP_HANDLE_INLINE: the request runs on an event loop, where nothing
+     * may wait for a commit. A write that a read-class operation would make
+     * (Fresh cleared by the first Get, a date-driven state change) is
+     * refused with KMS_ERR_AGAIN and sets need_worker; kmip_handle_flags()
+     * then drops the whole answer and the request runs again on a worker. */
+    bool inline_only;
+    bool need_worker;
+
     /* Locate with Object Group Member "Default" picked the ID Placeholder:
      * a Get of it advances the group's round-robin pointer. */
     bool default_member_pending;

@@ -435,6 +435,7 @@ int kmip_handle_flags(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *
     ctx.ver_minor = rq.min;
     ctx.now = now;
     ctx.undo_enabled = rq.bec == KMIP_BATCH_ERROR_CONTINUATION_OPTION_UNDO;
+    ctx.inline_only = (flags & KMIP_HANDLE_INLINE) != 0;
     if (!denied) {
         ctx.reader = kmip_thread_reader(s);
         if (!ctx.reader)
@@ -458,6 +459,13 @@ int kmip_handle_flags(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *
             set_fail(r, KMIP_RESULT_REASON_GENERAL_FAILURE, "store unavailable");
         } else {
             run_item(&ctx, bi, r, rq.async);
+        }
+        if (ctx.need_worker) {
+            /* A read wanted to write: nothing was written; start over on a
+             * worker thread (see kmip_ctx_t.inline_only). */
+            free_owned(&ctx);
+            kms_arena_free(a);
+            return KMS_ERR_AGAIN;
         }
         if (i == 0)
             sum.operation = r->operation;

@@ -157,7 +157,7 @@ int kmip_obj_load(kmip_ctx_t *ctx, const char *id, kmip_obj_t **out)
          * so the row (Locate, kmsctl, replicas) agrees. Best effort: on a
          * conflict the next writer stores it. */
         int src = kmip_obj_save(ctx, *out);
-        if (src) {
+        if (src && !ctx->need_worker) {
             kms_log(KMS_LOG_DEBUG, "kmip", "object %s: date-driven state not stored: %s", id,
                     kms_strerror(src));
             ctx->reason = 0;
@@ -397,6 +397,10 @@ out:
 static int commit_one(kmip_ctx_t *ctx, const store_object_t *so, int64_t expect, bool del,
                       int64_t *version_out)
 {
+    if (ctx->inline_only) {
+        ctx->need_worker = true; /* an event loop never waits for a commit */
+        return KMS_ERR_AGAIN;
+    }
     store_write_t *w = store_write_new();
     if (!w)
         return KMS_ERR_NOMEM;

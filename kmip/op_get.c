@@ -65,7 +65,7 @@ static int mark_served(kmip_ctx_t *ctx, kmip_obj_t *o)
             return 0;
         rc = kmip_obj_update(ctx, o->id, unfresh_cb, NULL, NULL);
     }
-    if (rc) {
+    if (rc && !ctx->need_worker) {
         /* Bookkeeping only: a Get must not fail because of it. */
         kms_log(KMS_LOG_WARN, "kmip", "object %s: served marker not stored: %s", o->id,
                 kms_strerror(rc));
