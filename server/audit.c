@@ -39,7 +39,7 @@
 #define AUDIT_COMPONENT "audit"
 #define AUDIT_MAX_LINE 4096
 /* Least time from one fsync to the next batch (see the top comment). */
-#define AUDIT_SYNC_GAP_US 2000
+#define AUDIT_SYNC_GAP_US 10000
 
 typedef struct audit_item {
     struct audit_item *next;

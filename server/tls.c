@@ -20,8 +20,10 @@
 #include "certs/certs.h"
 #include "server/server_int.h"
 
-/* Sessions kept for resumption (each holds the client certificate, ~2 kB). */
-#define SRV_TLS_SESSION_CACHE 20000
+/* Sessions kept for resumption (each holds the parsed client certificate,
+ * about 3 kB); the oldest are dropped beyond this, and their clients make a
+ * full handshake. A KMS has tens to hundreds of clients, not thousands. */
+#define SRV_TLS_SESSION_CACHE 4096
 
 /* Session id context: resumption is tied to this service. */
 static const unsigned char SID_CTX[] = "kmsd-kmip";

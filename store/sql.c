@@ -97,9 +97,13 @@ int store_db_open(const char *path, bool read_only, bool create, sqlite3 **out)
      * database fails here with a clear message. secure_delete: a sealed
      * blob that a Destroy, a delete or a re-seal replaced is zeroed in the
      * file, not left in free space (Debian's SQLite has it on by default;
-     * other builds do not). */
+     * other builds do not). cache_size: every worker and loop thread has a
+     * reader connection (up to `threads` + loops of them), each with a
+     * private page cache; 1 MiB each keeps that bounded, and a page
+     * missing there is a pread from the kernel's page cache (hot objects
+     * come from store/cache.c anyway). The writer raises its own. */
     err = store_exec(db, "PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL;"
-                         " PRAGMA trusted_schema=OFF; PRAGMA cache_size=-8192;"
+                         " PRAGMA trusted_schema=OFF; PRAGMA cache_size=-1024;"
                          " PRAGMA secure_delete=ON;"
                          " SELECT count(*) FROM sqlite_schema;",
                      "open");

@@ -155,8 +155,8 @@ void store_writer_stop(store_t *s);
 #define STORE_CKPT_FRAMES 2000
 /* WAL size (frames) above which the checkpointer rewinds it (RESTART),
  * and how long that may wait for the write lock and the readers. */
-#define STORE_CKPT_RESTART_FRAMES (4 * STORE_CKPT_FRAMES)
-#define STORE_CKPT_RESTART_MS 50
+#define STORE_CKPT_RESTART_FRAMES (8 * STORE_CKPT_FRAMES)
+#define STORE_CKPT_RESTART_MS 10
 int store_ckpt_start(store_t *s);
 void store_ckpt_stop(store_t *s);
 
