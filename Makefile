@@ -16,11 +16,13 @@ PKG_CONFIG ?= pkg-config
 SANITIZE   ?=
 
 CFLAGS ?= -O2 -g
-CFLAGS += -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wvla \
+# override: a CFLAGS given on the command line (make CFLAGS=...) still gets
+# the warnings, -Werror and the dependency files.
+override CFLAGS += -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wvla \
           -fno-strict-aliasing -fstack-protector-strong -MMD -MP
 CPPFLAGS += -D_GNU_SOURCE -I.
 ifneq ($(SANITIZE),)
-CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+override CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 

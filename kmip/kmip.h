@@ -122,4 +122,20 @@ int kmip_handle(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req, s
 int kmip_handle_flags(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req, size_t len,
                       kms_buf_t *resp, kmip_summary_t *summary_out, unsigned flags);
 
+/*
+ * KMIP_HANDLE_INLINE, and also the operations that make at most one store
+ * write (Create, Register, Activate, Revoke, Destroy, Add/Modify/Delete
+ * Attribute, Archive, Recover): that write is not committed but returned
+ * in *deferred_out (NULL when the request wrote nothing), and `resp` holds
+ * the answer as it will be once the write is durable. The caller commits
+ * it without blocking (store_commit_async) and sends `resp` only on
+ * success; on any commit error it drops `resp` and runs the request again
+ * with kmip_handle() on a worker, which answers the real outcome (nothing
+ * of the failed write was stored). A second write in the same request, or
+ * a read after the deferred write, returns KMS_ERR_AGAIN as above. The
+ * caller owns *deferred_out (store_write_free after the commit).
+ */
+int kmip_handle_inline(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req, size_t len,
+                       kms_buf_t *resp, kmip_summary_t *summary_out, store_write_t **deferred_out);
+
 #endif /* KMS_KMIP_H */

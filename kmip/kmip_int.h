@@ -91,6 +91,11 @@ typedef struct kmip_ctx {
      * then drops the whole answer and the request runs again on a worker. */
     bool inline_only;
     bool need_worker;
+    /* kmip_handle_inline(): the one write such a request may make is not
+     * committed but kept here for the caller (see kmip.h); any later read
+     * or second write of the request sets need_worker. */
+    bool allow_defer;
+    store_write_t *deferred;
 
     /* Locate with Object Group Member "Default" picked the ID Placeholder:
      * a Get of it advances the group's round-robin pointer. */

@@ -318,28 +318,73 @@ static bool op_inline(uint32_t operation)
     }
 }
 
-/* True when every batch item of a well-formed request is inline. */
-static bool request_inline(const ttlv_item_t *root, const req_t *rq)
+/* Operations that make at most one store write of bounded cost, so that
+ * kmip_handle_inline() may run them with the write deferred. Not: Locate
+ * (scan), Create Key Pair and Re-key Key Pair (RSA generation), Re-key
+ * (two writes), Register of a template... anything not listed. */
+static bool op_deferrable(uint32_t operation)
+{
+    switch (operation) {
+    case KMIP_OPERATION_CREATE:
+    case KMIP_OPERATION_REGISTER:
+    case KMIP_OPERATION_ACTIVATE:
+    case KMIP_OPERATION_REVOKE:
+    case KMIP_OPERATION_DESTROY:
+    case KMIP_OPERATION_ADD_ATTRIBUTE:
+    case KMIP_OPERATION_MODIFY_ATTRIBUTE:
+    case KMIP_OPERATION_DELETE_ATTRIBUTE:
+    case KMIP_OPERATION_ARCHIVE:
+    case KMIP_OPERATION_RECOVER:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* True when every batch item of a well-formed request may run inline
+ * (with `defer`: also the operations of op_deferrable). */
+static bool request_inline(const ttlv_item_t *root, const req_t *rq, bool defer)
 {
     if (rq->username || rq->password)
         return false; /* the auth callback hashes the password */
     for (const ttlv_item_t *bi = ttlv_find(root, KMIP_TAG_BATCH_ITEM); bi;
          bi = ttlv_find_next(bi, KMIP_TAG_BATCH_ITEM)) {
         const ttlv_item_t *op = bi->type == TTLV_STRUCTURE ? ttlv_find(bi, KMIP_TAG_OPERATION) : NULL;
-        if (op && op->type == TTLV_ENUMERATION && !op_inline(ttlv_u32(op)))
+        if (op && op->type == TTLV_ENUMERATION && !op_inline(ttlv_u32(op)) &&
+            !(defer && op_deferrable(ttlv_u32(op))))
             return false;
     }
     return true;
 }
 
+static int handle(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req, size_t len,
+                  kms_buf_t *resp, kmip_summary_t *summary_out, unsigned flags,
+                  store_write_t **deferred_out);
+
 int kmip_handle(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req, size_t len,
                 kms_buf_t *resp, kmip_summary_t *summary_out)
 {
-    return kmip_handle_flags(s, peer, req, len, resp, summary_out, 0);
+    return handle(s, peer, req, len, resp, summary_out, 0, NULL);
 }
 
 int kmip_handle_flags(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req, size_t len,
                       kms_buf_t *resp, kmip_summary_t *summary_out, unsigned flags)
+{
+    return handle(s, peer, req, len, resp, summary_out, flags, NULL);
+}
+
+int kmip_handle_inline(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req, size_t len,
+                       kms_buf_t *resp, kmip_summary_t *summary_out, store_write_t **deferred_out)
+{
+    if (!deferred_out)
+        return KMS_ERR_INVAL;
+    *deferred_out = NULL;
+    return handle(s, peer, req, len, resp, summary_out, KMIP_HANDLE_INLINE, deferred_out);
+}
+
+static int handle(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req, size_t len,
+                  kms_buf_t *resp, kmip_summary_t *summary_out, unsigned flags,
+                  store_write_t **deferred_out)
 {
     int rc = 0;
     kms_arena_t *a = NULL;
@@ -397,7 +442,7 @@ int kmip_handle_flags(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *
         rc = invalid_message(a, &rq, now, herr, s->cfg.max_response, resp, &sum);
         goto out;
     }
-    if ((flags & KMIP_HANDLE_INLINE) && !request_inline(root, &rq)) {
+    if ((flags & KMIP_HANDLE_INLINE) && !request_inline(root, &rq, deferred_out != NULL)) {
         kms_arena_free(a);
         return KMS_ERR_AGAIN; /* nothing done: the caller retries on a worker */
     }
@@ -436,6 +481,7 @@ int kmip_handle_flags(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *
     ctx.now = now;
     ctx.undo_enabled = rq.bec == KMIP_BATCH_ERROR_CONTINUATION_OPTION_UNDO;
     ctx.inline_only = (flags & KMIP_HANDLE_INLINE) != 0;
+    ctx.allow_defer = ctx.inline_only && deferred_out != NULL;
     if (!denied) {
         ctx.reader = kmip_thread_reader(s);
         if (!ctx.reader)
@@ -461,9 +507,11 @@ int kmip_handle_flags(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *
             run_item(&ctx, bi, r, rq.async);
         }
         if (ctx.need_worker) {
-            /* A read wanted to write: nothing was written; start over on a
+            /* A read wanted to write (or a second write, or a read after
+             * the deferred one): nothing was written; start over on a
              * worker thread (see kmip_ctx_t.inline_only). */
             free_owned(&ctx);
+            store_write_free(ctx.deferred);
             kms_arena_free(a);
             return KMS_ERR_AGAIN;
         }
@@ -509,6 +557,14 @@ int kmip_handle_flags(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *
                 sum.result_status = KMIP_RESULT_STATUS_OPERATION_FAILED;
                 sum.result_reason = items[j].reason;
             }
+    }
+    if (ctx.deferred) {
+        /* The answer stands only once this write commits (caller's job). */
+        if (rc == 0 && deferred_out)
+            *deferred_out = ctx.deferred;
+        else
+            store_write_free(ctx.deferred);
+        ctx.deferred = NULL;
     }
 out:
     if (summary_out)

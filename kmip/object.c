@@ -29,12 +29,22 @@ struct kmip_undo {
     struct kmip_undo *next;
 };
 
-static int uuid4(char out[64])
+/* A new Unique Identifier: a UUID version 7 (RFC 9562): 48 bits of Unix
+ * time in milliseconds, then 74 random bits. Identifiers of objects created
+ * close together sort together, so their entries in the store's id indexes
+ * land on the same few b-tree pages instead of one random page each: a
+ * group commit of 64 Creates then writes a few dozen pages, not ~200 (the
+ * WAL bytes and fsync time a Create costs). The time it reveals is the
+ * object's Initial Date, an attribute anyone who may see the id may read. */
+static int uuid7(char out[64])
 {
     uint8_t b[16];
     if (RAND_bytes(b, sizeof(b)) != 1)
         return KMS_ERR_CRYPTO;
-    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+    uint64_t ms = (uint64_t)(kms_now_us() / 1000);
+    for (int i = 0; i < 6; i++)
+        b[i] = (uint8_t)(ms >> (40 - 8 * i));
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x70);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
     snprintf(out, 64,
              "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
@@ -53,7 +63,7 @@ int kmip_obj_new(kmip_ctx_t *ctx, uint32_t object_type, kmip_obj_t **out)
     kmip_obj_t *o = kms_arena_alloc(ctx->arena, sizeof(*o));
     if (!o)
         return KMS_ERR_NOMEM;
-    int rc = uuid4(o->id);
+    int rc = uuid7(o->id);
     if (rc)
         return rc;
     o->object_type = object_type;
@@ -141,6 +151,10 @@ static int from_store(kmip_ctx_t *ctx, const store_object_t *so, kmip_obj_t **ou
 int kmip_obj_load(kmip_ctx_t *ctx, const char *id, kmip_obj_t **out)
 {
     store_object_t *so = NULL;
+    if (ctx->deferred) {
+        ctx->need_worker = true; /* it would not see the uncommitted write */
+        return KMS_ERR_AGAIN;
+    }
     if (!id || !*id)
         return kmip_fail(ctx, KMIP_RESULT_REASON_ITEM_NOT_FOUND, "no such object");
     int rc = store_get(ctx->reader, ctx->arena, id, ctx->tenant_filter, &so);
@@ -397,7 +411,7 @@ out:
 static int commit_one(kmip_ctx_t *ctx, const store_object_t *so, int64_t expect, bool del,
                       int64_t *version_out)
 {
-    if (ctx->inline_only) {
+    if (ctx->inline_only && (!ctx->allow_defer || ctx->deferred)) {
         ctx->need_worker = true; /* an event loop never waits for a commit */
         return KMS_ERR_AGAIN;
     }
@@ -405,6 +419,14 @@ static int commit_one(kmip_ctx_t *ctx, const store_object_t *so, int64_t expect,
     if (!w)
         return KMS_ERR_NOMEM;
     int rc = del ? store_write_delete(w, so->id, expect) : store_write_put(w, so, expect);
+    if (rc == 0 && ctx->inline_only) {
+        /* Deferred: the caller commits it before the answer leaves. A put
+         * that commits gets version expect + 1 (store_write_put). */
+        ctx->deferred = w;
+        if (version_out)
+            *version_out = expect + 1;
+        return 0;
+    }
     int64_t v = 0;
     if (rc == 0)
         rc = store_commit(ctx->srv->cfg.store, w, del ? NULL : &v, del ? 0 : 1);

@@ -112,6 +112,10 @@ static int template_attrs(kmip_ctx_t *ctx, const char *name, const ttlv_item_t *
     store_query_t q = {.tenant = ctx->tenant_filter, .conds = c, .n_conds = 2, .max_items = 1};
     char **ids = NULL;
     size_t n = 0;
+    if (ctx->deferred) {
+        ctx->need_worker = true; /* it would not see the uncommitted write */
+        return KMS_ERR_AGAIN;
+    }
     int rc = store_locate(ctx->reader, &q, ctx->arena, &ids, &n);
     if (rc)
         return rc;

@@ -66,12 +66,13 @@ static void conn_unref(srv_conn_t *c)
     if (c->id)
         l->n_conns--;
     atomic_fetch_sub(&srv->n_conns, 1);
+    store_write_free(c->deferred); /* NULL: no commit can be pending here */
     SSL_free(c->ssl); /* frees both BIOs */
     kms_buf_dispose_wipe(&c->in);
     kms_buf_dispose_wipe(&c->resp);
     free(c);
-    if (l->stopping && l->n_conns == 0 && !uv_is_closing((uv_handle_t *)&l->drain_timer))
-        uv_close((uv_handle_t *)&l->drain_timer, NULL);
+    if (l->stopping && l->n_conns == 0)
+        srv_loop_conns_gone(l);
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -330,10 +331,99 @@ static void after_work_cb(uv_work_t *w, int status)
     conn_unref(c);
 }
 
+static void conn_commit_cb(store_write_t *w, int result, void *arg);
+
+/* Hand a deferred write to the store; its answer waits in c->resp. The
+ * request bytes are kept (c->req) to run it again on a worker should the
+ * commit fail. */
+static void conn_defer(srv_conn_t *c, store_write_t *w, uint64_t t0)
+{
+    srv_t *srv = c->loop->srv;
+    size_t len = 0;
+    c->req = kms_buf_take(&c->in, &len);
+    c->req_len = len;
+    c->need = 0;
+    kms_buf_init(&c->in, srv->limits.max_message);
+    c->deferred = w;
+    c->state = SRV_CONN_DISPATCH;
+    c->t0_ns = t0;
+    c->work.data = c;
+    c->refs++; /* released by after_work_cb */
+    if (store_commit_async(srv->store, w, conn_commit_cb, c) != 0) {
+        /* Not queued (closing, or read-only): the worker path answers. */
+        store_write_free(c->deferred);
+        c->deferred = NULL;
+        kms_wipe(c->resp.data, c->resp.len);
+        kms_buf_reset(&c->resp);
+        if (uv_queue_work(&c->loop->loop, &c->work, work_cb, after_work_cb) != 0) {
+            kms_wipe(c->req, c->req_len);
+            free(c->req);
+            c->req = NULL;
+            c->refs--;
+            srv_conn_close(c, "cannot queue request");
+        }
+    }
+}
+
+/* Writer thread: a deferred commit finished; queue it for its loop. */
+static void conn_commit_cb(store_write_t *w, int result, void *arg)
+{
+    srv_conn_t *c = arg;
+    srv_loop_t *l = c->loop;
+    (void)w;
+    c->commit_result = result;
+    c->commit_next = NULL;
+    pthread_mutex_lock(&l->commit_mu);
+    if (l->commit_tail)
+        l->commit_tail->commit_next = c;
+    else
+        l->commit_head = c;
+    l->commit_tail = c;
+    pthread_mutex_unlock(&l->commit_mu);
+    uv_async_send(&l->commit_async); /* coalesced: one wake-up per batch */
+}
+
+/* Loop thread: answer (or re-run) every connection whose commit finished. */
+void srv_conn_commits_done(uv_async_t *a)
+{
+    srv_loop_t *l = a->data;
+    pthread_mutex_lock(&l->commit_mu);
+    srv_conn_t *c = l->commit_head;
+    l->commit_head = l->commit_tail = NULL;
+    pthread_mutex_unlock(&l->commit_mu);
+    while (c) {
+        srv_conn_t *next = c->commit_next;
+        store_write_free(c->deferred);
+        c->deferred = NULL;
+        if (c->commit_result == 0) {
+            kmip_peer_t peer = {
+                .cert_sha256 = c->fp[0] ? c->fp : NULL,
+                .cert_cn = c->cn[0] ? c->cn : NULL,
+                .address = c->addr,
+            };
+            atomic_fetch_add_explicit(&l->srv->n_requests, 1, memory_order_relaxed);
+            if (c->rc == 0 || c->rc == KMS_ERR_PROTO)
+                srv_audit_record(&c->summary, &peer);
+            after_work_cb(&c->work, 0); /* sends c->resp, reads on */
+        } else {
+            /* Nothing of it was stored: the worker runs the request again
+             * and answers what really happens (error, or a retry). */
+            kms_log(KMS_LOG_DEBUG, SRV_LOG, "conn %llu deferred commit failed (%s): re-run",
+                    (unsigned long long)c->id, kms_strerror(c->commit_result));
+            kms_wipe(c->resp.data, c->resp.len);
+            kms_buf_reset(&c->resp);
+            if (c->state == SRV_CONN_CLOSING ||
+                uv_queue_work(&l->loop, &c->work, work_cb, after_work_cb) != 0)
+                after_work_cb(&c->work, UV_ECANCELED);
+        }
+        c = next;
+    }
+}
+
 /* The request in c->in, run on this loop thread. false: it could block
  * (nothing was done; run it on a worker). true: answered (the response is
- * in OpenSSL's write BIO, flushed by the caller) or the connection is
- * closing. */
+ * in OpenSSL's write BIO, flushed by the caller), waiting for its deferred
+ * commit (state DISPATCH), or the connection is closing. */
 static bool conn_run_inline(srv_conn_t *c)
 {
     srv_t *srv = c->loop->srv;
@@ -344,12 +434,16 @@ static bool conn_run_inline(srv_conn_t *c)
     };
     uint64_t t0 = kms_mono_ns();
     memset(&c->summary, 0, sizeof c->summary);
-    int rc = kmip_handle_flags(srv->kmip, &peer, c->in.data, c->in.len, &c->resp, &c->summary,
-                               KMIP_HANDLE_INLINE);
+    store_write_t *w = NULL;
+    int rc = kmip_handle_inline(srv->kmip, &peer, c->in.data, c->in.len, &c->resp, &c->summary, &w);
     if (rc == KMS_ERR_AGAIN)
         return false;
     c->rc = rc;
     srv_timer_set(c, SRV_TIMER_NONE, false); /* a request answered: the idle time restarts */
+    if (w) {
+        conn_defer(c, w, t0);
+        return true;
+    }
     atomic_fetch_add_explicit(&srv->n_requests, 1, memory_order_relaxed);
     if (rc == 0 || rc == KMS_ERR_PROTO)
         srv_audit_record(&c->summary, &peer);

@@ -60,7 +60,8 @@ static void on_drain_timer(uv_timer_t *t)
             l->index, l->n_conns);
     for (srv_conn_t *c = l->conns; c; c = c->next)
         srv_conn_drain(c, true);
-    uv_close((uv_handle_t *)t, NULL);
+    if (!uv_is_closing((uv_handle_t *)t))
+        uv_close((uv_handle_t *)t, NULL);
 }
 
 static void on_listener_closed(uv_handle_t *h)
@@ -146,9 +147,18 @@ static void on_wake(uv_async_t *a)
     for (srv_conn_t *c = l->conns; c; c = c->next)
         srv_conn_drain(c, false);
     if (l->n_conns == 0)
-        uv_close((uv_handle_t *)&l->drain_timer, NULL);
+        srv_loop_conns_gone(l);
     else
         uv_timer_start(&l->drain_timer, on_drain_timer, l->srv->limits.shutdown_timeout_ms, 0);
+}
+
+void srv_loop_conns_gone(srv_loop_t *l)
+{
+    /* No connection is left, so no deferred commit is pending either. */
+    if (!uv_is_closing((uv_handle_t *)&l->drain_timer))
+        uv_close((uv_handle_t *)&l->drain_timer, NULL);
+    if (!uv_is_closing((uv_handle_t *)&l->commit_async))
+        uv_close((uv_handle_t *)&l->commit_async, NULL);
 }
 
 static void loop_thread(void *arg)
@@ -187,12 +197,17 @@ int srv_loops_start(srv_t *srv)
             r = uv_async_init(&l->loop, &l->wake, on_wake);
         if (r == 0)
             r = uv_timer_init(&l->loop, &l->drain_timer);
+        if (r == 0)
+            r = uv_async_init(&l->loop, &l->commit_async, srv_conn_commits_done);
+        if (r == 0 && pthread_mutex_init(&l->commit_mu, NULL) != 0)
+            r = UV_ENOMEM;
         if (r != 0) {
             kms_log(KMS_LOG_ERROR, SRV_LOG, "loop %u: %s", i, uv_strerror(r));
             return KMS_ERR_INTERNAL;
         }
         l->wake.data = l;
         l->drain_timer.data = l;
+        l->commit_async.data = l;
         atomic_fetch_add(&srv->n_loops_running, 1);
         r = uv_thread_create(&l->thread, loop_thread, l);
         if (r != 0) {

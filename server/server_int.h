@@ -84,7 +84,18 @@ struct srv_loop {
     unsigned n_closing;       /* paused listeners whose close callback is pending */
     uint8_t readbuf[65536];   /* shared by all connections of the loop: a read
                                  is fed to OpenSSL before the next one starts */
+    /* Deferred commits of inline writes (conn.c): the store's writer thread
+     * queues finished ones here and wakes the loop. */
+    uv_async_t commit_async;
+    pthread_mutex_t commit_mu;
+    srv_conn_t *commit_head, *commit_tail;
 };
+
+/* Loop thread, shutting down: close the loop's own handles once its last
+ * connection is gone (conn.c calls it; uv_run then returns). */
+void srv_loop_conns_gone(srv_loop_t *l);
+/* The async callback of commit_async (conn.c). */
+void srv_conn_commits_done(uv_async_t *a);
 
 /* Create the sockets of every loop (main thread, before dropping privileges). */
 int srv_loops_bind(srv_t *srv, char *err, size_t errlen);
@@ -116,7 +127,8 @@ enum srv_timer_kind {
  *   HANDSHAKE  TLS handshake running (handshake timer)
  *   READ       reading the next request (idle timer, or message timer once
  *              its first byte arrived)
- *   DISPATCH   the request runs on a worker thread; nothing else is parsed
+ *   DISPATCH   the request runs on a worker thread, or its answer is ready
+ *              and waits for its deferred commit; nothing else is parsed
  *              (one request in flight keeps responses in order)
  *   WRITE      unsent responses above limits.max_pending_output: reading
  *              stopped until the write callbacks drain them (write timer)
@@ -159,6 +171,10 @@ struct srv_conn {
     kmip_summary_t summary;
     int rc;
     uint64_t t0_ns;
+    /* An inline write waiting for the group commit (resp holds its answer). */
+    store_write_t *deferred;
+    srv_conn_t *commit_next;  /* loop->commit_head queue */
+    int commit_result;
 
     char addr[64];            /* "127.0.0.1:53422" */
     char fp[65];              /* client certificate SHA-256, "" if none */

@@ -129,6 +129,7 @@ int store_meta_get(store_reader_t *r, kms_arena_t *arena, const char *key, uint8
 
 /* -------------------------------------------------------------- writes */
 /* A write is a set of mutations applied atomically in one transaction. */
+typedef void (*store_commit_cb)(store_write_t *w, int result, void *arg);
 store_write_t *store_write_new(void);
 void store_write_free(store_write_t *w);  /* NULL ok */
 
@@ -159,6 +160,16 @@ int store_write_meta(store_write_t *w, const char *key, const void *val, size_t 
  * versions_out is given (in put order). The write is not consumed: free it
  * (or reuse it) afterwards. An empty write returns 0 at once. */
 int store_commit(store_t *s, store_write_t *w, int64_t *versions_out, size_t n_versions);
+
+/* The same without waiting, for event loops: queue the write and return 0;
+ * the writer thread calls cb(w, result, arg) once it is durable (result 0)
+ * or failed (the codes of store_commit), after the commit and before any
+ * later batch. cb runs on the writer thread and must only hand the result
+ * over (no store calls, no blocking); w belongs to the caller again from
+ * the moment cb is called. An error return (KMS_ERR_UNAVAIL closing,
+ * KMS_ERR_PERM read-only, KMS_ERR_INVAL) means cb will not be called. An
+ * empty write is refused (KMS_ERR_INVAL): there is nothing to wait for. */
+int store_commit_async(store_t *s, store_write_t *w, store_commit_cb cb, void *arg);
 
 /* ---------------------------------------------------------- change log */
 typedef struct store_change {

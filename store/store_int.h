@@ -54,6 +54,10 @@ struct store_write {
     pthread_cond_t cv;
     bool done;
     int result;
+    /* store_commit_async: called by the writer thread instead of waking a
+     * waiter (NULL for store_commit). */
+    store_commit_cb done_cb;
+    void *done_arg;
 };
 
 /* --------------------------------------------------- writer statements */

@@ -7,8 +7,11 @@
  * inside its own SAVEPOINT (so one write's conflict undoes only that
  * write), COMMITs once (one WAL fsync under synchronous=FULL for the whole
  * group) and only then wakes each waiter with its own result. A write is
- * therefore acknowledged only after it is durable. It deliberately does not
- * retry failed transactions: the caller sees KMS_ERR_IO and decides.
+ * therefore acknowledged only after it is durable. store_commit_async()
+ * queues the same way without a waiting thread: after the COMMIT the
+ * writer calls the write's callback (an event loop's hand-over) instead of
+ * waking anyone. It deliberately does not retry failed transactions: the
+ * caller sees KMS_ERR_IO and decides.
  */
 #include "store/store_int.h"
 
@@ -213,6 +216,14 @@ static void *writer_main(void *arg)
             for (store_write_t *w = s->q_head; w; w = s->q_head) {
                 s->q_head = w->next;
                 w->result = KMS_ERR_NOMEM;
+                if (w->done_cb) {
+                    store_commit_cb cb = w->done_cb;
+                    w->done_cb = NULL;
+                    pthread_mutex_unlock(&s->mu);
+                    cb(w, KMS_ERR_NOMEM, w->done_arg);
+                    pthread_mutex_lock(&s->mu);
+                    continue;
+                }
                 w->done = true;
                 pthread_cond_signal(&w->cv);
             }
@@ -220,6 +231,7 @@ static void *writer_main(void *arg)
             continue;
         }
         bool committed = false;
+        size_t n_async = 0;
         for (size_t i = 0; i < n; i++) {
             int r = batch[i]->result;
             if (r == 0) {
@@ -230,6 +242,10 @@ static void *writer_main(void *arg)
             } else {
                 s->stats.failures++;
             }
+            if (batch[i]->done_cb) {
+                batch[n_async++] = batch[i]; /* called below, without the lock */
+                continue;
+            }
             batch[i]->done = true;
             pthread_cond_signal(&batch[i]->cv);
             /* batch[i] may be freed by its owner once we unlock. */
@@ -239,6 +255,17 @@ static void *writer_main(void *arg)
         if (n > s->stats.max_batch)
             s->stats.max_batch = n;
         s->stats.retried = s->retries;
+        if (n_async) {
+            pthread_mutex_unlock(&s->mu);
+            for (size_t i = 0; i < n_async; i++) {
+                store_write_t *w = batch[i];
+                store_commit_cb cb = w->done_cb;
+                void *cb_arg = w->done_arg;
+                w->done_cb = NULL;
+                cb(w, w->result, cb_arg); /* w is the caller's again */
+            }
+            pthread_mutex_lock(&s->mu);
+        }
     }
     pthread_mutex_unlock(&s->mu);
     free(batch);
@@ -265,6 +292,32 @@ void store_writer_stop(store_t *s)
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL);
     s->thread_started = false;
+}
+
+int store_commit_async(store_t *s, store_write_t *w, store_commit_cb cb, void *arg)
+{
+    if (!s || !w || !cb || w->n_ops == 0)
+        return KMS_ERR_INVAL;
+    if (s->read_only)
+        return KMS_ERR_PERM;
+    pthread_mutex_lock(&s->mu);
+    if (s->stopping || !s->thread_started) {
+        pthread_mutex_unlock(&s->mu);
+        return KMS_ERR_UNAVAIL;
+    }
+    w->done = false;
+    w->result = 0;
+    w->next = NULL;
+    w->done_cb = cb;
+    w->done_arg = arg;
+    if (s->q_tail)
+        s->q_tail->next = w;
+    else
+        s->q_head = w;
+    s->q_tail = w;
+    pthread_cond_signal(&s->cv_work);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
 }
 
 int store_commit(store_t *s, store_write_t *w, int64_t *versions_out, size_t n_versions)
