@@ -125,7 +125,8 @@ int kmip_handle_flags(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *
 /*
  * KMIP_HANDLE_INLINE, and also the operations that make at most one store
  * write (Create, Register, Activate, Revoke, Destroy, Add/Modify/Delete
- * Attribute, Archive, Recover): that write is not committed but returned
+ * Attribute, Archive, Recover; and the bookkeeping write of a read, such
+ * as Fresh cleared by the first Get): that write is not committed but returned
  * in *deferred_out (NULL when the request wrote nothing), and `resp` holds
  * the answer as it will be once the write is durable. The caller commits
  * it without blocking (store_commit_async) and sends `resp` only on

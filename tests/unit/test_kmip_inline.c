@@ -1,0 +1,379 @@
+/*
+ * tests/unit/test_kmip_inline.c: kmip_handle_flags(KMIP_HANDLE_INLINE) and
+ * kmip_handle_inline(), the entry points an event loop uses.
+ *
+ * Against a real store and keyring (test_kmip_env.h): what may run on a
+ * loop, what is refused with KMS_ERR_AGAIN before anything is stored, and
+ * that a deferred write is invisible until it is committed, durable after,
+ * and that a failed deferred commit leaves nothing behind.
+ */
+#include "test_kmip_env.h"
+
+#include <pthread.h>
+
+static int setup(void **state)
+{
+    kenv_t *e = calloc(1, sizeof(*e));
+    if (!e || kenv_setup(e, NULL, NULL) != 0)
+        return -1;
+    *state = e;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    kenv_t *e = *state;
+    kenv_teardown(e);
+    free(e);
+    return 0;
+}
+
+/* Encode msg (Batch Count filled in) into b. */
+static void encode(kenv_t *e, ttlv_item_t *msg, kms_buf_t *b)
+{
+    ttlv_item_t *h = rq_header(msg);
+    ttlv_item_t *bc = ttlv_find(h, KMIP_TAG_BATCH_COUNT);
+    if (!bc)
+        bc = ttlv_new_int(e->a, h, KMIP_TAG_BATCH_COUNT, 0);
+    bc->v.i32 = (int32_t)ttlv_count(msg, KMIP_TAG_BATCH_ITEM);
+    kms_buf_init(b, 64u << 20);
+    assert_int_equal(ttlv_encode(msg, b), 0);
+}
+
+static ttlv_item_t *decode(kenv_t *e, const kms_buf_t *out)
+{
+    ttlv_item_t *root = NULL;
+    ttlv_error_t err;
+    assert_int_equal(ttlv_decode(out->data, out->len, NULL, e->a, &root, &err), 0);
+    return root;
+}
+
+static int64_t count_objects(kenv_t *e)
+{
+    store_reader_t *r = NULL;
+    assert_int_equal(store_reader_new(e->store, &r), 0);
+    int64_t n = store_count_objects(r);
+    store_reader_free(r);
+    return n;
+}
+
+static ttlv_item_t *get_msg(kenv_t *e, const char *id)
+{
+    ttlv_item_t *m = rq_msg(e, 1, 1);
+    rq_uid(e, rq_item(e, m, KMIP_OPERATION_GET), id);
+    return m;
+}
+
+static bool fresh(kenv_t *e, const char *id)
+{
+    ttlv_item_t *m = rq_msg(e, 1, 1);
+    ttlv_item_t *p = rq_item(e, m, KMIP_OPERATION_GET_ATTRIBUTES);
+    rq_uid(e, p, id);
+    ttlv_new_textz(e->a, p, KMIP_TAG_ATTRIBUTE_NAME, "Fresh");
+    ttlv_item_t *bi = rs_item(kenv_call(e, m), 0);
+    assert_ok(bi);
+    ttlv_item_t *v = rs_attr(rs_payload(bi), "Fresh");
+    assert_non_null(v);
+    return v->v.b;
+}
+
+/* A write-class request is refused before it runs. */
+static void test_flags_inline_refuses_create(void **state)
+{
+    kenv_t *e = *state;
+    int64_t before = count_objects(e);
+    ttlv_item_t *m = rq_msg(e, 1, 1);
+    rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, NULL);
+    kms_buf_t b, out;
+    encode(e, m, &b);
+    kms_buf_init(&out, 1u << 20);
+    kmip_summary_t sum;
+    assert_int_equal(kmip_handle_flags(e->srv, NULL, b.data, b.len, &out, &sum, KMIP_HANDLE_INLINE),
+                     KMS_ERR_AGAIN);
+    assert_int_equal(out.len, 0);
+    assert_int_equal(count_objects(e), before);
+    /* The same bytes on a worker create the key. */
+    assert_int_equal(kmip_handle(e->srv, NULL, b.data, b.len, &out, &sum), 0);
+    assert_ok(rs_item(decode(e, &out), 0));
+    assert_int_equal(count_objects(e), before + 1);
+    kms_buf_dispose(&b);
+    kms_buf_dispose(&out);
+}
+
+/* The first Get of a Fresh object writes (Fresh := false). Without
+ * deferral (kmip_handle_flags) that is AGAIN with the object untouched;
+ * kmip_handle_inline defers it: the answer is ready, Fresh changes only when
+ * the write commits; after that, Get is a pure read. */
+static void test_first_get_write(void **state)
+{
+    kenv_t *e = *state;
+    char *id = k_create_aes(e, NULL);
+    assert_true(fresh(e, id));
+    kms_buf_t b, out;
+    encode(e, get_msg(e, id), &b);
+    kms_buf_init(&out, 1u << 20);
+    kmip_summary_t sum;
+    assert_int_equal(kmip_handle_flags(e->srv, NULL, b.data, b.len, &out, &sum, KMIP_HANDLE_INLINE),
+                     KMS_ERR_AGAIN);
+    assert_true(fresh(e, id)); /* nothing was written */
+    store_write_t *w = NULL;
+    assert_int_equal(kmip_handle_inline(e->srv, NULL, b.data, b.len, &out, &sum, &w), 0);
+    assert_non_null(w);
+    ttlv_item_t *bi = rs_item(decode(e, &out), 0);
+    assert_ok(bi);
+    assert_non_null(ttlv_find(rs_payload(bi), KMIP_TAG_SYMMETRIC_KEY));
+    assert_true(fresh(e, id)); /* not before the commit */
+    assert_int_equal(store_commit(e->store, w, NULL, 0), 0);
+    store_write_free(w);
+    assert_false(fresh(e, id));
+    /* Now a pure read: answered inline, nothing deferred. */
+    kms_buf_reset(&out);
+    w = (store_write_t *)1;
+    assert_int_equal(kmip_handle_inline(e->srv, NULL, b.data, b.len, &out, &sum, &w), 0);
+    assert_null(w);
+    bi = rs_item(decode(e, &out), 0);
+    assert_ok(bi);
+    assert_string_equal(rs_uid(bi), id);
+    assert_non_null(ttlv_find(rs_payload(bi), KMIP_TAG_SYMMETRIC_KEY));
+    kms_buf_dispose(&b);
+    kms_buf_dispose(&out);
+}
+
+/* A Create runs inline with its write deferred: the answer is there, the
+ * object is not, until the write commits. */
+static void test_deferred_create(void **state)
+{
+    kenv_t *e = *state;
+    int64_t before = count_objects(e);
+    ttlv_item_t *m = rq_msg(e, 1, 1);
+    rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, "deferred-1");
+    kms_buf_t b, out;
+    encode(e, m, &b);
+    kms_buf_init(&out, 1u << 20);
+    kmip_summary_t sum;
+    store_write_t *w = NULL;
+    assert_int_equal(kmip_handle_inline(e->srv, NULL, b.data, b.len, &out, &sum, &w), 0);
+    assert_non_null(w);
+    ttlv_item_t *bi = rs_item(decode(e, &out), 0);
+    assert_ok(bi);
+    char *id = kms_arena_strdup(e->a, rs_uid(bi));
+    assert_non_null(id);
+    assert_int_equal(count_objects(e), before);
+    assert_fail(k_op_uid(e, KMIP_OPERATION_GET, id), KMIP_RESULT_REASON_ITEM_NOT_FOUND);
+    assert_int_equal(store_commit(e->store, w, NULL, 0), 0);
+    store_write_free(w);
+    assert_int_equal(count_objects(e), before + 1);
+    bi = k_op_uid(e, KMIP_OPERATION_GET, id);
+    assert_ok(bi);
+    assert_non_null(ttlv_find(rs_payload(bi), KMIP_TAG_SYMMETRIC_KEY));
+    /* UUID version 7: the version nibble. */
+    assert_int_equal(strlen(id), 36);
+    assert_int_equal(id[14], '7');
+    kms_buf_dispose(&b);
+    kms_buf_dispose(&out);
+}
+
+/* A deferred Activate whose commit loses a race conflicts and stores
+ * nothing; the worker re-run (kmip_handle) then answers the real outcome. */
+static void test_deferred_conflict(void **state)
+{
+    kenv_t *e = *state;
+    char *id = k_create_aes(e, NULL);
+    kms_buf_t b, out;
+    ttlv_item_t *m = rq_msg(e, 1, 1);
+    rq_uid(e, rq_item(e, m, KMIP_OPERATION_ACTIVATE), id);
+    encode(e, m, &b);
+    kms_buf_init(&out, 1u << 20);
+    kmip_summary_t sum;
+    store_write_t *w = NULL;
+    assert_int_equal(kmip_handle_inline(e->srv, NULL, b.data, b.len, &out, &sum, &w), 0);
+    assert_non_null(w);
+    assert_ok(rs_item(decode(e, &out), 0));
+    /* Meanwhile a worker activates it first. */
+    assert_ok(k_op_uid(e, KMIP_OPERATION_ACTIVATE, id));
+    assert_int_equal(store_commit(e->store, w, NULL, 0), KMS_ERR_CONFLICT);
+    store_write_free(w);
+    assert_int_equal(k_state(e, id), KMIP_STATE_ACTIVE);
+    /* The re-run: Activate of an Active key is refused. */
+    kms_buf_reset(&out);
+    assert_int_equal(kmip_handle(e->srv, NULL, b.data, b.len, &out, &sum), 0);
+    assert_int_equal(rs_status(rs_item(decode(e, &out), 0)), KMIP_RESULT_STATUS_OPERATION_FAILED);
+    kms_buf_dispose(&b);
+    kms_buf_dispose(&out);
+}
+
+/* Two writes, or a read after the deferred write, need a worker. */
+static void test_batch_needs_worker(void **state)
+{
+    kenv_t *e = *state;
+    char *id = k_create_aes(e, NULL);
+    int64_t before = count_objects(e);
+    struct {
+        uint32_t op2;
+    } cases[] = {{KMIP_OPERATION_CREATE}, {KMIP_OPERATION_GET}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ttlv_item_t *m = rq_msg(e, 1, 1);
+        rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, NULL);
+        if (cases[i].op2 == KMIP_OPERATION_CREATE)
+            rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 128, 12, NULL);
+        else
+            rq_uid(e, rq_item(e, m, KMIP_OPERATION_GET), id);
+        kms_buf_t b, out;
+        encode(e, m, &b);
+        kms_buf_init(&out, 1u << 20);
+        kmip_summary_t sum;
+        store_write_t *w = NULL;
+        assert_int_equal(kmip_handle_inline(e->srv, NULL, b.data, b.len, &out, &sum, &w),
+                         KMS_ERR_AGAIN);
+        assert_null(w);
+        assert_int_equal(count_objects(e), before);
+        kms_buf_dispose(&b);
+        kms_buf_dispose(&out);
+    }
+}
+
+/* Locate, Create Key Pair and a password Credential never run inline. */
+static void test_never_inline(void **state)
+{
+    kenv_t *e = *state;
+    ttlv_item_t *msgs[3];
+    msgs[0] = rq_msg(e, 1, 1);
+    rq_item(e, msgs[0], KMIP_OPERATION_LOCATE);
+    msgs[1] = rq_msg(e, 1, 1);
+    rq_item(e, msgs[1], KMIP_OPERATION_CREATE_KEY_PAIR);
+    msgs[2] = rq_msg(e, 1, 1);
+    ttlv_item_t *cred = ttlv_new_struct(e->a, rq_header(msgs[2]), KMIP_TAG_AUTHENTICATION);
+    ttlv_item_t *c = ttlv_new_struct(e->a, cred, KMIP_TAG_CREDENTIAL);
+    ttlv_new_enum(e->a, c, KMIP_TAG_CREDENTIAL_TYPE, KMIP_CREDENTIAL_TYPE_USERNAME_AND_PASSWORD);
+    ttlv_item_t *cv = ttlv_new_struct(e->a, c, KMIP_TAG_CREDENTIAL_VALUE);
+    ttlv_new_textz(e->a, cv, KMIP_TAG_USERNAME, "u");
+    ttlv_new_textz(e->a, cv, KMIP_TAG_PASSWORD, "p");
+    rq_item(e, msgs[2], KMIP_OPERATION_QUERY);
+    for (size_t i = 0; i < 3; i++) {
+        kms_buf_t b, out;
+        encode(e, msgs[i], &b);
+        kms_buf_init(&out, 1u << 20);
+        kmip_summary_t sum;
+        store_write_t *w = NULL;
+        assert_int_equal(kmip_handle_inline(e->srv, NULL, b.data, b.len, &out, &sum, &w),
+                         KMS_ERR_AGAIN);
+        kms_buf_dispose(&b);
+        kms_buf_dispose(&out);
+    }
+    /* Query without a Credential is inline. */
+    ttlv_item_t *q = rq_msg(e, 1, 1);
+    rq_item(e, q, KMIP_OPERATION_QUERY);
+    kms_buf_t b, out;
+    encode(e, q, &b);
+    kms_buf_init(&out, 1u << 20);
+    kmip_summary_t sum;
+    store_write_t *w = NULL;
+    assert_int_equal(kmip_handle_inline(e->srv, NULL, b.data, b.len, &out, &sum, &w), 0);
+    assert_null(w);
+    assert_ok(rs_item(decode(e, &out), 0));
+    kms_buf_dispose(&b);
+    kms_buf_dispose(&out);
+}
+
+/* store_commit_async: the callback sees the result once it is durable. */
+typedef struct cb_state {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int calls, result;
+} cb_state_t;
+
+static void on_done(store_write_t *w, int result, void *arg)
+{
+    cb_state_t *s = arg;
+    (void)w;
+    pthread_mutex_lock(&s->mu);
+    s->calls++;
+    s->result = result;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void test_store_commit_async(void **state)
+{
+    kenv_t *e = *state;
+    ttlv_item_t *m = rq_msg(e, 1, 1);
+    rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, NULL);
+    kms_buf_t b, out;
+    encode(e, m, &b);
+    kms_buf_init(&out, 1u << 20);
+    kmip_summary_t sum;
+    store_write_t *w = NULL;
+    assert_int_equal(kmip_handle_inline(e->srv, NULL, b.data, b.len, &out, &sum, &w), 0);
+    assert_non_null(w);
+    char *id = kms_arena_strdup(e->a, rs_uid(rs_item(decode(e, &out), 0)));
+    cb_state_t s = {.calls = 0, .result = -100};
+    pthread_mutex_init(&s.mu, NULL);
+    pthread_cond_init(&s.cv, NULL);
+    assert_int_equal(store_commit_async(e->store, w, on_done, &s), 0);
+    pthread_mutex_lock(&s.mu);
+    while (s.calls == 0)
+        pthread_cond_wait(&s.cv, &s.mu);
+    pthread_mutex_unlock(&s.mu);
+    assert_int_equal(s.calls, 1);
+    assert_int_equal(s.result, 0);
+    assert_ok(k_op_uid(e, KMIP_OPERATION_GET, id));
+    /* The same write again: the object exists now, so it conflicts. */
+    s.calls = 0;
+    assert_int_equal(store_commit_async(e->store, w, on_done, &s), 0);
+    pthread_mutex_lock(&s.mu);
+    while (s.calls == 0)
+        pthread_cond_wait(&s.cv, &s.mu);
+    pthread_mutex_unlock(&s.mu);
+    assert_int_equal(s.result, KMS_ERR_CONFLICT);
+    store_write_free(w);
+    /* Nothing to wait for: refused. */
+    store_write_t *empty = store_write_new();
+    assert_int_equal(store_commit_async(e->store, empty, on_done, &s), KMS_ERR_INVAL);
+    store_write_free(empty);
+    pthread_cond_destroy(&s.cv);
+    pthread_mutex_destroy(&s.mu);
+    kms_buf_dispose(&b);
+    kms_buf_dispose(&out);
+}
+
+/* The clients generation moves with client and tenant writes only. */
+static void test_clients_generation(void **state)
+{
+    kenv_t *e = *state;
+    uint64_t g0 = store_clients_generation(e->store);
+    (void)k_create_aes(e, NULL);
+    assert_int_equal(store_clients_generation(e->store), g0);
+    store_write_t *w = store_write_new();
+    assert_int_equal(store_write_tenant(w, "gen-t", false), 0);
+    assert_int_equal(store_commit(e->store, w, NULL, 0), 0);
+    store_write_free(w);
+    uint64_t g1 = store_clients_generation(e->store);
+    assert_true(g1 != g0);
+    store_client_t c;
+    memset(&c, 0, sizeof(c));
+    snprintf(c.name, sizeof(c.name), "gen-c");
+    snprintf(c.tenant, sizeof(c.tenant), "gen-t");
+    snprintf(c.role, sizeof(c.role), "client");
+    snprintf(c.kind, sizeof(c.kind), "cert");
+    memset(c.cert_sha256, 'a', 64);
+    w = store_write_new();
+    assert_int_equal(store_write_client(w, &c, false), 0);
+    assert_int_equal(store_commit(e->store, w, NULL, 0), 0);
+    store_write_free(w);
+    assert_true(store_clients_generation(e->store) != g1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_flags_inline_refuses_create, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_get_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deferred_create, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deferred_conflict, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_needs_worker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_never_inline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_commit_async, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clients_generation, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
