@@ -139,5 +139,9 @@ void *bench_worker_main(void *arg);
 /* The SQLite reference: one transaction with one INSERT per commit, WAL,
  * synchronous=FULL, on `path`; commits per second over `n` inserts. */
 int bench_sqlite_floor(const char *path, int n, double *rate_out);
+/* bench/tlscost.c: server CPU of a TLS 1.3 handshake and its pieces, in
+ * process (kmipbench --tls-costs). 0, or 1 when anything failed. */
+int bench_tls_costs(const char *ca, const char *client_cert, const char *client_key,
+                    const char *server_cert, const char *server_key, int n, bool json);
 
 #endif

@@ -147,6 +147,12 @@ both() { # name args...
 echo "machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load $(cut -d' ' -f1-3 /proc/loadavg), $(openssl version | cut -d' ' -f1-2)" >&2
 echo "kmsd $KPORT (pid $KPID), PyKMIP $([ "$DO_PY" = 1 ] && echo "$PPORT (pid $PPID_)" || echo skipped); $DUR s per workload" >&2
 W=(--duration "$DUR" --warmup 1)
+# Idle connections first, on a server that has served nothing yet: the
+# figure is what connections cost, not what the caches (objects, pages,
+# TLS sessions) filled by the workloads below hold; RSS before is printed
+# too, and the server's RSS after all workloads is a row of its own.
+RSS0=$(awk '/^VmRSS/{print $2}' "/proc/$KPID/status")
+[ "$IDLE" -gt 0 ] && run idle kmsd --idle "$IDLE" --duration $((DUR > 5 ? DUR : 5))
 both get          --op get    --connections "$CONNS" "${W[@]}"
 both create       --op create --connections "$CONNS" "${W[@]}"
 both vcenter      --op vcenter --connections "$CONNS" "${W[@]}"
@@ -173,9 +179,12 @@ done
 # Locates still running when the window closes would slow the next workload.
 both locate       --op locate --connections "$CONNS" "${W[@]}"
 
-# Idle connections: RSS while holding them.
-[ "$IDLE" -gt 0 ] && run idle kmsd --idle "$IDLE" --duration $((DUR > 5 ? DUR : 5))
 [ "$DO_PY" = 1 ] && [ "$IDLE_PY" -gt 0 ] && run idle pykmip --idle "$IDLE_PY" --duration 5
+RSS1=$(awk '/^VmRSS/{print $2}' "/proc/$KPID/status")
+
+# Where a handshake's CPU goes, in process (OpenSSL alone, no kernel, no KMIP).
+"$KB" --tls-costs --ca "$PKI/ca.crt" --cert "$PKI/client.crt" --key "$PKI/client.key" \
+    --server-cert "$PKI/server.crt" --server-key "$PKI/server.key" --json >"$T/tlscost.json" 2>>"$T/kmipbench.err"
 
 # Reference 1: openssl s_server CPU per mutual-TLS 1.3 handshake, same key type.
 SPORT=$(free_port)
@@ -217,10 +226,15 @@ if [ "$MILLION" -gt 0 ]; then
     MILLION_OUT=$($PY -c "print('%.3f' % ($t1 - $t0))")
 fi
 
-$PY - "$JSON" "${SSERVER:-}" "$FLOOR" "$MILLION" "$MILLION_OUT" <<'EOF'
+$PY - "$JSON" "${SSERVER:-}" "$FLOOR" "$MILLION" "$MILLION_OUT" "$RSS0" "$RSS1" "$T/tlscost.json" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 sserver, floor, million, restart = sys.argv[2], float(sys.argv[3] or 0), int(sys.argv[4]), sys.argv[5]
+rss0, rss1 = int(sys.argv[6] or 0), int(sys.argv[7] or 0)
+try:
+    tlscost = json.loads(open(sys.argv[8]).read().splitlines()[-1])["tls_costs_us"]
+except Exception:
+    tlscost = None
 res = {}
 for r in rows:
     res[(r["name"], r["server"])] = r
@@ -242,6 +256,9 @@ for n in names:
     if n.startswith("idle"):
         one = lambda x: "%d of %d / %.1f MB" % (x["idle_established"], x["idle_target"], x["server_rss_kb"] / 1024)
         print("| idle TLS connections | established / server RSS | %s | %s | |" % (one(k) if k else "-", one(p) if p else "-"))
+        if k and rss0 and k.get("idle_established"):
+            print("| idle TLS connections | RSS before / per connection | %.1f MB / %.1f kB | | |" % (
+                rss0 / 1024, (k["server_rss_kb"] - rss0) / k["idle_established"]))
         continue
     metrics = [("req/s", "requests_per_s", True, ""), ("p99 ms", "p99_ms", False, "ms"),
                ("server CPU us/req", "cpu_us_per_req", False, "us")]
@@ -269,6 +286,14 @@ if sserver:
     cpu, rate = sserver.split()
     print("| ref: openssl s_server TLS 1.3 mTLS P-256 | server CPU us/handshake | %s | (s_time %s conn/s) | |" % (cpu, rate))
 print("| ref: SQLite 1 commit/insert (WAL, FULL) | commits/s | %.1f | | |" % floor)
+if rss1:
+    print("| kmsd after all workloads | RSS (caches filled, no idle connections) | %.1f MB | | |" % (rss1 / 1024))
+if tlscost:
+    print("| ref: OpenSSL in process, server side | TLS 1.3 mTLS / no client cert / resumed, us | %.0f / %.0f / %.0f | | |" % (
+        tlscost["handshake_mtls"], tlscost["handshake_no_client_cert"], tlscost["handshake_resumed"]))
+    print("| ref: OpenSSL pieces | parse client cert / verify chain / ECDSA sign / verify / X25519, us | %.0f / %.0f / %.0f / %.0f / %.0f | | |" % (
+        tlscost["parse_client_cert"], tlscost["verify_client_chain"], tlscost["ecdsa_p256_sign"],
+        tlscost["ecdsa_p256_verify"], tlscost["x25519"]))
 c = res.get(("create", "kmsd"))
 if c and floor:
     print("| create vs SQLite floor | ratio | %.1fx | | |" % (c["requests_per_s"] / floor))

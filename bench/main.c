@@ -48,7 +48,9 @@ static void usage(FILE *f)
         "  --host NAME|ADDR  server host (IPv4, IPv6 or a name; default 127.0.0.1)\n"
         "  --servername NAME SNI + host name check (default: chain check only)\n"
         "  --json            one JSON line instead of the text report\n"
-        "  --sqlite-floor DB one-commit-per-insert SQLite loop on DB (--requests, default 2000)\n");
+        "  --sqlite-floor DB one-commit-per-insert SQLite loop on DB (--requests, default 2000)\n"
+        "  --tls-costs      server CPU of a TLS 1.3 handshake and its pieces, in process, with\n"
+        "                   --ca --cert --key (client) --server-cert --server-key (--requests, 300)\n");
 }
 
 static int parse_op(const char *s, int *w)
@@ -179,13 +181,14 @@ int main(int argc, char **argv)
     bench_opts_t o = {.host = "127.0.0.1", .port = 5696, .conns = 64, .duration = 10,
                       .warmup = 1, .keys = 100, .msg = {1, 1}};
     bench_tlscfg_t tc = {0};
-    const char *op = "get", *sqlite_db = NULL;
+    const char *op = "get", *sqlite_db = NULL, *server_cert = NULL, *server_key = NULL;
+    bool tls_costs = false;
     long server_pid = 0;
     bool json = false;
     int rc = 1;
     enum { O_HOST = 256, O_PORT, O_CA, O_CERT, O_KEY, O_CONNS, O_THREADS, O_NEWCONN, O_RESUME,
            O_TLS, O_OP, O_DUR, O_REQS, O_RATE, O_WARM, O_PID, O_JSON, O_IDLE, O_KEYS, O_KV,
-           O_SNI, O_SQL, O_NAMED, O_HELP };
+           O_SNI, O_SQL, O_NAMED, O_HELP, O_TLSCOST, O_SCERT, O_SKEY };
     static const struct option lo[] = {
         {"host", 1, 0, O_HOST}, {"port", 1, 0, O_PORT}, {"ca", 1, 0, O_CA},
         {"cert", 1, 0, O_CERT}, {"key", 1, 0, O_KEY}, {"connections", 1, 0, O_CONNS},
@@ -195,6 +198,7 @@ int main(int argc, char **argv)
         {"server-pid", 1, 0, O_PID}, {"json", 0, 0, O_JSON}, {"idle", 1, 0, O_IDLE},
         {"keys", 1, 0, O_KEYS}, {"kmip-version", 1, 0, O_KV}, {"servername", 1, 0, O_SNI},
         {"sqlite-floor", 1, 0, O_SQL}, {"named", 0, 0, O_NAMED}, {"help", 0, 0, O_HELP},
+        {"tls-costs", 0, 0, O_TLSCOST}, {"server-cert", 1, 0, O_SCERT}, {"server-key", 1, 0, O_SKEY},
         {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -228,8 +232,19 @@ int main(int argc, char **argv)
         case O_SQL: sqlite_db = optarg; break;
         case O_NAMED: o.named = true; break;
         case O_HELP: usage(stdout); return 0;
+        case O_TLSCOST: tls_costs = true; break;
+        case O_SCERT: server_cert = optarg; break;
+        case O_SKEY: server_key = optarg; break;
         default: usage(stderr); return 2;
         }
+    }
+    if (tls_costs) {
+        if (!tc.ca || !tc.cert || !tc.key || !server_cert || !server_key) {
+            fprintf(stderr, "kmipbench: --tls-costs needs --ca --cert --key --server-cert --server-key\n");
+            return 2;
+        }
+        return bench_tls_costs(tc.ca, tc.cert, tc.key, server_cert, server_key,
+                               o.requests ? (int)o.requests : 300, json);
     }
     if (sqlite_db) {
         double r = 0;
