@@ -28,7 +28,7 @@ void conf_defaults(conf_t *c)
     c->listen = default_listen;
     c->n_listen = 1;
     c->workers = 0;
-    c->threads = 128;
+    c->threads = 32;
     c->run_as = "";
 
     c->tls.cert = "/etc/kmsd/pki/server.crt";

@@ -77,7 +77,7 @@ static void test_defaults(void **state)
     assert_int_equal(d.n_listen, 1);
     assert_string_equal(d.listen[0], "[::]:5696");
     assert_int_equal(d.workers, 0);
-    assert_int_equal(d.threads, 128);
+    assert_int_equal(d.threads, 32);
     assert_int_equal(d.tls.client_auth, CONF_CLIENT_AUTH_REQUIRED);
     assert_false(d.tls.require_registered);
     assert_int_equal(d.tls.min_version, 0x0303);
