@@ -6,8 +6,24 @@
 #include "hsm/hsm_int.h"
 
 #include <limits.h>
+#include <pthread.h>
 
 #include <openssl/evp.h>
+
+/* The cipher, fetched once: with OpenSSL 3 a legacy EVP_aes_256_gcm() makes
+ * every EVP_CipherInit_ex fetch it again from the provider store (a lock
+ * and a hash look-up), on every Get. Kept for the process's lifetime. */
+static EVP_CIPHER *g_gcm;
+static pthread_once_t g_gcm_once = PTHREAD_ONCE_INIT;
+static void gcm_fetch(void)
+{
+    g_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+}
+static const EVP_CIPHER *gcm_cipher(void)
+{
+    pthread_once(&g_gcm_once, gcm_fetch);
+    return g_gcm ? g_gcm : EVP_aes_256_gcm();
+}
 
 static int gcm(int enc, const uint8_t key[32], const uint8_t iv[HSM_GCM_IV_LEN], const uint8_t *aad,
                size_t aadlen, const uint8_t *in, size_t len, uint8_t *out)
@@ -22,7 +38,7 @@ static int gcm(int enc, const uint8_t key[32], const uint8_t iv[HSM_GCM_IV_LEN],
         return KMS_ERR_LIMIT;
     if (!(c = EVP_CIPHER_CTX_new()))
         return KMS_ERR_NOMEM;
-    if (EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) != 1 ||
+    if (EVP_CipherInit_ex(c, gcm_cipher(), NULL, NULL, NULL, enc) != 1 ||
         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, HSM_GCM_IV_LEN, NULL) != 1 ||
         EVP_CipherInit_ex(c, NULL, NULL, key, iv, enc) != 1)
         goto out;

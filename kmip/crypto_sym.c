@@ -6,6 +6,7 @@
  * decide policy (which lengths a tenant may use); it knows what the
  * algorithms themselves allow.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -130,10 +131,19 @@ int kmip_crypto_sym_generate(uint32_t alg, int32_t bits, kms_secret_t **key_out,
     return 0;
 }
 
+/* Fetched once: OpenSSL 3 fetches a legacy EVP_sha256() again per call. */
+static EVP_MD *g_sha256;
+static pthread_once_t g_sha256_once = PTHREAD_ONCE_INIT;
+static void sha256_fetch(void)
+{
+    g_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 int kmip_crypto_sha256(const uint8_t *p, size_t len, uint8_t out[32])
 {
     unsigned int n = 0;
-    if (EVP_Digest(p, len, out, &n, EVP_sha256(), NULL) != 1 || n != 32)
+    pthread_once(&g_sha256_once, sha256_fetch);
+    if (EVP_Digest(p, len, out, &n, g_sha256 ? g_sha256 : EVP_sha256(), NULL) != 1 || n != 32)
         return KMS_ERR_CRYPTO;
     return 0;
 }

@@ -43,6 +43,10 @@ static void *ckpt_main(void *arg)
     store_t *s = arg;
     int warned_at = 0;
     pthread_setname_np(pthread_self(), "kmsd-store-ckpt");
+    /* Background copying: its fair share, but no wake-up preemption of the
+     * event loops or the writer (SCHED_BATCH). Best effort. */
+    struct sched_param sp = {0};
+    (void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
     pthread_mutex_lock(&s->ckpt_mu);
     for (;;) {
         while (!s->ckpt_frames && !s->ckpt_stop)
