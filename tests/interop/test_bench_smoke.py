@@ -124,6 +124,29 @@ def test_sqlite_floor(tmp_path):
     assert json.loads(p.stdout)["sqlite_commits_per_s"] > 0
 
 
+def test_tls_costs(tmp_path):
+    """--tls-costs: real handshakes in process; a client certificate costs
+    the server more than none, a resumption less than a full handshake."""
+    k = kmsd_harness.Kmsd(str(tmp_path / "certs"), start=False)  # only for its certificates
+    p = subprocess.run([kmipbench_bin(), "--tls-costs", "--ca", k.ca, "--cert", k.cert, "--key",
+                        k.key, "--server-cert", k.server_cert, "--server-key", k.server_key,
+                        "--requests", "40", "--json"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    d = json.loads(p.stdout.splitlines()[-1])
+    assert d["failed"] == 0
+    c = d["tls_costs_us"]
+    assert c["handshake_mtls"] > c["handshake_no_client_cert"] > 0
+    assert 0 < c["handshake_resumed"] < c["handshake_mtls"]
+    for piece in ("parse_client_cert", "verify_client_chain", "ecdsa_p256_sign", "ecdsa_p256_verify",
+                  "x25519", "ecdhe_p256", "ssl_new_free"):
+        assert c[piece] > 0, piece
+    # A wrong key pair is refused, not measured.
+    p = subprocess.run([kmipbench_bin(), "--tls-costs", "--ca", k.ca, "--cert", k.cert, "--key",
+                        k.server_key, "--server-cert", k.server_cert, "--server-key", k.server_key,
+                        "--requests", "5"], capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0
+
+
 def port_open(port):
     try:
         socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
