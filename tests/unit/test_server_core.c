@@ -102,7 +102,7 @@ static void test_tls_defaults(void **state)
      * (SSL_OP_NO_TICKET under TLS 1.3), one per handshake. */
     assert_true(o & SSL_OP_NO_TICKET);
     assert_int_equal(SSL_CTX_get_num_tickets(ctx), 1);
-    assert_int_equal(SSL_CTX_sess_get_cache_size(ctx), 4096);
+    assert_int_equal(SSL_CTX_sess_get_cache_size(ctx), 1024);
     assert_int_equal(SSL_CTX_get_verify_mode(ctx),
                      SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT);
     assert_int_equal(SSL_CTX_get_session_cache_mode(ctx), SSL_SESS_CACHE_SERVER);
