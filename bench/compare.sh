@@ -50,7 +50,9 @@ fi
 
 T=$(mktemp -d /tmp/kmsd-bench.XXXXXX)
 PIDS=()
+PGROUPS=()
 cleanup() {
+    for g in "${PGROUPS[@]}"; do kill -- "-$g" 2>/dev/null; done
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
     wait 2>/dev/null
     [ "${BENCH_KEEP:-0}" = 1 ] && echo "kept $T" >&2 || rm -rf "$T"
@@ -111,10 +113,13 @@ enable_tls_client_auth=True
 logging_level=WARNING
 database_path=$T/pykmip/pykmip.db
 EOF
-    $PY -W ignore -c 'from kmip.services.server import server; server.main()' \
+    # setsid: a process group of its own, so cleanup also ends the policy
+    # monitor and manager processes PyKMIP forks (they outlive their parent).
+    setsid $PY -W ignore -c 'from kmip.services.server import server; server.main()' \
         -f "$T/pykmip/server.conf" -l "$T/pykmip/server.log" >"$T/pykmip.out" 2>&1 &
     PPID_=$!
     PIDS+=("$PPID_")
+    PGROUPS+=("$PPID_")
     if ! wait_port "$PPORT" "$PPID_" 30; then
         echo "compare.sh: PyKMIP server did not start; PyKMIP column skipped" >&2
         tail -5 "$T/pykmip.out" >&2

@@ -11,6 +11,7 @@ bench/compare.sh.
 """
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -170,7 +171,8 @@ def test_against_pykmip_server(tmp_path):
     proc = subprocess.Popen(["/usr/bin/python3", "-W", "ignore", "-c",
                              "from kmip.services.server import server; server.main()",
                              "-f", str(conf), "-l", str(tmp_path / "server.log")],
-                            stdout=log, stderr=subprocess.STDOUT)
+                            stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)  # its own group: PyKMIP forks
     try:
         deadline = time.time() + 30
         while not port_open(port):
@@ -184,12 +186,20 @@ def test_against_pykmip_server(tmp_path):
             assert rc == 0 and d["errors"] == 0, d
             assert d["operations"] == 40
     finally:
-        proc.terminate()
+        # The whole process group: PyKMIP's server forks children that
+        # would otherwise outlive it (and the test run).
         try:
+            os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # PyKMIP's threads can outlive SIGTERM
-            proc.kill()
-            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        except ProcessLookupError:
+            pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
         log.close()
 
 
