@@ -276,6 +276,27 @@ static void log_request(srv_conn_t *c, uint64_t us)
             c->rc == KMS_ERR_PROTO ? " (not TTLV)" : "");
 }
 
+/* Hand the answer in c->resp to OpenSSL (the caller flushes). A request
+ * that produced no answer, or one too large, leaves *rc set for the
+ * caller's close. false: the TLS write failed and the connection is
+ * closing. */
+static bool conn_write_resp(srv_conn_t *c, int *rc)
+{
+    if ((*rc != 0 && *rc != KMS_ERR_PROTO) || c->resp.len == 0)
+        return true;
+    if (c->resp.len > INT32_MAX) {
+        *rc = KMS_ERR_LIMIT;
+        return true;
+    }
+    ERR_clear_error();
+    int n = SSL_write(c->ssl, c->resp.data, (int)c->resp.len);
+    if (n <= 0) {
+        conn_tls_fail(c, SSL_get_error(c->ssl, n), "write");
+        return false;
+    }
+    return true;
+}
+
 static void after_work_cb(uv_work_t *w, int status)
 {
     srv_conn_t *c = w->data;
@@ -298,20 +319,10 @@ static void after_work_cb(uv_work_t *w, int status)
         return;
     }
     int rc = c->rc;
-    if ((rc == 0 || rc == KMS_ERR_PROTO) && c->resp.len > 0) {
-        if (c->resp.len > INT32_MAX) {
-            rc = KMS_ERR_LIMIT;
-        } else {
-            ERR_clear_error();
-            int n = SSL_write(c->ssl, c->resp.data, (int)c->resp.len);
-            if (n <= 0) {
-                int e = SSL_get_error(c->ssl, n);
-                kms_buf_dispose_wipe(&c->resp);
-                conn_tls_fail(c, e, "write");
-                conn_unref(c);
-                return;
-            }
-        }
+    if (!conn_write_resp(c, &rc)) {
+        kms_buf_dispose_wipe(&c->resp);
+        conn_unref(c);
+        return;
     }
     kms_buf_dispose_wipe(&c->resp); /* a Get response carries key material */
     kms_buf_init(&c->resp, srv->limits.max_response);
@@ -452,19 +463,9 @@ static bool conn_run_inline(srv_conn_t *c)
     c->need = 0;
     c->requests++;
     log_request(c, (kms_mono_ns() - t0) / 1000);
-    if ((rc == 0 || rc == KMS_ERR_PROTO) && c->resp.len > 0) {
-        if (c->resp.len > INT32_MAX) {
-            rc = KMS_ERR_LIMIT;
-        } else {
-            ERR_clear_error();
-            int n = SSL_write(c->ssl, c->resp.data, (int)c->resp.len);
-            if (n <= 0) {
-                int e = SSL_get_error(c->ssl, n);
-                kms_buf_dispose_wipe(&c->resp);
-                conn_tls_fail(c, e, "write");
-                return true;
-            }
-        }
+    if (!conn_write_resp(c, &rc)) {
+        kms_buf_dispose_wipe(&c->resp);
+        return true;
     }
     /* A Get response carries key material: wipe it, keep the memory for the
      * next request (freed when the connection idles, conn_shrink). */

@@ -294,17 +294,12 @@ void store_writer_stop(store_t *s)
     s->thread_started = false;
 }
 
-int store_commit_async(store_t *s, store_write_t *w, store_commit_cb cb, void *arg)
+/* Append w to the writer's queue and wake it. Called with s->mu held;
+ * KMS_ERR_UNAVAIL (nothing queued) when the store is closing. */
+static int enqueue_locked(store_t *s, store_write_t *w, store_commit_cb cb, void *arg)
 {
-    if (!s || !w || !cb || w->n_ops == 0)
-        return KMS_ERR_INVAL;
-    if (s->read_only)
-        return KMS_ERR_PERM;
-    pthread_mutex_lock(&s->mu);
-    if (s->stopping || !s->thread_started) {
-        pthread_mutex_unlock(&s->mu);
+    if (s->stopping || !s->thread_started)
         return KMS_ERR_UNAVAIL;
-    }
     w->done = false;
     w->result = 0;
     w->next = NULL;
@@ -316,8 +311,19 @@ int store_commit_async(store_t *s, store_write_t *w, store_commit_cb cb, void *a
         s->q_head = w;
     s->q_tail = w;
     pthread_cond_signal(&s->cv_work);
-    pthread_mutex_unlock(&s->mu);
     return 0;
+}
+
+int store_commit_async(store_t *s, store_write_t *w, store_commit_cb cb, void *arg)
+{
+    if (!s || !w || !cb || w->n_ops == 0)
+        return KMS_ERR_INVAL;
+    if (s->read_only)
+        return KMS_ERR_PERM;
+    pthread_mutex_lock(&s->mu);
+    int rc = enqueue_locked(s, w, cb, arg);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
 }
 
 int store_commit(store_t *s, store_write_t *w, int64_t *versions_out, size_t n_versions)
@@ -331,19 +337,10 @@ int store_commit(store_t *s, store_write_t *w, int64_t *versions_out, size_t n_v
     if (w->n_ops == 0)
         return 0;
     pthread_mutex_lock(&s->mu);
-    if (s->stopping || !s->thread_started) {
+    if (enqueue_locked(s, w, NULL, NULL) != 0) {
         pthread_mutex_unlock(&s->mu);
         return KMS_ERR_UNAVAIL;
     }
-    w->done = false;
-    w->result = 0;
-    w->next = NULL;
-    if (s->q_tail)
-        s->q_tail->next = w;
-    else
-        s->q_head = w;
-    s->q_tail = w;
-    pthread_cond_signal(&s->cv_work);
     while (!w->done)
         pthread_cond_wait(&w->cv, &s->mu);
     int r = w->result;

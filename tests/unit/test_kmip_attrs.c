@@ -6,22 +6,6 @@
  */
 #include "tests/unit/test_kmip_env.h"
 
-static int setup(void **state)
-{
-    kenv_t *e = calloc(1, sizeof(*e));
-    if (!e || kenv_setup(e, NULL, NULL))
-        return -1;
-    *state = e;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    kenv_t *e = *state;
-    kenv_teardown(e);
-    free(e);
-    return 0;
-}
 
 /* Add/Modify with an Attribute built by `fill`. */
 static ttlv_item_t *edit(kenv_t *e, uint32_t op, const char *id, const char *name, int index,
@@ -203,9 +187,9 @@ static void test_rules(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_get_attributes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_custom_multi, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_attributes, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_custom_multi, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_rules, kenv_plain_setup, kenv_plain_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -303,6 +303,27 @@ static inline ttlv_item_t *k_revoke(kenv_t *e, const char *id, uint32_t code)
     return rs_item(kenv_call(e, m), 0);
 }
 
+/* cmocka setup/teardown of a plain environment (no access control: every
+ * caller is admin of "default"); *state is the kenv_t. */
+static inline int kenv_plain_setup(void **state)
+{
+    kenv_t *e = calloc(1, sizeof(*e));
+    if (!e || kenv_setup(e, NULL, NULL)) {
+        free(e);
+        return -1;
+    }
+    *state = e;
+    return 0;
+}
+
+static inline int kenv_plain_teardown(void **state)
+{
+    kenv_t *e = *state;
+    kenv_teardown(e);
+    free(e);
+    return 0;
+}
+
 /*
  * Two client tenants and an admin, for access-control tests: identity by
  * certificate CN ("alice" -> tenant ta, "bob" -> tb, both clients; "root"

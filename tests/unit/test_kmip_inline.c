@@ -11,22 +11,6 @@
 
 #include <pthread.h>
 
-static int setup(void **state)
-{
-    kenv_t *e = calloc(1, sizeof(*e));
-    if (!e || kenv_setup(e, NULL, NULL) != 0)
-        return -1;
-    *state = e;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    kenv_t *e = *state;
-    kenv_teardown(e);
-    free(e);
-    return 0;
-}
 
 /* Encode msg (Batch Count filled in) into b. */
 static void encode(kenv_t *e, ttlv_item_t *msg, kms_buf_t *b)
@@ -46,6 +30,33 @@ static ttlv_item_t *decode(kenv_t *e, const kms_buf_t *out)
     ttlv_error_t err;
     assert_int_equal(ttlv_decode(out->data, out->len, NULL, e->a, &root, &err), 0);
     return root;
+}
+
+/* One call of the bytes in b: VIA_INLINE = kmip_handle_inline (deferral
+ * allowed), VIA_FLAGS = kmip_handle_flags(KMIP_HANDLE_INLINE), VIA_WORKER =
+ * kmip_handle. Returns the call's result; *w the deferred write (or NULL),
+ * *bi the first Batch Item of the answer (NULL when there is none). */
+enum via { VIA_INLINE, VIA_FLAGS, VIA_WORKER };
+static int run(kenv_t *e, const kms_buf_t *b, enum via via, store_write_t **w, ttlv_item_t **bi)
+{
+    kms_buf_t out;
+    kmip_summary_t sum;
+    store_write_t *dw = NULL;
+    kms_buf_init(&out, 1u << 20);
+    int rc = via == VIA_INLINE ? kmip_handle_inline(e->srv, NULL, b->data, b->len, &out, &sum, &dw)
+             : via == VIA_FLAGS
+                 ? kmip_handle_flags(e->srv, NULL, b->data, b->len, &out, &sum, KMIP_HANDLE_INLINE)
+                 : kmip_handle(e->srv, NULL, b->data, b->len, &out, &sum);
+    if (w)
+        *w = dw;
+    else
+        assert_null(dw);
+    if (bi)
+        *bi = out.len ? rs_item(decode(e, &out), 0) : NULL;
+    if (rc == KMS_ERR_AGAIN)
+        assert_int_equal(out.len, 0);
+    kms_buf_dispose(&out);
+    return rc;
 }
 
 static int64_t count_objects(kenv_t *e)
@@ -84,20 +95,16 @@ static void test_flags_inline_refuses_create(void **state)
     int64_t before = count_objects(e);
     ttlv_item_t *m = rq_msg(e, 1, 1);
     rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, NULL);
-    kms_buf_t b, out;
+    kms_buf_t b;
     encode(e, m, &b);
-    kms_buf_init(&out, 1u << 20);
-    kmip_summary_t sum;
-    assert_int_equal(kmip_handle_flags(e->srv, NULL, b.data, b.len, &out, &sum, KMIP_HANDLE_INLINE),
-                     KMS_ERR_AGAIN);
-    assert_int_equal(out.len, 0);
+    assert_int_equal(run(e, &b, VIA_FLAGS, NULL, NULL), KMS_ERR_AGAIN);
     assert_int_equal(count_objects(e), before);
     /* The same bytes on a worker create the key. */
-    assert_int_equal(kmip_handle(e->srv, NULL, b.data, b.len, &out, &sum), 0);
-    assert_ok(rs_item(decode(e, &out), 0));
+    ttlv_item_t *bi = NULL;
+    assert_int_equal(run(e, &b, VIA_WORKER, NULL, &bi), 0);
+    assert_ok(bi);
     assert_int_equal(count_objects(e), before + 1);
     kms_buf_dispose(&b);
-    kms_buf_dispose(&out);
 }
 
 /* The first Get of a Fresh object writes (Fresh := false). Without
@@ -109,17 +116,14 @@ static void test_first_get_write(void **state)
     kenv_t *e = *state;
     char *id = k_create_aes(e, NULL);
     assert_true(fresh(e, id));
-    kms_buf_t b, out;
+    kms_buf_t b;
     encode(e, get_msg(e, id), &b);
-    kms_buf_init(&out, 1u << 20);
-    kmip_summary_t sum;
-    assert_int_equal(kmip_handle_flags(e->srv, NULL, b.data, b.len, &out, &sum, KMIP_HANDLE_INLINE),
-                     KMS_ERR_AGAIN);
+    assert_int_equal(run(e, &b, VIA_FLAGS, NULL, NULL), KMS_ERR_AGAIN);
     assert_true(fresh(e, id)); /* nothing was written */
     store_write_t *w = NULL;
-    assert_int_equal(kmip_handle_inline(e->srv, NULL, b.data, b.len, &out, &sum, &w), 0);
+    ttlv_item_t *bi = NULL;
+    assert_int_equal(run(e, &b, VIA_INLINE, &w, &bi), 0);
     assert_non_null(w);
-    ttlv_item_t *bi = rs_item(decode(e, &out), 0);
     assert_ok(bi);
     assert_non_null(ttlv_find(rs_payload(bi), KMIP_TAG_SYMMETRIC_KEY));
     assert_true(fresh(e, id)); /* not before the commit */
@@ -127,16 +131,11 @@ static void test_first_get_write(void **state)
     store_write_free(w);
     assert_false(fresh(e, id));
     /* Now a pure read: answered inline, nothing deferred. */
-    kms_buf_reset(&out);
-    w = (store_write_t *)1;
-    assert_int_equal(kmip_handle_inline(e->srv, NULL, b.data, b.len, &out, &sum, &w), 0);
-    assert_null(w);
-    bi = rs_item(decode(e, &out), 0);
+    assert_int_equal(run(e, &b, VIA_INLINE, NULL, &bi), 0);
     assert_ok(bi);
     assert_string_equal(rs_uid(bi), id);
     assert_non_null(ttlv_find(rs_payload(bi), KMIP_TAG_SYMMETRIC_KEY));
     kms_buf_dispose(&b);
-    kms_buf_dispose(&out);
 }
 
 /* A Create runs inline with its write deferred: the answer is there, the
@@ -147,14 +146,12 @@ static void test_deferred_create(void **state)
     int64_t before = count_objects(e);
     ttlv_item_t *m = rq_msg(e, 1, 1);
     rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, "deferred-1");
-    kms_buf_t b, out;
+    kms_buf_t b;
     encode(e, m, &b);
-    kms_buf_init(&out, 1u << 20);
-    kmip_summary_t sum;
     store_write_t *w = NULL;
-    assert_int_equal(kmip_handle_inline(e->srv, NULL, b.data, b.len, &out, &sum, &w), 0);
+    ttlv_item_t *bi = NULL;
+    assert_int_equal(run(e, &b, VIA_INLINE, &w, &bi), 0);
     assert_non_null(w);
-    ttlv_item_t *bi = rs_item(decode(e, &out), 0);
     assert_ok(bi);
     char *id = kms_arena_strdup(e->a, rs_uid(bi));
     assert_non_null(id);
@@ -170,7 +167,6 @@ static void test_deferred_create(void **state)
     assert_int_equal(strlen(id), 36);
     assert_int_equal(id[14], '7');
     kms_buf_dispose(&b);
-    kms_buf_dispose(&out);
 }
 
 /* A deferred Activate whose commit loses a race conflicts and stores
@@ -179,27 +175,24 @@ static void test_deferred_conflict(void **state)
 {
     kenv_t *e = *state;
     char *id = k_create_aes(e, NULL);
-    kms_buf_t b, out;
+    kms_buf_t b;
     ttlv_item_t *m = rq_msg(e, 1, 1);
     rq_uid(e, rq_item(e, m, KMIP_OPERATION_ACTIVATE), id);
     encode(e, m, &b);
-    kms_buf_init(&out, 1u << 20);
-    kmip_summary_t sum;
     store_write_t *w = NULL;
-    assert_int_equal(kmip_handle_inline(e->srv, NULL, b.data, b.len, &out, &sum, &w), 0);
+    ttlv_item_t *bi = NULL;
+    assert_int_equal(run(e, &b, VIA_INLINE, &w, &bi), 0);
     assert_non_null(w);
-    assert_ok(rs_item(decode(e, &out), 0));
+    assert_ok(bi);
     /* Meanwhile a worker activates it first. */
     assert_ok(k_op_uid(e, KMIP_OPERATION_ACTIVATE, id));
     assert_int_equal(store_commit(e->store, w, NULL, 0), KMS_ERR_CONFLICT);
     store_write_free(w);
     assert_int_equal(k_state(e, id), KMIP_STATE_ACTIVE);
     /* The re-run: Activate of an Active key is refused. */
-    kms_buf_reset(&out);
-    assert_int_equal(kmip_handle(e->srv, NULL, b.data, b.len, &out, &sum), 0);
-    assert_int_equal(rs_status(rs_item(decode(e, &out), 0)), KMIP_RESULT_STATUS_OPERATION_FAILED);
+    assert_int_equal(run(e, &b, VIA_WORKER, NULL, &bi), 0);
+    assert_int_equal(rs_status(bi), KMIP_RESULT_STATUS_OPERATION_FAILED);
     kms_buf_dispose(&b);
-    kms_buf_dispose(&out);
 }
 
 /* Two writes, or a read after the deferred write, need a worker. */
@@ -208,27 +201,18 @@ static void test_batch_needs_worker(void **state)
     kenv_t *e = *state;
     char *id = k_create_aes(e, NULL);
     int64_t before = count_objects(e);
-    struct {
-        uint32_t op2;
-    } cases[] = {{KMIP_OPERATION_CREATE}, {KMIP_OPERATION_GET}};
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    for (int second_is_get = 0; second_is_get <= 1; second_is_get++) {
         ttlv_item_t *m = rq_msg(e, 1, 1);
         rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, NULL);
-        if (cases[i].op2 == KMIP_OPERATION_CREATE)
-            rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 128, 12, NULL);
-        else
+        if (second_is_get)
             rq_uid(e, rq_item(e, m, KMIP_OPERATION_GET), id);
-        kms_buf_t b, out;
+        else
+            rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 128, 12, NULL);
+        kms_buf_t b;
         encode(e, m, &b);
-        kms_buf_init(&out, 1u << 20);
-        kmip_summary_t sum;
-        store_write_t *w = NULL;
-        assert_int_equal(kmip_handle_inline(e->srv, NULL, b.data, b.len, &out, &sum, &w),
-                         KMS_ERR_AGAIN);
-        assert_null(w);
+        assert_int_equal(run(e, &b, VIA_INLINE, NULL, NULL), KMS_ERR_AGAIN);
         assert_int_equal(count_objects(e), before);
         kms_buf_dispose(&b);
-        kms_buf_dispose(&out);
     }
 }
 
@@ -250,29 +234,20 @@ static void test_never_inline(void **state)
     ttlv_new_textz(e->a, cv, KMIP_TAG_PASSWORD, "p");
     rq_item(e, msgs[2], KMIP_OPERATION_QUERY);
     for (size_t i = 0; i < 3; i++) {
-        kms_buf_t b, out;
+        kms_buf_t b;
         encode(e, msgs[i], &b);
-        kms_buf_init(&out, 1u << 20);
-        kmip_summary_t sum;
-        store_write_t *w = NULL;
-        assert_int_equal(kmip_handle_inline(e->srv, NULL, b.data, b.len, &out, &sum, &w),
-                         KMS_ERR_AGAIN);
+        assert_int_equal(run(e, &b, VIA_INLINE, NULL, NULL), KMS_ERR_AGAIN);
         kms_buf_dispose(&b);
-        kms_buf_dispose(&out);
     }
     /* Query without a Credential is inline. */
     ttlv_item_t *q = rq_msg(e, 1, 1);
     rq_item(e, q, KMIP_OPERATION_QUERY);
-    kms_buf_t b, out;
+    kms_buf_t b;
     encode(e, q, &b);
-    kms_buf_init(&out, 1u << 20);
-    kmip_summary_t sum;
-    store_write_t *w = NULL;
-    assert_int_equal(kmip_handle_inline(e->srv, NULL, b.data, b.len, &out, &sum, &w), 0);
-    assert_null(w);
-    assert_ok(rs_item(decode(e, &out), 0));
+    ttlv_item_t *bi = NULL;
+    assert_int_equal(run(e, &b, VIA_INLINE, NULL, &bi), 0);
+    assert_ok(bi);
     kms_buf_dispose(&b);
-    kms_buf_dispose(&out);
 }
 
 /* store_commit_async: the callback sees the result once it is durable. */
@@ -293,47 +268,47 @@ static void on_done(store_write_t *w, int result, void *arg)
     pthread_mutex_unlock(&s->mu);
 }
 
+static void wait_calls(cb_state_t *s, int n)
+{
+    pthread_mutex_lock(&s->mu);
+    while (s->calls < n)
+        pthread_cond_wait(&s->cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+}
+
 static void test_store_commit_async(void **state)
 {
     kenv_t *e = *state;
     ttlv_item_t *m = rq_msg(e, 1, 1);
     rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, NULL);
-    kms_buf_t b, out;
+    kms_buf_t b;
     encode(e, m, &b);
-    kms_buf_init(&out, 1u << 20);
-    kmip_summary_t sum;
     store_write_t *w = NULL;
-    assert_int_equal(kmip_handle_inline(e->srv, NULL, b.data, b.len, &out, &sum, &w), 0);
+    ttlv_item_t *bi = NULL;
+    assert_int_equal(run(e, &b, VIA_INLINE, &w, &bi), 0);
     assert_non_null(w);
-    char *id = kms_arena_strdup(e->a, rs_uid(rs_item(decode(e, &out), 0)));
+    char *id = kms_arena_strdup(e->a, rs_uid(bi));
     cb_state_t s = {.calls = 0, .result = -100};
     pthread_mutex_init(&s.mu, NULL);
     pthread_cond_init(&s.cv, NULL);
     assert_int_equal(store_commit_async(e->store, w, on_done, &s), 0);
-    pthread_mutex_lock(&s.mu);
-    while (s.calls == 0)
-        pthread_cond_wait(&s.cv, &s.mu);
-    pthread_mutex_unlock(&s.mu);
+    wait_calls(&s, 1);
     assert_int_equal(s.calls, 1);
     assert_int_equal(s.result, 0);
     assert_ok(k_op_uid(e, KMIP_OPERATION_GET, id));
     /* The same write again: the object exists now, so it conflicts. */
-    s.calls = 0;
     assert_int_equal(store_commit_async(e->store, w, on_done, &s), 0);
-    pthread_mutex_lock(&s.mu);
-    while (s.calls == 0)
-        pthread_cond_wait(&s.cv, &s.mu);
-    pthread_mutex_unlock(&s.mu);
+    wait_calls(&s, 2);
     assert_int_equal(s.result, KMS_ERR_CONFLICT);
     store_write_free(w);
     /* Nothing to wait for: refused. */
     store_write_t *empty = store_write_new();
     assert_int_equal(store_commit_async(e->store, empty, on_done, &s), KMS_ERR_INVAL);
     store_write_free(empty);
+    assert_int_equal(s.calls, 2);
     pthread_cond_destroy(&s.cv);
     pthread_mutex_destroy(&s.mu);
     kms_buf_dispose(&b);
-    kms_buf_dispose(&out);
 }
 
 /* The clients generation moves with client and tenant writes only. */
@@ -366,14 +341,14 @@ static void test_clients_generation(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_flags_inline_refuses_create, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_first_get_write, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_deferred_create, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_deferred_conflict, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_batch_needs_worker, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_never_inline, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_store_commit_async, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_clients_generation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flags_inline_refuses_create, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_first_get_write, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_deferred_create, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_deferred_conflict, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_needs_worker, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_never_inline, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_store_commit_async, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_clients_generation, kenv_plain_setup, kenv_plain_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,22 +10,6 @@
 
 #include <openssl/sha.h>
 
-static int setup(void **state)
-{
-    kenv_t *e = calloc(1, sizeof(*e));
-    if (!e || kenv_setup(e, NULL, NULL))
-        return -1;
-    *state = e;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    kenv_t *e = *state;
-    kenv_teardown(e);
-    free(e);
-    return 0;
-}
 
 static ttlv_item_t *get_key(kenv_t *e, const char *id, uint32_t fmt)
 {
@@ -410,15 +394,15 @@ static void test_concurrent_updates(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_create_get_aes256, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_create_algorithms, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_state_machine, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_compromise, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_activation_dates, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_archive_recover, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_usage_allocation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_key_wrapping, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_updates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_get_aes256, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_create_algorithms, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_state_machine, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_compromise, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_activation_dates, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_archive_recover, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_usage_allocation, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_key_wrapping, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_updates, kenv_plain_setup, kenv_plain_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,22 +8,6 @@
  */
 #include "tests/unit/test_kmip_env.h"
 
-static int setup(void **state)
-{
-    kenv_t *e = calloc(1, sizeof(*e));
-    if (!e || kenv_setup(e, NULL, NULL))
-        return -1;
-    *state = e;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    kenv_t *e = *state;
-    kenv_teardown(e);
-    free(e);
-    return 0;
-}
 
 static int resp_version(const ttlv_item_t *resp, int *min)
 {
@@ -352,18 +336,18 @@ static void test_undo_modification(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_not_ttlv, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_invalid_message, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ttlv_limits, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_versions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_discover_versions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_query, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_not_supported, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_extensions_async, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_max_response_size, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_id_placeholder_batch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_batch_error_continuation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_undo_modification, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_ttlv, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_message, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_ttlv_limits, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_versions, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_discover_versions, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_query, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_not_supported, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_extensions_async, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_max_response_size, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_id_placeholder_batch, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_error_continuation, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_undo_modification, kenv_plain_setup, kenv_plain_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
