@@ -239,14 +239,21 @@ static void conn_tls_fail(srv_conn_t *c, int ssl_err, const char *what)
 }
 
 /* ----------------------------------------------------------- dispatch */
-static void work_cb(uv_work_t *w)
+/* Who is asking, as the TLS layer established it (for kmip_handle*). */
+static kmip_peer_t conn_peer(const srv_conn_t *c)
 {
-    srv_conn_t *c = w->data;
     kmip_peer_t peer = {
         .cert_sha256 = c->fp[0] ? c->fp : NULL,
         .cert_cn = c->cn[0] ? c->cn : NULL,
         .address = c->addr,
     };
+    return peer;
+}
+
+static void work_cb(uv_work_t *w)
+{
+    srv_conn_t *c = w->data;
+    kmip_peer_t peer = conn_peer(c);
     memset(&c->summary, 0, sizeof c->summary);
     c->rc = kmip_handle(c->loop->srv->kmip, &peer, c->req, c->req_len, &c->resp, &c->summary);
     atomic_fetch_add_explicit(&c->loop->srv->n_requests, 1, memory_order_relaxed);
@@ -407,11 +414,7 @@ void srv_conn_commits_done(uv_async_t *a)
         store_write_free(c->deferred);
         c->deferred = NULL;
         if (c->commit_result == 0) {
-            kmip_peer_t peer = {
-                .cert_sha256 = c->fp[0] ? c->fp : NULL,
-                .cert_cn = c->cn[0] ? c->cn : NULL,
-                .address = c->addr,
-            };
+            kmip_peer_t peer = conn_peer(c);
             atomic_fetch_add_explicit(&l->srv->n_requests, 1, memory_order_relaxed);
             if (c->rc == 0 || c->rc == KMS_ERR_PROTO)
                 srv_audit_record(&c->summary, &peer);
@@ -438,11 +441,7 @@ void srv_conn_commits_done(uv_async_t *a)
 static bool conn_run_inline(srv_conn_t *c)
 {
     srv_t *srv = c->loop->srv;
-    kmip_peer_t peer = {
-        .cert_sha256 = c->fp[0] ? c->fp : NULL,
-        .cert_cn = c->cn[0] ? c->cn : NULL,
-        .address = c->addr,
-    };
+    kmip_peer_t peer = conn_peer(c);
     uint64_t t0 = kms_mono_ns();
     memset(&c->summary, 0, sizeof c->summary);
     store_write_t *w = NULL;
