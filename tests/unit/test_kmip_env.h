@@ -280,17 +280,24 @@ static inline ttlv_item_t *k_op_uid(kenv_t *e, uint32_t op, const char *id)
     return rs_item(kenv_call(e, m), 0);
 }
 
-static inline uint32_t k_state(kenv_t *e, const char *id)
+/* The value of attribute `name` of object `id` (Get Attributes; asserted
+ * to succeed and to hold it). */
+static inline ttlv_item_t *k_attr(kenv_t *e, const char *id, const char *name)
 {
     ttlv_item_t *m = rq_msg(e, 1, 1);
     ttlv_item_t *p = rq_item(e, m, KMIP_OPERATION_GET_ATTRIBUTES);
     rq_uid(e, p, id);
-    ttlv_new_textz(e->a, p, KMIP_TAG_ATTRIBUTE_NAME, "State");
+    ttlv_new_textz(e->a, p, KMIP_TAG_ATTRIBUTE_NAME, name);
     ttlv_item_t *bi = rs_item(kenv_call(e, m), 0);
     assert_ok(bi);
-    ttlv_item_t *v = rs_attr(rs_payload(bi), "State");
+    ttlv_item_t *v = rs_attr(rs_payload(bi), name);
     assert_non_null(v);
-    return ttlv_u32(v);
+    return v;
+}
+
+static inline uint32_t k_state(kenv_t *e, const char *id)
+{
+    return ttlv_u32(k_attr(e, id, "State"));
 }
 
 static inline ttlv_item_t *k_revoke(kenv_t *e, const char *id, uint32_t code)

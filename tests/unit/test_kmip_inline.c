@@ -77,15 +77,7 @@ static ttlv_item_t *get_msg(kenv_t *e, const char *id)
 
 static bool fresh(kenv_t *e, const char *id)
 {
-    ttlv_item_t *m = rq_msg(e, 1, 1);
-    ttlv_item_t *p = rq_item(e, m, KMIP_OPERATION_GET_ATTRIBUTES);
-    rq_uid(e, p, id);
-    ttlv_new_textz(e->a, p, KMIP_TAG_ATTRIBUTE_NAME, "Fresh");
-    ttlv_item_t *bi = rs_item(kenv_call(e, m), 0);
-    assert_ok(bi);
-    ttlv_item_t *v = rs_attr(rs_payload(bi), "Fresh");
-    assert_non_null(v);
-    return v->v.b;
+    return k_attr(e, id, "Fresh")->v.b;
 }
 
 /* A write-class request is refused before it runs. */
