@@ -198,3 +198,44 @@ def test_session_resumes_after_plain_close(k, version):
         sess = s.session
         assert sess is not None
         s.close()  # no unwrap(): no close_notify, like most KMIP clients
+
+
+def test_clients_vanishing_with_commits_in_flight(k):
+    """Connections that send Creates and Activates and drop at once (RST,
+    no reading) while their deferred commits are in flight: kmsd keeps
+    serving, and the server stops sanitizer-clean (the module fixture checks
+    the log at the end)."""
+    uid = create_key(admin(k), "vanish-%s" % uuid.uuid4().hex[:8])
+    msgs = _create_msg("vanish-%s" % uuid.uuid4().hex[:8]) + S(TAG["REQUEST_MESSAGE"], S(
+        TAG["REQUEST_HEADER"], S(TAG["PROTOCOL_VERSION"], I(TAG["MAJOR"], 1), I(TAG["MINOR"], 1)),
+        I(TAG["BATCH_COUNT"], 1)),
+        S(TAG["BATCH_ITEM"], E(TAG["OPERATION"], 18), S(TAG["REQUEST_PAYLOAD"],
+                                                          T(TAG["UID"], uid))))
+    errors = []
+
+    def worker():
+        try:
+            for _ in range(25):
+                c = admin(k)
+                c.sock.sendall(msgs * 3)
+                # RST instead of FIN: SO_LINGER 0, then close without reading.
+                c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                c.close()
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(120)
+    assert not errors, errors[:3]
+    # Still serving, and the writes that did commit are whole.
+    c = admin(k)
+    try:
+        st, rs, p = c.request("Get", T(TAG["UID"], uid))
+        assert st == SUCCESS, (st, rs)
+        st, rs, p = c.request("GetAttributes", T(TAG["UID"], uid), T(TAG["ATTRIBUTE_NAME"], "State"))
+        assert st == SUCCESS, (st, rs)
+    finally:
+        c.close()
