@@ -6,8 +6,8 @@
  * loop: server/ hands in the bytes of one request and gets the bytes of one
  * response back. Operations that write block the calling thread until the
  * store commit is durable, so those run on a worker thread, never on an
- * event-loop thread; kmip_handle_flags(KMIP_HANDLE_INLINE) lets a loop run
- * the requests that cannot block (Get, Get Attributes, ...) itself.
+ * event-loop thread; kmip_handle_inline() lets a loop run the requests that
+ * cannot block (reads, and single writes whose commit it hands over).
  */
 #ifndef KMS_KMIP_H
 #define KMS_KMIP_H
@@ -104,37 +104,24 @@ int kmip_handle(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req, s
                 kms_buf_t *resp, kmip_summary_t *summary_out);
 
 /*
- * KMIP_HANDLE_INLINE: the caller is an event-loop thread. When any batch
- * item could block (it writes the store and so waits for a durable commit,
- * may generate or use keys in the HSM, runs a Locate whose cost depends on
- * the store's size) or the request carries a Credential (password hashing),
- * return KMS_ERR_AGAIN before anything is executed or authorised: no side
- * effect, `resp` and the summary untouched; the caller runs the same bytes
- * with kmip_handle() on a worker thread. Otherwise exactly kmip_handle().
- * What remains inline: Get, Get Attributes, Get Attribute List, Check,
- * Query, Discover Versions (in-memory keys and cache or indexed point reads).
- * Should one of them want to write after all (the first Get of an object
- * clears Fresh; a reached Activation or Deactivation Date changes State),
- * the write is refused before anything is stored, the answer dropped, and
- * KMS_ERR_AGAIN returned the same way.
- */
-#define KMIP_HANDLE_INLINE 1u
-int kmip_handle_flags(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req, size_t len,
-                      kms_buf_t *resp, kmip_summary_t *summary_out, unsigned flags);
-
-/*
- * KMIP_HANDLE_INLINE, and also the operations that make at most one store
- * write (Create, Register, Activate, Revoke, Destroy, Add/Modify/Delete
- * Attribute, Archive, Recover; and the bookkeeping write of a read, such
- * as Fresh cleared by the first Get): that write is not committed but returned
- * in *deferred_out (NULL when the request wrote nothing), and `resp` holds
- * the answer as it will be once the write is durable. The caller commits
- * it without blocking (store_commit_async) and sends `resp` only on
- * success; on any commit error it drops `resp` and runs the request again
- * with kmip_handle() on a worker, which answers the real outcome (nothing
- * of the failed write was stored). A second write in the same request, or
- * a read after the deferred write, returns KMS_ERR_AGAIN as above. The
- * caller owns *deferred_out (store_write_free after the commit).
+ * For an event-loop thread. When any batch item could block (a Locate,
+ * whose cost depends on the store's size; key pair generation; a second
+ * store write; a read after a write) or the request carries a Credential
+ * (password hashing), return KMS_ERR_AGAIN before anything is executed or
+ * authorised: no side effect, `resp` empty, *deferred_out NULL, the
+ * summary untouched; the caller runs the same bytes with kmip_handle() on a worker.
+ * Reads (Get, Get Attributes, Get Attribute List, Check, Query, Discover
+ * Versions) and the operations that make one store write (Create,
+ * Register, Activate, Revoke, Destroy, Add/Modify/Delete Attribute,
+ * Archive, Recover; and the bookkeeping write of a read, such as Fresh
+ * cleared by the first Get) run here. Their write is not committed but
+ * returned in *deferred_out (NULL when the request wrote nothing), and
+ * `resp` holds the answer as it will be once the write is durable. The
+ * caller commits it without blocking (store_commit_async) and sends `resp`
+ * only on success; on any commit error it drops `resp` and runs the request
+ * again with kmip_handle() on a worker, which answers the real outcome
+ * (nothing of the failed write was stored). The caller owns *deferred_out
+ * (store_write_free after the commit).
  */
 int kmip_handle_inline(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req, size_t len,
                        kms_buf_t *resp, kmip_summary_t *summary_out, store_write_t **deferred_out);

@@ -84,17 +84,13 @@ typedef struct kmip_ctx {
 
     char first_object_id[64];    /* for kmip_summary_t */
 
-    /* KMIP_HANDLE_INLINE: the request runs on an event loop, where nothing
-     * may wait for a commit. A write that a read-class operation would make
-     * (Fresh cleared by the first Get, a date-driven state change) is
-     * refused with KMS_ERR_AGAIN and sets need_worker; kmip_handle_flags()
-     * then drops the whole answer and the request runs again on a worker. */
+    /* kmip_handle_inline(): the request runs on an event loop, where nothing
+     * may wait for a commit. The one write it may make is not committed but
+     * kept in `deferred` for the caller (see kmip.h); a second write or a
+     * read after it sets need_worker (KMS_ERR_AGAIN), and kmip_handle_inline
+     * then drops the whole answer: the request runs again on a worker. */
     bool inline_only;
     bool need_worker;
-    /* kmip_handle_inline(): the one write such a request may make is not
-     * committed but kept here for the caller (see kmip.h); any later read
-     * or second write of the request sets need_worker. */
-    bool allow_defer;
     store_write_t *deferred;
 
     /* Locate with Object Group Member "Default" picked the ID Placeholder:

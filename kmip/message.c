@@ -298,8 +298,8 @@ static void run_item(kmip_ctx_t *ctx, const ttlv_item_t *bi, item_result_t *r, b
     r->wrote = e->writes;
 }
 
-/* Operations an event-loop thread may run itself (KMIP_HANDLE_INLINE):
- * no store write, no HSM call, bounded work. An operation without a handler
+/* Reads an event-loop thread may run itself (kmip_handle_inline): no store
+ * write, no HSM call, bounded work. An operation without a handler
  * is answered at once, so it is inline too. */
 static bool op_inline(uint32_t operation)
 {
@@ -341,9 +341,8 @@ static bool op_deferrable(uint32_t operation)
     }
 }
 
-/* True when every batch item of a well-formed request may run inline
- * (with `defer`: also the operations of op_deferrable). */
-static bool request_inline(const ttlv_item_t *root, const req_t *rq, bool defer)
+/* True when every batch item of a well-formed request may run inline. */
+static bool request_inline(const ttlv_item_t *root, const req_t *rq)
 {
     if (rq->username || rq->password)
         return false; /* the auth callback hashes the password */
@@ -351,26 +350,20 @@ static bool request_inline(const ttlv_item_t *root, const req_t *rq, bool defer)
          bi = ttlv_find_next(bi, KMIP_TAG_BATCH_ITEM)) {
         const ttlv_item_t *op = bi->type == TTLV_STRUCTURE ? ttlv_find(bi, KMIP_TAG_OPERATION) : NULL;
         if (op && op->type == TTLV_ENUMERATION && !op_inline(ttlv_u32(op)) &&
-            !(defer && op_deferrable(ttlv_u32(op))))
+            !op_deferrable(ttlv_u32(op)))
             return false;
     }
     return true;
 }
 
+/* deferred_out NULL: kmip_handle (a worker); else kmip_handle_inline. */
 static int handle(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req, size_t len,
-                  kms_buf_t *resp, kmip_summary_t *summary_out, unsigned flags,
-                  store_write_t **deferred_out);
+                  kms_buf_t *resp, kmip_summary_t *summary_out, store_write_t **deferred_out);
 
 int kmip_handle(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req, size_t len,
                 kms_buf_t *resp, kmip_summary_t *summary_out)
 {
-    return handle(s, peer, req, len, resp, summary_out, 0, NULL);
-}
-
-int kmip_handle_flags(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req, size_t len,
-                      kms_buf_t *resp, kmip_summary_t *summary_out, unsigned flags)
-{
-    return handle(s, peer, req, len, resp, summary_out, flags, NULL);
+    return handle(s, peer, req, len, resp, summary_out, NULL);
 }
 
 int kmip_handle_inline(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req, size_t len,
@@ -379,12 +372,11 @@ int kmip_handle_inline(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t 
     if (!deferred_out)
         return KMS_ERR_INVAL;
     *deferred_out = NULL;
-    return handle(s, peer, req, len, resp, summary_out, KMIP_HANDLE_INLINE, deferred_out);
+    return handle(s, peer, req, len, resp, summary_out, deferred_out);
 }
 
 static int handle(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req, size_t len,
-                  kms_buf_t *resp, kmip_summary_t *summary_out, unsigned flags,
-                  store_write_t **deferred_out)
+                  kms_buf_t *resp, kmip_summary_t *summary_out, store_write_t **deferred_out)
 {
     int rc = 0;
     kms_arena_t *a = NULL;
@@ -442,7 +434,7 @@ static int handle(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req,
         rc = invalid_message(a, &rq, now, herr, s->cfg.max_response, resp, &sum);
         goto out;
     }
-    if ((flags & KMIP_HANDLE_INLINE) && !request_inline(root, &rq, deferred_out != NULL)) {
+    if (deferred_out && !request_inline(root, &rq)) {
         kms_arena_free(a);
         return KMS_ERR_AGAIN; /* nothing done: the caller retries on a worker */
     }
@@ -480,8 +472,7 @@ static int handle(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req,
     ctx.ver_minor = rq.min;
     ctx.now = now;
     ctx.undo_enabled = rq.bec == KMIP_BATCH_ERROR_CONTINUATION_OPTION_UNDO;
-    ctx.inline_only = (flags & KMIP_HANDLE_INLINE) != 0;
-    ctx.allow_defer = ctx.inline_only && deferred_out != NULL;
+    ctx.inline_only = deferred_out != NULL;
     if (!denied) {
         ctx.reader = kmip_thread_reader(s);
         if (!ctx.reader)
@@ -560,8 +551,8 @@ static int handle(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req,
     }
     if (ctx.deferred) {
         /* The answer stands only once this write commits (caller's job). */
-        if (rc == 0 && deferred_out)
-            *deferred_out = ctx.deferred;
+        if (rc == 0)
+            *deferred_out = ctx.deferred; /* deferred only when inline */
         else
             store_write_free(ctx.deferred);
         ctx.deferred = NULL;

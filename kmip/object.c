@@ -411,7 +411,7 @@ out:
 static int commit_one(kmip_ctx_t *ctx, const store_object_t *so, int64_t expect, bool del,
                       int64_t *version_out)
 {
-    if (ctx->inline_only && (!ctx->allow_defer || ctx->deferred)) {
+    if (ctx->inline_only && ctx->deferred) {
         ctx->need_worker = true; /* an event loop never waits for a commit */
         return KMS_ERR_AGAIN;
     }

@@ -12,12 +12,14 @@
  * in the read BIO; above limits.max_pending_output unsent bytes, reading
  * stops until the write callbacks drain them.
  *
- * Requests that cannot block (Get, Get Attributes, Query, ...: see
- * KMIP_HANDLE_INLINE in kmip/kmip.h) run on the loop thread itself, and the
- * responses of pipelined requests leave in one socket write; everything
- * else (writes, which wait for the durable commit, HSM work, Locate,
- * password checks) runs on libuv's threadpool (uv_queue_work). Either way
- * a connection has one request at a time, so answers stay in order.
+ * Reads and single-write operations run on the loop thread itself
+ * (kmip_handle_inline): a read is answered at once (pipelined answers leave
+ * in one socket write), a write is handed to the store's writer
+ * (store_commit_async) and its prepared answer leaves when the commit is
+ * durable; a failed commit re-runs the request on a worker. Everything
+ * else (Locate, key pair generation, password checks, multi-write
+ * batches) runs on libuv's threadpool (uv_queue_work). Either way a
+ * connection has one request at a time, so answers stay in order.
  * It deliberately never parses TTLV beyond the header and never blocks the
  * loop thread. A misbehaving client loses only its own connection.
  */

@@ -259,6 +259,8 @@ void srv_loops_free(srv_t *srv)
         for (size_t a = 0; l->fds && a < l->n_listeners; a++)
             if (l->fds[a] >= 0)
                 close(l->fds[a]);
+        if (l->started)
+            pthread_mutex_destroy(&l->commit_mu);
         free(l->fds);
         free(l->listeners);
     }

@@ -5,8 +5,9 @@
  * One srv_t holds the whole running server: the modules it opened (hsm,
  * store, keyring, kmip), the TLS context that new connections use, the
  * listen sockets and the event loops. It deliberately holds no KMIP
- * knowledge: a connection hands complete request bytes to kmip_handle() on
- * a worker thread and writes back whatever it returns. Access control
+ * knowledge: a connection hands complete request bytes to kmip/ (on its
+ * loop thread with kmip_handle_inline(), or on a worker with kmip_handle())
+ * and writes back whatever it returns. Access control
  * (server/access.h) plugs in through the hook fields below.
  */
 #ifndef KMS_SERVER_INT_H

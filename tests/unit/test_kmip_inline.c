@@ -1,6 +1,6 @@
 /*
- * tests/unit/test_kmip_inline.c: kmip_handle_flags(KMIP_HANDLE_INLINE) and
- * kmip_handle_inline(), the entry points an event loop uses.
+ * tests/unit/test_kmip_inline.c: kmip_handle_inline(), the entry point an
+ * event loop uses, and store_commit_async() behind it.
  *
  * Against a real store and keyring (test_kmip_env.h): what may run on a
  * loop, what is refused with KMS_ERR_AGAIN before anything is stored, and
@@ -32,11 +32,10 @@ static ttlv_item_t *decode(kenv_t *e, const kms_buf_t *out)
     return root;
 }
 
-/* One call of the bytes in b: VIA_INLINE = kmip_handle_inline (deferral
- * allowed), VIA_FLAGS = kmip_handle_flags(KMIP_HANDLE_INLINE), VIA_WORKER =
+/* One call of the bytes in b: VIA_INLINE = kmip_handle_inline, VIA_WORKER =
  * kmip_handle. Returns the call's result; *w the deferred write (or NULL),
  * *bi the first Batch Item of the answer (NULL when there is none). */
-enum via { VIA_INLINE, VIA_FLAGS, VIA_WORKER };
+enum via { VIA_INLINE, VIA_WORKER };
 static int run(kenv_t *e, const kms_buf_t *b, enum via via, store_write_t **w, ttlv_item_t **bi)
 {
     kms_buf_t out;
@@ -44,9 +43,7 @@ static int run(kenv_t *e, const kms_buf_t *b, enum via via, store_write_t **w, t
     store_write_t *dw = NULL;
     kms_buf_init(&out, 1u << 20);
     int rc = via == VIA_INLINE ? kmip_handle_inline(e->srv, NULL, b->data, b->len, &out, &sum, &dw)
-             : via == VIA_FLAGS
-                 ? kmip_handle_flags(e->srv, NULL, b->data, b->len, &out, &sum, KMIP_HANDLE_INLINE)
-                 : kmip_handle(e->srv, NULL, b->data, b->len, &out, &sum);
+                               : kmip_handle(e->srv, NULL, b->data, b->len, &out, &sum);
     if (w)
         *w = dw;
     else
@@ -80,29 +77,9 @@ static bool fresh(kenv_t *e, const char *id)
     return k_attr(e, id, "Fresh")->v.b;
 }
 
-/* A write-class request is refused before it runs. */
-static void test_flags_inline_refuses_create(void **state)
-{
-    kenv_t *e = *state;
-    int64_t before = count_objects(e);
-    ttlv_item_t *m = rq_msg(e, 1, 1);
-    rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, NULL);
-    kms_buf_t b;
-    encode(e, m, &b);
-    assert_int_equal(run(e, &b, VIA_FLAGS, NULL, NULL), KMS_ERR_AGAIN);
-    assert_int_equal(count_objects(e), before);
-    /* The same bytes on a worker create the key. */
-    ttlv_item_t *bi = NULL;
-    assert_int_equal(run(e, &b, VIA_WORKER, NULL, &bi), 0);
-    assert_ok(bi);
-    assert_int_equal(count_objects(e), before + 1);
-    kms_buf_dispose(&b);
-}
-
-/* The first Get of a Fresh object writes (Fresh := false). Without
- * deferral (kmip_handle_flags) that is AGAIN with the object untouched;
- * kmip_handle_inline defers it: the answer is ready, Fresh changes only when
- * the write commits; after that, Get is a pure read. */
+/* The first Get of a Fresh object writes (Fresh := false): that write is
+ * deferred, the answer is ready, Fresh changes only when the write
+ * commits; after that, Get is a pure read with nothing deferred. */
 static void test_first_get_write(void **state)
 {
     kenv_t *e = *state;
@@ -110,8 +87,6 @@ static void test_first_get_write(void **state)
     assert_true(fresh(e, id));
     kms_buf_t b;
     encode(e, get_msg(e, id), &b);
-    assert_int_equal(run(e, &b, VIA_FLAGS, NULL, NULL), KMS_ERR_AGAIN);
-    assert_true(fresh(e, id)); /* nothing was written */
     store_write_t *w = NULL;
     ttlv_item_t *bi = NULL;
     assert_int_equal(run(e, &b, VIA_INLINE, &w, &bi), 0);
@@ -333,7 +308,6 @@ static void test_clients_generation(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_flags_inline_refuses_create, kenv_plain_setup, kenv_plain_teardown),
         cmocka_unit_test_setup_teardown(test_first_get_write, kenv_plain_setup, kenv_plain_teardown),
         cmocka_unit_test_setup_teardown(test_deferred_create, kenv_plain_setup, kenv_plain_teardown),
         cmocka_unit_test_setup_teardown(test_deferred_conflict, kenv_plain_setup, kenv_plain_teardown),
