@@ -126,4 +126,11 @@ int kmip_handle(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req, s
 int kmip_handle_inline(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req, size_t len,
                        kms_buf_t *resp, kmip_summary_t *summary_out, store_write_t **deferred_out);
 
+/* Whether the numeric search key of attribute `name`, whose value has TTLV
+ * type `ttlv_type`, goes into the store's Locate index
+ * (store_attr_t.index_nkey): Date-Time values and custom attributes (x-,
+ * y-) only. Store migration 5 applies the same rule to existing rows;
+ * restore uses it for backed-up attributes. */
+bool kmip_attr_nkey_indexed(const char *name, int ttlv_type);
+
 #endif /* KMS_KMIP_H */

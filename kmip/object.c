@@ -308,6 +308,11 @@ void kmip_obj_drop_material(kmip_obj_t *o)
     o->dirty = true;
 }
 
+bool kmip_attr_nkey_indexed(const char *name, int ttlv_type)
+{
+    return ttlv_type == TTLV_DATE_TIME || kmip_attr_is_custom(name);
+}
+
 void kmip_attr_search_keys(kms_arena_t *a, const char *name, const ttlv_item_t *v,
                            const char **skey_out, int64_t *nkey_out, bool *has_nkey_out)
 {
@@ -380,6 +385,7 @@ static int to_store(kmip_ctx_t *ctx, kmip_obj_t *o, int64_t new_version, store_o
             goto out;
         }
         kmip_attr_search_keys(ctx->arena, a->name, a->value, &sa->skey, &sa->nkey, &sa->has_nkey);
+        sa->index_nkey = sa->has_nkey && kmip_attr_nkey_indexed(a->name, a->value->type);
     }
     so->n_attrs = n;
     if (o->has_material) {

@@ -118,7 +118,7 @@ int kmip_op_locate(kmip_ctx_t *ctx)
             uint32_t st = ttlv_u32(v);
             int64_t lo = st <= KMIP_STATE_DEACTIVATED ? KMIP_STATE_PRE_ACTIVE : st;
             conds[nc++] = (store_cond_t){.kind = STORE_COND_NKEY_RANGE, .name = "State", .lo = lo,
-                                         .hi = st};
+                                         .hi = st, .indexed = false};
             posts[np++] = (post_t){.name = name, .state = true, .state_v = st};
             continue;
         }
@@ -138,7 +138,8 @@ int kmip_op_locate(kmip_ctx_t *ctx)
             }
             if (!merged)
                 conds[nc++] = (store_cond_t){.kind = STORE_COND_NKEY_EQ, .name = name,
-                                             .lo = v->v.i64, .hi = v->v.i64};
+                                             .lo = v->v.i64, .hi = v->v.i64,
+                                             .indexed = kmip_attr_nkey_indexed(name, v->type)};
             continue;
         }
         if (strcmp(name, "Cryptographic Usage Mask") == 0) {
@@ -154,7 +155,8 @@ int kmip_op_locate(kmip_ctx_t *ctx)
             conds[nc++] = (store_cond_t){.kind = STORE_COND_SKEY_EQ, .name = name, .s = skey};
         if (v->type != TTLV_STRUCTURE && has_n)
             conds[nc++] = (store_cond_t){.kind = STORE_COND_NKEY_EQ, .name = name, .lo = nkey,
-                                         .hi = nkey};
+                                         .hi = nkey,
+                                         .indexed = kmip_attr_nkey_indexed(name, v->type)};
         if (v->type == TTLV_STRUCTURE || (!skey && !has_n))
             posts[np++] = (post_t){.name = name, .value = v};
     }

@@ -580,6 +580,9 @@ static int apply_object(const srv_admin_options_t *opt, const bk_keys_t *keys, k
         at->skey = txt(ai, BK_SKEY);
         at->has_nkey = ttlv_find(ai, BK_NKEY) != NULL;
         at->nkey = num(ai, BK_NKEY, 0);
+        /* The stored value is a TTLV item: its 4th byte is the type. */
+        at->index_nkey = at->has_nkey && kmip_attr_nkey_indexed(at->name, at->value_len >= 4
+                                                                    ? at->value[3] : -1);
     }
     const ttlv_item_t *blob = ttlv_find(t, BK_BLOB);
     kms_buf_t plain, sealed;

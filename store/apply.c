@@ -73,9 +73,9 @@ static int attr_insert_stmt(store_t *s, size_t n, sqlite3_stmt **out)
     if (!s->attr_ins[n]) {
         char sql[64 + STORE_ATTR_ROWS * 24];
         size_t len = (size_t)snprintf(sql, sizeof(sql), "INSERT OR ROLLBACK INTO attributes(obj_id, name,"
-                                                        " idx, value, skey, nkey) VALUES ");
+                                                        " idx, value, skey, nkey, ikey) VALUES ");
         for (size_t i = 0; i < n; i++)
-            len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s(?,?,?,?,?,?)",
+            len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s(?,?,?,?,?,?,?)",
                                     i ? "," : "");
         if (len >= sizeof(sql))
             return KMS_ERR_INTERNAL;
@@ -96,7 +96,7 @@ static int insert_attrs(store_t *s, int64_t oid, const store_attr_t *attrs, size
             return err;
         for (size_t i = 0; i < n; i++) {
             const store_attr_t *a = &attrs[done + i];
-            int p = (int)i * 6;
+            int p = (int)i * 7;
             sqlite3_bind_int64(st, p + 1, oid);
             store_bind_text(st, p + 2, a->name);
             sqlite3_bind_int64(st, p + 3, a->index);
@@ -104,6 +104,8 @@ static int insert_attrs(store_t *s, int64_t oid, const store_attr_t *attrs, size
             store_bind_text(st, p + 5, a->skey);
             if (a->has_nkey)
                 sqlite3_bind_int64(st, p + 6, a->nkey);
+            if (a->has_nkey && a->index_nkey)
+                sqlite3_bind_int64(st, p + 7, a->nkey);
         }
         int rc = sqlite3_step(st);
         sqlite3_reset(st);

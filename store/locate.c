@@ -65,12 +65,14 @@ static int64_t one_int(store_reader_t *r, sqlite3_stmt *st, int *err)
 
 /* The driving condition, or SIZE_MAX for none (walk the order index).
  * A text equality (a name, an id, a group: few rows) always drives.
- * Otherwise a numeric equality or range drives only if it is rare: its
- * matches are counted in the (name, nkey) index, stopping at DRIVE_CAP,
- * and compared with the number of objects (the span of oids). A common
- * value (Object Type, State) is better served by walking the objects
- * newest first and stopping at the limit. Mask and presence tests never
- * drive. SQLite has no statistics here to choose by itself. */
+ * Otherwise an indexed numeric equality or range (a date, a custom
+ * attribute) drives only if it is rare: its matches are counted in the
+ * (name, ikey) index, stopping at DRIVE_CAP, and compared with the number
+ * of objects (the span of oids). Numeric keys that are not indexed
+ * (Object Type, State, algorithm, length) never drive: walking the
+ * objects newest first and stopping at the limit serves their common
+ * values. Mask and presence tests never drive. SQLite has no statistics
+ * here to choose by itself. */
 static int pick_driver(store_reader_t *r, const store_query_t *q, size_t *out)
 {
     *out = SIZE_MAX;
@@ -83,7 +85,7 @@ static int pick_driver(store_reader_t *r, const store_query_t *q, size_t *out)
     int err = 0;
     for (size_t i = 0; i < q->n_conds && !err; i++) {
         const store_cond_t *c = &q->conds[i];
-        if (c->kind != STORE_COND_NKEY_EQ && c->kind != STORE_COND_NKEY_RANGE)
+        if ((c->kind != STORE_COND_NKEY_EQ && c->kind != STORE_COND_NKEY_RANGE) || !c->indexed)
             continue;
         sqlite3_stmt *st;
         if (span < 0) {
@@ -121,21 +123,25 @@ static void cond_order(const store_query_t *q, size_t d, size_t *order)
 /* The predicate on one attribute row. `n` prefixes the name column, `k`
  * the key columns: in a correlated EXISTS the key columns get a unary +
  * so the only usable index is the primary key (obj_id, name): one seek
- * per candidate, never a walk over a value range. */
-static int cond_sql(kms_buf_t *b, const store_cond_t *c, const char *n, const char *k, int *p)
+ * per candidate, never a walk over a value range. A driving numeric
+ * condition reads the indexed copy `ikey`; a per-candidate check reads
+ * `nkey`, which every row with a numeric key has. */
+static int cond_sql(kms_buf_t *b, const store_cond_t *c, const char *n, const char *k, bool drive,
+                    int *p)
 {
+    const char *nk = drive ? "ikey" : "nkey";
     int err = kms_buf_printf(b, "%sname = ?%d", n, ++*p);
     switch (c->kind) {
     case STORE_COND_SKEY_EQ:
         err |= kms_buf_printf(b, " AND %sskey IS NOT NULL AND %sskey = ?%d", k, k, ++*p);
         break;
     case STORE_COND_NKEY_EQ:
-        err |= kms_buf_printf(b, " AND %snkey IS NOT NULL AND %snkey = ?%d", k, k, ++*p);
+        err |= kms_buf_printf(b, " AND %s%s IS NOT NULL AND %s%s = ?%d", k, nk, k, nk, ++*p);
         break;
     case STORE_COND_NKEY_RANGE:
         *p += 2;
-        err |= kms_buf_printf(b, " AND %snkey IS NOT NULL AND %snkey BETWEEN ?%d AND ?%d", k, k,
-                              *p - 1, *p);
+        err |= kms_buf_printf(b, " AND %s%s IS NOT NULL AND %s%s BETWEEN ?%d AND ?%d", k, nk, k,
+                              nk, *p - 1, *p);
         break;
     case STORE_COND_NKEY_MASK:
         ++*p;
@@ -179,12 +185,12 @@ static int build_sql(const store_query_t *q, size_t driver, kms_buf_t *b)
         const store_cond_t *c = &q->conds[order[k]];
         if (k == 0 && driven) {
             err |= kms_buf_printf(b, " AND o.oid IN (SELECT obj_id FROM attributes WHERE ");
-            err |= cond_sql(b, c, "", "", &p);
+            err |= cond_sql(b, c, "", "", true, &p);
             err |= kms_buf_printf(b, ")");
         } else {
             err |= kms_buf_printf(b, " AND EXISTS (SELECT 1 FROM attributes a"
                                      " WHERE a.obj_id = o.oid AND ");
-            err |= cond_sql(b, c, "a.", "+a.", &p);
+            err |= cond_sql(b, c, "a.", "+a.", false, &p);
             err |= kms_buf_printf(b, ")");
         }
     }

@@ -18,11 +18,11 @@
 #define CLIENT_COLS "name, tenant, role, kind, cert_sha256, password_hash, created_us"
 
 static const char *const rsql[RS__COUNT] = {
-    [RS_OBJ_GET] = "SELECT " OBJ_COLS ", NULL, NULL, NULL, NULL, NULL FROM objects o"
+    [RS_OBJ_GET] = "SELECT " OBJ_COLS ", NULL, NULL, NULL, NULL, NULL, NULL FROM objects o"
                    " WHERE o.id = ?1 AND (?2 IS NULL OR o.tenant = ?2)"
                    " UNION ALL"
                    " SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
-                   " a.name, a.idx, a.value, a.skey, a.nkey FROM attributes a"
+                   " a.name, a.idx, a.value, a.skey, a.nkey, a.ikey IS NOT NULL FROM attributes a"
                    " WHERE a.obj_id = (SELECT oid FROM objects WHERE id = ?1"
                    " AND (?2 IS NULL OR tenant = ?2))",
     [RS_META_GET] = "SELECT value FROM meta WHERE key = ?1",
@@ -38,7 +38,7 @@ static const char *const rsql[RS__COUNT] = {
                           " WHERE kind = 'cert' AND cert_sha256 = ?1",
     [RS_CLIENT_LIST] = "SELECT " CLIENT_COLS " FROM clients ORDER BY name",
     [RS_NKEY_COUNT] = "SELECT count(*) FROM (SELECT 1 FROM attributes WHERE name = ?1"
-                      " AND nkey IS NOT NULL AND nkey BETWEEN ?2 AND ?3 LIMIT ?4)",
+                      " AND ikey IS NOT NULL AND ikey BETWEEN ?2 AND ?3 LIMIT ?4)",
     [RS_OID_SPAN] = "SELECT coalesce((SELECT max(oid) FROM objects) -"
                     " (SELECT min(oid) FROM objects) + 1, 0)",
 };
@@ -116,6 +116,7 @@ static int row_attr(kms_arena_t *a, sqlite3_stmt *st, store_attr_t *at)
     if (sqlite3_column_type(st, 14) != SQLITE_NULL) {
         at->nkey = sqlite3_column_int64(st, 14);
         at->has_nkey = true;
+        at->index_nkey = sqlite3_column_int(st, 15) != 0;
     }
     return 0;
 }

@@ -32,9 +32,16 @@ typedef struct store_attr {
     const uint8_t *value;    /* TTLV encoding of the Attribute Value item */
     size_t value_len;
     /* Search keys, derived by kmip/ for Locate; either may be absent. */
-    const char *skey;        /* text key (names, ids, groups) or NULL */
+    const char *skey;        /* text key (names, ids, groups) or NULL; always indexed */
     int64_t nkey;            /* numeric key (enums, ints, dates) */
     bool has_nkey;
+    /* The nkey also goes into the (name, ikey) index, so a Locate may be
+     * driven by it. Every index entry costs each group commit a page per
+     * attribute name, so kmip/ sets this only for selective keys (dates,
+     * custom attributes), never for enums such as Cryptographic Algorithm
+     * that every key shares. A key without it is still checked per
+     * candidate. */
+    bool index_nkey;
 } store_attr_t;
 
 typedef struct store_object {
@@ -99,6 +106,10 @@ typedef struct store_cond {
     const char *name;
     const char *s;
     int64_t lo, hi;
+    /* NKEY kinds: rows of `name` are stored with index_nkey, so the
+     * condition may drive the query when it is rare. Without it the
+     * condition is only checked per candidate. */
+    bool indexed;
 } store_cond_t;
 
 typedef struct store_query {

@@ -363,7 +363,7 @@ static void test_reopen_durable(void **state)
     char node[64];
     snprintf(node, sizeof(node), "%s", store_node_id(s));
     assert_int_equal(strlen(node), 32);
-    assert_int_equal(store_schema_version(s), 4); /* the newest migration */
+    assert_int_equal(store_schema_version(s), 5); /* the newest migration */
     for (int i = 0; i < 20; i++) {
         store_object_t o;
         store_attr_t at[3];
@@ -428,6 +428,12 @@ static const char V1_SQL[] =
     "INSERT INTO meta VALUES ('node_id', CAST('0123456789abcdef0123456789abcdef' AS BLOB));"
     "INSERT INTO objects VALUES (5, 'old-1', 2, 1, 'legacy', 4, 1000, 2000, 0, 1, x'c0ffee');"
     "INSERT INTO attributes VALUES (5, 'Name', 0, x'4200', 'legacy-key', NULL);"
+    /* a Date-Time, an Enumeration and a custom Integer (TTLV type bytes 09, 05, 02) */
+    "INSERT INTO attributes VALUES (5, 'Activation Date', 0,"
+    " x'42000B09000000080000000000000123', NULL, 291);"
+    "INSERT INTO attributes VALUES (5, 'Cryptographic Algorithm', 0,"
+    " x'42000B05000000040000000300000000', NULL, 3);"
+    "INSERT INTO attributes VALUES (5, 'x-num', 0, x'42000B02000000040000000700000000', NULL, 7);"
     "INSERT INTO change_log(obj_id, version, hlc, node_id) VALUES"
     " ('old-1', 4, 281474976710656000, '0123456789abcdef0123456789abcdef');";
 
@@ -440,7 +446,7 @@ static void test_migrate_v1(void **state)
     sqlite3_close(db);
 
     store_t *s = open_store(NULL);
-    assert_int_equal(store_schema_version(s), 4); /* the newest migration */
+    assert_int_equal(store_schema_version(s), 5); /* the newest migration */
     assert_string_equal(store_node_id(s), "0123456789abcdef0123456789abcdef");
     store_reader_t *r = NULL;
     assert_int_equal(store_reader_new(s, &r), 0);
@@ -450,7 +456,28 @@ static void test_migrate_v1(void **state)
     assert_int_equal(g->version, 4);
     assert_int_equal(g->blob_len, 3);
     assert_memory_equal(g->blob, "\xc0\xff\xee", 3);
-    assert_string_equal(g->attrs[0].skey, "legacy-key");
+    /* migration 5 indexed the date's and the custom attribute's numeric
+     * keys (kmip_attr_nkey_indexed's rule), not the enumeration's */
+    assert_int_equal(g->n_attrs, 4);
+    for (size_t i = 0; i < g->n_attrs; i++) {
+        const store_attr_t *at = &g->attrs[i];
+        bool want = strcmp(at->name, "Activation Date") == 0 || strcmp(at->name, "x-num") == 0;
+        assert_int_equal(at->index_nkey, want);
+        assert_int_equal(at->has_nkey, strcmp(at->name, "Name") != 0);
+        if (strcmp(at->name, "Name") == 0)
+            assert_string_equal(at->skey, "legacy-key");
+    }
+    store_cond_t cd = {.kind = STORE_COND_NKEY_EQ, .name = "Activation Date", .lo = 291,
+                       .hi = 291, .indexed = true};
+    store_query_t qd = {.tenant = "legacy", .conds = &cd, .n_conds = 1};
+    char **dids;
+    size_t dn;
+    assert_int_equal(store_locate(r, &qd, a, &dids, &dn), 0);
+    assert_int_equal(dn, 1);
+    cd = (store_cond_t){.kind = STORE_COND_NKEY_EQ, .name = "Cryptographic Algorithm", .lo = 3,
+                        .hi = 3};
+    assert_int_equal(store_locate(r, &qd, a, &dids, &dn), 0);
+    assert_int_equal(dn, 1);
     /* migration 2 created the tenant of existing objects */
     assert_int_equal(store_tenant_exists(r, "legacy"), 0);
     /* Locate works on the migrated schema */
@@ -482,7 +509,7 @@ static void test_migrate_v1(void **state)
                                         -1, &st, NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(st, 0), "1,2,3,4");
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "1,2,3,4,5");
     sqlite3_finalize(st);
     assert_int_equal(sqlite3_prepare_v2(db, "SELECT max(hlc) > 281474976710656000 FROM change_log",
                                         -1, &st, NULL),

@@ -74,7 +74,8 @@ static int setup_all(void **state)
                                  .value = (const uint8_t *)"m", .value_len = 1,
                                  .nkey = mask_of(i), .has_nkey = true};
         at[n++] = (store_attr_t){.name = "Activation Date", .value = (const uint8_t *)"d",
-                                 .value_len = 1, .nkey = 1000000 + i, .has_nkey = true};
+                                 .value_len = 1, .nkey = 1000000 + i, .has_nkey = true,
+                                 .index_nkey = true};
         if (flag_of(i))
             at[n++] = (store_attr_t){.name = "x-flag", .value = (const uint8_t *)"f",
                                      .value_len = 1};
@@ -191,18 +192,25 @@ static void test_nkey(void **state)
     check(&q, p_mask4);
     c.lo = 12;
     check(&q, p_mask8);
-    /* a rare range (drives through the (name, nkey) index) */
+    /* a rare range (drives through the (name, ikey) index) */
     c.kind = STORE_COND_NKEY_RANGE;
     c.name = "Activation Date";
     c.lo = 1000100;
     c.hi = 1000109;
+    c.indexed = true;
     check(&q, p_dates);
     q.tenant = NULL;
     check(&q, p_dates);
+    /* the same range, not marked indexed: checked per candidate, same answer */
+    c.indexed = false;
+    check(&q, p_dates);
+    q.tenant = "alpha";
+    check(&q, p_dates);
+    q.tenant = NULL;
     /* a rare equality next to a common one */
     store_cond_t two[2] = {
         {.kind = STORE_COND_NKEY_EQ, .name = "Cryptographic Length", .lo = 128},
-        {.kind = STORE_COND_NKEY_EQ, .name = "Activation Date", .lo = 1000104},
+        {.kind = STORE_COND_NKEY_EQ, .name = "Activation Date", .lo = 1000104, .indexed = true},
     };
     q.conds = two;
     q.n_conds = 2;
@@ -357,16 +365,27 @@ static void test_plan(void **state)
     assert_null(strstr(plan, "attributes_nkey"));
     q.conds = &cn;
     q.n_conds = 1;
-    /* a rare numeric range drives through the (name, nkey) index */
+    /* a rare indexed numeric range drives through the (name, ikey) index */
     store_cond_t cd = {.kind = STORE_COND_NKEY_RANGE, .name = "Activation Date", .lo = 1000100,
-                       .hi = 1000109};
+                       .hi = 1000109, .indexed = true};
     q.conds = &cd;
     q.n_conds = 1;
     assert_int_equal(store_locate_explain(g_r, &q, g_a, &plan), 0);
     print_message("plan (rare range):\n%s", plan);
-    assert_non_null(strstr(plan, "attributes_nkey (name=? AND nkey>? AND nkey<?)"));
+    assert_non_null(strstr(plan, "attributes_ikey (name=? AND ikey>? AND ikey<?)"));
     assert_non_null(strstr(plan, "SEARCH o USING INTEGER PRIMARY KEY (rowid=?)"));
     assert_null(strstr(plan, "SCAN"));
+    /* a rare value of a key that is not indexed (the Cryptographic Length
+     * rows here) never drives: it has no index entries to count (a count
+     * of 0 would look rare) or to seek */
+    store_cond_t cl = {.kind = STORE_COND_NKEY_EQ, .name = "Cryptographic Length", .lo = 4096,
+                       .hi = 4096};
+    q.conds = &cl;
+    assert_int_equal(store_locate_explain(g_r, &q, g_a, &plan), 0);
+    print_message("plan (not indexed):\n%s", plan);
+    assert_null(strstr(plan, "attributes_ikey"));
+    assert_non_null(strstr(plan, "objects_tenant_order"));
+    assert_non_null(strstr(plan, "SEARCH a USING PRIMARY KEY (obj_id=? AND name=?)"));
     /* no condition within a tenant: the order index, no sort */
     q.n_conds = 0;
     assert_int_equal(store_locate_explain(g_r, &q, g_a, &plan), 0);
