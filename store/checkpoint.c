@@ -9,6 +9,12 @@
  * connection while the writer keeps appending. When a checkpoint has
  * copied every frame and no reader still needs them, SQLite restarts the
  * WAL from its beginning at the next write, so the file stays bounded.
+ * A checkpoint runs once STORE_CKPT_FRAMES frames were appended since the
+ * previous one (and after every commit while the WAL is past the RESTART
+ * size), not after every commit past a WAL size: every group
+ * commit rewrites the same few hot pages (the right edges of the tables
+ * and indexes), and one checkpoint over many commits copies each of them
+ * once and fsyncs the database file once, instead of once per commit.
  * PASSIVE never blocks readers or the writer; a reader that holds an old
  * snapshot for long just delays the copy (and the WAL grows meanwhile).
  * Under a steady stream of commits PASSIVE never catches up with the
@@ -29,7 +35,13 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
     store_t *s = arg;
     (void)db;
     (void)name;
-    if (frames >= STORE_CKPT_FRAMES) {
+    int seen = atomic_load(&s->ckpt_seen);
+    if (frames < seen) { /* the WAL restarted from its beginning */
+        seen = 0;
+        atomic_store(&s->ckpt_seen, 0);
+    }
+    /* Past the restart size, every commit retries the RESTART. */
+    if (frames - seen >= STORE_CKPT_FRAMES || frames >= STORE_CKPT_RESTART_FRAMES) {
         pthread_mutex_lock(&s->ckpt_mu);
         s->ckpt_frames = frames;
         pthread_cond_signal(&s->ckpt_cv);
@@ -58,6 +70,8 @@ static void *ckpt_main(void *arg)
 
         int log = 0, done = 0;
         int rc = sqlite3_wal_checkpoint_v2(s->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+        if (rc == SQLITE_OK)
+            atomic_store(&s->ckpt_seen, log);
         if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
             store_sqlerr(s->cdb, rc, "checkpoint");
         if (rc == SQLITE_OK && log >= STORE_CKPT_RESTART_FRAMES) {
@@ -67,6 +81,7 @@ static void *ckpt_main(void *arg)
             sqlite3_busy_timeout(s->cdb, STORE_BUSY_MS);
             if (r2 == SQLITE_OK) {
                 log = done = 0; /* the next commit rewinds the WAL */
+                atomic_store(&s->ckpt_seen, 0);
             } else if ((r2 & 0xff) != SQLITE_BUSY) {
                 store_sqlerr(s->cdb, r2, "checkpoint (restart)");
             }

@@ -100,6 +100,7 @@ struct store {
     pthread_cond_t ckpt_cv;
     bool ckpt_stop;
     int ckpt_frames;                  /* WAL frames reported by the last commit */
+    _Atomic int ckpt_seen;            /* WAL size the last checkpoint started from */
 
     store_cache_t *cache;             /* NULL when disabled or read_only */
     atomic_uint_fast64_t clients_gen; /* bumped after a commit that may change
@@ -155,7 +156,8 @@ int store_schema_read(sqlite3 *db, int *version_out);
 int store_writer_start(store_t *s);
 void store_writer_stop(store_t *s);
 
-/* checkpoint.c: WAL checkpoints off the writer thread. */
+/* checkpoint.c: WAL checkpoints off the writer thread, one per this many
+ * frames appended since the last one. */
 #define STORE_CKPT_FRAMES 2000
 /* WAL size (frames) above which the checkpointer rewinds it (RESTART),
  * and how long that may wait for the write lock and the readers. */
