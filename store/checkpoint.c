@@ -9,7 +9,7 @@
  * connection while the writer keeps appending. When a checkpoint has
  * copied every frame and no reader still needs them, SQLite restarts the
  * WAL from its beginning at the next write, so the file stays bounded.
- * A checkpoint runs once STORE_CKPT_FRAMES frames were appended since the
+ * A checkpoint runs once STORE_CKPT_FRAMES frames (store_options_t.ckpt_frames) were appended since the
  * previous one (and after every commit while the WAL is past the RESTART
  * size), not after every commit past a WAL size: every group
  * commit rewrites the same few hot pages (the right edges of the tables
@@ -21,14 +21,25 @@
  * writer, so the WAL would never restart and would grow without end
  * (every commit then extends the file: new page-cache pages, block
  * allocation, a metadata write in each fsync). So once the WAL passes
- * STORE_CKPT_RESTART_FRAMES, a RESTART checkpoint follows the PASSIVE one:
+ * STORE_CKPT_RESTART_FACTOR checkpoint intervals, a RESTART checkpoint
+ * follows the PASSIVE one:
  * it holds the write lock for the few frames PASSIVE left and until the
  * readers have moved to the database file (short: readers are point
  * reads), at most STORE_CKPT_RESTART_MS, and the next commit starts the
  * WAL from its beginning. If it cannot get the locks in time it gives up
  * and PASSIVE continues as before.
+ * A busy writer commits back to back and holds the write lock nearly all
+ * the time; SQLite's busy handler, sleeping milliseconds between tries,
+ * would never see the gaps. So the checkpointer raises ckpt_yield first:
+ * the writer finishes its current batch and parks before the next
+ * (store_ckpt_yield_wait), the RESTART's own busy handler polls every
+ * 50 us, and the writer goes on as soon as the rewind is done (one
+ * commit's delay every STORE_CKPT_RESTART_FACTOR intervals).
  */
 #include "store/store_int.h"
+
+#include <time.h>
+#include <unistd.h>
 
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
@@ -41,13 +52,48 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
         atomic_store(&s->ckpt_seen, 0);
     }
     /* Past the restart size, every commit retries the RESTART. */
-    if (frames - seen >= STORE_CKPT_FRAMES || frames >= STORE_CKPT_RESTART_FRAMES) {
+    if (frames - seen >= s->ckpt_every || frames >= STORE_CKPT_RESTART_FACTOR * s->ckpt_every) {
         pthread_mutex_lock(&s->ckpt_mu);
         s->ckpt_frames = frames;
         pthread_cond_signal(&s->ckpt_cv);
         pthread_mutex_unlock(&s->ckpt_mu);
     }
     return SQLITE_OK;
+}
+
+/* RESTART's busy handler: poll briefly, give up after STORE_CKPT_RESTART_MS. */
+static int restart_busy(void *arg, int tries)
+{
+    (void)arg;
+    if ((int64_t)tries * 50 >= STORE_CKPT_RESTART_MS * 1000)
+        return 0;
+    usleep(50);
+    return 1;
+}
+
+static void yield_set(store_t *s, bool on)
+{
+    pthread_mutex_lock(&s->ckpt_mu);
+    atomic_store(&s->ckpt_yield, on);
+    if (!on)
+        pthread_cond_broadcast(&s->ckpt_yield_cv);
+    pthread_mutex_unlock(&s->ckpt_mu);
+}
+
+void store_ckpt_yield_wait(store_t *s)
+{
+    if (!atomic_load(&s->ckpt_yield))
+        return;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 4L * STORE_CKPT_RESTART_MS * 1000000L; /* then go on regardless */
+    until.tv_sec += until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    pthread_mutex_lock(&s->ckpt_mu);
+    while (atomic_load(&s->ckpt_yield))
+        if (pthread_cond_timedwait(&s->ckpt_yield_cv, &s->ckpt_mu, &until) != 0)
+            break;
+    pthread_mutex_unlock(&s->ckpt_mu);
 }
 
 static void *ckpt_main(void *arg)
@@ -74,11 +120,13 @@ static void *ckpt_main(void *arg)
             atomic_store(&s->ckpt_seen, log);
         if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
             store_sqlerr(s->cdb, rc, "checkpoint");
-        if (rc == SQLITE_OK && log >= STORE_CKPT_RESTART_FRAMES) {
-            sqlite3_busy_timeout(s->cdb, STORE_CKPT_RESTART_MS);
+        if (rc == SQLITE_OK && log >= STORE_CKPT_RESTART_FACTOR * s->ckpt_every) {
+            yield_set(s, true);
+            sqlite3_busy_handler(s->cdb, restart_busy, NULL);
             int log2 = 0, done2 = 0;
             int r2 = sqlite3_wal_checkpoint_v2(s->cdb, NULL, SQLITE_CHECKPOINT_RESTART, &log2, &done2);
             sqlite3_busy_timeout(s->cdb, STORE_BUSY_MS);
+            yield_set(s, false);
             if (r2 == SQLITE_OK) {
                 log = done = 0; /* the next commit rewinds the WAL */
                 atomic_store(&s->ckpt_seen, 0);
@@ -88,12 +136,12 @@ static void *ckpt_main(void *arg)
         }
         /* A WAL ten times the threshold means some reader pins an old
          * snapshot; say so once per tenfold growth. */
-        if (log > 10 * STORE_CKPT_FRAMES && log > 2 * warned_at && done < log) {
+        if (log > 10 * s->ckpt_every && log > 2 * warned_at && done < log) {
             kms_log(KMS_LOG_WARN, STORE_LOG,
                     "WAL has %d frames, %d checkpointed: a long-running reader delays it", log,
                     done);
             warned_at = log;
-        } else if (log < STORE_CKPT_FRAMES) {
+        } else if (log < s->ckpt_every) {
             warned_at = 0;
         }
         pthread_mutex_lock(&s->ckpt_mu);

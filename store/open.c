@@ -115,7 +115,9 @@ int store_open(const store_options_t *opt, store_t **out)
     pthread_cond_init(&s->cv_work, NULL);
     pthread_mutex_init(&s->ckpt_mu, NULL);
     pthread_cond_init(&s->ckpt_cv, NULL);
+    pthread_cond_init(&s->ckpt_yield_cv, NULL);
     s->read_only = opt->read_only;
+    s->ckpt_every = opt->ckpt_frames > 0 ? opt->ckpt_frames : STORE_CKPT_FRAMES;
     s->max_batch = opt->max_batch ? opt->max_batch : STORE_DEFAULT_BATCH;
     if (s->max_batch > STORE_MAX_BATCH)
         s->max_batch = STORE_MAX_BATCH;
@@ -214,6 +216,7 @@ void store_close(store_t *s)
         s->wdb = NULL;
     }
     pthread_cond_destroy(&s->ckpt_cv);
+    pthread_cond_destroy(&s->ckpt_yield_cv);
     pthread_mutex_destroy(&s->ckpt_mu);
     pthread_cond_destroy(&s->cv_work);
     pthread_mutex_destroy(&s->mu);

@@ -68,6 +68,9 @@ typedef struct store_options {
     bool read_only;          /* open for inspection (kmsctl); no writer thread */
     size_t cache_bytes;      /* object cache for store_get (0 = 64 MiB) */
     bool no_cache;           /* disable that cache */
+    /* WAL checkpoint every this many appended frames (0 = 2000); the WAL
+     * is rewound past 8 times that. Tests use small values. */
+    int ckpt_frames;
 } store_options_t;
 
 /* Open (creating and migrating the schema as needed) and start the writer

@@ -101,6 +101,9 @@ struct store {
     bool ckpt_stop;
     int ckpt_frames;                  /* WAL frames reported by the last commit */
     _Atomic int ckpt_seen;            /* WAL size the last checkpoint started from */
+    int ckpt_every;                   /* frames between checkpoints (STORE_CKPT_FRAMES) */
+    atomic_bool ckpt_yield;           /* a RESTART waits: the writer parks between batches */
+    pthread_cond_t ckpt_yield_cv;     /* ckpt_yield cleared (with ckpt_mu) */
 
     store_cache_t *cache;             /* NULL when disabled or read_only */
     atomic_uint_fast64_t clients_gen; /* bumped after a commit that may change
@@ -159,12 +162,16 @@ void store_writer_stop(store_t *s);
 /* checkpoint.c: WAL checkpoints off the writer thread, one per this many
  * frames appended since the last one. */
 #define STORE_CKPT_FRAMES 2000
-/* WAL size (frames) above which the checkpointer rewinds it (RESTART),
- * and how long that may wait for the write lock and the readers. */
-#define STORE_CKPT_RESTART_FRAMES (8 * STORE_CKPT_FRAMES)
+/* WAL size above which the checkpointer rewinds it (RESTART), in
+ * checkpoint intervals, and how long that may wait for the write lock and
+ * the readers. */
+#define STORE_CKPT_RESTART_FACTOR 8
 #define STORE_CKPT_RESTART_MS 10
 int store_ckpt_start(store_t *s);
 void store_ckpt_stop(store_t *s);
+/* Writer thread, between batches: park while the checkpointer's RESTART
+ * waits for the write lock (bounded). */
+void store_ckpt_yield_wait(store_t *s);
 
 /* cache.c: the store_get object cache (see the file for the protocol). */
 store_cache_t *store_cache_new(size_t max_bytes);

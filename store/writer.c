@@ -207,6 +207,7 @@ static void *writer_main(void *arg)
             s->q_tail = NULL;
         pthread_mutex_unlock(&s->mu);
 
+        store_ckpt_yield_wait(s);
         if (batch)
             run_batch(s, batch, n);
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -520,6 +521,61 @@ static void test_migrate_v1(void **state)
     sqlite3_close(db);
 }
 
+/* The WAL checkpoint sequence number (WAL header bytes 12..15, big-endian):
+ * it changes each time the WAL is rewound to its beginning. */
+static uint32_t wal_ckpt_seq(void)
+{
+    char wal[160];
+    uint8_t h[16] = {0};
+    snprintf(wal, sizeof(wal), "%s-wal", g_path);
+    FILE *f = fopen(wal, "rb");
+    if (f) {
+        if (fread(h, 1, sizeof(h), f) != sizeof(h))
+            memset(h, 0, sizeof(h));
+        fclose(f);
+    }
+    return (uint32_t)h[12] << 24 | (uint32_t)h[13] << 16 | (uint32_t)h[14] << 8 | h[15];
+}
+
+/* Under a steady stream of commits (each a handful of WAL frames) the
+ * checkpointer copies the WAL every ckpt_frames appended frames and
+ * rewinds it past 8 times that, so the WAL file stays bounded instead of
+ * growing with every commit. */
+static void test_wal_bounded(void **state)
+{
+    (void)state;
+    store_options_t opt = {.path = g_path, .ckpt_frames = 40}; /* rewind past 320 frames */
+    store_t *s = NULL;
+    assert_int_equal(store_open(&opt, &s), 0);
+    char wal[160];
+    snprintf(wal, sizeof(wal), "%s-wal", g_path);
+    off_t max_size = 0;
+    uint32_t seq0 = wal_ckpt_seq(), rewinds = 0, last = seq0;
+    for (int i = 0; i < 1000; i++) {
+        store_object_t o;
+        store_attr_t at[3];
+        char id[64];
+        snprintf(id, sizeof(id), "wal-%05d", i);
+        make_obj(&o, at, id, "t");
+        assert_int_equal(put1(s, &o, STORE_VERSION_NEW, NULL), 0);
+        struct stat st;
+        assert_int_equal(stat(wal, &st), 0);
+        if (st.st_size > max_size)
+            max_size = st.st_size;
+        uint32_t seq = wal_ckpt_seq();
+        if (seq != last) {
+            rewinds++;
+            last = seq;
+        }
+    }
+    store_close(s);
+    print_message("WAL: at most %lld bytes, rewound %u times\n", (long long)max_size, rewinds);
+    /* 1000 commits of at least 3 frames each: ~12 MB of WAL if never
+     * rewound. Bound: 320 frames, plus the commits while a RESTART waits. */
+    assert_true(rewinds >= 3);
+    assert_true(max_size < 640 * (4096 + 24));
+}
+
 static void test_newer_schema_refused(void **state)
 {
     (void)state;
@@ -607,6 +663,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
