@@ -271,6 +271,18 @@ static void utc_now(char *out, size_t n)
     out[27] = '\0';
 }
 
+/* Decimal text of v, without printf (it runs for every record). */
+static int append_dec(kms_buf_t *b, uint64_t v)
+{
+    char d[24];
+    int i = (int)sizeof(d);
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return kms_buf_append(b, d + i, sizeof(d) - (size_t)i);
+}
+
 /* Append n bytes, all or nothing: on failure the file is cut back to its
  * previous size so it never ends in a partial line. */
 static int flush_bytes(srv_audit_t *au, const uint8_t *p, size_t n)
@@ -314,8 +326,14 @@ static audit_item_t *write_batch(srv_audit_t *au, audit_item_t *items)
     for (audit_item_t *it = items; it; it = it->next) {
         size_t start = out.len;
         uint64_t seq = au->seq + 1;
-        if (kms_buf_printf(&out, "{\"seq\":%llu,%.*s,\"prev\":\"%s\"}", (unsigned long long)seq,
-                           (int)it->len, it->body, au->last_hash)) {
+        int err = kms_buf_append(&out, "{\"seq\":", 7);
+        if (!err) err = append_dec(&out, seq);
+        if (!err) err = kms_buf_append_byte(&out, ',');
+        if (!err) err = kms_buf_append(&out, it->body, it->len);
+        if (!err) err = kms_buf_append(&out, ",\"prev\":\"", 9);
+        if (!err) err = kms_buf_append(&out, au->last_hash, strlen(au->last_hash));
+        if (!err) err = kms_buf_append(&out, "\"}", 2);
+        if (err) {
             au->errors++; /* out of memory: this record cannot be written */
             out.len = start;
             continue;
@@ -533,8 +551,10 @@ int srv_audit_write(srv_audit_t *au, const srv_audit_rec_t *rec)
     if (!rc) rc = json_str(&b, "object", rec->object_id);
     if (!rc) rc = json_str(&b, "result", rec->result);
     if (!rc) rc = json_str(&b, "reason", rec->reason);
-    if (!rc && rec->batch_count >= 0)
-        rc = kms_buf_printf(&b, ",\"batch\":%ld", rec->batch_count);
+    if (!rc && rec->batch_count >= 0) {
+        rc = kms_buf_append(&b, ",\"batch\":", 9);
+        if (!rc) rc = append_dec(&b, (uint64_t)rec->batch_count);
+    }
     if (rc) {
         kms_buf_dispose(&b);
         return rc == KMS_ERR_LIMIT ? KMS_ERR_INVAL : rc;
