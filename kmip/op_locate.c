@@ -117,8 +117,7 @@ int kmip_op_locate(kmip_ctx_t *ctx)
              * and the post-filter decides on the evaluated state. */
             uint32_t st = ttlv_u32(v);
             int64_t lo = st <= KMIP_STATE_DEACTIVATED ? KMIP_STATE_PRE_ACTIVE : st;
-            conds[nc++] = (store_cond_t){.kind = STORE_COND_NKEY_RANGE, .name = "State", .lo = lo,
-                                         .hi = st, .indexed = false};
+            conds[nc++] = (store_cond_t){.kind = STORE_COND_STATE_RANGE, .lo = lo, .hi = st};
             posts[np++] = (post_t){.name = name, .state = true, .state_v = st};
             continue;
         }
@@ -140,6 +139,11 @@ int kmip_op_locate(kmip_ctx_t *ctx)
                 conds[nc++] = (store_cond_t){.kind = STORE_COND_NKEY_EQ, .name = name,
                                              .lo = v->v.i64, .hi = v->v.i64,
                                              .indexed = kmip_attr_nkey_indexed(name, v->type)};
+            continue;
+        }
+        if (strcmp(name, "Object Type") == 0) {
+            /* The objects column (in the order index), not an attribute row. */
+            conds[nc++] = (store_cond_t){.kind = STORE_COND_TYPE_EQ, .lo = ttlv_u32(v)};
             continue;
         }
         if (strcmp(name, "Cryptographic Usage Mask") == 0) {

@@ -107,7 +107,7 @@ static int template_attrs(kmip_ctx_t *ctx, const char *name, const ttlv_item_t *
 {
     store_cond_t c[2] = {
         {.kind = STORE_COND_SKEY_EQ, .name = "Name", .s = name},
-        {.kind = STORE_COND_NKEY_EQ, .name = "Object Type", .lo = KMIP_OBJECT_TYPE_TEMPLATE},
+        {.kind = STORE_COND_TYPE_EQ, .lo = KMIP_OBJECT_TYPE_TEMPLATE},
     };
     store_query_t q = {.tenant = ctx->tenant_filter, .conds = c, .n_conds = 2, .max_items = 1};
     char **ids = NULL;

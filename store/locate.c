@@ -108,15 +108,26 @@ static int pick_driver(store_reader_t *r, const store_query_t *q, size_t *out)
     return err;
 }
 
-/* Conditions in SQL order: the driver first. Build and bind both walk
- * this order, so parameter numbers agree. */
+static bool on_object(const store_cond_t *c)
+{
+    return c->kind == STORE_COND_TYPE_EQ || c->kind == STORE_COND_STATE_RANGE;
+}
+
+/* Conditions in SQL order: the driver, then the tests on the objects
+ * columns (answered from the order index, which carries object_type and
+ * state: no row or attribute read for an object they reject), then the
+ * per-candidate attribute seeks. Build and bind both walk this order, so
+ * parameter numbers agree. */
 static void cond_order(const store_query_t *q, size_t d, size_t *order)
 {
     size_t k = 0;
     if (d != SIZE_MAX)
         order[k++] = d;
     for (size_t i = 0; i < q->n_conds; i++)
-        if (i != d)
+        if (i != d && on_object(&q->conds[i]))
+            order[k++] = i;
+    for (size_t i = 0; i < q->n_conds; i++)
+        if (i != d && !on_object(&q->conds[i]))
             order[k++] = i;
 }
 
@@ -183,7 +194,12 @@ static int build_sql(const store_query_t *q, size_t driver, kms_buf_t *b)
         err |= kms_buf_printf(b, " AND %so.archived = 0", plus);
     for (size_t k = 0; k < q->n_conds && !err; k++) {
         const store_cond_t *c = &q->conds[order[k]];
-        if (k == 0 && driven) {
+        if (c->kind == STORE_COND_TYPE_EQ) {
+            err |= kms_buf_printf(b, " AND o.object_type = ?%d", ++p);
+        } else if (c->kind == STORE_COND_STATE_RANGE) {
+            p += 2;
+            err |= kms_buf_printf(b, " AND o.state BETWEEN ?%d AND ?%d", p - 1, p);
+        } else if (k == 0 && driven) {
             err |= kms_buf_printf(b, " AND o.oid IN (SELECT obj_id FROM attributes WHERE ");
             err |= cond_sql(b, c, "", "", true, &p);
             err |= kms_buf_printf(b, ")");
@@ -210,6 +226,15 @@ static void bind_query(sqlite3_stmt *st, const store_query_t *q, size_t driver, 
         store_bind_text(st, ++p, q->tenant);
     for (size_t k = 0; k < q->n_conds; k++) {
         const store_cond_t *c = &q->conds[order[k]];
+        if (c->kind == STORE_COND_TYPE_EQ) {
+            sqlite3_bind_int64(st, ++p, c->lo);
+            continue;
+        }
+        if (c->kind == STORE_COND_STATE_RANGE) {
+            sqlite3_bind_int64(st, ++p, c->lo);
+            sqlite3_bind_int64(st, ++p, c->hi);
+            continue;
+        }
         store_bind_text(st, ++p, c->name);
         switch (c->kind) {
         case STORE_COND_SKEY_EQ: store_bind_text(st, ++p, c->s); break;
@@ -219,7 +244,9 @@ static void bind_query(sqlite3_stmt *st, const store_query_t *q, size_t driver, 
             sqlite3_bind_int64(st, ++p, c->lo);
             sqlite3_bind_int64(st, ++p, c->hi);
             break;
-        case STORE_COND_HAS: break;
+        case STORE_COND_HAS:
+        case STORE_COND_TYPE_EQ:
+        case STORE_COND_STATE_RANGE: break;
         }
     }
     sqlite3_bind_int64(st, ++p, limit);
@@ -234,9 +261,9 @@ static int check_query(const store_query_t *q)
         return KMS_ERR_INVAL;
     for (size_t i = 0; i < q->n_conds; i++) {
         const store_cond_t *c = &q->conds[i];
-        if (!c->name || (c->kind == STORE_COND_SKEY_EQ && !c->s))
+        if ((unsigned)c->kind > STORE_COND_STATE_RANGE)
             return KMS_ERR_INVAL;
-        if ((unsigned)c->kind > STORE_COND_HAS)
+        if ((!c->name && !on_object(c)) || (c->kind == STORE_COND_SKEY_EQ && !c->s))
             return KMS_ERR_INVAL;
     }
     return 0;

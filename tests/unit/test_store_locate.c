@@ -30,6 +30,8 @@ static int64_t length_of(int i) { return i % 2 ? 256 : 128; }
 static int64_t mask_of(int i) { return i % 3 ? 12 : 4; }
 static bool flag_of(int i) { return i % 5 == 0; }
 static bool archived_of(int i) { return i % 7 == 0; }
+static uint32_t type_of(int i) { return i % 11 == 3 ? 7 : 2; }   /* a few Secret Data */
+static uint32_t state_of(int i) { return (uint32_t)(i % 4 + 1); } /* Pre-Active..Compromised */
 
 static void id_of(int i, char *buf, size_t n) { snprintf(buf, n, "loc-%04d", i); }
 
@@ -58,8 +60,8 @@ static int setup_all(void **state)
         memset(at, 0, sizeof(at));
         id_of(i, ob.id, sizeof(ob.id));
         strcpy(ob.tenant, tenant_of(i));
-        ob.object_type = 2;
-        ob.state = 2;
+        ob.object_type = type_of(i);
+        ob.state = state_of(i);
         ob.archived = archived_of(i);
         snprintf(name, sizeof(name), "name-%d", i);
         snprintf(grp, sizeof(grp), "group-%d", group_of(i));
@@ -141,6 +143,47 @@ static bool p_group2_len128_flag(int i)
 }
 static bool p_none(int i) { (void)i; return false; }
 static bool p_dates(int i) { return i >= 100 && i <= 109; }
+static bool p_type7(int i) { return type_of(i) == 7; }
+static bool p_state23(int i) { return state_of(i) == 2 || state_of(i) == 3; }
+static bool p_type7_state4_len256(int i)
+{
+    return type_of(i) == 7 && state_of(i) == 4 && length_of(i) == 256;
+}
+static bool p_type2_name17(int i) { return i == 17 && type_of(i) == 2; }
+
+/* Object Type and State on the objects columns, alone, combined with each
+ * other and with attribute conditions, driven and walked. */
+static void test_object_columns(void **state)
+{
+    (void)state;
+    store_cond_t c[3] = {{.kind = STORE_COND_TYPE_EQ, .lo = 7}};
+    store_query_t q = {.tenant = "alpha", .conds = c, .n_conds = 1};
+    check(&q, p_type7);
+    q.tenant = NULL;
+    check(&q, p_type7);
+    c[0].lo = 99;
+    check(&q, p_none);
+    c[0] = (store_cond_t){.kind = STORE_COND_STATE_RANGE, .lo = 2, .hi = 3};
+    q.tenant = "beta";
+    check(&q, p_state23);
+    c[0] = (store_cond_t){.kind = STORE_COND_NKEY_EQ, .name = "Cryptographic Length", .lo = 256};
+    c[1] = (store_cond_t){.kind = STORE_COND_STATE_RANGE, .lo = 4, .hi = 4};
+    c[2] = (store_cond_t){.kind = STORE_COND_TYPE_EQ, .lo = 7};
+    q.n_conds = 3;
+    q.tenant = NULL;
+    check(&q, p_type7_state4_len256);
+    q.want_archived = true;
+    q.want_online = true;
+    check(&q, p_type7_state4_len256);
+    q.want_archived = q.want_online = false;
+    /* a Name drives, the type is checked on the row */
+    c[0] = (store_cond_t){.kind = STORE_COND_TYPE_EQ, .lo = 2};
+    c[1] = (store_cond_t){.kind = STORE_COND_SKEY_EQ, .name = "Name", .s = "name-17"};
+    q.n_conds = 2;
+    check(&q, p_type2_name17);
+    c[0].lo = 7;
+    check(&q, p_none);
+}
 
 static void test_skey(void **state)
 {
@@ -386,6 +429,21 @@ static void test_plan(void **state)
     assert_null(strstr(plan, "attributes_ikey"));
     assert_non_null(strstr(plan, "objects_tenant_order"));
     assert_non_null(strstr(plan, "SEARCH a USING PRIMARY KEY (obj_id=? AND name=?)"));
+    /* Object Type and State alone: the order index covers the walk (no
+     * table row, no attribute seek, no sort) */
+    store_cond_t ct[2] = {{.kind = STORE_COND_TYPE_EQ, .lo = 7},
+                          {.kind = STORE_COND_STATE_RANGE, .lo = 1, .hi = 3}};
+    q.conds = ct;
+    q.n_conds = 2;
+    assert_int_equal(store_locate_explain(g_r, &q, g_a, &plan), 0);
+    print_message("plan (type + state):\n%s", plan);
+    assert_non_null(strstr(plan, "USING COVERING INDEX objects_tenant_order"));
+    assert_null(strstr(plan, "TEMP B-TREE"));
+    q.tenant = NULL;
+    assert_int_equal(store_locate_explain(g_r, &q, g_a, &plan), 0);
+    print_message("plan (type + state, all tenants):\n%s", plan);
+    assert_non_null(strstr(plan, "USING COVERING INDEX objects_order"));
+    q.tenant = "beta";
     /* no condition within a tenant: the order index, no sort */
     q.n_conds = 0;
     assert_int_equal(store_locate_explain(g_r, &q, g_a, &plan), 0);
@@ -400,6 +458,7 @@ int main(void)
         cmocka_unit_test(test_skey),
         cmocka_unit_test(test_nkey),
         cmocka_unit_test(test_has_and_combined),
+        cmocka_unit_test(test_object_columns),
         cmocka_unit_test(test_status_filter),
         cmocka_unit_test(test_paging),
         cmocka_unit_test(test_invalid),
