@@ -130,6 +130,11 @@ static int from_store(kmip_ctx_t *ctx, const store_object_t *so, kmip_obj_t **ou
     o->blob_len = so->blob_len;
     o->has_material = so->dsk_id != 0 && so->blob && so->blob_len > 0;
     o->loaded = so;
+    /* The store's (name, index) pairs are unique (its primary key) and its
+     * strings live in the same arena, so the instances are appended in
+     * order without kmip_attr_set's search and copy (that search was
+     * quadratic in the attribute count, and this runs for every Get). */
+    kmip_attr_t **tail = &o->attrs;
     for (size_t i = 0; i < so->n_attrs; i++) {
         const store_attr_t *sa = &so->attrs[i];
         ttlv_item_t *v = NULL;
@@ -140,8 +145,18 @@ static int from_store(kmip_ctx_t *ctx, const store_object_t *so, kmip_obj_t **ou
                     sa->name, err.msg);
             return KMS_ERR_INTERNAL;
         }
-        if ((rc = kmip_attr_set(ctx, o, sa->name, sa->index, v)))
-            return rc;
+        kmip_attr_t *a = kms_arena_alloc(ctx->arena, sizeof(*a));
+        if (!a)
+            return KMS_ERR_NOMEM;
+        v->tag = KMIP_TAG_ATTRIBUTE_VALUE;
+        v->parent = NULL;
+        v->next = NULL;
+        a->name = sa->name;
+        a->index = sa->index;
+        a->value = v;
+        a->next = NULL;
+        *tail = a;
+        tail = &a->next;
     }
     o->dirty = false;
     *out = o;
