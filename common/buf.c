@@ -181,3 +181,14 @@ int kms_reader_sub(kms_reader_t *r, size_t n, kms_reader_t *sub_out)
     sub_out->base = off;
     return 0;
 }
+
+size_t kms_strlcpy(char *dst, const char *src, size_t size)
+{
+    size_t n = strlen(src);
+    if (size) {
+        size_t k = n < size ? n : size - 1;
+        memcpy(dst, src, k);
+        dst[k] = '\0';
+    }
+    return n;
+}

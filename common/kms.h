@@ -161,6 +161,12 @@ void kms_wipe(void *p, size_t n);
 /* Constant-time comparison: 0 when equal. */
 int kms_ct_memcmp(const void *a, const void *b, size_t n);
 
+/* --------------------------------------------------------------- strings */
+/* Copy src into dst[size] (size > 0), cut to fit, always NUL-terminated;
+ * returns strlen(src), so >= size means it was cut. For fixed-size fields
+ * on per-request paths, where snprintf("%s") costs a format parse. */
+size_t kms_strlcpy(char *dst, const char *src, size_t size);
+
 /* ------------------------------------------------------------------- hex */
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void kms_hex_encode(const uint8_t *p, size_t n, char *out);

@@ -454,8 +454,8 @@ static int handle(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req,
     }
     if (!denied && ident.role == KMIP_ROLE_NONE)
         denied = true;
-    snprintf(sum.identity, sizeof(sum.identity), "%s", ident.name);
-    snprintf(sum.tenant, sizeof(sum.tenant), "%s", ident.tenant);
+    kms_strlcpy(sum.identity, ident.name, sizeof(sum.identity));
+    kms_strlcpy(sum.tenant, ident.tenant, sizeof(sum.tenant));
 
     item_result_t *items = kms_arena_alloc(a, n_items * sizeof(*items));
     if (!items) {
@@ -539,7 +539,7 @@ static int handle(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req,
     free_owned(&ctx);
     sum.result_status = failed ? KMIP_RESULT_STATUS_OPERATION_FAILED : KMIP_RESULT_STATUS_SUCCESS;
     sum.batch_count = n_out;
-    snprintf(sum.object_id, sizeof(sum.object_id), "%s", ctx.first_object_id);
+    kms_strlcpy(sum.object_id, ctx.first_object_id, sizeof(sum.object_id));
     rc = encode_response(a, &rq, now, items, n_out, s->cfg.max_response, resp);
     if (rc == 0) {
         /* A Response Too Large rewrite changes the outcome. */

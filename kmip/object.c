@@ -118,8 +118,8 @@ static int from_store(kmip_ctx_t *ctx, const store_object_t *so, kmip_obj_t **ou
     kmip_obj_t *o = kms_arena_alloc(ctx->arena, sizeof(*o));
     if (!o)
         return KMS_ERR_NOMEM;
-    snprintf(o->id, sizeof(o->id), "%s", so->id);
-    snprintf(o->tenant, sizeof(o->tenant), "%s", so->tenant);
+    kms_strlcpy(o->id, so->id, sizeof(o->id));
+    kms_strlcpy(o->tenant, so->tenant, sizeof(o->tenant));
     o->object_type = so->object_type;
     o->state = so->state;
     o->version = so->version;
@@ -194,7 +194,7 @@ int kmip_obj_load(kmip_ctx_t *ctx, const char *id, kmip_obj_t **out)
         }
     }
     if (!ctx->first_object_id[0])
-        snprintf(ctx->first_object_id, sizeof(ctx->first_object_id), "%s", id);
+        kms_strlcpy(ctx->first_object_id, id, sizeof(ctx->first_object_id));
     return 0;
 }
 
@@ -372,8 +372,8 @@ static int to_store(kmip_ctx_t *ctx, kmip_obj_t *o, int64_t new_version, store_o
     kms_buf_t b;
     kms_buf_init(&b, ATTR_VALUE_MAX);
     memset(so, 0, sizeof(*so));
-    snprintf(so->id, sizeof(so->id), "%s", o->id);
-    snprintf(so->tenant, sizeof(so->tenant), "%s", o->tenant);
+    kms_strlcpy(so->id, o->id, sizeof(so->id));
+    kms_strlcpy(so->tenant, o->tenant, sizeof(so->tenant));
     so->object_type = o->object_type;
     so->state = o->state;
     so->archived = o->archived;
@@ -486,7 +486,7 @@ int kmip_obj_save(kmip_ctx_t *ctx, kmip_obj_t *o)
     o->blob_len = so.blob_len;
     o->dirty = false;
     if (!ctx->first_object_id[0])
-        snprintf(ctx->first_object_id, sizeof(ctx->first_object_id), "%s", o->id);
+        kms_strlcpy(ctx->first_object_id, o->id, sizeof(ctx->first_object_id));
     return 0;
 }
 

@@ -282,8 +282,8 @@ static int find_cert_client_cached(srv_access_t *a, store_reader_t **r, const km
     if (cacheable && (rc == 0 || rc == KMS_ERR_NOTFOUND)) {
         e->owner = a->instance;
         e->gen = gen;
-        snprintf(e->fp, sizeof e->fp, "%s", fp);
-        snprintf(e->cn, sizeof e->cn, "%s", cn);
+        kms_strlcpy(e->fp, fp, sizeof e->fp);
+        kms_strlcpy(e->cn, cn, sizeof e->cn);
         e->rc = rc;
         if (rc == 0) {
             e->client = *c;
@@ -295,8 +295,8 @@ static int find_cert_client_cached(srv_access_t *a, store_reader_t **r, const km
 
 static void fill_identity(const store_client_t *c, kmip_identity_t *id)
 {
-    snprintf(id->name, sizeof(id->name), "%s", c->name);
-    snprintf(id->tenant, sizeof(id->tenant), "%s", c->tenant);
+    kms_strlcpy(id->name, c->name, sizeof(id->name));
+    kms_strlcpy(id->tenant, c->tenant, sizeof(id->tenant));
     id->role = strcmp(c->role, "admin") == 0 ? KMIP_ROLE_ADMIN : KMIP_ROLE_CLIENT;
 }
 
