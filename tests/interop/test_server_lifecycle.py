@@ -154,11 +154,16 @@ def test_idle_timeout_closes_idle_connection(kmsd_factory):
     assert 0.7 < time.time() - t0 < 4
     s.close()
     k.wait_log(r"timeout: limits.idle_timeout")
-    # A connection that keeps talking is not idle.
+    # A connection that keeps talking is not idle ...
     s = k.raw_tls()
     for _ in range(4):
         time.sleep(0.5)
         assert h.statuses(k.send_ttlv(h.query_request(), sock=s)) == [0]
+    # ... until it stops: closed about 1 s after its last answer (the
+    # timer, armed for an earlier deadline, re-arms itself for the rest).
+    t0 = time.time()
+    assert h.closed_by_peer(s, 6)
+    assert 0.7 < time.time() - t0 < 4
     s.close()
 
 
