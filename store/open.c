@@ -126,7 +126,8 @@ int store_open(const store_options_t *opt, store_t **out)
         err = KMS_ERR_NOMEM;
         goto out;
     }
-    err = store_db_open(s->path, s->read_only, true, &db);
+    err = s->read_only ? store_db_open(s->path, true, true, &db)
+                       : store_db_open_writer(s->path, &db);
     if (err)
         goto out;
     if (s->read_only) {

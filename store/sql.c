@@ -67,10 +67,13 @@ static void global_init(void)
     sqlite3_initialize();
 }
 
-int store_db_open(const char *path, bool read_only, bool create, sqlite3 **out)
+static int db_open(const char *path, bool read_only, bool create, bool writer, sqlite3 **out)
 {
     pthread_once(&g_once, global_init);
     sqlite3 *db = NULL;
+    const char *vfs = NULL;
+    if (writer && !(vfs = store_vfs_writer()))
+        kms_log(KMS_LOG_WARN, STORE_LOG, "writer VFS unavailable; WAL frames written one by one");
     int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_PRIVATECACHE;
     int err;
     *out = NULL;
@@ -78,7 +81,7 @@ int store_db_open(const char *path, bool read_only, bool create, sqlite3 **out)
         flags |= SQLITE_OPEN_READONLY;
     else
         flags |= SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
-    int rc = sqlite3_open_v2(path, &db, flags, NULL);
+    int rc = sqlite3_open_v2(path, &db, flags, vfs);
     if (rc != SQLITE_OK) {
         if (!db) {
             kms_log(KMS_LOG_ERROR, STORE_LOG, "open: out of memory");
@@ -135,6 +138,16 @@ out:
     if (db)
         sqlite3_close_v2(db);
     return err;
+}
+
+int store_db_open(const char *path, bool read_only, bool create, sqlite3 **out)
+{
+    return db_open(path, read_only, create, false, out);
+}
+
+int store_db_open_writer(const char *path, sqlite3 **out)
+{
+    return db_open(path, false, true, true, out);
 }
 
 int store_stmt(sqlite3 *db, sqlite3_stmt **slot, const char *sql, sqlite3_stmt **out)

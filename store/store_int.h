@@ -141,6 +141,11 @@ struct store_reader {
 int store_sqlerr(sqlite3 *db, int rc, const char *what);
 /* Open a connection with the pragmas every connection gets. */
 int store_db_open(const char *path, bool read_only, bool create, sqlite3 **out);
+/* The writer's connection: store_db_open read-write, through the VFS of
+ * vfs.c (a commit's WAL frames in one write). */
+int store_db_open_writer(const char *path, sqlite3 **out);
+/* vfs.c: the name of that VFS, registered on first use; NULL if it cannot be. */
+const char *store_vfs_writer(void);
 /* Run SQL without results (schema, pragmas). */
 int store_exec(sqlite3 *db, const char *sql, const char *what);
 /* Prepare once and cache in *slot; the statement is reset and unbound. */

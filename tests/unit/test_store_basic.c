@@ -576,6 +576,64 @@ static void test_wal_bounded(void **state)
     assert_true(max_size < 640 * (4096 + 24));
 }
 
+/* The writer's VFS (store/vfs.c) buffers WAL appends until the commit's
+ * sync: a commit larger than its buffer, and many small ones, are each
+ * visible to a reader as soon as store_commit returns, survive a reopen,
+ * and leave a database that passes integrity_check. */
+static void test_writer_vfs(void **state)
+{
+    (void)state;
+    store_t *s = open_store(NULL);
+    assert_non_null(sqlite3_vfs_find("kmsd-wal"));
+    store_reader_t *r = NULL;
+    assert_int_equal(store_reader_new(s, &r), 0);
+    kms_arena_t *a = kms_arena_new(0);
+    size_t big = 3u << 20; /* three times the VFS buffer */
+    uint8_t *blob = malloc(big);
+    assert_non_null(blob);
+    for (size_t i = 0; i < big; i++)
+        blob[i] = (uint8_t)(i * 131 + (i >> 12));
+    store_object_t o;
+    store_attr_t at[3];
+    make_obj(&o, at, "vfs-big", "t");
+    o.blob = blob;
+    o.blob_len = big;
+    assert_int_equal(put1(s, &o, STORE_VERSION_NEW, NULL), 0);
+    store_object_t *g = NULL;
+    assert_int_equal(store_get(r, a, "vfs-big", "t", &g), 0);
+    assert_int_equal(g->blob_len, big);
+    assert_memory_equal(g->blob, blob, big);
+    for (int i = 0; i < 200; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "vfs-%03d", i);
+        make_obj(&o, at, id, "t");
+        assert_int_equal(put1(s, &o, STORE_VERSION_NEW, NULL), 0);
+        kms_arena_reset(a);
+        assert_int_equal(store_get(r, a, id, "t", &g), 0);
+        assert_int_equal(g->blob_len, sizeof(BLOB));
+    }
+    kms_arena_free(a);
+    store_reader_free(r);
+    store_close(s);
+
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(g_path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*), max(length(blob)) FROM objects",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 201);
+    assert_int_equal(sqlite3_column_int64(st, 1), (sqlite3_int64)big);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    free(blob);
+}
+
 static void test_newer_schema_refused(void **state)
 {
     (void)state;
@@ -664,6 +722,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reopen_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writer_vfs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
