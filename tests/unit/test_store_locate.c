@@ -444,6 +444,16 @@ static void test_plan(void **state)
     print_message("plan (type + state, all tenants):\n%s", plan);
     assert_non_null(strstr(plan, "USING COVERING INDEX objects_order"));
     q.tenant = "beta";
+    /* Name + Object Type + State: the Name still drives (no walk) */
+    store_cond_t cn2[3] = {{.kind = STORE_COND_TYPE_EQ, .lo = 2},
+                           {.kind = STORE_COND_STATE_RANGE, .lo = 1, .hi = 4},
+                           {.kind = STORE_COND_SKEY_EQ, .name = "Name", .s = "name-17"}};
+    q.conds = cn2;
+    q.n_conds = 3;
+    assert_int_equal(store_locate_explain(g_r, &q, g_a, &plan), 0);
+    print_message("plan (Name + type + state):\n%s", plan);
+    assert_non_null(strstr(plan, "attributes_skey (name=? AND skey=?)"));
+    assert_null(strstr(plan, "SCAN"));
     /* no condition within a tenant: the order index, no sort */
     q.n_conds = 0;
     assert_int_equal(store_locate_explain(g_r, &q, g_a, &plan), 0);
