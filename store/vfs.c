@@ -232,7 +232,8 @@ static int x_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *p, int flags
     }
     /* The real file's methods must offer what ours forward (unix: v3). */
     if (!f->real->pMethods || f->real->pMethods->iVersion < 3) {
-        f->real->pMethods->xClose(f->real);
+        if (f->real->pMethods)
+            f->real->pMethods->xClose(f->real);
         p->pMethods = NULL;
         return SQLITE_CANTOPEN;
     }

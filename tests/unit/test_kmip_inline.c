@@ -56,6 +56,22 @@ static int run(kenv_t *e, const kms_buf_t *b, enum via via, store_write_t **w, t
     return rc;
 }
 
+/* A Create of an AES key (Name `name` unless NULL), run inline: answered,
+ * with its write deferred. Returns that write; *bi the answer's item. */
+static store_write_t *inline_create(kenv_t *e, const char *name, ttlv_item_t **bi)
+{
+    ttlv_item_t *m = rq_msg(e, 1, 1);
+    rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, name);
+    kms_buf_t b;
+    encode(e, m, &b);
+    store_write_t *w = NULL;
+    assert_int_equal(run(e, &b, VIA_INLINE, &w, bi), 0);
+    assert_non_null(w);
+    assert_ok(*bi);
+    kms_buf_dispose(&b);
+    return w;
+}
+
 static int64_t count_objects(kenv_t *e)
 {
     store_reader_t *r = NULL;
@@ -111,15 +127,8 @@ static void test_deferred_create(void **state)
 {
     kenv_t *e = *state;
     int64_t before = count_objects(e);
-    ttlv_item_t *m = rq_msg(e, 1, 1);
-    rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, "deferred-1");
-    kms_buf_t b;
-    encode(e, m, &b);
-    store_write_t *w = NULL;
     ttlv_item_t *bi = NULL;
-    assert_int_equal(run(e, &b, VIA_INLINE, &w, &bi), 0);
-    assert_non_null(w);
-    assert_ok(bi);
+    store_write_t *w = inline_create(e, "deferred-1", &bi);
     char *id = kms_arena_strdup(e->a, rs_uid(bi));
     assert_non_null(id);
     assert_int_equal(count_objects(e), before);
@@ -133,7 +142,6 @@ static void test_deferred_create(void **state)
     /* UUID version 7: the version nibble. */
     assert_int_equal(strlen(id), 36);
     assert_int_equal(id[14], '7');
-    kms_buf_dispose(&b);
 }
 
 /* A deferred Activate whose commit loses a race conflicts and stores
@@ -246,14 +254,8 @@ static void wait_calls(cb_state_t *s, int n)
 static void test_store_commit_async(void **state)
 {
     kenv_t *e = *state;
-    ttlv_item_t *m = rq_msg(e, 1, 1);
-    rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, NULL);
-    kms_buf_t b;
-    encode(e, m, &b);
-    store_write_t *w = NULL;
     ttlv_item_t *bi = NULL;
-    assert_int_equal(run(e, &b, VIA_INLINE, &w, &bi), 0);
-    assert_non_null(w);
+    store_write_t *w = inline_create(e, NULL, &bi);
     char *id = kms_arena_strdup(e->a, rs_uid(bi));
     cb_state_t s = {.calls = 0, .result = -100};
     pthread_mutex_init(&s.mu, NULL);
@@ -275,7 +277,6 @@ static void test_store_commit_async(void **state)
     assert_int_equal(s.calls, 2);
     pthread_cond_destroy(&s.cv);
     pthread_mutex_destroy(&s.mu);
-    kms_buf_dispose(&b);
 }
 
 /* The clients generation moves with client and tenant writes only. */

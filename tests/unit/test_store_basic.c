@@ -16,6 +16,7 @@
 
 #include "common/kms.h"
 #include "store/store.h"
+#include "tests/unit/util/sqlcheck.h"
 #include "tests/unit/util/tmpdir.h"
 
 static char g_dir[64];
@@ -616,21 +617,9 @@ static void test_writer_vfs(void **state)
     store_reader_free(r);
     store_close(s);
 
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(g_path, &db), SQLITE_OK);
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
-    sqlite3_finalize(st);
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*), max(length(blob)) FROM objects",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 201);
-    assert_int_equal(sqlite3_column_int64(st, 1), (sqlite3_int64)big);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
+    assert_string_equal(test_sql_integrity(g_path), "ok");
+    assert_int_equal(test_sql_int(g_path, "SELECT count(*) FROM objects"), 201);
+    assert_int_equal(test_sql_int(g_path, "SELECT max(length(blob)) FROM objects"), (int64_t)big);
     free(blob);
 }
 

@@ -17,10 +17,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include <sqlite3.h>
 
 #include "common/kms.h"
 #include "store/store.h"
+#include "tests/unit/util/sqlcheck.h"
 #include "tests/unit/util/tmpdir.h"
 
 static char g_dir[64];
@@ -162,14 +162,7 @@ static void test_disk_full(void **state)
     store_reader_free(r);
     store_close(s);
 
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(g_path, &db), SQLITE_OK);
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
-    sqlite3_finalize(st);
-    sqlite3_close(db);
+    assert_string_equal(test_sql_integrity(g_path), "ok");
 }
 
 int main(void)
