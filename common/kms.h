@@ -46,6 +46,44 @@ enum kms_err {
 /* Static string for an error code; never NULL. */
 const char *kms_strerror(int err);
 
+/* ------------------------------------------------------- error detail */
+/*
+ * Detail for an error, where a caller needs more than the code: one line
+ * for a human, and where they apply the byte offset of malformed input and
+ * a protocol reason (for kmip/ and crypto/: the KMIP Result Reason the
+ * request is answered with). A function that can give detail takes
+ * `kms_error_t *err` as its last parameter (NULL = no detail wanted) and
+ * returns the same negative code it records there. This is the one error
+ * convention of the tree: negative KMS_ERR_* codes, detail in this struct.
+ */
+#define KMS_ERROR_NO_OFFSET SIZE_MAX
+typedef struct kms_error {
+    int code;            /* KMS_ERR_* recorded; 0 = none */
+    uint32_t reason;     /* protocol reason (KMIP Result Reason); 0 = derive from code */
+    size_t offset;       /* byte offset in the input, or KMS_ERROR_NO_OFFSET */
+    char msg[256];       /* "" when none */
+} kms_error_t;
+
+/* Reset to "nothing recorded". NULL ok. */
+void kms_error_clear(kms_error_t *e);
+/* Record code and message (printf) in e (NULL ok); returns code. */
+int kms_error_set(kms_error_t *e, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The same with a protocol reason. */
+int kms_error_set_reason(kms_error_t *e, int code, uint32_t reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The same with the byte offset of malformed input. */
+int kms_error_set_at(kms_error_t *e, int code, size_t offset, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The message, or kms_strerror(code) when none was given; never NULL. */
+const char *kms_error_msg(const kms_error_t *e);
+
+/* ------------------------------------------------------------------ I/O */
+/* Write all n bytes to a blocking fd, retrying on EINTR and short writes.
+ * 0, or KMS_ERR_IO with errno left as the failed write(2) set it (ENOSPC,
+ * EIO...) for the caller's message. */
+int kms_write_all(int fd, const void *p, size_t n);
+
 /* ---------------------------------------------------------------- buffer */
 /*
  * A growable byte buffer with a hard cap. Appends that would exceed `max`
