@@ -98,7 +98,7 @@ int bench_build(const bench_msgcfg_t *cfg, enum bench_step step, const char *uid
 int bench_parse(const uint8_t *p, size_t n, kms_arena_t *a, bench_result_t *res)
 {
     ttlv_item_t *root = NULL, *bi, *it, *pl;
-    ttlv_error_t err;
+    kms_error_t err;
 
     memset(res, 0, sizeof(*res));
     kms_arena_reset(a);

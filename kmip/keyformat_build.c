@@ -262,7 +262,7 @@ int kmip_crypto_object_build(kms_arena_t *a, ttlv_item_t *parent, const kmip_mat
         return 0;
     case KMIP_OBJECT_TYPE_TEMPLATE: {
         ttlv_item_t *t = NULL;
-        ttlv_error_t terr;
+        kms_error_t terr;
         if (want_fmt != 0)
             return fmt_unsupported(e, want_fmt, "a Template");
         if (ttlv_decode(stored->data, stored->len, NULL, a, &t, &terr) < 0 ||

@@ -39,7 +39,7 @@ static int unwrap_key_value(kms_arena_t *a, const ttlv_item_t *kb, const ttlv_it
     const ttlv_item_t *wm, *eki, *uid, *cp, *bcm, *enc;
     kms_secret_t *kek = NULL, *plain = NULL;
     uint32_t mode = KMIP_BLOCK_CIPHER_MODE_NIST_KEY_WRAP;
-    ttlv_error_t terr;
+    kms_error_t terr;
     int rc;
 
     if (!cb)

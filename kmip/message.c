@@ -397,7 +397,7 @@ static int handle(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req,
         return KMS_ERR_NOMEM;
 
     ttlv_item_t *root = NULL;
-    ttlv_error_t terr;
+    kms_error_t terr;
     ttlv_limits_t lim = {s->cfg.max_depth, s->cfg.max_items};
     rc = ttlv_decode(req, len, &lim, a, &root, &terr);
     if (rc == KMS_ERR_PROTO) {

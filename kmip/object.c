@@ -138,7 +138,7 @@ static int from_store(kmip_ctx_t *ctx, const store_object_t *so, kmip_obj_t **ou
     for (size_t i = 0; i < so->n_attrs; i++) {
         const store_attr_t *sa = &so->attrs[i];
         ttlv_item_t *v = NULL;
-        ttlv_error_t err;
+        kms_error_t err;
         int rc = ttlv_decode(sa->value, sa->value_len, NULL, ctx->arena, &v, &err);
         if (rc) {
             kms_log(KMS_LOG_ERROR, "kmip", "object %s: attribute %s does not decode: %s", so->id,
@@ -228,7 +228,7 @@ int kmip_obj_set_material(kmip_ctx_t *ctx, kmip_obj_t *o, kms_secret_t *stored,
         /* A Template's own Names (inside the Template structure) name the
          * managed object, so Create can find it by Name. */
         ttlv_item_t *t = NULL;
-        ttlv_error_t err;
+        kms_error_t err;
         if (ttlv_decode(stored->data, stored->len, NULL, ctx->arena, &t, &err) == 0) {
             for (ttlv_item_t *a = ttlv_find(t, KMIP_TAG_ATTRIBUTE); a;
                  a = ttlv_find_next(a, KMIP_TAG_ATTRIBUTE)) {

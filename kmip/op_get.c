@@ -108,7 +108,7 @@ int kmip_op_get(kmip_ctx_t *ctx)
         if ((rc = kmip_obj_open_material(ctx, o, &m)))
             return rc;
         ttlv_item_t *t = NULL;
-        ttlv_error_t err;
+        kms_error_t err;
         if (ttlv_decode(m->data, m->len, NULL, ctx->arena, &t, &err))
             return kmip_fail(ctx, KMIP_RESULT_REASON_GENERAL_FAILURE, "stored template is corrupt");
         if (!ttlv_new_enum(ctx->arena, ctx->resp_payload, KMIP_TAG_OBJECT_TYPE, o->object_type) ||

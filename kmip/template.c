@@ -128,7 +128,7 @@ static int template_attrs(kmip_ctx_t *ctx, const char *name, const ttlv_item_t *
     if ((rc = kmip_obj_open_material(ctx, t, &m)))
         return rc;
     ttlv_item_t *root = NULL;
-    ttlv_error_t err;
+    kms_error_t err;
     if (ttlv_decode(m->data, m->len, NULL, ctx->arena, &root, &err))
         return kmip_fail(ctx, KMIP_RESULT_REASON_GENERAL_FAILURE, "stored template is corrupt");
     *tmpl_out = root;

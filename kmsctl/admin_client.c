@@ -183,7 +183,7 @@ int kmsctl_admin_call_fd(kms_arena_t *a, ttlv_item_t *req, int pass_fd, ttlv_ite
         goto out;
     }
     ttlv_item_t *resp = NULL;
-    ttlv_error_t terr;
+    kms_error_t terr;
     if (ttlv_decode(body, (size_t)blen + 8, NULL, a, &resp, &terr) != 0) {
         fprintf(stderr, "kmsctl: malformed answer on the admin socket: %s\n", terr.msg);
         goto out;

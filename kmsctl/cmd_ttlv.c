@@ -104,7 +104,7 @@ static int do_decode(const char *path, bool hex, bool redact)
     kms_arena_t *arena = NULL;
     kms_buf_t out;
     ttlv_item_t *root = NULL;
-    ttlv_error_t err;
+    kms_error_t err;
     int ret = read_input(path, &in, &inlen);
     kms_buf_init(&out, 0);
     if (ret)
@@ -158,7 +158,7 @@ static int do_encode(const char *path, bool hex)
     kms_buf_t out;
     char *hexout = NULL;
     ttlv_item_t *root = NULL;
-    ttlv_error_t err;
+    kms_error_t err;
     int ret = read_input(path, &in, &inlen);
     kms_buf_init(&out, 0);
     if (ret)

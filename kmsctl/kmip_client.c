@@ -229,7 +229,7 @@ int kmsctl_kmip_call(kmsctl_kmip_t *k, kms_arena_t *a, uint32_t op, ttlv_item_t 
     memcpy(buf, hdr, 8);
     rc = ssl_read_n(k->ssl, buf + 8, total - 8);
     ttlv_item_t *root = NULL;
-    ttlv_error_t terr;
+    kms_error_t terr;
     if (rc == 0 && ttlv_decode(buf, total, NULL, a, &root, &terr) != 0)
         rc = KMS_ERR_PROTO;
     /* The answer may hold key material (not for the operations kmsctl uses,

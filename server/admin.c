@@ -165,7 +165,7 @@ static void serve_conn(srv_admin_t *ad, int fd)
         if (read_n(ad, fd, msg + 8, blen, false, &passed) != 0)
             break;
         ttlv_item_t *req = NULL;
-        ttlv_error_t terr;
+        kms_error_t terr;
         rc = srv_admin_decode_request(msg, (size_t)blen + 8, a, &req, &terr);
         /* The request may carry a password: wipe the raw bytes now. */
         kms_wipe(msg, (size_t)blen + 8);

@@ -460,7 +460,7 @@ static int in_item(bk_in_t *in, kms_arena_t *a, ttlv_item_t **out)
         return KMS_ERR_NOMEM;
     memcpy(buf, hdr, 8);
     rc = bk_read_all(in->fd, buf + 8, len);
-    ttlv_error_t e;
+    kms_error_t e;
     if (!rc && ttlv_decode(buf, (size_t)len + 8, NULL, a, out, &e) != 0)
         rc = KMS_ERR_PROTO;
     if (!rc && in->mac && (*out)->tag != BK_END && !EVP_MAC_update(in->mac, buf, (size_t)len + 8))

@@ -10,8 +10,6 @@
  * command, arguments): server/admin_cmds.c does, so there is one place that
  * decides what a field means.
  */
-#include <stdio.h>
-#include <string.h>
 
 #include "server/access.h"
 #include "server/admin_proto.h"
@@ -28,22 +26,15 @@ int srv_admin_check_header(const uint8_t hdr[8], uint32_t *body_len)
 }
 
 int srv_admin_decode_request(const uint8_t *msg, size_t len, kms_arena_t *a,
-                             ttlv_item_t **req_out, ttlv_error_t *err)
+                             ttlv_item_t **req_out, kms_error_t *err)
 {
-    ttlv_error_t local;
     uint32_t blen = 0;
-    if (!err)
-        err = &local;
-    memset(err, 0, sizeof(*err));
+    kms_error_clear(err);
     *req_out = NULL;
-    if (!msg || len < 8 || srv_admin_check_header(msg, &blen) != 0) {
-        snprintf(err->msg, sizeof(err->msg), "not an admin request (or too large)");
-        return KMS_ERR_PROTO;
-    }
-    if (len != (size_t)blen + 8) {
-        err->offset = len < (size_t)blen + 8 ? len : (size_t)blen + 8;
-        snprintf(err->msg, sizeof(err->msg), "message length does not match its header");
-        return KMS_ERR_PROTO;
-    }
+    if (!msg || len < 8 || srv_admin_check_header(msg, &blen) != 0)
+        return kms_error_set_at(err, KMS_ERR_PROTO, 0, "not an admin request (or too large)");
+    if (len != (size_t)blen + 8)
+        return kms_error_set_at(err, KMS_ERR_PROTO, len < (size_t)blen + 8 ? len : (size_t)blen + 8,
+                                "message length does not match its header");
     return ttlv_decode(msg, len, NULL, a, req_out, err);
 }

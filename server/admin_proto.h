@@ -32,6 +32,6 @@ int srv_admin_check_header(const uint8_t hdr[8], uint32_t *body_len);
  * version, the command and its arguments. Any thread.
  */
 int srv_admin_decode_request(const uint8_t *msg, size_t len, kms_arena_t *a,
-                             ttlv_item_t **req_out, ttlv_error_t *err);
+                             ttlv_item_t **req_out, kms_error_t *err);
 
 #endif /* KMS_SERVER_ADMIN_PROTO_H */

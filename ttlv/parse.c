@@ -112,11 +112,10 @@ static bool paren_hex(struct span s, unsigned maxdig, uint64_t *v)
     return parse_hexnum(s, maxdig, v);
 }
 
-static int perr(ttlv_error_t *err, const struct line *ln, const char *at, const char *what)
+static int perr(kms_error_t *err, const struct line *ln, const char *at, const char *what)
 {
     size_t col = at ? (size_t)(at - ln->p) : 0;
-    ttlv_set_error(err, ln->off + col, "line %zu: %s", ln->no, what);
-    return KMS_ERR_PROTO;
+    return kms_error_set_at(err, KMS_ERR_PROTO, ln->off + col, "line %zu: %s", ln->no, what);
 }
 
 static int parse_hexbytes(kms_arena_t *a, struct span s, uint8_t **out, size_t *n_out)
@@ -184,7 +183,7 @@ static int unquote(kms_arena_t *a, struct span s, uint8_t **out, size_t *n_out)
 }
 
 static int parse_value(kms_arena_t *a, ttlv_item_t *it, struct span d, const struct line *ln,
-                       ttlv_error_t *err)
+                       kms_error_t *err)
 {
     uint64_t u;
     int64_t sv;
@@ -304,7 +303,7 @@ static size_t find(struct span s, const char *lit)
 }
 
 static int parse_line(kms_arena_t *a, const struct line *ln, size_t indent, ttlv_item_t *parent,
-                      ttlv_item_t **item_out, ttlv_error_t *err)
+                      ttlv_item_t **item_out, kms_error_t *err)
 {
     struct span s = {ln->p + indent, ln->n - indent};
     if (s.n < 5 || memcmp(s.p, "Tag: ", 5) != 0)
@@ -361,7 +360,7 @@ static int parse_line(kms_arena_t *a, const struct line *ln, size_t indent, ttlv
 }
 
 int ttlv_parse_text(const char *text, size_t len, kms_arena_t *arena, ttlv_item_t **root_out,
-                    ttlv_error_t *err_out)
+                    kms_error_t *err_out)
 {
     ttlv_item_t *stack[TTLV_HARD_MAX_DEPTH];
     size_t open = 0; /* number of levels in stack */
@@ -369,14 +368,9 @@ int ttlv_parse_text(const char *text, size_t len, kms_arena_t *arena, ttlv_item_
     size_t pos = 0, lineno = 0;
     int rc = 0;
 
-    if (err_out) {
-        err_out->offset = 0;
-        err_out->msg[0] = 0;
-    }
-    if (!arena || !root_out || (!text && len)) {
-        ttlv_set_error(err_out, 0, "invalid arguments");
-        return KMS_ERR_INVAL;
-    }
+    kms_error_clear(err_out);
+    if (!arena || !root_out || (!text && len))
+        return kms_error_set_at(err_out, KMS_ERR_INVAL, 0, "invalid arguments");
     *root_out = NULL;
     while (pos < len) {
         const char *nl = memchr(text + pos, '\n', len - pos);
@@ -403,20 +397,17 @@ int ttlv_parse_text(const char *text, size_t len, kms_arena_t *arena, ttlv_item_
             return perr(err_out, &ln, ln.p + indent, "indent does not follow a Structure");
         ttlv_item_t *it = NULL;
         rc = parse_line(arena, &ln, indent, level ? stack[level - 1] : NULL, &it, err_out);
-        if (rc) {
-            if (rc == KMS_ERR_NOMEM)
-                ttlv_set_error(err_out, ln.off, "line %zu: out of memory", ln.no);
+        if (rc == KMS_ERR_NOMEM)
+            return kms_error_set_at(err_out, rc, ln.off, "line %zu: out of memory", ln.no);
+        if (rc)
             return rc;
-        }
         if (level == 0)
             root = it;
         stack[level] = it;
         open = level + 1;
     }
-    if (!root) {
-        ttlv_set_error(err_out, len, "no item in the text");
-        return KMS_ERR_PROTO;
-    }
+    if (!root)
+        return kms_error_set_at(err_out, KMS_ERR_PROTO, len, "no item in the text");
     *root_out = root;
     return 0;
 }

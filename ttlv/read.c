@@ -21,7 +21,6 @@
  * where, whether a tag's type matches the tables): that is kmip/'s job,
  * and unknown or extension tags must still decode.
  */
-#include <stdio.h>
 #include <string.h>
 
 #include "ttlv/ttlv_int.h"
@@ -31,19 +30,8 @@ struct dec {
     size_t max_depth;
     size_t max_items;
     size_t items;
-    ttlv_error_t *err;
+    kms_error_t *err;
 };
-
-void ttlv_set_error(ttlv_error_t *err, size_t offset, const char *fmt, ...)
-{
-    if (!err)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    err->offset = offset;
-    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-    va_end(ap);
-}
 
 int ttlv_fixed_len(enum ttlv_type t)
 {
@@ -118,13 +106,10 @@ static int decode_items(struct dec *d, kms_reader_t *r, ttlv_item_t *parent, siz
 static int check_padding(struct dec *d, const uint8_t *p, size_t n, size_t off, uint32_t tag,
                          enum ttlv_type type)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] != 0) {
-            ttlv_set_error(d->err, off + i, "non-zero padding in %s 0x%06X",
-                           ttlv_type_name(type), (unsigned)tag);
-            return KMS_ERR_PROTO;
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != 0)
+            return kms_error_set_at(d->err, KMS_ERR_PROTO, off + i, "non-zero padding in %s 0x%06X",
+                                    ttlv_type_name(type), (unsigned)tag);
     return 0;
 }
 
@@ -136,56 +121,47 @@ static int decode_one(struct dec *d, kms_reader_t *r, ttlv_item_t *parent, size_
     const uint8_t *h;
     if (kms_reader_bytes(r, 8, &h) != 0) {
         if (parent)
-            ttlv_set_error(d->err, off, "truncated item header (%zu bytes left in parent 0x%06X)",
-                           kms_reader_left(r), (unsigned)parent->tag);
-        else
-            ttlv_set_error(d->err, off, "truncated item header (%zu bytes)", kms_reader_left(r));
-        return KMS_ERR_PROTO;
+            return kms_error_set_at(d->err, KMS_ERR_PROTO, off,
+                                    "truncated item header (%zu bytes left in parent 0x%06X)",
+                                    kms_reader_left(r), (unsigned)parent->tag);
+        return kms_error_set_at(d->err, KMS_ERR_PROTO, off, "truncated item header (%zu bytes)",
+                                kms_reader_left(r));
     }
     uint32_t tag = ((uint32_t)h[0] << 16) | ((uint32_t)h[1] << 8) | h[2];
     uint8_t type = h[3];
     uint32_t len = kms_be32(h + 4);
 
-    if (h[0] != 0x42 && h[0] != 0x54 && !vendor) {
-        ttlv_set_error(d->err, off, "tag 0x%06X is neither 0x42xxxx nor 0x54xxxx", (unsigned)tag);
-        return KMS_ERR_PROTO;
-    }
-    if (!type_valid(type)) {
-        ttlv_set_error(d->err, off + 3, "unknown item type 0x%02X in tag 0x%06X", type,
-                       (unsigned)tag);
-        return KMS_ERR_PROTO;
-    }
-    if (depth > d->max_depth) {
-        ttlv_set_error(d->err, off, "nesting deeper than %zu at tag 0x%06X", d->max_depth,
-                       (unsigned)tag);
-        return KMS_ERR_LIMIT;
-    }
-    if (d->items >= d->max_items) {
-        ttlv_set_error(d->err, off, "more than %zu items", d->max_items);
-        return KMS_ERR_LIMIT;
-    }
+    if (h[0] != 0x42 && h[0] != 0x54 && !vendor)
+        return kms_error_set_at(d->err, KMS_ERR_PROTO, off,
+                                "tag 0x%06X is neither 0x42xxxx nor 0x54xxxx", (unsigned)tag);
+    if (!type_valid(type))
+        return kms_error_set_at(d->err, KMS_ERR_PROTO, off + 3,
+                                "unknown item type 0x%02X in tag 0x%06X", type, (unsigned)tag);
+    if (depth > d->max_depth)
+        return kms_error_set_at(d->err, KMS_ERR_LIMIT, off, "nesting deeper than %zu at tag 0x%06X",
+                                d->max_depth, (unsigned)tag);
+    if (d->items >= d->max_items)
+        return kms_error_set_at(d->err, KMS_ERR_LIMIT, off, "more than %zu items", d->max_items);
     enum ttlv_type t = (enum ttlv_type)type;
     int fixed = ttlv_fixed_len(t);
-    if (fixed >= 0 && len != (uint32_t)fixed) {
-        ttlv_set_error(d->err, off + 4, "%s 0x%06X has length %u, must be %d", ttlv_type_name(t),
-                       (unsigned)tag, (unsigned)len, fixed);
-        return KMS_ERR_PROTO;
-    }
-    if ((t == TTLV_BIG_INTEGER || t == TTLV_STRUCTURE) && len % 8 != 0) {
-        ttlv_set_error(d->err, off + 4, "%s 0x%06X has length %u, not a multiple of 8",
-                       ttlv_type_name(t), (unsigned)tag, (unsigned)len);
-        return KMS_ERR_PROTO;
-    }
+    if (fixed >= 0 && len != (uint32_t)fixed)
+        return kms_error_set_at(d->err, KMS_ERR_PROTO, off + 4,
+                                "%s 0x%06X has length %u, must be %d", ttlv_type_name(t),
+                                (unsigned)tag, (unsigned)len, fixed);
+    if ((t == TTLV_BIG_INTEGER || t == TTLV_STRUCTURE) && len % 8 != 0)
+        return kms_error_set_at(d->err, KMS_ERR_PROTO, off + 4,
+                                "%s 0x%06X has length %u, not a multiple of 8", ttlv_type_name(t),
+                                (unsigned)tag, (unsigned)len);
     uint64_t padded = ttlv_padded(len);
     if (padded > kms_reader_left(r)) {
         if (parent)
-            ttlv_set_error(d->err, off + 4,
-                           "length %u of 0x%06X overruns its parent 0x%06X (%zu bytes left)",
-                           (unsigned)len, (unsigned)tag, (unsigned)parent->tag, kms_reader_left(r));
-        else
-            ttlv_set_error(d->err, off + 4, "length %u of 0x%06X runs past the input (%zu bytes left)",
-                           (unsigned)len, (unsigned)tag, kms_reader_left(r));
-        return KMS_ERR_PROTO;
+            return kms_error_set_at(
+                d->err, KMS_ERR_PROTO, off + 4,
+                "length %u of 0x%06X overruns its parent 0x%06X (%zu bytes left)", (unsigned)len,
+                (unsigned)tag, (unsigned)parent->tag, kms_reader_left(r));
+        return kms_error_set_at(d->err, KMS_ERR_PROTO, off + 4,
+                                "length %u of 0x%06X runs past the input (%zu bytes left)",
+                                (unsigned)len, (unsigned)tag, kms_reader_left(r));
     }
 
     ttlv_item_t *it = ttlv_item_alloc(d->arena, NULL, tag, t);
@@ -226,21 +202,19 @@ static int decode_one(struct dec *d, kms_reader_t *r, ttlv_item_t *parent, size_
         break;
     case TTLV_BOOLEAN: {
         uint64_t b = kms_be64(v);
-        if (b > 1) {
-            ttlv_set_error(d->err, voff, "Boolean 0x%06X is 0x%016llX, must be 0 or 1",
-                           (unsigned)tag, (unsigned long long)b);
-            return KMS_ERR_PROTO;
-        }
+        if (b > 1)
+            return kms_error_set_at(d->err, KMS_ERR_PROTO, voff,
+                                    "Boolean 0x%06X is 0x%016llX, must be 0 or 1", (unsigned)tag,
+                                    (unsigned long long)b);
         it->v.b = b == 1;
         break;
     }
     case TTLV_TEXT_STRING: {
         size_t bad = ttlv_utf8_check(v, len);
-        if (bad != len) {
-            ttlv_set_error(d->err, voff + bad, "invalid UTF-8 (byte 0x%02X) in Text String 0x%06X",
-                           v[bad], (unsigned)tag);
-            return KMS_ERR_PROTO;
-        }
+        if (bad != len)
+            return kms_error_set_at(d->err, KMS_ERR_PROTO, voff + bad,
+                                    "invalid UTF-8 (byte 0x%02X) in Text String 0x%06X", v[bad],
+                                    (unsigned)tag);
         it->v.bytes.ptr = (const uint8_t *)kms_arena_strndup(d->arena, (const char *)v, len);
         if (!it->v.bytes.ptr)
             return KMS_ERR_NOMEM;
@@ -283,39 +257,31 @@ static int decode_items(struct dec *d, kms_reader_t *r, ttlv_item_t *parent, siz
 }
 
 int ttlv_decode(const uint8_t *buf, size_t len, const ttlv_limits_t *lim, kms_arena_t *arena,
-                ttlv_item_t **root_out, ttlv_error_t *err_out)
+                ttlv_item_t **root_out, kms_error_t *err)
 {
     struct dec d = {
         .arena = arena,
         .max_depth = lim && lim->max_depth ? lim->max_depth : TTLV_DEFAULT_MAX_DEPTH,
         .max_items = lim && lim->max_items ? lim->max_items : TTLV_DEFAULT_MAX_ITEMS,
-        .err = err_out,
+        .err = err,
     };
     if (d.max_depth > TTLV_HARD_MAX_DEPTH)
         d.max_depth = TTLV_HARD_MAX_DEPTH;
-    if (err_out) {
-        err_out->offset = 0;
-        err_out->msg[0] = 0;
-    }
-    if (!arena || !root_out || (!buf && len)) {
-        ttlv_set_error(err_out, 0, "invalid arguments");
-        return KMS_ERR_INVAL;
-    }
+    kms_error_clear(err);
+    if (!arena || !root_out || (!buf && len))
+        return kms_error_set_at(err, KMS_ERR_INVAL, 0, "invalid arguments");
     *root_out = NULL;
     kms_reader_t r;
     kms_reader_init(&r, buf, len);
     ttlv_item_t *root = NULL;
     int rc = decode_one(&d, &r, NULL, 1, false, &root);
-    if (rc) {
-        if (rc == KMS_ERR_NOMEM)
-            ttlv_set_error(err_out, kms_reader_offset(&r), "out of memory (arena limit)");
+    if (rc == KMS_ERR_NOMEM)
+        return kms_error_set_at(err, rc, kms_reader_offset(&r), "out of memory (arena limit)");
+    if (rc)
         return rc;
-    }
-    if (kms_reader_left(&r) != 0) {
-        ttlv_set_error(err_out, kms_reader_offset(&r), "%zu trailing bytes after the top-level item",
-                       kms_reader_left(&r));
-        return KMS_ERR_PROTO;
-    }
+    if (kms_reader_left(&r) != 0)
+        return kms_error_set_at(err, KMS_ERR_PROTO, kms_reader_offset(&r),
+                                "%zu trailing bytes after the top-level item", kms_reader_left(&r));
     *root_out = root;
     return 0;
 }

@@ -118,21 +118,18 @@ typedef struct ttlv_limits {
 #define TTLV_DEFAULT_MAX_DEPTH 32
 #define TTLV_DEFAULT_MAX_ITEMS 100000
 
-typedef struct ttlv_error {
-    size_t offset;   /* byte offset of the offending item or field */
-    char msg[160];   /* "non-zero padding in Text String 0x420094", ... */
-} ttlv_error_t;
-
 /*
  * Decode exactly one top-level item occupying all of buf[0..len).
  * The tree (and copies of all values) is allocated from `arena`; the input
  * is never written and may be freed afterwards. Text Strings are validated
  * as UTF-8 and NUL-terminated in the copy. `lim` NULL = defaults.
- * Returns 0, KMS_ERR_PROTO (err filled), KMS_ERR_LIMIT (depth/items, err
- * filled) or KMS_ERR_NOMEM (arena limit).
+ * Returns 0, KMS_ERR_PROTO, KMS_ERR_LIMIT (depth/items) or KMS_ERR_NOMEM
+ * (arena limit); on failure `err` (NULL allowed) holds the same code, the
+ * byte offset of the offending item or field and a message such as
+ * "non-zero padding in Text String 0x420094".
  */
 int ttlv_decode(const uint8_t *buf, size_t len, const ttlv_limits_t *lim, kms_arena_t *arena,
-                ttlv_item_t **root_out, ttlv_error_t *err_out);
+                ttlv_item_t **root_out, kms_error_t *err);
 
 /*
  * Framing: given at least 8 header bytes of a message, the total message
@@ -187,9 +184,10 @@ size_t ttlv_encoded_size(const ttlv_item_t *root);
  * Strings print as hex. ttlv_parse_text() reads this form back (tag and
  * type by the hex in parentheses, or by name when the hex is absent).
  * `redact` true prints Key Material and other secret values as "<redacted>".
+ * ttlv_parse_text() errors carry the byte offset in the text and the line.
  */
 int ttlv_print(const ttlv_item_t *root, bool redact, kms_buf_t *out);
 int ttlv_parse_text(const char *text, size_t len, kms_arena_t *arena, ttlv_item_t **root_out,
-                    ttlv_error_t *err_out);
+                    kms_error_t *err);
 
 #endif /* KMS_TTLV_H */

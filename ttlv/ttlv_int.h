@@ -20,10 +20,6 @@ int ttlv_fixed_len(enum ttlv_type t);
  * n is at most UINT32_MAX). */
 static inline uint64_t ttlv_padded(uint64_t n) { return (n + 7u) & ~(uint64_t)7u; }
 
-/* Fill err (may be NULL) with an offset and a message. */
-void ttlv_set_error(ttlv_error_t *err, size_t offset, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 /* A fresh, zeroed item (no value) allocated from the arena and appended to
  * parent when parent is not NULL. */
 ttlv_item_t *ttlv_item_alloc(kms_arena_t *a, ttlv_item_t *parent, uint32_t tag, enum ttlv_type type);

@@ -166,7 +166,7 @@ static void check_response(const ttlv_item_t *resp)
     if (rc == 0) {
         kms_arena_t *a = kms_arena_new(0);
         ttlv_item_t *back = NULL;
-        ttlv_error_t terr;
+        kms_error_t terr;
         if (!a || ttlv_decode(out.data, out.len, NULL, a, &back, &terr) != 0) {
             fprintf(stderr, "the response does not decode again\n");
             abort();
@@ -193,7 +193,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (blen > SRV_ADMIN_MAX_MESSAGE - 8 || blen % 8 != 0))
         abort();
     ttlv_item_t *req = NULL;
-    ttlv_error_t terr;
+    kms_error_t terr;
     int rc = srv_admin_decode_request(data, size, g_arena, &req, &terr);
     if (rc == 0) {
         if (!req || size < 8)

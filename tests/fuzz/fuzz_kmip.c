@@ -175,7 +175,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (resp.len > 0) {
         kms_arena_t *a = kms_arena_new(0);
         ttlv_item_t *root = NULL;
-        ttlv_error_t terr;
+        kms_error_t terr;
         if (!a)
             abort();
         if (ttlv_decode(resp.data, resp.len, NULL, a, &root, &terr) != 0) {

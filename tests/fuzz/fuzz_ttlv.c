@@ -35,7 +35,7 @@ static void as_wire(const uint8_t *data, size_t size)
     kms_arena_t *a = kms_arena_new(1 << 20);
     kms_buf_t enc, txt;
     ttlv_item_t *root = NULL, *again = NULL, *back = NULL;
-    ttlv_error_t err;
+    kms_error_t err;
     kms_buf_init(&enc, 1 << 20);
     kms_buf_init(&txt, 8 << 20);
     CHECK(a);
@@ -86,7 +86,7 @@ static void as_text(const uint8_t *data, size_t size)
     kms_arena_t *a = kms_arena_new(1 << 20);
     kms_buf_t enc, txt;
     ttlv_item_t *root = NULL, *back = NULL, *dec = NULL;
-    ttlv_error_t err;
+    kms_error_t err;
     kms_buf_init(&enc, 1 << 20);
     kms_buf_init(&txt, 8 << 20);
     CHECK(a);

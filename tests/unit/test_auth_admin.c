@@ -325,7 +325,7 @@ static int32_t raw_status(int fd)
         return 1; /* closed without an answer */
     kms_arena_t *a = kms_arena_new(0);
     ttlv_item_t *root = NULL;
-    ttlv_error_t e;
+    kms_error_t e;
     assert_int_equal(ttlv_decode(buf, (size_t)n, NULL, a, &root, &e), 0);
     ttlv_item_t *st = ttlv_find(root, SRV_TAG_ADMIN_STATUS);
     int32_t v = st ? st->v.i32 : 2;

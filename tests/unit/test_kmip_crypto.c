@@ -211,7 +211,7 @@ static EVP_PKEY *via_transparent(EVP_PKEY *k, uint32_t fmt)
     EVP_PKEY *out = NULL;
     kms_buf_t b;
     ttlv_item_t *dec = NULL;
-    ttlv_error_t terr;
+    kms_error_t terr;
 
     assert_int_equal(kmip_crypto_transparent_build(a, root, k, fmt, &e), 0);
     /* Through the wire encoding and back, as a client would see it. */

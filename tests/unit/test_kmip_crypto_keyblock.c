@@ -67,7 +67,7 @@ static ttlv_item_t *build(const kmip_material_t *d, const kms_secret_t *s, uint3
         return NULL;
     kms_buf_t b;
     ttlv_item_t *root = NULL;
-    ttlv_error_t terr;
+    kms_error_t terr;
     kms_buf_init(&b, 1 << 20);
     assert_int_equal(ttlv_encode(parent, &b), 0);
     assert_int_equal(ttlv_decode(b.data, b.len, NULL, A, &root, &terr), 0);
@@ -333,7 +333,7 @@ static void test_wrap_ttlv_encoding(void **state)
     assert_null(ttlv_find(ttlv_find(kb, KMIP_TAG_KEY_WRAPPING_DATA), KMIP_TAG_ENCODING_OPTION));
     assert_int_equal(kmip_crypto_aes_unwrap(KEK, 32, false, kv->v.bytes.ptr, kv->v.bytes.len, &plain), 0);
     ttlv_item_t *dec = NULL;
-    ttlv_error_t terr;
+    kms_error_t terr;
     assert_int_equal(ttlv_decode(plain->data, plain->len, NULL, A, &dec, &terr), 0);
     assert_int_equal(dec->tag, KMIP_TAG_KEY_VALUE);
     ttlv_item_t *km = ttlv_find(dec, KMIP_TAG_KEY_MATERIAL);
@@ -460,7 +460,7 @@ static void test_parse_mutations(void **state)
                 len = (seed >> 3) % len; /* sometimes truncated */
             kms_arena_t *ma = kms_arena_new(0);
             ttlv_item_t *t = NULL;
-            ttlv_error_t terr;
+            kms_error_t terr;
             if (ttlv_decode(m, len, NULL, ma, &t, &terr) == 0) {
                 kms_secret_t *s = NULL;
                 kmip_material_t d;

@@ -110,7 +110,7 @@ static uint32_t send_req(ttlv_item_t *msg, ttlv_item_t **payload_out, uint32_t *
 {
     kms_buf_t req, resp;
     ttlv_item_t *root = NULL, *bi, *rs, *rr;
-    ttlv_error_t terr;
+    kms_error_t terr;
     kmip_summary_t sum;
     kms_buf_init(&req, 1 << 24);
     kms_buf_init(&resp, 1 << 24);
@@ -256,7 +256,7 @@ static size_t stored_attrs(const char *id, const char *name, ttlv_item_t **vals,
     assert_int_equal(store_reader_new(st, &r), 0);
     assert_int_equal(store_get(r, A, id, NULL, &o), 0);
     for (size_t i = 0; i < o->n_attrs; i++) {
-        ttlv_error_t terr;
+        kms_error_t terr;
         if (strcmp(o->attrs[i].name, name) != 0 || n == max)
             continue;
         assert_int_equal(ttlv_decode(o->attrs[i].value, o->attrs[i].value_len, NULL, A, &vals[n], &terr), 0);
@@ -916,7 +916,7 @@ static void test_get_object_ttlv_wrap(void **state)
     kms_secret_t *plain = NULL;
     assert_int_equal(kmip_crypto_aes_unwrap(kek, 32, false, kv->v.bytes.ptr, kv->v.bytes.len, &plain), 0);
     ttlv_item_t *dec = NULL;
-    ttlv_error_t terr;
+    kms_error_t terr;
     assert_int_equal(ttlv_decode(plain->data, plain->len, NULL, A, &dec, &terr), 0);
     kms_secret_free(plain);
     assert_int_equal(dec->tag, KMIP_TAG_KEY_VALUE);

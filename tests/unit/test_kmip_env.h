@@ -179,7 +179,7 @@ static inline ttlv_item_t *kenv_call_raw(kenv_t *e, const kmip_peer_t *peer, con
     kms_buf_init(&out, 64u << 20);
     e->last_rc = kmip_handle(e->srv, peer, req, len, &out, &e->sum);
     ttlv_item_t *root = NULL;
-    ttlv_error_t err;
+    kms_error_t err;
     if (out.len && ttlv_decode(out.data, out.len, NULL, e->a, &root, &err) != 0)
         root = NULL;
     kms_buf_dispose(&out);

@@ -27,7 +27,7 @@ static void encode(kenv_t *e, ttlv_item_t *msg, kms_buf_t *b)
 static ttlv_item_t *decode(kenv_t *e, const kms_buf_t *out)
 {
     ttlv_item_t *root = NULL;
-    ttlv_error_t err;
+    kms_error_t err;
     assert_int_equal(ttlv_decode(out->data, out->len, NULL, e->a, &root, &err), 0);
     return root;
 }

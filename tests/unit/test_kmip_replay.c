@@ -311,7 +311,7 @@ static void test_replay(void **state)
             case_ok = true;
         }
         ttlv_item_t *req = NULL, *exp = NULL;
-        ttlv_error_t err;
+        kms_error_t err;
         assert_int_equal(ttlv_decode(v[i].bytes, v[i].len, NULL, e->a, &req, &err), 0);
         assert_int_equal(ttlv_decode(v[i + 1].bytes, v[i + 1].len, NULL, e->a, &exp, &err), 0);
         g_doc_now = resp_timestamp(exp);

@@ -174,7 +174,7 @@ static void test_mutated_requests(void **state)
         assert_int_equal(kms_hex_decode(hex, strlen(hex), &req, &len), 0);
         for (int m = 0; m < TREE_MUTATIONS; m++) {
             ttlv_item_t *root = NULL;
-            ttlv_error_t err;
+            kms_error_t err;
             assert_int_equal(ttlv_decode(req, len, NULL, e->a, &root, &err), 0);
             if (m & 1)
                 use_real_ids(e->a, root, ids, 3);

@@ -43,7 +43,7 @@ static void test_builders_and_encode(void **state)
     assert_int_equal(b.len, ttlv_encoded_size(m));
     /* every Structure length was back-patched: the message decodes to the same tree */
     ttlv_item_t *d;
-    ttlv_error_t err;
+    kms_error_t err;
     assert_int_equal(ttlv_decode(b.data, b.len, NULL, a, &d, &err), 0);
     assert_true(ttlv_equal(m, d));
     assert_int_equal(kms_be32(b.data + 4), b.len - 8);
@@ -369,7 +369,7 @@ static void test_attr_table(void **state)
 static ttlv_item_t *parse_ok(kms_arena_t *a, const char *text)
 {
     ttlv_item_t *root = NULL;
-    ttlv_error_t err;
+    kms_error_t err;
     int rc = ttlv_parse_text(text, strlen(text), a, &root, &err);
     if (rc)
         fail_msg("parse failed at %zu: %s", err.offset, err.msg);
@@ -380,9 +380,9 @@ static void parse_bad(const char *text, size_t want_off, const char *want_msg)
 {
     kms_arena_t *a = kms_arena_new(0);
     ttlv_item_t *root = (ttlv_item_t *)(uintptr_t)1;
-    ttlv_error_t err;
+    kms_error_t err;
     int rc = ttlv_parse_text(text, strlen(text), a, &root, &err);
-    if (rc != KMS_ERR_PROTO || err.offset != want_off || !strstr(err.msg, want_msg))
+    if (rc != KMS_ERR_PROTO || err.code != rc || err.offset != want_off || !strstr(err.msg, want_msg))
         fail_msg("'%s': rc %d offset %zu (want %zu) msg '%s' (want '%s')", text, rc, err.offset, want_off,
                  err.msg, want_msg);
     assert_null(root);
@@ -434,7 +434,7 @@ static void test_parse_text(void **state)
     kms_buf_init(&p, 0);
     assert_int_equal(ttlv_print(r, false, &p), 0);
     ttlv_item_t *back;
-    ttlv_error_t err;
+    kms_error_t err;
     assert_int_equal(ttlv_parse_text((char *)p.data, p.len, a, &back, &err), 0);
     assert_true(ttlv_equal(r, back));
     assert_int_equal(kms_buf_append_byte(&p, 0), 0);

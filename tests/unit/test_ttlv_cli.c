@@ -126,7 +126,7 @@ static void test_decode_encode_hex(void **state)
     assert_int_equal(kms_hex_decode(hex, strlen(hex), &bin, &len), 0);
     kms_arena_t *a = kms_arena_new(0);
     ttlv_item_t *root;
-    ttlv_error_t err;
+    kms_error_t err;
     assert_int_equal(ttlv_decode(bin, len, NULL, a, &root, &err), 0);
     kms_buf_t p;
     kms_buf_init(&p, 0);

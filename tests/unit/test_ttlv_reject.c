@@ -50,7 +50,7 @@ static void expect(const char *hex, const ttlv_limits_t *lim, int want_rc, size_
     size_t n = unhex(hex, buf, sizeof(buf));
     kms_arena_t *a = kms_arena_new(0);
     ttlv_item_t *root = (ttlv_item_t *)(uintptr_t)1;
-    ttlv_error_t err;
+    kms_error_t err;
     int rc = ttlv_decode(buf, n, lim, a, &root, &err);
     if (rc != want_rc || (rc && err.offset != want_off))
         print_error("input %s: rc %d (want %d), offset %zu (want %zu): %s\n", hex, rc, want_rc,
@@ -59,6 +59,7 @@ static void expect(const char *hex, const ttlv_limits_t *lim, int want_rc, size_
     if (rc) {
         assert_null(root);
         assert_int_equal(err.offset, want_off);
+        assert_int_equal(err.code, rc);
         assert_true(err.msg[0] != 0);
         if (want_in_msg && !strstr(err.msg, want_in_msg)) {
             print_error("message '%s' lacks '%s'\n", err.msg, want_in_msg);
@@ -66,6 +67,8 @@ static void expect(const char *hex, const ttlv_limits_t *lim, int want_rc, size_
         }
     } else {
         assert_non_null(root);
+        assert_int_equal(err.code, 0);
+        assert_int_equal(err.offset, KMS_ERROR_NO_OFFSET);
     }
     kms_arena_free(a);
 }
@@ -177,7 +180,7 @@ static void test_depth_limit(void **state)
     static uint8_t buf[8 * 300 + 16];
     kms_arena_t *a = kms_arena_new(0);
     ttlv_item_t *root;
-    ttlv_error_t err;
+    kms_error_t err;
     /* 31 structures + the Integer = 32 levels: accepted with the default */
     size_t n = nested(buf, 31);
     assert_int_equal(ttlv_decode(buf, n, NULL, a, &root, &err), 0);
@@ -265,7 +268,7 @@ static void test_arena_limit(void **state)
                      buf, sizeof(buf));
     kms_arena_t *a = kms_arena_new(2 * sizeof(ttlv_item_t));
     ttlv_item_t *root;
-    ttlv_error_t err;
+    kms_error_t err;
     assert_int_equal(ttlv_decode(buf, n, NULL, a, &root, &err), KMS_ERR_NOMEM);
     kms_arena_free(a);
     a = kms_arena_new(0);
@@ -291,7 +294,7 @@ static void test_input_read_only(void **state)
     assert_int_equal(mprotect(page, (size_t)pg, PROT_READ), 0);
     kms_arena_t *a = kms_arena_new(0);
     ttlv_item_t *root;
-    ttlv_error_t err;
+    kms_error_t err;
     assert_int_equal(ttlv_decode(page + pg - n, n, NULL, a, &root, &err), 0);
     assert_string_equal(ttlv_text(ttlv_find(root, KMIP_TAG_UNIQUE_IDENTIFIER)), "Hello World");
     /* the tree holds copies, not pointers into the input */

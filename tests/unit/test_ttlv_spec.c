@@ -64,7 +64,7 @@ static int teardown(void **state)
 static ttlv_item_t *dec(struct fixture *f, const char *hex)
 {
     ttlv_item_t *it = NULL;
-    ttlv_error_t err;
+    kms_error_t err;
     f->want_len = unhex(hex, f->want, sizeof(f->want));
     int rc = ttlv_decode(f->want, f->want_len, NULL, f->a, &it, &err);
     if (rc)
@@ -92,7 +92,7 @@ static void enc_check(struct fixture *f, const ttlv_item_t *built, const char *w
         fail();
     }
     ttlv_item_t *back;
-    ttlv_error_t err;
+    kms_error_t err;
     assert_int_equal(ttlv_parse_text((char *)p.data, p.len - 1, f->a, &back, &err), 0);
     assert_true(ttlv_equal(back, built));
     kms_buf_reset(&b);

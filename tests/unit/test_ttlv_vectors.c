@@ -133,7 +133,7 @@ static void test_round_trips(void **state)
     for (size_t i = 0; i < nvecs; i++) {
         struct vec *v = &vecs[i];
         ttlv_item_t *root = NULL, *back = NULL;
-        ttlv_error_t err;
+        kms_error_t err;
         int rc = ttlv_decode(v->bytes, v->len, NULL, a, &root, &err);
         if (rc)
             print_error("%s: %s at offset %zu\n", v->name, err.msg, err.offset);
@@ -224,7 +224,7 @@ static void test_print_matches_document(void **state)
     for (size_t i = 0; i < nvecs; i++) {
         struct vec *v = &vecs[i];
         ttlv_item_t *root;
-        ttlv_error_t err;
+        kms_error_t err;
         assert_int_equal(ttlv_decode(v->bytes, v->len, NULL, a, &root, &err), 0);
         kms_buf_reset(&txt);
         assert_int_equal(ttlv_print(root, false, &txt), 0);
@@ -273,7 +273,7 @@ static void test_redaction(void **state)
     kms_buf_init(&hex, 0);
     for (size_t i = 0; i < nvecs; i++) {
         ttlv_item_t *root;
-        ttlv_error_t err;
+        kms_error_t err;
         assert_int_equal(ttlv_decode(vecs[i].bytes, vecs[i].len, NULL, a, &root, &err), 0);
         kms_buf_reset(&txt);
         assert_int_equal(ttlv_print(root, true, &txt), 0);
@@ -335,7 +335,7 @@ static void test_prefixes_and_framing(void **state)
         assert_int_equal(ttlv_frame_need(v->bytes, v->len, v->len - 1, &total), KMS_ERR_LIMIT);
         for (size_t cut = 0; cut < v->len; cut += 1 + cut / 16) {
             ttlv_item_t *root;
-            ttlv_error_t err;
+            kms_error_t err;
             assert_int_equal(ttlv_decode(v->bytes, cut, NULL, a, &root, &err), KMS_ERR_PROTO);
             assert_true(err.offset <= cut);
         }
