@@ -38,15 +38,19 @@ else
 Q := @
 endif
 
-# Link order: a library comes before the ones it depends on.
-MODULES := kmip replication store hsm certs conf ttlv common
+# Link order: a library comes before the ones it depends on. server/ and
+# kmsctl/ are libraries too (all but their main.c), so that unit tests link
+# them instead of compiling their sources.
+MODULES := server kmsctl admin keys audit kmip replication store hsm certs conf ttlv common
 src_of   = $(sort $(wildcard $(1)/*.c))
 obj_of   = $(patsubst %.c,$(BUILD)/obj/%.o,$(call src_of,$(1)))
-LIBMODS  := $(foreach m,$(MODULES),$(if $(call src_of,$(m)),$(m)))
+libsrc_of = $(filter-out $(1)/main.c,$(call src_of,$(1)))
+libobj_of = $(patsubst %.c,$(BUILD)/obj/%.o,$(call libsrc_of,$(1)))
+LIBMODS  := $(foreach m,$(MODULES),$(if $(call libsrc_of,$(m)),$(m)))
 LIBS     := $(foreach m,$(LIBMODS),$(BUILD)/lib$(m).a)
 
-SERVER_OBJ := $(call obj_of,server)
-KMSCTL_OBJ := $(call obj_of,kmsctl)
+SERVER_OBJ := $(if $(wildcard server/main.c),$(BUILD)/obj/server/main.o)
+KMSCTL_OBJ := $(if $(wildcard kmsctl/main.c),$(BUILD)/obj/kmsctl/main.o)
 BENCH_OBJ  := $(call obj_of,bench)
 TESTUTIL_OBJ := $(call obj_of,tests/unit/util)
 UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
@@ -66,7 +70,7 @@ $(BUILD)/obj/%.o: %.c
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 define LIB_RULE
-$(BUILD)/lib$(1).a: $(call obj_of,$(1))
+$(BUILD)/lib$(1).a: $(call libobj_of,$(1))
 	@$$(if $$(Q),echo "  AR      $$@")
 	$$(Q)rm -f $$@ && $$(AR) rcs $$@ $$^
 endef
@@ -103,7 +107,7 @@ run: deps
 	$(Q)packaging/run-dev.sh
 
 # libFuzzer targets: fuzz sources + ttlv + common (+ conf for fuzz_conf; + kmip,
-# store, hsm for fuzz_kmip; + the admin-socket files for fuzz_admin), built with clang.
+# store, hsm for fuzz_kmip; + admin/ and what it uses for fuzz_admin), built with clang.
 FUZZ_BUILD := build-fuzz
 FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_LIBSRC := $(call src_of,common) $(call src_of,ttlv)
@@ -121,15 +125,13 @@ $(FUZZ_BUILD)/fuzz_kmip: tests/fuzz/fuzz_kmip.c $(FUZZ_LIBSRC) $(FUZZ_KMIP_SRC)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ -lssl -lcrypto -lsqlite3 -ldl -lpthread
-# The admin-socket target: request decoding (server/admin_proto.c) and the
-# commands (server/admin_cmds.c ...) against a real store.
-FUZZ_ADMIN_SRC := server/admin_proto.c server/admin_cmds.c server/admin_backup.c \
-                  server/audit.c server/auth.c \
-                  $(foreach m,kmip store hsm certs,$(call src_of,$(m)))
+# The admin-socket target: request decoding (admin/proto.c) and the
+# commands (admin/cmds.c ...) against a real store.
+FUZZ_ADMIN_SRC := $(foreach m,admin audit keys kmip store hsm certs conf,$(call src_of,$(m)))
 $(FUZZ_BUILD)/fuzz_admin: tests/fuzz/fuzz_admin.c $(FUZZ_LIBSRC) $(FUZZ_ADMIN_SRC)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
-	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ -lssl -lcrypto -lsqlite3 -largon2 -ldl -lpthread
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ -lssl -lcrypto -lsqlite3 -largon2 -lyaml -ldl -lpthread
 $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIBSRC)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")

@@ -24,6 +24,7 @@
 #include <stdio.h>
 
 #include <openssl/types.h>
+#include <openssl/x509.h> /* X509_REQ */
 
 #include "common/kms.h"
 

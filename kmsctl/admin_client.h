@@ -1,7 +1,7 @@
 /*
  * kmsctl/admin_client.h: private to kmsctl. Talking to kmsd's admin Unix
- * socket (the protocol is described in server/access.h, whose tag values
- * this header shares), printing its answers as text or JSON, and the audit
+ * socket through admin/'s client (the protocol is described in
+ * admin/admin.h), printing its answers as text or JSON, and the audit
  * chain verifier.
  */
 #ifndef KMSCTL_ADMIN_CLIENT_H
@@ -12,17 +12,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "admin/admin.h" /* the protocol and client part only */
 #include "common/kms.h"
 #include "conf/conf.h"
-#include "server/access.h" /* SRV_TAG_ADMIN_* and SRV_ADMIN_PROTOCOL_VERSION only */
 #include "ttlv/ttlv.h"
 
 /* Load kmsctl_g.config_path. Returns an exit code (0 or
  * KMSCTL_EXIT_UNREACHABLE after printing the error). */
 int kmsctl_load_conf(conf_t **out);
-
-/* A new ADMIN_REQUEST with the protocol version and `command`; NULL on NOMEM. */
-ttlv_item_t *kmsctl_admin_request(kms_arena_t *a, const char *command);
 
 /*
  * Send `req` to the admin socket of the loaded config and read the answer.

@@ -6,7 +6,7 @@
  * line of the first file: the all-zero genesis hash, unless --continue) and
  * "seq" must count up by one, so an edited, inserted or removed line is
  * found and named (FILE:LINE). It is written independently of the writer
- * (server/audit.c) on purpose. It cannot notice lines cut off the end of
+ * (audit/audit.c) on purpose. It cannot notice lines cut off the end of
  * the newest file: compare the last hash with `kmsctl audit status`.
  */
 #include <errno.h>
@@ -20,6 +20,9 @@
 #include "kmsctl/kmsctl.h"
 
 #define PREV_SUFFIX_LEN (9 + 64 + 2) /* ,"prev":" + hex + "} */
+/* The hash the very first line chains to (audit/audit.h's AUDIT_GENESIS,
+ * restated here: the verifier shares no code with the writer). */
+#define GENESIS_HASH "0000000000000000000000000000000000000000000000000000000000000000"
 
 static bool is_hex64(const char *p)
 {
@@ -33,7 +36,7 @@ int kmsctl_audit_verify_files(char *const *files, size_t n, bool cont, char *whe
                               size_t wherelen, uint64_t *lines_out, char *last_hash)
 {
     char expect[65];
-    memcpy(expect, SRV_AUDIT_GENESIS, 65);
+    memcpy(expect, GENESIS_HASH, 65);
     unsigned long long expect_seq = 1;
     bool first = true;
     const char *prev_file = "";
@@ -202,7 +205,7 @@ static int audit_status(void)
     if (!a)
         return KMSCTL_EXIT_FAIL;
     ttlv_item_t *resp = NULL;
-    ttlv_item_t *req = kmsctl_admin_request(a, "audit.status");
+    ttlv_item_t *req = admin_request_new(a, "audit.status");
     int ec = req ? kmsctl_admin_call(a, req, &resp) : KMSCTL_EXIT_FAIL;
     if (ec == 0)
         kmsctl_print_records(stdout, resp, true);

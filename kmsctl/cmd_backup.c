@@ -52,7 +52,7 @@ static int add_secret(kms_arena_t *a, ttlv_item_t *req, const char *pf, const ch
         buf[n] = '\0';
         if (n < 8)
             fprintf(stderr, "kmsctl: the passphrase must have at least 8 characters\n");
-        else if (ttlv_new_textz(a, req, SRV_TAG_ADMIN_ARG_PASSPHRASE, buf))
+        else if (ttlv_new_textz(a, req, ADMIN_TAG_ARG_PASSPHRASE, buf))
             ec = 0;
     } else {
         uint8_t *raw = NULL;
@@ -61,10 +61,10 @@ static int add_secret(kms_arena_t *a, ttlv_item_t *req, const char *pf, const ch
         while (tl && (buf[tl - 1] == '\n' || buf[tl - 1] == '\r'))
             tl--;
         if (len == 32) {
-            if (ttlv_new_bytes(a, req, SRV_TAG_ADMIN_ARG_KEY, buf, 32))
+            if (ttlv_new_bytes(a, req, ADMIN_TAG_ARG_KEY, buf, 32))
                 ec = 0;
         } else if (tl == 64 && kms_hex_decode(buf, tl, &raw, &rl) == 0 && rl == 32) {
-            if (ttlv_new_bytes(a, req, SRV_TAG_ADMIN_ARG_KEY, raw, 32))
+            if (ttlv_new_bytes(a, req, ADMIN_TAG_ARG_KEY, raw, 32))
                 ec = 0;
         } else {
             fprintf(stderr, "kmsctl: %s must hold 32 bytes (raw or 64 hex digits); e.g. "
@@ -117,7 +117,7 @@ static int run(bool restore, int argc, char **argv)
     bool created = false;
     char tmp[4096];
     const char *target = path; /* the file kmsd writes into */
-    ttlv_item_t *req = kmsctl_admin_request(a, restore ? "backup.restore" : "backup.create");
+    ttlv_item_t *req = admin_request_new(a, restore ? "backup.restore" : "backup.create");
     if (!req)
         goto out;
     ec = add_secret(a, req, pf, kf);
@@ -164,9 +164,9 @@ static int run(bool restore, int argc, char **argv)
     if (kmsctl_g.json) {
         kmsctl_print_records(stdout, resp, true);
     } else {
-        const ttlv_item_t *rec = ttlv_find(resp, SRV_TAG_ADMIN_RECORD);
-        const ttlv_item_t *f = rec ? ttlv_find(rec, SRV_TAG_ADMIN_FIELD) : NULL;
-        const ttlv_item_t *v = f ? ttlv_find(f, SRV_TAG_ADMIN_FIELD_LONG) : NULL;
+        const ttlv_item_t *rec = ttlv_find(resp, ADMIN_TAG_RECORD);
+        const ttlv_item_t *f = rec ? ttlv_find(rec, ADMIN_TAG_FIELD) : NULL;
+        const ttlv_item_t *v = f ? ttlv_find(f, ADMIN_TAG_FIELD_LONG) : NULL;
         printf("%s %lld objects %s %s\n", restore ? "restored" : "backed up",
                v ? (long long)v->v.i64 : -1LL, restore ? "from" : "to", path);
     }

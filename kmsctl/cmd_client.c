@@ -207,9 +207,9 @@ static int client_add(int argc, char **argv)
     conf_t *c = NULL;
     if (!a)
         goto out;
-    ttlv_item_t *req = kmsctl_admin_request(a, "client.add");
-    if (!req || !ttlv_new_textz(a, req, SRV_TAG_ADMIN_ARG_TENANT, tenant) ||
-        (role && !ttlv_new_textz(a, req, SRV_TAG_ADMIN_ARG_ROLE, role)))
+    ttlv_item_t *req = admin_request_new(a, "client.add");
+    if (!req || !ttlv_new_textz(a, req, ADMIN_TAG_ARG_TENANT, tenant) ||
+        (role && !ttlv_new_textz(a, req, ADMIN_TAG_ARG_ROLE, role)))
         goto out;
     if (cert) {
         if (kmsctl_read_file(cert, 256 * 1024, &pem, &pem_len) != 0) {
@@ -227,7 +227,7 @@ static int client_add(int argc, char **argv)
         ec = KMSCTL_EXIT_FAIL;
     } else if (cn) {
         name = cn;
-        if (!ttlv_new_bool(a, req, SRV_TAG_ADMIN_ARG_BY_CN, true))
+        if (!ttlv_new_bool(a, req, ADMIN_TAG_ARG_BY_CN, true))
             goto out;
     } else {
         ec = read_password(pwfile, password, sizeof(password));
@@ -235,12 +235,12 @@ static int client_add(int argc, char **argv)
             goto out;
         ec = KMSCTL_EXIT_FAIL;
         name = user;
-        if (!ttlv_new_textz(a, req, SRV_TAG_ADMIN_ARG_PASSWORD, password))
+        if (!ttlv_new_textz(a, req, ADMIN_TAG_ARG_PASSWORD, password))
             goto out;
     }
-    if (pem && !ttlv_new_bytes(a, req, SRV_TAG_ADMIN_ARG_CERT_PEM, pem, pem_len))
+    if (pem && !ttlv_new_bytes(a, req, ADMIN_TAG_ARG_CERT_PEM, pem, pem_len))
         goto out;
-    if (name && !ttlv_new_textz(a, req, SRV_TAG_ADMIN_ARG_NAME, name))
+    if (name && !ttlv_new_textz(a, req, ADMIN_TAG_ARG_NAME, name))
         goto out;
     ttlv_item_t *resp = NULL;
     ec = kmsctl_admin_call(a, req, &resp);
@@ -249,7 +249,7 @@ static int client_add(int argc, char **argv)
     if (kmsctl_g.json) {
         kmsctl_print_records(stdout, resp, true);
     } else {
-        const ttlv_item_t *rec = ttlv_find(resp, SRV_TAG_ADMIN_RECORD);
+        const ttlv_item_t *rec = ttlv_find(resp, ADMIN_TAG_RECORD);
         printf("client registered:\n");
         if (rec)
             kmsctl_print_records(stdout, resp, true);
@@ -298,9 +298,9 @@ int cmd_client(int argc, char **argv)
         return KMSCTL_EXIT_FAIL;
     int ec = KMSCTL_EXIT_FAIL;
     ttlv_item_t *resp = NULL;
-    ttlv_item_t *req = kmsctl_admin_request(a, cmd);
-    if (!req || (tenant && !ttlv_new_textz(a, req, SRV_TAG_ADMIN_ARG_TENANT, tenant)) ||
-        (name && !ttlv_new_textz(a, req, SRV_TAG_ADMIN_ARG_NAME, name)))
+    ttlv_item_t *req = admin_request_new(a, cmd);
+    if (!req || (tenant && !ttlv_new_textz(a, req, ADMIN_TAG_ARG_TENANT, tenant)) ||
+        (name && !ttlv_new_textz(a, req, ADMIN_TAG_ARG_NAME, name)))
         goto out;
     ec = kmsctl_admin_call(a, req, &resp);
     if (ec)

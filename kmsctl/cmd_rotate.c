@@ -10,7 +10,7 @@
  *                      a terminal) unless --no-wait.
  *   rotate status      progress of the re-encryption, current keys
  *
- * It deliberately holds no key logic: kmsd does the work (server/keys_*.c).
+ * It deliberately holds no key logic: kmsd does the work (keys/rotate.c, keys/reencrypt.c).
  */
 #include <stdio.h>
 #include <string.h>
@@ -42,10 +42,10 @@ static void usage_rotate(FILE *f)
 
 static const ttlv_item_t *field(const ttlv_item_t *resp, const char *name)
 {
-    const ttlv_item_t *rec = ttlv_find(resp, SRV_TAG_ADMIN_RECORD);
-    for (const ttlv_item_t *f = rec ? ttlv_find(rec, SRV_TAG_ADMIN_FIELD) : NULL; f;
-         f = ttlv_find_next(f, SRV_TAG_ADMIN_FIELD)) {
-        const ttlv_item_t *n = ttlv_find(f, SRV_TAG_ADMIN_FIELD_NAME);
+    const ttlv_item_t *rec = ttlv_find(resp, ADMIN_TAG_RECORD);
+    for (const ttlv_item_t *f = rec ? ttlv_find(rec, ADMIN_TAG_FIELD) : NULL; f;
+         f = ttlv_find_next(f, ADMIN_TAG_FIELD)) {
+        const ttlv_item_t *n = ttlv_find(f, ADMIN_TAG_FIELD_NAME);
         if (n && strcmp(ttlv_text(n), name) == 0)
             return f;
     }
@@ -55,20 +55,20 @@ static const ttlv_item_t *field(const ttlv_item_t *resp, const char *name)
 static const char *field_str(const ttlv_item_t *resp, const char *name)
 {
     const ttlv_item_t *f = field(resp, name);
-    const ttlv_item_t *v = f ? ttlv_find(f, SRV_TAG_ADMIN_FIELD_TEXT) : NULL;
+    const ttlv_item_t *v = f ? ttlv_find(f, ADMIN_TAG_FIELD_TEXT) : NULL;
     return v ? ttlv_text(v) : "";
 }
 
 static int64_t field_num(const ttlv_item_t *resp, const char *name)
 {
     const ttlv_item_t *f = field(resp, name);
-    const ttlv_item_t *v = f ? ttlv_find(f, SRV_TAG_ADMIN_FIELD_LONG) : NULL;
+    const ttlv_item_t *v = f ? ttlv_find(f, ADMIN_TAG_FIELD_LONG) : NULL;
     return v ? v->v.i64 : -1;
 }
 
 static int call(kms_arena_t *a, const char *cmd, ttlv_item_t **resp)
 {
-    ttlv_item_t *req = kmsctl_admin_request(a, cmd);
+    ttlv_item_t *req = admin_request_new(a, cmd);
     return req ? kmsctl_admin_call(a, req, resp) : KMSCTL_EXIT_FAIL;
 }
 

@@ -25,16 +25,16 @@ int cmd_status(int argc, char **argv)
     if (!a)
         return KMSCTL_EXIT_FAIL;
     ttlv_item_t *resp = NULL;
-    ttlv_item_t *req = kmsctl_admin_request(a, "status");
+    ttlv_item_t *req = admin_request_new(a, "status");
     int ec = req ? kmsctl_admin_call(a, req, &resp) : KMSCTL_EXIT_FAIL;
     if (ec == 0) {
         kmsctl_print_records(stdout, resp, true);
         /* Degraded is a failure for scripts and monitoring. */
-        const ttlv_item_t *rec = ttlv_find(resp, SRV_TAG_ADMIN_RECORD);
-        for (const ttlv_item_t *f = rec ? ttlv_find(rec, SRV_TAG_ADMIN_FIELD) : NULL; f;
-             f = ttlv_find_next(f, SRV_TAG_ADMIN_FIELD)) {
-            const ttlv_item_t *n = ttlv_find(f, SRV_TAG_ADMIN_FIELD_NAME);
-            const ttlv_item_t *v = ttlv_find(f, SRV_TAG_ADMIN_FIELD_TEXT);
+        const ttlv_item_t *rec = ttlv_find(resp, ADMIN_TAG_RECORD);
+        for (const ttlv_item_t *f = rec ? ttlv_find(rec, ADMIN_TAG_FIELD) : NULL; f;
+             f = ttlv_find_next(f, ADMIN_TAG_FIELD)) {
+            const ttlv_item_t *n = ttlv_find(f, ADMIN_TAG_FIELD_NAME);
+            const ttlv_item_t *v = ttlv_find(f, ADMIN_TAG_FIELD_TEXT);
             if (n && v && strcmp(ttlv_text(n), "health") == 0 && strcmp(ttlv_text(v), "ok") != 0)
                 ec = KMSCTL_EXIT_FAIL;
         }

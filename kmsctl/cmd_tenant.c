@@ -57,9 +57,9 @@ int cmd_tenant(int argc, char **argv)
         return KMSCTL_EXIT_FAIL;
     int ec = KMSCTL_EXIT_FAIL;
     ttlv_item_t *resp = NULL;
-    ttlv_item_t *req = kmsctl_admin_request(a, cmd);
-    if (!req || (name && !ttlv_new_textz(a, req, SRV_TAG_ADMIN_ARG_TENANT, name)) ||
-        (force && !ttlv_new_bool(a, req, SRV_TAG_ADMIN_ARG_FORCE, true)))
+    ttlv_item_t *req = admin_request_new(a, cmd);
+    if (!req || (name && !ttlv_new_textz(a, req, ADMIN_TAG_ARG_TENANT, name)) ||
+        (force && !ttlv_new_bool(a, req, ADMIN_TAG_ARG_FORCE, true)))
         goto out;
     ec = kmsctl_admin_call(a, req, &resp);
     if (ec)

@@ -34,7 +34,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
-#include "server/access.h"
+#include "server/server_int.h"
 
 #define AUTH_COMPONENT "auth"
 #define AUTH_SALT_LEN 16

@@ -31,7 +31,6 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
-#include "server/access.h" /* srv_audit_record */
 #include "server/server_int.h"
 #include "ttlv/ttlv.h"
 

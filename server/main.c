@@ -23,8 +23,7 @@
 
 #include <openssl/ssl.h>
 
-#include "server/access.h" /* access control hooks (srv_access_start/stop) */
-#include "server/keys.h"   /* rotation, HSM health (srv_keys_start/stop) */
+#include "keys/keys.h" /* keyring, rotation, HSM health */
 #include "server/server_int.h"
 
 static void usage(FILE *f)
@@ -125,7 +124,10 @@ static int bind_listeners(srv_t *srv)
 static int shutdown_all(srv_t *srv)
 {
     int status = 0;
-    srv_keys_stop(srv); /* before the loops: the monitor wakes them */
+    hsm_t *current = keys_hsm(); /* a rotation may have replaced srv->hsm */
+    if (current)
+        srv->hsm = current;
+    keys_stop(); /* before the loops: the monitor wakes them */
     if (srv->loops) {
         srv_loops_stop(srv);
         /* The loops force-close at shutdown_timeout; allow a little more for
@@ -169,9 +171,9 @@ static int run(const char *path)
     /* 4-6. database, master key (named by store meta after a rotation),
      * data-store keys (first start: DSK 1) */
     if ((rc = srv_open_store(&srv)) != 0 || (rc = srv_open_hsm(&srv)) != 0 ||
-        (rc = srv_setup_keyring(&srv)) != 0)
+        (rc = keys_setup_keyring(srv.hsm, srv.store, &srv.keyring)) != 0)
         goto fail;
-    /* Access control (server/admin_setup.c): sets srv.auth / auth_arg (and
+    /* Access control (server/hooks.c): sets srv.auth / auth_arg (and
      * srv.cert_check with tls.require_registered), opens the audit log and
      * binds the admin Unix socket (here, still as root). */
     if ((rc = srv_access_start(&srv)) != 0)
@@ -190,7 +192,8 @@ static int run(const char *path)
     srv_set_threadpool(&srv);
     if ((rc = srv_signals_init(&srv)) != 0 || (rc = srv_loops_start(&srv)) != 0)
         goto fail;
-    /* HSM health monitor, key rotation, resumed re-encryption (server/keys.h) */
+    /* HSM health monitor, key rotation, resumed re-encryption (keys/, wired
+     * by server/hooks.c) */
     if ((rc = srv_keys_start(&srv)) != 0)
         goto fail;
     kms_log(KMS_LOG_INFO, SRV_LOG, "ready");

@@ -1,21 +1,21 @@
 /*
  * tests/fuzz/fuzz_admin.c: libFuzzer target for kmsd's admin-socket
  * request path, minus the socket: the bytes go through
- * srv_admin_decode_request() (server/admin_proto.c, the code server/admin.c
- * runs on what it reads) and, when they decode, srv_admin_execute()
- * (server/admin_cmds.c) against a real SQLite store, a real access checker
- * (Argon2id with a tiny cost so password commands stay fast), a real file
- * keyring and a real audit log, all in a temporary directory made once per
- * process (on /dev/shm when present) and removed at exit.
+ * admin_decode_request() (admin/proto.c, the code admin/socket.c runs on
+ * what it reads) and, when they decode, admin_execute() (admin/cmds.c)
+ * against a real SQLite store, real Argon2id password hashes (with a tiny
+ * cost so password commands stay fast), a real file keyring and a real
+ * audit log, all in a temporary directory made once per process (on
+ * /dev/shm when present) and removed at exit.
  *
  * Checked per input: decoding returns 0, KMS_ERR_PROTO or KMS_ERR_LIMIT;
  * execution always yields an ADMIN_RESPONSE whose STATUS is 0 or a
- * negative KMS_ERR_*, that encodes within SRV_ADMIN_MAX_MESSAGE and decodes
- * again. The arena is reset per input (as admin.c does per request).
+ * negative KMS_ERR_*, that encodes within ADMIN_MAX_MESSAGE and decodes
+ * again. The arena is reset per input (as admin/socket.c does per request).
  *
  * It deliberately passes no file descriptor (backup.create/restore are
- * refused before any I/O; their file format has its own tests) and no
- * rotation callback (rotate.* answers "not available"). The store and the
+ * refused before any I/O; their file format has its own tests) and leaves
+ * key rotation off (rotate.* answers "not available"). The store and the
  * audit log are recreated every REOPEN_EVERY inputs so they stay small.
  */
 #include <stdint.h>
@@ -25,10 +25,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <argon2.h>
+
+#include "admin/admin.h"
+#include "audit/audit.h"
 #include "common/kms.h"
 #include "hsm/hsm.h"
-#include "server/access.h"
-#include "server/admin_proto.h"
 #include "store/store.h"
 #include "ttlv/ttlv.h"
 
@@ -38,13 +40,22 @@ static char g_dir[256];
 static char g_db[512];
 static char g_audit[512];
 static store_t *g_store;
-static srv_access_t *g_access;
-static srv_audit_t *g_au;
+static audit_t *g_au;
 static hsm_t *g_hsm;
 static hsm_keyring_t *g_kr;
 static kms_arena_t *g_arena;
-static srv_admin_options_t g_opt;
+static admin_options_t g_opt;
 static unsigned long g_runs;
+
+/* The admin_hash_password_cb: Argon2id at the smallest cost. */
+static int hash_password(void *arg, const char *password, char *out, size_t outlen)
+{
+    (void)arg;
+    static const uint8_t salt[16] = "fuzz-admin-salt";
+    int rc = argon2id_hash_encoded(1, 8, 1, password, strlen(password), salt, sizeof(salt), 32,
+                                   out, outlen);
+    return rc == ARGON2_OK ? 0 : KMS_ERR_CRYPTO;
+}
 
 static void die(const char *what)
 {
@@ -62,11 +73,8 @@ static void rm_glob(const char *prefix)
 
 static void env_close(void)
 {
-    srv_audit_set_global(NULL);
-    srv_audit_close(g_au);
+    audit_close(g_au);
     g_au = NULL;
-    srv_access_free(g_access);
-    g_access = NULL;
     store_close(g_store);
     g_store = NULL;
 }
@@ -78,19 +86,15 @@ static void env_open(void)
     store_options_t so = {.path = g_db};
     if (store_open(&so, &g_store))
         die("store_open");
-    srv_access_options_t ao = {.store = g_store, .argon2_t_cost = 1, .argon2_m_kib = 8,
-                               .argon2_parallelism = 1};
-    if (srv_access_new(&ao, &g_access))
-        die("srv_access_new");
-    srv_audit_options_t uo = {.path = g_audit, .rotate_size = 0, .fsync = false};
-    if (srv_audit_open(&uo, &g_au))
-        die("srv_audit_open");
-    srv_audit_set_global(g_au);
+    audit_options_t uo = {.path = g_audit, .rotate_size = 0, .fsync = false};
+    if (audit_open(&uo, &g_au))
+        die("audit_open");
     memset(&g_opt, 0, sizeof(g_opt));
     g_opt.socket_path = "/nonexistent/admin.sock";
     g_opt.mode = 0600;
     g_opt.store = g_store;
-    g_opt.access = g_access;
+    g_opt.hash_password = hash_password;
+    g_opt.audit = g_au;
     g_opt.client_ca = NULL; /* any parseable certificate may be registered */
     g_opt.keyring = g_kr;
     g_opt.store_path = g_db;
@@ -138,7 +142,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (rc || hsm_keyring_set_current(g_kr, 1))
         die("keyring");
     /* admin.c's arena: 8 messages' worth. */
-    g_arena = kms_arena_new(8 * SRV_ADMIN_MAX_MESSAGE);
+    g_arena = kms_arena_new(8 * ADMIN_MAX_MESSAGE);
     if (!g_arena)
         die("arena");
     env_open();
@@ -149,19 +153,19 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static void check_response(const ttlv_item_t *resp)
 {
     if (!resp) {
-        fprintf(stderr, "srv_admin_execute returned no response\n");
+        fprintf(stderr, "admin_execute returned no response\n");
         abort();
     }
-    const ttlv_item_t *st = ttlv_find(resp, SRV_TAG_ADMIN_STATUS);
-    const ttlv_item_t *ver = ttlv_find(resp, SRV_TAG_ADMIN_PROTOCOL_VERSION);
-    const ttlv_item_t *msg = ttlv_find(resp, SRV_TAG_ADMIN_MESSAGE);
-    if (resp->tag != SRV_TAG_ADMIN_RESPONSE || !st || st->type != TTLV_INTEGER || st->v.i32 > 0 ||
-        !ver || ver->v.i32 != SRV_ADMIN_PROTOCOL_VERSION || !msg || msg->type != TTLV_TEXT_STRING) {
+    const ttlv_item_t *st = ttlv_find(resp, ADMIN_TAG_STATUS);
+    const ttlv_item_t *ver = ttlv_find(resp, ADMIN_TAG_PROTOCOL_VERSION);
+    const ttlv_item_t *msg = ttlv_find(resp, ADMIN_TAG_MESSAGE);
+    if (resp->tag != ADMIN_TAG_RESPONSE || !st || st->type != TTLV_INTEGER || st->v.i32 > 0 ||
+        !ver || ver->v.i32 != ADMIN_PROTOCOL_VERSION || !msg || msg->type != TTLV_TEXT_STRING) {
         fprintf(stderr, "malformed ADMIN_RESPONSE\n");
         abort();
     }
     kms_buf_t out;
-    kms_buf_init(&out, SRV_ADMIN_MAX_MESSAGE);
+    kms_buf_init(&out, ADMIN_MAX_MESSAGE);
     int rc = ttlv_encode(resp, &out);
     if (rc == 0) {
         kms_arena_t *a = kms_arena_new(0);
@@ -181,7 +185,7 @@ static void check_response(const ttlv_item_t *resp)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size > SRV_ADMIN_MAX_MESSAGE)
+    if (size > ADMIN_MAX_MESSAGE)
         return 0;
     if (++g_runs % REOPEN_EVERY == 0) {
         env_close();
@@ -189,19 +193,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     /* The header check alone, as admin.c runs it before reading the body. */
     uint32_t blen = 0;
-    if (size >= 8 && srv_admin_check_header(data, &blen) == 0 &&
-        (blen > SRV_ADMIN_MAX_MESSAGE - 8 || blen % 8 != 0))
+    if (size >= 8 && admin_check_header(data, &blen) == 0 &&
+        (blen > ADMIN_MAX_MESSAGE - 8 || blen % 8 != 0))
         abort();
     ttlv_item_t *req = NULL;
     kms_error_t terr;
-    int rc = srv_admin_decode_request(data, size, g_arena, &req, &terr);
+    int rc = admin_decode_request(data, size, g_arena, &req, &terr);
     if (rc == 0) {
         if (!req || size < 8)
             abort();
-        ttlv_item_t *resp = srv_admin_execute(&g_opt, kms_now_us(), "fuzz", req, -1, g_arena);
+        ttlv_item_t *resp = admin_execute(&g_opt, kms_now_us(), "fuzz", req, -1, g_arena);
         check_response(resp);
     } else if (rc != KMS_ERR_PROTO && rc != KMS_ERR_LIMIT) {
-        fprintf(stderr, "srv_admin_decode_request returned %d\n", rc);
+        fprintf(stderr, "admin_decode_request returned %d\n", rc);
         abort();
     }
     kms_arena_reset(g_arena);

@@ -1,9 +1,7 @@
 /*
- * tests/unit/test_audit_chain.c: the audit log writer (server/audit.c) and
- * the independent verifier (kmsctl/cmd_audit.c) against real files.
- *
- * server/ and kmsctl/ are programs, not libraries, so their sources are
- * compiled into this test directly. Checks: a clean log verifies; an
+ * tests/unit/test_audit_chain.c: the audit log writer (audit/audit.c) and
+ * the independent verifier (kmsctl/cmd_audit.c, linked from libkmsctl)
+ * against real files. Checks: a clean log verifies; an
  * edited, inserted or removed line is found with the right FILE:LINE;
  * reopening continues the chain; rotation by size keeps the chain across
  * files; many threads writing at once give one unbroken chain; no record
@@ -25,10 +23,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "server/audit.c"
-
-#include "kmsctl/admin_client.c"
-#include "kmsctl/cmd_audit.c"
+#include "audit/audit_int.h" /* the writer's counters */
+#include "kmsctl/admin_client.h"
+#include "kmsctl/kmsctl.h"
 
 kmsctl_globals_t kmsctl_g = {.config_path = "/nonexistent", .json = 0};
 
@@ -70,19 +67,19 @@ static int teardown(void **state)
 
 static void write_records(const char *path, size_t rotate, int n, int start)
 {
-    srv_audit_options_t o = {.path = path, .rotate_size = rotate, .fsync = true};
-    srv_audit_t *au = NULL;
-    assert_int_equal(srv_audit_open(&o, &au), 0);
+    audit_options_t o = {.path = path, .rotate_size = rotate, .fsync = true};
+    audit_t *au = NULL;
+    assert_int_equal(audit_open(&o, &au), 0);
     for (int i = 0; i < n; i++) {
         char obj[32];
         snprintf(obj, sizeof(obj), "obj-%d", start + i);
-        srv_audit_rec_t r = {.kind = "kmip", .identity = "alice", .tenant = "acme",
+        audit_rec_t r = {.kind = "kmip", .identity = "alice", .tenant = "acme",
                              .address = "127.0.0.1:4000", .operation = "Get", .object_id = obj,
                              .result = "Success", .reason = "", .batch_count = 1};
-        assert_int_equal(srv_audit_write(au, &r), 0);
+        assert_int_equal(audit_write(au, &r), 0);
     }
-    assert_int_equal(srv_audit_flush(au), 0);
-    srv_audit_close(au);
+    assert_int_equal(audit_flush(au), 0);
+    audit_close(au);
 }
 
 static int verify1(const char *path, char *where, size_t wl, uint64_t *lines)
@@ -136,7 +133,7 @@ static void test_clean_log_verifies(void **state)
     char **v = read_lines(fx->path, &n);
     assert_int_equal(n, 20);
     assert_non_null(strstr(v[0], "{\"seq\":1,"));
-    assert_non_null(strstr(v[0], "\"prev\":\"" SRV_AUDIT_GENESIS "\"}"));
+    assert_non_null(strstr(v[0], "\"prev\":\"" AUDIT_GENESIS "\"}"));
     assert_non_null(strstr(v[19], "\"seq\":20,"));
     assert_non_null(strstr(v[5], "\"identity\":\"alice\""));
     assert_non_null(strstr(v[5], "\"object\":\"obj-5\""));
@@ -217,7 +214,7 @@ static void test_insert_detected(void **state)
     assert_non_null(strstr(where, expect));
     /* A forged line with the right seq but made-up content and prev. */
     free(w[3]);
-    w[3] = strdup("{\"seq\":4,\"time\":\"x\",\"prev\":\"" SRV_AUDIT_GENESIS "\"}\n");
+    w[3] = strdup("{\"seq\":4,\"time\":\"x\",\"prev\":\"" AUDIT_GENESIS "\"}\n");
     write_lines(fx->path, w, n + 1);
     assert_int_equal(verify1(fx->path, where, sizeof(where), NULL), 1);
     snprintf(expect, sizeof(expect), "%s:3: record edited", fx->path);
@@ -300,7 +297,7 @@ static void test_rotation_keeps_chain(void **state)
 }
 
 typedef struct thr_arg {
-    srv_audit_t *au;
+    audit_t *au;
     int id;
 } thr_arg_t;
 
@@ -310,9 +307,9 @@ static void *writer_thread(void *p)
     for (int i = 0; i < 200; i++) {
         char obj[32];
         snprintf(obj, sizeof(obj), "t%d-%d", t->id, i);
-        srv_audit_rec_t r = {.kind = "kmip", .identity = "bob", .operation = "Create",
+        audit_rec_t r = {.kind = "kmip", .identity = "bob", .operation = "Create",
                              .object_id = obj, .result = "Success", .batch_count = -1};
-        if (srv_audit_write(t->au, &r) != 0)
+        if (audit_write(t->au, &r) != 0)
             return (void *)1;
     }
     return NULL;
@@ -321,9 +318,9 @@ static void *writer_thread(void *p)
 static void test_concurrent_writers(void **state)
 {
     fixture_t *fx = *state;
-    srv_audit_options_t o = {.path = fx->path, .fsync = false, .max_queue = 16};
-    srv_audit_t *au = NULL;
-    assert_int_equal(srv_audit_open(&o, &au), 0);
+    audit_options_t o = {.path = fx->path, .fsync = false, .max_queue = 16};
+    audit_t *au = NULL;
+    assert_int_equal(audit_open(&o, &au), 0);
     pthread_t th[4];
     thr_arg_t args[4];
     for (int i = 0; i < 4; i++) {
@@ -335,11 +332,11 @@ static void test_concurrent_writers(void **state)
         pthread_join(th[i], &ret);
         assert_null(ret);
     }
-    srv_audit_status_t st;
-    assert_int_equal(srv_audit_get_status(au, &st), 0);
+    audit_status_t st;
+    assert_int_equal(audit_get_status(au, &st), 0);
     assert_int_equal(st.last_seq, 800);
     assert_int_equal(st.errors, 0);
-    srv_audit_close(au);
+    audit_close(au);
     char where[512], last[65];
     uint64_t lines = 0;
     char *files[1] = {fx->path};
@@ -351,15 +348,15 @@ static void test_concurrent_writers(void **state)
 static void test_hostile_fields_stay_one_line(void **state)
 {
     fixture_t *fx = *state;
-    srv_audit_options_t o = {.path = fx->path};
-    srv_audit_t *au = NULL;
-    assert_int_equal(srv_audit_open(&o, &au), 0);
-    srv_audit_rec_t r = {.kind = "kmip", .identity = "evil\",\"prev\":\"x\n{\"seq\":99",
+    audit_options_t o = {.path = fx->path};
+    audit_t *au = NULL;
+    assert_int_equal(audit_open(&o, &au), 0);
+    audit_rec_t r = {.kind = "kmip", .identity = "evil\",\"prev\":\"x\n{\"seq\":99",
                          .tenant = "t\\", .operation = "Get", .batch_count = -1};
-    assert_int_equal(srv_audit_write(au, &r), 0);
-    srv_audit_rec_t r2 = {.kind = "kmip", .identity = "ok", .batch_count = -1};
-    assert_int_equal(srv_audit_write(au, &r2), 0);
-    srv_audit_close(au);
+    assert_int_equal(audit_write(au, &r), 0);
+    audit_rec_t r2 = {.kind = "kmip", .identity = "ok", .batch_count = -1};
+    assert_int_equal(audit_write(au, &r2), 0);
+    audit_close(au);
     size_t n;
     char **v = read_lines(fx->path, &n);
     assert_int_equal(n, 2);
@@ -376,14 +373,14 @@ static void test_write_failure_keeps_records(void **state)
 {
     fixture_t *fx = *state;
     signal(SIGXFSZ, SIG_IGN);
-    srv_audit_options_t o = {.path = fx->path, .fsync = false};
-    srv_audit_t *au = NULL;
-    assert_int_equal(srv_audit_open(&o, &au), 0);
-    srv_audit_rec_t r = {.kind = "kmip", .identity = "carol", .operation = "Get",
+    audit_options_t o = {.path = fx->path, .fsync = false};
+    audit_t *au = NULL;
+    assert_int_equal(audit_open(&o, &au), 0);
+    audit_rec_t r = {.kind = "kmip", .identity = "carol", .operation = "Get",
                          .result = "Success", .batch_count = 1};
-    assert_int_equal(srv_audit_write(au, &r), 0);
-    assert_int_equal(srv_audit_write(au, &r), 0);
-    assert_int_equal(srv_audit_flush(au), 0);
+    assert_int_equal(audit_write(au, &r), 0);
+    assert_int_equal(audit_write(au, &r), 0);
+    assert_int_equal(audit_flush(au), 0);
     struct stat st;
     assert_int_equal(stat(fx->path, &st), 0);
     off_t base = st.st_size;
@@ -396,7 +393,7 @@ static void test_write_failure_keeps_records(void **state)
     /* Nothing below may write to a file until the limit is restored. */
     int wrc = 0;
     for (int i = 0; i < 6; i++)
-        wrc |= srv_audit_write(au, &r);
+        wrc |= audit_write(au, &r);
     usleep(1500 * 1000);
     pthread_mutex_lock(&au->mu);
     uint64_t errors = au->errors;
@@ -420,8 +417,8 @@ static void test_write_failure_keeps_records(void **state)
     assert_int_equal(src, 0);
     assert_true(mid.st_size <= base + 300);
     assert_int_equal(last, '\n');
-    assert_int_equal(srv_audit_flush(au), 0); /* retried within a second */
-    srv_audit_close(au);
+    assert_int_equal(audit_flush(au), 0); /* retried within a second */
+    audit_close(au);
     char where[512];
     uint64_t lines = 0;
     assert_int_equal(verify1(fx->path, where, sizeof(where), &lines), 0);

@@ -1,8 +1,9 @@
 /*
  * tests/unit/test_auth_admin.c: the admin socket end to end, in process:
- * server/admin*.c listening on a real Unix socket over a real SQLite store,
- * driven by kmsctl's own command functions (kmsctl/cmd_*.c) through a real
- * kmsd.yaml, with identities then checked by server/auth.c and every
+ * admin/ listening on a real Unix socket over a real SQLite store, driven
+ * by kmsctl's own command functions (kmsctl/cmd_*.c, from libkmsctl)
+ * through a real kmsd.yaml, with identities then checked by server/auth.c
+ * (libserver) and every
  * command found in a verified audit chain. Also the protocol's refusals:
  * another version, garbage, oversized frames.
  */
@@ -24,18 +25,18 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "server/admin.c"
-#include "server/admin_proto.c"
-#include "server/admin_backup.c"
-#include "server/admin_cmds.c"
-#include "server/audit.c"
-#include "server/auth.c"
+#include "admin/admin.h"
+#include "audit/audit.h"
+#include "certs/certs.h"
+#include "kmsctl/admin_client.h"
+#include "kmsctl/kmsctl.h"
+#include "server/server_int.h"
 
-#include "kmsctl/admin_client.c"
-#include "kmsctl/cmd_audit.c"
-#include "kmsctl/cmd_client.c"
-#include "kmsctl/cmd_status.c"
-#include "kmsctl/cmd_tenant.c"
+/* kmsctl's commands (kmsctl/main.c is not in libkmsctl). */
+int cmd_status(int argc, char **argv);
+int cmd_tenant(int argc, char **argv);
+int cmd_client(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
 
 kmsctl_globals_t kmsctl_g = {.config_path = NULL, .json = 0};
 
@@ -45,8 +46,8 @@ typedef struct fx {
     char sock[160], conf[160], audit[160], db[160], ca[160], cakey[160];
     store_t *store;
     srv_access_t *acc;
-    srv_audit_t *au;
-    srv_admin_t *ad;
+    audit_t *au;
+    admin_t *ad;
     X509 *ca_cert;
     EVP_PKEY *ca_key;
 } fx_t;
@@ -108,12 +109,12 @@ static int setup(void **state)
     assert_int_equal(store_open(&so, &f->store), 0);
     srv_access_options_t ao = {.store = f->store, .argon2_t_cost = 1, .argon2_m_kib = 256};
     assert_int_equal(srv_access_new(&ao, &f->acc), 0);
-    srv_audit_options_t uo = {.path = f->audit, .fsync = true};
-    assert_int_equal(srv_audit_open(&uo, &f->au), 0);
-    srv_audit_set_global(f->au);
-    srv_admin_options_t o = {.socket_path = f->sock, .mode = 0600, .store = f->store,
-                             .access = f->acc, .client_ca = f->ca, .version = "test"};
-    assert_int_equal(srv_admin_start(&o, &f->ad), 0);
+    audit_options_t uo = {.path = f->audit, .fsync = true};
+    assert_int_equal(audit_open(&uo, &f->au), 0);
+    admin_options_t o = {.socket_path = f->sock, .mode = 0600, .store = f->store,
+                         .hash_password = srv_access_hash_cb, .hash_arg = f->acc,
+                         .audit = f->au, .client_ca = f->ca, .version = "test"};
+    assert_int_equal(admin_start(&o, &f->ad), 0);
     *state = f;
     return 0;
 }
@@ -121,9 +122,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx_t *f = *state;
-    srv_admin_stop(f->ad);
-    srv_audit_set_global(NULL);
-    srv_audit_close(f->au);
+    admin_stop(f->ad);
+    audit_close(f->au);
     srv_access_free(f->acc);
     store_close(f->store);
     X509_free(f->ca_cert);
@@ -182,15 +182,15 @@ static void test_status_fields(void **state)
     (void)state;
     kms_arena_t *a = kms_arena_new(0);
     ttlv_item_t *resp = NULL;
-    ttlv_item_t *req = kmsctl_admin_request(a, "status");
+    ttlv_item_t *req = admin_request_new(a, "status");
     assert_int_equal(kmsctl_admin_call(a, req, &resp), 0);
-    const ttlv_item_t *rec = ttlv_find(resp, SRV_TAG_ADMIN_RECORD);
+    const ttlv_item_t *rec = ttlv_find(resp, ADMIN_TAG_RECORD);
     assert_non_null(rec);
     bool saw_version = false, saw_health = false, saw_objects = false;
-    for (const ttlv_item_t *fl = ttlv_find(rec, SRV_TAG_ADMIN_FIELD); fl;
-         fl = ttlv_find_next(fl, SRV_TAG_ADMIN_FIELD)) {
-        const char *n = field_name(fl);
-        const ttlv_item_t *v = field_value(fl);
+    for (const ttlv_item_t *fl = ttlv_find(rec, ADMIN_TAG_FIELD); fl;
+         fl = ttlv_find_next(fl, ADMIN_TAG_FIELD)) {
+        const char *n = admin_field_name(fl);
+        const ttlv_item_t *v = admin_field_value(fl);
         if (strcmp(n, "version") == 0)
             saw_version = strcmp(ttlv_text(v), "test") == 0;
         if (strcmp(n, "health") == 0)
@@ -268,10 +268,10 @@ static void test_clients_cert_password_csr(void **state)
     /* Listing, then removal takes effect on the next request. */
     kms_arena_t *a = kms_arena_new(0);
     ttlv_item_t *resp = NULL;
-    ttlv_item_t *lr = kmsctl_admin_request(a, "client.list");
-    ttlv_new_textz(a, lr, SRV_TAG_ADMIN_ARG_TENANT, "acme");
+    ttlv_item_t *lr = admin_request_new(a, "client.list");
+    ttlv_new_textz(a, lr, ADMIN_TAG_ARG_TENANT, "acme");
     assert_int_equal(kmsctl_admin_call(a, lr, &resp), 0);
-    assert_int_equal(ttlv_count(resp, SRV_TAG_ADMIN_RECORD), 2);
+    assert_int_equal(ttlv_count(resp, ADMIN_TAG_RECORD), 2);
     kms_arena_free(a);
     assert_int_equal(run(3, "client", "remove", "host1"), 0);
     assert_int_equal(srv_access_auth_cb(f->acc, &p, NULL, NULL, &id), KMS_ERR_PERM);
@@ -284,7 +284,7 @@ static void test_clients_cert_password_csr(void **state)
     assert_int_equal(srv_access_auth_cb(f->acc, &n, "bob", "s3cret pass", &id), KMS_ERR_PERM);
 
     /* Every command is in the audit chain, without the password. */
-    assert_int_equal(srv_audit_flush(f->au), 0);
+    assert_int_equal(audit_flush(f->au), 0);
     char where[512];
     uint64_t lines = 0;
     char *files[1] = {f->audit};
@@ -327,7 +327,7 @@ static int32_t raw_status(int fd)
     ttlv_item_t *root = NULL;
     kms_error_t e;
     assert_int_equal(ttlv_decode(buf, (size_t)n, NULL, a, &root, &e), 0);
-    ttlv_item_t *st = ttlv_find(root, SRV_TAG_ADMIN_STATUS);
+    ttlv_item_t *st = ttlv_find(root, ADMIN_TAG_STATUS);
     int32_t v = st ? st->v.i32 : 2;
     kms_arena_free(a);
     return v;
@@ -337,9 +337,9 @@ static void test_protocol_refusals(void **state)
 {
     fx_t *f = *state;
     kms_arena_t *a = kms_arena_new(0);
-    ttlv_item_t *r = ttlv_new_struct(a, NULL, SRV_TAG_ADMIN_REQUEST);
-    ttlv_new_int(a, r, SRV_TAG_ADMIN_PROTOCOL_VERSION, 99);
-    ttlv_new_textz(a, r, SRV_TAG_ADMIN_COMMAND, "status");
+    ttlv_item_t *r = ttlv_new_struct(a, NULL, ADMIN_TAG_REQUEST);
+    ttlv_new_int(a, r, ADMIN_TAG_PROTOCOL_VERSION, 99);
+    ttlv_new_textz(a, r, ADMIN_TAG_COMMAND, "status");
     kms_buf_t b;
     kms_buf_init(&b, 1 << 20);
     assert_int_equal(ttlv_encode(r, &b), 0);
@@ -364,7 +364,7 @@ static void test_protocol_refusals(void **state)
     close(fd);
 
     /* Unknown command: NOTSUP, and the server still answers afterwards. */
-    ttlv_item_t *u = kmsctl_admin_request(a, "key.exfiltrate");
+    ttlv_item_t *u = admin_request_new(a, "key.exfiltrate");
     ttlv_item_t *resp = NULL;
     assert_int_equal(kmsctl_admin_call(a, u, &resp), KMSCTL_EXIT_UNREACHABLE);
     assert_int_equal(run(1, "status"), 0);
@@ -374,17 +374,17 @@ static void test_protocol_refusals(void **state)
 static void test_second_server_refused_and_stale_socket_replaced(void **state)
 {
     fx_t *f = *state;
-    srv_admin_options_t o = {.socket_path = f->sock, .mode = 0600, .store = f->store,
-                             .access = f->acc};
-    srv_admin_t *ad2 = NULL;
-    assert_int_equal(srv_admin_start(&o, &ad2), KMS_ERR_EXISTS);
+    admin_options_t o = {.socket_path = f->sock, .mode = 0600, .store = f->store,
+                         .hash_password = srv_access_hash_cb, .hash_arg = f->acc};
+    admin_t *ad2 = NULL;
+    assert_int_equal(admin_start(&o, &ad2), KMS_ERR_EXISTS);
     assert_null(ad2);
     /* Stop: the socket goes away; kmsctl then says unreachable. */
-    srv_admin_stop(f->ad);
+    admin_stop(f->ad);
     f->ad = NULL;
     assert_int_equal(access(f->sock, F_OK), -1);
     assert_int_equal(run(1, "status"), KMSCTL_EXIT_UNREACHABLE);
-    assert_int_equal(srv_admin_start(&o, &f->ad), 0);
+    assert_int_equal(admin_start(&o, &f->ad), 0);
     assert_int_equal(run(1, "status"), 0);
 }
 

@@ -1,8 +1,8 @@
 /*
  * tests/unit/test_server_core.c: kmsd's TLS context builder and listen
  * sockets (server/tls.c, server/listen.c), against real OpenSSL objects,
- * real PEM files and real sockets. server/ is a program, so the two files
- * are compiled in directly. The connection state machine itself is tested
+ * real PEM files and real sockets, linked from libserver (all of server/
+ * but main.c). The connection state machine itself is tested
  * end to end in tests/interop/test_server_*.py against a running kmsd.
  */
 #include <setjmp.h>
@@ -18,8 +18,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "server/listen.c"
-#include "server/tls.c"
+#include <openssl/err.h>
+
+#include "certs/certs.h"
+#include "server/server_int.h"
 
 typedef struct pki {
     char dir[64];

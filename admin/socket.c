@@ -1,12 +1,11 @@
 /*
- * server/admin.c: kmsd's local admin socket.
+ * admin/socket.c: kmsd's local admin socket.
  *
  * A Unix stream socket (conf admin.socket, chmod admin.mode, chgrp
  * admin.group) served by one dedicated thread with poll(): one connection
  * at a time, each message one TTLV ADMIN_REQUEST framed by its own 8-byte
- * header and bounded by SRV_ADMIN_MAX_MESSAGE (framing and decoding:
- * server/admin_proto.c), answered by one
- * ADMIN_RESPONSE (server/admin_cmds.c). A connection that sends garbage or
+ * header and bounded by ADMIN_MAX_MESSAGE (framing and decoding:
+ * admin/proto.c), answered by one ADMIN_RESPONSE (admin/cmds.c). A connection that sends garbage or
  * stalls for 10 s is closed. The caller's uid/pid (SO_PEERCRED) name it in
  * the log and the audit log. A request may carry one open file (SCM_RIGHTS:
  * the backup file kmsctl created or opens for restore); it is closed after
@@ -29,13 +28,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "server/access.h"
-#include "server/admin_proto.h"
+#include "admin/admin_int.h"
 
 #define ADMIN_IO_TIMEOUT_MS 10000
 
-struct srv_admin {
-    srv_admin_options_t opt;
+struct admin {
+    admin_options_t opt;
     char *socket_path;
     int lfd;
     int wake[2];      /* self-pipe: stop request */
@@ -48,7 +46,7 @@ struct srv_admin {
  * A file descriptor passed with the bytes (SCM_RIGHTS) lands in *passed
  * (the first one; extras are closed). 0, KMS_ERR_IO (EOF/error),
  * KMS_ERR_TIMEOUT, KMS_ERR_STATE (stop), KMS_ERR_NOTFOUND (clean close). */
-static int read_n(srv_admin_t *ad, int fd, uint8_t *p, size_t n, bool at_start, int *passed)
+static int read_n(admin_t *ad, int fd, uint8_t *p, size_t n, bool at_start, int *passed)
 {
     size_t got = 0;
     while (got < n) {
@@ -119,17 +117,17 @@ static void send_error(int fd, int rc, const char *msg)
 {
     kms_arena_t *a = kms_arena_new(0);
     kms_buf_t out;
-    kms_buf_init(&out, SRV_ADMIN_MAX_MESSAGE);
-    ttlv_item_t *r = a ? ttlv_new_struct(a, NULL, SRV_TAG_ADMIN_RESPONSE) : NULL;
-    if (r && ttlv_new_int(a, r, SRV_TAG_ADMIN_PROTOCOL_VERSION, SRV_ADMIN_PROTOCOL_VERSION) &&
-        ttlv_new_int(a, r, SRV_TAG_ADMIN_STATUS, rc) &&
-        ttlv_new_textz(a, r, SRV_TAG_ADMIN_MESSAGE, msg) && ttlv_encode(r, &out) == 0)
+    kms_buf_init(&out, ADMIN_MAX_MESSAGE);
+    ttlv_item_t *r = a ? ttlv_new_struct(a, NULL, ADMIN_TAG_RESPONSE) : NULL;
+    if (r && ttlv_new_int(a, r, ADMIN_TAG_PROTOCOL_VERSION, ADMIN_PROTOCOL_VERSION) &&
+        ttlv_new_int(a, r, ADMIN_TAG_STATUS, rc) &&
+        ttlv_new_textz(a, r, ADMIN_TAG_MESSAGE, msg) && ttlv_encode(r, &out) == 0)
         (void)write_n(fd, out.data, out.len);
     kms_buf_dispose(&out);
     kms_arena_free(a);
 }
 
-static void serve_conn(srv_admin_t *ad, int fd)
+static void serve_conn(admin_t *ad, int fd)
 {
     char who[64] = "unknown";
     struct ucred cred;
@@ -138,7 +136,7 @@ static void serve_conn(srv_admin_t *ad, int fd)
         snprintf(who, sizeof(who), "uid=%u pid=%d", (unsigned)cred.uid, (int)cred.pid);
     uint8_t *msg = NULL;
     size_t msg_len = 0;
-    kms_arena_t *a = kms_arena_new(8 * SRV_ADMIN_MAX_MESSAGE);
+    kms_arena_t *a = kms_arena_new(8 * ADMIN_MAX_MESSAGE);
     if (!a)
         return;
     int passed = -1;
@@ -152,7 +150,7 @@ static void serve_conn(srv_admin_t *ad, int fd)
         if (rc)
             break;
         uint32_t blen = 0;
-        if (srv_admin_check_header(hdr, &blen) != 0) {
+        if (admin_check_header(hdr, &blen) != 0) {
             kms_log(KMS_LOG_WARN, "admin", "%s: not an admin request; closing", who);
             send_error(fd, KMS_ERR_PROTO, "not an admin request (or too large)");
             break;
@@ -166,7 +164,7 @@ static void serve_conn(srv_admin_t *ad, int fd)
             break;
         ttlv_item_t *req = NULL;
         kms_error_t terr;
-        rc = srv_admin_decode_request(msg, (size_t)blen + 8, a, &req, &terr);
+        rc = admin_decode_request(msg, (size_t)blen + 8, a, &req, &terr);
         /* The request may carry a password: wipe the raw bytes now. */
         kms_wipe(msg, (size_t)blen + 8);
         free(msg);
@@ -177,9 +175,9 @@ static void serve_conn(srv_admin_t *ad, int fd)
             send_error(fd, KMS_ERR_PROTO, terr.msg);
             break;
         }
-        ttlv_item_t *resp = srv_admin_execute(&ad->opt, ad->started_us, who, req, passed, a);
+        ttlv_item_t *resp = admin_execute(&ad->opt, ad->started_us, who, req, passed, a);
         kms_buf_t out;
-        kms_buf_init(&out, SRV_ADMIN_MAX_MESSAGE);
+        kms_buf_init(&out, ADMIN_MAX_MESSAGE);
         rc = resp ? ttlv_encode(resp, &out) : KMS_ERR_NOMEM;
         if (rc) {
             send_error(fd, rc, rc == KMS_ERR_LIMIT ? "answer too large" : "out of memory");
@@ -202,7 +200,7 @@ static void serve_conn(srv_admin_t *ad, int fd)
 
 static void *admin_main(void *arg)
 {
-    srv_admin_t *ad = arg;
+    admin_t *ad = arg;
     for (;;) {
         struct pollfd pf[2] = {{.fd = ad->lfd, .events = POLLIN}, {.fd = ad->wake[0], .events = POLLIN}};
         int pr = poll(pf, 2, -1);
@@ -230,7 +228,7 @@ static bool socket_alive(const struct sockaddr_un *sun)
     return alive;
 }
 
-int srv_admin_start(const srv_admin_options_t *opt, srv_admin_t **out)
+int admin_start(const admin_options_t *opt, admin_t **out)
 {
     *out = NULL;
     if (!opt || !opt->socket_path || !*opt->socket_path || !opt->store)
@@ -243,7 +241,7 @@ int srv_admin_start(const srv_admin_options_t *opt, srv_admin_t **out)
         return KMS_ERR_CONFIG;
     }
     strcpy(sun.sun_path, opt->socket_path);
-    srv_admin_t *ad = calloc(1, sizeof(*ad));
+    admin_t *ad = calloc(1, sizeof(*ad));
     if (!ad)
         return KMS_ERR_NOMEM;
     ad->lfd = -1;
@@ -314,11 +312,11 @@ int srv_admin_start(const srv_admin_options_t *opt, srv_admin_t **out)
 fail_unlink:
     unlink(sun.sun_path);
 fail:
-    srv_admin_stop(ad);
+    admin_stop(ad);
     return rc;
 }
 
-void srv_admin_stop(srv_admin_t *ad)
+void admin_stop(admin_t *ad)
 {
     if (!ad)
         return;

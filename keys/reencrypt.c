@@ -1,5 +1,5 @@
 /*
- * server/keys_reencrypt.c: moves every sealed object onto the current
+ * keys/reencrypt.c: moves every sealed object onto the current
  * data-store key (DSK), on one background thread.
  *
  * A pass counts the objects whose dsk_id is neither 0 (no key material) nor
@@ -24,7 +24,7 @@
  * States (kmsctl rotate status): idle (nothing to move), starting,
  * counting, running, done, stopped (kmsd stopping, or a store error).
  *
- * It deliberately does not generate DSKs (keys_rotate.c does).
+ * It deliberately does not generate DSKs (keys/rotate.c does).
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -33,15 +33,14 @@
 #include <string.h>
 #include <time.h>
 
-#include "server/keys.h"
-#include "server/server_int.h"
+#include "keys/keys_int.h"
 
 #define SCAN_CHUNK 1000
 #define CONFLICT_RETRIES 8
 #define MAX_WARNINGS 10
 
 static struct {
-    srv_t *srv;
+    const keys_options_t *k;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pthread_t thread;
@@ -145,7 +144,7 @@ static void note_failure(const char *id, int rc)
     int64_t f = ++g.failed;
     pthread_mutex_unlock(&g.mu);
     if (f <= MAX_WARNINGS)
-        kms_log(KMS_LOG_WARN, SRV_LOG, "re-encrypt: object %s: %s; left under its old key%s", id,
+        kms_log(KMS_LOG_WARN, KEYS_LOG, "re-encrypt: object %s: %s; left under its old key%s", id,
                 kms_strerror(rc), f == MAX_WARNINGS ? " (further failures not logged)" : "");
 }
 
@@ -165,7 +164,7 @@ static void one_by_one(store_reader_t *rd, hsm_keyring_t *kr, uint32_t target, c
         store_write_t *w = store_write_new();
         rc = a && w ? prepare(rd, a, kr, target, id, w) : KMS_ERR_NOMEM;
         if (rc == 0)
-            rc = store_commit(g.srv->store, w, NULL, 0);
+            rc = store_commit(g.k->store, w, NULL, 0);
         store_write_free(w);
         kms_arena_free(a);
         if (rc != KMS_ERR_CONFLICT)
@@ -199,7 +198,7 @@ static void do_batch(store_reader_t *rd, hsm_keyring_t *kr, uint32_t target, cha
         }
     }
     if (rc == 0)
-        rc = store_commit(g.srv->store, w, NULL, 0);
+        rc = store_commit(g.k->store, w, NULL, 0);
     store_write_free(w);
     kms_arena_free(a);
     if (rc == 0) {
@@ -226,15 +225,15 @@ static void sleep_ms(unsigned ms)
 /* One pass. Returns false when it was interrupted (stop, or a newer DSK). */
 static bool run_pass(void)
 {
-    srv_t *srv = g.srv;
-    hsm_keyring_t *kr = srv->keyring;
+    const keys_options_t *k = g.k;
+    hsm_keyring_t *kr = k->keyring;
     uint32_t target = hsm_keyring_current(kr);
     store_reader_t *rd = NULL;
     scan_ctx_t sc = {.target = target};
     bool complete = false;
-    int rc = store_reader_new(srv->store, &rd);
+    int rc = store_reader_new(k->store, &rd);
     if (rc) {
-        kms_log(KMS_LOG_ERROR, SRV_LOG, "re-encrypt: no store reader: %s", kms_strerror(rc));
+        kms_log(KMS_LOG_ERROR, KEYS_LOG, "re-encrypt: no store reader: %s", kms_strerror(rc));
         return true;
     }
     pthread_mutex_lock(&g.mu);
@@ -262,7 +261,7 @@ static bool run_pass(void)
     g.total = sc.count;
     g.state = "running";
     pthread_mutex_unlock(&g.mu);
-    kms_log(KMS_LOG_INFO, SRV_LOG, "re-encrypt: %" PRId64 " objects to move onto data-store key %u",
+    kms_log(KMS_LOG_INFO, KEYS_LOG, "re-encrypt: %" PRId64 " objects to move onto data-store key %u",
             sc.count, target);
 
     /* Work: batches of ids that still need it. */
@@ -306,7 +305,7 @@ static bool run_pass(void)
     free(wc.ids);
 out:
     if (rc)
-        kms_log(KMS_LOG_ERROR, SRV_LOG,
+        kms_log(KMS_LOG_ERROR, KEYS_LOG,
                 "re-encrypt: %s; stopped (resumes at the next start-up or store-key rotation)",
                 kms_strerror(rc));
     store_reader_free(rd);
@@ -316,12 +315,12 @@ out:
         pthread_mutex_unlock(&g.mu);
         set_state("done");
         if (failed)
-            kms_log(KMS_LOG_WARN, SRV_LOG,
+            kms_log(KMS_LOG_WARN, KEYS_LOG,
                     "re-encrypt: done: %" PRId64 " objects moved onto data-store key %u, %" PRId64
                     " could not be opened (left under their old key)",
                     done, target, failed);
         else
-            kms_log(KMS_LOG_INFO, SRV_LOG,
+            kms_log(KMS_LOG_INFO, KEYS_LOG,
                     "re-encrypt: done: %" PRId64 " objects moved onto data-store key %u", done,
                     target);
     } else if (!complete) {
@@ -346,7 +345,7 @@ static void *thread_main(void *arg)
             break;
         if (!run_pass() && !stopping()) {
             /* A newer DSK became current mid-pass: start over onto it. */
-            srv_keys_reencrypt_kick();
+            keys_reencrypt_kick();
         }
     }
     return NULL;
@@ -360,28 +359,28 @@ static size_t env_size(const char *name, size_t def, size_t lo, size_t hi)
     char *end = NULL;
     unsigned long long x = strtoull(v, &end, 10);
     if (*end || x < lo || x > hi) {
-        kms_log(KMS_LOG_WARN, SRV_LOG, "%s=%s ignored (allowed %zu..%zu)", name, v, lo, hi);
+        kms_log(KMS_LOG_WARN, KEYS_LOG, "%s=%s ignored (allowed %zu..%zu)", name, v, lo, hi);
         return def;
     }
     return (size_t)x;
 }
 
-int srv_keys_reencrypt_start(srv_t *srv)
+int keys_reencrypt_start(const keys_options_t *k)
 {
-    g.srv = srv;
+    g.k = k;
     g.batch = env_size("KMSD_REENCRYPT_BATCH", 64, 1, 4096);
     g.throttle_ms = (unsigned)env_size("KMSD_REENCRYPT_THROTTLE_MS", 0, 0, 60000);
     g.stop = false;
     g.kick = true; /* a start-up pass finds objects left by a crash */
     if (pthread_create(&g.thread, NULL, thread_main, NULL) != 0) {
-        kms_log(KMS_LOG_ERROR, SRV_LOG, "re-encrypt: cannot start its thread");
+        kms_log(KMS_LOG_ERROR, KEYS_LOG, "re-encrypt: cannot start its thread");
         return KMS_ERR_INTERNAL;
     }
     g.started = true;
     return 0;
 }
 
-void srv_keys_reencrypt_stop(void)
+void keys_reencrypt_stop(void)
 {
     if (!g.started)
         return;
@@ -393,7 +392,7 @@ void srv_keys_reencrypt_stop(void)
     g.started = false;
 }
 
-void srv_keys_reencrypt_kick(void)
+void keys_reencrypt_kick(void)
 {
     pthread_mutex_lock(&g.mu);
     g.kick = true;
@@ -401,7 +400,7 @@ void srv_keys_reencrypt_kick(void)
     pthread_mutex_unlock(&g.mu);
 }
 
-bool srv_keys_reencrypt_busy(void)
+bool keys_reencrypt_busy(void)
 {
     pthread_mutex_lock(&g.mu);
     bool busy = g.kick || strcmp(g.state, "counting") == 0 || strcmp(g.state, "running") == 0;
@@ -409,7 +408,7 @@ bool srv_keys_reencrypt_busy(void)
     return busy;
 }
 
-void srv_keys_reencrypt_progress(srv_keys_progress_t *out)
+void keys_reencrypt_progress(keys_progress_t *out)
 {
     pthread_mutex_lock(&g.mu);
     out->state = g.kick && strcmp(g.state, "running") != 0 ? "starting" : g.state;

@@ -1,14 +1,15 @@
 /*
- * server/keys_health.c: fail closed, fail fast when the HSM goes away.
+ * keys/health.c: fail closed, fail fast when the HSM goes away.
  *
  * One monitor thread calls hsm_health() on the current master-key provider
  * every 250 ms (never on a loop thread: a PKCS#11 call may block). On the
- * transition to "unavailable" it logs one error, sets srv->hsm_down (the
- * kmip gate then answers key operations at once with Operation Failed /
- * General Failure "HSM unavailable") and srv->listen_paused (each loop stops
- * accepting: loop.c), so that clients fail over to another server. When
- * hsm_health() is 0 again it logs once and undoes both. Connections that
- * are already open stay open; their metadata operations keep working.
+ * transition to "unavailable" it logs one error and sets the down flag (the
+ * kmip gate, keys_gate, then answers key operations at once with Operation
+ * Failed / General Failure "HSM unavailable"); after every probe it tells
+ * the caller's keys_health_cb (kmsd's loops stop accepting while down, so
+ * that clients fail over to another server). When hsm_health() is 0 again
+ * it logs once and clears the flag. Connections that are already open stay
+ * open; their metadata operations keep working.
  *
  * Gated operations (they need key material, or would create some that only
  * the HSM-protected keyring can protect): Create, Create Key Pair, Register,
@@ -17,32 +18,41 @@
  * Join Split Key. Everything else (Locate, Get Attributes, Query, Activate,
  * Revoke, Destroy, ...) is served.
  *
- * It deliberately does not touch the listeners itself: it only sets the
- * wanted state and wakes the loops, which apply it on their own threads.
+ * It deliberately does not touch the listeners: the callback only learns
+ * the wanted state (server/ wakes its loops, which apply it on their own
+ * threads).
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#include "server/keys.h"
-#include "server/server_int.h"
+#include "keys/keys_int.h"
+#include "ttlv/ttlv.h" /* KMIP_OPERATION_* */
 
 #define HEALTH_PERIOD_MS 250
 
+static atomic_bool g_hsm_down;
+
 static struct {
-    srv_t *srv;
+    const keys_options_t *k;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pthread_t thread;
     bool started, stop;
 } g = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-int srv_keys_gate(void *arg, uint32_t operation)
+bool keys_hsm_down(void)
 {
-    srv_t *srv = arg;
-    if (!srv || !atomic_load(&srv->hsm_down))
+    return atomic_load(&g_hsm_down);
+}
+
+int keys_gate(void *arg, uint32_t operation)
+{
+    (void)arg;
+    if (!atomic_load(&g_hsm_down))
         return 0;
     switch (operation) {
     case KMIP_OPERATION_CREATE:
@@ -67,51 +77,38 @@ int srv_keys_gate(void *arg, uint32_t operation)
     }
 }
 
-/* Wake every loop whose listeners are not yet in the wanted state. */
-static void nudge_loops(srv_t *srv)
-{
-    if (atomic_load(&srv->stopping) || !srv->loops)
-        return;
-    bool want = atomic_load(&srv->listen_paused);
-    for (unsigned i = 0; i < srv->n_loops; i++) {
-        srv_loop_t *l = &srv->loops[i];
-        if (l->started && atomic_load(&l->paused) != want)
-            uv_async_send(&l->wake);
-    }
-}
-
 static void *monitor_main(void *arg)
 {
-    srv_t *srv = arg;
+    const keys_options_t *k = arg;
     bool down = false;
     int last_rc = 0;
     pthread_mutex_lock(&g.mu);
     while (!g.stop) {
         pthread_mutex_unlock(&g.mu);
-        hsm_t *h = srv_keys_hsm(srv);
+        hsm_t *h = keys_hsm();
         uint64_t t0 = kms_mono_ns();
         int rc = h ? hsm_health(h) : KMS_ERR_UNAVAIL;
         uint64_t ms = (kms_mono_ns() - t0) / 1000000;
         if ((rc != 0) != down) {
             down = rc != 0;
-            atomic_store(&srv->hsm_down, down);
-            atomic_store(&srv->listen_paused, down);
+            atomic_store(&g_hsm_down, down);
             if (down)
-                kms_log(KMS_LOG_ERROR, SRV_LOG,
+                kms_log(KMS_LOG_ERROR, KEYS_LOG,
                         "hsm: unavailable (%s): key operations refused, listeners closed until "
                         "it returns",
                         kms_strerror(rc));
             else
-                kms_log(KMS_LOG_INFO, SRV_LOG, "hsm: available again (%s): service resumed",
+                kms_log(KMS_LOG_INFO, KEYS_LOG, "hsm: available again (%s): service resumed",
                         h ? hsm_describe(h) : "?");
         } else if (down && rc != last_rc) {
-            kms_log(KMS_LOG_DEBUG, SRV_LOG, "hsm: still unavailable (%s)", kms_strerror(rc));
+            kms_log(KMS_LOG_DEBUG, KEYS_LOG, "hsm: still unavailable (%s)", kms_strerror(rc));
         }
         if (ms > 1000)
-            kms_log(KMS_LOG_WARN, SRV_LOG, "hsm: health probe took %llu ms",
+            kms_log(KMS_LOG_WARN, KEYS_LOG, "hsm: health probe took %llu ms",
                     (unsigned long long)ms);
         last_rc = rc;
-        nudge_loops(srv);
+        if (k->health_cb)
+            k->health_cb(k->health_arg, down);
         pthread_mutex_lock(&g.mu);
         if (g.stop)
             break;
@@ -129,7 +126,7 @@ static void *monitor_main(void *arg)
     return NULL;
 }
 
-int srv_keys_health_start(srv_t *srv)
+int keys_health_start(const keys_options_t *k)
 {
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -138,19 +135,19 @@ int srv_keys_health_start(srv_t *srv)
     pthread_condattr_destroy(&ca);
     if (e != 0)
         return KMS_ERR_NOMEM;
-    g.srv = srv;
+    g.k = k;
     g.stop = false;
-    if (pthread_create(&g.thread, NULL, monitor_main, srv) != 0) {
+    if (pthread_create(&g.thread, NULL, monitor_main, (void *)k) != 0) {
         pthread_cond_destroy(&g.cv);
-        kms_log(KMS_LOG_ERROR, SRV_LOG, "hsm: cannot start the health monitor");
+        kms_log(KMS_LOG_ERROR, KEYS_LOG, "hsm: cannot start the health monitor");
         return KMS_ERR_INTERNAL;
     }
     g.started = true;
-    kms_log(KMS_LOG_INFO, SRV_LOG, "hsm: health monitor every %d ms", HEALTH_PERIOD_MS);
+    kms_log(KMS_LOG_INFO, KEYS_LOG, "hsm: health monitor every %d ms", HEALTH_PERIOD_MS);
     return 0;
 }
 
-void srv_keys_health_stop(void)
+void keys_health_stop(void)
 {
     if (!g.started)
         return;

@@ -1,14 +1,15 @@
 /*
- * server/admin_cmds.c: what the admin socket's commands do.
+ * admin/cmds.c: what the admin socket's commands do.
  *
- * status, tenant.add|list|remove, client.add|list|remove, audit.status.
+ * status, tenant.add|list|remove, client.add|list|remove, audit.status,
+ * backup.create|restore (backup.c), rotate.master|store-key|status (keys/).
  * Each takes a decoded ADMIN_REQUEST and builds an ADMIN_RESPONSE of
  * records; every command, refused or not, leaves an audit record naming
  * the local caller (never a password, never a hash). Certificates to
  * register must chain to tls.client_ca; their fingerprint and CN come from
  * certs/.
  *
- * It deliberately does no socket I/O (server/admin.c does) and holds no
+ * It deliberately does no socket I/O (admin/socket.c does) and holds no
  * state between requests.
  */
 #include <stdio.h>
@@ -21,15 +22,16 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "admin/admin_int.h"
 #include "certs/certs.h"
-#include "server/access.h"
+#include "keys/keys.h"
 
 #ifndef KMSD_VERSION
 #define KMSD_VERSION "0.1.0"
 #endif
 
 typedef struct admin_req {
-    const srv_admin_options_t *opt;
+    const admin_options_t *opt;
     int64_t started_us;
     const char *who;
     const ttlv_item_t *req;
@@ -57,32 +59,32 @@ static bool arg_bool(const admin_req_t *r, uint32_t tag)
 
 static ttlv_item_t *rec_new(admin_req_t *r)
 {
-    return ttlv_new_struct(r->a, r->resp, SRV_TAG_ADMIN_RECORD);
+    return ttlv_new_struct(r->a, r->resp, ADMIN_TAG_RECORD);
 }
 
 static int field_text(admin_req_t *r, ttlv_item_t *rec, const char *name, const char *v)
 {
-    ttlv_item_t *f = ttlv_new_struct(r->a, rec, SRV_TAG_ADMIN_FIELD);
-    if (!f || !ttlv_new_textz(r->a, f, SRV_TAG_ADMIN_FIELD_NAME, name) ||
-        !ttlv_new_textz(r->a, f, SRV_TAG_ADMIN_FIELD_TEXT, v ? v : ""))
+    ttlv_item_t *f = ttlv_new_struct(r->a, rec, ADMIN_TAG_FIELD);
+    if (!f || !ttlv_new_textz(r->a, f, ADMIN_TAG_FIELD_NAME, name) ||
+        !ttlv_new_textz(r->a, f, ADMIN_TAG_FIELD_TEXT, v ? v : ""))
         return KMS_ERR_NOMEM;
     return 0;
 }
 
 static int field_long(admin_req_t *r, ttlv_item_t *rec, const char *name, int64_t v)
 {
-    ttlv_item_t *f = ttlv_new_struct(r->a, rec, SRV_TAG_ADMIN_FIELD);
-    if (!f || !ttlv_new_textz(r->a, f, SRV_TAG_ADMIN_FIELD_NAME, name) ||
-        !ttlv_new_long(r->a, f, SRV_TAG_ADMIN_FIELD_LONG, v))
+    ttlv_item_t *f = ttlv_new_struct(r->a, rec, ADMIN_TAG_FIELD);
+    if (!f || !ttlv_new_textz(r->a, f, ADMIN_TAG_FIELD_NAME, name) ||
+        !ttlv_new_long(r->a, f, ADMIN_TAG_FIELD_LONG, v))
         return KMS_ERR_NOMEM;
     return 0;
 }
 
 static int field_bool(admin_req_t *r, ttlv_item_t *rec, const char *name, bool v)
 {
-    ttlv_item_t *f = ttlv_new_struct(r->a, rec, SRV_TAG_ADMIN_FIELD);
-    if (!f || !ttlv_new_textz(r->a, f, SRV_TAG_ADMIN_FIELD_NAME, name) ||
-        !ttlv_new_bool(r->a, f, SRV_TAG_ADMIN_FIELD_BOOL, v))
+    ttlv_item_t *f = ttlv_new_struct(r->a, rec, ADMIN_TAG_FIELD);
+    if (!f || !ttlv_new_textz(r->a, f, ADMIN_TAG_FIELD_NAME, name) ||
+        !ttlv_new_bool(r->a, f, ADMIN_TAG_FIELD_BOOL, v))
         return KMS_ERR_NOMEM;
     return 0;
 }
@@ -124,8 +126,8 @@ static int tenant_objects(store_reader_t *rd, kms_arena_t *a, const char *tenant
 /* ------------------------------------------------------------ commands */
 static int adm_status(admin_req_t *r, store_reader_t *rd)
 {
-    srv_admin_status_t st = {.connections = -1, .requests = -1, .hsm = NULL, .hsm_health = 1,
-                             .listen = NULL};
+    admin_status_t st = {.connections = -1, .requests = -1, .hsm = NULL, .hsm_health = 1,
+                         .listen = NULL};
     if (r->opt->status_cb)
         r->opt->status_cb(r->opt->status_arg, &st);
     ttlv_item_t *rec = rec_new(r);
@@ -140,9 +142,9 @@ static int adm_status(admin_req_t *r, store_reader_t *rd)
     int crc = store_list_clients(rd, r->a, &clients, &nc);
     bool store_ok = objects >= 0 && trc == 0 && crc == 0;
     bool hsm_ok = st.hsm_health <= 0 ? st.hsm_health == 0 : true;
-    srv_audit_t *au = srv_audit_global();
-    srv_audit_status_t ast;
-    bool audit_ok = !au || (srv_audit_get_status(au, &ast) == 0 && ast.errors == 0);
+    audit_t *au = r->opt->audit;
+    audit_status_t ast;
+    bool audit_ok = !au || (audit_get_status(au, &ast) == 0 && ast.errors == 0);
     const char *health = store_ok && hsm_ok && audit_ok ? "ok" : "degraded";
     int rc = 0;
     rc |= field_text(r, rec, "version", r->opt->version ? r->opt->version : KMSD_VERSION);
@@ -166,7 +168,7 @@ static int adm_status(admin_req_t *r, store_reader_t *rd)
 
 static int adm_tenant_add(admin_req_t *r, store_reader_t *rd)
 {
-    const char *t = arg_text(r, SRV_TAG_ADMIN_ARG_TENANT);
+    const char *t = arg_text(r, ADMIN_TAG_ARG_TENANT);
     r->target = r->tenant = t;
     if (!name_ok(t, 64))
         return refuse(r, KMS_ERR_INVAL, "a tenant name (1-63 printable characters) is required");
@@ -217,8 +219,8 @@ static int adm_tenant_list(admin_req_t *r, store_reader_t *rd)
 
 static int adm_tenant_remove(admin_req_t *r, store_reader_t *rd)
 {
-    const char *t = arg_text(r, SRV_TAG_ADMIN_ARG_TENANT);
-    bool force = arg_bool(r, SRV_TAG_ADMIN_ARG_FORCE);
+    const char *t = arg_text(r, ADMIN_TAG_ARG_TENANT);
+    bool force = arg_bool(r, ADMIN_TAG_ARG_FORCE);
     r->target = r->tenant = t;
     if (!name_ok(t, 64))
         return refuse(r, KMS_ERR_INVAL, "a tenant name is required");
@@ -316,13 +318,13 @@ out:
 
 static int adm_client_add(admin_req_t *r, store_reader_t *rd)
 {
-    const char *t = arg_text(r, SRV_TAG_ADMIN_ARG_TENANT);
-    const char *name = arg_text(r, SRV_TAG_ADMIN_ARG_NAME);
-    const char *role = arg_text(r, SRV_TAG_ADMIN_ARG_ROLE);
-    const ttlv_item_t *pwi = ttlv_find(r->req, SRV_TAG_ADMIN_ARG_PASSWORD);
+    const char *t = arg_text(r, ADMIN_TAG_ARG_TENANT);
+    const char *name = arg_text(r, ADMIN_TAG_ARG_NAME);
+    const char *role = arg_text(r, ADMIN_TAG_ARG_ROLE);
+    const ttlv_item_t *pwi = ttlv_find(r->req, ADMIN_TAG_ARG_PASSWORD);
     const char *pw = pwi && pwi->type == TTLV_TEXT_STRING ? ttlv_text(pwi) : NULL;
-    const ttlv_item_t *pem = ttlv_find(r->req, SRV_TAG_ADMIN_ARG_CERT_PEM);
-    const ttlv_item_t *bycn = ttlv_find(r->req, SRV_TAG_ADMIN_ARG_BY_CN);
+    const ttlv_item_t *pem = ttlv_find(r->req, ADMIN_TAG_ARG_CERT_PEM);
+    const ttlv_item_t *bycn = ttlv_find(r->req, ADMIN_TAG_ARG_BY_CN);
     bool by_cn = bycn && bycn->type == TTLV_BOOLEAN && bycn->v.b;
     r->tenant = t;
     r->target = name;
@@ -369,7 +371,9 @@ static int adm_client_add(admin_req_t *r, store_reader_t *rd)
         if (!pw || !*pw || !name_ok(name, sizeof(c.name)))
             return refuse(r, KMS_ERR_INVAL, "--user NAME and a non-empty password are required");
         snprintf(c.kind, sizeof(c.kind), "password");
-        rc = srv_access_hash_password(r->opt->access, pw, c.password_hash, sizeof(c.password_hash));
+        if (!r->opt->hash_password)
+            return refuse(r, KMS_ERR_NOTSUP, "password clients are not available in this process");
+        rc = r->opt->hash_password(r->opt->hash_arg, pw, c.password_hash, sizeof(c.password_hash));
         if (rc)
             return refuse(r, rc, "cannot hash the password: %s", kms_strerror(rc));
     }
@@ -400,7 +404,7 @@ static int adm_client_add(admin_req_t *r, store_reader_t *rd)
 
 static int adm_client_list(admin_req_t *r, store_reader_t *rd)
 {
-    const char *t = arg_text(r, SRV_TAG_ADMIN_ARG_TENANT);
+    const char *t = arg_text(r, ADMIN_TAG_ARG_TENANT);
     r->tenant = t;
     store_client_t *clients = NULL;
     size_t nc = 0;
@@ -424,14 +428,14 @@ static int adm_client_list(admin_req_t *r, store_reader_t *rd)
 
 static int adm_client_remove(admin_req_t *r, store_reader_t *rd)
 {
-    const char *name = arg_text(r, SRV_TAG_ADMIN_ARG_NAME);
+    const char *name = arg_text(r, ADMIN_TAG_ARG_NAME);
     r->target = name;
     store_client_t c;
     if (!name_ok(name, sizeof(c.name)))
         return refuse(r, KMS_ERR_INVAL, "a client name is required");
     if (store_client_by_name(rd, name, &c) != 0)
         return refuse(r, KMS_ERR_NOTFOUND, "no client '%s'", name);
-    r->tenant = arg_text(r, SRV_TAG_ADMIN_ARG_TENANT);
+    r->tenant = arg_text(r, ADMIN_TAG_ARG_TENANT);
     if (r->tenant && *r->tenant && strcmp(r->tenant, c.tenant) != 0)
         return refuse(r, KMS_ERR_NOTFOUND, "no client '%s' in tenant '%s'", name, r->tenant);
     store_write_t *w = store_write_new();
@@ -452,14 +456,14 @@ static int adm_client_remove(admin_req_t *r, store_reader_t *rd)
 static int adm_audit_status(admin_req_t *r, store_reader_t *rd)
 {
     (void)rd;
-    srv_audit_t *au = srv_audit_global();
+    audit_t *au = r->opt->audit;
     ttlv_item_t *rec = rec_new(r);
     if (!rec)
         return KMS_ERR_NOMEM;
     if (!au)
         return field_bool(r, rec, "enabled", false);
-    srv_audit_status_t st;
-    int rc = srv_audit_get_status(au, &st);
+    audit_status_t st;
+    int rc = audit_get_status(au, &st);
     if (rc)
         return refuse(r, rc, "audit log unavailable: %s", kms_strerror(rc));
     if (field_bool(r, rec, "enabled", true) || field_long(r, rec, "last_seq", (int64_t)st.last_seq) ||
@@ -474,15 +478,15 @@ static int adm_audit_status(admin_req_t *r, store_reader_t *rd)
 static int adm_backup(admin_req_t *r, store_reader_t *rd, bool restore)
 {
     (void)rd;
-    const char *pass = arg_text(r, SRV_TAG_ADMIN_ARG_PASSPHRASE);
-    const ttlv_item_t *key = ttlv_find(r->req, SRV_TAG_ADMIN_ARG_KEY);
+    const char *pass = arg_text(r, ADMIN_TAG_ARG_PASSPHRASE);
+    const ttlv_item_t *key = ttlv_find(r->req, ADMIN_TAG_ARG_KEY);
     if ((pass != NULL) == (key != NULL))
         return refuse(r, KMS_ERR_INVAL, "give either a passphrase or a key file");
     if (r->fd < 0)
         return refuse(r, KMS_ERR_INVAL, "no file was passed with the request");
     int64_t n = 0;
-    int rc = restore ? srv_admin_backup_restore(r->opt, r->fd, pass, key, r->msg, sizeof(r->msg), &n)
-                     : srv_admin_backup_create(r->opt, r->fd, pass, key, r->msg, sizeof(r->msg), &n);
+    int rc = restore ? admin_backup_restore(r->opt, r->fd, pass, key, r->msg, sizeof(r->msg), &n)
+                     : admin_backup_create(r->opt, r->fd, pass, key, r->msg, sizeof(r->msg), &n);
     if (rc)
         return rc;
     ttlv_item_t *rec = rec_new(r);
@@ -501,14 +505,49 @@ static int adm_backup_restore(admin_req_t *r, store_reader_t *rd)
     return adm_backup(r, rd, true);
 }
 
-/* rotate.master | rotate.store-key | rotate.status: server/keys_rotate.c */
+/* rotate.master | rotate.store-key | rotate.status: keys/rotate.c */
 static int adm_rotate(admin_req_t *r, store_reader_t *rd)
 {
     (void)rd;
-    const ttlv_item_t *c = ttlv_find(r->req, SRV_TAG_ADMIN_COMMAND);
-    if (!r->opt->rotate_cmd)
+    const char *cmd = ttlv_text(ttlv_find(r->req, ADMIN_TAG_COMMAND));
+    if (!r->opt->key_rotation)
         return refuse(r, KMS_ERR_NOTSUP, "key rotation is not available in this process");
-    return r->opt->rotate_cmd(ttlv_text(c), r->req, r->a, r->resp, r->msg, sizeof(r->msg));
+    kms_error_t err;
+    kms_error_clear(&err);
+    int rc;
+    ttlv_item_t *rec = NULL;
+    if (strcmp(cmd, "rotate.master") == 0) {
+        keys_master_rotation_t m;
+        rc = keys_rotate_master(&m, &err);
+        if (rc == 0 &&
+            (!(rec = rec_new(r)) || field_text(r, rec, "master", m.master) ||
+             field_text(r, rec, "previous", m.previous) ||
+             field_long(r, rec, "dsks_rewrapped", m.dsks_rewrapped) ||
+             field_text(r, rec, "note", "the previous master key was kept; remove it after a backup")))
+            rc = KMS_ERR_NOMEM;
+    } else if (strcmp(cmd, "rotate.store-key") == 0) {
+        uint32_t dsk = 0, previous = 0;
+        rc = keys_rotate_store_key(&dsk, &previous, &err);
+        if (rc == 0 && (!(rec = rec_new(r)) || field_long(r, rec, "dsk", dsk) ||
+                        field_long(r, rec, "previous_dsk", previous) ||
+                        field_text(r, rec, "state", "started")))
+            rc = KMS_ERR_NOMEM;
+    } else {
+        keys_status_t k;
+        rc = keys_rotate_status(&k, &err);
+        if (rc == 0 &&
+            (!(rec = rec_new(r)) || field_text(r, rec, "state", k.state) ||
+             field_long(r, rec, "dsk", k.dsk) || field_long(r, rec, "target_dsk", k.target) ||
+             field_long(r, rec, "total", k.total) || field_long(r, rec, "done", k.done) ||
+             field_long(r, rec, "failed", k.failed) || field_long(r, rec, "elapsed_ms", k.elapsed_ms) ||
+             field_text(r, rec, "master", k.master) ||
+             field_text(r, rec, "previous_master", k.previous) ||
+             field_text(r, rec, "hsm", k.hsm_down ? "unavailable" : "ok")))
+            rc = KMS_ERR_NOMEM;
+    }
+    if (rc && err.code)
+        snprintf(r->msg, sizeof(r->msg), "%s", err.msg);
+    return rc;
 }
 
 static const struct {
@@ -532,40 +571,40 @@ static const struct {
 
 static void audit_admin(const admin_req_t *r, const char *cmd, int rc)
 {
-    srv_audit_t *au = srv_audit_global();
+    audit_t *au = r->opt->audit;
     if (!au)
         return;
-    srv_audit_rec_t rec = {.kind = "admin", .identity = r->who, .tenant = r->tenant,
+    audit_rec_t rec = {.kind = "admin", .identity = r->who, .tenant = r->tenant,
                            .address = "admin-socket", .operation = cmd, .object_id = r->target,
                            .result = rc == 0 ? "ok" : kms_strerror(rc), .reason = r->msg,
                            .batch_count = -1};
-    if (srv_audit_write(au, &rec) != 0)
+    if (audit_write(au, &rec) != 0)
         kms_log(KMS_LOG_ERROR, "admin", "could not queue the audit record of %s", cmd);
 }
 
-ttlv_item_t *srv_admin_execute(const srv_admin_options_t *opt, int64_t started_us,
+ttlv_item_t *admin_execute(const admin_options_t *opt, int64_t started_us,
                                const char *who, const ttlv_item_t *req, int fd,
                                kms_arena_t *a)
 {
     admin_req_t r = {.opt = opt, .started_us = started_us, .who = who, .req = req, .fd = fd,
                      .a = a};
-    r.resp = ttlv_new_struct(a, NULL, SRV_TAG_ADMIN_RESPONSE);
-    if (!r.resp || !ttlv_new_int(a, r.resp, SRV_TAG_ADMIN_PROTOCOL_VERSION, SRV_ADMIN_PROTOCOL_VERSION))
+    r.resp = ttlv_new_struct(a, NULL, ADMIN_TAG_RESPONSE);
+    if (!r.resp || !ttlv_new_int(a, r.resp, ADMIN_TAG_PROTOCOL_VERSION, ADMIN_PROTOCOL_VERSION))
         return NULL;
-    ttlv_item_t *status = ttlv_new_int(a, r.resp, SRV_TAG_ADMIN_STATUS, 0);
-    ttlv_item_t *msg = ttlv_new_textz(a, r.resp, SRV_TAG_ADMIN_MESSAGE, "");
+    ttlv_item_t *status = ttlv_new_int(a, r.resp, ADMIN_TAG_STATUS, 0);
+    ttlv_item_t *msg = ttlv_new_textz(a, r.resp, ADMIN_TAG_MESSAGE, "");
     if (!status || !msg)
         return NULL;
     int rc = KMS_ERR_INVAL;
     const char *cmd = "?";
-    const ttlv_item_t *ver = req ? ttlv_find(req, SRV_TAG_ADMIN_PROTOCOL_VERSION) : NULL;
-    const ttlv_item_t *c = req ? ttlv_find(req, SRV_TAG_ADMIN_COMMAND) : NULL;
-    if (!req || req->tag != SRV_TAG_ADMIN_REQUEST || !ver || ver->type != TTLV_INTEGER || !c ||
+    const ttlv_item_t *ver = req ? ttlv_find(req, ADMIN_TAG_PROTOCOL_VERSION) : NULL;
+    const ttlv_item_t *c = req ? ttlv_find(req, ADMIN_TAG_COMMAND) : NULL;
+    if (!req || req->tag != ADMIN_TAG_REQUEST || !ver || ver->type != TTLV_INTEGER || !c ||
         c->type != TTLV_TEXT_STRING) {
         rc = refuse(&r, KMS_ERR_PROTO, "malformed admin request");
-    } else if (ver->v.i32 != SRV_ADMIN_PROTOCOL_VERSION) {
+    } else if (ver->v.i32 != ADMIN_PROTOCOL_VERSION) {
         rc = refuse(&r, KMS_ERR_NOTSUP, "admin protocol version %d not supported (kmsd speaks %d)",
-                  ver->v.i32, SRV_ADMIN_PROTOCOL_VERSION);
+                  ver->v.i32, ADMIN_PROTOCOL_VERSION);
     } else {
         cmd = ttlv_text(c);
         size_t i = 0;
@@ -591,13 +630,13 @@ ttlv_item_t *srv_admin_execute(const srv_admin_options_t *opt, int64_t started_u
         ttlv_item_t *it = r.resp->first;
         while (it) {
             ttlv_item_t *next = it->next;
-            if (it->tag == SRV_TAG_ADMIN_RECORD)
+            if (it->tag == ADMIN_TAG_RECORD)
                 ttlv_remove(it);
             it = next;
         }
     }
     status->v.i32 = rc;
-    ttlv_item_t *m2 = ttlv_new_textz(a, NULL, SRV_TAG_ADMIN_MESSAGE, r.msg);
+    ttlv_item_t *m2 = ttlv_new_textz(a, NULL, ADMIN_TAG_MESSAGE, r.msg);
     if (!m2)
         return NULL;
     /* Replace the placeholder message, keeping its position. */

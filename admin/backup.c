@@ -1,5 +1,5 @@
 /*
- * server/admin_backup.c: portable, encrypted backups over the admin socket.
+ * admin/backup.c: portable, encrypted backups over the admin socket.
  *
  * backup.create: an online, consistent snapshot (store_backup() into a
  * temporary copy next to the database, opened read-only), streamed into the
@@ -34,7 +34,8 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
-#include "server/access.h"
+#include "admin/admin_int.h"
+#include "kmip/kmip.h"
 
 #define BK_MAGIC "KMSDBAK1"
 #define BK_FORMAT 1
@@ -215,7 +216,7 @@ static int collect_id(const char *id, uint32_t dsk_id, void *arg)
     return 0;
 }
 
-int srv_admin_backup_create(const srv_admin_options_t *opt, int fd, const char *pass,
+int admin_backup_create(const admin_options_t *opt, int fd, const char *pass,
                             const ttlv_item_t *rawkey, char *msg, size_t msglen,
                             int64_t *count_out)
 {
@@ -551,7 +552,7 @@ static int open_backup(int fd, const char *pass, const ttlv_item_t *rawkey, kms_
     return 0;
 }
 
-static int apply_object(const srv_admin_options_t *opt, const bk_keys_t *keys, kms_arena_t *a,
+static int apply_object(const admin_options_t *opt, const bk_keys_t *keys, kms_arena_t *a,
                         const ttlv_item_t *t, store_write_t *w, char *msg, size_t msglen)
 {
     store_object_t o;
@@ -618,7 +619,7 @@ out:
     return rc;
 }
 
-int srv_admin_backup_restore(const srv_admin_options_t *opt, int fd, const char *pass,
+int admin_backup_restore(const admin_options_t *opt, int fd, const char *pass,
                              const ttlv_item_t *rawkey, char *msg, size_t msglen,
                              int64_t *count_out)
 {

@@ -1,5 +1,5 @@
 /*
- * server/audit.c: the append-only, hash-chained audit log.
+ * audit/audit.c: the append-only, hash-chained audit log.
  *
  * Producers (worker threads, the admin thread) format a record's fields
  * into a queue; one writer thread gives each record the next sequence
@@ -13,7 +13,7 @@
  *   {"seq":N,"time":"...","kind":"kmip",...,"prev":"<64 hex>"}
  * and "prev" is always the last field, the hash of the previous line's
  * bytes without its newline. The first line ever chains to
- * SRV_AUDIT_GENESIS; after rotation the new file's first line chains to
+ * AUDIT_GENESIS; after rotation the new file's first line chains to
  * the old file's last, so `kmsctl audit verify OLD NEW` checks across files.
  *
  * It deliberately never records key material or passwords (the record type
@@ -34,48 +34,12 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
-#include "server/access.h"
-#include "ttlv/ttlv.h"
+#include "audit/audit_int.h"
 
 #define AUDIT_COMPONENT "audit"
 #define AUDIT_MAX_LINE 4096
 /* Least time from one fsync to the next batch (see the top comment). */
 #define AUDIT_SYNC_GAP_US 10000
-
-typedef struct audit_item {
-    struct audit_item *next;
-    size_t len;
-    char body[]; /* the fields between "seq" and "prev", no braces */
-} audit_item_t;
-
-struct srv_audit {
-    char *path;
-    size_t rotate_size;
-    bool do_fsync;
-    size_t max_queue;
-
-    pthread_mutex_t mu;
-    pthread_cond_t cv_work;   /* writer waits for items */
-    pthread_cond_t cv_space;  /* producers wait for room; flushers wait for done */
-    audit_item_t *head, *tail;
-    size_t queued;
-    uint64_t enqueued_total;  /* items ever queued */
-    uint64_t done_total;      /* items written (and synced) */
-    bool stopping;
-    bool started;
-    bool writer_idle;         /* waiting on cv_work with an empty queue */
-    pthread_t thread;
-
-    /* writer-owned (read under mu for status) */
-    int fd;
-    size_t file_size;
-    uint64_t seq;
-    char last_hash[65];
-    uint64_t written, rotations, errors;
-};
-
-static srv_audit_t *g_audit;
-static pthread_mutex_t g_audit_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* ------------------------------------------------------------ JSON text */
 /* ,"key":"escaped value" (runs of plain characters are appended at once:
@@ -130,7 +94,7 @@ static void hash_line(const char *line, size_t len, char out[65])
 /* ----------------------------------------------------------- file state */
 /* Read the last complete line of an open file into the chain state. A
  * trailing partial line (crash mid-write) is cut off. */
-static int load_tail(srv_audit_t *au)
+static int load_tail(audit_t *au)
 {
     struct stat st;
     if (fstat(au->fd, &st) != 0)
@@ -194,7 +158,7 @@ out:
     return rc;
 }
 
-static int open_current(srv_audit_t *au)
+static int open_current(audit_t *au)
 {
     au->fd = open(au->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     if (au->fd < 0) {
@@ -206,7 +170,7 @@ static int open_current(srv_audit_t *au)
 
 /* Rename the current file aside and start a new one. The chain state
  * (seq, last_hash) carries over untouched. */
-static int rotate(srv_audit_t *au)
+static int rotate(audit_t *au)
 {
     char stamp[32];
     time_t now = time(NULL);
@@ -285,7 +249,7 @@ static int append_dec(kms_buf_t *b, uint64_t v)
 
 /* Append n bytes, all or nothing: on failure the file is cut back to its
  * previous size so it never ends in a partial line. */
-static int flush_bytes(srv_audit_t *au, const uint8_t *p, size_t n)
+static int flush_bytes(audit_t *au, const uint8_t *p, size_t n)
 {
     size_t off = 0;
     while (off < n) {
@@ -313,7 +277,7 @@ static int flush_bytes(srv_audit_t *au, const uint8_t *p, size_t n)
  * the chain state is rolled back to just before it, so the caller can queue
  * it and the rest again and nothing is lost or chained to a missing line.
  */
-static audit_item_t *write_batch(srv_audit_t *au, audit_item_t *items)
+static audit_item_t *write_batch(audit_t *au, audit_item_t *items)
 {
     kms_buf_t out;
     kms_buf_init(&out, SIZE_MAX);
@@ -382,7 +346,7 @@ static audit_item_t *write_batch(srv_audit_t *au, audit_item_t *items)
 
 static void *writer_main(void *arg)
 {
-    srv_audit_t *au = arg;
+    audit_t *au = arg;
     /* A background batch writer: SCHED_BATCH keeps its fair share of CPU
      * but its wake-ups (every batch) do not preempt the event loops, whose
      * latency is the clients'. Best effort. */
@@ -463,12 +427,12 @@ static void *writer_main(void *arg)
 }
 
 /* --------------------------------------------------------------- public */
-int srv_audit_open(const srv_audit_options_t *opt, srv_audit_t **out)
+int audit_open(const audit_options_t *opt, audit_t **out)
 {
     *out = NULL;
     if (!opt || !opt->path || !*opt->path)
         return KMS_ERR_INVAL;
-    srv_audit_t *au = calloc(1, sizeof(*au));
+    audit_t *au = calloc(1, sizeof(*au));
     if (!au)
         return KMS_ERR_NOMEM;
     int rc = KMS_ERR_NOMEM;
@@ -479,7 +443,7 @@ int srv_audit_open(const srv_audit_options_t *opt, srv_audit_t **out)
     au->rotate_size = opt->rotate_size;
     au->do_fsync = opt->fsync;
     au->max_queue = opt->max_queue ? opt->max_queue : 65536;
-    memcpy(au->last_hash, SRV_AUDIT_GENESIS, 65);
+    memcpy(au->last_hash, AUDIT_GENESIS, 65);
     pthread_mutex_init(&au->mu, NULL);
     pthread_cond_init(&au->cv_work, NULL);
     pthread_cond_init(&au->cv_space, NULL);
@@ -499,11 +463,11 @@ int srv_audit_open(const srv_audit_options_t *opt, srv_audit_t **out)
     *out = au;
     return 0;
 fail:
-    srv_audit_close(au);
+    audit_close(au);
     return rc;
 }
 
-void srv_audit_close(srv_audit_t *au)
+void audit_close(audit_t *au)
 {
     if (!au)
         return;
@@ -532,7 +496,7 @@ void srv_audit_close(srv_audit_t *au)
     free(au);
 }
 
-int srv_audit_write(srv_audit_t *au, const srv_audit_rec_t *rec)
+int audit_write(audit_t *au, const audit_rec_t *rec)
 {
     if (!au || !rec)
         return KMS_ERR_INVAL;
@@ -592,7 +556,7 @@ int srv_audit_write(srv_audit_t *au, const srv_audit_rec_t *rec)
     return 0;
 }
 
-int srv_audit_flush(srv_audit_t *au)
+int audit_flush(audit_t *au)
 {
     if (!au)
         return KMS_ERR_INVAL;
@@ -610,12 +574,12 @@ int srv_audit_flush(srv_audit_t *au)
     return rc;
 }
 
-int srv_audit_get_status(srv_audit_t *au, srv_audit_status_t *out)
+int audit_get_status(audit_t *au, audit_status_t *out)
 {
     if (!au || !out)
         return KMS_ERR_INVAL;
     /* Flush first so the numbers describe what is on disk. */
-    int rc = srv_audit_flush(au);
+    int rc = audit_flush(au);
     pthread_mutex_lock(&au->mu);
     out->last_seq = au->seq;
     memcpy(out->last_hash, au->last_hash, sizeof(out->last_hash));
@@ -624,58 +588,4 @@ int srv_audit_get_status(srv_audit_t *au, srv_audit_status_t *out)
     out->errors = au->errors;
     pthread_mutex_unlock(&au->mu);
     return rc;
-}
-
-void srv_audit_set_global(srv_audit_t *au)
-{
-    pthread_mutex_lock(&g_audit_mu);
-    g_audit = au;
-    pthread_mutex_unlock(&g_audit_mu);
-}
-
-srv_audit_t *srv_audit_global(void)
-{
-    pthread_mutex_lock(&g_audit_mu);
-    srv_audit_t *au = g_audit;
-    pthread_mutex_unlock(&g_audit_mu);
-    return au;
-}
-
-void srv_audit_record(const kmip_summary_t *sum, const kmip_peer_t *peer)
-{
-    srv_audit_t *au = srv_audit_global();
-    if (!au || !sum)
-        return;
-    char opbuf[24], stbuf[24], rsbuf[24];
-    const char *op = sum->operation ? ttlv_enum_name(KMIP_TAG_OPERATION, sum->operation) : "none";
-    if (!op) {
-        snprintf(opbuf, sizeof(opbuf), "0x%08x", sum->operation);
-        op = opbuf;
-    }
-    const char *st = ttlv_enum_name(KMIP_TAG_RESULT_STATUS, sum->result_status);
-    if (!st) {
-        snprintf(stbuf, sizeof(stbuf), "0x%08x", sum->result_status);
-        st = stbuf;
-    }
-    const char *rs = "";
-    if (sum->result_reason) {
-        rs = ttlv_enum_name(KMIP_TAG_RESULT_REASON, sum->result_reason);
-        if (!rs) {
-            snprintf(rsbuf, sizeof(rsbuf), "0x%08x", sum->result_reason);
-            rs = rsbuf;
-        }
-    }
-    srv_audit_rec_t rec = {
-        .kind = "kmip",
-        .identity = sum->identity[0] ? sum->identity : (peer && peer->cert_cn ? peer->cert_cn : ""),
-        .tenant = sum->tenant,
-        .address = peer ? peer->address : "",
-        .operation = op,
-        .object_id = sum->object_id,
-        .result = st,
-        .reason = rs,
-        .batch_count = (long)sum->batch_count,
-    };
-    if (srv_audit_write(au, &rec) != 0)
-        kms_log(KMS_LOG_ERROR, AUDIT_COMPONENT, "could not queue an audit record");
 }

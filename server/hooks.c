@@ -1,0 +1,191 @@
+/*
+ * server/hooks.c: wires access control, the audit log, the admin socket
+ * and the key lifecycle into a running kmsd.
+ *
+ * srv_access_start() builds the identity checker (auth.c), installs it as
+ * kmip's auth callback and as the post-handshake certificate check when
+ * tls.require_registered is set, opens the audit log (audit/) and starts
+ * the admin socket (admin/) with a status callback that reads the server's
+ * own counters. srv_access_stop() tears them down in reverse order.
+ * srv_audit_record() turns each KMIP request's summary into an audit
+ * record. srv_keys_start() starts keys/ with the listeners following the
+ * HSM's health. One server per process, so the handles live in file-scope
+ * statics.
+ *
+ * It deliberately adds no behaviour of its own: everything it starts is
+ * described in the modules' headers.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "admin/admin.h"
+#include "audit/audit.h"
+#include "keys/keys.h"
+#include "server/server_int.h"
+#include "ttlv/ttlv.h"
+
+static srv_access_t *g_access;
+static _Atomic(audit_t *) g_audit_log; /* read by worker threads (srv_audit_record) */
+static admin_t *g_admin;
+
+int srv_access_hash_cb(void *arg, const char *password, char *out, size_t outlen)
+{
+    return srv_access_hash_password(arg, password, out, outlen);
+}
+
+static int cert_check(void *arg, const char *sha256_hex, const char *cn)
+{
+    return srv_access_cert_registered(arg, sha256_hex, cn);
+}
+
+/* Admin thread: what the core knows about itself. */
+static void status_cb(void *arg, admin_status_t *st)
+{
+    srv_t *srv = arg;
+    static char listen[256];
+    st->connections = (int64_t)atomic_load(&srv->n_conns);
+    st->requests = (int64_t)atomic_load(&srv->n_requests);
+    hsm_t *h = keys_hsm(); /* a rotation replaces srv->hsm */
+    if (!h)
+        h = srv->hsm;
+    st->hsm = h ? hsm_describe(h) : NULL;
+    st->hsm_health = h ? hsm_health(h) : 1;
+    /* Only the admin thread calls this, so a static buffer is safe. */
+    size_t off = 0;
+    listen[0] = '\0';
+    for (size_t i = 0; i < srv->conf->n_listen && off < sizeof(listen); i++) {
+        int n = snprintf(listen + off, sizeof(listen) - off, "%s%s", i ? " " : "",
+                         srv->conf->listen[i]);
+        if (n < 0)
+            break;
+        off += (size_t)n;
+    }
+    st->listen = listen;
+}
+
+int srv_access_start(srv_t *srv)
+{
+    const conf_t *c = srv->conf;
+    srv_access_options_t ao = {.store = srv->store};
+    int rc = srv_access_new(&ao, &g_access);
+    if (rc) {
+        kms_log(KMS_LOG_ERROR, SRV_LOG, "access control: %s", kms_strerror(rc));
+        return rc;
+    }
+    srv->auth = srv_access_auth_cb;
+    srv->auth_arg = g_access;
+    if (c->tls.require_registered) {
+        srv->cert_check = cert_check;
+        srv->cert_check_arg = g_access;
+    }
+    if (c->audit.path[0]) {
+        audit_options_t uo = {.path = c->audit.path, .rotate_size = c->audit.rotate_size,
+                                  .fsync = c->audit.fsync};
+        audit_t *au = NULL;
+        rc = audit_open(&uo, &au);
+        if (rc) {
+            kms_log(KMS_LOG_ERROR, SRV_LOG, "audit log %s: %s", c->audit.path, kms_strerror(rc));
+            goto fail;
+        }
+        atomic_store(&g_audit_log, au);
+    } else {
+        kms_log(KMS_LOG_WARN, SRV_LOG, "audit log off (audit.path is empty)");
+    }
+    if (c->admin.socket[0]) {
+        admin_options_t o = {.socket_path = c->admin.socket, .mode = c->admin.mode,
+                             .group = c->admin.group, .store = srv->store,
+                             .hash_password = srv_access_hash_cb, .hash_arg = g_access,
+                             .audit = atomic_load(&g_audit_log),
+                             .client_ca = c->tls.client_ca, .keyring = srv->keyring,
+                             .store_path = c->store.path, .version = SRV_VERSION,
+                             .status_cb = status_cb, .status_arg = srv, .key_rotation = true};
+        rc = admin_start(&o, &g_admin);
+        if (rc) {
+            kms_log(KMS_LOG_ERROR, SRV_LOG, "admin socket %s: %s", c->admin.socket,
+                    kms_strerror(rc));
+            goto fail;
+        }
+    }
+    return 0;
+fail:
+    srv_access_stop(srv);
+    return rc;
+}
+
+void srv_access_stop(srv_t *srv)
+{
+    admin_stop(g_admin);
+    g_admin = NULL;
+    audit_close(atomic_exchange(&g_audit_log, NULL));
+    if (srv && srv->auth_arg == g_access) {
+        srv->auth = NULL;
+        srv->auth_arg = NULL;
+        srv->cert_check = NULL;
+        srv->cert_check_arg = NULL;
+    }
+    srv_access_free(g_access);
+    g_access = NULL;
+}
+
+void srv_audit_record(const kmip_summary_t *sum, const kmip_peer_t *peer)
+{
+    audit_t *au = atomic_load(&g_audit_log);
+    if (!au || !sum)
+        return;
+    char opbuf[24], stbuf[24], rsbuf[24];
+    const char *op = sum->operation ? ttlv_enum_name(KMIP_TAG_OPERATION, sum->operation) : "none";
+    if (!op) {
+        snprintf(opbuf, sizeof(opbuf), "0x%08x", sum->operation);
+        op = opbuf;
+    }
+    const char *st = ttlv_enum_name(KMIP_TAG_RESULT_STATUS, sum->result_status);
+    if (!st) {
+        snprintf(stbuf, sizeof(stbuf), "0x%08x", sum->result_status);
+        st = stbuf;
+    }
+    const char *rs = "";
+    if (sum->result_reason) {
+        rs = ttlv_enum_name(KMIP_TAG_RESULT_REASON, sum->result_reason);
+        if (!rs) {
+            snprintf(rsbuf, sizeof(rsbuf), "0x%08x", sum->result_reason);
+            rs = rsbuf;
+        }
+    }
+    audit_rec_t rec = {
+        .kind = "kmip",
+        .identity = sum->identity[0] ? sum->identity : (peer && peer->cert_cn ? peer->cert_cn : ""),
+        .tenant = sum->tenant,
+        .address = peer ? peer->address : "",
+        .operation = op,
+        .object_id = sum->object_id,
+        .result = st,
+        .reason = rs,
+        .batch_count = (long)sum->batch_count,
+    };
+    if (audit_write(au, &rec) != 0)
+        kms_log(KMS_LOG_ERROR, "audit", "could not queue an audit record");
+}
+
+/* keys/' health monitor, after every probe: the listeners follow the HSM
+ * (closed while it is down, so that clients fail over). Each loop not yet
+ * in the wanted state is woken and applies it on its own thread. */
+static void health_cb(void *arg, bool down)
+{
+    srv_t *srv = arg;
+    atomic_store(&srv->listen_paused, down);
+    if (atomic_load(&srv->stopping) || !srv->loops)
+        return;
+    for (unsigned i = 0; i < srv->n_loops; i++) {
+        srv_loop_t *l = &srv->loops[i];
+        if (l->started && atomic_load(&l->paused) != down)
+            uv_async_send(&l->wake);
+    }
+}
+
+int srv_keys_start(srv_t *srv)
+{
+    keys_options_t ko = {.conf = srv->conf, .store = srv->store, .keyring = srv->keyring,
+                         .hsm = srv->hsm, .health_cb = health_cb, .health_arg = srv};
+    return keys_start(&ko);
+}
