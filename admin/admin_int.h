@@ -1,14 +1,17 @@
 /*
  * admin/admin_int.h: private to admin/ (and its unit tests): the backup
  * and restore commands the command table calls (backup.c) and the backup
- * file format they share (backup_format.c).
+ * file format they write and read (backup_format.c).
  *
  * It deliberately declares nothing a client of the protocol needs.
  */
 #ifndef KMS_ADMIN_INT_H
 #define KMS_ADMIN_INT_H
 
+#include <stdbool.h>
 #include <stdint.h>
+
+#include <openssl/evp.h>
 
 #include "admin/admin.h"
 
@@ -24,5 +27,79 @@ int admin_backup_create(const admin_options_t *opt, int fd, const char *pass,
 int admin_backup_restore(const admin_options_t *opt, int fd, const char *pass,
                          const ttlv_item_t *rawkey, char *msg, size_t msglen,
                          int64_t *count_out);
+
+/* ------------------------------------------------- backup_format.c */
+/* File: "KMSDBAK1", then TTLV items BK_HEADER, BK_TENANT*, BK_CLIENT*,
+ * BK_OBJECT*, BK_END{count, mac} (described in backup_format.c). */
+#define BK_MAGIC "KMSDBAK1"
+#define BK_FORMAT 1
+#define BK_MAX_ITEM (64u << 20)
+#define BK_ARGON_T 3
+#define BK_ARGON_M (64 * 1024)
+#define BK_ARGON_P 1
+
+enum {
+    BK_HEADER = 0x540100, BK_FORMAT_TAG, BK_KDF, BK_SALT, BK_T, BK_M, BK_P, BK_CREATED, BK_NODE,
+    BK_CHECK,
+    BK_TENANT = 0x540110, BK_CLIENT, BK_OBJECT, BK_ATTR,
+    BK_NAME = 0x540120, BK_TENANT_NAME, BK_ROLE, BK_KIND, BK_CERT, BK_PWHASH, BK_TIME,
+    BK_ID, BK_TYPE, BK_STATE, BK_ARCHIVED, BK_BLOB, BK_INDEX, BK_VALUE, BK_SKEY, BK_NKEY,
+    BK_END = 0x54011F, BK_COUNT = 0x540140, BK_MAC,
+};
+
+typedef struct bk_keys {
+    uint8_t enc[32];
+    uint8_t mac[32];
+} bk_keys_t;
+
+/* Output: every item is encoded into buf, MAC'd (all but the trailer) and
+ * written; the first error sticks in err and later items are skipped. */
+typedef struct bk_out {
+    int fd;
+    EVP_MAC_CTX *mac;
+    kms_buf_t buf;
+    int err;
+} bk_out_t;
+
+/* Input: items read from fd, MAC'd while mac is not NULL. */
+typedef struct bk_in {
+    int fd;
+    EVP_MAC_CTX *mac; /* NULL: not MAC'ing */
+} bk_in_t;
+
+/* The backup's keys from a passphrase (Argon2id with salt and cost t, m, p
+ * as the header gives them, bounded) or a 32-byte key item.
+ * 0, KMS_ERR_INVAL, KMS_ERR_CRYPTO. */
+int admin_bk_derive(const char *pass, const ttlv_item_t *rawkey, const uint8_t *salt, size_t saltlen,
+                    uint32_t t, uint32_t m, uint32_t p, bk_keys_t *keys);
+/* HMAC-SHA256 context under `key`; NULL on failure. */
+EVP_MAC_CTX *admin_bk_mac_new(const uint8_t key[32]);
+/* Encode `it`, MAC it when `mac`, write it (errors stick in o->err). */
+void admin_bk_put(bk_out_t *o, const ttlv_item_t *it, bool mac);
+/* Magic and header (KDF, salt, default cost, creation time, node, key
+ * check value), MAC'd. 0, KMS_ERR_IO, KMS_ERR_NOMEM. */
+int admin_bk_write_header(bk_out_t *o, const bk_keys_t *keys, bool rawkey, const uint8_t *salt,
+                          size_t saltlen, const char *node, kms_arena_t *a);
+/* The trailer: object count and the MAC of everything before it. */
+int admin_bk_write_trailer(bk_out_t *o, int64_t count, kms_arena_t *a);
+/* AES-256-GCM with AAD "kmsd-backup-v1:" + id. enc: out = nonce(12) || ct
+ * || tag(16); dec: `in` is that and out the plaintext. 0, KMS_ERR_CRYPTO,
+ * KMS_ERR_NOMEM. */
+int admin_bk_gcm(bool enc, const uint8_t key[32], const char *id, const uint8_t *in, size_t len,
+                 kms_buf_t *out);
+/* Next item into `a` (the trailer is returned but never MAC'd). 0,
+ * KMS_ERR_PROTO (truncated or malformed), KMS_ERR_NOMEM, KMS_ERR_CRYPTO. */
+int admin_bk_get(bk_in_t *in, kms_arena_t *a, ttlv_item_t **out);
+/* A text field of an item (NULL when absent) / a number (dflt). */
+const char *admin_bk_text(const ttlv_item_t *p, uint32_t tag);
+int64_t admin_bk_num(const ttlv_item_t *p, uint32_t tag, int64_t dflt);
+/* Rewind `fd`, check magic, format and key check value; derive the keys
+ * and start the MAC over magic + header. Leaves fd after the header. On
+ * failure `msg` says why (not a backup, unsupported format, wrong key...). */
+int admin_bk_open(int fd, const char *pass, const ttlv_item_t *rawkey, kms_arena_t *a,
+                  bk_keys_t *keys, EVP_MAC_CTX **mac_out, char *msg, size_t msglen);
+/* Check the trailer `end` against the MAC of everything read before it;
+ * *count_out = its object count (-1 when missing). 0 or KMS_ERR_CRYPTO. */
+int admin_bk_check_trailer(EVP_MAC_CTX *mac, const ttlv_item_t *end, int64_t *count_out);
 
 #endif /* KMS_ADMIN_INT_H */
