@@ -37,10 +37,11 @@ enum conf_client_auth {
  * include hsm/, so the caller converts: (enum hsm_provider)c->hsm.provider). */
 enum conf_hsm_provider { CONF_HSM_FILE = 0, CONF_HSM_PKCS11 = 1 };
 
-/* replication.mode */
-enum conf_repl_mode {
-    CONF_REPL_ASYNC = 0,     /* acknowledge after the local commit */
-    CONF_REPL_SEMI_SYNC = 1, /* acknowledge after one peer has the change too */
+/* replication.on_sync_timeout: what a changing request gets when fewer than
+ * sync_acks peers acknowledged it within sync_timeout_ms. */
+enum conf_sync_timeout {
+    CONF_SYNC_TIMEOUT_FAIL = 0,    /* Operation Failed with a clear Result Message */
+    CONF_SYNC_TIMEOUT_DEGRADE = 1, /* the normal answer, plus a rate-limited WARN log */
 };
 
 /*
@@ -119,9 +120,25 @@ typedef struct conf {
 
     struct conf_replication {
         const char *listen;      /* replication.listen: "ADDR:PORT", "" = replication off */
-        const char *const *peers;/* replication.peers: "host:port" list (default empty) */
+        const char *const *peers;/* replication.peers: "host:port" list, bootstrap (default empty) */
         size_t n_peers;
-        enum conf_repl_mode mode;/* replication.mode: async | semi-sync (default async) */
+        const char *cert;        /* replication.cert: node certificate with the peer role
+                                    (default /etc/kmsd/pki/node.crt) */
+        const char *key;         /* replication.key: its private key (default /etc/kmsd/pki/node.key) */
+        const char *ca;          /* replication.ca: the cluster CA that signs node certificates
+                                    (default /etc/kmsd/pki/ca.crt) */
+        const char *ca_key;      /* replication.ca_key: CA private key, to sign joining nodes'
+                                    CSRs ("" = this node cannot admit new nodes) */
+        unsigned sync_acks;      /* replication.sync_acks: peers that must have a change before
+                                    the client is answered (default 0 = after the local commit) */
+        unsigned sync_timeout_ms;/* replication.sync_timeout_ms: wait for those acks (default 2000) */
+        enum conf_sync_timeout on_sync_timeout; /* replication.on_sync_timeout: fail | degrade
+                                    (default fail) */
+        uint64_t max_clock_skew_ms; /* replication.max_clock_skew: refuse a peer whose wall clock
+                                    is further off (default 5 s) */
+        uint64_t max_lag_ms;     /* replication.max_lag: a peer silent longer no longer holds the
+                                    change log back and is re-seeded by snapshot (default 24 h) */
+        size_t max_frame;        /* replication.max_frame: largest peer frame (default 16 MiB) */
     } replication;
 
     void *priv_;                 /* owned allocations; do not touch */

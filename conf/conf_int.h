@@ -25,6 +25,8 @@ enum conf_ftype {
     CONF_T_OCTAL,    /* unsigned, octal digits, [min, max] */
     CONF_T_HOSTPORT, /* const char *; "" or conf_parse_hostport() */
     CONF_T_HOSTLIST, /* const char *const * + size_t at off2; a sequence (or one scalar) */
+    CONF_T_DEPRECATED, /* accepted only with a value of `enums` (stored nowhere), logged as
+                          deprecated with `hint`; any other value is an error; never dumped */
 };
 
 typedef struct conf_enum {
@@ -46,6 +48,7 @@ typedef struct conf_field {
     const conf_enum_t *enums;   /* ENUM: NULL-terminated */
     conf_check_fn check;        /* STR: optional */
     const struct conf_field *sub; /* SECTION: terminated by key == NULL */
+    const char *hint;           /* DEPRECATED: what to use instead */
 } conf_field_t;
 
 /* The top-level schema, terminated by key == NULL. */

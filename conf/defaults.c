@@ -78,7 +78,16 @@ void conf_defaults(conf_t *c)
     c->replication.listen = "";
     c->replication.peers = NULL;
     c->replication.n_peers = 0;
-    c->replication.mode = CONF_REPL_ASYNC;
+    c->replication.cert = "/etc/kmsd/pki/node.crt";
+    c->replication.key = "/etc/kmsd/pki/node.key";
+    c->replication.ca = "/etc/kmsd/pki/ca.crt";
+    c->replication.ca_key = "";
+    c->replication.sync_acks = 0;
+    c->replication.sync_timeout_ms = 2000;
+    c->replication.on_sync_timeout = CONF_SYNC_TIMEOUT_FAIL;
+    c->replication.max_clock_skew_ms = 5000;
+    c->replication.max_lag_ms = 24ULL * 3600 * 1000;
+    c->replication.max_frame = (size_t)16 << 20;
 
     c->priv_ = NULL;
 }

@@ -34,6 +34,8 @@ static int dump_table(const conf_t *c, const conf_field_t *t, const char *indent
     const char *base = (const char *)c;
     for (; t->key; t++) {
         int rc = 0;
+        if (t->type == CONF_T_DEPRECATED)
+            continue;
         if (fprintf(f, "%s%s:", indent, t->key) < 0)
             return -1;
         if (t->type == CONF_T_SECTION) {

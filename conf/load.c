@@ -375,6 +375,18 @@ static int set_field(loader_t *L, const conf_field_t *f, const yaml_node_t *n, c
             return KMS_ERR_CONFIG;
         *(size_t *)(base + f->off) = (size_t)uv;
         return 0;
+    case CONF_T_DEPRECATED:
+        if ((v = scalar_text(L, n, sect, f->key, "a name")) == NULL)
+            return KMS_ERR_CONFIG;
+        for (const conf_enum_t *e = f->enums; e->name; e++)
+            if (strcasecmp(v, e->name) == 0) {
+                kms_log(KMS_LOG_WARN, "conf", "%s:%zu:%zu: %s%s%s is deprecated and ignored: %s",
+                        L->name, n->start_mark.line + 1, n->start_mark.column + 1,
+                        sect ? sect : "", sect ? "." : "", f->key, f->hint);
+                return 0;
+            }
+        fail_at(L, n->start_mark, sect, f->key, "'%s' is no longer supported: %s", v, f->hint);
+        return KMS_ERR_CONFIG;
     case CONF_T_ENUM: {
         char choices[160] = "";
         if ((v = scalar_text(L, n, sect, f->key, "a name")) == NULL)
@@ -501,9 +513,17 @@ static int cross_check(loader_t *L)
     if (c->replication.n_peers > 0)
         REQUIRE(c->replication.listen[0], "replication", "listen",
                 "required when replication.peers is set (peers connect to it)");
-    if (c->replication.mode == CONF_REPL_SEMI_SYNC)
-        REQUIRE(c->replication.n_peers > 0, "replication", "mode",
-                "semi-sync needs at least one entry in replication.peers");
+    if (c->replication.sync_acks > 0)
+        REQUIRE(c->replication.listen[0], "replication", "sync_acks",
+                "needs replication.listen (this node must replicate to have peers ack)");
+    if (c->replication.listen[0]) {
+        REQUIRE(c->replication.cert[0], "replication", "cert",
+                "a node certificate file is required when replication.listen is set");
+        REQUIRE(c->replication.key[0], "replication", "key",
+                "a node private key file is required when replication.listen is set");
+        REQUIRE(c->replication.ca[0], "replication", "ca",
+                "the cluster CA file is required when replication.listen is set");
+    }
 #undef REQUIRE
     return 0;
 }

@@ -2,7 +2,7 @@
  * conf/schema.c: the table of every setting: its YAML key, type, place in
  * conf_t and allowed range. The loader and the dumper both walk it.
  *
- * Cross-field rules (pkcs11 needs a module, semi-sync needs a peer) are in
+ * Cross-field rules (pkcs11 needs a module, sync_acks needs listen) are in
  * load.c, after every key is read; this table holds per-key facts only.
  */
 #include <ctype.h>
@@ -13,7 +13,7 @@
 
 _Static_assert(sizeof(enum conf_client_auth) == sizeof(int), "enum fields are int-sized");
 _Static_assert(sizeof(enum conf_hsm_provider) == sizeof(int), "enum fields are int-sized");
-_Static_assert(sizeof(enum conf_repl_mode) == sizeof(int), "enum fields are int-sized");
+_Static_assert(sizeof(enum conf_sync_timeout) == sizeof(int), "enum fields are int-sized");
 _Static_assert(sizeof(enum kms_log_level) == sizeof(int), "enum fields are int-sized");
 
 #define OFF(f) offsetof(conf_t, f)
@@ -85,8 +85,11 @@ static const conf_enum_t e_provider[] = {
 static const conf_enum_t e_level[] = {{"error", KMS_LOG_ERROR}, {"warn", KMS_LOG_WARN},
                                       {"info", KMS_LOG_INFO},   {"debug", KMS_LOG_DEBUG},
                                       {NULL, 0}};
-static const conf_enum_t e_repl_mode[] = {
-    {"async", CONF_REPL_ASYNC}, {"semi-sync", CONF_REPL_SEMI_SYNC}, {NULL, 0}};
+/* replication.mode: "async" was the only mode that ever ran; it is what
+ * sync_acks 0 does. */
+static const conf_enum_t e_repl_mode[] = {{"async", 0}, {NULL, 0}};
+static const conf_enum_t e_sync_timeout[] = {
+    {"fail", CONF_SYNC_TIMEOUT_FAIL}, {"degrade", CONF_SYNC_TIMEOUT_DEGRADE}, {NULL, 0}};
 
 static const conf_field_t s_tls[] = {
     {.key = "cert", .type = CONF_T_PATH, .off = OFF(tls.cert)},
@@ -156,7 +159,18 @@ static const conf_field_t s_audit[] = {
 static const conf_field_t s_replication[] = {
     {.key = "listen", .type = CONF_T_HOSTPORT, .off = OFF(replication.listen)},
     {.key = "peers", .type = CONF_T_HOSTLIST, .off = OFF(replication.peers), .off2 = OFF(replication.n_peers), .min_items = 0, .max_items = 64},
-    {.key = "mode", .type = CONF_T_ENUM, .off = OFF(replication.mode), .enums = e_repl_mode},
+    {.key = "cert", .type = CONF_T_PATH, .off = OFF(replication.cert)},
+    {.key = "key", .type = CONF_T_PATH, .off = OFF(replication.key)},
+    {.key = "ca", .type = CONF_T_PATH, .off = OFF(replication.ca)},
+    {.key = "ca_key", .type = CONF_T_PATH, .off = OFF(replication.ca_key)},
+    {.key = "sync_acks", .type = CONF_T_UINT, .off = OFF(replication.sync_acks), .min = 0, .max = 63},
+    {.key = "sync_timeout_ms", .type = CONF_T_UINT, .off = OFF(replication.sync_timeout_ms), .min = 1, .max = 600000},
+    {.key = "on_sync_timeout", .type = CONF_T_ENUM, .off = OFF(replication.on_sync_timeout), .enums = e_sync_timeout},
+    {.key = "max_clock_skew", .type = CONF_T_DURATION, .off = OFF(replication.max_clock_skew_ms), .min = 100, .max = HOUR},
+    {.key = "max_lag", .type = CONF_T_DURATION, .off = OFF(replication.max_lag_ms), .min = 1 * MIN, .max = 365 * 24 * HOUR},
+    {.key = "max_frame", .type = CONF_T_SIZE, .off = OFF(replication.max_frame), .min = 64 * KiB, .max = 1 * GiB},
+    {.key = "mode", .type = CONF_T_DEPRECATED, .enums = e_repl_mode,
+     .hint = "answers follow replication.sync_acks (0 = after the local commit, N = once N peers have the change)"},
     {.key = NULL},
 };
 

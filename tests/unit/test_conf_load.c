@@ -111,7 +111,16 @@ static void test_defaults(void **state)
     assert_true(d.audit.fsync);
     assert_string_equal(d.replication.listen, "");
     assert_int_equal(d.replication.n_peers, 0);
-    assert_int_equal(d.replication.mode, CONF_REPL_ASYNC);
+    assert_string_equal(d.replication.cert, "/etc/kmsd/pki/node.crt");
+    assert_string_equal(d.replication.key, "/etc/kmsd/pki/node.key");
+    assert_string_equal(d.replication.ca, "/etc/kmsd/pki/ca.crt");
+    assert_string_equal(d.replication.ca_key, "");
+    assert_int_equal(d.replication.sync_acks, 0);
+    assert_int_equal(d.replication.sync_timeout_ms, 2000);
+    assert_int_equal(d.replication.on_sync_timeout, CONF_SYNC_TIMEOUT_FAIL);
+    assert_int_equal(d.replication.max_clock_skew_ms, 5000);
+    assert_int_equal(d.replication.max_lag_ms, 24 * 3600 * 1000ULL);
+    assert_int_equal(d.replication.max_frame, 16 << 20);
 
     /* An empty file and a file of comments give exactly the defaults. */
     char *want = dump_to_string(&d);
@@ -210,7 +219,17 @@ static void test_values_loaded(void **state)
         "  peers:\n"
         "    - kms2.example:5697\n"
         "    - \"[fd00::2]:5697\"\n"
-        "  mode: semi-sync\n";
+        "  cert: pki/n1.crt\n"
+        "  key: /k/n1.key\n"
+        "  ca: pki/ca.crt\n"
+        "  ca_key: pki/ca.key\n"
+        "  sync_acks: 2\n"
+        "  sync_timeout_ms: 750\n"
+        "  on_sync_timeout: degrade\n"
+        "  max_clock_skew: 2s\n"
+        "  max_lag: 1h\n"
+        "  max_frame: 1MiB\n"
+        "  mode: async\n";
     int rc = load_text("values.yaml", text, &c, err, sizeof(err));
     if (rc != 0)
         fail_msg("%s", err);
@@ -242,7 +261,16 @@ static void test_values_loaded(void **state)
     assert_string_equal(c->replication.listen, "0.0.0.0:5697");
     assert_int_equal(c->replication.n_peers, 2);
     assert_string_equal(c->replication.peers[1], "[fd00::2]:5697");
-    assert_int_equal(c->replication.mode, CONF_REPL_SEMI_SYNC);
+    assert_string_equal(c->replication.key, "/k/n1.key");
+    assert_non_null(strstr(c->replication.cert, "/pki/n1.crt"));
+    assert_true(c->replication.cert[0] == '/');
+    assert_non_null(strstr(c->replication.ca_key, "/pki/ca.key"));
+    assert_int_equal(c->replication.sync_acks, 2);
+    assert_int_equal(c->replication.sync_timeout_ms, 750);
+    assert_int_equal(c->replication.on_sync_timeout, CONF_SYNC_TIMEOUT_DEGRADE);
+    assert_int_equal(c->replication.max_clock_skew_ms, 2000);
+    assert_int_equal(c->replication.max_lag_ms, 3600000);
+    assert_int_equal(c->replication.max_frame, 1 << 20);
 
     /* The dump loads back to the same configuration. */
     char *d1 = dump_to_string(c);
@@ -426,6 +454,41 @@ static void test_ranges(void **state)
                  "audit.rotate_size: must be 0 or between 1MiB and 1024GiB");
     expect_error("admin:\n  mode: \"01000\"\n", ":2:9: ", "admin.mode: must be between 00 and 0777");
     expect_error("hsm:\n  slot: -2\n", ":2:9: ", "hsm.slot: must be between -1 and 2147483647");
+    expect_error("replication:\n  sync_acks: 64\n", ":2:14: ",
+                 "replication.sync_acks: must be between 0 and 63");
+    expect_error("replication:\n  sync_timeout_ms: 0\n", ":2:20: ",
+                 "replication.sync_timeout_ms: must be between 1 and 600000");
+    expect_error("replication:\n  on_sync_timeout: retry\n", ":2:20: ",
+                 "replication.on_sync_timeout: must be one of: fail, degrade (got 'retry')");
+    expect_error("replication:\n  max_clock_skew: 50ms\n", ":2:19: ",
+                 "replication.max_clock_skew: must be between 100ms and 1h");
+    expect_error("replication:\n  max_lag: 10s\n", ":2:12: ",
+                 "replication.max_lag: must be between 1m and 8760h");
+    expect_error("replication:\n  max_frame: 1KiB\n", ":2:14: ",
+                 "replication.max_frame: must be between 64KiB and 1GiB");
+}
+
+/* replication.mode is deprecated: "async" (what sync_acks 0 does) still
+ * loads, is not stored and is not dumped; semi-sync is refused with the
+ * setting that replaced it. */
+static void test_deprecated_mode(void **state)
+{
+    (void)state;
+    conf_t *c = NULL;
+    char err[512];
+    int rc = load_text("mode.yaml", "replication:\n  mode: async\n", &c, err, sizeof(err));
+    if (rc != 0)
+        fail_msg("%s", err);
+    assert_int_equal(c->replication.sync_acks, 0);
+    char *d = dump_to_string(c);
+    const char *sect = strstr(d, "\nreplication:\n");
+    assert_non_null(sect);
+    assert_null(strstr(sect, "  mode:"));
+    free(d);
+    conf_free(c);
+    expect_error("replication:\n  mode: semi-sync\n", ":2:9: ",
+                 "replication.mode: 'semi-sync' is no longer supported: answers follow "
+                 "replication.sync_acks (0 = after the local commit, N = once N peers have the change)");
 }
 
 static void test_cross_field(void **state)
@@ -438,8 +501,12 @@ static void test_cross_field(void **state)
     expect_error("hsm:\n  provider: pkcs11\n  module: /x.so\n  slot: 3\n", ":2:13: ",
                  "hsm.provider: pkcs11 needs hsm.pin_file or hsm.pin_env (the user PIN)");
     expect_error("hsm:\n  key_file: \"\"\n", ":2:13: ", "hsm.key_file: required when hsm.provider is file");
-    expect_error("replication:\n  mode: semi-sync\n", ":2:9: ",
-                 "replication.mode: semi-sync needs at least one entry in replication.peers");
+    expect_error("replication:\n  sync_acks: 1\n", ":2:14: ",
+                 "replication.sync_acks: needs replication.listen (this node must replicate to have peers ack)");
+    expect_error("replication:\n  listen: \"127.0.0.1:1\"\n  cert: \"\"\n", ":3:9: ",
+                 "replication.cert: a node certificate file is required when replication.listen is set");
+    expect_error("replication:\n  listen: \"127.0.0.1:1\"\n  ca: ~\n", ":3:7: ",
+                 "replication.ca: the cluster CA file is required when replication.listen is set");
     expect_error("replication:\n  peers: [\"a:1\"]\n", ":1:1: ",
                  "replication.listen: required when replication.peers is set (peers connect to it)");
     expect_error("tls:\n  cert: ~\n", ":2:9: ", "tls.cert: a server certificate file is required");
@@ -493,6 +560,7 @@ int main(void)
         cmocka_unit_test(test_type_errors),
         cmocka_unit_test(test_ranges),
         cmocka_unit_test(test_cross_field),
+        cmocka_unit_test(test_deprecated_mode),
         cmocka_unit_test(test_yaml_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
