@@ -107,7 +107,8 @@ run: deps
 	$(Q)packaging/run-dev.sh
 
 # libFuzzer targets: fuzz sources + ttlv + common (+ conf for fuzz_conf; + kmip,
-# store, hsm for fuzz_kmip; + admin/ and what it uses for fuzz_admin), built with clang.
+# store, hsm for fuzz_kmip; + admin/ and what it uses for fuzz_admin; + the
+# frame codec for fuzz_repl_frame), built with clang.
 FUZZ_BUILD := build-fuzz
 FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_LIBSRC := $(call src_of,common) $(call src_of,ttlv)
@@ -132,6 +133,13 @@ $(FUZZ_BUILD)/fuzz_admin: tests/fuzz/fuzz_admin.c $(FUZZ_LIBSRC) $(FUZZ_ADMIN_SR
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ -lssl -lcrypto -lsqlite3 -largon2 -lyaml -ldl -lpthread
+# The replication frame codec: replication/frame.c and entity.c are pure
+# (ttlv + common only).
+FUZZ_REPL_SRC := replication/frame.c replication/entity.c
+$(FUZZ_BUILD)/fuzz_repl_frame: tests/fuzz/fuzz_repl_frame.c $(FUZZ_LIBSRC) $(FUZZ_REPL_SRC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^
 $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIBSRC)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")

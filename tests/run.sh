@@ -3,8 +3,8 @@
 # (the ASan+UBSan build) and print one closing line "N passed, N failed".
 #   1. C unit tests (cmocka), each binary in BUILD_DIR/tests/
 #   2. interop tests (pytest + PyKMIP against a real kmsd), tests/interop/
-#   3. a 45-second libFuzzer smoke run per fuzz target (4 targets: ttlv, conf,
-#      kmip, admin), when clang is present
+#   3. a 45-second libFuzzer smoke run per fuzz target (5 targets: ttlv, conf,
+#      kmip, admin, repl_frame), when clang is present
 # Exits non-zero if anything failed. KMS_SKIP_FUZZ=1 skips step 3.
 set -uo pipefail
 cd "$(dirname "$0")/.."

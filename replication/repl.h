@@ -1,0 +1,298 @@
+/*
+ * replication/repl.h: active-active replication between kmsd nodes.
+ *
+ * Every node commits every operation locally; its change log is pushed to
+ * every peer over a mutual-TLS 1.3 peer link, and the peer merges what it
+ * receives with one deterministic merge rule (docs/cluster.md). This header
+ * is the module's one public interface:
+ *
+ * - the peer protocol's frame codec (pure: no I/O, no store), shared with
+ *   kmsctl's join client and the fuzz target;
+ *
+ * It deliberately knows nothing of KMIP semantics (kmip/) and never reads
+ * SQL (store/ has the change-log reader); key material it carries (data-
+ * store keys on the TLS link, join secrets) lives only in kms_secret_t.
+ */
+#ifndef KMS_REPL_H
+#define KMS_REPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/kms.h"
+#include "store/store.h"
+
+/* ============================================================== frames
+ *
+ * A frame is an 8-byte header and a body:
+ *   'K' 'R' (0x4B 0x52) | version (1) | type | u32 big-endian body length
+ * The body is one TTLV Structure (tag REPL_TAG_FRAME) with private tags of
+ * the 0x5455xx block (replication/repl_int.h), fields in a fixed order, so
+ * there is exactly one encoding of a frame: a decoded frame re-encodes to
+ * the same bytes. The body length is checked against the link's max_frame
+ * before any memory is allocated for it.
+ */
+#define REPL_FRAME_HEADER 8
+#define REPL_MAGIC0 0x4B /* 'K' */
+#define REPL_MAGIC1 0x52 /* 'R' */
+#define REPL_PROTO_VERSION 1
+#define REPL_MAX_FRAME_DEFAULT ((size_t)16 << 20)
+
+/* XX(value, NAME): every frame type; the header's type byte. */
+#define REPL_FRAME_TYPES(XX)  \
+    XX(1, HELLO)              \
+    XX(2, HELLO_ACK)          \
+    XX(3, CHANGES)            \
+    XX(4, ACK)                \
+    XX(5, SNAPSHOT_BEGIN)     \
+    XX(6, SNAPSHOT_CHUNK)     \
+    XX(7, SNAPSHOT_END)       \
+    XX(8, PING)               \
+    XX(9, PONG)               \
+    XX(10, JOIN_REQ)          \
+    XX(11, JOIN_RESP)         \
+    XX(12, VERIFY_REQ)        \
+    XX(13, VERIFY_RESP)       \
+    XX(14, ERROR)
+
+enum repl_frame_type {
+#define XX(v, name) REPL_FRAME_##name = (v),
+    REPL_FRAME_TYPES(XX)
+#undef XX
+};
+/* "HELLO", ...; NULL for an unknown type. */
+const char *repl_frame_type_name(int type);
+
+/* XX(value, NAME, "text"): why a peer refuses a link (ERROR frames). */
+#define REPL_ERRORS(XX)                                         \
+    XX(1, VERSION, "unsupported protocol version")              \
+    XX(2, CLUSTER, "another cluster")                           \
+    XX(3, SKEW, "clock skew above replication.max_clock_skew")  \
+    XX(4, REMOVED, "node removed from the cluster")             \
+    XX(5, PROTO, "malformed frame")                             \
+    XX(6, LIMIT, "frame above replication.max_frame")           \
+    XX(7, UNKNOWN_NODE, "node id unknown or already connected") \
+    XX(8, INTERNAL, "internal error")                           \
+    XX(9, DENIED, "not allowed")
+
+enum repl_error {
+#define XX(v, name, text) REPL_ERROR_##name = (v),
+    REPL_ERRORS(XX)
+#undef XX
+};
+/* Text for an ERROR frame code; "unknown error" when unknown. */
+const char *repl_error_text(int code);
+
+/* What a change-log row names. */
+enum repl_kind {
+    REPL_KIND_OBJECT = 1,
+    REPL_KIND_TENANT = 2,
+    REPL_KIND_CLIENT = 3,
+    REPL_KIND_DSK = 4,
+    REPL_KIND_NODE = 5,
+};
+
+/* Per attribute name: the (hlc, node) of its last write. Pseudo-names
+ * "#material" and "#archived" carry the clocks of the key material and
+ * the storage status; "" is the object's creation clock. */
+typedef struct repl_clock {
+    const char *name;
+    int64_t hlc;
+    const char *node;
+} repl_clock_t;
+
+/* A cluster member (kind NODE; also the JOIN_RESP node list). */
+typedef struct repl_node_info {
+    char node_id[64];
+    char peer_addr[256];     /* "host:port" of its peer listener */
+    char kmip_addr[256];     /* "host:port" of its KMIP listener (status, clients) */
+    char cert_sha256[65];    /* lower-case hex fingerprint of its node certificate */
+    int64_t added_hlc;
+    bool removed;            /* sticky */
+} repl_node_info_t;
+
+/*
+ * One replicated entity: the identity of its last change and its current
+ * full state (state shipping: re-delivery and coalescing are harmless).
+ * `deleted` marks a tombstone (hard delete, tenant/client/node removal):
+ * only the identity fields are meaningful then.
+ */
+typedef struct repl_entity {
+    enum repl_kind kind;
+    int64_t seq;             /* sender's change-log seq; 0 in snapshots and JOIN_RESP */
+    const char *key;         /* object id, tenant name, client name, DSK id (decimal), node id */
+    const char *origin;      /* node that made the change */
+    int64_t origin_seq;      /* that node's seq for it */
+    int64_t hlc;
+    bool deleted;
+
+    /* REPL_KIND_OBJECT: obj.id == key; version is node-local and not sent
+     * (0 when decoded). */
+    store_object_t obj;
+    int64_t seal_gen;        /* generation of the sealed material (in the AAD) */
+    repl_clock_t *clocks;
+    size_t n_clocks;
+    /* REPL_KIND_TENANT */
+    int64_t tenant_created_us;
+    /* REPL_KIND_CLIENT: client.name == key */
+    store_client_t client;
+    /* REPL_KIND_DSK: the plaintext data-store key, only ever inside the
+     * peer link's TLS; the receiver wraps it under its own master key. */
+    uint32_t dsk_id;
+    kms_secret_t *dsk;       /* owned by the frame (decoded) or borrowed (encoded) */
+    bool dsk_current;        /* this DSK became the current one at `hlc` */
+    /* REPL_KIND_NODE: node.node_id == key */
+    repl_node_info_t node;
+} repl_entity_t;
+
+typedef struct repl_hwm {
+    const char *node_id;
+    int64_t seq;             /* highest origin_seq of that node's changes held */
+} repl_hwm_t;
+
+typedef struct repl_setting {
+    const char *name;
+    const char *value;
+} repl_setting_t;
+
+enum repl_digest_kind { REPL_DIGEST_TENANT = 1, REPL_DIGEST_OBJECT = 2 };
+typedef struct repl_digest {
+    enum repl_digest_kind kind;
+    const char *tenant;
+    const char *id;          /* object id (REPL_DIGEST_OBJECT), "" for a tenant */
+    int64_t count;           /* objects covered */
+    uint8_t sha256[32];
+} repl_digest_t;
+
+typedef struct repl_bytes {
+    const uint8_t *p;
+    size_t len;
+} repl_bytes_t;
+
+typedef struct repl_frame {
+    enum repl_frame_type type;
+    kms_arena_t *arena;      /* decoded frames: everything below lives in it */
+    bool owns_secrets_;      /* private: decoded, so repl_frame_free frees the secrets */
+    union {
+        struct { /* HELLO: connector -> acceptor */
+            int32_t version;
+            const char *cluster_id;
+            const char *node_id;
+            int64_t wall_ms;
+            const char *peer_addr;
+            const char *kmip_addr;
+        } hello;
+        struct { /* HELLO_ACK: where the acceptor's copy of the connector's log stands */
+            const char *cluster_id;
+            const char *node_id;
+            int64_t wall_ms;
+            int64_t link_pos;
+        } hello_ack;
+        struct { /* CHANGES: rows up to last_seq (skipped rows included) */
+            int64_t last_seq;
+            repl_entity_t *v;
+            size_t n;
+        } changes;
+        struct { /* ACK: every row <= seq is durably merged */
+            int64_t seq;
+        } ack;
+        struct { /* SNAPSHOT_BEGIN */
+            int64_t snapshot_seq;
+            int64_t objects;     /* objects that will follow (progress) */
+            repl_hwm_t *hwm;     /* the sender's origin_hwm vector */
+            size_t n_hwm;
+        } snap_begin;
+        struct { /* SNAPSHOT_CHUNK */
+            repl_entity_t *v;
+            size_t n;
+        } snap_chunk;
+        struct { /* SNAPSHOT_END */
+            int64_t snapshot_seq;
+            int64_t count;       /* entities sent in the chunks */
+        } snap_end;
+        struct { /* PING, PONG */
+            int64_t nonce;
+            int64_t wall_ms;
+        } ping;
+        struct { /* JOIN_REQ: on a connection without a client certificate */
+            const char *invite_id;
+            kms_secret_t *secret; /* owned (decoded) or borrowed (encoded) */
+            const char *node_id;
+            const char *peer_addr;
+            const char *kmip_addr;
+            repl_bytes_t node_csr;
+            repl_bytes_t server_csr;
+        } join_req;
+        struct { /* JOIN_RESP */
+            const char *cluster_id;
+            repl_bytes_t ca_cert;
+            repl_bytes_t client_ca;
+            repl_bytes_t node_cert;
+            repl_bytes_t server_cert;
+            repl_entity_t *nodes; /* kind NODE */
+            size_t n_nodes;
+            repl_entity_t *dsks;  /* kind DSK */
+            size_t n_dsks;
+            uint32_t current_dsk;
+            repl_setting_t *settings;
+            size_t n_settings;
+        } join_resp;
+        struct { /* VERIFY_REQ: tenant "" = every tenant */
+            const char *tenant;
+            bool per_object;
+        } verify_req;
+        struct { /* VERIFY_RESP */
+            repl_digest_t *v;
+            size_t n;
+        } verify_resp;
+        struct { /* ERROR: the sender closes after it */
+            int32_t code;        /* REPL_ERROR_* */
+            const char *message;
+        } error;
+    } u;
+} repl_frame_t;
+
+typedef struct repl_frame_limits {
+    size_t max_frame;        /* body bytes; 0 = REPL_MAX_FRAME_DEFAULT */
+    size_t max_depth;        /* TTLV nesting; 0 = 8 (frames need 4) */
+} repl_frame_limits_t;
+
+/*
+ * Check a frame header. With fewer than 8 bytes: KMS_ERR_PARTIAL. Else
+ * KMS_ERR_PROTO (bad magic or unknown type), KMS_ERR_NOTSUP (another
+ * protocol version: answer ERROR VERSION and close), KMS_ERR_LIMIT (body
+ * longer than max_frame), or 0 with the frame type and the total size
+ * (header + body). Any thread; reads only hdr[0..8).
+ */
+int repl_frame_header(const uint8_t *hdr, size_t have, size_t max_frame, int *type_out,
+                      size_t *total_out);
+
+/*
+ * Decode one complete frame (header included, exactly `len` bytes) into a
+ * new frame. Every text field is checked (UTF-8, no NUL, within its size),
+ * every item's tag, type and order; unknown or missing fields are errors.
+ * Returns 0, or KMS_ERR_PROTO / KMS_ERR_NOTSUP / KMS_ERR_LIMIT with err
+ * filled (byte offset of the offending item), KMS_ERR_NOMEM. Memory is
+ * bounded by max_frame (the decoded tree lives in an arena capped at a
+ * small multiple of it). Free with repl_frame_free(). Any thread.
+ */
+int repl_frame_decode(const uint8_t *buf, size_t len, const repl_frame_limits_t *lim,
+                      repl_frame_t **out, kms_error_t *err);
+
+/* A zeroed frame of `type` with its own arena (for building); NULL on NOMEM. */
+repl_frame_t *repl_frame_new(enum repl_frame_type type);
+
+/* Free a frame: wipes and frees the secrets it owns, then its arena. NULL ok. */
+void repl_frame_free(repl_frame_t *f);
+
+/*
+ * Append the encoding of `f` (header + body) to `out`. KMS_ERR_LIMIT when
+ * the body would exceed max_frame (0 = default) or `out` its cap;
+ * KMS_ERR_INVAL for a field that cannot be sent (text too long, unknown
+ * kind). `out` is unchanged on error. A frame with DSKs or a join secret
+ * puts them in `out` in plaintext: dispose it with kms_buf_dispose_wipe.
+ */
+int repl_frame_encode(const repl_frame_t *f, size_t max_frame, kms_buf_t *out, kms_error_t *err);
+
+#endif /* KMS_REPL_H */

@@ -1,0 +1,159 @@
+/*
+ * replication/repl_int.h: private to replication/.
+ *
+ * The peer protocol's TTLV tags as one X-macro table (value, name, type),
+ * so the encoder, the decoder's type checks and the error messages cannot
+ * drift apart. The tags live in the 0x5455xx block of the TTLV extension
+ * range 0x54xxxx: the shared strict decoder (ttlv/) accepts only 0x42xxxx
+ * and 0x54xxxx tags, and the admin protocol uses 0x5400xx.
+ */
+#ifndef KMS_REPL_INT_H
+#define KMS_REPL_INT_H
+
+#include "replication/repl.h"
+#include "ttlv/ttlv.h"
+
+#define REPL_LOG "repl"
+
+/* XX(value, NAME, TYPE): TYPE is a ttlv_type suffix. */
+#define REPL_TAGS(XX)                                  \
+    XX(0x545501, FRAME, STRUCTURE)                     \
+    XX(0x545502, PROTOCOL_VERSION, INTEGER)            \
+    XX(0x545503, CLUSTER_ID, TEXT_STRING)              \
+    XX(0x545504, NODE_ID, TEXT_STRING)                 \
+    XX(0x545505, WALL_MS, LONG_INTEGER)                \
+    XX(0x545506, LINK_POS, LONG_INTEGER)               \
+    XX(0x545507, PEER_ADDR, TEXT_STRING)               \
+    XX(0x545508, KMIP_ADDR, TEXT_STRING)               \
+    XX(0x545509, SEQ, LONG_INTEGER)                    \
+    XX(0x54550A, ENTITY, STRUCTURE)                    \
+    XX(0x54550B, KIND, ENUMERATION)                    \
+    XX(0x54550C, KEY, TEXT_STRING)                     \
+    XX(0x54550D, ORIGIN, TEXT_STRING)                  \
+    XX(0x54550E, ORIGIN_SEQ, LONG_INTEGER)             \
+    XX(0x54550F, HLC, LONG_INTEGER)                    \
+    XX(0x545510, DELETED, BOOLEAN)                     \
+    XX(0x545511, OBJECT_TYPE, ENUMERATION)             \
+    XX(0x545512, STATE, ENUMERATION)                   \
+    XX(0x545513, TENANT, TEXT_STRING)                  \
+    XX(0x545514, CREATED_US, LONG_INTEGER)             \
+    XX(0x545515, UPDATED_US, LONG_INTEGER)             \
+    XX(0x545516, ARCHIVED, BOOLEAN)                    \
+    XX(0x545517, DSK_ID, LONG_INTEGER)                 \
+    XX(0x545518, SEAL_GEN, LONG_INTEGER)               \
+    XX(0x545519, BLOB, BYTE_STRING)                    \
+    XX(0x54551A, ATTRIBUTE, STRUCTURE)                 \
+    XX(0x54551B, NAME, TEXT_STRING)                    \
+    XX(0x54551C, INDEX, INTEGER)                       \
+    XX(0x54551D, VALUE, BYTE_STRING)                   \
+    XX(0x54551E, SKEY, TEXT_STRING)                    \
+    XX(0x54551F, NKEY, LONG_INTEGER)                   \
+    XX(0x545520, FLAGS, INTEGER)                       \
+    XX(0x545521, CLOCK, STRUCTURE)                     \
+    XX(0x545522, ROLE, TEXT_STRING)                    \
+    XX(0x545523, CLIENT_KIND, TEXT_STRING)             \
+    XX(0x545524, CERT_SHA256, TEXT_STRING)             \
+    XX(0x545525, PASSWORD_HASH, TEXT_STRING)           \
+    XX(0x545526, KEY_BYTES, BYTE_STRING)               \
+    XX(0x545527, CURRENT, BOOLEAN)                     \
+    XX(0x545528, REMOVED, BOOLEAN)                     \
+    XX(0x545529, SNAPSHOT_SEQ, LONG_INTEGER)           \
+    XX(0x54552A, HWM, STRUCTURE)                       \
+    XX(0x54552B, COUNT, LONG_INTEGER)                  \
+    XX(0x54552C, NONCE, LONG_INTEGER)                  \
+    XX(0x54552D, INVITE_ID, TEXT_STRING)               \
+    XX(0x54552E, SECRET, BYTE_STRING)                  \
+    XX(0x54552F, NODE_CSR, BYTE_STRING)                \
+    XX(0x545530, SERVER_CSR, BYTE_STRING)              \
+    XX(0x545531, CA_CERT, BYTE_STRING)                 \
+    XX(0x545532, CLIENT_CA, BYTE_STRING)               \
+    XX(0x545533, NODE_CERT, BYTE_STRING)               \
+    XX(0x545534, SERVER_CERT, BYTE_STRING)             \
+    XX(0x545535, SETTING, STRUCTURE)                   \
+    XX(0x545536, TEXT_VALUE, TEXT_STRING)              \
+    XX(0x545537, PER_OBJECT, BOOLEAN)                  \
+    XX(0x545538, DIGEST, STRUCTURE)                    \
+    XX(0x545539, DIGEST_KIND, ENUMERATION)             \
+    XX(0x54553A, SHA256, BYTE_STRING)                  \
+    XX(0x54553B, ERROR_CODE, INTEGER)                  \
+    XX(0x54553C, MESSAGE, TEXT_STRING)                 \
+    XX(0x54553D, LAST_SEQ, LONG_INTEGER)               \
+    XX(0x54553E, ADDED_HLC, LONG_INTEGER)              \
+    XX(0x54553F, CURRENT_DSK, LONG_INTEGER)
+
+enum repl_tag {
+#define XX(v, name, type) REPL_TAG_##name = (v),
+    REPL_TAGS(XX)
+#undef XX
+};
+
+/* The table's type for a tag; TTLV_ANY when the tag is not ours. */
+enum ttlv_type repl_tag_type(uint32_t tag);
+/* "NODE_ID"...; "?" when unknown. */
+const char *repl_tag_name(uint32_t tag);
+
+/* ---------------------------------------------------------- frame.c */
+/* Bounded sizes of the protocol's fields. */
+#define REPL_ID_MAX 63            /* node ids, object ids, tenants (store_object_t id[64]) */
+#define REPL_TEXT_MAX 4096        /* attribute names, addresses, messages, hashes */
+#define REPL_DSK_MAX 64           /* data-store key bytes */
+#define REPL_SECRET_MAX 256       /* join secret bytes */
+#define REPL_ATTR_FLAG_NKEY 1u
+#define REPL_ATTR_FLAG_INDEX 2u
+
+/* Decoding cursor over a structure's children, in order, with a sticky
+ * error: after the first failure every getter returns a zero value and
+ * changes nothing, so a decoder reads its fields straight and checks
+ * `rc` once. */
+typedef struct repl_rd {
+    const ttlv_item_t *parent;
+    const ttlv_item_t *next;
+    kms_arena_t *arena;
+    kms_error_t *err;
+    int rc;
+} repl_rd_t;
+
+/* Builder over a tree with a sticky error (NOMEM, INVAL). */
+typedef struct repl_wr {
+    kms_arena_t *arena;
+    kms_error_t *err;
+    int rc;
+} repl_wr_t;
+
+/* entity.c: one entity to and from an ENTITY structure. `own` (decode):
+ * secrets are copied into kms_secret_t and the tree's copy wiped. */
+void repl_entity_build(repl_wr_t *w, ttlv_item_t *parent, const repl_entity_t *e);
+void repl_entity_read(repl_rd_t *r, const ttlv_item_t *ent, repl_entity_t *e);
+/* Free the secrets an entity owns (decoded frames). */
+void repl_entity_dispose(repl_entity_t *e);
+
+/* frame.c helpers shared with entity.c */
+void repl_rd_init(repl_rd_t *r, const ttlv_item_t *parent, kms_arena_t *a, kms_error_t *err);
+bool repl_rd_peek(const repl_rd_t *r, uint32_t tag);
+const ttlv_item_t *repl_rd_item(repl_rd_t *r, uint32_t tag);
+const char *repl_rd_text(repl_rd_t *r, uint32_t tag, size_t max);
+void repl_rd_text_into(repl_rd_t *r, uint32_t tag, char *buf, size_t cap);
+int64_t repl_rd_long(repl_rd_t *r, uint32_t tag);
+int64_t repl_rd_long_range(repl_rd_t *r, uint32_t tag, int64_t lo, int64_t hi);
+int32_t repl_rd_int(repl_rd_t *r, uint32_t tag);
+uint32_t repl_rd_enum(repl_rd_t *r, uint32_t tag);
+bool repl_rd_bool(repl_rd_t *r, uint32_t tag);
+repl_bytes_t repl_rd_bytes(repl_rd_t *r, uint32_t tag, size_t max);
+kms_secret_t *repl_rd_secret(repl_rd_t *r, uint32_t tag, size_t max);
+void repl_rd_end(repl_rd_t *r);
+void repl_rd_fail(repl_rd_t *r, const ttlv_item_t *at, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Room for n elements of size sz in the arena (sticky NOMEM/LIMIT). */
+void *repl_rd_array(repl_rd_t *r, size_t n, size_t sz);
+
+ttlv_item_t *repl_wr_struct(repl_wr_t *w, ttlv_item_t *parent, uint32_t tag);
+void repl_wr_text(repl_wr_t *w, ttlv_item_t *parent, uint32_t tag, const char *s, size_t max);
+void repl_wr_long(repl_wr_t *w, ttlv_item_t *parent, uint32_t tag, int64_t v);
+void repl_wr_int(repl_wr_t *w, ttlv_item_t *parent, uint32_t tag, int32_t v);
+void repl_wr_enum(repl_wr_t *w, ttlv_item_t *parent, uint32_t tag, uint32_t v);
+void repl_wr_bool(repl_wr_t *w, ttlv_item_t *parent, uint32_t tag, bool v);
+void repl_wr_bytes(repl_wr_t *w, ttlv_item_t *parent, uint32_t tag, const void *p, size_t n);
+void repl_wr_fail(repl_wr_t *w, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif /* KMS_REPL_INT_H */

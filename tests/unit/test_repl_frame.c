@@ -1,0 +1,655 @@
+/* tests/unit/test_repl_frame.c: the replication frame codec. Every frame
+ * type round-trips (fields checked, bytes re-encode identically); the
+ * decoder refuses bad magic, another version, a body above max_frame
+ * (from the 8 header bytes alone, before any allocation), truncation at
+ * every length, wrong item types, unknown, missing, extra and misordered
+ * fields, NULs and oversize text, and nesting beyond its depth limit.
+ * With REPL_CORPUS_DIR set it writes each sample frame there as a seed for
+ * the fuzz target (tests/fuzz/corpus/repl_frame). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "replication/repl_int.h"
+
+static const uint8_t V_ALG[] = {0x42, 0x00, 0x28, 0x05, 0, 0, 0, 4, 0, 0, 0, 3, 0, 0, 0, 0};
+static const uint8_t V_NAME[] = {0x42, 0x00, 0x55, 0x07, 0, 0, 0, 1, 'k', 0, 0, 0, 0, 0, 0, 0};
+static const uint8_t BLOB[] = {0x00, 0xff, 0x10, 0x00, 0x80};
+static const uint8_t DSK_BYTES[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+                                      17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+
+static store_attr_t g_attrs[2];
+static repl_clock_t g_clocks[2];
+static repl_entity_t g_ents[6];
+static kms_secret_t *g_dsk;
+
+static void sample_entities(void)
+{
+    memset(g_ents, 0, sizeof g_ents);
+    g_attrs[0] = (store_attr_t){.name = "Cryptographic Algorithm", .index = 0, .value = V_ALG,
+                                .value_len = sizeof V_ALG, .nkey = 3, .has_nkey = true};
+    g_attrs[1] = (store_attr_t){.name = "Name", .index = 1, .value = V_NAME,
+                                .value_len = sizeof V_NAME, .skey = "k", .nkey = 0,
+                                .has_nkey = false};
+    g_clocks[0] = (repl_clock_t){.name = "", .hlc = 1000 << 16, .node = "a"};
+    g_clocks[1] = (repl_clock_t){.name = "Name", .hlc = (1001 << 16) | 3, .node = "b"};
+    repl_entity_t *o = &g_ents[0];
+    o->kind = REPL_KIND_OBJECT;
+    o->seq = 17;
+    o->key = "6f1c0e0a-0000-4000-8000-000000000001";
+    o->origin = "a";
+    o->origin_seq = 12;
+    o->hlc = (1001 << 16) | 3;
+    o->obj.object_type = 2;
+    o->obj.state = 2;
+    strcpy(o->obj.tenant, "default");
+    o->obj.created_us = 1700000000000000;
+    o->obj.updated_us = 1700000000000100;
+    o->obj.archived = true;
+    o->obj.dsk_id = 0xfffffff0u;
+    o->obj.blob = BLOB;
+    o->obj.blob_len = sizeof BLOB;
+    o->obj.attrs = g_attrs;
+    o->obj.n_attrs = 2;
+    o->seal_gen = 4;
+    o->clocks = g_clocks;
+    o->n_clocks = 2;
+    repl_entity_t *t = &g_ents[1];
+    t->kind = REPL_KIND_TENANT;
+    t->seq = 18;
+    t->key = "acme";
+    t->origin = "b";
+    t->origin_seq = 3;
+    t->hlc = 5;
+    t->tenant_created_us = 1234;
+    repl_entity_t *c = &g_ents[2];
+    c->kind = REPL_KIND_CLIENT;
+    c->seq = 19;
+    c->key = "vcenter-1";
+    c->origin = "a";
+    c->origin_seq = 13;
+    c->hlc = 6;
+    strcpy(c->client.tenant, "acme");
+    strcpy(c->client.role, "client");
+    strcpy(c->client.kind, "cert");
+    memset(c->client.cert_sha256, 'a', 64);
+    c->client.created_us = 99;
+    repl_entity_t *d = &g_ents[3];
+    d->kind = REPL_KIND_DSK;
+    d->seq = 20;
+    d->key = "3735928559";
+    d->origin = "a";
+    d->origin_seq = 14;
+    d->hlc = 7;
+    d->dsk_id = 3735928559u;
+    d->dsk = g_dsk;
+    d->dsk_current = true;
+    repl_entity_t *n = &g_ents[4];
+    n->kind = REPL_KIND_NODE;
+    n->seq = 21;
+    n->key = "node-c";
+    n->origin = "a";
+    n->origin_seq = 15;
+    n->hlc = 8;
+    strcpy(n->node.peer_addr, "10.0.0.3:5697");
+    strcpy(n->node.kmip_addr, "10.0.0.3:5696");
+    memset(n->node.cert_sha256, 'f', 64);
+    n->node.added_hlc = 8;
+    n->node.removed = true;
+    repl_entity_t *x = &g_ents[5];
+    x->kind = REPL_KIND_OBJECT;
+    x->seq = 22;
+    x->key = "gone";
+    x->origin = "b";
+    x->origin_seq = 4;
+    x->hlc = 9;
+    x->deleted = true;
+}
+
+static repl_hwm_t g_hwm[2] = {{"a", 15}, {"b", 4}};
+static repl_setting_t g_settings[1] = {{"sync_acks", "1"}};
+static repl_digest_t g_digests[2];
+static uint8_t g_secret_bytes[16] = "0123456789abcdef";
+
+/* A fully populated frame of each type (borrowing the globals). */
+static repl_frame_t *sample(enum repl_frame_type t)
+{
+    repl_frame_t *f = repl_frame_new(t);
+    assert_non_null(f);
+    switch (t) {
+    case REPL_FRAME_HELLO:
+        f->u.hello.version = REPL_PROTO_VERSION;
+        f->u.hello.cluster_id = "00112233445566778899aabbccddeeff";
+        f->u.hello.node_id = "node-a";
+        f->u.hello.wall_ms = 1700000000123;
+        f->u.hello.peer_addr = "127.0.0.1:5697";
+        f->u.hello.kmip_addr = "127.0.0.1:5696";
+        break;
+    case REPL_FRAME_HELLO_ACK:
+        f->u.hello_ack.cluster_id = "00112233445566778899aabbccddeeff";
+        f->u.hello_ack.node_id = "node-b";
+        f->u.hello_ack.wall_ms = 1700000000456;
+        f->u.hello_ack.link_pos = 4242;
+        break;
+    case REPL_FRAME_CHANGES:
+        f->u.changes.last_seq = 22;
+        f->u.changes.v = g_ents;
+        f->u.changes.n = 6;
+        break;
+    case REPL_FRAME_ACK:
+        f->u.ack.seq = 22;
+        break;
+    case REPL_FRAME_SNAPSHOT_BEGIN:
+        f->u.snap_begin.snapshot_seq = 100;
+        f->u.snap_begin.objects = 100000;
+        f->u.snap_begin.hwm = g_hwm;
+        f->u.snap_begin.n_hwm = 2;
+        break;
+    case REPL_FRAME_SNAPSHOT_CHUNK:
+        f->u.snap_chunk.v = g_ents;
+        f->u.snap_chunk.n = 2;
+        break;
+    case REPL_FRAME_SNAPSHOT_END:
+        f->u.snap_end.snapshot_seq = 100;
+        f->u.snap_end.count = 100004;
+        break;
+    case REPL_FRAME_PING:
+    case REPL_FRAME_PONG:
+        f->u.ping.nonce = -5;
+        f->u.ping.wall_ms = 1700000000789;
+        break;
+    case REPL_FRAME_JOIN_REQ:
+        f->u.join_req.invite_id = "inv-1";
+        f->u.join_req.secret = kms_secret_dup(g_secret_bytes, sizeof g_secret_bytes);
+        f->u.join_req.node_id = "node-d";
+        f->u.join_req.peer_addr = "h:1";
+        f->u.join_req.kmip_addr = "h:2";
+        f->u.join_req.node_csr = (repl_bytes_t){(const uint8_t *)"CSR1", 4};
+        f->u.join_req.server_csr = (repl_bytes_t){(const uint8_t *)"CSR22", 5};
+        break;
+    case REPL_FRAME_JOIN_RESP:
+        f->u.join_resp.cluster_id = "c1";
+        f->u.join_resp.ca_cert = (repl_bytes_t){(const uint8_t *)"CA", 2};
+        f->u.join_resp.client_ca = (repl_bytes_t){(const uint8_t *)"CCA", 3};
+        f->u.join_resp.node_cert = (repl_bytes_t){(const uint8_t *)"NC", 2};
+        f->u.join_resp.server_cert = (repl_bytes_t){NULL, 0};
+        f->u.join_resp.current_dsk = 3735928559u;
+        f->u.join_resp.nodes = &g_ents[4];
+        f->u.join_resp.n_nodes = 1;
+        f->u.join_resp.dsks = &g_ents[3];
+        f->u.join_resp.n_dsks = 1;
+        f->u.join_resp.settings = g_settings;
+        f->u.join_resp.n_settings = 1;
+        break;
+    case REPL_FRAME_VERIFY_REQ:
+        f->u.verify_req.tenant = "acme";
+        f->u.verify_req.per_object = true;
+        break;
+    case REPL_FRAME_VERIFY_RESP:
+        g_digests[0] = (repl_digest_t){.kind = REPL_DIGEST_TENANT, .tenant = "acme", .id = "",
+                                       .count = 3};
+        g_digests[1] = (repl_digest_t){.kind = REPL_DIGEST_OBJECT, .tenant = "acme", .id = "o1",
+                                       .count = 1};
+        memset(g_digests[0].sha256, 0xab, 32);
+        memset(g_digests[1].sha256, 0xcd, 32);
+        f->u.verify_resp.v = g_digests;
+        f->u.verify_resp.n = 2;
+        break;
+    case REPL_FRAME_ERROR:
+        f->u.error.code = REPL_ERROR_SKEW;
+        f->u.error.message = "clock skew 7000 ms";
+        break;
+    }
+    return f;
+}
+
+static void free_sample(repl_frame_t *f)
+{
+    if (f->type == REPL_FRAME_JOIN_REQ)
+        kms_secret_free(f->u.join_req.secret); /* built frames borrow: the test owns it */
+    repl_frame_free(f);
+}
+
+static void encode(const repl_frame_t *f, kms_buf_t *b)
+{
+    kms_error_t err;
+    kms_buf_init(b, 1 << 24);
+    int rc = repl_frame_encode(f, 0, b, &err);
+    if (rc)
+        fail_msg("encode %s: %s", repl_frame_type_name(f->type), kms_error_msg(&err));
+}
+
+static int decode(const uint8_t *p, size_t n, repl_frame_t **f, kms_error_t *err)
+{
+    repl_frame_limits_t lim = {.max_frame = 1 << 20};
+    kms_error_clear(err);
+    return repl_frame_decode(p, n, &lim, f, err);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    g_dsk = kms_secret_dup(DSK_BYTES, sizeof DSK_BYTES);
+    sample_entities();
+    return g_dsk ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    kms_secret_free(g_dsk);
+    return 0;
+}
+
+static void write_seed(const char *name, const kms_buf_t *b)
+{
+    const char *dir = getenv("REPL_CORPUS_DIR");
+    if (!dir)
+        return;
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(b->data, 1, b->len, fp), b->len);
+    fclose(fp);
+}
+
+static void test_round_trip_every_type(void **state)
+{
+    (void)state;
+#define XX(v, name)                                                                   \
+    do {                                                                              \
+        repl_frame_t *f = sample(REPL_FRAME_##name), *g = NULL;                      \
+        kms_buf_t b1, b2;                                                             \
+        kms_error_t err;                                                              \
+        encode(f, &b1);                                                               \
+        assert_int_equal(b1.data[0], 'K');                                            \
+        assert_int_equal(b1.data[1], 'R');                                            \
+        assert_int_equal(b1.data[2], 1);                                              \
+        assert_int_equal(b1.data[3], v);                                              \
+        assert_int_equal(kms_be32(b1.data + 4), b1.len - 8);                          \
+        int rc = decode(b1.data, b1.len, &g, &err);                                   \
+        if (rc)                                                                       \
+            fail_msg("decode " #name ": %s at %zu", kms_error_msg(&err), err.offset); \
+        assert_int_equal(g->type, v);                                                 \
+        encode(g, &b2);                                                               \
+        assert_int_equal(b1.len, b2.len);                                             \
+        assert_memory_equal(b1.data, b2.data, b1.len);                                \
+        write_seed(#name, &b1);                                                       \
+        repl_frame_free(g);                                                           \
+        free_sample(f);                                                               \
+        kms_buf_dispose_wipe(&b1);                                                    \
+        kms_buf_dispose_wipe(&b2);                                                    \
+    } while (0);
+    REPL_FRAME_TYPES(XX)
+#undef XX
+}
+
+/* Decode a sample of type t and hand it over. */
+static repl_frame_t *through_wire(enum repl_frame_type t)
+{
+    repl_frame_t *f = sample(t), *g = NULL;
+    kms_buf_t b;
+    kms_error_t err;
+    encode(f, &b);
+    assert_int_equal(decode(b.data, b.len, &g, &err), 0);
+    kms_buf_dispose_wipe(&b);
+    free_sample(f);
+    return g;
+}
+
+static void test_fields_survive(void **state)
+{
+    (void)state;
+    repl_frame_t *g = through_wire(REPL_FRAME_HELLO);
+    assert_string_equal(g->u.hello.cluster_id, "00112233445566778899aabbccddeeff");
+    assert_string_equal(g->u.hello.node_id, "node-a");
+    assert_int_equal(g->u.hello.wall_ms, 1700000000123);
+    assert_string_equal(g->u.hello.kmip_addr, "127.0.0.1:5696");
+    repl_frame_free(g);
+
+    g = through_wire(REPL_FRAME_CHANGES);
+    assert_int_equal(g->u.changes.last_seq, 22);
+    assert_int_equal(g->u.changes.n, 6);
+    const repl_entity_t *o = &g->u.changes.v[0];
+    assert_int_equal(o->kind, REPL_KIND_OBJECT);
+    assert_string_equal(o->obj.id, "6f1c0e0a-0000-4000-8000-000000000001");
+    assert_string_equal(o->obj.tenant, "default");
+    assert_int_equal(o->obj.dsk_id, 0xfffffff0u);
+    assert_true(o->obj.archived);
+    assert_int_equal(o->obj.blob_len, sizeof BLOB);
+    assert_memory_equal(o->obj.blob, BLOB, sizeof BLOB);
+    assert_int_equal(o->obj.n_attrs, 2);
+    assert_string_equal(o->obj.attrs[0].name, "Cryptographic Algorithm");
+    assert_true(o->obj.attrs[0].has_nkey);
+    assert_null(o->obj.attrs[0].skey);
+    assert_int_equal(o->obj.attrs[0].nkey, 3);
+    assert_memory_equal(o->obj.attrs[1].value, V_NAME, sizeof V_NAME);
+    assert_string_equal(o->obj.attrs[1].skey, "k");
+    assert_int_equal(o->obj.attrs[1].index, 1);
+    assert_int_equal(o->seal_gen, 4);
+    assert_int_equal(o->n_clocks, 2);
+    assert_string_equal(o->clocks[1].name, "Name");
+    assert_int_equal(o->clocks[1].hlc, (1001 << 16) | 3);
+    assert_string_equal(o->clocks[1].node, "b");
+    assert_int_equal(o->obj.version, 0);
+    const repl_entity_t *c = &g->u.changes.v[2];
+    assert_string_equal(c->client.name, "vcenter-1");
+    assert_string_equal(c->client.tenant, "acme");
+    assert_int_equal(strlen(c->client.cert_sha256), 64);
+    const repl_entity_t *d = &g->u.changes.v[3];
+    assert_int_equal(d->dsk_id, 3735928559u);
+    assert_non_null(d->dsk);
+    assert_int_equal(d->dsk->len, 32);
+    assert_memory_equal(d->dsk->data, DSK_BYTES, 32);
+    assert_true(d->dsk_current);
+    const repl_entity_t *n = &g->u.changes.v[4];
+    assert_string_equal(n->node.node_id, "node-c");
+    assert_true(n->node.removed);
+    const repl_entity_t *x = &g->u.changes.v[5];
+    assert_true(x->deleted);
+    assert_string_equal(x->key, "gone");
+    repl_frame_free(g);
+
+    g = through_wire(REPL_FRAME_JOIN_RESP);
+    assert_int_equal(g->u.join_resp.n_nodes, 1);
+    assert_int_equal(g->u.join_resp.n_dsks, 1);
+    assert_memory_equal(g->u.join_resp.dsks[0].dsk->data, DSK_BYTES, 32);
+    assert_int_equal(g->u.join_resp.server_cert.len, 0);
+    assert_string_equal(g->u.join_resp.settings[0].value, "1");
+    repl_frame_free(g);
+
+    g = through_wire(REPL_FRAME_JOIN_REQ);
+    assert_int_equal(g->u.join_req.secret->len, 16);
+    assert_memory_equal(g->u.join_req.secret->data, g_secret_bytes, 16);
+    repl_frame_free(g);
+
+    g = through_wire(REPL_FRAME_SNAPSHOT_BEGIN);
+    assert_int_equal(g->u.snap_begin.n_hwm, 2);
+    assert_string_equal(g->u.snap_begin.hwm[1].node_id, "b");
+    assert_int_equal(g->u.snap_begin.hwm[1].seq, 4);
+    repl_frame_free(g);
+
+    g = through_wire(REPL_FRAME_VERIFY_RESP);
+    assert_int_equal(g->u.verify_resp.v[1].kind, REPL_DIGEST_OBJECT);
+    assert_string_equal(g->u.verify_resp.v[1].id, "o1");
+    assert_int_equal(g->u.verify_resp.v[0].sha256[31], 0xab);
+    repl_frame_free(g);
+}
+
+static void test_header_rejections(void **state)
+{
+    (void)state;
+    uint8_t h[8] = {'K', 'R', 1, REPL_FRAME_ACK, 0, 0, 0, 16};
+    int type = 0;
+    size_t total = 0;
+    assert_int_equal(repl_frame_header(h, 7, 1 << 20, &type, &total), KMS_ERR_PARTIAL);
+    assert_int_equal(repl_frame_header(h, 8, 1 << 20, &type, &total), 0);
+    assert_int_equal(type, REPL_FRAME_ACK);
+    assert_int_equal(total, 24);
+    h[0] = 'X';
+    assert_int_equal(repl_frame_header(h, 8, 1 << 20, &type, &total), KMS_ERR_PROTO);
+    h[0] = 'K';
+    h[2] = 2;
+    assert_int_equal(repl_frame_header(h, 8, 1 << 20, &type, &total), KMS_ERR_NOTSUP);
+    h[2] = 1;
+    h[3] = 0;
+    assert_int_equal(repl_frame_header(h, 8, 1 << 20, &type, &total), KMS_ERR_PROTO);
+    h[3] = 15;
+    assert_int_equal(repl_frame_header(h, 8, 1 << 20, &type, &total), KMS_ERR_PROTO);
+    h[3] = REPL_FRAME_ACK;
+    h[7] = 12; /* not a multiple of 8 */
+    assert_int_equal(repl_frame_header(h, 8, 1 << 20, &type, &total), KMS_ERR_PROTO);
+
+    /* Oversize: the 8 header bytes alone (no body follows in memory) are
+     * refused by both the header check and the decoder, so nothing is
+     * allocated or read for the 1 GiB the header announces. */
+    kms_put_be32(h + 4, 1u << 30);
+    assert_int_equal(repl_frame_header(h, 8, 1 << 20, &type, &total), KMS_ERR_LIMIT);
+    repl_frame_t *f = NULL;
+    kms_error_t err;
+    assert_int_equal(decode(h, 8, &f, &err), KMS_ERR_LIMIT);
+    assert_null(f);
+    assert_int_equal(err.offset, 4);
+    assert_non_null(strstr(err.msg, "max_frame"));
+    kms_put_be32(h + 4, (1u << 20) + 8);
+    assert_int_equal(repl_frame_header(h, 8, 1 << 20, &type, &total), KMS_ERR_LIMIT);
+    kms_put_be32(h + 4, 1u << 20);
+    assert_int_equal(repl_frame_header(h, 8, 1 << 20, &type, &total), 0);
+
+    /* Another version: decode says so (the link answers ERROR VERSION). */
+    h[2] = 9;
+    assert_int_equal(decode(h, 8, &f, &err), KMS_ERR_NOTSUP);
+    assert_non_null(strstr(err.msg, "version 9"));
+}
+
+static void test_truncated_everywhere(void **state)
+{
+    (void)state;
+    repl_frame_t *f = sample(REPL_FRAME_CHANGES), *g = NULL;
+    kms_buf_t b;
+    kms_error_t err;
+    encode(f, &b);
+    for (size_t n = 0; n < b.len; n++) {
+        int rc = decode(b.data, n, &g, &err);
+        if (rc != KMS_ERR_PROTO)
+            fail_msg("truncated to %zu of %zu: rc %d", n, b.len, rc);
+        assert_null(g);
+        assert_true(err.offset <= n);
+    }
+    /* Trailing bytes after the frame are not part of it either. */
+    uint8_t *big = malloc(b.len + 8);
+    memcpy(big, b.data, b.len);
+    memset(big + b.len, 0, 8);
+    assert_int_equal(decode(big, b.len + 8, &g, &err), KMS_ERR_PROTO);
+    /* A body whose header claims less than the TTLV structure inside. */
+    kms_put_be32(big + 4, (uint32_t)(b.len - 8 - 8));
+    assert_int_equal(decode(big, b.len - 8, &g, &err), KMS_ERR_PROTO);
+    free(big);
+    free_sample(f);
+    kms_buf_dispose_wipe(&b);
+}
+
+/* Frame of `type` whose body is the tree `root`, encoded raw. */
+static void raw_frame(int type, const ttlv_item_t *root, kms_buf_t *b)
+{
+    uint8_t h[8] = {'K', 'R', 1, (uint8_t)type, 0, 0, 0, 0};
+    kms_buf_init(b, 1 << 20);
+    kms_put_be32(h + 4, (uint32_t)ttlv_encoded_size(root));
+    assert_int_equal(kms_buf_append(b, h, 8), 0);
+    assert_int_equal(ttlv_encode(root, b), 0);
+}
+
+static void expect_reject(int type, const ttlv_item_t *root, int code, const char *msg_part)
+{
+    kms_buf_t b;
+    repl_frame_t *g = NULL;
+    kms_error_t err;
+    raw_frame(type, root, &b);
+    int rc = decode(b.data, b.len, &g, &err);
+    if (rc != code || !strstr(err.msg, msg_part))
+        fail_msg("wanted %d '%s', got %d '%s'", code, msg_part, rc, err.msg);
+    assert_null(g);
+    assert_true(err.offset == KMS_ERROR_NO_OFFSET || err.offset < b.len);
+    kms_buf_dispose(&b);
+}
+
+static ttlv_item_t *hello_body(kms_arena_t *a, uint32_t node_tag, bool node_as_int)
+{
+    ttlv_item_t *r = ttlv_new_struct(a, NULL, REPL_TAG_FRAME);
+    ttlv_new_int(a, r, REPL_TAG_PROTOCOL_VERSION, 1);
+    ttlv_new_textz(a, r, REPL_TAG_CLUSTER_ID, "c");
+    if (node_as_int)
+        ttlv_new_int(a, r, node_tag, 7);
+    else
+        ttlv_new_textz(a, r, node_tag, "n");
+    ttlv_new_long(a, r, REPL_TAG_WALL_MS, 1);
+    ttlv_new_textz(a, r, REPL_TAG_PEER_ADDR, "p:1");
+    ttlv_new_textz(a, r, REPL_TAG_KMIP_ADDR, "k:1");
+    return r;
+}
+
+static void test_body_rejections(void **state)
+{
+    (void)state;
+    kms_arena_t *a = kms_arena_new(0);
+    /* The sane body is accepted, so each rejection below is its own. */
+    {
+        kms_buf_t b;
+        repl_frame_t *g = NULL;
+        kms_error_t err;
+        raw_frame(REPL_FRAME_HELLO, hello_body(a, REPL_TAG_NODE_ID, false), &b);
+        assert_int_equal(decode(b.data, b.len, &g, &err), 0);
+        repl_frame_free(g);
+        kms_buf_dispose(&b);
+    }
+    expect_reject(REPL_FRAME_HELLO, hello_body(a, REPL_TAG_NODE_ID, true), KMS_ERR_PROTO,
+                  "NODE_ID: wrong item type Integer");
+    expect_reject(REPL_FRAME_HELLO, hello_body(a, REPL_TAG_PEER_ADDR, false), KMS_ERR_PROTO,
+                  "expected NODE_ID");
+    /* The body of another frame type. */
+    expect_reject(REPL_FRAME_ACK, hello_body(a, REPL_TAG_NODE_ID, false), KMS_ERR_PROTO,
+                  "expected SEQ");
+    /* Missing trailing field. */
+    ttlv_item_t *r = hello_body(a, REPL_TAG_NODE_ID, false);
+    ttlv_remove(r->last);
+    expect_reject(REPL_FRAME_HELLO, r, KMS_ERR_PROTO, "missing KMIP_ADDR");
+    /* Extra field. */
+    r = hello_body(a, REPL_TAG_NODE_ID, false);
+    ttlv_new_long(a, r, REPL_TAG_SEQ, 1);
+    expect_reject(REPL_FRAME_HELLO, r, KMS_ERR_PROTO, "unexpected SEQ");
+    /* A tag of the extension range that is not ours. */
+    r = hello_body(a, REPL_TAG_NODE_ID, false);
+    ttlv_new_long(a, r, 0x5455ff, 1);
+    expect_reject(REPL_FRAME_HELLO, r, KMS_ERR_PROTO, "unexpected ?");
+    /* A KMIP tag as the root. */
+    r = ttlv_new_struct(a, NULL, KMIP_TAG_REQUEST_MESSAGE);
+    ttlv_new_long(a, r, REPL_TAG_SEQ, 1);
+    expect_reject(REPL_FRAME_ACK, r, KMS_ERR_PROTO, "not a FRAME");
+    /* NUL inside a text (the TTLV decoder refuses it), and text above its size. */
+    r = ttlv_new_struct(a, NULL, REPL_TAG_FRAME);
+    ttlv_new_int(a, r, REPL_TAG_ERROR_CODE, 1);
+    ttlv_new_text(a, r, REPL_TAG_MESSAGE, "a\0b", 3);
+    expect_reject(REPL_FRAME_ERROR, r, KMS_ERR_PROTO, "invalid UTF-8 (byte 0x00)");
+    char longid[80];
+    memset(longid, 'x', sizeof longid - 1);
+    longid[sizeof longid - 1] = 0;
+    r = hello_body(a, REPL_TAG_NODE_ID, false);
+    ttlv_remove(r->first->next->next);
+    ttlv_item_t *id = ttlv_new_textz(a, NULL, REPL_TAG_NODE_ID, longid);
+    /* rebuild in order: version, cluster, NODE_ID(long), ... */
+    r = ttlv_new_struct(a, NULL, REPL_TAG_FRAME);
+    ttlv_new_int(a, r, REPL_TAG_PROTOCOL_VERSION, 1);
+    ttlv_new_textz(a, r, REPL_TAG_CLUSTER_ID, "c");
+    ttlv_append(r, id);
+    ttlv_new_long(a, r, REPL_TAG_WALL_MS, 1);
+    ttlv_new_textz(a, r, REPL_TAG_PEER_ADDR, "p:1");
+    ttlv_new_textz(a, r, REPL_TAG_KMIP_ADDR, "k:1");
+    expect_reject(REPL_FRAME_HELLO, r, KMS_ERR_PROTO, "NODE_ID: longer than 63 bytes");
+    /* Negative sequence numbers. */
+    r = ttlv_new_struct(a, NULL, REPL_TAG_FRAME);
+    ttlv_new_long(a, r, REPL_TAG_SEQ, -1);
+    expect_reject(REPL_FRAME_ACK, r, KMS_ERR_PROTO, "SEQ: -1 out of range");
+    /* An entity of an unknown kind, and a DSK with no key bytes. */
+    r = ttlv_new_struct(a, NULL, REPL_TAG_FRAME);
+    ttlv_new_long(a, r, REPL_TAG_LAST_SEQ, 1);
+    ttlv_item_t *e = ttlv_new_struct(a, r, REPL_TAG_ENTITY);
+    ttlv_new_enum(a, e, REPL_TAG_KIND, 9);
+    ttlv_new_long(a, e, REPL_TAG_SEQ, 1);
+    ttlv_new_textz(a, e, REPL_TAG_KEY, "k");
+    ttlv_new_textz(a, e, REPL_TAG_ORIGIN, "a");
+    ttlv_new_long(a, e, REPL_TAG_ORIGIN_SEQ, 1);
+    ttlv_new_long(a, e, REPL_TAG_HLC, 1);
+    ttlv_new_bool(a, e, REPL_TAG_DELETED, true);
+    expect_reject(REPL_FRAME_CHANGES, r, KMS_ERR_PROTO, "unknown kind 9");
+    e->first->v.i32 = REPL_KIND_DSK;
+    e->last->v.b = false;
+    ttlv_new_long(a, e, REPL_TAG_DSK_ID, 5);
+    ttlv_new_bytes(a, e, REPL_TAG_KEY_BYTES, "", 0);
+    ttlv_new_bool(a, e, REPL_TAG_CURRENT, false);
+    expect_reject(REPL_FRAME_CHANGES, r, KMS_ERR_PROTO, "KEY_BYTES: must be 1 to 64 bytes");
+    kms_arena_free(a);
+}
+
+/* A well-formed TTLV nest deeper than the decoder's limit: refused by the
+ * TTLV decoder (LIMIT), never recursed into without bound. */
+static void test_too_deep(void **state)
+{
+    (void)state;
+    kms_arena_t *a = kms_arena_new(0);
+    ttlv_item_t *r = ttlv_new_struct(a, NULL, REPL_TAG_FRAME), *p = r;
+    for (int i = 0; i < 12; i++)
+        p = ttlv_new_struct(a, p, REPL_TAG_ENTITY);
+    expect_reject(REPL_FRAME_CHANGES, r, KMS_ERR_LIMIT, "nesting deeper");
+    kms_arena_free(a);
+}
+
+/* Secrets: a decoded DSK is in a kms_secret_t and the decoder's tree copy
+ * is wiped; encoding refuses a DSK entity without a key. */
+static void test_secrets(void **state)
+{
+    (void)state;
+    repl_frame_t *f = repl_frame_new(REPL_FRAME_CHANGES);
+    repl_entity_t e = g_ents[3];
+    e.dsk = NULL;
+    f->u.changes.v = &e;
+    f->u.changes.n = 1;
+    kms_buf_t b;
+    kms_error_t err;
+    kms_buf_init(&b, 1 << 20);
+    assert_int_equal(repl_frame_encode(f, 0, &b, &err), KMS_ERR_INVAL);
+    assert_int_equal(b.len, 0);
+    e.dsk = g_dsk;
+    assert_int_equal(repl_frame_encode(f, 0, &b, &err), 0);
+    repl_frame_t *g = NULL;
+    assert_int_equal(decode(b.data, b.len, &g, &err), 0);
+    /* The key arrives in the secret type, byte for byte. */
+    assert_memory_equal(g->u.changes.v[0].dsk->data, DSK_BYTES, 32);
+    repl_frame_free(g);
+    repl_frame_free(f);
+    kms_buf_dispose_wipe(&b);
+}
+
+static void test_encode_limits(void **state)
+{
+    (void)state;
+    repl_frame_t *f = sample(REPL_FRAME_CHANGES);
+    kms_buf_t b;
+    kms_error_t err;
+    kms_buf_init(&b, 1 << 20);
+    assert_int_equal(repl_frame_encode(f, 64, &b, &err), KMS_ERR_LIMIT);
+    assert_int_equal(b.len, 0);
+    kms_buf_dispose(&b);
+    kms_buf_init(&b, 100); /* the output buffer's own cap */
+    assert_int_equal(repl_frame_encode(f, 0, &b, &err), KMS_ERR_LIMIT);
+    assert_int_equal(b.len, 0);
+    kms_buf_dispose(&b);
+    /* A frame that decodes under one max_frame is refused under a smaller. */
+    kms_buf_init(&b, 1 << 20);
+    assert_int_equal(repl_frame_encode(f, 0, &b, &err), 0);
+    repl_frame_t *g = NULL;
+    repl_frame_limits_t lim = {.max_frame = b.len - 8 - 8};
+    assert_int_equal(repl_frame_decode(b.data, b.len, &lim, &g, &err), KMS_ERR_LIMIT);
+    kms_buf_dispose(&b);
+    free_sample(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip_every_type),
+        cmocka_unit_test(test_fields_survive),
+        cmocka_unit_test(test_header_rejections),
+        cmocka_unit_test(test_truncated_everywhere),
+        cmocka_unit_test(test_body_rejections),
+        cmocka_unit_test(test_too_deep),
+        cmocka_unit_test(test_secrets),
+        cmocka_unit_test(test_encode_limits),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
