@@ -156,4 +156,28 @@ void repl_wr_bytes(repl_wr_t *w, ttlv_item_t *parent, uint32_t tag, const void *
 void repl_wr_fail(repl_wr_t *w, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* ---------------------------------------------------------- merge.c */
+/* (hlc, node) order: -1, 0, 1. */
+int repl_clock_cmp(int64_t hlc_a, const char *node_a, int64_t hlc_b, const char *node_b);
+/* Join of two KMIP states in the lifecycle lattice. */
+uint32_t repl_state_join(uint32_t a, uint32_t b);
+/* Destroyed or Destroyed Compromised: no key material. */
+bool repl_state_destroyed(uint32_t s);
+/*
+ * The merged state of one object from two of its states (kind OBJECT,
+ * puts or tombstones; either may be NULL but not both) into *out, in
+ * canonical form. *out points into a, b and `arena`. 0 or KMS_ERR_NOMEM /
+ * KMS_ERR_INVAL. Pure (it only logs a mismatch of immutable fields).
+ */
+int repl_merge_object(const repl_entity_t *a, const repl_entity_t *b, kms_arena_t *arena,
+                      repl_entity_t *out);
+/* Whole-row last-writer-wins (tenants, clients, DSK "current"): the
+ * entity with the later (hlc, origin); a removal beats a write of the
+ * same clock. Either may be NULL. */
+const repl_entity_t *repl_merge_lww(const repl_entity_t *a, const repl_entity_t *b);
+/* Nodes: LWW, and `removed` is sticky. Both non-NULL. */
+void repl_merge_node(const repl_entity_t *a, const repl_entity_t *b, repl_entity_t *out);
+/* Equality of two canonical object states (merge results). */
+bool repl_object_equal(const repl_entity_t *a, const repl_entity_t *b);
+
 #endif /* KMS_REPL_INT_H */
