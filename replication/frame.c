@@ -716,13 +716,16 @@ int repl_frame_decode(const uint8_t *buf, size_t len, const repl_frame_limits_t 
     if (!a)
         return kms_error_set(err, KMS_ERR_NOMEM, "out of memory");
     ttlv_limits_t tl = {.max_depth = depth, .max_items = items};
-    ttlv_error_t te;
+    kms_error_t te;
+    kms_error_clear(&te);
     rc = ttlv_decode(buf + REPL_FRAME_HEADER, body, &tl, a, &root, &te);
     if (rc) {
         if (rc == KMS_ERR_NOMEM)
             kms_error_set(err, rc, "frame needs more memory than its size allows");
+        else if (te.offset == KMS_ERROR_NO_OFFSET)
+            kms_error_set(err, rc, "%s", kms_error_msg(&te));
         else
-            kms_error_set_at(err, rc, REPL_FRAME_HEADER + te.offset, "%s", te.msg);
+            kms_error_set_at(err, rc, REPL_FRAME_HEADER + te.offset, "%s", kms_error_msg(&te));
         goto out;
     }
     if (root->tag != REPL_TAG_FRAME || root->type != TTLV_STRUCTURE) {
