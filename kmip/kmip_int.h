@@ -247,9 +247,11 @@ void kmip_obj_drop_material(kmip_obj_t *o);
 int kmip_obj_save(kmip_ctx_t *ctx, kmip_obj_t *o);
 
 /* Load `id`, run cb on it, save; retried on KMS_ERR_CONFLICT (up to 32
- * times, with a short jittered back-off). cb returns 0 to save, 1 to skip the save (no change), or an
- * error (kmip_fail). *out (may be NULL) gets the final object. */
-typedef int (*kmip_mutate_cb)(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg);
+ * times, with a short jittered back-off). cb returns 0 or an error
+ * (kmip_fail); it sets *unchanged_out (false on entry) when it changed
+ * nothing, and the save is skipped. *out (may be NULL) gets the final
+ * object. */
+typedef int (*kmip_mutate_cb)(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg, bool *unchanged_out);
 int kmip_obj_update(kmip_ctx_t *ctx, const char *id, kmip_mutate_cb cb, void *arg,
                     kmip_obj_t **out);
 

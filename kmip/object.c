@@ -505,16 +505,16 @@ int kmip_obj_update(kmip_ctx_t *ctx, const char *id, kmip_mutate_cb cb, void *ar
             nanosleep(&ts, NULL);
         }
         kmip_obj_t *o = NULL;
+        bool unchanged = false;
         if ((rc = kmip_obj_load(ctx, id, &o)))
             return rc;
-        rc = cb(ctx, o, arg);
-        if (rc == 1) {
+        if ((rc = cb(ctx, o, arg, &unchanged)))
+            return rc;
+        if (unchanged) {
             if (out)
                 *out = o;
             return 0;
         }
-        if (rc)
-            return rc;
         rc = kmip_obj_save(ctx, o);
         if (rc == 0 && out)
             *out = o;

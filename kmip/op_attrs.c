@@ -124,8 +124,9 @@ static int parse_edit(kmip_ctx_t *ctx, edit_t *e, bool need_value)
     return 0;
 }
 
-static int add_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg)
+static int add_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg, bool *unchanged_out)
 {
+    (void)unchanged_out;
     edit_t *e = arg;
     if (o->archived)
         return kmip_fail(ctx, KMIP_RESULT_REASON_OBJECT_ARCHIVED, "object is archived");
@@ -183,8 +184,9 @@ int kmip_op_add_attribute(kmip_ctx_t *ctx)
     return kmip_attr_to_ttlv(ctx, ctx->resp_payload, e.result) ? 0 : KMS_ERR_NOMEM;
 }
 
-static int modify_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg)
+static int modify_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg, bool *unchanged_out)
 {
+    (void)unchanged_out;
     edit_t *e = arg;
     if (o->archived)
         return kmip_fail(ctx, KMIP_RESULT_REASON_OBJECT_ARCHIVED, "object is archived");
@@ -243,8 +245,9 @@ int kmip_op_modify_attribute(kmip_ctx_t *ctx)
     return kmip_attr_to_ttlv(ctx, ctx->resp_payload, e.result) ? 0 : KMS_ERR_NOMEM;
 }
 
-static int delete_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg)
+static int delete_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg, bool *unchanged_out)
 {
+    (void)unchanged_out;
     edit_t *e = arg;
     if (o->archived)
         return kmip_fail(ctx, KMIP_RESULT_REASON_OBJECT_ARCHIVED, "object is archived");

@@ -27,17 +27,20 @@ static bool attr_bool(const kmip_obj_t *o, const char *name, bool dflt)
     return a && a->value && a->value->type == TTLV_BOOLEAN ? a->value->v.b : dflt;
 }
 
-static int unfresh_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg)
+static int unfresh_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg, bool *unchanged_out)
 {
     (void)arg;
     kmip_attr_t *f = kmip_attr_get(o, "Fresh", 0);
-    if (!f || f->value->type != TTLV_BOOLEAN || !f->value->v.b)
-        return 1;
+    if (!f || f->value->type != TTLV_BOOLEAN || !f->value->v.b) {
+        *unchanged_out = true; /* another Get cleared it meanwhile */
+        return 0;
+    }
     return kmip_attr_set_bool(ctx, o, "Fresh", false);
 }
 
-static int served_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg)
+static int served_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg, bool *unchanged_out)
 {
+    (void)unchanged_out;
     (void)arg;
     int rc = kmip_attr_set(ctx, o, "_kmsd.served", 0,
                            ttlv_new_long(ctx->arena, NULL, KMIP_TAG_ATTRIBUTE_VALUE, kms_now_us()));

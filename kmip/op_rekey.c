@@ -57,8 +57,9 @@ struct old_update {
 };
 
 /* On the old key: drop its Names, add the Replacement Object Link. */
-static int update_old(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg)
+static int update_old(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg, bool *unchanged_out)
 {
+    (void)unchanged_out;
     struct old_update *u = arg;
     ttlv_item_t *v = NULL;
     int rc;

@@ -45,8 +45,9 @@ static int simple_update(kmip_ctx_t *ctx, kmip_mutate_cb cb, void *arg)
 }
 
 /* ------------------------------------------------------------ Activate */
-static int activate_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg)
+static int activate_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg, bool *unchanged_out)
 {
+    (void)unchanged_out;
     (void)arg;
     if (o->archived)
         return kmip_fail(ctx, KMIP_RESULT_REASON_OBJECT_ARCHIVED, "object is archived");
@@ -74,8 +75,9 @@ typedef struct revoke_args {
     int64_t cod;                 /* Compromise Occurrence Date */
 } revoke_args_t;
 
-static int revoke_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg)
+static int revoke_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg, bool *unchanged_out)
 {
+    (void)unchanged_out;
     revoke_args_t *ra = arg;
     int rc;
     if (o->archived)
@@ -135,8 +137,9 @@ int kmip_op_revoke(kmip_ctx_t *ctx)
 }
 
 /* ------------------------------------------------------------- Destroy */
-static int destroy_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg)
+static int destroy_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg, bool *unchanged_out)
 {
+    (void)unchanged_out;
     (void)arg;
     if (o->archived)
         return kmip_fail(ctx, KMIP_RESULT_REASON_OBJECT_ARCHIVED, "object is archived");
@@ -165,21 +168,25 @@ int kmip_op_destroy(kmip_ctx_t *ctx)
 }
 
 /* ---------------------------------------------------- Archive, Recover */
-static int archive_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg)
+static int archive_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg, bool *unchanged_out)
 {
     (void)arg;
-    if (o->archived)
-        return 1; /* already archived: nothing to do */
+    if (o->archived) {
+        *unchanged_out = true; /* already archived: nothing to do */
+        return 0;
+    }
     o->archived = true;
     return kmip_attr_set_date(ctx, o, "Archive Date", ctx->now);
 }
 
-static int recover_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg)
+static int recover_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg, bool *unchanged_out)
 {
     (void)ctx;
     (void)arg;
-    if (!o->archived)
-        return 1;
+    if (!o->archived) {
+        *unchanged_out = true;
+        return 0;
+    }
     o->archived = false;
     o->dirty = true;
     return 0;
@@ -287,8 +294,9 @@ int kmip_op_obtain_lease(kmip_ctx_t *ctx)
     return 0;
 }
 
-static int allocate_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg)
+static int allocate_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg, bool *unchanged_out)
 {
+    (void)unchanged_out;
     int64_t want = *(int64_t *)arg;
     if (o->archived)
         return kmip_fail(ctx, KMIP_RESULT_REASON_OBJECT_ARCHIVED, "object is archived");
