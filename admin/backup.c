@@ -179,10 +179,9 @@ int admin_backup_create(const admin_options_t *opt, int fd, const char *pass,
             rc = KMS_ERR_NOMEM;
             break;
         }
-        if (obj->blob && obj->blob_len) {
+        if (obj->sealed.dsk_id) {
             kms_secret_t *plain = NULL;
-            rc = hsm_open_blob(opt->keyring, obj->dsk_id, obj->tenant, obj->id, obj->version, obj->blob,
-                               obj->blob_len, &plain);
+            rc = hsm_row_open(opt->keyring, obj->tenant, obj->id, &obj->sealed, &plain);
             if (rc) {
                 snprintf(msg, msglen, "cannot unseal %s: %s", obj->id, kms_strerror(rc));
                 break;
@@ -278,9 +277,8 @@ static int apply_object(const admin_options_t *opt, const bk_keys_t *keys, kms_a
                                                                     ? at->value[3] : -1);
     }
     const ttlv_item_t *blob = ttlv_find(t, BK_BLOB);
-    kms_buf_t plain, sealed;
+    kms_buf_t plain;
     kms_buf_init(&plain, BK_MAX_ITEM);
-    kms_buf_init(&sealed, BK_MAX_ITEM);
     int rc = 0;
     if (blob) {
         if (blob->type != TTLV_BYTE_STRING)
@@ -291,23 +289,16 @@ static int apply_object(const admin_options_t *opt, const bk_keys_t *keys, kms_a
             snprintf(msg, msglen, "key material of %s does not decrypt", o.id);
             goto out;
         }
-        /* A new object in this store: version 1. */
-        rc = hsm_seal(opt->keyring, o.tenant, o.id, 1, plain.data, plain.len, &sealed, &o.dsk_id);
+        /* A new object in this store: its material's first seal here. */
+        rc = hsm_row_seal(opt->keyring, o.tenant, o.id, NULL, plain.data, plain.len, a, &o.sealed);
         if (rc) {
             snprintf(msg, msglen, "cannot seal %s: %s", o.id, kms_strerror(rc));
-            goto out;
-        }
-        o.blob = kms_arena_memdup(a, sealed.data, sealed.len);
-        o.blob_len = sealed.len;
-        if (!o.blob) {
-            rc = KMS_ERR_NOMEM;
             goto out;
         }
     }
     rc = store_write_put(w, &o, STORE_VERSION_NEW);
 out:
     kms_buf_dispose_wipe(&plain);
-    kms_buf_dispose(&sealed);
     return rc;
 }
 

@@ -199,6 +199,21 @@ void kms_wipe(void *p, size_t n);
 /* Constant-time comparison: 0 when equal. */
 int kms_ct_memcmp(const void *a, const void *b, size_t n);
 
+/* ---------------------------------------------------------------- sealed */
+/*
+ * Key material as an object row holds it: sealed by hsm/ (hsm_row_seal,
+ * hsm_row_open), kept by store/ in the row without looking inside. It is a
+ * plain value type here because those two modules never include each
+ * other.
+ */
+typedef struct kms_sealed {
+    uint32_t dsk_id;      /* data-store key that sealed `blob`; 0 = no material */
+    int64_t gen;          /* seal generation, bound by the seal: 1 when first
+                             sealed, +1 each time the material is re-sealed */
+    const uint8_t *blob;  /* nonce || ciphertext || tag; NULL when dsk_id is 0 */
+    size_t len;
+} kms_sealed_t;
+
 /* --------------------------------------------------------------- strings */
 /* Copy src into dst[size] (size > 0), cut to fit, always NUL-terminated;
  * returns strlen(src), so >= size means it was cut. For fixed-size fields

@@ -5,9 +5,10 @@
  * 1. A master-key provider (`pkcs11`: a key that never leaves a PKCS#11
  *    token; `file`: a 32-byte key in a 0600 file) that only wraps and
  *    unwraps data-store keys (DSKs).
- * 2. A keyring of DSKs (plaintext only in mlock'ed memory) that seals every
- *    key-material blob with AES-256-GCM, associated data binding the object
- *    id and version, so a blob copied onto another row fails to open.
+ * 2. A keyring of DSKs (plaintext only in mlock'ed memory) that seals the
+ *    key material of every object row with AES-256-GCM, associated data
+ *    binding the owner tenant, object id and seal generation, so a blob
+ *    copied onto another object's row fails to open.
  *
  * hsm/ never includes store/: callers persist the wrapped DSKs (e.g. in
  * store meta) and hand them to the keyring. All functions are thread-safe
@@ -84,20 +85,39 @@ int hsm_keyring_rewrap(hsm_keyring_t *kr, uint32_t dsk_id, hsm_t *h2, kms_buf_t 
 /* After a master rotation: later hsm_keyring_load/generate use `h` (which
  * must outlive the keyring; the previous provider is no longer used by it,
  * but the caller keeps it open until no generate/load that started before
- * this call can still be running). Added for master-key rotation. */
+ * this call can still be running). */
 int hsm_keyring_set_master(hsm_keyring_t *kr, hsm_t *h);
 
-/* Seal plaintext key material of object `obj_id` at `version`, owned by
- * tenant `owner`, under the current DSK: out = nonce(12) || ciphertext ||
- * tag(16), appended to *out; *dsk_id_out names the DSK. The associated data
- * binds dsk id, owner, object id and version. KMS_ERR_STATE when no DSK is
- * current. */
-int hsm_seal(hsm_keyring_t *kr, const char *owner, const char *obj_id, int64_t version,
-             const uint8_t *plain, size_t len, kms_buf_t *out, uint32_t *dsk_id_out);
-/* Open a sealed blob. KMS_ERR_CRYPTO when the tag fails (wrong row, wrong
- * version, wrong owner, tampering), KMS_ERR_NOTFOUND when dsk_id is not
- * loaded. */
-int hsm_open_blob(hsm_keyring_t *kr, uint32_t dsk_id, const char *owner, const char *obj_id,
-                  int64_t version, const uint8_t *blob, size_t len, kms_secret_t **plain_out);
+/* ------------------------------------------------------------ sealed rows
+ * The one owner of the key material of an object row (kms_sealed_t): every
+ * path that seals material for a row or opens a row's material (KMIP
+ * operations, undo, backup and restore, store-key rotation, replication)
+ * calls these. A blob is AES-256-GCM under a DSK, nonce(12) || ciphertext
+ * || tag(16); its associated data binds the DSK id, the owner tenant, the
+ * object id and the seal generation (keyring.c has the exact bytes), and
+ * nothing else of the row: a write that changes only attributes, state or
+ * the row's version keeps the sealed fields as they are, and a row opens
+ * on any node holding the DSK, whatever version the row has there. */
+
+/* Seal plaintext material of object `obj_id` owned by tenant `owner` under
+ * the current DSK. `prev` is the row's sealed material before this seal
+ * (NULL for an object never stored): the generation becomes prev->gen + 1,
+ * or 1. The blob is allocated from `arena`; *sealed_out is set only on
+ * success. KMS_ERR_STATE when no DSK is current; KMS_ERR_LIMIT when the
+ * material, owner or id is too long. */
+int hsm_row_seal(hsm_keyring_t *kr, const char *owner, const char *obj_id,
+                 const kms_sealed_t *prev, const uint8_t *plain, size_t len, kms_arena_t *arena,
+                 kms_sealed_t *sealed_out);
+/* Open the sealed material of object `obj_id` owned by `owner`.
+ * KMS_ERR_CRYPTO when it does not authenticate (another object's or
+ * tenant's blob, another generation, tampering); KMS_ERR_NOTFOUND when its
+ * DSK is not loaded (or dsk_id is 0: the row has no material). */
+int hsm_row_open(hsm_keyring_t *kr, const char *owner, const char *obj_id,
+                 const kms_sealed_t *sealed, kms_secret_t **plain_out);
+/* Open `cur` and seal its material again under the current DSK with the
+ * next generation (store-key rotation). The plaintext stays inside hsm/.
+ * The errors of hsm_row_open and hsm_row_seal. sealed_out may be cur. */
+int hsm_row_reseal(hsm_keyring_t *kr, const char *owner, const char *obj_id,
+                   const kms_sealed_t *cur, kms_arena_t *arena, kms_sealed_t *sealed_out);
 
 #endif /* KMS_HSM_H */

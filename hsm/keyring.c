@@ -3,14 +3,19 @@
  *
  * A DSK is a 32-byte AES-256 key, plaintext only in a kms_secret_t, stored
  * by the caller only in its wrapped form (hsm_wrap under the master key).
- * hsm_seal encrypts key material with AES-256-GCM under the current DSK:
- *   out = nonce(12) || ciphertext || tag(16)
- *   AAD = "kmsd seal v2" || 0x00 || be32(dsk_id) || be32(len(owner)) ||
- *         owner || be32(len(obj_id)) || obj_id || be64(version)
- * so a blob moved to another row, another version, another DSK id or
- * another owner tenant (a row re-assigned in the database) fails to open. Nonces are random (96 bits); with one DSK per 2^32 seals the
- * collision risk stays far below NIST SP 800-38D's bound. Rotating the DSK
- * (a new id) is the caller's policy; this file does not count.
+ * hsm_row_seal encrypts the key material of an object row with AES-256-GCM
+ * under the current DSK:
+ *   blob = nonce(12) || ciphertext || tag(16)
+ *   AAD  = "kmsd seal v2" || 0x00 || be32(dsk_id) || be32(len(owner)) ||
+ *          owner || be32(len(obj_id)) || obj_id || be64(gen)
+ * so a blob moved to another object, another owner tenant (a row
+ * re-assigned in the database), another DSK id or another seal generation
+ * fails to open. The generation is 1 for new material and grows by one at
+ * each re-seal; it is not the row's version, so writes that leave the
+ * material alone need no seal and rows open on every node whatever their
+ * local version. Nonces are random (96 bits); with one DSK per 2^32 seals
+ * the collision risk stays far below NIST SP 800-38D's bound. Rotating the
+ * DSK (a new id) is the caller's policy; this file does not count.
  *
  * A read-write lock guards the table: seal/open take it shared, load and
  * generate exclusive. Entries are never removed before hsm_keyring_free.
@@ -29,6 +34,7 @@
 #define SEAL_MAX_PLAIN (64u * 1024 * 1024) /* sealed objects are keys, not bulk data */
 #define OBJ_ID_MAX 1024
 #define OWNER_MAX 256
+#define SEAL_AAD_MAX (sizeof(SEAL_DOMAIN) + 20 + OWNER_MAX + OBJ_ID_MAX)
 
 typedef struct dsk {
     uint32_t id;
@@ -220,10 +226,14 @@ int hsm_keyring_rewrap(hsm_keyring_t *kr, uint32_t dsk_id, hsm_t *h2, kms_buf_t 
     return rc;
 }
 
-/* AAD for (dsk_id, owner, obj_id, version); returns its length or 0 when a
- * field is too long. */
+/* The associated data of a row's seal: (dsk_id, owner, obj_id, gen).
+ * Returns its length, or 0 when a field is too long. The layout (and the
+ * domain string) is the one blobs sealed before seal generations used,
+ * with the row's version where the generation is now: schema migration 6
+ * sets the generation of such rows to their version, so they open as they
+ * are. */
 static size_t seal_aad(uint8_t *aad, size_t cap, uint32_t dsk_id, const char *owner,
-                       const char *obj_id, int64_t version)
+                       const char *obj_id, int64_t gen)
 {
     size_t olen = strlen(owner), idlen = strlen(obj_id);
     size_t n = sizeof(SEAL_DOMAIN); /* includes the NUL separator */
@@ -238,25 +248,32 @@ static size_t seal_aad(uint8_t *aad, size_t cap, uint32_t dsk_id, const char *ow
     kms_put_be32(aad + n, (uint32_t)idlen);
     memcpy(aad + n + 4, obj_id, idlen);
     n += 4 + idlen;
-    kms_put_be64(aad + n, (uint64_t)version);
+    kms_put_be64(aad + n, (uint64_t)gen);
     return n + 8;
 }
 
-int hsm_seal(hsm_keyring_t *kr, const char *owner, const char *obj_id, int64_t version,
-             const uint8_t *plain, size_t len, kms_buf_t *out, uint32_t *dsk_id_out)
+int hsm_row_seal(hsm_keyring_t *kr, const char *owner, const char *obj_id,
+                 const kms_sealed_t *prev, const uint8_t *plain, size_t len, kms_arena_t *arena,
+                 kms_sealed_t *sealed_out)
 {
-    uint8_t aad[sizeof(SEAL_DOMAIN) + 20 + OWNER_MAX + OBJ_ID_MAX];
-    size_t aadlen, mark;
+    uint8_t aad[SEAL_AAD_MAX];
+    size_t aadlen;
+    uint8_t *blob;
+    int64_t gen = 1;
     uint32_t id;
     int rc;
 
-    if (!kr || !owner || !obj_id || (!plain && len) || !out)
+    if (!kr || !owner || !obj_id || (!plain && len) || !arena || !sealed_out)
         return KMS_ERR_INVAL;
     if (len > SEAL_MAX_PLAIN)
         return KMS_ERR_LIMIT;
-    mark = out->len;
-    if ((rc = kms_buf_reserve(out, len + SEAL_OVERHEAD)) != 0)
-        return rc;
+    if (prev) {
+        if (prev->gen < 0 || prev->gen == INT64_MAX)
+            return KMS_ERR_INVAL; /* not a generation this code wrote */
+        gen = prev->gen + 1;
+    }
+    if (!(blob = kms_arena_alloc(arena, len + SEAL_OVERHEAD)))
+        return KMS_ERR_NOMEM;
     pthread_rwlock_rdlock(&kr->lock);
     id = kr->current;
     const dsk_t *d = id ? find(kr, id) : NULL;
@@ -264,47 +281,48 @@ int hsm_seal(hsm_keyring_t *kr, const char *owner, const char *obj_id, int64_t v
         rc = KMS_ERR_STATE; /* no current DSK: caller must generate/set one */
         goto out;
     }
-    if (!(aadlen = seal_aad(aad, sizeof(aad), id, owner, obj_id, version))) {
+    if (!(aadlen = seal_aad(aad, sizeof(aad), id, owner, obj_id, gen))) {
         rc = KMS_ERR_LIMIT;
         goto out;
     }
-    uint8_t *nonce = out->data + mark;
-    if (RAND_bytes(nonce, HSM_GCM_IV_LEN) != 1) {
+    if (RAND_bytes(blob, HSM_GCM_IV_LEN) != 1) {
         rc = KMS_ERR_CRYPTO;
         goto out;
     }
-    rc = hsm_gcm_encrypt(d->key->data, nonce, aad, aadlen, plain, len, nonce + HSM_GCM_IV_LEN);
-    if (rc == 0) {
-        out->len = mark + len + SEAL_OVERHEAD;
-        if (dsk_id_out)
-            *dsk_id_out = id;
-    }
+    rc = hsm_gcm_encrypt(d->key->data, blob, aad, aadlen, plain, len, blob + HSM_GCM_IV_LEN);
 out:
     pthread_rwlock_unlock(&kr->lock);
+    if (rc == 0)
+        *sealed_out = (kms_sealed_t){.dsk_id = id, .gen = gen, .blob = blob,
+                                     .len = len + SEAL_OVERHEAD};
     return rc;
 }
 
-int hsm_open_blob(hsm_keyring_t *kr, uint32_t dsk_id, const char *owner, const char *obj_id,
-                  int64_t version, const uint8_t *blob, size_t len, kms_secret_t **plain_out)
+int hsm_row_open(hsm_keyring_t *kr, const char *owner, const char *obj_id,
+                 const kms_sealed_t *sealed, kms_secret_t **plain_out)
 {
-    uint8_t aad[sizeof(SEAL_DOMAIN) + 20 + OWNER_MAX + OBJ_ID_MAX];
-    size_t aadlen;
+    uint8_t aad[SEAL_AAD_MAX];
+    size_t aadlen, len;
     kms_secret_t *s = NULL;
     int rc;
 
-    if (!kr || !owner || !obj_id || !blob || !plain_out)
+    if (!kr || !owner || !obj_id || !sealed || !plain_out)
         return KMS_ERR_INVAL;
     *plain_out = NULL;
-    if (len < SEAL_OVERHEAD || len - SEAL_OVERHEAD > SEAL_MAX_PLAIN)
+    if (sealed->dsk_id == 0)
+        return KMS_ERR_NOTFOUND; /* the row holds no material */
+    len = sealed->len;
+    if (!sealed->blob || len < SEAL_OVERHEAD || len - SEAL_OVERHEAD > SEAL_MAX_PLAIN ||
+        sealed->gen < 1)
         return KMS_ERR_CRYPTO; /* truncated or not ours: same answer as a bad tag */
-    if (!(aadlen = seal_aad(aad, sizeof(aad), dsk_id, owner, obj_id, version)))
+    if (!(aadlen = seal_aad(aad, sizeof(aad), sealed->dsk_id, owner, obj_id, sealed->gen)))
         return KMS_ERR_CRYPTO;
     if (!(s = kms_secret_new(len - SEAL_OVERHEAD)))
         return KMS_ERR_NOMEM;
     pthread_rwlock_rdlock(&kr->lock);
-    const dsk_t *d = find(kr, dsk_id);
-    rc = d ? hsm_gcm_decrypt(d->key->data, blob, aad, aadlen, blob + HSM_GCM_IV_LEN,
-                             len - HSM_GCM_IV_LEN, s->data)
+    const dsk_t *d = find(kr, sealed->dsk_id);
+    rc = d ? hsm_gcm_decrypt(d->key->data, sealed->blob, aad, aadlen,
+                             sealed->blob + HSM_GCM_IV_LEN, len - HSM_GCM_IV_LEN, s->data)
            : KMS_ERR_NOTFOUND;
     pthread_rwlock_unlock(&kr->lock);
     if (rc) {
@@ -313,4 +331,15 @@ int hsm_open_blob(hsm_keyring_t *kr, uint32_t dsk_id, const char *owner, const c
     }
     *plain_out = s;
     return 0;
+}
+
+int hsm_row_reseal(hsm_keyring_t *kr, const char *owner, const char *obj_id,
+                   const kms_sealed_t *cur, kms_arena_t *arena, kms_sealed_t *sealed_out)
+{
+    kms_secret_t *plain = NULL;
+    int rc = hsm_row_open(kr, owner, obj_id, cur, &plain);
+    if (rc == 0)
+        rc = hsm_row_seal(kr, owner, obj_id, cur, plain->data, plain->len, arena, sealed_out);
+    kms_secret_free(plain);
+    return rc;
 }

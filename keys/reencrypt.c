@@ -4,8 +4,8 @@
  *
  * A pass counts the objects whose dsk_id is neither 0 (no key material) nor
  * the current DSK, then walks them in id order in batches: load, open the
- * blob with its old DSK, seal it with the current DSK for the version the
- * put creates, and store_write_put with expect_version (one commit per
+ * blob with its old DSK, seal it with the current DSK as the next seal
+ * generation (hsm_row_reseal), and store_write_put with expect_version (one commit per
  * batch; on KMS_ERR_CONFLICT, because a client changed an object meanwhile,
  * the batch is redone object by object, re-reading each). KMIP requests are
  * served throughout: objects are only ever replaced by complete, newer
@@ -94,32 +94,6 @@ static int scan_cb(const char *id, uint32_t dsk_id, void *arg)
 }
 
 /* ------------------------------------------------------------ re-sealing */
-/* Replace obj->blob with one sealed under the current DSK for version + 1.
- * The new blob lives in `a`. */
-static int reseal(hsm_keyring_t *kr, kms_arena_t *a, store_object_t *obj)
-{
-    kms_secret_t *plain = NULL;
-    kms_buf_t out;
-    uint32_t dsk = 0;
-    kms_buf_init(&out, obj->blob_len + 256);
-    int rc = hsm_open_blob(kr, obj->dsk_id, obj->tenant, obj->id, obj->version, obj->blob, obj->blob_len, &plain);
-    if (rc == 0)
-        rc = hsm_seal(kr, obj->tenant, obj->id, obj->version + 1, plain->data, plain->len, &out, &dsk);
-    kms_secret_free(plain);
-    if (rc == 0) {
-        uint8_t *p = kms_arena_memdup(a, out.data, out.len);
-        if (!p) {
-            rc = KMS_ERR_NOMEM;
-        } else {
-            obj->blob = p;
-            obj->blob_len = out.len;
-            obj->dsk_id = dsk;
-        }
-    }
-    kms_buf_dispose(&out); /* sealed bytes only */
-    return rc;
-}
-
 /* Load `id` and queue its re-sealed version into w. 1 = nothing to do
  * (gone, no blob, already current), 0 = queued, <0 error. */
 static int prepare(store_reader_t *rd, kms_arena_t *a, hsm_keyring_t *kr, uint32_t target,
@@ -131,9 +105,10 @@ static int prepare(store_reader_t *rd, kms_arena_t *a, hsm_keyring_t *kr, uint32
         return 1;
     if (rc)
         return rc;
-    if (!obj->blob || obj->dsk_id == 0 || obj->dsk_id == target)
+    if (!obj->sealed.blob || obj->sealed.dsk_id == 0 || obj->sealed.dsk_id == target)
         return 1;
-    if ((rc = reseal(kr, a, obj)) != 0)
+    /* Under the current DSK, as the row's next seal generation. */
+    if ((rc = hsm_row_reseal(kr, obj->tenant, obj->id, &obj->sealed, a, &obj->sealed)) != 0)
         return rc;
     return store_write_put(w, obj, obj->version);
 }

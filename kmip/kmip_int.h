@@ -7,8 +7,8 @@
  * - The operation handler signature and the dispatch table entry.
  * - The managed-object model (kmip_obj_t) with load/save against store/:
  *   attributes are kept as decoded TTLV Attribute Value items; key material
- *   is sealed with hsm_seal() for (id, version the put will produce) and
- *   opened with hsm_open_blob() for (id, stored version).
+ *   is sealed with hsm_row_seal() only when it is new, and a save that
+ *   leaves it alone writes the stored sealed fields back unchanged.
  * - Attribute helpers (get/set/add/remove by name and index) and the
  *   attribute rule table (single/multi valued, who may set/modify/delete).
  * - kmip_fail(): record a KMIP Result Reason + message and return an error.
@@ -189,13 +189,14 @@ typedef struct kmip_obj {
     int64_t created_us;
     bool archived;
 
-    /* Sealed material as loaded (dsk_id 0 = none). */
-    uint32_t dsk_id;
-    const uint8_t *blob;
-    size_t blob_len;
+    /* Sealed material as stored (dsk_id 0 = none), and the owner tenant
+     * it was sealed for. */
+    kms_sealed_t sealed;
+    char sealed_owner[64];
     /* Plaintext material when opened or newly set (owned by the context). */
     kms_secret_t *material;
     bool has_material;           /* false after Destroy wiped it */
+    bool material_new;           /* set since the last save: seal it at the next */
 
     kmip_attr_t *attrs;          /* every instance, in insertion order */
     bool dirty;
@@ -239,8 +240,10 @@ int kmip_obj_material_desc(const kmip_obj_t *o, struct kmip_material *desc_out);
 void kmip_obj_drop_material(kmip_obj_t *o);
 
 /*
- * Write the object (Last Change Date updated, material re-sealed for the
- * new version) with expect_version = o->version, and commit. On success
+ * Write the object (Last Change Date updated) with expect_version =
+ * o->version, and commit. Material is sealed only when it is new since the
+ * last save (or its owner changed); otherwise the stored sealed fields go
+ * back as they are, so an attribute-only write costs no seal. On success
  * o->version is the new version. KMS_ERR_CONFLICT when someone else wrote
  * it first (re-load and retry, or use kmip_obj_update()).
  */
@@ -257,7 +260,7 @@ int kmip_obj_update(kmip_ctx_t *ctx, const char *id, kmip_mutate_cb cb, void *ar
 
 /* Undo log (Batch Error Continuation Option Undo): every successful save
  * of the batch is recorded while ctx->undo_enabled; kmip_undo_run() puts
- * back the earlier rows (material re-sealed for the new version) and
+ * back the earlier rows (their sealed material as it was: no seal) and
  * deletes objects the batch created, newest first. */
 int kmip_undo_run(kmip_ctx_t *ctx);
 

@@ -2,10 +2,12 @@
  * kmip/object.c: the managed-object model against store/ and hsm/.
  *
  * Converts store_object_t rows (attribute values as TTLV bytes, sealed
- * material) to kmip_obj_t (decoded attribute items) and back, seals
- * material for the version the put will produce (expect + 1) and opens it
- * for the stored version, applies date-driven state changes, retries
- * optimistic-concurrency conflicts, and keeps the batch's undo log.
+ * material) to kmip_obj_t (decoded attribute items) and back, applies
+ * date-driven state changes, retries optimistic-concurrency conflicts, and
+ * keeps the batch's undo log. Material is sealed (hsm_row_seal) only when
+ * it is new; every other write carries the row's sealed fields over
+ * untouched, so reading a key (first Get clearing Fresh), attribute edits
+ * and state changes never unseal and re-seal it.
  *
  * It does not decide who may do what (the operation files do) and never
  * logs or copies plaintext outside kms_secret_t.
@@ -125,10 +127,9 @@ static int from_store(kmip_ctx_t *ctx, const store_object_t *so, kmip_obj_t **ou
     o->version = so->version;
     o->created_us = so->created_us;
     o->archived = so->archived;
-    o->dsk_id = so->dsk_id;
-    o->blob = so->blob;
-    o->blob_len = so->blob_len;
-    o->has_material = so->dsk_id != 0 && so->blob && so->blob_len > 0;
+    o->sealed = so->sealed;
+    kms_strlcpy(o->sealed_owner, so->tenant, sizeof(o->sealed_owner));
+    o->has_material = so->sealed.dsk_id != 0 && so->sealed.blob && so->sealed.len > 0;
     o->loaded = so;
     /* The store's (name, index) pairs are unique (its primary key) and its
      * strings live in the same arena, so the instances are appended in
@@ -205,6 +206,7 @@ int kmip_obj_set_material(kmip_ctx_t *ctx, kmip_obj_t *o, kms_secret_t *stored,
     kmip_ctx_own_secret(ctx, stored);
     o->material = stored;
     o->has_material = true;
+    o->material_new = true;
     o->dirty = true;
     ttlv_item_t *d = NULL;
     if (desc) {
@@ -295,10 +297,7 @@ int kmip_obj_open_material(kmip_ctx_t *ctx, kmip_obj_t *o, const kms_secret_t **
         return KMS_ERR_NOTFOUND;
     }
     kms_secret_t *p = NULL;
-    /* Sealed for the owner and version of the stored row. */
-    const char *owner = o->loaded ? o->loaded->tenant : o->tenant;
-    int rc = hsm_open_blob(ctx->srv->cfg.keyring, o->dsk_id, owner, o->id, o->version, o->blob,
-                           o->blob_len, &p);
+    int rc = hsm_row_open(ctx->srv->cfg.keyring, o->sealed_owner, o->id, &o->sealed, &p);
     if (rc) {
         kms_log(KMS_LOG_ERROR, "kmip", "object %s: sealed material does not open: %s", o->id,
                 kms_strerror(rc));
@@ -317,9 +316,10 @@ void kmip_obj_drop_material(kmip_obj_t *o)
         kms_wipe(o->material->data, o->material->len);
     o->material = NULL;
     o->has_material = false;
-    o->blob = NULL;
-    o->blob_len = 0;
-    o->dsk_id = 0;
+    o->material_new = false;
+    /* The generation stays with the row, so material sealed for it later
+     * could not reuse one of the removed blob's generations. */
+    o->sealed = (kms_sealed_t){.gen = o->sealed.gen};
     o->dirty = true;
 }
 
@@ -365,8 +365,29 @@ void kmip_attr_search_keys(kms_arena_t *a, const char *name, const ttlv_item_t *
     }
 }
 
-/* Build the store row for `o` whose put will produce version `new_version`. */
-static int to_store(kmip_ctx_t *ctx, kmip_obj_t *o, int64_t new_version, store_object_t *so)
+/* The sealed material of the row `o` is written to. The stored one as it
+ * is when the material is not new and was sealed for this owner: that is
+ * every write of a stored key except its first. Otherwise seal it, as the
+ * next generation of the row's (the first for an object never stored). */
+static int row_sealed(kmip_ctx_t *ctx, kmip_obj_t *o, kms_sealed_t *out)
+{
+    if (!o->material_new && o->sealed.dsk_id && strcmp(o->sealed_owner, o->tenant) == 0) {
+        *out = o->sealed;
+        return 0;
+    }
+    const kms_secret_t *m = NULL;
+    int rc = kmip_obj_open_material(ctx, o, &m);
+    if (rc)
+        return rc;
+    rc = hsm_row_seal(ctx->srv->cfg.keyring, o->tenant, o->id, o->version ? &o->sealed : NULL,
+                      m->data, m->len, ctx->arena, out);
+    if (rc && !ctx->reason)
+        kmip_fail(ctx, KMIP_RESULT_REASON_CRYPTOGRAPHIC_FAILURE, "cannot seal key material");
+    return rc;
+}
+
+/* Build the store row for `o`. */
+static int to_store(kmip_ctx_t *ctx, kmip_obj_t *o, store_object_t *so)
 {
     int rc = 0;
     kms_buf_t b;
@@ -403,27 +424,10 @@ static int to_store(kmip_ctx_t *ctx, kmip_obj_t *o, int64_t new_version, store_o
         sa->index_nkey = sa->has_nkey && kmip_attr_nkey_indexed(a->name, a->value->type);
     }
     so->n_attrs = n;
-    if (o->has_material) {
-        const kms_secret_t *m = NULL;
-        if ((rc = kmip_obj_open_material(ctx, o, &m)))
-            goto out;
-        kms_buf_t sealed;
-        kms_buf_init(&sealed, 16u << 20);
-        rc = hsm_seal(ctx->srv->cfg.keyring, so->tenant, o->id, new_version, m->data, m->len, &sealed,
-                      &so->dsk_id);
-        if (rc == 0) {
-            so->blob = kms_arena_memdup(ctx->arena, sealed.data, sealed.len);
-            so->blob_len = sealed.len;
-            if (!so->blob)
-                rc = KMS_ERR_NOMEM;
-        }
-        kms_buf_dispose(&sealed);
-        if (rc) {
-            if (!ctx->reason)
-                kmip_fail(ctx, KMIP_RESULT_REASON_CRYPTOGRAPHIC_FAILURE, "cannot seal key material");
-            goto out;
-        }
-    }
+    if (o->has_material)
+        rc = row_sealed(ctx, o, &so->sealed);
+    else
+        so->sealed.gen = o->sealed.gen;
 out:
     kms_buf_dispose(&b);
     return rc;
@@ -464,7 +468,7 @@ int kmip_obj_save(kmip_ctx_t *ctx, kmip_obj_t *o)
     if ((rc = kmip_attr_set_date(ctx, o, "Last Change Date", ctx->now)))
         return rc;
     int64_t expect = o->version; /* 0 == STORE_VERSION_NEW for a new object */
-    if ((rc = to_store(ctx, o, expect + 1, &so)))
+    if ((rc = to_store(ctx, o, &so)))
         return rc;
     int64_t nv = 0;
     rc = commit_one(ctx, &so, expect, false, &nv);
@@ -481,9 +485,9 @@ int kmip_obj_save(kmip_ctx_t *ctx, kmip_obj_t *o)
         }
     }
     o->version = nv;
-    o->dsk_id = so.dsk_id;
-    o->blob = so.blob;
-    o->blob_len = so.blob_len;
+    o->sealed = so.sealed;
+    kms_strlcpy(o->sealed_owner, so.tenant, sizeof(o->sealed_owner));
+    o->material_new = false;
     o->dirty = false;
     if (!ctx->first_object_id[0])
         kms_strlcpy(ctx->first_object_id, o->id, sizeof(ctx->first_object_id));
@@ -549,26 +553,9 @@ int kmip_undo_run(kmip_ctx_t *ctx)
             snprintf(so.id, sizeof(so.id), "%s", u->id);
             rc = commit_one(ctx, &so, latest, true, NULL);
         } else {
-            /* Put the earlier row back; its material was sealed for the
-             * earlier version, so re-seal it for the version this put makes. */
-            store_object_t so = *u->prev;
-            kms_secret_t *p = NULL;
-            kms_buf_t sealed;
-            kms_buf_init(&sealed, 16u << 20);
-            rc = 0;
-            if (so.dsk_id && so.blob) {
-                rc = hsm_open_blob(ctx->srv->cfg.keyring, so.dsk_id, so.tenant, so.id, so.version, so.blob,
-                                   so.blob_len, &p);
-                if (rc == 0)
-                    rc = hsm_seal(ctx->srv->cfg.keyring, so.tenant, so.id, latest + 1, p->data,
-                                  p->len, &sealed, &so.dsk_id);
-                kms_secret_free(p);
-                so.blob = sealed.data;
-                so.blob_len = sealed.len;
-            }
-            if (rc == 0)
-                rc = commit_one(ctx, &so, latest, false, NULL);
-            kms_buf_dispose(&sealed);
+            /* Put the earlier row back as it was, sealed material included:
+             * the seal does not bind the row's version. */
+            rc = commit_one(ctx, u->prev, latest, false, NULL);
         }
         if (rc) {
             kms_log(KMS_LOG_ERROR, "kmip", "undo of %s failed: %s", u->id, kms_strerror(rc));

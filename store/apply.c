@@ -22,11 +22,11 @@ static const char *const wsql[WS__COUNT] = {
     [WS_ROLLBACK_TO] = "ROLLBACK TO w",
     [WS_OBJ_VERSION] = "SELECT oid, version, created_us FROM objects WHERE id = ?1",
     [WS_OBJ_INSERT] = "INSERT INTO objects(id, object_type, state, tenant, version, created_us,"
-                      " updated_us, archived, dsk_id, blob)"
-                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                      " updated_us, archived, dsk_id, blob, seal_gen)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12)",
     [WS_OBJ_UPDATE] = "UPDATE objects SET object_type = ?2, state = ?3, tenant = ?4,"
                       " version = ?5, created_us = ?6, updated_us = ?7, archived = ?8,"
-                      " dsk_id = ?9, blob = ?10 WHERE oid = ?11 AND id = ?1",
+                      " dsk_id = ?9, blob = ?10, seal_gen = ?12 WHERE oid = ?11 AND id = ?1",
     [WS_OBJ_DELETE] = "DELETE FROM objects WHERE oid = ?1",
     [WS_ATTR_DELETE] = "DELETE FROM attributes WHERE obj_id = ?1",
     [WS_LOG_INSERT] = "INSERT INTO change_log(obj_id, version, hlc, node_id, deleted)"
@@ -211,11 +211,12 @@ static int apply_put(store_t *s, store_op_t *op, int64_t now_us)
     sqlite3_bind_int64(st, 6, created);
     sqlite3_bind_int64(st, 7, now_us);
     sqlite3_bind_int(st, 8, o->archived ? 1 : 0);
-    sqlite3_bind_int64(st, 9, o->dsk_id);
-    if (o->blob)
-        sqlite3_bind_blob(st, 10, o->blob, (int)o->blob_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 9, o->sealed.dsk_id);
+    if (o->sealed.blob)
+        sqlite3_bind_blob(st, 10, o->sealed.blob, (int)o->sealed.len, SQLITE_STATIC);
     if (cur)
         sqlite3_bind_int64(st, 11, oid);
+    sqlite3_bind_int64(st, 12, o->sealed.gen);
     err = run(s, st, "put");
     if (err == KMS_ERR_EXISTS && !cur && is_constraint(s, SQLITE_CONSTRAINT_UNIQUE))
         return KMS_ERR_CONFLICT; /* created meanwhile: the caller expected NEW */

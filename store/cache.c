@@ -136,7 +136,7 @@ void store_cache_free(store_cache_t *c)
 /* Bytes of one object's deep copy after `base` bytes of header. */
 static size_t object_size(const store_object_t *o, size_t base)
 {
-    size_t n = base + o->blob_len + o->n_attrs * sizeof(store_attr_t) + 16;
+    size_t n = base + o->sealed.len + o->n_attrs * sizeof(store_attr_t) + 16;
     for (size_t i = 0; i < o->n_attrs; i++) {
         const store_attr_t *a = &o->attrs[i];
         n += strlen(a->name) + 1 + a->value_len + 1 + (a->skey ? strlen(a->skey) + 1 : 0);
@@ -149,7 +149,7 @@ static void object_copy(const store_object_t *src, store_object_t *dst, uint8_t 
 {
     *dst = *src;
     dst->attrs = NULL;
-    dst->blob = NULL;
+    dst->sealed.blob = NULL;
     /* store_attr_t needs pointer alignment */
     uintptr_t u = ((uintptr_t)p + 15) & ~(uintptr_t)15;
     p = (uint8_t *)u;
@@ -157,10 +157,10 @@ static void object_copy(const store_object_t *src, store_object_t *dst, uint8_t 
         dst->attrs = (store_attr_t *)p;
         p += src->n_attrs * sizeof(store_attr_t);
     }
-    if (src->blob) {
-        memcpy(p, src->blob, src->blob_len);
-        dst->blob = p;
-        p += src->blob_len;
+    if (src->sealed.blob) {
+        memcpy(p, src->sealed.blob, src->sealed.len);
+        dst->sealed.blob = p;
+        p += src->sealed.len;
     }
     for (size_t i = 0; i < src->n_attrs; i++) {
         const store_attr_t *a = &src->attrs[i];

@@ -14,14 +14,16 @@
 #include <string.h>
 
 #define OBJ_COLS "o.oid, o.object_type, o.state, o.tenant, o.version, o.created_us," \
-                 " o.updated_us, o.archived, o.dsk_id, o.blob"
+                 " o.updated_us, o.archived, o.dsk_id, o.blob, o.seal_gen"
+/* Column of the first attribute field in RS_OBJ_GET's rows. */
+#define ATTR_COL 11
 #define CLIENT_COLS "name, tenant, role, kind, cert_sha256, password_hash, created_us"
 
 static const char *const rsql[RS__COUNT] = {
     [RS_OBJ_GET] = "SELECT " OBJ_COLS ", NULL, NULL, NULL, NULL, NULL, NULL FROM objects o"
                    " WHERE o.id = ?1 AND (?2 IS NULL OR o.tenant = ?2)"
                    " UNION ALL"
-                   " SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+                   " SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
                    " a.name, a.idx, a.value, a.skey, a.nkey, a.ikey IS NOT NULL FROM attributes a"
                    " WHERE a.obj_id = (SELECT oid FROM objects WHERE id = ?1"
                    " AND (?2 IS NULL OR tenant = ?2))",
@@ -96,27 +98,28 @@ static int col_dup(kms_arena_t *a, sqlite3_stmt *st, int col, const uint8_t **p,
     return 0;
 }
 
-/* Append the attribute of the current row (columns 10..14). */
+/* Append the attribute of the current row (columns ATTR_COL..ATTR_COL+5:
+ * name, index, value, skey, nkey, ikey present). */
 static int row_attr(kms_arena_t *a, sqlite3_stmt *st, store_attr_t *at)
 {
     const uint8_t *p;
     int err;
     memset(at, 0, sizeof(*at));
-    if ((err = col_dup(a, st, 10, &p, NULL)) != 0)
+    if ((err = col_dup(a, st, ATTR_COL, &p, NULL)) != 0)
         return err;
     at->name = (const char *)p;
-    at->index = (uint32_t)sqlite3_column_int64(st, 11);
-    if ((err = col_dup(a, st, 12, &at->value, &at->value_len)) != 0)
+    at->index = (uint32_t)sqlite3_column_int64(st, ATTR_COL + 1);
+    if ((err = col_dup(a, st, ATTR_COL + 2, &at->value, &at->value_len)) != 0)
         return err;
-    if (sqlite3_column_type(st, 13) != SQLITE_NULL) {
-        if ((err = col_dup(a, st, 13, &p, NULL)) != 0)
+    if (sqlite3_column_type(st, ATTR_COL + 3) != SQLITE_NULL) {
+        if ((err = col_dup(a, st, ATTR_COL + 3, &p, NULL)) != 0)
             return err;
         at->skey = (const char *)p;
     }
-    if (sqlite3_column_type(st, 14) != SQLITE_NULL) {
-        at->nkey = sqlite3_column_int64(st, 14);
+    if (sqlite3_column_type(st, ATTR_COL + 4) != SQLITE_NULL) {
+        at->nkey = sqlite3_column_int64(st, ATTR_COL + 4);
         at->has_nkey = true;
-        at->index_nkey = sqlite3_column_int(st, 15) != 0;
+        at->index_nkey = sqlite3_column_int(st, ATTR_COL + 5) != 0;
     }
     return 0;
 }
@@ -171,12 +174,13 @@ int store_get(store_reader_t *r, kms_arena_t *arena, const char *id, const char 
     o->created_us = sqlite3_column_int64(st, 5);
     o->updated_us = sqlite3_column_int64(st, 6);
     o->archived = sqlite3_column_int(st, 7) != 0;
-    o->dsk_id = (uint32_t)sqlite3_column_int64(st, 8);
+    o->sealed.dsk_id = (uint32_t)sqlite3_column_int64(st, 8);
     if (sqlite3_column_type(st, 9) != SQLITE_NULL &&
-        (err = col_dup(arena, st, 9, &o->blob, &o->blob_len)) != 0)
+        (err = col_dup(arena, st, 9, &o->sealed.blob, &o->sealed.len)) != 0)
         goto out;
+    o->sealed.gen = sqlite3_column_int64(st, 10);
     /* The object row, then one row per attribute in (name, index) order. */
-    for (rc = sqlite3_step(st); rc == SQLITE_ROW && sqlite3_column_type(st, 10) != SQLITE_NULL;
+    for (rc = sqlite3_step(st); rc == SQLITE_ROW && sqlite3_column_type(st, ATTR_COL) != SQLITE_NULL;
          rc = sqlite3_step(st)) {
         if (n == cap) {
             size_t nc = cap * 2;

@@ -112,6 +112,15 @@ static const char *const migrations[] = {
     "CREATE INDEX objects_tenant_order ON objects(tenant, archived, created_us DESC, id,"
     " object_type, state);"
     "CREATE INDEX objects_order ON objects(created_us DESC, id, archived, object_type, state);",
+
+    /* 6: the seal generation of the blob (kms_sealed_t.gen), which the
+     * seal binds instead of the row's version: a write that leaves the
+     * material alone keeps blob and generation, and a row opens on any
+     * node whatever its version there. Blobs written up to v5 were sealed
+     * for the version of their row, so their generation is that version:
+     * they open as they are, no blob is rewritten. */
+    "ALTER TABLE objects ADD COLUMN seal_gen INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE objects SET seal_gen = version WHERE blob IS NOT NULL;",
 };
 
 const int store_schema_current = (int)KMS_ARRAY_SIZE(migrations);

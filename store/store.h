@@ -8,7 +8,7 @@
  * thread) so reads never wait for a commit. Every object change appends to a
  * change log in the same transaction (for replication).
  *
- * The store never sees plaintext key material: `blob` is already sealed by
+ * The store never sees plaintext key material: `sealed` is already sealed by
  * hsm/. It knows nothing of KMIP beyond opaque attribute values (TTLV bytes)
  * and the search keys that kmip/ derives from them.
  */
@@ -53,9 +53,11 @@ typedef struct store_object {
     int64_t created_us;      /* set by the store on create */
     int64_t updated_us;      /* set by the store on every put */
     bool archived;           /* Storage Status: archived vs on-line */
-    uint32_t dsk_id;         /* data-store key that sealed `blob`; 0 = no blob */
-    const uint8_t *blob;     /* sealed key material (may be NULL) */
-    size_t blob_len;
+    /* Key material sealed by hsm/ (kms_sealed_t): data-store key id, seal
+     * generation and blob, stored and returned exactly as given. The store
+     * never changes them itself: a put that keeps them keeps the blob's
+     * bytes. (dsk_id 0 = no material.) */
+    kms_sealed_t sealed;
     store_attr_t *attrs;     /* every attribute instance of the object */
     size_t n_attrs;
 } store_object_t;

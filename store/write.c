@@ -63,16 +63,19 @@ static bool field_ok(const char *f, size_t cap)
 
 static int copy_object(kms_arena_t *a, const store_object_t *src, store_object_t *dst)
 {
+    const kms_sealed_t *sl = &src->sealed;
     *dst = *src;
-    dst->blob = NULL;
+    dst->sealed.blob = NULL;
     dst->attrs = NULL;
-    if (src->blob_len) {
-        if (!src->blob)
+    if (sl->len) {
+        /* Material is named by its data-store key and seal generation
+         * (both bound by the seal): without them it could never open. */
+        if (!sl->blob || sl->dsk_id == 0 || sl->gen < 1)
             return KMS_ERR_INVAL;
-        if (src->blob_len > INT32_MAX)
+        if (sl->len > INT32_MAX)
             return KMS_ERR_LIMIT;
-        dst->blob = kms_arena_memdup(a, src->blob, src->blob_len);
-        if (!dst->blob)
+        dst->sealed.blob = kms_arena_memdup(a, sl->blob, sl->len);
+        if (!dst->sealed.blob)
             return KMS_ERR_NOMEM;
     }
     if (src->n_attrs) {

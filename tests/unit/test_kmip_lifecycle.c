@@ -143,8 +143,8 @@ static void test_state_machine(void **state)
     assert_int_equal(store_reader_new(e->store, &r), 0);
     store_object_t *so = NULL;
     assert_int_equal(store_get(r, e->a, id, NULL, &so), 0);
-    assert_null(so->blob);
-    assert_int_equal(so->dsk_id, 0);
+    assert_null(so->sealed.blob);
+    assert_int_equal(so->sealed.dsk_id, 0);
     assert_int_equal(so->state, KMIP_STATE_DESTROYED);
     store_reader_free(r);
     /* Destroyed -> Destroyed Compromised. */

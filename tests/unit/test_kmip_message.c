@@ -324,7 +324,7 @@ static void test_undo_modification(void **state)
     assert_int_equal(rs_status(rs_item(r, 1)), KMIP_RESULT_STATUS_OPERATION_UNDONE);
     assert_fail(rs_item(r, 2), KMIP_RESULT_REASON_PERMISSION_DENIED);
     assert_int_equal(k_state(e, id), KMIP_STATE_PRE_ACTIVE);
-    /* the key material still opens after the re-seal */
+    /* the key material still opens: the earlier row went back as it was */
     ttlv_item_t *bi = k_op_uid(e, KMIP_OPERATION_GET, id);
     assert_ok(bi);
     m = rq_msg(e, 1, 1);

@@ -52,22 +52,22 @@ static void rotate_flow(hsm_config_t *cfg1, hsm_config_t *cfg2, const char *new_
     char err[512] = "";
     hsm_t *h1 = NULL, *h2 = NULL;
     hsm_keyring_t *kr = NULL, *kr2 = NULL, *kr_old = NULL;
-    kms_buf_t w1, w1_new, w2, blob;
+    kms_buf_t w1, w1_new, w2;
+    kms_arena_t *a = kms_arena_new(0);
+    kms_sealed_t sl;
     kms_secret_t *plain = NULL;
-    uint32_t dsk = 0;
     const uint8_t msg[32] = "thirty-two bytes of key material";
     kms_buf_init(&w1, 4096);
     kms_buf_init(&w1_new, 4096);
     kms_buf_init(&w2, 4096);
-    kms_buf_init(&blob, 4096);
 
     assert_int_equal(hsm_init_master(cfg1, NULL, err, sizeof err), 0);
     assert_int_equal(hsm_open(cfg1, &h1, err, sizeof err), 0);
     assert_int_equal(hsm_keyring_new(h1, &kr), 0);
     assert_int_equal(hsm_keyring_generate(kr, 1, &w1), 0);
     assert_int_equal(hsm_keyring_set_current(kr, 1), 0);
-    assert_int_equal(hsm_seal(kr, "t1", "obj-1", 1, msg, sizeof msg, &blob, &dsk), 0);
-    assert_int_equal(dsk, 1);
+    assert_int_equal(hsm_row_seal(kr, "t1", "obj-1", NULL, msg, sizeof msg, a, &sl), 0);
+    assert_int_equal(sl.dsk_id, 1);
 
     /* New master key: refuses to overwrite, then is created and opened. */
     assert_int_equal(hsm_init_master(cfg1, NULL, err, sizeof err), KMS_ERR_EXISTS);
@@ -87,7 +87,7 @@ static void rotate_flow(hsm_config_t *cfg1, hsm_config_t *cfg2, const char *new_
     /* A restart after the commit: keyring on the new key, old blob opens. */
     assert_int_equal(hsm_keyring_new(h2, &kr2), 0);
     assert_int_equal(hsm_keyring_load(kr2, 1, w1_new.data, w1_new.len), 0);
-    assert_int_equal(hsm_open_blob(kr2, 1, "t1", "obj-1", 1, blob.data, blob.len, &plain), 0);
+    assert_int_equal(hsm_row_open(kr2, "t1", "obj-1", &sl, &plain), 0);
     assert_memory_equal(plain->data, msg, sizeof msg);
     kms_secret_free(plain);
     plain = NULL;
@@ -104,10 +104,9 @@ static void rotate_flow(hsm_config_t *cfg1, hsm_config_t *cfg2, const char *new_
     assert_int_equal(hsm_keyring_load(kr_old, 2, w2.data, w2.len), KMS_ERR_CRYPTO);
     /* Sealing goes on with the in-memory DSKs. */
     assert_int_equal(hsm_keyring_set_current(kr, 2), 0);
-    blob.len = 0;
-    assert_int_equal(hsm_seal(kr, "t1", "obj-2", 3, msg, sizeof msg, &blob, &dsk), 0);
-    assert_int_equal(dsk, 2);
-    assert_int_equal(hsm_open_blob(kr2, 2, "t1", "obj-2", 3, blob.data, blob.len, &plain), 0);
+    assert_int_equal(hsm_row_seal(kr, "t1", "obj-2", NULL, msg, sizeof msg, a, &sl), 0);
+    assert_int_equal(sl.dsk_id, 2);
+    assert_int_equal(hsm_row_open(kr2, "t1", "obj-2", &sl, &plain), 0);
     assert_memory_equal(plain->data, msg, sizeof msg);
     kms_secret_free(plain);
 
@@ -119,7 +118,7 @@ static void rotate_flow(hsm_config_t *cfg1, hsm_config_t *cfg2, const char *new_
     kms_buf_dispose(&w1);
     kms_buf_dispose(&w1_new);
     kms_buf_dispose(&w2);
-    kms_buf_dispose(&blob);
+    kms_arena_free(a);
 }
 
 static void test_rotate_pkcs11(void **state)

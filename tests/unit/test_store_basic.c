@@ -58,9 +58,10 @@ static void make_obj(store_object_t *o, store_attr_t *at, const char *id, const 
     snprintf(o->tenant, sizeof(o->tenant), "%s", tenant);
     o->object_type = 2;
     o->state = 1;
-    o->dsk_id = 7;
-    o->blob = BLOB;
-    o->blob_len = sizeof(BLOB);
+    o->sealed.dsk_id = 7;
+    o->sealed.gen = 3;
+    o->sealed.blob = BLOB;
+    o->sealed.len = sizeof(BLOB);
     at[0] = (store_attr_t){.name = "Name", .index = 0, .value = V_NAME0,
                            .value_len = sizeof(V_NAME0), .skey = "key-a"};
     at[1] = (store_attr_t){.name = "Name", .index = 1, .value = V_NAME1,
@@ -112,12 +113,13 @@ static void test_roundtrip(void **state)
     assert_int_equal(g->object_type, 2);
     assert_int_equal(g->state, 1);
     assert_int_equal(g->version, 1);
-    assert_int_equal(g->dsk_id, 7);
+    assert_int_equal(g->sealed.dsk_id, 7);
+    assert_int_equal(g->sealed.gen, 3);
     assert_false(g->archived);
     assert_true(g->created_us >= t0 && g->created_us <= kms_now_us());
     assert_int_equal(g->created_us, g->updated_us);
-    assert_int_equal(g->blob_len, sizeof(BLOB));
-    assert_memory_equal(g->blob, BLOB, sizeof(BLOB));
+    assert_int_equal(g->sealed.len, sizeof(BLOB));
+    assert_memory_equal(g->sealed.blob, BLOB, sizeof(BLOB));
     assert_int_equal(g->n_attrs, 3);
     const store_attr_t *n0 = find_attr(g, "Name", 0), *n1 = find_attr(g, "Name", 1);
     const store_attr_t *alg = find_attr(g, "Cryptographic Algorithm", 0);
@@ -142,9 +144,9 @@ static void test_roundtrip(void **state)
     o.n_attrs = 1;
     o.state = 2;
     o.archived = true;
-    o.blob = NULL;
-    o.blob_len = 0;
-    o.dsk_id = 0;
+    o.sealed.blob = NULL;
+    o.sealed.len = 0;
+    o.sealed.dsk_id = 0;
     usleep(2000);
     assert_int_equal(put1(s, &o, 1, &ver), 0);
     assert_int_equal(ver, 2);
@@ -153,8 +155,8 @@ static void test_roundtrip(void **state)
     assert_int_equal(g->state, 2);
     assert_true(g->archived);
     assert_int_equal(g->n_attrs, 1);
-    assert_null(g->blob);
-    assert_int_equal(g->blob_len, 0);
+    assert_null(g->sealed.blob);
+    assert_int_equal(g->sealed.len, 0);
     assert_int_equal(g->created_us, created);
     assert_true(g->updated_us > created);
 
@@ -166,7 +168,7 @@ static void test_roundtrip(void **state)
     assert_int_equal(put1(s, &bare, STORE_VERSION_NEW, NULL), 0);
     assert_int_equal(store_get(r, a, "bare", "acme", &g), 0);
     assert_int_equal(g->n_attrs, 0);
-    assert_null(g->blob);
+    assert_null(g->sealed.blob);
     store_attr_t many[75];
     char names[75][24];
     for (int i = 0; i < 75; i++) {
@@ -285,6 +287,16 @@ static void test_versions(void **state)
     assert_int_equal(store_write_put(w, &o, STORE_VERSION_NEW), KMS_ERR_INVAL);
     assert_int_equal(store_write_put(w, &o3, -2), KMS_ERR_INVAL);
     assert_int_equal(store_write_delete(w, "x", STORE_VERSION_NEW), KMS_ERR_INVAL);
+    /* sealed material without the DSK id or seal generation that name it */
+    make_obj(&o3, at3, "v-5", "t");
+    o3.sealed.gen = 0;
+    assert_int_equal(store_write_put(w, &o3, STORE_VERSION_NEW), KMS_ERR_INVAL);
+    o3.sealed.gen = 1;
+    o3.sealed.dsk_id = 0;
+    assert_int_equal(store_write_put(w, &o3, STORE_VERSION_NEW), KMS_ERR_INVAL);
+    o3.sealed.dsk_id = 1;
+    o3.sealed.blob = NULL;
+    assert_int_equal(store_write_put(w, &o3, STORE_VERSION_NEW), KMS_ERR_INVAL);
     assert_int_equal(store_commit(s, w, NULL, 0), 0); /* empty write */
     store_write_free(w);
 
@@ -365,7 +377,7 @@ static void test_reopen_durable(void **state)
     char node[64];
     snprintf(node, sizeof(node), "%s", store_node_id(s));
     assert_int_equal(strlen(node), 32);
-    assert_int_equal(store_schema_version(s), 5); /* the newest migration */
+    assert_int_equal(store_schema_version(s), 6); /* the newest migration */
     for (int i = 0; i < 20; i++) {
         store_object_t o;
         store_attr_t at[3];
@@ -392,7 +404,7 @@ static void test_reopen_durable(void **state)
     kms_arena_t *a = kms_arena_new(0);
     store_object_t *g;
     assert_int_equal(store_get(r, a, "dur-13", "t", &g), 0);
-    assert_memory_equal(g->blob, BLOB, sizeof(BLOB));
+    assert_memory_equal(g->sealed.blob, BLOB, sizeof(BLOB));
     assert_int_equal(g->n_attrs, 3);
     kms_arena_free(a);
     store_reader_free(r);
@@ -448,7 +460,7 @@ static void test_migrate_v1(void **state)
     sqlite3_close(db);
 
     store_t *s = open_store(NULL);
-    assert_int_equal(store_schema_version(s), 5); /* the newest migration */
+    assert_int_equal(store_schema_version(s), 6); /* the newest migration */
     assert_string_equal(store_node_id(s), "0123456789abcdef0123456789abcdef");
     store_reader_t *r = NULL;
     assert_int_equal(store_reader_new(s, &r), 0);
@@ -456,8 +468,12 @@ static void test_migrate_v1(void **state)
     store_object_t *g;
     assert_int_equal(store_get(r, a, "old-1", "legacy", &g), 0);
     assert_int_equal(g->version, 4);
-    assert_int_equal(g->blob_len, 3);
-    assert_memory_equal(g->blob, "\xc0\xff\xee", 3);
+    assert_int_equal(g->sealed.len, 3);
+    assert_memory_equal(g->sealed.blob, "\xc0\xff\xee", 3);
+    /* migration 6: a blob sealed for its row's version has that version as
+     * its seal generation, and keeps its DSK id */
+    assert_int_equal(g->sealed.gen, 4);
+    assert_int_equal(g->sealed.dsk_id, 1);
     /* migration 5 indexed the date's and the custom attribute's numeric
      * keys (kmip_attr_nkey_indexed's rule), not the enumeration's */
     assert_int_equal(g->n_attrs, 4);
@@ -511,7 +527,7 @@ static void test_migrate_v1(void **state)
                                         -1, &st, NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(st, 0), "1,2,3,4,5");
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "1,2,3,4,5,6");
     sqlite3_finalize(st);
     assert_int_equal(sqlite3_prepare_v2(db, "SELECT max(hlc) > 281474976710656000 FROM change_log",
                                         -1, &st, NULL),
@@ -597,13 +613,13 @@ static void test_writer_vfs(void **state)
     store_object_t o;
     store_attr_t at[3];
     make_obj(&o, at, "vfs-big", "t");
-    o.blob = blob;
-    o.blob_len = big;
+    o.sealed.blob = blob;
+    o.sealed.len = big;
     assert_int_equal(put1(s, &o, STORE_VERSION_NEW, NULL), 0);
     store_object_t *g = NULL;
     assert_int_equal(store_get(r, a, "vfs-big", "t", &g), 0);
-    assert_int_equal(g->blob_len, big);
-    assert_memory_equal(g->blob, blob, big);
+    assert_int_equal(g->sealed.len, big);
+    assert_memory_equal(g->sealed.blob, blob, big);
     for (int i = 0; i < 200; i++) {
         char id[32];
         snprintf(id, sizeof(id), "vfs-%03d", i);
@@ -611,7 +627,7 @@ static void test_writer_vfs(void **state)
         assert_int_equal(put1(s, &o, STORE_VERSION_NEW, NULL), 0);
         kms_arena_reset(a);
         assert_int_equal(store_get(r, a, id, "t", &g), 0);
-        assert_int_equal(g->blob_len, sizeof(BLOB));
+        assert_int_equal(g->sealed.len, sizeof(BLOB));
     }
     kms_arena_free(a);
     store_reader_free(r);

@@ -57,10 +57,11 @@ static int put_gen(store_t *s, const char *id, const char *tenant, int64_t g, in
     snprintf(o.tenant, sizeof(o.tenant), "%s", tenant);
     o.object_type = 2;
     o.state = (uint32_t)g;
-    o.dsk_id = (uint32_t)g;
+    o.sealed.dsk_id = (uint32_t)g;
+    o.sealed.gen = g;
     memset(blob, (int)(g & 0xff), sizeof(blob));
-    o.blob = blob;
-    o.blob_len = sizeof(blob);
+    o.sealed.blob = blob;
+    o.sealed.len = sizeof(blob);
     snprintf(name, sizeof(name), "%s-name", id);
     for (int i = 0; i < 4; i++) {
         snprintf(vals[i], sizeof(vals[i]), "g=%lld/%d", (long long)g, i);
@@ -82,10 +83,11 @@ static int put_gen(store_t *s, const char *id, const char *tenant, int64_t g, in
 static int64_t check_whole(const store_object_t *g)
 {
     int64_t gen = g->state;
-    assert_int_equal(g->dsk_id, (uint32_t)gen);
-    assert_int_equal(g->blob_len, 40);
+    assert_int_equal(g->sealed.dsk_id, (uint32_t)gen);
+    assert_int_equal(g->sealed.gen, gen);
+    assert_int_equal(g->sealed.len, 40);
     for (size_t i = 0; i < 40; i++)
-        assert_int_equal(g->blob[i], (uint8_t)(gen & 0xff));
+        assert_int_equal(g->sealed.blob[i], (uint8_t)(gen & 0xff));
     assert_int_equal(g->n_attrs, 4);
     for (size_t i = 0; i < g->n_attrs; i++) {
         char want[32];
@@ -124,8 +126,8 @@ static void test_hits_and_invalidation(void **state)
     assert_int_equal(g2->version, g1->version);
     assert_int_equal(g2->created_us, g1->created_us);
     assert_int_equal(g2->updated_us, g1->updated_us);
-    assert_int_equal(g2->blob_len, g1->blob_len);
-    assert_memory_equal(g2->blob, g1->blob, g1->blob_len);
+    assert_int_equal(g2->sealed.len, g1->sealed.len);
+    assert_memory_equal(g2->sealed.blob, g1->sealed.blob, g1->sealed.len);
     assert_int_equal(g2->n_attrs, g1->n_attrs);
     for (size_t i = 0; i < g1->n_attrs; i++) {
         assert_string_equal(g2->attrs[i].name, g1->attrs[i].name);
@@ -201,8 +203,10 @@ static void test_budget(void **state)
             strcpy(o.id, id);
             strcpy(o.tenant, "t");
             memset(blob, j & 0xff, sizeof(blob));
-            o.blob = blob;
-            o.blob_len = sizeof(blob);
+            o.sealed.dsk_id = 1;
+            o.sealed.gen = 1;
+            o.sealed.blob = blob;
+            o.sealed.len = sizeof(blob);
             o.state = (uint32_t)j;
             assert_int_equal(store_write_put(w, &o, STORE_VERSION_NEW), 0);
         }
@@ -219,7 +223,7 @@ static void test_budget(void **state)
             store_object_t *g;
             assert_int_equal(store_get(r, a, id, "t", &g), 0);
             assert_int_equal(g->state, (uint32_t)j);
-            assert_int_equal(g->blob[1999], (uint8_t)(j & 0xff));
+            assert_int_equal(g->sealed.blob[1999], (uint8_t)(j & 0xff));
             kms_arena_reset(a);
         }
     store_stats_t st;

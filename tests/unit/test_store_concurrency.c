@@ -77,10 +77,11 @@ static int put_new(store_t *s, const char *id, const char *tenant)
     snprintf(o.tenant, sizeof(o.tenant), "%s", tenant);
     o.object_type = 2;
     o.state = 1;
-    o.dsk_id = 1;
+    o.sealed.dsk_id = 1;
+    o.sealed.gen = 1;
     fill_blob(id, blob, sizeof(blob));
-    o.blob = blob;
-    o.blob_len = sizeof(blob);
+    o.sealed.blob = blob;
+    o.sealed.len = sizeof(blob);
     for (int i = 0; i < N_ATTRS; i++) {
         at[i].name = ATTR_NAMES[i];
         at[i].value = blob + i;
@@ -111,8 +112,8 @@ static void assert_complete(store_reader_t *r, kms_arena_t *a, const char *id)
     assert_int_equal(store_get(r, a, id, NULL, &g), 0);
     uint8_t blob[60];
     fill_blob(id, blob, sizeof(blob));
-    assert_int_equal(g->blob_len, sizeof(blob));
-    assert_memory_equal(g->blob, blob, sizeof(blob));
+    assert_int_equal(g->sealed.len, sizeof(blob));
+    assert_memory_equal(g->sealed.blob, blob, sizeof(blob));
     assert_int_equal(g->n_attrs, N_ATTRS);
     for (size_t i = 0; i < g->n_attrs; i++)
         assert_int_equal(g->attrs[i].value_len, 16);

@@ -54,9 +54,10 @@ static int put(store_t *s, const char *id, const uint8_t *blob, size_t len, int6
     snprintf(o.tenant, sizeof(o.tenant), "t");
     o.object_type = 2;
     o.state = 1;
-    o.dsk_id = blob ? 1 : 0;
-    o.blob = blob;
-    o.blob_len = len;
+    o.sealed.dsk_id = blob ? 1 : 0;
+    o.sealed.gen = blob ? 1 : 0;
+    o.sealed.blob = blob;
+    o.sealed.len = len;
     store_write_t *w = store_write_new();
     assert_non_null(w);
     assert_int_equal(store_write_put(w, &o, expect), 0);

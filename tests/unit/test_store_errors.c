@@ -46,8 +46,10 @@ static int put_big(store_t *s, const char *id)
     memset(&o, 0, sizeof(o));
     snprintf(o.id, sizeof(o.id), "%s", id);
     strcpy(o.tenant, "t");
-    o.blob = g_blob;
-    o.blob_len = sizeof(g_blob);
+    o.sealed.dsk_id = 1;
+    o.sealed.gen = 1;
+    o.sealed.blob = g_blob;
+    o.sealed.len = sizeof(g_blob);
     store_attr_t at = {.name = "Name", .value = (const uint8_t *)id, .value_len = strlen(id),
                        .skey = id};
     o.attrs = &at;
@@ -149,8 +151,8 @@ static void test_disk_full(void **state)
          tok = strtok_r(NULL, "\n", &save)) {
         store_object_t *g;
         assert_int_equal(store_get(r, a, tok, "t", &g), 0);
-        assert_int_equal(g->blob_len, sizeof(g_blob));
-        assert_memory_equal(g->blob, g_blob, sizeof(g_blob));
+        assert_int_equal(g->sealed.len, sizeof(g_blob));
+        assert_memory_equal(g->sealed.blob, g_blob, sizeof(g_blob));
         kms_arena_reset(a);
         acked++;
     }
