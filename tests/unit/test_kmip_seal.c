@@ -9,6 +9,8 @@
  * - A blob moved onto another object's row, or onto a row of another
  *   tenant, does not open (Cryptographic Failure), with or without its
  *   seal generation.
+ * - A row put into another store (another node, another version history)
+ *   opens there with the same data-store keys.
  * - A database written by the code before seal generations (schema v5,
  *   tests/vectors/store-v5-sealed.sql) is migrated and its keys read back.
  */
@@ -208,6 +210,46 @@ static void test_moved_blob_does_not_open(void **state)
     get_material(e, a);
 }
 
+/* A replicated row opens on another node: the same row (owner, id, DSK
+ * id, seal generation, blob) put into a second store, where the object has
+ * another version history, reads back the same key through that store,
+ * with only the shared data-store keys. */
+static void test_row_opens_in_another_store(void **state)
+{
+    kenv_t *e = *state;
+    char *id = k_create_aes(e, NULL);
+    const ttlv_item_t *km = get_material(e, id); /* version 2 here */
+    uint8_t key[32];
+    assert_int_equal(km->v.bytes.len, 32);
+    memcpy(key, km->v.bytes.ptr, 32);
+    store_object_t *row = row_of(e, id);
+    assert_int_equal(row->version, 2);
+
+    char path[320];
+    snprintf(path, sizeof(path), "%s/node2.db", e->dir);
+    store_options_t so = {.path = path};
+    store_t *s2 = NULL;
+    assert_int_equal(store_open(&so, &s2), 0);
+    int64_t ver = 0;
+    for (int i = 0; i < 4; i++) { /* versions 1..4 there */
+        store_write_t *w = store_write_new();
+        assert_int_equal(store_write_put(w, row, ver), 0);
+        assert_int_equal(store_commit(s2, w, &ver, 1), 0);
+        store_write_free(w);
+    }
+    assert_int_equal(ver, 4);
+
+    kmip_config_t c = {.store = s2, .keyring = e->kr, .vendor = "kmsd", .version = "test"};
+    kmip_server_t *srv1 = e->srv;
+    assert_int_equal(kmip_server_new(&c, &e->srv), 0);
+    km = get_material(e, id);
+    assert_int_equal(km->v.bytes.len, 32);
+    assert_memory_equal(km->v.bytes.ptr, key, 32);
+    kmip_server_free(e->srv);
+    e->srv = srv1;
+    store_close(s2);
+}
+
 /* ---------------------------------------------- a database from before */
 #define V5_FIXTURE "tests/vectors/store-v5-sealed.sql"
 #define V5_MASTER "13abc397a6202fd7e39fb14535af6b75f9ce8ce437a1a8e0565c83b8bf4786d6"
@@ -350,6 +392,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_attribute_writes_keep_blob, kenv_plain_setup,
                                         kenv_plain_teardown),
         cmocka_unit_test_setup_teardown(test_moved_blob_does_not_open, kenv_plain_setup,
+                                        kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_row_opens_in_another_store, kenv_plain_setup,
                                         kenv_plain_teardown),
         cmocka_unit_test_setup_teardown(test_v5_database_keys_open, v5_setup, kenv_plain_teardown),
     };
