@@ -53,10 +53,10 @@ static void build_object(repl_wr_t *w, ttlv_item_t *e, const repl_entity_t *x)
     repl_wr_long(w, e, REPL_TAG_CREATED_US, o->created_us);
     repl_wr_long(w, e, REPL_TAG_UPDATED_US, o->updated_us);
     repl_wr_bool(w, e, REPL_TAG_ARCHIVED, o->archived);
-    repl_wr_long(w, e, REPL_TAG_DSK_ID, o->dsk_id);
-    repl_wr_long(w, e, REPL_TAG_SEAL_GEN, x->seal_gen);
-    if (o->blob_len)
-        repl_wr_bytes(w, e, REPL_TAG_BLOB, o->blob, o->blob_len);
+    repl_wr_long(w, e, REPL_TAG_DSK_ID, o->sealed.dsk_id);
+    repl_wr_long(w, e, REPL_TAG_SEAL_GEN, o->sealed.gen);
+    if (o->sealed.len)
+        repl_wr_bytes(w, e, REPL_TAG_BLOB, o->sealed.blob, o->sealed.len);
     for (size_t i = 0; i < o->n_attrs && w->rc == 0; i++)
         build_attr(w, e, &o->attrs[i]);
     for (size_t i = 0; i < x->n_clocks && w->rc == 0; i++) {
@@ -169,15 +169,15 @@ static void read_object(repl_rd_t *r, const ttlv_item_t *ent, repl_entity_t *x)
     o->created_us = repl_rd_long(r, REPL_TAG_CREATED_US);
     o->updated_us = repl_rd_long(r, REPL_TAG_UPDATED_US);
     o->archived = repl_rd_bool(r, REPL_TAG_ARCHIVED);
-    o->dsk_id = (uint32_t)repl_rd_long_range(r, REPL_TAG_DSK_ID, 0, UINT32_MAX);
-    x->seal_gen = repl_rd_long(r, REPL_TAG_SEAL_GEN);
+    o->sealed.dsk_id = (uint32_t)repl_rd_long_range(r, REPL_TAG_DSK_ID, 0, UINT32_MAX);
+    o->sealed.gen = repl_rd_long(r, REPL_TAG_SEAL_GEN);
     if (repl_rd_peek(r, REPL_TAG_BLOB)) {
         const ttlv_item_t *b = r->next;
         repl_bytes_t v = repl_rd_bytes(r, REPL_TAG_BLOB, SIZE_MAX);
         if (r->rc == 0 && v.len == 0)
             repl_rd_fail(r, b, KMS_ERR_PROTO, "ENTITY: an empty BLOB is sent as none");
-        o->blob = v.p;
-        o->blob_len = v.len;
+        o->sealed.blob = v.p;
+        o->sealed.len = v.len;
     }
     size_t na = count_tag(r, REPL_TAG_ATTRIBUTE);
     o->attrs = repl_rd_array(r, na, sizeof *o->attrs);

@@ -210,14 +210,14 @@ static int run_cmp(run_t a, run_t b)
     return 0;
 }
 
-static int material_cmp(const store_object_t *a, int64_t ga, const store_object_t *b, int64_t gb)
+static int material_cmp(const kms_sealed_t *a, const kms_sealed_t *b)
 {
-    int c = bytes_cmp(a->blob, a->blob_len, b->blob, b->blob_len);
+    int c = bytes_cmp(a->blob, a->len, b->blob, b->len);
     if (c)
         return c;
     if (a->dsk_id != b->dsk_id)
         return a->dsk_id > b->dsk_id ? 1 : -1;
-    return (ga > gb) - (ga < gb);
+    return (a->gen > b->gen) - (a->gen < b->gen);
 }
 
 /* ------------------------------------------------------------ output */
@@ -377,19 +377,15 @@ static int join_puts(const repl_entity_t *a, const repl_entity_t *b, kms_arena_t
     clk_t ma = eff_clock(a, NAME_MATERIAL), mb = eff_clock(b, NAME_MATERIAL);
     int mc = clk_cmp(ma, mb);
     if (mc == 0)
-        mc = material_cmp(&a->obj, a->seal_gen, &b->obj, b->seal_gen);
+        mc = material_cmp(&a->obj.sealed, &b->obj.sealed);
     const repl_entity_t *mw = mc >= 0 ? a : b;
     put_clock(&o, NAME_MATERIAL, mc >= 0 ? ma : mb);
     if (repl_state_destroyed(r->obj.state)) {
-        r->obj.blob = NULL;
-        r->obj.blob_len = 0;
-        r->obj.dsk_id = 0;
-        r->seal_gen = 0;
+        r->obj.sealed = (kms_sealed_t){0};
     } else {
-        r->obj.blob = mw->obj.blob_len ? mw->obj.blob : NULL;
-        r->obj.blob_len = mw->obj.blob_len;
-        r->obj.dsk_id = mw->obj.dsk_id;
-        r->seal_gen = mw->seal_gen;
+        r->obj.sealed = mw->obj.sealed;
+        if (!r->obj.sealed.len)
+            r->obj.sealed.blob = NULL;
     }
 
     /* Storage status. */
@@ -503,9 +499,8 @@ bool repl_object_equal(const repl_entity_t *a, const repl_entity_t *b)
         return true;
     const store_object_t *x = &a->obj, *y = &b->obj;
     if (x->object_type != y->object_type || x->state != y->state || x->archived != y->archived ||
-        x->dsk_id != y->dsk_id || a->seal_gen != b->seal_gen || x->created_us != y->created_us ||
-        strcmp(x->tenant, y->tenant) != 0 ||
-        bytes_cmp(x->blob, x->blob_len, y->blob, y->blob_len) != 0)
+        material_cmp(&x->sealed, &y->sealed) != 0 || x->created_us != y->created_us ||
+        strcmp(x->tenant, y->tenant) != 0)
         return false;
     if (x->n_attrs != y->n_attrs || a->n_clocks != b->n_clocks)
         return false;

@@ -128,9 +128,10 @@ typedef struct repl_entity {
     bool deleted;
 
     /* REPL_KIND_OBJECT: obj.id == key; version is node-local and not sent
-     * (0 when decoded). */
+     * (0 when decoded). obj.sealed (DSK id, seal generation, blob) is sent
+     * as it is: the seal binds no node-local value, so it opens on every
+     * node holding the DSK. */
     store_object_t obj;
-    int64_t seal_gen;        /* generation of the sealed material (in the AAD) */
     repl_clock_t *clocks;
     size_t n_clocks;
     /* REPL_KIND_TENANT */

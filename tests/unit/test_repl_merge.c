@@ -121,9 +121,9 @@ static void set_state(repl_entity_t *e, uint32_t s, int64_t hlc, const char *nod
     e->obj.state = s;
     set_clock(e, "State", hlc, node);
     if (repl_state_destroyed(s)) {
-        e->obj.blob = NULL;
-        e->obj.blob_len = 0;
-        e->obj.dsk_id = 0;
+        e->obj.sealed.blob = NULL;
+        e->obj.sealed.len = 0;
+        e->obj.sealed.dsk_id = 0;
         set_clock(e, "#material", hlc, node);
     }
     e->hlc = hlc;
@@ -133,10 +133,10 @@ static void set_state(repl_entity_t *e, uint32_t s, int64_t hlc, const char *nod
 static void set_material(repl_entity_t *e, const char *blob, uint32_t dsk, int64_t hlc,
                          const char *node)
 {
-    e->obj.blob = val(blob);
-    e->obj.blob_len = strlen(blob);
-    e->obj.dsk_id = dsk;
-    e->seal_gen++;
+    e->obj.sealed.blob = val(blob);
+    e->obj.sealed.len = strlen(blob);
+    e->obj.sealed.dsk_id = dsk;
+    e->obj.sealed.gen++;
     set_clock(e, "#material", hlc, node);
     e->hlc = hlc;
     e->origin = node;
@@ -232,19 +232,19 @@ static void test_destroy_dominance(void **state)
     for (int order = 0; order < 2; order++) {
         repl_entity_t *m = order ? merge(rot, dest) : merge(dest, rot);
         assert_int_equal(m->obj.state, DS);
-        assert_null(m->obj.blob);
-        assert_int_equal(m->obj.blob_len, 0);
-        assert_int_equal(m->obj.dsk_id, 0);
+        assert_null(m->obj.sealed.blob);
+        assert_int_equal(m->obj.sealed.len, 0);
+        assert_int_equal(m->obj.sealed.dsk_id, 0);
         /* ...and it stays gone when the old state arrives again. */
         repl_entity_t *again = merge(merge(m, base), rot);
-        assert_null(again->obj.blob);
+        assert_null(again->obj.sealed.blob);
         assert_int_equal(again->obj.state, DS);
     }
     /* Without a destroy, the later material wins (both seal-openable). */
     repl_entity_t *m = merge(base, rot);
-    assert_int_equal(m->obj.blob_len, strlen("sealed-v2"));
-    assert_int_equal(m->obj.dsk_id, 8);
-    assert_memory_equal(m->obj.blob, "sealed-v2", 9);
+    assert_int_equal(m->obj.sealed.len, strlen("sealed-v2"));
+    assert_int_equal(m->obj.sealed.dsk_id, 8);
+    assert_memory_equal(m->obj.sealed.blob, "sealed-v2", 9);
 }
 
 /* ------------------------------------------------------------ LWW names */
@@ -554,7 +554,7 @@ static void test_generated_histories(void **state)
              * join that keeps the incarnation has no key material. */
             repl_entity_t *ab = merge(a, b);
             if (!ab->deleted && repl_state_destroyed(ab->obj.state))
-                assert_null(ab->obj.blob);
+                assert_null(ab->obj.sealed.blob);
             checked++;
         }
     }
@@ -582,7 +582,7 @@ static void test_three_node_partition(void **state)
     assert_true(repl_object_equal(a2, merge(merge(NULL, b2), b2)));
     assert_int_equal(a2->obj.state, CO);
     assert_memory_equal(attr(a2, "x-a", 0)->value, "from-c", 6);
-    assert_non_null(a2->obj.blob);
+    assert_non_null(a2->obj.sealed.blob);
 }
 
 int main(void)
