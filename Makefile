@@ -41,7 +41,7 @@ endif
 # Link order: a library comes before the ones it depends on. server/ and
 # kmsctl/ are libraries too (all but their main.c), so that unit tests link
 # them instead of compiling their sources.
-MODULES := server kmsctl admin keys audit kmip replication store hsm certs conf ttlv common
+MODULES := server kmsctl admin keys audit kmip crypto replication store hsm certs conf ttlv common
 src_of   = $(sort $(wildcard $(1)/*.c))
 obj_of   = $(patsubst %.c,$(BUILD)/obj/%.o,$(call src_of,$(1)))
 libsrc_of = $(filter-out $(1)/main.c,$(call src_of,$(1)))
@@ -121,14 +121,14 @@ $(FUZZ_BUILD)/fuzz_conf: tests/fuzz/fuzz_conf.c $(FUZZ_LIBSRC) $(call src_of,con
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ -lyaml
 # The KMIP target runs kmip_handle() against a real store and file keyring.
-FUZZ_KMIP_SRC := $(foreach m,kmip store hsm,$(call src_of,$(m)))
+FUZZ_KMIP_SRC := $(foreach m,kmip crypto store hsm,$(call src_of,$(m)))
 $(FUZZ_BUILD)/fuzz_kmip: tests/fuzz/fuzz_kmip.c $(FUZZ_LIBSRC) $(FUZZ_KMIP_SRC)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ -lssl -lcrypto -lsqlite3 -ldl -lpthread
 # The admin-socket target: request decoding (admin/proto.c) and the
 # commands (admin/cmds.c ...) against a real store.
-FUZZ_ADMIN_SRC := $(foreach m,admin audit keys kmip store hsm certs conf,$(call src_of,$(m)))
+FUZZ_ADMIN_SRC := $(foreach m,admin audit keys kmip crypto store hsm certs conf,$(call src_of,$(m)))
 $(FUZZ_BUILD)/fuzz_admin: tests/fuzz/fuzz_admin.c $(FUZZ_LIBSRC) $(FUZZ_ADMIN_SRC)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")

@@ -72,7 +72,7 @@ static const kmip_attr_rule_t rules[] = {
     {"Extractable", KMIP_TAG_EXTRACTABLE, TTLV_BOOLEAN, I | A | C},
     {"Always Sensitive", KMIP_TAG_ALWAYS_SENSITIVE, TTLV_BOOLEAN, 0},
     {"Never Extractable", KMIP_TAG_NEVER_EXTRACTABLE, TTLV_BOOLEAN, 0},
-    /* Private bookkeeping of the material (kmip_material_t). The leading
+    /* Private bookkeeping of the material (crypto_material_t). The leading
      * underscore can never be a client attribute name. */
     {"_kmsd.fmt", 0, TTLV_INTEGER, H},
     {"_kmsd.curve", 0, TTLV_INTEGER, H},

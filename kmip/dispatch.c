@@ -6,7 +6,6 @@
  * Supported honestly. Poll, Cancel and every operation without a handler
  * are Operation Not Supported (no asynchronous operations).
  */
-#include "kmip/kmip_crypto.h" /* kmip_op_rekey_key_pair */
 #include "kmip/kmip_int.h"
 
 #if defined(__has_include)

@@ -2,20 +2,20 @@
  * kmip/keywrap_keys.c: managed keys used as key-encryption keys, and the
  * Get-side assembly of an object (format conversion + key wrapping).
  *
- * kmip_crypto_kek_load() enforces what the specification asks of a
+ * kmip_kek_load() enforces what the specification asks of a
  * wrapping key: visible to the requester, an AES Symmetric Key, Active,
  * with Wrap Key (or Unwrap Key) in its Cryptographic Usage Mask.
- * kmip_crypto_get_object() reads a Get's Key Format Type / Key Compression
+ * kmip_get_object() reads a Get's Key Format Type / Key Compression
  * Type / Key Wrapping Specification and builds the object structure.
  * Access control on the object being fetched is the caller's job.
  */
 #include <string.h>
 
-#include "kmip/kmip_crypto.h"
+#include "crypto/crypto.h"
 #include "kmip/kmip_int.h"
 
-int kmip_crypto_kek_load(kmip_ctx_t *ctx, const char *key_id, uint32_t usage,
-                         kms_secret_t **kek_out, uint32_t *mode_out)
+int kmip_kek_load(kmip_ctx_t *ctx, const char *key_id, uint32_t usage, kms_secret_t **kek_out,
+                  uint32_t *mode_out)
 {
     kmip_obj_t *k = NULL;
     const kms_secret_t *m = NULL;
@@ -74,7 +74,7 @@ int kmip_crypto_kek_load(kmip_ctx_t *ctx, const char *key_id, uint32_t usage,
 }
 
 /* Read the Key Wrapping Specification into `w` (kek owned by the ctx). */
-static int resolve_wrap(kmip_ctx_t *ctx, kmip_obj_t *o, const ttlv_item_t *kws, kmip_wrap_t *w)
+static int resolve_wrap(kmip_ctx_t *ctx, kmip_obj_t *o, const ttlv_item_t *kws, crypto_wrap_t *w)
 {
     const ttlv_item_t *wm, *eki, *uid, *cp, *bcm, *enc;
     kms_secret_t *kek = NULL;
@@ -105,8 +105,8 @@ static int resolve_wrap(kmip_ctx_t *ctx, kmip_obj_t *o, const ttlv_item_t *kws, 
                          "Unique Identifier");
     if (strcmp(ttlv_text(uid), o->id) == 0)
         return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "a key cannot wrap itself");
-    rc = kmip_crypto_kek_load(ctx, ttlv_text(uid), KMIP_CRYPTOGRAPHIC_USAGE_MASK_WRAP_KEY, &kek,
-                              &kek_mode);
+    rc = kmip_kek_load(ctx, ttlv_text(uid), KMIP_CRYPTOGRAPHIC_USAGE_MASK_WRAP_KEY, &kek,
+                       &kek_mode);
     if (rc < 0)
         return rc;
     kmip_ctx_own_secret(ctx, kek);
@@ -160,14 +160,13 @@ static int resolve_wrap(kmip_ctx_t *ctx, kmip_obj_t *o, const ttlv_item_t *kws, 
     return 0;
 }
 
-int kmip_crypto_get_object(kmip_ctx_t *ctx, kmip_obj_t *o, uint32_t want_fmt,
-                           uint32_t want_compression, const ttlv_item_t *kws,
-                           ttlv_item_t *parent)
+int kmip_get_object(kmip_ctx_t *ctx, kmip_obj_t *o, uint32_t want_fmt, uint32_t want_compression,
+                    const ttlv_item_t *kws, ttlv_item_t *parent)
 {
     const kms_secret_t *m = NULL;
-    kmip_material_t desc;
-    kmip_wrap_t w;
-    kmip_cerr_t e = {0};
+    crypto_material_t desc;
+    crypto_wrap_t w;
+    kms_error_t e = {0};
     int rc;
 
     if (want_compression != 0)
@@ -184,7 +183,7 @@ int kmip_crypto_get_object(kmip_ctx_t *ctx, kmip_obj_t *o, uint32_t want_fmt,
         if (rc < 0)
             return rc;
     }
-    rc = kmip_crypto_object_build(ctx->arena, parent, &desc, m, want_fmt, kws ? &w : NULL, &e);
+    rc = crypto_object_build(ctx->arena, parent, &desc, m, want_fmt, kws ? &w : NULL, &e);
     if (rc < 0 && e.reason)
         return kmip_fail(ctx, e.reason, "%s", e.msg);
     return rc;

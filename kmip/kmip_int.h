@@ -170,6 +170,7 @@ int kmip_op_discover_versions(kmip_ctx_t *ctx);
 int kmip_op_register(kmip_ctx_t *ctx);
 int kmip_op_create_key_pair(kmip_ctx_t *ctx);
 int kmip_op_rekey(kmip_ctx_t *ctx);
+int kmip_op_rekey_key_pair(kmip_ctx_t *ctx);
 
 /* --------------------------------------------------------- object model */
 typedef struct kmip_attr {
@@ -225,17 +226,17 @@ int kmip_obj_new(kmip_ctx_t *ctx, uint32_t object_type, kmip_obj_t **out);
 int kmip_obj_load(kmip_ctx_t *ctx, const char *id, kmip_obj_t **out);
 
 /* Material: attach freshly generated / registered plaintext (ownership of
- * `stored` passes to the context); sets Digest (kmip_crypto_digest_value: SHA-256 of the
+ * `stored` passes to the context); sets Digest (crypto_digest_value: SHA-256 of the
  * bytes), and from `desc` Cryptographic Algorithm / Length when non-zero
  * plus the private bookkeeping (registered format, curve, sub type). */
-struct kmip_material;
+struct crypto_material;
 int kmip_obj_set_material(kmip_ctx_t *ctx, kmip_obj_t *o, kms_secret_t *stored,
-                          const struct kmip_material *desc);
+                          const struct crypto_material *desc);
 /* Open the sealed material (cached in o->material). KMS_ERR_NOTFOUND with
  * Key Value Not Present recorded when the object has none (destroyed). */
 int kmip_obj_open_material(kmip_ctx_t *ctx, kmip_obj_t *o, const kms_secret_t **out);
-/* Description of the stored material (for kmip_crypto_object_build). */
-int kmip_obj_material_desc(const kmip_obj_t *o, struct kmip_material *desc_out);
+/* Description of the stored material (for crypto_object_build). */
+int kmip_obj_material_desc(const kmip_obj_t *o, struct crypto_material *desc_out);
 /* Wipe the material (Destroy): blob dropped, metadata kept. */
 void kmip_obj_drop_material(kmip_obj_t *o);
 
@@ -268,6 +269,44 @@ int kmip_undo_run(kmip_ctx_t *ctx);
 bool kmip_obj_eval_dates(kmip_ctx_t *ctx, kmip_obj_t *o);
 /* Set State (attribute and mirror). */
 int kmip_obj_set_state(kmip_ctx_t *ctx, kmip_obj_t *o, uint32_t state);
+
+/* ------------------------------------------- key wrapping, Get, re-key */
+/*
+ * Load the managed key `key_id` for use as a key-encryption key and return
+ * its plaintext (owned by the caller). It must be visible to the
+ * requester, a Symmetric Key with Cryptographic Algorithm AES, in State
+ * Active, with the usage bit `usage` (Wrap Key for Get, Unwrap Key for
+ * Register) in its Cryptographic Usage Mask; otherwise the failure is
+ * recorded with kmip_fail(). *mode_out (may be NULL) gets the Block Cipher
+ * Mode of its Cryptographic Parameters, or 0. keywrap_keys.c.
+ */
+int kmip_kek_load(kmip_ctx_t *ctx, const char *key_id, uint32_t usage, kms_secret_t **kek_out,
+                  uint32_t *mode_out);
+
+/*
+ * Everything Get needs to answer with object `o`: opens its material,
+ * applies Key Format Type (`want_fmt`, 0 = as registered), Key
+ * Compression Type (`want_compression`, 0 = none; anything else is Key
+ * Compression Type Not Supported) and the Key Wrapping Specification
+ * (`kws`, NULL = not wrapped), and appends the object structure
+ * (Symmetric Key, Private Key, ...) to `parent` (crypto_object_build).
+ * keywrap_keys.c.
+ */
+int kmip_get_object(kmip_ctx_t *ctx, kmip_obj_t *o, uint32_t want_fmt, uint32_t want_compression,
+                    const ttlv_item_t *kws, ttlv_item_t *parent);
+
+/*
+ * Re-key helpers (op_rekey.c), used by Re-key and Re-key Key Pair:
+ * kmip_rekey_derive() makes the (unsaved, material-less) replacement of
+ * `old` per KMIP 1.1 section 4.4: same type, template `tmpl` applied
+ * (may be NULL; it cannot change algorithm or length), client attributes
+ * copied, dates copied or shifted by `offset` (an Interval item or NULL),
+ * Replaced Object Link to the old object. kmip_rekey_retire() then moves
+ * the old object's Names away and gives it the Replacement Object Link.
+ */
+int kmip_rekey_derive(kmip_ctx_t *ctx, kmip_obj_t *old, const ttlv_item_t *tmpl,
+                      const ttlv_item_t *offset, kmip_obj_t **new_out);
+int kmip_rekey_retire(kmip_ctx_t *ctx, const char *old_id, const char *new_id);
 
 /* ------------------------------------------------------------ attributes */
 /* Instance `index` of `name`, or NULL. */

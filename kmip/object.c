@@ -18,7 +18,7 @@
 
 #include <openssl/rand.h>
 
-#include "kmip/kmip_crypto.h"
+#include "crypto/crypto.h"
 #include "kmip/kmip_int.h"
 
 #define ATTR_VALUE_MAX (1u << 20)
@@ -200,7 +200,7 @@ int kmip_obj_load(kmip_ctx_t *ctx, const char *id, kmip_obj_t **out)
 }
 
 int kmip_obj_set_material(kmip_ctx_t *ctx, kmip_obj_t *o, kms_secret_t *stored,
-                          const struct kmip_material *desc)
+                          const struct crypto_material *desc)
 {
     int rc;
     kmip_ctx_own_secret(ctx, stored);
@@ -211,11 +211,11 @@ int kmip_obj_set_material(kmip_ctx_t *ctx, kmip_obj_t *o, kms_secret_t *stored,
     ttlv_item_t *d = NULL;
     if (desc) {
         /* The crypto side knows which form of the key the Digest covers. */
-        if ((rc = kmip_crypto_digest_value(ctx->arena, desc, stored, &d)))
+        if ((rc = crypto_digest_value(ctx->arena, desc, stored, &d)))
             return rc;
     } else {
         uint8_t dg[32];
-        if ((rc = kmip_crypto_sha256(stored->data, stored->len, dg)))
+        if ((rc = crypto_sha256(stored->data, stored->len, dg)))
             return rc;
         d = ttlv_new_struct(ctx->arena, NULL, KMIP_TAG_ATTRIBUTE_VALUE);
         if (!d ||
@@ -270,7 +270,7 @@ static uint32_t stored_fmt_of(uint32_t object_type)
     }
 }
 
-int kmip_obj_material_desc(const kmip_obj_t *o, struct kmip_material *d)
+int kmip_obj_material_desc(const kmip_obj_t *o, struct crypto_material *d)
 {
     memset(d, 0, sizeof(*d));
     d->object_type = o->object_type;

@@ -3,7 +3,7 @@
  *
  * Applies the Template-Attribute (and templates referenced by Name),
  * validates algorithm, length and usage mask, generates the key with the
- * DRBG through kmip_crypto_sym_generate (RAND_priv_bytes), sets the
+ * DRBG through crypto_sym_generate (RAND_priv_bytes), sets the
  * server attributes (Digest, dates, State: Active when the Activation Date
  * is now or in the past) and stores the object. Create of other object
  * types is Invalid Field, as the specification asks (Create Key Pair and
@@ -11,7 +11,7 @@
  */
 #include <string.h>
 
-#include "kmip/kmip_crypto.h"
+#include "crypto/crypto.h"
 #include "kmip/kmip_int.h"
 
 static uint32_t default_mask(uint32_t alg)
@@ -50,10 +50,10 @@ int kmip_op_create(kmip_ctx_t *ctx)
         return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "Cryptographic Algorithm missing");
     if (kmip_attr_get_int(o, "Cryptographic Length", &bits))
         return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "Cryptographic Length missing");
-    kmip_cerr_t e = {0};
+    kms_error_t e = {0};
     kms_secret_t *key = NULL;
-    if ((rc = kmip_crypto_sym_check(alg, bits, NULL, &e)) ||
-        (rc = kmip_crypto_sym_generate(alg, bits, &key, &e))) {
+    if ((rc = crypto_sym_check(alg, bits, NULL, &e)) ||
+        (rc = crypto_sym_generate(alg, bits, &key, &e))) {
         if (e.reason)
             return kmip_fail(ctx, e.reason, "%s", e.msg);
         return rc;
@@ -69,7 +69,7 @@ int kmip_op_create(kmip_ctx_t *ctx)
             return rc;
         }
     }
-    kmip_material_t desc = {
+    crypto_material_t desc = {
         .object_type = KMIP_OBJECT_TYPE_SYMMETRIC_KEY,
         .stored_fmt = KMIP_KEY_FORMAT_TYPE_RAW,
         .registered_fmt = KMIP_KEY_FORMAT_TYPE_RAW,

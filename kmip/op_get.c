@@ -3,7 +3,7 @@
  *
  * Loads the object (tenant-scoped), refuses archived (Object Archived) and
  * destroyed (Item Not Found, as the KMIP 1.1 test cases show) objects, and
- * has kmip_crypto_get_object (keywrap_keys.c) produce the object in the
+ * has kmip_get_object (keywrap_keys.c) produce the object in the
  * requested Key Format Type, wrapped as the Key Wrapping Specification
  * asks (an Active AES key of the same tenant with Wrap Key). It also keeps
  * Fresh and the group round-robin pointer (see mark_served). The KMIP 1.4
@@ -12,7 +12,7 @@
  */
 #include <string.h>
 
-#include "kmip/kmip_crypto.h"
+#include "crypto/crypto.h"
 #include "kmip/kmip_int.h"
 
 static bool is_destroyed(uint32_t st)
@@ -105,7 +105,7 @@ int kmip_op_get(kmip_ctx_t *ctx)
         return kmip_fail(ctx, KMIP_RESULT_REASON_OBJECT_ARCHIVED, "object is archived; Recover it first");
     if (is_destroyed(o->state) || kmip_attr_get(o, "Destroy Date", 0))
         return kmip_fail(ctx, KMIP_RESULT_REASON_ITEM_NOT_FOUND, "the object has been destroyed");
-    if (o->object_type == KMIP_OBJECT_TYPE_TEMPLATE && !kmip_crypto_object_tag(o->object_type)) {
+    if (o->object_type == KMIP_OBJECT_TYPE_TEMPLATE && !crypto_object_tag(o->object_type)) {
         /* Templates are returned as their attributes. */
         const kms_secret_t *m = NULL;
         if ((rc = kmip_obj_open_material(ctx, o, &m)))
@@ -131,7 +131,7 @@ int kmip_op_get(kmip_ctx_t *ctx)
         !ttlv_new_textz(ctx->arena, ctx->resp_payload, KMIP_TAG_UNIQUE_IDENTIFIER, o->id))
         return KMS_ERR_NOMEM;
     /* Format conversion and wrapping: the crypto side (keywrap_keys.c). */
-    if ((rc = kmip_crypto_get_object(ctx, o, want_fmt, want_comp, kws, ctx->resp_payload)))
+    if ((rc = kmip_get_object(ctx, o, want_fmt, want_comp, kws, ctx->resp_payload)))
         return rc;
     if ((rc = mark_served(ctx, o)))
         return rc;

@@ -13,7 +13,7 @@
  */
 #include <string.h>
 
-#include "kmip/kmip_crypto.h"
+#include "crypto/crypto.h"
 #include "kmip/kmip_int.h"
 
 /* Name of an Attribute structure, or NULL. */
@@ -97,8 +97,8 @@ int kmip_op_create_key_pair(kmip_ctx_t *ctx)
     ttlv_item_t *tpriv = NULL, *tpub = NULL;
     kmip_obj_t *priv = NULL, *pub = NULL;
     kms_secret_t *sk = NULL, *pk = NULL;
-    kmip_material_t dpriv, dpub;
-    kmip_cerr_t e = {0};
+    crypto_material_t dpriv, dpub;
+    kms_error_t e = {0};
     uint32_t alg = 0, alg2 = 0, curve, curve2, rcurve = 0;
     int32_t bits = 0, bits2 = 0, rbits = 0;
     int rc;
@@ -141,11 +141,11 @@ int kmip_op_create_key_pair(kmip_ctx_t *ctx)
     if (alg == KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA && !l1 && !l2)
         return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
                          "an RSA key pair needs a Cryptographic Length");
-    rc = kmip_crypto_keypair_check(alg, bits, curve, &rcurve, &rbits, &e);
+    rc = crypto_keypair_check(alg, bits, curve, &rcurve, &rbits, &e);
     if (rc < 0)
         return kmip_fail(ctx, e.reason, "%s", e.msg);
 
-    rc = kmip_crypto_keypair_generate(alg, rbits, rcurve, &sk, &pk, &e);
+    rc = crypto_keypair_generate(alg, rbits, rcurve, &sk, &pk, &e);
     if (rc < 0)
         return kmip_fail(ctx, e.reason, "%s", e.msg);
     memset(&dpriv, 0, sizeof(dpriv));
@@ -220,8 +220,8 @@ int kmip_op_rekey_key_pair(kmip_ctx_t *ctx)
     ttlv_item_t *tpriv = NULL, *tpub = NULL;
     kmip_obj_t *opriv = NULL, *opub = NULL, *npriv = NULL, *npub = NULL;
     kms_secret_t *sk = NULL, *pk = NULL;
-    kmip_material_t dpriv, dpub;
-    kmip_cerr_t e = {0};
+    crypto_material_t dpriv, dpub;
+    kms_error_t e = {0};
     uint32_t curve = 0;
     int32_t bits = 0;
     int rc;
@@ -257,10 +257,10 @@ int kmip_op_rekey_key_pair(kmip_ctx_t *ctx)
 
     kmip_obj_material_desc(opriv, &dpriv);
     kmip_obj_material_desc(opub, &dpub);
-    rc = kmip_crypto_keypair_check(dpriv.alg, dpriv.bits, dpriv.curve, &curve, &bits, &e);
+    rc = crypto_keypair_check(dpriv.alg, dpriv.bits, dpriv.curve, &curve, &bits, &e);
     if (rc < 0)
         return kmip_fail(ctx, e.reason, "cannot re-key this key pair: %s", e.msg);
-    rc = kmip_crypto_keypair_generate(dpriv.alg, bits, curve, &sk, &pk, &e);
+    rc = crypto_keypair_generate(dpriv.alg, bits, curve, &sk, &pk, &e);
     if (rc < 0)
         return kmip_fail(ctx, e.reason, "%s", e.msg);
     dpriv.stored_fmt = KMIP_KEY_FORMAT_TYPE_PKCS_8;

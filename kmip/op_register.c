@@ -3,7 +3,7 @@
  *
  * Accepts Symmetric Key, Private Key, Public Key, Secret Data, Certificate
  * (X.509), Opaque Object and Template objects. The material is validated
- * and converted to its canonical stored form (keyformat_parse.c); the
+ * and converted to its canonical stored form (crypto/keyformat_parse.c); the
  * format the client used is remembered so Get answers in it by default. A
  * wrapped Key Block is unwrapped with a managed AES key that is Active and
  * has Unwrap Key in its usage mask. Attributes of the Template-Attribute
@@ -15,21 +15,20 @@
  */
 #include <string.h>
 
-#include "kmip/kmip_crypto.h"
+#include "crypto/crypto.h"
 #include "kmip/kmip_int.h"
 
-static int unwrap_lookup(void *arg, const char *key_id, kms_secret_t **kek_out, kmip_cerr_t *e)
+static int unwrap_lookup(void *arg, const char *key_id, kms_secret_t **kek_out, kms_error_t *e)
 {
     kmip_ctx_t *ctx = arg;
-    int rc = kmip_crypto_kek_load(ctx, key_id, KMIP_CRYPTOGRAPHIC_USAGE_MASK_UNWRAP_KEY, kek_out,
-                                  NULL);
+    int rc = kmip_kek_load(ctx, key_id, KMIP_CRYPTOGRAPHIC_USAGE_MASK_UNWRAP_KEY, kek_out, NULL);
     if (rc < 0 && ctx->reason)
-        kmip_cerr_set(e, rc, ctx->reason, "%s", ctx->msg);
+        kms_error_set_reason(e, rc, ctx->reason, "%s", ctx->msg);
     return rc;
 }
 
 /* Reconcile the Template-Attribute's algorithm/length with the material. */
-static int reconcile(kmip_ctx_t *ctx, kmip_obj_t *o, kmip_material_t *d, size_t material_len)
+static int reconcile(kmip_ctx_t *ctx, kmip_obj_t *o, crypto_material_t *d, size_t material_len)
 {
     uint32_t alg_t = 0;
     int32_t len_t = 0;
@@ -42,18 +41,18 @@ static int reconcile(kmip_ctx_t *ctx, kmip_obj_t *o, kmip_material_t *d, size_t 
             if (!has_alg)
                 return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
                                  "Cryptographic Algorithm is required for a Symmetric Key");
-            if (d->bits && d->bits != kmip_crypto_sym_bits(alg_t, material_len) &&
+            if (d->bits && d->bits != crypto_sym_bits(alg_t, material_len) &&
                 (size_t)d->bits != material_len * 8)
                 return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
                                  "Key Block Cryptographic Length %d does not match the Key "
                                  "Material", (int)d->bits);
             d->alg = alg_t;
-            d->bits = kmip_crypto_sym_bits(alg_t, material_len);
+            d->bits = crypto_sym_bits(alg_t, material_len);
             if (alg_t == KMIP_CRYPTOGRAPHIC_ALGORITHM_AES ||
                 alg_t == KMIP_CRYPTOGRAPHIC_ALGORITHM_TRIPLE_DES) {
-                kmip_cerr_t e = {0};
+                kms_error_t e = {0};
                 size_t want = 0;
-                if (kmip_crypto_sym_check(alg_t, d->bits, &want, &e) < 0 || want != material_len)
+                if (crypto_sym_check(alg_t, d->bits, &want, &e) < 0 || want != material_len)
                     return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
                                      "Key Material of %zu bytes is not a valid key for the "
                                      "Cryptographic Algorithm", material_len);
@@ -80,9 +79,8 @@ static int reconcile(kmip_ctx_t *ctx, kmip_obj_t *o, kmip_material_t *d, size_t 
     case KMIP_OBJECT_TYPE_PRIVATE_KEY:
     case KMIP_OBJECT_TYPE_PUBLIC_KEY:
         if (has_alg) {
-            bool ok = d->alg == KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA
-                          ? alg_t == d->alg
-                          : kmip_crypto_alg_is_ec(alg_t);
+            bool ok = d->alg == KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA ? alg_t == d->alg
+                                                                 : crypto_alg_is_ec(alg_t);
             if (!ok)
                 return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
                                  "Cryptographic Algorithm does not match the key material");
@@ -95,8 +93,8 @@ static int reconcile(kmip_ctx_t *ctx, kmip_obj_t *o, kmip_material_t *d, size_t 
         return 0;
     case KMIP_OBJECT_TYPE_CERTIFICATE:
         /* Algorithm and length of the certified public key. */
-        if (d->alg && has_alg && !(alg_t == d->alg || (kmip_crypto_alg_is_ec(alg_t) &&
-                                                      kmip_crypto_alg_is_ec(d->alg))))
+        if (d->alg && has_alg &&
+            !(alg_t == d->alg || (crypto_alg_is_ec(alg_t) && crypto_alg_is_ec(d->alg))))
             return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
                              "Cryptographic Algorithm does not match the certified key");
         if (d->alg && has_alg)
@@ -136,14 +134,14 @@ static int template_names(kmip_ctx_t *ctx, kmip_obj_t *o, const ttlv_item_t *tmp
 /* The attributes the server derives from a certificate. */
 static int set_cert_attrs(kmip_ctx_t *ctx, kmip_obj_t *o, const kms_secret_t *der, size_t mlen)
 {
-    kmip_cert_attrs_t ca;
+    crypto_cert_attrs_t ca;
     int rc;
 
     if ((rc = kmip_attr_set_enum(ctx, o, "Certificate Type", KMIP_CERTIFICATE_TYPE_X_509)) ||
         (mlen <= INT32_MAX &&
          (rc = kmip_attr_set_int(ctx, o, "Certificate Length", (int32_t)mlen))))
         return rc;
-    rc = kmip_crypto_cert_attrs(ctx->arena, der->data, der->len, &ca);
+    rc = crypto_cert_attrs(ctx->arena, der->data, der->len, &ca);
     if (rc < 0)
         return rc == KMS_ERR_PROTO ? kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
                                                "Certificate Value does not parse")
@@ -167,8 +165,8 @@ int kmip_op_register(kmip_ctx_t *ctx)
     const ttlv_item_t *ot = ttlv_find(p, KMIP_TAG_OBJECT_TYPE);
     const ttlv_item_t *obj;
     kms_secret_t *stored = NULL;
-    kmip_material_t desc;
-    kmip_cerr_t e = {0};
+    crypto_material_t desc;
+    kms_error_t e = {0};
     kmip_obj_t *o = NULL;
     uint32_t type, tag;
     size_t mlen;
@@ -177,7 +175,7 @@ int kmip_op_register(kmip_ctx_t *ctx)
     if (!ot || ot->type != TTLV_ENUMERATION)
         return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "Register needs an Object Type");
     type = ttlv_u32(ot);
-    tag = kmip_crypto_object_tag(type);
+    tag = crypto_object_tag(type);
     if (tag == 0)
         return kmip_fail(ctx, KMIP_RESULT_REASON_FEATURE_NOT_SUPPORTED,
                          "Object Type %s cannot be registered",
@@ -188,7 +186,7 @@ int kmip_op_register(kmip_ctx_t *ctx)
         return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
                          "Register payload lacks the %s object", ttlv_tag_name(tag));
     ctx->reason = 0;
-    rc = kmip_crypto_object_parse(obj, type, unwrap_lookup, ctx, &stored, &desc, &e);
+    rc = crypto_object_parse(obj, type, unwrap_lookup, ctx, &stored, &desc, &e);
     if (rc < 0) {
         if (e.reason)
             return kmip_fail(ctx, e.reason, "%s", e.msg);

@@ -20,7 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "kmip/kmip_crypto.h"
+#include "crypto/crypto.h"
 #include "kmip/kmip_int.h"
 
 static const char *const date_names[] = {"Activation Date", "Process Start Date",
@@ -176,8 +176,8 @@ int kmip_op_rekey(kmip_ctx_t *ctx)
     const char *uid = kmip_req_uid(ctx);
     kmip_obj_t *old = NULL, *n = NULL;
     kms_secret_t *key = NULL;
-    kmip_material_t desc;
-    kmip_cerr_t e = {0};
+    crypto_material_t desc;
+    kms_error_t e = {0};
     uint32_t alg = 0;
     int32_t bits = 0;
     int rc;
@@ -194,7 +194,7 @@ int kmip_op_rekey(kmip_ctx_t *ctx)
         return rc;
     (void)kmip_attr_get_enum(n, "Cryptographic Algorithm", &alg);
     (void)kmip_attr_get_int(n, "Cryptographic Length", &bits);
-    rc = kmip_crypto_sym_generate(alg, bits, &key, &e);
+    rc = crypto_sym_generate(alg, bits, &key, &e);
     if (rc < 0)
         return kmip_fail(ctx, e.reason, "%s", e.msg);
     memset(&desc, 0, sizeof(desc));

@@ -8,11 +8,10 @@
  * override those of a referenced template.
  *
  * It does not check algorithm/length/mask combinations (op_create.c and
- * kmip_crypto.h do) nor persist anything.
+ * crypto/ do) nor persist anything.
  */
 #include <string.h>
 
-#include "kmip/kmip_crypto.h"
 #include "kmip/kmip_int.h"
 
 int kmip_attr_parse(kmip_ctx_t *ctx, const ttlv_item_t *attr, const char **name_out,

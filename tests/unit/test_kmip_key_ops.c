@@ -1,4 +1,4 @@
-/* tests/unit/test_kmip_crypto_ops.c: Register, Create Key Pair, Re-key and
+/* tests/unit/test_kmip_key_ops.c: Register, Create Key Pair, Re-key and
  * Get-side conversion/wrapping through kmip_handle(), against a real
  * SQLite store in a temp directory and a real file-provider keyring.
  * Requests are built with the ttlv builders and encoded to bytes; answers
@@ -19,10 +19,10 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "crypto/crypto.h"
 #include "hsm/hsm.h"
 #include "kmip/kmip.h"
-#include "kmip/kmip_crypto.h"
-#include "kmip/kmip_int.h" /* a request context for kmip_crypto_get_object */
+#include "kmip/kmip_int.h" /* a request context for kmip_get_object */
 #include "store/store.h"
 #include "ttlv/ttlv.h"
 
@@ -181,7 +181,7 @@ static const char *register_keyblock(uint32_t type, uint32_t fmt, const uint8_t 
         attr_active(ta);
     if (name)
         attr_name(ta, name);
-    ttlv_item_t *obj = ttlv_new_struct(A, p, kmip_crypto_object_tag(type));
+    ttlv_item_t *obj = ttlv_new_struct(A, p, crypto_object_tag(type));
     if (type == KMIP_OBJECT_TYPE_SECRET_DATA)
         ttlv_new_enum(A, obj, KMIP_TAG_SECRET_DATA_TYPE, KMIP_SECRET_DATA_TYPE_PASSWORD);
     ttlv_item_t *kb = ttlv_new_struct(A, obj, KMIP_TAG_KEY_BLOCK);
@@ -222,7 +222,7 @@ static ttlv_item_t *get(const char *id, uint32_t fmt, ttlv_item_t *kws, uint32_t
     }
     ttlv_item_t *ot = ttlv_find(resp, KMIP_TAG_OBJECT_TYPE);
     assert_non_null(ot);
-    return ttlv_find(resp, kmip_crypto_object_tag(ttlv_u32(ot)));
+    return ttlv_find(resp, crypto_object_tag(ttlv_u32(ot)));
 }
 
 static ttlv_item_t *key_block(ttlv_item_t *obj)
@@ -317,7 +317,7 @@ static void test_register_symmetric(void **state)
     ttlv_item_t *dv[2];
     assert_int_equal(stored_attrs(id, "Digest", dv, 2), 1);
     uint8_t want[32];
-    kmip_crypto_sha256(aes256, 32, want);
+    crypto_sha256(aes256, 32, want);
     ttlv_item_t *d = ttlv_find(dv[0], KMIP_TAG_DIGEST_VALUE);
     assert_non_null(d);
     assert_memory_equal(d->v.bytes.ptr, want, 32);
@@ -386,9 +386,9 @@ static void test_register_alg_from_template(void **state)
 static EVP_PKEY *load_priv_der(uint32_t fmt, const ttlv_item_t *km)
 {
     EVP_PKEY *k = NULL;
-    kmip_cerr_t e = {0};
+    kms_error_t e = {0};
     assert_int_equal(km->type, TTLV_BYTE_STRING);
-    assert_int_equal(kmip_crypto_pkey_load(fmt, true, km->v.bytes.ptr, km->v.bytes.len, &k, &e), 0);
+    assert_int_equal(crypto_pkey_load(fmt, true, km->v.bytes.ptr, km->v.bytes.len, &k, &e), 0);
     return k;
 }
 
@@ -397,9 +397,9 @@ static void test_register_rsa_private_formats(void **state)
     (void)state;
     EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
     kms_secret_t *pkcs1 = NULL;
-    kmip_cerr_t e = {0};
+    kms_error_t e = {0};
     assert_non_null(k);
-    assert_int_equal(kmip_crypto_pkey_export(k, KMIP_KEY_FORMAT_TYPE_PKCS_1, true, &pkcs1, &e), 0);
+    assert_int_equal(crypto_pkey_export(k, KMIP_KEY_FORMAT_TYPE_PKCS_1, true, &pkcs1, &e), 0);
     const char *id = register_keyblock(KMIP_OBJECT_TYPE_PRIVATE_KEY, KMIP_KEY_FORMAT_TYPE_PKCS_1,
                                        pkcs1->data, pkcs1->len, KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 2048,
                                        KMIP_CRYPTOGRAPHIC_USAGE_MASK_SIGN, false, NULL, NULL, NULL);
@@ -417,9 +417,9 @@ static void test_register_rsa_private_formats(void **state)
     /* Transparent RSA Private Key. */
     o = get(id, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_RSA_PRIVATE_KEY, NULL, NULL);
     EVP_PKEY *kt = NULL;
-    assert_int_equal(kmip_crypto_transparent_parse(kb_material(o),
-                                                   KMIP_KEY_FORMAT_TYPE_TRANSPARENT_RSA_PRIVATE_KEY,
-                                                   &kt, &e), 0);
+    assert_int_equal(crypto_transparent_parse(
+                         kb_material(o), KMIP_KEY_FORMAT_TYPE_TRANSPARENT_RSA_PRIVATE_KEY, &kt, &e),
+                     0);
     assert_int_equal(EVP_PKEY_eq(k, kt), 1);
     /* A private key has no X.509 form. */
     uint32_t reason = 0;
@@ -579,7 +579,7 @@ static void sign_verify(EVP_PKEY *priv, EVP_PKEY *pub)
 static void check_pair(const char *priv, const char *pub, uint32_t priv_fmt, uint32_t pub_fmt,
                        int bits)
 {
-    kmip_cerr_t e = {0};
+    kms_error_t e = {0};
     ttlv_item_t *o = get(priv, 0, NULL, NULL);
     assert_int_equal(kb_fmt(o), priv_fmt);
     EVP_PKEY *k = load_priv_der(priv_fmt, kb_material(o));
@@ -588,7 +588,7 @@ static void check_pair(const char *priv, const char *pub, uint32_t priv_fmt, uin
     assert_int_equal(kb_fmt(o), pub_fmt);
     EVP_PKEY *q = NULL;
     ttlv_item_t *km = kb_material(o);
-    assert_int_equal(kmip_crypto_pkey_load(pub_fmt, false, km->v.bytes.ptr, km->v.bytes.len, &q, &e), 0);
+    assert_int_equal(crypto_pkey_load(pub_fmt, false, km->v.bytes.ptr, km->v.bytes.len, &q, &e), 0);
     sign_verify(k, q);
     /* Linked both ways. */
     const char *l = link_of(priv, KMIP_LINK_TYPE_PUBLIC_KEY_LINK);
@@ -873,15 +873,17 @@ static void test_get_wrapped(void **state)
     assert_non_null(o);
     kv = ttlv_find(key_block(o), KMIP_TAG_KEY_VALUE);
     kms_secret_t *plain = NULL;
-    assert_int_equal(kmip_crypto_aes_unwrap(kek, 16, true, kv->v.bytes.ptr, kv->v.bytes.len, &plain), 0);
+    assert_int_equal(
+        crypto_aes_unwrap(kek, 16, true, kv->v.bytes.ptr, kv->v.bytes.len, &plain, NULL), 0);
     EVP_PKEY *k = NULL;
-    kmip_cerr_t e = {0};
-    assert_int_equal(kmip_crypto_pkey_load(KMIP_KEY_FORMAT_TYPE_PKCS_8, true, plain->data, plain->len, &k, &e), 0);
+    kms_error_t e = {0};
+    assert_int_equal(
+        crypto_pkey_load(KMIP_KEY_FORMAT_TYPE_PKCS_8, true, plain->data, plain->len, &k, &e), 0);
     EVP_PKEY_free(k);
     kms_secret_free(plain);
 }
 
-/* kmip_crypto_get_object: the default (TTLV) encoding with an attribute
+/* kmip_get_object: the default (TTLV) encoding with an attribute
  * inside the wrapped Key Value, as in KMIP 1.1 test case 14.2. Called
  * with a request context of our own, on objects made through kmip_handle. */
 static void test_get_object_ttlv_wrap(void **state)
@@ -909,12 +911,13 @@ static void test_get_object_ttlv_wrap(void **state)
     ttlv_item_t *kws = kws_new(kid, KMIP_BLOCK_CIPHER_MODE_NIST_KEY_WRAP, 0);
     ttlv_new_textz(A, kws, KMIP_TAG_ATTRIBUTE_NAME, "Cryptographic Usage Mask");
     ttlv_item_t *parent = ttlv_new_struct(A, NULL, KMIP_TAG_RESPONSE_PAYLOAD);
-    assert_int_equal(kmip_crypto_get_object(&ctx, o, 0, 0, kws, parent), 0);
+    assert_int_equal(kmip_get_object(&ctx, o, 0, 0, kws, parent), 0);
     ttlv_item_t *kb = ttlv_find(ttlv_find(parent, KMIP_TAG_SYMMETRIC_KEY), KMIP_TAG_KEY_BLOCK);
     ttlv_item_t *kv = ttlv_find(kb, KMIP_TAG_KEY_VALUE);
     assert_int_equal(kv->type, TTLV_BYTE_STRING);
     kms_secret_t *plain = NULL;
-    assert_int_equal(kmip_crypto_aes_unwrap(kek, 32, false, kv->v.bytes.ptr, kv->v.bytes.len, &plain), 0);
+    assert_int_equal(
+        crypto_aes_unwrap(kek, 32, false, kv->v.bytes.ptr, kv->v.bytes.len, &plain, NULL), 0);
     ttlv_item_t *dec = NULL;
     kms_error_t terr;
     assert_int_equal(ttlv_decode(plain->data, plain->len, NULL, A, &dec, &terr), 0);
@@ -927,14 +930,14 @@ static void test_get_object_ttlv_wrap(void **state)
     assert_int_equal(ttlv_find(at, KMIP_TAG_ATTRIBUTE_VALUE)->v.i32, KMIP_CRYPTOGRAPHIC_USAGE_MASK_ENCRYPT);
     /* Compression is refused with its own reason. */
     parent = ttlv_new_struct(A, NULL, KMIP_TAG_RESPONSE_PAYLOAD);
-    assert_true(kmip_crypto_get_object(&ctx, o, 0, 1, NULL, parent) < 0);
+    assert_true(kmip_get_object(&ctx, o, 0, 1, NULL, parent) < 0);
     assert_int_equal(ctx.reason, KMIP_RESULT_REASON_KEY_COMPRESSION_TYPE_NOT_SUPPORTED);
     /* A key cannot wrap itself. */
     ctx.reason = 0;
     kmip_obj_t *k = NULL;
     assert_int_equal(kmip_obj_load(&ctx, kid, &k), 0);
-    assert_true(kmip_crypto_get_object(&ctx, k, 0, 0, kws_new(kid, KMIP_BLOCK_CIPHER_MODE_NIST_KEY_WRAP, 0),
-                                       parent) < 0);
+    assert_true(kmip_get_object(&ctx, k, 0, 0,
+                                kws_new(kid, KMIP_BLOCK_CIPHER_MODE_NIST_KEY_WRAP, 0), parent) < 0);
     assert_int_equal(ctx.reason, KMIP_RESULT_REASON_INVALID_FIELD);
     for (size_t i = 0; i < ctx.n_owned; i++)
         kms_secret_free(ctx.owned[i]);

@@ -1,21 +1,21 @@
 /*
- * kmip/keyformat_build.c: the object structure of a Get response.
+ * crypto/keyformat_build.c: the object structure of a Get response.
  *
- * From an object's canonical stored bytes (kmip_crypto.h) builds Symmetric
+ * From an object's canonical stored bytes (crypto.h) builds Symmetric
  * Key / Private Key / Public Key / Secret Data (a Key Block), Certificate,
  * Opaque Object or Template, converting the key to the Key Format Type the
  * client asked for and, when asked, wrapping the Key Value with another
  * AES key (RFC 3394 / RFC 5649) and describing it in Key Wrapping Data.
  * It does not load the wrapping key or check its state and usage mask:
- * the Get operation does that (kmip_crypto_wrap_key_check) before calling.
+ * the Get operation does that (kmip/keywrap_keys.c) before calling.
  */
 #include <string.h>
 
 #include <openssl/evp.h>
 
-#include "kmip/kmip_crypto.h"
+#include "crypto/crypto_int.h"
 
-uint32_t kmip_crypto_object_tag(uint32_t object_type)
+uint32_t crypto_object_tag(uint32_t object_type)
 {
     switch (object_type) {
     case KMIP_OBJECT_TYPE_CERTIFICATE: return KMIP_TAG_CERTIFICATE;
@@ -29,16 +29,17 @@ uint32_t kmip_crypto_object_tag(uint32_t object_type)
     }
 }
 
-static int fmt_unsupported(kmip_cerr_t *e, uint32_t fmt, const char *what)
+static int fmt_unsupported(kms_error_t *err, uint32_t fmt, const char *what)
 {
-    const char *n = ttlv_enum_name(KMIP_TAG_KEY_FORMAT_TYPE, fmt);
-    return kmip_cerr_set(e, KMS_ERR_NOTSUP, KMIP_RESULT_REASON_KEY_FORMAT_TYPE_NOT_SUPPORTED,
-                         "Key Format Type %s not supported for %s", n ? n : "(unknown)", what);
+    return kms_error_set_reason(err, KMS_ERR_NOTSUP,
+                                KMIP_RESULT_REASON_KEY_FORMAT_TYPE_NOT_SUPPORTED,
+                                "Key Format Type %s not supported for %s",
+                                crypto_enum_name(KMIP_TAG_KEY_FORMAT_TYPE, fmt), what);
 }
 
 /* Append Key Material in `fmt` to the Key Value structure `kv`. */
-static int add_key_material(kms_arena_t *a, ttlv_item_t *kv, const kmip_material_t *d,
-                            const kms_secret_t *stored, uint32_t fmt, kmip_cerr_t *e)
+static int add_key_material(kms_arena_t *a, ttlv_item_t *kv, const crypto_material_t *d,
+                            const kms_secret_t *stored, uint32_t fmt, kms_error_t *err)
 {
     EVP_PKEY *pk = NULL;
     kms_secret_t *der = NULL;
@@ -55,12 +56,12 @@ static int add_key_material(kms_arena_t *a, ttlv_item_t *kv, const kmip_material
             if (!km || !ttlv_new_bytes(a, km, KMIP_TAG_KEY, stored->data, stored->len))
                 return KMS_ERR_NOMEM;
         } else {
-            return fmt_unsupported(e, fmt, "a Symmetric Key");
+            return fmt_unsupported(err, fmt, "a Symmetric Key");
         }
         return 0;
     case KMIP_OBJECT_TYPE_SECRET_DATA:
         if (fmt != KMIP_KEY_FORMAT_TYPE_OPAQUE && fmt != KMIP_KEY_FORMAT_TYPE_RAW)
-            return fmt_unsupported(e, fmt, "Secret Data");
+            return fmt_unsupported(err, fmt, "Secret Data");
         return ttlv_new_bytes(a, kv, KMIP_TAG_KEY_MATERIAL, stored->data, stored->len)
                    ? 0 : KMS_ERR_NOMEM;
     case KMIP_OBJECT_TYPE_PRIVATE_KEY:
@@ -68,18 +69,18 @@ static int add_key_material(kms_arena_t *a, ttlv_item_t *kv, const kmip_material
         if (fmt == d->stored_fmt)
             return ttlv_new_bytes(a, kv, KMIP_TAG_KEY_MATERIAL, stored->data, stored->len)
                        ? 0 : KMS_ERR_NOMEM;
-        rc = kmip_crypto_pkey_load(d->stored_fmt, priv, stored->data, stored->len, &pk, e);
+        rc = crypto_pkey_load(d->stored_fmt, priv, stored->data, stored->len, &pk, err);
         if (rc < 0) {
             /* Stored bytes were validated on the way in: this is our fault. */
-            kmip_cerr_set(e, KMS_ERR_INTERNAL, KMIP_RESULT_REASON_GENERAL_FAILURE,
-                          "stored key does not load");
+            kms_error_set_reason(err, KMS_ERR_INTERNAL, KMIP_RESULT_REASON_GENERAL_FAILURE,
+                                 "stored key does not load");
             return KMS_ERR_INTERNAL;
         }
-        if ((priv && kmip_crypto_fmt_is_transparent_priv(fmt)) ||
-            (!priv && kmip_crypto_fmt_is_transparent_pub(fmt))) {
-            rc = kmip_crypto_transparent_build(a, kv, pk, fmt, e);
+        if ((priv && crypto_fmt_is_transparent_priv(fmt)) ||
+            (!priv && crypto_fmt_is_transparent_pub(fmt))) {
+            rc = crypto_transparent_build(a, kv, pk, fmt, err);
         } else {
-            rc = kmip_crypto_pkey_export(pk, fmt, priv, &der, e);
+            rc = crypto_pkey_export(pk, fmt, priv, &der, err);
             if (rc == 0 && !ttlv_new_bytes(a, kv, KMIP_TAG_KEY_MATERIAL, der->data, der->len))
                 rc = KMS_ERR_NOMEM;
         }
@@ -87,15 +88,15 @@ static int add_key_material(kms_arena_t *a, ttlv_item_t *kv, const kmip_material
         EVP_PKEY_free(pk);
         return rc;
     default:
-        return kmip_cerr_set(e, KMS_ERR_INVAL, KMIP_RESULT_REASON_INVALID_FIELD,
-                             "object type has no Key Block");
+        return kms_error_set_reason(err, KMS_ERR_INVAL, KMIP_RESULT_REASON_INVALID_FIELD,
+                                    "object type has no Key Block");
     }
 }
 
 /* Replace the Key Value structure `kv` in `kb` by its wrapped Byte String
  * and append Key Wrapping Data. */
-static int wrap_key_value(kms_arena_t *a, ttlv_item_t *kb, ttlv_item_t *kv, const kmip_wrap_t *w,
-                          kmip_cerr_t *e)
+static int wrap_key_value(kms_arena_t *a, ttlv_item_t *kb, ttlv_item_t *kv, const crypto_wrap_t *w,
+                          kms_error_t *err)
 {
     kms_buf_t plain, ct;
     ttlv_item_t *km = ttlv_find(kv, KMIP_TAG_KEY_MATERIAL);
@@ -106,44 +107,43 @@ static int wrap_key_value(kms_arena_t *a, ttlv_item_t *kb, ttlv_item_t *kv, cons
     kms_buf_init(&plain, 64u << 20);
     kms_buf_init(&ct, 64u << 20);
     if (w->block_mode != KMIP_BLOCK_CIPHER_MODE_NIST_KEY_WRAP && !pad) {
-        rc = kmip_cerr_set(e, KMS_ERR_NOTSUP, KMIP_RESULT_REASON_FEATURE_NOT_SUPPORTED,
-                           "Block Cipher Mode for wrapping must be NIST Key Wrap or "
-                           "AES Key Wrap Padding");
+        rc = kms_error_set_reason(err, KMS_ERR_NOTSUP, KMIP_RESULT_REASON_FEATURE_NOT_SUPPORTED,
+                                  "Block Cipher Mode for wrapping must be NIST Key Wrap or "
+                                  "AES Key Wrap Padding");
         goto out;
     }
     if (w->encoding == KMIP_ENCODING_OPTION_NO_ENCODING) {
         if (!km || km->type != TTLV_BYTE_STRING) {
-            rc = kmip_cerr_set(e, KMS_ERR_INVAL, KMIP_RESULT_REASON_ENCODING_OPTION_ERROR,
-                               "No Encoding needs a Key Format Type whose Key Material is "
-                               "a Byte String");
+            rc = kms_error_set_reason(err, KMS_ERR_INVAL, KMIP_RESULT_REASON_ENCODING_OPTION_ERROR,
+                                      "No Encoding needs a Key Format Type whose Key Material is "
+                                      "a Byte String");
             goto out;
         }
         if (w->n_attrs > 0) {
-            rc = kmip_cerr_set(e, KMS_ERR_INVAL, KMIP_RESULT_REASON_ENCODING_OPTION_ERROR,
-                               "No Encoding cannot carry attributes");
+            rc = kms_error_set_reason(err, KMS_ERR_INVAL, KMIP_RESULT_REASON_ENCODING_OPTION_ERROR,
+                                      "No Encoding cannot carry attributes");
             goto out;
         }
         rc = kms_buf_append(&plain, km->v.bytes.ptr, km->v.bytes.len);
     } else if (w->encoding == 0 || w->encoding == KMIP_ENCODING_OPTION_TTLV_ENCODING) {
         rc = ttlv_encode(kv, &plain);
     } else {
-        rc = kmip_cerr_set(e, KMS_ERR_INVAL, KMIP_RESULT_REASON_ENCODING_OPTION_ERROR,
-                           "unknown Encoding Option");
+        rc = kms_error_set_reason(err, KMS_ERR_INVAL, KMIP_RESULT_REASON_ENCODING_OPTION_ERROR,
+                                  "unknown Encoding Option");
         goto out;
     }
     if (rc < 0)
         goto out;
     if (!pad && (plain.len < 16 || plain.len % 8 != 0)) {
-        rc = kmip_cerr_set(e, KMS_ERR_INVAL, KMIP_RESULT_REASON_INVALID_FIELD,
-                           "NIST Key Wrap needs a multiple of 8 bytes (at least 16); this "
-                           "key is %zu bytes: use AES Key Wrap Padding", plain.len);
+        rc = kms_error_set_reason(err, KMS_ERR_INVAL, KMIP_RESULT_REASON_INVALID_FIELD,
+                                  "NIST Key Wrap needs a multiple of 8 bytes (at least 16); this "
+                                  "key is %zu bytes: use AES Key Wrap Padding",
+                                  plain.len);
         goto out;
     }
-    rc = kmip_crypto_aes_wrap(w->kek->data, w->kek->len, pad, plain.data, plain.len, &ct);
-    if (rc < 0) {
-        kmip_cerr_set(e, rc, KMIP_RESULT_REASON_CRYPTOGRAPHIC_FAILURE, "key wrapping failed");
+    rc = crypto_aes_wrap(w->kek->data, w->kek->len, pad, plain.data, plain.len, &ct, err);
+    if (rc < 0)
         goto out;
-    }
     /* Swap the plaintext Key Value for the wrapped bytes, in place. */
     wrapped = ttlv_new_bytes(a, NULL, KMIP_TAG_KEY_VALUE, ct.data, ct.len);
     if (!wrapped) {
@@ -185,9 +185,9 @@ out:
     return rc;
 }
 
-static int build_key_block(kms_arena_t *a, ttlv_item_t *parent, const kmip_material_t *d,
-                           const kms_secret_t *stored, uint32_t fmt, const kmip_wrap_t *w,
-                           kmip_cerr_t *e)
+static int build_key_block(kms_arena_t *a, ttlv_item_t *parent, const crypto_material_t *d,
+                           const kms_secret_t *stored, uint32_t fmt, const crypto_wrap_t *w,
+                           kms_error_t *err)
 {
     ttlv_item_t *kb, *kv;
     int rc;
@@ -198,7 +198,7 @@ static int build_key_block(kms_arena_t *a, ttlv_item_t *parent, const kmip_mater
     kv = ttlv_new_struct(a, kb, KMIP_TAG_KEY_VALUE);
     if (!kv)
         return KMS_ERR_NOMEM;
-    rc = add_key_material(a, kv, d, stored, fmt, e);
+    rc = add_key_material(a, kv, d, stored, fmt, err);
     if (rc < 0)
         return rc;
     if (w) {
@@ -217,34 +217,34 @@ static int build_key_block(kms_arena_t *a, ttlv_item_t *parent, const kmip_mater
             return KMS_ERR_NOMEM;
     }
     if (w)
-        return wrap_key_value(a, kb, kv, w, e);
+        return wrap_key_value(a, kb, kv, w, err);
     return 0;
 }
 
-int kmip_crypto_object_build(kms_arena_t *a, ttlv_item_t *parent, const kmip_material_t *d,
-                             const kms_secret_t *stored, uint32_t want_fmt,
-                             const kmip_wrap_t *wrap, kmip_cerr_t *e)
+static int object_build(kms_arena_t *a, ttlv_item_t *parent, const crypto_material_t *d,
+                        const kms_secret_t *stored, uint32_t want_fmt, const crypto_wrap_t *wrap,
+                        kms_error_t *err)
 {
-    uint32_t tag = kmip_crypto_object_tag(d->object_type);
+    uint32_t tag = crypto_object_tag(d->object_type);
     uint32_t fmt = want_fmt ? want_fmt : d->registered_fmt;
     ttlv_item_t *obj;
 
     if (tag == 0)
-        return kmip_cerr_set(e, KMS_ERR_NOTSUP, KMIP_RESULT_REASON_FEATURE_NOT_SUPPORTED,
-                             "object type not supported");
+        return kms_error_set_reason(err, KMS_ERR_NOTSUP, KMIP_RESULT_REASON_FEATURE_NOT_SUPPORTED,
+                                    "object type not supported");
     if (!stored)
-        return kmip_cerr_set(e, KMS_ERR_STATE, KMIP_RESULT_REASON_KEY_VALUE_NOT_PRESENT,
-                             "the object has no key value");
+        return kms_error_set_reason(err, KMS_ERR_STATE, KMIP_RESULT_REASON_KEY_VALUE_NOT_PRESENT,
+                                    "the object has no key value");
     if (wrap && d->object_type != KMIP_OBJECT_TYPE_SYMMETRIC_KEY &&
         d->object_type != KMIP_OBJECT_TYPE_PRIVATE_KEY &&
         d->object_type != KMIP_OBJECT_TYPE_PUBLIC_KEY &&
         d->object_type != KMIP_OBJECT_TYPE_SECRET_DATA)
-        return kmip_cerr_set(e, KMS_ERR_INVAL, KMIP_RESULT_REASON_INVALID_FIELD,
-                             "only objects with a Key Block can be wrapped");
+        return kms_error_set_reason(err, KMS_ERR_INVAL, KMIP_RESULT_REASON_INVALID_FIELD,
+                                    "only objects with a Key Block can be wrapped");
     switch (d->object_type) {
     case KMIP_OBJECT_TYPE_CERTIFICATE:
         if (want_fmt != 0 && want_fmt != KMIP_KEY_FORMAT_TYPE_X_509)
-            return fmt_unsupported(e, want_fmt, "a Certificate");
+            return fmt_unsupported(err, want_fmt, "a Certificate");
         obj = ttlv_new_struct(a, parent, tag);
         if (!obj ||
             !ttlv_new_enum(a, obj, KMIP_TAG_CERTIFICATE_TYPE,
@@ -254,7 +254,7 @@ int kmip_crypto_object_build(kms_arena_t *a, ttlv_item_t *parent, const kmip_mat
         return 0;
     case KMIP_OBJECT_TYPE_OPAQUE_DATA:
         if (want_fmt != 0 && want_fmt != KMIP_KEY_FORMAT_TYPE_OPAQUE)
-            return fmt_unsupported(e, want_fmt, "an Opaque Object");
+            return fmt_unsupported(err, want_fmt, "an Opaque Object");
         obj = ttlv_new_struct(a, parent, tag);
         if (!obj || !ttlv_new_enum(a, obj, KMIP_TAG_OPAQUE_DATA_TYPE, d->sub_type) ||
             !ttlv_new_bytes(a, obj, KMIP_TAG_OPAQUE_DATA_VALUE, stored->data, stored->len))
@@ -262,13 +262,12 @@ int kmip_crypto_object_build(kms_arena_t *a, ttlv_item_t *parent, const kmip_mat
         return 0;
     case KMIP_OBJECT_TYPE_TEMPLATE: {
         ttlv_item_t *t = NULL;
-        kms_error_t terr;
         if (want_fmt != 0)
-            return fmt_unsupported(e, want_fmt, "a Template");
-        if (ttlv_decode(stored->data, stored->len, NULL, a, &t, &terr) < 0 ||
+            return fmt_unsupported(err, want_fmt, "a Template");
+        if (ttlv_decode(stored->data, stored->len, NULL, a, &t, NULL) < 0 ||
             t->tag != KMIP_TAG_TEMPLATE)
-            return kmip_cerr_set(e, KMS_ERR_INTERNAL, KMIP_RESULT_REASON_GENERAL_FAILURE,
-                                 "stored template does not decode");
+            return kms_error_set_reason(err, KMS_ERR_INTERNAL, KMIP_RESULT_REASON_GENERAL_FAILURE,
+                                        "stored template does not decode");
         ttlv_append(parent, t);
         return 0;
     }
@@ -282,5 +281,13 @@ int kmip_crypto_object_build(kms_arena_t *a, ttlv_item_t *parent, const kmip_mat
         !ttlv_new_enum(a, obj, KMIP_TAG_SECRET_DATA_TYPE,
                        d->sub_type ? d->sub_type : KMIP_SECRET_DATA_TYPE_PASSWORD))
         return KMS_ERR_NOMEM;
-    return build_key_block(a, obj, d, stored, fmt, wrap, e);
+    return build_key_block(a, obj, d, stored, fmt, wrap, err);
+}
+
+int crypto_object_build(kms_arena_t *a, ttlv_item_t *parent, const crypto_material_t *desc,
+                        const kms_secret_t *stored, uint32_t want_fmt, const crypto_wrap_t *wrap,
+                        kms_error_t *err)
+{
+    kms_error_clear(err);
+    return crypto_error_ensure(err, object_build(a, parent, desc, stored, want_fmt, wrap, err));
 }

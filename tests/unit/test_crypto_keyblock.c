@@ -1,5 +1,5 @@
-/* tests/unit/test_kmip_crypto_keyblock.c: the object structures of
- * Register and Get (kmip_crypto_object_parse / _build) without a server:
+/* tests/unit/test_crypto_keyblock.c: the object structures of
+ * Register and Get (crypto_object_parse / _build) without a server:
  * every supported Key Format Type in and out, Triple DES and HMAC keys,
  * Transparent RSA/EC registration, the TTLV-encoded wrapping path (with
  * attributes inside the wrapped Key Value) and its unwrapping on Register,
@@ -17,7 +17,7 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 
-#include "kmip/kmip_crypto.h"
+#include "crypto/crypto.h"
 
 static kms_arena_t *A;
 
@@ -39,7 +39,7 @@ static int each_teardown(void **state)
 static ttlv_item_t *keyblock_obj(uint32_t type, uint32_t fmt, const void *km, size_t n, uint32_t alg,
                                  int32_t bits, ttlv_item_t **kv_out)
 {
-    ttlv_item_t *o = ttlv_new_struct(A, NULL, kmip_crypto_object_tag(type));
+    ttlv_item_t *o = ttlv_new_struct(A, NULL, crypto_object_tag(type));
     if (type == KMIP_OBJECT_TYPE_SECRET_DATA)
         ttlv_new_enum(A, o, KMIP_TAG_SECRET_DATA_TYPE, KMIP_SECRET_DATA_TYPE_SEED);
     ttlv_item_t *kb = ttlv_new_struct(A, o, KMIP_TAG_KEY_BLOCK);
@@ -57,11 +57,11 @@ static ttlv_item_t *keyblock_obj(uint32_t type, uint32_t fmt, const void *km, si
 }
 
 /* Build for Get, encode, decode: what a client would receive. */
-static ttlv_item_t *build(const kmip_material_t *d, const kms_secret_t *s, uint32_t fmt,
-                          const kmip_wrap_t *w, int want_rc, kmip_cerr_t *e)
+static ttlv_item_t *build(const crypto_material_t *d, const kms_secret_t *s, uint32_t fmt,
+                          const crypto_wrap_t *w, int want_rc, kms_error_t *e)
 {
     ttlv_item_t *parent = ttlv_new_struct(A, NULL, KMIP_TAG_RESPONSE_PAYLOAD);
-    int rc = kmip_crypto_object_build(A, parent, d, s, fmt, w, e);
+    int rc = crypto_object_build(A, parent, d, s, fmt, w, e);
     assert_int_equal(rc, want_rc);
     if (rc < 0)
         return NULL;
@@ -81,8 +81,8 @@ static void test_symmetric_formats(void **state)
     static const uint8_t k[24] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
                                   13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24};
     kms_secret_t *s = NULL;
-    kmip_material_t d;
-    kmip_cerr_t e = {0};
+    crypto_material_t d;
+    kms_error_t e = {0};
     /* AES-192 as Transparent Symmetric Key in, Raw out. */
     ttlv_item_t *kv;
     ttlv_item_t *o = keyblock_obj(KMIP_OBJECT_TYPE_SYMMETRIC_KEY,
@@ -90,7 +90,8 @@ static void test_symmetric_formats(void **state)
                                   KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 192, &kv);
     ttlv_item_t *km = ttlv_new_struct(A, kv, KMIP_TAG_KEY_MATERIAL);
     ttlv_new_bytes(A, km, KMIP_TAG_KEY, k, 24);
-    assert_int_equal(kmip_crypto_object_parse(o, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, NULL, NULL, &s, &d, &e), 0);
+    assert_int_equal(crypto_object_parse(o, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, NULL, NULL, &s, &d, &e),
+                     0);
     assert_int_equal(s->len, 24);
     assert_memory_equal(s->data, k, 24);
     assert_int_equal(d.registered_fmt, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_SYMMETRIC_KEY);
@@ -111,17 +112,19 @@ static void test_symmetric_formats(void **state)
     /* Triple DES, 24 bytes stated as 192: stored, length normalised to 168. */
     o = keyblock_obj(KMIP_OBJECT_TYPE_SYMMETRIC_KEY, KMIP_KEY_FORMAT_TYPE_RAW, k, 24,
                      KMIP_CRYPTOGRAPHIC_ALGORITHM_TRIPLE_DES, 192, NULL);
-    assert_int_equal(kmip_crypto_object_parse(o, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, NULL, NULL, &s, &d, &e), 0);
+    assert_int_equal(crypto_object_parse(o, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, NULL, NULL, &s, &d, &e),
+                     0);
     assert_int_equal(d.bits, 168);
     kms_secret_free(s);
     /* HMAC-SHA256 with a 20-byte key is fine; a stated length that lies is not. */
     o = keyblock_obj(KMIP_OBJECT_TYPE_SYMMETRIC_KEY, KMIP_KEY_FORMAT_TYPE_RAW, k, 20,
                      KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA256, 160, NULL);
-    assert_int_equal(kmip_crypto_object_parse(o, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, NULL, NULL, &s, &d, &e), 0);
+    assert_int_equal(crypto_object_parse(o, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, NULL, NULL, &s, &d, &e),
+                     0);
     kms_secret_free(s);
     o = keyblock_obj(KMIP_OBJECT_TYPE_SYMMETRIC_KEY, KMIP_KEY_FORMAT_TYPE_RAW, k, 20,
                      KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA256, 256, NULL);
-    assert_int_equal(kmip_crypto_object_parse(o, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, NULL, NULL, &s, &d, &e),
+    assert_int_equal(crypto_object_parse(o, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, NULL, NULL, &s, &d, &e),
                      KMS_ERR_PROTO);
     assert_int_equal(e.reason, KMIP_RESULT_REASON_INVALID_FIELD);
     assert_null(s);
@@ -129,11 +132,11 @@ static void test_symmetric_formats(void **state)
     o = keyblock_obj(KMIP_OBJECT_TYPE_SYMMETRIC_KEY, KMIP_KEY_FORMAT_TYPE_RAW, k, 16,
                      KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 128, NULL);
     ttlv_new_enum(A, ttlv_find(o, KMIP_TAG_KEY_BLOCK), KMIP_TAG_KEY_COMPRESSION_TYPE, 1);
-    assert_int_equal(kmip_crypto_object_parse(o, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, NULL, NULL, &s, &d, &e),
+    assert_int_equal(crypto_object_parse(o, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, NULL, NULL, &s, &d, &e),
                      KMS_ERR_NOTSUP);
     assert_int_equal(e.reason, KMIP_RESULT_REASON_KEY_COMPRESSION_TYPE_NOT_SUPPORTED);
     /* The object must match the Object Type. */
-    assert_int_equal(kmip_crypto_object_parse(o, KMIP_OBJECT_TYPE_PRIVATE_KEY, NULL, NULL, &s, &d, &e),
+    assert_int_equal(crypto_object_parse(o, KMIP_OBJECT_TYPE_PRIVATE_KEY, NULL, NULL, &s, &d, &e),
                      KMS_ERR_PROTO);
     /* Get with no material: Key Value Not Present. */
     d.object_type = KMIP_OBJECT_TYPE_SYMMETRIC_KEY;
@@ -145,26 +148,29 @@ static void test_transparent_register(void **state)
 {
     (void)state;
     EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
-    kmip_cerr_t e = {0};
+    kms_error_t e = {0};
     kms_secret_t *s = NULL;
-    kmip_material_t d;
+    crypto_material_t d;
     ttlv_item_t *kv;
     ttlv_item_t *o = keyblock_obj(KMIP_OBJECT_TYPE_PRIVATE_KEY,
                                   KMIP_KEY_FORMAT_TYPE_TRANSPARENT_RSA_PRIVATE_KEY, NULL, 0,
                                   KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 2048, &kv);
-    assert_int_equal(kmip_crypto_transparent_build(A, kv, k, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_RSA_PRIVATE_KEY,
-                                                   &e), 0);
+    assert_int_equal(
+        crypto_transparent_build(A, kv, k, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_RSA_PRIVATE_KEY, &e),
+        0);
     /* Drop the CRT values: the server derives them. */
     ttlv_item_t *km = ttlv_find(kv, KMIP_TAG_KEY_MATERIAL);
     ttlv_remove(ttlv_find(km, KMIP_TAG_PRIME_EXPONENT_P));
     ttlv_remove(ttlv_find(km, KMIP_TAG_PRIME_EXPONENT_Q));
     ttlv_remove(ttlv_find(km, KMIP_TAG_CRT_COEFFICIENT));
-    assert_int_equal(kmip_crypto_object_parse(o, KMIP_OBJECT_TYPE_PRIVATE_KEY, NULL, NULL, &s, &d, &e), 0);
+    assert_int_equal(crypto_object_parse(o, KMIP_OBJECT_TYPE_PRIVATE_KEY, NULL, NULL, &s, &d, &e),
+                     0);
     assert_int_equal(d.stored_fmt, KMIP_KEY_FORMAT_TYPE_PKCS_8);
     assert_int_equal(d.alg, KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA);
     assert_int_equal(d.bits, 2048);
     EVP_PKEY *back = NULL;
-    assert_int_equal(kmip_crypto_pkey_load(KMIP_KEY_FORMAT_TYPE_PKCS_8, true, s->data, s->len, &back, &e), 0);
+    assert_int_equal(
+        crypto_pkey_load(KMIP_KEY_FORMAT_TYPE_PKCS_8, true, s->data, s->len, &back, &e), 0);
     assert_int_equal(EVP_PKEY_eq(k, back), 1);
     EVP_PKEY_free(back);
     /* Public half as X.509 from the private key's own export. */
@@ -172,7 +178,7 @@ static void test_transparent_register(void **state)
     s = NULL;
     /* A stated length that lies about the key. */
     ttlv_find(ttlv_find(o, KMIP_TAG_KEY_BLOCK), KMIP_TAG_CRYPTOGRAPHIC_LENGTH)->v.i32 = 4096;
-    assert_int_equal(kmip_crypto_object_parse(o, KMIP_OBJECT_TYPE_PRIVATE_KEY, NULL, NULL, &s, &d, &e),
+    assert_int_equal(crypto_object_parse(o, KMIP_OBJECT_TYPE_PRIVATE_KEY, NULL, NULL, &s, &d, &e),
                      KMS_ERR_PROTO);
     EVP_PKEY_free(k);
 
@@ -180,9 +186,11 @@ static void test_transparent_register(void **state)
     k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "secp384r1");
     o = keyblock_obj(KMIP_OBJECT_TYPE_PUBLIC_KEY, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_ECDH_PUBLIC_KEY, NULL, 0,
                      KMIP_CRYPTOGRAPHIC_ALGORITHM_ECDH, 384, &kv);
-    assert_int_equal(kmip_crypto_transparent_build(A, kv, k, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_ECDH_PUBLIC_KEY,
-                                                   &e), 0);
-    assert_int_equal(kmip_crypto_object_parse(o, KMIP_OBJECT_TYPE_PUBLIC_KEY, NULL, NULL, &s, &d, &e), 0);
+    assert_int_equal(
+        crypto_transparent_build(A, kv, k, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_ECDH_PUBLIC_KEY, &e),
+        0);
+    assert_int_equal(crypto_object_parse(o, KMIP_OBJECT_TYPE_PUBLIC_KEY, NULL, NULL, &s, &d, &e),
+                     0);
     assert_int_equal(d.alg, KMIP_CRYPTOGRAPHIC_ALGORITHM_ECDH);
     assert_int_equal(d.curve, KMIP_RECOMMENDED_CURVE_P_384);
     assert_int_equal(d.stored_fmt, KMIP_KEY_FORMAT_TYPE_X_509);
@@ -221,21 +229,22 @@ static void test_inconsistent_rsa_refused(void **state)
     assert_int_equal(EVP_PKEY_fromdata_init(c), 1);
     assert_int_equal(EVP_PKEY_fromdata(c, &bad, EVP_PKEY_KEYPAIR, prm), 1);
     kms_secret_t *der = NULL, *s = NULL;
-    kmip_cerr_t e = {0};
-    kmip_material_t d;
-    assert_int_equal(kmip_crypto_pkey_export(bad, KMIP_KEY_FORMAT_TYPE_PKCS_1, true, &der, &e), 0);
+    kms_error_t e = {0};
+    crypto_material_t d;
+    assert_int_equal(crypto_pkey_export(bad, KMIP_KEY_FORMAT_TYPE_PKCS_1, true, &der, &e), 0);
     ttlv_item_t *o = keyblock_obj(KMIP_OBJECT_TYPE_PRIVATE_KEY, KMIP_KEY_FORMAT_TYPE_PKCS_1, der->data,
                                   der->len, KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 2048, NULL);
-    assert_int_equal(kmip_crypto_object_parse(o, KMIP_OBJECT_TYPE_PRIVATE_KEY, NULL, NULL, &s, &d, &e),
+    assert_int_equal(crypto_object_parse(o, KMIP_OBJECT_TYPE_PRIVATE_KEY, NULL, NULL, &s, &d, &e),
                      KMS_ERR_PROTO);
     assert_int_equal(e.reason, KMIP_RESULT_REASON_INVALID_FIELD);
     assert_null(s);
     /* The genuine key passes. */
     kms_secret_free(der);
-    assert_int_equal(kmip_crypto_pkey_export(k, KMIP_KEY_FORMAT_TYPE_PKCS_1, true, &der, &e), 0);
+    assert_int_equal(crypto_pkey_export(k, KMIP_KEY_FORMAT_TYPE_PKCS_1, true, &der, &e), 0);
     o = keyblock_obj(KMIP_OBJECT_TYPE_PRIVATE_KEY, KMIP_KEY_FORMAT_TYPE_PKCS_1, der->data, der->len,
                      KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 2048, NULL);
-    assert_int_equal(kmip_crypto_object_parse(o, KMIP_OBJECT_TYPE_PRIVATE_KEY, NULL, NULL, &s, &d, &e), 0);
+    assert_int_equal(crypto_object_parse(o, KMIP_OBJECT_TYPE_PRIVATE_KEY, NULL, NULL, &s, &d, &e),
+                     0);
     kms_secret_free(s);
     kms_secret_free(der);
     for (int i = 0; i < 8; i++)
@@ -251,34 +260,36 @@ static void test_digest_value(void **state)
 {
     (void)state;
     kms_secret_t *priv = NULL, *pub = NULL, *pkcs1 = NULL;
-    kmip_cerr_t e = {0};
+    kms_error_t e = {0};
     EVP_PKEY *k = NULL;
     uint8_t want[32];
     ttlv_item_t *v = NULL;
-    assert_int_equal(kmip_crypto_keypair_generate(KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 2048, 0, &priv, &pub,
-                                                  &e), 0);
+    assert_int_equal(
+        crypto_keypair_generate(KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 2048, 0, &priv, &pub, &e), 0);
     /* A created RSA private key answers Get in PKCS#1: the digest is of that. */
-    kmip_material_t d = {.object_type = KMIP_OBJECT_TYPE_PRIVATE_KEY,
-                         .stored_fmt = KMIP_KEY_FORMAT_TYPE_PKCS_8,
-                         .registered_fmt = KMIP_KEY_FORMAT_TYPE_PKCS_1,
-                         .alg = KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, .bits = 2048};
-    assert_int_equal(kmip_crypto_digest_value(A, &d, priv, &v), 0);
-    assert_int_equal(kmip_crypto_pkey_load(KMIP_KEY_FORMAT_TYPE_PKCS_8, true, priv->data, priv->len, &k, &e), 0);
-    assert_int_equal(kmip_crypto_pkey_export(k, KMIP_KEY_FORMAT_TYPE_PKCS_1, true, &pkcs1, &e), 0);
-    kmip_crypto_sha256(pkcs1->data, pkcs1->len, want);
+    crypto_material_t d = {.object_type = KMIP_OBJECT_TYPE_PRIVATE_KEY,
+                           .stored_fmt = KMIP_KEY_FORMAT_TYPE_PKCS_8,
+                           .registered_fmt = KMIP_KEY_FORMAT_TYPE_PKCS_1,
+                           .alg = KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA,
+                           .bits = 2048};
+    assert_int_equal(crypto_digest_value(A, &d, priv, &v), 0);
+    assert_int_equal(
+        crypto_pkey_load(KMIP_KEY_FORMAT_TYPE_PKCS_8, true, priv->data, priv->len, &k, &e), 0);
+    assert_int_equal(crypto_pkey_export(k, KMIP_KEY_FORMAT_TYPE_PKCS_1, true, &pkcs1, &e), 0);
+    crypto_sha256(pkcs1->data, pkcs1->len, want);
     assert_int_equal(ttlv_u32(ttlv_find(v, KMIP_TAG_HASHING_ALGORITHM)), KMIP_HASHING_ALGORITHM_SHA_256);
     assert_memory_equal(ttlv_find(v, KMIP_TAG_DIGEST_VALUE)->v.bytes.ptr, want, 32);
     assert_int_equal(ttlv_u32(ttlv_find(v, KMIP_TAG_KEY_FORMAT_TYPE)), KMIP_KEY_FORMAT_TYPE_PKCS_1);
     /* Registered as Transparent: the stored PKCS#8 is hashed and named. */
     d.registered_fmt = KMIP_KEY_FORMAT_TYPE_TRANSPARENT_RSA_PRIVATE_KEY;
-    assert_int_equal(kmip_crypto_digest_value(A, &d, priv, &v), 0);
-    kmip_crypto_sha256(priv->data, priv->len, want);
+    assert_int_equal(crypto_digest_value(A, &d, priv, &v), 0);
+    crypto_sha256(priv->data, priv->len, want);
     assert_memory_equal(ttlv_find(v, KMIP_TAG_DIGEST_VALUE)->v.bytes.ptr, want, 32);
     assert_int_equal(ttlv_u32(ttlv_find(v, KMIP_TAG_KEY_FORMAT_TYPE)), KMIP_KEY_FORMAT_TYPE_PKCS_8);
     /* A certificate has no Key Format Type in its digest. */
     d.object_type = KMIP_OBJECT_TYPE_CERTIFICATE;
     d.stored_fmt = d.registered_fmt = KMIP_KEY_FORMAT_TYPE_X_509;
-    assert_int_equal(kmip_crypto_digest_value(A, &d, pub, &v), 0);
+    assert_int_equal(crypto_digest_value(A, &d, pub, &v), 0);
     assert_null(ttlv_find(v, KMIP_TAG_KEY_FORMAT_TYPE));
     EVP_PKEY_free(k);
     kms_secret_free(priv);
@@ -290,7 +301,7 @@ static const uint8_t KEK[32] = {0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 
                                 0xab, 0xac, 0xad, 0xae, 0xaf, 0xb0, 0xb1, 0xb2, 0xb3, 0xb4, 0xb5,
                                 0xb6, 0xb7, 0xb8, 0xb9, 0xba, 0xbb, 0xbc, 0xbd, 0xbe, 0xbf};
 
-static int kek_cb(void *arg, const char *id, kms_secret_t **out, kmip_cerr_t *e)
+static int kek_cb(void *arg, const char *id, kms_secret_t **out, kms_error_t *e)
 {
     (void)e;
     assert_string_equal(id, (const char *)arg);
@@ -303,19 +314,23 @@ static void test_wrap_ttlv_encoding(void **state)
     (void)state;
     static const uint8_t k[16] = {9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 2, 3, 4, 5, 6};
     kms_secret_t *s = kms_secret_dup(k, 16), *plain = NULL, *s2 = NULL;
-    kmip_material_t d = {.object_type = KMIP_OBJECT_TYPE_SYMMETRIC_KEY,
-                         .stored_fmt = KMIP_KEY_FORMAT_TYPE_RAW,
-                         .registered_fmt = KMIP_KEY_FORMAT_TYPE_RAW,
-                         .alg = KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, .bits = 128};
-    kmip_cerr_t e = {0};
+    crypto_material_t d = {.object_type = KMIP_OBJECT_TYPE_SYMMETRIC_KEY,
+                           .stored_fmt = KMIP_KEY_FORMAT_TYPE_RAW,
+                           .registered_fmt = KMIP_KEY_FORMAT_TYPE_RAW,
+                           .alg = KMIP_CRYPTOGRAPHIC_ALGORITHM_AES,
+                           .bits = 128};
+    kms_error_t e = {0};
     /* One attribute travels inside the wrapped Key Value. */
     ttlv_item_t *at = ttlv_new_struct(A, NULL, KMIP_TAG_ATTRIBUTE);
     ttlv_new_textz(A, at, KMIP_TAG_ATTRIBUTE_NAME, "Cryptographic Usage Mask");
     ttlv_new_int(A, at, KMIP_TAG_ATTRIBUTE_VALUE, 12);
     kms_secret_t kek = {.data = (uint8_t *)KEK, .len = sizeof(KEK)};
-    kmip_wrap_t w = {.key_id = "kek-1", .kek = &kek,
-                     .block_mode = KMIP_BLOCK_CIPHER_MODE_NIST_KEY_WRAP, .encoding = 0,
-                     .attrs = &at, .n_attrs = 1};
+    crypto_wrap_t w = {.key_id = "kek-1",
+                       .kek = &kek,
+                       .block_mode = KMIP_BLOCK_CIPHER_MODE_NIST_KEY_WRAP,
+                       .encoding = 0,
+                       .attrs = &at,
+                       .n_attrs = 1};
     ttlv_item_t *g = build(&d, s, 0, &w, 0, &e);
     ttlv_item_t *kb = ttlv_find(g, KMIP_TAG_KEY_BLOCK);
     /* Key Block order: Format, Key Value, Algorithm, Length, Wrapping Data. */
@@ -331,7 +346,8 @@ static void test_wrap_ttlv_encoding(void **state)
     assert_int_equal(kv->type, TTLV_BYTE_STRING);
     /* Default encoding is not echoed. */
     assert_null(ttlv_find(ttlv_find(kb, KMIP_TAG_KEY_WRAPPING_DATA), KMIP_TAG_ENCODING_OPTION));
-    assert_int_equal(kmip_crypto_aes_unwrap(KEK, 32, false, kv->v.bytes.ptr, kv->v.bytes.len, &plain), 0);
+    assert_int_equal(
+        crypto_aes_unwrap(KEK, 32, false, kv->v.bytes.ptr, kv->v.bytes.len, &plain, NULL), 0);
     ttlv_item_t *dec = NULL;
     kms_error_t terr;
     assert_int_equal(ttlv_decode(plain->data, plain->len, NULL, A, &dec, &terr), 0);
@@ -344,16 +360,18 @@ static void test_wrap_ttlv_encoding(void **state)
     kms_secret_free(plain);
 
     /* Register of that wrapped Symmetric Key unwraps through the callback. */
-    kmip_material_t d2;
-    assert_int_equal(kmip_crypto_object_parse(g, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, kek_cb, (void *)"kek-1",
-                                              &s2, &d2, &e), 0);
+    crypto_material_t d2;
+    assert_int_equal(crypto_object_parse(g, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, kek_cb, (void *)"kek-1",
+                                         &s2, &d2, &e),
+                     0);
     assert_int_equal(s2->len, 16);
     assert_memory_equal(s2->data, k, 16);
     kms_secret_free(s2);
     s2 = NULL;
     /* Without a way to resolve the KEK: Feature Not Supported. */
-    assert_int_equal(kmip_crypto_object_parse(g, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, NULL, NULL, &s2, &d2, &e),
-                     KMS_ERR_NOTSUP);
+    assert_int_equal(
+        crypto_object_parse(g, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, NULL, NULL, &s2, &d2, &e),
+        KMS_ERR_NOTSUP);
     assert_int_equal(e.reason, KMIP_RESULT_REASON_FEATURE_NOT_SUPPORTED);
 
     /* No Encoding with attributes, or with a structured Key Material, is an
@@ -379,11 +397,12 @@ static void test_secret_and_template(void **state)
 {
     (void)state;
     kms_secret_t *s = NULL;
-    kmip_material_t d;
-    kmip_cerr_t e = {0};
+    crypto_material_t d;
+    kms_error_t e = {0};
     ttlv_item_t *o = keyblock_obj(KMIP_OBJECT_TYPE_SECRET_DATA, KMIP_KEY_FORMAT_TYPE_OPAQUE, "seed!", 5,
                                   0, 0, NULL);
-    assert_int_equal(kmip_crypto_object_parse(o, KMIP_OBJECT_TYPE_SECRET_DATA, NULL, NULL, &s, &d, &e), 0);
+    assert_int_equal(crypto_object_parse(o, KMIP_OBJECT_TYPE_SECRET_DATA, NULL, NULL, &s, &d, &e),
+                     0);
     assert_int_equal(d.sub_type, KMIP_SECRET_DATA_TYPE_SEED);
     ttlv_item_t *g = build(&d, s, 0, NULL, 0, &e);
     assert_int_equal(ttlv_u32(ttlv_find(g, KMIP_TAG_SECRET_DATA_TYPE)), KMIP_SECRET_DATA_TYPE_SEED);
@@ -393,21 +412,21 @@ static void test_secret_and_template(void **state)
     s = NULL;
     /* Secret Data in PKCS#8 is refused. */
     o = keyblock_obj(KMIP_OBJECT_TYPE_SECRET_DATA, KMIP_KEY_FORMAT_TYPE_PKCS_8, "seed!", 5, 0, 0, NULL);
-    assert_int_equal(kmip_crypto_object_parse(o, KMIP_OBJECT_TYPE_SECRET_DATA, NULL, NULL, &s, &d, &e),
+    assert_int_equal(crypto_object_parse(o, KMIP_OBJECT_TYPE_SECRET_DATA, NULL, NULL, &s, &d, &e),
                      KMS_ERR_NOTSUP);
     /* Template: stored as its TTLV and given back equal. */
     ttlv_item_t *t = ttlv_new_struct(A, NULL, KMIP_TAG_TEMPLATE);
     ttlv_item_t *at = ttlv_new_struct(A, t, KMIP_TAG_ATTRIBUTE);
     ttlv_new_textz(A, at, KMIP_TAG_ATTRIBUTE_NAME, "Cryptographic Algorithm");
     ttlv_new_enum(A, at, KMIP_TAG_ATTRIBUTE_VALUE, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES);
-    assert_int_equal(kmip_crypto_object_parse(t, KMIP_OBJECT_TYPE_TEMPLATE, NULL, NULL, &s, &d, &e), 0);
+    assert_int_equal(crypto_object_parse(t, KMIP_OBJECT_TYPE_TEMPLATE, NULL, NULL, &s, &d, &e), 0);
     g = build(&d, s, 0, NULL, 0, &e);
     assert_true(ttlv_equal(g, t));
     kms_secret_free(s);
     s = NULL;
     /* A Template holding something other than Attributes. */
     ttlv_new_int(A, t, KMIP_TAG_CRYPTOGRAPHIC_LENGTH, 5);
-    assert_int_equal(kmip_crypto_object_parse(t, KMIP_OBJECT_TYPE_TEMPLATE, NULL, NULL, &s, &d, &e),
+    assert_int_equal(crypto_object_parse(t, KMIP_OBJECT_TYPE_TEMPLATE, NULL, NULL, &s, &d, &e),
                      KMS_ERR_PROTO);
 }
 
@@ -418,11 +437,11 @@ static void test_secret_and_template(void **state)
 static void test_parse_mutations(void **state)
 {
     (void)state;
-    kmip_cerr_t e = {0};
+    kms_error_t e = {0};
     EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
     EVP_PKEY *ec = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "prime256v1");
     kms_secret_t *d1 = NULL;
-    assert_int_equal(kmip_crypto_pkey_export(rsa, KMIP_KEY_FORMAT_TYPE_PKCS_1, true, &d1, &e), 0);
+    assert_int_equal(crypto_pkey_export(rsa, KMIP_KEY_FORMAT_TYPE_PKCS_1, true, &d1, &e), 0);
     ttlv_item_t *kv;
     ttlv_item_t *objs[4];
     uint32_t types[4] = {KMIP_OBJECT_TYPE_PRIVATE_KEY, KMIP_OBJECT_TYPE_PUBLIC_KEY,
@@ -431,15 +450,17 @@ static void test_parse_mutations(void **state)
                            KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 2048, NULL);
     objs[1] = keyblock_obj(types[1], KMIP_KEY_FORMAT_TYPE_TRANSPARENT_ECDSA_PUBLIC_KEY, NULL, 0,
                            KMIP_CRYPTOGRAPHIC_ALGORITHM_ECDSA, 256, &kv);
-    assert_int_equal(kmip_crypto_transparent_build(A, kv, ec, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_ECDSA_PUBLIC_KEY,
-                                                   &e), 0);
+    assert_int_equal(
+        crypto_transparent_build(A, kv, ec, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_ECDSA_PUBLIC_KEY, &e),
+        0);
     static const uint8_t k16[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
     objs[2] = keyblock_obj(types[2], KMIP_KEY_FORMAT_TYPE_RAW, k16, 16, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES,
                            128, NULL);
     objs[3] = keyblock_obj(types[3], KMIP_KEY_FORMAT_TYPE_TRANSPARENT_EC_PRIVATE_KEY, NULL, 0,
                            KMIP_CRYPTOGRAPHIC_ALGORITHM_EC, 256, &kv);
-    assert_int_equal(kmip_crypto_transparent_build(A, kv, ec, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_EC_PRIVATE_KEY,
-                                                   &e), 0);
+    assert_int_equal(
+        crypto_transparent_build(A, kv, ec, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_EC_PRIVATE_KEY, &e),
+        0);
     uint32_t seed = 12345;
     size_t accepted = 0, refused = 0;
     for (int o = 0; o < 4; o++) {
@@ -463,9 +484,9 @@ static void test_parse_mutations(void **state)
             kms_error_t terr;
             if (ttlv_decode(m, len, NULL, ma, &t, &terr) == 0) {
                 kms_secret_t *s = NULL;
-                kmip_material_t d;
-                kmip_cerr_t e2 = {0};
-                int rc = kmip_crypto_object_parse(t, types[o], NULL, NULL, &s, &d, &e2);
+                crypto_material_t d;
+                kms_error_t e2 = {0};
+                int rc = crypto_object_parse(t, types[o], NULL, NULL, &s, &d, &e2);
                 if (rc == 0) {
                     assert_non_null(s);
                     assert_true(s->len > 0);

@@ -1,12 +1,13 @@
 /*
- * kmip/crypto_cert.c: the attributes KMIP derives from an X.509
- * certificate on Register.
+ * crypto/cert.c: X.509 certificates as KMIP sees them.
  *
- * X.509 Certificate Identifier / Subject / Issuer (KMIP 1.1: DER names,
- * serial number bytes, subject/issuer alternative names), their KMIP 1.0
- * text forms Certificate Identifier / Subject / Issuer (RFC 2253 names,
- * decimal serial), and the Digital Signature Algorithm. Parsing only: no
- * chain building or trust decisions.
+ * Checks that a Certificate Value is one DER certificate, and derives the
+ * attributes KMIP takes from it on Register: X.509 Certificate Identifier
+ * / Subject / Issuer (KMIP 1.1: DER names, serial number bytes,
+ * subject/issuer alternative names), their KMIP 1.0 text forms
+ * Certificate Identifier / Subject / Issuer (RFC 2253 names, decimal
+ * serial), and the Digital Signature Algorithm. Parsing only: no chain
+ * building or trust decisions.
  */
 #include <limits.h>
 #include <string.h>
@@ -18,7 +19,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "kmip/kmip_crypto.h"
+#include "crypto/crypto_int.h"
 
 static const struct { int nid; uint32_t kmip; } sig_algs[] = {
     {NID_md2WithRSAEncryption, KMIP_DIGITAL_SIGNATURE_ALGORITHM_MD2_WITH_RSA_ENCRYPTION},
@@ -38,6 +39,37 @@ static const struct { int nid; uint32_t kmip; } sig_algs[] = {
     {NID_ecdsa_with_SHA384, KMIP_DIGITAL_SIGNATURE_ALGORITHM_ECDSA_WITH_SHA384},
     {NID_ecdsa_with_SHA512, KMIP_DIGITAL_SIGNATURE_ALGORITHM_ECDSA_WITH_SHA512},
 };
+
+X509 *crypto_cert_d2i(const uint8_t *der, size_t len)
+{
+    const unsigned char *p = der;
+    X509 *x;
+
+    if (len == 0 || len > LONG_MAX)
+        return NULL;
+    x = d2i_X509(NULL, &p, (long)len);
+    if (x && p != der + len) {
+        X509_free(x);
+        x = NULL;
+    }
+    ERR_clear_error();
+    return x;
+}
+
+int crypto_cert_check(const uint8_t *der, size_t len, kms_error_t *err)
+{
+    X509 *x;
+
+    if (len == 0)
+        return kms_error_set_reason(err, KMS_ERR_PROTO, KMIP_RESULT_REASON_INVALID_FIELD,
+                                    "empty Certificate Value");
+    x = crypto_cert_d2i(der, len);
+    if (!x)
+        return kms_error_set_reason(err, KMS_ERR_PROTO, KMIP_RESULT_REASON_INVALID_FIELD,
+                                    "Certificate Value is not a DER X.509 certificate");
+    X509_free(x);
+    return 0;
+}
 
 /* DER of an X509_NAME as a Byte String child. */
 static int add_name_der(kms_arena_t *a, ttlv_item_t *parent, uint32_t tag, const X509_NAME *n)
@@ -100,23 +132,20 @@ static int add_alt_names(kms_arena_t *a, X509 *x, int nid, ttlv_item_t *bparent,
     return rc;
 }
 
-int kmip_crypto_cert_attrs(kms_arena_t *a, const uint8_t *der, size_t len, kmip_cert_attrs_t *out)
+int crypto_cert_attrs(kms_arena_t *a, const uint8_t *der, size_t len,
+                      crypto_cert_attrs_t *attrs_out)
 {
-    const unsigned char *p = der;
     X509 *x = NULL;
     BIGNUM *bn = NULL;
     char *hex = NULL;
     uint8_t *serial = NULL;
+    crypto_cert_attrs_t r = {0};
     int rc = KMS_ERR_NOMEM, n;
 
-    memset(out, 0, sizeof(*out));
-    if (len == 0 || len > LONG_MAX)
+    memset(attrs_out, 0, sizeof(*attrs_out));
+    x = crypto_cert_d2i(der, len);
+    if (!x)
         return KMS_ERR_PROTO;
-    x = d2i_X509(NULL, &p, (long)len);
-    if (!x || p != der + len) {
-        rc = KMS_ERR_PROTO;
-        goto out;
-    }
     bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
     if (!bn)
         goto out;
@@ -127,45 +156,46 @@ int kmip_crypto_cert_attrs(kms_arena_t *a, const uint8_t *der, size_t len, kmip_
         goto out;
     BN_bn2bin(bn, serial);
 
-    out->x509_identifier = ttlv_new_struct(a, NULL, KMIP_TAG_ATTRIBUTE_VALUE);
-    out->x509_subject = ttlv_new_struct(a, NULL, KMIP_TAG_ATTRIBUTE_VALUE);
-    out->x509_issuer = ttlv_new_struct(a, NULL, KMIP_TAG_ATTRIBUTE_VALUE);
-    out->identifier = ttlv_new_struct(a, NULL, KMIP_TAG_ATTRIBUTE_VALUE);
-    out->subject = ttlv_new_struct(a, NULL, KMIP_TAG_ATTRIBUTE_VALUE);
-    out->issuer = ttlv_new_struct(a, NULL, KMIP_TAG_ATTRIBUTE_VALUE);
-    if (!out->x509_identifier || !out->x509_subject || !out->x509_issuer || !out->identifier ||
-        !out->subject || !out->issuer)
+    r.x509_identifier = ttlv_new_struct(a, NULL, KMIP_TAG_ATTRIBUTE_VALUE);
+    r.x509_subject = ttlv_new_struct(a, NULL, KMIP_TAG_ATTRIBUTE_VALUE);
+    r.x509_issuer = ttlv_new_struct(a, NULL, KMIP_TAG_ATTRIBUTE_VALUE);
+    r.identifier = ttlv_new_struct(a, NULL, KMIP_TAG_ATTRIBUTE_VALUE);
+    r.subject = ttlv_new_struct(a, NULL, KMIP_TAG_ATTRIBUTE_VALUE);
+    r.issuer = ttlv_new_struct(a, NULL, KMIP_TAG_ATTRIBUTE_VALUE);
+    if (!r.x509_identifier || !r.x509_subject || !r.x509_issuer || !r.identifier || !r.subject ||
+        !r.issuer)
         goto out;
-    if ((rc = add_name_der(a, out->x509_identifier, KMIP_TAG_ISSUER_DISTINGUISHED_NAME,
+    if ((rc = add_name_der(a, r.x509_identifier, KMIP_TAG_ISSUER_DISTINGUISHED_NAME,
                            X509_get_issuer_name(x))))
         goto out;
     rc = KMS_ERR_NOMEM;
-    if (!ttlv_new_bytes(a, out->x509_identifier, KMIP_TAG_CERTIFICATE_SERIAL_NUMBER, serial,
+    if (!ttlv_new_bytes(a, r.x509_identifier, KMIP_TAG_CERTIFICATE_SERIAL_NUMBER, serial,
                         n > 0 ? (size_t)n : 0))
         goto out;
-    if ((rc = add_name_der(a, out->x509_subject, KMIP_TAG_SUBJECT_DISTINGUISHED_NAME,
+    if ((rc = add_name_der(a, r.x509_subject, KMIP_TAG_SUBJECT_DISTINGUISHED_NAME,
                            X509_get_subject_name(x))) ||
-        (rc = add_name_der(a, out->x509_issuer, KMIP_TAG_ISSUER_DISTINGUISHED_NAME,
+        (rc = add_name_der(a, r.x509_issuer, KMIP_TAG_ISSUER_DISTINGUISHED_NAME,
                            X509_get_issuer_name(x))) ||
-        (rc = add_name_text(a, out->identifier, KMIP_TAG_ISSUER, X509_get_issuer_name(x))))
+        (rc = add_name_text(a, r.identifier, KMIP_TAG_ISSUER, X509_get_issuer_name(x))))
         goto out;
     rc = KMS_ERR_NOMEM;
-    if (!ttlv_new_textz(a, out->identifier, KMIP_TAG_SERIAL_NUMBER, hex))
+    if (!ttlv_new_textz(a, r.identifier, KMIP_TAG_SERIAL_NUMBER, hex))
         goto out;
-    if ((rc = add_name_text(a, out->subject, KMIP_TAG_CERTIFICATE_SUBJECT_DISTINGUISHED_NAME,
+    if ((rc = add_name_text(a, r.subject, KMIP_TAG_CERTIFICATE_SUBJECT_DISTINGUISHED_NAME,
                             X509_get_subject_name(x))) ||
-        (rc = add_name_text(a, out->issuer, KMIP_TAG_CERTIFICATE_ISSUER_DISTINGUISHED_NAME,
+        (rc = add_name_text(a, r.issuer, KMIP_TAG_CERTIFICATE_ISSUER_DISTINGUISHED_NAME,
                             X509_get_issuer_name(x))) ||
-        (rc = add_alt_names(a, x, NID_subject_alt_name, out->x509_subject,
-                            KMIP_TAG_SUBJECT_ALTERNATIVE_NAME, out->subject,
+        (rc = add_alt_names(a, x, NID_subject_alt_name, r.x509_subject,
+                            KMIP_TAG_SUBJECT_ALTERNATIVE_NAME, r.subject,
                             KMIP_TAG_CERTIFICATE_SUBJECT_ALTERNATIVE_NAME)) ||
-        (rc = add_alt_names(a, x, NID_issuer_alt_name, out->x509_issuer,
-                            KMIP_TAG_ISSUER_ALTERNATIVE_NAME, out->issuer,
+        (rc = add_alt_names(a, x, NID_issuer_alt_name, r.x509_issuer,
+                            KMIP_TAG_ISSUER_ALTERNATIVE_NAME, r.issuer,
                             KMIP_TAG_CERTIFICATE_ISSUER_ALTERNATIVE_NAME)))
         goto out;
     for (size_t i = 0; i < KMS_ARRAY_SIZE(sig_algs); i++)
         if (sig_algs[i].nid == X509_get_signature_nid(x))
-            out->sig_alg = sig_algs[i].kmip;
+            r.sig_alg = sig_algs[i].kmip;
+    *attrs_out = r;
     rc = 0;
 out:
     OPENSSL_free(hex);

@@ -1,5 +1,5 @@
 /*
- * kmip/crypto_transparent.c: the Transparent RSA and EC key formats.
+ * crypto/transparent.c: the Transparent RSA and EC key formats.
  *
  * Converts between an EVP_PKEY and the KMIP Key Material structures whose
  * fields are Big Integers (RSA Modulus, exponents, primes; EC private
@@ -19,9 +19,9 @@
 #include <openssl/objects.h>
 #include <openssl/param_build.h>
 
-#include "kmip/kmip_crypto.h"
+#include "crypto/crypto_int.h"
 
-bool kmip_crypto_fmt_is_transparent_priv(uint32_t fmt)
+bool crypto_fmt_is_transparent_priv(uint32_t fmt)
 {
     return fmt == KMIP_KEY_FORMAT_TYPE_TRANSPARENT_RSA_PRIVATE_KEY ||
            fmt == KMIP_KEY_FORMAT_TYPE_TRANSPARENT_ECDSA_PRIVATE_KEY ||
@@ -30,7 +30,7 @@ bool kmip_crypto_fmt_is_transparent_priv(uint32_t fmt)
            fmt == KMIP_KEY_FORMAT_TYPE_TRANSPARENT_EC_PRIVATE_KEY;
 }
 
-bool kmip_crypto_fmt_is_transparent_pub(uint32_t fmt)
+bool crypto_fmt_is_transparent_pub(uint32_t fmt)
 {
     return fmt == KMIP_KEY_FORMAT_TYPE_TRANSPARENT_RSA_PUBLIC_KEY ||
            fmt == KMIP_KEY_FORMAT_TYPE_TRANSPARENT_ECDSA_PUBLIC_KEY ||
@@ -76,23 +76,25 @@ static int add_pkey_bn(kms_arena_t *a, ttlv_item_t *parent, uint32_t tag, EVP_PK
     return rc;
 }
 
-int kmip_crypto_transparent_build(kms_arena_t *a, ttlv_item_t *parent, EVP_PKEY *pkey,
-                                  uint32_t fmt, kmip_cerr_t *e)
+int crypto_transparent_build(kms_arena_t *a, ttlv_item_t *parent, EVP_PKEY *pkey, uint32_t fmt,
+                             kms_error_t *err)
 {
-    bool priv = kmip_crypto_fmt_is_transparent_priv(fmt);
+    bool priv = crypto_fmt_is_transparent_priv(fmt);
     int id = EVP_PKEY_get_base_id(pkey);
     ttlv_item_t *km;
     int rc = 0;
 
-    if (!priv && !kmip_crypto_fmt_is_transparent_pub(fmt))
-        return kmip_cerr_set(e, KMS_ERR_INVAL, KMIP_RESULT_REASON_KEY_FORMAT_TYPE_NOT_SUPPORTED,
-                             "not a Transparent key format");
+    if (!priv && !crypto_fmt_is_transparent_pub(fmt))
+        return kms_error_set_reason(err, KMS_ERR_INVAL,
+                                    KMIP_RESULT_REASON_KEY_FORMAT_TYPE_NOT_SUPPORTED,
+                                    "not a Transparent key format");
     if ((id == EVP_PKEY_RSA) != fmt_is_rsa(fmt) || (id != EVP_PKEY_RSA && id != EVP_PKEY_EC))
-        return kmip_cerr_set(e, KMS_ERR_NOTSUP, KMIP_RESULT_REASON_KEY_FORMAT_TYPE_NOT_SUPPORTED,
-                             "Key Format Type does not match the key's algorithm");
+        return kms_error_set_reason(err, KMS_ERR_NOTSUP,
+                                    KMIP_RESULT_REASON_KEY_FORMAT_TYPE_NOT_SUPPORTED,
+                                    "Key Format Type does not match the key's algorithm");
     km = ttlv_new_struct(a, parent, KMIP_TAG_KEY_MATERIAL);
     if (!km)
-        return KMS_ERR_NOMEM;
+        return kms_error_set(err, KMS_ERR_NOMEM, NULL);
     if (id == EVP_PKEY_RSA) {
         rc = add_pkey_bn(a, km, KMIP_TAG_MODULUS, pkey, OSSL_PKEY_PARAM_RSA_N);
         if (rc == 0 && priv)
@@ -113,11 +115,11 @@ int kmip_crypto_transparent_build(kms_arena_t *a, ttlv_item_t *parent, EVP_PKEY 
     } else {
         uint32_t alg, curve;
         int32_t bits;
-        rc = kmip_crypto_pkey_params(pkey, &alg, &bits, &curve, e);
+        rc = crypto_pkey_params(pkey, &alg, &bits, &curve, err);
         if (rc < 0)
             return rc;
         if (!ttlv_new_enum(a, km, KMIP_TAG_RECOMMENDED_CURVE, curve))
-            return KMS_ERR_NOMEM;
+            return kms_error_set(err, KMS_ERR_NOMEM, NULL);
         if (priv) {
             rc = add_pkey_bn(a, km, KMIP_TAG_D, pkey, OSSL_PKEY_PARAM_PRIV_KEY);
         } else {
@@ -133,26 +135,28 @@ int kmip_crypto_transparent_build(kms_arena_t *a, ttlv_item_t *parent, EVP_PKEY 
     }
     ERR_clear_error();
     if (rc == KMS_ERR_CRYPTO)
-        kmip_cerr_set(e, rc, KMIP_RESULT_REASON_CRYPTOGRAPHIC_FAILURE,
-                      "cannot read the key's components");
+        kms_error_set_reason(err, rc, KMIP_RESULT_REASON_CRYPTOGRAPHIC_FAILURE,
+                             "cannot read the key's components");
+    else if (rc < 0)
+        kms_error_set(err, rc, NULL);
     return rc;
 }
 
 /* A non-negative BIGNUM from a Big Integer child `tag` of km (NULL when absent). */
 static int get_bn(const ttlv_item_t *km, uint32_t tag, bool required, BIGNUM **out,
-                  kmip_cerr_t *e)
+                  kms_error_t *err)
 {
     const ttlv_item_t *it = ttlv_find(km, tag);
     *out = NULL;
     if (!it) {
         if (!required)
             return 0;
-        return kmip_cerr_set(e, KMS_ERR_PROTO, KMIP_RESULT_REASON_INVALID_FIELD,
-                             "Key Material lacks %s", ttlv_tag_name(tag));
+        return kms_error_set_reason(err, KMS_ERR_PROTO, KMIP_RESULT_REASON_INVALID_FIELD,
+                                    "Key Material lacks %s", ttlv_tag_name(tag));
     }
     if (it->type != TTLV_BIG_INTEGER || it->v.bytes.len == 0 || it->v.bytes.len > INT_MAX)
-        return kmip_cerr_set(e, KMS_ERR_PROTO, KMIP_RESULT_REASON_INVALID_FIELD,
-                             "%s must be a Big Integer", ttlv_tag_name(tag));
+        return kms_error_set_reason(err, KMS_ERR_PROTO, KMIP_RESULT_REASON_INVALID_FIELD,
+                                    "%s must be a Big Integer", ttlv_tag_name(tag));
     /* Negative values make no sense for key components; some clients
      * encode the unsigned magnitude without a sign byte, so read the
      * bytes as unsigned. */
@@ -165,7 +169,7 @@ static int get_bn(const ttlv_item_t *km, uint32_t tag, bool required, BIGNUM **o
     return 0;
 }
 
-static int rsa_from_km(const ttlv_item_t *km, bool priv, EVP_PKEY **out, kmip_cerr_t *e)
+static int rsa_from_km(const ttlv_item_t *km, bool priv, EVP_PKEY **out, kms_error_t *err)
 {
     enum { N, E, D, P, Q, DP, DQ, QI, NB };
     static const uint32_t tags[NB] = {KMIP_TAG_MODULUS, KMIP_TAG_PUBLIC_EXPONENT,
@@ -188,14 +192,14 @@ static int rsa_from_km(const ttlv_item_t *km, bool priv, EVP_PKEY **out, kmip_ce
     int rc = 0;
 
     for (size_t i = 0; i < n && rc == 0; i++)
-        rc = get_bn(km, tags[i], i <= Q, &bn[i], e);
+        rc = get_bn(km, tags[i], i <= Q, &bn[i], err);
     if (rc < 0)
         goto out;
     /* Bound the work the checks below can be made to do. */
     if (BN_num_bits(bn[N]) < 1024 || BN_num_bits(bn[N]) > 8192) {
-        rc = kmip_cerr_set(e, KMS_ERR_PROTO, KMIP_RESULT_REASON_INVALID_FIELD,
-                           "RSA modulus of %d bits not accepted (1024..8192)",
-                           BN_num_bits(bn[N]));
+        rc = kms_error_set_reason(err, KMS_ERR_PROTO, KMIP_RESULT_REASON_INVALID_FIELD,
+                                  "RSA modulus of %d bits not accepted (1024..8192)",
+                                  BN_num_bits(bn[N]));
         goto out;
     }
     if (priv && (!bn[DP] || !bn[DQ] || !bn[QI])) {
@@ -248,8 +252,8 @@ static int rsa_from_km(const ttlv_item_t *km, bool priv, EVP_PKEY **out, kmip_ce
     pk = NULL;
     goto out;
 bad:
-    rc = kmip_cerr_set(e, KMS_ERR_PROTO, KMIP_RESULT_REASON_INVALID_FIELD,
-                       "Transparent RSA key components do not form a valid key");
+    rc = kms_error_set_reason(err, KMS_ERR_PROTO, KMIP_RESULT_REASON_INVALID_FIELD,
+                              "Transparent RSA key components do not form a valid key");
 out:
     for (size_t i = 0; i < NB; i++)
         BN_clear_free(bn[i]);
@@ -263,7 +267,7 @@ out:
     return rc;
 }
 
-static int ec_from_km(const ttlv_item_t *km, bool priv, EVP_PKEY **out, kmip_cerr_t *e)
+static int ec_from_km(const ttlv_item_t *km, bool priv, EVP_PKEY **out, kms_error_t *err)
 {
     const ttlv_item_t *c = ttlv_find(km, KMIP_TAG_RECOMMENDED_CURVE);
     const char *group;
@@ -280,14 +284,14 @@ static int ec_from_km(const ttlv_item_t *km, bool priv, EVP_PKEY **out, kmip_cer
     int rc = 0;
 
     if (!c || c->type != TTLV_ENUMERATION)
-        return kmip_cerr_set(e, KMS_ERR_PROTO, KMIP_RESULT_REASON_INVALID_FIELD,
-                             "Transparent EC key lacks Recommended Curve");
-    group = kmip_crypto_curve_group(ttlv_u32(c), NULL);
+        return kms_error_set_reason(err, KMS_ERR_PROTO, KMIP_RESULT_REASON_INVALID_FIELD,
+                                    "Transparent EC key lacks Recommended Curve");
+    group = crypto_curve_group(ttlv_u32(c), NULL);
     if (!group)
-        return kmip_cerr_set(e, KMS_ERR_NOTSUP, KMIP_RESULT_REASON_INVALID_FIELD,
-                             "Recommended Curve not supported");
+        return kms_error_set_reason(err, KMS_ERR_NOTSUP, KMIP_RESULT_REASON_INVALID_FIELD,
+                                    "Recommended Curve not supported");
     if (priv) {
-        rc = get_bn(km, KMIP_TAG_D, true, &d, e);
+        rc = get_bn(km, KMIP_TAG_D, true, &d, err);
         if (rc < 0)
             goto out;
         /* Derive the public point: OpenSSL's import does not. */
@@ -304,8 +308,8 @@ static int ec_from_km(const ttlv_item_t *km, bool priv, EVP_PKEY **out, kmip_cer
     } else {
         const ttlv_item_t *qs = ttlv_find(km, KMIP_TAG_Q_STRING);
         if (!qs || qs->type != TTLV_BYTE_STRING || qs->v.bytes.len == 0)
-            return kmip_cerr_set(e, KMS_ERR_PROTO, KMIP_RESULT_REASON_INVALID_FIELD,
-                                 "Transparent EC public key lacks Q String");
+            return kms_error_set_reason(err, KMS_ERR_PROTO, KMIP_RESULT_REASON_INVALID_FIELD,
+                                        "Transparent EC public key lacks Q String");
         q = qs->v.bytes.ptr;
         qlen = qs->v.bytes.len;
     }
@@ -329,8 +333,8 @@ static int ec_from_km(const ttlv_item_t *km, bool priv, EVP_PKEY **out, kmip_cer
     pk = NULL;
     goto out;
 bad:
-    rc = kmip_cerr_set(e, KMS_ERR_PROTO, KMIP_RESULT_REASON_INVALID_FIELD,
-                       "Transparent EC key components do not form a valid key");
+    rc = kms_error_set_reason(err, KMS_ERR_PROTO, KMIP_RESULT_REASON_INVALID_FIELD,
+                              "Transparent EC key components do not form a valid key");
 out:
     BN_clear_free(d);
     EC_POINT_free(pt);
@@ -343,17 +347,20 @@ out:
     return rc;
 }
 
-int kmip_crypto_transparent_parse(const ttlv_item_t *km, uint32_t fmt, EVP_PKEY **pkey_out,
-                                  kmip_cerr_t *e)
+int crypto_transparent_parse(const ttlv_item_t *km, uint32_t fmt, EVP_PKEY **pkey_out,
+                             kms_error_t *err)
 {
-    bool priv = kmip_crypto_fmt_is_transparent_priv(fmt);
+    bool priv = crypto_fmt_is_transparent_priv(fmt);
 
     *pkey_out = NULL;
-    if (!priv && !kmip_crypto_fmt_is_transparent_pub(fmt))
-        return kmip_cerr_set(e, KMS_ERR_NOTSUP, KMIP_RESULT_REASON_KEY_FORMAT_TYPE_NOT_SUPPORTED,
-                             "Key Format Type not supported");
+    kms_error_clear(err);
+    if (!priv && !crypto_fmt_is_transparent_pub(fmt))
+        return kms_error_set_reason(err, KMS_ERR_NOTSUP,
+                                    KMIP_RESULT_REASON_KEY_FORMAT_TYPE_NOT_SUPPORTED,
+                                    "Key Format Type not supported");
     if (!km || km->type != TTLV_STRUCTURE)
-        return kmip_cerr_set(e, KMS_ERR_PROTO, KMIP_RESULT_REASON_INVALID_FIELD,
-                             "Transparent Key Material must be a Structure");
-    return fmt_is_rsa(fmt) ? rsa_from_km(km, priv, pkey_out, e) : ec_from_km(km, priv, pkey_out, e);
+        return kms_error_set_reason(err, KMS_ERR_PROTO, KMIP_RESULT_REASON_INVALID_FIELD,
+                                    "Transparent Key Material must be a Structure");
+    return crypto_error_ensure(err, fmt_is_rsa(fmt) ? rsa_from_km(km, priv, pkey_out, err)
+                                                    : ec_from_km(km, priv, pkey_out, err));
 }
