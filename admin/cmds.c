@@ -289,11 +289,12 @@ static int load_cert(admin_req_t *r, const ttlv_item_t *pem, char fp[65], char *
             rc = refuse(r, KMS_ERR_CONFIG, "cannot read tls.client_ca %s", r->opt->client_ca);
             goto out;
         }
-        char err[256];
-        if (certs_verify(ca, cert, X509_PURPOSE_SSL_CLIENT, err, sizeof(err)) != 0) {
+        kms_error_t err;
+        kms_error_clear(&err);
+        if (certs_verify(ca, cert, X509_PURPOSE_SSL_CLIENT, &err) != 0) {
             rc = refuse(r, KMS_ERR_INVAL,
                       "the certificate does not chain to tls.client_ca (%s): %s; kmsd would "
-                      "refuse it at the handshake", r->opt->client_ca, err);
+                      "refuse it at the handshake", r->opt->client_ca, kms_error_msg(&err));
             goto out;
         }
     }

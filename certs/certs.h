@@ -68,12 +68,12 @@ int certs_write_file(const char *path, const void *data, size_t len, unsigned mo
 /*
  * Load a CA certificate and its private key and check that they belong
  * together and that the key file is not readable by group or others.
- * On failure writes one line naming the file into err and returns
+ * On failure records one line naming the file in err (NULL ok) and returns
  * KMS_ERR_IO (missing/unreadable), KMS_ERR_PROTO (not PEM), KMS_ERR_PERM
  * (key file mode too open) or KMS_ERR_INVAL (key does not match).
  */
 int certs_load_ca(const char *cert_path, const char *key_path, X509 **ca_out,
-                  EVP_PKEY **key_out, char *err, size_t errlen);
+                  EVP_PKEY **key_out, kms_error_t *err);
 
 /* ------------------------------------------------------- certificates */
 
@@ -120,7 +120,7 @@ int certs_issue_client(X509 *ca, EVP_PKEY *ca_key, EVP_PKEY *key, const char *na
  * no CN) with the reason in err.
  */
 int certs_sign_csr(X509 *ca, EVP_PKEY *ca_key, X509_REQ *csr, int days, X509 **cert_out,
-                   char *err, size_t errlen);
+                   kms_error_t *err);
 
 /* ----------------------------------------------------------- identity */
 
@@ -136,6 +136,6 @@ int certs_subject_cn(X509 *cert, char *out, size_t outlen);
  * (X509_PURPOSE_SSL_SERVER or X509_PURPOSE_SSL_CLIENT; 0 = any). On failure
  * returns KMS_ERR_CRYPTO with OpenSSL's reason in err.
  */
-int certs_verify(X509 *ca, X509 *leaf, int purpose, char *err, size_t errlen);
+int certs_verify(X509 *ca, X509 *leaf, int purpose, kms_error_t *err);
 
 #endif /* KMS_CERTS_H */

@@ -213,7 +213,7 @@ int certs_load_csr(const char *path, X509_REQ **csr_out)
 }
 
 int certs_load_ca(const char *cert_path, const char *key_path, X509 **ca_out,
-                  EVP_PKEY **key_out, char *err, size_t errlen)
+                  EVP_PKEY **key_out, kms_error_t *err)
 {
     X509 *ca = NULL;
     EVP_PKEY *key = NULL;
@@ -223,34 +223,27 @@ int certs_load_ca(const char *cert_path, const char *key_path, X509 **ca_out,
     if (cert_path == NULL || key_path == NULL || ca_out == NULL || key_out == NULL)
         return KMS_ERR_INVAL;
     if ((rc = certs_load_cert_pem(cert_path, &ca)) != 0) {
-        if (err)
-            snprintf(err, errlen, "%s: %s", cert_path,
-                     rc == KMS_ERR_IO ? strerror(errno) : "not a PEM certificate");
+        kms_error_set(err, rc, "%s: %s", cert_path,
+                      rc == KMS_ERR_IO ? strerror(errno) : "not a PEM certificate");
         goto out;
     }
     if (stat(key_path, &st) != 0) {
-        if (err)
-            snprintf(err, errlen, "%s: %s", key_path, strerror(errno));
-        rc = KMS_ERR_IO;
+        rc = kms_error_set(err, KMS_ERR_IO, "%s: %s", key_path, strerror(errno));
         goto out;
     }
     if (st.st_mode & 077) {
-        if (err)
-            snprintf(err, errlen, "%s: mode %04o, must not be readable by group or others",
-                     key_path, (unsigned)(st.st_mode & 07777));
-        rc = KMS_ERR_PERM;
+        rc = kms_error_set(err, KMS_ERR_PERM, "%s: mode %04o, must not be readable by group or others",
+                           key_path, (unsigned)(st.st_mode & 07777));
         goto out;
     }
     if ((rc = certs_load_key_pem(key_path, &key)) != 0) {
-        if (err)
-            snprintf(err, errlen, "%s: %s", key_path,
-                     rc == KMS_ERR_IO ? strerror(errno) : "not an unencrypted PEM private key");
+        kms_error_set(err, rc, "%s: %s", key_path,
+                      rc == KMS_ERR_IO ? strerror(errno) : "not an unencrypted PEM private key");
         goto out;
     }
     if (X509_check_private_key(ca, key) != 1 || X509_check_ca(ca) < 1) {
-        if (err)
-            snprintf(err, errlen, "%s does not match the CA certificate %s", key_path, cert_path);
-        rc = KMS_ERR_INVAL;
+        rc = kms_error_set(err, KMS_ERR_INVAL, "%s does not match the CA certificate %s", key_path,
+                           cert_path);
         goto out;
     }
     *ca_out = ca;

@@ -69,7 +69,7 @@ out:
     return rc;
 }
 
-int certs_verify(X509 *ca, X509 *leaf, int purpose, char *err, size_t errlen)
+int certs_verify(X509 *ca, X509 *leaf, int purpose, kms_error_t *err)
 {
     X509_STORE *st = NULL;
     X509_STORE_CTX *ctx = NULL;
@@ -79,8 +79,7 @@ int certs_verify(X509 *ca, X509 *leaf, int purpose, char *err, size_t errlen)
         return KMS_ERR_INVAL;
     if ((st = X509_STORE_new()) == NULL || X509_STORE_add_cert(st, ca) != 1 ||
         (ctx = X509_STORE_CTX_new()) == NULL || X509_STORE_CTX_init(ctx, st, leaf, NULL) != 1) {
-        if (err && errlen)
-            snprintf(err, errlen, "cannot set up verification");
+        kms_error_set(err, rc, "cannot set up verification");
         goto out;
     }
     if (purpose != 0 && X509_STORE_CTX_set_purpose(ctx, purpose) != 1) {
@@ -89,9 +88,8 @@ int certs_verify(X509 *ca, X509 *leaf, int purpose, char *err, size_t errlen)
     }
     if (X509_verify_cert(ctx) == 1) {
         rc = 0;
-    } else if (err && errlen) {
-        snprintf(err, errlen, "%s",
-                 X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+    } else {
+        kms_error_set(err, rc, "%s", X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
     }
 out:
     X509_STORE_CTX_free(ctx);

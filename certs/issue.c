@@ -346,7 +346,7 @@ static int csr_key_ok(EVP_PKEY *pub, char *why, size_t n)
 }
 
 int certs_sign_csr(X509 *ca, EVP_PKEY *ca_key, X509_REQ *csr, int days, X509 **cert_out,
-                   char *err, size_t errlen)
+                   kms_error_t *err)
 {
     EVP_PKEY *pub = NULL; /* borrowed from the CSR */
     X509 *x = NULL;
@@ -397,8 +397,8 @@ int certs_sign_csr(X509 *ca, EVP_PKEY *ca_key, X509_REQ *csr, int days, X509 **c
     x = NULL;
     rc = 0;
 out:
-    if (rc != 0 && err && errlen)
-        snprintf(err, errlen, "%s", why[0] ? why : kms_strerror(rc));
+    if (rc != 0)
+        kms_error_set(err, rc, "%s", why[0] ? why : kms_strerror(rc));
     X509_free(x);
     ERR_clear_error();
     return rc;

@@ -154,11 +154,11 @@ void conf_defaults(conf_t *c);
 /*
  * Load the YAML file `path` over the defaults into a new conf_t (*out).
  * On error returns KMS_ERR_CONFIG (bad content), KMS_ERR_IO (cannot read) or
- * KMS_ERR_NOMEM, leaves *out NULL and writes one line into err:
- * "FILE:LINE:COL: KEY: what is wrong". An empty file gives the defaults.
- * Thread-safe (no global state).
+ * KMS_ERR_NOMEM, leaves *out NULL and records one line in err (NULL ok):
+ * "FILE:LINE:COL: KEY: what is wrong", with the byte offset in the file.
+ * An empty file gives the defaults. Thread-safe (no global state).
  */
-int conf_load(const char *path, conf_t **out, char *err, size_t errlen);
+int conf_load(const char *path, conf_t **out, kms_error_t *err);
 
 /*
  * As conf_load() but from memory: `name` is used in messages and `dir`
@@ -166,7 +166,7 @@ int conf_load(const char *path, conf_t **out, char *err, size_t errlen);
  * tests and fuzzers.
  */
 int conf_load_buffer(const char *name, const char *dir, const void *data, size_t len,
-                     conf_t **out, char *err, size_t errlen);
+                     conf_t **out, kms_error_t *err);
 
 /* Free a conf_t from conf_load*(). NULL is a no-op. */
 void conf_free(conf_t *c);

@@ -33,8 +33,7 @@ typedef struct loader {
     yaml_document_t *doc;
     conf_t *c;
     kms_arena_t *a;
-    char *err;
-    size_t errlen;
+    kms_error_t *err;         /* NULL: no detail wanted */
     struct {
         const conf_field_t *f;
         yaml_mark_t mark;
@@ -53,13 +52,12 @@ static void fail_at(loader_t *L, yaml_mark_t m, const char *sect, const char *ke
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (L->err == NULL || L->errlen == 0)
-        return;
     if (key)
-        snprintf(L->err, L->errlen, "%s:%zu:%zu: %s%s%s: %s", L->name, m.line + 1, m.column + 1,
-                 sect ? sect : "", sect ? "." : "", key, msg);
+        kms_error_set_at(L->err, KMS_ERR_CONFIG, m.index, "%s:%zu:%zu: %s%s%s: %s", L->name,
+                         m.line + 1, m.column + 1, sect ? sect : "", sect ? "." : "", key, msg);
     else
-        snprintf(L->err, L->errlen, "%s:%zu:%zu: %s", L->name, m.line + 1, m.column + 1, msg);
+        kms_error_set_at(L->err, KMS_ERR_CONFIG, m.index, "%s:%zu:%zu: %s", L->name, m.line + 1,
+                         m.column + 1, msg);
 }
 
 static void fmt_ms(uint64_t ms, char *out, size_t n)
@@ -585,7 +583,7 @@ static int scan_events(loader_t *L, const unsigned char *data, size_t len)
 }
 
 int conf_load_buffer(const char *name, const char *dir, const void *data, size_t len,
-                     conf_t **out, char *err, size_t errlen)
+                     conf_t **out, kms_error_t *err)
 {
     loader_t L;
     yaml_parser_t p;
@@ -596,12 +594,10 @@ int conf_load_buffer(const char *name, const char *dir, const void *data, size_t
     if (out == NULL || (data == NULL && len > 0))
         return KMS_ERR_INVAL;
     *out = NULL;
-    if (err && errlen)
-        err[0] = '\0';
+    kms_error_clear(err);
     memset(&L, 0, sizeof(L));
     L.name = name ? name : "(config)";
     L.err = err;
-    L.errlen = errlen;
     if (len > CONF_MAX_FILE) {
         fail_at(&L, (yaml_mark_t){0, 0, 0}, NULL, NULL, "larger than %d bytes", CONF_MAX_FILE);
         return KMS_ERR_CONFIG;
@@ -662,12 +658,12 @@ out:
     if (have_parser)
         yaml_parser_delete(&p);
     kms_arena_free(a);
-    if (rc == KMS_ERR_NOMEM && err && errlen && err[0] == '\0')
-        snprintf(err, errlen, "%s: out of memory", L.name);
+    if (rc == KMS_ERR_NOMEM && err && err->msg[0] == '\0')
+        kms_error_set(err, rc, "%s: out of memory", L.name);
     return rc;
 }
 
-int conf_load(const char *path, conf_t **out, char *err, size_t errlen)
+int conf_load(const char *path, conf_t **out, kms_error_t *err)
 {
     int fd = -1, rc;
     unsigned char *buf = NULL;
@@ -679,19 +675,15 @@ int conf_load(const char *path, conf_t **out, char *err, size_t errlen)
         *out = NULL;
     if (path == NULL || path[0] == '\0' || out == NULL)
         return KMS_ERR_INVAL;
-    if (err && errlen)
-        err[0] = '\0';
+    kms_error_clear(err);
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0 || fstat(fd, &st) != 0) {
-        if (err)
-            snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        rc = KMS_ERR_IO;
+        rc = kms_error_set(err, KMS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
         goto out;
     }
     if (!S_ISREG(st.st_mode) || st.st_size > CONF_MAX_FILE) {
-        if (err)
-            snprintf(err, errlen, "%s: not a regular file of at most %d bytes", path, CONF_MAX_FILE);
-        rc = KMS_ERR_CONFIG;
+        rc = kms_error_set(err, KMS_ERR_CONFIG, "%s: not a regular file of at most %d bytes", path,
+                           CONF_MAX_FILE);
         goto out;
     }
     if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
@@ -703,9 +695,8 @@ int conf_load(const char *path, conf_t **out, char *err, size_t errlen)
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            if (err)
-                snprintf(err, errlen, "%s: read failed: %s", path, n < 0 ? strerror(errno) : "short read");
-            rc = KMS_ERR_IO;
+            rc = kms_error_set(err, KMS_ERR_IO, "%s: read failed: %s", path,
+                               n < 0 ? strerror(errno) : "short read");
             goto out;
         }
         len += (size_t)n;
@@ -736,7 +727,7 @@ int conf_load(const char *path, conf_t **out, char *err, size_t errlen)
     else
         *slash = '\0';
 
-    rc = conf_load_buffer(path, dir, buf, len, out, err, errlen);
+    rc = conf_load_buffer(path, dir, buf, len, out, err);
     if (rc == 0) {
         const char *p = kms_arena_strdup((kms_arena_t *)(*out)->priv_, abs);
         if (p == NULL) {

@@ -9,17 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int hsm_errf(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 size_t hsm_wrap_aad(uint8_t alg, uint8_t *aad_out)
 {
     size_t n = sizeof(HSM_WRAP_AAD) - 1;
@@ -29,20 +18,19 @@ size_t hsm_wrap_aad(uint8_t alg, uint8_t *aad_out)
     return n + 2;
 }
 
-int hsm_open(const hsm_config_t *cfg, hsm_t **out, char *err, size_t errlen)
+int hsm_open(const hsm_config_t *cfg, hsm_t **out, kms_error_t *err)
 {
-    if (err && errlen)
-        err[0] = '\0';
+    kms_error_clear(err);
     if (!cfg || !out)
-        return hsm_errf(err, errlen, KMS_ERR_INVAL, "hsm: no configuration");
+        return kms_error_set(err, KMS_ERR_INVAL, "hsm: no configuration");
     *out = NULL;
     switch (cfg->provider) {
     case HSM_PROVIDER_FILE:
-        return hsm_file_open(cfg, out, err, errlen);
+        return hsm_file_open(cfg, out, err);
     case HSM_PROVIDER_PKCS11:
-        return hsm_p11_open(cfg, out, err, errlen);
+        return hsm_p11_open(cfg, out, err);
     }
-    return hsm_errf(err, errlen, KMS_ERR_CONFIG, "hsm: unknown provider %d", (int)cfg->provider);
+    return kms_error_set(err, KMS_ERR_CONFIG, "hsm: unknown provider %d", (int)cfg->provider);
 }
 
 void hsm_close(hsm_t *h)
@@ -51,22 +39,21 @@ void hsm_close(hsm_t *h)
         h->ops->close(h);
 }
 
-int hsm_init_master(const hsm_config_t *cfg, const char *new_label, char *err, size_t errlen)
+int hsm_init_master(const hsm_config_t *cfg, const char *new_label, kms_error_t *err)
 {
-    if (err && errlen)
-        err[0] = '\0';
+    kms_error_clear(err);
     if (!cfg)
-        return hsm_errf(err, errlen, KMS_ERR_INVAL, "hsm: no configuration");
+        return kms_error_set(err, KMS_ERR_INVAL, "hsm: no configuration");
     switch (cfg->provider) {
     case HSM_PROVIDER_FILE: {
         /* For the file provider the "label" of a new master key is its path. */
         const char *path = new_label ? new_label : cfg->key_file;
-        return hsm_file_init(path, err, errlen);
+        return hsm_file_init(path, err);
     }
     case HSM_PROVIDER_PKCS11:
-        return hsm_p11_init(cfg, new_label ? new_label : cfg->key_label, err, errlen);
+        return hsm_p11_init(cfg, new_label ? new_label : cfg->key_label, err);
     }
-    return hsm_errf(err, errlen, KMS_ERR_CONFIG, "hsm: unknown provider %d", (int)cfg->provider);
+    return kms_error_set(err, KMS_ERR_CONFIG, "hsm: unknown provider %d", (int)cfg->provider);
 }
 
 int hsm_wrap(hsm_t *h, const kms_secret_t *dsk, kms_buf_t *wrapped_out)

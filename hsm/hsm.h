@@ -41,10 +41,11 @@ typedef struct hsm_config {
     const char *key_label;       /* CKA_LABEL of the master key (default "kmsd-master") */
 } hsm_config_t;
 
-/* Open the provider and find the master key. On failure writes one clear
- * line into err ("token 'kmsd' not found", "wrong PIN", "key file mode 0644,
- * must be 0600") and returns KMS_ERR_CONFIG / KMS_ERR_UNAVAIL / KMS_ERR_PERM. */
-int hsm_open(const hsm_config_t *cfg, hsm_t **out, char *err, size_t errlen);
+/* Open the provider and find the master key. On failure records one clear
+ * line in err (NULL ok: "token 'kmsd' not found", "wrong PIN", "key file
+ * mode 0644, must be 0600") and returns KMS_ERR_CONFIG / KMS_ERR_UNAVAIL /
+ * KMS_ERR_PERM. */
+int hsm_open(const hsm_config_t *cfg, hsm_t **out, kms_error_t *err);
 void hsm_close(hsm_t *h); /* NULL ok */
 
 /* Create a new master key: generated inside the token (CKA_SENSITIVE,
@@ -52,8 +53,8 @@ void hsm_close(hsm_t *h); /* NULL ok */
  * key gets the label `new_label` (NULL = cfg->key_label). Refuses to
  * overwrite an existing key with the same label/file (KMS_ERR_EXISTS).
  * For the file provider `new_label` is the path of the new key file
- * (NULL = cfg->key_file). */
-int hsm_init_master(const hsm_config_t *cfg, const char *new_label, char *err, size_t errlen);
+ * (NULL = cfg->key_file). Detail in err (NULL ok). */
+int hsm_init_master(const hsm_config_t *cfg, const char *new_label, kms_error_t *err);
 
 /* Wrap / unwrap a data-store key with the master key. hsm_wrap appends
  * the wrapped form to *wrapped_out (kms_buf_init'ed by the caller).

@@ -43,14 +43,10 @@ struct hsm {
 };
 
 /* Providers (provider_file.c, provider_pkcs11.c). */
-int hsm_file_open(const hsm_config_t *cfg, hsm_t **out, char *err, size_t errlen);
-int hsm_file_init(const char *path, char *err, size_t errlen);
-int hsm_p11_open(const hsm_config_t *cfg, hsm_t **out, char *err, size_t errlen);
-int hsm_p11_init(const hsm_config_t *cfg, const char *label, char *err, size_t errlen);
-
-/* Writes one line into err (NULL/0 ok); always returns rc. */
-int hsm_errf(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+int hsm_file_open(const hsm_config_t *cfg, hsm_t **out, kms_error_t *err);
+int hsm_file_init(const char *path, kms_error_t *err);
+int hsm_p11_open(const hsm_config_t *cfg, hsm_t **out, kms_error_t *err);
+int hsm_p11_init(const hsm_config_t *cfg, const char *label, kms_error_t *err);
 
 /* AES-256-GCM in software (OpenSSL). enc: out gets len + 16 bytes
  * (ciphertext || tag). dec: in is ciphertext || tag, out gets len - 16.
@@ -86,7 +82,7 @@ typedef struct hsm_p11_mod {
     struct hsm_p11_mod *next;
 } hsm_p11_mod_t;
 
-int hsm_p11_mod_get(const char *path, hsm_p11_mod_t **out, char *err, size_t errlen);
+int hsm_p11_mod_get(const char *path, hsm_p11_mod_t **out, kms_error_t *err);
 void hsm_p11_mod_put(hsm_p11_mod_t *m); /* NULL ok */
 void hsm_p11_mod_enter(hsm_p11_mod_t *m);
 void hsm_p11_mod_leave(hsm_p11_mod_t *m);

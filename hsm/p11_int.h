@@ -48,18 +48,18 @@ typedef struct p11 {
 int hsm_p11_rv_is_gone(CK_RV rv);
 /* The user PIN from cfg->pin_file (trailing newline trimmed) or the
  * environment variable cfg->pin_env. */
-int hsm_p11_read_pin(const hsm_config_t *cfg, kms_secret_t **out, char *err, size_t errlen);
+int hsm_p11_read_pin(const hsm_config_t *cfg, kms_secret_t **out, kms_error_t *err);
 /* "token 'kmsd'" or "slot 3" for messages. */
 const char *hsm_p11_token_name(const p11_t *p, char *buf, size_t len);
-int hsm_p11_find_slot(p11_t *p, CK_SLOT_ID *out, int need_login, char *err, size_t errlen);
+int hsm_p11_find_slot(p11_t *p, CK_SLOT_ID *out, int need_login, kms_error_t *err);
 /* KMS_ERR_PERM only when the token refused the PIN (wrong, locked, expired). */
-int hsm_p11_login(p11_t *p, CK_SESSION_HANDLE s, char *err, size_t errlen);
+int hsm_p11_login(p11_t *p, CK_SESSION_HANDLE s, kms_error_t *err);
 CK_RV hsm_p11_find_keys(CK_FUNCTION_LIST *fl, CK_SESSION_HANDLE s, const char *label,
                         CK_OBJECT_HANDLE *key_out, CK_ULONG *n_out);
 int hsm_p11_mech_usable(p11_t *p, CK_MECHANISM_TYPE m, CK_FLAGS need);
 /* Slot, pool, login, key, mechanism. Caller is inside enter/leave and no
  * session of p is in use. */
-int hsm_p11_connect(p11_t *p, char *err, size_t errlen);
+int hsm_p11_connect(p11_t *p, kms_error_t *err);
 void hsm_p11_close_sessions(p11_t *p);
 
 /* p11_pool.c */

@@ -72,7 +72,7 @@ static void mod_free(hsm_p11_mod_t *m)
     free(m);
 }
 
-int hsm_p11_mod_get(const char *path, hsm_p11_mod_t **out, char *err, size_t errlen)
+int hsm_p11_mod_get(const char *path, hsm_p11_mod_t **out, kms_error_t *err)
 {
     hsm_p11_mod_t *m = NULL;
     CK_C_GetFunctionList getfl;
@@ -81,7 +81,7 @@ int hsm_p11_mod_get(const char *path, hsm_p11_mod_t **out, char *err, size_t err
     int rc = 0;
 
     if (!path || !path[0])
-        return hsm_errf(err, errlen, KMS_ERR_CONFIG, "pkcs11: hsm.module is not set");
+        return kms_error_set(err, KMS_ERR_CONFIG, "pkcs11: hsm.module is not set");
     pthread_mutex_lock(&registry_mu);
     for (m = registry; m; m = m->next) {
         if (strcmp(m->path, path) == 0) {
@@ -103,7 +103,7 @@ int hsm_p11_mod_get(const char *path, hsm_p11_mod_t **out, char *err, size_t err
     pthread_rwlockattr_destroy(&ra);
     if (!(m->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL))) {
         const char *e = dlerror();
-        rc = hsm_errf(err, errlen, KMS_ERR_CONFIG, "pkcs11: cannot load module %s: %s", path,
+        rc = kms_error_set(err, KMS_ERR_CONFIG, "pkcs11: cannot load module %s: %s", path,
                       e ? e : "unknown error");
         goto fail;
     }
@@ -111,17 +111,17 @@ int hsm_p11_mod_get(const char *path, hsm_p11_mod_t **out, char *err, size_t err
      * documented way to use it. */
     *(void **)&getfl = dlsym(m->dl, "C_GetFunctionList");
     if (!getfl) {
-        rc = hsm_errf(err, errlen, KMS_ERR_CONFIG,
+        rc = kms_error_set(err, KMS_ERR_CONFIG,
                       "pkcs11: %s is not a PKCS#11 module (no C_GetFunctionList)", path);
         goto fail;
     }
     if ((rv = getfl(&m->fl)) != CKR_OK || !m->fl) {
-        rc = hsm_errf(err, errlen, KMS_ERR_CONFIG, "pkcs11: %s: C_GetFunctionList failed (%s)",
+        rc = kms_error_set(err, KMS_ERR_CONFIG, "pkcs11: %s: C_GetFunctionList failed (%s)",
                       path, hsm_p11_rv_name(rv));
         goto fail;
     }
     if (m->fl->version.major != 2) {
-        rc = hsm_errf(err, errlen, KMS_ERR_CONFIG, "pkcs11: %s: Cryptoki %u.%u not supported (need 2.x)",
+        rc = kms_error_set(err, KMS_ERR_CONFIG, "pkcs11: %s: Cryptoki %u.%u not supported (need 2.x)",
                       path, m->fl->version.major, m->fl->version.minor);
         goto fail;
     }
@@ -129,7 +129,7 @@ int hsm_p11_mod_get(const char *path, hsm_p11_mod_t **out, char *err, size_t err
     if (rv == CKR_OK) {
         m->owns_init = 1;
     } else if (rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
-        rc = hsm_errf(err, errlen, KMS_ERR_UNAVAIL, "pkcs11: %s: C_Initialize failed (%s)", path,
+        rc = kms_error_set(err, KMS_ERR_UNAVAIL, "pkcs11: %s: C_Initialize failed (%s)", path,
                       hsm_p11_rv_name(rv));
         goto fail;
     }

@@ -35,11 +35,10 @@ static int pin_changed(p11_t *p)
 {
     hsm_config_t c;
     kms_secret_t *np = NULL;
-    char e[256];
     memset(&c, 0, sizeof(c));
     c.pin_file = p->pin_file;
     c.pin_env = p->pin_env;
-    if (hsm_p11_read_pin(&c, &np, e, sizeof(e)) != 0)
+    if (hsm_p11_read_pin(&c, &np, NULL) != 0)
         return 0;
     if (np->len == p->pin->len && kms_ct_memcmp(np->data, p->pin->data, np->len) == 0) {
         kms_secret_free(np);
@@ -53,29 +52,29 @@ static int pin_changed(p11_t *p)
     return 1;
 }
 
-static void note_pin_rejected(p11_t *p, const char *err)
+static void note_pin_rejected(p11_t *p, const kms_error_t *err)
 {
     p->pin_rejected = 1;
     kms_log(KMS_LOG_ERROR, "hsm",
-            "%s; not retrying this PIN (that could lock it): put the right PIN in %s", err,
+            "%s; not retrying this PIN (that could lock it): put the right PIN in %s", kms_error_msg(err),
             p->pin_file ? p->pin_file : p->pin_env);
 }
 
 /* The token-facing half of a reconnect (p->mu not held, p->reconnecting
  * set so nobody else touches the pool). *gen_out: module generation the
  * new sessions belong to. */
-static int reconnect_unlocked(p11_t *p, unsigned *gen_out, char *err, size_t errlen)
+static int reconnect_unlocked(p11_t *p, unsigned *gen_out, kms_error_t *err)
 {
     int rc;
     if (p->pin_rejected && !pin_changed(p))
-        return hsm_errf(err, errlen, KMS_ERR_PERM, "pkcs11: waiting for a new PIN");
+        return kms_error_set(err, KMS_ERR_PERM, "pkcs11: waiting for a new PIN");
     hsm_p11_mod_enter(p->mod);
     unsigned gen = p->mod->gen;
     if (gen != p->mod_gen) {
         /* Another provider restarted the module: our handles are stale. */
         p->n_sess = 0;
     }
-    rc = hsm_p11_connect(p, err, errlen);
+    rc = hsm_p11_connect(p, err);
     hsm_p11_mod_leave(p->mod);
     if (rc == KMS_ERR_PERM) {
         note_pin_rejected(p, err);
@@ -87,7 +86,7 @@ static int reconnect_unlocked(p11_t *p, unsigned *gen_out, char *err, size_t err
             hsm_p11_mod_enter(p->mod);
             p->n_sess = 0; /* C_Finalize closed every session */
             gen = p->mod->gen;
-            rc = hsm_p11_connect(p, err, errlen);
+            rc = hsm_p11_connect(p, err);
             hsm_p11_mod_leave(p->mod);
             if (rc == KMS_ERR_PERM)
                 note_pin_rejected(p, err);
@@ -104,9 +103,10 @@ static int reconnect_unlocked(p11_t *p, unsigned *gen_out, char *err, size_t err
 static int reconnect_locked(p11_t *p)
 {
     struct timespec dl;
-    char err[256];
+    kms_error_t err;
     int rc;
 
+    kms_error_clear(&err);
     p->reconnecting = 1;
     p->last_try_ns = kms_mono_ns();
     /* Sessions still out are from before the failure; they come back fast
@@ -122,7 +122,7 @@ static int reconnect_locked(p11_t *p)
     pthread_mutex_unlock(&p->mu);
 
     unsigned gen = 0;
-    rc = reconnect_unlocked(p, &gen, err, sizeof(err));
+    rc = reconnect_unlocked(p, &gen, &err);
 
     pthread_mutex_lock(&p->mu);
     p->reconnecting = 0;
@@ -132,7 +132,7 @@ static int reconnect_locked(p11_t *p)
         kms_log(KMS_LOG_INFO, "hsm", "pkcs11: token back, sessions reopened and logged in");
         pthread_cond_broadcast(&p->cv);
     } else {
-        kms_log(KMS_LOG_DEBUG, "hsm", "pkcs11: reconnect failed: %s", err);
+        kms_log(KMS_LOG_DEBUG, "hsm", "pkcs11: reconnect failed: %s", kms_error_msg(&err));
     }
     return rc == 0 ? 0 : KMS_ERR_UNAVAIL;
 }

@@ -45,7 +45,7 @@ int hsm_p11_rv_is_gone(CK_RV rv)
 
 /* ------------------------------------------------------------ config */
 
-int hsm_p11_read_pin(const hsm_config_t *cfg, kms_secret_t **out, char *err, size_t errlen)
+int hsm_p11_read_pin(const hsm_config_t *cfg, kms_secret_t **out, kms_error_t *err)
 {
     uint8_t buf[HSM_P11_PIN_MAX + 2];
     size_t n = 0;
@@ -55,7 +55,7 @@ int hsm_p11_read_pin(const hsm_config_t *cfg, kms_secret_t **out, char *err, siz
         int fd = open(cfg->pin_file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         struct stat st;
         if (fd < 0)
-            return hsm_errf(err, errlen, errno == EACCES ? KMS_ERR_PERM : KMS_ERR_CONFIG,
+            return kms_error_set(err, errno == EACCES ? KMS_ERR_PERM : KMS_ERR_CONFIG,
                             "pkcs11: PIN file %s: %s", cfg->pin_file, strerror(errno));
         if (fstat(fd, &st) == 0 && (st.st_mode & 077))
             kms_log(KMS_LOG_WARN, "hsm", "PIN file %s is mode %04o; 0600 is recommended",
@@ -65,7 +65,7 @@ int hsm_p11_read_pin(const hsm_config_t *cfg, kms_secret_t **out, char *err, siz
             if (r < 0 && errno == EINTR)
                 continue;
             if (r < 0) {
-                rc = hsm_errf(err, errlen, KMS_ERR_IO, "pkcs11: PIN file %s: %s", cfg->pin_file,
+                rc = kms_error_set(err, KMS_ERR_IO, "pkcs11: PIN file %s: %s", cfg->pin_file,
                               strerror(errno));
                 break;
             }
@@ -79,26 +79,26 @@ int hsm_p11_read_pin(const hsm_config_t *cfg, kms_secret_t **out, char *err, siz
         while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
             n--;
         if (n > HSM_P11_PIN_MAX) {
-            rc = hsm_errf(err, errlen, KMS_ERR_CONFIG, "pkcs11: PIN file %s: longer than %d bytes",
+            rc = kms_error_set(err, KMS_ERR_CONFIG, "pkcs11: PIN file %s: longer than %d bytes",
                           cfg->pin_file, HSM_P11_PIN_MAX);
             goto out;
         }
         if (n == 0) {
-            rc = hsm_errf(err, errlen, KMS_ERR_CONFIG, "pkcs11: PIN file %s is empty", cfg->pin_file);
+            rc = kms_error_set(err, KMS_ERR_CONFIG, "pkcs11: PIN file %s is empty", cfg->pin_file);
             goto out;
         }
     } else if (cfg->pin_env && cfg->pin_env[0]) {
         const char *v = getenv(cfg->pin_env);
         if (!v || !v[0])
-            return hsm_errf(err, errlen, KMS_ERR_CONFIG,
+            return kms_error_set(err, KMS_ERR_CONFIG,
                             "pkcs11: environment variable %s (hsm.pin_env) is not set", cfg->pin_env);
         n = strlen(v);
         if (n > HSM_P11_PIN_MAX)
-            return hsm_errf(err, errlen, KMS_ERR_CONFIG, "pkcs11: PIN in %s is longer than %d bytes",
+            return kms_error_set(err, KMS_ERR_CONFIG, "pkcs11: PIN in %s is longer than %d bytes",
                             cfg->pin_env, HSM_P11_PIN_MAX);
         memcpy(buf, v, n);
     } else {
-        return hsm_errf(err, errlen, KMS_ERR_CONFIG, "pkcs11: set hsm.pin_file or hsm.pin_env");
+        return kms_error_set(err, KMS_ERR_CONFIG, "pkcs11: set hsm.pin_file or hsm.pin_env");
     }
     if (!(*out = kms_secret_dup(buf, n)))
         rc = KMS_ERR_NOMEM;
@@ -130,7 +130,7 @@ const char *hsm_p11_token_name(const p11_t *p, char *buf, size_t len)
 
 /* ------------------------------------------------- finding things */
 
-int hsm_p11_find_slot(p11_t *p, CK_SLOT_ID *out, int need_login, char *err, size_t errlen)
+int hsm_p11_find_slot(p11_t *p, CK_SLOT_ID *out, int need_login, kms_error_t *err)
 {
     CK_SLOT_ID *slots = NULL;
     CK_ULONG n = 0;
@@ -144,7 +144,7 @@ int hsm_p11_find_slot(p11_t *p, CK_SLOT_ID *out, int need_login, char *err, size
         memset(&ti, 0, sizeof(ti));
         rv = p->fl->C_GetTokenInfo((CK_SLOT_ID)p->slot_cfg, &ti);
         if (rv != CKR_OK)
-            return hsm_errf(err, errlen, KMS_ERR_UNAVAIL, "pkcs11: %s: no token in %s (%s)", tn,
+            return kms_error_set(err, KMS_ERR_UNAVAIL, "pkcs11: %s: no token in %s (%s)", tn,
                             p->module_path, hsm_p11_rv_name(rv));
         *out = (CK_SLOT_ID)p->slot_cfg;
         found = 1;
@@ -156,7 +156,7 @@ int hsm_p11_find_slot(p11_t *p, CK_SLOT_ID *out, int need_login, char *err, size
             rv = p->fl->C_GetSlotList(CK_TRUE, slots, &n);
         }
         if (rv != CKR_OK) {
-            rc = hsm_errf(err, errlen, KMS_ERR_UNAVAIL, "pkcs11: %s: C_GetSlotList failed (%s)",
+            rc = kms_error_set(err, KMS_ERR_UNAVAIL, "pkcs11: %s: C_GetSlotList failed (%s)",
                           p->module_path, hsm_p11_rv_name(rv));
             goto out;
         }
@@ -170,35 +170,35 @@ int hsm_p11_find_slot(p11_t *p, CK_SLOT_ID *out, int need_login, char *err, size
             }
         }
         if (!found) {
-            rc = hsm_errf(err, errlen, KMS_ERR_UNAVAIL, "pkcs11: %s not found in %s", tn,
+            rc = kms_error_set(err, KMS_ERR_UNAVAIL, "pkcs11: %s not found in %s", tn,
                           p->module_path);
             goto out;
         }
     }
     if (!(ti.flags & CKF_TOKEN_INITIALIZED))
-        rc = hsm_errf(err, errlen, KMS_ERR_CONFIG, "pkcs11: %s is not initialised", tn);
+        rc = kms_error_set(err, KMS_ERR_CONFIG, "pkcs11: %s is not initialised", tn);
     else if (need_login && !(ti.flags & CKF_USER_PIN_INITIALIZED))
-        rc = hsm_errf(err, errlen, KMS_ERR_CONFIG, "pkcs11: %s has no user PIN set", tn);
+        rc = kms_error_set(err, KMS_ERR_CONFIG, "pkcs11: %s has no user PIN set", tn);
 out:
     free(slots);
     return rc;
 }
 
-int hsm_p11_login(p11_t *p, CK_SESSION_HANDLE s, char *err, size_t errlen)
+int hsm_p11_login(p11_t *p, CK_SESSION_HANDLE s, kms_error_t *err)
 {
     CK_RV rv = p->fl->C_Login(s, CKU_USER, p->pin->data, (CK_ULONG)p->pin->len);
     if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) /* login is per token, per process */
         return 0;
     if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_INVALID || rv == CKR_PIN_LEN_RANGE)
-        return hsm_errf(err, errlen, KMS_ERR_PERM, "pkcs11: login failed: wrong PIN (%s)",
+        return kms_error_set(err, KMS_ERR_PERM, "pkcs11: login failed: wrong PIN (%s)",
                         hsm_p11_rv_name(rv));
     if (rv == CKR_PIN_LOCKED || rv == CKR_PIN_EXPIRED)
-        return hsm_errf(err, errlen, KMS_ERR_PERM,
+        return kms_error_set(err, KMS_ERR_PERM,
                         "pkcs11: login failed: PIN locked or expired (%s)",
                         hsm_p11_rv_name(rv));
     /* KMS_ERR_PERM means "the PIN was refused" (see note_pin_rejected);
      * anything else may pass, so it stays retryable. */
-    return hsm_errf(err, errlen, KMS_ERR_UNAVAIL, "pkcs11: login failed (%s)", hsm_p11_rv_name(rv));
+    return kms_error_set(err, KMS_ERR_UNAVAIL, "pkcs11: login failed (%s)", hsm_p11_rv_name(rv));
 }
 
 /* Find AES secret keys labelled `label`: *n_out = how many (0, 1 or 2+). */
@@ -236,7 +236,7 @@ int hsm_p11_mech_usable(p11_t *p, CK_MECHANISM_TYPE m, CK_FLAGS need)
 }
 
 /* Pick the wrapping mechanism for this token and key. */
-static int choose_mech(p11_t *p, CK_SESSION_HANDLE s, char *err, size_t errlen)
+static int choose_mech(p11_t *p, CK_SESSION_HANDLE s, kms_error_t *err)
 {
     CK_BBOOL w = CK_FALSE, u = CK_FALSE, e = CK_FALSE, d = CK_FALSE;
     CK_ULONG vlen = 0;
@@ -247,11 +247,11 @@ static int choose_mech(p11_t *p, CK_SESSION_HANDLE s, char *err, size_t errlen)
     };
     CK_RV rv = p->fl->C_GetAttributeValue(s, p->key, a, KMS_ARRAY_SIZE(a));
     if (rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID && rv != CKR_ATTRIBUTE_SENSITIVE)
-        return hsm_errf(err, errlen, hsm_p11_rv_is_gone(rv) ? KMS_ERR_UNAVAIL : KMS_ERR_CONFIG,
+        return kms_error_set(err, hsm_p11_rv_is_gone(rv) ? KMS_ERR_UNAVAIL : KMS_ERR_CONFIG,
                         "pkcs11: key '%s': cannot read attributes (%s)", p->key_label,
                         hsm_p11_rv_name(rv));
     if (a[4].ulValueLen == sizeof(vlen) && vlen != 32)
-        return hsm_errf(err, errlen, KMS_ERR_CONFIG, "pkcs11: key '%s' is AES-%lu, need AES-256",
+        return kms_error_set(err, KMS_ERR_CONFIG, "pkcs11: key '%s' is AES-%lu, need AES-256",
                         p->key_label, vlen * 8);
     if (w && u && hsm_p11_mech_usable(p, CKM_AES_KEY_WRAP_PAD, CKF_WRAP | CKF_UNWRAP)) {
         p->mech = CKM_AES_KEY_WRAP_PAD;
@@ -261,7 +261,7 @@ static int choose_mech(p11_t *p, CK_SESSION_HANDLE s, char *err, size_t errlen)
         p->mech = CKM_AES_GCM;
         return 0;
     }
-    return hsm_errf(err, errlen, KMS_ERR_CONFIG,
+    return kms_error_set(err, KMS_ERR_CONFIG,
                     "pkcs11: key '%s': token offers neither CKM_AES_KEY_WRAP_PAD (key needs "
                     "CKA_WRAP/CKA_UNWRAP) nor CKM_AES_GCM (key needs CKA_ENCRYPT/CKA_DECRYPT)",
                     p->key_label);
@@ -278,7 +278,7 @@ void hsm_p11_close_sessions(p11_t *p)
  * Find the slot, open the pool, log in, find the key, choose the mechanism.
  * Caller is inside enter/leave and owns the pool (no session in use).
  */
-int hsm_p11_connect(p11_t *p, char *err, size_t errlen)
+int hsm_p11_connect(p11_t *p, kms_error_t *err)
 {
     CK_ULONG nkeys = 0;
     CK_RV rv;
@@ -287,41 +287,41 @@ int hsm_p11_connect(p11_t *p, char *err, size_t errlen)
 
     hsm_p11_token_name(p, tn, sizeof(tn));
     hsm_p11_close_sessions(p);
-    if ((rc = hsm_p11_find_slot(p, &p->slot, 1, err, errlen)) != 0)
+    if ((rc = hsm_p11_find_slot(p, &p->slot, 1, err)) != 0)
         return rc;
     for (int i = 0; i < HSM_P11_POOL; i++) {
         rv = p->fl->C_OpenSession(p->slot, CKF_SERIAL_SESSION, NULL, NULL, &p->sess[i]);
         if (rv != CKR_OK) {
             if (i > 0 && rv == CKR_SESSION_COUNT)
                 break; /* a token with few sessions: work with what we got */
-            rc = hsm_errf(err, errlen, hsm_p11_rv_is_gone(rv) ? KMS_ERR_UNAVAIL : KMS_ERR_CONFIG,
+            rc = kms_error_set(err, hsm_p11_rv_is_gone(rv) ? KMS_ERR_UNAVAIL : KMS_ERR_CONFIG,
                           "pkcs11: %s: C_OpenSession failed (%s)", tn, hsm_p11_rv_name(rv));
             goto fail;
         }
         p->n_sess = i + 1;
     }
-    if ((rc = hsm_p11_login(p, p->sess[0], err, errlen)) != 0)
+    if ((rc = hsm_p11_login(p, p->sess[0], err)) != 0)
         goto fail;
     rv = hsm_p11_find_keys(p->fl, p->sess[0], p->key_label, &p->key, &nkeys);
     if (rv != CKR_OK) {
-        rc = hsm_errf(err, errlen, hsm_p11_rv_is_gone(rv) ? KMS_ERR_UNAVAIL : KMS_ERR_CONFIG,
+        rc = kms_error_set(err, hsm_p11_rv_is_gone(rv) ? KMS_ERR_UNAVAIL : KMS_ERR_CONFIG,
                       "pkcs11: %s: searching for key '%s' failed (%s)", tn, p->key_label,
                       hsm_p11_rv_name(rv));
         goto fail;
     }
     if (nkeys == 0) {
-        rc = hsm_errf(err, errlen, KMS_ERR_CONFIG,
+        rc = kms_error_set(err, KMS_ERR_CONFIG,
                       "pkcs11: AES key '%s' not found on %s (create it with 'kmsctl hsm init --pkcs11 ...')",
                       p->key_label, tn);
         goto fail;
     }
     if (nkeys > 1) {
-        rc = hsm_errf(err, errlen, KMS_ERR_CONFIG,
+        rc = kms_error_set(err, KMS_ERR_CONFIG,
                       "pkcs11: several AES keys labelled '%s' on %s; refusing to guess", p->key_label,
                       tn);
         goto fail;
     }
-    if ((rc = choose_mech(p, p->sess[0], err, errlen)) != 0)
+    if ((rc = choose_mech(p, p->sess[0], err)) != 0)
         goto fail;
     memset(p->busy, 0, sizeof(p->busy));
     return 0;

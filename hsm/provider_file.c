@@ -133,36 +133,36 @@ static const struct hsm_ops file_ops = {
 
 /* Open path refusing symlinks, non-regular files, foreign owners and any
  * group/other permission bit. Returns the fd or a negative KMS_ERR_*. */
-static int open_key_file(const char *path, struct stat *st, char *err, size_t errlen)
+static int open_key_file(const char *path, struct stat *st, kms_error_t *err)
 {
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         int e = errno;
         if (e == ELOOP)
-            return hsm_errf(err, errlen, KMS_ERR_PERM,
+            return kms_error_set(err, KMS_ERR_PERM,
                             "key file %s: is a symlink; point hsm.key_file at the file itself",
                             path);
         if (e == ENOENT)
-            return hsm_errf(err, errlen, KMS_ERR_CONFIG,
+            return kms_error_set(err, KMS_ERR_CONFIG,
                             "key file %s: does not exist (create it with 'kmsctl hsm init --file %s')",
                             path, path);
-        return hsm_errf(err, errlen, e == EACCES ? KMS_ERR_PERM : KMS_ERR_IO, "key file %s: %s",
+        return kms_error_set(err, e == EACCES ? KMS_ERR_PERM : KMS_ERR_IO, "key file %s: %s",
                         path, strerror(e));
     }
     int rc = 0;
     if (fstat(fd, st) != 0)
-        rc = hsm_errf(err, errlen, KMS_ERR_IO, "key file %s: %s", path, strerror(errno));
+        rc = kms_error_set(err, KMS_ERR_IO, "key file %s: %s", path, strerror(errno));
     else if (!S_ISREG(st->st_mode))
-        rc = hsm_errf(err, errlen, KMS_ERR_PERM, "key file %s: not a regular file", path);
+        rc = kms_error_set(err, KMS_ERR_PERM, "key file %s: not a regular file", path);
     else if (st->st_uid != geteuid())
-        rc = hsm_errf(err, errlen, KMS_ERR_PERM,
+        rc = kms_error_set(err, KMS_ERR_PERM,
                       "key file %s: owned by uid %u, must be owned by the service user (uid %u)",
                       path, (unsigned)st->st_uid, (unsigned)geteuid());
     else if (st->st_mode & 077)
-        rc = hsm_errf(err, errlen, KMS_ERR_PERM, "key file %s: mode %04o, must be 0600 (chmod 600 %s)",
+        rc = kms_error_set(err, KMS_ERR_PERM, "key file %s: mode %04o, must be 0600 (chmod 600 %s)",
                       path, (unsigned)(st->st_mode & 07777), path);
     else if (st->st_size != HSM_MASTER_LEN)
-        rc = hsm_errf(err, errlen, KMS_ERR_CONFIG, "key file %s: %lld bytes, must be exactly %d",
+        rc = kms_error_set(err, KMS_ERR_CONFIG, "key file %s: %lld bytes, must be exactly %d",
                       path, (long long)st->st_size, HSM_MASTER_LEN);
     if (rc) {
         close(fd);
@@ -171,7 +171,7 @@ static int open_key_file(const char *path, struct stat *st, char *err, size_t er
     return fd;
 }
 
-int hsm_file_open(const hsm_config_t *cfg, hsm_t **out, char *err, size_t errlen)
+int hsm_file_open(const hsm_config_t *cfg, hsm_t **out, kms_error_t *err)
 {
     hsm_t *h = NULL;
     file_prov_t *f = NULL;
@@ -180,8 +180,8 @@ int hsm_file_open(const hsm_config_t *cfg, hsm_t **out, char *err, size_t errlen
     size_t got = 0;
 
     if (!cfg->key_file || !cfg->key_file[0])
-        return hsm_errf(err, errlen, KMS_ERR_CONFIG, "hsm: provider file needs hsm.key_file");
-    if ((fd = open_key_file(cfg->key_file, &st, err, errlen)) < 0)
+        return kms_error_set(err, KMS_ERR_CONFIG, "hsm: provider file needs hsm.key_file");
+    if ((fd = open_key_file(cfg->key_file, &st, err)) < 0)
         return fd;
     rc = KMS_ERR_NOMEM;
     if (!(h = calloc(1, sizeof(*h))) || !(f = calloc(1, sizeof(*f))) ||
@@ -192,7 +192,7 @@ int hsm_file_open(const hsm_config_t *cfg, hsm_t **out, char *err, size_t errlen
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
-            rc = hsm_errf(err, errlen, KMS_ERR_IO, "key file %s: short read", cfg->key_file);
+            rc = kms_error_set(err, KMS_ERR_IO, "key file %s: short read", cfg->key_file);
             goto out;
         }
         got += (size_t)r;
@@ -237,20 +237,20 @@ static int fsync_parent(const char *path)
     return rc;
 }
 
-int hsm_file_init(const char *path, char *err, size_t errlen)
+int hsm_file_init(const char *path, kms_error_t *err)
 {
     uint8_t key[HSM_MASTER_LEN];
     int fd = -1, rc = 0;
     size_t done = 0;
 
     if (!path || !path[0])
-        return hsm_errf(err, errlen, KMS_ERR_CONFIG, "hsm: provider file needs a key file path");
+        return kms_error_set(err, KMS_ERR_CONFIG, "hsm: provider file needs a key file path");
     if (RAND_priv_bytes(key, sizeof(key)) != 1)
-        return hsm_errf(err, errlen, KMS_ERR_CRYPTO, "key file %s: no randomness", path);
+        return kms_error_set(err, KMS_ERR_CRYPTO, "key file %s: no randomness", path);
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
         int e = errno;
-        rc = hsm_errf(err, errlen, e == EEXIST ? KMS_ERR_EXISTS : KMS_ERR_IO,
+        rc = kms_error_set(err, e == EEXIST ? KMS_ERR_EXISTS : KMS_ERR_IO,
                       "key file %s: %s%s", path, strerror(e),
                       e == EEXIST ? " (refusing to overwrite a master key)" : "");
         goto out;
@@ -276,13 +276,13 @@ int hsm_file_init(const char *path, char *err, size_t errlen)
     /* Make the new directory entry durable too: DSKs wrapped under this key
      * may be committed right after, and must never outlive their key. */
     if ((rc = fsync_parent(path)) != 0) {
-        rc = hsm_errf(err, errlen, KMS_ERR_IO, "key file %s: fsync of its directory: %s", path,
+        rc = kms_error_set(err, KMS_ERR_IO, "key file %s: fsync of its directory: %s", path,
                       strerror(-rc));
         unlink(path);
     }
     goto out;
 io:
-    rc = hsm_errf(err, errlen, KMS_ERR_IO, "key file %s: %s", path, strerror(errno));
+    rc = kms_error_set(err, KMS_ERR_IO, "key file %s: %s", path, strerror(errno));
     unlink(path); /* we created it (O_EXCL): do not leave a partial key */
 out:
     if (fd >= 0)

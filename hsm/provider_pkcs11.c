@@ -264,19 +264,18 @@ static const struct hsm_ops p11_ops = {
 };
 
 /* Common part of open and init: config, PIN, module. */
-static int p11_new(const hsm_config_t *cfg, const char *key_label, p11_t **out, char *err,
-                   size_t errlen)
+static int p11_new(const hsm_config_t *cfg, const char *key_label, p11_t **out, kms_error_t *err)
 {
     p11_t *p = NULL;
     pthread_condattr_t ca;
     int rc = KMS_ERR_NOMEM;
 
     if (!cfg->module || !cfg->module[0])
-        return hsm_errf(err, errlen, KMS_ERR_CONFIG, "pkcs11: hsm.module is not set");
+        return kms_error_set(err, KMS_ERR_CONFIG, "pkcs11: hsm.module is not set");
     if ((!cfg->token_label || !cfg->token_label[0]) && cfg->slot < 0)
-        return hsm_errf(err, errlen, KMS_ERR_CONFIG, "pkcs11: set hsm.token_label or hsm.slot");
+        return kms_error_set(err, KMS_ERR_CONFIG, "pkcs11: set hsm.token_label or hsm.slot");
     if (cfg->token_label && strlen(cfg->token_label) > 32)
-        return hsm_errf(err, errlen, KMS_ERR_CONFIG, "pkcs11: token label longer than 32 bytes");
+        return kms_error_set(err, KMS_ERR_CONFIG, "pkcs11: token label longer than 32 bytes");
     if (!key_label || !key_label[0])
         key_label = "kmsd-master";
     if (!(p = calloc(1, sizeof(*p))))
@@ -295,7 +294,7 @@ static int p11_new(const hsm_config_t *cfg, const char *key_label, p11_t **out, 
     } else {
         p->slot_cfg = cfg->slot;
     }
-    if ((rc = hsm_p11_read_pin(cfg, &p->pin, err, errlen)) != 0)
+    if ((rc = hsm_p11_read_pin(cfg, &p->pin, err)) != 0)
         goto fail;
     rc = KMS_ERR_NOMEM;
     if (cfg->pin_file && cfg->pin_file[0]) {
@@ -304,7 +303,7 @@ static int p11_new(const hsm_config_t *cfg, const char *key_label, p11_t **out, 
     } else if (!(p->pin_env = strdup(cfg->pin_env))) {
         goto fail;
     }
-    if ((rc = hsm_p11_mod_get(cfg->module, &p->mod, err, errlen)) != 0)
+    if ((rc = hsm_p11_mod_get(cfg->module, &p->mod, err)) != 0)
         goto fail;
     p->fl = p->mod->fl;
     p->mod_gen = p->mod->gen;
@@ -315,18 +314,18 @@ fail:
     return rc;
 }
 
-int hsm_p11_open(const hsm_config_t *cfg, hsm_t **out, char *err, size_t errlen)
+int hsm_p11_open(const hsm_config_t *cfg, hsm_t **out, kms_error_t *err)
 {
     p11_t *p = NULL;
     hsm_t *h = NULL;
     char tn[80];
     int rc;
 
-    if ((rc = p11_new(cfg, cfg->key_label, &p, err, errlen)) != 0)
+    if ((rc = p11_new(cfg, cfg->key_label, &p, err)) != 0)
         return rc;
     hsm_p11_mod_enter(p->mod);
     p->mod_gen = p->mod->gen;
-    rc = hsm_p11_connect(p, err, errlen);
+    rc = hsm_p11_connect(p, err);
     hsm_p11_mod_leave(p->mod);
     if (rc)
         goto fail;
@@ -346,7 +345,7 @@ fail:
     return rc;
 }
 
-int hsm_p11_init(const hsm_config_t *cfg, const char *label, char *err, size_t errlen)
+int hsm_p11_init(const hsm_config_t *cfg, const char *label, kms_error_t *err)
 {
     p11_t *p = NULL;
     CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
@@ -356,29 +355,29 @@ int hsm_p11_init(const hsm_config_t *cfg, const char *label, char *err, size_t e
     char tn[80];
     int rc, entered = 0;
 
-    if ((rc = p11_new(cfg, label, &p, err, errlen)) != 0)
+    if ((rc = p11_new(cfg, label, &p, err)) != 0)
         return rc;
     hsm_p11_token_name(p, tn, sizeof(tn));
     hsm_p11_mod_enter(p->mod);
     entered = 1;
-    if ((rc = hsm_p11_find_slot(p, &p->slot, 1, err, errlen)) != 0)
+    if ((rc = hsm_p11_find_slot(p, &p->slot, 1, err)) != 0)
         goto out;
     rv = p->fl->C_OpenSession(p->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s);
     if (rv != CKR_OK) {
-        rc = hsm_errf(err, errlen, KMS_ERR_UNAVAIL, "pkcs11: %s: C_OpenSession failed (%s)", tn,
+        rc = kms_error_set(err, KMS_ERR_UNAVAIL, "pkcs11: %s: C_OpenSession failed (%s)", tn,
                       hsm_p11_rv_name(rv));
         goto out;
     }
-    if ((rc = hsm_p11_login(p, s, err, errlen)) != 0)
+    if ((rc = hsm_p11_login(p, s, err)) != 0)
         goto out;
     rv = hsm_p11_find_keys(p->fl, s, p->key_label, &k, &nkeys);
     if (rv != CKR_OK) {
-        rc = hsm_errf(err, errlen, KMS_ERR_UNAVAIL, "pkcs11: %s: searching for key '%s' failed (%s)",
+        rc = kms_error_set(err, KMS_ERR_UNAVAIL, "pkcs11: %s: searching for key '%s' failed (%s)",
                       tn, p->key_label, hsm_p11_rv_name(rv));
         goto out;
     }
     if (nkeys > 0) {
-        rc = hsm_errf(err, errlen, KMS_ERR_EXISTS,
+        rc = kms_error_set(err, KMS_ERR_EXISTS,
                       "pkcs11: a key labelled '%s' already exists on %s; refusing to create another",
                       p->key_label, tn);
         goto out;
@@ -387,7 +386,7 @@ int hsm_p11_init(const hsm_config_t *cfg, const char *label, char *err, size_t e
     CK_BBOOL use_kwp = hsm_p11_mech_usable(p, CKM_AES_KEY_WRAP_PAD, CKF_WRAP | CKF_UNWRAP) ? CK_TRUE : CK_FALSE;
     CK_BBOOL use_gcm = use_kwp ? CK_FALSE : CK_TRUE;
     if (!use_kwp && !hsm_p11_mech_usable(p, CKM_AES_GCM, CKF_ENCRYPT | CKF_DECRYPT)) {
-        rc = hsm_errf(err, errlen, KMS_ERR_NOTSUP,
+        rc = kms_error_set(err, KMS_ERR_NOTSUP,
                       "pkcs11: %s offers neither CKM_AES_KEY_WRAP_PAD nor CKM_AES_GCM", tn);
         goto out;
     }
@@ -416,7 +415,7 @@ int hsm_p11_init(const hsm_config_t *cfg, const char *label, char *err, size_t e
     CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0};
     rv = p->fl->C_GenerateKey(s, &gen, tmpl, KMS_ARRAY_SIZE(tmpl), &k);
     if (rv != CKR_OK) {
-        rc = hsm_errf(err, errlen, KMS_ERR_CRYPTO, "pkcs11: %s: generating key '%s' failed (%s)", tn,
+        rc = kms_error_set(err, KMS_ERR_CRYPTO, "pkcs11: %s: generating key '%s' failed (%s)", tn,
                       p->key_label, hsm_p11_rv_name(rv));
         goto out;
     }

@@ -3,7 +3,8 @@
  * holds is unwrapped with the master key (hsm/ keeps the plaintext) and
  * "dsk.current" is selected; on a first start DSK 1 is generated and
  * persisted, wrapped, before it becomes current. Also reads the master key
- * a rotation recorded in store meta, which wins over the configuration.
+ * a rotation recorded in store meta, which wins over the configuration,
+ * and maps the configuration's hsm section onto hsm/'s config.
  *
  * Keyring layout in store meta: "dsk.current" holds the current DSK id as
  * decimal text; "dsk.<id>" holds DSK <id> wrapped by the master key.
@@ -18,6 +19,38 @@
 #include <string.h>
 
 #include "keys/keys_int.h"
+
+static const char *nz(const char *s)
+{
+    return s && s[0] ? s : NULL;
+}
+
+int keys_hsm_config(const conf_t *c, const char *master, hsm_config_t *out, kms_error_t *err)
+{
+    const struct conf_hsm *h = &c->hsm;
+    *out = (hsm_config_t){
+        .key_file = nz(h->key_file),
+        .module = nz(h->module),
+        .token_label = nz(h->token_label),
+        .slot = h->slot,
+        .pin_file = nz(h->pin_file),
+        .pin_env = nz(h->pin_env),
+        .key_label = nz(h->key_label),
+    };
+    switch (h->provider) {
+    case CONF_HSM_FILE:
+        out->provider = HSM_PROVIDER_FILE;
+        if (nz(master))
+            out->key_file = master;
+        return 0;
+    case CONF_HSM_PKCS11:
+        out->provider = HSM_PROVIDER_PKCS11;
+        if (nz(master))
+            out->key_label = master;
+        return 0;
+    }
+    return kms_error_set(err, KMS_ERR_CONFIG, "hsm: unknown provider %d", (int)h->provider);
+}
 
 /* Text value of a meta key into out; KMS_ERR_NOTFOUND when absent. */
 int keys_meta_text(store_reader_t *rd, const char *key, char *out, size_t outlen)

@@ -43,6 +43,15 @@
 
 /* ------------------------------------------------------------- start-up */
 /*
+ * The hsm_config_t for the configuration's hsm section: the one mapping
+ * from conf/ to hsm/, used by kmsd and kmsctl. Strings point into `c`
+ * ("" becomes NULL). `master` (NULL or "" = the configured one) names the
+ * master key instead: its CKA_LABEL (pkcs11) or key file path (file).
+ * 0, or KMS_ERR_CONFIG with err saying why (a provider hsm/ does not know).
+ */
+int keys_hsm_config(const conf_t *c, const char *master, hsm_config_t *out, kms_error_t *err);
+
+/*
  * The master key named by store meta "master.current" (set by a rotation)
  * into out (NUL-terminated). 0, KMS_ERR_NOTFOUND (no rotation yet),
  * KMS_ERR_PROTO (empty, too long for out, or holding a NUL), or another

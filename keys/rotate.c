@@ -56,35 +56,14 @@ hsm_t *keys_hsm(void)
 static const char *config_master(const keys_options_t *k)
 {
     const struct conf_hsm *h = &k->conf->hsm;
-    if ((int)h->provider == HSM_PROVIDER_FILE)
+    if (h->provider == CONF_HSM_FILE)
         return h->key_file;
     return h->key_label[0] ? h->key_label : "kmsd-master";
 }
 
 static bool is_file_provider(const keys_options_t *k)
 {
-    return (int)k->conf->hsm.provider == HSM_PROVIDER_FILE;
-}
-
-static void hsm_cfg(const keys_options_t *k, const char *master, hsm_config_t *hc)
-{
-    const struct conf_hsm *h = &k->conf->hsm;
-    *hc = (hsm_config_t){
-        .provider = (enum hsm_provider)h->provider,
-        .key_file = h->key_file[0] ? h->key_file : NULL,
-        .module = h->module[0] ? h->module : NULL,
-        .token_label = h->token_label[0] ? h->token_label : NULL,
-        .slot = h->slot,
-        .pin_file = h->pin_file[0] ? h->pin_file : NULL,
-        .pin_env = h->pin_env[0] ? h->pin_env : NULL,
-        .key_label = h->key_label[0] ? h->key_label : NULL,
-    };
-    if (master && *master) {
-        if (hc->provider == HSM_PROVIDER_FILE)
-            hc->key_file = master;
-        else
-            hc->key_label = master;
-    }
+    return k->conf->hsm.provider == CONF_HSM_FILE;
 }
 
 /* -------------------------------------------------------- rotate.master */
@@ -94,7 +73,8 @@ static int rotate_master(const keys_options_t *k, keys_master_rotation_t *out, k
     store_write_t *w = NULL;
     hsm_t *h2 = NULL;
     kms_buf_t wrapped;
-    char herr[512] = "", gen_txt[32] = "", newname[MASTER_NAME_MAX] = "", key[32];
+    kms_error_t herr;
+    char gen_txt[32] = "", newname[MASTER_NAME_MAX] = "", key[32];
     int64_t gen = 1;
     int rc, n_dsk = 0;
     kms_buf_init(&wrapped, 4096);
@@ -109,27 +89,29 @@ static int rotate_master(const keys_options_t *k, keys_master_rotation_t *out, k
         gen = 1;
     /* The new key: the next free "<base>-<n>" (a rotation cut short may
      * have left one behind: it is never used, so skip it). */
-    hsm_config_t hc;
-    hsm_cfg(k, g.master, &hc);
+    hsm_config_t hc, hc2;
+    if ((rc = keys_hsm_config(k->conf, g.master, &hc, err)) != 0)
+        goto out;
     const char *base = config_master(k);
     rc = KMS_ERR_EXISTS;
     for (int tries = 0; tries < 32 && rc == KMS_ERR_EXISTS; tries++) {
         gen++;
         snprintf(newname, sizeof newname, is_file_provider(k) ? "%s.%" PRId64 : "%s-%" PRId64,
                  base, gen);
-        herr[0] = '\0';
-        rc = hsm_init_master(&hc, newname, herr, sizeof herr);
+        kms_error_clear(&herr);
+        rc = hsm_init_master(&hc, newname, &herr);
     }
     if (rc) {
         kms_error_set(err, rc, "cannot create the new master key '%s': %s", newname,
-                      herr[0] ? herr : kms_strerror(rc));
+                      herr.msg[0] ? herr.msg : kms_strerror(rc));
         goto out;
     }
-    hsm_config_t hc2;
-    hsm_cfg(k, newname, &hc2);
-    if ((rc = hsm_open(&hc2, &h2, herr, sizeof herr)) != 0) {
+    if ((rc = keys_hsm_config(k->conf, newname, &hc2, err)) != 0)
+        goto out;
+    kms_error_clear(&herr);
+    if ((rc = hsm_open(&hc2, &h2, &herr)) != 0) {
         kms_error_set(err, rc, "cannot open the new master key '%s': %s", newname,
-                      herr[0] ? herr : kms_strerror(rc));
+                      herr.msg[0] ? herr.msg : kms_strerror(rc));
         goto out;
     }
     /* Every DSK the store knows, re-wrapped and checked under the new key. */

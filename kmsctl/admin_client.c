@@ -16,10 +16,11 @@
 
 int kmsctl_load_conf(conf_t **out)
 {
-    char err[512];
-    int rc = conf_load(kmsctl_g.config_path, out, err, sizeof(err));
+    kms_error_t err;
+    kms_error_clear(&err);
+    int rc = conf_load(kmsctl_g.config_path, out, &err);
     if (rc) {
-        fprintf(stderr, "kmsctl: %s\n", err[0] ? err : kms_strerror(rc));
+        fprintf(stderr, "kmsctl: %s\n", err.msg[0] ? err.msg : kms_strerror(rc));
         return KMSCTL_EXIT_UNREACHABLE;
     }
     return 0;

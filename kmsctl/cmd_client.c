@@ -109,16 +109,17 @@ static int sign_csr(const conf_t *c, const char *csr_path, const char *ca_key_pa
     X509_REQ *csr = NULL;
     BIO *mem = NULL;
     char keypath[4096];
-    char err[512] = "";
+    kms_error_t err;
     int ec = KMSCTL_EXIT_FAIL;
+    kms_error_clear(&err);
     if (!ca_key_path) {
         char tmp[4096];
         snprintf(tmp, sizeof(tmp), "%s", c->tls.client_ca);
         snprintf(keypath, sizeof(keypath), "%s/ca.key", dirname(tmp));
         ca_key_path = keypath;
     }
-    if (certs_load_ca(c->tls.client_ca, ca_key_path, &ca, &ca_key, err, sizeof(err)) != 0) {
-        fprintf(stderr, "kmsctl: cannot load the CA: %s\n", err);
+    if (certs_load_ca(c->tls.client_ca, ca_key_path, &ca, &ca_key, &err) != 0) {
+        fprintf(stderr, "kmsctl: cannot load the CA: %s\n", err.msg);
         ec = KMSCTL_EXIT_UNREACHABLE;
         goto out;
     }
@@ -127,8 +128,8 @@ static int sign_csr(const conf_t *c, const char *csr_path, const char *ca_key_pa
         ec = KMSCTL_EXIT_USAGE;
         goto out;
     }
-    if (certs_sign_csr(ca, ca_key, csr, days, &cert, err, sizeof(err)) != 0) {
-        fprintf(stderr, "kmsctl: refusing to sign %s: %s\n", csr_path, err);
+    if (certs_sign_csr(ca, ca_key, csr, days, &cert, &err) != 0) {
+        fprintf(stderr, "kmsctl: refusing to sign %s: %s\n", csr_path, err.msg);
         ec = KMSCTL_EXIT_USAGE;
         goto out;
     }

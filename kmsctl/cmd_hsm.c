@@ -17,6 +17,7 @@
 
 #include "conf/conf.h"
 #include "hsm/hsm.h"
+#include "keys/keys.h" /* keys_hsm_config */
 #include "kmsctl/kmsctl.h"
 
 int cmd_hsm(int argc, char **argv);
@@ -67,15 +68,16 @@ static int exit_for(int rc)
 /* Open, wrap a random 32-byte key, unwrap, compare, health. */
 static int do_check(const hsm_config_t *cfg)
 {
-    char err[512] = "";
+    kms_error_t err;
     hsm_t *h = NULL;
     kms_secret_t *dsk = NULL, *back = NULL;
     kms_buf_t w;
     int rc, ex = KMSCTL_EXIT_FAIL;
     const char *what = "open";
 
+    kms_error_clear(&err);
     kms_buf_init(&w, 4096);
-    if ((rc = hsm_open(cfg, &h, err, sizeof(err))) != 0) {
+    if ((rc = hsm_open(cfg, &h, &err)) != 0) {
         ex = exit_for(rc);
         goto out;
     }
@@ -105,10 +107,10 @@ out:
     if (ex != KMSCTL_EXIT_OK) {
         if (kmsctl_g.json) {
             printf("{\"ok\":false,\"step\":\"%s\",\"error\":", what);
-            json_str(err[0] ? err : kms_strerror(rc));
+            json_str(err.msg[0] ? err.msg : kms_strerror(rc));
             printf("}\n");
         }
-        fprintf(stderr, "kmsctl hsm check: %s failed: %s\n", what, err[0] ? err : kms_strerror(rc));
+        fprintf(stderr, "kmsctl hsm check: %s failed: %s\n", what, err.msg[0] ? err.msg : kms_strerror(rc));
     }
     kms_secret_free(dsk);
     kms_secret_free(back);
@@ -119,10 +121,11 @@ out:
 
 static int do_init(const hsm_config_t *cfg)
 {
-    char err[512] = "";
-    int rc = hsm_init_master(cfg, NULL, err, sizeof(err));
+    kms_error_t err;
+    kms_error_clear(&err);
+    int rc = hsm_init_master(cfg, NULL, &err);
     if (rc != 0) {
-        fprintf(stderr, "kmsctl hsm init: %s\n", err[0] ? err : kms_strerror(rc));
+        fprintf(stderr, "kmsctl hsm init: %s\n", err.msg[0] ? err.msg : kms_strerror(rc));
         return rc == KMS_ERR_EXISTS ? KMSCTL_EXIT_FAIL : exit_for(rc);
     }
     if (cfg->provider == HSM_PROVIDER_FILE)
@@ -135,8 +138,6 @@ static int do_init(const hsm_config_t *cfg)
                cfg->token_label ? "'" : "");
     return KMSCTL_EXIT_OK;
 }
-
-static const char *nz(const char *s) { return s && s[0] ? s : NULL; }
 
 int cmd_hsm(int argc, char **argv)
 {
@@ -222,20 +223,16 @@ int cmd_hsm(int argc, char **argv)
         }
     } else {
         /* No provider options: take the hsm section of the config file. */
-        char err[512];
-        int rc = conf_load(kmsctl_g.config_path, &conf, err, sizeof(err));
+        kms_error_t err;
+        kms_error_clear(&err);
+        int rc = conf_load(kmsctl_g.config_path, &conf, &err);
+        if (rc == 0)
+            rc = keys_hsm_config(conf, NULL, &cfg, &err);
         if (rc != 0) {
-            fprintf(stderr, "kmsctl hsm %s: %s\n", sub, err);
+            fprintf(stderr, "kmsctl hsm %s: %s\n", sub, err.msg);
+            conf_free(conf);
             return KMSCTL_EXIT_UNREACHABLE;
         }
-        cfg.provider = (enum hsm_provider)conf->hsm.provider;
-        cfg.key_file = nz(conf->hsm.key_file);
-        cfg.module = nz(conf->hsm.module);
-        cfg.token_label = nz(conf->hsm.token_label);
-        cfg.slot = conf->hsm.slot;
-        cfg.pin_file = nz(conf->hsm.pin_file);
-        cfg.pin_env = nz(conf->hsm.pin_env);
-        cfg.key_label = nz(conf->hsm.key_label);
     }
     ex = strcmp(sub, "init") == 0 ? do_init(&cfg) : do_check(&cfg);
     conf_free(conf);

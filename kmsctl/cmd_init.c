@@ -251,7 +251,8 @@ int cmd_init(int argc, char **argv)
     bool rsa = false, force = false;
     int days = 0, o;
     char dir[PATH_MAX], pki[PATH_MAX], path[PATH_MAX], db[PATH_MAX], keyfile[PATH_MAX];
-    char host[256], hostname[256], ca_cn[64], fp[65], err[512];
+    char host[256], hostname[256], ca_cn[64], fp[65];
+    kms_error_t err;
     uint16_t port;
     EVP_PKEY *ca_key = NULL, *srv_key = NULL, *cli_key = NULL;
     X509 *ca = NULL, *srv = NULL, *cli = NULL;
@@ -384,12 +385,13 @@ int cmd_init(int argc, char **argv)
     /* Master key: created once, never replaced. */
     hsm_config_t hc = {.provider = HSM_PROVIDER_FILE, .key_file = keyfile, .slot = -1,
                        .key_label = "kmsd-master"};
-    err[0] = '\0';
-    rc = hsm_init_master(&hc, NULL, err, sizeof(err));
+    kms_error_clear(&err);
+    rc = hsm_init_master(&hc, NULL, &err);
     if (rc == KMS_ERR_EXISTS) {
         printf("kept the existing master key %s\n", keyfile);
     } else if (rc != 0) {
-        fprintf(stderr, "kmsctl init: cannot create the master key: %s\n", err[0] ? err : kms_strerror(rc));
+        fprintf(stderr, "kmsctl init: cannot create the master key: %s\n",
+                err.msg[0] ? err.msg : kms_strerror(rc));
         goto out;
     }
 
@@ -406,8 +408,8 @@ int cmd_init(int argc, char **argv)
         fprintf(stderr, "kmsctl init: cannot write %s: %s\n", path, kms_strerror(rc));
         goto out;
     }
-    if ((rc = conf_load(path, &check, err, sizeof(err))) != 0) {
-        fprintf(stderr, "kmsctl init: the written configuration does not load: %s\n", err);
+    if ((rc = conf_load(path, &check, &err)) != 0) {
+        fprintf(stderr, "kmsctl init: the written configuration does not load: %s\n", err.msg);
         goto out;
     }
 

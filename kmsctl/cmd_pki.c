@@ -66,14 +66,16 @@ static void default_dir(const char *given, char *out, size_t n)
 
 static int load_ca(const char *dir, X509 **ca, EVP_PKEY **key)
 {
-    char cp[PATH_MAX], kp[PATH_MAX], err[512];
+    char cp[PATH_MAX], kp[PATH_MAX];
+    kms_error_t err;
     if ((size_t)snprintf(cp, sizeof(cp), "%s/pki/ca.crt", dir) >= sizeof(cp) ||
         (size_t)snprintf(kp, sizeof(kp), "%s/pki/ca.key", dir) >= sizeof(kp)) {
         fprintf(stderr, "kmsctl pki: %s: path too long\n", dir);
         return KMSCTL_EXIT_USAGE;
     }
-    if (certs_load_ca(cp, kp, ca, key, err, sizeof(err)) != 0) {
-        fprintf(stderr, "kmsctl pki: cannot use the CA: %s\n", err);
+    kms_error_clear(&err);
+    if (certs_load_ca(cp, kp, ca, key, &err) != 0) {
+        fprintf(stderr, "kmsctl pki: cannot use the CA: %s\n", err.msg);
         return KMSCTL_EXIT_FAIL;
     }
     return 0;
@@ -207,7 +209,8 @@ out:
 
 static int sign_csr(const struct pki_args *a)
 {
-    char dir[PATH_MAX], fp[65], cn[256], err[512] = "";
+    char dir[PATH_MAX], fp[65], cn[256];
+    kms_error_t err;
     X509 *ca = NULL, *x = NULL;
     EVP_PKEY *ca_key = NULL;
     X509_REQ *csr = NULL;
@@ -227,8 +230,9 @@ static int sign_csr(const struct pki_args *a)
         ret = rc;
         goto out;
     }
-    if ((rc = certs_sign_csr(ca, ca_key, csr, a->days, &x, err, sizeof(err))) != 0) {
-        fprintf(stderr, "kmsctl pki: refusing to sign %s: %s\n", a->positional, err);
+    kms_error_clear(&err);
+    if ((rc = certs_sign_csr(ca, ca_key, csr, a->days, &x, &err)) != 0) {
+        fprintf(stderr, "kmsctl pki: refusing to sign %s: %s\n", a->positional, err.msg);
         ret = KMSCTL_EXIT_USAGE; /* malformed input */
         goto out;
     }

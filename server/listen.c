@@ -37,7 +37,7 @@ static void addr_text(const struct sockaddr_storage *ss, char *out, size_t outle
     }
 }
 
-int srv_listen_resolve(srv_t *srv, char *err, size_t errlen)
+int srv_listen_resolve(srv_t *srv, kms_error_t *err)
 {
     const conf_t *c = srv->conf;
     srv->addrs = calloc(c->n_listen, sizeof *srv->addrs);
@@ -48,8 +48,7 @@ int srv_listen_resolve(srv_t *srv, char *err, size_t errlen)
         uint16_t p;
         struct addrinfo hints = {0}, *res = NULL;
         if (conf_parse_hostport(c->listen[i], host, sizeof host, &p) != 0) {
-            snprintf(err, errlen, "listen: bad address '%s'", c->listen[i]);
-            return KMS_ERR_CONFIG;
+            return kms_error_set(err, KMS_ERR_CONFIG, "listen: bad address '%s'", c->listen[i]);
         }
         snprintf(port, sizeof port, "%u", p);
         hints.ai_family = AF_UNSPEC;
@@ -57,9 +56,8 @@ int srv_listen_resolve(srv_t *srv, char *err, size_t errlen)
         hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
         int g = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
         if (g != 0 || !res) {
-            snprintf(err, errlen, "listen: cannot resolve '%s': %s", c->listen[i],
-                     gai_strerror(g));
-            return KMS_ERR_CONFIG;
+            return kms_error_set(err, KMS_ERR_CONFIG, "listen: cannot resolve '%s': %s",
+                                 c->listen[i], gai_strerror(g));
         }
         memcpy(&srv->addrs[i].ss, res->ai_addr, res->ai_addrlen);
         srv->addrs[i].len = res->ai_addrlen;
@@ -70,15 +68,12 @@ int srv_listen_resolve(srv_t *srv, char *err, size_t errlen)
     return 0;
 }
 
-static int make_socket(const srv_addr_t *a, bool reuseport, char *err, size_t errlen)
+static int make_socket(const srv_addr_t *a, bool reuseport, kms_error_t *err)
 {
     int one = 1, fd, e;
     fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        e = errno;
-        snprintf(err, errlen, "listen %s: socket: %s", a->text, strerror(e));
-        return -e;
-    }
+    if (fd < 0)
+        return kms_error_set(err, KMS_ERR_IO, "listen %s: socket: %s", a->text, strerror(errno));
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
         (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0))
         goto fail;
@@ -93,19 +88,18 @@ static int make_socket(const srv_addr_t *a, bool reuseport, char *err, size_t er
     return fd;
 fail:
     e = errno;
-    snprintf(err, errlen, "listen %s: %s", a->text, strerror(e));
     close(fd);
-    return -e;
+    return kms_error_set(err, KMS_ERR_IO, "listen %s: %s", a->text, strerror(e));
 }
 
-int srv_listen_socket(const srv_addr_t *a, char *err, size_t errlen)
+int srv_listen_socket(const srv_addr_t *a, kms_error_t *err)
 {
-    return make_socket(a, true, err, errlen);
+    return make_socket(a, true, err);
 }
 
-int srv_listen_probe(const srv_addr_t *a, char *err, size_t errlen)
+int srv_listen_probe(const srv_addr_t *a, kms_error_t *err)
 {
-    int fd = make_socket(a, false, err, errlen);
+    int fd = make_socket(a, false, err);
     if (fd < 0)
         return KMS_ERR_IO;
     close(fd); /* never listened, so no TIME_WAIT: the port is free again */

@@ -24,10 +24,10 @@
 
 #include "server/server_int.h"
 
-int srv_loops_bind(srv_t *srv, char *err, size_t errlen)
+int srv_loops_bind(srv_t *srv, kms_error_t *err)
 {
     for (size_t a = 0; a < srv->n_addrs; a++)
-        if (srv_listen_probe(&srv->addrs[a], err, errlen) != 0)
+        if (srv_listen_probe(&srv->addrs[a], err) != 0)
             return KMS_ERR_IO;
     srv->loops = calloc(srv->n_loops, sizeof *srv->loops);
     if (!srv->loops)
@@ -44,7 +44,7 @@ int srv_loops_bind(srv_t *srv, char *err, size_t errlen)
             l->fds[a] = -1;
         l->n_listeners = srv->n_addrs;
         for (size_t a = 0; a < srv->n_addrs; a++) {
-            int fd = srv_listen_socket(&srv->addrs[a], err, errlen);
+            int fd = srv_listen_socket(&srv->addrs[a], err);
             if (fd < 0)
                 return KMS_ERR_IO;
             l->fds[a] = fd;
@@ -101,12 +101,13 @@ void srv_loop_apply_pause(srv_loop_t *l)
         return; /* the monitor wakes us again */
     for (size_t i = 0; i < l->n_listeners; i++) {
         uv_tcp_t *t = &l->listeners[i];
-        char err[256] = "";
+        kms_error_t err;
+        kms_error_clear(&err);
         if (l->fds[i] < 0)
-            l->fds[i] = srv_listen_socket(&srv->addrs[i], err, sizeof err);
+            l->fds[i] = srv_listen_socket(&srv->addrs[i], &err);
         if (l->fds[i] < 0) {
             kms_log(KMS_LOG_ERROR, SRV_LOG, "loop %u: cannot re-open %s: %s", l->index,
-                    srv->addrs[i].text, err);
+                    srv->addrs[i].text, err.msg);
             l->fds[i] = -1;
             continue;
         }

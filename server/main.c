@@ -36,27 +36,28 @@ static void usage(FILE *f)
  * on. Accepting them silently would promise a property (peers holding a
  * copy of every key) that does not hold, so they are refused.
  */
-static int refuse_unsupported(const conf_t *c, char *err, size_t errlen)
+static int refuse_unsupported(const conf_t *c, kms_error_t *err)
 {
-    if (c->replication.listen[0] || c->replication.n_peers) {
-        snprintf(err, errlen, "%s: replication: not available in kmsd %s; remove replication.listen "
-                 "and replication.peers (back up with `kmsctl backup` instead)", c->path, SRV_VERSION);
-        return KMS_ERR_CONFIG;
-    }
+    if (c->replication.listen[0] || c->replication.n_peers)
+        return kms_error_set(err, KMS_ERR_CONFIG,
+                             "%s: replication: not available in kmsd %s; remove replication.listen "
+                             "and replication.peers (back up with `kmsctl backup` instead)",
+                             c->path, SRV_VERSION);
     return 0;
 }
 
 static int check_config(const char *path)
 {
-    char err[512] = "";
+    kms_error_t err;
     conf_t *c = NULL;
-    int rc = conf_load(path, &c, err, sizeof err);
-    if (rc == 0 && (rc = refuse_unsupported(c, err, sizeof err)) != 0) {
+    kms_error_clear(&err);
+    int rc = conf_load(path, &c, &err);
+    if (rc == 0 && (rc = refuse_unsupported(c, &err)) != 0) {
         conf_free(c);
         c = NULL;
     }
     if (rc != 0) {
-        fprintf(stderr, "%s\n", err[0] ? err : kms_strerror(rc));
+        fprintf(stderr, "%s\n", err.msg[0] ? err.msg : kms_strerror(rc));
         return 2;
     }
     conf_dump(c, stdout);
@@ -68,12 +69,13 @@ static int check_config(const char *path)
 /* Step 1: the configuration file (limits and listen addresses stay fixed). */
 static int load_config(srv_t *srv, const char *path)
 {
-    char err[512] = "";
-    int rc = conf_load(path, &srv->conf, err, sizeof err);
+    kms_error_t err;
+    kms_error_clear(&err);
+    int rc = conf_load(path, &srv->conf, &err);
     if (rc == 0)
-        rc = refuse_unsupported(srv->conf, err, sizeof err);
+        rc = refuse_unsupported(srv->conf, &err);
     if (rc != 0) {
-        kms_log(KMS_LOG_ERROR, SRV_LOG, "config: %s", err[0] ? err : kms_strerror(rc));
+        kms_log(KMS_LOG_ERROR, SRV_LOG, "config: %s", err.msg[0] ? err.msg : kms_strerror(rc));
         return rc;
     }
     srv->conf_path = srv->conf->path[0] ? srv->conf->path : path;
@@ -88,11 +90,12 @@ static int load_config(srv_t *srv, const char *path)
 /* Step 7: the TLS context for new connections. */
 static int setup_tls(srv_t *srv)
 {
-    char err[512] = "";
+    kms_error_t err;
     SSL_CTX *ctx = NULL;
-    int rc = srv_tls_ctx_new(srv->conf, &ctx, err, sizeof err);
+    kms_error_clear(&err);
+    int rc = srv_tls_ctx_new(srv->conf, &ctx, &err);
     if (rc != 0) {
-        kms_log(KMS_LOG_ERROR, SRV_LOG, "tls: %s", err);
+        kms_log(KMS_LOG_ERROR, SRV_LOG, "tls: %s", err.msg);
         return rc;
     }
     srv_tls_swap(srv, ctx);
@@ -106,12 +109,13 @@ static int setup_tls(srv_t *srv)
 /* Step 8: listen sockets (as the starting user, so port < 1024 works). */
 static int bind_listeners(srv_t *srv)
 {
-    char err[512] = "";
-    int rc = srv_listen_resolve(srv, err, sizeof err);
+    kms_error_t err;
+    kms_error_clear(&err);
+    int rc = srv_listen_resolve(srv, &err);
     if (rc == 0)
-        rc = srv_loops_bind(srv, err, sizeof err);
+        rc = srv_loops_bind(srv, &err);
     if (rc != 0) {
-        kms_log(KMS_LOG_ERROR, SRV_LOG, "%s", err[0] ? err : kms_strerror(rc));
+        kms_log(KMS_LOG_ERROR, SRV_LOG, "%s", err.msg[0] ? err.msg : kms_strerror(rc));
         return rc;
     }
     for (size_t i = 0; i < srv->n_addrs; i++)

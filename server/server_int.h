@@ -43,17 +43,20 @@ typedef struct srv_addr {
     char text[80];            /* "127.0.0.1:5696", "[::]:5696" */
 } srv_addr_t;
 
-/* Resolve every conf listen entry into srv->addrs. 0 or KMS_ERR_CONFIG. */
-int srv_listen_resolve(srv_t *srv, char *err, size_t errlen);
-/* A bound (not yet listening) SO_REUSEPORT socket for `a`; -errno on failure. */
-int srv_listen_socket(const srv_addr_t *a, char *err, size_t errlen);
+/* Resolve every conf listen entry into srv->addrs. 0 or KMS_ERR_CONFIG
+ * (err says which entry). */
+int srv_listen_resolve(srv_t *srv, kms_error_t *err);
+/* A bound (not yet listening) SO_REUSEPORT socket for `a`: the fd, or
+ * KMS_ERR_IO with err naming the address and errno's text. */
+int srv_listen_socket(const srv_addr_t *a, kms_error_t *err);
 /* Refuse to share a port with another process: bind without SO_REUSEPORT
  * once and release it. 0 or KMS_ERR_IO (err filled). */
-int srv_listen_probe(const srv_addr_t *a, char *err, size_t errlen);
+int srv_listen_probe(const srv_addr_t *a, kms_error_t *err);
 
 /* ------------------------------------------------------------------ TLS */
-/* Build an SSL_CTX from the tls section of `c`. err gets one line. */
-int srv_tls_ctx_new(const conf_t *c, SSL_CTX **out, char *err, size_t errlen);
+/* Build an SSL_CTX from the tls section of `c`. 0, KMS_ERR_CONFIG or
+ * KMS_ERR_NOMEM; err gets one line naming the setting. */
+int srv_tls_ctx_new(const conf_t *c, SSL_CTX **out, kms_error_t *err);
 /* The context new connections use: SSL_new() under the lock, so the SSL holds
  * its own reference and a later swap never frees a context still in use. */
 SSL *srv_tls_new_ssl(srv_t *srv);
@@ -99,7 +102,7 @@ void srv_loop_conns_gone(srv_loop_t *l);
 void srv_conn_commits_done(uv_async_t *a);
 
 /* Create the sockets of every loop (main thread, before dropping privileges). */
-int srv_loops_bind(srv_t *srv, char *err, size_t errlen);
+int srv_loops_bind(srv_t *srv, kms_error_t *err);
 /* Start every loop thread. */
 int srv_loops_start(srv_t *srv);
 /* Ask every loop to stop accepting and drain (any thread). */

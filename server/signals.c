@@ -29,19 +29,20 @@ typedef struct srv_sigctx {
 
 int srv_reload(srv_t *srv)
 {
-    char err[512] = "";
+    kms_error_t err;
     conf_t *nc = NULL;
     SSL_CTX *ctx = NULL;
-    int rc = conf_load(srv->conf_path, &nc, err, sizeof err);
+    kms_error_clear(&err);
+    int rc = conf_load(srv->conf_path, &nc, &err);
     if (rc != 0) {
         kms_log(KMS_LOG_ERROR, SRV_LOG, "reload refused, keeping the running configuration: %s",
-                err);
+                err.msg);
         goto out;
     }
-    rc = srv_tls_ctx_new(nc, &ctx, err, sizeof err);
+    rc = srv_tls_ctx_new(nc, &ctx, &err);
     if (rc != 0) {
         kms_log(KMS_LOG_ERROR, SRV_LOG, "reload refused, keeping the running TLS context: %s",
-                err);
+                err.msg);
         goto out;
     }
     srv_tls_swap(srv, ctx);

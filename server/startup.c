@@ -39,32 +39,21 @@ int srv_harden(void)
 
 int srv_open_hsm(srv_t *srv)
 {
-    const struct conf_hsm *h = &srv->conf->hsm;
-    char err[512] = "";
-    hsm_config_t hc = {
-        .provider = (enum hsm_provider)h->provider,
-        .key_file = h->key_file[0] ? h->key_file : NULL,
-        .module = h->module[0] ? h->module : NULL,
-        .token_label = h->token_label[0] ? h->token_label : NULL,
-        .slot = h->slot,
-        .pin_file = h->pin_file[0] ? h->pin_file : NULL,
-        .pin_env = h->pin_env[0] ? h->pin_env : NULL,
-        .key_label = h->key_label[0] ? h->key_label : NULL,
-    };
+    kms_error_t err;
+    hsm_config_t hc;
+    kms_error_clear(&err);
     /* A master rotation names the key in store meta (keys/keys.h); it
      * wins over hsm.key_label / hsm.key_file. */
     char master[512];
-    if (srv->store && keys_master_from_meta(srv->store, master, sizeof master) == 0) {
-        if (hc.provider == HSM_PROVIDER_FILE)
-            hc.key_file = master;
-        else
-            hc.key_label = master;
+    bool rotated = srv->store && keys_master_from_meta(srv->store, master, sizeof master) == 0;
+    int rc = keys_hsm_config(srv->conf, rotated ? master : NULL, &hc, &err);
+    if (rc == 0 && rotated)
         kms_log(KMS_LOG_INFO, SRV_LOG, "hsm: master key '%s' (store meta '%s', set by rotation)",
                 master, KEYS_META_MASTER_CURRENT);
-    }
-    int rc = hsm_open(&hc, &srv->hsm, err, sizeof err);
+    if (rc == 0)
+        rc = hsm_open(&hc, &srv->hsm, &err);
     if (rc != 0) {
-        kms_log(KMS_LOG_ERROR, SRV_LOG, "hsm: %s", err[0] ? err : kms_strerror(rc));
+        kms_log(KMS_LOG_ERROR, SRV_LOG, "hsm: %s", err.msg[0] ? err.msg : kms_strerror(rc));
         return rc;
     }
     kms_log(KMS_LOG_INFO, SRV_LOG, "hsm: %s", hsm_describe(srv->hsm));

@@ -30,18 +30,20 @@
 /* Session id context: resumption is tied to this service. */
 static const unsigned char SID_CTX[] = "kmsd-kmip";
 
-static void ssl_err(char *err, size_t errlen, const char *what, const char *path)
+/* Record `what` (and `path`, and OpenSSL's last reason) in err; returns rc. */
+static int ssl_err(kms_error_t *err, int rc, const char *what, const char *path)
 {
     unsigned long e = ERR_peek_last_error();
     char reason[200] = "";
     if (e)
         ERR_error_string_n(e, reason, sizeof reason);
-    snprintf(err, errlen, "%s%s%s%s%s", what, path ? " " : "", path ? path : "",
-             e ? ": " : "", reason);
+    kms_error_set(err, rc, "%s%s%s%s%s", what, path ? " " : "", path ? path : "", e ? ": " : "",
+                  reason);
     ERR_clear_error();
+    return rc;
 }
 
-int srv_tls_ctx_new(const conf_t *c, SSL_CTX **out, char *err, size_t errlen)
+int srv_tls_ctx_new(const conf_t *c, SSL_CTX **out, kms_error_t *err)
 {
     int rc = KMS_ERR_CONFIG;
     SSL_CTX *ctx = NULL;
@@ -52,14 +54,13 @@ int srv_tls_ctx_new(const conf_t *c, SSL_CTX **out, char *err, size_t errlen)
     ERR_clear_error();
     ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {
-        ssl_err(err, errlen, "SSL_CTX_new failed", NULL);
-        rc = KMS_ERR_NOMEM;
+        rc = ssl_err(err, KMS_ERR_NOMEM, "SSL_CTX_new failed", NULL);
         goto out;
     }
     int minv = t->min_version >= TLS1_3_VERSION ? TLS1_3_VERSION : TLS1_2_VERSION;
     if (!SSL_CTX_set_min_proto_version(ctx, minv) ||
         !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION)) {
-        ssl_err(err, errlen, "tls.min_version", NULL);
+        ssl_err(err, rc, "tls.min_version", NULL);
         goto out;
     }
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
@@ -67,27 +68,27 @@ int srv_tls_ctx_new(const conf_t *c, SSL_CTX **out, char *err, size_t errlen)
     /* Small idle footprint: OpenSSL frees its record buffers between reads. */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     if (t->ciphers[0] && !SSL_CTX_set_cipher_list(ctx, t->ciphers)) {
-        ssl_err(err, errlen, "tls.ciphers: no usable cipher in", t->ciphers);
+        ssl_err(err, rc, "tls.ciphers: no usable cipher in", t->ciphers);
         goto out;
     }
     if (t->ciphersuites[0] && !SSL_CTX_set_ciphersuites(ctx, t->ciphersuites)) {
-        ssl_err(err, errlen, "tls.ciphersuites: invalid list", t->ciphersuites);
+        ssl_err(err, rc, "tls.ciphersuites: invalid list", t->ciphersuites);
         goto out;
     }
     if (SSL_CTX_use_certificate_chain_file(ctx, t->cert) != 1) {
-        ssl_err(err, errlen, "tls.cert: cannot load", t->cert);
+        ssl_err(err, rc, "tls.cert: cannot load", t->cert);
         goto out;
     }
     if (certs_load_key_pem(t->key, &pkey) != 0) {
-        ssl_err(err, errlen, "tls.key: cannot load", t->key);
+        ssl_err(err, rc, "tls.key: cannot load", t->key);
         goto out;
     }
     if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-        ssl_err(err, errlen, "tls.key does not match tls.cert", t->key);
+        ssl_err(err, rc, "tls.key does not match tls.cert", t->key);
         goto out;
     }
     if (SSL_CTX_load_verify_locations(ctx, t->client_ca, NULL) != 1) {
-        ssl_err(err, errlen, "tls.client_ca: cannot load", t->client_ca);
+        ssl_err(err, rc, "tls.client_ca: cannot load", t->client_ca);
         goto out;
     }
     /* Tell clients which CAs we accept (helps clients with several certs). */

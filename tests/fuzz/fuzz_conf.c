@@ -27,18 +27,18 @@ static char *dump(const conf_t *c, size_t *len)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     conf_t *c = NULL, *c2 = NULL;
-    char err[512];
+    kms_error_t err = {0};
     if (size > 64 * 1024)
         return 0;
-    if (conf_load_buffer("fuzz.yaml", "/nonexistent", data, size, &c, err, sizeof(err)) != 0) {
+    if (conf_load_buffer("fuzz.yaml", "/nonexistent", data, size, &c, &err) != 0) {
         if (c)
             abort(); /* a failed load must not hand out a config */
         return 0;
     }
     size_t n1 = 0, n2 = 0;
     char *d1 = dump(c, &n1);
-    if (conf_load_buffer("dump.yaml", "/nonexistent", d1, n1, &c2, err, sizeof(err)) != 0) {
-        fprintf(stderr, "dump does not reload: %s\n%s\n", err, d1);
+    if (conf_load_buffer("dump.yaml", "/nonexistent", d1, n1, &c2, &err) != 0) {
+        fprintf(stderr, "dump does not reload: %s\n%s\n", err.msg, d1);
         abort();
     }
     char *d2 = dump(c2, &n2);

@@ -120,7 +120,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    char err[256], path[512];
+    kms_error_t err = {0};
+    char path[512];
     struct stat st;
     kms_log_set_level(KMS_LOG_ERROR);
     const char *base = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) ? "/dev/shm" : "/tmp";
@@ -133,7 +134,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     hc.provider = HSM_PROVIDER_FILE;
     hc.key_file = path;
     hc.slot = -1;
-    if (hsm_init_master(&hc, NULL, err, sizeof(err)) || hsm_open(&hc, &g_hsm, err, sizeof(err)) ||
+    if (hsm_init_master(&hc, NULL, &err) || hsm_open(&hc, &g_hsm, &err) ||
         hsm_keyring_new(g_hsm, &g_kr))
         die(err);
     kms_buf_t w;

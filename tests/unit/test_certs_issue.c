@@ -83,8 +83,8 @@ static void test_ca(void **state)
     assert_int_equal(certs_subject_cn(ca, cn, sizeof(cn)), 0);
     assert_string_equal(cn, "kmsd test CA");
     /* CA verifies as its own trust anchor. */
-    char err[256] = "";
-    assert_int_equal(certs_verify(ca, ca, 0, err, sizeof(err)), 0);
+    kms_error_t err = {0};
+    assert_int_equal(certs_verify(ca, ca, 0, &err), 0);
 }
 
 static void test_serials(void **state)
@@ -118,14 +118,14 @@ static void test_server_cert(void **state)
     (void)state;
     EVP_PKEY *k = NULL;
     X509 *x = NULL;
-    char err[256] = "";
+    kms_error_t err = {0};
     const char *hosts[] = {"kms.example.com", "10.1.2.3", "[fd00::5]", "localhost", "127.0.0.1"};
     assert_int_equal(certs_key_new(CERTS_KEY_EC_P256, &k), 0);
     assert_int_equal(certs_issue_server(ca, ca_key, k, "kms.example.com", hosts, 5, 0, &x), 0);
 
     /* Chains to the CA, usable both as a TLS server and a TLS client. */
-    assert_int_equal(certs_verify(ca, x, X509_PURPOSE_SSL_SERVER, err, sizeof(err)), 0);
-    assert_int_equal(certs_verify(ca, x, X509_PURPOSE_SSL_CLIENT, err, sizeof(err)), 0);
+    assert_int_equal(certs_verify(ca, x, X509_PURPOSE_SSL_SERVER, &err), 0);
+    assert_int_equal(certs_verify(ca, x, X509_PURPOSE_SSL_CLIENT, &err), 0);
     assert_int_equal(xku(x), XKU_SSL_SERVER | XKU_SSL_CLIENT);
     assert_int_equal(X509_check_ca(x), 0);
     assert_int_equal(X509_get_key_usage(x), KU_DIGITAL_SIGNATURE);
@@ -195,14 +195,15 @@ static void test_client_cert(void **state)
     (void)state;
     EVP_PKEY *k = NULL;
     X509 *x = NULL;
-    char err[256] = "", cn[64], fp[65];
+    kms_error_t err = {0};
+    char cn[64], fp[65];
     assert_int_equal(certs_key_new(CERTS_KEY_EC_P256, &k), 0);
     assert_int_equal(certs_issue_client(ca, ca_key, k, "admin", 0, &x), 0);
-    assert_int_equal(certs_verify(ca, x, X509_PURPOSE_SSL_CLIENT, err, sizeof(err)), 0);
+    assert_int_equal(certs_verify(ca, x, X509_PURPOSE_SSL_CLIENT, &err), 0);
     /* clientAuth only: refused as a server certificate. */
     assert_int_equal(xku(x), XKU_SSL_CLIENT);
-    assert_int_equal(certs_verify(ca, x, X509_PURPOSE_SSL_SERVER, err, sizeof(err)), KMS_ERR_CRYPTO);
-    assert_non_null(strstr(err, "purpose"));
+    assert_int_equal(certs_verify(ca, x, X509_PURPOSE_SSL_SERVER, &err), KMS_ERR_CRYPTO);
+    assert_non_null(strstr(err.msg, "purpose"));
     assert_int_equal(certs_subject_cn(x, cn, sizeof(cn)), 0);
     assert_string_equal(cn, "admin");
     /* CN into a too-small buffer is an error, not a truncation. */
@@ -229,8 +230,8 @@ static void test_client_cert(void **state)
     assert_int_equal(certs_key_new(CERTS_KEY_EC_P256, &k2), 0);
     assert_int_equal(certs_create_ca(k2, "other CA", 0, &ca2), 0);
     assert_int_equal(certs_issue_client(ca2, k2, k, "admin", 0, &x2), 0);
-    assert_int_equal(certs_verify(ca, x2, X509_PURPOSE_SSL_CLIENT, err, sizeof(err)), KMS_ERR_CRYPTO);
-    assert_int_equal(certs_verify(ca2, x2, X509_PURPOSE_SSL_CLIENT, err, sizeof(err)), 0);
+    assert_int_equal(certs_verify(ca, x2, X509_PURPOSE_SSL_CLIENT, &err), KMS_ERR_CRYPTO);
+    assert_int_equal(certs_verify(ca2, x2, X509_PURPOSE_SSL_CLIENT, &err), 0);
     X509_free(x2);
     X509_free(ca2);
     EVP_PKEY_free(k2);
@@ -249,7 +250,7 @@ static void test_rsa_chain(void **state)
     (void)state;
     EVP_PKEY *rk = NULL, *sk = NULL;
     X509 *rca = NULL, *srv = NULL;
-    char err[256] = "";
+    kms_error_t err = {0};
     assert_int_equal(certs_key_new(CERTS_KEY_RSA_3072, &rk), 0);
     assert_true(EVP_PKEY_is_a(rk, "RSA"));
     assert_int_equal(EVP_PKEY_get_bits(rk), 3072);
@@ -257,7 +258,7 @@ static void test_rsa_chain(void **state)
     assert_int_equal(certs_key_new(CERTS_KEY_RSA_3072, &sk), 0);
     const char *hosts[] = {"kms"};
     assert_int_equal(certs_issue_server(rca, rk, sk, "kms", hosts, 1, 0, &srv), 0);
-    assert_int_equal(certs_verify(rca, srv, X509_PURPOSE_SSL_SERVER, err, sizeof(err)), 0);
+    assert_int_equal(certs_verify(rca, srv, X509_PURPOSE_SSL_SERVER, &err), 0);
     assert_int_equal(X509_get_key_usage(srv), KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT);
     assert_int_equal(X509_get_signature_nid(srv), NID_sha256WithRSAEncryption);
     X509_free(srv);
@@ -294,11 +295,12 @@ static void test_sign_csr(void **state)
     (void)state;
     EVP_PKEY *k = NULL;
     X509 *x = NULL;
-    char err[256] = "", cn[64];
+    kms_error_t err = {0};
+    char cn[64];
     assert_int_equal(certs_key_new(CERTS_KEY_EC_P256, &k), 0);
     X509_REQ *r = make_csr(k, "vcenter.example.com", 1);
-    assert_int_equal(certs_sign_csr(ca, ca_key, r, 0, &x, err, sizeof(err)), 0);
-    assert_int_equal(certs_verify(ca, x, X509_PURPOSE_SSL_CLIENT, err, sizeof(err)), 0);
+    assert_int_equal(certs_sign_csr(ca, ca_key, r, 0, &x, &err), 0);
+    assert_int_equal(certs_verify(ca, x, X509_PURPOSE_SSL_CLIENT, &err), 0);
     /* Our extensions, not the CSR's: CA:FALSE, clientAuth only. */
     assert_int_equal(X509_check_ca(x), 0);
     assert_int_equal(xku(x), XKU_SSL_CLIENT);
@@ -317,10 +319,10 @@ static void test_sign_csr(void **state)
     X509_REQ_get0_signature(r, &sig, NULL);
     assert_non_null(sig);
     ((ASN1_BIT_STRING *)sig)->data[sig->length / 2] ^= 0x01;
-    err[0] = '\0';
-    assert_int_equal(certs_sign_csr(ca, ca_key, r, 0, &x, err, sizeof(err)), KMS_ERR_CRYPTO);
+    kms_error_clear(&err);
+    assert_int_equal(certs_sign_csr(ca, ca_key, r, 0, &x, &err), KMS_ERR_CRYPTO);
     assert_null(x);
-    assert_non_null(strstr(err, "signature"));
+    assert_non_null(strstr(err.msg, "signature"));
     X509_REQ_free(r);
 
     /* A CSR whose key was swapped after signing (not its own signature). */
@@ -328,30 +330,30 @@ static void test_sign_csr(void **state)
     assert_int_equal(certs_key_new(CERTS_KEY_EC_P256, &k2), 0);
     r = make_csr(k, "swap", 0);
     assert_int_equal(X509_REQ_set_pubkey(r, k2), 1);
-    assert_int_equal(certs_sign_csr(ca, ca_key, r, 0, &x, err, sizeof(err)), KMS_ERR_CRYPTO);
+    assert_int_equal(certs_sign_csr(ca, ca_key, r, 0, &x, &err), KMS_ERR_CRYPTO);
     assert_null(x);
     X509_REQ_free(r);
 
     /* No CN. */
     r = make_csr(k, NULL, 0);
-    assert_int_equal(certs_sign_csr(ca, ca_key, r, 0, &x, err, sizeof(err)), KMS_ERR_INVAL);
-    assert_non_null(strstr(err, "CN"));
+    assert_int_equal(certs_sign_csr(ca, ca_key, r, 0, &x, &err), KMS_ERR_INVAL);
+    assert_non_null(strstr(err.msg, "CN"));
     X509_REQ_free(r);
 
     /* A weak RSA key. */
     EVP_PKEY *weak = EVP_RSA_gen(1024);
     assert_non_null(weak);
     r = make_csr(weak, "weak", 0);
-    assert_int_equal(certs_sign_csr(ca, ca_key, r, 0, &x, err, sizeof(err)), KMS_ERR_INVAL);
-    assert_non_null(strstr(err, "2048"));
+    assert_int_equal(certs_sign_csr(ca, ca_key, r, 0, &x, &err), KMS_ERR_INVAL);
+    assert_non_null(strstr(err.msg, "2048"));
     X509_REQ_free(r);
     EVP_PKEY_free(weak);
 
     /* An RSA 2048 CSR is fine and gets keyEncipherment too. */
     EVP_PKEY *rsa = EVP_RSA_gen(2048);
     r = make_csr(rsa, "rsa-client", 0);
-    assert_int_equal(certs_sign_csr(ca, ca_key, r, 90, &x, err, sizeof(err)), 0);
-    assert_int_equal(certs_verify(ca, x, X509_PURPOSE_SSL_CLIENT, err, sizeof(err)), 0);
+    assert_int_equal(certs_sign_csr(ca, ca_key, r, 90, &x, &err), 0);
+    assert_int_equal(certs_verify(ca, x, X509_PURPOSE_SSL_CLIENT, &err), 0);
     assert_int_equal(X509_get_key_usage(x), KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT);
     X509_free(x);
     X509_REQ_free(r);
@@ -459,25 +461,26 @@ static void test_files(void **state)
 
     /* certs_load_ca: a matching pair loads; a group-readable key, a key of
      * another certificate, or a non-CA certificate does not. */
-    char cak[400], cac[400], e2[256];
+    char cak[400], cac[400];
+    kms_error_t e2 = {0};
     X509 *lca = NULL;
     EVP_PKEY *lkey = NULL;
     snprintf(cak, sizeof(cak), "%s/ca.key", dir);
     snprintf(cac, sizeof(cac), "%s/ca.crt", dir);
     assert_int_equal(certs_write_key_pem(cak, ca_key, false), 0);
     assert_int_equal(certs_write_cert_pem(cac, ca, false), 0);
-    assert_int_equal(certs_load_ca(cac, cak, &lca, &lkey, e2, sizeof(e2)), 0);
+    assert_int_equal(certs_load_ca(cac, cak, &lca, &lkey, &e2), 0);
     assert_int_equal(X509_cmp(lca, ca), 0);
     assert_int_equal(EVP_PKEY_eq(lkey, ca_key), 1);
     X509_free(lca);
     EVP_PKEY_free(lkey);
-    assert_int_equal(certs_load_ca(cac, kp, &lca, &lkey, e2, sizeof(e2)), KMS_ERR_INVAL);
-    assert_non_null(strstr(e2, "does not match"));
-    assert_int_equal(certs_load_ca(cp, kp, &lca, &lkey, e2, sizeof(e2)), KMS_ERR_INVAL);
+    assert_int_equal(certs_load_ca(cac, kp, &lca, &lkey, &e2), KMS_ERR_INVAL);
+    assert_non_null(strstr(e2.msg, "does not match"));
+    assert_int_equal(certs_load_ca(cp, kp, &lca, &lkey, &e2), KMS_ERR_INVAL);
     assert_int_equal(chmod(cak, 0640), 0);
-    assert_int_equal(certs_load_ca(cac, cak, &lca, &lkey, e2, sizeof(e2)), KMS_ERR_PERM);
-    assert_non_null(strstr(e2, "0640"));
-    assert_int_equal(certs_load_ca(rp, cak, &lca, &lkey, e2, sizeof(e2)), KMS_ERR_PROTO);
+    assert_int_equal(certs_load_ca(cac, cak, &lca, &lkey, &e2), KMS_ERR_PERM);
+    assert_non_null(strstr(e2.msg, "0640"));
+    assert_int_equal(certs_load_ca(rp, cak, &lca, &lkey, &e2), KMS_ERR_PROTO);
 
     X509_free(x);
     EVP_PKEY_free(k);

@@ -33,7 +33,7 @@ static int teardown(void **state)
 }
 
 /* Write `text` to TMP/name and load it. */
-static int load_text(const char *name, const char *text, conf_t **out, char *err, size_t errlen)
+static int load_text(const char *name, const char *text, conf_t **out, kms_error_t *err)
 {
     char path[512];
     snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
@@ -41,21 +41,23 @@ static int load_text(const char *name, const char *text, conf_t **out, char *err
     assert_non_null(f);
     assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
     assert_int_equal(fclose(f), 0);
-    return conf_load(path, out, err, errlen);
+    return conf_load(path, out, err);
 }
 
 /* Expect a load failure whose message ends with `suffix` and contains `pos`. */
 static void expect_error(const char *text, const char *pos, const char *suffix)
 {
     conf_t *c = (conf_t *)0x1;
-    char err[512];
-    int rc = load_text("bad.yaml", text, &c, err, sizeof(err));
-    if (rc != KMS_ERR_CONFIG || strstr(err, pos) == NULL ||
-        strlen(err) < strlen(suffix) || strcmp(err + strlen(err) - strlen(suffix), suffix) != 0)
-        fail_msg("for <<%s>>: rc %d, message '%s'; wanted '...%s...%s'", text, rc, err, pos, suffix);
+    kms_error_t err = {0};
+    int rc = load_text("bad.yaml", text, &c, &err);
+    if (rc != KMS_ERR_CONFIG || strstr(err.msg, pos) == NULL ||
+        strlen(err.msg) < strlen(suffix) ||
+        strcmp(err.msg + strlen(err.msg) - strlen(suffix), suffix) != 0)
+        fail_msg("for <<%s>>: rc %d, message '%s'; wanted '...%s...%s'", text, rc, err.msg, pos,
+                 suffix);
     assert_null(c);
     /* The message names the file. */
-    assert_non_null(strstr(err, "bad.yaml:"));
+    assert_non_null(strstr(err.msg, "bad.yaml:"));
 }
 
 static char *dump_to_string(const conf_t *c)
@@ -127,8 +129,8 @@ static void test_defaults(void **state)
     static const char *const empties[] = {"", "# nothing\n", "---\n", "{}\n"};
     for (size_t i = 0; i < sizeof(empties) / sizeof(empties[0]); i++) {
         conf_t *c = NULL;
-        char err[256];
-        assert_int_equal(load_text("empty.yaml", empties[i], &c, err, sizeof(err)), 0);
+        kms_error_t err = {0};
+        assert_int_equal(load_text("empty.yaml", empties[i], &c, &err), 0);
         assert_non_null(c);
         assert_true(c->path[0] == '/');
         c->path = "";
@@ -146,10 +148,10 @@ static void test_sample_file(void **state)
 {
     (void)state;
     conf_t *c = NULL, d;
-    char err[512] = "";
-    int rc = conf_load("conf/kmsd.yaml", &c, err, sizeof(err));
+    kms_error_t err = {0};
+    int rc = conf_load("conf/kmsd.yaml", &c, &err);
     if (rc != 0)
-        fail_msg("conf/kmsd.yaml: %s", err);
+        fail_msg("conf/kmsd.yaml: %s", err.msg);
     conf_defaults(&d);
     c->path = "";
     char *got = dump_to_string(c), *want = dump_to_string(&d);
@@ -183,7 +185,7 @@ static void test_values_loaded(void **state)
 {
     (void)state;
     conf_t *c = NULL;
-    char err[512] = "";
+    kms_error_t err = {0};
     const char *text =
         "node_id: node-1.a\n"
         "listen: [\"127.0.0.1:5696\", \"[::1]:15696\"]\n"
@@ -230,9 +232,9 @@ static void test_values_loaded(void **state)
         "  max_lag: 1h\n"
         "  max_frame: 1MiB\n"
         "  mode: async\n";
-    int rc = load_text("values.yaml", text, &c, err, sizeof(err));
+    int rc = load_text("values.yaml", text, &c, &err);
     if (rc != 0)
-        fail_msg("%s", err);
+        fail_msg("%s", err.msg);
     assert_string_equal(c->node_id, "node-1.a");
     assert_int_equal(c->n_listen, 2);
     assert_string_equal(c->listen[0], "127.0.0.1:5696");
@@ -275,9 +277,9 @@ static void test_values_loaded(void **state)
     /* The dump loads back to the same configuration. */
     char *d1 = dump_to_string(c);
     conf_t *c2 = NULL;
-    rc = load_text("dump.yaml", d1, &c2, err, sizeof(err));
+    rc = load_text("dump.yaml", d1, &c2, &err);
     if (rc != 0)
-        fail_msg("reloading the dump: %s\n%s", err, d1);
+        fail_msg("reloading the dump: %s\n%s", err.msg, d1);
     c2->path = c->path;
     char *d2 = dump_to_string(c2);
     assert_string_equal(d1, d2);
@@ -292,11 +294,11 @@ static void test_shorthands(void **state)
 {
     (void)state;
     conf_t *c = NULL;
-    char err[512] = "";
+    kms_error_t err = {0};
     int rc = load_text("short.yaml", "listen: \"[::1]:5696\"\ntls:\nlimits: {}\nreplication:\n  peers:\n",
-                       &c, err, sizeof(err));
+                       &c, &err);
     if (rc != 0)
-        fail_msg("%s", err);
+        fail_msg("%s", err.msg);
     assert_int_equal(c->n_listen, 1);
     assert_string_equal(c->listen[0], "[::1]:5696");
     assert_int_equal(c->tls.client_auth, CONF_CLIENT_AUTH_REQUIRED);
@@ -305,9 +307,9 @@ static void test_shorthands(void **state)
     conf_free(c);
     /* Quoted numbers and unit-less values are accepted where unambiguous. */
     rc = load_text("q.yaml", "threads: \"16\"\nlimits:\n  idle_timeout: \"90\"\n  max_message: \"65536\"\n",
-                   &c, err, sizeof(err));
+                   &c, &err);
     if (rc != 0)
-        fail_msg("%s", err);
+        fail_msg("%s", err.msg);
     assert_int_equal(c->threads, 16);
     assert_int_equal(c->limits.idle_timeout_ms, 90000);
     assert_int_equal(c->limits.max_message, 65536);
@@ -325,7 +327,8 @@ static void test_relative_paths(void **state)
 {
     (void)state;
     conf_t *c = NULL;
-    char err[512] = "", want[600];
+    kms_error_t err = {0};
+    char want[600];
     char sub[300];
     snprintf(sub, sizeof(sub), "%s/etc", tmpdir);
     assert_int_equal(mkdir(sub, 0700), 0);
@@ -335,7 +338,7 @@ static void test_relative_paths(void **state)
                        "hsm:\n  key_file: master.key\n"
                        "admin:\n  socket: admin.sock\n"
                        "audit:\n  path: audit.log\n";
-    assert_int_equal(load_text("etc/kmsd.yaml", text, &c, err, sizeof(err)), 0);
+    assert_int_equal(load_text("etc/kmsd.yaml", text, &c, &err), 0);
     snprintf(want, sizeof(want), "%s/pki/server.crt", sub);
     assert_string_equal(c->tls.cert, want);
     snprintf(want, sizeof(want), "%s/pki/server.key", sub);
@@ -358,7 +361,7 @@ static void test_relative_paths(void **state)
     assert_non_null(getcwd(cwd, sizeof(cwd)));
     assert_int_equal(chdir(tmpdir), 0);
     c = NULL;
-    int rc = conf_load("etc/kmsd.yaml", &c, err, sizeof(err));
+    int rc = conf_load("etc/kmsd.yaml", &c, &err);
     assert_int_equal(chdir(cwd), 0);
     assert_int_equal(rc, 0);
     snprintf(want, sizeof(want), "%s/master.key", sub);
@@ -367,7 +370,7 @@ static void test_relative_paths(void **state)
 
     /* A bare PKCS#11 module name is left for the dynamic loader. */
     text = "hsm:\n  provider: pkcs11\n  module: libsofthsm2.so\n  slot: 0\n  pin_file: pin\n";
-    assert_int_equal(load_text("etc/p.yaml", text, &c, err, sizeof(err)), 0);
+    assert_int_equal(load_text("etc/p.yaml", text, &c, &err), 0);
     assert_string_equal(c->hsm.module, "libsofthsm2.so");
     snprintf(want, sizeof(want), "%s/pin", sub);
     assert_string_equal(c->hsm.pin_file, want);
@@ -475,10 +478,10 @@ static void test_deprecated_mode(void **state)
 {
     (void)state;
     conf_t *c = NULL;
-    char err[512];
-    int rc = load_text("mode.yaml", "replication:\n  mode: async\n", &c, err, sizeof(err));
+    kms_error_t err = {0};
+    int rc = load_text("mode.yaml", "replication:\n  mode: async\n", &c, &err);
     if (rc != 0)
-        fail_msg("%s", err);
+        fail_msg("%s", err.msg);
     assert_int_equal(c->replication.sync_acks, 0);
     char *d = dump_to_string(c);
     const char *sect = strstr(d, "\nreplication:\n");
@@ -519,11 +522,11 @@ static void test_yaml_errors(void **state)
     (void)state;
     expect_error("threads: 4\ntls:\n  cert: [a\n", ":", "");
     conf_t *c = NULL;
-    char err[512];
-    assert_int_equal(load_text("syn.yaml", "threads: 4\n  bad indent: 1\n", &c, err, sizeof(err)),
+    kms_error_t err = {0};
+    assert_int_equal(load_text("syn.yaml", "threads: 4\n  bad indent: 1\n", &c, &err),
                      KMS_ERR_CONFIG);
-    assert_non_null(strstr(err, "syn.yaml:2:"));
-    assert_non_null(strstr(err, "YAML syntax error"));
+    assert_non_null(strstr(err.msg, "syn.yaml:2:"));
+    assert_non_null(strstr(err.msg, "YAML syntax error"));
     expect_error("a: &x 1\nthreads: *x\n", ":2:10: ",
                  "YAML aliases are not supported in the configuration");
     expect_error("threads: 4\n---\nthreads: 5\n", ":2:1: ", "only one YAML document is allowed");
@@ -537,13 +540,13 @@ static void test_yaml_errors(void **state)
     char path[300];
     snprintf(path, sizeof(path), "%s/missing.yaml", tmpdir);
     c = (conf_t *)0x1;
-    assert_int_equal(conf_load(path, &c, err, sizeof(err)), KMS_ERR_IO);
+    assert_int_equal(conf_load(path, &c, &err), KMS_ERR_IO);
     assert_null(c);
-    assert_non_null(strstr(err, "missing.yaml: cannot open"));
+    assert_non_null(strstr(err.msg, "missing.yaml: cannot open"));
     /* A directory is not a configuration file. */
-    assert_int_equal(conf_load(tmpdir, &c, err, sizeof(err)), KMS_ERR_CONFIG);
+    assert_int_equal(conf_load(tmpdir, &c, &err), KMS_ERR_CONFIG);
     /* Loading from memory with a relative directory and NULL err works. */
-    assert_int_equal(conf_load_buffer("mem", "rel", "hsm: {key_file: k}\n", 19, &c, NULL, 0), 0);
+    assert_int_equal(conf_load_buffer("mem", "rel", "hsm: {key_file: k}\n", 19, &c, NULL), 0);
     assert_non_null(strstr(c->hsm.key_file, "/rel/k"));
     conf_free(c);
 }

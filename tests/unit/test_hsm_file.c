@@ -50,11 +50,11 @@ static hsm_config_t file_cfg(const char *path)
 static void test_init_creates_0600_and_refuses_overwrite(void **state)
 {
     (void)state;
-    char err[256];
+    kms_error_t err = {0};
     struct stat st;
     hsm_config_t c = file_cfg(keypath);
     mode_t old = umask(0); /* a permissive umask must not widen the mode */
-    assert_int_equal(hsm_init_master(&c, NULL, err, sizeof(err)), 0);
+    assert_int_equal(hsm_init_master(&c, NULL, &err), 0);
     umask(old);
     assert_int_equal(stat(keypath, &st), 0);
     assert_int_equal(st.st_mode & 07777, 0600);
@@ -66,8 +66,8 @@ static void test_init_creates_0600_and_refuses_overwrite(void **state)
     assert_non_null(f);
     assert_int_equal(fread(before, 1, 32, f), 32);
     fclose(f);
-    assert_int_equal(hsm_init_master(&c, NULL, err, sizeof(err)), KMS_ERR_EXISTS);
-    assert_non_null(strstr(err, "refusing to overwrite"));
+    assert_int_equal(hsm_init_master(&c, NULL, &err), KMS_ERR_EXISTS);
+    assert_non_null(strstr(err.msg, "refusing to overwrite"));
     f = fopen(keypath, "rb");
     assert_non_null(f);
     assert_int_equal(fread(after, 1, 32, f), 32);
@@ -76,7 +76,7 @@ static void test_init_creates_0600_and_refuses_overwrite(void **state)
     /* two fresh keys differ (RAND_priv_bytes, not a constant) */
     char p2[160];
     snprintf(p2, sizeof(p2), "%s/second.key", dir);
-    assert_int_equal(hsm_init_master(&c, p2, err, sizeof(err)), 0);
+    assert_int_equal(hsm_init_master(&c, p2, &err), 0);
     f = fopen(p2, "rb");
     assert_non_null(f);
     assert_int_equal(fread(after, 1, 32, f), 32);
@@ -87,7 +87,7 @@ static void test_init_creates_0600_and_refuses_overwrite(void **state)
 static void test_round_trip(void **state)
 {
     (void)state;
-    char err[256];
+    kms_error_t err = {0};
     hsm_t *h = NULL;
     kms_buf_t w;
     kms_secret_t *dsk = kms_secret_new(32), *back = NULL;
@@ -95,8 +95,8 @@ static void test_round_trip(void **state)
 
     for (int i = 0; i < 32; i++)
         dsk->data[i] = (uint8_t)(i * 7 + 1);
-    assert_int_equal(hsm_init_master(&c, NULL, err, sizeof(err)), 0);
-    assert_int_equal(hsm_open(&c, &h, err, sizeof(err)), 0);
+    assert_int_equal(hsm_init_master(&c, NULL, &err), 0);
+    assert_int_equal(hsm_open(&c, &h, &err), 0);
     assert_int_equal(hsm_health(h), 0);
     assert_non_null(strstr(hsm_describe(h), keypath));
     kms_buf_init(&w, 0);
@@ -129,12 +129,12 @@ static void test_round_trip(void **state)
     hsm_t *h2 = NULL;
     snprintf(p2, sizeof(p2), "%s/other.key", dir);
     hsm_config_t c2 = file_cfg(p2);
-    assert_int_equal(hsm_init_master(&c2, NULL, err, sizeof(err)), 0);
-    assert_int_equal(hsm_open(&c2, &h2, err, sizeof(err)), 0);
+    assert_int_equal(hsm_init_master(&c2, NULL, &err), 0);
+    assert_int_equal(hsm_open(&c2, &h2, &err), 0);
     assert_int_equal(hsm_unwrap(h2, w.data, w.len, &back), KMS_ERR_CRYPTO);
     /* restart: a second provider on the same file unwraps it */
     hsm_t *h3 = NULL;
-    assert_int_equal(hsm_open(&c, &h3, err, sizeof(err)), 0);
+    assert_int_equal(hsm_open(&c, &h3, &err), 0);
     assert_int_equal(hsm_unwrap(h3, w.data, w.len, &back), 0);
     assert_memory_equal(back->data, dsk->data, 32);
     kms_secret_free(back);
@@ -159,83 +159,84 @@ static void write_file(const char *path, size_t n, mode_t mode)
 static void test_refusals(void **state)
 {
     (void)state;
-    char err[256], p[200];
+    kms_error_t err = {0};
+    char p[200];
     hsm_t *h = NULL;
     hsm_config_t c = file_cfg(keypath);
 
     /* missing */
-    assert_int_equal(hsm_open(&c, &h, err, sizeof(err)), KMS_ERR_CONFIG);
-    assert_non_null(strstr(err, "does not exist"));
+    assert_int_equal(hsm_open(&c, &h, &err), KMS_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, "does not exist"));
     assert_null(h);
 
     /* mode 0644 */
     write_file(keypath, 32, 0644);
-    assert_int_equal(hsm_open(&c, &h, err, sizeof(err)), KMS_ERR_PERM);
-    assert_non_null(strstr(err, "mode 0644, must be 0600"));
-    assert_null(strchr(err, '\n'));
+    assert_int_equal(hsm_open(&c, &h, &err), KMS_ERR_PERM);
+    assert_non_null(strstr(err.msg, "mode 0644, must be 0600"));
+    assert_null(strchr(err.msg, '\n'));
     /* group-readable 0640, other-executable 0601 */
     chmod(keypath, 0640);
-    assert_int_equal(hsm_open(&c, &h, err, sizeof(err)), KMS_ERR_PERM);
+    assert_int_equal(hsm_open(&c, &h, &err), KMS_ERR_PERM);
     chmod(keypath, 0601);
-    assert_int_equal(hsm_open(&c, &h, err, sizeof(err)), KMS_ERR_PERM);
+    assert_int_equal(hsm_open(&c, &h, &err), KMS_ERR_PERM);
     /* 0400 is stricter than 0600: accepted */
     chmod(keypath, 0400);
-    assert_int_equal(hsm_open(&c, &h, err, sizeof(err)), 0);
+    assert_int_equal(hsm_open(&c, &h, &err), 0);
     hsm_close(h);
     h = NULL;
     unlink(keypath);
 
     /* short and long files */
     write_file(keypath, 31, 0600);
-    assert_int_equal(hsm_open(&c, &h, err, sizeof(err)), KMS_ERR_CONFIG);
-    assert_non_null(strstr(err, "31 bytes, must be exactly 32"));
+    assert_int_equal(hsm_open(&c, &h, &err), KMS_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, "31 bytes, must be exactly 32"));
     unlink(keypath);
     write_file(keypath, 33, 0600);
-    assert_int_equal(hsm_open(&c, &h, err, sizeof(err)), KMS_ERR_CONFIG);
+    assert_int_equal(hsm_open(&c, &h, &err), KMS_ERR_CONFIG);
     unlink(keypath);
 
     /* symlink to a good key file */
     snprintf(p, sizeof(p), "%s/real.key", dir);
     write_file(p, 32, 0600);
     assert_int_equal(symlink(p, keypath), 0);
-    assert_int_equal(hsm_open(&c, &h, err, sizeof(err)), KMS_ERR_PERM);
-    assert_non_null(strstr(err, "symlink"));
+    assert_int_equal(hsm_open(&c, &h, &err), KMS_ERR_PERM);
+    assert_non_null(strstr(err.msg, "symlink"));
     /* init through a symlink (even a dangling one) is refused too */
     unlink(p);
-    assert_int_not_equal(hsm_init_master(&c, NULL, err, sizeof(err)), 0);
+    assert_int_not_equal(hsm_init_master(&c, NULL, &err), 0);
     unlink(keypath);
 
     /* a directory */
     assert_int_equal(mkdir(keypath, 0700), 0);
-    assert_int_equal(hsm_open(&c, &h, err, sizeof(err)), KMS_ERR_PERM);
-    assert_non_null(strstr(err, "not a regular file"));
+    assert_int_equal(hsm_open(&c, &h, &err), KMS_ERR_PERM);
+    assert_non_null(strstr(err.msg, "not a regular file"));
     rmdir(keypath);
 
     /* foreign owner: only testable as root (chown to nobody) */
     if (geteuid() == 0) {
         write_file(keypath, 32, 0600);
         assert_int_equal(chown(keypath, 65534, 65534), 0);
-        assert_int_equal(hsm_open(&c, &h, err, sizeof(err)), KMS_ERR_PERM);
-        assert_non_null(strstr(err, "owned by uid 65534"));
+        assert_int_equal(hsm_open(&c, &h, &err), KMS_ERR_PERM);
+        assert_non_null(strstr(err.msg, "owned by uid 65534"));
         unlink(keypath);
     }
     assert_null(h);
 
     /* no path configured */
     hsm_config_t none = file_cfg(NULL);
-    assert_int_equal(hsm_open(&none, &h, err, sizeof(err)), KMS_ERR_CONFIG);
+    assert_int_equal(hsm_open(&none, &h, &err), KMS_ERR_CONFIG);
 }
 
 static void test_bad_args(void **state)
 {
     (void)state;
-    char err[256];
+    kms_error_t err = {0};
     hsm_t *h = NULL;
     kms_buf_t w;
     kms_secret_t *odd = kms_secret_new(7), *back = NULL;
     hsm_config_t c = file_cfg(keypath);
-    assert_int_equal(hsm_init_master(&c, NULL, err, sizeof(err)), 0);
-    assert_int_equal(hsm_open(&c, &h, err, sizeof(err)), 0);
+    assert_int_equal(hsm_init_master(&c, NULL, &err), 0);
+    assert_int_equal(hsm_open(&c, &h, &err), 0);
     kms_buf_init(&w, 0);
     assert_int_equal(hsm_wrap(h, odd, &w), KMS_ERR_INVAL);
     assert_int_equal(hsm_wrap(NULL, odd, &w), KMS_ERR_INVAL);
@@ -259,12 +260,12 @@ static void test_bad_args(void **state)
 static void test_gcm_form_documented(void **state)
 {
     (void)state;
-    char err[256];
+    kms_error_t err = {0};
     hsm_t *h = NULL;
     hsm_config_t c = file_cfg(keypath);
     uint8_t mk[32], dsk[32], blob[2 + 12 + 32 + 16], aad[18];
     int n = 0;
-    assert_int_equal(hsm_init_master(&c, NULL, err, sizeof(err)), 0);
+    assert_int_equal(hsm_init_master(&c, NULL, &err), 0);
     FILE *f = fopen(keypath, "rb");
     assert_non_null(f);
     assert_int_equal(fread(mk, 1, 32, f), 32);
@@ -286,7 +287,7 @@ static void test_gcm_form_documented(void **state)
     EVP_CIPHER_CTX_free(x);
 
     kms_secret_t *back = NULL;
-    assert_int_equal(hsm_open(&c, &h, err, sizeof(err)), 0);
+    assert_int_equal(hsm_open(&c, &h, &err), 0);
     assert_int_equal(hsm_unwrap(h, blob, sizeof(blob), &back), 0);
     assert_int_equal(back->len, 32);
     assert_memory_equal(back->data, dsk, 32);

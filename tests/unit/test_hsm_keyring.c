@@ -37,13 +37,13 @@ static hsm_config_t file_cfg(const char *path)
 static int setup(void **state)
 {
     (void)state;
-    char err[256];
+    kms_error_t err = {0};
     snprintf(dir, sizeof(dir), "/tmp/kmsd-keyring.XXXXXX");
     if (!mkdtemp(dir))
         return -1;
     snprintf(keypath, sizeof(keypath), "%s/master.key", dir);
     hsm_config_t c = file_cfg(keypath);
-    if (hsm_init_master(&c, NULL, err, sizeof(err)) || hsm_open(&c, &h, err, sizeof(err)) ||
+    if (hsm_init_master(&c, NULL, &err) || hsm_open(&c, &h, &err) ||
         hsm_keyring_new(h, &kr))
         return -1;
     return 0;
@@ -210,7 +210,8 @@ static void test_open_pre_generation_blob(void **state)
     static const char id[] = "01a24b4e-d93e-7659-b4e0-3496ae85ded2";
     uint8_t *master = NULL, *dsk = NULL, *blob = NULL, want[32];
     size_t mn = 0, dn = 0, bn = 0;
-    char path[160], err[256];
+    char path[160];
+    kms_error_t err = {0};
     hsm_t *h2 = NULL;
     hsm_keyring_t *kr2 = NULL;
     kms_secret_t *out = NULL;
@@ -227,7 +228,7 @@ static void test_open_pre_generation_blob(void **state)
     assert_int_equal(fclose(f), 0);
     assert_int_equal(chmod(path, 0600), 0);
     hsm_config_t c = file_cfg(path);
-    assert_int_equal(hsm_open(&c, &h2, err, sizeof(err)), 0);
+    assert_int_equal(hsm_open(&c, &h2, &err), 0);
     assert_int_equal(hsm_keyring_new(h2, &kr2), 0);
     assert_int_equal(hsm_keyring_load(kr2, 1, dsk, dn), 0);
     kms_sealed_t sl = {.dsk_id = 1, .gen = 2, .blob = blob, .len = bn};
@@ -290,7 +291,7 @@ static void test_rewrap_to_pkcs11(void **state)
 {
     (void)state;
     softhsm_token_t tok;
-    char err[256];
+    kms_error_t err = {0};
     kms_buf_t wrapped, rewrapped;
     kms_arena_t *a = kms_arena_new(0);
     kms_sealed_t sl;
@@ -307,8 +308,8 @@ static void test_rewrap_to_pkcs11(void **state)
     c.slot = -1;
     c.pin_file = tok.pin_file;
     c.key_label = "kmsd-master";
-    assert_int_equal(hsm_init_master(&c, NULL, err, sizeof(err)), 0);
-    assert_int_equal(hsm_open(&c, &h2, err, sizeof(err)), 0);
+    assert_int_equal(hsm_init_master(&c, NULL, &err), 0);
+    assert_int_equal(hsm_open(&c, &h2, &err), 0);
 
     kms_buf_init(&wrapped, 0);
     kms_buf_init(&rewrapped, 0);
@@ -322,7 +323,7 @@ static void test_rewrap_to_pkcs11(void **state)
     hsm_close(h2);
 
     /* "restart" with the new master key only */
-    assert_int_equal(hsm_open(&c, &h3, err, sizeof(err)), 0);
+    assert_int_equal(hsm_open(&c, &h3, &err), 0);
     assert_int_equal(hsm_keyring_new(h3, &kr2), 0);
     assert_int_equal(hsm_keyring_load(kr2, 1, wrapped.data, wrapped.len), KMS_ERR_CRYPTO);
     assert_int_equal(hsm_keyring_load(kr2, 1, rewrapped.data, rewrapped.len), 0);

@@ -80,11 +80,11 @@ static void round_trip(hsm_t *h, uint8_t seed)
 static void test_init_key_is_sensitive(void **state)
 {
     (void)state;
-    char err[256];
+    kms_error_t err = {0};
     hsm_config_t c = p11_cfg();
-    assert_int_equal(hsm_init_master(&c, NULL, err, sizeof(err)), 0);
-    assert_int_equal(hsm_init_master(&c, NULL, err, sizeof(err)), KMS_ERR_EXISTS);
-    assert_non_null(strstr(err, "already exists"));
+    assert_int_equal(hsm_init_master(&c, NULL, &err), 0);
+    assert_int_equal(hsm_init_master(&c, NULL, &err), KMS_ERR_EXISTS);
+    assert_non_null(strstr(err.msg, "already exists"));
 
     void *dl = dlopen(SOFTHSM_MODULE, RTLD_NOW);
     assert_non_null(dl);
@@ -149,14 +149,14 @@ static void test_init_key_is_sensitive(void **state)
 static void test_round_trip_and_restart(void **state)
 {
     (void)state;
-    char err[256];
+    kms_error_t err = {0};
     hsm_t *h = NULL, *h2 = NULL;
     hsm_config_t c = p11_cfg();
     kms_buf_t w;
     kms_secret_t *d = test_dsk(3), *back = NULL;
 
-    assert_int_equal(hsm_init_master(&c, NULL, err, sizeof(err)), 0);
-    assert_int_equal(hsm_open(&c, &h, err, sizeof(err)), 0);
+    assert_int_equal(hsm_init_master(&c, NULL, &err), 0);
+    assert_int_equal(hsm_open(&c, &h, &err), 0);
     assert_int_equal(hsm_health(h), 0);
     assert_string_equal(hsm_describe(h),
                         "pkcs11 token 'kmsd' key 'kmsd-master' (CKM_AES_KEY_WRAP_PAD, " SOFTHSM_MODULE ")");
@@ -173,7 +173,7 @@ static void test_round_trip_and_restart(void **state)
     w.data[10] ^= 0x80;
 
     /* a second provider on the same token (same process) sees the same key */
-    assert_int_equal(hsm_open(&c, &h2, err, sizeof(err)), 0);
+    assert_int_equal(hsm_open(&c, &h2, &err), 0);
     assert_int_equal(hsm_unwrap(h2, w.data, w.len, &back), 0);
     assert_memory_equal(back->data, d->data, 32);
     kms_secret_free(back);
@@ -181,17 +181,17 @@ static void test_round_trip_and_restart(void **state)
     hsm_close(h2);
     hsm_close(h);
     /* "restart": everything closed (module finalized), then opened anew */
-    assert_int_equal(hsm_open(&c, &h, err, sizeof(err)), 0);
+    assert_int_equal(hsm_open(&c, &h, &err), 0);
     assert_int_equal(hsm_unwrap(h, w.data, w.len, &back), 0);
     assert_memory_equal(back->data, d->data, 32);
     kms_secret_free(back);
     back = NULL;
 
     /* a second master key on the token: it cannot unwrap the first one's blob */
-    assert_int_equal(hsm_init_master(&c, "kmsd-master-2", err, sizeof(err)), 0);
+    assert_int_equal(hsm_init_master(&c, "kmsd-master-2", &err), 0);
     hsm_config_t c2 = c;
     c2.key_label = "kmsd-master-2";
-    assert_int_equal(hsm_open(&c2, &h2, err, sizeof(err)), 0);
+    assert_int_equal(hsm_open(&c2, &h2, &err), 0);
     assert_int_equal(hsm_unwrap(h2, w.data, w.len, &back), KMS_ERR_CRYPTO);
     assert_int_equal(hsm_health(h2), 0);
     round_trip(h2, 9);
@@ -204,65 +204,65 @@ static void test_round_trip_and_restart(void **state)
 static void test_clear_errors(void **state)
 {
     (void)state;
-    char err[256];
+    kms_error_t err = {0};
     hsm_t *h = NULL;
     hsm_config_t c = p11_cfg();
-    assert_int_equal(hsm_init_master(&c, NULL, err, sizeof(err)), 0);
+    assert_int_equal(hsm_init_master(&c, NULL, &err), 0);
 
     /* wrong PIN, from the environment this time */
     hsm_config_t bad = c;
     bad.pin_file = NULL;
     bad.pin_env = "KMSD_TEST_PIN";
     setenv("KMSD_TEST_PIN", "9999", 1);
-    assert_int_equal(hsm_open(&bad, &h, err, sizeof(err)), KMS_ERR_PERM);
-    assert_string_equal(err, "pkcs11: login failed: wrong PIN (CKR_PIN_INCORRECT)");
+    assert_int_equal(hsm_open(&bad, &h, &err), KMS_ERR_PERM);
+    assert_string_equal(err.msg, "pkcs11: login failed: wrong PIN (CKR_PIN_INCORRECT)");
     assert_null(h);
     /* right PIN from the environment works */
     setenv("KMSD_TEST_PIN", PIN, 1);
-    assert_int_equal(hsm_open(&bad, &h, err, sizeof(err)), 0);
+    assert_int_equal(hsm_open(&bad, &h, &err), 0);
     hsm_close(h);
     h = NULL;
     unsetenv("KMSD_TEST_PIN");
-    assert_int_equal(hsm_open(&bad, &h, err, sizeof(err)), KMS_ERR_CONFIG);
-    assert_non_null(strstr(err, "KMSD_TEST_PIN"));
+    assert_int_equal(hsm_open(&bad, &h, &err), KMS_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, "KMSD_TEST_PIN"));
 
     /* unknown token label */
     bad = c;
     bad.token_label = "nosuch";
-    assert_int_equal(hsm_open(&bad, &h, err, sizeof(err)), KMS_ERR_UNAVAIL);
-    assert_string_equal(err, "pkcs11: token 'nosuch' not found in " SOFTHSM_MODULE);
+    assert_int_equal(hsm_open(&bad, &h, &err), KMS_ERR_UNAVAIL);
+    assert_string_equal(err.msg, "pkcs11: token 'nosuch' not found in " SOFTHSM_MODULE);
     /* missing key */
     bad = c;
     bad.key_label = "nokey";
-    assert_int_equal(hsm_open(&bad, &h, err, sizeof(err)), KMS_ERR_CONFIG);
-    assert_non_null(strstr(err, "AES key 'nokey' not found on token 'kmsd'"));
+    assert_int_equal(hsm_open(&bad, &h, &err), KMS_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, "AES key 'nokey' not found on token 'kmsd'"));
     /* not a module */
     bad = c;
     bad.module = "/nonexistent/libnothing.so";
-    assert_int_equal(hsm_open(&bad, &h, err, sizeof(err)), KMS_ERR_CONFIG);
-    assert_non_null(strstr(err, "cannot load module /nonexistent/libnothing.so"));
+    assert_int_equal(hsm_open(&bad, &h, &err), KMS_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, "cannot load module /nonexistent/libnothing.so"));
     /* PIN file missing */
     bad = c;
     bad.pin_file = "/nonexistent/pin";
-    assert_int_not_equal(hsm_open(&bad, &h, err, sizeof(err)), 0);
-    assert_non_null(strstr(err, "PIN file /nonexistent/pin"));
+    assert_int_not_equal(hsm_open(&bad, &h, &err), 0);
+    assert_non_null(strstr(err.msg, "PIN file /nonexistent/pin"));
     /* neither label nor slot */
     bad = c;
     bad.token_label = NULL;
-    assert_int_equal(hsm_open(&bad, &h, err, sizeof(err)), KMS_ERR_CONFIG);
+    assert_int_equal(hsm_open(&bad, &h, &err), KMS_ERR_CONFIG);
     assert_null(h);
     /* every message is one line */
-    assert_null(strchr(err, '\n'));
+    assert_null(strchr(err.msg, '\n'));
 }
 
 static void test_by_slot_and_second_token(void **state)
 {
     (void)state;
-    char err[256];
+    kms_error_t err = {0};
     hsm_t *h = NULL;
     hsm_config_t c = p11_cfg();
     assert_int_equal(softhsm_token_add(&tok, "other", "4321", SO_PIN), 0);
-    assert_int_equal(hsm_init_master(&c, NULL, err, sizeof(err)), 0);
+    assert_int_equal(hsm_init_master(&c, NULL, &err), 0);
 
     /* find the slot id of 'kmsd' through the module */
     void *dl = dlopen(SOFTHSM_MODULE, RTLD_NOW);
@@ -290,7 +290,7 @@ static void test_by_slot_and_second_token(void **state)
     hsm_config_t bys = c;
     bys.token_label = NULL;
     bys.slot = (int)want;
-    assert_int_equal(hsm_open(&bys, &h, err, sizeof(err)), 0);
+    assert_int_equal(hsm_open(&bys, &h, &err), 0);
     assert_non_null(strstr(hsm_describe(h), "slot "));
     round_trip(h, 5);
     hsm_close(h);
@@ -300,8 +300,8 @@ static void test_by_slot_and_second_token(void **state)
     o.pin_file = NULL;
     o.pin_env = "KMSD_TEST_PIN";
     setenv("KMSD_TEST_PIN", "4321", 1);
-    assert_int_equal(hsm_open(&o, &h, err, sizeof(err)), KMS_ERR_CONFIG);
-    assert_non_null(strstr(err, "not found on token 'other'"));
+    assert_int_equal(hsm_open(&o, &h, &err), KMS_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, "not found on token 'other'"));
 }
 
 static uint64_t now_ms(void)
@@ -320,14 +320,14 @@ static uint64_t now_ms(void)
 static void test_token_removed_and_back(void **state)
 {
     (void)state;
-    char err[256];
+    kms_error_t err = {0};
     hsm_t *h = NULL;
     hsm_config_t c = p11_cfg();
     kms_buf_t w;
     kms_secret_t *d = test_dsk(7), *back = NULL;
 
-    assert_int_equal(hsm_init_master(&c, NULL, err, sizeof(err)), 0);
-    assert_int_equal(hsm_open(&c, &h, err, sizeof(err)), 0);
+    assert_int_equal(hsm_init_master(&c, NULL, &err), 0);
+    assert_int_equal(hsm_open(&c, &h, &err), 0);
     kms_buf_init(&w, 0);
     assert_int_equal(hsm_wrap(h, d, &w), 0);
 
@@ -412,14 +412,14 @@ static void *load(void *arg)
 static void test_removal_under_load(void **state)
 {
     (void)state;
-    char err[256];
+    kms_error_t err = {0};
     hsm_t *h = NULL;
     hsm_config_t c = p11_cfg();
     pthread_t t[4];
     struct loader l[4];
     int stop = 0;
-    assert_int_equal(hsm_init_master(&c, NULL, err, sizeof(err)), 0);
-    assert_int_equal(hsm_open(&c, &h, err, sizeof(err)), 0);
+    assert_int_equal(hsm_init_master(&c, NULL, &err), 0);
+    assert_int_equal(hsm_open(&c, &h, &err), 0);
     memset(l, 0, sizeof(l));
     for (int i = 0; i < 4; i++) {
         l[i].h = h;
@@ -452,11 +452,11 @@ static void test_removal_under_load(void **state)
 static void test_pin_changed_while_running(void **state)
 {
     (void)state;
-    char err[256];
+    kms_error_t err = {0};
     hsm_t *h = NULL;
     hsm_config_t c = p11_cfg();
-    assert_int_equal(hsm_init_master(&c, NULL, err, sizeof(err)), 0);
-    assert_int_equal(hsm_open(&c, &h, err, sizeof(err)), 0);
+    assert_int_equal(hsm_init_master(&c, NULL, &err), 0);
+    assert_int_equal(hsm_open(&c, &h, &err), 0);
 
     /* change the PIN through the module (same process: already initialised) */
     void *dl = dlopen(SOFTHSM_MODULE, RTLD_NOW);
@@ -508,13 +508,13 @@ static void test_pin_changed_while_running(void **state)
 static void test_sessions_closed_under_us(void **state)
 {
     (void)state;
-    char err[256];
+    kms_error_t err = {0};
     hsm_t *h = NULL;
     hsm_config_t c = p11_cfg();
     kms_buf_t w;
     kms_secret_t *d = test_dsk(8), *back = NULL;
-    assert_int_equal(hsm_init_master(&c, NULL, err, sizeof(err)), 0);
-    assert_int_equal(hsm_open(&c, &h, err, sizeof(err)), 0);
+    assert_int_equal(hsm_init_master(&c, NULL, &err), 0);
+    assert_int_equal(hsm_open(&c, &h, &err), 0);
     kms_buf_init(&w, 0);
     assert_int_equal(hsm_wrap(h, d, &w), 0);
 
@@ -559,12 +559,12 @@ static void test_sessions_closed_under_us(void **state)
 static void test_removal_with_two_providers(void **state)
 {
     (void)state;
-    char err[256];
+    kms_error_t err = {0};
     hsm_t *a = NULL, *b = NULL;
     hsm_config_t c = p11_cfg();
-    assert_int_equal(hsm_init_master(&c, NULL, err, sizeof(err)), 0);
-    assert_int_equal(hsm_open(&c, &a, err, sizeof(err)), 0);
-    assert_int_equal(hsm_open(&c, &b, err, sizeof(err)), 0);
+    assert_int_equal(hsm_init_master(&c, NULL, &err), 0);
+    assert_int_equal(hsm_open(&c, &a, &err), 0);
+    assert_int_equal(hsm_open(&c, &b, &err), 0);
     assert_int_equal(softhsm_token_remove(&tok), 0);
     assert_int_equal(hsm_health(a), KMS_ERR_UNAVAIL);
     assert_int_equal(hsm_health(b), KMS_ERR_UNAVAIL);
@@ -583,7 +583,7 @@ static void test_removal_with_two_providers(void **state)
 static void test_gcm_fallback(void **state)
 {
     (void)state;
-    char err[256];
+    kms_error_t err = {0};
     hsm_t *h = NULL;
     hsm_config_t c = p11_cfg();
     c.key_label = "gcm-master";
@@ -624,7 +624,7 @@ static void test_gcm_fallback(void **state)
     fl->C_Finalize(NULL);
     dlclose(dl);
 
-    assert_int_equal(hsm_open(&c, &h, err, sizeof(err)), 0);
+    assert_int_equal(hsm_open(&c, &h, &err), 0);
     assert_non_null(strstr(hsm_describe(h), "CKM_AES_GCM"));
     round_trip(h, 21);
     kms_buf_t w, w2;
@@ -677,13 +677,13 @@ static void *work(void *arg)
 static void test_threads_share_pool(void **state)
 {
     (void)state;
-    char err[256];
+    kms_error_t err = {0};
     hsm_t *h = NULL;
     hsm_config_t c = p11_cfg();
     pthread_t t[8];
     struct worker wk[8];
-    assert_int_equal(hsm_init_master(&c, NULL, err, sizeof(err)), 0);
-    assert_int_equal(hsm_open(&c, &h, err, sizeof(err)), 0);
+    assert_int_equal(hsm_init_master(&c, NULL, &err), 0);
+    assert_int_equal(hsm_open(&c, &h, &err), 0);
     for (int i = 0; i < 8; i++) {
         wk[i].h = h;
         wk[i].fails = 0;

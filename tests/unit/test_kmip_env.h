@@ -40,7 +40,8 @@ typedef struct kenv {
 
 static inline int kenv_setup(kenv_t *e, kmip_auth_cb auth, void *auth_arg)
 {
-    char err[256], path[512];
+    kms_error_t err = {0};
+    char path[512];
     memset(e, 0, sizeof(*e));
     kms_log_set_level(KMS_LOG_WARN);
     snprintf(e->dir, sizeof(e->dir), "/tmp/kmsd-kmip-test.XXXXXX");
@@ -58,9 +59,9 @@ static inline int kenv_setup(kenv_t *e, kmip_auth_cb auth, void *auth_arg)
     hc.provider = HSM_PROVIDER_FILE;
     hc.key_file = path;
     hc.slot = -1;
-    if (hsm_init_master(&hc, NULL, err, sizeof(err)) || hsm_open(&hc, &e->hsm, err, sizeof(err)) ||
+    if (hsm_init_master(&hc, NULL, &err) || hsm_open(&hc, &e->hsm, &err) ||
         hsm_keyring_new(e->hsm, &e->kr)) {
-        fprintf(stderr, "hsm: %s\n", err);
+        fprintf(stderr, "hsm: %s\n", err.msg);
         return -1;
     }
     kms_buf_t w;

@@ -36,7 +36,8 @@ static kms_arena_t *A; /* per test */
 static int setup(void **state)
 {
     (void)state;
-    char path[128], err[256];
+    char path[128];
+    kms_error_t err = {0};
     kms_buf_t w;
     snprintf(dir, sizeof(dir), "/tmp/kmsd-cops.XXXXXX");
     if (!mkdtemp(dir))
@@ -47,7 +48,7 @@ static int setup(void **state)
     hc.provider = HSM_PROVIDER_FILE;
     hc.key_file = path;
     hc.slot = -1;
-    if (hsm_init_master(&hc, NULL, err, sizeof(err)) || hsm_open(&hc, &h, err, sizeof(err)) ||
+    if (hsm_init_master(&hc, NULL, &err) || hsm_open(&hc, &h, &err) ||
         hsm_keyring_new(h, &kr))
         return -1;
     kms_buf_init(&w, 0);

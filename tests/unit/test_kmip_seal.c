@@ -287,7 +287,8 @@ static uint8_t *unhex(const char *hex, size_t *len)
 static int v5_setup(void **state)
 {
     kenv_t *e = calloc(1, sizeof(*e));
-    char path[512], err[256];
+    char path[512];
+    kms_error_t err = {0};
     if (!e)
         return -1;
     *state = e;
@@ -325,7 +326,7 @@ static int v5_setup(void **state)
     hc.provider = HSM_PROVIDER_FILE;
     hc.key_file = path;
     hc.slot = -1;
-    if (hsm_open(&hc, &e->hsm, err, sizeof(err)) || hsm_keyring_new(e->hsm, &e->kr))
+    if (hsm_open(&hc, &e->hsm, &err) || hsm_keyring_new(e->hsm, &e->kr))
         return -1;
     store_reader_t *r = NULL;
     uint8_t *v = NULL;

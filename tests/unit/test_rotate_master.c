@@ -49,7 +49,7 @@ static hsm_config_t file_cfg(const char *path)
 /* The whole rotation sequence against providers made from cfg1 / cfg2. */
 static void rotate_flow(hsm_config_t *cfg1, hsm_config_t *cfg2, const char *new_name)
 {
-    char err[512] = "";
+    kms_error_t err = {0};
     hsm_t *h1 = NULL, *h2 = NULL;
     hsm_keyring_t *kr = NULL, *kr2 = NULL, *kr_old = NULL;
     kms_buf_t w1, w1_new, w2;
@@ -61,8 +61,8 @@ static void rotate_flow(hsm_config_t *cfg1, hsm_config_t *cfg2, const char *new_
     kms_buf_init(&w1_new, 4096);
     kms_buf_init(&w2, 4096);
 
-    assert_int_equal(hsm_init_master(cfg1, NULL, err, sizeof err), 0);
-    assert_int_equal(hsm_open(cfg1, &h1, err, sizeof err), 0);
+    assert_int_equal(hsm_init_master(cfg1, NULL, &err), 0);
+    assert_int_equal(hsm_open(cfg1, &h1, &err), 0);
     assert_int_equal(hsm_keyring_new(h1, &kr), 0);
     assert_int_equal(hsm_keyring_generate(kr, 1, &w1), 0);
     assert_int_equal(hsm_keyring_set_current(kr, 1), 0);
@@ -70,10 +70,10 @@ static void rotate_flow(hsm_config_t *cfg1, hsm_config_t *cfg2, const char *new_
     assert_int_equal(sl.dsk_id, 1);
 
     /* New master key: refuses to overwrite, then is created and opened. */
-    assert_int_equal(hsm_init_master(cfg1, NULL, err, sizeof err), KMS_ERR_EXISTS);
-    assert_int_equal(hsm_init_master(cfg1, new_name, err, sizeof err), 0);
-    assert_int_equal(hsm_init_master(cfg1, new_name, err, sizeof err), KMS_ERR_EXISTS);
-    assert_int_equal(hsm_open(cfg2, &h2, err, sizeof err), 0);
+    assert_int_equal(hsm_init_master(cfg1, NULL, &err), KMS_ERR_EXISTS);
+    assert_int_equal(hsm_init_master(cfg1, new_name, &err), 0);
+    assert_int_equal(hsm_init_master(cfg1, new_name, &err), KMS_ERR_EXISTS);
+    assert_int_equal(hsm_open(cfg2, &h2, &err), 0);
 
     /* Re-wrap DSK 1 under it. The two wrapped forms differ, each opens
      * only under its own master key. */

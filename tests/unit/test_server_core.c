@@ -71,18 +71,18 @@ static void rm_pki(pki_t *p)
 }
 
 /* Build a context from the tls section `extra` (YAML lines, indented 2). */
-static int ctx_from(pki_t *p, const char *extra, SSL_CTX **ctx, char *err, size_t errlen)
+static int ctx_from(pki_t *p, const char *extra, SSL_CTX **ctx, kms_error_t *err)
 {
     conf_t *c = NULL;
-    char cerr[256] = "";
+    kms_error_t cerr = {0};
     snprintf(p->yaml, sizeof p->yaml,
              "tls:\n  cert: server.crt\n  key: server.key\n  client_ca: ca.crt\n%s", extra);
-    int rc = conf_load_buffer("t.yaml", p->dir, p->yaml, strlen(p->yaml), &c, cerr, sizeof cerr);
+    int rc = conf_load_buffer("t.yaml", p->dir, p->yaml, strlen(p->yaml), &c, &cerr);
     if (rc != 0) {
-        print_error("conf: %s\n", cerr);
+        print_error("conf: %s\n", cerr.msg);
         return rc;
     }
-    rc = srv_tls_ctx_new(c, ctx, err, errlen);
+    rc = srv_tls_ctx_new(c, ctx, err);
     conf_free(c);
     return rc;
 }
@@ -92,9 +92,9 @@ static void test_tls_defaults(void **state)
     (void)state;
     pki_t p;
     SSL_CTX *ctx = NULL;
-    char err[512] = "";
+    kms_error_t err = {0};
     write_pki(&p);
-    assert_int_equal(ctx_from(&p, "", &ctx, err, sizeof err), 0);
+    assert_int_equal(ctx_from(&p, "", &ctx, &err), 0);
     assert_int_equal(SSL_CTX_get_min_proto_version(ctx), TLS1_2_VERSION);
     assert_int_equal(SSL_CTX_get_max_proto_version(ctx), TLS1_3_VERSION);
     uint64_t o = SSL_CTX_get_options(ctx);
@@ -129,11 +129,11 @@ static void test_tls_options(void **state)
     (void)state;
     pki_t p;
     SSL_CTX *ctx = NULL;
-    char err[512] = "";
+    kms_error_t err = {0};
     write_pki(&p);
     assert_int_equal(ctx_from(&p, "  min_version: \"1.3\"\n  client_auth: optional\n"
                                   "  session_resumption: false\n",
-                              &ctx, err, sizeof err),
+                              &ctx, &err),
                      0);
     assert_int_equal(SSL_CTX_get_min_proto_version(ctx), TLS1_3_VERSION);
     assert_int_equal(SSL_CTX_get_verify_mode(ctx), SSL_VERIFY_PEER);
@@ -149,35 +149,36 @@ static void test_tls_errors_name_the_setting(void **state)
     (void)state;
     pki_t p;
     SSL_CTX *ctx = NULL;
-    char err[512] = "";
+    kms_error_t err = {0};
     write_pki(&p);
 
-    assert_int_equal(ctx_from(&p, "  ciphers: \"NOT-A-CIPHER\"\n", &ctx, err, sizeof err),
+    assert_int_equal(ctx_from(&p, "  ciphers: \"NOT-A-CIPHER\"\n", &ctx, &err),
                      KMS_ERR_CONFIG);
     assert_null(ctx);
-    assert_non_null(strstr(err, "tls.ciphers"));
+    assert_non_null(strstr(err.msg, "tls.ciphers"));
 
     /* The key of another certificate. */
     snprintf(p.yaml, sizeof p.yaml, "x");
     conf_t *c = NULL;
-    char cerr[256], y[512];
+    kms_error_t cerr = {0};
+    char y[512];
     snprintf(y, sizeof y, "tls:\n  cert: server.crt\n  key: other.key\n  client_ca: ca.crt\n");
-    assert_int_equal(conf_load_buffer("t.yaml", p.dir, y, strlen(y), &c, cerr, sizeof cerr), 0);
-    assert_int_equal(srv_tls_ctx_new(c, &ctx, err, sizeof err), KMS_ERR_CONFIG);
-    assert_non_null(strstr(err, "does not match"));
+    assert_int_equal(conf_load_buffer("t.yaml", p.dir, y, strlen(y), &c, &cerr), 0);
+    assert_int_equal(srv_tls_ctx_new(c, &ctx, &err), KMS_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, "does not match"));
     conf_free(c);
 
     snprintf(y, sizeof y, "tls:\n  cert: missing.crt\n  key: server.key\n  client_ca: ca.crt\n");
-    assert_int_equal(conf_load_buffer("t.yaml", p.dir, y, strlen(y), &c, cerr, sizeof cerr), 0);
-    assert_int_equal(srv_tls_ctx_new(c, &ctx, err, sizeof err), KMS_ERR_CONFIG);
-    assert_non_null(strstr(err, "tls.cert"));
-    assert_non_null(strstr(err, "missing.crt"));
+    assert_int_equal(conf_load_buffer("t.yaml", p.dir, y, strlen(y), &c, &cerr), 0);
+    assert_int_equal(srv_tls_ctx_new(c, &ctx, &err), KMS_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, "tls.cert"));
+    assert_non_null(strstr(err.msg, "missing.crt"));
     conf_free(c);
 
     snprintf(y, sizeof y, "tls:\n  cert: server.crt\n  key: server.key\n  client_ca: none.crt\n");
-    assert_int_equal(conf_load_buffer("t.yaml", p.dir, y, strlen(y), &c, cerr, sizeof cerr), 0);
-    assert_int_equal(srv_tls_ctx_new(c, &ctx, err, sizeof err), KMS_ERR_CONFIG);
-    assert_non_null(strstr(err, "tls.client_ca"));
+    assert_int_equal(conf_load_buffer("t.yaml", p.dir, y, strlen(y), &c, &cerr), 0);
+    assert_int_equal(srv_tls_ctx_new(c, &ctx, &err), KMS_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, "tls.client_ca"));
     conf_free(c);
     assert_int_equal(ERR_peek_error(), 0); /* nothing left on the error queue */
     rm_pki(&p);
@@ -190,12 +191,12 @@ static void test_tls_swap_keeps_old_for_open_connections(void **state)
     pki_t p;
     srv_t srv;
     SSL_CTX *a = NULL, *b = NULL;
-    char err[512] = "";
+    kms_error_t err = {0};
     memset(&srv, 0, sizeof srv);
     pthread_mutex_init(&srv.tls_lock, NULL);
     write_pki(&p);
-    assert_int_equal(ctx_from(&p, "", &a, err, sizeof err), 0);
-    assert_int_equal(ctx_from(&p, "", &b, err, sizeof err), 0);
+    assert_int_equal(ctx_from(&p, "", &a, &err), 0);
+    assert_int_equal(ctx_from(&p, "", &b, &err), 0);
     srv_tls_swap(&srv, a);
     SSL *old = srv_tls_new_ssl(&srv);
     assert_ptr_equal(SSL_get_SSL_CTX(old), a);
@@ -224,12 +225,13 @@ static uint16_t free_port(void)
 
 static void resolve(srv_t *srv, conf_t **c, const char *listen_yaml)
 {
-    char y[256], err[256] = "";
+    char y[256];
+    kms_error_t err = {0};
     snprintf(y, sizeof y, "listen: %s\n", listen_yaml);
-    assert_int_equal(conf_load_buffer("t.yaml", "/tmp", y, strlen(y), c, err, sizeof err), 0);
+    assert_int_equal(conf_load_buffer("t.yaml", "/tmp", y, strlen(y), c, &err), 0);
     memset(srv, 0, sizeof *srv);
     srv->conf = *c;
-    assert_int_equal(srv_listen_resolve(srv, err, sizeof err), 0);
+    assert_int_equal(srv_listen_resolve(srv, &err), 0);
 }
 
 static void test_listen_reuseport_and_probe(void **state)
@@ -237,7 +239,8 @@ static void test_listen_reuseport_and_probe(void **state)
     (void)state;
     srv_t srv;
     conf_t *c = NULL;
-    char err[256] = "", y[64];
+    kms_error_t err = {0};
+    char y[64];
     uint16_t port = free_port();
     snprintf(y, sizeof y, "[\"127.0.0.1:%u\"]", port);
     resolve(&srv, &c, y);
@@ -246,18 +249,18 @@ static void test_listen_reuseport_and_probe(void **state)
     snprintf(want, sizeof want, "127.0.0.1:%u", port);
     assert_string_equal(srv.addrs[0].text, want);
 
-    assert_int_equal(srv_listen_probe(&srv.addrs[0], err, sizeof err), 0);
-    int a = srv_listen_socket(&srv.addrs[0], err, sizeof err);
-    int b = srv_listen_socket(&srv.addrs[0], err, sizeof err); /* one per loop */
+    assert_int_equal(srv_listen_probe(&srv.addrs[0], &err), 0);
+    int a = srv_listen_socket(&srv.addrs[0], &err);
+    int b = srv_listen_socket(&srv.addrs[0], &err); /* one per loop */
     assert_true(a >= 0 && b >= 0);
     assert_int_equal(listen(a, 8), 0);
     assert_int_equal(listen(b, 8), 0);
     /* Another process (no SO_REUSEPORT) cannot take it, and the probe says so. */
-    assert_int_equal(srv_listen_probe(&srv.addrs[0], err, sizeof err), KMS_ERR_IO);
-    assert_non_null(strstr(err, "in use"));
+    assert_int_equal(srv_listen_probe(&srv.addrs[0], &err), KMS_ERR_IO);
+    assert_non_null(strstr(err.msg, "in use"));
     close(a);
     close(b);
-    assert_int_equal(srv_listen_probe(&srv.addrs[0], err, sizeof err), 0);
+    assert_int_equal(srv_listen_probe(&srv.addrs[0], &err), 0);
     free(srv.addrs);
     conf_free(c);
 }
@@ -267,7 +270,8 @@ static void test_listen_ipv6_only_unless_any(void **state)
     (void)state;
     srv_t srv;
     conf_t *c = NULL;
-    char err[256] = "", y[96];
+    kms_error_t err = {0};
+    char y[96];
     int fd6 = socket(AF_INET6, SOCK_STREAM, 0);
     if (fd6 < 0)
         skip();
@@ -276,13 +280,13 @@ static void test_listen_ipv6_only_unless_any(void **state)
     snprintf(y, sizeof y, "[\"[::1]:%u\", \"[::]:%u\"]", p1, p2);
     resolve(&srv, &c, y);
     assert_int_equal(srv.n_addrs, 2);
-    int a = srv_listen_socket(&srv.addrs[0], err, sizeof err);
+    int a = srv_listen_socket(&srv.addrs[0], &err);
     if (a < 0) { /* no IPv6 loopback in this sandbox */
         free(srv.addrs);
         conf_free(c);
         skip();
     }
-    int b = srv_listen_socket(&srv.addrs[1], err, sizeof err);
+    int b = srv_listen_socket(&srv.addrs[1], &err);
     assert_true(b >= 0);
     int v = -1;
     socklen_t l = sizeof v;
