@@ -18,15 +18,15 @@
 /*
  * backup.c: write a portable encrypted backup into `fd` / restore one
  * from `fd` (a file kmsctl opened and passed with SCM_RIGHTS). The backup
- * key is Argon2id(pass) or `rawkey` (32 bytes). On failure `msg` says why.
+ * key is Argon2id(pass) or `rawkey` (32 bytes). On failure err says why.
  * *count_out: objects written / restored. Admin thread.
  */
 int admin_backup_create(const admin_options_t *opt, int fd, const char *pass,
-                        const ttlv_item_t *rawkey, char *msg, size_t msglen,
-                        int64_t *count_out);
+                        const ttlv_item_t *rawkey, int64_t *count_out,
+                        kms_error_t *err);
 int admin_backup_restore(const admin_options_t *opt, int fd, const char *pass,
-                         const ttlv_item_t *rawkey, char *msg, size_t msglen,
-                         int64_t *count_out);
+                         const ttlv_item_t *rawkey, int64_t *count_out,
+                         kms_error_t *err);
 
 /* ------------------------------------------------- backup_format.c */
 /* File: "KMSDBAK1", then TTLV items BK_HEADER, BK_TENANT*, BK_CLIENT*,
@@ -95,9 +95,9 @@ const char *admin_bk_text(const ttlv_item_t *p, uint32_t tag);
 int64_t admin_bk_num(const ttlv_item_t *p, uint32_t tag, int64_t dflt);
 /* Rewind `fd`, check magic, format and key check value; derive the keys
  * and start the MAC over magic + header. Leaves fd after the header. On
- * failure `msg` says why (not a backup, unsupported format, wrong key...). */
+ * failure err says why (not a backup, unsupported format, wrong key...). */
 int admin_bk_open(int fd, const char *pass, const ttlv_item_t *rawkey, kms_arena_t *a,
-                  bk_keys_t *keys, EVP_MAC_CTX **mac_out, char *msg, size_t msglen);
+                  bk_keys_t *keys, EVP_MAC_CTX **mac_out, kms_error_t *err);
 /* Check the trailer `end` against the MAC of everything read before it;
  * *count_out = its object count (-1 when missing). 0 or KMS_ERR_CRYPTO. */
 int admin_bk_check_trailer(EVP_MAC_CTX *mac, const ttlv_item_t *end, int64_t *count_out);

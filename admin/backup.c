@@ -67,8 +67,8 @@ static int collect_id(const char *id, uint32_t dsk_id, void *arg)
 }
 
 int admin_backup_create(const admin_options_t *opt, int fd, const char *pass,
-                            const ttlv_item_t *rawkey, char *msg, size_t msglen,
-                            int64_t *count_out)
+                            const ttlv_item_t *rawkey, int64_t *count_out,
+                            kms_error_t *err)
 {
     char tmp[4200];
     store_t *copy = NULL;
@@ -83,14 +83,14 @@ int admin_backup_create(const admin_options_t *opt, int fd, const char *pass,
     int64_t count = 0;
     int rc;
     if (fd < 0 || !opt->keyring || !opt->store_path) {
-        snprintf(msg, msglen, "no output file descriptor or keyring");
+        kms_error_set(err, KMS_ERR_INVAL, "no output file descriptor or keyring");
         return KMS_ERR_INVAL;
     }
     if (RAND_bytes(salt, sizeof(salt)) != 1)
         return KMS_ERR_CRYPTO;
     rc = admin_bk_derive(pass, rawkey, salt, sizeof(salt), BK_ARGON_T, BK_ARGON_M, BK_ARGON_P, &keys);
     if (rc) {
-        snprintf(msg, msglen, "a passphrase or a 32-byte key is required");
+        kms_error_set(err, rc, "a passphrase or a 32-byte key is required");
         return rc;
     }
     o.mac = admin_bk_mac_new(keys.mac);
@@ -106,7 +106,7 @@ int admin_backup_create(const admin_options_t *opt, int fd, const char *pass,
              (long long)kms_now_us());
     rc = store_backup(opt->store, tmp, NULL, NULL);
     if (rc) {
-        snprintf(msg, msglen, "snapshot failed: %s", kms_strerror(rc));
+        kms_error_set(err, rc, "snapshot failed: %s", kms_strerror(rc));
         goto out;
     }
     store_options_t so = {.path = tmp, .read_only = true};
@@ -114,7 +114,7 @@ int admin_backup_create(const admin_options_t *opt, int fd, const char *pass,
     if (!rc)
         rc = store_reader_new(copy, &rd);
     if (rc) {
-        snprintf(msg, msglen, "cannot open the snapshot: %s", kms_strerror(rc));
+        kms_error_set(err, rc, "cannot open the snapshot: %s", kms_strerror(rc));
         goto out;
     }
     /* 2. Header with the KDF parameters and a key check value. */
@@ -166,7 +166,7 @@ int admin_backup_create(const admin_options_t *opt, int fd, const char *pass,
         store_object_t *obj = NULL;
         rc = store_get(rd, oa, s.ids[i], NULL, &obj);
         if (rc) {
-            snprintf(msg, msglen, "reading %s: %s", s.ids[i], kms_strerror(rc));
+            kms_error_set(err, rc, "reading %s: %s", s.ids[i], kms_strerror(rc));
             break;
         }
         ttlv_item_t *t = ttlv_new_struct(oa, NULL, BK_OBJECT);
@@ -183,7 +183,7 @@ int admin_backup_create(const admin_options_t *opt, int fd, const char *pass,
             kms_secret_t *plain = NULL;
             rc = hsm_row_open(opt->keyring, obj->tenant, obj->id, &obj->sealed, &plain);
             if (rc) {
-                snprintf(msg, msglen, "cannot unseal %s: %s", obj->id, kms_strerror(rc));
+                kms_error_set(err, rc, "cannot unseal %s: %s", obj->id, kms_strerror(rc));
                 break;
             }
             kms_buf_reset(&sealed);
@@ -223,8 +223,8 @@ int admin_backup_create(const admin_options_t *opt, int fd, const char *pass,
     if (!rc)
         *count_out = count;
 out:
-    if (rc && !msg[0])
-        snprintf(msg, msglen, "backup failed: %s", kms_strerror(rc));
+    if (rc && (!err || !err->msg[0]))
+        kms_error_set(err, rc, "backup failed: %s", kms_strerror(rc));
     store_reader_free(rd);
     store_close(copy);
     unlink(tmp);
@@ -244,7 +244,7 @@ out:
 
 /* --------------------------------------------------------------- restore */
 static int apply_object(const admin_options_t *opt, const bk_keys_t *keys, kms_arena_t *a,
-                        const ttlv_item_t *t, store_write_t *w, char *msg, size_t msglen)
+                        const ttlv_item_t *t, store_write_t *w, kms_error_t *err)
 {
     store_object_t o;
     memset(&o, 0, sizeof(o));
@@ -286,13 +286,13 @@ static int apply_object(const admin_options_t *opt, const bk_keys_t *keys, kms_a
         if (!rc)
             rc = admin_bk_gcm(false, keys->enc, o.id, blob->v.bytes.ptr, blob->v.bytes.len, &plain);
         if (rc) {
-            snprintf(msg, msglen, "key material of %s does not decrypt", o.id);
+            kms_error_set(err, rc, "key material of %s does not decrypt", o.id);
             goto out;
         }
         /* A new object in this store: its material's first seal here. */
         rc = hsm_row_seal(opt->keyring, o.tenant, o.id, NULL, plain.data, plain.len, a, &o.sealed);
         if (rc) {
-            snprintf(msg, msglen, "cannot seal %s: %s", o.id, kms_strerror(rc));
+            kms_error_set(err, rc, "cannot seal %s: %s", o.id, kms_strerror(rc));
             goto out;
         }
     }
@@ -303,8 +303,8 @@ out:
 }
 
 int admin_backup_restore(const admin_options_t *opt, int fd, const char *pass,
-                             const ttlv_item_t *rawkey, char *msg, size_t msglen,
-                             int64_t *count_out)
+                             const ttlv_item_t *rawkey, int64_t *count_out,
+                             kms_error_t *err)
 {
     bk_keys_t keys;
     EVP_MAC_CTX *mac = NULL;
@@ -317,7 +317,7 @@ int admin_backup_restore(const admin_options_t *opt, int fd, const char *pass,
         goto out;
     if (fd < 0 || !opt->keyring) {
         rc = KMS_ERR_INVAL;
-        snprintf(msg, msglen, "no input file descriptor or keyring");
+        kms_error_set(err, KMS_ERR_INVAL, "no input file descriptor or keyring");
         goto out;
     }
     rc = store_reader_new(opt->store, &rd);
@@ -325,11 +325,11 @@ int admin_backup_restore(const admin_options_t *opt, int fd, const char *pass,
         goto out;
     if (store_count_objects(rd) != 0) {
         rc = KMS_ERR_STATE;
-        snprintf(msg, msglen, "this server already holds objects: restore only onto an empty server");
+        kms_error_set(err, KMS_ERR_STATE, "this server already holds objects: restore only onto an empty server");
         goto out;
     }
     /* Pass 1: verify every byte before changing anything. */
-    rc = admin_bk_open(fd, pass, rawkey, a, &keys, &mac, msg, msglen);
+    rc = admin_bk_open(fd, pass, rawkey, a, &keys, &mac, err);
     if (rc)
         goto out;
     bk_in_t in = {.fd = fd, .mac = mac};
@@ -338,13 +338,13 @@ int admin_backup_restore(const admin_options_t *opt, int fd, const char *pass,
         ttlv_item_t *it = NULL;
         rc = admin_bk_get(&in, ia, &it);
         if (rc) {
-            snprintf(msg, msglen, "the backup file is truncated or damaged");
+            kms_error_set(err, rc, "the backup file is truncated or damaged");
             goto out;
         }
         if (it->tag == BK_END) {
             if (admin_bk_check_trailer(mac, it, &expected) != 0) {
                 rc = KMS_ERR_CRYPTO;
-                snprintf(msg, msglen, "the backup file was modified (MAC mismatch)");
+                kms_error_set(err, KMS_ERR_CRYPTO, "the backup file was modified (MAC mismatch)");
                 goto out;
             }
             break;
@@ -354,7 +354,7 @@ int admin_backup_restore(const admin_options_t *opt, int fd, const char *pass,
     }
     if (count != expected) {
         rc = KMS_ERR_PROTO;
-        snprintf(msg, msglen, "object count mismatch");
+        kms_error_set(err, KMS_ERR_PROTO, "object count mismatch");
         goto out;
     }
     /* Pass 2: apply. Tenants, then clients (the target's own win), then
@@ -362,7 +362,7 @@ int admin_backup_restore(const admin_options_t *opt, int fd, const char *pass,
     EVP_MAC_CTX_free(mac);
     mac = NULL;
     kms_arena_reset(a);
-    rc = admin_bk_open(fd, pass, rawkey, a, &keys, &mac, msg, msglen);
+    rc = admin_bk_open(fd, pass, rawkey, a, &keys, &mac, err);
     if (rc)
         goto out;
     in.mac = NULL;
@@ -412,7 +412,7 @@ int admin_backup_restore(const admin_options_t *opt, int fd, const char *pass,
             }
             kms_wipe(c.password_hash, sizeof(c.password_hash));
         } else if (it->tag == BK_OBJECT) {
-            rc = apply_object(opt, &keys, wa, it, w, msg, msglen);
+            rc = apply_object(opt, &keys, wa, it, w, err);
             if (!rc && ++pending >= BK_COMMIT_BATCH) {
                 rc = store_commit(opt->store, w, NULL, 0);
                 store_write_free(w);
@@ -430,13 +430,13 @@ int admin_backup_restore(const admin_options_t *opt, int fd, const char *pass,
         done += (int64_t)pending;
     }
     kms_arena_free(wa);
-    if (rc && !msg[0])
-        snprintf(msg, msglen, "restore stopped after %lld objects: %s", (long long)done, kms_strerror(rc));
+    if (rc && (!err || !err->msg[0]))
+        kms_error_set(err, rc, "restore stopped after %lld objects: %s", (long long)done, kms_strerror(rc));
     if (!rc)
         *count_out = done;
 out:
-    if (rc && !msg[0])
-        snprintf(msg, msglen, "%s", kms_strerror(rc));
+    if (rc && (!err || !err->msg[0]))
+        kms_error_set(err, rc, "%s", kms_strerror(rc));
     store_write_free(w);
     store_reader_free(rd);
     EVP_MAC_CTX_free(mac);

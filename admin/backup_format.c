@@ -253,19 +253,19 @@ int64_t admin_bk_num(const ttlv_item_t *p, uint32_t tag, int64_t dflt)
 
 /* Open the file, check magic and key; leaves the fd after the header. */
 int admin_bk_open(int fd, const char *pass, const ttlv_item_t *rawkey, kms_arena_t *a,
-                  bk_keys_t *keys, EVP_MAC_CTX **mac_out, char *msg, size_t msglen)
+                  bk_keys_t *keys, EVP_MAC_CTX **mac_out, kms_error_t *err)
 {
     uint8_t magic[8];
     if (lseek(fd, 0, SEEK_SET) != 0 || bk_read_all(fd, magic, 8) != 0 ||
         memcmp(magic, BK_MAGIC, 8) != 0) {
-        snprintf(msg, msglen, "not a kmsd backup file");
+        kms_error_set(err, KMS_ERR_PROTO, "not a kmsd backup file");
         return KMS_ERR_PROTO;
     }
     bk_in_t in = {.fd = fd};
     ttlv_item_t *h = NULL;
     int rc = admin_bk_get(&in, a, &h);
     if (rc || h->tag != BK_HEADER || admin_bk_num(h, BK_FORMAT_TAG, 0) != BK_FORMAT) {
-        snprintf(msg, msglen, "unsupported backup format");
+        kms_error_set(err, KMS_ERR_NOTSUP, "unsupported backup format");
         return KMS_ERR_NOTSUP;
     }
     const ttlv_item_t *salt = ttlv_find(h, BK_SALT);
@@ -273,24 +273,24 @@ int admin_bk_open(int fd, const char *pass, const ttlv_item_t *rawkey, kms_arena
     const char *kdf = admin_bk_text(h, BK_KDF);
     if (!salt || salt->type != TTLV_BYTE_STRING || !check || check->type != TTLV_BYTE_STRING ||
         check->v.bytes.len != 32 || !kdf) {
-        snprintf(msg, msglen, "malformed backup header");
+        kms_error_set(err, KMS_ERR_PROTO, "malformed backup header");
         return KMS_ERR_PROTO;
     }
     if ((strcmp(kdf, "key") == 0) != (rawkey != NULL)) {
-        snprintf(msg, msglen, "this backup was made with a %s", strcmp(kdf, "key") == 0 ? "key file" : "passphrase");
+        kms_error_set(err, KMS_ERR_PERM, "this backup was made with a %s", strcmp(kdf, "key") == 0 ? "key file" : "passphrase");
         return KMS_ERR_PERM;
     }
     rc = admin_bk_derive(pass, rawkey, salt->v.bytes.ptr, salt->v.bytes.len,
                          (uint32_t)admin_bk_num(h, BK_T, 0), (uint32_t)admin_bk_num(h, BK_M, 0),
                          (uint32_t)admin_bk_num(h, BK_P, 0), keys);
     if (rc) {
-        snprintf(msg, msglen, "cannot derive the backup key");
+        kms_error_set(err, rc, "cannot derive the backup key");
         return rc;
     }
     uint8_t want[32];
     check_value(keys, want);
     if (CRYPTO_memcmp(want, check->v.bytes.ptr, 32) != 0) {
-        snprintf(msg, msglen, "wrong passphrase or key for this backup");
+        kms_error_set(err, KMS_ERR_PERM, "wrong passphrase or key for this backup");
         return KMS_ERR_PERM;
     }
     /* MAC from the start: magic + header, as written. */

@@ -486,10 +486,12 @@ static int adm_backup(admin_req_t *r, store_reader_t *rd, bool restore)
     if (r->fd < 0)
         return refuse(r, KMS_ERR_INVAL, "no file was passed with the request");
     int64_t n = 0;
-    int rc = restore ? admin_backup_restore(r->opt, r->fd, pass, key, r->msg, sizeof(r->msg), &n)
-                     : admin_backup_create(r->opt, r->fd, pass, key, r->msg, sizeof(r->msg), &n);
+    kms_error_t err;
+    kms_error_clear(&err);
+    int rc = restore ? admin_backup_restore(r->opt, r->fd, pass, key, &n, &err)
+                     : admin_backup_create(r->opt, r->fd, pass, key, &n, &err);
     if (rc)
-        return rc;
+        return refuse(r, rc, "%s", err.msg);
     ttlv_item_t *rec = rec_new(r);
     if (!rec || field_long(r, rec, "objects", n))
         return KMS_ERR_NOMEM;

@@ -43,11 +43,12 @@ int kmsctl_read_file(const char *path, size_t max, char **out, size_t *len_out);
  * Verify the hash chain of audit files given in chronological order. With
  * `cont` false the first line must chain to the genesis hash (seq 1);
  * with `cont` true the first line may continue a file not given. Returns
- * 0 (intact), 1 (broken: `where` holds "FILE:LINE: reason"), or a negative
- * KMS_ERR_* (cannot read: `where` says which). *lines_out counts the lines
- * checked; last_hash (65 bytes, may be NULL) receives the final chain hash.
+ * 0 (intact), KMS_ERR_PROTO (broken: err says "FILE:LINE: reason"), or
+ * KMS_ERR_IO / KMS_ERR_CRYPTO (cannot read or hash: err says which).
+ * *lines_out counts the lines checked; last_hash_out (65 bytes, may be
+ * NULL) receives the final chain hash.
  */
-int kmsctl_audit_verify_files(char *const *files, size_t n, bool cont, char *where,
-                              size_t wherelen, uint64_t *lines_out, char *last_hash);
+int kmsctl_audit_verify_files(char *const *files, size_t n, bool cont, uint64_t *lines_out,
+                              char *last_hash_out, kms_error_t *err);
 
 #endif

@@ -32,8 +32,8 @@ static bool is_hex64(const char *p)
     return true;
 }
 
-int kmsctl_audit_verify_files(char *const *files, size_t n, bool cont, char *where,
-                              size_t wherelen, uint64_t *lines_out, char *last_hash)
+int kmsctl_audit_verify_files(char *const *files, size_t n, bool cont, uint64_t *lines_out,
+                              char *last_hash_out, kms_error_t *err)
 {
     char expect[65];
     memcpy(expect, GENESIS_HASH, 65);
@@ -45,24 +45,22 @@ int kmsctl_audit_verify_files(char *const *files, size_t n, bool cont, char *whe
     char *line = NULL;
     size_t cap = 0;
     int rc = 0;
-    where[0] = '\0';
+    kms_error_clear(err);
     for (size_t f = 0; f < n && rc == 0; f++) {
         FILE *fp = fopen(files[f], "r");
         if (!fp) {
-            snprintf(where, wherelen, "%s: %s", files[f], strerror(errno));
-            rc = KMS_ERR_IO;
+            rc = kms_error_set(err, KMS_ERR_IO, "%s: %s", files[f], strerror(errno));
             break;
         }
         unsigned long lineno = 0;
         ssize_t len;
         while (rc == 0 && (len = getline(&line, &cap, fp)) >= 0) {
             lineno++;
-#define BAD(...)                                                      \
-    do {                                                              \
-        int o_ = snprintf(where, wherelen, "%s:%lu: ", files[f], lineno); \
-        if (o_ > 0 && (size_t)o_ < wherelen)                          \
-            snprintf(where + o_, wherelen - (size_t)o_, __VA_ARGS__); \
-        rc = 1;                                                       \
+#define BAD(...)                                                            \
+    do {                                                                    \
+        char why_[200];                                                     \
+        snprintf(why_, sizeof why_, __VA_ARGS__);                           \
+        rc = kms_error_set(err, KMS_ERR_PROTO, "%s:%lu: %s", files[f], lineno, why_); \
     } while (0)
             if (len == 0 || line[len - 1] != '\n') {
                 BAD("incomplete last line (no newline)");
@@ -98,11 +96,10 @@ int kmsctl_audit_verify_files(char *const *files, size_t n, bool cont, char *whe
                 } else {
                     /* Same sequence, other hash: the previous line was edited
                      * (or this line's "prev" field was). Name the edited one. */
-                    snprintf(where, wherelen,
-                             "%s:%lu: record edited: its SHA-256 is not the \"prev\" recorded "
-                             "by the next record (%s:%lu)",
-                             prev_file, prev_line, files[f], lineno);
-                    rc = 1;
+                    rc = kms_error_set(err, KMS_ERR_PROTO,
+                                       "%s:%lu: record edited: its SHA-256 is not the \"prev\" "
+                                       "recorded by the next record (%s:%lu)",
+                                       prev_file, prev_line, files[f], lineno);
                 }
                 break;
             }
@@ -112,8 +109,7 @@ int kmsctl_audit_verify_files(char *const *files, size_t n, bool cont, char *whe
             unsigned char md[32];
             unsigned int mdlen = 0;
             if (!EVP_Digest(line, (size_t)len, md, &mdlen, EVP_sha256(), NULL)) {
-                snprintf(where, wherelen, "SHA-256 failed");
-                rc = KMS_ERR_CRYPTO;
+                rc = kms_error_set(err, KMS_ERR_CRYPTO, "SHA-256 failed");
                 break;
             }
             kms_hex_encode(md, sizeof(md), expect);
@@ -122,16 +118,15 @@ int kmsctl_audit_verify_files(char *const *files, size_t n, bool cont, char *whe
 #undef BAD
         }
         if (rc == 0 && ferror(fp)) {
-            snprintf(where, wherelen, "%s: read error", files[f]);
-            rc = KMS_ERR_IO;
+            rc = kms_error_set(err, KMS_ERR_IO, "%s: read error", files[f]);
         }
         fclose(fp);
     }
     free(line);
     if (lines_out)
         *lines_out = lines;
-    if (last_hash)
-        memcpy(last_hash, expect, 65);
+    if (last_hash_out)
+        memcpy(last_hash_out, expect, 65);
     return rc;
 }
 
@@ -168,11 +163,11 @@ static int audit_verify(int argc, char **argv)
         usage_audit(stderr);
         return KMSCTL_EXIT_USAGE;
     }
-    char where[512];
+    kms_error_t err;
     char last[65];
     uint64_t lines = 0;
-    int rc = kmsctl_audit_verify_files(argv + i, (size_t)(argc - i), cont, where, sizeof(where),
-                                       &lines, last);
+    int rc = kmsctl_audit_verify_files(argv + i, (size_t)(argc - i), cont, &lines, last, &err);
+    const char *where = kms_error_msg(&err);
     if (kmsctl_g.json) {
         printf("{\"ok\":%s,\"lines\":%llu,\"last_hash\":\"%s\"", rc == 0 ? "true" : "false",
                (unsigned long long)lines, rc == 0 ? last : "");
@@ -196,7 +191,7 @@ static int audit_verify(int argc, char **argv)
     }
     if (rc == 0)
         return KMSCTL_EXIT_OK;
-    return rc == 1 ? KMSCTL_EXIT_FAIL : KMSCTL_EXIT_UNREACHABLE;
+    return rc == KMS_ERR_PROTO ? KMSCTL_EXIT_FAIL : KMSCTL_EXIT_UNREACHABLE;
 }
 
 static int audit_status(void)

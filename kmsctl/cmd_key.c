@@ -493,9 +493,11 @@ int cmd_key(int argc, char **argv)
     int ec = kmsctl_load_conf(&x.conf);
     if (ec)
         return ec;
-    char err[512] = "";
-    if (kmsctl_kmip_open(x.conf, &ko, &x.k, err, sizeof(err)) != 0) {
-        fprintf(stderr, "kmsctl key: %s\n", err);
+    kms_error_t err;
+    kms_error_clear(&err);
+    int rc = kmsctl_kmip_open(x.conf, &ko, &x.k, &err);
+    if (rc != 0) {
+        fprintf(stderr, "kmsctl key: %s\n", err.msg[0] ? err.msg : kms_strerror(rc));
         conf_free(x.conf);
         return KMSCTL_EXIT_UNREACHABLE;
     }

@@ -35,24 +35,24 @@ struct kmsctl_kmip {
     SSL *ssl;
 };
 
-static void ssl_err(char *err, size_t errlen, const char *what)
+/* Record `what` and OpenSSL's first queued reason in err; returns rc. */
+static int ssl_err(kms_error_t *err, int rc, const char *what)
 {
     unsigned long e = ERR_get_error();
     char buf[256] = "";
     if (e)
         ERR_error_string_n(e, buf, sizeof(buf));
-    snprintf(err, errlen, "%s%s%s", what, buf[0] ? ": " : "", buf);
+    return kms_error_set(err, rc, "%s%s%s", what, buf[0] ? ": " : "", buf);
 }
 
-static int dial(const char *host, uint16_t port, int *fd_out, char *err, size_t errlen)
+static int dial(const char *host, uint16_t port, int *fd_out, kms_error_t *err)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
     char ps[8];
     snprintf(ps, sizeof(ps), "%u", port);
     int gr = getaddrinfo(host, ps, &hints, &res);
     if (gr != 0) {
-        snprintf(err, errlen, "%s: %s", host, gai_strerror(gr));
-        return KMS_ERR_IO;
+        return kms_error_set(err, KMS_ERR_IO, "%s: %s", host, gai_strerror(gr));
     }
     int fd = -1;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
@@ -66,8 +66,8 @@ static int dial(const char *host, uint16_t port, int *fd_out, char *err, size_t 
     }
     freeaddrinfo(res);
     if (fd < 0) {
-        snprintf(err, errlen, "cannot connect to %s:%u: %s", host, port, strerror(errno));
-        return KMS_ERR_IO;
+        return kms_error_set(err, KMS_ERR_IO, "cannot connect to %s:%u: %s", host, port,
+                             strerror(errno));
     }
     struct timeval tv = {.tv_sec = 60};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -77,15 +77,14 @@ static int dial(const char *host, uint16_t port, int *fd_out, char *err, size_t 
 }
 
 int kmsctl_kmip_open(const conf_t *c, const kmsctl_kmip_options_t *o, kmsctl_kmip_t **out,
-                     char *err, size_t errlen)
+                     kms_error_t *err)
 {
     *out = NULL;
     char host[256];
     uint16_t port = 0;
     const char *server = o && o->server ? o->server : (c->n_listen ? c->listen[0] : "");
     if (conf_parse_hostport(server, host, sizeof(host), &port) != 0) {
-        snprintf(err, errlen, "bad server address '%s'", server);
-        return KMS_ERR_CONFIG;
+        return kms_error_set(err, KMS_ERR_CONFIG, "bad server address '%s'", server);
     }
     /* A wildcard listen address is reached on the loopback. */
     if (!host[0] || strcmp(host, "0.0.0.0") == 0)
@@ -109,23 +108,21 @@ int kmsctl_kmip_open(const conf_t *c, const kmsctl_kmip_options_t *o, kmsctl_kmi
     ERR_clear_error();
     k->ctx = SSL_CTX_new(TLS_client_method());
     if (!k->ctx || !SSL_CTX_set_min_proto_version(k->ctx, TLS1_2_VERSION)) {
-        ssl_err(err, errlen, "TLS context");
+        ssl_err(err, rc, "TLS context");
         goto fail;
     }
     if (SSL_CTX_load_verify_locations(k->ctx, cap, NULL) != 1) {
-        ssl_err(err, errlen, cap);
-        rc = KMS_ERR_CONFIG;
+        rc = ssl_err(err, KMS_ERR_CONFIG, cap);
         goto fail;
     }
     if (SSL_CTX_use_certificate_chain_file(k->ctx, certp) != 1 ||
         SSL_CTX_use_PrivateKey_file(k->ctx, keyp, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(k->ctx) != 1) {
-        ssl_err(err, errlen, certp);
-        rc = KMS_ERR_CONFIG;
+        rc = ssl_err(err, KMS_ERR_CONFIG, certp);
         goto fail;
     }
     SSL_CTX_set_verify(k->ctx, SSL_VERIFY_PEER, NULL);
-    rc = dial(host, port, &k->fd, err, errlen);
+    rc = dial(host, port, &k->fd, err);
     if (rc)
         goto fail;
     rc = KMS_ERR_CRYPTO;
@@ -144,10 +141,10 @@ int kmsctl_kmip_open(const conf_t *c, const kmsctl_kmip_options_t *o, kmsctl_kmi
     if (SSL_connect(k->ssl) != 1) {
         long vr = SSL_get_verify_result(k->ssl);
         if (vr != X509_V_OK)
-            snprintf(err, errlen, "TLS handshake with %s:%u: %s", host, port,
-                     X509_verify_cert_error_string(vr));
+            kms_error_set(err, rc, "TLS handshake with %s:%u: %s", host, port,
+                          X509_verify_cert_error_string(vr));
         else
-            ssl_err(err, errlen, "TLS handshake");
+            ssl_err(err, rc, "TLS handshake");
         goto fail;
     }
     *out = k;

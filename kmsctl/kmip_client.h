@@ -24,7 +24,7 @@ typedef struct kmsctl_kmip_options {
 /* Connect and handshake (verifying the server's certificate and name).
  * 0 or KMS_ERR_IO / KMS_ERR_CRYPTO / KMS_ERR_CONFIG with a line in err. */
 int kmsctl_kmip_open(const conf_t *c, const kmsctl_kmip_options_t *o, kmsctl_kmip_t **out,
-                     char *err, size_t errlen);
+                     kms_error_t *err);
 void kmsctl_kmip_close(kmsctl_kmip_t *k); /* NULL ok */
 
 /* The answer to one batch item; everything lives in the caller's arena. */

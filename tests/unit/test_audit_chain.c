@@ -82,10 +82,10 @@ static void write_records(const char *path, size_t rotate, int n, int start)
     audit_close(au);
 }
 
-static int verify1(const char *path, char *where, size_t wl, uint64_t *lines)
+static int verify1(const char *path, kms_error_t *where, uint64_t *lines)
 {
     char *files[1] = {(char *)path};
-    return kmsctl_audit_verify_files(files, 1, false, where, wl, lines, NULL);
+    return kmsctl_audit_verify_files(files, 1, false, lines, NULL, where);
 }
 
 /* Read all lines of a file into a NULL-terminated array. */
@@ -125,9 +125,9 @@ static void test_clean_log_verifies(void **state)
 {
     fixture_t *fx = *state;
     write_records(fx->path, 0, 20, 0);
-    char where[512];
+    kms_error_t where;
     uint64_t lines = 0;
-    assert_int_equal(verify1(fx->path, where, sizeof(where), &lines), 0);
+    assert_int_equal(verify1(fx->path, &where, &lines), 0);
     assert_int_equal(lines, 20);
     size_t n;
     char **v = read_lines(fx->path, &n);
@@ -151,11 +151,12 @@ static void test_edit_detected(void **state)
     p[4] = '9';
     write_lines(fx->path, v, n);
     free_lines(v, n);
-    char where[512], expect[256];
+    kms_error_t where;
+    char expect[256];
     uint64_t lines = 0;
-    assert_int_equal(verify1(fx->path, where, sizeof(where), &lines), 1);
+    assert_int_equal(verify1(fx->path, &where, &lines), KMS_ERR_PROTO);
     snprintf(expect, sizeof(expect), "%s:5: record edited", fx->path);
-    assert_non_null(strstr(where, expect));
+    assert_non_null(strstr(where.msg, expect));
     assert_int_equal(lines, 5); /* line 5 itself chains fine; line 6 exposes it */
 }
 
@@ -169,10 +170,11 @@ static void test_delete_detected(void **state)
     v[6] = NULL;
     write_lines(fx->path, v, n);
     free_lines(v, n);
-    char where[512], expect[256];
-    assert_int_equal(verify1(fx->path, where, sizeof(where), NULL), 1);
+    kms_error_t where;
+    char expect[256];
+    assert_int_equal(verify1(fx->path, &where, NULL), KMS_ERR_PROTO);
     snprintf(expect, sizeof(expect), "%s:7: sequence 8 where 7", fx->path);
-    assert_non_null(strstr(where, expect));
+    assert_non_null(strstr(where.msg, expect));
 }
 
 static void test_delete_first_and_last_lines(void **state)
@@ -184,13 +186,14 @@ static void test_delete_first_and_last_lines(void **state)
     free(v[0]);
     v[0] = NULL;
     write_lines(fx->path, v, n);
-    char where[512], expect[256];
-    assert_int_equal(verify1(fx->path, where, sizeof(where), NULL), 1);
+    kms_error_t where;
+    char expect[256];
+    assert_int_equal(verify1(fx->path, &where, NULL), KMS_ERR_PROTO);
     snprintf(expect, sizeof(expect), "%s:1: sequence 2 where 1", fx->path);
-    assert_non_null(strstr(where, expect));
+    assert_non_null(strstr(where.msg, expect));
     /* --continue accepts a file that starts mid-chain. */
     char *files[1] = {fx->path};
-    assert_int_equal(kmsctl_audit_verify_files(files, 1, true, where, sizeof(where), NULL, NULL), 0);
+    assert_int_equal(kmsctl_audit_verify_files(files, 1, true, NULL, NULL, &where), 0);
     free_lines(v, n);
 }
 
@@ -208,17 +211,18 @@ static void test_insert_detected(void **state)
             w[j++] = strdup(v[i]);
     }
     write_lines(fx->path, w, n + 1);
-    char where[512], expect[256];
-    assert_int_equal(verify1(fx->path, where, sizeof(where), NULL), 1);
+    kms_error_t where;
+    char expect[256];
+    assert_int_equal(verify1(fx->path, &where, NULL), KMS_ERR_PROTO);
     snprintf(expect, sizeof(expect), "%s:4: sequence 3 where 4", fx->path);
-    assert_non_null(strstr(where, expect));
+    assert_non_null(strstr(where.msg, expect));
     /* A forged line with the right seq but made-up content and prev. */
     free(w[3]);
     w[3] = strdup("{\"seq\":4,\"time\":\"x\",\"prev\":\"" AUDIT_GENESIS "\"}\n");
     write_lines(fx->path, w, n + 1);
-    assert_int_equal(verify1(fx->path, where, sizeof(where), NULL), 1);
+    assert_int_equal(verify1(fx->path, &where, NULL), KMS_ERR_PROTO);
     snprintf(expect, sizeof(expect), "%s:3: record edited", fx->path);
-    assert_non_null(strstr(where, expect));
+    assert_non_null(strstr(where.msg, expect));
     free_lines(v, n);
     free_lines(w, n + 1);
 }
@@ -228,18 +232,18 @@ static void test_reopen_continues_chain(void **state)
     fixture_t *fx = *state;
     write_records(fx->path, 0, 3, 0);
     write_records(fx->path, 0, 4, 3);
-    char where[512];
+    kms_error_t where;
     uint64_t lines = 0;
-    assert_int_equal(verify1(fx->path, where, sizeof(where), &lines), 0);
+    assert_int_equal(verify1(fx->path, &where, &lines), 0);
     assert_int_equal(lines, 7);
     /* A crash mid-line: the partial tail is cut on reopen and the chain holds. */
     FILE *f = fopen(fx->path, "a");
     fputs("{\"seq\":8,\"time\":\"partial", f);
     fclose(f);
-    assert_int_equal(verify1(fx->path, where, sizeof(where), NULL), 1);
-    assert_non_null(strstr(where, ":8: incomplete last line"));
+    assert_int_equal(verify1(fx->path, &where, NULL), KMS_ERR_PROTO);
+    assert_non_null(strstr(where.msg, ":8: incomplete last line"));
     write_records(fx->path, 0, 2, 7);
-    assert_int_equal(verify1(fx->path, where, sizeof(where), &lines), 0);
+    assert_int_equal(verify1(fx->path, &where, &lines), 0);
     assert_int_equal(lines, 9);
 }
 
@@ -275,9 +279,9 @@ static void test_rotation_keeps_chain(void **state)
         assert_true(ftell(f) <= 1200);
         fclose(f);
     }
-    char where[512];
+    kms_error_t where;
     uint64_t lines = 0;
-    assert_int_equal(kmsctl_audit_verify_files(files, nf, false, where, sizeof(where), &lines, NULL), 0);
+    assert_int_equal(kmsctl_audit_verify_files(files, nf, false, &lines, NULL, &where), 0);
     assert_int_equal(lines, 25);
     /* Leaving out a middle file breaks the chain at the next file's line 1. */
     char *gap[64];
@@ -285,13 +289,13 @@ static void test_rotation_keeps_chain(void **state)
     for (size_t i = 0; i < nf; i++)
         if (i != 1)
             gap[ng++] = files[i];
-    assert_int_equal(kmsctl_audit_verify_files(gap, ng, false, where, sizeof(where), NULL, NULL), 1);
+    assert_int_equal(kmsctl_audit_verify_files(gap, ng, false, NULL, NULL, &where), KMS_ERR_PROTO);
     char expect[600];
     snprintf(expect, sizeof(expect), "%s:1: sequence", files[2]);
-    assert_non_null(strstr(where, expect));
+    assert_non_null(strstr(where.msg, expect));
     /* The newest file alone verifies only with --continue. */
-    assert_int_equal(kmsctl_audit_verify_files(&files[nf - 1], 1, false, where, sizeof(where), NULL, NULL), 1);
-    assert_int_equal(kmsctl_audit_verify_files(&files[nf - 1], 1, true, where, sizeof(where), NULL, NULL), 0);
+    assert_int_equal(kmsctl_audit_verify_files(&files[nf - 1], 1, false, NULL, NULL, &where), KMS_ERR_PROTO);
+    assert_int_equal(kmsctl_audit_verify_files(&files[nf - 1], 1, true, NULL, NULL, &where), 0);
     for (size_t i = 0; i < nf; i++)
         free(files[i]);
 }
@@ -337,10 +341,11 @@ static void test_concurrent_writers(void **state)
     assert_int_equal(st.last_seq, 800);
     assert_int_equal(st.errors, 0);
     audit_close(au);
-    char where[512], last[65];
+    kms_error_t where;
+    char last[65];
     uint64_t lines = 0;
     char *files[1] = {fx->path};
-    assert_int_equal(kmsctl_audit_verify_files(files, 1, false, where, sizeof(where), &lines, last), 0);
+    assert_int_equal(kmsctl_audit_verify_files(files, 1, false, &lines, last, &where), 0);
     assert_int_equal(lines, 800);
     assert_string_equal(last, st.last_hash);
 }
@@ -362,8 +367,8 @@ static void test_hostile_fields_stay_one_line(void **state)
     assert_int_equal(n, 2);
     assert_non_null(strstr(v[0], "\"identity\":\"evil\\\",\\\"prev\\\":\\\"x\\u000a{\\\"seq\\\":99\""));
     free_lines(v, n);
-    char where[512];
-    assert_int_equal(verify1(fx->path, where, sizeof(where), NULL), 0);
+    kms_error_t where;
+    assert_int_equal(verify1(fx->path, &where, NULL), 0);
 }
 
 /* A disk that refuses writes (RLIMIT_FSIZE stands in for ENOSPC): the file
@@ -419,9 +424,9 @@ static void test_write_failure_keeps_records(void **state)
     assert_int_equal(last, '\n');
     assert_int_equal(audit_flush(au), 0); /* retried within a second */
     audit_close(au);
-    char where[512];
+    kms_error_t where;
     uint64_t lines = 0;
-    assert_int_equal(verify1(fx->path, where, sizeof(where), &lines), 0);
+    assert_int_equal(verify1(fx->path, &where, &lines), 0);
     assert_int_equal(lines, 8);
 }
 
