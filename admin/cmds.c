@@ -553,9 +553,12 @@ static int adm_rotate(admin_req_t *r, store_reader_t *rd)
     return rc;
 }
 
+/* One command: records into r->resp, or a KMS_ERR_* with r->msg set. */
+typedef int (*cmd_cb)(admin_req_t *r, store_reader_t *rd);
+
 static const struct {
     const char *name;
-    int (*fn)(admin_req_t *r, store_reader_t *rd);
+    cmd_cb fn;
 } commands[] = {
     {"status", adm_status},
     {"tenant.add", adm_tenant_add},

@@ -251,21 +251,14 @@ static int append_dec(kms_buf_t *b, uint64_t v)
  * previous size so it never ends in a partial line. */
 static int flush_bytes(audit_t *au, const uint8_t *p, size_t n)
 {
-    size_t off = 0;
-    while (off < n) {
-        ssize_t w = write(au->fd, p + off, n - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            kms_log(KMS_LOG_ERROR, AUDIT_COMPONENT, "write %s: %s (will retry)", au->path,
-                    w < 0 ? strerror(errno) : "short write");
-            if (off > 0 && ftruncate(au->fd, (off_t)au->file_size) != 0)
-                kms_log(KMS_LOG_ERROR, AUDIT_COMPONENT, "cannot cut %s back after a failed write",
-                        au->path);
-            au->errors++;
-            return KMS_ERR_IO;
-        }
-        off += (size_t)w;
+    if (kms_write_all(au->fd, p, n) != 0) {
+        kms_log(KMS_LOG_ERROR, AUDIT_COMPONENT, "write %s: %s (will retry)", au->path,
+                strerror(errno));
+        if (ftruncate(au->fd, (off_t)au->file_size) != 0)
+            kms_log(KMS_LOG_ERROR, AUDIT_COMPONENT, "cannot cut %s back after a failed write",
+                    au->path);
+        au->errors++;
+        return KMS_ERR_IO;
     }
     au->file_size += n;
     return 0;

@@ -65,14 +65,8 @@ int certs_write_file(const char *path, const void *data, size_t len, unsigned mo
     if (fd < 0)
         goto out;
     created = 1;
-    for (size_t off = 0; off < len;) {
-        ssize_t n = write(fd, (const char *)data + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            goto out;
-        off += (size_t)n;
-    }
+    if (kms_write_all(fd, data, len) != 0)
+        goto out;
     if (fsync(fd) != 0 || close(fd) != 0) {
         fd = -1;
         goto out;

@@ -35,7 +35,7 @@ typedef struct conf_enum {
 } conf_enum_t;
 
 /* Extra check for a string value: 0 or KMS_ERR_CONFIG with `why` filled. */
-typedef int (*conf_check_fn)(const char *value, char *why, size_t whylen);
+typedef int (*conf_check_cb)(const char *value, char *why, size_t whylen);
 
 typedef struct conf_field {
     const char *key;
@@ -46,7 +46,7 @@ typedef struct conf_field {
     int zero_ok;                /* SIZE: 0 allowed besides [min, max] */
     size_t min_items, max_items;/* HOSTLIST */
     const conf_enum_t *enums;   /* ENUM: NULL-terminated */
-    conf_check_fn check;        /* STR: optional */
+    conf_check_cb check;        /* STR: optional */
     const struct conf_field *sub; /* SECTION: terminated by key == NULL */
     const char *hint;           /* DEPRECATED: what to use instead */
 } conf_field_t;

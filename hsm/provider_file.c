@@ -241,7 +241,6 @@ int hsm_file_init(const char *path, kms_error_t *err)
 {
     uint8_t key[HSM_MASTER_LEN];
     int fd = -1, rc = 0;
-    size_t done = 0;
 
     if (!path || !path[0])
         return kms_error_set(err, KMS_ERR_CONFIG, "hsm: provider file needs a key file path");
@@ -258,14 +257,8 @@ int hsm_file_init(const char *path, kms_error_t *err)
     /* The umask cannot widen 0600, but make sure nothing narrower is lost. */
     if (fchmod(fd, 0600) != 0)
         goto io;
-    while (done < sizeof(key)) {
-        ssize_t w = write(fd, key + done, sizeof(key) - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            goto io;
-        done += (size_t)w;
-    }
+    if (kms_write_all(fd, key, sizeof(key)) != 0)
+        goto io;
     if (fsync(fd) != 0)
         goto io;
     if (close(fd) != 0) {

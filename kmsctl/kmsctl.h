@@ -22,6 +22,6 @@ typedef struct kmsctl_globals {
 extern kmsctl_globals_t kmsctl_g;
 
 /* A subcommand: argv[0] is the subcommand name. Returns an exit code. */
-typedef int (*kmsctl_cmd_fn)(int argc, char **argv);
+typedef int (*kmsctl_cmd_cb)(int argc, char **argv);
 
 #endif

@@ -39,7 +39,7 @@ int cmd_rotate(int argc, char **argv); /* cmd_rotate.c */
 
 static const struct {
     const char *name;
-    kmsctl_cmd_fn fn;
+    kmsctl_cmd_cb fn;
     const char *help;
 } commands[] = {
     {"version", cmd_version, "print the version"},

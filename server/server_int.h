@@ -220,6 +220,10 @@ int srv_drop_privileges(srv_t *srv);
 void srv_set_threadpool(srv_t *srv);
 
 /* ---------------------------------------------------------------- server */
+/* The post-handshake certificate check (loop thread, must be short):
+ * 0 accepts, non-zero closes the connection. */
+typedef int (*srv_cert_check_cb)(void *arg, const char *sha256_hex, const char *cn);
+
 struct srv {
     conf_t *conf;             /* as loaded at start; limits and listen stay fixed */
     const char *conf_path;
@@ -236,7 +240,7 @@ struct srv {
      * runs on the loop thread, must be short; non-zero closes the connection). */
     kmip_auth_cb auth;
     void *auth_arg;
-    int (*cert_check)(void *arg, const char *sha256_hex, const char *cn);
+    srv_cert_check_cb cert_check;
     void *cert_check_arg;
 
     pthread_mutex_t tls_lock;
