@@ -1,5 +1,5 @@
 /*
- * tests/unit/test_auth_admin.c: the admin socket end to end, in process:
+ * tests/unit/test_admin_socket.c: the admin socket end to end, in process:
  * admin/ listening on a real Unix socket over a real SQLite store, driven
  * by kmsctl's own command functions (kmsctl/cmd_*.c, from libkmsctl)
  * through a real kmsd.yaml, with identities then checked by server/auth.c

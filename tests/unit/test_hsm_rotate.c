@@ -1,5 +1,5 @@
-/* tests/unit/test_rotate_master.c: the hsm side of kmsd's master-key
- * rotation (server/keys_rotate.c) on a real SoftHSM2 token and a real key
+/* tests/unit/test_hsm_rotate.c: the hsm side of kmsd's master-key
+ * rotation (keys/rotate.c) on a real SoftHSM2 token and a real key
  * file: a new master key under "<label>-2", every DSK re-wrapped under it,
  * hsm_keyring_set_master() switching the keyring, the old key still
  * present and still opening the old wrapped forms (crash before the meta

@@ -1,4 +1,4 @@
-/* tests/unit/test_hsm_kmsctl.c: `kmsctl hsm init|check` as an operator runs
+/* tests/unit/test_kmsctl_hsm.c: `kmsctl hsm init|check` as an operator runs
  * it: the real kmsctl binary of this build (BUILD/kmsctl, found next to
  * this test's BUILD/tests/), a real key file and a real SoftHSM2 token;
  * exit codes and the one-line messages. */

@@ -1,5 +1,5 @@
 /*
- * tests/unit/test_auth_identity.c: server/auth.c against a real SQLite
+ * tests/unit/test_server_auth.c: server/auth.c against a real SQLite
  * store: certificate identities (fingerprint, CN-only registration),
  * password identities (Argon2id), the both-present tenant rule, refusal of
  * unknown/removed clients with no stale cache, and the require_registered
