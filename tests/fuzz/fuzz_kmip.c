@@ -136,7 +136,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     hc.slot = -1;
     if (hsm_init_master(&hc, NULL, &err) || hsm_open(&hc, &g_hsm, &err) ||
         hsm_keyring_new(g_hsm, &g_kr))
-        die(err);
+        die(err.msg);
     kms_buf_t w;
     kms_buf_init(&w, 0);
     int rc = hsm_keyring_generate(g_kr, 1, &w);
