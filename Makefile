@@ -26,7 +26,7 @@ override CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize
 LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
-PKGS     := openssl sqlite3 libuv yaml-0.1 libargon2
+PKGS     := openssl sqlite3 libuv yaml-0.1 libargon2 jansson expat
 DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 DEP_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -ldl -lpthread -lm
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
@@ -109,9 +109,15 @@ run: deps
 # libFuzzer targets: fuzz sources + ttlv + common (+ conf for fuzz_conf; + kmip,
 # store, hsm for fuzz_kmip; + admin/ and what it uses for fuzz_admin; + the
 # frame codec for fuzz_repl_frame), built with clang.
+# The JSON and XML message encodings (ttlv/json.c, ttlv/xml.c) are part of
+# libttlv, but need libjansson and libexpat: they stay out of FUZZ_LIBSRC, so
+# the targets that compile common + ttlv need no library, and only
+# fuzz_ttlv_json / fuzz_ttlv_xml add them. (Programs link libttlv.a, an
+# archive: one that never calls ttlv_*_json/xml pulls in neither file.)
 FUZZ_BUILD := build-fuzz
 FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-FUZZ_LIBSRC := $(call src_of,common) $(call src_of,ttlv)
+TTLV_FORM_SRC := ttlv/json.c ttlv/xml.c
+FUZZ_LIBSRC := $(call src_of,common) $(filter-out $(TTLV_FORM_SRC),$(call src_of,ttlv))
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
 fuzz: $(FUZZ_BIN)
@@ -140,6 +146,11 @@ $(FUZZ_BUILD)/fuzz_repl_frame: tests/fuzz/fuzz_repl_frame.c $(FUZZ_LIBSRC) $(FUZ
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^
+$(FUZZ_BUILD)/fuzz_ttlv_json $(FUZZ_BUILD)/fuzz_ttlv_xml: $(FUZZ_BUILD)/%: tests/fuzz/%.c \
+		$(FUZZ_LIBSRC) $(TTLV_FORM_SRC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ -ljansson -lexpat
 $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIBSRC)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")

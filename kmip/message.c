@@ -398,7 +398,7 @@ static int handle(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req,
 
     ttlv_item_t *root = NULL;
     kms_error_t terr;
-    ttlv_limits_t lim = {s->cfg.max_depth, s->cfg.max_items};
+    ttlv_limits_t lim = {.max_depth = s->cfg.max_depth, .max_items = s->cfg.max_items};
     rc = ttlv_decode(req, len, &lim, a, &root, &terr);
     if (rc == KMS_ERR_PROTO) {
         /* Not TTLV: answer Invalid Message (as 1.0) if we can, and tell the

@@ -35,58 +35,16 @@ struct span {
 
 static bool sp_eq(struct span s, const char *lit) { return s.n == strlen(lit) && memcmp(s.p, lit, s.n) == 0; }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* "0x" + 1..maxdig hex digits, exactly filling s. */
 static bool parse_hexnum(struct span s, unsigned maxdig, uint64_t *v)
 {
-    if (s.n < 3 || s.p[0] != '0' || (s.p[1] != 'x' && s.p[1] != 'X') || s.n - 2 > maxdig)
-        return false;
-    uint64_t u = 0;
-    for (size_t i = 2; i < s.n; i++) {
-        int h = hexval(s.p[i]);
-        if (h < 0)
-            return false;
-        u = (u << 4) | (uint64_t)h;
-    }
-    *v = u;
-    return true;
+    return ttlv_form_hexnum(s.p, s.n, maxdig, v);
 }
 
 /* Optional '-', then decimal digits, within [min, max]. */
 static bool parse_dec(struct span s, int64_t min, int64_t max, int64_t *v)
 {
-    size_t i = 0;
-    bool neg = false;
-    if (s.n && s.p[0] == '-')
-        neg = true, i = 1;
-    if (i >= s.n || s.n - i > 19)
-        return false;
-    uint64_t u = 0;
-    for (; i < s.n; i++) {
-        if (s.p[i] < '0' || s.p[i] > '9')
-            return false;
-        u = u * 10 + (uint64_t)(s.p[i] - '0');
-    }
-    if (neg) {
-        if (u > (uint64_t)INT64_MAX + 1)
-            return false;
-        *v = u == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)u;
-    } else {
-        if (u > (uint64_t)INT64_MAX)
-            return false;
-        *v = (int64_t)u;
-    }
-    return *v >= min && *v <= max;
+    return ttlv_form_decnum(s.p, s.n, min, max, v);
 }
 
 /* Splits "X (Y)" into X; a value without " (" stays whole. */
@@ -118,24 +76,6 @@ static int perr(kms_error_t *err, const struct line *ln, const char *at, const c
     return kms_error_set_at(err, KMS_ERR_PROTO, ln->off + col, "line %zu: %s", ln->no, what);
 }
 
-static int parse_hexbytes(kms_arena_t *a, struct span s, uint8_t **out, size_t *n_out)
-{
-    if (s.n % 2)
-        return KMS_ERR_PROTO;
-    uint8_t *b = kms_arena_alloc(a, s.n / 2 + 1);
-    if (!b)
-        return KMS_ERR_NOMEM;
-    for (size_t i = 0; i < s.n; i += 2) {
-        int h = hexval(s.p[i]), l = hexval(s.p[i + 1]);
-        if (h < 0 || l < 0)
-            return KMS_ERR_PROTO;
-        b[i / 2] = (uint8_t)(h << 4 | l);
-    }
-    *out = b;
-    *n_out = s.n / 2;
-    return 0;
-}
-
 /* Unquote a "..." text value (C escapes) into the arena. */
 static int unquote(kms_arena_t *a, struct span s, uint8_t **out, size_t *n_out)
 {
@@ -165,7 +105,7 @@ static int unquote(kms_arena_t *a, struct span s, uint8_t **out, size_t *n_out)
         case 'x': {
             if (i + 3 >= s.n)
                 return KMS_ERR_PROTO;
-            int h = hexval(s.p[i + 1]), l = hexval(s.p[i + 2]);
+            int h = ttlv_hexval(s.p[i + 1]), l = ttlv_hexval(s.p[i + 2]);
             if (h < 0 || l < 0)
                 return KMS_ERR_PROTO;
             b[o++] = (uint8_t)(h << 4 | l);
@@ -245,22 +185,13 @@ static int parse_value(kms_arena_t *a, ttlv_item_t *it, struct span d, const str
         uint8_t *b;
         size_t n;
         struct span h = it->type == TTLV_BIG_INTEGER ? head : d;
-        rc = parse_hexbytes(a, h, &b, &n);
+        rc = ttlv_form_hexbytes(a, h.p, h.n, &b, &n);
         if (rc == KMS_ERR_NOMEM)
             return rc;
         if (rc)
             return perr(err, ln, d.p, "bad hex (want an even number of hex digits)");
-        if (it->type == TTLV_BIG_INTEGER && n % 8 != 0) {
-            /* sign-extend to a multiple of 8 bytes, as the encoding requires */
-            size_t pad = 8 - n % 8;
-            uint8_t *w = kms_arena_alloc(a, n + pad + 1);
-            if (!w)
-                return KMS_ERR_NOMEM;
-            memset(w, n && (b[0] & 0x80) ? 0xFF : 0x00, pad);
-            memcpy(w + pad, b, n);
-            b = w;
-            n += pad;
-        }
+        if (it->type == TTLV_BIG_INTEGER && (rc = ttlv_bigint_blocks(a, &b, &n)) != 0)
+            return rc;
         it->v.bytes.ptr = b;
         it->v.bytes.len = n;
         return 0;

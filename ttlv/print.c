@@ -38,21 +38,6 @@
 
 #include "ttlv/ttlv_int.h"
 
-static int put_hex(kms_buf_t *out, const uint8_t *p, size_t n)
-{
-    static const char hx[] = "0123456789ABCDEF";
-    if (n > (SIZE_MAX - 1) / 2)
-        return KMS_ERR_LIMIT;
-    int rc = kms_buf_reserve(out, 2 * n);
-    if (rc)
-        return rc;
-    for (size_t i = 0; i < n; i++) {
-        out->data[out->len++] = (uint8_t)hx[p[i] >> 4];
-        out->data[out->len++] = (uint8_t)hx[p[i] & 15];
-    }
-    return 0;
-}
-
 /* True when the text can be printed raw and read back unchanged. */
 static bool text_is_plain(const uint8_t *p, size_t n)
 {
@@ -168,7 +153,7 @@ static int put_value(kms_buf_t *out, const ttlv_item_t *it)
         return kms_buf_printf(out, "0x%016llX (%lld)", (unsigned long long)it->v.i64,
                               (long long)it->v.i64);
     case TTLV_BIG_INTEGER: {
-        int rc = put_hex(out, it->v.bytes.ptr, it->v.bytes.len);
+        int rc = ttlv_put_hex(out, it->v.bytes.ptr, it->v.bytes.len, true);
         if (rc == 0 && it->v.bytes.len > 0 && it->v.bytes.len <= BIGINT_DECIMAL_MAX) {
             rc = kms_buf_append(out, " (", 2);
             if (rc == 0)
@@ -191,7 +176,7 @@ static int put_value(kms_buf_t *out, const ttlv_item_t *it)
             return kms_buf_append(out, it->v.bytes.ptr, it->v.bytes.len);
         return put_quoted(out, it->v.bytes.ptr, it->v.bytes.len);
     case TTLV_BYTE_STRING:
-        return put_hex(out, it->v.bytes.ptr, it->v.bytes.len);
+        return ttlv_put_hex(out, it->v.bytes.ptr, it->v.bytes.len, true);
     case TTLV_DATE_TIME: {
         struct tm tm;
         char when[64];

@@ -256,25 +256,36 @@ static int decode_items(struct dec *d, kms_reader_t *r, ttlv_item_t *parent, siz
     return 0;
 }
 
+int ttlv_decode_begin(const void *in, size_t len, const ttlv_limits_t *lim, kms_arena_t *arena,
+                      ttlv_item_t **root_out, const char *what, size_t *depth_out, size_t *items_out,
+                      kms_error_t *err)
+{
+    size_t max_size = lim && lim->max_size ? lim->max_size : TTLV_DEFAULT_MAX_SIZE;
+    *depth_out = lim && lim->max_depth ? lim->max_depth : TTLV_DEFAULT_MAX_DEPTH;
+    if (*depth_out > TTLV_HARD_MAX_DEPTH)
+        *depth_out = TTLV_HARD_MAX_DEPTH;
+    *items_out = lim && lim->max_items ? lim->max_items : TTLV_DEFAULT_MAX_ITEMS;
+    kms_error_clear(err);
+    if (!arena || !root_out || (!in && len))
+        return kms_error_set_at(err, KMS_ERR_INVAL, 0, "invalid arguments");
+    *root_out = NULL;
+    if (len > max_size)
+        return kms_error_set_at(err, KMS_ERR_LIMIT, max_size, "%s message of %zu bytes is over %zu",
+                                what, len, max_size);
+    return 0;
+}
+
 int ttlv_decode(const uint8_t *buf, size_t len, const ttlv_limits_t *lim, kms_arena_t *arena,
                 ttlv_item_t **root_out, kms_error_t *err)
 {
-    struct dec d = {
-        .arena = arena,
-        .max_depth = lim && lim->max_depth ? lim->max_depth : TTLV_DEFAULT_MAX_DEPTH,
-        .max_items = lim && lim->max_items ? lim->max_items : TTLV_DEFAULT_MAX_ITEMS,
-        .err = err,
-    };
-    if (d.max_depth > TTLV_HARD_MAX_DEPTH)
-        d.max_depth = TTLV_HARD_MAX_DEPTH;
-    kms_error_clear(err);
-    if (!arena || !root_out || (!buf && len))
-        return kms_error_set_at(err, KMS_ERR_INVAL, 0, "invalid arguments");
-    *root_out = NULL;
+    struct dec d = {.arena = arena, .err = err};
+    int rc = ttlv_decode_begin(buf, len, lim, arena, root_out, "TTLV", &d.max_depth, &d.max_items, err);
+    if (rc)
+        return rc;
     kms_reader_t r;
     kms_reader_init(&r, buf, len);
     ttlv_item_t *root = NULL;
-    int rc = decode_one(&d, &r, NULL, 1, false, &root);
+    rc = decode_one(&d, &r, NULL, 1, false, &root);
     if (rc == KMS_ERR_NOMEM)
         return kms_error_set_at(err, rc, kms_reader_offset(&r), "out of memory (arena limit)");
     if (rc)

@@ -29,6 +29,8 @@ static const struct tag_entry tag_table[] = {
 #undef XX
 };
 
+_Static_assert(KMS_ARRAY_SIZE(tag_table) <= TTLV_MAX_TAG_NAMES, "raise TTLV_MAX_TAG_NAMES");
+
 static const struct tag_entry *tag_lookup(uint32_t tag)
 {
     for (size_t i = 0; i < KMS_ARRAY_SIZE(tag_table); i++)
@@ -61,6 +63,14 @@ int ttlv_tag_by_name(const char *name, uint32_t *tag_out)
         }
     }
     return KMS_ERR_NOTFOUND;
+}
+
+const char *ttlv_tag_entry(size_t i, uint32_t *tag_out)
+{
+    if (i >= KMS_ARRAY_SIZE(tag_table))
+        return NULL;
+    *tag_out = tag_table[i].tag;
+    return tag_table[i].name;
 }
 
 /* ----------------------------------------------------------------- types */
@@ -105,11 +115,19 @@ struct enum_set {
 };
 
 #define ENUM_ENTRY(set, val, name, str) {(val), (str)},
-/* Sets with no tag of their own (Authentication Suite, Conformance Clause...) stay unused. */
-#define ENUM_ARRAY(set) __attribute__((unused)) static const struct enum_entry enum_##set[] = {KMIP_ENUM_##set(ENUM_ENTRY)};
+#define ENUM_ARRAY(set) static const struct enum_entry enum_##set[] = {KMIP_ENUM_##set(ENUM_ENTRY)};
 TTLV_ENUM_SETS(ENUM_ARRAY)
 #undef ENUM_ARRAY
 #undef ENUM_ENTRY
+
+/* Every set, also those with no tag of their own (Authentication Suite,
+ * Conformance Clause...), for ttlv_enum_entry(). */
+#define SET_ENTRY(set) {enum_##set, KMS_ARRAY_SIZE(enum_##set)},
+static const struct enum_set all_sets[] = {TTLV_ENUM_SETS(SET_ENTRY)};
+#undef SET_ENTRY
+#define SET_COUNT(set) +KMS_ARRAY_SIZE(enum_##set)
+_Static_assert(0 TTLV_ENUM_SETS(SET_COUNT) <= TTLV_MAX_ENUM_NAMES, "raise TTLV_MAX_ENUM_NAMES");
+#undef SET_COUNT
 
 /*
  * Which enumeration set names the values of which tag. Most tags share
@@ -195,6 +213,25 @@ const char *ttlv_enum_name(uint32_t tag, uint32_t value)
     for (size_t i = 0; i < s->n; i++)
         if (s->e[i].value == value)
             return s->e[i].name;
+    return NULL;
+}
+
+const void *ttlv_enum_set(uint32_t tag)
+{
+    const struct enum_set *s = enum_set_of(tag);
+    return s ? s->e : NULL;
+}
+
+const char *ttlv_enum_entry(size_t i, const void **set_out, uint32_t *value_out)
+{
+    for (size_t k = 0; k < KMS_ARRAY_SIZE(all_sets); k++) {
+        if (i < all_sets[k].n) {
+            *set_out = all_sets[k].e;
+            *value_out = all_sets[k].e[i].value;
+            return all_sets[k].e[i].name;
+        }
+        i -= all_sets[k].n;
+    }
     return NULL;
 }
 

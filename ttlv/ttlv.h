@@ -7,7 +7,10 @@
  * - a tree builder and an encoder that back-patches structure lengths;
  * - tag and enumeration tables (X-macros in tags.def / enums.def);
  * - a printer in the style of the KMIP test-case documents, and a parser
- *   for that printed form (used by `kmsctl ttlv encode`).
+ *   for that printed form (used by `kmsctl ttlv encode`);
+ * - the JSON and XML message encodings of the KMIP 1.3/1.4 Profiles, read
+ *   and written over the same tree (json.c with libjansson, xml.c with
+ *   libexpat; docs/kmip.md "Message encodings" lists the rules).
  * It knows nothing about KMIP message semantics: that is kmip/.
  *
  * Thread-safety: all functions are reentrant; a tree belongs to its arena.
@@ -111,19 +114,22 @@ static inline uint32_t ttlv_u32(const ttlv_item_t *it) { return (uint32_t)it->v.
 static inline const char *ttlv_text(const ttlv_item_t *it) { return (const char *)it->v.bytes.ptr; }
 
 /* --------------------------------------------------------------- decode */
+/* Bounds on one decoded message; 0 in a field means its default. */
 typedef struct ttlv_limits {
-    size_t max_depth;  /* nesting; default 32 */
+    size_t max_depth;  /* nesting; default 32 (never above 256) */
     size_t max_items;  /* total items in one message; default 100000 */
+    size_t max_size;   /* input bytes, in any encoding; default 64 MiB */
 } ttlv_limits_t;
 #define TTLV_DEFAULT_MAX_DEPTH 32
 #define TTLV_DEFAULT_MAX_ITEMS 100000
+#define TTLV_DEFAULT_MAX_SIZE ((size_t)64 << 20)
 
 /*
  * Decode exactly one top-level item occupying all of buf[0..len).
  * The tree (and copies of all values) is allocated from `arena`; the input
  * is never written and may be freed afterwards. Text Strings are validated
  * as UTF-8 and NUL-terminated in the copy. `lim` NULL = defaults.
- * Returns 0, KMS_ERR_PROTO, KMS_ERR_LIMIT (depth/items) or KMS_ERR_NOMEM
+ * Returns 0, KMS_ERR_PROTO, KMS_ERR_LIMIT (size/depth/items) or KMS_ERR_NOMEM
  * (arena limit); on failure `err` (NULL allowed) holds the same code, the
  * byte offset of the offending item or field and a message such as
  * "non-zero padding in Text String 0x420094".
@@ -189,5 +195,56 @@ size_t ttlv_encoded_size(const ttlv_item_t *root);
 int ttlv_print(const ttlv_item_t *root, bool redact, kms_buf_t *out);
 int ttlv_parse_text(const char *text, size_t len, kms_arena_t *arena, ttlv_item_t **root_out,
                     kms_error_t *err);
+
+/* ------------------------------------------- JSON and XML message encodings */
+/*
+ * The JSON and XML encodings of a KMIP message (KMIP Profiles 1.3/1.4), e.g.
+ *   {"tag":"Operation","type":"Enumeration","value":"Create"}
+ *   <Operation type="Enumeration" value="Create"/>
+ * Tags, types, enumeration values and mask bits are written by their
+ * normalized names (ttlv_name_normalize), unknown tags and values in hex
+ * ("0x540001", "0x0000000A"); integers as numbers, Big Integers and Byte
+ * Strings as hex, Date-Times in ISO 8601 ("2012-04-27T08:12:21+00:00").
+ * Everything the tree can hold survives TTLV -> JSON/XML -> TTLV byte for
+ * byte, with one exception: XML 1.0 cannot carry control characters other
+ * than tab, line feed and carriage return, nor U+FFFE/U+FFFF, so
+ * ttlv_to_xml() refuses a Text String holding one (KMS_ERR_NOTSUP).
+ *
+ * Decoding builds the same tree ttlv_decode() builds, from `arena`, under
+ * the same limits (`lim` NULL = defaults; max_size bounds the text, and
+ * callers serving untrusted peers should pass their own message cap, since
+ * the JSON library holds a parse tree several times the text's size until
+ * the call returns). The rules the binary decoder applies still hold:
+ * tags 0x42xxxx/0x54xxxx (any inside a Vendor Extension), UTF-8 Text
+ * Strings without NUL, Big Integers a multiple of 8 bytes (shorter hex is
+ * sign-extended). Returns 0, KMS_ERR_PROTO, KMS_ERR_LIMIT or KMS_ERR_NOMEM;
+ * `err` (NULL allowed) then names the item's path ("RequestMessage/
+ * BatchItem/Operation: ...") and, where the parser knows it, the byte
+ * offset in the text (XML always; JSON only for syntax errors, since the
+ * JSON library does not keep positions).
+ *
+ * Encoding appends to `out` (KMS_ERR_LIMIT past out->max; on any failure
+ * out is left as it was and what was written is wiped). Flags:
+ * TTLV_FORM_PRETTY indents with two spaces, one item per line; without it
+ * the text has no whitespace between items. Memory the JSON and XML
+ * libraries allocate is wiped before it is freed. Any thread.
+ */
+#define TTLV_FORM_PRETTY 1u
+int ttlv_from_json(const char *text, size_t len, const ttlv_limits_t *lim, kms_arena_t *arena,
+                   ttlv_item_t **root_out, kms_error_t *err);
+int ttlv_to_json(const ttlv_item_t *root, unsigned flags, kms_buf_t *out, kms_error_t *err);
+int ttlv_from_xml(const char *text, size_t len, const ttlv_limits_t *lim, kms_arena_t *arena,
+                  ttlv_item_t **root_out, kms_error_t *err);
+int ttlv_to_xml(const ttlv_item_t *root, unsigned flags, kms_buf_t *out, kms_error_t *err);
+
+/*
+ * The Profiles' normalized form of a specification name, as the JSON and
+ * XML encodings write it: "Cryptographic Usage Mask" ->
+ * "CryptographicUsageMask", "3DES" -> "DES3", "X.509" -> "X_509",
+ * "Pre-Active" -> "PreActive". Writes a NUL-terminated result into
+ * out[outsz] and returns its length, or SIZE_MAX (out = "") when it does not
+ * fit or the name is longer than 255 bytes.
+ */
+size_t ttlv_name_normalize(const char *name, char *out, size_t outsz);
 
 #endif /* KMS_TTLV_H */

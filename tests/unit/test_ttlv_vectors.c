@@ -1,7 +1,9 @@
 /* tests/unit/test_ttlv_vectors.c: all 520 request/response messages of the
  * KMIP 1.1 test-case document (tests/vectors/kmip-1.1-testcases.txt):
  * each decodes, re-encodes to identical bytes, prints, and parses back from
- * its printed form to identical bytes; the printed form equals the
+ * its printed form to identical bytes; goes TTLV -> JSON -> TTLV and
+ * TTLV -> XML -> TTLV byte for byte (compact and indented), the text forms
+ * being stable when read and written again; the printed form equals the
  * document's own dump (tests/vectors/kmip-1.1-testcases-dumps.txt) line for
  * line; redaction hides key material. Run from the repository root. */
 #include <setjmp.h>
@@ -166,6 +168,66 @@ static void test_round_trips(void **state)
     kms_buf_dispose(&out);
     kms_buf_dispose(&txt);
     kms_arena_free(a);
+}
+
+typedef int (*to_form_cb)(const ttlv_item_t *root, unsigned flags, kms_buf_t *out, kms_error_t *err);
+typedef int (*from_form_cb)(const char *text, size_t len, const ttlv_limits_t *lim, kms_arena_t *arena,
+                            ttlv_item_t **root_out, kms_error_t *err);
+
+/* TTLV -> form -> TTLV gives the vector's bytes, and form -> tree -> form
+ * gives the same text, for every vector, compact and indented. */
+static void form_round_trips(const char *form, to_form_cb to, from_form_cb from)
+{
+    kms_arena_t *a = kms_arena_new(0);
+    kms_buf_t out, txt, again;
+    kms_buf_init(&out, 0);
+    kms_buf_init(&txt, 0);
+    kms_buf_init(&again, 0);
+    for (size_t i = 0; i < nvecs; i++) {
+        struct vec *v = &vecs[i];
+        for (unsigned flags = 0; flags <= TTLV_FORM_PRETTY; flags++) {
+            ttlv_item_t *root = NULL, *back = NULL;
+            kms_error_t err;
+            assert_int_equal(ttlv_decode(v->bytes, v->len, NULL, a, &root, &err), 0);
+            kms_buf_reset(&txt);
+            int rc = to(root, flags, &txt, &err);
+            if (rc)
+                print_error("%s: to %s: %s\n", v->name, form, kms_error_msg(&err));
+            assert_int_equal(rc, 0);
+            rc = from((const char *)txt.data, txt.len, NULL, a, &back, &err);
+            if (rc)
+                print_error("%s: from %s: %s (offset %zu)\n%.*s\n", v->name, form, kms_error_msg(&err),
+                            err.offset, (int)txt.len, (const char *)txt.data);
+            assert_int_equal(rc, 0);
+            kms_buf_reset(&out);
+            assert_int_equal(ttlv_encode(back, &out), 0);
+            if (out.len != v->len || memcmp(out.data, v->bytes, v->len) != 0) {
+                print_error("%s: TTLV -> %s -> TTLV differs\n", v->name, form);
+                fail();
+            }
+            kms_buf_reset(&again);
+            assert_int_equal(to(back, flags, &again, &err), 0);
+            assert_int_equal(again.len, txt.len);
+            assert_memory_equal(again.data, txt.data, txt.len);
+            kms_arena_reset(a);
+        }
+    }
+    kms_buf_dispose(&out);
+    kms_buf_dispose(&txt);
+    kms_buf_dispose(&again);
+    kms_arena_free(a);
+}
+
+static void test_json_round_trips(void **state)
+{
+    (void)state;
+    form_round_trips("JSON", ttlv_to_json, ttlv_from_json);
+}
+
+static void test_xml_round_trips(void **state)
+{
+    (void)state;
+    form_round_trips("XML", ttlv_to_xml, ttlv_from_xml);
 }
 
 /* "... (Fri Apr 27 10:12:21 CEST 2012)" at the end of a line -> seconds since
@@ -349,6 +411,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_count),
         cmocka_unit_test(test_round_trips),
+        cmocka_unit_test(test_json_round_trips),
+        cmocka_unit_test(test_xml_round_trips),
         cmocka_unit_test(test_print_matches_document),
         cmocka_unit_test(test_redaction),
         cmocka_unit_test(test_prefixes_and_framing),
