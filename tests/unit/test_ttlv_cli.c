@@ -1,8 +1,8 @@
 /* tests/unit/test_ttlv_cli.c: the real `kmsctl ttlv decode|encode` binary
  * (BUILD/kmsctl next to this test's BUILD/tests/, or $KMSD_BUILD/kmsctl):
  * hex and binary input, round trips through files and pipes, --redact,
- * --help, and malformed input giving exit status 2 with one stderr line
- * that names the byte offset. */
+ * --format json|xml conversions, --help, and malformed input giving exit
+ * status 2 with one stderr line that names the byte offset. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -73,7 +73,7 @@ static char *get_file(const char *name, size_t *len_out)
 static int run(const char *args)
 {
     char cmd[10000];
-    snprintf(cmd, sizeof(cmd), "cd '%s' && '%s' %s", dir, kmsctl, args);
+    snprintf(cmd, sizeof(cmd), "cd '%s' && K='%s' && \"$K\" %s", dir, kmsctl, args);
     int st = system(cmd);
     assert_true(WIFEXITED(st));
     return WEXITSTATUS(st);
@@ -224,7 +224,7 @@ static void test_usage(void **state)
     (void)state;
     assert_int_equal(run("ttlv --help > help.txt"), 0);
     char *h = get_file("help.txt", NULL);
-    assert_non_null(strstr(h, "kmsctl ttlv decode [--hex] [--redact] [FILE|-]"));
+    assert_non_null(strstr(h, "kmsctl ttlv decode [--format ttlv|json|xml] [--hex] [--redact] [FILE|-]"));
     free(h);
     assert_int_equal(run("ttlv decode --help > help.txt"), 0);
     assert_int_equal(run("ttlv encode --help > help.txt"), 0);
@@ -233,6 +233,45 @@ static void test_usage(void **state)
     assert_int_equal(run("ttlv decode --bogus 2> /dev/null"), 2);
     assert_int_equal(run("ttlv encode --redact 2> /dev/null"), 2);
     assert_int_equal(run("ttlv decode a b 2> /dev/null"), 2);
+    assert_int_equal(run("ttlv decode --format yaml 2> /dev/null"), 2);
+    assert_int_equal(run("ttlv decode --format 2> /dev/null"), 2);
+    assert_int_equal(run("ttlv encode --format json --hex 2> /dev/null"), 2);
+}
+
+/* TTLV -> JSON -> XML -> TTLV through files and pipes gives the bytes back. */
+static void test_formats(void **state)
+{
+    (void)state;
+    const char *hex = vec_hex(19); /* Get response with a 3DES key */
+    put_file("f.hex", hex, strlen(hex));
+    assert_int_equal(run("ttlv decode --hex f.hex | \"$K\" ttlv encode --format json > f.json"), 0);
+    char *json = get_file("f.json", NULL);
+    assert_non_null(strstr(json, "\"value\": \"7367578051012a6d134a855e25c8cd5e4ca131455729d3c8\""));
+    assert_non_null(strstr(json, "\"value\": \"DES3\""));
+    assert_int_equal(run("ttlv decode --format json f.json | \"$K\" ttlv encode --format=xml > f.xml"), 0);
+    char *xml = get_file("f.xml", NULL);
+    assert_true(strncmp(xml, "<ResponseMessage>\n  <ResponseHeader>\n", 37) == 0);
+    assert_int_equal(run("ttlv decode --format xml < f.xml | \"$K\" ttlv encode --format ttlv --hex > back.hex"), 0);
+    char *back = get_file("back.hex", NULL);
+    assert_int_equal(strlen(back), strlen(hex) + 1);
+    assert_memory_equal(back, hex, strlen(hex));
+
+    /* malformed input: exit 2, one line naming where */
+    const char *bj = "{\"tag\":\"Fresh\",\"type\":\"Boolean\",\"value\":2}";
+    put_file("bad.json", bj, strlen(bj));
+    assert_int_equal(run("ttlv decode --format json bad.json 2> err.txt"), 2);
+    char *e = get_file("err.txt", NULL);
+    assert_non_null(strstr(e, "malformed JSON: JSON Fresh: bad Boolean"));
+    free(e);
+    const char *bx = "<RequestPayload>\n <Fresh type=\"Boolean\" value=\"2\"/></RequestPayload>";
+    put_file("bad.xml", bx, strlen(bx));
+    assert_int_equal(run("ttlv decode --format xml bad.xml 2> err.txt"), 2);
+    e = get_file("err.txt", NULL);
+    assert_non_null(strstr(e, "malformed XML at byte offset 18 (0x12): XML RequestPayload/Fresh: bad Boolean"));
+    free(e);
+    free(back);
+    free(xml);
+    free(json);
 }
 
 int main(void)
@@ -242,6 +281,7 @@ int main(void)
         cmocka_unit_test(test_redact),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_usage),
+        cmocka_unit_test(test_formats),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
