@@ -18,15 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/fuzz/fuzz_check.h"
 #include "ttlv/ttlv.h"
 
-#define CHECK(c)                                                                       \
-    do {                                                                               \
-        if (!(c)) {                                                                    \
-            fprintf(stderr, "fuzz_ttlv: check failed: %s (line %d)\n", #c, __LINE__); \
-            abort();                                                                   \
-        }                                                                              \
-    } while (0)
 
 static const ttlv_limits_t lim = {.max_depth = 8, .max_items = 512};
 
