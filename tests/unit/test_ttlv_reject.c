@@ -217,6 +217,17 @@ static void test_item_limit(void **state)
     expect(three, &lim, KMS_ERR_LIMIT, 8, "items");
 }
 
+/* max_size bounds the input before anything is read. */
+static void test_size_limit(void **state)
+{
+    (void)state;
+    const char *one = "42 00 20 | 02 | 00 00 00 04 | 00 00 00 08 00 00 00 00";
+    ttlv_limits_t lim = {.max_size = 16};
+    expect(one, &lim, 0, 0, NULL);
+    lim.max_size = 15;
+    expect(one, &lim, KMS_ERR_LIMIT, 15, "TTLV message of 16 bytes is over 15");
+}
+
 static void test_tag_first_byte(void **state)
 {
     (void)state;
@@ -353,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_child_overruns_parent),
         cmocka_unit_test(test_depth_limit),
         cmocka_unit_test(test_item_limit),
+        cmocka_unit_test(test_size_limit),
         cmocka_unit_test(test_tag_first_byte),
         cmocka_unit_test(test_invalid_utf8),
         cmocka_unit_test(test_trailing_bytes),
