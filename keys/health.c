@@ -3,20 +3,17 @@
  *
  * One monitor thread calls hsm_health() on the current master-key provider
  * every 250 ms (never on a loop thread: a PKCS#11 call may block). On the
- * transition to "unavailable" it logs one error and sets the down flag (the
- * kmip gate, keys_gate, then answers key operations at once with Operation
+ * transition to "unavailable" it logs one error and sets the down flag
+ * (keys_hsm_down(): kmsd reads it once per request and passes it to
+ * kmip_request_gate, which answers key operations at once with Operation
  * Failed / General Failure "HSM unavailable"); after every probe it tells
  * the caller's keys_health_cb (kmsd's loops stop accepting while down, so
  * that clients fail over to another server). When hsm_health() is 0 again
  * it logs once and clears the flag. Connections that are already open stay
- * open; their metadata operations keep working.
- *
- * Gated operations (they need key material, or would create some that only
- * the HSM-protected keyring can protect): Create, Create Key Pair, Register,
- * Re-key, Re-key Key Pair, Derive Key, Certify, Re-certify, Get, Put,
- * Import, Export, the cryptographic operations (Encrypt ... Hash), Create /
- * Join Split Key. Everything else (Locate, Get Attributes, Query, Activate,
- * Revoke, Destroy, ...) is served.
+ * open; their metadata operations keep working. Which operations need key
+ * material is kmip/'s knowledge (its operation table: Create, Create Key
+ * Pair, Register, Re-key, Re-key Key Pair, Get); everything else (Locate,
+ * Get Attributes, Query, Activate, Revoke, Destroy, ...) is served.
  *
  * It deliberately does not touch the listeners: the callback only learns
  * the wanted state (server/ wakes its loops, which apply it on their own
@@ -30,7 +27,6 @@
 #include <time.h>
 
 #include "keys/keys_int.h"
-#include "ttlv/ttlv.h" /* KMIP_OPERATION_* */
 
 #define HEALTH_PERIOD_MS 250
 
@@ -47,34 +43,6 @@ static struct {
 bool keys_hsm_down(void)
 {
     return atomic_load(&g_hsm_down);
-}
-
-int keys_gate(void *arg, uint32_t operation)
-{
-    (void)arg;
-    if (!atomic_load(&g_hsm_down))
-        return 0;
-    switch (operation) {
-    case KMIP_OPERATION_CREATE:
-    case KMIP_OPERATION_CREATE_KEY_PAIR:
-    case KMIP_OPERATION_REGISTER:
-    case KMIP_OPERATION_REKEY:
-    case KMIP_OPERATION_REKEY_KEY_PAIR:
-    case KMIP_OPERATION_DERIVE_KEY:
-    case KMIP_OPERATION_CERTIFY:
-    case KMIP_OPERATION_RECERTIFY:
-    case KMIP_OPERATION_GET:
-    case KMIP_OPERATION_PUT:
-    case KMIP_OPERATION_IMPORT:
-    case KMIP_OPERATION_EXPORT:
-    case KMIP_OPERATION_CREATE_SPLIT_KEY:
-    case KMIP_OPERATION_JOIN_SPLIT_KEY:
-        return KMS_ERR_UNAVAIL;
-    default:
-        if (operation >= KMIP_OPERATION_ENCRYPT && operation <= KMIP_OPERATION_HASH)
-            return KMS_ERR_UNAVAIL;
-        return 0;
-    }
 }
 
 static void *monitor_main(void *arg)

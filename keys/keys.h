@@ -2,13 +2,13 @@
  * keys/keys.h: the key lifecycle of a running kmsd: loading the data-store
  * keyring at start-up (keys/keyring.c), master-key and data-store-key (DSK)
  * rotation (keys/rotate.c), the background re-encryption of objects onto a
- * new DSK (keys/reencrypt.c) and the HSM health monitor with its gate on
- * key operations (keys/health.c).
+ * new DSK (keys/reencrypt.c) and the HSM health monitor (keys/health.c).
  *
  * - Rotations are called from the admin thread (one at a time); the
  *   re-encryption runs on its own thread, never on a loop thread.
  * - The health monitor's thread calls hsm_health() every 250 ms; while the
- *   master key is unreachable, key operations fail at once (keys_gate) and
+ *   master key is unreachable keys_hsm_down() is true (kmsd passes it to
+ *   each request's kmip_request_gate, so key operations fail at once) and
  *   the caller is told through keys_health_cb (kmsd stops accepting).
  *
  * Store meta used (see docs/key-protection.md):
@@ -93,12 +93,6 @@ int keys_start(const keys_options_t *opt);
  * master-key providers retired by rotations (not the current one: see
  * keys_hsm()). Safe when keys_start was not called. */
 void keys_stop(void);
-
-/* The kmip_config_t gate: KMS_ERR_UNAVAIL for operations that need key
- * material or the HSM while the HSM is down (worker threads). `arg` is
- * unused. */
-int keys_gate(void *arg, uint32_t operation);
-#define KEYS_GATE_MSG "HSM unavailable"
 
 /* The master-key provider in use now (a rotation replaces the one given to
  * keys_start), or NULL before keys_start. It stays open after keys_stop:

@@ -1,7 +1,7 @@
 /*
  * kmip/ctx.c: small helpers on the per-item request context: recording a
- * failure (Result Reason + message), the ID Placeholder, and secrets that
- * live until the request ends.
+ * failure (Result Reason + message, in ctx->err), the ID Placeholder, and
+ * secrets that live until the item ends.
  *
  * It does not build responses (message.c) or touch objects (object.c).
  */
@@ -14,12 +14,17 @@
 
 int kmip_fail(kmip_ctx_t *ctx, uint32_t reason, const char *fmt, ...)
 {
-    ctx->reason = reason;
+    char msg[sizeof(ctx->err.msg)];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(ctx->msg, sizeof(ctx->msg), fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    return KMS_ERR_INVAL;
+    return kms_error_set_reason(&ctx->err, KMS_ERR_INVAL, reason, "%s", msg);
+}
+
+void kmip_fail_clear(kmip_ctx_t *ctx)
+{
+    kms_error_clear(&ctx->err);
 }
 
 uint32_t kmip_reason_of(int rc)

@@ -1,13 +1,25 @@
 /*
  * kmip/kmip.h: KMIP semantics on top of the TTLV codec.
  *
- * Decodes a Request Message, authorises and executes each Batch Item
- * against the store, and builds the Response Message. No sockets, no event
- * loop: server/ hands in the bytes of one request and gets the bytes of one
- * response back. Operations that write block the calling thread until the
- * store commit is durable, so those run on a worker thread, never on an
- * event-loop thread; kmip_handle_inline() lets a loop run the requests that
- * cannot block (reads, and single writes whose commit it hands over).
+ * A request walks one straight path, each step a call on one request value
+ * (kmip_request_t) that the caller holds from decode to free:
+ *
+ *   decode -> authenticate -> gate -> execute -> [commit_done] -> encode
+ *
+ * decode parses the bytes once into the request value; authenticate
+ * resolves who is asking (certificate or Credential, against the store's
+ * clients table); gate takes what the server can offer right now as data
+ * (is key material reachable); execute runs the Batch Items against the
+ * store; encode builds the Response Message; summary says what happened,
+ * for the caller's log line and audit record. No sockets, no event loop, no
+ * call back into the caller: server/ feeds bytes and facts in and takes
+ * bytes and a summary out.
+ *
+ * An event-loop thread may execute a request itself when
+ * kmip_request_can_run_inline() says so (reads, and single writes whose
+ * commit it hands to the store without waiting); everything else is
+ * executed on a worker thread, which is handed the decoded value, never the
+ * bytes. kmip_handle() chains every step for tests and the fuzzer.
  */
 #ifndef KMS_KMIP_H
 #define KMS_KMIP_H
@@ -21,12 +33,13 @@
 #include "store/store.h"
 
 typedef struct kmip_server kmip_server_t;
+typedef struct kmip_request kmip_request_t;
 
 enum kmip_role { KMIP_ROLE_NONE = 0, KMIP_ROLE_CLIENT = 1, KMIP_ROLE_ADMIN = 2 };
 
 /* Who is asking, as established by the transport (TLS client certificate).
- * The Credential in the Request Header is checked inside kmip_handle()
- * through the auth callback. */
+ * The Credential in the Request Header is checked by
+ * kmip_request_authenticate(). */
 typedef struct kmip_peer {
     const char *cert_sha256;   /* hex fingerprint of the client certificate, or NULL */
     const char *cert_cn;       /* subject CN, or NULL */
@@ -42,9 +55,14 @@ typedef struct kmip_identity {
 
 /* Resolve the identity of a request from the peer and the (optional)
  * Credential. Return 0 with *id_out filled, or KMS_ERR_PERM to refuse the
- * request (Permission Denied). Called on the worker thread. */
+ * request (Permission Denied). Called by kmip_request_authenticate(), on
+ * the thread that calls it. */
 typedef int (*kmip_auth_cb)(void *arg, const kmip_peer_t *peer, const char *username,
                             const char *password, kmip_identity_t *id_out);
+
+/* The time KMIP semantics use (dates, state transitions, Time Stamp), in
+ * seconds since the epoch. */
+typedef int64_t (*kmip_clock_cb)(void *arg);
 
 typedef struct kmip_config {
     store_t *store;
@@ -56,28 +74,16 @@ typedef struct kmip_config {
     size_t arena_limit;        /* per-request memory; default 64 MiB */
     const char *vendor;        /* "kmsd" */
     const char *version;       /* server version string */
-    /* Added later, backward compatible (0 = the TTLV defaults): */
-    size_t max_depth;          /* TTLV nesting of a request (limits.max_depth) */
-    size_t max_items;          /* TTLV items in a request (limits.max_items) */
-    /* The time KMIP semantics use (dates, state transitions, Time Stamp),
-     * in seconds since the epoch; NULL = the wall clock. For tests that
-     * replay a recorded timeline. */
-    int64_t (*clock)(void *arg);
+    size_t max_depth;          /* TTLV nesting of a request (limits.max_depth); 0 = TTLV default */
+    size_t max_items;          /* TTLV items in a request (limits.max_items); 0 = TTLV default */
+    kmip_clock_cb clock;       /* NULL = the wall clock; tests replay a recorded timeline */
     void *clock_arg;
-    /* Availability gate (added for HSM fail-closed, backward compatible):
-     * called on the worker thread before each batch item's handler; a
-     * non-zero return answers that item at once with Operation Failed /
-     * General Failure and the text `gate_msg` (or "unavailable"), without
-     * running the handler. NULL = every operation runs. Must be fast. */
-    int (*gate)(void *arg, uint32_t operation);
-    void *gate_arg;
-    const char *gate_msg;
 } kmip_config_t;
 
 /* cfg is copied (the store and keyring must outlive the server). */
 int kmip_server_new(const kmip_config_t *cfg, kmip_server_t **out);
-/* Closes every worker thread's store reader. Call once no kmip_handle()
- * runs any more, and before store_close(). NULL ok. */
+/* Closes every thread's store reader. Call once no request runs any more,
+ * and before store_close(). NULL ok. */
 void kmip_server_free(kmip_server_t *s);
 
 /* What happened, for the per-request log line and the audit log. */
@@ -91,40 +97,114 @@ typedef struct kmip_summary {
     char object_id[64];        /* first object id touched, "" if none */
 } kmip_summary_t;
 
+/* ------------------------------------------------------------ requests */
 /*
- * Handle one complete request message (8-byte header included). Fills
- * `resp` with a complete Response Message and returns 0 in every case the
- * client can be answered (including Invalid Message, Operation Not
- * Supported, Permission Denied...). Returns KMS_ERR_PROTO only when the
- * bytes are not a TTLV item at all; the caller then sends the response in
- * `resp` if it is non-empty and closes the connection. Thread-safe: each
- * worker thread gets its own store reader on first use.
+ * A request value belongs to one thread at a time; the caller may hand it
+ * to another thread between steps (decode on an event loop, execute and
+ * encode on a worker, free back on the loop). Its memory (the decoded
+ * tree, the answers, the deferred write) is one arena, wiped when freed.
+ */
+
+/*
+ * Step 1: decode one complete request message (8-byte header included)
+ * and check its header and Batch Items. The bytes are not referenced
+ * afterwards: the caller may wipe them at once. Returns 0 with *req_out
+ * set, also for a message that is answered with Invalid Message (nothing
+ * of it runs); KMS_ERR_PROTO with *req_out set when the bytes are not TTLV
+ * at all: the caller sends the encoded Invalid Message answer and closes
+ * the connection; KMS_ERR_NOMEM or KMS_ERR_INVAL with *req_out NULL. peer
+ * may be NULL; its strings are copied. Any thread.
+ */
+int kmip_request_decode(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *msg, size_t len,
+                        kmip_request_t **req_out);
+
+/* Reads and single writes an event loop may execute (see
+ * kmip_request_execute). False when an item could block (Locate, whose
+ * cost grows with the store; key pair generation; Re-key's two writes) or
+ * the request carries a Credential (password hashing). */
+bool kmip_request_can_run_inline(const kmip_request_t *r);
+
+/*
+ * Step 2: who is asking (config auth; certificate and/or Credential). A
+ * refused request is still answered: every Batch Item with Permission
+ * Denied, and nothing runs. Returns 0, or KMS_ERR_PERM when refused.
+ * Called once per request; a second call returns the first verdict. A
+ * Credential may cost a password hash: call it on a worker thread unless
+ * kmip_request_can_run_inline() is true.
+ */
+int kmip_request_authenticate(kmip_request_t *r);
+
+/* Step 3: what the server can offer this request, read once per request
+ * by the caller. Items whose operation needs key material (Create,
+ * Register, Get, Re-key, the cryptographic operations...) are answered
+ * Operation Failed / General Failure with `keys_reason` while
+ * `keys_unavailable`; everything else runs. */
+typedef struct kmip_gate {
+    bool keys_unavailable;     /* the master key cannot be reached */
+    const char *keys_reason;   /* their Result Message (copied); NULL = "unavailable" */
+} kmip_gate_t;
+void kmip_request_gate(kmip_request_t *r, const kmip_gate_t *g);
+
+enum kmip_run {
+    KMIP_RUN_WORKER = 0,       /* may block: store commits wait until durable */
+    KMIP_RUN_LOOP = 1,         /* an event loop: nothing waits */
+};
+
+/*
+ * Step 4: run the Batch Items. With KMIP_RUN_WORKER every write is
+ * committed (and durable) before this returns 0. With KMIP_RUN_LOOP (only
+ * when kmip_request_can_run_inline()) the one store write a request may
+ * make is not committed: kmip_request_pending_write() returns it, and the
+ * answer stands only once it commits (kmip_request_commit_done). When the
+ * request turns out to need a worker midway (a second write, a read after
+ * the write) it returns KMS_ERR_AGAIN with nothing stored and nothing
+ * answered: execute it again with KMIP_RUN_WORKER on a worker thread.
+ * Executing again discards the answers of the previous run. Returns 0,
+ * KMS_ERR_AGAIN, KMS_ERR_INVAL.
+ */
+int kmip_request_execute(kmip_request_t *r, enum kmip_run where);
+
+/* The write a KMIP_RUN_LOOP execution left to commit, or NULL. Owned by
+ * the request: commit it (store_commit_async) and report the outcome with
+ * kmip_request_commit_done() before encoding; do not free it. */
+store_write_t *kmip_request_pending_write(const kmip_request_t *r);
+
+/*
+ * The pending write's commit finished with `result` (0 or the codes of
+ * store_commit). Returns 0 when the request can be encoded now: committed,
+ * or failed for good, in which case the item that wrote is answered
+ * Operation Failed with the reason (nothing was stored, and it is never
+ * answered as a success). Returns KMS_ERR_AGAIN on
+ * KMS_ERR_CONFLICT (another writer changed the object first): nothing was
+ * stored; execute the request again with KMIP_RUN_WORKER, which retries
+ * against the new version.
+ */
+int kmip_request_commit_done(kmip_request_t *r, int result);
+
+/* Step 5: the Response Message into resp (reset first). Responses over
+ * the client's Maximum Response Size or the configured cap answer Response
+ * Too Large. 0, KMS_ERR_NOMEM; KMS_ERR_STATE while a pending write is not
+ * settled (kmip_request_commit_done): nothing is answered before it is
+ * durable. Any thread. */
+int kmip_request_encode(kmip_request_t *r, kms_buf_t *resp);
+
+/* What happened (after encode: a Response Too Large rewrite counts). */
+void kmip_request_summary(const kmip_request_t *r, kmip_summary_t *out);
+
+/* Free the request, its arena (wiped) and an uncommitted pending write.
+ * NULL ok. */
+void kmip_request_free(kmip_request_t *r);
+
+/*
+ * Every step in one call, on the calling thread (KMIP_RUN_WORKER, keys
+ * available): for tests and the fuzzer. Fills `resp` with a complete
+ * Response Message and returns 0 in every case the client can be answered
+ * (including Invalid Message, Operation Not Supported, Permission
+ * Denied...). Returns KMS_ERR_PROTO when the bytes are not TTLV at all
+ * (`resp` then holds the Invalid Message answer). summary_out may be NULL.
  */
 int kmip_handle(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req, size_t len,
                 kms_buf_t *resp, kmip_summary_t *summary_out);
-
-/*
- * For an event-loop thread. When any batch item could block (a Locate,
- * whose cost depends on the store's size; key pair generation; a second
- * store write; a read after a write) or the request carries a Credential
- * (password hashing), return KMS_ERR_AGAIN before anything is executed or
- * authorised: no side effect, `resp` empty, *deferred_out NULL, the
- * summary untouched; the caller runs the same bytes with kmip_handle() on a worker.
- * Reads (Get, Get Attributes, Get Attribute List, Check, Query, Discover
- * Versions) and the operations that make one store write (Create,
- * Register, Activate, Revoke, Destroy, Add/Modify/Delete Attribute,
- * Archive, Recover; and the bookkeeping write of a read, such as Fresh
- * cleared by the first Get) run here. Their write is not committed but
- * returned in *deferred_out (NULL when the request wrote nothing), and
- * `resp` holds the answer as it will be once the write is durable. The
- * caller commits it without blocking (store_commit_async) and sends `resp`
- * only on success; on any commit error it drops `resp` and runs the request
- * again with kmip_handle() on a worker, which answers the real outcome
- * (nothing of the failed write was stored). The caller owns *deferred_out
- * (store_write_free after the commit).
- */
-int kmip_handle_inline(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *req, size_t len,
-                       kms_buf_t *resp, kmip_summary_t *summary_out, store_write_t **deferred_out);
 
 /* Whether the numeric search key of attribute `name`, whose value has TTLV
  * type `ttlv_type`, goes into the store's Locate index

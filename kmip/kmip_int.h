@@ -1,9 +1,11 @@
 /*
  * kmip/kmip_int.h: the private contract inside kmip/ (core + operations).
  *
+ * - kmip_request_t: the request value of kmip.h (decoded header and Batch
+ *   Items, identity, the answers of the last execution, the pending write).
  * - kmip_ctx_t: everything one batch item's handler needs (arena, identity,
  *   protocol version, ID Placeholder, store reader, request and response
- *   payloads, the failure reason).
+ *   payloads, the failure recorded in a kms_error_t).
  * - The operation handler signature and the dispatch table entry.
  * - The managed-object model (kmip_obj_t) with load/save against store/:
  *   attributes are kept as decoded TTLV Attribute Value items; key material
@@ -11,7 +13,8 @@
  *   leaves it alone writes the stored sealed fields back unchanged.
  * - Attribute helpers (get/set/add/remove by name and index) and the
  *   attribute rule table (single/multi valued, who may set/modify/delete).
- * - kmip_fail(): record a KMIP Result Reason + message and return an error.
+ * - kmip_fail(): record a KMIP Result Reason + message in ctx->err and
+ *   return an error.
  *
  * Nothing here is visible outside kmip/. Not thread-safe per object: one
  * context belongs to one worker thread for the duration of one request.
@@ -56,6 +59,61 @@ struct kmip_server {
 /* The calling thread's store reader (created on first use; NULL on error). */
 store_reader_t *kmip_thread_reader(kmip_server_t *s);
 
+/* --------------------------------------------------------------- request */
+/* One Batch Item: what decoding decided (fixed for the request's life) and
+ * what the last execution answered (reset by each kmip_request_execute). */
+typedef struct kmip_item {
+    uint32_t operation;          /* the Operation, 0 when absent or malformed */
+    bool echo_operation;         /* the answer names the Operation */
+    const ttlv_item_t *batch_id; /* Unique Batch Item ID to echo, or NULL */
+    const ttlv_item_t *payload;  /* Request Payload (an empty structure if absent) */
+    const struct kmip_op_entry *op; /* the handler; NULL when refused before running */
+    uint32_t refuse_reason;      /* decode or gate answered it already: Result Reason */
+    const char *refuse_msg;      /* and Result Message */
+
+    uint32_t status;             /* KMIP_RESULT_STATUS_* of the last execution */
+    uint32_t reason;
+    const char *msg;
+    ttlv_item_t *resp_payload;   /* NULL = none */
+} kmip_item_t;
+
+struct kmip_request {
+    kmip_server_t *srv;
+    kms_arena_t *arena;          /* everything below lives in it (the struct too) */
+    kmip_peer_t peer;            /* copied strings */
+    int64_t now;                 /* seconds since the epoch, fixed per execution */
+
+    /* Header. `invalid` set: the whole message is answered Invalid Message
+     * with that text and nothing else happens. */
+    const char *invalid;
+    bool not_ttlv;               /* the bytes were not TTLV (kmip_request_decode: PROTO) */
+    int ver_major, ver_minor;
+    bool have_version;
+    int64_t max_resp;            /* the client's Maximum Response Size; 0 = none */
+    const char *username, *password; /* Credential, or NULL */
+    uint32_t bec;                /* Batch Error Continuation Option */
+
+    kmip_item_t *items;
+    size_t n_items;
+    size_t n_out;                /* items answered by the last execution */
+
+    /* Identity (kmip_request_authenticate). */
+    bool authenticated;          /* the step ran */
+    bool denied;                 /* its verdict: refused */
+    kmip_identity_t ident;
+
+    /* The last execution. */
+    uint32_t fail_reason;        /* Result Reason of the failure that decided the batch */
+    char first_object_id[64];
+    store_write_t *deferred;     /* KMIP_RUN_LOOP: the write left to commit */
+    size_t deferred_item;        /* the item that made it */
+};
+
+/* Answer item `it` Operation Failed with reason and message (no payload). */
+void kmip_item_fail(kmip_item_t *it, uint32_t reason, const char *msg);
+/* The time KMIP semantics use now (config clock or the wall clock), s. */
+int64_t kmip_now(const kmip_server_t *s);
+
 /* --------------------------------------------------------------- context */
 #define KMIP_MAX_OWNED_SECRETS 16
 
@@ -74,9 +132,9 @@ typedef struct kmip_ctx {
 
     char id_placeholder[64];     /* ID Placeholder, "" when unset; kept across items */
 
-    /* Failure recorded by kmip_fail() for this item. */
-    uint32_t reason;             /* KMIP_RESULT_REASON_*, 0 = none recorded */
-    char msg[256];
+    /* Failure recorded by kmip_fail() for this item (err.reason: the
+     * KMIP Result Reason; code 0 = nothing recorded). */
+    kms_error_t err;
 
     /* Undo log of the batch (Batch Error Continuation Option Undo). */
     struct kmip_undo *undo;
@@ -84,11 +142,11 @@ typedef struct kmip_ctx {
 
     char first_object_id[64];    /* for kmip_summary_t */
 
-    /* kmip_handle_inline(): the request runs on an event loop, where nothing
-     * may wait for a commit. The one write it may make is not committed but
+    /* KMIP_RUN_LOOP: the request runs on an event loop, where nothing may
+     * wait for a commit. The one write it may make is not committed but
      * kept in `deferred` for the caller (see kmip.h); a second write or a
-     * read after it sets need_worker (KMS_ERR_AGAIN), and kmip_handle_inline
-     * then drops the whole answer: the request runs again on a worker. */
+     * read after it sets need_worker, and kmip_request_execute() then drops
+     * the whole answer (KMS_ERR_AGAIN): it runs again on a worker. */
     bool inline_only;
     bool need_worker;
     store_write_t *deferred;
@@ -104,8 +162,8 @@ typedef struct kmip_ctx {
     size_t n_owned, cap_owned;
 } kmip_ctx_t;
 
-/* Record reason + message (printf) for the current item; returns
- * KMS_ERR_INVAL so handlers can `return kmip_fail(...)`. */
+/* Record reason + message (printf) in ctx->err for the current item;
+ * returns KMS_ERR_INVAL so handlers can `return kmip_fail(...)`. */
 int kmip_fail(kmip_ctx_t *ctx, uint32_t reason, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Result Reason for a negative return when kmip_fail() was not called
@@ -113,6 +171,9 @@ int kmip_fail(kmip_ctx_t *ctx, uint32_t reason, const char *fmt, ...)
  * Operation Not Supported, CRYPTO -> Cryptographic Failure, LIMIT ->
  * Response Too Large, else General Failure). */
 uint32_t kmip_reason_of(int rc);
+/* Forget a failure recorded for the current item (bookkeeping that may
+ * fail without failing the item). */
+void kmip_fail_clear(kmip_ctx_t *ctx);
 
 /* The secret is freed (wiped) when the request ends. Returns s. */
 kms_secret_t *kmip_ctx_own_secret(kmip_ctx_t *ctx, kms_secret_t *s);
@@ -130,12 +191,20 @@ static inline bool kmip_ver_at_least(const kmip_ctx_t *c, int maj, int min)
 }
 
 /* --------------------------------------------------------------- handlers */
-typedef int (*kmip_op_fn)(kmip_ctx_t *ctx);
+typedef int (*kmip_op_cb)(kmip_ctx_t *ctx);
+
+enum kmip_op_flags {
+    KMIP_OP_READ = 1u << 0,       /* reads only, bounded: an event loop may run it */
+    KMIP_OP_ONE_WRITE = 1u << 1,  /* one store write of bounded cost: a loop may run
+                                     it with the write deferred (KMIP_RUN_LOOP) */
+    KMIP_OP_NEEDS_KEYS = 1u << 2, /* needs key material: refused while the master
+                                     key is unreachable (kmip_request_gate) */
+};
 
 typedef struct kmip_op_entry {
     uint32_t operation;          /* KMIP_OPERATION_* */
-    kmip_op_fn fn;               /* NULL = Operation Not Supported */
-    bool writes;                 /* changes the store (for Undo and summaries) */
+    kmip_op_cb fn;               /* NULL = Operation Not Supported */
+    unsigned flags;              /* enum kmip_op_flags */
 } kmip_op_entry_t;
 
 /* The dispatch table (kmip/dispatch.c); entry NULL when unknown. */
@@ -143,7 +212,7 @@ const kmip_op_entry_t *kmip_op_lookup(uint32_t operation);
 /* Operations with a handler, in table order (for Query Operations). */
 size_t kmip_op_supported(uint32_t *ops_out, size_t max);
 
-/* Core handlers (this engineer). */
+/* Handlers (op_*.c). */
 int kmip_op_create(kmip_ctx_t *ctx);
 int kmip_op_locate(kmip_ctx_t *ctx);
 int kmip_op_check(kmip_ctx_t *ctx);
@@ -162,11 +231,6 @@ int kmip_op_archive(kmip_ctx_t *ctx);
 int kmip_op_recover(kmip_ctx_t *ctx);
 int kmip_op_query(kmip_ctx_t *ctx);
 int kmip_op_discover_versions(kmip_ctx_t *ctx);
-
-/* Crypto engineer's handlers (kmip/op_register.c, op_keypair.c,
- * op_rekey.c). dispatch.c puts each in the table only when its file
- * exists (__has_include); until then the operation answers Operation Not
- * Supported. */
 int kmip_op_register(kmip_ctx_t *ctx);
 int kmip_op_create_key_pair(kmip_ctx_t *ctx);
 int kmip_op_rekey(kmip_ctx_t *ctx);

@@ -190,8 +190,7 @@ int kmip_obj_load(kmip_ctx_t *ctx, const char *id, kmip_obj_t **out)
         if (src && !ctx->need_worker) {
             kms_log(KMS_LOG_DEBUG, "kmip", "object %s: date-driven state not stored: %s", id,
                     kms_strerror(src));
-            ctx->reason = 0;
-            ctx->msg[0] = 0;
+            kmip_fail_clear(ctx);
         }
     }
     if (!ctx->first_object_id[0])
@@ -381,7 +380,7 @@ static int row_sealed(kmip_ctx_t *ctx, kmip_obj_t *o, kms_sealed_t *out)
         return rc;
     rc = hsm_row_seal(ctx->srv->cfg.keyring, o->tenant, o->id, o->version ? &o->sealed : NULL,
                       m->data, m->len, ctx->arena, out);
-    if (rc && !ctx->reason)
+    if (rc && !ctx->err.code)
         kmip_fail(ctx, KMIP_RESULT_REASON_CRYPTOGRAPHIC_FAILURE, "cannot seal key material");
     return rc;
 }

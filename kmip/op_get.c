@@ -72,8 +72,7 @@ static int mark_served(kmip_ctx_t *ctx, kmip_obj_t *o)
         /* Bookkeeping only: a Get must not fail because of it. */
         kms_log(KMS_LOG_WARN, "kmip", "object %s: served marker not stored: %s", o->id,
                 kms_strerror(rc));
-        ctx->reason = 0;
-        ctx->msg[0] = 0;
+        kmip_fail_clear(ctx);
     }
     return 0;
 }

@@ -11,6 +11,9 @@
  * admin), newest first (oldest first with an Object Group Member, the group's
  * next object), clipped by Offset Items / Maximum Items; the first
  * result becomes the ID Placeholder.
+ *
+ * Four steps: parse the payload into a query, plan what the store is asked,
+ * run it, answer (post-filter, clip, Located Items).
  */
 #include <string.h>
 
@@ -54,207 +57,275 @@ static bool has_value(const kmip_obj_t *o, const char *name, const ttlv_item_t *
     return false;
 }
 
-int kmip_op_locate(kmip_ctx_t *ctx)
-{
+/* What the request asks for: store conditions, post-filters and clipping. */
+typedef struct locate_query {
     store_cond_t conds[MAX_CONDS];
+    size_t nc;
     post_t posts[MAX_POST];
-    size_t nc = 0, np = 0;
-    store_query_t q = {.tenant = ctx->tenant_filter};
-    size_t max_items = 0, offset = 0;
+    size_t np;
+    size_t max_items, offset;  /* 0 = no Maximum Items */
+    bool want_online, want_archived;
+    bool group_member;         /* Object Group Member given: the group's next object */
+    bool default_member;       /* ... the group's default one, round-robin */
+} locate_query_t;
 
+/* Maximum Items, Offset Items, Storage Status Mask, Object Group Member. */
+static int parse_options(kmip_ctx_t *ctx, locate_query_t *q)
+{
     const ttlv_item_t *mi = ttlv_find(ctx->payload, KMIP_TAG_MAXIMUM_ITEMS);
     if (mi) {
         if (mi->type != TTLV_INTEGER || mi->v.i32 < 0)
             return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "bad Maximum Items");
-        max_items = (size_t)mi->v.i32;
+        q->max_items = (size_t)mi->v.i32;
     }
     const ttlv_item_t *oi = ttlv_find(ctx->payload, KMIP_TAG_OFFSET_ITEMS);
     if (oi) {
         if (oi->type != TTLV_INTEGER || oi->v.i32 < 0)
             return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "bad Offset Items");
-        offset = (size_t)oi->v.i32;
+        q->offset = (size_t)oi->v.i32;
     }
     const ttlv_item_t *ssm = ttlv_find(ctx->payload, KMIP_TAG_STORAGE_STATUS_MASK);
     if (ssm) {
         if (ssm->type != TTLV_INTEGER)
             return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "bad Storage Status Mask");
-        q.want_online = ssm->v.i32 & KMIP_STORAGE_STATUS_MASK_ONLINE_STORAGE;
-        q.want_archived = ssm->v.i32 & KMIP_STORAGE_STATUS_MASK_ARCHIVAL_STORAGE;
-        if (!q.want_online && !q.want_archived)
-            q.want_online = true;
-    } else {
-        q.want_online = true;
+        q->want_online = ssm->v.i32 & KMIP_STORAGE_STATUS_MASK_ONLINE_STORAGE;
+        q->want_archived = ssm->v.i32 & KMIP_STORAGE_STATUS_MASK_ARCHIVAL_STORAGE;
     }
+    if (!q->want_online && !q->want_archived)
+        q->want_online = true;
     const ttlv_item_t *ogm = ttlv_find(ctx->payload, KMIP_TAG_OBJECT_GROUP_MEMBER);
     if (ogm) {
         if (ogm->type != TTLV_ENUMERATION)
             return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "bad Object Group Member");
+        q->group_member = true;
+        q->default_member = ttlv_u32(ogm) == KMIP_OBJECT_GROUP_MEMBER_GROUP_MEMBER_DEFAULT;
         if (ttlv_u32(ogm) == KMIP_OBJECT_GROUP_MEMBER_GROUP_MEMBER_FRESH)
-            conds[nc++] = (store_cond_t){.kind = STORE_COND_NKEY_EQ, .name = "Fresh", .lo = 1};
+            q->conds[q->nc++] = (store_cond_t){.kind = STORE_COND_NKEY_EQ, .name = "Fresh", .lo = 1};
     }
+    return 0;
+}
 
-    for (const ttlv_item_t *at = ttlv_find(ctx->payload, KMIP_TAG_ATTRIBUTE); at;
-         at = ttlv_find_next(at, KMIP_TAG_ATTRIBUTE)) {
-        const char *name;
-        uint32_t idx;
-        ttlv_item_t *v;
-        int rc = kmip_attr_parse(ctx, at, &name, &idx, NULL, &v);
-        if (rc)
-            return rc;
-        const kmip_attr_rule_t *r = kmip_attr_rule(name);
-        if (!r || (r->flags & KMIP_ATTR_HIDDEN))
-            return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "unknown attribute '%s'", name);
-        if (!v)
-            return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "attribute '%s' has no value", name);
-        if ((rc = kmip_attr_check_value(ctx, name, r, v)))
-            return rc;
-        if (nc + 2 > MAX_CONDS || np + 1 > MAX_POST)
-            return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "too many Locate attributes");
-        if (strcmp(name, "State") == 0) {
-            /* The stored state can lag behind dates (Pre-Active -> Active ->
-             * Deactivated) until the object is next read, so the store
-             * narrows to the states that can still become the asked one
-             * and the post-filter decides on the evaluated state. */
-            uint32_t st = ttlv_u32(v);
-            int64_t lo = st <= KMIP_STATE_DEACTIVATED ? KMIP_STATE_PRE_ACTIVE : st;
-            conds[nc++] = (store_cond_t){.kind = STORE_COND_STATE_RANGE, .lo = lo, .hi = st};
-            posts[np++] = (post_t){.name = name, .state = true, .state_v = st};
-            continue;
+/* A date: equality, or with a second instance of the same attribute the
+ * range between the two. */
+static void add_date(locate_query_t *q, const char *name, const ttlv_item_t *v)
+{
+    for (size_t i = 0; i < q->nc; i++) {
+        store_cond_t *c = &q->conds[i];
+        if (c->kind == STORE_COND_NKEY_EQ && strcmp(c->name, name) == 0 && c->hi == c->lo) {
+            int64_t a = c->lo, b = v->v.i64;
+            c->kind = STORE_COND_NKEY_RANGE;
+            c->lo = a < b ? a : b;
+            c->hi = a < b ? b : a;
+            return;
         }
-        if (is_date_attr(name, v)) {
-            /* A second instance of the same date attribute closes a range. */
-            bool merged = false;
-            for (size_t i = 0; i < nc; i++) {
-                if (conds[i].kind == STORE_COND_NKEY_EQ && strcmp(conds[i].name, name) == 0 &&
-                    conds[i].hi == conds[i].lo) {
-                    int64_t a = conds[i].lo, b = v->v.i64;
-                    conds[i].kind = STORE_COND_NKEY_RANGE;
-                    conds[i].lo = a < b ? a : b;
-                    conds[i].hi = a < b ? b : a;
-                    merged = true;
-                    break;
-                }
-            }
-            if (!merged)
-                conds[nc++] = (store_cond_t){.kind = STORE_COND_NKEY_EQ, .name = name,
-                                             .lo = v->v.i64, .hi = v->v.i64,
-                                             .indexed = kmip_attr_nkey_indexed(name, v->type)};
-            continue;
-        }
-        if (strcmp(name, "Object Type") == 0) {
-            /* The objects column (in the order index), not an attribute row. */
-            conds[nc++] = (store_cond_t){.kind = STORE_COND_TYPE_EQ, .lo = ttlv_u32(v)};
-            continue;
-        }
-        if (strcmp(name, "Cryptographic Usage Mask") == 0) {
-            conds[nc++] = (store_cond_t){.kind = STORE_COND_NKEY_MASK, .name = name,
-                                         .lo = (uint32_t)v->v.i32};
-            continue;
-        }
-        const char *skey;
-        int64_t nkey;
-        bool has_n;
-        kmip_attr_search_keys(ctx->arena, name, v, &skey, &nkey, &has_n);
-        if (skey)
-            conds[nc++] = (store_cond_t){.kind = STORE_COND_SKEY_EQ, .name = name, .s = skey};
-        if (v->type != TTLV_STRUCTURE && has_n)
-            conds[nc++] = (store_cond_t){.kind = STORE_COND_NKEY_EQ, .name = name, .lo = nkey,
-                                         .hi = nkey,
-                                         .indexed = kmip_attr_nkey_indexed(name, v->type)};
-        if (v->type == TTLV_STRUCTURE || (!skey && !has_n))
-            posts[np++] = (post_t){.name = name, .value = v};
     }
-    /* Destroyed objects are not located, unless the client asks for a
-     * State (then the post-filter decides). */
-    bool want_state = false;
-    for (size_t j = 0; j < np; j++)
-        want_state |= posts[j].state;
-    if (!want_state)
-        conds[nc++] = (store_cond_t){.kind = STORE_COND_NKEY_EQ, .name = "_kmsd.live", .lo = 1, .hi = 1};
-    q.conds = conds;
-    q.n_conds = nc;
-    /* Object Group Member asks for the group's next object: oldest first
-     * (a queue of fresh keys, KMIP 1.1 test case 15.2). */
-    bool oldest_first = ogm != NULL;
-    bool default_member = ogm && ttlv_u32(ogm) == KMIP_OBJECT_GROUP_MEMBER_GROUP_MEMBER_DEFAULT;
-    bool clip_in_store = np == 0 && !oldest_first;
-    q.max_items = clip_in_store ? max_items : 0;
-    q.offset = clip_in_store ? offset : 0;
-    if (q.max_items == 0)
-        q.max_items = STORE_LOCATE_MAX;
+    q->conds[q->nc++] = (store_cond_t){.kind = STORE_COND_NKEY_EQ, .name = name, .lo = v->v.i64,
+                                       .hi = v->v.i64,
+                                       .indexed = kmip_attr_nkey_indexed(name, v->type)};
+}
 
-    char **ids = NULL;
-    size_t n = 0;
-    int rc = store_locate(ctx->reader, &q, ctx->arena, &ids, &n);
+/* One Attribute of the request as store conditions and post-filters. */
+static int parse_attribute(kmip_ctx_t *ctx, locate_query_t *q, const ttlv_item_t *at)
+{
+    const char *name;
+    uint32_t idx;
+    ttlv_item_t *v;
+    int rc = kmip_attr_parse(ctx, at, &name, &idx, NULL, &v);
     if (rc)
         return rc;
-    if (oldest_first)
-        for (size_t i = 0, j = n ? n - 1 : 0; i < j; i++, j--) {
-            char *t = ids[i];
-            ids[i] = ids[j];
-            ids[j] = t;
-        }
-    if (default_member) {
-        /* The group's default object, served round-robin: the member
-         * least recently handed out by Get (never served first, then the
-         * oldest). */
-        const char *best = NULL;
-        int64_t best_served = INT64_MAX;
-        for (size_t i = 0; i < n; i++) {
-            kmip_obj_t *o = NULL;
-            rc = kmip_obj_load(ctx, ids[i], &o);
-            if (rc == KMS_ERR_NOTFOUND) {
-                ctx->reason = 0;
-                ctx->msg[0] = 0;
-                continue;
-            }
-            if (rc)
-                return rc;
-            bool ok = true;
-            for (size_t j = 0; j < np && ok; j++)
-                ok = posts[j].state ? o->state == posts[j].state_v
-                                    : has_value(o, posts[j].name, posts[j].value);
-            if (!ok)
-                continue;
-            kmip_attr_t *sv = kmip_attr_get(o, "_kmsd.served", 0);
-            int64_t served = sv && sv->value->type == TTLV_LONG_INTEGER ? sv->value->v.i64 : 0;
-            if (served < best_served) {
-                best_served = served;
-                best = ids[i];
-            }
-        }
-        if (best) {
-            if (!ttlv_new_textz(ctx->arena, ctx->resp_payload, KMIP_TAG_UNIQUE_IDENTIFIER, best))
-                return KMS_ERR_NOMEM;
-            kmip_set_placeholder(ctx, best);
-            ctx->default_member_pending = true;
-        }
+    const kmip_attr_rule_t *r = kmip_attr_rule(name);
+    if (!r || (r->flags & KMIP_ATTR_HIDDEN))
+        return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "unknown attribute '%s'", name);
+    if (!v)
+        return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "attribute '%s' has no value", name);
+    if ((rc = kmip_attr_check_value(ctx, name, r, v)))
+        return rc;
+    /* Room for two conditions (skey + nkey) and one post-filter, plus the
+     * liveness condition plan() may add. */
+    if (q->nc + 3 > MAX_CONDS || q->np + 1 > MAX_POST)
+        return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "too many Locate attributes");
+    if (strcmp(name, "State") == 0) {
+        /* The stored state can lag behind dates (Pre-Active -> Active ->
+         * Deactivated) until the object is next read, so the store narrows
+         * to the states that can still become the asked one and the
+         * post-filter decides on the evaluated state. */
+        uint32_t st = ttlv_u32(v);
+        int64_t lo = st <= KMIP_STATE_DEACTIVATED ? KMIP_STATE_PRE_ACTIVE : st;
+        q->conds[q->nc++] = (store_cond_t){.kind = STORE_COND_STATE_RANGE, .lo = lo, .hi = st};
+        q->posts[q->np++] = (post_t){.name = name, .state = true, .state_v = st};
         return 0;
     }
+    if (is_date_attr(name, v)) {
+        add_date(q, name, v);
+        return 0;
+    }
+    if (strcmp(name, "Object Type") == 0) {
+        /* The objects column (in the order index), not an attribute row. */
+        q->conds[q->nc++] = (store_cond_t){.kind = STORE_COND_TYPE_EQ, .lo = ttlv_u32(v)};
+        return 0;
+    }
+    if (strcmp(name, "Cryptographic Usage Mask") == 0) {
+        q->conds[q->nc++] = (store_cond_t){.kind = STORE_COND_NKEY_MASK, .name = name,
+                                           .lo = (uint32_t)v->v.i32};
+        return 0;
+    }
+    const char *skey;
+    int64_t nkey;
+    bool has_n;
+    kmip_attr_search_keys(ctx->arena, name, v, &skey, &nkey, &has_n);
+    if (skey)
+        q->conds[q->nc++] = (store_cond_t){.kind = STORE_COND_SKEY_EQ, .name = name, .s = skey};
+    if (v->type != TTLV_STRUCTURE && has_n)
+        q->conds[q->nc++] = (store_cond_t){.kind = STORE_COND_NKEY_EQ, .name = name, .lo = nkey,
+                                           .hi = nkey,
+                                           .indexed = kmip_attr_nkey_indexed(name, v->type)};
+    if (v->type == TTLV_STRUCTURE || (!skey && !has_n))
+        q->posts[q->np++] = (post_t){.name = name, .value = v};
+    return 0;
+}
+
+/* Step 1: the request payload as a query. */
+static int parse_query(kmip_ctx_t *ctx, locate_query_t *q)
+{
+    int rc = parse_options(ctx, q);
+    for (const ttlv_item_t *at = ttlv_find(ctx->payload, KMIP_TAG_ATTRIBUTE); at && rc == 0;
+         at = ttlv_find_next(at, KMIP_TAG_ATTRIBUTE))
+        rc = parse_attribute(ctx, q, at);
+    return rc;
+}
+
+/* Step 2: what the store is asked. Destroyed objects are not located,
+ * unless the client asks for a State (then the post-filter decides). The
+ * store clips (Offset/Maximum Items) only when nothing is post-filtered
+ * and the order is its own (newest first). */
+static bool plan(kmip_ctx_t *ctx, locate_query_t *q, store_query_t *sq)
+{
+    bool want_state = false;
+    for (size_t j = 0; j < q->np; j++)
+        want_state |= q->posts[j].state;
+    if (!want_state)
+        q->conds[q->nc++] = (store_cond_t){.kind = STORE_COND_NKEY_EQ, .name = "_kmsd.live",
+                                           .lo = 1, .hi = 1};
+    bool clip_in_store = q->np == 0 && !q->group_member;
+    *sq = (store_query_t){
+        .tenant = ctx->tenant_filter,
+        .conds = q->conds,
+        .n_conds = q->nc,
+        .want_online = q->want_online,
+        .want_archived = q->want_archived,
+        .max_items = clip_in_store ? q->max_items : 0,
+        .offset = clip_in_store ? q->offset : 0,
+    };
+    if (sq->max_items == 0)
+        sq->max_items = STORE_LOCATE_MAX;
+    return clip_in_store;
+}
+
+/* Step 3: the store's candidates, in answer order. Object Group Member
+ * asks for the group's next object: oldest first (a queue of fresh keys,
+ * KMIP 1.1 test case 15.2). */
+static int run_query(kmip_ctx_t *ctx, const locate_query_t *q, const store_query_t *sq,
+                     char ***ids_out, size_t *n_out)
+{
+    int rc = store_locate(ctx->reader, sq, ctx->arena, ids_out, n_out);
+    if (rc || !q->group_member)
+        return rc;
+    char **ids = *ids_out;
+    for (size_t i = 0, j = *n_out ? *n_out - 1 : 0; i < j; i++, j--) {
+        char *t = ids[i];
+        ids[i] = ids[j];
+        ids[j] = t;
+    }
+    return 0;
+}
+
+/* Load candidate `id` and apply the post-filters. 0 with *o_out NULL when
+ * it does not match (or was deleted meanwhile). */
+static int post_filter(kmip_ctx_t *ctx, const locate_query_t *q, const char *id,
+                       kmip_obj_t **o_out)
+{
+    kmip_obj_t *o = NULL;
+    *o_out = NULL;
+    int rc = kmip_obj_load(ctx, id, &o);
+    if (rc == KMS_ERR_NOTFOUND) {
+        kmip_fail_clear(ctx);
+        return 0;
+    }
+    if (rc)
+        return rc;
+    for (size_t j = 0; j < q->np; j++)
+        if (q->posts[j].state ? o->state != q->posts[j].state_v
+                              : !has_value(o, q->posts[j].name, q->posts[j].value))
+            return 0;
+    *o_out = o;
+    return 0;
+}
+
+/* Step 4, Object Group Member Default: the group's default object, served
+ * round-robin: the member least recently handed out by Get (never served
+ * first, then the oldest). It becomes the ID Placeholder, and a Get of it
+ * advances the pointer. */
+static int answer_default_member(kmip_ctx_t *ctx, const locate_query_t *q, char **ids, size_t n)
+{
+    const char *best = NULL;
+    int64_t best_served = INT64_MAX;
+    for (size_t i = 0; i < n; i++) {
+        kmip_obj_t *o = NULL;
+        int rc = post_filter(ctx, q, ids[i], &o);
+        if (rc)
+            return rc;
+        if (!o)
+            continue;
+        kmip_attr_t *sv = kmip_attr_get(o, "_kmsd.served", 0);
+        int64_t served = sv && sv->value->type == TTLV_LONG_INTEGER ? sv->value->v.i64 : 0;
+        if (served < best_served) {
+            best_served = served;
+            best = ids[i];
+        }
+    }
+    if (!best)
+        return 0;
+    if (!ttlv_new_textz(ctx->arena, ctx->resp_payload, KMIP_TAG_UNIQUE_IDENTIFIER, best))
+        return KMS_ERR_NOMEM;
+    kmip_set_placeholder(ctx, best);
+    ctx->default_member_pending = true;
+    return 0;
+}
+
+/* Located Items (KMIP 1.3+) comes first in the payload. */
+static int prepend_located(kmip_ctx_t *ctx, size_t located)
+{
+    ttlv_item_t *li = ttlv_new_int(ctx->arena, NULL, KMIP_TAG_LOCATED_ITEMS, (int32_t)located);
+    if (!li)
+        return KMS_ERR_NOMEM;
+    li->parent = ctx->resp_payload;
+    li->next = ctx->resp_payload->first;
+    ctx->resp_payload->first = li;
+    if (!ctx->resp_payload->last)
+        ctx->resp_payload->last = li;
+    return 0;
+}
+
+/* Step 4: the identifiers that match, clipped by Offset / Maximum Items
+ * here unless the store did it; the first becomes the ID Placeholder. */
+static int answer_list(kmip_ctx_t *ctx, const locate_query_t *q, bool clipped_in_store,
+                       char **ids, size_t n)
+{
     size_t skipped = 0, out = 0, located = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!clip_in_store) {
+        if (!clipped_in_store) {
             kmip_obj_t *o = NULL;
-            rc = np ? kmip_obj_load(ctx, ids[i], &o) : 0;
-            if (rc == KMS_ERR_NOTFOUND) { /* deleted meanwhile */
-                ctx->reason = 0;
-                ctx->msg[0] = 0;
-                continue;
-            }
+            int rc = q->np ? post_filter(ctx, q, ids[i], &o) : 0;
             if (rc)
                 return rc;
-            bool ok = true;
-            for (size_t j = 0; j < np && ok && o; j++)
-                ok = posts[j].state ? o->state == posts[j].state_v
-                                    : has_value(o, posts[j].name, posts[j].value);
-            if (!ok)
+            if (q->np && !o)
                 continue;
             located++;
-            if (skipped < offset) {
+            if (skipped < q->offset) {
                 skipped++;
                 continue;
             }
-            if (max_items && out >= max_items)
+            if (q->max_items && out >= q->max_items)
                 continue;
         } else {
             located++;
@@ -265,16 +336,23 @@ int kmip_op_locate(kmip_ctx_t *ctx)
             kmip_set_placeholder(ctx, ids[i]);
         out++;
     }
-    if (kmip_ver_at_least(ctx, 1, 3)) {
-        ttlv_item_t *li = ttlv_new_int(ctx->arena, NULL, KMIP_TAG_LOCATED_ITEMS, (int32_t)located);
-        if (!li)
-            return KMS_ERR_NOMEM;
-        /* Located Items comes first in the payload. */
-        li->parent = ctx->resp_payload;
-        li->next = ctx->resp_payload->first;
-        ctx->resp_payload->first = li;
-        if (!ctx->resp_payload->last)
-            ctx->resp_payload->last = li;
-    }
-    return 0;
+    return kmip_ver_at_least(ctx, 1, 3) ? prepend_located(ctx, located) : 0;
+}
+
+int kmip_op_locate(kmip_ctx_t *ctx)
+{
+    locate_query_t q;
+    store_query_t sq;
+    char **ids = NULL;
+    size_t n = 0;
+    memset(&q, 0, sizeof(q));
+    int rc = parse_query(ctx, &q);
+    if (rc)
+        return rc;
+    bool clipped_in_store = plan(ctx, &q, &sq);
+    if ((rc = run_query(ctx, &q, &sq, &ids, &n)))
+        return rc;
+    if (q.default_member)
+        return answer_default_member(ctx, &q, ids, n);
+    return answer_list(ctx, &q, clipped_in_store, ids, n);
 }

@@ -22,8 +22,8 @@ static int unwrap_lookup(void *arg, const char *key_id, kms_secret_t **kek_out, 
 {
     kmip_ctx_t *ctx = arg;
     int rc = kmip_kek_load(ctx, key_id, KMIP_CRYPTOGRAPHIC_USAGE_MASK_UNWRAP_KEY, kek_out, NULL);
-    if (rc < 0 && ctx->reason)
-        kms_error_set_reason(e, rc, ctx->reason, "%s", ctx->msg);
+    if (rc < 0 && ctx->err.reason)
+        kms_error_set_reason(e, rc, ctx->err.reason, "%s", ctx->err.msg);
     return rc;
 }
 
@@ -185,12 +185,12 @@ int kmip_op_register(kmip_ctx_t *ctx)
     if (!obj)
         return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
                          "Register payload lacks the %s object", ttlv_tag_name(tag));
-    ctx->reason = 0;
+    kmip_fail_clear(ctx);
     rc = crypto_object_parse(obj, type, unwrap_lookup, ctx, &stored, &desc, &e);
     if (rc < 0) {
         if (e.reason)
             return kmip_fail(ctx, e.reason, "%s", e.msg);
-        return ctx->reason ? KMS_ERR_INVAL : rc;
+        return ctx->err.reason ? KMS_ERR_INVAL : rc;
     }
     kmip_ctx_own_secret(ctx, stored);
     mlen = stored->len;

@@ -12,16 +12,20 @@
  * in the read BIO; above limits.max_pending_output unsent bytes, reading
  * stops until the write callbacks drain them.
  *
- * Reads and single-write operations run on the loop thread itself
- * (kmip_handle_inline): a read is answered at once (pipelined answers leave
+ * A complete request is decoded once into a kmip_request_t (its bytes are
+ * wiped at once). Reads and single-write operations are executed on the
+ * loop thread itself: a read is answered at once (pipelined answers leave
  * in one socket write), a write is handed to the store's writer
- * (store_commit_async) and its prepared answer leaves when the commit is
- * durable; a failed commit re-runs the request on a worker. Everything
- * else (Locate, key pair generation, password checks, multi-write
- * batches) runs on libuv's threadpool (uv_queue_work). Either way a
- * connection has one request at a time, so answers stay in order.
- * It deliberately never parses TTLV beyond the header and never blocks the
- * loop thread. A misbehaving client loses only its own connection.
+ * (store_commit_async) and the answer is encoded and sent when the commit
+ * is durable; a commit that lost a race runs the decoded request again on
+ * a worker, any other failed commit is answered as the failure it is.
+ * Everything else (Locate, key pair generation, password checks,
+ * multi-write batches) runs on libuv's threadpool (uv_queue_work), which
+ * is handed the decoded request. Either way a connection has one request
+ * at a time, so answers stay in order, and every request ends in one
+ * place (conn_finish: count, audit, log, write, wipe). It deliberately
+ * knows no KMIP beyond the TTLV header and never blocks the loop thread.
+ * A misbehaving client loses only its own connection.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +35,7 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include "keys/keys.h" /* keys_hsm_down */
 #include "server/server_int.h"
 #include "ttlv/ttlv.h"
 
@@ -67,7 +72,7 @@ static void conn_unref(srv_conn_t *c)
     if (c->id)
         l->n_conns--;
     atomic_fetch_sub(&srv->n_conns, 1);
-    store_write_free(c->deferred); /* NULL: no commit can be pending here */
+    kmip_request_free(c->req); /* NULL: nothing can be in flight here */
     SSL_free(c->ssl); /* frees both BIOs */
     kms_buf_dispose_wipe(&c->in);
     kms_buf_dispose_wipe(&c->resp);
@@ -240,7 +245,23 @@ static void conn_tls_fail(srv_conn_t *c, int ssl_err, const char *what)
 }
 
 /* ----------------------------------------------------------- dispatch */
-/* Who is asking, as the TLS layer established it (for kmip_handle*). */
+/*
+ * A request's path (kmip.h has the steps): conn_dispatch decodes the bytes
+ * once into a kmip_request_t and wipes them; the request is executed here
+ * on the loop when kmip allows it (conn_prepare authenticates and gates
+ * it first), else handed, decoded, to a worker (work_cb prepares,
+ * executes and encodes it there). A loop execution that left a write
+ * hands it to the store's writer and waits in DISPATCH; the writer's
+ * verdict comes back through srv_conn_commits_done: durable or failed for
+ * good, the answer is encoded here; a conflict runs the request again on
+ * a worker. Every path ends in conn_finish, the one place that counts,
+ * audits, logs and writes an answer.
+ */
+
+/* What an HSM-down gate answers key operations with. */
+#define SRV_KEYS_UNAVAILABLE "HSM unavailable"
+
+/* Who is asking, as the TLS layer established it. */
 static kmip_peer_t conn_peer(const srv_conn_t *c)
 {
     kmip_peer_t peer = {
@@ -251,21 +272,36 @@ static kmip_peer_t conn_peer(const srv_conn_t *c)
     return peer;
 }
 
+/* Identity, then what the server can offer right now (the HSM health
+ * monitor's verdict, read once per request). On whichever thread executes
+ * the request first. */
+static void conn_prepare(srv_conn_t *c)
+{
+    if (c->prepared)
+        return;
+    c->prepared = true;
+    (void)kmip_request_authenticate(c->req); /* a refusal is answered, item by item */
+    kmip_gate_t g = {
+        .keys_unavailable = keys_hsm_down(),
+        .keys_reason = SRV_KEYS_UNAVAILABLE,
+    };
+    kmip_request_gate(c->req, &g);
+}
+
+/* Worker thread: the steps up to the encoded answer. */
 static void work_cb(uv_work_t *w)
 {
     srv_conn_t *c = w->data;
-    kmip_peer_t peer = conn_peer(c);
-    memset(&c->summary, 0, sizeof c->summary);
-    c->rc = kmip_handle(c->loop->srv->kmip, &peer, c->req, c->req_len, &c->resp, &c->summary);
-    atomic_fetch_add_explicit(&c->loop->srv->n_requests, 1, memory_order_relaxed);
-    /* Audit (worker thread; only queues the record for the audit writer). */
-    if (c->rc == 0 || c->rc == KMS_ERR_PROTO)
-        srv_audit_record(&c->summary, &peer);
+    conn_prepare(c);
+    int rc = kmip_request_execute(c->req, KMIP_RUN_WORKER);
+    if (rc == 0)
+        rc = kmip_request_encode(c->req, &c->resp);
+    if (rc)
+        c->rc = rc;
 }
 
-static void log_request(srv_conn_t *c, uint64_t us)
+static void log_request(const srv_conn_t *c, const kmip_summary_t *s, uint64_t us)
 {
-    const kmip_summary_t *s = &c->summary;
     if (c->rc != 0 && c->rc != KMS_ERR_PROTO) {
         kms_log(KMS_LOG_ERROR, SRV_LOG, "conn %llu %s request failed: %s (%lluus)",
                 (unsigned long long)c->id, c->addr, kms_strerror(c->rc),
@@ -305,83 +341,88 @@ static bool conn_write_resp(srv_conn_t *c, int *rc)
     return true;
 }
 
-static void after_work_cb(uv_work_t *w, int status)
+/* The one end of every request, on the loop thread: count it, audit it,
+ * log it, free it, hand its answer to TLS and wipe that. A request that
+ * failed (c->rc other than 0 and KMS_ERR_PROTO) or was not TTLV closes
+ * the connection after its answer, if it has one. */
+static void conn_finish(srv_conn_t *c)
 {
-    srv_conn_t *c = w->data;
     srv_t *srv = c->loop->srv;
-    uint64_t us = (kms_mono_ns() - c->t0_ns) / 1000;
-
-    if (status == UV_ECANCELED)
-        c->rc = KMS_ERR_UNAVAIL;
-    kms_wipe(c->req, c->req_len); /* a Register carries key material */
-    free(c->req);
+    kmip_summary_t sum;
+    kmip_request_summary(c->req, &sum);
+    kmip_request_free(c->req);
     c->req = NULL;
-    c->req_len = 0;
+    c->prepared = false;
     c->requests++;
-    log_request(c, us);
-
-    if (c->state == SRV_CONN_CLOSING) {
-        kms_buf_dispose_wipe(&c->resp);
-        conn_close_continue(c);
-        conn_unref(c);
-        return;
+    atomic_fetch_add_explicit(&srv->n_requests, 1, memory_order_relaxed);
+    if (c->rc == 0 || c->rc == KMS_ERR_PROTO) {
+        kmip_peer_t peer = conn_peer(c);
+        srv_audit_record(&sum, &peer);
     }
+    log_request(c, &sum, (kms_mono_ns() - c->t0_ns) / 1000);
     int rc = c->rc;
-    if (!conn_write_resp(c, &rc)) {
-        kms_buf_dispose_wipe(&c->resp);
-        conn_unref(c);
+    bool written = c->state == SRV_CONN_CLOSING || conn_write_resp(c, &rc);
+    /* A Get response carries key material: wipe it, keep the memory for the
+     * next request (freed when the connection idles, conn_shrink). */
+    kms_wipe(c->resp.data, c->resp.len);
+    kms_buf_reset(&c->resp);
+    if (c->state == SRV_CONN_CLOSING) {
+        conn_close_continue(c);
         return;
     }
-    kms_buf_dispose_wipe(&c->resp); /* a Get response carries key material */
-    kms_buf_init(&c->resp, srv->limits.max_response);
-    int fr = conn_flush(c);
-    if (rc != 0 || fr != 0) {
-        srv_conn_close(c, rc == KMS_ERR_PROTO ? "request is not TTLV"
-                          : rc != 0          ? kms_strerror(rc)
-                                             : "write failed");
-        conn_unref(c);
+    if (written && rc != 0) {
+        (void)conn_flush(c);
+        srv_conn_close(c, rc == KMS_ERR_PROTO ? "request is not TTLV" : kms_strerror(rc));
+    }
+}
+
+/* Encode the executed request's answer on this thread and end it. */
+static void conn_answer(srv_conn_t *c)
+{
+    int rc = kmip_request_encode(c->req, &c->resp);
+    if (rc)
+        c->rc = rc;
+    conn_finish(c);
+}
+
+/* After an answer that came back asynchronously: send it, read on. */
+static void conn_resume(srv_conn_t *c)
+{
+    if (c->state == SRV_CONN_CLOSING)
+        return;
+    if (conn_flush(c) != 0) {
+        srv_conn_close(c, "write failed");
         return;
     }
-    c->state = c->pending_out > srv->limits.max_pending_output ? SRV_CONN_WRITE : SRV_CONN_READ;
+    c->state = c->pending_out > c->loop->srv->limits.max_pending_output ? SRV_CONN_WRITE
+                                                                        : SRV_CONN_READ;
     if (c->state == SRV_CONN_READ)
         conn_pump(c);
     else
         conn_settle(c);
+}
+
+static void after_work_cb(uv_work_t *w, int status)
+{
+    srv_conn_t *c = w->data;
+    if (status == UV_ECANCELED)
+        c->rc = KMS_ERR_UNAVAIL;
+    conn_finish(c);
+    conn_resume(c);
     conn_unref(c);
 }
 
-static void conn_commit_cb(store_write_t *w, int result, void *arg);
-
-/* Hand a deferred write to the store; its answer waits in c->resp. The
- * request bytes are kept (c->req) to run it again on a worker should the
- * commit fail. */
-static void conn_defer(srv_conn_t *c, store_write_t *w, uint64_t t0)
+/* Hand the decoded request to a worker (state DISPATCH). */
+static void conn_queue(srv_conn_t *c)
 {
-    srv_t *srv = c->loop->srv;
-    size_t len = 0;
-    c->req = kms_buf_take(&c->in, &len);
-    c->req_len = len;
-    c->need = 0;
-    kms_buf_init(&c->in, srv->limits.max_message);
-    c->deferred = w;
     c->state = SRV_CONN_DISPATCH;
-    c->t0_ns = t0;
     c->work.data = c;
-    c->refs++; /* released by after_work_cb */
-    if (store_commit_async(srv->store, w, conn_commit_cb, c) != 0) {
-        /* Not queued (closing, or read-only): the worker path answers. */
-        store_write_free(c->deferred);
-        c->deferred = NULL;
-        kms_wipe(c->resp.data, c->resp.len);
-        kms_buf_reset(&c->resp);
-        if (uv_queue_work(&c->loop->loop, &c->work, work_cb, after_work_cb) != 0) {
-            kms_wipe(c->req, c->req_len);
-            free(c->req);
-            c->req = NULL;
-            c->refs--;
-            srv_conn_close(c, "cannot queue request");
-        }
+    if (uv_queue_work(&c->loop->loop, &c->work, work_cb, after_work_cb) != 0) {
+        c->rc = KMS_ERR_BUSY;
+        conn_finish(c); /* closes */
+        return;
     }
+    c->refs++; /* released by after_work_cb */
 }
 
 /* Writer thread: a deferred commit finished; queue it for its loop. */
@@ -402,7 +443,8 @@ static void conn_commit_cb(store_write_t *w, int result, void *arg)
     uv_async_send(&l->commit_async); /* coalesced: one wake-up per batch */
 }
 
-/* Loop thread: answer (or re-run) every connection whose commit finished. */
+/* Loop thread: answer every connection whose commit finished, or run its
+ * request again on a worker when another writer got there first. */
 void srv_conn_commits_done(uv_async_t *a)
 {
     srv_loop_t *l = a->data;
@@ -412,98 +454,74 @@ void srv_conn_commits_done(uv_async_t *a)
     pthread_mutex_unlock(&l->commit_mu);
     while (c) {
         srv_conn_t *next = c->commit_next;
-        store_write_free(c->deferred);
-        c->deferred = NULL;
-        if (c->commit_result == 0) {
-            kmip_peer_t peer = conn_peer(c);
-            atomic_fetch_add_explicit(&l->srv->n_requests, 1, memory_order_relaxed);
-            if (c->rc == 0 || c->rc == KMS_ERR_PROTO)
-                srv_audit_record(&c->summary, &peer);
-            after_work_cb(&c->work, 0); /* sends c->resp, reads on */
+        int rc = kmip_request_commit_done(c->req, c->commit_result);
+        if (rc == KMS_ERR_AGAIN && c->state != SRV_CONN_CLOSING) {
+            kms_log(KMS_LOG_DEBUG, SRV_LOG, "conn %llu deferred commit conflicted: run again",
+                    (unsigned long long)c->id);
+            conn_queue(c);
         } else {
-            /* Nothing of it was stored: the worker runs the request again
-             * and answers what really happens (error, or a retry). */
-            kms_log(KMS_LOG_DEBUG, SRV_LOG, "conn %llu deferred commit failed (%s): re-run",
-                    (unsigned long long)c->id, kms_strerror(c->commit_result));
-            kms_wipe(c->resp.data, c->resp.len);
-            kms_buf_reset(&c->resp);
-            if (c->state == SRV_CONN_CLOSING ||
-                uv_queue_work(&l->loop, &c->work, work_cb, after_work_cb) != 0)
-                after_work_cb(&c->work, UV_ECANCELED);
+            if (rc == 0) {
+                conn_answer(c);
+            } else {
+                c->rc = KMS_ERR_UNAVAIL; /* closing: not run again */
+                conn_finish(c);
+            }
+            conn_resume(c);
         }
+        conn_unref(c); /* the commit's reference */
         c = next;
     }
 }
 
-/* The request in c->in, run on this loop thread. false: it could block
- * (nothing was done; run it on a worker). true: answered (the response is
- * in OpenSSL's write BIO, flushed by the caller), waiting for its deferred
- * commit (state DISPATCH), or the connection is closing. */
-static bool conn_run_inline(srv_conn_t *c)
-{
-    srv_t *srv = c->loop->srv;
-    kmip_peer_t peer = conn_peer(c);
-    uint64_t t0 = kms_mono_ns();
-    memset(&c->summary, 0, sizeof c->summary);
-    store_write_t *w = NULL;
-    int rc = kmip_handle_inline(srv->kmip, &peer, c->in.data, c->in.len, &c->resp, &c->summary, &w);
-    if (rc == KMS_ERR_AGAIN)
-        return false;
-    c->rc = rc;
-    srv_timer_set(c, SRV_TIMER_NONE, false); /* a request answered: the idle time restarts */
-    if (w) {
-        conn_defer(c, w, t0);
-        return true;
-    }
-    atomic_fetch_add_explicit(&srv->n_requests, 1, memory_order_relaxed);
-    if (rc == 0 || rc == KMS_ERR_PROTO)
-        srv_audit_record(&c->summary, &peer);
-    kms_wipe(c->in.data, c->in.len);
-    c->in.len = 0;
-    c->need = 0;
-    c->requests++;
-    log_request(c, (kms_mono_ns() - t0) / 1000);
-    if (!conn_write_resp(c, &rc)) {
-        kms_buf_dispose_wipe(&c->resp);
-        return true;
-    }
-    /* A Get response carries key material: wipe it, keep the memory for the
-     * next request (freed when the connection idles, conn_shrink). */
-    kms_wipe(c->resp.data, c->resp.len);
-    kms_buf_reset(&c->resp);
-    if (rc != 0) {
-        (void)conn_flush(c);
-        srv_conn_close(c, rc == KMS_ERR_PROTO ? "request is not TTLV" : kms_strerror(rc));
-    }
-    return true;
-}
-
-/* Run the complete request in c->in. true: answered inline, go on reading;
- * false: it runs on a worker (state DISPATCH) or the connection closes. */
+/* Run the complete request in c->in: decode it once (and wipe the bytes:
+ * a Register carries key material), then execute it here when kmip allows
+ * it, else on a worker. true: answered, go on reading; false: it runs on a
+ * worker or waits for its commit (state DISPATCH), or the connection
+ * closes. */
 static bool conn_dispatch(srv_conn_t *c)
 {
     srv_t *srv = c->loop->srv;
-    if (conn_run_inline(c))
-        return c->state == SRV_CONN_READ;
-    size_t len = 0;
-    c->req = kms_buf_take(&c->in, &len); /* no copy; `in` restarts empty and small */
-    c->req_len = len;
-    c->need = 0;
-    kms_buf_init(&c->in, srv->limits.max_message);
-    c->state = SRV_CONN_DISPATCH; /* c->resp is empty: the worker fills it */
+    kmip_peer_t peer = conn_peer(c);
     c->t0_ns = kms_mono_ns();
-    c->work.data = c;
-    srv_timer_set(c, SRV_TIMER_NONE, false);
-    int r = uv_queue_work(&c->loop->loop, &c->work, work_cb, after_work_cb);
-    if (r != 0) {
-        kms_wipe(c->req, c->req_len);
-        free(c->req);
-        c->req = NULL;
-        srv_conn_close(c, "cannot queue request");
+    c->rc = kmip_request_decode(srv->kmip, &peer, c->in.data, c->in.len, &c->req);
+    kms_wipe(c->in.data, c->in.len);
+    c->in.len = 0;
+    c->need = 0;
+    srv_timer_set(c, SRV_TIMER_NONE, false); /* a request answered: the idle time restarts */
+    if (!c->req) {
+        conn_finish(c); /* closes */
         return false;
     }
-    c->refs++;
-    return false;
+    if (!kmip_request_can_run_inline(c->req)) {
+        conn_queue(c);
+        return false;
+    }
+    conn_prepare(c);
+    int rc = kmip_request_execute(c->req, KMIP_RUN_LOOP);
+    if (rc == KMS_ERR_AGAIN) {
+        conn_queue(c); /* it needs a worker after all; nothing was stored */
+        return false;
+    }
+    store_write_t *w = kmip_request_pending_write(c->req);
+    if (rc == 0 && w) {
+        c->state = SRV_CONN_DISPATCH;
+        c->refs++; /* released by srv_conn_commits_done */
+        rc = store_commit_async(srv->store, w, conn_commit_cb, c);
+        if (rc == 0)
+            return false;
+        /* Not queued (closing, read-only): nothing is stored, and the
+         * answer says so. */
+        c->refs--;
+        c->state = SRV_CONN_READ;
+        rc = kmip_request_commit_done(c->req, rc);
+    }
+    if (rc) {
+        c->rc = rc;
+        conn_finish(c);
+    } else {
+        conn_answer(c);
+    }
+    return c->state == SRV_CONN_READ;
 }
 
 /* ------------------------------------------------------------ reading */

@@ -5,10 +5,11 @@
  * One srv_t holds the whole running server: the modules it opened (hsm,
  * store, keyring, kmip), the TLS context that new connections use, the
  * listen sockets and the event loops. It deliberately holds no KMIP
- * knowledge: a connection hands complete request bytes to kmip/ (on its
- * loop thread with kmip_handle_inline(), or on a worker with kmip_handle())
- * and writes back whatever it returns. Access control (auth.c, wired by
- * admin_setup.c) plugs in through the hook fields below.
+ * knowledge: a connection hands complete request bytes to kmip/, which
+ * decodes them into a request value; the connection then walks that value
+ * through kmip's steps (on its loop thread, or on a worker for requests
+ * that may block) and writes back the answer. Access control (auth.c,
+ * wired by hooks.c) plugs in through the hook fields below.
  */
 #ifndef KMS_SERVER_INT_H
 #define KMS_SERVER_INT_H
@@ -131,8 +132,8 @@ enum srv_timer_kind {
  *   HANDSHAKE  TLS handshake running (handshake timer)
  *   READ       reading the next request (idle timer, or message timer once
  *              its first byte arrived)
- *   DISPATCH   the request runs on a worker thread, or its answer is ready
- *              and waits for its deferred commit; nothing else is parsed
+ *   DISPATCH   the request runs on a worker thread, or waits for its
+ *              deferred commit before it is answered; nothing else is parsed
  *              (one request in flight keeps responses in order)
  *   WRITE      unsent responses above limits.max_pending_output: reading
  *              stopped until the write callbacks drain them (write timer)
@@ -168,16 +169,14 @@ struct srv_conn {
     unsigned writes_pending;
     uint64_t requests;
 
-    /* The request on the worker thread (valid while refs counts it). */
-    uint8_t *req;
-    size_t req_len;
-    kms_buf_t resp;
-    kmip_summary_t summary;
-    int rc;
+    /* The request in flight, decoded (conn_dispatch to conn_finish; while
+     * on a worker or waiting for its commit, refs counts it). */
+    kmip_request_t *req;
+    bool prepared;            /* authenticated and gated */
+    kms_buf_t resp;           /* its encoded answer */
+    int rc;                   /* 0; KMS_ERR_PROTO: answer, then close; else close */
     uint64_t t0_ns;
-    /* An inline write waiting for the group commit (resp holds its answer). */
-    store_write_t *deferred;
-    srv_conn_t *commit_next;  /* loop->commit_head queue */
+    srv_conn_t *commit_next;  /* loop->commit_head queue (its write is committing) */
     int commit_result;
 
     char addr[64];            /* "127.0.0.1:53422" */

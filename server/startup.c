@@ -90,9 +90,6 @@ int srv_open_kmip(srv_t *srv)
         .max_items = srv->limits.max_items,
         .vendor = "kmsd",
         .version = SRV_VERSION,
-        .gate = keys_gate, /* HSM down: key operations fail at once */
-        .gate_arg = NULL,
-        .gate_msg = KEYS_GATE_MSG,
     };
     int rc = kmip_server_new(&kc, &srv->kmip);
     if (rc != 0) {

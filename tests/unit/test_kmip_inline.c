@@ -1,11 +1,16 @@
 /*
- * tests/unit/test_kmip_inline.c: kmip_handle_inline(), the entry point an
- * event loop uses, and store_commit_async() behind it.
+ * tests/unit/test_kmip_inline.c: a request's path as an event loop walks
+ * it: kmip_request_decode once, kmip_request_can_run_inline, execute with
+ * KMIP_RUN_LOOP, the pending write and kmip_request_commit_done, and
+ * store_commit_async() behind it.
  *
  * Against a real store and keyring (test_kmip_env.h): what may run on a
- * loop, what is refused with KMS_ERR_AGAIN before anything is stored, and
- * that a deferred write is invisible until it is committed, durable after,
- * and that a failed deferred commit leaves nothing behind.
+ * loop, what needs a worker (KMS_ERR_AGAIN before anything is stored, and
+ * then runs from the same decoded value), that a deferred write is
+ * invisible until it is committed and durable after; a commit that lost a
+ * race runs the request again, and one that failed for any other reason
+ * is answered as a failure, never as a success; a decoded request can be
+ * executed on another thread than the one that decoded it.
  */
 #include "test_kmip_env.h"
 
@@ -24,52 +29,56 @@ static void encode(kenv_t *e, ttlv_item_t *msg, kms_buf_t *b)
     assert_int_equal(ttlv_encode(msg, b), 0);
 }
 
-static ttlv_item_t *decode(kenv_t *e, const kms_buf_t *out)
+/* msg decoded into a request value and authenticated. The bytes are
+ * scribbled over and freed first: the value must not refer to them. */
+static kmip_request_t *request(kenv_t *e, ttlv_item_t *msg)
 {
-    ttlv_item_t *root = NULL;
-    kms_error_t err;
-    assert_int_equal(ttlv_decode(out->data, out->len, NULL, e->a, &root, &err), 0);
-    return root;
+    kms_buf_t b;
+    encode(e, msg, &b);
+    kmip_request_t *r = NULL;
+    assert_int_equal(kmip_request_decode(e->srv, NULL, b.data, b.len, &r), 0);
+    memset(b.data, 0xA5, b.len);
+    kms_buf_dispose(&b);
+    assert_non_null(r);
+    assert_int_equal(kmip_request_authenticate(r), 0);
+    return r;
 }
 
-/* One call of the bytes in b: VIA_INLINE = kmip_handle_inline, VIA_WORKER =
- * kmip_handle. Returns the call's result; *w the deferred write (or NULL),
- * *bi the first Batch Item of the answer (NULL when there is none). */
-enum via { VIA_INLINE, VIA_WORKER };
-static int run(kenv_t *e, const kms_buf_t *b, enum via via, store_write_t **w, ttlv_item_t **bi)
+/* The first Batch Item of r's encoded answer. */
+static ttlv_item_t *answer(kenv_t *e, kmip_request_t *r)
 {
     kms_buf_t out;
-    kmip_summary_t sum;
-    store_write_t *dw = NULL;
     kms_buf_init(&out, 1u << 20);
-    int rc = via == VIA_INLINE ? kmip_handle_inline(e->srv, NULL, b->data, b->len, &out, &sum, &dw)
-                               : kmip_handle(e->srv, NULL, b->data, b->len, &out, &sum);
-    if (w)
-        *w = dw;
-    else
-        assert_null(dw);
-    if (bi)
-        *bi = out.len ? rs_item(decode(e, &out), 0) : NULL;
-    if (rc == KMS_ERR_AGAIN)
-        assert_int_equal(out.len, 0);
+    assert_int_equal(kmip_request_encode(r, &out), 0);
+    ttlv_item_t *root = NULL;
+    kms_error_t err;
+    assert_int_equal(ttlv_decode(out.data, out.len, NULL, e->a, &root, &err), 0);
     kms_buf_dispose(&out);
-    return rc;
+    return rs_item(root, 0);
 }
 
-/* A Create of an AES key (Name `name` unless NULL), run inline: answered,
- * with its write deferred. Returns that write; *bi the answer's item. */
-static store_write_t *inline_create(kenv_t *e, const char *name, ttlv_item_t **bi)
+/* Executed on the loop: 0 (answered, maybe with a pending write) or
+ * KMS_ERR_AGAIN (it needs a worker). */
+static int run_on_loop(kmip_request_t *r)
+{
+    assert_true(kmip_request_can_run_inline(r));
+    return kmip_request_execute(r, KMIP_RUN_LOOP);
+}
+
+/* What the loop does with a pending write: commit it (here blocking) and
+ * report the result. */
+static int commit(kenv_t *e, kmip_request_t *r)
+{
+    store_write_t *w = kmip_request_pending_write(r);
+    assert_non_null(w);
+    return kmip_request_commit_done(r, store_commit(e->store, w, NULL, 0));
+}
+
+static kmip_request_t *create_request(kenv_t *e, const char *name)
 {
     ttlv_item_t *m = rq_msg(e, 1, 1);
     rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, name);
-    kms_buf_t b;
-    encode(e, m, &b);
-    store_write_t *w = NULL;
-    assert_int_equal(run(e, &b, VIA_INLINE, &w, bi), 0);
-    assert_non_null(w);
-    assert_ok(*bi);
-    kms_buf_dispose(&b);
-    return w;
+    return request(e, m);
 }
 
 static int64_t count_objects(kenv_t *e)
@@ -94,48 +103,56 @@ static bool fresh(kenv_t *e, const char *id)
 }
 
 /* The first Get of a Fresh object writes (Fresh := false): that write is
- * deferred, the answer is ready, Fresh changes only when the write
- * commits; after that, Get is a pure read with nothing deferred. */
+ * pending, Fresh changes only when it commits, and the answer holds the
+ * key; after that, Get is a pure read with nothing pending. */
 static void test_first_get_write(void **state)
 {
     kenv_t *e = *state;
     char *id = k_create_aes(e, NULL);
     assert_true(fresh(e, id));
-    kms_buf_t b;
-    encode(e, get_msg(e, id), &b);
-    store_write_t *w = NULL;
-    ttlv_item_t *bi = NULL;
-    assert_int_equal(run(e, &b, VIA_INLINE, &w, &bi), 0);
-    assert_non_null(w);
+    kmip_request_t *r = request(e, get_msg(e, id));
+    assert_int_equal(run_on_loop(r), 0);
+    assert_non_null(kmip_request_pending_write(r));
+    assert_true(fresh(e, id)); /* not before the commit */
+    assert_int_equal(commit(e, r), 0);
+    assert_null(kmip_request_pending_write(r));
+    assert_false(fresh(e, id));
+    ttlv_item_t *bi = answer(e, r);
     assert_ok(bi);
     assert_non_null(ttlv_find(rs_payload(bi), KMIP_TAG_SYMMETRIC_KEY));
-    assert_true(fresh(e, id)); /* not before the commit */
-    assert_int_equal(store_commit(e->store, w, NULL, 0), 0);
-    store_write_free(w);
-    assert_false(fresh(e, id));
-    /* Now a pure read: answered inline, nothing deferred. */
-    assert_int_equal(run(e, &b, VIA_INLINE, NULL, &bi), 0);
+    kmip_request_free(r);
+    /* Now a pure read: answered on the loop, nothing pending. */
+    r = request(e, get_msg(e, id));
+    assert_int_equal(run_on_loop(r), 0);
+    assert_null(kmip_request_pending_write(r));
+    bi = answer(e, r);
     assert_ok(bi);
     assert_string_equal(rs_uid(bi), id);
     assert_non_null(ttlv_find(rs_payload(bi), KMIP_TAG_SYMMETRIC_KEY));
-    kms_buf_dispose(&b);
+    kmip_request_free(r);
 }
 
-/* A Create runs inline with its write deferred: the answer is there, the
- * object is not, until the write commits. */
+/* A Create runs on the loop with its write pending: the object is not
+ * there until the write commits; then the answer names it. */
 static void test_deferred_create(void **state)
 {
     kenv_t *e = *state;
     int64_t before = count_objects(e);
-    ttlv_item_t *bi = NULL;
-    store_write_t *w = inline_create(e, "deferred-1", &bi);
+    kmip_request_t *r = create_request(e, "deferred-1");
+    assert_int_equal(run_on_loop(r), 0);
+    assert_int_equal(count_objects(e), before);
+    assert_int_equal(commit(e, r), 0);
+    assert_int_equal(count_objects(e), before + 1);
+    ttlv_item_t *bi = answer(e, r);
+    assert_ok(bi);
     char *id = kms_arena_strdup(e->a, rs_uid(bi));
     assert_non_null(id);
-    assert_int_equal(count_objects(e), before);
-    assert_fail(k_op_uid(e, KMIP_OPERATION_GET, id), KMIP_RESULT_REASON_ITEM_NOT_FOUND);
-    assert_int_equal(store_commit(e->store, w, NULL, 0), 0);
-    store_write_free(w);
-    assert_int_equal(count_objects(e), before + 1);
+    kmip_summary_t sum;
+    kmip_request_summary(r, &sum);
+    assert_int_equal(sum.operation, KMIP_OPERATION_CREATE);
+    assert_int_equal(sum.result_status, KMIP_RESULT_STATUS_SUCCESS);
+    assert_string_equal(sum.object_id, id);
+    kmip_request_free(r);
     bi = k_op_uid(e, KMIP_OPERATION_GET, id);
     assert_ok(bi);
     assert_non_null(ttlv_find(rs_payload(bi), KMIP_TAG_SYMMETRIC_KEY));
@@ -144,54 +161,102 @@ static void test_deferred_create(void **state)
     assert_int_equal(id[14], '7');
 }
 
-/* A deferred Activate whose commit loses a race conflicts and stores
- * nothing; the worker re-run (kmip_handle) then answers the real outcome. */
+/* A loop Activate whose commit loses a race conflicts and stores nothing;
+ * the same decoded request, executed again on a worker, answers the real
+ * outcome. */
 static void test_deferred_conflict(void **state)
 {
     kenv_t *e = *state;
     char *id = k_create_aes(e, NULL);
-    kms_buf_t b;
     ttlv_item_t *m = rq_msg(e, 1, 1);
     rq_uid(e, rq_item(e, m, KMIP_OPERATION_ACTIVATE), id);
-    encode(e, m, &b);
-    store_write_t *w = NULL;
-    ttlv_item_t *bi = NULL;
-    assert_int_equal(run(e, &b, VIA_INLINE, &w, &bi), 0);
-    assert_non_null(w);
-    assert_ok(bi);
+    kmip_request_t *r = request(e, m);
+    assert_int_equal(run_on_loop(r), 0);
     /* Meanwhile a worker activates it first. */
     assert_ok(k_op_uid(e, KMIP_OPERATION_ACTIVATE, id));
-    assert_int_equal(store_commit(e->store, w, NULL, 0), KMS_ERR_CONFLICT);
-    store_write_free(w);
+    assert_int_equal(commit(e, r), KMS_ERR_AGAIN);
     assert_int_equal(k_state(e, id), KMIP_STATE_ACTIVE);
-    /* The re-run: Activate of an Active key is refused. */
-    assert_int_equal(run(e, &b, VIA_WORKER, NULL, &bi), 0);
-    assert_int_equal(rs_status(bi), KMIP_RESULT_STATUS_OPERATION_FAILED);
-    kms_buf_dispose(&b);
+    /* Again, on a worker: Activate of an Active key is refused. */
+    assert_int_equal(kmip_request_execute(r, KMIP_RUN_WORKER), 0);
+    assert_null(kmip_request_pending_write(r));
+    assert_fail(answer(e, r), KMIP_RESULT_REASON_PERMISSION_DENIED);
+    kmip_request_free(r);
 }
 
-/* Two writes, or a read after the deferred write, need a worker. */
+/* A commit that fails for another reason than a race (a full disk, the
+ * store closing) is answered as that failure: the item that wrote fails,
+ * and under Stop the batch ends there, although the loop run answered
+ * it with success. */
+static void test_deferred_failure_answered(void **state)
+{
+    kenv_t *e = *state;
+    int64_t before = count_objects(e);
+    ttlv_item_t *m = rq_msg(e, 1, 1);
+    rq_item(e, m, KMIP_OPERATION_QUERY);
+    rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, NULL);
+    rq_item(e, m, KMIP_OPERATION_DISCOVER_VERSIONS);
+    kmip_request_t *r = request(e, m);
+    assert_int_equal(run_on_loop(r), 0);
+    assert_non_null(kmip_request_pending_write(r));
+    assert_int_equal(kmip_request_commit_done(r, KMS_ERR_IO), 0);
+    assert_null(kmip_request_pending_write(r));
+    assert_int_equal(count_objects(e), before);
+    kms_buf_t out;
+    kms_buf_init(&out, 1u << 20);
+    assert_int_equal(kmip_request_encode(r, &out), 0);
+    ttlv_item_t *root = NULL;
+    kms_error_t err;
+    assert_int_equal(ttlv_decode(out.data, out.len, NULL, e->a, &root, &err), 0);
+    kms_buf_dispose(&out);
+    assert_int_equal(ttlv_count(root, KMIP_TAG_BATCH_ITEM), 2);
+    assert_ok(rs_item(root, 0));
+    ttlv_item_t *bi = rs_item(root, 1);
+    assert_fail(bi, KMIP_RESULT_REASON_GENERAL_FAILURE);
+    assert_null(rs_payload(bi));
+    const ttlv_item_t *msg = ttlv_find(bi, KMIP_TAG_RESULT_MESSAGE);
+    assert_non_null(msg);
+    assert_non_null(strstr(ttlv_text(msg), "not stored"));
+    assert_non_null(strstr(ttlv_text(msg), kms_strerror(KMS_ERR_IO)));
+    kmip_summary_t sum;
+    kmip_request_summary(r, &sum);
+    assert_int_equal(sum.result_status, KMIP_RESULT_STATUS_OPERATION_FAILED);
+    assert_int_equal(sum.result_reason, KMIP_RESULT_REASON_GENERAL_FAILURE);
+    kmip_request_free(r);
+}
+
+/* Two writes, or a read after the pending write, need a worker: the loop
+ * run stores nothing, and the same decoded request then runs on a
+ * worker. */
 static void test_batch_needs_worker(void **state)
 {
     kenv_t *e = *state;
     char *id = k_create_aes(e, NULL);
-    int64_t before = count_objects(e);
     for (int second_is_get = 0; second_is_get <= 1; second_is_get++) {
+        int64_t before = count_objects(e);
         ttlv_item_t *m = rq_msg(e, 1, 1);
         rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, NULL);
         if (second_is_get)
             rq_uid(e, rq_item(e, m, KMIP_OPERATION_GET), id);
         else
             rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 128, 12, NULL);
-        kms_buf_t b;
-        encode(e, m, &b);
-        assert_int_equal(run(e, &b, VIA_INLINE, NULL, NULL), KMS_ERR_AGAIN);
+        kmip_request_t *r = request(e, m);
+        assert_int_equal(run_on_loop(r), KMS_ERR_AGAIN);
+        assert_null(kmip_request_pending_write(r));
         assert_int_equal(count_objects(e), before);
-        kms_buf_dispose(&b);
+        assert_int_equal(kmip_request_execute(r, KMIP_RUN_WORKER), 0);
+        assert_null(kmip_request_pending_write(r));
+        assert_int_equal(count_objects(e), before + (second_is_get ? 1 : 2));
+        kmip_summary_t sum;
+        (void)answer(e, r);
+        kmip_request_summary(r, &sum);
+        assert_int_equal(sum.batch_count, 2);
+        assert_int_equal(sum.result_status, KMIP_RESULT_STATUS_SUCCESS);
+        kmip_request_free(r);
     }
 }
 
-/* Locate, Create Key Pair and a password Credential never run inline. */
+/* Locate, Create Key Pair and a password Credential never run on a loop;
+ * a Query without a Credential does. */
 static void test_never_inline(void **state)
 {
     kenv_t *e = *state;
@@ -209,20 +274,53 @@ static void test_never_inline(void **state)
     ttlv_new_textz(e->a, cv, KMIP_TAG_PASSWORD, "p");
     rq_item(e, msgs[2], KMIP_OPERATION_QUERY);
     for (size_t i = 0; i < 3; i++) {
-        kms_buf_t b;
-        encode(e, msgs[i], &b);
-        assert_int_equal(run(e, &b, VIA_INLINE, NULL, NULL), KMS_ERR_AGAIN);
-        kms_buf_dispose(&b);
+        kmip_request_t *r = request(e, msgs[i]);
+        assert_false(kmip_request_can_run_inline(r));
+        kmip_request_free(r);
     }
-    /* Query without a Credential is inline. */
     ttlv_item_t *q = rq_msg(e, 1, 1);
     rq_item(e, q, KMIP_OPERATION_QUERY);
-    kms_buf_t b;
-    encode(e, q, &b);
-    ttlv_item_t *bi = NULL;
-    assert_int_equal(run(e, &b, VIA_INLINE, NULL, &bi), 0);
-    assert_ok(bi);
-    kms_buf_dispose(&b);
+    kmip_request_t *r = request(e, q);
+    assert_int_equal(run_on_loop(r), 0);
+    assert_ok(answer(e, r));
+    kmip_request_free(r);
+}
+
+/* A request decoded on one thread is executed and encoded on another, and
+ * freed back on the first: what the server does with every request a
+ * worker runs. */
+typedef struct handover {
+    kmip_request_t *r;
+    kms_buf_t out;
+    int rc;
+} handover_t;
+
+static void *worker_main(void *arg)
+{
+    handover_t *h = arg;
+    h->rc = kmip_request_execute(h->r, KMIP_RUN_WORKER);
+    if (h->rc == 0)
+        h->rc = kmip_request_encode(h->r, &h->out);
+    return NULL;
+}
+
+static void test_handover_to_worker(void **state)
+{
+    kenv_t *e = *state;
+    int64_t before = count_objects(e);
+    handover_t h = {.r = create_request(e, "handed-over")};
+    kms_buf_init(&h.out, 1u << 20);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, worker_main, &h), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(h.rc, 0);
+    assert_int_equal(count_objects(e), before + 1);
+    ttlv_item_t *root = NULL;
+    kms_error_t err;
+    assert_int_equal(ttlv_decode(h.out.data, h.out.len, NULL, e->a, &root, &err), 0);
+    assert_ok(rs_item(root, 0));
+    kms_buf_dispose(&h.out);
+    kmip_request_free(h.r);
 }
 
 /* store_commit_async: the callback sees the result once it is durable. */
@@ -254,9 +352,16 @@ static void wait_calls(cb_state_t *s, int n)
 static void test_store_commit_async(void **state)
 {
     kenv_t *e = *state;
-    ttlv_item_t *bi = NULL;
-    store_write_t *w = inline_create(e, NULL, &bi);
-    char *id = kms_arena_strdup(e->a, rs_uid(bi));
+    kmip_request_t *r = create_request(e, NULL);
+    assert_int_equal(run_on_loop(r), 0);
+    store_write_t *w = kmip_request_pending_write(r);
+    assert_non_null(w);
+    /* No answer before the write is settled. */
+    kms_buf_t out;
+    kms_buf_init(&out, 1u << 20);
+    assert_int_equal(kmip_request_encode(r, &out), KMS_ERR_STATE);
+    assert_int_equal(out.len, 0);
+    kms_buf_dispose(&out);
     cb_state_t s = {.calls = 0, .result = -100};
     pthread_mutex_init(&s.mu, NULL);
     pthread_cond_init(&s.cv, NULL);
@@ -264,12 +369,14 @@ static void test_store_commit_async(void **state)
     wait_calls(&s, 1);
     assert_int_equal(s.calls, 1);
     assert_int_equal(s.result, 0);
-    assert_ok(k_op_uid(e, KMIP_OPERATION_GET, id));
     /* The same write again: the object exists now, so it conflicts. */
     assert_int_equal(store_commit_async(e->store, w, on_done, &s), 0);
     wait_calls(&s, 2);
     assert_int_equal(s.result, KMS_ERR_CONFLICT);
-    store_write_free(w);
+    assert_int_equal(kmip_request_commit_done(r, 0), 0);
+    char *id = kms_arena_strdup(e->a, rs_uid(answer(e, r)));
+    kmip_request_free(r);
+    assert_ok(k_op_uid(e, KMIP_OPERATION_GET, id));
     /* Nothing to wait for: refused. */
     store_write_t *empty = store_write_new();
     assert_int_equal(store_commit_async(e->store, empty, on_done, &s), KMS_ERR_INVAL);
@@ -312,8 +419,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_first_get_write, kenv_plain_setup, kenv_plain_teardown),
         cmocka_unit_test_setup_teardown(test_deferred_create, kenv_plain_setup, kenv_plain_teardown),
         cmocka_unit_test_setup_teardown(test_deferred_conflict, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_deferred_failure_answered, kenv_plain_setup, kenv_plain_teardown),
         cmocka_unit_test_setup_teardown(test_batch_needs_worker, kenv_plain_setup, kenv_plain_teardown),
         cmocka_unit_test_setup_teardown(test_never_inline, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_handover_to_worker, kenv_plain_setup, kenv_plain_teardown),
         cmocka_unit_test_setup_teardown(test_store_commit_async, kenv_plain_setup, kenv_plain_teardown),
         cmocka_unit_test_setup_teardown(test_clients_generation, kenv_plain_setup, kenv_plain_teardown),
     };

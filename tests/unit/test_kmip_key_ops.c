@@ -932,14 +932,14 @@ static void test_get_object_ttlv_wrap(void **state)
     /* Compression is refused with its own reason. */
     parent = ttlv_new_struct(A, NULL, KMIP_TAG_RESPONSE_PAYLOAD);
     assert_true(kmip_get_object(&ctx, o, 0, 1, NULL, parent) < 0);
-    assert_int_equal(ctx.reason, KMIP_RESULT_REASON_KEY_COMPRESSION_TYPE_NOT_SUPPORTED);
+    assert_int_equal(ctx.err.reason, KMIP_RESULT_REASON_KEY_COMPRESSION_TYPE_NOT_SUPPORTED);
     /* A key cannot wrap itself. */
-    ctx.reason = 0;
+    kmip_fail_clear(&ctx);
     kmip_obj_t *k = NULL;
     assert_int_equal(kmip_obj_load(&ctx, kid, &k), 0);
     assert_true(kmip_get_object(&ctx, k, 0, 0,
                                 kws_new(kid, KMIP_BLOCK_CIPHER_MODE_NIST_KEY_WRAP, 0), parent) < 0);
-    assert_int_equal(ctx.reason, KMIP_RESULT_REASON_INVALID_FIELD);
+    assert_int_equal(ctx.err.reason, KMIP_RESULT_REASON_INVALID_FIELD);
     for (size_t i = 0; i < ctx.n_owned; i++)
         kms_secret_free(ctx.owned[i]);
 }

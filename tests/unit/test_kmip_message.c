@@ -1,10 +1,11 @@
 /*
- * tests/unit/test_kmip_message.c: the message layer of kmip_handle():
- * header checks (versions, Batch Count, Maximum Response Size,
- * Asynchronous Indicator), Invalid Message / Operation Not Supported /
- * Feature Not Supported, Batch Error Continuation (Stop, Continue, Undo),
- * the ID Placeholder, Unique Batch Item ID echo, Query and Discover
- * Versions, and the summary, on a real store and keyring.
+ * tests/unit/test_kmip_message.c: the message layer (kmip_handle() and
+ * the request value's steps): header checks (versions, Batch Count,
+ * Maximum Response Size, Asynchronous Indicator), Invalid Message /
+ * Operation Not Supported / Feature Not Supported, Batch Error
+ * Continuation (Stop, Continue, Undo), the ID Placeholder, Unique Batch
+ * Item ID echo, Query and Discover Versions, the gate, and the summary, on
+ * a real store and keyring.
  */
 #include "tests/unit/test_kmip_env.h"
 
@@ -333,6 +334,63 @@ static void test_undo_modification(void **state)
     assert_null(rs_attr(rs_payload(rs_item(kenv_call(e, m), 0)), "x-undo"));
 }
 
+/* The request value's steps one by one, with the gate closed for key
+ * material (the server passes the HSM's health as data): the Get and the
+ * Create are answered General Failure with the server's reason, the Get
+ * Attributes runs; with the gate open everything runs. */
+static ttlv_item_t *gated_batch(kenv_t *e, const char *id, bool keys_unavailable,
+                                kmip_summary_t *sum)
+{
+    ttlv_item_t *m = rq_msg(e, 1, 1);
+    ttlv_new_enum(e->a, rq_header(m), KMIP_TAG_BATCH_ERROR_CONTINUATION_OPTION,
+                  KMIP_BATCH_ERROR_CONTINUATION_OPTION_CONTINUE);
+    rq_uid(e, rq_item(e, m, KMIP_OPERATION_GET), id);
+    rq_uid(e, rq_item(e, m, KMIP_OPERATION_GET_ATTRIBUTES), id);
+    rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, NULL);
+    ttlv_new_int(e->a, rq_header(m), KMIP_TAG_BATCH_COUNT, 3);
+    kms_buf_t b;
+    kms_buf_init(&b, 0);
+    assert_int_equal(ttlv_encode(m, &b), 0);
+    kmip_request_t *r = NULL;
+    assert_int_equal(kmip_request_decode(e->srv, NULL, b.data, b.len, &r), 0);
+    kms_buf_dispose(&b);
+    assert_int_equal(kmip_request_authenticate(r), 0);
+    kmip_gate_t g = {.keys_unavailable = keys_unavailable, .keys_reason = "HSM unavailable"};
+    kmip_request_gate(r, &g);
+    assert_int_equal(kmip_request_execute(r, KMIP_RUN_WORKER), 0);
+    kms_buf_t out;
+    kms_buf_init(&out, 0);
+    assert_int_equal(kmip_request_encode(r, &out), 0);
+    kmip_request_summary(r, sum);
+    kmip_request_free(r);
+    ttlv_item_t *resp = NULL;
+    kms_error_t err;
+    assert_int_equal(ttlv_decode(out.data, out.len, NULL, e->a, &resp, &err), 0);
+    kms_buf_dispose(&out);
+    return resp;
+}
+
+static void test_gate(void **state)
+{
+    kenv_t *e = *state;
+    char *id = k_create_aes(e, NULL);
+    kmip_summary_t sum;
+    ttlv_item_t *r = gated_batch(e, id, true, &sum);
+    assert_int_equal(ttlv_count(r, KMIP_TAG_BATCH_ITEM), 3);
+    assert_fail(rs_item(r, 0), KMIP_RESULT_REASON_GENERAL_FAILURE);
+    assert_string_equal(ttlv_text(ttlv_find(rs_item(r, 0), KMIP_TAG_RESULT_MESSAGE)),
+                        "HSM unavailable");
+    assert_ok(rs_item(r, 1));
+    assert_fail(rs_item(r, 2), KMIP_RESULT_REASON_GENERAL_FAILURE);
+    assert_int_equal(sum.result_status, KMIP_RESULT_STATUS_OPERATION_FAILED);
+    assert_int_equal(sum.result_reason, KMIP_RESULT_REASON_GENERAL_FAILURE);
+    r = gated_batch(e, id, false, &sum);
+    assert_ok(rs_item(r, 0));
+    assert_ok(rs_item(r, 1));
+    assert_ok(rs_item(r, 2));
+    assert_int_equal(sum.result_status, KMIP_RESULT_STATUS_SUCCESS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -348,6 +406,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_id_placeholder_batch, kenv_plain_setup, kenv_plain_teardown),
         cmocka_unit_test_setup_teardown(test_batch_error_continuation, kenv_plain_setup, kenv_plain_teardown),
         cmocka_unit_test_setup_teardown(test_undo_modification, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_gate, kenv_plain_setup, kenv_plain_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

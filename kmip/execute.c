@@ -1,0 +1,213 @@
+/*
+ * kmip/execute.c: running a decoded request's Batch Items
+ * (kmip_request_execute) and settling the outcome of a deferred commit
+ * (kmip_request_commit_done).
+ *
+ * Each item runs through the dispatch table with a fresh handler context;
+ * Batch Error Continuation decides what a failure does to the rest: Stop
+ * (default) answers the items up to the failed one and no more; Continue
+ * runs every item; Undo reverts the writes of the earlier items
+ * (compensating writes, kmip_undo_run) and marks them Operation Undone.
+ *
+ * It does not decode (request.c), encode (message.c) or know any
+ * operation's semantics (op_*.c).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kmip/kmip_int.h"
+
+void kmip_item_fail(kmip_item_t *it, uint32_t reason, const char *msg)
+{
+    it->status = KMIP_RESULT_STATUS_OPERATION_FAILED;
+    it->reason = reason;
+    it->msg = msg;
+    it->resp_payload = NULL;
+}
+
+static void free_owned(kmip_ctx_t *ctx)
+{
+    for (size_t i = 0; i < ctx->n_owned; i++)
+        kms_secret_free(ctx->owned[i]);
+    ctx->n_owned = 0;
+    if (ctx->owned && ctx->owned != ctx->owned_inline)
+        free(ctx->owned);
+    ctx->owned = NULL;
+    ctx->cap_owned = 0;
+}
+
+/* Run one item whose handler decoding found (it->op). */
+static void run_item(kmip_ctx_t *ctx, kmip_item_t *it)
+{
+    ctx->operation = it->operation;
+    ctx->payload = it->payload;
+    ctx->resp_payload = ttlv_new_struct(ctx->arena, NULL, KMIP_TAG_RESPONSE_PAYLOAD);
+    kms_error_clear(&ctx->err);
+    if (!ctx->resp_payload) {
+        kmip_item_fail(it, KMIP_RESULT_REASON_GENERAL_FAILURE, "out of memory");
+        return;
+    }
+    int rc = it->op->fn(ctx);
+    free_owned(ctx);
+    if (rc == 0) {
+        it->resp_payload = ctx->resp_payload;
+        return;
+    }
+    bool recorded = ctx->err.code != 0;
+    kmip_item_fail(it, recorded && ctx->err.reason ? ctx->err.reason : kmip_reason_of(rc),
+                   recorded ? kms_arena_strdup(ctx->arena, kms_error_msg(&ctx->err))
+                            : kms_strerror(rc));
+    if (!recorded)
+        kms_log(KMS_LOG_WARN, "kmip", "operation 0x%x failed: %s", it->operation, kms_strerror(rc));
+}
+
+/* Item `i` failed: apply the Batch Error Continuation Option. Under Undo
+ * the earlier successes become Operation Undone (or failed, when undoing
+ * them failed: undo_rc). True when the batch ends here. */
+static bool continuation(kmip_request_t *r, size_t i, int undo_rc)
+{
+    if (!r->fail_reason)
+        r->fail_reason = r->items[i].reason;
+    if (r->bec == KMIP_BATCH_ERROR_CONTINUATION_OPTION_CONTINUE)
+        return false;
+    if (r->bec == KMIP_BATCH_ERROR_CONTINUATION_OPTION_UNDO) {
+        for (size_t j = 0; j < i; j++) {
+            kmip_item_t *e = &r->items[j];
+            if (e->status != KMIP_RESULT_STATUS_SUCCESS)
+                continue;
+            kmip_item_fail(e, KMIP_RESULT_REASON_GENERAL_FAILURE, "undo failed");
+            if (undo_rc == 0)
+                e->status = KMIP_RESULT_STATUS_OPERATION_UNDONE;
+        }
+    }
+    r->n_out = i + 1;
+    return true;
+}
+
+/* Every item answered Permission Denied: the identity was refused. */
+static void deny_all(kmip_request_t *r)
+{
+    for (size_t i = 0; i < r->n_items; i++)
+        kmip_item_fail(&r->items[i], KMIP_RESULT_REASON_PERMISSION_DENIED, "not authorised");
+    r->n_out = r->n_items;
+    r->fail_reason = KMIP_RESULT_REASON_PERMISSION_DENIED;
+}
+
+/* Reset what a previous execution left. */
+static void reset_answers(kmip_request_t *r)
+{
+    for (size_t i = 0; i < r->n_items; i++) {
+        kmip_item_t *it = &r->items[i];
+        it->status = KMIP_RESULT_STATUS_SUCCESS;
+        it->reason = 0;
+        it->msg = NULL;
+        it->resp_payload = NULL;
+    }
+    r->n_out = 0;
+    r->fail_reason = 0;
+    r->first_object_id[0] = '\0';
+    store_write_free(r->deferred);
+    r->deferred = NULL;
+}
+
+/* The batch loop. KMS_ERR_AGAIN: an inline run needs a worker. */
+static int run_batch(kmip_request_t *r, kmip_ctx_t *ctx)
+{
+    for (size_t i = 0; i < r->n_items; i++) {
+        kmip_item_t *it = &r->items[i];
+        r->n_out = i + 1;
+        bool had_write = ctx->deferred != NULL;
+        if (!it->op)
+            kmip_item_fail(it, it->refuse_reason, it->refuse_msg);
+        else if (!ctx->reader)
+            kmip_item_fail(it, KMIP_RESULT_REASON_GENERAL_FAILURE, "store unavailable");
+        else
+            run_item(ctx, it);
+        if (ctx->need_worker)
+            return KMS_ERR_AGAIN;
+        if (!had_write && ctx->deferred)
+            r->deferred_item = i;
+        if (it->status != KMIP_RESULT_STATUS_OPERATION_FAILED)
+            continue;
+        int urc = 0;
+        if (r->bec == KMIP_BATCH_ERROR_CONTINUATION_OPTION_UNDO) {
+            urc = kmip_undo_run(ctx);
+            if (ctx->need_worker)
+                return KMS_ERR_AGAIN;
+        }
+        if (continuation(r, i, urc))
+            break;
+    }
+    return 0;
+}
+
+int kmip_request_execute(kmip_request_t *r, enum kmip_run where)
+{
+    if (!r || (!r->authenticated && !r->invalid))
+        return KMS_ERR_INVAL;
+    reset_answers(r);
+    if (r->invalid)
+        return 0; /* answered Invalid Message as a whole */
+    if (r->denied) {
+        deny_all(r);
+        return 0;
+    }
+    kmip_server_t *s = r->srv;
+    r->now = kmip_now(s);
+    kmip_ctx_t ctx;
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.srv = s;
+    ctx.arena = r->arena;
+    ctx.ident = &r->ident;
+    ctx.tenant_filter = r->ident.role == KMIP_ROLE_ADMIN ? NULL : r->ident.tenant;
+    ctx.ver_major = r->ver_major;
+    ctx.ver_minor = r->ver_minor;
+    ctx.now = r->now;
+    ctx.undo_enabled = r->bec == KMIP_BATCH_ERROR_CONTINUATION_OPTION_UNDO;
+    ctx.inline_only = where == KMIP_RUN_LOOP;
+    ctx.reader = kmip_thread_reader(s);
+    if (!ctx.reader)
+        kms_log(KMS_LOG_ERROR, "kmip", "no store reader for this thread");
+    int rc = run_batch(r, &ctx);
+    free_owned(&ctx);
+    if (rc) {
+        /* Nothing was written: the caller runs it again on a worker. */
+        store_write_free(ctx.deferred);
+        r->n_out = 0;
+        return rc;
+    }
+    r->deferred = ctx.deferred;
+    kms_strlcpy(r->first_object_id, ctx.first_object_id, sizeof(r->first_object_id));
+    return 0;
+}
+
+int kmip_request_commit_done(kmip_request_t *r, int result)
+{
+    if (!r || !r->deferred)
+        return KMS_ERR_INVAL;
+    store_write_free(r->deferred);
+    r->deferred = NULL;
+    if (result == 0)
+        return 0;
+    if (result == KMS_ERR_CONFLICT)
+        return KMS_ERR_AGAIN;
+    /* Nothing of the write was stored: the item that made it failed, and
+     * the batch goes on as its Batch Error Continuation Option says. The
+     * items before it only read (one write per inline run), so under Undo
+     * there is nothing to revert. */
+    size_t i = r->deferred_item;
+    kmip_item_t *it = &r->items[i];
+    char text[128];
+    snprintf(text, sizeof(text), "the change was not stored: %s", kms_strerror(result));
+    kms_log(KMS_LOG_WARN, "kmip", "%s: operation 0x%x: %s", r->peer.address ? r->peer.address : "-",
+            it->operation, text);
+    const char *msg = kms_arena_strdup(r->arena, text);
+    kmip_item_fail(it, KMIP_RESULT_REASON_GENERAL_FAILURE, msg ? msg : "the change was not stored");
+    r->fail_reason = 0;
+    for (size_t j = 0; j < i; j++)
+        if (r->items[j].status == KMIP_RESULT_STATUS_OPERATION_FAILED && !r->fail_reason)
+            r->fail_reason = r->items[j].reason;
+    continuation(r, i, 0);
+    return 0;
+}
