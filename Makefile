@@ -131,7 +131,7 @@ FUZZ_KMIP_SRC := $(foreach m,kmip crypto store hsm,$(call src_of,$(m)))
 $(FUZZ_BUILD)/fuzz_kmip: tests/fuzz/fuzz_kmip.c $(FUZZ_LIBSRC) $(FUZZ_KMIP_SRC)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
-	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ -lssl -lcrypto -lsqlite3 -ldl -lpthread
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ -lssl -lcrypto -lsqlite3 -largon2 -ldl -lpthread
 # The admin-socket target: request decoding (admin/proto.c) and the
 # commands (admin/cmds.c ...) against a real store.
 FUZZ_ADMIN_SRC := $(foreach m,admin audit keys kmip crypto store hsm certs conf,$(call src_of,$(m)))

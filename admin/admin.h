@@ -19,8 +19,8 @@
  * does), backup.c and backup_format.c (portable encrypted backups).
  * A client (kmsctl) uses only the "protocol" and "client" parts below.
  *
- * It deliberately does not decide who a KMIP client is (server/auth.c
- * does; password hashing reaches admin/ as a callback) and holds no
+ * It deliberately does not decide who a KMIP client is (kmip/auth.c does;
+ * admin/ only hashes new passwords with kmip_password_hash) and holds no
  * server state of its own beyond what admin_options_t names.
  */
 #ifndef KMS_ADMIN_H
@@ -34,6 +34,7 @@
 #include "audit/audit.h"
 #include "common/kms.h"
 #include "hsm/hsm.h"
+#include "kmip/kmip.h"
 #include "store/store.h"
 #include "ttlv/ttlv.h"
 
@@ -136,11 +137,6 @@ typedef struct admin_status {
 /* Admin thread. */
 typedef void (*admin_status_cb)(void *arg, admin_status_t *st);
 
-/* Argon2id-encode a new client's password into out (>= 160 bytes) with
- * the server's configured cost: 0, KMS_ERR_INVAL or KMS_ERR_CRYPTO. Admin
- * thread. */
-typedef int (*admin_hash_password_cb)(void *arg, const char *password, char *out, size_t outlen);
-
 typedef struct admin admin_t;
 
 typedef struct admin_options {
@@ -148,8 +144,7 @@ typedef struct admin_options {
     unsigned mode;               /* conf admin.mode (e.g. 0600) */
     const char *group;           /* conf admin.group, "" or NULL = unchanged */
     store_t *store;
-    admin_hash_password_cb hash_password; /* NULL: password clients refused */
-    void *hash_arg;
+    kmip_password_cost_t password_cost; /* new password clients (kmip_password_hash); 0 = defaults */
     audit_t *audit;              /* every command leaves a record here; NULL = none */
     const char *client_ca;       /* conf tls.client_ca: certificates to register must chain to it */
     hsm_keyring_t *keyring;      /* backup/restore unseal and re-seal with it (NULL: refused) */

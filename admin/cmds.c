@@ -372,9 +372,8 @@ static int adm_client_add(admin_req_t *r, store_reader_t *rd)
         if (!pw || !*pw || !name_ok(name, sizeof(c.name)))
             return refuse(r, KMS_ERR_INVAL, "--user NAME and a non-empty password are required");
         snprintf(c.kind, sizeof(c.kind), "password");
-        if (!r->opt->hash_password)
-            return refuse(r, KMS_ERR_NOTSUP, "password clients are not available in this process");
-        rc = r->opt->hash_password(r->opt->hash_arg, pw, c.password_hash, sizeof(c.password_hash));
+        rc = kmip_password_hash(&r->opt->password_cost, pw, c.password_hash,
+                                sizeof(c.password_hash));
         if (rc)
             return refuse(r, rc, "cannot hash the password: %s", kms_strerror(rc));
     }

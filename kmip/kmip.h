@@ -53,12 +53,21 @@ typedef struct kmip_identity {
     enum kmip_role role;
 } kmip_identity_t;
 
-/* Resolve the identity of a request from the peer and the (optional)
- * Credential. Return 0 with *id_out filled, or KMS_ERR_PERM to refuse the
- * request (Permission Denied). Called by kmip_request_authenticate(), on
- * the thread that calls it. */
-typedef int (*kmip_auth_cb)(void *arg, const kmip_peer_t *peer, const char *username,
-                            const char *password, kmip_identity_t *id_out);
+/* Where identities come from. */
+enum kmip_access {
+    KMIP_ACCESS_CLIENTS = 0,   /* the store's clients table (kmsd) */
+    KMIP_ACCESS_OPEN = 1,      /* no lookup: every peer is admin of tenant "default";
+                                  for unit tests of operations only */
+};
+
+/* Argon2id cost of new password hashes; a zero field takes the default
+ * (t=2 passes, m=19 MiB, p=1: the OWASP minimum). Verification always
+ * uses the cost stored in the hash. */
+typedef struct kmip_password_cost {
+    uint32_t t_cost;
+    uint32_t m_kib;
+    uint32_t parallelism;
+} kmip_password_cost_t;
 
 /* The time KMIP semantics use (dates, state transitions, Time Stamp), in
  * seconds since the epoch. */
@@ -67,8 +76,8 @@ typedef int64_t (*kmip_clock_cb)(void *arg);
 typedef struct kmip_config {
     store_t *store;
     hsm_keyring_t *keyring;
-    kmip_auth_cb auth;         /* NULL: every peer is admin of tenant "default" (tests) */
-    void *auth_arg;
+    enum kmip_access access;
+    kmip_password_cost_t password_cost; /* of the unknown-user dummy check */
     size_t max_response;       /* hard cap on a response; default 16 MiB */
     size_t max_batch_items;    /* default 1024 */
     size_t arena_limit;        /* per-request memory; default 64 MiB */
@@ -80,11 +89,48 @@ typedef struct kmip_config {
     void *clock_arg;
 } kmip_config_t;
 
-/* cfg is copied (the store and keyring must outlive the server). */
+/* cfg is copied (the store and keyring must outlive the server). With
+ * KMIP_ACCESS_CLIENTS it hashes one random password at password_cost, the
+ * hash unknown user names are checked against (so that refusing them takes
+ * as long as a wrong password). */
 int kmip_server_new(const kmip_config_t *cfg, kmip_server_t **out);
 /* Closes every thread's store reader. Call once no request runs any more,
  * and before store_close(). NULL ok. */
 void kmip_server_free(kmip_server_t *s);
+
+/* ------------------------------------------------------------ identity */
+/*
+ * Who a peer is (the lookup kmip_request_authenticate makes): its
+ * certificate (SHA-256 fingerprint in the store's clients table, or the
+ * subject CN of a client registered by CN alone) and/or a Credential (user
+ * name + password, verified against the stored Argon2id hash; both present:
+ * the same tenant, the lesser role). Certificate answers are cached per
+ * thread until a commit changes clients or tenants; successful password
+ * verifications are cached for 5 minutes, keyed by the stored hash.
+ * Returns 0 with *id_out filled, KMS_ERR_PERM (refused; a log line says
+ * why, never the password) or KMS_ERR_UNAVAIL (the clients table cannot
+ * be read), *id_out then zeroed. A Credential costs an Argon2id
+ * verification unless cached: not on an event loop. Any thread.
+ */
+int kmip_identify(kmip_server_t *s, const kmip_peer_t *peer, const char *username,
+                  const char *password, kmip_identity_t *id_out);
+
+/*
+ * For tls.require_registered, right after the handshake: 0 when a
+ * certificate client with this fingerprint (or, registered by CN without a
+ * fingerprint, this CN) exists, KMS_ERR_PERM when not (a log line says how
+ * to register it), KMS_ERR_UNAVAIL. Through the same per-thread cache as
+ * kmip_identify: one indexed read at most. sha256_hex is lower-case hex;
+ * cn may be NULL. Any thread.
+ */
+int kmip_cert_registered(kmip_server_t *s, const char *sha256_hex, const char *cn);
+
+/* Argon2id-encode `password` (1..1024 bytes) with `cost` (NULL = the
+ * defaults) and a random salt into out (>= 160 bytes), for a new password
+ * client. 0, KMS_ERR_INVAL, KMS_ERR_LIMIT (out too small), KMS_ERR_CRYPTO.
+ * Costs m_kib of memory and t passes. Any thread. */
+int kmip_password_hash(const kmip_password_cost_t *cost, const char *password, char *out,
+                       size_t outlen);
 
 /* What happened, for the per-request log line and the audit log. */
 typedef struct kmip_summary {
@@ -125,9 +171,10 @@ int kmip_request_decode(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t
 bool kmip_request_can_run_inline(const kmip_request_t *r);
 
 /*
- * Step 2: who is asking (config auth; certificate and/or Credential). A
+ * Step 2: who is asking (kmip_identify: certificate and/or Credential). A
  * refused request is still answered: every Batch Item with Permission
- * Denied, and nothing runs. Returns 0, or KMS_ERR_PERM when refused.
+ * Denied, and nothing runs. Returns 0, or KMS_ERR_PERM when refused (also
+ * when the clients table cannot be read).
  * Called once per request; a second call returns the first verdict. A
  * Credential may cost a password hash: call it on a worker thread unless
  * kmip_request_can_run_inline() is true.

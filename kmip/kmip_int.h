@@ -46,6 +46,26 @@
 #include "ttlv/ttlv.h"
 
 /* ---------------------------------------------------------------- server */
+/* Identity state (auth.c): the password verification cache. */
+#define KMIP_PW_CACHE_SLOTS 256
+typedef struct kmip_pw_cache_entry {
+    unsigned char tag[32];       /* HMAC(cache_key, name, password, stored hash) */
+    int64_t expires_us;
+    bool used;
+} kmip_pw_cache_entry_t;
+
+typedef struct kmip_auth {
+    pthread_mutex_t mu;          /* guards cache[] */
+    kmip_pw_cache_entry_t cache[KMIP_PW_CACHE_SLOTS];
+    unsigned char cache_key[32];
+    char dummy_hash[160];        /* verified for unknown users: same cost, same time */
+    uint64_t instance;           /* unique per server: thread caches outlive servers */
+} kmip_auth_t;
+
+/* Set up / tear down s->auth (kmip_server_new / _free). */
+int kmip_auth_init(kmip_server_t *s);
+void kmip_auth_dispose(kmip_server_t *s);
+
 struct kmip_reader_node;
 struct kmip_server {
     kmip_config_t cfg;
@@ -54,6 +74,7 @@ struct kmip_server {
     struct kmip_reader_node *readers; /* every live reader, freed by kmip_server_free */
     char vendor[64];
     char version[64];
+    kmip_auth_t auth;
 };
 
 /* The calling thread's store reader (created on first use; NULL on error). */

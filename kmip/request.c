@@ -279,13 +279,12 @@ int kmip_request_authenticate(kmip_request_t *r)
     r->authenticated = true;
     kmip_server_t *s = r->srv;
     kmip_identity_t *id = &r->ident;
-    if (s->cfg.auth) {
-        if (s->cfg.auth(s->cfg.auth_arg, &r->peer, r->username, r->password, id) != 0)
-            memset(id, 0, sizeof(*id));
-    } else {
+    if (s->cfg.access == KMIP_ACCESS_OPEN) {
         kms_strlcpy(id->name, r->peer.cert_cn ? r->peer.cert_cn : "anonymous", sizeof(id->name));
         kms_strlcpy(id->tenant, "default", sizeof(id->tenant));
         id->role = KMIP_ROLE_ADMIN;
+    } else {
+        (void)kmip_identify(s, &r->peer, r->username, r->password, id); /* zeroed if refused */
     }
     r->denied = id->role == KMIP_ROLE_NONE;
     return r->denied ? KMS_ERR_PERM : 0;

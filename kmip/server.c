@@ -1,12 +1,13 @@
 /*
- * kmip/server.c: the kmip_server_t handle: configuration defaults and the
- * per-thread store readers.
+ * kmip/server.c: the kmip_server_t handle: configuration defaults, the
+ * identity state (auth.c) and the per-thread store readers.
  *
  * Each worker thread gets its own store_reader_t on its first request
  * (SQLite connections are not shared between threads). Readers are kept
  * in a list so that kmip_server_free() can close those of threads that
  * are still alive; a thread that exits first frees its own through the
- * pthread key destructor. Message handling is in message.c.
+ * pthread key destructor. Requests are request.c, execute.c and
+ * message.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,24 +68,33 @@ int kmip_server_new(const kmip_config_t *cfg, kmip_server_t **out)
     snprintf(s->version, sizeof(s->version), "%s", cfg->version ? cfg->version : "0");
     s->cfg.vendor = s->vendor;
     s->cfg.version = s->version;
-    if (pthread_mutex_init(&s->readers_lock, NULL) != 0) {
-        free(s);
-        return KMS_ERR_NOMEM;
-    }
-    if (pthread_key_create(&s->reader_key, reader_dtor) != 0) {
-        pthread_mutex_destroy(&s->readers_lock);
-        free(s);
-        return KMS_ERR_NOMEM;
-    }
+    int rc = KMS_ERR_NOMEM;
+    bool have_lock = false, have_key = false;
+    if (pthread_mutex_init(&s->readers_lock, NULL) != 0)
+        goto fail;
+    have_lock = true;
+    if (pthread_key_create(&s->reader_key, reader_dtor) != 0)
+        goto fail;
+    have_key = true;
+    if ((rc = kmip_auth_init(s)) != 0)
+        goto fail;
     *out = s;
     return 0;
+fail:
+    if (have_key)
+        pthread_key_delete(s->reader_key);
+    if (have_lock)
+        pthread_mutex_destroy(&s->readers_lock);
+    kms_wipe(s, sizeof(*s)); /* the password cache key */
+    free(s);
+    return rc;
 }
 
 void kmip_server_free(kmip_server_t *s)
 {
     if (!s)
         return;
-    /* No kmip_handle() may run any more. Deleting the key first means no
+    /* No request may run any more. Deleting the key first means no
      * destructor runs for readers freed here. */
     pthread_key_delete(s->reader_key);
     pthread_mutex_lock(&s->readers_lock);
@@ -98,6 +108,7 @@ void kmip_server_free(kmip_server_t *s)
         n = next;
     }
     pthread_mutex_destroy(&s->readers_lock);
+    kmip_auth_dispose(s);
     free(s);
 }
 

@@ -613,7 +613,8 @@ static void handshake_done(srv_conn_t *c)
             (unsigned long long)c->id, c->addr, SSL_get_version(c->ssl),
             SSL_get_cipher_name(c->ssl), SSL_session_reused(c->ssl) ? " resumed" : "",
             c->cn[0] ? c->cn : "-", has ? c->fp : "-", has ? "..." : "");
-    if (has && srv->cert_check && srv->cert_check(srv->cert_check_arg, c->fp, c->cn) != 0) {
+    if (has && srv->conf->tls.require_registered &&
+        kmip_cert_registered(srv->kmip, c->fp, c->cn[0] ? c->cn : NULL) != 0) {
         srv_conn_close(c, "client certificate not registered");
         return;
     }

@@ -2,11 +2,11 @@
  * server/hooks.c: wires access control, the audit log, the admin socket
  * and the key lifecycle into a running kmsd.
  *
- * srv_access_start() builds the identity checker (auth.c), installs it as
- * kmip's auth callback and as the post-handshake certificate check when
- * tls.require_registered is set, opens the audit log (audit/) and starts
- * the admin socket (admin/) with a status callback that reads the server's
- * own counters. srv_access_stop() tears them down in reverse order.
+ * srv_access_start() opens the audit log (audit/) and starts the admin
+ * socket (admin/) with a status callback that reads the server's own
+ * counters. srv_access_stop() tears them down in reverse order. Who a
+ * client is, is kmip/'s business (kmip_identify); conn.c asks it directly
+ * after a handshake when tls.require_registered is set.
  * srv_audit_record() turns each KMIP request's summary into an audit
  * record. srv_keys_start() starts keys/ with the listeners following the
  * HSM's health. One server per process, so the handles live in file-scope
@@ -25,19 +25,8 @@
 #include "server/server_int.h"
 #include "ttlv/ttlv.h"
 
-static srv_access_t *g_access;
-static _Atomic(audit_t *) g_audit_log; /* read by worker threads (srv_audit_record) */
+static _Atomic(audit_t *) g_audit_log; /* read by the loop threads (srv_audit_record) */
 static admin_t *g_admin;
-
-int srv_access_hash_cb(void *arg, const char *password, char *out, size_t outlen)
-{
-    return srv_access_hash_password(arg, password, out, outlen);
-}
-
-static int cert_check(void *arg, const char *sha256_hex, const char *cn)
-{
-    return srv_access_cert_registered(arg, sha256_hex, cn);
-}
 
 /* Admin thread: what the core knows about itself. */
 static void status_cb(void *arg, admin_status_t *st)
@@ -67,18 +56,7 @@ static void status_cb(void *arg, admin_status_t *st)
 int srv_access_start(srv_t *srv)
 {
     const conf_t *c = srv->conf;
-    srv_access_options_t ao = {.store = srv->store};
-    int rc = srv_access_new(&ao, &g_access);
-    if (rc) {
-        kms_log(KMS_LOG_ERROR, SRV_LOG, "access control: %s", kms_strerror(rc));
-        return rc;
-    }
-    srv->auth = srv_access_auth_cb;
-    srv->auth_arg = g_access;
-    if (c->tls.require_registered) {
-        srv->cert_check = cert_check;
-        srv->cert_check_arg = g_access;
-    }
+    int rc = 0;
     if (c->audit.path[0]) {
         audit_options_t uo = {.path = c->audit.path, .rotate_size = c->audit.rotate_size,
                                   .fsync = c->audit.fsync};
@@ -95,7 +73,6 @@ int srv_access_start(srv_t *srv)
     if (c->admin.socket[0]) {
         admin_options_t o = {.socket_path = c->admin.socket, .mode = c->admin.mode,
                              .group = c->admin.group, .store = srv->store,
-                             .hash_password = srv_access_hash_cb, .hash_arg = g_access,
                              .audit = atomic_load(&g_audit_log),
                              .client_ca = c->tls.client_ca, .keyring = srv->keyring,
                              .store_path = c->store.path, .version = SRV_VERSION,
@@ -115,17 +92,10 @@ fail:
 
 void srv_access_stop(srv_t *srv)
 {
+    (void)srv;
     admin_stop(g_admin);
     g_admin = NULL;
     audit_close(atomic_exchange(&g_audit_log, NULL));
-    if (srv && srv->auth_arg == g_access) {
-        srv->auth = NULL;
-        srv->auth_arg = NULL;
-        srv->cert_check = NULL;
-        srv->cert_check_arg = NULL;
-    }
-    srv_access_free(g_access);
-    g_access = NULL;
 }
 
 void srv_audit_record(const kmip_summary_t *sum, const kmip_peer_t *peer)

@@ -144,7 +144,7 @@ static int shutdown_all(srv_t *srv)
         }
     }
     srv_loops_free(srv);
-    /* Access control: admin socket, audit log (flushed), auth hook. */
+    /* Admin socket, audit log (flushed). */
     srv_access_stop(srv);
     kmip_server_free(srv->kmip);
     hsm_keyring_free(srv->keyring);
@@ -177,9 +177,8 @@ static int run(const char *path)
     if ((rc = srv_open_store(&srv)) != 0 || (rc = srv_open_hsm(&srv)) != 0 ||
         (rc = keys_setup_keyring(srv.hsm, srv.store, &srv.keyring)) != 0)
         goto fail;
-    /* Access control (server/hooks.c): sets srv.auth / auth_arg (and
-     * srv.cert_check with tls.require_registered), opens the audit log and
-     * binds the admin Unix socket (here, still as root). */
+    /* Audit log and admin socket (server/hooks.c): binds the admin Unix
+     * socket here, still as root. */
     if ((rc = srv_access_start(&srv)) != 0)
         goto fail;
     /* 7. the KMIP engine */

@@ -8,8 +8,9 @@
  * knowledge: a connection hands complete request bytes to kmip/, which
  * decodes them into a request value; the connection then walks that value
  * through kmip's steps (on its loop thread, or on a worker for requests
- * that may block) and writes back the answer. Access control (auth.c,
- * wired by hooks.c) plugs in through the hook fields below.
+ * that may block) and writes back the answer. Who a client is, is kmip's
+ * step too (kmip_request_authenticate; kmip_cert_registered after the
+ * handshake when tls.require_registered is set).
  */
 #ifndef KMS_SERVER_INT_H
 #define KMS_SERVER_INT_H
@@ -219,10 +220,6 @@ int srv_drop_privileges(srv_t *srv);
 void srv_set_threadpool(srv_t *srv);
 
 /* ---------------------------------------------------------------- server */
-/* The post-handshake certificate check (loop thread, must be short):
- * 0 accepts, non-zero closes the connection. */
-typedef int (*srv_cert_check_cb)(void *arg, const char *sha256_hex, const char *cn);
-
 struct srv {
     conf_t *conf;             /* as loaded at start; limits and listen stay fixed */
     const char *conf_path;
@@ -232,15 +229,6 @@ struct srv {
     store_t *store;
     hsm_keyring_t *keyring;
     kmip_server_t *kmip;
-
-    /* Hooks for access control (server/auth.c), set in main.c before
-     * srv_open_kmip(): kmip's identity callback, and an optional check of
-     * the client certificate right after the handshake (tls.require_registered;
-     * runs on the loop thread, must be short; non-zero closes the connection). */
-    kmip_auth_cb auth;
-    void *auth_arg;
-    srv_cert_check_cb cert_check;
-    void *cert_check_arg;
 
     pthread_mutex_t tls_lock;
     SSL_CTX *tls_ctx;         /* for new connections; guarded by tls_lock */
@@ -259,62 +247,10 @@ struct srv {
     atomic_bool listen_paused; /* loops stop accepting (listen sockets shut) */
 };
 
-/* ------------------------------------------------------------ identities */
-/* auth.c: who a client is. It deliberately does not decide which objects
- * an identity may touch: kmip/ enforces tenant ownership with the
- * kmip_identity_t returned here. */
-typedef struct srv_access srv_access_t;
-
-typedef struct srv_access_options {
-    store_t *store;              /* clients and tenants tables (required) */
-    /* Argon2id cost for new password hashes; 0 = defaults (OWASP: t=2,
-     * m=19 MiB, p=1). Verification always uses the cost stored in the hash. */
-    uint32_t argon2_t_cost;
-    uint32_t argon2_m_kib;
-    uint32_t argon2_parallelism;
-} srv_access_options_t;
-
-/* Create the access checker. Any thread. */
-int srv_access_new(const srv_access_options_t *opt, srv_access_t **out);
-/* Free it; every reader must have been returned (no request in flight). NULL ok. */
-void srv_access_free(srv_access_t *a);
-
+/* ------------------------------------------------------- audit, admin */
 /*
- * The kmip_auth_cb: set kmip_config_t.auth = srv_access_auth_cb and
- * auth_arg = the srv_access_t. Resolves the identity from the certificate
- * (fingerprint, else CN for clients registered by CN) and/or the KMIP
- * Credential (user name + Argon2id password). Returns 0 or KMS_ERR_PERM
- * (and KMS_ERR_UNAVAIL when the store cannot be read). Every lookup goes to
- * the store, so a removed client is refused on its very next request; only
- * successful password verifications are cached (keyed by the stored hash,
- * so a changed or removed password invalidates them). Worker threads.
- */
-int srv_access_auth_cb(void *arg, const kmip_peer_t *peer, const char *username,
-                       const char *password, kmip_identity_t *id_out);
-
-/*
- * For tls.require_registered: 0 when a certificate with this fingerprint (or,
- * for clients registered by CN without a fingerprint, this CN) is registered,
- * KMS_ERR_PERM when not (a log line says how to register it), or
- * KMS_ERR_UNAVAIL. One indexed SQLite read: cheap, but it does block, so the
- * server may call it from the TLS verify callback only because it is short.
- * sha256_hex is lower-case hex (64 chars); cn may be NULL. Any thread.
- */
-int srv_access_cert_registered(srv_access_t *a, const char *sha256_hex, const char *cn);
-
-/* Argon2id-encode `password` with the configured cost into out (>= 160
- * bytes). Returns 0, KMS_ERR_INVAL or KMS_ERR_CRYPTO. Any thread. */
-int srv_access_hash_password(const srv_access_t *a, const char *password, char *out,
-                             size_t outlen);
-/* The same as an admin_hash_password_cb (arg = the srv_access_t). */
-int srv_access_hash_cb(void *arg, const char *password, char *out, size_t outlen);
-
-/* ------------------------------------------- access control, audit, admin */
-/*
- * admin_setup.c, for main.c: one call after the store and keyring are open
- * and before srv_open_kmip() creates the access checker and installs
- * srv->auth / auth_arg (and srv->cert_check when tls.require_registered),
- * opens the audit log (audit.path, "" = off) and starts the admin socket
+ * hooks.c, for main.c: one call after the store and keyring are open opens
+ * the audit log (audit.path, "" = off) and starts the admin socket
  * (admin.*). Logs its own errors; returns 0 or KMS_ERR_*. srv_access_stop()
  * (after the loops and workers have stopped, before store_close) undoes it.
  * Main thread.
@@ -322,8 +258,8 @@ int srv_access_hash_cb(void *arg, const char *password, char *out, size_t outlen
 int srv_access_start(srv_t *srv);
 void srv_access_stop(srv_t *srv);
 
-/* The server calls this after every KMIP request (worker thread, after
- * kmip_handle()): one "kmip" audit record from the request's summary.
+/* conn_finish calls this after every KMIP request (loop thread): one
+ * "kmip" audit record from the request's summary; it only queues it.
  * No-op when no audit log is configured. */
 void srv_audit_record(const kmip_summary_t *sum, const kmip_peer_t *peer);
 

@@ -82,8 +82,7 @@ int srv_open_kmip(srv_t *srv)
     kmip_config_t kc = {
         .store = srv->store,
         .keyring = srv->keyring,
-        .auth = srv->auth,
-        .auth_arg = srv->auth_arg,
+        .access = KMIP_ACCESS_CLIENTS, /* identities from the clients table */
         .max_response = srv->limits.max_response,
         .max_batch_items = srv->limits.max_batch_items,
         .max_depth = srv->limits.max_depth,
@@ -96,9 +95,6 @@ int srv_open_kmip(srv_t *srv)
         kms_log(KMS_LOG_ERROR, SRV_LOG, "kmip: %s", kms_strerror(rc));
         return rc;
     }
-    if (!srv->auth)
-        kms_log(KMS_LOG_WARN, SRV_LOG,
-                "kmip: no access control hook installed: every client is admin of 'default'");
     kms_log(KMS_LOG_INFO, SRV_LOG, "kmip: engine ready (max response %zu, max batch %u)",
             srv->limits.max_response, srv->limits.max_batch_items);
     return 0;

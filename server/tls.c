@@ -9,7 +9,7 @@
  * SSL_new), so connections opened before a reload keep the old context.
  *
  * It deliberately does no socket I/O (conn.c drives OpenSSL through memory
- * BIOs) and does not decide who may do what (kmip/ and server/auth.c do).
+ * BIOs) and does not decide who may do what (kmip/ does).
  */
 #include <stdio.h>
 #include <string.h>

@@ -172,7 +172,7 @@ static void run_batch(store_t *s, store_write_t **b, size_t n)
         run_batch_isolated(s, b, n, now_us);
     }
     cache_mark(s, b, n, false);
-    /* Identity caches (server/auth.c) must not outlive a client or tenant
+    /* Identity caches (kmip/auth.c) must not outlive a client or tenant
      * change: bump before any waiter (kmsctl client remove) is answered. */
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < b[i]->n_ops; j++)

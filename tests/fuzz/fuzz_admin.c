@@ -25,8 +25,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <argon2.h>
-
 #include "admin/admin.h"
 #include "audit/audit.h"
 #include "common/kms.h"
@@ -46,16 +44,6 @@ static hsm_keyring_t *g_kr;
 static kms_arena_t *g_arena;
 static admin_options_t g_opt;
 static unsigned long g_runs;
-
-/* The admin_hash_password_cb: Argon2id at the smallest cost. */
-static int hash_password(void *arg, const char *password, char *out, size_t outlen)
-{
-    (void)arg;
-    static const uint8_t salt[16] = "fuzz-admin-salt";
-    int rc = argon2id_hash_encoded(1, 8, 1, password, strlen(password), salt, sizeof(salt), 32,
-                                   out, outlen);
-    return rc == ARGON2_OK ? 0 : KMS_ERR_CRYPTO;
-}
 
 static void die(const char *what)
 {
@@ -93,7 +81,8 @@ static void env_open(void)
     g_opt.socket_path = "/nonexistent/admin.sock";
     g_opt.mode = 0600;
     g_opt.store = g_store;
-    g_opt.hash_password = hash_password;
+    /* Argon2id at the smallest cost. */
+    g_opt.password_cost = (kmip_password_cost_t){.t_cost = 1, .m_kib = 8, .parallelism = 1};
     g_opt.audit = g_au;
     g_opt.client_ca = NULL; /* any parseable certificate may be registered */
     g_opt.keyring = g_kr;

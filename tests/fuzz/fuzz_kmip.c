@@ -5,10 +5,13 @@
  * process in a temporary directory (on /dev/shm when it exists, so the
  * store's fsyncs stay cheap) and removed at exit.
  *
- * Identity: a small stand-in for server/auth.c (which needs the server's
- * access tables): no Credential = administrator of tenant "default"; a
- * Credential user name U = plain client of tenant U (password ignored). So
- * inputs reach both the admin paths and the cross-tenant ownership checks.
+ * Identity: the real lookup (kmip/auth.c) against clients registered in
+ * the store: an input of even length comes from the certificate of "fuzz"
+ * (administrator of tenant "default"), an odd one from "fuzz-client" (plain
+ * client of tenant "t1"), so inputs reach both the admin paths and the
+ * cross-tenant ownership checks; a Credential is verified for real (the
+ * password client "fuzz-user" has password "fuzz", Argon2id at the
+ * smallest cost).
  *
  * Checked per input: kmip_handle() returns 0 or KMS_ERR_PROTO; on 0 the
  * response is non-empty, decodes as TTLV and is a Response Message; the
@@ -42,27 +45,7 @@ static hsm_t *g_hsm;
 static hsm_keyring_t *g_kr;
 static kmip_server_t *g_srv;
 static unsigned long g_runs;
-
-static int fuzz_auth(void *arg, const kmip_peer_t *peer, const char *username,
-                     const char *password, kmip_identity_t *id)
-{
-    (void)arg;
-    (void)peer;
-    (void)password;
-    memset(id, 0, sizeof(*id));
-    if (!username || !*username) {
-        snprintf(id->name, sizeof(id->name), "fuzz-admin");
-        snprintf(id->tenant, sizeof(id->tenant), "default");
-        id->role = KMIP_ROLE_ADMIN;
-        return 0;
-    }
-    if (strcmp(username, "denied") == 0)
-        return KMS_ERR_PERM;
-    snprintf(id->name, sizeof(id->name), "%s", username);
-    snprintf(id->tenant, sizeof(id->tenant), "%s", username);
-    id->role = KMIP_ROLE_CLIENT;
-    return 0;
-}
+static const kmip_password_cost_t COST = {.t_cost = 1, .m_kib = 8, .parallelism = 1};
 
 static void die(const char *what)
 {
@@ -78,6 +61,31 @@ static void env_close(void)
     g_store = NULL;
 }
 
+/* Register a tenant or client; setup fails loudly. */
+static void commit(store_write_t *w, int rc, const char *what)
+{
+    if (rc == 0)
+        rc = store_commit(g_store, w, NULL, 0);
+    store_write_free(w);
+    if (rc)
+        die(what);
+}
+
+static void add_client(const char *name, const char *tenant, const char *role,
+                       const char *password)
+{
+    store_client_t c;
+    memset(&c, 0, sizeof(c));
+    snprintf(c.name, sizeof(c.name), "%s", name);
+    snprintf(c.tenant, sizeof(c.tenant), "%s", tenant);
+    snprintf(c.role, sizeof(c.role), "%s", role);
+    snprintf(c.kind, sizeof(c.kind), "%s", password ? "password" : "cert");
+    if (password && kmip_password_hash(&COST, password, c.password_hash, sizeof(c.password_hash)))
+        die("kmip_password_hash");
+    store_write_t *w = store_write_new();
+    commit(w, w ? store_write_client(w, &c, false) : KMS_ERR_NOMEM, name);
+}
+
 static void env_open_store(void)
 {
     char path[512];
@@ -91,10 +99,18 @@ static void env_open_store(void)
     store_options_t so = {.path = path};
     if (store_open(&so, &g_store))
         die("store_open");
+    for (const char *t = "default"; t; t = strcmp(t, "default") == 0 ? "t1" : NULL) {
+        store_write_t *w = store_write_new();
+        commit(w, w ? store_write_tenant(w, t, false) : KMS_ERR_NOMEM, t);
+    }
+    add_client("fuzz", "default", "admin", NULL);
+    add_client("fuzz-client", "t1", "client", NULL);
+    add_client("fuzz-user", "t1", "client", "fuzz");
     kmip_config_t c = {
         .store = g_store,
         .keyring = g_kr,
-        .auth = fuzz_auth,
+        .access = KMIP_ACCESS_CLIENTS,
+        .password_cost = COST,
         .max_response = MAX_RESPONSE,
         .max_batch_items = 64,
         .arena_limit = 16u << 20,
@@ -156,7 +172,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         env_close();
         env_open_store();
     }
-    kmip_peer_t peer = {.cert_sha256 = NULL, .cert_cn = "fuzz", .address = "fuzz:0"};
+    kmip_peer_t peer = {.cert_sha256 = NULL, .cert_cn = size % 2 ? "fuzz-client" : "fuzz",
+                        .address = "fuzz:0"};
     kmip_summary_t sum;
     kms_buf_t resp;
     kms_buf_init(&resp, 0);

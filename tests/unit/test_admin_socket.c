@@ -2,7 +2,7 @@
  * tests/unit/test_admin_socket.c: the admin socket end to end, in process:
  * admin/ listening on a real Unix socket over a real SQLite store, driven
  * by kmsctl's own command functions (kmsctl/cmd_*.c, from libkmsctl)
- * through a real kmsd.yaml, with identities then checked by server/auth.c
+ * through a real kmsd.yaml, with identities then checked by kmip_identify
  * (libserver) and every
  * command found in a verified audit chain. Also the protocol's refusals:
  * another version, garbage, oversized frames.
@@ -29,8 +29,8 @@
 #include "audit/audit.h"
 #include "certs/certs.h"
 #include "kmsctl/admin_client.h"
+#include "kmip/kmip.h"
 #include "kmsctl/kmsctl.h"
-#include "server/server_int.h"
 
 /* kmsctl's commands (kmsctl/main.c is not in libkmsctl). */
 int cmd_status(int argc, char **argv);
@@ -40,12 +40,15 @@ int cmd_audit(int argc, char **argv);
 
 kmsctl_globals_t kmsctl_g = {.config_path = NULL, .json = 0};
 
+/* Cheap Argon2id for tests; production defaults are t=2, m=19 MiB. */
+static const kmip_password_cost_t COST = {.t_cost = 1, .m_kib = 256, .parallelism = 1};
+
 typedef struct fx {
     char dir[64];
     char path[256];
     char sock[160], conf[160], audit[160], db[160], ca[160], cakey[160];
     store_t *store;
-    srv_access_t *acc;
+    kmip_server_t *kmip;
     audit_t *au;
     admin_t *ad;
     X509 *ca_cert;
@@ -107,13 +110,12 @@ static int setup(void **state)
 
     store_options_t so = {.path = f->db};
     assert_int_equal(store_open(&so, &f->store), 0);
-    srv_access_options_t ao = {.store = f->store, .argon2_t_cost = 1, .argon2_m_kib = 256};
-    assert_int_equal(srv_access_new(&ao, &f->acc), 0);
+    kmip_config_t kc = {.store = f->store, .access = KMIP_ACCESS_CLIENTS, .password_cost = COST};
+    assert_int_equal(kmip_server_new(&kc, &f->kmip), 0);
     audit_options_t uo = {.path = f->audit, .fsync = true};
     assert_int_equal(audit_open(&uo, &f->au), 0);
     admin_options_t o = {.socket_path = f->sock, .mode = 0600, .store = f->store,
-                         .hash_password = srv_access_hash_cb, .hash_arg = f->acc,
-                         .audit = f->au, .client_ca = f->ca, .version = "test"};
+                         .password_cost = COST, .audit = f->au, .client_ca = f->ca, .version = "test"};
     assert_int_equal(admin_start(&o, &f->ad), 0);
     *state = f;
     return 0;
@@ -124,7 +126,7 @@ static int teardown(void **state)
     fx_t *f = *state;
     admin_stop(f->ad);
     audit_close(f->au);
-    srv_access_free(f->acc);
+    kmip_server_free(f->kmip);
     store_close(f->store);
     X509_free(f->ca_cert);
     EVP_PKEY_free(f->ca_key);
@@ -223,23 +225,23 @@ static void test_clients_cert_password_csr(void **state)
     assert_int_equal(run(6, "client", "add", "--tenant", "acme", "--cert", other), KMSCTL_EXIT_USAGE);
     kmip_identity_t id;
     kmip_peer_t p = {.cert_sha256 = fp, .cert_cn = "host1", .address = "t"};
-    assert_int_equal(srv_access_auth_cb(f->acc, &p, NULL, NULL, &id), 0);
+    assert_int_equal(kmip_identify(f->kmip, &p, NULL, NULL, &id), 0);
     assert_string_equal(id.tenant, "acme");
     kmip_peer_t q = {.cert_sha256 = fp_other, .cert_cn = "intruder", .address = "t"};
-    assert_int_equal(srv_access_auth_cb(f->acc, &q, NULL, NULL, &id), KMS_ERR_PERM);
+    assert_int_equal(kmip_identify(f->kmip, &q, NULL, NULL, &id), KMS_ERR_PERM);
 
     /* Password. */
     writef(pwf, "s3cret pass\n");
     assert_int_equal(run(8, "client", "add", "--tenant", "globex", "--user", "bob",
                          "--password-file", pwf), 0);
     kmip_peer_t n = {.address = "t"};
-    assert_int_equal(srv_access_auth_cb(f->acc, &n, "bob", "s3cret pass", &id), 0);
+    assert_int_equal(kmip_identify(f->kmip, &n, "bob", "s3cret pass", &id), 0);
     assert_string_equal(id.tenant, "globex");
-    assert_int_equal(srv_access_auth_cb(f->acc, &n, "bob", "s3cret pass\n", &id), KMS_ERR_PERM);
+    assert_int_equal(kmip_identify(f->kmip, &n, "bob", "s3cret pass\n", &id), KMS_ERR_PERM);
     /* Same name twice is refused, not overwritten. */
     assert_int_equal(run(8, "client", "add", "--tenant", "acme", "--user", "bob",
                          "--password-file", pwf), KMSCTL_EXIT_FAIL);
-    assert_int_equal(srv_access_auth_cb(f->acc, &n, "bob", "s3cret pass", &id), 0);
+    assert_int_equal(kmip_identify(f->kmip, &n, "bob", "s3cret pass", &id), 0);
     assert_string_equal(id.tenant, "globex");
 
     /* CSR: signed with the CA next to client_ca, written out, registered. */
@@ -262,7 +264,7 @@ static void test_clients_cert_password_csr(void **state)
     assert_int_equal(certs_fingerprint_sha256(signed_cert, fp_vc), 0);
     X509_free(signed_cert);
     kmip_peer_t v = {.cert_sha256 = fp_vc, .cert_cn = "vcenter01", .address = "t"};
-    assert_int_equal(srv_access_auth_cb(f->acc, &v, NULL, NULL, &id), 0);
+    assert_int_equal(kmip_identify(f->kmip, &v, NULL, NULL, &id), 0);
     assert_string_equal(id.name, "vcenter01");
 
     /* Listing, then removal takes effect on the next request. */
@@ -274,14 +276,14 @@ static void test_clients_cert_password_csr(void **state)
     assert_int_equal(ttlv_count(resp, ADMIN_TAG_RECORD), 2);
     kms_arena_free(a);
     assert_int_equal(run(3, "client", "remove", "host1"), 0);
-    assert_int_equal(srv_access_auth_cb(f->acc, &p, NULL, NULL, &id), KMS_ERR_PERM);
+    assert_int_equal(kmip_identify(f->kmip, &p, NULL, NULL, &id), KMS_ERR_PERM);
     assert_int_equal(run(3, "client", "remove", "host1"), KMSCTL_EXIT_FAIL);
 
     /* A tenant with clients is kept unless forced. */
     assert_int_equal(run(3, "tenant", "remove", "globex"), KMSCTL_EXIT_FAIL);
-    assert_int_equal(srv_access_auth_cb(f->acc, &n, "bob", "s3cret pass", &id), 0);
+    assert_int_equal(kmip_identify(f->kmip, &n, "bob", "s3cret pass", &id), 0);
     assert_int_equal(run(4, "tenant", "remove", "globex", "--force"), 0);
-    assert_int_equal(srv_access_auth_cb(f->acc, &n, "bob", "s3cret pass", &id), KMS_ERR_PERM);
+    assert_int_equal(kmip_identify(f->kmip, &n, "bob", "s3cret pass", &id), KMS_ERR_PERM);
 
     /* Every command is in the audit chain, without the password. */
     assert_int_equal(audit_flush(f->au), 0);
@@ -375,7 +377,7 @@ static void test_second_server_refused_and_stale_socket_replaced(void **state)
 {
     fx_t *f = *state;
     admin_options_t o = {.socket_path = f->sock, .mode = 0600, .store = f->store,
-                         .hash_password = srv_access_hash_cb, .hash_arg = f->acc};
+                         .password_cost = COST};
     admin_t *ad2 = NULL;
     assert_int_equal(admin_start(&o, &ad2), KMS_ERR_EXISTS);
     assert_null(ad2);

@@ -38,7 +38,12 @@ typedef struct kenv {
     int last_rc;        /* kmip_handle's return of the last call */
 } kenv_t;
 
-static inline int kenv_setup(kenv_t *e, kmip_auth_cb auth, void *auth_arg)
+/* Cheap Argon2id for tests; production defaults are t=2, m=19 MiB. */
+#define KENV_PASSWORD_COST {.t_cost = 1, .m_kib = 64, .parallelism = 1}
+
+/* access: KMIP_ACCESS_OPEN (every caller is admin of "default") or
+ * KMIP_ACCESS_CLIENTS (the store's clients table; see kenv_tenants_setup). */
+static inline int kenv_setup(kenv_t *e, enum kmip_access access)
 {
     kms_error_t err = {0};
     char path[512];
@@ -73,8 +78,8 @@ static inline int kenv_setup(kenv_t *e, kmip_auth_cb auth, void *auth_arg)
     kmip_config_t c = {
         .store = e->store,
         .keyring = e->kr,
-        .auth = auth,
-        .auth_arg = auth_arg,
+        .access = access,
+        .password_cost = KENV_PASSWORD_COST,
         .vendor = "kmsd",
         .version = "test",
     };
@@ -316,7 +321,7 @@ static inline ttlv_item_t *k_revoke(kenv_t *e, const char *id, uint32_t code)
 static inline int kenv_plain_setup(void **state)
 {
     kenv_t *e = calloc(1, sizeof(*e));
-    if (!e || kenv_setup(e, NULL, NULL)) {
+    if (!e || kenv_setup(e, KMIP_ACCESS_OPEN)) {
         free(e);
         return -1;
     }
@@ -332,42 +337,59 @@ static inline int kenv_plain_teardown(void **state)
     return 0;
 }
 
-/*
- * Two client tenants and an admin, for access-control tests: identity by
- * certificate CN ("alice" -> tenant ta, "bob" -> tb, both clients; "root"
- * -> admin of "admins"), or by Credential user name with password "secret".
- * Anyone else is refused. Use kenv_tenants_setup/teardown as cmocka
- * setup/teardown; *state is the kenv_t.
- */
-static inline int kenv_tenants_auth(void *arg, const kmip_peer_t *peer, const char *user, const char *pass,
-                   kmip_identity_t *id)
+/* Commit one tenant or client row; 0 or the store's error. */
+static inline int kenv_commit_tenant(kenv_t *e, const char *tenant)
 {
-    (void)arg;
-    const char *who = user ? user : (peer ? peer->cert_cn : NULL);
-    if (!who)
-        return KMS_ERR_PERM;
-    if (user && (!pass || strcmp(pass, "secret") != 0))
-        return KMS_ERR_PERM;
-    snprintf(id->name, sizeof(id->name), "%s", who);
-    if (strcmp(who, "alice") == 0) {
-        snprintf(id->tenant, sizeof(id->tenant), "ta");
-        id->role = KMIP_ROLE_CLIENT;
-    } else if (strcmp(who, "bob") == 0) {
-        snprintf(id->tenant, sizeof(id->tenant), "tb");
-        id->role = KMIP_ROLE_CLIENT;
-    } else if (strcmp(who, "root") == 0) {
-        snprintf(id->tenant, sizeof(id->tenant), "admins");
-        id->role = KMIP_ROLE_ADMIN;
-    } else {
-        return KMS_ERR_PERM;
-    }
-    return 0;
+    store_write_t *w = store_write_new();
+    int rc = w ? store_write_tenant(w, tenant, false) : KMS_ERR_NOMEM;
+    if (rc == 0)
+        rc = store_commit(e->store, w, NULL, 0);
+    store_write_free(w);
+    return rc;
 }
 
+/* A client registered by certificate CN (no fingerprint), or with a
+ * password when `password` is given. */
+static inline int kenv_commit_client(kenv_t *e, const char *name, const char *tenant,
+                                     const char *role, const char *password)
+{
+    store_client_t c;
+    memset(&c, 0, sizeof(c));
+    kms_strlcpy(c.name, name, sizeof(c.name));
+    kms_strlcpy(c.tenant, tenant, sizeof(c.tenant));
+    kms_strlcpy(c.role, role, sizeof(c.role));
+    kms_strlcpy(c.kind, password ? "password" : "cert", sizeof(c.kind));
+    c.created_us = kms_now_us();
+    kmip_password_cost_t cost = KENV_PASSWORD_COST;
+    int rc = password ? kmip_password_hash(&cost, password, c.password_hash,
+                                           sizeof(c.password_hash))
+                      : 0;
+    store_write_t *w = rc ? NULL : store_write_new();
+    if (!rc)
+        rc = w ? store_write_client(w, &c, false) : KMS_ERR_NOMEM;
+    if (rc == 0)
+        rc = store_commit(e->store, w, NULL, 0);
+    store_write_free(w);
+    return rc;
+}
+
+/*
+ * Two client tenants and an admin, for access-control tests, registered in
+ * the store's clients table as kmsd would have them: certificate clients
+ * by CN "alice" (tenant ta), "bob" (tb) and "root" (admin of "admins"),
+ * and the password client "carol" (tenant ta, password "secret"). Anyone
+ * else is refused. Use kenv_tenants_setup/teardown as cmocka
+ * setup/teardown; *state is the kenv_t.
+ */
 static inline int kenv_tenants_setup(void **state)
 {
     kenv_t *e = calloc(1, sizeof(*e));
-    if (!e || kenv_setup(e, kenv_tenants_auth, NULL))
+    if (!e || kenv_setup(e, KMIP_ACCESS_CLIENTS) || kenv_commit_tenant(e, "ta") ||
+        kenv_commit_tenant(e, "tb") || kenv_commit_tenant(e, "admins") ||
+        kenv_commit_client(e, "alice", "ta", "client", NULL) ||
+        kenv_commit_client(e, "bob", "tb", "client", NULL) ||
+        kenv_commit_client(e, "root", "admins", "admin", NULL) ||
+        kenv_commit_client(e, "carol", "ta", "client", "secret"))
         return -1;
     *state = e;
     return 0;

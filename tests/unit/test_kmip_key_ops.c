@@ -59,7 +59,8 @@ static int setup(void **state)
     store_options_t so = {.path = path};
     if (store_open(&so, &st))
         return -1;
-    kmip_config_t kc = {.store = st, .keyring = kr, .vendor = "kmsd", .version = "test"};
+    kmip_config_t kc = {.store = st, .keyring = kr, .vendor = "kmsd", .version = "test",
+                        .access = KMIP_ACCESS_OPEN};
     return kmip_server_new(&kc, &srv);
 }
 

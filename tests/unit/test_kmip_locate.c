@@ -2,7 +2,7 @@
  * tests/unit/test_kmip_locate.c: Locate on a real store (by Name, Object
  * Type, State, algorithm/length, Object Group, custom attributes, date
  * ranges, usage mask, Maximum Items, Storage Status Mask, newest first)
- * and tenant isolation: identities from an auth callback, another
+ * and tenant isolation: identities from the store's clients table, another
  * tenant's object answers Item Not Found exactly like a missing one,
  * Locate never returns it, admins see every tenant, Permission Denied for
  * a refused credential.
@@ -233,20 +233,24 @@ static void test_permission_denied(void **state)
     m = rq_msg(e, 1, 1);
     rq_attr_name(e, rq_item(e, m, KMIP_OPERATION_LOCATE), "denied");
     assert_int_equal(ttlv_count(locate(e, &ROOT, m), KMIP_TAG_UNIQUE_IDENTIFIER), 0);
-    /* Username/Password credential goes to the callback. */
+    /* A Username/Password credential is checked against the clients table. */
     m = rq_msg(e, 1, 1);
     ttlv_item_t *au = ttlv_new_struct(e->a, rq_header(m), KMIP_TAG_AUTHENTICATION);
     ttlv_item_t *cr = ttlv_new_struct(e->a, au, KMIP_TAG_CREDENTIAL);
     ttlv_new_enum(e->a, cr, KMIP_TAG_CREDENTIAL_TYPE, KMIP_CREDENTIAL_TYPE_USERNAME_AND_PASSWORD);
     ttlv_item_t *cv = ttlv_new_struct(e->a, cr, KMIP_TAG_CREDENTIAL_VALUE);
-    ttlv_new_textz(e->a, cv, KMIP_TAG_USERNAME, "alice");
+    ttlv_new_textz(e->a, cv, KMIP_TAG_USERNAME, "carol");
     ttlv_item_t *pw = ttlv_new_textz(e->a, cv, KMIP_TAG_PASSWORD, "wrong");
     rq_item(e, m, KMIP_OPERATION_DISCOVER_VERSIONS);
-    assert_fail(rs_item(kenv_call_peer(e, &NOBODY, m), 0), KMIP_RESULT_REASON_PERMISSION_DENIED);
+    static const kmip_peer_t NO_CERT = {.address = "127.0.0.1:5"};
+    assert_fail(rs_item(kenv_call_peer(e, &NO_CERT, m), 0), KMIP_RESULT_REASON_PERMISSION_DENIED);
     ttlv_remove(pw);
     ttlv_new_textz(e->a, cv, KMIP_TAG_PASSWORD, "secret");
-    assert_ok(rs_item(kenv_call_peer(e, &NOBODY, m), 0));
-    assert_string_equal(e->sum.identity, "alice");
+    assert_ok(rs_item(kenv_call_peer(e, &NO_CERT, m), 0));
+    assert_string_equal(e->sum.identity, "carol");
+    assert_string_equal(e->sum.tenant, "ta");
+    /* The right password over an unregistered certificate is refused. */
+    assert_fail(rs_item(kenv_call_peer(e, &NOBODY, m), 0), KMIP_RESULT_REASON_PERMISSION_DENIED);
 }
 
 int main(void)

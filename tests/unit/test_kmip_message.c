@@ -76,7 +76,8 @@ static void test_invalid_message(void **state)
 static void test_ttlv_limits(void **state)
 {
     kenv_t *e = *state;
-    kmip_config_t c = {.store = e->store, .keyring = e->kr, .max_depth = 4, .max_items = 40};
+    kmip_config_t c = {.store = e->store, .keyring = e->kr, .max_depth = 4, .max_items = 40,
+                       .access = KMIP_ACCESS_OPEN};
     kmip_server_t *small = NULL;
     assert_int_equal(kmip_server_new(&c, &small), 0);
     ttlv_item_t *m = rq_msg(e, 1, 1);

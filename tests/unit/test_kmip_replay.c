@@ -300,10 +300,11 @@ static void test_replay(void **state)
                 free(e);
             }
             e = calloc(1, sizeof(*e));
-            assert_int_equal(kenv_setup(e, NULL, NULL), 0);
+            assert_int_equal(kenv_setup(e, KMIP_ACCESS_OPEN), 0);
             kmip_server_free(e->srv);
             kmip_config_t kc = {.store = e->store, .keyring = e->kr, .vendor = "kmsd",
-                                .version = "test", .clock = doc_clock};
+                                .version = "test", .clock = doc_clock,
+                                .access = KMIP_ACCESS_OPEN};
             assert_int_equal(kmip_server_new(&kc, &e->srv), 0);
             memset(map, 0, sizeof(*map));
             cur = v[i].tcase;

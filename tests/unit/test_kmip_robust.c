@@ -150,7 +150,7 @@ static void test_mutated_requests(void **state)
 {
     (void)state;
     kenv_t *e = calloc(1, sizeof(*e));
-    assert_int_equal(kenv_setup(e, NULL, NULL), 0);
+    assert_int_equal(kenv_setup(e, KMIP_ACCESS_OPEN), 0);
     /* A few real objects in different states. */
     char ids[3][64];
     for (int i = 0; i < 3; i++)

@@ -239,7 +239,8 @@ static void test_row_opens_in_another_store(void **state)
     }
     assert_int_equal(ver, 4);
 
-    kmip_config_t c = {.store = s2, .keyring = e->kr, .vendor = "kmsd", .version = "test"};
+    kmip_config_t c = {.store = s2, .keyring = e->kr, .vendor = "kmsd", .version = "test",
+                       .access = KMIP_ACCESS_OPEN};
     kmip_server_t *srv1 = e->srv;
     assert_int_equal(kmip_server_new(&c, &e->srv), 0);
     km = get_material(e, id);
@@ -339,7 +340,8 @@ static int v5_setup(void **state)
         return -1;
     }
     store_reader_free(r);
-    kmip_config_t c = {.store = e->store, .keyring = e->kr, .vendor = "kmsd", .version = "test"};
+    kmip_config_t c = {.store = e->store, .keyring = e->kr, .vendor = "kmsd", .version = "test",
+                       .access = KMIP_ACCESS_OPEN};
     return kmip_server_new(&c, &e->srv) ? -1 : 0;
 }
 

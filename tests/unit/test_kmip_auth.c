@@ -1,9 +1,10 @@
 /*
- * tests/unit/test_server_auth.c: server/auth.c against a real SQLite
- * store: certificate identities (fingerprint, CN-only registration),
- * password identities (Argon2id), the both-present tenant rule, refusal of
- * unknown/removed clients with no stale cache, and the require_registered
- * check. It links libserver (its private header declares auth.c's API).
+ * tests/unit/test_kmip_auth.c: kmip/auth.c (kmip_identify,
+ * kmip_cert_registered, kmip_password_hash) against a real SQLite store:
+ * certificate identities (fingerprint, CN-only registration), password
+ * identities (Argon2id), the both-present tenant rule, refusal of
+ * unknown/removed clients with no stale cache, the require_registered
+ * check, and the same verdicts through a request's authenticate step.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,7 +19,9 @@
 
 #include <argon2.h>
 
-#include "server/server_int.h"
+#include "kmip/kmip.h"
+#include "store/store.h"
+#include "ttlv/ttlv.h"
 
 #define FP_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define FP_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
@@ -28,8 +31,11 @@ typedef struct fx {
     char dir[64];
     char db[128];
     store_t *store;
-    srv_access_t *acc;
+    kmip_server_t *kmip;
 } fx_t;
+
+/* Cheap Argon2id for tests; production defaults are t=2, m=19 MiB. */
+static const kmip_password_cost_t COST = {.t_cost = 1, .m_kib = 256, .parallelism = 1};
 
 static int try_add_client(fx_t *f, const char *name, const char *tenant, const char *kind,
                           const char *fp, const char *password, const char *role, bool remove)
@@ -43,8 +49,8 @@ static int try_add_client(fx_t *f, const char *name, const char *tenant, const c
     if (fp)
         snprintf(c.cert_sha256, sizeof(c.cert_sha256), "%s", fp);
     if (password)
-        assert_int_equal(srv_access_hash_password(f->acc, password, c.password_hash,
-                                                  sizeof(c.password_hash)), 0);
+        assert_int_equal(kmip_password_hash(&COST, password, c.password_hash,
+                                            sizeof(c.password_hash)), 0);
     c.created_us = kms_now_us();
     store_write_t *w = store_write_new();
     assert_non_null(w);
@@ -79,9 +85,8 @@ static int setup(void **state)
     snprintf(f->db, sizeof(f->db), "%s/kms.db", f->dir);
     store_options_t so = {.path = f->db};
     assert_int_equal(store_open(&so, &f->store), 0);
-    /* Cheap Argon2id for tests; production defaults are t=2, m=19 MiB. */
-    srv_access_options_t ao = {.store = f->store, .argon2_t_cost = 1, .argon2_m_kib = 256};
-    assert_int_equal(srv_access_new(&ao, &f->acc), 0);
+    kmip_config_t kc = {.store = f->store, .access = KMIP_ACCESS_CLIENTS, .password_cost = COST};
+    assert_int_equal(kmip_server_new(&kc, &f->kmip), 0);
     add_tenant(f, "acme");
     add_tenant(f, "globex");
     add_client(f, "alice-host", "acme", "cert", FP_A, NULL, "client", false);
@@ -95,7 +100,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx_t *f = *state;
-    srv_access_free(f->acc);
+    kmip_server_free(f->kmip);
     store_close(f->store);
     char cmd[160];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
@@ -109,12 +114,12 @@ static void test_cert_by_fingerprint(void **state)
     fx_t *f = *state;
     kmip_peer_t p = {.cert_sha256 = FP_A, .cert_cn = "whatever", .address = "127.0.0.1:1"};
     kmip_identity_t id;
-    assert_int_equal(srv_access_auth_cb(f->acc, &p, NULL, NULL, &id), 0);
+    assert_int_equal(kmip_identify(f->kmip, &p, NULL, NULL, &id), 0);
     assert_string_equal(id.name, "alice-host");
     assert_string_equal(id.tenant, "acme");
     assert_int_equal(id.role, KMIP_ROLE_CLIENT);
     p.cert_sha256 = FP_B;
-    assert_int_equal(srv_access_auth_cb(f->acc, &p, NULL, NULL, &id), 0);
+    assert_int_equal(kmip_identify(f->kmip, &p, NULL, NULL, &id), 0);
     assert_string_equal(id.tenant, "globex");
     assert_int_equal(id.role, KMIP_ROLE_ADMIN);
 }
@@ -130,15 +135,15 @@ static void test_cert_by_cn_only_when_unpinned(void **state)
         skip();
     assert_int_equal(rc, 0);
     kmip_peer_t p = {.cert_sha256 = FP_X, .cert_cn = "vcenter-cn", .address = "a"};
-    assert_int_equal(srv_access_auth_cb(f->acc, &p, NULL, NULL, &id), 0);
+    assert_int_equal(kmip_identify(f->kmip, &p, NULL, NULL, &id), 0);
     assert_string_equal(id.name, "vcenter-cn");
     assert_string_equal(id.tenant, "acme");
     /* alice-host is pinned to FP_A: another certificate with its CN is refused. */
     p.cert_cn = "alice-host";
-    assert_int_equal(srv_access_auth_cb(f->acc, &p, NULL, NULL, &id), KMS_ERR_PERM);
+    assert_int_equal(kmip_identify(f->kmip, &p, NULL, NULL, &id), KMS_ERR_PERM);
     /* A CN that is a password client's name is not a certificate identity. */
     p.cert_cn = "alice";
-    assert_int_equal(srv_access_auth_cb(f->acc, &p, NULL, NULL, &id), KMS_ERR_PERM);
+    assert_int_equal(kmip_identify(f->kmip, &p, NULL, NULL, &id), KMS_ERR_PERM);
 }
 
 static void test_unregistered_cert_refused(void **state)
@@ -146,12 +151,12 @@ static void test_unregistered_cert_refused(void **state)
     fx_t *f = *state;
     kmip_identity_t id;
     kmip_peer_t p = {.cert_sha256 = FP_X, .cert_cn = "stranger", .address = "a"};
-    assert_int_equal(srv_access_auth_cb(f->acc, &p, NULL, NULL, &id), KMS_ERR_PERM);
+    assert_int_equal(kmip_identify(f->kmip, &p, NULL, NULL, &id), KMS_ERR_PERM);
     assert_string_equal(id.tenant, "");
     /* Even with a valid password: the certificate itself is unknown. */
-    assert_int_equal(srv_access_auth_cb(f->acc, &p, "alice", "correct horse", &id), KMS_ERR_PERM);
-    assert_int_equal(srv_access_cert_registered(f->acc, FP_X, "stranger"), KMS_ERR_PERM);
-    assert_int_equal(srv_access_cert_registered(f->acc, FP_A, NULL), 0);
+    assert_int_equal(kmip_identify(f->kmip, &p, "alice", "correct horse", &id), KMS_ERR_PERM);
+    assert_int_equal(kmip_cert_registered(f->kmip, FP_X, "stranger"), KMS_ERR_PERM);
+    assert_int_equal(kmip_cert_registered(f->kmip, FP_A, NULL), 0);
 }
 
 static void test_password_identity(void **state)
@@ -159,20 +164,20 @@ static void test_password_identity(void **state)
     fx_t *f = *state;
     kmip_identity_t id;
     kmip_peer_t p = {.address = "a"};
-    assert_int_equal(srv_access_auth_cb(f->acc, &p, "alice", "correct horse", &id), 0);
+    assert_int_equal(kmip_identify(f->kmip, &p, "alice", "correct horse", &id), 0);
     assert_string_equal(id.name, "alice");
     assert_string_equal(id.tenant, "acme");
     /* Cached path gives the same answer. */
-    assert_int_equal(srv_access_auth_cb(f->acc, &p, "alice", "correct horse", &id), 0);
-    assert_int_equal(srv_access_auth_cb(f->acc, &p, "alice", "correct horsE", &id), KMS_ERR_PERM);
-    assert_int_equal(srv_access_auth_cb(f->acc, &p, "alice", "", &id), KMS_ERR_PERM);
-    assert_int_equal(srv_access_auth_cb(f->acc, &p, "alice", NULL, &id), KMS_ERR_PERM);
-    assert_int_equal(srv_access_auth_cb(f->acc, &p, "nobody", "correct horse", &id), KMS_ERR_PERM);
+    assert_int_equal(kmip_identify(f->kmip, &p, "alice", "correct horse", &id), 0);
+    assert_int_equal(kmip_identify(f->kmip, &p, "alice", "correct horsE", &id), KMS_ERR_PERM);
+    assert_int_equal(kmip_identify(f->kmip, &p, "alice", "", &id), KMS_ERR_PERM);
+    assert_int_equal(kmip_identify(f->kmip, &p, "alice", NULL, &id), KMS_ERR_PERM);
+    assert_int_equal(kmip_identify(f->kmip, &p, "nobody", "correct horse", &id), KMS_ERR_PERM);
     /* A certificate client's name with a password is no identity. */
-    assert_int_equal(srv_access_auth_cb(f->acc, &p, "alice-host", "x", &id), KMS_ERR_PERM);
+    assert_int_equal(kmip_identify(f->kmip, &p, "alice-host", "x", &id), KMS_ERR_PERM);
     /* Nothing at all. */
-    assert_int_equal(srv_access_auth_cb(f->acc, &p, NULL, NULL, &id), KMS_ERR_PERM);
-    assert_int_equal(srv_access_auth_cb(f->acc, NULL, NULL, NULL, &id), KMS_ERR_PERM);
+    assert_int_equal(kmip_identify(f->kmip, &p, NULL, NULL, &id), KMS_ERR_PERM);
+    assert_int_equal(kmip_identify(f->kmip, NULL, NULL, NULL, &id), KMS_ERR_PERM);
 }
 
 static void test_cert_and_credential_same_tenant(void **state)
@@ -180,17 +185,17 @@ static void test_cert_and_credential_same_tenant(void **state)
     fx_t *f = *state;
     kmip_identity_t id;
     kmip_peer_t p = {.cert_sha256 = FP_A, .cert_cn = "alice-host", .address = "a"};
-    assert_int_equal(srv_access_auth_cb(f->acc, &p, "alice", "correct horse", &id), 0);
+    assert_int_equal(kmip_identify(f->kmip, &p, "alice", "correct horse", &id), 0);
     assert_string_equal(id.name, "alice");
     assert_string_equal(id.tenant, "acme");
     /* Tenant B's credential over tenant A's certificate. */
-    assert_int_equal(srv_access_auth_cb(f->acc, &p, "bob", "battery staple", &id), KMS_ERR_PERM);
+    assert_int_equal(kmip_identify(f->kmip, &p, "bob", "battery staple", &id), KMS_ERR_PERM);
     /* Admin certificate + client credential of the same tenant: client role. */
     add_client(f, "bob2", "globex", "password", NULL, "pw2", "admin", false);
     p.cert_sha256 = FP_B;
-    assert_int_equal(srv_access_auth_cb(f->acc, &p, "bob", "battery staple", &id), 0);
+    assert_int_equal(kmip_identify(f->kmip, &p, "bob", "battery staple", &id), 0);
     assert_int_equal(id.role, KMIP_ROLE_CLIENT);
-    assert_int_equal(srv_access_auth_cb(f->acc, &p, "bob2", "pw2", &id), 0);
+    assert_int_equal(kmip_identify(f->kmip, &p, "bob2", "pw2", &id), 0);
     assert_int_equal(id.role, KMIP_ROLE_ADMIN);
 }
 
@@ -199,31 +204,98 @@ static void test_removed_client_refused_next_request(void **state)
     fx_t *f = *state;
     kmip_identity_t id;
     kmip_peer_t p = {.cert_sha256 = FP_A, .address = "a"};
-    assert_int_equal(srv_access_auth_cb(f->acc, &p, NULL, NULL, &id), 0);
+    assert_int_equal(kmip_identify(f->kmip, &p, NULL, NULL, &id), 0);
     add_client(f, "alice-host", "acme", "cert", FP_A, NULL, "client", true);
-    assert_int_equal(srv_access_auth_cb(f->acc, &p, NULL, NULL, &id), KMS_ERR_PERM);
+    assert_int_equal(kmip_identify(f->kmip, &p, NULL, NULL, &id), KMS_ERR_PERM);
     /* The password cache must not outlive the client either. */
     kmip_peer_t q = {.address = "a"};
-    assert_int_equal(srv_access_auth_cb(f->acc, &q, "alice", "correct horse", &id), 0);
+    assert_int_equal(kmip_identify(f->kmip, &q, "alice", "correct horse", &id), 0);
     add_client(f, "alice", "acme", "password", NULL, NULL, "client", true);
-    assert_int_equal(srv_access_auth_cb(f->acc, &q, "alice", "correct horse", &id), KMS_ERR_PERM);
+    assert_int_equal(kmip_identify(f->kmip, &q, "alice", "correct horse", &id), KMS_ERR_PERM);
     /* Re-registered with a new password: the old one no longer works. */
     add_client(f, "alice", "acme", "password", NULL, "new secret", "client", false);
-    assert_int_equal(srv_access_auth_cb(f->acc, &q, "alice", "correct horse", &id), KMS_ERR_PERM);
-    assert_int_equal(srv_access_auth_cb(f->acc, &q, "alice", "new secret", &id), 0);
+    assert_int_equal(kmip_identify(f->kmip, &q, "alice", "correct horse", &id), KMS_ERR_PERM);
+    assert_int_equal(kmip_identify(f->kmip, &q, "alice", "new secret", &id), 0);
 }
 
 static void test_hash_format(void **state)
 {
-    fx_t *f = *state;
+    (void)state;
     char h[160], h2[160];
-    assert_int_equal(srv_access_hash_password(f->acc, "pw", h, sizeof(h)), 0);
-    assert_int_equal(srv_access_hash_password(f->acc, "pw", h2, sizeof(h2)), 0);
+    assert_int_equal(kmip_password_hash(&COST, "pw", h, sizeof(h)), 0);
+    assert_int_equal(kmip_password_hash(&COST, "pw", h2, sizeof(h2)), 0);
     assert_true(strncmp(h, "$argon2id$v=19$m=256,t=1,p=1$", 29) == 0);
     assert_string_not_equal(h, h2); /* random salt */
     assert_int_equal(argon2id_verify(h, "pw", 2), ARGON2_OK);
-    assert_int_equal(srv_access_hash_password(f->acc, "", h, sizeof(h)), KMS_ERR_INVAL);
-    assert_int_equal(srv_access_hash_password(f->acc, "pw", h, 20), KMS_ERR_LIMIT);
+    assert_int_equal(kmip_password_hash(&COST, "", h, sizeof(h)), KMS_ERR_INVAL);
+    assert_int_equal(kmip_password_hash(&COST, "pw", h, 20), KMS_ERR_LIMIT);
+    /* NULL cost: the defaults (OWASP: m=19 MiB, t=2, p=1). */
+    assert_int_equal(kmip_password_hash(NULL, "pw", h, sizeof(h)), 0);
+    assert_true(strncmp(h, "$argon2id$v=19$m=19456,t=2,p=1$", 31) == 0);
+}
+
+/* A Query request from peer p, with a Username/Password Credential when
+ * user is given, decoded and authenticated. */
+static kmip_request_t *query_request(fx_t *f, const kmip_peer_t *p, const char *user,
+                                     const char *pass, int *auth_rc)
+{
+    kms_arena_t *a = kms_arena_new(0);
+    assert_non_null(a);
+    ttlv_item_t *m = ttlv_new_struct(a, NULL, KMIP_TAG_REQUEST_MESSAGE);
+    ttlv_item_t *h = ttlv_new_struct(a, m, KMIP_TAG_REQUEST_HEADER);
+    ttlv_item_t *pv = ttlv_new_struct(a, h, KMIP_TAG_PROTOCOL_VERSION);
+    ttlv_new_int(a, pv, KMIP_TAG_PROTOCOL_VERSION_MAJOR, 1);
+    ttlv_new_int(a, pv, KMIP_TAG_PROTOCOL_VERSION_MINOR, 1);
+    if (user) {
+        ttlv_item_t *au = ttlv_new_struct(a, h, KMIP_TAG_AUTHENTICATION);
+        ttlv_item_t *cr = ttlv_new_struct(a, au, KMIP_TAG_CREDENTIAL);
+        ttlv_new_enum(a, cr, KMIP_TAG_CREDENTIAL_TYPE, KMIP_CREDENTIAL_TYPE_USERNAME_AND_PASSWORD);
+        ttlv_item_t *cv = ttlv_new_struct(a, cr, KMIP_TAG_CREDENTIAL_VALUE);
+        ttlv_new_textz(a, cv, KMIP_TAG_USERNAME, user);
+        ttlv_new_textz(a, cv, KMIP_TAG_PASSWORD, pass);
+    }
+    ttlv_new_int(a, h, KMIP_TAG_BATCH_COUNT, 1);
+    ttlv_item_t *bi = ttlv_new_struct(a, m, KMIP_TAG_BATCH_ITEM);
+    ttlv_new_enum(a, bi, KMIP_TAG_OPERATION, KMIP_OPERATION_QUERY);
+    kms_buf_t b;
+    kms_buf_init(&b, 0);
+    assert_int_equal(ttlv_encode(m, &b), 0);
+    kmip_request_t *r = NULL;
+    assert_int_equal(kmip_request_decode(f->kmip, p, b.data, b.len, &r), 0);
+    kms_buf_dispose(&b);
+    kms_arena_free(a);
+    assert_false(kmip_request_can_run_inline(r) && user); /* a password: a worker's job */
+    *auth_rc = kmip_request_authenticate(r);
+    assert_int_equal(kmip_request_execute(r, KMIP_RUN_WORKER), 0);
+    return r;
+}
+
+static void test_request_authenticate(void **state)
+{
+    fx_t *f = *state;
+    kmip_summary_t sum;
+    int rc;
+    kmip_peer_t none = {.address = "a"};
+    kmip_request_t *r = query_request(f, &none, "alice", "correct horse", &rc);
+    assert_int_equal(rc, 0);
+    kmip_request_summary(r, &sum);
+    assert_string_equal(sum.identity, "alice");
+    assert_string_equal(sum.tenant, "acme");
+    assert_int_equal(sum.result_status, KMIP_RESULT_STATUS_SUCCESS);
+    kmip_request_free(r);
+    r = query_request(f, &none, "alice", "wrong", &rc);
+    assert_int_equal(rc, KMS_ERR_PERM);
+    kmip_request_summary(r, &sum);
+    assert_int_equal(sum.result_reason, KMIP_RESULT_REASON_PERMISSION_DENIED);
+    assert_string_equal(sum.identity, "");
+    kmip_request_free(r);
+    kmip_peer_t cert = {.cert_sha256 = FP_B, .cert_cn = "bob-host", .address = "a"};
+    r = query_request(f, &cert, NULL, NULL, &rc);
+    assert_int_equal(rc, 0);
+    assert_true(kmip_request_can_run_inline(r));
+    kmip_request_summary(r, &sum);
+    assert_string_equal(sum.identity, "bob-host");
+    kmip_request_free(r);
 }
 
 int main(void)
@@ -236,6 +308,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cert_and_credential_same_tenant, setup, teardown),
         cmocka_unit_test_setup_teardown(test_removed_client_refused_next_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hash_format, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_authenticate, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,367 @@
+/*
+ * kmip/auth.c: who is asking. The identity step of a request
+ * (kmip_request_authenticate -> kmip_identify), the post-handshake check
+ * of tls.require_registered (kmip_cert_registered), and the password
+ * hashing admin code uses for new password clients (kmip_password_hash).
+ *
+ * A client is identified by its TLS certificate (SHA-256 fingerprint in the
+ * store's clients table, or its subject CN for clients registered by CN
+ * without a fingerprint; the TLS layer has already checked the chain
+ * against tls.client_ca) and/or by the KMIP Credential (user name +
+ * password, verified against an Argon2id hash). When both are present they
+ * must belong to the same tenant. Everything else is Permission Denied,
+ * with a log line saying why (never the password).
+ *
+ * A certificate's client is looked up in the clients table (one indexed
+ * SQLite read on the calling thread's store reader) and the answer kept in
+ * a small cache of the calling thread, tagged with
+ * store_clients_generation(): any commit that touches clients or tenants
+ * changes the generation before it is acknowledged, so removing a client
+ * still takes effect on its next request, and a Get on an event loop costs
+ * no database read. A successful Argon2id verification is cached too,
+ * keyed by an HMAC of (name, password, stored hash) under a per-server
+ * random key: a changed or removed hash can never hit the cache.
+ *
+ * It deliberately does not decide what an identity may do with an object:
+ * the operations enforce tenant ownership and roles.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <argon2.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "kmip/kmip_int.h"
+
+#define AUTH_COMPONENT "auth"
+#define AUTH_SALT_LEN 16
+#define AUTH_HASH_LEN 32
+#define AUTH_CACHE_TTL_US (300LL * 1000000)
+#define AUTH_MAX_PASSWORD 1024
+
+static atomic_uint_fast64_t g_auth_instances;
+
+static const char *nz(const char *s)
+{
+    return s && *s ? s : "-";
+}
+
+/* ------------------------------------------------------------ passwords */
+/* Argon2id cost with the defaults filled in (OWASP: t=2, m=19 MiB, p=1). */
+static kmip_password_cost_t cost_of(const kmip_password_cost_t *c)
+{
+    kmip_password_cost_t r = {2, 19 * 1024, 1};
+    if (c && c->t_cost)
+        r.t_cost = c->t_cost;
+    if (c && c->m_kib)
+        r.m_kib = c->m_kib;
+    if (c && c->parallelism)
+        r.parallelism = c->parallelism;
+    return r;
+}
+
+int kmip_password_hash(const kmip_password_cost_t *cost, const char *password, char *out,
+                       size_t outlen)
+{
+    if (!password || !out)
+        return KMS_ERR_INVAL;
+    size_t plen = strlen(password);
+    if (plen == 0 || plen > AUTH_MAX_PASSWORD)
+        return KMS_ERR_INVAL;
+    kmip_password_cost_t c = cost_of(cost);
+    unsigned char salt[AUTH_SALT_LEN];
+    if (RAND_bytes(salt, sizeof(salt)) != 1)
+        return KMS_ERR_CRYPTO;
+    size_t need = argon2_encodedlen(c.t_cost, c.m_kib, c.parallelism, AUTH_SALT_LEN,
+                                    AUTH_HASH_LEN, Argon2_id);
+    if (need > outlen || need > sizeof(((store_client_t *)0)->password_hash))
+        return KMS_ERR_LIMIT;
+    int rc = argon2id_hash_encoded(c.t_cost, c.m_kib, c.parallelism, password, plen, salt,
+                                   sizeof(salt), AUTH_HASH_LEN, out, outlen);
+    if (rc != ARGON2_OK) {
+        kms_log(KMS_LOG_ERROR, AUTH_COMPONENT, "argon2id: %s", argon2_error_message(rc));
+        return KMS_ERR_CRYPTO;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------- verification cache */
+static void cache_tag(const kmip_auth_t *a, const char *name, const char *password,
+                      const char *stored, unsigned char tag[32])
+{
+    /* HMAC over name \0 password \0 stored-hash; one-shot API. */
+    size_t ln = strlen(name), lp = strlen(password), ls = strlen(stored);
+    size_t total = ln + lp + ls + 2;
+    unsigned char *msg = OPENSSL_malloc(total);
+    unsigned int len = 0;
+    if (!msg) {
+        memset(tag, 0, 32);
+        return;
+    }
+    memcpy(msg, name, ln + 1);
+    memcpy(msg + ln + 1, password, lp + 1);
+    memcpy(msg + ln + lp + 2, stored, ls);
+    if (!HMAC(EVP_sha256(), a->cache_key, sizeof(a->cache_key), msg, total, tag, &len))
+        memset(tag, 0, 32);
+    OPENSSL_clear_free(msg, total);
+}
+
+static bool cache_hit(kmip_auth_t *a, const unsigned char tag[32])
+{
+    static const unsigned char zero[32];
+    if (CRYPTO_memcmp(tag, zero, 32) == 0)
+        return false;
+    int64_t now = kms_now_us();
+    bool hit = false;
+    pthread_mutex_lock(&a->mu);
+    kmip_pw_cache_entry_t *e = &a->cache[tag[0] % KMIP_PW_CACHE_SLOTS];
+    if (e->used && e->expires_us > now && CRYPTO_memcmp(e->tag, tag, 32) == 0)
+        hit = true;
+    pthread_mutex_unlock(&a->mu);
+    return hit;
+}
+
+static void cache_put(kmip_auth_t *a, const unsigned char tag[32])
+{
+    pthread_mutex_lock(&a->mu);
+    kmip_pw_cache_entry_t *e = &a->cache[tag[0] % KMIP_PW_CACHE_SLOTS];
+    memcpy(e->tag, tag, 32);
+    e->expires_us = kms_now_us() + AUTH_CACHE_TTL_US;
+    e->used = true;
+    pthread_mutex_unlock(&a->mu);
+}
+
+/* ----------------------------------------------------------- lifetime */
+int kmip_auth_init(kmip_server_t *s)
+{
+    kmip_auth_t *a = &s->auth;
+    a->instance = atomic_fetch_add(&g_auth_instances, 1) + 1;
+    if (s->cfg.access != KMIP_ACCESS_OPEN) {
+        /* The cache key, and the hash unknown users are verified against:
+         * the same cost, the same time. */
+        unsigned char rnd[24];
+        char dummy_pw[49];
+        if (RAND_bytes(a->cache_key, sizeof(a->cache_key)) != 1 ||
+            RAND_bytes(rnd, sizeof(rnd)) != 1)
+            return KMS_ERR_CRYPTO;
+        kms_hex_encode(rnd, sizeof(rnd), dummy_pw);
+        int rc = kmip_password_hash(&s->cfg.password_cost, dummy_pw, a->dummy_hash,
+                                    sizeof(a->dummy_hash));
+        kms_wipe(dummy_pw, sizeof(dummy_pw));
+        kms_wipe(rnd, sizeof(rnd));
+        if (rc)
+            return rc;
+    }
+    return pthread_mutex_init(&a->mu, NULL) == 0 ? 0 : KMS_ERR_NOMEM;
+}
+
+void kmip_auth_dispose(kmip_server_t *s)
+{
+    pthread_mutex_destroy(&s->auth.mu);
+    OPENSSL_cleanse(&s->auth, sizeof(s->auth));
+}
+
+/* --------------------------------------------------------- certificates */
+/* The registered certificate client for this peer, if any: by fingerprint,
+ * else by CN for a client registered by CN only. 0, NOTFOUND or UNAVAIL. */
+static int find_cert_client(store_reader_t *r, const kmip_peer_t *peer, store_client_t *c)
+{
+    int rc;
+    if (peer->cert_sha256 && *peer->cert_sha256) {
+        rc = store_client_by_cert(r, peer->cert_sha256, c);
+        if (rc == 0 && strcmp(c->kind, "cert") == 0)
+            return 0;
+        if (rc != 0 && rc != KMS_ERR_NOTFOUND)
+            return KMS_ERR_UNAVAIL;
+    }
+    if (peer->cert_cn && *peer->cert_cn) {
+        rc = store_client_by_name(r, peer->cert_cn, c);
+        if (rc == 0 && strcmp(c->kind, "cert") == 0 && c->cert_sha256[0] == '\0')
+            return 0;
+        if (rc != 0 && rc != KMS_ERR_NOTFOUND)
+            return KMS_ERR_UNAVAIL;
+    }
+    return KMS_ERR_NOTFOUND;
+}
+
+/* Per-thread cache of find_cert_client() answers (see the top comment). */
+#define AUTH_CERT_SLOTS 64
+typedef struct cert_cache_entry {
+    uint64_t owner;            /* kmip_auth_t instance; 0 = empty */
+    uint64_t gen;
+    char fp[65];
+    char cn[128];
+    int rc;                    /* 0 or KMS_ERR_NOTFOUND */
+    store_client_t client;     /* when rc == 0; password_hash cleared */
+} cert_cache_entry_t;
+static __thread cert_cache_entry_t t_cert_cache[AUTH_CERT_SLOTS];
+
+static cert_cache_entry_t *cert_slot(const kmip_peer_t *peer)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = peer->cert_sha256 ? peer->cert_sha256 : ""; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+    for (const char *p = peer->cert_cn ? peer->cert_cn : ""; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+    return &t_cert_cache[(h ^ (h >> 29)) % AUTH_CERT_SLOTS];
+}
+
+/* find_cert_client() through the calling thread's cache. */
+static int find_cert_client_cached(kmip_server_t *s, const kmip_peer_t *peer, store_client_t *c)
+{
+    const char *fp = peer->cert_sha256 ? peer->cert_sha256 : "";
+    const char *cn = peer->cert_cn ? peer->cert_cn : "";
+    bool cacheable = strlen(fp) < sizeof(((cert_cache_entry_t *)0)->fp) &&
+                     strlen(cn) < sizeof(((cert_cache_entry_t *)0)->cn);
+    uint64_t gen = store_clients_generation(s->cfg.store); /* before the read */
+    cert_cache_entry_t *e = cert_slot(peer);
+    if (cacheable && e->owner == s->auth.instance && e->gen == gen && strcmp(e->fp, fp) == 0 &&
+        strcmp(e->cn, cn) == 0) {
+        if (e->rc == 0)
+            *c = e->client;
+        return e->rc;
+    }
+    store_reader_t *r = kmip_thread_reader(s);
+    if (!r)
+        return KMS_ERR_UNAVAIL;
+    int rc = find_cert_client(r, peer, c);
+    if (cacheable && (rc == 0 || rc == KMS_ERR_NOTFOUND)) {
+        e->owner = s->auth.instance;
+        e->gen = gen;
+        kms_strlcpy(e->fp, fp, sizeof e->fp);
+        kms_strlcpy(e->cn, cn, sizeof e->cn);
+        e->rc = rc;
+        if (rc == 0) {
+            e->client = *c;
+            e->client.password_hash[0] = '\0';
+        }
+    }
+    return rc;
+}
+
+static void log_unregistered(const kmip_peer_t *peer)
+{
+    kms_log(KMS_LOG_WARN, AUTH_COMPONENT,
+            "refused %s: certificate CN=%s sha256=%s is signed by the client CA but not "
+            "registered; register it with: kmsctl client add --tenant TENANT --cert FILE",
+            nz(peer->address), nz(peer->cert_cn), nz(peer->cert_sha256));
+}
+
+int kmip_cert_registered(kmip_server_t *s, const char *sha256_hex, const char *cn)
+{
+    if (!s)
+        return KMS_ERR_INVAL;
+    kmip_peer_t peer = {.cert_sha256 = sha256_hex, .cert_cn = cn, .address = NULL};
+    store_client_t c;
+    int rc = find_cert_client_cached(s, &peer, &c);
+    if (rc == KMS_ERR_NOTFOUND) {
+        log_unregistered(&peer);
+        return KMS_ERR_PERM;
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------ identity */
+/* Verify a password client. 0, PERM or UNAVAIL. */
+static int check_password(kmip_server_t *s, const kmip_peer_t *peer, const char *username,
+                          const char *password, store_client_t *c)
+{
+    kmip_auth_t *a = &s->auth;
+    size_t plen = password ? strlen(password) : 0;
+    store_reader_t *r = kmip_thread_reader(s);
+    if (!r)
+        return KMS_ERR_UNAVAIL;
+    int rc = store_client_by_name(r, username, c);
+    if (rc != 0 && rc != KMS_ERR_NOTFOUND)
+        return KMS_ERR_UNAVAIL;
+    bool known = rc == 0 && strcmp(c->kind, "password") == 0 && c->password_hash[0];
+    if (!known || plen == 0 || plen > AUTH_MAX_PASSWORD) {
+        /* Spend the same time as a real check so user names cannot be probed. */
+        if (plen > 0 && plen <= AUTH_MAX_PASSWORD)
+            (void)argon2id_verify(a->dummy_hash, password, plen);
+        kms_log(KMS_LOG_WARN, AUTH_COMPONENT, "refused %s: user '%s' %s", nz(peer->address),
+                username, known ? "sent an empty or oversized password" : "is not a registered password client");
+        return KMS_ERR_PERM;
+    }
+    unsigned char tag[32];
+    cache_tag(a, c->name, password, c->password_hash, tag);
+    if (cache_hit(a, tag))
+        return 0;
+    int vr = argon2id_verify(c->password_hash, password, plen);
+    if (vr != ARGON2_OK) {
+        kms_log(KMS_LOG_WARN, AUTH_COMPONENT, "refused %s: wrong password for user '%s'",
+                nz(peer->address), username);
+        return KMS_ERR_PERM;
+    }
+    cache_put(a, tag);
+    return 0;
+}
+
+static void fill_identity(const store_client_t *c, kmip_identity_t *id)
+{
+    kms_strlcpy(id->name, c->name, sizeof(id->name));
+    kms_strlcpy(id->tenant, c->tenant, sizeof(id->tenant));
+    id->role = strcmp(c->role, "admin") == 0 ? KMIP_ROLE_ADMIN : KMIP_ROLE_CLIENT;
+}
+
+/* Certificate and Credential together: the same tenant, the credential
+ * names the user, and the lesser of the two roles applies. */
+static int combine(const kmip_peer_t *peer, const store_client_t *cc, const store_client_t *pc,
+                   kmip_identity_t *id)
+{
+    if (strcmp(cc->tenant, pc->tenant) != 0) {
+        kms_log(KMS_LOG_WARN, AUTH_COMPONENT,
+                "refused %s: credential of user '%s' (tenant %s) over the certificate of "
+                "'%s' (tenant %s)",
+                nz(peer->address), pc->name, pc->tenant, cc->name, cc->tenant);
+        return KMS_ERR_PERM;
+    }
+    fill_identity(pc, id);
+    if (strcmp(cc->role, "admin") != 0)
+        id->role = KMIP_ROLE_CLIENT;
+    return 0;
+}
+
+int kmip_identify(kmip_server_t *s, const kmip_peer_t *peer, const char *username,
+                  const char *password, kmip_identity_t *id_out)
+{
+    static const kmip_peer_t nopeer = {NULL, NULL, NULL};
+    if (!s || !id_out)
+        return KMS_ERR_PERM;
+    if (!peer)
+        peer = &nopeer;
+    memset(id_out, 0, sizeof(*id_out));
+    bool has_cert = (peer->cert_sha256 && *peer->cert_sha256) || (peer->cert_cn && *peer->cert_cn);
+    bool has_cred = username && *username;
+    if (!has_cert && !has_cred) {
+        kms_log(KMS_LOG_WARN, AUTH_COMPONENT,
+                "refused %s: no client certificate and no credential", nz(peer->address));
+        return KMS_ERR_PERM;
+    }
+    int rc = 0;
+    store_client_t cc, pc;
+    if (has_cert) {
+        rc = find_cert_client_cached(s, peer, &cc);
+        if (rc == KMS_ERR_NOTFOUND) {
+            log_unregistered(peer);
+            rc = KMS_ERR_PERM;
+        }
+    }
+    if (rc == 0 && has_cred)
+        rc = check_password(s, peer, username, password, &pc);
+    if (rc == 0 && has_cert && has_cred)
+        rc = combine(peer, &cc, &pc, id_out);
+    else if (rc == 0)
+        fill_identity(has_cred ? &pc : &cc, id_out);
+    if (rc == KMS_ERR_UNAVAIL)
+        kms_log(KMS_LOG_ERROR, AUTH_COMPONENT, "cannot read the clients table");
+    if (rc)
+        memset(id_out, 0, sizeof(*id_out));
+    return rc;
+}
