@@ -17,44 +17,15 @@
 #include <pthread.h>
 
 
-/* Encode msg (Batch Count filled in) into b. */
-static void encode(kenv_t *e, ttlv_item_t *msg, kms_buf_t *b)
-{
-    ttlv_item_t *h = rq_header(msg);
-    ttlv_item_t *bc = ttlv_find(h, KMIP_TAG_BATCH_COUNT);
-    if (!bc)
-        bc = ttlv_new_int(e->a, h, KMIP_TAG_BATCH_COUNT, 0);
-    bc->v.i32 = (int32_t)ttlv_count(msg, KMIP_TAG_BATCH_ITEM);
-    kms_buf_init(b, 64u << 20);
-    assert_int_equal(ttlv_encode(msg, b), 0);
-}
-
-/* msg decoded into a request value and authenticated. The bytes are
- * scribbled over and freed first: the value must not refer to them. */
 static kmip_request_t *request(kenv_t *e, ttlv_item_t *msg)
 {
-    kms_buf_t b;
-    encode(e, msg, &b);
-    kmip_request_t *r = NULL;
-    assert_int_equal(kmip_request_decode(e->srv, NULL, b.data, b.len, &r), 0);
-    memset(b.data, 0xA5, b.len);
-    kms_buf_dispose(&b);
-    assert_non_null(r);
-    assert_int_equal(kmip_request_authenticate(r), 0);
-    return r;
+    return kenv_request(e, NULL, msg);
 }
 
 /* The first Batch Item of r's encoded answer. */
 static ttlv_item_t *answer(kenv_t *e, kmip_request_t *r)
 {
-    kms_buf_t out;
-    kms_buf_init(&out, 1u << 20);
-    assert_int_equal(kmip_request_encode(r, &out), 0);
-    ttlv_item_t *root = NULL;
-    kms_error_t err;
-    assert_int_equal(ttlv_decode(out.data, out.len, NULL, e->a, &root, &err), 0);
-    kms_buf_dispose(&out);
-    return rs_item(root, 0);
+    return rs_item(kenv_answer(e, r), 0);
 }
 
 /* Executed on the loop: 0 (answered, maybe with a pending write) or
@@ -201,13 +172,7 @@ static void test_deferred_failure_answered(void **state)
     assert_int_equal(kmip_request_commit_done(r, KMS_ERR_IO), 0);
     assert_null(kmip_request_pending_write(r));
     assert_int_equal(count_objects(e), before);
-    kms_buf_t out;
-    kms_buf_init(&out, 1u << 20);
-    assert_int_equal(kmip_request_encode(r, &out), 0);
-    ttlv_item_t *root = NULL;
-    kms_error_t err;
-    assert_int_equal(ttlv_decode(out.data, out.len, NULL, e->a, &root, &err), 0);
-    kms_buf_dispose(&out);
+    ttlv_item_t *root = kenv_answer(e, r);
     assert_int_equal(ttlv_count(root, KMIP_TAG_BATCH_ITEM), 2);
     assert_ok(rs_item(root, 0));
     ttlv_item_t *bi = rs_item(root, 1);

@@ -348,26 +348,13 @@ static ttlv_item_t *gated_batch(kenv_t *e, const char *id, bool keys_unavailable
     rq_uid(e, rq_item(e, m, KMIP_OPERATION_GET), id);
     rq_uid(e, rq_item(e, m, KMIP_OPERATION_GET_ATTRIBUTES), id);
     rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, NULL);
-    ttlv_new_int(e->a, rq_header(m), KMIP_TAG_BATCH_COUNT, 3);
-    kms_buf_t b;
-    kms_buf_init(&b, 0);
-    assert_int_equal(ttlv_encode(m, &b), 0);
-    kmip_request_t *r = NULL;
-    assert_int_equal(kmip_request_decode(e->srv, NULL, b.data, b.len, &r), 0);
-    kms_buf_dispose(&b);
-    assert_int_equal(kmip_request_authenticate(r), 0);
+    kmip_request_t *r = kenv_request(e, NULL, m);
     kmip_gate_t g = {.keys_unavailable = keys_unavailable, .keys_reason = "HSM unavailable"};
     kmip_request_gate(r, &g);
     assert_int_equal(kmip_request_execute(r, KMIP_RUN_WORKER), 0);
-    kms_buf_t out;
-    kms_buf_init(&out, 0);
-    assert_int_equal(kmip_request_encode(r, &out), 0);
+    ttlv_item_t *resp = kenv_answer(e, r);
     kmip_request_summary(r, sum);
     kmip_request_free(r);
-    ttlv_item_t *resp = NULL;
-    kms_error_t err;
-    assert_int_equal(ttlv_decode(out.data, out.len, NULL, e->a, &resp, &err), 0);
-    kms_buf_dispose(&out);
     return resp;
 }
 
