@@ -81,6 +81,23 @@ int hsm_keyring_load(hsm_keyring_t *kr, uint32_t dsk_id, const uint8_t *wrapped,
 int hsm_keyring_generate(hsm_keyring_t *kr, uint32_t dsk_id, kms_buf_t *wrapped_out);
 int hsm_keyring_set_current(hsm_keyring_t *kr, uint32_t dsk_id);
 uint32_t hsm_keyring_current(hsm_keyring_t *kr); /* 0 = none yet; DSK ids are >= 1 */
+/*
+ * Cluster replication: a DSK travels between nodes in plaintext, only
+ * inside the peer link's TLS, because every node wraps it under its OWN
+ * master key (nodes never share one).
+ * hsm_keyring_export: a copy of DSK `dsk_id` in a new secret (*key_out,
+ * free with kms_secret_free); KMS_ERR_NOTFOUND when not loaded.
+ * hsm_keyring_import: wrap `key` under this keyring's master key (the
+ * wrapped form is appended to *wrapped_out for the caller to persist, as
+ * hsm_keyring_generate does) and load it under `dsk_id`. The same id with
+ * the same bytes is accepted again (wrapped_out still gets the wrap); the
+ * same id with other bytes is KMS_ERR_EXISTS and changes nothing; a key
+ * that is not a DSK (32 bytes) is KMS_ERR_INVAL. May block (PKCS#11).
+ */
+int hsm_keyring_export(hsm_keyring_t *kr, uint32_t dsk_id, kms_secret_t **key_out);
+int hsm_keyring_import(hsm_keyring_t *kr, uint32_t dsk_id, const kms_secret_t *key,
+                       kms_buf_t *wrapped_out);
+
 /* Re-wrap a loaded DSK under the (new) master key of `h2` (master rotation). */
 int hsm_keyring_rewrap(hsm_keyring_t *kr, uint32_t dsk_id, hsm_t *h2, kms_buf_t *wrapped_out);
 /* After a master rotation: later hsm_keyring_load/generate use `h` (which

@@ -179,6 +179,50 @@ fail:
     return rc;
 }
 
+int hsm_keyring_export(hsm_keyring_t *kr, uint32_t dsk_id, kms_secret_t **key_out)
+{
+    int rc;
+    if (!kr || !key_out)
+        return KMS_ERR_INVAL;
+    *key_out = NULL;
+    pthread_rwlock_rdlock(&kr->lock);
+    const dsk_t *d = find(kr, dsk_id);
+    if (!d)
+        rc = KMS_ERR_NOTFOUND;
+    else if (!(*key_out = kms_secret_dup(d->key->data, d->key->len)))
+        rc = KMS_ERR_NOMEM;
+    else
+        rc = 0;
+    pthread_rwlock_unlock(&kr->lock);
+    return rc;
+}
+
+int hsm_keyring_import(hsm_keyring_t *kr, uint32_t dsk_id, const kms_secret_t *key,
+                       kms_buf_t *wrapped_out)
+{
+    kms_secret_t *copy = NULL;
+    size_t mark;
+    int rc, dup = 0;
+
+    if (!kr || !key || !wrapped_out || dsk_id == 0 || key->len != HSM_DSK_LEN)
+        return KMS_ERR_INVAL;
+    if (!(copy = kms_secret_dup(key->data, key->len)))
+        return KMS_ERR_NOMEM;
+    mark = wrapped_out->len;
+    if ((rc = hsm_wrap(master_of(kr), copy, wrapped_out)) != 0)
+        goto fail;
+    if ((rc = insert(kr, dsk_id, copy, &dup)) != 0) {
+        wrapped_out->len = mark; /* another key under this id: nothing changes */
+        goto fail;
+    }
+    if (dup)
+        kms_secret_free(copy); /* already loaded with these bytes */
+    return 0;
+fail:
+    kms_secret_free(copy);
+    return rc;
+}
+
 int hsm_keyring_set_current(hsm_keyring_t *kr, uint32_t dsk_id)
 {
     int rc = 0;

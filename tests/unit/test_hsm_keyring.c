@@ -3,7 +3,8 @@
  * seal generations, every way a blob can be misplaced or tampered with,
  * unknown DSK, re-seal, a blob sealed by the code before generations,
  * reload after a restart, master-key rotation (rewrap), concurrent
- * seal/open. */
+ * seal/open, and a DSK moved to another node's keyring (export, import
+ * under another master key) that opens the first node's blobs. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -399,6 +400,67 @@ static void test_concurrency(void **state)
     kms_buf_dispose(&wr);
 }
 
+/* A DSK exported from one keyring and imported into another node's (its
+ * own master key): blobs sealed on the first open on the second, the
+ * wrapped form loads back under the second master only, and an id that
+ * exists with other bytes is refused. */
+static void test_export_import(void **state)
+{
+    (void)state;
+    char key2[160];
+    kms_buf_t w1, w2;
+    kms_sealed_t sealed;
+    kms_arena_t *a = kms_arena_new(0);
+    hsm_t *h2 = NULL;
+    hsm_keyring_t *kr2 = NULL, *kr3 = NULL;
+    kms_secret_t *k = NULL, *out = NULL;
+    kms_buf_init(&w1, 4096);
+    kms_buf_init(&w2, 4096);
+    assert_int_equal(hsm_keyring_generate(kr, 0x5eed, &w1), 0);
+    assert_int_equal(hsm_keyring_set_current(kr, 0x5eed), 0);
+    assert_int_equal(hsm_row_seal(kr, "t", "obj-1", NULL, (const uint8_t *)"material", 8, a,
+                                  &sealed), 0);
+    assert_int_equal(hsm_keyring_export(kr, 0x5eed, &k), 0);
+    assert_int_equal(k->len, 32);
+    assert_int_equal(hsm_keyring_export(kr, 0x5eee, &out), KMS_ERR_NOTFOUND);
+    assert_null(out);
+
+    snprintf(key2, sizeof key2, "%s/master2.key", dir);
+    hsm_config_t c2 = file_cfg(key2);
+    assert_int_equal(hsm_init_master(&c2, NULL, NULL), 0);
+    assert_int_equal(hsm_open(&c2, &h2, NULL), 0);
+    assert_int_equal(hsm_keyring_new(h2, &kr2), 0);
+    assert_int_equal(hsm_keyring_import(kr2, 0x5eed, k, &w2), 0);
+    assert_true(w2.len > 0);
+    /* Wrapped under the second master: not the first node's wrapped form. */
+    assert_false(w1.len == w2.len && memcmp(w1.data, w2.data, w1.len) == 0);
+    assert_int_equal(hsm_row_open(kr2, "t", "obj-1", &sealed, &out), 0);
+    assert_memory_equal(out->data, "material", 8);
+    kms_secret_free(out);
+    /* The persisted wrap loads back on the second node, not the first. */
+    assert_int_equal(hsm_keyring_new(h2, &kr3), 0);
+    assert_int_equal(hsm_keyring_load(kr3, 0x5eed, w2.data, w2.len), 0);
+    hsm_keyring_free(kr3);
+    assert_int_equal(hsm_keyring_new(h, &kr3), 0);
+    assert_int_equal(hsm_keyring_load(kr3, 0x5eed, w2.data, w2.len), KMS_ERR_CRYPTO);
+    hsm_keyring_free(kr3);
+    /* Again with the same bytes: fine. Other bytes under the id: refused. */
+    size_t before = w2.len;
+    assert_int_equal(hsm_keyring_import(kr2, 0x5eed, k, &w2), 0);
+    k->data[0] ^= 1;
+    assert_int_equal(hsm_keyring_import(kr2, 0x5eed, k, &w2), KMS_ERR_EXISTS);
+    assert_true(w2.len > before); /* only the first re-import appended */
+    kms_secret_t *short_key = kms_secret_new(16);
+    assert_int_equal(hsm_keyring_import(kr2, 0x77, short_key, &w2), KMS_ERR_INVAL);
+    kms_secret_free(short_key);
+    kms_secret_free(k);
+    hsm_keyring_free(kr2);
+    hsm_close(h2);
+    kms_buf_dispose(&w1);
+    kms_buf_dispose(&w2);
+    kms_arena_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -407,6 +469,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rewrap_to_pkcs11, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_export_import, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
