@@ -124,6 +124,18 @@ int certs_sign_csr(X509 *ca, EVP_PKEY *ca_key, X509_REQ *csr, int days, X509 **c
 
 /* ----------------------------------------------------------- identity */
 
+/*
+ * The kmsd cluster peer role: an extended key usage (arc 2.25, the UUID
+ * f743b92a-38a1-40cc-b626-51a0588bf761 as a decimal integer). Node
+ * certificates carry it together with serverAuth and clientAuth; the peer
+ * listener (replication/) requires it and the KMIP listener refuses a
+ * certificate that has it, so a client certificate never opens a peer
+ * link and a node certificate never opens a KMIP session.
+ */
+#define CERTS_PEER_ROLE_OID "2.25.328670954439281658831151738066534397793"
+/* true when `cert`'s extendedKeyUsage lists CERTS_PEER_ROLE_OID. */
+bool certs_has_peer_role(X509 *cert);
+
 /* Lower-case hex SHA-256 of the DER encoding (64 chars + NUL). */
 int certs_fingerprint_sha256(X509 *cert, char out[65]);
 /* The (last) subject CN as UTF-8. KMS_ERR_NOTFOUND when there is none,

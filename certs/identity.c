@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 #include "certs/certs.h"
 
@@ -27,6 +28,22 @@ int certs_fingerprint_sha256(X509 *cert, char out[65])
     }
     kms_hex_encode(md, 32, out);
     return 0;
+}
+
+bool certs_has_peer_role(X509 *cert)
+{
+    bool found = false;
+    if (cert == NULL)
+        return false;
+    EXTENDED_KEY_USAGE *eku = X509_get_ext_d2i(cert, NID_ext_key_usage, NULL, NULL);
+    ASN1_OBJECT *want = eku ? OBJ_txt2obj(CERTS_PEER_ROLE_OID, 1) : NULL;
+    for (int i = 0; want && i < sk_ASN1_OBJECT_num(eku); i++)
+        if (OBJ_cmp(sk_ASN1_OBJECT_value(eku, i), want) == 0)
+            found = true;
+    ASN1_OBJECT_free(want);
+    EXTENDED_KEY_USAGE_free(eku);
+    ERR_clear_error();
+    return found;
 }
 
 int certs_subject_cn(X509 *cert, char *out, size_t outlen)
