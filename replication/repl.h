@@ -6,8 +6,11 @@
  * receives with one deterministic merge rule (docs/cluster.md). This header
  * is the module's one public interface:
  *
+ * - the module: repl_open / repl_start / repl_stop / repl_close run the
+ *   peer listener and one outbound push link per peer on the module's own
+ *   libuv loop thread; repl_status is what the server asks of it;
  * - the peer protocol's frame codec (pure: no I/O, no store), shared with
- *   kmsctl's join client and the fuzz target;
+ *   kmsctl's join client and the fuzz target.
  *
  * It deliberately knows nothing of KMIP semantics (kmip/) and never reads
  * SQL (store/ has the change-log reader); key material it carries (data-
@@ -21,6 +24,7 @@
 #include <stdint.h>
 
 #include "common/kms.h"
+#include "hsm/hsm.h"
 #include "store/store.h"
 
 /* ============================================================== frames
@@ -295,5 +299,65 @@ void repl_frame_free(repl_frame_t *f);
  * puts them in `out` in plaintext: dispose it with kms_buf_dispose_wipe.
  */
 int repl_frame_encode(const repl_frame_t *f, size_t max_frame, kms_buf_t *out, kms_error_t *err);
+
+/* ============================================================== module */
+typedef struct repl repl_t;
+
+typedef struct repl_options {
+    store_t *store;              /* open store; replication reads and writes it */
+    hsm_keyring_t *keyring;      /* data-store keys: exported to peers, imported (NULL: none) */
+    const char *node_id;         /* this node (store_node_id); also its certificate's CN */
+    const char *cluster_id;      /* peers of another cluster are refused */
+    const char *listen;          /* "ADDR:PORT" of the peer listener ("" = none) */
+    const char *advertise;       /* peer address other nodes use for this one ("" = listen) */
+    const char *kmip_addr;       /* this node's KMIP address, for status ("" ok) */
+    const char *const *peers;    /* "host:port" of the peer listeners to push to */
+    size_t n_peers;
+    const char *cert;            /* node certificate (PEM) with the peer role, CN = node_id */
+    const char *key;             /* its private key (PEM) */
+    const char *ca;              /* the cluster CA (PEM) */
+    uint64_t max_clock_skew_ms;  /* 0 = 5000 */
+    size_t max_frame;            /* 0 = REPL_MAX_FRAME_DEFAULT */
+    unsigned keepalive_ms;       /* PING after this much silence (0 = 2000); a link silent
+                                    for 5 times as long is closed */
+    unsigned handshake_ms;       /* TLS + HELLO deadline (0 = 10000) */
+    int64_t clock_offset_ms;     /* tests only: added to this node's wall clock */
+} repl_options_t;
+
+/*
+ * Check the options and load the TLS material (node certificate, key, CA)
+ * without starting anything. Strings are copied. 0, or KMS_ERR_CONFIG /
+ * KMS_ERR_IO with err naming the setting or file. Any thread.
+ */
+int repl_open(const repl_options_t *opt, repl_t **out, kms_error_t *err);
+/*
+ * Bind the peer listener and start the replication thread (its own libuv
+ * loop), which connects to every peer with backoff (100 ms .. 5 s,
+ * jittered). KMS_ERR_IO when the listen address cannot be bound. Call once.
+ */
+int repl_start(repl_t *r, kms_error_t *err);
+/* Close every link and stop the thread; returns when it has. Idempotent. */
+void repl_stop(repl_t *r);
+/* Free (after repl_stop, or without repl_start). NULL ok. */
+void repl_close(repl_t *r);
+
+/* One peer as the operator sees it (`kmsctl cluster status`). */
+typedef struct repl_peer_status {
+    char node_id[64];            /* "" while a configured address has not answered yet */
+    char addr[256];              /* configured or advertised peer address */
+    bool connected_out;          /* our push link to it is open */
+    bool connected_in;           /* its push link to us is open */
+    int64_t last_contact_ms;     /* wall clock of its last frame (0 = never) */
+    int64_t acked_seq;           /* highest of our change-log seqs it acknowledged */
+    int64_t lag_changes;         /* our last seq - acked_seq */
+    int64_t lag_ms;              /* age of the oldest change it has not acknowledged */
+    int64_t clock_offset_ms;     /* its wall clock minus ours, from the last HELLO/PONG */
+    char state[16];              /* ok, connecting, skew, refused, catching-up, removed,
+                                    past-max-lag */
+    char last_error[160];        /* why the last link closed ("" = none) */
+} repl_peer_status_t;
+
+/* Every known peer's status, in node-id order, into `a`. Any thread. */
+int repl_status(repl_t *r, kms_arena_t *a, repl_peer_status_t **out, size_t *n_out);
 
 #endif /* KMS_REPL_H */

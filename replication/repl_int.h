@@ -10,6 +10,12 @@
 #ifndef KMS_REPL_INT_H
 #define KMS_REPL_INT_H
 
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
 #include "replication/repl.h"
 #include "ttlv/ttlv.h"
 
@@ -179,5 +185,170 @@ const repl_entity_t *repl_merge_lww(const repl_entity_t *a, const repl_entity_t 
 void repl_merge_node(const repl_entity_t *a, const repl_entity_t *b, repl_entity_t *out);
 /* Equality of two canonical object states (merge results). */
 bool repl_object_equal(const repl_entity_t *a, const repl_entity_t *b);
+
+/* ------------------------------------------------------- the module */
+typedef struct repl_conn repl_conn_t;
+typedef struct repl_peer repl_peer_t;
+typedef struct repl_node repl_node_t;
+typedef struct repl_ship repl_ship_t;
+typedef struct repl_apply repl_apply_t;
+
+/* One connection's state; callbacks switch on it. */
+enum repl_conn_state {
+    RC_CONNECTING,   /* outbound TCP connect in progress */
+    RC_HANDSHAKE,    /* TLS handshake */
+    RC_HELLO,        /* waiting for HELLO (inbound) or HELLO_ACK (outbound) */
+    RC_OPEN,         /* frames flow */
+    RC_CLOSING,      /* flushing, then uv_close */
+};
+
+struct repl_conn {
+    repl_t *r;
+    bool outbound;               /* we connected: a push link (we send changes) */
+    repl_peer_t *peer;           /* outbound: the configured address */
+    repl_node_t *node;           /* the other node, once HELLO named it */
+    enum repl_conn_state state;
+    uv_tcp_t tcp;
+    uv_timer_t timer;            /* handshake deadline, then keepalive */
+    uv_connect_t creq;
+    int handles;                 /* initialised handles not yet closed */
+    SSL *ssl;
+    BIO *rbio, *wbio;            /* memory BIOs: libuv owns the socket */
+    kms_buf_t in;                /* the frame being read (header first) */
+    size_t need;                 /* its total size once the header is read */
+    size_t pending_out;          /* bytes handed to uv_write, not yet written */
+    unsigned writes;             /* write requests in flight */
+    bool reading;
+    bool busy;                   /* a frame is being applied: read no further frame */
+    bool has_cert;               /* the other side presented a (verified) certificate */
+    char cn[64];                 /* its subject CN (must equal its node id) */
+    char fp[65];                 /* its SHA-256 fingerprint */
+    uint64_t last_rx_ms;         /* monotonic ms of the last frame received */
+    char addr[64];               /* remote address, for logs */
+    repl_ship_t *ship;           /* outbound, once open (ship.c) */
+    repl_apply_t *apply;         /* inbound, once a frame arrived (apply.c) */
+    repl_conn_t *next;
+};
+
+/* A configured peer address: one outbound push link, reconnected with
+ * backoff for as long as the module runs. */
+struct repl_peer {
+    repl_t *r;
+    char addr[256];
+    char host[256];
+    char port[8];
+    repl_conn_t *conn;           /* NULL while disconnected */
+    uv_timer_t retry;
+    uv_getaddrinfo_t gai;
+    bool resolving;
+    bool is_self;                /* the address is this node: not retried (mutex) */
+    bool known;                  /* a node answered from it (mutex) */
+    unsigned backoff_ms;
+    char last_error[160];        /* why the last attempt failed before a node answered (mutex) */
+    repl_peer_t *next;
+};
+
+/* What this node knows of another node (status, progress). Guarded by
+ * the module's mutex for readers on other threads; written on the loop. */
+struct repl_node {
+    repl_peer_status_t st;
+    bool acked_known;            /* it acknowledged a position since start */
+    int64_t oldest_unacked_hlc;  /* of the oldest frame in flight to it (lag) */
+    repl_node_t *next;
+};
+
+struct repl {
+    repl_options_t opt;          /* strings point into `strs` */
+    kms_arena_t *strs;
+    SSL_CTX *sctx;               /* accepting side */
+    SSL_CTX *cctx;               /* connecting side */
+    uv_loop_t loop;
+    uv_thread_t thread;
+    bool started, loop_init;
+    uv_async_t wake;             /* stop, store commits, waiters */
+    uv_tcp_t listener;
+    bool listening;
+    atomic_bool stopping;
+    pthread_mutex_t mu;          /* guards nodes' status for other threads */
+    repl_conn_t *conns;
+    repl_peer_t *peers;
+    repl_node_t *nodes;
+    uint8_t rdbuf[64 * 1024];    /* libuv read buffer (one loop thread) */
+
+    bool hooks_init;
+};
+
+
+
+#define REPL_BACKOFF_MIN_MS 100
+#define REPL_BACKOFF_MAX_MS 5000
+
+/* tls.c */
+int repl_tls_init(repl_t *r, kms_error_t *err);
+void repl_tls_free(repl_t *r);
+/* After the handshake: fill c->has_cert/cn/fp and check the peer role.
+ * 0, or KMS_ERR_PERM with why filled. */
+int repl_tls_check_peer(repl_conn_t *c, char *why, size_t whylen);
+
+/* conn.c */
+repl_conn_t *repl_conn_new(repl_t *r, bool outbound);
+/* Start TLS on a connected socket (reading, handshake deadline). */
+void repl_conn_start(repl_conn_t *c);
+/* Encode and send one frame. 0 or an error (the connection is closed). */
+int repl_conn_send(repl_conn_t *c, const repl_frame_t *f);
+/* Send ERROR(code, message) and close. */
+void repl_conn_fail(repl_conn_t *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void repl_conn_close(repl_conn_t *c, const char *why);
+/* Continue reading after a frame was applied (busy cleared). */
+void repl_conn_resume(repl_conn_t *c);
+/* Send a PING when the link was quiet, close it when the peer was silent
+ * too long, and re-arm the timer. */
+void repl_conn_keepalive(repl_conn_t *c);
+/* Send an already encoded frame (ship.c encodes off the loop). */
+int repl_conn_send_bytes(repl_conn_t *c, const uint8_t *p, size_t n);
+/* Open and fewer than `high` bytes waiting for the socket. */
+bool repl_conn_can_send(const repl_conn_t *c, size_t high);
+
+/* link.c: the protocol on an established connection. */
+void repl_link_ready(repl_conn_t *c);                 /* TLS done and checked */
+void repl_link_frame(repl_conn_t *c, repl_frame_t *f); /* takes f */
+/* The connection is closing (was: its state before). */
+void repl_link_closed(repl_conn_t *c, const char *why, enum repl_conn_state was);
+/* Writes drained on an open link: the sender may produce more. */
+void repl_link_writable(repl_conn_t *c);
+int64_t repl_wall_ms(const repl_t *r);
+uint64_t repl_mono_ms(void);
+/* The status entry of node_id, created when absent (loop thread; NULL on NOMEM). */
+repl_node_t *repl_node_get(repl_t *r, const char *node_id);
+void repl_peer_schedule(repl_peer_t *p);
+/* Record why the last attempt on p failed (status; takes the mutex). */
+void repl_peer_error(repl_peer_t *p, const char *why);
+
+/* The node's known state (removed nodes, status labels). */
+bool repl_node_removed(repl_t *r, const char *node_id, const char *fp);
+void repl_set_node_state(repl_t *r, repl_node_t *n, const char *state);
+
+/* ship.c: the sending side of an outbound (push) link. */
+
+void repl_ship_start(repl_conn_t *c, int64_t link_pos);
+void repl_ship_acked(repl_conn_t *c, int64_t seq);
+void repl_ship_more(repl_conn_t *c);
+void repl_ship_stop(repl_conn_t *c);
+
+/* The module's store side: commit notifications, waiters, readers
+ * (ship.c). Loop thread, except init/free. */
+int repl_hooks_init(repl_t *r, kms_error_t *err);
+void repl_hooks_wake(repl_t *r);
+void repl_hooks_stop(repl_t *r);
+void repl_hooks_free(repl_t *r);
+/* Fill the lag fields of a status snapshot (caller's thread). */
+void repl_status_fill(repl_t *r, repl_peer_status_t *v, size_t n);
+
+/* apply.c: the receiving side of an inbound link. */
+/* Where this node's copy of node_id's log stands (its repl_state). */
+int64_t repl_apply_link_pos(repl_t *r, const char *node_id);
+void repl_apply_frame(repl_conn_t *c, repl_frame_t *f); /* takes f */
+void repl_apply_stop(repl_conn_t *c);
 
 #endif /* KMS_REPL_INT_H */

@@ -58,7 +58,7 @@ static repl_entity_t *obj(const char *id, int64_t created_hlc, const char *node)
 }
 
 /* Deep enough copy to edit without touching the original. */
-static repl_entity_t *clone(const repl_entity_t *s)
+static repl_entity_t *ent_clone(const repl_entity_t *s)
 {
     repl_entity_t *e = kms_arena_alloc(A, sizeof *e);
     *e = *s;
@@ -199,7 +199,7 @@ static void test_state_attribute_rewritten(void **state)
     (void)state;
     repl_entity_t *base = obj("o", 100, "a");
     set_state(base, AC, 101, "a");
-    repl_entity_t *l = clone(base), *r = clone(base);
+    repl_entity_t *l = ent_clone(base), *r = ent_clone(base);
     set_state(l, CO, 200, "a");  /* revoked as compromised on a */
     set_state(r, DS, 300, "b");  /* destroyed later on b */
     repl_entity_t *m = merge(l, r);
@@ -210,7 +210,7 @@ static void test_state_attribute_rewritten(void **state)
     assert_int_equal(s->nkey, DC);
     assert_int_equal(count_attr(m, "State"), 1);
     /* A later "activation" cannot move Deactivated back. */
-    repl_entity_t *d = clone(base), *x = clone(base);
+    repl_entity_t *d = ent_clone(base), *x = ent_clone(base);
     set_state(d, DE, 150, "a");
     set_state(x, AC, 999, "b");
     assert_int_equal(merge(d, x)->obj.state, DE);
@@ -224,7 +224,7 @@ static void test_destroy_dominance(void **state)
     repl_entity_t *base = obj("k", 100, "a");
     set_state(base, AC, 101, "a");
     set_material(base, "sealed-v1", 7, 101, "a");
-    repl_entity_t *dest = clone(base), *rot = clone(base);
+    repl_entity_t *dest = ent_clone(base), *rot = ent_clone(base);
     set_state(dest, DS, 200, "a");
     /* Re-encrypted under a new DSK on b much later, without having seen
      * the destroy: its material clock is newer. */
@@ -253,7 +253,7 @@ static void test_lww_and_tie_break(void **state)
     (void)state;
     repl_entity_t *base = obj("o", 100, "a");
     const char *one[] = {"from-a"}, *two[] = {"from-b-0", "from-b-1"};
-    repl_entity_t *l = clone(base), *r = clone(base);
+    repl_entity_t *l = ent_clone(base), *r = ent_clone(base);
     set_attr(l, "x-color", one, 1, 500, "a");
     set_attr(r, "x-color", two, 2, 400, "b");
     repl_entity_t *m = merge(l, r);
@@ -287,7 +287,7 @@ static void test_attribute_tombstone(void **state)
     repl_entity_t *base = obj("o", 100, "a");
     const char *v[] = {"grp-1"};
     set_attr(base, "Object Group", v, 1, 110, "a");
-    repl_entity_t *del = clone(base), *add = clone(base);
+    repl_entity_t *del = ent_clone(base), *add = ent_clone(base);
     set_attr(del, "Object Group", NULL, 0, 300, "a"); /* deleted on a */
     const char *v2[] = {"grp-1", "grp-2"};
     set_attr(add, "Object Group", v2, 2, 200, "b"); /* an older add on b */
@@ -304,7 +304,7 @@ static void test_attribute_tombstone(void **state)
         assert_int_equal(count_attr(merge(m, base), "Object Group"), 0);
     }
     /* A newer add after the delete brings it back. */
-    repl_entity_t *readd = clone(del);
+    repl_entity_t *readd = ent_clone(del);
     set_attr(readd, "Object Group", v, 1, 400, "b");
     assert_int_equal(count_attr(merge(del, readd), "Object Group"), 1);
 }
@@ -327,7 +327,7 @@ static void test_object_tombstones(void **state)
     (void)state;
     repl_entity_t *p = obj("o", 100, "a");
     const char *v[] = {"late"};
-    repl_entity_t *edited = clone(p);
+    repl_entity_t *edited = ent_clone(p);
     set_attr(edited, "x-note", v, 1, 500, "b"); /* edited on b after a deleted it */
     repl_entity_t *t = tomb("o", 300, "a");
     for (int order = 0; order < 2; order++) {
@@ -353,7 +353,7 @@ static void test_object_tombstones(void **state)
 static void test_immutables(void **state)
 {
     (void)state;
-    repl_entity_t *a = obj("o", 100, "a"), *b = clone(a);
+    repl_entity_t *a = obj("o", 100, "a"), *b = ent_clone(a);
     kms_strlcpy(b->obj.tenant, "s", sizeof b->obj.tenant);
     b->obj.object_type = 1;
     assert_int_equal(merge(a, b)->obj.object_type, 1);
@@ -441,7 +441,7 @@ static void local_op(sim_t *s, int i)
         e = obj("obj", h, node); /* (re)creation: a new incarnation */
         set_state(e, PA, h, node);
     } else {
-        e = clone(cur);
+        e = ent_clone(cur);
         h = tick(s, i);
         switch (rnd(7)) {
         case 0: case 1: {
@@ -570,7 +570,7 @@ static void test_three_node_partition(void **state)
     repl_entity_t *base = obj("k", 10, "a");
     set_state(base, AC, 11, "a");
     set_material(base, "m1", 1, 11, "a");
-    repl_entity_t *a = clone(base), *b = clone(base), *c = clone(base);
+    repl_entity_t *a = ent_clone(base), *b = ent_clone(base), *c = ent_clone(base);
     const char *v1[] = {"from-a"}, *v3[] = {"from-c"};
     set_attr(a, "x-a", v1, 1, 20, "a");
     set_state(a, DE, 21, "a");
