@@ -274,6 +274,8 @@ static void on_timer(uv_timer_t *t)
 void repl_conn_keepalive(repl_conn_t *c)
 {
     unsigned ka = c->r->opt.keepalive_ms ? c->r->opt.keepalive_ms : 2000;
+    if (c->busy)
+        c->last_rx_ms = repl_mono_ms(); /* we are not reading: its PINGs wait in TLS */
     uint64_t silent = repl_mono_ms() - c->last_rx_ms;
     if (silent >= 5ULL * ka) {
         char why[80];

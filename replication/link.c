@@ -323,6 +323,18 @@ void repl_link_frame(repl_conn_t *c, repl_frame_t *f)
     case REPL_FRAME_PONG:
         contact(c, f->u.ping.wall_ms);
         break;
+    case REPL_FRAME_VERIFY_REQ:
+        if (c->outbound)
+            repl_conn_fail(c, REPL_ERROR_PROTO, "VERIFY_REQ on a pushing link");
+        else
+            repl_verify_answer(c, f);
+        break;
+    case REPL_FRAME_VERIFY_RESP:
+        if (c->outbound)
+            repl_verify_response(c, f);
+        else
+            repl_conn_fail(c, REPL_ERROR_PROTO, "VERIFY_RESP on a receiving link");
+        break;
     case REPL_FRAME_ACK:
         if (c->outbound)
             repl_ship_acked(c, f->u.ack.seq);
@@ -377,6 +389,7 @@ void repl_link_closed(repl_conn_t *c, const char *why, enum repl_conn_state was)
             kms_log(KMS_LOG_INFO, REPL_LOG, "link %s %s node %s closed: %s", c->addr,
                     c->outbound ? "to" : "from", c->node->st.node_id, why);
     }
+    repl_verify_link_closed(c);
     if (c->outbound) {
         repl_ship_stop(c);
         if (c->peer && c->peer->conn == c) {

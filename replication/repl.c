@@ -232,6 +232,7 @@ static void stop_all(repl_t *r)
     }
     for (repl_conn_t *c = r->conns; c; c = c->next)
         repl_conn_close(c, "replication stopping");
+    repl_verify_pump(r, true);
     repl_hooks_stop(r);
     if (!uv_is_closing((uv_handle_t *)&r->wake))
         uv_close((uv_handle_t *)&r->wake, NULL);
@@ -245,6 +246,7 @@ static void on_wake(uv_async_t *a)
         return;
     }
     repl_hooks_wake(r);
+    repl_verify_pump(r, false);
 }
 
 static void thread_main(void *arg)

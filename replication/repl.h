@@ -360,4 +360,23 @@ typedef struct repl_peer_status {
 /* Every known peer's status, in node-id order, into `a`. Any thread. */
 int repl_status(repl_t *r, kms_arena_t *a, repl_peer_status_t **out, size_t *n_out);
 
+/*
+ * Digests of the objects in a store (docs/cluster.md, "verify"): one per
+ * tenant (tenant "" = every tenant) and, with per_object, one per object,
+ * into `a`. Blocking reads: a worker thread or a tool, never a loop.
+ */
+int repl_verify_local(store_reader_t *rd, const char *tenant, bool per_object, kms_arena_t *a,
+                      repl_digest_t **out, size_t *n_out);
+/*
+ * Ask every peer this node has an open push link to for its digests: cb
+ * runs on the replication thread once per peer (result 0 with its digests,
+ * valid during the call; KMS_ERR_UNAVAIL when the link closed first;
+ * KMS_ERR_BUSY when a request was already out on it), then once with
+ * node_id NULL when all have answered. Returns 0, or KMS_ERR_STATE when
+ * replication is not running (cb is not called). Any thread.
+ */
+typedef void (*repl_verify_cb)(const char *node_id, int result, const repl_digest_t *v, size_t n,
+                               void *arg);
+int repl_verify(repl_t *r, const char *tenant, bool per_object, repl_verify_cb cb, void *arg);
+
 #endif /* KMS_REPL_H */

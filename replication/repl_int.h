@@ -192,6 +192,7 @@ typedef struct repl_peer repl_peer_t;
 typedef struct repl_node repl_node_t;
 typedef struct repl_ship repl_ship_t;
 typedef struct repl_apply repl_apply_t;
+typedef struct repl_verify_req repl_verify_req_t;
 
 /* One connection's state; callbacks switch on it. */
 enum repl_conn_state {
@@ -227,6 +228,8 @@ struct repl_conn {
     char addr[64];               /* remote address, for logs */
     repl_ship_t *ship;           /* outbound, once open (ship.c) */
     repl_apply_t *apply;         /* inbound, once a frame arrived (apply.c) */
+    void *verifying;             /* inbound: digests being computed for the peer */
+    repl_verify_req_t *verify_req; /* outbound: the request waiting for VERIFY_RESP */
     repl_conn_t *next;
 };
 
@@ -276,6 +279,7 @@ struct repl {
     uint8_t rdbuf[64 * 1024];    /* libuv read buffer (one loop thread) */
 
     bool hooks_init;
+    repl_verify_req_t *verify_new; /* queued by repl_verify (mutex) */
 };
 
 
@@ -328,6 +332,13 @@ void repl_peer_error(repl_peer_t *p, const char *why);
 /* The node's known state (removed nodes, status labels). */
 bool repl_node_removed(repl_t *r, const char *node_id, const char *fp);
 void repl_set_node_state(repl_t *r, repl_node_t *n, const char *state);
+
+/* verify.c */
+void repl_verify_answer(repl_conn_t *c, const repl_frame_t *f);   /* inbound VERIFY_REQ */
+void repl_verify_response(repl_conn_t *c, const repl_frame_t *f); /* outbound VERIFY_RESP */
+void repl_verify_link_closed(repl_conn_t *c);
+/* Send queued requests (loop thread); `stopping`: answer them at once. */
+void repl_verify_pump(repl_t *r, bool stopping);
 
 /* ship.c: the sending side of an outbound (push) link. */
 

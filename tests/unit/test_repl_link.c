@@ -7,8 +7,11 @@
  * sends anything but JOIN_REQ, another cluster, a clock off by more than
  * max_clock_skew (on both sides, visible in status), garbage, a frame
  * above max_frame (from its header alone), another protocol version; a
- * peer that goes silent is dropped after 5 keepalive periods. */
+ * peer that goes silent is dropped after 5 keepalive periods. Verify:
+ * digests asked of a peer over its link match the local ones for the same
+ * objects and name the one object that differs. */
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -470,6 +473,112 @@ static void test_silent_peer_dropped(void **state)
     node_stop(&a, false);
 }
 
+/* The same object (bytes) in a store, `note` as its x-note value. */
+static void put_same(store_t *s, const char *id, const char *note)
+{
+    static const uint8_t blob[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
+                                   19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29};
+    store_attr_t at = {.name = "x-note", .value = (const uint8_t *)note, .value_len = strlen(note)};
+    store_object_t o = {.object_type = 2, .state = 2, .attrs = &at, .n_attrs = 1,
+                        .sealed = {.dsk_id = 7, .gen = 1, .blob = blob, .len = sizeof blob}};
+    kms_strlcpy(o.id, id, sizeof o.id);
+    kms_strlcpy(o.tenant, "acme", sizeof o.tenant);
+    store_write_t *w = store_write_new();
+    assert_int_equal(store_write_put(w, &o, STORE_VERSION_NEW), 0);
+    assert_int_equal(store_commit(s, w, NULL, 0), 0);
+    store_write_free(w);
+}
+
+typedef struct verified {
+    _Atomic int done;
+    int result;
+    char node[64];
+    kms_arena_t *a;
+    repl_digest_t *v;
+    size_t n;
+} verified_t;
+
+static void on_verified(const char *node_id, int result, const repl_digest_t *v, size_t n, void *arg)
+{
+    verified_t *x = arg;
+    if (!node_id) {
+        atomic_store(&x->done, 1);
+        return;
+    }
+    snprintf(x->node, sizeof x->node, "%s", node_id);
+    x->result = result;
+    x->n = n;
+    x->v = n ? kms_arena_memdup(x->a, v, n * sizeof *v) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        x->v[i].tenant = kms_arena_strdup(x->a, v[i].tenant);
+        x->v[i].id = kms_arena_strdup(x->a, v[i].id);
+    }
+}
+
+static const repl_digest_t *find_digest(const repl_digest_t *v, size_t n, int kind, const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((int)v[i].kind == kind && strcmp(v[i].id, id) == 0)
+            return &v[i];
+    return NULL;
+}
+
+static void test_verify_digests(void **state)
+{
+    (void)state;
+    node_t a = {0}, b = {0};
+    int pa = free_port(), pb = free_port();
+    node_start(&a, "n1", pa, &pb, 1, NULL);
+    node_start(&b, "n2", pb, NULL, 0, NULL);
+    for (int i = 0; i < 20; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "obj-%02d", i);
+        put_same(a.store, id, "same");
+        put_same(b.store, id, i == 13 ? "differs" : "same");
+    }
+    WAIT_FOR(linked(&a, "n2", true, false), 5000);
+    verified_t x = {.a = kms_arena_new(0)};
+    assert_int_equal(repl_verify(a.repl, "", true, on_verified, &x), 0);
+    WAIT_FOR(atomic_load(&x.done), 10000);
+    assert_string_equal(x.node, "n2");
+    assert_int_equal(x.result, 0);
+    assert_int_equal(x.n, 21); /* one tenant, 20 objects */
+    store_reader_t *rd = NULL;
+    repl_digest_t *mine = NULL;
+    size_t nm = 0;
+    assert_int_equal(store_reader_new(a.store, &rd), 0);
+    assert_int_equal(repl_verify_local(rd, "", true, x.a, &mine, &nm), 0);
+    assert_int_equal(nm, 21);
+    const repl_digest_t *ta = find_digest(mine, nm, REPL_DIGEST_TENANT, "");
+    const repl_digest_t *tb = find_digest(x.v, x.n, REPL_DIGEST_TENANT, "");
+    assert_non_null(ta);
+    assert_non_null(tb);
+    assert_int_equal(ta->count, 20);
+    assert_true(memcmp(ta->sha256, tb->sha256, 32) != 0);
+    int differing = 0;
+    for (size_t i = 0; i < nm; i++) {
+        if (mine[i].kind != REPL_DIGEST_OBJECT)
+            continue;
+        const repl_digest_t *o = find_digest(x.v, x.n, REPL_DIGEST_OBJECT, mine[i].id);
+        assert_non_null(o);
+        if (memcmp(o->sha256, mine[i].sha256, 32) != 0) {
+            assert_string_equal(mine[i].id, "obj-13");
+            differing++;
+        }
+    }
+    assert_int_equal(differing, 1);
+    /* Per tenant only, and a tenant filter. */
+    assert_int_equal(repl_verify_local(rd, "other", false, x.a, &mine, &nm), 0);
+    assert_int_equal(nm, 0);
+    assert_int_equal(repl_verify_local(rd, "acme", false, x.a, &mine, &nm), 0);
+    assert_int_equal(nm, 1);
+    assert_memory_equal(mine[0].sha256, ta->sha256, 32);
+    store_reader_free(rd);
+    kms_arena_free(x.a);
+    node_stop(&a, false);
+    node_stop(&b, false);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -478,6 +587,7 @@ int main(void)
         cmocka_unit_test(test_bad_frames),
         cmocka_unit_test(test_clock_skew),
         cmocka_unit_test(test_silent_peer_dropped),
+        cmocka_unit_test(test_verify_digests),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
