@@ -334,6 +334,8 @@ int repl_open(const repl_options_t *opt, repl_t **out, kms_error_t *err);
  * Bind the peer listener and start the replication thread (its own libuv
  * loop), which connects to every peer with backoff (100 ms .. 5 s,
  * jittered). KMS_ERR_IO when the listen address cannot be bound. Call once.
+ * The process must ignore SIGPIPE (kmsd does): a peer that closes while
+ * we write would otherwise end it.
  */
 int repl_start(repl_t *r, kms_error_t *err);
 /* Close every link and stop the thread; returns when it has. Idempotent. */
