@@ -5,8 +5,9 @@
  * certificate whose SANs cover every name clients use (EKU serverAuth and
  * clientAuth: vCenter and PyKMIP present it both ways), client certificates
  * (EKU clientAuth, CN = client name), signing a client's CSR (vCenter's
- * "KMS signs the CSR" trust method), and the identity facts the server
- * matches on: SHA-256 fingerprint of the DER and the subject CN.
+ * "KMS signs the CSR" trust method), cluster node certificates (the kmsd
+ * peer role) and the CSRs a joining node sends, and the identity facts the
+ * server matches on: SHA-256 fingerprint of the DER and the subject CN.
  *
  * Private keys are written only through certs_write_key_pem(): a new file
  * created O_CREAT|O_EXCL with mode 0600 (never chmod'ed afterwards) and
@@ -86,6 +87,13 @@ int certs_load_cert_pem(const char *path, X509 **cert_out);
 int certs_load_csr(const char *path, X509_REQ **csr_out);
 /* PEM text of a certificate to a stdio stream. 0 or KMS_ERR_IO. */
 int certs_print_cert_pem(X509 *cert, FILE *f);
+/* The same in memory: the first PEM certificate of p[0..n), a CSR in PEM
+ * or DER (KMS_ERR_PROTO when there is none), and the PEM text of a
+ * certificate or CSR appended to `out` (KMS_ERR_LIMIT past its cap). */
+int certs_cert_parse(const void *p, size_t n, X509 **cert_out);
+int certs_csr_parse(const void *p, size_t n, X509_REQ **csr_out);
+int certs_cert_pem(X509 *cert, kms_buf_t *out);
+int certs_csr_pem(X509_REQ *csr, kms_buf_t *out);
 
 /*
  * Create a self-signed CA certificate for `key`: subject CN=`cn`,
@@ -122,6 +130,45 @@ int certs_issue_client(X509 *ca, EVP_PKEY *ca_key, EVP_PKEY *key, const char *na
 int certs_sign_csr(X509 *ca, EVP_PKEY *ca_key, X509_REQ *csr, int days, X509 **cert_out,
                    kms_error_t *err);
 
+/* ---------------------------------------------------- cluster nodes */
+/*
+ * A cluster node's certificate for `key`: subject CN = node_id (the peer
+ * links check it against the node id the node announces), EKU serverAuth,
+ * clientAuth and the kmsd peer role (CERTS_PEER_ROLE_OID), CA:FALSE, no
+ * SANs (peers authenticate each other by the cluster CA and the CN, not by
+ * host name). `days` 0 = CERTS_LEAF_DAYS.
+ */
+int certs_issue_node(X509 *ca, EVP_PKEY *ca_key, EVP_PKEY *key, const char *node_id, int days,
+                     X509 **cert_out);
+
+/*
+ * A CSR for `key` with subject CN = `cn` and, when n_hosts > 0, a
+ * subjectAltName request for hosts[] (IP literals as IP, else DNS names:
+ * KMS_ERR_INVAL for a name a DNS name cannot be). Signed with SHA-256 (no
+ * digest for Ed25519). For a joining node's node and server certificates.
+ */
+int certs_csr_new(EVP_PKEY *key, const char *cn, const char *const *hosts, size_t n_hosts,
+                  X509_REQ **csr_out);
+
+/*
+ * Sign a joining node's CSRs (the inviter, holding the cluster CA key).
+ * Both check the CSR as certs_sign_csr does (its own signature, the key
+ * type and size, a CN).
+ * certs_sign_node_csr: the CN must be `node_id`; the certificate is the
+ * one certs_issue_node makes for the CSR's key.
+ * certs_sign_server_csr: a server certificate (EKU serverAuth and
+ * clientAuth) named by the CSR's CN, with the DNS and IP names of the
+ * CSR's subjectAltName request (at most 64; any other kind of name is
+ * refused) plus localhost, 127.0.0.1 and ::1. Every other requested
+ * extension is ignored: the certificate's extensions are ours.
+ * 0, or KMS_ERR_PROTO / KMS_ERR_CRYPTO / KMS_ERR_INVAL / KMS_ERR_LIMIT
+ * with err saying why.
+ */
+int certs_sign_node_csr(X509 *ca, EVP_PKEY *ca_key, X509_REQ *csr, const char *node_id, int days,
+                        X509 **cert_out, kms_error_t *err);
+int certs_sign_server_csr(X509 *ca, EVP_PKEY *ca_key, X509_REQ *csr, int days, X509 **cert_out,
+                          kms_error_t *err);
+
 /* ----------------------------------------------------------- identity */
 
 /*
@@ -141,6 +188,8 @@ int certs_fingerprint_sha256(X509 *cert, char out[65]);
 /* The (last) subject CN as UTF-8. KMS_ERR_NOTFOUND when there is none,
  * KMS_ERR_LIMIT when it does not fit, KMS_ERR_PROTO when it holds a NUL. */
 int certs_subject_cn(X509 *cert, char *out, size_t outlen);
+/* The same for a CSR's subject. */
+int certs_csr_cn(X509_REQ *csr, char *out, size_t outlen);
 
 /*
  * Verify that `leaf` chains to `ca` (X509_verify_cert with `ca` as the only

@@ -4,6 +4,9 @@
  * into place, so a reader never sees a half-written file and a private key
  * is never, even for a moment, readable by anyone but the owner.
  *
+ * The same PEM (and a CSR's DER) to and from memory, for certificates and
+ * requests that travel in a cluster's join frames.
+ *
  * It does not create directories or choose where files go (kmsctl does).
  */
 #include <errno.h>
@@ -204,6 +207,74 @@ int certs_load_csr(const char *path, X509_REQ **csr_out)
         return KMS_ERR_PROTO;
     *csr_out = r;
     return 0;
+}
+
+/* A read-only memory BIO over p[0..n). */
+static BIO *mem_read(const void *p, size_t n)
+{
+    BIO *b = p && n <= INT_MAX ? BIO_new_mem_buf(p, (int)n) : NULL;
+    ERR_clear_error();
+    return b;
+}
+
+int certs_csr_parse(const void *p, size_t n, X509_REQ **csr_out)
+{
+    BIO *b = mem_read(p, n);
+    if (b == NULL)
+        return p ? KMS_ERR_NOMEM : KMS_ERR_INVAL;
+    X509_REQ *r = PEM_read_bio_X509_REQ(b, NULL, NULL, NULL);
+    BIO_free(b);
+    if (r == NULL) {
+        const unsigned char *der = p; /* not PEM: DER */
+        ERR_clear_error();
+        r = n <= LONG_MAX ? d2i_X509_REQ(NULL, &der, (long)n) : NULL;
+    }
+    ERR_clear_error();
+    if (r == NULL)
+        return KMS_ERR_PROTO;
+    *csr_out = r;
+    return 0;
+}
+
+int certs_cert_parse(const void *p, size_t n, X509 **cert_out)
+{
+    BIO *b = mem_read(p, n);
+    if (b == NULL)
+        return p ? KMS_ERR_NOMEM : KMS_ERR_INVAL;
+    X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+    BIO_free(b);
+    ERR_clear_error();
+    if (x == NULL)
+        return KMS_ERR_PROTO;
+    *cert_out = x;
+    return 0;
+}
+
+/* Append what the PEM writer put into a memory BIO to out. */
+static int bio_to_buf(BIO *b, int written, kms_buf_t *out)
+{
+    char *data = NULL;
+    long len = written == 1 ? BIO_get_mem_data(b, &data) : -1;
+    int rc = len > 0 ? kms_buf_append(out, data, (size_t)len) : KMS_ERR_CRYPTO;
+    BIO_free(b);
+    ERR_clear_error();
+    return rc;
+}
+
+int certs_cert_pem(X509 *cert, kms_buf_t *out)
+{
+    BIO *b = cert && out ? BIO_new(BIO_s_mem()) : NULL;
+    if (b == NULL)
+        return cert && out ? KMS_ERR_NOMEM : KMS_ERR_INVAL;
+    return bio_to_buf(b, PEM_write_bio_X509(b, cert), out);
+}
+
+int certs_csr_pem(X509_REQ *csr, kms_buf_t *out)
+{
+    BIO *b = csr && out ? BIO_new(BIO_s_mem()) : NULL;
+    if (b == NULL)
+        return csr && out ? KMS_ERR_NOMEM : KMS_ERR_INVAL;
+    return bio_to_buf(b, PEM_write_bio_X509_REQ(b, csr), out);
 }
 
 int certs_load_ca(const char *cert_path, const char *key_path, X509 **ca_out,

@@ -1,7 +1,7 @@
 /*
  * certs/identity.c: the facts the server and kmsctl match a certificate
- * on (SHA-256 fingerprint of the DER, subject CN) and chain verification
- * against one CA.
+ * on (SHA-256 fingerprint of the DER, subject CN, the kmsd peer role) and
+ * chain verification against one CA.
  *
  * It does not decide who a certificate belongs to: the store's client table
  * and the server's auth code do.
@@ -46,14 +46,14 @@ bool certs_has_peer_role(X509 *cert)
     return found;
 }
 
-int certs_subject_cn(X509 *cert, char *out, size_t outlen)
+/* The last CN of a name, as certs_subject_cn describes. */
+static int name_cn(const X509_NAME *n, char *out, size_t outlen)
 {
     unsigned char *utf8 = NULL;
     int rc;
 
-    if (cert == NULL || out == NULL || outlen == 0)
+    if (out == NULL || outlen == 0)
         return KMS_ERR_INVAL;
-    X509_NAME *n = X509_get_subject_name(cert);
     int idx = -1, last = -1;
     while (n && (idx = X509_NAME_get_index_by_NID(n, NID_commonName, idx)) >= 0)
         last = idx;
@@ -84,6 +84,20 @@ out:
     OPENSSL_free(utf8);
     ERR_clear_error();
     return rc;
+}
+
+int certs_subject_cn(X509 *cert, char *out, size_t outlen)
+{
+    if (cert == NULL)
+        return KMS_ERR_INVAL;
+    return name_cn(X509_get_subject_name(cert), out, outlen);
+}
+
+int certs_csr_cn(X509_REQ *csr, char *out, size_t outlen)
+{
+    if (csr == NULL)
+        return KMS_ERR_INVAL;
+    return name_cn(X509_REQ_get_subject_name(csr), out, outlen);
 }
 
 int certs_verify(X509 *ca, X509 *leaf, int purpose, kms_error_t *err)

@@ -1,6 +1,8 @@
 /*
- * certs/issue.c: key generation and certificate issuance: the CA, server
- * and client certificates, and signing a client's CSR.
+ * certs/issue.c: key generation and certificate issuance: the CA, server,
+ * client and cluster node certificates, signing a client's CSR, and the
+ * CSRs and their signing with which a node joins a cluster (a node CSR
+ * named by the node id, a server CSR whose DNS/IP names are copied).
  *
  * Every certificate gets a random 128-bit serial, a notBefore one hour in
  * the past (clients with a slow clock still accept it), SHA-256 signature,
@@ -242,14 +244,57 @@ static int san_add(GENERAL_NAMES *gens, const char *host)
     return 0;
 }
 
+/*
+ * A leaf for `pub` signed by (ca, ca_key): subject `subj`, CA:FALSE, key
+ * usage for the key type, extended key usage `eku`, and the SANs `gens`
+ * when not NULL.
+ */
+static int issue_leaf(X509 *ca, EVP_PKEY *ca_key, X509_NAME *subj, EVP_PKEY *pub, int days,
+                      const char *eku, GENERAL_NAMES *gens, X509 **cert_out)
+{
+    X509 *x = NULL;
+    X509V3_CTX ctx;
+    int rc = cert_base(&x, subj, pub, ca, days, &ctx);
+    if (rc != 0)
+        return rc;
+    rc = KMS_ERR_CRYPTO;
+    if (leaf_exts(x, &ctx, pub, eku) != 0 ||
+        (gens && X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT) != 1) ||
+        sign(x, ca_key) != 0)
+        goto out;
+    *cert_out = x;
+    x = NULL;
+    rc = 0;
+out:
+    X509_free(x);
+    return rc;
+}
+
+/* The SANs of a server certificate: `hosts` and the local names. */
+static int server_sans(const char *const *hosts, size_t n_hosts, GENERAL_NAMES **out)
+{
+    static const char *const always[] = {"localhost", "127.0.0.1", "::1"};
+    GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
+    int rc = 0;
+    if (gens == NULL)
+        return KMS_ERR_NOMEM;
+    for (size_t i = 0; i < n_hosts && rc == 0; i++)
+        rc = san_add(gens, hosts[i]);
+    for (size_t i = 0; i < KMS_ARRAY_SIZE(always) && rc == 0; i++)
+        rc = san_add(gens, always[i]);
+    if (rc != 0) {
+        sk_GENERAL_NAME_pop_free(gens, GENERAL_NAME_free);
+        return rc;
+    }
+    *out = gens;
+    return 0;
+}
+
 int certs_issue_server(X509 *ca, EVP_PKEY *ca_key, EVP_PKEY *key, const char *cn,
                        const char *const *hosts, size_t n_hosts, int days, X509 **cert_out)
 {
-    static const char *const always[] = {"localhost", "127.0.0.1", "::1"};
     X509_NAME *name = NULL;
-    X509 *x = NULL;
     GENERAL_NAMES *gens = NULL;
-    X509V3_CTX ctx;
     int rc;
 
     if (!ca_ok(ca, ca_key) || key == NULL || cn == NULL || cn[0] == '\0' || cert_out == NULL ||
@@ -257,32 +302,29 @@ int certs_issue_server(X509 *ca, EVP_PKEY *ca_key, EVP_PKEY *key, const char *cn
         rc = KMS_ERR_INVAL;
         goto out;
     }
-    if ((gens = sk_GENERAL_NAME_new_null()) == NULL) {
-        rc = KMS_ERR_NOMEM;
+    if ((rc = server_sans(hosts, n_hosts, &gens)) != 0 || (rc = name_with_cn(&name, cn)) != 0)
         goto out;
-    }
-    for (size_t i = 0; i < n_hosts; i++)
-        if ((rc = san_add(gens, hosts[i])) != 0)
-            goto out;
-    for (size_t i = 0; i < KMS_ARRAY_SIZE(always); i++)
-        if ((rc = san_add(gens, always[i])) != 0)
-            goto out;
-    if ((rc = name_with_cn(&name, cn)) != 0)
-        goto out;
-    if ((rc = cert_base(&x, name, key, ca, days, &ctx)) != 0)
-        goto out;
-    rc = KMS_ERR_CRYPTO;
-    if (leaf_exts(x, &ctx, key, "serverAuth,clientAuth") != 0 ||
-        X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT) != 1 ||
-        sign(x, ca_key) != 0)
-        goto out;
-    *cert_out = x;
-    x = NULL;
-    rc = 0;
+    rc = issue_leaf(ca, ca_key, name, key, days, "serverAuth,clientAuth", gens, cert_out);
 out:
     sk_GENERAL_NAME_pop_free(gens, GENERAL_NAME_free);
-    X509_free(x);
     X509_NAME_free(name);
+    ERR_clear_error();
+    return rc;
+}
+
+/* A client (EKU clientAuth) or node (NODE_EKU) certificate named `name`. */
+static int issue_named(X509 *ca, EVP_PKEY *ca_key, EVP_PKEY *key, const char *name, int days,
+                       const char *eku, X509 **cert_out)
+{
+    X509_NAME *subj = NULL;
+    int rc;
+
+    if (!ca_ok(ca, ca_key) || key == NULL || name == NULL || name[0] == '\0' ||
+        cert_out == NULL || (days = valid_days(days, CERTS_LEAF_DAYS)) < 0)
+        return KMS_ERR_INVAL;
+    if ((rc = name_with_cn(&subj, name)) == 0)
+        rc = issue_leaf(ca, ca_key, subj, key, days, eku, NULL, cert_out);
+    X509_NAME_free(subj);
     ERR_clear_error();
     return rc;
 }
@@ -290,31 +332,17 @@ out:
 int certs_issue_client(X509 *ca, EVP_PKEY *ca_key, EVP_PKEY *key, const char *name, int days,
                        X509 **cert_out)
 {
-    X509_NAME *subj = NULL;
-    X509 *x = NULL;
-    X509V3_CTX ctx;
-    int rc;
+    return issue_named(ca, ca_key, key, name, days, "clientAuth", cert_out);
+}
 
-    if (!ca_ok(ca, ca_key) || key == NULL || name == NULL || name[0] == '\0' ||
-        cert_out == NULL || (days = valid_days(days, CERTS_LEAF_DAYS)) < 0) {
-        rc = KMS_ERR_INVAL;
-        goto out;
-    }
-    if ((rc = name_with_cn(&subj, name)) != 0)
-        goto out;
-    if ((rc = cert_base(&x, subj, key, ca, days, &ctx)) != 0)
-        goto out;
-    rc = KMS_ERR_CRYPTO;
-    if (leaf_exts(x, &ctx, key, "clientAuth") != 0 || sign(x, ca_key) != 0)
-        goto out;
-    *cert_out = x;
-    x = NULL;
-    rc = 0;
-out:
-    X509_free(x);
-    X509_NAME_free(subj);
-    ERR_clear_error();
-    return rc;
+/* Node certificates: both TLS roles (each node connects and accepts) and
+ * the peer role that the peer listener requires. */
+#define NODE_EKU "serverAuth,clientAuth," CERTS_PEER_ROLE_OID
+
+int certs_issue_node(X509 *ca, EVP_PKEY *ca_key, EVP_PKEY *key, const char *node_id, int days,
+                     X509 **cert_out)
+{
+    return issue_named(ca, ca_key, key, node_id, days, NODE_EKU, cert_out);
 }
 
 /* Keys we are willing to certify. */
@@ -345,61 +373,224 @@ static int csr_key_ok(EVP_PKEY *pub, char *why, size_t n)
     return 0;
 }
 
+/*
+ * The checks every CSR passes before we sign it: arguments, a readable
+ * public key whose own signature over the CSR verifies, a key we certify,
+ * and a usable subject CN (into cn). *days_io: 0 -> the leaf default.
+ */
+static int csr_checked(X509 *ca, EVP_PKEY *ca_key, X509_REQ *csr, int *days_io, EVP_PKEY **pub_out,
+                       char *cn, size_t cnlen, kms_error_t *err)
+{
+    char why[160] = "";
+    EVP_PKEY *pub;
+    int rc;
+
+    if (!ca_ok(ca, ca_key) || csr == NULL || (*days_io = valid_days(*days_io, CERTS_LEAF_DAYS)) < 0)
+        return kms_error_set(err, KMS_ERR_INVAL,
+                             "invalid arguments (CA key does not match the CA certificate?)");
+    if ((pub = X509_REQ_get0_pubkey(csr)) == NULL)
+        return kms_error_set(err, KMS_ERR_PROTO, "the CSR holds no readable public key");
+    if (X509_REQ_verify(csr, pub) != 1)
+        return kms_error_set(err, KMS_ERR_CRYPTO,
+                             "the CSR signature does not verify with its own public key");
+    if (!csr_key_ok(pub, why, sizeof(why)))
+        return kms_error_set(err, KMS_ERR_INVAL, "%s", why);
+    rc = certs_csr_cn(csr, cn, cnlen);
+    if (rc == KMS_ERR_NOTFOUND)
+        return kms_error_set(err, KMS_ERR_INVAL, "the CSR subject has no CN");
+    if (rc != 0)
+        return kms_error_set(err, KMS_ERR_INVAL, "the CSR subject CN is empty or not valid text");
+    *pub_out = pub;
+    return 0;
+}
+
 int certs_sign_csr(X509 *ca, EVP_PKEY *ca_key, X509_REQ *csr, int days, X509 **cert_out,
                    kms_error_t *err)
 {
     EVP_PKEY *pub = NULL; /* borrowed from the CSR */
-    X509 *x = NULL;
-    X509V3_CTX ctx;
-    char why[160] = "", cn[256];
+    char cn[256];
     int rc;
 
-    if (!ca_ok(ca, ca_key) || csr == NULL || cert_out == NULL ||
-        (days = valid_days(days, CERTS_LEAF_DAYS)) < 0) {
-        snprintf(why, sizeof(why), "invalid arguments (CA key does not match the CA certificate?)");
+    if (cert_out == NULL)
+        return kms_error_set(err, KMS_ERR_INVAL, "invalid arguments");
+    if ((rc = csr_checked(ca, ca_key, csr, &days, &pub, cn, sizeof(cn), err)) == 0 &&
+        (rc = issue_leaf(ca, ca_key, X509_REQ_get_subject_name(csr), pub, days, "clientAuth", NULL,
+                         cert_out)) != 0)
+        kms_error_set(err, rc, "signing failed");
+    ERR_clear_error();
+    return rc;
+}
+
+int certs_sign_node_csr(X509 *ca, EVP_PKEY *ca_key, X509_REQ *csr, const char *node_id, int days,
+                        X509 **cert_out, kms_error_t *err)
+{
+    EVP_PKEY *pub = NULL;
+    X509_NAME *subj = NULL;
+    char cn[256];
+    int rc;
+
+    if (cert_out == NULL || node_id == NULL || node_id[0] == '\0')
+        return kms_error_set(err, KMS_ERR_INVAL, "invalid arguments");
+    if ((rc = csr_checked(ca, ca_key, csr, &days, &pub, cn, sizeof(cn), err)) != 0)
+        goto out;
+    /* The CN is the identity the peer links check (HELLO's node id). */
+    if (strcmp(cn, node_id) != 0) {
+        rc = kms_error_set(err, KMS_ERR_INVAL, "the node CSR's CN '%s' is not the node id '%s'",
+                           cn, node_id);
+        goto out;
+    }
+    if ((rc = name_with_cn(&subj, node_id)) != 0 ||
+        (rc = issue_leaf(ca, ca_key, subj, pub, days, NODE_EKU, NULL, cert_out)) != 0)
+        kms_error_set(err, rc, "cannot issue the node certificate");
+out:
+    X509_NAME_free(subj);
+    ERR_clear_error();
+    return rc;
+}
+
+/* Most SANs a server CSR may ask for. */
+#define CSR_MAX_SANS 64
+
+/* The DNS and IP SANs a CSR asks for, checked, with the local names. */
+static int csr_sans(X509_REQ *csr, GENERAL_NAMES **out, kms_error_t *err)
+{
+    STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(csr);
+    GENERAL_NAMES *want = NULL, *gens = NULL;
+    int rc = server_sans(NULL, 0, &gens);
+
+    ERR_clear_error();
+    if (rc != 0)
+        goto out;
+    want = exts ? X509V3_get_d2i(exts, NID_subject_alt_name, NULL, NULL) : NULL;
+    if (want && sk_GENERAL_NAME_num(want) > CSR_MAX_SANS) {
+        rc = kms_error_set(err, KMS_ERR_LIMIT, "the CSR asks for %d names; at most %d",
+                           sk_GENERAL_NAME_num(want), CSR_MAX_SANS);
+        goto out;
+    }
+    for (int i = 0; want && i < sk_GENERAL_NAME_num(want); i++) {
+        GENERAL_NAME *g = sk_GENERAL_NAME_value(want, i);
+        int type = 0;
+        void *v = GENERAL_NAME_get0_value(g, &type);
+        if (type == GEN_DNS) {
+            const ASN1_STRING *s = v;
+            char name[254];
+            int len = ASN1_STRING_length(s);
+            if (len <= 0 || (size_t)len >= sizeof(name)) {
+                rc = kms_error_set(err, KMS_ERR_INVAL, "the CSR asks for an over-long DNS name");
+                goto out;
+            }
+            memcpy(name, ASN1_STRING_get0_data(s), (size_t)len);
+            name[len] = '\0';
+            if (strlen(name) != (size_t)len || !host_is_dns_name(name)) {
+                rc = kms_error_set(err, KMS_ERR_INVAL, "the CSR asks for an invalid DNS name");
+                goto out;
+            }
+        } else if (type == GEN_IPADD) {
+            int len = ASN1_STRING_length(v);
+            if (len != 4 && len != 16) {
+                rc = kms_error_set(err, KMS_ERR_INVAL, "the CSR asks for an invalid IP address");
+                goto out;
+            }
+        } else {
+            rc = kms_error_set(err, KMS_ERR_INVAL,
+                               "the CSR asks for a name that is neither DNS nor IP");
+            goto out;
+        }
+        bool dup = false;
+        for (int j = 0; j < sk_GENERAL_NAME_num(gens) && !dup; j++)
+            dup = GENERAL_NAME_cmp(sk_GENERAL_NAME_value(gens, j), g) == 0;
+        GENERAL_NAME *copy = dup ? NULL : GENERAL_NAME_dup(g);
+        if (!dup && (copy == NULL || sk_GENERAL_NAME_push(gens, copy) <= 0)) {
+            GENERAL_NAME_free(copy);
+            rc = kms_error_set(err, KMS_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+    }
+    *out = gens;
+    gens = NULL;
+out:
+    sk_GENERAL_NAME_pop_free(want, GENERAL_NAME_free);
+    sk_GENERAL_NAME_pop_free(gens, GENERAL_NAME_free);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    ERR_clear_error();
+    return rc;
+}
+
+int certs_sign_server_csr(X509 *ca, EVP_PKEY *ca_key, X509_REQ *csr, int days, X509 **cert_out,
+                          kms_error_t *err)
+{
+    EVP_PKEY *pub = NULL;
+    X509_NAME *subj = NULL;
+    GENERAL_NAMES *gens = NULL;
+    char cn[256];
+    int rc;
+
+    if (cert_out == NULL)
+        return kms_error_set(err, KMS_ERR_INVAL, "invalid arguments");
+    if ((rc = csr_checked(ca, ca_key, csr, &days, &pub, cn, sizeof(cn), err)) != 0 ||
+        (rc = csr_sans(csr, &gens, err)) != 0)
+        goto out;
+    if ((rc = name_with_cn(&subj, cn)) != 0) {
+        kms_error_set(err, rc, "the CSR's CN '%s' cannot be a certificate's CN", cn);
+        goto out;
+    }
+    if ((rc = issue_leaf(ca, ca_key, subj, pub, days, "serverAuth,clientAuth", gens, cert_out)))
+        kms_error_set(err, rc, "cannot issue the server certificate");
+out:
+    sk_GENERAL_NAME_pop_free(gens, GENERAL_NAME_free);
+    X509_NAME_free(subj);
+    ERR_clear_error();
+    return rc;
+}
+
+int certs_csr_new(EVP_PKEY *key, const char *cn, const char *const *hosts, size_t n_hosts,
+                  X509_REQ **csr_out)
+{
+    X509_REQ *req = X509_REQ_new();
+    X509_NAME *subj = NULL;
+    GENERAL_NAMES *gens = NULL;
+    STACK_OF(X509_EXTENSION) *exts = NULL;
+    X509_EXTENSION *ext = NULL;
+    int rc = KMS_ERR_NOMEM;
+
+    if (req == NULL)
+        goto out;
+    if (key == NULL || cn == NULL || csr_out == NULL || (hosts == NULL && n_hosts > 0)) {
         rc = KMS_ERR_INVAL;
         goto out;
     }
-    if ((pub = X509_REQ_get0_pubkey(csr)) == NULL) {
-        snprintf(why, sizeof(why), "the CSR holds no readable public key");
-        rc = KMS_ERR_PROTO;
+    if ((rc = name_with_cn(&subj, cn)) != 0)
         goto out;
-    }
-    if (X509_REQ_verify(csr, pub) != 1) {
-        snprintf(why, sizeof(why), "the CSR signature does not verify with its own public key");
+    if (n_hosts > 0) {
+        if ((gens = sk_GENERAL_NAME_new_null()) == NULL || (exts = sk_X509_EXTENSION_new_null()) == NULL) {
+            rc = KMS_ERR_NOMEM;
+            goto out;
+        }
+        for (size_t i = 0; i < n_hosts; i++)
+            if ((rc = san_add(gens, hosts[i])) != 0)
+                goto out;
         rc = KMS_ERR_CRYPTO;
-        goto out;
-    }
-    if (!csr_key_ok(pub, why, sizeof(why))) {
-        rc = KMS_ERR_INVAL;
-        goto out;
-    }
-    X509_NAME *subj = X509_REQ_get_subject_name(csr);
-    int idx = subj ? X509_NAME_get_index_by_NID(subj, NID_commonName, -1) : -1;
-    if (idx < 0) {
-        snprintf(why, sizeof(why), "the CSR subject has no CN");
-        rc = KMS_ERR_INVAL;
-        goto out;
-    }
-    if ((rc = cert_base(&x, subj, pub, ca, days, &ctx)) != 0)
-        goto out;
-    if (certs_subject_cn(x, cn, sizeof(cn)) != 0) {
-        snprintf(why, sizeof(why), "the CSR subject CN is empty or not valid text");
-        rc = KMS_ERR_INVAL;
-        goto out;
+        if ((ext = X509V3_EXT_i2d(NID_subject_alt_name, 0, gens)) == NULL ||
+            sk_X509_EXTENSION_push(exts, ext) <= 0)
+            goto out;
+        ext = NULL; /* owned by exts */
+        if (X509_REQ_add_extensions(req, exts) != 1)
+            goto out;
     }
     rc = KMS_ERR_CRYPTO;
-    if (leaf_exts(x, &ctx, pub, "clientAuth") != 0 || sign(x, ca_key) != 0) {
-        snprintf(why, sizeof(why), "signing failed");
+    if (X509_REQ_set_version(req, X509_REQ_VERSION_1) != 1 ||
+        X509_REQ_set_subject_name(req, subj) != 1 || X509_REQ_set_pubkey(req, key) != 1 ||
+        X509_REQ_sign(req, key, (EVP_PKEY_is_a(key, "ED25519") ? NULL : EVP_sha256())) <= 0)
         goto out;
-    }
-    *cert_out = x;
-    x = NULL;
+    *csr_out = req;
+    req = NULL;
     rc = 0;
 out:
-    if (rc != 0)
-        kms_error_set(err, rc, "%s", why[0] ? why : kms_strerror(rc));
-    X509_free(x);
+    X509_EXTENSION_free(ext);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    sk_GENERAL_NAME_pop_free(gens, GENERAL_NAME_free);
+    X509_NAME_free(subj);
+    X509_REQ_free(req);
     ERR_clear_error();
     return rc;
 }
