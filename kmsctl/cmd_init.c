@@ -1,8 +1,12 @@
 /*
  * kmsctl/cmd_init.c: `kmsctl init`, the first-run setup of a kmsd
  * directory: a private CA, the server certificate, an admin client
- * certificate, the master key file, the database with the admin client
- * registered, and a kmsd.yaml that ties them together.
+ * certificate, the master key (a file, or a key in a PKCS#11 token), the
+ * database with the admin client registered, and a kmsd.yaml that ties
+ * them together. With --peer-listen the directory is the first node of a
+ * cluster: a cluster id in the database, a node certificate with the kmsd
+ * peer role, and the replication section (other nodes join with `kmsctl
+ * cluster invite` / `kmsctl cluster join`).
  *
  * The configuration file is written last, so its presence means the setup
  * completed. --force replaces the configuration and the PKI but never the
@@ -28,11 +32,14 @@
 #include "conf/conf.h"
 #include "hsm/hsm.h"
 #include "kmsctl/kmsctl.h"
+#include "kmsctl/setup.h"
 #include "store/store.h"
 
 #define MAX_HOSTS 32
 #define ADMIN_NAME "admin"
 #define DEFAULT_TENANT "default"
+/* Store meta key of the cluster id (kmsd reads it to start replication). */
+#define META_CLUSTER_ID "cluster_id"
 
 int cmd_init(int argc, char **argv);
 
@@ -40,12 +47,14 @@ static void init_usage(FILE *f)
 {
     fprintf(f,
             "usage: kmsctl init --dir DIR [--listen ADDR:PORT] [--host NAME_OR_IP ...] [--rsa] [--force]\n"
+            "                   [--peer-listen ADDR:PORT [--node-id ID]] [HSM OPTIONS]\n"
             "\n"
             "First-run setup of a kmsd directory. Creates DIR (mode 0700) with:\n"
             "  kmsd.yaml          configuration (paths relative to DIR)\n"
             "  pki/ca.crt, ca.key         private CA (give ca.crt to KMIP clients, e.g. vCenter)\n"
             "  pki/server.crt, server.key server certificate (serverAuth + clientAuth)\n"
             "  pki/client.crt, client.key admin client certificate, CN \"admin\", registered\n"
+            "  pki/node.crt, node.key     with --peer-listen: node certificate (kmsd peer role)\n"
             "  master.key         file master key (0600) wrapping the data-store keys\n"
             "  kms.db             database, with tenant \"default\" and the admin client\n"
             "\n"
@@ -57,62 +66,26 @@ static void init_usage(FILE *f)
             "  --days N           leaf certificate validity in days (default %d; CA: %d)\n"
             "  --force            replace an existing configuration and PKI (clients holding\n"
             "                     certificates of the old CA must be given new ones). The\n"
-            "                     master key and the database are always kept.\n",
+            "                     master key and the database are always kept.\n"
+            "  --peer-listen ADDR:PORT  make DIR the first node of a cluster: the replication\n"
+            "                     listener other nodes connect to (docs/cluster.md); add nodes\n"
+            "                     with `kmsctl cluster invite` and `kmsctl cluster join`\n"
+            "  --node-id ID       this node's id in the cluster (letters, digits, - _ .;\n"
+            "                     default: a random one)\n"
+            KMSCTL_HSM_USAGE,
             CERTS_LEAF_DAYS, CERTS_CA_DAYS);
 }
 
-/* mkdir -p with mode 0700 for every directory created. */
-static int mkdirs(const char *path)
+/*
+ * Register tenant "default" (if missing) and the admin client; with
+ * `cluster_id` (33 bytes), also the cluster id: the one the database
+ * already has is kept, else a new one is made. One commit.
+ */
+static int register_admin(const char *db_path, const char *fingerprint, const char *node_id,
+                          char *cluster_id)
 {
-    char tmp[PATH_MAX];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof(tmp))
-        return -1;
-    memcpy(tmp, path, n + 1);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
-}
-
-static int join(char *out, size_t n, const char *dir, const char *name)
-{
-    return (size_t)snprintf(out, n, "%s/%s", dir, name) < n ? 0 : -1;
-}
-
-/* Write one key and certificate pair, reporting a clear error. */
-static int write_pair(const char *dir, const char *stem, EVP_PKEY *key, X509 *cert, bool force)
-{
-    char kp[PATH_MAX], cp[PATH_MAX], name[64];
-    snprintf(name, sizeof(name), "%s.key", stem);
-    if (join(kp, sizeof(kp), dir, name) != 0)
-        return KMS_ERR_INVAL;
-    snprintf(name, sizeof(name), "%s.crt", stem);
-    if (join(cp, sizeof(cp), dir, name) != 0)
-        return KMS_ERR_INVAL;
-    const char *failed = kp;
-    int rc = certs_write_key_pem(kp, key, force);
-    if (rc == 0) {
-        failed = cp;
-        rc = certs_write_cert_pem(cp, cert, force);
-    }
-    if (rc != 0)
-        fprintf(stderr, "kmsctl init: cannot write %s: %s%s\n", failed, kms_strerror(rc),
-                rc == KMS_ERR_EXISTS ? " (use --force to replace)" : "");
-    return rc;
-}
-
-/* Register tenant "default" (if missing) and the admin client. */
-static int register_admin(const char *db_path, const char *fingerprint)
-{
-    store_options_t opt = {.path = db_path, .node_id = NULL, .max_batch = 512, .read_only = false};
+    store_options_t opt = {.path = db_path, .node_id = node_id, .max_batch = 512, .read_only = false};
+    kms_arena_t *a = NULL;
     store_t *s = NULL;
     store_reader_t *r = NULL;
     store_write_t *w = NULL;
@@ -136,6 +109,26 @@ static int register_admin(const char *db_path, const char *fingerprint)
     }
     if (have_tenant == KMS_ERR_NOTFOUND && (rc = store_write_tenant(w, DEFAULT_TENANT, false)) != 0)
         goto fail;
+    if (cluster_id) {
+        uint8_t *v = NULL;
+        size_t len = 0;
+        if ((a = kms_arena_new(0)) == NULL) {
+            rc = KMS_ERR_NOMEM;
+            goto fail;
+        }
+        rc = store_meta_get(r, a, META_CLUSTER_ID, &v, &len);
+        if (rc == 0 && len > 0 && len < 33) {
+            memcpy(cluster_id, v, len);
+            cluster_id[len] = '\0';
+        } else if (rc == KMS_ERR_NOTFOUND) {
+            if ((rc = kmsctl_random_id(cluster_id)) != 0 ||
+                (rc = store_write_meta(w, META_CLUSTER_ID, cluster_id, strlen(cluster_id))) != 0)
+                goto fail;
+        } else {
+            rc = rc ? rc : KMS_ERR_PROTO;
+            goto fail;
+        }
+    }
     memset(&c, 0, sizeof(c));
     snprintf(c.name, sizeof(c.name), "%s", ADMIN_NAME);
     snprintf(c.tenant, sizeof(c.tenant), "%s", DEFAULT_TENANT);
@@ -152,89 +145,11 @@ fail:
     fprintf(stderr, "kmsctl init: cannot register the admin client in %s: %s\n", db_path,
             kms_strerror(rc));
 out:
+    kms_arena_free(a);
     store_write_free(w);
     store_reader_free(r);
     store_close(s);
     return rc;
-}
-
-/* YAML double-quoted string (the values here are already validated). */
-static void yq(kms_buf_t *b, const char *s)
-{
-    kms_buf_append_byte(b, '"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            kms_buf_append_byte(b, '\\');
-        kms_buf_append_byte(b, (uint8_t)*s);
-    }
-    kms_buf_append_byte(b, '"');
-}
-
-static int write_config(const char *path, const char *listen, bool force)
-{
-    kms_buf_t b;
-    int rc;
-    kms_buf_init(&b, 1 << 16);
-    kms_buf_printf(&b,
-                   "# kmsd configuration written by `kmsctl init`.\n"
-                   "# Relative paths are resolved against this file's directory.\n"
-                   "# Every setting and its default: kmsd.yaml.sample (conf/kmsd.yaml).\n"
-                   "# The effective configuration: kmsd --check-config -c THIS_FILE\n"
-                   "\n"
-                   "listen:\n  - ");
-    yq(&b, listen);
-    kms_buf_printf(&b,
-                   "\n\n"
-                   "tls:\n"
-                   "  cert: pki/server.crt\n"
-                   "  key: pki/server.key\n"
-                   "  client_ca: pki/ca.crt\n"
-                   "  client_auth: required\n"
-                   "\n"
-                   "store:\n"
-                   "  path: kms.db\n"
-                   "\n"
-                   "hsm:\n"
-                   "  # The master key is a 0600 file here; for a PKCS#11 HSM see the sample.\n"
-                   "  provider: file\n"
-                   "  key_file: master.key\n"
-                   "\n"
-                   "admin:\n"
-                   "  socket: admin.sock\n"
-                   "  mode: \"0600\"\n"
-                   "\n"
-                   "log:\n"
-                   "  level: info\n"
-                   "\n"
-                   "audit:\n"
-                   "  path: audit.log\n");
-    if (b.len == 0 || b.len >= b.max) {
-        kms_buf_dispose(&b);
-        return KMS_ERR_INTERNAL;
-    }
-    rc = certs_write_file(path, b.data, b.len, 0644, force);
-    kms_buf_dispose(&b);
-    return rc;
-}
-
-static int is_wildcard_host(const char *h)
-{
-    return strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0 || h[0] == '\0';
-}
-
-/* This machine's host name if it can be a DNS SAN. */
-static int local_hostname(char *out, size_t n)
-{
-    if (gethostname(out, n) != 0)
-        return -1;
-    out[n - 1] = '\0';
-    if (out[0] == '\0' || strlen(out) > 253)
-        return -1;
-    for (const char *p = out; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '-' || *p == '.'))
-            return -1;
-    return 0;
 }
 
 int cmd_init(int argc, char **argv)
@@ -243,28 +158,37 @@ int cmd_init(int argc, char **argv)
         {"dir", required_argument, NULL, 'd'},   {"listen", required_argument, NULL, 'l'},
         {"host", required_argument, NULL, 'H'},  {"rsa", no_argument, NULL, 'r'},
         {"days", required_argument, NULL, 'D'},  {"force", no_argument, NULL, 'f'},
+        {"peer-listen", required_argument, NULL, 'p'}, {"node-id", required_argument, NULL, 'n'},
+        KMSCTL_HSM_LONGOPTS,
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
     };
-    const char *dir_arg = NULL, *listen = "[::]:5696";
+    const char *dir_arg = NULL, *listen = "[::]:5696", *peer_listen = NULL, *node_arg = NULL;
     const char *hosts[MAX_HOSTS + 2];
     size_t n_hosts = 0;
     bool rsa = false, force = false;
     int days = 0, o;
     char dir[PATH_MAX], pki[PATH_MAX], path[PATH_MAX], db[PATH_MAX], keyfile[PATH_MAX];
-    char host[256], hostname[256], ca_cn[64], fp[65];
+    char host[256], hostname[256], ca_cn[64], fp[65], node_id[64] = "", cluster_id[33] = "";
     kms_error_t err;
     uint16_t port;
-    EVP_PKEY *ca_key = NULL, *srv_key = NULL, *cli_key = NULL;
-    X509 *ca = NULL, *srv = NULL, *cli = NULL;
+    EVP_PKEY *ca_key = NULL, *srv_key = NULL, *cli_key = NULL, *node_key = NULL;
+    X509 *ca = NULL, *srv = NULL, *cli = NULL, *node = NULL;
     conf_t *check = NULL;
+    kmsctl_hsm_opts_t hopt;
+    hsm_config_t hc;
     int ret = KMSCTL_EXIT_FAIL, rc;
 
+    memset(&hopt, 0, sizeof(hopt));
     optind = 1;
     opterr = 0;
     while ((o = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+        if (kmsctl_hsm_opt(o, optarg, &hopt))
+            continue;
         switch (o) {
         case 'd': dir_arg = optarg; break;
         case 'l': listen = optarg; break;
+        case 'p': peer_listen = optarg; break;
+        case 'n': node_arg = optarg; break;
         case 'H':
             if (n_hosts >= MAX_HOSTS) {
                 fprintf(stderr, "kmsctl init: at most %d --host options\n", MAX_HOSTS);
@@ -305,15 +229,38 @@ int cmd_init(int argc, char **argv)
         fprintf(stderr, "kmsctl init: --listen '%s' is not ADDR:PORT or [IPV6]:PORT\n", listen);
         return KMSCTL_EXIT_USAGE;
     }
+    if (peer_listen) {
+        char phost[256];
+        uint16_t pport;
+        if (conf_parse_hostport(peer_listen, phost, sizeof(phost), &pport) != 0) {
+            fprintf(stderr, "kmsctl init: --peer-listen '%s' is not ADDR:PORT or [IPV6]:PORT\n",
+                    peer_listen);
+            return KMSCTL_EXIT_USAGE;
+        }
+        if (node_arg && !kmsctl_node_id_ok(node_arg)) {
+            fprintf(stderr, "kmsctl init: --node-id '%s': 1-63 letters, digits, '-', '_' or '.'\n",
+                    node_arg);
+            return KMSCTL_EXIT_USAGE;
+        }
+        if (node_arg)
+            kms_strlcpy(node_id, node_arg, sizeof(node_id));
+        else if (kmsctl_random_id(node_id) != 0) {
+            fprintf(stderr, "kmsctl init: no randomness\n");
+            return KMSCTL_EXIT_FAIL;
+        }
+    } else if (node_arg) {
+        fprintf(stderr, "kmsctl init: --node-id needs --peer-listen (a node id names a cluster node)\n");
+        return KMSCTL_EXIT_USAGE;
+    }
     /* SANs: the --host names, this machine's name, the listen address when
      * it is a specific one. The first of them is the subject CN. */
-    if (local_hostname(hostname, sizeof(hostname)) == 0)
+    if (kmsctl_local_hostname(hostname, sizeof(hostname)) == 0)
         hosts[n_hosts++] = hostname;
-    if (!is_wildcard_host(host))
+    if (!kmsctl_wildcard_host(host))
         hosts[n_hosts++] = host;
 
     /* The directory, made absolute. */
-    if (mkdirs(dir_arg) != 0 || realpath(dir_arg, dir) == NULL) {
+    if (kmsctl_mkdirs(dir_arg) != 0 || realpath(dir_arg, dir) == NULL) {
         fprintf(stderr, "kmsctl init: cannot create %s: %s\n", dir_arg, strerror(errno));
         return KMSCTL_EXIT_FAIL;
     }
@@ -321,8 +268,10 @@ int cmd_init(int argc, char **argv)
         fprintf(stderr, "kmsctl init: cannot set mode 0700 on %s: %s\n", dir, strerror(errno));
         return KMSCTL_EXIT_FAIL;
     }
-    if (join(path, sizeof(path), dir, "kmsd.yaml") != 0 || join(pki, sizeof(pki), dir, "pki") != 0 ||
-        join(db, sizeof(db), dir, "kms.db") != 0 || join(keyfile, sizeof(keyfile), dir, "master.key") != 0 ||
+    if (kmsctl_path(path, sizeof(path), dir, "kmsd.yaml") != 0 ||
+        kmsctl_path(pki, sizeof(pki), dir, "pki") != 0 ||
+        kmsctl_path(db, sizeof(db), dir, "kms.db") != 0 ||
+        kmsctl_path(keyfile, sizeof(keyfile), dir, "master.key") != 0 ||
         strlen(dir) + strlen("/admin.sock") >= 108) {
         fprintf(stderr, "kmsctl init: %s is too long a path (the admin socket path must fit in 107 bytes)\n", dir);
         return KMSCTL_EXIT_USAGE;
@@ -337,19 +286,19 @@ int cmd_init(int argc, char **argv)
     }
     /* A database without its master key: a new key could not open the
      * stored keys, and creating one would hide that the old one is gone. */
-    if (access(db, F_OK) == 0 && access(keyfile, F_OK) != 0) {
+    if (!hopt.module && access(db, F_OK) == 0 && access(keyfile, F_OK) != 0) {
         fprintf(stderr,
                 "kmsctl init: %s exists but its master key %s is missing.\n"
                 "  Restore the master key from your backup; a new one cannot open the stored keys.\n",
                 db, keyfile);
         return KMSCTL_EXIT_FAIL;
     }
-    if (mkdirs(pki) != 0 || chmod(pki, 0700) != 0) {
+    if (kmsctl_mkdirs(pki) != 0 || chmod(pki, 0700) != 0) {
         fprintf(stderr, "kmsctl init: cannot create %s: %s\n", pki, strerror(errno));
         return KMSCTL_EXIT_FAIL;
     }
 
-    /* PKI: CA, server, admin client. */
+    /* PKI: CA, server, admin client (and node). */
     enum certs_key_type kt = rsa ? CERTS_KEY_RSA_3072 : CERTS_KEY_EC_P256;
     unsigned char rnd[4];
     char rhex[9];
@@ -378,38 +327,40 @@ int cmd_init(int argc, char **argv)
         fprintf(stderr, "kmsctl init: cannot issue the admin client certificate: %s\n", kms_strerror(rc));
         goto out;
     }
-    if (write_pair(pki, "ca", ca_key, ca, force) != 0 || write_pair(pki, "server", srv_key, srv, force) != 0 ||
-        write_pair(pki, "client", cli_key, cli, force) != 0)
+    if (peer_listen && ((rc = certs_key_new(kt, &node_key)) != 0 ||
+                        (rc = certs_issue_node(ca, ca_key, node_key, node_id, days, &node)) != 0)) {
+        fprintf(stderr, "kmsctl init: cannot issue the node certificate: %s\n", kms_strerror(rc));
+        goto out;
+    }
+    if (kmsctl_write_pair("init", pki, "ca", ca_key, ca, NULL, force) != 0 ||
+        kmsctl_write_pair("init", pki, "server", srv_key, srv, NULL, force) != 0 ||
+        kmsctl_write_pair("init", pki, "client", cli_key, cli, NULL, force) != 0 ||
+        (node && kmsctl_write_pair("init", pki, "node", node_key, node, ca, force) != 0))
         goto out;
 
     /* Master key: created once, never replaced. */
-    hsm_config_t hc = {.provider = HSM_PROVIDER_FILE, .key_file = keyfile, .slot = -1,
-                       .key_label = "kmsd-master"};
-    kms_error_clear(&err);
-    rc = hsm_init_master(&hc, NULL, &err);
-    if (rc == KMS_ERR_EXISTS) {
-        printf("kept the existing master key %s\n", keyfile);
-    } else if (rc != 0) {
-        fprintf(stderr, "kmsctl init: cannot create the master key: %s\n",
-                err.msg[0] ? err.msg : kms_strerror(rc));
+    if ((ret = kmsctl_master_key("init", &hopt, keyfile, &hc)) != KMSCTL_EXIT_OK)
         goto out;
-    }
+    ret = KMSCTL_EXIT_FAIL;
 
     /* The admin client, so the generated certificate is a known identity.
      * The database (and its -wal/-shm files) is private to the service user. */
     mode_t old_umask = umask(077);
-    rc = register_admin(db, fp);
+    rc = register_admin(db, fp, peer_listen ? node_id : NULL, peer_listen ? cluster_id : NULL);
     umask(old_umask);
     if (rc != 0)
         goto out;
 
     /* The configuration last: its presence means the setup completed. */
-    if ((rc = write_config(path, listen, force)) != 0) {
+    kmsctl_node_conf_t nc = {.by = "init", .listen = listen, .client_ca = "pki/ca.crt", .hsm = &hc,
+                             .node_id = node_id, .peer_listen = peer_listen, .ca_key = true};
+    if ((rc = kmsctl_write_config(path, &nc, force)) != 0) {
         fprintf(stderr, "kmsctl init: cannot write %s: %s\n", path, kms_strerror(rc));
         goto out;
     }
     if ((rc = conf_load(path, &check, &err)) != 0) {
-        fprintf(stderr, "kmsctl init: the written configuration does not load: %s\n", err.msg);
+        fprintf(stderr, "kmsctl init: the written configuration does not load: %s\n",
+                kms_error_msg(&err));
         goto out;
     }
 
@@ -417,20 +368,29 @@ int cmd_init(int argc, char **argv)
            "  configuration   %s\n"
            "  CA certificate  %s/ca.crt   (clients trust this; `kmsctl ca export --dir %s`)\n"
            "  server          %s/server.crt (CN %s, listen %s)\n"
-           "  admin client    %s/client.crt + client.key (CN admin, SHA-256 %s)\n"
-           "  master key      %s\n"
-           "  database        %s\n"
-           "start it with:    kmsd -c %s\n",
-           dir, path, pki, dir, pki, strlen(srv_cn) <= 64 ? srv_cn : "kmsd", listen, pki, fp, keyfile,
-           db, path);
+           "  admin client    %s/client.crt + client.key (CN admin, SHA-256 %s)\n",
+           dir, path, pki, dir, pki, strlen(srv_cn) <= 64 ? srv_cn : "kmsd", listen, pki, fp);
+    if (hopt.module)
+        printf("  master key      '%s' in PKCS#11 token '%s'\n", hc.key_label, hopt.token);
+    else
+        printf("  master key      %s\n", keyfile);
+    printf("  database        %s\n", db);
+    if (peer_listen)
+        printf("  cluster         %s, first node %s (peer listener %s)\n"
+               "  node            %s/node.crt + node.key (kmsd peer role)\n"
+               "add nodes with:   kmsctl --config %s cluster invite   (then `kmsctl cluster join`)\n",
+               cluster_id, node_id, peer_listen, pki, path);
+    printf("start it with:    kmsd -c %s\n", path);
     ret = KMSCTL_EXIT_OK;
 out:
     conf_free(check);
     X509_free(ca);
     X509_free(srv);
     X509_free(cli);
+    X509_free(node);
     EVP_PKEY_free(ca_key);
     EVP_PKEY_free(srv_key);
     EVP_PKEY_free(cli_key);
+    EVP_PKEY_free(node_key);
     return ret;
 }
