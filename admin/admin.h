@@ -63,7 +63,10 @@
     XX(0x540015, ARG_FORCE)           \
     XX(0x540016, ARG_PASSPHRASE)      \
     XX(0x540017, ARG_KEY)             \
-    XX(0x540018, ARG_BY_CN)
+    XX(0x540018, ARG_BY_CN)           \
+    XX(0x540019, ARG_TTL_MS)          \
+    XX(0x54001A, ARG_ADDR)            \
+    XX(0x54001B, ARG_NODE)
 
 enum admin_tag {
 #define XX(val, name) ADMIN_TAG_##name = (val),
@@ -155,6 +158,10 @@ typedef struct admin_options {
     /* "rotate.master|store-key|status" through keys/ (the caller started
      * it with keys_start); false = those commands are not supported. */
     bool key_rotation;
+    /* cluster.*: "" or NULL = this node is not a cluster node. */
+    const char *peer_listen;     /* conf replication.listen */
+    const char *cluster_ca;      /* conf replication.ca */
+    const char *cluster_ca_key;  /* conf replication.ca_key: "" = this node admits no nodes */
 } admin_options_t;
 
 /*

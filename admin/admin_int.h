@@ -1,7 +1,9 @@
 /*
- * admin/admin_int.h: private to admin/ (and its unit tests): the backup
- * and restore commands the command table calls (backup.c) and the backup
- * file format they write and read (backup_format.c).
+ * admin/admin_int.h: private to admin/ (and its unit tests): what the
+ * command handlers share (the request being executed and its response
+ * records), the cluster commands (cluster.c), the backup and restore
+ * commands the command table calls (backup.c) and the backup file format
+ * they write and read (backup_format.c).
  *
  * It deliberately declares nothing a client of the protocol needs.
  */
@@ -14,6 +16,36 @@
 #include <openssl/evp.h>
 
 #include "admin/admin.h"
+
+/* ------------------------------------------------------------ cmds.c */
+/* One admin request being executed: the command handlers (cmds.c,
+ * cluster.c) read its arguments and add RECORDs to its response. */
+typedef struct admin_req {
+    const admin_options_t *opt;
+    int64_t started_us;
+    const char *who;
+    const ttlv_item_t *req;
+    int fd;                      /* passed with the request, or -1 */
+    kms_arena_t *a;
+    ttlv_item_t *resp;
+    char msg[512];
+    const char *target;          /* tenant/client name for the audit record */
+    char target_buf[128];        /* owns `target` when it came from a handler's local */
+    const char *tenant;
+} admin_req_t;
+
+/* A text argument of the request (NULL when absent or not text). */
+const char *admin_arg_text(const admin_req_t *r, uint32_t tag);
+/* A new RECORD in the response, and its fields. NULL / KMS_ERR_NOMEM. */
+ttlv_item_t *admin_rec_new(admin_req_t *r);
+int admin_field_text(admin_req_t *r, ttlv_item_t *rec, const char *name, const char *v);
+int admin_field_long(admin_req_t *r, ttlv_item_t *rec, const char *name, int64_t v);
+int admin_field_bool(admin_req_t *r, ttlv_item_t *rec, const char *name, bool v);
+/* Set the response MESSAGE and return rc (a handler's refusal). */
+int admin_refuse(admin_req_t *r, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* cluster.c: cluster.invite | status | verify | remove. */
+int admin_cluster_invite(admin_req_t *r, store_reader_t *rd);
 
 /*
  * backup.c: write a portable encrypted backup into `fd` / restore one

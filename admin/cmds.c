@@ -2,7 +2,8 @@
  * admin/cmds.c: what the admin socket's commands do.
  *
  * status, tenant.add|list|remove, client.add|list|remove, audit.status,
- * backup.create|restore (backup.c), rotate.master|store-key|status (keys/).
+ * backup.create|restore (backup.c), rotate.master|store-key|status (keys/),
+ * cluster.invite (cluster.c).
  * Each takes a decoded ADMIN_REQUEST and builds an ADMIN_RESPONSE of
  * records; every command, refused or not, leaves an audit record naming
  * the local caller (never a password, never a hash). Certificates to
@@ -30,22 +31,8 @@
 #define KMSD_VERSION "0.1.0"
 #endif
 
-typedef struct admin_req {
-    const admin_options_t *opt;
-    int64_t started_us;
-    const char *who;
-    const ttlv_item_t *req;
-    int fd;                      /* passed with the request, or -1 */
-    kms_arena_t *a;
-    ttlv_item_t *resp;
-    char msg[512];
-    const char *target;          /* tenant/client name for the audit record */
-    char target_buf[128];        /* owns `target` when it came from a handler's local */
-    const char *tenant;
-} admin_req_t;
-
 /* ------------------------------------------------------------- helpers */
-static const char *arg_text(const admin_req_t *r, uint32_t tag)
+const char *admin_arg_text(const admin_req_t *r, uint32_t tag)
 {
     const ttlv_item_t *it = ttlv_find(r->req, tag);
     return it && it->type == TTLV_TEXT_STRING ? ttlv_text(it) : NULL;
@@ -57,12 +44,12 @@ static bool arg_bool(const admin_req_t *r, uint32_t tag)
     return it && it->type == TTLV_BOOLEAN && it->v.b;
 }
 
-static ttlv_item_t *rec_new(admin_req_t *r)
+ttlv_item_t *admin_rec_new(admin_req_t *r)
 {
     return ttlv_new_struct(r->a, r->resp, ADMIN_TAG_RECORD);
 }
 
-static int field_text(admin_req_t *r, ttlv_item_t *rec, const char *name, const char *v)
+int admin_field_text(admin_req_t *r, ttlv_item_t *rec, const char *name, const char *v)
 {
     ttlv_item_t *f = ttlv_new_struct(r->a, rec, ADMIN_TAG_FIELD);
     if (!f || !ttlv_new_textz(r->a, f, ADMIN_TAG_FIELD_NAME, name) ||
@@ -71,7 +58,7 @@ static int field_text(admin_req_t *r, ttlv_item_t *rec, const char *name, const 
     return 0;
 }
 
-static int field_long(admin_req_t *r, ttlv_item_t *rec, const char *name, int64_t v)
+int admin_field_long(admin_req_t *r, ttlv_item_t *rec, const char *name, int64_t v)
 {
     ttlv_item_t *f = ttlv_new_struct(r->a, rec, ADMIN_TAG_FIELD);
     if (!f || !ttlv_new_textz(r->a, f, ADMIN_TAG_FIELD_NAME, name) ||
@@ -80,7 +67,7 @@ static int field_long(admin_req_t *r, ttlv_item_t *rec, const char *name, int64_
     return 0;
 }
 
-static int field_bool(admin_req_t *r, ttlv_item_t *rec, const char *name, bool v)
+int admin_field_bool(admin_req_t *r, ttlv_item_t *rec, const char *name, bool v)
 {
     ttlv_item_t *f = ttlv_new_struct(r->a, rec, ADMIN_TAG_FIELD);
     if (!f || !ttlv_new_textz(r->a, f, ADMIN_TAG_FIELD_NAME, name) ||
@@ -89,8 +76,7 @@ static int field_bool(admin_req_t *r, ttlv_item_t *rec, const char *name, bool v
     return 0;
 }
 
-static int refuse(admin_req_t *r, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int refuse(admin_req_t *r, int rc, const char *fmt, ...)
+int admin_refuse(admin_req_t *r, int rc, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -130,7 +116,7 @@ static int adm_status(admin_req_t *r, store_reader_t *rd)
                          .listen = NULL};
     if (r->opt->status_cb)
         r->opt->status_cb(r->opt->status_arg, &st);
-    ttlv_item_t *rec = rec_new(r);
+    ttlv_item_t *rec = admin_rec_new(r);
     if (!rec)
         return KMS_ERR_NOMEM;
     int64_t objects = store_count_objects(rd);
@@ -147,33 +133,33 @@ static int adm_status(admin_req_t *r, store_reader_t *rd)
     bool audit_ok = !au || (audit_get_status(au, &ast) == 0 && ast.errors == 0);
     const char *health = store_ok && hsm_ok && audit_ok ? "ok" : "degraded";
     int rc = 0;
-    rc |= field_text(r, rec, "version", r->opt->version ? r->opt->version : KMSD_VERSION);
-    rc |= field_text(r, rec, "health", health);
-    rc |= field_long(r, rec, "pid", (int64_t)getpid());
-    rc |= field_long(r, rec, "uptime_s", (kms_now_us() - r->started_us) / 1000000);
-    rc |= field_text(r, rec, "node_id", store_node_id(r->opt->store));
-    rc |= field_long(r, rec, "objects", objects);
-    rc |= field_long(r, rec, "tenants", trc == 0 ? (int64_t)nt : -1);
-    rc |= field_long(r, rec, "clients", crc == 0 ? (int64_t)nc : -1);
-    rc |= field_long(r, rec, "connections", st.connections);
-    rc |= field_long(r, rec, "requests", st.requests);
-    rc |= field_text(r, rec, "listen", st.listen ? st.listen : "");
-    rc |= field_text(r, rec, "hsm", st.hsm ? st.hsm : "");
-    rc |= field_text(r, rec, "hsm_state",
+    rc |= admin_field_text(r, rec, "version", r->opt->version ? r->opt->version : KMSD_VERSION);
+    rc |= admin_field_text(r, rec, "health", health);
+    rc |= admin_field_long(r, rec, "pid", (int64_t)getpid());
+    rc |= admin_field_long(r, rec, "uptime_s", (kms_now_us() - r->started_us) / 1000000);
+    rc |= admin_field_text(r, rec, "node_id", store_node_id(r->opt->store));
+    rc |= admin_field_long(r, rec, "objects", objects);
+    rc |= admin_field_long(r, rec, "tenants", trc == 0 ? (int64_t)nt : -1);
+    rc |= admin_field_long(r, rec, "clients", crc == 0 ? (int64_t)nc : -1);
+    rc |= admin_field_long(r, rec, "connections", st.connections);
+    rc |= admin_field_long(r, rec, "requests", st.requests);
+    rc |= admin_field_text(r, rec, "listen", st.listen ? st.listen : "");
+    rc |= admin_field_text(r, rec, "hsm", st.hsm ? st.hsm : "");
+    rc |= admin_field_text(r, rec, "hsm_state",
                      st.hsm_health == 1 ? "unknown" : st.hsm_health == 0 ? "ok" : kms_strerror(st.hsm_health));
-    rc |= field_text(r, rec, "store", store_ok ? "ok" : "error");
-    rc |= field_text(r, rec, "audit", au ? (audit_ok ? "ok" : "error") : "off");
+    rc |= admin_field_text(r, rec, "store", store_ok ? "ok" : "error");
+    rc |= admin_field_text(r, rec, "audit", au ? (audit_ok ? "ok" : "error") : "off");
     return rc ? KMS_ERR_NOMEM : 0;
 }
 
 static int adm_tenant_add(admin_req_t *r, store_reader_t *rd)
 {
-    const char *t = arg_text(r, ADMIN_TAG_ARG_TENANT);
+    const char *t = admin_arg_text(r, ADMIN_TAG_ARG_TENANT);
     r->target = r->tenant = t;
     if (!name_ok(t, 64))
-        return refuse(r, KMS_ERR_INVAL, "a tenant name (1-63 printable characters) is required");
+        return admin_refuse(r, KMS_ERR_INVAL, "a tenant name (1-63 printable characters) is required");
     if (store_tenant_exists(rd, t) == 0)
-        return refuse(r, KMS_ERR_EXISTS, "tenant '%s' already exists", t);
+        return admin_refuse(r, KMS_ERR_EXISTS, "tenant '%s' already exists", t);
     store_write_t *w = store_write_new();
     if (!w)
         return KMS_ERR_NOMEM;
@@ -182,11 +168,11 @@ static int adm_tenant_add(admin_req_t *r, store_reader_t *rd)
         rc = commit(r, w);
     store_write_free(w);
     if (rc == KMS_ERR_EXISTS)
-        return refuse(r, rc, "tenant '%s' already exists", t);
+        return admin_refuse(r, rc, "tenant '%s' already exists", t);
     if (rc)
-        return refuse(r, rc, "cannot add tenant '%s': %s", t, kms_strerror(rc));
-    ttlv_item_t *rec = rec_new(r);
-    return rec && !field_text(r, rec, "tenant", t) ? 0 : KMS_ERR_NOMEM;
+        return admin_refuse(r, rc, "cannot add tenant '%s': %s", t, kms_strerror(rc));
+    ttlv_item_t *rec = admin_rec_new(r);
+    return rec && !admin_field_text(r, rec, "tenant", t) ? 0 : KMS_ERR_NOMEM;
 }
 
 static int adm_tenant_list(admin_req_t *r, store_reader_t *rd)
@@ -199,7 +185,7 @@ static int adm_tenant_list(admin_req_t *r, store_reader_t *rd)
     if (!rc)
         rc = store_list_clients(rd, r->a, &clients, &nc);
     if (rc)
-        return refuse(r, rc, "cannot read tenants: %s", kms_strerror(rc));
+        return admin_refuse(r, rc, "cannot read tenants: %s", kms_strerror(rc));
     for (size_t i = 0; i < nt; i++) {
         int64_t ncl = 0;
         for (size_t j = 0; j < nc; j++)
@@ -208,10 +194,10 @@ static int adm_tenant_list(admin_req_t *r, store_reader_t *rd)
         size_t no = 0;
         rc = tenant_objects(rd, r->a, tenants[i], 0, &ids, &no);
         if (rc)
-            return refuse(r, rc, "cannot count objects of '%s': %s", tenants[i], kms_strerror(rc));
-        ttlv_item_t *rec = rec_new(r);
-        if (!rec || field_text(r, rec, "tenant", tenants[i]) || field_long(r, rec, "clients", ncl) ||
-            field_long(r, rec, "objects", (int64_t)no))
+            return admin_refuse(r, rc, "cannot count objects of '%s': %s", tenants[i], kms_strerror(rc));
+        ttlv_item_t *rec = admin_rec_new(r);
+        if (!rec || admin_field_text(r, rec, "tenant", tenants[i]) || admin_field_long(r, rec, "clients", ncl) ||
+            admin_field_long(r, rec, "objects", (int64_t)no))
             return KMS_ERR_NOMEM;
     }
     return 0;
@@ -219,13 +205,13 @@ static int adm_tenant_list(admin_req_t *r, store_reader_t *rd)
 
 static int adm_tenant_remove(admin_req_t *r, store_reader_t *rd)
 {
-    const char *t = arg_text(r, ADMIN_TAG_ARG_TENANT);
+    const char *t = admin_arg_text(r, ADMIN_TAG_ARG_TENANT);
     bool force = arg_bool(r, ADMIN_TAG_ARG_FORCE);
     r->target = r->tenant = t;
     if (!name_ok(t, 64))
-        return refuse(r, KMS_ERR_INVAL, "a tenant name is required");
+        return admin_refuse(r, KMS_ERR_INVAL, "a tenant name is required");
     if (store_tenant_exists(rd, t) != 0)
-        return refuse(r, KMS_ERR_NOTFOUND, "no tenant '%s'", t);
+        return admin_refuse(r, KMS_ERR_NOTFOUND, "no tenant '%s'", t);
     char **ids = NULL;
     size_t no = 0;
     store_client_t *clients = NULL;
@@ -234,11 +220,11 @@ static int adm_tenant_remove(admin_req_t *r, store_reader_t *rd)
     if (!rc)
         rc = store_list_clients(rd, r->a, &clients, &nc);
     if (rc)
-        return refuse(r, rc, "cannot read tenant '%s': %s", t, kms_strerror(rc));
+        return admin_refuse(r, rc, "cannot read tenant '%s': %s", t, kms_strerror(rc));
     for (size_t j = 0; j < nc; j++)
         mine += strcmp(clients[j].tenant, t) == 0;
     if ((no || mine) && !force)
-        return refuse(r, KMS_ERR_STATE,
+        return admin_refuse(r, KMS_ERR_STATE,
                     "tenant '%s' still owns %zu object(s) and has %zu client(s); remove them "
                     "first, or use --force to delete them all permanently",
                     t, no, mine);
@@ -257,15 +243,15 @@ static int adm_tenant_remove(admin_req_t *r, store_reader_t *rd)
         rc = commit(r, w);
     store_write_free(w);
     if (rc == KMS_ERR_STATE)
-        return refuse(r, rc, "tenant '%s' still owns objects or clients (changed meanwhile?)", t);
+        return admin_refuse(r, rc, "tenant '%s' still owns objects or clients (changed meanwhile?)", t);
     if (rc)
-        return refuse(r, rc, "cannot remove tenant '%s': %s", t, kms_strerror(rc));
+        return admin_refuse(r, rc, "cannot remove tenant '%s': %s", t, kms_strerror(rc));
     if (no || mine)
         kms_log(KMS_LOG_WARN, "admin", "%s force-removed tenant '%s': %zu object(s), %zu client(s) deleted",
                 r->who, t, no, mine);
-    ttlv_item_t *rec = rec_new(r);
-    if (!rec || field_text(r, rec, "tenant", t) || field_long(r, rec, "objects_deleted", (int64_t)no) ||
-        field_long(r, rec, "clients_deleted", (int64_t)mine))
+    ttlv_item_t *rec = admin_rec_new(r);
+    if (!rec || admin_field_text(r, rec, "tenant", t) || admin_field_long(r, rec, "objects_deleted", (int64_t)no) ||
+        admin_field_long(r, rec, "clients_deleted", (int64_t)mine))
         return KMS_ERR_NOMEM;
     return 0;
 }
@@ -280,19 +266,19 @@ static int load_cert(admin_req_t *r, const ttlv_item_t *pem, char fp[65], char *
         goto out;
     cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
     if (!cert) {
-        rc = refuse(r, KMS_ERR_INVAL, "not a PEM certificate");
+        rc = admin_refuse(r, KMS_ERR_INVAL, "not a PEM certificate");
         goto out;
     }
     if (r->opt->client_ca && *r->opt->client_ca) {
         rc = certs_load_cert_pem(r->opt->client_ca, &ca);
         if (rc) {
-            rc = refuse(r, KMS_ERR_CONFIG, "cannot read tls.client_ca %s", r->opt->client_ca);
+            rc = admin_refuse(r, KMS_ERR_CONFIG, "cannot read tls.client_ca %s", r->opt->client_ca);
             goto out;
         }
         kms_error_t err;
         kms_error_clear(&err);
         if (certs_verify(ca, cert, X509_PURPOSE_SSL_CLIENT, &err) != 0) {
-            rc = refuse(r, KMS_ERR_INVAL,
+            rc = admin_refuse(r, KMS_ERR_INVAL,
                       "the certificate does not chain to tls.client_ca (%s): %s; kmsd would "
                       "refuse it at the handshake", r->opt->client_ca, kms_error_msg(&err));
             goto out;
@@ -300,7 +286,7 @@ static int load_cert(admin_req_t *r, const ttlv_item_t *pem, char fp[65], char *
     }
     rc = certs_fingerprint_sha256(cert, fp);
     if (rc) {
-        rc = refuse(r, rc, "cannot fingerprint the certificate");
+        rc = admin_refuse(r, rc, "cannot fingerprint the certificate");
         goto out;
     }
     rc = certs_subject_cn(cert, cn, cnlen);
@@ -308,7 +294,7 @@ static int load_cert(admin_req_t *r, const ttlv_item_t *pem, char fp[65], char *
         cn[0] = '\0';
         rc = 0;
     } else if (rc) {
-        rc = refuse(r, KMS_ERR_INVAL, "the certificate's subject CN is unusable");
+        rc = admin_refuse(r, KMS_ERR_INVAL, "the certificate's subject CN is unusable");
     }
 out:
     X509_free(cert);
@@ -319,9 +305,9 @@ out:
 
 static int adm_client_add(admin_req_t *r, store_reader_t *rd)
 {
-    const char *t = arg_text(r, ADMIN_TAG_ARG_TENANT);
-    const char *name = arg_text(r, ADMIN_TAG_ARG_NAME);
-    const char *role = arg_text(r, ADMIN_TAG_ARG_ROLE);
+    const char *t = admin_arg_text(r, ADMIN_TAG_ARG_TENANT);
+    const char *name = admin_arg_text(r, ADMIN_TAG_ARG_NAME);
+    const char *role = admin_arg_text(r, ADMIN_TAG_ARG_ROLE);
     const ttlv_item_t *pwi = ttlv_find(r->req, ADMIN_TAG_ARG_PASSWORD);
     const char *pw = pwi && pwi->type == TTLV_TEXT_STRING ? ttlv_text(pwi) : NULL;
     const ttlv_item_t *pem = ttlv_find(r->req, ADMIN_TAG_ARG_CERT_PEM);
@@ -334,15 +320,15 @@ static int adm_client_add(admin_req_t *r, store_reader_t *rd)
     char cn[128]; /* `name` may point here: same scope as its uses */
     int rc = 0;
     if (!name_ok(t, 64))
-        return refuse(r, KMS_ERR_INVAL, "--tenant is required");
+        return admin_refuse(r, KMS_ERR_INVAL, "--tenant is required");
     if (!role || !*role)
         role = "client";
     if (strcmp(role, "client") != 0 && strcmp(role, "admin") != 0)
-        return refuse(r, KMS_ERR_INVAL, "role must be client or admin");
+        return admin_refuse(r, KMS_ERR_INVAL, "role must be client or admin");
     if ((pem != NULL) + (pwi != NULL) + by_cn != 1)
-        return refuse(r, KMS_ERR_INVAL, "give a certificate, a subject CN, or a user name and password");
+        return admin_refuse(r, KMS_ERR_INVAL, "give a certificate, a subject CN, or a user name and password");
     if (store_tenant_exists(rd, t) != 0)
-        return refuse(r, KMS_ERR_NOTFOUND, "no tenant '%s' (add it first: kmsctl tenant add %s)", t, t);
+        return admin_refuse(r, KMS_ERR_NOTFOUND, "no tenant '%s' (add it first: kmsctl tenant add %s)", t, t);
     snprintf(c.tenant, sizeof(c.tenant), "%s", t);
     snprintf(c.role, sizeof(c.role), "%s", role);
     c.created_us = kms_now_us();
@@ -351,38 +337,38 @@ static int adm_client_add(admin_req_t *r, store_reader_t *rd)
          * (no fingerprint pinned): for clients that rotate their own
          * certificates, such as vCenter's "KMS signs the CSR" setups. */
         if (!name_ok(name, sizeof(c.name)))
-            return refuse(r, KMS_ERR_INVAL, "--cn needs the subject CN");
+            return admin_refuse(r, KMS_ERR_INVAL, "--cn needs the subject CN");
         snprintf(c.kind, sizeof(c.kind), "cert");
     } else if (pem) {
         if (pem->type != TTLV_BYTE_STRING)
-            return refuse(r, KMS_ERR_INVAL, "malformed certificate argument");
+            return admin_refuse(r, KMS_ERR_INVAL, "malformed certificate argument");
         rc = load_cert(r, pem, c.cert_sha256, cn, sizeof(cn));
         if (rc)
             return rc;
         if (!name)
             name = cn;
         if (!name_ok(name, sizeof(c.name)))
-            return refuse(r, KMS_ERR_INVAL, "the certificate has no CN: give --name");
+            return admin_refuse(r, KMS_ERR_INVAL, "the certificate has no CN: give --name");
         snprintf(c.kind, sizeof(c.kind), "cert");
         store_client_t other;
         if (store_client_by_cert(rd, c.cert_sha256, &other) == 0)
-            return refuse(r, KMS_ERR_EXISTS, "this certificate is already registered as '%s' (tenant %s)",
+            return admin_refuse(r, KMS_ERR_EXISTS, "this certificate is already registered as '%s' (tenant %s)",
                         other.name, other.tenant);
     } else {
         if (!pw || !*pw || !name_ok(name, sizeof(c.name)))
-            return refuse(r, KMS_ERR_INVAL, "--user NAME and a non-empty password are required");
+            return admin_refuse(r, KMS_ERR_INVAL, "--user NAME and a non-empty password are required");
         snprintf(c.kind, sizeof(c.kind), "password");
         rc = kmip_password_hash(&r->opt->password_cost, pw, c.password_hash,
                                 sizeof(c.password_hash));
         if (rc)
-            return refuse(r, rc, "cannot hash the password: %s", kms_strerror(rc));
+            return admin_refuse(r, rc, "cannot hash the password: %s", kms_strerror(rc));
     }
     snprintf(c.name, sizeof(c.name), "%s", name);
     snprintf(r->target_buf, sizeof(r->target_buf), "%s", c.name);
     r->target = r->target_buf; /* `name` may be the local `cn` */
     store_client_t existing;
     if (store_client_by_name(rd, c.name, &existing) == 0)
-        return refuse(r, KMS_ERR_EXISTS, "a client named '%s' already exists (tenant %s); remove it first",
+        return admin_refuse(r, KMS_ERR_EXISTS, "a client named '%s' already exists (tenant %s); remove it first",
                     c.name, existing.tenant);
     store_write_t *w = store_write_new();
     if (!w)
@@ -392,11 +378,11 @@ static int adm_client_add(admin_req_t *r, store_reader_t *rd)
         rc = commit(r, w);
     store_write_free(w);
     if (rc)
-        return refuse(r, rc, "cannot add client '%s': %s", c.name, kms_strerror(rc));
-    ttlv_item_t *rec = rec_new(r);
-    if (!rec || field_text(r, rec, "name", c.name) || field_text(r, rec, "tenant", c.tenant) ||
-        field_text(r, rec, "role", c.role) || field_text(r, rec, "kind", c.kind) ||
-        field_text(r, rec, "cert_sha256", c.cert_sha256))
+        return admin_refuse(r, rc, "cannot add client '%s': %s", c.name, kms_strerror(rc));
+    ttlv_item_t *rec = admin_rec_new(r);
+    if (!rec || admin_field_text(r, rec, "name", c.name) || admin_field_text(r, rec, "tenant", c.tenant) ||
+        admin_field_text(r, rec, "role", c.role) || admin_field_text(r, rec, "kind", c.kind) ||
+        admin_field_text(r, rec, "cert_sha256", c.cert_sha256))
         rc = KMS_ERR_NOMEM;
     kms_wipe(c.password_hash, sizeof(c.password_hash));
     return rc;
@@ -404,23 +390,23 @@ static int adm_client_add(admin_req_t *r, store_reader_t *rd)
 
 static int adm_client_list(admin_req_t *r, store_reader_t *rd)
 {
-    const char *t = arg_text(r, ADMIN_TAG_ARG_TENANT);
+    const char *t = admin_arg_text(r, ADMIN_TAG_ARG_TENANT);
     r->tenant = t;
     store_client_t *clients = NULL;
     size_t nc = 0;
     int rc = store_list_clients(rd, r->a, &clients, &nc);
     if (rc)
-        return refuse(r, rc, "cannot read clients: %s", kms_strerror(rc));
+        return admin_refuse(r, rc, "cannot read clients: %s", kms_strerror(rc));
     for (size_t i = 0; i < nc; i++) {
         if (t && *t && strcmp(clients[i].tenant, t) != 0)
             continue;
-        ttlv_item_t *rec = rec_new(r);
-        if (!rec || field_text(r, rec, "name", clients[i].name) ||
-            field_text(r, rec, "tenant", clients[i].tenant) ||
-            field_text(r, rec, "role", clients[i].role) ||
-            field_text(r, rec, "kind", clients[i].kind) ||
-            field_text(r, rec, "cert_sha256", clients[i].cert_sha256) ||
-            field_long(r, rec, "created", clients[i].created_us / 1000000))
+        ttlv_item_t *rec = admin_rec_new(r);
+        if (!rec || admin_field_text(r, rec, "name", clients[i].name) ||
+            admin_field_text(r, rec, "tenant", clients[i].tenant) ||
+            admin_field_text(r, rec, "role", clients[i].role) ||
+            admin_field_text(r, rec, "kind", clients[i].kind) ||
+            admin_field_text(r, rec, "cert_sha256", clients[i].cert_sha256) ||
+            admin_field_long(r, rec, "created", clients[i].created_us / 1000000))
             return KMS_ERR_NOMEM;
     }
     return 0;
@@ -428,16 +414,16 @@ static int adm_client_list(admin_req_t *r, store_reader_t *rd)
 
 static int adm_client_remove(admin_req_t *r, store_reader_t *rd)
 {
-    const char *name = arg_text(r, ADMIN_TAG_ARG_NAME);
+    const char *name = admin_arg_text(r, ADMIN_TAG_ARG_NAME);
     r->target = name;
     store_client_t c;
     if (!name_ok(name, sizeof(c.name)))
-        return refuse(r, KMS_ERR_INVAL, "a client name is required");
+        return admin_refuse(r, KMS_ERR_INVAL, "a client name is required");
     if (store_client_by_name(rd, name, &c) != 0)
-        return refuse(r, KMS_ERR_NOTFOUND, "no client '%s'", name);
-    r->tenant = arg_text(r, ADMIN_TAG_ARG_TENANT);
+        return admin_refuse(r, KMS_ERR_NOTFOUND, "no client '%s'", name);
+    r->tenant = admin_arg_text(r, ADMIN_TAG_ARG_TENANT);
     if (r->tenant && *r->tenant && strcmp(r->tenant, c.tenant) != 0)
-        return refuse(r, KMS_ERR_NOTFOUND, "no client '%s' in tenant '%s'", name, r->tenant);
+        return admin_refuse(r, KMS_ERR_NOTFOUND, "no client '%s' in tenant '%s'", name, r->tenant);
     store_write_t *w = store_write_new();
     if (!w)
         return KMS_ERR_NOMEM;
@@ -446,9 +432,9 @@ static int adm_client_remove(admin_req_t *r, store_reader_t *rd)
         rc = commit(r, w);
     store_write_free(w);
     if (rc)
-        return refuse(r, rc, "cannot remove client '%s': %s", name, kms_strerror(rc));
-    ttlv_item_t *rec = rec_new(r);
-    if (!rec || field_text(r, rec, "name", c.name) || field_text(r, rec, "tenant", c.tenant))
+        return admin_refuse(r, rc, "cannot remove client '%s': %s", name, kms_strerror(rc));
+    ttlv_item_t *rec = admin_rec_new(r);
+    if (!rec || admin_field_text(r, rec, "name", c.name) || admin_field_text(r, rec, "tenant", c.tenant))
         return KMS_ERR_NOMEM;
     return 0;
 }
@@ -457,20 +443,20 @@ static int adm_audit_status(admin_req_t *r, store_reader_t *rd)
 {
     (void)rd;
     audit_t *au = r->opt->audit;
-    ttlv_item_t *rec = rec_new(r);
+    ttlv_item_t *rec = admin_rec_new(r);
     if (!rec)
         return KMS_ERR_NOMEM;
     if (!au)
-        return field_bool(r, rec, "enabled", false);
+        return admin_field_bool(r, rec, "enabled", false);
     audit_status_t st;
     int rc = audit_get_status(au, &st);
     if (rc)
-        return refuse(r, rc, "audit log unavailable: %s", kms_strerror(rc));
-    if (field_bool(r, rec, "enabled", true) || field_long(r, rec, "last_seq", (int64_t)st.last_seq) ||
-        field_text(r, rec, "last_hash", st.last_hash) ||
-        field_long(r, rec, "written", (int64_t)st.written) ||
-        field_long(r, rec, "rotations", (int64_t)st.rotations) ||
-        field_long(r, rec, "errors", (int64_t)st.errors))
+        return admin_refuse(r, rc, "audit log unavailable: %s", kms_strerror(rc));
+    if (admin_field_bool(r, rec, "enabled", true) || admin_field_long(r, rec, "last_seq", (int64_t)st.last_seq) ||
+        admin_field_text(r, rec, "last_hash", st.last_hash) ||
+        admin_field_long(r, rec, "written", (int64_t)st.written) ||
+        admin_field_long(r, rec, "rotations", (int64_t)st.rotations) ||
+        admin_field_long(r, rec, "errors", (int64_t)st.errors))
         return KMS_ERR_NOMEM;
     return 0;
 }
@@ -478,21 +464,21 @@ static int adm_audit_status(admin_req_t *r, store_reader_t *rd)
 static int adm_backup(admin_req_t *r, store_reader_t *rd, bool restore)
 {
     (void)rd;
-    const char *pass = arg_text(r, ADMIN_TAG_ARG_PASSPHRASE);
+    const char *pass = admin_arg_text(r, ADMIN_TAG_ARG_PASSPHRASE);
     const ttlv_item_t *key = ttlv_find(r->req, ADMIN_TAG_ARG_KEY);
     if ((pass != NULL) == (key != NULL))
-        return refuse(r, KMS_ERR_INVAL, "give either a passphrase or a key file");
+        return admin_refuse(r, KMS_ERR_INVAL, "give either a passphrase or a key file");
     if (r->fd < 0)
-        return refuse(r, KMS_ERR_INVAL, "no file was passed with the request");
+        return admin_refuse(r, KMS_ERR_INVAL, "no file was passed with the request");
     int64_t n = 0;
     kms_error_t err;
     kms_error_clear(&err);
     int rc = restore ? admin_backup_restore(r->opt, r->fd, pass, key, &n, &err)
                      : admin_backup_create(r->opt, r->fd, pass, key, &n, &err);
     if (rc)
-        return refuse(r, rc, "%s", err.msg);
-    ttlv_item_t *rec = rec_new(r);
-    if (!rec || field_long(r, rec, "objects", n))
+        return admin_refuse(r, rc, "%s", err.msg);
+    ttlv_item_t *rec = admin_rec_new(r);
+    if (!rec || admin_field_long(r, rec, "objects", n))
         return KMS_ERR_NOMEM;
     return 0;
 }
@@ -513,7 +499,7 @@ static int adm_rotate(admin_req_t *r, store_reader_t *rd)
     (void)rd;
     const char *cmd = ttlv_text(ttlv_find(r->req, ADMIN_TAG_COMMAND));
     if (!r->opt->key_rotation)
-        return refuse(r, KMS_ERR_NOTSUP, "key rotation is not available in this process");
+        return admin_refuse(r, KMS_ERR_NOTSUP, "key rotation is not available in this process");
     kms_error_t err;
     kms_error_clear(&err);
     int rc;
@@ -522,29 +508,29 @@ static int adm_rotate(admin_req_t *r, store_reader_t *rd)
         keys_master_rotation_t m;
         rc = keys_rotate_master(&m, &err);
         if (rc == 0 &&
-            (!(rec = rec_new(r)) || field_text(r, rec, "master", m.master) ||
-             field_text(r, rec, "previous", m.previous) ||
-             field_long(r, rec, "dsks_rewrapped", m.dsks_rewrapped) ||
-             field_text(r, rec, "note", "the previous master key was kept; remove it after a backup")))
+            (!(rec = admin_rec_new(r)) || admin_field_text(r, rec, "master", m.master) ||
+             admin_field_text(r, rec, "previous", m.previous) ||
+             admin_field_long(r, rec, "dsks_rewrapped", m.dsks_rewrapped) ||
+             admin_field_text(r, rec, "note", "the previous master key was kept; remove it after a backup")))
             rc = KMS_ERR_NOMEM;
     } else if (strcmp(cmd, "rotate.store-key") == 0) {
         uint32_t dsk = 0, previous = 0;
         rc = keys_rotate_store_key(&dsk, &previous, &err);
-        if (rc == 0 && (!(rec = rec_new(r)) || field_long(r, rec, "dsk", dsk) ||
-                        field_long(r, rec, "previous_dsk", previous) ||
-                        field_text(r, rec, "state", "started")))
+        if (rc == 0 && (!(rec = admin_rec_new(r)) || admin_field_long(r, rec, "dsk", dsk) ||
+                        admin_field_long(r, rec, "previous_dsk", previous) ||
+                        admin_field_text(r, rec, "state", "started")))
             rc = KMS_ERR_NOMEM;
     } else {
         keys_status_t k;
         rc = keys_rotate_status(&k, &err);
         if (rc == 0 &&
-            (!(rec = rec_new(r)) || field_text(r, rec, "state", k.state) ||
-             field_long(r, rec, "dsk", k.dsk) || field_long(r, rec, "target_dsk", k.target) ||
-             field_long(r, rec, "total", k.total) || field_long(r, rec, "done", k.done) ||
-             field_long(r, rec, "failed", k.failed) || field_long(r, rec, "elapsed_ms", k.elapsed_ms) ||
-             field_text(r, rec, "master", k.master) ||
-             field_text(r, rec, "previous_master", k.previous) ||
-             field_text(r, rec, "hsm", k.hsm_down ? "unavailable" : "ok")))
+            (!(rec = admin_rec_new(r)) || admin_field_text(r, rec, "state", k.state) ||
+             admin_field_long(r, rec, "dsk", k.dsk) || admin_field_long(r, rec, "target_dsk", k.target) ||
+             admin_field_long(r, rec, "total", k.total) || admin_field_long(r, rec, "done", k.done) ||
+             admin_field_long(r, rec, "failed", k.failed) || admin_field_long(r, rec, "elapsed_ms", k.elapsed_ms) ||
+             admin_field_text(r, rec, "master", k.master) ||
+             admin_field_text(r, rec, "previous_master", k.previous) ||
+             admin_field_text(r, rec, "hsm", k.hsm_down ? "unavailable" : "ok")))
             rc = KMS_ERR_NOMEM;
     }
     if (rc && err.code)
@@ -572,6 +558,7 @@ static const struct {
     {"rotate.master", adm_rotate},
     {"rotate.store-key", adm_rotate},
     {"rotate.status", adm_rotate},
+    {"cluster.invite", admin_cluster_invite},
 };
 
 static void audit_admin(const admin_req_t *r, const char *cmd, int rc)
@@ -606,9 +593,9 @@ ttlv_item_t *admin_execute(const admin_options_t *opt, int64_t started_us,
     const ttlv_item_t *c = req ? ttlv_find(req, ADMIN_TAG_COMMAND) : NULL;
     if (!req || req->tag != ADMIN_TAG_REQUEST || !ver || ver->type != TTLV_INTEGER || !c ||
         c->type != TTLV_TEXT_STRING) {
-        rc = refuse(&r, KMS_ERR_PROTO, "malformed admin request");
+        rc = admin_refuse(&r, KMS_ERR_PROTO, "malformed admin request");
     } else if (ver->v.i32 != ADMIN_PROTOCOL_VERSION) {
-        rc = refuse(&r, KMS_ERR_NOTSUP, "admin protocol version %d not supported (kmsd speaks %d)",
+        rc = admin_refuse(&r, KMS_ERR_NOTSUP, "admin protocol version %d not supported (kmsd speaks %d)",
                   ver->v.i32, ADMIN_PROTOCOL_VERSION);
     } else {
         cmd = ttlv_text(c);
@@ -617,12 +604,12 @@ ttlv_item_t *admin_execute(const admin_options_t *opt, int64_t started_us,
             if (strcmp(cmd, commands[i].name) == 0)
                 break;
         if (i == KMS_ARRAY_SIZE(commands)) {
-            rc = refuse(&r, KMS_ERR_NOTSUP, "unknown admin command '%s'", cmd);
+            rc = admin_refuse(&r, KMS_ERR_NOTSUP, "unknown admin command '%s'", cmd);
         } else {
             store_reader_t *rd = NULL;
             rc = store_reader_new(opt->store, &rd);
             if (rc)
-                rc = refuse(&r, KMS_ERR_UNAVAIL, "cannot read the store");
+                rc = admin_refuse(&r, KMS_ERR_UNAVAIL, "cannot read the store");
             else
                 rc = commands[i].fn(&r, rd);
             store_reader_free(rd);

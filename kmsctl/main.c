@@ -36,6 +36,7 @@ int cmd_backup(int argc, char **argv);  /* cmd_backup.c */
 int cmd_restore(int argc, char **argv); /* cmd_backup.c */
 int cmd_hsm(int argc, char **argv);  /* cmd_hsm.c */
 int cmd_rotate(int argc, char **argv); /* cmd_rotate.c */
+int cmd_cluster(int argc, char **argv); /* cmd_cluster.c */
 
 static const struct {
     const char *name;
@@ -56,6 +57,7 @@ static const struct {
     {"ttlv", cmd_ttlv, "decode/encode KMIP TTLV messages (binary or hex <-> readable)"},
     {"hsm", cmd_hsm, "create or check the master key (key file or PKCS#11 token)"},
     {"rotate", cmd_rotate, "rotate the master key or the data-store key, online (admin socket)"},
+    {"cluster", cmd_cluster, "form and run a cluster: invite, join, status, verify, remove"},
 };
 
 static void usage(FILE *f)

@@ -381,4 +381,60 @@ typedef void (*repl_verify_cb)(const char *node_id, int result, const repl_diges
                                void *arg);
 int repl_verify(repl_t *r, const char *tenant, bool per_object, repl_verify_cb cb, void *arg);
 
+/* ============================================================== joining
+ *
+ * A node joins a cluster with a one-time token that an existing node (the
+ * inviter, which holds the cluster CA key) issued: `kmsctl cluster invite`
+ * prints it, `kmsctl cluster join TOKEN` uses it (docs/cluster.md,
+ * "Forming a cluster"). The token is text:
+ *   "kmsd-join-v1." base64url( TTLV TOKEN { version, cluster id, the
+ *   inviter's peer addresses, SHA-256 of the cluster CA certificate,
+ *   invite id, secret, expiry } )
+ * It holds a secret: whoever has it may join until it is used or expires.
+ * The inviter keeps only SHA-256(secret) (store meta "invite.<id>").
+ */
+#define REPL_TOKEN_PREFIX "kmsd-join-v1."
+#define REPL_TOKEN_ADDRS_MAX 8
+#define REPL_JOIN_SECRET_LEN 32
+#define REPL_INVITE_ID_LEN 16    /* hex characters */
+
+typedef struct repl_token {
+    char cluster_id[64];
+    char addrs[REPL_TOKEN_ADDRS_MAX][256]; /* "host:port" of the inviter's peer listener */
+    size_t n_addrs;
+    uint8_t ca_sha256[32];       /* of the CA certificate's DER */
+    char invite_id[REPL_INVITE_ID_LEN + 1];
+    kms_secret_t *secret;        /* REPL_JOIN_SECRET_LEN bytes */
+    int64_t expires_ms;          /* Unix time */
+} repl_token_t;
+
+/* The token's text (NUL-terminated) appended to `out`: dispose `out` with
+ * kms_buf_dispose_wipe. KMS_ERR_INVAL for a token that cannot be sent
+ * (no address, a field too long, no secret). Pure; any thread. */
+int repl_token_encode(const repl_token_t *t, kms_buf_t *out, kms_error_t *err);
+/* Parse a token's text into *t (its secret a new kms_secret_t: free with
+ * repl_token_dispose, also on failure). KMS_ERR_PROTO with err saying
+ * what is wrong (prefix, encoding, fields). Pure; any thread. */
+int repl_token_decode(const char *text, repl_token_t *t, kms_error_t *err);
+void repl_token_dispose(repl_token_t *t);
+
+typedef struct repl_invite_options {
+    store_t *store;              /* where the invite is recorded (meta) */
+    const char *cluster_id;
+    const char *const *addrs;    /* this node's peer address(es) for the joining node */
+    size_t n_addrs;
+    const char *ca_cert;         /* path of the cluster CA certificate (PEM) */
+    int64_t ttl_ms;              /* > 0 */
+} repl_invite_options_t;
+
+/*
+ * A new invite: a random id and secret, recorded as (id, SHA-256(secret),
+ * expiry) in store meta "invite.<id>", and its token appended to
+ * token_out (which then holds the secret: kms_buf_dispose_wipe). Blocks
+ * on the store commit: the admin thread, never a loop. 0, or
+ * KMS_ERR_CONFIG (CA certificate unreadable), KMS_ERR_INVAL, KMS_ERR_IO.
+ */
+int repl_invite_new(const repl_invite_options_t *o, kms_buf_t *token_out, char id_out[17],
+                    int64_t *expires_out, kms_error_t *err);
+
 #endif /* KMS_REPL_H */

@@ -85,7 +85,9 @@
     XX(0x54553C, MESSAGE, TEXT_STRING)                 \
     XX(0x54553D, LAST_SEQ, LONG_INTEGER)               \
     XX(0x54553E, ADDED_HLC, LONG_INTEGER)              \
-    XX(0x54553F, CURRENT_DSK, LONG_INTEGER)
+    XX(0x54553F, CURRENT_DSK, LONG_INTEGER)            \
+    XX(0x545540, TOKEN, STRUCTURE)                     \
+    XX(0x545541, EXPIRES_MS, LONG_INTEGER)
 
 enum repl_tag {
 #define XX(v, name, type) REPL_TAG_##name = (v),

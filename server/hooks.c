@@ -76,7 +76,10 @@ int srv_access_start(srv_t *srv)
                              .audit = atomic_load(&g_audit_log),
                              .client_ca = c->tls.client_ca, .keyring = srv->keyring,
                              .store_path = c->store.path, .version = SRV_VERSION,
-                             .status_cb = status_cb, .status_arg = srv, .key_rotation = true};
+                             .status_cb = status_cb, .status_arg = srv, .key_rotation = true,
+                             .peer_listen = c->replication.listen,
+                             .cluster_ca = c->replication.ca,
+                             .cluster_ca_key = c->replication.ca_key};
         rc = admin_start(&o, &g_admin);
         if (rc) {
             kms_log(KMS_LOG_ERROR, SRV_LOG, "admin socket %s: %s", c->admin.socket,
