@@ -102,3 +102,24 @@ void kmsctl_print_records(FILE *f, const ttlv_item_t *resp, bool single)
 {
     admin_print_records(f, resp, single, kmsctl_g.json != 0);
 }
+
+const ttlv_item_t *kmsctl_rec_value(const ttlv_item_t *rec, const char *name)
+{
+    for (const ttlv_item_t *f = rec ? ttlv_find(rec, ADMIN_TAG_FIELD) : NULL; f;
+         f = ttlv_find_next(f, ADMIN_TAG_FIELD))
+        if (strcmp(admin_field_name(f), name) == 0)
+            return admin_field_value(f);
+    return NULL;
+}
+
+const char *kmsctl_rec_text(const ttlv_item_t *rec, const char *name)
+{
+    const ttlv_item_t *v = kmsctl_rec_value(rec, name);
+    return v && v->type == TTLV_TEXT_STRING ? ttlv_text(v) : "";
+}
+
+int64_t kmsctl_rec_long(const ttlv_item_t *rec, const char *name, int64_t dflt)
+{
+    const ttlv_item_t *v = kmsctl_rec_value(rec, name);
+    return v && v->type == TTLV_LONG_INTEGER ? v->v.i64 : dflt;
+}

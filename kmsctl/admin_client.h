@@ -36,6 +36,12 @@ int kmsctl_admin_call_fd(kms_arena_t *a, ttlv_item_t *req, int pass_fd, ttlv_ite
  * with --json, else as "name: value" lines (single) or a table. */
 void kmsctl_print_records(FILE *f, const ttlv_item_t *resp, bool single);
 
+/* FIELD `name` of RECORD `rec` (may be NULL): its text ("" when absent or
+ * not text), its number (dflt when absent or not a number), its value. */
+const char *kmsctl_rec_text(const ttlv_item_t *rec, const char *name);
+int64_t kmsctl_rec_long(const ttlv_item_t *rec, const char *name, int64_t dflt);
+const ttlv_item_t *kmsctl_rec_value(const ttlv_item_t *rec, const char *name);
+
 /* Read a whole (small) file; NUL-terminated, caller frees. 0 or KMS_ERR_*. */
 int kmsctl_read_file(const char *path, size_t max, char **out, size_t *len_out);
 

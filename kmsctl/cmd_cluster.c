@@ -35,31 +35,6 @@ static void cluster_usage(FILE *f)
             "exit status: 0 ok, 1 refused by kmsd, 2 usage, 3 kmsd unreachable\n");
 }
 
-/* The text of FIELD `name` of the response's first RECORD ("" when none). */
-static const char *record_text(const ttlv_item_t *resp, const char *name)
-{
-    const ttlv_item_t *rec = ttlv_find(resp, ADMIN_TAG_RECORD);
-    for (const ttlv_item_t *f = rec ? ttlv_find(rec, ADMIN_TAG_FIELD) : NULL; f;
-         f = ttlv_find_next(f, ADMIN_TAG_FIELD)) {
-        const ttlv_item_t *v = admin_field_value(f);
-        if (strcmp(admin_field_name(f), name) == 0 && v && v->type == TTLV_TEXT_STRING)
-            return ttlv_text(v);
-    }
-    return "";
-}
-
-static int64_t record_long(const ttlv_item_t *resp, const char *name)
-{
-    const ttlv_item_t *rec = ttlv_find(resp, ADMIN_TAG_RECORD);
-    for (const ttlv_item_t *f = rec ? ttlv_find(rec, ADMIN_TAG_FIELD) : NULL; f;
-         f = ttlv_find_next(f, ADMIN_TAG_FIELD)) {
-        const ttlv_item_t *v = admin_field_value(f);
-        if (strcmp(admin_field_name(f), name) == 0 && v && v->type == TTLV_LONG_INTEGER)
-            return v->v.i64;
-    }
-    return 0;
-}
-
 static int cluster_invite(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -118,7 +93,8 @@ static int cluster_invite(int argc, char **argv)
         kmsctl_print_records(stdout, resp, true);
         goto out;
     }
-    time_t exp = (time_t)(record_long(resp, "expires_ms") / 1000);
+    const ttlv_item_t *rec = ttlv_find(resp, ADMIN_TAG_RECORD);
+    time_t exp = (time_t)(kmsctl_rec_long(rec, "expires_ms", 0) / 1000);
     struct tm tm;
     char when[32] = "?";
     if (gmtime_r(&exp, &tm))
@@ -128,8 +104,8 @@ static int cluster_invite(int argc, char **argv)
            "--peer-listen ADDR:PORT\n"
            "(the new node connects to %s)\n"
            "%s\n",
-           record_text(resp, "invite"), record_text(resp, "cluster_id"), when,
-           record_text(resp, "peer_addr"), record_text(resp, "token"));
+           kmsctl_rec_text(rec, "invite"), kmsctl_rec_text(rec, "cluster_id"), when,
+           kmsctl_rec_text(rec, "peer_addr"), kmsctl_rec_text(rec, "token"));
 out:
     kms_arena_free(a); /* wiped: it held the token */
     return ec;

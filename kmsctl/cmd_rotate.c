@@ -40,30 +40,14 @@ static void usage_rotate(FILE *f)
             "2 usage, 3 kmsd unreachable\n");
 }
 
-static const ttlv_item_t *field(const ttlv_item_t *resp, const char *name)
-{
-    const ttlv_item_t *rec = ttlv_find(resp, ADMIN_TAG_RECORD);
-    for (const ttlv_item_t *f = rec ? ttlv_find(rec, ADMIN_TAG_FIELD) : NULL; f;
-         f = ttlv_find_next(f, ADMIN_TAG_FIELD)) {
-        const ttlv_item_t *n = ttlv_find(f, ADMIN_TAG_FIELD_NAME);
-        if (n && strcmp(ttlv_text(n), name) == 0)
-            return f;
-    }
-    return NULL;
-}
-
 static const char *field_str(const ttlv_item_t *resp, const char *name)
 {
-    const ttlv_item_t *f = field(resp, name);
-    const ttlv_item_t *v = f ? ttlv_find(f, ADMIN_TAG_FIELD_TEXT) : NULL;
-    return v ? ttlv_text(v) : "";
+    return kmsctl_rec_text(ttlv_find(resp, ADMIN_TAG_RECORD), name);
 }
 
 static int64_t field_num(const ttlv_item_t *resp, const char *name)
 {
-    const ttlv_item_t *f = field(resp, name);
-    const ttlv_item_t *v = f ? ttlv_find(f, ADMIN_TAG_FIELD_LONG) : NULL;
-    return v ? v->v.i64 : -1;
+    return kmsctl_rec_long(ttlv_find(resp, ADMIN_TAG_RECORD), name, -1);
 }
 
 static int call(kms_arena_t *a, const char *cmd, ttlv_item_t **resp)
