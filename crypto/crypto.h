@@ -22,10 +22,17 @@
  *   keywrap.c         AES Key Wrap (RFC 3394) and with padding (RFC 5649)
  *   keyformat_parse.c a Register object structure -> canonical stored bytes
  *   keyformat_build.c canonical stored bytes -> a Get object structure
- * The cryptographic services (Encrypt/Decrypt, Sign/Verify, MAC, Hash,
- * RNG, Derive Key) belong here too, one file per service, taking keys in
- * their canonical stored form (crypto_pkey_load for asymmetric ones) and
- * reporting through kms_error_t like everything below.
+ * The cryptographic services (the KMIP 1.2+ operations), one file each:
+ *   params.c          Cryptographic Parameters; KMIP enums -> OpenSSL algorithms
+ *   op.c              the streaming operation object (crypto_op_t)
+ *   cipher.c          Encrypt/Decrypt: AES and Triple DES modes, RSA
+ *   sign.c            Sign/Signature Verify: RSA PKCS#1 v1.5 and PSS, ECDSA
+ *   mac.c             MAC/MAC Verify: HMAC, CMAC
+ *   hash.c            Hash
+ *   rng.c             RNG Retrieve, RNG Seed
+ *   derive.c          Derive Key: PBKDF2, HASH, HMAC, ENCRYPT, SP 800-108
+ * They take keys as crypto_key_t (raw bytes or an EVP_PKEY) and report
+ * through kms_error_t like everything below.
  *
  * Canonical stored forms (what kmip/ seals in the blob):
  *   Symmetric Key, Secret Data:        raw bytes           (fmt RAW)
@@ -263,5 +270,213 @@ uint32_t crypto_object_tag(uint32_t object_type);
  */
 int crypto_digest_value(kms_arena_t *a, const crypto_material_t *desc, const kms_secret_t *stored,
                         ttlv_item_t **value_out);
+
+/* ------------------------------------------------ cryptographic services */
+/*
+ * Cryptographic Parameters (KMIP 1.4 section 3.6) as plain values; 0 means
+ * "not given" for every enumeration and length. Parsed from the request's
+ * structure or from the key's Cryptographic Parameters attribute.
+ */
+typedef struct crypto_params {
+    uint32_t alg;            /* Cryptographic Algorithm */
+    uint32_t mode;           /* Block Cipher Mode */
+    uint32_t padding;        /* Padding Method */
+    uint32_t hash;           /* Hashing Algorithm */
+    uint32_t sig_alg;        /* Digital Signature Algorithm */
+    uint32_t mgf;            /* Mask Generator (MGF1 only) */
+    uint32_t mgf_hash;       /* Mask Generator Hashing Algorithm */
+    bool has_random_iv;
+    bool random_iv;          /* Random IV */
+    int32_t iv_len_bits;     /* IV Length, bits */
+    int32_t tag_len;         /* Tag Length, bytes */
+    bool has_salt_len;
+    int32_t salt_len;        /* Salt Length (PSS), bytes */
+    const uint8_t *p_source; /* P Source (OAEP label), or NULL */
+    size_t p_source_len;
+    int32_t counter_len;     /* Counter Length, bits (CTR) */
+    bool has_initial_counter;
+    int32_t initial_counter; /* Initial Counter Value (CTR without an IV) */
+} crypto_params_t;
+
+/* Read a Cryptographic Parameters structure (NULL = all zero). A field of
+ * the wrong type or a negative length is KMS_ERR_INVAL, Invalid Field. */
+int crypto_params_parse(const ttlv_item_t *cp, crypto_params_t *out, kms_error_t *err);
+
+/* Digest size in bytes of a KMIP Hashing Algorithm, 0 when unsupported.
+ * Supported: MD5, SHA-1, SHA-224/256/384/512, SHA-512/224, SHA-512/256,
+ * SHA3-224/256/384/512, RIPEMD-160 (when OpenSSL offers it). */
+size_t crypto_hash_size(uint32_t hash);
+/* The Hashing Algorithm of an HMAC key algorithm (HMAC-SHA256 ->
+ * SHA-256), 0 for anything else. */
+uint32_t crypto_hmac_hash(uint32_t alg);
+
+/* The key an operation uses. Exactly one of raw / pkey is set. */
+typedef struct crypto_key {
+    uint32_t object_type;    /* KMIP_OBJECT_TYPE_* */
+    uint32_t alg;            /* its Cryptographic Algorithm (0: unknown) */
+    const uint8_t *raw;      /* Symmetric Key / Secret Data bytes */
+    size_t raw_len;
+    EVP_PKEY *pkey;          /* Public/Private Key, the key of a Certificate */
+} crypto_key_t;
+
+/* The operations a crypto_op_t performs. */
+enum crypto_svc {
+    CRYPTO_SVC_ENCRYPT = 1,
+    CRYPTO_SVC_DECRYPT,
+    CRYPTO_SVC_SIGN,
+    CRYPTO_SVC_VERIFY,
+    CRYPTO_SVC_MAC,
+    CRYPTO_SVC_MAC_VERIFY,
+    CRYPTO_SVC_HASH,
+};
+
+/*
+ * One cryptographic operation, possibly fed in several parts (KMIP 1.3
+ * streaming). Created by crypto_cipher_start, crypto_sign_start,
+ * crypto_mac_start or crypto_hash_start; fed with crypto_op_update;
+ * finished with crypto_op_final; freed (key schedules wiped) with
+ * crypto_op_free. Not thread-safe: one thread at a time may use it (a
+ * stream moves between threads with its request; the caller serialises).
+ */
+typedef struct crypto_op crypto_op_t;
+
+/* What the start functions need besides key and parameters. */
+typedef struct crypto_start {
+    const uint8_t *iv;       /* IV/Counter/Nonce from the request, or NULL */
+    size_t iv_len;
+    const uint8_t *aad;      /* Authenticated Encryption Additional Data, or NULL */
+    size_t aad_len;
+    bool prehashed;          /* Sign/Verify: the input is Digested Data */
+} crypto_start_t;
+
+/*
+ * Encrypt or Decrypt (`svc`) with `key` under `p`:
+ *   AES (16/24/32-byte keys): CBC, ECB, CFB, OFB, CTR, GCM, XTS (a 32- or
+ *     64-byte key: AES-128/256-XTS), NIST Key Wrap (RFC 3394) and AES Key
+ *     Wrap with Padding (RFC 5649). Padding Method None or PKCS5 for CBC
+ *     and ECB (default PKCS5).
+ *   Triple DES (16 or 24 bytes): CBC, ECB.
+ *   RSA: Padding Method OAEP (Hashing Algorithm, default SHA-1; Mask
+ *     Generator Hashing Algorithm, default the OAEP hash; P Source label)
+ *     or PKCS1 v1.5. Encrypt with a public (or private) key, Decrypt with
+ *     a private key.
+ * When the mode needs an IV/nonce and Encrypt got none, one is generated
+ * (IV Length bits, else 12 bytes for GCM, the block size otherwise) and
+ * copied to *iv_out (room: 64 bytes; *iv_len_out 0 when none was made);
+ * Random IV true with an IV given is Invalid Field. Decrypt needs the IV.
+ * A combination that cannot work is Invalid Field; a KMIP mechanism kmsd
+ * does not implement is Feature Not Supported.
+ */
+int crypto_cipher_start(enum crypto_svc svc, const crypto_key_t *key, const crypto_params_t *p,
+                        const crypto_start_t *in, crypto_op_t **op_out, uint8_t iv_out[64],
+                        size_t *iv_len_out, kms_error_t *err);
+
+/*
+ * Sign (CRYPTO_SVC_SIGN, private key) or Signature Verify
+ * (CRYPTO_SVC_VERIFY, public/private key): RSA with Padding Method PKCS1
+ * v1.5 (default) or PSS (Salt Length, default the hash size; MGF1 with the
+ * Mask Generator Hashing Algorithm, default the hash), or ECDSA on the
+ * key's curve (DER signature). The hash is the Hashing Algorithm, else the
+ * one the Digital Signature Algorithm names, else SHA-256. `in->prehashed`:
+ * the data is the digest (Digested Data), its size must be the hash's.
+ */
+int crypto_sign_start(enum crypto_svc svc, const crypto_key_t *key, const crypto_params_t *p,
+                      const crypto_start_t *in, crypto_op_t **op_out, kms_error_t *err);
+
+/*
+ * MAC or MAC Verify: HMAC for HMAC-SHA1/224/256/384/512 (and SHA3) keys,
+ * or for Secret Data with the Cryptographic Algorithm of `p`; CMAC for
+ * AES and Triple DES keys. The parameters' algorithm, when given, must
+ * agree with the key's.
+ */
+int crypto_mac_start(enum crypto_svc svc, const crypto_key_t *key, const crypto_params_t *p,
+                     crypto_op_t **op_out, kms_error_t *err);
+
+/* Hash with p->hash (required: Invalid Field without it). */
+int crypto_hash_start(const crypto_params_t *p, crypto_op_t **op_out, kms_error_t *err);
+
+/* Whether the operation can take its input in several parts (AES-KW/KWP,
+ * XTS, RSA encryption and pre-hashed signing cannot). */
+bool crypto_op_streamable(const crypto_op_t *op);
+enum crypto_svc crypto_op_svc(const crypto_op_t *op);
+
+/* Feed `len` bytes; output produced so far (Encrypt/Decrypt) is appended
+ * to `out`. Non-streamable operations keep the input until the final
+ * (at most `out->max` bytes in total). */
+int crypto_op_update(crypto_op_t *op, const uint8_t *data, size_t len, kms_buf_t *out,
+                     kms_error_t *err);
+
+/* What the final step takes and gives besides output bytes. */
+typedef struct crypto_final {
+    const uint8_t *tag;      /* Decrypt (GCM): Authenticated Encryption Tag */
+    size_t tag_len;
+    const uint8_t *check;    /* Verify: Signature Data; MAC Verify: MAC Data */
+    size_t check_len;
+    uint8_t tag_out[16];     /* Encrypt (GCM): the tag */
+    size_t tag_out_len;
+    bool valid;              /* Verify / MAC Verify: the Validity Indicator */
+} crypto_final_t;
+
+/*
+ * Finish: the rest of the output (ciphertext, plaintext, signature, MAC,
+ * digest) is appended to `out`; `fin` carries the tag/signature to check
+ * and receives the tag or the verdict. A failed authentication on Decrypt
+ * (tag, padding, key wrap integrity) is KMS_ERR_CRYPTO, Cryptographic
+ * Failure; a signature or MAC that does not verify is not an error
+ * (fin->valid false). The op may not be used afterwards except to free.
+ */
+int crypto_op_final(crypto_op_t *op, kms_buf_t *out, crypto_final_t *fin, kms_error_t *err);
+
+/* Free (NULL ok); key schedules and buffered input are wiped. */
+void crypto_op_free(crypto_op_t *op);
+
+/* RNG Retrieve: `len` bytes from OpenSSL's public DRBG. */
+int crypto_rng_bytes(uint8_t *out, size_t len, kms_error_t *err);
+/* RNG Seed: mix `len` bytes into the DRBG as additional input credited
+ * with no entropy (OpenSSL's RAND_add with 0), so client data can never
+ * weaken it; at most CRYPTO_RNG_SEED_MAX bytes are taken. *accepted_out
+ * is the number of bytes used. */
+#define CRYPTO_RNG_SEED_MAX 4096
+int crypto_rng_seed(const uint8_t *data, size_t len, size_t *accepted_out, kms_error_t *err);
+
+/* Derive Key parameters (Derivation Parameters, KMIP 1.4 section 4.6). */
+typedef struct crypto_derive {
+    uint32_t method;         /* KMIP_DERIVATION_METHOD_* */
+    crypto_params_t params;  /* its Cryptographic Parameters */
+    const uint8_t *iv;       /* Initialization Vector (ENCRYPT), or NULL */
+    size_t iv_len;
+    const uint8_t *data;     /* Derivation Data, or NULL */
+    size_t data_len;
+    const uint8_t *salt;     /* Salt (PBKDF2) */
+    size_t salt_len;
+    int32_t iterations;      /* Iteration Count (PBKDF2) */
+} crypto_derive_t;
+
+/* The most PBKDF2 iterations one request may ask for. */
+#define CRYPTO_PBKDF2_MAX_ITERATIONS 10000000
+
+/*
+ * Derive `out_len` bytes from `base`:
+ *   PBKDF2 (PKCS#5 v2.1): password = the base object's bytes, Salt and
+ *     Iteration Count required, PRF HMAC with the Hashing Algorithm
+ *     (default SHA-1).
+ *   HASH: the hash of the Derivation Data (or, without it, of the key).
+ *   HMAC: HMAC(base key, Derivation Data) with the base key's hash (or the
+ *     Hashing Algorithm for a Secret Data base); at most one hash size.
+ *   ENCRYPT: the Derivation Data encrypted with the base key under the
+ *     Cryptographic Parameters (and Initialization Vector).
+ *   NIST800-108-C: SP 800-108 KDF in counter mode (OpenSSL KBKDF): a
+ *     32-bit counter before the fixed input data, which is the Derivation
+ *     Data; PRF HMAC with the Hashing Algorithm (default SHA-256), or CMAC
+ *     when the parameters name AES.
+ * The result is a new secret (*out). Output shorter than asked is Invalid
+ * Field; other methods Feature Not Supported. PBKDF2 is slow on purpose:
+ * call it from a worker thread.
+ */
+int crypto_derive(const crypto_key_t *base, const crypto_derive_t *d, size_t out_len,
+                  kms_secret_t **out, kms_error_t *err);
+
+/* Load the public key of a DER X.509 certificate. */
+int crypto_cert_pubkey(const uint8_t *der, size_t len, EVP_PKEY **pkey_out, kms_error_t *err);
 
 #endif /* KMS_CRYPTO_H */

@@ -44,4 +44,58 @@ static inline int crypto_error_ensure(kms_error_t *err, int rc)
  * cert.c. */
 X509 *crypto_cert_d2i(const uint8_t *der, size_t len);
 
+/* ------------------------------------------------ cryptographic services */
+/*
+ * The operation object behind crypto_op_t. Each service embeds it as the
+ * first member of its own state (cipher.c, sign.c, mac.c, hash.c) and sets
+ * the three functions. For operations that cannot stream, op.c keeps the
+ * input in `held` (wiped) and hands it to `final` as one part.
+ */
+struct crypto_op {
+    enum crypto_svc svc;
+    bool streamable;
+    int (*update)(crypto_op_t *op, const uint8_t *data, size_t len, kms_buf_t *out,
+                  kms_error_t *err);
+    int (*final)(crypto_op_t *op, const uint8_t *held, size_t held_len, kms_buf_t *out,
+                 crypto_final_t *fin, kms_error_t *err);
+    void (*dispose)(crypto_op_t *op);
+    kms_buf_t held;
+};
+
+/* Most input a non-streamable operation keeps (RSA, key wrap, XTS). */
+#define CRYPTO_HELD_MAX (16u << 20)
+
+static inline void crypto_op_init(crypto_op_t *op, enum crypto_svc svc, bool streamable)
+{
+    op->svc = svc;
+    op->streamable = streamable;
+    kms_buf_init(&op->held, CRYPTO_HELD_MAX);
+}
+
+/* Fetched once per process (params.c): the EVP_MD of a KMIP Hashing
+ * Algorithm, NULL when unsupported; and an EVP_CIPHER by OpenSSL name
+ * ("AES-256-GCM"), NULL when absent. Never freed. */
+const EVP_MD *crypto_md_get(uint32_t hash);
+const EVP_CIPHER *crypto_cipher_get(const char *name);
+
+/* kms_error_set_reason with KMIP_RESULT_REASON_INVALID_FIELD / FEATURE_NOT_
+ * SUPPORTED / CRYPTOGRAPHIC_FAILURE; returns the code. */
+#define crypto_invalid(err, ...) \
+    kms_error_set_reason((err), KMS_ERR_INVAL, KMIP_RESULT_REASON_INVALID_FIELD, __VA_ARGS__)
+#define crypto_unsupported(err, ...) \
+    kms_error_set_reason((err), KMS_ERR_NOTSUP, KMIP_RESULT_REASON_FEATURE_NOT_SUPPORTED, __VA_ARGS__)
+#define crypto_failed(err, ...) \
+    kms_error_set_reason((err), KMS_ERR_CRYPTO, KMIP_RESULT_REASON_CRYPTOGRAPHIC_FAILURE, __VA_ARGS__)
+
+/* Append room for `n` more bytes to `b` and return where they start, or
+ * NULL (KMS_ERR_LIMIT / NOMEM recorded in err). The caller then adds the
+ * bytes it wrote to b->len. */
+uint8_t *crypto_buf_room(kms_buf_t *b, size_t n, kms_error_t *err);
+
+/* The digest name for EVP_MD_get0_name-style parameters ("SHA2-256"). */
+static inline const char *crypto_md_name(const EVP_MD *md)
+{
+    return md ? EVP_MD_get0_name(md) : NULL;
+}
+
 #endif /* KMS_CRYPTO_INT_H */
