@@ -33,6 +33,16 @@ static const kmip_op_entry_t table[] = {
     {KMIP_OPERATION_RECOVER, kmip_op_recover, KMIP_OP_ONE_WRITE},
     {KMIP_OPERATION_QUERY, kmip_op_query, KMIP_OP_READ},
     {KMIP_OPERATION_DISCOVER_VERSIONS, kmip_op_discover_versions, KMIP_OP_READ},
+    {KMIP_OPERATION_ENCRYPT, kmip_op_encrypt, KMIP_OP_READ | KMIP_OP_NEEDS_KEYS},
+    {KMIP_OPERATION_DECRYPT, kmip_op_decrypt, KMIP_OP_READ | KMIP_OP_NEEDS_KEYS},
+    {KMIP_OPERATION_SIGN, kmip_op_sign, KMIP_OP_READ | KMIP_OP_NEEDS_KEYS},
+    {KMIP_OPERATION_SIGNATURE_VERIFY, kmip_op_signature_verify, KMIP_OP_READ | KMIP_OP_NEEDS_KEYS},
+    {KMIP_OPERATION_MAC, kmip_op_mac, KMIP_OP_READ | KMIP_OP_NEEDS_KEYS},
+    {KMIP_OPERATION_MAC_VERIFY, kmip_op_mac_verify, KMIP_OP_READ | KMIP_OP_NEEDS_KEYS},
+    {KMIP_OPERATION_HASH, kmip_op_hash, KMIP_OP_READ},
+    {KMIP_OPERATION_RNG_RETRIEVE, kmip_op_rng_retrieve, KMIP_OP_READ},
+    {KMIP_OPERATION_RNG_SEED, kmip_op_rng_seed, KMIP_OP_READ},
+    {KMIP_OPERATION_DERIVE_KEY, kmip_op_derive_key, KMIP_OP_NEEDS_KEYS},
 };
 
 const kmip_op_entry_t *kmip_op_lookup(uint32_t operation)

@@ -87,6 +87,12 @@ typedef struct kmip_config {
     size_t max_items;          /* TTLV items in a request (limits.max_items); 0 = TTLV default */
     kmip_clock_cb clock;       /* NULL = the wall clock; tests replay a recorded timeline */
     void *clock_arg;
+    /* Streamed (multi-part) cryptographic operations, KMIP 1.3: open
+     * streams in all (default 1024) and per identity (default 16), and
+     * the idle time after which a stream is dropped (default 60 s). */
+    size_t crypto_streams_max;
+    size_t crypto_streams_per_identity;
+    uint32_t crypto_stream_idle_s;
 } kmip_config_t;
 
 /* cfg is copied (the store and keyring must outlive the server). With

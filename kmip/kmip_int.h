@@ -75,6 +75,7 @@ struct kmip_server {
     char vendor[64];
     char version[64];
     kmip_auth_t auth;
+    struct kmip_streams *streams; /* cryptographic streams (op_crypto_stream.c) */
 };
 
 /* The calling thread's store reader (created on first use; NULL on error). */
@@ -472,5 +473,73 @@ int kmip_attr_parse(kmip_ctx_t *ctx, const ttlv_item_t *attr, const char **name_
 /* Search keys for the store (Locate) of one attribute value. */
 void kmip_attr_search_keys(kms_arena_t *a, const char *name, const ttlv_item_t *value,
                            const char **skey_out, int64_t *nkey_out, bool *has_nkey_out);
+
+/* ------------------------------------------------ cryptographic services */
+/* Handlers (op_crypto.c, op_crypto_rng.c, op_crypto_derive.c). */
+int kmip_op_encrypt(kmip_ctx_t *ctx);
+int kmip_op_decrypt(kmip_ctx_t *ctx);
+int kmip_op_sign(kmip_ctx_t *ctx);
+int kmip_op_signature_verify(kmip_ctx_t *ctx);
+int kmip_op_mac(kmip_ctx_t *ctx);
+int kmip_op_mac_verify(kmip_ctx_t *ctx);
+int kmip_op_hash(kmip_ctx_t *ctx);
+int kmip_op_rng_retrieve(kmip_ctx_t *ctx);
+int kmip_op_rng_seed(kmip_ctx_t *ctx);
+int kmip_op_derive_key(kmip_ctx_t *ctx);
+
+/*
+ * Load the key `id` for a cryptographic operation and check that this use
+ * is allowed (KMIP 1.4 sections 3.19, 3.22, 3.25, 3.26): an object of one
+ * of the types in `types` (a bit per KMIP_OBJECT_TYPE_*: 1u << type), not
+ * archived (Object Archived) or destroyed (Item Not Found), with `usage` in
+ * its Cryptographic Usage Mask, in State Active -- or, when `protect` is
+ * false (decrypting, verifying), Deactivated or Compromised too -- and not
+ * past its Protect Stop Date (protect) / before its Process Start Date
+ * (process). Refusals are Permission Denied (Illegal Operation for a wrong
+ * object type). *o_out is the loaded object (material opened).
+ * op_crypto.c.
+ */
+struct crypto_key;
+int kmip_crypto_key_load(kmip_ctx_t *ctx, const char *id, uint32_t types, uint32_t usage,
+                         bool protect, kmip_obj_t **o_out, struct crypto_key *key_out);
+/* Free what kmip_crypto_key_load allocated in *key (the EVP_PKEY). */
+void kmip_crypto_key_dispose(struct crypto_key *key);
+/* Count a use of `o` against its Usage Limits (Unit Object: 1 when
+ * `new_use`, i.e. not a later part of a stream; Unit Byte: `bytes`):
+ * Permission Denied when the count would go below 0; a store write when
+ * the object has Usage Limits, none otherwise. */
+int kmip_crypto_use(kmip_ctx_t *ctx, kmip_obj_t *o, int64_t bytes, bool new_use);
+
+/*
+ * Streams of KMIP 1.3 multi-part operations (op_crypto_stream.c): the
+ * operation object between requests, keyed by a random Correlation Value
+ * and owned by the identity (name and tenant) that started it. Bounded in
+ * number (per identity and in total) and idle time; expired streams are
+ * freed (key schedules wiped) whenever the table is touched, and all of
+ * them by kmip_server_free.
+ */
+struct crypto_op;
+#define KMIP_CORRELATION_LEN 16
+int kmip_streams_new(kmip_server_t *s);
+void kmip_streams_free(kmip_server_t *s);
+/* Register `op` (ownership passes in, also on failure) for this identity
+ * under a new Correlation Value (*corr_out). Permission Denied past the
+ * limits. */
+int kmip_stream_put(kmip_ctx_t *ctx, uint32_t operation, const char *key_id, struct crypto_op *op,
+                    uint8_t corr_out[KMIP_CORRELATION_LEN]);
+/* The key id of the caller's stream `corr` for `operation` (copied into
+ * key_id_out[64], "" for Hash) without taking it: Item Not Found when there
+ * is none, it is another identity's or it expired. */
+int kmip_stream_peek(kmip_ctx_t *ctx, const uint8_t *corr, size_t corr_len, uint32_t operation,
+                     char key_id_out[64]);
+/* Take the stream out of the table (the caller now owns the op); it is the
+ * caller's to put back with kmip_stream_return or to free. */
+int kmip_stream_take(kmip_ctx_t *ctx, const uint8_t *corr, size_t corr_len, uint32_t operation,
+                     struct crypto_op **op_out);
+/* Put a taken stream back under its Correlation Value (ownership passes in). */
+int kmip_stream_return(kmip_ctx_t *ctx, const uint8_t corr[KMIP_CORRELATION_LEN],
+                       uint32_t operation, const char *key_id, struct crypto_op *op);
+/* Open streams (for tests and Query). */
+size_t kmip_streams_count(kmip_server_t *s);
 
 #endif /* KMS_KMIP_INT_H */

@@ -78,6 +78,10 @@ int kmip_server_new(const kmip_config_t *cfg, kmip_server_t **out)
     have_key = true;
     if ((rc = kmip_auth_init(s)) != 0)
         goto fail;
+    if ((rc = kmip_streams_new(s)) != 0) {
+        kmip_auth_dispose(s);
+        goto fail;
+    }
     *out = s;
     return 0;
 fail:
@@ -109,6 +113,7 @@ void kmip_server_free(kmip_server_t *s)
     }
     pthread_mutex_destroy(&s->readers_lock);
     kmip_auth_dispose(s);
+    kmip_streams_free(s);
     free(s);
 }
 

@@ -180,7 +180,7 @@ static void test_query(void **state)
 static void test_not_supported(void **state)
 {
     kenv_t *e = *state;
-    uint32_t ops[] = {KMIP_OPERATION_POLL, KMIP_OPERATION_CANCEL, KMIP_OPERATION_ENCRYPT,
+    uint32_t ops[] = {KMIP_OPERATION_POLL, KMIP_OPERATION_CANCEL, KMIP_OPERATION_VALIDATE,
                       KMIP_OPERATION_CERTIFY, 0x77};
     for (size_t i = 0; i < KMS_ARRAY_SIZE(ops); i++) {
         ttlv_item_t *m = rq_msg(e, 1, 1);
