@@ -84,6 +84,11 @@ typedef struct conf {
         uint64_t message_timeout_ms;   /* limits.message_timeout: first to last byte of a request (30 s) */
         size_t max_pending_output;     /* limits.max_pending_output: stop reading above it (4 MiB) */
         uint64_t shutdown_timeout_ms;  /* limits.shutdown_timeout: drain on SIGTERM (default 10 s) */
+        unsigned crypto_streams;       /* limits.crypto_streams: open multi-part cryptographic
+                                          operations in all (default 1024) */
+        unsigned crypto_streams_per_client; /* limits.crypto_streams_per_client (default 16) */
+        uint64_t crypto_stream_idle_ms; /* limits.crypto_stream_idle_timeout: an unused stream
+                                           is dropped after this (default 60 s) */
     } limits;
 
     struct conf_store {

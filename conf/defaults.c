@@ -52,6 +52,9 @@ void conf_defaults(conf_t *c)
     c->limits.message_timeout_ms = 30000;
     c->limits.max_pending_output = 4u << 20;
     c->limits.shutdown_timeout_ms = 10000;
+    c->limits.crypto_streams = 1024;
+    c->limits.crypto_streams_per_client = 16;
+    c->limits.crypto_stream_idle_ms = 60000;
 
     c->store.path = "/var/lib/kmsd/kms.db";
     c->store.max_batch = 512;

@@ -87,6 +87,9 @@ int srv_open_kmip(srv_t *srv)
         .max_batch_items = srv->limits.max_batch_items,
         .max_depth = srv->limits.max_depth,
         .max_items = srv->limits.max_items,
+        .crypto_streams_max = srv->limits.crypto_streams,
+        .crypto_streams_per_identity = srv->limits.crypto_streams_per_client,
+        .crypto_stream_idle_s = (uint32_t)((srv->limits.crypto_stream_idle_ms + 999) / 1000),
         .vendor = "kmsd",
         .version = SRV_VERSION,
     };

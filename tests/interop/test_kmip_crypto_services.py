@@ -318,3 +318,14 @@ def test_raw_hash_stream_rng_mac_verify_gcm(server, client):
                                   h.item(T_DATA, h.BYTES, ct), h.item(T_IV, h.BYTES, iv),
                                   h.item(T_AAD, h.BYTES, b"header"), h.item(T_TAG, h.BYTES, tg)])
     assert one(r, T_DATA) == b"gcm over kmip"
+
+
+def test_stream_limit_from_config(kmsd_factory):
+    k = kmsd_factory({"limits": {"crypto_streams_per_client": 1,
+                                 "crypto_stream_idle_timeout": "30s"}})
+    cp = h.item(T_CP, h.STRUCT, [h.item(T_HASH, h.ENUM, E.HashingAlgorithm.SHA_256.value)])
+    req = h.request(h.batch_item(OP_HASH, [cp, h.item(T_INIT, h.BOOL, True)]), minor=4)
+    assert h.statuses(k.send_ttlv(req)) == [h.STATUS_SUCCESS]
+    resp = h.decode(k.send_ttlv(req))
+    assert h.find_all(resp, "ResultStatus") == [h.STATUS_FAILED]
+    assert h.find_all(resp, "ResultReason") == [E.ResultReason.PERMISSION_DENIED.value]
