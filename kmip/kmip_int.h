@@ -76,6 +76,7 @@ struct kmip_server {
     char version[64];
     kmip_auth_t auth;
     struct kmip_streams *streams; /* cryptographic streams (op_crypto_stream.c) */
+    struct crypto_pkey_cache *pkeys; /* parsed keys of the cryptographic services */
 };
 
 /* The calling thread's store reader (created on first use; NULL on error). */
@@ -520,6 +521,8 @@ int kmip_crypto_use(kmip_ctx_t *ctx, kmip_obj_t *o, int64_t bytes, bool new_use)
  */
 struct crypto_op;
 #define KMIP_CORRELATION_LEN 16
+/* Make / free the stream table and the parsed-key cache (s->pkeys: 256
+ * keys, 60 s idle) of the cryptographic services. */
 int kmip_streams_new(kmip_server_t *s);
 void kmip_streams_free(kmip_server_t *s);
 /* Register `op` (ownership passes in, also on failure) for this identity

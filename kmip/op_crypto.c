@@ -95,10 +95,12 @@ int kmip_crypto_key_load(kmip_ctx_t *ctx, const char *id, uint32_t types, uint32
         key->raw_len = m->len;
         break;
     case KMIP_OBJECT_TYPE_PRIVATE_KEY:
-        rc = crypto_pkey_load(KMIP_KEY_FORMAT_TYPE_PKCS_8, true, m->data, m->len, &key->pkey, &err);
+        rc = crypto_pkey_cache_load(ctx->srv->pkeys, KMIP_KEY_FORMAT_TYPE_PKCS_8, true, m->data,
+                                    m->len, &key->pkey, &err);
         break;
     case KMIP_OBJECT_TYPE_PUBLIC_KEY:
-        rc = crypto_pkey_load(KMIP_KEY_FORMAT_TYPE_X_509, false, m->data, m->len, &key->pkey, &err);
+        rc = crypto_pkey_cache_load(ctx->srv->pkeys, KMIP_KEY_FORMAT_TYPE_X_509, false, m->data,
+                                    m->len, &key->pkey, &err);
         break;
     case KMIP_OBJECT_TYPE_CERTIFICATE:
         rc = crypto_cert_pubkey(m->data, m->len, &key->pkey, &err);

@@ -61,6 +61,10 @@ int kmip_streams_new(kmip_server_t *s)
     t->idle_ns = (uint64_t)(s->cfg.crypto_stream_idle_s ? s->cfg.crypto_stream_idle_s
                                                         : DEFAULT_IDLE_S) * 1000000000ull;
     s->streams = t;
+    if (crypto_pkey_cache_new(256, 60, &s->pkeys) != 0) {
+        kmip_streams_free(s);
+        return KMS_ERR_NOMEM;
+    }
     return 0;
 }
 
@@ -74,6 +78,10 @@ static void stream_free(kmip_stream_t *e)
 void kmip_streams_free(kmip_server_t *s)
 {
     struct kmip_streams *t = s ? s->streams : NULL;
+    if (s) {
+        crypto_pkey_cache_free(s->pkeys);
+        s->pkeys = NULL;
+    }
     if (!t)
         return;
     for (kmip_stream_t *e = t->head, *next; e; e = next) {
