@@ -46,13 +46,32 @@ void bench_hist_merge(bench_hist_t *dst, const bench_hist_t *src);
 uint64_t bench_hist_quantile(const bench_hist_t *h, double q);
 
 /* -------------------------------------------------------------- messages */
-enum bench_op { OP_GET = 0, OP_CREATE, OP_LOCATE, OP_VCENTER, OP_COUNT };
-/* The steps of one request on the wire (vcenter runs 4 of them). */
-enum bench_step { STEP_CREATE, STEP_ACTIVATE, STEP_GET, STEP_GETATTRS, STEP_LOCATE };
+enum bench_op { OP_GET = 0, OP_CREATE, OP_LOCATE, OP_VCENTER, OP_ENCRYPT, OP_SIGN_ECDSA,
+                OP_SIGN_RSA, OP_MAC, OP_COUNT };
+/* The cryptographic workloads run alone (not in a mix): each sets up its
+ * own kind of key. */
+#define OP_FIRST_CRYPTO OP_ENCRYPT
+/* The steps of one request on the wire (vcenter runs 4 of them). The
+ * cryptographic ones (KMIP 1.2; sent as 1.2 at least) and their set-up:
+ *   encrypt     Encrypt of 4 KiB, AES-256-GCM, server-made nonce
+ *   sign-ecdsa  Sign of 64 bytes, ECDSA with SHA-256 (a registered P-256 key)
+ *   sign-rsa    Sign of 64 bytes, RSA-2048 PKCS#1 v1.5 SHA-256 (registered)
+ *   mac         MAC of 64 bytes, HMAC-SHA256 (a created 256-bit key) */
+enum bench_step { STEP_CREATE, STEP_ACTIVATE, STEP_GET, STEP_GETATTRS, STEP_LOCATE,
+                  STEP_CREATE_HMAC, STEP_REGISTER_EC, STEP_REGISTER_RSA,
+                  STEP_ENCRYPT, STEP_SIGN_EC, STEP_SIGN_RSA, STEP_MAC };
 
 typedef struct bench_msgcfg {
     int major, minor; /* protocol version sent in every request header */
+    /* PKCS#8 DER private keys that the Register set-up steps send. */
+    const uint8_t *ec_der, *rsa_der;
+    size_t ec_len, rsa_len;
 } bench_msgcfg_t;
+
+/* The step a timed operation of `op` sends, and the step that creates (or
+ * registers) its key in the set-up phase (STEP_CREATE for get/locate). */
+enum bench_step bench_op_step(enum bench_op op);
+enum bench_step bench_op_setup_step(enum bench_op op);
 
 /* Encode one request into out (reset first). `uid` is the object for
  * Get/Activate/Get Attributes, `name` the Name for Locate (and for Create

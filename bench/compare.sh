@@ -8,7 +8,10 @@
 # kmipbench workloads run against each; references are measured on the same
 # machine: openssl s_server's CPU per mutual-TLS handshake (openssl s_time
 # -new, same ECDSA P-256 key) and a one-commit-per-insert SQLite loop (WAL,
-# synchronous=FULL) on the same disk. Prints one table:
+# synchronous=FULL) on the same disk. The cryptographic workloads (encrypt,
+# sign-ecdsa, sign-rsa, mac) run against both servers too, and `openssl
+# speed` gives the cost of each primitive alone on this machine, so the
+# table shows kmsd's server CPU per operation next to it. Prints one table:
 # workload | kmsd | PyKMIP | ratio (ratio = how many times better kmsd is).
 # It does not tune the machine, pin CPUs or change server code.
 #
@@ -180,6 +183,18 @@ for l in open(sys.argv[1]):
         --rate $((peak / 2)) "${W[@]}"
 done
 
+# The cryptographic services (KMIP 1.2 Encrypt, Sign, MAC). PyKMIP's server
+# signs with RSA only: its sign-ecdsa row is its refusal (Invalid Field).
+both encrypt      --op encrypt    --connections "$CONNS" "${W[@]}"
+both sign-ecdsa   --op sign-ecdsa --connections "$CONNS" "${W[@]}"
+both sign-rsa     --op sign-rsa   --connections "$CONNS" "${W[@]}"
+both mac          --op mac        --connections "$CONNS" "${W[@]}"
+# The primitives alone (openssl speed, one core): us per operation.
+SPEED="$T/speed.txt"
+{ openssl speed -seconds "$DUR" -mr ecdsap256 rsa2048 2>/dev/null
+  openssl speed -seconds "$DUR" -mr -bytes 4096 -evp aes-256-gcm 2>/dev/null
+  openssl speed -seconds "$DUR" -mr -bytes 64 -hmac sha256 2>/dev/null; } | grep '^+F' >"$SPEED"
+
 # Locate last: PyKMIP answers it by scanning every object in Python, and the
 # Locates still running when the window closes would slow the next workload.
 both locate       --op locate --connections "$CONNS" "${W[@]}"
@@ -231,7 +246,7 @@ if [ "$MILLION" -gt 0 ]; then
     MILLION_OUT=$($PY -c "print('%.3f' % ($t1 - $t0))")
 fi
 
-$PY - "$JSON" "${SSERVER:-}" "$FLOOR" "$MILLION" "$MILLION_OUT" "$RSS0" "$RSS1" "$T/tlscost.json" <<'EOF'
+$PY - "$JSON" "${SSERVER:-}" "$FLOOR" "$MILLION" "$MILLION_OUT" "$RSS0" "$RSS1" "$T/tlscost.json" "$SPEED" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 sserver, floor, million, restart = sys.argv[2], float(sys.argv[3] or 0), int(sys.argv[4]), sys.argv[5]
@@ -299,6 +314,29 @@ if tlscost:
     print("| ref: OpenSSL pieces | parse client cert / verify chain / ECDSA sign / verify / X25519, us | %.0f / %.0f / %.0f / %.0f / %.0f | | |" % (
         tlscost["parse_client_cert"], tlscost["verify_client_chain"], tlscost["ecdsa_p256_sign"],
         tlscost["ecdsa_p256_verify"], tlscost["x25519"]))
+# openssl speed -mr: "+F2:n:2048:sign/s:verify/s" (RSA), "+F4:n:256:sign/s:verify/s"
+# (ECDSA), "+F:n:name:bytes/s..." (ciphers, HMAC; one block size asked for).
+prim = {}
+try:
+    for l in open(sys.argv[9]):
+        f = l.strip().split(":")
+        if f[0] == "+F2" and f[2] == "2048":
+            prim["sign-rsa"] = 1e6 / float(f[3])
+        elif f[0] == "+F4" and f[2] == "256":
+            prim["sign-ecdsa"] = 1e6 / float(f[3])
+        elif f[0] == "+F" and "gcm" in f[2].lower():
+            prim["encrypt"] = 4096 / float(f[3]) * 1e6
+        elif f[0] == "+F" and "hmac" in f[2].lower():
+            prim["mac"] = 64 / float(f[3]) * 1e6
+except Exception:
+    pass
+for n, what in [("encrypt", "AES-256-GCM 4 KiB"), ("sign-ecdsa", "ECDSA P-256 sign"),
+                ("sign-rsa", "RSA-2048 sign"), ("mac", "HMAC-SHA256 64 B")]:
+    k = res.get((n, "kmsd"))
+    if n in prim and k and not k.get("failed"):
+        over = k["cpu_us_per_req"] - prim[n]
+        print("| %s | openssl speed us/op; kmsd CPU us/req; protocol overhead us (x primitive) | %.1f; %.1f; %.1f (%.2fx) | | |" % (
+            what, prim[n], k["cpu_us_per_req"], over, over / prim[n] if prim[n] else 0))
 c = res.get(("create", "kmsd"))
 if c and floor:
     print("| create vs SQLite floor | ratio | %.1fx | | |" % (c["requests_per_s"] / floor))

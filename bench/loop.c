@@ -190,7 +190,7 @@ static bool begin_op(worker_int_t *wi, conn_t *c, uint64_t now)
         return false;
     }
     c->op = pick_op(wi);
-    c->step = c->op == OP_GET ? STEP_GET : c->op == OP_LOCATE ? STEP_LOCATE : STEP_CREATE;
+    c->step = bench_op_step(c->op);
     c->key = run->nkeys ? (int)(rnd(wi) % (uint64_t)run->nkeys) : 0;
     c->uid[0] = 0;
     c->t_begin = wi->interval_ns ? c->next_at : now;

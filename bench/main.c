@@ -2,7 +2,8 @@
  * bench/main.c: kmipbench command line, setup phase, run control and report.
  *
  *   kmipbench --host 127.0.0.1 --port 5696 --ca ca.crt --cert c.crt --key c.key
- *             [--op get|create|locate|vcenter|mix:get=80,create=20]
+ *             [--op get|create|locate|vcenter|encrypt|sign-ecdsa|sign-rsa|mac|
+ *                   mix:get=80,create=20]
  *             [--connections 64] [--threads T] [--new-conn [--resume]]
  *             [--tls 1.2|1.3] [--kmip-version 1.1] [--duration 10 | --requests N]
  *             [--rate R] [--warmup 1] [--keys 100] [--server-pid PID] [--json]
@@ -10,7 +11,8 @@
  *   kmipbench --sqlite-floor DB [--requests N]   one-commit-per-insert loop
  *
  * Get and Locate read keys created in an untimed setup phase (--keys, each
- * with a unique Name). The report gives requests/s, errors by Result Reason,
+ * with a unique Name); the cryptographic workloads use keys made (or, for
+ * signing, generated here and registered) and activated the same way. The report gives requests/s, errors by Result Reason,
  * latency quantiles from the histogram and, with --server-pid, the server's
  * CPU time (utime+stime from /proc) per request. It does not start or stop
  * servers: bench/compare.sh does.
@@ -26,6 +28,7 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
+#include "crypto/crypto.h"
 
 static void usage(FILE *f)
 {
@@ -33,6 +36,8 @@ static void usage(FILE *f)
         "usage: kmipbench --host H --port P --ca CA --cert CRT --key KEY [options]\n"
         "  --op get|create|locate|vcenter|mix:get=80,create=20   workload (default get)\n"
         "        vcenter = Create AES-256, Activate, Get, Get Attributes as one sequence\n"
+        "  --op encrypt|sign-ecdsa|sign-rsa|mac   Encrypt 4 KiB AES-256-GCM, Sign 64 bytes\n"
+        "        (ECDSA P-256 / RSA-2048 PKCS#1 v1.5, SHA-256), MAC 64 bytes HMAC-SHA256\n"
         "  --connections N   concurrent connections (default 64)\n"
         "  --threads T       worker threads (default min(N, cores))\n"
         "  --new-conn        a new TLS connection per operation; --resume reuses sessions\n"
@@ -55,7 +60,8 @@ static void usage(FILE *f)
 
 static int parse_op(const char *s, int *w)
 {
-    static const char *names[OP_COUNT] = {"get", "create", "locate", "vcenter"};
+    static const char *names[OP_COUNT] = {"get",     "create",     "locate",   "vcenter",
+                                          "encrypt", "sign-ecdsa", "sign-rsa", "mac"};
     memset(w, 0, sizeof(int) * OP_COUNT);
     if (strncmp(s, "mix:", 4) != 0) {
         for (int i = 0; i < OP_COUNT; i++)
@@ -71,10 +77,10 @@ static int parse_op(const char *s, int *w)
         if (!eq)
             break;
         *eq = 0;
-        for (i = 0; i < OP_COUNT && strcmp(tok, names[i]); i++)
+        for (i = 0; i < OP_FIRST_CRYPTO && strcmp(tok, names[i]); i++)
             ;
         long v = strtol(eq + 1, NULL, 10);
-        if (i == OP_COUNT || v < 0 || v > 1000000)
+        if (i == OP_FIRST_CRYPTO || v < 0 || v > 1000000)
             break;
         w[i] = (int)v;
         total += (int)v;
@@ -137,9 +143,12 @@ static void sleep_until(uint64_t t)
     }
 }
 
-/* Untimed setup: create the keys Get and Locate read. */
-static int setup_keys(bench_run_t *run)
+/* Untimed setup: create the keys Get and Locate read, or the keys of a
+ * cryptographic workload (made or registered, then activated). */
+static int setup_keys(bench_run_t *run, enum bench_op op)
 {
+    enum bench_step make = bench_op_setup_step(op);
+    bool activate = op >= OP_FIRST_CRYPTO;
     const bench_opts_t *o = run->o;
     bench_sync_t *s = bench_sync_open(run->ctx, (const struct sockaddr *)&o->addr, o->addrlen, o->sni);
     kms_arena_t *a = kms_arena_new(0);
@@ -156,7 +165,7 @@ static int setup_keys(bench_run_t *run)
         char name[96];
         snprintf(name, sizeof(name), "kmipbench-%ld-%lld-%d", (long)getpid(),
                  (long long)(kms_now_us() / 1000000), i);
-        if ((rc = bench_build(&o->msg, STEP_CREATE, NULL, name, a, &req)) < 0 ||
+        if ((rc = bench_build(&o->msg, make, NULL, make == STEP_CREATE ? name : NULL, a, &req)) < 0 ||
             (rc = bench_sync_call(s, &req, a, &res)) < 0)
             goto out;
         if (res.status != 0 || !res.uid[0]) {
@@ -164,6 +173,15 @@ static int setup_keys(bench_run_t *run)
             rc = KMS_ERR_PROTO;
             goto out;
         }
+        char uid[sizeof(res.uid)];
+        memcpy(uid, res.uid, sizeof(uid));
+        if (activate && ((rc = bench_build(&o->msg, STEP_ACTIVATE, uid, NULL, a, &req)) < 0 ||
+                         (rc = bench_sync_call(s, &req, a, &res)) < 0 || res.status != 0)) {
+            fprintf(stderr, "kmipbench: setup Activate failed: %s\n", bench_err_name(res.reason));
+            rc = rc < 0 ? rc : KMS_ERR_PROTO;
+            goto out;
+        }
+        memcpy(res.uid, uid, sizeof(uid));
         run->uids[i] = strdup(res.uid);
         run->names[i] = strdup(name);
         run->nkeys = i + 1;
@@ -181,6 +199,7 @@ int main(int argc, char **argv)
     bench_opts_t o = {.host = "127.0.0.1", .port = 5696, .conns = 64, .duration = 10,
                       .warmup = 1, .keys = 100, .msg = {1, 1}};
     bench_tlscfg_t tc = {0};
+    kms_secret_t *priv = NULL, *pub = NULL;
     const char *op = "get", *sqlite_db = NULL, *server_cert = NULL, *server_key = NULL;
     bool tls_costs = false;
     long server_pid = 0;
@@ -305,8 +324,28 @@ int main(int argc, char **argv)
 
     if (!(run.ctx = bench_tls_ctx(&tc)))
         goto out;
-    if ((o.weights[OP_GET] || o.weights[OP_LOCATE]) && !o.idle) {
-        if (setup_keys(&run) < 0) {
+    enum bench_op crypto_op = OP_COUNT;
+    for (int i = OP_FIRST_CRYPTO; i < OP_COUNT; i++)
+        if (o.weights[i])
+            crypto_op = (enum bench_op)i;
+    if (crypto_op == OP_SIGN_ECDSA || crypto_op == OP_SIGN_RSA) {
+        /* One key for both servers compared: generated here, registered there. */
+        bool ec = crypto_op == OP_SIGN_ECDSA;
+        if (crypto_keypair_generate(ec ? KMIP_CRYPTOGRAPHIC_ALGORITHM_ECDSA : KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA,
+                                    ec ? 256 : 2048, ec ? KMIP_RECOMMENDED_CURVE_P_256 : 0, &priv,
+                                    &pub, NULL) < 0) {
+            fprintf(stderr, "kmipbench: key generation failed\n");
+            goto out;
+        }
+        if (ec)
+            o.msg.ec_der = priv->data, o.msg.ec_len = priv->len;
+        else
+            o.msg.rsa_der = priv->data, o.msg.rsa_len = priv->len;
+    }
+    if (crypto_op != OP_COUNT && o.keys > 8)
+        o.keys = 8; /* a few keys are enough to spread the load; registration is slow on PyKMIP */
+    if ((o.weights[OP_GET] || o.weights[OP_LOCATE] || crypto_op != OP_COUNT) && !o.idle) {
+        if (setup_keys(&run, crypto_op != OP_COUNT ? crypto_op : OP_GET) < 0) {
             fprintf(stderr, "kmipbench: setup phase failed (creating %d keys)\n", o.keys);
             goto out;
         }
@@ -480,6 +519,8 @@ int main(int argc, char **argv)
     if (!o.idle && tot.ok == 0)
         rc = 3;
 out:
+    kms_secret_free(priv);
+    kms_secret_free(pub);
     free(ws);
     free(th);
     for (int i = 0; i < run.nkeys; i++) {

@@ -4,7 +4,10 @@
  * Requests are standard KMIP 1.x so any server answers them: Create of an
  * AES-256 Symmetric Key (Cryptographic Algorithm, Length and Usage Mask as
  * Template-Attribute attributes, optionally a Name), Activate / Get / Get
- * Attributes by Unique Identifier, Locate by Name. Parsing reads only the
+ * Attributes by Unique Identifier, Locate by Name; and for the crypto
+ * workloads Create of an HMAC-SHA256 key, Register of a PKCS#8 private key,
+ * Encrypt, Sign and MAC with full Cryptographic Parameters (PyKMIP's server
+ * needs the algorithm named in them). Parsing reads only the
  * first batch item's Result Status, Result Reason and Unique Identifier;
  * it does not validate the rest of the response.
  */
@@ -30,10 +33,119 @@ static int add_name(kms_arena_t *a, ttlv_item_t *parent, const char *name)
     return 0;
 }
 
-static int build_payload(enum bench_step step, const char *uid, const char *name,
-                         kms_arena_t *a, ttlv_item_t *pl)
+static const uint8_t g_data[4096]; /* what Encrypt, Sign and MAC send: zeros */
+
+static ttlv_item_t *attr_enum(kms_arena_t *a, ttlv_item_t *ta, const char *name, uint32_t v)
+{
+    ttlv_item_t *at = attr(a, ta, name);
+    return at ? ttlv_new_enum(a, at, KMIP_TAG_ATTRIBUTE_VALUE, v) : NULL;
+}
+
+static ttlv_item_t *attr_int(kms_arena_t *a, ttlv_item_t *ta, const char *name, int32_t v)
+{
+    ttlv_item_t *at = attr(a, ta, name);
+    return at ? ttlv_new_int(a, at, KMIP_TAG_ATTRIBUTE_VALUE, v) : NULL;
+}
+
+/* Register of a PKCS#8 private key (ECDSA P-256 or RSA-2048), mask Sign. */
+static int build_register(const bench_msgcfg_t *cfg, bool ec, kms_arena_t *a, ttlv_item_t *pl)
+{
+    ttlv_item_t *ta, *obj, *kb, *kv;
+    if (!(ec ? cfg->ec_der : cfg->rsa_der))
+        return KMS_ERR_INVAL;
+    if (!ttlv_new_enum(a, pl, KMIP_TAG_OBJECT_TYPE, KMIP_OBJECT_TYPE_PRIVATE_KEY) ||
+        !(ta = ttlv_new_struct(a, pl, KMIP_TAG_TEMPLATE_ATTRIBUTE)) ||
+        !attr_int(a, ta, "Cryptographic Usage Mask", KMIP_CRYPTOGRAPHIC_USAGE_MASK_SIGN) ||
+        !(obj = ttlv_new_struct(a, pl, KMIP_TAG_PRIVATE_KEY)) ||
+        !(kb = ttlv_new_struct(a, obj, KMIP_TAG_KEY_BLOCK)) ||
+        !ttlv_new_enum(a, kb, KMIP_TAG_KEY_FORMAT_TYPE, KMIP_KEY_FORMAT_TYPE_PKCS_8) ||
+        !(kv = ttlv_new_struct(a, kb, KMIP_TAG_KEY_VALUE)) ||
+        !ttlv_new_bytes(a, kv, KMIP_TAG_KEY_MATERIAL, ec ? cfg->ec_der : cfg->rsa_der,
+                        ec ? cfg->ec_len : cfg->rsa_len) ||
+        !ttlv_new_enum(a, kb, KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM,
+                       ec ? KMIP_CRYPTOGRAPHIC_ALGORITHM_ECDSA : KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA) ||
+        !ttlv_new_int(a, kb, KMIP_TAG_CRYPTOGRAPHIC_LENGTH, ec ? 256 : 2048))
+        return KMS_ERR_NOMEM;
+    return 0;
+}
+
+/* Encrypt / Sign / MAC on key `uid`. */
+static int build_crypto(enum bench_step step, const char *uid, kms_arena_t *a, ttlv_item_t *pl)
+{
+    ttlv_item_t *cp;
+    if (!uid || !ttlv_new_textz(a, pl, KMIP_TAG_UNIQUE_IDENTIFIER, uid) ||
+        !(cp = ttlv_new_struct(a, pl, KMIP_TAG_CRYPTOGRAPHIC_PARAMETERS)))
+        return uid ? KMS_ERR_NOMEM : KMS_ERR_INVAL;
+    bool ok = true;
+    switch (step) {
+    case STEP_ENCRYPT:
+        ok = ttlv_new_enum(a, cp, KMIP_TAG_BLOCK_CIPHER_MODE, KMIP_BLOCK_CIPHER_MODE_GCM) &&
+             ttlv_new_enum(a, cp, KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES);
+        break;
+    case STEP_SIGN_RSA:
+        ok = ttlv_new_enum(a, cp, KMIP_TAG_PADDING_METHOD, KMIP_PADDING_METHOD_PKCS1_V1_5) &&
+             ttlv_new_enum(a, cp, KMIP_TAG_HASHING_ALGORITHM, KMIP_HASHING_ALGORITHM_SHA_256) &&
+             ttlv_new_enum(a, cp, KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM, KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA);
+        break;
+    case STEP_SIGN_EC:
+        ok = ttlv_new_enum(a, cp, KMIP_TAG_HASHING_ALGORITHM, KMIP_HASHING_ALGORITHM_SHA_256) &&
+             ttlv_new_enum(a, cp, KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM, KMIP_CRYPTOGRAPHIC_ALGORITHM_ECDSA);
+        break;
+    default: /* STEP_MAC */
+        ok = ttlv_new_enum(a, cp, KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM,
+                           KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA256);
+    }
+    if (!ok || !ttlv_new_bytes(a, pl, KMIP_TAG_DATA, g_data, step == STEP_ENCRYPT ? 4096 : 64))
+        return KMS_ERR_NOMEM;
+    return 0;
+}
+
+enum bench_step bench_op_step(enum bench_op op)
+{
+    switch (op) {
+    case OP_GET: return STEP_GET;
+    case OP_LOCATE: return STEP_LOCATE;
+    case OP_ENCRYPT: return STEP_ENCRYPT;
+    case OP_SIGN_ECDSA: return STEP_SIGN_EC;
+    case OP_SIGN_RSA: return STEP_SIGN_RSA;
+    case OP_MAC: return STEP_MAC;
+    default: return STEP_CREATE;
+    }
+}
+
+enum bench_step bench_op_setup_step(enum bench_op op)
+{
+    switch (op) {
+    case OP_SIGN_ECDSA: return STEP_REGISTER_EC;
+    case OP_SIGN_RSA: return STEP_REGISTER_RSA;
+    case OP_MAC: return STEP_CREATE_HMAC;
+    default: return STEP_CREATE;
+    }
+}
+
+static int build_payload(const bench_msgcfg_t *cfg, enum bench_step step, const char *uid,
+                         const char *name, kms_arena_t *a, ttlv_item_t *pl)
 {
     switch (step) {
+    case STEP_CREATE_HMAC: {
+        ttlv_item_t *ta;
+        if (!ttlv_new_enum(a, pl, KMIP_TAG_OBJECT_TYPE, KMIP_OBJECT_TYPE_SYMMETRIC_KEY) ||
+            !(ta = ttlv_new_struct(a, pl, KMIP_TAG_TEMPLATE_ATTRIBUTE)) ||
+            !attr_enum(a, ta, "Cryptographic Algorithm", KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA256) ||
+            !attr_int(a, ta, "Cryptographic Length", 256) ||
+            !attr_int(a, ta, "Cryptographic Usage Mask",
+                      KMIP_CRYPTOGRAPHIC_USAGE_MASK_MAC_GENERATE | KMIP_CRYPTOGRAPHIC_USAGE_MASK_MAC_VERIFY))
+            return KMS_ERR_NOMEM;
+        return 0;
+    }
+    case STEP_REGISTER_EC:
+    case STEP_REGISTER_RSA:
+        return build_register(cfg, step == STEP_REGISTER_EC, a, pl);
+    case STEP_ENCRYPT:
+    case STEP_SIGN_EC:
+    case STEP_SIGN_RSA:
+    case STEP_MAC:
+        return build_crypto(step, uid, a, pl);
     case STEP_CREATE: {
         ttlv_item_t *ta, *at;
         if (!ttlv_new_enum(a, pl, KMIP_TAG_OBJECT_TYPE, KMIP_OBJECT_TYPE_SYMMETRIC_KEY))
@@ -70,6 +182,13 @@ static const uint32_t step_op[] = {
     [STEP_GET] = KMIP_OPERATION_GET,
     [STEP_GETATTRS] = KMIP_OPERATION_GET_ATTRIBUTES,
     [STEP_LOCATE] = KMIP_OPERATION_LOCATE,
+    [STEP_CREATE_HMAC] = KMIP_OPERATION_CREATE,
+    [STEP_REGISTER_EC] = KMIP_OPERATION_REGISTER,
+    [STEP_REGISTER_RSA] = KMIP_OPERATION_REGISTER,
+    [STEP_ENCRYPT] = KMIP_OPERATION_ENCRYPT,
+    [STEP_SIGN_EC] = KMIP_OPERATION_SIGN,
+    [STEP_SIGN_RSA] = KMIP_OPERATION_SIGN,
+    [STEP_MAC] = KMIP_OPERATION_MAC,
 };
 
 int bench_build(const bench_msgcfg_t *cfg, enum bench_step step, const char *uid,
@@ -84,13 +203,14 @@ int bench_build(const bench_msgcfg_t *cfg, enum bench_step step, const char *uid
         !(hdr = ttlv_new_struct(a, msg, KMIP_TAG_REQUEST_HEADER)) ||
         !(pv = ttlv_new_struct(a, hdr, KMIP_TAG_PROTOCOL_VERSION)) ||
         !ttlv_new_int(a, pv, KMIP_TAG_PROTOCOL_VERSION_MAJOR, cfg->major) ||
-        !ttlv_new_int(a, pv, KMIP_TAG_PROTOCOL_VERSION_MINOR, cfg->minor) ||
+        !ttlv_new_int(a, pv, KMIP_TAG_PROTOCOL_VERSION_MINOR,
+                      step >= STEP_CREATE_HMAC && cfg->major == 1 && cfg->minor < 2 ? 2 : cfg->minor) ||
         !ttlv_new_int(a, hdr, KMIP_TAG_BATCH_COUNT, 1) ||
         !(bi = ttlv_new_struct(a, msg, KMIP_TAG_BATCH_ITEM)) ||
         !ttlv_new_enum(a, bi, KMIP_TAG_OPERATION, step_op[step]) ||
         !(pl = ttlv_new_struct(a, bi, KMIP_TAG_REQUEST_PAYLOAD)))
         return KMS_ERR_NOMEM;
-    if ((rc = build_payload(step, uid, name, a, pl)) < 0)
+    if ((rc = build_payload(cfg, step, uid, name, a, pl)) < 0)
         return rc;
     return ttlv_encode(msg, out);
 }
