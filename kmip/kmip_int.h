@@ -503,6 +503,10 @@ int kmip_op_derive_key(kmip_ctx_t *ctx);
 struct crypto_key;
 int kmip_crypto_key_load(kmip_ctx_t *ctx, const char *id, uint32_t types, uint32_t usage,
                          bool protect, kmip_obj_t **o_out, struct crypto_key *key_out);
+/* The Byte String field `tag` of `parent` (*p_out NULL and *len_out 0 when
+ * absent; Invalid Field recorded when it is another type). op_crypto.c. */
+int kmip_req_bytes(kmip_ctx_t *ctx, const ttlv_item_t *parent, uint32_t tag, const uint8_t **p_out,
+                   size_t *len_out);
 /* Free what kmip_crypto_key_load allocated in *key (the EVP_PKEY). */
 void kmip_crypto_key_dispose(struct crypto_key *key);
 /* Count a use of `o` against its Usage Limits (Unit Object: 1 when

@@ -170,19 +170,27 @@ typedef struct req_bytes {
     bool present;
 } req_bytes_t;
 
-static int get_bytes(kmip_ctx_t *ctx, uint32_t tag, req_bytes_t *out)
+int kmip_req_bytes(kmip_ctx_t *ctx, const ttlv_item_t *parent, uint32_t tag, const uint8_t **p_out,
+                   size_t *len_out)
 {
-    const ttlv_item_t *it = ttlv_find(ctx->payload, tag);
-    memset(out, 0, sizeof(*out));
+    const ttlv_item_t *it = ttlv_find(parent, tag);
+    *p_out = NULL;
+    *len_out = 0;
     if (!it)
         return 0;
     if (it->type != TTLV_BYTE_STRING)
         return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "%s is not a Byte String",
                          ttlv_tag_name(tag));
-    out->p = it->v.bytes.ptr ? it->v.bytes.ptr : (const uint8_t *)"";
-    out->len = it->v.bytes.len;
-    out->present = true;
+    *p_out = it->v.bytes.ptr ? it->v.bytes.ptr : (const uint8_t *)"";
+    *len_out = it->v.bytes.len;
     return 0;
+}
+
+static int get_bytes(kmip_ctx_t *ctx, uint32_t tag, req_bytes_t *out)
+{
+    int rc = kmip_req_bytes(ctx, ctx->payload, tag, &out->p, &out->len);
+    out->present = out->p != NULL;
+    return rc;
 }
 
 static int get_bool(kmip_ctx_t *ctx, uint32_t tag, bool *out)

@@ -38,22 +38,6 @@ static int derived_link_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg, bool *unch
     return v ? kmip_attr_add(ctx, o, "Link", v, NULL) : KMS_ERR_NOMEM;
 }
 
-static int bytes_field(kmip_ctx_t *ctx, const ttlv_item_t *dp, uint32_t tag, const uint8_t **p,
-                       size_t *len)
-{
-    const ttlv_item_t *it = ttlv_find(dp, tag);
-    *p = NULL;
-    *len = 0;
-    if (!it)
-        return 0;
-    if (it->type != TTLV_BYTE_STRING)
-        return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "%s is not a Byte String",
-                         ttlv_tag_name(tag));
-    *p = it->v.bytes.ptr ? it->v.bytes.ptr : (const uint8_t *)"";
-    *len = it->v.bytes.len;
-    return 0;
-}
-
 /* Derivation Parameters -> crypto_derive_t. */
 static int read_params(kmip_ctx_t *ctx, const ttlv_item_t *dp, crypto_derive_t *d)
 {
@@ -64,9 +48,9 @@ static int read_params(kmip_ctx_t *ctx, const ttlv_item_t *dp, crypto_derive_t *
     if (crypto_params_parse(ttlv_find(dp, KMIP_TAG_CRYPTOGRAPHIC_PARAMETERS), &d->params, &err))
         return kmip_fail(ctx, err.reason ? err.reason : KMIP_RESULT_REASON_INVALID_FIELD, "%s",
                          kms_error_msg(&err));
-    if ((rc = bytes_field(ctx, dp, KMIP_TAG_INITIALIZATION_VECTOR, &d->iv, &d->iv_len)) ||
-        (rc = bytes_field(ctx, dp, KMIP_TAG_DERIVATION_DATA, &d->data, &d->data_len)) ||
-        (rc = bytes_field(ctx, dp, KMIP_TAG_SALT, &d->salt, &d->salt_len)))
+    if ((rc = kmip_req_bytes(ctx, dp, KMIP_TAG_INITIALIZATION_VECTOR, &d->iv, &d->iv_len)) ||
+        (rc = kmip_req_bytes(ctx, dp, KMIP_TAG_DERIVATION_DATA, &d->data, &d->data_len)) ||
+        (rc = kmip_req_bytes(ctx, dp, KMIP_TAG_SALT, &d->salt, &d->salt_len)))
         return rc;
     const ttlv_item_t *ic = ttlv_find(dp, KMIP_TAG_ITERATION_COUNT);
     if (ic) {

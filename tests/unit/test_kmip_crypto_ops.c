@@ -107,24 +107,18 @@ static ttlv_item_t *field(ttlv_item_t *bi, uint32_t tag)
 #define PT38A "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51"
 #define CT38A "7649abac8119b246cee98e9b12e9197d5086cb9b507219ee95db113a917678b2"
 
-/* Encrypt one CBC request on `id`; returns the batch item. */
-static ttlv_item_t *encrypt_cbc(kenv_t *e, const char *id)
+/* Encrypt (the SP 800-38A plaintext) or Decrypt (its ciphertext) in one
+ * CBC request on `id`; returns the batch item. */
+static ttlv_item_t *cbc(kenv_t *e, uint32_t op, const char *id)
 {
-    ttlv_item_t *m, *p = op_req(e, &m, KMIP_OPERATION_ENCRYPT, id);
+    ttlv_item_t *m, *p = op_req(e, &m, op, id);
     params(e, p, KMIP_BLOCK_CIPHER_MODE_CBC, KMIP_PADDING_METHOD_NONE);
-    data(e, p, KMIP_TAG_DATA, PT38A);
+    data(e, p, KMIP_TAG_DATA, op == KMIP_OPERATION_ENCRYPT ? PT38A : CT38A);
     data(e, p, KMIP_TAG_IV_COUNTER_NONCE, "000102030405060708090a0b0c0d0e0f");
     return rs_item(kenv_call(e, m), 0);
 }
-
-static ttlv_item_t *decrypt_cbc(kenv_t *e, const char *id)
-{
-    ttlv_item_t *m, *p = op_req(e, &m, KMIP_OPERATION_DECRYPT, id);
-    params(e, p, KMIP_BLOCK_CIPHER_MODE_CBC, KMIP_PADDING_METHOD_NONE);
-    data(e, p, KMIP_TAG_DATA, CT38A);
-    data(e, p, KMIP_TAG_IV_COUNTER_NONCE, "000102030405060708090a0b0c0d0e0f");
-    return rs_item(kenv_call(e, m), 0);
-}
+#define encrypt_cbc(e, id) cbc(e, KMIP_OPERATION_ENCRYPT, id)
+#define decrypt_cbc(e, id) cbc(e, KMIP_OPERATION_DECRYPT, id)
 
 static void test_encrypt_decrypt_kat(void **state)
 {
