@@ -404,7 +404,8 @@ static void test_stream_expiry(void **state)
 {
     kenv_t *e = *state;
     kmip_server_t *orig = e->srv, *s = NULL;
-    kmip_config_t c = {.store = e->store, .keyring = e->kr, .crypto_stream_idle_s = 1,
+    kmip_config_t c = {.store = e->store, .keyring = e->kr, .access = KMIP_ACCESS_OPEN,
+                       .crypto_stream_idle_s = 1,
                        .crypto_streams_per_identity = 2};
     assert_int_equal(kmip_server_new(&c, &s), 0);
     e->srv = s;
@@ -605,6 +606,85 @@ static void test_derive_pbkdf2(void **state)
     assert_fail(rs_item(kenv_call(e, m), 0), KMIP_RESULT_REASON_PERMISSION_DENIED);
 }
 
+/* On an event loop (KMIP_RUN_LOOP): a small AES operation runs there; an
+ * RSA private-key operation and every stream ask for a worker before they
+ * change anything; Usage Limits make the one write the loop may defer;
+ * Derive Key never runs inline. */
+static void test_where_they_run(void **state)
+{
+    kenv_t *e = *state;
+    char *id = reg(e, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, AES, 128, K128, U_ENC | U_DEC, false, NULL);
+    ttlv_item_t *m, *p = op_req(e, &m, KMIP_OPERATION_ENCRYPT, id);
+    params(e, p, KMIP_BLOCK_CIPHER_MODE_CBC, KMIP_PADDING_METHOD_NONE);
+    data(e, p, KMIP_TAG_DATA, PT38A);
+    data(e, p, KMIP_TAG_IV_COUNTER_NONCE, "000102030405060708090a0b0c0d0e0f");
+    kmip_request_t *r = kenv_request(e, NULL, m);
+    assert_true(kmip_request_can_run_inline(r));
+    assert_int_equal(kmip_request_execute(r, KMIP_RUN_LOOP), 0);
+    assert_null(kmip_request_pending_write(r));
+    ttlv_item_t *bi = rs_item(kenv_answer(e, r), 0);
+    assert_ok(bi);
+    assert_bytes_hex(field(bi, KMIP_TAG_DATA), CT38A);
+    kmip_request_free(r);
+
+    /* A stream: a worker, and the stream opens only there. */
+    ttlv_new_bool(e->a, p, KMIP_TAG_INIT_INDICATOR, true);
+    r = kenv_request(e, NULL, m);
+    assert_int_equal(kmip_request_execute(r, KMIP_RUN_LOOP), KMS_ERR_AGAIN);
+    assert_int_equal(kmip_request_execute(r, KMIP_RUN_WORKER), 0);
+    bi = rs_item(kenv_answer(e, r), 0);
+    assert_ok(bi);
+    assert_non_null(field(bi, KMIP_TAG_CORRELATION_VALUE));
+    kmip_request_free(r);
+
+    /* RSA-2048 Sign: a worker. */
+    m = rq_msg(e, 1, 4);
+    p = rq_item(e, m, KMIP_OPERATION_CREATE_KEY_PAIR);
+    ttlv_item_t *common = ttlv_new_struct(e->a, p, KMIP_TAG_COMMON_TEMPLATE_ATTRIBUTE);
+    rq_attr_enum(e, common, "Cryptographic Algorithm", KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA);
+    rq_attr_int(e, common, "Cryptographic Length", 2048);
+    rq_attr_date(e, common, "Activation Date", kms_now_us() / 1000000 - 5);
+    rq_attr_int(e, ttlv_new_struct(e->a, p, KMIP_TAG_PRIVATE_KEY_TEMPLATE_ATTRIBUTE),
+                "Cryptographic Usage Mask", KMIP_CRYPTOGRAPHIC_USAGE_MASK_SIGN);
+    bi = rs_item(kenv_call(e, m), 0);
+    assert_ok(bi);
+    char *sk = kms_arena_strdup(e->a, ttlv_text(field(bi, KMIP_TAG_PRIVATE_KEY_UNIQUE_IDENTIFIER)));
+    p = op_req(e, &m, KMIP_OPERATION_SIGN, sk);
+    data(e, p, KMIP_TAG_DATA, "00");
+    r = kenv_request(e, NULL, m);
+    assert_true(kmip_request_can_run_inline(r));
+    assert_int_equal(kmip_request_execute(r, KMIP_RUN_LOOP), KMS_ERR_AGAIN);
+    assert_int_equal(kmip_request_execute(r, KMIP_RUN_WORKER), 0);
+    assert_ok(rs_item(kenv_answer(e, r), 0));
+    kmip_request_free(r);
+
+    /* Usage Limits: the count is the loop's one deferred write. */
+    p = op_req(e, &m, KMIP_OPERATION_ADD_ATTRIBUTE, id);
+    ttlv_item_t *ul = ttlv_new_struct(e->a, rq_attr(e, p, "Usage Limits"), KMIP_TAG_ATTRIBUTE_VALUE);
+    ttlv_new_long(e->a, ul, KMIP_TAG_USAGE_LIMITS_TOTAL, 5);
+    ttlv_new_enum(e->a, ul, KMIP_TAG_USAGE_LIMITS_UNIT, KMIP_USAGE_LIMITS_UNIT_OBJECT);
+    assert_ok(rs_item(kenv_call(e, m), 0));
+    p = op_req(e, &m, KMIP_OPERATION_ENCRYPT, id);
+    params(e, p, KMIP_BLOCK_CIPHER_MODE_CBC, KMIP_PADDING_METHOD_NONE);
+    data(e, p, KMIP_TAG_DATA, PT38A);
+    data(e, p, KMIP_TAG_IV_COUNTER_NONCE, "000102030405060708090a0b0c0d0e0f");
+    r = kenv_request(e, NULL, m);
+    assert_int_equal(kmip_request_execute(r, KMIP_RUN_LOOP), 0);
+    store_write_t *w = kmip_request_pending_write(r);
+    assert_non_null(w);
+    assert_int_equal(kmip_request_commit_done(r, store_commit(e->store, w, NULL, 0)), 0);
+    assert_ok(rs_item(kenv_answer(e, r), 0));
+    kmip_request_free(r);
+    assert_int_equal(ttlv_find(k_attr(e, id, "Usage Limits"), KMIP_TAG_USAGE_LIMITS_COUNT)->v.i64, 4);
+
+    /* Derive Key is never run inline. */
+    m = rq_msg(e, 1, 4);
+    p = rq_item(e, m, KMIP_OPERATION_DERIVE_KEY);
+    r = kenv_request(e, NULL, m);
+    assert_false(kmip_request_can_run_inline(r));
+    kmip_request_free(r);
+}
+
 static void test_query_lists_operations(void **state)
 {
     kenv_t *e = *state;
@@ -634,6 +714,7 @@ int main(void)
         T(test_usage_limits),         T(test_stream_encrypt),           TT(test_stream_identity_and_limits),
         T(test_stream_expiry),        T(test_mac_hash_kat),             T(test_sign_verify),
         T(test_rng),                  T(test_derive_pbkdf2),            T(test_query_lists_operations),
+        T(test_where_they_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
