@@ -349,6 +349,75 @@ static void test_stream_encrypt(void **state)
     assert_fail(rs_item(kenv_call(e, m), 0), KMIP_RESULT_REASON_FEATURE_NOT_SUPPORTED);
 }
 
+/* One streamed operation over `n` parts of hex data; the first part gets
+ * `first` (parameters...) appended, the last `last`. Returns the final
+ * batch item. */
+static ttlv_item_t *stream(kenv_t *e, uint32_t op, const char *id, const char **parts, int n,
+                           ttlv_item_t *last)
+{
+    ttlv_item_t *corr = NULL, *bi = NULL;
+    for (int i = 0; i < n; i++) {
+        ttlv_item_t *m, *p = op_req(e, &m, op, i == 0 ? id : NULL);
+        if (i == 0)
+            ttlv_new_bool(e->a, p, KMIP_TAG_INIT_INDICATOR, true);
+        else
+            ttlv_append(p, ttlv_clone(e->a, corr));
+        data(e, p, KMIP_TAG_DATA, parts[i]);
+        if (i == n - 1) {
+            if (last)
+                ttlv_append(p, ttlv_clone(e->a, last));
+            ttlv_new_bool(e->a, p, KMIP_TAG_FINAL_INDICATOR, true);
+        }
+        bi = rs_item(kenv_call(e, m), 0);
+        assert_ok(bi);
+        if (i < n - 1)
+            corr = ttlv_clone(e->a, field(bi, KMIP_TAG_CORRELATION_VALUE));
+    }
+    return bi;
+}
+
+/* Sign, Signature Verify and MAC Verify streamed: the signature of three
+ * parts verifies in two; the streamed MAC is RFC 4231's. */
+static void test_stream_sign_mac(void **state)
+{
+    kenv_t *e = *state;
+    ttlv_item_t *m = rq_msg(e, 1, 4);
+    ttlv_item_t *p = rq_item(e, m, KMIP_OPERATION_CREATE_KEY_PAIR);
+    ttlv_item_t *common = ttlv_new_struct(e->a, p, KMIP_TAG_COMMON_TEMPLATE_ATTRIBUTE);
+    rq_attr_enum(e, common, "Cryptographic Algorithm", KMIP_CRYPTOGRAPHIC_ALGORITHM_ECDSA);
+    rq_attr_int(e, common, "Cryptographic Length", 384);
+    rq_attr_date(e, common, "Activation Date", kms_now_us() / 1000000 - 5);
+    rq_attr_int(e, ttlv_new_struct(e->a, p, KMIP_TAG_PRIVATE_KEY_TEMPLATE_ATTRIBUTE),
+                "Cryptographic Usage Mask", KMIP_CRYPTOGRAPHIC_USAGE_MASK_SIGN);
+    rq_attr_int(e, ttlv_new_struct(e->a, p, KMIP_TAG_PUBLIC_KEY_TEMPLATE_ATTRIBUTE),
+                "Cryptographic Usage Mask", KMIP_CRYPTOGRAPHIC_USAGE_MASK_VERIFY);
+    ttlv_item_t *bi = rs_item(kenv_call(e, m), 0);
+    assert_ok(bi);
+    char *sk = kms_arena_strdup(e->a, ttlv_text(field(bi, KMIP_TAG_PRIVATE_KEY_UNIQUE_IDENTIFIER)));
+    char *pk = kms_arena_strdup(e->a, ttlv_text(field(bi, KMIP_TAG_PUBLIC_KEY_UNIQUE_IDENTIFIER)));
+    const char *three[] = {"0102", "030405", "06"}, *two[] = {"01020304", "0506"},
+               *other[] = {"01020304", "0507"};
+    bi = stream(e, KMIP_OPERATION_SIGN, sk, three, 3, NULL);
+    ttlv_item_t *sig = ttlv_clone(e->a, field(bi, KMIP_TAG_SIGNATURE_DATA));
+    assert_non_null(sig);
+    bi = stream(e, KMIP_OPERATION_SIGNATURE_VERIFY, pk, two, 2, sig);
+    assert_int_equal(ttlv_u32(field(bi, KMIP_TAG_VALIDITY_INDICATOR)), KMIP_VALIDITY_INDICATOR_VALID);
+    bi = stream(e, KMIP_OPERATION_SIGNATURE_VERIFY, pk, other, 2, sig);
+    assert_int_equal(ttlv_u32(field(bi, KMIP_TAG_VALIDITY_INDICATOR)), KMIP_VALIDITY_INDICATOR_INVALID);
+
+    char *hk = reg(e, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA256, 160,
+                   "0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b",
+                   KMIP_CRYPTOGRAPHIC_USAGE_MASK_MAC_GENERATE | KMIP_CRYPTOGRAPHIC_USAGE_MASK_MAC_VERIFY,
+                   false, NULL);
+    const char *hi[] = {"4869", "20546865", "7265"}; /* "Hi There" */
+    bi = stream(e, KMIP_OPERATION_MAC, hk, hi, 3, NULL);
+    assert_bytes_hex(field(bi, KMIP_TAG_MAC_DATA),
+                     "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+    ttlv_item_t *mac = ttlv_clone(e->a, field(bi, KMIP_TAG_MAC_DATA));
+    bi = stream(e, KMIP_OPERATION_MAC_VERIFY, hk, hi, 3, mac);
+    assert_int_equal(ttlv_u32(field(bi, KMIP_TAG_VALIDITY_INDICATOR)), KMIP_VALIDITY_INDICATOR_VALID);
+}
+
 /* Hash and MAC streamed; a Correlation Value of another identity is Item
  * Not Found; the per-identity limit. */
 static void test_stream_identity_and_limits(void **state)
@@ -714,7 +783,7 @@ int main(void)
         T(test_usage_limits),         T(test_stream_encrypt),           TT(test_stream_identity_and_limits),
         T(test_stream_expiry),        T(test_mac_hash_kat),             T(test_sign_verify),
         T(test_rng),                  T(test_derive_pbkdf2),            T(test_query_lists_operations),
-        T(test_where_they_run),
+        T(test_where_they_run),       T(test_stream_sign_mac),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
