@@ -7,7 +7,10 @@
  * names file:line:column and the dotted key, e.g.
  *   "kmsd.yaml:12:5: limits.max_connections: must be between 1 and 1000000".
  * Relative paths in the file are resolved against the file's directory, so
- * the loaded struct holds only absolute paths (or "" for "unset").
+ * the loaded struct holds only absolute paths (or "" for "unset"). Every
+ * piece of state defaults to /var/lib/kmsd (database, master-key file,
+ * audit log, admin socket), so one directory, or one container volume,
+ * holds it all; only the configuration and the PKI default to /etc/kmsd.
  *
  * conf/ deliberately does not open, create or check the files it names
  * (certificates, keys, the database): the server and hsm/ do that and report
@@ -98,7 +101,7 @@ typedef struct conf {
 
     struct conf_hsm {
         enum conf_hsm_provider provider; /* hsm.provider: file | pkcs11 (default file) */
-        const char *key_file;    /* hsm.key_file (default /etc/kmsd/master.key) */
+        const char *key_file;    /* hsm.key_file (default /var/lib/kmsd/master.key) */
         const char *module;      /* hsm.module: PKCS#11 library ("" unless pkcs11) */
         const char *token_label; /* hsm.token_label */
         int slot;                /* hsm.slot: -1 = unset (use token_label) */
@@ -108,7 +111,7 @@ typedef struct conf {
     } hsm;
 
     struct conf_admin {
-        const char *socket;      /* admin.socket (default /run/kmsd/admin.sock) */
+        const char *socket;      /* admin.socket (default /var/lib/kmsd/admin.sock) */
         unsigned mode;           /* admin.mode: octal permission bits (default 0600) */
         const char *group;       /* admin.group: group owner of the socket ("" = unchanged) */
     } admin;
@@ -118,7 +121,7 @@ typedef struct conf {
     } log;
 
     struct conf_audit {
-        const char *path;        /* audit.path: "" = off (default /var/log/kmsd/audit.log) */
+        const char *path;        /* audit.path: "" = off (default /var/lib/kmsd/audit.log) */
         size_t rotate_size;      /* audit.rotate_size (default 100 MiB) */
         bool fsync;              /* audit.fsync: fsync each record (default true) */
     } audit;
@@ -157,7 +160,11 @@ typedef struct conf {
 void conf_defaults(conf_t *c);
 
 /*
- * Load the YAML file `path` over the defaults into a new conf_t (*out).
+ * Load the YAML file `path` over the defaults into a new conf_t (*out),
+ * then apply the environment overrides KMSD_LISTEN (comma-separated
+ * ADDR:PORT list, replaces `listen`) and KMSD_LOG_LEVEL (`log.level`) when
+ * they are set and not empty; a bad value is an error naming the variable
+ * ("$KMSD_LISTEN: listen: ...", no offset).
  * On error returns KMS_ERR_CONFIG (bad content), KMS_ERR_IO (cannot read) or
  * KMS_ERR_NOMEM, leaves *out NULL and records one line in err (NULL ok):
  * "FILE:LINE:COL: KEY: what is wrong", with the byte offset in the file.

@@ -1,6 +1,9 @@
 /*
  * conf/defaults.c: the default value of every setting. conf/kmsd.yaml
- * documents the same values; change both together.
+ * documents the same values; change both together. All state (database,
+ * master-key file, audit log, admin socket) defaults to /var/lib/kmsd, the
+ * package's state directory and the container image's one volume; only the
+ * configuration and the PKI default to /etc/kmsd.
  *
  * Defaults point at static storage; nothing here allocates.
  */
@@ -60,7 +63,7 @@ void conf_defaults(conf_t *c)
     c->store.max_batch = 512;
 
     c->hsm.provider = CONF_HSM_FILE;
-    c->hsm.key_file = "/etc/kmsd/master.key";
+    c->hsm.key_file = "/var/lib/kmsd/master.key";
     c->hsm.module = "";
     c->hsm.token_label = "";
     c->hsm.slot = -1;
@@ -68,13 +71,13 @@ void conf_defaults(conf_t *c)
     c->hsm.pin_env = "";
     c->hsm.key_label = "kmsd-master";
 
-    c->admin.socket = "/run/kmsd/admin.sock";
+    c->admin.socket = "/var/lib/kmsd/admin.sock";
     c->admin.mode = 0600;
     c->admin.group = "";
 
     c->log.level = KMS_LOG_INFO;
 
-    c->audit.path = "/var/log/kmsd/audit.log";
+    c->audit.path = "/var/lib/kmsd/audit.log";
     c->audit.rotate_size = (size_t)100 << 20;
     c->audit.fsync = true;
 

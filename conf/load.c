@@ -6,6 +6,11 @@
  * syntax errors with their position; then the document API walks the tree
  * against conf_schema. Every error names FILE:LINE:COL and the dotted key.
  *
+ * conf_load() (a file) then applies the few environment overrides in
+ * env_overrides[] (KMSD_LISTEN, KMSD_LOG_LEVEL: what a container sets per
+ * run), with the same checks; conf_load_buffer() never reads the
+ * environment, so a buffer means the same thing to every caller.
+ *
  * It does not check that the files named exist, that cipher strings are
  * valid for OpenSSL or that addresses are local: the server does that with
  * the real libraries and reports it at start (and in --check-config).
@@ -34,6 +39,7 @@ typedef struct loader {
     conf_t *c;
     kms_arena_t *a;
     kms_error_t *err;         /* NULL: no detail wanted */
+    const char *env;          /* environment variable being applied, or NULL */
     struct {
         const conf_field_t *f;
         yaml_mark_t mark;
@@ -52,7 +58,10 @@ static void fail_at(loader_t *L, yaml_mark_t m, const char *sect, const char *ke
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (key)
+    if (L->env) /* no line and column: the value came from the environment */
+        kms_error_set(L->err, KMS_ERR_CONFIG, "$%s: %s%s%s: %s", L->env, sect ? sect : "",
+                      sect ? "." : "", key ? key : "", msg);
+    else if (key)
         kms_error_set_at(L->err, KMS_ERR_CONFIG, m.index, "%s:%zu:%zu: %s%s%s: %s", L->name,
                          m.line + 1, m.column + 1, sect ? sect : "", sect ? "." : "", key, msg);
     else
@@ -460,6 +469,86 @@ static int walk_mapping(loader_t *L, const yaml_node_t *map, const conf_field_t 
     return 0;
 }
 
+/*
+ * Settings the environment overrides (conf_load() only). A container sets
+ * them per run without editing the mounted file; an empty value counts as
+ * unset. KMSD_LISTEN is a comma-separated list of ADDR:PORT.
+ */
+static const struct {
+    const char *var, *sect, *key;
+} env_overrides[] = {
+    {"KMSD_LISTEN", NULL, "listen"},
+    {"KMSD_LOG_LEVEL", "log", "level"},
+};
+
+static const conf_field_t *schema_field(const char *sect, const char *key)
+{
+    const conf_field_t *t = conf_schema;
+    if (sect) {
+        for (t = conf_schema; t->key && strcmp(t->key, sect) != 0; t++)
+            ;
+        if (t->key == NULL || t->sub == NULL)
+            return NULL;
+        t = t->sub;
+    }
+    for (; t->key; t++)
+        if (strcmp(t->key, key) == 0)
+            return t;
+    return NULL;
+}
+
+/* The value as a node of L->doc: a sequence of the comma-separated items
+ * for a list setting, else one scalar. 0 when libyaml runs out of memory. */
+static int env_node(loader_t *L, const conf_field_t *f, const char *v)
+{
+    yaml_document_t *d = L->doc;
+    if (f->type != CONF_T_HOSTLIST)
+        return yaml_document_add_scalar(d, NULL, (yaml_char_t *)v, (int)strlen(v),
+                                        YAML_PLAIN_SCALAR_STYLE);
+    int seq = yaml_document_add_sequence(d, NULL, YAML_FLOW_SEQUENCE_STYLE);
+    for (const char *p = v; seq; p++) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        while (n && *p == ' ')
+            p++, n--;
+        while (n && p[n - 1] == ' ')
+            n--;
+        int it = yaml_document_add_scalar(d, NULL, (yaml_char_t *)p, (int)n, YAML_PLAIN_SCALAR_STYLE);
+        if (it == 0 || !yaml_document_append_sequence_item(d, seq, it))
+            return 0;
+        if (end == NULL)
+            break;
+        p = end;
+    }
+    return seq;
+}
+
+static int apply_env(loader_t *L)
+{
+    for (size_t i = 0; i < KMS_ARRAY_SIZE(env_overrides); i++) {
+        const char *v = getenv(env_overrides[i].var);
+        if (v == NULL || v[0] == '\0')
+            continue;
+        const conf_field_t *f = schema_field(env_overrides[i].sect, env_overrides[i].key);
+        if (f == NULL)
+            return KMS_ERR_INTERNAL;
+        if (strlen(v) > 4096) {
+            L->env = env_overrides[i].var;
+            fail_at(L, (yaml_mark_t){0, 0, 0}, env_overrides[i].sect, f->key, "longer than 4096 bytes");
+            return KMS_ERR_CONFIG;
+        }
+        int id = env_node(L, f, v);
+        if (id == 0)
+            return KMS_ERR_NOMEM;
+        L->env = env_overrides[i].var;
+        int rc = set_field(L, f, yaml_document_get_node(L->doc, id), env_overrides[i].sect);
+        L->env = NULL;
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* Where a key was set, or the top of the file when it was not. */
 static yaml_mark_t mark_of(loader_t *L, const char *sect, const char *key)
 {
@@ -582,8 +671,8 @@ static int scan_events(loader_t *L, const unsigned char *data, size_t len)
     return rc;
 }
 
-int conf_load_buffer(const char *name, const char *dir, const void *data, size_t len,
-                     conf_t **out, kms_error_t *err)
+static int load_buffer(const char *name, const char *dir, const void *data, size_t len,
+                       bool with_env, conf_t **out, kms_error_t *err)
 {
     loader_t L;
     yaml_parser_t p;
@@ -647,6 +736,8 @@ int conf_load_buffer(const char *name, const char *dir, const void *data, size_t
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (root != NULL && (rc = walk_mapping(&L, root, conf_schema, NULL)) != 0)
         goto out;
+    if (with_env && (rc = apply_env(&L)) != 0)
+        goto out;
     if ((rc = cross_check(&L)) != 0)
         goto out;
     *out = L.c;
@@ -661,6 +752,12 @@ out:
     if (rc == KMS_ERR_NOMEM && err && err->msg[0] == '\0')
         kms_error_set(err, rc, "%s: out of memory", L.name);
     return rc;
+}
+
+int conf_load_buffer(const char *name, const char *dir, const void *data, size_t len,
+                     conf_t **out, kms_error_t *err)
+{
+    return load_buffer(name, dir, data, len, false, out, err);
 }
 
 int conf_load(const char *path, conf_t **out, kms_error_t *err)
@@ -727,7 +824,7 @@ int conf_load(const char *path, conf_t **out, kms_error_t *err)
     else
         *slash = '\0';
 
-    rc = conf_load_buffer(path, dir, buf, len, out, err);
+    rc = load_buffer(path, dir, buf, len, true, out, err);
     if (rc == 0) {
         const char *p = kms_arena_strdup((kms_arena_t *)(*out)->priv_, abs);
         if (p == NULL) {

@@ -1,7 +1,7 @@
 /* tests/unit/test_conf_load.c: conf_load() on real files: defaults, the
  * shipped sample, every kind of type error, unknown keys with their
  * line:column, ranges, durations and sizes, relative paths, cross-field
- * rules, and the dump round trip. */
+ * rules, the environment overrides, and the dump round trip. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -102,13 +102,13 @@ static void test_defaults(void **state)
     assert_string_equal(d.store.path, "/var/lib/kmsd/kms.db");
     assert_int_equal(d.store.max_batch, 512);
     assert_int_equal(d.hsm.provider, CONF_HSM_FILE);
-    assert_string_equal(d.hsm.key_file, "/etc/kmsd/master.key");
+    assert_string_equal(d.hsm.key_file, "/var/lib/kmsd/master.key");
     assert_int_equal(d.hsm.slot, -1);
     assert_string_equal(d.hsm.key_label, "kmsd-master");
-    assert_string_equal(d.admin.socket, "/run/kmsd/admin.sock");
+    assert_string_equal(d.admin.socket, "/var/lib/kmsd/admin.sock");
     assert_int_equal(d.admin.mode, 0600);
     assert_int_equal(d.log.level, KMS_LOG_INFO);
-    assert_string_equal(d.audit.path, "/var/log/kmsd/audit.log");
+    assert_string_equal(d.audit.path, "/var/lib/kmsd/audit.log");
     assert_int_equal(d.audit.rotate_size, 100 << 20);
     assert_true(d.audit.fsync);
     assert_string_equal(d.replication.listen, "");
@@ -551,6 +551,54 @@ static void test_yaml_errors(void **state)
     conf_free(c);
 }
 
+/* KMSD_LISTEN and KMSD_LOG_LEVEL override the file in conf_load() (with
+ * the same checks and an error naming the variable), never in
+ * conf_load_buffer(); an empty value counts as unset. */
+static void test_environment(void **state)
+{
+    (void)state;
+    static const char text[] = "listen: [\"127.0.0.1:5696\"]\nlog:\n  level: warn\n";
+    conf_t *c = NULL;
+    kms_error_t err = {0};
+
+    assert_int_equal(setenv("KMSD_LISTEN", " 127.0.0.1:7001 ,[::1]:7002", 1), 0);
+    assert_int_equal(setenv("KMSD_LOG_LEVEL", "debug", 1), 0);
+    assert_int_equal(load_text("env.yaml", text, &c, &err), 0);
+    assert_int_equal(c->n_listen, 2);
+    assert_string_equal(c->listen[0], "127.0.0.1:7001");
+    assert_string_equal(c->listen[1], "[::1]:7002");
+    assert_int_equal(c->log.level, KMS_LOG_DEBUG);
+    conf_free(c);
+
+    /* From memory: the file's values, whatever the environment says. */
+    assert_int_equal(conf_load_buffer("mem", NULL, text, strlen(text), &c, &err), 0);
+    assert_int_equal(c->n_listen, 1);
+    assert_string_equal(c->listen[0], "127.0.0.1:5696");
+    assert_int_equal(c->log.level, KMS_LOG_WARN);
+    conf_free(c);
+
+    /* Bad values are refused, naming the variable. */
+    c = (conf_t *)0x1;
+    assert_int_equal(setenv("KMSD_LISTEN", "127.0.0.1:7001,nope", 1), 0);
+    assert_int_equal(load_text("env.yaml", text, &c, &err), KMS_ERR_CONFIG);
+    assert_null(c);
+    assert_int_equal(err.offset, KMS_ERROR_NO_OFFSET);
+    assert_string_equal(err.msg, "$KMSD_LISTEN: listen: 'nope' is not ADDR:PORT or [IPV6]:PORT (port 1-65535)");
+    assert_int_equal(setenv("KMSD_LISTEN", "", 1), 0);
+    assert_int_equal(setenv("KMSD_LOG_LEVEL", "loud", 1), 0);
+    assert_int_equal(load_text("env.yaml", text, &c, &err), KMS_ERR_CONFIG);
+    assert_string_equal(err.msg, "$KMSD_LOG_LEVEL: log.level: must be one of: error, warn, info, debug (got 'loud')");
+
+    /* Empty values: the file's. */
+    assert_int_equal(setenv("KMSD_LOG_LEVEL", "", 1), 0);
+    assert_int_equal(load_text("env.yaml", text, &c, &err), 0);
+    assert_string_equal(c->listen[0], "127.0.0.1:5696");
+    assert_int_equal(c->log.level, KMS_LOG_WARN);
+    conf_free(c);
+    unsetenv("KMSD_LISTEN");
+    unsetenv("KMSD_LOG_LEVEL");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -565,6 +613,7 @@ int main(void)
         cmocka_unit_test(test_cross_field),
         cmocka_unit_test(test_deprecated_mode),
         cmocka_unit_test(test_yaml_errors),
+        cmocka_unit_test(test_environment),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
