@@ -46,7 +46,7 @@ int cmd_init(int argc, char **argv);
 static void init_usage(FILE *f)
 {
     fprintf(f,
-            "usage: kmsctl init --dir DIR [--listen ADDR:PORT] [--host NAME_OR_IP ...] [--rsa] [--force]\n"
+            "usage: kmsctl init --dir DIR [--listen ADDR:PORT] [--host NAME_OR_IP[,...]] [--rsa] [--force]\n"
             "                   [--peer-listen ADDR:PORT [--node-id ID]] [HSM OPTIONS]\n"
             "\n"
             "First-run setup of a kmsd directory. Creates DIR (mode 0700) with:\n"
@@ -60,7 +60,9 @@ static void init_usage(FILE *f)
             "\n"
             "  --dir DIR          directory to set up (created if missing)\n"
             "  --listen ADDR:PORT KMIP listener (default [::]:5696)\n"
-            "  --host NAME_OR_IP  extra name in the server certificate (repeatable); this\n"
+            "  --host NAME_OR_IP[,NAME_OR_IP...]\n"
+            "                     names and addresses clients use to reach kmsd, put in the\n"
+            "                     server certificate (repeatable; the first is its CN); this\n"
             "                     machine's host name, localhost, 127.0.0.1 and ::1 are always in\n"
             "  --rsa              RSA 3072 keys instead of EC P-256\n"
             "  --days N           leaf certificate validity in days (default %d; CA: %d)\n"
@@ -74,6 +76,31 @@ static void init_usage(FILE *f)
             "                     default: a random one)\n"
             KMSCTL_HSM_USAGE,
             CERTS_LEAF_DAYS, CERTS_CA_DAYS);
+}
+
+/* One --host value: a comma-separated list, each name copied into its own
+ * slot of `store` (the SAN list points there). Empty items are skipped. */
+static int add_hosts(const char *arg, char (*store)[256], const char **hosts, size_t *n)
+{
+    for (const char *p = arg; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len > 0) {
+            if (*n >= MAX_HOSTS) {
+                fprintf(stderr, "kmsctl init: at most %d --host names\n", MAX_HOSTS);
+                return KMSCTL_EXIT_USAGE;
+            }
+            if (len >= sizeof(store[0])) {
+                fprintf(stderr, "kmsctl init: --host name '%.*s...' is too long\n", 40, p);
+                return KMSCTL_EXIT_USAGE;
+            }
+            memcpy(store[*n], p, len);
+            store[*n][len] = '\0';
+            hosts[*n] = store[*n];
+            (*n)++;
+        }
+        p += len + (p[len] == ',');
+    }
+    return 0;
 }
 
 /*
@@ -164,6 +191,7 @@ int cmd_init(int argc, char **argv)
     };
     const char *dir_arg = NULL, *listen = "[::]:5696", *peer_listen = NULL, *node_arg = NULL;
     const char *hosts[MAX_HOSTS + 2];
+    static char host_store[MAX_HOSTS][256];
     size_t n_hosts = 0;
     bool rsa = false, force = false;
     int days = 0, o;
@@ -190,11 +218,8 @@ int cmd_init(int argc, char **argv)
         case 'p': peer_listen = optarg; break;
         case 'n': node_arg = optarg; break;
         case 'H':
-            if (n_hosts >= MAX_HOSTS) {
-                fprintf(stderr, "kmsctl init: at most %d --host options\n", MAX_HOSTS);
-                return KMSCTL_EXIT_USAGE;
-            }
-            hosts[n_hosts++] = optarg;
+            if ((rc = add_hosts(optarg, host_store, hosts, &n_hosts)) != 0)
+                return rc;
             break;
         case 'r': rsa = true; break;
         case 'f': force = true; break;

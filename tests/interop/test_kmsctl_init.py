@@ -213,6 +213,22 @@ def test_init_usage_errors(tmp_path):
     kmsctl("init", "--dir", str(tmp_path / "c"), "--bogus", check=2)
 
 
+def test_init_host_list(tmp_path):
+    """--host takes comma-separated lists (KMSD_HOST in the container passes
+    one straight through); empty items are skipped; the first name is the
+    CN."""
+    d = tmp_path / "hl"
+    kmsctl("init", "--dir", str(d), "--host", "kms-a.example.test,10.1.2.3",
+           "--host", ",kms-b.example.test,", check=0)
+    t = text_of(str(d / "pki" / "server.crt"))
+    san = re.search(r"X509v3 Subject Alternative Name:.*\n\s*(.*)\n", t).group(1)
+    for want in ("DNS:kms-a.example.test", "IP Address:10.1.2.3", "DNS:kms-b.example.test",
+                 "DNS:localhost", "IP Address:127.0.0.1"):
+        assert want in san, san
+    assert re.search(r"Subject:.*CN *= *kms-a\.example\.test", t)
+    kmsctl("init", "--dir", str(tmp_path / "hl2"), "--host", "ok.example,bad name", check=2)
+
+
 def test_issue_client(kms_dir, tmp_path):
     d = str(kms_dir)
     p = kmsctl("pki", "issue-client", "alice", "--dir", d, check=0)
