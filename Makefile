@@ -167,6 +167,8 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5
 	install -m 0644 packaging/man/kmsd.8 packaging/man/kmsctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	install -m 0644 packaging/man/kmsd.yaml.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 0644 packaging/bash-completion/kmsctl $(DESTDIR)$(PREFIX)/share/bash-completion/completions/kmsctl
 
 # Debian package: installs debhelper when missing, then builds the working
 # tree in a private copy (build/deb/kmsd-VERSION: no ./debian in the tree, and

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian 12 packages kmsd needs to build, test and run.
+# lintian and python3-seccomp are for the packaging tests (the .deb, the
+# systemd unit's system-call filter). The container tests use podman when it
+# is installed (apt-get install podman runc mmdebstrap) and skip without it.
 # Idempotent: installs only what is missing; runs `apt-get update` only then.
 set -euo pipefail
 
@@ -10,6 +13,7 @@ PKGS=(
   openssl sqlite3 softhsm2 opensc
   python3 python3-pytest python3-pykmip
   clang libclang-rt-14-dev
+  lintian python3-seccomp
 )
 
 missing=()
