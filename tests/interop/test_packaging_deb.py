@@ -12,8 +12,10 @@ Built once per session (with 2 jobs, about 35 s), then:
 - installed with apt into a clean Debian 12 container (podman; skipped
   without it): user, directories and modes, the programs run, `kmsctl init`
   as the kmsd user sets up /var/lib/kmsd, reinstalling (the upgrade path)
-  keeps everything, purge of an empty state directory removes it silently
-  and purge of a populated one keeps it and lists what is in it.
+  keeps everything, the first run of docs/operations.md section 2 (a
+  one-line /etc/kmsd/kmsd.yaml, state found in /var/lib/kmsd) gives a
+  healthy kmsd, purge of an empty state directory removes it silently and
+  purge of a populated one keeps it and lists what is in it.
 What could not be checked here: the systemd branches of the scripts (no
 systemd as PID 1 in the container); test_packaging_systemd.py checks the
 unit itself.
@@ -141,6 +143,16 @@ stat -c '%n %U %a' /var/lib/kmsd/master.key
 dpkg -i /deb/kmsd.deb >/dev/null 2>&1
 test -e /var/lib/kmsd/kms.db && echo "kept across upgrade"
 runuser -u kmsd -- kmsd --check-config /var/lib/kmsd/kmsd.yaml >/dev/null 2>&1 && echo "config ok"
+echo "== first run as in operations.md"
+ln -s /var/lib/kmsd/pki /etc/kmsd/pki
+printf 'listen: ["127.0.0.1:%s"]\n' "$PORT" | install -m 0640 -o root -g kmsd /dev/stdin /etc/kmsd/kmsd.yaml
+runuser -u kmsd -- kmsd --check-config /etc/kmsd/kmsd.yaml >/dev/null 2>&1 && echo "etc config ok"
+runuser -u kmsd -- kmsd -c /etc/kmsd/kmsd.yaml >/tmp/kmsd.log 2>&1 &
+for i in $(seq 100); do kmsctl status >/dev/null 2>&1 && break; sleep 0.2; done
+kmsctl status | grep -E '^(health|hsm|audit) ' || cat /tmp/kmsd.log
+kmsctl ca export | head -n 1
+ls /var/lib/kmsd | tr '\n' ' '; echo
+kill $!; wait
 echo "== purge populated"
 dpkg --purge kmsd 2>&1
 ls /var/lib/kmsd | tr '\n' ' '; echo
@@ -151,6 +163,7 @@ def test_install_and_purge_in_clean_debian(deb, pm):
     path, _ = deb
     c = pm.name("deb")
     p = pm.run("run", "--rm", "--name", c, "--network=host", "-v", "%s:/deb/kmsd.deb:ro" % path,
+               "-e", "PORT=%d" % kmsd_harness.free_port(),
                podman_harness.BASE, "sh", "-c", INSTALL_SCRIPT, timeout=900, check=False)
     out = p.stdout
     assert p.returncode == 0, out + p.stderr
@@ -162,10 +175,19 @@ def test_install_and_purge_in_clean_debian(deb, pm):
     purge_empty = out.split("== purge empty")[1].split("== reinstall")[0]
     assert "state dir removed" in purge_empty and "etc removed" in purge_empty
     assert "kept" not in purge_empty, purge_empty
-    upgrade = out.split("== reinstall, init, upgrade")[1].split("== purge populated")[0]
+    upgrade = out.split("== reinstall, init, upgrade")[1].split("== first run")[0]
     assert "/var/lib/kmsd/master.key kmsd 600" in upgrade
     assert "kept across upgrade" in upgrade and "config ok" in upgrade
+    # operations.md section 2: /etc/kmsd/kmsd.yaml names only the listener;
+    # state and admin socket are found in /var/lib/kmsd by default.
+    first = out.split("== first run as in operations.md")[1].split("== purge populated")[0]
+    assert "etc config ok" in first
+    assert re.search(r"^health\s+ok$", first, re.M), first
+    assert re.search(r"^hsm\s+file /var/lib/kmsd/master.key$", first, re.M), first
+    assert "-----BEGIN CERTIFICATE-----" in first
+    for f in ("audit.log", "admin.sock", "kms.db"):
+        assert f in first.split("-----BEGIN CERTIFICATE-----")[1], first
     purge_full = out.split("== purge populated")[1]
     assert "kmsd: /var/lib/kmsd is not empty and was kept:" in purge_full
     assert "kms.db" in purge_full and "master.key" in purge_full
-    assert "kmsd: /etc/kmsd" not in purge_full  # empty: removed without a word
+    assert "kmsd: /etc/kmsd is not empty and was kept: kmsd.yaml pki" in purge_full
