@@ -78,13 +78,14 @@ class Podman:
         p = self.run("logs", name, check=False)
         return p.stdout + noise_free(p.stderr)
 
-    def wait_log(self, name, pattern, timeout=90):
-        """Wait until the container's log matches regex `pattern`; fail
-        early, with the log, when the container exits first."""
+    def wait_log(self, name, pattern, timeout=90, count=1):
+        """Wait until the container's log (every run of it) matches regex
+        `pattern` `count` times; fail early, with the log, when the
+        container exits first."""
         deadline = time.time() + timeout
         while time.time() < deadline:
             log = self.logs(name)
-            if re.search(pattern, log):
+            if len(re.findall(pattern, log)) >= count:
                 return log
             st = self.run("inspect", "-f", "{{.State.Status}}", name, check=False).stdout.strip()
             if st in ("exited", "stopped"):
