@@ -65,7 +65,7 @@ class Podman:
     def name(self, what):
         n = "%s-%s" % (PREFIX, what)
         self.names.append(n)
-        self.run("rm", "-f", n, check=False)
+        self.run("rm", "-f", "-v", n, check=False)
         return n
 
     def volume(self, what):
@@ -96,7 +96,7 @@ class Podman:
 
     def cleanup(self):
         for n in self.names:
-            self.run("rm", "-f", "-t", "2", n, check=False)
+            self.run("rm", "-f", "-v", "-t", "2", n, check=False)
         for v in self.volumes:
             self.run("volume", "rm", "-f", v, check=False)
 

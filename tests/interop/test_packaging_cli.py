@@ -97,6 +97,8 @@ def test_completes_files(tmp_path):
     assert complete("kmsctl", "--config", prefix) == [prefix + "msd-one.yaml"]
     assert complete("kmsctl", "init", "--dir", str(tmp_path / "s")) == [str(tmp_path / "sub")]
     assert complete("kmsctl", "audit", "verify", prefix) == [prefix + "msd-one.yaml"]
+    (tmp_path / "with space.log").write_text("")
+    assert complete("kmsctl", "audit", "verify", str(tmp_path / "w")) == [str(tmp_path / "with space.log")]
 
 
 def test_make_install_puts_it_where_bash_completion_looks():
