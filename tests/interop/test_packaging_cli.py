@@ -87,6 +87,7 @@ def test_completes_subcommands_and_options():
     assert complete("kmsctl", "client", "add", "--role", "") == ["admin", "client"]
     assert complete("kmsctl", "key", "revoke", "1", "--reason", "c") == ["cessation", "compromise"]
     assert complete("kmsctl", "key", "create", "--length", "") == ["128", "192", "256"]
+    assert complete("kmsctl", "ttlv", "decode", "--format", "") == ["json", "ttlv", "xml"]
     assert complete("kmsctl", "nosuchcommand", "--") == []
 
 
