@@ -79,6 +79,23 @@ def test_contents(deb):
         assert unit == f.read()
 
 
+def test_dockerfile_build_stage_has_the_build_depends():
+    """The container image is built from the same dependencies as the
+    package: every Build-Depends of debian/control is installed by the
+    Dockerfile's build stage (a new library added to one only fails here,
+    without a container engine)."""
+    with open(os.path.join(REPO, "packaging/debian/control")) as f:
+        control = f.read()
+    bd = re.search(r"^Build-Depends:(.*?)^\S", control, re.S | re.M).group(1)
+    wanted = {re.sub(r"\s*\(.*\)", "", d).strip() for d in bd.replace("\n", " ").split(",")}
+    wanted -= {"", "debhelper-compat"}
+    with open(os.path.join(REPO, "packaging/docker/Dockerfile")) as f:
+        build_stage = f.read().split("\nFROM ")[1]
+    installed = set(re.findall(r"[a-z0-9][a-z0-9.+-]+", build_stage.split("apt-get install", 1)[1]
+                               .split("&&")[0]))
+    assert wanted <= installed, "not in the Dockerfile's build stage: %s" % sorted(wanted - installed)
+
+
 def test_maintainer_scripts(deb):
     _, ctl = deb
     prerm = (ctl / "prerm").read_text()
