@@ -151,6 +151,11 @@ $(FUZZ_BUILD)/fuzz_ttlv_json $(FUZZ_BUILD)/fuzz_ttlv_xml: $(FUZZ_BUILD)/%: tests
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ -ljansson -lexpat
+# The clocks codec of store/ is pure (no SQLite): it links alone.
+$(FUZZ_BUILD)/fuzz_store_clocks: tests/fuzz/fuzz_store_clocks.c $(FUZZ_LIBSRC) store/clocks.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^
 $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIBSRC)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
