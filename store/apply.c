@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#define OBJ_ID_COLS "hlc, origin, origin_seq"
+
 static const char *const wsql[WS__COUNT] = {
     [WS_BEGIN] = "BEGIN IMMEDIATE",
     [WS_COMMIT] = "COMMIT",
@@ -20,29 +22,76 @@ static const char *const wsql[WS__COUNT] = {
     [WS_SAVEPOINT] = "SAVEPOINT w",
     [WS_RELEASE] = "RELEASE w",
     [WS_ROLLBACK_TO] = "ROLLBACK TO w",
-    [WS_OBJ_VERSION] = "SELECT oid, version, created_us FROM objects WHERE id = ?1",
+    [WS_OBJ_VERSION] = "SELECT oid, version, created_us, " OBJ_ID_COLS ", clocks"
+                       " FROM objects WHERE id = ?1",
     [WS_OBJ_INSERT] = "INSERT INTO objects(id, object_type, state, tenant, version, created_us,"
-                      " updated_us, archived, dsk_id, blob, seal_gen)"
-                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12)",
+                      " updated_us, archived, dsk_id, blob, seal_gen, " OBJ_ID_COLS ", clocks)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?16, ?12, ?13, ?14, ?15)",
     [WS_OBJ_UPDATE] = "UPDATE objects SET object_type = ?2, state = ?3, tenant = ?4,"
                       " version = ?5, created_us = ?6, updated_us = ?7, archived = ?8,"
-                      " dsk_id = ?9, blob = ?10, seal_gen = ?12 WHERE oid = ?11 AND id = ?1",
+                      " dsk_id = ?9, blob = ?10, seal_gen = ?16, hlc = ?12, origin = ?13,"
+                      " origin_seq = ?14, clocks = ?15 WHERE oid = ?11 AND id = ?1",
     [WS_OBJ_DELETE] = "DELETE FROM objects WHERE oid = ?1",
     [WS_ATTR_DELETE] = "DELETE FROM attributes WHERE obj_id = ?1",
-    [WS_LOG_INSERT] = "INSERT INTO change_log(obj_id, version, hlc, node_id, deleted)"
-                      " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [WS_LOG_INSERT] = "INSERT INTO change_log(kind, key, version, hlc, origin, origin_seq, deleted)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [WS_META_PUT] = "INSERT INTO meta(key, value) VALUES (?1, ?2)"
                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-    [WS_TENANT_INSERT] = "INSERT INTO tenants(name, created_us) VALUES (?1, ?2)",
+    [WS_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [WS_TENANT_INSERT] = "INSERT INTO tenants(name, created_us, " OBJ_ID_COLS ")"
+                         " VALUES (?1, ?2, ?3, ?4, ?5)",
     [WS_TENANT_DELETE] = "DELETE FROM tenants WHERE name = ?1",
     [WS_TENANT_OBJECTS] = "SELECT EXISTS (SELECT 1 FROM objects WHERE tenant = ?1)",
     [WS_CLIENT_UPSERT] = "INSERT INTO clients(name, tenant, role, kind, cert_sha256,"
-                         " password_hash, created_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                         " password_hash, created_us, " OBJ_ID_COLS ")"
+                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
                          " ON CONFLICT(name) DO UPDATE SET tenant = excluded.tenant,"
                          " role = excluded.role, kind = excluded.kind,"
                          " cert_sha256 = excluded.cert_sha256,"
-                         " password_hash = excluded.password_hash",
+                         " password_hash = excluded.password_hash, hlc = excluded.hlc,"
+                         " origin = excluded.origin, origin_seq = excluded.origin_seq,"
+                         " created_us = CASE WHEN ?11 THEN excluded.created_us"
+                         " ELSE created_us END",
     [WS_CLIENT_DELETE] = "DELETE FROM clients WHERE name = ?1",
+    [WS_TOMB_GET] = "SELECT " OBJ_ID_COLS " FROM tombstones WHERE kind = ?1 AND key = ?2",
+    [WS_TOMB_PUT] = "INSERT INTO tombstones(kind, key, " OBJ_ID_COLS ", seq)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(kind, key) DO UPDATE SET"
+                    " hlc = excluded.hlc, origin = excluded.origin,"
+                    " origin_seq = excluded.origin_seq, seq = excluded.seq",
+    [WS_TOMB_DELETE] = "DELETE FROM tombstones WHERE kind = ?1 AND key = ?2",
+    [WS_ROW_CLOCK_TENANT] = "SELECT " OBJ_ID_COLS " FROM tenants WHERE name = ?1",
+    [WS_ROW_CLOCK_CLIENT] = "SELECT " OBJ_ID_COLS " FROM clients WHERE name = ?1",
+    [WS_ROW_CLOCK_NODE] = "SELECT " OBJ_ID_COLS ", removed FROM nodes WHERE node_id = ?1",
+    [WS_TENANT_UPSERT] = "INSERT INTO tenants(name, created_us, " OBJ_ID_COLS ")"
+                         " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(name) DO UPDATE SET"
+                         " created_us = excluded.created_us, hlc = excluded.hlc,"
+                         " origin = excluded.origin, origin_seq = excluded.origin_seq",
+    [WS_NODE_UPSERT] = "INSERT INTO nodes(node_id, peer_addr, kmip_addr, cert_sha256,"
+                       " added_hlc, removed, " OBJ_ID_COLS ")"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                       " ON CONFLICT(node_id) DO UPDATE SET peer_addr = excluded.peer_addr,"
+                       " kmip_addr = excluded.kmip_addr, cert_sha256 = excluded.cert_sha256,"
+                       " added_hlc = excluded.added_hlc,"
+                       " removed = max(removed, excluded.removed), hlc = excluded.hlc,"
+                       " origin = excluded.origin, origin_seq = excluded.origin_seq",
+    [WS_NODE_REMOVE] = "UPDATE nodes SET removed = 1 WHERE node_id = ?1",
+    [WS_DSK_EXISTS] = "SELECT EXISTS (SELECT 1 FROM meta WHERE key = ?1)",
+    [WS_DSK_PUT] = "INSERT OR REPLACE INTO dsks(id, " OBJ_ID_COLS ") VALUES (?1, ?2, ?3, ?4)",
+    [WS_DSK_CURRENT_GET] = "SELECT " OBJ_ID_COLS " FROM dsk_current WHERE one = 1",
+    [WS_DSK_CURRENT_PUT] = "INSERT OR REPLACE INTO dsk_current(one, id, " OBJ_ID_COLS ")"
+                           " VALUES (1, ?1, ?2, ?3, ?4)",
+    [WS_REPL_STATE_PUT] = "INSERT INTO repl_state(node_id, origin_hwm, link_pos, updated_us)"
+                          " VALUES (?1, max(?2, 0), max(?3, 0), ?4)"
+                          " ON CONFLICT(node_id) DO UPDATE SET"
+                          " origin_hwm = CASE WHEN ?2 < 0 THEN origin_hwm"
+                          " ELSE max(origin_hwm, ?2) END,"
+                          " link_pos = CASE WHEN ?3 < 0 THEN link_pos ELSE ?3 END,"
+                          " updated_us = ?4",
+    [WS_REPL_STATE_DROP] = "DELETE FROM repl_state WHERE node_id = ?1",
+    [WS_TRIM_LOG] = "DELETE FROM change_log WHERE seq <= ?1",
+    [WS_TRIM_TOMBS] = "DELETE FROM tombstones WHERE seq <= ?1",
+    [WS_LAST_SEQ] = "SELECT coalesce((SELECT seq FROM sqlite_sequence"
+                    " WHERE name = 'change_log'), 0)",
 };
 
 int store_wstmt(store_t *s, enum store_wstmt which, sqlite3_stmt **out)
@@ -120,7 +169,7 @@ static int insert_attrs(store_t *s, int64_t oid, const store_attr_t *attrs, size
 }
 
 /* Step a statement that returns no rows; reset it either way. */
-static int run(store_t *s, sqlite3_stmt *st, const char *what)
+int store_wrun(store_t *s, sqlite3_stmt *st, const char *what)
 {
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
@@ -132,25 +181,75 @@ static bool is_constraint(store_t *s, int ext)
     return sqlite3_extended_errcode(s->wdb) == ext;
 }
 
-static int append_log(store_t *s, const char *id, int64_t version, bool deleted, int64_t now_us)
+int store_row_change_id(sqlite3_stmt *st, int col, store_change_id_t *out)
 {
+    memset(out, 0, sizeof(*out));
+    out->hlc = sqlite3_column_int64(st, col);
+    out->origin_seq = sqlite3_column_int64(st, col + 2);
+    if (store_col_text(st, col + 1, out->origin, sizeof(out->origin)) != 0) {
+        kms_log(KMS_LOG_ERROR, STORE_LOG, "a stored origin is malformed");
+        return KMS_ERR_IO;
+    }
+    return 0;
+}
+
+int store_log_change(store_t *s, store_op_t *op, enum store_kind kind, const char *key,
+                     int64_t version, bool deleted, int64_t now_us, store_change_id_t *id_out)
+{
+    if (op->repl) {
+        *id_out = op->id;
+        if (op->id.hlc > s->last_hlc)
+            s->last_hlc = op->id.hlc;
+        if (s->applying->no_log) {
+            s->hlc_floor_dirty = true; /* no log row carries this clock */
+            s->log_seq = 0;
+            return 0;
+        }
+    } else {
+        int64_t seen = atomic_load(&s->hlc_seen);
+        if (seen > s->last_hlc)
+            s->last_hlc = seen;
+        s->last_hlc = store_hlc_next(s->last_hlc, now_us / 1000);
+        id_out->hlc = s->last_hlc;
+        memcpy(id_out->origin, s->node_id, sizeof(id_out->origin));
+        id_out->origin_seq = 0;
+    }
     sqlite3_stmt *st;
     int err = store_wstmt(s, WS_LOG_INSERT, &st);
     if (err)
         return err;
-    s->last_hlc = store_hlc_next(s->last_hlc, now_us / 1000);
-    store_bind_text(st, 1, id);
-    sqlite3_bind_int64(st, 2, version);
-    sqlite3_bind_int64(st, 3, s->last_hlc);
-    store_bind_text(st, 4, s->node_id);
-    sqlite3_bind_int(st, 5, deleted ? 1 : 0);
-    return run(s, st, "change log");
+    sqlite3_bind_int(st, 1, (int)kind);
+    store_bind_text(st, 2, key);
+    sqlite3_bind_int64(st, 3, version);
+    sqlite3_bind_int64(st, 4, id_out->hlc);
+    store_bind_text(st, 5, id_out->origin);
+    /* A change made here stores origin_seq NULL: it is the row's own seq
+     * (known only once the row is in), and NULL costs no bytes. */
+    if (op->repl)
+        sqlite3_bind_int64(st, 6, op->id.origin_seq);
+    sqlite3_bind_int(st, 7, deleted ? 1 : 0);
+    if ((err = store_wrun(s, st, "change log")) != 0)
+        return err;
+    int64_t seq = sqlite3_last_insert_rowid(s->wdb);
+    if (!op->repl)
+        id_out->origin_seq = seq;
+    if (seq > s->applying->last_seq)
+        s->applying->last_seq = seq;
+    s->log_seq = seq;
+    return 0;
 }
 
-/* Current version of `id` (0 when absent), its internal key and its
- * creation time. */
-static int current_version(store_t *s, const char *id, int64_t *ver, int64_t *oid,
-                           int64_t *created)
+/* The stored row of `id`: *ver 0 when absent; else its internal key,
+ * creation time, change identity and (need_clocks) a copy of its clocks
+ * column in the writer's scratch arena. */
+typedef struct {
+    int64_t ver, oid, created;
+    store_change_id_t id;
+    const uint8_t *clocks;
+    size_t clocks_len;
+} cur_row_t;
+
+static int current_row(store_t *s, const char *id, bool need_clocks, cur_row_t *c)
 {
     sqlite3_stmt *st;
     int err = store_wstmt(s, WS_OBJ_VERSION, &st);
@@ -158,14 +257,26 @@ static int current_version(store_t *s, const char *id, int64_t *ver, int64_t *oi
         return err;
     store_bind_text(st, 1, id);
     int rc = sqlite3_step(st);
-    *ver = 0;
+    c->ver = 0;
+    c->clocks = NULL;
+    c->clocks_len = 0;
     if (rc == SQLITE_ROW) {
-        *oid = sqlite3_column_int64(st, 0);
-        *ver = sqlite3_column_int64(st, 1);
-        *created = sqlite3_column_int64(st, 2);
+        c->oid = sqlite3_column_int64(st, 0);
+        c->ver = sqlite3_column_int64(st, 1);
+        c->created = sqlite3_column_int64(st, 2);
+        err = store_row_change_id(st, 3, &c->id);
+        if (!err && need_clocks && sqlite3_column_type(st, 6) != SQLITE_NULL) {
+            c->clocks_len = (size_t)sqlite3_column_bytes(st, 6);
+            c->clocks = kms_arena_memdup(s->wscratch, sqlite3_column_blob(st, 6),
+                                         c->clocks_len ? c->clocks_len : 1);
+            if (!c->clocks)
+                err = KMS_ERR_NOMEM;
+        }
         rc = SQLITE_DONE;
     }
     sqlite3_reset(st);
+    if (err)
+        return err;
     return rc == SQLITE_DONE ? 0 : store_sqlerr(s->wdb, rc, "read version");
 }
 
@@ -176,31 +287,67 @@ static int version_ok(int64_t expect, int64_t cur)
     return expect == cur ? 0 : KMS_ERR_CONFLICT; /* NEW (0) means "absent" */
 }
 
+static int delete_rows(store_t *s, int64_t oid, const char *what)
+{
+    sqlite3_stmt *st;
+    int err = store_wstmt(s, WS_ATTR_DELETE, &st);
+    if (!err) {
+        sqlite3_bind_int64(st, 1, oid);
+        err = store_wrun(s, st, what);
+    }
+    if (!err)
+        err = store_wstmt(s, WS_OBJ_DELETE, &st);
+    if (!err) {
+        sqlite3_bind_int64(st, 1, oid);
+        err = store_wrun(s, st, what);
+    }
+    return err;
+}
+
 static int apply_put(store_t *s, store_op_t *op, int64_t now_us)
 {
     const store_object_t *o = &op->obj;
-    int64_t cur = 0, oid = 0, created = now_us;
+    cur_row_t c = {.created = now_us};
+    store_change_id_t id;
     sqlite3_stmt *st;
     int err = 0;
+    if (op->repl) {
+        /* A put older than the object's tombstone is dropped; a newer
+         * one voids the tombstone. */
+        store_change_id_t t;
+        int has = store_tomb_read(s, STORE_KIND_OBJECT, o->id, &t);
+        if (has < 0)
+            return has;
+        if (has && store_clock_cmp(t.hlc, t.origin, op->id.hlc, op->id.origin) > 0) {
+            op->new_version = 0;
+            return 0;
+        }
+        if (has && (err = store_tomb_remove(s, STORE_KIND_OBJECT, o->id)) != 0)
+            return err;
+    }
     /* A create needs no read: the UNIQUE id refuses an existing object. */
     if (op->expect != STORE_VERSION_NEW) {
-        err = current_version(s, o->id, &cur, &oid, &created);
+        err = current_row(s, o->id, !op->repl && o->touched, &c);
         if (!err)
-            err = version_ok(op->expect, cur);
+            err = version_ok(op->expect, c.ver);
         if (err)
             return err;
     }
-    int64_t ver = cur + 1;
-    if (cur) {
+    if (op->repl && o->created_us > 0)
+        c.created = o->created_us;
+    int64_t ver = c.ver + 1;
+    if ((err = store_log_change(s, op, STORE_KIND_OBJECT, o->id, ver, false, now_us, &id)) != 0)
+        return err;
+    if (c.ver) {
         err = store_wstmt(s, WS_ATTR_DELETE, &st);
         if (err)
             return err;
-        sqlite3_bind_int64(st, 1, oid);
-        err = run(s, st, "put");
+        sqlite3_bind_int64(st, 1, c.oid);
+        err = store_wrun(s, st, "put");
         if (err)
             return err;
     }
-    err = store_wstmt(s, cur ? WS_OBJ_UPDATE : WS_OBJ_INSERT, &st);
+    err = store_wstmt(s, c.ver ? WS_OBJ_UPDATE : WS_OBJ_INSERT, &st);
     if (err)
         return err;
     store_bind_text(st, 1, o->id);
@@ -208,58 +355,66 @@ static int apply_put(store_t *s, store_op_t *op, int64_t now_us)
     sqlite3_bind_int64(st, 3, o->state);
     store_bind_text(st, 4, o->tenant);
     sqlite3_bind_int64(st, 5, ver);
-    sqlite3_bind_int64(st, 6, created);
+    sqlite3_bind_int64(st, 6, c.created);
     sqlite3_bind_int64(st, 7, now_us);
     sqlite3_bind_int(st, 8, o->archived ? 1 : 0);
     sqlite3_bind_int64(st, 9, o->sealed.dsk_id);
     if (o->sealed.blob)
         sqlite3_bind_blob(st, 10, o->sealed.blob, (int)o->sealed.len, SQLITE_STATIC);
-    if (cur)
-        sqlite3_bind_int64(st, 11, oid);
-    sqlite3_bind_int64(st, 12, o->sealed.gen);
-    err = run(s, st, "put");
-    if (err == KMS_ERR_EXISTS && !cur && is_constraint(s, SQLITE_CONSTRAINT_UNIQUE))
+    if (c.ver)
+        sqlite3_bind_int64(st, 11, c.oid);
+    sqlite3_bind_int64(st, 12, id.hlc);
+    store_bind_text(st, 13, id.origin);
+    sqlite3_bind_int64(st, 14, id.origin_seq);
+    sqlite3_bind_int64(st, 16, o->sealed.gen);
+    err = store_bind_clocks(s, st, 15, op, &id, c.clocks, c.clocks_len, c.ver ? &c.id : NULL);
+    if (!err)
+        err = store_wrun(s, st, "put");
+    if (err == KMS_ERR_EXISTS && !c.ver && is_constraint(s, SQLITE_CONSTRAINT_UNIQUE))
         return KMS_ERR_CONFLICT; /* created meanwhile: the caller expected NEW */
     if (err)
         return err;
-    if (!cur)
-        oid = sqlite3_last_insert_rowid(s->wdb);
+    int64_t oid = c.ver ? c.oid : sqlite3_last_insert_rowid(s->wdb);
     err = insert_attrs(s, oid, o->attrs, o->n_attrs);
-    if (err)
-        return err;
-    err = append_log(s, o->id, ver, false, now_us);
     if (!err)
         op->new_version = ver;
     return err;
 }
 
+/* Objects: a local delete (version check, then row, log and tombstone),
+ * or an applied one (LWW against the row and the tombstone there). */
 static int apply_delete(store_t *s, store_op_t *op, int64_t now_us)
 {
-    int64_t cur = 0, oid = 0, created = 0;
-    sqlite3_stmt *st;
-    int err = current_version(s, op->key, &cur, &oid, &created);
+    cur_row_t c = {0};
+    store_change_id_t id, t;
+    int err = current_row(s, op->key, false, &c);
     if (err)
         return err;
-    if (!cur)
-        return op->expect == STORE_VERSION_ANY ? KMS_ERR_NOTFOUND : KMS_ERR_CONFLICT;
-    err = version_ok(op->expect, cur);
-    if (err)
-        return err;
-    err = store_wstmt(s, WS_ATTR_DELETE, &st);
-    if (!err) {
-        sqlite3_bind_int64(st, 1, oid);
-        err = run(s, st, "delete");
+    if (!op->repl) {
+        if (!c.ver)
+            return op->expect == STORE_VERSION_ANY ? KMS_ERR_NOTFOUND : KMS_ERR_CONFLICT;
+        if ((err = version_ok(op->expect, c.ver)) != 0)
+            return err;
+    } else if (op->expect != STORE_VERSION_ANY && op->expect != c.ver) {
+        return KMS_ERR_CONFLICT; /* NEW: must be absent; a version: must be that one */
     }
-    if (!err)
-        err = store_wstmt(s, WS_OBJ_DELETE, &st);
-    if (!err) {
-        sqlite3_bind_int64(st, 1, oid);
-        err = run(s, st, "delete");
+    bool drop_row = c.ver != 0, new_tomb = true;
+    if (op->repl) {
+        drop_row = c.ver && store_clock_cmp(op->id.hlc, op->id.origin, c.id.hlc, c.id.origin) > 0;
+        int has = store_tomb_read(s, STORE_KIND_OBJECT, op->key, &t);
+        if (has < 0)
+            return has;
+        new_tomb = !has || store_clock_cmp(op->id.hlc, op->id.origin, t.hlc, t.origin) > 0;
+        if (!drop_row && !new_tomb)
+            return 0; /* this node has seen newer: nothing to do or relay */
     }
-    /* The tombstone carries the next version so that replicas order it
+    /* The log row carries the next version so that a reader orders it
      * after every put of the object. */
-    if (!err)
-        err = append_log(s, op->key, cur + 1, true, now_us);
+    err = store_log_change(s, op, STORE_KIND_OBJECT, op->key, c.ver + 1, true, now_us, &id);
+    if (!err && drop_row)
+        err = delete_rows(s, c.oid, "delete");
+    if (!err && new_tomb)
+        err = store_tomb_write(s, STORE_KIND_OBJECT, op->key, &id);
     return err;
 }
 
@@ -271,27 +426,19 @@ static int apply_meta(store_t *s, store_op_t *op)
         return err;
     store_bind_text(st, 1, op->key);
     sqlite3_bind_blob(st, 2, op->val, (int)op->val_len, SQLITE_STATIC);
-    return run(s, st, "meta");
+    return store_wrun(s, st, "meta");
 }
 
-static int apply_tenant(store_t *s, store_op_t *op, int64_t now_us)
+/* Remove the tenant row `name`: KMS_ERR_STATE while it owns objects (its
+ * keys would become reachable by whoever creates the name again) or
+ * clients; KMS_ERR_NOTFOUND when absent. */
+int store_tenant_remove(store_t *s, const char *name)
 {
     sqlite3_stmt *st;
-    int err;
-    if (!op->remove) {
-        err = store_wstmt(s, WS_TENANT_INSERT, &st);
-        if (err)
-            return err;
-        store_bind_text(st, 1, op->key);
-        sqlite3_bind_int64(st, 2, now_us);
-        return run(s, st, "tenant"); /* KMS_ERR_EXISTS when present */
-    }
-    /* A tenant that still owns objects cannot go: its keys would become
-     * reachable by whoever creates the name again. */
-    err = store_wstmt(s, WS_TENANT_OBJECTS, &st);
+    int err = store_wstmt(s, WS_TENANT_OBJECTS, &st);
     if (err)
         return err;
-    store_bind_text(st, 1, op->key);
+    store_bind_text(st, 1, name);
     int rc = sqlite3_step(st);
     bool owns = rc == SQLITE_ROW && sqlite3_column_int(st, 0);
     sqlite3_reset(st);
@@ -302,8 +449,8 @@ static int apply_tenant(store_t *s, store_op_t *op, int64_t now_us)
     err = store_wstmt(s, WS_TENANT_DELETE, &st);
     if (err)
         return err;
-    store_bind_text(st, 1, op->key);
-    err = run(s, st, "tenant");
+    store_bind_text(st, 1, name);
+    err = store_wrun(s, st, "tenant");
     if (err == KMS_ERR_EXISTS && is_constraint(s, SQLITE_CONSTRAINT_FOREIGNKEY))
         return KMS_ERR_STATE; /* clients still belong to it */
     if (!err && sqlite3_changes(s->wdb) == 0)
@@ -311,22 +458,39 @@ static int apply_tenant(store_t *s, store_op_t *op, int64_t now_us)
     return err;
 }
 
-static int apply_client(store_t *s, store_op_t *op, int64_t now_us)
+int store_client_remove(store_t *s, const char *name)
 {
-    const store_client_t *c = &op->client;
     sqlite3_stmt *st;
-    int err;
-    if (op->remove) {
-        err = store_wstmt(s, WS_CLIENT_DELETE, &st);
-        if (err)
-            return err;
-        store_bind_text(st, 1, c->name);
-        err = run(s, st, "client");
-        if (!err && sqlite3_changes(s->wdb) == 0)
-            return KMS_ERR_NOTFOUND;
+    int err = store_wstmt(s, WS_CLIENT_DELETE, &st);
+    if (err)
         return err;
-    }
-    err = store_wstmt(s, WS_CLIENT_UPSERT, &st);
+    store_bind_text(st, 1, name);
+    err = store_wrun(s, st, "client");
+    if (!err && sqlite3_changes(s->wdb) == 0)
+        return KMS_ERR_NOTFOUND;
+    return err;
+}
+
+int store_tenant_put_row(store_t *s, const char *name, int64_t created_us,
+                         const store_change_id_t *id, bool upsert)
+{
+    sqlite3_stmt *st;
+    int err = store_wstmt(s, upsert ? WS_TENANT_UPSERT : WS_TENANT_INSERT, &st);
+    if (err)
+        return err;
+    store_bind_text(st, 1, name);
+    sqlite3_bind_int64(st, 2, created_us);
+    sqlite3_bind_int64(st, 3, id->hlc);
+    store_bind_text(st, 4, id->origin);
+    sqlite3_bind_int64(st, 5, id->origin_seq);
+    return store_wrun(s, st, "tenant"); /* KMS_ERR_EXISTS when present (insert) */
+}
+
+int store_client_put_row(store_t *s, const store_client_t *c, int64_t created_us,
+                         const store_change_id_t *id, bool set_created)
+{
+    sqlite3_stmt *st;
+    int err = store_wstmt(s, WS_CLIENT_UPSERT, &st);
     if (err)
         return err;
     store_bind_text(st, 1, c->name);
@@ -335,26 +499,69 @@ static int apply_client(store_t *s, store_op_t *op, int64_t now_us)
     store_bind_text(st, 4, c->kind);
     store_bind_text(st, 5, strcmp(c->kind, "cert") == 0 ? c->cert_sha256 : "");
     store_bind_text(st, 6, strcmp(c->kind, "password") == 0 ? c->password_hash : "");
-    sqlite3_bind_int64(st, 7, c->created_us ? c->created_us : now_us);
-    err = run(s, st, "client");
+    sqlite3_bind_int64(st, 7, created_us);
+    sqlite3_bind_int64(st, 8, id->hlc);
+    store_bind_text(st, 9, id->origin);
+    sqlite3_bind_int64(st, 10, id->origin_seq);
+    sqlite3_bind_int(st, 11, set_created ? 1 : 0);
+    err = store_wrun(s, st, "client");
     if (err == KMS_ERR_EXISTS && is_constraint(s, SQLITE_CONSTRAINT_FOREIGNKEY))
         return KMS_ERR_NOTFOUND; /* no such tenant */
     return err; /* KMS_ERR_EXISTS: certificate already bound to another client */
 }
 
+/* Local tenant and client changes: the row, its log row, and its
+ * tombstone (written by a removal, void after an add). */
+static int apply_identity(store_t *s, store_op_t *op, int64_t now_us)
+{
+    bool tenant = op->kind == STORE_OP_TENANT;
+    enum store_kind kind = tenant ? STORE_KIND_TENANT : STORE_KIND_CLIENT;
+    const char *key = tenant ? op->key : op->client.name;
+    store_change_id_t id;
+    int err = 0;
+    if (op->remove)
+        err = tenant ? store_tenant_remove(s, key) : store_client_remove(s, key);
+    if (!err)
+        err = store_log_change(s, op, kind, key, 0, op->remove, now_us, &id);
+    if (!err && op->remove)
+        return store_tomb_write(s, kind, key, &id);
+    if (!err && tenant)
+        err = store_tenant_put_row(s, key, now_us, &id, false);
+    else if (!err)
+        err = store_client_put_row(s, &op->client,
+                                   op->client.created_us ? op->client.created_us : now_us, &id,
+                                   false);
+    if (!err)
+        err = store_tomb_remove(s, kind, key);
+    return err;
+}
+
 int store_apply(store_t *s, store_write_t *w, int64_t now_us)
 {
     int err = 0;
+    s->applying = w;
+    w->last_seq = 0;
     for (size_t i = 0; i < w->n_ops && !err; i++) {
         store_op_t *op = &w->ops[i];
+        kms_arena_reset(s->wscratch);
+        s->log_seq = 0;
+        if (op->repl && op->kind != STORE_OP_PUT && op->kind != STORE_OP_DELETE) {
+            err = store_apply_repl(s, op, now_us);
+            continue;
+        }
         switch (op->kind) {
         case STORE_OP_PUT: err = apply_put(s, op, now_us); break;
         case STORE_OP_DELETE: err = apply_delete(s, op, now_us); break;
         case STORE_OP_META: err = apply_meta(s, op); break;
-        case STORE_OP_TENANT: err = apply_tenant(s, op, now_us); break;
-        case STORE_OP_CLIENT: err = apply_client(s, op, now_us); break;
-        default: err = KMS_ERR_INTERNAL; break;
+        case STORE_OP_TENANT:
+        case STORE_OP_CLIENT: err = apply_identity(s, op, now_us); break;
+        default: err = store_apply_repl(s, op, now_us); break;
         }
     }
+    /* The clock moved without a log row to show it (no-log applies, a
+     * trim): keep its high-water mark where open seeds the clock from. */
+    if (!err && s->hlc_floor_dirty)
+        err = store_hlc_floor_save(s);
+    s->applying = NULL;
     return err;
 }

@@ -150,6 +150,9 @@ static void object_copy(const store_object_t *src, store_object_t *dst, uint8_t 
     *dst = *src;
     dst->attrs = NULL;
     dst->sealed.blob = NULL;
+    dst->touched = NULL; /* never set on what store_get returns; not copied */
+    dst->clocks = NULL;
+    dst->n_touched = dst->n_clocks = 0;
     /* store_attr_t needs pointer alignment */
     uintptr_t u = ((uintptr_t)p + 15) & ~(uintptr_t)15;
     p = (uint8_t *)u;

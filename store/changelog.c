@@ -1,13 +1,16 @@
 /*
  * store/changelog.c: the hybrid logical clock and change-log reads.
  *
- * Every put and delete appends (obj_id, version, hlc, node_id, deleted) to
- * change_log in the same transaction as the change itself (apply.c), so the
- * log never names a change that did not commit and never misses one that
- * did. Replication reads it here by sequence number. The clock packs
- * wall-clock milliseconds above a 16-bit logical counter and never goes
- * backwards, even when the wall clock does. Trimming the log is not done
- * here: it belongs to replication, which knows what peers have seen.
+ * Every change (objects, tenants, clients, data-store keys, nodes) appends
+ * (kind, key, version, hlc, origin, origin_seq, deleted) to change_log in
+ * the same transaction as the change itself (apply.c), so the log never
+ * names a change that did not commit and never misses one that did.
+ * Replication reads it here by sequence number. A change made here stores
+ * origin_seq NULL, read back as its own seq. The clock packs wall-clock
+ * milliseconds above a 16-bit logical counter and never goes backwards,
+ * even when the wall clock does; remote clocks it observes move it on.
+ * Deciding what to trim is not done here: replication knows what peers
+ * have seen and asks for it with store_write_trim.
  */
 #include "store/store_int.h"
 
@@ -27,6 +30,15 @@ int64_t store_hlc_next(int64_t last, int64_t wall_ms)
     return last < INT64_MAX ? last + 1 : last;
 }
 
+void store_hlc_observe(store_t *s, int64_t hlc)
+{
+    if (!s)
+        return;
+    int64_t cur = atomic_load(&s->hlc_seen);
+    while (hlc > cur && !atomic_compare_exchange_weak(&s->hlc_seen, &cur, hlc))
+        ;
+}
+
 int store_changes_since(store_reader_t *r, int64_t after, size_t limit, store_change_cb cb,
                         void *arg)
 {
@@ -43,16 +55,16 @@ int store_changes_since(store_reader_t *r, int64_t after, size_t limit, store_ch
         store_change_t c;
         memset(&c, 0, sizeof(c));
         c.seq = sqlite3_column_int64(st, 0);
-        if (store_col_text(st, 1, c.obj_id, sizeof(c.obj_id)) != 0 ||
-            store_col_text(st, 4, c.node_id, sizeof(c.node_id)) != 0) {
+        c.kind = (enum store_kind)sqlite3_column_int(st, 1);
+        if (store_col_text(st, 2, c.key, sizeof(c.key)) != 0 ||
+            store_row_change_id(st, 4, &c.id) != 0) {
             kms_log(KMS_LOG_ERROR, STORE_LOG, "change log row %lld is malformed",
                     (long long)c.seq);
             err = KMS_ERR_IO;
             break;
         }
-        c.version = sqlite3_column_int64(st, 2);
-        c.hlc = sqlite3_column_int64(st, 3);
-        c.deleted = sqlite3_column_int(st, 5) != 0;
+        c.version = sqlite3_column_int64(st, 3);
+        c.deleted = sqlite3_column_int(st, 7) != 0;
         if (cb(&c, arg) != 0) {
             rc = SQLITE_DONE;
             break;

@@ -28,54 +28,26 @@ int store_tenant_exists(store_reader_t *r, const char *tenant)
     return err;
 }
 
-int store_list_tenants(store_reader_t *r, kms_arena_t *a, char ***out, size_t *n_out)
+static int row_tenant_name(store_reader_t *r, sqlite3_stmt *st, kms_arena_t *a, void *dst)
 {
-    sqlite3_stmt *st;
-    char **v = NULL;
-    size_t n = 0, cap = 0;
-    if (!r || !a || !out || !n_out)
-        return KMS_ERR_INVAL;
-    *out = NULL;
-    *n_out = 0;
-    int err = store_rstmt(r, RS_TENANT_LIST, &st);
-    if (err)
-        return err;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            char **t = realloc(v, nc * sizeof(*t));
-            if (!t) {
-                err = KMS_ERR_NOMEM;
-                goto out;
-            }
-            v = t;
-            cap = nc;
-        }
-        v[n] = kms_arena_strndup(a, (const char *)sqlite3_column_text(st, 0),
-                                 (size_t)sqlite3_column_bytes(st, 0));
-        if (!v[n++]) {
-            err = KMS_ERR_NOMEM;
-            goto out;
-        }
-    }
-    if (rc != SQLITE_DONE) {
-        err = store_sqlerr(r->db, rc, "list tenants");
-        goto out;
-    }
-    if (n && !(*out = kms_arena_memdup(a, v, n * sizeof(*v)))) {
-        err = KMS_ERR_NOMEM;
-        goto out;
-    }
-    *n_out = n;
-out:
-    sqlite3_reset(st);
-    free(v);
-    return err;
+    (void)r;
+    char **name = dst;
+    *name = kms_arena_strndup(a, (const char *)sqlite3_column_text(st, 0),
+                              (size_t)sqlite3_column_bytes(st, 0));
+    return *name ? 0 : KMS_ERR_NOMEM;
 }
 
-static int row_client(sqlite3_stmt *st, store_client_t *c)
+int store_list_tenants(store_reader_t *r, kms_arena_t *a, char ***out, size_t *n_out)
 {
+    return store_rows_all(r, RS_TENANT_LIST, a, sizeof(**out), row_tenant_name, (void **)out,
+                          n_out);
+}
+
+static int row_client(store_reader_t *r, sqlite3_stmt *st, kms_arena_t *a, void *dst)
+{
+    (void)r;
+    (void)a;
+    store_client_t *c = dst;
     memset(c, 0, sizeof(*c));
     int err = store_col_text(st, 0, c->name, sizeof(c->name));
     if (!err)
@@ -89,6 +61,8 @@ static int row_client(sqlite3_stmt *st, store_client_t *c)
     if (!err)
         err = store_col_text(st, 5, c->password_hash, sizeof(c->password_hash));
     c->created_us = sqlite3_column_int64(st, 6);
+    if (!err)
+        err = store_row_change_id(st, 7, &c->change);
     if (err) {
         kms_log(KMS_LOG_ERROR, STORE_LOG, "a client row is malformed");
         return KMS_ERR_IO;
@@ -96,75 +70,18 @@ static int row_client(sqlite3_stmt *st, store_client_t *c)
     return 0;
 }
 
-static int client_one(store_reader_t *r, enum store_rstmt which, const char *key,
-                      store_client_t *out)
-{
-    sqlite3_stmt *st;
-    if (!r || !key || !out)
-        return KMS_ERR_INVAL;
-    int err = store_rstmt(r, which, &st);
-    if (err)
-        return err;
-    store_bind_text(st, 1, key);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        err = row_client(st, out);
-    else
-        err = rc == SQLITE_DONE ? KMS_ERR_NOTFOUND : store_sqlerr(r->db, rc, "client");
-    sqlite3_reset(st);
-    return err;
-}
-
 int store_client_by_name(store_reader_t *r, const char *name, store_client_t *out)
 {
-    return client_one(r, RS_CLIENT_BY_NAME, name, out);
+    return name ? store_row_one(r, RS_CLIENT_BY_NAME, -1, name, row_client, out) : KMS_ERR_INVAL;
 }
 
 int store_client_by_cert(store_reader_t *r, const char *sha256_hex, store_client_t *out)
 {
-    return client_one(r, RS_CLIENT_BY_CERT, sha256_hex, out);
+    return sha256_hex ? store_row_one(r, RS_CLIENT_BY_CERT, -1, sha256_hex, row_client, out)
+                      : KMS_ERR_INVAL;
 }
 
 int store_list_clients(store_reader_t *r, kms_arena_t *a, store_client_t **out, size_t *n_out)
 {
-    sqlite3_stmt *st;
-    store_client_t *v = NULL;
-    size_t n = 0, cap = 0;
-    if (!r || !a || !out || !n_out)
-        return KMS_ERR_INVAL;
-    *out = NULL;
-    *n_out = 0;
-    int err = store_rstmt(r, RS_CLIENT_LIST, &st);
-    if (err)
-        return err;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            store_client_t *t = realloc(v, nc * sizeof(*t));
-            if (!t) {
-                err = KMS_ERR_NOMEM;
-                goto out;
-            }
-            v = t;
-            cap = nc;
-        }
-        if ((err = row_client(st, &v[n++])) != 0)
-            goto out;
-    }
-    if (rc != SQLITE_DONE) {
-        err = store_sqlerr(r->db, rc, "list clients");
-        goto out;
-    }
-    if (n && !(*out = kms_arena_memdup(a, v, n * sizeof(*v)))) {
-        err = KMS_ERR_NOMEM;
-        goto out;
-    }
-    *n_out = n;
-out:
-    sqlite3_reset(st);
-    if (v)
-        kms_wipe(v, cap * sizeof(*v));
-    free(v);
-    return err;
+    return store_rows_all(r, RS_CLIENT_LIST, a, sizeof(**out), row_client, (void **)out, n_out);
 }

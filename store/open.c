@@ -86,9 +86,13 @@ static int seed_hlc(sqlite3 *db, int64_t *out)
     sqlite3_stmt *st = NULL;
     /* The newest rows carry the largest values (the clock only grows and
      * seq follows commit order); looking at the last few thousand keeps
-     * start-up independent of the log's length. */
-    int rc = sqlite3_prepare_v2(db, "SELECT coalesce(max(hlc), 0) FROM (SELECT hlc FROM"
-                                    " change_log ORDER BY seq DESC LIMIT 4096)",
+     * start-up independent of the log's length. Where no row shows the
+     * clock (the log trimmed, changes applied without logging), the
+     * writer kept its high-water mark in meta. */
+    int rc = sqlite3_prepare_v2(db, "SELECT max(coalesce((SELECT max(hlc) FROM (SELECT hlc FROM"
+                                    " change_log ORDER BY seq DESC LIMIT 4096)), 0),"
+                                    " coalesce((SELECT CAST(CAST(value AS TEXT) AS INTEGER)"
+                                    " FROM meta WHERE key = '" STORE_META_HLC_FLOOR "'), 0))",
                                 -1, &st, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
@@ -96,6 +100,32 @@ static int seed_hlc(sqlite3 *db, int64_t *out)
         *out = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     return rc == SQLITE_ROW ? 0 : store_sqlerr(db, rc, "hlc");
+}
+
+/* kmsd_node_id(): this node's id, for migrations that fill in the
+ * origin of rows made before replication existed (schema.c). */
+static void sql_node_id(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    (void)argv;
+    sqlite3_result_text(ctx, sqlite3_user_data(ctx), -1, SQLITE_TRANSIENT);
+}
+
+/* Migrate the writer's connection. An existing database settles its node
+ * id first: steps from 6 on record it as the origin of existing rows. */
+static int migrate(store_t *s, sqlite3 *db)
+{
+    int v = 0;
+    int err = store_schema_read(db, &v);
+    if (!err && v > 0 && !s->node_id[0])
+        err = settle_node_id(db, true, s->node_id, sizeof(s->node_id));
+    if (err)
+        return err;
+    int rc = sqlite3_create_function_v2(db, "kmsd_node_id", 0, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                                        s->node_id, sql_node_id, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return store_sqlerr(db, rc, "open");
+    return store_migrate(db, &s->schema_version);
 }
 
 int store_open(const store_options_t *opt, store_t **out)
@@ -122,7 +152,9 @@ int store_open(const store_options_t *opt, store_t **out)
     if (s->max_batch > STORE_MAX_BATCH)
         s->max_batch = STORE_MAX_BATCH;
     s->path = strdup(opt->path);
-    if (!s->path) {
+    s->wscratch = kms_arena_new(0);
+    kms_buf_init(&s->wbuf, (size_t)64 << 20);
+    if (!s->path || !s->wscratch) {
         err = KMS_ERR_NOMEM;
         goto out;
     }
@@ -139,13 +171,15 @@ int store_open(const store_options_t *opt, store_t **out)
             err = KMS_ERR_CONFIG;
         }
     } else {
-        err = store_migrate(db, &s->schema_version);
+        if (opt->node_id)
+            strcpy(s->node_id, opt->node_id);
+        err = migrate(s, db);
     }
     if (err)
         goto out;
     if (opt->node_id)
         strcpy(s->node_id, opt->node_id);
-    else
+    else if (!s->node_id[0])
         err = settle_node_id(db, !s->read_only, s->node_id, sizeof(s->node_id));
     if (err)
         goto out;
@@ -221,6 +255,8 @@ void store_close(store_t *s)
     pthread_mutex_destroy(&s->ckpt_mu);
     pthread_cond_destroy(&s->cv_work);
     pthread_mutex_destroy(&s->mu);
+    kms_arena_free(s->wscratch);
+    kms_buf_dispose(&s->wbuf);
     free(s->path);
     free(s);
 }

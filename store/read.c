@@ -15,9 +15,15 @@
 
 #define OBJ_COLS "o.oid, o.object_type, o.state, o.tenant, o.version, o.created_us," \
                  " o.updated_us, o.archived, o.dsk_id, o.blob, o.seal_gen"
-/* Column of the first attribute field in RS_OBJ_GET's rows. */
-#define ATTR_COL 11
-#define CLIENT_COLS "name, tenant, role, kind, cert_sha256, password_hash, created_us"
+#define CLIENT_COLS "name, tenant, role, kind, cert_sha256, password_hash, created_us," \
+                    " hlc, origin, origin_seq"
+
+#define NODE_COLS "node_id, peer_addr, kmip_addr, cert_sha256, added_hlc, removed, hlc, origin," \
+                  " origin_seq"
+#define DSK_SELECT "CAST(substr(m.key, 5) AS INTEGER), coalesce(d.hlc, 0)," \
+                   " coalesce(d.origin, ''), coalesce(d.origin_seq, 0) FROM meta m" \
+                   " LEFT JOIN dsks d ON d.id = CAST(substr(m.key, 5) AS INTEGER)" \
+                   " WHERE m.key GLOB 'dsk.[1-9]*' AND substr(m.key, 5) NOT GLOB '*[^0-9]*'"
 
 static const char *const rsql[RS__COUNT] = {
     [RS_OBJ_GET] = "SELECT " OBJ_COLS ", NULL, NULL, NULL, NULL, NULL, NULL FROM objects o"
@@ -28,9 +34,12 @@ static const char *const rsql[RS__COUNT] = {
                    " WHERE a.obj_id = (SELECT oid FROM objects WHERE id = ?1"
                    " AND (?2 IS NULL OR tenant = ?2))",
     [RS_META_GET] = "SELECT value FROM meta WHERE key = ?1",
-    [RS_CHANGES] = "SELECT seq, obj_id, version, hlc, node_id, deleted FROM change_log"
-                   " WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-    [RS_LAST_SEQ] = "SELECT coalesce(max(seq), 0) FROM change_log",
+    /* hlc, origin, origin_seq at 4..6 (store_row_change_id) */
+    [RS_CHANGES] = "SELECT seq, kind, key, version, hlc, origin, coalesce(origin_seq, seq),"
+                   " deleted FROM change_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    /* AUTOINCREMENT's counter: the last seq ever given, also after a trim */
+    [RS_LAST_SEQ] = "SELECT coalesce((SELECT seq FROM sqlite_sequence"
+                    " WHERE name = 'change_log'), 0)",
     [RS_SCAN] = "SELECT id, dsk_id FROM objects WHERE id > ?1 ORDER BY id LIMIT ?2",
     [RS_COUNT] = "SELECT count(*) FROM objects",
     [RS_TENANT_EXISTS] = "SELECT 1 FROM tenants WHERE name = ?1",
@@ -43,6 +52,44 @@ static const char *const rsql[RS__COUNT] = {
                       " AND ikey IS NOT NULL AND ikey BETWEEN ?2 AND ?3 LIMIT ?4)",
     [RS_OID_SPAN] = "SELECT coalesce((SELECT max(oid) FROM objects) -"
                     " (SELECT min(oid) FROM objects) + 1, 0)",
+    [RS_BEGIN] = "BEGIN",
+    [RS_COMMIT] = "COMMIT",
+    /* RS_OBJ_GET with the change identity and clocks (STORE_REPL_COL) */
+    [RS_OBJ_GET_REPL] = "SELECT " OBJ_COLS ", NULL, NULL, NULL, NULL, NULL, NULL,"
+                        " o.hlc, o.origin, o.origin_seq, o.clocks FROM objects o WHERE o.id = ?1"
+                        " UNION ALL"
+                        " SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+                        " NULL, a.name, a.idx, a.value, a.skey, a.nkey, a.ikey IS NOT NULL,"
+                        " NULL, NULL, NULL, NULL FROM attributes a"
+                        " WHERE a.obj_id = (SELECT oid FROM objects WHERE id = ?1)",
+    /* A chunk of objects in id order, each row one attribute (or none),
+     * with the layout above plus the id at STORE_REPL_COL + 4. */
+    [RS_SNAP_OBJECTS] = "SELECT " OBJ_COLS ", a.name, a.idx, a.value, a.skey, a.nkey,"
+                        " a.ikey IS NOT NULL, o.hlc, o.origin, o.origin_seq, o.clocks, o.id"
+                        " FROM (SELECT * FROM objects WHERE id > ?1 ORDER BY id LIMIT ?2) o"
+                        " LEFT JOIN attributes a ON a.obj_id = o.oid"
+                        " ORDER BY o.id, a.name, a.idx",
+    [RS_TOMB_GET] = "SELECT kind, key, hlc, origin, origin_seq, seq FROM tombstones"
+                    " WHERE kind = ?1 AND key = ?2",
+    [RS_TOMB_LIST] = "SELECT kind, key, hlc, origin, origin_seq, seq FROM tombstones"
+                     " ORDER BY kind, key",
+    [RS_TENANT_GET] = "SELECT name, created_us, hlc, origin, origin_seq FROM tenants"
+                      " WHERE name = ?1",
+    [RS_TENANT_LIST_REPL] = "SELECT name, created_us, hlc, origin, origin_seq FROM tenants"
+                            " ORDER BY name",
+    [RS_NODE_GET] = "SELECT " NODE_COLS " FROM nodes WHERE node_id = ?1",
+    [RS_NODE_LIST] = "SELECT " NODE_COLS " FROM nodes ORDER BY node_id",
+    [RS_REPL_STATE_GET] = "SELECT node_id, origin_hwm, link_pos, updated_us FROM repl_state"
+                          " WHERE node_id = ?1",
+    [RS_REPL_STATE_LIST] = "SELECT node_id, origin_hwm, link_pos, updated_us FROM repl_state"
+                           " ORDER BY node_id",
+    /* Data-store keys are the meta rows "dsk.<id>" (what the keyring
+     * loads); dsks holds the identity of those that were replicated. */
+    [RS_DSK_LIST] = "SELECT " DSK_SELECT " ORDER BY 1",
+    [RS_DSK_GET] = "SELECT " DSK_SELECT " AND m.key = 'dsk.' || ?1",
+    [RS_DSK_CURRENT] = "SELECT CAST(CAST(m.value AS TEXT) AS INTEGER), coalesce(c.hlc, 0),"
+                       " coalesce(c.origin, ''), coalesce(c.origin_seq, 0) FROM meta m"
+                       " LEFT JOIN dsk_current c ON c.one = 1 WHERE m.key = 'dsk.current'",
 };
 
 int store_reader_new(store_t *s, store_reader_t **out)
@@ -98,30 +145,158 @@ static int col_dup(kms_arena_t *a, sqlite3_stmt *st, int col, const uint8_t **p,
     return 0;
 }
 
-/* Append the attribute of the current row (columns ATTR_COL..ATTR_COL+5:
- * name, index, value, skey, nkey, ikey present). */
+/* Append the attribute of the current row (columns STORE_ATTR_COL ..
+ * + 5: name, index, value, skey, nkey, ikey present). */
 static int row_attr(kms_arena_t *a, sqlite3_stmt *st, store_attr_t *at)
 {
+    const int c = STORE_ATTR_COL;
     const uint8_t *p;
     int err;
     memset(at, 0, sizeof(*at));
-    if ((err = col_dup(a, st, ATTR_COL, &p, NULL)) != 0)
+    if ((err = col_dup(a, st, c, &p, NULL)) != 0)
         return err;
     at->name = (const char *)p;
-    at->index = (uint32_t)sqlite3_column_int64(st, ATTR_COL + 1);
-    if ((err = col_dup(a, st, ATTR_COL + 2, &at->value, &at->value_len)) != 0)
+    at->index = (uint32_t)sqlite3_column_int64(st, c + 1);
+    if ((err = col_dup(a, st, c + 2, &at->value, &at->value_len)) != 0)
         return err;
-    if (sqlite3_column_type(st, ATTR_COL + 3) != SQLITE_NULL) {
-        if ((err = col_dup(a, st, ATTR_COL + 3, &p, NULL)) != 0)
+    if (sqlite3_column_type(st, c + 3) != SQLITE_NULL) {
+        if ((err = col_dup(a, st, c + 3, &p, NULL)) != 0)
             return err;
         at->skey = (const char *)p;
     }
-    if (sqlite3_column_type(st, ATTR_COL + 4) != SQLITE_NULL) {
-        at->nkey = sqlite3_column_int64(st, ATTR_COL + 4);
+    if (sqlite3_column_type(st, c + 4) != SQLITE_NULL) {
+        at->nkey = sqlite3_column_int64(st, c + 4);
         at->has_nkey = true;
-        at->index_nkey = sqlite3_column_int(st, ATTR_COL + 5) != 0;
+        at->index_nkey = sqlite3_column_int(st, c + 5) != 0;
     }
     return 0;
+}
+
+void store_attrs_init(store_attrs_t *acc)
+{
+    acc->v = acc->local;
+    acc->n = 0;
+    acc->cap = KMS_ARRAY_SIZE(acc->local);
+}
+
+void store_attrs_dispose(store_attrs_t *acc)
+{
+    if (acc->v != acc->local)
+        free(acc->v);
+    store_attrs_init(acc);
+}
+
+int store_attrs_add(store_attrs_t *acc, kms_arena_t *a, sqlite3_stmt *st)
+{
+    if (acc->n == acc->cap) {
+        size_t nc = acc->cap * 2;
+        store_attr_t *t = nc <= SIZE_MAX / sizeof(*t)
+                              ? realloc(acc->v == acc->local ? NULL : acc->v, nc * sizeof(*t))
+                              : NULL;
+        if (!t)
+            return KMS_ERR_NOMEM;
+        if (acc->v == acc->local)
+            memcpy(t, acc->local, sizeof(acc->local));
+        acc->v = t;
+        acc->cap = nc;
+    }
+    int err = row_attr(a, st, &acc->v[acc->n]);
+    if (!err)
+        acc->n++;
+    return err;
+}
+
+int store_attrs_finish(store_attrs_t *acc, kms_arena_t *a, store_object_t *o)
+{
+    o->attrs = NULL;
+    o->n_attrs = acc->n;
+    if (acc->n && !(o->attrs = kms_arena_memdup(a, acc->v, acc->n * sizeof(*acc->v))))
+        return KMS_ERR_NOMEM;
+    acc->n = 0;
+    return 0;
+}
+
+int store_row_object(kms_arena_t *a, sqlite3_stmt *st, bool repl, store_object_t *o)
+{
+    int err;
+    o->object_type = (uint32_t)sqlite3_column_int64(st, 1);
+    o->state = (uint32_t)sqlite3_column_int64(st, 2);
+    if ((err = store_col_text(st, 3, o->tenant, sizeof(o->tenant))) != 0)
+        return err;
+    o->version = sqlite3_column_int64(st, 4);
+    o->created_us = sqlite3_column_int64(st, 5);
+    o->updated_us = sqlite3_column_int64(st, 6);
+    o->archived = sqlite3_column_int(st, 7) != 0;
+    o->sealed.dsk_id = (uint32_t)sqlite3_column_int64(st, 8);
+    if (sqlite3_column_type(st, 9) != SQLITE_NULL &&
+        (err = col_dup(a, st, 9, &o->sealed.blob, &o->sealed.len)) != 0)
+        return err;
+    o->sealed.gen = sqlite3_column_int64(st, 10);
+    if (!repl)
+        return 0;
+    if ((err = store_row_change_id(st, STORE_REPL_COL, &o->change)) != 0)
+        return err;
+    if (sqlite3_column_type(st, STORE_REPL_COL + 3) == SQLITE_NULL) {
+        /* NULL: every name at the last change's clock */
+        store_clock_t *c = kms_arena_alloc(a, sizeof(*c));
+        char *node = kms_arena_strdup(a, o->change.origin);
+        if (!c || !node)
+            return KMS_ERR_NOMEM;
+        *c = (store_clock_t){.name = STORE_CLOCK_DEFAULT, .hlc = o->change.hlc, .node = node};
+        o->clocks = c;
+        o->n_clocks = 1;
+        return 0;
+    }
+    err = store_clocks_decode(sqlite3_column_blob(st, STORE_REPL_COL + 3),
+                              (size_t)sqlite3_column_bytes(st, STORE_REPL_COL + 3), a, &o->clocks,
+                              &o->n_clocks);
+    if (err == KMS_ERR_PROTO) {
+        kms_log(KMS_LOG_ERROR, STORE_LOG, "object %s: stored clocks do not decode", o->id);
+        err = KMS_ERR_IO;
+    }
+    return err;
+}
+
+int store_read_object(store_reader_t *r, sqlite3_stmt *st, kms_arena_t *arena, const char *id,
+                      bool repl, store_object_t **out)
+{
+    store_attrs_t acc;
+    store_object_t *o = NULL;
+    int err = 0;
+    store_attrs_init(&acc);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        err = KMS_ERR_NOTFOUND; /* missing, or another tenant's: same answer */
+        goto out;
+    }
+    if (rc != SQLITE_ROW) {
+        err = store_sqlerr(r->db, rc, "get");
+        goto out;
+    }
+    if (!(o = kms_arena_alloc(arena, sizeof(*o)))) {
+        err = KMS_ERR_NOMEM;
+        goto out;
+    }
+    strcpy(o->id, id);
+    if ((err = store_row_object(arena, st, repl, o)) != 0)
+        goto out;
+    /* The object row, then one row per attribute in (name, index) order. */
+    for (rc = sqlite3_step(st);
+         rc == SQLITE_ROW && sqlite3_column_type(st, STORE_ATTR_COL) != SQLITE_NULL;
+         rc = sqlite3_step(st))
+        if ((err = store_attrs_add(&acc, arena, st)) != 0)
+            goto out;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        err = store_sqlerr(r->db, rc, "get");
+        goto out;
+    }
+    if ((err = store_attrs_finish(&acc, arena, o)) != 0)
+        goto out;
+    *out = o;
+out:
+    sqlite3_reset(st);
+    store_attrs_dispose(&acc);
+    return err;
 }
 
 /* One statement (the object joined with its attributes) is one implicit
@@ -131,15 +306,13 @@ int store_get(store_reader_t *r, kms_arena_t *arena, const char *id, const char 
               store_object_t **out)
 {
     sqlite3_stmt *st = NULL;
-    store_object_t *o = NULL;
-    store_attr_t local[32], *at = local, *heap = NULL;
-    size_t n = 0, cap = KMS_ARRAY_SIZE(local);
     if (!r || !arena || !id || !out)
         return KMS_ERR_INVAL;
     *out = NULL;
-    if (!id[0] || strlen(id) >= sizeof(o->id))
+    if (!id[0] || strlen(id) >= sizeof((*out)->id))
         return KMS_ERR_NOTFOUND; /* cannot exist: ids are stored < 64 bytes */
-    store_cache_t *cache = r->store->cache;
+    /* Inside a snapshot the cache (the latest versions) would be wrong. */
+    store_cache_t *cache = r->in_snapshot ? NULL : r->store->cache;
     uint64_t gen = UINT64_MAX;
     if (cache) {
         int hit = store_cache_get(cache, id, tenant, arena, out, &gen);
@@ -151,68 +324,79 @@ int store_get(store_reader_t *r, kms_arena_t *arena, const char *id, const char 
         return err;
     store_bind_text(st, 1, id);
     store_bind_text(st, 2, tenant);
+    err = store_read_object(r, st, arena, id, false, out);
+    if (!err && cache)
+        store_cache_fill(cache, *out, gen);
+    return err;
+}
+
+int store_row_one(store_reader_t *r, enum store_rstmt which, int kind, const char *key,
+                  store_row_fn fn, void *dst)
+{
+    sqlite3_stmt *st;
+    if (!r || !dst)
+        return KMS_ERR_INVAL;
+    int err = store_rstmt(r, which, &st);
+    if (err)
+        return err;
+    int p = 1;
+    if (kind >= 0)
+        sqlite3_bind_int(st, p++, kind);
+    if (key)
+        store_bind_text(st, p, key);
     int rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) {
-        err = KMS_ERR_NOTFOUND; /* missing, or another tenant's: same answer */
-        goto out;
-    }
-    if (rc != SQLITE_ROW) {
-        err = store_sqlerr(r->db, rc, "get");
-        goto out;
-    }
-    o = kms_arena_alloc(arena, sizeof(*o));
-    if (!o) {
-        err = KMS_ERR_NOMEM;
-        goto out;
-    }
-    strcpy(o->id, id);
-    o->object_type = (uint32_t)sqlite3_column_int64(st, 1);
-    o->state = (uint32_t)sqlite3_column_int64(st, 2);
-    if ((err = store_col_text(st, 3, o->tenant, sizeof(o->tenant))) != 0)
-        goto out;
-    o->version = sqlite3_column_int64(st, 4);
-    o->created_us = sqlite3_column_int64(st, 5);
-    o->updated_us = sqlite3_column_int64(st, 6);
-    o->archived = sqlite3_column_int(st, 7) != 0;
-    o->sealed.dsk_id = (uint32_t)sqlite3_column_int64(st, 8);
-    if (sqlite3_column_type(st, 9) != SQLITE_NULL &&
-        (err = col_dup(arena, st, 9, &o->sealed.blob, &o->sealed.len)) != 0)
-        goto out;
-    o->sealed.gen = sqlite3_column_int64(st, 10);
-    /* The object row, then one row per attribute in (name, index) order. */
-    for (rc = sqlite3_step(st); rc == SQLITE_ROW && sqlite3_column_type(st, ATTR_COL) != SQLITE_NULL;
-         rc = sqlite3_step(st)) {
+    if (rc == SQLITE_ROW)
+        err = fn(r, st, NULL, dst);
+    else
+        err = rc == SQLITE_DONE ? KMS_ERR_NOTFOUND : store_sqlerr(r->db, rc, "read");
+    sqlite3_reset(st);
+    return err;
+}
+
+int store_rows_all(store_reader_t *r, enum store_rstmt which, kms_arena_t *a, size_t size,
+                   store_row_fn fn, void **out, size_t *n_out)
+{
+    sqlite3_stmt *st;
+    uint8_t *v = NULL;
+    size_t n = 0, cap = 0;
+    if (!r || !a || !out || !n_out)
+        return KMS_ERR_INVAL;
+    *out = NULL;
+    *n_out = 0;
+    int err = store_rstmt(r, which, &st);
+    if (err)
+        return err;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (n == cap) {
-            size_t nc = cap * 2;
-            store_attr_t *t = nc <= SIZE_MAX / sizeof(*t) ? realloc(heap, nc * sizeof(*t)) : NULL;
+            size_t nc = cap ? cap * 2 : 16;
+            uint8_t *t = nc <= SIZE_MAX / size ? realloc(v, nc * size) : NULL;
             if (!t) {
                 err = KMS_ERR_NOMEM;
                 goto out;
             }
-            if (!heap)
-                memcpy(t, local, sizeof(local));
-            heap = at = t;
+            v = t;
             cap = nc;
         }
-        if ((err = row_attr(arena, st, &at[n])) != 0)
+        memset(v + n * size, 0, size);
+        if ((err = fn(r, st, a, v + n * size)) != 0)
             goto out;
         n++;
     }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        err = store_sqlerr(r->db, rc, "get");
+    if (rc != SQLITE_DONE) {
+        err = store_sqlerr(r->db, rc, "list");
         goto out;
     }
-    if (n && !(o->attrs = kms_arena_memdup(arena, at, n * sizeof(*at)))) {
+    if (n && !(*out = kms_arena_memdup(a, v, n * size))) {
         err = KMS_ERR_NOMEM;
         goto out;
     }
-    o->n_attrs = n;
-    *out = o;
-    if (cache)
-        store_cache_fill(cache, o, gen);
+    *n_out = n;
 out:
     sqlite3_reset(st);
-    free(heap);
+    if (v) /* client rows hold password hashes */
+        kms_wipe(v, cap * size);
+    free(v);
     return err;
 }
 

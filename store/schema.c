@@ -121,6 +121,73 @@ static const char *const migrations[] = {
      * they open as they are, no blob is rewritten. */
     "ALTER TABLE objects ADD COLUMN seal_gen INTEGER NOT NULL DEFAULT 0;"
     "UPDATE objects SET seal_gen = version WHERE blob IS NOT NULL;",
+    /* 7: replication. The change log names any kind of entity (kind,
+     * key) and the change's identity: the node that made it (origin) and
+     * that node's seq for it (origin_seq; NULL = this row's own seq, a
+     * change made here, which costs no bytes). Every change so far was
+     * made here. Objects, tenants and clients carry their last change's
+     * identity, objects also their per-name clocks (store/clocks.c; NULL
+     * = every name at the object's last change). Existing rows get this
+     * node (kmsd_node_id(), registered by open.c) and the hlc and seq of
+     * their newest log row (or their time). Then the tables replication
+     * keeps: tombstones of removed entities, per-peer progress, cluster
+     * nodes, and the identity of replicated data-store keys and of the
+     * current-key register (the keys stay in meta). */
+    "ALTER TABLE change_log RENAME COLUMN obj_id TO key;"
+    "ALTER TABLE change_log RENAME COLUMN node_id TO origin;"
+    "ALTER TABLE change_log ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE change_log ADD COLUMN origin_seq INTEGER;"
+    "ALTER TABLE objects ADD COLUMN hlc INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE objects ADD COLUMN origin TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE objects ADD COLUMN origin_seq INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE objects ADD COLUMN clocks BLOB;"
+    "UPDATE objects SET hlc = c.h, origin = kmsd_node_id(), origin_seq = c.s"
+    " FROM (SELECT key, max(seq) AS s, max(hlc) AS h FROM change_log GROUP BY key) AS c"
+    " WHERE c.key = objects.id;"
+    "UPDATE objects SET hlc = (updated_us / 1000) << 16, origin = kmsd_node_id()"
+    " WHERE origin = '';"
+    "ALTER TABLE tenants ADD COLUMN hlc INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tenants ADD COLUMN origin TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE tenants ADD COLUMN origin_seq INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE tenants SET hlc = (created_us / 1000) << 16, origin = kmsd_node_id();"
+    "ALTER TABLE clients ADD COLUMN hlc INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE clients ADD COLUMN origin TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE clients ADD COLUMN origin_seq INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE clients SET hlc = (created_us / 1000) << 16, origin = kmsd_node_id();"
+    "CREATE TABLE tombstones ("
+    " kind INTEGER NOT NULL,"
+    " key TEXT NOT NULL,"
+    " hlc INTEGER NOT NULL,"
+    " origin TEXT NOT NULL,"
+    " origin_seq INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL,"
+    " PRIMARY KEY (kind, key)) WITHOUT ROWID;"
+    "CREATE TABLE repl_state ("
+    " node_id TEXT PRIMARY KEY NOT NULL,"
+    " origin_hwm INTEGER NOT NULL DEFAULT 0,"
+    " link_pos INTEGER NOT NULL DEFAULT 0,"
+    " updated_us INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE nodes ("
+    " node_id TEXT PRIMARY KEY NOT NULL,"
+    " peer_addr TEXT NOT NULL DEFAULT '',"
+    " kmip_addr TEXT NOT NULL DEFAULT '',"
+    " cert_sha256 TEXT NOT NULL DEFAULT '',"
+    " added_hlc INTEGER NOT NULL DEFAULT 0,"
+    " removed INTEGER NOT NULL DEFAULT 0,"
+    " hlc INTEGER NOT NULL,"
+    " origin TEXT NOT NULL,"
+    " origin_seq INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE dsks ("
+    " id INTEGER PRIMARY KEY,"
+    " hlc INTEGER NOT NULL,"
+    " origin TEXT NOT NULL,"
+    " origin_seq INTEGER NOT NULL);"
+    "CREATE TABLE dsk_current ("
+    " one INTEGER PRIMARY KEY CHECK (one = 1),"
+    " id INTEGER NOT NULL,"
+    " hlc INTEGER NOT NULL,"
+    " origin TEXT NOT NULL,"
+    " origin_seq INTEGER NOT NULL);",
 };
 
 const int store_schema_current = (int)KMS_ARRAY_SIZE(migrations);
@@ -193,7 +260,8 @@ int store_migrate(sqlite3 *db, int *version_out)
         return KMS_ERR_CONFIG;
     }
     /* An existing database: say so before steps that can take long (step 5
-     * rewrites every attribute row: ~12 s per 300 000 keys). */
+     * rewrites every attribute row: ~12 s per 300 000 keys; step 6 every
+     * object row). */
     if (v > 0 && v < store_schema_current)
         kms_log(KMS_LOG_WARN, STORE_LOG,
                 "upgrading the database schema from v%d to v%d; on a large store this takes "

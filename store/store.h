@@ -25,6 +25,46 @@ typedef struct store store_t;
 typedef struct store_reader store_reader_t;
 typedef struct store_write store_write_t;
 
+/* ------------------------------------------------- change identity */
+/* What the change log, tombstones and LWW rows name: objects, tenants,
+ * clients, data-store keys and cluster nodes. The values are stored. */
+enum store_kind {
+    STORE_KIND_OBJECT = 0,   /* key: object id */
+    STORE_KIND_TENANT = 1,   /* key: tenant name */
+    STORE_KIND_CLIENT = 2,   /* key: client name */
+    STORE_KIND_DSK = 3,      /* key: data-store key id in decimal, or "current" */
+    STORE_KIND_NODE = 4,     /* key: node id */
+};
+/* Bytes of a change key with its NUL (client names are the longest). */
+#define STORE_KEY_MAX 128
+/* The key of the "current data-store key" register in the change log. */
+#define STORE_DSK_CURRENT_KEY "current"
+
+/* Who made a change and when: the node that made it (`origin`), that
+ * node's change-log sequence number for it, and its hybrid logical clock.
+ * A change made here has origin = this node and origin_seq = its local
+ * seq; an applied remote change keeps the values it arrived with. */
+typedef struct store_change_id {
+    int64_t hlc;
+    char origin[64];
+    int64_t origin_seq;
+} store_change_id_t;
+
+/* Per-name clock of an object: the (hlc, node) of the last write of the
+ * attribute `name` (all of its instances). Pseudo-names: "" is the default
+ * clock of every name without an entry (the creation clock of an object
+ * whose puts listed what they touched), "#material" the sealed material
+ * (blob, dsk_id), "#archived" the storage status. A name with a clock and
+ * no instances is an attribute tombstone. */
+typedef struct store_clock {
+    const char *name;
+    int64_t hlc;
+    const char *node;
+} store_clock_t;
+#define STORE_CLOCK_DEFAULT ""
+#define STORE_CLOCK_MATERIAL "#material"
+#define STORE_CLOCK_ARCHIVED "#archived"
+
 /* ------------------------------------------------------------- objects */
 typedef struct store_attr {
     const char *name;        /* "Cryptographic Algorithm", "x-Vendor-Key-Id" */
@@ -60,6 +100,19 @@ typedef struct store_object {
     kms_sealed_t sealed;
     store_attr_t *attrs;     /* every attribute instance of the object */
     size_t n_attrs;
+    /* Local puts (store_write_put): the attribute names (and pseudo-names,
+     * see store_clock_t) whose instances this put changed. The writer sets
+     * their clocks to the put's HLC and leaves the others alone. NULL =
+     * every name (creates, restores, a whole-object rewrite); a create
+     * ignores the list and writes only the default clock. */
+    const char *const *touched;
+    size_t n_touched;
+    /* Replication view: filled by store_get_repl and the snapshot,
+     * stored exactly by store_write_put_repl; store_get leaves them zero.
+     * `clocks` is sorted by name, names unique. */
+    store_change_id_t change;  /* identity of the object's last change */
+    store_clock_t *clocks;
+    size_t n_clocks;
 } store_object_t;
 
 /* ---------------------------------------------------------------- open */
@@ -190,17 +243,23 @@ int store_commit(store_t *s, store_write_t *w, int64_t *versions_out, size_t n_v
 int store_commit_async(store_t *s, store_write_t *w, store_commit_cb cb, void *arg);
 
 /* ---------------------------------------------------------- change log */
+/* One row per committed change, appended in the change's transaction.
+ * `seq` is local and increasing, never reused (also after a trim); it is
+ * the position a replication link resumes from. */
 typedef struct store_change {
-    int64_t seq;         /* monotonic per node */
-    char obj_id[64];
-    int64_t version;
-    int64_t hlc;         /* hybrid logical clock: (physical ms << 16) | logical */
-    char node_id[64];    /* originating node */
-    bool deleted;
+    int64_t seq;
+    enum store_kind kind;
+    char key[STORE_KEY_MAX];
+    store_change_id_t id;    /* origin, origin_seq, hlc */
+    int64_t version;         /* objects: the local version it produced; else 0 */
+    bool deleted;            /* a removal (the entity has a tombstone) */
 } store_change_t;
 typedef int (*store_change_cb)(const store_change_t *c, void *arg);
-/* Changes with seq > after, in order, at most `limit`; stops early if cb != 0. */
+/* Changes with seq > after, in order, at most `limit` (0 = no limit);
+ * stops early, returning 0, when cb returns non-zero. */
 int store_changes_since(store_reader_t *r, int64_t after, size_t limit, store_change_cb cb, void *arg);
+/* The highest seq ever appended (0 for none), also when trimmed away;
+ * negative KMS_ERR_* on failure. */
 int64_t store_last_seq(store_reader_t *r);
 
 /* ------------------------------------------------------------- scanning */
@@ -219,6 +278,7 @@ typedef struct store_client {
     char cert_sha256[65];    /* lower-case hex fingerprint (kind cert), else "" */
     char password_hash[160]; /* Argon2id encoded hash (kind password), else "" */
     int64_t created_us;
+    store_change_id_t change; /* set by the store on reads; ignored by store_write_client */
 } store_client_t;
 
 /* Add (remove=false) or remove a tenant. On commit: add of an existing one
@@ -274,6 +334,203 @@ uint64_t store_clients_generation(store_t *s);
  * else last + 1, so values are strictly increasing even when the wall
  * clock goes back. Pure; exposed for replication and tests. */
 int64_t store_hlc_next(int64_t last, int64_t wall_ms);
+
+/* ---------------------------------------------------------- replication */
+/*
+ * What replication/ needs, without SQL: the change log above, entity
+ * state with its change identity and clocks, tombstones, per-peer
+ * progress, one-transaction snapshots, and writes that store a merged
+ * remote state exactly. The store does not merge objects (replication's
+ * merge rule does, and puts the result with expect_version); it does
+ * enforce last-writer-wins by (hlc, origin) where a row is one register:
+ * tenants, clients, nodes, the current data-store key, and a tombstone
+ * against the entity it removes. An applied remote change is logged
+ * again here with its own origin, origin_seq and hlc, so it is relayed to
+ * peers that did not get it directly (unless the write is no-log, below).
+ */
+
+/* Order of two clocks: by hlc, then node id (byte order). <0, 0, >0. */
+int store_clock_cmp(int64_t hlc_a, const char *node_a, int64_t hlc_b, const char *node_b);
+
+/* The store's encoding of a clock list (the `clocks` column), exposed so
+ * replication may ship it as opaque bytes. Canonical: entries sorted by
+ * name, each node id once in a table of first use, minimal varints, so
+ * decode then encode gives the same bytes. encode: KMS_ERR_INVAL for a
+ * repeated name, a NULL name or node, a node id of 64 bytes or more or a
+ * negative hlc; KMS_ERR_LIMIT above STORE_CLOCKS_MAX entries or names of
+ * STORE_CLOCK_NAME_MAX bytes. decode: everything from `arena`, entries in
+ * name order; KMS_ERR_PROTO for anything but such bytes. Pure. */
+#define STORE_CLOCKS_MAX 4096
+#define STORE_CLOCK_NAME_MAX 1024
+int store_clocks_encode(const store_clock_t *c, size_t n, kms_buf_t *out);
+int store_clocks_decode(const uint8_t *p, size_t len, kms_arena_t *arena, store_clock_t **out,
+                        size_t *n_out);
+
+/* Move this node's clock past `hlc` (a remote change's): the next local
+ * change gets a larger value. Thread-safe, cheap; takes effect at the
+ * next change the writer makes. Applying a remote change observes its
+ * hlc by itself. */
+void store_hlc_observe(store_t *s, int64_t hlc);
+
+/* Called by the writer thread after each commit that appended change-log
+ * rows, with the highest seq now durable, before the batch's writers are
+ * answered (a store_commit that returned was notified). It must only hand
+ * over (uv_async_send, an eventfd write): no store calls, no blocking. One
+ * callback per store; changing it while the writer runs is safe (NULL
+ * removes it), but a call already started may still run once with the old
+ * one: keep its arg alive until store_close. */
+typedef void (*store_notify_cb)(int64_t last_seq, void *arg);
+void store_set_notify(store_t *s, store_notify_cb cb, void *arg);
+
+/* The highest change-log seq a committed write appended (0 if it appended
+ * none or did not commit); valid once store_commit returned 0 or the
+ * async callback ran with 0. For sync acks: wait until peers have it. */
+int64_t store_write_last_seq(const store_write_t *w);
+
+/* ---- entity state for replication */
+typedef struct store_tombstone {
+    enum store_kind kind;
+    char key[STORE_KEY_MAX];
+    store_change_id_t id;    /* the removal's identity */
+    int64_t seq;             /* local log position that recorded it (trim) */
+} store_tombstone_t;
+
+typedef struct store_tenant {
+    char name[64];
+    int64_t created_us;
+    store_change_id_t change;
+} store_tenant_t;
+
+typedef struct store_node {
+    char node_id[64];
+    char peer_addr[256];     /* host:port of its peer listener */
+    char kmip_addr[256];     /* host:port of its KMIP listener */
+    char cert_sha256[65];    /* lower-case hex fingerprint of its node certificate, or "" */
+    int64_t added_hlc;
+    bool removed;            /* sticky: once set, never cleared */
+    store_change_id_t change;
+} store_node_t;
+
+typedef struct store_dsk {
+    uint32_t id;             /* the wrapped bytes are meta "dsk.<id>" (node-local) */
+    store_change_id_t change; /* hlc 0 and origin "" when it was never replicated */
+} store_dsk_t;
+
+typedef struct store_repl_state {
+    char node_id[64];        /* the peer */
+    int64_t origin_hwm;      /* highest origin_seq of its own changes applied here */
+    int64_t link_pos;        /* highest of its seqs received and processed on its link */
+    int64_t updated_us;
+} store_repl_state_t;
+
+/* An object with clocks and change identity, any tenant, never from the
+ * object cache. In one read transaction, also the tombstone of `id` if
+ * there is one: *obj_out NULL when the object is absent; tomb_out (may be
+ * NULL) gets the tombstone, or hlc 0 and an empty key when there is none
+ * (a tombstone older than the object's last change is void). 0 when
+ * either exists, KMS_ERR_NOTFOUND when neither does. Stored clocks that
+ * do not decode: KMS_ERR_IO (logged). */
+int store_get_repl(store_reader_t *r, kms_arena_t *arena, const char *id, store_object_t **obj_out,
+                   store_tombstone_t *tomb_out);
+int store_tombstone_get(store_reader_t *r, enum store_kind kind, const char *key,
+                        store_tombstone_t *out);   /* 0 or KMS_ERR_NOTFOUND */
+typedef int (*store_tombstone_cb)(const store_tombstone_t *t, void *arg);
+/* Every tombstone in (kind, key) order; stops early when cb != 0. */
+int store_each_tombstone(store_reader_t *r, store_tombstone_cb cb, void *arg);
+int store_tenant_get(store_reader_t *r, const char *name, store_tenant_t *out);
+int store_list_tenants_repl(store_reader_t *r, kms_arena_t *a, store_tenant_t **out,
+                            size_t *n_out);
+/* (Clients: store_client_by_name / store_list_clients fill .change.) */
+int store_node_get(store_reader_t *r, const char *node_id, store_node_t *out);
+int store_list_nodes(store_reader_t *r, kms_arena_t *a, store_node_t **out, size_t *n_out);
+int store_repl_state(store_reader_t *r, const char *node_id, store_repl_state_t *out);
+int store_list_repl_state(store_reader_t *r, kms_arena_t *a, store_repl_state_t **out,
+                          size_t *n_out);
+/* Data-store keys held here (meta "dsk.<id>"), in id order, with the
+ * identity of their replicated creation; the current one as an LWW
+ * register (KMS_ERR_NOTFOUND before the first). */
+int store_list_dsks(store_reader_t *r, kms_arena_t *a, store_dsk_t **out, size_t *n_out);
+int store_dsk_get(store_reader_t *r, uint32_t id, store_dsk_t *out);
+int store_dsk_current(store_reader_t *r, uint32_t *id_out, store_change_id_t *change_out);
+
+/* ---- snapshot: one read transaction over everything */
+/* Open a read transaction on `r`: until store_snapshot_end every read on
+ * this reader (objects, the list calls, tombstones, repl state, dsks,
+ * the change log, store_get without its cache) sees the database as of
+ * this moment, whatever the writer commits meanwhile. *seq_out = the
+ * highest change-log seq visible in it. Holds the WAL from being
+ * rewound: keep it as short as the copy. KMS_ERR_STATE if already open. */
+int store_snapshot_begin(store_reader_t *r, int64_t *seq_out);
+int64_t store_snapshot_seq(const store_reader_t *r); /* KMS_ERR_STATE when none is open */
+/* Objects with id > after_id ("" for the first), in id order, at most
+ * `limit` (0 = all), each complete (attributes, blob, clocks, change
+ * identity). The object is valid during the call only. Stops early when
+ * cb != 0. Works outside a snapshot too (then each call is its own). */
+typedef int (*store_object_cb)(const store_object_t *o, void *arg);
+int store_snapshot_objects(store_reader_t *r, const char *after_id, size_t limit,
+                           store_object_cb cb, void *arg);
+int store_snapshot_end(store_reader_t *r);
+
+/* ---- writes of applied remote state (and local node/dsk changes) */
+/* Store exactly this object state (attributes, blob, archived, state,
+ * created_us, obj->clocks: none = every name at `id`'s clock) as the
+ * result of change `id`, with the version check of store_write_put, and
+ * log it with id's origin, origin_seq and hlc. The put is dropped (nothing
+ * written or logged; its version in store_commit's versions_out is 0)
+ * when the object's tombstone is newer than `id`; an older tombstone is
+ * removed. obj->touched and obj->change are ignored. */
+int store_write_put_repl(store_write_t *w, const store_object_t *obj, int64_t expect_version,
+                         const store_change_id_t *id);
+/* Removal of an object, tenant or client by change `id`: the entity is
+ * removed if its last change is older than `id` (else kept), and the
+ * tombstone recorded if it is newer than the one there (LWW), and logged
+ * (deleted) when either happened. Objects: expect_version as
+ * store_write_delete, or STORE_VERSION_NEW = must be absent. Tenants:
+ * removing one that still owns objects or clients fails with
+ * KMS_ERR_STATE (the write fails; replication decides). KMS_ERR_INVAL for
+ * other kinds (nodes are removed with store_node_t.removed). */
+int store_write_delete_repl(store_write_t *w, enum store_kind kind, const char *key,
+                            int64_t expect_version, const store_change_id_t *id);
+/* Tenant / client rows by change `id`, LWW: applied when newer than the
+ * row and its tombstone, else skipped silently; created_us as given.
+ * Client checks as store_write_client; unknown tenant: KMS_ERR_NOTFOUND
+ * at commit. */
+int store_write_tenant_repl(store_write_t *w, const store_tenant_t *t, const store_change_id_t *id);
+int store_write_client_repl(store_write_t *w, const store_client_t *c, const store_change_id_t *id);
+/* A cluster node row: local (this node's change) or applied (LWW as
+ * above). `removed` is sticky whatever the clocks say. */
+int store_write_node(store_write_t *w, const store_node_t *n);
+int store_write_node_repl(store_write_t *w, const store_node_t *n, const store_change_id_t *id);
+/* A new data-store key: its wrapped form (wrapped by this node's master
+ * key) goes to meta "dsk.<id>", and a dsk change row names the id (the
+ * key bytes are never in the log). Local: KMS_ERR_EXISTS at commit when
+ * the id exists. Applied: an existing id is left alone (ids are never
+ * reused; replication compares the keys' bytes first). */
+int store_write_dsk(store_write_t *w, uint32_t dsk_id, const void *wrapped, size_t len);
+int store_write_dsk_repl(store_write_t *w, uint32_t dsk_id, const void *wrapped, size_t len,
+                         const store_change_id_t *id);
+/* The current data-store key (meta "dsk.current", decimal), an LWW
+ * register: local, or applied when newer than the register's clock. */
+int store_write_dsk_current(store_write_t *w, uint32_t dsk_id);
+int store_write_dsk_current_repl(store_write_t *w, uint32_t dsk_id, const store_change_id_t *id);
+/* Progress of the link from `node`: origin_hwm only grows (two links
+ * applying one origin's changes may finish out of order); link_pos is set
+ * as given (a re-seeded peer may restart lower). STORE_KEEP leaves a
+ * field as it is (0 for a new row). Not logged: it is this node's own.
+ * Put it in the write of the batch it describes: both commit or neither. */
+#define STORE_KEEP (-1)
+int store_write_repl_state(store_write_t *w, const char *node, int64_t origin_hwm, int64_t link_pos);
+/* Forget a peer's progress (a removed node). */
+int store_write_repl_state_drop(store_write_t *w, const char *node);
+/* Remove change-log rows and tombstones recorded at seq <= up_to_seq
+ * (every peer has them). seq keeps counting from where it was. */
+int store_write_trim(store_write_t *w, int64_t up_to_seq);
+/* The write's applied changes (the _repl calls) append no change-log
+ * rows: for a snapshot applied to a joining node, whose entities are the
+ * sender's state as of its snapshot seq; relaying them would resend the
+ * whole database to every peer. Tombstones it records get the current
+ * last seq. Local changes in the same write are logged regardless. */
+void store_write_no_log(store_write_t *w);
 
 /* Upper bound on the ids one store_locate returns (max_items 0 or larger
  * is clipped to it). */

@@ -20,7 +20,8 @@
 #define STORE_MAX_BATCH 65536
 #define STORE_BUSY_MS 10000
 #define STORE_ATTR_ROWS 16
-#define STORE_CACHE_DEFAULT ((size_t)64 << 20)   /* attribute rows per INSERT statement */
+#define STORE_CACHE_DEFAULT ((size_t)64 << 20)
+#define STORE_META_HLC_FLOOR "hlc.floor"
 
 typedef struct store_cache store_cache_t;
 
@@ -31,18 +32,32 @@ enum store_op_kind {
     STORE_OP_META,
     STORE_OP_TENANT,
     STORE_OP_CLIENT,
+    STORE_OP_NODE,
+    STORE_OP_DSK,
+    STORE_OP_DSK_CURRENT,
+    STORE_OP_REPL_STATE,
+    STORE_OP_REPL_STATE_DROP,
+    STORE_OP_TRIM,
 };
 
 typedef struct store_op {
     enum store_op_kind kind;
     bool remove;            /* TENANT / CLIENT */
+    /* An applied remote change: `id` is its identity (else the writer
+     * makes one: the next HLC tick, this node, the log row's seq). */
+    bool repl;
+    store_change_id_t id;
     int64_t expect;         /* PUT / DELETE */
-    int64_t new_version;    /* PUT: filled by the writer */
+    int64_t new_version;    /* PUT: filled by the writer (0: dropped) */
     store_object_t obj;     /* PUT (deep copy in the write's arena) */
-    const char *key;        /* DELETE id, META key, TENANT name */
-    const uint8_t *val;     /* META value */
+    const char *key;        /* DELETE id, META key, TENANT name, REPL_STATE node */
+    const uint8_t *val;     /* META value, DSK wrapped bytes */
     size_t val_len;
+    int64_t created_us;     /* TENANT (applied) */
     store_client_t client;  /* CLIENT */
+    const store_node_t *node; /* NODE (in the write's arena) */
+    uint32_t dsk_id;        /* DSK, DSK_CURRENT */
+    int64_t hwm, pos;       /* REPL_STATE; TRIM: pos = up to seq */
 } store_op_t;
 
 struct store_write {
@@ -50,6 +65,8 @@ struct store_write {
     store_op_t *ops;
     size_t n_ops, cap_ops;
     /* Completion, guarded by the store's mutex. */
+    bool no_log;            /* store_write_no_log */
+    int64_t last_seq;       /* highest log seq its ops appended (writer) */
     struct store_write *next;
     pthread_cond_t cv;
     bool done;
@@ -65,9 +82,17 @@ enum store_wstmt {
     WS_BEGIN, WS_COMMIT, WS_ROLLBACK, WS_SAVEPOINT, WS_RELEASE, WS_ROLLBACK_TO,
     WS_OBJ_VERSION, WS_OBJ_INSERT, WS_OBJ_UPDATE, WS_OBJ_DELETE,
     WS_ATTR_DELETE, WS_LOG_INSERT,
-    WS_META_PUT,
+    WS_META_PUT, WS_META_GET,
     WS_TENANT_INSERT, WS_TENANT_DELETE, WS_TENANT_OBJECTS,
     WS_CLIENT_UPSERT, WS_CLIENT_DELETE,
+    /* replication (apply_repl.c) */
+    WS_TOMB_GET, WS_TOMB_PUT, WS_TOMB_DELETE,
+    WS_ROW_CLOCK_TENANT, WS_ROW_CLOCK_CLIENT, WS_ROW_CLOCK_NODE,
+    WS_TENANT_UPSERT,
+    WS_NODE_UPSERT, WS_NODE_REMOVE,
+    WS_DSK_EXISTS, WS_DSK_PUT, WS_DSK_CURRENT_GET, WS_DSK_CURRENT_PUT,
+    WS_REPL_STATE_PUT, WS_REPL_STATE_DROP,
+    WS_TRIM_LOG, WS_TRIM_TOMBS, WS_LAST_SEQ,
     WS__COUNT
 };
 
@@ -82,7 +107,15 @@ struct store {
     sqlite3_stmt *ws[WS__COUNT];
     sqlite3_stmt *attr_ins[STORE_ATTR_ROWS + 1]; /* [n]: insert n attribute rows */
     int64_t last_hlc;                 /* writer thread only */
+    _Atomic int_fast64_t hlc_seen;    /* store_hlc_observe: max remote HLC */
+    store_write_t *applying;          /* writer thread only: the write store_apply runs */
+    kms_arena_t *wscratch;            /* writer thread only: per-op scratch (clocks) */
+    kms_buf_t wbuf;                   /* writer thread only: encoded clocks */
+    bool hlc_floor_dirty;             /* writer: persist last_hlc (meta) in this batch */
+    int64_t log_seq;                  /* writer: seq of the op's log row, 0 if none */
     uint64_t retries;                 /* writer thread only: batches re-run isolated */
+    store_notify_cb notify;           /* guarded by mu */
+    void *notify_arg;
 
     pthread_t thread;
     bool thread_started;
@@ -117,6 +150,14 @@ enum store_rstmt {
     RS_TENANT_EXISTS, RS_TENANT_LIST,
     RS_CLIENT_BY_NAME, RS_CLIENT_BY_CERT, RS_CLIENT_LIST,
     RS_NKEY_COUNT, RS_OID_SPAN,
+    /* replication (repl_read.c) */
+    RS_BEGIN, RS_COMMIT,
+    RS_OBJ_GET_REPL, RS_SNAP_OBJECTS,
+    RS_TOMB_GET, RS_TOMB_LIST,
+    RS_TENANT_GET, RS_TENANT_LIST_REPL,
+    RS_NODE_GET, RS_NODE_LIST,
+    RS_REPL_STATE_GET, RS_REPL_STATE_LIST,
+    RS_DSK_LIST, RS_DSK_GET, RS_DSK_CURRENT,
     RS__COUNT
 };
 
@@ -133,6 +174,9 @@ struct store_reader {
         uint64_t used;
     } lc[STORE_LOCATE_CACHE];
     uint64_t lc_tick;
+    /* store_snapshot_begin .. _end: an explicit read transaction is open */
+    bool in_snapshot;
+    int64_t snapshot_seq;
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -195,8 +239,71 @@ void store_cache_stats(store_cache_t *c, store_stats_t *st);
 int store_apply(store_t *s, store_write_t *w, int64_t now_us);
 int store_wstmt(store_t *s, enum store_wstmt which, sqlite3_stmt **out);
 void store_wstmt_finalize(store_t *s);
+/* Step a statement that returns no rows; reset it either way. */
+int store_wrun(store_t *s, sqlite3_stmt *st, const char *what);
+/* The identity of the change `op` makes, and its change-log row (unless
+ * the write is no-log and the change applied): local ops get the next
+ * HLC tick, this node and the row's seq as origin_seq; applied ops keep
+ * op->id and move the clock past its hlc. */
+int store_log_change(store_t *s, store_op_t *op, enum store_kind kind, const char *key,
+                     int64_t version, bool deleted, int64_t now_us, store_change_id_t *id_out);
+
+/* apply_repl.c: tombstones, LWW rows, nodes, dsks, repl state, trim. */
+/* The tombstone of (kind, key): 1 and *out when there is one, 0 when not. */
+int store_tomb_read(store_t *s, enum store_kind kind, const char *key, store_change_id_t *out);
+int store_tomb_write(store_t *s, enum store_kind kind, const char *key, const store_change_id_t *id);
+int store_tomb_remove(store_t *s, enum store_kind kind, const char *key);
+int store_apply_repl(store_t *s, store_op_t *op, int64_t now_us);
+/* Meta "hlc.floor" = this node's clock: where open seeds the clock from
+ * when no log row shows it (no-log applies, trims). */
+int store_hlc_floor_save(store_t *s);
+/* apply.c: row helpers the applied-change code shares with local ops. */
+int store_tenant_put_row(store_t *s, const char *name, int64_t created_us,
+                         const store_change_id_t *id, bool upsert);
+int store_client_put_row(store_t *s, const store_client_t *c, int64_t created_us,
+                         const store_change_id_t *id, bool set_created);
+int store_tenant_remove(store_t *s, const char *name);
+int store_client_remove(store_t *s, const char *name);
+/* A put's clocks column: bound to parameter `col` of `st` (NULL when the
+ * clocks are the default of change `id`). Uses s->wscratch / s->wbuf. */
+int store_bind_clocks(store_t *s, sqlite3_stmt *st, int col, const store_op_t *op,
+                      const store_change_id_t *id, const uint8_t *old, size_t old_len,
+                      const store_change_id_t *old_id);
+/* 0 on a change row or store_tenant_t; hlc/origin of a row from columns. */
+int store_row_change_id(sqlite3_stmt *st, int col, store_change_id_t *out);
 
 /* reader statements */
 int store_rstmt(store_reader_t *r, enum store_rstmt which, sqlite3_stmt **out);
+
+/* read.c: an object's rows. Object columns: 0 oid, 1 object_type .. 9
+ * blob, 10 seal_gen; attribute columns from STORE_ATTR_COL (name ..
+ * ikey present); with `repl`, hlc, origin, origin_seq, clocks from
+ * STORE_REPL_COL. */
+#define STORE_ATTR_COL 11
+#define STORE_REPL_COL 17
+int store_row_object(kms_arena_t *a, sqlite3_stmt *st, bool repl, store_object_t *o);
+/* Step `st` (the object row, then its attribute rows) into *out; resets it. */
+int store_read_object(store_reader_t *r, sqlite3_stmt *st, kms_arena_t *arena, const char *id,
+                      bool repl, store_object_t **out);
+/* One row of a reader statement into a record (`a` NULL for point reads). */
+typedef int (*store_row_fn)(store_reader_t *r, sqlite3_stmt *st, kms_arena_t *a, void *dst);
+/* The first row of `which` (bound with key, or kind (>= 0) and key) into
+ * dst: 0, KMS_ERR_NOTFOUND, or an error. */
+int store_row_one(store_reader_t *r, enum store_rstmt which, int kind, const char *key,
+                  store_row_fn fn, void *dst);
+/* Every row of `which` as an array of `size`-byte records in the arena
+ * (*out NULL when there are none). */
+int store_rows_all(store_reader_t *r, enum store_rstmt which, kms_arena_t *a, size_t size,
+                   store_row_fn fn, void **out, size_t *n_out);
+/* Collecting attribute rows (from STORE_ATTR_COL) of one object. */
+typedef struct store_attrs {
+    store_attr_t local[32];
+    store_attr_t *v;
+    size_t n, cap;
+} store_attrs_t;
+void store_attrs_init(store_attrs_t *acc);
+int store_attrs_add(store_attrs_t *acc, kms_arena_t *a, sqlite3_stmt *st);
+int store_attrs_finish(store_attrs_t *acc, kms_arena_t *a, store_object_t *o);
+void store_attrs_dispose(store_attrs_t *acc);
 
 #endif /* KMS_STORE_INT_H */

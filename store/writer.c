@@ -172,6 +172,10 @@ static void run_batch(store_t *s, store_write_t **b, size_t n)
         run_batch_isolated(s, b, n, now_us);
     }
     cache_mark(s, b, n, false);
+    s->hlc_floor_dirty = false; /* saved by the batch's writes, or moot if they failed */
+    for (size_t i = 0; i < n; i++)
+        if (b[i]->result != 0)
+            b[i]->last_seq = 0;
     /* Identity caches (kmip/auth.c) must not outlive a client or tenant
      * change: bump before any waiter (kmsctl client remove) is answered. */
     for (size_t i = 0; i < n; i++)
@@ -180,6 +184,16 @@ static void run_batch(store_t *s, store_write_t **b, size_t n)
                 atomic_fetch_add(&s->clients_gen, 1);
                 return;
             }
+}
+
+void store_set_notify(store_t *s, store_notify_cb cb, void *arg)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->notify = cb;
+    s->notify_arg = arg;
+    pthread_mutex_unlock(&s->mu);
 }
 
 uint64_t store_clients_generation(store_t *s)
@@ -210,6 +224,20 @@ static void *writer_main(void *arg)
         store_ckpt_yield_wait(s);
         if (batch)
             run_batch(s, batch, n);
+        /* Replication's wake-up, before any writer of the batch is
+         * answered: whoever sees a commit return knows it was sent. */
+        int64_t top_seq = 0;
+        for (size_t i = 0; batch && i < n; i++)
+            if (batch[i]->result == 0 && batch[i]->last_seq > top_seq)
+                top_seq = batch[i]->last_seq;
+        if (top_seq) {
+            pthread_mutex_lock(&s->mu);
+            store_notify_cb notify = s->notify;
+            void *notify_arg = s->notify_arg;
+            pthread_mutex_unlock(&s->mu);
+            if (notify)
+                notify(top_seq, notify_arg);
+        }
 
         pthread_mutex_lock(&s->mu);
         if (!batch) {

@@ -348,7 +348,7 @@ static int v5_setup(void **state)
 static void test_v5_database_keys_open(void **state)
 {
     kenv_t *e = *state;
-    assert_int_equal(store_schema_version(e->store), 6);
+    assert_true(store_schema_version(e->store) >= 6); /* later steps may follow */
     /* Migration 6 gave each blob its row's version as seal generation. */
     store_object_t *k1 = row_of(e, V5_K1), *k2 = row_of(e, V5_K2), *k3 = row_of(e, V5_K3);
     assert_int_equal(k1->version, 2);

@@ -333,14 +333,16 @@ static void test_changelog(void **state)
     const bool del[4] = {false, false, false, true};
     for (size_t i = 0; i < k.n; i++) {
         assert_int_equal(k.c[i].seq, (int64_t)i + 1);
-        assert_string_equal(k.c[i].obj_id, ids[i]);
+        assert_int_equal(k.c[i].kind, STORE_KIND_OBJECT);
+        assert_string_equal(k.c[i].key, ids[i]);
         assert_int_equal(k.c[i].version, vers[i]);
         assert_int_equal(k.c[i].deleted, del[i]);
-        assert_string_equal(k.c[i].node_id, store_node_id(s));
+        assert_string_equal(k.c[i].id.origin, store_node_id(s));
+        assert_int_equal(k.c[i].id.origin_seq, k.c[i].seq); /* made here */
         if (i)
-            assert_true(k.c[i].hlc > k.c[i - 1].hlc);
+            assert_true(k.c[i].id.hlc > k.c[i - 1].id.hlc);
         /* physical part is about now (ms) */
-        int64_t ms = k.c[i].hlc >> 16;
+        int64_t ms = k.c[i].id.hlc >> 16;
         assert_true(llabs(ms - kms_now_us() / 1000) < 60000);
     }
     /* since/limit/early stop */
@@ -352,7 +354,7 @@ static void test_changelog(void **state)
     assert_int_equal(store_changes_since(r, 0, 0, stop_after_two, &cnt), 0);
     assert_int_equal(cnt, 2);
     store_reader_free(r);
-    int64_t last_hlc = k.c[0].hlc;
+    int64_t last_hlc = k.c[0].id.hlc;
     store_close(s);
 
     /* After reopen the clock continues above the log. */
@@ -363,7 +365,7 @@ static void test_changelog(void **state)
     assert_int_equal(store_changes_since(r, 4, 0, collect_cb, &k), 0);
     assert_int_equal(k.n, 1);
     assert_int_equal(k.c[0].seq, 5);
-    assert_true(k.c[0].hlc > last_hlc);
+    assert_true(k.c[0].id.hlc > last_hlc);
     store_reader_free(r);
     store_close(s);
 }
