@@ -432,6 +432,59 @@ out:
     return rc;
 }
 
+/* Does `old` hold the instance `a` (same name, index and value bytes)? */
+static bool has_instance(const store_object_t *old, const store_attr_t *a, bool same_value)
+{
+    for (size_t i = 0; i < old->n_attrs; i++) {
+        const store_attr_t *b = &old->attrs[i];
+        if (b->index == a->index && strcmp(b->name, a->name) == 0)
+            return !same_value || (b->value_len == a->value_len &&
+                                   memcmp(b->value, a->value, a->value_len) == 0);
+    }
+    return false;
+}
+
+static void add_name(const char **t, size_t *n, const char *name)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp(t[i], name) == 0)
+            return;
+    t[(*n)++] = name;
+}
+
+/* The names whose instances this put changes against the row `o` was
+ * loaded from (plus the store's pseudo-names for the material and the
+ * storage status): the store moves only their clocks, so that another
+ * node's concurrent change of another attribute survives the merge.
+ * NULL (every name) for a new object. */
+static int touched_names(kmip_ctx_t *ctx, const kmip_obj_t *o, store_object_t *so)
+{
+    const store_object_t *old = o->loaded;
+    so->touched = NULL;
+    so->n_touched = 0;
+    if (!old)
+        return 0;
+    const char **t = kms_arena_alloc(ctx->arena, (so->n_attrs + old->n_attrs + 2) * sizeof(*t));
+    if (!t)
+        return KMS_ERR_NOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < so->n_attrs; i++)
+        if (!has_instance(old, &so->attrs[i], true))
+            add_name(t, &n, so->attrs[i].name); /* added or changed */
+    for (size_t i = 0; i < old->n_attrs; i++)
+        if (!has_instance(so, &old->attrs[i], false))
+            add_name(t, &n, old->attrs[i].name); /* removed */
+    if (so->sealed.dsk_id != old->sealed.dsk_id || so->sealed.gen != old->sealed.gen ||
+        so->sealed.len != old->sealed.len ||
+        (so->sealed.len && memcmp(so->sealed.blob, old->sealed.blob, so->sealed.len) != 0))
+        add_name(t, &n, STORE_CLOCK_MATERIAL);
+    if (so->archived != old->archived)
+        add_name(t, &n, STORE_CLOCK_ARCHIVED);
+    so->touched = t;
+    so->n_touched = n;
+    return 0;
+}
+
 static int commit_one(kmip_ctx_t *ctx, const store_object_t *so, int64_t expect, bool del,
                       int64_t *version_out)
 {
@@ -467,7 +520,7 @@ int kmip_obj_save(kmip_ctx_t *ctx, kmip_obj_t *o)
     if ((rc = kmip_attr_set_date(ctx, o, "Last Change Date", ctx->now)))
         return rc;
     int64_t expect = o->version; /* 0 == STORE_VERSION_NEW for a new object */
-    if ((rc = to_store(ctx, o, &so)))
+    if ((rc = to_store(ctx, o, &so)) || (rc = touched_names(ctx, o, &so)))
         return rc;
     int64_t nv = 0;
     rc = commit_one(ctx, &so, expect, false, &nv);
