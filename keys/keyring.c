@@ -128,8 +128,8 @@ static int keyring_first_run(hsm_keyring_t *kr, store_t *store, store_reader_t *
         rc = KMS_ERR_NOMEM;
         goto out;
     }
-    if ((rc = store_write_meta(w, "dsk.1", wrapped.data, wrapped.len)) != 0 ||
-        (rc = store_write_meta(w, KEYS_META_DSK_CURRENT, "1", 1)) != 0 ||
+    if ((rc = store_write_dsk(w, 1, wrapped.data, wrapped.len)) != 0 ||
+        (rc = store_write_dsk_current(w, 1)) != 0 ||
         (rc = store_commit(store, w, NULL, 0)) != 0) {
         kms_log(KMS_LOG_ERROR, KEYS_LOG, "keyring: cannot persist DSK 1: %s", kms_strerror(rc));
         goto out;

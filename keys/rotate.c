@@ -191,7 +191,6 @@ static int rotate_store_key(const keys_options_t *k, uint32_t *dsk_out, uint32_t
 {
     kms_buf_t wrapped;
     store_write_t *w = NULL;
-    char key[32], cur_txt[16];
     int rc;
     kms_buf_init(&wrapped, 4096);
     if (keys_reencrypt_busy()) {
@@ -214,11 +213,11 @@ static int rotate_store_key(const keys_options_t *k, uint32_t *dsk_out, uint32_t
         kms_error_set(err, rc, "cannot generate a new data-store key: %s", kms_strerror(rc));
         goto out;
     }
-    snprintf(key, sizeof key, "dsk.%u", id);
-    snprintf(cur_txt, sizeof cur_txt, "%u", id);
     w = store_write_new();
-    if (!w || (rc = store_write_meta(w, key, wrapped.data, wrapped.len)) != 0 ||
-        (rc = store_write_meta(w, KEYS_META_DSK_CURRENT, cur_txt, strlen(cur_txt))) != 0 ||
+    /* A new data-store key and the current one: change-log rows (kind
+     * dsk) that replication ships; the wrapped bytes stay in meta. */
+    if (!w || (rc = store_write_dsk(w, id, wrapped.data, wrapped.len)) != 0 ||
+        (rc = store_write_dsk_current(w, id)) != 0 ||
         (rc = store_commit(k->store, w, NULL, 0)) != 0) {
         rc = rc ? rc : KMS_ERR_NOMEM;
         kms_error_set(err, rc, "cannot persist data-store key %u: %s", id, kms_strerror(rc));

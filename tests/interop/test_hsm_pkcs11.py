@@ -487,3 +487,9 @@ def test_kmsctl_rotate_usage_and_exit_codes(kmsd_factory, monkeypatch):
     assert p.returncode == 0 and "data-store key 3 is current: 300 objects" in p.stdout, p.stdout
     k.stop()
     assert kmsctl(k, "rotate", "status").returncode == 3  # kmsd unreachable
+    # Each new data-store key and each change of the current one is a
+    # change-log row (kind 3 = dsk) naming it, for replication; never its bytes.
+    con = sqlite3.connect(db_path(k))
+    rows = [r[0] for r in con.execute("SELECT key FROM change_log WHERE kind = 3 ORDER BY seq")]
+    con.close()
+    assert rows == ["1", "current", "2", "current", "3", "current"], rows
