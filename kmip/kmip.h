@@ -165,7 +165,8 @@ typedef struct kmip_summary {
  * of it runs); KMS_ERR_PROTO with *req_out set when the bytes are not TTLV
  * at all: the caller sends the encoded Invalid Message answer and closes
  * the connection; KMS_ERR_NOMEM or KMS_ERR_INVAL with *req_out NULL. peer
- * may be NULL; its strings are copied. Any thread.
+ * may be NULL; its strings are not copied and must stay valid until
+ * kmip_request_free (a connection's own fields do). Any thread.
  */
 int kmip_request_decode(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t *msg, size_t len,
                         kmip_request_t **req_out);

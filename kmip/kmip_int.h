@@ -103,7 +103,7 @@ typedef struct kmip_item {
 struct kmip_request {
     kmip_server_t *srv;
     kms_arena_t *arena;          /* everything below lives in it (the struct too) */
-    kmip_peer_t peer;            /* copied strings */
+    kmip_peer_t peer;            /* the caller's strings (they outlive the request) */
     int64_t now;                 /* seconds since the epoch, fixed per execution */
 
     /* Header. `invalid` set: the whole message is answered Invalid Message

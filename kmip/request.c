@@ -189,11 +189,6 @@ static const char *parse_message(kmip_request_t *r, const ttlv_item_t *root)
     return NULL;
 }
 
-static const char *arena_copy(kms_arena_t *a, const char *s)
-{
-    return s ? kms_arena_strdup(a, s) : NULL;
-}
-
 int64_t kmip_now(const kmip_server_t *s)
 {
     return s->cfg.clock ? s->cfg.clock(s->cfg.clock_arg) : kms_now_us() / 1000000;
@@ -216,11 +211,8 @@ int kmip_request_decode(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t
     r->srv = s;
     r->arena = a;
     r->now = kmip_now(s);
-    if (peer) {
-        r->peer.cert_sha256 = arena_copy(a, peer->cert_sha256);
-        r->peer.cert_cn = arena_copy(a, peer->cert_cn);
-        r->peer.address = arena_copy(a, peer->address);
-    }
+    if (peer)
+        r->peer = *peer;
     ttlv_item_t *root = NULL;
     kms_error_t terr;
     ttlv_limits_t lim = {.max_depth = s->cfg.max_depth, .max_items = s->cfg.max_items};
