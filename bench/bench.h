@@ -56,16 +56,18 @@ enum bench_op { OP_GET = 0, OP_CREATE, OP_LOCATE, OP_VCENTER, OP_ENCRYPT, OP_SIG
  *   encrypt     Encrypt of 4 KiB, AES-256-GCM, server-made nonce
  *   sign-ecdsa  Sign of 64 bytes, ECDSA with SHA-256 (a registered P-256 key)
  *   sign-rsa    Sign of 64 bytes, RSA-2048 PKCS#1 v1.5 SHA-256 (registered)
- *   mac         MAC of 64 bytes, HMAC-SHA256 (a created 256-bit key) */
+ *   mac         MAC of 64 bytes, HMAC-SHA256 (a registered 256-bit key: PyKMIP's
+ *               server cannot create HMAC keys) */
 enum bench_step { STEP_CREATE, STEP_ACTIVATE, STEP_GET, STEP_GETATTRS, STEP_LOCATE,
-                  STEP_CREATE_HMAC, STEP_REGISTER_EC, STEP_REGISTER_RSA,
+                  STEP_REGISTER_HMAC, STEP_REGISTER_EC, STEP_REGISTER_RSA,
                   STEP_ENCRYPT, STEP_SIGN_EC, STEP_SIGN_RSA, STEP_MAC };
 
 typedef struct bench_msgcfg {
     int major, minor; /* protocol version sent in every request header */
-    /* PKCS#8 DER private keys that the Register set-up steps send. */
-    const uint8_t *ec_der, *rsa_der;
-    size_t ec_len, rsa_len;
+    /* PKCS#8 DER private keys and the raw HMAC key that the Register
+     * set-up steps send. */
+    const uint8_t *ec_der, *rsa_der, *hmac_key;
+    size_t ec_len, rsa_len, hmac_len;
 } bench_msgcfg_t;
 
 /* The step a timed operation of `op` sends, and the step that creates (or

@@ -12,7 +12,7 @@
  *
  * Get and Locate read keys created in an untimed setup phase (--keys, each
  * with a unique Name); the cryptographic workloads use keys made (or, for
- * signing, generated here and registered) and activated the same way. The report gives requests/s, errors by Result Reason,
+ * signing and MAC, generated here and registered) and activated the same way. The report gives requests/s, errors by Result Reason,
  * latency quantiles from the histogram and, with --server-pid, the server's
  * CPU time (utime+stime from /proc) per request. It does not start or stop
  * servers: bench/compare.sh does.
@@ -341,6 +341,12 @@ int main(int argc, char **argv)
             o.msg.ec_der = priv->data, o.msg.ec_len = priv->len;
         else
             o.msg.rsa_der = priv->data, o.msg.rsa_len = priv->len;
+    }
+    uint8_t hmac_key[32];
+    if (crypto_op == OP_MAC) {
+        if (crypto_rng_bytes(hmac_key, sizeof(hmac_key), NULL) < 0)
+            goto out;
+        o.msg.hmac_key = hmac_key, o.msg.hmac_len = sizeof(hmac_key);
     }
     if (crypto_op != OP_COUNT && o.keys > 8)
         o.keys = 8; /* a few keys are enough to spread the load; registration is slow on PyKMIP */

@@ -5,7 +5,7 @@
  * AES-256 Symmetric Key (Cryptographic Algorithm, Length and Usage Mask as
  * Template-Attribute attributes, optionally a Name), Activate / Get / Get
  * Attributes by Unique Identifier, Locate by Name; and for the crypto
- * workloads Create of an HMAC-SHA256 key, Register of a PKCS#8 private key,
+ * workloads Register of an HMAC-SHA256 key and of a PKCS#8 private key,
  * Encrypt, Sign and MAC with full Cryptographic Parameters (PyKMIP's server
  * needs the algorithm named in them). Parsing reads only the
  * first batch item's Result Status, Result Reason and Unique Identifier;
@@ -34,12 +34,6 @@ static int add_name(kms_arena_t *a, ttlv_item_t *parent, const char *name)
 }
 
 static const uint8_t g_data[4096]; /* what Encrypt, Sign and MAC send: zeros */
-
-static ttlv_item_t *attr_enum(kms_arena_t *a, ttlv_item_t *ta, const char *name, uint32_t v)
-{
-    ttlv_item_t *at = attr(a, ta, name);
-    return at ? ttlv_new_enum(a, at, KMIP_TAG_ATTRIBUTE_VALUE, v) : NULL;
-}
 
 static ttlv_item_t *attr_int(kms_arena_t *a, ttlv_item_t *ta, const char *name, int32_t v)
 {
@@ -79,8 +73,11 @@ static int build_crypto(enum bench_step step, const char *uid, kms_arena_t *a, t
     bool ok = true;
     switch (step) {
     case STEP_ENCRYPT:
+        /* In the specification's order (PyKMIP's decoder needs it); PyKMIP's
+         * server also needs the Tag Length. */
         ok = ttlv_new_enum(a, cp, KMIP_TAG_BLOCK_CIPHER_MODE, KMIP_BLOCK_CIPHER_MODE_GCM) &&
-             ttlv_new_enum(a, cp, KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES);
+             ttlv_new_enum(a, cp, KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES) &&
+             ttlv_new_int(a, cp, KMIP_TAG_TAG_LENGTH, 16);
         break;
     case STEP_SIGN_RSA:
         ok = ttlv_new_enum(a, cp, KMIP_TAG_PADDING_METHOD, KMIP_PADDING_METHOD_PKCS1_V1_5) &&
@@ -118,7 +115,7 @@ enum bench_step bench_op_setup_step(enum bench_op op)
     switch (op) {
     case OP_SIGN_ECDSA: return STEP_REGISTER_EC;
     case OP_SIGN_RSA: return STEP_REGISTER_RSA;
-    case OP_MAC: return STEP_CREATE_HMAC;
+    case OP_MAC: return STEP_REGISTER_HMAC;
     default: return STEP_CREATE;
     }
 }
@@ -127,14 +124,21 @@ static int build_payload(const bench_msgcfg_t *cfg, enum bench_step step, const 
                          const char *name, kms_arena_t *a, ttlv_item_t *pl)
 {
     switch (step) {
-    case STEP_CREATE_HMAC: {
-        ttlv_item_t *ta;
+    case STEP_REGISTER_HMAC: {
+        ttlv_item_t *ta, *obj, *kb, *kv;
+        if (!cfg->hmac_key)
+            return KMS_ERR_INVAL;
         if (!ttlv_new_enum(a, pl, KMIP_TAG_OBJECT_TYPE, KMIP_OBJECT_TYPE_SYMMETRIC_KEY) ||
             !(ta = ttlv_new_struct(a, pl, KMIP_TAG_TEMPLATE_ATTRIBUTE)) ||
-            !attr_enum(a, ta, "Cryptographic Algorithm", KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA256) ||
-            !attr_int(a, ta, "Cryptographic Length", 256) ||
             !attr_int(a, ta, "Cryptographic Usage Mask",
-                      KMIP_CRYPTOGRAPHIC_USAGE_MASK_MAC_GENERATE | KMIP_CRYPTOGRAPHIC_USAGE_MASK_MAC_VERIFY))
+                      KMIP_CRYPTOGRAPHIC_USAGE_MASK_MAC_GENERATE | KMIP_CRYPTOGRAPHIC_USAGE_MASK_MAC_VERIFY) ||
+            !(obj = ttlv_new_struct(a, pl, KMIP_TAG_SYMMETRIC_KEY)) ||
+            !(kb = ttlv_new_struct(a, obj, KMIP_TAG_KEY_BLOCK)) ||
+            !ttlv_new_enum(a, kb, KMIP_TAG_KEY_FORMAT_TYPE, KMIP_KEY_FORMAT_TYPE_RAW) ||
+            !(kv = ttlv_new_struct(a, kb, KMIP_TAG_KEY_VALUE)) ||
+            !ttlv_new_bytes(a, kv, KMIP_TAG_KEY_MATERIAL, cfg->hmac_key, cfg->hmac_len) ||
+            !ttlv_new_enum(a, kb, KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM, KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA256) ||
+            !ttlv_new_int(a, kb, KMIP_TAG_CRYPTOGRAPHIC_LENGTH, (int32_t)cfg->hmac_len * 8))
             return KMS_ERR_NOMEM;
         return 0;
     }
@@ -182,7 +186,7 @@ static const uint32_t step_op[] = {
     [STEP_GET] = KMIP_OPERATION_GET,
     [STEP_GETATTRS] = KMIP_OPERATION_GET_ATTRIBUTES,
     [STEP_LOCATE] = KMIP_OPERATION_LOCATE,
-    [STEP_CREATE_HMAC] = KMIP_OPERATION_CREATE,
+    [STEP_REGISTER_HMAC] = KMIP_OPERATION_REGISTER,
     [STEP_REGISTER_EC] = KMIP_OPERATION_REGISTER,
     [STEP_REGISTER_RSA] = KMIP_OPERATION_REGISTER,
     [STEP_ENCRYPT] = KMIP_OPERATION_ENCRYPT,
@@ -204,7 +208,7 @@ int bench_build(const bench_msgcfg_t *cfg, enum bench_step step, const char *uid
         !(pv = ttlv_new_struct(a, hdr, KMIP_TAG_PROTOCOL_VERSION)) ||
         !ttlv_new_int(a, pv, KMIP_TAG_PROTOCOL_VERSION_MAJOR, cfg->major) ||
         !ttlv_new_int(a, pv, KMIP_TAG_PROTOCOL_VERSION_MINOR,
-                      step >= STEP_CREATE_HMAC && cfg->major == 1 && cfg->minor < 2 ? 2 : cfg->minor) ||
+                      step >= STEP_REGISTER_HMAC && cfg->major == 1 && cfg->minor < 2 ? 2 : cfg->minor) ||
         !ttlv_new_int(a, hdr, KMIP_TAG_BATCH_COUNT, 1) ||
         !(bi = ttlv_new_struct(a, msg, KMIP_TAG_BATCH_ITEM)) ||
         !ttlv_new_enum(a, bi, KMIP_TAG_OPERATION, step_op[step]) ||
