@@ -47,21 +47,11 @@ typedef struct node {
 
 static int free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
+    int port = kms_test_free_port();
+    assert_true(port > 0);
+    return port;
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
 
 typedef struct node_opts {
     const char *cert_dir;    /* NULL = g_dir */
@@ -148,7 +138,7 @@ static bool linked(node_t *n, const char *peer, bool out, bool in)
     do {                                                           \
         int waited_ = 0;                                           \
         while (!(cond) && waited_ < (ms)) {                        \
-            sleep_ms(20);                                          \
+            kms_test_sleep_ms(20);                                          \
             waited_ += 20;                                         \
         }                                                          \
         if (!(cond))                                               \
@@ -372,7 +362,7 @@ static void test_refused_certificates(void **state)
     node_opts_t o = {.cert_dir = other};
     int px = free_port();
     node_start(&x, "n2", px, &pa, 1, &o);
-    sleep_ms(1500);
+    kms_test_sleep_ms(1500);
     assert_false(linked(&a, "n2", false, true));
     assert_false(linked(&x, "n1", true, false));
     node_stop(&x, false);
@@ -437,7 +427,7 @@ static void test_clock_skew(void **state)
     assert_true(st.clock_offset_ms > 55000 && st.clock_offset_ms < 65000);
     assert_non_null(strstr(st.last_error, "clock skew"));
     WAIT_FOR(peer_status(&b, "n1", &st) && strcmp(st.state, "skew") == 0, 5000);
-    sleep_ms(500);
+    kms_test_sleep_ms(500);
     assert_false(linked(&a, "n2", true, false));
     assert_false(linked(&a, "n2", false, true));
     node_stop(&a, false);

@@ -1,7 +1,8 @@
-/* tests/unit/util/peerpki.h: a cluster PKI on disk for replication tests:
+/* tests/unit/util/peerpki.h: for replication tests: a cluster PKI on disk:
  * a CA and node certificates (CN = node id, EKU serverAuth + clientAuth +
  * the kmsd peer role), made with certs/ and OpenSSL. Issuing node
- * certificates for real nodes is kmsctl's job; tests make their own. */
+ * certificates for real nodes is kmsctl's job; tests make their own. And
+ * free loopback ports. */
 #ifndef KMS_TEST_PEERPKI_H
 #define KMS_TEST_PEERPKI_H
 
@@ -13,5 +14,9 @@ int kms_test_pki_ca(const char *dir, const char *name);
  * peer_role false: the EKU is clientAuth only (a KMIP client certificate).
  * 0 or -1. */
 int kms_test_pki_node(const char *dir, const char *ca, const char *node, bool peer_role);
+
+/* A TCP port on 127.0.0.1 free right now (bound and released), or -1. */
+int kms_test_free_port(void);
+void kms_test_sleep_ms(int ms);
 
 #endif
