@@ -8,7 +8,8 @@
  *
  * - the module: repl_open / repl_start / repl_stop / repl_close run the
  *   peer listener and one outbound push link per peer on the module's own
- *   libuv loop thread; repl_status is what the server asks of it;
+ *   libuv loop thread; repl_ready, repl_wait, repl_status and repl_verify
+ *   are what the server and the admin commands ask of it;
  * - the peer protocol's frame codec (pure: no I/O, no store), shared with
  *   kmsctl's join client and the fuzz target.
  *
@@ -97,14 +98,9 @@ enum repl_kind {
     REPL_KIND_NODE = 5,
 };
 
-/* Per attribute name: the (hlc, node) of its last write. Pseudo-names
- * "#material" and "#archived" carry the clocks of the key material and
- * the storage status; "" is the object's creation clock. */
-typedef struct repl_clock {
-    const char *name;
-    int64_t hlc;
-    const char *node;
-} repl_clock_t;
+/* Per attribute name: the (hlc, node) of its last write (the store's
+ * clock: "#material", "#archived" and "" are its pseudo-names). */
+typedef store_clock_t repl_clock_t;
 
 /* A cluster member (kind NODE; also the JOIN_RESP node list). */
 typedef struct repl_node_info {
@@ -316,11 +312,16 @@ typedef struct repl_options {
     const char *cert;            /* node certificate (PEM) with the peer role, CN = node_id */
     const char *key;             /* its private key (PEM) */
     const char *ca;              /* the cluster CA (PEM) */
+    unsigned sync_acks;          /* see repl_wait */
+    unsigned sync_timeout_ms;    /* 0 = 2000 */
+    bool sync_degrade;           /* on_sync_timeout degrade (else fail) */
     uint64_t max_clock_skew_ms;  /* 0 = 5000 */
+    uint64_t max_lag_ms;         /* 0 = 24 h */
     size_t max_frame;            /* 0 = REPL_MAX_FRAME_DEFAULT */
     unsigned keepalive_ms;       /* PING after this much silence (0 = 2000); a link silent
                                     for 5 times as long is closed */
     unsigned handshake_ms;       /* TLS + HELLO deadline (0 = 10000) */
+    unsigned trim_every_ms;      /* how often the log is trimmed (0 = 5000) */
     int64_t clock_offset_ms;     /* tests only: added to this node's wall clock */
 } repl_options_t;
 
@@ -343,6 +344,30 @@ void repl_stop(repl_t *r);
 /* Free (after repl_stop, or without repl_start). NULL ok. */
 void repl_close(repl_t *r);
 
+/*
+ * False while this node must not serve KMIP: replication not running, a
+ * joining node not yet seeded by its first snapshot, or a snapshot
+ * (catch-up) in progress. The server closes its KMIP listener meanwhile.
+ * Any thread; cheap.
+ */
+bool repl_ready(repl_t *r);
+
+/* replication.sync_acks: 0 = the server need not call repl_wait. */
+unsigned repl_sync_acks(const repl_t *r);
+
+/*
+ * Sync acks: call cb once sync_acks peers have acknowledged a position at
+ * or past `seq` (store_write_last_seq of the request's write): result 0.
+ * After sync_timeout_ms: KMS_ERR_TIMEOUT (on_sync_timeout fail), or 0
+ * with a rate-limited WARN in the log (degrade). KMS_ERR_UNAVAIL when
+ * replication stops first. cb runs on the replication thread and must
+ * only hand the result over (as store_commit_async's). Returns 0 (cb will
+ * be called exactly once), or KMS_ERR_STATE when replication is not
+ * running (cb is not called). Any thread.
+ */
+typedef void (*repl_wait_cb)(int result, void *arg);
+int repl_wait(repl_t *r, int64_t seq, repl_wait_cb cb, void *arg);
+
 /* One peer as the operator sees it (`kmsctl cluster status`). */
 typedef struct repl_peer_status {
     char node_id[64];            /* "" while a configured address has not answered yet */
@@ -351,8 +376,8 @@ typedef struct repl_peer_status {
     bool connected_in;           /* its push link to us is open */
     int64_t last_contact_ms;     /* wall clock of its last frame (0 = never) */
     int64_t acked_seq;           /* highest of our change-log seqs it acknowledged */
-    int64_t lag_changes;         /* our last seq - acked_seq */
-    int64_t lag_ms;              /* age of the oldest change it has not acknowledged */
+    int64_t lag_changes;         /* our last seq - acked_seq (-1: no ack since start) */
+    int64_t lag_ms;              /* age of the oldest change in flight to it (-1: unknown) */
     int64_t clock_offset_ms;     /* its wall clock minus ours, from the last HELLO/PONG */
     char state[16];              /* ok, connecting, skew, refused, catching-up, removed,
                                     past-max-lag */

@@ -195,6 +195,7 @@ typedef struct repl_node repl_node_t;
 typedef struct repl_ship repl_ship_t;
 typedef struct repl_apply repl_apply_t;
 typedef struct repl_verify_req repl_verify_req_t;
+typedef struct repl_waiter repl_waiter_t;
 
 /* One connection's state; callbacks switch on it. */
 enum repl_conn_state {
@@ -280,8 +281,27 @@ struct repl {
     repl_node_t *nodes;
     uint8_t rdbuf[64 * 1024];    /* libuv read buffer (one loop thread) */
 
-    bool hooks_init;
     repl_verify_req_t *verify_new; /* queued by repl_verify (mutex) */
+
+    /* sync.c */
+    bool hooks_init;
+    store_reader_t *rd;          /* the loop thread's reader */
+    _Atomic int64_t last_seq;    /* highest change-log seq committed here */
+    _Atomic int64_t trimmed_to;  /* the log holds no row <= this */
+    atomic_int catching_up;      /* inbound links inside a snapshot */
+    atomic_bool seeded;          /* holds data (or needs none): may serve */
+    atomic_bool nodes_changed;   /* a node row was applied: reload removals */
+    atomic_int trim_result;      /* 0 none, 1 done, negative failed */
+    store_write_t *trim_w;       /* the trim being committed */
+    int64_t trim_to;
+    uv_timer_t trim_timer, wait_timer;
+    pthread_mutex_t wq_mu;       /* guards wq_new */
+    repl_waiter_t *wq_new;       /* queued by repl_wait (any thread) */
+    repl_waiter_t *waiters;      /* loop thread */
+    atomic_uint_fast64_t sync_failed, sync_degraded;
+    uint64_t degrade_logged_ms;
+    char removed_fp[64][65];     /* certificate fingerprints of removed nodes */
+    size_t n_removed_fp;
 };
 
 
@@ -331,9 +351,24 @@ void repl_peer_schedule(repl_peer_t *p);
 /* Record why the last attempt on p failed (status; takes the mutex). */
 void repl_peer_error(repl_peer_t *p, const char *why);
 
-/* The node's known state (removed nodes, status labels). */
+/* state.c: store rows <-> entities (entities point into the rows). */
+void repl_entity_from_object(repl_entity_t *e, const store_object_t *o);
+void repl_object_from_entity(store_object_t *o, const repl_entity_t *e);
+store_object_t *repl_object_copy(kms_arena_t *a, const store_object_t *o);
+void repl_entity_from_node(repl_entity_t *e, const store_node_t *n);
+void repl_node_from_entity(store_node_t *n, const repl_entity_t *e);
+
+/* sync.c */
+void repl_node_acked(repl_t *r, repl_node_t *n, int64_t acked, int64_t oldest_hlc);
 bool repl_node_removed(repl_t *r, const char *node_id, const char *fp);
+void repl_load_nodes(repl_t *r);
+void repl_adopt_current_dsk(repl_t *r, store_reader_t *rd);
+int64_t repl_log_floor(repl_t *r);
 void repl_set_node_state(repl_t *r, repl_node_t *n, const char *state);
+
+/* Frames in flight per push link (bytes), and the socket's high-water
+ * mark before the sender pauses. */
+#define REPL_SHIP_WINDOW ((size_t)4 << 20)
 
 /* verify.c */
 void repl_verify_answer(repl_conn_t *c, const repl_frame_t *f);   /* inbound VERIFY_REQ */
@@ -343,6 +378,9 @@ void repl_verify_link_closed(repl_conn_t *c);
 void repl_verify_pump(repl_t *r, bool stopping);
 
 /* ship.c: the sending side of an outbound (push) link. */
+/* The entity (kind, key) as it is now; KMS_ERR_NOTFOUND when gone. */
+int repl_load_entity(repl_t *r, store_reader_t *rd, kms_arena_t *a, enum store_kind kind,
+                     const char *key, repl_entity_t *e);
 
 void repl_ship_start(repl_conn_t *c, int64_t link_pos);
 void repl_ship_acked(repl_conn_t *c, int64_t seq);

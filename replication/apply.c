@@ -1,0 +1,522 @@
+/*
+ * replication/apply.c: the receiving side of an inbound link.
+ *
+ * Each CHANGES frame is merged in ONE store write: for every entity, read
+ * the local state, merge (merge.c), and put the result with the version
+ * that was read (a KMIP write racing on the same object makes the commit
+ * fail with a conflict: the whole batch is re-read and re-merged); an
+ * entity whose merge changes nothing is not written, so a change that
+ * comes back by another path stops there. The same write records the
+ * link's progress (repl_state: link_pos = the frame's last seq; the
+ * sender's own changes up to there are all applied, so its origin_hwm
+ * moves with it). Only after the commit is the frame ACKed: an ACK means
+ * durable. Data-store keys are wrapped under this node's master key
+ * (hsm_keyring_import) and stored wrapped; a received id that exists with
+ * other key bytes is refused and logged as an alarm.
+ *
+ * Snapshots: SNAPSHOT_BEGIN marks the node as catching up (repl_ready is
+ * false), chunks are applied without logging (relaying a whole database
+ * to every peer would be pointless: they have it), and a local object
+ * absent from the snapshot is deleted only if the sender had seen its
+ * last change (origin_seq <= the sender's origin_hwm of its origin);
+ * objects arrive in id order, so absent ones are found chunk by chunk.
+ * SNAPSHOT_END sets link_pos to the snapshot seq and raises origin_hwm.
+ *
+ * Reads, merges and the blocking commit run on libuv's threadpool, one
+ * frame at a time per link, while the connection reads no further frame:
+ * a peer can make this node hold at most one frame per link.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "replication/repl_int.h"
+
+#define APPLY_TRIES 5
+
+struct repl_apply {
+    repl_conn_t *c;          /* NULL once the link closed */
+    repl_t *r;
+    store_reader_t *rd;
+    char peer[64];
+    repl_frame_t *f;         /* the frame being applied */
+    bool working;
+    uv_work_t work;
+    int rc;
+    int64_t ack_seq;
+    int64_t link_pos;
+    /* snapshot in progress */
+    bool snapshot;
+    int64_t snap_seq;
+    repl_hwm_t *hwm;         /* copy, own memory */
+    size_t n_hwm;
+    kms_arena_t *snap_arena;
+    char last_id[64];        /* objects up to here were compared */
+    bool empty;              /* the store held no object at SNAPSHOT_BEGIN: nothing to compare */
+    uint64_t snap_t0;
+    int64_t snap_objects;
+};
+
+/* ------------------------------------------------------------ helpers */
+static void to_change(store_change_id_t *id, const repl_entity_t *e)
+{
+    memset(id, 0, sizeof *id);
+    id->hlc = e->hlc;
+    kms_strlcpy(id->origin, e->origin ? e->origin : "", sizeof id->origin);
+    id->origin_seq = e->origin_seq;
+}
+
+static int64_t hwm_of(const repl_apply_t *a, const char *origin)
+{
+    for (size_t i = 0; i < a->n_hwm; i++)
+        if (strcmp(a->hwm[i].node_id, origin) == 0)
+            return a->hwm[i].seq;
+    return 0;
+}
+
+/* ------------------------------------------------------------ entities */
+typedef struct ctx {
+    repl_apply_t *a;
+    kms_arena_t *arena;
+    store_write_t *w;
+    bool no_log;
+    uint32_t current_dsk;    /* a "current" register was written: its id */
+    bool removed_nodes;
+} ctx_t;
+
+static int apply_object(ctx_t *x, const repl_entity_t *e)
+{
+    repl_apply_t *a = x->a;
+    store_object_t *o = NULL;
+    store_tombstone_t t;
+    repl_entity_t local, merged, canon;
+    const repl_entity_t *lp = NULL;
+    store_change_id_t id;
+    /* Seeding an empty store: the snapshot holds each object once and
+     * nothing is here to merge with (the bulk path: no read per object). */
+    int rc = x->no_log && a->empty ? KMS_ERR_NOTFOUND
+                                   : store_get_repl(a->rd, x->arena, e->key, &o, &t);
+    if (rc && rc != KMS_ERR_NOTFOUND)
+        return rc;
+    if (rc == 0) {
+        memset(&local, 0, sizeof local);
+        if (o) {
+            repl_entity_from_object(&local, o);
+        } else {
+            local.kind = REPL_KIND_OBJECT;
+            local.key = e->key;
+            local.deleted = true;
+            local.hlc = t.id.hlc;
+            local.origin = kms_arena_strdup(x->arena, t.id.origin);
+            local.origin_seq = t.id.origin_seq;
+        }
+        lp = &local;
+    }
+    if ((rc = repl_merge_object(lp, e, x->arena, &merged)) != 0)
+        return rc;
+    if (lp) {
+        if ((rc = repl_merge_object(lp, NULL, x->arena, &canon)) != 0)
+            return rc;
+        if (repl_object_equal(&canon, &merged))
+            return 0; /* nothing new here */
+    }
+    to_change(&id, &merged);
+    if (merged.deleted)
+        return store_write_delete_repl(x->w, STORE_KIND_OBJECT, e->key,
+                                       o ? o->version : STORE_VERSION_NEW, &id);
+    store_object_t put;
+    repl_object_from_entity(&put, &merged);
+    return store_write_put_repl(x->w, &put, o ? o->version : STORE_VERSION_NEW, &id);
+}
+
+static int apply_dsk(ctx_t *x, const repl_entity_t *e)
+{
+    repl_t *r = x->a->r;
+    store_change_id_t id;
+    kms_secret_t *have = NULL;
+    kms_buf_t wrapped;
+    int rc;
+    if (!r->opt.keyring || !e->dsk)
+        return 0;
+    to_change(&id, e);
+    rc = hsm_keyring_export(r->opt.keyring, e->dsk_id, &have);
+    if (rc == 0) {
+        bool same = have->len == e->dsk->len &&
+                    kms_ct_memcmp(have->data, e->dsk->data, have->len) == 0;
+        kms_secret_free(have);
+        if (!same) {
+            kms_log(KMS_LOG_ERROR, REPL_LOG,
+                    "ALARM: node %s sent data-store key %u with other key bytes than this "
+                    "node holds under that id; refused (objects sealed under it on either "
+                    "node will not open on the other)", x->a->peer, e->dsk_id);
+            return 0;
+        }
+    } else if (rc == KMS_ERR_NOTFOUND) {
+        kms_buf_init(&wrapped, 4096);
+        rc = hsm_keyring_import(r->opt.keyring, e->dsk_id, e->dsk, &wrapped);
+        if (rc == 0)
+            rc = store_write_dsk_repl(x->w, e->dsk_id, wrapped.data, wrapped.len, &id);
+        kms_buf_dispose(&wrapped);
+        if (rc)
+            return rc;
+    } else {
+        return rc;
+    }
+    if (e->dsk_current) {
+        x->current_dsk = e->dsk_id;
+        return store_write_dsk_current_repl(x->w, e->dsk_id, &id);
+    }
+    return 0;
+}
+
+static int apply_entity(ctx_t *x, const repl_entity_t *e)
+{
+    store_change_id_t id;
+    to_change(&id, e);
+    switch (e->kind) {
+    case REPL_KIND_OBJECT:
+        return apply_object(x, e);
+    case REPL_KIND_TENANT:
+        if (e->deleted)
+            return store_write_delete_repl(x->w, STORE_KIND_TENANT, e->key, 0, &id);
+        store_tenant_t t = {.created_us = e->tenant_created_us};
+        kms_strlcpy(t.name, e->key, sizeof t.name);
+        return store_write_tenant_repl(x->w, &t, &id);
+    case REPL_KIND_CLIENT:
+        if (e->deleted)
+            return store_write_delete_repl(x->w, STORE_KIND_CLIENT, e->key, 0, &id);
+        return store_write_client_repl(x->w, &e->client, &id);
+    case REPL_KIND_NODE: {
+        store_node_t n;
+        repl_node_from_entity(&n, e);
+        x->removed_nodes |= n.removed;
+        return store_write_node_repl(x->w, &n, &id);
+    }
+    case REPL_KIND_DSK:
+        return apply_dsk(x, e);
+    }
+    return KMS_ERR_INVAL;
+}
+
+static int apply_list(ctx_t *x, const repl_entity_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        bool dup = false;
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = v[j].kind == v[i].kind && strcmp(v[j].key, v[i].key) == 0;
+        if (dup)
+            continue; /* the same entity twice in a frame: one put */
+        int rc = apply_entity(x, &v[i]);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------ snapshot rule */
+#define SCAN_IDS 256
+
+typedef struct idlist {
+    char id[SCAN_IDS][64];
+    size_t n;
+} idlist_t;
+
+static int collect_id(const char *id, uint32_t dsk_id, void *arg)
+{
+    idlist_t *l = arg;
+    (void)dsk_id;
+    kms_strlcpy(l->id[l->n++], id, sizeof l->id[0]);
+    return 0;
+}
+
+static bool in_list(const repl_entity_t *v, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i].kind == REPL_KIND_OBJECT && strcmp(v[i].key, id) == 0)
+            return true;
+    return false;
+}
+
+/* A local object the snapshot does not hold: deleted if the sender saw
+ * its last change (and so no longer has it), else kept (made here
+ * meanwhile). */
+static int maybe_delete(ctx_t *x, const char *id, size_t *deleted)
+{
+    store_object_t *o = NULL;
+    store_tombstone_t t;
+    int rc = store_get_repl(x->a->rd, x->arena, id, &o, &t);
+    if (rc == KMS_ERR_NOTFOUND || (rc == 0 && !o))
+        return 0;
+    if (rc)
+        return rc;
+    if (o->change.origin_seq > hwm_of(x->a, o->change.origin))
+        return 0;
+    store_change_id_t cid = o->change;
+    (*deleted)++;
+    return store_write_delete_repl(x->w, STORE_KIND_OBJECT, o->id, o->version, &cid);
+}
+
+/* Local objects after last_id and up to `upto` ("" = to the end) that
+ * are not among v[0..n). Moves last_id. */
+static int delete_absent(ctx_t *x, const repl_entity_t *v, size_t n, const char *upto)
+{
+    idlist_t *l = kms_arena_alloc(x->arena, sizeof *l);
+    size_t deleted = 0;
+    int rc = 0;
+    if (!l)
+        return KMS_ERR_NOMEM;
+    for (;;) {
+        l->n = 0;
+        if ((rc = store_scan(x->a->rd, x->a->last_id, SCAN_IDS, collect_id, l)) != 0)
+            break;
+        size_t i = 0;
+        for (; i < l->n; i++) {
+            if (upto[0] && strcmp(l->id[i], upto) > 0)
+                break;
+            if (!in_list(v, n, l->id[i]) && (rc = maybe_delete(x, l->id[i], &deleted)) != 0)
+                break;
+            kms_strlcpy(x->a->last_id, l->id[i], sizeof x->a->last_id);
+        }
+        if (rc || i < l->n || l->n < SCAN_IDS)
+            break;
+    }
+    if (upto[0] && rc == 0)
+        kms_strlcpy(x->a->last_id, upto, sizeof x->a->last_id);
+    if (deleted)
+        kms_log(KMS_LOG_INFO, REPL_LOG, "snapshot from %s: %zu local objects deleted there",
+                x->a->peer, deleted);
+    return rc;
+}
+
+/* The highest object id of a chunk ("" when it holds none). */
+static const char *last_object(const repl_entity_t *v, size_t n)
+{
+    const char *m = "";
+    for (size_t i = 0; i < n; i++)
+        if (v[i].kind == REPL_KIND_OBJECT && strcmp(v[i].key, m) > 0)
+            m = v[i].key;
+    return m;
+}
+
+/* ------------------------------------------------------------ frames */
+static int build(repl_apply_t *a, kms_arena_t *arena, store_write_t *w, ctx_t *x)
+{
+    const repl_frame_t *f = a->f;
+    int rc = 0;
+    memset(x, 0, sizeof *x);
+    x->a = a;
+    x->arena = arena;
+    x->w = w;
+    switch (f->type) {
+    case REPL_FRAME_CHANGES:
+        if ((rc = apply_list(x, f->u.changes.v, f->u.changes.n)) != 0)
+            return rc;
+        a->link_pos = f->u.changes.last_seq;
+        a->ack_seq = a->link_pos;
+        return store_write_repl_state(w, a->peer, a->link_pos, a->link_pos);
+    case REPL_FRAME_SNAPSHOT_BEGIN:
+        a->ack_seq = a->link_pos;
+        return 0;
+    case REPL_FRAME_SNAPSHOT_CHUNK: {
+        store_write_no_log(w);
+        x->no_log = true;
+        const char *upto = last_object(f->u.snap_chunk.v, f->u.snap_chunk.n);
+        if (!a->empty && upto[0] &&
+            (rc = delete_absent(x, f->u.snap_chunk.v, f->u.snap_chunk.n, upto)) != 0)
+            return rc;
+        a->ack_seq = a->link_pos;
+        return apply_list(x, f->u.snap_chunk.v, f->u.snap_chunk.n);
+    }
+    case REPL_FRAME_SNAPSHOT_END:
+        store_write_no_log(w);
+        if (!a->empty && (rc = delete_absent(x, NULL, 0, "")) != 0)
+            return rc;
+        for (size_t i = 0; i < a->n_hwm; i++)
+            if (strcmp(a->hwm[i].node_id, a->r->opt.node_id) != 0 &&
+                (rc = store_write_repl_state(w, a->hwm[i].node_id, a->hwm[i].seq,
+                                             strcmp(a->hwm[i].node_id, a->peer) == 0
+                                                 ? f->u.snap_end.snapshot_seq
+                                                 : STORE_KEEP)) != 0)
+                return rc;
+        a->link_pos = f->u.snap_end.snapshot_seq;
+        a->ack_seq = a->link_pos;
+        return store_write_repl_state(w, a->peer, a->link_pos, a->link_pos);
+    default:
+        return KMS_ERR_INVAL;
+    }
+}
+
+static void work_run(uv_work_t *wk)
+{
+    repl_apply_t *a = wk->data;
+    int rc = 0;
+    ctx_t x;
+    if (a->f->type == REPL_FRAME_SNAPSHOT_BEGIN) {
+        a->rc = 0;
+        a->ack_seq = a->link_pos;
+        return;
+    }
+    for (int attempt = 0; attempt < APPLY_TRIES; attempt++) {
+        kms_arena_t *arena = kms_arena_new(0);
+        store_write_t *w = store_write_new();
+        char last_id[64];
+        kms_strlcpy(last_id, a->last_id, sizeof last_id);
+        rc = arena && w ? build(a, arena, w, &x) : KMS_ERR_NOMEM;
+        if (rc == 0)
+            rc = store_commit(a->r->opt.store, w, NULL, 0);
+        store_write_free(w);
+        kms_arena_free(arena);
+        if (rc == 0 && x.current_dsk)
+            repl_adopt_current_dsk(a->r, a->rd);
+        if (rc == 0 && x.removed_nodes)
+            atomic_store(&a->r->nodes_changed, true);
+        if (rc != KMS_ERR_CONFLICT)
+            break;
+        kms_strlcpy(a->last_id, last_id, sizeof a->last_id); /* re-read, re-merge */
+    }
+    a->rc = rc;
+}
+
+static void apply_free(repl_apply_t *a)
+{
+    repl_frame_free(a->f);
+    if (a->rd)
+        store_reader_free(a->rd);
+    kms_arena_free(a->snap_arena);
+    free(a);
+}
+
+static void snapshot_state(repl_apply_t *a, bool on)
+{
+    if (a->snapshot == on)
+        return;
+    a->snapshot = on;
+    atomic_fetch_add(&a->r->catching_up, on ? 1 : -1);
+    repl_set_node_state(a->r, a->c ? a->c->node : NULL, on ? "catching-up" : "ok");
+}
+
+static void work_done(uv_work_t *wk, int status)
+{
+    repl_apply_t *a = wk->data;
+    repl_conn_t *c = a->c;
+    repl_frame_t *f = a->f;
+    a->working = false;
+    a->f = NULL;
+    if (!c) {
+        repl_frame_free(f);
+        if (a->snapshot)
+            atomic_fetch_sub(&a->r->catching_up, 1);
+        apply_free(a);
+        return;
+    }
+    if (status != 0 || a->rc != 0) {
+        char why[160];
+        snprintf(why, sizeof why, "cannot apply %s from %s: %s", repl_frame_type_name(f->type),
+                 a->peer, kms_strerror(status ? KMS_ERR_INTERNAL : a->rc));
+        kms_log(KMS_LOG_ERROR, REPL_LOG, "%s", why);
+        repl_frame_free(f);
+        repl_conn_fail(c, REPL_ERROR_INTERNAL, "%s", why);
+        return;
+    }
+    if (f->type == REPL_FRAME_SNAPSHOT_END) {
+        double s = (double)(repl_mono_ms() - a->snap_t0) / 1000.0;
+        kms_log(KMS_LOG_INFO, REPL_LOG,
+                "snapshot from %s applied: %lld entities up to seq %lld in %.1f s", a->peer,
+                (long long)f->u.snap_end.count, (long long)f->u.snap_end.snapshot_seq, s);
+        snapshot_state(a, false);
+        atomic_store(&a->r->seeded, true);
+    }
+    repl_frame_free(f);
+    repl_frame_t *ack = repl_frame_new(REPL_FRAME_ACK);
+    if (!ack) {
+        repl_conn_close(c, "out of memory");
+        return;
+    }
+    ack->u.ack.seq = a->ack_seq;
+    int rc = repl_conn_send(c, ack);
+    repl_frame_free(ack);
+    if (rc == 0)
+        repl_conn_resume(c);
+}
+
+/* ------------------------------------------------------------ public */
+int64_t repl_apply_link_pos(repl_t *r, const char *node_id)
+{
+    store_repl_state_t st;
+    if (!r->rd || store_repl_state(r->rd, node_id, &st) != 0)
+        return 0;
+    return st.link_pos;
+}
+
+void repl_apply_frame(repl_conn_t *c, repl_frame_t *f)
+{
+    repl_t *r = c->r;
+    repl_apply_t *a = c->apply;
+    if (!a) {
+        a = calloc(1, sizeof *a);
+        if (!a || store_reader_new(r->opt.store, &a->rd) != 0) {
+            free(a);
+            repl_frame_free(f);
+            repl_conn_close(c, "cannot open a store reader");
+            return;
+        }
+        a->c = c;
+        a->r = r;
+        kms_strlcpy(a->peer, c->node->st.node_id, sizeof a->peer);
+        a->link_pos = repl_apply_link_pos(r, a->peer);
+        c->apply = a;
+    }
+    if (f->type == REPL_FRAME_SNAPSHOT_BEGIN) {
+        kms_arena_free(a->snap_arena);
+        a->snap_arena = kms_arena_new(0);
+        a->n_hwm = 0;
+        a->hwm = a->snap_arena && f->u.snap_begin.n_hwm
+                     ? kms_arena_alloc(a->snap_arena, f->u.snap_begin.n_hwm * sizeof *a->hwm)
+                     : NULL;
+        for (size_t i = 0; a->hwm && i < f->u.snap_begin.n_hwm; i++) {
+            a->hwm[i].node_id = kms_arena_strdup(a->snap_arena, f->u.snap_begin.hwm[i].node_id);
+            a->hwm[i].seq = f->u.snap_begin.hwm[i].seq;
+            a->n_hwm++;
+        }
+        a->last_id[0] = '\0';
+        a->snap_t0 = repl_mono_ms();
+        a->empty = store_count_objects(a->rd) == 0;
+        snapshot_state(a, true);
+        kms_log(KMS_LOG_INFO, REPL_LOG, "catching up from %s: snapshot at seq %lld, %lld objects%s",
+                a->peer, (long long)f->u.snap_begin.snapshot_seq,
+                (long long)f->u.snap_begin.objects, a->empty ? " (empty store)" : "");
+    } else if (!a->snapshot && (f->type == REPL_FRAME_SNAPSHOT_CHUNK ||
+                                f->type == REPL_FRAME_SNAPSHOT_END)) {
+        repl_frame_free(f);
+        repl_conn_fail(c, REPL_ERROR_PROTO, "snapshot frame without SNAPSHOT_BEGIN");
+        return;
+    } else if (a->snapshot && f->type == REPL_FRAME_CHANGES) {
+        repl_frame_free(f);
+        repl_conn_fail(c, REPL_ERROR_PROTO, "CHANGES inside a snapshot");
+        return;
+    }
+    c->busy = true;
+    a->f = f;
+    a->working = true;
+    a->work.data = a;
+    if (uv_queue_work(&r->loop, &a->work, work_run, work_done) != 0) {
+        a->working = false;
+        a->f = NULL;
+        repl_frame_free(f);
+        repl_conn_close(c, "cannot queue work");
+    }
+}
+
+void repl_apply_stop(repl_conn_t *c)
+{
+    repl_apply_t *a = c->apply;
+    if (!a)
+        return;
+    c->apply = NULL;
+    a->c = NULL;
+    if (!a->working) {
+        if (a->snapshot)
+            atomic_fetch_sub(&a->r->catching_up, 1);
+        apply_free(a);
+    }
+}

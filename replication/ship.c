@@ -1,0 +1,643 @@
+/*
+ * replication/ship.c: the sending side of a push link.
+ *
+ * After HELLO_ACK the link knows where the peer's copy of our log stands
+ * (link_pos). If that is below the oldest row still in our log (trimmed
+ * away) or 0 while we have changes (a joining node), the peer is seeded
+ * with a snapshot first: SNAPSHOT_BEGIN (snapshot seq, our origin_hwm
+ * vector), chunks of data-store keys, tenants, nodes, clients, objects in
+ * id order and tombstones, all from one read transaction, then
+ * SNAPSHOT_END; the log follows from the snapshot seq. Otherwise the log
+ * is shipped from link_pos: rows in batches (<= 512 rows, about 1 MiB),
+ * each row replaced by its entity's CURRENT state (so repeated changes
+ * coalesce and re-delivery is harmless), rows whose origin is the peer
+ * skipped (it has them), one CHANGES frame per batch naming the last row
+ * it covers. Frames in flight are bounded by REPL_SHIP_WINDOW bytes; each
+ * is released by one ACK.
+ *
+ * Store reads and frame encoding run on libuv's threadpool, one work item
+ * at a time per link, with a reader that only that link uses; the loop
+ * thread only writes the encoded bytes. It deliberately never writes to
+ * the store: trimming (trim.c) and applying (apply.c) do.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "replication/repl_int.h"
+
+#define SHIP_ROWS 512
+#define SHIP_BYTES (1u << 20)
+#define SHIP_SNAP_OBJECTS 256
+
+enum ship_phase { PH_LOG, PH_BEGIN, PH_DSKS, PH_TENANTS, PH_NODES, PH_CLIENTS, PH_OBJECTS,
+                  PH_TOMBSTONES, PH_END };
+
+typedef struct inflight {
+    int64_t last_seq;
+    size_t bytes;
+    int64_t first_hlc;       /* oldest change in it (lag), 0 for snapshot frames */
+    struct inflight *next;
+} inflight_t;
+
+struct repl_ship {
+    repl_conn_t *c;          /* NULL once the link closed (freed after the work item) */
+    repl_t *r;
+    store_reader_t *rd;
+    char peer[64];
+    enum ship_phase phase;
+    int64_t sent_seq;        /* rows up to here are in frames */
+    int64_t acked_seq;
+    char after_id[64];       /* snapshot: objects cursor */
+    int64_t snap_seq, snap_count;
+    size_t tombs_sent;       /* snapshot: tombstones sent so far */
+    inflight_t *head, *tail;
+    size_t inflight_bytes;
+    bool working;
+    uv_work_t work;
+    /* the work item's result */
+    kms_buf_t out;
+    int out_rc;
+    int64_t out_last_seq, out_first_hlc;
+    bool out_frame;          /* a frame was produced */
+    bool out_more;           /* the log had a full batch: look again at once */
+};
+
+/* ------------------------------------------------------- entity loads */
+static void from_change(repl_entity_t *e, const store_change_id_t *id)
+{
+    e->hlc = id->hlc;
+    e->origin = id->origin;
+    e->origin_seq = id->origin_seq;
+}
+
+/* The entity named by (kind, key) as it is now, into e (memory from a).
+ * KMS_ERR_NOTFOUND when it is gone without a tombstone (trimmed). */
+int repl_load_entity(repl_t *r, store_reader_t *rd, kms_arena_t *a, enum store_kind kind,
+                     const char *key, repl_entity_t *e)
+{
+    store_tombstone_t *t = kms_arena_alloc(a, sizeof *t);
+    int rc = KMS_ERR_NOTFOUND;
+    if (!t)
+        return KMS_ERR_NOMEM;
+    memset(e, 0, sizeof *e);
+    e->key = kms_arena_strdup(a, key);
+    if (!e->key)
+        return KMS_ERR_NOMEM;
+    switch (kind) {
+    case STORE_KIND_OBJECT: {
+        store_object_t *o = NULL;
+        e->kind = REPL_KIND_OBJECT;
+        if ((rc = store_get_repl(rd, a, key, &o, t)) != 0)
+            return rc;
+        if (!o) {
+            e->deleted = true;
+            from_change(e, &t->id);
+            return 0;
+        }
+        repl_entity_from_object(e, o);
+        return 0;
+    }
+    case STORE_KIND_TENANT: {
+        store_tenant_t *tn = kms_arena_alloc(a, sizeof *tn);
+        e->kind = REPL_KIND_TENANT;
+        if (!tn)
+            return KMS_ERR_NOMEM;
+        if ((rc = store_tenant_get(rd, key, tn)) == 0) {
+            e->tenant_created_us = tn->created_us;
+            from_change(e, &tn->change);
+            return 0;
+        }
+        break;
+    }
+    case STORE_KIND_CLIENT:
+        e->kind = REPL_KIND_CLIENT;
+        if ((rc = store_client_by_name(rd, key, &e->client)) == 0) {
+            from_change(e, &e->client.change);
+            return 0;
+        }
+        break;
+    case STORE_KIND_NODE: {
+        store_node_t *n = kms_arena_alloc(a, sizeof *n);
+        e->kind = REPL_KIND_NODE;
+        if (!n)
+            return KMS_ERR_NOMEM;
+        if ((rc = store_node_get(rd, key, n)) != 0)
+            return rc;
+        repl_entity_from_node(e, n);
+        return 0;
+    }
+    case STORE_KIND_DSK: {
+        store_dsk_t d;
+        store_change_id_t *cid = kms_arena_alloc(a, sizeof *cid);
+        uint32_t id = 0;
+        e->kind = REPL_KIND_DSK;
+        if (!cid)
+            return KMS_ERR_NOMEM;
+        if (strcmp(key, STORE_DSK_CURRENT_KEY) == 0) {
+            if ((rc = store_dsk_current(rd, &id, cid)) != 0)
+                return rc;
+            e->dsk_current = true;
+        } else {
+            char *end = NULL;
+            unsigned long v = strtoul(key, &end, 10);
+            if (!end || *end || v == 0 || v > UINT32_MAX)
+                return KMS_ERR_NOTFOUND;
+            id = (uint32_t)v;
+            if ((rc = store_dsk_get(rd, id, &d)) != 0)
+                return rc;
+            *cid = d.change;
+        }
+        from_change(e, cid);
+        e->dsk_id = id;
+        if (!r->opt.keyring)
+            return KMS_ERR_NOTFOUND;
+        return hsm_keyring_export(r->opt.keyring, id, &e->dsk);
+    }
+    }
+    if (rc != KMS_ERR_NOTFOUND)
+        return rc;
+    /* Removed: its tombstone. */
+    if ((rc = store_tombstone_get(rd, kind, key, t)) != 0)
+        return rc;
+    e->deleted = true;
+    from_change(e, &t->id);
+    return 0;
+}
+
+/* Rough wire size of an entity, to cut batches near SHIP_BYTES. */
+static size_t entity_size(const repl_entity_t *e)
+{
+    size_t n = 256 + e->obj.sealed.len + e->n_clocks * 64;
+    for (size_t i = 0; i < e->obj.n_attrs; i++)
+        n += 96 + strlen(e->obj.attrs[i].name) + e->obj.attrs[i].value_len;
+    return n;
+}
+
+static void dispose(repl_entity_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        repl_entity_dispose(&v[i]);
+}
+
+/* ------------------------------------------------------ the log phase */
+typedef struct rows {
+    store_change_t *v;
+    size_t n;
+} rows_t;
+
+static int collect_row(const store_change_t *c, void *arg)
+{
+    rows_t *r = arg;
+    r->v[r->n++] = *c;
+    return 0;
+}
+
+static bool seen_key(const repl_entity_t *v, size_t n, enum repl_kind k, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i].kind == k && strcmp(v[i].key, key) == 0)
+            return true;
+    return false;
+}
+
+static int encode(repl_ship_t *s, repl_frame_t *f)
+{
+    kms_error_t err;
+    size_t max = s->r->opt.max_frame ? s->r->opt.max_frame : REPL_MAX_FRAME_DEFAULT;
+    int rc = repl_frame_encode(f, max, &s->out, &err);
+    if (rc)
+        kms_log(KMS_LOG_ERROR, REPL_LOG, "to %s: %s: %s", s->peer, repl_frame_type_name(f->type),
+                kms_error_msg(&err));
+    s->out_frame = rc == 0;
+    return rc;
+}
+
+static int ship_log(repl_ship_t *s, kms_arena_t *a)
+{
+    rows_t rows = {kms_arena_alloc(a, SHIP_ROWS * sizeof(store_change_t)), 0};
+    repl_entity_t *v = kms_arena_alloc(a, SHIP_ROWS * sizeof *v);
+    size_t n = 0, bytes = 0;
+    int rc;
+    if (!rows.v || !v)
+        return KMS_ERR_NOMEM;
+    if ((rc = store_changes_since(s->rd, s->sent_seq, SHIP_ROWS, collect_row, &rows)) != 0)
+        return rc;
+    if (rows.n == 0)
+        return 0;
+    if (rows.v[0].seq > s->sent_seq + 1 && s->sent_seq < repl_log_floor(s->r)) {
+        /* Trimmed while this link started: what the peer lacks is gone
+         * from the log, so it gets a snapshot instead. */
+        s->phase = PH_BEGIN;
+        s->out_more = true;
+        return 0;
+    }
+    s->out_more = rows.n == SHIP_ROWS;
+    int64_t last = s->sent_seq;
+    for (size_t i = 0; i < rows.n; i++) {
+        const store_change_t *row = &rows.v[i];
+        if (bytes >= SHIP_BYTES) {
+            s->out_more = true;
+            break;
+        }
+        last = row->seq;
+        if (strcmp(row->id.origin, s->peer) == 0)
+            continue; /* its own change: it has it */
+        repl_entity_t *e = &v[n];
+        rc = repl_load_entity(s->r, s->rd, a, row->kind, row->key, e);
+        if (rc == KMS_ERR_NOTFOUND)
+            continue; /* gone and its tombstone trimmed: nothing to say */
+        if (rc)
+            goto out;
+        if (seen_key(v, n, e->kind, e->key)) {
+            repl_entity_dispose(e);
+            continue; /* the same current state is already in this frame */
+        }
+        if (!s->out_first_hlc || row->id.hlc < s->out_first_hlc)
+            s->out_first_hlc = row->id.hlc; /* the oldest change in the frame (lag) */
+        e->seq = row->seq;
+        bytes += entity_size(e);
+        n++;
+    }
+    repl_frame_t f = {.type = REPL_FRAME_CHANGES};
+    f.u.changes.last_seq = last;
+    f.u.changes.v = v;
+    f.u.changes.n = n;
+    if ((rc = encode(s, &f)) == 0)
+        s->out_last_seq = last;
+out:
+    dispose(v, n);
+    return rc;
+}
+
+/* --------------------------------------------------- the snapshot phase */
+typedef struct snap_cb {
+    repl_ship_t *s;
+    kms_arena_t *a;
+    repl_entity_t *v;
+    size_t n, cap;
+    size_t skip;             /* tombstones: already sent in earlier chunks */
+    int rc;
+} snap_cb_t;
+
+static int snap_object(const store_object_t *o, void *arg)
+{
+    snap_cb_t *x = arg;
+    repl_entity_t *e = &x->v[x->n];
+    /* The object is valid during the call only: copy what the entity
+     * points at into the arena. */
+    store_object_t *copy = repl_object_copy(x->a, o);
+    if (!copy) {
+        x->rc = KMS_ERR_NOMEM;
+        return 1;
+    }
+    repl_entity_from_object(e, copy);
+    kms_strlcpy(x->s->after_id, o->id, sizeof x->s->after_id);
+    x->n++;
+    return x->n >= x->cap;
+}
+
+static int snap_tomb(const store_tombstone_t *t, void *arg)
+{
+    snap_cb_t *x = arg;
+    if (x->skip > 0) {
+        x->skip--;
+        return 0;
+    }
+    if (x->n >= x->cap)
+        return 1;
+    repl_entity_t *e = &x->v[x->n];
+    memset(e, 0, sizeof *e);
+    switch (t->kind) {
+    case STORE_KIND_OBJECT: e->kind = REPL_KIND_OBJECT; break;
+    case STORE_KIND_TENANT: e->kind = REPL_KIND_TENANT; break;
+    case STORE_KIND_CLIENT: e->kind = REPL_KIND_CLIENT; break;
+    default: return 0;
+    }
+    e->key = kms_arena_strdup(x->a, t->key);
+    store_change_id_t *id = kms_arena_memdup(x->a, &t->id, sizeof t->id);
+    if (!e->key || !id) {
+        x->rc = KMS_ERR_NOMEM;
+        return 1;
+    }
+    e->deleted = true;
+    from_change(e, id);
+    x->n++;
+    return 0;
+}
+
+/* Room for n entities in x (a list of any length: one frame). */
+static int room_for(snap_cb_t *x, size_t n)
+{
+    if (n > x->cap && !(x->v = kms_arena_alloc(x->a, n * sizeof *x->v)))
+        return KMS_ERR_NOMEM;
+    return 0;
+}
+
+/* One frame of the snapshot per work item, phase by phase. */
+static int ship_snapshot(repl_ship_t *s, kms_arena_t *a)
+{
+    repl_t *r = s->r;
+    repl_frame_t f = {.type = REPL_FRAME_SNAPSHOT_CHUNK};
+    snap_cb_t x = {.s = s, .a = a, .cap = SHIP_SNAP_OBJECTS};
+    int rc = 0;
+    x.v = kms_arena_alloc(a, 4096 * sizeof *x.v); /* objects, DSKs, tombstones */
+    if (!x.v)
+        return KMS_ERR_NOMEM;
+    switch (s->phase) {
+    case PH_BEGIN: {
+        store_repl_state_t *st = NULL;
+        size_t n = 0;
+        if ((rc = store_snapshot_begin(s->rd, &s->snap_seq)) != 0)
+            return rc;
+        if ((rc = store_list_repl_state(s->rd, a, &st, &n)) != 0)
+            return rc;
+        repl_hwm_t *h = kms_arena_alloc(a, (n + 1) * sizeof *h);
+        if (!h)
+            return KMS_ERR_NOMEM;
+        for (size_t i = 0; i < n; i++)
+            h[i] = (repl_hwm_t){st[i].node_id, st[i].origin_hwm};
+        h[n] = (repl_hwm_t){r->opt.node_id, s->snap_seq}; /* our own changes: all of them */
+        f.type = REPL_FRAME_SNAPSHOT_BEGIN;
+        f.u.snap_begin.snapshot_seq = s->snap_seq;
+        f.u.snap_begin.objects = store_count_objects(s->rd);
+        f.u.snap_begin.hwm = h;
+        f.u.snap_begin.n_hwm = n + 1;
+        s->snap_count = 0;
+        s->tombs_sent = 0;
+        s->after_id[0] = '\0';
+        kms_log(KMS_LOG_INFO, REPL_LOG, "to %s: snapshot at seq %lld, %lld objects", s->peer,
+                (long long)s->snap_seq, (long long)f.u.snap_begin.objects);
+        s->phase = PH_DSKS;
+        return encode(s, &f);
+    }
+    case PH_DSKS: {
+        store_dsk_t *d = NULL;
+        size_t n = 0;
+        if ((rc = store_list_dsks(s->rd, a, &d, &n)) != 0)
+            return rc;
+        for (size_t i = 0; i < n && i < 4096; i++) {
+            char key[16];
+            snprintf(key, sizeof key, "%u", d[i].id);
+            if (repl_load_entity(r, s->rd, a, STORE_KIND_DSK, key, &x.v[x.n]) == 0)
+                x.n++;
+        }
+        if (repl_load_entity(r, s->rd, a, STORE_KIND_DSK, STORE_DSK_CURRENT_KEY, &x.v[x.n]) == 0)
+            x.n++;
+        s->phase = PH_TENANTS;
+        break;
+    }
+    case PH_TENANTS: {
+        store_tenant_t *t = NULL;
+        size_t n = 0;
+        if ((rc = store_list_tenants_repl(s->rd, a, &t, &n)) != 0)
+            return rc;
+        if ((rc = room_for(&x, n)) != 0)
+            return rc;
+        for (size_t i = 0; i < n; i++) {
+            repl_entity_t *e = &x.v[x.n++];
+            memset(e, 0, sizeof *e);
+            e->kind = REPL_KIND_TENANT;
+            e->key = t[i].name;
+            e->tenant_created_us = t[i].created_us;
+            from_change(e, &t[i].change);
+        }
+        s->phase = PH_NODES;
+        break;
+    }
+    case PH_NODES: {
+        store_node_t *nd = NULL;
+        size_t n = 0;
+        if ((rc = store_list_nodes(s->rd, a, &nd, &n)) != 0)
+            return rc;
+        if ((rc = room_for(&x, n)) != 0)
+            return rc;
+        for (size_t i = 0; i < n; i++)
+            repl_entity_from_node(&x.v[x.n++], &nd[i]);
+        s->phase = PH_CLIENTS;
+        break;
+    }
+    case PH_CLIENTS: {
+        store_client_t *cl = NULL;
+        size_t n = 0;
+        if ((rc = store_list_clients(s->rd, a, &cl, &n)) != 0)
+            return rc;
+        if ((rc = room_for(&x, n)) != 0)
+            return rc;
+        for (size_t i = 0; i < n; i++) {
+            repl_entity_t *e = &x.v[x.n++];
+            memset(e, 0, sizeof *e);
+            e->kind = REPL_KIND_CLIENT;
+            e->key = cl[i].name;
+            e->client = cl[i];
+            from_change(e, &cl[i].change);
+        }
+        s->phase = PH_OBJECTS;
+        break;
+    }
+    case PH_OBJECTS: {
+        size_t before = x.n;
+        rc = store_snapshot_objects(s->rd, s->after_id, SHIP_SNAP_OBJECTS, snap_object, &x);
+        if (rc == 0)
+            rc = x.rc;
+        if (rc)
+            return rc;
+        if (x.n == before)
+            s->phase = PH_TOMBSTONES;
+        break;
+    }
+    case PH_TOMBSTONES:
+        /* In chunks of 4096; store_each_tombstone has no cursor, so each
+         * chunk skips what the earlier ones sent (same snapshot). */
+        x.cap = 4096;
+        x.skip = s->tombs_sent;
+        if ((rc = store_each_tombstone(s->rd, snap_tomb, &x)) != 0 || (rc = x.rc) != 0)
+            return rc;
+        s->tombs_sent += x.n;
+        if (x.n < x.cap)
+            s->phase = PH_END;
+        break;
+    case PH_END:
+        (void)store_snapshot_end(s->rd);
+        f.type = REPL_FRAME_SNAPSHOT_END;
+        f.u.snap_end.snapshot_seq = s->snap_seq;
+        f.u.snap_end.count = s->snap_count;
+        s->sent_seq = s->snap_seq;
+        s->out_last_seq = s->snap_seq;
+        s->phase = PH_LOG;
+        s->out_more = true;
+        return encode(s, &f);
+    case PH_LOG:
+        return KMS_ERR_INTERNAL;
+    }
+    if (x.n) {
+        f.u.snap_chunk.v = x.v;
+        f.u.snap_chunk.n = x.n;
+        s->snap_count += (int64_t)x.n;
+        rc = encode(s, &f);
+        dispose(x.v, x.n);
+    }
+    s->out_more = true;
+    return rc;
+}
+
+/* ------------------------------------------------------- work items */
+static void work_run(uv_work_t *w)
+{
+    repl_ship_t *s = w->data;
+    kms_arena_t *a = kms_arena_new(0);
+    s->out_rc = 0;
+    s->out_frame = s->out_more = false;
+    s->out_first_hlc = 0;
+    s->out_last_seq = s->sent_seq;
+    kms_buf_reset(&s->out);
+    if (!a) {
+        s->out_rc = KMS_ERR_NOMEM;
+        return;
+    }
+    s->out_rc = s->phase == PH_LOG ? ship_log(s, a) : ship_snapshot(s, a);
+    kms_arena_free(a); /* wiped: DSKs passed through it */
+}
+
+static void ship_free(repl_ship_t *s)
+{
+    while (s->head) {
+        inflight_t *i = s->head;
+        s->head = i->next;
+        free(i);
+    }
+    if (s->rd) {
+        (void)store_snapshot_end(s->rd);
+        store_reader_free(s->rd);
+    }
+    kms_buf_dispose_wipe(&s->out);
+    free(s);
+}
+
+static void schedule(repl_ship_t *s);
+
+static void work_done(uv_work_t *w, int status)
+{
+    repl_ship_t *s = w->data;
+    repl_conn_t *c = s->c;
+    s->working = false;
+    if (!c) {
+        ship_free(s); /* the link closed meanwhile */
+        return;
+    }
+    if (status != 0 || s->out_rc != 0) {
+        char why[120];
+        snprintf(why, sizeof why, "cannot read the change log: %s",
+                 kms_strerror(s->out_rc ? s->out_rc : KMS_ERR_INTERNAL));
+        repl_conn_close(c, why);
+        return;
+    }
+    if (s->out_frame) {
+        inflight_t *i = calloc(1, sizeof *i);
+        if (!i) {
+            repl_conn_close(c, "out of memory");
+            return;
+        }
+        i->last_seq = s->out_last_seq;
+        i->bytes = s->out.len;
+        i->first_hlc = s->out_first_hlc;
+        if (s->tail)
+            s->tail->next = i;
+        else
+            s->head = i;
+        s->tail = i;
+        s->inflight_bytes += s->out.len;
+        if (repl_conn_send_bytes(c, s->out.data, s->out.len) != 0)
+            return;
+        kms_wipe(s->out.data, s->out.len);
+    }
+    if (s->phase == PH_LOG && s->out_last_seq > s->sent_seq)
+        s->sent_seq = s->out_last_seq;
+    if (s->out_more)
+        schedule(s);
+}
+
+static void schedule(repl_ship_t *s)
+{
+    repl_conn_t *c = s->c;
+    if (!c || s->working || c->state != RC_OPEN)
+        return;
+    if (s->inflight_bytes >= REPL_SHIP_WINDOW || !repl_conn_can_send(c, REPL_SHIP_WINDOW))
+        return; /* an ACK or a drained write calls again */
+    if (s->phase == PH_LOG && s->sent_seq >= atomic_load(&s->r->last_seq))
+        return; /* nothing new: the commit notification calls again */
+    s->working = true;
+    s->work.data = s;
+    if (uv_queue_work(&s->r->loop, &s->work, work_run, work_done) != 0) {
+        s->working = false;
+        repl_conn_close(c, "cannot queue work");
+    }
+}
+
+/* ------------------------------------------------------------ public */
+void repl_ship_start(repl_conn_t *c, int64_t link_pos)
+{
+    repl_t *r = c->r;
+    repl_ship_t *s = calloc(1, sizeof *s);
+    if (!s || store_reader_new(r->opt.store, &s->rd) != 0) {
+        free(s);
+        repl_conn_close(c, "cannot open a store reader");
+        return;
+    }
+    s->c = c;
+    s->r = r;
+    kms_strlcpy(s->peer, c->node->st.node_id, sizeof s->peer);
+    kms_buf_init(&s->out, (r->opt.max_frame ? r->opt.max_frame : REPL_MAX_FRAME_DEFAULT) +
+                              REPL_FRAME_HEADER);
+    s->sent_seq = s->acked_seq = link_pos;
+    c->ship = s;
+    /* Seed by snapshot when the log no longer holds what the peer lacks:
+     * it was trimmed past link_pos, or the peer has nothing and we have
+     * something. */
+    int64_t floor = repl_log_floor(r);
+    int64_t last = atomic_load(&r->last_seq);
+    if ((link_pos < floor) || (link_pos == 0 && last > 0))
+        s->phase = PH_BEGIN;
+    else
+        s->phase = PH_LOG;
+    repl_node_acked(r, c->node, link_pos, 0);
+    schedule(s);
+}
+
+void repl_ship_acked(repl_conn_t *c, int64_t seq)
+{
+    repl_ship_t *s = c->ship;
+    if (!s)
+        return;
+    inflight_t *i = s->head;
+    if (!i) {
+        repl_conn_fail(c, REPL_ERROR_PROTO, "ACK with nothing in flight");
+        return;
+    }
+    s->head = i->next;
+    if (!s->head)
+        s->tail = NULL;
+    s->inflight_bytes -= i->bytes;
+    free(i);
+    if (seq > s->acked_seq)
+        s->acked_seq = seq;
+    repl_node_acked(c->r, c->node, s->acked_seq, s->head ? s->head->first_hlc : 0);
+    schedule(s);
+}
+
+void repl_ship_more(repl_conn_t *c)
+{
+    if (c->ship)
+        schedule(c->ship);
+}
+
+void repl_ship_stop(repl_conn_t *c)
+{
+    repl_ship_t *s = c->ship;
+    if (!s)
+        return;
+    c->ship = NULL;
+    s->c = NULL;
+    if (!s->working)
+        ship_free(s);
+}

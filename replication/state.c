@@ -1,0 +1,107 @@
+/*
+ * replication/state.c: conversions between the store's rows and the
+ * protocol's entities, and deep copies of objects the store lends only
+ * for the duration of a callback.
+ *
+ * The entity carries the store's view unchanged: attributes with their
+ * search keys, the sealed blob as stored, per-name clocks and the identity
+ * of the last change. It deliberately does no I/O.
+ */
+#include <string.h>
+
+#include "replication/repl_int.h"
+
+void repl_entity_from_object(repl_entity_t *e, const store_object_t *o)
+{
+    memset(e, 0, sizeof *e);
+    e->kind = REPL_KIND_OBJECT;
+    e->key = o->id;
+    e->obj = *o;
+    e->obj.touched = NULL;
+    e->obj.n_touched = 0;
+    e->clocks = o->clocks;
+    e->n_clocks = o->n_clocks;
+    e->hlc = o->change.hlc;
+    e->origin = o->change.origin;
+    e->origin_seq = o->change.origin_seq;
+}
+
+void repl_object_from_entity(store_object_t *o, const repl_entity_t *e)
+{
+    *o = e->obj;
+    kms_strlcpy(o->id, e->key, sizeof o->id);
+    o->clocks = e->clocks;
+    o->n_clocks = e->n_clocks;
+    o->touched = NULL;
+    o->n_touched = 0;
+    memset(&o->change, 0, sizeof o->change);
+    o->change.hlc = e->hlc;
+    kms_strlcpy(o->change.origin, e->origin ? e->origin : "", sizeof o->change.origin);
+    o->change.origin_seq = e->origin_seq;
+}
+
+store_object_t *repl_object_copy(kms_arena_t *a, const store_object_t *src)
+{
+    store_object_t *o = kms_arena_memdup(a, src, sizeof *src);
+    if (!o)
+        return NULL;
+    if (src->sealed.len && !(o->sealed.blob = kms_arena_memdup(a, src->sealed.blob, src->sealed.len)))
+        return NULL;
+    if (src->n_attrs) {
+        store_attr_t *v = kms_arena_alloc(a, src->n_attrs * sizeof *v);
+        if (!v)
+            return NULL;
+        for (size_t i = 0; i < src->n_attrs; i++) {
+            v[i] = src->attrs[i];
+            v[i].name = kms_arena_strdup(a, src->attrs[i].name);
+            v[i].value = kms_arena_memdup(a, src->attrs[i].value, src->attrs[i].value_len ? src->attrs[i].value_len : 1);
+            v[i].skey = src->attrs[i].skey ? kms_arena_strdup(a, src->attrs[i].skey) : NULL;
+            if (!v[i].name || !v[i].value || (src->attrs[i].skey && !v[i].skey))
+                return NULL;
+        }
+        o->attrs = v;
+    }
+    if (src->n_clocks) {
+        store_clock_t *c = kms_arena_alloc(a, src->n_clocks * sizeof *c);
+        if (!c)
+            return NULL;
+        for (size_t i = 0; i < src->n_clocks; i++) {
+            c[i].hlc = src->clocks[i].hlc;
+            c[i].name = kms_arena_strdup(a, src->clocks[i].name);
+            c[i].node = kms_arena_strdup(a, src->clocks[i].node);
+            if (!c[i].name || !c[i].node)
+                return NULL;
+        }
+        o->clocks = c;
+    }
+    o->touched = NULL;
+    o->n_touched = 0;
+    return o;
+}
+
+void repl_entity_from_node(repl_entity_t *e, const store_node_t *n)
+{
+    memset(e, 0, sizeof *e);
+    e->kind = REPL_KIND_NODE;
+    e->key = n->node_id;
+    kms_strlcpy(e->node.node_id, n->node_id, sizeof e->node.node_id);
+    kms_strlcpy(e->node.peer_addr, n->peer_addr, sizeof e->node.peer_addr);
+    kms_strlcpy(e->node.kmip_addr, n->kmip_addr, sizeof e->node.kmip_addr);
+    kms_strlcpy(e->node.cert_sha256, n->cert_sha256, sizeof e->node.cert_sha256);
+    e->node.added_hlc = n->added_hlc;
+    e->node.removed = n->removed;
+    e->hlc = n->change.hlc;
+    e->origin = n->change.origin;
+    e->origin_seq = n->change.origin_seq;
+}
+
+void repl_node_from_entity(store_node_t *n, const repl_entity_t *e)
+{
+    memset(n, 0, sizeof *n);
+    kms_strlcpy(n->node_id, e->key, sizeof n->node_id);
+    kms_strlcpy(n->peer_addr, e->node.peer_addr, sizeof n->peer_addr);
+    kms_strlcpy(n->kmip_addr, e->node.kmip_addr, sizeof n->kmip_addr);
+    kms_strlcpy(n->cert_sha256, e->node.cert_sha256, sizeof n->cert_sha256);
+    n->added_hlc = e->node.added_hlc;
+    n->removed = e->node.removed;
+}
