@@ -259,7 +259,7 @@ static int adm_tenant_remove(admin_req_t *r, store_reader_t *rd)
 /* Parse a PEM certificate from the request and check it against the CA. */
 static int load_cert(admin_req_t *r, const ttlv_item_t *pem, char fp[65], char *cn, size_t cnlen)
 {
-    X509 *cert = NULL, *ca = NULL;
+    X509 *cert = NULL;
     BIO *bio = BIO_new_mem_buf(pem->v.bytes.ptr, (int)pem->v.bytes.len);
     int rc = KMS_ERR_NOMEM;
     if (!bio || pem->v.bytes.len > INT32_MAX)
@@ -270,14 +270,14 @@ static int load_cert(admin_req_t *r, const ttlv_item_t *pem, char fp[65], char *
         goto out;
     }
     if (r->opt->client_ca && *r->opt->client_ca) {
-        rc = certs_load_cert_pem(r->opt->client_ca, &ca);
-        if (rc) {
+        kms_error_t err;
+        kms_error_clear(&err);
+        rc = certs_verify_file(r->opt->client_ca, cert, X509_PURPOSE_SSL_CLIENT, &err);
+        if (rc == KMS_ERR_IO || rc == KMS_ERR_NOMEM) {
             rc = admin_refuse(r, KMS_ERR_CONFIG, "cannot read tls.client_ca %s", r->opt->client_ca);
             goto out;
         }
-        kms_error_t err;
-        kms_error_clear(&err);
-        if (certs_verify(ca, cert, X509_PURPOSE_SSL_CLIENT, &err) != 0) {
+        if (rc != 0) {
             rc = admin_refuse(r, KMS_ERR_INVAL,
                       "the certificate does not chain to tls.client_ca (%s): %s; kmsd would "
                       "refuse it at the handshake", r->opt->client_ca, kms_error_msg(&err));
@@ -298,7 +298,6 @@ static int load_cert(admin_req_t *r, const ttlv_item_t *pem, char fp[65], char *
     }
 out:
     X509_free(cert);
-    X509_free(ca);
     BIO_free(bio);
     return rc;
 }

@@ -198,5 +198,9 @@ int certs_csr_cn(X509_REQ *csr, char *out, size_t outlen);
  * returns KMS_ERR_CRYPTO with OpenSSL's reason in err.
  */
 int certs_verify(X509 *ca, X509 *leaf, int purpose, kms_error_t *err);
+/* The same against every certificate of the PEM bundle `ca_path` (what
+ * OpenSSL's handshake trusts when tls.client_ca names a bundle of several
+ * CAs). KMS_ERR_IO when the bundle cannot be read. */
+int certs_verify_file(const char *ca_path, X509 *leaf, int purpose, kms_error_t *err);
 
 #endif /* KMS_CERTS_H */

@@ -100,16 +100,13 @@ int certs_csr_cn(X509_REQ *csr, char *out, size_t outlen)
     return name_cn(X509_REQ_get_subject_name(csr), out, outlen);
 }
 
-int certs_verify(X509 *ca, X509 *leaf, int purpose, kms_error_t *err)
+/* Verify `leaf` against the trust anchors in `st` (consumed). */
+static int verify_in(X509_STORE *st, X509 *leaf, int purpose, kms_error_t *err)
 {
-    X509_STORE *st = NULL;
     X509_STORE_CTX *ctx = NULL;
     int rc = KMS_ERR_CRYPTO;
 
-    if (ca == NULL || leaf == NULL)
-        return KMS_ERR_INVAL;
-    if ((st = X509_STORE_new()) == NULL || X509_STORE_add_cert(st, ca) != 1 ||
-        (ctx = X509_STORE_CTX_new()) == NULL || X509_STORE_CTX_init(ctx, st, leaf, NULL) != 1) {
+    if ((ctx = X509_STORE_CTX_new()) == NULL || X509_STORE_CTX_init(ctx, st, leaf, NULL) != 1) {
         kms_error_set(err, rc, "cannot set up verification");
         goto out;
     }
@@ -127,4 +124,36 @@ out:
     X509_STORE_free(st);
     ERR_clear_error();
     return rc;
+}
+
+int certs_verify(X509 *ca, X509 *leaf, int purpose, kms_error_t *err)
+{
+    if (ca == NULL || leaf == NULL)
+        return KMS_ERR_INVAL;
+    X509_STORE *st = X509_STORE_new();
+    if (st == NULL || X509_STORE_add_cert(st, ca) != 1) {
+        X509_STORE_free(st);
+        ERR_clear_error();
+        return kms_error_set(err, KMS_ERR_CRYPTO, "cannot set up verification");
+    }
+    return verify_in(st, leaf, purpose, err);
+}
+
+int certs_verify_file(const char *ca_path, X509 *leaf, int purpose, kms_error_t *err)
+{
+    if (ca_path == NULL || leaf == NULL)
+        return KMS_ERR_INVAL;
+    X509_STORE *st = X509_STORE_new();
+    if (st == NULL) {
+        ERR_clear_error();
+        return kms_error_set(err, KMS_ERR_NOMEM, "cannot set up verification");
+    }
+    /* Every certificate of the bundle becomes a trust anchor, as
+     * SSL_CTX_load_verify_locations does for the handshake. */
+    if (X509_STORE_load_file(st, ca_path) != 1) {
+        X509_STORE_free(st);
+        ERR_clear_error();
+        return kms_error_set(err, KMS_ERR_IO, "cannot read the CA bundle %s", ca_path);
+    }
+    return verify_in(st, leaf, purpose, err);
 }

@@ -172,6 +172,12 @@ static int issue_client(const struct pki_args *a)
         ret = KMSCTL_EXIT_USAGE;
         goto out;
     }
+    /* --out-dir is made when missing (0700: it receives a private key); a
+     * missing parent is reported as such rather than as a failed write. */
+    if (a->out_dir && mkdir(od, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "kmsctl pki: cannot create --out-dir %s: %s\n", od, strerror(errno));
+        goto out;
+    }
     if (!a->force && (access(kp, F_OK) == 0 || access(cp, F_OK) == 0)) {
         fprintf(stderr, "kmsctl pki: %s or %s exists (use --force to replace)\n", kp, cp);
         goto out;

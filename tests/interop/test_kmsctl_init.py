@@ -257,6 +257,13 @@ def test_issue_client(kms_dir, tmp_path):
     out.mkdir()
     kmsctl("pki", "issue-client", "bob", "--dir", d, "--out-dir", str(out), check=0)
     assert (out / "bob.crt").is_file() and mode(out / "bob.key") == 0o600
+    # A missing --out-dir is made (0700); a missing parent is named.
+    made = tmp_path / "made"
+    kmsctl("pki", "issue-client", "dave", "--dir", d, "--out-dir", str(made), check=0)
+    assert mode(made) == 0o700 and mode(made / "dave.key") == 0o600
+    p = kmsctl("pki", "issue-client", "erin", "--dir", d, "--out-dir",
+               str(tmp_path / "no" / "such"), check=1)
+    assert "cannot create --out-dir" in p.stderr
     kmsctl("pki", "issue-client", "../evil", "--dir", d, check=2)
     kmsctl("pki", "issue-client", "a/b", "--dir", d, check=2)
     # Without a CA there is nothing to issue from.

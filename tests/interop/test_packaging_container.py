@@ -75,6 +75,8 @@ def image(pm):
     new = pm.run("image", "inspect", "-f", "{{.Id}}", IMAGE).stdout.strip()
     if old and old != new:  # the previous build of this tag, now untagged
         pm.run("rmi", old, check=False)
+    # Each source change leaves an untagged build-stage image (~0.5 GB).
+    pm.run("image", "prune", "-f", "--filter", "label=kmsd.stage=build", check=False)
     return IMAGE
 
 

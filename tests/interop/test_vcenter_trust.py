@@ -12,10 +12,8 @@ creates and gets an AES-256 key in tenant `vcenter` and is refused nothing.
   client CA bundle, SIGHUP, registered by CN;
 - before registration each identity is refused (Permission Denied), and a
   vCenter client sees only its tenant's keys.
-The pinned `client add --cert` of a certificate from a second CA in the
-bundle is a known gap (it checks the first CA only): an xfail(strict) test
-records it, so fixing it turns the test red until docs/vcenter.md is
-updated.
+- method C pinned: the same certificate registered by fingerprint with
+  `client add --cert`, checked against every CA of the bundle.
 """
 import os
 import subprocess
@@ -151,8 +149,6 @@ def test_method_c_own_certificate(kms):
     create_and_get(k, crt, key)
 
 
-@pytest.mark.xfail(strict=True, reason="client add --cert verifies against the first certificate "
-                                       "of tls.client_ca only (docs/vcenter.md, method C)")
 def test_method_c_pinned_certificate_from_second_ca(kms):
     k, tmp = kms
     crt, key = _self_signed(tmp)
