@@ -5,6 +5,8 @@
 - `kmsd_factory(overrides=None, start=True)`: the same with configuration
   overrides, e.g. kmsd_factory({"limits": {"idle_timeout": "2s"}}); any
   number per test.
+- `module_kmsd`, `module_pykmip`: one kmsd and one PyKMIP client shared by
+  all the tests of a module.
 When a test fails, the log of every kmsd it started is attached to the
 failure report (section "kmsd log"). The harness itself is kmsd_harness.py.
 """
@@ -49,3 +51,20 @@ def kmsd_factory(request, tmp_path):
 @pytest.fixture
 def kmsd(kmsd_factory):
     return kmsd_factory()
+
+
+@pytest.fixture(scope="module")
+def module_kmsd():
+    """One kmsd (default configuration) shared by every test of a module."""
+    with kmsd_harness.server() as k:
+        yield k
+
+
+@pytest.fixture(scope="module")
+def module_pykmip(module_kmsd):
+    """An opened PyKMIP ProxyKmipClient on module_kmsd, shared by the module."""
+    c = module_kmsd.pykmip_client()
+    try:
+        yield c
+    finally:
+        c.close()

@@ -42,18 +42,13 @@ U = E.CryptographicUsageMask
 
 
 @pytest.fixture(scope="module")
-def server():
-    with h.server() as k:
-        yield k
+def server(module_kmsd):
+    return module_kmsd
 
 
 @pytest.fixture(scope="module")
-def client(server):
-    c = server.pykmip_client()
-    try:
-        yield c
-    finally:
-        c.close()
+def client(module_pykmip):
+    return module_pykmip
 
 
 def sym_key(client, alg, bits, masks):

@@ -103,6 +103,26 @@ static ttlv_item_t *field(ttlv_item_t *bi, uint32_t tag)
     return ttlv_find(rs_payload(bi), tag);
 }
 
+/* Create Key Pair of `alg`/`bits`, Active, private key Sign and public
+ * key Verify; the ids in *sk / *pk (arena). */
+static void key_pair(kenv_t *e, uint32_t alg, int32_t bits, char **sk, char **pk)
+{
+    ttlv_item_t *m = rq_msg(e, 1, 4);
+    ttlv_item_t *p = rq_item(e, m, KMIP_OPERATION_CREATE_KEY_PAIR);
+    ttlv_item_t *common = ttlv_new_struct(e->a, p, KMIP_TAG_COMMON_TEMPLATE_ATTRIBUTE);
+    rq_attr_enum(e, common, "Cryptographic Algorithm", alg);
+    rq_attr_int(e, common, "Cryptographic Length", bits);
+    rq_attr_date(e, common, "Activation Date", kms_now_us() / 1000000 - 5);
+    rq_attr_int(e, ttlv_new_struct(e->a, p, KMIP_TAG_PRIVATE_KEY_TEMPLATE_ATTRIBUTE),
+                "Cryptographic Usage Mask", KMIP_CRYPTOGRAPHIC_USAGE_MASK_SIGN);
+    rq_attr_int(e, ttlv_new_struct(e->a, p, KMIP_TAG_PUBLIC_KEY_TEMPLATE_ATTRIBUTE),
+                "Cryptographic Usage Mask", KMIP_CRYPTOGRAPHIC_USAGE_MASK_VERIFY);
+    ttlv_item_t *bi = rs_item(kenv_call(e, m), 0);
+    assert_ok(bi);
+    *sk = kms_arena_strdup(e->a, ttlv_text(field(bi, KMIP_TAG_PRIVATE_KEY_UNIQUE_IDENTIFIER)));
+    *pk = kms_arena_strdup(e->a, ttlv_text(field(bi, KMIP_TAG_PUBLIC_KEY_UNIQUE_IDENTIFIER)));
+}
+
 #define K128 "2b7e151628aed2a6abf7158809cf4f3c"
 #define PT38A "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51"
 #define CT38A "7649abac8119b246cee98e9b12e9197d5086cb9b507219ee95db113a917678b2"
@@ -381,20 +401,9 @@ static ttlv_item_t *stream(kenv_t *e, uint32_t op, const char *id, const char **
 static void test_stream_sign_mac(void **state)
 {
     kenv_t *e = *state;
-    ttlv_item_t *m = rq_msg(e, 1, 4);
-    ttlv_item_t *p = rq_item(e, m, KMIP_OPERATION_CREATE_KEY_PAIR);
-    ttlv_item_t *common = ttlv_new_struct(e->a, p, KMIP_TAG_COMMON_TEMPLATE_ATTRIBUTE);
-    rq_attr_enum(e, common, "Cryptographic Algorithm", KMIP_CRYPTOGRAPHIC_ALGORITHM_ECDSA);
-    rq_attr_int(e, common, "Cryptographic Length", 384);
-    rq_attr_date(e, common, "Activation Date", kms_now_us() / 1000000 - 5);
-    rq_attr_int(e, ttlv_new_struct(e->a, p, KMIP_TAG_PRIVATE_KEY_TEMPLATE_ATTRIBUTE),
-                "Cryptographic Usage Mask", KMIP_CRYPTOGRAPHIC_USAGE_MASK_SIGN);
-    rq_attr_int(e, ttlv_new_struct(e->a, p, KMIP_TAG_PUBLIC_KEY_TEMPLATE_ATTRIBUTE),
-                "Cryptographic Usage Mask", KMIP_CRYPTOGRAPHIC_USAGE_MASK_VERIFY);
-    ttlv_item_t *bi = rs_item(kenv_call(e, m), 0);
-    assert_ok(bi);
-    char *sk = kms_arena_strdup(e->a, ttlv_text(field(bi, KMIP_TAG_PRIVATE_KEY_UNIQUE_IDENTIFIER)));
-    char *pk = kms_arena_strdup(e->a, ttlv_text(field(bi, KMIP_TAG_PUBLIC_KEY_UNIQUE_IDENTIFIER)));
+    char *sk, *pk;
+    key_pair(e, KMIP_CRYPTOGRAPHIC_ALGORITHM_ECDSA, 384, &sk, &pk);
+    ttlv_item_t *bi;
     const char *three[] = {"0102", "030405", "06"}, *two[] = {"01020304", "0506"},
                *other[] = {"01020304", "0507"};
     bi = stream(e, KMIP_OPERATION_SIGN, sk, three, 3, NULL);
@@ -563,20 +572,9 @@ static void test_sign_verify(void **state)
                          bad ? KMIP_VALIDITY_INDICATOR_INVALID : KMIP_VALIDITY_INDICATOR_VALID);
     }
     /* A key pair made here: Sign (Data and Digested Data), Verify both. */
-    ttlv_item_t *m = rq_msg(e, 1, 4);
-    ttlv_item_t *p = rq_item(e, m, KMIP_OPERATION_CREATE_KEY_PAIR);
-    ttlv_item_t *common = ttlv_new_struct(e->a, p, KMIP_TAG_COMMON_TEMPLATE_ATTRIBUTE);
-    rq_attr_enum(e, common, "Cryptographic Algorithm", KMIP_CRYPTOGRAPHIC_ALGORITHM_ECDSA);
-    rq_attr_int(e, common, "Cryptographic Length", 256);
-    rq_attr_date(e, common, "Activation Date", kms_now_us() / 1000000 - 5);
-    rq_attr_int(e, ttlv_new_struct(e->a, p, KMIP_TAG_PRIVATE_KEY_TEMPLATE_ATTRIBUTE),
-                "Cryptographic Usage Mask", KMIP_CRYPTOGRAPHIC_USAGE_MASK_SIGN);
-    rq_attr_int(e, ttlv_new_struct(e->a, p, KMIP_TAG_PUBLIC_KEY_TEMPLATE_ATTRIBUTE),
-                "Cryptographic Usage Mask", KMIP_CRYPTOGRAPHIC_USAGE_MASK_VERIFY);
-    ttlv_item_t *bi = rs_item(kenv_call(e, m), 0);
-    assert_ok(bi);
-    char *sk = kms_arena_strdup(e->a, ttlv_text(field(bi, KMIP_TAG_PRIVATE_KEY_UNIQUE_IDENTIFIER)));
-    char *pk = kms_arena_strdup(e->a, ttlv_text(field(bi, KMIP_TAG_PUBLIC_KEY_UNIQUE_IDENTIFIER)));
+    char *sk, *pk;
+    key_pair(e, KMIP_CRYPTOGRAPHIC_ALGORITHM_ECDSA, 256, &sk, &pk);
+    ttlv_item_t *m, *p, *bi;
     uint8_t dg[32];
     crypto_sha256((const uint8_t *)"sample", 6, dg);
     char dgh[65];
@@ -707,17 +705,8 @@ static void test_where_they_run(void **state)
     kmip_request_free(r);
 
     /* RSA-2048 Sign: a worker. */
-    m = rq_msg(e, 1, 4);
-    p = rq_item(e, m, KMIP_OPERATION_CREATE_KEY_PAIR);
-    ttlv_item_t *common = ttlv_new_struct(e->a, p, KMIP_TAG_COMMON_TEMPLATE_ATTRIBUTE);
-    rq_attr_enum(e, common, "Cryptographic Algorithm", KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA);
-    rq_attr_int(e, common, "Cryptographic Length", 2048);
-    rq_attr_date(e, common, "Activation Date", kms_now_us() / 1000000 - 5);
-    rq_attr_int(e, ttlv_new_struct(e->a, p, KMIP_TAG_PRIVATE_KEY_TEMPLATE_ATTRIBUTE),
-                "Cryptographic Usage Mask", KMIP_CRYPTOGRAPHIC_USAGE_MASK_SIGN);
-    bi = rs_item(kenv_call(e, m), 0);
-    assert_ok(bi);
-    char *sk = kms_arena_strdup(e->a, ttlv_text(field(bi, KMIP_TAG_PRIVATE_KEY_UNIQUE_IDENTIFIER)));
+    char *sk, *pk;
+    key_pair(e, KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 2048, &sk, &pk);
     p = op_req(e, &m, KMIP_OPERATION_SIGN, sk);
     data(e, p, KMIP_TAG_DATA, "00");
     r = kenv_request(e, NULL, m);
