@@ -8,9 +8,13 @@
  * stream of blocks (CBC, ECB, CFB, OFB, CTR, GCM) take their input in
  * parts; XTS, the key wraps and RSA see it whole (op.c keeps it).
  *
- * What is not here: CCM, PCBC, the X9.102 wraps, ECIES, padding methods
- * other than None and PKCS5 (Feature Not Supported); which key may be used
- * (kmip/ checks state, usage mask and dates first).
+ * CBC and ECB pad with PKCS5 (OpenSSL's own), or ANSI X9.23 / ISO 10126
+ * (zeros / random bytes, then the count; done here around an unpadded
+ * cipher, so these see their input whole).
+ *
+ * What is not here: CCM, PCBC, the X9.102 wraps, ECIES, the Zeros and SSL3
+ * padding methods (Feature Not Supported); which key may be used (kmip/
+ * checks state, usage mask and dates first).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +33,7 @@ typedef struct cipher_op {
     bool enc;
     bool aead;               /* GCM: a tag at the end */
     bool no_padding;         /* CBC/ECB with Padding Method None */
+    uint32_t own_padding;    /* ANSI X9.23 or ISO 10126, added / checked here */
     size_t block;
     size_t tag_len;
     uint32_t mode;
@@ -180,11 +185,14 @@ static int sym_start(cipher_op_t *c, const crypto_key_t *key, const crypto_param
             return crypto_invalid(err, "Padding Method %s does not apply to %s",
                                   crypto_enum_name(KMIP_TAG_PADDING_METHOD, p->padding),
                                   crypto_enum_name(KMIP_TAG_BLOCK_CIPHER_MODE, p->mode));
-        if (p->padding != KMIP_PADDING_METHOD_PKCS5)
-            return crypto_unsupported(err, "Padding Method %s is not supported (None, PKCS5)",
+        if (p->padding == KMIP_PADDING_METHOD_ANSI_X923 || p->padding == KMIP_PADDING_METHOD_ISO_10126)
+            c->own_padding = p->padding;
+        else if (p->padding != KMIP_PADDING_METHOD_PKCS5)
+            return crypto_unsupported(err, "Padding Method %s is not supported (None, PKCS5, "
+                                           "ANSI X9.23, ISO 10126)",
                                       crypto_enum_name(KMIP_TAG_PADDING_METHOD, p->padding));
     }
-    c->no_padding = padded_mode && p->padding == KMIP_PADDING_METHOD_NONE;
+    c->no_padding = padded_mode && (p->padding == KMIP_PADDING_METHOD_NONE || c->own_padding);
     if (!c->aead && (in->aad || p->tag_len))
         return crypto_invalid(err, "Authenticated Encryption Additional Data and Tag Length "
                                    "apply to GCM only");
@@ -225,6 +233,8 @@ static int sym_start(cipher_op_t *c, const crypto_key_t *key, const crypto_param
         return crypto_failed(err, "key set-up failed (e.g. XTS with two equal halves)");
     if (c->no_padding)
         EVP_CIPHER_CTX_set_padding(c->ctx, 0);
+    if (c->own_padding)
+        c->base.streamable = false; /* the last block is padded / checked here */
     if (in->aad && in->aad_len) {
         int n = 0;
         if (in->aad_len > INT32_MAX ||
@@ -261,12 +271,43 @@ static int sym_update(crypto_op_t *op, const uint8_t *data, size_t len, kms_buf_
     return 0;
 }
 
+/* ANSI X9.23 / ISO 10126 on Encrypt: the pad block's tail through the
+ * cipher (zeros or random bytes, then the pad length). */
+static int own_pad(cipher_op_t *c, size_t in_len, kms_buf_t *out, kms_error_t *err)
+{
+    uint8_t pad[32];
+    size_t n = c->block - in_len % c->block;
+    memset(pad, 0, sizeof(pad));
+    if (c->own_padding == KMIP_PADDING_METHOD_ISO_10126 && n > 1 && RAND_bytes(pad, (int)n - 1) != 1)
+        return crypto_failed(err, "the DRBG failed");
+    pad[n - 1] = (uint8_t)n;
+    return sym_update(&c->base, pad, n, out, err);
+}
+
+/* ... and on Decrypt: the count in the last byte (X9.23: zeros before it),
+ * removed from `out`, whose last `total` bytes are this operation's. */
+static int own_unpad(cipher_op_t *c, size_t total, kms_buf_t *out, kms_error_t *err)
+{
+    size_t n = total ? out->data[out->len - 1] : 0;
+    bool ok = total && n >= 1 && n <= c->block && n <= total;
+    for (size_t i = 2; ok && c->own_padding == KMIP_PADDING_METHOD_ANSI_X923 && i <= n; i++)
+        ok = out->data[out->len - i] == 0;
+    if (!ok)
+        return crypto_failed(err, "decryption failed (bad padding or wrong key)");
+    kms_wipe(out->data + out->len - n, n);
+    out->len -= n;
+    return 0;
+}
+
 static int sym_final(crypto_op_t *op, const uint8_t *held, size_t held_len, kms_buf_t *out,
                      crypto_final_t *fin, kms_error_t *err)
 {
     cipher_op_t *c = (cipher_op_t *)op;
     int rc, n = 0;
+    size_t start = out->len;
     if (held_len && (rc = sym_update(op, held, held_len, out, err)))
+        return rc;
+    if (c->own_padding && c->enc && (rc = own_pad(c, held_len, out, err)))
         return rc;
     if (c->aead && !c->enc) {
         if (!fin->tag)
@@ -284,8 +325,8 @@ static int sym_final(crypto_op_t *op, const uint8_t *held, size_t held_len, kms_
     if (EVP_CipherFinal_ex(c->ctx, dst, &n) != 1 || n < 0) {
         ERR_clear_error();
         if (c->no_padding)
-            return crypto_invalid(err, "with Padding Method None the data must be a multiple of "
-                                       "%zu bytes", c->block);
+            return crypto_invalid(err, "the data must be a multiple of %zu bytes (Padding "
+                                       "Method None, or a ciphertext to unpad)", c->block);
         if (c->aead)
             return crypto_failed(err, "authentication failed: the tag does not match");
         if (!c->enc)
@@ -293,6 +334,8 @@ static int sym_final(crypto_op_t *op, const uint8_t *held, size_t held_len, kms_
         return crypto_failed(err, "cipher failed");
     }
     out->len += (size_t)n;
+    if (c->own_padding && !c->enc && (rc = own_unpad(c, out->len - start, out, err)))
+        return rc;
     if (c->aead && c->enc) {
         if (EVP_CIPHER_CTX_ctrl(c->ctx, EVP_CTRL_AEAD_GET_TAG, (int)c->tag_len, fin->tag_out) != 1)
             return crypto_failed(err, "no tag");

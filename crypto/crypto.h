@@ -354,9 +354,10 @@ typedef struct crypto_start {
  * Encrypt or Decrypt (`svc`) with `key` under `p`:
  *   AES (16/24/32-byte keys): CBC, ECB, CFB, OFB, CTR, GCM, XTS (a 32- or
  *     64-byte key: AES-128/256-XTS), NIST Key Wrap (RFC 3394) and AES Key
- *     Wrap with Padding (RFC 5649). Padding Method None or PKCS5 for CBC
- *     and ECB (default PKCS5).
+ *     Wrap with Padding (RFC 5649).
  *   Triple DES (16 or 24 bytes): CBC, ECB.
+ *   CBC and ECB: Padding Method None, PKCS5 (default), ANSI X9.23 or ISO
+ *     10126 (these two take their input in one part).
  *   RSA: Padding Method OAEP (Hashing Algorithm, default SHA-1; Mask
  *     Generator Hashing Algorithm, default the OAEP hash; P Source label)
  *     or PKCS1 v1.5. Encrypt with a public (or private) key, Decrypt with

@@ -3,7 +3,8 @@ through PyKMIP's ProxyKmipClient (a client we did not write) against a real
 kmsd over mutual TLS, with every result checked by an independent
 implementation (the `cryptography` package, hashlib, hmac):
 
-- Encrypt/Decrypt: AES-256 CBC (server-made IV), CTR and ECB, Triple DES,
+- Encrypt/Decrypt: AES-256 CBC (server-made IV; PKCS5 and ANSI X9.23
+  padding), CTR and ECB, Triple DES,
   RSA OAEP and PKCS#1 v1.5 -- ciphertexts decrypted locally with the key
   read back by Get, and local ciphertexts decrypted by kmsd;
 - Sign/Signature Verify: RSA PKCS#1 v1.5 and PSS, ECDSA P-256 and P-384,
@@ -29,6 +30,7 @@ sys.path.insert(0, HERE)
 import kmsd_harness as h  # noqa: E402
 
 from cryptography.hazmat.primitives import cmac, hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives import padding as sympadding  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec, padding  # noqa: E402
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # noqa: E402
 from cryptography.hazmat.primitives.kdf.kbkdf import (  # noqa: E402
@@ -106,6 +108,14 @@ def test_aes_ctr_ecb_and_3des(client):
         "block_cipher_mode": E.BlockCipherMode.ECB, "padding_method": E.PaddingMethod.NONE})
     e = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
     assert ct == e.update(block) + e.finalize()
+    # ANSI X9.23 padding, unpadded here with cryptography's ANSIX923.
+    x923 = {"block_cipher_mode": E.BlockCipherMode.CBC, "padding_method": E.PaddingMethod.ANSI_X923}
+    ct, iv = client.encrypt(b"ansi x9.23 padded", uid=uid, cryptographic_parameters=x923)
+    d = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
+    u = sympadding.ANSIX923(128).unpadder()
+    assert u.update(d.update(ct) + d.finalize()) + u.finalize() == b"ansi x9.23 padded"
+    assert client.decrypt(ct, uid=uid, cryptographic_parameters=x923,
+                          iv_counter_nonce=iv) == b"ansi x9.23 padded"
     # Triple DES, three keys, CBC.
     tuid, tkey = sym_key(client, A.TRIPLE_DES, 192, [U.ENCRYPT, U.DECRYPT])
     params = {"block_cipher_mode": E.BlockCipherMode.CBC, "padding_method": E.PaddingMethod.PKCS5}
