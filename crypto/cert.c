@@ -102,9 +102,25 @@ out:
     return rc;
 }
 
+/* A DNS name, e-mail address or URI (IA5String) that can be a Text String:
+ * ASCII without NUL. IA5 allows nothing else but parsers accept more, and
+ * a NUL inside a name is an old forgery trick. Anything else would give
+ * the object an attribute that no TTLV decoder (ours included, when the
+ * object is loaded again) accepts. */
+static bool ia5_is_text(const ASN1_STRING *s)
+{
+    const unsigned char *p = ASN1_STRING_get0_data(s);
+    int n = ASN1_STRING_length(s);
+    for (int i = 0; i < n; i++)
+        if (p[i] == 0 || p[i] > 0x7F)
+            return false;
+    return true;
+}
+
 /* Alternative names (GENERAL_NAMES) of extension `nid`: DER of each as a
- * Byte String under `bytes_tag` and its text under `text_tag` (either
- * parent may be NULL). */
+ * Byte String under `bytes_tag` and, for DNS names, e-mail addresses and
+ * URIs that are plain ASCII, its text under `text_tag` (either parent may
+ * be NULL). */
 static int add_alt_names(kms_arena_t *a, X509 *x, int nid, ttlv_item_t *bparent, uint32_t bytes_tag,
                          ttlv_item_t *tparent, uint32_t text_tag)
 {
@@ -123,6 +139,7 @@ static int add_alt_names(kms_arena_t *a, X509 *x, int nid, ttlv_item_t *bparent,
             int type = 0;
             ASN1_STRING *s = GENERAL_NAME_get0_value(g, &type);
             if ((type == GEN_DNS || type == GEN_EMAIL || type == GEN_URI) && s &&
+                ia5_is_text(s) &&
                 !ttlv_new_text(a, tparent, text_tag, (const char *)ASN1_STRING_get0_data(s),
                                (size_t)ASN1_STRING_length(s)))
                 rc = KMS_ERR_NOMEM;

@@ -5,8 +5,9 @@
  * fields are Big Integers (RSA Modulus, exponents, primes; EC private
  * value D) or a Byte String (EC public point Q String, uncompressed).
  * Keys read back are validated by OpenSSL (EVP_PKEY_check and friends).
- * It does not handle DSA or DH transparent forms (Key Format Type Not
- * Supported).
+ * It does not handle DSA or DH transparent forms, nor multi-prime RSA
+ * keys, which the Transparent RSA Private Key cannot hold (Key Format
+ * Type Not Supported).
  */
 #include <limits.h>
 #include <string.h>
@@ -76,6 +77,17 @@ static int add_pkey_bn(kms_arena_t *a, ttlv_item_t *parent, uint32_t tag, EVP_PK
     return rc;
 }
 
+/* An RSA key of more than two primes (RFC 8017 multi-prime): OpenSSL
+ * has a third factor for it. */
+static bool rsa_is_multi_prime(const EVP_PKEY *pk)
+{
+    BIGNUM *f3 = NULL;
+    bool multi = EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_RSA_FACTOR3, &f3) == 1;
+    BN_clear_free(f3);
+    ERR_clear_error();
+    return multi;
+}
+
 int crypto_transparent_build(kms_arena_t *a, ttlv_item_t *parent, EVP_PKEY *pkey, uint32_t fmt,
                              kms_error_t *err)
 {
@@ -92,6 +104,11 @@ int crypto_transparent_build(kms_arena_t *a, ttlv_item_t *parent, EVP_PKEY *pkey
         return kms_error_set_reason(err, KMS_ERR_NOTSUP,
                                     KMIP_RESULT_REASON_KEY_FORMAT_TYPE_NOT_SUPPORTED,
                                     "Key Format Type does not match the key's algorithm");
+    if (priv && id == EVP_PKEY_RSA && rsa_is_multi_prime(pkey))
+        return kms_error_set_reason(err, KMS_ERR_NOTSUP,
+                                    KMIP_RESULT_REASON_KEY_FORMAT_TYPE_NOT_SUPPORTED,
+                                    "a multi-prime RSA key has no Transparent RSA Private Key "
+                                    "form (it holds only P and Q)");
     km = ttlv_new_struct(a, parent, KMIP_TAG_KEY_MATERIAL);
     if (!km)
         return kms_error_set(err, KMS_ERR_NOMEM, NULL);

@@ -4,7 +4,9 @@
  * Transparent RSA/EC registration, the TTLV-encoded wrapping path (with
  * attributes inside the wrapped Key Value) and its unwrapping on Register,
  * and the refusals (wrong format for the object, compression, no key
- * value, No Encoding with a structured Key Material). */
+ * value, No Encoding with a structured Key Material, a wrapped Key Block
+ * that does not unwrap), multi-prime RSA keys, and EC private keys with a
+ * compressed point, no public point or explicit curve parameters. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,8 +16,10 @@
 #include <cmocka.h>
 
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
+#include <openssl/rsa.h>
 
 #include "crypto/crypto.h"
 
@@ -54,6 +58,17 @@ static ttlv_item_t *keyblock_obj(uint32_t type, uint32_t fmt, const void *km, si
     if (kv_out)
         *kv_out = kv;
     return o;
+}
+
+/* The Key Material of Key Value `kv` read as Transparent format `fmt` is
+ * the key `want`. */
+static void assert_transparent_is(const ttlv_item_t *kv, uint32_t fmt, EVP_PKEY *want)
+{
+    EVP_PKEY *k = NULL;
+    kms_error_t e = {0};
+    assert_int_equal(crypto_transparent_parse(ttlv_find(kv, KMIP_TAG_KEY_MATERIAL), fmt, &k, &e), 0);
+    assert_int_equal(EVP_PKEY_eq(want, k), 1);
+    EVP_PKEY_free(k);
 }
 
 /* Build for Get, encode, decode: what a client would receive. */
@@ -511,6 +526,198 @@ static void test_parse_mutations(void **state)
     EVP_PKEY_free(ec);
 }
 
+
+/* A key RFC 8017 allows with more than two primes loads and is stored,
+ * but the Transparent RSA Private Key holds only P and Q: Get in that
+ * format is Key Format Type Not Supported rather than components that do
+ * not form the key. The DER forms still work. */
+static void test_multi_prime_rsa(void **state)
+{
+    (void)state;
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    EVP_PKEY *k = NULL, *back = NULL;
+    kms_secret_t *der = NULL, *s = NULL;
+    crypto_material_t d;
+    kms_error_t e = {0};
+
+    assert_non_null(c);
+    assert_int_equal(EVP_PKEY_keygen_init(c), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_keygen_bits(c, 2048), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_keygen_primes(c, 3), 1);
+    assert_int_equal(EVP_PKEY_keygen(c, &k), 1);
+    assert_int_equal(crypto_pkey_export(k, KMIP_KEY_FORMAT_TYPE_PKCS_8, true, &der, &e), 0);
+    ttlv_item_t *o = keyblock_obj(KMIP_OBJECT_TYPE_PRIVATE_KEY, KMIP_KEY_FORMAT_TYPE_PKCS_8,
+                                  der->data, der->len, KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 2048, NULL);
+    assert_int_equal(crypto_object_parse(o, KMIP_OBJECT_TYPE_PRIVATE_KEY, NULL, NULL, &s, &d, &e),
+                     0);
+    assert_null(build(&d, s, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_RSA_PRIVATE_KEY, NULL, KMS_ERR_NOTSUP,
+                      &e));
+    assert_int_equal(e.code, KMS_ERR_NOTSUP);
+    assert_int_equal(e.reason, KMIP_RESULT_REASON_KEY_FORMAT_TYPE_NOT_SUPPORTED);
+    assert_non_null(strstr(e.msg, "multi-prime"));
+    ttlv_item_t *g = build(&d, s, KMIP_KEY_FORMAT_TYPE_PKCS_1, NULL, 0, &e);
+    ttlv_item_t *km = ttlv_find(ttlv_find(ttlv_find(g, KMIP_TAG_KEY_BLOCK), KMIP_TAG_KEY_VALUE),
+                                KMIP_TAG_KEY_MATERIAL);
+    assert_int_equal(crypto_pkey_load(KMIP_KEY_FORMAT_TYPE_PKCS_1, true, km->v.bytes.ptr,
+                                      km->v.bytes.len, &back, &e),
+                     0);
+    assert_int_equal(EVP_PKEY_eq(k, back), 1);
+    /* Its public half has a Transparent form: only n and e. */
+    EVP_PKEY_free(back);
+    ttlv_item_t *kv = ttlv_new_struct(A, NULL, KMIP_TAG_KEY_VALUE);
+    assert_int_equal(
+        crypto_transparent_build(A, kv, k, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_RSA_PUBLIC_KEY, &e), 0);
+    assert_transparent_is(kv, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_RSA_PUBLIC_KEY, k);
+    kms_secret_free(s);
+    kms_secret_free(der);
+    EVP_PKEY_free(k);
+    EVP_PKEY_CTX_free(c);
+}
+
+/* The kek_cb of the refusals below: "kek-1" is KEK, "other" another key,
+ * anything else is not found (the reason the caller gives is kept). */
+static int kek_lookup(void *arg, const char *id, kms_secret_t **out, kms_error_t *e)
+{
+    static const uint8_t other[32] = {1};
+    (void)arg;
+    if (strcmp(id, "kek-1") == 0)
+        *out = kms_secret_dup(KEK, sizeof(KEK));
+    else if (strcmp(id, "other") == 0)
+        *out = kms_secret_dup(other, sizeof(other));
+    else
+        return kms_error_set_reason(e, KMS_ERR_NOTFOUND, KMIP_RESULT_REASON_ITEM_NOT_FOUND,
+                                    "wrapping key %s not found", id);
+    return 0;
+}
+
+/* Register of `obj` is refused with `rc` and `reason`, the code recorded
+ * in the error too, and no material handed out. */
+static void assert_refused(const ttlv_item_t *obj, uint32_t type, int rc, uint32_t reason)
+{
+    kms_secret_t *s = NULL;
+    crypto_material_t d;
+    kms_error_t e = {0};
+    assert_int_equal(crypto_object_parse(obj, type, kek_lookup, NULL, &s, &d, &e), rc);
+    assert_int_equal(e.code, rc);
+    assert_int_equal(e.reason, reason);
+    assert_null(s);
+}
+
+/* Register of a wrapped Key Block: what unwraps, and every refusal with
+ * its Result Reason and the code recorded with it. */
+static void test_unwrap_register(void **state)
+{
+    (void)state;
+    static const uint8_t k[20] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19};
+    kms_secret_t *s = kms_secret_dup(k, sizeof(k)), *s2 = NULL;
+    crypto_material_t d = {.object_type = KMIP_OBJECT_TYPE_SYMMETRIC_KEY,
+                           .stored_fmt = KMIP_KEY_FORMAT_TYPE_RAW,
+                           .registered_fmt = KMIP_KEY_FORMAT_TYPE_RAW,
+                           .alg = KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA1,
+                           .bits = 160};
+    crypto_material_t d2;
+    kms_error_t e = {0};
+    kms_secret_t kek = {.data = (uint8_t *)KEK, .len = sizeof(KEK)};
+    crypto_wrap_t w = {.key_id = "kek-1",
+                       .kek = &kek,
+                       .block_mode = KMIP_BLOCK_CIPHER_MODE_AES_KEY_WRAP_PADDING,
+                       .encoding = KMIP_ENCODING_OPTION_NO_ENCODING};
+    /* RFC 5649 with No Encoding: the 20 raw bytes are what is wrapped. */
+    ttlv_item_t *g = build(&d, s, 0, &w, 0, &e);
+    ttlv_item_t *kb = ttlv_find(g, KMIP_TAG_KEY_BLOCK);
+    ttlv_item_t *kwd = ttlv_find(kb, KMIP_TAG_KEY_WRAPPING_DATA);
+    assert_int_equal(ttlv_u32(ttlv_find(kwd, KMIP_TAG_ENCODING_OPTION)),
+                     KMIP_ENCODING_OPTION_NO_ENCODING);
+    assert_int_equal(ttlv_find(kb, KMIP_TAG_KEY_VALUE)->v.bytes.len, 32); /* 24 padded + 8 */
+    assert_int_equal(
+        crypto_object_parse(g, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, kek_lookup, NULL, &s2, &d2, &e), 0);
+    assert_int_equal(s2->len, sizeof(k));
+    assert_memory_equal(s2->data, k, sizeof(k));
+    assert_int_equal(d2.alg, KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA1);
+    kms_secret_free(s2);
+
+    /* The caller's refusal (and its reason) comes back as it was given. */
+    ttlv_item_t *uid = ttlv_find(ttlv_find(kwd, KMIP_TAG_ENCRYPTION_KEY_INFORMATION),
+                                 KMIP_TAG_UNIQUE_IDENTIFIER);
+    uid->v.bytes.ptr = (const uint8_t *)"missing";
+    uid->v.bytes.len = 7;
+    assert_refused(g, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, KMS_ERR_NOTFOUND,
+                   KMIP_RESULT_REASON_ITEM_NOT_FOUND);
+    /* Another key fails the integrity check: Cryptographic Failure. */
+    uid->v.bytes.ptr = (const uint8_t *)"other";
+    uid->v.bytes.len = 5;
+    assert_refused(g, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, KMS_ERR_CRYPTO,
+                   KMIP_RESULT_REASON_CRYPTOGRAPHIC_FAILURE);
+    /* Only AES key wrap modes are read. */
+    uid->v.bytes.ptr = (const uint8_t *)"kek-1";
+    ttlv_item_t *bcm = ttlv_find(ttlv_find(ttlv_find(kwd, KMIP_TAG_ENCRYPTION_KEY_INFORMATION),
+                                           KMIP_TAG_CRYPTOGRAPHIC_PARAMETERS),
+                                 KMIP_TAG_BLOCK_CIPHER_MODE);
+    bcm->v.i32 = KMIP_BLOCK_CIPHER_MODE_CBC;
+    assert_refused(g, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, KMS_ERR_NOTSUP,
+                   KMIP_RESULT_REASON_FEATURE_NOT_SUPPORTED);
+    bcm->v.i32 = KMIP_BLOCK_CIPHER_MODE_AES_KEY_WRAP_PADDING;
+    /* MAC/sign wrapping is not implemented. */
+    ttlv_item_t *mac = ttlv_new_struct(A, kwd, KMIP_TAG_MAC_SIGNATURE_KEY_INFORMATION);
+    assert_refused(g, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, KMS_ERR_NOTSUP,
+                   KMIP_RESULT_REASON_FEATURE_NOT_SUPPORTED);
+    ttlv_remove(mac);
+    /* Key Wrapping Data around a Key Value that is not a Byte String. */
+    ttlv_item_t *kv = ttlv_find(kb, KMIP_TAG_KEY_VALUE);
+    ttlv_remove(kv);
+    ttlv_item_t *plain_kv = ttlv_new_struct(A, NULL, KMIP_TAG_KEY_VALUE);
+    ttlv_new_bytes(A, plain_kv, KMIP_TAG_KEY_MATERIAL, k, sizeof(k));
+    ttlv_append(kb, plain_kv);
+    assert_refused(g, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, KMS_ERR_PROTO,
+                   KMIP_RESULT_REASON_INVALID_FIELD);
+    kms_secret_free(s);
+}
+
+/* EC private keys as clients send them: compressed public point, no
+ * public point at all, explicit curve parameters. Each is accepted as the
+ * named curve, and the Transparent form gives back the same key. */
+static void test_ec_key_forms(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *param, *value;
+    } forms[] = {
+        {OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, "compressed"},
+        {OSSL_PKEY_PARAM_EC_ENCODING, "explicit"},
+        {NULL, NULL}, /* without the public key */
+    };
+    for (size_t i = 0; i < KMS_ARRAY_SIZE(forms); i++) {
+        EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "prime256v1");
+        kms_secret_t *der = NULL, *s = NULL;
+        crypto_material_t d;
+        kms_error_t e = {0};
+        ttlv_item_t *kv;
+        assert_non_null(k);
+        if (forms[i].param)
+            assert_int_equal(
+                EVP_PKEY_set_utf8_string_param(k, forms[i].param, forms[i].value), 1);
+        else
+            assert_int_equal(EVP_PKEY_set_int_param(k, OSSL_PKEY_PARAM_EC_INCLUDE_PUBLIC, 0), 1);
+        assert_int_equal(crypto_pkey_export(k, KMIP_KEY_FORMAT_TYPE_EC_PRIVATE_KEY, true, &der, &e),
+                         0);
+        ttlv_item_t *o = keyblock_obj(KMIP_OBJECT_TYPE_PRIVATE_KEY,
+                                      KMIP_KEY_FORMAT_TYPE_EC_PRIVATE_KEY, der->data, der->len, 0,
+                                      0, NULL);
+        assert_int_equal(
+            crypto_object_parse(o, KMIP_OBJECT_TYPE_PRIVATE_KEY, NULL, NULL, &s, &d, &e), 0);
+        assert_int_equal(d.curve, KMIP_RECOMMENDED_CURVE_P_256);
+        assert_int_equal(d.bits, 256);
+        assert_int_equal(d.alg, KMIP_CRYPTOGRAPHIC_ALGORITHM_ECDSA);
+        ttlv_item_t *g = build(&d, s, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_ECDSA_PRIVATE_KEY, NULL, 0,
+                               &e);
+        kv = ttlv_find(ttlv_find(g, KMIP_TAG_KEY_BLOCK), KMIP_TAG_KEY_VALUE);
+        assert_transparent_is(kv, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_ECDSA_PRIVATE_KEY, k);
+        kms_secret_free(s);
+        kms_secret_free(der);
+        EVP_PKEY_free(k);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -521,6 +728,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wrap_ttlv_encoding, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_secret_and_template, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_parse_mutations, each_setup, each_teardown),
+        cmocka_unit_test_setup_teardown(test_multi_prime_rsa, each_setup, each_teardown),
+        cmocka_unit_test_setup_teardown(test_unwrap_register, each_setup, each_teardown),
+        cmocka_unit_test_setup_teardown(test_ec_key_forms, each_setup, each_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

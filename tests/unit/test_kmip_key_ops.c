@@ -433,6 +433,60 @@ static void test_register_rsa_private_formats(void **state)
     kms_secret_free(pkcs1);
 }
 
+/* A self-signed certificate for key k: serial 42, CN=kmsd test, one DNS
+ * alternative name given as raw bytes (so that malformed ones can be made). */
+static X509 *self_signed(EVP_PKEY *k, const char *dns, size_t dns_len)
+{
+    X509 *x = X509_new();
+    GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
+    GENERAL_NAME *g = GENERAL_NAME_new();
+    ASN1_IA5STRING *ia5 = ASN1_IA5STRING_new();
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 42);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                               (const unsigned char *)"kmsd test", -1, -1, 0);
+    X509_set_issuer_name(x, X509_get_subject_name(x));
+    X509_set_pubkey(x, k);
+    assert_true(ASN1_STRING_set(ia5, dns, (int)dns_len));
+    GENERAL_NAME_set0_value(g, GEN_DNS, ia5);
+    sk_GENERAL_NAME_push(gens, g);
+    assert_int_equal(X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT), 1);
+    GENERAL_NAMES_free(gens);
+    assert_true(X509_sign(x, k, EVP_sha256()) > 0);
+    return x;
+}
+
+/* A new P-256 key's self-signed certificate (as self_signed) and its DER
+ * in *der_out (OPENSSL_free) of *len_out bytes. */
+static X509 *new_cert(const char *dns, size_t dns_len, unsigned char **der_out, int *len_out)
+{
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "prime256v1");
+    assert_non_null(k);
+    X509 *x = self_signed(k, dns, dns_len);
+    EVP_PKEY_free(k);
+    *der_out = NULL;
+    *len_out = i2d_X509(x, der_out);
+    assert_true(*len_out > 0);
+    return x;
+}
+
+/* Register a certificate; its id, or NULL with *reason_out (may be NULL). */
+static const char *register_cert(const unsigned char *der, size_t len, uint32_t *reason_out)
+{
+    ttlv_item_t *p, *resp = NULL;
+    ttlv_item_t *m = request(KMIP_OPERATION_REGISTER, &p);
+    ttlv_new_enum(A, p, KMIP_TAG_OBJECT_TYPE, KMIP_OBJECT_TYPE_CERTIFICATE);
+    ttlv_new_struct(A, p, KMIP_TAG_TEMPLATE_ATTRIBUTE);
+    ttlv_item_t *c = ttlv_new_struct(A, p, KMIP_TAG_CERTIFICATE);
+    ttlv_new_enum(A, c, KMIP_TAG_CERTIFICATE_TYPE, KMIP_CERTIFICATE_TYPE_X_509);
+    ttlv_new_bytes(A, c, KMIP_TAG_CERTIFICATE_VALUE, der, len);
+    if (send_req(m, &resp, reason_out) != KMIP_RESULT_STATUS_SUCCESS)
+        return NULL;
+    return ttlv_text(ttlv_find(resp, KMIP_TAG_UNIQUE_IDENTIFIER));
+}
+
 static void test_register_other_objects(void **state)
 {
     (void)state;
@@ -466,32 +520,11 @@ static void test_register_other_objects(void **state)
     assert_memory_equal(ov->v.bytes.ptr, blob, sizeof(blob));
 
     /* Certificate: a self-signed one made here with OpenSSL. */
-    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "prime256v1");
-    X509 *x = X509_new();
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 42);
-    X509_gmtime_adj(X509_getm_notBefore(x), 0);
-    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-                               (const unsigned char *)"kmsd test", -1, -1, 0);
-    X509_set_issuer_name(x, X509_get_subject_name(x));
-    X509_set_pubkey(x, k);
-    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, "DNS:kms.example.org");
-    assert_non_null(ext);
-    X509_add_ext(x, ext, -1);
-    X509_EXTENSION_free(ext);
-    assert_true(X509_sign(x, k, EVP_sha256()) > 0);
     unsigned char *der = NULL;
-    int dlen = i2d_X509(x, &der);
-    assert_true(dlen > 0);
-    m = request(KMIP_OPERATION_REGISTER, &p);
-    ttlv_new_enum(A, p, KMIP_TAG_OBJECT_TYPE, KMIP_OBJECT_TYPE_CERTIFICATE);
-    ttlv_new_struct(A, p, KMIP_TAG_TEMPLATE_ATTRIBUTE);
-    ttlv_item_t *c = ttlv_new_struct(A, p, KMIP_TAG_CERTIFICATE);
-    ttlv_new_enum(A, c, KMIP_TAG_CERTIFICATE_TYPE, KMIP_CERTIFICATE_TYPE_X_509);
-    ttlv_new_bytes(A, c, KMIP_TAG_CERTIFICATE_VALUE, der, (size_t)dlen);
-    assert_int_equal(send_req(m, &resp, NULL), KMIP_RESULT_STATUS_SUCCESS);
-    const char *cid = ttlv_text(ttlv_find(resp, KMIP_TAG_UNIQUE_IDENTIFIER));
+    int dlen = 0;
+    X509 *x = new_cert("kms.example.org", 15, &der, &dlen);
+    const char *cid = register_cert(der, (size_t)dlen, NULL);
+    assert_non_null(cid);
     o = get(cid, 0, NULL, NULL);
     assert_non_null(o);
     ttlv_item_t *cv = ttlv_find(o, KMIP_TAG_CERTIFICATE_VALUE);
@@ -523,16 +556,33 @@ static void test_register_other_objects(void **state)
     assert_int_equal(v[0]->v.i32, dlen);
     /* A truncated certificate is refused. */
     uint32_t reason = 0;
-    m = request(KMIP_OPERATION_REGISTER, &p);
-    ttlv_new_enum(A, p, KMIP_TAG_OBJECT_TYPE, KMIP_OBJECT_TYPE_CERTIFICATE);
-    c = ttlv_new_struct(A, p, KMIP_TAG_CERTIFICATE);
-    ttlv_new_enum(A, c, KMIP_TAG_CERTIFICATE_TYPE, KMIP_CERTIFICATE_TYPE_X_509);
-    ttlv_new_bytes(A, c, KMIP_TAG_CERTIFICATE_VALUE, der, (size_t)dlen - 10);
-    assert_int_equal(send_req(m, &resp, &reason), KMIP_RESULT_STATUS_OPERATION_FAILED);
+    assert_null(register_cert(der, (size_t)dlen - 10, &reason));
     assert_int_equal(reason, KMIP_RESULT_REASON_INVALID_FIELD);
     OPENSSL_free(der);
     X509_free(x);
-    EVP_PKEY_free(k);
+}
+
+/* A certificate whose DNS name holds a NUL registers, and the object can
+ * be read again afterwards: the name is kept as DER, not turned into a
+ * Certificate Subject Text String that the object's own load would refuse
+ * to decode. */
+static void test_register_cert_name_not_text(void **state)
+{
+    (void)state;
+    unsigned char *der = NULL;
+    int dlen = 0;
+    X509 *x = new_cert("bank.example\0.evil.example", 26, &der, &dlen);
+    const char *cid = register_cert(der, (size_t)dlen, NULL);
+    assert_non_null(cid);
+    ttlv_item_t *o = get(cid, 0, NULL, NULL);
+    assert_non_null(o);
+    ttlv_item_t *v[2];
+    assert_int_equal(stored_attrs(cid, "X.509 Certificate Subject", v, 2), 1);
+    assert_non_null(ttlv_find(v[0], KMIP_TAG_SUBJECT_ALTERNATIVE_NAME));
+    assert_int_equal(stored_attrs(cid, "Certificate Subject", v, 2), 1);
+    assert_null(ttlv_find(v[0], KMIP_TAG_CERTIFICATE_SUBJECT_ALTERNATIVE_NAME));
+    OPENSSL_free(der);
+    X509_free(x);
 }
 
 /* Create Key Pair; returns status; ids in *priv, *pub. */
@@ -953,6 +1003,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_register_alg_from_template, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_register_rsa_private_formats, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_register_other_objects, each_setup, each_teardown),
+        cmocka_unit_test_setup_teardown(test_register_cert_name_not_text, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_create_key_pair_rsa, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_create_key_pair_ec, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_create_key_pair_invalid, each_setup, each_teardown),
