@@ -107,8 +107,9 @@ run: deps
 	$(Q)packaging/run-dev.sh
 
 # libFuzzer targets: fuzz sources + ttlv + common (+ conf for fuzz_conf; + kmip,
-# store, hsm for fuzz_kmip; + admin/ and what it uses for fuzz_admin; + the
-# frame codec for fuzz_repl_frame), built with clang.
+# crypto, store, hsm for fuzz_kmip; + admin/ and what it uses for fuzz_admin;
+# + the frame codec for fuzz_repl_frame; + crypto for fuzz_keyformat), built
+# with clang.
 # The JSON and XML message encodings (ttlv/json.c, ttlv/xml.c) are part of
 # libttlv, but need libjansson and libexpat: they stay out of FUZZ_LIBSRC, so
 # the targets that compile common + ttlv need no library, and only
@@ -156,6 +157,11 @@ $(FUZZ_BUILD)/fuzz_store_clocks: tests/fuzz/fuzz_store_clocks.c $(FUZZ_LIBSRC) s
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^
+# The key-format target: crypto/'s parsers and builders on OpenSSL's libcrypto.
+$(FUZZ_BUILD)/fuzz_keyformat: tests/fuzz/fuzz_keyformat.c $(FUZZ_LIBSRC) $(call src_of,crypto)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ -lcrypto -lpthread
 $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIBSRC)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
