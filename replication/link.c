@@ -299,13 +299,12 @@ void repl_link_frame(repl_conn_t *c, repl_frame_t *f)
         goto out;
     }
     if (c->state == RC_HELLO) {
-        if (!c->outbound && !c->has_cert) {
-            /* A joining node: admission is done by the cluster formation
-             * code; this listener has no invite to check against. */
+        if (!c->outbound && !c->has_cert && f->type == REPL_FRAME_JOIN_REQ) {
+            repl_join_frame(c, f); /* a joining node (join.c); takes f */
+            return;
+        } else if (!c->outbound && !c->has_cert) {
             repl_conn_fail(c, REPL_ERROR_DENIED,
-                           f->type == REPL_FRAME_JOIN_REQ
-                               ? "this node does not admit joining nodes"
-                               : "a connection without a node certificate may only send JOIN_REQ");
+                           "a connection without a node certificate may only send JOIN_REQ");
         } else if (!c->outbound && f->type == REPL_FRAME_HELLO) {
             on_hello(c, f);
         } else if (c->outbound && f->type == REPL_FRAME_HELLO_ACK) {
@@ -390,6 +389,7 @@ void repl_link_closed(repl_conn_t *c, const char *why, enum repl_conn_state was)
                     c->outbound ? "to" : "from", c->node->st.node_id, why);
     }
     repl_verify_link_closed(c);
+    repl_join_link_closed(c);
     if (c->outbound) {
         repl_ship_stop(c);
         if (c->peer && c->peer->conn == c) {

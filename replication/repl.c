@@ -19,8 +19,7 @@
 
 #include "replication/repl_int.h"
 
-/* "host:port" or "[v6]:port" -> host, port text. 0 or KMS_ERR_CONFIG. */
-static int split_hostport(const char *s, char *host, size_t hostlen, char port[8])
+int repl_split_hostport(const char *s, char *host, size_t hostlen, char port[8])
 {
     const char *colon = strrchr(s, ':');
     const char *h = s;
@@ -66,11 +65,11 @@ int repl_open(const repl_options_t *opt, repl_t **out, kms_error_t *err)
     if (!opt->cluster_id || !opt->cluster_id[0] || strlen(opt->cluster_id) > REPL_ID_MAX)
         return kms_error_set(err, KMS_ERR_CONFIG,
                              "replication: no cluster id (kmsctl init makes one)");
-    if (opt->listen && opt->listen[0] && split_hostport(opt->listen, host, sizeof host, port))
+    if (opt->listen && opt->listen[0] && repl_split_hostport(opt->listen, host, sizeof host, port))
         return kms_error_set(err, KMS_ERR_CONFIG, "replication.listen: '%s' is not ADDR:PORT",
                              opt->listen);
     for (size_t i = 0; i < opt->n_peers; i++)
-        if (split_hostport(opt->peers[i], host, sizeof host, port))
+        if (repl_split_hostport(opt->peers[i], host, sizeof host, port))
             return kms_error_set(err, KMS_ERR_CONFIG, "replication.peers: '%s' is not HOST:PORT",
                                  opt->peers[i]);
     if (!opt->cert || !opt->key || !opt->ca || !opt->cert[0] || !opt->key[0] || !opt->ca[0])
@@ -100,10 +99,13 @@ int repl_open(const repl_options_t *opt, repl_t **out, kms_error_t *err)
     r->opt.cert = dup_str(r, opt->cert);
     r->opt.key = dup_str(r, opt->key);
     r->opt.ca = dup_str(r, opt->ca);
+    r->opt.ca_key = dup_str(r, opt->ca_key);
+    r->opt.client_ca = dup_str(r, opt->client_ca);
     r->opt.peers = NULL;
     r->opt.n_peers = 0;
     if (!r->opt.node_id || !r->opt.cluster_id || !r->opt.listen || !r->opt.advertise ||
-        !r->opt.kmip_addr || !r->opt.cert || !r->opt.key || !r->opt.ca)
+        !r->opt.kmip_addr || !r->opt.cert || !r->opt.key || !r->opt.ca || !r->opt.ca_key ||
+        !r->opt.client_ca)
         goto fail;
     for (size_t i = 0; i < opt->n_peers; i++) {
         repl_peer_t *p = calloc(1, sizeof *p);
@@ -111,7 +113,7 @@ int repl_open(const repl_options_t *opt, repl_t **out, kms_error_t *err)
             goto fail;
         p->r = r;
         kms_strlcpy(p->addr, opt->peers[i], sizeof p->addr);
-        (void)split_hostport(p->addr, p->host, sizeof p->host, p->port);
+        (void)repl_split_hostport(p->addr, p->host, sizeof p->host, p->port);
         p->backoff_ms = REPL_BACKOFF_MIN_MS;
         p->next = r->peers;
         r->peers = p;
@@ -284,7 +286,7 @@ int repl_start(repl_t *r, kms_error_t *err)
     if ((rc = repl_hooks_init(r, err)) != 0)
         goto fail;
     if (r->opt.listen[0]) {
-        (void)split_hostport(r->opt.listen, host, sizeof host, port);
+        (void)repl_split_hostport(r->opt.listen, host, sizeof host, port);
         if (uv_ip4_addr(host, atoi(port), (struct sockaddr_in *)&ss) != 0 &&
             uv_ip6_addr(host, atoi(port), (struct sockaddr_in6 *)&ss) != 0) {
             rc = kms_error_set(err, KMS_ERR_CONFIG,

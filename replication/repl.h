@@ -323,6 +323,10 @@ typedef struct repl_options {
     unsigned handshake_ms;       /* TLS + HELLO deadline (0 = 10000) */
     unsigned trim_every_ms;      /* how often the log is trimmed (0 = 5000) */
     int64_t clock_offset_ms;     /* tests only: added to this node's wall clock */
+    /* Admitting nodes (join.c): */
+    const char *ca_key;          /* the cluster CA's key (PEM): signs joining nodes' CSRs;
+                                    "" = this node admits no node */
+    const char *client_ca;       /* tls.client_ca (PEM): handed to joining nodes ("" ok) */
 } repl_options_t;
 
 /*
@@ -461,5 +465,18 @@ typedef struct repl_invite_options {
  */
 int repl_invite_new(const repl_invite_options_t *o, kms_buf_t *token_out, char id_out[17],
                     int64_t *expires_out, kms_error_t *err);
+
+/* A node id peers accept: 1-63 letters, digits, '-', '_' or '.'. */
+bool repl_node_id_ok(const char *s);
+
+/*
+ * Remove a node from the cluster (`kmsctl cluster remove`): its row in the
+ * replicated node list gets `removed` (sticky), so every node learns it;
+ * each node closes its links within about a second and refuses its
+ * certificate from then on (members.c). Removing a removed node again is
+ * 0. KMS_ERR_NOTFOUND for a node the list does not have. Blocks on the
+ * store commit: the admin thread, never a loop.
+ */
+int repl_node_remove(repl_t *r, const char *node_id, kms_error_t *err);
 
 #endif /* KMS_REPL_H */

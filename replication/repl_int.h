@@ -233,6 +233,7 @@ struct repl_conn {
     repl_apply_t *apply;         /* inbound, once a frame arrived (apply.c) */
     void *verifying;             /* inbound: digests being computed for the peer */
     repl_verify_req_t *verify_req; /* outbound: the request waiting for VERIFY_RESP */
+    void *joining;               /* inbound without a certificate: the JOIN_REQ being answered */
     repl_conn_t *next;
 };
 
@@ -306,6 +307,9 @@ struct repl {
 
 
 
+/* "host:port" or "[v6]:port" -> host, port text. 0 or KMS_ERR_CONFIG. */
+int repl_split_hostport(const char *s, char *host, size_t hostlen, char port[8]);
+
 #define REPL_BACKOFF_MIN_MS 100
 #define REPL_BACKOFF_MAX_MS 5000
 
@@ -376,6 +380,20 @@ void repl_verify_response(repl_conn_t *c, const repl_frame_t *f); /* outbound VE
 void repl_verify_link_closed(repl_conn_t *c);
 /* Send queued requests (loop thread); `stopping`: answer them at once. */
 void repl_verify_pump(repl_t *r, bool stopping);
+
+/* join.c: a JOIN_REQ on a connection without a certificate (takes f),
+ * and its connection closing before the answer. */
+void repl_join_frame(repl_conn_t *c, repl_frame_t *f);
+void repl_join_link_closed(repl_conn_t *c);
+/* The answer to a JOIN_REQ from `remote` (blocking: a worker thread):
+ * JOIN_RESP, or ERROR saying why not (logged). 0 or KMS_ERR_NOMEM. */
+int repl_join_answer(const repl_options_t *o, const char *remote, const repl_frame_t *req,
+                     repl_frame_t **resp_out);
+
+/* members.c: a push link to a node of the node list that no configured
+ * peer address reaches yet (a node that joined after this one started).
+ * Loop thread (repl_load_nodes). */
+void repl_push_to_node(repl_t *r, const store_node_t *n);
 
 /* ship.c: the sending side of an outbound (push) link. */
 /* The entity (kind, key) as it is now; KMS_ERR_NOTFOUND when gone. */

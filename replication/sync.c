@@ -249,6 +249,7 @@ void repl_load_nodes(repl_t *r)
                 if (c->node == x && c->state != RC_CLOSING)
                     repl_conn_fail(c, REPL_ERROR_REMOVED, "node %s was removed from the cluster",
                                    v[i].node_id);
+        repl_push_to_node(r, &v[i]); /* members.c: a node that joined later */
     }
     kms_arena_free(a);
 }
