@@ -31,31 +31,12 @@ static void usage(FILE *f)
     fprintf(f, "usage: kmsd -c FILE | kmsd --check-config [-c] FILE | kmsd --version\n");
 }
 
-/*
- * Settings the configuration language knows but this release does not act
- * on. Accepting them silently would promise a property (peers holding a
- * copy of every key) that does not hold, so they are refused.
- */
-static int refuse_unsupported(const conf_t *c, kms_error_t *err)
-{
-    if (c->replication.listen[0] || c->replication.n_peers)
-        return kms_error_set(err, KMS_ERR_CONFIG,
-                             "%s: replication: not available in kmsd %s; remove replication.listen "
-                             "and replication.peers (back up with `kmsctl backup` instead)",
-                             c->path, SRV_VERSION);
-    return 0;
-}
-
 static int check_config(const char *path)
 {
     kms_error_t err;
     conf_t *c = NULL;
     kms_error_clear(&err);
     int rc = conf_load(path, &c, &err);
-    if (rc == 0 && (rc = refuse_unsupported(c, &err)) != 0) {
-        conf_free(c);
-        c = NULL;
-    }
     if (rc != 0) {
         fprintf(stderr, "%s\n", err.msg[0] ? err.msg : kms_strerror(rc));
         return 2;
@@ -72,8 +53,6 @@ static int load_config(srv_t *srv, const char *path)
     kms_error_t err;
     kms_error_clear(&err);
     int rc = conf_load(path, &srv->conf, &err);
-    if (rc == 0)
-        rc = refuse_unsupported(srv->conf, &err);
     if (rc != 0) {
         kms_log(KMS_LOG_ERROR, SRV_LOG, "config: %s", err.msg[0] ? err.msg : kms_strerror(rc));
         return rc;
@@ -144,8 +123,9 @@ static int shutdown_all(srv_t *srv)
         }
     }
     srv_loops_free(srv);
-    /* Admin socket, audit log (flushed). */
+    /* Admin socket, audit log (flushed), replication. */
     srv_access_stop(srv);
+    srv_repl_stop(srv);
     kmip_server_free(srv->kmip);
     hsm_keyring_free(srv->keyring);
     store_close(srv->store);
@@ -177,9 +157,10 @@ static int run(const char *path)
     if ((rc = srv_open_store(&srv)) != 0 || (rc = srv_open_hsm(&srv)) != 0 ||
         (rc = keys_setup_keyring(srv.hsm, srv.store, &srv.keyring)) != 0)
         goto fail;
-    /* Audit log and admin socket (server/hooks.c): binds the admin Unix
-     * socket here, still as root. */
-    if ((rc = srv_access_start(&srv)) != 0)
+    /* Replication (server/cluster.c), then the audit log and the admin
+     * socket (server/hooks.c): binds the admin Unix socket here, still as
+     * root. */
+    if ((rc = srv_repl_start(&srv)) != 0 || (rc = srv_access_start(&srv)) != 0)
         goto fail;
     /* 7. the KMIP engine */
     if ((rc = srv_open_kmip(&srv)) != 0)

@@ -229,6 +229,7 @@ struct srv {
     store_t *store;
     hsm_keyring_t *keyring;
     kmip_server_t *kmip;
+    struct repl *repl;        /* replication (cluster.c); NULL for a single node */
 
     pthread_mutex_t tls_lock;
     SSL_CTX *tls_ctx;         /* for new connections; guarded by tls_lock */
@@ -257,6 +258,12 @@ struct srv {
  */
 int srv_access_start(srv_t *srv);
 void srv_access_stop(srv_t *srv);
+
+/* cluster.c, for main.c: start replication when replication.listen is set
+ * (after the store and keyring, before srv_access_start); stop it after
+ * the loops, before the store closes. Main thread. */
+int srv_repl_start(srv_t *srv);
+void srv_repl_stop(srv_t *srv);
 
 /* conn_finish calls this after every KMIP request (loop thread): one
  * "kmip" audit record from the request's summary; it only queues it.

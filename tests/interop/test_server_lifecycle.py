@@ -45,14 +45,20 @@ def test_check_config(kmsd_factory, tmp_path):
     assert p.returncode == 2 and "bad.yaml:3:" in p.stderr
 
 
-def test_replication_settings_are_refused(kmsd_factory):
-    """Replication is not in this release: a config that asks for it is
-    refused rather than silently running without peers."""
-    k = kmsd_factory({"replication": {"listen": "127.0.0.1:7000"}}, start=False)
-    for args in (["--check-config", k.conf_path], ["-c", k.conf_path]):
-        p = subprocess.run([h.kmsd_bin(), *args], capture_output=True, text=True, timeout=30)
-        assert p.returncode == 2, p.stderr
-        assert "replication: not available" in p.stderr
+def test_replication_needs_a_cluster_node(kmsd_factory):
+    """replication.listen on a database that `kmsctl init --peer-listen` or
+    `kmsctl cluster join` did not make (no cluster id): the configuration
+    is valid, but kmsd does not start, with one clear line, rather than
+    run without peers."""
+    k = kmsd_factory({"replication": {"listen": "127.0.0.1:%d" % h.free_port()}}, start=False)
+    p = subprocess.run([h.kmsd_bin(), "--check-config", k.conf_path], capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    p = subprocess.run([h.kmsd_bin(), "-c", k.conf_path], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode != 0
+    assert "no cluster id" in p.stderr and "--peer-listen" in p.stderr
+
 
 def test_startup_failure_is_one_clear_line(kmsd_factory):
     k = kmsd_factory({"tls": {"cert": "pki/missing.crt"}}, start=False)
