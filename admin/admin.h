@@ -35,6 +35,7 @@
 #include "common/kms.h"
 #include "hsm/hsm.h"
 #include "kmip/kmip.h"
+#include "replication/repl.h"
 #include "store/store.h"
 #include "ttlv/ttlv.h"
 
@@ -162,6 +163,7 @@ typedef struct admin_options {
     const char *peer_listen;     /* conf replication.listen */
     const char *cluster_ca;      /* conf replication.ca */
     const char *cluster_ca_key;  /* conf replication.ca_key: "" = this node admits no nodes */
+    repl_t *repl;                /* running replication (status, verify, remove); NULL = none */
 } admin_options_t;
 
 /*

@@ -46,6 +46,9 @@ int admin_refuse(admin_req_t *r, int rc, const char *fmt, ...) __attribute__((fo
 
 /* cluster.c: cluster.invite | status | verify | remove. */
 int admin_cluster_invite(admin_req_t *r, store_reader_t *rd);
+int admin_cluster_status(admin_req_t *r, store_reader_t *rd);
+int admin_cluster_verify(admin_req_t *r, store_reader_t *rd);
+int admin_cluster_remove(admin_req_t *r, store_reader_t *rd);
 
 /*
  * backup.c: write a portable encrypted backup into `fd` / restore one

@@ -3,7 +3,7 @@
  *
  * status, tenant.add|list|remove, client.add|list|remove, audit.status,
  * backup.create|restore (backup.c), rotate.master|store-key|status (keys/),
- * cluster.invite (cluster.c).
+ * cluster.invite|status|verify|remove (cluster.c).
  * Each takes a decoded ADMIN_REQUEST and builds an ADMIN_RESPONSE of
  * records; every command, refused or not, leaves an audit record naming
  * the local caller (never a password, never a hash). Certificates to
@@ -558,6 +558,9 @@ static const struct {
     {"rotate.store-key", adm_rotate},
     {"rotate.status", adm_rotate},
     {"cluster.invite", admin_cluster_invite},
+    {"cluster.status", admin_cluster_status},
+    {"cluster.verify", admin_cluster_verify},
+    {"cluster.remove", admin_cluster_remove},
 };
 
 static void audit_admin(const admin_req_t *r, const char *cmd, int rc)

@@ -1,9 +1,13 @@
 /*
  * kmsctl/cmd_cluster.c: `kmsctl cluster ...`, forming and running a
- * cluster of kmsd nodes (docs/cluster.md):
- *   invite   ask this node's kmsd (admin socket) for a one-time join token,
- *            printed as the last line of stdout.
- * Each subcommand is one function; joining a new node is cluster_join.c.
+ * cluster of kmsd nodes (docs/cluster.md), over this node's admin socket:
+ *   invite   a one-time join token, printed as the last line of stdout;
+ *   status   every node's links, last contact, lag, clock offset, state;
+ *   verify   digests of every tenant's objects on every node compared;
+ *   remove   a node removed from the cluster.
+ * Each subcommand is one function; joining a new node (`cluster join`,
+ * which talks to the inviter's peer port, not to a local kmsd) is
+ * cluster_join.c.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -16,23 +20,35 @@
 #include "kmsctl/kmsctl.h"
 
 int cmd_cluster(int argc, char **argv);
+int kmsctl_cluster_join(int argc, char **argv); /* cluster_join.c */
 
 static void cluster_usage(FILE *f)
 {
     fprintf(f,
             "usage: kmsctl [--config FILE] [--json] cluster invite [--ttl DURATION] [--peer-addr HOST:PORT ...]\n"
+            "       kmsctl cluster join TOKEN --dir DIR --listen ADDR:PORT --peer-listen ADDR:PORT [...]\n"
+            "       kmsctl [--config FILE] [--json] cluster status\n"
+            "       kmsctl [--config FILE] [--json] cluster verify\n"
+            "       kmsctl [--config FILE] [--json] cluster remove NODE\n"
             "\n"
-            "invite  a one-time token with which one new node joins this node's cluster\n"
-            "        (`kmsctl cluster join TOKEN ...` on the new machine), printed as the\n"
-            "        last line of stdout. It holds a secret: pass it on privately. It is\n"
-            "        refused once used or expired.\n"
-            "        --ttl DURATION        how long it is valid (default 1h; 1s to 7d)\n"
+            "invite  a one-time token with which one new node joins this node's cluster,\n"
+            "        printed as the last line of stdout. It holds a secret: pass it on\n"
+            "        privately. It is refused once used or expired.\n"
+            "        --ttl DURATION        how long it is valid (default 1h; 1s to 168h)\n"
             "        --peer-addr HOST:PORT where the new node reaches this node's peer\n"
             "                              listener (default: replication.listen, with\n"
             "                              this machine's name for a wildcard address;\n"
             "                              repeatable, at most 8)\n"
+            "join    set up a new node in DIR with TOKEN (`kmsctl cluster join --help`)\n"
+            "status  every node, connected or not: links, last contact, lag in changes\n"
+            "        and in ms, clock offset, state. Exit 1 when a node is not ok.\n"
+            "verify  compare digests of every tenant's objects on every node; exit 0 when\n"
+            "        identical, 1 when not (the objects that differ are listed) or when a\n"
+            "        node could not be compared\n"
+            "remove  remove NODE from the cluster: every node closes its links and refuses\n"
+            "        its certificate from then on (run it on another node)\n"
             "\n"
-            "exit status: 0 ok, 1 refused by kmsd, 2 usage, 3 kmsd unreachable\n");
+            "exit status: 0 ok, 1 refused, failed or not identical, 2 usage, 3 kmsd unreachable\n");
 }
 
 static int cluster_invite(int argc, char **argv)
@@ -54,7 +70,7 @@ static int cluster_invite(int argc, char **argv)
         switch (o) {
         case 't':
             if (conf_parse_duration_ms(optarg, &ttl_ms) != 0) {
-                fprintf(stderr, "kmsctl cluster invite: --ttl '%s' is not a duration (e.g. 30m, 1h, 2d)\n",
+                fprintf(stderr, "kmsctl cluster invite: --ttl '%s' is not a duration (e.g. 30m, 1h, 48h)\n",
                         optarg);
                 return KMSCTL_EXIT_USAGE;
             }
@@ -111,6 +127,165 @@ out:
     return ec;
 }
 
+/* "1.2 s ago", "never". */
+static void age_text(int64_t age_ms, char *out, size_t n)
+{
+    if (age_ms < 0)
+        snprintf(out, n, "never");
+    else if (age_ms < 10000)
+        snprintf(out, n, "%.1f s ago", (double)age_ms / 1000.0);
+    else if (age_ms < 3600 * 1000)
+        snprintf(out, n, "%lld s ago", (long long)(age_ms / 1000));
+    else
+        snprintf(out, n, "%.1f h ago", (double)age_ms / 3600000.0);
+}
+
+/* A call without arguments but --json and --help. */
+static int simple_args(int argc, char **argv, const char *what)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            kmsctl_g.json = 1;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            cluster_usage(stdout);
+            return -1;
+        } else {
+            fprintf(stderr, "kmsctl cluster %s: unexpected argument '%s'\n", what, argv[i]);
+            return KMSCTL_EXIT_USAGE;
+        }
+    }
+    return 0;
+}
+
+/* Run admin command `cmd` (no arguments); -1 when only help was asked. */
+static int call_simple(int argc, char **argv, const char *what, const char *cmd, kms_arena_t **a,
+                       ttlv_item_t **resp)
+{
+    int ec = simple_args(argc, argv, what);
+    if (ec)
+        return ec;
+    ttlv_item_t *req = (*a = kms_arena_new(0)) ? admin_request_new(*a, cmd) : NULL;
+    return req ? kmsctl_admin_call(*a, req, resp) : KMSCTL_EXIT_FAIL;
+}
+
+static int cluster_status(int argc, char **argv)
+{
+    kms_arena_t *a = NULL;
+    ttlv_item_t *resp = NULL;
+    int ec = call_simple(argc, argv, "status", "cluster.status", &a, &resp);
+    if (ec)
+        goto out;
+    if (kmsctl_g.json)
+        kmsctl_print_records(stdout, resp, false);
+    else
+        printf("%-20s %-22s %-7s %-12s %-9s %-10s %-8s %s\n", "NODE", "PEER ADDRESS", "LINKS",
+               "LAST CONTACT", "LAG", "LAG TIME", "CLOCK", "STATE");
+    /* Degraded is a failure for scripts: a node that is not removed and
+     * not ok (not connected, catching up, refused, skew). */
+    for (const ttlv_item_t *rec = ttlv_find(resp, ADMIN_TAG_RECORD); rec;
+         rec = ttlv_find_next(rec, ADMIN_TAG_RECORD)) {
+        const char *state = kmsctl_rec_text(rec, "state");
+        bool self = kmsctl_rec_value(rec, "self") && kmsctl_rec_value(rec, "self")->v.b;
+        if (strcmp(state, "ok") != 0 && strcmp(state, "removed") != 0)
+            ec = KMSCTL_EXIT_FAIL;
+        if (kmsctl_g.json)
+            continue;
+        char age[32], lag[32], lagt[32], clock[32];
+        const char *node = kmsctl_rec_text(rec, "node");
+        age_text(kmsctl_rec_long(rec, "last_contact_age_ms", -1), age, sizeof age);
+        snprintf(lag, sizeof lag, "%lld", (long long)kmsctl_rec_long(rec, "lag_changes", 0));
+        snprintf(lagt, sizeof lagt, "%lld ms", (long long)kmsctl_rec_long(rec, "lag_ms", 0));
+        snprintf(clock, sizeof clock, "%+lld ms", (long long)kmsctl_rec_long(rec, "clock_offset_ms", 0));
+        const char *err = kmsctl_rec_text(rec, "error");
+        printf("%-20s %-22s %-7s %-12s %-9s %-10s %-8s %s%s%s%s\n", node[0] ? node : "?",
+               kmsctl_rec_text(rec, "peer_addr"), kmsctl_rec_text(rec, "links"), self ? "-" : age,
+               self ? "-" : lag, self ? "-" : lagt, self ? "-" : clock, state, self ? " (this node)" : "",
+               err[0] && strcmp(state, "ok") != 0 ? ": " : "", strcmp(state, "ok") != 0 ? err : "");
+    }
+out:
+    kms_arena_free(a);
+    return ec < 0 ? KMSCTL_EXIT_OK : ec;
+}
+
+static int cluster_verify(int argc, char **argv)
+{
+    kms_arena_t *a = NULL;
+    ttlv_item_t *resp = NULL;
+    int ec = call_simple(argc, argv, "verify", "cluster.verify", &a, &resp);
+    if (ec)
+        goto out;
+    if (kmsctl_g.json)
+        kmsctl_print_records(stdout, resp, false);
+    const char *summary = "incomplete";
+    size_t nodes = 0, diffs = 0;
+    for (const ttlv_item_t *rec = ttlv_find(resp, ADMIN_TAG_RECORD); rec;
+         rec = ttlv_find_next(rec, ADMIN_TAG_RECORD)) {
+        const char *kind = kmsctl_rec_text(rec, "kind");
+        const char *result = kmsctl_rec_text(rec, "result");
+        if (strcmp(kind, "summary") == 0) {
+            summary = result;
+            continue;
+        }
+        if (strcmp(kind, "node") == 0) {
+            nodes += strcmp(result, "compared") == 0;
+            if (!kmsctl_g.json && strcmp(result, "compared") != 0)
+                printf("node %s: not compared: %s\n", kmsctl_rec_text(rec, "node"), result);
+            continue;
+        }
+        diffs++;
+        if (kmsctl_g.json)
+            continue;
+        if (strcmp(kind, "tenant") == 0)
+            printf("tenant %s differs: %s\n", kmsctl_rec_text(rec, "tenant"), result);
+        else
+            printf("  object %s (tenant %s): %s\n", kmsctl_rec_text(rec, "object"),
+                   kmsctl_rec_text(rec, "tenant"), result);
+    }
+    if (!kmsctl_g.json)
+        printf("%s: %zu node(s) compared%s\n", strcmp(summary, "identical") == 0 ? "identical"
+                                               : strcmp(summary, "different") == 0 ? "NOT identical"
+                                                                                   : "NOT verified",
+               nodes, diffs ? "; the objects above differ" : "");
+    ec = strcmp(summary, "identical") == 0 ? KMSCTL_EXIT_OK : KMSCTL_EXIT_FAIL;
+out:
+    kms_arena_free(a);
+    return ec < 0 ? KMSCTL_EXIT_OK : ec;
+}
+
+static int cluster_remove(int argc, char **argv)
+{
+    const char *node = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            cluster_usage(stdout);
+            return KMSCTL_EXIT_OK;
+        }
+        if (argv[i][0] == '-' || node) {
+            fprintf(stderr, "kmsctl cluster remove: give one NODE id\n");
+            return KMSCTL_EXIT_USAGE;
+        }
+        node = argv[i];
+    }
+    if (!node) {
+        fprintf(stderr, "kmsctl cluster remove: give the NODE id to remove (kmsctl cluster status)\n");
+        return KMSCTL_EXIT_USAGE;
+    }
+    kms_arena_t *a = kms_arena_new(0);
+    ttlv_item_t *resp = NULL, *req = a ? admin_request_new(a, "cluster.remove") : NULL;
+    int ec = req && ttlv_new_textz(a, req, ADMIN_TAG_ARG_NODE, node)
+                 ? kmsctl_admin_call(a, req, &resp)
+                 : KMSCTL_EXIT_FAIL;
+    if (ec == 0) {
+        if (kmsctl_g.json)
+            kmsctl_print_records(stdout, resp, true);
+        else
+            printf("node %s removed: every node closes its links and refuses its certificate\n",
+                   node);
+    }
+    kms_arena_free(a);
+    return ec;
+}
+
 int cmd_cluster(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -119,6 +294,14 @@ int cmd_cluster(int argc, char **argv)
     }
     if (strcmp(argv[1], "invite") == 0)
         return cluster_invite(argc - 1, argv + 1);
+    if (strcmp(argv[1], "join") == 0)
+        return kmsctl_cluster_join(argc - 1, argv + 1);
+    if (strcmp(argv[1], "status") == 0)
+        return cluster_status(argc - 1, argv + 1);
+    if (strcmp(argv[1], "verify") == 0)
+        return cluster_verify(argc - 1, argv + 1);
+    if (strcmp(argv[1], "remove") == 0)
+        return cluster_remove(argc - 1, argv + 1);
     fprintf(stderr, "kmsctl cluster: unknown subcommand '%s'\n", argv[1]);
     cluster_usage(stderr);
     return KMSCTL_EXIT_USAGE;

@@ -33,6 +33,7 @@
 #include "hsm/hsm.h"
 #include "kmsctl/kmsctl.h"
 #include "kmsctl/setup.h"
+#include "replication/repl.h"
 #include "store/store.h"
 
 #define MAX_HOSTS 32
@@ -104,14 +105,16 @@ static int add_hosts(const char *arg, char (*store)[256], const char **hosts, si
 }
 
 /*
- * Register tenant "default" (if missing) and the admin client; with
- * `cluster_id` (33 bytes), also the cluster id: the one the database
- * already has is kept, else a new one is made. One commit.
+ * Register tenant "default" (if missing) and the admin client; for the
+ * first node of a cluster (self), also this node in the node list and the
+ * cluster id (cluster_id, 33 bytes): the one the database already has is
+ * kept, else a new one is made. One commit.
  */
-static int register_admin(const char *db_path, const char *fingerprint, const char *node_id,
+static int register_admin(const char *db_path, const char *fingerprint, const store_node_t *self,
                           char *cluster_id)
 {
-    store_options_t opt = {.path = db_path, .node_id = node_id, .max_batch = 512, .read_only = false};
+    store_options_t opt = {.path = db_path, .node_id = self ? self->node_id : NULL,
+                           .max_batch = 512, .read_only = false};
     kms_arena_t *a = NULL;
     store_t *s = NULL;
     store_reader_t *r = NULL;
@@ -136,7 +139,9 @@ static int register_admin(const char *db_path, const char *fingerprint, const ch
     }
     if (have_tenant == KMS_ERR_NOTFOUND && (rc = store_write_tenant(w, DEFAULT_TENANT, false)) != 0)
         goto fail;
-    if (cluster_id) {
+    if (self && (rc = store_write_node(w, self)) != 0)
+        goto fail;
+    if (self) {
         uint8_t *v = NULL;
         size_t len = 0;
         if ((a = kms_arena_new(0)) == NULL) {
@@ -262,7 +267,7 @@ int cmd_init(int argc, char **argv)
                     peer_listen);
             return KMSCTL_EXIT_USAGE;
         }
-        if (node_arg && !kmsctl_node_id_ok(node_arg)) {
+        if (node_arg && !repl_node_id_ok(node_arg)) {
             fprintf(stderr, "kmsctl init: --node-id '%s': 1-63 letters, digits, '-', '_' or '.'\n",
                     node_arg);
             return KMSCTL_EXIT_USAGE;
@@ -371,7 +376,17 @@ int cmd_init(int argc, char **argv)
     /* The admin client, so the generated certificate is a known identity.
      * The database (and its -wal/-shm files) is private to the service user. */
     mode_t old_umask = umask(077);
-    rc = register_admin(db, fp, peer_listen ? node_id : NULL, peer_listen ? cluster_id : NULL);
+    store_node_t self;
+    memset(&self, 0, sizeof self);
+    if (peer_listen) {
+        kms_strlcpy(self.node_id, node_id, sizeof self.node_id);
+        kmsctl_advertised(peer_listen, self.peer_addr, sizeof self.peer_addr);
+        kmsctl_advertised(listen, self.kmip_addr, sizeof self.kmip_addr);
+        self.added_hlc = (kms_now_us() / 1000) << 16;
+        if ((rc = certs_fingerprint_sha256(node, self.cert_sha256)) != 0)
+            goto out;
+    }
+    rc = register_admin(db, fp, peer_listen ? &self : NULL, cluster_id);
     umask(old_umask);
     if (rc != 0)
         goto out;

@@ -20,6 +20,7 @@
 
 #include "certs/certs.h"
 #include "common/kms.h"
+#include "conf/conf.h"
 #include "kmsctl/kmsctl.h"
 #include "kmsctl/setup.h"
 
@@ -67,16 +68,15 @@ int kmsctl_local_hostname(char *out, size_t n)
     return 0;
 }
 
-bool kmsctl_node_id_ok(const char *s)
+void kmsctl_advertised(const char *listen, char *out, size_t n)
 {
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > 63)
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '-' || *s == '_' || *s == '.'))
-            return false;
-    return true;
+    char host[256], name[256];
+    uint16_t port = 0;
+    if (conf_parse_hostport(listen, host, sizeof host, &port) == 0 && kmsctl_wildcard_host(host) &&
+        kmsctl_local_hostname(name, sizeof name) == 0)
+        snprintf(out, n, "%s:%u", name, port);
+    else
+        kms_strlcpy(out, listen, n);
 }
 
 int kmsctl_random_id(char out[33])

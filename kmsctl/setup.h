@@ -24,8 +24,9 @@ int kmsctl_path(char *out, size_t n, const char *dir, const char *name);
 int kmsctl_local_hostname(char *out, size_t n);
 /* "", "0.0.0.0" or "::": an address that names no host. */
 bool kmsctl_wildcard_host(const char *h);
-/* A node id kmsd accepts: 1-63 letters, digits, '-', '_' or '.'. */
-bool kmsctl_node_id_ok(const char *s);
+/* "host:port" other machines reach `listen` at: the address itself, or
+ * this machine's host name with its port when it names no host. */
+void kmsctl_advertised(const char *listen, char *out, size_t n);
 /* A random 128-bit id in lower-case hex (cluster ids, generated node ids). */
 int kmsctl_random_id(char out[33]);
 

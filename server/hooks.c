@@ -79,7 +79,8 @@ int srv_access_start(srv_t *srv)
                              .status_cb = status_cb, .status_arg = srv, .key_rotation = true,
                              .peer_listen = c->replication.listen,
                              .cluster_ca = c->replication.ca,
-                             .cluster_ca_key = c->replication.ca_key};
+                             .cluster_ca_key = c->replication.ca_key,
+                             .repl = srv->repl};
         rc = admin_start(&o, &g_admin);
         if (rc) {
             kms_log(KMS_LOG_ERROR, SRV_LOG, "admin socket %s: %s", c->admin.socket,

@@ -12,6 +12,11 @@ Every interop test file uses this (through conftest.py's `kmsd` and
 - the object gives host, port, ca/cert/key paths (the admin client
   certificate made by init), pid, log path, and helpers: pykmip_client(),
   raw_tls(), send_ttlv(), read_response(), rss_kb(), reload(), stop();
+- a cluster: `Kmsd(tmpdir, peer=True, node_id="a")` is a first node
+  (`kmsctl init --peer-listen`), `first.invite()` a join token, and
+  `Kmsd(tmpdir, join=token, node_id="b", client_of=first)` a node set up by
+  `kmsctl cluster join` (KMIP clients use the first node's admin client
+  certificate: clients replicate); `form_cluster(tmpdir, n)` makes n;
 - a tiny TTLV encoder/decoder (enough to build requests by hand and find
   Result Status values in responses) for the byte-level tests.
 
@@ -170,24 +175,35 @@ def statuses(response_bytes):
 class Kmsd:
     """One kmsd process in its own directory (see the module docstring)."""
 
-    def __init__(self, workdir, overrides=None, start=True):
+    def __init__(self, workdir, overrides=None, start=True, peer=False, node_id=None, join=None,
+                 client_of=None, setup_args=()):
         self.workdir = str(workdir)
         self.dir = os.path.join(self.workdir, "kms")
         self.host = "127.0.0.1"
         self.port = free_port()
+        self.peer_port = free_port() if (peer or join) else None
+        self.node_id = node_id
         self.proc = None
         self.log_path = os.path.join(self.workdir, "kmsd.log")
         self.conf_path = os.path.join(self.dir, "kmsd.yaml")
         assert os.access(kmsd_bin(), os.X_OK), "kmsd not built at %s" % kmsd_bin()
         assert os.access(kmsctl_bin(), os.X_OK), "kmsctl not built at %s" % kmsctl_bin()
-        p = subprocess.run([kmsctl_bin(), "init", "--dir", self.dir, "--listen",
-                            "%s:%d" % (self.host, self.port)],
+        args = ["--dir", self.dir, "--listen", "%s:%d" % (self.host, self.port)]
+        if self.peer_port:
+            args += ["--peer-listen", "%s:%d" % (self.host, self.peer_port)]
+        if node_id:
+            args += ["--node-id", node_id]
+        cmd = ["cluster", "join", join] if join else ["init"]
+        p = subprocess.run([kmsctl_bin(), *cmd, *args, *setup_args],
                            capture_output=True, text=True, timeout=120)
-        assert p.returncode == 0, "kmsctl init failed:\n%s%s" % (p.stdout, p.stderr)
+        assert p.returncode == 0, "kmsctl %s failed:\n%s%s" % (cmd[0], p.stdout, p.stderr)
+        self.setup_output = p.stdout
         self.ca = os.path.join(self.dir, "pki", "ca.crt")
         self.ca_key = os.path.join(self.dir, "pki", "ca.key")
-        self.cert = os.path.join(self.dir, "pki", "client.crt")
-        self.key = os.path.join(self.dir, "pki", "client.key")
+        # A joined node has no admin client of its own: clients replicate.
+        owner = client_of or self
+        self.cert = os.path.join(owner.dir, "pki", "client.crt")
+        self.key = os.path.join(owner.dir, "pki", "client.key")
         self.server_cert = os.path.join(self.dir, "pki", "server.crt")
         self.server_key = os.path.join(self.dir, "pki", "server.key")
         self.configure(overrides or {})
@@ -204,6 +220,20 @@ class Kmsd:
         cfg = deep_merge(self.config(), overrides)
         with open(self.conf_path, "w") as f:
             yaml.safe_dump(cfg, f, default_flow_style=False)
+
+    # -- cluster
+    def kmsctl(self, *args, check=True, timeout=120):
+        """Run `kmsctl --config <this node's kmsd.yaml> ARGS`; the CompletedProcess."""
+        p = subprocess.run([kmsctl_bin(), "--config", self.conf_path, *args], capture_output=True,
+                           text=True, timeout=timeout)
+        if check:
+            assert p.returncode == 0, "kmsctl %s failed (%d):\n%s%s" % (
+                " ".join(args), p.returncode, p.stdout, p.stderr)
+        return p
+
+    def invite(self, *args):
+        """A join token from this node (`kmsctl cluster invite`, its last stdout line)."""
+        return self.kmsctl("cluster", "invite", *args).stdout.strip().splitlines()[-1]
 
     # -- process
     @property
@@ -376,6 +406,29 @@ def closed_by_peer(sock, timeout=5.0):
         if isinstance(e, socket.timeout):
             return False
         return True
+
+
+def form_cluster(workdir, n, overrides=None, start=True, timeout=120.0):
+    """n nodes named a, b, c...: the first from `kmsctl init --peer-listen`,
+    the others each from its own invite with `kmsctl cluster join`. Started
+    when `start` (each joined node only once its KMIP port opens: it copies
+    the cluster's keys first). Returns the list of Kmsd."""
+    first = Kmsd(os.path.join(str(workdir), "a"), overrides, start=False, peer=True, node_id="a")
+    os.makedirs(first.workdir, exist_ok=True)
+    nodes = [first]
+    if start:
+        first.start(timeout)
+    for i in range(1, n):
+        name = chr(ord("a") + i)
+        d = os.path.join(str(workdir), name)
+        os.makedirs(d, exist_ok=True)
+        k = Kmsd(d, None, start=False, join=first.invite(), node_id=name, client_of=first)
+        if overrides:
+            k.configure(overrides)
+        nodes.append(k)
+        if start:
+            k.start(timeout)
+    return nodes
 
 
 @contextlib.contextmanager

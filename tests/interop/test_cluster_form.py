@@ -5,11 +5,25 @@ binaries (docs/cluster.md, "Forming a cluster").
   database, node certificate with the kmsd peer role chaining to the CA,
   replication section); without --peer-listen nothing of it; --force keeps
   the cluster id; the master key in a SoftHSM2 token instead of a file.
+- three real kmsd processes on loopback formed with `cluster invite` and
+  `cluster join`: one CA for every node's certificates, one cluster id,
+  each node its own master key wrapping the same data-store keys,
+  `cluster status` with every node connected, `cluster verify` exit 0;
+  used, expired and forged tokens refused (and logged by the inviter);
+  `cluster remove` closes the node's links and its certificate is refused
+  on the peer port (a hand-made HELLO gets ERROR "removed"); a node whose
+  master key is in a SoftHSM2 token.
 """
+import base64
+import json
 import os
 import re
+import socket
 import sqlite3
+import ssl
+import struct
 import subprocess
+import time
 
 import pytest
 import yaml
@@ -42,7 +56,10 @@ def meta(db, key):
     if row is None:
         return None
     v = row[0]
-    return v.decode() if isinstance(v, bytes) else v
+    try:
+        return v.decode() if isinstance(v, bytes) else v
+    except UnicodeDecodeError:
+        return v  # wrapped keys are bytes
 
 
 def init_node(d, node_id="kms-a", extra=()):
@@ -130,18 +147,26 @@ def test_init_refuses_bad_cluster_options(tmp_path, args, msg):
     assert not os.path.exists(os.path.join(d, "kmsd.yaml"))
 
 
-@pytest.mark.skipif(not os.path.exists(SOFTHSM), reason="SoftHSM2 not installed")
-def test_init_master_key_in_pkcs11_token(tmp_path):
-    tok = tmp_path / "softhsm"
+def softhsm_token(base, label):
+    """A SoftHSM2 token `label` (PIN 4711) in its own directory: (its
+    SOFTHSM2_CONF path, the PIN file)."""
+    tok = base / ("softhsm-" + label)
     (tok / "tokens").mkdir(parents=True)
     conf = tok / "softhsm2.conf"
     conf.write_text("directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n"
                     % (tok / "tokens"))
     pin = tok / "pin"
     pin.write_text("4711\n")
-    env = dict(os.environ, SOFTHSM2_CONF=str(conf))
-    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "kmsd-a", "--pin", "4711",
-                    "--so-pin", "123456"], check=True, capture_output=True, env=env)
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", "4711",
+                    "--so-pin", "123456"], check=True, capture_output=True,
+                   env=dict(os.environ, SOFTHSM2_CONF=str(conf)))
+    return str(conf), pin
+
+
+@pytest.mark.skipif(not os.path.exists(SOFTHSM), reason="SoftHSM2 not installed")
+def test_init_master_key_in_pkcs11_token(tmp_path):
+    conf, pin = softhsm_token(tmp_path, "kmsd-a")
+    env = dict(os.environ, SOFTHSM2_CONF=conf)
     d = str(tmp_path / "p")
     p = kmsctl("init", "--dir", d, "--listen", "127.0.0.1:%d" % H.free_port(), "--peer-listen",
                "127.0.0.1:%d" % H.free_port(), "--hsm-module", SOFTHSM, "--hsm-token", "kmsd-a",
@@ -154,3 +179,214 @@ def test_init_master_key_in_pkcs11_token(tmp_path):
     # The key is in the token and usable: wrap/unwrap through kmsctl.
     chk = kmsctl("--config", os.path.join(d, "kmsd.yaml"), "hsm", "check", env=env)
     assert "round trip passed" in chk.stdout
+
+
+# ------------------------------------------------------------------ a cluster
+REPL_HELLO, REPL_HELLO_ACK, REPL_ERROR = 1, 2, 14
+REPL_ERROR_REMOVED = 4
+T_FRAME, T_VERSION, T_CLUSTER_ID, T_NODE_ID, T_WALL_MS = 0x545501, 0x545502, 0x545503, 0x545504, 0x545505
+T_PEER_ADDR, T_KMIP_ADDR, T_ERROR_CODE = 0x545507, 0x545508, 0x54553B
+
+
+def wait_for(pred, timeout=20.0, what="condition"):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError("%s not reached within %ss (last: %r)" % (what, timeout, last))
+
+
+def status(k):
+    p = k.kmsctl("--json", "cluster", "status", check=False)
+    assert p.returncode in (0, 1), p.stderr
+    return {r["node"]: r for r in json.loads(p.stdout)}
+
+
+def all_connected(k, n):
+    st = status(k)
+    ok = [r for r in st.values() if r["state"] == "ok" and r["links"] in ("self", "in+out")]
+    return st if len(ok) >= n else None
+
+
+@pytest.fixture
+def cluster3(tmp_path):
+    nodes = H.form_cluster(tmp_path, 3)
+    yield nodes
+    for k in nodes:
+        k.kill()
+
+
+def hello(k, node_id, cluster_id):
+    """A HELLO frame as node `node_id` of `cluster_id` would send it."""
+    body = H.item(T_FRAME, H.STRUCT, [
+        H.item(T_VERSION, H.INT, 1), H.item(T_CLUSTER_ID, H.TEXT, cluster_id),
+        H.item(T_NODE_ID, H.TEXT, node_id), H.item(T_WALL_MS, H.LONG, int(time.time() * 1000)),
+        H.item(T_PEER_ADDR, H.TEXT, ""), H.item(T_KMIP_ADDR, H.TEXT, "")])
+    return b"KR" + bytes([1, REPL_HELLO]) + struct.pack(">I", len(body)) + body
+
+
+def peer_answer(target, cert_dir, node_id, cluster_id):
+    """Connect to target's peer port with the node certificate in cert_dir,
+    say HELLO, return (frame type, decoded body) of the answer, or None
+    when the connection is closed without one."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.load_verify_locations(target.ca)
+    ctx.load_cert_chain(os.path.join(cert_dir, "pki", "node.crt"),
+                        os.path.join(cert_dir, "pki", "node.key"))
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", target.peer_port), timeout=10))
+    try:
+        s.sendall(hello(target, node_id, cluster_id))
+        hdr = H.recv_exact(s, 8)
+        body = H.recv_exact(s, struct.unpack(">I", hdr[4:8])[0])
+        return hdr[3], H.decode(body)
+    except (ConnectionError, ssl.SSLError):
+        return None
+    finally:
+        s.close()
+
+
+def test_three_nodes_form_one_cluster(cluster3):
+    a, b, c = cluster3
+    # One CA: every node's server certificate chains to the first node's
+    # CA, which every node holds (a vCenter that trusts it trusts them all).
+    for k in (a, b, c):
+        assert open(k.ca).read() == open(a.ca).read()
+        openssl("verify", "-CAfile", a.ca, os.path.join(k.dir, "pki", "server.crt"))
+        openssl("verify", "-CAfile", a.ca, os.path.join(k.dir, "pki", "node.crt"))
+        subj = openssl("x509", "-in", os.path.join(k.dir, "pki", "node.crt"), "-noout", "-subject",
+                       "-ext", "extendedKeyUsage")
+        assert k.node_id in subj and PEER_ROLE_OID in subj
+        # A KMIP client that trusts only that CA completes TLS with the node.
+        ctx = ssl.create_default_context(cafile=a.ca)
+        ctx.load_cert_chain(a.cert, a.key)
+        with ctx.wrap_socket(socket.create_connection((k.host, k.port), timeout=10),
+                             server_hostname="127.0.0.1") as s:
+            assert s.version() == "TLSv1.3"
+    # Only the first node holds the CA key; every node its own master key.
+    assert os.path.exists(os.path.join(a.dir, "pki", "ca.key"))
+    for k in (b, c):
+        assert not os.path.exists(os.path.join(k.dir, "pki", "ca.key"))
+        assert yaml.safe_load(open(k.conf_path))["replication"]["ca_key"] == ""
+    keys = [open(os.path.join(k.dir, "master.key"), "rb").read() for k in (a, b, c)]
+    assert len(set(keys)) == 3
+    # The same data-store keys, wrapped under three different master keys.
+    wrapped = [meta(os.path.join(k.dir, "kms.db"), "dsk.1") for k in (a, b, c)]
+    assert all(wrapped) and len(set(wrapped)) == 3
+    cid = meta(os.path.join(a.dir, "kms.db"), "cluster_id")
+    assert all(meta(os.path.join(k.dir, "kms.db"), "cluster_id") == cid for k in (b, c))
+
+    # Every node sees the others connected both ways; status names them all.
+    st = wait_for(lambda: all_connected(a, 3), what="3 connected nodes on a")
+    assert set(st) == {"a", "b", "c"}
+    assert st["a"]["self"] is True and st["b"]["peer_addr"] == "127.0.0.1:%d" % b.peer_port
+    for r in (st["b"], st["c"]):
+        assert r["lag_changes"] == 0 and r["last_contact_age_ms"] >= 0
+        assert abs(r["clock_offset_ms"]) < 2000
+    human = a.kmsctl("cluster", "status").stdout
+    assert re.search(r"^b\s+127\.0\.0\.1:%d\s+in\+out" % b.peer_port, human, re.M), human
+    wait_for(lambda: all_connected(b, 2) and all_connected(c, 2), what="b and c linked to a")
+    # Nothing differs between nodes that hold nothing yet.
+    p = a.kmsctl("cluster", "verify", check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "identical: 3 node(s) compared" in p.stdout
+
+
+def join(tmp_path, token, node):
+    """`kmsctl cluster join` of a node `node` into tmp_path/node; the CompletedProcess."""
+    return subprocess.run([H.kmsctl_bin(), "cluster", "join", token, "--dir", str(tmp_path / node),
+                           "--listen", "127.0.0.1:%d" % H.free_port(), "--peer-listen",
+                           "127.0.0.1:%d" % H.free_port(), "--node-id", node],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_join_tokens_are_one_time_and_checked(cluster3, tmp_path):
+    a = cluster3[0]
+    # A used token (the one b joined with is gone; make one and use it).
+    tok = a.invite("--ttl", "10m")
+    first = H.Kmsd(str(tmp_path / "d"), start=False, join=tok, node_id="d", client_of=a)
+    assert os.path.exists(first.conf_path)
+    p = join(tmp_path, tok, "e")
+    assert p.returncode == 1
+    assert re.search(r"refused by 127\.0\.0\.1:\d+: invite [0-9a-f]{16} was already used \(by node d\)",
+                     p.stderr), p.stderr
+    assert not os.path.exists(str(tmp_path / "e" / "kmsd.yaml"))
+    a.wait_log(r"join refused for node 'e' from 127\.0\.0\.1:\d+: invite [0-9a-f]{16} was already used")
+
+    # An expired one.
+    tok = a.invite("--ttl", "1s")
+    time.sleep(1.5)
+    p = join(tmp_path, tok, "f")
+    assert p.returncode == 1 and "expired" in p.stderr, p.stderr
+    a.wait_log(r"join refused for node 'f' .*expired")
+
+    # A wrong one: another secret for a real invite id.
+    tok = a.invite()
+    body = tok[len("kmsd-join-v1."):]
+    raw = bytearray(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    i = raw.find(bytes.fromhex("54552E08"))  # SECRET, Byte String
+    assert i > 0
+    raw[i + 8] ^= 0xFF
+    forged = "kmsd-join-v1." + base64.urlsafe_b64encode(bytes(raw)).decode().rstrip("=")
+    p = join(tmp_path, forged, "g")
+    assert p.returncode == 1 and "wrong secret" in p.stderr, p.stderr
+    a.wait_log(r"join refused for node 'g' .*wrong secret")
+    # ...and the real token still works after that attempt.
+    H.Kmsd(str(tmp_path / "h"), start=False, join=tok, node_id="h", client_of=a)
+
+    # A token that is not one at all never reaches the inviter.
+    p = subprocess.run([H.kmsctl_bin(), "cluster", "join", "kmsd-join-v1.@@", "--dir",
+                        str(tmp_path / "i"), "--listen", "127.0.0.1:1", "--peer-listen",
+                        "127.0.0.1:2"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "damaged" in p.stderr
+
+
+def test_remove_refuses_the_node_everywhere(cluster3):
+    a, b, c = cluster3
+    cid = meta(os.path.join(a.dir, "kms.db"), "cluster_id")
+    wait_for(lambda: all_connected(a, 3), what="3 connected nodes")
+    # Before: c's certificate is a peer's (HELLO_ACK).
+    ans = peer_answer(a, c.dir, "c", cid)
+    assert ans and ans[0] == REPL_HELLO_ACK, ans
+    a.kmsctl("cluster", "remove", "c")
+    # c's links close, its state says so, and its certificate is refused on
+    # the peer port from then on (ERROR "removed"), while b's is not.
+    st = wait_for(lambda: (lambda s: s if s["c"]["state"] == "removed" and s["c"]["links"] == "no"
+                           else None)(status(a)), what="c removed and disconnected")
+    assert st["b"]["state"] == "ok"
+    ans = peer_answer(a, c.dir, "c", cid)
+    assert ans is not None and ans[0] == REPL_ERROR, ans
+    assert H.find_all(ans[1], T_ERROR_CODE) == [REPL_ERROR_REMOVED]
+    ans = peer_answer(a, b.dir, "b", cid)
+    assert ans and ans[0] == REPL_HELLO_ACK, ans
+    c.wait_log(r"refused by the peer: node removed from the cluster")
+    # Removing yourself, or a node that is not there, is refused.
+    p = a.kmsctl("cluster", "remove", "a", check=False)
+    assert p.returncode == 2 and "another node" in p.stderr
+    p = a.kmsctl("cluster", "remove", "zz", check=False)
+    assert p.returncode == 1 and "no node 'zz'" in p.stderr
+    # A status with a removed node is still a healthy status.
+    assert a.kmsctl("cluster", "status", check=False).returncode == 0
+
+
+@pytest.mark.skipif(not os.path.exists(SOFTHSM), reason="SoftHSM2 not installed")
+def test_join_with_master_key_in_pkcs11_token(tmp_path, monkeypatch):
+    conf, pin = softhsm_token(tmp_path, "kmsd-b")
+    monkeypatch.setenv("SOFTHSM2_CONF", conf)  # for kmsctl and kmsd, this test only
+    a = H.Kmsd(str(tmp_path / "a"), peer=True, node_id="a")
+    try:
+        b = H.Kmsd(str(tmp_path / "b"), start=False, join=a.invite(), node_id="b", client_of=a,
+                   setup_args=("--hsm-module", SOFTHSM, "--hsm-token", "kmsd-b", "--hsm-pin-file",
+                               str(pin)))
+        assert not os.path.exists(os.path.join(b.dir, "master.key"))
+        assert yaml.safe_load(open(b.conf_path))["hsm"]["provider"] == "pkcs11"
+        # The data-store key is wrapped under b's token key: it opens there.
+        b.start()
+        wait_for(lambda: all_connected(a, 2), what="a and b connected")
+        b.stop()
+    finally:
+        a.kill()
