@@ -254,7 +254,9 @@ static void put_run(out_t *o, run_t r)
     }
 }
 
-/* The State attribute for state s: TTLV Enumeration 0x42008D. */
+/* The State attribute for state s, encoded as kmip/ stores every attribute
+ * value: an Enumeration tagged Attribute Value (0x42000B), so the merged
+ * row holds the same bytes as the row the state was set on. */
 static void put_state_attr(out_t *o, uint32_t s)
 {
     uint8_t *v = kms_arena_alloc(o->arena, 16);
@@ -262,9 +264,9 @@ static void put_state_attr(out_t *o, uint32_t s)
         o->rc = KMS_ERR_NOMEM;
         return;
     }
-    v[0] = 0x42;
-    v[1] = 0x00;
-    v[2] = 0x8D;
+    v[0] = (uint8_t)(KMIP_TAG_ATTRIBUTE_VALUE >> 16);
+    v[1] = (uint8_t)(KMIP_TAG_ATTRIBUTE_VALUE >> 8);
+    v[2] = (uint8_t)KMIP_TAG_ATTRIBUTE_VALUE;
     v[3] = TTLV_ENUMERATION;
     kms_put_be32(v + 4, 4);
     kms_put_be32(v + 8, s);

@@ -108,7 +108,7 @@ static void set_attr(repl_entity_t *e, const char *name, const char *const *v, s
 static void set_state(repl_entity_t *e, uint32_t s, int64_t hlc, const char *node)
 {
     uint8_t *v = kms_arena_alloc(A, 16);
-    v[0] = 0x42, v[1] = 0x00, v[2] = 0x8D, v[3] = 0x05;
+    v[0] = 0x42, v[1] = 0x00, v[2] = 0x0B, v[3] = 0x05; /* Attribute Value, as kmip/ stores it */
     kms_put_be32(v + 4, 4);
     kms_put_be32(v + 8, s);
     size_t k = 0;
