@@ -205,9 +205,12 @@ def status(k):
     return {r["node"]: r for r in json.loads(p.stdout)}
 
 
-def all_connected(k, n):
+def all_connected(k, n, caught_up=False):
+    """k's status when at least n nodes (k included) are ok and linked both
+    ways (and, with caught_up, have acknowledged all of k's changes)."""
     st = status(k)
-    ok = [r for r in st.values() if r["state"] == "ok" and r["links"] in ("self", "in+out")]
+    ok = [r for r in st.values() if r["state"] == "ok" and r["links"] in ("self", "in+out") and
+          (not caught_up or r["lag_changes"] == 0)]
     return st if len(ok) >= n else None
 
 
@@ -281,7 +284,7 @@ def test_three_nodes_form_one_cluster(cluster3):
     assert all(meta(os.path.join(k.dir, "kms.db"), "cluster_id") == cid for k in (b, c))
 
     # Every node sees the others connected both ways; status names them all.
-    st = wait_for(lambda: all_connected(a, 3), what="3 connected nodes on a")
+    st = wait_for(lambda: all_connected(a, 3, caught_up=True), what="3 connected nodes on a")
     assert set(st) == {"a", "b", "c"}
     assert st["a"]["self"] is True and st["b"]["peer_addr"] == "127.0.0.1:%d" % b.peer_port
     for r in (st["b"], st["c"]):
@@ -390,3 +393,106 @@ def test_join_with_master_key_in_pkcs11_token(tmp_path, monkeypatch):
         b.stop()
     finally:
         a.kill()
+
+
+# ------------------------------------------------------------ what replicates
+def pykmip(k, certfile=None, keyfile=None):
+    from kmip.pie.client import ProxyKmipClient
+    c = ProxyKmipClient(hostname=k.host, port=k.port, cert=certfile or k.cert,
+                        key=keyfile or k.key, ca=k.ca, ssl_version="PROTOCOL_TLS")
+    c.open()
+    return c
+
+
+def fetch(k, uid, **kw):
+    """(key bytes, sorted attributes) of uid through k, or None while absent."""
+    from kmip.pie import exceptions as kx
+    c = pykmip(k, **kw)
+    try:
+        obj = c.get(uid)
+        attrs = c.get_attributes(uid)[1]
+        return obj.value, sorted((a.attribute_name.value, str(a.attribute_value)) for a in attrs)
+    except kx.KmipOperationFailure:
+        return None
+    finally:
+        c.close()
+
+
+def test_key_made_on_a_is_on_b_and_c(cluster3):
+    from kmip import enums
+    a, b, c = cluster3
+    ca = pykmip(a)
+    try:
+        uid = ca.create(enums.CryptographicAlgorithm.AES, 256, name="vm-disk-1")
+    finally:
+        ca.close()
+    want = fetch(a, uid)
+    assert want and len(want[0]) == 32
+    for k in (b, c):
+        got = wait_for(lambda: fetch(k, uid), what="key %s on %s" % (uid, k.node_id))
+        assert got[0] == want[0]
+        # The attributes too, once the fetches' own changes (Fresh, ...) have
+        # replicated as well.
+        wait_for(lambda: fetch(k, uid)[1] == fetch(a, uid)[1], what="same attributes")
+    # Every node holds the same objects.
+    wait_for(lambda: a.kmsctl("cluster", "verify", check=False).returncode == 0,
+             what="cluster verify exit 0")
+    # b learnt c from the replicated node list and pushes to it too.
+    wait_for(lambda: b.kmsctl("cluster", "verify", check=False).returncode == 0,
+             what="cluster verify on b")
+    assert "identical: 3 node(s) compared" in b.kmsctl("cluster", "verify").stdout
+
+
+def test_tenants_and_clients_made_on_a_work_on_b(cluster3, tmp_path):
+    from kmip import enums
+    a, b, _ = cluster3
+    a.kmsctl("tenant", "add", "acme")
+    subprocess.run([H.kmsctl_bin(), "pki", "issue-client", "vc-acme", "--dir", a.dir], check=True,
+                   capture_output=True, timeout=60)
+    crt = os.path.join(a.dir, "pki", "vc-acme.crt")
+    key = os.path.join(a.dir, "pki", "vc-acme.key")
+    a.kmsctl("client", "add", "--tenant", "acme", "--cert", crt)
+    # The tenant and the client are on b too...
+    wait_for(lambda: "acme" in b.kmsctl("--json", "tenant", "list").stdout, what="tenant on b")
+    wait_for(lambda: "vc-acme" in b.kmsctl("--json", "client", "list").stdout, what="client on b")
+    # ...so the client's key made on a is served to it by b, and only to it.
+    cl = pykmip(a, certfile=crt, keyfile=key)
+    try:
+        uid = cl.create(enums.CryptographicAlgorithm.AES, 256)
+    finally:
+        cl.close()
+    got = wait_for(lambda: fetch(b, uid, certfile=crt, keyfile=key), what="acme's key via b")
+    assert got == fetch(a, uid, certfile=crt, keyfile=key)
+
+
+def test_verify_names_the_object_that_differs(cluster3):
+    from kmip import enums
+    a, b, c = cluster3
+    ca = pykmip(a)
+    try:
+        uids = [ca.create(enums.CryptographicAlgorithm.AES, 256) for _ in range(3)]
+    finally:
+        ca.close()
+    for k in (b, c):
+        for uid in uids:
+            wait_for(lambda: fetch(k, uid), what="%s on %s" % (uid, k.node_id))
+    wait_for(lambda: a.kmsctl("cluster", "verify", check=False).returncode == 0, what="identical")
+    # Change one attribute row of one object on c behind kmsd's back.
+    c.stop()
+    con = sqlite3.connect(os.path.join(c.dir, "kms.db"))
+    # Cryptographic Usage Mask Encrypt|Decrypt (0x0C) becomes Encrypt (0x04).
+    n = con.execute("UPDATE attributes SET value = X'42000B02000000040000000400000000' "
+                    "WHERE name = 'Cryptographic Usage Mask' AND obj_id = "
+                    "(SELECT oid FROM objects WHERE id = ?)", (uids[1],)).rowcount
+    con.commit()
+    con.close()
+    assert n == 1
+    c.start()
+    wait_for(lambda: all_connected(a, 3), what="c back")
+    p = a.kmsctl("cluster", "verify", check=False)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert re.search(r"object %s \(tenant default\): differs on c" % uids[1], p.stdout), p.stdout
+    assert uids[0] not in p.stdout and uids[2] not in p.stdout
+    js = json.loads(a.kmsctl("--json", "cluster", "verify", check=False).stdout)
+    assert any(r["kind"] == "object" and r["object"] == uids[1] for r in js)
+    assert [r["result"] for r in js if r["kind"] == "summary"] == ["different"]
