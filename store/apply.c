@@ -400,7 +400,12 @@ static int apply_delete(store_t *s, store_op_t *op, int64_t now_us)
     }
     bool drop_row = c.ver != 0, new_tomb = true;
     if (op->repl) {
-        drop_row = c.ver && store_clock_cmp(op->id.hlc, op->id.origin, c.id.hlc, c.id.origin) > 0;
+        /* With a version the caller's merge has decided that this object
+         * goes (a hard delete removes every incarnation created at or
+         * before it, however recent its last edit): drop it. Without one
+         * (STORE_VERSION_ANY) the row's last change decides. */
+        drop_row = c.ver && (op->expect != STORE_VERSION_ANY ||
+                             store_clock_cmp(op->id.hlc, op->id.origin, c.id.hlc, c.id.origin) > 0);
         int has = store_tomb_read(s, STORE_KIND_OBJECT, op->key, &t);
         if (has < 0)
             return has;

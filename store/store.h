@@ -485,7 +485,10 @@ int store_write_put_repl(store_write_t *w, const store_object_t *obj, int64_t ex
  * removed if its last change is older than `id` (else kept), and the
  * tombstone recorded if it is newer than the one there (LWW), and logged
  * (deleted) when either happened. Objects: expect_version as
- * store_write_delete, or STORE_VERSION_NEW = must be absent. Tenants:
+ * store_write_delete, or STORE_VERSION_NEW = must be absent; an object
+ * deleted with an explicit version is removed whatever its last change
+ * (the caller's merge decided: a tombstone removes every incarnation
+ * created at or before it); with STORE_VERSION_ANY the rule above. Tenants:
  * removing one that still owns objects or clients fails with
  * KMS_ERR_STATE (the write fails; replication decides). KMS_ERR_INVAL for
  * other kinds (nodes are removed with store_node_t.removed). */

@@ -596,6 +596,49 @@ static void test_tombstones(void **state)
     fx_close(f);
 }
 
+/* A hard delete removes every incarnation created at or before it, also
+ * one edited after it (replication's merge rule): when the merge passes
+ * the object's version, the store removes the row whatever its last
+ * change, keeps the tombstone and relays the delete. */
+static void test_delete_decided(void **state)
+{
+    FX_LOCALS;
+    store_object_t o, *g = NULL;
+    store_attr_t at[2];
+    store_tombstone_t t;
+    int64_t ver = -1;
+    mk_obj(&o, at, "e-1", 2);
+    /* created at 1000, last edited at 3000 (both by the peer) */
+    store_change_id_t created = cid(1000 << 16, PEER, 1), edited = cid(3000 << 16, PEER, 2);
+    store_clock_t ck[] = {{.name = "", .hlc = created.hlc, .node = PEER},
+                          {.name = "Name", .hlc = edited.hlc, .node = PEER}};
+    o.clocks = ck;
+    o.n_clocks = 2;
+    store_write_t *w = store_write_new();
+    assert_int_equal(store_write_put_repl(w, &o, STORE_VERSION_NEW, &edited), 0);
+    assert_int_equal(commit(s, w, &ver), 0);
+    assert_int_equal(ver, 1);
+    int64_t seq = store_last_seq(r);
+    /* deleted at 2000 on another node that had not seen the edit */
+    store_change_id_t del = cid(2000 << 16, "node-c", 7);
+    w = store_write_new();
+    assert_int_equal(store_write_delete_repl(w, STORE_KIND_OBJECT, "e-1", 1, &del), 0);
+    assert_int_equal(commit(s, w, NULL), 0);
+    assert_int_equal(store_get_repl(r, a, "e-1", &g, &t), 0);
+    assert_null(g);
+    assert_int_equal(t.id.hlc, del.hlc);
+    assert_string_equal(t.id.origin, "node-c");
+    struct changes k;
+    changes_after(r, seq, &k);
+    assert_int_equal(k.n, 1);
+    assert_true(k.c[0].deleted);
+    assert_int_equal(k.c[0].id.hlc, del.hlc);
+    assert_int_equal(k.c[0].id.origin_seq, 7);
+    assert_int_equal(sql_int("SELECT count(*) FROM objects WHERE id = 'e-1'"), 0);
+
+    fx_close(f);
+}
+
 /* ------------------------------------------------- atomic repl state */
 static void test_repl_state_atomic(void **state)
 {
@@ -1263,6 +1306,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_clocks_local, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_put_repl, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_tombstones, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_delete_decided, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_repl_state_atomic, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_snapshot, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_trim, fx_setup, fx_teardown),
