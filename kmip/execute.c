@@ -1,7 +1,8 @@
 /*
  * kmip/execute.c: running a decoded request's Batch Items
- * (kmip_request_execute) and settling the outcome of a deferred commit
- * (kmip_request_commit_done).
+ * (kmip_request_execute), settling the outcome of a deferred commit
+ * (kmip_request_commit_done), and what the caller learns of its writes
+ * afterwards (kmip_request_last_seq, kmip_request_unconfirmed).
  *
  * Each item runs through the dispatch table with a fresh handler context;
  * Batch Error Continuation decides what a failure does to the rest: Stop
@@ -103,12 +104,14 @@ static void reset_answers(kmip_request_t *r)
         it->reason = 0;
         it->msg = NULL;
         it->resp_payload = NULL;
+        it->wrote = false;
     }
     r->n_out = 0;
     r->fail_reason = 0;
     r->first_object_id[0] = '\0';
     store_write_free(r->deferred);
     r->deferred = NULL;
+    r->last_seq = 0;
 }
 
 /* The batch loop. KMS_ERR_AGAIN: an inline run needs a worker. */
@@ -118,6 +121,7 @@ static int run_batch(kmip_request_t *r, kmip_ctx_t *ctx)
         kmip_item_t *it = &r->items[i];
         r->n_out = i + 1;
         bool had_write = ctx->deferred != NULL;
+        size_t commits = ctx->n_commits;
         if (!it->op)
             kmip_item_fail(it, it->refuse_reason, it->refuse_msg);
         else if (!ctx->reader)
@@ -128,6 +132,7 @@ static int run_batch(kmip_request_t *r, kmip_ctx_t *ctx)
             return KMS_ERR_AGAIN;
         if (!had_write && ctx->deferred)
             r->deferred_item = i;
+        it->wrote = ctx->n_commits > commits || (!had_write && ctx->deferred);
         if (it->status != KMIP_RESULT_STATUS_OPERATION_FAILED)
             continue;
         int urc = 0;
@@ -178,6 +183,7 @@ int kmip_request_execute(kmip_request_t *r, enum kmip_run where)
         return rc;
     }
     r->deferred = ctx.deferred;
+    r->last_seq = ctx.last_seq;
     kms_strlcpy(r->first_object_id, ctx.first_object_id, sizeof(r->first_object_id));
     return 0;
 }
@@ -186,6 +192,8 @@ int kmip_request_commit_done(kmip_request_t *r, int result)
 {
     if (!r || !r->deferred)
         return KMS_ERR_INVAL;
+    if (result == 0 && store_write_last_seq(r->deferred) > r->last_seq)
+        r->last_seq = store_write_last_seq(r->deferred);
     store_write_free(r->deferred);
     r->deferred = NULL;
     if (result == 0)
@@ -210,4 +218,24 @@ int kmip_request_commit_done(kmip_request_t *r, int result)
             r->fail_reason = r->items[j].reason;
     continuation(r, i, 0);
     return 0;
+}
+
+int64_t kmip_request_last_seq(const kmip_request_t *r)
+{
+    return r ? r->last_seq : 0;
+}
+
+void kmip_request_unconfirmed(kmip_request_t *r, const char *msg)
+{
+    if (!r || r->invalid)
+        return;
+    const char *m = msg ? kms_arena_strdup(r->arena, msg) : NULL;
+    for (size_t i = 0; i < r->n_out; i++) {
+        kmip_item_t *it = &r->items[i];
+        if (!it->wrote || it->status != KMIP_RESULT_STATUS_SUCCESS)
+            continue;
+        kmip_item_fail(it, KMIP_RESULT_REASON_GENERAL_FAILURE, m ? m : "not confirmed");
+        if (!r->fail_reason)
+            r->fail_reason = KMIP_RESULT_REASON_GENERAL_FAILURE;
+    }
 }

@@ -235,6 +235,22 @@ store_write_t *kmip_request_pending_write(const kmip_request_t *r);
  */
 int kmip_request_commit_done(kmip_request_t *r, int result);
 
+/*
+ * After execute (and commit_done): the highest change-log seq the
+ * request's committed writes appended (store_write_last_seq), 0 when it
+ * changed nothing. A server with replication.sync_acks waits for peers to
+ * acknowledge this position before it encodes the answer. Any thread.
+ */
+int64_t kmip_request_last_seq(const kmip_request_t *r);
+
+/*
+ * The request's changes are committed here but were not confirmed as
+ * asked (replication.sync_acks not met, on_sync_timeout fail): every item
+ * that wrote and succeeded is answered Operation Failed / General Failure
+ * with `msg` (copied) instead. Before encode. Any thread.
+ */
+void kmip_request_unconfirmed(kmip_request_t *r, const char *msg);
+
 /* Step 5: the Response Message into resp (reset first). Responses over
  * the client's Maximum Response Size or the configured cap answer Response
  * Too Large. 0, KMS_ERR_NOMEM; KMS_ERR_STATE while a pending write is not

@@ -98,6 +98,7 @@ typedef struct kmip_item {
     uint32_t reason;
     const char *msg;
     ttlv_item_t *resp_payload;   /* NULL = none */
+    bool wrote;                  /* it committed (or deferred) a store write */
 } kmip_item_t;
 
 struct kmip_request {
@@ -130,6 +131,7 @@ struct kmip_request {
     char first_object_id[64];
     store_write_t *deferred;     /* KMIP_RUN_LOOP: the write left to commit */
     size_t deferred_item;        /* the item that made it */
+    int64_t last_seq;            /* highest change-log seq its commits appended */
 };
 
 /* Answer item `it` Operation Failed with reason and message (no payload). */
@@ -173,6 +175,10 @@ typedef struct kmip_ctx {
     bool inline_only;
     bool need_worker;
     store_write_t *deferred;
+    /* Commits made by this execution (KMIP_RUN_WORKER): how many, and the
+     * highest change-log seq they appended (for sync acks). */
+    size_t n_commits;
+    int64_t last_seq;
 
     /* Locate with Object Group Member "Default" picked the ID Placeholder:
      * a Get of it advances the group's round-robin pointer. */

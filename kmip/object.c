@@ -507,6 +507,12 @@ static int commit_one(kmip_ctx_t *ctx, const store_object_t *so, int64_t expect,
     int64_t v = 0;
     if (rc == 0)
         rc = store_commit(ctx->srv->cfg.store, w, del ? NULL : &v, del ? 0 : 1);
+    if (rc == 0) {
+        int64_t seq = store_write_last_seq(w);
+        ctx->n_commits++;
+        if (seq > ctx->last_seq)
+            ctx->last_seq = seq;
+    }
     store_write_free(w);
     if (rc == 0 && version_out)
         *version_out = v ? v : expect + 1;

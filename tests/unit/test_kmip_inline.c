@@ -10,7 +10,9 @@
  * invisible until it is committed and durable after; a commit that lost a
  * race runs the request again, and one that failed for any other reason
  * is answered as a failure, never as a success; a decoded request can be
- * executed on another thread than the one that decoded it.
+ * executed on another thread than the one that decoded it; what the
+ * server learns for sync acks (kmip_request_last_seq) and the answer of a
+ * change peers did not confirm (kmip_request_unconfirmed).
  */
 #include "test_kmip_env.h"
 
@@ -186,6 +188,68 @@ static void test_deferred_failure_answered(void **state)
     kmip_request_summary(r, &sum);
     assert_int_equal(sum.result_status, KMIP_RESULT_STATUS_OPERATION_FAILED);
     assert_int_equal(sum.result_reason, KMIP_RESULT_REASON_GENERAL_FAILURE);
+    kmip_request_free(r);
+}
+
+static int64_t last_seq(kenv_t *e)
+{
+    store_reader_t *r = NULL;
+    assert_int_equal(store_reader_new(e->store, &r), 0);
+    int64_t n = store_last_seq(r);
+    store_reader_free(r);
+    return n;
+}
+
+/* What a server with replication.sync_acks learns after execute: the
+ * change-log position of the request's last commit (0 for a read), on
+ * the loop path and on a worker; and an answer turned into a failure when
+ * the peers did not confirm it: only the items that wrote fail, with the
+ * message given. */
+static void test_last_seq_unconfirmed(void **state)
+{
+    kenv_t *e = *state;
+    char *id = k_create_aes(e, NULL);
+    /* A read: nothing to wait for. */
+    kmip_request_t *r = request(e, get_msg(e, id));
+    assert_int_equal(run_on_loop(r), 0);
+    if (kmip_request_pending_write(r))
+        assert_int_equal(commit(e, r), 0); /* the Fresh flag's write */
+    kmip_request_free(r);
+    r = request(e, get_msg(e, id));
+    assert_int_equal(run_on_loop(r), 0);
+    assert_null(kmip_request_pending_write(r));
+    assert_int_equal(kmip_request_last_seq(r), 0);
+    kmip_request_free(r);
+    /* A Create on the loop: its commit's seq. */
+    r = create_request(e, "acked-1");
+    assert_int_equal(run_on_loop(r), 0);
+    assert_int_equal(kmip_request_last_seq(r), 0); /* nothing committed yet */
+    assert_int_equal(commit(e, r), 0);
+    assert_int_equal(kmip_request_last_seq(r), last_seq(e));
+    assert_true(kmip_request_last_seq(r) > 0);
+    kmip_request_unconfirmed(r, "replication: not confirmed");
+    ttlv_item_t *bi = answer(e, r);
+    assert_fail(bi, KMIP_RESULT_REASON_GENERAL_FAILURE);
+    assert_string_equal(ttlv_text(ttlv_find(bi, KMIP_TAG_RESULT_MESSAGE)),
+                        "replication: not confirmed");
+    kmip_request_free(r);
+    /* A batch on a worker: Get (read), Create, Create: the last commit's
+     * seq; only the Creates fail when unconfirmed. */
+    ttlv_item_t *m = rq_msg(e, 1, 1);
+    rq_uid(e, rq_item(e, m, KMIP_OPERATION_GET), id);
+    rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, NULL);
+    rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 128, 12, NULL);
+    r = request(e, m);
+    assert_int_equal(kmip_request_execute(r, KMIP_RUN_WORKER), 0);
+    assert_int_equal(kmip_request_last_seq(r), last_seq(e));
+    kmip_request_unconfirmed(r, "replication: not confirmed");
+    ttlv_item_t *root = kenv_answer(e, r);
+    assert_ok(rs_item(root, 0));
+    assert_fail(rs_item(root, 1), KMIP_RESULT_REASON_GENERAL_FAILURE);
+    assert_fail(rs_item(root, 2), KMIP_RESULT_REASON_GENERAL_FAILURE);
+    kmip_summary_t sum;
+    kmip_request_summary(r, &sum);
+    assert_int_equal(sum.result_status, KMIP_RESULT_STATUS_OPERATION_FAILED);
     kmip_request_free(r);
 }
 
@@ -385,6 +449,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deferred_create, kenv_plain_setup, kenv_plain_teardown),
         cmocka_unit_test_setup_teardown(test_deferred_conflict, kenv_plain_setup, kenv_plain_teardown),
         cmocka_unit_test_setup_teardown(test_deferred_failure_answered, kenv_plain_setup, kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_last_seq_unconfirmed, kenv_plain_setup, kenv_plain_teardown),
         cmocka_unit_test_setup_teardown(test_batch_needs_worker, kenv_plain_setup, kenv_plain_teardown),
         cmocka_unit_test_setup_teardown(test_never_inline, kenv_plain_setup, kenv_plain_teardown),
         cmocka_unit_test_setup_teardown(test_handover_to_worker, kenv_plain_setup, kenv_plain_teardown),
