@@ -1,23 +1,26 @@
 /*
- * keys/health.c: fail closed, fail fast when the HSM goes away.
+ * keys/health.c: fail closed, fail fast when the HSM or the database goes
+ * away.
  *
- * One monitor thread calls hsm_health() on the current master-key provider
- * every 250 ms (never on a loop thread: a PKCS#11 call may block). On the
- * transition to "unavailable" it logs one error and sets the down flag
- * (keys_hsm_down(): kmsd reads it once per request and passes it to
+ * One monitor thread probes, every 250 ms, the current master-key provider
+ * (hsm_health) and the database (one indexed read of store meta through
+ * its own reader; with backoff up to 4 s while it fails, each failure
+ * being logged by the store), never on a loop thread: a PKCS#11 call or a
+ * failing disk may block. On each transition it logs one line and sets a flag:
+ * keys_hsm_down() (kmsd reads it once per request and passes it to
  * kmip_request_gate, which answers key operations at once with Operation
- * Failed / General Failure "HSM unavailable"); after every probe it tells
- * the caller's keys_health_cb (kmsd's loops stop accepting while down, so
- * that clients fail over to another server). When hsm_health() is 0 again
- * it logs once and clears the flag. Connections that are already open stay
- * open; their metadata operations keep working. Which operations need key
- * material is kmip/'s knowledge (its operation table: Create, Create Key
- * Pair, Register, Re-key, Re-key Key Pair, Get); everything else (Locate,
- * Get Attributes, Query, Activate, Revoke, Destroy, ...) is served.
+ * Failed / General Failure "HSM unavailable") and keys_store_down(). After
+ * every probe it tells the caller's keys_health_cb what it found: kmsd
+ * closes its KMIP listener and its idle connections while either is down,
+ * so that clients fail over to another server, and re-opens when both are
+ * back (server/ready.c). Which operations need key material is kmip/'s
+ * knowledge (its operation table: Create, Create Key Pair, Register,
+ * Re-key, Re-key Key Pair, Get); requests already running are answered.
  *
  * It deliberately does not touch the listeners: the callback only learns
- * the wanted state (server/ wakes its loops, which apply it on their own
- * threads).
+ * the state (server/ wakes its loops, which apply it on their own threads).
+ * A database that cannot be written (disk full) but still read is not
+ * "down": the store answers writes with their own errors.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -30,7 +33,7 @@
 
 #define HEALTH_PERIOD_MS 250
 
-static atomic_bool g_hsm_down;
+static atomic_bool g_hsm_down, g_store_down;
 
 static struct {
     const keys_options_t *k;
@@ -45,38 +48,90 @@ bool keys_hsm_down(void)
     return atomic_load(&g_hsm_down);
 }
 
+bool keys_store_down(void)
+{
+    return atomic_load(&g_store_down);
+}
+
+/* One cheap read of the database: 0 when it answers (a missing key is an
+ * answer), else why not. A reader that failed is opened again, so a
+ * database that comes back is seen. */
+static int store_probe(const keys_options_t *k, store_reader_t **rd, kms_arena_t *a)
+{
+    uint8_t *v = NULL;
+    size_t len = 0;
+    int rc = *rd ? 0 : store_reader_new(k->store, rd);
+    if (rc == 0) {
+        kms_arena_reset(a);
+        rc = store_meta_get(*rd, a, KEYS_META_DSK_CURRENT, &v, &len);
+    }
+    if (rc == KMS_ERR_NOTFOUND)
+        rc = 0;
+    if (rc != 0 && *rd) {
+        store_reader_free(*rd);
+        *rd = NULL;
+    }
+    return rc;
+}
+
+/* Log a probe's transition once ("<what>: <gone> (why): <effect>", then
+ * "<what>: available again (<back>)"); returns the new state. */
+static bool transition(const char *what, const char *gone, const char *effect, bool was, int rc,
+                       const char *back)
+{
+    bool down = rc != 0;
+    if (down == was)
+        return was;
+    if (down)
+        kms_log(KMS_LOG_ERROR, KEYS_LOG, "%s: %s (%s): %s", what, gone, kms_strerror(rc), effect);
+    else
+        kms_log(KMS_LOG_INFO, KEYS_LOG, "%s: available again (%s)", what, back);
+    return down;
+}
+
 static void *monitor_main(void *arg)
 {
     const keys_options_t *k = arg;
-    bool down = false;
+    keys_health_t h = {0};
     int last_rc = 0;
+    uint64_t store_next_ms = 0, store_backoff = 0;
+    store_reader_t *rd = NULL;
+    kms_arena_t *a = kms_arena_new(0);
     pthread_mutex_lock(&g.mu);
     while (!g.stop) {
         pthread_mutex_unlock(&g.mu);
-        hsm_t *h = keys_hsm();
+        hsm_t *hs = keys_hsm();
         uint64_t t0 = kms_mono_ns();
-        int rc = h ? hsm_health(h) : KMS_ERR_UNAVAIL;
+        int rc = hs ? hsm_health(hs) : KMS_ERR_UNAVAIL;
         uint64_t ms = (kms_mono_ns() - t0) / 1000000;
-        if ((rc != 0) != down) {
-            down = rc != 0;
-            atomic_store(&g_hsm_down, down);
-            if (down)
-                kms_log(KMS_LOG_ERROR, KEYS_LOG,
-                        "hsm: unavailable (%s): key operations refused, listeners closed until "
-                        "it returns",
-                        kms_strerror(rc));
-            else
-                kms_log(KMS_LOG_INFO, KEYS_LOG, "hsm: available again (%s): service resumed",
-                        h ? hsm_describe(h) : "?");
-        } else if (down && rc != last_rc) {
+        h.hsm_down = transition("hsm", "unavailable",
+                                "key operations refused, KMIP listener closed until it returns",
+                                h.hsm_down, rc, hs ? hsm_describe(hs) : "?");
+        h.hsm_rc = rc;
+        atomic_store(&g_hsm_down, h.hsm_down);
+        if (h.hsm_down && rc != last_rc)
             kms_log(KMS_LOG_DEBUG, KEYS_LOG, "hsm: still unavailable (%s)", kms_strerror(rc));
-        }
         if (ms > 1000)
             kms_log(KMS_LOG_WARN, KEYS_LOG, "hsm: health probe took %llu ms",
                     (unsigned long long)ms);
         last_rc = rc;
+        /* A store that does not answer is probed with backoff (0.25 .. 4
+         * s): each failed read is logged by the store itself. */
+        uint64_t now_ms = kms_mono_ns() / 1000000;
+        if (k->store && a && now_ms >= store_next_ms) {
+            int src = store_probe(k, &rd, a);
+            h.store_down = transition("store", "unreadable",
+                                      "KMIP listener closed until it can be read again",
+                                      h.store_down, src, "reads answer");
+            h.store_rc = src;
+            atomic_store(&g_store_down, h.store_down);
+            store_backoff = !h.store_down ? 0
+                            : store_backoff ? (store_backoff * 2 > 4000 ? 4000 : store_backoff * 2)
+                                            : HEALTH_PERIOD_MS;
+            store_next_ms = now_ms + store_backoff;
+        }
         if (k->health_cb)
-            k->health_cb(k->health_arg, down);
+            k->health_cb(k->health_arg, &h);
         pthread_mutex_lock(&g.mu);
         if (g.stop)
             break;
@@ -91,6 +146,8 @@ static void *monitor_main(void *arg)
         }
     }
     pthread_mutex_unlock(&g.mu);
+    store_reader_free(rd);
+    kms_arena_free(a);
     return NULL;
 }
 

@@ -6,10 +6,12 @@
  *
  * - Rotations are called from the admin thread (one at a time); the
  *   re-encryption runs on its own thread, never on a loop thread.
- * - The health monitor's thread calls hsm_health() every 250 ms; while the
- *   master key is unreachable keys_hsm_down() is true (kmsd passes it to
- *   each request's kmip_request_gate, so key operations fail at once) and
- *   the caller is told through keys_health_cb (kmsd stops accepting).
+ * - The health monitor's thread calls hsm_health() and reads the store
+ *   every 250 ms; while the master key is unreachable keys_hsm_down() is
+ *   true (kmsd passes it to each request's kmip_request_gate, so key
+ *   operations fail at once), while the database cannot be read
+ *   keys_store_down() is, and the caller is told through keys_health_cb
+ *   after every probe (kmsd closes its KMIP listener while either is).
  *
  * Store meta used (see docs/key-protection.md):
  *   "master.current"    label (pkcs11) or path (file) of the master key that
@@ -71,9 +73,17 @@ int keys_master_from_meta(store_t *store, char *out, size_t outlen);
 int keys_setup_keyring(hsm_t *hsm, store_t *store, hsm_keyring_t **out);
 
 /* ------------------------------------------------------------ lifecycle */
-/* Called by the health monitor after every probe with the HSM's state
- * (monitor thread; must not block). */
-typedef void (*keys_health_cb)(void *arg, bool down);
+/* What the health monitor found at its last probe. */
+typedef struct keys_health {
+    bool hsm_down;               /* the master key cannot be reached */
+    int hsm_rc;                  /* hsm_health's last result (0 = fine) */
+    bool store_down;             /* the database cannot be read */
+    int store_rc;                /* the probe read's last result (0 = fine) */
+} keys_health_t;
+
+/* Called by the health monitor after every probe (monitor thread; must
+ * not block). `h` is valid during the call. */
+typedef void (*keys_health_cb)(void *arg, const keys_health_t *h);
 
 typedef struct keys_options {
     const conf_t *conf;          /* hsm section: where new master keys go */
@@ -100,6 +110,8 @@ void keys_stop(void);
 hsm_t *keys_hsm(void);
 /* True while the health monitor finds the HSM unavailable. Any thread. */
 bool keys_hsm_down(void);
+/* True while the health monitor cannot read the store. Any thread. */
+bool keys_store_down(void);
 
 /* ------------------------------------------------------------- rotation */
 typedef struct keys_master_rotation {

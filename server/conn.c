@@ -23,9 +23,15 @@
  * multi-write batches) runs on libuv's threadpool (uv_queue_work), which
  * is handed the decoded request. Either way a connection has one request
  * at a time, so answers stay in order, and every request ends in one
- * place (conn_finish: count, audit, log, write, wipe). It deliberately
- * knows no KMIP beyond the TTLV header and never blocks the loop thread.
- * A misbehaving client loses only its own connection.
+ * place (conn_finish: count, audit, log, write, wipe). With
+ * replication.sync_acks, a request that changed something is answered
+ * only once that many peers acknowledged its last change (repl_wait: the
+ * replication thread hands the verdict back like the store's writer
+ * does), or after replication.sync_timeout_ms as on_sync_timeout says. A
+ * node certificate (kmsd peer role) is refused right after the
+ * handshake: it opens replication links, never a KMIP session. It
+ * deliberately knows no KMIP beyond the TTLV header and never blocks the
+ * loop thread. A misbehaving client loses only its own connection.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +41,9 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include "certs/certs.h" /* certs_has_peer_role */
 #include "keys/keys.h" /* keys_hsm_down */
+#include "replication/repl.h" /* repl_wait */
 #include "server/server_int.h"
 #include "ttlv/ttlv.h"
 
@@ -288,13 +296,23 @@ static void conn_prepare(srv_conn_t *c)
     kmip_request_gate(c->req, &g);
 }
 
-/* Worker thread: the steps up to the encoded answer. */
+/* With replication.sync_acks, a request that changed something waits for
+ * peer acknowledgements before it is answered. Any thread. */
+static bool conn_needs_acks(const srv_conn_t *c)
+{
+    struct repl *r = c->loop->srv->repl;
+    return r && repl_sync_acks(r) > 0 && kmip_request_last_seq(c->req) > 0;
+}
+
+/* Worker thread: the steps up to the encoded answer (or, when it must
+ * wait for peer acknowledgements, up to the commit: the loop encodes). */
 static void work_cb(uv_work_t *w)
 {
     srv_conn_t *c = w->data;
     conn_prepare(c);
     int rc = kmip_request_execute(c->req, KMIP_RUN_WORKER);
-    if (rc == 0)
+    c->acks_encode = rc == 0 && conn_needs_acks(c);
+    if (rc == 0 && !c->acks_encode)
         rc = kmip_request_encode(c->req, &c->resp);
     if (rc)
         c->rc = rc;
@@ -402,13 +420,21 @@ static void conn_resume(srv_conn_t *c)
         conn_settle(c);
 }
 
+static void conn_wait_acks(srv_conn_t *c);
+
 static void after_work_cb(uv_work_t *w, int status)
 {
     srv_conn_t *c = w->data;
+    bool wait = c->acks_encode;
+    c->acks_encode = false;
     if (status == UV_ECANCELED)
         c->rc = KMS_ERR_UNAVAIL;
-    conn_finish(c);
-    conn_resume(c);
+    if (wait && c->rc == 0 && c->state != SRV_CONN_CLOSING) {
+        conn_wait_acks(c); /* committed; answered once peers have it */
+    } else {
+        conn_finish(c);
+        conn_resume(c);
+    }
     conn_unref(c);
 }
 
@@ -425,13 +451,11 @@ static void conn_queue(srv_conn_t *c)
     c->refs++; /* released by after_work_cb */
 }
 
-/* Writer thread: a deferred commit finished; queue it for its loop. */
-static void conn_commit_cb(store_write_t *w, int result, void *arg)
+/* Writer or replication thread: hand the connection back to its loop
+ * (srv_conn_commits_done). */
+static void conn_hand_back(srv_conn_t *c)
 {
-    srv_conn_t *c = arg;
     srv_loop_t *l = c->loop;
-    (void)w;
-    c->commit_result = result;
     c->commit_next = NULL;
     pthread_mutex_lock(&l->commit_mu);
     if (l->commit_tail)
@@ -443,8 +467,70 @@ static void conn_commit_cb(store_write_t *w, int result, void *arg)
     uv_async_send(&l->commit_async); /* coalesced: one wake-up per batch */
 }
 
-/* Loop thread: answer every connection whose commit finished, or run its
- * request again on a worker when another writer got there first. */
+/* Writer thread: a deferred commit finished; queue it for its loop. */
+static void conn_commit_cb(store_write_t *w, int result, void *arg)
+{
+    srv_conn_t *c = arg;
+    (void)w;
+    c->commit_result = result;
+    conn_hand_back(c);
+}
+
+/* ----------------------------------------------------------- sync acks */
+/* Replication thread: the peers acknowledged (or the wait ended). */
+static void conn_acks_cb(int result, void *arg)
+{
+    srv_conn_t *c = arg;
+    c->acks_result = result;
+    conn_hand_back(c);
+}
+
+/* Loop thread: the request's answer once the acknowledgements are in or
+ * the wait ended. With on_sync_timeout fail, the items that wrote are
+ * answered Operation Failed saying that the change is committed here and
+ * will replicate; with degrade (repl_wait answers 0 then, and logs), the
+ * normal answer. */
+static void conn_acks_done(srv_conn_t *c, int result)
+{
+    const struct conf_replication *rp = &c->loop->srv->conf->replication;
+    bool fail = rp->on_sync_timeout != CONF_SYNC_TIMEOUT_DEGRADE;
+    if (result != 0 && fail) {
+        char msg[256];
+        if (result == KMS_ERR_TIMEOUT)
+            snprintf(msg, sizeof msg,
+                     "replication: %u peer acknowledgements not received within %u ms; the "
+                     "change is committed on this node and will replicate",
+                     rp->sync_acks, rp->sync_timeout_ms);
+        else
+            snprintf(msg, sizeof msg,
+                     "replication: stopped before %u peer acknowledgements were received; the "
+                     "change is committed on this node and will replicate",
+                     rp->sync_acks);
+        kmip_request_unconfirmed(c->req, msg);
+    }
+    conn_answer(c);
+    conn_resume(c);
+}
+
+/* Loop thread, state DISPATCH, after the request's writes committed: ask
+ * replication to call back once sync_acks peers have its last change.
+ * The connection holds a reference until the verdict is handed back. */
+static void conn_wait_acks(srv_conn_t *c)
+{
+    c->acks_wait = true;
+    c->refs++; /* released by srv_conn_commits_done */
+    int rc = repl_wait(c->loop->srv->repl, kmip_request_last_seq(c->req), conn_acks_cb, c);
+    if (rc == 0)
+        return;
+    /* Replication is not running (stopping): no peer will acknowledge. */
+    c->acks_wait = false;
+    c->refs--;
+    conn_acks_done(c, KMS_ERR_UNAVAIL);
+}
+
+/* Loop thread: answer every connection whose commit finished (after its
+ * peer acknowledgements, with sync_acks), or run its request again on a
+ * worker when another writer got there first. */
 void srv_conn_commits_done(uv_async_t *a)
 {
     srv_loop_t *l = a->data;
@@ -454,11 +540,20 @@ void srv_conn_commits_done(uv_async_t *a)
     pthread_mutex_unlock(&l->commit_mu);
     while (c) {
         srv_conn_t *next = c->commit_next;
+        if (c->acks_wait) {
+            c->acks_wait = false;
+            conn_acks_done(c, c->acks_result);
+            conn_unref(c); /* the wait's reference */
+            c = next;
+            continue;
+        }
         int rc = kmip_request_commit_done(c->req, c->commit_result);
         if (rc == KMS_ERR_AGAIN && c->state != SRV_CONN_CLOSING) {
             kms_log(KMS_LOG_DEBUG, SRV_LOG, "conn %llu deferred commit conflicted: run again",
                     (unsigned long long)c->id);
             conn_queue(c);
+        } else if (rc == 0 && c->state != SRV_CONN_CLOSING && conn_needs_acks(c)) {
+            conn_wait_acks(c);
         } else {
             if (rc == 0) {
                 conn_answer(c);
@@ -583,7 +678,7 @@ static void conn_settle(srv_conn_t *c)
         if (conn_partial(c)) {
             srv_timer_set(c, SRV_TIMER_MESSAGE, false);
         } else if (c->draining) {
-            srv_conn_close(c, "server shutting down");
+            srv_conn_close(c, c->drain_why ? c->drain_why : "server shutting down");
             return;
         } else {
             if (c->timer_kind != SRV_TIMER_IDLE)
@@ -613,6 +708,20 @@ static void handshake_done(srv_conn_t *c)
             (unsigned long long)c->id, c->addr, SSL_get_version(c->ssl),
             SSL_get_cipher_name(c->ssl), SSL_session_reused(c->ssl) ? " resumed" : "",
             c->cn[0] ? c->cn : "-", has ? c->fp : "-", has ? "..." : "");
+    X509 *cert = SSL_get0_peer_certificate(c->ssl);
+    if (cert && certs_has_peer_role(cert)) {
+        /* A node certificate authenticates replication links only; as a
+         * KMIP client it would act with whatever identity its CN or
+         * fingerprint happens to match. */
+        kms_log(KMS_LOG_WARN, SRV_LOG,
+                "conn %llu %s refused: certificate cn=%s carries the kmsd peer role (a node "
+                "certificate opens replication links, never a KMIP session)",
+                (unsigned long long)c->id, c->addr, c->cn[0] ? c->cn : "-");
+        ERR_clear_error();
+        srv_conn_close(c, "node certificate on the KMIP port");
+        return;
+    }
+    ERR_clear_error();
     if (has && srv->conf->tls.require_registered &&
         kmip_cert_registered(srv->kmip, c->fp, c->cn[0] ? c->cn : NULL) != 0) {
         srv_conn_close(c, "client certificate not registered");
@@ -868,7 +977,7 @@ void srv_conn_accept(uv_stream_t *server, int status)
 }
 
 /* ------------------------------------------------------------ shutdown */
-void srv_conn_drain(srv_conn_t *c, bool force)
+void srv_conn_drain(srv_conn_t *c, bool force, const char *why)
 {
     if (c->state == SRV_CONN_CLOSING) {
         if (force)
@@ -876,6 +985,7 @@ void srv_conn_drain(srv_conn_t *c, bool force)
         return;
     }
     c->draining = true;
+    c->drain_why = why;
     if (force) {
         srv_conn_close(c, c->req ? "shutdown timeout (request still running)"
                                  : "shutdown timeout");
@@ -883,11 +993,11 @@ void srv_conn_drain(srv_conn_t *c, bool force)
     }
     switch (c->state) {
     case SRV_CONN_HANDSHAKE:
-        srv_conn_close(c, "server shutting down");
+        srv_conn_close(c, why);
         break;
     case SRV_CONN_READ:
         if (!conn_partial(c))
-            srv_conn_close(c, "server shutting down");
+            srv_conn_close(c, why);
         break;
     default:
         break; /* closes once its response is written (conn_settle) */

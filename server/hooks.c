@@ -9,7 +9,7 @@
  * after a handshake when tls.require_registered is set.
  * srv_audit_record() turns each KMIP request's summary into an audit
  * record. srv_keys_start() starts keys/ with the listeners following the
- * HSM's health. One server per process, so the handles live in file-scope
+ * node's readiness (HSM, store, replication: ready.c). One server per process, so the handles live in file-scope
  * statics.
  *
  * It deliberately adds no behaviour of its own: everything it starts is
@@ -141,20 +141,12 @@ void srv_audit_record(const kmip_summary_t *sum, const kmip_peer_t *peer)
         kms_log(KMS_LOG_ERROR, "audit", "could not queue an audit record");
 }
 
-/* keys/' health monitor, after every probe: the listeners follow the HSM
- * (closed while it is down, so that clients fail over). Each loop not yet
- * in the wanted state is woken and applies it on its own thread. */
-static void health_cb(void *arg, bool down)
+/* keys/' health monitor, after every probe: readiness (HSM, store,
+ * replication) is evaluated again and the listeners follow it (ready.c). */
+static void health_cb(void *arg, const keys_health_t *h)
 {
-    srv_t *srv = arg;
-    atomic_store(&srv->listen_paused, down);
-    if (atomic_load(&srv->stopping) || !srv->loops)
-        return;
-    for (unsigned i = 0; i < srv->n_loops; i++) {
-        srv_loop_t *l = &srv->loops[i];
-        if (l->started && atomic_load(&l->paused) != down)
-            uv_async_send(&l->wake);
-    }
+    (void)h; /* ready.c reads the same state through keys_hsm_down/keys_store_down */
+    srv_ready_update(arg);
 }
 
 int srv_keys_start(srv_t *srv)

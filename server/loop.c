@@ -10,6 +10,8 @@
  * Shutdown: the main thread wakes every loop (uv_async_send); a loop closes
  * its listeners, closes idle connections, lets busy ones finish their
  * request, and force-closes whatever is left after limits.shutdown_timeout.
+ * Readiness (ready.c) wakes them the same way: a loop pauses (listen
+ * sockets shut, connections closed once answered) or resumes listening.
  * uv_run() returns when the last handle is closed. It deliberately does no
  * TLS or KMIP work itself (conn.c).
  */
@@ -59,7 +61,7 @@ static void on_drain_timer(uv_timer_t *t)
     kms_log(KMS_LOG_WARN, SRV_LOG, "loop %u: shutdown timeout, closing %zu connections",
             l->index, l->n_conns);
     for (srv_conn_t *c = l->conns; c; c = c->next)
-        srv_conn_drain(c, true);
+        srv_conn_drain(c, true, "shutdown timeout");
     if (!uv_is_closing((uv_handle_t *)t))
         uv_close((uv_handle_t *)t, NULL);
 }
@@ -69,6 +71,16 @@ static void on_listener_closed(uv_handle_t *h)
     srv_loop_t *l = h->data;
     l->n_closing--;
 }
+
+/* A listener handle that was opened (a loop that started paused never
+ * initialised its handles) and is not closing. */
+static bool listener_open(uv_tcp_t *t)
+{
+    return t->type == UV_TCP && !uv_is_closing((uv_handle_t *)t);
+}
+
+/* Why a paused loop closes its connections (the log of each names it). */
+#define SRV_NOT_SERVING "this node is not serving keys now"
 
 void srv_loop_apply_pause(srv_loop_t *l)
 {
@@ -80,7 +92,7 @@ void srv_loop_apply_pause(srv_loop_t *l)
         for (size_t i = 0; i < l->n_listeners; i++) {
             uv_tcp_t *t = &l->listeners[i];
             uv_os_fd_t fd = -1;
-            if (uv_is_closing((uv_handle_t *)t))
+            if (!listener_open(t))
                 continue;
             /* Keep the bound socket (a dup survives uv_close); shutdown()
              * takes it out of LISTEN, so new connections are refused. */
@@ -95,6 +107,10 @@ void srv_loop_apply_pause(srv_loop_t *l)
             uv_close((uv_handle_t *)t, on_listener_closed);
         }
         atomic_store(&l->paused, true);
+        /* Connections already open would keep a client here; close them
+         * once their request in flight is answered, so it fails over. */
+        for (srv_conn_t *c = l->conns; c; c = c->next)
+            srv_conn_drain(c, false, SRV_NOT_SERVING);
         return;
     }
     if (l->n_closing)
@@ -142,11 +158,11 @@ static void on_wake(uv_async_t *a)
     }
     l->stopping = true;
     for (size_t i = 0; i < l->n_listeners; i++)
-        if (!uv_is_closing((uv_handle_t *)&l->listeners[i]))
+        if (listener_open(&l->listeners[i]))
             uv_close((uv_handle_t *)&l->listeners[i], NULL);
     uv_close((uv_handle_t *)&l->wake, NULL);
     for (srv_conn_t *c = l->conns; c; c = c->next)
-        srv_conn_drain(c, false);
+        srv_conn_drain(c, false, "server shutting down");
     if (l->n_conns == 0)
         srv_loop_conns_gone(l);
     else
@@ -166,7 +182,11 @@ static void loop_thread(void *arg)
 {
     srv_loop_t *l = arg;
     srv_t *srv = l->srv;
-    for (size_t i = 0; i < l->n_listeners; i++) {
+    /* Not ready at start (ready.c decided before the loops started): the
+     * sockets stay bound but not listening until the node can serve. */
+    if (atomic_load(&srv->listen_paused))
+        atomic_store(&l->paused, true);
+    for (size_t i = 0; i < l->n_listeners && !atomic_load(&l->paused); i++) {
         uv_tcp_t *t = &l->listeners[i];
         int r = uv_tcp_init(&l->loop, t);
         if (r == 0) {

@@ -172,15 +172,21 @@ static int run(const char *path)
     /* 10. drop root (files and ports are open) */
     if ((rc = srv_drop_privileges(&srv)) != 0)
         goto fail;
-    /* 11. signals first (a failing loop raises SIGTERM), then the loops */
+    /* 11. signals first (a failing loop raises SIGTERM), then the loops,
+     * listening only if this node can serve keys now (server/ready.c: a
+     * node still catching up keeps its KMIP listener closed) */
     srv_set_threadpool(&srv);
+    unsigned unready = srv_ready_update(&srv);
     if ((rc = srv_signals_init(&srv)) != 0 || (rc = srv_loops_start(&srv)) != 0)
         goto fail;
-    /* HSM health monitor, key rotation, resumed re-encryption (keys/, wired
-     * by server/hooks.c) */
+    /* Health monitor (HSM, store; readiness after every probe), key
+     * rotation, resumed re-encryption (keys/, wired by server/hooks.c) */
     if ((rc = srv_keys_start(&srv)) != 0)
         goto fail;
-    kms_log(KMS_LOG_INFO, SRV_LOG, "ready");
+    if (unready)
+        kms_log(KMS_LOG_INFO, SRV_LOG, "started; the KMIP listener opens once ready");
+    else
+        kms_log(KMS_LOG_INFO, SRV_LOG, "ready");
     /* 12. until SIGTERM / SIGINT (SIGHUP reloads TLS and log level) */
     srv_signals_run(&srv);
     /* 13. graceful shutdown */

@@ -1,10 +1,11 @@
 /*
  * server/server_int.h: private contract between the files of kmsd's core
- * (main.c, startup.c, tls.c, listen.c, loop.c, conn.c, timer.c, signals.c).
+ * (main.c, startup.c, tls.c, listen.c, loop.c, conn.c, timer.c, signals.c,
+ * ready.c).
  *
  * One srv_t holds the whole running server: the modules it opened (hsm,
- * store, keyring, kmip), the TLS context that new connections use, the
- * listen sockets and the event loops. It deliberately holds no KMIP
+ * store, keyring, kmip, replication), the TLS context that new connections
+ * use, the listen sockets and the event loops. It deliberately holds no KMIP
  * knowledge: a connection hands complete request bytes to kmip/, which
  * decodes them into a request value; the connection then walks that value
  * through kmip's steps (on its loop thread, or on a worker for requests
@@ -84,9 +85,10 @@ struct srv_loop {
     size_t n_conns;
     bool stopping;
     bool started, joined;     /* thread created / joined (main thread only) */
-    /* Listener pause while the HSM is down (server/keys_health.c): the loop
-     * applies srv->listen_paused when woken while not stopping. */
-    atomic_bool paused;       /* applied state, read by the monitor */
+    /* Listeners closed while the node cannot serve keys (server/ready.c):
+     * the loop applies srv->listen_paused when woken while not stopping,
+     * and closes its idle connections when it pauses. */
+    atomic_bool paused;       /* applied state, read by ready.c */
     unsigned n_closing;       /* paused listeners whose close callback is pending */
     uint8_t readbuf[65536];   /* shared by all connections of the loop: a read
                                  is fed to OpenSSL before the next one starts */
@@ -111,7 +113,10 @@ int srv_loops_start(srv_t *srv);
 void srv_loops_stop(srv_t *srv);
 /* Loop thread (on its wake handle, not stopping): make the listeners match
  * srv->listen_paused. Pausing shuts the listen sockets down (connect is
- * refused) but keeps them bound, so resuming needs no privilege. */
+ * refused) but keeps them bound, so resuming needs no privilege, and
+ * closes the loop's connections once their request in flight, if any, is
+ * answered (srv_conn_drain). A loop that starts paused never listens
+ * until resumed. */
 void srv_loop_apply_pause(srv_loop_t *l);
 /* Join the loop threads; false when they did not finish by `deadline_ms`
  * (kms_mono_ns based, in ms). */
@@ -160,6 +165,7 @@ struct srv_conn {
     enum srv_timer_kind timer_kind;
     unsigned refs;            /* open handles + the request on a worker */
     bool reading, handshake_done, tls_failed, draining, handles_closing, timer_init;
+    const char *drain_why;    /* draining: the close reason once idle (static text) */
 
     SSL *ssl;
     BIO *rbio, *wbio;         /* network -> OpenSSL, OpenSSL -> network */
@@ -177,8 +183,12 @@ struct srv_conn {
     kms_buf_t resp;           /* its encoded answer */
     int rc;                   /* 0; KMS_ERR_PROTO: answer, then close; else close */
     uint64_t t0_ns;
-    srv_conn_t *commit_next;  /* loop->commit_head queue (its write is committing) */
+    srv_conn_t *commit_next;  /* loop->commit_head queue (its write is committing, or
+                                 its answer waits for peer acknowledgements) */
     int commit_result;
+    bool acks_wait;           /* in the queue for its sync acks, not its commit */
+    bool acks_encode;         /* executed on a worker, not encoded: wait first */
+    int acks_result;          /* repl_wait's verdict */
 
     char addr[64];            /* "127.0.0.1:53422" */
     char fp[65];              /* client certificate SHA-256, "" if none */
@@ -191,9 +201,10 @@ void srv_conn_close(srv_conn_t *c, const char *reason);
 void srv_conn_close_now(srv_conn_t *c);
 /* libuv connection callback of a listener (loop thread). */
 void srv_conn_accept(uv_stream_t *server, int status);
-/* Shutdown on the loop thread: idle connections close now, busy ones after
- * their response; `force` closes everything that has no request running. */
-void srv_conn_drain(srv_conn_t *c, bool force);
+/* Shutdown, or the node stopped serving (loop thread): idle connections
+ * close now, busy ones after their response, each with the reason `why`
+ * (static text); `force` closes everything that has no request running. */
+void srv_conn_drain(srv_conn_t *c, bool force, const char *why);
 
 /* ---------------------------------------------------------------- timers */
 /* Arm the connection's single timer for `kind`; re-arms only when the kind
@@ -244,9 +255,32 @@ struct srv {
     atomic_uint_fast64_t n_requests; /* KMIP requests handled since start (status) */
     atomic_uint n_loops_running;
     atomic_bool stopping;
-    /* Set from keys/' health callback while the HSM is down (admin_setup.c). */
-    atomic_bool listen_paused; /* loops stop accepting (listen sockets shut) */
+    /* Readiness (ready.c): while the node cannot serve keys the loops stop
+     * accepting (listen sockets shut) and close their connections. */
+    atomic_bool listen_paused;
+    atomic_uint unready;      /* SRV_UNREADY_* bits of the last evaluation */
 };
+
+/* ------------------------------------------------------------ readiness */
+/* Why this node does not serve keys now (0 = it does). */
+enum srv_unready {
+    SRV_UNREADY_HSM = 1u << 0,    /* the master key cannot be reached (keys_hsm_down) */
+    SRV_UNREADY_STORE = 1u << 1,  /* the database cannot be read (keys_store_down) */
+    SRV_UNREADY_REPL = 1u << 2,   /* replication still catching up (repl_ready) */
+};
+/*
+ * Evaluate readiness (HSM, store, replication) and make the KMIP listeners
+ * follow it: on a change, log one line and wake each loop whose listeners
+ * are not yet in the wanted state (srv_loop_apply_pause). Called after
+ * every health probe (keys/' monitor thread, every 250 ms) and once by
+ * main before the loops start, so that a node that is not ready never
+ * opens its listener. Any thread; serialised inside. Returns the bits.
+ */
+unsigned srv_ready_update(srv_t *srv);
+/* The bits of the last evaluation and, when why is not NULL, their text
+ * ("HSM unavailable, replication catching up"; "" when ready): for
+ * /readyz and status. Any thread. */
+unsigned srv_ready_state(srv_t *srv, char *why, size_t whylen);
 
 /* ------------------------------------------------------- audit, admin */
 /*
@@ -270,8 +304,9 @@ void srv_repl_stop(srv_t *srv);
  * No-op when no audit log is configured. */
 void srv_audit_record(const kmip_summary_t *sum, const kmip_peer_t *peer);
 
-/* The HSM health monitor (keys/) and the loops: start the key lifecycle
- * with the listeners following the HSM's state (admin_setup.c). */
+/* The health monitor (keys/) and the loops: start the key lifecycle with
+ * the listeners following the node's readiness after every probe
+ * (hooks.c, ready.c). */
 int srv_keys_start(srv_t *srv);
 
 #endif /* KMS_SERVER_INT_H */
