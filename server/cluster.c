@@ -4,10 +4,9 @@
  * the store (node id, the cluster id `kmsctl init` / `cluster join`
  * recorded), started after the store and the keyring are open and before
  * the admin socket (whose cluster commands use it), stopped after the
- * loops and before the store closes.
- *
- * It deliberately does not gate the KMIP listener on replication's
- * readiness or wait for peer acknowledgements in the request path.
+ * loops and before the store closes. server/ready.c gates the KMIP
+ * listener on repl_ready, and server/conn.c waits for peer
+ * acknowledgements (repl_wait) when replication.sync_acks is set.
  */
 #include <stdio.h>
 #include <string.h>
