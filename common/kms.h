@@ -232,14 +232,41 @@ int kms_hex_decode(const char *s, size_t slen, uint8_t **out, size_t *len_out);
 /* ------------------------------------------------------------------- log */
 enum kms_log_level { KMS_LOG_ERROR = 0, KMS_LOG_WARN, KMS_LOG_INFO, KMS_LOG_DEBUG };
 
+/* log.format: text lines for people, or one JSON object per line for a
+ * log pipeline (stable members: ts, level, component, msg, plus the
+ * fields of kms_log_fields). */
+enum kms_log_format { KMS_LOG_TEXT = 0, KMS_LOG_JSON = 1 };
+
 void kms_log_set_level(enum kms_log_level lvl);
 enum kms_log_level kms_log_get_level(void);
+void kms_log_set_format(enum kms_log_format f);
+enum kms_log_format kms_log_get_format(void);
 /* "error" | "warn" | "info" | "debug" -> level; -1 when unknown. */
 int kms_log_level_parse(const char *s);
-/* One line to stderr: "2026-11-22T07:40:00.123Z LEVEL component: message". Thread-safe. */
+/*
+ * One record to stderr, written with one write(2). Text:
+ *   "2026-11-22T07:40:00.123Z LEVEL component: message"
+ * JSON:
+ *   {"ts":"2026-11-22T07:40:00.123Z","level":"info","component":"kmsd","msg":"message"}
+ * Thread-safe.
+ */
 void kms_log(enum kms_log_level lvl, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void kms_vlog(enum kms_log_level lvl, const char *component, const char *fmt, va_list ap);
+
+/* A named value of a structured record: text when `str` is non-NULL,
+ * else the integer `num`. */
+typedef struct kms_log_field {
+    const char *key;
+    const char *str;
+    int64_t num;
+} kms_log_field_t;
+/* kms_log with fields: the JSON format adds each as a member after "msg"
+ * (keys must be plain names that are not ts/level/component/msg); the
+ * text format prints the message only, which should already say what the
+ * fields hold. */
+void kms_log_fields(enum kms_log_level lvl, const char *component, const kms_log_field_t *fields,
+                    size_t n_fields, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 #define KMS_LOG_ENABLED(lvl) ((int)(lvl) <= (int)kms_log_get_level())
 
