@@ -304,6 +304,7 @@ static audit_item_t *write_batch(audit_t *au, audit_item_t *items)
                     failed = buf_first;
                     break;
                 }
+                audit_export_lines(au->exp, (const char *)out.data, start);
                 kms_buf_consume(&out, start);
                 start = 0;
             }
@@ -329,9 +330,14 @@ static audit_item_t *write_batch(audit_t *au, audit_item_t *items)
         au->seq = seq0;
         au->written = written0;
         memcpy(au->last_hash, hash0, sizeof(hash0));
-    } else if (au->do_fsync && fsync(au->fd) != 0) {
-        kms_log(KMS_LOG_ERROR, AUDIT_COMPONENT, "fsync %s: %s", au->path, strerror(errno));
-        au->errors++;
+    } else {
+        if (au->do_fsync && fsync(au->fd) != 0) {
+            kms_log(KMS_LOG_ERROR, AUDIT_COMPONENT, "fsync %s: %s", au->path, strerror(errno));
+            au->errors++;
+        }
+        /* Copies leave only once the lines are in the file: a batch that
+         * is retried is never exported twice. */
+        audit_export_lines(au->exp, (const char *)out.data, out.len);
     }
     kms_buf_dispose(&out);
     return failed;
@@ -382,6 +388,7 @@ static void *writer_main(void *arg)
 
         pthread_mutex_lock(&au->mu);
         au->done_total += n;
+        au->failing = rest != NULL;
         if (rest) {
             /* Put the unwritten records back in front, then wait a second
              * (or until stop) before retrying: a full disk must not spin. */
@@ -440,6 +447,9 @@ int audit_open(const audit_options_t *opt, audit_t **out)
     pthread_mutex_init(&au->mu, NULL);
     pthread_cond_init(&au->cv_work, NULL);
     pthread_cond_init(&au->cv_space, NULL);
+    rc = audit_export_new(opt, &au->exp);
+    if (rc)
+        goto fail;
     rc = open_current(au);
     if (rc)
         goto fail;
@@ -485,6 +495,7 @@ void audit_close(audit_t *au)
             (void)fsync(au->fd);
         close(au->fd);
     }
+    audit_export_free(au->exp);
     free(au->path);
     free(au);
 }
@@ -581,4 +592,18 @@ int audit_get_status(audit_t *au, audit_status_t *out)
     out->errors = au->errors;
     pthread_mutex_unlock(&au->mu);
     return rc;
+}
+
+void audit_get_counters(audit_t *au, audit_counters_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!au)
+        return;
+    pthread_mutex_lock(&au->mu);
+    out->queued = au->enqueued_total - au->done_total;
+    out->written = au->written;
+    out->errors = au->errors;
+    out->failing = au->failing;
+    pthread_mutex_unlock(&au->mu);
+    audit_export_counters(au->exp, out);
 }

@@ -6,6 +6,11 @@
  * size. The on-disk line format and the chain are described in audit.c;
  * kmsctl's verifier reads them independently of this code.
  *
+ * Each written record can also be copied, byte for byte as it was chained,
+ * to syslog (RFC 5424, local socket, UDP or TCP) and to a JSON-lines file
+ * or FIFO that a SIEM reads (audit/export.c). Copies never hold up the
+ * log: an exporter that cannot take a record drops it and counts it.
+ *
  * It deliberately knows nothing about KMIP or the admin protocol: callers
  * (server/, admin/) turn what happened into an audit_rec_t. It never holds
  * key material or passwords (the record has no field for them).
@@ -26,6 +31,12 @@ typedef struct audit_options {
     size_t rotate_size;          /* rotate before a line would make the file larger (0 = never) */
     bool fsync;                  /* fsync after each written batch */
     size_t max_queue;            /* records waiting for the writer (default 65536) */
+    /* Exporters (NULL or "" = off). syslog: "local" (/dev/log),
+     * "unix:/PATH" (datagram socket), "udp:HOST:PORT" (RFC 5426, one
+     * datagram per record) or "tcp:HOST:PORT" (RFC 6587 octet counting). */
+    const char *syslog;
+    int syslog_facility;         /* RFC 5424 facility code; 0 = 10 (authpriv) */
+    const char *json_lines;      /* file or FIFO: one record per line, appended */
 } audit_options_t;
 
 /* The all-zero hash the very first line chains to. */
@@ -75,5 +86,18 @@ typedef struct audit_status {
     uint64_t errors;             /* failed writes (the writer keeps and retries the records) */
 } audit_status_t;
 int audit_get_status(audit_t *au, audit_status_t *out);
+
+/* What the writer is doing, read without waiting for any I/O (metrics,
+ * readiness). */
+typedef struct audit_counters {
+    uint64_t queued;             /* records waiting for the writer */
+    uint64_t written;            /* records written since open */
+    uint64_t errors;             /* failed writes since open */
+    bool failing;                /* the last write failed: records wait for a retry */
+    uint64_t syslog_sent, syslog_dropped; /* exporter copies sent / dropped */
+    uint64_t json_sent, json_dropped;
+} audit_counters_t;
+/* Any thread; au NULL gives zeros. */
+void audit_get_counters(audit_t *au, audit_counters_t *out);
 
 #endif /* KMS_AUDIT_H */

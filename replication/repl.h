@@ -372,6 +372,17 @@ unsigned repl_sync_acks(const repl_t *r);
 typedef void (*repl_wait_cb)(int result, void *arg);
 int repl_wait(repl_t *r, int64_t seq, repl_wait_cb cb, void *arg);
 
+/* Sync-ack waits since repl_start (for the server's metrics): requests
+ * that waited (repl_wait calls), and the waits that timed out, answered
+ * as failures (on_sync_timeout fail) or as successes (degrade). */
+typedef struct repl_sync_stats {
+    uint64_t waits;
+    uint64_t failed;
+    uint64_t degraded;
+} repl_sync_stats_t;
+/* Any thread; zeros when r is NULL. */
+void repl_sync_stats(repl_t *r, repl_sync_stats_t *out);
+
 /* One peer as the operator sees it (`kmsctl cluster status`). */
 typedef struct repl_peer_status {
     char node_id[64];            /* "" while a configured address has not answered yet */

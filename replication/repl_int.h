@@ -299,7 +299,7 @@ struct repl {
     pthread_mutex_t wq_mu;       /* guards wq_new */
     repl_waiter_t *wq_new;       /* queued by repl_wait (any thread) */
     repl_waiter_t *waiters;      /* loop thread */
-    atomic_uint_fast64_t sync_failed, sync_degraded;
+    atomic_uint_fast64_t sync_waits, sync_failed, sync_degraded;
     uint64_t degrade_logged_ms;
     char removed_fp[64][65];     /* certificate fingerprints of removed nodes */
     size_t n_removed_fp;

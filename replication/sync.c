@@ -172,6 +172,7 @@ int repl_wait(repl_t *r, int64_t seq, repl_wait_cb cb, void *arg)
     w->deadline_ms = repl_mono_ms() + (r->opt.sync_timeout_ms ? r->opt.sync_timeout_ms : 2000);
     w->cb = cb;
     w->arg = arg;
+    atomic_fetch_add(&r->sync_waits, 1);
     pthread_mutex_lock(&r->wq_mu);
     w->next = r->wq_new;
     r->wq_new = w;
@@ -183,6 +184,16 @@ int repl_wait(repl_t *r, int64_t seq, repl_wait_cb cb, void *arg)
 unsigned repl_sync_acks(const repl_t *r)
 {
     return r ? r->opt.sync_acks : 0;
+}
+
+void repl_sync_stats(repl_t *r, repl_sync_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!r)
+        return;
+    out->waits = atomic_load(&r->sync_waits);
+    out->failed = atomic_load(&r->sync_failed);
+    out->degraded = atomic_load(&r->sync_degraded);
 }
 
 void repl_set_node_state(repl_t *r, repl_node_t *n, const char *state)

@@ -42,6 +42,7 @@ static const char *const rsql[RS__COUNT] = {
                     " WHERE name = 'change_log'), 0)",
     [RS_SCAN] = "SELECT id, dsk_id FROM objects WHERE id > ?1 ORDER BY id LIMIT ?2",
     [RS_COUNT] = "SELECT count(*) FROM objects",
+    [RS_COUNT_KINDS] = "SELECT object_type, state, count(*) FROM objects GROUP BY object_type, state",
     [RS_TENANT_EXISTS] = "SELECT 1 FROM tenants WHERE name = ?1",
     [RS_TENANT_LIST] = "SELECT name FROM tenants ORDER BY name",
     [RS_CLIENT_BY_NAME] = "SELECT " CLIENT_COLS " FROM clients WHERE name = ?1",
@@ -445,6 +446,23 @@ int store_scan(store_reader_t *r, const char *after_id, size_t limit, store_scan
     }
     if (rc != SQLITE_DONE)
         err = store_sqlerr(r->db, rc, "scan");
+    sqlite3_reset(st);
+    return err;
+}
+
+int store_count_by_type_state(store_reader_t *r, store_count_cb cb, void *arg)
+{
+    sqlite3_stmt *st;
+    if (!r || !cb)
+        return KMS_ERR_INVAL;
+    int err = store_rstmt(r, RS_COUNT_KINDS, &st);
+    if (err)
+        return err;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        cb((uint32_t)sqlite3_column_int64(st, 0), (uint32_t)sqlite3_column_int64(st, 1),
+           sqlite3_column_int64(st, 2), arg);
+    err = rc == SQLITE_DONE ? 0 : store_sqlerr(r->db, rc, "count by type and state");
     sqlite3_reset(st);
     return err;
 }

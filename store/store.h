@@ -268,6 +268,12 @@ int64_t store_last_seq(store_reader_t *r);
 typedef int (*store_scan_cb)(const char *id, uint32_t dsk_id, void *arg);
 int store_scan(store_reader_t *r, const char *after_id, size_t limit, store_scan_cb cb, void *arg);
 int64_t store_count_objects(store_reader_t *r);
+/* Objects per (object type, state): one grouped query over an index that
+ * holds both columns (no table rows read), cb once per pair. Costs a pass
+ * over that index: for periodic figures (metrics), not per request.
+ * 0 or a KMS_ERR_*. */
+typedef void (*store_count_cb)(uint32_t object_type, uint32_t state, int64_t n, void *arg);
+int store_count_by_type_state(store_reader_t *r, store_count_cb cb, void *arg);
 
 /* ------------------------------------------------------ tenants, clients */
 typedef struct store_client {
