@@ -28,7 +28,8 @@ endif
 
 PKGS     := openssl sqlite3 libuv yaml-0.1 libargon2 jansson expat
 DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
-DEP_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -ldl -lpthread -lm
+# libhttp-parser (the HTTPS listener) ships no .pc file in Debian 12.
+DEP_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lhttp_parser -ldl -lpthread -lm
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 CPPFLAGS += $(DEP_CFLAGS)
 
@@ -149,6 +150,12 @@ $(FUZZ_BUILD)/fuzz_repl_frame: tests/fuzz/fuzz_repl_frame.c $(FUZZ_LIBSRC) $(FUZ
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^
+# The HTTPS listener's request reader (server/http_parse.c) is pure: common
+# and libhttp-parser.
+$(FUZZ_BUILD)/fuzz_http: tests/fuzz/fuzz_http.c $(FUZZ_LIBSRC) server/http_parse.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ -lhttp_parser
 $(FUZZ_BUILD)/fuzz_ttlv_json $(FUZZ_BUILD)/fuzz_ttlv_xml: $(FUZZ_BUILD)/%: tests/fuzz/%.c \
 		$(FUZZ_LIBSRC) $(TTLV_FORM_SRC)
 	@mkdir -p $(dir $@)

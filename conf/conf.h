@@ -118,13 +118,29 @@ typedef struct conf {
 
     struct conf_log {
         enum kms_log_level level; /* log.level: error | warn | info | debug (default info) */
+        enum kms_log_format format; /* log.format: text | json (default text) */
     } log;
 
     struct conf_audit {
         const char *path;        /* audit.path: "" = off (default /var/lib/kmsd/audit.log) */
         size_t rotate_size;      /* audit.rotate_size (default 100 MiB) */
         bool fsync;              /* audit.fsync: fsync each record (default true) */
+        const char *syslog;      /* audit.syslog: copy of every record to syslog (RFC 5424):
+                                    "" = off, "local" (/dev/log), "unix:PATH",
+                                    "udp:HOST:PORT", "tcp:HOST:PORT" */
+        int syslog_facility;     /* audit.syslog_facility: auth | authpriv | local0..local7
+                                    (default authpriv = 10) */
+        const char *json_lines;  /* audit.json_lines: copy of every record as one JSON object
+                                    per line to this file or FIFO (a SIEM's input); "" = off */
     } audit;
+
+    struct conf_http {
+        const char *const *listen; /* http.listen: HTTPS listener (metrics, health, KMIP over
+                                      HTTPS); empty = off (default) */
+        size_t n_listen;
+        size_t max_header;       /* http.max_header: request line + headers (default 8 KiB) */
+        size_t max_body;         /* http.max_body: one request body (default 4 MiB) */
+    } http;
 
     struct conf_replication {
         const char *listen;      /* replication.listen: "ADDR:PORT", "" = replication off */
@@ -162,8 +178,8 @@ void conf_defaults(conf_t *c);
 /*
  * Load the YAML file `path` over the defaults into a new conf_t (*out),
  * then apply the environment overrides KMSD_LISTEN (comma-separated
- * ADDR:PORT list, replaces `listen`) and KMSD_LOG_LEVEL (`log.level`) when
- * they are set and not empty; a bad value is an error naming the variable
+ * ADDR:PORT list, replaces `listen`), KMSD_LOG_LEVEL (`log.level`) and
+ * KMSD_LOG_FORMAT (`log.format`) when they are set and not empty; a bad value is an error naming the variable
  * ("$KMSD_LISTEN: listen: ...", no offset).
  * On error returns KMS_ERR_CONFIG (bad content), KMS_ERR_IO (cannot read) or
  * KMS_ERR_NOMEM, leaves *out NULL and records one line in err (NULL ok):

@@ -76,10 +76,19 @@ void conf_defaults(conf_t *c)
     c->admin.group = "";
 
     c->log.level = KMS_LOG_INFO;
+    c->log.format = KMS_LOG_TEXT;
 
     c->audit.path = "/var/lib/kmsd/audit.log";
     c->audit.rotate_size = (size_t)100 << 20;
     c->audit.fsync = true;
+    c->audit.syslog = "";
+    c->audit.syslog_facility = 10; /* authpriv */
+    c->audit.json_lines = "";
+
+    c->http.listen = NULL;
+    c->http.n_listen = 0;
+    c->http.max_header = 8u << 10;
+    c->http.max_body = 4u << 20;
 
     c->replication.listen = "";
     c->replication.peers = NULL;

@@ -7,7 +7,7 @@
  * against conf_schema. Every error names FILE:LINE:COL and the dotted key.
  *
  * conf_load() (a file) then applies the few environment overrides in
- * env_overrides[] (KMSD_LISTEN, KMSD_LOG_LEVEL: what a container sets per
+ * env_overrides[] (KMSD_LISTEN, KMSD_LOG_LEVEL, KMSD_LOG_FORMAT: what a container sets per
  * run), with the same checks; conf_load_buffer() never reads the
  * environment, so a buffer means the same thing to every caller.
  *
@@ -479,6 +479,7 @@ static const struct {
 } env_overrides[] = {
     {"KMSD_LISTEN", NULL, "listen"},
     {"KMSD_LOG_LEVEL", "log", "level"},
+    {"KMSD_LOG_FORMAT", "log", "format"},
 };
 
 static const conf_field_t *schema_field(const char *sect, const char *key)

@@ -15,6 +15,7 @@ _Static_assert(sizeof(enum conf_client_auth) == sizeof(int), "enum fields are in
 _Static_assert(sizeof(enum conf_hsm_provider) == sizeof(int), "enum fields are int-sized");
 _Static_assert(sizeof(enum conf_sync_timeout) == sizeof(int), "enum fields are int-sized");
 _Static_assert(sizeof(enum kms_log_level) == sizeof(int), "enum fields are int-sized");
+_Static_assert(sizeof(enum kms_log_format) == sizeof(int), "enum fields are int-sized");
 
 #define OFF(f) offsetof(conf_t, f)
 #define KiB (1024LL)
@@ -85,6 +86,28 @@ static const conf_enum_t e_provider[] = {
 static const conf_enum_t e_level[] = {{"error", KMS_LOG_ERROR}, {"warn", KMS_LOG_WARN},
                                       {"info", KMS_LOG_INFO},   {"debug", KMS_LOG_DEBUG},
                                       {NULL, 0}};
+static const conf_enum_t e_log_format[] = {{"text", KMS_LOG_TEXT}, {"json", KMS_LOG_JSON}, {NULL, 0}};
+/* audit.syslog_facility: RFC 5424 facility codes an audit trail belongs to. */
+static const conf_enum_t e_facility[] = {
+    {"auth", 4},     {"authpriv", 10}, {"local0", 16}, {"local1", 17}, {"local2", 18},
+    {"local3", 19},  {"local4", 20},   {"local5", 21}, {"local6", 22}, {"local7", 23},
+    {NULL, 0}};
+
+/* audit.syslog: "", "local", "unix:/PATH", "udp:HOST:PORT" or "tcp:HOST:PORT". */
+static int check_syslog_target(const char *v, char *why, size_t n)
+{
+    char host[256];
+    if (v[0] == '\0' || strcmp(v, "local") == 0)
+        return 0;
+    if (strncmp(v, "unix:", 5) == 0 && v[5] == '/' && strlen(v + 5) < 108)
+        return 0;
+    if ((strncmp(v, "udp:", 4) == 0 || strncmp(v, "tcp:", 4) == 0) &&
+        conf_parse_hostport(v + 4, host, sizeof(host), NULL) == 0)
+        return 0;
+    snprintf(why, n, "expected \"local\", \"unix:/PATH\", \"udp:HOST:PORT\" or \"tcp:HOST:PORT\"");
+    return KMS_ERR_CONFIG;
+}
+
 /* replication.mode: "async" was the only mode that ever ran; it is what
  * sync_acks 0 does. */
 static const conf_enum_t e_repl_mode[] = {{"async", 0}, {NULL, 0}};
@@ -149,6 +172,7 @@ static const conf_field_t s_admin[] = {
 
 static const conf_field_t s_log[] = {
     {.key = "level", .type = CONF_T_ENUM, .off = OFF(log.level), .enums = e_level},
+    {.key = "format", .type = CONF_T_ENUM, .off = OFF(log.format), .enums = e_log_format},
     {.key = NULL},
 };
 
@@ -156,6 +180,16 @@ static const conf_field_t s_audit[] = {
     {.key = "path", .type = CONF_T_PATH, .off = OFF(audit.path)},
     {.key = "rotate_size", .type = CONF_T_SIZE, .off = OFF(audit.rotate_size), .min = 1 * MiB, .max = 1024 * GiB, .zero_ok = 1},
     {.key = "fsync", .type = CONF_T_BOOL, .off = OFF(audit.fsync)},
+    {.key = "syslog", .type = CONF_T_STR, .off = OFF(audit.syslog), .check = check_syslog_target},
+    {.key = "syslog_facility", .type = CONF_T_ENUM, .off = OFF(audit.syslog_facility), .enums = e_facility},
+    {.key = "json_lines", .type = CONF_T_PATH, .off = OFF(audit.json_lines)},
+    {.key = NULL},
+};
+
+static const conf_field_t s_http[] = {
+    {.key = "listen", .type = CONF_T_HOSTLIST, .off = OFF(http.listen), .off2 = OFF(http.n_listen), .min_items = 0, .max_items = 16},
+    {.key = "max_header", .type = CONF_T_SIZE, .off = OFF(http.max_header), .min = 1 * KiB, .max = 1 * MiB},
+    {.key = "max_body", .type = CONF_T_SIZE, .off = OFF(http.max_body), .min = 1 * KiB, .max = 1 * GiB},
     {.key = NULL},
 };
 
@@ -190,6 +224,7 @@ const conf_field_t conf_schema[] = {
     {.key = "admin", .type = CONF_T_SECTION, .sub = s_admin},
     {.key = "log", .type = CONF_T_SECTION, .sub = s_log},
     {.key = "audit", .type = CONF_T_SECTION, .sub = s_audit},
+    {.key = "http", .type = CONF_T_SECTION, .sub = s_http},
     {.key = "replication", .type = CONF_T_SECTION, .sub = s_replication},
     {.key = NULL},
 };

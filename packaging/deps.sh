@@ -9,9 +9,9 @@ set -euo pipefail
 PKGS=(
   build-essential pkg-config
   libssl-dev libsqlite3-dev libuv1-dev libyaml-dev libargon2-dev libcmocka-dev
-  libjansson-dev libexpat1-dev
+  libjansson-dev libexpat1-dev libhttp-parser-dev
   openssl sqlite3 softhsm2 opensc
-  python3 python3-pytest python3-pykmip
+  python3 python3-pytest python3-pykmip python3-prometheus-client curl
   clang libclang-rt-14-dev
   lintian python3-seccomp
 )

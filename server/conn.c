@@ -63,6 +63,7 @@ typedef struct srv_wreq {
 
 static void conn_pump(srv_conn_t *c);
 static void conn_settle(srv_conn_t *c);
+static bool conn_partial(const srv_conn_t *c);
 
 /* ------------------------------------------------------------- lifetime */
 static void conn_unref(srv_conn_t *c)
@@ -77,10 +78,13 @@ static void conn_unref(srv_conn_t *c)
         l->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    if (c->id)
+    if (c->id) {
         l->n_conns--;
+        srv_metrics_conn(l, c->http != NULL, SRV_M_CLOSED);
+    }
     atomic_fetch_sub(&srv->n_conns, 1);
     kmip_request_free(c->req); /* NULL: nothing can be in flight here */
+    srv_http_free(c->http);
     SSL_free(c->ssl); /* frees both BIOs */
     kms_buf_dispose_wipe(&c->in);
     kms_buf_dispose_wipe(&c->resp);
@@ -92,6 +96,11 @@ static void conn_unref(srv_conn_t *c)
 static void on_handle_closed(uv_handle_t *h)
 {
     conn_unref(h->data);
+}
+
+void srv_conn_release(srv_conn_t *c)
+{
+    conn_unref(c);
 }
 
 void srv_conn_close_now(srv_conn_t *c)
@@ -248,6 +257,8 @@ static void conn_tls_fail(srv_conn_t *c, int ssl_err, const char *what)
     }
     ERR_clear_error();
     c->tls_failed = ssl_err == SSL_ERROR_SSL || ssl_err == SSL_ERROR_SYSCALL;
+    if (!c->handshake_done)
+        srv_metrics_tls(c->loop, c->http != NULL, SRV_M_TLS_FAILED);
     snprintf(why, sizeof why, "tls %s failed: %s", what, detail);
     srv_conn_close(c, why);
 }
@@ -330,7 +341,24 @@ static void log_request(const srv_conn_t *c, const kmip_summary_t *s, uint64_t u
     const char *st = ttlv_enum_name(KMIP_TAG_RESULT_STATUS, s->result_status);
     const char *rs = s->result_reason ? ttlv_enum_name(KMIP_TAG_RESULT_REASON, s->result_reason)
                                       : NULL;
-    kms_log(KMS_LOG_INFO, SRV_LOG,
+    if (!KMS_LOG_ENABLED(KMS_LOG_INFO))
+        return;
+    /* The JSON log format carries the request's fields as members; the
+     * text line already says the same. */
+    kms_log_field_t f[] = {
+        {.key = "conn", .num = (int64_t)c->id},
+        {.key = "addr", .str = c->addr},
+        {.key = "transport", .str = c->http ? "https" : "kmip"},
+        {.key = "identity", .str = s->identity},
+        {.key = "tenant", .str = s->tenant},
+        {.key = "op", .str = op ? op : ""},
+        {.key = "batch", .num = (int64_t)s->batch_count},
+        {.key = "status", .str = st ? st : ""},
+        {.key = "reason", .str = rs ? rs : ""},
+        {.key = "object", .str = s->object_id},
+        {.key = "us", .num = (int64_t)us},
+    };
+    kms_log_fields(KMS_LOG_INFO, SRV_LOG, f, KMS_ARRAY_SIZE(f),
             "conn %llu %s id=%s tenant=%s op=%s batch=%zu status=%s reason=%s obj=%s %lluus%s",
             (unsigned long long)c->id, c->addr, s->identity[0] ? s->identity : "-",
             s->tenant[0] ? s->tenant : "-", op ? op : "-", s->batch_count, st ? st : "-",
@@ -350,10 +378,19 @@ static bool conn_write_resp(srv_conn_t *c, int *rc)
         *rc = KMS_ERR_LIMIT;
         return true;
     }
+    return srv_conn_tls_write(c, c->resp.data, c->resp.len);
+}
+
+bool srv_conn_tls_write(srv_conn_t *c, const void *p, size_t n)
+{
+    if (n > INT32_MAX) {
+        srv_conn_close(c, "response too large");
+        return false;
+    }
     ERR_clear_error();
-    int n = SSL_write(c->ssl, c->resp.data, (int)c->resp.len);
-    if (n <= 0) {
-        conn_tls_fail(c, SSL_get_error(c->ssl, n), "write");
+    int w = SSL_write(c->ssl, p, (int)n);
+    if (w <= 0) {
+        conn_tls_fail(c, SSL_get_error(c->ssl, w), "write");
         return false;
     }
     return true;
@@ -377,13 +414,19 @@ static void conn_finish(srv_conn_t *c)
         kmip_peer_t peer = conn_peer(c);
         srv_audit_record(&sum, &peer);
     }
-    log_request(c, &sum, (kms_mono_ns() - c->t0_ns) / 1000);
+    uint64_t ns = kms_mono_ns() - c->t0_ns;
+    srv_metrics_request(c->loop, &sum, c->rc, ns);
+    log_request(c, &sum, ns / 1000);
     int rc = c->rc;
+    if (c->http && c->state != SRV_CONN_CLOSING)
+        srv_http_kmip_answer(c, &rc); /* the HTTP response, in the request's encoding */
     bool written = c->state == SRV_CONN_CLOSING || conn_write_resp(c, &rc);
     /* A Get response carries key material: wipe it, keep the memory for the
      * next request (freed when the connection idles, conn_shrink). */
     kms_wipe(c->resp.data, c->resp.len);
     kms_buf_reset(&c->resp);
+    if (c->http && written && rc == 0 && c->state != SRV_CONN_CLOSING)
+        srv_http_answered(c); /* the next request, or close as asked */
     if (c->state == SRV_CONN_CLOSING) {
         conn_close_continue(c);
         return;
@@ -404,7 +447,7 @@ static void conn_answer(srv_conn_t *c)
 }
 
 /* After an answer that came back asynchronously: send it, read on. */
-static void conn_resume(srv_conn_t *c)
+void srv_conn_resume(srv_conn_t *c)
 {
     if (c->state == SRV_CONN_CLOSING)
         return;
@@ -433,7 +476,7 @@ static void after_work_cb(uv_work_t *w, int status)
         conn_wait_acks(c); /* committed; answered once peers have it */
     } else {
         conn_finish(c);
-        conn_resume(c);
+        srv_conn_resume(c);
     }
     conn_unref(c);
 }
@@ -509,7 +552,7 @@ static void conn_acks_done(srv_conn_t *c, int result)
         kmip_request_unconfirmed(c->req, msg);
     }
     conn_answer(c);
-    conn_resume(c);
+    srv_conn_resume(c);
 }
 
 /* Loop thread, state DISPATCH, after the request's writes committed: ask
@@ -547,6 +590,7 @@ void srv_conn_commits_done(uv_async_t *a)
             c = next;
             continue;
         }
+        srv_metrics_commit(l, kms_mono_ns() - c->commit_t0_ns);
         int rc = kmip_request_commit_done(c->req, c->commit_result);
         if (rc == KMS_ERR_AGAIN && c->state != SRV_CONN_CLOSING) {
             kms_log(KMS_LOG_DEBUG, SRV_LOG, "conn %llu deferred commit conflicted: run again",
@@ -561,7 +605,7 @@ void srv_conn_commits_done(uv_async_t *a)
                 c->rc = KMS_ERR_UNAVAIL; /* closing: not run again */
                 conn_finish(c);
             }
-            conn_resume(c);
+            srv_conn_resume(c);
         }
         conn_unref(c); /* the commit's reference */
         c = next;
@@ -573,7 +617,7 @@ void srv_conn_commits_done(uv_async_t *a)
  * it, else on a worker. true: answered, go on reading; false: it runs on a
  * worker or waits for its commit (state DISPATCH), or the connection
  * closes. */
-static bool conn_dispatch(srv_conn_t *c)
+bool srv_conn_dispatch(srv_conn_t *c)
 {
     srv_t *srv = c->loop->srv;
     kmip_peer_t peer = conn_peer(c);
@@ -601,6 +645,7 @@ static bool conn_dispatch(srv_conn_t *c)
     if (rc == 0 && w) {
         c->state = SRV_CONN_DISPATCH;
         c->refs++; /* released by srv_conn_commits_done */
+        c->commit_t0_ns = kms_mono_ns();
         rc = store_commit_async(srv->store, w, conn_commit_cb, c);
         if (rc == 0)
             return false;
@@ -622,7 +667,8 @@ static bool conn_dispatch(srv_conn_t *c)
 /* ------------------------------------------------------------ reading */
 static bool conn_partial(const srv_conn_t *c)
 {
-    return c->in.len > 0 || BIO_ctrl_pending(c->rbio) > 0 || SSL_has_pending(c->ssl);
+    return c->in.len > 0 || BIO_ctrl_pending(c->rbio) > 0 || SSL_has_pending(c->ssl) ||
+           (c->http && srv_http_partial(c));
 }
 
 static void conn_read_on(srv_conn_t *c, bool on);
@@ -704,6 +750,8 @@ static void handshake_done(srv_conn_t *c)
     srv_t *srv = c->loop->srv;
     c->handshake_done = true;
     bool has = srv_tls_peer(c->ssl, c->fp, c->cn, sizeof c->cn);
+    srv_metrics_tls(c->loop, c->http != NULL,
+                    SSL_session_reused(c->ssl) ? SRV_M_TLS_RESUMED : SRV_M_TLS_FULL);
     kms_log(KMS_LOG_INFO, SRV_LOG, "conn %llu %s tls %s %s%s cn=%s sha256=%.16s%s",
             (unsigned long long)c->id, c->addr, SSL_get_version(c->ssl),
             SSL_get_cipher_name(c->ssl), SSL_session_reused(c->ssl) ? " resumed" : "",
@@ -728,6 +776,26 @@ static void handshake_done(srv_conn_t *c)
         return;
     }
     c->state = SRV_CONN_READ;
+}
+
+int srv_conn_tls_read(srv_conn_t *c, uint8_t *buf, size_t len)
+{
+    if (len > INT32_MAX)
+        len = INT32_MAX;
+    ERR_clear_error();
+    int n = SSL_read(c->ssl, buf, (int)len);
+    if (n > 0)
+        return n;
+    int e = SSL_get_error(c->ssl, n);
+    if (e == SSL_ERROR_WANT_READ)
+        return 0;
+    if (e == SSL_ERROR_ZERO_RETURN) {
+        (void)conn_flush(c);
+        srv_conn_close(c, "client closed (close_notify)");
+        return -1;
+    }
+    conn_tls_fail(c, e, "read");
+    return -1;
 }
 
 static void conn_pump(srv_conn_t *c)
@@ -767,6 +835,11 @@ static void conn_pump(srv_conn_t *c)
             c->state = SRV_CONN_WRITE;
             break;
         }
+        if (c->http) {
+            if (srv_http_step(c))
+                continue;
+            break;
+        }
         if (c->need == 0 && c->in.len >= 8) {
             size_t total = 0;
             int r = ttlv_frame_need(c->in.data, c->in.len, srv->limits.max_message, &total);
@@ -784,7 +857,7 @@ static void conn_pump(srv_conn_t *c)
             c->need = total;
         }
         if (c->need && c->in.len == c->need) {
-            if (conn_dispatch(c))
+            if (srv_conn_dispatch(c))
                 continue; /* answered inline: the next pipelined request */
             break;
         }
@@ -795,22 +868,14 @@ static void conn_pump(srv_conn_t *c)
             srv_conn_close(c, "out of memory");
             return;
         }
-        ERR_clear_error();
-        n = SSL_read(c->ssl, c->in.data + c->in.len, (int)want);
+        n = srv_conn_tls_read(c, c->in.data + c->in.len, want);
         if (n > 0) {
             c->in.len += (size_t)n;
             continue;
         }
-        e = SSL_get_error(c->ssl, n);
-        if (e == SSL_ERROR_WANT_READ)
-            break;
-        if (e == SSL_ERROR_ZERO_RETURN) {
-            (void)conn_flush(c);
-            srv_conn_close(c, "client closed (close_notify)");
+        if (n < 0)
             return;
-        }
-        conn_tls_fail(c, e, "read");
-        return;
+        break;
     }
     if (c->state == SRV_CONN_CLOSING)
         return;
@@ -903,6 +968,9 @@ void srv_conn_accept(uv_stream_t *server, int status)
     srv_loop_t *l = server->data;
     srv_t *srv = l->srv;
     srv_conn_t *c = NULL;
+    /* Which listener: its place in the loop's array is its address's. */
+    size_t li = (size_t)((uv_tcp_t *)server - l->listeners);
+    bool http = li < srv->n_addrs && srv->addrs[li].http;
 
     if (status < 0) {
         kms_log(KMS_LOG_WARN, SRV_LOG, "accept failed: %s", uv_strerror(status));
@@ -942,6 +1010,12 @@ void srv_conn_accept(uv_stream_t *server, int status)
     if (open > srv->limits.max_connections || l->stopping) {
         kms_log(KMS_LOG_WARN, SRV_LOG, "conn %llu %s refused: %s", (unsigned long long)c->id,
                 c->addr, l->stopping ? "shutting down" : "limits.max_connections reached");
+        srv_metrics_conn(l, http, l->stopping ? SRV_M_REFUSED_SHUTDOWN : SRV_M_REFUSED_LIMIT);
+        srv_conn_close_now(c);
+        return;
+    }
+    srv_metrics_conn(l, http, SRV_M_ACCEPTED);
+    if (http && srv_http_new(c) != 0) {
         srv_conn_close_now(c);
         return;
     }
@@ -965,10 +1039,19 @@ void srv_conn_accept(uv_stream_t *server, int status)
     }
     SSL_set_bio(c->ssl, c->rbio, c->wbio);
     SSL_set_accept_state(c->ssl);
+    if (http) {
+        /* Health checks come without a client certificate: request one,
+         * verify it when sent, require it per route (http.c). A separate
+         * session context keeps these sessions from resuming on the KMIP
+         * port, which may require a certificate. */
+        static const unsigned char sid[] = "kmsd-http";
+        SSL_set_verify(c->ssl, SSL_VERIFY_PEER, NULL);
+        (void)SSL_set_session_id_context(c->ssl, sid, sizeof sid - 1);
+    }
     (void)uv_tcp_nodelay(&c->tcp, 1);
 
-    kms_log(KMS_LOG_INFO, SRV_LOG, "conn %llu accept %s (loop %u, %u open)",
-            (unsigned long long)c->id, c->addr, l->index, open);
+    kms_log(KMS_LOG_INFO, SRV_LOG, "conn %llu accept %s%s (loop %u, %u open)",
+            (unsigned long long)c->id, c->addr, http ? " https" : "", l->index, open);
     c->state = SRV_CONN_HANDSHAKE;
     srv_timer_set(c, SRV_TIMER_HANDSHAKE, true);
     conn_read_on(c, true);

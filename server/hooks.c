@@ -59,7 +59,9 @@ int srv_access_start(srv_t *srv)
     int rc = 0;
     if (c->audit.path[0]) {
         audit_options_t uo = {.path = c->audit.path, .rotate_size = c->audit.rotate_size,
-                                  .fsync = c->audit.fsync};
+                              .fsync = c->audit.fsync, .syslog = c->audit.syslog,
+                              .syslog_facility = c->audit.syslog_facility,
+                              .json_lines = c->audit.json_lines};
         audit_t *au = NULL;
         rc = audit_open(&uo, &au);
         if (rc) {
@@ -100,6 +102,11 @@ void srv_access_stop(srv_t *srv)
     admin_stop(g_admin);
     g_admin = NULL;
     audit_close(atomic_exchange(&g_audit_log, NULL));
+}
+
+audit_t *srv_audit_log(void)
+{
+    return atomic_load(&g_audit_log);
 }
 
 void srv_audit_record(const kmip_summary_t *sum, const kmip_peer_t *peer)

@@ -1,7 +1,7 @@
 /*
  * server/listen.c: listen addresses and their sockets.
  *
- * Resolves each `listen` entry once, then creates one bound socket per
+ * Resolves each `listen` and `http.listen` entry once, then creates one bound socket per
  * address per event loop with SO_REUSEPORT, so the kernel spreads incoming
  * connections over the loops (Debian's libuv 1.44 has no UV_TCP_REUSEPORT,
  * hence socket()/bind() here and uv_tcp_open() in the loop thread). "[::]"
@@ -40,15 +40,19 @@ static void addr_text(const struct sockaddr_storage *ss, char *out, size_t outle
 int srv_listen_resolve(srv_t *srv, kms_error_t *err)
 {
     const conf_t *c = srv->conf;
-    srv->addrs = calloc(c->n_listen, sizeof *srv->addrs);
+    size_t n = c->n_listen + c->http.n_listen;
+    srv->addrs = calloc(n, sizeof *srv->addrs);
     if (!srv->addrs)
         return KMS_ERR_NOMEM;
-    for (size_t i = 0; i < c->n_listen; i++) {
+    for (size_t i = 0; i < n; i++) {
         char host[256], port[8];
         uint16_t p;
         struct addrinfo hints = {0}, *res = NULL;
-        if (conf_parse_hostport(c->listen[i], host, sizeof host, &p) != 0) {
-            return kms_error_set(err, KMS_ERR_CONFIG, "listen: bad address '%s'", c->listen[i]);
+        bool http = i >= c->n_listen;
+        const char *text = http ? c->http.listen[i - c->n_listen] : c->listen[i];
+        const char *key = http ? "http.listen" : "listen";
+        if (conf_parse_hostport(text, host, sizeof host, &p) != 0) {
+            return kms_error_set(err, KMS_ERR_CONFIG, "%s: bad address '%s'", key, text);
         }
         snprintf(port, sizeof port, "%u", p);
         hints.ai_family = AF_UNSPEC;
@@ -56,9 +60,10 @@ int srv_listen_resolve(srv_t *srv, kms_error_t *err)
         hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
         int g = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
         if (g != 0 || !res) {
-            return kms_error_set(err, KMS_ERR_CONFIG, "listen: cannot resolve '%s': %s",
-                                 c->listen[i], gai_strerror(g));
+            return kms_error_set(err, KMS_ERR_CONFIG, "%s: cannot resolve '%s': %s", key, text,
+                                 gai_strerror(g));
         }
+        srv->addrs[i].http = http;
         memcpy(&srv->addrs[i].ss, res->ai_addr, res->ai_addrlen);
         srv->addrs[i].len = res->ai_addrlen;
         freeaddrinfo(res);

@@ -10,10 +10,12 @@
  * Shutdown: the main thread wakes every loop (uv_async_send); a loop closes
  * its listeners, closes idle connections, lets busy ones finish their
  * request, and force-closes whatever is left after limits.shutdown_timeout.
- * Readiness (ready.c) wakes them the same way: a loop pauses (listen
- * sockets shut, connections closed once answered) or resumes listening.
- * uv_run() returns when the last handle is closed. It deliberately does no
- * TLS or KMIP work itself (conn.c).
+ * Readiness (ready.c) wakes them the same way: a loop pauses (KMIP listen
+ * sockets shut, KMIP connections closed once answered, so clients fail
+ * over) or resumes listening; the HTTPS listener and its connections stay
+ * open so that /readyz can say why. uv_run() returns when the last handle
+ * is closed. It deliberately does no TLS, KMIP or HTTP work itself
+ * (conn.c, http.c).
  */
 #include <errno.h>
 #include <signal.h>
@@ -38,6 +40,8 @@ int srv_loops_bind(srv_t *srv, kms_error_t *err)
         srv_loop_t *l = &srv->loops[i];
         l->srv = srv;
         l->index = i;
+        if (srv_loop_metrics_new(l) != 0)
+            return KMS_ERR_NOMEM;
         l->fds = malloc(srv->n_addrs * sizeof *l->fds);
         l->listeners = calloc(srv->n_addrs, sizeof *l->listeners);
         if (!l->fds || !l->listeners)
@@ -92,7 +96,8 @@ void srv_loop_apply_pause(srv_loop_t *l)
         for (size_t i = 0; i < l->n_listeners; i++) {
             uv_tcp_t *t = &l->listeners[i];
             uv_os_fd_t fd = -1;
-            if (!listener_open(t))
+            /* The HTTPS listener stays open: /readyz must say why. */
+            if (!listener_open(t) || srv->addrs[i].http)
                 continue;
             /* Keep the bound socket (a dup survives uv_close); shutdown()
              * takes it out of LISTEN, so new connections are refused. */
@@ -110,7 +115,8 @@ void srv_loop_apply_pause(srv_loop_t *l)
         /* Connections already open would keep a client here; close them
          * once their request in flight is answered, so it fails over. */
         for (srv_conn_t *c = l->conns; c; c = c->next)
-            srv_conn_drain(c, false, SRV_NOT_SERVING);
+            if (!c->http)
+                srv_conn_drain(c, false, SRV_NOT_SERVING);
         return;
     }
     if (l->n_closing)
@@ -118,6 +124,8 @@ void srv_loop_apply_pause(srv_loop_t *l)
     for (size_t i = 0; i < l->n_listeners; i++) {
         uv_tcp_t *t = &l->listeners[i];
         kms_error_t err;
+        if (srv->addrs[i].http)
+            continue; /* never paused */
         kms_error_clear(&err);
         if (l->fds[i] < 0)
             l->fds[i] = srv_listen_socket(&srv->addrs[i], &err);
@@ -284,6 +292,7 @@ void srv_loops_free(srv_t *srv)
             pthread_mutex_destroy(&l->commit_mu);
         free(l->fds);
         free(l->listeners);
+        srv_loop_metrics_free(l);
     }
     free(srv->loops);
     srv->loops = NULL;

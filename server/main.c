@@ -57,6 +57,7 @@ static int load_config(srv_t *srv, const char *path)
         kms_log(KMS_LOG_ERROR, SRV_LOG, "config: %s", err.msg[0] ? err.msg : kms_strerror(rc));
         return rc;
     }
+    kms_log_set_format(srv->conf->log.format); /* from the first line on */
     srv->conf_path = srv->conf->path[0] ? srv->conf->path : path;
     srv->limits = srv->conf->limits;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -98,8 +99,9 @@ static int bind_listeners(srv_t *srv)
         return rc;
     }
     for (size_t i = 0; i < srv->n_addrs; i++)
-        kms_log(KMS_LOG_INFO, SRV_LOG, "listening on %s (%u SO_REUSEPORT sockets)",
-                srv->addrs[i].text, srv->n_loops);
+        kms_log(KMS_LOG_INFO, SRV_LOG, "listening on %s%s (%u SO_REUSEPORT sockets)",
+                srv->addrs[i].text, srv->addrs[i].http ? " (https: metrics, health, kmip)" : "",
+                srv->n_loops);
     return 0;
 }
 
@@ -123,6 +125,7 @@ static int shutdown_all(srv_t *srv)
         }
     }
     srv_loops_free(srv);
+    srv_metrics_free(srv);
     /* Admin socket, audit log (flushed), replication. */
     srv_access_stop(srv);
     srv_repl_stop(srv);
@@ -149,6 +152,7 @@ static int run(const char *path)
     if (load_config(&srv, path) != 0)
         return 2;
     kms_log_set_level(srv.conf->log.level);
+    kms_log_set_format(srv.conf->log.format);
     /* 3. no core dumps, not ptrace-able by other users, private files */
     if ((rc = srv_harden()) != 0)
         goto fail;
@@ -165,8 +169,9 @@ static int run(const char *path)
     /* 7. the KMIP engine */
     if ((rc = srv_open_kmip(&srv)) != 0)
         goto fail;
-    /* 8-9. TLS context, listen sockets */
-    if ((rc = setup_tls(&srv)) != 0 || (rc = bind_listeners(&srv)) != 0)
+    /* 8-9. TLS context, listen sockets (KMIP and HTTPS), metrics */
+    if ((rc = srv_metrics_new(&srv)) != 0 || (rc = setup_tls(&srv)) != 0 ||
+        (rc = bind_listeners(&srv)) != 0)
         goto fail;
     /* (The admin socket was bound by srv_access_start() above.) */
     /* 10. drop root (files and ports are open) */

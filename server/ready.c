@@ -1,6 +1,7 @@
 /*
- * server/ready.c: whether this node serves keys now, and the KMIP
- * listeners following it.
+ * server/ready.c: whether this node serves keys now, the KMIP listeners
+ * following it, and the verdict behind GET /readyz and the kmsd_ready
+ * metric (load balancers take a node out of rotation while it is false).
  *
  * A node serves keys while its master key answers (keys_hsm_down), its
  * database can be read (keys_store_down) and replication is not catching
@@ -30,11 +31,12 @@ static bool g_evaluated;      /* guarded by g_mu */
 
 static const struct {
     unsigned bit;
-    const char *text;
+    const char *text; /* the log's reason */
+    const char *http; /* /readyz's reason */
 } REASONS[] = {
-    {SRV_UNREADY_HSM, "HSM unavailable"},
-    {SRV_UNREADY_STORE, "store unreadable"},
-    {SRV_UNREADY_REPL, "replication catching up"},
+    {SRV_UNREADY_HSM, "HSM unavailable", "hsm: master key unreachable"},
+    {SRV_UNREADY_STORE, "store unreadable", "store: database unreadable"},
+    {SRV_UNREADY_REPL, "replication catching up", "replication: catching up"},
 };
 
 static void reasons_text(unsigned bits, char *out, size_t n)
@@ -105,4 +107,28 @@ unsigned srv_ready_state(srv_t *srv, char *why, size_t whylen)
     if (why)
         reasons_text(bits, why, whylen);
     return bits;
+}
+
+bool srv_ready(srv_t *srv, char *why, size_t whylen)
+{
+    const char *reason = NULL;
+    audit_counters_t ac;
+    unsigned bits = atomic_load(&srv->unready);
+    if (atomic_load(&srv->stopping))
+        reason = "shutting down";
+    else if (!srv->store || !srv->kmip)
+        reason = "store: not open";
+    for (size_t i = 0; !reason && i < KMS_ARRAY_SIZE(REASONS); i++)
+        if (bits & REASONS[i].bit)
+            reason = REASONS[i].http;
+    /* A failing audit writer stalls answers once its queue fills: out of
+     * rotation, though the KMIP listener stays open (its answers say why). */
+    if (!reason) {
+        audit_get_counters(srv_audit_log(), &ac);
+        if (ac.failing)
+            reason = "audit: records cannot be written";
+    }
+    if (whylen)
+        snprintf(why, whylen, "%s", reason ? reason : "ready");
+    return reason == NULL;
 }

@@ -25,10 +25,13 @@
 #include <openssl/ssl.h>
 #include <uv.h>
 
+#include "audit/audit.h"
 #include "common/kms.h"
 #include "conf/conf.h"
 #include "hsm/hsm.h"
 #include "kmip/kmip.h"
+#include "replication/repl.h"
+#include "server/http_int.h"
 #include "store/store.h"
 
 #define SRV_VERSION "0.1.0"
@@ -37,6 +40,9 @@
 typedef struct srv srv_t;
 typedef struct srv_loop srv_loop_t;
 typedef struct srv_conn srv_conn_t;
+typedef struct srv_http srv_http_t;
+typedef struct srv_metrics srv_metrics_t;
+typedef struct srv_loop_metrics srv_loop_metrics_t;
 
 /* ------------------------------------------------------------ listeners */
 /* One configured listen address, resolved once at start. */
@@ -44,10 +50,11 @@ typedef struct srv_addr {
     struct sockaddr_storage ss;
     socklen_t len;
     char text[80];            /* "127.0.0.1:5696", "[::]:5696" */
+    bool http;                /* an http.listen address (server/http.c), else KMIP */
 } srv_addr_t;
 
-/* Resolve every conf listen entry into srv->addrs. 0 or KMS_ERR_CONFIG
- * (err says which entry). */
+/* Resolve every conf listen entry, then every http.listen entry, into
+ * srv->addrs. 0 or KMS_ERR_CONFIG (err says which entry). */
 int srv_listen_resolve(srv_t *srv, kms_error_t *err);
 /* A bound (not yet listening) SO_REUSEPORT socket for `a`: the fd, or
  * KMS_ERR_IO with err naming the address and errno's text. */
@@ -90,6 +97,7 @@ struct srv_loop {
      * and closes its idle connections when it pauses. */
     atomic_bool paused;       /* applied state, read by ready.c */
     unsigned n_closing;       /* paused listeners whose close callback is pending */
+    srv_loop_metrics_t *m;    /* this loop's counters (metrics.c); written by the loop only */
     uint8_t readbuf[65536];   /* shared by all connections of the loop: a read
                                  is fed to OpenSSL before the next one starts */
     /* Deferred commits of inline writes (conn.c): the store's writer thread
@@ -190,6 +198,9 @@ struct srv_conn {
     bool acks_encode;         /* executed on a worker, not encoded: wait first */
     int acks_result;          /* repl_wait's verdict */
 
+    uint64_t commit_t0_ns;    /* when its deferred write was handed to the store */
+    srv_http_t *http;         /* an HTTPS connection (http.c); NULL = KMIP over TLS */
+
     char addr[64];            /* "127.0.0.1:53422" */
     char fp[65];              /* client certificate SHA-256, "" if none */
     char cn[96];              /* client certificate CN, "" if none */
@@ -199,8 +210,26 @@ struct srv_conn {
 void srv_conn_close(srv_conn_t *c, const char *reason);
 /* Close the handles now, without waiting for queued writes (timer expiry). */
 void srv_conn_close_now(srv_conn_t *c);
-/* libuv connection callback of a listener (loop thread). */
+/* libuv connection callback of a listener (loop thread); the listener's
+ * address says KMIP or HTTPS. */
 void srv_conn_accept(uv_stream_t *server, int status);
+/* Drop a reference taken for work on another thread (http.c's /metrics);
+ * the last one frees the connection. Loop thread. */
+void srv_conn_release(srv_conn_t *c);
+/* For http.c, loop thread. Decode and run the complete request message in
+ * c->in exactly as a KMIP connection does (conn_dispatch); true when it
+ * was answered at once and the connection reads on, false when it waits
+ * (DISPATCH) or closes. */
+bool srv_conn_dispatch(srv_conn_t *c);
+/* After an answer that was produced away from the read path: flush it
+ * and read on (or wait for the output to drain). */
+void srv_conn_resume(srv_conn_t *c);
+/* Plaintext from TLS: > 0 bytes read into buf, 0 when more bytes must
+ * arrive first, < 0 when the connection is closing (the reason is logged). */
+int srv_conn_tls_read(srv_conn_t *c, uint8_t *buf, size_t len);
+/* Hand n plaintext bytes to TLS (the caller's state change flushes them).
+ * false: the write failed and the connection is closing. */
+bool srv_conn_tls_write(srv_conn_t *c, const void *p, size_t n);
 /* Shutdown, or the node stopped serving (loop thread): idle connections
  * close now, busy ones after their response, each with the reason `why`
  * (static text); `force` closes everything that has no request running. */
@@ -212,6 +241,54 @@ void srv_conn_drain(srv_conn_t *c, bool force, const char *why);
 void srv_timer_set(srv_conn_t *c, enum srv_timer_kind kind, bool restart);
 const char *srv_timer_name(enum srv_timer_kind kind);
 uint64_t srv_timer_ms(const srv_t *srv, enum srv_timer_kind kind);
+
+/* ----------------------------------------------------------------- HTTPS */
+/*
+ * http.c: HTTP/1.1 on an http.listen connection (libhttp-parser), after
+ * conn.c's TLS handshake. GET /metrics, /healthz, /readyz and POST /kmip
+ * (the KMIP HTTPS binding, TTLV or its JSON / XML encodings). One request
+ * at a time per connection: parsing pauses at the end of each, so
+ * pipelined requests wait, unparsed, until the previous one is answered.
+ */
+/* A connection's HTTP state; 0 or KMS_ERR_NOMEM. Loop thread. */
+int srv_http_new(srv_conn_t *c);
+void srv_http_free(srv_http_t *h); /* NULL ok */
+/* conn_pump, state READ: parse what is buffered or read more; route a
+ * complete request. true = progress, call again; false = wait for bytes,
+ * or the request is being served (state changed), or closing. */
+bool srv_http_step(srv_conn_t *c);
+/* A request has begun but is not complete (message timer). */
+bool srv_http_partial(const srv_conn_t *c);
+/* conn_finish of a POST /kmip: turn the TTLV answer in c->resp into the
+ * HTTP response in the request's encoding (in place); with no answer and
+ * *rc an error, an error status is written instead. */
+void srv_http_kmip_answer(srv_conn_t *c, int *rc);
+/* After a response was handed to TLS: read the next request, or close
+ * when the client asked to (Connection: close, HTTP/1.0). */
+void srv_http_answered(srv_conn_t *c);
+
+/* --------------------------------------------------------------- metrics */
+/*
+ * metrics.c: counters kept per loop (written by that loop's thread only,
+ * read with relaxed atomics) and summed when /metrics is scraped; the
+ * rest is read at scrape time from the modules. srv_metrics_new before
+ * the loops are made, srv_metrics_free after they are gone.
+ */
+enum srv_m_conn { SRV_M_ACCEPTED, SRV_M_REFUSED_LIMIT, SRV_M_REFUSED_SHUTDOWN, SRV_M_CLOSED };
+enum srv_m_tls { SRV_M_TLS_FULL, SRV_M_TLS_RESUMED, SRV_M_TLS_FAILED };
+int srv_metrics_new(srv_t *srv);
+void srv_metrics_free(srv_t *srv);
+int srv_loop_metrics_new(srv_loop_t *l);
+void srv_loop_metrics_free(srv_loop_t *l);
+void srv_metrics_request(srv_loop_t *l, const kmip_summary_t *s, int rc, uint64_t ns);
+void srv_metrics_commit(srv_loop_t *l, uint64_t ns);
+void srv_metrics_conn(srv_loop_t *l, bool http, enum srv_m_conn ev);
+void srv_metrics_tls(srv_loop_t *l, bool http, enum srv_m_tls ev);
+/* One HTTP response: route (SRV_HTTP_ROUTE_*) and status code. */
+void srv_metrics_http(srv_loop_t *l, int route, int status);
+/* The Prometheus text exposition (format 0.0.4) of everything, appended
+ * to out. Reads files and may query the store: a worker thread. */
+int srv_metrics_render(srv_t *srv, kms_buf_t *out);
 
 /* --------------------------------------------------------------- signals */
 /* Install the SIGTERM/SIGINT/SIGHUP handlers (main thread, before the loops
@@ -259,6 +336,7 @@ struct srv {
      * accepting (listen sockets shut) and close their connections. */
     atomic_bool listen_paused;
     atomic_uint unready;      /* SRV_UNREADY_* bits of the last evaluation */
+    srv_metrics_t *metrics;   /* metrics.c's process-wide state */
 };
 
 /* ------------------------------------------------------------ readiness */
@@ -279,8 +357,14 @@ enum srv_unready {
 unsigned srv_ready_update(srv_t *srv);
 /* The bits of the last evaluation and, when why is not NULL, their text
  * ("HSM unavailable, replication catching up"; "" when ready): for
- * /readyz and status. Any thread. */
+ * status. Any thread. */
 unsigned srv_ready_state(srv_t *srv, char *why, size_t whylen);
+/*
+ * For /readyz and the kmsd_ready metric: not shutting down, the store
+ * open, the last evaluation ready, and the audit log writing. false with a
+ * short reason ("hsm: master key unreachable") in why. Any thread; cheap.
+ */
+bool srv_ready(srv_t *srv, char *why, size_t whylen);
 
 /* ------------------------------------------------------- audit, admin */
 /*
@@ -303,6 +387,8 @@ void srv_repl_stop(srv_t *srv);
  * "kmip" audit record from the request's summary; it only queues it.
  * No-op when no audit log is configured. */
 void srv_audit_record(const kmip_summary_t *sum, const kmip_peer_t *peer);
+/* The open audit log, or NULL (metrics and readiness read its counters). */
+audit_t *srv_audit_log(void);
 
 /* The health monitor (keys/) and the loops: start the key lifecycle with
  * the listeners following the node's readiness after every probe

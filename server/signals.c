@@ -48,6 +48,7 @@ int srv_reload(srv_t *srv)
     srv_tls_swap(srv, ctx);
     ctx = NULL;
     kms_log_set_level(nc->log.level);
+    kms_log_set_format(nc->log.format);
     kms_log(KMS_LOG_INFO, SRV_LOG,
             "reloaded %s: certificate %s, client CA %s, log level %d (listen, limits, store "
             "and hsm changes need a restart)",
