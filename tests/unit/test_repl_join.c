@@ -1,5 +1,5 @@
 /*
- * tests/unit/test_admin_cluster_join.c: the inviter's side of a join
+ * tests/unit/test_repl_join.c: the inviter's side of a join
  * (replication/join.c, repl_join_answer) over a real SQLite store, a real
  * file master key and keyring, and a real CA on disk: an admitted node gets
  * certificates for its own keys, the node list with itself in it and the
