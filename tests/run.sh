@@ -3,9 +3,9 @@
 # (the ASan+UBSan build) and print one closing line "N passed, N failed".
 #   1. C unit tests (cmocka), each binary in BUILD_DIR/tests/
 #   2. interop tests (pytest + PyKMIP against a real kmsd), tests/interop/
-#   3. a libFuzzer smoke run of FUZZ_SMOKE_SECONDS (20) per fuzz target (9
+#   3. a libFuzzer smoke run of FUZZ_SMOKE_SECONDS (20) per fuzz target (10
 #      targets: ttlv, ttlv_json, ttlv_xml, conf, kmip, admin, repl_frame,
-#      store_clocks, keyformat: about 3 minutes), when clang is present
+#      store_clocks, keyformat, http: about 3.5 minutes), when clang is present
 # Exits non-zero if anything failed. KMS_SKIP_FUZZ=1 skips step 3.
 set -uo pipefail
 cd "$(dirname "$0")/.."
