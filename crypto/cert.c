@@ -156,6 +156,8 @@ int crypto_cert_attrs(kms_arena_t *a, const uint8_t *der, size_t len,
     BIGNUM *bn = NULL;
     char *hex = NULL;
     uint8_t *serial = NULL;
+    unsigned char *der_serial = NULL;
+    int der_serial_len;
     crypto_cert_attrs_t r = {0};
     int rc = KMS_ERR_NOMEM, n;
 
@@ -166,12 +168,23 @@ int crypto_cert_attrs(kms_arena_t *a, const uint8_t *der, size_t len,
     bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
     if (!bn)
         goto out;
-    hex = BN_bn2dec(bn); /* decimal, as in the KMIP 1.1 test cases */
-    n = BN_num_bytes(bn);
-    serial = kms_arena_alloc(a, n > 0 ? (size_t)n : 1);
-    if (!hex || !serial)
+    hex = BN_bn2dec(bn); /* the 1.0 text form: decimal, as in the KMIP 1.1 test cases */
+    /* The 1.1+ Certificate Serial Number: the bytes of the DER INTEGER's
+     * value (two's complement, big-endian: a leading 00 when the top bit
+     * is set), exactly as the certificate carries them. */
+    der_serial_len = i2d_ASN1_INTEGER(X509_get0_serialNumber(x), &der_serial);
+    if (!hex || der_serial_len < 3)
         goto out;
-    BN_bn2bin(bn, serial);
+    {
+        /* Skip the INTEGER's tag and length octets (short or long form). */
+        size_t hdr = der_serial[1] < 0x80 ? 2 : 2 + (size_t)(der_serial[1] & 0x7f);
+        if (hdr >= (size_t)der_serial_len)
+            goto out;
+        n = (int)((size_t)der_serial_len - hdr);
+        serial = kms_arena_memdup(a, der_serial + hdr, (size_t)n);
+        if (!serial)
+            goto out;
+    }
 
     r.x509_identifier = ttlv_new_struct(a, NULL, KMIP_TAG_ATTRIBUTE_VALUE);
     r.x509_subject = ttlv_new_struct(a, NULL, KMIP_TAG_ATTRIBUTE_VALUE);
@@ -215,6 +228,7 @@ int crypto_cert_attrs(kms_arena_t *a, const uint8_t *der, size_t len,
     *attrs_out = r;
     rc = 0;
 out:
+    OPENSSL_free(der_serial);
     OPENSSL_free(hex);
     BN_free(bn);
     X509_free(x);

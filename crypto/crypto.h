@@ -66,33 +66,44 @@
 
 /* ------------------------------------------------------- symmetric keys */
 /*
- * Check an (algorithm, length in bits) pair for Create / Register of a
- * Symmetric Key. AES: 128/192/256. Triple DES: 168 or 192 (three keys,
- * 24 bytes with parity) and 112 or 128 (two keys, 16 bytes). HMAC-SHA1/
- * 224/256/384/512: 8..4096 bits in whole bytes. Returns 0, or
- * KMS_ERR_INVAL (reason Invalid Field) / KMS_ERR_NOTSUP (Cryptographic
- * Algorithm not supported: Invalid Field too, as the spec has no better one).
- * *bytes_out (may be NULL) receives the key material size in bytes.
+ * Check an (algorithm, length in bits) pair for Create of a Symmetric Key:
+ * the lengths the algorithm defines, whether or not OpenSSL computes with
+ * it. AES: 128/192/256 and 512 (the AES-256-XTS double key). Triple DES:
+ * 168 or 192 (three keys, 24 bytes with parity) and 112 or 128 (two keys,
+ * 16 bytes). DES 56/64, Blowfish 32..448, Camellia and Twofish 128/192/256,
+ * CAST5 40..128, IDEA 128, MARS 128..448, RC2 8..1024, RC4 40..2048, RC5
+ * 8..2040, SKIPJACK 80, ChaCha20 / Poly1305 256; HMAC (SHA-1, SHA-2, SHA-3,
+ * MD5): 8..4096 bits in whole bytes. Returns 0, or KMS_ERR_INVAL (reason
+ * Invalid Field) / KMS_ERR_NOTSUP (not a symmetric algorithm: Invalid
+ * Field too, as the spec has no better one). *bytes_out (may be NULL)
+ * receives the key material size in bytes.
  */
 int crypto_sym_check(uint32_t alg, int32_t bits, size_t *bytes_out, kms_error_t *err);
+
+/* True when `alg` is a symmetric key algorithm crypto_sym_check knows. */
+bool crypto_sym_known(uint32_t alg);
+/* True for the HMAC algorithms (HMAC-SHA1/2/3, HMAC-MD5). */
+bool crypto_alg_is_hmac(uint32_t alg);
 
 /* Generate a symmetric key with the DRBG (RAND_priv_bytes). Triple DES keys
  * get odd parity in every byte. *key_out is the caller's to free. */
 int crypto_sym_generate(uint32_t alg, int32_t bits, kms_secret_t **key_out, kms_error_t *err);
 
 /* The Cryptographic Length in bits of `len` bytes of material for `alg`
- * (Triple DES: 168 for 24 bytes, 112 for 16; others len*8; -1 when
- * len*8 does not fit an int32). */
+ * (Triple DES: 168 for 24 bytes, 112 for 16; DES: 56 for 8; others
+ * len*8; -1 when len*8 does not fit an int32). */
 int32_t crypto_sym_bits(uint32_t alg, size_t len);
 
 /* ------------------------------------------------------------ key pairs */
 /*
- * Check the parameters of Create Key Pair. RSA: bits 2048, 3072 or 4096
- * (e = 65537). ECDSA/ECDH/ECMQV/EC: curve P-256, P-384 or P-521
- * (Recommended Curve); a length of 0 is allowed and set from the curve; a
- * length that disagrees with the curve is Invalid Field. When `curve` is
- * 0 for EC, it is derived from the length (256 -> P-256, ...).
- * On success *curve_out and *bits_out hold the resolved values.
+ * Check the parameters of Create Key Pair. RSA: a multiple of 8 bits from
+ * 1024 to 4096 (e = 65537). ECDSA/ECDH/ECMQV/EC: any Recommended Curve
+ * this OpenSSL offers (crypto_curves); a length of 0 is allowed and set
+ * from the curve; a length that disagrees with the curve is Invalid Field.
+ * When `curve` is 0 for EC, it is derived from the length (192 -> P-192,
+ * 224, 256, 384, 521 likewise). Which sizes an operator allows is kmip/'s
+ * key policy, not this. On success *curve_out and *bits_out hold the
+ * resolved values.
  */
 int crypto_keypair_check(uint32_t alg, int32_t bits, uint32_t curve, uint32_t *curve_out,
                          int32_t *bits_out, kms_error_t *err);
@@ -124,8 +135,8 @@ int crypto_pkey_export(EVP_PKEY *pkey, uint32_t fmt, bool is_private, kms_secret
                        kms_error_t *err);
 
 /* KMIP algorithm (RSA or ECDSA), length in bits and Recommended Curve (0
- * for RSA) of a key. EC keys on curves other than P-192/224/256/384/521
- * are KMS_ERR_NOTSUP. */
+ * for RSA) of a key. EC keys on a curve KMIP has no Recommended Curve for
+ * (or with explicit parameters) are KMS_ERR_NOTSUP. */
 int crypto_pkey_params(EVP_PKEY *pkey, uint32_t *alg_out, int32_t *bits_out, uint32_t *curve_out,
                        kms_error_t *err);
 
@@ -151,9 +162,12 @@ bool crypto_fmt_is_transparent_priv(uint32_t fmt);
 bool crypto_fmt_is_transparent_pub(uint32_t fmt);
 
 /* Curves: KMIP Recommended Curve <-> OpenSSL group name ("prime256v1")
- * and field size in bits. Unknown: NULL / 0. */
+ * and field size in bits. Unknown, or not offered by this OpenSSL: NULL /
+ * 0. crypto_curves lists the Recommended Curves this OpenSSL offers (at
+ * most `max`), in the enumeration's order; returns how many. */
 const char *crypto_curve_group(uint32_t curve, int32_t *bits_out);
 uint32_t crypto_curve_by_group(const char *group, int32_t *bits_out);
+size_t crypto_curves(uint32_t *curves_out, size_t max);
 /* ECDSA, ECDH, ECMQV or EC (1.3+). */
 bool crypto_alg_is_ec(uint32_t alg);
 
@@ -205,6 +219,9 @@ typedef struct crypto_material {
     int32_t bits;            /* Cryptographic Length, 0 if none */
     uint32_t curve;          /* Recommended Curve for EC keys, else 0 */
     uint32_t sub_type;       /* Secret Data Type / Opaque Data Type / Certificate Type */
+    bool has_digest;         /* crypto_object_parse: `digest` is the SHA-256 of the Key
+                                Material exactly as the client registered it */
+    uint8_t digest[32];
 } crypto_material_t;
 
 /* How Get wants the key wrapped (already resolved by the caller: the
@@ -265,9 +282,15 @@ uint32_t crypto_object_tag(uint32_t object_type);
 /*
  * The Digest attribute's value (an Attribute Value structure in `a`):
  * Hashing Algorithm SHA-256, Digest Value, and for keys the Key Format
- * Type of the hashed material, which is the key as a Get without Key
- * Format Type returns it when that is a byte string (e.g. PKCS#1 for a
- * created RSA key), else the canonical stored form.
+ * Type of the hashed material (KMIP 1.1 section 3.17, test cases 18.1 and
+ * 18.2). A key is hashed in the format it was registered in: a Byte String
+ * Key Material (Raw, Opaque, PKCS#1, PKCS#8, X.509, EC Private Key) as its
+ * bytes, a Structure (the Transparent formats) as its TTLV encoding. A
+ * registered key uses desc->digest, taken from the request itself; a key
+ * the server made is hashed in the format a Get without Key Format Type
+ * returns (Raw for symmetric keys, PKCS#1 for RSA, PKCS#8 / X.509 for EC).
+ * Certificates, Opaque Objects and Templates are hashed as stored, without
+ * a Key Format Type.
  */
 int crypto_digest_value(kms_arena_t *a, const crypto_material_t *desc, const kms_secret_t *stored,
                         ttlv_item_t **value_out);

@@ -39,6 +39,19 @@ static inline int crypto_error_ensure(kms_error_t *err, int rc)
     return rc;
 }
 
+/* Append the Key Material item of a key object (Symmetric, Private,
+ * Public Key, Secret Data) in format `fmt`, converted from its stored
+ * form, to the Key Value structure `kv` (arena `a`: secret values go
+ * there only). KMS_ERR_NOTSUP with Key Format Type Not Supported when the
+ * format cannot be produced. keyformat_build.c. */
+int crypto_key_material_add(kms_arena_t *a, ttlv_item_t *kv, const crypto_material_t *d,
+                            const kms_secret_t *stored, uint32_t fmt, kms_error_t *err);
+
+/* SHA-256 of a Key Material item as the Digest attribute hashes it: the
+ * bytes of a Byte String, the TTLV encoding of a Structure (Transparent
+ * formats). digest.c. */
+int crypto_digest_key_material(const ttlv_item_t *km, uint8_t digest_out[32]);
+
 /* Exactly one DER X.509 certificate (no trailing bytes) parsed, or NULL;
  * leaves OpenSSL's error queue empty. The caller frees with X509_free.
  * cert.c. */

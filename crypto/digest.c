@@ -1,15 +1,17 @@
 /*
  * crypto/digest.c: SHA-256, and the value of the Digest attribute.
  *
- * KMIP 1.1 section 3.17: a SHA-256 Digest Value of the key material, with
- * the Key Format Type of the material that was hashed. We hash the key in
- * the format a Get without Key Format Type returns (the registered one)
- * when that format is a byte string (Raw, Opaque, PKCS#1, PKCS#8, X.509,
- * EC Private Key), and the canonical stored bytes otherwise (Transparent
- * formats have no byte form of their own). Certificates, Opaque Objects
- * and Templates are hashed as stored, without a Key Format Type.
+ * KMIP 1.1 section 3.17: a SHA-256 Digest Value of the key material in the
+ * Key Format Type the client registered it in, with that Key Format Type:
+ * a Byte String Key Material is hashed as its bytes, a Structure (the
+ * Transparent formats) as its TTLV encoding (test cases 18.1, 18.2). Keys
+ * the server makes are hashed in the format a Get without Key Format Type
+ * returns. Certificates, Opaque Objects and Templates are hashed as
+ * stored, without a Key Format Type. Only SHA-256: the server computes
+ * no further Digest instances.
  */
 #include <pthread.h>
+#include <string.h>
 
 #include <openssl/evp.h>
 
@@ -41,47 +43,71 @@ static bool is_key(uint32_t object_type)
            object_type == KMIP_OBJECT_TYPE_SECRET_DATA;
 }
 
+int crypto_digest_key_material(const ttlv_item_t *km, uint8_t digest_out[32])
+{
+    kms_buf_t b;
+    int rc;
+
+    if (km->type == TTLV_BYTE_STRING)
+        return crypto_sha256(km->v.bytes.ptr, km->v.bytes.len, digest_out);
+    kms_buf_init(&b, 64u << 20);
+    rc = ttlv_encode(km, &b);
+    if (rc == 0)
+        rc = crypto_sha256(b.data, b.len, digest_out);
+    kms_buf_dispose_wipe(&b); /* a Transparent key's private values */
+    return rc;
+}
+
+/* The digest of a key the server made (or re-keyed): its Key Material
+ * built in `fmt`, hashed as crypto_digest_key_material does. */
+static int digest_built(const crypto_material_t *d, const kms_secret_t *stored, uint32_t fmt,
+                        uint8_t dg[32])
+{
+    kms_arena_t *tmp = kms_arena_new(0);
+    ttlv_item_t *kv = tmp ? ttlv_new_struct(tmp, NULL, KMIP_TAG_KEY_VALUE) : NULL;
+    const ttlv_item_t *km;
+    int rc = KMS_ERR_NOMEM;
+
+    if (kv) {
+        rc = crypto_key_material_add(tmp, kv, d, stored, fmt, NULL);
+        km = rc == 0 ? ttlv_find(kv, KMIP_TAG_KEY_MATERIAL) : NULL;
+        if (rc == 0)
+            rc = km ? crypto_digest_key_material(km, dg) : KMS_ERR_INTERNAL;
+    }
+    kms_arena_free(tmp); /* wiped */
+    return rc;
+}
+
 int crypto_digest_value(kms_arena_t *a, const crypto_material_t *d, const kms_secret_t *stored,
                         ttlv_item_t **value_out)
 {
-    const uint8_t *p = stored->data;
-    size_t n = stored->len;
-    uint32_t fmt = d->stored_fmt;
-    kms_secret_t *conv = NULL;
-    EVP_PKEY *pk = NULL;
+    uint32_t fmt = 0;
     uint8_t dg[32];
     ttlv_item_t *v;
-    int rc = 0;
+    int rc;
 
     *value_out = NULL;
-    if ((d->object_type == KMIP_OBJECT_TYPE_PRIVATE_KEY ||
-         d->object_type == KMIP_OBJECT_TYPE_PUBLIC_KEY) &&
-        d->registered_fmt && d->registered_fmt != d->stored_fmt &&
-        !crypto_fmt_is_transparent_priv(d->registered_fmt) &&
-        !crypto_fmt_is_transparent_pub(d->registered_fmt)) {
-        bool priv = d->object_type == KMIP_OBJECT_TYPE_PRIVATE_KEY;
-        rc = crypto_pkey_load(d->stored_fmt, priv, stored->data, stored->len, &pk, NULL);
-        if (rc == 0)
-            rc = crypto_pkey_export(pk, d->registered_fmt, priv, &conv, NULL);
-        EVP_PKEY_free(pk);
-        if (rc < 0)
-            return rc;
-        p = conv->data;
-        n = conv->len;
-        fmt = d->registered_fmt;
-    } else if (d->object_type == KMIP_OBJECT_TYPE_SECRET_DATA ||
-               (d->object_type == KMIP_OBJECT_TYPE_SYMMETRIC_KEY &&
-                d->registered_fmt == KMIP_KEY_FORMAT_TYPE_OPAQUE)) {
-        fmt = d->registered_fmt ? d->registered_fmt : d->stored_fmt; /* same bytes */
+    if (!is_key(d->object_type)) {
+        rc = crypto_sha256(stored->data, stored->len, dg);
+    } else {
+        fmt = d->registered_fmt ? d->registered_fmt : d->stored_fmt;
+        if (d->has_digest) {
+            memcpy(dg, d->digest, sizeof(dg));
+            rc = 0;
+        } else {
+            rc = digest_built(d, stored, fmt, dg);
+            if (rc == KMS_ERR_NOTSUP && fmt != d->stored_fmt) {
+                fmt = d->stored_fmt;
+                rc = crypto_sha256(stored->data, stored->len, dg);
+            }
+        }
     }
-    rc = crypto_sha256(p, n, dg);
-    kms_secret_free(conv);
     if (rc < 0)
         return rc;
     v = ttlv_new_struct(a, NULL, KMIP_TAG_ATTRIBUTE_VALUE);
     if (!v || !ttlv_new_enum(a, v, KMIP_TAG_HASHING_ALGORITHM, KMIP_HASHING_ALGORITHM_SHA_256) ||
         !ttlv_new_bytes(a, v, KMIP_TAG_DIGEST_VALUE, dg, sizeof(dg)) ||
-        (is_key(d->object_type) && fmt && !ttlv_new_enum(a, v, KMIP_TAG_KEY_FORMAT_TYPE, fmt)))
+        (fmt && !ttlv_new_enum(a, v, KMIP_TAG_KEY_FORMAT_TYPE, fmt)))
         return KMS_ERR_NOMEM;
     *value_out = v;
     return 0;

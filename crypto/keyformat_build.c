@@ -37,8 +37,7 @@ static int fmt_unsupported(kms_error_t *err, uint32_t fmt, const char *what)
                                 crypto_enum_name(KMIP_TAG_KEY_FORMAT_TYPE, fmt), what);
 }
 
-/* Append Key Material in `fmt` to the Key Value structure `kv`. */
-static int add_key_material(kms_arena_t *a, ttlv_item_t *kv, const crypto_material_t *d,
+int crypto_key_material_add(kms_arena_t *a, ttlv_item_t *kv, const crypto_material_t *d,
                             const kms_secret_t *stored, uint32_t fmt, kms_error_t *err)
 {
     EVP_PKEY *pk = NULL;
@@ -198,7 +197,7 @@ static int build_key_block(kms_arena_t *a, ttlv_item_t *parent, const crypto_mat
     kv = ttlv_new_struct(a, kb, KMIP_TAG_KEY_VALUE);
     if (!kv)
         return KMS_ERR_NOMEM;
-    rc = add_key_material(a, kv, d, stored, fmt, err);
+    rc = crypto_key_material_add(a, kv, d, stored, fmt, err);
     if (rc < 0)
         return rc;
     if (w) {

@@ -1,8 +1,9 @@
 /*
  * crypto/pkey.c: RSA and EC key pairs in their DER forms.
  *
- * Generation (RSA 2048/3072/4096 with e = 65537; EC on the NIST prime
- * curves), loading and exporting PKCS#1, PKCS#8, RFC 5915 EC Private Key,
+ * Generation (RSA 1024..4096 with e = 65537; EC on every KMIP Recommended
+ * Curve this OpenSSL offers: NIST prime and binary curves, SEC 2 (secp256k1
+ * ...), X9.62, Brainpool), loading and exporting PKCS#1, PKCS#8, RFC 5915 EC Private Key,
  * X.509 SubjectPublicKeyInfo, the KMIP parameters of a key, and the table
  * of Recommended Curves. Every DER input must be consumed exactly (no
  * trailing bytes). Loading parses; it does not check the key's
@@ -20,29 +21,111 @@
 
 #include "crypto/crypto_int.h"
 
+/* Every Recommended Curve of KMIP 1.0-1.4 with its OpenSSL short name and
+ * field size in bits (the Cryptographic Length of its keys). Which of them
+ * OpenSSL can compute with is asked at run time (curve_nid): a build
+ * without binary curves simply lacks those. */
 static const struct curve_map {
     uint32_t kmip;
-    int nid;
     const char *group;
     int32_t bits;
-    bool generate; /* allowed for Create Key Pair */
 } curves[] = {
-    {KMIP_RECOMMENDED_CURVE_P_192, NID_X9_62_prime192v1, "prime192v1", 192, false},
-    {KMIP_RECOMMENDED_CURVE_P_224, NID_secp224r1, "secp224r1", 224, false},
-    {KMIP_RECOMMENDED_CURVE_P_256, NID_X9_62_prime256v1, "prime256v1", 256, true},
-    {KMIP_RECOMMENDED_CURVE_P_384, NID_secp384r1, "secp384r1", 384, true},
-    {KMIP_RECOMMENDED_CURVE_P_521, NID_secp521r1, "secp521r1", 521, true},
+    {KMIP_RECOMMENDED_CURVE_P_192, "prime192v1", 192},
+    {KMIP_RECOMMENDED_CURVE_K_163, "sect163k1", 163},
+    {KMIP_RECOMMENDED_CURVE_B_163, "sect163r2", 163},
+    {KMIP_RECOMMENDED_CURVE_P_224, "secp224r1", 224},
+    {KMIP_RECOMMENDED_CURVE_K_233, "sect233k1", 233},
+    {KMIP_RECOMMENDED_CURVE_B_233, "sect233r1", 233},
+    {KMIP_RECOMMENDED_CURVE_P_256, "prime256v1", 256},
+    {KMIP_RECOMMENDED_CURVE_K_283, "sect283k1", 283},
+    {KMIP_RECOMMENDED_CURVE_B_283, "sect283r1", 283},
+    {KMIP_RECOMMENDED_CURVE_P_384, "secp384r1", 384},
+    {KMIP_RECOMMENDED_CURVE_K_409, "sect409k1", 409},
+    {KMIP_RECOMMENDED_CURVE_B_409, "sect409r1", 409},
+    {KMIP_RECOMMENDED_CURVE_P_521, "secp521r1", 521},
+    {KMIP_RECOMMENDED_CURVE_K_571, "sect571k1", 571},
+    {KMIP_RECOMMENDED_CURVE_B_571, "sect571r1", 571},
+    {KMIP_RECOMMENDED_CURVE_SECP112R1, "secp112r1", 112},
+    {KMIP_RECOMMENDED_CURVE_SECP112R2, "secp112r2", 112},
+    {KMIP_RECOMMENDED_CURVE_SECP128R1, "secp128r1", 128},
+    {KMIP_RECOMMENDED_CURVE_SECP128R2, "secp128r2", 128},
+    {KMIP_RECOMMENDED_CURVE_SECP160K1, "secp160k1", 160},
+    {KMIP_RECOMMENDED_CURVE_SECP160R1, "secp160r1", 160},
+    {KMIP_RECOMMENDED_CURVE_SECP160R2, "secp160r2", 160},
+    {KMIP_RECOMMENDED_CURVE_SECP191K1, "secp192k1", 192},
+    {KMIP_RECOMMENDED_CURVE_SECP224K1, "secp224k1", 224},
+    {KMIP_RECOMMENDED_CURVE_SECP256K1, "secp256k1", 256},
+    {KMIP_RECOMMENDED_CURVE_SECT113R1, "sect113r1", 113},
+    {KMIP_RECOMMENDED_CURVE_SECT113R2, "sect113r2", 113},
+    {KMIP_RECOMMENDED_CURVE_SECT131R1, "sect131r1", 131},
+    {KMIP_RECOMMENDED_CURVE_SECT131R2, "sect131r2", 131},
+    {KMIP_RECOMMENDED_CURVE_SECT163R1, "sect163r1", 163},
+    {KMIP_RECOMMENDED_CURVE_SECT193R1, "sect193r1", 193},
+    {KMIP_RECOMMENDED_CURVE_SECT193R2, "sect193r2", 193},
+    {KMIP_RECOMMENDED_CURVE_SECT239K1, "sect239k1", 239},
+    {KMIP_RECOMMENDED_CURVE_ANSIX9P192V2, "prime192v2", 192},
+    {KMIP_RECOMMENDED_CURVE_ANSIX9P192V3, "prime192v3", 192},
+    {KMIP_RECOMMENDED_CURVE_ANSIX9P239V1, "prime239v1", 239},
+    {KMIP_RECOMMENDED_CURVE_ANSIX9P239V2, "prime239v2", 239},
+    {KMIP_RECOMMENDED_CURVE_ANSIX9P239V3, "prime239v3", 239},
+    {KMIP_RECOMMENDED_CURVE_ANSIX9C2PNB163V1, "c2pnb163v1", 163},
+    {KMIP_RECOMMENDED_CURVE_ANSIX9C2PNB163V2, "c2pnb163v2", 163},
+    {KMIP_RECOMMENDED_CURVE_ANSIX9C2PNB163V3, "c2pnb163v3", 163},
+    {KMIP_RECOMMENDED_CURVE_ANSIX9C2PNB176V1, "c2pnb176v1", 176},
+    {KMIP_RECOMMENDED_CURVE_ANSIX9C2TNB191V1, "c2tnb191v1", 191},
+    {KMIP_RECOMMENDED_CURVE_ANSIX9C2TNB191V2, "c2tnb191v2", 191},
+    {KMIP_RECOMMENDED_CURVE_ANSIX9C2TNB191V3, "c2tnb191v3", 191},
+    {KMIP_RECOMMENDED_CURVE_ANSIX9C2PNB208W1, "c2pnb208w1", 208},
+    {KMIP_RECOMMENDED_CURVE_ANSIX9C2TNB239V1, "c2tnb239v1", 239},
+    {KMIP_RECOMMENDED_CURVE_ANSIX9C2TNB239V2, "c2tnb239v2", 239},
+    {KMIP_RECOMMENDED_CURVE_ANSIX9C2TNB239V3, "c2tnb239v3", 239},
+    {KMIP_RECOMMENDED_CURVE_ANSIX9C2PNB272W1, "c2pnb272w1", 272},
+    {KMIP_RECOMMENDED_CURVE_ANSIX9C2PNB304W1, "c2pnb304w1", 304},
+    {KMIP_RECOMMENDED_CURVE_ANSIX9C2TNB359V1, "c2tnb359v1", 359},
+    {KMIP_RECOMMENDED_CURVE_ANSIX9C2PNB368W1, "c2pnb368w1", 368},
+    {KMIP_RECOMMENDED_CURVE_ANSIX9C2TNB431R1, "c2tnb431r1", 431},
+    {KMIP_RECOMMENDED_CURVE_BRAINPOOLP160R1, "brainpoolP160r1", 160},
+    {KMIP_RECOMMENDED_CURVE_BRAINPOOLP160T1, "brainpoolP160t1", 160},
+    {KMIP_RECOMMENDED_CURVE_BRAINPOOLP192R1, "brainpoolP192r1", 192},
+    {KMIP_RECOMMENDED_CURVE_BRAINPOOLP192T1, "brainpoolP192t1", 192},
+    {KMIP_RECOMMENDED_CURVE_BRAINPOOLP224R1, "brainpoolP224r1", 224},
+    {KMIP_RECOMMENDED_CURVE_BRAINPOOLP224T1, "brainpoolP224t1", 224},
+    {KMIP_RECOMMENDED_CURVE_BRAINPOOLP256R1, "brainpoolP256r1", 256},
+    {KMIP_RECOMMENDED_CURVE_BRAINPOOLP256T1, "brainpoolP256t1", 256},
+    {KMIP_RECOMMENDED_CURVE_BRAINPOOLP320R1, "brainpoolP320r1", 320},
+    {KMIP_RECOMMENDED_CURVE_BRAINPOOLP320T1, "brainpoolP320t1", 320},
+    {KMIP_RECOMMENDED_CURVE_BRAINPOOLP384R1, "brainpoolP384r1", 384},
+    {KMIP_RECOMMENDED_CURVE_BRAINPOOLP384T1, "brainpoolP384t1", 384},
+    {KMIP_RECOMMENDED_CURVE_BRAINPOOLP512R1, "brainpoolP512r1", 512},
+    {KMIP_RECOMMENDED_CURVE_BRAINPOOLP512T1, "brainpoolP512t1", 512},
 };
+
+/* NID of an entry, or NID_undef when this OpenSSL does not offer it. */
+static int curve_nid(const struct curve_map *c)
+{
+    int nid = OBJ_sn2nid(c->group);
+    EC_GROUP *g = nid != NID_undef ? EC_GROUP_new_by_curve_name(nid) : NULL;
+    EC_GROUP_free(g);
+    ERR_clear_error();
+    return g ? nid : NID_undef;
+}
+
+static const struct curve_map *curve_entry(uint32_t curve)
+{
+    for (size_t i = 0; i < KMS_ARRAY_SIZE(curves); i++)
+        if (curves[i].kmip == curve)
+            return &curves[i];
+    return NULL;
+}
 
 const char *crypto_curve_group(uint32_t curve, int32_t *bits_out)
 {
-    for (size_t i = 0; i < KMS_ARRAY_SIZE(curves); i++)
-        if (curves[i].kmip == curve) {
-            if (bits_out)
-                *bits_out = curves[i].bits;
-            return curves[i].group;
-        }
-    return NULL;
+    const struct curve_map *c = curve_entry(curve);
+    if (!c || curve_nid(c) == NID_undef)
+        return NULL;
+    if (bits_out)
+        *bits_out = c->bits;
+    return c->group;
 }
 
 uint32_t crypto_curve_by_group(const char *group, int32_t *bits_out)
@@ -52,13 +135,24 @@ uint32_t crypto_curve_by_group(const char *group, int32_t *bits_out)
         nid = OBJ_txt2nid(group);
     if (nid == NID_undef)
         nid = EC_curve_nist2nid(group);
+    if (nid == NID_undef)
+        return 0;
     for (size_t i = 0; i < KMS_ARRAY_SIZE(curves); i++)
-        if (curves[i].nid == nid) {
+        if (OBJ_sn2nid(curves[i].group) == nid) {
             if (bits_out)
                 *bits_out = curves[i].bits;
             return curves[i].kmip;
         }
     return 0;
+}
+
+size_t crypto_curves(uint32_t *curves_out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < KMS_ARRAY_SIZE(curves) && n < max; i++)
+        if (curve_nid(&curves[i]) != NID_undef)
+            curves_out[n++] = curves[i].kmip;
+    return n;
 }
 
 bool crypto_alg_is_ec(uint32_t alg)
@@ -70,11 +164,14 @@ bool crypto_alg_is_ec(uint32_t alg)
 int crypto_keypair_check(uint32_t alg, int32_t bits, uint32_t curve, uint32_t *curve_out,
                          int32_t *bits_out, kms_error_t *err)
 {
+    const struct curve_map *c;
+
     if (alg == KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA) {
-        if (bits != 2048 && bits != 3072 && bits != 4096)
+        if (bits < 1024 || bits > 4096 || bits % 8 != 0)
             return kms_error_set_reason(
                 err, KMS_ERR_INVAL, KMIP_RESULT_REASON_INVALID_FIELD,
-                "RSA Cryptographic Length must be 2048, 3072 or 4096 (got %d)", (int)bits);
+                "RSA Cryptographic Length must be a multiple of 8 from 1024 to 4096 (got %d)",
+                (int)bits);
         if (curve != 0)
             return kms_error_set_reason(err, KMS_ERR_INVAL, KMIP_RESULT_REASON_INVALID_FIELD,
                                         "Recommended Curve given for an RSA key pair");
@@ -85,31 +182,33 @@ int crypto_keypair_check(uint32_t alg, int32_t bits, uint32_t curve, uint32_t *c
     if (!crypto_alg_is_ec(alg))
         return kms_error_set_reason(err, KMS_ERR_NOTSUP, KMIP_RESULT_REASON_INVALID_FIELD,
                                     "Cryptographic Algorithm not supported for key pairs "
-                                    "(RSA, ECDSA, ECDH, EC are)");
+                                    "(RSA, ECDSA, ECDH, ECMQV, EC are)");
     if (curve == 0) {
-        for (size_t i = 0; i < KMS_ARRAY_SIZE(curves); i++)
-            if (curves[i].generate && curves[i].bits == bits)
-                curve = curves[i].kmip;
+        /* A length alone names the NIST prime curve of that size. */
+        static const uint32_t by_len[] = {KMIP_RECOMMENDED_CURVE_P_192, KMIP_RECOMMENDED_CURVE_P_224,
+                                          KMIP_RECOMMENDED_CURVE_P_256, KMIP_RECOMMENDED_CURVE_P_384,
+                                          KMIP_RECOMMENDED_CURVE_P_521};
+        for (size_t i = 0; i < KMS_ARRAY_SIZE(by_len); i++)
+            if (curve_entry(by_len[i])->bits == bits)
+                curve = by_len[i];
         if (curve == 0)
             return kms_error_set_reason(err, KMS_ERR_INVAL, KMIP_RESULT_REASON_INVALID_FIELD,
-                                        "EC key pair needs Recommended Curve (P-256, P-384, P-521) "
-                                        "or a Cryptographic Length of 256, 384 or 521");
+                                        "EC key pair needs a Recommended Curve (Cryptographic "
+                                        "Domain Parameters) or a Cryptographic Length of 192, "
+                                        "224, 256, 384 or 521");
     }
-    for (size_t i = 0; i < KMS_ARRAY_SIZE(curves); i++) {
-        if (curves[i].kmip != curve)
-            continue;
-        if (!curves[i].generate)
-            break;
-        if (bits != 0 && bits != curves[i].bits)
-            return kms_error_set_reason(err, KMS_ERR_INVAL, KMIP_RESULT_REASON_INVALID_FIELD,
-                                        "Cryptographic Length %d does not match the curve (%d)",
-                                        (int)bits, (int)curves[i].bits);
-        *curve_out = curve;
-        *bits_out = curves[i].bits;
-        return 0;
-    }
-    return kms_error_set_reason(err, KMS_ERR_NOTSUP, KMIP_RESULT_REASON_INVALID_FIELD,
-                                "Recommended Curve not supported (P-256, P-384, P-521 are)");
+    c = curve_entry(curve);
+    if (!c || curve_nid(c) == NID_undef)
+        return kms_error_set_reason(err, KMS_ERR_NOTSUP, KMIP_RESULT_REASON_INVALID_FIELD,
+                                    "Recommended Curve %s is not offered by this server's OpenSSL",
+                                    crypto_enum_name(KMIP_TAG_RECOMMENDED_CURVE, curve));
+    if (bits != 0 && bits != c->bits)
+        return kms_error_set_reason(err, KMS_ERR_INVAL, KMIP_RESULT_REASON_INVALID_FIELD,
+                                    "Cryptographic Length %d does not match the curve (%d)",
+                                    (int)bits, (int)c->bits);
+    *curve_out = curve;
+    *bits_out = c->bits;
+    return 0;
 }
 
 /* DER of any i2d function into a new secret. */

@@ -1,71 +1,119 @@
 /*
  * crypto/sym.c: symmetric key parameters and generation.
  *
- * Randomness comes from OpenSSL's private DRBG only. This file does not
- * decide policy (which lengths a tenant may use); it knows what the
- * algorithms themselves allow.
+ * A key store does not need a cipher to hold a key: for every symmetric
+ * Cryptographic Algorithm KMIP names, this file knows the key lengths the
+ * algorithm itself defines (AES 128/192/256 and the 512-bit AES-256-XTS
+ * double key, Triple DES with or without parity bits, Blowfish 32..448,
+ * SKIPJACK 80, ...), so Create can make a random key of the right size
+ * whether or not OpenSSL computes with it. Randomness comes from OpenSSL's
+ * private DRBG only. It does not decide policy (which sizes an operator
+ * allows: kmip/ does that); it knows what the algorithms allow.
  */
 #include <stdint.h>
+#include <stdio.h>
 
 #include <openssl/rand.h>
 
 #include "crypto/crypto_int.h"
 
-static int hmac_max_bits(uint32_t alg)
+/* Lengths in bits: either a list of fixed sizes, or lo..hi in steps. */
+static const struct sym_alg {
+    uint32_t alg;
+    int32_t fixed[5]; /* 0-terminated; empty: use the range */
+    int32_t lo, hi, step;
+} sym_algs[] = {
+    /* FIPS 197; 512 is the two AES-256 keys of XTS (IEEE 1619). */
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, {128, 192, 256, 512}, 0, 0, 0},
+    /* Lengths count effective key bits (168/112) or the material with its
+     * parity bits (192/128); both name the same key. */
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_TRIPLE_DES, {112, 128, 168, 192}, 0, 0, 0},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_DES, {56, 64}, 0, 0, 0},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_BLOWFISH, {0}, 32, 448, 8},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_CAMELLIA, {128, 192, 256}, 0, 0, 0},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_CAST5, {0}, 40, 128, 8},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_IDEA, {128}, 0, 0, 0},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_MARS, {0}, 128, 448, 32},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_RC2, {0}, 8, 1024, 8},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_RC4, {0}, 40, 2048, 8},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_RC5, {0}, 8, 2040, 8},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_SKIPJACK, {80}, 0, 0, 0},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_TWOFISH, {128, 192, 256}, 0, 0, 0},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_CHACHA20, {256}, 0, 0, 0},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_POLY1305, {256}, 0, 0, 0},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_CHACHA20_POLY1305, {256}, 0, 0, 0},
+    /* HMAC keys: any whole number of bytes (RFC 2104), up to 4096 bits. */
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA1, {0}, 8, 4096, 8},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA224, {0}, 8, 4096, 8},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA256, {0}, 8, 4096, 8},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA384, {0}, 8, 4096, 8},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA512, {0}, 8, 4096, 8},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_MD5, {0}, 8, 4096, 8},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA3_224, {0}, 8, 4096, 8},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA3_256, {0}, 8, 4096, 8},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA3_384, {0}, 8, 4096, 8},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA3_512, {0}, 8, 4096, 8},
+    /* A one-time pad is as long as what it protects. */
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_ONE_TIME_PAD, {0}, 8, 65536, 8},
+};
+
+static const struct sym_alg *sym_alg(uint32_t alg)
 {
-    switch (alg) {
-    case KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA1:
-    case KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA224:
-    case KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA256:
-    case KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA384:
-    case KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA512:
-        return 4096;
-    default:
-        return 0;
-    }
+    for (size_t i = 0; i < KMS_ARRAY_SIZE(sym_algs); i++)
+        if (sym_algs[i].alg == alg)
+            return &sym_algs[i];
+    return NULL;
+}
+
+bool crypto_sym_known(uint32_t alg)
+{
+    return sym_alg(alg) != NULL;
+}
+
+bool crypto_alg_is_hmac(uint32_t alg)
+{
+    const struct sym_alg *s = sym_alg(alg);
+    return s && s->hi == 4096;
 }
 
 int crypto_sym_check(uint32_t alg, int32_t bits, size_t *bytes_out, kms_error_t *err)
 {
-    size_t bytes = 0;
+    const struct sym_alg *s = sym_alg(alg);
+    bool ok = false;
 
-    switch (alg) {
-    case KMIP_CRYPTOGRAPHIC_ALGORITHM_AES:
-        if (bits != 128 && bits != 192 && bits != 256)
+    if (!s)
+        return kms_error_set_reason(err, KMS_ERR_NOTSUP, KMIP_RESULT_REASON_INVALID_FIELD,
+                                    "Cryptographic Algorithm %s is not a symmetric key algorithm",
+                                    crypto_enum_name(KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM, alg));
+    if (s->fixed[0]) {
+        for (size_t i = 0; i < KMS_ARRAY_SIZE(s->fixed) && s->fixed[i]; i++)
+            ok |= s->fixed[i] == bits;
+        if (!ok) {
+            char list[64];
+            size_t off = 0;
+            for (size_t i = 0; i < KMS_ARRAY_SIZE(s->fixed) && s->fixed[i]; i++)
+                off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%d", i ? ", " : "",
+                                        (int)s->fixed[i]);
             return kms_error_set_reason(err, KMS_ERR_INVAL, KMIP_RESULT_REASON_INVALID_FIELD,
-                                        "AES Cryptographic Length must be 128, 192 or 256 (got %d)",
-                                        (int)bits);
-        bytes = (size_t)bits / 8;
-        break;
-    case KMIP_CRYPTOGRAPHIC_ALGORITHM_TRIPLE_DES:
-        /* Lengths count effective key bits (168/112) or the material with
-         * its parity bits (192/128); both name the same key. */
-        if (bits == 168 || bits == 192)
-            bytes = 24;
-        else if (bits == 112 || bits == 128)
-            bytes = 16;
-        else
-            return kms_error_set_reason(err, KMS_ERR_INVAL, KMIP_RESULT_REASON_INVALID_FIELD,
-                                        "Triple DES Cryptographic Length must be 168 or 112 "
-                                        "(192/128 with parity), got %d",
-                                        (int)bits);
-        break;
-    default:
-        if (hmac_max_bits(alg) == 0)
-            return kms_error_set_reason(
-                err, KMS_ERR_NOTSUP, KMIP_RESULT_REASON_INVALID_FIELD,
-                "Cryptographic Algorithm %s not supported for symmetric keys",
-                crypto_enum_name(KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM, alg));
-        if (bits < 8 || bits > hmac_max_bits(alg) || bits % 8 != 0)
-            return kms_error_set_reason(err, KMS_ERR_INVAL, KMIP_RESULT_REASON_INVALID_FIELD,
-                                        "HMAC key Cryptographic Length must be a multiple of 8 "
-                                        "between 8 and %d (got %d)",
-                                        hmac_max_bits(alg), (int)bits);
-        bytes = (size_t)bits / 8;
-        break;
+                                        "%s Cryptographic Length must be one of %s (got %d)",
+                                        crypto_enum_name(KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM, alg),
+                                        list, (int)bits);
+        }
+    } else if (bits < s->lo || bits > s->hi || bits % s->step != 0) {
+        return kms_error_set_reason(err, KMS_ERR_INVAL, KMIP_RESULT_REASON_INVALID_FIELD,
+                                    "%s Cryptographic Length must be a multiple of %d between %d "
+                                    "and %d (got %d)",
+                                    crypto_enum_name(KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM, alg),
+                                    (int)s->step, (int)s->lo, (int)s->hi, (int)bits);
     }
-    if (bytes_out)
-        *bytes_out = bytes;
+    if (bytes_out) {
+        if (alg == KMIP_CRYPTOGRAPHIC_ALGORITHM_TRIPLE_DES)
+            *bytes_out = bits == 112 || bits == 128 ? 16 : 24;
+        else if (alg == KMIP_CRYPTOGRAPHIC_ALGORITHM_DES)
+            *bytes_out = 8;
+        else
+            *bytes_out = (size_t)bits / 8;
+    }
     return 0;
 }
 
@@ -75,6 +123,8 @@ int32_t crypto_sym_bits(uint32_t alg, size_t len)
         return -1;
     if (alg == KMIP_CRYPTOGRAPHIC_ALGORITHM_TRIPLE_DES)
         return len == 24 ? 168 : len == 16 ? 112 : (int32_t)(len * 7);
+    if (alg == KMIP_CRYPTOGRAPHIC_ALGORITHM_DES && len == 8)
+        return 56;
     return (int32_t)(len * 8);
 }
 
@@ -109,7 +159,7 @@ int crypto_sym_generate(uint32_t alg, int32_t bits, kms_secret_t **key_out, kms_
         return kms_error_set_reason(err, KMS_ERR_CRYPTO, KMIP_RESULT_REASON_CRYPTOGRAPHIC_FAILURE,
                                     "random generator failure");
     }
-    if (alg == KMIP_CRYPTOGRAPHIC_ALGORITHM_TRIPLE_DES)
+    if (alg == KMIP_CRYPTOGRAPHIC_ALGORITHM_TRIPLE_DES || alg == KMIP_CRYPTOGRAPHIC_ALGORITHM_DES)
         des_set_odd_parity(k->data, bytes);
     *key_out = k;
     return 0;

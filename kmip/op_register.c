@@ -48,18 +48,7 @@ static int reconcile(kmip_ctx_t *ctx, kmip_obj_t *o, crypto_material_t *d, size_
                                  "Material", (int)d->bits);
             d->alg = alg_t;
             d->bits = crypto_sym_bits(alg_t, material_len);
-            if (alg_t == KMIP_CRYPTOGRAPHIC_ALGORITHM_AES ||
-                alg_t == KMIP_CRYPTOGRAPHIC_ALGORITHM_TRIPLE_DES) {
-                kms_error_t e = {0};
-                size_t want = 0;
-                if (crypto_sym_check(alg_t, d->bits, &want, &e) < 0 || want != material_len)
-                    return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
-                                     "Key Material of %zu bytes is not a valid key for the "
-                                     "Cryptographic Algorithm", material_len);
-            }
-            if (has_len && len_t != d->bits &&
-                !(alg_t == KMIP_CRYPTOGRAPHIC_ALGORITHM_TRIPLE_DES &&
-                  (size_t)len_t == material_len * 8))
+            if (has_len && len_t != d->bits && (size_t)len_t != material_len * 8)
                 return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
                                  "Cryptographic Length %d does not match the Key Material (%d)",
                                  (int)len_t, (int)d->bits);
@@ -69,9 +58,7 @@ static int reconcile(kmip_ctx_t *ctx, kmip_obj_t *o, crypto_material_t *d, size_
             return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
                              "Cryptographic Algorithm differs between the Key Block and the "
                              "Template-Attribute");
-        if (has_len && len_t != d->bits &&
-            !(d->alg == KMIP_CRYPTOGRAPHIC_ALGORITHM_TRIPLE_DES &&
-              (size_t)len_t == material_len * 8))
+        if (has_len && len_t != d->bits && (size_t)len_t != material_len * 8)
             return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
                              "Cryptographic Length differs between the Key Block and the "
                              "Template-Attribute");

@@ -295,12 +295,27 @@ static void test_digest_value(void **state)
     assert_int_equal(ttlv_u32(ttlv_find(v, KMIP_TAG_HASHING_ALGORITHM)), KMIP_HASHING_ALGORITHM_SHA_256);
     assert_memory_equal(ttlv_find(v, KMIP_TAG_DIGEST_VALUE)->v.bytes.ptr, want, 32);
     assert_int_equal(ttlv_u32(ttlv_find(v, KMIP_TAG_KEY_FORMAT_TYPE)), KMIP_KEY_FORMAT_TYPE_PKCS_1);
-    /* Registered as Transparent: the stored PKCS#8 is hashed and named. */
+    /* Transparent: the TTLV encoding of the Key Material structure. */
     d.registered_fmt = KMIP_KEY_FORMAT_TYPE_TRANSPARENT_RSA_PRIVATE_KEY;
     assert_int_equal(crypto_digest_value(A, &d, priv, &v), 0);
-    crypto_sha256(priv->data, priv->len, want);
+    {
+        ttlv_item_t *kv = ttlv_new_struct(A, NULL, KMIP_TAG_KEY_VALUE);
+        kms_buf_t b;
+        assert_int_equal(crypto_transparent_build(A, kv, k, d.registered_fmt, &e), 0);
+        kms_buf_init(&b, 0);
+        assert_int_equal(ttlv_encode(ttlv_find(kv, KMIP_TAG_KEY_MATERIAL), &b), 0);
+        crypto_sha256(b.data, b.len, want);
+        kms_buf_dispose_wipe(&b);
+    }
     assert_memory_equal(ttlv_find(v, KMIP_TAG_DIGEST_VALUE)->v.bytes.ptr, want, 32);
-    assert_int_equal(ttlv_u32(ttlv_find(v, KMIP_TAG_KEY_FORMAT_TYPE)), KMIP_KEY_FORMAT_TYPE_PKCS_8);
+    assert_int_equal(ttlv_u32(ttlv_find(v, KMIP_TAG_KEY_FORMAT_TYPE)),
+                     KMIP_KEY_FORMAT_TYPE_TRANSPARENT_RSA_PRIVATE_KEY);
+    /* A registered key's digest is the one crypto_object_parse took. */
+    memset(d.digest, 0x5a, sizeof(d.digest));
+    d.has_digest = true;
+    assert_int_equal(crypto_digest_value(A, &d, priv, &v), 0);
+    assert_memory_equal(ttlv_find(v, KMIP_TAG_DIGEST_VALUE)->v.bytes.ptr, d.digest, 32);
+    d.has_digest = false;
     /* A certificate has no Key Format Type in its digest. */
     d.object_type = KMIP_OBJECT_TYPE_CERTIFICATE;
     d.stored_fmt = d.registered_fmt = KMIP_KEY_FORMAT_TYPE_X_509;

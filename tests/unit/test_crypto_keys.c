@@ -11,7 +11,9 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/x509.h>
 
 #include "crypto/crypto.h"
@@ -35,7 +37,10 @@ static void test_sym_check(void **state)
     assert_int_equal(n, 24);
     assert_int_equal(crypto_sym_check(KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, &n, &e), 0);
     assert_int_equal(n, 32);
-    assert_int_equal(crypto_sym_check(KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 512, &n, &e),
+    /* AES-256-XTS: two AES-256 keys. */
+    assert_int_equal(crypto_sym_check(KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 512, &n, &e), 0);
+    assert_int_equal(n, 64);
+    assert_int_equal(crypto_sym_check(KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 384, &n, &e),
                      KMS_ERR_INVAL);
     assert_int_equal(e.reason, KMIP_RESULT_REASON_INVALID_FIELD);
     assert_non_null(strstr(e.msg, "AES"));
@@ -57,6 +62,82 @@ static void test_sym_check(void **state)
     assert_int_equal(e.reason, KMIP_RESULT_REASON_INVALID_FIELD);
     assert_int_equal(crypto_sym_bits(KMIP_CRYPTOGRAPHIC_ALGORITHM_TRIPLE_DES, 24), 168);
     assert_int_equal(crypto_sym_bits(KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 32), 256);
+    assert_int_equal(crypto_sym_bits(KMIP_CRYPTOGRAPHIC_ALGORITHM_DES, 8), 56);
+}
+
+/* Algorithms OpenSSL need not compute with still have their key sizes. */
+static void test_sym_other_algorithms(void **state)
+{
+    (void)state;
+    static const struct { uint32_t alg; int32_t ok, bad; size_t bytes; } cases[] = {
+        {KMIP_CRYPTOGRAPHIC_ALGORITHM_SKIPJACK, 80, 128, 10},
+        {KMIP_CRYPTOGRAPHIC_ALGORITHM_BLOWFISH, 448, 456, 56},
+        {KMIP_CRYPTOGRAPHIC_ALGORITHM_BLOWFISH, 32, 24, 4},
+        {KMIP_CRYPTOGRAPHIC_ALGORITHM_CAMELLIA, 192, 160, 24},
+        {KMIP_CRYPTOGRAPHIC_ALGORITHM_TWOFISH, 256, 512, 32},
+        {KMIP_CRYPTOGRAPHIC_ALGORITHM_IDEA, 128, 64, 16},
+        {KMIP_CRYPTOGRAPHIC_ALGORITHM_CAST5, 128, 136, 16},
+        {KMIP_CRYPTOGRAPHIC_ALGORITHM_RC4, 40, 32, 5},
+        {KMIP_CRYPTOGRAPHIC_ALGORITHM_DES, 64, 128, 8},
+        {KMIP_CRYPTOGRAPHIC_ALGORITHM_CHACHA20, 256, 128, 32},
+        {KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA3_256, 256, 252, 32},
+        {KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_MD5, 128, 0, 16},
+    };
+    for (size_t i = 0; i < KMS_ARRAY_SIZE(cases); i++) {
+        kms_error_t e = {0};
+        kms_secret_t *k = NULL;
+        size_t n = 0;
+        assert_true(crypto_sym_known(cases[i].alg));
+        assert_int_equal(crypto_sym_check(cases[i].alg, cases[i].ok, &n, &e), 0);
+        assert_int_equal(n, cases[i].bytes);
+        assert_int_equal(crypto_sym_check(cases[i].alg, cases[i].bad, &n, &e), KMS_ERR_INVAL);
+        assert_int_equal(e.reason, KMIP_RESULT_REASON_INVALID_FIELD);
+        assert_int_equal(crypto_sym_generate(cases[i].alg, cases[i].ok, &k, &e), 0);
+        assert_int_equal(k->len, cases[i].bytes);
+        kms_secret_free(k);
+    }
+    assert_false(crypto_sym_known(KMIP_CRYPTOGRAPHIC_ALGORITHM_ECDSA));
+    assert_true(crypto_alg_is_hmac(KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA3_512));
+    assert_false(crypto_alg_is_hmac(KMIP_CRYPTOGRAPHIC_ALGORITHM_AES));
+}
+
+/* Every KMIP Recommended Curve OpenSSL offers: the table's field size is
+ * OpenSSL's, a key pair is generated and its parameters read back. */
+static void test_all_curves(void **state)
+{
+    (void)state;
+    uint32_t cs[128];
+    size_t n = crypto_curves(cs, KMS_ARRAY_SIZE(cs));
+    bool k1 = false, bp = false;
+    assert_true(n >= 40); /* the prime, SEC 2 and Brainpool curves at least */
+    for (size_t i = 0; i < n; i++) {
+        kms_error_t e = {0};
+        int32_t bits = 0, b2 = 0;
+        uint32_t c2 = 0, alg = 0;
+        const char *g = crypto_curve_group(cs[i], &bits);
+        assert_non_null(g);
+        EC_GROUP *grp = EC_GROUP_new_by_curve_name(OBJ_sn2nid(g));
+        assert_non_null(grp);
+        assert_int_equal(EC_GROUP_get_degree(grp), bits);
+        EC_GROUP_free(grp);
+        k1 |= cs[i] == KMIP_RECOMMENDED_CURVE_SECP256K1;
+        bp |= cs[i] == KMIP_RECOMMENDED_CURVE_BRAINPOOLP512T1;
+        kms_secret_t *priv = NULL, *pub = NULL;
+        assert_int_equal(crypto_keypair_generate(KMIP_CRYPTOGRAPHIC_ALGORITHM_ECDSA, 0, cs[i], &priv,
+                                                 &pub, &e),
+                         0);
+        EVP_PKEY *k = NULL;
+        assert_int_equal(
+            crypto_pkey_load(KMIP_KEY_FORMAT_TYPE_PKCS_8, true, priv->data, priv->len, &k, &e), 0);
+        assert_int_equal(crypto_pkey_params(k, &alg, &b2, &c2, &e), 0);
+        assert_int_equal(c2, cs[i]);
+        assert_int_equal(b2, bits);
+        EVP_PKEY_free(k);
+        kms_secret_free(priv);
+        kms_secret_free(pub);
+    }
+    assert_true(k1);
+    assert_true(bp);
 }
 
 static int popcount8(uint8_t b)
@@ -122,7 +203,10 @@ static void test_keypair_check(void **state)
     kms_error_t e = {0};
     uint32_t c = 0;
     int32_t b = 0;
+    /* Sizes: what the algorithm allows; the operator's policy is kmip/'s. */
     assert_int_equal(crypto_keypair_check(KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 1024, 0, &c, &b, &e),
+                     0);
+    assert_int_equal(crypto_keypair_check(KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 512, 0, &c, &b, &e),
                      KMS_ERR_INVAL);
     assert_int_equal(e.reason, KMIP_RESULT_REASON_INVALID_FIELD);
     assert_int_equal(crypto_keypair_check(KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 3072, 0, &c, &b, &e),
@@ -139,7 +223,10 @@ static void test_keypair_check(void **state)
                                           KMIP_RECOMMENDED_CURVE_P_256, &c, &b, &e),
                      KMS_ERR_INVAL);
     assert_int_equal(crypto_keypair_check(KMIP_CRYPTOGRAPHIC_ALGORITHM_ECDSA, 0,
-                                          KMIP_RECOMMENDED_CURVE_P_192, &c, &b, &e),
+                                          KMIP_RECOMMENDED_CURVE_BRAINPOOLP256R1, &c, &b, &e),
+                     0);
+    assert_int_equal(b, 256);
+    assert_int_equal(crypto_keypair_check(KMIP_CRYPTOGRAPHIC_ALGORITHM_ECDSA, 0, 0x7fff, &c, &b, &e),
                      KMS_ERR_NOTSUP);
     assert_int_equal(crypto_keypair_check(KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 0, &c, &b, &e),
                      KMS_ERR_NOTSUP);
@@ -481,6 +568,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sym_check),
+        cmocka_unit_test(test_sym_other_algorithms),
+        cmocka_unit_test(test_all_curves),
         cmocka_unit_test(test_sym_generate),
         cmocka_unit_test(test_keypair_check),
         cmocka_unit_test(test_keypair_generate),

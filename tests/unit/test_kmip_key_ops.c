@@ -329,9 +329,9 @@ static void test_register_invalid(void **state)
 {
     (void)state;
     uint32_t status = 0, reason = 0;
-    /* 20 bytes are no AES key. */
-    assert_null(register_keyblock(KMIP_OBJECT_TYPE_SYMMETRIC_KEY, KMIP_KEY_FORMAT_TYPE_RAW, aes256, 20,
-                                  KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 160, 0, false, NULL, &status,
+    /* Empty Key Material is no key. */
+    assert_null(register_keyblock(KMIP_OBJECT_TYPE_SYMMETRIC_KEY, KMIP_KEY_FORMAT_TYPE_RAW, aes256, 0,
+                                  KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 0, 0, false, NULL, &status,
                                   &reason));
     assert_int_equal(status, KMIP_RESULT_STATUS_OPERATION_FAILED);
     assert_int_equal(reason, KMIP_RESULT_REASON_INVALID_FIELD);
@@ -689,7 +689,7 @@ static void test_create_key_pair_invalid(void **state)
     (void)state;
     const char *priv = NULL, *pub = NULL;
     uint32_t reason = 0;
-    assert_int_equal(create_key_pair(KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 1024, 0, &priv, &pub, &reason),
+    assert_int_equal(create_key_pair(KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 512, 0, &priv, &pub, &reason),
                      KMIP_RESULT_STATUS_OPERATION_FAILED);
     assert_int_equal(reason, KMIP_RESULT_REASON_INVALID_FIELD);
     assert_int_equal(create_key_pair(KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 0, &priv, &pub, &reason),
