@@ -219,6 +219,8 @@ typedef struct crypto_material {
     int32_t bits;            /* Cryptographic Length, 0 if none */
     uint32_t curve;          /* Recommended Curve for EC keys, else 0 */
     uint32_t sub_type;       /* Secret Data Type / Opaque Data Type / Certificate Type */
+    bool no_key_value;       /* crypto_object_parse: a Key Block without Key Value (KMIP
+                                1.2 Key Value Present false); no material */
     bool has_digest;         /* crypto_object_parse: `digest` is the SHA-256 of the Key
                                 Material exactly as the client registered it */
     uint8_t digest[32];
@@ -254,7 +256,10 @@ typedef int (*crypto_kek_lookup_cb)(void *arg, const char *key_id, kms_secret_t 
  * Attributes) into canonical stored bytes (*stored_out, the caller's) and
  * a description. The material is validated: a key of the stated algorithm
  * and length, an RSA/EC key OpenSSL loads and checks, a certificate that
- * parses. A wrapped Key Block (Key Wrapping Data present) is refused with
+ * parses. A Key Block without a Key Value (KMIP 1.2: a key registered
+ * without its value, whose Key Value Location may say where it is) returns
+ * 0 with *stored_out NULL and desc->no_key_value set.
+ * A wrapped Key Block (Key Wrapping Data present) is refused with
  * Feature Not Supported unless `unwrap_cb` (may be NULL) resolves the
  * wrapping key. `obj` is the object structure itself (e.g. the Symmetric
  * Key item). Never writes to `obj`.

@@ -250,9 +250,20 @@ static int parse_key_block(const ttlv_item_t *obj, crypto_kek_lookup_cb cb, void
                                     KMIP_RESULT_REASON_KEY_COMPRESSION_TYPE_NOT_SUPPORTED,
                                     "Key Compression Type is not supported");
     kv = ttlv_find(kb, KMIP_TAG_KEY_VALUE);
-    if (!kv)
-        return kms_error_set_reason(err, KMS_ERR_PROTO, KMIP_RESULT_REASON_KEY_VALUE_NOT_PRESENT,
-                                    "Key Block lacks Key Value");
+    if (!kv) {
+        /* Registered without its value (KMIP 1.2 Key Value Present). */
+        const ttlv_item_t *alg =
+            crypto_find_typed(kb, KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM, TTLV_ENUMERATION);
+        const ttlv_item_t *len = crypto_find_typed(kb, KMIP_TAG_CRYPTOGRAPHIC_LENGTH, TTLV_INTEGER);
+        if (ttlv_find(kb, KMIP_TAG_KEY_WRAPPING_DATA))
+            return bad(err, "Key Wrapping Data without a Key Value");
+        d->alg = alg ? ttlv_u32(alg) : 0;
+        d->bits = len ? len->v.i32 : 0;
+        d->registered_fmt = fmt;
+        d->no_key_value = true;
+        *out = NULL;
+        return 0;
+    }
     if (ttlv_find(kb, KMIP_TAG_KEY_WRAPPING_DATA)) {
         if (kv->type != TTLV_BYTE_STRING)
             return bad(err, "a wrapped Key Value must be a Byte String");

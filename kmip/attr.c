@@ -4,8 +4,8 @@
  *
  * An object's attributes are a list of (name, index, value item). This file
  * gets, sets, adds and removes instances and knows, per standard attribute,
- * its value type and who may set, modify or delete it (KMIP 1.1 section 3
- * tables). It does not validate values against the object's state or type
+ * its value type, who may set, modify or delete it (KMIP 1.1 section 3
+ * tables) and the KMIP 1.x minor version that introduced it. It does not validate values against the object's state or type
  * beyond that, and does not touch the store (object.c does).
  */
 #include <string.h>
@@ -22,66 +22,66 @@
 #define S TTLV_STRUCTURE
 
 static const kmip_attr_rule_t rules[] = {
-    {"Unique Identifier", KMIP_TAG_UNIQUE_IDENTIFIER, TTLV_TEXT_STRING, 0},
-    {"Name", KMIP_TAG_NAME, S, M | I | A | C | D},
-    {"Object Type", KMIP_TAG_OBJECT_TYPE, TTLV_ENUMERATION, 0},
-    {"Cryptographic Algorithm", KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM, TTLV_ENUMERATION, I},
-    {"Cryptographic Length", KMIP_TAG_CRYPTOGRAPHIC_LENGTH, TTLV_INTEGER, I},
-    {"Cryptographic Parameters", KMIP_TAG_CRYPTOGRAPHIC_PARAMETERS, S, M | I | A | C | D},
-    {"Cryptographic Domain Parameters", KMIP_TAG_CRYPTOGRAPHIC_DOMAIN_PARAMETERS, S, I},
-    {"Certificate Type", KMIP_TAG_CERTIFICATE_TYPE, TTLV_ENUMERATION, 0},
-    {"Certificate Length", KMIP_TAG_CERTIFICATE_LENGTH, TTLV_INTEGER, 0},
-    {"X.509 Certificate Identifier", KMIP_TAG_X_509_CERTIFICATE_IDENTIFIER, S, 0},
-    {"X.509 Certificate Subject", KMIP_TAG_X_509_CERTIFICATE_SUBJECT, S, 0},
-    {"X.509 Certificate Issuer", KMIP_TAG_X_509_CERTIFICATE_ISSUER, S, 0},
-    {"Certificate Identifier", KMIP_TAG_CERTIFICATE_IDENTIFIER, S, 0},
-    {"Certificate Subject", KMIP_TAG_CERTIFICATE_SUBJECT, S, 0},
-    {"Certificate Issuer", KMIP_TAG_CERTIFICATE_ISSUER, S, 0},
-    {"Digital Signature Algorithm", KMIP_TAG_DIGITAL_SIGNATURE_ALGORITHM, TTLV_ENUMERATION, 0},
-    {"Digest", KMIP_TAG_DIGEST, S, M},
-    {"Operation Policy Name", KMIP_TAG_OPERATION_POLICY_NAME, TTLV_TEXT_STRING, I | A | C | D},
-    {"Cryptographic Usage Mask", KMIP_TAG_CRYPTOGRAPHIC_USAGE_MASK, TTLV_INTEGER, I},
-    {"Lease Time", KMIP_TAG_LEASE_TIME, TTLV_INTERVAL, 0},
-    {"Usage Limits", KMIP_TAG_USAGE_LIMITS, S, I | A | C},
-    {"State", KMIP_TAG_STATE, TTLV_ENUMERATION, 0},
-    {"Initial Date", KMIP_TAG_INITIAL_DATE, TTLV_DATE_TIME, 0},
-    {"Activation Date", KMIP_TAG_ACTIVATION_DATE, TTLV_DATE_TIME, I | A | C | P},
-    {"Process Start Date", KMIP_TAG_PROCESS_START_DATE, TTLV_DATE_TIME, I | A | C | P},
-    {"Protect Stop Date", KMIP_TAG_PROTECT_STOP_DATE, TTLV_DATE_TIME, I | A | C | P},
-    {"Deactivation Date", KMIP_TAG_DEACTIVATION_DATE, TTLV_DATE_TIME, I | A | C},
-    {"Destroy Date", KMIP_TAG_DESTROY_DATE, TTLV_DATE_TIME, 0},
-    {"Compromise Occurrence Date", KMIP_TAG_COMPROMISE_OCCURRENCE_DATE, TTLV_DATE_TIME, 0},
-    {"Compromise Date", KMIP_TAG_COMPROMISE_DATE, TTLV_DATE_TIME, 0},
-    {"Revocation Reason", KMIP_TAG_REVOCATION_REASON, S, 0},
-    {"Archive Date", KMIP_TAG_ARCHIVE_DATE, TTLV_DATE_TIME, 0},
-    {"Object Group", KMIP_TAG_OBJECT_GROUP, TTLV_TEXT_STRING, M | I | A | C | D},
-    {"Fresh", KMIP_TAG_FRESH, TTLV_BOOLEAN, I},
-    {"Link", KMIP_TAG_LINK, S, M | I | A | C | D},
+    {"Unique Identifier", KMIP_TAG_UNIQUE_IDENTIFIER, TTLV_TEXT_STRING, 0, 0},
+    {"Name", KMIP_TAG_NAME, S, M | I | A | C | D, 0},
+    {"Object Type", KMIP_TAG_OBJECT_TYPE, TTLV_ENUMERATION, 0, 0},
+    {"Cryptographic Algorithm", KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM, TTLV_ENUMERATION, I, 0},
+    {"Cryptographic Length", KMIP_TAG_CRYPTOGRAPHIC_LENGTH, TTLV_INTEGER, I, 0},
+    {"Cryptographic Parameters", KMIP_TAG_CRYPTOGRAPHIC_PARAMETERS, S, M | I | A | C | D, 0},
+    {"Cryptographic Domain Parameters", KMIP_TAG_CRYPTOGRAPHIC_DOMAIN_PARAMETERS, S, I, 0},
+    {"Certificate Type", KMIP_TAG_CERTIFICATE_TYPE, TTLV_ENUMERATION, 0, 0},
+    {"Certificate Length", KMIP_TAG_CERTIFICATE_LENGTH, TTLV_INTEGER, 0, 1},
+    {"X.509 Certificate Identifier", KMIP_TAG_X_509_CERTIFICATE_IDENTIFIER, S, 0, 1},
+    {"X.509 Certificate Subject", KMIP_TAG_X_509_CERTIFICATE_SUBJECT, S, 0, 1},
+    {"X.509 Certificate Issuer", KMIP_TAG_X_509_CERTIFICATE_ISSUER, S, 0, 1},
+    {"Certificate Identifier", KMIP_TAG_CERTIFICATE_IDENTIFIER, S, 0, 0},
+    {"Certificate Subject", KMIP_TAG_CERTIFICATE_SUBJECT, S, 0, 0},
+    {"Certificate Issuer", KMIP_TAG_CERTIFICATE_ISSUER, S, 0, 0},
+    {"Digital Signature Algorithm", KMIP_TAG_DIGITAL_SIGNATURE_ALGORITHM, TTLV_ENUMERATION, 0, 1},
+    {"Digest", KMIP_TAG_DIGEST, S, M, 0},
+    {"Operation Policy Name", KMIP_TAG_OPERATION_POLICY_NAME, TTLV_TEXT_STRING, I | A | C | D, 0},
+    {"Cryptographic Usage Mask", KMIP_TAG_CRYPTOGRAPHIC_USAGE_MASK, TTLV_INTEGER, I, 0},
+    {"Lease Time", KMIP_TAG_LEASE_TIME, TTLV_INTERVAL, 0, 0},
+    {"Usage Limits", KMIP_TAG_USAGE_LIMITS, S, I | A | C, 0},
+    {"State", KMIP_TAG_STATE, TTLV_ENUMERATION, 0, 0},
+    {"Initial Date", KMIP_TAG_INITIAL_DATE, TTLV_DATE_TIME, 0, 0},
+    {"Activation Date", KMIP_TAG_ACTIVATION_DATE, TTLV_DATE_TIME, I | A | C | P, 0},
+    {"Process Start Date", KMIP_TAG_PROCESS_START_DATE, TTLV_DATE_TIME, I | A | C | P, 0},
+    {"Protect Stop Date", KMIP_TAG_PROTECT_STOP_DATE, TTLV_DATE_TIME, I | A | C | P, 0},
+    {"Deactivation Date", KMIP_TAG_DEACTIVATION_DATE, TTLV_DATE_TIME, I | A | C, 0},
+    {"Destroy Date", KMIP_TAG_DESTROY_DATE, TTLV_DATE_TIME, 0, 0},
+    {"Compromise Occurrence Date", KMIP_TAG_COMPROMISE_OCCURRENCE_DATE, TTLV_DATE_TIME, 0, 0},
+    {"Compromise Date", KMIP_TAG_COMPROMISE_DATE, TTLV_DATE_TIME, 0, 0},
+    {"Revocation Reason", KMIP_TAG_REVOCATION_REASON, S, 0, 0},
+    {"Archive Date", KMIP_TAG_ARCHIVE_DATE, TTLV_DATE_TIME, 0, 0},
+    {"Object Group", KMIP_TAG_OBJECT_GROUP, TTLV_TEXT_STRING, M | I | A | C | D, 0},
+    {"Fresh", KMIP_TAG_FRESH, TTLV_BOOLEAN, I, 1},
+    {"Link", KMIP_TAG_LINK, S, M | I | A | C | D, 0},
     {"Application Specific Information", KMIP_TAG_APPLICATION_SPECIFIC_INFORMATION, S,
-     M | I | A | C | D},
-    {"Contact Information", KMIP_TAG_CONTACT_INFORMATION, TTLV_TEXT_STRING, I | A | C | D},
-    {"Last Change Date", KMIP_TAG_LAST_CHANGE_DATE, TTLV_DATE_TIME, 0},
-    {"Alternative Name", KMIP_TAG_ALTERNATIVE_NAME, S, M | I | A | C | D},
-    {"Key Value Present", KMIP_TAG_KEY_VALUE_PRESENT, TTLV_BOOLEAN, 0},
-    {"Key Value Location", KMIP_TAG_KEY_VALUE_LOCATION, S, M | I | A | C | D},
-    {"Original Creation Date", KMIP_TAG_ORIGINAL_CREATION_DATE, TTLV_DATE_TIME, 0},
-    {"Random Number Generator", KMIP_TAG_RANDOM_NUMBER_GENERATOR, S, 0},
-    {"Description", KMIP_TAG_DESCRIPTION, TTLV_TEXT_STRING, I | A | C | D},
-    {"Comment", KMIP_TAG_COMMENT, TTLV_TEXT_STRING, I | A | C | D},
-    {"Sensitive", KMIP_TAG_SENSITIVE, TTLV_BOOLEAN, I | A | C},
-    {"Extractable", KMIP_TAG_EXTRACTABLE, TTLV_BOOLEAN, I | A | C},
-    {"Always Sensitive", KMIP_TAG_ALWAYS_SENSITIVE, TTLV_BOOLEAN, 0},
-    {"Never Extractable", KMIP_TAG_NEVER_EXTRACTABLE, TTLV_BOOLEAN, 0},
+     M | I | A | C | D, 0},
+    {"Contact Information", KMIP_TAG_CONTACT_INFORMATION, TTLV_TEXT_STRING, I | A | C | D, 0},
+    {"Last Change Date", KMIP_TAG_LAST_CHANGE_DATE, TTLV_DATE_TIME, 0, 0},
+    {"Alternative Name", KMIP_TAG_ALTERNATIVE_NAME, S, M | I | A | C | D, 2},
+    {"Key Value Present", KMIP_TAG_KEY_VALUE_PRESENT, TTLV_BOOLEAN, 0, 2},
+    {"Key Value Location", KMIP_TAG_KEY_VALUE_LOCATION, S, M | I | A | C | D, 2},
+    {"Original Creation Date", KMIP_TAG_ORIGINAL_CREATION_DATE, TTLV_DATE_TIME, I, 2},
+    {"Random Number Generator", KMIP_TAG_RANDOM_NUMBER_GENERATOR, S, 0, 3},
+    {"Description", KMIP_TAG_DESCRIPTION, TTLV_TEXT_STRING, I | A | C | D, 4},
+    {"Comment", KMIP_TAG_COMMENT, TTLV_TEXT_STRING, I | A | C | D, 4},
+    {"Sensitive", KMIP_TAG_SENSITIVE, TTLV_BOOLEAN, I | A | C, 4},
+    {"Extractable", KMIP_TAG_EXTRACTABLE, TTLV_BOOLEAN, I | A | C, 4},
+    {"Always Sensitive", KMIP_TAG_ALWAYS_SENSITIVE, TTLV_BOOLEAN, 0, 4},
+    {"Never Extractable", KMIP_TAG_NEVER_EXTRACTABLE, TTLV_BOOLEAN, 0, 4},
     /* Private bookkeeping of the material (crypto_material_t). The leading
      * underscore can never be a client attribute name. */
-    {"_kmsd.fmt", 0, TTLV_INTEGER, H},
-    {"_kmsd.curve", 0, TTLV_INTEGER, H},
-    {"_kmsd.subtype", 0, TTLV_INTEGER, H},
-    {"_kmsd.live", 0, TTLV_INTEGER, H},
-    {"_kmsd.served", 0, TTLV_LONG_INTEGER, H}, /* last Get after a default-member Locate */ /* 1 until Destroy: Locate skips destroyed objects */
+    {"_kmsd.fmt", 0, TTLV_INTEGER, H, 0},
+    {"_kmsd.curve", 0, TTLV_INTEGER, H, 0},
+    {"_kmsd.subtype", 0, TTLV_INTEGER, H, 0},
+    {"_kmsd.live", 0, TTLV_INTEGER, H, 0}, /* 1 until Destroy: Locate skips destroyed objects */
+    {"_kmsd.served", 0, TTLV_LONG_INTEGER, H, 0}, /* last Get after a default-member Locate */
 };
 
-static const kmip_attr_rule_t custom_rule = {"x-", 0, TTLV_ANY, M | I | A | C | D};
+static const kmip_attr_rule_t custom_rule = {"x-", 0, TTLV_ANY, M | I | A | C | D, 0};
 
 bool kmip_attr_is_custom(const char *name)
 {
@@ -270,6 +270,45 @@ const char *kmip_attr_get_text(const kmip_obj_t *o, const char *name)
     int rc;
     const ttlv_item_t *v = get0(o, name, TTLV_TEXT_STRING, &rc);
     return v ? ttlv_text(v) : NULL;
+}
+
+static bool bool_attr(const kmip_obj_t *o, const char *name, bool *v_out)
+{
+    const kmip_attr_t *a = kmip_attr_get(o, name, 0);
+    if (!a || !a->value || a->value->type != TTLV_BOOLEAN)
+        return false;
+    *v_out = a->value->v.b;
+    return true;
+}
+
+int kmip_attr_export_history(kmip_ctx_t *ctx, kmip_obj_t *o, bool creation)
+{
+    bool v, was;
+    int rc;
+    /* Absent Sensitive is false, absent Extractable true (KMIP 1.4): an
+     * object that gets either only later was not "always" so. */
+    if (bool_attr(o, "Sensitive", &v)) {
+        if (!creation)
+            v = v && bool_attr(o, "Always Sensitive", &was) && was;
+        if ((rc = kmip_attr_set_bool(ctx, o, "Always Sensitive", v)))
+            return rc;
+    }
+    if (bool_attr(o, "Extractable", &v)) {
+        bool never = !v;
+        if (!creation)
+            never = never && bool_attr(o, "Never Extractable", &was) && was;
+        if ((rc = kmip_attr_set_bool(ctx, o, "Never Extractable", never)))
+            return rc;
+    }
+    return 0;
+}
+
+bool kmip_attr_shown(const kmip_ctx_t *ctx, const char *name)
+{
+    const kmip_attr_rule_t *r = kmip_attr_rule(name);
+    if (r && (r->flags & KMIP_ATTR_HIDDEN))
+        return false;
+    return !r || ctx->ver_major > 1 || r->since_minor <= ctx->ver_minor;
 }
 
 ttlv_item_t *kmip_attr_to_ttlv(kmip_ctx_t *ctx, ttlv_item_t *parent, const kmip_attr_t *a)

@@ -430,6 +430,20 @@ int kmip_attr_get_int(const kmip_obj_t *o, const char *name, int32_t *out);
 int kmip_attr_get_date(const kmip_obj_t *o, const char *name, int64_t *out);
 const char *kmip_attr_get_text(const kmip_obj_t *o, const char *name); /* NULL if absent */
 
+/* Always Sensitive and Never Extractable (KMIP 1.4), kept by the server
+ * from Sensitive and Extractable: at creation (`creation`) they copy the
+ * initial values; after a later Add/Modify they stay true only while the
+ * property has held since creation. Nothing is set for an object that has
+ * neither Sensitive nor Extractable. */
+int kmip_attr_export_history(kmip_ctx_t *ctx, kmip_obj_t *o, bool creation);
+
+/* Whether attribute `name` belongs in an "every attribute" answer (Get
+ * Attributes without names, Get Attribute List) to this request: not
+ * private bookkeeping, and introduced by a KMIP version no later than the
+ * request's (a 1.1 client is not shown 1.2 attributes). Custom x-/y-
+ * attributes always are. */
+bool kmip_attr_shown(const kmip_ctx_t *ctx, const char *name);
+
 /* Append an Attribute structure (Name, Index when > 0, Value) to parent. */
 ttlv_item_t *kmip_attr_to_ttlv(kmip_ctx_t *ctx, ttlv_item_t *parent, const kmip_attr_t *a);
 
@@ -449,6 +463,7 @@ typedef struct kmip_attr_rule {
     uint32_t tag;              /* tag of the value item (0 for custom) */
     enum ttlv_type type;       /* TTLV_ANY for custom */
     unsigned flags;
+    int since_minor;           /* KMIP 1.x version that introduced it (1.2 -> 2) */
 } kmip_attr_rule_t;
 const kmip_attr_rule_t *kmip_attr_rule(const char *name);
 /* True for "x-..." / "y-..." names. */

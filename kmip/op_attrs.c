@@ -2,8 +2,10 @@
  * kmip/op_attrs.c: Get Attributes, Get Attribute List, Add Attribute,
  * Modify Attribute and Delete Attribute.
  *
- * Rules (KMIP 1.1 sections 3 and 4.11-4.15, reasons from section 11):
- * unknown attribute names are Invalid Field; attributes the client may not
+ * Rules (KMIP 1.1 sections 3 and 4.11-4.15, reasons from section 11): a
+ * malformed Attribute (no name, an Attribute Value of another type than
+ * the attribute's) is Invalid Message; unknown attribute names are
+ * Invalid Field; attributes the client may not
  * add/modify/delete (server-set ones: Unique Identifier, State, dates...)
  * are Permission Denied; adding a second instance of a single-valued
  * attribute is Illegal Operation; an Attribute Index on Add is Invalid
@@ -28,6 +30,15 @@ static bool hidden(const char *name)
     return r && (r->flags & KMIP_ATTR_HIDDEN);
 }
 
+/* After a client changed Sensitive or Extractable: keep Always Sensitive /
+ * Never Extractable true only while the property held since creation. */
+static int export_changed(kmip_ctx_t *ctx, kmip_obj_t *o, const char *name)
+{
+    if (strcmp(name, "Sensitive") != 0 && strcmp(name, "Extractable") != 0)
+        return 0;
+    return kmip_attr_export_history(ctx, o, false);
+}
+
 int kmip_op_get_attributes(kmip_ctx_t *ctx)
 {
     const char *id = kmip_req_uid(ctx);
@@ -37,7 +48,7 @@ int kmip_op_get_attributes(kmip_ctx_t *ctx)
     for (const ttlv_item_t *n = ttlv_find(ctx->payload, KMIP_TAG_ATTRIBUTE_NAME); n;
          n = ttlv_find_next(n, KMIP_TAG_ATTRIBUTE_NAME)) {
         if (n->type != TTLV_TEXT_STRING)
-            return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "Attribute Name is not text");
+            return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_MESSAGE, "Attribute Name is not text");
         for (const ttlv_item_t *m = ttlv_find_next(n, KMIP_TAG_ATTRIBUTE_NAME); m;
              m = ttlv_find_next(m, KMIP_TAG_ATTRIBUTE_NAME))
             if (m->type == TTLV_TEXT_STRING && strcmp(ttlv_text(m), ttlv_text(n)) == 0)
@@ -53,7 +64,7 @@ int kmip_op_get_attributes(kmip_ctx_t *ctx)
     const ttlv_item_t *first = ttlv_find(ctx->payload, KMIP_TAG_ATTRIBUTE_NAME);
     if (!first) {
         for (kmip_attr_t *a = o->attrs; a; a = a->next)
-            if (!hidden(a->name) && !kmip_attr_to_ttlv(ctx, ctx->resp_payload, a))
+            if (kmip_attr_shown(ctx, a->name) && !kmip_attr_to_ttlv(ctx, ctx->resp_payload, a))
                 return KMS_ERR_NOMEM;
         return 0;
     }
@@ -80,7 +91,7 @@ int kmip_op_get_attribute_list(kmip_ctx_t *ctx)
     if ((rc = put_uid(ctx, o->id)))
         return rc;
     for (kmip_attr_t *a = o->attrs; a; a = a->next) {
-        if (hidden(a->name))
+        if (!kmip_attr_shown(ctx, a->name))
             continue;
         bool dup = false;
         for (kmip_attr_t *b = o->attrs; b != a; b = b->next)
@@ -107,7 +118,7 @@ static int parse_edit(kmip_ctx_t *ctx, edit_t *e, bool need_value)
 {
     const ttlv_item_t *at = ttlv_find(ctx->payload, KMIP_TAG_ATTRIBUTE);
     if (!at)
-        return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "Attribute missing");
+        return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_MESSAGE, "Attribute missing");
     int rc = kmip_attr_parse(ctx, at, &e->name, &e->index, &e->has_index, &e->value);
     if (rc)
         return rc;
@@ -116,7 +127,7 @@ static int parse_edit(kmip_ctx_t *ctx, edit_t *e, bool need_value)
         return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "unknown attribute '%s'", e->name);
     if (need_value) {
         if (!e->value)
-            return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "Attribute Value missing");
+            return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_MESSAGE, "Attribute Value missing");
         int rc2 = kmip_attr_check_value(ctx, e->name, e->rule, e->value);
         if (rc2)
             return rc2;
@@ -157,7 +168,7 @@ static int add_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg, bool *unchanged_out
             ttlv_append(v, unit);
     }
     int rc = kmip_attr_add(ctx, o, e->name, v, &e->out_index);
-    if (rc)
+    if (rc || (rc = export_changed(ctx, o, e->name)))
         return rc;
     e->result = kmip_attr_get(o, e->name, e->out_index);
     kmip_obj_eval_dates(ctx, o);
@@ -221,7 +232,7 @@ static int modify_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg, bool *unchanged_
     }
     ttlv_item_t *v = ttlv_clone(ctx->arena, e->value);
     int rc = kmip_attr_set(ctx, o, e->name, e->index, v);
-    if (rc)
+    if (rc || (rc = export_changed(ctx, o, e->name)))
         return rc;
     e->result = kmip_attr_get(o, e->name, e->index);
     kmip_obj_eval_dates(ctx, o);
@@ -287,9 +298,9 @@ int kmip_op_delete_attribute(kmip_ctx_t *ctx)
             return rc;
     } else {
         if (n->type != TTLV_TEXT_STRING)
-            return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "Attribute Name is not text");
+            return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_MESSAGE, "Attribute Name is not text");
         if (ix && (ix->type != TTLV_INTEGER || ix->v.i32 < 0))
-            return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "bad Attribute Index");
+            return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_MESSAGE, "bad Attribute Index");
         e.name = ttlv_text(n);
         e.index = ix ? (uint32_t)ix->v.i32 : 0;
         e.rule = kmip_attr_rule(e.name);

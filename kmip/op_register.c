@@ -11,7 +11,10 @@
  * Certificates get the attributes derived from them (X.509 Certificate
  * Identifier/Subject/Issuer, the KMIP 1.0 text forms, Digital Signature
  * Algorithm, Certificate Type/Length).
- * Split Keys and PGP Keys are not supported (Feature Not Supported).
+ * A Key Block without a Key Value registers the key's metadata only (KMIP
+ * 1.2 Key Value Present false; Key Value Location may say where the value
+ * lives). Split Keys and PGP Keys are not supported (Feature Not
+ * Supported).
  */
 #include <string.h>
 
@@ -146,6 +149,35 @@ static int set_cert_attrs(kmip_ctx_t *ctx, kmip_obj_t *o, const kms_secret_t *de
     return 0;
 }
 
+/* A key registered without its Key Value (KMIP 1.2): Key Value Present
+ * false; the Key Block's algorithm and length become its attributes
+ * unless the Template-Attribute states them. Get answers Key Value Not
+ * Present. */
+static int register_without_value(kmip_ctx_t *ctx, kmip_obj_t *o, const crypto_material_t *d)
+{
+    uint32_t alg;
+    int32_t bits;
+    int rc;
+
+    if (d->alg && kmip_attr_get_enum(o, "Cryptographic Algorithm", &alg) != 0 &&
+        (rc = kmip_attr_set_enum(ctx, o, "Cryptographic Algorithm", d->alg)))
+        return rc;
+    if (d->bits > 0 && kmip_attr_get_int(o, "Cryptographic Length", &bits) != 0 &&
+        (rc = kmip_attr_set_int(ctx, o, "Cryptographic Length", d->bits)))
+        return rc;
+    if ((rc = kmip_attr_set_bool(ctx, o, "Key Value Present", false)) ||
+        (rc = kmip_attr_set_int(ctx, o, "_kmsd.fmt", (int32_t)d->registered_fmt)))
+        return rc;
+    kmip_attr_remove_all(o, "Fresh");
+    kmip_obj_eval_dates(ctx, o);
+    if ((rc = kmip_obj_save(ctx, o)))
+        return rc;
+    if (!ttlv_new_textz(ctx->arena, ctx->resp_payload, KMIP_TAG_UNIQUE_IDENTIFIER, o->id))
+        return KMS_ERR_NOMEM;
+    kmip_set_placeholder(ctx, o->id);
+    return 0;
+}
+
 int kmip_op_register(kmip_ctx_t *ctx)
 {
     const ttlv_item_t *p = ctx->payload;
@@ -179,15 +211,16 @@ int kmip_op_register(kmip_ctx_t *ctx)
             return kmip_fail(ctx, e.reason, "%s", e.msg);
         return ctx->err.reason ? KMS_ERR_INVAL : rc;
     }
-    kmip_ctx_own_secret(ctx, stored);
-    mlen = stored->len;
-
+    kmip_ctx_own_secret(ctx, stored); /* NULL without a Key Value */
     rc = kmip_obj_new(ctx, type, &o);
     if (rc < 0)
         return rc;
     rc = kmip_attrs_apply_template(ctx, o, ttlv_find(p, KMIP_TAG_TEMPLATE_ATTRIBUTE));
     if (rc < 0)
         return rc;
+    if (desc.no_key_value)
+        return register_without_value(ctx, o, &desc);
+    mlen = stored->len;
     if (type == KMIP_OBJECT_TYPE_TEMPLATE) {
         /* A Template's own Name travels inside it (KMIP 1.1 test case
          * 3.1.2): it names the template object for later Name references. */

@@ -17,15 +17,24 @@
 int kmip_attr_parse(kmip_ctx_t *ctx, const ttlv_item_t *attr, const char **name_out,
                     uint32_t *index_out, bool *has_index_out, ttlv_item_t **value_out)
 {
+    /* A structure that is not a well-formed Attribute does not decode into
+     * the message KMIP defines: Invalid Message (KMIP 1.x section 11). */
     if (!attr || attr->type != TTLV_STRUCTURE || attr->tag != KMIP_TAG_ATTRIBUTE)
-        return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "expected an Attribute structure");
+        return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_MESSAGE, "expected an Attribute structure");
     const ttlv_item_t *n = ttlv_find(attr, KMIP_TAG_ATTRIBUTE_NAME);
     const ttlv_item_t *ix = ttlv_find(attr, KMIP_TAG_ATTRIBUTE_INDEX);
     const ttlv_item_t *v = ttlv_find(attr, KMIP_TAG_ATTRIBUTE_VALUE);
     if (!n || n->type != TTLV_TEXT_STRING || n->v.bytes.len == 0)
-        return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "Attribute Name missing");
+        return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_MESSAGE,
+                         "Attribute without an Attribute Name");
     if (ix && (ix->type != TTLV_INTEGER || ix->v.i32 < 0))
-        return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "bad Attribute Index");
+        return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_MESSAGE,
+                         "Attribute Index is not a non-negative Integer");
+    for (const ttlv_item_t *c = attr->first; c; c = c->next)
+        if (c->tag != KMIP_TAG_ATTRIBUTE_NAME && c->tag != KMIP_TAG_ATTRIBUTE_INDEX &&
+            c->tag != KMIP_TAG_ATTRIBUTE_VALUE)
+            return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_MESSAGE,
+                             "unexpected item in an Attribute structure");
     *name_out = ttlv_text(n);
     *index_out = ix ? (uint32_t)ix->v.i32 : 0;
     if (has_index_out)
@@ -44,23 +53,27 @@ int kmip_attr_parse(kmip_ctx_t *ctx, const ttlv_item_t *attr, const char **name_
 int kmip_attr_check_value(kmip_ctx_t *ctx, const char *name, const kmip_attr_rule_t *r,
                           const ttlv_item_t *v)
 {
+    /* A value missing or of another TTLV type than the attribute's is a
+     * malformed message; a well-formed value the attribute does not allow
+     * is Invalid Field. */
     if (!v)
-        return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "attribute '%s' has no value", name);
+        return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_MESSAGE, "attribute '%s' has no value", name);
     if (r->type != TTLV_ANY && v->type != r->type)
-        return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
-                         "attribute '%s' has the wrong type", name);
+        return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_MESSAGE,
+                         "attribute '%s' has the wrong type (%s, not %s)", name,
+                         ttlv_type_name(v->type), ttlv_type_name(r->type));
     if (strcmp(name, "Name") == 0) {
         const ttlv_item_t *nv = ttlv_find(v, KMIP_TAG_NAME_VALUE);
         const ttlv_item_t *nt = ttlv_find(v, KMIP_TAG_NAME_TYPE);
         if (!nv || nv->type != TTLV_TEXT_STRING || !nt || nt->type != TTLV_ENUMERATION)
-            return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
+            return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_MESSAGE,
                              "Name needs Name Value and Name Type");
     }
     if (strcmp(name, "Link") == 0) {
         const ttlv_item_t *lt = ttlv_find(v, KMIP_TAG_LINK_TYPE);
         const ttlv_item_t *li = ttlv_find(v, KMIP_TAG_LINKED_OBJECT_IDENTIFIER);
         if (!lt || lt->type != TTLV_ENUMERATION || !li || li->type != TTLV_TEXT_STRING)
-            return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
+            return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_MESSAGE,
                              "Link needs Link Type and Linked Object Identifier");
     }
     if (strcmp(name, "Usage Limits") == 0) {
@@ -190,5 +203,5 @@ int kmip_attrs_apply_template(kmip_ctx_t *ctx, kmip_obj_t *o, const ttlv_item_t 
         if ((rc = apply_one(ctx, o, name, v, false, &seen)))
             return rc;
     }
-    return 0;
+    return kmip_attr_export_history(ctx, o, true);
 }
