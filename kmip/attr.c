@@ -79,6 +79,8 @@ static const kmip_attr_rule_t rules[] = {
     {"_kmsd.subtype", 0, TTLV_INTEGER, H, 0},
     {"_kmsd.live", 0, TTLV_INTEGER, H, 0}, /* 1 until Destroy: Locate skips destroyed objects */
     {"_kmsd.served", 0, TTLV_LONG_INTEGER, H, 0}, /* last Get after a default-member Locate */
+    {"_kmsd.creator", 0, TTLV_TEXT_STRING, H, 0}, /* "tenant/identity" that made it (policy.c) */
+    {"_kmsd.private", 0, TTLV_TEXT_STRING, H, 0}, /* the creator, when Locate hides it (policy.c) */
 };
 
 static const kmip_attr_rule_t custom_rule = {"x-", 0, TTLV_ANY, M | I | A | C | D, 0};

@@ -81,14 +81,24 @@ const char *kmip_req_uid(kmip_ctx_t *ctx)
     }
     if (ctx->id_placeholder[0])
         return ctx->id_placeholder;
-    kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
-              "no Unique Identifier and no ID Placeholder from an earlier batch item");
+    /* Invalid Field in both cases, as KMIP 1.1 test case 15.2 answers the
+     * Get after a Locate that found nothing ("Unique Identifier is not
+     * defined"). */
+    if (ctx->placeholder_set)
+        kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
+                  "Unique Identifier is not defined: no Unique Identifier, and the ID "
+                  "Placeholder is empty (the Locate before found nothing)");
+    else
+        kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
+                  "Unique Identifier is not defined: no Unique Identifier and no ID Placeholder "
+                  "from an earlier batch item");
     return NULL;
 }
 
 void kmip_set_placeholder(kmip_ctx_t *ctx, const char *id)
 {
     snprintf(ctx->id_placeholder, sizeof(ctx->id_placeholder), "%s", id ? id : "");
+    ctx->placeholder_set = true;
     if (id && !ctx->first_object_id[0])
         snprintf(ctx->first_object_id, sizeof(ctx->first_object_id), "%s", id);
 }

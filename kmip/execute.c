@@ -169,6 +169,9 @@ int kmip_request_execute(kmip_request_t *r, enum kmip_run where)
     ctx.ver_major = r->ver_major;
     ctx.ver_minor = r->ver_minor;
     ctx.now = r->now;
+    ctx.max_response = s->cfg.max_response;
+    if (r->max_resp > 0 && (size_t)r->max_resp < ctx.max_response)
+        ctx.max_response = (size_t)r->max_resp;
     ctx.undo_enabled = r->bec == KMIP_BATCH_ERROR_CONTINUATION_OPTION_UNDO;
     ctx.inline_only = where == KMIP_RUN_LOOP;
     ctx.reader = kmip_thread_reader(s);

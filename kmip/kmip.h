@@ -56,8 +56,9 @@ typedef struct kmip_identity {
 /* Where identities come from. */
 enum kmip_access {
     KMIP_ACCESS_CLIENTS = 0,   /* the store's clients table (kmsd) */
-    KMIP_ACCESS_OPEN = 1,      /* no lookup: every peer is admin of tenant "default";
-                                  for unit tests of operations only */
+    KMIP_ACCESS_OPEN = 1,      /* no lookup: every peer is admin of tenant "default",
+                                  named by its Credential's user name or device (else
+                                  its certificate CN); for unit tests of operations only */
 };
 
 /* Argon2id cost of new password hashes; a zero field takes the default

@@ -115,6 +115,9 @@ struct kmip_request {
     bool have_version;
     int64_t max_resp;            /* the client's Maximum Response Size; 0 = none */
     const char *username, *password; /* Credential, or NULL */
+    const char *device;          /* Device Credential's Device Serial Number (or Device
+                                    Identifier), or NULL: names the identity only with
+                                    KMIP_ACCESS_OPEN */
     uint32_t bec;                /* Batch Error Continuation Option */
 
     kmip_item_t *items;
@@ -150,12 +153,17 @@ typedef struct kmip_ctx {
     int ver_major, ver_minor;    /* the request's Protocol Version */
     store_reader_t *reader;
     int64_t now;                 /* seconds since the epoch, fixed per request */
+    size_t max_response;         /* bytes the whole Response Message may take: the
+                                    client's Maximum Response Size or the server's cap,
+                                    whichever is smaller */
 
     uint32_t operation;          /* this batch item's Operation */
     const ttlv_item_t *payload;  /* Request Payload (an empty structure if absent) */
     ttlv_item_t *resp_payload;   /* Response Payload being built */
 
     char id_placeholder[64];     /* ID Placeholder, "" when unset; kept across items */
+    bool placeholder_set;        /* an earlier item set it, maybe to nothing (a Locate
+                                    that found nothing leaves it empty) */
 
     /* Failure recorded by kmip_fail() for this item (err.reason: the
      * KMIP Result Reason; code 0 = nothing recorded). */
@@ -208,10 +216,12 @@ void kmip_fail_clear(kmip_ctx_t *ctx);
 kms_secret_t *kmip_ctx_own_secret(kmip_ctx_t *ctx, kms_secret_t *s);
 
 /* Unique Identifier of the request payload, or the ID Placeholder when the
- * payload has none. NULL (and kmip_fail Invalid Field / Missing Data)
- * when neither exists. */
+ * payload has none. NULL (and kmip_fail Invalid Field, as KMIP 1.1 test
+ * case 15.2 answers) when neither exists, also when an earlier item left
+ * the placeholder empty (a Locate that found nothing). */
 const char *kmip_req_uid(kmip_ctx_t *ctx);
-/* Set the ID Placeholder (after Create/Register/Create Key Pair...). */
+/* Set the ID Placeholder (after Create/Register/Create Key Pair...);
+ * NULL empties it (a Locate that found nothing). */
 void kmip_set_placeholder(kmip_ctx_t *ctx, const char *id);
 /* Protocol version helpers. */
 static inline bool kmip_ver_at_least(const kmip_ctx_t *c, int maj, int min)
@@ -400,6 +410,21 @@ int kmip_get_object(kmip_ctx_t *ctx, kmip_obj_t *o, uint32_t want_fmt, uint32_t 
 int kmip_rekey_derive(kmip_ctx_t *ctx, kmip_obj_t *old, const ttlv_item_t *tmpl,
                       const ttlv_item_t *offset, kmip_obj_t **new_out);
 int kmip_rekey_retire(kmip_ctx_t *ctx, const char *old_id, const char *new_id);
+
+/* --------------------------------------------------------------- policy */
+/* Operation Policy Name (policy.c): "default" (KMIP's Default Operation
+ * Policy: the creator's) and "public" (the owner tenant's, as objects
+ * without a name are).
+ * kmip_policy_check: may the requester run ctx->operation on `o`? 0, or
+ * KMS_ERR_PERM with Permission Denied recorded. kmip_obj_load calls it.
+ * kmip_policy_check_name: Invalid Field recorded for a name kmsd does not
+ * know. kmip_policy_creator: the requester as a creator ("tenant/name").
+ * kmip_policy_refresh: after the object's Operation Policy Name changed,
+ * keep the private marker Locate uses to hide it from other identities. */
+int kmip_policy_check(kmip_ctx_t *ctx, const kmip_obj_t *o);
+int kmip_policy_check_name(kmip_ctx_t *ctx, const char *name);
+int kmip_policy_creator(const kmip_ctx_t *ctx, char *out, size_t len);
+int kmip_policy_refresh(kmip_ctx_t *ctx, kmip_obj_t *o);
 
 /* ------------------------------------------------------------ attributes */
 /* Instance `index` of `name`, or NULL. */

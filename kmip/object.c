@@ -71,7 +71,10 @@ int kmip_obj_new(kmip_ctx_t *ctx, uint32_t object_type, kmip_obj_t **out)
     o->object_type = object_type;
     o->state = KMIP_STATE_PRE_ACTIVE;
     snprintf(o->tenant, sizeof(o->tenant), "%s", owner_tenant(ctx));
-    if ((rc = kmip_attr_set_text(ctx, o, "Unique Identifier", o->id)) ||
+    char creator[256];
+    if ((rc = kmip_policy_creator(ctx, creator, sizeof(creator))) ||
+        (rc = kmip_attr_set_text(ctx, o, "_kmsd.creator", creator)) ||
+        (rc = kmip_attr_set_text(ctx, o, "Unique Identifier", o->id)) ||
         (rc = kmip_attr_set_enum(ctx, o, "Object Type", object_type)) ||
         (rc = kmip_attr_set_date(ctx, o, "Initial Date", ctx->now)) ||
         (rc = kmip_attr_set_date(ctx, o, "Last Change Date", ctx->now)) ||
@@ -182,6 +185,10 @@ int kmip_obj_load(kmip_ctx_t *ctx, const char *id, kmip_obj_t **out)
         return rc;
     if ((rc = from_store(ctx, so, out)))
         return rc;
+    if ((rc = kmip_policy_check(ctx, *out))) {
+        *out = NULL;
+        return rc;
+    }
     if (kmip_obj_eval_dates(ctx, *out)) {
         /* A date was reached since the last write: persist the new state
          * so the row (Locate, kmsctl, replicas) agrees. Best effort: on a

@@ -30,10 +30,14 @@ static bool hidden(const char *name)
     return r && (r->flags & KMIP_ATTR_HIDDEN);
 }
 
-/* After a client changed Sensitive or Extractable: keep Always Sensitive /
- * Never Extractable true only while the property held since creation. */
+/* After a client changed an attribute the server derives others from:
+ * Always Sensitive / Never Extractable stay true only while Sensitive /
+ * Extractable held since creation; the Operation Policy Name decides
+ * whether Locate hides the object from other identities. */
 static int export_changed(kmip_ctx_t *ctx, kmip_obj_t *o, const char *name)
 {
+    if (strcmp(name, "Operation Policy Name") == 0)
+        return kmip_policy_refresh(ctx, o);
     if (strcmp(name, "Sensitive") != 0 && strcmp(name, "Extractable") != 0)
         return 0;
     return kmip_attr_export_history(ctx, o, false);
@@ -130,6 +134,9 @@ static int parse_edit(kmip_ctx_t *ctx, edit_t *e, bool need_value)
             return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_MESSAGE, "Attribute Value missing");
         int rc2 = kmip_attr_check_value(ctx, e->name, e->rule, e->value);
         if (rc2)
+            return rc2;
+        if (strcmp(e->name, "Operation Policy Name") == 0 &&
+            (rc2 = kmip_policy_check_name(ctx, ttlv_text(e->value))))
             return rc2;
     }
     return 0;
@@ -279,7 +286,8 @@ static int delete_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg, bool *unchanged_
     *copy = *a;
     copy->next = NULL;
     e->result = copy;
-    return kmip_attr_remove(o, e->name, e->index);
+    int rc = kmip_attr_remove(o, e->name, e->index);
+    return rc ? rc : export_changed(ctx, o, e->name);
 }
 
 int kmip_op_delete_attribute(kmip_ctx_t *ctx)

@@ -8,7 +8,8 @@
  * and post-filters what the store cannot express (State, which can change
  * with dates when an object is read; structure attributes compared by
  * value). Results are the requester's tenant only (all tenants for an
- * admin), newest first (oldest first with an Object Group Member, the group's
+ * admin), less the objects whose operation policy hides them from the
+ * requester (policy.c), newest first (oldest first with an Object Group Member, the group's
  * next object), clipped by Offset Items / Maximum Items; the first
  * result becomes the ID Placeholder.
  *
@@ -197,8 +198,9 @@ static int parse_query(kmip_ctx_t *ctx, locate_query_t *q)
 /* Step 2: what the store is asked. Destroyed objects are not located,
  * unless the client asks for a State (then the post-filter decides). The
  * store clips (Offset/Maximum Items) only when nothing is post-filtered
- * and the order is its own (newest first). */
-static bool plan(kmip_ctx_t *ctx, locate_query_t *q, store_query_t *sq)
+ * and the order is its own (newest first), and no object is hidden by
+ * its operation policy (`may_clip`). */
+static bool plan(kmip_ctx_t *ctx, locate_query_t *q, store_query_t *sq, bool may_clip)
 {
     bool want_state = false;
     for (size_t j = 0; j < q->np; j++)
@@ -206,7 +208,7 @@ static bool plan(kmip_ctx_t *ctx, locate_query_t *q, store_query_t *sq)
     if (!want_state)
         q->conds[q->nc++] = (store_cond_t){.kind = STORE_COND_NKEY_EQ, .name = "_kmsd.live",
                                            .lo = 1, .hi = 1};
-    bool clip_in_store = q->np == 0 && !q->group_member;
+    bool clip_in_store = may_clip && q->np == 0 && !q->group_member;
     *sq = (store_query_t){
         .tenant = ctx->tenant_filter,
         .conds = q->conds,
@@ -219,6 +221,48 @@ static bool plan(kmip_ctx_t *ctx, locate_query_t *q, store_query_t *sq)
     if (sq->max_items == 0)
         sq->max_items = STORE_LOCATE_MAX;
     return clip_in_store;
+}
+
+/* Objects of the requester's view that their operation policy hides from
+ * it (policy.c's _kmsd.private marker names their creator): every marked
+ * one less those the requester made. Usually none. */
+static int hidden_ids(kmip_ctx_t *ctx, char ***ids_out, size_t *n_out)
+{
+    char me[256];
+    char **all = NULL, **mine = NULL;
+    size_t n_all = 0, n_mine = 0;
+    *ids_out = NULL;
+    *n_out = 0;
+    int rc = kmip_policy_creator(ctx, me, sizeof(me));
+    store_cond_t has = {.kind = STORE_COND_HAS, .name = "_kmsd.private"};
+    store_query_t q = {.tenant = ctx->tenant_filter, .conds = &has, .n_conds = 1,
+                       .want_online = true, .want_archived = true,
+                       .max_items = STORE_LOCATE_MAX};
+    if (rc || (rc = store_locate(ctx->reader, &q, ctx->arena, &all, &n_all)) || n_all == 0)
+        return rc;
+    store_cond_t own = {.kind = STORE_COND_SKEY_EQ, .name = "_kmsd.private", .s = me};
+    q.conds = &own;
+    if ((rc = store_locate(ctx->reader, &q, ctx->arena, &mine, &n_mine)))
+        return rc;
+    size_t k = 0;
+    for (size_t i = 0; i < n_all; i++) {
+        bool ok = false;
+        for (size_t j = 0; j < n_mine && !ok; j++)
+            ok = strcmp(all[i], mine[j]) == 0;
+        if (!ok)
+            all[k++] = all[i];
+    }
+    *ids_out = all;
+    *n_out = k;
+    return 0;
+}
+
+static bool is_hidden(char **hidden, size_t n_hidden, const char *id)
+{
+    for (size_t i = 0; i < n_hidden; i++)
+        if (strcmp(hidden[i], id) == 0)
+            return true;
+    return false;
 }
 
 /* Step 3: the store's candidates, in answer order. Object Group Member
@@ -247,7 +291,8 @@ static int post_filter(kmip_ctx_t *ctx, const locate_query_t *q, const char *id,
     kmip_obj_t *o = NULL;
     *o_out = NULL;
     int rc = kmip_obj_load(ctx, id, &o);
-    if (rc == KMS_ERR_NOTFOUND) {
+    if (rc == KMS_ERR_NOTFOUND || rc == KMS_ERR_PERM) {
+        /* Deleted meanwhile, or its operation policy hides it. */
         kmip_fail_clear(ctx);
         return 0;
     }
@@ -309,10 +354,12 @@ static int prepend_located(kmip_ctx_t *ctx, size_t located)
 /* Step 4: the identifiers that match, clipped by Offset / Maximum Items
  * here unless the store did it; the first becomes the ID Placeholder. */
 static int answer_list(kmip_ctx_t *ctx, const locate_query_t *q, bool clipped_in_store,
-                       char **ids, size_t n)
+                       char **ids, size_t n, char **hidden, size_t n_hidden)
 {
     size_t skipped = 0, out = 0, located = 0;
     for (size_t i = 0; i < n; i++) {
+        if (is_hidden(hidden, n_hidden, ids[i]))
+            continue;
         if (!clipped_in_store) {
             kmip_obj_t *o = NULL;
             int rc = q->np ? post_filter(ctx, q, ids[i], &o) : 0;
@@ -349,10 +396,18 @@ int kmip_op_locate(kmip_ctx_t *ctx)
     int rc = parse_query(ctx, &q);
     if (rc)
         return rc;
-    bool clipped_in_store = plan(ctx, &q, &sq);
+    char **hidden = NULL;
+    size_t n_hidden = 0;
+    if ((rc = hidden_ids(ctx, &hidden, &n_hidden)))
+        return rc;
+    bool clipped_in_store = plan(ctx, &q, &sq, n_hidden == 0);
     if ((rc = run_query(ctx, &q, &sq, &ids, &n)))
         return rc;
+    /* Found nothing: the ID Placeholder is left empty, so that a later
+     * item of the batch that relies on it answers Item Not Found instead
+     * of working on an object an earlier item named. */
+    kmip_set_placeholder(ctx, NULL);
     if (q.default_member)
         return answer_default_member(ctx, &q, ids, n);
-    return answer_list(ctx, &q, clipped_in_store, ids, n);
+    return answer_list(ctx, &q, clipped_in_store, ids, n, hidden, n_hidden);
 }

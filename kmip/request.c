@@ -42,8 +42,14 @@ static const char *parse_credential(const ttlv_item_t *au, kmip_request_t *r)
         r->username = ttlv_text(u);
         r->password = p ? ttlv_text(p) : NULL;
     }
-    /* Other credential types (Device, Attestation) carry nothing we check:
-     * identity then comes from the TLS client certificate. */
+    if (ttlv_u32(ct) == KMIP_CREDENTIAL_TYPE_DEVICE && cv) {
+        const ttlv_item_t *d = child(cv, KMIP_TAG_DEVICE_SERIAL_NUMBER, TTLV_TEXT_STRING);
+        if (!d)
+            d = child(cv, KMIP_TAG_DEVICE_IDENTIFIER, TTLV_TEXT_STRING);
+        r->device = d ? ttlv_text(d) : NULL;
+    }
+    /* Device and Attestation credentials carry nothing kmsd verifies: with
+     * the clients table, identity comes from the TLS client certificate. */
     return NULL;
 }
 
@@ -272,7 +278,14 @@ int kmip_request_authenticate(kmip_request_t *r)
     kmip_server_t *s = r->srv;
     kmip_identity_t *id = &r->ident;
     if (s->cfg.access == KMIP_ACCESS_OPEN) {
-        kms_strlcpy(id->name, r->peer.cert_cn ? r->peer.cert_cn : "anonymous", sizeof(id->name));
+        /* Unverified, as everything in this mode: the Credential's user
+         * name or device, else the certificate CN, names the identity (the
+         * creator an operation policy compares with). */
+        const char *who = r->username ? r->username
+                          : r->device ? r->device
+                          : r->peer.cert_cn ? r->peer.cert_cn
+                                            : "anonymous";
+        kms_strlcpy(id->name, who, sizeof(id->name));
         kms_strlcpy(id->tenant, "default", sizeof(id->tenant));
         id->role = KMIP_ROLE_ADMIN;
     } else {

@@ -104,6 +104,8 @@ static int apply_one(kmip_ctx_t *ctx, kmip_obj_t *o, const char *name, ttlv_item
     int rc = kmip_attr_check_value(ctx, name, r, v);
     if (rc)
         return rc;
+    if (strcmp(name, "Operation Policy Name") == 0 && (rc = kmip_policy_check_name(ctx, ttlv_text(v))))
+        return rc;
     if (r->flags & KMIP_ATTR_MULTI)
         return kmip_attr_add(ctx, o, name, v, NULL);
     if (!from_template && *seen_single)
@@ -203,5 +205,7 @@ int kmip_attrs_apply_template(kmip_ctx_t *ctx, kmip_obj_t *o, const ttlv_item_t 
         if ((rc = apply_one(ctx, o, name, v, false, &seen)))
             return rc;
     }
-    return kmip_attr_export_history(ctx, o, true);
+    if ((rc = kmip_attr_export_history(ctx, o, true)))
+        return rc;
+    return kmip_policy_refresh(ctx, o);
 }

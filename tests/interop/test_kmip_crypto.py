@@ -168,13 +168,29 @@ def test_register_symmetric_get_identical(client):
     assert got.cryptographic_length == 256
 
 
-def test_register_symmetric_wrong_length(client):
-    # PyKMIP checks length against the bytes itself, so state 160 bits:
-    # a consistent object that is no AES key.
-    key = objects.SymmetricKey(enums.CryptographicAlgorithm.AES, 160, os.urandom(20))
-    with pytest.raises(exceptions.KmipOperationFailure) as ei:
-        client.register(key)
-    assert ei.value.reason == enums.ResultReason.INVALID_FIELD
+def test_register_symmetric_any_length(client):
+    # As PyKMIP's own server: the Key Material is the key, whatever its
+    # size under the stated algorithm (a 512-bit HMAC or XTS key registered
+    # as AES, a 160-bit one); it comes back byte for byte.
+    for bits in (512, 160):
+        material = os.urandom(bits // 8)
+        uid = client.register(objects.SymmetricKey(enums.CryptographicAlgorithm.AES, bits,
+                                                   material))
+        got = client.get(uid)
+        assert got.value == material
+        assert got.cryptographic_length == bits
+        assert got.cryptographic_algorithm == enums.CryptographicAlgorithm.AES
+
+
+def test_create_other_symmetric_algorithms(client):
+    # Keys of ciphers the server does not run are still made and served.
+    for alg, bits in ((enums.CryptographicAlgorithm.BLOWFISH, 128),
+                      (enums.CryptographicAlgorithm.CAMELLIA, 256),
+                      (enums.CryptographicAlgorithm.SKIPJACK, 80)):
+        uid = client.create(alg, bits)
+        got = client.get(uid)
+        assert got.cryptographic_algorithm == alg
+        assert len(got.value) * 8 == bits
 
 
 def _self_signed():

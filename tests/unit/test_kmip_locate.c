@@ -253,6 +253,35 @@ static void test_permission_denied(void **state)
     assert_fail(rs_item(kenv_call_peer(e, &NOBODY, m), 0), KMIP_RESULT_REASON_PERMISSION_DENIED);
 }
 
+/* A Locate that finds nothing empties the ID Placeholder: the next item
+ * that relies on it fails (Invalid Field, "Unique Identifier is not
+ * defined", as KMIP 1.1 test case 15.2 answers), never working on the
+ * object an earlier item named. */
+static void test_placeholder_after_empty_locate(void **state)
+{
+    kenv_t *e = *state;
+    ttlv_item_t *m = rq_msg(e, 1, 1);
+    ttlv_new_enum(e->a, rq_header(m), KMIP_TAG_BATCH_ERROR_CONTINUATION_OPTION,
+                  KMIP_BATCH_ERROR_CONTINUATION_OPTION_CONTINUE);
+    rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 128, 12, "ph-created");
+    rq_attr_name(e, rq_item(e, m, KMIP_OPERATION_LOCATE), "ph-nothing-has-this-name");
+    rq_item(e, m, KMIP_OPERATION_GET);
+    rq_attr_name(e, rq_item(e, m, KMIP_OPERATION_LOCATE), "ph-created");
+    rq_item(e, m, KMIP_OPERATION_GET_ATTRIBUTES);
+    ttlv_item_t *r = kenv_call_peer(e, &ALICE, m);
+    assert_ok(rs_item(r, 0));
+    assert_ok(rs_item(r, 1));
+    assert_int_equal(ttlv_count(rs_payload(rs_item(r, 1)), KMIP_TAG_UNIQUE_IDENTIFIER), 0);
+    assert_fail(rs_item(r, 2), KMIP_RESULT_REASON_INVALID_FIELD);
+    assert_ok(rs_item(r, 3));
+    assert_ok(rs_item(r, 4));
+    assert_string_equal(rs_uid(rs_item(r, 4)), rs_uid(rs_item(r, 0)));
+    /* No earlier item set one at all: Invalid Field. */
+    m = rq_msg(e, 1, 1);
+    rq_item(e, m, KMIP_OPERATION_GET);
+    assert_fail(rs_item(kenv_call_peer(e, &ALICE, m), 0), KMIP_RESULT_REASON_INVALID_FIELD);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -260,6 +289,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_locate_state_by_date, kenv_tenants_setup, kenv_tenants_teardown),
         cmocka_unit_test_setup_teardown(test_tenancy, kenv_tenants_setup, kenv_tenants_teardown),
         cmocka_unit_test_setup_teardown(test_permission_denied, kenv_tenants_setup, kenv_tenants_teardown),
+        cmocka_unit_test_setup_teardown(test_placeholder_after_empty_locate, kenv_tenants_setup,
+                                        kenv_tenants_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -84,9 +84,9 @@ static void assert_version_up_same_blob(kenv_t *e, const char *id, const store_o
 static void test_attribute_writes_keep_blob(void **state)
 {
     kenv_t *e = *state;
-    /* Activation Date one second ahead: reaching it later is a
-     * date-driven write. */
-    int64_t activation = (int64_t)time(NULL) + 1;
+    /* Activation Date ahead (at least one whole second, so the Create
+     * itself cannot reach it): reaching it later is a date-driven write. */
+    int64_t activation = (int64_t)time(NULL) + 2;
     ttlv_item_t *m = rq_msg(e, 1, 1);
     ttlv_item_t *ta = rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, "sealed-once");
     rq_attr_date(e, ta, "Activation Date", activation);
