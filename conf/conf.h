@@ -47,6 +47,15 @@ enum conf_sync_timeout {
     CONF_SYNC_TIMEOUT_DEGRADE = 1, /* the normal answer, plus a rate-limited WARN log */
 };
 
+/* kmip.key_policy: which key sizes Create, Create Key Pair, Re-key and
+ * Register accept (beyond what each algorithm itself allows). */
+enum conf_key_policy {
+    CONF_KEY_POLICY_INTEROP = 0, /* RSA from 1024 bits, two-key 3DES, every curve: what
+                                    standard clients and the KMIP test cases use */
+    CONF_KEY_POLICY_NIST = 1,    /* NIST SP 800-131A for new keys: RSA >= 2048, no DES or
+                                    two-key 3DES, curves >= 224 bits, keys >= 112 bits */
+};
+
 /*
  * The effective configuration. Every string is non-NULL ("" = unset) and
  * every path is absolute (or ""). Durations are milliseconds, sizes bytes.
@@ -93,6 +102,10 @@ typedef struct conf {
         uint64_t crypto_stream_idle_ms; /* limits.crypto_stream_idle_timeout: an unused stream
                                            is dropped after this (default 60 s) */
     } limits;
+
+    struct conf_kmip {
+        enum conf_key_policy key_policy; /* kmip.key_policy: interop | nist (default interop) */
+    } kmip;
 
     struct conf_store {
         const char *path;        /* store.path (default /var/lib/kmsd/kms.db) */

@@ -44,6 +44,7 @@ void conf_defaults(conf_t *c)
     c->tls.ciphersuites = CONF_DEFAULT_CIPHERSUITES;
     c->tls.session_resumption = true;
 
+    c->kmip.key_policy = CONF_KEY_POLICY_INTEROP;
     c->limits.max_message = 1u << 20;
     c->limits.max_response = 16u << 20;
     c->limits.max_connections = 10000;

@@ -16,6 +16,7 @@ _Static_assert(sizeof(enum conf_hsm_provider) == sizeof(int), "enum fields are i
 _Static_assert(sizeof(enum conf_sync_timeout) == sizeof(int), "enum fields are int-sized");
 _Static_assert(sizeof(enum kms_log_level) == sizeof(int), "enum fields are int-sized");
 _Static_assert(sizeof(enum kms_log_format) == sizeof(int), "enum fields are int-sized");
+_Static_assert(sizeof(enum conf_key_policy) == sizeof(int), "enum fields are int-sized");
 
 #define OFF(f) offsetof(conf_t, f)
 #define KiB (1024LL)
@@ -111,6 +112,8 @@ static int check_syslog_target(const char *v, char *why, size_t n)
 /* replication.mode: "async" was the only mode that ever ran; it is what
  * sync_acks 0 does. */
 static const conf_enum_t e_repl_mode[] = {{"async", 0}, {NULL, 0}};
+static const conf_enum_t e_key_policy[] = {
+    {"interop", CONF_KEY_POLICY_INTEROP}, {"nist", CONF_KEY_POLICY_NIST}, {NULL, 0}};
 static const conf_enum_t e_sync_timeout[] = {
     {"fail", CONF_SYNC_TIMEOUT_FAIL}, {"degrade", CONF_SYNC_TIMEOUT_DEGRADE}, {NULL, 0}};
 
@@ -211,6 +214,11 @@ static const conf_field_t s_replication[] = {
     {.key = NULL},
 };
 
+static const conf_field_t s_kmip[] = {
+    {.key = "key_policy", .type = CONF_T_ENUM, .off = OFF(kmip.key_policy), .enums = e_key_policy},
+    {.key = NULL},
+};
+
 const conf_field_t conf_schema[] = {
     {.key = "node_id", .type = CONF_T_STR, .off = OFF(node_id), .check = check_node_id},
     {.key = "listen", .type = CONF_T_HOSTLIST, .off = OFF(listen), .off2 = OFF(n_listen), .min_items = 1, .max_items = 64},
@@ -219,6 +227,7 @@ const conf_field_t conf_schema[] = {
     {.key = "run_as", .type = CONF_T_STR, .off = OFF(run_as), .check = check_user},
     {.key = "tls", .type = CONF_T_SECTION, .sub = s_tls},
     {.key = "limits", .type = CONF_T_SECTION, .sub = s_limits},
+    {.key = "kmip", .type = CONF_T_SECTION, .sub = s_kmip},
     {.key = "store", .type = CONF_T_SECTION, .sub = s_store},
     {.key = "hsm", .type = CONF_T_SECTION, .sub = s_hsm},
     {.key = "admin", .type = CONF_T_SECTION, .sub = s_admin},

@@ -74,6 +74,15 @@ typedef struct kmip_password_cost {
  * seconds since the epoch. */
 typedef int64_t (*kmip_clock_cb)(void *arg);
 
+/* Which key sizes Create, Create Key Pair, Re-key and Register accept,
+ * beyond what each algorithm allows (kmip/policy.c; conf kmip.key_policy).
+ * A refusal is Invalid Field, its message naming the policy. */
+enum kmip_key_policy {
+    KMIP_KEY_POLICY_INTEROP = 0, /* RSA >= 1024, two-key 3DES, every curve */
+    KMIP_KEY_POLICY_NIST = 1,    /* SP 800-131A: RSA >= 2048, no DES / two-key 3DES,
+                                    curves >= 224 bits, keys >= 112 bits */
+};
+
 typedef struct kmip_config {
     store_t *store;
     hsm_keyring_t *keyring;
@@ -87,6 +96,7 @@ typedef struct kmip_config {
     size_t max_depth;          /* TTLV nesting of a request (limits.max_depth); 0 = TTLV default */
     size_t max_items;          /* TTLV items in a request (limits.max_items); 0 = TTLV default */
     kmip_clock_cb clock;       /* NULL = the wall clock; tests replay a recorded timeline */
+    enum kmip_key_policy key_policy; /* default KMIP_KEY_POLICY_INTEROP */
     void *clock_arg;
     /* Streamed (multi-part) cryptographic operations, KMIP 1.3: open
      * streams in all (default 1024) and per identity (default 16), and

@@ -307,6 +307,12 @@ typedef struct kmip_obj {
     const store_object_t *loaded; /* the stored row this was loaded from (NULL if new) */
 } kmip_obj_t;
 
+/* The server's default Object Group (KMIP 1.1 section 3.33): Locate of a
+ * fresh or default member of it makes a fresh AES-256 key when it has
+ * none (kmip_create_group_key, op_create.c). */
+#define KMIP_DEFAULT_GROUP "default"
+int kmip_create_group_key(kmip_ctx_t *ctx, const char *group, kmip_obj_t **out);
+
 /* Lease Time given to every new object except Templates (seconds). */
 #define KMIP_DEFAULT_LEASE_SECONDS 3600
 
@@ -425,6 +431,10 @@ int kmip_policy_check(kmip_ctx_t *ctx, const kmip_obj_t *o);
 int kmip_policy_check_name(kmip_ctx_t *ctx, const char *name);
 int kmip_policy_creator(const kmip_ctx_t *ctx, char *out, size_t len);
 int kmip_policy_refresh(kmip_ctx_t *ctx, kmip_obj_t *o);
+/* The operator's key-size policy for a key of `alg` with `bits` (and EC
+ * `curve`, 0 if none) made or registered now: 0, or Invalid Field recorded
+ * with a message naming the policy. */
+int kmip_key_policy_check(kmip_ctx_t *ctx, uint32_t alg, int32_t bits, uint32_t curve);
 
 /* ------------------------------------------------------------ attributes */
 /* Instance `index` of `name`, or NULL. */

@@ -144,6 +144,8 @@ int kmip_op_create_key_pair(kmip_ctx_t *ctx)
     rc = crypto_keypair_check(alg, bits, curve, &rcurve, &rbits, &e);
     if (rc < 0)
         return kmip_fail(ctx, e.reason, "%s", e.msg);
+    if ((rc = kmip_key_policy_check(ctx, alg, rbits, rcurve)))
+        return rc;
 
     rc = crypto_keypair_generate(alg, rbits, rcurve, &sk, &pk, &e);
     if (rc < 0)
@@ -260,6 +262,8 @@ int kmip_op_rekey_key_pair(kmip_ctx_t *ctx)
     rc = crypto_keypair_check(dpriv.alg, dpriv.bits, dpriv.curve, &curve, &bits, &e);
     if (rc < 0)
         return kmip_fail(ctx, e.reason, "cannot re-key this key pair: %s", e.msg);
+    if ((rc = kmip_key_policy_check(ctx, dpriv.alg, bits, curve)))
+        return rc;
     rc = crypto_keypair_generate(dpriv.alg, bits, curve, &sk, &pk, &e);
     if (rc < 0)
         return kmip_fail(ctx, e.reason, "%s", e.msg);

@@ -9,9 +9,12 @@
  * with dates when an object is read; structure attributes compared by
  * value). Results are the requester's tenant only (all tenants for an
  * admin), less the objects whose operation policy hides them from the
- * requester (policy.c), newest first (oldest first with an Object Group Member, the group's
- * next object), clipped by Offset Items / Maximum Items; the first
- * result becomes the ID Placeholder.
+ * requester (policy.c). Asked for the next member of the server's default
+ * group (Object Group "default" with an Object Group Member, nothing else)
+ * when it has none, Locate makes one: a fresh AES-256 key. Results are
+ * newest first (oldest first with an Object Group Member, the group's next
+ * object), clipped by Offset Items / Maximum Items; the first result
+ * becomes the ID Placeholder.
  *
  * Four steps: parse the payload into a query, plan what the store is asked,
  * run it, answer (post-filter, clip, Located Items).
@@ -68,6 +71,8 @@ typedef struct locate_query {
     bool want_online, want_archived;
     bool group_member;         /* Object Group Member given: the group's next object */
     bool default_member;       /* ... the group's default one, round-robin */
+    size_t n_attrs;            /* Attributes in the request */
+    bool default_group;        /* one of them is Object Group = KMIP_DEFAULT_GROUP */
 } locate_query_t;
 
 /* Maximum Items, Offset Items, Storage Status Mask, Object Group Member. */
@@ -134,11 +139,13 @@ static int parse_attribute(kmip_ctx_t *ctx, locate_query_t *q, const ttlv_item_t
     int rc = kmip_attr_parse(ctx, at, &name, &idx, NULL, &v);
     if (rc)
         return rc;
+    q->n_attrs++;
+    if (strcmp(name, "Object Group") == 0 && v && v->type == TTLV_TEXT_STRING &&
+        strcmp(ttlv_text(v), KMIP_DEFAULT_GROUP) == 0)
+        q->default_group = true;
     const kmip_attr_rule_t *r = kmip_attr_rule(name);
     if (!r || (r->flags & KMIP_ATTR_HIDDEN))
         return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "unknown attribute '%s'", name);
-    if (!v)
-        return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD, "attribute '%s' has no value", name);
     if ((rc = kmip_attr_check_value(ctx, name, r, v)))
         return rc;
     /* Room for two conditions (skey + nkey) and one post-filter, plus the
@@ -403,6 +410,18 @@ int kmip_op_locate(kmip_ctx_t *ctx)
     bool clipped_in_store = plan(ctx, &q, &sq, n_hidden == 0);
     if ((rc = run_query(ctx, &q, &sq, &ids, &n)))
         return rc;
+    if (n == 0 && q.group_member && q.default_group && q.n_attrs == 1) {
+        /* The server's default group never runs dry: a member asked for
+         * from it (KMIP 1.1 test case 15.1) is made on the spot, a fresh
+         * AES-256 key of the requester's. */
+        kmip_obj_t *o = NULL;
+        if ((rc = kmip_create_group_key(ctx, KMIP_DEFAULT_GROUP, &o)))
+            return rc;
+        ids = kms_arena_alloc(ctx->arena, sizeof(*ids));
+        if (!ids || !(ids[0] = kms_arena_strdup(ctx->arena, o->id)))
+            return KMS_ERR_NOMEM;
+        n = 1;
+    }
     /* Found nothing: the ID Placeholder is left empty, so that a later
      * item of the batch that relies on it answers Item Not Found instead
      * of working on an object an earlier item named. */

@@ -231,6 +231,10 @@ int kmip_op_register(kmip_ctx_t *ctx)
     rc = reconcile(ctx, o, &desc, mlen);
     if (rc < 0)
         return rc;
+    if ((type == KMIP_OBJECT_TYPE_SYMMETRIC_KEY || type == KMIP_OBJECT_TYPE_PRIVATE_KEY ||
+         type == KMIP_OBJECT_TYPE_PUBLIC_KEY) &&
+        (rc = kmip_key_policy_check(ctx, desc.alg, desc.bits, desc.curve)))
+        return rc;
     /* The context already owns `stored`; set_material takes it again
      * (owning twice would double free), so hand it a copy. */
     {

@@ -194,6 +194,8 @@ int kmip_op_rekey(kmip_ctx_t *ctx)
         return rc;
     (void)kmip_attr_get_enum(n, "Cryptographic Algorithm", &alg);
     (void)kmip_attr_get_int(n, "Cryptographic Length", &bits);
+    if ((rc = kmip_key_policy_check(ctx, alg, bits, 0)))
+        return rc;
     rc = crypto_sym_generate(alg, bits, &key, &e);
     if (rc < 0)
         return kmip_fail(ctx, e.reason, "%s", e.msg);

@@ -22,10 +22,15 @@
  * Tenant isolation comes first and is not this file's: kmip_obj_load never
  * returns another tenant's object to a client. This file decides only among
  * the identities that can see the object.
+ *
+ * The key policy (kmip_config_t.key_policy, conf kmip.key_policy) is here
+ * too: which key sizes the operator accepts for new and registered keys,
+ * beyond what the algorithm allows (crypto/ knows that part).
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "crypto/crypto.h"
 #include "kmip/kmip_int.h"
 
 #define POLICY_DEFAULT "default"
@@ -94,4 +99,39 @@ int kmip_policy_refresh(kmip_ctx_t *ctx, kmip_obj_t *o)
                 secret_object(o->object_type);
     kmip_attr_remove_all(o, "_kmsd.private");
     return priv ? kmip_attr_set_text(ctx, o, "_kmsd.private", creator) : 0;
+}
+
+/* The operator's key-size policy: "interop" accepts what the algorithms
+ * allow; "nist" follows NIST SP 800-131A Rev. 2 for keys made or brought
+ * in now. */
+int kmip_key_policy_check(kmip_ctx_t *ctx, uint32_t alg, int32_t bits, uint32_t curve)
+{
+    if (ctx->srv->cfg.key_policy != KMIP_KEY_POLICY_NIST)
+        return 0;
+    const char *why = NULL;
+    if (alg == KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA || alg == KMIP_CRYPTOGRAPHIC_ALGORITHM_DSA ||
+        alg == KMIP_CRYPTOGRAPHIC_ALGORITHM_DH) {
+        if (bits < 2048)
+            why = "keys of fewer than 2048 bits";
+    } else if (crypto_alg_is_ec(alg)) {
+        int32_t field = 0;
+        if (curve && crypto_curve_group(curve, &field))
+            bits = field;
+        if (bits < 224)
+            why = "curves of fewer than 224 bits";
+    } else if (alg == KMIP_CRYPTOGRAPHIC_ALGORITHM_DES) {
+        why = "DES";
+    } else if (alg == KMIP_CRYPTOGRAPHIC_ALGORITHM_TRIPLE_DES) {
+        if (bits < 168)
+            why = "two-key Triple DES";
+    } else if (alg && bits > 0 && bits < 112) {
+        why = "keys of fewer than 112 bits";
+    }
+    if (!why)
+        return 0;
+    const char *an = ttlv_enum_name(KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM, alg);
+    return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
+                     "%s-%d refused: the key policy 'nist' (kmip.key_policy in kmsd.yaml) does "
+                     "not accept %s",
+                     an ? an : "key", (int)bits, why);
 }

@@ -92,6 +92,8 @@ int srv_open_kmip(srv_t *srv)
         .crypto_stream_idle_s = (uint32_t)((srv->limits.crypto_stream_idle_ms + 999) / 1000),
         .vendor = "kmsd",
         .version = SRV_VERSION,
+        .key_policy = srv->conf->kmip.key_policy == CONF_KEY_POLICY_NIST ? KMIP_KEY_POLICY_NIST
+                                                                          : KMIP_KEY_POLICY_INTEROP,
     };
     int rc = kmip_server_new(&kc, &srv->kmip);
     if (rc != 0) {

@@ -120,6 +120,7 @@ static void test_defaults(void **state)
     assert_int_equal(d.replication.sync_acks, 0);
     assert_int_equal(d.replication.sync_timeout_ms, 2000);
     assert_int_equal(d.replication.on_sync_timeout, CONF_SYNC_TIMEOUT_FAIL);
+    assert_int_equal(d.kmip.key_policy, CONF_KEY_POLICY_INTEROP);
     assert_int_equal(d.replication.max_clock_skew_ms, 5000);
     assert_int_equal(d.replication.max_lag_ms, 24 * 3600 * 1000ULL);
     assert_int_equal(d.replication.max_frame, 16 << 20);
@@ -196,6 +197,8 @@ static void test_values_loaded(void **state)
         "  require_registered: yes\n"
         "  min_version: 1.3\n"
         "  session_resumption: off\n"
+        "kmip:\n"
+        "  key_policy: nist\n"
         "limits:\n"
         "  max_message: 64KiB\n"
         "  max_response: 2MB\n"
@@ -270,6 +273,7 @@ static void test_values_loaded(void **state)
     assert_int_equal(c->replication.sync_acks, 2);
     assert_int_equal(c->replication.sync_timeout_ms, 750);
     assert_int_equal(c->replication.on_sync_timeout, CONF_SYNC_TIMEOUT_DEGRADE);
+    assert_int_equal(c->kmip.key_policy, CONF_KEY_POLICY_NIST);
     assert_int_equal(c->replication.max_clock_skew_ms, 2000);
     assert_int_equal(c->replication.max_lag_ms, 3600000);
     assert_int_equal(c->replication.max_frame, 1 << 20);
@@ -461,6 +465,8 @@ static void test_ranges(void **state)
                  "replication.sync_acks: must be between 0 and 63");
     expect_error("replication:\n  sync_timeout_ms: 0\n", ":2:20: ",
                  "replication.sync_timeout_ms: must be between 1 and 600000");
+    expect_error("kmip:\n  key_policy: fips\n", ":2:15: ",
+                 "kmip.key_policy: must be one of: interop, nist (got 'fips')");
     expect_error("replication:\n  on_sync_timeout: retry\n", ":2:20: ",
                  "replication.on_sync_timeout: must be one of: fail, degrade (got 'retry')");
     expect_error("replication:\n  max_clock_skew: 50ms\n", ":2:19: ",

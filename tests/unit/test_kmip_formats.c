@@ -5,7 +5,8 @@
  * 18.1, byte for byte), symmetric algorithms kmsd does not compute with
  * (created and registered, served back), a 512-bit key registered under
  * AES, EC keys on secp256k1 and Brainpool curves in PKCS#8 and SEC1 (RFC
- * 5915) form, a certificate with an EC key and its serial number bytes.
+ * 5915) form, a certificate with an EC key and its serial number bytes,
+ * and the operator's key policy (interop / nist).
  */
 #include <openssl/bn.h>
 #include <openssl/ec.h>
@@ -285,6 +286,66 @@ static void test_ec_certificate(void **state)
     EVP_PKEY_free(pk);
 }
 
+/* The operator's key policy: "interop" (default) takes RSA-1024 and
+ * two-key Triple DES, which standard clients and the KMIP test cases use;
+ * "nist" refuses them at Create, Create Key Pair and Register, with a
+ * message naming the policy. */
+static ttlv_item_t *create_pair(kenv_t *e, uint32_t alg, int32_t bits, uint32_t curve)
+{
+    ttlv_item_t *m = rq_msg(e, 1, 2);
+    ttlv_item_t *ct = ttlv_new_struct(e->a, rq_item(e, m, KMIP_OPERATION_CREATE_KEY_PAIR),
+                                      KMIP_TAG_COMMON_TEMPLATE_ATTRIBUTE);
+    rq_attr_enum(e, ct, "Cryptographic Algorithm", alg);
+    if (bits)
+        rq_attr_int(e, ct, "Cryptographic Length", bits);
+    if (curve) {
+        ttlv_item_t *dp = ttlv_new_struct(e->a, rq_attr(e, ct, "Cryptographic Domain Parameters"),
+                                          KMIP_TAG_ATTRIBUTE_VALUE);
+        ttlv_new_enum(e->a, dp, KMIP_TAG_RECOMMENDED_CURVE, curve);
+    }
+    return rs_item(kenv_call(e, m), 0);
+}
+
+static void test_key_policy(void **state)
+{
+    kenv_t *e = *state;
+    uint8_t k16[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    /* interop (the default) */
+    assert_ok(create_pair(e, KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 1024, 0));
+    assert_ok(k_create(e, KMIP_CRYPTOGRAPHIC_ALGORITHM_TRIPLE_DES, 112, 12, NULL));
+    assert_ok(create_pair(e, KMIP_CRYPTOGRAPHIC_ALGORITHM_ECDSA, 0,
+                          KMIP_RECOMMENDED_CURVE_SECP160R1));
+    /* nist */
+    kmip_server_free(e->srv);
+    kmip_config_t kc = {.store = e->store, .keyring = e->kr, .access = KMIP_ACCESS_OPEN,
+                        .vendor = "kmsd", .version = "test",
+                        .key_policy = KMIP_KEY_POLICY_NIST};
+    assert_int_equal(kmip_server_new(&kc, &e->srv), 0);
+    ttlv_item_t *bi = create_pair(e, KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 1024, 0);
+    assert_fail(bi, KMIP_RESULT_REASON_INVALID_FIELD);
+    assert_non_null(strstr(ttlv_text(ttlv_find(bi, KMIP_TAG_RESULT_MESSAGE)), "kmip.key_policy"));
+    assert_ok(create_pair(e, KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 2048, 0));
+    assert_fail(create_pair(e, KMIP_CRYPTOGRAPHIC_ALGORITHM_ECDSA, 0,
+                            KMIP_RECOMMENDED_CURVE_SECP160R1),
+                KMIP_RESULT_REASON_INVALID_FIELD);
+    assert_ok(create_pair(e, KMIP_CRYPTOGRAPHIC_ALGORITHM_ECDSA, 0,
+                          KMIP_RECOMMENDED_CURVE_BRAINPOOLP256R1));
+    assert_fail(k_create(e, KMIP_CRYPTOGRAPHIC_ALGORITHM_TRIPLE_DES, 112, 12, NULL),
+                KMIP_RESULT_REASON_INVALID_FIELD);
+    assert_fail(k_create(e, KMIP_CRYPTOGRAPHIC_ALGORITHM_TRIPLE_DES, 128, 12, NULL),
+                KMIP_RESULT_REASON_INVALID_FIELD);
+    assert_ok(k_create(e, KMIP_CRYPTOGRAPHIC_ALGORITHM_TRIPLE_DES, 192, 12, NULL));
+    assert_fail(k_create(e, KMIP_CRYPTOGRAPHIC_ALGORITHM_SKIPJACK, 80, 12, NULL),
+                KMIP_RESULT_REASON_INVALID_FIELD);
+    assert_ok(k_create(e, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 128, 12, NULL));
+    /* Register follows the same policy: a two-key 3DES key is refused. */
+    assert_fail(reg_key(e, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, KMIP_KEY_FORMAT_TYPE_RAW,
+                        km_bytes(e, k16, 16), KMIP_CRYPTOGRAPHIC_ALGORITHM_TRIPLE_DES, 0),
+                KMIP_RESULT_REASON_INVALID_FIELD);
+    assert_ok(reg_key(e, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, KMIP_KEY_FORMAT_TYPE_RAW,
+                      km_bytes(e, k16, 16), KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 128));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -296,6 +357,7 @@ int main(void)
                                         kenv_plain_teardown),
         cmocka_unit_test_setup_teardown(test_ec_certificate, kenv_plain_setup,
                                         kenv_plain_teardown),
+        cmocka_unit_test_setup_teardown(test_key_policy, kenv_plain_setup, kenv_plain_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -282,6 +282,49 @@ static void test_placeholder_after_empty_locate(void **state)
     assert_fail(rs_item(kenv_call_peer(e, &ALICE, m), 0), KMIP_RESULT_REASON_INVALID_FIELD);
 }
 
+/* The server's default group (KMIP 1.1 test case 15.1): a fresh member
+ * asked for when it has none is made, an AES-256 key, fresh until its
+ * first Get. Other groups never get keys made up. */
+static void test_default_group(void **state)
+{
+    kenv_t *e = *state;
+    ttlv_item_t *m = rq_msg(e, 1, 1);
+    ttlv_item_t *p = rq_item(e, m, KMIP_OPERATION_LOCATE);
+    ttlv_new_int(e->a, p, KMIP_TAG_MAXIMUM_ITEMS, 1);
+    ttlv_new_enum(e->a, p, KMIP_TAG_OBJECT_GROUP_MEMBER, KMIP_OBJECT_GROUP_MEMBER_GROUP_MEMBER_FRESH);
+    rq_attr_text(e, p, "Object Group", "default");
+    p = rq_item(e, m, KMIP_OPERATION_GET_ATTRIBUTES);
+    ttlv_new_textz(e->a, p, KMIP_TAG_ATTRIBUTE_NAME, "Fresh");
+    rq_item(e, m, KMIP_OPERATION_GET);
+    ttlv_item_t *r = kenv_call_peer(e, &ALICE, m);
+    assert_ok(rs_item(r, 0));
+    const char *id = rs_uid(rs_item(r, 0));
+    assert_non_null(id);
+    assert_true(rs_attr(rs_payload(rs_item(r, 1)), "Fresh")->v.b);
+    assert_ok(rs_item(r, 2));
+    ttlv_item_t *kb = ttlv_find(ttlv_find(rs_payload(rs_item(r, 2)), KMIP_TAG_SYMMETRIC_KEY),
+                                KMIP_TAG_KEY_BLOCK);
+    assert_int_equal(ttlv_u32(ttlv_find(kb, KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM)),
+                     KMIP_CRYPTOGRAPHIC_ALGORITHM_AES);
+    assert_int_equal(ttlv_find(kb, KMIP_TAG_CRYPTOGRAPHIC_LENGTH)->v.i32, 256);
+    /* It is alice's, in the group, and no longer fresh. */
+    m = rq_msg(e, 1, 1);
+    p = rq_item(e, m, KMIP_OPERATION_GET_ATTRIBUTES);
+    rq_uid(e, p, id);
+    ttlv_item_t *pl = rs_payload(rs_item(kenv_call_peer(e, &ALICE, m), 0));
+    assert_false(rs_attr(pl, "Fresh")->v.b);
+    assert_string_equal(ttlv_text(rs_attr(pl, "Object Group")), "default");
+    m = rq_msg(e, 1, 1);
+    rq_uid(e, rq_item(e, m, KMIP_OPERATION_GET), id);
+    assert_fail(rs_item(kenv_call_peer(e, &BOB, m), 0), KMIP_RESULT_REASON_ITEM_NOT_FOUND);
+    /* Another group: nothing is made up. */
+    m = rq_msg(e, 1, 1);
+    p = rq_item(e, m, KMIP_OPERATION_LOCATE);
+    ttlv_new_enum(e->a, p, KMIP_TAG_OBJECT_GROUP_MEMBER, KMIP_OBJECT_GROUP_MEMBER_GROUP_MEMBER_FRESH);
+    rq_attr_text(e, p, "Object Group", "somewhere-else");
+    assert_int_equal(ttlv_count(locate(e, &ALICE, m), KMIP_TAG_UNIQUE_IDENTIFIER), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -290,6 +333,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tenancy, kenv_tenants_setup, kenv_tenants_teardown),
         cmocka_unit_test_setup_teardown(test_permission_denied, kenv_tenants_setup, kenv_tenants_teardown),
         cmocka_unit_test_setup_teardown(test_placeholder_after_empty_locate, kenv_tenants_setup,
+                                        kenv_tenants_teardown),
+        cmocka_unit_test_setup_teardown(test_default_group, kenv_tenants_setup,
                                         kenv_tenants_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
