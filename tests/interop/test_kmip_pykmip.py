@@ -146,6 +146,35 @@ def test_query(client):
     assert r.vendor_identification.startswith("kmsd")
 
 
+def test_query_14_decoded_by_pykmip(server):
+    # Every Query Function of KMIP 1.4 over TLS; PyKMIP's own decoder
+    # (not ours) reads the answer: Server Information, RNG Parameters,
+    # Profile Information, Capability Information in the spec's order.
+    from kmip.core import utils
+    from kmip.core.messages import messages
+    req = H.query_request(functions=range(1, 13))
+    req = req.replace(H.item("Minor", H.INT, 1), H.item("Minor", H.INT, 4))
+    data = server.send_ttlv(req)
+    msg = messages.ResponseMessage()
+    msg.read(utils.BytearrayStream(data), kmip_version=enums.KMIPVersion.KMIP_1_4)
+    bi = msg.batch_items[0]
+    assert bi.result_status.value == enums.ResultStatus.SUCCESS
+    p = bi.response_payload
+    assert p.server_information is not None
+    assert p.vendor_identification.startswith("kmsd")
+    assert not p.extension_information
+    names = {pi.profile_name for pi in p.profile_information}
+    assert enums.ProfileName.BASELINE_SERVER_TLSv12_KMIPv14 in names
+    assert enums.ProfileName.SYMMETRIC_KEY_LIFECYCLE_SERVER_KMIPv10 in names
+    assert enums.ProfileName.COMPLETE_SERVER_BASIC_KMIPv14 not in names
+    assert p.rng_parameters[0].rng_algorithm == enums.RNGAlgorithm.DRBG
+    cap = p.capability_information[0]
+    assert cap.batch_undo_capability is True and cap.asynchronous_capability is False
+    # Operations are those with a handler, ascending.
+    ops = list(p.operations)
+    assert ops == sorted(ops) and enums.Operation.POLL not in ops
+
+
 def test_create_variants_and_misuse(client):
     for alg, length in ((enums.CryptographicAlgorithm.AES, 128),
                         (enums.CryptographicAlgorithm.AES, 192),
