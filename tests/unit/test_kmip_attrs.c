@@ -213,6 +213,17 @@ static ttlv_item_t *get_key(kenv_t *e, const char *id, const char *kek)
     return rs_item(kenv_call(e, m), 0);
 }
 
+/* An AES-128 key created with the Boolean attribute `name` = v; its id. */
+static char *create_with_bool(kenv_t *e, const char *name, bool v)
+{
+    ttlv_item_t *m = rq_msg(e, 1, 4);
+    ttlv_item_t *ta = rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 128, 12, NULL);
+    ttlv_new_bool(e->a, rq_attr(e, ta, name), KMIP_TAG_ATTRIBUTE_VALUE, v);
+    ttlv_item_t *bi = rs_item(kenv_call(e, m), 0);
+    assert_ok(bi);
+    return kms_arena_strdup(e->a, rs_uid(bi));
+}
+
 /* KMIP 1.4 Sensitive / Extractable and the server's Always Sensitive /
  * Never Extractable, with their effect on Get. */
 static void test_sensitive_extractable(void **state)
@@ -230,12 +241,7 @@ static void test_sensitive_extractable(void **state)
     char *kek = kms_arena_strdup(e->a, rs_uid(bi));
 
     /* Created Sensitive: Always Sensitive; only wrapped Gets. */
-    m = rq_msg(e, 1, 4);
-    ta = rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 128, 12, NULL);
-    ttlv_new_bool(e->a, rq_attr(e, ta, "Sensitive"), KMIP_TAG_ATTRIBUTE_VALUE, true);
-    bi = rs_item(kenv_call(e, m), 0);
-    assert_ok(bi);
-    char *sid = kms_arena_strdup(e->a, rs_uid(bi));
+    char *sid = create_with_bool(e, "Sensitive", true);
     assert_true(k_attr(e, sid, "Always Sensitive")->v.b);
     assert_fail(get_key(e, sid, NULL), KMIP_RESULT_REASON_PERMISSION_DENIED);
     assert_ok(get_key(e, sid, kek));
@@ -255,12 +261,7 @@ static void test_sensitive_extractable(void **state)
     assert_fail(get_key(e, pid, NULL), KMIP_RESULT_REASON_PERMISSION_DENIED);
 
     /* Extractable false: never released, not even wrapped. */
-    m = rq_msg(e, 1, 4);
-    ta = rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 128, 12, NULL);
-    ttlv_new_bool(e->a, rq_attr(e, ta, "Extractable"), KMIP_TAG_ATTRIBUTE_VALUE, false);
-    bi = rs_item(kenv_call(e, m), 0);
-    assert_ok(bi);
-    char *nid = kms_arena_strdup(e->a, rs_uid(bi));
+    char *nid = create_with_bool(e, "Extractable", false);
     assert_true(k_attr(e, nid, "Never Extractable")->v.b);
     assert_fail(get_key(e, nid, NULL), KMIP_RESULT_REASON_PERMISSION_DENIED);
     assert_fail(get_key(e, nid, kek), KMIP_RESULT_REASON_PERMISSION_DENIED);

@@ -321,6 +321,35 @@ static inline ttlv_item_t *k_op_uid(kenv_t *e, uint32_t op, const char *id)
     return rs_item(kenv_call(e, m), 0);
 }
 
+/* Get of `id` in Key Format Type `fmt` (0 = as registered); the batch item. */
+static inline ttlv_item_t *k_get(kenv_t *e, const char *id, uint32_t fmt)
+{
+    ttlv_item_t *m = rq_msg(e, 1, 1);
+    ttlv_item_t *p = rq_item(e, m, KMIP_OPERATION_GET);
+    rq_uid(e, p, id);
+    if (fmt)
+        ttlv_new_enum(e->a, p, KMIP_TAG_KEY_FORMAT_TYPE, fmt);
+    return rs_item(kenv_call(e, m), 0);
+}
+
+/* A Create Key Pair item of `alg` with `bits` and Recommended Curve
+ * `curve` (0 = leave out) in msg; returns its Common Template-Attribute. */
+static inline ttlv_item_t *rq_create_pair(kenv_t *e, ttlv_item_t *msg, uint32_t alg, int32_t bits,
+                                          uint32_t curve)
+{
+    ttlv_item_t *ct = ttlv_new_struct(e->a, rq_item(e, msg, KMIP_OPERATION_CREATE_KEY_PAIR),
+                                      KMIP_TAG_COMMON_TEMPLATE_ATTRIBUTE);
+    rq_attr_enum(e, ct, "Cryptographic Algorithm", alg);
+    if (bits)
+        rq_attr_int(e, ct, "Cryptographic Length", bits);
+    if (curve) {
+        ttlv_item_t *dp = ttlv_new_struct(e->a, rq_attr(e, ct, "Cryptographic Domain Parameters"),
+                                          KMIP_TAG_ATTRIBUTE_VALUE);
+        ttlv_new_enum(e->a, dp, KMIP_TAG_RECOMMENDED_CURVE, curve);
+    }
+    return ct;
+}
+
 /* The value of attribute `name` of object `id` (Get Attributes; asserted
  * to succeed and to hold it). */
 static inline ttlv_item_t *k_attr(kenv_t *e, const char *id, const char *name)

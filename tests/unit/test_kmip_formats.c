@@ -46,12 +46,7 @@ static ttlv_item_t *km_bytes(kenv_t *e, const uint8_t *p, size_t n)
 /* The Key Block of a successful Get of `id` in `fmt` (0 = as registered). */
 static ttlv_item_t *get_kb(kenv_t *e, const char *id, uint32_t fmt)
 {
-    ttlv_item_t *m = rq_msg(e, 1, 1);
-    ttlv_item_t *p = rq_item(e, m, KMIP_OPERATION_GET);
-    rq_uid(e, p, id);
-    if (fmt)
-        ttlv_new_enum(e->a, p, KMIP_TAG_KEY_FORMAT_TYPE, fmt);
-    ttlv_item_t *bi = rs_item(kenv_call(e, m), 0);
+    ttlv_item_t *bi = k_get(e, id, fmt);
     assert_ok(bi);
     ttlv_item_t *pl = rs_payload(bi);
     for (ttlv_item_t *c = pl->first; c; c = c->next)
@@ -214,12 +209,7 @@ static void test_ec_curves_and_formats(void **state)
     }
     /* Create Key Pair on secp256k1 (Cryptographic Domain Parameters). */
     ttlv_item_t *m = rq_msg(e, 1, 2);
-    ttlv_item_t *p = rq_item(e, m, KMIP_OPERATION_CREATE_KEY_PAIR);
-    ttlv_item_t *ct = ttlv_new_struct(e->a, p, KMIP_TAG_COMMON_TEMPLATE_ATTRIBUTE);
-    rq_attr_enum(e, ct, "Cryptographic Algorithm", KMIP_CRYPTOGRAPHIC_ALGORITHM_ECDSA);
-    ttlv_item_t *dp = ttlv_new_struct(e->a, rq_attr(e, ct, "Cryptographic Domain Parameters"),
-                                      KMIP_TAG_ATTRIBUTE_VALUE);
-    ttlv_new_enum(e->a, dp, KMIP_TAG_RECOMMENDED_CURVE, KMIP_RECOMMENDED_CURVE_SECP256K1);
+    rq_create_pair(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_ECDSA, 0, KMIP_RECOMMENDED_CURVE_SECP256K1);
     ttlv_item_t *bi = rs_item(kenv_call(e, m), 0);
     assert_ok(bi);
     ttlv_item_t *pub = ttlv_find(rs_payload(bi), KMIP_TAG_PUBLIC_KEY_UNIQUE_IDENTIFIER);
@@ -293,16 +283,7 @@ static void test_ec_certificate(void **state)
 static ttlv_item_t *create_pair(kenv_t *e, uint32_t alg, int32_t bits, uint32_t curve)
 {
     ttlv_item_t *m = rq_msg(e, 1, 2);
-    ttlv_item_t *ct = ttlv_new_struct(e->a, rq_item(e, m, KMIP_OPERATION_CREATE_KEY_PAIR),
-                                      KMIP_TAG_COMMON_TEMPLATE_ATTRIBUTE);
-    rq_attr_enum(e, ct, "Cryptographic Algorithm", alg);
-    if (bits)
-        rq_attr_int(e, ct, "Cryptographic Length", bits);
-    if (curve) {
-        ttlv_item_t *dp = ttlv_new_struct(e->a, rq_attr(e, ct, "Cryptographic Domain Parameters"),
-                                          KMIP_TAG_ATTRIBUTE_VALUE);
-        ttlv_new_enum(e->a, dp, KMIP_TAG_RECOMMENDED_CURVE, curve);
-    }
+    rq_create_pair(e, m, alg, bits, curve);
     return rs_item(kenv_call(e, m), 0);
 }
 

@@ -11,15 +11,6 @@
 #include <openssl/sha.h>
 
 
-static ttlv_item_t *get_key(kenv_t *e, const char *id, uint32_t fmt)
-{
-    ttlv_item_t *m = rq_msg(e, 1, 1);
-    ttlv_item_t *p = rq_item(e, m, KMIP_OPERATION_GET);
-    rq_uid(e, p, id);
-    if (fmt)
-        ttlv_new_enum(e->a, p, KMIP_TAG_KEY_FORMAT_TYPE, fmt);
-    return rs_item(kenv_call(e, m), 0);
-}
 
 static const ttlv_item_t *key_bytes(const ttlv_item_t *bi)
 {
@@ -36,7 +27,7 @@ static void test_create_get_aes256(void **state)
     char *id = k_create_aes(e, "vcenter-key-1");
     assert_int_equal(strlen(id), 36);
     assert_int_equal(k_state(e, id), KMIP_STATE_PRE_ACTIVE);
-    ttlv_item_t *bi = get_key(e, id, 0);
+    ttlv_item_t *bi = k_get(e, id, 0);
     assert_ok(bi);
     const ttlv_item_t *km = key_bytes(bi);
     assert_non_null(km);
@@ -55,14 +46,14 @@ static void test_create_get_aes256(void **state)
     assert_memory_equal(dv->v.bytes.ptr, d, 32);
     /* Two keys differ. */
     char *id2 = k_create_aes(e, NULL);
-    const ttlv_item_t *km2 = key_bytes(get_key(e, id2, 0));
+    const ttlv_item_t *km2 = key_bytes(k_get(e, id2, 0));
     assert_non_null(km2);
     assert_memory_not_equal(km->v.bytes.ptr, km2->v.bytes.ptr, 32);
     /* Transparent Symmetric Key format. */
-    bi = get_key(e, id, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_SYMMETRIC_KEY);
+    bi = k_get(e, id, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_SYMMETRIC_KEY);
     assert_ok(bi);
     /* An unknown format is refused with the right reason. */
-    bi = get_key(e, id, KMIP_KEY_FORMAT_TYPE_PKCS_1);
+    bi = k_get(e, id, KMIP_KEY_FORMAT_TYPE_PKCS_1);
     assert_fail(bi, KMIP_RESULT_REASON_KEY_FORMAT_TYPE_NOT_SUPPORTED);
 }
 
@@ -82,7 +73,7 @@ static void test_create_algorithms(void **state)
         ttlv_item_t *bi = k_create(e, ok[i].alg, ok[i].bits, 0, NULL);
         assert_ok(bi);
         const char *id = kms_arena_strdup(e->a, rs_uid(bi));
-        const ttlv_item_t *km = key_bytes(get_key(e, id, 0));
+        const ttlv_item_t *km = key_bytes(k_get(e, id, 0));
         assert_non_null(km);
         assert_int_equal(km->v.bytes.len, ok[i].bytes);
     }
@@ -135,7 +126,7 @@ static void test_state_machine(void **state)
     assert_ok(k_op_uid(e, KMIP_OPERATION_DESTROY, id));
     assert_int_equal(k_state(e, id), KMIP_STATE_DESTROYED);
     /* Destroyed: Get is Item Not Found, metadata stays readable. */
-    assert_fail(get_key(e, id, 0), KMIP_RESULT_REASON_ITEM_NOT_FOUND);
+    assert_fail(k_get(e, id, 0), KMIP_RESULT_REASON_ITEM_NOT_FOUND);
     assert_fail(k_op_uid(e, KMIP_OPERATION_DESTROY, id), KMIP_RESULT_REASON_ITEM_NOT_FOUND);
     assert_ok(k_op_uid(e, KMIP_OPERATION_GET_ATTRIBUTE_LIST, id));
     /* The sealed material is gone from the store row. */
@@ -175,7 +166,7 @@ static void test_compromise(void **state)
     assert_non_null(rs_attr(pl, "Compromise Date"));
     assert_non_null(rs_attr(pl, "Revocation Reason"));
     /* Compromised keys can still be fetched (KMIP 1.1 test case 4.1). */
-    assert_ok(get_key(e, id, 0));
+    assert_ok(k_get(e, id, 0));
     assert_fail(k_op_uid(e, KMIP_OPERATION_OBTAIN_LEASE, id), KMIP_RESULT_REASON_PERMISSION_DENIED);
     assert_ok(k_op_uid(e, KMIP_OPERATION_DESTROY, id));
     assert_int_equal(k_state(e, id), KMIP_STATE_DESTROYED_COMPROMISED);
@@ -233,10 +224,10 @@ static void test_archive_recover(void **state)
     kenv_t *e = *state;
     char *id = k_create_aes(e, "arch");
     assert_ok(k_op_uid(e, KMIP_OPERATION_ARCHIVE, id));
-    assert_fail(get_key(e, id, 0), KMIP_RESULT_REASON_OBJECT_ARCHIVED);
+    assert_fail(k_get(e, id, 0), KMIP_RESULT_REASON_OBJECT_ARCHIVED);
     assert_fail(k_op_uid(e, KMIP_OPERATION_ACTIVATE, id), KMIP_RESULT_REASON_OBJECT_ARCHIVED);
     assert_ok(k_op_uid(e, KMIP_OPERATION_RECOVER, id));
-    assert_ok(get_key(e, id, 0));
+    assert_ok(k_get(e, id, 0));
     assert_fail(k_op_uid(e, KMIP_OPERATION_ARCHIVE, "no-such-id"), KMIP_RESULT_REASON_ITEM_NOT_FOUND);
 }
 
@@ -388,7 +379,7 @@ static void test_concurrent_updates(void **state)
     assert_ok(bi);
     assert_int_equal(ttlv_count(rs_payload(bi), KMIP_TAG_ATTRIBUTE), CONC_THREADS * CONC_ADDS);
     /* the key material still opens after all those re-seals */
-    assert_ok(get_key(e, id, 0));
+    assert_ok(k_get(e, id, 0));
 }
 
 int main(void)

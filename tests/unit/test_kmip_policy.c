@@ -99,10 +99,7 @@ static void test_default_policy_public_objects(void **state)
 {
     kenv_t *e = *state;
     ttlv_item_t *m = rq_msg(e, 1, 1);
-    ttlv_item_t *p = rq_item(e, m, KMIP_OPERATION_CREATE_KEY_PAIR);
-    ttlv_item_t *ct = ttlv_new_struct(e->a, p, KMIP_TAG_COMMON_TEMPLATE_ATTRIBUTE);
-    rq_attr_enum(e, ct, "Cryptographic Algorithm", KMIP_CRYPTOGRAPHIC_ALGORITHM_ECDSA);
-    rq_attr_int(e, ct, "Cryptographic Length", 256);
+    ttlv_item_t *ct = rq_create_pair(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_ECDSA, 256, 0);
     rq_attr_text(e, ct, "Operation Policy Name", "default");
     rq_attr_name(e, ct, "pol-pair");
     ttlv_item_t *bi = rs_item(kenv_call_peer(e, &ALICE, m), 0);
