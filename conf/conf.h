@@ -175,6 +175,8 @@ typedef struct conf {
                                     is further off (default 5 s) */
         uint64_t max_lag_ms;     /* replication.max_lag: a peer silent longer no longer holds the
                                     change log back and is re-seeded by snapshot (default 24 h) */
+        uint64_t startup_wait_ms; /* replication.startup_wait: after a start, how long the
+                                    KMIP listener waits for the peers' changes */
         size_t max_frame;        /* replication.max_frame: largest peer frame (default 16 MiB) */
     } replication;
 

@@ -103,6 +103,7 @@ void conf_defaults(conf_t *c)
     c->replication.on_sync_timeout = CONF_SYNC_TIMEOUT_FAIL;
     c->replication.max_clock_skew_ms = 5000;
     c->replication.max_lag_ms = 24ULL * 3600 * 1000;
+    c->replication.startup_wait_ms = 15000;
     c->replication.max_frame = (size_t)16 << 20;
 
     c->priv_ = NULL;

@@ -207,6 +207,7 @@ static const conf_field_t s_replication[] = {
     {.key = "sync_timeout_ms", .type = CONF_T_UINT, .off = OFF(replication.sync_timeout_ms), .min = 1, .max = 600000},
     {.key = "on_sync_timeout", .type = CONF_T_ENUM, .off = OFF(replication.on_sync_timeout), .enums = e_sync_timeout},
     {.key = "max_clock_skew", .type = CONF_T_DURATION, .off = OFF(replication.max_clock_skew_ms), .min = 100, .max = HOUR},
+    {.key = "startup_wait", .type = CONF_T_DURATION, .off = OFF(replication.startup_wait_ms), .min = 1 * SEC, .max = 1 * HOUR},
     {.key = "max_lag", .type = CONF_T_DURATION, .off = OFF(replication.max_lag_ms), .min = 1 * MIN, .max = 365 * 24 * HOUR},
     {.key = "max_frame", .type = CONF_T_SIZE, .off = OFF(replication.max_frame), .min = 64 * KiB, .max = 1 * GiB},
     {.key = "mode", .type = CONF_T_DEPRECATED, .enums = e_repl_mode,

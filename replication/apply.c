@@ -426,6 +426,8 @@ static void work_done(uv_work_t *wk, int status)
         snapshot_state(a, false);
         atomic_store(&a->r->seeded, true);
     }
+    if (f->type == REPL_FRAME_CHANGES || f->type == REPL_FRAME_SNAPSHOT_END)
+        repl_startup_progress(a->r, a->peer, a->link_pos); /* durable now */
     repl_frame_free(f);
     repl_frame_t *ack = repl_frame_new(REPL_FRAME_ACK);
     if (!ack) {

@@ -410,12 +410,14 @@ static void read_body(repl_rd_t *r, repl_frame_t *f)
         f->u.hello.wall_ms = repl_rd_long(r, REPL_TAG_WALL_MS);
         f->u.hello.peer_addr = repl_rd_text(r, REPL_TAG_PEER_ADDR, 255);
         f->u.hello.kmip_addr = repl_rd_text(r, REPL_TAG_KMIP_ADDR, 255);
+        f->u.hello.log_head = repl_rd_long_range(r, REPL_TAG_LAST_SEQ, 0, INT64_MAX);
         break;
     case REPL_FRAME_HELLO_ACK:
         f->u.hello_ack.cluster_id = repl_rd_text(r, REPL_TAG_CLUSTER_ID, REPL_ID_MAX);
         f->u.hello_ack.node_id = repl_rd_text(r, REPL_TAG_NODE_ID, REPL_ID_MAX);
         f->u.hello_ack.wall_ms = repl_rd_long(r, REPL_TAG_WALL_MS);
         f->u.hello_ack.link_pos = repl_rd_long_range(r, REPL_TAG_LINK_POS, 0, INT64_MAX);
+        f->u.hello_ack.log_head = repl_rd_long_range(r, REPL_TAG_LAST_SEQ, 0, INT64_MAX);
         break;
     case REPL_FRAME_CHANGES:
         f->u.changes.last_seq = repl_rd_long_range(r, REPL_TAG_LAST_SEQ, 0, INT64_MAX);
@@ -545,12 +547,14 @@ static void build_body(repl_wr_t *w, ttlv_item_t *b, const repl_frame_t *f)
         repl_wr_long(w, b, REPL_TAG_WALL_MS, f->u.hello.wall_ms);
         repl_wr_text(w, b, REPL_TAG_PEER_ADDR, f->u.hello.peer_addr, 255);
         repl_wr_text(w, b, REPL_TAG_KMIP_ADDR, f->u.hello.kmip_addr, 255);
+        repl_wr_long(w, b, REPL_TAG_LAST_SEQ, f->u.hello.log_head);
         break;
     case REPL_FRAME_HELLO_ACK:
         repl_wr_text(w, b, REPL_TAG_CLUSTER_ID, f->u.hello_ack.cluster_id, REPL_ID_MAX);
         repl_wr_text(w, b, REPL_TAG_NODE_ID, f->u.hello_ack.node_id, REPL_ID_MAX);
         repl_wr_long(w, b, REPL_TAG_WALL_MS, f->u.hello_ack.wall_ms);
         repl_wr_long(w, b, REPL_TAG_LINK_POS, f->u.hello_ack.link_pos);
+        repl_wr_long(w, b, REPL_TAG_LAST_SEQ, f->u.hello_ack.log_head);
         break;
     case REPL_FRAME_CHANGES:
         repl_wr_long(w, b, REPL_TAG_LAST_SEQ, f->u.changes.last_seq);

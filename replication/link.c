@@ -164,6 +164,7 @@ static void send_hello(repl_conn_t *c)
     f->u.hello.wall_ms = repl_wall_ms(r);
     f->u.hello.peer_addr = r->opt.advertise;
     f->u.hello.kmip_addr = r->opt.kmip_addr;
+    f->u.hello.log_head = atomic_load(&r->last_seq);
     (void)repl_conn_send(c, f);
     repl_frame_free(f);
 }
@@ -229,11 +230,18 @@ static void on_hello(repl_conn_t *c, const repl_frame_t *f)
     a->u.hello_ack.node_id = r->opt.node_id;
     a->u.hello_ack.wall_ms = repl_wall_ms(r);
     a->u.hello_ack.link_pos = repl_apply_link_pos(r, c->node->st.node_id);
+    a->u.hello_ack.log_head = atomic_load(&r->last_seq);
     int rc = repl_conn_send(c, a);
     repl_frame_free(a);
     if (rc == 0) {
         contact(c, f->u.hello.wall_ms);
         link_open(c);
+    }
+    if (c->state == RC_OPEN) {
+        repl_startup_head(r, c->node, f->u.hello.log_head);
+        /* It is up: our push link to it need not wait for its backoff
+         * (a restarted node waits for our changes before it serves). */
+        repl_peer_kick(r, f->u.hello.peer_addr);
     }
 }
 
@@ -248,8 +256,10 @@ static void on_hello_ack(repl_conn_t *c, const repl_frame_t *f)
     }
     contact(c, f->u.hello_ack.wall_ms);
     link_open(c);
-    if (c->state == RC_OPEN)
+    if (c->state == RC_OPEN) {
+        repl_startup_head(c->r, c->node, f->u.hello_ack.log_head);
         repl_ship_start(c, f->u.hello_ack.link_pos);
+    }
 }
 
 /* ----------------------------------------------------------- frames */

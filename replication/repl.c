@@ -195,6 +195,18 @@ static void on_retry(uv_timer_t *t)
         repl_peer_schedule(p);
 }
 
+void repl_peer_kick(repl_t *r, const char *peer_addr)
+{
+    if (!peer_addr || !peer_addr[0] || atomic_load(&r->stopping))
+        return;
+    for (repl_peer_t *p = r->peers; p; p = p->next)
+        if (strcmp(p->addr, peer_addr) == 0 && !p->conn && !p->resolving && !p->is_self &&
+            !uv_is_closing((uv_handle_t *)&p->retry)) {
+            p->backoff_ms = REPL_BACKOFF_MIN_MS;
+            uv_timer_start(&p->retry, on_retry, 0, 0);
+        }
+}
+
 void repl_peer_schedule(repl_peer_t *p)
 {
     uint32_t rnd = 0;

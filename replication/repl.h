@@ -183,12 +183,14 @@ typedef struct repl_frame {
             int64_t wall_ms;
             const char *peer_addr;
             const char *kmip_addr;
+            int64_t log_head;    /* the connector's last change-log seq now */
         } hello;
         struct { /* HELLO_ACK: where the acceptor's copy of the connector's log stands */
             const char *cluster_id;
             const char *node_id;
             int64_t wall_ms;
             int64_t link_pos;
+            int64_t log_head;    /* the acceptor's last change-log seq now */
         } hello_ack;
         struct { /* CHANGES: rows up to last_seq (skipped rows included) */
             int64_t last_seq;
@@ -317,6 +319,7 @@ typedef struct repl_options {
     bool sync_degrade;           /* on_sync_timeout degrade (else fail) */
     uint64_t max_clock_skew_ms;  /* 0 = 5000 */
     uint64_t max_lag_ms;         /* 0 = 24 h */
+    uint64_t startup_wait_ms;    /* longest start-up wait for the peers' changes (0 = 15 s) */
     size_t max_frame;            /* 0 = REPL_MAX_FRAME_DEFAULT */
     unsigned keepalive_ms;       /* PING after this much silence (0 = 2000); a link silent
                                     for 5 times as long is closed */
@@ -350,8 +353,10 @@ void repl_close(repl_t *r);
 
 /*
  * False while this node must not serve KMIP: replication not running, a
- * joining node not yet seeded by its first snapshot, or a snapshot
- * (catch-up) in progress. The server closes its KMIP listener meanwhile.
+ * joining node not yet seeded by its first snapshot, a snapshot
+ * (catch-up) in progress, or, after a start, the peers' changes made
+ * while this node was away not yet applied (at most startup_wait_ms;
+ * startup.c). The server closes its KMIP listener meanwhile.
  * Any thread; cheap.
  */
 bool repl_ready(repl_t *r);

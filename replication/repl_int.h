@@ -261,6 +261,10 @@ struct repl_node {
     repl_peer_status_t st;
     bool acked_known;            /* it acknowledged a position since start */
     int64_t oldest_unacked_hlc;  /* of the oldest frame in flight to it (lag) */
+    /* startup.c (loop thread) */
+    bool startup_expected;       /* in the node list at start: waited for */
+    bool startup_caught_up;      /* we applied its log up to startup_target */
+    int64_t startup_target;      /* highest log head it named since start (-1: none) */
     repl_node_t *next;
 };
 
@@ -303,6 +307,12 @@ struct repl {
     uint64_t degrade_logged_ms;
     char removed_fp[64][65];     /* certificate fingerprints of removed nodes */
     size_t n_removed_fp;
+
+    /* startup.c */
+    atomic_bool startup_done;    /* the start-up catch-up finished or timed out */
+    uv_timer_t startup_timer;    /* replication.startup_wait */
+    bool startup_timer_init;
+    uint64_t startup_t0_ms;
 };
 
 
@@ -408,6 +418,18 @@ void repl_ship_stop(repl_conn_t *c);
 /* The module's store side: commit notifications, waiters, readers
  * (ship.c). Loop thread, except init/free. */
 int repl_hooks_init(repl_t *r, kms_error_t *err);
+
+/* startup.c: the start-up catch-up (see there). init: after the node list
+ * is loaded, before the loop runs; head: a node named its log head (HELLO
+ * or HELLO_ACK); progress: our applied position of a node's log moved
+ * (apply.c, after the commit); stop: with the other handles. Loop thread. */
+void repl_startup_init(repl_t *r);
+void repl_startup_head(repl_t *r, repl_node_t *n, int64_t head);
+void repl_startup_progress(repl_t *r, const char *node_id, int64_t link_pos);
+void repl_startup_stop(repl_t *r);
+/* repl.c: connect the push link of a peer now (it just showed it is up),
+ * unless it is connected or connecting. Loop thread. */
+void repl_peer_kick(repl_t *r, const char *peer_addr);
 void repl_hooks_wake(repl_t *r);
 void repl_hooks_stop(repl_t *r);
 void repl_hooks_free(repl_t *r);

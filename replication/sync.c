@@ -83,6 +83,7 @@ int repl_hooks_init(repl_t *r, kms_error_t *err)
     store_set_notify(r->opt.store, notify_cb, r);
     r->hooks_init = true;
     repl_load_nodes(r);
+    repl_startup_init(r);
     return 0;
 }
 
@@ -389,6 +390,7 @@ void repl_hooks_stop(repl_t *r)
     store_set_notify(r->opt.store, NULL, NULL);
     uv_close((uv_handle_t *)&r->trim_timer, NULL);
     uv_close((uv_handle_t *)&r->wait_timer, NULL);
+    repl_startup_stop(r);
     /* Waiters still queued get their answer now: nobody will ack. */
     take_new_waiters(r);
     while (r->waiters) {
@@ -415,7 +417,7 @@ void repl_hooks_free(repl_t *r)
 bool repl_ready(repl_t *r)
 {
     return r && r->started && !atomic_load(&r->stopping) && atomic_load(&r->seeded) &&
-           atomic_load(&r->catching_up) == 0;
+           atomic_load(&r->catching_up) == 0 && atomic_load(&r->startup_done);
 }
 
 void repl_status_fill(repl_t *r, repl_peer_status_t *v, size_t n)

@@ -71,6 +71,7 @@ int srv_repl_start(srv_t *srv)
         .sync_degrade = rp->on_sync_timeout == CONF_SYNC_TIMEOUT_DEGRADE,
         .max_clock_skew_ms = rp->max_clock_skew_ms,
         .max_lag_ms = rp->max_lag_ms,
+        .startup_wait_ms = rp->startup_wait_ms,
         .max_frame = rp->max_frame,
         .ca_key = rp->ca_key,
         .client_ca = c->tls.client_ca,

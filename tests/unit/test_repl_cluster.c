@@ -112,6 +112,7 @@ typedef struct opts {
     unsigned sync_acks;
     unsigned sync_timeout_ms;
     bool degrade;
+    uint64_t startup_wait_ms;
 } opts_t;
 
 static void node_start(int i, const opts_t *o)
@@ -141,6 +142,7 @@ static void node_start(int i, const opts_t *o)
         .listen = listen, .peers = peers, .n_peers = np, .cert = cert, .key = key, .ca = ca,
         .keepalive_ms = 500, .handshake_ms = 2000, .sync_acks = o->sync_acks,
         .sync_timeout_ms = o->sync_timeout_ms, .sync_degrade = o->degrade, .trim_every_ms = 200,
+        .startup_wait_ms = o->startup_wait_ms,
     };
     if (repl_open(&ro, &n->repl, &err) != 0 || repl_start(n->repl, &err) != 0)
         fail_msg("%s: %s", n->name, kms_error_msg(&err));
@@ -640,6 +642,58 @@ static void test_removed_node_refused(void **state)
     assert_false(connected(0, 1));
 }
 
+/* Nodes 1..k in node i's node list (as `kmsctl init` / `cluster join`
+ * record them; replicated to the others). */
+static void list_nodes(int i, int k)
+{
+    store_write_t *w = store_write_new();
+    for (int j = 0; j < k; j++) {
+        store_node_t nd = {.removed = false};
+        snprintf(nd.node_id, sizeof nd.node_id, "n%d", j + 1);
+        snprintf(nd.peer_addr, sizeof nd.peer_addr, "127.0.0.1:%d", ports[j]);
+        assert_int_equal(store_write_node(w, &nd), 0);
+    }
+    commit(i, w);
+}
+
+/* A restarted node serves only once it has what its peers wrote while it
+ * was away: not ready (KMIP listener closed) until then, and when ready
+ * every object is there. With its peer down it serves after startup_wait
+ * (no quorum), not before. */
+static void test_restart_waits_for_peers(void **state)
+{
+    (void)state;
+    opts_t wait_long = {.startup_wait_ms = 60000}, wait_short = {.startup_wait_ms = 600};
+    node_open_data(0);
+    new_dsk(0, 29);
+    list_nodes(0, 2);
+    node_start(0, NULL);
+    node_start(1, NULL);
+    WAIT_FOR(connected(0, 1) && repl_ready(N[1].repl) && count(1) == 0, 5000);
+    node_stop(1, true);
+    create_objects(0, "w", 3000, 100);
+    node_open_data(1);
+    assert_int_equal(count(1), 0);
+    node_start(1, &wait_long);
+    assert_false(repl_ready(N[1].repl));
+    uint64_t t0 = now_ms();
+    WAIT_FOR(repl_ready(N[1].repl), 30000);
+    assert_int_equal(count(1), 3000);
+    printf("restart catch-up: ready after %llu ms with 3000 objects\n",
+           (unsigned long long)(now_ms() - t0));
+
+    /* Its peer down: ready after startup_wait, not before. */
+    node_stop(0, false);
+    node_stop(1, false);
+    t0 = now_ms();
+    node_start(1, &wait_short);
+    WAIT_FOR(repl_ready(N[1].repl), 5000);
+    uint64_t waited = now_ms() - t0;
+    if (waited < 550)
+        fail_msg("ready after %llu ms with its only peer down; startup_wait is 600 ms",
+                 (unsigned long long)waited);
+}
+
 /* Replication lag at a steady write rate: n1 commits 10 objects every
  * 10 ms (1000/s) for 3 s; every 10 ms the test samples how far n2 is
  * behind (objects) and the lag n1 reports (ms). Prints p50/p99. */
@@ -710,6 +764,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sync_acks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_removed_node_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_steady_lag, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_waits_for_peers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

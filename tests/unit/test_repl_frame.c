@@ -129,12 +129,14 @@ static repl_frame_t *sample(enum repl_frame_type t)
         f->u.hello.wall_ms = 1700000000123;
         f->u.hello.peer_addr = "127.0.0.1:5697";
         f->u.hello.kmip_addr = "127.0.0.1:5696";
+        f->u.hello.log_head = 977;
         break;
     case REPL_FRAME_HELLO_ACK:
         f->u.hello_ack.cluster_id = "00112233445566778899aabbccddeeff";
         f->u.hello_ack.node_id = "node-b";
         f->u.hello_ack.wall_ms = 1700000000456;
         f->u.hello_ack.link_pos = 4242;
+        f->u.hello_ack.log_head = 5150;
         break;
     case REPL_FRAME_CHANGES:
         f->u.changes.last_seq = 22;
@@ -311,6 +313,11 @@ static void test_fields_survive(void **state)
     assert_string_equal(g->u.hello.node_id, "node-a");
     assert_int_equal(g->u.hello.wall_ms, 1700000000123);
     assert_string_equal(g->u.hello.kmip_addr, "127.0.0.1:5696");
+    assert_int_equal(g->u.hello.log_head, 977);
+    repl_frame_free(g);
+    g = through_wire(REPL_FRAME_HELLO_ACK);
+    assert_int_equal(g->u.hello_ack.link_pos, 4242);
+    assert_int_equal(g->u.hello_ack.log_head, 5150);
     repl_frame_free(g);
 
     g = through_wire(REPL_FRAME_CHANGES);
@@ -491,6 +498,7 @@ static ttlv_item_t *hello_body(kms_arena_t *a, uint32_t node_tag, bool node_as_i
     ttlv_new_long(a, r, REPL_TAG_WALL_MS, 1);
     ttlv_new_textz(a, r, REPL_TAG_PEER_ADDR, "p:1");
     ttlv_new_textz(a, r, REPL_TAG_KMIP_ADDR, "k:1");
+    ttlv_new_long(a, r, REPL_TAG_LAST_SEQ, 0);
     return r;
 }
 
@@ -518,7 +526,7 @@ static void test_body_rejections(void **state)
     /* Missing trailing field. */
     ttlv_item_t *r = hello_body(a, REPL_TAG_NODE_ID, false);
     ttlv_remove(r->last);
-    expect_reject(REPL_FRAME_HELLO, r, KMS_ERR_PROTO, "missing KMIP_ADDR");
+    expect_reject(REPL_FRAME_HELLO, r, KMS_ERR_PROTO, "missing LAST_SEQ");
     /* Extra field. */
     r = hello_body(a, REPL_TAG_NODE_ID, false);
     ttlv_new_long(a, r, REPL_TAG_SEQ, 1);
