@@ -258,7 +258,11 @@ static int object(kms_arena_t *a, const ttlv_item_t *obj, uint32_t type)
         CHECK(stored == NULL);
         return rc;
     }
-    CHECK(stored && d.object_type == type);
+    CHECK(d.object_type == type);
+    /* A Key Block without a Key Value (KMIP 1.2) registers metadata only. */
+    CHECK(d.no_key_value ? stored == NULL : stored != NULL);
+    if (!stored)
+        return 0;
     roundtrip(a, &d, stored);
     kms_secret_free(stored);
     return 0;
