@@ -402,17 +402,25 @@ static int next_frame(repl_conn_t *c)
         int type = 0;
         size_t total = 0;
         int hr = repl_frame_header(c->in.data, c->in.len, max, &type, &total);
+        /* Logged here: a connection refused before HELLO has no node, and
+         * closing it logs nothing (repl_link_closed). */
         if (hr == KMS_ERR_NOTSUP) {
+            kms_log(KMS_LOG_WARN, REPL_LOG, "link %s: bad frame: protocol version %u", c->addr,
+                    c->in.data[2]);
             repl_conn_fail(c, REPL_ERROR_VERSION, "protocol version %u is not %d", c->in.data[2],
                            REPL_PROTO_VERSION);
             return -1;
         }
         if (hr == KMS_ERR_LIMIT) {
+            kms_log(KMS_LOG_WARN, REPL_LOG, "link %s: bad frame: %u bytes above max_frame %zu",
+                    c->addr, (unsigned)kms_be32(c->in.data + 4), max);
             repl_conn_fail(c, REPL_ERROR_LIMIT, "frame of %u bytes above max_frame %zu",
                            (unsigned)kms_be32(c->in.data + 4), max);
             return -1;
         }
         if (hr != 0) {
+            kms_log(KMS_LOG_WARN, REPL_LOG, "link %s: bad frame: not a replication frame header",
+                    c->addr);
             repl_conn_fail(c, REPL_ERROR_PROTO, "not a replication frame header");
             return -1;
         }

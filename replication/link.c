@@ -313,6 +313,8 @@ void repl_link_frame(repl_conn_t *c, repl_frame_t *f)
             repl_join_frame(c, f); /* a joining node (join.c); takes f */
             return;
         } else if (!c->outbound && !c->has_cert) {
+            kms_log(KMS_LOG_WARN, REPL_LOG, "link %s refused: no certificate and not a JOIN_REQ",
+                    c->addr);
             repl_conn_fail(c, REPL_ERROR_DENIED,
                            "a connection without a node certificate may only send JOIN_REQ");
         } else if (!c->outbound && f->type == REPL_FRAME_HELLO) {
