@@ -171,6 +171,19 @@ static void send_hello(repl_conn_t *c)
 
 void repl_link_ready(repl_conn_t *c)
 {
+    /* Two configured addresses of one node (the token's inviter address and
+     * the node list's, or an operator's alias): the link that is open stays,
+     * and the other address is tried again only at the longest backoff.
+     * Known from the certificate's CN before HELLO, so the peer never sees
+     * the second link (which would replace the first on its side, and the
+     * two would take turns every 100 ms). */
+    for (repl_conn_t *o = c->r->conns; c->outbound && c->peer && o; o = o->next)
+        if (o != c && o->outbound && o->state == RC_OPEN && o->node && o->peer != c->peer &&
+            strcmp(o->node->st.node_id, c->cn) == 0) {
+            c->peer->backoff_ms = REPL_BACKOFF_MAX_MS;
+            repl_conn_close(c, "node already linked through another address");
+            return;
+        }
     if (c->outbound)
         send_hello(c);
     /* inbound: wait for HELLO (or JOIN_REQ without a certificate) */
