@@ -16,7 +16,10 @@ Every interop test file uses this (through conftest.py's `kmsd` and
   (`kmsctl init --peer-listen`), `first.invite()` a join token, and
   `Kmsd(tmpdir, join=token, node_id="b", client_of=first)` a node set up by
   `kmsctl cluster join` (KMIP clients use the first node's admin client
-  certificate: clients replicate); `form_cluster(tmpdir, n)` makes n;
+  certificate: clients replicate); `form_cluster(tmpdir, n)` makes n (on
+  127.0.0.1..n sharing one KMIP port with shared_port, behind cuttable
+  tcpproxy fronts with fronts), `stop_cluster()` ends them, and
+  `pykmip_failover()` is a PyKMIP client given every node's host;
 - a tiny TTLV encoder/decoder (enough to build requests by hand and find
   Result Status values in responses) for the byte-level tests.
 
@@ -54,12 +57,30 @@ def kmsctl_bin():
     return os.path.join(build_dir(), "kmsctl")
 
 
-def free_port():
+def free_port(host="127.0.0.1"):
     s = socket.socket()
-    s.bind(("127.0.0.1", 0))
+    s.bind((host, 0))
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def free_shared_port(hosts):
+    """A TCP port free on every address of `hosts` (nodes sharing one port
+    on 127.0.0.1, 127.0.0.2, ..., as a client's host list expects)."""
+    for _ in range(100):
+        port = free_port(hosts[0])
+        try:
+            for h in hosts[1:]:
+                s = socket.socket()
+                try:
+                    s.bind((h, port))
+                finally:
+                    s.close()
+            return port
+        except OSError:
+            continue
+    raise AssertionError("no port free on all of %s" % (hosts,))
 
 
 def deep_merge(base, over):
@@ -176,12 +197,14 @@ class Kmsd:
     """One kmsd process in its own directory (see the module docstring)."""
 
     def __init__(self, workdir, overrides=None, start=True, peer=False, node_id=None, join=None,
-                 client_of=None, setup_args=()):
+                 client_of=None, setup_args=(), host="127.0.0.1", port=None, env=None):
         self.workdir = str(workdir)
         self.dir = os.path.join(self.workdir, "kms")
-        self.host = "127.0.0.1"
-        self.port = free_port()
-        self.peer_port = free_port() if (peer or join) else None
+        self.host = host
+        self.port = port or free_port(host)
+        self.peer_port = free_port(host) if (peer or join) else None
+        # Extra environment for this node's kmsd and kmsctl (SOFTHSM2_CONF).
+        self.env = dict(os.environ, **env) if env else None
         self.node_id = node_id
         self.proc = None
         self.log_path = os.path.join(self.workdir, "kmsd.log")
@@ -195,7 +218,7 @@ class Kmsd:
             args += ["--node-id", node_id]
         cmd = ["cluster", "join", join] if join else ["init"]
         p = subprocess.run([kmsctl_bin(), *cmd, *args, *setup_args],
-                           capture_output=True, text=True, timeout=120)
+                           capture_output=True, text=True, timeout=120, env=self.env)
         assert p.returncode == 0, "kmsctl %s failed:\n%s%s" % (cmd[0], p.stdout, p.stderr)
         self.setup_output = p.stdout
         self.ca = os.path.join(self.dir, "pki", "ca.crt")
@@ -225,7 +248,7 @@ class Kmsd:
     def kmsctl(self, *args, check=True, timeout=120):
         """Run `kmsctl --config <this node's kmsd.yaml> ARGS`; the CompletedProcess."""
         p = subprocess.run([kmsctl_bin(), "--config", self.conf_path, *args], capture_output=True,
-                           text=True, timeout=timeout)
+                           text=True, timeout=timeout, env=self.env)
         if check:
             assert p.returncode == 0, "kmsctl %s failed (%d):\n%s%s" % (
                 " ".join(args), p.returncode, p.stdout, p.stderr)
@@ -243,7 +266,7 @@ class Kmsd:
     def start(self, timeout=60.0):
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([kmsd_bin(), "-c", self.conf_path], stdout=log,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT, env=self.env)
         log.close()
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -408,27 +431,104 @@ def closed_by_peer(sock, timeout=5.0):
         return True
 
 
-def form_cluster(workdir, n, overrides=None, start=True, timeout=120.0):
+def form_cluster(workdir, n, overrides=None, start=True, timeout=120.0, shared_port=False,
+                 fronts=False, node_opts=None):
     """n nodes named a, b, c...: the first from `kmsctl init --peer-listen`,
     the others each from its own invite with `kmsctl cluster join`. Started
     when `start` (each joined node only once its KMIP port opens: it copies
-    the cluster's keys first). Returns the list of Kmsd."""
-    first = Kmsd(os.path.join(str(workdir), "a"), overrides, start=False, peer=True, node_id="a")
-    os.makedirs(first.workdir, exist_ok=True)
-    nodes = [first]
-    if start:
-        first.start(timeout)
-    for i in range(1, n):
+    the cluster's keys first). Returns the list of Kmsd.
+
+    - shared_port: node i listens on 127.0.0.<i+1> and every node on the
+      same KMIP port, so one client host list names them all;
+    - fronts: every node's peer address (the one in the node list, which
+      its peers dial) is a tcpproxy.Proxy (`k.front`) forwarding to the
+      port kmsd really listens on; the proxy knows which node connected
+      (by the connecting process), so a test can cut any pair of nodes;
+      stop_cluster() closes the proxies;
+    - node_opts: {"b": {"env": {...}, "setup_args": (...)}} per node."""
+    hosts = ["127.0.0.%d" % (i + 1) if shared_port else "127.0.0.1" for i in range(n)]
+    port = free_shared_port(hosts) if shared_port else None
+    node_opts = node_opts or {}
+    nodes = []
+
+    def source_of(peer, listen_port):
+        import tcpproxy
+        return tcpproxy.socket_owner(peer, listen_port,
+                                     {k.pid: k.node_id for k in nodes if k.running()})
+
+    def front(k):
+        import tcpproxy
+        real = free_port(k.host)
+        # join also lists the inviter's address from the token (its real
+        # port here): keep only the fronts, so every link goes through one.
+        k.configure({"replication": {"listen": "%s:%d" % (k.host, real), "peers": [
+            "%s:%d" % (n.host, n.peer_port) for n in nodes]}})
+        k.front = tcpproxy.Proxy(k.peer_port, (k.host, real), k.host,
+                                 source_of=lambda peer, lp=k.peer_port: source_of(peer, lp))
+
+    for i in range(n):
         name = chr(ord("a") + i)
         d = os.path.join(str(workdir), name)
         os.makedirs(d, exist_ok=True)
-        k = Kmsd(d, None, start=False, join=first.invite(), node_id=name, client_of=first)
-        if overrides:
-            k.configure(overrides)
+        opts = node_opts.get(name, {})
+        if i == 0:
+            k = Kmsd(d, overrides, start=False, peer=True, node_id=name, host=hosts[i], port=port,
+                     **opts)
+        else:
+            k = Kmsd(d, None, start=False, join=nodes[0].invite(), node_id=name,
+                     client_of=nodes[0], host=hosts[i], port=port, **opts)
+            if overrides:
+                k.configure(overrides)
+        if fronts:
+            front(k)
         nodes.append(k)
         if start:
             k.start(timeout)
     return nodes
+
+
+def fetch_key(k, uid):
+    """The key bytes of uid as node k serves them, or None (not there yet,
+    or k not serving)."""
+    try:
+        c = k.pykmip_client()
+    except Exception:
+        return None
+    try:
+        return c.get(uid).value
+    except Exception:
+        return None
+    finally:
+        c.close()
+
+
+def stop_cluster(nodes):
+    """Kill every node of form_cluster() and close its front proxy."""
+    for k in nodes:
+        k.kill()
+        if getattr(k, "front", None):
+            k.front.close()
+
+
+def pykmip_failover(nodes, workdir, timeout=5):
+    """An opened PyKMIP ProxyKmipClient configured as an operator would for
+    a cluster: a client config file naming every node's host in one
+    comma-separated list (PyKMIP tries them in order at open) with one
+    port and a socket timeout."""
+    from kmip.pie.client import ProxyKmipClient
+    conf = os.path.join(str(workdir), "pykmip-failover.conf")
+    k = nodes[0]
+    with open(conf, "w") as f:
+        f.write("[client]\nhost=%s\nport=%d\ncertfile=%s\nkeyfile=%s\nca_certs=%s\n"
+                "cert_reqs=CERT_REQUIRED\nssl_version=PROTOCOL_TLS\ntimeout=%d\n"
+                "do_handshake_on_connect=True\nsuppress_ragged_eofs=True\n"
+                % (",".join(x.host for x in nodes), k.port, k.cert, k.key, k.ca, timeout))
+    c = ProxyKmipClient(config="client", config_file=conf)
+    # PyKMIP 0.10 ignores the file's timeout (KMIPProxy's own default of
+    # 30 s is passed as an explicit value and wins): set it on the proxy.
+    c.proxy.timeout = timeout
+    c.open()
+    return c
 
 
 @contextlib.contextmanager
