@@ -7,7 +7,8 @@
   number per test.
 - `module_kmsd`, `module_pykmip`: one kmsd and one PyKMIP client shared by
   all the tests of a module.
-When a test fails, the log of every kmsd it started is attached to the
+When a test fails, the log of every kmsd it started (and of every node of
+the module fixture named `cluster`) is attached to the
 failure report (section "kmsd log"). The harness itself is kmsd_harness.py.
 """
 import os
@@ -25,7 +26,9 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     if rep.failed:
-        for k in getattr(item, "_kmsd_instances", []):
+        # ...and of a module's cluster (a fixture named `cluster`).
+        cluster = getattr(item, "funcargs", {}).get("cluster") or []
+        for k in list(getattr(item, "_kmsd_instances", [])) + list(cluster):
             rep.sections.append(("kmsd log %s" % k.log_path, k.log_tail(12000)))
 
 

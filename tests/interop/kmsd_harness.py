@@ -502,6 +502,29 @@ def fetch_key(k, uid):
         c.close()
 
 
+def wait_for(pred, timeout=30.0, what="condition", step=0.2):
+    """Poll pred() until it returns something true (returned); assert with
+    the last value after timeout seconds."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(step)
+    raise AssertionError("%s not reached within %ss (last: %r)" % (what, timeout, last))
+
+
+@contextlib.contextmanager
+def running_cluster(workdir, n, overrides=None, **kw):
+    """form_cluster() for a `with` block (a module fixture); stop_cluster() after."""
+    nodes = form_cluster(workdir, n, overrides, **kw)
+    try:
+        yield nodes
+    finally:
+        stop_cluster(nodes)
+
+
 def stop_cluster(nodes):
     """Kill every node of form_cluster() and close its front proxy."""
     for k in nodes:

@@ -13,12 +13,12 @@ connection drop; that is not checked here (test_cluster_failover.py).
 import os
 import signal
 import threading
-import time
 
 import pytest
 
 import kmsd_harness as H
-from test_cluster_failover import all_ok, verified, wait_for
+from kmsd_harness import wait_for
+from test_cluster_failover import all_ok, verified
 from test_durability import OP_GET, Conn, uid_item
 
 THREADS = 64
@@ -26,19 +26,11 @@ THREADS = 64
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    nodes = H.form_cluster(tmp_path_factory.mktemp("sync"), 3, {
-        "log": {"level": "warn"}, "limits": {"max_connections": 256},
-        "replication": {"sync_acks": 1, "sync_timeout_ms": 5000}})
-    try:
+    with H.running_cluster(tmp_path_factory.mktemp("sync"), 3, {
+            "log": {"level": "warn"}, "limits": {"max_connections": 256},
+            "replication": {"sync_acks": 1, "sync_timeout_ms": 5000}}) as nodes:
         wait_for(lambda: all_ok(nodes[0]), what="three nodes linked")
         yield nodes
-    finally:
-        H.stop_cluster(nodes)
-
-
-@pytest.fixture(autouse=True)
-def _attach_logs(request, cluster):
-    request.node._kmsd_instances = cluster
 
 
 def missing_on(k, uids):

@@ -35,8 +35,10 @@ import time
 import pytest
 
 import kmsd_harness as H
+from kmsd_harness import wait_for
 from test_cluster_certs import issue
 from test_cluster_form import hello, meta
+from test_cluster_ready import refused
 from test_hsm_pkcs11 import MODULE, Token
 
 pytestmark = pytest.mark.skipif(not os.path.exists(MODULE), reason="SoftHSM2 not installed")
@@ -44,25 +46,6 @@ pytestmark = pytest.mark.skipif(not os.path.exists(MODULE), reason="SoftHSM2 not
 TIMEOUT = 5
 # Small limits: a frame cap the oversized-frame test can exceed cheaply.
 OVERRIDES = {"log": {"level": "info"}, "replication": {"max_frame": "1MiB"}}
-
-
-def wait_for(pred, timeout=30.0, what="condition", step=0.2):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(step)
-    raise AssertionError("%s not reached within %ss (last: %r)" % (what, timeout, last))
-
-
-def refused(k):
-    try:
-        socket.create_connection((k.host, k.port), timeout=1).close()
-        return False
-    except ConnectionRefusedError:
-        return True
 
 
 def verified(k):
@@ -85,22 +68,16 @@ def cluster(tmp_path_factory):
     else:
         os.environ["SOFTHSM2_CONF"] = saved
     hsm = ("--hsm-module", MODULE, "--hsm-token", "kmsd", "--hsm-pin-file", token.pin_file)
-    nodes = H.form_cluster(base, 3, OVERRIDES, shared_port=True, node_opts={
-        "a": {"env": {"SOFTHSM2_CONF": token.conf}, "setup_args": hsm}})
-    nodes[0].token = token
-    try:
-        wait_for(lambda: all_ok(nodes[0]), what="three nodes linked")
-        yield nodes
-    finally:
-        for k in nodes:
-            if k.running():
-                os.kill(k.pid, signal.SIGCONT)
-        H.stop_cluster(nodes)
-
-
-@pytest.fixture(autouse=True)
-def _attach_logs(request, cluster):
-    request.node._kmsd_instances = cluster
+    with H.running_cluster(base, 3, OVERRIDES, shared_port=True, node_opts={
+            "a": {"env": {"SOFTHSM2_CONF": token.conf}, "setup_args": hsm}}) as nodes:
+        nodes[0].token = token
+        try:
+            wait_for(lambda: all_ok(nodes[0]), what="three nodes linked")
+            yield nodes
+        finally:
+            for k in nodes:
+                if k.running():
+                    os.kill(k.pid, signal.SIGCONT)
 
 
 def served_by(client, nodes):

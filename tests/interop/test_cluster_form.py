@@ -188,15 +188,7 @@ T_FRAME, T_VERSION, T_CLUSTER_ID, T_NODE_ID, T_WALL_MS = 0x545501, 0x545502, 0x5
 T_PEER_ADDR, T_KMIP_ADDR, T_ERROR_CODE, T_LAST_SEQ = 0x545507, 0x545508, 0x54553B, 0x54553D
 
 
-def wait_for(pred, timeout=20.0, what="condition"):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError("%s not reached within %ss (last: %r)" % (what, timeout, last))
+wait_for = H.wait_for
 
 
 def status(k):

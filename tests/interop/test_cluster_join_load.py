@@ -24,7 +24,8 @@ import time
 import pytest
 
 import kmsd_harness as H
-from test_cluster_failover import all_ok, verified, wait_for
+from kmsd_harness import wait_for
+from test_cluster_failover import all_ok, verified
 from test_cluster_durability import missing_on
 from test_durability import Conn
 
@@ -34,17 +35,9 @@ KEYS = int(os.environ.get("KMS_TEST_JOIN_KEYS", "20000"))
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     base = tmp_path_factory.mktemp("join")
-    nodes = H.form_cluster(base, 2, {"log": {"level": "warn"}})
-    nodes[0].base = base
-    try:
+    with H.running_cluster(base, 2, {"log": {"level": "warn"}}) as nodes:
+        nodes[0].base = base
         yield nodes
-    finally:
-        H.stop_cluster(nodes)
-
-
-@pytest.fixture(autouse=True)
-def _attach_logs(request, cluster):
-    request.node._kmsd_instances = cluster
 
 
 def kmipbench(k, *args, timeout=600):
@@ -56,7 +49,7 @@ def kmipbench(k, *args, timeout=600):
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-def test_node_joins_a_loaded_cluster_under_writes(cluster, request):
+def test_node_joins_a_loaded_cluster_under_writes(cluster):
     a, b = cluster
     t0 = time.time()
     r = kmipbench(a, "--op", "create", "--connections", "64", "--requests", str(KEYS),
@@ -85,8 +78,7 @@ def test_node_joins_a_loaded_cluster_under_writes(cluster, request):
         os.makedirs(d, exist_ok=True)
         c = H.Kmsd(d, {"log": {"level": "info"}}, start=False, join=a.invite(), node_id="c",
                    client_of=a)
-        cluster.append(c)
-        request.node._kmsd_instances = cluster
+        cluster.append(c)  # stopped with the others, its log attached on failure
         t1 = time.time()
         c.start(timeout=300)  # returns once the KMIP port accepts: caught up
         ready_s = time.time() - t1

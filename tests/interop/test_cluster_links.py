@@ -9,7 +9,7 @@ processes (docs/cluster.md, "Peer links").
 import time
 
 import kmsd_harness as H
-from test_cluster_form import wait_for
+from kmsd_harness import wait_for
 
 
 def test_two_addresses_of_one_node_keep_one_link(tmp_path):

@@ -25,7 +25,8 @@ import time
 import pytest
 
 import kmsd_harness as H
-from test_cluster_failover import verified, wait_for
+from kmsd_harness import wait_for
+from test_cluster_failover import verified
 from test_durability import (OP_ACTIVATE, OP_DESTROY, OP_GET, OP_GET_ATTRIBUTES,
                              OP_MODIFY_ATTRIBUTE, REASON_CESSATION, REASON_KEY_COMPROMISE,
                              STATE, T_ATTR_NAME, T_ATTR_VALUE, T_ATTRIBUTE, Conn, attr, first,
@@ -34,17 +35,9 @@ from test_durability import (OP_ACTIVATE, OP_DESTROY, OP_GET, OP_GET_ATTRIBUTES,
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    nodes = H.form_cluster(tmp_path_factory.mktemp("cut"), 3, {"log": {"level": "info"}},
-                           fronts=True)
-    try:
+    with H.running_cluster(tmp_path_factory.mktemp("cut"), 3, {"log": {"level": "info"}},
+                           fronts=True) as nodes:
         yield nodes
-    finally:
-        H.stop_cluster(nodes)
-
-
-@pytest.fixture(autouse=True)
-def _attach_logs(request, cluster):
-    request.node._kmsd_instances = cluster
 
 
 def cut(a, others):
