@@ -60,7 +60,7 @@ UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 PROGS := $(if $(SERVER_OBJ),$(BUILD)/kmsd) $(if $(KMSCTL_OBJ),$(BUILD)/kmsctl) \
          $(if $(BENCH_OBJ),$(BUILD)/kmipbench)
 
-.PHONY: all libs tests test run fuzz fuzz-smoke bench install clean deps deb
+.PHONY: all libs tests test run fuzz fuzz-smoke bench bench-cluster install clean deps deb
 all: libs $(PROGS)
 libs: $(LIBS)
 tests: all $(UNIT_BIN)
@@ -178,6 +178,9 @@ $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIBSRC)
 
 bench: all
 	$(Q)bench/compare.sh
+
+bench-cluster: all
+	$(Q)bench/cluster.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/kmsd

@@ -51,28 +51,8 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((IDLE + 256)) ]; th
     IDLE=$(( $(ulimit -n) - 256 ))
 fi
 
-T=$(mktemp -d /tmp/kmsd-bench.XXXXXX)
-PIDS=()
-PGROUPS=()
-cleanup() {
-    for g in "${PGROUPS[@]}"; do kill -- "-$g" 2>/dev/null; done
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    [ "${BENCH_KEEP:-0}" = 1 ] && echo "kept $T" >&2 || rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { # port pid seconds
-    local i
-    for ((i = 0; i < $3 * 20; i++)); do
-        kill -0 "$2" 2>/dev/null || return 1
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    return 1
-}
+. bench/lib.sh
+bench_setup kmsd-bench
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 KPORT=$(free_port)

@@ -1,0 +1,273 @@
+#!/bin/bash
+# bench/cluster.sh: what replication costs and how fast it is (`make bench-cluster`).
+#
+# One run, side by side, on loopback with the release build ($BUILD):
+#   1. Create throughput: kmipbench --op create (64 connections, clients on
+#      node A) against a single node (kmsctl init, no --peer-listen), a
+#      3-node cluster with sync_acks 0 (async) and a fresh 3-node cluster
+#      with sync_acks 1; each cluster formed with init --peer-listen /
+#      cluster invite / cluster join, started from empty stores, one
+#      configuration running at a time. Also the async cluster with the 64
+#      connections spread over its three nodes.
+#   2. Replication lag on the async cluster at fixed Create rates
+#      (kmipbench --rate R on A, open loop) with a probe (Python, one
+#      connection to A and one to B): every 50 ms it creates a key on A
+#      and, from A's Success answer on, sends Get for it to B until B has
+#      it; lag = that time (its resolution is one Get round trip, measured
+#      and printed). p50/p99 over the probes of the window.
+#   3. Catch-up of a joining node: BENCH_CATCHUP_KEYS keys created on a
+#      one-node cluster (kmipbench, 64 connections), then a node joins and
+#      starts: the time until its KMIP port opens (it opens only once caught
+#      up) and the snapshot apply figures from its log.
+# Prints one table. It does not pin CPUs or tune the machine: generator,
+# probe and every node share the machine's cores, which bounds the figures
+# (docs/performance.md, "Cluster").
+#
+# Environment:
+#   BUILD=build                 build directory with kmsd, kmsctl, kmipbench
+#   BENCH_DURATION=5            seconds per throughput workload (warm-up 1 s extra)
+#   BENCH_LAG_DURATION=10       seconds per lag rate
+#   BENCH_LAG_RATES="1000 10000"  Create rates for the lag rows
+#   BENCH_CATCHUP_KEYS=100000   keys the joining node catches up with (0: skip)
+#   BENCH_KEEP=0                1: keep the temp dir (logs)
+set -u
+cd "$(dirname "$0")/.." || exit 1
+REPO=$PWD
+BUILD=${BUILD:-build}
+case "$BUILD" in /*) ;; *) BUILD="$REPO/$BUILD" ;; esac
+DUR=${BENCH_DURATION:-5}
+LAGDUR=${BENCH_LAG_DURATION:-10}
+RATES=${BENCH_LAG_RATES:-"1000 10000"}
+CATCHUP=${BENCH_CATCHUP_KEYS:-100000}
+PY=/usr/bin/python3
+KB="$BUILD/kmipbench"
+for b in kmsd kmsctl kmipbench; do
+    [ -x "$BUILD/$b" ] || { echo "cluster.sh: $BUILD/$b missing (make BUILD=${BUILD#$REPO/})" >&2; exit 1; }
+done
+
+. bench/lib.sh
+bench_setup kmsd-bench-cluster
+# tune DIR SYNC_ACKS: quiet logs, room for the connections, sync_acks.
+tune() {
+    $PY - "$1/kmsd.yaml" "$2" <<'EOF'
+import sys, yaml
+p, acks = sys.argv[1], int(sys.argv[2])
+c = yaml.safe_load(open(p))
+c.setdefault("log", {})["level"] = "warn"
+c.setdefault("limits", {})["max_connections"] = 1024
+if "replication" in c:
+    c["replication"]["sync_acks"] = acks
+yaml.safe_dump(c, open(p, "w"))
+EOF
+}
+# node NAME: set by setup; PORT_<name>, PID_<name>
+declare -A KPORT KPID
+start() { # name
+    "$BUILD/kmsd" -c "$T/$1/kmsd.yaml" >>"$T/$1.log" 2>&1 &
+    KPID[$1]=$!
+    PIDS+=("${KPID[$1]}")
+    wait_port "${KPORT[$1]}" "${KPID[$1]}" 600 || { echo "kmsd $1 did not start:"; tail -20 "$T/$1.log"; exit 1; }
+}
+stop() { kill "${KPID[$1]}" 2>/dev/null; wait "${KPID[$1]}" 2>/dev/null; }
+init() { # name [peer]
+    KPORT[$1]=$(free_port)
+    local extra=()
+    [ "${2:-}" = peer ] && extra=(--peer-listen "127.0.0.1:$(free_port)" --node-id "$1")
+    "$BUILD/kmsctl" init --dir "$T/$1" --listen "127.0.0.1:${KPORT[$1]}" "${extra[@]}" \
+        >"$T/$1.setup.log" 2>&1 || { cat "$T/$1.setup.log"; exit 1; }
+}
+join() { # name first acks
+    KPORT[$1]=$(free_port)
+    local tok
+    tok=$("$BUILD/kmsctl" --config "$T/$2/kmsd.yaml" cluster invite | tail -1)
+    "$BUILD/kmsctl" cluster join "$tok" --dir "$T/$1" --listen "127.0.0.1:${KPORT[$1]}" \
+        --peer-listen "127.0.0.1:$(free_port)" --node-id "$1" >"$T/$1.setup.log" 2>&1 ||
+        { cat "$T/$1.setup.log"; exit 1; }
+    tune "$T/$1" "$3"
+}
+cluster3() { # prefix acks: form and start prefix-a, -b, -c
+    init "$1a" peer; tune "$T/$1a" "$2"; start "$1a"
+    join "$1b" "$1a" "$2"; start "$1b"
+    join "$1c" "$1a" "$2"; start "$1c"
+}
+client() { # name -> kmipbench client args (a joined node uses the first node's client)
+    local pki="$T/$1/pki"
+    [ -f "$pki/client.crt" ] || pki="$T/${1%?}a/pki"
+    echo --host 127.0.0.1 --port "${KPORT[$1]}" --ca "$pki/ca.crt" --cert "$pki/client.crt" --key "$pki/client.key"
+}
+JSON="$T/results.jsonl"
+: >"$JSON"
+bench() { # label node kmipbench-args...
+    local label=$1 node=$2 line
+    shift 2
+    printf '  %-34s ' "$label" >&2
+    # shellcheck disable=SC2046
+    line=$("$KB" $(client "$node") --json "$@" 2>>"$T/kmipbench.err" | tail -1)
+    [ -n "$line" ] || line='{"failed":true}'
+    echo "$line" | $PY -c 'import json,sys; d=json.loads(sys.stdin.read()); print("failed" if d.get("failed") else "%9.1f req/s  p50 %7.3f ms  p99 %7.3f ms  errors %d" % (d["requests_per_s"], d["p50_ms"], d["p99_ms"], d["errors"]))' >&2
+    $PY -c 'import json,sys; d=json.loads(sys.argv[2]); d["label"]=sys.argv[1]; print(json.dumps(d))' "$label" "$line" >>"$JSON"
+}
+W=(--duration "$DUR" --warmup 1)
+echo "machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+
+# 1. Create throughput, one configuration at a time.
+init single; tune "$T/single" 0; start single
+bench "create single node" single --op create --connections 64 "${W[@]}"
+stop single
+cluster3 s 1
+bench "create 3 nodes sync_acks 1" sa --op create --connections 64 "${W[@]}"
+for n in sa sb sc; do stop "$n"; done
+cluster3 "" 0
+bench "create 3 nodes async" a --op create --connections 64 "${W[@]}"
+# The same cluster, clients spread over the three nodes (one kmipbench each).
+printf '  %-34s ' "create 3 nodes async, spread" >&2
+SPREAD=()
+for n in a b c; do
+    # shellcheck disable=SC2046
+    "$KB" $(client "$n") --json --op create --connections 22 "${W[@]}" >"$T/spread.$n.json" 2>>"$T/kmipbench.err" &
+    SPREAD+=($!)
+done
+wait "${SPREAD[@]}"
+$PY - "$T" "$JSON" <<'EOF' >&2
+import json, sys
+t, out = sys.argv[1], sys.argv[2]
+rs = [json.loads(open("%s/spread.%s.json" % (t, n)).read().splitlines()[-1]) for n in "abc"]
+d = {"label": "create 3 nodes async, spread", "requests_per_s": sum(r["requests_per_s"] for r in rs),
+     "p50_ms": max(r["p50_ms"] for r in rs), "p99_ms": max(r["p99_ms"] for r in rs),
+     "errors": sum(r["errors"] for r in rs)}
+open(out, "a").write(json.dumps(d) + "\n")
+print("%9.1f req/s  p50 %7.3f ms  p99 %7.3f ms  errors %d (sum of 3 x 22 connections)" % (
+    d["requests_per_s"], d["p50_ms"], d["p99_ms"], d["errors"]))
+EOF
+
+# 2. Replication lag A -> B at fixed rates, on the async cluster.
+LAGPY="$T/lag.py"
+cat >"$LAGPY" <<'EOF'
+import json, os, ssl, socket, sys, time
+sys.path.insert(0, os.path.join(sys.argv[1], "tests", "interop"))
+import kmsd_harness as H
+pki_a, port_a, port_b, dur = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+def conn(port):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.load_verify_locations(pki_a + "/ca.crt")
+    ctx.load_cert_chain(pki_a + "/client.crt", pki_a + "/client.key")
+    return ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=30))
+T_OBJ, T_TA, T_ATTR, T_AN, T_AV = 0x420057, 0x420091, 0x420008, 0x42000A, 0x42000B
+def attr(n, t, v):
+    return H.item(T_ATTR, H.STRUCT, [H.item(T_AN, H.TEXT, n), H.item(T_AV, t, v)])
+create = H.request(H.batch_item(0x01, [H.item(T_OBJ, H.ENUM, 2), H.item(T_TA, H.STRUCT, [
+    attr("Cryptographic Algorithm", H.ENUM, 3), attr("Cryptographic Length", H.INT, 256),
+    attr("Cryptographic Usage Mask", H.INT, 12)])]))
+def get(uid):
+    return H.request(H.batch_item(0x0A, [H.item("UniqueIdentifier", H.TEXT, uid)]))
+a, b = conn(port_a), conn(port_b)
+def call(s, req):
+    s.sendall(req)
+    r = H.read_response(s)
+    return H.statuses(r)[0], H.find_all(H.decode(r), "UniqueIdentifier")
+lags, rtts = [], []
+end = time.monotonic() + dur
+while time.monotonic() < end:
+    t0 = time.monotonic()
+    st, ids = call(a, create)
+    if st != 0:
+        continue
+    acked = time.monotonic()
+    while True:
+        g0 = time.monotonic()
+        st, _ = call(b, get(ids[0]))
+        if st == 0:
+            lags.append(time.monotonic() - acked)
+            break
+        rtts.append(time.monotonic() - g0)
+        if time.monotonic() - acked > 30:
+            lags.append(float("inf"))
+            break
+    time.sleep(max(0.0, 0.05 - (time.monotonic() - t0)))
+def pct(v, p):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(len(v) * p))] * 1000 if v else None
+print(json.dumps({"probes": len(lags), "lag_p50_ms": pct(lags, 0.5), "lag_p99_ms": pct(lags, 0.99),
+                  "lag_max_ms": pct(lags, 1.0), "get_rtt_p50_ms": pct(rtts, 0.5)}))
+EOF
+for rate in $RATES; do
+    printf '  %-34s ' "lag at $rate Create/s" >&2
+    # shellcheck disable=SC2046
+    "$KB" $(client a) --json --op create --connections 64 --rate "$rate" --duration $((LAGDUR + 2)) \
+        --warmup 0 >"$T/lag-load.$rate.json" 2>>"$T/kmipbench.err" &
+    lp=$!
+    sleep 1
+    $PY "$LAGPY" "$REPO" "$T/a/pki" "${KPORT[a]}" "${KPORT[b]}" "$LAGDUR" >"$T/lag.$rate.json" 2>>"$T/lag.err"
+    wait "$lp"
+    $PY - "$rate" "$T/lag-load.$rate.json" "$T/lag.$rate.json" "$JSON" <<'EOF' >&2
+import json, sys
+rate, load, lag, out = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+try:
+    l = json.loads(open(load).read().splitlines()[-1])
+    g = json.loads(open(lag).read().splitlines()[-1])
+except Exception as e:
+    print("failed (%s)" % e); sys.exit(0)
+d = {"label": "lag at %s Create/s" % rate, "achieved": l["requests_per_s"], "load_p99_ms": l["p99_ms"],
+     "errors": l["errors"], **g}
+open(out, "a").write(json.dumps(d) + "\n")
+print("achieved %.0f/s (p99 %.1f ms); lag p50 %.1f ms p99 %.1f ms max %.1f ms over %d probes; Get RTT %.2f ms" % (
+    d["achieved"], d["load_p99_ms"], g["lag_p50_ms"], g["lag_p99_ms"], g["lag_max_ms"], g["probes"],
+    g["get_rtt_p50_ms"] or 0))
+EOF
+done
+for n in a b c; do stop "$n"; done
+
+# 3. Catch-up of a joining node.
+if [ "$CATCHUP" -gt 0 ]; then
+    init ca peer; tune "$T/ca" 0; start ca
+    bench "seed $CATCHUP keys on one node" ca --op create --connections 64 --requests "$CATCHUP" --warmup 0
+    join cb ca 0
+    t0=$(date +%s.%N)
+    start cb
+    t1=$(date +%s.%N)
+    $PY - "$T/cb.log" "$t0" "$t1" "$CATCHUP" "$JSON" <<'EOF' >&2
+import json, re, sys
+log, t0, t1, keys, out = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+m = re.search(r"snapshot from \w+ applied: (\d+) entities up to seq \d+ in ([\d.]+) s", open(log).read())
+d = {"label": "catch-up", "keys": keys, "ready_s": t1 - t0}
+if m:
+    d["entities"], d["snapshot_s"] = int(m.group(1)), float(m.group(2))
+open(out, "a").write(json.dumps(d) + "\n")
+print("  %-34s ready %.1f s after start (%.0f keys/s)%s" % ("catch-up of a joining node", d["ready_s"],
+      keys / d["ready_s"], "; snapshot %d entities in %.1f s (%.0f/s)" % (
+          d["entities"], d["snapshot_s"], d["entities"] / d["snapshot_s"]) if m else ""))
+EOF
+    stop cb; stop ca
+fi
+
+$PY - "$JSON" <<'EOF'
+import json, sys
+rows = {}
+for l in open(sys.argv[1]):
+    d = json.loads(l)
+    rows[d["label"]] = d
+print()
+print("| workload | result | vs single node |")
+print("|---|---|---:|")
+single = rows.get("create single node", {}).get("requests_per_s")
+for k in ("create single node", "create 3 nodes async", "create 3 nodes sync_acks 1",
+          "create 3 nodes async, spread"):
+    d = rows.get(k)
+    if not d or d.get("failed"):
+        print("| %s | failed | |" % k); continue
+    ratio = "%.0f %%" % (100 * d["requests_per_s"] / single) if single else "-"
+    print("| %s | %.0f Create/s, p50 %.2f ms, p99 %.2f ms, errors %d | %s |" % (
+        k, d["requests_per_s"], d["p50_ms"], d["p99_ms"], d["errors"], ratio))
+for k, d in rows.items():
+    if k.startswith("lag at"):
+        print("| %s (A -> B) | achieved %.0f/s; lag p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d probes, Get RTT %.2f ms) | |" % (
+            k, d["achieved"], d["lag_p50_ms"], d["lag_p99_ms"], d["lag_max_ms"], d["probes"], d["get_rtt_p50_ms"] or 0))
+c = rows.get("catch-up")
+if c:
+    s = rows.get("seed %d keys on one node" % c["keys"], {})
+    extra = "; snapshot %d entities applied in %.1f s = %.0f objects/s" % (
+        c["entities"], c["snapshot_s"], c["entities"] / c["snapshot_s"]) if "entities" in c else ""
+    print("| catch-up of a joining node, %d keys | ready %.1f s after start = %.0f keys/s%s (seeded at %.0f Create/s) | |" % (
+        c["keys"], c["ready_s"], c["keys"] / c["ready_s"], extra, s.get("requests_per_s", 0)))
+EOF
