@@ -20,7 +20,11 @@ ways docs/operations.md (Container) tells an operator to run it:
   directory whose relative state paths point into the read-only mount, and
   an unseeded volume each stop the container with exit 1 and a message
   naming the uid/gid or the seeding command; nothing falls back to a
-  development setup.
+  development setup;
+- compose-cluster.yaml: three containers with its options formed into a
+  cluster with the kmsctl commands in its header (plain podman: see
+  _compose_node_args), a key made through one node served by another,
+  cluster verify exit 0.
 
 Skips (one line) without podman, without root (bind mounts are chowned to
 uid 5696), or without a debian:12-slim image and a way to make one
@@ -326,3 +330,78 @@ def test_unwritable_volume_exits_loudly(pm, image, tmp_path):
     assert p.returncode == 1
     assert "the volume /var/lib/kmsd is not writable by this container's user (uid 5696" in p.stderr
     assert os.listdir(data) == []
+
+
+def _compose_node_args(service):
+    """`podman run` options for one service of compose-cluster.yaml, read
+    from the file as a compose tool would (network, read-only root, tmpfs,
+    capabilities, security options, environment); podman-compose 1.0 cannot
+    run that file (it adds a bridge network to every container, which host
+    networking refuses), so the test runs the steps the file documents for
+    plain podman."""
+    args = ["--network", service["network_mode"], "--health-interval", "disable"]
+    if service.get("read_only"):
+        args.append("--read-only")
+    for t in service.get("tmpfs", []):
+        args += ["--tmpfs", t]
+    for cap in service.get("cap_drop", []):
+        args += ["--cap-drop", cap]
+    for opt in service.get("security_opt", []):
+        args += ["--security-opt", opt]
+    for k, v in service.get("environment", {}).items():
+        args += ["-e", "%s=%s" % (k, v)]
+    return args
+
+
+def test_compose_cluster_of_three(pm, image, tmp_path):
+    """packaging/docker/compose-cluster.yaml: three containers formed into a
+    cluster with the commands in its header; a key made through one node's
+    port is served by another's, and cluster verify passes."""
+    import json
+    import yaml
+    with open(os.path.join(REPO, "packaging", "docker", "compose-cluster.yaml")) as f:
+        compose = yaml.safe_load(f)
+    assert set(compose["services"]) == {"kms-a", "kms-b", "kms-c"}
+    nodes = {}
+    token = None
+    for name in ("kms-a", "kms-b", "kms-c"):
+        svc = compose["services"][name]
+        assert svc["image"].endswith("kmsd:latest}") and svc["network_mode"] == "host"
+        assert svc["volumes"] == ["%s-data:/var/lib/kmsd" % name]
+        data = _host_dir(str(tmp_path / name))
+        kport, pport = kmsd_harness.free_port(), kmsd_harness.free_port()
+        common = _compose_node_args(svc) + ["-v", data + ":/var/lib/kmsd"]
+        where = ["--dir", "/var/lib/kmsd", "--listen", "127.0.0.1:%d" % kport, "--peer-listen",
+                 "127.0.0.1:%d" % pport, "--node-id", name, "--host", "localhost"]
+        if token is None:
+            pm.run("run", "--rm", *common, image, "kmsctl", "init", *where)
+        else:
+            pm.run("run", "--rm", *common, image, "kmsctl", "cluster", "join", token, *where)
+        c = pm.name(name)
+        pm.run("run", "-d", "--name", c, *common, image)
+        pm.wait_log(c, READY)
+        nodes[name] = (c, kport, data)
+        a = nodes["kms-a"][0]
+        token = pm.run("exec", a, "kmsctl", "cluster", "invite").stdout.strip().splitlines()[-1]
+
+    a, a_port, a_data = nodes["kms-a"]
+
+    def status_ok():
+        p = pm.run("exec", a, "kmsctl", "--json", "cluster", "status", check=False)
+        rows = json.loads(p.stdout) if p.stdout.strip() else []
+        return sum(1 for r in rows if r["state"] == "ok" and r["links"] in ("self", "in+out")) == 3
+
+    kmsd_harness.wait_for(status_ok, timeout=60, what="three nodes ok")
+    uid, key = _create_key(a_port, os.path.join(a_data, "pki"))
+    c_port = nodes["kms-c"][1]
+
+    def on_c():
+        try:
+            return _get_key(c_port, os.path.join(a_data, "pki"), uid) == key
+        except Exception:  # not there yet
+            return False
+
+    kmsd_harness.wait_for(on_c, timeout=30, what="key on kms-c")
+    kmsd_harness.wait_for(
+        lambda: pm.run("exec", a, "kmsctl", "cluster", "verify", check=False).returncode == 0,
+        timeout=30, what="cluster verify exit 0")
