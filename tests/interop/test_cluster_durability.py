@@ -19,7 +19,7 @@ import pytest
 import kmsd_harness as H
 from kmsd_harness import wait_for
 from test_cluster_failover import all_ok, verified
-from test_durability import OP_GET, Conn, uid_item
+from test_store_durability import OP_GET, Conn, uid_item
 
 THREADS = 64
 

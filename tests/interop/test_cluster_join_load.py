@@ -27,7 +27,7 @@ import kmsd_harness as H
 from kmsd_harness import wait_for
 from test_cluster_failover import all_ok, verified
 from test_cluster_durability import missing_on
-from test_durability import Conn
+from test_store_durability import Conn
 
 KEYS = int(os.environ.get("KMS_TEST_JOIN_KEYS", "20000"))
 

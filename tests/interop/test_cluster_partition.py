@@ -27,7 +27,7 @@ import pytest
 import kmsd_harness as H
 from kmsd_harness import wait_for
 from test_cluster_failover import verified
-from test_durability import (OP_ACTIVATE, OP_DESTROY, OP_GET, OP_GET_ATTRIBUTES,
+from test_store_durability import (OP_ACTIVATE, OP_DESTROY, OP_GET, OP_GET_ATTRIBUTES,
                              OP_MODIFY_ATTRIBUTE, REASON_CESSATION, REASON_KEY_COMPROMISE,
                              STATE, T_ATTR_NAME, T_ATTR_VALUE, T_ATTRIBUTE, Conn, attr, first,
                              name_attr, uid_item)
