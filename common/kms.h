@@ -34,7 +34,8 @@
     XX(BUSY, -16, "busy")                                            \
     XX(TIMEOUT, -17, "timed out")                                    \
     XX(INTERNAL, -18, "internal error")                              \
-    XX(AGAIN, -19, "would block")
+    XX(AGAIN, -19, "would block")                                    \
+    XX(NOSPC, -20, "no space left on device")
 
 enum kms_err {
     KMS_OK = 0,

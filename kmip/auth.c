@@ -267,6 +267,22 @@ int kmip_cert_registered(kmip_server_t *s, const char *sha256_hex, const char *c
     return rc;
 }
 
+static void fill_identity(const store_client_t *c, kmip_identity_t *id);
+
+int kmip_identify_cert(kmip_server_t *s, const kmip_peer_t *peer, kmip_identity_t *id_out)
+{
+    if (!s || !peer || !id_out)
+        return KMS_ERR_INVAL;
+    memset(id_out, 0, sizeof(*id_out));
+    store_client_t c;
+    int rc = find_cert_client_cached(s, peer, &c);
+    if (rc == KMS_ERR_NOTFOUND)
+        return KMS_ERR_PERM;
+    if (rc == 0)
+        fill_identity(&c, id_out);
+    return rc;
+}
+
 /* ------------------------------------------------------------ identity */
 /* Verify a password client. 0, PERM or UNAVAIL. */
 static int check_password(kmip_server_t *s, const kmip_peer_t *peer, const char *username,

@@ -27,6 +27,19 @@ void kmip_fail_clear(kmip_ctx_t *ctx)
     kms_error_clear(&ctx->err);
 }
 
+int kmip_ctx_budget(kmip_ctx_t *ctx, const char *what)
+{
+    if (ctx->cancelled && atomic_load_explicit(ctx->cancelled, memory_order_relaxed))
+        return kms_error_set_reason(&ctx->err, KMS_ERR_TIMEOUT, KMIP_RESULT_REASON_GENERAL_FAILURE,
+                                    "%s cancelled: the client closed the connection", what);
+    if (ctx->deadline_ns && kms_mono_ns() >= ctx->deadline_ns)
+        return kms_error_set_reason(&ctx->err, KMS_ERR_TIMEOUT, KMIP_RESULT_REASON_GENERAL_FAILURE,
+                                    "%s stopped after %u ms: the work budget of a request "
+                                    "(limits.request_time) is spent; narrow the request",
+                                    what, ctx->srv->cfg.request_time_ms);
+    return 0;
+}
+
 uint32_t kmip_reason_of(int rc)
 {
     switch (rc) {

@@ -112,6 +112,7 @@ static void reset_answers(kmip_request_t *r)
     store_write_free(r->deferred);
     r->deferred = NULL;
     r->last_seq = 0;
+    r->deferred_optional = false;
 }
 
 /* The batch loop. KMS_ERR_AGAIN: an inline run needs a worker. */
@@ -122,6 +123,18 @@ static int run_batch(kmip_request_t *r, kmip_ctx_t *ctx)
         r->n_out = i + 1;
         bool had_write = ctx->deferred != NULL;
         size_t commits = ctx->n_commits;
+        if (i > 0 && kmip_ctx_budget(ctx, "the batch") != 0) {
+            /* Cancelled or out of time: this item and the rest are not
+             * run; the items before it keep their answers. */
+            const char *why = kms_arena_strdup(ctx->arena, ctx->err.msg);
+            for (size_t j = i; j < r->n_items; j++)
+                kmip_item_fail(&r->items[j], KMIP_RESULT_REASON_GENERAL_FAILURE,
+                               why ? why : "request stopped");
+            r->n_out = r->n_items;
+            if (!r->fail_reason)
+                r->fail_reason = KMIP_RESULT_REASON_GENERAL_FAILURE;
+            break;
+        }
         if (!it->op)
             kmip_item_fail(it, it->refuse_reason, it->refuse_msg);
         else if (!ctx->reader)
@@ -174,6 +187,10 @@ int kmip_request_execute(kmip_request_t *r, enum kmip_run where)
         ctx.max_response = (size_t)r->max_resp;
     ctx.undo_enabled = r->bec == KMIP_BATCH_ERROR_CONTINUATION_OPTION_UNDO;
     ctx.inline_only = where == KMIP_RUN_LOOP;
+    ctx.cancelled = &r->cancelled;
+    ctx.deadline_ns = s->cfg.request_time_ms
+                          ? kms_mono_ns() + (uint64_t)s->cfg.request_time_ms * 1000000ULL
+                          : 0;
     ctx.reader = kmip_thread_reader(s);
     if (!ctx.reader)
         kms_log(KMS_LOG_ERROR, "kmip", "no store reader for this thread");
@@ -187,6 +204,7 @@ int kmip_request_execute(kmip_request_t *r, enum kmip_run where)
     }
     r->deferred = ctx.deferred;
     r->last_seq = ctx.last_seq;
+    r->deferred_optional = ctx.deferred && ctx.deferred_optional;
     kms_strlcpy(r->first_object_id, ctx.first_object_id, sizeof(r->first_object_id));
     return 0;
 }
@@ -203,6 +221,13 @@ int kmip_request_commit_done(kmip_request_t *r, int result)
         return 0;
     if (result == KMS_ERR_CONFLICT)
         return KMS_ERR_AGAIN;
+    if (r->deferred_optional) {
+        /* Bookkeeping of a read (Fresh, the served marker): the read's
+         * answer stands; the marker is written by a later Get. */
+        kms_log(KMS_LOG_WARN, "kmip", "%s: served marker not stored: %s",
+                r->peer.address ? r->peer.address : "-", kms_strerror(result));
+        return 0;
+    }
     /* Nothing of the write was stored: the item that made it failed, and
      * the batch goes on as its Batch Error Continuation Option says. The
      * items before it only read (one write per inline run), so under Undo
@@ -210,7 +235,7 @@ int kmip_request_commit_done(kmip_request_t *r, int result)
     size_t i = r->deferred_item;
     kmip_item_t *it = &r->items[i];
     char text[128];
-    snprintf(text, sizeof(text), "the change was not stored: %s", kms_strerror(result));
+    snprintf(text, sizeof(text), "the change was not stored: store: %s", kms_strerror(result));
     kms_log(KMS_LOG_WARN, "kmip", "%s: operation 0x%x: %s", r->peer.address ? r->peer.address : "-",
             it->operation, text);
     const char *msg = kms_arena_strdup(r->arena, text);

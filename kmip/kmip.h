@@ -104,6 +104,10 @@ typedef struct kmip_config {
     size_t crypto_streams_max;
     size_t crypto_streams_per_identity;
     uint32_t crypto_stream_idle_s;
+    /* Work budget of one execution in ms (limits.request_time; 0 = none):
+     * the batch loop and Locate stop with Operation Failed once it is
+     * spent. */
+    uint32_t request_time_ms;
 } kmip_config_t;
 
 /* cfg is copied (the store and keyring must outlive the server). With
@@ -141,6 +145,14 @@ int kmip_identify(kmip_server_t *s, const kmip_peer_t *peer, const char *usernam
  * cn may be NULL. Any thread.
  */
 int kmip_cert_registered(kmip_server_t *s, const char *sha256_hex, const char *cn);
+
+/*
+ * The identity of a certificate alone, as kmip_identify() finds it, but
+ * without logging a refusal: for the server's admission of a connection
+ * right after its handshake (it decides what to log). 0 with *id_out
+ * filled, KMS_ERR_PERM (not registered), KMS_ERR_UNAVAIL. Any thread.
+ */
+int kmip_identify_cert(kmip_server_t *s, const kmip_peer_t *peer, kmip_identity_t *id_out);
 
 /* Argon2id-encode `password` (1..1024 bytes) with `cost` (NULL = the
  * defaults) and a random salt into out (>= 160 bytes), for a new password
@@ -207,6 +219,10 @@ int kmip_request_authenticate(kmip_request_t *r);
 typedef struct kmip_gate {
     bool keys_unavailable;     /* the master key cannot be reached */
     const char *keys_reason;   /* their Result Message (copied); NULL = "unavailable" */
+    /* Nothing may run (e.g. the audit log cannot take the record): every
+     * item is answered Operation Failed / General Failure with this
+     * message (copied). NULL = run. */
+    const char *refuse_all;
 } kmip_gate_t;
 void kmip_request_gate(kmip_request_t *r, const kmip_gate_t *g);
 
@@ -271,6 +287,12 @@ int kmip_request_encode(kmip_request_t *r, kms_buf_t *resp);
 
 /* What happened (after encode: a Response Too Large rewrite counts). */
 void kmip_request_summary(const kmip_request_t *r, kmip_summary_t *out);
+
+/* Ask an execution in progress (on another thread) or a later one to stop
+ * soon: the batch loop answers the items it has not run Operation Failed
+ * ("request cancelled"), Locate stops between rows. For a connection that
+ * closed while its request ran. Any thread; NULL ok. */
+void kmip_request_cancel(kmip_request_t *r);
 
 /* Free the request, its arena (wiped) and an uncommitted pending write.
  * NULL ok. */

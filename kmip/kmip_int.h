@@ -35,6 +35,7 @@
 #define KMS_KMIP_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -135,6 +136,10 @@ struct kmip_request {
     store_write_t *deferred;     /* KMIP_RUN_LOOP: the write left to commit */
     size_t deferred_item;        /* the item that made it */
     int64_t last_seq;            /* highest change-log seq its commits appended */
+    bool deferred_optional;      /* bookkeeping only (Fresh, served marker): its
+                                    failure does not fail the item */
+
+    atomic_bool cancelled;       /* kmip_request_cancel() */
 };
 
 /* Answer item `it` Operation Failed with reason and message (no payload). */
@@ -187,6 +192,12 @@ typedef struct kmip_ctx {
      * highest change-log seq they appended (for sync acks). */
     size_t n_commits;
     int64_t last_seq;
+    bool deferred_optional;      /* see kmip_request_t */
+
+    /* The request's cancellation flag and the end of its work budget
+     * (kms_mono_ns; 0 = none): long loops call kmip_ctx_budget(). */
+    const atomic_bool *cancelled;
+    uint64_t deadline_ns;
 
     /* Locate with Object Group Member "Default" picked the ID Placeholder:
      * a Get of it advances the group's round-robin pointer. */
@@ -211,6 +222,10 @@ uint32_t kmip_reason_of(int rc);
 /* Forget a failure recorded for the current item (bookkeeping that may
  * fail without failing the item). */
 void kmip_fail_clear(kmip_ctx_t *ctx);
+/* 0 while the request may go on; else records the reason (cancelled, or
+ * limits.request_time spent while doing `what`) in ctx->err and returns
+ * KMS_ERR_TIMEOUT. Cheap: call it in loops over rows or objects. */
+int kmip_ctx_budget(kmip_ctx_t *ctx, const char *what);
 
 /* The secret is freed (wiped) when the request ends. Returns s. */
 kms_secret_t *kmip_ctx_own_secret(kmip_ctx_t *ctx, kms_secret_t *s);

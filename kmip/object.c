@@ -512,8 +512,15 @@ static int commit_one(kmip_ctx_t *ctx, const store_object_t *so, int64_t expect,
         return 0;
     }
     int64_t v = 0;
-    if (rc == 0)
+    if (rc == 0) {
         rc = store_commit(ctx->srv->cfg.store, w, del ? NULL : &v, del ? 0 : 1);
+        /* The store's own failure (a full disk, an I/O error, closing),
+         * named as such: nothing of the write was stored. */
+        if (rc && rc != KMS_ERR_CONFLICT && rc != KMS_ERR_EXISTS && rc != KMS_ERR_NOTFOUND &&
+            rc != KMS_ERR_STATE)
+            kms_error_set_reason(&ctx->err, rc, KMIP_RESULT_REASON_GENERAL_FAILURE,
+                                 "the change was not stored: store: %s", kms_strerror(rc));
+    }
     if (rc == 0) {
         int64_t seq = store_write_last_seq(w);
         ctx->n_commits++;

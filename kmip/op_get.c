@@ -59,6 +59,7 @@ static int served_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg, bool *unchanged_
 static int mark_served(kmip_ctx_t *ctx, kmip_obj_t *o)
 {
     int rc = 0;
+    bool had_write = ctx->deferred != NULL;
     if (ctx->default_member_pending && strcmp(ctx->id_placeholder, o->id) == 0) {
         ctx->default_member_pending = false;
         rc = kmip_obj_update(ctx, o->id, served_cb, NULL, NULL);
@@ -68,6 +69,8 @@ static int mark_served(kmip_ctx_t *ctx, kmip_obj_t *o)
             return 0;
         rc = kmip_obj_update(ctx, o->id, unfresh_cb, NULL, NULL);
     }
+    if (rc == 0 && !had_write && ctx->deferred)
+        ctx->deferred_optional = true; /* its commit may fail without failing the Get */
     if (rc && !ctx->need_worker) {
         /* Bookkeeping only: a Get must not fail because of it. */
         kms_log(KMS_LOG_WARN, "kmip", "object %s: served marker not stored: %s", o->id,

@@ -17,7 +17,11 @@
  * becomes the ID Placeholder.
  *
  * Four steps: parse the payload into a query, plan what the store is asked,
- * run it, answer (post-filter, clip, Located Items).
+ * run it, answer (post-filter, clip, Located Items). A Locate over a large
+ * store can be long: the store's scan and the post-filter loop both stop
+ * once the request is cancelled (its client went away) or its work budget
+ * (limits.request_time) is spent, and the item answers Operation Failed
+ * saying which.
  */
 #include <string.h>
 
@@ -224,6 +228,8 @@ static bool plan(kmip_ctx_t *ctx, locate_query_t *q, store_query_t *sq, bool may
         .want_archived = q->want_archived,
         .max_items = clip_in_store ? q->max_items : 0,
         .offset = clip_in_store ? q->offset : 0,
+        .cancel = ctx->cancelled,
+        .deadline_ns = ctx->deadline_ns,
     };
     if (sq->max_items == 0)
         sq->max_items = STORE_LOCATE_MAX;
@@ -279,6 +285,8 @@ static int run_query(kmip_ctx_t *ctx, const locate_query_t *q, const store_query
                      char ***ids_out, size_t *n_out)
 {
     int rc = store_locate(ctx->reader, sq, ctx->arena, ids_out, n_out);
+    if (rc == KMS_ERR_TIMEOUT)
+        return kmip_ctx_budget(ctx, "Locate") ? KMS_ERR_TIMEOUT : rc;
     if (rc || !q->group_member)
         return rc;
     char **ids = *ids_out;
@@ -297,7 +305,10 @@ static int post_filter(kmip_ctx_t *ctx, const locate_query_t *q, const char *id,
 {
     kmip_obj_t *o = NULL;
     *o_out = NULL;
-    int rc = kmip_obj_load(ctx, id, &o);
+    int rc = kmip_ctx_budget(ctx, "Locate");
+    if (rc)
+        return rc;
+    rc = kmip_obj_load(ctx, id, &o);
     if (rc == KMS_ERR_NOTFOUND || rc == KMS_ERR_PERM) {
         /* Deleted meanwhile, or its operation policy hides it. */
         kmip_fail_clear(ctx);

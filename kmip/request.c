@@ -216,6 +216,7 @@ int kmip_request_decode(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t
     }
     r->srv = s;
     r->arena = a;
+    atomic_init(&r->cancelled, false);
     r->now = kmip_now(s);
     if (peer)
         r->peer = *peer;
@@ -258,7 +259,15 @@ bool kmip_request_can_run_inline(const kmip_request_t *r)
 
 void kmip_request_gate(kmip_request_t *r, const kmip_gate_t *g)
 {
-    if (!r || !g || !g->keys_unavailable)
+    if (!r || !g)
+        return;
+    if (g->refuse_all) {
+        const char *why = kms_arena_strdup(r->arena, g->refuse_all);
+        for (size_t i = 0; i < r->n_items; i++)
+            refuse(&r->items[i], KMIP_RESULT_REASON_GENERAL_FAILURE, why ? why : "unavailable");
+        return;
+    }
+    if (!g->keys_unavailable)
         return;
     const char *why = g->keys_reason ? kms_arena_strdup(r->arena, g->keys_reason) : NULL;
     for (size_t i = 0; i < r->n_items; i++) {
@@ -329,6 +338,12 @@ void kmip_request_summary(const kmip_request_t *r, kmip_summary_t *out)
     }
     if (out->result_reason)
         out->result_status = KMIP_RESULT_STATUS_OPERATION_FAILED;
+}
+
+void kmip_request_cancel(kmip_request_t *r)
+{
+    if (r)
+        atomic_store(&r->cancelled, true);
 }
 
 void kmip_request_free(kmip_request_t *r)

@@ -269,6 +269,20 @@ static int check_query(const store_query_t *q)
     return 0;
 }
 
+/* SQLite's progress callback while a query with a cancel flag or a
+ * deadline runs: non-zero interrupts the statement (SQLITE_INTERRUPT). */
+static int stop_check(void *arg)
+{
+    const store_query_t *q = arg;
+    if (q->cancel && atomic_load_explicit(q->cancel, memory_order_relaxed))
+        return 1;
+    return q->deadline_ns && kms_mono_ns() >= q->deadline_ns;
+}
+
+/* Virtual-machine steps between two stop_check() calls: a few
+ * microseconds of work. */
+#define LOCATE_CHECK_STEPS 4096
+
 int store_locate(store_reader_t *r, const store_query_t *q, kms_arena_t *arena, char ***ids_out,
                  size_t *n_out)
 {
@@ -287,6 +301,12 @@ int store_locate(store_reader_t *r, const store_query_t *q, kms_arena_t *arena, 
                                                                     : STORE_LOCATE_MAX;
     int64_t offset = q->offset > (size_t)INT64_MAX ? INT64_MAX : (int64_t)q->offset;
     size_t driver;
+    bool watched = q->cancel || q->deadline_ns;
+    if (watched) {
+        if (stop_check((void *)q))
+            return KMS_ERR_TIMEOUT;
+        sqlite3_progress_handler(r->db, LOCATE_CHECK_STEPS, stop_check, (void *)q);
+    }
     kms_buf_init(&sql, 64 * 1024);
     err = pick_driver(r, q, &driver);
     if (!err)
@@ -331,6 +351,8 @@ int store_locate(store_reader_t *r, const store_query_t *q, kms_arena_t *arena, 
 out:
     if (st)
         sqlite3_reset(st);
+    if (watched)
+        sqlite3_progress_handler(r->db, 0, NULL, NULL);
     free(ids);
     kms_buf_dispose(&sql);
     return err;

@@ -7,12 +7,21 @@
  */
 #include "store/store_int.h"
 
+#include <errno.h>
 #include <string.h>
 
 int store_sqlerr(sqlite3 *db, int rc, const char *what)
 {
     int prim = rc & 0xff;
     const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    /* A full disk is its own answer ("no space left on device"), whether
+     * SQLite saw it as SQLITE_FULL (a write) or as an I/O error whose
+     * errno says so (a sync, a file extension). */
+    int sys = db ? sqlite3_system_errno(db) : 0;
+    if (prim == SQLITE_FULL || (prim == SQLITE_IOERR && (sys == ENOSPC || sys == EDQUOT))) {
+        kms_log(KMS_LOG_ERROR, STORE_LOG, "%s: no space left on device (%s)", what, msg);
+        return KMS_ERR_NOSPC;
+    }
     switch (prim) {
     case SQLITE_OK:
     case SQLITE_DONE:
@@ -21,6 +30,10 @@ int store_sqlerr(sqlite3 *db, int rc, const char *what)
     case SQLITE_NOMEM:
         kms_log(KMS_LOG_ERROR, STORE_LOG, "%s: out of memory", what);
         return KMS_ERR_NOMEM;
+    case SQLITE_INTERRUPT:
+        /* A query stopped on purpose (a cancelled or timed-out Locate). */
+        kms_log(KMS_LOG_DEBUG, STORE_LOG, "%s: interrupted", what);
+        return KMS_ERR_TIMEOUT;
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
         kms_log(KMS_LOG_WARN, STORE_LOG, "%s: database busy (%s)", what, msg);
@@ -36,16 +49,14 @@ int store_sqlerr(sqlite3 *db, int rc, const char *what)
                 "%s: the database file is corrupt or not a kmsd database (%s); "
                 "restore it from a backup", what, msg);
         return KMS_ERR_IO;
-    case SQLITE_FULL:
-        kms_log(KMS_LOG_ERROR, STORE_LOG, "%s: disk full (%s)", what, msg);
-        return KMS_ERR_IO;
     case SQLITE_MISUSE:
     case SQLITE_RANGE:
     case SQLITE_ERROR:
         kms_log(KMS_LOG_ERROR, STORE_LOG, "%s: %s (code %d)", what, msg, rc);
         return KMS_ERR_INTERNAL;
     default: /* IOERR, CANTOPEN, READONLY, PERM, PROTOCOL, ... */
-        kms_log(KMS_LOG_ERROR, STORE_LOG, "%s: I/O error: %s (code %d)", what, msg, rc);
+        kms_log(KMS_LOG_ERROR, STORE_LOG, "%s: I/O error: %s (code %d%s%s)", what, msg, rc,
+                sys ? ", " : "", sys ? strerror(sys) : "");
         return KMS_ERR_IO;
     }
 }

@@ -15,6 +15,7 @@
 #ifndef KMS_STORE_H
 #define KMS_STORE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -180,11 +181,18 @@ typedef struct store_query {
     bool want_archived;
     size_t max_items;            /* 0 = no limit */
     size_t offset;
+    /* Stop early (KMS_ERR_TIMEOUT) once *cancel is set or kms_mono_ns()
+     * passes deadline_ns; NULL / 0 = never. Checked every few thousand
+     * SQLite steps, so a scan of millions of rows ends within
+     * milliseconds of either. */
+    const atomic_bool *cancel;
+    uint64_t deadline_ns;
 } store_query_t;
 
 /* Ids matching the query, newest first (created_us desc, then id). The
  * array and strings come from `arena` (*ids_out is NULL when *n_out is 0).
- * At most STORE_LOCATE_MAX ids. KMS_ERR_LIMIT above 64 conditions. */
+ * At most STORE_LOCATE_MAX ids. KMS_ERR_LIMIT above 64 conditions;
+ * KMS_ERR_TIMEOUT when stopped by q->cancel or q->deadline_ns. */
 int store_locate(store_reader_t *r, const store_query_t *q, kms_arena_t *arena, char ***ids_out,
                  size_t *n_out);
 

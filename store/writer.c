@@ -41,7 +41,7 @@ static void fail_batch(store_t *s, store_write_t **b, size_t n, int err)
 
 static bool is_fatal(int err)
 {
-    return err == KMS_ERR_IO || err == KMS_ERR_NOMEM || err == KMS_ERR_BUSY ||
+    return err == KMS_ERR_IO || err == KMS_ERR_NOSPC || err == KMS_ERR_NOMEM || err == KMS_ERR_BUSY ||
            err == KMS_ERR_INTERNAL;
 }
 
