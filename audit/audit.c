@@ -1,15 +1,19 @@
 /*
  * audit/audit.c: the append-only, hash-chained audit log.
  *
- * Producers (worker threads, the admin thread) format a record's fields
- * into a queue; one writer thread gives each record the next sequence
- * number and the SHA-256 of the previous line, appends a batch of lines
- * with one write(), fsyncs once per batch and rotates by size. With fsync
- * on, a batch starts at least AUDIT_SYNC_GAP_US after the previous fsync
- * (records queue meanwhile), so under load one fsync carries many records
- * instead of the disk's flush rate setting the CPU spent. Producers never
- * wait for the disk: a record is queued when its operation is answered and
- * reaches the file within about one gap plus one fsync. A line is
+ * Producers (event loops, worker threads, the admin threads) format a
+ * record's fields into a queue, never waiting; one writer thread gives
+ * each record the next sequence number and the SHA-256 of the previous
+ * line, appends a batch of lines in pieces of at most AUDIT_CHUNK bytes,
+ * fsyncs once per batch and rotates by size. With fsync on, a batch starts
+ * at least AUDIT_SYNC_GAP_US after the previous fsync (records queue
+ * meanwhile), so under load one fsync carries many records instead of the
+ * disk's flush rate setting the CPU spent. A record reaches the file
+ * within about one gap plus one fsync; a producer that must know it did
+ * keeps its ticket and waits (audit_wait, or audit_durable_ticket after
+ * the notify callback). When the disk refuses a write or an fsync, the
+ * batch is kept and retried (100 ms, doubling to 1 s) from the byte where
+ * it stopped, and records queue up in the bounded backlog. A line is
  *   {"seq":N,"time":"...","kind":"kmip",...,"prev":"<64 hex>"}
  * and "prev" is always the last field, the hash of the previous line's
  * bytes without its newline. The first line ever chains to
@@ -38,6 +42,11 @@
 
 #define AUDIT_COMPONENT "audit"
 #define AUDIT_MAX_LINE 4096
+/* Largest single write(): a backlog goes down in pieces, so a disk with a
+ * little room takes what fits and the rest follows as space returns. */
+#define AUDIT_CHUNK 65536
+/* Most records encoded for one write + fsync. */
+#define AUDIT_BATCH 4096
 /* Least time from one fsync to the next batch (see the top comment). */
 #define AUDIT_SYNC_GAP_US 10000
 
@@ -160,7 +169,9 @@ out:
 
 static int open_current(audit_t *au)
 {
-    au->fd = open(au->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    /* Not O_APPEND: the writer places every piece at its own offset, so a
+     * region whose fsync failed can be written again where it belongs. */
+    au->fd = open(au->path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
     if (au->fd < 0) {
         kms_log(KMS_LOG_ERROR, AUDIT_COMPONENT, "cannot open %s: %s", au->path, strerror(errno));
         return KMS_ERR_IO;
@@ -183,7 +194,7 @@ static int rotate(audit_t *au)
         return KMS_ERR_NOMEM;
     /* The zero-padded sequence number of the last line makes the name
      * unique and keeps name order chronological. */
-    snprintf(dst, n, "%s.%s.%012llu", au->path, stamp, (unsigned long long)au->seq);
+    snprintf(dst, n, "%s.%s.%012llu", au->path, stamp, (unsigned long long)au->durable_seq);
     int rc = 0;
     if (au->do_fsync)
         (void)fsync(au->fd);
@@ -198,9 +209,12 @@ static int rotate(audit_t *au)
     if (rc)
         goto out;
     au->file_size = 0;
+    au->synced_size = 0;
+    pthread_mutex_lock(&au->mu);
     au->rotations++;
+    pthread_mutex_unlock(&au->mu);
     kms_log(KMS_LOG_INFO, AUDIT_COMPONENT, "rotated to %s (chain continues at seq %llu)", dst,
-            (unsigned long long)au->seq + 1);
+            (unsigned long long)au->durable_seq + 1);
 out:
     free(dst);
     return rc;
@@ -247,105 +261,187 @@ static int append_dec(kms_buf_t *b, uint64_t v)
     return kms_buf_append(b, d + i, sizeof(d) - (size_t)i);
 }
 
-/* Append n bytes, all or nothing: on failure the file is cut back to its
- * previous size so it never ends in a partial line. */
-static int flush_bytes(audit_t *au, const uint8_t *p, size_t n)
+/* ------------------------------------------------------------- writer */
+/*
+ * The writer owns `out`: the encoded lines since the last point known to
+ * be on disk (au->synced_size). They are written at au->file_size with
+ * pwrite in pieces of at most AUDIT_CHUNK; a piece the disk refuses is
+ * retried from the byte where it stopped (the file is always a prefix of
+ * what it will be; a crash leaves at most one partial last line, which
+ * audit_open cuts off). A failed fsync rewinds file_size to synced_size:
+ * after a failed fsync the kernel may have dropped those pages, so they
+ * are written again before the next fsync. Only then are the lines' items
+ * counted durable.
+ */
+typedef struct writer {
+    kms_buf_t out;
+    uint64_t out_items;        /* records in `out` */
+    uint64_t out_seq;          /* chain state after the last line in `out` */
+    char out_hash[65];
+    audit_item_t *carry;       /* taken from the queue, not yet encoded (rotation) */
+    bool rotate_due;           /* rotate once `out` is on disk */
+    unsigned backoff_ms;
+} writer_t;
+
+static void set_failing(audit_t *au, const char *what, int e)
 {
-    if (kms_write_all(au->fd, p, n) != 0) {
-        kms_log(KMS_LOG_ERROR, AUDIT_COMPONENT, "write %s: %s (will retry)", au->path,
-                strerror(errno));
-        if (ftruncate(au->fd, (off_t)au->file_size) != 0)
-            kms_log(KMS_LOG_ERROR, AUDIT_COMPONENT, "cannot cut %s back after a failed write",
-                    au->path);
-        au->errors++;
+    bool first = false;
+    pthread_mutex_lock(&au->mu);
+    au->errors++;
+    first = !au->failing;
+    au->failing = true;
+    snprintf(au->last_error, sizeof(au->last_error), "%s: %s", what, strerror(e));
+    pthread_cond_broadcast(&au->cv_space); /* audit_wait() answers at once now */
+    pthread_mutex_unlock(&au->mu);
+    /* One line when the disk starts refusing, not one per retry. */
+    if (first)
+        kms_log(KMS_LOG_ERROR, AUDIT_COMPONENT, "%s %s: %s (records are kept and retried)", what,
+                au->path, strerror(e));
+}
+
+/* Encode items (carry first, then `batch`) into w->out, chaining each line,
+ * up to the rotation point; what does not fit before it is left in
+ * w->carry and w->rotate_due set. Items encoded are freed. */
+static void encode_items(audit_t *au, writer_t *w, audit_item_t *batch)
+{
+    audit_item_t *it = w->carry ? w->carry : batch;
+    if (w->carry) {
+        audit_item_t *t = w->carry;
+        while (t->next)
+            t = t->next;
+        t->next = batch;
+        w->carry = NULL;
+    }
+    while (it) {
+        size_t start = w->out.len;
+        uint64_t seq = w->out_seq + 1;
+        int err = kms_buf_append(&w->out, "{\"seq\":", 7);
+        if (!err) err = append_dec(&w->out, seq);
+        if (!err) err = kms_buf_append_byte(&w->out, ',');
+        if (!err) err = kms_buf_append(&w->out, it->body, it->len);
+        if (!err) err = kms_buf_append(&w->out, ",\"prev\":\"", 9);
+        if (!err) err = kms_buf_append(&w->out, w->out_hash, strlen(w->out_hash));
+        if (!err) err = kms_buf_append(&w->out, "\"}", 2);
+        if (!err) err = kms_buf_append_byte(&w->out, '\n');
+        if (err) {
+            /* Out of memory: encode it with the next batch. */
+            w->out.len = start;
+            w->carry = it;
+            return;
+        }
+        size_t llen = w->out.len - start; /* with the newline */
+        if (au->rotate_size && au->file_size + start > 0 &&
+            au->file_size + w->out.len > au->rotate_size) {
+            /* This line goes into the next file. */
+            w->out.len = start;
+            w->carry = it;
+            w->rotate_due = true;
+            return;
+        }
+        hash_line((const char *)w->out.data + start, llen - 1, w->out_hash);
+        w->out_seq = seq;
+        w->out_items++;
+        audit_item_t *next = it->next;
+        free(it);
+        it = next;
+    }
+}
+
+/* Write what of w->out is not in the file yet, then fsync. 0 when all of
+ * it is durable; KMS_ERR_IO (set_failing called) to retry later. */
+static int write_out(audit_t *au, writer_t *w)
+{
+    while (au->file_size - au->synced_size < w->out.len) {
+        size_t done = au->file_size - au->synced_size;
+        size_t n = w->out.len - done;
+        if (n > AUDIT_CHUNK)
+            n = AUDIT_CHUNK;
+        ssize_t k = pwrite(au->fd, w->out.data + done, n, (off_t)au->file_size);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            set_failing(au, "write", k < 0 ? errno : ENOSPC);
+            return KMS_ERR_IO;
+        }
+        au->file_size += (size_t)k;
+    }
+    if (au->do_fsync && w->out.len > 0 && fdatasync(au->fd) != 0) {
+        int e = errno;
+        au->file_size = au->synced_size; /* written again before the next fsync */
+        set_failing(au, "fsync", e);
         return KMS_ERR_IO;
     }
-    au->file_size += n;
     return 0;
 }
 
-/*
- * Write one batch: chain each record, rotate between lines when needed.
- * Returns NULL when every item is on disk, else the first item that is not:
- * the chain state is rolled back to just before it, so the caller can queue
- * it and the rest again and nothing is lost or chained to a missing line.
- */
-static audit_item_t *write_batch(audit_t *au, audit_item_t *items)
+/* w->out is on disk: count its records durable and wake who waits. */
+static void out_done(audit_t *au, writer_t *w)
 {
-    kms_buf_t out;
-    kms_buf_init(&out, SIZE_MAX);
-    /* Chain state before the first line in `out`, to roll back to. */
-    audit_item_t *buf_first = items;
-    uint64_t seq0 = au->seq, written0 = au->written;
-    char hash0[65];
-    memcpy(hash0, au->last_hash, sizeof(hash0));
-    audit_item_t *failed = NULL;
-    for (audit_item_t *it = items; it; it = it->next) {
-        size_t start = out.len;
-        uint64_t seq = au->seq + 1;
-        int err = kms_buf_append(&out, "{\"seq\":", 7);
-        if (!err) err = append_dec(&out, seq);
-        if (!err) err = kms_buf_append_byte(&out, ',');
-        if (!err) err = kms_buf_append(&out, it->body, it->len);
-        if (!err) err = kms_buf_append(&out, ",\"prev\":\"", 9);
-        if (!err) err = kms_buf_append(&out, au->last_hash, strlen(au->last_hash));
-        if (!err) err = kms_buf_append(&out, "\"}", 2);
-        if (err) {
-            au->errors++; /* out of memory: this record cannot be written */
-            out.len = start;
-            continue;
-        }
-        size_t llen = out.len - start;
-        if (au->rotate_size && au->file_size + start > 0 &&
-            au->file_size + out.len + 1 > au->rotate_size) {
-            /* Flush what precedes this line into the old file, then rotate. */
-            if (start > 0) {
-                if (flush_bytes(au, out.data, start) != 0) {
-                    failed = buf_first;
-                    break;
-                }
-                audit_export_lines(au->exp, (const char *)out.data, start);
-                kms_buf_consume(&out, start);
-                start = 0;
-            }
-            buf_first = it;
-            seq0 = au->seq;
-            written0 = au->written;
-            memcpy(hash0, au->last_hash, sizeof(hash0));
-            if (au->file_size > 0 && rotate(au) != 0)
-                au->errors++; /* keep appending to the old file */
-        }
-        hash_line((const char *)out.data + start, llen, au->last_hash);
-        if (kms_buf_append_byte(&out, '\n')) {
-            au->errors++; /* out of memory: retry the whole buffer later */
-            failed = buf_first;
-            break;
-        }
-        au->seq = seq;
-        au->written++;
+    bool recovered;
+    au->synced_size = au->file_size;
+    pthread_mutex_lock(&au->mu);
+    recovered = au->failing;
+    au->failing = false;
+    au->last_error[0] = '\0';
+    au->queued -= (size_t)w->out_items;
+    au->written += w->out_items;
+    au->done_total += w->out_items;
+    atomic_fetch_add(&au->durable_total, w->out_items);
+    au->durable_seq = w->out_seq;
+    memcpy(au->durable_hash, w->out_hash, sizeof(au->durable_hash));
+    audit_notify_cb cb = au->notify;
+    void *arg = au->notify_arg;
+    pthread_cond_broadcast(&au->cv_space);
+    pthread_mutex_unlock(&au->mu);
+    if (recovered)
+        kms_log(KMS_LOG_WARN, AUDIT_COMPONENT, "%s: writing again (chain at seq %llu)", au->path,
+                (unsigned long long)w->out_seq);
+    /* Copies leave only once the lines are on disk: a piece that is
+     * written again is never exported twice. */
+    audit_export_lines(au->exp, (const char *)w->out.data, w->out.len);
+    w->out.len = 0;
+    w->out_items = 0;
+    w->backoff_ms = 0;
+    if (cb)
+        cb(arg);
+}
+
+/* Records that can never be written (closing while the disk refuses):
+ * counted done so that flushers return, never durable. */
+static void give_up(audit_t *au, writer_t *w)
+{
+    uint64_t lost = w->out_items;
+    for (audit_item_t *it = w->carry; it;) {
+        audit_item_t *next = it->next;
+        free(it);
+        it = next;
+        lost++;
     }
-    if (!failed && out.len && flush_bytes(au, out.data, out.len) != 0)
-        failed = buf_first;
-    if (failed) {
-        au->seq = seq0;
-        au->written = written0;
-        memcpy(au->last_hash, hash0, sizeof(hash0));
-    } else {
-        if (au->do_fsync && fsync(au->fd) != 0) {
-            kms_log(KMS_LOG_ERROR, AUDIT_COMPONENT, "fsync %s: %s", au->path, strerror(errno));
-            au->errors++;
-        }
-        /* Copies leave only once the lines are in the file: a batch that
-         * is retried is never exported twice. */
-        audit_export_lines(au->exp, (const char *)out.data, out.len);
+    w->carry = NULL;
+    pthread_mutex_lock(&au->mu);
+    for (audit_item_t *it = au->head; it;) {
+        audit_item_t *next = it->next;
+        free(it);
+        it = next;
+        lost++;
     }
-    kms_buf_dispose(&out);
-    return failed;
+    au->head = au->tail = NULL;
+    au->queued = 0;
+    au->done_total = au->enqueued_total;
+    pthread_cond_broadcast(&au->cv_space);
+    pthread_mutex_unlock(&au->mu);
+    w->out.len = 0;
+    w->out_items = 0;
+    kms_log(KMS_LOG_ERROR, AUDIT_COMPONENT, "%llu audit records could not be written to %s",
+            (unsigned long long)lost, au->path);
 }
 
 static void *writer_main(void *arg)
 {
     audit_t *au = arg;
+    writer_t w = {.out_seq = au->seq};
+    memcpy(w.out_hash, au->last_hash, sizeof(w.out_hash));
+    kms_buf_init(&w.out, SIZE_MAX);
     /* A background batch writer: SCHED_BATCH keeps its fair share of CPU
      * but its wake-ups (every batch) do not preempt the event loops, whose
      * latency is the clients'. Best effort. */
@@ -353,76 +449,78 @@ static void *writer_main(void *arg)
     (void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
     pthread_setname_np(pthread_self(), "kmsd-audit");
     uint64_t last_sync_ns = 0;
+    unsigned stop_tries = 0;
     pthread_mutex_lock(&au->mu);
     for (;;) {
-        while (!au->head && !au->stopping) {
+        while (!au->head && !w.out.len && !w.carry && !au->stopping) {
             au->writer_idle = true;
             pthread_cond_wait(&au->cv_work, &au->mu);
         }
         au->writer_idle = false;
-        if (!au->head && au->stopping)
+        if (!au->head && !w.out.len && !w.carry && au->stopping)
             break;
-        uint64_t since = kms_mono_ns() - last_sync_ns;
-        if (au->do_fsync && !au->stopping && since < AUDIT_SYNC_GAP_US * 1000ULL) {
-            /* Let the batch grow; producers do not signal a busy writer. */
-            pthread_mutex_unlock(&au->mu);
-            struct timespec gap = {0, (long)(AUDIT_SYNC_GAP_US * 1000ULL - since)};
-            nanosleep(&gap, NULL);
-            pthread_mutex_lock(&au->mu);
+        audit_item_t *batch = NULL;
+        if (!w.out.len) {
+            uint64_t since = kms_mono_ns() - last_sync_ns;
+            if (au->do_fsync && !au->stopping && since < AUDIT_SYNC_GAP_US * 1000ULL) {
+                /* Let the batch grow; producers do not signal a busy writer. */
+                pthread_mutex_unlock(&au->mu);
+                struct timespec gap = {0, (long)(AUDIT_SYNC_GAP_US * 1000ULL - since)};
+                nanosleep(&gap, NULL);
+                pthread_mutex_lock(&au->mu);
+            }
+            /* At most AUDIT_BATCH records per write: `out` stays small. */
+            batch = au->head;
+            audit_item_t *last = NULL;
+            size_t n = 0;
+            for (audit_item_t *it = batch; it && n < AUDIT_BATCH; it = it->next, n++)
+                last = it;
+            au->head = last ? last->next : au->head;
+            if (!au->head)
+                au->tail = NULL;
+            if (last)
+                last->next = NULL;
         }
-        audit_item_t *batch = au->head;
-        au->head = au->tail = NULL;
-        au->queued = 0;
-        pthread_cond_broadcast(&au->cv_space);
         pthread_mutex_unlock(&au->mu);
 
-        audit_item_t *rest = write_batch(au, batch);
+        if (!w.out.len && w.rotate_due) {
+            w.rotate_due = false;
+            if (au->file_size > 0 && rotate(au) != 0) {
+                pthread_mutex_lock(&au->mu);
+                au->errors++; /* keep appending to the old file */
+                pthread_mutex_unlock(&au->mu);
+            }
+        }
+        if (!w.out.len)
+            encode_items(au, &w, batch);
+        int rc = write_out(au, &w);
         last_sync_ns = kms_mono_ns();
-        uint64_t n = 0;
-        while (batch != rest) {
-            audit_item_t *next = batch->next;
-            free(batch);
-            batch = next;
-            n++;
+        if (rc == 0) {
+            out_done(au, &w);
+            stop_tries = 0;
+            pthread_mutex_lock(&au->mu);
+            continue;
         }
-
+        /* The disk refuses: wait (100 ms, doubling to 1 s, or until stop)
+         * and go on from where the write stopped. */
         pthread_mutex_lock(&au->mu);
-        au->done_total += n;
-        au->failing = rest != NULL;
-        if (rest) {
-            /* Put the unwritten records back in front, then wait a second
-             * (or until stop) before retrying: a full disk must not spin. */
-            audit_item_t *t = rest;
-            size_t k = 1;
-            while (t->next) {
-                t = t->next;
-                k++;
-            }
-            if (au->stopping) {
-                kms_log(KMS_LOG_ERROR, AUDIT_COMPONENT, "%zu audit records could not be written",
-                        k + au->queued);
-                while (rest) {
-                    audit_item_t *next = rest->next;
-                    free(rest);
-                    rest = next;
-                }
-                au->done_total = au->enqueued_total;
-                pthread_cond_broadcast(&au->cv_space);
-                continue;
-            }
-            t->next = au->head;
-            if (!au->head)
-                au->tail = t;
-            au->head = rest;
-            au->queued += k;
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += 1;
-            pthread_cond_timedwait(&au->cv_work, &au->mu, &ts);
+        if (au->stopping && ++stop_tries >= 3) {
+            pthread_mutex_unlock(&au->mu);
+            give_up(au, &w);
+            pthread_mutex_lock(&au->mu);
+            break;
         }
-        pthread_cond_broadcast(&au->cv_space);
+        w.backoff_ms = w.backoff_ms ? (w.backoff_ms * 2 > 1000 ? 1000 : w.backoff_ms * 2) : 100;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)(w.backoff_ms % 1000) * 1000000L;
+        ts.tv_sec += w.backoff_ms / 1000 + ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        if (!au->stopping)
+            pthread_cond_timedwait(&au->cv_work, &au->mu, &ts);
     }
     pthread_mutex_unlock(&au->mu);
+    kms_buf_dispose(&w.out);
     return NULL;
 }
 
@@ -443,6 +541,7 @@ int audit_open(const audit_options_t *opt, audit_t **out)
     au->rotate_size = opt->rotate_size;
     au->do_fsync = opt->fsync;
     au->max_queue = opt->max_queue ? opt->max_queue : 65536;
+    atomic_init(&au->durable_total, 0);
     memcpy(au->last_hash, AUDIT_GENESIS, 65);
     pthread_mutex_init(&au->mu, NULL);
     pthread_cond_init(&au->cv_work, NULL);
@@ -456,6 +555,9 @@ int audit_open(const audit_options_t *opt, audit_t **out)
     rc = load_tail(au);
     if (rc)
         goto fail;
+    au->synced_size = au->file_size;
+    au->durable_seq = au->seq;
+    memcpy(au->durable_hash, au->last_hash, sizeof(au->durable_hash));
     if (pthread_create(&au->thread, NULL, writer_main, au) != 0) {
         rc = KMS_ERR_INTERNAL;
         goto fail;
@@ -500,7 +602,7 @@ void audit_close(audit_t *au)
     free(au);
 }
 
-int audit_write(audit_t *au, const audit_rec_t *rec)
+int audit_write_ticket(audit_t *au, const audit_rec_t *rec, uint64_t *ticket_out)
 {
     if (!au || !rec)
         return KMS_ERR_INVAL;
@@ -538,8 +640,6 @@ int audit_write(audit_t *au, const audit_rec_t *rec)
     kms_buf_dispose(&b);
 
     pthread_mutex_lock(&au->mu);
-    while (au->queued >= au->max_queue && !au->stopping)
-        pthread_cond_wait(&au->cv_space, &au->mu);
     if (au->stopping) {
         pthread_mutex_unlock(&au->mu);
         free(it);
@@ -551,29 +651,96 @@ int audit_write(audit_t *au, const audit_rec_t *rec)
         au->head = it;
     au->tail = it;
     au->queued++;
-    au->enqueued_total++;
+    uint64_t ticket = ++au->enqueued_total;
     if (au->writer_idle) {
         au->writer_idle = false; /* one wake-up is enough */
         pthread_cond_signal(&au->cv_work);
     }
     pthread_mutex_unlock(&au->mu);
+    if (ticket_out)
+        *ticket_out = ticket;
     return 0;
+}
+
+int audit_write(audit_t *au, const audit_rec_t *rec)
+{
+    return audit_write_ticket(au, rec, NULL);
+}
+
+uint64_t audit_durable_ticket(audit_t *au)
+{
+    return au ? atomic_load(&au->durable_total) : 0;
+}
+
+bool audit_backlog_full(audit_t *au)
+{
+    if (!au)
+        return false;
+    pthread_mutex_lock(&au->mu);
+    bool full = au->queued >= au->max_queue;
+    pthread_mutex_unlock(&au->mu);
+    return full;
+}
+
+void audit_set_notify(audit_t *au, audit_notify_cb cb, void *arg)
+{
+    if (!au)
+        return;
+    pthread_mutex_lock(&au->mu);
+    au->notify = cb;
+    au->notify_arg = arg;
+    pthread_mutex_unlock(&au->mu);
+}
+
+/* Wait on cv_space until `done(au, arg)` or the deadline; under au->mu. */
+static int wait_until(audit_t *au, const struct timespec *deadline, uint64_t target,
+                      bool durable, bool stop_on_failure)
+{
+    int wr = 0;
+    for (;;) {
+        uint64_t have = durable ? atomic_load(&au->durable_total) : au->done_total;
+        if (have >= target)
+            return 0;
+        if (au->stopping && (!durable || au->done_total >= target))
+            return KMS_ERR_STATE; /* closing, or given up */
+        if (stop_on_failure && au->failing)
+            return KMS_ERR_IO;
+        if (wr == ETIMEDOUT)
+            return au->stopping ? KMS_ERR_STATE : KMS_ERR_TIMEOUT;
+        wr = pthread_cond_timedwait(&au->cv_space, &au->mu, deadline);
+    }
+}
+
+static struct timespec deadline_in(unsigned ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    return ts;
+}
+
+int audit_wait(audit_t *au, uint64_t ticket, unsigned timeout_ms)
+{
+    if (!au)
+        return KMS_ERR_INVAL;
+    struct timespec ts = deadline_in(timeout_ms);
+    pthread_mutex_lock(&au->mu);
+    int rc = wait_until(au, &ts, ticket, true, true);
+    pthread_mutex_unlock(&au->mu);
+    return rc;
 }
 
 int audit_flush(audit_t *au)
 {
     if (!au)
         return KMS_ERR_INVAL;
-    /* At most 10 s: a stuck disk must not hang "kmsctl status" forever. */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += 10;
+    /* At most 10 s: a stuck disk must not hang the caller forever. */
+    struct timespec ts = deadline_in(10000);
     pthread_mutex_lock(&au->mu);
-    uint64_t target = au->enqueued_total;
-    int wr = 0;
-    while (au->done_total < target && !au->stopping && wr != ETIMEDOUT)
-        wr = pthread_cond_timedwait(&au->cv_space, &au->mu, &ts);
-    int rc = au->done_total >= target ? 0 : wr == ETIMEDOUT ? KMS_ERR_TIMEOUT : KMS_ERR_STATE;
+    int rc = wait_until(au, &ts, au->enqueued_total, false, false);
     pthread_mutex_unlock(&au->mu);
     return rc;
 }
@@ -582,14 +749,21 @@ int audit_get_status(audit_t *au, audit_status_t *out)
 {
     if (!au || !out)
         return KMS_ERR_INVAL;
-    /* Flush first so the numbers describe what is on disk. */
-    int rc = audit_flush(au);
     pthread_mutex_lock(&au->mu);
-    out->last_seq = au->seq;
-    memcpy(out->last_hash, au->last_hash, sizeof(out->last_hash));
+    bool failing = au->failing;
+    pthread_mutex_unlock(&au->mu);
+    /* Flush first so the numbers describe what is on disk; not while the
+     * disk refuses writes (that would only wait out the timeout). */
+    int rc = failing ? 0 : audit_flush(au);
+    pthread_mutex_lock(&au->mu);
+    out->last_seq = au->durable_seq;
+    memcpy(out->last_hash, au->durable_hash, sizeof(out->last_hash));
     out->written = au->written;
     out->rotations = au->rotations;
     out->errors = au->errors;
+    out->backlog = au->queued;
+    out->failing = au->failing;
+    memcpy(out->last_error, au->last_error, sizeof(out->last_error));
     pthread_mutex_unlock(&au->mu);
     return rc;
 }
@@ -600,7 +774,7 @@ void audit_get_counters(audit_t *au, audit_counters_t *out)
     if (!au)
         return;
     pthread_mutex_lock(&au->mu);
-    out->queued = au->enqueued_total - au->done_total;
+    out->queued = au->queued;
     out->written = au->written;
     out->errors = au->errors;
     out->failing = au->failing;

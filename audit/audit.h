@@ -4,7 +4,11 @@
  * Producers queue records; one writer thread numbers them, chains each
  * line to the SHA-256 of the one before, appends, fsyncs and rotates by
  * size. The on-disk line format and the chain are described in audit.c;
- * kmsctl's verifier reads them independently of this code.
+ * kmsctl's verifier reads them independently of this code. Records the
+ * disk refuses (full, I/O errors) wait in a bounded backlog and are
+ * written, in order and from the byte where writing stopped, once it
+ * accepts them again; a producer can wait until its own record is on disk
+ * (a ticket), which is how kmsd makes records durable before answering.
  *
  * Each written record can also be copied, byte for byte as it was chained,
  * to syslog (RFC 5424, local socket, UDP or TCP) and to a JSON-lines file
@@ -30,7 +34,8 @@ typedef struct audit_options {
     const char *path;            /* the current file; rotated files are PATH.<UTC time>.<12-digit seq> */
     size_t rotate_size;          /* rotate before a line would make the file larger (0 = never) */
     bool fsync;                  /* fsync after each written batch */
-    size_t max_queue;            /* records waiting for the writer (default 65536) */
+    size_t max_queue;            /* the backlog: records not yet on disk (default 65536);
+                                    audit_backlog_full() reports when it is reached */
     /* Exporters (NULL or "" = off). syslog: "local" (/dev/log),
      * "unix:/PATH" (datagram socket), "udp:HOST:PORT" (RFC 5426, one
      * datagram per record) or "tcp:HOST:PORT" (RFC 6587 octet counting). */
@@ -38,6 +43,10 @@ typedef struct audit_options {
     int syslog_facility;         /* RFC 5424 facility code; 0 = 10 (authpriv) */
     const char *json_lines;      /* file or FIFO: one record per line, appended */
 } audit_options_t;
+
+/* Called by the writer thread (no lock held) each time records became
+ * durable; the callee reads audit_durable_ticket(). Keep it short. */
+typedef void (*audit_notify_cb)(void *arg);
 
 /* The all-zero hash the very first line chains to. */
 #define AUDIT_GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
@@ -53,8 +62,8 @@ int audit_open(const audit_options_t *opt, audit_t **out);
 void audit_close(audit_t *au);
 /* Block until every record queued before the call is written (and fsync'ed
  * when configured), at most 10 s. 0, KMS_ERR_TIMEOUT (the disk refuses
- * writes: the writer keeps the records and retries every second),
- * KMS_ERR_STATE (closing). For tests, admin "audit status" and shutdown. */
+ * writes: the writer keeps the records and retries, at least every
+ * second), KMS_ERR_STATE (closing). For tests and shutdown. */
 int audit_flush(audit_t *au);
 
 /* One audit record. Strings may be NULL (written as ""). */
@@ -70,27 +79,53 @@ typedef struct audit_rec {
     long batch_count;            /* -1 = omit */
 } audit_rec_t;
 
-/* Queue a record; never does I/O itself. Blocks only when the queue is full
- * (backpressure on worker threads; never call it from a loop thread with a
- * full queue in mind: the writer drains within one fsync). Returns 0,
- * KMS_ERR_NOMEM, KMS_ERR_STATE (closed). Any thread. */
+/* Queue a record; never does I/O and never blocks (an event loop calls
+ * it). The backlog limit is enforced by callers, before the work the
+ * record describes (audit_backlog_full): a record of work already done is
+ * always kept, so the backlog may exceed max_queue by the requests in
+ * flight. *ticket_out (may be NULL) identifies the record for
+ * audit_wait() / audit_durable_ticket(). Returns 0, KMS_ERR_NOMEM,
+ * KMS_ERR_INVAL (a field too long), KMS_ERR_STATE (closed). Any thread. */
+int audit_write_ticket(audit_t *au, const audit_rec_t *rec, uint64_t *ticket_out);
 int audit_write(audit_t *au, const audit_rec_t *rec);
 
+/* Every record with a ticket <= this is on disk (and fsynced when
+ * configured). Lock-free; any thread. */
+uint64_t audit_durable_ticket(audit_t *au);
+
+/* Wait until record `ticket` is on disk, at most timeout_ms. 0,
+ * KMS_ERR_IO at once when the disk is refusing writes (the record stays
+ * in the backlog), KMS_ERR_TIMEOUT, KMS_ERR_STATE (closing). Blocking:
+ * not on an event loop. */
+int audit_wait(audit_t *au, uint64_t ticket, unsigned timeout_ms);
+
+/* True while the backlog holds max_queue records or more. Any thread. */
+bool audit_backlog_full(audit_t *au);
+
+/* The writer's durability callback (NULL = none); set before traffic. */
+void audit_set_notify(audit_t *au, audit_notify_cb cb, void *arg);
+
 /* Chain state for "audit status": records written since open, the last
- * sequence number and hash, the current path. */
+ * sequence number and hash on disk, the backlog. */
 typedef struct audit_status {
     uint64_t last_seq;
     char last_hash[65];
     uint64_t written;
     uint64_t rotations;
-    uint64_t errors;             /* failed writes (the writer keeps and retries the records) */
+    uint64_t errors;             /* failed writes and fsyncs (the records are kept and retried) */
+    uint64_t backlog;            /* records not yet on disk */
+    bool failing;                /* the disk is refusing writes right now */
+    char last_error[128];        /* what it said ("" when none) */
 } audit_status_t;
+/* Flushes first (at most 10 s) unless the writer is failing, so it answers
+ * at once on a full disk. 0, or the flush's error (the numbers are filled
+ * in either case). */
 int audit_get_status(audit_t *au, audit_status_t *out);
 
 /* What the writer is doing, read without waiting for any I/O (metrics,
  * readiness). */
 typedef struct audit_counters {
-    uint64_t queued;             /* records waiting for the writer */
+    uint64_t queued;             /* the backlog: records not yet on disk */
     uint64_t written;            /* records written since open */
     uint64_t errors;             /* failed writes since open */
     bool failing;                /* the last write failed: records wait for a retry */

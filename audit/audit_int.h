@@ -10,6 +10,7 @@
 #define KMS_AUDIT_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,24 +44,31 @@ struct audit {
     size_t max_queue;
 
     pthread_mutex_t mu;
-    pthread_cond_t cv_work;   /* writer waits for items */
-    pthread_cond_t cv_space;  /* producers wait for room; flushers wait for done */
+    pthread_cond_t cv_work;   /* writer waits for items (and sleeps between retries) */
+    pthread_cond_t cv_space;  /* flushers and waiters wait for progress */
     audit_item_t *head, *tail;
-    size_t queued;
-    uint64_t enqueued_total;  /* items ever queued */
-    uint64_t done_total;      /* items written (and synced) */
+    size_t queued;            /* the backlog: queued + taken by the writer, not yet on disk */
+    uint64_t enqueued_total;  /* items ever queued (a record's ticket is this after it) */
+    uint64_t done_total;      /* items finished: on disk, or given up at close */
+    atomic_uint_fast64_t durable_total; /* items on disk (and fsynced when do_fsync) */
     bool stopping;
     bool started;
     bool writer_idle;         /* waiting on cv_work with an empty queue */
+    bool failing;             /* the last write or fsync failed; retrying */
+    char last_error[128];
+    audit_notify_cb notify;
+    void *notify_arg;
     pthread_t thread;
 
     /* writer-owned (read under mu for status) */
     int fd;
-    size_t file_size;
-    uint64_t seq;
-    char last_hash[65];
+    size_t file_size;         /* bytes written to the current file */
+    size_t synced_size;       /* of which known durable (fsynced, or written when !do_fsync) */
+    uint64_t seq;             /* last sequence number encoded */
+    char last_hash[65];       /* hash of the last line encoded */
+    uint64_t durable_seq;     /* ... and of the last line on disk */
+    char durable_hash[65];
     uint64_t written, rotations, errors;
-    bool failing;             /* the last batch could not be written */
     audit_export_t *exp;      /* NULL = no exporter */
 };
 

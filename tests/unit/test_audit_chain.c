@@ -14,6 +14,8 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -371,14 +373,34 @@ static void test_hostile_fields_stay_one_line(void **state)
     assert_int_equal(verify1(fx->path, &where, NULL), 0);
 }
 
-/* A disk that refuses writes (RLIMIT_FSIZE stands in for ENOSPC): the file
- * never ends in a partial line, the records are kept and retried, and once
- * writes work again the chain is complete and unbroken. */
+/* Read a whole file into a malloc'd buffer. */
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    b[n] = '\0';
+    fclose(f);
+    *len = (size_t)n;
+    return b;
+}
+
+/* A disk that refuses writes (RLIMIT_FSIZE stands in for ENOSPC): the
+ * writer fills what room there is, keeps the rest and retries, and once
+ * writes work again it goes on from the byte where it stopped: what was on
+ * disk during the failure is a prefix of the final file, and the chain is
+ * complete and unbroken. The backlog counts every record not on disk, and
+ * a ticket's wait answers at once while the disk refuses. */
 static void test_write_failure_keeps_records(void **state)
 {
     fixture_t *fx = *state;
     signal(SIGXFSZ, SIG_IGN);
-    audit_options_t o = {.path = fx->path, .fsync = false};
+    audit_options_t o = {.path = fx->path, .fsync = false, .max_queue = 4};
     audit_t *au = NULL;
     assert_int_equal(audit_open(&o, &au), 0);
     audit_rec_t r = {.kind = "kmip", .identity = "carol", .operation = "Get",
@@ -397,37 +419,86 @@ static void test_write_failure_keeps_records(void **state)
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
     /* Nothing below may write to a file until the limit is restored. */
     int wrc = 0;
+    uint64_t ticket = 0;
     for (int i = 0; i < 6; i++)
-        wrc |= audit_write(au, &r);
-    usleep(1500 * 1000);
-    pthread_mutex_lock(&au->mu);
-    uint64_t errors = au->errors;
-    uint64_t pending = au->enqueued_total - au->done_total;
-    pthread_mutex_unlock(&au->mu);
+        wrc |= audit_write_ticket(au, &r, &ticket);
+    usleep(600 * 1000);
+    int waitrc = audit_wait(au, ticket, 5000); /* the disk refuses: at once */
+    bool full = audit_backlog_full(au);
+    audit_status_t mid_st;
+    int strc = audit_get_status(au, &mid_st); /* must not wait for the disk */
     struct stat mid;
     int src = stat(fx->path, &mid);
-    char last = 0;
-    FILE *f = fopen(fx->path, "r");
-    if (f && mid.st_size > 0) {
-        fseek(f, -1, SEEK_END);
-        last = (char)fgetc(f);
-    }
-    if (f)
-        fclose(f);
+    int fd = open(fx->path, O_RDONLY);
+    char *prefix = fd >= 0 ? malloc((size_t)mid.st_size + 1) : NULL;
+    ssize_t got = prefix ? read(fd, prefix, (size_t)mid.st_size) : -1;
+    if (fd >= 0)
+        close(fd);
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
 
     assert_int_equal(wrc, 0);
-    assert_true(errors > 0);
-    assert_true(pending > 0);
+    assert_int_equal(waitrc, KMS_ERR_IO);
+    assert_true(full); /* 6 records wait, max_queue 4 */
+    assert_int_equal(strc, 0);
+    assert_true(mid_st.failing);
+    assert_int_equal(mid_st.backlog, 6);
+    assert_int_equal(mid_st.last_seq, 2); /* what is durable */
+    assert_non_null(strstr(mid_st.last_error, "write"));
+    assert_true(mid_st.errors > 0);
     assert_int_equal(src, 0);
-    assert_true(mid.st_size <= base + 300);
-    assert_int_equal(last, '\n');
-    assert_int_equal(audit_flush(au), 0); /* retried within a second */
+    /* The writer used the room there was, up to the limit. */
+    assert_int_equal(mid.st_size, base + 300);
+    assert_int_equal(got, mid.st_size);
+
+    assert_int_equal(audit_flush(au), 0); /* resumed within a second */
+    assert_int_equal(audit_wait(au, ticket, 5000), 0);
+    assert_false(audit_backlog_full(au));
     audit_close(au);
+    size_t flen = 0;
+    char *final = slurp(fx->path, &flen);
+    assert_true(flen > (size_t)mid.st_size);
+    assert_memory_equal(final, prefix, (size_t)mid.st_size); /* nothing rewritten */
+    free(final);
+    free(prefix);
     kms_error_t where;
     uint64_t lines = 0;
     assert_int_equal(verify1(fx->path, &where, &lines), 0);
     assert_int_equal(lines, 8);
+}
+
+/* Tickets: a record is durable once audit_durable_ticket() reaches its
+ * ticket, and the notify callback says when that moves. */
+static atomic_int g_notified;
+static void count_notify(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&g_notified, 1);
+}
+
+static void test_tickets_and_notify(void **state)
+{
+    fixture_t *fx = *state;
+    audit_options_t o = {.path = fx->path, .fsync = true};
+    audit_t *au = NULL;
+    assert_int_equal(audit_open(&o, &au), 0);
+    audit_set_notify(au, count_notify, NULL);
+    audit_rec_t r = {.kind = "kmip", .identity = "dave", .operation = "Create",
+                     .result = "Success", .batch_count = 1};
+    uint64_t t1 = 0, t2 = 0;
+    assert_int_equal(audit_write_ticket(au, &r, &t1), 0);
+    assert_int_equal(audit_write_ticket(au, &r, &t2), 0);
+    assert_int_equal(t2, t1 + 1);
+    assert_int_equal(audit_wait(au, t2, 5000), 0);
+    assert_true(audit_durable_ticket(au) >= t2);
+    for (int i = 0; i < 100 && atomic_load(&g_notified) == 0; i++)
+        usleep(10 * 1000); /* called right after the waiters are woken */
+    assert_true(atomic_load(&g_notified) >= 1);
+    /* Both lines are in the file when the wait returns. */
+    size_t n = 0;
+    char **v = read_lines(fx->path, &n);
+    assert_int_equal(n, 2);
+    free_lines(v, n);
+    audit_close(au);
 }
 
 int main(void)
@@ -443,6 +514,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_fields_stay_one_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_failure_keeps_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tickets_and_notify, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
