@@ -40,6 +40,12 @@ enum conf_client_auth {
  * include hsm/, so the caller converts: (enum hsm_provider)c->hsm.provider). */
 enum conf_hsm_provider { CONF_HSM_FILE = 0, CONF_HSM_PKCS11 = 1 };
 
+/* audit.on_full: what a request gets while the audit backlog is full. */
+enum conf_audit_full {
+    CONF_AUDIT_FULL_BLOCK = 0,     /* it waits until its record can be queued */
+    CONF_AUDIT_FULL_FAIL = 1,      /* Operation Failed, "audit log unavailable", nothing runs */
+};
+
 /* replication.on_sync_timeout: what a changing request gets when fewer than
  * sync_acks peers acknowledged it within sync_timeout_ms. */
 enum conf_sync_timeout {
@@ -101,6 +107,20 @@ typedef struct conf {
         unsigned crypto_streams_per_client; /* limits.crypto_streams_per_client (default 16) */
         uint64_t crypto_stream_idle_ms; /* limits.crypto_stream_idle_timeout: an unused stream
                                            is dropped after this (default 60 s) */
+        unsigned max_unauthenticated;  /* limits.max_unauthenticated: connections not yet
+                                          authenticated (TCP, handshake, unregistered), whole
+                                          process; the oldest is closed to admit a new one
+                                          (default 1024) */
+        size_t max_message_unauthenticated; /* limits.max_message_unauthenticated: largest
+                                          request before the client is authenticated (32 KiB) */
+        size_t request_memory;         /* limits.request_memory: bytes of requests being received
+                                          or executed, all authenticated clients (128 MiB) */
+        size_t request_memory_per_client; /* limits.request_memory_per_client: one identity's
+                                          share of request_memory (default 32 MiB) */
+        uint64_t request_time_ms;      /* limits.request_time: work budget of one request;
+                                          Locate and batches stop when it is spent (10 s) */
+        unsigned tenant_workers;       /* limits.tenant_workers: requests of one tenant on
+                                          worker threads at once (default 8) */
     } limits;
 
     struct conf_kmip {
@@ -145,6 +165,10 @@ typedef struct conf {
                                     (default authpriv = 10) */
         const char *json_lines;  /* audit.json_lines: copy of every record as one JSON object
                                     per line to this file or FIFO (a SIEM's input); "" = off */
+        unsigned max_backlog;    /* audit.max_backlog: records waiting for the disk (65536) */
+        enum conf_audit_full on_full; /* audit.on_full: block | fail (default fail) */
+        bool durable;            /* audit.durable: a request is answered only once its record
+                                    is fsynced (default false) */
     } audit;
 
     struct conf_http {

@@ -59,6 +59,12 @@ void conf_defaults(conf_t *c)
     c->limits.crypto_streams = 1024;
     c->limits.crypto_streams_per_client = 16;
     c->limits.crypto_stream_idle_ms = 60000;
+    c->limits.max_unauthenticated = 1024;
+    c->limits.max_message_unauthenticated = 32u << 10;
+    c->limits.request_memory = (size_t)128 << 20;
+    c->limits.request_memory_per_client = (size_t)32 << 20;
+    c->limits.request_time_ms = 10000;
+    c->limits.tenant_workers = 8;
 
     c->store.path = "/var/lib/kmsd/kms.db";
     c->store.max_batch = 512;
@@ -85,6 +91,9 @@ void conf_defaults(conf_t *c)
     c->audit.syslog = "";
     c->audit.syslog_facility = 10; /* authpriv */
     c->audit.json_lines = "";
+    c->audit.max_backlog = 65536;
+    c->audit.on_full = CONF_AUDIT_FULL_FAIL;
+    c->audit.durable = false;
 
     c->http.listen = NULL;
     c->http.n_listen = 0;

@@ -598,6 +598,15 @@ static int cross_check(loader_t *L)
         REQUIRE(c->hsm.pin_file[0] || c->hsm.pin_env[0], "hsm", "provider",
                 "pkcs11 needs hsm.pin_file or hsm.pin_env (the user PIN)");
     }
+    REQUIRE(c->limits.request_memory_per_client <= c->limits.request_memory, "limits",
+            "request_memory_per_client", "must not exceed limits.request_memory");
+    REQUIRE(c->limits.max_message <= c->limits.request_memory_per_client, "limits", "max_message",
+            "must not exceed limits.request_memory_per_client (such a message could never be "
+            "received)");
+    REQUIRE(c->limits.max_message_unauthenticated <= c->limits.max_message, "limits",
+            "max_message_unauthenticated", "must not exceed limits.max_message");
+    if (c->audit.durable)
+        REQUIRE(c->audit.fsync, "audit", "durable", "needs audit.fsync: true");
     if (c->replication.n_peers > 0)
         REQUIRE(c->replication.listen[0], "replication", "listen",
                 "required when replication.peers is set (peers connect to it)");

@@ -13,6 +13,7 @@
 
 _Static_assert(sizeof(enum conf_client_auth) == sizeof(int), "enum fields are int-sized");
 _Static_assert(sizeof(enum conf_hsm_provider) == sizeof(int), "enum fields are int-sized");
+_Static_assert(sizeof(enum conf_audit_full) == sizeof(int), "enum fields are int-sized");
 _Static_assert(sizeof(enum conf_sync_timeout) == sizeof(int), "enum fields are int-sized");
 _Static_assert(sizeof(enum kms_log_level) == sizeof(int), "enum fields are int-sized");
 _Static_assert(sizeof(enum kms_log_format) == sizeof(int), "enum fields are int-sized");
@@ -114,6 +115,8 @@ static int check_syslog_target(const char *v, char *why, size_t n)
 static const conf_enum_t e_repl_mode[] = {{"async", 0}, {NULL, 0}};
 static const conf_enum_t e_key_policy[] = {
     {"interop", CONF_KEY_POLICY_INTEROP}, {"nist", CONF_KEY_POLICY_NIST}, {NULL, 0}};
+static const conf_enum_t e_audit_full[] = {
+    {"block", CONF_AUDIT_FULL_BLOCK}, {"fail", CONF_AUDIT_FULL_FAIL}, {NULL, 0}};
 static const conf_enum_t e_sync_timeout[] = {
     {"fail", CONF_SYNC_TIMEOUT_FAIL}, {"degrade", CONF_SYNC_TIMEOUT_DEGRADE}, {NULL, 0}};
 
@@ -145,6 +148,12 @@ static const conf_field_t s_limits[] = {
     {.key = "crypto_streams", .type = CONF_T_UINT, .off = OFF(limits.crypto_streams), .min = 1, .max = 1000000},
     {.key = "crypto_streams_per_client", .type = CONF_T_UINT, .off = OFF(limits.crypto_streams_per_client), .min = 1, .max = 100000},
     {.key = "crypto_stream_idle_timeout", .type = CONF_T_DURATION, .off = OFF(limits.crypto_stream_idle_ms), .min = 1 * SEC, .max = 24 * HOUR},
+    {.key = "max_unauthenticated", .type = CONF_T_UINT, .off = OFF(limits.max_unauthenticated), .min = 1, .max = 1000000},
+    {.key = "max_message_unauthenticated", .type = CONF_T_SIZE, .off = OFF(limits.max_message_unauthenticated), .min = 1 * KiB, .max = 1 * GiB},
+    {.key = "request_memory", .type = CONF_T_SIZE, .off = OFF(limits.request_memory), .min = 64 * KiB, .max = 64 * GiB},
+    {.key = "request_memory_per_client", .type = CONF_T_SIZE, .off = OFF(limits.request_memory_per_client), .min = 16 * KiB, .max = 64 * GiB},
+    {.key = "request_time", .type = CONF_T_DURATION, .off = OFF(limits.request_time_ms), .min = 10, .max = 24 * HOUR},
+    {.key = "tenant_workers", .type = CONF_T_UINT, .off = OFF(limits.tenant_workers), .min = 1, .max = 4096},
     {.key = NULL},
 };
 
@@ -186,6 +195,9 @@ static const conf_field_t s_audit[] = {
     {.key = "syslog", .type = CONF_T_STR, .off = OFF(audit.syslog), .check = check_syslog_target},
     {.key = "syslog_facility", .type = CONF_T_ENUM, .off = OFF(audit.syslog_facility), .enums = e_facility},
     {.key = "json_lines", .type = CONF_T_PATH, .off = OFF(audit.json_lines)},
+    {.key = "max_backlog", .type = CONF_T_UINT, .off = OFF(audit.max_backlog), .min = 16, .max = 10000000},
+    {.key = "on_full", .type = CONF_T_ENUM, .off = OFF(audit.on_full), .enums = e_audit_full},
+    {.key = "durable", .type = CONF_T_BOOL, .off = OFF(audit.durable)},
     {.key = NULL},
 };
 
