@@ -137,8 +137,15 @@ typedef struct admin_status {
     const char *hsm;             /* hsm_describe() or NULL */
     int hsm_health;              /* hsm_health(): 0 ok, else KMS_ERR_* ; 1 = unknown */
     const char *listen;          /* "[::]:5696" or NULL */
+    /* Abuse and fault counters since start (-1 = unknown). */
+    int64_t unauthenticated;     /* open connections not yet authenticated */
+    int64_t refused;             /* connections refused at limits.max_connections */
+    int64_t evicted;             /* unauthenticated connections evicted for newer ones */
+    int64_t memory_waits;        /* requests that waited for limits.request_memory */
+    int64_t cancelled;           /* requests cancelled because their client went away */
+    int64_t request_memory;      /* bytes of limits.request_memory reserved now */
 } admin_status_t;
-/* Admin thread. */
+/* An admin thread (several may call it at once). */
 typedef void (*admin_status_cb)(void *arg, admin_status_t *st);
 
 typedef struct admin admin_t;

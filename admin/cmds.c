@@ -113,7 +113,8 @@ static int tenant_objects(store_reader_t *rd, kms_arena_t *a, const char *tenant
 static int adm_status(admin_req_t *r, store_reader_t *rd)
 {
     admin_status_t st = {.connections = -1, .requests = -1, .hsm = NULL, .hsm_health = 1,
-                         .listen = NULL};
+                         .listen = NULL, .unauthenticated = -1, .refused = -1, .evicted = -1,
+                         .memory_waits = -1, .cancelled = -1, .request_memory = -1};
     if (r->opt->status_cb)
         r->opt->status_cb(r->opt->status_arg, &st);
     ttlv_item_t *rec = admin_rec_new(r);
@@ -143,6 +144,12 @@ static int adm_status(admin_req_t *r, store_reader_t *rd)
     rc |= admin_field_long(r, rec, "clients", crc == 0 ? (int64_t)nc : -1);
     rc |= admin_field_long(r, rec, "connections", st.connections);
     rc |= admin_field_long(r, rec, "requests", st.requests);
+    rc |= admin_field_long(r, rec, "unauthenticated", st.unauthenticated);
+    rc |= admin_field_long(r, rec, "refused", st.refused);
+    rc |= admin_field_long(r, rec, "evicted", st.evicted);
+    rc |= admin_field_long(r, rec, "memory_waits", st.memory_waits);
+    rc |= admin_field_long(r, rec, "cancelled", st.cancelled);
+    rc |= admin_field_long(r, rec, "request_memory", st.request_memory);
     rc |= admin_field_text(r, rec, "listen", st.listen ? st.listen : "");
     rc |= admin_field_text(r, rec, "hsm", st.hsm ? st.hsm : "");
     rc |= admin_field_text(r, rec, "hsm_state",
@@ -449,13 +456,18 @@ static int adm_audit_status(admin_req_t *r, store_reader_t *rd)
         return admin_field_bool(r, rec, "enabled", false);
     audit_status_t st;
     int rc = audit_get_status(au, &st);
-    if (rc)
+    /* A disk that refuses writes is reported, not waited for: the numbers
+     * say what is on disk and how much waits. */
+    if (rc && !st.failing && rc != KMS_ERR_TIMEOUT)
         return admin_refuse(r, rc, "audit log unavailable: %s", kms_strerror(rc));
     if (admin_field_bool(r, rec, "enabled", true) || admin_field_long(r, rec, "last_seq", (int64_t)st.last_seq) ||
         admin_field_text(r, rec, "last_hash", st.last_hash) ||
         admin_field_long(r, rec, "written", (int64_t)st.written) ||
         admin_field_long(r, rec, "rotations", (int64_t)st.rotations) ||
-        admin_field_long(r, rec, "errors", (int64_t)st.errors))
+        admin_field_long(r, rec, "errors", (int64_t)st.errors) ||
+        admin_field_long(r, rec, "backlog", (int64_t)st.backlog) ||
+        admin_field_text(r, rec, "state", st.failing || rc ? "failing" : "ok") ||
+        admin_field_text(r, rec, "last_error", st.last_error))
         return KMS_ERR_NOMEM;
     return 0;
 }
@@ -563,6 +575,12 @@ static const struct {
     {"cluster.remove", admin_cluster_remove},
 };
 
+/* Most time an answer waits for its command's audit record to be on disk. */
+#define ADMIN_AUDIT_WAIT_MS 5000
+
+/* The command's audit record, on disk before the answer leaves (an
+ * operator who reads the log after a command finds it there), unless the
+ * disk refuses writes: then it waits in the backlog and the answer goes. */
 static void audit_admin(const admin_req_t *r, const char *cmd, int rc)
 {
     audit_t *au = r->opt->audit;
@@ -572,8 +590,11 @@ static void audit_admin(const admin_req_t *r, const char *cmd, int rc)
                            .address = "admin-socket", .operation = cmd, .object_id = r->target,
                            .result = rc == 0 ? "ok" : kms_strerror(rc), .reason = r->msg,
                            .batch_count = -1};
-    if (audit_write(au, &rec) != 0)
+    uint64_t ticket = 0;
+    if (audit_write_ticket(au, &rec, &ticket) != 0)
         kms_log(KMS_LOG_ERROR, "admin", "could not queue the audit record of %s", cmd);
+    else
+        (void)audit_wait(au, ticket, ADMIN_AUDIT_WAIT_MS);
 }
 
 ttlv_item_t *admin_execute(const admin_options_t *opt, int64_t started_us,

@@ -32,6 +32,15 @@
  * handshake: it opens replication links, never a KMIP session. It
  * deliberately knows no KMIP beyond the TTLV header and never blocks the
  * loop thread. A misbehaving client loses only its own connection.
+ *
+ * What a connection may hold is decided elsewhere: whether it is admitted
+ * and when it counts as authenticated (admit.c), how many request bytes
+ * it may hold and how many worker requests its tenant may run (budget.c).
+ * Here those verdicts are applied: a request that must wait (memory, a
+ * tenant slot, a full audit backlog, an audit record not yet durable)
+ * parks the connection in its loop's wait list, and srv_conn_wake() picks
+ * it up where it stopped. A connection that closes cancels what it has
+ * queued or running (kmip_request_cancel).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +62,9 @@
 #define SRV_READ_CHUNK 16384
 /* Memory BIOs above this capacity are replaced when the connection idles. */
 #define SRV_BIO_KEEP 1024
+/* Unprocessed TLS bytes kept while the connection's certificate is looked
+ * up (admission): a client that is not known yet gets little. */
+#define SRV_RBIO_PREAUTH (16 * 1024)
 
 typedef struct srv_wreq {
     uv_write_t req;
@@ -83,6 +95,10 @@ static void conn_unref(srv_conn_t *c)
         srv_metrics_conn(l, c->http != NULL, SRV_M_CLOSED);
     }
     atomic_fetch_sub(&srv->n_conns, 1);
+    srv_wait_end(c);
+    srv_preauth_leave(c);
+    srv_tenant_release(c);
+    srv_budget_release(c);
     kmip_request_free(c->req); /* NULL: nothing can be in flight here */
     srv_http_free(c->http);
     SSL_free(c->ssl); /* frees both BIOs */
@@ -204,8 +220,29 @@ void srv_conn_close(srv_conn_t *c, const char *reason)
     if (c->state == SRV_CONN_CLOSING)
         return;
     c->state = SRV_CONN_CLOSING;
-    kms_log(KMS_LOG_INFO, SRV_LOG, "conn %llu close %s: %s (%llu requests)",
-            (unsigned long long)c->id, c->addr, reason, (unsigned long long)c->requests);
+    /* Unauthenticated connections are what floods are made of: their
+     * lines are rate-limited. */
+    if (c->authenticated)
+        kms_log(KMS_LOG_INFO, SRV_LOG, "conn %llu close %s: %s (%llu requests)",
+                (unsigned long long)c->id, c->addr, reason, (unsigned long long)c->requests);
+    else
+        srv_log_limited(SRV_LOGC_PREAUTH, KMS_LOG_INFO, "conn %llu close %s: %s (%llu requests)",
+                        (unsigned long long)c->id, c->addr, reason,
+                        (unsigned long long)c->requests);
+    /* Whatever the connection has queued or running is for nobody now. */
+    enum srv_wait was = c->wait;
+    srv_wait_end(c);
+    if (was == SRV_WAIT_AUDIT || was == SRV_WAIT_TENANT) {
+        kmip_request_free(c->req); /* decoded, never run: nothing to audit */
+        c->req = NULL;
+        c->prepared = false;
+        srv_budget_release(c);
+    }
+    if (c->req && c->on_worker) {
+        kmip_request_cancel(c->req);
+        (void)uv_cancel((uv_req_t *)&c->work); /* not started yet: it never runs */
+        atomic_fetch_add(&c->loop->srv->n_cancelled, 1);
+    }
     if (c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
@@ -299,11 +336,16 @@ static void conn_prepare(srv_conn_t *c)
     if (c->prepared)
         return;
     c->prepared = true;
-    (void)kmip_request_authenticate(c->req); /* a refusal is answered, item by item */
+    /* A refusal is answered, item by item. */
+    c->auth_ok = kmip_request_authenticate(c->req) == 0;
     kmip_gate_t g = {
         .keys_unavailable = keys_hsm_down(),
         .keys_reason = SRV_KEYS_UNAVAILABLE,
     };
+    /* audit.on_full: fail. A request that cannot be recorded does not run. */
+    if (c->loop->srv->conf->audit.on_full == CONF_AUDIT_FULL_FAIL && srv_audit_full())
+        g.refuse_all = "audit log unavailable: its backlog is full (the disk refuses writes; "
+                       "audit.on_full: fail); nothing was done";
     kmip_request_gate(c->req, &g);
 }
 
@@ -400,6 +442,18 @@ bool srv_conn_tls_write(srv_conn_t *c, const void *p, size_t n)
  * log it, free it, hand its answer to TLS and wipe that. A request that
  * failed (c->rc other than 0 and KMS_ERR_PROTO) or was not TTLV closes
  * the connection after its answer, if it has one. */
+/* The connection becomes authenticated: out of the pre-auth pool, its
+ * budget share and tenant known. */
+static void conn_authenticated(srv_conn_t *c, char kind, const char *who, const char *tenant)
+{
+    c->authenticated = true;
+    srv_preauth_leave(c);
+    snprintf(c->ident, sizeof c->ident, "%c:%s", kind, who);
+    kms_strlcpy(c->tenant, tenant, sizeof c->tenant);
+}
+
+static void conn_send(srv_conn_t *c);
+
 static void conn_finish(srv_conn_t *c)
 {
     srv_t *srv = c->loop->srv;
@@ -410,13 +464,34 @@ static void conn_finish(srv_conn_t *c)
     c->prepared = false;
     c->requests++;
     atomic_fetch_add_explicit(&srv->n_requests, 1, memory_order_relaxed);
+    srv_budget_release(c); /* the request and its decoded form are gone */
+    /* A Credential verified: a password client is authenticated now. */
+    if (c->auth_ok && !c->authenticated && c->state != SRV_CONN_CLOSING && sum.identity[0])
+        conn_authenticated(c, 'u', sum.identity, sum.tenant);
+    c->auth_ok = false;
+    uint64_t ticket = 0;
     if (c->rc == 0 || c->rc == KMS_ERR_PROTO) {
         kmip_peer_t peer = conn_peer(c);
-        srv_audit_record(&sum, &peer);
+        srv_audit_record(&sum, &peer, c->state != SRV_CONN_CLOSING ? &ticket : NULL);
     }
     uint64_t ns = kms_mono_ns() - c->t0_ns;
     srv_metrics_request(c->loop, &sum, c->rc, ns);
     log_request(c, &sum, ns / 1000);
+    if (ticket && ticket > srv_audit_durable()) {
+        /* audit.durable: the answer leaves once its record is on disk. */
+        c->audit_ticket = ticket;
+        c->state = SRV_CONN_DISPATCH;
+        srv_wait_start(c, SRV_WAIT_DURABLE);
+        srv_timer_set(c, SRV_TIMER_DURABLE, true);
+        return;
+    }
+    conn_send(c);
+}
+
+/* Hand the finished request's answer to TLS, wipe it; close after it when
+ * the request failed or was not TTLV. */
+static void conn_send(srv_conn_t *c)
+{
     int rc = c->rc;
     if (c->http && c->state != SRV_CONN_CLOSING)
         srv_http_kmip_answer(c, &rc); /* the HTTP response, in the request's encoding */
@@ -449,7 +524,7 @@ static void conn_answer(srv_conn_t *c)
 /* After an answer that came back asynchronously: send it, read on. */
 void srv_conn_resume(srv_conn_t *c)
 {
-    if (c->state == SRV_CONN_CLOSING)
+    if (c->state == SRV_CONN_CLOSING || c->wait == SRV_WAIT_DURABLE)
         return;
     if (conn_flush(c) != 0) {
         srv_conn_close(c, "write failed");
@@ -470,6 +545,8 @@ static void after_work_cb(uv_work_t *w, int status)
     srv_conn_t *c = w->data;
     bool wait = c->acks_encode;
     c->acks_encode = false;
+    c->on_worker = false;
+    srv_tenant_release(c); /* may hand the slot to a waiting request at once */
     if (status == UV_ECANCELED)
         c->rc = KMS_ERR_UNAVAIL;
     if (wait && c->rc == 0 && c->state != SRV_CONN_CLOSING) {
@@ -481,16 +558,23 @@ static void after_work_cb(uv_work_t *w, int status)
     conn_unref(c);
 }
 
-/* Hand the decoded request to a worker (state DISPATCH). */
+/* Hand the decoded request to a worker (state DISPATCH), or queue it
+ * behind its tenant's requests already there (limits.tenant_workers). */
 static void conn_queue(srv_conn_t *c)
 {
     c->state = SRV_CONN_DISPATCH;
+    if (!srv_tenant_acquire(c)) {
+        srv_wait_start(c, SRV_WAIT_TENANT);
+        return;
+    }
     c->work.data = c;
     if (uv_queue_work(&c->loop->loop, &c->work, work_cb, after_work_cb) != 0) {
+        srv_tenant_release(c);
         c->rc = KMS_ERR_BUSY;
         conn_finish(c); /* closes */
         return;
     }
+    c->on_worker = true;
     c->refs++; /* released by after_work_cb */
 }
 
@@ -617,6 +701,8 @@ void srv_conn_commits_done(uv_async_t *a)
  * it, else on a worker. true: answered, go on reading; false: it runs on a
  * worker or waits for its commit (state DISPATCH), or the connection
  * closes. */
+static bool conn_run(srv_conn_t *c);
+
 bool srv_conn_dispatch(srv_conn_t *c)
 {
     srv_t *srv = c->loop->srv;
@@ -626,9 +712,29 @@ bool srv_conn_dispatch(srv_conn_t *c)
     kms_wipe(c->in.data, c->in.len);
     c->in.len = 0;
     c->need = 0;
+    if (c->in.cap > SRV_READ_CHUNK) {
+        /* A large request's buffer is not kept for the next one: only the
+         * budget's reservation (held until the answer) stands for it. */
+        kms_buf_dispose(&c->in);
+        kms_buf_init(&c->in, srv->limits.max_message);
+    }
     srv_timer_set(c, SRV_TIMER_NONE, false); /* a request answered: the idle time restarts */
     if (!c->req) {
         conn_finish(c); /* closes */
+        return false;
+    }
+    return conn_run(c);
+}
+
+/* Run the decoded request c->req (state READ): here, on a worker, or not
+ * yet (audit.on_full: block with a full backlog). Returns as
+ * conn_dispatch. */
+static bool conn_run(srv_conn_t *c)
+{
+    srv_t *srv = c->loop->srv;
+    if (srv->conf->audit.on_full == CONF_AUDIT_FULL_BLOCK && srv_audit_full()) {
+        c->state = SRV_CONN_DISPATCH;
+        srv_wait_start(c, SRV_WAIT_AUDIT);
         return false;
     }
     if (!kmip_request_can_run_inline(c->req)) {
@@ -718,7 +824,8 @@ static void conn_settle(srv_conn_t *c)
 {
     switch (c->state) {
     case SRV_CONN_HANDSHAKE:
-        conn_read_on(c, true);
+        /* While its certificate is looked up, only a little is buffered. */
+        conn_read_on(c, !c->admitting || BIO_ctrl_pending(c->rbio) < SRV_RBIO_PREAUTH);
         break;
     case SRV_CONN_READ:
         if (conn_partial(c)) {
@@ -731,7 +838,9 @@ static void conn_settle(srv_conn_t *c)
                 conn_shrink(c);
             srv_timer_set(c, SRV_TIMER_IDLE, false);
         }
-        conn_read_on(c, true);
+        /* A request waiting for memory is not read further (TCP pushes
+         * back); its message timer keeps running. */
+        conn_read_on(c, c->wait != SRV_WAIT_MEMORY);
         break;
     case SRV_CONN_DISPATCH:
         conn_read_on(c, BIO_ctrl_pending(c->rbio) < SRV_RBIO_HIGH);
@@ -745,17 +854,35 @@ static void conn_settle(srv_conn_t *c)
     }
 }
 
+/* The TLS line of a connection, once it is known whether its certificate
+ * is registered (unregistered ones are rate-limited: a flood is made of
+ * them). */
+static void log_tls(const srv_conn_t *c, const char *verdict)
+{
+    const char *fmt = "conn %llu %s tls %s %s%s cn=%s sha256=%.16s%s%s";
+    bool has = c->fp[0] != '\0';
+    if (c->authenticated)
+        kms_log(KMS_LOG_INFO, SRV_LOG, fmt, (unsigned long long)c->id, c->addr,
+                SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl),
+                SSL_session_reused(c->ssl) ? " resumed" : "", c->cn[0] ? c->cn : "-",
+                has ? c->fp : "-", has ? "..." : "", verdict);
+    else
+        srv_log_limited(SRV_LOGC_PREAUTH, KMS_LOG_INFO, fmt, (unsigned long long)c->id, c->addr,
+                        SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl),
+                        SSL_session_reused(c->ssl) ? " resumed" : "", c->cn[0] ? c->cn : "-",
+                        has ? c->fp : "-", has ? "..." : "", verdict);
+}
+
+/* The handshake is done: a certificate is looked up by the admission
+ * thread (srv_conn_admitted continues); without one (client_auth
+ * optional) the client stays unauthenticated until a Credential of its
+ * verifies. */
 static void handshake_done(srv_conn_t *c)
 {
-    srv_t *srv = c->loop->srv;
     c->handshake_done = true;
-    bool has = srv_tls_peer(c->ssl, c->fp, c->cn, sizeof c->cn);
     srv_metrics_tls(c->loop, c->http != NULL,
                     SSL_session_reused(c->ssl) ? SRV_M_TLS_RESUMED : SRV_M_TLS_FULL);
-    kms_log(KMS_LOG_INFO, SRV_LOG, "conn %llu %s tls %s %s%s cn=%s sha256=%.16s%s",
-            (unsigned long long)c->id, c->addr, SSL_get_version(c->ssl),
-            SSL_get_cipher_name(c->ssl), SSL_session_reused(c->ssl) ? " resumed" : "",
-            c->cn[0] ? c->cn : "-", has ? c->fp : "-", has ? "..." : "");
+    bool has = srv_tls_peer(c->ssl, c->fp, c->cn, sizeof c->cn);
     X509 *cert = SSL_get0_peer_certificate(c->ssl);
     if (cert && certs_has_peer_role(cert)) {
         /* A node certificate authenticates replication links only; as a
@@ -770,11 +897,11 @@ static void handshake_done(srv_conn_t *c)
         return;
     }
     ERR_clear_error();
-    if (has && srv->conf->tls.require_registered &&
-        kmip_cert_registered(srv->kmip, c->fp, c->cn[0] ? c->cn : NULL) != 0) {
-        srv_conn_close(c, "client certificate not registered");
+    if (has) {
+        srv_admit_post(c);
         return;
     }
+    log_tls(c, " (no certificate)");
     c->state = SRV_CONN_READ;
 }
 
@@ -798,12 +925,102 @@ int srv_conn_tls_read(srv_conn_t *c, uint8_t *buf, size_t len)
     return -1;
 }
 
+void srv_conn_admitted(srv_conn_t *c)
+{
+    srv_t *srv = c->loop->srv;
+    if (c->state == SRV_CONN_HANDSHAKE) {
+        bool ok = c->admit_rc == 0;
+        if (ok)
+            conn_authenticated(c, 'c', c->fp[0] ? c->fp : c->cn, c->admit_id.tenant);
+        log_tls(c, ok ? "" : " (not registered)");
+        if (!ok && srv->conf->tls.require_registered) {
+            char why[256];
+            snprintf(why, sizeof why,
+                     c->admit_rc == KMS_ERR_PERM
+                         ? "client certificate not registered (tls.require_registered; register "
+                           "it with: kmsctl client add --tenant TENANT --cert FILE)"
+                         : "cannot check the client certificate: %s",
+                     kms_strerror(c->admit_rc));
+            srv_conn_close(c, why);
+        } else {
+            c->state = SRV_CONN_READ;
+            conn_pump(c); /* what arrived meanwhile */
+        }
+    }
+    conn_unref(c); /* srv_admit_post's reference */
+}
+
+/* May the request whose size c->need the header declared be read? true:
+ * go on; false: it waits for memory, or the connection is closing. */
+static bool conn_admit_request(srv_conn_t *c)
+{
+    srv_t *srv = c->loop->srv;
+    char why[160];
+    if (!c->authenticated) {
+        if (c->need <= srv->limits.max_message_unauthenticated)
+            return true;
+        snprintf(why, sizeof why,
+                 "message of %zu bytes before authentication exceeds "
+                 "limits.max_message_unauthenticated",
+                 c->need);
+        srv_conn_close(c, why);
+        return false;
+    }
+    if (c->reserved)
+        return true;
+    int r = srv_budget_reserve(c, c->need, why, sizeof why);
+    if (r == 0)
+        return true;
+    if (r == KMS_ERR_AGAIN) {
+        atomic_fetch_add(&srv->n_mem_waits, 1);
+        srv_wait_start(c, SRV_WAIT_MEMORY);
+        return false;
+    }
+    srv_conn_close(c, why);
+    return false;
+}
+
+void srv_conn_wake(srv_conn_t *c, enum srv_wait was)
+{
+    if (c->state == SRV_CONN_CLOSING)
+        return;
+    switch (was) {
+    case SRV_WAIT_MEMORY:
+        if (c->state == SRV_CONN_READ)
+            conn_pump(c); /* reserves, or waits again */
+        break;
+    case SRV_WAIT_AUDIT:
+        c->state = SRV_CONN_READ;
+        if (conn_run(c))
+            srv_conn_resume(c);
+        break;
+    case SRV_WAIT_TENANT:
+        conn_queue(c);
+        break;
+    case SRV_WAIT_DURABLE:
+        if (srv_audit_durable() < c->audit_ticket) {
+            srv_wait_start(c, SRV_WAIT_DURABLE);
+            break;
+        }
+        c->state = SRV_CONN_READ;
+        conn_send(c);
+        srv_conn_resume(c);
+        break;
+    case SRV_WAIT_NONE:
+        break;
+    }
+}
+
 static void conn_pump(srv_conn_t *c)
 {
     srv_t *srv = c->loop->srv;
     int n, e;
 
     if (c->state == SRV_CONN_HANDSHAKE) {
+        if (c->admitting) {
+            conn_settle(c); /* its bytes wait in the read BIO */
+            return;
+        }
         ERR_clear_error();
         n = SSL_do_handshake(c->ssl);
         if (n != 1) {
@@ -821,6 +1038,13 @@ static void conn_pump(srv_conn_t *c)
         handshake_done(c);
         if (c->state == SRV_CONN_CLOSING)
             return;
+        if (c->admitting) {
+            if (conn_flush(c) != 0) /* the handshake's last flight, tickets */
+                srv_conn_close(c, "write failed");
+            else
+                conn_settle(c);
+            return;
+        }
     }
     while (c->state == SRV_CONN_READ) {
         if (c->pending_out + BIO_ctrl_pending(c->wbio) > srv->limits.max_pending_output) {
@@ -855,6 +1079,12 @@ static void conn_pump(srv_conn_t *c)
                 return;
             }
             c->need = total;
+            c->in.max = total; /* the buffer never grows past this request */
+        }
+        if (c->need && !conn_admit_request(c)) {
+            if (c->state == SRV_CONN_CLOSING)
+                return;
+            break; /* waits for memory: reading stops (conn_settle) */
         }
         if (c->need && c->in.len == c->need) {
             if (srv_conn_dispatch(c))
@@ -1007,9 +1237,13 @@ void srv_conn_accept(uv_stream_t *server, int status)
     peer_name(&c->tcp, c->addr, sizeof c->addr);
 
     unsigned open = atomic_load(&srv->n_conns);
-    if (open > srv->limits.max_connections || l->stopping) {
-        kms_log(KMS_LOG_WARN, SRV_LOG, "conn %llu %s refused: %s", (unsigned long long)c->id,
-                c->addr, l->stopping ? "shutting down" : "limits.max_connections reached");
+    if (l->stopping || !srv_admit_room(l)) {
+        srv_log_limited(SRV_LOGC_REFUSED, KMS_LOG_WARN,
+                        "conn %llu %s refused: %s (%llu refused since start)",
+                        (unsigned long long)c->id, c->addr,
+                        l->stopping ? "shutting down"
+                                    : "limits.max_connections reached, all of them authenticated",
+                        (unsigned long long)atomic_load(&srv->n_refused));
         srv_metrics_conn(l, http, l->stopping ? SRV_M_REFUSED_SHUTDOWN : SRV_M_REFUSED_LIMIT);
         srv_conn_close_now(c);
         return;
@@ -1019,6 +1253,7 @@ void srv_conn_accept(uv_stream_t *server, int status)
         srv_conn_close_now(c);
         return;
     }
+    srv_preauth_enter(c);
     if (uv_timer_init(&l->loop, &c->timer) != 0) {
         srv_conn_close_now(c);
         return;
@@ -1050,8 +1285,8 @@ void srv_conn_accept(uv_stream_t *server, int status)
     }
     (void)uv_tcp_nodelay(&c->tcp, 1);
 
-    kms_log(KMS_LOG_INFO, SRV_LOG, "conn %llu accept %s%s (loop %u, %u open)",
-            (unsigned long long)c->id, c->addr, http ? " https" : "", l->index, open);
+    srv_log_limited(SRV_LOGC_PREAUTH, KMS_LOG_INFO, "conn %llu accept %s%s (loop %u, %u open)",
+                    (unsigned long long)c->id, c->addr, http ? " https" : "", l->index, open);
     c->state = SRV_CONN_HANDSHAKE;
     srv_timer_set(c, SRV_TIMER_HANDSHAKE, true);
     conn_read_on(c, true);

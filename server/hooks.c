@@ -15,6 +15,7 @@
  * It deliberately adds no behaviour of its own: everything it starts is
  * described in the modules' headers.
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,39 +28,67 @@
 
 static _Atomic(audit_t *) g_audit_log; /* read by the loop threads (srv_audit_record) */
 static admin_t *g_admin;
+static bool g_audit_durable;           /* audit.durable */
+/* The audit writer's wake-ups reach the loops only while this is set
+ * (srv_audit_detach clears it before the loops are freed). */
+static pthread_mutex_t g_notify_mu = PTHREAD_MUTEX_INITIALIZER;
+static srv_t *g_notify_srv;
+static char g_listen[256];             /* status: the listen addresses */
 
-/* Admin thread: what the core knows about itself. */
+/* Audit writer thread: records became durable; wake the loops that hold
+ * answers for them. */
+static void audit_notify(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&g_notify_mu);
+    srv_t *srv = g_notify_srv;
+    for (unsigned i = 0; srv && srv->loops && i < srv->n_loops; i++) {
+        srv_loop_t *l = &srv->loops[i];
+        if (l->started && atomic_load(&l->n_durable_waits))
+            srv_loop_events_send(l);
+    }
+    pthread_mutex_unlock(&g_notify_mu);
+}
+
+/* Admin threads (several at once): what the core knows about itself. */
 static void status_cb(void *arg, admin_status_t *st)
 {
     srv_t *srv = arg;
-    static char listen[256];
     st->connections = (int64_t)atomic_load(&srv->n_conns);
     st->requests = (int64_t)atomic_load(&srv->n_requests);
+    st->unauthenticated = (int64_t)atomic_load(&srv->n_preauth);
+    st->refused = (int64_t)atomic_load(&srv->n_refused);
+    st->evicted = (int64_t)atomic_load(&srv->n_evicted);
+    st->memory_waits = (int64_t)atomic_load(&srv->n_mem_waits);
+    st->cancelled = (int64_t)atomic_load(&srv->n_cancelled);
+    pthread_mutex_lock(&srv->budget_mu);
+    st->request_memory = (int64_t)srv->mem_used;
+    pthread_mutex_unlock(&srv->budget_mu);
     hsm_t *h = keys_hsm(); /* a rotation replaces srv->hsm */
     if (!h)
         h = srv->hsm;
     st->hsm = h ? hsm_describe(h) : NULL;
     st->hsm_health = h ? hsm_health(h) : 1;
-    /* Only the admin thread calls this, so a static buffer is safe. */
-    size_t off = 0;
-    listen[0] = '\0';
-    for (size_t i = 0; i < srv->conf->n_listen && off < sizeof(listen); i++) {
-        int n = snprintf(listen + off, sizeof(listen) - off, "%s%s", i ? " " : "",
-                         srv->conf->listen[i]);
-        if (n < 0)
-            break;
-        off += (size_t)n;
-    }
-    st->listen = listen;
+    st->listen = g_listen; /* written once, before the admin socket starts */
 }
 
 int srv_access_start(srv_t *srv)
 {
     const conf_t *c = srv->conf;
     int rc = 0;
+    size_t off = 0;
+    g_listen[0] = '\0';
+    for (size_t i = 0; i < c->n_listen && off < sizeof(g_listen); i++) {
+        int n = snprintf(g_listen + off, sizeof(g_listen) - off, "%s%s", i ? " " : "",
+                         c->listen[i]);
+        if (n < 0)
+            break;
+        off += (size_t)n;
+    }
     if (c->audit.path[0]) {
         audit_options_t uo = {.path = c->audit.path, .rotate_size = c->audit.rotate_size,
-                              .fsync = c->audit.fsync, .syslog = c->audit.syslog,
+                              .fsync = c->audit.fsync, .max_queue = c->audit.max_backlog,
+                              .syslog = c->audit.syslog,
                               .syslog_facility = c->audit.syslog_facility,
                               .json_lines = c->audit.json_lines};
         audit_t *au = NULL;
@@ -68,6 +97,11 @@ int srv_access_start(srv_t *srv)
             kms_log(KMS_LOG_ERROR, SRV_LOG, "audit log %s: %s", c->audit.path, kms_strerror(rc));
             goto fail;
         }
+        g_audit_durable = c->audit.durable;
+        pthread_mutex_lock(&g_notify_mu);
+        g_notify_srv = srv;
+        pthread_mutex_unlock(&g_notify_mu);
+        audit_set_notify(au, audit_notify, NULL);
         atomic_store(&g_audit_log, au);
     } else {
         kms_log(KMS_LOG_WARN, SRV_LOG, "audit log off (audit.path is empty)");
@@ -96,9 +130,27 @@ fail:
     return rc;
 }
 
-void srv_access_stop(srv_t *srv)
+void srv_audit_detach(srv_t *srv)
 {
     (void)srv;
+    pthread_mutex_lock(&g_notify_mu);
+    g_notify_srv = NULL;
+    pthread_mutex_unlock(&g_notify_mu);
+}
+
+bool srv_audit_full(void)
+{
+    return audit_backlog_full(atomic_load(&g_audit_log));
+}
+
+uint64_t srv_audit_durable(void)
+{
+    return audit_durable_ticket(atomic_load(&g_audit_log));
+}
+
+void srv_access_stop(srv_t *srv)
+{
+    srv_audit_detach(srv);
     admin_stop(g_admin);
     g_admin = NULL;
     audit_close(atomic_exchange(&g_audit_log, NULL));
@@ -109,9 +161,11 @@ audit_t *srv_audit_log(void)
     return atomic_load(&g_audit_log);
 }
 
-void srv_audit_record(const kmip_summary_t *sum, const kmip_peer_t *peer)
+void srv_audit_record(const kmip_summary_t *sum, const kmip_peer_t *peer, uint64_t *ticket_out)
 {
     audit_t *au = atomic_load(&g_audit_log);
+    if (ticket_out)
+        *ticket_out = 0;
     if (!au || !sum)
         return;
     char opbuf[24], stbuf[24], rsbuf[24];
@@ -144,7 +198,7 @@ void srv_audit_record(const kmip_summary_t *sum, const kmip_peer_t *peer)
         .reason = rs,
         .batch_count = (long)sum->batch_count,
     };
-    if (audit_write(au, &rec) != 0)
+    if (audit_write_ticket(au, &rec, g_audit_durable ? ticket_out : NULL) != 0)
         kms_log(KMS_LOG_ERROR, "audit", "could not queue an audit record");
 }
 

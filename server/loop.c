@@ -184,6 +184,8 @@ void srv_loop_conns_gone(srv_loop_t *l)
         uv_close((uv_handle_t *)&l->drain_timer, NULL);
     if (!uv_is_closing((uv_handle_t *)&l->commit_async))
         uv_close((uv_handle_t *)&l->commit_async, NULL);
+    srv_loop_events_close(l); /* no connection waits for an admission */
+    srv_wait_close(l);
 }
 
 static void loop_thread(void *arg)
@@ -230,6 +232,10 @@ int srv_loops_start(srv_t *srv)
             r = uv_async_init(&l->loop, &l->commit_async, srv_conn_commits_done);
         if (r == 0 && pthread_mutex_init(&l->commit_mu, NULL) != 0)
             r = UV_ENOMEM;
+        if (r == 0)
+            r = srv_loop_events_init(l);
+        if (r == 0)
+            r = srv_wait_init(l);
         if (r != 0) {
             kms_log(KMS_LOG_ERROR, SRV_LOG, "loop %u: %s", i, uv_strerror(r));
             return KMS_ERR_INTERNAL;
@@ -288,8 +294,11 @@ void srv_loops_free(srv_t *srv)
         for (size_t a = 0; l->fds && a < l->n_listeners; a++)
             if (l->fds[a] >= 0)
                 close(l->fds[a]);
-        if (l->started)
+        if (l->started) {
             pthread_mutex_destroy(&l->commit_mu);
+            pthread_mutex_destroy(&l->events_mu);
+        }
+        srv_tenant_free(l);
         free(l->fds);
         free(l->listeners);
         srv_loop_metrics_free(l);

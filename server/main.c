@@ -124,6 +124,10 @@ static int shutdown_all(srv_t *srv)
             return 1; /* do not free what worker threads may still use */
         }
     }
+    /* No connection is left: nothing waits for an admission or a durable
+     * audit record. */
+    srv_admit_stop(srv);
+    srv_audit_detach(srv);
     srv_loops_free(srv);
     srv_metrics_free(srv);
     /* Admin socket, audit log (flushed), replication. */
@@ -146,6 +150,7 @@ static int run(const char *path)
     int rc;
 
     pthread_mutex_init(&srv.tls_lock, NULL);
+    pthread_mutex_init(&srv.budget_mu, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     /* 1-2. configuration and log level */
@@ -182,7 +187,8 @@ static int run(const char *path)
      * node still catching up keeps its KMIP listener closed) */
     srv_set_threadpool(&srv);
     unsigned unready = srv_ready_update(&srv);
-    if ((rc = srv_signals_init(&srv)) != 0 || (rc = srv_loops_start(&srv)) != 0)
+    if ((rc = srv_signals_init(&srv)) != 0 || (rc = srv_admit_start(&srv)) != 0 ||
+        (rc = srv_loops_start(&srv)) != 0)
         goto fail;
     /* Health monitor (HSM, store; readiness after every probe), key
      * rotation, resumed re-encryption (keys/, wired by server/hooks.c) */

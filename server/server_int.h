@@ -77,6 +77,18 @@ void srv_tls_swap(srv_t *srv, SSL_CTX *ctx);
  * ("" when none). Returns false when there is no certificate. */
 bool srv_tls_peer(SSL *ssl, char fp[65], char *cn, size_t cnlen);
 
+/* What a connection waits for, if anything (budget.c keeps the loop's
+ * list of waiting connections; conn.c decides what waking means). */
+enum srv_wait {
+    SRV_WAIT_NONE = 0,
+    SRV_WAIT_MEMORY,          /* its request's declared size does not fit the budget yet */
+    SRV_WAIT_AUDIT,           /* decoded, not run: the audit backlog is full (on_full: block) */
+    SRV_WAIT_TENANT,          /* decoded, not run: its tenant has tenant_workers on workers */
+    SRV_WAIT_DURABLE,         /* answered, not sent: its audit record is not on disk yet */
+};
+
+struct srv_tenant_slot;      /* budget.c: worker requests of one tenant on one loop */
+
 /* ------------------------------------------------------------- the loops */
 struct srv_loop {
     srv_t *srv;
@@ -105,6 +117,26 @@ struct srv_loop {
     uv_async_t commit_async;
     pthread_mutex_t commit_mu;
     srv_conn_t *commit_head, *commit_tail;
+
+    /* Connections not yet authenticated, oldest first (admit.c). */
+    srv_conn_t *pa_head, *pa_tail;
+    atomic_uint n_preauth;
+    atomic_uint evict_req;    /* other loops ask this one to evict its oldest */
+    /* Cross-thread wake-ups (admit.c): admission verdicts from the
+     * admission thread, eviction requests, durable audit records. Senders
+     * hold events_mu and check events_closed. */
+    uv_async_t events;
+    pthread_mutex_t events_mu;
+    bool events_closed;
+    srv_conn_t *admitted_head, *admitted_tail;
+    /* Waiting connections, FIFO (budget.c); wait_timer retries them. */
+    srv_conn_t *w_head, *w_tail;
+    atomic_uint n_durable_waits;
+    uv_timer_t wait_timer;
+    bool wait_timer_on;
+    /* Worker requests per tenant on this loop (budget.c). */
+    struct srv_tenant_slot *tslots;
+    size_t n_tslots, cap_tslots;
 };
 
 /* Loop thread, shutting down: close the loop's own handles once its last
@@ -139,6 +171,7 @@ enum srv_timer_kind {
     SRV_TIMER_MESSAGE,        /* first byte of a request -> its last byte */
     SRV_TIMER_WRITE,          /* responses queued and the client not reading */
     SRV_TIMER_CLOSE,          /* close_notify flush grace */
+    SRV_TIMER_DURABLE,        /* answer held until its audit record is on disk */
 };
 
 /*
@@ -204,6 +237,30 @@ struct srv_conn {
     char addr[64];            /* "127.0.0.1:53422" */
     char fp[65];              /* client certificate SHA-256, "" if none */
     char cn[96];              /* client certificate CN, "" if none */
+
+    /* Admission (admit.c). Until authenticated a connection is in its
+     * loop's pre-auth list (evictable, small requests only). */
+    srv_conn_t *pa_prev, *pa_next;
+    bool preauth;             /* in the list */
+    bool admitting;           /* its certificate is being looked up */
+    bool authenticated;       /* registered certificate, or a Credential verified */
+    bool auth_ok;             /* the last request's identity step accepted it (any thread) */
+    int admit_rc;             /* admission thread -> loop: 0 registered, else KMS_ERR_* */
+    kmip_identity_t admit_id;
+    srv_conn_t *admit_next;
+    char ident[160];          /* whose budget share: "c:<sha256>" or "u:<user>" */
+    char tenant[64];          /* for tenant_workers; "" before authentication */
+
+    /* Budget, waits and tenant slots (budget.c). */
+    size_t reserved;          /* bytes of the current request held in the budget */
+    struct srv_share *share;
+    enum srv_wait wait;
+    srv_conn_t *w_prev, *w_next;
+    srv_conn_t *wk_next;      /* srv_wait_wake's private list */
+    enum srv_wait wk_was;
+    uint64_t audit_ticket;    /* SRV_WAIT_DURABLE: the record to wait for */
+    bool tenant_slot;         /* holds one of its tenant's worker slots */
+    bool on_worker;           /* handed to uv_queue_work, after_work not yet run */
 };
 
 /* Close with a reason (logged once): close_notify, flush, uv_close. */
@@ -234,6 +291,70 @@ bool srv_conn_tls_write(srv_conn_t *c, const void *p, size_t n);
  * close now, busy ones after their response, each with the reason `why`
  * (static text); `force` closes everything that has no request running. */
 void srv_conn_drain(srv_conn_t *c, bool force, const char *why);
+
+/* conn.c, called by budget.c and admit.c on the loop thread: */
+/* The wait c was in ended (the budget, the audit log or a tenant slot may
+ * have room now, or its record is durable): go on, or wait again. */
+void srv_conn_wake(srv_conn_t *c, enum srv_wait was);
+/* The admission thread's verdict on c's certificate (c->admit_rc). */
+void srv_conn_admitted(srv_conn_t *c);
+
+/* ------------------------------------------------------------- admission */
+/*
+ * admit.c. The pre-auth pool: every connection enters it at accept and
+ * leaves it once authenticated. At most limits.max_unauthenticated in all
+ * (split evenly over the loops); a new connection evicts the oldest one on
+ * its loop (or asks another loop to) when the pool or max_connections is
+ * full, and is refused only when every connection is authenticated.
+ * srv_admit_room() decides at accept: false = refused (counted, logged
+ * rate-limited). Loop thread.
+ */
+bool srv_admit_room(srv_loop_t *l);
+void srv_preauth_enter(srv_conn_t *c);
+void srv_preauth_leave(srv_conn_t *c);
+/* The admission thread: looks up a certificate's client off the loop
+ * (never on a worker, so busy workers cannot delay logins). */
+int srv_admit_start(srv_t *srv);
+void srv_admit_stop(srv_t *srv);
+/* Loop thread: look up c's certificate; srv_conn_admitted(c) follows on
+ * the loop (c->refs holds c meanwhile). */
+void srv_admit_post(srv_conn_t *c);
+/* The loop's events handle (init in srv_loops_start, closed when the
+ * loop's last connection is gone). */
+int srv_loop_events_init(srv_loop_t *l);
+void srv_loop_events_close(srv_loop_t *l);
+/* Any thread: wake loop l's events handler (durable audit records). */
+void srv_loop_events_send(srv_loop_t *l);
+
+/* Log lines of one kind limited to a few per second; the rest are counted
+ * and summarised in the next window ("N more ... suppressed"). */
+enum srv_logclass { SRV_LOGC_PREAUTH = 0, SRV_LOGC_REFUSED, SRV_LOGC_N };
+void srv_log_limited(enum srv_logclass cls, enum kms_log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---------------------------------------------------------------- budget */
+/*
+ * budget.c, loop thread unless said otherwise.
+ * srv_budget_reserve: hold `need` bytes of limits.request_memory for c's
+ * request (its identity's share too). 0 reserved; KMS_ERR_AGAIN no room
+ * now (wait for it); KMS_ERR_LIMIT never (why says which limit). Any loop.
+ */
+int srv_budget_reserve(srv_conn_t *c, size_t need, char *why, size_t whylen);
+void srv_budget_release(srv_conn_t *c);
+/* Append c to its loop's waiters (kind), starting the retry timer. */
+void srv_wait_start(srv_conn_t *c, enum srv_wait kind);
+/* Take c out of the waiters (no-op when not waiting). */
+void srv_wait_end(srv_conn_t *c);
+/* Wake every waiter of `kind` (SRV_WAIT_NONE: all). */
+void srv_wait_wake(srv_loop_t *l, enum srv_wait kind);
+int srv_wait_init(srv_loop_t *l);
+void srv_wait_close(srv_loop_t *l);
+/* A worker slot of c's tenant (limits.tenant_workers over the loops):
+ * true and c->tenant_slot set, or false (full). Release wakes the next
+ * waiter of that tenant. */
+bool srv_tenant_acquire(srv_conn_t *c);
+void srv_tenant_release(srv_conn_t *c);
+void srv_tenant_free(srv_loop_t *l);
 
 /* ---------------------------------------------------------------- timers */
 /* Arm the connection's single timer for `kind`; re-arms only when the kind
@@ -337,6 +458,19 @@ struct srv {
     atomic_bool listen_paused;
     atomic_uint unready;      /* SRV_UNREADY_* bits of the last evaluation */
     srv_metrics_t *metrics;   /* metrics.c's process-wide state */
+
+    /* Abuse counters (kmsctl status, logs). */
+    atomic_uint_fast64_t n_refused;   /* connections refused at accept */
+    atomic_uint_fast64_t n_evicted;   /* unauthenticated connections evicted */
+    atomic_uint_fast64_t n_mem_waits; /* requests that waited for the memory budget */
+    atomic_uint_fast64_t n_cancelled; /* requests cancelled by their connection closing */
+    atomic_uint n_preauth;            /* connections not yet authenticated, all loops */
+    /* The memory budget (budget.c), under budget_mu. */
+    pthread_mutex_t budget_mu;
+    size_t mem_used, mem_large;
+    struct srv_share *shares;
+    /* The admission thread (admit.c). */
+    struct srv_admit *admit;
 };
 
 /* ------------------------------------------------------------ readiness */
@@ -385,8 +519,15 @@ void srv_repl_stop(srv_t *srv);
 
 /* conn_finish calls this after every KMIP request (loop thread): one
  * "kmip" audit record from the request's summary; it only queues it.
- * No-op when no audit log is configured. */
-void srv_audit_record(const kmip_summary_t *sum, const kmip_peer_t *peer);
+ * No-op when no audit log is configured. With audit.durable, *ticket_out
+ * (when not NULL) names the record to wait for (0 = nothing to wait for). */
+void srv_audit_record(const kmip_summary_t *sum, const kmip_peer_t *peer, uint64_t *ticket_out);
+/* The audit log's backlog is full (audit.on_full decides). Any thread. */
+bool srv_audit_full(void);
+/* Records with a ticket up to this are on disk. Any thread. */
+uint64_t srv_audit_durable(void);
+/* Stop the audit log's wake-ups of the loops (before they are freed). */
+void srv_audit_detach(srv_t *srv);
 /* The open audit log, or NULL (metrics and readiness read its counters). */
 audit_t *srv_audit_log(void);
 

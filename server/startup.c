@@ -90,6 +90,9 @@ int srv_open_kmip(srv_t *srv)
         .crypto_streams_max = srv->limits.crypto_streams,
         .crypto_streams_per_identity = srv->limits.crypto_streams_per_client,
         .crypto_stream_idle_s = (uint32_t)((srv->limits.crypto_stream_idle_ms + 999) / 1000),
+        .request_time_ms = srv->limits.request_time_ms > UINT32_MAX
+                               ? UINT32_MAX
+                               : (uint32_t)srv->limits.request_time_ms,
         .vendor = "kmsd",
         .version = SRV_VERSION,
         .key_policy = srv->conf->kmip.key_policy == CONF_KEY_POLICY_NIST ? KMIP_KEY_POLICY_NIST

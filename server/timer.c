@@ -23,6 +23,7 @@ const char *srv_timer_name(enum srv_timer_kind kind)
     case SRV_TIMER_MESSAGE: return "limits.message_timeout";
     case SRV_TIMER_WRITE: return "client not reading (limits.message_timeout)";
     case SRV_TIMER_CLOSE: return "close grace";
+    case SRV_TIMER_DURABLE: return "audit record not durable (limits.message_timeout)";
     case SRV_TIMER_NONE: break;
     }
     return "none";
@@ -36,6 +37,7 @@ uint64_t srv_timer_ms(const srv_t *srv, enum srv_timer_kind kind)
     case SRV_TIMER_MESSAGE: return srv->limits.message_timeout_ms;
     case SRV_TIMER_WRITE: return srv->limits.message_timeout_ms;
     case SRV_TIMER_CLOSE: return SRV_CLOSE_GRACE_MS;
+    case SRV_TIMER_DURABLE: return srv->limits.message_timeout_ms;
     case SRV_TIMER_NONE: break;
     }
     return 0;
