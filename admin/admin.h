@@ -143,6 +143,8 @@ typedef struct admin_status {
     int64_t evicted;             /* unauthenticated connections evicted for newer ones */
     int64_t memory_waits;        /* requests that waited for limits.request_memory */
     int64_t cancelled;           /* requests cancelled because their client went away */
+    int64_t tenant_waits;        /* requests that waited for a limits.tenant_workers slot */
+    int64_t audit_refused;       /* requests refused unrun: audit backlog full (on_full fail) */
     int64_t request_memory;      /* bytes of limits.request_memory reserved now */
 } admin_status_t;
 /* An admin thread (several may call it at once). */

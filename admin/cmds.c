@@ -114,7 +114,8 @@ static int adm_status(admin_req_t *r, store_reader_t *rd)
 {
     admin_status_t st = {.connections = -1, .requests = -1, .hsm = NULL, .hsm_health = 1,
                          .listen = NULL, .unauthenticated = -1, .refused = -1, .evicted = -1,
-                         .memory_waits = -1, .cancelled = -1, .request_memory = -1};
+                         .memory_waits = -1, .cancelled = -1, .tenant_waits = -1,
+                         .audit_refused = -1, .request_memory = -1};
     if (r->opt->status_cb)
         r->opt->status_cb(r->opt->status_arg, &st);
     ttlv_item_t *rec = admin_rec_new(r);
@@ -149,6 +150,8 @@ static int adm_status(admin_req_t *r, store_reader_t *rd)
     rc |= admin_field_long(r, rec, "evicted", st.evicted);
     rc |= admin_field_long(r, rec, "memory_waits", st.memory_waits);
     rc |= admin_field_long(r, rec, "cancelled", st.cancelled);
+    rc |= admin_field_long(r, rec, "tenant_waits", st.tenant_waits);
+    rc |= admin_field_long(r, rec, "audit_refused", st.audit_refused);
     rc |= admin_field_long(r, rec, "request_memory", st.request_memory);
     rc |= admin_field_text(r, rec, "listen", st.listen ? st.listen : "");
     rc |= admin_field_text(r, rec, "hsm", st.hsm ? st.hsm : "");

@@ -7,11 +7,15 @@
  * connections sit in their loop's pre-auth list, oldest first; together
  * they may number limits.max_unauthenticated (each loop its even share).
  * A new connection that finds the pool, or max_connections, full evicts
- * the oldest unauthenticated one, on its own loop or, when that has none,
- * on another loop (asked through its events handle); it is refused only
- * when every open connection is authenticated. So floods of bare TCP
+ * an unauthenticated one, on its own loop or, when that has none, on
+ * another loop (asked through its events handle); it is refused only when
+ * every open connection is authenticated. The one evicted is the oldest
+ * of the source address holding the most unauthenticated connections,
+ * preferring one that has sent nothing yet. So floods of bare TCP
  * connections or half-done handshakes churn among themselves and a
- * registered client always gets in and stays in.
+ * registered client gets in and stays in, unless the flood comes from its
+ * own address and outpaces its handshake (then it competes as the
+ * oldest-first rule says).
  *
  * The admission thread. The certificate lookup may read SQLite (the
  * clients table, behind a per-thread cache), which an event loop must not
@@ -87,6 +91,108 @@ static unsigned loop_share(const srv_t *srv)
     return n ? n : 1;
 }
 
+/* ------------------------------------------------ addresses in the pool */
+/* Per loop: how many of its unauthenticated connections each source
+ * address holds (open addressing, linear probing, deletion by backward
+ * shift). Eviction takes from the address holding the most. */
+struct srv_ipcount {
+    char ip[48];              /* "" = free */
+    unsigned n;
+};
+
+static size_t ip_hash(const char *ip, size_t cap)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = ip; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+    return (size_t)(h ^ (h >> 31)) & (cap - 1);
+}
+
+static struct srv_ipcount *ip_find(srv_loop_t *l, const char *ip)
+{
+    if (!l->ips_cap)
+        return NULL;
+    for (size_t i = ip_hash(ip, l->ips_cap);; i = (i + 1) & (l->ips_cap - 1)) {
+        struct srv_ipcount *e = &l->ips[i];
+        if (!e->ip[0])
+            return NULL;
+        if (strcmp(e->ip, ip) == 0)
+            return e;
+    }
+}
+
+static unsigned ip_count(srv_loop_t *l, const char *ip)
+{
+    struct srv_ipcount *e = ip_find(l, ip);
+    return e ? e->n : 0;
+}
+
+/* Grow to twice the capacity (or 64). false: out of memory. */
+static bool ip_grow(srv_loop_t *l)
+{
+    size_t cap = l->ips_cap ? l->ips_cap * 2 : 64;
+    struct srv_ipcount *t = calloc(cap, sizeof *t);
+    if (!t)
+        return false;
+    for (size_t i = 0; i < l->ips_cap; i++) {
+        if (!l->ips[i].ip[0])
+            continue;
+        size_t j = ip_hash(l->ips[i].ip, cap);
+        while (t[j].ip[0])
+            j = (j + 1) & (cap - 1);
+        t[j] = l->ips[i];
+    }
+    free(l->ips);
+    l->ips = t;
+    l->ips_cap = cap;
+    return true;
+}
+
+static void ip_add(srv_loop_t *l, const char *ip)
+{
+    struct srv_ipcount *e = ip_find(l, ip);
+    if (e) {
+        e->n++;
+        return;
+    }
+    if ((l->ips_used + 1) * 2 > l->ips_cap && !ip_grow(l))
+        return; /* not counted: eviction falls back to the oldest */
+    size_t i = ip_hash(ip, l->ips_cap);
+    while (l->ips[i].ip[0])
+        i = (i + 1) & (l->ips_cap - 1);
+    kms_strlcpy(l->ips[i].ip, ip, sizeof l->ips[i].ip);
+    l->ips[i].n = 1;
+    l->ips_used++;
+}
+
+static void ip_del(srv_loop_t *l, const char *ip)
+{
+    struct srv_ipcount *e = ip_find(l, ip);
+    if (!e || --e->n > 0)
+        return;
+    /* Backward-shift deletion keeps every probe chain unbroken. */
+    size_t mask = l->ips_cap - 1, i = (size_t)(e - l->ips);
+    for (size_t j = (i + 1) & mask; l->ips[j].ip[0]; j = (j + 1) & mask) {
+        size_t home = ip_hash(l->ips[j].ip, l->ips_cap);
+        /* Move j into the hole at i when its home is not in (i, j]. */
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            l->ips[i] = l->ips[j];
+            i = j;
+        }
+    }
+    l->ips[i].ip[0] = '\0';
+    l->ips[i].n = 0;
+    l->ips_used--;
+}
+
+void srv_preauth_free(srv_loop_t *l)
+{
+    free(l->ips);
+    l->ips = NULL;
+    l->ips_cap = l->ips_used = 0;
+}
+
+/* ------------------------------------------------------------ the pool */
 void srv_preauth_enter(srv_conn_t *c)
 {
     srv_loop_t *l = c->loop;
@@ -100,6 +206,7 @@ void srv_preauth_enter(srv_conn_t *c)
     else
         l->pa_head = c;
     l->pa_tail = c;
+    ip_add(l, c->ip);
     atomic_fetch_add(&l->n_preauth, 1);
     atomic_fetch_add(&l->srv->n_preauth, 1);
 }
@@ -119,22 +226,41 @@ void srv_preauth_leave(srv_conn_t *c)
     else
         l->pa_tail = c->pa_prev;
     c->pa_prev = c->pa_next = NULL;
+    ip_del(l, c->ip);
     atomic_fetch_sub(&l->n_preauth, 1);
     atomic_fetch_sub(&l->srv->n_preauth, 1);
 }
 
-/* Close this loop's oldest unauthenticated connection. */
+/* Close one of this loop's unauthenticated connections: from the source
+ * address that holds the most of them, the oldest that has sent nothing
+ * yet, else the oldest. A flood from a few addresses then only ever
+ * evicts its own connections, and a bare TCP flood never evicts a client
+ * that is in the middle of its handshake. false: the loop has none. */
 static bool evict_oldest(srv_loop_t *l, const char *why)
 {
-    srv_conn_t *c = l->pa_head;
-    while (c && c->state == SRV_CONN_CLOSING)
-        c = c->pa_next;
-    if (!c)
+    unsigned most = 0;
+    for (srv_conn_t *c = l->pa_head; c; c = c->pa_next) {
+        unsigned n = c->state == SRV_CONN_CLOSING ? 0 : ip_count(l, c->ip);
+        if (n > most)
+            most = n;
+    }
+    srv_conn_t *victim = NULL, *silent = NULL;
+    for (srv_conn_t *c = l->pa_head; c && !silent; c = c->pa_next) {
+        if (c->state == SRV_CONN_CLOSING || ip_count(l, c->ip) != most)
+            continue;
+        if (!victim)
+            victim = c;
+        if (!c->spoke)
+            silent = c;
+    }
+    if (silent)
+        victim = silent;
+    if (!victim)
         return false;
     atomic_fetch_add(&l->srv->n_evicted, 1);
-    srv_preauth_leave(c);
-    c->tls_failed = true; /* no close_notify, no alert: it is simply dropped */
-    srv_conn_close(c, why);
+    srv_preauth_leave(victim);
+    victim->tls_failed = true; /* no close_notify, no alert: it is simply dropped */
+    srv_conn_close(victim, why);
     return true;
 }
 
@@ -165,9 +291,9 @@ bool srv_admit_room(srv_loop_t *l)
 {
     srv_t *srv = l->srv;
     static const char full_conns[] =
-        "evicted: oldest unauthenticated connection, to admit a new one at limits.max_connections";
+        "evicted: unauthenticated, to admit a new connection at limits.max_connections";
     static const char full_pool[] =
-        "evicted: oldest unauthenticated connection, to admit a new one at limits.max_unauthenticated";
+        "evicted: unauthenticated, to admit a new connection at limits.max_unauthenticated";
     /* n_conns already counts the new connection, which is not yet in the pool. */
     if (atomic_load(&srv->n_conns) > srv->limits.max_connections) {
         if (!evict_oldest(l, full_conns) && !evict_elsewhere(l)) {
@@ -294,8 +420,8 @@ static void on_events(uv_async_t *a)
         c = next;
     }
     for (unsigned n = atomic_exchange(&l->evict_req, 0); n > 0; n--)
-        if (!evict_oldest(l, "evicted: oldest unauthenticated connection, to admit a new one "
-                             "on another loop"))
+        if (!evict_oldest(l, "evicted: unauthenticated, to admit a new connection on another "
+                             "loop"))
             break;
     if (atomic_load(&l->n_durable_waits))
         srv_wait_wake(l, SRV_WAIT_DURABLE);

@@ -134,6 +134,14 @@ void srv_budget_release(srv_conn_t *c)
     srv_wait_wake(c->loop, SRV_WAIT_MEMORY);
 }
 
+size_t srv_budget_used(srv_t *srv)
+{
+    pthread_mutex_lock(&srv->budget_mu);
+    size_t n = srv->mem_used;
+    pthread_mutex_unlock(&srv->budget_mu);
+    return n;
+}
+
 /* -------------------------------------------------------------- waiting */
 static void on_wait_timer(uv_timer_t *t)
 {

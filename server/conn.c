@@ -343,9 +343,11 @@ static void conn_prepare(srv_conn_t *c)
         .keys_reason = SRV_KEYS_UNAVAILABLE,
     };
     /* audit.on_full: fail. A request that cannot be recorded does not run. */
-    if (c->loop->srv->conf->audit.on_full == CONF_AUDIT_FULL_FAIL && srv_audit_full())
+    if (c->loop->srv->conf->audit.on_full == CONF_AUDIT_FULL_FAIL && srv_audit_full()) {
+        atomic_fetch_add(&c->loop->srv->n_audit_refused, 1);
         g.refuse_all = "audit log unavailable: its backlog is full (the disk refuses writes; "
                        "audit.on_full: fail); nothing was done";
+    }
     kmip_request_gate(c->req, &g);
 }
 
@@ -564,6 +566,7 @@ static void conn_queue(srv_conn_t *c)
 {
     c->state = SRV_CONN_DISPATCH;
     if (!srv_tenant_acquire(c)) {
+        atomic_fetch_add(&c->loop->srv->n_tenant_waits, 1);
         srv_wait_start(c, SRV_WAIT_TENANT);
         return;
     }
@@ -950,34 +953,41 @@ void srv_conn_admitted(srv_conn_t *c)
     conn_unref(c); /* srv_admit_post's reference */
 }
 
+int srv_conn_admit_bytes(srv_conn_t *c, size_t need, char *why, size_t whylen)
+{
+    srv_t *srv = c->loop->srv;
+    if (!c->authenticated) {
+        if (need <= srv->limits.max_message_unauthenticated)
+            return 0;
+        snprintf(why, whylen,
+                 "message of %zu bytes before authentication exceeds "
+                 "limits.max_message_unauthenticated",
+                 need);
+        return KMS_ERR_LIMIT;
+    }
+    if (c->reserved)
+        return 0;
+    int r = srv_budget_reserve(c, need, why, whylen);
+    if (r == KMS_ERR_AGAIN) {
+        if (!c->mem_waited) /* counted once per request, not per retry */
+            atomic_fetch_add(&srv->n_mem_waits, 1);
+        c->mem_waited = true;
+        srv_wait_start(c, SRV_WAIT_MEMORY);
+    } else if (r == 0) {
+        c->mem_waited = false;
+    }
+    return r;
+}
+
 /* May the request whose size c->need the header declared be read? true:
  * go on; false: it waits for memory, or the connection is closing. */
 static bool conn_admit_request(srv_conn_t *c)
 {
-    srv_t *srv = c->loop->srv;
     char why[160];
-    if (!c->authenticated) {
-        if (c->need <= srv->limits.max_message_unauthenticated)
-            return true;
-        snprintf(why, sizeof why,
-                 "message of %zu bytes before authentication exceeds "
-                 "limits.max_message_unauthenticated",
-                 c->need);
+    int r = srv_conn_admit_bytes(c, c->need, why, sizeof why);
+    if (r != 0 && r != KMS_ERR_AGAIN)
         srv_conn_close(c, why);
-        return false;
-    }
-    if (c->reserved)
-        return true;
-    int r = srv_budget_reserve(c, c->need, why, sizeof why);
-    if (r == 0)
-        return true;
-    if (r == KMS_ERR_AGAIN) {
-        atomic_fetch_add(&srv->n_mem_waits, 1);
-        srv_wait_start(c, SRV_WAIT_MEMORY);
-        return false;
-    }
-    srv_conn_close(c, why);
-    return false;
+    return r == 0;
 }
 
 void srv_conn_wake(srv_conn_t *c, enum srv_wait was)
@@ -1121,9 +1131,12 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     srv_conn_t *c = h->data;
     (void)suggested;
-    /* One buffer per loop: read_cb feeds it to OpenSSL before the next read. */
+    /* One buffer per loop: read_cb feeds it to OpenSSL before the next read.
+     * A connection without a memory reservation (not authenticated yet,
+     * between requests, or waiting for the budget) reads one TLS record's
+     * worth at a time: what it leaves in its read BIO stays small. */
     buf->base = (char *)c->loop->readbuf;
-    buf->len = sizeof c->loop->readbuf;
+    buf->len = c->reserved ? sizeof c->loop->readbuf : SRV_READ_CHUNK + 64;
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -1133,6 +1146,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     if (c->state == SRV_CONN_CLOSING)
         return;
+    if (nread > 0)
+        c->spoke = true;
     if (nread < 0) {
         char why[96];
         if (nread == UV_EOF)
@@ -1174,22 +1189,25 @@ static void conn_read_on(srv_conn_t *c, bool on)
 }
 
 /* ------------------------------------------------------------- accept */
-static void peer_name(uv_tcp_t *t, char *out, size_t outlen)
+static void peer_name(uv_tcp_t *t, char *out, size_t outlen, char *ip, size_t iplen)
 {
     struct sockaddr_storage ss;
     int len = sizeof ss;
     char host[64] = "?";
     snprintf(out, outlen, "?");
+    kms_strlcpy(ip, "?", iplen);
     if (uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) != 0)
         return;
     if (ss.ss_family == AF_INET6) {
         struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
         uv_ip6_name(a, host, sizeof host);
         snprintf(out, outlen, "[%s]:%u", host, ntohs(a->sin6_port));
+        kms_strlcpy(ip, host, iplen);
     } else if (ss.ss_family == AF_INET) {
         struct sockaddr_in *a = (struct sockaddr_in *)&ss;
         uv_ip4_name(a, host, sizeof host);
         snprintf(out, outlen, "%s:%u", host, ntohs(a->sin_port));
+        kms_strlcpy(ip, host, iplen);
     }
 }
 
@@ -1234,7 +1252,7 @@ void srv_conn_accept(uv_stream_t *server, int status)
     if (l->conns)
         l->conns->prev = c;
     l->conns = c;
-    peer_name(&c->tcp, c->addr, sizeof c->addr);
+    peer_name(&c->tcp, c->addr, sizeof c->addr, c->ip, sizeof c->ip);
 
     unsigned open = atomic_load(&srv->n_conns);
     if (l->stopping || !srv_admit_room(l)) {

@@ -61,9 +61,9 @@ static void status_cb(void *arg, admin_status_t *st)
     st->evicted = (int64_t)atomic_load(&srv->n_evicted);
     st->memory_waits = (int64_t)atomic_load(&srv->n_mem_waits);
     st->cancelled = (int64_t)atomic_load(&srv->n_cancelled);
-    pthread_mutex_lock(&srv->budget_mu);
-    st->request_memory = (int64_t)srv->mem_used;
-    pthread_mutex_unlock(&srv->budget_mu);
+    st->tenant_waits = (int64_t)atomic_load(&srv->n_tenant_waits);
+    st->audit_refused = (int64_t)atomic_load(&srv->n_audit_refused);
+    st->request_memory = (int64_t)srv_budget_used(srv);
     hsm_t *h = keys_hsm(); /* a rotation replaces srv->hsm */
     if (!h)
         h = srv->hsm;

@@ -58,7 +58,8 @@ int srv_http_new(srv_conn_t *c)
     srv_http_t *h = calloc(1, sizeof *h);
     if (!h)
         return KMS_ERR_NOMEM;
-    srv_hreq_limits_t lim = {.max_header = cf->http.max_header, .max_body = cf->http.max_body};
+    srv_hreq_limits_t lim = {.max_header = cf->http.max_header, .max_body = cf->http.max_body,
+                             .pause_at_body = true};
     srv_hreq_init(&h->req, &lim);
     c->http = h;
     return 0;
@@ -276,9 +277,38 @@ static bool serve(srv_conn_t *c)
     }
 }
 
+/* A POST /kmip's headers are read: may its body be? A client not yet
+ * authenticated gets limits.max_message_unauthenticated; an authenticated
+ * one reserves the body's declared size (http.max_body when chunked) in
+ * the request memory budget, as a KMIP request does its TTLV size, and
+ * waits when there is no room (reading stops). false: it waits, or the
+ * request was refused 413 (the connection closes). */
+static bool body_admitted(srv_conn_t *c)
+{
+    srv_t *srv = c->loop->srv;
+    srv_http_t *h = c->http;
+    size_t cap = srv->limits.max_message_unauthenticated;
+    size_t need = h->req.body_hint;
+    if (c->authenticated && !need)
+        need = srv->conf->http.max_body;
+    char why[160];
+    int r = srv_conn_admit_bytes(c, need, why, sizeof why);
+    if (r == KMS_ERR_AGAIN)
+        return false;
+    if (r != 0) {
+        h->in_off = h->in_len;
+        (void)respond_text(c, 413, why);
+        return false;
+    }
+    srv_hreq_body_go(&h->req, c->authenticated ? need : cap);
+    return true;
+}
+
 bool srv_http_step(srv_conn_t *c)
 {
     srv_http_t *h = c->http;
+    if (h->req.body_due && !body_admitted(c))
+        return false; /* still waiting for memory */
     if (h->in_off == h->in_len) {
         int n = srv_conn_tls_read(c, h->in, sizeof h->in);
         if (n <= 0)
@@ -297,13 +327,15 @@ bool srv_http_step(srv_conn_t *c)
         (void)respond_text(c, h->req.status, h->req.why ? h->req.why : "bad request");
         return false;
     }
+    if (st == SRV_HREQ_HEADERS && !body_admitted(c))
+        return false;
     if (h->req.continue_due) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         h->req.continue_due = false;
         if (!srv_conn_tls_write(c, cont, sizeof cont - 1))
             return false;
     }
-    if (st == SRV_HREQ_MORE)
+    if (st != SRV_HREQ_COMPLETE)
         return true;
     return serve(c);
 }

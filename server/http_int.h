@@ -42,6 +42,10 @@ enum srv_http_enc {
 typedef struct srv_hreq_limits {
     size_t max_header;          /* request line + header bytes (http.max_header) */
     size_t max_body;            /* body bytes (http.max_body) */
+    /* Stop after the headers of a request with a body (SRV_HREQ_HEADERS),
+     * so the caller can decide how much of a body it may hold before any
+     * of it is buffered; srv_hreq_body_go continues. */
+    bool pause_at_body;
 } srv_hreq_limits_t;
 
 /* Longest request target accepted (414 beyond). */
@@ -51,6 +55,8 @@ enum srv_hreq_state {
     SRV_HREQ_MORE = 0,          /* bytes consumed, request not complete yet */
     SRV_HREQ_COMPLETE,          /* one request complete: serve it, then srv_hreq_next */
     SRV_HREQ_ERROR,             /* answer `status` (with `why`) and close */
+    SRV_HREQ_HEADERS,           /* pause_at_body: headers read, body_hint known; call
+                                   srv_hreq_body_go (or answer an error and close) */
 };
 
 typedef struct srv_hreq {
@@ -66,6 +72,8 @@ typedef struct srv_hreq {
     enum srv_http_enc enc;
     char ctype[64];             /* the request's media type, lower case, no parameters */
     kms_buf_t body;             /* POST /kmip: the body (wiped when reset) */
+    size_t body_hint;           /* its Content-Length; 0 = not given (chunked) */
+    bool body_due;              /* SRV_HREQ_HEADERS given, srv_hreq_body_go not called yet */
     /* on SRV_HREQ_ERROR */
     int status;                 /* 400, 404, 405, 413, 414, 415, 431 ... */
     const char *why;            /* short text for the response and the log */
@@ -92,6 +100,9 @@ void srv_hreq_dispose(srv_hreq_t *r);
  * srv_hreq_next (COMPLETE) or ever (ERROR). n must be > 0.
  */
 size_t srv_hreq_feed(srv_hreq_t *r, const uint8_t *data, size_t n, enum srv_hreq_state *st_out);
+/* After SRV_HREQ_HEADERS: read the body, at most max_body bytes of it for
+ * this request (0 = http.max_body); more is refused 413. */
+void srv_hreq_body_go(srv_hreq_t *r, size_t max_body);
 /* The completed request was answered: get ready for the next one. */
 void srv_hreq_next(srv_hreq_t *r);
 

@@ -163,6 +163,13 @@ static int on_headers_complete(http_parser *p)
         if ((p->flags & F_CONTENTLENGTH) && p->content_length > r->lim.max_body)
             return refuse(r, 413, "body larger than http.max_body");
         r->continue_due = r->expect_continue;
+        r->body_hint = (p->flags & F_CONTENTLENGTH) ? (size_t)p->content_length : 0;
+        if (r->lim.pause_at_body) {
+            r->body_due = true;
+            r->keep_alive = http_should_keep_alive(p) != 0;
+            http_parser_pause(p, 1);
+            return 0;
+        }
     } else if (!get) {
         r->allow = "GET, HEAD";
         return refuse(r, 405, "GET or HEAD only");
@@ -180,7 +187,9 @@ static int on_body(http_parser *p, const char *at, size_t n)
         return r->discard_ > r->lim.max_header ? refuse(r, 413, "unexpected body") : 0;
     }
     if (kms_buf_append(&r->body, at, n) != 0)
-        return refuse(r, 413, "body larger than http.max_body");
+        return refuse(r, 413, r->body.max < r->lim.max_body
+                                  ? "body larger than this client may send now"
+                                  : "body larger than http.max_body");
     return 0;
 }
 
@@ -208,6 +217,9 @@ static void reset_request(srv_hreq_t *r)
 {
     kms_wipe(r->body.data, r->body.len);
     kms_buf_reset(&r->body);
+    r->body.max = r->lim.max_body;
+    r->body_hint = 0;
+    r->body_due = false;
     r->route = SRV_HTTP_ROUTE_OTHER;
     r->head_only = r->keep_alive = r->expect_continue = r->continue_due = r->begun = false;
     r->enc = SRV_HTTP_ENC_NONE;
@@ -245,6 +257,10 @@ size_t srv_hreq_feed(srv_hreq_t *r, const uint8_t *data, size_t n, enum srv_hreq
         *st_out = SRV_HREQ_COMPLETE;
         return 0;
     }
+    if (r->body_due) {
+        *st_out = SRV_HREQ_HEADERS;
+        return 0;
+    }
     size_t used = http_parser_execute(&r->p, &g_settings, (const char *)data, n);
     enum http_errno e = HTTP_PARSER_ERRNO(&r->p);
     if (r->status || (e != HPE_OK && e != HPE_PAUSED)) {
@@ -260,8 +276,19 @@ size_t srv_hreq_feed(srv_hreq_t *r, const uint8_t *data, size_t n, enum srv_hreq
         *st_out = SRV_HREQ_ERROR;
         return used;
     }
-    *st_out = r->complete_ ? SRV_HREQ_COMPLETE : SRV_HREQ_MORE;
+    *st_out = r->complete_      ? SRV_HREQ_COMPLETE
+              : r->body_due ? SRV_HREQ_HEADERS
+                                : SRV_HREQ_MORE;
     return used;
+}
+
+void srv_hreq_body_go(srv_hreq_t *r, size_t max_body)
+{
+    if (!r->body_due)
+        return;
+    r->body_due = false;
+    r->body.max = max_body && max_body < r->lim.max_body ? max_body : r->lim.max_body;
+    http_parser_pause(&r->p, 0);
 }
 
 void srv_hreq_next(srv_hreq_t *r)

@@ -299,6 +299,7 @@ void srv_loops_free(srv_t *srv)
             pthread_mutex_destroy(&l->events_mu);
         }
         srv_tenant_free(l);
+        srv_preauth_free(l);
         free(l->fds);
         free(l->listeners);
         srv_loop_metrics_free(l);

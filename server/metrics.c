@@ -522,6 +522,36 @@ static void render_process(out_t *o, const srv_t *srv)
           (double)srv->metrics->start_us / 1e6);
 }
 
+/* What the abuse limits did: the pre-auth pool, the request memory
+ * budget, tenant worker slots, cancellations, audit.on_full refusals. */
+static void render_limits(out_t *o, srv_t *srv)
+{
+    gauge(o, "kmsd_connections_unauthenticated",
+          "Connections not yet authenticated now (limits.max_unauthenticated).",
+          (double)atomic_load(&srv->n_preauth));
+    counter(o, "kmsd_connections_evicted_total",
+            "Unauthenticated connections closed to admit a newer one (pre-auth pool full or "
+            "limits.max_connections reached).",
+            atomic_load(&srv->n_evicted));
+    gauge(o, "kmsd_request_memory_bytes",
+          "Bytes of limits.request_memory reserved by requests being received or run.",
+          (double)srv_budget_used(srv));
+    gauge(o, "kmsd_request_memory_limit_bytes", "limits.request_memory.",
+          (double)srv->limits.request_memory);
+    counter(o, "kmsd_request_memory_waits_total",
+            "Requests that waited for room in limits.request_memory or their share of it.",
+            atomic_load(&srv->n_mem_waits));
+    counter(o, "kmsd_tenant_worker_waits_total",
+            "Requests that waited for one of their tenant's limits.tenant_workers slots.",
+            atomic_load(&srv->n_tenant_waits));
+    counter(o, "kmsd_requests_cancelled_total",
+            "Requests cancelled because their connection closed while they were queued or ran.",
+            atomic_load(&srv->n_cancelled));
+    counter(o, "kmsd_audit_refused_total",
+            "Requests refused unrun because the audit backlog was full (audit.on_full: fail).",
+            atomic_load(&srv->n_audit_refused));
+}
+
 int srv_metrics_render(srv_t *srv, kms_buf_t *b)
 {
     out_t o = {b, 0};
@@ -538,6 +568,7 @@ int srv_metrics_render(srv_t *srv, kms_buf_t *b)
           srv_ready(srv, why, sizeof why) ? 1 : 0);
     render_requests(&o, srv, sum);
     render_connections(&o, srv, sum);
+    render_limits(&o, srv);
     render_store(&o, srv, sum);
     render_modules(&o, srv);
     render_process(&o, srv);

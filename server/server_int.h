@@ -88,6 +88,7 @@ enum srv_wait {
 };
 
 struct srv_tenant_slot;      /* budget.c: worker requests of one tenant on one loop */
+struct srv_ipcount;          /* admit.c: unauthenticated connections of one address */
 
 /* ------------------------------------------------------------- the loops */
 struct srv_loop {
@@ -121,6 +122,8 @@ struct srv_loop {
     /* Connections not yet authenticated, oldest first (admit.c). */
     srv_conn_t *pa_head, *pa_tail;
     atomic_uint n_preauth;
+    struct srv_ipcount *ips;  /* how many of them each source address holds */
+    size_t ips_cap, ips_used;
     atomic_uint evict_req;    /* other loops ask this one to evict its oldest */
     /* Cross-thread wake-ups (admit.c): admission verdicts from the
      * admission thread, eviction requests, durable audit records. Senders
@@ -235,6 +238,8 @@ struct srv_conn {
     srv_http_t *http;         /* an HTTPS connection (http.c); NULL = KMIP over TLS */
 
     char addr[64];            /* "127.0.0.1:53422" */
+    char ip[48];              /* its address alone: "127.0.0.1", "::1" */
+    bool spoke;               /* it has sent at least one byte */
     char fp[65];              /* client certificate SHA-256, "" if none */
     char cn[96];              /* client certificate CN, "" if none */
 
@@ -260,6 +265,7 @@ struct srv_conn {
     enum srv_wait wk_was;
     uint64_t audit_ticket;    /* SRV_WAIT_DURABLE: the record to wait for */
     bool tenant_slot;         /* holds one of its tenant's worker slots */
+    bool mem_waited;          /* this request was counted in n_mem_waits */
     bool on_worker;           /* handed to uv_queue_work, after_work not yet run */
 };
 
@@ -296,6 +302,11 @@ void srv_conn_drain(srv_conn_t *c, bool force, const char *why);
 /* The wait c was in ended (the budget, the audit log or a tenant slot may
  * have room now, or its record is durable): go on, or wait again. */
 void srv_conn_wake(srv_conn_t *c, enum srv_wait was);
+/* May c hold a request of `need` bytes now? 0: yes (reserved in the
+ * budget when authenticated); KMS_ERR_AGAIN: c waits for memory
+ * (SRV_WAIT_MEMORY; stop reading it); another KMS_ERR_*: never, `why`
+ * says which limit. */
+int srv_conn_admit_bytes(srv_conn_t *c, size_t need, char *why, size_t whylen);
 /* The admission thread's verdict on c's certificate (c->admit_rc). */
 void srv_conn_admitted(srv_conn_t *c);
 
@@ -312,6 +323,7 @@ void srv_conn_admitted(srv_conn_t *c);
 bool srv_admit_room(srv_loop_t *l);
 void srv_preauth_enter(srv_conn_t *c);
 void srv_preauth_leave(srv_conn_t *c);
+void srv_preauth_free(srv_loop_t *l);
 /* The admission thread: looks up a certificate's client off the loop
  * (never on a worker, so busy workers cannot delay logins). */
 int srv_admit_start(srv_t *srv);
@@ -341,6 +353,8 @@ void srv_log_limited(enum srv_logclass cls, enum kms_log_level lvl, const char *
  */
 int srv_budget_reserve(srv_conn_t *c, size_t need, char *why, size_t whylen);
 void srv_budget_release(srv_conn_t *c);
+/* Bytes reserved now (metrics, status). Any thread. */
+size_t srv_budget_used(srv_t *srv);
 /* Append c to its loop's waiters (kind), starting the retry timer. */
 void srv_wait_start(srv_conn_t *c, enum srv_wait kind);
 /* Take c out of the waiters (no-op when not waiting). */
@@ -464,6 +478,8 @@ struct srv {
     atomic_uint_fast64_t n_evicted;   /* unauthenticated connections evicted */
     atomic_uint_fast64_t n_mem_waits; /* requests that waited for the memory budget */
     atomic_uint_fast64_t n_cancelled; /* requests cancelled by their connection closing */
+    atomic_uint_fast64_t n_tenant_waits; /* requests that waited for a tenant worker slot */
+    atomic_uint_fast64_t n_audit_refused; /* requests refused: audit backlog full (on_full fail) */
     atomic_uint n_preauth;            /* connections not yet authenticated, all loops */
     /* The memory budget (budget.c), under budget_mu. */
     pthread_mutex_t budget_mu;
