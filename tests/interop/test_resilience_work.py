@@ -121,7 +121,7 @@ def test_request_time_stops_a_long_batch(tmp_path):
     try:
         fill(k, 3000)
         k.stop()
-        k.configure({"limits": {"request_time": "300ms"}})
+        k.configure({"limits": {"request_time": "50ms"}})
         k.start()
         t0 = time.time()
         resp = k.send_ttlv(H.request(*[locate_item() for i in range(1000)]),
