@@ -553,4 +553,13 @@ void store_write_no_log(store_write_t *w);
  * is clipped to it). */
 #define STORE_LOCATE_MAX 100000
 
+/*
+ * Fault injection, for tests: the next `count` writes (STORE_FAULT_WRITE)
+ * or syncs (STORE_FAULT_SYNC) the writer makes to the database and its
+ * WAL fail as if the kernel had answered `err` (ENOSPC or EIO); count 0
+ * stops it. Process-wide, any thread. kmsd itself never calls it.
+ */
+enum store_fault { STORE_FAULT_WRITE = 0, STORE_FAULT_SYNC = 1 };
+void store_fault_inject(enum store_fault what, int err, unsigned count);
+
 #endif /* KMS_STORE_H */

@@ -20,9 +20,16 @@
  * bytes that were not synced, exactly as without the buffer. A write error
  * surfaces at the flush, i.e. at the latest in the commit's sync, which
  * then fails and the commit with it.
+ *
+ * Tests can make its writes or syncs fail as a full or broken disk would
+ * (store_fault_inject): the error is returned where the kernel's would
+ * be, with the code the unix VFS gives it (SQLITE_FULL for ENOSPC on a
+ * write, SQLITE_IOERR_WRITE / SQLITE_IOERR_FSYNC for EIO).
  */
 #include "store/store_int.h"
 
+#include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +48,33 @@ typedef struct {
 static sqlite3_vfs g_vfs;
 static sqlite3_vfs *g_real;
 
+/* store_fault_inject: per kind, the errno to fail with and how many more
+ * calls fail. */
+static atomic_int g_fault_err[2];
+static atomic_uint g_fault_left[2];
+
+void store_fault_inject(enum store_fault what, int err, unsigned count)
+{
+    if ((unsigned)what > STORE_FAULT_SYNC)
+        return;
+    atomic_store(&g_fault_err[what], err);
+    atomic_store(&g_fault_left[what], count);
+}
+
+/* SQLITE_OK, or the injected failure of this call. */
+static int fault(enum store_fault what)
+{
+    unsigned left = atomic_load(&g_fault_left[what]);
+    while (left > 0 && !atomic_compare_exchange_weak(&g_fault_left[what], &left, left - 1))
+        ;
+    if (left == 0)
+        return SQLITE_OK;
+    int e = atomic_load(&g_fault_err[what]);
+    if (e == ENOSPC)
+        return SQLITE_FULL;
+    return what == STORE_FAULT_WRITE ? SQLITE_IOERR_WRITE : SQLITE_IOERR_FSYNC;
+}
+
 /* The unix VFS writes at most 128 KiB - 1 per call (it never expects more
  * than a page), so the buffer goes down in 64 KiB pieces: still ~30 times
  * fewer calls than one per frame header and page. */
@@ -51,8 +85,10 @@ static int flush(vfs_file_t *f)
     int rc = SQLITE_OK;
     for (size_t done = 0; done < f->len && rc == SQLITE_OK;) {
         size_t n = f->len - done < STORE_VFS_CHUNK ? f->len - done : STORE_VFS_CHUNK;
-        rc = f->real->pMethods->xWrite(f->real, f->buf + done, (int)n,
-                                        f->off + (sqlite3_int64)done);
+        rc = fault(STORE_FAULT_WRITE);
+        if (rc == SQLITE_OK)
+            rc = f->real->pMethods->xWrite(f->real, f->buf + done, (int)n,
+                                            f->off + (sqlite3_int64)done);
         done += n;
     }
     f->len = 0;
@@ -95,6 +131,8 @@ static int x_write(sqlite3_file *p, const void *data, int amt, sqlite3_int64 off
     return SQLITE_OK;
 direct:;
     int rc = flush(f);
+    if (rc == SQLITE_OK)
+        rc = fault(STORE_FAULT_WRITE);
     return rc != SQLITE_OK ? rc : f->real->pMethods->xWrite(f->real, data, amt, off);
 }
 
@@ -109,6 +147,8 @@ static int x_sync(sqlite3_file *p, int flags)
 {
     vfs_file_t *f = (vfs_file_t *)p;
     int rc = flush(f);
+    if (rc == SQLITE_OK)
+        rc = fault(STORE_FAULT_SYNC);
     return rc != SQLITE_OK ? rc : f->real->pMethods->xSync(f->real, flags);
 }
 
