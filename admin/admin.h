@@ -108,12 +108,17 @@ ttlv_item_t *admin_request_new(kms_arena_t *a, const char *command);
  * ADMIN_RESPONSE (whatever its STATUS: see admin_response_status), or
  * KMS_ERR_UNAVAIL (cannot connect), KMS_ERR_IO (cannot send, or the
  * connection closed early), KMS_ERR_PROTO (malformed answer), KMS_ERR_INVAL
- * (path too long), KMS_ERR_NOMEM, with err saying what happened. The
- * request's encoding is wiped after sending (it may hold a password).
- * Blocking; any thread.
+ * (path too long), KMS_ERR_NOMEM, KMS_ERR_TIMEOUT (no whole answer within
+ * the timeout set by admin_call_set_timeout), with err saying what
+ * happened. The request's encoding is wiped after sending (it may hold a
+ * password). Blocking; any thread.
  */
 int admin_call(const char *socket_path, kms_arena_t *a, const ttlv_item_t *req, int pass_fd,
                ttlv_item_t **resp_out, kms_error_t *err);
+/* The most time admin_call() spends on one call after connecting
+ * (sending and reading the answer); 0 = no limit (the default). For the
+ * process; set before calling. */
+void admin_call_set_timeout(unsigned ms);
 
 /* STATUS of a response (0 or KMS_ERR_*); *msg_out (may be NULL) gets its
  * MESSAGE ("" when none). */

@@ -9,10 +9,12 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -27,9 +29,38 @@ ttlv_item_t *admin_request_new(kms_arena_t *a, const char *command)
     return r;
 }
 
-static int read_all(int fd, uint8_t *p, size_t n)
+static unsigned g_timeout_ms; /* admin_call_set_timeout; 0 = none */
+
+void admin_call_set_timeout(unsigned ms)
+{
+    g_timeout_ms = ms;
+}
+
+/* Wait until fd is readable (or writable) before deadline_ms; 0 = no
+ * deadline. 0 or KMS_ERR_TIMEOUT. */
+static int wait_fd(int fd, short ev, uint64_t deadline_ms)
+{
+    if (!deadline_ms)
+        return 0;
+    for (;;) {
+        uint64_t now = kms_mono_ns() / 1000000ULL;
+        if (now >= deadline_ms)
+            return KMS_ERR_TIMEOUT;
+        struct pollfd pf = {.fd = fd, .events = ev};
+        int pr = poll(&pf, 1, (int)(deadline_ms - now));
+        if (pr > 0)
+            return 0;
+        if (pr < 0 && errno != EINTR)
+            return KMS_ERR_IO;
+    }
+}
+
+static int read_all(int fd, uint8_t *p, size_t n, uint64_t deadline_ms)
 {
     while (n > 0) {
+        int wr = wait_fd(fd, POLLIN, deadline_ms);
+        if (wr)
+            return wr;
         ssize_t r = read(fd, p, n);
         if (r < 0 && errno == EINTR)
             continue;
@@ -93,13 +124,26 @@ int admin_call(const char *socket_path, kms_arena_t *a, const ttlv_item_t *req, 
                            strerror(errno));
         goto out;
     }
+    uint64_t deadline = g_timeout_ms ? kms_mono_ns() / 1000000ULL + g_timeout_ms : 0;
+    if (g_timeout_ms) {
+        /* Sending blocks only on a full socket buffer: bound it too. */
+        struct timeval tv = {.tv_sec = g_timeout_ms / 1000,
+                             .tv_usec = (suseconds_t)(g_timeout_ms % 1000) * 1000};
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    }
     if (ttlv_encode(req, &out) != 0 || send_request(fd, out.data, out.len, pass_fd) != 0) {
         rc = kms_error_set(err, KMS_ERR_IO, "cannot send the request to %s", socket_path);
         goto out;
     }
     kms_buf_dispose_wipe(&out); /* may have held a password */
     uint8_t hdr[8];
-    if (read_all(fd, hdr, 8) != 0) {
+    rc = read_all(fd, hdr, 8, deadline);
+    if (rc == KMS_ERR_TIMEOUT) {
+        rc = kms_error_set(err, KMS_ERR_TIMEOUT, "no answer from kmsd within %u ms (--timeout)",
+                           g_timeout_ms);
+        goto out;
+    }
+    if (rc != 0) {
         rc = kms_error_set(err, KMS_ERR_IO, "kmsd closed the admin connection without an answer");
         goto out;
     }
@@ -115,8 +159,13 @@ int admin_call(const char *socket_path, kms_arena_t *a, const ttlv_item_t *req, 
         goto out;
     }
     memcpy(body, hdr, 8);
-    if (read_all(fd, body + 8, blen) != 0) {
-        rc = kms_error_set(err, KMS_ERR_IO, "truncated answer on the admin socket");
+    rc = read_all(fd, body + 8, blen, deadline);
+    if (rc != 0) {
+        rc = kms_error_set(err, rc == KMS_ERR_TIMEOUT ? KMS_ERR_TIMEOUT : KMS_ERR_IO,
+                           rc == KMS_ERR_TIMEOUT ? "the answer did not arrive within %u ms "
+                                                   "(--timeout)"
+                                                 : "truncated answer on the admin socket",
+                           g_timeout_ms);
         goto out;
     }
     ttlv_item_t *resp = NULL;

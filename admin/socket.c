@@ -2,13 +2,20 @@
  * admin/socket.c: kmsd's local admin socket.
  *
  * A Unix stream socket (conf admin.socket, chmod admin.mode, chgrp
- * admin.group) served by one dedicated thread with poll(): one connection
- * at a time, each message one TTLV ADMIN_REQUEST framed by its own 8-byte
- * header and bounded by ADMIN_MAX_MESSAGE (framing and decoding:
- * admin/proto.c), answered by one ADMIN_RESPONSE (admin/cmds.c). A connection that sends garbage or
- * stalls for 10 s is closed. The caller's uid/pid (SO_PEERCRED) name it in
- * the log and the audit log. A request may carry one open file (SCM_RIGHTS:
- * the backup file kmsctl created or opens for restore); it is closed after
+ * admin.group). One thread accepts; each connection is served by a thread
+ * of its own, at most ADMIN_MAX_CONNS at once (more are answered "busy"),
+ * so a slow or stuck client never holds up another. Each message is one
+ * TTLV ADMIN_REQUEST framed by its own 8-byte header and bounded by
+ * ADMIN_MAX_MESSAGE (framing and decoding: admin/proto.c), answered by one
+ * ADMIN_RESPONSE (admin/cmds.c). Timeouts are per connection and per
+ * message: a request must arrive whole within ADMIN_IO_TIMEOUT_MS of its
+ * first byte (trickling bytes does not extend it), an answer must be
+ * taken within the same time, and a connection idle that long between
+ * requests is closed; garbage closes it at once. Commands that change
+ * state run one at a time (exec_mu); reading ones (status, lists) run
+ * alongside them. The caller's uid/pid (SO_PEERCRED) name it in the log
+ * and the audit log. A request may carry one open file (SCM_RIGHTS: the
+ * backup file kmsctl created or opens for restore); it is closed after
  * that request.
  *
  * It deliberately listens only on a filesystem socket, never on a network
@@ -31,27 +38,46 @@
 #include "admin/admin_int.h"
 
 #define ADMIN_IO_TIMEOUT_MS 10000
+/* Connections served at once; one more is told "busy" and closed. */
+#define ADMIN_MAX_CONNS 16
 
 struct admin {
     admin_options_t opt;
     char *socket_path;
     int lfd;
-    int wake[2];      /* self-pipe: stop request */
+    int wake[2];      /* self-pipe: stop request (every thread polls it) */
     pthread_t thread;
     bool started;
     int64_t started_us;
+    pthread_mutex_t mu;       /* n_conns */
+    pthread_cond_t cv;        /* a connection thread ended */
+    unsigned n_conns;
+    pthread_mutex_t exec_mu;  /* commands that change state, one at a time */
 };
 
-/* Read exactly n bytes, waiting at most ADMIN_IO_TIMEOUT_MS for each chunk.
- * A file descriptor passed with the bytes (SCM_RIGHTS) lands in *passed
- * (the first one; extras are closed). 0, KMS_ERR_IO (EOF/error),
+typedef struct conn_arg {
+    admin_t *ad;
+    int fd;
+} conn_arg_t;
+
+/* Milliseconds left until `deadline_ms` (kms_mono_ns based), at least 0. */
+static int ms_left(uint64_t deadline_ms)
+{
+    uint64_t now = kms_mono_ns() / 1000000ULL;
+    return now >= deadline_ms ? 0 : (int)(deadline_ms - now);
+}
+
+/* Read exactly n bytes by deadline_ms (kms_mono_ns() / 1e6). A file
+ * descriptor passed with the bytes (SCM_RIGHTS) lands in *passed (the
+ * first one; extras are closed). 0, KMS_ERR_IO (EOF/error),
  * KMS_ERR_TIMEOUT, KMS_ERR_STATE (stop), KMS_ERR_NOTFOUND (clean close). */
-static int read_n(admin_t *ad, int fd, uint8_t *p, size_t n, bool at_start, int *passed)
+static int read_n(admin_t *ad, int fd, uint8_t *p, size_t n, bool at_start, int *passed,
+                  uint64_t deadline_ms)
 {
     size_t got = 0;
     while (got < n) {
         struct pollfd pf[2] = {{.fd = fd, .events = POLLIN}, {.fd = ad->wake[0], .events = POLLIN}};
-        int pr = poll(pf, 2, ADMIN_IO_TIMEOUT_MS);
+        int pr = poll(pf, 2, ms_left(deadline_ms));
         if (pr < 0 && errno == EINTR)
             continue;
         if (pr < 0)
@@ -92,11 +118,13 @@ static int read_n(admin_t *ad, int fd, uint8_t *p, size_t n, bool at_start, int 
     return 0;
 }
 
+/* Write n bytes within ADMIN_IO_TIMEOUT_MS in all. */
 static int write_n(int fd, const uint8_t *p, size_t n)
 {
+    uint64_t deadline = kms_mono_ns() / 1000000ULL + ADMIN_IO_TIMEOUT_MS;
     while (n > 0) {
         struct pollfd pf = {.fd = fd, .events = POLLOUT};
-        int pr = poll(&pf, 1, ADMIN_IO_TIMEOUT_MS);
+        int pr = poll(&pf, 1, ms_left(deadline));
         if (pr < 0 && errno == EINTR)
             continue;
         if (pr <= 0)
@@ -127,6 +155,21 @@ static void send_error(int fd, int rc, const char *msg)
     kms_arena_free(a);
 }
 
+/* Commands that only read (run alongside others); everything else,
+ * including commands this list does not know, runs alone. */
+static bool reads_only(const ttlv_item_t *req)
+{
+    static const char *const shared[] = {"status", "audit.status", "tenant.list",
+                                         "client.list"};
+    const ttlv_item_t *c = ttlv_find(req, ADMIN_TAG_COMMAND);
+    if (!c || c->type != TTLV_TEXT_STRING)
+        return false;
+    for (size_t i = 0; i < KMS_ARRAY_SIZE(shared); i++)
+        if (strcmp(ttlv_text(c), shared[i]) == 0)
+            return true;
+    return false;
+}
+
 static void serve_conn(admin_t *ad, int fd)
 {
     char who[64] = "unknown";
@@ -146,9 +189,19 @@ static void serve_conn(admin_t *ad, int fd)
             close(passed);
             passed = -1;
         }
-        int rc = read_n(ad, fd, hdr, 8, true, &passed);
-        if (rc)
+        /* Idle between requests, then the whole request, each at most
+         * ADMIN_IO_TIMEOUT_MS: the request's clock starts at its first byte. */
+        uint64_t deadline = kms_mono_ns() / 1000000ULL + ADMIN_IO_TIMEOUT_MS;
+        int rc = read_n(ad, fd, hdr, 1, true, &passed, deadline);
+        deadline = kms_mono_ns() / 1000000ULL + ADMIN_IO_TIMEOUT_MS;
+        if (rc == 0)
+            rc = read_n(ad, fd, hdr + 1, 7, false, &passed, deadline);
+        if (rc) {
+            if (rc == KMS_ERR_TIMEOUT)
+                kms_log(KMS_LOG_WARN, "admin", "%s: no complete request within %d s; closing",
+                        who, ADMIN_IO_TIMEOUT_MS / 1000);
             break;
+        }
         uint32_t blen = 0;
         if (admin_check_header(hdr, &blen) != 0) {
             kms_log(KMS_LOG_WARN, "admin", "%s: not an admin request; closing", who);
@@ -160,8 +213,13 @@ static void serve_conn(admin_t *ad, int fd)
             break;
         msg_len = (size_t)blen + 8;
         memcpy(msg, hdr, 8);
-        if (read_n(ad, fd, msg + 8, blen, false, &passed) != 0)
+        rc = read_n(ad, fd, msg + 8, blen, false, &passed, deadline);
+        if (rc) {
+            if (rc == KMS_ERR_TIMEOUT)
+                kms_log(KMS_LOG_WARN, "admin", "%s: no complete request within %d s; closing",
+                        who, ADMIN_IO_TIMEOUT_MS / 1000);
             break;
+        }
         ttlv_item_t *req = NULL;
         kms_error_t terr;
         rc = admin_decode_request(msg, (size_t)blen + 8, a, &req, &terr);
@@ -175,7 +233,12 @@ static void serve_conn(admin_t *ad, int fd)
             send_error(fd, KMS_ERR_PROTO, terr.msg);
             break;
         }
+        bool exclusive = !reads_only(req);
+        if (exclusive)
+            pthread_mutex_lock(&ad->exec_mu);
         ttlv_item_t *resp = admin_execute(&ad->opt, ad->started_us, who, req, passed, a);
+        if (exclusive)
+            pthread_mutex_unlock(&ad->exec_mu);
         kms_buf_t out;
         kms_buf_init(&out, ADMIN_MAX_MESSAGE);
         rc = resp ? ttlv_encode(resp, &out) : KMS_ERR_NOMEM;
@@ -198,6 +261,51 @@ static void serve_conn(admin_t *ad, int fd)
     kms_arena_free(a);
 }
 
+static void *conn_main(void *arg)
+{
+    conn_arg_t *ca = arg;
+    admin_t *ad = ca->ad;
+    serve_conn(ad, ca->fd);
+    close(ca->fd);
+    free(ca);
+    pthread_mutex_lock(&ad->mu);
+    ad->n_conns--;
+    pthread_cond_broadcast(&ad->cv);
+    pthread_mutex_unlock(&ad->mu);
+    return NULL;
+}
+
+/* Hand a new connection to a thread of its own, or say "busy". */
+static void start_conn(admin_t *ad, int fd)
+{
+    pthread_mutex_lock(&ad->mu);
+    bool room = ad->n_conns < ADMIN_MAX_CONNS;
+    if (room)
+        ad->n_conns++;
+    pthread_mutex_unlock(&ad->mu);
+    conn_arg_t *ca = room ? malloc(sizeof *ca) : NULL;
+    pthread_attr_t at;
+    bool started = false;
+    if (ca && pthread_attr_init(&at) == 0) {
+        *ca = (conn_arg_t){.ad = ad, .fd = fd};
+        (void)pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        started = pthread_create(&(pthread_t){0}, &at, conn_main, ca) == 0;
+        pthread_attr_destroy(&at);
+    }
+    if (started)
+        return;
+    free(ca);
+    if (room) {
+        pthread_mutex_lock(&ad->mu);
+        ad->n_conns--;
+        pthread_mutex_unlock(&ad->mu);
+    }
+    kms_log(KMS_LOG_WARN, "admin", "%s admin connection refused: %d already served",
+            room ? "cannot start a thread:" : "busy:", ADMIN_MAX_CONNS);
+    send_error(fd, KMS_ERR_BUSY, "too many admin connections at once; try again");
+    close(fd);
+}
+
 static void *admin_main(void *arg)
 {
     admin_t *ad = arg;
@@ -211,9 +319,14 @@ static void *admin_main(void *arg)
         int fd = accept4(ad->lfd, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0)
             continue;
-        serve_conn(ad, fd);
-        close(fd);
+        start_conn(ad, fd);
     }
+    /* Connection threads see the same wake-up and end after their
+     * current command. */
+    pthread_mutex_lock(&ad->mu);
+    while (ad->n_conns > 0)
+        pthread_cond_wait(&ad->cv, &ad->mu);
+    pthread_mutex_unlock(&ad->mu);
     return NULL;
 }
 
@@ -246,6 +359,9 @@ int admin_start(const admin_options_t *opt, admin_t **out)
         return KMS_ERR_NOMEM;
     ad->lfd = -1;
     ad->wake[0] = ad->wake[1] = -1;
+    pthread_mutex_init(&ad->mu, NULL);
+    pthread_cond_init(&ad->cv, NULL);
+    pthread_mutex_init(&ad->exec_mu, NULL);
     ad->opt = *opt;
     ad->started_us = kms_now_us();
     int rc = KMS_ERR_NOMEM;
@@ -334,6 +450,9 @@ void admin_stop(admin_t *ad)
         close(ad->wake[0]);
     if (ad->wake[1] >= 0)
         close(ad->wake[1]);
+    pthread_mutex_destroy(&ad->mu);
+    pthread_cond_destroy(&ad->cv);
+    pthread_mutex_destroy(&ad->exec_mu);
     free(ad->socket_path);
     free(ad);
 }

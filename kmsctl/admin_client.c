@@ -70,6 +70,10 @@ int kmsctl_admin_call_fd(kms_arena_t *a, ttlv_item_t *req, int pass_fd, ttlv_ite
     ttlv_item_t *resp = NULL;
     kms_error_t err;
     kms_error_clear(&err);
+    /* Backup and restore (they pass a file) take as long as the data does;
+     * everything else answers within seconds unless kmsd is stuck. */
+    long t = kmsctl_g.timeout_ms >= 0 ? kmsctl_g.timeout_ms : pass_fd >= 0 ? 0 : 60000;
+    admin_call_set_timeout((unsigned)t);
     int rc = admin_call(c->admin.socket, a, req, pass_fd, &resp, &err);
     if (rc == KMS_ERR_UNAVAIL) {
         fprintf(stderr, "kmsctl: %s (is kmsd running? see admin.socket in %s)\n",

@@ -17,6 +17,8 @@
 typedef struct kmsctl_globals {
     const char *config_path; /* --config, default /etc/kmsd/kmsd.yaml */
     int json;                /* --json */
+    long timeout_ms;         /* --timeout SECONDS for admin socket calls; -1 = not given
+                                (60 s, none for backup and restore) */
 } kmsctl_globals_t;
 
 extern kmsctl_globals_t kmsctl_g;

@@ -4,11 +4,12 @@
  * Subcommands live in their own files; this file holds no logic of theirs.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kmsctl/kmsctl.h"
 
-kmsctl_globals_t kmsctl_g = {.config_path = "/etc/kmsd/kmsd.yaml", .json = 0};
+kmsctl_globals_t kmsctl_g = {.config_path = "/etc/kmsd/kmsd.yaml", .json = 0, .timeout_ms = -1};
 
 #ifndef KMSD_VERSION
 #define KMSD_VERSION "0.1.0"
@@ -62,7 +63,9 @@ static const struct {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: kmsctl [--config FILE] [--json] COMMAND [ARGS...]\n\ncommands:\n");
+    fprintf(f, "usage: kmsctl [--config FILE] [--json] [--timeout SECONDS] COMMAND [ARGS...]\n\n"
+               "--timeout: most time to wait for kmsd's answer on the admin socket (default\n"
+               "60; backup and restore wait as long as they take; 0 = forever)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\n'kmsctl COMMAND --help' describes each command.\n"
@@ -79,6 +82,15 @@ int main(int argc, char **argv)
             kmsctl_g.config_path = argv[i] + 9;
         } else if (strcmp(argv[i], "--json") == 0) {
             kmsctl_g.json = 1;
+        } else if (strcmp(argv[i], "--timeout") == 0 || strncmp(argv[i], "--timeout=", 10) == 0) {
+            const char *v = argv[i][9] == '=' ? argv[i] + 10 : (i + 1 < argc ? argv[++i] : "");
+            char *end = NULL;
+            double sec = strtod(v, &end);
+            if (!*v || *end || sec < 0 || sec > 86400) {
+                fprintf(stderr, "kmsctl: --timeout takes seconds (0-86400; 0 = wait forever)\n");
+                return KMSCTL_EXIT_USAGE;
+            }
+            kmsctl_g.timeout_ms = (long)(sec * 1000);
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return KMSCTL_EXIT_OK;

@@ -1,0 +1,119 @@
+"""tests/interop/test_resilience_admin.py: the admin socket under a slow or
+stuck client, and kmsctl's own timeout.
+
+- A client that trickles a request one byte every 2 s, and 15 more that
+  connect and send nothing: `kmsctl status`, `tenant list` and `tenant add`
+  keep answering within a second or two meanwhile (each connection has a
+  thread of its own); the trickling client is closed once its request has
+  taken 10 s (trickling does not extend the deadline).
+- `kmsctl --timeout 1` against a socket that accepts and never answers
+  gives up after about a second with exit status 3 and says why.
+"""
+import os
+import socket
+import subprocess
+import threading
+import time
+
+import yaml
+
+import kmsd_harness as H
+
+
+def admin_socket(k):
+    return os.path.join(k.dir, k.config()["admin"]["socket"])
+
+
+def timed(k, *args):
+    t0 = time.time()
+    p = k.kmsctl(*args, check=False, timeout=30)
+    return p, time.time() - t0
+
+
+def test_slow_admin_clients_do_not_block_others(tmp_path):
+    k = H.Kmsd(tmp_path)
+    path = admin_socket(k)
+    idle = []
+    try:
+        slow = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        slow.connect(path)
+        # An admin request header announcing a body that never completes.
+        head = b"\x54\x00\x01\x01" + (200).to_bytes(4, "big")  # ADMIN_REQUEST, Structure
+        closed = threading.Event()
+
+        def trickle():
+            try:
+                for b in head + b"\0" * 200:
+                    slow.send(bytes([b]))
+                    time.sleep(2)
+            except OSError:
+                closed.set()
+
+        t = threading.Thread(target=trickle, daemon=True)
+        t.start()
+        for _ in range(14):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(path)
+            idle.append(s)
+        time.sleep(0.5)
+        worst = 0.0
+        for i in range(4):
+            for args in (("status",), ("tenant", "list"), ("tenant", "add", "t%d" % i)):
+                p, took = timed(k, *args)
+                assert p.returncode == 0, (args, p.stdout, p.stderr)
+                worst = max(worst, took)
+        assert worst < 3, "an admin command took %.1f s next to a slow client" % worst
+        # The trickling client is closed ~10 s after its first byte.
+        t0 = time.time()
+        slow.settimeout(15)
+        try:
+            data = slow.recv(100)
+        except OSError:
+            data = b""
+        assert data == b"", data
+        assert time.time() - t0 < 13
+        assert "no complete request within" in k.log_text()
+        slow.close()
+    finally:
+        for s in idle:
+            s.close()
+        k.kill()
+
+
+def test_kmsctl_timeout(tmp_path):
+    k = H.Kmsd(tmp_path, start=False)
+    fake = str(tmp_path / "mute.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(fake)
+    srv.listen(4)
+    held = []
+
+    def accept():
+        try:
+            while True:
+                c, _ = srv.accept()
+                held.append(c)  # read nothing, answer nothing
+        except OSError:
+            pass
+
+    threading.Thread(target=accept, daemon=True).start()
+    cfg = k.config()
+    cfg["admin"]["socket"] = fake
+    conf = str(tmp_path / "mute.yaml")
+    with open(conf, "w") as f:
+        yaml.safe_dump(cfg, f)
+    try:
+        t0 = time.time()
+        p = subprocess.run([H.kmsctl_bin(), "--config", conf, "--timeout", "1", "status"],
+                           capture_output=True, text=True, timeout=30)
+        took = time.time() - t0
+        assert p.returncode == 3, (p.returncode, p.stderr)
+        assert "no answer from kmsd within 1000 ms" in p.stderr, p.stderr
+        assert 0.9 < took < 5, took
+        p = subprocess.run([H.kmsctl_bin(), "--timeout", "x", "status"], capture_output=True,
+                           text=True, timeout=30)
+        assert p.returncode == 2
+    finally:
+        srv.close()
+        for c in held:
+            c.close()
