@@ -56,6 +56,14 @@ static void run_item(kmip_ctx_t *ctx, kmip_item_t *it)
         return;
     }
     bool recorded = ctx->err.code != 0;
+    if ((rc == KMS_ERR_NOMEM || ctx->err.code == KMS_ERR_NOMEM) &&
+        kms_arena_used(ctx->arena) >= ctx->srv->cfg.max_response) {
+        /* The request's memory holds its answers: what ran out is room
+         * for a response larger than any it may send. */
+        kmip_item_fail(it, KMIP_RESULT_REASON_RESPONSE_TOO_LARGE,
+                       "the response would exceed the Maximum Response Size");
+        return;
+    }
     kmip_item_fail(it, recorded && ctx->err.reason ? ctx->err.reason : kmip_reason_of(rc),
                    recorded ? kms_arena_strdup(ctx->arena, kms_error_msg(&ctx->err))
                             : kms_strerror(rc));

@@ -107,6 +107,11 @@ int srv_access_start(srv_t *srv)
         kms_log(KMS_LOG_WARN, SRV_LOG, "audit log off (audit.path is empty)");
     }
     if (c->admin.socket[0]) {
+        if (c->admin.mode & 0007)
+            kms_log(KMS_LOG_WARN, SRV_LOG,
+                    "admin.mode %04o lets every local user reach the admin socket (and so "
+                    "every key, through a backup); use 0600, or 0660 with admin.group",
+                    (unsigned)c->admin.mode);
         admin_options_t o = {.socket_path = c->admin.socket, .mode = c->admin.mode,
                              .group = c->admin.group, .store = srv->store,
                              .audit = atomic_load(&g_audit_log),

@@ -205,7 +205,9 @@ static int run(const char *path)
 fail:
     kms_log(KMS_LOG_ERROR, SRV_LOG, "start-up failed: %s", kms_strerror(rc));
     (void)shutdown_all(&srv);
-    return rc == KMS_ERR_CONFIG ? 2 : 1;
+    /* 2: the configuration or a file it names is wrong (a key file with
+     * a loose mode is refused with KMS_ERR_PERM) */
+    return rc == KMS_ERR_CONFIG || rc == KMS_ERR_PERM ? 2 : 1;
 }
 
 int main(int argc, char **argv)

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -60,8 +61,53 @@ int srv_open_hsm(srv_t *srv)
     return 0;
 }
 
+/* The directory part of path into out ("." when none). */
+static void dir_of(const char *path, char *out, size_t n)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(out, n, ".");
+    else if (slash == path)
+        snprintf(out, n, "/");
+    else
+        snprintf(out, n, "%.*s", (int)(slash - path), path);
+}
+
+/* A backup's temporary copy (admin/backup.c: "<store>.backup-<pid>-<time>.db"
+ * and its -wal, -shm, -journal) is removed when the backup ends; a crash
+ * during a backup leaves it, as large as the database and holding keys
+ * destroyed since. Nothing else can be using it when kmsd starts. */
+static void remove_backup_leftovers(const char *store_path)
+{
+    char dir[4096], prefix[512];
+    const char *slash = strrchr(store_path, '/');
+    const char *base = slash ? slash + 1 : store_path;
+    dir_of(store_path, dir, sizeof dir);
+    snprintf(prefix, sizeof prefix, "%s.backup-", base);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (strncmp(e->d_name, prefix, strlen(prefix)) != 0 || !strstr(e->d_name, ".db"))
+            continue;
+        char path[4700];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        long long size = stat(path, &st) == 0 ? (long long)st.st_size : -1;
+        if (unlink(path) == 0)
+            kms_log(KMS_LOG_WARN, SRV_LOG,
+                    "removed %s (%lld bytes): a backup's temporary copy left by a crash", path,
+                    size);
+        else
+            kms_log(KMS_LOG_ERROR, SRV_LOG, "cannot remove a backup's temporary copy %s: %s",
+                    path, strerror(errno));
+    }
+    closedir(d);
+}
+
 int srv_open_store(srv_t *srv)
 {
+    remove_backup_leftovers(srv->conf->store.path);
     store_options_t so = {
         .path = srv->conf->store.path,
         .node_id = srv->conf->node_id[0] ? srv->conf->node_id : NULL,
@@ -121,6 +167,45 @@ void srv_set_threadpool(srv_t *srv)
     setenv("UV_THREADPOOL_SIZE", v, 1);
 }
 
+/* After dropping to run_as: can this user use path (mode: access(2)
+ * bits)? Missing optional files are fine. */
+static int check_one(const char *user, const char *what, const char *path, int mode,
+                     bool optional)
+{
+    if (access(path, mode) == 0 || (optional && errno == ENOENT))
+        return 0;
+    int e = errno;
+    struct stat st;
+    char own[96] = "";
+    if (stat(path, &st) == 0)
+        snprintf(own, sizeof own, " (owner uid %u gid %u, mode %04o)", (unsigned)st.st_uid,
+                 (unsigned)st.st_gid, (unsigned)(st.st_mode & 07777));
+    kms_log(KMS_LOG_ERROR, SRV_LOG,
+            "run_as '%s': cannot %s %s%s: %s; give it to that user (chown %s)", user, what, path,
+            own, strerror(e), user);
+    return KMS_ERR_CONFIG;
+}
+
+static int check_access(srv_t *srv, const char *user)
+{
+    const conf_t *c = srv->conf;
+    char dir[4096], side[4200];
+    int rc = 0;
+    dir_of(c->store.path, dir, sizeof dir);
+    rc |= check_one(user, "create files in", dir, W_OK | X_OK, false);
+    rc |= check_one(user, "read and write", c->store.path, R_OK | W_OK, false);
+    snprintf(side, sizeof side, "%s-wal", c->store.path);
+    rc |= check_one(user, "read and write", side, R_OK | W_OK, true);
+    snprintf(side, sizeof side, "%s-shm", c->store.path);
+    rc |= check_one(user, "read and write", side, R_OK | W_OK, true);
+    if (c->audit.path[0]) {
+        dir_of(c->audit.path, dir, sizeof dir);
+        rc |= check_one(user, "create files in", dir, W_OK | X_OK, false);
+        rc |= check_one(user, "append to", c->audit.path, W_OK, true);
+    }
+    return rc ? KMS_ERR_CONFIG : 0;
+}
+
 int srv_drop_privileges(srv_t *srv)
 {
     const char *user = srv->conf->run_as;
@@ -149,6 +234,11 @@ int srv_drop_privileges(srv_t *srv)
     }
     /* A credential change resets the dumpable flag: clear it again. */
     (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    /* Files opened as root stay open, but workers open the database again
+     * and rotations create files: say now, plainly, if the user cannot. */
+    int rc = check_access(srv, user);
+    if (rc)
+        return rc;
     kms_log(KMS_LOG_INFO, SRV_LOG, "privileges dropped to %s (uid %u)", user,
             (unsigned)pw->pw_uid);
     return 0;

@@ -13,6 +13,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <openssl/err.h>
 #include <openssl/x509.h>
@@ -43,6 +44,39 @@ static int ssl_err(kms_error_t *err, int rc, const char *what, const char *path)
     return rc;
 }
 
+/* Warn about TLS 1.2 suites in the list that are not AEAD (CBC with
+ * HMAC: padding oracles, Lucky13): allowed when configured, never
+ * silently. */
+static void warn_weak_suites(SSL_CTX *ctx)
+{
+    STACK_OF(SSL_CIPHER) *sk = SSL_CTX_get_ciphers(ctx);
+    char names[512] = "";
+    size_t off = 0;
+    for (int i = 0; sk && i < sk_SSL_CIPHER_num(sk); i++) {
+        const SSL_CIPHER *ci = sk_SSL_CIPHER_value(sk, i);
+        if (SSL_CIPHER_is_aead(ci) || off >= sizeof names)
+            continue;
+        int n = snprintf(names + off, sizeof names - off, "%s%s", off ? " " : "",
+                         SSL_CIPHER_get_name(ci));
+        off += n > 0 ? (size_t)n : 0;
+    }
+    if (off)
+        kms_log(KMS_LOG_WARN, SRV_LOG,
+                "tls.ciphers allows suites without AEAD (CBC): %s; keep to ECDHE with "
+                "AES-GCM or ChaCha20-Poly1305",
+                names);
+}
+
+/* Warn when the private key file can be read by others than its owner. */
+static void warn_key_mode(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && (st.st_mode & 077))
+        kms_log(KMS_LOG_WARN, SRV_LOG,
+                "tls.key %s is mode %04o: readable beyond its owner; chmod 600 %s", path,
+                (unsigned)(st.st_mode & 07777), path);
+}
+
 int srv_tls_ctx_new(const conf_t *c, SSL_CTX **out, kms_error_t *err)
 {
     int rc = KMS_ERR_CONFIG;
@@ -63,8 +97,11 @@ int srv_tls_ctx_new(const conf_t *c, SSL_CTX **out, kms_error_t *err)
         ssl_err(err, rc, "tls.min_version", NULL);
         goto out;
     }
+    /* CLEANSE_PLAINTEXT: the record buffers released between reads
+     * (RELEASE_BUFFERS below) held decrypted requests and responses, a Get's
+     * key bytes among them; OpenSSL wipes them before freeing. */
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_CLEANSE_PLAINTEXT);
     /* Small idle footprint: OpenSSL frees its record buffers between reads. */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     if (t->ciphers[0] && !SSL_CTX_set_cipher_list(ctx, t->ciphers)) {
@@ -75,6 +112,7 @@ int srv_tls_ctx_new(const conf_t *c, SSL_CTX **out, kms_error_t *err)
         ssl_err(err, rc, "tls.ciphersuites: invalid list", t->ciphersuites);
         goto out;
     }
+    warn_weak_suites(ctx);
     if (SSL_CTX_use_certificate_chain_file(ctx, t->cert) != 1) {
         ssl_err(err, rc, "tls.cert: cannot load", t->cert);
         goto out;
@@ -83,6 +121,7 @@ int srv_tls_ctx_new(const conf_t *c, SSL_CTX **out, kms_error_t *err)
         ssl_err(err, rc, "tls.key: cannot load", t->key);
         goto out;
     }
+    warn_key_mode(t->key);
     if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
         ssl_err(err, rc, "tls.key does not match tls.cert", t->key);
         goto out;

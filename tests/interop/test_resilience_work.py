@@ -141,3 +141,34 @@ def test_request_time_stops_a_long_batch(tmp_path):
         s.close()
     finally:
         k.kill()
+
+
+def test_huge_get_attributes_batch_is_response_too_large(tmp_path):
+    """1 024 Get Attributes of a key whose Name is 1 MiB: the answer would
+    be ~1 GiB; it is Response Too Large (KMIP's reason for it), not an
+    out-of-memory General Failure."""
+    from test_durability import T_ATTR_NAME, name_attr, uid_item
+    k = H.Kmsd(tmp_path, {"limits": {"max_message": "4MiB"}})
+    try:
+        s = k.raw_tls(timeout=60)
+        big = "n" * ((1 << 20) - 64)
+        # a Create with the 1 MiB Name in its template
+        create = H.batch_item(OP_CREATE, [
+            I(TAG_OBJECT_TYPE, H.ENUM, 2),
+            I(TAG_TEMPLATE_ATTRIBUTE, H.STRUCT, [
+                attr("Cryptographic Algorithm", H.ENUM, 3),
+                attr("Cryptographic Length", H.INT, 128),
+                attr("Cryptographic Usage Mask", H.INT, 12), name_attr(big)])])
+        resp = k.send_ttlv(H.request(create), sock=s)
+        assert H.statuses(resp) == [0]
+        uid = H.find_all(H.decode(resp), "UniqueIdentifier")[0]
+        ga = H.batch_item(0x0B, [uid_item(uid), I(T_ATTR_NAME, H.TEXT, "Name")])
+        resp = k.send_ttlv(H.request(*[ga] * 1024), sock=s, timeout=120)
+        reasons = H.find_all(H.decode(resp), "ResultReason")
+        assert 2 in reasons, reasons[:5]  # Response Too Large
+        assert 0x100 not in reasons, reasons[:5]  # never General Failure
+        # The connection goes on.
+        assert H.statuses(k.send_ttlv(H.query_request(), sock=s)) == [0]
+        s.close()
+    finally:
+        k.kill()
