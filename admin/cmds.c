@@ -200,17 +200,61 @@ static int adm_tenant_list(admin_req_t *r, store_reader_t *rd)
         int64_t ncl = 0;
         for (size_t j = 0; j < nc; j++)
             ncl += strcmp(clients[j].tenant, tenants[i]) == 0;
-        char **ids = NULL;
-        size_t no = 0;
-        rc = tenant_objects(rd, r->a, tenants[i], 0, &ids, &no);
-        if (rc)
-            return admin_refuse(r, rc, "cannot count objects of '%s': %s", tenants[i], kms_strerror(rc));
+        /* Counted in the index: a tenant of any size costs no memory. */
+        int64_t no = store_count_tenant_objects(rd, tenants[i]);
+        if (no < 0)
+            return admin_refuse(r, (int)no, "cannot count objects of '%s': %s", tenants[i],
+                                kms_strerror((int)no));
         ttlv_item_t *rec = admin_rec_new(r);
         if (!rec || admin_field_text(r, rec, "tenant", tenants[i]) || admin_field_long(r, rec, "clients", ncl) ||
-            admin_field_long(r, rec, "objects", (int64_t)no))
+            admin_field_long(r, rec, "objects", no))
             return KMS_ERR_NOMEM;
     }
     return 0;
+}
+
+/* Objects deleted per commit when a tenant is removed. */
+#define TENANT_DELETE_BATCH 1000
+
+/* Delete every object of tenant t, TENANT_DELETE_BATCH per commit (each
+ * batch read in a fresh arena, so a tenant of any size costs the same
+ * memory), logging progress every 20 batches. *done_out: how many. */
+static int delete_tenant_objects(admin_req_t *r, store_reader_t *rd, const char *t, int64_t total,
+                                 int64_t *done_out)
+{
+    int rc = 0;
+    int64_t done = 0;
+    unsigned batches = 0;
+    kms_arena_t *a = kms_arena_new(0);
+    if (!a)
+        return KMS_ERR_NOMEM;
+    for (;;) {
+        char **ids = NULL;
+        size_t n = 0;
+        kms_arena_reset(a);
+        rc = tenant_objects(rd, a, t, TENANT_DELETE_BATCH, &ids, &n);
+        if (rc || n == 0)
+            break;
+        store_write_t *w = store_write_new();
+        if (!w) {
+            rc = KMS_ERR_NOMEM;
+            break;
+        }
+        for (size_t i = 0; i < n && !rc; i++)
+            rc = store_write_delete(w, ids[i], STORE_VERSION_ANY);
+        if (!rc)
+            rc = commit(r, w);
+        store_write_free(w);
+        if (rc)
+            break;
+        done += (int64_t)n;
+        if (++batches % 20 == 0)
+            kms_log(KMS_LOG_INFO, "admin", "%s: removing tenant '%s': %lld of %lld objects deleted",
+                    r->who, t, (long long)done, (long long)total);
+    }
+    kms_arena_free(a);
+    *done_out = done;
+    return rc;
 }
 
 static int adm_tenant_remove(admin_req_t *r, store_reader_t *rd)
@@ -222,28 +266,28 @@ static int adm_tenant_remove(admin_req_t *r, store_reader_t *rd)
         return admin_refuse(r, KMS_ERR_INVAL, "a tenant name is required");
     if (store_tenant_exists(rd, t) != 0)
         return admin_refuse(r, KMS_ERR_NOTFOUND, "no tenant '%s'", t);
-    char **ids = NULL;
-    size_t no = 0;
     store_client_t *clients = NULL;
     size_t nc = 0, mine = 0;
-    int rc = tenant_objects(rd, r->a, t, 0, &ids, &no);
-    if (!rc)
-        rc = store_list_clients(rd, r->a, &clients, &nc);
+    int64_t no = store_count_tenant_objects(rd, t);
+    int rc = no < 0 ? (int)no : store_list_clients(rd, r->a, &clients, &nc);
     if (rc)
         return admin_refuse(r, rc, "cannot read tenant '%s': %s", t, kms_strerror(rc));
     for (size_t j = 0; j < nc; j++)
         mine += strcmp(clients[j].tenant, t) == 0;
     if ((no || mine) && !force)
         return admin_refuse(r, KMS_ERR_STATE,
-                    "tenant '%s' still owns %zu object(s) and has %zu client(s); remove them "
+                    "tenant '%s' still owns %lld object(s) and has %zu client(s); remove them "
                     "first, or use --force to delete them all permanently",
-                    t, no, mine);
-    /* One transaction: the tenant's objects, its clients, then the tenant. */
-    store_write_t *w = store_write_new();
-    if (!w)
-        return KMS_ERR_NOMEM;
-    for (size_t i = 0; i < no && !rc; i++)
-        rc = store_write_delete(w, ids[i], STORE_VERSION_ANY);
+                    t, (long long)no, mine);
+    /* The objects in batches (a tenant may own millions), then its clients
+     * and the tenant in one transaction. Cut short (an error, a crash),
+     * the tenant stays with fewer objects, and the command can be run
+     * again. */
+    int64_t deleted = 0;
+    rc = delete_tenant_objects(r, rd, t, no, &deleted);
+    store_write_t *w = rc ? NULL : store_write_new();
+    if (!rc && !w)
+        rc = KMS_ERR_NOMEM;
     for (size_t j = 0; j < nc && !rc; j++)
         if (strcmp(clients[j].tenant, t) == 0)
             rc = store_write_client(w, &clients[j], true);
@@ -255,12 +299,13 @@ static int adm_tenant_remove(admin_req_t *r, store_reader_t *rd)
     if (rc == KMS_ERR_STATE)
         return admin_refuse(r, rc, "tenant '%s' still owns objects or clients (changed meanwhile?)", t);
     if (rc)
-        return admin_refuse(r, rc, "cannot remove tenant '%s': %s", t, kms_strerror(rc));
-    if (no || mine)
-        kms_log(KMS_LOG_WARN, "admin", "%s force-removed tenant '%s': %zu object(s), %zu client(s) deleted",
-                r->who, t, no, mine);
+        return admin_refuse(r, rc, "cannot remove tenant '%s' (%lld object(s) deleted so far): %s",
+                            t, (long long)deleted, kms_strerror(rc));
+    if (deleted || mine)
+        kms_log(KMS_LOG_WARN, "admin", "%s force-removed tenant '%s': %lld object(s), %zu client(s) deleted",
+                r->who, t, (long long)deleted, mine);
     ttlv_item_t *rec = admin_rec_new(r);
-    if (!rec || admin_field_text(r, rec, "tenant", t) || admin_field_long(r, rec, "objects_deleted", (int64_t)no) ||
+    if (!rec || admin_field_text(r, rec, "tenant", t) || admin_field_long(r, rec, "objects_deleted", deleted) ||
         admin_field_long(r, rec, "clients_deleted", (int64_t)mine))
         return KMS_ERR_NOMEM;
     return 0;

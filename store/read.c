@@ -43,6 +43,7 @@ static const char *const rsql[RS__COUNT] = {
     [RS_SCAN] = "SELECT id, dsk_id FROM objects WHERE id > ?1 ORDER BY id LIMIT ?2",
     [RS_COUNT] = "SELECT count(*) FROM objects",
     [RS_COUNT_KINDS] = "SELECT object_type, state, count(*) FROM objects GROUP BY object_type, state",
+    [RS_COUNT_TENANT] = "SELECT count(*) FROM objects WHERE tenant = ?1",
     [RS_TENANT_EXISTS] = "SELECT 1 FROM tenants WHERE name = ?1",
     [RS_TENANT_LIST] = "SELECT name FROM tenants ORDER BY name",
     [RS_CLIENT_BY_NAME] = "SELECT " CLIENT_COLS " FROM clients WHERE name = ?1",
@@ -465,6 +466,23 @@ int store_count_by_type_state(store_reader_t *r, store_count_cb cb, void *arg)
     err = rc == SQLITE_DONE ? 0 : store_sqlerr(r->db, rc, "count by type and state");
     sqlite3_reset(st);
     return err;
+}
+
+int64_t store_count_tenant_objects(store_reader_t *r, const char *tenant)
+{
+    sqlite3_stmt *st;
+    if (!r || !tenant)
+        return KMS_ERR_INVAL;
+    int err = store_rstmt(r, RS_COUNT_TENANT, &st);
+    if (err)
+        return err;
+    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0)
+                                 : store_sqlerr(r->db, rc, "count tenant objects");
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return n;
 }
 
 int64_t store_count_objects(store_reader_t *r)

@@ -276,6 +276,9 @@ int64_t store_last_seq(store_reader_t *r);
 typedef int (*store_scan_cb)(const char *id, uint32_t dsk_id, void *arg);
 int store_scan(store_reader_t *r, const char *after_id, size_t limit, store_scan_cb cb, void *arg);
 int64_t store_count_objects(store_reader_t *r);
+/* Objects owned by `tenant` (online and archived), from the tenant index:
+ * no ids are read. >= 0, or a negative KMS_ERR_*. */
+int64_t store_count_tenant_objects(store_reader_t *r, const char *tenant);
 /* Objects per (object type, state): one grouped query over an index that
  * holds both columns (no table rows read), cb once per pair. Costs a pass
  * over that index: for periodic figures (metrics), not per request.

@@ -146,7 +146,7 @@ struct store {
 /* --------------------------------------------------- reader statements */
 enum store_rstmt {
     RS_OBJ_GET, RS_META_GET,
-    RS_CHANGES, RS_LAST_SEQ, RS_SCAN, RS_COUNT, RS_COUNT_KINDS,
+    RS_CHANGES, RS_LAST_SEQ, RS_SCAN, RS_COUNT, RS_COUNT_KINDS, RS_COUNT_TENANT,
     RS_TENANT_EXISTS, RS_TENANT_LIST,
     RS_CLIENT_BY_NAME, RS_CLIENT_BY_CERT, RS_CLIENT_LIST,
     RS_NKEY_COUNT, RS_OID_SPAN,
