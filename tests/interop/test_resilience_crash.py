@@ -22,7 +22,7 @@ import subprocess
 import threading
 
 import kmsd_harness as H
-from test_durability import (ALG_AES, OBJ_SYMMETRIC_KEY, OP_CREATE, OP_GET, T_OBJECT_TYPE,
+from test_store_durability import (ALG_AES, OBJ_SYMMETRIC_KEY, OP_CREATE, OP_GET, T_OBJECT_TYPE,
                              T_UID, Conn, attr, first, integrity_check, key_material,
                              restart_clean, template, uid_item)
 

@@ -24,7 +24,7 @@ import time
 import pytest
 
 import kmsd_harness as H
-from test_durability import Conn, OP_CREATE, OP_GET, key_material, uid_item
+from test_store_durability import Conn, OP_CREATE, OP_GET, key_material, uid_item
 from test_resilience_crash import create_payload
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")

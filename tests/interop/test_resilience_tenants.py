@@ -17,7 +17,7 @@ import os
 import sqlite3
 
 import kmsd_harness as H
-from test_durability import OP_GET, Conn, key_material, uid_item
+from test_store_durability import OP_GET, Conn, key_material, uid_item
 from test_resilience_crash import create_payload
 
 N = 120000

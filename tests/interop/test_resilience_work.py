@@ -147,7 +147,7 @@ def test_huge_get_attributes_batch_is_response_too_large(tmp_path):
     """1 024 Get Attributes of a key whose Name is 1 MiB: the answer would
     be ~1 GiB; it is Response Too Large (KMIP's reason for it), not an
     out-of-memory General Failure."""
-    from test_durability import T_ATTR_NAME, name_attr, uid_item
+    from test_store_durability import T_ATTR_NAME, name_attr, uid_item
     k = H.Kmsd(tmp_path, {"limits": {"max_message": "4MiB"}})
     try:
         s = k.raw_tls(timeout=60)
