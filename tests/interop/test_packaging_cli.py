@@ -72,7 +72,8 @@ def test_completes_every_command():
     # Global options do not hide the command.
     assert complete("kmsctl", "--json", "--config", "/etc/kmsd/kmsd.yaml", "rotate", "") == \
         ["master", "status", "store-key"]
-    assert complete("kmsctl", "--") == ["--config", "--help", "--json", "--version"]
+    assert complete("kmsctl", "--") == ["--config", "--help", "--json", "--timeout", "--version"]
+    assert complete("kmsctl", "--timeout", "5", "ten") == ["tenant"]
 
 
 def test_completes_subcommands_and_options():
