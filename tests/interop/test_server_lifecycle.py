@@ -214,8 +214,11 @@ def test_idle_connections_memory(kmsd_factory, capsys):
             print("\n[kmsd] idle TLS connections: %.0f handshakes/s (client-bound), "
                   "RSS %d KiB at %d, %d KiB at %d: %.1f KiB per connection" %
                   ((n - n // 2) / dt, rss1, n // 2, rss2, n, per_kib))
-        # Sanitizer builds pad every allocation: only a loose bound there.
-        budget = 200 if k.sanitized() else 30
+        # Sanitizer builds pad every allocation and keep freed memory in
+        # their quarantine, where SSL_OP_CLEANSE_PLAINTEXT's wipe of each
+        # released record buffer makes it resident (~50 KiB a connection
+        # there, nothing in a normal build): only a loose bound there.
+        budget = 260 if k.sanitized() else 30
         assert per_kib < budget, "%.1f KiB per idle TLS connection" % per_kib
     finally:
         for s in socks:
