@@ -18,6 +18,7 @@
  *   pkey.c            RSA/EC key pairs: generation, DER load/export, curves
  *   transparent.c     the Transparent RSA/EC Key Material structures
  *   cert.c            X.509 certificates: well-formedness, derived attributes
+ *   certify.c         certificates issued for Certify / Re-certify, PKCS#10 requests
  *   digest.c          SHA-256 and the Digest attribute's value
  *   keywrap.c         AES Key Wrap (RFC 3394) and with padding (RFC 5649)
  *   keyformat_parse.c a Register object structure -> canonical stored bytes
@@ -60,6 +61,7 @@
 #include <stdint.h>
 
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "common/kms.h"
 #include "ttlv/ttlv.h"
@@ -522,5 +524,49 @@ int crypto_pkey_cache_load(crypto_pkey_cache_t *c, uint32_t fmt, bool is_private
 
 /* Load the public key of a DER X.509 certificate. */
 int crypto_cert_pubkey(const uint8_t *der, size_t len, EVP_PKEY **pkey_out, kms_error_t *err);
+
+/* ----------------------------------------------- certificate issuance */
+/*
+ * Certify / Re-certify (certify.c). crypto_csr_parse reads a Certificate
+ * Request of KMIP Certificate Request Type PKCS#10 (DER) or PEM and checks
+ * its self-signature (Cryptographic Failure when it does not verify);
+ * CRMF and PGP are Feature Not Supported, a request that does not parse
+ * Invalid Field. The caller frees *csr_out with X509_REQ_free.
+ */
+int crypto_csr_parse(uint32_t req_type, const uint8_t *p, size_t n, X509_REQ **csr_out,
+                     kms_error_t *err);
+
+/* A subject name from DER (`der` non-NULL) or from plain "CN=a, O=b"
+ * text (no escapes). Invalid Field when neither parses or it is empty.
+ * The caller frees *name_out with X509_NAME_free. */
+int crypto_name_parse(const uint8_t *der, size_t der_len, const char *text, X509_NAME **name_out,
+                      kms_error_t *err);
+
+/* What a new certificate is made of. Everything is borrowed. */
+typedef struct crypto_issue {
+    X509 *ca;                /* the issuing CA certificate */
+    EVP_PKEY *ca_key;        /* and its private key */
+    EVP_PKEY *pubkey;        /* the key to certify: RSA >= 2048, EC, Ed25519 */
+    X509_REQ *csr;           /* subject, subjectAltName, keyUsage, EKU from here, or NULL */
+    const X509_NAME *subject;/* without a CSR: the subject (NULL: the previous one's) */
+    X509 *previous;          /* Re-certify without a CSR: its subject and extensions */
+    int64_t not_before;      /* validity, seconds since the epoch */
+    int64_t not_after;
+} crypto_issue_t;
+
+/*
+ * Issue the certificate as DER (*der_out, the caller's). The extensions
+ * are always basicConstraints critical CA:FALSE and the key identifiers;
+ * subjectAltName is copied from the CSR (or the previous certificate);
+ * keyUsage likewise without keyCertSign/cRLSign (default digitalSignature,
+ * +keyEncipherment for RSA); extendedKeyUsage likewise without kmsd's
+ * cluster peer role. Nothing else is copied. Refusals (weak key, no
+ * subject, empty validity) are Invalid Field in err.
+ */
+int crypto_cert_issue(const crypto_issue_t *in, kms_secret_t **der_out, kms_error_t *err);
+
+/* notBefore / notAfter of a DER certificate, seconds. KMS_ERR_PROTO. */
+int crypto_cert_validity(const uint8_t *der, size_t len, int64_t *not_before_out,
+                         int64_t *not_after_out);
 
 #endif /* KMS_CRYPTO_H */
