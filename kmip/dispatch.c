@@ -16,6 +16,8 @@ static const kmip_op_entry_t table[] = {
     {KMIP_OPERATION_REKEY_KEY_PAIR, kmip_op_rekey_key_pair, KMIP_OP_NEEDS_KEYS},
     {KMIP_OPERATION_REGISTER, kmip_op_register, KMIP_OP_ONE_WRITE | KMIP_OP_NEEDS_KEYS},
     {KMIP_OPERATION_REKEY, kmip_op_rekey, KMIP_OP_NEEDS_KEYS},
+    {KMIP_OPERATION_CERTIFY, kmip_op_certify, KMIP_OP_NEEDS_KEYS},
+    {KMIP_OPERATION_RECERTIFY, kmip_op_recertify, KMIP_OP_NEEDS_KEYS},
     {KMIP_OPERATION_LOCATE, kmip_op_locate, 0},
     {KMIP_OPERATION_CHECK, kmip_op_check, KMIP_OP_READ},
     {KMIP_OPERATION_GET, kmip_op_get, KMIP_OP_READ | KMIP_OP_NEEDS_KEYS},

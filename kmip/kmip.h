@@ -28,6 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/types.h>
+
 #include "common/kms.h"
 #include "hsm/hsm.h"
 #include "store/store.h"
@@ -108,6 +110,14 @@ typedef struct kmip_config {
      * the batch loop and Locate stop with Operation Failed once it is
      * spent. */
     uint32_t request_time_ms;
+    /* Certify and Re-certify: the CA that issues certificates to KMIP
+     * clients (borrowed: must outlive the server). NULL = the two
+     * operations answer Operation Not Supported and Query omits them.
+     * It must not be a CA kmsd trusts for its own clients or peers (see
+     * docs/security.md); the server checks that at startup. */
+    X509 *certify_ca;
+    EVP_PKEY *certify_ca_key;
+    uint32_t certify_days;     /* validity when the request names no end; default 365 */
 } kmip_config_t;
 
 /* cfg is copied (the store and keyring must outlive the server). With

@@ -289,6 +289,8 @@ int kmip_op_register(kmip_ctx_t *ctx);
 int kmip_op_create_key_pair(kmip_ctx_t *ctx);
 int kmip_op_rekey(kmip_ctx_t *ctx);
 int kmip_op_rekey_key_pair(kmip_ctx_t *ctx);
+int kmip_op_certify(kmip_ctx_t *ctx);
+int kmip_op_recertify(kmip_ctx_t *ctx);
 
 /* --------------------------------------------------------- object model */
 typedef struct kmip_attr {
@@ -428,6 +430,12 @@ int kmip_get_object(kmip_ctx_t *ctx, kmip_obj_t *o, uint32_t want_fmt, uint32_t 
  * Replaced Object Link to the old object. kmip_rekey_retire() then moves
  * the old object's Names away and gives it the Replacement Object Link.
  */
+/* The attributes the server derives from certificate `der` (mlen bytes):
+ * Certificate Type and Length, X.509 Certificate Identifier / Subject /
+ * Issuer, their KMIP 1.0 text forms, Digital Signature Algorithm.
+ * op_register.c; Certify and Re-certify use it too. */
+int kmip_cert_set_attrs(kmip_ctx_t *ctx, kmip_obj_t *o, const kms_secret_t *der, size_t mlen);
+
 int kmip_rekey_derive(kmip_ctx_t *ctx, kmip_obj_t *old, const ttlv_item_t *tmpl,
                       const ttlv_item_t *offset, kmip_obj_t **new_out);
 int kmip_rekey_retire(kmip_ctx_t *ctx, const char *old_id, const char *new_id);

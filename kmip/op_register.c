@@ -121,8 +121,7 @@ static int template_names(kmip_ctx_t *ctx, kmip_obj_t *o, const ttlv_item_t *tmp
     return 0;
 }
 
-/* The attributes the server derives from a certificate. */
-static int set_cert_attrs(kmip_ctx_t *ctx, kmip_obj_t *o, const kms_secret_t *der, size_t mlen)
+int kmip_cert_set_attrs(kmip_ctx_t *ctx, kmip_obj_t *o, const kms_secret_t *der, size_t mlen)
 {
     crypto_cert_attrs_t ca;
     int rc;
@@ -246,7 +245,7 @@ int kmip_op_register(kmip_ctx_t *ctx)
             return rc;
     }
     if (type == KMIP_OBJECT_TYPE_CERTIFICATE) {
-        rc = set_cert_attrs(ctx, o, stored, mlen);
+        rc = kmip_cert_set_attrs(ctx, o, stored, mlen);
         if (rc < 0)
             return rc;
     }
