@@ -7,18 +7,20 @@
  * by the server's issuing CA (kmip_config_t.certify_ca, a CA kmsd does not
  * trust for its own clients: docs/security.md). The request's subject wins
  * over the Template-Attribute's Certificate Subject / X.509 Certificate
- * Subject; the validity runs from the Activation Date (default now) to the
- * Deactivation Date (default certify_days later), and the certificate gets
- * both dates, so its State follows its validity. Links: Public Key Link on
- * the certificate, a Certificate Link on the key.
+ * Subject; the X.509 validity runs from the template's Activation Date
+ * (default now) to its Deactivation Date (default certify_days later). The
+ * certificate object starts Pre-Active unless the template gives it an
+ * Activation Date, as any new object (and as the KMIP 1.1 test case 13.4
+ * expects: it is destroyed without being revoked). Links: Public Key Link
+ * on the certificate, a Certificate Link on the key.
  *
  * Re-certify renews a certificate for the same key: the new one takes the
  * old one's subject and extensions (or the new request's, whose key must
  * be the same), its client attributes and Name (kmip_rekey_derive /
- * kmip_rekey_retire, as Re-key does), Replaced / Replacement Object Links,
- * and the key's Certificate Link moves to it. With an Offset the new
- * validity starts at now + Offset; without one, now. Its length is the old
- * certificate's.
+ * kmip_rekey_retire, as Re-key does, with its date rules), Replaced /
+ * Replacement Object Links, and the key's Certificate Link moves to it.
+ * The X.509 validity starts at now + Offset (now without one) unless the
+ * template names an Activation Date, and lasts as long as the old one's.
  *
  * Each operation writes the new certificate first and then the other
  * objects' links (separate commits): a failure in between leaves a valid
@@ -266,9 +268,7 @@ static int issue_into(kmip_ctx_t *ctx, kmip_obj_t *n, crypto_issue_t *is, const 
     kmip_attr_remove_all(n, "Cryptographic Length");
     if ((rc = kmip_obj_set_material(ctx, n, der, &desc)))
         return rc;
-    if ((rc = kmip_cert_set_attrs(ctx, n, n->material, n->material->len)) ||
-        (rc = kmip_attr_set_date(ctx, n, "Activation Date", is->not_before)) ||
-        (rc = kmip_attr_set_date(ctx, n, "Deactivation Date", is->not_after)))
+    if ((rc = kmip_cert_set_attrs(ctx, n, n->material, n->material->len)))
         return rc;
     if (key_id) {
         kmip_attr_t *a = NULL;

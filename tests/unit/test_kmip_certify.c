@@ -203,17 +203,42 @@ static void test_certify_public_key(void **state)
     assert_false(has_peer_role(x));
     X509_free(x);
 
-    /* Links both ways; the certificate is Active and named. */
+    /* Links both ways; the certificate is Pre-Active (no Activation Date
+     * asked for) and can be destroyed as such. */
     assert_string_equal(link_to(ce, cert, KMIP_LINK_TYPE_PUBLIC_KEY_LINK), pub);
     assert_string_equal(link_to(ce, pub, KMIP_LINK_TYPE_CERTIFICATE_LINK), cert);
-    assert_int_equal(k_state(&ce->e, cert), KMIP_STATE_ACTIVE);
+    assert_int_equal(k_state(&ce->e, cert), KMIP_STATE_PRE_ACTIVE);
     assert_int_equal(ttlv_u32(k_attr(&ce->e, cert, "Certificate Type")),
                      KMIP_CERTIFICATE_TYPE_X_509);
     assert_non_null(k_attr(&ce->e, cert, "X.509 Certificate Issuer"));
-    /* The validity is the configured 30 days. */
-    int64_t act = k_attr(&ce->e, cert, "Activation Date")->v.i64;
-    int64_t deact = k_attr(&ce->e, cert, "Deactivation Date")->v.i64;
-    assert_int_equal(deact - act, 30 * 86400);
+    /* The validity is the configured 30 days from now. */
+    x = get_cert(ce, cert);
+    int days = -1, secs = -1;
+    assert_int_equal(ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(x),
+                                    X509_get0_notAfter(x)), 1);
+    assert_int_equal(days, 30);
+    assert_int_equal(secs, 0);
+    assert_int_equal(X509_cmp_current_time(X509_get0_notBefore(x)), -1);
+    X509_free(x);
+    assert_ok(k_op_uid(&ce->e, KMIP_OPERATION_DESTROY, cert));
+
+    /* Dates in the template: the certificate is Active now, and valid
+     * until its Deactivation Date. */
+    ttlv_item_t *m = rq_msg(&ce->e, 1, 4);
+    ttlv_item_t *p = rq_item(&ce->e, m, KMIP_OPERATION_CERTIFY);
+    rq_uid(&ce->e, p, pub);
+    ttlv_item_t *ta = ttlv_new_struct(A, p, KMIP_TAG_TEMPLATE_ATTRIBUTE);
+    int64_t now = (int64_t)time(NULL);
+    rq_attr_date(&ce->e, ta, "Activation Date", now - 10);
+    rq_attr_date(&ce->e, ta, "Deactivation Date", now + 7 * 86400);
+    bi = rs_item(kenv_call(&ce->e, m), 0);
+    assert_ok(bi);
+    cert = kms_arena_strdup(A, rs_uid(bi));
+    assert_int_equal(k_state(&ce->e, cert), KMIP_STATE_ACTIVE);
+    x = get_cert(ce, cert);
+    assert_int_equal(X509_cmp_time(X509_get0_notAfter(x), &(time_t){now + 7 * 86400 - 1}), 1);
+    assert_int_equal(X509_cmp_time(X509_get0_notAfter(x), &(time_t){now + 7 * 86400 + 1}), -1);
+    X509_free(x);
 }
 
 static void test_certify_name_as_subject(void **state)
@@ -392,15 +417,14 @@ static void test_recertify(void **state)
     assert_string_equal(link_to(ce, neu, KMIP_LINK_TYPE_REPLACED_OBJECT_LINK), old);
     assert_string_equal(link_to(ce, neu, KMIP_LINK_TYPE_PUBLIC_KEY_LINK), pub);
     assert_string_equal(link_to(ce, pub, KMIP_LINK_TYPE_CERTIFICATE_LINK), neu);
-    /* The Name moved; the new one starts in an hour, so it waits. */
+    /* The Name moved; the new one's Activation Date is in an hour (the
+     * Offset), so it waits. */
     assert_string_equal(ttlv_text(ttlv_find(k_attr(&ce->e, neu, "Name"), KMIP_TAG_NAME_VALUE)),
                         "renew-cert");
     assert_int_equal(k_state(&ce->e, neu), KMIP_STATE_PRE_ACTIVE);
-    int64_t act_old = k_attr(&ce->e, old, "Activation Date")->v.i64;
+    int64_t now = (int64_t)time(NULL);
     int64_t act = k_attr(&ce->e, neu, "Activation Date")->v.i64;
-    int64_t deact = k_attr(&ce->e, neu, "Deactivation Date")->v.i64;
-    assert_true(act >= act_old + 3600 && act <= act_old + 3600 + 60);
-    assert_int_equal(deact - act, 30 * 86400);
+    assert_true(act >= now + 3600 - 60 && act <= now + 3600);
 
     /* Same key, same subject, the validity of the dates. */
     X509 *xo = get_cert(ce, old), *xn = get_cert(ce, neu);
@@ -412,10 +436,14 @@ static void test_recertify(void **state)
     X509_free(xo);
     X509_free(xn);
 
-    /* Re-certify without an Offset: valid now. */
+    /* Re-certify without an Offset: the dates are copied, the X.509
+     * validity starts now. */
     bi = recertify(ce, neu, -1);
     assert_ok(bi);
-    assert_int_equal(k_state(&ce->e, rs_uid(bi)), KMIP_STATE_ACTIVE);
+    assert_int_equal(k_attr(&ce->e, rs_uid(bi), "Activation Date")->v.i64, act);
+    xn = get_cert(ce, rs_uid(bi));
+    assert_int_equal(X509_cmp_current_time(X509_get0_notBefore(xn)), -1);
+    X509_free(xn);
 
     /* Refusals: not a certificate; a request for another key. */
     assert_fail(recertify(ce, pub, -1), KMIP_RESULT_REASON_ILLEGAL_OPERATION);
