@@ -204,6 +204,14 @@ typedef struct conf {
         size_t max_frame;        /* replication.max_frame: largest peer frame (default 16 MiB) */
     } replication;
 
+    struct conf_certify {
+        const char *ca;          /* certify.ca: the CA that signs certificates for KMIP Certify /
+                                    Re-certify ("" = those operations are off; default "").
+                                    Never a CA in tls.client_ca or replication.ca */
+        const char *ca_key;      /* certify.ca_key: its private key */
+        unsigned days;           /* certify.days: validity when a request names no end (365) */
+    } certify;
+
     void *priv_;                 /* owned allocations; do not touch */
 } conf_t;
 

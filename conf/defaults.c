@@ -115,5 +115,9 @@ void conf_defaults(conf_t *c)
     c->replication.startup_wait_ms = 15000;
     c->replication.max_frame = (size_t)16 << 20;
 
+    c->certify.ca = "";
+    c->certify.ca_key = "";
+    c->certify.days = 365;
+
     c->priv_ = NULL;
 }

@@ -232,6 +232,13 @@ static const conf_field_t s_kmip[] = {
     {.key = NULL},
 };
 
+static const conf_field_t s_certify[] = {
+    {.key = "ca", .type = CONF_T_PATH, .off = OFF(certify.ca)},
+    {.key = "ca_key", .type = CONF_T_PATH, .off = OFF(certify.ca_key)},
+    {.key = "days", .type = CONF_T_UINT, .off = OFF(certify.days), .min = 1, .max = 36500},
+    {.key = NULL},
+};
+
 const conf_field_t conf_schema[] = {
     {.key = "node_id", .type = CONF_T_STR, .off = OFF(node_id), .check = check_node_id},
     {.key = "listen", .type = CONF_T_HOSTLIST, .off = OFF(listen), .off2 = OFF(n_listen), .min_items = 1, .max_items = 64},
@@ -248,5 +255,6 @@ const conf_field_t conf_schema[] = {
     {.key = "audit", .type = CONF_T_SECTION, .sub = s_audit},
     {.key = "http", .type = CONF_T_SECTION, .sub = s_http},
     {.key = "replication", .type = CONF_T_SECTION, .sub = s_replication},
+    {.key = "certify", .type = CONF_T_SECTION, .sub = s_certify},
     {.key = NULL},
 };

@@ -56,6 +56,7 @@ static void init_usage(FILE *f)
             "  pki/server.crt, server.key server certificate (serverAuth + clientAuth)\n"
             "  pki/client.crt, client.key admin client certificate, CN \"admin\", registered\n"
             "  pki/node.crt, node.key     with --peer-listen: node certificate (kmsd peer role)\n"
+            "  pki/certify-ca.crt, .key   the CA of KMIP Certify (trusted by nothing in kmsd)\n"
             "  master.key         file master key (0600) wrapping the data-store keys\n"
             "  kms.db             database, with tenant \"default\" and the admin client\n"
             "\n"
@@ -201,11 +202,11 @@ int cmd_init(int argc, char **argv)
     bool rsa = false, force = false;
     int days = 0, o;
     char dir[PATH_MAX], pki[PATH_MAX], path[PATH_MAX], db[PATH_MAX], keyfile[PATH_MAX];
-    char host[256], hostname[256], ca_cn[64], fp[65], node_id[64] = "", cluster_id[33] = "";
+    char host[256], hostname[256], ca_cn[64], certify_cn[64], fp[65], node_id[64] = "", cluster_id[33] = "";
     kms_error_t err;
     uint16_t port;
-    EVP_PKEY *ca_key = NULL, *srv_key = NULL, *cli_key = NULL, *node_key = NULL;
-    X509 *ca = NULL, *srv = NULL, *cli = NULL, *node = NULL;
+    EVP_PKEY *certify_key = NULL, *ca_key = NULL, *srv_key = NULL, *cli_key = NULL, *node_key = NULL;
+    X509 *ca = NULL, *srv = NULL, *cli = NULL, *node = NULL, *certify_ca = NULL;
     conf_t *check = NULL;
     kmsctl_hsm_opts_t hopt;
     hsm_config_t hc;
@@ -338,6 +339,7 @@ int cmd_init(int argc, char **argv)
     }
     kms_hex_encode(rnd, sizeof(rnd), rhex);
     snprintf(ca_cn, sizeof(ca_cn), "kmsd CA %s", rhex);
+    snprintf(certify_cn, sizeof(certify_cn), "kmsd issuing CA %s", rhex);
     const char *srv_cn = n_hosts > 0 ? hosts[0] : "localhost";
     if ((rc = certs_key_new(kt, &ca_key)) != 0 || (rc = certs_create_ca(ca_key, ca_cn, 0, &ca)) != 0 ||
         (rc = certs_key_new(kt, &srv_key)) != 0) {
@@ -362,7 +364,15 @@ int cmd_init(int argc, char **argv)
         fprintf(stderr, "kmsctl init: cannot issue the node certificate: %s\n", kms_strerror(rc));
         goto out;
     }
+    /* The issuing CA of KMIP Certify: a separate key and name, trusted by
+     * nothing in kmsd (docs/security.md). */
+    if ((rc = certs_key_new(kt, &certify_key)) != 0 ||
+        (rc = certs_create_ca(certify_key, certify_cn, 0, &certify_ca)) != 0) {
+        fprintf(stderr, "kmsctl init: cannot create the issuing CA: %s\n", kms_strerror(rc));
+        goto out;
+    }
     if (kmsctl_write_pair("init", pki, "ca", ca_key, ca, NULL, force) != 0 ||
+        kmsctl_write_pair("init", pki, "certify-ca", certify_key, certify_ca, NULL, force) != 0 ||
         kmsctl_write_pair("init", pki, "server", srv_key, srv, NULL, force) != 0 ||
         kmsctl_write_pair("init", pki, "client", cli_key, cli, NULL, force) != 0 ||
         (node && kmsctl_write_pair("init", pki, "node", node_key, node, ca, force) != 0))
@@ -393,7 +403,8 @@ int cmd_init(int argc, char **argv)
 
     /* The configuration last: its presence means the setup completed. */
     kmsctl_node_conf_t nc = {.by = "init", .listen = listen, .client_ca = "pki/ca.crt", .hsm = &hc,
-                             .node_id = node_id, .peer_listen = peer_listen, .ca_key = true};
+                             .node_id = node_id, .peer_listen = peer_listen, .ca_key = true,
+                             .certify_ca = true};
     if ((rc = kmsctl_write_config(path, &nc, force)) != 0) {
         fprintf(stderr, "kmsctl init: cannot write %s: %s\n", path, kms_strerror(rc));
         goto out;
@@ -425,10 +436,12 @@ int cmd_init(int argc, char **argv)
 out:
     conf_free(check);
     X509_free(ca);
+    X509_free(certify_ca);
     X509_free(srv);
     X509_free(cli);
     X509_free(node);
     EVP_PKEY_free(ca_key);
+    EVP_PKEY_free(certify_key);
     EVP_PKEY_free(srv_key);
     EVP_PKEY_free(cli_key);
     EVP_PKEY_free(node_key);

@@ -290,6 +290,13 @@ int kmsctl_write_config(const char *path, const kmsctl_node_conf_t *nc, bool for
                        "\n"
                        "audit:\n"
                        "  path: audit.log\n");
+    if (nc->certify_ca)
+        kms_buf_printf(&b, "\n"
+                           "# KMIP Certify / Re-certify sign with this CA, which nothing in\n"
+                           "# kmsd trusts: a certificate a client obtains is no kmsd credential.\n"
+                           "certify:\n"
+                           "  ca: pki/certify-ca.crt\n"
+                           "  ca_key: pki/certify-ca.key\n");
     if (nc->peer_listen) {
         kms_buf_append_byte(&b, '\n');
         write_replication(&b, nc);

@@ -96,6 +96,7 @@ typedef struct kmsctl_node_conf {
     const char *const *peers;    /* replication.peers */
     size_t n_peers;
     bool ca_key;                 /* replication.ca_key: pki/ca.key (this node admits nodes) */
+    bool certify_ca;             /* certify.ca / ca_key: pki/certify-ca.crt / .key */
     const kmsctl_setting_t *settings; /* more replication keys (cluster settings) */
     size_t n_settings;
 } kmsctl_node_conf_t;

@@ -134,6 +134,8 @@ static int shutdown_all(srv_t *srv)
     srv_access_stop(srv);
     srv_repl_stop(srv);
     kmip_server_free(srv->kmip);
+    X509_free(srv->certify_ca);
+    EVP_PKEY_free(srv->certify_ca_key);
     hsm_keyring_free(srv->keyring);
     store_close(srv->store);
     hsm_close(srv->hsm);

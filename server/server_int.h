@@ -453,6 +453,8 @@ struct srv {
     hsm_keyring_t *keyring;
     kmip_server_t *kmip;
     struct repl *repl;        /* replication (cluster.c); NULL for a single node */
+    X509 *certify_ca;         /* certify.ca and its key, or NULL (srv_open_kmip) */
+    EVP_PKEY *certify_ca_key;
 
     pthread_mutex_t tls_lock;
     SSL_CTX *tls_ctx;         /* for new connections; guarded by tls_lock */

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "certs/certs.h"
 #include "keys/keys.h"
 #include "server/server_int.h"
 
@@ -123,8 +124,51 @@ int srv_open_store(srv_t *srv)
     return 0;
 }
 
+/* certify.ca with its key, for Certify / Re-certify. Refused when a CA
+ * kmsd trusts for its own clients or peers would accept what it signs:
+ * then any KMIP client could obtain a kmsd credential (docs/security.md). */
+static int open_certify_ca(srv_t *srv)
+{
+    const struct conf_certify *cc = &srv->conf->certify;
+    const char *trusts[] = {srv->conf->tls.client_ca, srv->conf->replication.ca};
+    const char *keys[] = {"tls.client_ca", "replication.ca"};
+    kms_error_t err = {0};
+    int rc;
+
+    if (!cc->ca[0]) {
+        kms_log(KMS_LOG_INFO, SRV_LOG, "certify: off (no certify.ca): Certify and Re-certify "
+                                       "answer Operation Not Supported");
+        return 0;
+    }
+    if (!cc->ca_key[0]) {
+        kms_log(KMS_LOG_ERROR, SRV_LOG, "certify.ca is set but certify.ca_key is not");
+        return KMS_ERR_CONFIG;
+    }
+    rc = certs_load_ca(cc->ca, cc->ca_key, &srv->certify_ca, &srv->certify_ca_key, &err);
+    if (rc != 0) {
+        kms_log(KMS_LOG_ERROR, SRV_LOG, "certify: %s", kms_error_msg(&err));
+        return rc;
+    }
+    for (size_t i = 0; i < KMS_ARRAY_SIZE(trusts); i++) {
+        kms_error_t verr = {0};
+        if (!trusts[i][0] || certs_verify_file(trusts[i], srv->certify_ca, 0, &verr) != 0)
+            continue;
+        kms_log(KMS_LOG_ERROR, SRV_LOG,
+                "certify.ca %s is trusted by %s (%s): certificates it issues to KMIP clients "
+                "would be kmsd credentials; give Certify a CA of its own",
+                cc->ca, keys[i], trusts[i]);
+        return KMS_ERR_CONFIG;
+    }
+    kms_log(KMS_LOG_INFO, SRV_LOG, "certify: issuing CA %s (%u days)", cc->ca, cc->days);
+    return 0;
+}
+
 int srv_open_kmip(srv_t *srv)
 {
+    int rc = open_certify_ca(srv);
+    if (rc != 0)
+        return rc;
+
     kmip_config_t kc = {
         .store = srv->store,
         .keyring = srv->keyring,
@@ -143,8 +187,11 @@ int srv_open_kmip(srv_t *srv)
         .version = SRV_VERSION,
         .key_policy = srv->conf->kmip.key_policy == CONF_KEY_POLICY_NIST ? KMIP_KEY_POLICY_NIST
                                                                           : KMIP_KEY_POLICY_INTEROP,
+        .certify_ca = srv->certify_ca,
+        .certify_ca_key = srv->certify_ca_key,
+        .certify_days = srv->conf->certify.days,
     };
-    int rc = kmip_server_new(&kc, &srv->kmip);
+    rc = kmip_server_new(&kc, &srv->kmip);
     if (rc != 0) {
         kms_log(KMS_LOG_ERROR, SRV_LOG, "kmip: %s", kms_strerror(rc));
         return rc;
