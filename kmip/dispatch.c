@@ -5,7 +5,8 @@
  * refuses.
  *
  * Poll, Cancel and every operation without a handler are Operation Not
- * Supported (no asynchronous operations). It implements nothing itself:
+ * Supported (no asynchronous operations); Certify and Re-certify are
+ * listed by Query only when an issuing CA is configured. It implements nothing itself:
  * op_*.c do.
  */
 #include "kmip/kmip_int.h"
@@ -16,8 +17,8 @@ static const kmip_op_entry_t table[] = {
     {KMIP_OPERATION_REKEY_KEY_PAIR, kmip_op_rekey_key_pair, KMIP_OP_NEEDS_KEYS},
     {KMIP_OPERATION_REGISTER, kmip_op_register, KMIP_OP_ONE_WRITE | KMIP_OP_NEEDS_KEYS},
     {KMIP_OPERATION_REKEY, kmip_op_rekey, KMIP_OP_NEEDS_KEYS},
-    {KMIP_OPERATION_CERTIFY, kmip_op_certify, KMIP_OP_NEEDS_KEYS},
-    {KMIP_OPERATION_RECERTIFY, kmip_op_recertify, KMIP_OP_NEEDS_KEYS},
+    {KMIP_OPERATION_CERTIFY, kmip_op_certify, KMIP_OP_NEEDS_KEYS | KMIP_OP_NEEDS_CA},
+    {KMIP_OPERATION_RECERTIFY, kmip_op_recertify, KMIP_OP_NEEDS_KEYS | KMIP_OP_NEEDS_CA},
     {KMIP_OPERATION_LOCATE, kmip_op_locate, 0},
     {KMIP_OPERATION_CHECK, kmip_op_check, KMIP_OP_READ},
     {KMIP_OPERATION_GET, kmip_op_get, KMIP_OP_READ | KMIP_OP_NEEDS_KEYS},
@@ -55,11 +56,14 @@ const kmip_op_entry_t *kmip_op_lookup(uint32_t operation)
     return NULL;
 }
 
-size_t kmip_op_supported(uint32_t *ops_out, size_t max)
+size_t kmip_op_supported(const kmip_server_t *s, uint32_t *ops_out, size_t max)
 {
     size_t n = 0;
-    for (size_t i = 0; i < KMS_ARRAY_SIZE(table) && n < max; i++)
-        if (table[i].fn)
-            ops_out[n++] = table[i].operation;
+    for (size_t i = 0; i < KMS_ARRAY_SIZE(table) && n < max; i++) {
+        if (!table[i].fn ||
+            ((table[i].flags & KMIP_OP_NEEDS_CA) && !(s->cfg.certify_ca && s->cfg.certify_ca_key)))
+            continue;
+        ops_out[n++] = table[i].operation;
+    }
     return n;
 }

@@ -253,6 +253,7 @@ enum kmip_op_flags {
                                      it with the write deferred (KMIP_RUN_LOOP) */
     KMIP_OP_NEEDS_KEYS = 1u << 2, /* needs key material: refused while the master
                                      key is unreachable (kmip_request_gate) */
+    KMIP_OP_NEEDS_CA = 1u << 3,   /* offered only with an issuing CA (certify_ca) */
 };
 
 typedef struct kmip_op_entry {
@@ -263,8 +264,9 @@ typedef struct kmip_op_entry {
 
 /* The dispatch table (kmip/dispatch.c); entry NULL when unknown. */
 const kmip_op_entry_t *kmip_op_lookup(uint32_t operation);
-/* Operations with a handler, in table order (for Query Operations). */
-size_t kmip_op_supported(uint32_t *ops_out, size_t max);
+/* Operations this server offers (a handler, and what it needs is
+ * configured), in table order (for Query Operations). */
+size_t kmip_op_supported(const kmip_server_t *s, uint32_t *ops_out, size_t max);
 
 /* Handlers (op_*.c). */
 int kmip_op_create(kmip_ctx_t *ctx);

@@ -177,7 +177,7 @@ int kmip_op_query(kmip_ctx_t *ctx)
     ttlv_item_t *p = ctx->resp_payload;
     if (want[KMIP_QUERY_FUNCTION_QUERY_OPERATIONS]) {
         uint32_t ops[96];
-        size_t n = kmip_op_supported(ops, KMS_ARRAY_SIZE(ops));
+        size_t n = kmip_op_supported(ctx->srv, ops, KMS_ARRAY_SIZE(ops));
         /* In numeric order, as the KMIP 1.1 test cases list them. */
         for (uint32_t op = 1; op < 0x100; op++)
             for (size_t i = 0; i < n; i++)

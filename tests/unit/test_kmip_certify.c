@@ -326,6 +326,21 @@ static void test_certify_csr(void **state)
     EVP_PKEY_free(k);
 }
 
+/* Whether Query Operations lists `op`. */
+static bool query_lists(cenv_t *ce, uint32_t op)
+{
+    ttlv_item_t *m = rq_msg(&ce->e, 1, 4);
+    ttlv_item_t *p = rq_item(&ce->e, m, KMIP_OPERATION_QUERY);
+    ttlv_new_enum(A, p, KMIP_TAG_QUERY_FUNCTION, KMIP_QUERY_FUNCTION_QUERY_OPERATIONS);
+    ttlv_item_t *bi = rs_item(kenv_call(&ce->e, m), 0);
+    assert_ok(bi);
+    for (ttlv_item_t *o = ttlv_find(rs_payload(bi), KMIP_TAG_OPERATION); o;
+         o = ttlv_find_next(o, KMIP_TAG_OPERATION))
+        if (ttlv_u32(o) == op)
+            return true;
+    return false;
+}
+
 static void test_certify_refusals(void **state)
 {
     cenv_t *ce = *state;
@@ -357,8 +372,14 @@ static void test_certify_refusals(void **state)
     /* A compromised key is not certified. */
     assert_ok(k_revoke(&ce->e, pub, KMIP_REVOCATION_REASON_CODE_KEY_COMPROMISE));
     assert_fail(certify(ce, pub, 0, NULL, 0, "CN=x", NULL), KMIP_RESULT_REASON_PERMISSION_DENIED);
-    /* Without an issuing CA both operations are not offered. */
+    /* Without an issuing CA both operations are not offered, and Query
+     * does not list them. */
+    assert_true(query_lists(ce, KMIP_OPERATION_CERTIFY));
+    assert_true(query_lists(ce, KMIP_OPERATION_RECERTIFY));
     assert_int_equal(start_server(ce, false), 0);
+    assert_false(query_lists(ce, KMIP_OPERATION_CERTIFY));
+    assert_false(query_lists(ce, KMIP_OPERATION_RECERTIFY));
+    assert_true(query_lists(ce, KMIP_OPERATION_GET));
     pub = make_pair(ce, "k", NULL);
     assert_fail(certify(ce, pub, 0, NULL, 0, "CN=x", NULL),
                 KMIP_RESULT_REASON_OPERATION_NOT_SUPPORTED);
