@@ -558,6 +558,8 @@ int store_apply(store_t *s, store_write_t *w, int64_t now_us)
         case STORE_OP_PUT: err = apply_put(s, op, now_us); break;
         case STORE_OP_DELETE: err = apply_delete(s, op, now_us); break;
         case STORE_OP_META: err = apply_meta(s, op); break;
+        case STORE_OP_ASYNC:
+        case STORE_OP_ASYNC_DELETE: err = store_apply_async(s, op); break;
         case STORE_OP_TENANT:
         case STORE_OP_CLIENT: err = apply_identity(s, op, now_us); break;
         default: err = store_apply_repl(s, op, now_us); break;

@@ -188,6 +188,20 @@ static const char *const migrations[] = {
     " hlc INTEGER NOT NULL,"
     " origin TEXT NOT NULL,"
     " origin_seq INTEGER NOT NULL);",
+    /* v8: records of KMIP asynchronous operations (store/async.c). Node-
+     * local: never in the change log. */
+    "CREATE TABLE async_ops ("
+    " corr BLOB PRIMARY KEY NOT NULL,"
+    " identity TEXT NOT NULL,"
+    " tenant TEXT NOT NULL,"
+    " operation INTEGER NOT NULL,"
+    " state INTEGER NOT NULL,"
+    " epoch INTEGER NOT NULL,"
+    " created_us INTEGER NOT NULL,"
+    " expires_us INTEGER NOT NULL,"
+    " result BLOB NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX async_ops_owner ON async_ops (identity, tenant);"
+    "CREATE INDEX async_ops_expiry ON async_ops (expires_us);",
 };
 
 const int store_schema_current = (int)KMS_ARRAY_SIZE(migrations);

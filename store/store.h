@@ -206,6 +206,44 @@ int store_locate_explain(store_reader_t *r, const store_query_t *q, kms_arena_t 
 int store_meta_get(store_reader_t *r, kms_arena_t *arena, const char *key, uint8_t **val_out,
                    size_t *len_out);
 
+/* ------------------------------------------------ asynchronous operations */
+/*
+ * Records of KMIP asynchronous operations (table async_ops): node-local,
+ * never in the change log nor replicated. The caller bounds their number
+ * and lifetime and never puts key material in `result`.
+ */
+#define STORE_ASYNC_CORR_MAX 64
+enum store_async_state {
+    STORE_ASYNC_PENDING = 1,   /* queued or running (epoch: the server instance running it) */
+    STORE_ASYNC_DONE = 2,      /* result: the answer */
+    STORE_ASYNC_CANCELED = 3,  /* canceled before it ran */
+};
+typedef struct store_async {
+    const uint8_t *corr;     /* Asynchronous Correlation Value */
+    size_t corr_len;
+    const char *identity;    /* who started it: name and tenant */
+    const char *tenant;
+    uint32_t operation;      /* KMIP Operation */
+    int state;               /* enum store_async_state */
+    uint64_t epoch;          /* the server instance that owns a pending operation */
+    int64_t created_us;
+    int64_t expires_us;      /* removed by the sweep after this */
+    const uint8_t *result;   /* DONE: the encoded answer (opaque here), else NULL */
+    size_t result_len;
+} store_async_t;
+
+/* Insert or replace the record of a->corr (deep copy taken). */
+int store_write_async(store_write_t *w, const store_async_t *a);
+/* Delete the record `corr`, or (corr NULL) every record that expired
+ * before `before_us`. */
+int store_write_async_delete(store_write_t *w, const uint8_t *corr, size_t len, int64_t before_us);
+/* The record `corr` (strings and result in `arena`); KMS_ERR_NOTFOUND. */
+int store_async_get(store_reader_t *r, kms_arena_t *arena, const uint8_t *corr, size_t len,
+                    store_async_t *out);
+/* The number of unexpired records of one identity. */
+int store_async_count(store_reader_t *r, const char *identity, const char *tenant,
+                      int64_t now_us, size_t *n_out);
+
 /* -------------------------------------------------------------- writes */
 /* A write is a set of mutations applied atomically in one transaction. */
 typedef void (*store_commit_cb)(store_write_t *w, int result, void *arg);

@@ -38,6 +38,8 @@ enum store_op_kind {
     STORE_OP_REPL_STATE,
     STORE_OP_REPL_STATE_DROP,
     STORE_OP_TRIM,
+    STORE_OP_ASYNC,         /* node-local: an asynchronous operation's record (async.c) */
+    STORE_OP_ASYNC_DELETE,  /* node-local: drop one (val = corr) or the expired (hwm) */
 };
 
 typedef struct store_op {
@@ -57,7 +59,8 @@ typedef struct store_op {
     store_client_t client;  /* CLIENT */
     const store_node_t *node; /* NODE (in the write's arena) */
     uint32_t dsk_id;        /* DSK, DSK_CURRENT */
-    int64_t hwm, pos;       /* REPL_STATE; TRIM: pos = up to seq */
+    int64_t hwm, pos;       /* REPL_STATE; TRIM: pos = up to seq; ASYNC_DELETE: hwm */
+    store_async_t *async;   /* ASYNC (in the write's arena) */
 } store_op_t;
 
 struct store_write {
@@ -76,6 +79,13 @@ struct store_write {
     store_commit_cb done_cb;
     void *done_arg;
 };
+
+/* A new zeroed op at the end of w->ops (the caller fills it and bumps
+ * w->n_ops); NULL without memory. write.c. */
+store_op_t *store_write_add_op(store_write_t *w, enum store_op_kind kind);
+/* Apply STORE_OP_ASYNC / STORE_OP_ASYNC_DELETE (writer thread; no log
+ * row: node-local). async.c. */
+int store_apply_async(store_t *s, store_op_t *op);
 
 /* --------------------------------------------------- writer statements */
 enum store_wstmt {

@@ -36,7 +36,7 @@ void store_write_free(store_write_t *w)
     free(w);
 }
 
-static store_op_t *add_op(store_write_t *w, enum store_op_kind kind)
+store_op_t *store_write_add_op(store_write_t *w, enum store_op_kind kind)
 {
     if (w->n_ops == w->cap_ops) {
         size_t cap = w->cap_ops ? w->cap_ops * 2 : 4;
@@ -176,7 +176,7 @@ int store_write_put(store_write_t *w, const store_object_t *obj, int64_t expect_
     if (!field_ok(obj->id, sizeof(obj->id)) || !field_ok(obj->tenant, sizeof(obj->tenant)))
         return KMS_ERR_INVAL;
     size_t mark = w->n_ops;
-    store_op_t *op = add_op(w, STORE_OP_PUT);
+    store_op_t *op = store_write_add_op(w, STORE_OP_PUT);
     if (!op)
         return KMS_ERR_NOMEM;
     op->expect = expect_version;
@@ -198,7 +198,7 @@ int store_write_put_repl(store_write_t *w, const store_object_t *obj, int64_t ex
         return KMS_ERR_INVAL;
     if (!field_ok(obj->id, sizeof(obj->id)) || !field_ok(obj->tenant, sizeof(obj->tenant)))
         return KMS_ERR_INVAL;
-    store_op_t *op = add_op(w, STORE_OP_PUT);
+    store_op_t *op = store_write_add_op(w, STORE_OP_PUT);
     if (!op)
         return KMS_ERR_NOMEM;
     op->expect = expect_version;
@@ -220,7 +220,7 @@ int store_write_delete(store_write_t *w, const char *id, int64_t expect_version)
     if (!w || !id || !id[0] || strlen(id) >= 64 || expect_version < STORE_VERSION_ANY ||
         expect_version == STORE_VERSION_NEW)
         return KMS_ERR_INVAL;
-    store_op_t *op = add_op(w, STORE_OP_DELETE);
+    store_op_t *op = store_write_add_op(w, STORE_OP_DELETE);
     if (!op)
         return KMS_ERR_NOMEM;
     op->expect = expect_version;
@@ -242,7 +242,7 @@ int store_write_delete_repl(store_write_t *w, enum store_kind kind, const char *
         return KMS_ERR_INVAL;
     if (kind != STORE_KIND_OBJECT && expect_version != STORE_VERSION_ANY)
         return KMS_ERR_INVAL;
-    store_op_t *op = add_op(w, kind == STORE_KIND_OBJECT ? STORE_OP_DELETE
+    store_op_t *op = store_write_add_op(w, kind == STORE_KIND_OBJECT ? STORE_OP_DELETE
                                : kind == STORE_KIND_TENANT ? STORE_OP_TENANT
                                                            : STORE_OP_CLIENT);
     if (!op)
@@ -264,7 +264,7 @@ int store_write_meta(store_write_t *w, const char *key, const void *val, size_t 
 {
     if (!w || !key || !key[0] || (len && !val) || len > INT32_MAX)
         return KMS_ERR_INVAL;
-    store_op_t *op = add_op(w, STORE_OP_META);
+    store_op_t *op = store_write_add_op(w, STORE_OP_META);
     if (!op)
         return KMS_ERR_NOMEM;
     op->key = kms_arena_strdup(w->arena, key);
@@ -280,7 +280,7 @@ int store_write_tenant(store_write_t *w, const char *tenant, bool remove)
 {
     if (!w || !tenant || !tenant[0] || strlen(tenant) >= 64)
         return KMS_ERR_INVAL;
-    store_op_t *op = add_op(w, STORE_OP_TENANT);
+    store_op_t *op = store_write_add_op(w, STORE_OP_TENANT);
     if (!op)
         return KMS_ERR_NOMEM;
     op->remove = remove;
@@ -327,7 +327,7 @@ static int add_client(store_write_t *w, const store_client_t *c, bool remove,
         return KMS_ERR_INVAL;
     if (id && !change_id_ok(id))
         return KMS_ERR_INVAL;
-    store_op_t *op = add_op(w, STORE_OP_CLIENT);
+    store_op_t *op = store_write_add_op(w, STORE_OP_CLIENT);
     if (!op)
         return KMS_ERR_NOMEM;
     op->remove = remove;
@@ -354,7 +354,7 @@ int store_write_tenant_repl(store_write_t *w, const store_tenant_t *t, const sto
 {
     if (!w || !t || !field_ok(t->name, sizeof(t->name)) || !change_id_ok(id))
         return KMS_ERR_INVAL;
-    store_op_t *op = add_op(w, STORE_OP_TENANT);
+    store_op_t *op = store_write_add_op(w, STORE_OP_TENANT);
     if (!op)
         return KMS_ERR_NOMEM;
     op->repl = true;
@@ -374,7 +374,7 @@ static int add_node(store_write_t *w, const store_node_t *n, const store_change_
         strnlen(n->kmip_addr, sizeof(n->kmip_addr)) >= sizeof(n->kmip_addr) ||
         (n->cert_sha256[0] && !is_lower_hex(n->cert_sha256, 64)) || n->added_hlc < 0)
         return KMS_ERR_INVAL;
-    store_op_t *op = add_op(w, STORE_OP_NODE);
+    store_op_t *op = store_write_add_op(w, STORE_OP_NODE);
     if (!op)
         return KMS_ERR_NOMEM;
     if (!(op->node = kms_arena_memdup(w->arena, n, sizeof(*n))))
@@ -404,7 +404,7 @@ static int add_dsk(store_write_t *w, enum store_op_kind kind, uint32_t dsk_id, c
         return KMS_ERR_INVAL;
     if (kind == STORE_OP_DSK && (!wrapped || !len || len > INT32_MAX))
         return KMS_ERR_INVAL;
-    store_op_t *op = add_op(w, kind);
+    store_op_t *op = store_write_add_op(w, kind);
     if (!op)
         return KMS_ERR_NOMEM;
     op->dsk_id = dsk_id;
@@ -447,7 +447,7 @@ static int add_repl_state(store_write_t *w, enum store_op_kind kind, const char 
 {
     if (!w || !node || !node[0] || strlen(node) >= 64 || hwm < STORE_KEEP || pos < STORE_KEEP)
         return KMS_ERR_INVAL;
-    store_op_t *op = add_op(w, kind);
+    store_op_t *op = store_write_add_op(w, kind);
     if (!op)
         return KMS_ERR_NOMEM;
     op->hwm = hwm;
@@ -472,7 +472,7 @@ int store_write_trim(store_write_t *w, int64_t up_to_seq)
 {
     if (!w || up_to_seq < 0)
         return KMS_ERR_INVAL;
-    store_op_t *op = add_op(w, STORE_OP_TRIM);
+    store_op_t *op = store_write_add_op(w, STORE_OP_TRIM);
     if (!op)
         return KMS_ERR_NOMEM;
     op->pos = up_to_seq;
