@@ -19,6 +19,8 @@
  *   transparent.c     the Transparent RSA/EC Key Material structures
  *   cert.c            X.509 certificates: well-formedness, derived attributes
  *   certify.c         certificates issued for Certify / Re-certify, PKCS#10 requests
+ *   split.c           Split Key Methods: XOR, polynomial sharing (GF(2^8), GF(2^16), prime)
+ *   keyobj.c          Split Key and PGP Key objects: checked, stored and served as TTLV
  *   digest.c          SHA-256 and the Digest attribute's value
  *   keywrap.c         AES Key Wrap (RFC 3394) and with padding (RFC 5649)
  *   keyformat_parse.c a Register object structure -> canonical stored bytes
@@ -568,5 +570,74 @@ int crypto_cert_issue(const crypto_issue_t *in, kms_secret_t **der_out, kms_erro
 /* notBefore / notAfter of a DER certificate, seconds. KMS_ERR_PROTO. */
 int crypto_cert_validity(const uint8_t *der, size_t len, int64_t *not_before_out,
                          int64_t *not_after_out);
+
+/* ------------------------------------------------------------ split keys */
+/*
+ * Create Split Key / Join Split Key (split.c). Methods: XOR (threshold =
+ * parts), Polynomial Sharing over GF(2^8) (x^8+x^4+x^3+x+1), GF(2^16)
+ * (x^16+x^12+x^3+x+1; even key lengths) and a prime field (the Prime
+ * Field Size: a prime of 9..4096 bits, larger than the key as a
+ * big-endian integer). Part i (0-based) has Key Part Identifier i + 1 and,
+ * for the polynomial methods, is the polynomial at x = i + 1. 2..255
+ * parts, threshold 2..parts. Wrong parameters are Invalid Field.
+ */
+#define CRYPTO_SPLIT_MAX_PARTS 255
+
+/* Check the parameters before anything is generated. */
+int crypto_split_check(uint32_t method, uint32_t parts, uint32_t threshold, size_t key_len,
+                       kms_error_t *err);
+
+/* Split key[0..len) into `parts` secrets (*shares_out: an array the
+ * caller frees with crypto_shares_free). Prime field shares are as long as
+ * the prime, the others as the key. */
+int crypto_split(uint32_t method, const uint8_t *key, size_t len, uint32_t parts,
+                 uint32_t threshold, const uint8_t *prime, size_t prime_len,
+                 kms_secret_t ***shares_out, kms_error_t *err);
+void crypto_shares_free(kms_secret_t **shares, size_t n);
+
+/* One part to join: its Key Part Identifier and bytes. */
+typedef struct crypto_share {
+    uint32_t id;
+    const uint8_t *p;
+    size_t len;
+} crypto_share_t;
+
+/* Join n parts (n >= threshold; XOR uses all of them, the polynomial
+ * methods the first `threshold`) into the key (*key_out, the caller's).
+ * key_len is the key's length for the prime field (leading zero bytes),
+ * else ignored (the parts' length). Duplicate or out-of-range identifiers
+ * are Invalid Field. */
+int crypto_join(uint32_t method, const crypto_share_t *shares, size_t n, uint32_t threshold,
+                const uint8_t *prime, size_t prime_len, size_t key_len, kms_secret_t **key_out,
+                kms_error_t *err);
+
+/*
+ * Split Key and PGP Key objects (keyobj.c). Stored as the TTLV of their
+ * canonical structure (crypto_keyobj_encode); crypto_keyobj_read checks a
+ * Register's object structure (Split Key: the fields agree with
+ * crypto_split_check, Key Part Identifier <= parts, Prime Field Size iff
+ * the prime method; a Raw or Opaque Key Block; PGP Key: a PGP Key Version
+ * and Byte String Key Material in any format; neither wrapped) and points
+ * into it; crypto_keyobj_decode reads a stored form back (into arena `a`,
+ * *tree_out: the structure for a Get). Refusals carry their Result Reason.
+ */
+typedef struct crypto_keyobj {
+    uint32_t object_type;    /* KMIP_OBJECT_TYPE_SPLIT_KEY or _PGP_KEY */
+    uint32_t parts, part_id, threshold, method; /* Split Key */
+    const uint8_t *prime;    /* Prime Field Size (Big Integer bytes), or NULL */
+    size_t prime_len;
+    uint32_t pgp_version;    /* PGP Key */
+    uint32_t fmt;            /* Key Format Type of the Key Block */
+    uint32_t alg;            /* its Cryptographic Algorithm, 0 if none */
+    int32_t bits;            /* its Cryptographic Length, 0 if none */
+    const uint8_t *material; /* Key Material bytes */
+    size_t len;
+} crypto_keyobj_t;
+
+int crypto_keyobj_read(const ttlv_item_t *obj, uint32_t object_type, crypto_keyobj_t *k,
+                       kms_error_t *err);
+int crypto_keyobj_encode(const crypto_keyobj_t *k, kms_secret_t **stored_out);
+int crypto_keyobj_decode(kms_arena_t *a, const kms_secret_t *stored, uint32_t object_type,
+                         crypto_keyobj_t *k, ttlv_item_t **tree_out, kms_error_t *err);
 
 #endif /* KMS_CRYPTO_H */

@@ -87,7 +87,15 @@ int crypto_digest_value(kms_arena_t *a, const crypto_material_t *d, const kms_se
     int rc;
 
     *value_out = NULL;
-    if (!is_key(d->object_type)) {
+    if (d->object_type == KMIP_OBJECT_TYPE_SPLIT_KEY || d->object_type == KMIP_OBJECT_TYPE_PGP_KEY) {
+        /* Stored as their structure: the digest is of the Key Material
+         * (a byte string), in the Key Block's format. */
+        crypto_keyobj_t k;
+        if ((rc = crypto_keyobj_decode(a, stored, d->object_type, &k, NULL, NULL)) < 0)
+            return rc;
+        fmt = k.fmt;
+        rc = crypto_sha256(k.material, k.len, dg);
+    } else if (!is_key(d->object_type)) {
         rc = crypto_sha256(stored->data, stored->len, dg);
     } else {
         fmt = d->registered_fmt ? d->registered_fmt : d->stored_fmt;

@@ -25,6 +25,8 @@ uint32_t crypto_object_tag(uint32_t object_type)
     case KMIP_OBJECT_TYPE_TEMPLATE: return KMIP_TAG_TEMPLATE;
     case KMIP_OBJECT_TYPE_SECRET_DATA: return KMIP_TAG_SECRET_DATA;
     case KMIP_OBJECT_TYPE_OPAQUE_DATA: return KMIP_TAG_OPAQUE_OBJECT;
+    case KMIP_OBJECT_TYPE_SPLIT_KEY: return KMIP_TAG_SPLIT_KEY;
+    case KMIP_OBJECT_TYPE_PGP_KEY: return KMIP_TAG_PGP_KEY;
     default: return 0;
     }
 }
@@ -251,6 +253,23 @@ static int object_build(kms_arena_t *a, ttlv_item_t *parent, const crypto_materi
             !ttlv_new_bytes(a, obj, KMIP_TAG_CERTIFICATE_VALUE, stored->data, stored->len))
             return KMS_ERR_NOMEM;
         return 0;
+    case KMIP_OBJECT_TYPE_SPLIT_KEY:
+    case KMIP_OBJECT_TYPE_PGP_KEY: {
+        /* Served as registered: their stored form is the structure. */
+        crypto_keyobj_t k;
+        ttlv_item_t *tree = NULL;
+        int rc;
+        if (wrap)
+            return kms_error_set_reason(err, KMS_ERR_NOTSUP,
+                                        KMIP_RESULT_REASON_FEATURE_NOT_SUPPORTED,
+                                        "Split Keys and PGP Keys are not served wrapped");
+        if ((rc = crypto_keyobj_decode(a, stored, d->object_type, &k, &tree, err)) < 0)
+            return rc;
+        if (want_fmt != 0 && want_fmt != k.fmt)
+            return fmt_unsupported(err, want_fmt, "a Split Key or PGP Key");
+        ttlv_append(parent, tree);
+        return 0;
+    }
     case KMIP_OBJECT_TYPE_OPAQUE_DATA:
         if (want_fmt != 0 && want_fmt != KMIP_KEY_FORMAT_TYPE_OPAQUE)
             return fmt_unsupported(err, want_fmt, "an Opaque Object");

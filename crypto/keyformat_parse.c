@@ -369,6 +369,16 @@ static int object_parse(const ttlv_item_t *obj, uint32_t object_type,
         d->stored_fmt = d->registered_fmt = KMIP_KEY_FORMAT_TYPE_OPAQUE;
         *stored_out = kms_secret_dup(v->v.bytes.ptr, v->v.bytes.len);
         return *stored_out ? 0 : KMS_ERR_NOMEM;
+    case KMIP_OBJECT_TYPE_SPLIT_KEY:
+    case KMIP_OBJECT_TYPE_PGP_KEY: {
+        crypto_keyobj_t k;
+        if ((rc = crypto_keyobj_read(obj, object_type, &k, err)) < 0)
+            return rc;
+        d->stored_fmt = d->registered_fmt = k.fmt;
+        d->alg = k.alg;
+        d->bits = k.bits;
+        return crypto_keyobj_encode(&k, stored_out);
+    }
     case KMIP_OBJECT_TYPE_TEMPLATE: {
         kms_buf_t b;
         for (const ttlv_item_t *c = obj->first; c; c = c->next)

@@ -4,22 +4,25 @@
  * which the request layer decides where it may run and what the gate
  * refuses.
  *
- * Poll, Cancel and every operation without a handler are Operation Not
- * Supported (no asynchronous operations); Certify and Re-certify are
- * listed by Query only when an issuing CA is configured. It implements nothing itself:
+ * Every operation without a handler is Operation Not Supported; Certify
+ * and Re-certify are listed by Query only when an issuing CA is
+ * configured. KMIP_OP_ASYNC marks what an Asynchronous Indicator may
+ * queue (op_async.c). It implements nothing itself:
  * op_*.c do.
  */
 #include "kmip/kmip_int.h"
 
 static const kmip_op_entry_t table[] = {
-    {KMIP_OPERATION_CREATE, kmip_op_create, KMIP_OP_ONE_WRITE | KMIP_OP_NEEDS_KEYS},
-    {KMIP_OPERATION_CREATE_KEY_PAIR, kmip_op_create_key_pair, KMIP_OP_NEEDS_KEYS},
-    {KMIP_OPERATION_REKEY_KEY_PAIR, kmip_op_rekey_key_pair, KMIP_OP_NEEDS_KEYS},
+    {KMIP_OPERATION_CREATE, kmip_op_create, KMIP_OP_ONE_WRITE | KMIP_OP_NEEDS_KEYS | KMIP_OP_ASYNC},
+    {KMIP_OPERATION_CREATE_KEY_PAIR, kmip_op_create_key_pair, KMIP_OP_NEEDS_KEYS | KMIP_OP_ASYNC},
+    {KMIP_OPERATION_REKEY_KEY_PAIR, kmip_op_rekey_key_pair, KMIP_OP_NEEDS_KEYS | KMIP_OP_ASYNC},
     {KMIP_OPERATION_REGISTER, kmip_op_register, KMIP_OP_ONE_WRITE | KMIP_OP_NEEDS_KEYS},
-    {KMIP_OPERATION_REKEY, kmip_op_rekey, KMIP_OP_NEEDS_KEYS},
-    {KMIP_OPERATION_CERTIFY, kmip_op_certify, KMIP_OP_NEEDS_KEYS | KMIP_OP_NEEDS_CA},
-    {KMIP_OPERATION_RECERTIFY, kmip_op_recertify, KMIP_OP_NEEDS_KEYS | KMIP_OP_NEEDS_CA},
-    {KMIP_OPERATION_LOCATE, kmip_op_locate, 0},
+    {KMIP_OPERATION_REKEY, kmip_op_rekey, KMIP_OP_NEEDS_KEYS | KMIP_OP_ASYNC},
+    {KMIP_OPERATION_CERTIFY, kmip_op_certify, KMIP_OP_NEEDS_KEYS | KMIP_OP_NEEDS_CA | KMIP_OP_ASYNC},
+    {KMIP_OPERATION_CREATE_SPLIT_KEY, kmip_op_create_split_key, KMIP_OP_NEEDS_KEYS | KMIP_OP_ASYNC},
+    {KMIP_OPERATION_JOIN_SPLIT_KEY, kmip_op_join_split_key, KMIP_OP_NEEDS_KEYS | KMIP_OP_ASYNC},
+    {KMIP_OPERATION_RECERTIFY, kmip_op_recertify, KMIP_OP_NEEDS_KEYS | KMIP_OP_NEEDS_CA | KMIP_OP_ASYNC},
+    {KMIP_OPERATION_LOCATE, kmip_op_locate, KMIP_OP_ASYNC},
     {KMIP_OPERATION_CHECK, kmip_op_check, KMIP_OP_READ},
     {KMIP_OPERATION_GET, kmip_op_get, KMIP_OP_READ | KMIP_OP_NEEDS_KEYS},
     {KMIP_OPERATION_GET_ATTRIBUTES, kmip_op_get_attributes, KMIP_OP_READ},
@@ -32,8 +35,10 @@ static const kmip_op_entry_t table[] = {
     {KMIP_OPERATION_ACTIVATE, kmip_op_activate, KMIP_OP_ONE_WRITE},
     {KMIP_OPERATION_REVOKE, kmip_op_revoke, KMIP_OP_ONE_WRITE},
     {KMIP_OPERATION_DESTROY, kmip_op_destroy, KMIP_OP_ONE_WRITE},
-    {KMIP_OPERATION_ARCHIVE, kmip_op_archive, KMIP_OP_ONE_WRITE},
-    {KMIP_OPERATION_RECOVER, kmip_op_recover, KMIP_OP_ONE_WRITE},
+    {KMIP_OPERATION_ARCHIVE, kmip_op_archive, KMIP_OP_ONE_WRITE | KMIP_OP_ASYNC},
+    {KMIP_OPERATION_RECOVER, kmip_op_recover, KMIP_OP_ONE_WRITE | KMIP_OP_ASYNC},
+    {KMIP_OPERATION_POLL, kmip_op_poll, KMIP_OP_READ},
+    {KMIP_OPERATION_CANCEL, kmip_op_cancel, 0},
     {KMIP_OPERATION_QUERY, kmip_op_query, KMIP_OP_READ},
     {KMIP_OPERATION_DISCOVER_VERSIONS, kmip_op_discover_versions, KMIP_OP_READ},
     {KMIP_OPERATION_ENCRYPT, kmip_op_encrypt, KMIP_OP_READ | KMIP_OP_NEEDS_KEYS},
@@ -45,7 +50,7 @@ static const kmip_op_entry_t table[] = {
     {KMIP_OPERATION_HASH, kmip_op_hash, KMIP_OP_READ},
     {KMIP_OPERATION_RNG_RETRIEVE, kmip_op_rng_retrieve, KMIP_OP_READ},
     {KMIP_OPERATION_RNG_SEED, kmip_op_rng_seed, KMIP_OP_READ},
-    {KMIP_OPERATION_DERIVE_KEY, kmip_op_derive_key, KMIP_OP_NEEDS_KEYS},
+    {KMIP_OPERATION_DERIVE_KEY, kmip_op_derive_key, KMIP_OP_NEEDS_KEYS | KMIP_OP_ASYNC},
 };
 
 const kmip_op_entry_t *kmip_op_lookup(uint32_t operation)

@@ -27,7 +27,7 @@ void kmip_item_fail(kmip_item_t *it, uint32_t reason, const char *msg)
     it->resp_payload = NULL;
 }
 
-static void free_owned(kmip_ctx_t *ctx)
+void kmip_ctx_release(kmip_ctx_t *ctx)
 {
     for (size_t i = 0; i < ctx->n_owned; i++)
         kms_secret_free(ctx->owned[i]);
@@ -38,8 +38,7 @@ static void free_owned(kmip_ctx_t *ctx)
     ctx->cap_owned = 0;
 }
 
-/* Run one item whose handler decoding found (it->op). */
-static void run_item(kmip_ctx_t *ctx, kmip_item_t *it)
+void kmip_item_run(kmip_ctx_t *ctx, kmip_item_t *it)
 {
     ctx->operation = it->operation;
     ctx->payload = it->payload;
@@ -49,8 +48,18 @@ static void run_item(kmip_ctx_t *ctx, kmip_item_t *it)
         kmip_item_fail(it, KMIP_RESULT_REASON_GENERAL_FAILURE, "out of memory");
         return;
     }
+    ctx->async_corr = NULL;
+    ctx->answer_op = 0;
     int rc = it->op->fn(ctx);
-    free_owned(ctx);
+    kmip_ctx_release(ctx);
+    it->answer_op = ctx->answer_op;
+    if (rc == 0 && ctx->async_corr) {
+        it->status = KMIP_RESULT_STATUS_OPERATION_PENDING;
+        it->async_corr = ctx->async_corr;
+        it->async_corr_len = ctx->async_corr_len;
+        ctx->async_corr = NULL;
+        return;
+    }
     if (rc == 0) {
         it->resp_payload = ctx->resp_payload;
         return;
@@ -113,6 +122,9 @@ static void reset_answers(kmip_request_t *r)
         it->msg = NULL;
         it->resp_payload = NULL;
         it->wrote = false;
+        it->async_corr = NULL;
+        it->async_corr_len = 0;
+        it->answer_op = 0;
     }
     r->n_out = 0;
     r->fail_reason = 0;
@@ -147,8 +159,8 @@ static int run_batch(kmip_request_t *r, kmip_ctx_t *ctx)
             kmip_item_fail(it, it->refuse_reason, it->refuse_msg);
         else if (!ctx->reader)
             kmip_item_fail(it, KMIP_RESULT_REASON_GENERAL_FAILURE, "store unavailable");
-        else
-            run_item(ctx, it);
+        else if (!(it->async && kmip_async_start(ctx, it)))
+            kmip_item_run(ctx, it);
         if (ctx->need_worker)
             return KMS_ERR_AGAIN;
         if (!had_write && ctx->deferred)
@@ -203,7 +215,7 @@ int kmip_request_execute(kmip_request_t *r, enum kmip_run where)
     if (!ctx.reader)
         kms_log(KMS_LOG_ERROR, "kmip", "no store reader for this thread");
     int rc = run_batch(r, &ctx);
-    free_owned(&ctx);
+    kmip_ctx_release(&ctx);
     if (rc) {
         /* Nothing was written: the caller runs it again on a worker. */
         store_write_free(ctx.deferred);

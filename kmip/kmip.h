@@ -118,6 +118,11 @@ typedef struct kmip_config {
     X509 *certify_ca;
     EVP_PKEY *certify_ca_key;
     uint32_t certify_days;     /* validity when the request names no end; default 365 */
+    /* Asynchronous operations (kmip/op_async.c): how long a record (pending
+     * or answered) is kept, default 3600 s, and how many one identity may
+     * have, default 16 (past that the operation answers synchronously). */
+    uint32_t async_lifetime_s;
+    uint32_t async_per_identity;
 } kmip_config_t;
 
 /* cfg is copied (the store and keyring must outlive the server). With

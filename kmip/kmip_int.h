@@ -78,6 +78,7 @@ struct kmip_server {
     kmip_auth_t auth;
     struct kmip_streams *streams; /* cryptographic streams (op_crypto_stream.c) */
     struct crypto_pkey_cache *pkeys; /* parsed keys of the cryptographic services */
+    struct kmip_async *async;    /* asynchronous operations (op_async.c) */
 };
 
 /* The calling thread's store reader (created on first use; NULL on error). */
@@ -92,6 +93,7 @@ typedef struct kmip_item {
     const ttlv_item_t *batch_id; /* Unique Batch Item ID to echo, or NULL */
     const ttlv_item_t *payload;  /* Request Payload (an empty structure if absent) */
     const struct kmip_op_entry *op; /* the handler; NULL when refused before running */
+    bool async;                  /* Asynchronous Indicator and an operation that may use it */
     uint32_t refuse_reason;      /* decode or gate answered it already: Result Reason */
     const char *refuse_msg;      /* and Result Message */
 
@@ -100,6 +102,10 @@ typedef struct kmip_item {
     const char *msg;
     ttlv_item_t *resp_payload;   /* NULL = none */
     bool wrote;                  /* it committed (or deferred) a store write */
+    const uint8_t *async_corr;   /* Operation Pending: its Asynchronous Correlation Value */
+    size_t async_corr_len;
+    uint32_t answer_op;          /* the Operation the answer names, 0 = `operation` (Poll
+                                    answers in the name of the polled operation) */
 } kmip_item_t;
 
 struct kmip_request {
@@ -199,6 +205,12 @@ typedef struct kmip_ctx {
     const atomic_bool *cancelled;
     uint64_t deadline_ns;
 
+    /* A handler that answers Operation Pending (Poll of an unfinished
+     * operation) sets the correlation value here. */
+    const uint8_t *async_corr;
+    size_t async_corr_len;
+    uint32_t answer_op;          /* Poll: the polled operation names the answer */
+
     /* Locate with Object Group Member "Default" picked the ID Placeholder:
      * a Get of it advances the group's round-robin pointer. */
     bool default_member_pending;
@@ -254,6 +266,8 @@ enum kmip_op_flags {
     KMIP_OP_NEEDS_KEYS = 1u << 2, /* needs key material: refused while the master
                                      key is unreachable (kmip_request_gate) */
     KMIP_OP_NEEDS_CA = 1u << 3,   /* offered only with an issuing CA (certify_ca) */
+    KMIP_OP_ASYNC = 1u << 4,      /* may run asynchronously (op_async.c): may take long,
+                                     and its answer holds no key material */
 };
 
 typedef struct kmip_op_entry {
@@ -261,6 +275,24 @@ typedef struct kmip_op_entry {
     kmip_op_cb fn;               /* NULL = Operation Not Supported */
     unsigned flags;              /* enum kmip_op_flags */
 } kmip_op_entry_t;
+
+/* Run one item with its handler (it->op) in ctx: its answer (status,
+ * reason, message, payload) lands in `it`. execute.c; op_async.c runs
+ * queued operations with it. kmip_ctx_release frees the secrets the
+ * handler gave the context. */
+void kmip_item_run(kmip_ctx_t *ctx, kmip_item_t *it);
+void kmip_ctx_release(kmip_ctx_t *ctx);
+
+/* Asynchronous operations (op_async.c): the queue and its threads
+ * (kmip_async_free waits for a running operation, then stops), and
+ * kmip_async_start, which records item `it`, queues it and answers it
+ * Operation Pending (true), or returns false when it must run now (limits,
+ * a full queue); on an event loop it sets ctx->need_worker. */
+int kmip_async_new(kmip_server_t *s);
+void kmip_async_free(kmip_server_t *s);
+bool kmip_async_start(kmip_ctx_t *ctx, kmip_item_t *it);
+int kmip_op_poll(kmip_ctx_t *ctx);
+int kmip_op_cancel(kmip_ctx_t *ctx);
 
 /* The dispatch table (kmip/dispatch.c); entry NULL when unknown. */
 const kmip_op_entry_t *kmip_op_lookup(uint32_t operation);
@@ -292,6 +324,8 @@ int kmip_op_create_key_pair(kmip_ctx_t *ctx);
 int kmip_op_rekey(kmip_ctx_t *ctx);
 int kmip_op_rekey_key_pair(kmip_ctx_t *ctx);
 int kmip_op_certify(kmip_ctx_t *ctx);
+int kmip_op_create_split_key(kmip_ctx_t *ctx);
+int kmip_op_join_split_key(kmip_ctx_t *ctx);
 int kmip_op_recertify(kmip_ctx_t *ctx);
 
 /* --------------------------------------------------------- object model */
@@ -441,6 +475,9 @@ int kmip_cert_set_attrs(kmip_ctx_t *ctx, kmip_obj_t *o, const kms_secret_t *der,
 int kmip_rekey_derive(kmip_ctx_t *ctx, kmip_obj_t *old, const ttlv_item_t *tmpl,
                       const ttlv_item_t *offset, kmip_obj_t **new_out);
 int kmip_rekey_retire(kmip_ctx_t *ctx, const char *old_id, const char *new_id);
+/* A Link attribute value (Link Type, Linked Object Identifier) in the
+ * arena; NULL without memory. op_rekey.c. */
+ttlv_item_t *kmip_link_value(kmip_ctx_t *ctx, uint32_t type, const char *id);
 
 /* --------------------------------------------------------------- policy */
 /* Operation Policy Name (policy.c): "default" (KMIP's Default Operation

@@ -34,7 +34,8 @@ static ttlv_item_t *batch_item(kms_arena_t *a, ttlv_item_t *root, const kmip_ite
     ttlv_item_t *bi = ttlv_new_struct(a, root, KMIP_TAG_BATCH_ITEM);
     if (!bi)
         return NULL;
-    if (it->echo_operation && !ttlv_new_enum(a, bi, KMIP_TAG_OPERATION, it->operation))
+    if (it->echo_operation &&
+        !ttlv_new_enum(a, bi, KMIP_TAG_OPERATION, it->answer_op ? it->answer_op : it->operation))
         return NULL;
     if (it->batch_id) {
         ttlv_item_t *c = ttlv_clone(a, it->batch_id);
@@ -50,6 +51,10 @@ static ttlv_item_t *batch_item(kms_arena_t *a, ttlv_item_t *root, const kmip_ite
         if (it->msg && *it->msg && !ttlv_new_textz(a, bi, KMIP_TAG_RESULT_MESSAGE, it->msg))
             return NULL;
     }
+    if (it->status == KMIP_RESULT_STATUS_OPERATION_PENDING && it->async_corr &&
+        !ttlv_new_bytes(a, bi, KMIP_TAG_ASYNCHRONOUS_CORRELATION_VALUE, it->async_corr,
+                        it->async_corr_len))
+        return NULL;
     if (it->status == KMIP_RESULT_STATUS_SUCCESS && it->resp_payload)
         ttlv_append(bi, it->resp_payload);
     return bi;

@@ -176,15 +176,6 @@ static const char *link_of(const kmip_obj_t *o, uint32_t type, kmip_attr_t **att
     return NULL;
 }
 
-static ttlv_item_t *link_value(kmip_ctx_t *ctx, uint32_t type, const char *id)
-{
-    ttlv_item_t *v = ttlv_new_struct(ctx->arena, NULL, KMIP_TAG_ATTRIBUTE_VALUE);
-    if (!v || !ttlv_new_enum(ctx->arena, v, KMIP_TAG_LINK_TYPE, type) ||
-        !ttlv_new_textz(ctx->arena, v, KMIP_TAG_LINKED_OBJECT_IDENTIFIER, id))
-        return NULL;
-    return v;
-}
-
 struct key_link {
     const char *old_cert;        /* the Certificate Link to move, or NULL: add one */
     const char *new_cert;
@@ -194,7 +185,7 @@ struct key_link {
 static int update_key(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg, bool *unchanged_out)
 {
     struct key_link *u = arg;
-    ttlv_item_t *v = link_value(ctx, KMIP_LINK_TYPE_CERTIFICATE_LINK, u->new_cert);
+    ttlv_item_t *v = kmip_link_value(ctx, KMIP_LINK_TYPE_CERTIFICATE_LINK, u->new_cert);
     (void)unchanged_out;
 
     if (!v)
@@ -272,7 +263,7 @@ static int issue_into(kmip_ctx_t *ctx, kmip_obj_t *n, crypto_issue_t *is, const 
         return rc;
     if (key_id) {
         kmip_attr_t *a = NULL;
-        if (!(v = link_value(ctx, KMIP_LINK_TYPE_PUBLIC_KEY_LINK, key_id)))
+        if (!(v = kmip_link_value(ctx, KMIP_LINK_TYPE_PUBLIC_KEY_LINK, key_id)))
             return KMS_ERR_NOMEM;
         if (link_of(n, KMIP_LINK_TYPE_PUBLIC_KEY_LINK, &a) && a)
             rc = kmip_attr_set(ctx, n, "Link", a->index, v);

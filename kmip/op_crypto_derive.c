@@ -22,19 +22,10 @@
 #define T(x) (1u << KMIP_OBJECT_TYPE_##x)
 #define MAX_BASES 8
 
-static ttlv_item_t *link_value(kmip_ctx_t *ctx, uint32_t type, const char *id)
-{
-    ttlv_item_t *v = ttlv_new_struct(ctx->arena, NULL, KMIP_TAG_ATTRIBUTE_VALUE);
-    if (!v || !ttlv_new_enum(ctx->arena, v, KMIP_TAG_LINK_TYPE, type) ||
-        !ttlv_new_textz(ctx->arena, v, KMIP_TAG_LINKED_OBJECT_IDENTIFIER, id))
-        return NULL;
-    return v;
-}
-
 static int derived_link_cb(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg, bool *unchanged_out)
 {
     (void)unchanged_out;
-    ttlv_item_t *v = link_value(ctx, KMIP_LINK_TYPE_DERIVED_KEY_LINK, arg);
+    ttlv_item_t *v = kmip_link_value(ctx, KMIP_LINK_TYPE_DERIVED_KEY_LINK, arg);
     return v ? kmip_attr_add(ctx, o, "Link", v, NULL) : KMS_ERR_NOMEM;
 }
 
@@ -179,7 +170,7 @@ int kmip_op_derive_key(kmip_ctx_t *ctx)
     if (rc)
         goto out;
     for (size_t i = 0; i < n_ids; i++) {
-        ttlv_item_t *v = link_value(ctx, KMIP_LINK_TYPE_DERIVATION_BASE_OBJECT_LINK, ids[i]);
+        ttlv_item_t *v = kmip_link_value(ctx, KMIP_LINK_TYPE_DERIVATION_BASE_OBJECT_LINK, ids[i]);
         if (!v) {
             rc = KMS_ERR_NOMEM;
             goto out;

@@ -2,7 +2,7 @@
  * kmip/op_register.c: the Register operation.
  *
  * Accepts Symmetric Key, Private Key, Public Key, Secret Data, Certificate
- * (X.509), Opaque Object and Template objects. The material is validated
+ * (X.509), Opaque Object, Template, Split Key and PGP Key objects. The material is validated
  * and converted to its canonical stored form (crypto/keyformat_parse.c); the
  * format the client used is remembered so Get answers in it by default. A
  * wrapped Key Block is unwrapped with a managed AES key that is Active and
@@ -13,8 +13,8 @@
  * Algorithm, Certificate Type/Length).
  * A Key Block without a Key Value registers the key's metadata only (KMIP
  * 1.2 Key Value Present false; Key Value Location may say where the value
- * lives). Split Keys and PGP Keys are not supported (Feature Not
- * Supported).
+ * lives). Split Keys and PGP Keys are kept as their structure
+ * (crypto/keyobj.c).
  */
 #include <string.h>
 

@@ -42,14 +42,13 @@ static bool not_copied(const char *name)
     return false;
 }
 
-static int link_value(kmip_ctx_t *ctx, uint32_t type, const char *id, ttlv_item_t **out)
+ttlv_item_t *kmip_link_value(kmip_ctx_t *ctx, uint32_t type, const char *id)
 {
     ttlv_item_t *v = ttlv_new_struct(ctx->arena, NULL, KMIP_TAG_ATTRIBUTE_VALUE);
     if (!v || !ttlv_new_enum(ctx->arena, v, KMIP_TAG_LINK_TYPE, type) ||
         !ttlv_new_textz(ctx->arena, v, KMIP_TAG_LINKED_OBJECT_IDENTIFIER, id))
-        return KMS_ERR_NOMEM;
-    *out = v;
-    return 0;
+        return NULL;
+    return v;
 }
 
 struct old_update {
@@ -62,11 +61,10 @@ static int update_old(kmip_ctx_t *ctx, kmip_obj_t *o, void *arg, bool *unchanged
     (void)unchanged_out;
     struct old_update *u = arg;
     ttlv_item_t *v = NULL;
-    int rc;
 
     kmip_attr_remove_all(o, "Name");
-    if ((rc = link_value(ctx, KMIP_LINK_TYPE_REPLACEMENT_OBJECT_LINK, u->new_id, &v)))
-        return rc;
+    if (!(v = kmip_link_value(ctx, KMIP_LINK_TYPE_REPLACEMENT_OBJECT_LINK, u->new_id)))
+        return KMS_ERR_NOMEM;
     return kmip_attr_add(ctx, o, "Link", v, NULL);
 }
 
@@ -157,8 +155,9 @@ int kmip_rekey_derive(kmip_ctx_t *ctx, kmip_obj_t *old, const ttlv_item_t *tmpl,
                     return rc;
         }
     }
-    if ((rc = link_value(ctx, KMIP_LINK_TYPE_REPLACED_OBJECT_LINK, old->id, &v)) ||
-        (rc = kmip_attr_add(ctx, n, "Link", v, NULL)))
+    if (!(v = kmip_link_value(ctx, KMIP_LINK_TYPE_REPLACED_OBJECT_LINK, old->id)))
+        return KMS_ERR_NOMEM;
+    if ((rc = kmip_attr_add(ctx, n, "Link", v, NULL)))
         return rc;
     *new_out = n;
     return 0;

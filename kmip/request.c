@@ -146,11 +146,9 @@ static void parse_item(kms_arena_t *a, const ttlv_item_t *bi, bool async, kmip_i
         refuse(it, KMIP_RESULT_REASON_OPERATION_NOT_SUPPORTED, "operation not supported");
         return;
     }
-    if (async) {
-        refuse(it, KMIP_RESULT_REASON_FEATURE_NOT_SUPPORTED,
-               "asynchronous operations are not supported");
-        return;
-    }
+    /* Operations that cannot take long (or answer with key material)
+     * run synchronously, which the Asynchronous Indicator allows. */
+    it->async = async && (it->op->flags & KMIP_OP_ASYNC);
     it->payload = ttlv_find(bi, KMIP_TAG_REQUEST_PAYLOAD);
     if (it->payload && it->payload->type != TTLV_STRUCTURE) {
         refuse(it, KMIP_RESULT_REASON_INVALID_MESSAGE, "Request Payload is not a structure");

@@ -82,6 +82,11 @@ int kmip_server_new(const kmip_config_t *cfg, kmip_server_t **out)
         kmip_auth_dispose(s);
         goto fail;
     }
+    if ((rc = kmip_async_new(s)) != 0) {
+        kmip_streams_free(s);
+        kmip_auth_dispose(s);
+        goto fail;
+    }
     *out = s;
     return 0;
 fail:
@@ -98,6 +103,9 @@ void kmip_server_free(kmip_server_t *s)
 {
     if (!s)
         return;
+    /* Queued asynchronous operations stop (a running one finishes); their
+     * threads' readers close as the threads exit. */
+    kmip_async_free(s);
     /* No request may run any more. Deleting the key first means no
      * destructor runs for readers freed here. */
     pthread_key_delete(s->reader_key);

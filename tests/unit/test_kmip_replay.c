@@ -23,6 +23,8 @@
  */
 #include "tests/unit/test_kmip_env.h"
 
+#include <time.h>
+
 #include "certs/certs.h"
 
 #define VECTORS "tests/vectors/kmip-1.1-testcases.txt"
@@ -69,7 +71,20 @@ static bool is_id_tag(uint32_t tag)
 /* Rewrite document ids in a request to ours; shift real dates by delta. */
 static void rewrite(kms_arena_t *a, ttlv_item_t *it, const idmap_t *m, int64_t delta)
 {
-    if (it->type == TTLV_TEXT_STRING) {
+    if (it->type == TTLV_BYTE_STRING && it->tag == KMIP_TAG_ASYNCHRONOUS_CORRELATION_VALUE &&
+        it->v.bytes.len <= 31) {
+        /* Correlation values are mapped like ids, by their hex. */
+        char hex[64];
+        uint8_t *p = NULL;
+        size_t n = 0;
+        kms_hex_encode(it->v.bytes.ptr, it->v.bytes.len, hex);
+        const char *o = map_get(m, hex);
+        if (o && kms_hex_decode(o, strlen(o), &p, &n) == 0) {
+            it->v.bytes.ptr = kms_arena_memdup(a, p, n);
+            it->v.bytes.len = n;
+            free(p);
+        }
+    } else if (it->type == TTLV_TEXT_STRING) {
         const char *o = map_get(m, ttlv_text(it));
         if (o) {
             char *c = kms_arena_strdup(a, o);
@@ -168,8 +183,17 @@ static bool cmp_item(cmp_t *c, const ttlv_item_t *x, const ttlv_item_t *y)
     case TTLV_DATE_TIME: return true;
     case TTLV_BIG_INTEGER: return true;
     case TTLV_BYTE_STRING:
+        if (x->tag == KMIP_TAG_ASYNCHRONOUS_CORRELATION_VALUE) {
+            char hx[64], hy[64];
+            if (c->learn && x->v.bytes.len <= 31 && y->v.bytes.len <= 31) {
+                kms_hex_encode(x->v.bytes.ptr, x->v.bytes.len, hx);
+                kms_hex_encode(y->v.bytes.ptr, y->v.bytes.len, hy);
+                map_put(c->map, hx, hy);
+            }
+            return true;
+        }
         if (x->tag == KMIP_TAG_KEY_MATERIAL || x->tag == KMIP_TAG_DIGEST_VALUE ||
-            x->tag == KMIP_TAG_ASYNCHRONOUS_CORRELATION_VALUE || x->tag == KMIP_TAG_IV_COUNTER_NONCE)
+            x->tag == KMIP_TAG_IV_COUNTER_NONCE)
             return true;
         if (x->v.bytes.len != y->v.bytes.len || memcmp(x->v.bytes.ptr, y->v.bytes.ptr, x->v.bytes.len)) {
             set_diff(c, x, "different bytes");
@@ -329,6 +353,16 @@ static void test_replay(void **state)
         kms_buf_init(&b, 0);
         assert_int_equal(ttlv_encode(req, &b), 0);
         ttlv_item_t *got = kenv_call_raw(e, NULL, b.data, b.len);
+        /* The document's server had finished an asynchronous operation by
+         * the time it was polled; ours runs it on another thread: poll
+         * again, as a client would, until it is no longer pending. */
+        for (int tries = 0; tries < 1000 && strcmp(first_op(req), "Poll") == 0 &&
+                            rs_status(rs_item(got, 0)) == KMIP_RESULT_STATUS_OPERATION_PENDING &&
+                            rs_status(rs_item(exp, 0)) != KMIP_RESULT_STATUS_OPERATION_PENDING;
+             tries++) {
+            nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+            got = kenv_call_raw(e, NULL, b.data, b.len);
+        }
         kms_buf_dispose(&b);
         total++;
         /* Every request is answered with a Response Message. */
