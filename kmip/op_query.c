@@ -190,8 +190,9 @@ int kmip_op_query(kmip_ctx_t *ctx)
         static const uint32_t types[] = {
             KMIP_OBJECT_TYPE_CERTIFICATE, KMIP_OBJECT_TYPE_SYMMETRIC_KEY,
             KMIP_OBJECT_TYPE_PUBLIC_KEY,  KMIP_OBJECT_TYPE_PRIVATE_KEY,
-            KMIP_OBJECT_TYPE_TEMPLATE,    KMIP_OBJECT_TYPE_SECRET_DATA,
-            KMIP_OBJECT_TYPE_OPAQUE_DATA,
+            KMIP_OBJECT_TYPE_SPLIT_KEY,   KMIP_OBJECT_TYPE_TEMPLATE,
+            KMIP_OBJECT_TYPE_SECRET_DATA, KMIP_OBJECT_TYPE_OPAQUE_DATA,
+            KMIP_OBJECT_TYPE_PGP_KEY,
         };
         bool reg = op_supported(KMIP_OPERATION_REGISTER);
         bool pair = op_supported(KMIP_OPERATION_CREATE_KEY_PAIR);

@@ -26,7 +26,7 @@ sys.path.insert(0, HERE)
 import kmsd_harness as H  # noqa: E402
 
 VECTORS = os.path.join(HERE, "..", "vectors", "kmip-1.1-testcases.txt")
-BASELINE = 224  # responses matching over TLS when written (in-process: 231; see docs/kmip.md for the difference)
+BASELINE = 242  # responses matching over TLS when written (243; in-process 251; the Cancel of 3.2 depends on timing; see docs/kmip.md)
 
 STRUCT, INT, LONG, BIGINT, ENUM, BOOL, TEXT, BYTES, DATE, INTERVAL = range(1, 11)
 ID_TAGS = {0x420094, 0x420066, 0x42006F, 0x42004C, 0x420076}

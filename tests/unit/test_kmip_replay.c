@@ -29,7 +29,7 @@
 
 #define VECTORS "tests/vectors/kmip-1.1-testcases.txt"
 #define MAX_IDS 256
-#define REPLAY_BASELINE 231 /* responses that matched when this was written; raise it, never lower */
+#define REPLAY_BASELINE 250 /* responses that matched when this was written; raise it, never lower */
 
 typedef struct idmap {
     char doc[MAX_IDS][64];
