@@ -31,35 +31,12 @@
  * certificate kmsd issues to a KMIP client never carries it. */
 #define PEER_ROLE_OID "2.25.328670954439281658831151738066534397793"
 
-int crypto_csr_parse(uint32_t req_type, const uint8_t *p, size_t n, X509_REQ **csr_out,
-                     kms_error_t *err)
+/* A PKCS#10 request from DER (exactly) or PEM, unverified; NULL when the
+ * bytes hold none. */
+static X509_REQ *csr_read(bool pem, const uint8_t *p, size_t n)
 {
     X509_REQ *csr = NULL;
-    BIO *bio = NULL;
-    EVP_PKEY *pk = NULL;
-    int rc = KMS_ERR_INVAL;
-
-    *csr_out = NULL;
-    if (req_type == KMIP_CERTIFICATE_REQUEST_TYPE_CRMF ||
-        req_type == KMIP_CERTIFICATE_REQUEST_TYPE_PGP) {
-        kms_error_set_reason(err, KMS_ERR_NOTSUP, KMIP_RESULT_REASON_FEATURE_NOT_SUPPORTED,
-                             "Certificate Request Type %s is not supported (PKCS#10 or PEM)",
-                             crypto_enum_name(KMIP_TAG_CERTIFICATE_REQUEST_TYPE, req_type));
-        return KMS_ERR_NOTSUP;
-    }
-    if (req_type != KMIP_CERTIFICATE_REQUEST_TYPE_PKCS10 &&
-        req_type != KMIP_CERTIFICATE_REQUEST_TYPE_PEM) {
-        kms_error_set_reason(err, KMS_ERR_INVAL, KMIP_RESULT_REASON_INVALID_FIELD,
-                             "unknown Certificate Request Type %u", req_type);
-        return KMS_ERR_INVAL;
-    }
-    if (n == 0 || n > (1u << 20)) {
-        kms_error_set_reason(err, KMS_ERR_INVAL, KMIP_RESULT_REASON_INVALID_FIELD,
-                             "Certificate Request of %zu bytes", n);
-        return KMS_ERR_INVAL;
-    }
-    ERR_clear_error();
-    if (req_type == KMIP_CERTIFICATE_REQUEST_TYPE_PKCS10) {
+    if (!pem) {
         const unsigned char *q = p;
         csr = d2i_X509_REQ(NULL, &q, (long)n);
         if (csr && q != p + n) {
@@ -67,93 +44,107 @@ int crypto_csr_parse(uint32_t req_type, const uint8_t *p, size_t n, X509_REQ **c
             csr = NULL;
         }
     } else {
-        bio = BIO_new_mem_buf(p, (int)n);
-        if (!bio) {
-            rc = KMS_ERR_NOMEM;
-            goto out;
-        }
-        csr = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
+        BIO *bio = BIO_new_mem_buf(p, (int)n);
+        csr = bio ? PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL) : NULL;
+        BIO_free(bio);
     }
-    if (!csr) {
-        kms_error_set_reason(err, KMS_ERR_INVAL, KMIP_RESULT_REASON_INVALID_FIELD,
-                             "the Certificate Request is not a %s certificate request",
-                             req_type == KMIP_CERTIFICATE_REQUEST_TYPE_PEM ? "PEM" : "DER PKCS#10");
-        goto out;
-    }
+    ERR_clear_error();
+    return csr;
+}
+
+int crypto_csr_parse(uint32_t req_type, const uint8_t *p, size_t n, X509_REQ **csr_out,
+                     kms_error_t *err)
+{
+    bool pem = req_type == KMIP_CERTIFICATE_REQUEST_TYPE_PEM;
+    X509_REQ *csr;
+    EVP_PKEY *pk;
+
+    *csr_out = NULL;
+    if (req_type == KMIP_CERTIFICATE_REQUEST_TYPE_CRMF ||
+        req_type == KMIP_CERTIFICATE_REQUEST_TYPE_PGP)
+        return kms_error_set_reason(err, KMS_ERR_NOTSUP, KMIP_RESULT_REASON_FEATURE_NOT_SUPPORTED,
+                                    "Certificate Request Type %s is not supported (PKCS#10 or "
+                                    "PEM)",
+                                    crypto_enum_name(KMIP_TAG_CERTIFICATE_REQUEST_TYPE, req_type));
+    if (req_type != KMIP_CERTIFICATE_REQUEST_TYPE_PKCS10 && !pem)
+        return kms_error_set_reason(err, KMS_ERR_INVAL, KMIP_RESULT_REASON_INVALID_FIELD,
+                                    "unknown Certificate Request Type %u", req_type);
+    if (n == 0 || n > (1u << 20))
+        return kms_error_set_reason(err, KMS_ERR_INVAL, KMIP_RESULT_REASON_INVALID_FIELD,
+                                    "Certificate Request of %zu bytes", n);
+    if (!(csr = csr_read(pem, p, n)))
+        return kms_error_set_reason(err, KMS_ERR_INVAL, KMIP_RESULT_REASON_INVALID_FIELD,
+                                    "the Certificate Request is not a %s certificate request",
+                                    pem ? "PEM" : "DER PKCS#10");
     pk = X509_REQ_get0_pubkey(csr);
     if (!pk || X509_REQ_verify(csr, pk) != 1) {
-        kms_error_set_reason(err, KMS_ERR_CRYPTO, KMIP_RESULT_REASON_CRYPTOGRAPHIC_FAILURE,
-                             "the Certificate Request's signature does not verify");
-        rc = KMS_ERR_CRYPTO;
-        goto out;
+        X509_REQ_free(csr);
+        ERR_clear_error();
+        return kms_error_set_reason(err, KMS_ERR_CRYPTO, KMIP_RESULT_REASON_CRYPTOGRAPHIC_FAILURE,
+                                    "the Certificate Request's signature does not verify");
     }
     *csr_out = csr;
-    csr = NULL;
-    rc = 0;
-out:
+    return 0;
+}
+
+/* "CN=a, O=b" (RFC 2253 order, most significant last) as a name; escapes
+ * and multi-valued RDNs are refused rather than guessed at. NULL when the
+ * text is not such a name. */
+static X509_NAME *name_from_text(const char *text)
+{
+    size_t n = strlen(text);
+    char *copy = NULL, *save = NULL;
+    X509_NAME *nm = NULL;
+    bool ok = n > 0 && n <= 1024 && !strpbrk(text, "\\+\"#;<>") &&
+              (copy = OPENSSL_strdup(text)) && (nm = X509_NAME_new());
+
+    for (char *rdn = ok ? strtok_r(copy, ",", &save) : NULL; rdn && ok;
+         rdn = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(rdn, '=');
+        while (*rdn == ' ')
+            rdn++;
+        ok = eq && eq > rdn && eq[1];
+        if (ok) {
+            *eq = '\0';
+            ok = X509_NAME_add_entry_by_txt(nm, rdn, MBSTRING_UTF8, (const unsigned char *)eq + 1,
+                                            -1, 0, 0) == 1;
+        }
+    }
+    OPENSSL_free(copy);
     ERR_clear_error();
-    X509_REQ_free(csr);
-    BIO_free(bio);
-    return rc;
+    if (!ok) {
+        X509_NAME_free(nm);
+        return NULL;
+    }
+    return nm;
 }
 
 int crypto_name_parse(const uint8_t *der, size_t der_len, const char *text, X509_NAME **name_out,
                       kms_error_t *err)
 {
     X509_NAME *nm = NULL;
-    char *copy = NULL;
-    int rc = KMS_ERR_INVAL;
 
     *name_out = NULL;
     if (der) {
         const unsigned char *q = der;
         nm = d2i_X509_NAME(NULL, &q, (long)der_len);
-        if (!nm || q != der + der_len) {
-            kms_error_set_reason(err, rc, KMIP_RESULT_REASON_INVALID_FIELD,
-                                 "Subject Distinguished Name is not a DER Name");
-            goto out;
+        if (nm && q != der + der_len) {
+            X509_NAME_free(nm);
+            nm = NULL;
         }
+        ERR_clear_error();
     } else {
-        /* "CN=a, O=b" (RFC 2253 order, most significant last); escapes
-         * and multi-valued RDNs are refused rather than guessed at. */
-        size_t n = strlen(text);
-        char *save = NULL;
-        if (n == 0 || n > 1024 || strpbrk(text, "\\+\"#;<>")) {
-            kms_error_set_reason(err, rc, KMIP_RESULT_REASON_INVALID_FIELD,
-                                 "Certificate Subject Distinguished Name must be plain "
-                                 "'KEY=value, ...' text");
-            goto out;
-        }
-        if (!(copy = OPENSSL_strdup(text)) || !(nm = X509_NAME_new())) {
-            rc = KMS_ERR_NOMEM;
-            goto out;
-        }
-        for (char *rdn = strtok_r(copy, ",", &save); rdn; rdn = strtok_r(NULL, ",", &save)) {
-            char *eq = strchr(rdn, '=');
-            while (*rdn == ' ')
-                rdn++;
-            if (!eq || eq == rdn || !eq[1] ||
-                !X509_NAME_add_entry_by_txt(nm, (*eq = '\0', rdn), MBSTRING_UTF8,
-                                            (const unsigned char *)eq + 1, -1, 0, 0)) {
-                kms_error_set_reason(err, rc, KMIP_RESULT_REASON_INVALID_FIELD,
-                                     "Certificate Subject Distinguished Name: bad '%s'", rdn);
-                goto out;
-            }
-        }
+        nm = name_from_text(text);
     }
-    if (X509_NAME_entry_count(nm) == 0) {
-        kms_error_set_reason(err, rc, KMIP_RESULT_REASON_INVALID_FIELD,
-                             "the certificate subject is empty");
-        goto out;
+    if (!nm || X509_NAME_entry_count(nm) == 0) {
+        X509_NAME_free(nm);
+        return kms_error_set_reason(err, KMS_ERR_INVAL, KMIP_RESULT_REASON_INVALID_FIELD,
+                                    der ? "Subject Distinguished Name is not a DER Name"
+                                        : "Certificate Subject Distinguished Name must be plain "
+                                          "'KEY=value, ...' text");
     }
     *name_out = nm;
-    nm = NULL;
-    rc = 0;
-out:
-    ERR_clear_error();
-    OPENSSL_free(copy);
-    X509_NAME_free(nm);
-    return rc;
+    return 0;
 }
 
 /* RSA of at least 2048 bits, EC on a named curve kmsd knows, Ed25519. */

@@ -306,47 +306,45 @@ static int join_gf(const crypto_share_t *sh, size_t t, size_t len, unsigned w, u
 static int join_prime(const crypto_share_t *sh, size_t t, const BIGNUM *p, size_t key_len,
                       uint8_t *out, kms_error_t *err)
 {
+    /* s: the secret, y: a share's term (both secret); the rest public. */
+    enum { S, Y, NUM, DEN, XM, XJ, D, N_BN };
+    BIGNUM *bn[N_BN] = {0};
     BN_CTX *bctx = BN_CTX_secure_new();
-    BIGNUM *s = BN_secure_new(), *y = BN_secure_new(), *num = BN_new(), *den = BN_new(),
-           *xm = BN_new(), *xj = BN_new(), *d = BN_new();
-    int rc = KMS_ERR_CRYPTO;
+    int rc = bctx ? KMS_ERR_CRYPTO : KMS_ERR_NOMEM;
 
-    if (!bctx || !s || !y || !num || !den || !xm || !xj || !d) {
-        rc = KMS_ERR_NOMEM;
+    for (int i = 0; i < N_BN && bctx; i++)
+        if (!(bn[i] = i <= Y ? BN_secure_new() : BN_new()))
+            rc = KMS_ERR_NOMEM;
+    if (rc == KMS_ERR_NOMEM)
         goto out;
-    }
-    BN_zero(s);
+    BN_zero(bn[S]);
     for (size_t j = 0; j < t; j++) {
-        if (!BN_one(num) || !BN_one(den) || !BN_set_word(xj, sh[j].id))
+        if (!BN_one(bn[NUM]) || !BN_one(bn[DEN]) || !BN_set_word(bn[XJ], sh[j].id))
             goto out;
         for (size_t m = 0; m < t; m++) {
             if (m == j)
                 continue;
-            if (!BN_set_word(xm, sh[m].id) || !BN_mod_mul(num, num, xm, p, bctx) ||
-                !BN_mod_sub(d, xm, xj, p, bctx) || !BN_mod_mul(den, den, d, p, bctx))
+            if (!BN_set_word(bn[XM], sh[m].id) || !BN_mod_mul(bn[NUM], bn[NUM], bn[XM], p, bctx) ||
+                !BN_mod_sub(bn[D], bn[XM], bn[XJ], p, bctx) ||
+                !BN_mod_mul(bn[DEN], bn[DEN], bn[D], p, bctx))
                 goto out;
         }
-        if (!BN_mod_inverse(den, den, p, bctx) || !BN_mod_mul(num, num, den, p, bctx) ||
-            !BN_bin2bn(sh[j].p, (int)sh[j].len, y) || !BN_mod_mul(y, y, num, p, bctx) ||
-            !BN_mod_add(s, s, y, p, bctx))
+        if (!BN_mod_inverse(bn[DEN], bn[DEN], p, bctx) ||
+            !BN_mod_mul(bn[NUM], bn[NUM], bn[DEN], p, bctx) ||
+            !BN_bin2bn(sh[j].p, (int)sh[j].len, bn[Y]) ||
+            !BN_mod_mul(bn[Y], bn[Y], bn[NUM], p, bctx) || !BN_mod_add(bn[S], bn[S], bn[Y], p, bctx))
             goto out;
     }
-    if (BN_num_bytes(s) > (int)key_len) {
+    if (BN_num_bytes(bn[S]) > (int)key_len) {
         rc = kms_error_set_reason(err, KMS_ERR_CRYPTO, KMIP_RESULT_REASON_CRYPTOGRAPHIC_FAILURE,
                                   "the parts do not join into a key of %zu bytes", key_len);
         goto out;
     }
-    if (BN_bn2binpad(s, out, (int)key_len) != (int)key_len)
-        goto out;
-    rc = 0;
+    if (BN_bn2binpad(bn[S], out, (int)key_len) == (int)key_len)
+        rc = 0;
 out:
-    BN_clear_free(s);
-    BN_clear_free(y);
-    BN_free(num);
-    BN_free(den);
-    BN_free(xm);
-    BN_free(xj);
-    BN_free(d);
+    for (int i = 0; i < N_BN; i++)
+        BN_clear_free(bn[i]);
     BN_CTX_free(bctx);
     return rc;
 }

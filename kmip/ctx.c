@@ -115,3 +115,11 @@ void kmip_set_placeholder(kmip_ctx_t *ctx, const char *id)
     if (id && !ctx->first_object_id[0])
         snprintf(ctx->first_object_id, sizeof(ctx->first_object_id), "%s", id);
 }
+
+int kmip_answer_id(kmip_ctx_t *ctx, const char *id)
+{
+    if (!ttlv_new_textz(ctx->arena, ctx->resp_payload, KMIP_TAG_UNIQUE_IDENTIFIER, id))
+        return KMS_ERR_NOMEM;
+    kmip_set_placeholder(ctx, id);
+    return 0;
+}

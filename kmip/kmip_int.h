@@ -250,6 +250,9 @@ const char *kmip_req_uid(kmip_ctx_t *ctx);
 /* Set the ID Placeholder (after Create/Register/Create Key Pair...);
  * NULL empties it (a Locate that found nothing). */
 void kmip_set_placeholder(kmip_ctx_t *ctx, const char *id);
+/* Answer with Unique Identifier `id` (appended to the Response Payload)
+ * and make it the ID Placeholder. 0 or KMS_ERR_NOMEM. */
+int kmip_answer_id(kmip_ctx_t *ctx, const char *id);
 /* Protocol version helpers. */
 static inline bool kmip_ver_at_least(const kmip_ctx_t *c, int maj, int min)
 {

@@ -276,14 +276,6 @@ static int issue_into(kmip_ctx_t *ctx, kmip_obj_t *n, crypto_issue_t *is, const 
     return kmip_obj_save(ctx, n);
 }
 
-static int answer(kmip_ctx_t *ctx, const char *id)
-{
-    if (!ttlv_new_textz(ctx->arena, ctx->resp_payload, KMIP_TAG_UNIQUE_IDENTIFIER, id))
-        return KMS_ERR_NOMEM;
-    kmip_set_placeholder(ctx, id);
-    return 0;
-}
-
 static int64_t validity_days(const kmip_ctx_t *ctx)
 {
     uint32_t d = ctx->srv->cfg.certify_days;
@@ -362,7 +354,7 @@ int kmip_op_certify(kmip_ctx_t *ctx)
         if ((rc = kmip_obj_update(ctx, key_id, update_key, &u, NULL)))
             goto out;
     }
-    rc = answer(ctx, n->id);
+    rc = kmip_answer_id(ctx, n->id);
 out:
     EVP_PKEY_free(pkey);
     certify_req_dispose(&r);
@@ -449,7 +441,7 @@ int kmip_op_recertify(kmip_ctx_t *ctx)
         if (rc)
             goto out;
     }
-    rc = answer(ctx, n->id);
+    rc = kmip_answer_id(ctx, n->id);
 out:
     X509_free(prev);
     EVP_PKEY_free(pkey);

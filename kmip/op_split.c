@@ -356,10 +356,5 @@ int kmip_op_join_split_key(kmip_ctx_t *ctx)
         (!extractable && (rc = kmip_attr_set_bool(ctx, o, "Extractable", false))))
         return rc;
     kmip_obj_eval_dates(ctx, o);
-    if ((rc = kmip_obj_save(ctx, o)))
-        return rc;
-    if (!ttlv_new_textz(ctx->arena, ctx->resp_payload, KMIP_TAG_UNIQUE_IDENTIFIER, o->id))
-        return KMS_ERR_NOMEM;
-    kmip_set_placeholder(ctx, o->id);
-    return 0;
+    return (rc = kmip_obj_save(ctx, o)) ? rc : kmip_answer_id(ctx, o->id);
 }

@@ -29,8 +29,6 @@ static int restart(kenv_t *e, uint32_t per_identity, uint32_t lifetime_s)
         .keyring = e->kr,
         .access = KMIP_ACCESS_CLIENTS,
         .password_cost = KENV_PASSWORD_COST,
-        .vendor = "kmsd",
-        .version = "test",
         .async_per_identity = per_identity,
         .async_lifetime_s = lifetime_s,
     };
