@@ -162,6 +162,7 @@ static void run_job(kmip_server_t *s, async_job_t *j)
         ctx.ver_major = j->ver_major;
         ctx.ver_minor = j->ver_minor;
         ctx.now = kmip_now(s);
+        ctx.max_response = s->cfg.max_response;
         ctx.reader = kmip_thread_reader(s);
         if (!ctx.reader)
             kmip_item_fail(&it, KMIP_RESULT_REASON_GENERAL_FAILURE, "store unavailable");
