@@ -141,8 +141,14 @@ def test_query(client):
                enums.Operation.ACTIVATE, enums.Operation.REVOKE, enums.Operation.DESTROY,
                enums.Operation.QUERY, enums.Operation.DISCOVER_VERSIONS):
         assert op in ops
-    assert enums.Operation.POLL not in ops
+    # Asynchronous operations and Certify (kmsctl init makes an issuing
+    # CA) are there; the server-to-client Notify and Put are not.
+    for op in (enums.Operation.POLL, enums.Operation.CANCEL, enums.Operation.CERTIFY,
+               enums.Operation.CREATE_SPLIT_KEY):
+        assert op in ops
+    assert enums.Operation.NOTIFY not in ops and enums.Operation.PUT not in ops
     assert enums.ObjectType.SYMMETRIC_KEY in set(r.object_types)
+    assert enums.ObjectType.SPLIT_KEY in set(r.object_types)
     assert r.vendor_identification.startswith("kmsd")
 
 
@@ -172,13 +178,14 @@ def test_query_14_decoded_by_pykmip(server):
     # PyKMIP 0.10 reads Batch Undo Capability into its batch_continue field
     # (a bug of its reader); both are true here, so check that one and the
     # raw items.
-    assert cap.batch_continue_capability is True and cap.asynchronous_capability is False
+    assert cap.batch_continue_capability is True and cap.asynchronous_capability is True
     tree = H.decode(data)
     true = (1).to_bytes(8, "big")
     assert H.find_all(tree, 0x4200F9) == [true] and H.find_all(tree, 0x4200FA) == [true]
     # Operations are those with a handler, ascending.
     ops = [o.value for o in p.operations]
-    assert ops == sorted(ops) and enums.Operation.POLL not in ops
+    assert ops == sorted(ops) and enums.Operation.POLL.value in ops
+    assert enums.Operation.NOTIFY.value not in ops
 
 
 def test_create_variants_and_misuse(client):
