@@ -163,6 +163,11 @@ static void run_job(kmip_server_t *s, async_job_t *j)
         ctx.ver_minor = j->ver_minor;
         ctx.now = kmip_now(s);
         ctx.max_response = s->cfg.max_response;
+        /* The operator's work budget applies as to any request; no
+         * connection can cancel it (it outlives the one that asked). */
+        ctx.deadline_ns = s->cfg.request_time_ms
+                              ? kms_mono_ns() + (uint64_t)s->cfg.request_time_ms * 1000000ULL
+                              : 0;
         ctx.reader = kmip_thread_reader(s);
         if (!ctx.reader)
             kmip_item_fail(&it, KMIP_RESULT_REASON_GENERAL_FAILURE, "store unavailable");
