@@ -13,6 +13,13 @@
  * A request with another protocol version is answered with STATUS =
  * KMS_ERR_NOTSUP. One request per connection round trip; the client may
  * send several in sequence.
+ * Progress: a request carrying ARG_PROGRESS = true to a long command
+ * (backup.create, backup.restore) is answered by zero or more
+ * ADMIN_PROGRESS { PROGRESS_PHASE, PROGRESS_UNIT, PROGRESS_DONE,
+ * PROGRESS_TOTAL (-1 = unknown) } messages, at most about ten a second,
+ * before its ADMIN_RESPONSE; without ARG_PROGRESS only the response comes.
+ * Background work (the re-encryption after rotate.store-key, a joining
+ * node's catch-up) is followed by polling rotate.status / cluster.status.
  *
  * Files: proto.c (framing and decoding, pure), client.c (kmsctl's side),
  * socket.c (the admin thread and its socket), cmds.c (what each command
@@ -67,7 +74,13 @@
     XX(0x540018, ARG_BY_CN)           \
     XX(0x540019, ARG_TTL_MS)          \
     XX(0x54001A, ARG_ADDR)            \
-    XX(0x54001B, ARG_NODE)
+    XX(0x54001B, ARG_NODE)            \
+    XX(0x540030, PROGRESS)            \
+    XX(0x540031, PROGRESS_PHASE)      \
+    XX(0x540032, PROGRESS_UNIT)       \
+    XX(0x540033, PROGRESS_DONE)       \
+    XX(0x540034, PROGRESS_TOTAL)      \
+    XX(0x540035, ARG_PROGRESS)
 
 enum admin_tag {
 #define XX(val, name) ADMIN_TAG_##name = (val),
@@ -119,6 +132,22 @@ int admin_call(const char *socket_path, kms_arena_t *a, const ttlv_item_t *req, 
  * (sending and reading the answer); 0 = no limit (the default). For the
  * process; set before calling. */
 void admin_call_set_timeout(unsigned ms);
+
+/* Progress of a long command: `phase` ("objects", "verifying", ...),
+ * `unit` ("objects" or "bytes"), `done` of `total` (-1 = unknown). The
+ * strings are valid during the call. */
+typedef void (*admin_progress_cb)(void *arg, const char *phase, const char *unit, int64_t done,
+                                  int64_t total);
+
+/*
+ * admin_call, also accepting ADMIN_PROGRESS messages before the answer:
+ * each is passed to `cb` (NULL = ignored) on the calling thread. The
+ * request asks for them with ARG_PROGRESS (the caller adds it). Same
+ * returns as admin_call; a malformed progress message is KMS_ERR_PROTO.
+ */
+int admin_call_progress(const char *socket_path, kms_arena_t *a, const ttlv_item_t *req,
+                        int pass_fd, admin_progress_cb cb, void *cb_arg, ttlv_item_t **resp_out,
+                        kms_error_t *err);
 
 /* STATUS of a response (0 or KMS_ERR_*); *msg_out (may be NULL) gets its
  * MESSAGE ("" when none). */
@@ -194,11 +223,13 @@ void admin_stop(admin_t *ad);
 /*
  * Execute one decoded request and build the ADMIN_RESPONSE in arena `a`
  * (never NULL unless NOMEM). `who` names the caller for the audit log
- * ("uid=0 pid=42"); `fd` is the file passed with the request or -1. Runs
- * on the admin thread (socket.c) and in the fuzz target; store writes
- * block it, which is fine there.
+ * ("uid=0 pid=42"); `fd` is the file passed with the request or -1;
+ * `conn_fd` is the caller's connection, on which ADMIN_PROGRESS messages
+ * are written when the request asks for them (-1 = never). Runs on the
+ * admin thread (socket.c) and in the fuzz target; store writes block it,
+ * which is fine there.
  */
 ttlv_item_t *admin_execute(const admin_options_t *opt, int64_t started_us, const char *who,
-                           const ttlv_item_t *req, int fd, kms_arena_t *a);
+                           const ttlv_item_t *req, int fd, int conn_fd, kms_arena_t *a);
 
 #endif /* KMS_ADMIN_H */

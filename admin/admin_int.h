@@ -32,6 +32,9 @@ typedef struct admin_req {
     const char *target;          /* tenant/client name for the audit record */
     char target_buf[128];        /* owns `target` when it came from a handler's local */
     const char *tenant;
+    int conn_fd;                 /* progress goes here when asked for, or -1 */
+    int64_t progress_us;         /* when the last progress message went out */
+    char progress_phase[32];     /* and its phase */
 } admin_req_t;
 
 /* A text argument of the request (NULL when absent or not text). */
@@ -44,6 +47,19 @@ int admin_field_bool(admin_req_t *r, ttlv_item_t *rec, const char *name, bool v)
 /* Set the response MESSAGE and return rc (a handler's refusal). */
 int admin_refuse(admin_req_t *r, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* ---------------------------------------------------------- progress.c */
+/* socket.c: write n bytes to an admin connection within its I/O timeout
+ * (10 s in all). 0 or KMS_ERR_IO. */
+int admin_write_all(int fd, const uint8_t *p, size_t n);
+/*
+ * An admin_progress_cb with arg = the admin_req_t: sends one
+ * ADMIN_PROGRESS message on r->conn_fd when the request carried
+ * ARG_PROGRESS = true, at most one per 100 ms unless the phase changed or
+ * the work is complete. A connection that cannot take it gets no more
+ * (conn_fd = -1); the command goes on. Admin thread.
+ */
+void admin_progress(void *arg, const char *phase, const char *unit, int64_t done, int64_t total);
+
 /* cluster.c: cluster.invite | status | verify | remove. */
 int admin_cluster_invite(admin_req_t *r, store_reader_t *rd);
 int admin_cluster_status(admin_req_t *r, store_reader_t *rd);
@@ -53,15 +69,17 @@ int admin_cluster_remove(admin_req_t *r, store_reader_t *rd);
 /*
  * backup.c: write a portable encrypted backup into `fd` / restore one
  * from `fd` (a file kmsctl opened and passed with SCM_RIGHTS). The backup
- * key is Argon2id(pass) or `rawkey` (32 bytes). On failure err says why.
+ * key is Argon2id(pass) or `rawkey` (32 bytes). `progress` (may be NULL)
+ * is told how far it got: create "backing up" (objects); restore "verifying" (bytes of
+ * the file), then "restoring" (objects). On failure err says why.
  * *count_out: objects written / restored. Admin thread.
  */
 int admin_backup_create(const admin_options_t *opt, int fd, const char *pass,
-                        const ttlv_item_t *rawkey, int64_t *count_out,
-                        kms_error_t *err);
+                        const ttlv_item_t *rawkey, admin_progress_cb progress,
+                        void *progress_arg, int64_t *count_out, kms_error_t *err);
 int admin_backup_restore(const admin_options_t *opt, int fd, const char *pass,
-                         const ttlv_item_t *rawkey, int64_t *count_out,
-                         kms_error_t *err);
+                         const ttlv_item_t *rawkey, admin_progress_cb progress,
+                         void *progress_arg, int64_t *count_out, kms_error_t *err);
 
 /* ------------------------------------------------- backup_format.c */
 /* File: "KMSDBAK1", then TTLV items BK_HEADER, BK_TENANT*, BK_CLIENT*,

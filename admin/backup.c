@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -35,6 +36,14 @@
 #include "kmip/kmip.h"
 
 #define BK_COMMIT_BATCH 128 /* restored objects per store commit */
+
+/* Tell the caller how far we got (progress may be NULL). */
+static void report(admin_progress_cb progress, void *arg, const char *phase, const char *unit,
+                   int64_t done, int64_t total)
+{
+    if (progress)
+        progress(arg, phase, unit, done, total);
+}
 
 /* ---------------------------------------------------------------- create */
 typedef struct scan_ids {
@@ -67,8 +76,8 @@ static int collect_id(const char *id, uint32_t dsk_id, void *arg)
 }
 
 int admin_backup_create(const admin_options_t *opt, int fd, const char *pass,
-                            const ttlv_item_t *rawkey, int64_t *count_out,
-                            kms_error_t *err)
+                        const ttlv_item_t *rawkey, admin_progress_cb progress,
+                        void *progress_arg, int64_t *count_out, kms_error_t *err)
 {
     char tmp[4200];
     store_t *copy = NULL;
@@ -161,6 +170,7 @@ int admin_backup_create(const admin_options_t *opt, int fd, const char *pass,
         if (rc || s.n == before)
             break;
     }
+    report(progress, progress_arg, "backing up", "objects", 0, (int64_t)s.n);
     for (size_t i = 0; i < s.n && !rc && !o.err; i++) {
         kms_arena_reset(oa);
         store_object_t *obj = NULL;
@@ -209,6 +219,7 @@ int admin_backup_create(const admin_options_t *opt, int fd, const char *pass,
         if (!rc) {
             admin_bk_put(&o, t, true);
             count++;
+            report(progress, progress_arg, "backing up", "objects", count, (int64_t)s.n);
         }
     }
     if (!rc && o.err)
@@ -303,8 +314,8 @@ out:
 }
 
 int admin_backup_restore(const admin_options_t *opt, int fd, const char *pass,
-                             const ttlv_item_t *rawkey, int64_t *count_out,
-                             kms_error_t *err)
+                         const ttlv_item_t *rawkey, admin_progress_cb progress,
+                         void *progress_arg, int64_t *count_out, kms_error_t *err)
 {
     bk_keys_t keys;
     EVP_MAC_CTX *mac = NULL;
@@ -333,6 +344,8 @@ int admin_backup_restore(const admin_options_t *opt, int fd, const char *pass,
     if (rc)
         goto out;
     bk_in_t in = {.fd = fd, .mac = mac};
+    struct stat st;
+    int64_t size = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1;
     for (;;) {
         kms_arena_reset(ia);
         ttlv_item_t *it = NULL;
@@ -341,6 +354,8 @@ int admin_backup_restore(const admin_options_t *opt, int fd, const char *pass,
             kms_error_set(err, rc, "the backup file is truncated or damaged");
             goto out;
         }
+        off_t pos = lseek(fd, 0, SEEK_CUR);
+        report(progress, progress_arg, "verifying", "bytes", pos < 0 ? 0 : (int64_t)pos, size);
         if (it->tag == BK_END) {
             if (admin_bk_check_trailer(mac, it, &expected) != 0) {
                 rc = KMS_ERR_CRYPTO;
@@ -374,6 +389,7 @@ int admin_backup_restore(const admin_options_t *opt, int fd, const char *pass,
         goto out;
     }
     w = store_write_new();
+    report(progress, progress_arg, "restoring", "objects", 0, expected);
     for (;;) {
         kms_arena_reset(ia);
         ttlv_item_t *it = NULL;
@@ -420,6 +436,7 @@ int admin_backup_restore(const admin_options_t *opt, int fd, const char *pass,
                 kms_arena_reset(wa);
                 done += (int64_t)pending;
                 pending = 0;
+                report(progress, progress_arg, "restoring", "objects", done, expected);
             }
         }
         if (rc)
@@ -429,6 +446,8 @@ int admin_backup_restore(const admin_options_t *opt, int fd, const char *pass,
         rc = store_commit(opt->store, w, NULL, 0);
         done += (int64_t)pending;
     }
+    if (!rc)
+        report(progress, progress_arg, "restoring", "objects", done, expected);
     kms_arena_free(wa);
     if (rc && (!err || !err->msg[0]))
         kms_error_set(err, rc, "restore stopped after %lld objects: %s", (long long)done, kms_strerror(rc));

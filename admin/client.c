@@ -2,7 +2,8 @@
  * admin/client.c: the client side of kmsd's admin socket.
  *
  * Sends one TTLV ADMIN_REQUEST and reads one ADMIN_RESPONSE (bounded by
- * ADMIN_MAX_MESSAGE), and prints the response records as text or JSON.
+ * ADMIN_MAX_MESSAGE), passing the ADMIN_PROGRESS messages that may come
+ * before it to a callback, and prints the response records as text or JSON.
  * It deliberately holds no command logic and no policy on what to tell a
  * user: kmsctl builds the requests, finds the socket in kmsd's
  * configuration and turns the outcome into messages and exit codes.
@@ -101,11 +102,69 @@ static int send_request(int fd, const uint8_t *p, size_t n, int pass_fd)
     return kms_write_all(fd, p, n);
 }
 
+/* ADMIN_PROGRESS: hand its fields to cb. 0 or KMS_ERR_PROTO. */
+static int deliver_progress(const ttlv_item_t *m, admin_progress_cb cb, void *cb_arg)
+{
+    const ttlv_item_t *ph = ttlv_find(m, ADMIN_TAG_PROGRESS_PHASE);
+    const ttlv_item_t *un = ttlv_find(m, ADMIN_TAG_PROGRESS_UNIT);
+    const ttlv_item_t *dn = ttlv_find(m, ADMIN_TAG_PROGRESS_DONE);
+    const ttlv_item_t *tt = ttlv_find(m, ADMIN_TAG_PROGRESS_TOTAL);
+    if (!ph || ph->type != TTLV_TEXT_STRING || !un || un->type != TTLV_TEXT_STRING || !dn ||
+        dn->type != TTLV_LONG_INTEGER || !tt || tt->type != TTLV_LONG_INTEGER)
+        return KMS_ERR_PROTO;
+    if (cb)
+        cb(cb_arg, ttlv_text(ph), ttlv_text(un), dn->v.i64, tt->v.i64);
+    return 0;
+}
+
+/* Read one message before deadline_ms (0 = none): an ADMIN_RESPONSE
+ * decoded into `a`, or an ADMIN_PROGRESS decoded into `pa`. */
+static int read_message(int fd, kms_arena_t *a, kms_arena_t *pa, uint64_t deadline,
+                        ttlv_item_t **out, kms_error_t *err)
+{
+    uint8_t hdr[8], *body = NULL;
+    int rc = read_all(fd, hdr, 8, deadline);
+    if (rc == KMS_ERR_TIMEOUT)
+        return kms_error_set(err, KMS_ERR_TIMEOUT, "no answer from kmsd within %u ms (--timeout)",
+                             g_timeout_ms);
+    if (rc != 0)
+        return kms_error_set(err, KMS_ERR_IO, "kmsd closed the admin connection without an answer");
+    uint32_t tag = ((uint32_t)hdr[0] << 16) | ((uint32_t)hdr[1] << 8) | hdr[2];
+    uint32_t blen = kms_be32(hdr + 4);
+    if ((tag != ADMIN_TAG_RESPONSE && tag != ADMIN_TAG_PROGRESS) || hdr[3] != TTLV_STRUCTURE ||
+        blen > ADMIN_MAX_MESSAGE - 8)
+        return kms_error_set(err, KMS_ERR_PROTO, "malformed answer on the admin socket");
+    body = malloc((size_t)blen + 8);
+    if (!body)
+        return kms_error_set(err, KMS_ERR_NOMEM, NULL);
+    memcpy(body, hdr, 8);
+    kms_error_t terr;
+    rc = read_all(fd, body + 8, blen, deadline);
+    if (rc != 0)
+        rc = kms_error_set(err, rc == KMS_ERR_TIMEOUT ? KMS_ERR_TIMEOUT : KMS_ERR_IO,
+                           rc == KMS_ERR_TIMEOUT ? "the answer did not arrive within %u ms "
+                                                   "(--timeout)"
+                                                 : "truncated answer on the admin socket",
+                           g_timeout_ms);
+    else if (ttlv_decode(body, (size_t)blen + 8, NULL, tag == ADMIN_TAG_RESPONSE ? a : pa, out,
+                         &terr) != 0)
+        rc = kms_error_set(err, KMS_ERR_PROTO, "malformed answer on the admin socket: %s", terr.msg);
+    free(body);
+    return rc;
+}
+
 int admin_call(const char *socket_path, kms_arena_t *a, const ttlv_item_t *req, int pass_fd,
                ttlv_item_t **resp_out, kms_error_t *err)
 {
+    return admin_call_progress(socket_path, a, req, pass_fd, NULL, NULL, resp_out, err);
+}
+
+int admin_call_progress(const char *socket_path, kms_arena_t *a, const ttlv_item_t *req,
+                        int pass_fd, admin_progress_cb cb, void *cb_arg, ttlv_item_t **resp_out,
+                        kms_error_t *err)
+{
     int fd = -1, rc;
-    uint8_t *body = NULL;
+    kms_arena_t *pa = NULL; /* progress messages, reset after each */
     kms_buf_t out;
     kms_buf_init(&out, ADMIN_MAX_MESSAGE);
     *resp_out = NULL;
@@ -136,43 +195,24 @@ int admin_call(const char *socket_path, kms_arena_t *a, const ttlv_item_t *req, 
         goto out;
     }
     kms_buf_dispose_wipe(&out); /* may have held a password */
-    uint8_t hdr[8];
-    rc = read_all(fd, hdr, 8, deadline);
-    if (rc == KMS_ERR_TIMEOUT) {
-        rc = kms_error_set(err, KMS_ERR_TIMEOUT, "no answer from kmsd within %u ms (--timeout)",
-                           g_timeout_ms);
-        goto out;
-    }
-    if (rc != 0) {
-        rc = kms_error_set(err, KMS_ERR_IO, "kmsd closed the admin connection without an answer");
-        goto out;
-    }
-    uint32_t tag = ((uint32_t)hdr[0] << 16) | ((uint32_t)hdr[1] << 8) | hdr[2];
-    uint32_t blen = kms_be32(hdr + 4);
-    if (tag != ADMIN_TAG_RESPONSE || hdr[3] != TTLV_STRUCTURE || blen > ADMIN_MAX_MESSAGE - 8) {
-        rc = kms_error_set(err, KMS_ERR_PROTO, "malformed answer on the admin socket");
-        goto out;
-    }
-    body = malloc((size_t)blen + 8);
-    if (!body) {
+    if (!(pa = kms_arena_new(0))) {
         rc = kms_error_set(err, KMS_ERR_NOMEM, NULL);
         goto out;
     }
-    memcpy(body, hdr, 8);
-    rc = read_all(fd, body + 8, blen, deadline);
-    if (rc != 0) {
-        rc = kms_error_set(err, rc == KMS_ERR_TIMEOUT ? KMS_ERR_TIMEOUT : KMS_ERR_IO,
-                           rc == KMS_ERR_TIMEOUT ? "the answer did not arrive within %u ms "
-                                                   "(--timeout)"
-                                                 : "truncated answer on the admin socket",
-                           g_timeout_ms);
-        goto out;
-    }
     ttlv_item_t *resp = NULL;
-    kms_error_t terr;
-    if (ttlv_decode(body, (size_t)blen + 8, NULL, a, &resp, &terr) != 0) {
-        rc = kms_error_set(err, KMS_ERR_PROTO, "malformed answer on the admin socket: %s", terr.msg);
-        goto out;
+    for (;;) {
+        kms_arena_reset(pa);
+        if ((rc = read_message(fd, a, pa, deadline, &resp, err)) != 0)
+            goto out;
+        if (resp->tag == ADMIN_TAG_RESPONSE)
+            break;
+        if (deliver_progress(resp, cb, cb_arg) != 0) {
+            rc = kms_error_set(err, KMS_ERR_PROTO, "malformed progress message on the admin socket");
+            goto out;
+        }
+        /* kmsd is working on it: the timeout counts from its last word. */
+        if (deadline)
+            deadline = kms_mono_ns() / 1000000ULL + g_timeout_ms;
     }
     ttlv_item_t *ver = ttlv_find(resp, ADMIN_TAG_PROTOCOL_VERSION);
     ttlv_item_t *st = ttlv_find(resp, ADMIN_TAG_STATUS);
@@ -185,7 +225,7 @@ int admin_call(const char *socket_path, kms_arena_t *a, const ttlv_item_t *req, 
 out:
     if (fd >= 0)
         close(fd);
-    free(body);
+    kms_arena_free(pa);
     kms_buf_dispose_wipe(&out);
     return rc;
 }

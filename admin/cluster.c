@@ -185,7 +185,10 @@ static int status_record(admin_req_t *r, const char *node_id, const store_node_t
         admin_field_long(r, rec, "lag_ms", s ? s->lag_ms : 0) ||
         admin_field_long(r, rec, "clock_offset_ms", s ? s->clock_offset_ms : 0) ||
         admin_field_text(r, rec, "state", state) ||
-        admin_field_text(r, rec, "error", s ? s->last_error : ""))
+        admin_field_text(r, rec, "error", s ? s->last_error : "") ||
+        admin_field_long(r, rec, "catchup_total", s ? s->catchup_total : 0) ||
+        admin_field_long(r, rec, "catchup_done", s ? s->catchup_done : 0) ||
+        (self && admin_field_bool(r, rec, "ready", repl_ready(r->opt->repl))))
         return KMS_ERR_NOMEM;
     return 0;
 }

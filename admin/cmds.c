@@ -532,8 +532,8 @@ static int adm_backup(admin_req_t *r, store_reader_t *rd, bool restore)
     int64_t n = 0;
     kms_error_t err;
     kms_error_clear(&err);
-    int rc = restore ? admin_backup_restore(r->opt, r->fd, pass, key, &n, &err)
-                     : admin_backup_create(r->opt, r->fd, pass, key, &n, &err);
+    int rc = restore ? admin_backup_restore(r->opt, r->fd, pass, key, admin_progress, r, &n, &err)
+                     : admin_backup_create(r->opt, r->fd, pass, key, admin_progress, r, &n, &err);
     if (rc)
         return admin_refuse(r, rc, "%s", err.msg);
     ttlv_item_t *rec = admin_rec_new(r);
@@ -647,10 +647,10 @@ static void audit_admin(const admin_req_t *r, const char *cmd, int rc)
 
 ttlv_item_t *admin_execute(const admin_options_t *opt, int64_t started_us,
                                const char *who, const ttlv_item_t *req, int fd,
-                               kms_arena_t *a)
+                               int conn_fd, kms_arena_t *a)
 {
     admin_req_t r = {.opt = opt, .started_us = started_us, .who = who, .req = req, .fd = fd,
-                     .a = a};
+                     .a = a, .conn_fd = conn_fd};
     r.resp = ttlv_new_struct(a, NULL, ADMIN_TAG_RESPONSE);
     if (!r.resp || !ttlv_new_int(a, r.resp, ADMIN_TAG_PROTOCOL_VERSION, ADMIN_PROTOCOL_VERSION))
         return NULL;

@@ -16,7 +16,8 @@
  * alongside them. The caller's uid/pid (SO_PEERCRED) name it in the log
  * and the audit log. A request may carry one open file (SCM_RIGHTS: the
  * backup file kmsctl created or opens for restore); it is closed after
- * that request.
+ * that request. A long command may write ADMIN_PROGRESS messages on the
+ * connection before its response (admin/progress.c).
  *
  * It deliberately listens only on a filesystem socket, never on a network
  * address, and does not run on the KMIP event loops: admin commands may
@@ -118,8 +119,9 @@ static int read_n(admin_t *ad, int fd, uint8_t *p, size_t n, bool at_start, int 
     return 0;
 }
 
-/* Write n bytes within ADMIN_IO_TIMEOUT_MS in all. */
-static int write_n(int fd, const uint8_t *p, size_t n)
+/* Write n bytes within ADMIN_IO_TIMEOUT_MS in all (responses here, progress
+ * messages in progress.c). */
+int admin_write_all(int fd, const uint8_t *p, size_t n)
 {
     uint64_t deadline = kms_mono_ns() / 1000000ULL + ADMIN_IO_TIMEOUT_MS;
     while (n > 0) {
@@ -150,7 +152,7 @@ static void send_error(int fd, int rc, const char *msg)
     if (r && ttlv_new_int(a, r, ADMIN_TAG_PROTOCOL_VERSION, ADMIN_PROTOCOL_VERSION) &&
         ttlv_new_int(a, r, ADMIN_TAG_STATUS, rc) &&
         ttlv_new_textz(a, r, ADMIN_TAG_MESSAGE, msg) && ttlv_encode(r, &out) == 0)
-        (void)write_n(fd, out.data, out.len);
+        (void)admin_write_all(fd, out.data, out.len);
     kms_buf_dispose(&out);
     kms_arena_free(a);
 }
@@ -236,7 +238,7 @@ static void serve_conn(admin_t *ad, int fd)
         bool exclusive = !reads_only(req);
         if (exclusive)
             pthread_mutex_lock(&ad->exec_mu);
-        ttlv_item_t *resp = admin_execute(&ad->opt, ad->started_us, who, req, passed, a);
+        ttlv_item_t *resp = admin_execute(&ad->opt, ad->started_us, who, req, passed, fd, a);
         if (exclusive)
             pthread_mutex_unlock(&ad->exec_mu);
         kms_buf_t out;
@@ -247,7 +249,7 @@ static void serve_conn(admin_t *ad, int fd)
             kms_buf_dispose(&out);
             break;
         }
-        rc = write_n(fd, out.data, out.len);
+        rc = admin_write_all(fd, out.data, out.len);
         kms_buf_dispose(&out);
         kms_arena_reset(a); /* wipes: the request tree held the password */
         if (rc)

@@ -63,10 +63,20 @@ int kmsctl_admin_call(kms_arena_t *a, ttlv_item_t *req, ttlv_item_t **resp_out)
 
 int kmsctl_admin_call_fd(kms_arena_t *a, ttlv_item_t *req, int pass_fd, ttlv_item_t **resp_out)
 {
+    return kmsctl_admin_call_progress(a, req, pass_fd, NULL, NULL, resp_out);
+}
+
+int kmsctl_admin_call_progress(kms_arena_t *a, ttlv_item_t *req, int pass_fd,
+                               admin_progress_cb cb, void *cb_arg, ttlv_item_t **resp_out)
+{
     conf_t *c = NULL;
     int ec = kmsctl_load_conf(&c);
     if (ec)
         return ec;
+    if (cb && !ttlv_new_bool(a, req, ADMIN_TAG_ARG_PROGRESS, true)) {
+        conf_free(c);
+        return KMSCTL_EXIT_FAIL;
+    }
     ttlv_item_t *resp = NULL;
     kms_error_t err;
     kms_error_clear(&err);
@@ -74,7 +84,7 @@ int kmsctl_admin_call_fd(kms_arena_t *a, ttlv_item_t *req, int pass_fd, ttlv_ite
      * everything else answers within seconds unless kmsd is stuck. */
     long t = kmsctl_g.timeout_ms >= 0 ? kmsctl_g.timeout_ms : pass_fd >= 0 ? 0 : 60000;
     admin_call_set_timeout((unsigned)t);
-    int rc = admin_call(c->admin.socket, a, req, pass_fd, &resp, &err);
+    int rc = admin_call_progress(c->admin.socket, a, req, pass_fd, cb, cb_arg, &resp, &err);
     if (rc == KMS_ERR_UNAVAIL) {
         fprintf(stderr, "kmsctl: %s (is kmsd running? see admin.socket in %s)\n",
                 kms_error_msg(&err), kmsctl_g.config_path);

@@ -31,6 +31,11 @@ int kmsctl_admin_call(kms_arena_t *a, ttlv_item_t *req, ttlv_item_t **resp_out);
 /* The same, passing the open file `pass_fd` to kmsd with the request
  * (SCM_RIGHTS), for backup and restore; -1 = none. */
 int kmsctl_admin_call_fd(kms_arena_t *a, ttlv_item_t *req, int pass_fd, ttlv_item_t **resp_out);
+/* The same, with the request asking for ADMIN_PROGRESS messages when `cb`
+ * is not NULL; each is passed to cb(cb_arg, ...) (e.g. kmsctl_progress_cb
+ * with a bar). */
+int kmsctl_admin_call_progress(kms_arena_t *a, ttlv_item_t *req, int pass_fd,
+                               admin_progress_cb cb, void *cb_arg, ttlv_item_t **resp_out);
 
 /* Print the RECORDs of a response: as one JSON object (single) or array
  * with --json, else as "name: value" lines (single) or a table. */

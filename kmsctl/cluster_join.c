@@ -66,7 +66,8 @@ static void join_usage(FILE *f)
             "server and node certificates signed by the cluster CA (so a client that trusts\n"
             "the CA trusts every node), the cluster's data-store keys wrapped under its own\n"
             "master key, and kmsd.yaml. Start it with `kmsd -c DIR/kmsd.yaml`: it copies the\n"
-            "cluster's keys from its peers before it opens its KMIP listener.\n"
+            "cluster's keys from its peers before it opens its KMIP listener;\n"
+            "`kmsctl --config DIR/kmsd.yaml cluster status --wait` shows that catch-up.\n"
             "\n"
             "  TOKEN              the invite's token (one use; it holds a secret)\n"
             "  --dir DIR          directory to set up (created; must not hold a kmsd already)\n"
@@ -709,9 +710,10 @@ int kmsctl_cluster_join(int argc, char **argv)
            "  node            %s/node.crt (peer listener %s)\n"
            "  data-store keys %zu, wrapped under this node's own master key\n"
            "  peers           %zu known node(s)\n"
-           "start it with:    kmsd -c %s   (it copies the cluster's keys before it serves)\n",
+           "start it with:    kmsd -c %s   (it copies the cluster's keys before it serves)\n"
+           "follow it with:   kmsctl --config %s cluster status --wait\n",
            tok.cluster_id, node_id, tok.addrs[0], path, pki, pki, a.n_hosts ? a.hosts[0] : "localhost",
-           a.listen, pki, a.peer_listen, resp->u.join_resp.n_dsks, nc.n_peers, path);
+           a.listen, pki, a.peer_listen, resp->u.join_resp.n_dsks, nc.n_peers, path, path);
     ret = KMSCTL_EXIT_OK;
 out:
     conf_free(check);

@@ -10,7 +10,9 @@
  * --passphrase-file; kmsd stretches it with Argon2id, 64 MiB, t=3) or a
  * 32-byte key file (raw, or 64 hex digits). Restore goes onto a running kmsd
  * that holds no objects yet (a fresh `kmsctl init` + kmsd), whatever its
- * master key.
+ * master key. On a terminal (and without --json) a progress bar on stderr
+ * follows kmsd's ADMIN_PROGRESS messages: objects written; for a restore
+ * the bytes verified, then the objects restored.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +23,7 @@
 
 #include "kmsctl/admin_client.h"
 #include "kmsctl/kmsctl.h"
+#include "kmsctl/progress.h"
 
 static void usage_backup(FILE *f)
 {
@@ -33,7 +36,8 @@ static void usage_backup(FILE *f)
             "restore  onto a running kmsd that holds no objects yet; keys are re-sealed under\n"
             "         its own keyring. Existing clients of that server are kept.\n"
             "--passphrase-file F  first line of F; stretched with Argon2id (salt in the file)\n"
-            "--key-file F         32 random bytes, raw or as 64 hex digits\n\n"
+            "--key-file F         32 random bytes, raw or as 64 hex digits\n"
+            "On a terminal a progress bar is drawn on stderr (not with --json).\n\n"
             "exit status: 0 ok, 1 refused or failed, 2 usage or bad key file, 3 kmsd unreachable\n");
 }
 
@@ -115,6 +119,7 @@ static int run(bool restore, int argc, char **argv)
         return KMSCTL_EXIT_FAIL;
     int ec = KMSCTL_EXIT_FAIL, fd = -1;
     bool created = false;
+    kmsctl_progress_t *bar = NULL;
     char tmp[4096];
     const char *target = path; /* the file kmsd writes into */
     ttlv_item_t *req = admin_request_new(a, restore ? "backup.restore" : "backup.create");
@@ -147,7 +152,11 @@ static int run(bool restore, int argc, char **argv)
         goto out;
     }
     ttlv_item_t *resp = NULL;
-    ec = kmsctl_admin_call_fd(a, req, fd, &resp);
+    if (kmsctl_progress_wanted(kmsctl_g.json))
+        bar = kmsctl_progress_new(stderr, restore ? "restore" : "backup", true);
+    ec = kmsctl_admin_call_progress(a, req, fd, bar ? kmsctl_progress_cb : NULL, bar, &resp);
+    kmsctl_progress_end(bar);
+    bar = NULL;
     if (ec)
         goto out;
     if (target != path) {

@@ -3,6 +3,7 @@
  * cluster of kmsd nodes (docs/cluster.md), over this node's admin socket:
  *   invite   a one-time join token, printed as the last line of stdout;
  *   status   every node's links, last contact, lag, clock offset, state;
+ *            --wait first follows this node's catch-up until it is ready;
  *   verify   digests of every tenant's objects on every node compared;
  *   remove   a node removed from the cluster.
  * Each subcommand is one function; joining a new node (`cluster join`,
@@ -18,6 +19,7 @@
 #include "conf/conf.h"
 #include "kmsctl/admin_client.h"
 #include "kmsctl/kmsctl.h"
+#include "kmsctl/progress.h"
 
 int cmd_cluster(int argc, char **argv);
 int kmsctl_cluster_join(int argc, char **argv); /* cluster_join.c */
@@ -27,7 +29,7 @@ static void cluster_usage(FILE *f)
     fprintf(f,
             "usage: kmsctl [--config FILE] [--json] cluster invite [--ttl DURATION] [--peer-addr HOST:PORT ...]\n"
             "       kmsctl cluster join TOKEN --dir DIR --listen ADDR:PORT --peer-listen ADDR:PORT [...]\n"
-            "       kmsctl [--config FILE] [--json] cluster status\n"
+            "       kmsctl [--config FILE] [--json] cluster status [--wait]\n"
             "       kmsctl [--config FILE] [--json] cluster verify\n"
             "       kmsctl [--config FILE] [--json] cluster remove NODE\n"
             "\n"
@@ -42,6 +44,9 @@ static void cluster_usage(FILE *f)
             "join    set up a new node in DIR with TOKEN (`kmsctl cluster join --help`)\n"
             "status  every node, connected or not: links, last contact, lag in changes\n"
             "        and in ms, clock offset, state. Exit 1 when a node is not ok.\n"
+            "        --wait  first wait until this node serves keys (a joining node has\n"
+            "                applied its catch-up snapshot), with a progress bar on a\n"
+            "                terminal\n"
             "verify  compare digests of every tenant's objects on every node; exit 0 when\n"
             "        identical, 1 when not (the objects that differ are listed) or when a\n"
             "        node could not be compared\n"
@@ -168,11 +173,77 @@ static int call_simple(int argc, char **argv, const char *what, const char *cmd,
     return req ? kmsctl_admin_call(*a, req, resp) : KMSCTL_EXIT_FAIL;
 }
 
+/* The records of a cluster.status answer that are catching up: the sum of
+ * their snapshots' progress; *ready_out: this node serves keys. */
+static bool catching_up(const ttlv_item_t *resp, int64_t *done_out, int64_t *total_out,
+                        bool *ready_out)
+{
+    bool any = false;
+    *done_out = *total_out = 0;
+    *ready_out = false;
+    for (const ttlv_item_t *rec = ttlv_find(resp, ADMIN_TAG_RECORD); rec;
+         rec = ttlv_find_next(rec, ADMIN_TAG_RECORD)) {
+        const ttlv_item_t *rd = kmsctl_rec_value(rec, "ready");
+        if (rd && rd->type == TTLV_BOOLEAN)
+            *ready_out = rd->v.b;
+        if (strcmp(kmsctl_rec_text(rec, "state"), "catching-up") != 0)
+            continue;
+        any = true;
+        *done_out += kmsctl_rec_long(rec, "catchup_done", 0);
+        *total_out += kmsctl_rec_long(rec, "catchup_total", 0);
+    }
+    return any;
+}
+
+/* --wait: poll cluster.status until this node is ready and no snapshot is
+ * being applied, with a bar of the catch-up on a terminal. The last answer
+ * is *resp in *a. */
+static int wait_ready(kms_arena_t **a, ttlv_item_t **resp)
+{
+    kmsctl_progress_t *bar = kmsctl_progress_wanted(kmsctl_g.json)
+                                 ? kmsctl_progress_new(stderr, "catching up", true)
+                                 : NULL;
+    int ec = 0;
+    for (;;) {
+        kms_arena_free(*a);
+        ttlv_item_t *req = (*a = kms_arena_new(0)) ? admin_request_new(*a, "cluster.status") : NULL;
+        if ((ec = req ? kmsctl_admin_call(*a, req, resp) : KMSCTL_EXIT_FAIL) != 0)
+            break;
+        int64_t done, total;
+        bool ready, busy = catching_up(*resp, &done, &total, &ready);
+        if (busy)
+            kmsctl_progress_update(bar, "catching up", "objects", done, total);
+        else if (!ready)
+            kmsctl_progress_update(bar, "waiting for peers", "objects", 0, -1);
+        if (ready && !busy)
+            break;
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    kmsctl_progress_end(bar);
+    return ec;
+}
+
 static int cluster_status(int argc, char **argv)
 {
     kms_arena_t *a = NULL;
     ttlv_item_t *resp = NULL;
-    int ec = call_simple(argc, argv, "status", "cluster.status", &a, &resp);
+    bool wait = false;
+    int ec = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--wait") == 0) {
+            wait = true;
+            memmove(&argv[i], &argv[i + 1], (size_t)(argc - i - 1) * sizeof *argv);
+            argc--;
+            i--;
+        }
+    }
+    if (wait)
+        ec = simple_args(argc, argv, "status");
+    if (wait && ec == 0)
+        ec = wait_ready(&a, &resp);
+    else if (!wait)
+        ec = call_simple(argc, argv, "status", "cluster.status", &a, &resp);
     if (ec)
         goto out;
     if (kmsctl_g.json)

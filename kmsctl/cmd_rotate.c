@@ -15,10 +15,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "kmsctl/admin_client.h"
 #include "kmsctl/kmsctl.h"
+#include "kmsctl/progress.h"
 
 static void usage_rotate(FILE *f)
 {
@@ -62,40 +62,38 @@ static bool running(const char *state)
            strcmp(state, "running") == 0;
 }
 
-/* Poll rotate.status until the pass for `dsk` is over; the final status
- * is *last, in *arena_out (the caller frees it). */
+/* Poll rotate.status until the pass for `dsk` is over, with a progress
+ * bar on a terminal; the final status is *last, in *arena_out (the caller
+ * frees it). */
 static int wait_done(int64_t dsk, kms_arena_t **arena_out, ttlv_item_t **last)
 {
-    bool tty = isatty(STDERR_FILENO) && !kmsctl_g.json;
+    kmsctl_progress_t *bar = kmsctl_progress_wanted(kmsctl_g.json)
+                                 ? kmsctl_progress_new(stderr, "re-encrypting", true)
+                                 : NULL;
+    int ec = 0;
     for (;;) {
         ttlv_item_t *resp = NULL;
         kms_arena_free(*arena_out);
         *arena_out = kms_arena_new(0);
-        if (!*arena_out)
-            return KMSCTL_EXIT_FAIL;
-        int ec = call(*arena_out, "rotate.status", &resp);
-        if (ec)
-            return ec;
+        if (!*arena_out) {
+            ec = KMSCTL_EXIT_FAIL;
+            break;
+        }
+        if ((ec = call(*arena_out, "rotate.status", &resp)) != 0)
+            break;
         *last = resp;
         const char *st = field_str(resp, "state");
-        int64_t total = field_num(resp, "total"), done = field_num(resp, "done");
         bool ours = field_num(resp, "target_dsk") == dsk;
-        if (tty && ours && total > 0) {
-            int width = 40, fill = (int)(total ? done * width / total : 0);
-            fprintf(stderr, "\rre-encrypting [");
-            for (int i = 0; i < width; i++)
-                fputc(i < fill ? '#' : '.', stderr);
-            fprintf(stderr, "] %lld/%lld", (long long)done, (long long)total);
-            fflush(stderr);
-        }
+        if (ours && field_num(resp, "total") > 0)
+            kmsctl_progress_update(bar, NULL, "objects", field_num(resp, "done"),
+                                   field_num(resp, "total"));
         if (ours && !running(st))
             break;
-        struct timespec ts = {0, 200 * 1000 * 1000};
+        struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    if (tty)
-        fputc('\n', stderr);
-    return 0;
+    kmsctl_progress_end(bar);
+    return ec;
 }
 
 int cmd_rotate(int argc, char **argv)

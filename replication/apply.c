@@ -54,7 +54,8 @@ struct repl_apply {
     char last_id[64];        /* objects up to here were compared */
     bool empty;              /* the store held no object at SNAPSHOT_BEGIN: nothing to compare */
     uint64_t snap_t0;
-    int64_t snap_objects;
+    int64_t snap_objects;    /* announced by SNAPSHOT_BEGIN */
+    int64_t snap_applied;    /* objects of the chunks applied so far */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -418,6 +419,11 @@ static void work_done(uv_work_t *wk, int status)
         repl_conn_fail(c, REPL_ERROR_INTERNAL, "%s", why);
         return;
     }
+    if (f->type == REPL_FRAME_SNAPSHOT_CHUNK) {
+        for (size_t i = 0; i < f->u.snap_chunk.n; i++)
+            a->snap_applied += f->u.snap_chunk.v[i].kind == REPL_KIND_OBJECT;
+        repl_set_node_catchup(a->r, c->node, a->snap_objects, a->snap_applied);
+    }
     if (f->type == REPL_FRAME_SNAPSHOT_END) {
         double s = (double)(repl_mono_ms() - a->snap_t0) / 1000.0;
         kms_log(KMS_LOG_INFO, REPL_LOG,
@@ -482,6 +488,9 @@ void repl_apply_frame(repl_conn_t *c, repl_frame_t *f)
         }
         a->last_id[0] = '\0';
         a->snap_t0 = repl_mono_ms();
+        a->snap_objects = f->u.snap_begin.objects;
+        a->snap_applied = 0;
+        repl_set_node_catchup(r, c->node, a->snap_objects, 0);
         a->empty = store_count_objects(a->rd) == 0;
         snapshot_state(a, true);
         kms_log(KMS_LOG_INFO, REPL_LOG, "catching up from %s: snapshot at seq %lld, %lld objects%s",

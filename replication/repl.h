@@ -402,6 +402,10 @@ typedef struct repl_peer_status {
     char state[16];              /* ok, connecting, skew, refused, catching-up, removed,
                                     past-max-lag */
     char last_error[160];        /* why the last link closed ("" = none) */
+    /* A snapshot from it being applied (state catching-up), or the last
+     * one: objects it announced and objects applied so far (0, 0 = none). */
+    int64_t catchup_total;
+    int64_t catchup_done;
 } repl_peer_status_t;
 
 /* Every known peer's status, in node-id order, into `a`. Any thread. */

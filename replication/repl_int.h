@@ -379,6 +379,8 @@ void repl_load_nodes(repl_t *r);
 void repl_adopt_current_dsk(repl_t *r, store_reader_t *rd);
 int64_t repl_log_floor(repl_t *r);
 void repl_set_node_state(repl_t *r, repl_node_t *n, const char *state);
+/* A snapshot's progress on node n's status (repl_peer_status_t). */
+void repl_set_node_catchup(repl_t *r, repl_node_t *n, int64_t total, int64_t done);
 
 /* Frames in flight per push link (bytes), and the socket's high-water
  * mark before the sender pauses. */

@@ -206,6 +206,16 @@ void repl_set_node_state(repl_t *r, repl_node_t *n, const char *state)
     pthread_mutex_unlock(&r->mu);
 }
 
+void repl_set_node_catchup(repl_t *r, repl_node_t *n, int64_t total, int64_t done)
+{
+    if (!n)
+        return;
+    pthread_mutex_lock(&r->mu);
+    n->st.catchup_total = total;
+    n->st.catchup_done = done;
+    pthread_mutex_unlock(&r->mu);
+}
+
 void repl_node_acked(repl_t *r, repl_node_t *n, int64_t acked, int64_t oldest_hlc)
 {
     if (!n)

@@ -192,7 +192,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc == 0) {
         if (!req || size < 8)
             abort();
-        ttlv_item_t *resp = admin_execute(&g_opt, kms_now_us(), "fuzz", req, -1, g_arena);
+        ttlv_item_t *resp = admin_execute(&g_opt, kms_now_us(), "fuzz", req, -1, -1, g_arena);
         check_response(resp);
     } else if (rc != KMS_ERR_PROTO && rc != KMS_ERR_LIMIT) {
         fprintf(stderr, "admin_decode_request returned %d\n", rc);

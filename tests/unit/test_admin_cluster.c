@@ -92,7 +92,7 @@ static int exec_cmd(fx_t *f, kms_arena_t *a, const char *cmd, ttlv_item_t **out,
     assert_non_null(req);
     if (args)
         args(a, req, arg);
-    ttlv_item_t *resp = admin_execute(&f->opt, kms_now_us(), "test", req, -1, a);
+    ttlv_item_t *resp = admin_execute(&f->opt, kms_now_us(), "test", req, -1, -1, a);
     assert_non_null(resp);
     *out = resp;
     return admin_response_status(resp, NULL);
