@@ -193,11 +193,15 @@ static void loop_thread(void *arg)
     srv_loop_t *l = arg;
     srv_t *srv = l->srv;
     /* Not ready at start (ready.c decided before the loops started): the
-     * sockets stay bound but not listening until the node can serve. */
+     * KMIP sockets stay bound but not listening until the node can serve;
+     * the HTTPS listener opens regardless (/readyz must say why, and
+     * srv_loop_apply_pause never opens it later). */
     if (atomic_load(&srv->listen_paused))
         atomic_store(&l->paused, true);
-    for (size_t i = 0; i < l->n_listeners && !atomic_load(&l->paused); i++) {
+    for (size_t i = 0; i < l->n_listeners; i++) {
         uv_tcp_t *t = &l->listeners[i];
+        if (atomic_load(&l->paused) && !srv->addrs[i].http)
+            continue;
         int r = uv_tcp_init(&l->loop, t);
         if (r == 0) {
             t->data = l;

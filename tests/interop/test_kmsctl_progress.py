@@ -1,22 +1,25 @@
 """kmsctl's progress bars against a real kmsd holding 3000 keys (created in
 batches of 250 Create items per request): `backup`, `restore`, `rotate
-store-key` and `cluster status --wait` run on a pseudo-terminal (python's pty
+store-key` and `cluster status --wait` (a joining node's catch-up, whose
+HTTPS /readyz answers from the start) run on a pseudo-terminal (python's pty
 module) draw a bar on stderr whose text parses (count/total, rate, ETA), at
 least twice for the long ones, and end on a cleared line before the summary;
 with stderr not a terminal, or with --json, nothing but the summary and no
 control characters at all."""
+import http.client
 import json
 import os
 import pty
 import re
 import select
+import ssl
 import subprocess
 import time
 
 import pytest
 
-from kmsd_harness import (STRUCT, INT, ENUM, TEXT, Kmsd, batch_item, item, kmsctl_bin, kmsd_bin,
-                          request, statuses)
+from kmsd_harness import (STRUCT, INT, ENUM, TEXT, Kmsd, batch_item, free_port, item, kmsctl_bin,
+                          kmsd_bin, request, statuses)
 
 KEYS = 3000
 PER_REQUEST = 250
@@ -51,6 +54,19 @@ def fill(k, total=KEYS):
             assert st == [0] * PER_REQUEST, st[:5]
     finally:
         sock.close()
+
+
+def readyz(port, ca):
+    """GET /readyz on kmsd's HTTPS listener: (status, JSON body)."""
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.check_hostname = False
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+    try:
+        conn.request("GET", "/readyz")
+        r = conn.getresponse()
+        return r.status, json.loads(r.read())
+    finally:
+        conn.close()
 
 
 def run_pty(args, timeout=180):
@@ -178,6 +194,8 @@ def test_cluster_status_wait_follows_the_catch_up(filled, tmp_path):
     d, k = filled
     token = k.invite()
     b = Kmsd(tmp_path / "b", join=token, node_id="b", client_of=k, start=False)
+    http_port = free_port()
+    b.configure({"http": {"listen": ["127.0.0.1:%d" % http_port]}})
     log = open(b.log_path, "ab")
     b.proc = subprocess.Popen([kmsd_bin(), "-c", b.conf_path],
                               stdout=log, stderr=subprocess.STDOUT)
@@ -187,6 +205,15 @@ def test_cluster_status_wait_follows_the_catch_up(filled, tmp_path):
         deadline = time.time() + 60
         while not os.path.exists(sock) and time.time() < deadline:
             time.sleep(0.01)
+        # The HTTPS listener is open from the start, while the KMIP one
+        # waits for the catch-up: /readyz says why, then "ready".
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                readyz(http_port, b.ca)
+                break
+            except OSError:
+                time.sleep(0.05)
         rc, text = run_pty(["--config", b.conf_path, "cluster", "status", "--wait"])
         assert rc in (0, 1), text  # 1: a node is not "ok" yet (still linking)
         assert "\x1b" not in text
@@ -203,6 +230,7 @@ def test_cluster_status_wait_follows_the_catch_up(filled, tmp_path):
         st = json.loads(b.kmsctl("--json", "cluster", "status", check=False).stdout)
         me = [r for r in st if r["self"]][0]
         assert me["ready"] is True
+        assert readyz(http_port, b.ca) == (200, {"status": "ready"})
         # The catch-up is recorded on the peer it came from.
         peer = [r for r in st if r["node"] == "a"][0]
         assert peer["catchup_total"] >= KEYS and peer["catchup_done"] == peer["catchup_total"]
