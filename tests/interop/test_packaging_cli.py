@@ -49,7 +49,7 @@ def subcommands(cmd):
 
 
 def options(text):
-    return sorted(set(re.findall(r"--[a-z][a-z-]*", text)))
+    return sorted(set(re.findall(r"--[a-z][a-z0-9-]*", text)))
 
 
 # ------------------------------------------------------------ completion
