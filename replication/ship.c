@@ -29,6 +29,14 @@
 #define SHIP_ROWS 512
 #define SHIP_BYTES (1u << 20)
 #define SHIP_SNAP_OBJECTS 256
+/* CHANGES frames in flight per link. The receiver applies one frame per
+ * store commit, so a sender that shipped every small commit at once made
+ * it commit (and fsync) once per few rows, twice over with three nodes
+ * (each change also arrives relayed), and it fell behind without end at
+ * 1 000 Creates/s. With two in flight, rows that come meanwhile wait and
+ * leave in the next frame: the batch grows with the load, as the group
+ * commit's does. */
+#define SHIP_LOG_FRAMES 2
 
 enum ship_phase { PH_LOG, PH_BEGIN, PH_DSKS, PH_TENANTS, PH_NODES, PH_CLIENTS, PH_OBJECTS,
                   PH_TOMBSTONES, PH_END };
@@ -53,6 +61,7 @@ struct repl_ship {
     size_t tombs_sent;       /* snapshot: tombstones sent so far */
     inflight_t *head, *tail;
     size_t inflight_bytes;
+    size_t inflight_frames;
     bool working;
     uv_work_t work;
     /* the work item's result */
@@ -547,6 +556,7 @@ static void work_done(uv_work_t *w, int status)
             s->head = i;
         s->tail = i;
         s->inflight_bytes += s->out.len;
+        s->inflight_frames++;
         if (repl_conn_send_bytes(c, s->out.data, s->out.len) != 0)
             return;
         kms_wipe(s->out.data, s->out.len);
@@ -562,7 +572,8 @@ static void schedule(repl_ship_t *s)
     repl_conn_t *c = s->c;
     if (!c || s->working || c->state != RC_OPEN)
         return;
-    if (s->inflight_bytes >= REPL_SHIP_WINDOW || !repl_conn_can_send(c, REPL_SHIP_WINDOW))
+    if (s->inflight_bytes >= REPL_SHIP_WINDOW || !repl_conn_can_send(c, REPL_SHIP_WINDOW) ||
+        (s->phase == PH_LOG && s->inflight_frames >= SHIP_LOG_FRAMES))
         return; /* an ACK or a drained write calls again */
     if (s->phase == PH_LOG && s->sent_seq >= atomic_load(&s->r->last_seq))
         return; /* nothing new: the commit notification calls again */
@@ -618,6 +629,7 @@ void repl_ship_acked(repl_conn_t *c, int64_t seq)
     if (!s->head)
         s->tail = NULL;
     s->inflight_bytes -= i->bytes;
+    s->inflight_frames--;
     free(i);
     if (seq > s->acked_seq)
         s->acked_seq = seq;
