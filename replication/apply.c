@@ -357,6 +357,15 @@ static void work_run(uv_work_t *wk)
         a->ack_seq = a->link_pos;
         return;
     }
+    /* One frame at a time across links: with three nodes every change
+     * arrives twice (from its origin and relayed by the third node), and
+     * two links applying the same objects at once made each other's
+     * commits conflict batch after batch (APPLY_TRIES exhausted, the link
+     * dropped, the peer falling further behind). Serialised, the second
+     * copy finds the origin's high-water mark raised and is skipped
+     * without a write. A KMIP write racing an apply still conflicts and
+     * is retried below. */
+    pthread_mutex_lock(&a->r->apply_mu);
     for (int attempt = 0; attempt < APPLY_TRIES; attempt++) {
         kms_arena_t *arena = kms_arena_new(0);
         store_write_t *w = store_write_new();
@@ -375,6 +384,7 @@ static void work_run(uv_work_t *wk)
             break;
         kms_strlcpy(a->last_id, last_id, sizeof a->last_id); /* re-read, re-merge */
     }
+    pthread_mutex_unlock(&a->r->apply_mu);
     a->rc = rc;
 }
 

@@ -89,6 +89,13 @@ int repl_open(const repl_options_t *opt, repl_t **out, kms_error_t *err)
         free(r);
         return kms_error_set(err, KMS_ERR_NOMEM, "out of memory");
     }
+    if (pthread_mutex_init(&r->apply_mu, NULL) != 0) {
+        pthread_mutex_destroy(&r->wq_mu);
+        pthread_mutex_destroy(&r->mu);
+        kms_arena_free(r->strs);
+        free(r);
+        return kms_error_set(err, KMS_ERR_NOMEM, "out of memory");
+    }
     r->opt = *opt;
     r->opt.node_id = dup_str(r, opt->node_id);
     r->opt.cluster_id = dup_str(r, opt->cluster_id);
@@ -369,6 +376,7 @@ void repl_close(repl_t *r)
         free(n);
     }
     repl_tls_free(r);
+    pthread_mutex_destroy(&r->apply_mu);
     pthread_mutex_destroy(&r->wq_mu);
     pthread_mutex_destroy(&r->mu);
     kms_arena_free(r->strs);
