@@ -32,28 +32,21 @@
 #   BENCH_KEEP=0                1: keep the temp dir (logs)
 set -u
 cd "$(dirname "$0")/.." || exit 1
-REPO=$PWD
-BUILD=${BUILD:-build}
-case "$BUILD" in /*) ;; *) BUILD="$REPO/$BUILD" ;; esac
+. bench/lib.sh
+bench_build cluster.sh
 DUR=${BENCH_DURATION:-5}
 LAGDUR=${BENCH_LAG_DURATION:-10}
 RATES=${BENCH_LAG_RATES:-"1000 10000"}
 CATCHUP=${BENCH_CATCHUP_KEYS:-100000}
-PY=/usr/bin/python3
-KB="$BUILD/kmipbench"
-for b in kmsd kmsctl kmipbench; do
-    [ -x "$BUILD/$b" ] || { echo "cluster.sh: $BUILD/$b missing (make BUILD=${BUILD#$REPO/})" >&2; exit 1; }
-done
 
-. bench/lib.sh
 bench_setup kmsd-bench-cluster
-# tune DIR SYNC_ACKS: quiet logs, room for the connections, sync_acks.
+# tune DIR SYNC_ACKS [LOG_LEVEL]: quiet logs, room for the connections, sync_acks.
 tune() {
-    $PY - "$1/kmsd.yaml" "$2" <<'EOF'
+    $PY - "$1/kmsd.yaml" "$2" "${3:-warn}" <<'EOF'
 import sys, yaml
-p, acks = sys.argv[1], int(sys.argv[2])
+p, acks, level = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 c = yaml.safe_load(open(p))
-c.setdefault("log", {})["level"] = "warn"
+c.setdefault("log", {})["level"] = level
 c.setdefault("limits", {})["max_connections"] = 1024
 if "replication" in c:
     c["replication"]["sync_acks"] = acks
@@ -223,6 +216,7 @@ if [ "$CATCHUP" -gt 0 ]; then
     init ca peer; tune "$T/ca" 0; start ca
     bench "seed $CATCHUP keys on one node" ca --op create --connections 64 --requests "$CATCHUP" --warmup 0
     join cb ca 0
+    tune "$T/cb" 0 info # its "snapshot ... applied" line
     t0=$(date +%s.%N)
     start cb
     t1=$(date +%s.%N)

@@ -29,21 +29,15 @@
 #   BENCH_JSON_OUT=FILE       also write every kmipbench JSON line to FILE
 set -u
 cd "$(dirname "$0")/.." || exit 1
-REPO=$PWD
-BUILD=${BUILD:-build}
-case "$BUILD" in /*) ;; *) BUILD="$REPO/$BUILD" ;; esac
+. bench/lib.sh
+bench_build compare.sh
 DUR=${BENCH_DURATION:-3}
 CONNS=${BENCH_CONNS:-64}
 IDLE=${BENCH_IDLE:-10000}
 IDLE_PY=${BENCH_IDLE_PYKMIP:-0}
 DO_PY=${BENCH_PYKMIP:-1}
 MILLION=${BENCH_MILLION:-0}
-PY=/usr/bin/python3
-KB="$BUILD/kmipbench"
 
-for b in kmsd kmsctl kmipbench; do
-    [ -x "$BUILD/$b" ] || { echo "compare.sh: $BUILD/$b missing (make BUILD=${BUILD#$REPO/})" >&2; exit 1; }
-done
 # 10 000 idle connections need descriptors on both sides.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((IDLE + 256)) ]; then
@@ -51,7 +45,6 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((IDLE + 256)) ]; th
     IDLE=$(( $(ulimit -n) - 256 ))
 fi
 
-. bench/lib.sh
 bench_setup kmsd-bench
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 

@@ -1,7 +1,19 @@
 # bench/lib.sh: shell helpers shared by bench/compare.sh and bench/cluster.sh
-# (sourced, not run). Sets T (a temp dir named after $1), PIDS and PGROUPS
-# (what cleanup ends at exit), and defines free_port and wait_port. It
-# starts nothing itself.
+# (sourced from the repository root, not run). bench_build sets REPO, BUILD
+# (absolute), KB and PY and checks the binaries; bench_setup sets T (a temp
+# dir), PIDS and PGROUPS (what cleanup ends at exit); free_port and
+# wait_port. It starts nothing itself.
+bench_build() { # script-name
+    REPO=$PWD
+    BUILD=${BUILD:-build}
+    case "$BUILD" in /*) ;; *) BUILD="$REPO/$BUILD" ;; esac
+    PY=/usr/bin/python3
+    KB="$BUILD/kmipbench"
+    local b
+    for b in kmsd kmsctl kmipbench; do
+        [ -x "$BUILD/$b" ] || { echo "$1: $BUILD/$b missing (make BUILD=${BUILD#$REPO/})" >&2; exit 1; }
+    done
+}
 bench_setup() { # temp-dir-prefix
     T=$(mktemp -d "/tmp/$1.XXXXXX")
     PIDS=()
