@@ -90,17 +90,29 @@ client() { # name -> kmipbench client args (a joined node uses the first node's 
 }
 JSON="$T/results.jsonl"
 : >"$JSON"
+# CPU seconds (user + system) of every kmsd running now.
+cpu_all() {
+    local p t=0
+    for p in "${KPID[@]}"; do
+        kill -0 "$p" 2>/dev/null && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    done
+    echo "$t"
+}
 bench() { # label node kmipbench-args...
-    local label=$1 node=$2 line
+    local label=$1 node=$2 line c0 c1
     shift 2
     printf '  %-34s ' "$label" >&2
+    c0=$(cpu_all)
     # shellcheck disable=SC2046
-    line=$("$KB" $(client "$node") --json "$@" 2>>"$T/kmipbench.err" | tail -1)
+    line=$("$KB" $(client "$node") --server-pid "${KPID[$node]}" --json "$@" 2>>"$T/kmipbench.err" | tail -1)
+    c1=$(cpu_all)
     [ -n "$line" ] || line='{"failed":true}'
-    echo "$line" | $PY -c 'import json,sys; d=json.loads(sys.stdin.read()); print("failed" if d.get("failed") else "%9.1f req/s  p50 %7.3f ms  p99 %7.3f ms  errors %d" % (d["requests_per_s"], d["p50_ms"], d["p99_ms"], d["errors"]))' >&2
-    $PY -c 'import json,sys; d=json.loads(sys.argv[2]); d["label"]=sys.argv[1]; print(json.dumps(d))' "$label" "$line" >>"$JSON"
+    line=$($PY -c 'import json,sys; d=json.loads(sys.argv[2]); d["label"]=sys.argv[1]; d["all_cpu_s"]=int(sys.argv[3])/int(sys.argv[4]); print(json.dumps(d))' \
+        "$label" "$line" "$((c1 - c0))" "$(getconf CLK_TCK)")
+    echo "$line" | $PY -c 'import json,sys; d=json.loads(sys.stdin.read()); print("failed" if d.get("failed") else "%9.1f req/s  p50 %7.3f ms  p99 %7.3f ms  errors %d  CPU us/req: node %.0f" % (d["requests_per_s"], d["p50_ms"], d["p99_ms"], d["errors"], d["cpu_us_per_req"]))' >&2
+    echo "$line" >>"$JSON"
 }
-W=(--duration "$DUR" --warmup 1)
+W=(--duration "$DUR" --warmup 0)
 echo "machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 # 1. Create throughput, one configuration at a time.
@@ -251,8 +263,12 @@ for k in ("create single node", "create 3 nodes async", "create 3 nodes sync_ack
     if not d or d.get("failed"):
         print("| %s | failed | |" % k); continue
     ratio = "%.0f %%" % (100 * d["requests_per_s"] / single) if single else "-"
-    print("| %s | %.0f Create/s, p50 %.2f ms, p99 %.2f ms, errors %d | %s |" % (
-        k, d["requests_per_s"], d["p50_ms"], d["p99_ms"], d["errors"], ratio))
+    cpu = ""
+    if d.get("cpu_us_per_req"):
+        cpu = "; CPU per Create: the node clients use %.0f us, all nodes %.0f us" % (
+            d["cpu_us_per_req"], d["all_cpu_s"] * 1e6 / max(1, d["requests_per_s"] * d.get("elapsed_s", 0) or 1))
+    print("| %s | %.0f Create/s, p50 %.2f ms, p99 %.2f ms, errors %d%s | %s |" % (
+        k, d["requests_per_s"], d["p50_ms"], d["p99_ms"], d["errors"], cpu, ratio))
 for k, d in rows.items():
     if k.startswith("lag at"):
         print("| %s (A -> B) | achieved %.0f/s; lag p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d probes, Get RTT %.2f ms) | |" % (
