@@ -18,7 +18,7 @@ import pytest
 
 import kmsd_harness as H
 from kmsd_harness import wait_for
-from test_cluster_failover import all_ok, verified
+from test_cluster_failover import all_ok, formed, verified
 from test_store_durability import OP_GET, Conn, uid_item
 
 THREADS = 64
@@ -29,7 +29,7 @@ def cluster(tmp_path_factory):
     with H.running_cluster(tmp_path_factory.mktemp("sync"), 3, {
             "log": {"level": "warn"}, "limits": {"max_connections": 256},
             "replication": {"sync_acks": 1, "sync_timeout_ms": 5000}}) as nodes:
-        wait_for(lambda: all_ok(nodes[0]), what="three nodes linked")
+        wait_for(lambda: formed(nodes), what="three nodes linked")
         yield nodes
 
 

@@ -58,6 +58,19 @@ def all_ok(k, n=3):
     return sum(1 for r in rows if r["state"] == "ok" and r["links"] in ("self", "in+out")) >= n
 
 
+def formed(nodes):
+    """Every node sees every node ok and linked both ways, and serves.
+    A push link that opens late (a node learns a newer member from the node
+    list, within seconds) seeds its peer by snapshot even when the peer
+    already has everything, and the peer closes its KMIP listener for that
+    snapshot and up to one readiness period (250 ms) after it: give that
+    time to pass before a test relies on every listener."""
+    if not all(all_ok(k, len(nodes)) for k in nodes):
+        return False
+    time.sleep(1.0)
+    return all(not refused(k) for k in nodes)
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     base = tmp_path_factory.mktemp("failover")
@@ -72,7 +85,7 @@ def cluster(tmp_path_factory):
             "a": {"env": {"SOFTHSM2_CONF": token.conf}, "setup_args": hsm}}) as nodes:
         nodes[0].token = token
         try:
-            wait_for(lambda: all_ok(nodes[0]), what="three nodes linked")
+            wait_for(lambda: formed(nodes), what="three nodes linked")
             yield nodes
         finally:
             for k in nodes:

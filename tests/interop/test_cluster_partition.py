@@ -26,7 +26,7 @@ import pytest
 
 import kmsd_harness as H
 from kmsd_harness import wait_for
-from test_cluster_failover import verified
+from test_cluster_failover import formed, verified
 from test_store_durability import (OP_ACTIVATE, OP_DESTROY, OP_GET, OP_GET_ATTRIBUTES,
                              OP_MODIFY_ATTRIBUTE, REASON_CESSATION, REASON_KEY_COMPROMISE,
                              STATE, T_ATTR_NAME, T_ATTR_VALUE, T_ATTRIBUTE, Conn, attr, first,
@@ -37,6 +37,7 @@ from test_store_durability import (OP_ACTIVATE, OP_DESTROY, OP_GET, OP_GET_ATTRI
 def cluster(tmp_path_factory):
     with H.running_cluster(tmp_path_factory.mktemp("cut"), 3, {"log": {"level": "info"}},
                            fronts=True) as nodes:
+        wait_for(lambda: formed(nodes), what="three nodes linked")
         yield nodes
 
 
