@@ -439,6 +439,10 @@ int srv_harden(void);
 int srv_open_hsm(srv_t *srv);
 int srv_open_store(srv_t *srv);
 int srv_open_kmip(srv_t *srv);
+/* KMS_ERR_CONFIG (logged) when configuration `c`'s tls.client_ca or
+ * replication.ca would trust the running issuing CA of KMIP Certify
+ * (startup.c; srv_open_kmip and every reload check it), else 0. */
+int srv_certify_ca_trusted(const srv_t *srv, const conf_t *c);
 int srv_drop_privileges(srv_t *srv);
 void srv_set_threadpool(srv_t *srv);
 

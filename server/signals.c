@@ -39,6 +39,12 @@ int srv_reload(srv_t *srv)
                 err.msg);
         goto out;
     }
+    /* A client CA bundle that now trusts Certify's issuing CA would make
+     * the certificates it issued kmsd credentials. */
+    if ((rc = srv_certify_ca_trusted(srv, nc)) != 0) {
+        kms_log(KMS_LOG_ERROR, SRV_LOG, "reload refused, keeping the running configuration");
+        goto out;
+    }
     rc = srv_tls_ctx_new(nc, &ctx, &err);
     if (rc != 0) {
         kms_log(KMS_LOG_ERROR, SRV_LOG, "reload refused, keeping the running TLS context: %s",

@@ -127,11 +127,27 @@ int srv_open_store(srv_t *srv)
 /* certify.ca with its key, for Certify / Re-certify. Refused when a CA
  * kmsd trusts for its own clients or peers would accept what it signs:
  * then any KMIP client could obtain a kmsd credential (docs/security.md). */
+int srv_certify_ca_trusted(const srv_t *srv, const conf_t *c)
+{
+    const char *trusts[] = {c->tls.client_ca, c->replication.ca};
+    const char *keys[] = {"tls.client_ca", "replication.ca"};
+
+    for (size_t i = 0; srv->certify_ca && i < KMS_ARRAY_SIZE(trusts); i++) {
+        kms_error_t verr = {0};
+        if (!trusts[i][0] || certs_verify_file(trusts[i], srv->certify_ca, 0, &verr) != 0)
+            continue;
+        kms_log(KMS_LOG_ERROR, SRV_LOG,
+                "certify.ca %s is trusted by %s (%s): certificates it issues to KMIP clients "
+                "would be kmsd credentials; give Certify a CA of its own",
+                srv->conf->certify.ca, keys[i], trusts[i]);
+        return KMS_ERR_CONFIG;
+    }
+    return 0;
+}
+
 static int open_certify_ca(srv_t *srv)
 {
     const struct conf_certify *cc = &srv->conf->certify;
-    const char *trusts[] = {srv->conf->tls.client_ca, srv->conf->replication.ca};
-    const char *keys[] = {"tls.client_ca", "replication.ca"};
     kms_error_t err = {0};
     int rc;
 
@@ -149,16 +165,8 @@ static int open_certify_ca(srv_t *srv)
         kms_log(KMS_LOG_ERROR, SRV_LOG, "certify: %s", kms_error_msg(&err));
         return rc;
     }
-    for (size_t i = 0; i < KMS_ARRAY_SIZE(trusts); i++) {
-        kms_error_t verr = {0};
-        if (!trusts[i][0] || certs_verify_file(trusts[i], srv->certify_ca, 0, &verr) != 0)
-            continue;
-        kms_log(KMS_LOG_ERROR, SRV_LOG,
-                "certify.ca %s is trusted by %s (%s): certificates it issues to KMIP clients "
-                "would be kmsd credentials; give Certify a CA of its own",
-                cc->ca, keys[i], trusts[i]);
-        return KMS_ERR_CONFIG;
-    }
+    if ((rc = srv_certify_ca_trusted(srv, srv->conf)) != 0)
+        return rc;
     kms_log(KMS_LOG_INFO, SRV_LOG, "certify: issuing CA %s (%u days)", cc->ca, cc->days);
     return 0;
 }

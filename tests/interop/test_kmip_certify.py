@@ -124,6 +124,23 @@ def test_a_certified_csr_opens_no_session(kmsd):
             s.close()
 
 
+def test_a_reload_that_would_trust_the_issuing_ca_is_refused(kmsd):
+    """SIGHUP with a client CA bundle that now holds certify-ca.crt: the
+    reload is refused and the running TLS context stays."""
+    bundle = os.path.join(kmsd.dir, "pki", "bundle.crt")
+    with open(bundle, "w") as out:
+        for f in ("ca.crt", "certify-ca.crt"):
+            with open(os.path.join(kmsd.dir, "pki", f)) as src:
+                out.write(src.read())
+    start = len(kmsd.log_text())
+    kmsd.configure({"tls": {"client_ca": bundle}})
+    kmsd.reload()
+    kmsd.wait_log("reload refused, keeping the running configuration", start=start)
+    assert "trusted by tls.client_ca" in kmsd.log_text()[start:]
+    # Still serving, with the old context.
+    assert h.statuses(kmsd.send_ttlv(h.discover_versions_request())) == [SUCCESS]
+
+
 def test_kmsd_refuses_an_issuing_ca_it_trusts(tmp_path):
     k = h.Kmsd(tmp_path, {"certify": {"ca": "pki/ca.crt", "ca_key": "pki/ca.key"}}, start=False)
     p = subprocess.run([h.kmsd_bin(), "-c", k.conf_path], capture_output=True, text=True,
