@@ -375,6 +375,12 @@ static void work_cb(uv_work_t *w)
 
 static void log_request(const srv_conn_t *c, const kmip_summary_t *s, uint64_t us)
 {
+    if (c->rc != 0 && c->rc != KMS_ERR_PROTO && c->state == SRV_CONN_CLOSING) {
+        /* Its client went away first: the request was cancelled. */
+        kms_log(KMS_LOG_INFO, SRV_LOG, "conn %llu %s request cancelled: the client closed (%lluus)",
+                (unsigned long long)c->id, c->addr, (unsigned long long)us);
+        return;
+    }
     if (c->rc != 0 && c->rc != KMS_ERR_PROTO) {
         kms_log(KMS_LOG_ERROR, SRV_LOG, "conn %llu %s request failed: %s (%lluus)",
                 (unsigned long long)c->id, c->addr, kms_strerror(c->rc),
