@@ -47,6 +47,7 @@ struct repl_apply {
     int64_t link_pos;
     /* snapshot in progress */
     bool snapshot;
+    bool gating;             /* it counts in catching_up: the node was not seeded before it */
     int64_t snap_seq;
     repl_hwm_t *hwm;         /* copy, own memory */
     size_t n_hwm;
@@ -402,7 +403,17 @@ static void snapshot_state(repl_apply_t *a, bool on)
     if (a->snapshot == on)
         return;
     a->snapshot = on;
-    atomic_fetch_add(&a->r->catching_up, on ? 1 : -1);
+    /* Only a node that holds nothing yet stops serving for a snapshot: a
+     * seeded node serving keys keeps serving while a peer that had never
+     * reached it (or one back after max_lag) sends it one, as it served
+     * during the partition. After a restart startup.c holds the listener
+     * until the snapshot is applied. */
+    if (on)
+        a->gating = !atomic_load(&a->r->seeded);
+    if (a->gating)
+        atomic_fetch_add(&a->r->catching_up, on ? 1 : -1);
+    if (!on)
+        a->gating = false;
     repl_set_node_state(a->r, a->c ? a->c->node : NULL, on ? "catching-up" : "ok");
 }
 
@@ -415,7 +426,7 @@ static void work_done(uv_work_t *wk, int status)
     a->f = NULL;
     if (!c) {
         repl_frame_free(f);
-        if (a->snapshot)
+        if (a->snapshot && a->gating)
             atomic_fetch_sub(&a->r->catching_up, 1);
         apply_free(a);
         return;
@@ -536,7 +547,7 @@ void repl_apply_stop(repl_conn_t *c)
     c->apply = NULL;
     a->c = NULL;
     if (!a->working) {
-        if (a->snapshot)
+        if (a->snapshot && a->gating)
             atomic_fetch_sub(&a->r->catching_up, 1);
         apply_free(a);
     }

@@ -695,6 +695,34 @@ static void test_restart_waits_for_peers(void **state)
                  (unsigned long long)waited);
 }
 
+/* A serving node keeps serving while a peer that never reached it sends
+ * it a snapshot (the first contact of a node with changes of its own):
+ * only a node that holds nothing stops serving for a snapshot. */
+static void test_seeded_node_serves_during_snapshot(void **state)
+{
+    (void)state;
+    node_open_data(0);
+    new_dsk(0, 31);
+    create_objects(0, "p", 100, 100);
+    node_open_data(2);
+    new_dsk(2, 33);
+    create_objects(2, "q", 5000, 1000); /* n3's own changes, never sent */
+    node_start(0, NULL);
+    node_start(1, NULL);
+    WAIT_FOR(repl_ready(N[1].repl) && count(1) == 100, 10000);
+    node_start(2, NULL);
+    uint64_t t0 = now_ms();
+    int not_ready = 0;
+    while (count(1) < 5100 && now_ms() - t0 < 60000) {
+        if (!repl_ready(N[1].repl))
+            not_ready++;
+        kms_test_sleep_ms(1);
+    }
+    assert_int_equal(count(1), 5100);
+    if (not_ready)
+        fail_msg("n2 stopped serving %d times while n3's snapshot was applied", not_ready);
+}
+
 /* Replication lag at a steady write rate: n1 commits 10 objects every
  * 10 ms (1000/s) for 3 s; every 10 ms the test samples how far n2 is
  * behind (objects) and the lag n1 reports (ms). Prints p50/p99. */
@@ -814,6 +842,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_removed_node_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_steady_lag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_waits_for_peers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seeded_node_serves_during_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_three_nodes_small_commits, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
