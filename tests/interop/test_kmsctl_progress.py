@@ -201,7 +201,8 @@ def test_cluster_status_wait_follows_the_catch_up(filled, tmp_path):
                               stdout=log, stderr=subprocess.STDOUT)
     log.close()
     try:
-        sock = b.config()["admin"]["socket"]
+        # A relative admin.socket is relative to the configuration's folder.
+        sock = os.path.join(os.path.dirname(b.conf_path), b.config()["admin"]["socket"])
         deadline = time.time() + 60
         while not os.path.exists(sock) and time.time() < deadline:
             time.sleep(0.01)
