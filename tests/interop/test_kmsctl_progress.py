@@ -231,6 +231,10 @@ def test_cluster_status_wait_follows_the_catch_up(filled, tmp_path):
         st = json.loads(b.kmsctl("--json", "cluster", "status", check=False).stdout)
         me = [r for r in st if r["self"]][0]
         assert me["ready"] is True
+        # /readyz follows the server's readiness, re-evaluated every 250 ms.
+        deadline = time.time() + 5
+        while readyz(http_port, b.ca)[0] != 200 and time.time() < deadline:
+            time.sleep(0.05)
         assert readyz(http_port, b.ca) == (200, {"status": "ready"})
         # The catch-up is recorded on the peer it came from.
         peer = [r for r in st if r["node"] == "a"][0]
