@@ -186,26 +186,28 @@ def test_stalled_large_requests_stay_within_request_memory(tmp_path):
         # the last byte, as far as kmsd reads it.
         size = (1 << 20) - 8
         head = b"\x42\x00\x78\x01" + struct.pack(">I", size)  # Request Message, Structure
-        todo = {s: head + b"\x00" * (size - 1) for s in conns}
+        # One shared payload; each connection keeps only its offset in it.
+        payload = memoryview(head + b"\x00" * (size - 1))
+        todo = {s: 0 for s in conns}
         for s in conns:
             s.setblocking(False)
         deadline = time.time() + 20
         while todo and time.time() < deadline:
             progressed = False
             for s in list(todo):
-                data = todo[s]
+                off = todo[s]
                 try:
-                    sent = s.send(data[:65536])
+                    sent = s.send(payload[off:off + 65536])
                 except (ssl.SSLWantWriteError, BlockingIOError):
                     continue
                 except (OSError, ssl.SSLError):
                     del todo[s]
                     continue
                 progressed = True
-                if sent >= len(data):
+                if off + sent >= len(payload):
                     del todo[s]
                 else:
-                    todo[s] = data[sent:]
+                    todo[s] = off + sent
             if not progressed:
                 time.sleep(0.05)
         time.sleep(1.0)
