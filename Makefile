@@ -10,6 +10,8 @@
 #   V=1                  show full command lines
 
 BUILD      ?= build
+# Parallel jobs for the builds `make test` and `make run` start (one per CPU).
+JOBS       ?= $(shell nproc 2>/dev/null || echo 1)
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 PKG_CONFIG ?= pkg-config
@@ -99,12 +101,12 @@ deps:
 
 # The contract: one command installs, builds and runs every suite.
 test: deps
-	$(Q)$(MAKE) --no-print-directory BUILD=build-asan SANITIZE=address,undefined tests
-	$(Q)$(MAKE) --no-print-directory BUILD=build all
+	$(Q)$(MAKE) --no-print-directory -j$(JOBS) BUILD=build-asan SANITIZE=address,undefined tests
+	$(Q)$(MAKE) --no-print-directory -j$(JOBS) BUILD=build all
 	$(Q)tests/run.sh build-asan
 
 run: deps
-	$(Q)$(MAKE) --no-print-directory BUILD=build all
+	$(Q)$(MAKE) --no-print-directory -j$(JOBS) BUILD=build all
 	$(Q)packaging/run-dev.sh
 
 # libFuzzer targets: fuzz sources + ttlv + common (+ conf for fuzz_conf; + kmip,

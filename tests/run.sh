@@ -25,8 +25,10 @@ for t in "$BUILD"/tests/test_*; do
   case "$t" in *.d) continue;; esac
   name=$(basename "$t")
   out="$logdir/$name.log"
+  t0=$SECONDS
   timeout 600 "$t" >"$out" 2>&1
   rc=$?
+  secs=$((SECONDS - t0))
   p=$(sed -n 's/^\[  PASSED  \] \([0-9]\+\) test.*/\1/p' "$out" | awk '{s+=$1} END {print s+0}')
   f=$(sed -n 's/^\[  FAILED  \] \([0-9]\+\) test.*/\1/p' "$out" | awk '{s+=$1} END {print s+0}')
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi   # crashed or sanitizer abort
@@ -34,17 +36,17 @@ for t in "$BUILD"/tests/test_*; do
   if [ "$f" -gt 0 ]; then
     failures+=("$name"); echo "  FAIL $name (exit $rc): see $out"; tail -30 "$out" | sed 's/^/    /'
   else
-    echo "  ok   $name ($p)"
+    echo "  ok   $name ($p, ${secs} s)"
   fi
 done
 
 if ls tests/interop/test_*.py >/dev/null 2>&1; then
   echo "== interop tests (pytest + PyKMIP)"
   xml="$logdir/interop.xml"
-  (cd tests/interop && timeout 2400 $PY -m pytest -q -p no:cacheprovider --junitxml="$xml" . ) \
+  (cd tests/interop && timeout 2400 $PY -m pytest -q -p no:cacheprovider --durations=15 --junitxml="$xml" . ) \
     >"$logdir/interop.log" 2>&1
   rc=$?
-  tail -40 "$logdir/interop.log"
+  tail -60 "$logdir/interop.log"
   if [ -f "$xml" ]; then
     read -r t f e s < <($PY - "$xml" <<'PYEOF'
 import sys, xml.etree.ElementTree as ET
@@ -71,7 +73,7 @@ if [ "${KMS_SKIP_FUZZ:-0}" != 1 ] && command -v clang >/dev/null 2>&1 && ls test
   smoke=${FUZZ_SMOKE_SECONDS:-20}
   jobs=${FUZZ_SMOKE_JOBS:-$(nproc 2>/dev/null || echo 1)}
   echo "== fuzz smoke ($smoke s per target, $jobs at a time)"
-  if make --no-print-directory fuzz >"$logdir/fuzz-build.log" 2>&1; then
+  if make --no-print-directory -j"$jobs" fuzz >"$logdir/fuzz-build.log" 2>&1; then
     fuzz_one() {  # fuzz_one TARGET: exit status of its run, log in $logdir
       local f=$1 name work corpus
       name=$(basename "$f")
