@@ -280,6 +280,9 @@ int store_migrate(sqlite3 *db, int *version_out)
         kms_log(KMS_LOG_WARN, STORE_LOG,
                 "upgrading the database schema from v%d to v%d; on a large store this takes "
                 "a while and WAL space up to the database's size", v, store_schema_current);
+    /* A new database goes through every step too; its steps are logged at
+     * debug level, as they say nothing an operator acts on. */
+    enum kms_log_level step_level = v == 0 ? KMS_LOG_DEBUG : KMS_LOG_INFO;
     for (; v < store_schema_current; v++) {
         err = store_exec(db, "BEGIN IMMEDIATE", "migrate");
         if (err)
@@ -299,7 +302,7 @@ int store_migrate(sqlite3 *db, int *version_out)
             kms_log(KMS_LOG_ERROR, STORE_LOG, "schema migration to v%d failed", v + 1);
             return err;
         }
-        kms_log(KMS_LOG_INFO, STORE_LOG, "schema migrated to v%d", v + 1);
+        kms_log(step_level, STORE_LOG, "schema migrated to v%d", v + 1);
     }
     *version_out = v;
     return 0;
