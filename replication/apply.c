@@ -54,6 +54,7 @@ struct repl_apply {
     kms_arena_t *snap_arena;
     char last_id[64];        /* objects up to here were compared */
     bool empty;              /* the store held no object at SNAPSHOT_BEGIN: nothing to compare */
+    bool raced;              /* ...but another link or a client wrote since: read before writing */
     uint64_t snap_t0;
     int64_t snap_objects;    /* announced by SNAPSHOT_BEGIN */
     int64_t snap_applied;    /* objects of the chunks applied so far */
@@ -95,8 +96,11 @@ static int apply_object(ctx_t *x, const repl_entity_t *e)
     const repl_entity_t *lp = NULL;
     store_change_id_t id;
     /* Seeding an empty store: the snapshot holds each object once and
-     * nothing is here to merge with (the bulk path: no read per object). */
-    int rc = x->no_log && a->empty ? KMS_ERR_NOTFOUND
+     * nothing is here to merge with (the bulk path: no read per object),
+     * until a commit of this snapshot conflicts: then another link (a
+     * second snapshot, a peer's changes) or a client wrote meanwhile, and
+     * every object is read and merged from there on. */
+    int rc = x->no_log && a->empty && !a->raced ? KMS_ERR_NOTFOUND
                                    : store_get_repl(a->rd, x->arena, e->key, &o, &t);
     if (rc && rc != KMS_ERR_NOTFOUND)
         return rc;
@@ -384,6 +388,7 @@ static void work_run(uv_work_t *wk)
         if (rc != KMS_ERR_CONFLICT)
             break;
         kms_strlcpy(a->last_id, last_id, sizeof a->last_id); /* re-read, re-merge */
+        a->raced = true; /* the store is no longer the empty one the snapshot began on */
     }
     pthread_mutex_unlock(&a->r->apply_mu);
     a->rc = rc;
@@ -513,6 +518,7 @@ void repl_apply_frame(repl_conn_t *c, repl_frame_t *f)
         a->snap_applied = 0;
         repl_set_node_catchup(r, c->node, a->snap_objects, 0);
         a->empty = store_count_objects(a->rd) == 0;
+        a->raced = false;
         snapshot_state(a, true);
         kms_log(KMS_LOG_INFO, REPL_LOG, "catching up from %s: snapshot at seq %lld, %lld objects%s",
                 a->peer, (long long)f->u.snap_begin.snapshot_seq,

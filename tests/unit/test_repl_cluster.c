@@ -827,6 +827,34 @@ static void test_three_nodes_small_commits(void **state)
     assert_int_equal(s2.conflicts + s3.conflicts, 0);
 }
 
+/* A node that starts empty while two seeded peers each send it a snapshot
+ * (or one sends a snapshot and the other its changes): the first commit
+ * of the bulk "empty store" path that meets an object another link wrote
+ * meanwhile conflicts; from there the snapshot reads and merges every
+ * object instead of failing each retry and dropping the link. */
+static void test_empty_node_two_links_at_once(void **state)
+{
+    (void)state;
+    node_open_data(0);
+    new_dsk(0, 37);
+    node_start(0, NULL);
+    node_start(1, NULL);
+    WAIT_FOR(connected(0, 1) && repl_ready(N[1].repl), 5000);
+    create_objects(0, "e", 6000, 500); /* n2 gets them as changes, logged and relayed */
+    WAIT_FOR(count(1) == 6000, 60000);
+    node_start(2, NULL);
+    WAIT_FOR(count(2) == 6000 && repl_ready(N[2].repl), 120000);
+    kms_arena_t *a = kms_arena_new(0);
+    repl_peer_status_t *st = NULL;
+    size_t n = 0;
+    assert_int_equal(repl_status(N[2].repl, a, &st, &n), 0);
+    for (size_t i = 0; i < n; i++)
+        if (strstr(st[i].last_error, "cannot apply"))
+            fail_msg("n3's link from %s failed: %s", st[i].node_id, st[i].last_error);
+    kms_arena_free(a);
+    assert_true(same_object(0, 2, "e-00005999"));
+}
+
 int main(void)
 {
     /* Writes to a peer that closed must not kill the process (kmsd ignores
@@ -844,6 +872,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart_waits_for_peers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seeded_node_serves_during_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_three_nodes_small_commits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_node_two_links_at_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
