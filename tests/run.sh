@@ -43,10 +43,15 @@ done
 if ls tests/interop/test_*.py >/dev/null 2>&1; then
   echo "== interop tests (pytest + PyKMIP)"
   xml="$logdir/interop.xml"
+  export KMS_TEST_REPORT="$logdir/figures.txt"   # kmsd_harness.report() lines
   (cd tests/interop && timeout 2400 $PY -m pytest -q -p no:cacheprovider --durations=15 --junitxml="$xml" . ) \
     >"$logdir/interop.log" 2>&1
   rc=$?
   tail -60 "$logdir/interop.log"
+  if [ -s "$KMS_TEST_REPORT" ]; then
+    echo "== figures measured by the interop tests"
+    sed 's/^/  /' "$KMS_TEST_REPORT"
+  fi
   if [ -f "$xml" ]; then
     read -r t f e s < <($PY - "$xml" <<'PYEOF'
 import sys, xml.etree.ElementTree as ET

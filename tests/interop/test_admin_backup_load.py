@@ -10,6 +10,7 @@ import time
 import uuid
 
 from test_tenants import (SUCCESS, TAG, Kmsd, RawKmip, T, create_key, find, need_kmsd)
+from kmsd_harness import report
 
 WRITERS = 16
 
@@ -69,7 +70,7 @@ def test_backup_while_16_clients_write_restores_identically(tmp_path):
         during = [u for (t, u) in acked if t_begin <= t <= t_end]
         after = [u for (t, u) in acked if t > t_end]
         assert len(before) > WRITERS and after, (len(before), len(after))
-        print("\n[backup] %d keys acknowledged before the backup, %d during, %d after; "
+        report("[backup] %d keys acknowledged before the backup, %d during, %d after; "
               "backup holds %d objects" % (len(before), len(during), len(after), res["objects"]))
 
         other = Kmsd(tmp_path / "other")

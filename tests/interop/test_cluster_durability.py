@@ -79,7 +79,7 @@ def test_kill_9_under_load_loses_no_acknowledged_key(cluster):
     for t in threads:
         t.join(30)
     n = len(acked)
-    print("sync_acks 1: %d Creates acknowledged before kill -9, %d refused" % (n, refused[0]))
+    H.report("sync_acks 1: %d Creates acknowledged before kill -9, %d refused" % (n, refused[0]))
     assert n >= 1500
     # Each acknowledged key is on both survivors (B and C pass to each
     # other what only one of them got from A).

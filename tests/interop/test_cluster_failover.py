@@ -237,7 +237,7 @@ def test_rolling_restart_under_load(cluster, tmp_path):
     failures = [f for rc in clients for f in rc.failures]
     assert failures == [], failures
     retries = sum(rc.retries for rc in clients)
-    print("rolling restart: %d operations, %d retried on the next server, %d keys made"
+    H.report("rolling restart: %d operations, %d retried on the next server, %d keys made"
           % (ops[0], retries, len(made)))
     assert retries > 0  # the restarts did interrupt connections
     assert ops[0] > 50

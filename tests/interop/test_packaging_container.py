@@ -75,7 +75,7 @@ def image(pm):
     pm.run("build", "--format", "docker", "--network=host", "-f", "packaging/docker/Dockerfile",
            "--build-arg", "REVISION=" + rev, "--build-arg", "CREATED=2026-01-01T00:00:00Z",
            "-t", IMAGE, REPO, timeout=1800)
-    print("container image built in %.1f s" % (time.time() - t0))
+    kmsd_harness.report("container image built in %.1f s" % (time.time() - t0))
     new = pm.run("image", "inspect", "-f", "{{.Id}}", IMAGE).stdout.strip()
     if old and old != new:  # the previous build of this tag, now untagged
         pm.run("rmi", old, check=False)

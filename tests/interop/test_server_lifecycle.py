@@ -211,7 +211,7 @@ def test_idle_connections_memory(kmsd_factory, capsys):
         rss2 = k.rss_kb()
         per_kib = (rss2 - rss1) / float(n - n // 2)
         with capsys.disabled():
-            print("\n[kmsd] idle TLS connections: %.0f handshakes/s (client-bound), "
+            h.report("[kmsd] idle TLS connections: %.0f handshakes/s (client-bound), "
                   "RSS %d KiB at %d, %d KiB at %d: %.1f KiB per connection" %
                   ((n - n // 2) / dt, rss1, n // 2, rss2, n, per_kib))
         # Sanitizer builds pad every allocation and keep freed memory in

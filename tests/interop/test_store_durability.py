@@ -447,7 +447,7 @@ def test_kill9_during_concurrent_creates(kmsd_factory, record_property, sig):
     msg = ("signal %d after %d Success answers (%d in total counting answers that were "
            "already on their way), %d of %d Creates handed out, %.1fs of load" %
            (sig, n_acked_at_kill, n_acked, state["next"], N_CREATES, elapsed))
-    print(msg)
+    H.report(msg)
     record_property("creates_acknowledged_before_kill", n_acked)
     assert errors == [], errors
     assert failed == [], failed[:5]
@@ -505,7 +505,7 @@ def test_kill9_during_concurrent_creates(kmsd_factory, record_property, sig):
                 assert [len(m) for m in key_material(pl)] == [32], name
     finally:
         c.close()
-    print("%d Creates were in flight at the kill; %d of them were stored" %
+    H.report("%d Creates were in flight at the kill; %d of them were stored" %
           (len(in_doubt), present))
 
     # Clean shutdown after recovery, and the result is consistent as well.
@@ -599,7 +599,7 @@ def test_kill9_during_state_changes(kmsd_factory):
     assert errors == [], errors[:3]
     n_updates = sum(acked.values())
     assert n_updates < 4 * N_KEYS, "the kill came after every update finished"
-    print("kill -9 after %d acknowledged state changes on %d keys" % (n_updates, N_KEYS))
+    H.report("kill -9 after %d acknowledged state changes on %d keys" % (n_updates, N_KEYS))
 
     db = os.path.join(k.dir, k.config()["store"]["path"])
     integrity_check([db, db + "-wal"], k.workdir)
