@@ -71,6 +71,25 @@ int crypto_cert_check(const uint8_t *der, size_t len, kms_error_t *err)
     return 0;
 }
 
+int crypto_cert_object_value(const ttlv_item_t *obj, const uint8_t **der_out, size_t *len_out,
+                             kms_error_t *err)
+{
+    const ttlv_item_t *t = crypto_find_typed(obj, KMIP_TAG_CERTIFICATE_TYPE, TTLV_ENUMERATION);
+    const ttlv_item_t *v = crypto_find_typed(obj, KMIP_TAG_CERTIFICATE_VALUE, TTLV_BYTE_STRING);
+
+    *der_out = NULL;
+    *len_out = 0;
+    if (!t || !v)
+        return kms_error_set_reason(err, KMS_ERR_PROTO, KMIP_RESULT_REASON_MISSING_DATA,
+                                    "Certificate needs Certificate Type and Certificate Value");
+    if (ttlv_u32(t) != KMIP_CERTIFICATE_TYPE_X_509)
+        return kms_error_set_reason(err, KMS_ERR_NOTSUP, KMIP_RESULT_REASON_FEATURE_NOT_SUPPORTED,
+                                    "only X.509 certificates are supported");
+    *der_out = v->v.bytes.ptr;
+    *len_out = v->v.bytes.len;
+    return 0;
+}
+
 /* DER of an X509_NAME as a Byte String child. */
 static int add_name_der(kms_arena_t *a, ttlv_item_t *parent, uint32_t tag, const X509_NAME *n)
 {

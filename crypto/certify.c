@@ -2,7 +2,7 @@
  * crypto/certify.c: certificates issued for KMIP Certify and Re-certify.
  *
  * Reads a client's certificate request (PKCS#10 in DER, or the same in
- * PEM), checks its self-signature and key, and issues an X.509 v3
+ * PEM; CRMF in crmf.c), checks its self-signature and key, and issues an X.509 v3
  * certificate for a public key under a CA the caller holds: subject from
  * the request (or the caller's name, or the certificate being renewed),
  * validity as the caller says, a random 128-bit serial, SHA-256 (no digest
@@ -11,7 +11,9 @@
  * identifiers, the requested subjectAltName, keyUsage without the CA bits
  * and extendedKeyUsage without kmsd's cluster peer role. It deliberately
  * does not pick the CA, decide who may ask, or store anything: kmip/ does.
- * CRMF and PGP requests are not read (Feature Not Supported).
+ * PGP requests are not read (Feature Not Supported): an OpenPGP
+ * certification is not an X.509 certificate, and kmsd has no OpenPGP
+ * certifying key (docs/kmip.md).
  */
 #include <string.h>
 
@@ -53,25 +55,27 @@ static X509_REQ *csr_read(bool pem, const uint8_t *p, size_t n)
 }
 
 int crypto_csr_parse(uint32_t req_type, const uint8_t *p, size_t n, X509_REQ **csr_out,
-                     kms_error_t *err)
+                     bool *pop_out, kms_error_t *err)
 {
     bool pem = req_type == KMIP_CERTIFICATE_REQUEST_TYPE_PEM;
     X509_REQ *csr;
     EVP_PKEY *pk;
 
     *csr_out = NULL;
-    if (req_type == KMIP_CERTIFICATE_REQUEST_TYPE_CRMF ||
-        req_type == KMIP_CERTIFICATE_REQUEST_TYPE_PGP)
+    *pop_out = false;
+    if (req_type == KMIP_CERTIFICATE_REQUEST_TYPE_PGP)
         return kms_error_set_reason(err, KMS_ERR_NOTSUP, KMIP_RESULT_REASON_FEATURE_NOT_SUPPORTED,
-                                    "Certificate Request Type %s is not supported (PKCS#10 or "
-                                    "PEM)",
-                                    crypto_enum_name(KMIP_TAG_CERTIFICATE_REQUEST_TYPE, req_type));
-    if (req_type != KMIP_CERTIFICATE_REQUEST_TYPE_PKCS10 && !pem)
+                                    "PGP certificate requests are not supported: kmsd issues "
+                                    "X.509 certificates only (PKCS#10, PEM or CRMF requests)");
+    if (req_type != KMIP_CERTIFICATE_REQUEST_TYPE_PKCS10 && !pem &&
+        req_type != KMIP_CERTIFICATE_REQUEST_TYPE_CRMF)
         return kms_error_set_reason(err, KMS_ERR_INVAL, KMIP_RESULT_REASON_INVALID_FIELD,
                                     "unknown Certificate Request Type %u", req_type);
     if (n == 0 || n > (1u << 20))
         return kms_error_set_reason(err, KMS_ERR_INVAL, KMIP_RESULT_REASON_INVALID_FIELD,
                                     "Certificate Request of %zu bytes", n);
+    if (req_type == KMIP_CERTIFICATE_REQUEST_TYPE_CRMF)
+        return crypto_crmf_parse(p, n, csr_out, pop_out, err);
     if (!(csr = csr_read(pem, p, n)))
         return kms_error_set_reason(err, KMS_ERR_INVAL, KMIP_RESULT_REASON_INVALID_FIELD,
                                     "the Certificate Request is not a %s certificate request",
@@ -84,6 +88,7 @@ int crypto_csr_parse(uint32_t req_type, const uint8_t *p, size_t n, X509_REQ **c
                                     "the Certificate Request's signature does not verify");
     }
     *csr_out = csr;
+    *pop_out = true;
     return 0;
 }
 
@@ -285,7 +290,10 @@ int crypto_cert_issue(const crypto_issue_t *in, kms_secret_t **der_out, kms_erro
         goto out;
     }
     if (in->csr) {
-        subject = X509_REQ_get_subject_name(in->csr);
+        /* The request's subject, unless it names none (a CRMF
+         * CertTemplate may leave it to the CA): then the caller's. */
+        if (X509_NAME_entry_count(X509_REQ_get_subject_name(in->csr)) > 0 || !subject)
+            subject = X509_REQ_get_subject_name(in->csr);
         req_exts = X509_REQ_get_extensions(in->csr);
     } else if (!subject && in->previous) {
         subject = X509_get_subject_name(in->previous);

@@ -19,6 +19,8 @@
  *   transparent.c     the Transparent RSA/EC Key Material structures
  *   cert.c            X.509 certificates: well-formedness, derived attributes
  *   certify.c         certificates issued for Certify / Re-certify, PKCS#10 requests
+ *   crmf.c            CRMF certificate requests (RFC 4211)
+ *   chain.c           certificate chain validation (Validate)
  *   split.c           Split Key Methods: XOR, polynomial sharing (GF(2^8), GF(2^16), prime)
  *   keyobj.c          Split Key and PGP Key objects: checked, stored and served as TTLV
  *   digest.c          SHA-256 and the Digest attribute's value
@@ -179,6 +181,13 @@ bool crypto_alg_is_ec(uint32_t alg);
 /* Parse an X.509 certificate in DER; KMS_ERR_PROTO (Invalid Field) when it
  * does not parse or has trailing bytes. No chain or trust decisions. */
 int crypto_cert_check(const uint8_t *der, size_t len, kms_error_t *err);
+
+/* The Certificate Value of a Certificate object structure (Certificate
+ * Type and Certificate Value), borrowed from it: Missing Data without
+ * them, Feature Not Supported for a Certificate Type other than X.509.
+ * The bytes are not parsed. */
+int crypto_cert_object_value(const ttlv_item_t *obj, const uint8_t **der_out, size_t *len_out,
+                             kms_error_t *err);
 
 /* Attribute Value items (tag Attribute Value) derived from a DER X.509
  * certificate, allocated in `a`: KMIP 1.1 X.509 Certificate Identifier /
@@ -529,14 +538,19 @@ int crypto_cert_pubkey(const uint8_t *der, size_t len, EVP_PKEY **pkey_out, kms_
 
 /* ----------------------------------------------- certificate issuance */
 /*
- * Certify / Re-certify (certify.c). crypto_csr_parse reads a Certificate
- * Request of KMIP Certificate Request Type PKCS#10 (DER) or PEM and checks
- * its self-signature (Cryptographic Failure when it does not verify);
- * CRMF and PGP are Feature Not Supported, a request that does not parse
- * Invalid Field. The caller frees *csr_out with X509_REQ_free.
+ * Certify / Re-certify (certify.c, crmf.c). crypto_csr_parse reads a
+ * Certificate Request of KMIP Certificate Request Type PKCS#10 (DER), PEM
+ * or CRMF (DER CertReqMessages with one message) into an X509_REQ holding
+ * the subject, public key and extensions asked for. PKCS#10/PEM: the
+ * self-signature must verify. CRMF: a signature proof of possession must
+ * verify; other proofs, or none, are read with *pop_out false (possession
+ * not shown: the caller decides). Refusals: a signature that does not
+ * verify is Cryptographic Failure, PGP Feature Not Supported, a request
+ * that does not parse Invalid Field. The caller frees *csr_out with
+ * X509_REQ_free.
  */
 int crypto_csr_parse(uint32_t req_type, const uint8_t *p, size_t n, X509_REQ **csr_out,
-                     kms_error_t *err);
+                     bool *pop_out, kms_error_t *err);
 
 /* A subject name from DER (`der` non-NULL) or from plain "CN=a, O=b"
  * text (no escapes). Invalid Field when neither parses or it is empty.
@@ -549,7 +563,8 @@ typedef struct crypto_issue {
     X509 *ca;                /* the issuing CA certificate */
     EVP_PKEY *ca_key;        /* and its private key */
     EVP_PKEY *pubkey;        /* the key to certify: RSA >= 2048, EC, Ed25519 */
-    X509_REQ *csr;           /* subject, subjectAltName, keyUsage, EKU from here, or NULL */
+    X509_REQ *csr;           /* subject (unless empty), subjectAltName, keyUsage, EKU from
+                                here, or NULL */
     const X509_NAME *subject;/* without a CSR: the subject (NULL: the previous one's) */
     X509 *previous;          /* Re-certify without a CSR: its subject and extensions */
     int64_t not_before;      /* validity, seconds since the epoch */
@@ -570,6 +585,33 @@ int crypto_cert_issue(const crypto_issue_t *in, kms_secret_t **der_out, kms_erro
 /* notBefore / notAfter of a DER certificate, seconds. KMS_ERR_PROTO. */
 int crypto_cert_validity(const uint8_t *der, size_t len, int64_t *not_before_out,
                          int64_t *not_after_out);
+
+/* ------------------------------------------------- chain validation */
+/*
+ * Validate (chain.c). One certificate of the chain to check: DER, and
+ * whether it may end the path as a trust anchor (only a self-signed one
+ * does). At most CRYPTO_CHAIN_MAX certificates.
+ */
+#define CRYPTO_CHAIN_MAX 32
+typedef struct crypto_chain_cert {
+    const uint8_t *der;
+    size_t len;
+    bool anchor;
+} crypto_chain_cert_t;
+
+/*
+ * Validate the chain made of `certs` (any order; the same certificate twice
+ * counts once) at time `at` (seconds since the epoch), with `anchor` (may
+ * be NULL) as a further trust anchor. *indicator_out is a
+ * KMIP_VALIDITY_INDICATOR_*: Invalid when a signature, a validity period,
+ * a CA constraint, key usage or path length fails, or the certificates are
+ * not one chain; else Unknown when the path reaches no trust anchor; else
+ * Valid. Returns 0 with a verdict; Invalid Field when a certificate does
+ * not parse or there are none or too many; KMS_ERR_CRYPTO when OpenSSL
+ * fails.
+ */
+int crypto_chain_validate(const crypto_chain_cert_t *certs, size_t n, X509 *anchor, int64_t at,
+                          uint32_t *indicator_out, kms_error_t *err);
 
 /* ------------------------------------------------------------ split keys */
 /*

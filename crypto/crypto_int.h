@@ -111,4 +111,12 @@ static inline const char *crypto_md_name(const EVP_MD *md)
     return md ? EVP_MD_get0_name(md) : NULL;
 }
 
+/* A CRMF Certificate Request (crmf.c) as an unsigned X509_REQ carrying
+ * its CertTemplate's subject, public key and extensions; *pop_out true
+ * when a signature proof of possession verified. Invalid Field when it
+ * does not parse, holds other than one message or no public key;
+ * Cryptographic Failure when its signature POP does not verify. */
+int crypto_crmf_parse(const uint8_t *p, size_t n, X509_REQ **req_out, bool *pop_out,
+                      kms_error_t *err);
+
 #endif /* KMS_CRYPTO_INT_H */

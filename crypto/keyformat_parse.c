@@ -341,24 +341,18 @@ static int object_parse(const ttlv_item_t *obj, uint32_t object_type,
                                         "Secret Data lacks Secret Data Type");
         d->sub_type = ttlv_u32(t);
         return parse_key_block(obj, unwrap_cb, unwrap_arg, stored_out, d, err);
-    case KMIP_OBJECT_TYPE_CERTIFICATE:
-        t = crypto_find_typed(obj, KMIP_TAG_CERTIFICATE_TYPE, TTLV_ENUMERATION);
-        v = crypto_find_typed(obj, KMIP_TAG_CERTIFICATE_VALUE, TTLV_BYTE_STRING);
-        if (!t || !v)
-            return kms_error_set_reason(err, KMS_ERR_PROTO, KMIP_RESULT_REASON_MISSING_DATA,
-                                        "Certificate needs Certificate Type and Certificate Value");
-        if (ttlv_u32(t) != KMIP_CERTIFICATE_TYPE_X_509)
-            return kms_error_set_reason(err, KMS_ERR_NOTSUP,
-                                        KMIP_RESULT_REASON_FEATURE_NOT_SUPPORTED,
-                                        "only X.509 certificates are supported");
-        rc = crypto_cert_check(v->v.bytes.ptr, v->v.bytes.len, err);
-        if (rc < 0)
+    case KMIP_OBJECT_TYPE_CERTIFICATE: {
+        const uint8_t *der;
+        size_t der_len;
+        if ((rc = crypto_cert_object_value(obj, &der, &der_len, err)) < 0 ||
+            (rc = crypto_cert_check(der, der_len, err)) < 0)
             return rc;
-        cert_key_params(v->v.bytes.ptr, v->v.bytes.len, d);
+        cert_key_params(der, der_len, d);
         d->sub_type = KMIP_CERTIFICATE_TYPE_X_509;
         d->stored_fmt = d->registered_fmt = KMIP_KEY_FORMAT_TYPE_X_509;
-        *stored_out = kms_secret_dup(v->v.bytes.ptr, v->v.bytes.len);
+        *stored_out = kms_secret_dup(der, der_len);
         return *stored_out ? 0 : KMS_ERR_NOMEM;
+    }
     case KMIP_OBJECT_TYPE_OPAQUE_DATA:
         t = crypto_find_typed(obj, KMIP_TAG_OPAQUE_DATA_TYPE, TTLV_ENUMERATION);
         v = crypto_find_typed(obj, KMIP_TAG_OPAQUE_DATA_VALUE, TTLV_BYTE_STRING);

@@ -37,6 +37,7 @@ static const kmip_op_entry_t table[] = {
     {KMIP_OPERATION_DESTROY, kmip_op_destroy, KMIP_OP_ONE_WRITE},
     {KMIP_OPERATION_ARCHIVE, kmip_op_archive, KMIP_OP_ONE_WRITE | KMIP_OP_ASYNC},
     {KMIP_OPERATION_RECOVER, kmip_op_recover, KMIP_OP_ONE_WRITE | KMIP_OP_ASYNC},
+    {KMIP_OPERATION_VALIDATE, kmip_op_validate, KMIP_OP_READ | KMIP_OP_NEEDS_KEYS},
     {KMIP_OPERATION_POLL, kmip_op_poll, KMIP_OP_READ},
     {KMIP_OPERATION_CANCEL, kmip_op_cancel, 0},
     {KMIP_OPERATION_QUERY, kmip_op_query, KMIP_OP_READ},

@@ -330,6 +330,7 @@ int kmip_op_certify(kmip_ctx_t *ctx);
 int kmip_op_create_split_key(kmip_ctx_t *ctx);
 int kmip_op_join_split_key(kmip_ctx_t *ctx);
 int kmip_op_recertify(kmip_ctx_t *ctx);
+int kmip_op_validate(kmip_ctx_t *ctx);
 
 /* --------------------------------------------------------- object model */
 typedef struct kmip_attr {

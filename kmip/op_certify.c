@@ -3,9 +3,11 @@
  * sections 4.7 and 4.8).
  *
  * Certify makes a Certificate object for a managed Public Key (Unique
- * Identifier or ID Placeholder) and/or a client's PKCS#10 request, signed
- * by the server's issuing CA (kmip_config_t.certify_ca, a CA kmsd does not
- * trust for its own clients: docs/security.md). The request's subject wins
+ * Identifier or ID Placeholder) and/or a client's PKCS#10 or CRMF request
+ * (a CRMF request without a signature proof of possession only for a
+ * managed key), signed by the server's issuing CA
+ * (kmip_config_t.certify_ca, a CA kmsd does not trust for its own
+ * clients: docs/security.md). The request's subject wins
  * over the Template-Attribute's Certificate Subject / X.509 Certificate
  * Subject; the X.509 validity runs from the template's Activation Date
  * (default now) to its Deactivation Date (default certify_days later). The
@@ -25,8 +27,8 @@
  * Each operation writes the new certificate first and then the other
  * objects' links (separate commits): a failure in between leaves a valid
  * certificate whose back links are missing, never a link to nothing.
- * It does not implement CRMF or PGP requests, or certificates for keys
- * the server does not accept (RSA below 2048 bits).
+ * It does not implement PGP requests (kmsd issues X.509 only), or
+ * certificates for keys the server does not accept (RSA below 2048 bits).
  */
 #include <string.h>
 
@@ -41,6 +43,7 @@
 /* What the request says besides the Template-Attribute's plain attributes. */
 typedef struct certify_req {
     X509_REQ *csr;               /* parsed Certificate Request, or NULL */
+    bool pop;                    /* ... whose key's possession it proved */
     X509_NAME *subject;          /* Certificate Subject from the template, or NULL */
     ttlv_item_t *tmpl;           /* the Template-Attribute without the above, or NULL */
     bool tmpl_activation;        /* the template names an Activation Date */
@@ -115,7 +118,8 @@ static int certify_req_read(kmip_ctx_t *ctx, certify_req_t *r)
         if (!crt || crt->type != TTLV_ENUMERATION)
             return kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
                              "a Certificate Request needs its Certificate Request Type");
-        rc = crypto_csr_parse(ttlv_u32(crt), crq->v.bytes.ptr, crq->v.bytes.len, &r->csr, &e);
+        rc = crypto_csr_parse(ttlv_u32(crt), crq->v.bytes.ptr, crq->v.bytes.len, &r->csr,
+                              &r->pop, &e);
         if (rc < 0)
             return fail_from(ctx, rc, &e);
     } else if (crt) {
@@ -307,6 +311,14 @@ int kmip_op_certify(kmip_ctx_t *ctx)
         rc = kmip_fail(ctx, KMIP_RESULT_REASON_MISSING_DATA,
                        "Certify needs the Public Key's Unique Identifier or a Certificate "
                        "Request");
+        goto out;
+    }
+    if (!key_id && !r.pop) {
+        /* A managed key is the tenant's already; a request alone must
+         * show that its sender holds the private key. */
+        rc = kmip_fail(ctx, KMIP_RESULT_REASON_INVALID_FIELD,
+                       "a CRMF request without a signature proof of possession is certified "
+                       "only with the Unique Identifier of the Public Key it is for");
         goto out;
     }
     if (key_id) {

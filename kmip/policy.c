@@ -8,7 +8,8 @@
  *              objects (symmetric and private keys, secret data, split keys,
  *              opaque objects) every operation is the creator's only; for
  *              certificates, public keys and templates anyone may read
- *              (Locate, Check, Get, Get Attributes, Get Attribute List) and
+ *              (Locate, Check, Get, Get Attributes, Get Attribute List, and
+ *              Validate, which only reads a certificate as Get does) and
  *              only the creator may change, use or destroy them.
  *   "public"   every identity of the owner tenant may run every operation.
  * An object without an Operation Policy Name is governed like "public":
@@ -64,7 +65,8 @@ static bool secret_object(uint32_t object_type)
 static bool read_operation(uint32_t op)
 {
     return op == KMIP_OPERATION_LOCATE || op == KMIP_OPERATION_CHECK || op == KMIP_OPERATION_GET ||
-           op == KMIP_OPERATION_GET_ATTRIBUTES || op == KMIP_OPERATION_GET_ATTRIBUTE_LIST;
+           op == KMIP_OPERATION_GET_ATTRIBUTES || op == KMIP_OPERATION_GET_ATTRIBUTE_LIST ||
+           op == KMIP_OPERATION_VALIDATE;
 }
 
 int kmip_policy_check(kmip_ctx_t *ctx, const kmip_obj_t *o)

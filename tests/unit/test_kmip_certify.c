@@ -4,11 +4,15 @@
  *
  * Checks the issued certificates with OpenSSL (signature by the CA,
  * subject, extensions: CA:FALSE, no peer role whatever the request asked),
+ * PKCS#10, PEM and CRMF requests (signature proofs of possession, forged
+ * ones, requests without one, for a managed key or alone),
  * the links between key, certificate and replacement, Re-certify's Offset,
- * and every refusal's Result Reason.
+ * every refusal's Result Reason, and Validate of an issued certificate
+ * (the issuing CA is a trust anchor).
  */
 #include "tests/unit/test_kmip_env.h"
 
+#include <openssl/crmf.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -241,6 +245,28 @@ static void test_certify_public_key(void **state)
     X509_free(x);
 }
 
+/* Validate of a certificate from Certify: the issuing CA is a trust
+ * anchor (Valid); a server without it cannot tell (Unknown). */
+static void test_validate_certified(void **state)
+{
+    cenv_t *ce = *state;
+    const char *pub = make_pair(ce, "app-key", NULL);
+    ttlv_item_t *bi = certify(ce, pub, 0, NULL, 0, "CN=app.example.com", NULL);
+    assert_ok(bi);
+    const char *cert = kms_arena_strdup(A, rs_uid(bi));
+    uint32_t want[] = {KMIP_VALIDITY_INDICATOR_VALID, KMIP_VALIDITY_INDICATOR_UNKNOWN};
+
+    for (int with_ca = 1; with_ca >= 0; with_ca--) {
+        assert_int_equal(start_server(ce, with_ca), 0);
+        ttlv_item_t *m = rq_msg(&ce->e, 1, 4);
+        rq_uid(&ce->e, rq_item(&ce->e, m, KMIP_OPERATION_VALIDATE), cert);
+        bi = rs_item(kenv_call(&ce->e, m), 0);
+        assert_ok(bi);
+        assert_int_equal(ttlv_u32(ttlv_find(rs_payload(bi), KMIP_TAG_VALIDITY_INDICATOR)),
+                         want[1 - with_ca]);
+    }
+}
+
 static void test_certify_name_as_subject(void **state)
 {
     cenv_t *ce = *state;
@@ -315,14 +341,179 @@ static void test_certify_csr(void **state)
     assert_fail(certify(ce, NULL, KMIP_CERTIFICATE_REQUEST_TYPE_PKCS10, der, (size_t)len, NULL,
                         NULL),
                 KMIP_RESULT_REASON_CRYPTOGRAPHIC_FAILURE);
-    /* CRMF and PGP are not read. */
-    assert_fail(certify(ce, NULL, KMIP_CERTIFICATE_REQUEST_TYPE_CRMF, der, (size_t)len, NULL,
+    /* PGP is not read; a PKCS#10 request declared as CRMF does not parse. */
+    assert_fail(certify(ce, NULL, KMIP_CERTIFICATE_REQUEST_TYPE_PGP, der, (size_t)len, NULL,
                         NULL),
                 KMIP_RESULT_REASON_FEATURE_NOT_SUPPORTED);
+    assert_fail(certify(ce, NULL, KMIP_CERTIFICATE_REQUEST_TYPE_CRMF, der, (size_t)len, NULL,
+                        NULL),
+                KMIP_RESULT_REASON_INVALID_FIELD);
     /* A request without its type. */
     assert_fail(certify(ce, NULL, 0, der, (size_t)len, NULL, NULL),
                 KMIP_RESULT_REASON_INVALID_FIELD);
     OPENSSL_free(der);
+    EVP_PKEY_free(k);
+}
+
+enum crmf_pop { POP_SIGNATURE, POP_NONE, POP_RA_VERIFIED, POP_FORGED };
+
+/* A CRMF request (CertReqMessages of `n_msgs` copies of one message) for
+ * `key` with subject CN=`cn` (none when NULL), asking for a DNS name and
+ * the peer role, with proof of possession `pop` made with `signer`. */
+static unsigned char *make_crmf(EVP_PKEY *key, EVP_PKEY *signer, const char *cn,
+                                enum crmf_pop pop, int n_msgs, int *len_out)
+{
+    OSSL_CRMF_MSG *m = OSSL_CRMF_MSG_new();
+    OSSL_CRMF_MSGS *msgs = sk_OSSL_CRMF_MSG_new_null();
+    X509_NAME *nm = NULL;
+    X509_EXTENSIONS *exts = sk_X509_EXTENSION_new_null();
+    X509V3_CTX v3;
+    unsigned char *der = NULL;
+
+    X509V3_set_ctx(&v3, NULL, NULL, NULL, NULL, 0);
+    if (cn) {
+        nm = X509_NAME_new();
+        X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
+    }
+    assert_int_equal(OSSL_CRMF_MSG_set_certReqId(m, 0), 1);
+    assert_int_equal(OSSL_CRMF_CERTTEMPLATE_fill(OSSL_CRMF_MSG_get0_tmpl(m), key, nm, NULL, NULL),
+                     1);
+    sk_X509_EXTENSION_push(exts, X509V3_EXT_nconf_nid(NULL, &v3, NID_subject_alt_name,
+                                                      "DNS:crmf.example.com"));
+    sk_X509_EXTENSION_push(exts, X509V3_EXT_nconf_nid(NULL, &v3, NID_ext_key_usage,
+                                                      "clientAuth," CERTS_PEER_ROLE_OID));
+    assert_int_equal(OSSL_CRMF_MSG_set0_extensions(m, exts), 1);
+    if (pop == POP_SIGNATURE || pop == POP_FORGED)
+        assert_int_equal(OSSL_CRMF_MSG_create_popo(OSSL_CRMF_POPO_SIGNATURE, m, signer,
+                                                   EVP_sha256(), NULL, NULL),
+                         1);
+    else if (pop == POP_RA_VERIFIED)
+        assert_int_equal(OSSL_CRMF_MSG_create_popo(OSSL_CRMF_POPO_RAVERIFIED, m, NULL, NULL,
+                                                   NULL, NULL),
+                         1);
+    for (int i = 0; i < n_msgs; i++)
+        sk_OSSL_CRMF_MSG_push(msgs, i == 0 ? m : OSSL_CRMF_MSG_dup(m));
+    *len_out = i2d_OSSL_CRMF_MSGS(msgs, &der);
+    assert_true(*len_out > 0);
+    sk_OSSL_CRMF_MSG_pop_free(msgs, OSSL_CRMF_MSG_free);
+    X509_NAME_free(nm);
+    return der;
+}
+
+/* The managed Public Key `id` (Get in X.509 form) as an EVP_PKEY. */
+static EVP_PKEY *get_pubkey(cenv_t *ce, const char *id)
+{
+    ttlv_item_t *bi = k_get(&ce->e, id, KMIP_KEY_FORMAT_TYPE_X_509);
+    assert_ok(bi);
+    ttlv_item_t *km = ttlv_find(ttlv_find(ttlv_find(ttlv_find(rs_payload(bi),
+                                                              KMIP_TAG_PUBLIC_KEY),
+                                                    KMIP_TAG_KEY_BLOCK),
+                                          KMIP_TAG_KEY_VALUE),
+                                KMIP_TAG_KEY_MATERIAL);
+    assert_non_null(km);
+    const unsigned char *q = km->v.bytes.ptr;
+    EVP_PKEY *pk = d2i_PUBKEY(NULL, &q, (long)km->v.bytes.len);
+    assert_non_null(pk);
+    return pk;
+}
+
+/* The certificate `id`: signed by the issuing CA, subject CN=`cn`, for
+ * `key`; returned for more checks. */
+static X509 *issued_for(cenv_t *ce, const char *id, const char *cn, EVP_PKEY *key)
+{
+    X509 *x = get_cert(ce, id);
+    char got[128];
+    assert_int_equal(certs_subject_cn(x, got, sizeof got), 0);
+    assert_string_equal(got, cn);
+    assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(x), key), 1);
+    assert_int_equal(X509_verify(x, X509_get0_pubkey(ce->ca)), 1);
+    return x;
+}
+
+static void test_certify_crmf(void **state)
+{
+    cenv_t *ce = *state;
+    const uint32_t CRMF = KMIP_CERTIFICATE_REQUEST_TYPE_CRMF;
+    EVP_PKEY *k = NULL, *other = NULL;
+    int len = 0;
+    assert_int_equal(certs_key_new(CERTS_KEY_EC_P256, &k), 0);
+    assert_int_equal(certs_key_new(CERTS_KEY_EC_P256, &other), 0);
+
+    /* A request alone with a signature proof of possession: certified as
+     * a PKCS#10 request is (subject, DNS name, no peer role). */
+    unsigned char *der = make_crmf(k, k, "crmf-client", POP_SIGNATURE, 1, &len);
+    ttlv_item_t *bi = certify(ce, NULL, CRMF, der, (size_t)len, "CN=ignored", NULL);
+    assert_ok(bi);
+    X509 *x = issued_for(ce, rs_uid(bi), "crmf-client", k);
+    assert_int_equal(X509_check_host(x, "crmf.example.com", 0, 0, NULL), 1);
+    assert_false(has_peer_role(x));
+    assert_int_equal(X509_check_ca(x), 0);
+    X509_free(x);
+    OPENSSL_free(der);
+
+    /* The proof signed with another key: Cryptographic Failure. */
+    der = make_crmf(k, other, "crmf-client", POP_FORGED, 1, &len);
+    assert_fail(certify(ce, NULL, CRMF, der, (size_t)len, NULL, NULL),
+                KMIP_RESULT_REASON_CRYPTOGRAPHIC_FAILURE);
+    OPENSSL_free(der);
+
+    /* Possession not shown (no POP, raVerified): not for a request alone,
+     * but for the managed key it names; the template's subject when the
+     * request has none. */
+    const char *pub = make_pair(ce, "crmf-key", NULL);
+    EVP_PKEY *managed = get_pubkey(ce, pub);
+    enum crmf_pop weak[] = {POP_NONE, POP_RA_VERIFIED};
+    for (size_t i = 0; i < KMS_ARRAY_SIZE(weak); i++) {
+        der = make_crmf(managed, NULL, i == 0 ? NULL : "crmf-managed", weak[i], 1, &len);
+        assert_fail(certify(ce, NULL, CRMF, der, (size_t)len, "CN=from-template", NULL),
+                    KMIP_RESULT_REASON_INVALID_FIELD);
+        bi = certify(ce, pub, CRMF, der, (size_t)len, "CN=from-template", NULL);
+        assert_ok(bi);
+        X509_free(issued_for(ce, rs_uid(bi), i == 0 ? "from-template" : "crmf-managed", managed));
+        OPENSSL_free(der);
+    }
+    /* A request for another key than the named one. */
+    der = make_crmf(k, k, "crmf-client", POP_SIGNATURE, 1, &len);
+    assert_fail(certify(ce, pub, CRMF, der, (size_t)len, NULL, NULL),
+                KMIP_RESULT_REASON_INVALID_FIELD);
+    /* Re-certify with a CRMF request for the certificate's own key. */
+    bi = certify(ce, NULL, CRMF, der, (size_t)len, NULL, NULL);
+    assert_ok(bi);
+    const char *cert = kms_arena_strdup(A, rs_uid(bi));
+    {
+        ttlv_item_t *m = rq_msg(&ce->e, 1, 4);
+        ttlv_item_t *p = rq_item(&ce->e, m, KMIP_OPERATION_RECERTIFY);
+        rq_uid(&ce->e, p, cert);
+        ttlv_new_enum(A, p, KMIP_TAG_CERTIFICATE_REQUEST_TYPE, CRMF);
+        ttlv_new_bytes(A, p, KMIP_TAG_CERTIFICATE_REQUEST, der, (size_t)len);
+        bi = rs_item(kenv_call(&ce->e, m), 0);
+        assert_ok(bi);
+        X509_free(issued_for(ce, rs_uid(bi), "crmf-client", k));
+    }
+    OPENSSL_free(der);
+    /* Two messages; bytes that are not CRMF; a truncated request. */
+    der = make_crmf(k, k, "crmf-client", POP_SIGNATURE, 2, &len);
+    assert_fail(certify(ce, NULL, CRMF, der, (size_t)len, NULL, NULL),
+                KMIP_RESULT_REASON_INVALID_FIELD);
+    OPENSSL_free(der);
+    der = make_crmf(k, k, "crmf-client", POP_SIGNATURE, 1, &len);
+    assert_fail(certify(ce, NULL, CRMF, der, (size_t)len - 3, NULL, NULL),
+                KMIP_RESULT_REASON_INVALID_FIELD);
+    assert_fail(certify(ce, NULL, CRMF, "\x30\x00", 2, NULL, NULL),
+                KMIP_RESULT_REASON_INVALID_FIELD);
+    /* A bare CertReqMsg (without the CertReqMessages around it) is read. */
+    {
+        const unsigned char *q = der;
+        OSSL_CRMF_MSGS *msgs = d2i_OSSL_CRMF_MSGS(NULL, &q, len);
+        unsigned char *one = NULL;
+        int one_len = i2d_OSSL_CRMF_MSG(sk_OSSL_CRMF_MSG_value(msgs, 0), &one);
+        assert_ok(certify(ce, NULL, CRMF, one, (size_t)one_len, NULL, NULL));
+        OPENSSL_free(one);
+        sk_OSSL_CRMF_MSG_pop_free(msgs, OSSL_CRMF_MSG_free);
+    }
+    OPENSSL_free(der);
+    EVP_PKEY_free(managed);
+    EVP_PKEY_free(other);
     EVP_PKEY_free(k);
 }
 
@@ -490,8 +681,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_certify_public_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_validate_certified, setup, teardown),
         cmocka_unit_test_setup_teardown(test_certify_name_as_subject, setup, teardown),
         cmocka_unit_test_setup_teardown(test_certify_csr, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_certify_crmf, setup, teardown),
         cmocka_unit_test_setup_teardown(test_certify_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_certify_placeholder_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recertify, setup, teardown),

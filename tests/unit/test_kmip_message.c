@@ -181,8 +181,7 @@ static void test_not_supported(void **state)
 {
     kenv_t *e = *state;
     /* Certify without an issuing CA; Notify and Put are server-to-client. */
-    uint32_t ops[] = {KMIP_OPERATION_VALIDATE, KMIP_OPERATION_CERTIFY, KMIP_OPERATION_NOTIFY,
-                      KMIP_OPERATION_PUT, 0x77};
+    uint32_t ops[] = {KMIP_OPERATION_CERTIFY, KMIP_OPERATION_NOTIFY, KMIP_OPERATION_PUT, 0x77};
     for (size_t i = 0; i < KMS_ARRAY_SIZE(ops); i++) {
         ttlv_item_t *m = rq_msg(e, 1, 1);
         rq_item(e, m, ops[i]);
