@@ -11,10 +11,12 @@
  *     carry the peer role, before the token's secret is sent;
  *  3. JOIN_REQ {invite id, secret, node id, addresses, CSRs} and one
  *     answer: JOIN_RESP {CA, client CA, node and server certificates,
- *     cluster id, nodes, every data-store key, cluster settings} or ERROR
+ *     cluster id, nodes, every data-store key, cluster settings, and KMIP
+ *     Certify's issuing CA with its key when the inviter has one} or ERROR
  *     (a used, expired or wrong token: printed as the inviter says it);
  *  4. the certificates checked against the keys made in 1 and the CA;
- *  5. the PKI files in D/pki, the node's OWN master key (file or PKCS#11: never shared),
+ *  5. the PKI files in D/pki (the issuing CA's key, if any, mode 0600 as
+ *     `kmsctl init` writes it), the node's OWN master key (file or PKCS#11: never shared),
  *     a new store holding the data-store keys wrapped under that master
  *     key, the cluster id and the node list, and D/kmsd.yaml last.
  *
@@ -36,6 +38,7 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -509,6 +512,40 @@ static int write_pem(const char *dir, const char *name, repl_bytes_t pem)
     return rc;
 }
 
+/* KMIP Certify's issuing CA from the inviter, checked (a CA certificate,
+ * its key, not the cluster CA) and written as pki/certify-ca.crt / .key;
+ * *have_out false when the inviter has none. */
+static int write_certify_ca(const char *pki, const repl_frame_t *resp, X509 *cluster_ca,
+                            bool *have_out)
+{
+    const repl_bytes_t crt = resp->u.join_resp.certify_ca;
+    const kms_secret_t *k = resp->u.join_resp.certify_ca_key;
+    X509 *ca = NULL;
+    EVP_PKEY *key = NULL;
+    BIO *b = NULL;
+    int rc = KMS_ERR_PROTO;
+
+    *have_out = false;
+    if (!crt.len)
+        return 0;
+    if (k && k->len <= INT_MAX && (b = BIO_new_mem_buf(k->data, (int)k->len)))
+        key = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+    if (certs_cert_parse(crt.p, crt.len, &ca) != 0 || !key || X509_check_ca(ca) < 1 ||
+        X509_check_private_key(ca, key) != 1 || X509_cmp(ca, cluster_ca) == 0) {
+        fprintf(stderr, "kmsctl cluster join: the inviter's issuing CA (certify.ca) is not a CA "
+                        "certificate with its key\n");
+        goto out;
+    }
+    if ((rc = kmsctl_write_pair("cluster join", pki, "certify-ca", key, ca, NULL, false)) == 0)
+        *have_out = true;
+out:
+    ERR_clear_error();
+    BIO_free(b);
+    EVP_PKEY_free(key);
+    X509_free(ca);
+    return rc;
+}
+
 /* replication.peers: every other node that is not removed, then the
  * inviter's addresses, once each. */
 static size_t peer_list(const repl_token_t *t, const repl_frame_t *resp, const char *node_id,
@@ -561,6 +598,7 @@ int kmsctl_cluster_join(int argc, char **argv)
     hsm_config_t hc;
     uint16_t port;
     int ret = KMSCTL_EXIT_FAIL, rc;
+    bool have_certify = false;
 
     memset(&a, 0, sizeof a);
     memset(&tok, 0, sizeof tok);
@@ -670,7 +708,8 @@ int kmsctl_cluster_join(int argc, char **argv)
     if (write_pem(pki, "ca.crt", ca_pem) != 0 ||
         (own_client_ca && write_pem(pki, "client-ca.crt", cca) != 0) ||
         kmsctl_write_pair("cluster join", pki, "node", k.node_key, node, ca, false) != 0 ||
-        kmsctl_write_pair("cluster join", pki, "server", k.srv_key, srv, NULL, false) != 0)
+        kmsctl_write_pair("cluster join", pki, "server", k.srv_key, srv, NULL, false) != 0 ||
+        write_certify_ca(pki, resp, ca, &have_certify) != 0)
         goto out;
     if ((ret = kmsctl_master_key("cluster join", &a.hsm, keyfile, &hc)) != KMSCTL_EXIT_OK)
         goto out;
@@ -693,7 +732,8 @@ int kmsctl_cluster_join(int argc, char **argv)
                              .hsm = &hc, .node_id = node_id, .peer_listen = a.peer_listen,
                              .peers = peers,
                              .n_peers = peer_list(&tok, resp, node_id, peers, KMS_ARRAY_SIZE(peers)),
-                             .ca_key = false, .settings = settings, .n_settings = n_settings};
+                             .ca_key = false, .certify_ca = have_certify, .settings = settings,
+                             .n_settings = n_settings};
     if ((rc = kmsctl_write_config(path, &nc, false)) != 0) {
         fprintf(stderr, "kmsctl cluster join: cannot write %s: %s\n", path, kms_strerror(rc));
         goto out;
@@ -709,11 +749,15 @@ int kmsctl_cluster_join(int argc, char **argv)
            "  server          %s/server.crt (CN %s, listen %s)\n"
            "  node            %s/node.crt (peer listener %s)\n"
            "  data-store keys %zu, wrapped under this node's own master key\n"
+           "  issuing CA      %s\n"
            "  peers           %zu known node(s)\n"
            "start it with:    kmsd -c %s   (it copies the cluster's keys before it serves)\n"
            "follow it with:   kmsctl --config %s cluster status --wait\n",
            tok.cluster_id, node_id, tok.addrs[0], path, pki, pki, a.n_hosts ? a.hosts[0] : "localhost",
-           a.listen, pki, a.peer_listen, resp->u.join_resp.n_dsks, nc.n_peers, path, path);
+           a.listen, pki, a.peer_listen, resp->u.join_resp.n_dsks,
+           have_certify ? "pki/certify-ca.crt (the inviter's: Certify answers alike on every node)"
+                        : "none (the inviter has none: Certify is off)",
+           nc.n_peers, path, path);
     ret = KMSCTL_EXIT_OK;
 out:
     conf_free(check);

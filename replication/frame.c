@@ -485,6 +485,13 @@ static void read_body(repl_rd_t *r, repl_frame_t *f)
         }
         f->u.join_resp.settings = v;
         f->u.join_resp.n_settings = r->rc ? 0 : n;
+        /* The issuing CA comes with its key, or not at all. */
+        if (repl_rd_peek(r, REPL_TAG_CERTIFY_CA)) {
+            f->u.join_resp.certify_ca = repl_rd_bytes(r, REPL_TAG_CERTIFY_CA, 64 * 1024);
+            f->u.join_resp.certify_ca_key = repl_rd_secret(r, REPL_TAG_CERTIFY_CA_KEY, 64 * 1024);
+            if (r->rc == 0 && f->u.join_resp.certify_ca.len == 0)
+                repl_rd_fail(r, NULL, KMS_ERR_PROTO, "JOIN_RESP: empty CERTIFY_CA");
+        }
         break;
     }
     case REPL_FRAME_VERIFY_REQ:
@@ -619,6 +626,12 @@ static void build_body(repl_wr_t *w, ttlv_item_t *b, const repl_frame_t *f)
             repl_wr_text(w, s, REPL_TAG_TEXT_VALUE, f->u.join_resp.settings[i].value,
                          REPL_TEXT_MAX);
         }
+        if (f->u.join_resp.certify_ca.len && f->u.join_resp.certify_ca_key) {
+            const kms_secret_t *k = f->u.join_resp.certify_ca_key;
+            repl_wr_bytes(w, b, REPL_TAG_CERTIFY_CA, f->u.join_resp.certify_ca.p,
+                          f->u.join_resp.certify_ca.len);
+            repl_wr_bytes(w, b, REPL_TAG_CERTIFY_CA_KEY, k->data, k->len);
+        }
         break;
     case REPL_FRAME_VERIFY_REQ:
         repl_wr_text(w, b, REPL_TAG_TENANT, f->u.verify_req.tenant, REPL_ID_MAX);
@@ -672,6 +685,7 @@ void repl_frame_free(repl_frame_t *f)
             break;
         case REPL_FRAME_JOIN_RESP:
             dispose_entities(f->u.join_resp.dsks, f->u.join_resp.n_dsks);
+            kms_secret_free(f->u.join_resp.certify_ca_key);
             break;
         case REPL_FRAME_JOIN_REQ:
             kms_secret_free(f->u.join_req.secret);

@@ -11,9 +11,11 @@
  * arrived on the peer listener without a client certificate is checked
  * against its invite, the node's CSRs are signed with the cluster CA key,
  * the invite is marked used and the node added to the replicated node
- * list; the answer is JOIN_RESP with the certificates, the node list and
- * every data-store key (in plaintext: the link's TLS is what protects
- * them), or ERROR saying why not.
+ * list; the answer is JOIN_RESP with the certificates, the node list,
+ * every data-store key and, when this node has one, KMIP Certify's issuing
+ * CA with its key (keys in plaintext: the link's TLS is what protects
+ * them, as for the data-store keys; they are held in kms_secret_t, wiped
+ * with the frame, never logged), or ERROR saying why not.
  *
  * It deliberately does no socket I/O: the link code (conn.c, link.c)
  * frames the connection and hands the JOIN_REQ here.
@@ -321,6 +323,45 @@ static int cert_bytes(kms_arena_t *a, X509 *x, repl_bytes_t *out)
     return rc;
 }
 
+/* The issuing CA's key file as a secret (wiped when freed): at most 64 KiB
+ * of PEM. */
+static int secret_file(const char *path, kms_secret_t **out)
+{
+    uint8_t buf[64 * 1024];
+    FILE *f = fopen(path, "rb");
+    size_t n;
+    int rc;
+
+    *out = NULL;
+    if (!f)
+        return KMS_ERR_IO;
+    n = fread(buf, 1, sizeof buf, f);
+    rc = ferror(f) || !feof(f) || n == 0 ? KMS_ERR_IO : 0;
+    fclose(f);
+    if (rc == 0 && !(*out = kms_secret_dup(buf, n)))
+        rc = KMS_ERR_NOMEM;
+    kms_wipe(buf, n);
+    return rc;
+}
+
+/* KMIP Certify's issuing CA, so that every node answers Certify alike;
+ * nothing when this node has none. */
+static int certify_ca(const repl_options_t *o, repl_frame_t *f, kms_error_t *why)
+{
+    int rc;
+    if (!o->certify_ca || !o->certify_ca[0] || !o->certify_ca_key || !o->certify_ca_key[0])
+        return 0;
+    if ((rc = file_bytes(f->arena, o->certify_ca, &f->u.join_resp.certify_ca)) != 0 ||
+        (rc = secret_file(o->certify_ca_key, &f->u.join_resp.certify_ca_key)) != 0 ||
+        f->u.join_resp.certify_ca.len == 0) {
+        kms_log(KMS_LOG_ERROR, REPL_LOG, "join: cannot read the issuing CA %s / %s: %s",
+                o->certify_ca, o->certify_ca_key, kms_strerror(rc ? rc : KMS_ERR_IO));
+        return kms_error_set(why, KMS_ERR_INTERNAL, "the inviter cannot read its issuing CA "
+                                                    "(certify.ca)");
+    }
+    return 0;
+}
+
 /* A row's change identity; rows written before replication have none:
  * they are this node's, at the beginning of time. */
 static void entity_change(repl_entity_t *e, const store_change_id_t *c, const char *self,
@@ -361,7 +402,7 @@ static int cluster_settings(const repl_options_t *o, repl_frame_t *f, kms_error_
 
 /* JOIN_RESP: certificates, the node list, every data-store key (the
  * frame owns the exported secrets and wipes them when freed), the
- * cluster settings. */
+ * cluster settings, the issuing CA. */
 static int build_resp(const repl_options_t *o, store_reader_t *rd, const issued_t *is,
                       repl_frame_t *f, kms_error_t *why)
 {
@@ -419,7 +460,9 @@ static int build_resp(const repl_options_t *o, store_reader_t *rd, const issued_
         f->u.join_resp.n_dsks = i + 1;
     }
     f->u.join_resp.current_dsk = current;
-    return cluster_settings(o, f, why);
+    if ((rc = cluster_settings(o, f, why)) != 0)
+        return rc;
+    return certify_ca(o, f, why);
 }
 
 int repl_join_answer(const repl_options_t *o, const char *remote, const repl_frame_t *req,

@@ -108,11 +108,13 @@ int repl_open(const repl_options_t *opt, repl_t **out, kms_error_t *err)
     r->opt.ca = dup_str(r, opt->ca);
     r->opt.ca_key = dup_str(r, opt->ca_key);
     r->opt.client_ca = dup_str(r, opt->client_ca);
+    r->opt.certify_ca = dup_str(r, opt->certify_ca);
+    r->opt.certify_ca_key = dup_str(r, opt->certify_ca_key);
     r->opt.peers = NULL;
     r->opt.n_peers = 0;
     if (!r->opt.node_id || !r->opt.cluster_id || !r->opt.listen || !r->opt.advertise ||
         !r->opt.kmip_addr || !r->opt.cert || !r->opt.key || !r->opt.ca || !r->opt.ca_key ||
-        !r->opt.client_ca)
+        !r->opt.client_ca || !r->opt.certify_ca || !r->opt.certify_ca_key)
         goto fail;
     for (size_t i = 0; i < opt->n_peers; i++) {
         repl_peer_t *p = calloc(1, sizeof *p);

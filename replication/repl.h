@@ -240,6 +240,8 @@ typedef struct repl_frame {
             uint32_t current_dsk;
             repl_setting_t *settings;
             size_t n_settings;
+            repl_bytes_t certify_ca;      /* KMIP Certify's issuing CA (PEM), or empty */
+            kms_secret_t *certify_ca_key; /* its key (PEM): owned (decoded) or borrowed */
         } join_resp;
         struct { /* VERIFY_REQ: tenant "" = every tenant */
             const char *tenant;
@@ -330,6 +332,9 @@ typedef struct repl_options {
     const char *ca_key;          /* the cluster CA's key (PEM): signs joining nodes' CSRs;
                                     "" = this node admits no node */
     const char *client_ca;       /* tls.client_ca (PEM): handed to joining nodes ("" ok) */
+    const char *certify_ca;      /* certify.ca / certify.ca_key (PEM): KMIP Certify's issuing */
+    const char *certify_ca_key;  /* CA, handed to joining nodes with the data-store keys
+                                    ("" = this node has none, and neither will they) */
 } repl_options_t;
 
 /*

@@ -87,7 +87,9 @@
     XX(0x54553E, ADDED_HLC, LONG_INTEGER)              \
     XX(0x54553F, CURRENT_DSK, LONG_INTEGER)            \
     XX(0x545540, TOKEN, STRUCTURE)                     \
-    XX(0x545541, EXPIRES_MS, LONG_INTEGER)
+    XX(0x545541, EXPIRES_MS, LONG_INTEGER)             \
+    XX(0x545542, CERTIFY_CA, BYTE_STRING)              \
+    XX(0x545543, CERTIFY_CA_KEY, BYTE_STRING)
 
 enum repl_tag {
 #define XX(v, name, type) REPL_TAG_##name = (v),

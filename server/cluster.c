@@ -75,6 +75,8 @@ int srv_repl_start(srv_t *srv)
         .max_frame = rp->max_frame,
         .ca_key = rp->ca_key,
         .client_ca = c->tls.client_ca,
+        .certify_ca = c->certify.ca,
+        .certify_ca_key = c->certify.ca_key,
     };
     if ((rc = repl_open(&o, &srv->repl, &err)) != 0 || (rc = repl_start(srv->repl, &err)) != 0) {
         kms_log(KMS_LOG_ERROR, SRV_LOG, "replication: %s", kms_error_msg(&err));

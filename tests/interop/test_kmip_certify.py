@@ -293,3 +293,67 @@ def test_validate_chains(kmsd):
         h.item("QueryFunction", h.ENUM, 1)]), minor=4)))
     assert h.find_all(resp, "Operation").count(OP_VALIDATE) == 1
 
+
+# ------------------------------------------------------- a cluster's issuing CA
+def certify_csr_on(k, d, cn):
+    """Certify a fresh PKCS#10 request on node k; the issued certificate's PEM path."""
+    key, csr = os.path.join(d, cn + ".key"), os.path.join(d, cn + ".der")
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", key, "-subj", "/CN=" + cn, "-outform", "DER", "-out", csr)
+    with open(csr, "rb") as f:
+        der = f.read()
+    st, reason, cert, _ = call(k, OP_CERTIFY, [h.item(T_CERT_REQ_TYPE, h.ENUM, PKCS10),
+                                               h.item(T_CERT_REQ, h.BYTES, der)])
+    assert (st, reason) == (SUCCESS, None), (k.node_id, reason)
+    c = k.pykmip_client()
+    try:
+        return cert_pem(c, cert, d)
+    finally:
+        c.close()
+
+
+def test_joined_nodes_certify_with_the_inviters_ca(tmp_path):
+    """`kmsctl cluster join` copies the inviter's issuing CA (key mode 0600, never in a
+    log): Certify on either node of an invited cluster chains to the same CA."""
+    nodes = h.form_cluster(tmp_path, 2)
+    try:
+        a, b = nodes
+        pki_a, pki_b = os.path.join(a.dir, "pki"), os.path.join(b.dir, "pki")
+        with open(os.path.join(pki_a, "certify-ca.crt"), "rb") as fa, \
+                open(os.path.join(pki_b, "certify-ca.crt"), "rb") as fb:
+            assert fa.read() == fb.read()
+        assert os.stat(os.path.join(pki_b, "certify-ca.key")).st_mode & 0o777 == 0o600
+        assert b.config()["certify"]["ca_key"] == "pki/certify-ca.key"
+        assert "issuing CA      pki/certify-ca.crt" in b.setup_output
+        with open(os.path.join(pki_a, "certify-ca.key")) as f:
+            secret_lines = [ln for ln in f.read().splitlines() if ln and "-----" not in ln]
+        d = tempfile.mkdtemp(prefix="certify-cluster-")
+        issuers = set()
+        for k in nodes:
+            pem = certify_csr_on(k, d, "app-" + k.node_id)
+            assert openssl("verify", "-CAfile", os.path.join(pki_a, "certify-ca.crt"),
+                           pem).returncode == 0
+            issuers.add(openssl("x509", "-in", pem, "-noout", "-issuer").stdout)
+            log = k.log_text()
+            assert not any(ln in log for ln in secret_lines)
+        assert len(issuers) == 1
+    finally:
+        h.stop_cluster(nodes)
+
+
+def test_a_node_joined_to_an_inviter_without_issuing_ca_has_none(tmp_path):
+    a = h.Kmsd(tmp_path / "a", {"certify": {"ca": "", "ca_key": ""}}, start=False, peer=True,
+               node_id="a")
+    b = None
+    try:
+        a.start()
+        b = h.Kmsd(tmp_path / "b", None, start=False, join=a.invite(), node_id="b", client_of=a)
+        assert not os.path.exists(os.path.join(b.dir, "pki", "certify-ca.key"))
+        assert not (b.config().get("certify") or {}).get("ca")
+        assert "issuing CA      none" in b.setup_output
+        b.start(120)
+        resp = h.decode(b.send_ttlv(h.request(h.batch_item(h.OP_QUERY, [
+            h.item("QueryFunction", h.ENUM, 1)]), minor=4)))
+        assert OP_CERTIFY not in h.find_all(resp, "Operation")
+    finally:
+        h.stop_cluster([k for k in (a, b) if k])

@@ -187,6 +187,8 @@ static repl_frame_t *sample(enum repl_frame_type t)
         f->u.join_resp.n_dsks = 1;
         f->u.join_resp.settings = g_settings;
         f->u.join_resp.n_settings = 1;
+        f->u.join_resp.certify_ca = (repl_bytes_t){(const uint8_t *)"ICA", 3};
+        f->u.join_resp.certify_ca_key = kms_secret_dup(DSK_BYTES, 32);
         break;
     case REPL_FRAME_VERIFY_REQ:
         f->u.verify_req.tenant = "acme";
@@ -214,6 +216,8 @@ static void free_sample(repl_frame_t *f)
 {
     if (f->type == REPL_FRAME_JOIN_REQ)
         kms_secret_free(f->u.join_req.secret); /* built frames borrow: the test owns it */
+    if (f->type == REPL_FRAME_JOIN_RESP)
+        kms_secret_free(f->u.join_resp.certify_ca_key);
     repl_frame_free(f);
 }
 
@@ -369,6 +373,8 @@ static void test_fields_survive(void **state)
     assert_memory_equal(g->u.join_resp.dsks[0].dsk->data, DSK_BYTES, 32);
     assert_int_equal(g->u.join_resp.server_cert.len, 0);
     assert_string_equal(g->u.join_resp.settings[0].value, "1");
+    assert_memory_equal(g->u.join_resp.certify_ca.p, "ICA", 3);
+    assert_memory_equal(g->u.join_resp.certify_ca_key->data, DSK_BYTES, 32);
     repl_frame_free(g);
 
     g = through_wire(REPL_FRAME_JOIN_REQ);

@@ -6,7 +6,8 @@
  * data-store keys in plaintext; the invite is used up and the node listed.
  * Refusals (unknown invite, wrong secret, expired, used, a member's node
  * id, a bad CSR) are ERROR frames, and the ones that are the joining
- * node's mistake leave the invite open.
+ * node's mistake leave the invite open. KMIP Certify's issuing CA goes
+ * with its key when the inviter has one, through an encode and decode.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -264,6 +265,84 @@ static void test_admitted(void **state)
     repl_token_dispose(&t);
 }
 
+/* One join with the options as they are; the decoded JOIN_RESP (encoded
+ * and decoded again, as the joining node receives it). */
+static repl_frame_t *join_roundtrip(fx_t *f, const char *node_id)
+{
+    repl_token_t t;
+    joiner_t j;
+    repl_frame_t *resp = NULL, *got = NULL;
+    kms_error_t err;
+    kms_buf_t b;
+
+    invite(f, 60000, &t);
+    joiner_new(&j, &t, node_id, NULL);
+    assert_null(refusal(f, &j, &resp));
+    kms_buf_init(&b, 1 << 20);
+    assert_int_equal(repl_frame_encode(resp, 0, &b, &err), 0);
+    assert_int_equal(repl_frame_decode(b.data, b.len, NULL, &got, &err), 0);
+    kms_buf_dispose_wipe(&b);
+    repl_frame_free(resp);
+    joiner_free(&j);
+    repl_token_dispose(&t);
+    return got;
+}
+
+/* KMIP Certify's issuing CA goes to the joining node with its key, byte
+ * for byte; an inviter without one sends none. */
+static void test_issuing_ca(void **state)
+{
+    fx_t *f = *state;
+    char crt[200], key[200], pem[8192];
+    EVP_PKEY *k = NULL;
+    X509 *ca = NULL;
+
+    repl_frame_t *got = join_roundtrip(f, "kms-plain");
+    assert_int_equal(got->u.join_resp.certify_ca.len, 0);
+    assert_null(got->u.join_resp.certify_ca_key);
+    repl_frame_free(got);
+
+    snprintf(crt, sizeof crt, "%s/certify-ca.crt", f->dir);
+    snprintf(key, sizeof key, "%s/certify-ca.key", f->dir);
+    assert_int_equal(certs_key_new(CERTS_KEY_EC_P256, &k), 0);
+    assert_int_equal(certs_create_ca(k, "issuing CA", 0, &ca), 0);
+    assert_int_equal(certs_write_cert_pem(crt, ca, false), 0);
+    assert_int_equal(certs_write_key_pem(key, k, false), 0);
+    f->opt.certify_ca = crt;
+    f->opt.certify_ca_key = key;
+    got = join_roundtrip(f, "kms-certify");
+    FILE *fp = fopen(crt, "rb");
+    size_t n = fread(pem, 1, sizeof pem, fp);
+    fclose(fp);
+    assert_int_equal(got->u.join_resp.certify_ca.len, n);
+    assert_memory_equal(got->u.join_resp.certify_ca.p, pem, n);
+    fp = fopen(key, "rb");
+    n = fread(pem, 1, sizeof pem, fp);
+    fclose(fp);
+    assert_non_null(got->u.join_resp.certify_ca_key);
+    assert_int_equal(got->u.join_resp.certify_ca_key->len, n);
+    assert_memory_equal(got->u.join_resp.certify_ca_key->data, pem, n);
+    kms_wipe(pem, sizeof pem);
+    repl_frame_free(got);
+
+    /* An issuing CA the inviter cannot read: the join is refused rather
+     * than the new node left without it. */
+    f->opt.certify_ca_key = "/nonexistent/certify-ca.key";
+    repl_token_t t;
+    joiner_t j;
+    repl_frame_t *resp = NULL;
+    invite(f, 60000, &t);
+    joiner_new(&j, &t, "kms-broken", NULL);
+    const char *why = refusal(f, &j, &resp);
+    assert_non_null(why);
+    assert_non_null(strstr(why, "issuing CA"));
+    repl_frame_free(resp);
+    joiner_free(&j);
+    repl_token_dispose(&t);
+    X509_free(ca);
+    EVP_PKEY_free(k);
+}
+
 static void test_refusals(void **state)
 {
     fx_t *f = *state;
@@ -341,6 +420,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_admitted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_issuing_ca, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
