@@ -110,7 +110,8 @@ run: deps
 	$(Q)packaging/run-dev.sh
 
 # libFuzzer targets: fuzz sources + ttlv + common (+ conf for fuzz_conf; + kmip,
-# crypto, store, hsm for fuzz_kmip; + admin/ and what it uses for fuzz_admin;
+# crypto, store, hsm for fuzz_kmip; + admin/ and what it uses for fuzz_admin
+# and fuzz_backup;
 # + the frame codec for fuzz_repl_frame; + crypto for fuzz_keyformat), built
 # with clang.
 # The JSON and XML message encodings (ttlv/json.c, ttlv/xml.c) are part of
@@ -132,20 +133,22 @@ $(FUZZ_BUILD)/fuzz_conf: tests/fuzz/fuzz_conf.c $(FUZZ_LIBSRC) $(call src_of,con
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ -lyaml
 # The KMIP target runs kmip_handle() against a real store and file keyring.
 FUZZ_KMIP_SRC := $(foreach m,kmip crypto store hsm,$(call src_of,$(m)))
-$(FUZZ_BUILD)/fuzz_kmip: tests/fuzz/fuzz_kmip.c $(FUZZ_LIBSRC) $(FUZZ_KMIP_SRC)
+$(FUZZ_BUILD)/fuzz_kmip: tests/fuzz/fuzz_kmip.c tests/fuzz/fuzz_keyring.h $(FUZZ_LIBSRC) $(FUZZ_KMIP_SRC)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
-	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ -lssl -lcrypto -lsqlite3 -largon2 -ldl -lpthread
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $(filter-out %.h,$^) -lssl -lcrypto -lsqlite3 -largon2 -ldl -lpthread
 FUZZ_REPL_SRC := replication/frame.c replication/entity.c
 # The admin-socket target: request decoding (admin/proto.c) and the
 # commands (admin/cmds.c ...) against a real store;
 # the cluster commands (admin/cluster.c) call into replication/ (not
 # started in the target: they answer "replication is not running").
+# The backup file target restores its input through the same commands.
 FUZZ_ADMIN_SRC := $(foreach m,admin audit keys kmip crypto store hsm certs conf replication,$(call src_of,$(m)))
-$(FUZZ_BUILD)/fuzz_admin: tests/fuzz/fuzz_admin.c $(FUZZ_LIBSRC) $(FUZZ_ADMIN_SRC)
+$(FUZZ_BUILD)/fuzz_admin $(FUZZ_BUILD)/fuzz_backup: $(FUZZ_BUILD)/%: tests/fuzz/%.c \
+		tests/fuzz/fuzz_admin_env.h tests/fuzz/fuzz_keyring.h $(FUZZ_LIBSRC) $(FUZZ_ADMIN_SRC)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
-	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ -lssl -lcrypto -lsqlite3 -largon2 -lyaml -luv -ldl -lpthread
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $(filter-out %.h,$^) -lssl -lcrypto -lsqlite3 -largon2 -lyaml -luv -ldl -lpthread
 # The replication frame codec: replication/frame.c and entity.c are pure
 # (ttlv + common only).
 $(FUZZ_BUILD)/fuzz_repl_frame: tests/fuzz/fuzz_repl_frame.c $(FUZZ_LIBSRC) $(FUZZ_REPL_SRC)

@@ -3,10 +3,10 @@
 # (the ASan+UBSan build) and print one closing line "N passed, N failed".
 #   1. C unit tests (cmocka), each binary in BUILD_DIR/tests/
 #   2. interop tests (pytest + PyKMIP against a real kmsd), tests/interop/
-#   3. a libFuzzer smoke run of FUZZ_SMOKE_SECONDS (20) per fuzz target (10
-#      targets: ttlv, ttlv_json, ttlv_xml, conf, kmip, admin, repl_frame,
-#      store_clocks, keyformat, http), FUZZ_SMOKE_JOBS (the CPU count) at a
-#      time: under 2 minutes on 2 CPUs, when clang is present
+#   3. a libFuzzer smoke run of FUZZ_SMOKE_SECONDS (20) per fuzz target (11
+#      targets: ttlv, ttlv_json, ttlv_xml, conf, kmip, admin, backup,
+#      repl_frame, store_clocks, keyformat, http), FUZZ_SMOKE_JOBS (the CPU
+#      count) at a time: about 2 minutes on 2 CPUs, when clang is present
 # Exits non-zero if anything failed. KMS_SKIP_FUZZ=1 skips step 3.
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -33,6 +33,7 @@
 #include "hsm/hsm.h"
 #include "kmip/kmip.h"
 #include "store/store.h"
+#include "tests/fuzz/fuzz_keyring.h"
 #include "ttlv/ttlv.h"
 
 #define REOPEN_EVERY 5000
@@ -46,12 +47,6 @@ static hsm_keyring_t *g_kr;
 static kmip_server_t *g_srv;
 static unsigned long g_runs;
 static const kmip_password_cost_t COST = {.t_cost = 1, .m_kib = 8, .parallelism = 1};
-
-static void die(const char *what)
-{
-    fprintf(stderr, "fuzz_kmip setup: %s\n", what);
-    abort();
-}
 
 static void env_close(void)
 {
@@ -136,29 +131,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    kms_error_t err = {0};
-    char path[512];
-    struct stat st;
     kms_log_set_level(KMS_LOG_ERROR);
-    const char *base = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) ? "/dev/shm" : "/tmp";
-    snprintf(g_dir, sizeof(g_dir), "%s/kmsd-fuzz-kmip.XXXXXX", base);
-    if (!mkdtemp(g_dir))
-        die("mkdtemp");
-    snprintf(path, sizeof(path), "%s/master.key", g_dir);
-    hsm_config_t hc;
-    memset(&hc, 0, sizeof(hc));
-    hc.provider = HSM_PROVIDER_FILE;
-    hc.key_file = path;
-    hc.slot = -1;
-    if (hsm_init_master(&hc, NULL, &err) || hsm_open(&hc, &g_hsm, &err) ||
-        hsm_keyring_new(g_hsm, &g_kr))
-        die(err.msg);
-    kms_buf_t w;
-    kms_buf_init(&w, 0);
-    int rc = hsm_keyring_generate(g_kr, 1, &w);
-    kms_buf_dispose(&w);
-    if (rc || hsm_keyring_set_current(g_kr, 1))
-        die("keyring");
+    fuzz_dir_and_keyring("kmip", g_dir, sizeof(g_dir), &g_hsm, &g_kr);
     env_open_store();
     atexit(env_teardown);
     return 0;
