@@ -13,6 +13,7 @@
 #ifndef KMS_BENCH_H
 #define KMS_BENCH_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -46,8 +47,11 @@ void bench_hist_merge(bench_hist_t *dst, const bench_hist_t *src);
 uint64_t bench_hist_quantile(const bench_hist_t *h, double q);
 
 /* -------------------------------------------------------------- messages */
-enum bench_op { OP_GET = 0, OP_CREATE, OP_LOCATE, OP_VCENTER, OP_ENCRYPT, OP_SIGN_ECDSA,
-                OP_SIGN_RSA, OP_MAC, OP_COUNT };
+/* getattrs: Get Attributes of a setup key; create-destroy: Create, then
+ * Destroy of that (Pre-Active) key as one sequence, so the number of keys
+ * with material stays fixed (a soak's workload). */
+enum bench_op { OP_GET = 0, OP_CREATE, OP_LOCATE, OP_VCENTER, OP_GETATTRS, OP_CDESTROY,
+                OP_ENCRYPT, OP_SIGN_ECDSA, OP_SIGN_RSA, OP_MAC, OP_COUNT };
 /* The cryptographic workloads run alone (not in a mix): each sets up its
  * own kind of key. */
 #define OP_FIRST_CRYPTO OP_ENCRYPT
@@ -58,7 +62,7 @@ enum bench_op { OP_GET = 0, OP_CREATE, OP_LOCATE, OP_VCENTER, OP_ENCRYPT, OP_SIG
  *   sign-rsa    Sign of 64 bytes, RSA-2048 PKCS#1 v1.5 SHA-256 (registered)
  *   mac         MAC of 64 bytes, HMAC-SHA256 (a registered 256-bit key: PyKMIP's
  *               server cannot create HMAC keys) */
-enum bench_step { STEP_CREATE, STEP_ACTIVATE, STEP_GET, STEP_GETATTRS, STEP_LOCATE,
+enum bench_step { STEP_CREATE, STEP_ACTIVATE, STEP_GET, STEP_GETATTRS, STEP_LOCATE, STEP_DESTROY,
                   STEP_REGISTER_HMAC, STEP_REGISTER_EC, STEP_REGISTER_RSA,
                   STEP_ENCRYPT, STEP_SIGN_EC, STEP_SIGN_RSA, STEP_MAC };
 
@@ -122,6 +126,7 @@ typedef struct bench_opts {
     bool new_conn, resume;
     int weights[OP_COUNT];     /* op mix; single op = 100 */
     double duration, warmup, rate;
+    double interval;           /* --interval S: a report line every S seconds (0: none) */
     uint64_t requests;         /* 0: by duration */
     int idle;                  /* --idle N: hold N connections */
     int keys;                  /* setup keys for get/locate */
@@ -137,6 +142,14 @@ typedef struct bench_stats {
     uint64_t handshakes, resumed;
     uint64_t established;      /* idle mode: connections currently open */
 } bench_stats_t;
+
+/* --interval S: what a worker recorded since the last report, under lock
+ * (the main thread takes and resets it every S seconds). */
+typedef struct bench_ival {
+    pthread_mutex_t lock;
+    bench_hist_t hist;
+    uint64_t ok, errs;
+} bench_ival_t;
 
 typedef struct bench_run {
     const bench_opts_t *o;
@@ -154,6 +167,7 @@ typedef struct bench_worker {
     bench_run_t *run;
     int id, nconns;
     bench_stats_t st;
+    bench_ival_t ival;
 } bench_worker_t;
 void *bench_worker_main(void *arg);
 

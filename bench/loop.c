@@ -8,7 +8,11 @@
  * (--rate) each connection sends on its own fixed schedule and latency is
  * measured from the INTENDED send time, so a slow server cannot hide its
  * stalls by delaying our sends (no coordinated omission). In --idle mode
- * connections only handshake and then stay open.
+ * connections only handshake and then stay open. vcenter (Create, Activate,
+ * Get, Get Attributes) and create-destroy (Create, Destroy) are sequences on
+ * the key the Create returned, timed as one operation.
+ * With --interval, each thread also records into a histogram the main
+ * thread takes and resets under the thread's lock.
  * It does not pipeline requests on one connection (KMIP clients do not) and
  * does not retry a failed request: failures are counted by Result Reason or
  * transport class.
@@ -119,10 +123,22 @@ static void conn_close(worker_int_t *wi, conn_t *c)
     c->state = CS_CLOSED;
 }
 
+/* --interval: one more error in the current interval. */
+static void ival_error(worker_int_t *wi, bool measured)
+{
+    if (!measured || wi->o->interval <= 0)
+        return;
+    pthread_mutex_lock(&wi->w->ival.lock);
+    wi->w->ival.errs++;
+    pthread_mutex_unlock(&wi->w->ival.lock);
+}
+
 static void count_err(worker_int_t *wi, conn_t *c, int cls)
 {
-    if (c->have_req ? c->measured : kms_mono_ns() >= atomic_load(&wi->run->t_measure_ns))
+    bool measured = c->have_req ? c->measured : kms_mono_ns() >= atomic_load(&wi->run->t_measure_ns);
+    if (measured)
         wi->w->st.errs[cls]++;
+    ival_error(wi, measured);
 }
 
 /* A transport failure: count it, end the operation, back off 50 ms. */
@@ -206,7 +222,7 @@ static int send_step(worker_int_t *wi, conn_t *c)
     const char *uid = NULL, *name = NULL;
     bench_run_t *run = wi->run;
 
-    if (c->op == OP_VCENTER)
+    if (c->op == OP_VCENTER || c->op == OP_CDESTROY)
         uid = c->uid;
     else if (run->nkeys)
         uid = run->uids[c->key], name = run->names[c->key];
@@ -236,18 +252,21 @@ static void on_response(worker_int_t *wi, conn_t *c)
     if (bench_parse(c->in.data, c->need, c->arena, &res) < 0) {
         if (measured)
             st->errs[ERR_MALFORMED]++;
+        ival_error(wi, measured);
         c->have_req = false;
     } else if (res.status != 0) {
         if (measured)
             st->errs[res.reason > 0 && res.reason < BENCH_REASONS ? res.reason : 0]++;
+        ival_error(wi, measured);
         c->have_req = false;
     } else {
         if (measured)
             st->ok++;
-        if (c->op == OP_VCENTER && c->step != STEP_GETATTRS) {
+        if ((c->op == OP_VCENTER && c->step != STEP_GETATTRS) ||
+            (c->op == OP_CDESTROY && c->step == STEP_CREATE)) {
             if (c->step == STEP_CREATE) {
                 memcpy(c->uid, res.uid, sizeof(c->uid));
-                c->step = STEP_ACTIVATE;
+                c->step = c->op == OP_CDESTROY ? STEP_DESTROY : STEP_ACTIVATE;
             } else {
                 c->step = c->step == STEP_ACTIVATE ? STEP_GET : STEP_GETATTRS;
             }
@@ -257,8 +276,15 @@ static void on_response(worker_int_t *wi, conn_t *c)
             return;
         }
         if (measured) {
+            uint64_t ns = now > c->t_begin ? now - c->t_begin : 0;
             st->seqs++;
-            bench_hist_record(&st->hist, now > c->t_begin ? now - c->t_begin : 0);
+            bench_hist_record(&st->hist, ns);
+            if (wi->o->interval > 0) {
+                pthread_mutex_lock(&wi->w->ival.lock);
+                bench_hist_record(&wi->w->ival.hist, ns);
+                wi->w->ival.ok++;
+                pthread_mutex_unlock(&wi->w->ival.lock);
+            }
         }
         c->have_req = false;
     }

@@ -10,6 +10,9 @@
  *   kmipbench --idle 10000 --duration 30 ...     hold N idle TLS connections
  *   kmipbench --sqlite-floor DB [--requests N]   one-commit-per-insert loop
  *
+ *   kmipbench --op mix:get=40,create-destroy=20,locate=20,getattrs=20 --interval 30
+ *             --duration 1800 --server-pid PID ...   a soak, reported per interval
+ *
  * Get and Locate read keys created in an untimed setup phase (--keys, each
  * with a unique Name); the cryptographic workloads use keys made (or, for
  * signing and MAC, generated here and registered) and activated the same way. The report gives requests/s, errors by Result Reason,
@@ -19,7 +22,9 @@
  */
 #include <getopt.h>
 #include <netdb.h>
+#include <dirent.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +39,10 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "usage: kmipbench --host H --port P --ca CA --cert CRT --key KEY [options]\n"
-        "  --op get|create|locate|vcenter|mix:get=80,create=20   workload (default get)\n"
-        "        vcenter = Create AES-256, Activate, Get, Get Attributes as one sequence\n"
+        "  --op get|create|locate|vcenter|getattrs|create-destroy|mix:get=80,create=20\n"
+        "        workload (default get); vcenter = Create AES-256, Activate, Get, Get\n"
+        "        Attributes as one sequence; create-destroy = Create, then Destroy it;\n"
+        "        getattrs = Get Attributes and locate = Locate by Name of a setup key\n"
         "  --op encrypt|sign-ecdsa|sign-rsa|mac   Encrypt 4 KiB AES-256-GCM, Sign 64 bytes\n"
         "        (ECDSA P-256 / RSA-2048 PKCS#1 v1.5, SHA-256), MAC 64 bytes HMAC-SHA256\n"
         "  --connections N   concurrent connections (default 64)\n"
@@ -50,6 +57,9 @@ static void usage(FILE *f)
         "  --named           every timed Create also sets a unique Name (seeding for Locate)\n"
         "  --idle N          open N TLS connections and hold them for --duration\n"
         "  --server-pid PID  report server CPU per request and RSS from /proc\n"
+        "  --interval S      also a line every S seconds: requests/s, errors, p50/p99 of\n"
+        "                    that interval; with --server-pid the server's RSS, open fds\n"
+        "                    and CPU, and the load average (a soak: bench/soak.sh)\n"
         "  --host NAME|ADDR  server host (IPv4, IPv6 or a name; default 127.0.0.1)\n"
         "  --servername NAME SNI + host name check (default: chain check only)\n"
         "  --json            one JSON line instead of the text report\n"
@@ -60,8 +70,9 @@ static void usage(FILE *f)
 
 static int parse_op(const char *s, int *w)
 {
-    static const char *names[OP_COUNT] = {"get",     "create",     "locate",   "vcenter",
-                                          "encrypt", "sign-ecdsa", "sign-rsa", "mac"};
+    static const char *names[OP_COUNT] = {"get",      "create",         "locate",  "vcenter",
+                                          "getattrs", "create-destroy", "encrypt", "sign-ecdsa",
+                                          "sign-rsa", "mac"};
     memset(w, 0, sizeof(int) * OP_COUNT);
     if (strncmp(s, "mix:", 4) != 0) {
         for (int i = 0; i < OP_COUNT; i++)
@@ -143,6 +154,89 @@ static void sleep_until(uint64_t t)
     }
 }
 
+/* Open descriptors of a process (entries of /proc/PID/fd); -1 when unreadable. */
+static long proc_fds(long pid)
+{
+    char path[64];
+    long n = 0;
+    snprintf(path, sizeof(path), "/proc/%ld/fd", pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* The 1-minute load average; -1 when unreadable. */
+static double load1(void)
+{
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1)
+            l = -1;
+        fclose(f);
+    }
+    return l;
+}
+
+/* --interval: until the stop time, every o->interval seconds take each
+ * worker's interval histogram and counts, and print one line (or one JSON
+ * object) with requests/s, errors, p50 / p99 / max of that interval and,
+ * with a server pid, its RSS, open fds and CPU seconds used in the
+ * interval, and the load average. */
+static void report_intervals(bench_run_t *run, bench_worker_t *ws, int nthreads, long pid, bool json)
+{
+    const bench_opts_t *o = run->o;
+    uint64_t stop = atomic_load(&run->t_stop_ns), start = kms_mono_ns(), prev = start;
+    uint64_t step = (uint64_t)(o->interval * 1e9);
+    bench_hist_t *h = malloc(sizeof(*h));
+    double cpu_prev = pid ? proc_cpu_s(pid) : -1;
+    if (!h) {
+        sleep_until(stop);
+        return;
+    }
+    if (!json)
+        printf("%8s %9s %7s %10s %10s %10s %10s %6s %8s %6s\n", "t_s", "ops/s", "errors", "p50_ms",
+               "p99_ms", "max_ms", "rss_kB", "fds", "cpu_s", "load1");
+    for (uint64_t t = start + step;; t += step) {
+        sleep_until(t < stop ? t : stop);
+        uint64_t now = kms_mono_ns(), ok = 0, errs = 0;
+        bench_hist_init(h);
+        for (int i = 0; i < nthreads; i++) {
+            pthread_mutex_lock(&ws[i].ival.lock);
+            bench_hist_merge(h, &ws[i].ival.hist);
+            ok += ws[i].ival.ok;
+            errs += ws[i].ival.errs;
+            bench_hist_init(&ws[i].ival.hist);
+            ws[i].ival.ok = ws[i].ival.errs = 0;
+            pthread_mutex_unlock(&ws[i].ival.lock);
+        }
+        double el = (double)(now - prev) / 1e9, cpu = pid ? proc_cpu_s(pid) : -1;
+        double p50 = bench_hist_quantile(h, 0.50) / 1e6, p99 = bench_hist_quantile(h, 0.99) / 1e6;
+        long rss = pid ? proc_rss_kb(pid) : -1, fds = pid ? proc_fds(pid) : -1;
+        double dcpu = cpu >= 0 && cpu_prev >= 0 ? cpu - cpu_prev : -1;
+        if (json)
+            printf("{\"interval_end_s\":%.1f,\"operations_per_s\":%.1f,\"errors\":%llu,\"p50_ms\":%.3f,"
+                   "\"p99_ms\":%.3f,\"max_ms\":%.3f,\"server_rss_kb\":%ld,\"server_fds\":%ld,"
+                   "\"server_cpu_s\":%.2f,\"load1\":%.2f}\n",
+                   (double)(now - start) / 1e9, el > 0 ? (double)ok / el : 0, (unsigned long long)errs, p50,
+                   p99, h->max_ns / 1e6, rss, fds, dcpu, load1());
+        else
+            printf("%8.1f %9.1f %7llu %10.3f %10.3f %10.3f %10ld %6ld %8.2f %6.2f\n",
+                   (double)(now - start) / 1e9, el > 0 ? (double)ok / el : 0, (unsigned long long)errs, p50,
+                   p99, h->max_ns / 1e6, rss, fds, dcpu, load1());
+        fflush(stdout);
+        prev = now;
+        cpu_prev = cpu;
+        if (t >= stop)
+            break;
+    }
+    free(h);
+}
+
 /* Untimed setup: create the keys Get and Locate read, or the keys of a
  * cryptographic workload (made or registered, then activated). */
 static int setup_keys(bench_run_t *run, enum bench_op op)
@@ -199,6 +293,10 @@ int main(int argc, char **argv)
     bench_opts_t o = {.host = "127.0.0.1", .port = 5696, .conns = 64, .duration = 10,
                       .warmup = 1, .keys = 100, .msg = {1, 1}};
     bench_tlscfg_t tc = {0};
+    /* A server that closes a connection (kmsd evicting one at its limits)
+     * makes the next write fail with EPIPE: counted as connection_closed,
+     * never a signal that ends the run. */
+    signal(SIGPIPE, SIG_IGN);
     kms_secret_t *priv = NULL, *pub = NULL;
     const char *op = "get", *sqlite_db = NULL, *server_cert = NULL, *server_key = NULL;
     bool tls_costs = false;
@@ -207,7 +305,7 @@ int main(int argc, char **argv)
     int rc = 1;
     enum { O_HOST = 256, O_PORT, O_CA, O_CERT, O_KEY, O_CONNS, O_THREADS, O_NEWCONN, O_RESUME,
            O_TLS, O_OP, O_DUR, O_REQS, O_RATE, O_WARM, O_PID, O_JSON, O_IDLE, O_KEYS, O_KV,
-           O_SNI, O_SQL, O_NAMED, O_HELP, O_TLSCOST, O_SCERT, O_SKEY };
+           O_SNI, O_SQL, O_NAMED, O_HELP, O_TLSCOST, O_SCERT, O_SKEY, O_IVAL };
     static const struct option lo[] = {
         {"host", 1, 0, O_HOST}, {"port", 1, 0, O_PORT}, {"ca", 1, 0, O_CA},
         {"cert", 1, 0, O_CERT}, {"key", 1, 0, O_KEY}, {"connections", 1, 0, O_CONNS},
@@ -218,7 +316,7 @@ int main(int argc, char **argv)
         {"keys", 1, 0, O_KEYS}, {"kmip-version", 1, 0, O_KV}, {"servername", 1, 0, O_SNI},
         {"sqlite-floor", 1, 0, O_SQL}, {"named", 0, 0, O_NAMED}, {"help", 0, 0, O_HELP},
         {"tls-costs", 0, 0, O_TLSCOST}, {"server-cert", 1, 0, O_SCERT}, {"server-key", 1, 0, O_SKEY},
-        {0, 0, 0, 0}};
+        {"interval", 1, 0, O_IVAL}, {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -254,6 +352,7 @@ int main(int argc, char **argv)
         case O_TLSCOST: tls_costs = true; break;
         case O_SCERT: server_cert = optarg; break;
         case O_SKEY: server_key = optarg; break;
+        case O_IVAL: o.interval = atof(optarg); break;
         default: usage(stderr); return 2;
         }
     }
@@ -278,7 +377,8 @@ int main(int argc, char **argv)
     }
     if (parse_op(op, o.weights) < 0 || tc.tls_version < 0 || o.msg.major < 1 || o.conns < 1 ||
         o.port <= 0 || o.port > 65535 || o.duration <= 0 || o.warmup < 0 || o.rate < 0 ||
-        o.keys < 1 || o.idle < 0 || (o.resume && !o.new_conn)) {
+        o.keys < 1 || o.idle < 0 || (o.resume && !o.new_conn) || o.interval < 0 ||
+        (o.interval > 0 && (o.requests || o.idle))) {
         fprintf(stderr, "kmipbench: bad option (see --help)\n");
         return 2;
     }
@@ -350,7 +450,8 @@ int main(int argc, char **argv)
     }
     if (crypto_op != OP_COUNT && o.keys > 8)
         o.keys = 8; /* a few keys are enough to spread the load; registration is slow on PyKMIP */
-    if ((o.weights[OP_GET] || o.weights[OP_LOCATE] || crypto_op != OP_COUNT) && !o.idle) {
+    if ((o.weights[OP_GET] || o.weights[OP_LOCATE] || o.weights[OP_GETATTRS] || crypto_op != OP_COUNT) &&
+        !o.idle) {
         if (setup_keys(&run, crypto_op != OP_COUNT ? crypto_op : OP_GET) < 0) {
             fprintf(stderr, "kmipbench: setup phase failed (creating %d keys)\n", o.keys);
             goto out;
@@ -371,6 +472,8 @@ int main(int argc, char **argv)
         ws[i].run = &run;
         ws[i].id = i;
         ws[i].nconns = o.conns / o.threads + (i < o.conns % o.threads);
+        pthread_mutex_init(&ws[i].ival.lock, NULL);
+        bench_hist_init(&ws[i].ival.hist);
         if (pthread_create(&th[i], NULL, bench_worker_main, &ws[i]) != 0) {
             perror("kmipbench: pthread_create");
             o.threads = i;
@@ -425,6 +528,8 @@ int main(int argc, char **argv)
             if (t >= stop)
                 break;
         }
+    } else if (!o.requests && o.interval > 0) {
+        report_intervals(&run, ws, o.threads, server_pid, json);
     } else if (!o.requests) {
         sleep_until(atomic_load(&run.t_stop_ns));
     }

@@ -4,7 +4,7 @@
  * Requests are standard KMIP 1.x so any server answers them: Create of an
  * AES-256 Symmetric Key (Cryptographic Algorithm, Length and Usage Mask as
  * Template-Attribute attributes, optionally a Name), Activate / Get / Get
- * Attributes by Unique Identifier, Locate by Name; and for the crypto
+ * Attributes / Destroy by Unique Identifier, Locate by Name; and for the crypto
  * workloads Register of an HMAC-SHA256 key and of a PKCS#8 private key,
  * Encrypt, Sign and MAC with full Cryptographic Parameters (PyKMIP's server
  * needs the algorithm named in them). Parsing reads only the
@@ -102,6 +102,7 @@ enum bench_step bench_op_step(enum bench_op op)
     switch (op) {
     case OP_GET: return STEP_GET;
     case OP_LOCATE: return STEP_LOCATE;
+    case OP_GETATTRS: return STEP_GETATTRS;
     case OP_ENCRYPT: return STEP_ENCRYPT;
     case OP_SIGN_ECDSA: return STEP_SIGN_EC;
     case OP_SIGN_RSA: return STEP_SIGN_RSA;
@@ -171,6 +172,7 @@ static int build_payload(const bench_msgcfg_t *cfg, enum bench_step step, const 
     case STEP_ACTIVATE:
     case STEP_GET:
     case STEP_GETATTRS:
+    case STEP_DESTROY:
         if (!uid || !ttlv_new_textz(a, pl, KMIP_TAG_UNIQUE_IDENTIFIER, uid))
             return uid ? KMS_ERR_NOMEM : KMS_ERR_INVAL;
         return 0;
@@ -186,6 +188,7 @@ static const uint32_t step_op[] = {
     [STEP_GET] = KMIP_OPERATION_GET,
     [STEP_GETATTRS] = KMIP_OPERATION_GET_ATTRIBUTES,
     [STEP_LOCATE] = KMIP_OPERATION_LOCATE,
+    [STEP_DESTROY] = KMIP_OPERATION_DESTROY,
     [STEP_REGISTER_HMAC] = KMIP_OPERATION_REGISTER,
     [STEP_REGISTER_EC] = KMIP_OPERATION_REGISTER,
     [STEP_REGISTER_RSA] = KMIP_OPERATION_REGISTER,

@@ -51,6 +51,7 @@ def run_kmsd(k, *args, **kw):
 
 
 @pytest.mark.parametrize("op,per_op", [("get", 1), ("create", 1), ("vcenter", 4), ("locate", 1),
+                                       ("getattrs", 1), ("create-destroy", 2),
                                        ("mix:get=50,create=30,locate=10,vcenter=10", None)])
 def test_workload_against_kmsd(kmsd, op, per_op):
     rc, d = run_kmsd(kmsd, "--op", op, "--requests", 300, "--connections", 8, "--warmup", 0,
@@ -81,6 +82,51 @@ def test_vcenter_keys_really_exist(kmsd):
         assert got["Cryptographic Length"] == 256
     finally:
         c.close()
+
+
+def test_interval_report(kmsd):
+    """--interval: one JSON object per interval with its own figures and the
+    server's RSS and descriptors; create-destroy leaves no live key behind."""
+    c = kmsd.pykmip_client()
+    try:
+        live_before = len(c.locate())  # Locate leaves destroyed objects out
+        cmd = [kmipbench_bin(), "--host", kmsd.host, "--port", str(kmsd.port), "--ca", kmsd.ca,
+               "--cert", kmsd.cert, "--key", kmsd.key, "--json", "--server-pid", str(kmsd.pid),
+               "--op", "create-destroy", "--duration", "3", "--interval", "1", "--connections", "4",
+               "--warmup", "0"]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+        objs = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
+        ivals, final = objs[:-1], objs[-1]
+        assert len(ivals) == 3, p.stdout
+        for d in ivals:
+            assert d["operations_per_s"] > 0 and d["errors"] == 0, d
+            assert 0 < d["p50_ms"] <= d["p99_ms"] <= d["max_ms"] * 1.01, d
+            assert d["server_rss_kb"] > 0 and d["server_fds"] > 4 and d["load1"] >= 0, d
+        total = sum(d["operations_per_s"] for d in ivals)
+        assert abs(total - final["operations_per_s"] * 3) <= 0.2 * total + 5, (total, final)
+        assert final["requests"] == 2 * final["operations"], final
+        assert len(c.locate()) == live_before
+    finally:
+        c.close()
+
+
+def test_evicted_connections_are_counted_not_fatal(tmp_path):
+    """kmsd closing kmipbench's connections (more of them than
+    max_connections) makes writes fail with EPIPE: counted as errors, and
+    the run ends with its report instead of dying of SIGPIPE."""
+    k = kmsd_harness.Kmsd(tmp_path, {"limits": {"max_connections": 8, "max_unauthenticated": 4}})
+    try:
+        cmd = [kmipbench_bin(), "--host", k.host, "--port", str(k.port), "--ca", k.ca,
+               "--cert", k.cert, "--key", k.key, "--json", "--op", "get", "--keys", "2",
+               "--duration", "2", "--connections", "40", "--warmup", "0"]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert p.returncode in (0, 3), "kmipbench ended by signal %d\n%s" % (-p.returncode, p.stderr)
+        d = json.loads([l for l in p.stdout.splitlines() if l.startswith("{")][-1])
+        assert d["requests"] > 0, d
+        assert d["errors"] > 0, d
+    finally:
+        k.kill()
 
 
 def test_failures_are_counted_by_reason(kmsd):
