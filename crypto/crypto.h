@@ -119,6 +119,16 @@ int crypto_keypair_check(uint32_t alg, int32_t bits, uint32_t curve, uint32_t *c
  * RSA-4096 (seconds): call only from a worker thread. */
 int crypto_keypair_generate(uint32_t alg, int32_t bits, uint32_t curve, kms_secret_t **priv_out,
                             kms_secret_t **pub_out, kms_error_t *err);
+/* Asked while a long generation runs (from the generating thread, about
+ * every prime candidate: milliseconds apart); true stops it. */
+typedef bool (*crypto_stop_cb)(void *arg);
+/* crypto_keypair_generate that asks `stop(stop_arg)` (NULL: never) during
+ * an RSA generation and gives up when it answers true: KMS_ERR_TIMEOUT,
+ * "key pair generation stopped", nothing allocated. EC generation is not
+ * interrupted (milliseconds). */
+int crypto_keypair_generate_until(uint32_t alg, int32_t bits, uint32_t curve, crypto_stop_cb stop,
+                                  void *stop_arg, kms_secret_t **priv_out, kms_secret_t **pub_out,
+                                  kms_error_t *err);
 
 /* ----------------------------------------------------- asymmetric forms */
 /*

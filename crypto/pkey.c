@@ -11,6 +11,7 @@
  * Transparent (TTLV) forms are in transparent.c.
  */
 #include <limits.h>
+#include <stdbool.h>
 
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
@@ -363,12 +364,61 @@ int crypto_pkey_params(EVP_PKEY *pkey, uint32_t *alg_out, int32_t *bits_out, uin
                                 "only RSA and EC keys are supported");
 }
 
+/* What the OpenSSL generation callback asks: the caller's stop function
+ * and whether it answered "stop". */
+typedef struct keygen_stop {
+    crypto_stop_cb stop;
+    void *arg;
+    bool stopped;
+} keygen_stop_t;
+
+/* Called by OpenSSL during RSA generation (per prime candidate and test
+ * round); returning 0 aborts the generation. */
+static int keygen_cb(EVP_PKEY_CTX *pctx)
+{
+    keygen_stop_t *s = EVP_PKEY_CTX_get_app_data(pctx);
+    if (!s->stopped && s->stop(s->arg))
+        s->stopped = true; /* OpenSSL may call again while it unwinds */
+    return !s->stopped;
+}
+
+/* RSA of `bits` (e = 65537), asking `stop` while it runs; NULL when it
+ * failed or was stopped (*stopped_out says which). */
+static EVP_PKEY *rsa_generate(int32_t bits, crypto_stop_cb stop, void *stop_arg, bool *stopped_out)
+{
+    keygen_stop_t s = {.stop = stop, .arg = stop_arg};
+    EVP_PKEY *pk = NULL;
+    EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    if (!pctx || EVP_PKEY_keygen_init(pctx) <= 0 || EVP_PKEY_CTX_set_rsa_keygen_bits(pctx, bits) <= 0)
+        goto out;
+    if (stop) {
+        EVP_PKEY_CTX_set_app_data(pctx, &s);
+        EVP_PKEY_CTX_set_cb(pctx, keygen_cb);
+    }
+    if (EVP_PKEY_generate(pctx, &pk) <= 0) {
+        EVP_PKEY_free(pk);
+        pk = NULL;
+    }
+out:
+    EVP_PKEY_CTX_free(pctx);
+    *stopped_out = s.stopped;
+    return pk;
+}
+
 int crypto_keypair_generate(uint32_t alg, int32_t bits, uint32_t curve, kms_secret_t **priv_out,
                             kms_secret_t **pub_out, kms_error_t *err)
+{
+    return crypto_keypair_generate_until(alg, bits, curve, NULL, NULL, priv_out, pub_out, err);
+}
+
+int crypto_keypair_generate_until(uint32_t alg, int32_t bits, uint32_t curve, crypto_stop_cb stop,
+                                  void *stop_arg, kms_secret_t **priv_out, kms_secret_t **pub_out,
+                                  kms_error_t *err)
 {
     EVP_PKEY *pk = NULL;
     uint32_t c = 0;
     int32_t b = 0;
+    bool stopped = false;
     int rc;
 
     *priv_out = NULL;
@@ -377,11 +427,14 @@ int crypto_keypair_generate(uint32_t alg, int32_t bits, uint32_t curve, kms_secr
     if (rc < 0)
         return rc;
     if (alg == KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA)
-        pk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)b); /* e = 65537 */
-    else
+        pk = rsa_generate(b, stop, stop_arg, &stopped);
+    else /* milliseconds: not worth interrupting */
         pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", crypto_curve_group(c, NULL));
     if (!pk) {
         ERR_clear_error();
+        if (stopped)
+            return kms_error_set_reason(err, KMS_ERR_TIMEOUT, KMIP_RESULT_REASON_GENERAL_FAILURE,
+                                        "key pair generation stopped");
         return kms_error_set_reason(err, KMS_ERR_CRYPTO, KMIP_RESULT_REASON_CRYPTOGRAPHIC_FAILURE,
                                     "key pair generation failed");
     }

@@ -90,6 +90,14 @@ static uint32_t curve_of(const kmip_obj_t *o)
     return c && c->type == TTLV_ENUMERATION ? ttlv_u32(c) : 0;
 }
 
+/* Asked during an RSA generation: stop once the request's budget
+ * (limits.request_time) is spent or its client has gone; the reason is
+ * recorded in ctx->err. */
+static bool keygen_stop(void *arg)
+{
+    return kmip_ctx_budget(arg, "key pair generation") != 0;
+}
+
 int kmip_op_create_key_pair(kmip_ctx_t *ctx)
 {
     const ttlv_item_t *p = ctx->payload;
@@ -147,7 +155,9 @@ int kmip_op_create_key_pair(kmip_ctx_t *ctx)
     if ((rc = kmip_key_policy_check(ctx, alg, rbits, rcurve)))
         return rc;
 
-    rc = crypto_keypair_generate(alg, rbits, rcurve, &sk, &pk, &e);
+    rc = crypto_keypair_generate_until(alg, rbits, rcurve, keygen_stop, ctx, &sk, &pk, &e);
+    if (rc == KMS_ERR_TIMEOUT)
+        return rc; /* kmip_ctx_budget recorded why */
     if (rc < 0)
         return kmip_fail(ctx, e.reason, "%s", e.msg);
     memset(&dpriv, 0, sizeof(dpriv));
@@ -264,7 +274,9 @@ int kmip_op_rekey_key_pair(kmip_ctx_t *ctx)
         return kmip_fail(ctx, e.reason, "cannot re-key this key pair: %s", e.msg);
     if ((rc = kmip_key_policy_check(ctx, dpriv.alg, bits, curve)))
         return rc;
-    rc = crypto_keypair_generate(dpriv.alg, bits, curve, &sk, &pk, &e);
+    rc = crypto_keypair_generate_until(dpriv.alg, bits, curve, keygen_stop, ctx, &sk, &pk, &e);
+    if (rc == KMS_ERR_TIMEOUT)
+        return rc;
     if (rc < 0)
         return kmip_fail(ctx, e.reason, "%s", e.msg);
     dpriv.stored_fmt = KMIP_KEY_FORMAT_TYPE_PKCS_8;

@@ -6,7 +6,8 @@
   the cancellation, the queued ones never run), and the cancellations are
   counted.
 - limits.request_time: a long batch of Locates stops with Operation
-  Failed naming the limit; the items before it keep their answers.
+  Failed naming the limit; the items before it keep their answers; one
+  RSA-4096 key pair generation stops as well.
 - Meanwhile a client of another tenant keeps being served
   (limits.tenant_workers keeps the storm's tenant from taking every
   worker).
@@ -25,7 +26,8 @@ from test_resilience_flood import query_ok, register_second_client
 I = H.item
 TAG_ATTRIBUTE, TAG_ATTR_NAME, TAG_ATTR_VALUE = 0x420008, 0x42000A, 0x42000B
 TAG_OBJECT_TYPE, TAG_TEMPLATE_ATTRIBUTE = 0x420057, 0x420091
-OP_CREATE, OP_LOCATE = 0x01, 0x08
+OP_CREATE, OP_CREATE_KEY_PAIR, OP_LOCATE = 0x01, 0x02, 0x08
+TAG_COMMON_TEMPLATE, TAG_PRIVATE_TEMPLATE, TAG_PUBLIC_TEMPLATE = 0x42001F, 0x420065, 0x42006E
 
 
 def attr(name, typ, value):
@@ -139,6 +141,43 @@ def test_request_time_stops_a_long_batch(tmp_path):
         s = k.raw_tls()
         assert H.statuses(k.send_ttlv(H.query_request(), sock=s)) == [0]
         s.close()
+    finally:
+        k.kill()
+
+
+def create_key_pair_item(bits):
+    """Create Key Pair of RSA-`bits` (sign / verify)."""
+    return H.batch_item(OP_CREATE_KEY_PAIR, [
+        I(TAG_COMMON_TEMPLATE, H.STRUCT, [attr("Cryptographic Algorithm", H.ENUM, 4),
+                                          attr("Cryptographic Length", H.INT, bits)]),
+        I(TAG_PRIVATE_TEMPLATE, H.STRUCT, [attr("Cryptographic Usage Mask", H.INT, 1)]),
+        I(TAG_PUBLIC_TEMPLATE, H.STRUCT, [attr("Cryptographic Usage Mask", H.INT, 2)])])
+
+
+def test_request_time_stops_one_rsa_generation(tmp_path):
+    """One RSA-4096 generation (about a second of CPU, more under load)
+    stops once limits.request_time is spent: OpenSSL asks kmsd's callback
+    between prime candidates. Without it the item ran to its end and
+    answered Success long after the limit."""
+    k = H.Kmsd(tmp_path, {"limits": {"request_time": "10ms"}})
+    try:
+        s = k.raw_tls(timeout=60)
+        for _ in range(3):  # a generation can be lucky; three in a row are not
+            t0 = time.time()
+            resp = k.send_ttlv(H.request(create_key_pair_item(4096)), sock=s, timeout=60)
+            took = time.time() - t0
+            assert H.statuses(resp) == [1], "RSA-4096 ran to its end in %.2f s" % took
+            msgs = H.find_all(H.decode(resp), "ResultMessage")
+            assert any("key pair generation" in m and "limits.request_time" in m for m in msgs), msgs
+            assert took < 5, took
+        # The connection and the server go on; nothing half-made was stored.
+        assert H.statuses(k.send_ttlv(H.query_request(), sock=s)) == [0]
+        resp = k.send_ttlv(H.request(H.batch_item(OP_LOCATE, [])), sock=s)
+        assert H.statuses(resp) == [0] and H.find_all(H.decode(resp), "UniqueIdentifier") == []
+        s.close()
+        s2 = k.raw_tls()
+        assert H.statuses(k.send_ttlv(H.request(create_item("after")), sock=s2)) == [0]
+        s2.close()
     finally:
         k.kill()
 

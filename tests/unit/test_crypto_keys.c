@@ -1,8 +1,8 @@
 /* tests/unit/test_crypto_keys.c: crypto/ through crypto/crypto.h:
- * symmetric parameters and generation, key pair generation, RSA/EC format
- * conversions (checked by signing with one form and verifying with
- * another through OpenSSL), AES key wrap against RFC 3394 / RFC 5649
- * vectors, and the SHA-256 digest. */
+ * symmetric parameters and generation, key pair generation (and stopping
+ * an RSA generation midway), RSA/EC format conversions (checked by
+ * signing with one form and verifying with another through OpenSSL), AES
+ * key wrap against RFC 3394 / RFC 5649 vectors, and the SHA-256 digest. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -320,6 +320,59 @@ static EVP_PKEY *via_transparent(EVP_PKEY *k, uint32_t fmt)
     return out;
 }
 
+/* The stop question of crypto_keypair_generate_until: answers "stop" from
+ * its `after`th call on, and counts the calls. */
+struct stopper {
+    int calls, after;
+};
+
+static bool stop_after(void *arg)
+{
+    struct stopper *s = arg;
+    return ++s->calls >= s->after;
+}
+
+static void test_keypair_generate_stops(void **state)
+{
+    (void)state;
+    kms_secret_t *priv = NULL, *pub = NULL;
+    kms_error_t e = {0};
+    /* Asked at once (the first prime candidate), and stopped. */
+    struct stopper s = {.after = 1};
+    assert_int_equal(crypto_keypair_generate_until(KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 4096, 0,
+                                                   stop_after, &s, &priv, &pub, &e),
+                     KMS_ERR_TIMEOUT);
+    assert_null(priv);
+    assert_null(pub);
+    assert_int_equal(s.calls, 1);
+    assert_int_equal(e.reason, KMIP_RESULT_REASON_GENERAL_FAILURE);
+    assert_non_null(strstr(e.msg, "stopped"));
+    /* A few candidates in: still stopped where it was asked. */
+    s = (struct stopper){.after = 5};
+    assert_int_equal(crypto_keypair_generate_until(KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 2048, 0,
+                                                   stop_after, &s, &priv, &pub, &e),
+                     KMS_ERR_TIMEOUT);
+    assert_int_equal(s.calls, 5);
+    /* Never stopping: a normal key pair, the question asked along the way. */
+    s = (struct stopper){.after = 1 << 30};
+    assert_int_equal(crypto_keypair_generate_until(KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 2048, 0,
+                                                   stop_after, &s, &priv, &pub, &e),
+                     0);
+    assert_true(s.calls > 1);
+    assert_non_null(priv);
+    assert_non_null(pub);
+    kms_secret_free(priv);
+    kms_secret_free(pub);
+    /* EC is not interrupted (milliseconds): the callback is not used. */
+    s = (struct stopper){.after = 1};
+    assert_int_equal(crypto_keypair_generate_until(KMIP_CRYPTOGRAPHIC_ALGORITHM_ECDSA, 256, 0,
+                                                   stop_after, &s, &priv, &pub, &e),
+                     0);
+    assert_int_equal(s.calls, 0);
+    kms_secret_free(priv);
+    kms_secret_free(pub);
+}
+
 static void test_rsa_conversions(void **state)
 {
     (void)state;
@@ -573,6 +626,7 @@ int main(void)
         cmocka_unit_test(test_sym_generate),
         cmocka_unit_test(test_keypair_check),
         cmocka_unit_test(test_keypair_generate),
+        cmocka_unit_test(test_keypair_generate_stops),
         cmocka_unit_test(test_rsa_conversions),
         cmocka_unit_test(test_ec_conversions),
         cmocka_unit_test(test_transparent_invalid),
