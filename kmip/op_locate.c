@@ -247,7 +247,7 @@ static int hidden_ids(kmip_ctx_t *ctx, char ***ids_out, size_t *n_out)
     *ids_out = NULL;
     *n_out = 0;
     int rc = kmip_policy_creator(ctx, me, sizeof(me));
-    store_cond_t has = {.kind = STORE_COND_HAS, .name = "_kmsd.private"};
+    store_cond_t has = {.kind = STORE_COND_SKEY_ANY, .name = "_kmsd.private"};
     store_query_t q = {.tenant = ctx->tenant_filter, .conds = &has, .n_conds = 1,
                        .want_online = true, .want_archived = true,
                        .max_items = STORE_LOCATE_MAX};

@@ -64,7 +64,8 @@ static int64_t one_int(store_reader_t *r, sqlite3_stmt *st, int *err)
 }
 
 /* The driving condition, or SIZE_MAX for none (walk the order index).
- * A text equality (a name, an id, a group: few rows) always drives.
+ * A text equality (a name, an id, a group: few rows) always drives; else
+ * a text presence (SKEY_ANY: a marker few objects carry) does.
  * Otherwise an indexed numeric equality or range (a date, a custom
  * attribute) drives only if it is rare: its matches are counted in the
  * (name, ikey) index, stopping at DRIVE_CAP, and compared with the number
@@ -78,6 +79,11 @@ static int pick_driver(store_reader_t *r, const store_query_t *q, size_t *out)
     *out = SIZE_MAX;
     for (size_t i = 0; i < q->n_conds; i++)
         if (q->conds[i].kind == STORE_COND_SKEY_EQ) {
+            *out = i;
+            return 0;
+        }
+    for (size_t i = 0; i < q->n_conds; i++)
+        if (q->conds[i].kind == STORE_COND_SKEY_ANY) {
             *out = i;
             return 0;
         }
@@ -158,6 +164,9 @@ static int cond_sql(kms_buf_t *b, const store_cond_t *c, const char *n, const ch
         ++*p;
         err |= kms_buf_printf(b, " AND %snkey IS NOT NULL AND (%snkey & ?%d) = ?%d", k, k, *p,
                               *p);
+        break;
+    case STORE_COND_SKEY_ANY:
+        err |= kms_buf_printf(b, " AND %sskey IS NOT NULL", k);
         break;
     case STORE_COND_HAS:
         break;
@@ -245,6 +254,7 @@ static void bind_query(sqlite3_stmt *st, const store_query_t *q, size_t driver, 
             sqlite3_bind_int64(st, ++p, c->hi);
             break;
         case STORE_COND_HAS:
+        case STORE_COND_SKEY_ANY:
         case STORE_COND_TYPE_EQ:
         case STORE_COND_STATE_RANGE: break;
         }

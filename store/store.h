@@ -159,6 +159,9 @@ enum store_cond_kind {
     STORE_COND_NKEY_RANGE,   /* an instance of `name` has lo <= nkey <= hi */
     STORE_COND_NKEY_MASK,    /* an instance of `name` has (nkey & lo) == lo */
     STORE_COND_HAS,          /* the object has an attribute `name` */
+    STORE_COND_SKEY_ANY,     /* an instance of `name` has a text key (any skey): drives
+                              * through the (name, skey) index like SKEY_EQ, so finding
+                              * the few objects with a text marker reads only those */
     STORE_COND_TYPE_EQ,      /* the object's object_type == lo (`name` unused) */
     STORE_COND_STATE_RANGE,  /* lo <= the object's state <= hi (`name` unused) */
 };

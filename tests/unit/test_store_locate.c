@@ -2,7 +2,8 @@
  * few hundred objects in two tenants: every condition kind checked against
  * a model computed here, tenant isolation, storage-status filter, newest
  * first order, offset/max_items paging, and the query plan (Locate by Name
- * within a tenant must use an index, not scan objects). */
+ * and the presence of a text marker within a tenant must use an index, not
+ * scan objects). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -368,6 +369,32 @@ static void test_invalid(void **state)
     assert_int_equal(n, 0);
 }
 
+/* A text presence (what Locate asks for the operation-policy marker on
+ * every request): found through the (name, skey) index, so its cost is
+ * the objects that carry the name, not the tenant's size. */
+static void test_skey_any(void **state)
+{
+    (void)state;
+    store_cond_t c = {.kind = STORE_COND_SKEY_ANY, .name = "Object Group"};
+    store_query_t q = {.tenant = "alpha", .conds = &c, .n_conds = 1};
+    check(&q, p_all);
+    q.tenant = NULL;
+    check(&q, p_all);
+    c.name = "x-flag"; /* present on some objects, but without a text key */
+    check(&q, p_none);
+    c.name = "no-such-attribute";
+    check(&q, p_none);
+    char *plan = NULL;
+    c.name = "_kmsd.private";
+    q.tenant = "beta";
+    assert_int_equal(store_locate_explain(g_r, &q, g_a, &plan), 0);
+    print_message("plan (text presence within tenant):\n%s", plan);
+    assert_non_null(strstr(plan, "attributes_skey (name=? AND skey>?)")); /* skey IS NOT NULL */
+    assert_non_null(strstr(plan, "SEARCH o USING INTEGER PRIMARY KEY (rowid=?)"));
+    assert_null(strstr(plan, "objects_tenant_order"));
+    assert_null(strstr(plan, "SCAN"));
+}
+
 static void test_plan(void **state)
 {
     (void)state;
@@ -470,6 +497,7 @@ int main(void)
         cmocka_unit_test(test_status_filter),
         cmocka_unit_test(test_paging),
         cmocka_unit_test(test_invalid),
+        cmocka_unit_test(test_skey_any),
         cmocka_unit_test(test_plan),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);
