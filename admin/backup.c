@@ -8,10 +8,13 @@
  * (AES-256-GCM, AAD = object id) under a backup key: Argon2id of a
  * passphrase (salt and cost in the file header) or a 32-byte key file. So it
  * restores on another server with another master key.
- * backup.restore: verifies the whole file first (key check value, HMAC-SHA256
- * over every byte), then re-seals each object under this server's current
- * data-store key and writes tenants, clients and objects. Only onto a server
- * that holds no objects yet.
+ * backup.restore: copies the file into a private unnamed file next to the
+ * database (O_TMPFILE, gone with the process), verifies the whole copy
+ * first (key check value, HMAC-SHA256 over every byte), then re-seals each
+ * object under this server's current data-store key and writes tenants,
+ * clients and objects, read from that same copy: whoever can write the
+ * operator's file cannot change it between the check and the apply. Only
+ * onto a server that holds no objects yet.
  *
  * The file format (header, item framing, MAC, encryption of key material)
  * is backup_format.c's; this file decides what goes in it. Object versions
@@ -22,6 +25,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -313,6 +317,76 @@ out:
     return rc;
 }
 
+/* A private copy of the backup file `fd` (read from offset 0) in an unnamed
+ * file (O_TMPFILE) in the database's folder: readable and writable only
+ * by this process, removed by the kernel when closed, even after a crash.
+ * Restore verifies and applies the copy, so the file the operator named
+ * cannot change between the two passes. The copy's descriptor in
+ * *fd_out. */
+static int private_copy(const admin_options_t *opt, int fd, admin_progress_cb progress,
+                        void *progress_arg, int *fd_out, kms_error_t *err)
+{
+    char dir[4096];
+    int out = -1, rc = 0;
+    uint8_t *buf = NULL;
+    snprintf(dir, sizeof dir, "%s", opt->store_path && opt->store_path[0] ? opt->store_path : ".");
+    const char *d = dirname(dir);
+    struct stat st;
+    int64_t size = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1;
+    out = open(d, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (out < 0) {
+        rc = KMS_ERR_IO;
+        kms_error_set(err, rc, "cannot make a private copy of the backup in %s: %s", d, strerror(errno));
+        goto out;
+    }
+    if (lseek(fd, 0, SEEK_SET) != 0) {
+        rc = KMS_ERR_INVAL;
+        kms_error_set(err, rc, "the backup file cannot be read from its start (not a regular file?)");
+        goto out;
+    }
+    enum { CHUNK = 1 << 20 };
+    buf = malloc(CHUNK);
+    if (!buf) {
+        rc = KMS_ERR_NOMEM;
+        goto out;
+    }
+    int64_t done = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf, CHUNK);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            rc = KMS_ERR_IO;
+            kms_error_set(err, rc, "cannot read the backup file: %s", strerror(errno));
+            goto out;
+        }
+        if (r == 0)
+            break;
+        for (ssize_t off = 0; off < r;) {
+            ssize_t wr = write(out, buf + off, (size_t)(r - off));
+            if (wr < 0 && errno == EINTR)
+                continue;
+            if (wr < 0) {
+                rc = errno == ENOSPC ? KMS_ERR_NOSPC : KMS_ERR_IO;
+                kms_error_set(err, rc, "cannot copy the backup next to the database (%s): %s "
+                              "(restore needs free space for one copy of the file there)",
+                              d, strerror(errno));
+                goto out;
+            }
+            off += wr;
+        }
+        done += r;
+        report(progress, progress_arg, "copying", "bytes", done, size);
+    }
+    *fd_out = out;
+    out = -1;
+out:
+    free(buf);
+    if (out >= 0)
+        close(out);
+    return rc;
+}
+
 int admin_backup_restore(const admin_options_t *opt, int fd, const char *pass,
                          const ttlv_item_t *rawkey, admin_progress_cb progress,
                          void *progress_arg, int64_t *count_out, kms_error_t *err)
@@ -322,7 +396,7 @@ int admin_backup_restore(const admin_options_t *opt, int fd, const char *pass,
     kms_arena_t *a = kms_arena_new(0), *ia = kms_arena_new(0);
     store_reader_t *rd = NULL;
     store_write_t *w = NULL;
-    int rc = KMS_ERR_NOMEM;
+    int rc = KMS_ERR_NOMEM, copy = -1;
     int64_t count = 0, expected = -1;
     if (!a || !ia)
         goto out;
@@ -339,6 +413,10 @@ int admin_backup_restore(const admin_options_t *opt, int fd, const char *pass,
         kms_error_set(err, KMS_ERR_STATE, "this server already holds objects: restore only onto an empty server");
         goto out;
     }
+    rc = private_copy(opt, fd, progress, progress_arg, &copy, err);
+    if (rc)
+        goto out;
+    fd = copy;
     /* Pass 1: verify every byte before changing anything. */
     rc = admin_bk_open(fd, pass, rawkey, a, &keys, &mac, err);
     if (rc)
@@ -462,5 +540,7 @@ out:
     kms_arena_free(ia);
     kms_arena_free(a);
     OPENSSL_cleanse(&keys, sizeof(keys));
+    if (copy >= 0)
+        close(copy);
     return rc;
 }
