@@ -58,7 +58,15 @@ struct repl_apply {
     uint64_t snap_t0;
     int64_t snap_objects;    /* announced by SNAPSHOT_BEGIN */
     int64_t snap_applied;    /* objects of the chunks applied so far */
+    uint64_t persisted_ms;   /* when link_pos was last committed */
 };
+
+/* An empty CHANGES frame (every row in it skipped by the sender: its own
+ * rows we have, or a third node's that reach us directly) is acknowledged
+ * at once without a store commit; its position is committed with the next
+ * frame that holds changes, or by an empty one at most this often, so
+ * that a restart or a reconnect resumes near it. */
+#define APPLY_PERSIST_MS 1000
 
 /* ------------------------------------------------------------ helpers */
 static void to_change(store_change_id_t *id, const repl_entity_t *e)
@@ -304,6 +312,64 @@ static const char *last_object(const repl_entity_t *v, size_t n)
     return m;
 }
 
+/* ------------------------------------------------------------ progress */
+static void prog_raise(repl_t *r, const char *node_id, int64_t hwm)
+{
+    size_t i = 0;
+    while (i < r->n_prog && strcmp(r->prog[i].node_id, node_id) != 0)
+        i++;
+    if (i == r->n_prog) {
+        if (i == KMS_ARRAY_SIZE(r->prog))
+            return; /* not reported: peers relay that node's changes to us */
+        kms_strlcpy(r->prog[i].node_id, node_id, sizeof r->prog[i].node_id);
+        r->prog[i].hwm = 0;
+        r->n_prog++;
+    }
+    if (hwm > r->prog[i].hwm)
+        r->prog[i].hwm = hwm;
+}
+
+void repl_progress_load(repl_t *r)
+{
+    kms_arena_t *a = kms_arena_new(0);
+    store_repl_state_t *st = NULL;
+    size_t n = 0;
+    if (a && store_list_repl_state(r->rd, a, &st, &n) == 0)
+        for (size_t i = 0; i < n; i++)
+            prog_raise(r, st[i].node_id, st[i].origin_hwm);
+    kms_arena_free(a);
+}
+
+size_t repl_progress_fill(repl_t *r, repl_hwm_t *v, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->n_prog && n < cap; i++) {
+        bool linked = false;
+        for (repl_conn_t *c = r->conns; c && !linked; c = c->next)
+            linked = !c->outbound && c->state == RC_OPEN && c->node &&
+                     strcmp(c->node->st.node_id, r->prog[i].node_id) == 0;
+        v[n++] = (repl_hwm_t){r->prog[i].node_id, r->prog[i].hwm, linked};
+    }
+    return n;
+}
+
+/* Send ACK(seq) with this node's progress. 0 or an error (closed). */
+static int send_ack(repl_conn_t *c, int64_t seq)
+{
+    repl_hwm_t v[KMS_ARRAY_SIZE(c->r->prog)];
+    repl_frame_t *ack = repl_frame_new(REPL_FRAME_ACK);
+    if (!ack) {
+        repl_conn_close(c, "out of memory");
+        return KMS_ERR_NOMEM;
+    }
+    ack->u.ack.seq = seq;
+    ack->u.ack.hwm = v;
+    ack->u.ack.n_hwm = repl_progress_fill(c->r, v, KMS_ARRAY_SIZE(v));
+    int rc = repl_conn_send(c, ack);
+    repl_frame_free(ack);
+    return rc;
+}
+
 /* ------------------------------------------------------------ frames */
 static int build(repl_apply_t *a, kms_arena_t *arena, store_write_t *w, ctx_t *x)
 {
@@ -337,13 +403,24 @@ static int build(repl_apply_t *a, kms_arena_t *arena, store_write_t *w, ctx_t *x
         store_write_no_log(w);
         if (!a->empty && (rc = delete_absent(x, NULL, 0, "")) != 0)
             return rc;
-        for (size_t i = 0; i < a->n_hwm; i++)
-            if (strcmp(a->hwm[i].node_id, a->r->opt.node_id) != 0 &&
-                (rc = store_write_repl_state(w, a->hwm[i].node_id, a->hwm[i].seq,
-                                             strcmp(a->hwm[i].node_id, a->peer) == 0
-                                                 ? f->u.snap_end.snapshot_seq
-                                                 : STORE_KEEP)) != 0)
+        /* The snapshot holds every change of each node up to the sender's
+         * high-water mark of it, and with it everything in that node's log
+         * up to there (the sender applied that log up to it): a push link
+         * of that node that opens later starts from there instead of
+         * sending a second snapshot. */
+        for (size_t i = 0; i < a->n_hwm; i++) {
+            const char *node = a->hwm[i].node_id;
+            int64_t link = STORE_KEEP;
+            store_repl_state_t st;
+            if (strcmp(node, a->r->opt.node_id) == 0)
+                continue;
+            if (strcmp(node, a->peer) == 0)
+                link = f->u.snap_end.snapshot_seq;
+            else if (store_repl_state(a->rd, node, &st) != 0 || st.link_pos < a->hwm[i].seq)
+                link = a->hwm[i].seq;
+            if ((rc = store_write_repl_state(w, node, a->hwm[i].seq, link)) != 0)
                 return rc;
+        }
         a->link_pos = f->u.snap_end.snapshot_seq;
         a->ack_seq = a->link_pos;
         return store_write_repl_state(w, a->peer, a->link_pos, a->link_pos);
@@ -450,26 +527,27 @@ static void work_done(uv_work_t *wk, int status)
             a->snap_applied += f->u.snap_chunk.v[i].kind == REPL_KIND_OBJECT;
         repl_set_node_catchup(a->r, c->node, a->snap_objects, a->snap_applied);
     }
+    if (f->type == REPL_FRAME_CHANGES) {
+        prog_raise(a->r, a->peer, a->link_pos);
+        a->persisted_ms = repl_mono_ms();
+    }
     if (f->type == REPL_FRAME_SNAPSHOT_END) {
         double s = (double)(repl_mono_ms() - a->snap_t0) / 1000.0;
+        for (size_t i = 0; i < a->n_hwm; i++)
+            if (strcmp(a->hwm[i].node_id, a->r->opt.node_id) != 0)
+                prog_raise(a->r, a->hwm[i].node_id, a->hwm[i].seq);
+        prog_raise(a->r, a->peer, a->link_pos);
         kms_log(KMS_LOG_INFO, REPL_LOG,
                 "snapshot from %s applied: %lld entities up to seq %lld in %.1f s", a->peer,
                 (long long)f->u.snap_end.count, (long long)f->u.snap_end.snapshot_seq, s);
         snapshot_state(a, false);
         atomic_store(&a->r->seeded, true);
+        repl_link_answer_deferred(a->r);
     }
     if (f->type == REPL_FRAME_CHANGES || f->type == REPL_FRAME_SNAPSHOT_END)
         repl_startup_progress(a->r, a->peer, a->link_pos); /* durable now */
     repl_frame_free(f);
-    repl_frame_t *ack = repl_frame_new(REPL_FRAME_ACK);
-    if (!ack) {
-        repl_conn_close(c, "out of memory");
-        return;
-    }
-    ack->u.ack.seq = a->ack_seq;
-    int rc = repl_conn_send(c, ack);
-    repl_frame_free(ack);
-    if (rc == 0)
+    if (send_ack(c, a->ack_seq) == 0)
         repl_conn_resume(c);
 }
 
@@ -531,6 +609,17 @@ void repl_apply_frame(repl_conn_t *c, repl_frame_t *f)
     } else if (a->snapshot && f->type == REPL_FRAME_CHANGES) {
         repl_frame_free(f);
         repl_conn_fail(c, REPL_ERROR_PROTO, "CHANGES inside a snapshot");
+        return;
+    }
+    if (f->type == REPL_FRAME_CHANGES && f->u.changes.n == 0 && !a->snapshot &&
+        repl_mono_ms() - a->persisted_ms < APPLY_PERSIST_MS) {
+        /* Nothing to merge: acknowledge without a commit (frames of a link
+         * are applied in order, so every earlier frame is durable). */
+        if (f->u.changes.last_seq > a->link_pos)
+            a->link_pos = f->u.changes.last_seq;
+        repl_frame_free(f);
+        repl_startup_progress(r, a->peer, a->link_pos);
+        (void)send_ack(c, a->link_pos);
         return;
     }
     c->busy = true;

@@ -254,6 +254,25 @@ static size_t rd_count(const repl_rd_t *r, uint32_t tag)
     return n;
 }
 
+/* A list of HWM structures (node id, seq and, with `linked`, the LINKED
+ * flag); NULL with *n_out 0 when there is none. */
+static repl_hwm_t *read_hwms(repl_rd_t *r, bool linked, size_t *n_out)
+{
+    size_t n = rd_count(r, REPL_TAG_HWM);
+    repl_hwm_t *v = n ? repl_rd_array(r, n, sizeof *v) : NULL;
+    for (size_t i = 0; i < n && r->rc == 0; i++) {
+        repl_rd_t sub;
+        repl_rd_init(&sub, repl_rd_item(r, REPL_TAG_HWM), r->arena, r->err);
+        v[i].node_id = repl_rd_text(&sub, REPL_TAG_NODE_ID, REPL_ID_MAX);
+        v[i].seq = repl_rd_long_range(&sub, REPL_TAG_SEQ, 0, INT64_MAX);
+        v[i].linked = linked && repl_rd_bool(&sub, REPL_TAG_LINKED);
+        repl_rd_end(&sub);
+        r->rc = sub.rc;
+    }
+    *n_out = r->rc ? 0 : n;
+    return r->rc ? NULL : v;
+}
+
 /* ------------------------------------------------------------- writing */
 void repl_wr_fail(repl_wr_t *w, int code, const char *fmt, ...)
 {
@@ -418,6 +437,7 @@ static void read_body(repl_rd_t *r, repl_frame_t *f)
         f->u.hello_ack.wall_ms = repl_rd_long(r, REPL_TAG_WALL_MS);
         f->u.hello_ack.link_pos = repl_rd_long_range(r, REPL_TAG_LINK_POS, 0, INT64_MAX);
         f->u.hello_ack.log_head = repl_rd_long_range(r, REPL_TAG_LAST_SEQ, 0, INT64_MAX);
+        f->u.hello_ack.hwm = read_hwms(r, true, &f->u.hello_ack.n_hwm);
         break;
     case REPL_FRAME_CHANGES:
         f->u.changes.last_seq = repl_rd_long_range(r, REPL_TAG_LAST_SEQ, 0, INT64_MAX);
@@ -425,22 +445,12 @@ static void read_body(repl_rd_t *r, repl_frame_t *f)
         break;
     case REPL_FRAME_ACK:
         f->u.ack.seq = repl_rd_long_range(r, REPL_TAG_SEQ, 0, INT64_MAX);
+        f->u.ack.hwm = read_hwms(r, true, &f->u.ack.n_hwm);
         break;
     case REPL_FRAME_SNAPSHOT_BEGIN: {
         f->u.snap_begin.snapshot_seq = repl_rd_long_range(r, REPL_TAG_SNAPSHOT_SEQ, 0, INT64_MAX);
         f->u.snap_begin.objects = repl_rd_long_range(r, REPL_TAG_COUNT, 0, INT64_MAX);
-        size_t n = rd_count(r, REPL_TAG_HWM);
-        repl_hwm_t *v = repl_rd_array(r, n, sizeof *v);
-        for (size_t i = 0; i < n && r->rc == 0; i++) {
-            repl_rd_t sub;
-            repl_rd_init(&sub, repl_rd_item(r, REPL_TAG_HWM), r->arena, r->err);
-            v[i].node_id = repl_rd_text(&sub, REPL_TAG_NODE_ID, REPL_ID_MAX);
-            v[i].seq = repl_rd_long_range(&sub, REPL_TAG_SEQ, 0, INT64_MAX);
-            repl_rd_end(&sub);
-            r->rc = sub.rc;
-        }
-        f->u.snap_begin.hwm = v;
-        f->u.snap_begin.n_hwm = r->rc ? 0 : n;
+        f->u.snap_begin.hwm = read_hwms(r, false, &f->u.snap_begin.n_hwm);
         break;
     }
     case REPL_FRAME_SNAPSHOT_CHUNK:
@@ -544,6 +554,17 @@ static void build_entities(repl_wr_t *w, ttlv_item_t *root, const repl_entity_t 
     }
 }
 
+static void build_hwms(repl_wr_t *w, ttlv_item_t *b, const repl_hwm_t *v, size_t n, bool linked)
+{
+    for (size_t i = 0; i < n; i++) {
+        ttlv_item_t *h = repl_wr_struct(w, b, REPL_TAG_HWM);
+        repl_wr_text(w, h, REPL_TAG_NODE_ID, v[i].node_id, REPL_ID_MAX);
+        repl_wr_long(w, h, REPL_TAG_SEQ, v[i].seq);
+        if (linked)
+            repl_wr_bool(w, h, REPL_TAG_LINKED, v[i].linked);
+    }
+}
+
 static void build_body(repl_wr_t *w, ttlv_item_t *b, const repl_frame_t *f)
 {
     switch (f->type) {
@@ -562,6 +583,7 @@ static void build_body(repl_wr_t *w, ttlv_item_t *b, const repl_frame_t *f)
         repl_wr_long(w, b, REPL_TAG_WALL_MS, f->u.hello_ack.wall_ms);
         repl_wr_long(w, b, REPL_TAG_LINK_POS, f->u.hello_ack.link_pos);
         repl_wr_long(w, b, REPL_TAG_LAST_SEQ, f->u.hello_ack.log_head);
+        build_hwms(w, b, f->u.hello_ack.hwm, f->u.hello_ack.n_hwm, true);
         break;
     case REPL_FRAME_CHANGES:
         repl_wr_long(w, b, REPL_TAG_LAST_SEQ, f->u.changes.last_seq);
@@ -569,15 +591,12 @@ static void build_body(repl_wr_t *w, ttlv_item_t *b, const repl_frame_t *f)
         break;
     case REPL_FRAME_ACK:
         repl_wr_long(w, b, REPL_TAG_SEQ, f->u.ack.seq);
+        build_hwms(w, b, f->u.ack.hwm, f->u.ack.n_hwm, true);
         break;
     case REPL_FRAME_SNAPSHOT_BEGIN:
         repl_wr_long(w, b, REPL_TAG_SNAPSHOT_SEQ, f->u.snap_begin.snapshot_seq);
         repl_wr_long(w, b, REPL_TAG_COUNT, f->u.snap_begin.objects);
-        for (size_t i = 0; i < f->u.snap_begin.n_hwm; i++) {
-            ttlv_item_t *h = repl_wr_struct(w, b, REPL_TAG_HWM);
-            repl_wr_text(w, h, REPL_TAG_NODE_ID, f->u.snap_begin.hwm[i].node_id, REPL_ID_MAX);
-            repl_wr_long(w, h, REPL_TAG_SEQ, f->u.snap_begin.hwm[i].seq);
-        }
+        build_hwms(w, b, f->u.snap_begin.hwm, f->u.snap_begin.n_hwm, false);
         break;
     case REPL_FRAME_SNAPSHOT_CHUNK:
         build_entities(w, b, f->u.snap_chunk.v, f->u.snap_chunk.n, 0);

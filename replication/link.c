@@ -49,6 +49,7 @@ repl_node_t *repl_node_get(repl_t *r, const char *node_id)
     repl_node_t *n = calloc(1, sizeof *n);
     if (!n)
         return NULL;
+    n->covered = -1;
     kms_strlcpy(n->st.node_id, node_id, sizeof n->st.node_id);
     kms_strlcpy(n->st.state, "connecting", sizeof n->st.state);
     pthread_mutex_lock(&r->mu);
@@ -216,6 +217,35 @@ static void link_open(repl_conn_t *c)
     repl_conn_keepalive(c);
 }
 
+/* HELLO_ACK with where our copy of its log stands and our progress. */
+static void answer_hello(repl_conn_t *c)
+{
+    repl_t *r = c->r;
+    repl_hwm_t v[KMS_ARRAY_SIZE(r->prog)];
+    repl_frame_t *a = repl_frame_new(REPL_FRAME_HELLO_ACK);
+    if (!a) {
+        repl_conn_close(c, "out of memory");
+        return;
+    }
+    a->u.hello_ack.cluster_id = r->opt.cluster_id;
+    a->u.hello_ack.node_id = r->opt.node_id;
+    a->u.hello_ack.wall_ms = repl_wall_ms(r);
+    a->u.hello_ack.link_pos = repl_apply_link_pos(r, c->node->st.node_id);
+    a->u.hello_ack.log_head = atomic_load(&r->last_seq);
+    a->u.hello_ack.hwm = v;
+    a->u.hello_ack.n_hwm = repl_progress_fill(r, v, KMS_ARRAY_SIZE(v));
+    int rc = repl_conn_send(c, a);
+    repl_frame_free(a);
+    if (rc == 0)
+        link_open(c);
+    if (c->state == RC_OPEN) {
+        repl_startup_head(r, c->node, c->hello_head);
+        /* It is up: our push link to it need not wait for its backoff
+         * (a restarted node waits for our changes before it serves). */
+        repl_peer_kick(r, c->hello_peer_addr);
+    }
+}
+
 static void on_hello(repl_conn_t *c, const repl_frame_t *f)
 {
     repl_t *r = c->r;
@@ -234,28 +264,31 @@ static void on_hello(repl_conn_t *c, const repl_frame_t *f)
     if (f->u.hello.peer_addr[0])
         kms_strlcpy(c->node->st.addr, f->u.hello.peer_addr, sizeof c->node->st.addr);
     pthread_mutex_unlock(&r->mu);
-    repl_frame_t *a = repl_frame_new(REPL_FRAME_HELLO_ACK);
-    if (!a) {
-        repl_conn_close(c, "out of memory");
+    contact(c, f->u.hello.wall_ms);
+    c->hello_head = f->u.hello.log_head;
+    kms_strlcpy(c->hello_peer_addr, f->u.hello.peer_addr, sizeof c->hello_peer_addr);
+    /* A node that holds nothing and is being seeded by a snapshot answers
+     * the other push links once it is applied: their HELLO_ACK then names
+     * the positions the snapshot covered, and they send the tail instead
+     * of a second snapshot. The connector's handshake deadline still runs:
+     * after it, it connects again. */
+    if (!atomic_load(&r->seeded) && atomic_load(&r->catching_up) > 0) {
+        c->hello_deferred = true;
+        kms_log(KMS_LOG_INFO, REPL_LOG,
+                "link %s from node %s: answered once the snapshot being applied is done",
+                c->addr, c->node->st.node_id);
         return;
     }
-    a->u.hello_ack.cluster_id = r->opt.cluster_id;
-    a->u.hello_ack.node_id = r->opt.node_id;
-    a->u.hello_ack.wall_ms = repl_wall_ms(r);
-    a->u.hello_ack.link_pos = repl_apply_link_pos(r, c->node->st.node_id);
-    a->u.hello_ack.log_head = atomic_load(&r->last_seq);
-    int rc = repl_conn_send(c, a);
-    repl_frame_free(a);
-    if (rc == 0) {
-        contact(c, f->u.hello.wall_ms);
-        link_open(c);
-    }
-    if (c->state == RC_OPEN) {
-        repl_startup_head(r, c->node, f->u.hello.log_head);
-        /* It is up: our push link to it need not wait for its backoff
-         * (a restarted node waits for our changes before it serves). */
-        repl_peer_kick(r, f->u.hello.peer_addr);
-    }
+    answer_hello(c);
+}
+
+void repl_link_answer_deferred(repl_t *r)
+{
+    for (repl_conn_t *c = r->conns; c; c = c->next)
+        if (c->hello_deferred && c->state == RC_HELLO) {
+            c->hello_deferred = false;
+            answer_hello(c);
+        }
 }
 
 static void on_hello_ack(repl_conn_t *c, const repl_frame_t *f)
@@ -271,7 +304,7 @@ static void on_hello_ack(repl_conn_t *c, const repl_frame_t *f)
     link_open(c);
     if (c->state == RC_OPEN) {
         repl_startup_head(c->r, c->node, f->u.hello_ack.log_head);
-        repl_ship_start(c, f->u.hello_ack.link_pos);
+        repl_ship_start(c, f->u.hello_ack.link_pos, f->u.hello_ack.hwm, f->u.hello_ack.n_hwm);
     }
 }
 
@@ -361,7 +394,7 @@ void repl_link_frame(repl_conn_t *c, repl_frame_t *f)
         break;
     case REPL_FRAME_ACK:
         if (c->outbound)
-            repl_ship_acked(c, f->u.ack.seq);
+            repl_ship_acked(c, f->u.ack.seq, f->u.ack.hwm, f->u.ack.n_hwm);
         else
             repl_conn_fail(c, REPL_ERROR_PROTO, "ACK on a receiving link");
         break;

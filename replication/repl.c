@@ -361,6 +361,7 @@ void repl_close(repl_t *r)
     if (!r)
         return;
     repl_stop(r);
+    repl_hooks_wait_trim(r);
     if (r->loop_init) {
         uv_run(&r->loop, UV_RUN_NOWAIT);
         if (uv_loop_close(&r->loop) != 0)

@@ -150,6 +150,7 @@ typedef struct repl_entity {
 typedef struct repl_hwm {
     const char *node_id;
     int64_t seq;             /* highest origin_seq of that node's changes held */
+    bool linked;             /* HELLO_ACK, ACK: that node's push link to the sender is open */
 } repl_hwm_t;
 
 typedef struct repl_setting {
@@ -191,6 +192,8 @@ typedef struct repl_frame {
             int64_t wall_ms;
             int64_t link_pos;
             int64_t log_head;    /* the acceptor's last change-log seq now */
+            repl_hwm_t *hwm;     /* the acceptor's progress per origin (may be empty) */
+            size_t n_hwm;
         } hello_ack;
         struct { /* CHANGES: rows up to last_seq (skipped rows included) */
             int64_t last_seq;
@@ -199,6 +202,10 @@ typedef struct repl_frame {
         } changes;
         struct { /* ACK: every row <= seq is durably merged */
             int64_t seq;
+            repl_hwm_t *hwm;     /* the acker's progress per origin (may be empty): the
+                                  * sender relays a third node's changes only to a peer
+                                  * that cannot get them from it directly */
+            size_t n_hwm;
         } ack;
         struct { /* SNAPSHOT_BEGIN */
             int64_t snapshot_seq;
@@ -389,6 +396,11 @@ typedef struct repl_sync_stats {
     uint64_t waits;
     uint64_t failed;
     uint64_t degraded;
+    /* Rows of a third node's changes this node shipped on to a peer
+     * (relayed: the peer's link with their origin was down or lagging)
+     * and rows it did not ship because the peer gets them directly. */
+    uint64_t relayed;
+    uint64_t relay_skipped;
 } repl_sync_stats_t;
 /* Any thread; zeros when r is NULL. */
 void repl_sync_stats(repl_t *r, repl_sync_stats_t *out);

@@ -89,7 +89,8 @@
     XX(0x545540, TOKEN, STRUCTURE)                     \
     XX(0x545541, EXPIRES_MS, LONG_INTEGER)             \
     XX(0x545542, CERTIFY_CA, BYTE_STRING)              \
-    XX(0x545543, CERTIFY_CA_KEY, BYTE_STRING)
+    XX(0x545543, CERTIFY_CA_KEY, BYTE_STRING)          \
+    XX(0x545544, LINKED, BOOLEAN)
 
 enum repl_tag {
 #define XX(v, name, type) REPL_TAG_##name = (v),
@@ -236,6 +237,9 @@ struct repl_conn {
     void *verifying;             /* inbound: digests being computed for the peer */
     repl_verify_req_t *verify_req; /* outbound: the request waiting for VERIFY_RESP */
     void *joining;               /* inbound without a certificate: the JOIN_REQ being answered */
+    bool hello_deferred;         /* inbound HELLO kept until a snapshot is applied (link.c) */
+    int64_t hello_head;          /* its log head */
+    char hello_peer_addr[256];   /* its peer address */
     repl_conn_t *next;
 };
 
@@ -262,6 +266,7 @@ struct repl_peer {
 struct repl_node {
     repl_peer_status_t st;
     bool acked_known;            /* it acknowledged a position since start */
+    int64_t covered;             /* every row <= this reached it or it holds it (trim); -1: acked_seq */
     int64_t oldest_unacked_hlc;  /* of the oldest frame in flight to it (lag) */
     /* startup.c (loop thread) */
     bool startup_expected;       /* in the node list at start: waited for */
@@ -300,6 +305,7 @@ struct repl {
     atomic_bool nodes_changed;   /* a node row was applied: reload removals */
     atomic_int trim_result;      /* 0 none, 1 done, negative failed */
     store_write_t *trim_w;       /* the trim being committed */
+    atomic_bool trim_cb_done;    /* its callback returned */
     int64_t trim_to;
     uv_timer_t trim_timer, wait_timer;
     pthread_mutex_t wq_mu;       /* guards wq_new */
@@ -310,6 +316,16 @@ struct repl {
     uint64_t degrade_logged_ms;
     char removed_fp[64][65];     /* certificate fingerprints of removed nodes */
     size_t n_removed_fp;
+
+    /* Progress per origin (apply.c, loop thread): the highest origin_seq
+     * of each node's own changes applied here durably, reported to the
+     * peers in ACK and HELLO_ACK so that they relay a third node's changes
+     * only to a node that cannot get them from it directly. */
+    struct { char node_id[64]; int64_t hwm; } prog[64];
+    size_t n_prog;
+    uv_timer_t relay_timer;      /* ship.c runs it, sync.c opens and closes it */
+    bool relay_timer_on;
+    atomic_uint_fast64_t relayed, relay_skipped;
 
     /* startup.c */
     atomic_bool startup_done;    /* the start-up catch-up finished or timed out */
@@ -415,10 +431,15 @@ void repl_push_to_node(repl_t *r, const store_node_t *n);
 int repl_load_entity(repl_t *r, store_reader_t *rd, kms_arena_t *a, enum store_kind kind,
                      const char *key, repl_entity_t *e);
 
-void repl_ship_start(repl_conn_t *c, int64_t link_pos);
-void repl_ship_acked(repl_conn_t *c, int64_t seq);
+/* link_pos and the peer's progress vector from HELLO_ACK; seq and the
+ * vector of each ACK (hwm NULL, n 0 from a peer that sends none). */
+void repl_ship_start(repl_conn_t *c, int64_t link_pos, const repl_hwm_t *hwm, size_t n_hwm);
+void repl_ship_acked(repl_conn_t *c, int64_t seq, const repl_hwm_t *hwm, size_t n_hwm);
 void repl_ship_more(repl_conn_t *c);
 void repl_ship_stop(repl_conn_t *c);
+/* A deferred HELLO (link.c): answered once the snapshot being applied is
+ * done, so that the late link starts where the snapshot left off. */
+void repl_link_answer_deferred(repl_t *r);
 
 /* The module's store side: commit notifications, waiters, readers
  * (ship.c). Loop thread, except init/free. */
@@ -437,6 +458,8 @@ void repl_startup_stop(repl_t *r);
 void repl_peer_kick(repl_t *r, const char *peer_addr);
 void repl_hooks_wake(repl_t *r);
 void repl_hooks_stop(repl_t *r);
+/* Wait (bounded) for a trim commit in flight: before the loop closes. */
+void repl_hooks_wait_trim(repl_t *r);
 void repl_hooks_free(repl_t *r);
 /* Fill the lag fields of a status snapshot (caller's thread). */
 void repl_status_fill(repl_t *r, repl_peer_status_t *v, size_t n);
@@ -444,6 +467,12 @@ void repl_status_fill(repl_t *r, repl_peer_status_t *v, size_t n);
 /* apply.c: the receiving side of an inbound link. */
 /* Where this node's copy of node_id's log stands (its repl_state). */
 int64_t repl_apply_link_pos(repl_t *r, const char *node_id);
+/* Load the progress table from the store (repl_hooks_init). */
+void repl_progress_load(repl_t *r);
+/* This node's progress for a peer (ACK, HELLO_ACK): one entry per origin
+ * it knows, with `linked` = that node's push link to us is open. At most
+ * cap entries; node ids point into r. Loop thread. */
+size_t repl_progress_fill(repl_t *r, repl_hwm_t *v, size_t cap);
 void repl_apply_frame(repl_conn_t *c, repl_frame_t *f); /* takes f */
 void repl_apply_stop(repl_conn_t *c);
 

@@ -37,9 +37,39 @@
  * leave in the next frame: the batch grows with the load, as the group
  * commit's does. */
 #define SHIP_LOG_FRAMES 2
+/* Relaying. A row of a third node O's change is not shipped to a peer
+ * whose own link with O is open (the peer's ACKs say so): O sends it
+ * directly, and every change used to cross the cluster twice. The row is
+ * kept as pending until the peer's progress shows it holds O's change;
+ * it is relayed after all (the link position goes back to it) when the
+ * peer reports its link with O closed, or when it is still unconfirmed
+ * after SHIP_RELAY_GRACE_MS (a link that is up but cut or lagging).
+ * Rows of changes the peer already holds (its progress says so) are not
+ * shipped either. A peer that reports no progress gets every row. */
+#define SHIP_RELAY_GRACE_MS 1000
+#define SHIP_PROBE_MS 20          /* pending rows, nothing in flight: ask for an ACK */
+#define SHIP_RELAY_TICK_MS 20
+#define SHIP_ORIGINS 64
+#define SHIP_PENDING_MAX (1u << 18)
 
 enum ship_phase { PH_LOG, PH_BEGIN, PH_DSKS, PH_TENANTS, PH_NODES, PH_CLIENTS, PH_OBJECTS,
                   PH_TOMBSTONES, PH_END };
+
+/* What the peer reported of one origin, and how this link treats its rows. */
+typedef struct origin {
+    char node_id[64];
+    int64_t hwm;             /* the peer holds this origin's changes up to here */
+    bool linked;             /* this origin's push link to the peer is open */
+    int64_t relay_until;     /* rows up to this seq are shipped even while linked */
+} origin_t;
+
+/* A row not shipped because the peer gets it directly, until confirmed. */
+typedef struct pending {
+    int64_t seq;             /* our log's seq */
+    int64_t origin_seq;
+    uint64_t t_ms;           /* when it was skipped (monotonic) */
+    uint32_t org;            /* index in org[] */
+} pending_t;
 
 typedef struct inflight {
     int64_t last_seq;
@@ -70,6 +100,21 @@ struct repl_ship {
     int64_t out_last_seq, out_first_hlc;
     bool out_frame;          /* a frame was produced */
     bool out_more;           /* the log had a full batch: look again at once */
+    /* relaying (loop thread, except w* and out_pend: the work item's) */
+    origin_t org[SHIP_ORIGINS]; /* append-only, so indices stay valid */
+    size_t n_org;
+    bool reports;            /* the peer sends its progress */
+    pending_t *pend;         /* in seq order */
+    size_t n_pend, cap_pend;
+    int64_t high_seq;        /* highest last_seq sent: frames never name less */
+    bool rewound;            /* the position went back while a work item ran */
+    uint64_t last_send_ms;
+    origin_t worg[SHIP_ORIGINS]; /* the work item's copy of org */
+    size_t n_worg;
+    int64_t whigh;
+    size_t wpend;            /* pending rows the work item may add */
+    pending_t *out_pend;
+    size_t n_out_pend;
 };
 
 /* ------------------------------------------------------- entity loads */
@@ -222,6 +267,37 @@ static int encode(repl_ship_t *s, repl_frame_t *f)
     return rc;
 }
 
+static size_t org_find(const origin_t *v, size_t n, const char *node_id)
+{
+    size_t i = 0;
+    while (i < n && strcmp(v[i].node_id, node_id) != 0)
+        i++;
+    return i;
+}
+
+/* Whether a row of another node than the peer goes into the frame (the
+ * work item, on its copy of the peer's progress). */
+static bool must_ship(repl_ship_t *s, const store_change_t *row)
+{
+    size_t i = org_find(s->worg, s->n_worg, row->id.origin);
+    bool own = strcmp(row->id.origin, s->r->opt.node_id) == 0;
+    if (i == s->n_worg)
+        goto ship; /* nothing reported of that origin */
+    const origin_t *o = &s->worg[i];
+    if (row->id.origin_seq <= o->hwm)
+        return false; /* the peer holds it */
+    if (own || !o->linked || row->seq <= o->relay_until || s->n_out_pend >= s->wpend)
+        goto ship;
+    s->out_pend[s->n_out_pend++] = (pending_t){row->seq, row->id.origin_seq, repl_mono_ms(),
+                                               (uint32_t)i};
+    atomic_fetch_add(&s->r->relay_skipped, 1);
+    return false;
+ship:
+    if (!own)
+        atomic_fetch_add(&s->r->relayed, 1);
+    return true;
+}
+
 static int ship_log(repl_ship_t *s, kms_arena_t *a)
 {
     rows_t rows = {kms_arena_alloc(a, SHIP_ROWS * sizeof(store_change_t)), 0};
@@ -252,6 +328,8 @@ static int ship_log(repl_ship_t *s, kms_arena_t *a)
         last = row->seq;
         if (strcmp(row->id.origin, s->peer) == 0)
             continue; /* its own change: it has it */
+        if (!must_ship(s, row))
+            continue;
         repl_entity_t *e = &v[n];
         rc = repl_load_entity(s->r, s->rd, a, row->kind, row->key, e);
         if (rc == KMS_ERR_NOTFOUND)
@@ -268,12 +346,14 @@ static int ship_log(repl_ship_t *s, kms_arena_t *a)
         bytes += entity_size(e);
         n++;
     }
+    s->out_last_seq = last;
+    if (n == 0 && last <= s->whigh)
+        goto out; /* re-reading rows the peer was sent or holds: nothing to say */
     repl_frame_t f = {.type = REPL_FRAME_CHANGES};
-    f.u.changes.last_seq = last;
+    f.u.changes.last_seq = last > s->whigh ? last : s->whigh;
     f.u.changes.v = v;
     f.u.changes.n = n;
-    if ((rc = encode(s, &f)) == 0)
-        s->out_last_seq = last;
+    rc = encode(s, &f);
 out:
     dispose(v, n);
     return rc;
@@ -365,8 +445,8 @@ static int ship_snapshot(repl_ship_t *s, kms_arena_t *a)
         if (!h)
             return KMS_ERR_NOMEM;
         for (size_t i = 0; i < n; i++)
-            h[i] = (repl_hwm_t){st[i].node_id, st[i].origin_hwm};
-        h[n] = (repl_hwm_t){r->opt.node_id, s->snap_seq}; /* our own changes: all of them */
+            h[i] = (repl_hwm_t){st[i].node_id, st[i].origin_hwm, false};
+        h[n] = (repl_hwm_t){r->opt.node_id, s->snap_seq, false}; /* our own changes: all of them */
         f.type = REPL_FRAME_SNAPSHOT_BEGIN;
         f.u.snap_begin.snapshot_seq = s->snap_seq;
         f.u.snap_begin.objects = store_count_objects(s->rd);
@@ -520,10 +600,202 @@ static void ship_free(repl_ship_t *s)
         store_reader_free(s->rd);
     }
     kms_buf_dispose_wipe(&s->out);
+    free(s->pend);
+    free(s->out_pend);
     free(s);
 }
 
 static void schedule(repl_ship_t *s);
+
+/* ------------------------------------------------------------ relaying */
+/* The trim bound for this peer: rows it acknowledged, minus the skipped
+ * rows it has not confirmed, the rows being read again, and what it has
+ * not made durable of our own (its HELLO_ACK must not name a position
+ * below our log's floor after a restart). */
+static void report(repl_ship_t *s)
+{
+    int64_t covered = s->acked_seq;
+    if (s->n_pend && s->pend[0].seq - 1 < covered)
+        covered = s->pend[0].seq - 1;
+    if (s->phase == PH_LOG && s->sent_seq < covered)
+        covered = s->sent_seq;
+    if (s->reports) {
+        size_t i = org_find(s->org, s->n_org, s->r->opt.node_id);
+        int64_t durable = i < s->n_org ? s->org[i].hwm : 0;
+        if (durable < covered)
+            covered = durable;
+    }
+    pthread_mutex_lock(&s->r->mu);
+    s->c->node->covered = covered;
+    pthread_mutex_unlock(&s->r->mu);
+}
+
+static void on_relay_timer(uv_timer_t *t);
+
+static void relay_timer_arm(repl_t *r)
+{
+    if (!r->relay_timer_on && r->hooks_init && !atomic_load(&r->stopping)) {
+        r->relay_timer_on = true;
+        uv_timer_start(&r->relay_timer, on_relay_timer, SHIP_RELAY_TICK_MS, SHIP_RELAY_TICK_MS);
+    }
+}
+
+/* The work item's skipped rows join the pending list. */
+static void pend_take(repl_ship_t *s)
+{
+    if (!s->n_out_pend)
+        return;
+    if (s->n_pend + s->n_out_pend > s->cap_pend) {
+        size_t cap = s->cap_pend ? s->cap_pend : 1024;
+        while (cap < s->n_pend + s->n_out_pend)
+            cap *= 2;
+        pending_t *p = realloc(s->pend, cap * sizeof *p);
+        if (!p) {
+            /* Ship them instead: back to the first of them. */
+            s->sent_seq = s->out_pend[0].seq - 1;
+            for (size_t i = 0; i < s->n_out_pend; i++)
+                if (s->org[s->out_pend[i].org].relay_until < s->out_last_seq)
+                    s->org[s->out_pend[i].org].relay_until = s->out_last_seq;
+            s->n_out_pend = 0;
+            return;
+        }
+        s->pend = p;
+        s->cap_pend = cap;
+    }
+    memcpy(s->pend + s->n_pend, s->out_pend, s->n_out_pend * sizeof *s->pend);
+    s->n_pend += s->n_out_pend;
+    s->n_out_pend = 0;
+    relay_timer_arm(s->r);
+}
+
+/* Relay origin o's pending rows: the position goes back to the first of
+ * them, and o's rows up to the current head are shipped on the way. */
+static void rewind_origin(repl_ship_t *s, uint32_t o, const char *why)
+{
+    int64_t first = INT64_MAX;
+    size_t k = 0, n = 0;
+    for (size_t i = 0; i < s->n_pend; i++) {
+        if (s->pend[i].org == o) {
+            if (s->pend[i].seq < first)
+                first = s->pend[i].seq;
+            n++;
+        } else {
+            s->pend[k++] = s->pend[i];
+        }
+    }
+    s->n_pend = k;
+    if (first == INT64_MAX)
+        return;
+    int64_t head = atomic_load(&s->r->last_seq);
+    if (s->org[o].relay_until < head)
+        s->org[o].relay_until = head;
+    if (first - 1 < s->sent_seq) {
+        s->sent_seq = first - 1;
+        s->rewound = s->working;
+    }
+    kms_log(KMS_LOG_DEBUG, REPL_LOG, "to %s: relaying %zu changes of node %s from seq %lld (%s)",
+            s->peer, n, s->org[o].node_id, (long long)first, why);
+}
+
+/* The peer's progress (ACK, HELLO_ACK): confirm pending rows, relay those
+ * of an origin whose link with the peer is no longer open. */
+static void take_progress(repl_ship_t *s, const repl_hwm_t *v, size_t n)
+{
+    if (!n)
+        return;
+    s->reports = true;
+    for (size_t i = 0; i < s->n_org; i++)
+        s->org[i].linked = false; /* an origin the report leaves out is not linked */
+    for (size_t i = 0; i < n; i++) {
+        size_t k = org_find(s->org, s->n_org, v[i].node_id);
+        if (k == s->n_org) {
+            if (k == SHIP_ORIGINS)
+                continue;
+            memset(&s->org[k], 0, sizeof s->org[k]);
+            kms_strlcpy(s->org[k].node_id, v[i].node_id, sizeof s->org[k].node_id);
+            s->n_org++;
+        }
+        if (v[i].seq > s->org[k].hwm)
+            s->org[k].hwm = v[i].seq;
+        s->org[k].linked = v[i].linked;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < s->n_pend; i++)
+        if (s->pend[i].origin_seq > s->org[s->pend[i].org].hwm)
+            s->pend[k++] = s->pend[i];
+    s->n_pend = k;
+    for (uint32_t o = 0; o < s->n_org; o++)
+        if (!s->org[o].linked)
+            rewind_origin(s, o, "its link with that node is down");
+}
+
+/* Send the encoded frame in s->out, counted in flight until its ACK, and
+ * wipe it. 0, or an error (the connection is closed). */
+static int send_out(repl_ship_t *s, int64_t last_seq, int64_t first_hlc)
+{
+    inflight_t *i = calloc(1, sizeof *i);
+    if (!i) {
+        repl_conn_close(s->c, "out of memory");
+        return KMS_ERR_NOMEM;
+    }
+    i->last_seq = last_seq;
+    i->bytes = s->out.len;
+    i->first_hlc = first_hlc;
+    if (s->tail)
+        s->tail->next = i;
+    else
+        s->head = i;
+    s->tail = i;
+    s->inflight_bytes += s->out.len;
+    s->inflight_frames++;
+    int rc = repl_conn_send_bytes(s->c, s->out.data, s->out.len);
+    if (rc == 0)
+        kms_wipe(s->out.data, s->out.len);
+    return rc;
+}
+
+/* An empty CHANGES frame, to have the peer's progress in its ACK. */
+static void probe(repl_ship_t *s)
+{
+    repl_frame_t f = {.type = REPL_FRAME_CHANGES};
+    f.u.changes.last_seq = s->high_seq;
+    kms_buf_reset(&s->out);
+    if (encode(s, &f) == 0 && send_out(s, s->high_seq, 0) == 0)
+        s->last_send_ms = repl_mono_ms();
+    kms_buf_reset(&s->out);
+}
+
+/* Per link: relay rows unconfirmed for too long, or ask for progress. */
+static bool relay_tick(repl_ship_t *s)
+{
+    uint64_t now = repl_mono_ms();
+    if (!s->n_pend)
+        return false;
+    for (size_t i = 0; i < s->n_pend;)
+        if (now - s->pend[i].t_ms >= SHIP_RELAY_GRACE_MS)
+            rewind_origin(s, s->pend[i].org, "not confirmed in time");
+        else
+            i++;
+    if (s->n_pend && !s->working && s->inflight_frames == 0 && s->phase == PH_LOG &&
+        now - s->last_send_ms >= SHIP_PROBE_MS && repl_conn_can_send(s->c, REPL_SHIP_WINDOW))
+        probe(s);
+    report(s);
+    schedule(s);
+    return s->n_pend > 0;
+}
+
+static void on_relay_timer(uv_timer_t *t)
+{
+    repl_t *r = t->data;
+    bool any = false;
+    for (repl_conn_t *c = r->conns; c; c = c->next)
+        if (c->outbound && c->state == RC_OPEN && c->ship)
+            any |= relay_tick(c->ship);
+    if (!any) {
+        uv_timer_stop(&r->relay_timer);
+        r->relay_timer_on = false;
+    }
+}
 
 static void work_done(uv_work_t *w, int status)
 {
@@ -541,28 +813,19 @@ static void work_done(uv_work_t *w, int status)
         repl_conn_close(c, why);
         return;
     }
-    if (s->out_frame) {
-        inflight_t *i = calloc(1, sizeof *i);
-        if (!i) {
-            repl_conn_close(c, "out of memory");
-            return;
-        }
-        i->last_seq = s->out_last_seq;
-        i->bytes = s->out.len;
-        i->first_hlc = s->out_first_hlc;
-        if (s->tail)
-            s->tail->next = i;
-        else
-            s->head = i;
-        s->tail = i;
-        s->inflight_bytes += s->out.len;
-        s->inflight_frames++;
-        if (repl_conn_send_bytes(c, s->out.data, s->out.len) != 0)
-            return;
-        kms_wipe(s->out.data, s->out.len);
+    if (s->out_frame && send_out(s, s->out_last_seq, s->out_first_hlc) != 0)
+        return;
+    if (s->phase == PH_LOG && !s->rewound) {
+        if (s->out_last_seq > s->sent_seq)
+            s->sent_seq = s->out_last_seq;
+        pend_take(s);
     }
-    if (s->phase == PH_LOG && s->out_last_seq > s->sent_seq)
-        s->sent_seq = s->out_last_seq;
+    if (s->out_frame && s->out_last_seq > s->high_seq)
+        s->high_seq = s->out_last_seq;
+    if (s->out_frame)
+        s->last_send_ms = repl_mono_ms();
+    s->rewound = false;
+    report(s);
     if (s->out_more)
         schedule(s);
 }
@@ -577,6 +840,13 @@ static void schedule(repl_ship_t *s)
         return; /* an ACK or a drained write calls again */
     if (s->phase == PH_LOG && s->sent_seq >= atomic_load(&s->r->last_seq))
         return; /* nothing new: the commit notification calls again */
+    memcpy(s->worg, s->org, s->n_org * sizeof *s->org);
+    s->n_worg = s->n_org;
+    s->whigh = s->high_seq;
+    s->n_out_pend = 0;
+    s->wpend = s->n_pend < SHIP_PENDING_MAX ? SHIP_PENDING_MAX - s->n_pend : 0;
+    if (s->wpend > SHIP_ROWS)
+        s->wpend = SHIP_ROWS;
     s->working = true;
     s->work.data = s;
     if (uv_queue_work(&s->r->loop, &s->work, work_run, work_done) != 0) {
@@ -586,7 +856,7 @@ static void schedule(repl_ship_t *s)
 }
 
 /* ------------------------------------------------------------ public */
-void repl_ship_start(repl_conn_t *c, int64_t link_pos)
+void repl_ship_start(repl_conn_t *c, int64_t link_pos, const repl_hwm_t *hwm, size_t n_hwm)
 {
     repl_t *r = c->r;
     repl_ship_t *s = calloc(1, sizeof *s);
@@ -600,22 +870,40 @@ void repl_ship_start(repl_conn_t *c, int64_t link_pos)
     kms_strlcpy(s->peer, c->node->st.node_id, sizeof s->peer);
     kms_buf_init(&s->out, (r->opt.max_frame ? r->opt.max_frame : REPL_MAX_FRAME_DEFAULT) +
                               REPL_FRAME_HEADER);
-    s->sent_seq = s->acked_seq = link_pos;
+    s->out_pend = malloc(SHIP_ROWS * sizeof *s->out_pend);
+    if (!s->out_pend) {
+        free(s);
+        repl_conn_close(c, "out of memory");
+        return;
+    }
+    s->sent_seq = s->acked_seq = s->high_seq = link_pos;
     c->ship = s;
+    take_progress(s, hwm, n_hwm);
+    bool seeded = false;
+    for (size_t i = 0; i < n_hwm; i++)
+        seeded |= hwm[i].seq > 0;
     /* Seed by snapshot when the log no longer holds what the peer lacks:
      * it was trimmed past link_pos, or the peer has nothing and we have
-     * something. */
+     * something (a peer seeded by another node's snapshot names the
+     * positions it covered). */
     int64_t floor = repl_log_floor(r);
     int64_t last = atomic_load(&r->last_seq);
-    if ((link_pos < floor) || (link_pos == 0 && last > 0))
+    if ((link_pos < floor) || (link_pos == 0 && last > 0 && !seeded)) {
         s->phase = PH_BEGIN;
-    else
+    } else {
         s->phase = PH_LOG;
+        /* Rows after the floor that this link or an earlier one skipped
+         * (the peer was to get them directly) may still be missing there:
+         * read them again; the peer's progress filters what it holds. */
+        if (s->reports && floor < link_pos)
+            s->sent_seq = floor;
+    }
     repl_node_acked(r, c->node, link_pos, 0);
+    report(s);
     schedule(s);
 }
 
-void repl_ship_acked(repl_conn_t *c, int64_t seq)
+void repl_ship_acked(repl_conn_t *c, int64_t seq, const repl_hwm_t *hwm, size_t n_hwm)
 {
     repl_ship_t *s = c->ship;
     if (!s)
@@ -633,7 +921,9 @@ void repl_ship_acked(repl_conn_t *c, int64_t seq)
     free(i);
     if (seq > s->acked_seq)
         s->acked_seq = seq;
+    take_progress(s, hwm, n_hwm);
     repl_node_acked(c->r, c->node, s->acked_seq, s->head ? s->head->first_hlc : 0);
+    report(s);
     schedule(s);
 }
 

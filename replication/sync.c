@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "replication/repl_int.h"
 
@@ -80,8 +81,11 @@ int repl_hooks_init(repl_t *r, kms_error_t *err)
     r->wait_timer.data = r;
     unsigned every = r->opt.trim_every_ms ? r->opt.trim_every_ms : TRIM_EVERY_MS;
     uv_timer_start(&r->trim_timer, on_trim_timer, every, every);
+    uv_timer_init(&r->loop, &r->relay_timer);
+    r->relay_timer.data = r;
     store_set_notify(r->opt.store, notify_cb, r);
     r->hooks_init = true;
+    repl_progress_load(r);
     repl_load_nodes(r);
     repl_startup_init(r);
     return 0;
@@ -195,6 +199,8 @@ void repl_sync_stats(repl_t *r, repl_sync_stats_t *out)
     out->waits = atomic_load(&r->sync_waits);
     out->failed = atomic_load(&r->sync_failed);
     out->degraded = atomic_load(&r->sync_degraded);
+    out->relayed = atomic_load(&r->relayed);
+    out->relay_skipped = atomic_load(&r->relay_skipped);
 }
 
 void repl_set_node_state(repl_t *r, repl_node_t *n, const char *state)
@@ -291,6 +297,7 @@ static void trim_done(store_write_t *w, int result, void *arg)
     (void)w;
     atomic_store(&r->trim_result, result ? result : 1);
     uv_async_send(&r->wake);
+    atomic_store(&r->trim_cb_done, true); /* last: repl_close may free r after it */
 }
 
 static void on_trim_timer(uv_timer_t *t)
@@ -331,8 +338,13 @@ static void on_trim_timer(uv_timer_t *t)
             up_to = 0; /* not heard since start: keep everything for now */
             break;
         }
-        if (n->st.acked_seq < up_to)
-            up_to = n->st.acked_seq;
+        /* covered: a push link that skipped a third node's rows (the
+         * peer gets them directly) keeps them until the peer confirms
+         * them, so that it can still relay them (ship.c). */
+        int64_t have = n->covered >= 0 && n->covered < n->st.acked_seq ? n->covered
+                                                                         : n->st.acked_seq;
+        if (have < up_to)
+            up_to = have;
     }
     pthread_mutex_unlock(&r->mu);
     kms_arena_free(a);
@@ -341,6 +353,7 @@ static void on_trim_timer(uv_timer_t *t)
     store_write_t *w = store_write_new();
     if (!w)
         return;
+    atomic_store(&r->trim_cb_done, false);
     if (store_write_trim(w, up_to) != 0 ||
         store_commit_async(r->opt.store, w, trim_done, r) != 0) {
         store_write_free(w);
@@ -400,6 +413,7 @@ void repl_hooks_stop(repl_t *r)
     store_set_notify(r->opt.store, NULL, NULL);
     uv_close((uv_handle_t *)&r->trim_timer, NULL);
     uv_close((uv_handle_t *)&r->wait_timer, NULL);
+    uv_close((uv_handle_t *)&r->relay_timer, NULL);
     repl_startup_stop(r);
     /* Waiters still queued get their answer now: nobody will ack. */
     take_new_waiters(r);
@@ -408,6 +422,16 @@ void repl_hooks_stop(repl_t *r)
         r->waiters = w->next;
         w->cb(KMS_ERR_UNAVAIL, w->arg);
         free(w);
+    }
+}
+
+void repl_hooks_wait_trim(repl_t *r)
+{
+    /* A trim still committing calls back into r (the store can outlive
+     * the module: a caller that closes replication alone). */
+    for (int i = 0; r->trim_w && !atomic_load(&r->trim_cb_done) && i < 30000; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
     }
 }
 

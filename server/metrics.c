@@ -456,6 +456,10 @@ static void render_modules(out_t *o, srv_t *srv)
     counter2(o, "kmsd_replication_sync_timeouts_total",
              "Sync-ack waits that timed out, by what the request got (on_sync_timeout).",
              "action", "fail", ss.failed, "degrade", ss.degraded);
+    counter2(o, "kmsd_replication_third_node_rows_total",
+             "Change-log rows of a third node's changes, relayed to a peer or not shipped "
+             "(the peer gets them from their origin).",
+             "action", "relayed", ss.relayed, "skipped", ss.relay_skipped);
     kms_arena_t *a = kms_arena_new(0);
     repl_peer_status_t *ps = NULL;
     size_t n = 0;

@@ -14,9 +14,14 @@ sides in a known order, and a Name created on both sides. After the heal
 `cluster verify` exits 0 on every node and each node holds what the merge
 rule says: the state joined in the lifecycle lattice, a destroyed key's
 material gone from every database, per-attribute last writer wins, and a
-Locate by the Name created twice returns both keys, newest first. It does
-not test a partial cut (A-C cut, both see B): the merge unit tests and
-docs/cluster.md section 1 cover relaying.
+Locate by the Name created twice returns both keys, newest first.
+
+A partial cut (A-B cut both ways, C reaching both) converges through C. A
+node ships a third node's change on to a peer only when the peer cannot
+get it from its origin directly (docs/cluster.md, "Relaying only where
+needed"); right after the cut B still counts its link with A open (the
+keepalive has not given up yet), so C first skips A's changes for B and
+relays them once B has not confirmed them in time.
 """
 import os
 import sqlite3
@@ -150,3 +155,32 @@ def test_writes_on_both_sides_of_a_cut_merge(cluster):
             assert cn.state(only_a) == STATE["PRE_ACTIVE"]
         finally:
             cn.close()
+
+
+def test_partial_cut_converges_through_the_third_node(cluster):
+    a, b, c = cluster
+    ca = Conn(a)
+    shared = ca.create_aes(256, attr("x-Site", H.TEXT, "initial"))
+    wait_for(lambda: has(b, shared) and has(c, shared), what="the shared key everywhere")
+    ca.close()
+    try:
+        cut(a, (b,))
+        ca, cb = Conn(a), Conn(b)
+        t0 = time.monotonic()
+        from_a = [ca.create_aes(256) for _ in range(20)]
+        from_b = [cb.create_aes(128) for _ in range(20)]
+        cb.ok(OP_MODIFY_ATTRIBUTE, [uid_item(shared), attr("x-Site", H.TEXT, "from-b", 0)])
+        wait_for(lambda: all(has(b, u) for u in from_a) and all(has(a, u) for u in from_b),
+                 timeout=30, what="each side's keys on the other side, through c")
+        wait_for(lambda: text_attr(ca, shared, "x-Site") == "from-b", timeout=30,
+                 what="b's edit on a")
+        print("partial cut: both sides converged %.1f s after the first write"
+              % (time.monotonic() - t0))
+        assert all(has(c, u) for u in from_a + from_b)
+        ca.close()
+        cb.close()
+    finally:
+        for x in cluster:
+            x.front.heal()
+    wait_for(lambda: verified(a) and verified(b) and verified(c), timeout=60,
+             what="cluster verify exit 0 after the heal")

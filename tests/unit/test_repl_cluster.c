@@ -114,6 +114,7 @@ typedef struct opts {
     unsigned sync_timeout_ms;
     bool degrade;
     uint64_t startup_wait_ms;
+    unsigned unlinked;       /* bit j: node j is not among the configured peers */
 } opts_t;
 
 static void node_start(int i, const opts_t *o)
@@ -133,7 +134,7 @@ static void node_start(int i, const opts_t *o)
     snprintf(ca, sizeof ca, "%s/ca.crt", g_dir);
     snprintf(listen, sizeof listen, "127.0.0.1:%d", ports[i]);
     for (int j = 0; j < MAXN; j++)
-        if (j != i) {
+        if (j != i && !(o->unlinked & (1u << j))) {
             snprintf(pb[np], sizeof pb[np], "127.0.0.1:%d", ports[j]);
             peers[np] = pb[np];
             np++;
@@ -779,6 +780,13 @@ static void test_steady_lag(void **state)
     assert_true(drain < 5000);
 }
 
+static repl_sync_stats_t relay_stats(int i)
+{
+    repl_sync_stats_t st;
+    repl_sync_stats(N[i].repl, &st);
+    return st;
+}
+
 /* Three nodes, a stream of one-object commits on n1 for 2 s: every change
  * reaches n2 and n3 twice (from n1 and relayed by the other), and each
  * frame a receiver applies is one commit of its own. Unless the sender
@@ -821,6 +829,11 @@ static void test_three_nodes_small_commits(void **state)
            (unsigned long long)(t_end - t0), (long long)worst, (unsigned long long)drain,
            (unsigned long long)s2.commits, (unsigned long long)s3.commits,
            (unsigned long long)s2.conflicts, (unsigned long long)s3.conflicts);
+    repl_sync_stats_t r2 = relay_stats(1), r3 = relay_stats(2);
+    printf("n2/n3 relayed %llu/%llu rows of n1's, skipped %llu/%llu (n1 sends them directly)\n",
+           (unsigned long long)r2.relayed, (unsigned long long)r3.relayed,
+           (unsigned long long)r2.relay_skipped, (unsigned long long)r3.relay_skipped);
+    assert_true(r2.relayed + r3.relayed < (uint64_t)made / 2);
     assert_true(drain < 1000);
     /* The two links into a node apply one frame at a time: the relayed copy
      * never races the direct one (nothing else writes here). */
@@ -855,6 +868,73 @@ static void test_empty_node_two_links_at_once(void **state)
     assert_true(same_object(0, 2, "e-00005999"));
 }
 
+/* A partial partition: n1 and n2 have no link with each other, n3 links
+ * both. Every change still reaches every node (n3 relays it: the peer
+ * reports it has no link with the change's origin), in both directions,
+ * including an edit of the other side's object. */
+static void test_partial_partition_relays(void **state)
+{
+    (void)state;
+    opts_t o1 = {.unlinked = 1u << 1}, o2 = {.unlinked = 1u << 0};
+    node_open_data(0);
+    new_dsk(0, 31);
+    node_open_data(1);
+    new_dsk(1, 32); /* n2's own, for its writes: it reaches n1 through n3 */
+    node_start(0, &o1);
+    node_start(1, &o2);
+    node_start(2, NULL);
+    /* n2 is seeded by the first snapshot n3 has to send: after n1's writes. */
+    WAIT_FOR(connected(0, 2) && connected(1, 2) && repl_ready(N[2].repl), 5000);
+    assert_false(connected(0, 1));
+    create_objects(0, "pp1", 300, 25);
+    WAIT_FOR(count(1) == 300 && count(2) == 300, 10000);
+    assert_true(same_object(0, 1, "pp1-00000123"));
+    create_objects(1, "pp2", 200, 20);
+    set_note(1, "pp1-00000007", "edited on n2", 0);
+    WAIT_FOR(count(0) == 500 && note_is(0, "pp1-00000007", "edited on n2"), 10000);
+    assert_true(same_object(0, 1, "pp2-00000199"));
+    assert_true(same_object(0, 2, "pp1-00000007"));
+    repl_sync_stats_t st = relay_stats(2);
+    printf("partial partition: n3 relayed %llu rows, skipped %llu\n",
+           (unsigned long long)st.relayed, (unsigned long long)st.relay_skipped);
+    assert_true(st.relayed >= 500);
+}
+
+/* Fully linked, then n1 and n2 restart without their link (the cut
+ * happens while n3 holds rows it skipped for them): what each writes
+ * afterwards and what they had skipped still reaches the other. */
+static void test_cut_after_linked(void **state)
+{
+    (void)state;
+    opts_t o1 = {.unlinked = 1u << 1}, o2 = {.unlinked = 1u << 0};
+    node_open_data(0);
+    new_dsk(0, 37);
+    for (int i = 0; i < 3; i++)
+        node_start(i, NULL);
+    WAIT_FOR(connected(0, 1) && connected(0, 2) && connected(1, 2) && repl_ready(N[1].repl) &&
+                 repl_ready(N[2].repl), 5000);
+    create_objects(0, "cut1", 200, 10);
+    WAIT_FOR(count(1) == 200 && count(2) == 200, 10000);
+    /* With every link up, n3 did not ship n1's changes to n2. */
+    repl_sync_stats_t st = relay_stats(2);
+    printf("linked: n3 relayed %llu rows, skipped %llu\n", (unsigned long long)st.relayed,
+           (unsigned long long)st.relay_skipped);
+    assert_true(st.relay_skipped > 0);
+    node_stop(1, false);
+    create_objects(0, "cut2", 100, 10); /* n2 is down: n3 keeps them for it */
+    WAIT_FOR(count(2) == 300, 10000);
+    node_stop(0, false);
+    node_start(1, &o2);
+    node_start(0, &o1);
+    WAIT_FOR(connected(0, 2) && connected(1, 2), 5000);
+    WAIT_FOR(count(1) == 300, 10000);
+    create_objects(1, "cut3", 50, 10);
+    WAIT_FOR(count(0) == 350 && count(2) == 350, 10000);
+    assert_false(connected(0, 1));
+    assert_true(same_object(0, 1, "cut2-00000099"));
+    assert_true(same_object(0, 1, "cut3-00000049"));
+}
+
 int main(void)
 {
     /* Writes to a peer that closed must not kill the process (kmsd ignores
@@ -873,6 +953,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_seeded_node_serves_during_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_three_nodes_small_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_node_two_links_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partial_partition_relays, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cut_after_linked, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

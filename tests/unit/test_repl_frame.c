@@ -111,7 +111,8 @@ static void sample_entities(void)
     x->deleted = true;
 }
 
-static repl_hwm_t g_hwm[2] = {{"a", 15}, {"b", 4}};
+static repl_hwm_t g_hwm[2] = {{"a", 15, false}, {"b", 4, false}};
+static repl_hwm_t g_progress[2] = {{"node-a", 977, true}, {"node-c", 12, false}};
 static repl_setting_t g_settings[1] = {{"sync_acks", "1"}};
 static repl_digest_t g_digests[2];
 static uint8_t g_secret_bytes[16] = "0123456789abcdef";
@@ -137,6 +138,8 @@ static repl_frame_t *sample(enum repl_frame_type t)
         f->u.hello_ack.wall_ms = 1700000000456;
         f->u.hello_ack.link_pos = 4242;
         f->u.hello_ack.log_head = 5150;
+        f->u.hello_ack.hwm = g_progress;
+        f->u.hello_ack.n_hwm = 2;
         break;
     case REPL_FRAME_CHANGES:
         f->u.changes.last_seq = 22;
@@ -145,6 +148,8 @@ static repl_frame_t *sample(enum repl_frame_type t)
         break;
     case REPL_FRAME_ACK:
         f->u.ack.seq = 22;
+        f->u.ack.hwm = g_progress;
+        f->u.ack.n_hwm = 2;
         break;
     case REPL_FRAME_SNAPSHOT_BEGIN:
         f->u.snap_begin.snapshot_seq = 100;
@@ -322,6 +327,18 @@ static void test_fields_survive(void **state)
     g = through_wire(REPL_FRAME_HELLO_ACK);
     assert_int_equal(g->u.hello_ack.link_pos, 4242);
     assert_int_equal(g->u.hello_ack.log_head, 5150);
+    assert_int_equal(g->u.hello_ack.n_hwm, 2);
+    assert_string_equal(g->u.hello_ack.hwm[0].node_id, "node-a");
+    assert_int_equal(g->u.hello_ack.hwm[0].seq, 977);
+    assert_true(g->u.hello_ack.hwm[0].linked);
+    assert_false(g->u.hello_ack.hwm[1].linked);
+    repl_frame_free(g);
+    g = through_wire(REPL_FRAME_ACK);
+    assert_int_equal(g->u.ack.seq, 22);
+    assert_int_equal(g->u.ack.n_hwm, 2);
+    assert_string_equal(g->u.ack.hwm[1].node_id, "node-c");
+    assert_int_equal(g->u.ack.hwm[1].seq, 12);
+    assert_false(g->u.ack.hwm[1].linked);
     repl_frame_free(g);
 
     g = through_wire(REPL_FRAME_CHANGES);
