@@ -30,6 +30,10 @@
 #   BENCH_LAG_RATES="1000 10000"  Create rates for the lag rows
 #   BENCH_CATCHUP_KEYS=100000   keys the joining node catches up with (0: skip)
 #   BENCH_KEEP=0                1: keep the temp dir (logs)
+#   BENCH_PARTS="throughput lag catchup"  which of the three to run
+#   BENCH_PIN=""                "CPUS_A:CPUS_REST" (taskset lists, e.g. "0:1"): node A (and the
+#                               single node) on CPUS_A, the other nodes and the generator on
+#                               CPUS_REST, so node A's figures do not share its cores
 set -u
 cd "$(dirname "$0")/.." || exit 1
 . bench/lib.sh
@@ -38,6 +42,14 @@ DUR=${BENCH_DURATION:-5}
 LAGDUR=${BENCH_LAG_DURATION:-10}
 RATES=${BENCH_LAG_RATES:-"1000 10000"}
 CATCHUP=${BENCH_CATCHUP_KEYS:-100000}
+PARTS=${BENCH_PARTS:-"throughput lag catchup"}
+PIN=${BENCH_PIN:-}
+part() { case " $PARTS " in *" $1 "*) return 0;; esac; return 1; }
+# pin NAME: the taskset prefix for a node or the generator (BENCH_PIN); none without it.
+pin() {
+    [ -n "$PIN" ] || return 0
+    case "$1" in single|a|sa|ca) echo taskset -c "${PIN%%:*}";; *) echo taskset -c "${PIN#*:}";; esac
+}
 
 bench_setup kmsd-bench-cluster
 # tune DIR SYNC_ACKS [LOG_LEVEL]: quiet logs, room for the connections, sync_acks.
@@ -56,7 +68,8 @@ EOF
 # node NAME: set by setup; PORT_<name>, PID_<name>
 declare -A KPORT KPID
 start() { # name
-    "$BUILD/kmsd" -c "$T/$1/kmsd.yaml" >>"$T/$1.log" 2>&1 &
+    # shellcheck disable=SC2046
+    $(pin "$1") "$BUILD/kmsd" -c "$T/$1/kmsd.yaml" >>"$T/$1.log" 2>&1 &
     KPID[$1]=$!
     PIDS+=("${KPID[$1]}")
     wait_port "${KPORT[$1]}" "${KPID[$1]}" 600 || { echo "kmsd $1 did not start:"; tail -20 "$T/$1.log"; exit 1; }
@@ -104,7 +117,7 @@ bench() { # label node kmipbench-args...
     printf '  %-34s ' "$label" >&2
     c0=$(cpu_all)
     # shellcheck disable=SC2046
-    line=$("$KB" $(client "$node") --server-pid "${KPID[$node]}" --json "$@" 2>>"$T/kmipbench.err" | tail -1)
+    line=$($(pin gen) "$KB" $(client "$node") --server-pid "${KPID[$node]}" --json "$@" 2>>"$T/kmipbench.err" | tail -1)
     c1=$(cpu_all)
     [ -n "$line" ] || line='{"failed":true}'
     line=$($PY -c 'import json,sys; d=json.loads(sys.argv[2]); d["label"]=sys.argv[1]; d["all_cpu_s"]=int(sys.argv[3])/int(sys.argv[4]); print(json.dumps(d))' \
@@ -113,9 +126,10 @@ bench() { # label node kmipbench-args...
     echo "$line" >>"$JSON"
 }
 W=(--duration "$DUR" --warmup 0)
-echo "machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load $(cut -d' ' -f1-3 /proc/loadavg)${PIN:+, pinned $PIN}" >&2
 
 # 1. Create throughput, one configuration at a time.
+if part throughput; then
 init single; tune "$T/single" 0; start single
 bench "create single node" single --op create --connections 64 "${W[@]}"
 stop single
@@ -129,7 +143,7 @@ printf '  %-34s ' "create 3 nodes async, spread" >&2
 SPREAD=()
 for n in a b c; do
     # shellcheck disable=SC2046
-    "$KB" $(client "$n") --json --op create --connections 22 "${W[@]}" >"$T/spread.$n.json" 2>>"$T/kmipbench.err" &
+    $(pin gen) "$KB" $(client "$n") --json --op create --connections 22 "${W[@]}" >"$T/spread.$n.json" 2>>"$T/kmipbench.err" &
     SPREAD+=($!)
 done
 wait "${SPREAD[@]}"
@@ -144,8 +158,11 @@ open(out, "a").write(json.dumps(d) + "\n")
 print("%9.1f req/s  p50 %7.3f ms  p99 %7.3f ms  errors %d (sum of 3 x 22 connections)" % (
     d["requests_per_s"], d["p50_ms"], d["p99_ms"], d["errors"]))
 EOF
+fi
 
 # 2. Replication lag A -> B at fixed rates, on the async cluster.
+if part lag; then
+part throughput || cluster3 "" 0
 LAGPY="$T/lag.py"
 cat >"$LAGPY" <<'EOF'
 import json, os, ssl, socket, sys, time
@@ -199,7 +216,7 @@ EOF
 for rate in $RATES; do
     printf '  %-34s ' "lag at $rate Create/s" >&2
     # shellcheck disable=SC2046
-    "$KB" $(client a) --json --op create --connections 64 --rate "$rate" --duration $((LAGDUR + 2)) \
+    $(pin gen) "$KB" $(client a) --json --op create --connections 64 --rate "$rate" --duration $((LAGDUR + 2)) \
         --warmup 0 >"$T/lag-load.$rate.json" 2>>"$T/kmipbench.err" &
     lp=$!
     sleep 1
@@ -222,9 +239,13 @@ print("achieved %.0f/s (p99 %.1f ms); lag p50 %.1f ms p99 %.1f ms max %.1f ms ov
 EOF
 done
 for n in a b c; do stop "$n"; done
+fi
+if part throughput && ! part lag; then
+    for n in a b c; do stop "$n"; done
+fi
 
 # 3. Catch-up of a joining node.
-if [ "$CATCHUP" -gt 0 ]; then
+if part catchup && [ "$CATCHUP" -gt 0 ]; then
     init ca peer; tune "$T/ca" 0; start ca
     bench "seed $CATCHUP keys on one node" ca --op create --connections 64 --requests "$CATCHUP" --warmup 0
     join cb ca 0

@@ -194,6 +194,7 @@ static void link_open(repl_conn_t *c)
 {
     repl_t *r = c->r;
     c->state = RC_OPEN;
+    c->opened_ms = repl_mono_ms();
     /* One link per direction and pair: a newer one replaces an older one
      * the peer may not have seen close (a half-open TCP connection). */
     for (repl_conn_t *o = r->conns; o; o = o->next)
@@ -215,6 +216,19 @@ static void link_open(repl_conn_t *c)
     kms_log(KMS_LOG_INFO, REPL_LOG, "link %s %s node %s open", c->addr,
             c->outbound ? "to" : "from", c->node->st.node_id);
     repl_conn_keepalive(c);
+}
+
+/* Another node's push link to us opened within SEED_WAIT_MS: while we
+ * hold nothing, its snapshot is about to start. */
+#define SEED_WAIT_MS 2000
+static bool seeding_link(const repl_conn_t *c)
+{
+    uint64_t now = repl_mono_ms();
+    for (const repl_conn_t *o = c->r->conns; o; o = o->next)
+        if (o != c && !o->outbound && o->state == RC_OPEN && o->node != c->node &&
+            now - o->opened_ms < SEED_WAIT_MS)
+            return true;
+    return false;
 }
 
 /* HELLO_ACK with where our copy of its log stands and our progress. */
@@ -267,12 +281,13 @@ static void on_hello(repl_conn_t *c, const repl_frame_t *f)
     contact(c, f->u.hello.wall_ms);
     c->hello_head = f->u.hello.log_head;
     kms_strlcpy(c->hello_peer_addr, f->u.hello.peer_addr, sizeof c->hello_peer_addr);
-    /* A node that holds nothing and is being seeded by a snapshot answers
-     * the other push links once it is applied: their HELLO_ACK then names
+    /* A node that holds nothing and is being seeded by a snapshot (or
+     * answered a push link moments ago, whose snapshot is on its way)
+     * answers the other push links once it is applied: their HELLO_ACK then names
      * the positions the snapshot covered, and they send the tail instead
      * of a second snapshot. The connector's handshake deadline still runs:
      * after it, it connects again. */
-    if (!atomic_load(&r->seeded) && atomic_load(&r->catching_up) > 0) {
+    if (!atomic_load(&r->seeded) && (atomic_load(&r->catching_up) > 0 || seeding_link(c))) {
         c->hello_deferred = true;
         kms_log(KMS_LOG_INFO, REPL_LOG,
                 "link %s from node %s: answered once the snapshot being applied is done",

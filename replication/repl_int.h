@@ -237,6 +237,7 @@ struct repl_conn {
     void *verifying;             /* inbound: digests being computed for the peer */
     repl_verify_req_t *verify_req; /* outbound: the request waiting for VERIFY_RESP */
     void *joining;               /* inbound without a certificate: the JOIN_REQ being answered */
+    uint64_t opened_ms;          /* monotonic ms when it became RC_OPEN */
     bool hello_deferred;         /* inbound HELLO kept until a snapshot is applied (link.c) */
     int64_t hello_head;          /* its log head */
     char hello_peer_addr[256];   /* its peer address */

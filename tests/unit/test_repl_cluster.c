@@ -724,6 +724,36 @@ static void test_seeded_node_serves_during_snapshot(void **state)
         fail_msg("n2 stopped serving %d times while n3's snapshot was applied", not_ready);
 }
 
+/* A node joining two nodes that hold 3 000 objects is seeded by one
+ * snapshot: the other node's push link starts where that snapshot left
+ * off instead of sending a second one. */
+static void test_join_one_snapshot(void **state)
+{
+    (void)state;
+    node_open_data(0);
+    new_dsk(0, 41);
+    create_objects(0, "j", 3000, 500);
+    node_start(0, NULL);
+    node_start(1, NULL);
+    WAIT_FOR(count(1) == 3000, 20000);
+    create_objects(1, "k", 10, 10);
+    WAIT_FOR(count(0) == 3010, 10000);
+    node_start(2, NULL);
+    WAIT_FOR(connected(2, 0) && connected(2, 1) && repl_ready(N[2].repl) && count(2) == 3010,
+             30000);
+    create_objects(1, "l", 10, 10); /* the tail still flows from both */
+    create_objects(0, "m", 10, 10);
+    WAIT_FOR(count(2) == 3030, 10000);
+    kms_arena_t *a = kms_arena_new(0);
+    repl_peer_status_t *v = NULL;
+    size_t n = 0, snapshots = 0;
+    assert_int_equal(repl_status(N[2].repl, a, &v, &n), 0);
+    for (size_t k = 0; k < n; k++)
+        snapshots += v[k].catchup_total > 0;
+    kms_arena_free(a);
+    assert_int_equal(snapshots, 1);
+}
+
 /* Replication lag at a steady write rate: n1 commits 10 objects every
  * 10 ms (1000/s) for 3 s; every 10 ms the test samples how far n2 is
  * behind (objects) and the lag n1 reports (ms). Prints p50/p99. */
@@ -951,6 +981,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_steady_lag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_waits_for_peers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seeded_node_serves_during_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_join_one_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_three_nodes_small_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_node_two_links_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial_partition_relays, setup, teardown),
