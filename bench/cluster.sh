@@ -250,20 +250,29 @@ if part catchup && [ "$CATCHUP" -gt 0 ]; then
     bench "seed $CATCHUP keys on one node" ca --op create --connections 64 --requests "$CATCHUP" --warmup 0
     join cb ca 0
     tune "$T/cb" 0 info # its "snapshot ... applied" line
+    cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+    ca0=$(cpu "${KPID[ca]}")
     t0=$(date +%s.%N)
     start cb
     t1=$(date +%s.%N)
-    $PY - "$T/cb.log" "$t0" "$t1" "$CATCHUP" "$JSON" <<'EOF' >&2
+    # CPU of the sender and of the joining node up to the open port: what
+    # the catch-up costs, apart from how much of the shared cores it got.
+    ccpu=$(( $(cpu "${KPID[ca]}") - ca0 )) jcpu=$(cpu "${KPID[cb]}")
+    $PY - "$T/cb.log" "$t0" "$t1" "$CATCHUP" "$JSON" "$ccpu" "$jcpu" "$(getconf CLK_TCK)" <<'EOF' >&2
 import json, re, sys
 log, t0, t1, keys, out = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+tck = int(sys.argv[8])
 m = re.search(r"snapshot from \w+ applied: (\d+) entities up to seq \d+ in ([\d.]+) s", open(log).read())
-d = {"label": "catch-up", "keys": keys, "ready_s": t1 - t0}
+d = {"label": "catch-up", "keys": keys, "ready_s": t1 - t0,
+     "sender_cpu_us": int(sys.argv[6]) * 1e6 / tck / keys, "joiner_cpu_us": int(sys.argv[7]) * 1e6 / tck / keys}
 if m:
     d["entities"], d["snapshot_s"] = int(m.group(1)), float(m.group(2))
 open(out, "a").write(json.dumps(d) + "\n")
-print("  %-34s ready %.1f s after start (%.0f keys/s)%s" % ("catch-up of a joining node", d["ready_s"],
-      keys / d["ready_s"], "; snapshot %d entities in %.1f s (%.0f/s)" % (
-          d["entities"], d["snapshot_s"], d["entities"] / d["snapshot_s"]) if m else ""))
+print("  %-34s ready %.1f s after start (%.0f keys/s)%s; CPU per object: sender %.0f us, joining node %.0f us" % (
+      "catch-up of a joining node", d["ready_s"], keys / d["ready_s"],
+      "; snapshot %d entities in %.1f s (%.0f/s)" % (
+          d["entities"], d["snapshot_s"], d["entities"] / d["snapshot_s"]) if m else "",
+      d["sender_cpu_us"], d["joiner_cpu_us"]))
 EOF
     stop cb; stop ca
 fi
@@ -299,6 +308,7 @@ if c:
     s = rows.get("seed %d keys on one node" % c["keys"], {})
     extra = "; snapshot %d entities applied in %.1f s = %.0f objects/s" % (
         c["entities"], c["snapshot_s"], c["entities"] / c["snapshot_s"]) if "entities" in c else ""
-    print("| catch-up of a joining node, %d keys | ready %.1f s after start = %.0f keys/s%s (seeded at %.0f Create/s) | |" % (
-        c["keys"], c["ready_s"], c["keys"] / c["ready_s"], extra, s.get("requests_per_s", 0)))
+    print("| catch-up of a joining node, %d keys | ready %.1f s after start = %.0f keys/s%s; CPU per object: sender %.0f us, joining node %.0f us (seeded at %.0f Create/s) | |" % (
+        c["keys"], c["ready_s"], c["keys"] / c["ready_s"], extra, c.get("sender_cpu_us", 0),
+        c.get("joiner_cpu_us", 0), s.get("requests_per_s", 0)))
 EOF
