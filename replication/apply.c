@@ -214,11 +214,15 @@ static int apply_entity(ctx_t *x, const repl_entity_t *e)
 
 static int apply_list(ctx_t *x, const repl_entity_t *v, size_t n)
 {
+    repl_keyref_t *refs = n ? kms_arena_alloc(x->arena, n * sizeof *refs) : NULL;
+    bool *dup = n ? kms_arena_alloc(x->arena, n * sizeof *dup) : NULL;
+    if (n && (!refs || !dup))
+        return KMS_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        refs[i] = (repl_keyref_t){v[i].kind, v[i].key, i};
+    repl_mark_repeats(refs, n, dup, n);
     for (size_t i = 0; i < n; i++) {
-        bool dup = false;
-        for (size_t j = 0; j < i && !dup; j++)
-            dup = v[j].kind == v[i].kind && strcmp(v[j].key, v[i].key) == 0;
-        if (dup)
+        if (dup[i])
             continue; /* the same entity twice in a frame: one put */
         int rc = apply_entity(x, &v[i]);
         if (rc)

@@ -386,6 +386,16 @@ void repl_peer_schedule(repl_peer_t *p);
 void repl_peer_error(repl_peer_t *p, const char *why);
 
 /* state.c: store rows <-> entities (entities point into the rows). */
+/* One (kind, key) of a list, at index i. */
+typedef struct repl_keyref {
+    uint32_t kind;
+    const char *key;
+    size_t i;
+} repl_keyref_t;
+/* dup_out[i] (n_dup entries, cleared first) is set for every entry of refs
+ * whose (kind, key) an entry of lower index has too: one sort instead of
+ * comparing each entry with every earlier one. Reorders refs. */
+void repl_mark_repeats(repl_keyref_t *refs, size_t n, bool *dup_out, size_t n_dup);
 void repl_entity_from_object(repl_entity_t *e, const store_object_t *o);
 void repl_object_from_entity(store_object_t *o, const repl_entity_t *e);
 store_object_t *repl_object_copy(kms_arena_t *a, const store_object_t *o);

@@ -247,14 +247,6 @@ static int collect_row(const store_change_t *c, void *arg)
     return 0;
 }
 
-static bool seen_key(const repl_entity_t *v, size_t n, enum repl_kind k, const char *key)
-{
-    for (size_t i = 0; i < n; i++)
-        if (v[i].kind == k && strcmp(v[i].key, key) == 0)
-            return true;
-    return false;
-}
-
 static int encode(repl_ship_t *s, repl_frame_t *f)
 {
     kms_error_t err;
@@ -318,17 +310,34 @@ static int ship_log(repl_ship_t *s, kms_arena_t *a)
         return 0;
     }
     s->out_more = rows.n == SHIP_ROWS;
+    /* Which rows go: not the peer's own changes nor what it holds or gets
+     * directly; of several rows of one entity only the first (each loads
+     * the same current state). */
+    bool *keep = kms_arena_alloc(a, rows.n * sizeof *keep);
+    bool *dup = kms_arena_alloc(a, rows.n * sizeof *dup);
+    repl_keyref_t *refs = kms_arena_alloc(a, rows.n * sizeof *refs);
+    size_t nref = 0;
+    if (!keep || !dup || !refs)
+        return KMS_ERR_NOMEM;
+    for (size_t i = 0; i < rows.n; i++) {
+        const store_change_t *row = &rows.v[i];
+        keep[i] = strcmp(row->id.origin, s->peer) != 0 && must_ship(s, row);
+        if (keep[i])
+            refs[nref++] = (repl_keyref_t){(uint32_t)row->kind, row->key, i};
+    }
+    repl_mark_repeats(refs, nref, dup, rows.n);
     int64_t last = s->sent_seq;
     for (size_t i = 0; i < rows.n; i++) {
         const store_change_t *row = &rows.v[i];
         if (bytes >= SHIP_BYTES) {
             s->out_more = true;
+            /* The rows after this one are read again by the next batch. */
+            while (s->n_out_pend && s->out_pend[s->n_out_pend - 1].seq > last)
+                s->n_out_pend--;
             break;
         }
         last = row->seq;
-        if (strcmp(row->id.origin, s->peer) == 0)
-            continue; /* its own change: it has it */
-        if (!must_ship(s, row))
+        if (!keep[i] || dup[i])
             continue;
         repl_entity_t *e = &v[n];
         rc = repl_load_entity(s->r, s->rd, a, row->kind, row->key, e);
@@ -336,10 +345,6 @@ static int ship_log(repl_ship_t *s, kms_arena_t *a)
             continue; /* gone and its tombstone trimmed: nothing to say */
         if (rc)
             goto out;
-        if (seen_key(v, n, e->kind, e->key)) {
-            repl_entity_dispose(e);
-            continue; /* the same current state is already in this frame */
-        }
         if (!s->out_first_hlc || row->id.hlc < s->out_first_hlc)
             s->out_first_hlc = row->id.hlc; /* the oldest change in the frame (lag) */
         e->seq = row->seq;

@@ -7,9 +7,34 @@
  * search keys, the sealed blob as stored, per-name clocks and the identity
  * of the last change. It deliberately does no I/O.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "replication/repl_int.h"
+
+static int keyref_cmp(const void *x, const void *y)
+{
+    const repl_keyref_t *a = x, *b = y;
+    if (a->kind != b->kind)
+        return a->kind < b->kind ? -1 : 1;
+    int c = strcmp(a->key, b->key);
+    if (c)
+        return c;
+    return (a->i > b->i) - (a->i < b->i);
+}
+
+void repl_mark_repeats(repl_keyref_t *refs, size_t n, bool *dup_out, size_t n_dup)
+{
+    if (n_dup)
+        memset(dup_out, 0, n_dup * sizeof *dup_out);
+    if (n < 2)
+        return;
+    qsort(refs, n, sizeof *refs, keyref_cmp);
+    for (size_t k = 1; k < n; k++)
+        if (refs[k].kind == refs[k - 1].kind && strcmp(refs[k].key, refs[k - 1].key) == 0 &&
+            refs[k].i < n_dup)
+            dup_out[refs[k].i] = true;
+}
 
 void repl_entity_from_object(repl_entity_t *e, const store_object_t *o)
 {
