@@ -293,10 +293,10 @@ ship:
 static int ship_log(repl_ship_t *s, kms_arena_t *a)
 {
     rows_t rows = {kms_arena_alloc(a, SHIP_ROWS * sizeof(store_change_t)), 0};
-    repl_entity_t *v = kms_arena_alloc(a, SHIP_ROWS * sizeof *v);
+    repl_entity_t *v = NULL;
     size_t n = 0, bytes = 0;
     int rc;
-    if (!rows.v || !v)
+    if (!rows.v)
         return KMS_ERR_NOMEM;
     if ((rc = store_changes_since(s->rd, s->sent_seq, SHIP_ROWS, collect_row, &rows)) != 0)
         return rc;
@@ -326,6 +326,10 @@ static int ship_log(repl_ship_t *s, kms_arena_t *a)
             refs[nref++] = (repl_keyref_t){(uint32_t)row->kind, row->key, i};
     }
     repl_mark_repeats(refs, nref, dup, rows.n);
+    /* Entities only for the rows that go (an entity is 1.6 kB, and the
+     * arena is zeroed on allocation and wiped when freed). */
+    if (nref && !(v = kms_arena_alloc(a, nref * sizeof *v)))
+        return KMS_ERR_NOMEM;
     int64_t last = s->sent_seq;
     for (size_t i = 0; i < rows.n; i++) {
         const store_change_t *row = &rows.v[i];
