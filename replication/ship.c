@@ -48,6 +48,7 @@
  * shipped either. A peer that reports no progress gets every row. */
 #define SHIP_RELAY_GRACE_MS 1000
 #define SHIP_PROBE_MS 20          /* pending rows, nothing in flight: ask for an ACK */
+#define SHIP_DURABLE_PROBE_MS 1100 /* > apply.c's APPLY_PERSIST_MS */
 #define SHIP_RELAY_TICK_MS 20
 #define SHIP_ORIGINS 64
 #define SHIP_PENDING_MAX (1u << 18)
@@ -621,6 +622,20 @@ static void schedule(repl_ship_t *s);
  * rows it has not confirmed, the rows being read again, and what it has
  * not made durable of our own (its HELLO_ACK must not name a position
  * below our log's floor after a restart). */
+/* Our own changes' position the peer has committed (its progress). */
+static int64_t peer_durable(const repl_ship_t *s)
+{
+    size_t i = org_find(s->org, s->n_org, s->r->opt.node_id);
+    return i < s->n_org ? s->org[i].hwm : 0;
+}
+
+static bool durable_lag(const repl_ship_t *s)
+{
+    return s->reports && s->phase == PH_LOG && peer_durable(s) < s->acked_seq;
+}
+
+static void relay_timer_arm(repl_t *r);
+
 static void report(repl_ship_t *s)
 {
     int64_t covered = s->acked_seq;
@@ -628,12 +643,10 @@ static void report(repl_ship_t *s)
         covered = s->pend[0].seq - 1;
     if (s->phase == PH_LOG && s->sent_seq < covered)
         covered = s->sent_seq;
-    if (s->reports) {
-        size_t i = org_find(s->org, s->n_org, s->r->opt.node_id);
-        int64_t durable = i < s->n_org ? s->org[i].hwm : 0;
-        if (durable < covered)
-            covered = durable;
-    }
+    if (s->reports && peer_durable(s) < covered)
+        covered = peer_durable(s);
+    if (durable_lag(s))
+        relay_timer_arm(s->r);
     pthread_mutex_lock(&s->r->mu);
     s->c->node->covered = covered;
     pthread_mutex_unlock(&s->r->mu);
@@ -778,19 +791,25 @@ static void probe(repl_ship_t *s)
 static bool relay_tick(repl_ship_t *s)
 {
     uint64_t now = repl_mono_ms();
-    if (!s->n_pend)
+    bool lag = durable_lag(s);
+    if (!s->n_pend && !lag)
         return false;
     for (size_t i = 0; i < s->n_pend;)
         if (now - s->pend[i].t_ms >= SHIP_RELAY_GRACE_MS)
             rewind_origin(s, s->pend[i].org, "not confirmed in time");
         else
             i++;
-    if (s->n_pend && !s->working && s->inflight_frames == 0 && s->phase == PH_LOG &&
-        now - s->last_send_ms >= SHIP_PROBE_MS && repl_conn_can_send(s->c, REPL_SHIP_WINDOW))
+    /* A probe also once the link is quiet while the peer has committed
+     * less of our log than it acknowledged (its empty frames are
+     * committed at most once a second): the log is trimmed only up to
+     * what it made durable. */
+    uint64_t quiet = s->n_pend ? SHIP_PROBE_MS : SHIP_DURABLE_PROBE_MS;
+    if ((s->n_pend || lag) && !s->working && s->inflight_frames == 0 && s->phase == PH_LOG &&
+        now - s->last_send_ms >= quiet && repl_conn_can_send(s->c, REPL_SHIP_WINDOW))
         probe(s);
     report(s);
     schedule(s);
-    return s->n_pend > 0;
+    return s->n_pend > 0 || durable_lag(s);
 }
 
 static void on_relay_timer(uv_timer_t *t)
