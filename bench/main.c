@@ -487,11 +487,22 @@ int main(int argc, char **argv)
     double ramp_s = -1;
     if (!o.new_conn) {
         uint64_t deadline = t0 + (o.idle ? 600ull : 60ull) * 1000000000ull, next_print = t0 + 1000000000ull;
+        /* A load run stops waiting for the rest of its connections once none
+         * has been established for 2 s: a server at max_connections keeps
+         * closing the surplus, which reconnects without ever counting. */
+        long est_seen = 0;
+        uint64_t est_at = t0;
         for (;;) {
             uint64_t now = kms_mono_ns();
             long est = (long)atomic_load(&run.established);
             long failed = (long)atomic_load(&run.idle_failed);
+            if (est != est_seen) {
+                est_seen = est;
+                est_at = now;
+            }
             if (est + failed >= o.conns || now >= deadline)
+                break;
+            if (!o.idle && est > 0 && now - est_at >= 2000000000ull)
                 break;
             if (o.idle && !json && now >= next_print) {
                 fprintf(stderr, "  ramp %5.1fs established %ld failed %ld\n", (double)(now - t0) / 1e9, est,
