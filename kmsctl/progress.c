@@ -206,7 +206,10 @@ void kmsctl_progress_update(kmsctl_progress_t *p, const char *phase, const char 
         p->phase_ns = now;
         p->phase_done = done;
     }
-    if (!new_phase && p->last_draw_ns && now - p->last_draw_ns < REDRAW_NS)
+    /* At most one draw per REDRAW_NS, but the phase's last count always:
+     * a short phase would otherwise end on its first bar (0 of N). */
+    bool finished = total >= 0 && done >= total;
+    if (!new_phase && !finished && p->last_draw_ns && now - p->last_draw_ns < REDRAW_NS)
         return;
     double el = (double)(now - p->phase_ns) / 1e9;
     double rate = el >= RATE_MIN_S ? (double)(done - p->phase_done) / el : 0.0;
