@@ -27,6 +27,7 @@
 #include "admin/admin_int.h"
 #include "hsm/hsm.h"
 #include "store/store.h"
+#include "tests/unit/util/tmpdir.h"
 #include "ttlv/ttlv.h"
 
 #define CORPUS "tests/fuzz/corpus/backup"
@@ -45,10 +46,8 @@ static void env_open(env_t *e, const char *name)
     kms_error_t err = {0};
     char key[300];
     memset(e, 0, sizeof *e);
-    snprintf(e->dir, sizeof e->dir, "/tmp/kmsd-test-backup-%s.XXXXXX", name);
-    assert_non_null(mkdtemp(e->dir));
+    assert_int_equal(kms_test_tmpdir(e->dir, sizeof e->dir, name, "kms.db", e->db, sizeof e->db), 0);
     snprintf(key, sizeof key, "%s/master.key", e->dir);
-    snprintf(e->db, sizeof e->db, "%s/kms.db", e->dir);
     hsm_config_t hc;
     memset(&hc, 0, sizeof hc);
     hc.provider = HSM_PROVIDER_FILE;
@@ -71,12 +70,10 @@ static void env_open(env_t *e, const char *name)
 
 static void env_close(env_t *e)
 {
-    char cmd[400];
     store_close(e->store);
     hsm_keyring_free(e->kr);
     hsm_close(e->hsm);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(kms_test_rmdir(e->dir), 0);
 }
 
 /* A memfd holding the corpus file `name`. */
@@ -125,7 +122,7 @@ static void tamper_cb(void *arg, const char *phase, const char *unit, int64_t do
 static int64_t restore(const char *name, bool tamper, int *rc_out)
 {
     env_t e;
-    env_open(&e, "r");
+    env_open(&e, "backup");
     kms_arena_t *a = kms_arena_new(0);
     assert_non_null(a);
     uint8_t key[32];
