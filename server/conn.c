@@ -237,6 +237,7 @@ void srv_conn_close(srv_conn_t *c, const char *reason)
         c->req = NULL;
         c->prepared = false;
         srv_budget_release(c);
+        atomic_fetch_add(&c->loop->srv->n_cancelled, 1); /* queued: cancelled too */
     }
     if (c->req && c->on_worker) {
         kmip_request_cancel(c->req);
