@@ -123,3 +123,29 @@ char *kms_arena_strndup(kms_arena_t *a, const char *s, size_t n)
 char *kms_arena_strdup(kms_arena_t *a, const char *s) { return kms_arena_strndup(a, s, strlen(s)); }
 
 size_t kms_arena_used(const kms_arena_t *a) { return a->total; }
+
+kms_arena_mark_t kms_arena_mark(const kms_arena_t *a)
+{
+    kms_arena_mark_t m = {.block = a->head, .used = a->head ? a->head->used : 0, .total = a->total};
+    return m;
+}
+
+/* Allocation only ever fills the head block or pushes a new head, so what
+ * came after the mark is the blocks in front of the marked one plus the
+ * marked block's bytes past `used`. */
+void kms_arena_rewind(kms_arena_t *a, kms_arena_mark_t m)
+{
+    struct arena_block *b = a->head;
+    while (b && b != (struct arena_block *)m.block) {
+        struct arena_block *n = b->next;
+        kms_wipe(b->data, b->used);
+        free(b);
+        b = n;
+    }
+    a->head = b;
+    if (b && b->used > m.used) {
+        kms_wipe((uint8_t *)b->data + m.used, b->used - m.used);
+        b->used = m.used;
+    }
+    a->total = m.total;
+}

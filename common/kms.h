@@ -176,6 +176,17 @@ void *kms_arena_memdup(kms_arena_t *a, const void *p, size_t n);
 char *kms_arena_strndup(kms_arena_t *a, const char *s, size_t n); /* NUL-terminated */
 char *kms_arena_strdup(kms_arena_t *a, const char *s);
 size_t kms_arena_used(const kms_arena_t *a);
+/* A point to come back to: kms_arena_rewind() wipes and releases whatever
+ * was allocated after kms_arena_mark(), so a loop over many candidates
+ * (a Locate's post-filter) keeps only what it decides to keep. Nothing
+ * allocated after the mark may be used after the rewind. */
+typedef struct kms_arena_mark {
+    void *block;  /* the newest block at the mark, NULL if none */
+    size_t used;  /* its bytes in use then */
+    size_t total; /* the arena's total then */
+} kms_arena_mark_t;
+kms_arena_mark_t kms_arena_mark(const kms_arena_t *a);
+void kms_arena_rewind(kms_arena_t *a, kms_arena_mark_t m);
 
 /* ---------------------------------------------------------------- secret */
 /*

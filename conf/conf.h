@@ -130,6 +130,7 @@ typedef struct conf {
     struct conf_store {
         const char *path;        /* store.path (default /var/lib/kmsd/kms.db) */
         unsigned max_batch;      /* store.max_batch: writes per group commit (default 512) */
+        size_t cache_size;       /* store.cache_size: object cache for reads (default 64 MiB, 0 off) */
     } store;
 
     struct conf_hsm {

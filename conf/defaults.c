@@ -68,6 +68,7 @@ void conf_defaults(conf_t *c)
 
     c->store.path = "/var/lib/kmsd/kms.db";
     c->store.max_batch = 512;
+    c->store.cache_size = (size_t)64 << 20;
 
     c->hsm.provider = CONF_HSM_FILE;
     c->hsm.key_file = "/var/lib/kmsd/master.key";

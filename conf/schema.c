@@ -160,6 +160,7 @@ static const conf_field_t s_limits[] = {
 static const conf_field_t s_store[] = {
     {.key = "path", .type = CONF_T_PATH, .off = OFF(store.path)},
     {.key = "max_batch", .type = CONF_T_UINT, .off = OFF(store.max_batch), .min = 1, .max = 100000},
+    {.key = "cache_size", .type = CONF_T_SIZE, .off = OFF(store.cache_size), .min = 1 * MiB, .max = 64 * GiB, .zero_ok = true},
     {.key = NULL},
 };
 

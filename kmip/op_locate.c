@@ -298,30 +298,42 @@ static int run_query(kmip_ctx_t *ctx, const locate_query_t *q, const store_query
     return 0;
 }
 
-/* Load candidate `id` and apply the post-filters. 0 with *o_out NULL when
- * it does not match (or was deleted meanwhile). */
-static int post_filter(kmip_ctx_t *ctx, const locate_query_t *q, const char *id,
-                       kmip_obj_t **o_out)
+/* Load candidate `id` and apply the post-filters: *match, and for a
+ * match its _kmsd.served count (0 when never served). The object itself
+ * is released: a Locate may evaluate every object of a tenant, and kept
+ * in the request's arena they would exhaust it (a batch of Locates over a
+ * few thousand keys did), so the arena is rewound to before the load.
+ * Not when the load left something behind that points into the arena (a
+ * date-driven state write on the batch's undo log, or a deferred commit). */
+static int post_filter(kmip_ctx_t *ctx, const locate_query_t *q, const char *id, bool *match,
+                       int64_t *served)
 {
     kmip_obj_t *o = NULL;
-    *o_out = NULL;
+    *match = false;
+    *served = 0;
     int rc = kmip_ctx_budget(ctx, "Locate");
     if (rc)
         return rc;
+    kms_arena_mark_t mark = kms_arena_mark(ctx->arena);
+    const struct kmip_undo *undo = ctx->undo;
+    const store_write_t *deferred = ctx->deferred;
     rc = kmip_obj_load(ctx, id, &o);
     if (rc == KMS_ERR_NOTFOUND || rc == KMS_ERR_PERM) {
         /* Deleted meanwhile, or its operation policy hides it. */
         kmip_fail_clear(ctx);
-        return 0;
+        rc = 0;
+    } else if (rc == 0) {
+        *match = true;
+        for (size_t j = 0; j < q->np && *match; j++)
+            *match = q->posts[j].state ? o->state == q->posts[j].state_v
+                                       : has_value(o, q->posts[j].name, q->posts[j].value);
+        kmip_attr_t *sv = *match ? kmip_attr_get(o, "_kmsd.served", 0) : NULL;
+        if (sv && sv->value->type == TTLV_LONG_INTEGER)
+            *served = sv->value->v.i64;
     }
-    if (rc)
-        return rc;
-    for (size_t j = 0; j < q->np; j++)
-        if (q->posts[j].state ? o->state != q->posts[j].state_v
-                              : !has_value(o, q->posts[j].name, q->posts[j].value))
-            return 0;
-    *o_out = o;
-    return 0;
+    if (ctx->undo == undo && ctx->deferred == deferred)
+        kms_arena_rewind(ctx->arena, mark);
+    return rc;
 }
 
 /* Step 4, Object Group Member Default: the group's default object, served
@@ -333,14 +345,13 @@ static int answer_default_member(kmip_ctx_t *ctx, const locate_query_t *q, char 
     const char *best = NULL;
     int64_t best_served = INT64_MAX;
     for (size_t i = 0; i < n; i++) {
-        kmip_obj_t *o = NULL;
-        int rc = post_filter(ctx, q, ids[i], &o);
+        bool match = false;
+        int64_t served = 0;
+        int rc = post_filter(ctx, q, ids[i], &match, &served);
         if (rc)
             return rc;
-        if (!o)
+        if (!match)
             continue;
-        kmip_attr_t *sv = kmip_attr_get(o, "_kmsd.served", 0);
-        int64_t served = sv && sv->value->type == TTLV_LONG_INTEGER ? sv->value->v.i64 : 0;
         if (served < best_served) {
             best_served = served;
             best = ids[i];
@@ -379,11 +390,12 @@ static int answer_list(kmip_ctx_t *ctx, const locate_query_t *q, bool clipped_in
         if (is_hidden(hidden, n_hidden, ids[i]))
             continue;
         if (!clipped_in_store) {
-            kmip_obj_t *o = NULL;
-            int rc = q->np ? post_filter(ctx, q, ids[i], &o) : 0;
+            bool match = true;
+            int64_t served;
+            int rc = q->np ? post_filter(ctx, q, ids[i], &match, &served) : 0;
             if (rc)
                 return rc;
-            if (q->np && !o)
+            if (!match)
                 continue;
             located++;
             if (skipped < q->offset) {

@@ -113,6 +113,8 @@ int srv_open_store(srv_t *srv)
         .path = srv->conf->store.path,
         .node_id = srv->conf->node_id[0] ? srv->conf->node_id : NULL,
         .max_batch = srv->conf->store.max_batch,
+        .cache_bytes = srv->conf->store.cache_size,
+        .no_cache = srv->conf->store.cache_size == 0,
     };
     int rc = store_open(&so, &srv->store);
     if (rc != 0) {

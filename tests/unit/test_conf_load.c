@@ -101,6 +101,7 @@ static void test_defaults(void **state)
     assert_int_equal(d.limits.shutdown_timeout_ms, 10000);
     assert_string_equal(d.store.path, "/var/lib/kmsd/kms.db");
     assert_int_equal(d.store.max_batch, 512);
+    assert_int_equal(d.store.cache_size, 64u << 20);
     assert_int_equal(d.hsm.provider, CONF_HSM_FILE);
     assert_string_equal(d.hsm.key_file, "/var/lib/kmsd/master.key");
     assert_int_equal(d.hsm.slot, -1);
@@ -208,6 +209,8 @@ static void test_values_loaded(void **state)
         "  message_timeout: 45\n"
         "  shutdown_timeout: 0\n"
         "  max_pending_output: 1048576\n"
+        "store:\n"
+        "  cache_size: 0\n"
         "hsm:\n"
         "  provider: pkcs11\n"
         "  module: /usr/lib/softhsm/libsofthsm2.so\n"
@@ -256,6 +259,7 @@ static void test_values_loaded(void **state)
     assert_int_equal(c->limits.message_timeout_ms, 45000);
     assert_int_equal(c->limits.shutdown_timeout_ms, 0);
     assert_int_equal(c->limits.max_pending_output, 1048576);
+    assert_int_equal(c->store.cache_size, 0);
     assert_int_equal(c->hsm.provider, CONF_HSM_PKCS11);
     assert_string_equal(c->hsm.module, "/usr/lib/softhsm/libsofthsm2.so");
     assert_string_equal(c->hsm.token_label, "kmsd");
@@ -460,6 +464,8 @@ static void test_ranges(void **state)
                  "limits.idle_timeout: must be between 1s and 24h");
     expect_error("audit:\n  rotate_size: 1000\n", ":2:16: ",
                  "audit.rotate_size: must be 0 or between 1MiB and 1024GiB");
+    expect_error("store:\n  cache_size: 64KiB\n", ":2:15: ",
+                 "store.cache_size: must be 0 or between 1MiB and 64GiB");
     expect_error("admin:\n  mode: \"01000\"\n", ":2:9: ", "admin.mode: must be between 00 and 0777");
     expect_error("hsm:\n  slot: -2\n", ":2:9: ", "hsm.slot: must be between -1 and 2147483647");
     expect_error("replication:\n  sync_acks: 64\n", ":2:14: ",

@@ -43,7 +43,7 @@ typedef struct kenv {
 
 /* access: KMIP_ACCESS_OPEN (every caller is admin of "default") or
  * KMIP_ACCESS_CLIENTS (the store's clients table; see kenv_tenants_setup). */
-static inline int kenv_setup(kenv_t *e, enum kmip_access access)
+static inline int kenv_setup_arena(kenv_t *e, enum kmip_access access, size_t arena_limit)
 {
     kms_error_t err = {0};
     char path[512];
@@ -82,11 +82,18 @@ static inline int kenv_setup(kenv_t *e, enum kmip_access access)
         .password_cost = KENV_PASSWORD_COST,
         .vendor = "kmsd",
         .version = "test",
+        .arena_limit = arena_limit,
     };
     if (kmip_server_new(&c, &e->srv))
         return -1;
     e->a = kms_arena_new(0);
     return e->a ? 0 : -1;
+}
+
+/* The server's per-request arena at its default limit (64 MiB). */
+static inline int kenv_setup(kenv_t *e, enum kmip_access access)
+{
+    return kenv_setup_arena(e, access, 0);
 }
 
 static inline void kenv_teardown(kenv_t *e)

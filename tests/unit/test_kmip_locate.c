@@ -325,6 +325,65 @@ static void test_default_group(void **state)
     assert_int_equal(ttlv_count(locate(e, &ALICE, m), KMIP_TAG_UNIQUE_IDENTIFIER), 0);
 }
 
+/* A Locate whose post-filter evaluates every object (State Deactivated:
+ * each Pre-Active key is loaded to evaluate its dates) and a batch of such
+ * Locates run in the request's arena: the candidates are released one by
+ * one, so 400 keys against a 256 KiB arena answer, and keep answering in
+ * a batch of 8. Kept in the arena, the objects filled it after ~100 and
+ * the request failed with out of memory. */
+static int small_arena_setup(void **state)
+{
+    kenv_t *e = calloc(1, sizeof(*e));
+    if (!e || kenv_setup_arena(e, KMIP_ACCESS_OPEN, 256 * 1024))
+        return -1;
+    *state = e;
+    return 0;
+}
+
+static int small_arena_teardown(void **state)
+{
+    kenv_teardown(*state);
+    free(*state);
+    return 0;
+}
+
+static void test_locate_post_filter_memory(void **state)
+{
+    kenv_t *e = *state;
+    for (int b = 0; b < 40; b++) {
+        ttlv_item_t *m = rq_msg(e, 1, 1);
+        for (int i = 0; i < 10; i++) {
+            char name[32];
+            snprintf(name, sizeof(name), "k%d-%d", b, i);
+            ttlv_item_t *ta = rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, name);
+            rq_attr_text(e, ta, "Contact Information", "a few attribute bytes to load");
+        }
+        ttlv_item_t *r = kenv_call(e, m);
+        for (int i = 0; i < 10; i++)
+            assert_ok(rs_item(r, i));
+    }
+    ttlv_item_t *m = rq_msg(e, 1, 1);
+    for (int i = 0; i < 8; i++) {
+        ttlv_item_t *p = rq_item(e, m, KMIP_OPERATION_LOCATE);
+        rq_attr_enum(e, p, "State", KMIP_STATE_DEACTIVATED);
+    }
+    ttlv_item_t *r = kenv_call(e, m);
+    assert_int_equal(e->last_rc, 0);
+    for (int i = 0; i < 8; i++) {
+        ttlv_item_t *bi = rs_item(r, i);
+        assert_ok(bi);
+        assert_int_equal(ttlv_count(rs_payload(bi), KMIP_TAG_UNIQUE_IDENTIFIER), 0);
+    }
+    /* The matches themselves are still answered. */
+    m = rq_msg(e, 1, 1);
+    ttlv_item_t *p = rq_item(e, m, KMIP_OPERATION_LOCATE);
+    rq_attr_enum(e, p, "State", KMIP_STATE_PRE_ACTIVE);
+    rq_attr_text(e, p, "Contact Information", "a few attribute bytes to load");
+    r = kenv_call(e, m);
+    assert_ok(rs_item(r, 0));
+    assert_int_equal(ttlv_count(rs_payload(rs_item(r, 0)), KMIP_TAG_UNIQUE_IDENTIFIER), 400);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -336,6 +395,8 @@ int main(void)
                                         kenv_tenants_teardown),
         cmocka_unit_test_setup_teardown(test_default_group, kenv_tenants_setup,
                                         kenv_tenants_teardown),
+        cmocka_unit_test_setup_teardown(test_locate_post_filter_memory, small_arena_setup,
+                                        small_arena_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
