@@ -76,7 +76,9 @@ void kmip_item_run(kmip_ctx_t *ctx, kmip_item_t *it)
     kmip_item_fail(it, recorded && ctx->err.reason ? ctx->err.reason : kmip_reason_of(rc),
                    recorded ? kms_arena_strdup(ctx->arena, kms_error_msg(&ctx->err))
                             : kms_strerror(rc));
-    if (!recorded)
+    /* KMS_ERR_AGAIN is no failure: an item on the event loop needs a
+     * worker, and the whole request runs again there. */
+    if (!recorded && rc != KMS_ERR_AGAIN)
         kms_log(KMS_LOG_WARN, "kmip", "operation 0x%x failed: %s", it->operation, kms_strerror(rc));
 }
 
