@@ -279,6 +279,39 @@ out:
     return rc;
 }
 
+/* RFC 8017 A.1.2: an RSAPrivateKey's version is 0 for two primes and 1
+ * when otherPrimeInfos (its tenth element) follows. OpenSSL loads any
+ * other INTEGER there for two primes and writes 0 back, so a key sent
+ * with another value would be stored and served as other bytes than its
+ * own Transparent form: refused instead. Read with OpenSSL's generic ASN.1
+ * decoder. */
+static bool rsa_version_ok(const uint8_t *der, size_t len)
+{
+    const unsigned char *p = der;
+    bool ok = false;
+    ASN1_SEQUENCE_ANY *seq = len <= LONG_MAX ? d2i_ASN1_SEQUENCE_ANY(NULL, &p, (long)len) : NULL;
+    if (seq && sk_ASN1_TYPE_num(seq) >= 9) {
+        const ASN1_TYPE *v = sk_ASN1_TYPE_value(seq, 0);
+        int64_t ver = -1;
+        if (v->type == V_ASN1_INTEGER && ASN1_INTEGER_get_int64(&ver, v->value.integer) == 1)
+            ok = ver == (sk_ASN1_TYPE_num(seq) > 9 ? 1 : 0);
+    }
+    sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
+    return ok;
+}
+
+/* The RSAPrivateKey inside a PKCS#8 PrivateKeyInfo (true for other keys). */
+static bool p8_rsa_version_ok(const PKCS8_PRIV_KEY_INFO *p8, const EVP_PKEY *pk)
+{
+    const unsigned char *inner = NULL;
+    int inner_len = 0;
+    if (EVP_PKEY_get_base_id(pk) != EVP_PKEY_RSA)
+        return true;
+    if (PKCS8_pkey_get0(NULL, &inner, &inner_len, NULL, p8) != 1 || inner_len <= 0)
+        return false;
+    return rsa_version_ok(inner, (size_t)inner_len);
+}
+
 int crypto_pkey_load(uint32_t fmt, bool is_private, const uint8_t *der, size_t len,
                      EVP_PKEY **pkey_out, kms_error_t *err)
 {
@@ -314,6 +347,13 @@ int crypto_pkey_load(uint32_t fmt, bool is_private, const uint8_t *der, size_t l
                                   "Key Material is not a valid %s %s key",
                                   crypto_enum_name(KMIP_TAG_KEY_FORMAT_TYPE, fmt),
                                   is_private ? "private" : "public");
+        goto out;
+    }
+    if ((is_private && fmt == KMIP_KEY_FORMAT_TYPE_PKCS_1 && !rsa_version_ok(der, len)) ||
+        (p8 && !p8_rsa_version_ok(p8, pk))) {
+        rc = kms_error_set_reason(err, KMS_ERR_PROTO, KMIP_RESULT_REASON_INVALID_FIELD,
+                                  "Key Material is not a valid RSA private key: its version "
+                                  "must be 0 (two primes) or 1 (more primes, RFC 8017)");
         goto out;
     }
     {

@@ -85,6 +85,8 @@ if [ "${KMS_SKIP_FUZZ:-0}" != 1 ] && command -v clang >/dev/null 2>&1 && ls test
       corpus=tests/fuzz/corpus/${name#fuzz_}
       work=$(mktemp -d "$logdir/$name.XXXX")
       [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/ 2>/dev/null
+      # every input that once failed this target is run again first
+      cp tests/fuzz/regressions/"${name#fuzz_}"-* "$work"/ 2>/dev/null
       (cd "$logdir" && timeout 180 "$OLDPWD/$f" -max_total_time="$smoke" -timeout=10 \
          -rss_limit_mb=2048 -print_final_stats=1 "$work") >"$logdir/$name.log" 2>&1
       echo $? >"$logdir/$name.rc"

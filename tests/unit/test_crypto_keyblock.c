@@ -544,6 +544,69 @@ static void test_parse_mutations(void **state)
     EVP_PKEY_free(ec);
 }
 
+/* An RSAPrivateKey whose version is not the one RFC 8017 gives its number
+ * of primes (0 for two, 1 for more) is refused, as PKCS#1 and inside
+ * PKCS#8: OpenSSL loaded it and re-encoded version 0, so the stored key
+ * and its Transparent form were other bytes (fuzz_keyformat's find,
+ * tests/fuzz/regressions/keyformat-rsa-version). */
+static void expect_version_refused(uint32_t fmt, kms_secret_t *der, size_t at, uint8_t v)
+{
+    EVP_PKEY *back = NULL;
+    kms_error_t e = {0};
+    uint8_t keep = der->data[at];
+    der->data[at] = v;
+    assert_int_equal(crypto_pkey_load(fmt, true, der->data, der->len, &back, &e), KMS_ERR_PROTO);
+    assert_null(back);
+    assert_int_equal(e.reason, KMIP_RESULT_REASON_INVALID_FIELD);
+    /* OpenSSL itself refuses version 1 without more primes; the rest is
+     * kmsd's check. */
+    if (v > 1 && !strstr(e.msg, "version"))
+        fail_msg("fmt %u version 0x%02x: %s", fmt, v, e.msg);
+    der->data[at] = keep;
+    assert_int_equal(crypto_pkey_load(fmt, true, der->data, der->len, &back, &e), 0);
+    EVP_PKEY_free(back);
+}
+
+static size_t version_at(const kms_secret_t *outer, const kms_secret_t *pkcs1)
+{
+    /* PKCS#1: SEQUENCE (30 82 LL LL), then INTEGER version (02 01 VV). */
+    for (size_t i = 0; i + pkcs1->len <= outer->len; i++)
+        if (memcmp(outer->data + i, pkcs1->data, pkcs1->len) == 0) {
+            assert_memory_equal(outer->data + i + 4, "\x02\x01", 2);
+            return i + 6;
+        }
+    fail_msg("no RSAPrivateKey inside");
+    return 0;
+}
+
+static void test_rsa_private_key_version(void **state)
+{
+    (void)state;
+    for (int primes = 2; primes <= 3; primes++) {
+        EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+        EVP_PKEY *k = NULL;
+        kms_secret_t *p1 = NULL, *p8 = NULL;
+        kms_error_t e = {0};
+        assert_non_null(c);
+        assert_int_equal(EVP_PKEY_keygen_init(c), 1);
+        assert_int_equal(EVP_PKEY_CTX_set_rsa_keygen_bits(c, 2048), 1);
+        assert_int_equal(EVP_PKEY_CTX_set_rsa_keygen_primes(c, primes), 1);
+        assert_int_equal(EVP_PKEY_keygen(c, &k), 1);
+        assert_int_equal(crypto_pkey_export(k, KMIP_KEY_FORMAT_TYPE_PKCS_1, true, &p1, &e), 0);
+        assert_int_equal(crypto_pkey_export(k, KMIP_KEY_FORMAT_TYPE_PKCS_8, true, &p8, &e), 0);
+        uint8_t right = primes == 2 ? 0 : 1;
+        size_t at1 = version_at(p1, p1), at8 = version_at(p8, p1);
+        assert_int_equal(p1->data[at1], right);
+        expect_version_refused(KMIP_KEY_FORMAT_TYPE_PKCS_1, p1, at1, 0xb1);
+        expect_version_refused(KMIP_KEY_FORMAT_TYPE_PKCS_1, p1, at1, (uint8_t)(1 - right));
+        expect_version_refused(KMIP_KEY_FORMAT_TYPE_PKCS_8, p8, at8, 0xb1);
+        expect_version_refused(KMIP_KEY_FORMAT_TYPE_PKCS_8, p8, at8, (uint8_t)(1 - right));
+        kms_secret_free(p1);
+        kms_secret_free(p8);
+        EVP_PKEY_free(k);
+        EVP_PKEY_CTX_free(c);
+    }
+}
 
 /* A key RFC 8017 allows with more than two primes loads and is stored,
  * but the Transparent RSA Private Key holds only P and Q: Get in that
@@ -747,6 +810,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_secret_and_template, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_parse_mutations, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_multi_prime_rsa, each_setup, each_teardown),
+        cmocka_unit_test_setup_teardown(test_rsa_private_key_version, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_unwrap_register, each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_ec_key_forms, each_setup, each_teardown),
     };
