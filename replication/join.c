@@ -10,8 +10,10 @@
  * Admitting (repl_join_answer, on a worker thread): a JOIN_REQ that
  * arrived on the peer listener without a client certificate is checked
  * against its invite, the node's CSRs are signed with the cluster CA key,
- * the invite is marked used and the node added to the replicated node
- * list; the answer is JOIN_RESP with the certificates, the node list,
+ * the answer is prepared, and only then is the invite marked used and the
+ * node added to the replicated node list (a refusal for a file or key the
+ * inviter cannot read leaves the invite open); the answer is JOIN_RESP
+ * with the certificates, the node list,
  * every data-store key and, when this node has one, KMIP Certify's issuing
  * CA with its key (keys in plaintext: the link's TLS is what protects
  * them, as for the data-store keys; they are held in kms_secret_t, wiped
@@ -400,16 +402,17 @@ static int cluster_settings(const repl_options_t *o, repl_frame_t *f, kms_error_
     return 0;
 }
 
-/* JOIN_RESP: certificates, the node list, every data-store key (the
- * frame owns the exported secrets and wipes them when freed), the
- * cluster settings, the issuing CA. */
+/* JOIN_RESP without its node list: certificates, every data-store key
+ * (the frame owns the exported secrets and wipes them when freed), the
+ * cluster settings, the issuing CA. Everything that can fail for want of
+ * a file or a key is here, before the node is admitted: a refusal then
+ * leaves the invite open for another try. */
 static int build_resp(const repl_options_t *o, store_reader_t *rd, const issued_t *is,
                       repl_frame_t *f, kms_error_t *why)
 {
     kms_arena_t *a = f->arena;
-    store_node_t *nodes = NULL;
     store_dsk_t *dsks = NULL;
-    size_t nn = 0, nd = 0;
+    size_t nd = 0;
     uint32_t current = 0;
     int rc;
 
@@ -420,29 +423,13 @@ static int build_resp(const repl_options_t *o, store_reader_t *rd, const issued_
         (rc = cert_bytes(a, is->server, &f->u.join_resp.server_cert)) != 0)
         return kms_error_set(why, KMS_ERR_INTERNAL, "cannot read the CA certificates: %s",
                              kms_strerror(rc));
-    if ((rc = store_list_nodes(rd, a, &nodes, &nn)) != 0 ||
-        (rc = store_list_dsks(rd, a, &dsks, &nd)) != 0 ||
+    if ((rc = store_list_dsks(rd, a, &dsks, &nd)) != 0 ||
         (rc = store_dsk_current(rd, &current, NULL)) != 0)
         return kms_error_set(why, KMS_ERR_INTERNAL, "cannot read the cluster state: %s",
                              kms_strerror(rc));
-    repl_entity_t *ev = nn ? kms_arena_alloc(a, nn * sizeof *ev) : NULL;
     repl_entity_t *dv = nd ? kms_arena_alloc(a, nd * sizeof *dv) : NULL;
-    if ((nn && !ev) || (nd && !dv))
+    if (nd && !dv)
         return kms_error_set(why, KMS_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < nn; i++) {
-        repl_entity_t *e = &ev[i];
-        e->kind = REPL_KIND_NODE;
-        e->key = kms_arena_strdup(a, nodes[i].node_id);
-        entity_change(e, &nodes[i].change, o->node_id, a);
-        kms_strlcpy(e->node.node_id, nodes[i].node_id, sizeof e->node.node_id);
-        kms_strlcpy(e->node.peer_addr, nodes[i].peer_addr, sizeof e->node.peer_addr);
-        kms_strlcpy(e->node.kmip_addr, nodes[i].kmip_addr, sizeof e->node.kmip_addr);
-        kms_strlcpy(e->node.cert_sha256, nodes[i].cert_sha256, sizeof e->node.cert_sha256);
-        e->node.added_hlc = nodes[i].added_hlc;
-        e->node.removed = nodes[i].removed;
-    }
-    f->u.join_resp.nodes = ev;
-    f->u.join_resp.n_nodes = nn;
     f->owns_secrets_ = true; /* the DSKs below are ours to wipe with the frame */
     f->u.join_resp.dsks = dv;
     for (size_t i = 0; i < nd; i++) {
@@ -463,6 +450,37 @@ static int build_resp(const repl_options_t *o, store_reader_t *rd, const issued_
     if ((rc = cluster_settings(o, f, why)) != 0)
         return rc;
     return certify_ca(o, f, why);
+}
+
+/* The node list, read once the new node is in it. */
+static int add_nodes(const repl_options_t *o, store_reader_t *rd, repl_frame_t *f,
+                     kms_error_t *why)
+{
+    kms_arena_t *a = f->arena;
+    store_node_t *nodes = NULL;
+    size_t nn = 0;
+    int rc = store_list_nodes(rd, a, &nodes, &nn);
+    if (rc != 0)
+        return kms_error_set(why, KMS_ERR_INTERNAL, "cannot read the cluster state: %s",
+                             kms_strerror(rc));
+    repl_entity_t *ev = nn ? kms_arena_alloc(a, nn * sizeof *ev) : NULL;
+    if (nn && !ev)
+        return kms_error_set(why, KMS_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < nn; i++) {
+        repl_entity_t *e = &ev[i];
+        e->kind = REPL_KIND_NODE;
+        e->key = kms_arena_strdup(a, nodes[i].node_id);
+        entity_change(e, &nodes[i].change, o->node_id, a);
+        kms_strlcpy(e->node.node_id, nodes[i].node_id, sizeof e->node.node_id);
+        kms_strlcpy(e->node.peer_addr, nodes[i].peer_addr, sizeof e->node.peer_addr);
+        kms_strlcpy(e->node.kmip_addr, nodes[i].kmip_addr, sizeof e->node.kmip_addr);
+        kms_strlcpy(e->node.cert_sha256, nodes[i].cert_sha256, sizeof e->node.cert_sha256);
+        e->node.added_hlc = nodes[i].added_hlc;
+        e->node.removed = nodes[i].removed;
+    }
+    f->u.join_resp.nodes = ev;
+    f->u.join_resp.n_nodes = nn;
+    return 0;
 }
 
 int repl_join_answer(const repl_options_t *o, const char *remote, const repl_frame_t *req,
@@ -501,13 +519,17 @@ int repl_join_answer(const repl_options_t *o, const char *remote, const repl_fra
                                      ? " (removed: its id is not reused)" : "");
         goto out;
     }
-    if ((rc = sign_csrs(o, req, &is, &why)) != 0 || (rc = admit(o, req, &is, rd, &why)) != 0)
+    if ((rc = sign_csrs(o, req, &is, &why)) != 0)
         goto out;
     if (!(f = repl_frame_new(REPL_FRAME_JOIN_RESP))) {
         rc = kms_error_set(&why, KMS_ERR_NOMEM, "out of memory");
         goto out;
     }
-    rc = build_resp(o, rd, &is, f, &why);
+    /* Admitted only once the answer is ready but for the node list, which
+     * must hold the new node. */
+    if ((rc = build_resp(o, rd, &is, f, &why)) != 0 || (rc = admit(o, req, &is, rd, &why)) != 0)
+        goto out;
+    rc = add_nodes(o, rd, f, &why);
 out:
     pthread_mutex_unlock(&g_join_mu);
     store_reader_free(rd);

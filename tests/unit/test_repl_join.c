@@ -337,6 +337,20 @@ static void test_issuing_ca(void **state)
     assert_non_null(why);
     assert_non_null(strstr(why, "issuing CA"));
     repl_frame_free(resp);
+    /* Nothing was spent: the invite is still open and the node is no
+     * member, so the same token works once the inviter is fixed. */
+    char st[80];
+    store_reader_t *rd = NULL;
+    store_node_t none;
+    assert_string_equal(invite_state(f, t.invite_id, st, sizeof st), "open");
+    assert_int_equal(store_reader_new(f->store, &rd), 0);
+    assert_int_equal(store_node_get(rd, "kms-broken", &none), KMS_ERR_NOTFOUND);
+    store_reader_free(rd);
+    f->opt.certify_ca_key = key;
+    assert_null(refusal(f, &j, &resp));
+    assert_non_null(resp->u.join_resp.certify_ca_key);
+    assert_string_equal(invite_state(f, t.invite_id, st, sizeof st), "used:kms-broken");
+    repl_frame_free(resp);
     joiner_free(&j);
     repl_token_dispose(&t);
     X509_free(ca);
