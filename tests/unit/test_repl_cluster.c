@@ -63,14 +63,18 @@ static uint64_t now_ms(void)
     return kms_mono_ns() / 1000000;
 }
 
+/* Wait for cond, at most 3 x ms: the deadlines are what a quiet machine
+ * needs with room to spare, and three nodes with TLS under ASan on a
+ * machine busy with other work took longer than 5 s to link. The wait
+ * ends as soon as cond holds, so a longer bound costs nothing. */
 #define WAIT_FOR(cond, ms)                                                  \
     do {                                                                    \
         uint64_t t0_ = now_ms();                                            \
         bool ok_ = false;                                                   \
-        while (!(ok_ = (cond)) && now_ms() - t0_ < (uint64_t)(ms))          \
-            kms_test_sleep_ms(10);                                                   \
+        while (!(ok_ = (cond)) && now_ms() - t0_ < 3 * (uint64_t)(ms))      \
+            kms_test_sleep_ms(10);                                          \
         if (!ok_)                                                           \
-            fail_msg("timed out after %d ms waiting for %s", (ms), #cond);  \
+            fail_msg("timed out after %d ms waiting for %s", 3 * (ms), #cond); \
     } while (0)
 
 /* Open node i's store and keyring (created on first use). */
