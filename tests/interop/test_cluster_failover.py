@@ -60,11 +60,11 @@ def all_ok(k, n=3):
 
 def formed(nodes):
     """Every node sees every node ok and linked both ways, and serves.
-    A push link that opens late (a node learns a newer member from the node
-    list, within seconds) seeds its peer by snapshot even when the peer
-    already has everything, and the peer closes its KMIP listener for that
-    snapshot and up to one readiness period (250 ms) after it: give that
-    time to pass before a test relies on every listener."""
+    A node whose links have just come up may still be catching up on the
+    tail a late link sends (a node learns a newer member from the node list
+    within seconds), and keeps its KMIP listener closed until it has, plus
+    up to one readiness period (250 ms): give that time to pass before a
+    test relies on every listener."""
     if not all(all_ok(k, len(nodes)) for k in nodes):
         return False
     time.sleep(1.0)
