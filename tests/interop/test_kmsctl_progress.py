@@ -5,7 +5,17 @@ HTTPS /readyz answers from the start) run on a pseudo-terminal (python's pty
 module) draw a bar on stderr whose text parses (count/total, rate, ETA), at
 least twice for the long ones, and end on a cleared line before the summary;
 with stderr not a terminal, or with --json, nothing but the summary and no
-control characters at all."""
+control characters at all.
+
+kmsctl shows a rate (and so an ETA) only once a phase has lasted 50 ms; a
+backup of 3000 keys is about that quick on a machine twice as fast as
+this one. The backup test therefore measures how long its "backing up"
+phase lasted (from the arrival of its first and last bar) and, when it
+showed no rate and lasted under MIN_PHASE_S, adds keys in proportion and
+backs up again: the key count grows with the machine's speed, the phase
+does not shrink (the assertions judge a run that lasted long enough). The
+re-encryption pass is throttled (40 ms per batch) and keeps its number
+of batches when keys are added."""
 import http.client
 import json
 import os
@@ -19,10 +29,13 @@ import time
 import pytest
 
 from kmsd_harness import (STRUCT, INT, ENUM, TEXT, Kmsd, batch_item, free_port, item, kmsctl_bin,
-                          kmsd_bin, request, statuses)
+                          kmsd_bin, report, request, statuses)
 
-KEYS = 3000
+KEYS = 3000             # at start; the backup test adds more on a fast machine
+MAX_KEYS = 48000
+MIN_PHASE_S = 0.1       # twice what kmsctl needs to show a rate
 PER_REQUEST = 250
+REENCRYPT_BATCHES = KEYS // 64
 BAR = re.compile(r"^(?P<label>[a-z -]+) \[(?P<bar>[#.]+)\] (?P<done>\d+)/(?P<total>\d+) objects"
                  r"(?:  (?P<rate>\d+)/s)?  ETA (?P<eta>--:--|\d+:\d\d(?::\d\d)?)$")
 BAR_BYTES = re.compile(r"^verifying \[[#.]+\] [\d.]+ [KMG]?i?B/[\d.]+ [KMG]?i?B")
@@ -45,15 +58,45 @@ def create_request(n, prefix):
     return request(*items)
 
 
-def fill(k, total=KEYS):
+def fill(k, total=KEYS, first=0):
+    """Create `total` keys (a multiple of PER_REQUEST); batch numbers from
+    `first` name them."""
     sock = k.raw_tls(timeout=120)
     try:
-        for b in range(total // PER_REQUEST):
+        for b in range(first, first + total // PER_REQUEST):
             st = statuses(k.send_ttlv(create_request(PER_REQUEST, "k%d" % b), sock=sock,
                                       timeout=120))
             assert st == [0] * PER_REQUEST, st[:5]
     finally:
         sock.close()
+
+
+def reencrypt_env(keys):
+    """kmsd's re-encryption pass in REENCRYPT_BATCHES throttled batches
+    (about 2 s) whatever the key count."""
+    return {"KMSD_REENCRYPT_THROTTLE_MS": "40",
+            "KMSD_REENCRYPT_BATCH": str(max(64, -(-keys // REENCRYPT_BATCHES)))}
+
+
+def grow(k, keys):
+    """Fill k up to about `keys` keys (rounded up to whole requests, at
+    most MAX_KEYS) and restart it with re-encryption batches to match."""
+    keys = min(MAX_KEYS, -(-keys // PER_REQUEST) * PER_REQUEST)
+    fill(k, keys - k.keys, first=k.keys // PER_REQUEST)
+    k.keys = keys
+    k.stop()
+    k.env = dict(os.environ, **reencrypt_env(keys))
+    k.start()
+
+
+def arrival(stamps, pattern):
+    """When the pty output (run_pty's stamps) first held `pattern`."""
+    seen = b""
+    for t, chunk in stamps:
+        seen += chunk
+        if pattern in seen:
+            return t
+    return None
 
 
 def readyz(port, ca):
@@ -69,9 +112,10 @@ def readyz(port, ca):
         conn.close()
 
 
-def run_pty(args, timeout=180):
+def run_pty(args, timeout=180, stamps=None):
     """kmsctl ARGS with stdin, stdout and stderr on a pseudo-terminal of 100
-    columns; (exit status, everything it wrote)."""
+    columns; (exit status, everything it wrote). `stamps`, a list, gets
+    (time.monotonic(), bytes) for every piece read."""
     master, slave = pty.openpty()
     import fcntl, struct, termios  # noqa: E401 - only here
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
@@ -90,6 +134,8 @@ def run_pty(args, timeout=180):
             if not chunk:
                 break
             out += chunk
+            if stamps is not None:
+                stamps.append((time.monotonic(), chunk))
         elif p.poll() is not None:
             break
     os.close(master)
@@ -130,12 +176,9 @@ def check_tty_run(text, label, want_total, min_draws=2):
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory):
     d = tmp_path_factory.mktemp("progress")
-    os.environ["KMSD_REENCRYPT_THROTTLE_MS"] = "40"
-    try:
-        k = Kmsd(d, peer=True, node_id="a")
-    finally:
-        del os.environ["KMSD_REENCRYPT_THROTTLE_MS"]
+    k = Kmsd(d, peer=True, node_id="a", env=reencrypt_env(KEYS))
     fill(k)
+    k.keys = KEYS
     yield d, k
     k.stop()
 
@@ -144,21 +187,38 @@ def test_backup_and_restore_draw_a_bar_on_a_terminal(filled, tmp_path):
     d, k = filled
     pw = tmp_path / "pass"
     pw.write_text("progress bars please\n")
-    out = tmp_path / "kms.bak"
-    rc, text = run_pty(["--config", k.conf_path, "backup", "--out", str(out),
-                        "--passphrase-file", str(pw)])
-    assert rc == 0, text
-    summary = check_tty_run(text, "backing up", KEYS)
-    assert "backed up %d objects to %s" % (KEYS, out) in summary
+    for _ in range(4):
+        out = tmp_path / ("kms-%d.bak" % k.keys)
+        stamps = []
+        rc, text = run_pty(["--config", k.conf_path, "backup", "--out", str(out),
+                            "--passphrase-file", str(pw)], stamps=stamps)
+        assert rc == 0, text
+        t0 = arrival(stamps, b"backing up [")
+        t1 = arrival(stamps, b" %d/%d objects" % (k.keys, k.keys))
+        assert t0 is not None and t1 is not None, text
+        took = t1 - t0
+        rated = any(m and m.group("label") == "backing up" and m.group("rate")
+                    for m in map(BAR.match, bars(text)))
+        if rated or took >= MIN_PHASE_S or k.keys >= MAX_KEYS:
+            break
+        # Over before kmsctl could show a rate: scale the keys to the
+        # measured speed (a phase seen as shorter than 20 ms counts as 20).
+        grow(k, int(k.keys * 1.5 * MIN_PHASE_S / max(took, 0.02)))
+    report("[progress] backing up %d objects: %.3f s from the first bar to the last"
+           % (k.keys, took))
+    assert rated or took >= MIN_PHASE_S, "backing up %d objects took %.3f s, under %.2f s: " \
+                                         "test too small" % (k.keys, took, MIN_PHASE_S)
+    summary = check_tty_run(text, "backing up", k.keys)
+    assert "backed up %d objects to %s" % (k.keys, out) in summary
 
     other = Kmsd(tmp_path / "other")
     try:
         rc, text = run_pty(["--config", other.conf_path, "restore", "--in", str(out),
                             "--passphrase-file", str(pw)])
         assert rc == 0, text
-        summary = check_tty_run(text, "restoring", KEYS, min_draws=1)
+        summary = check_tty_run(text, "restoring", k.keys, min_draws=1)
         assert any(BAR_BYTES.match(b) for b in bars(text)), bars(text)[:5]
-        assert "restored %d objects" % KEYS in summary
+        assert "restored %d objects" % k.keys in summary
     finally:
         other.stop()
 
@@ -166,28 +226,28 @@ def test_backup_and_restore_draw_a_bar_on_a_terminal(filled, tmp_path):
     out2 = tmp_path / "kms2.bak"
     p = k.kmsctl("backup", "--out", str(out2), "--passphrase-file", str(pw))
     assert p.stderr == "" and not CONTROL.search(p.stdout), repr(p.stdout + p.stderr)
-    assert p.stdout == "backed up %d objects to %s\n" % (KEYS, out2)
+    assert p.stdout == "backed up %d objects to %s\n" % (k.keys, out2)
     out3 = tmp_path / "kms3.bak"
     rc, text = run_pty(["--config", k.conf_path, "--json", "backup", "--out", str(out3),
                         "--passphrase-file", str(pw)])
     assert rc == 0
     assert not CONTROL.search(text.replace("\n", "")), repr(text[:300])
-    assert json.loads(text)["objects"] == KEYS
+    assert json.loads(text)["objects"] == k.keys
 
 
 def test_rotate_store_key_draws_a_bar(filled):
     d, k = filled
     rc, text = run_pty(["--config", k.conf_path, "rotate", "store-key"])
     assert rc == 0, text
-    summary = check_tty_run(text, "re-encrypting", KEYS)
-    assert re.search(r"data-store key \d+ is current: %d objects re-encrypted, 0 failed" % KEYS,
+    summary = check_tty_run(text, "re-encrypting", k.keys)
+    assert re.search(r"data-store key \d+ is current: %d objects re-encrypted, 0 failed" % k.keys,
                      summary), summary
     # --json on a terminal: the final record only.
     rc, text = run_pty(["--config", k.conf_path, "--json", "rotate", "store-key"])
     assert rc == 0, text
     assert not CONTROL.search(text.replace("\n", "")), repr(text[:300])
     rec = json.loads(text)
-    assert rec["state"] == "done" and rec["done"] == KEYS
+    assert rec["state"] == "done" and rec["done"] == k.keys
 
 
 def test_cluster_status_wait_follows_the_catch_up(filled, tmp_path):
@@ -225,7 +285,7 @@ def test_cluster_status_wait_follows_the_catch_up(filled, tmp_path):
             assert m or s.startswith("waiting for peers "), s
             if m:
                 assert m.group("label") == "catching up"
-                assert int(m.group("total")) >= KEYS
+                assert int(m.group("total")) >= k.keys
         assert body[body.rfind("\r") + 1:].strip(" ") == "" if drawn else True
         assert "NODE" in summary and "(this node)" in summary
         st = json.loads(b.kmsctl("--json", "cluster", "status", check=False).stdout)
@@ -238,7 +298,7 @@ def test_cluster_status_wait_follows_the_catch_up(filled, tmp_path):
         assert readyz(http_port, b.ca) == (200, {"status": "ready"})
         # The catch-up is recorded on the peer it came from.
         peer = [r for r in st if r["node"] == "a"][0]
-        assert peer["catchup_total"] >= KEYS and peer["catchup_done"] == peer["catchup_total"]
+        assert peer["catchup_total"] >= k.keys and peer["catchup_done"] == peer["catchup_total"]
         # Not a terminal: no bar, the table only.
         p = b.kmsctl("cluster", "status", "--wait", check=False)
         assert not CONTROL.search(p.stdout + p.stderr.replace("\n", "")), repr(p.stderr)
