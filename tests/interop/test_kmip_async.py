@@ -8,6 +8,13 @@ waits in the queue, which Cancel takes back; a kmsd restart (SIGTERM, start
 again on the same directory) keeps the answers that were made and turns
 what was still queued into a clear failure. PyKMIP's client then reads the
 keys the asynchronous Create Key Pair made.
+
+A Derive Key is slow enough only if its PBKDF2 outlasts the requests the
+test sends meanwhile: its iteration count comes from the rate kmsd itself
+derives at (one synchronous Derive Key first), for about DERIVE_S seconds
+each. (A fixed count lasted 1 s in the release build here, and about as
+long as the test's own requests on a faster machine; the ASan build's
+rate is a third of that.)
 """
 import time
 
@@ -24,6 +31,10 @@ T_DERIVATION_METHOD, T_DERIVATION_PARAMETERS, T_CRYPTO_PARAMS = 0x420031, 0x4200
 T_HASHING_ALGORITHM, T_SALT, T_ITERATION_COUNT = 0x420038, 0x420084, 0x42003C
 SUCCESS, FAILED, PENDING = 0, 1, 2
 CANCELED, UNABLE, COMPLETED, CANCEL_FAILED = 1, 2, 3, 4
+DERIVE_S = 2.0
+MAX_ITERATIONS = 10000000  # kmsd's CRYPTO_PBKDF2_MAX_ITERATIONS
+CANCEL_NAMES = {CANCELED: "Canceled", UNABLE: "Unable to Cancel", COMPLETED: "Completed",
+                CANCEL_FAILED: "Failed"}
 
 
 def attr(name, typ, value):
@@ -86,6 +97,21 @@ def derive_payload(pw, iterations):
     ]
 
 
+def derive_iterations(k, pw, seconds=DERIVE_S):
+    """PBKDF2-SHA-256 iterations kmsd runs in about `seconds` (at least
+    100 000, at most what it accepts): its rate over one synchronous Derive
+    Key of n, less the round trip of a Query on a new connection."""
+    n = 200000
+    t0 = time.perf_counter()
+    assert h.statuses(k.send_ttlv(h.query_request())) == [SUCCESS]
+    t1 = time.perf_counter()
+    r = call(k, OP_DERIVE_KEY, derive_payload(pw, n))
+    t2 = time.perf_counter()
+    assert r["status"] == SUCCESS, r
+    rate = n / max((t2 - t1) - (t1 - t0), 1e-3)
+    return int(min(MAX_ITERATIONS, max(100000, rate * seconds)))
+
+
 def register_password(k):
     r = call(k, OP_REGISTER, [
         h.item(T_OBJECT_TYPE, h.ENUM, 7),
@@ -126,16 +152,26 @@ def test_create_key_pair_pending_then_polled_elsewhere(kmsd):
 
 def test_cancel_and_restart(kmsd):
     pw = register_password(kmsd)
+    iterations = derive_iterations(kmsd, pw)
     corrs = []
+    t0 = time.time()
     for _ in range(4):
-        r = call(kmsd, OP_DERIVE_KEY, derive_payload(pw, 3000000), asynchronous=True)
+        r = call(kmsd, OP_DERIVE_KEY, derive_payload(pw, iterations), asynchronous=True)
         assert r["status"] == PENDING, r
         corrs.append(r["corr"])
     # Two run, two wait: the third is taken back.
-    assert cancel(kmsd, corrs[2]) == CANCELED
+    got = cancel(kmsd, corrs[2])
+    assert got == CANCELED, "the third Derive Key was not queued any more (%s after %.2f s of " \
+        "%d iterations each): test too small" % (CANCEL_NAMES.get(got, got), time.time() - t0,
+                                                 iterations)
     assert poll(kmsd, corrs[2])["reason"] == 0x09  # Operation Canceled By Requester
+    # The first one was taken by a worker as it came (the 0.2 s are for a
+    # loaded machine); it runs for seconds yet.
     time.sleep(0.2)
-    assert cancel(kmsd, corrs[0]) == UNABLE
+    got = cancel(kmsd, corrs[0])
+    assert got != COMPLETED, "the first Derive Key ended within %.2f s: test too small" % (
+        time.time() - t0)
+    assert got == UNABLE, CANCEL_NAMES.get(got, got)
     # Restart while the fourth still waits: the running ones finish first.
     kmsd.stop(timeout=120)
     kmsd.start()

@@ -5,15 +5,22 @@
  *
  * Slow operations are PBKDF2 Derive Keys with a large iteration count, so
  * that two of them keep both threads busy and a third waits in the queue
- * (which Cancel can take back). A restart is a new kmip_server_t on the
- * same store: what was answered survives, what was pending answers a
- * clear failure.
+ * (which Cancel can take back). The count comes from this machine's
+ * PBKDF2 rate (OpenSSL's, as the server's), for about DERIVE_NS each:
+ * with a fixed count, a fast enough machine finished the first one before
+ * the test's Cancel of it. A restart is a new kmip_server_t on the same
+ * store: what was answered survives, what was pending answers a clear
+ * failure.
  */
 #include "tests/unit/test_kmip_env.h"
 
 #include <time.h>
 
+#include <openssl/evp.h>
+
 #include "crypto/crypto.h"
+
+#define DERIVE_NS 1000000000LL
 
 #define A (e->a)
 
@@ -109,6 +116,22 @@ static void derive_item(kenv_t *e, ttlv_item_t *m, const char *pw, int32_t itera
     ttlv_item_t *ta = ttlv_new_struct(A, p, KMIP_TAG_TEMPLATE_ATTRIBUTE);
     rq_attr_enum(e, ta, "Cryptographic Algorithm", KMIP_CRYPTOGRAPHIC_ALGORITHM_AES);
     rq_attr_int(e, ta, "Cryptographic Length", 256);
+}
+
+/* PBKDF2-SHA-256 iterations lasting about DERIVE_NS here (at least 100 000,
+ * at most what Derive Key accepts). */
+static int32_t derive_iterations(void)
+{
+    const int n = 100000;
+    uint8_t out[32];
+    uint64_t t0 = kms_mono_ns();
+    assert_int_equal(PKCS5_PBKDF2_HMAC("password", 8, (const unsigned char *)"salt", 4, n,
+                                       EVP_sha256(), sizeof out, out), 1);
+    uint64_t ns = kms_mono_ns() - t0;
+    double want = (double)n * (double)DERIVE_NS / (double)(ns ? ns : 1);
+    if (want > CRYPTO_PBKDF2_MAX_ITERATIONS)
+        want = CRYPTO_PBKDF2_MAX_ITERATIONS;
+    return want < n ? n : (int32_t)want;
 }
 
 /* Start an asynchronous Derive Key: its correlation value (asserted
@@ -218,20 +241,29 @@ static void test_cancel_and_restart(void **state)
     kenv_t *e = *state;
     const char *pw = password(e);
     /* Two slow ones occupy both threads; the third waits. */
-    ttlv_item_t *c1 = start_derive(e, pw, 400000);
-    ttlv_item_t *c2 = start_derive(e, pw, 400000);
-    ttlv_item_t *c3 = start_derive(e, pw, 400000);
-    ttlv_item_t *c4 = start_derive(e, pw, 400000);
-    assert_int_equal(cancel_result(with_corr(e, &alice, KMIP_OPERATION_CANCEL, c3)),
-                     KMIP_CANCELLATION_RESULT_CANCELED);
+    int32_t iterations = derive_iterations();
+    uint64_t t0 = kms_mono_ns();
+    ttlv_item_t *c1 = start_derive(e, pw, iterations);
+    ttlv_item_t *c2 = start_derive(e, pw, iterations);
+    ttlv_item_t *c3 = start_derive(e, pw, iterations);
+    ttlv_item_t *c4 = start_derive(e, pw, iterations);
+    uint32_t got = cancel_result(with_corr(e, &alice, KMIP_OPERATION_CANCEL, c3));
+    if (got != KMIP_CANCELLATION_RESULT_CANCELED)
+        fail_msg("the third Derive Key was not queued any more (cancellation result %u, "
+                 "%.2f s after the first of %d iterations): test too small", got,
+                 (double)(kms_mono_ns() - t0) / 1e9, iterations);
     assert_int_equal(cancel_result(with_corr(e, &alice, KMIP_OPERATION_CANCEL, c3)),
                      KMIP_CANCELLATION_RESULT_CANCELED);
     assert_fail(with_corr(e, &alice, KMIP_OPERATION_POLL, c3),
                 KMIP_RESULT_REASON_OPERATION_CANCELED_BY_REQUESTER);
-    /* A running one cannot be canceled. */
+    /* A running one cannot be canceled (50 ms for a worker to take it up on
+     * a loaded machine; it runs for about a second). */
     nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
-    assert_int_equal(cancel_result(with_corr(e, &alice, KMIP_OPERATION_CANCEL, c1)),
-                     KMIP_CANCELLATION_RESULT_UNABLE_TO_CANCEL);
+    got = cancel_result(with_corr(e, &alice, KMIP_OPERATION_CANCEL, c1));
+    if (got == KMIP_CANCELLATION_RESULT_COMPLETED)
+        fail_msg("the first Derive Key ended within %.2f s: test too small",
+                 (double)(kms_mono_ns() - t0) / 1e9);
+    assert_int_equal(got, KMIP_CANCELLATION_RESULT_UNABLE_TO_CANCEL);
     /* At the limit (4 records) the next one answers synchronously. */
     ttlv_item_t *m = async_msg(e);
     derive_item(e, m, pw, 1000);
