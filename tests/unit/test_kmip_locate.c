@@ -9,6 +9,8 @@
  */
 #include "tests/unit/test_kmip_env.h"
 
+#include <time.h>
+
 static const kmip_peer_t ALICE = {.cert_cn = "alice", .address = "127.0.0.1:1"};
 static const kmip_peer_t BOB = {.cert_cn = "bob", .address = "127.0.0.1:2"};
 static const kmip_peer_t ROOT = {.cert_cn = "root", .address = "127.0.0.1:3"};
@@ -159,10 +161,12 @@ static void test_locate_filters(void **state)
 static void test_locate_state_by_date(void **state)
 {
     kenv_t *e = *state;
-    int64_t now = kms_now_us() / 1000000;
+    /* At least one whole second ahead (now + 1 may be a millisecond away),
+     * so the Create and the first Locate come before it. */
+    int64_t activation = kms_now_us() / 1000000 + 2;
     ttlv_item_t *m = rq_msg(e, 1, 1);
     ttlv_item_t *ta = rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, "soon");
-    rq_attr_date(e, ta, "Activation Date", now + 1);
+    rq_attr_date(e, ta, "Activation Date", activation);
     ttlv_item_t *bi = rs_item(kenv_call_peer(e, &ALICE, m), 0);
     assert_ok(bi);
     char *id = kms_arena_strdup(e->a, rs_uid(bi));
@@ -170,7 +174,8 @@ static void test_locate_state_by_date(void **state)
     ttlv_item_t *p = rq_item(e, m, KMIP_OPERATION_LOCATE);
     rq_attr_enum(e, p, "State", KMIP_STATE_ACTIVE);
     assert_int_equal(ttlv_count(locate(e, &ALICE, m), KMIP_TAG_UNIQUE_IDENTIFIER), 0);
-    sleep(2);
+    while (kms_now_us() / 1000000 < activation)
+        nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
     ttlv_item_t *r = locate(e, &ALICE, m);
     assert_int_equal(ttlv_count(r, KMIP_TAG_UNIQUE_IDENTIFIER), 1);
     assert_true(has_id(r, id));
