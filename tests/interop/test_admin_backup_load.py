@@ -10,7 +10,7 @@ import time
 import uuid
 
 from test_tenants import (SUCCESS, TAG, Kmsd, RawKmip, T, create_key, find, need_kmsd)
-from kmsd_harness import report
+from kmsd_harness import report, wait_for
 
 WRITERS = 16
 
@@ -53,7 +53,11 @@ def test_backup_while_16_clients_write_restores_identically(tmp_path):
         threads = [threading.Thread(target=writer, args=(i,)) for i in range(WRITERS)]
         for t in threads:
             t.start()
+        # A second of load, and at least a few keys per writer whatever the
+        # machine's speed, before the backup begins.
         time.sleep(1.0)
+        wait_for(lambda: errors or len(acked) > 4 * WRITERS, timeout=60,
+                 what="%d keys acknowledged before the backup" % (4 * WRITERS))
         pw = tmp_path / "pass"
         pw.write_text("backup under load\n")
         out = tmp_path / "kms.bak"
@@ -61,7 +65,9 @@ def test_backup_while_16_clients_write_restores_identically(tmp_path):
         res = json.loads(src.ctl("--json", "backup", "--out", str(out), "--passphrase-file",
                                  str(pw), check=0).stdout)
         t_end = time.monotonic()
-        time.sleep(0.5)  # writers keep going after the snapshot
+        # Writers keep going after the snapshot: some keys acknowledged after it.
+        wait_for(lambda: errors or sum(t > t_end for t, _ in list(acked)) >= WRITERS,
+                 timeout=60, what="keys acknowledged after the backup")
         stop.set()
         for t in threads:
             t.join(60)
