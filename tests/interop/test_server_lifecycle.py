@@ -2,7 +2,8 @@
 
 - `--version`, `--check-config` (0 + effective config / 2 + file:line:col);
 - a start-up failure (missing certificate) exits 2 with one clear line;
-- graceful shutdown on SIGTERM with requests in flight: all answered, exit 0;
+- graceful shutdown on SIGTERM with requests in flight (a Derive Key
+  running, Queries behind it): all answered, exit 0;
 - SIGHUP swaps the server certificate: an open connection keeps working,
   new connections see the new certificate; a broken reload keeps the old;
 - idle and handshake timeouts close silent connections;
@@ -69,18 +70,27 @@ def test_startup_failure_is_one_clear_line(kmsd_factory):
 
 
 def test_graceful_shutdown_answers_requests_in_flight(kmsd_factory):
+    from test_kmip_async import (OP_DERIVE_KEY, derive_iterations, derive_payload, message,
+                                 register_password)
     k = kmsd_factory({"limits": {"shutdown_timeout": "10s"}})
+    # Each connection's first request is a Derive Key of about 0.15 s of
+    # PBKDF2 (its count from kmsd's own rate), the others Queries behind it:
+    # the SIGTERM comes while each connection has one running and the rest
+    # received or on their way (Queries alone were all answered first).
+    pw = register_password(k)
+    derive = message(OP_DERIVE_KEY, derive_payload(pw, derive_iterations(k, pw, 0.15)))
     n_conns, per_conn = 8, 25
     socks = [k.raw_tls() for _ in range(n_conns)]
-    blob = b"".join(h.query_request() for _ in range(per_conn))
+    blob = derive + b"".join(h.query_request() for _ in range(per_conn - 1))
     answered = [0] * n_conns
+    status = [[] for _ in range(n_conns)]
     eof = [False] * n_conns
 
     def reader(i):
         s = socks[i]
         try:
             for _ in range(per_conn):
-                h.read_response(s)
+                status[i] += h.statuses(h.read_response(s))
                 answered[i] += 1
             eof[i] = h.closed_by_peer(s, 15)
         except OSError:
@@ -92,12 +102,14 @@ def test_graceful_shutdown_answers_requests_in_flight(kmsd_factory):
     for t in threads:
         t.start()
     time.sleep(0.05)
+    assert answered == [0] * n_conns, "answers came before the SIGTERM: test too small"
     k.stop(timeout=30)  # asserts exit status 0
     for t in threads:
         t.join(30)
     for s in socks:
         s.close()
     assert answered == [per_conn] * n_conns
+    assert status == [[0] * per_conn] * n_conns
     assert all(eof), "connections not closed by the server after the drain"
     log = k.log_text()
     assert "stopped" in log
