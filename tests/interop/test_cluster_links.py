@@ -23,13 +23,12 @@ def test_two_addresses_of_one_node_keep_one_link(tmp_path):
         b.start()
         wait_for(lambda: "to node a open" in b.log_text(), what="b linked to a")
         # Both addresses may connect at once at start and one replace the
-        # other once; after that the link stays.
-        time.sleep(1)
-        count = lambda: (b.log_text().count("to node a open"),
-                         a.log_text().count("from node b closed: replaced by a newer link"))
-        before = count()
-        time.sleep(3)
-        assert count() == before and before[0] <= 2, (before, count())
+        # other once (whenever a loaded machine gets to it); after that the
+        # link stays: 4 s are 40 periods of 100 ms, at most one replacement.
+        time.sleep(4)
+        count = (b.log_text().count("to node a open"),
+                 a.log_text().count("from node b closed: replaced by a newer link"))
+        assert count[0] <= 2 and count[1] <= 1, count
         b.stop()
         a.stop()
     finally:
