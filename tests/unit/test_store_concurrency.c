@@ -437,7 +437,17 @@ static void test_backup_under_load(void **state)
         wk[t] = (struct worker){.s = s, .tid = t, .prefix = "bk", .stop = &stop};
         assert_int_equal(pthread_create(&th[t], NULL, committer, &wk[t]), 0);
     }
+    /* Writes under way, and enough of them (with the 300 above, well past
+     * one 64-page backup step) however slowly this machine writes: the 300
+     * alone are about 60 pages. */
     usleep(100 * 1000);
+    for (int waited = 0, n = 0; n < 300; waited++) {
+        assert_true(waited < 3000); /* 30 s */
+        n = 0;
+        for (int t = 0; t < T; t++)
+            n += __atomic_load_n(&wk[t].done, __ATOMIC_RELAXED);
+        usleep(10 * 1000);
+    }
     char dest[160];
     snprintf(dest, sizeof(dest), "%s/backup.db", g_dir);
     struct prog p = {0};
@@ -452,6 +462,7 @@ static void test_backup_under_load(void **state)
     }
     print_message("backup: %d progress calls, %d pages; %d writes during the test\n", p.calls,
                   p.total, written);
+    assert_true(p.total > 64); /* more than one step to copy */
     assert_true(p.calls >= 2); /* copied in steps */
     assert_int_equal(p.last_done, p.total);
     assert_int_equal(p.backwards, 0);
