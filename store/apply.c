@@ -502,8 +502,9 @@ int store_client_put_row(store_t *s, const store_client_t *c, int64_t created_us
     store_bind_text(st, 2, c->tenant);
     store_bind_text(st, 3, c->role);
     store_bind_text(st, 4, c->kind);
-    store_bind_text(st, 5, strcmp(c->kind, "cert") == 0 ? c->cert_sha256 : "");
-    store_bind_text(st, 6, strcmp(c->kind, "password") == 0 ? c->password_hash : "");
+    bool device = strcmp(c->kind, "device") == 0;
+    store_bind_text(st, 5, device || strcmp(c->kind, "cert") == 0 ? c->cert_sha256 : "");
+    store_bind_text(st, 6, device || strcmp(c->kind, "password") == 0 ? c->password_hash : "");
     sqlite3_bind_int64(st, 7, created_us);
     sqlite3_bind_int64(st, 8, id->hlc);
     store_bind_text(st, 9, id->origin);
@@ -512,7 +513,7 @@ int store_client_put_row(store_t *s, const store_client_t *c, int64_t created_us
     err = store_wrun(s, st, "client");
     if (err == KMS_ERR_EXISTS && is_constraint(s, SQLITE_CONSTRAINT_FOREIGNKEY))
         return KMS_ERR_NOTFOUND; /* no such tenant */
-    return err; /* KMS_ERR_EXISTS: certificate already bound to another client */
+    return err; /* KMS_ERR_EXISTS: certificate or device serial bound to another client */
 }
 
 /* Local tenant and client changes: the row, its log row, and its

@@ -49,6 +49,10 @@ static const char *const rsql[RS__COUNT] = {
     [RS_CLIENT_BY_NAME] = "SELECT " CLIENT_COLS " FROM clients WHERE name = ?1",
     [RS_CLIENT_BY_CERT] = "SELECT " CLIENT_COLS " FROM clients"
                           " WHERE kind = 'cert' AND cert_sha256 = ?1",
+    /* The expression of the clients_device index (schema v9): the serial
+     * number, the first of a device's packed identifiers. */
+    [RS_CLIENT_BY_DEVICE] = "SELECT " CLIENT_COLS " FROM clients WHERE kind = 'device'"
+                            " AND substr(cert_sha256, 1, instr(cert_sha256, char(31)) - 1) = ?1",
     [RS_CLIENT_LIST] = "SELECT " CLIENT_COLS " FROM clients ORDER BY name",
     [RS_NKEY_COUNT] = "SELECT count(*) FROM (SELECT 1 FROM attributes WHERE name = ?1"
                       " AND ikey IS NOT NULL AND ikey BETWEEN ?2 AND ?3 LIMIT ?4)",

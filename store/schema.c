@@ -202,6 +202,31 @@ static const char *const migrations[] = {
     " result BLOB NOT NULL) WITHOUT ROWID;"
     "CREATE INDEX async_ops_owner ON async_ops (identity, tenant);"
     "CREATE INDEX async_ops_expiry ON async_ops (expires_us);",
+    /* v9: device clients (KMIP Device credentials). The kind's CHECK
+     * constraint names them, which SQLite changes only by copying the
+     * table. A device client's identifiers are packed into cert_sha256
+     * (store/identity.c), its serial number first; clients_device makes
+     * that serial number unique among device clients and finds one. */
+    "CREATE TABLE clients_v9 ("
+    " name TEXT PRIMARY KEY NOT NULL,"
+    " tenant TEXT NOT NULL REFERENCES tenants(name),"
+    " role TEXT NOT NULL CHECK (role IN ('client', 'admin')),"
+    " kind TEXT NOT NULL CHECK (kind IN ('cert', 'password', 'device')),"
+    " cert_sha256 TEXT NOT NULL DEFAULT '',"
+    " password_hash TEXT NOT NULL DEFAULT '',"
+    " created_us INTEGER NOT NULL,"
+    " hlc INTEGER NOT NULL DEFAULT 0,"
+    " origin TEXT NOT NULL DEFAULT '',"
+    " origin_seq INTEGER NOT NULL DEFAULT 0);"
+    "INSERT INTO clients_v9 (name, tenant, role, kind, cert_sha256, password_hash, created_us,"
+    " hlc, origin, origin_seq) SELECT name, tenant, role, kind, cert_sha256, password_hash,"
+    " created_us, hlc, origin, origin_seq FROM clients;"
+    "DROP TABLE clients;"
+    "ALTER TABLE clients_v9 RENAME TO clients;"
+    "CREATE UNIQUE INDEX clients_cert ON clients(cert_sha256) WHERE kind = 'cert' AND cert_sha256 <> '';"
+    "CREATE INDEX clients_tenant ON clients(tenant);"
+    "CREATE UNIQUE INDEX clients_device ON clients(substr(cert_sha256, 1,"
+    " instr(cert_sha256, char(31)) - 1)) WHERE kind = 'device';",
 };
 
 const int store_schema_current = (int)KMS_ARRAY_SIZE(migrations);

@@ -328,13 +328,33 @@ typedef void (*store_count_cb)(uint32_t object_type, uint32_t state, int64_t n, 
 int store_count_by_type_state(store_reader_t *r, store_count_cb cb, void *arg);
 
 /* ------------------------------------------------------ tenants, clients */
+/* The identifiers of a KMIP Device credential (KMIP 1.1 section 2.1.2,
+ * Table 5) a device client is registered with: 1..STORE_DEVICE_FIELD_MAX
+ * bytes of printable text each (no control characters), "" = not
+ * registered. The serial number is required and unique among device
+ * clients. */
+#define STORE_DEVICE_FIELD_MAX 64
+typedef struct store_device {
+    char serial[STORE_DEVICE_FIELD_MAX + 1];     /* Device Serial Number */
+    char device_id[STORE_DEVICE_FIELD_MAX + 1];  /* Device Identifier */
+    char network_id[STORE_DEVICE_FIELD_MAX + 1]; /* Network Identifier */
+    char machine_id[STORE_DEVICE_FIELD_MAX + 1]; /* Machine Identifier */
+    char media_id[STORE_DEVICE_FIELD_MAX + 1];   /* Media Identifier */
+} store_device_t;
+
+/* A client identity. `cert_sha256` is the client's match key, whose form
+ * depends on the kind; a device client's identifiers travel in it (packed
+ * by store_client_set_device) so that backups and replication, which copy
+ * these fields as they are, carry them without a format of their own. */
 typedef struct store_client {
     char name[128];          /* unique: CN for certificates, user name for passwords */
     char tenant[64];
     char role[16];           /* "client" | "admin" */
-    char kind[16];           /* "cert" | "password" */
-    char cert_sha256[65];    /* lower-case hex fingerprint (kind cert), else "" */
-    char password_hash[160]; /* Argon2id encoded hash (kind password), else "" */
+    char kind[16];           /* "cert" | "password" | "device" */
+    char cert_sha256[5 * (STORE_DEVICE_FIELD_MAX + 1)];
+                             /* kind cert: lower-case hex fingerprint, or "" (by CN);
+                                kind device: its identifiers (store_client_device); else "" */
+    char password_hash[160]; /* Argon2id encoded hash (kinds password, device), else "" */
     int64_t created_us;
     store_change_id_t change; /* set by the store on reads; ignored by store_write_client */
 } store_client_t;
@@ -346,14 +366,25 @@ int store_write_tenant(store_write_t *w, const char *tenant, bool remove);
 /* Add or update (by name; created_us kept) or remove a client. Checked when
  * added: role "client"|"admin", kind "cert" (cert_sha256 = 64 lower-case
  * hex, or "" for a client identified by subject CN alone) | "password"
- * (non-empty hash) -> KMS_ERR_INVAL. On commit: unknown
- * tenant KMS_ERR_NOTFOUND; a fingerprint bound to another client
- * KMS_ERR_EXISTS; removing a missing client KMS_ERR_NOTFOUND. */
+ * (non-empty hash) | "device" (non-empty hash, identifiers as
+ * store_client_set_device makes them) -> KMS_ERR_INVAL. On commit: unknown
+ * tenant KMS_ERR_NOTFOUND; a fingerprint or device serial number bound to
+ * another client KMS_ERR_EXISTS; removing a missing client KMS_ERR_NOTFOUND. */
 int store_write_client(store_write_t *w, const store_client_t *c, bool remove);
 int store_tenant_exists(store_reader_t *r, const char *tenant);     /* 0 or KMS_ERR_NOTFOUND */
 int store_list_tenants(store_reader_t *r, kms_arena_t *a, char ***out, size_t *n_out);
 int store_client_by_name(store_reader_t *r, const char *name, store_client_t *out);
 int store_client_by_cert(store_reader_t *r, const char *sha256_hex, store_client_t *out);
+/* The device client registered with this Device Serial Number: 0,
+ * KMS_ERR_NOTFOUND, KMS_ERR_INVAL (NULL), or a read error. */
+int store_client_by_device(store_reader_t *r, const char *serial, store_client_t *out);
+/* Make *c a device client's record of *d (kind "device", identifiers in
+ * cert_sha256). KMS_ERR_INVAL when the serial number is missing or a field
+ * is too long or holds a control character; *c is then unchanged. */
+int store_client_set_device(store_client_t *c, const store_device_t *d);
+/* The identifiers of a device client: 0, or KMS_ERR_INVAL when *c is not
+ * a well-formed device record (*out then zeroed). */
+int store_client_device(const store_client_t *c, store_device_t *out);
 int store_list_clients(store_reader_t *r, kms_arena_t *a, store_client_t **out, size_t *n_out);
 
 /* --------------------------------------------------------------- backup */

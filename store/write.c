@@ -313,6 +313,11 @@ static bool client_ok(const store_client_t *c)
     } else if (strcmp(c->kind, "password") == 0) {
         if (!field_ok(c->password_hash, sizeof(c->password_hash)))
             return false;
+    } else if (strcmp(c->kind, "device") == 0) {
+        store_device_t d;
+        if (!field_ok(c->password_hash, sizeof(c->password_hash)) ||
+            store_client_device(c, &d) != 0)
+            return false;
     } else {
         return false;
     }

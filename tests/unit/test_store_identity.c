@@ -2,7 +2,10 @@
  * file: create, read, update, delete; lookups by name and by certificate
  * fingerprint; the rules that keep identities consistent (a client needs
  * its tenant, a tenant with clients or objects cannot be removed, one
- * certificate maps to one client); validation; persistence across reopen. */
+ * certificate maps to one client); validation; persistence across reopen;
+ * device clients (their identifiers packed into the record and back,
+ * lookup by serial number, one serial number per device client, and the
+ * schema v8 -> v9 upgrade that admits them). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "common/kms.h"
 #include "store/store.h"
@@ -253,12 +257,166 @@ static void test_clients(void **state)
     store_close(s);
 }
 
+static store_client_t device_client(const char *name, const char *tenant, const char *serial,
+                                    const char *network)
+{
+    store_client_t c;
+    memset(&c, 0, sizeof(c));
+    snprintf(c.name, sizeof(c.name), "%s", name);
+    snprintf(c.tenant, sizeof(c.tenant), "%s", tenant);
+    strcpy(c.role, "client");
+    strcpy(c.password_hash, "$argon2id$v=19$m=65536,t=3,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo");
+    store_device_t d;
+    memset(&d, 0, sizeof(d));
+    snprintf(d.serial, sizeof(d.serial), "%s", serial);
+    snprintf(d.network_id, sizeof(d.network_id), "%s", network);
+    assert_int_equal(store_client_set_device(&c, &d), 0);
+    return c;
+}
+
+static void test_device_clients(void **state)
+{
+    (void)state;
+    store_t *s = open_store();
+    store_reader_t *r = NULL;
+    assert_int_equal(store_reader_new(s, &r), 0);
+    assert_int_equal(tenant_op(s, "acme", false), 0);
+
+    /* packing: every field round-trips, absent ones stay absent */
+    store_device_t d, back;
+    memset(&d, 0, sizeof(d));
+    strcpy(d.serial, "serNum123456");
+    strcpy(d.device_id, "devID2233");
+    strcpy(d.media_id, "mediaID313");
+    store_client_t c = device_client("tape-1", "acme", "x", "");
+    assert_int_equal(store_client_set_device(&c, &d), 0);
+    assert_string_equal(c.kind, "device");
+    assert_int_equal(store_client_device(&c, &back), 0);
+    assert_memory_equal(&d, &back, sizeof(d));
+    /* refused identifiers leave the record alone */
+    store_device_t bad = d;
+    bad.serial[0] = '\0';
+    assert_int_equal(store_client_set_device(&c, &bad), KMS_ERR_INVAL);
+    bad = d;
+    strcpy(bad.network_id, "a\x1f" "b");
+    assert_int_equal(store_client_set_device(&c, &bad), KMS_ERR_INVAL);
+    bad = d;
+    memset(bad.machine_id, 'm', STORE_DEVICE_FIELD_MAX + 1); /* no terminator */
+    assert_int_equal(store_client_set_device(&c, &bad), KMS_ERR_INVAL);
+    assert_int_equal(store_client_device(&c, &back), 0);
+    assert_string_equal(back.serial, "serNum123456");
+    /* a record that is not a device's has no identifiers */
+    store_client_t notdev = cert_client("x", "acme", FP_A);
+    assert_int_equal(store_client_device(&notdev, &back), KMS_ERR_INVAL);
+    assert_string_equal(back.serial, "");
+
+    /* stored, found by serial number, never by name of a field or by cert */
+    int64_t t0 = kms_now_us();
+    assert_int_equal(client_op(s, &c, false), 0);
+    store_client_t got;
+    assert_int_equal(store_client_by_device(r, "serNum123456", &got), 0);
+    assert_string_equal(got.name, "tape-1");
+    assert_string_equal(got.kind, "device");
+    assert_string_equal(got.password_hash, c.password_hash);
+    assert_true(got.created_us >= t0);
+    assert_int_equal(store_client_device(&got, &back), 0);
+    assert_memory_equal(&d, &back, sizeof(d));
+    assert_int_equal(store_client_by_device(r, "serNum", &got), KMS_ERR_NOTFOUND);
+    assert_int_equal(store_client_by_device(r, "devID2233", &got), KMS_ERR_NOTFOUND);
+    assert_int_equal(store_client_by_device(r, "", &got), KMS_ERR_NOTFOUND);
+    assert_int_equal(store_client_by_cert(r, c.cert_sha256, &got), KMS_ERR_NOTFOUND);
+    assert_int_equal(store_client_by_device(r, NULL, &got), KMS_ERR_INVAL);
+
+    /* one serial number, one device client; other identifiers may repeat */
+    store_client_t c2 = device_client("tape-2", "acme", "serNum123456", "net9");
+    assert_int_equal(client_op(s, &c2, false), KMS_ERR_EXISTS);
+    c2 = device_client("tape-2", "acme", "serNum101010", "");
+    assert_int_equal(store_client_set_device(&c2, &(store_device_t){.serial = "serNum101010",
+                                                                  .device_id = "devID2233"}),
+                     0);
+    assert_int_equal(client_op(s, &c2, false), 0);
+    assert_int_equal(store_client_by_device(r, "serNum101010", &got), 0);
+    assert_string_equal(got.name, "tape-2");
+
+    /* validation before the writer: a hash and well-formed identifiers */
+    store_write_t *w = store_write_new();
+    store_client_t badc = c;
+    badc.password_hash[0] = '\0';
+    assert_int_equal(store_write_client(w, &badc, false), KMS_ERR_INVAL);
+    badc = c;
+    strcpy(badc.cert_sha256, "serNum123456"); /* no separators */
+    assert_int_equal(store_write_client(w, &badc, false), KMS_ERR_INVAL);
+    badc = c;
+    strcpy(badc.cert_sha256, "\x1f\x1f\x1f\x1f"); /* no serial number */
+    assert_int_equal(store_write_client(w, &badc, false), KMS_ERR_INVAL);
+    store_write_free(w);
+
+    /* removal frees the serial number */
+    assert_int_equal(client_op(s, &c, true), 0);
+    assert_int_equal(store_client_by_device(r, "serNum123456", &got), KMS_ERR_NOTFOUND);
+    store_reader_free(r);
+    store_close(s);
+}
+
+/* A v8 database (kind limited to cert and password) is upgraded to v9 with
+ * its clients kept, and then takes device clients. */
+static void test_device_upgrade(void **state)
+{
+    (void)state;
+    store_t *s = open_store();
+    assert_int_equal(tenant_op(s, "acme", false), 0);
+    store_client_t c = cert_client("vcenter-1", "acme", FP_A);
+    assert_int_equal(client_op(s, &c, false), 0);
+    store_close(s);
+    /* Back to v8: the clients table as v8 made it, the v9 record gone. */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(g_path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "BEGIN;"
+                     "CREATE TABLE c8 (name TEXT PRIMARY KEY NOT NULL,"
+                     " tenant TEXT NOT NULL REFERENCES tenants(name),"
+                     " role TEXT NOT NULL CHECK (role IN ('client', 'admin')),"
+                     " kind TEXT NOT NULL CHECK (kind IN ('cert', 'password')),"
+                     " cert_sha256 TEXT NOT NULL DEFAULT '', password_hash TEXT NOT NULL DEFAULT '',"
+                     " created_us INTEGER NOT NULL, hlc INTEGER NOT NULL DEFAULT 0,"
+                     " origin TEXT NOT NULL DEFAULT '', origin_seq INTEGER NOT NULL DEFAULT 0);"
+                     "INSERT INTO c8 SELECT name, tenant, role, kind, cert_sha256, password_hash,"
+                     " created_us, hlc, origin, origin_seq FROM clients;"
+                     "DROP TABLE clients; ALTER TABLE c8 RENAME TO clients;"
+                     "CREATE UNIQUE INDEX clients_cert ON clients(cert_sha256)"
+                     " WHERE kind = 'cert' AND cert_sha256 <> '';"
+                     "CREATE INDEX clients_tenant ON clients(tenant);"
+                     "DELETE FROM schema_version WHERE version = 9; COMMIT;",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    /* a v8 table refuses a device client */
+    assert_int_not_equal(sqlite3_exec(db, "INSERT INTO clients(name, tenant, role, kind, created_us)"
+                                          " VALUES ('d', 'acme', 'client', 'device', 1)",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+    sqlite3_close(db);
+    s = open_store();
+    store_reader_t *r = NULL;
+    assert_int_equal(store_reader_new(s, &r), 0);
+    store_client_t got;
+    assert_int_equal(store_client_by_cert(r, FP_A, &got), 0);
+    assert_string_equal(got.name, "vcenter-1");
+    c = device_client("tape-1", "acme", "serNum123456", "");
+    assert_int_equal(client_op(s, &c, false), 0);
+    assert_int_equal(store_client_by_device(r, "serNum123456", &got), 0);
+    store_reader_free(r);
+    store_close(s);
+}
+
 int main(void)
 {
     kms_log_set_level(KMS_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_tenants, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clients, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_device_clients, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_device_upgrade, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
