@@ -7,10 +7,13 @@
  * A client is identified by its TLS certificate (SHA-256 fingerprint in the
  * store's clients table, or its subject CN for clients registered by CN
  * without a fingerprint; the TLS layer has already checked the chain
- * against tls.client_ca) and/or by the KMIP Credential (user name +
- * password, verified against an Argon2id hash). When both are present they
- * must belong to the same tenant. Everything else is Permission Denied,
- * with a log line saying why (never the password).
+ * against tls.client_ca) and/or by the KMIP Credential: a user name and
+ * password, or a Device credential (the device client registered with its
+ * serial number, its other registered identifiers equal, its password),
+ * each verified against an Argon2id hash. When a certificate and a
+ * Credential are both present they must belong to the same tenant.
+ * Everything else is Permission Denied, with a log line saying why (never
+ * the password).
  *
  * A certificate's client is looked up in the clients table (one indexed
  * SQLite read on the calling thread's store reader) and the answer kept in
@@ -23,7 +26,8 @@
  * random key: a changed or removed hash can never hit the cache.
  *
  * It deliberately does not decide what an identity may do with an object:
- * the operations enforce tenant ownership and roles.
+ * the operations enforce tenant ownership and roles. Attestation
+ * credentials are not verified (no attestation is offered).
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -284,12 +288,41 @@ int kmip_identify_cert(kmip_server_t *s, const kmip_peer_t *peer, kmip_identity_
 }
 
 /* ------------------------------------------------------------ identity */
+/* The Argon2id step of a Credential. `why` NULL: verify `password` against
+ * the registered client *c (through the cache). Otherwise the credential is
+ * refused for `why` (logged), after the same Argon2id work against the
+ * dummy hash, so that unknown names and mismatched devices cannot be told
+ * from a wrong password by timing. `who` names the credential in logs.
+ * 0 or PERM. */
+static int verify_secret(kmip_auth_t *a, const kmip_peer_t *peer, const store_client_t *c,
+                         const char *password, const char *who, const char *why)
+{
+    size_t plen = password ? strlen(password) : 0;
+    bool usable = plen > 0 && plen <= AUTH_MAX_PASSWORD;
+    if (why || !usable) {
+        if (usable)
+            (void)argon2id_verify(a->dummy_hash, password, plen);
+        kms_log(KMS_LOG_WARN, AUTH_COMPONENT, "refused %s: %s %s", nz(peer->address), who,
+                why ? why : "sent an empty or oversized password");
+        return KMS_ERR_PERM;
+    }
+    unsigned char tag[32];
+    cache_tag(a, c->name, password, c->password_hash, tag);
+    if (cache_hit(a, tag))
+        return 0;
+    if (argon2id_verify(c->password_hash, password, plen) != ARGON2_OK) {
+        kms_log(KMS_LOG_WARN, AUTH_COMPONENT, "refused %s: wrong password for %s",
+                nz(peer->address), who);
+        return KMS_ERR_PERM;
+    }
+    cache_put(a, tag);
+    return 0;
+}
+
 /* Verify a password client. 0, PERM or UNAVAIL. */
 static int check_password(kmip_server_t *s, const kmip_peer_t *peer, const char *username,
                           const char *password, store_client_t *c)
 {
-    kmip_auth_t *a = &s->auth;
-    size_t plen = password ? strlen(password) : 0;
     store_reader_t *r = kmip_thread_reader(s);
     if (!r)
         return KMS_ERR_UNAVAIL;
@@ -297,26 +330,55 @@ static int check_password(kmip_server_t *s, const kmip_peer_t *peer, const char 
     if (rc != 0 && rc != KMS_ERR_NOTFOUND)
         return KMS_ERR_UNAVAIL;
     bool known = rc == 0 && strcmp(c->kind, "password") == 0 && c->password_hash[0];
-    if (!known || plen == 0 || plen > AUTH_MAX_PASSWORD) {
-        /* Spend the same time as a real check so user names cannot be probed. */
-        if (plen > 0 && plen <= AUTH_MAX_PASSWORD)
-            (void)argon2id_verify(a->dummy_hash, password, plen);
-        kms_log(KMS_LOG_WARN, AUTH_COMPONENT, "refused %s: user '%s' %s", nz(peer->address),
-                username, known ? "sent an empty or oversized password" : "is not a registered password client");
-        return KMS_ERR_PERM;
-    }
-    unsigned char tag[32];
-    cache_tag(a, c->name, password, c->password_hash, tag);
-    if (cache_hit(a, tag))
-        return 0;
-    int vr = argon2id_verify(c->password_hash, password, plen);
-    if (vr != ARGON2_OK) {
-        kms_log(KMS_LOG_WARN, AUTH_COMPONENT, "refused %s: wrong password for user '%s'",
-                nz(peer->address), username);
-        return KMS_ERR_PERM;
-    }
-    cache_put(a, tag);
-    return 0;
+    char who[200];
+    snprintf(who, sizeof who, "user '%s'", username);
+    return verify_secret(&s->auth, peer, c, password, who,
+                         known ? NULL : "is not a registered password client");
+}
+
+/* The first identifier a device client registered that the credential
+ * does not carry with the same value, or NULL. Identifiers it did not
+ * register are not compared. They are not secrets: a plain comparison. */
+static const char *device_mismatch(const store_device_t *reg, const kmip_device_cred_t *dev)
+{
+    const struct {
+        const char *want, *got, *name;
+    } f[4] = {{reg->device_id, dev->device_id, "Device Identifier"},
+              {reg->network_id, dev->network_id, "Network Identifier"},
+              {reg->machine_id, dev->machine_id, "Machine Identifier"},
+              {reg->media_id, dev->media_id, "Media Identifier"}};
+    for (size_t i = 0; i < 4; i++)
+        if (f[i].want[0] && (!f[i].got || strcmp(f[i].want, f[i].got) != 0))
+            return f[i].name;
+    return NULL;
+}
+
+/* Verify a device client (kmip_identify_device). 0, PERM or UNAVAIL. */
+static int check_device(kmip_server_t *s, const kmip_peer_t *peer, const kmip_device_cred_t *dev,
+                        store_client_t *c)
+{
+    store_reader_t *r = kmip_thread_reader(s);
+    if (!r)
+        return KMS_ERR_UNAVAIL;
+    const char *serial = dev->serial ? dev->serial : "";
+    int rc = *serial ? store_client_by_device(r, serial, c) : KMS_ERR_NOTFOUND;
+    if (rc != 0 && rc != KMS_ERR_NOTFOUND)
+        return KMS_ERR_UNAVAIL;
+    store_device_t reg;
+    bool known = rc == 0 && c->password_hash[0] && store_client_device(c, &reg) == 0;
+    const char *field = known ? device_mismatch(&reg, dev) : NULL;
+    char who[200], why[80];
+    if (known)
+        snprintf(who, sizeof who, "device '%s' (serial number '%s')", c->name, serial);
+    else
+        snprintf(who, sizeof who, "device serial number '%s'", serial);
+    if (field)
+        snprintf(why, sizeof why, "sent a %s that does not match its registration", field);
+    return verify_secret(&s->auth, peer, c, dev->password, who,
+                         !*serial ? "sent no Device Serial Number"
+                         : !known ? "is not a registered device client"
+                         : field  ? why
+                                  : NULL);
 }
 
 static void fill_identity(const store_client_t *c, kmip_identity_t *id)
@@ -327,15 +389,15 @@ static void fill_identity(const store_client_t *c, kmip_identity_t *id)
 }
 
 /* Certificate and Credential together: the same tenant, the credential
- * names the user, and the lesser of the two roles applies. */
+ * names the client, and the lesser of the two roles applies. */
 static int combine(const kmip_peer_t *peer, const store_client_t *cc, const store_client_t *pc,
                    kmip_identity_t *id)
 {
     if (strcmp(cc->tenant, pc->tenant) != 0) {
         kms_log(KMS_LOG_WARN, AUTH_COMPONENT,
-                "refused %s: credential of user '%s' (tenant %s) over the certificate of "
+                "refused %s: credential of %s client '%s' (tenant %s) over the certificate of "
                 "'%s' (tenant %s)",
-                nz(peer->address), pc->name, pc->tenant, cc->name, cc->tenant);
+                nz(peer->address), pc->kind, pc->name, pc->tenant, cc->name, cc->tenant);
         return KMS_ERR_PERM;
     }
     fill_identity(pc, id);
@@ -344,8 +406,11 @@ static int combine(const kmip_peer_t *peer, const store_client_t *cc, const stor
     return 0;
 }
 
-int kmip_identify(kmip_server_t *s, const kmip_peer_t *peer, const char *username,
-                  const char *password, kmip_identity_t *id_out)
+/* kmip_identify and kmip_identify_device: a certificate and/or one
+ * Credential (a user's when `username` is set, else a device's when `dev`
+ * is). */
+static int identify(kmip_server_t *s, const kmip_peer_t *peer, const char *username,
+                    const char *password, const kmip_device_cred_t *dev, kmip_identity_t *id_out)
 {
     static const kmip_peer_t nopeer = {NULL, NULL, NULL};
     if (!s || !id_out)
@@ -354,7 +419,8 @@ int kmip_identify(kmip_server_t *s, const kmip_peer_t *peer, const char *usernam
         peer = &nopeer;
     memset(id_out, 0, sizeof(*id_out));
     bool has_cert = (peer->cert_sha256 && *peer->cert_sha256) || (peer->cert_cn && *peer->cert_cn);
-    bool has_cred = username && *username;
+    bool has_user = username && *username;
+    bool has_cred = has_user || dev;
     if (!has_cert && !has_cred) {
         kms_log(KMS_LOG_WARN, AUTH_COMPONENT,
                 "refused %s: no client certificate and no credential", nz(peer->address));
@@ -369,8 +435,10 @@ int kmip_identify(kmip_server_t *s, const kmip_peer_t *peer, const char *usernam
             rc = KMS_ERR_PERM;
         }
     }
-    if (rc == 0 && has_cred)
+    if (rc == 0 && has_user)
         rc = check_password(s, peer, username, password, &pc);
+    else if (rc == 0 && dev)
+        rc = check_device(s, peer, dev, &pc);
     if (rc == 0 && has_cert && has_cred)
         rc = combine(peer, &cc, &pc, id_out);
     else if (rc == 0)
@@ -379,5 +447,19 @@ int kmip_identify(kmip_server_t *s, const kmip_peer_t *peer, const char *usernam
         kms_log(KMS_LOG_ERROR, AUTH_COMPONENT, "cannot read the clients table");
     if (rc)
         memset(id_out, 0, sizeof(*id_out));
+    kms_wipe(pc.password_hash, sizeof pc.password_hash);
     return rc;
+}
+
+int kmip_identify(kmip_server_t *s, const kmip_peer_t *peer, const char *username,
+                  const char *password, kmip_identity_t *id_out)
+{
+    return identify(s, peer, username, password, NULL, id_out);
+}
+
+int kmip_identify_device(kmip_server_t *s, const kmip_peer_t *peer, const kmip_device_cred_t *dev,
+                         kmip_identity_t *id_out)
+{
+    static const kmip_device_cred_t none;
+    return identify(s, peer, NULL, NULL, dev ? dev : &none, id_out);
 }

@@ -140,7 +140,8 @@ void kmip_server_free(kmip_server_t *s);
  * certificate (SHA-256 fingerprint in the store's clients table, or the
  * subject CN of a client registered by CN alone) and/or a Credential (user
  * name + password, verified against the stored Argon2id hash; both present:
- * the same tenant, the lesser role). Certificate answers are cached per
+ * the same tenant, the lesser role; Device credentials:
+ * kmip_identify_device). Certificate answers are cached per
  * thread until a commit changes clients or tenants; successful password
  * verifications are cached for 5 minutes, keyed by the stored hash.
  * Returns 0 with *id_out filled, KMS_ERR_PERM (refused; a log line says
@@ -150,6 +151,30 @@ void kmip_server_free(kmip_server_t *s);
  */
 int kmip_identify(kmip_server_t *s, const kmip_peer_t *peer, const char *username,
                   const char *password, kmip_identity_t *id_out);
+
+/* A KMIP Device credential as a request carries it (KMIP 1.1 section
+ * 2.1.2, Table 5); NULL = the field was not sent. */
+typedef struct kmip_device_cred {
+    const char *serial;        /* Device Serial Number */
+    const char *password;
+    const char *device_id;     /* Device Identifier */
+    const char *network_id;    /* Network Identifier */
+    const char *machine_id;    /* Machine Identifier */
+    const char *media_id;      /* Media Identifier */
+} kmip_device_cred_t;
+
+/*
+ * kmip_identify for a request whose Credential is a Device credential: the
+ * device client registered with its Device Serial Number, whose other
+ * registered identifiers the credential must all carry with the same
+ * values (identifiers the client did not register are not compared), and
+ * whose password must verify against the stored Argon2id hash. An unknown
+ * or mismatched device costs the same Argon2id time as a wrong password.
+ * With a certificate: the same tenant, the lesser role, as for a user.
+ * Same returns and threads as kmip_identify.
+ */
+int kmip_identify_device(kmip_server_t *s, const kmip_peer_t *peer, const kmip_device_cred_t *dev,
+                         kmip_identity_t *id_out);
 
 /*
  * For tls.require_registered, right after the handshake: 0 when a
@@ -212,7 +237,8 @@ int kmip_request_decode(kmip_server_t *s, const kmip_peer_t *peer, const uint8_t
 /* Reads and single writes an event loop may execute (see
  * kmip_request_execute). False when an item could block (Locate, whose
  * cost grows with the store; key pair generation; Re-key's two writes) or
- * the request carries a Credential (password hashing). */
+ * the request carries a Credential (password hashing, also for a Device
+ * credential). */
 bool kmip_request_can_run_inline(const kmip_request_t *r);
 
 /*

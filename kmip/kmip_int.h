@@ -122,9 +122,10 @@ struct kmip_request {
     bool have_version;
     int64_t max_resp;            /* the client's Maximum Response Size; 0 = none */
     const char *username, *password; /* Credential, or NULL */
-    const char *device;          /* Device Credential's Device Serial Number (or Device
-                                    Identifier), or NULL: names the identity only with
-                                    KMIP_ACCESS_OPEN */
+    bool has_device;             /* the Credential is a Device credential */
+    kmip_device_cred_t dev;      /* its fields (verified by kmip_identify_device) */
+    const char *device;          /* its Device Serial Number (or Device Identifier), or
+                                    NULL: names the identity with KMIP_ACCESS_OPEN */
     uint32_t bec;                /* Batch Error Continuation Option */
 
     kmip_item_t *items;

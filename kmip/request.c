@@ -42,14 +42,25 @@ static const char *parse_credential(const ttlv_item_t *au, kmip_request_t *r)
         r->username = ttlv_text(u);
         r->password = p ? ttlv_text(p) : NULL;
     }
-    if (ttlv_u32(ct) == KMIP_CREDENTIAL_TYPE_DEVICE && cv) {
-        const ttlv_item_t *d = child(cv, KMIP_TAG_DEVICE_SERIAL_NUMBER, TTLV_TEXT_STRING);
-        if (!d)
-            d = child(cv, KMIP_TAG_DEVICE_IDENTIFIER, TTLV_TEXT_STRING);
-        r->device = d ? ttlv_text(d) : NULL;
+    if (ttlv_u32(ct) == KMIP_CREDENTIAL_TYPE_DEVICE) {
+        /* Every field is optional in the structure; what a device client
+         * must send is kmip_identify_device's business. */
+        static const uint32_t tags[6] = {KMIP_TAG_DEVICE_SERIAL_NUMBER, KMIP_TAG_PASSWORD,
+                                         KMIP_TAG_DEVICE_IDENTIFIER, KMIP_TAG_NETWORK_IDENTIFIER,
+                                         KMIP_TAG_MACHINE_IDENTIFIER, KMIP_TAG_MEDIA_IDENTIFIER};
+        const char **dst[6] = {&r->dev.serial,     &r->dev.password,   &r->dev.device_id,
+                               &r->dev.network_id, &r->dev.machine_id, &r->dev.media_id};
+        for (size_t i = 0; i < 6; i++) {
+            const ttlv_item_t *f = cv ? ttlv_find(cv, tags[i]) : NULL;
+            if (f && f->type != TTLV_TEXT_STRING)
+                return "malformed Device credential";
+            *dst[i] = f ? ttlv_text(f) : NULL;
+        }
+        r->has_device = true;
+        r->device = r->dev.serial ? r->dev.serial : r->dev.device_id;
     }
-    /* Device and Attestation credentials carry nothing kmsd verifies: with
-     * the clients table, identity comes from the TLS client certificate. */
+    /* Attestation credentials carry nothing kmsd verifies: identity comes
+     * from the TLS client certificate. */
     return NULL;
 }
 
@@ -245,7 +256,7 @@ bool kmip_request_can_run_inline(const kmip_request_t *r)
         return false;
     if (r->invalid)
         return true; /* answered at once */
-    if (r->username || r->password)
+    if (r->username || r->password || r->has_device)
         return false; /* the password is hashed */
     for (size_t i = 0; i < r->n_items; i++) {
         const kmip_item_t *it = &r->items[i];
@@ -296,7 +307,11 @@ int kmip_request_authenticate(kmip_request_t *r)
         kms_strlcpy(id->tenant, "default", sizeof(id->tenant));
         id->role = KMIP_ROLE_ADMIN;
     } else {
-        (void)kmip_identify(s, &r->peer, r->username, r->password, id); /* zeroed if refused */
+        /* *id is zeroed if refused */
+        if (r->has_device)
+            (void)kmip_identify_device(s, &r->peer, &r->dev, id);
+        else
+            (void)kmip_identify(s, &r->peer, r->username, r->password, id);
     }
     r->denied = id->role == KMIP_ROLE_NONE;
     return r->denied ? KMS_ERR_PERM : 0;

@@ -4,7 +4,10 @@
  * certificate identities (fingerprint, CN-only registration), password
  * identities (Argon2id), the both-present tenant rule, refusal of
  * unknown/removed clients with no stale cache, the require_registered
- * check, and the same verdicts through a request's authenticate step.
+ * check, and the same verdicts through a request's authenticate step;
+ * device identities (KMIP Device credentials): every refusal, the
+ * certificate rules, removal, the cost of an unknown device, and the
+ * Device credential as a request carries it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -298,6 +301,277 @@ static void test_request_authenticate(void **state)
     kmip_request_free(r);
 }
 
+/* ------------------------------------------------------------ devices */
+static int try_add_device(fx_t *f, const char *name, const char *tenant, const char *role,
+                          const store_device_t *d, const char *password,
+                          const kmip_password_cost_t *cost, bool remove)
+{
+    store_client_t c;
+    memset(&c, 0, sizeof(c));
+    snprintf(c.name, sizeof(c.name), "%s", name);
+    snprintf(c.tenant, sizeof(c.tenant), "%s", tenant);
+    snprintf(c.role, sizeof(c.role), "%s", role);
+    assert_int_equal(store_client_set_device(&c, d), 0);
+    if (password)
+        assert_int_equal(kmip_password_hash(cost, password, c.password_hash,
+                                            sizeof(c.password_hash)), 0);
+    c.created_us = kms_now_us();
+    store_write_t *w = store_write_new();
+    assert_non_null(w);
+    int rc = store_write_client(w, &c, remove);
+    if (rc == 0)
+        rc = store_commit(f->store, w, NULL, 0);
+    store_write_free(w);
+    return rc;
+}
+
+/* The test case document's first device (KMIP 1.1 test case 11.2),
+ * registered without its Machine and Media Identifiers. */
+static const store_device_t DEV1 = {.serial = "serNum123456", .device_id = "devID2233",
+                                    .network_id = "netID9000"};
+#define DEV1_CRED                                                                         \
+    {.serial = "serNum123456", .password = "secret", .device_id = "devID2233",          \
+     .network_id = "netID9000", .machine_id = "machineID1", .media_id = "mediaID313"}
+
+static void test_device_identity(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(try_add_device(f, "tape-1", "acme", "client", &DEV1, "secret", &COST, false),
+                     0);
+    kmip_identity_t id;
+    kmip_peer_t p = {.address = "a"};
+    kmip_device_cred_t d = DEV1_CRED;
+    assert_int_equal(kmip_identify_device(f->kmip, &p, &d, &id), 0);
+    assert_string_equal(id.name, "tape-1");
+    assert_string_equal(id.tenant, "acme");
+    assert_int_equal(id.role, KMIP_ROLE_CLIENT);
+    assert_int_equal(kmip_identify_device(f->kmip, &p, &d, &id), 0); /* cached */
+    /* Identifiers it did not register are not compared. */
+    d.machine_id = d.media_id = NULL;
+    assert_int_equal(kmip_identify_device(f->kmip, &p, &d, &id), 0);
+    d.machine_id = "another machine";
+    assert_int_equal(kmip_identify_device(f->kmip, &p, &d, &id), 0);
+
+    /* Every refusal leaves the identity empty. */
+    const kmip_device_cred_t refused[] = {
+        {.serial = "serNum123456", .password = "secreT", .device_id = "devID2233",
+         .network_id = "netID9000"},                                    /* wrong password */
+        {.serial = "serNum123456", .password = "", .device_id = "devID2233",
+         .network_id = "netID9000"},                                    /* empty password */
+        {.serial = "serNum123456", .device_id = "devID2233", .network_id = "netID9000"},
+        {.serial = "serNum123456", .password = "secret", .device_id = "devID2233"},
+        {.serial = "serNum123456", .password = "secret", .device_id = "devID2233",
+         .network_id = "netID9001"},                                    /* network differs */
+        {.serial = "serNum123456", .password = "secret", .device_id = "devID4444",
+         .network_id = "netID9000"},                                    /* device id differs */
+        {.serial = "serNum101010", .password = "secret", .device_id = "devID2233",
+         .network_id = "netID9000"},                                    /* unknown serial */
+        {.password = "secret", .device_id = "devID2233", .network_id = "netID9000"},
+        {.serial = "", .password = "secret"},
+        {.serial = "alice", .password = "correct horse"},               /* a user is no device */
+        {.serial = "serNum", .password = "secret", .device_id = "devID2233",
+         .network_id = "netID9000"},                                    /* a prefix */
+        {0},
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        memset(&id, 0x55, sizeof(id));
+        assert_int_equal(kmip_identify_device(f->kmip, &p, &refused[i], &id), KMS_ERR_PERM);
+        assert_string_equal(id.name, "");
+        assert_int_equal(id.role, KMIP_ROLE_NONE);
+    }
+    assert_int_equal(kmip_identify_device(f->kmip, &p, NULL, &id), KMS_ERR_PERM);
+    /* A device's serial number is no user name, nor its name. */
+    assert_int_equal(kmip_identify(f->kmip, &p, "serNum123456", "secret", &id), KMS_ERR_PERM);
+    assert_int_equal(kmip_identify(f->kmip, &p, "tape-1", "secret", &id), KMS_ERR_PERM);
+    /* Registered with its serial number alone: nothing else is compared. */
+    store_device_t only = {.serial = "SN-ONLY"};
+    assert_int_equal(try_add_device(f, "tape-2", "globex", "admin", &only, "pw", &COST, false), 0);
+    kmip_device_cred_t o = {.serial = "SN-ONLY", .password = "pw", .network_id = "anything"};
+    assert_int_equal(kmip_identify_device(f->kmip, &p, &o, &id), 0);
+    assert_string_equal(id.name, "tape-2");
+    assert_string_equal(id.tenant, "globex");
+    assert_int_equal(id.role, KMIP_ROLE_ADMIN);
+}
+
+static void test_device_and_cert(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(try_add_device(f, "tape-1", "acme", "admin", &DEV1, "secret", &COST, false),
+                     0);
+    kmip_identity_t id;
+    kmip_device_cred_t d = DEV1_CRED;
+    /* The same tenant: the device is the identity, with the lesser role
+     * (alice-host is a client). */
+    kmip_peer_t p = {.cert_sha256 = FP_A, .cert_cn = "alice-host", .address = "a"};
+    assert_int_equal(kmip_identify_device(f->kmip, &p, &d, &id), 0);
+    assert_string_equal(id.name, "tape-1");
+    assert_int_equal(id.role, KMIP_ROLE_CLIENT);
+    /* Another tenant's certificate (bob-host, an admin of globex). */
+    p.cert_sha256 = FP_B;
+    p.cert_cn = "bob-host";
+    assert_int_equal(kmip_identify_device(f->kmip, &p, &d, &id), KMS_ERR_PERM);
+    assert_string_equal(id.name, "");
+    /* An unregistered certificate refuses even a good device credential. */
+    p.cert_sha256 = FP_X;
+    p.cert_cn = "stranger";
+    assert_int_equal(kmip_identify_device(f->kmip, &p, &d, &id), KMS_ERR_PERM);
+    /* A registered certificate does not rescue a wrong device password. */
+    p.cert_sha256 = FP_A;
+    p.cert_cn = "alice-host";
+    d.password = "wrong";
+    assert_int_equal(kmip_identify_device(f->kmip, &p, &d, &id), KMS_ERR_PERM);
+    /* Admin device over an admin certificate of its tenant: admin. */
+    add_client(f, "acme-admin-host", "acme", "cert", FP_X, NULL, "admin", false);
+    p.cert_sha256 = FP_X;
+    d.password = "secret";
+    assert_int_equal(kmip_identify_device(f->kmip, &p, &d, &id), 0);
+    assert_int_equal(id.role, KMIP_ROLE_ADMIN);
+}
+
+static void test_device_removed_refused_next_request(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(try_add_device(f, "tape-1", "acme", "client", &DEV1, "secret", &COST, false),
+                     0);
+    kmip_identity_t id;
+    kmip_peer_t p = {.address = "a"};
+    kmip_device_cred_t d = DEV1_CRED;
+    assert_int_equal(kmip_identify_device(f->kmip, &p, &d, &id), 0); /* now cached */
+    assert_int_equal(try_add_device(f, "tape-1", "acme", "client", &DEV1, NULL, &COST, true), 0);
+    assert_int_equal(kmip_identify_device(f->kmip, &p, &d, &id), KMS_ERR_PERM);
+    /* Registered again with a new password: only that one works. */
+    assert_int_equal(try_add_device(f, "tape-1", "acme", "client", &DEV1, "new", &COST, false),
+                     0);
+    assert_int_equal(kmip_identify_device(f->kmip, &p, &d, &id), KMS_ERR_PERM);
+    d.password = "new";
+    assert_int_equal(kmip_identify_device(f->kmip, &p, &d, &id), 0);
+}
+
+static double refusal_ms(kmip_server_t *k, const kmip_device_cred_t *d)
+{
+    kmip_peer_t p = {.address = "a"};
+    kmip_identity_t id;
+    double best = 1e9;
+    for (int i = 0; i < 3; i++) {
+        int64_t t0 = kms_now_us();
+        assert_int_equal(kmip_identify_device(k, &p, d, &id), KMS_ERR_PERM);
+        double ms = (double)(kms_now_us() - t0) / 1000.0;
+        best = ms < best ? ms : best;
+    }
+    return best;
+}
+
+/* An unknown serial number or a device whose identifiers do not match
+ * costs an Argon2id verification like a wrong password, so devices cannot
+ * be probed by timing. Compared as ratios of the fastest of three. */
+static void test_device_refusal_cost(void **state)
+{
+    fx_t *f = *state;
+    const kmip_password_cost_t slow = {.t_cost = 3, .m_kib = 8192, .parallelism = 1};
+    kmip_config_t kc = {.store = f->store, .access = KMIP_ACCESS_CLIENTS, .password_cost = slow};
+    kmip_server_t *k = NULL;
+    assert_int_equal(kmip_server_new(&kc, &k), 0);
+    assert_int_equal(try_add_device(f, "tape-1", "acme", "client", &DEV1, "secret", &slow, false),
+                     0);
+    kmip_device_cred_t wrong = DEV1_CRED;
+    wrong.password = "wrong";
+    kmip_device_cred_t unknown = DEV1_CRED;
+    unknown.serial = "serNum999999";
+    kmip_device_cred_t mismatch = DEV1_CRED;
+    mismatch.network_id = "netID1";
+    double t_wrong = refusal_ms(k, &wrong);
+    assert_true(t_wrong > 1.0); /* the test's premise: Argon2id dominates */
+    double t_unknown = refusal_ms(k, &unknown), t_mismatch = refusal_ms(k, &mismatch);
+    assert_true(t_unknown > 0.3 * t_wrong);
+    assert_true(t_mismatch > 0.3 * t_wrong);
+    kmip_server_free(k);
+}
+
+/* A Query request whose header carries Device credential `d`, decoded and
+ * authenticated; *auth_rc the verdict. */
+static kmip_request_t *device_request(fx_t *f, const kmip_peer_t *p, const kmip_device_cred_t *d,
+                                      bool bad_type, int *auth_rc)
+{
+    kms_arena_t *a = kms_arena_new(0);
+    assert_non_null(a);
+    ttlv_item_t *m = ttlv_new_struct(a, NULL, KMIP_TAG_REQUEST_MESSAGE);
+    ttlv_item_t *h = ttlv_new_struct(a, m, KMIP_TAG_REQUEST_HEADER);
+    ttlv_item_t *pv = ttlv_new_struct(a, h, KMIP_TAG_PROTOCOL_VERSION);
+    ttlv_new_int(a, pv, KMIP_TAG_PROTOCOL_VERSION_MAJOR, 1);
+    ttlv_new_int(a, pv, KMIP_TAG_PROTOCOL_VERSION_MINOR, 1);
+    ttlv_item_t *au = ttlv_new_struct(a, h, KMIP_TAG_AUTHENTICATION);
+    ttlv_item_t *cr = ttlv_new_struct(a, au, KMIP_TAG_CREDENTIAL);
+    ttlv_new_enum(a, cr, KMIP_TAG_CREDENTIAL_TYPE, KMIP_CREDENTIAL_TYPE_DEVICE);
+    ttlv_item_t *cv = ttlv_new_struct(a, cr, KMIP_TAG_CREDENTIAL_VALUE);
+    const struct {
+        uint32_t tag;
+        const char *v;
+    } fl[] = {{KMIP_TAG_DEVICE_SERIAL_NUMBER, d->serial}, {KMIP_TAG_PASSWORD, d->password},
+              {KMIP_TAG_DEVICE_IDENTIFIER, d->device_id},
+              {KMIP_TAG_NETWORK_IDENTIFIER, d->network_id},
+              {KMIP_TAG_MACHINE_IDENTIFIER, d->machine_id},
+              {KMIP_TAG_MEDIA_IDENTIFIER, d->media_id}};
+    for (size_t i = 0; i < 6; i++)
+        if (fl[i].v)
+            ttlv_new_textz(a, cv, fl[i].tag, fl[i].v);
+    if (bad_type)
+        ttlv_new_int(a, cv, KMIP_TAG_MEDIA_IDENTIFIER, 7);
+    ttlv_new_int(a, h, KMIP_TAG_BATCH_COUNT, 1);
+    ttlv_item_t *bi = ttlv_new_struct(a, m, KMIP_TAG_BATCH_ITEM);
+    ttlv_new_enum(a, bi, KMIP_TAG_OPERATION, KMIP_OPERATION_QUERY);
+    kms_buf_t b;
+    kms_buf_init(&b, 0);
+    assert_int_equal(ttlv_encode(m, &b), 0);
+    kmip_request_t *r = NULL;
+    assert_int_equal(kmip_request_decode(f->kmip, p, b.data, b.len, &r), 0);
+    kms_buf_dispose(&b);
+    kms_arena_free(a);
+    if (!bad_type)
+        assert_false(kmip_request_can_run_inline(r)); /* a password: a worker's job */
+    *auth_rc = kmip_request_authenticate(r);
+    assert_int_equal(kmip_request_execute(r, KMIP_RUN_WORKER), 0);
+    return r;
+}
+
+static void test_request_authenticate_device(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(try_add_device(f, "tape-1", "acme", "client", &DEV1, "secret", &COST, false),
+                     0);
+    kmip_summary_t sum;
+    int rc;
+    kmip_peer_t none = {.address = "a"};
+    kmip_device_cred_t d = DEV1_CRED;
+    kmip_request_t *r = device_request(f, &none, &d, false, &rc);
+    assert_int_equal(rc, 0);
+    kmip_request_summary(r, &sum);
+    assert_string_equal(sum.identity, "tape-1");
+    assert_string_equal(sum.tenant, "acme");
+    assert_int_equal(sum.result_status, KMIP_RESULT_STATUS_SUCCESS);
+    kmip_request_free(r);
+    /* A Device credential is checked even over a registered certificate. */
+    kmip_peer_t cert = {.cert_sha256 = FP_A, .cert_cn = "alice-host", .address = "a"};
+    d.network_id = "netID9001";
+    r = device_request(f, &cert, &d, false, &rc);
+    assert_int_equal(rc, KMS_ERR_PERM);
+    kmip_request_summary(r, &sum);
+    assert_int_equal(sum.result_reason, KMIP_RESULT_REASON_PERMISSION_DENIED);
+    assert_string_equal(sum.identity, "");
+    kmip_request_free(r);
+    /* ... including one with no fields at all. */
+    kmip_device_cred_t empty = {0};
+    r = device_request(f, &cert, &empty, false, &rc);
+    assert_int_equal(rc, KMS_ERR_PERM);
+    kmip_request_free(r);
+    /* A field of the wrong type: Invalid Message, nothing runs. */
+    d = (kmip_device_cred_t)DEV1_CRED;
+    d.media_id = NULL;
+    r = device_request(f, &none, &d, true, &rc);
+    kmip_request_summary(r, &sum);
+    assert_int_equal(sum.result_reason, KMIP_RESULT_REASON_INVALID_MESSAGE);
+    kmip_request_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -309,6 +583,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_removed_client_refused_next_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hash_format, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_authenticate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_device_identity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_device_and_cert, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_device_removed_refused_next_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_device_refusal_cost, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_authenticate_device, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
