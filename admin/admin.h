@@ -75,6 +75,11 @@
     XX(0x540019, ARG_TTL_MS)          \
     XX(0x54001A, ARG_ADDR)            \
     XX(0x54001B, ARG_NODE)            \
+    XX(0x54001C, ARG_DEVICE_SERIAL)   \
+    XX(0x54001D, ARG_DEVICE_ID)       \
+    XX(0x54001E, ARG_NETWORK_ID)      \
+    XX(0x54001F, ARG_MACHINE_ID)      \
+    XX(0x540020, ARG_MEDIA_ID)        \
     XX(0x540030, PROGRESS)            \
     XX(0x540031, PROGRESS_PHASE)      \
     XX(0x540032, PROGRESS_UNIT)       \

@@ -493,8 +493,11 @@ int admin_backup_restore(const admin_options_t *opt, int fd, const char *pass,
             snprintf(c.cert_sha256, sizeof(c.cert_sha256), "%s", admin_bk_text(it, BK_CERT) ? admin_bk_text(it, BK_CERT) : "");
             snprintf(c.password_hash, sizeof(c.password_hash), "%s", admin_bk_text(it, BK_PWHASH) ? admin_bk_text(it, BK_PWHASH) : "");
             c.created_us = admin_bk_num(it, BK_TIME, 0);
+            store_device_t dev;
             bool clash = store_client_by_name(rd, c.name, &existing) == 0 ||
-                         (c.cert_sha256[0] && store_client_by_cert(rd, c.cert_sha256, &existing) == 0);
+                         (c.cert_sha256[0] && store_client_by_cert(rd, c.cert_sha256, &existing) == 0) ||
+                         (store_client_device(&c, &dev) == 0 &&
+                          store_client_by_device(rd, dev.serial, &existing) == 0);
             if (!clash) {
                 store_write_t *cw = store_write_new();
                 rc = cw ? store_write_client(cw, &c, false) : KMS_ERR_NOMEM;

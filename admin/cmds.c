@@ -357,6 +357,104 @@ out:
     return rc;
 }
 
+/* The answer of client.add and one row of client.list: what identifies the
+ * client (for a device its identifiers), never a password or a hash. */
+static int client_record(admin_req_t *r, const store_client_t *c, bool created)
+{
+    ttlv_item_t *rec = admin_rec_new(r);
+    if (!rec || admin_field_text(r, rec, "name", c->name) ||
+        admin_field_text(r, rec, "tenant", c->tenant) ||
+        admin_field_text(r, rec, "role", c->role) || admin_field_text(r, rec, "kind", c->kind))
+        return KMS_ERR_NOMEM;
+    store_device_t d;
+    if (store_client_device(c, &d) == 0) {
+        const char *names[5] = {"device_serial", "device_id", "network_id", "machine_id",
+                                "media_id"};
+        const char *vals[5] = {d.serial, d.device_id, d.network_id, d.machine_id, d.media_id};
+        for (int i = 0; i < 5; i++)
+            if (vals[i][0] && admin_field_text(r, rec, names[i], vals[i]))
+                return KMS_ERR_NOMEM;
+    } else if (admin_field_text(r, rec, "cert_sha256", c->cert_sha256)) {
+        return KMS_ERR_NOMEM;
+    }
+    if (created && admin_field_long(r, rec, "created", c->created_us / 1000000))
+        return KMS_ERR_NOMEM;
+    return 0;
+}
+
+/* client.add of a device client: the KMIP Device credential's identifiers
+ * (the serial number required, the others optional), a password, a name. */
+static int adm_device_add(admin_req_t *r, store_reader_t *rd, const char *tenant, const char *name,
+                          const char *role, const char *pw)
+{
+    store_client_t c;
+    memset(&c, 0, sizeof(c));
+    if (!name_ok(name, sizeof(c.name)))
+        return admin_refuse(r, KMS_ERR_INVAL, "a device client needs --name");
+    if (!pw || !*pw)
+        return admin_refuse(r, KMS_ERR_INVAL, "a device client needs a non-empty password");
+    if (ttlv_find(r->req, ADMIN_TAG_ARG_CERT_PEM) || ttlv_find(r->req, ADMIN_TAG_ARG_BY_CN))
+        return admin_refuse(r, KMS_ERR_INVAL, "a device client has no certificate");
+    store_device_t d;
+    memset(&d, 0, sizeof(d));
+    const struct {
+        uint32_t tag;
+        char *dst;
+        const char *flag;
+    } f[5] = {{ADMIN_TAG_ARG_DEVICE_SERIAL, d.serial, "--device-serial"},
+              {ADMIN_TAG_ARG_DEVICE_ID, d.device_id, "--device-id"},
+              {ADMIN_TAG_ARG_NETWORK_ID, d.network_id, "--network-id"},
+              {ADMIN_TAG_ARG_MACHINE_ID, d.machine_id, "--machine-id"},
+              {ADMIN_TAG_ARG_MEDIA_ID, d.media_id, "--media-id"}};
+    for (int i = 0; i < 5; i++) {
+        const ttlv_item_t *it = ttlv_find(r->req, f[i].tag);
+        if (it && it->type != TTLV_TEXT_STRING)
+            return admin_refuse(r, KMS_ERR_INVAL, "malformed %s argument", f[i].flag);
+        const char *v = it ? ttlv_text(it) : NULL;
+        if (v && (!*v || strlen(v) > STORE_DEVICE_FIELD_MAX))
+            return admin_refuse(r, KMS_ERR_INVAL, "%s must be 1-%d characters", f[i].flag,
+                                STORE_DEVICE_FIELD_MAX);
+        if (v)
+            memcpy(f[i].dst, v, strlen(v) + 1);
+    }
+    snprintf(c.name, sizeof(c.name), "%s", name);
+    snprintf(c.tenant, sizeof(c.tenant), "%s", tenant);
+    snprintf(c.role, sizeof(c.role), "%s", role);
+    c.created_us = kms_now_us();
+    if (store_client_set_device(&c, &d) != 0)
+        return admin_refuse(r, KMS_ERR_INVAL, "device identifiers must be printable text");
+    store_client_t other;
+    if (store_client_by_device(rd, d.serial, &other) == 0)
+        return admin_refuse(r, KMS_ERR_EXISTS,
+                            "device serial number '%s' is already registered as '%s' (tenant %s)",
+                            d.serial, other.name, other.tenant);
+    if (store_client_by_name(rd, c.name, &other) == 0)
+        return admin_refuse(r, KMS_ERR_EXISTS,
+                            "a client named '%s' already exists (tenant %s); remove it first",
+                            c.name, other.tenant);
+    int rc = kmip_password_hash(&r->opt->password_cost, pw, c.password_hash,
+                                sizeof(c.password_hash));
+    if (rc)
+        return admin_refuse(r, rc, "cannot hash the password: %s", kms_strerror(rc));
+    store_write_t *w = store_write_new();
+    if (!w) {
+        rc = KMS_ERR_NOMEM;
+        goto out;
+    }
+    rc = store_write_client(w, &c, false);
+    if (!rc)
+        rc = commit(r, w);
+    store_write_free(w);
+    if (rc) {
+        rc = admin_refuse(r, rc, "cannot add device client '%s': %s", c.name, kms_strerror(rc));
+        goto out;
+    }
+    rc = client_record(r, &c, false);
+out:
+    kms_wipe(c.password_hash, sizeof(c.password_hash));
+    return rc;
+}
+
 static int adm_client_add(admin_req_t *r, store_reader_t *rd)
 {
     const char *t = admin_arg_text(r, ADMIN_TAG_ARG_TENANT);
@@ -379,10 +477,13 @@ static int adm_client_add(admin_req_t *r, store_reader_t *rd)
         role = "client";
     if (strcmp(role, "client") != 0 && strcmp(role, "admin") != 0)
         return admin_refuse(r, KMS_ERR_INVAL, "role must be client or admin");
-    if ((pem != NULL) + (pwi != NULL) + by_cn != 1)
+    bool device = ttlv_find(r->req, ADMIN_TAG_ARG_DEVICE_SERIAL) != NULL;
+    if (!device && (pem != NULL) + (pwi != NULL) + by_cn != 1)
         return admin_refuse(r, KMS_ERR_INVAL, "give a certificate, a subject CN, or a user name and password");
     if (store_tenant_exists(rd, t) != 0)
         return admin_refuse(r, KMS_ERR_NOTFOUND, "no tenant '%s' (add it first: kmsctl tenant add %s)", t, t);
+    if (device)
+        return adm_device_add(r, rd, t, name, role, pw);
     snprintf(c.tenant, sizeof(c.tenant), "%s", t);
     snprintf(c.role, sizeof(c.role), "%s", role);
     c.created_us = kms_now_us();
@@ -433,11 +534,7 @@ static int adm_client_add(admin_req_t *r, store_reader_t *rd)
     store_write_free(w);
     if (rc)
         return admin_refuse(r, rc, "cannot add client '%s': %s", c.name, kms_strerror(rc));
-    ttlv_item_t *rec = admin_rec_new(r);
-    if (!rec || admin_field_text(r, rec, "name", c.name) || admin_field_text(r, rec, "tenant", c.tenant) ||
-        admin_field_text(r, rec, "role", c.role) || admin_field_text(r, rec, "kind", c.kind) ||
-        admin_field_text(r, rec, "cert_sha256", c.cert_sha256))
-        rc = KMS_ERR_NOMEM;
+    rc = client_record(r, &c, false);
     kms_wipe(c.password_hash, sizeof(c.password_hash));
     return rc;
 }
@@ -454,13 +551,7 @@ static int adm_client_list(admin_req_t *r, store_reader_t *rd)
     for (size_t i = 0; i < nc; i++) {
         if (t && *t && strcmp(clients[i].tenant, t) != 0)
             continue;
-        ttlv_item_t *rec = admin_rec_new(r);
-        if (!rec || admin_field_text(r, rec, "name", clients[i].name) ||
-            admin_field_text(r, rec, "tenant", clients[i].tenant) ||
-            admin_field_text(r, rec, "role", clients[i].role) ||
-            admin_field_text(r, rec, "kind", clients[i].kind) ||
-            admin_field_text(r, rec, "cert_sha256", clients[i].cert_sha256) ||
-            admin_field_long(r, rec, "created", clients[i].created_us / 1000000))
+        if (client_record(r, &clients[i], true))
             return KMS_ERR_NOMEM;
     }
     return 0;

@@ -6,7 +6,10 @@
  * fingerprint and CN), a CSR (--csr FILE: signed here with the CA next to
  * tls.client_ca, the certificate written to --out, then registered), or a
  * password client (--user NAME: the password from --password-file, or typed
- * at a terminal, or one line on stdin; kmsd stores only an Argon2id hash).
+ * at a terminal, or one line on stdin; kmsd stores only an Argon2id hash),
+ * or a device client that sends a KMIP Device credential (--device-serial
+ * and the other identifiers it must send, --name, a password as for a
+ * user).
  * The password crosses only the local admin socket and is wiped after use.
  * It deliberately never prints a password or a hash.
  */
@@ -37,6 +40,9 @@ static void usage_client(FILE *f)
             "       kmsctl [--config FILE] [--json] client add --tenant T --cn CN [--role R]\n"
             "       kmsctl [--config FILE] [--json] client add --tenant T --user NAME\n"
             "                  [--password-file F] [--role R]\n"
+            "       kmsctl [--config FILE] [--json] client add --tenant T --name N --device-serial S\n"
+            "                  [--device-id ID] [--network-id ID] [--machine-id ID] [--media-id ID]\n"
+            "                  [--password-file F] [--role R]\n"
             "       kmsctl [--config FILE] [--json] client list [--tenant T]\n"
             "       kmsctl [--config FILE] [--json] client remove NAME [--tenant T]\n\n"
             "--cert  register a client certificate (PEM) signed by tls.client_ca; the\n"
@@ -49,6 +55,11 @@ static void usage_client(FILE *f)
             "--user  a client that sends a KMIP Credential (user name + password); the\n"
             "        password is read from --password-file (first line), the terminal,\n"
             "        or one line on standard input.\n"
+            "--device-serial  a client that sends a KMIP Device credential with this\n"
+            "        Device Serial Number (unique among devices) and a password (read as\n"
+            "        for --user); each of --device-id, --network-id, --machine-id and\n"
+            "        --media-id given must be sent with the same value, those not given\n"
+            "        are not compared. Identifiers: 1-64 printable characters.\n"
             "--role  client (default) or admin (may manage every tenant's objects).\n\n"
             "exit status: 0 ok, 1 refused by kmsd, 2 usage or bad input, 3 kmsd unreachable\n");
 }
@@ -163,6 +174,7 @@ static int client_add(int argc, char **argv)
 {
     const char *tenant = NULL, *cert = NULL, *csr = NULL, *user = NULL, *pwfile = NULL;
     const char *role = NULL, *name = NULL, *out = NULL, *ca_key = NULL, *cn = NULL;
+    const char *serial = NULL, *dev_id = NULL, *net_id = NULL, *mach_id = NULL, *media_id = NULL;
     int days = 0;
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i];
@@ -181,6 +193,11 @@ static int client_add(int argc, char **argv)
                            : strcmp(o, "--out") == 0           ? &out
                            : strcmp(o, "--ca-key") == 0        ? &ca_key
                            : strcmp(o, "--cn") == 0            ? &cn
+                           : strcmp(o, "--device-serial") == 0 ? &serial
+                           : strcmp(o, "--device-id") == 0     ? &dev_id
+                           : strcmp(o, "--network-id") == 0    ? &net_id
+                           : strcmp(o, "--machine-id") == 0    ? &mach_id
+                           : strcmp(o, "--media-id") == 0      ? &media_id
                                                                : NULL;
         if (strcmp(o, "--days") == 0 && v) {
             days = atoi(v);
@@ -194,7 +211,9 @@ static int client_add(int argc, char **argv)
         *dst = v;
         i++;
     }
-    if (!tenant || (!!cert + !!csr + !!user + !!cn) != 1 || (cn && name) || (pwfile && !user) ||
+    bool dev_extra = dev_id || net_id || mach_id || media_id;
+    if (!tenant || (!!cert + !!csr + !!user + !!cn + !!serial) != 1 || (cn && name) ||
+        (pwfile && !user && !serial) || (dev_extra && !serial) || (serial && !name) ||
         ((out || ca_key || days) && !csr) || days < 0 || days > CERTS_MAX_DAYS) {
         usage_client(stderr);
         return KMSCTL_EXIT_USAGE;
@@ -235,9 +254,19 @@ static int client_add(int argc, char **argv)
         if (ec)
             goto out;
         ec = KMSCTL_EXIT_FAIL;
-        name = user;
+        if (user)
+            name = user;
         if (!ttlv_new_textz(a, req, ADMIN_TAG_ARG_PASSWORD, password))
             goto out;
+        const struct {
+            uint32_t tag;
+            const char *v;
+        } dev[5] = {{ADMIN_TAG_ARG_DEVICE_SERIAL, serial}, {ADMIN_TAG_ARG_DEVICE_ID, dev_id},
+                    {ADMIN_TAG_ARG_NETWORK_ID, net_id},    {ADMIN_TAG_ARG_MACHINE_ID, mach_id},
+                    {ADMIN_TAG_ARG_MEDIA_ID, media_id}};
+        for (int i = 0; i < 5; i++)
+            if (dev[i].v && !ttlv_new_textz(a, req, dev[i].tag, dev[i].v))
+                goto out;
     }
     if (pem && !ttlv_new_bytes(a, req, ADMIN_TAG_ARG_CERT_PEM, pem, pem_len))
         goto out;

@@ -2,7 +2,8 @@
  * three module instances in one process, over loopback TLS 1.3, each with
  * its own real SQLite store and file master key in a temp dir (no kmsd).
  * Objects (exact sealed bytes and attributes, openable with the
- * receiver's own keyring), tenants, clients and data-store keys arrive;
+ * receiver's own keyring), tenants, clients (device clients with their
+ * identifiers too) and data-store keys arrive;
  * concurrent conflicting updates on two cut-off nodes converge by the
  * merge rule; a node stopped and restarted (also mid-stream) resumes from
  * its link position with nothing lost and nothing applied twice; a new
@@ -385,6 +386,17 @@ static void test_replicates_everything(void **state)
     kms_strlcpy(cl.kind, "cert", sizeof cl.kind);
     memset(cl.cert_sha256, 'a', 64);
     assert_int_equal(store_write_client(w, &cl, false), 0);
+    /* A device client: its identifiers and hash travel with the record. */
+    store_client_t dc = {.created_us = 6};
+    kms_strlcpy(dc.name, "tape-1", sizeof dc.name);
+    kms_strlcpy(dc.tenant, "acme", sizeof dc.tenant);
+    kms_strlcpy(dc.role, "client", sizeof dc.role);
+    kms_strlcpy(dc.password_hash, "$argon2id$v=19$m=256,t=1,p=1$c2FsdHNhbHQ$aGFzaA",
+                sizeof dc.password_hash);
+    const store_device_t dev = {.serial = "serNum123456", .device_id = "devID2233",
+                                .media_id = "mediaID313"};
+    assert_int_equal(store_client_set_device(&dc, &dev), 0);
+    assert_int_equal(store_write_client(w, &dc, false), 0);
     commit(0, w);
     create_objects(0, "obj", 50, 10);
     for (int i = 0; i < 3; i++)
@@ -404,6 +416,13 @@ static void test_replicates_everything(void **state)
     WAIT_FOR(store_client_by_name(N[2].rd, "vcenter-1", &got) == 0, 5000);
     assert_string_equal(got.tenant, "acme");
     assert_string_equal(got.cert_sha256, cl.cert_sha256);
+    WAIT_FOR(store_client_by_device(N[2].rd, "serNum123456", &got) == 0, 5000);
+    store_device_t got_dev;
+    assert_string_equal(got.name, "tape-1");
+    assert_string_equal(got.password_hash, dc.password_hash);
+    assert_int_equal(store_client_device(&got, &got_dev), 0);
+    assert_memory_equal(&got_dev, &dev, sizeof dev);
+    assert_int_equal(store_client_by_device(N[1].rd, "serNum123456", &got), 0);
     /* The DSK: same bytes, wrapped under n2's own master, current there. */
     kms_secret_t *k1 = NULL, *k2 = NULL;
     WAIT_FOR(hsm_keyring_export(N[1].kr, dsk, &k2) == 0, 5000);

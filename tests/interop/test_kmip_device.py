@@ -1,0 +1,215 @@
+"""tests/interop/test_kmip_device.py: device clients end to end against a
+running kmsd over mutual TLS.
+
+`kmsctl client add --device-serial ...` registers them (kmsd keeps an
+Argon2id hash of the password); `client list` shows their identifiers,
+never the password or a hash; PyKMIP's own client (its KMIPProxy with a
+Device credential made by kmip.core.factories.credentials.CredentialFactory,
+CredentialType.DEVICE) is identified by them: a key created under the
+operation policy `default` by one device is refused to another device of
+the same tenant (KMIP 1.1 test case 11.2) and served to its creator; a
+wrong password, an unknown serial number, a registered identifier sent
+with another value or left out, and a device credential over another
+tenant's certificate are refused with Permission Denied, logged and
+audited without the password. kmsctl's usage errors and the refusal of a
+second device with the same serial number.
+"""
+import json
+import uuid
+
+import pytest
+
+from test_tenants import FAILED, PERMISSION_DENIED, SUCCESS, Kmsd, need_kmsd
+
+
+@pytest.fixture(scope="module")
+def k(tmp_path_factory):
+    need_kmsd()
+    srv = Kmsd(tmp_path_factory.mktemp("device") / "kms")
+    try:
+        yield srv
+    finally:
+        problems = srv.stop()
+    assert not problems, "%s\n%s" % (problems, open(srv.logpath).read()[-4000:])
+
+
+def device_credential(serial, password, **ids):
+    """A PyKMIP Device credential; ids: device_id, network_id, machine_id, media_id."""
+    from kmip.core import enums
+    from kmip.core.factories.credentials import CredentialFactory
+    names = {"device_id": "Device Identifier", "network_id": "Network Identifier",
+             "machine_id": "Machine Identifier", "media_id": "Media Identifier"}
+    value = {"Device Serial Number": serial, "Password": password}
+    value.update({names[k]: v for k, v in ids.items()})
+    return CredentialFactory().create_credential(enums.CredentialType.DEVICE, value)
+
+
+def pykmip(k, cert, key):
+    from kmip.pie.client import ProxyKmipClient
+    c = ProxyKmipClient(hostname="127.0.0.1", port=k.port, cert=str(cert), key=str(key),
+                        ca=str(k.pki / "ca.crt"), ssl_version="PROTOCOL_TLS")
+    c.open()
+    return c
+
+
+def create_default_policy_key(c, cred):
+    """Create an AES-128 key under Operation Policy Name 'default' with the
+    low-level proxy (the only PyKMIP call that takes a credential)."""
+    from kmip.core import enums, objects
+    from kmip.core.factories.attributes import AttributeFactory
+    f = AttributeFactory()
+    attrs = [
+        f.create_attribute(enums.AttributeType.CRYPTOGRAPHIC_ALGORITHM,
+                           enums.CryptographicAlgorithm.AES),
+        f.create_attribute(enums.AttributeType.CRYPTOGRAPHIC_LENGTH, 128),
+        f.create_attribute(enums.AttributeType.CRYPTOGRAPHIC_USAGE_MASK,
+                           [enums.CryptographicUsageMask.ENCRYPT,
+                            enums.CryptographicUsageMask.DECRYPT]),
+        f.create_attribute(enums.AttributeType.OPERATION_POLICY_NAME, "default"),
+    ]
+    return c.proxy.create(enums.ObjectType.SYMMETRIC_KEY,
+                          objects.TemplateAttribute(attributes=attrs), credential=cred)
+
+
+def outcome(result):
+    """(Result Status, Result Reason or None) as numbers."""
+    reason = result.result_reason.value.value if result.result_reason else None
+    return result.result_status.value.value, reason
+
+
+def query(c, cred):
+    """Query Operations with the credential: the outcome."""
+    from kmip.core import enums
+    return outcome(c.proxy.query(query_functions=[enums.QueryFunction.QUERY_OPERATIONS],
+                                 credential=cred))
+
+
+def jctl(k, *args):
+    return json.loads(k.ctl("--json", *args, check=0).stdout)
+
+
+@pytest.fixture(scope="module")
+def tenant(k, tmp_path_factory):
+    """A tenant with a host certificate and two registered devices (the
+    test case document's, the first without its Machine and Media
+    Identifiers, the second by serial number alone)."""
+    t = "dev-%s" % uuid.uuid4().hex[:8]
+    k.ctl("tenant", "add", t, check=0)
+    cert, key = k.issue("devhost-" + t)
+    k.ctl("client", "add", "--tenant", t, "--cert", str(cert), check=0)
+    d = tmp_path_factory.mktemp("pw")
+    (d / "a").write_text("secret-" + t + "\n")
+    k.ctl("client", "add", "--tenant", t, "--name", "tape-a-" + t,
+          "--device-serial", "serNum123456-" + t, "--device-id", "devID2233",
+          "--network-id", "netID9000", "--password-file", str(d / "a"), check=0)
+    # The password from standard input, as for users.
+    k.ctl("client", "add", "--tenant", t, "--name", "tape-b-" + t,
+          "--device-serial", "serNum101010-" + t, input="passwd-%s\n" % t, check=0)
+    return dict(name=t, cert=cert, key=key, a="serNum123456-" + t, b="serNum101010-" + t,
+                pw_a="secret-" + t, pw_b="passwd-" + t)
+
+
+def test_list_shows_identifiers_not_secrets(k, tenant):
+    t = tenant["name"]
+    rows = {r["name"]: r for r in jctl(k, "client", "list", "--tenant", t)}
+    a = rows["tape-a-" + t]
+    assert a["kind"] == "device" and a["role"] == "client"
+    assert a["device_serial"] == tenant["a"]
+    assert a["device_id"] == "devID2233" and a["network_id"] == "netID9000"
+    assert "machine_id" not in a and "media_id" not in a and "cert_sha256" not in a
+    b = rows["tape-b-" + t]
+    assert b["kind"] == "device" and b["device_serial"] == tenant["b"]
+    assert "device_id" not in b
+    text = json.dumps(rows)
+    assert tenant["pw_a"] not in text and tenant["pw_b"] not in text and "argon2" not in text
+    plain = k.ctl("client", "list", "--tenant", t, check=0).stdout
+    assert tenant["a"] in plain and "netID9000" in plain and tenant["pw_a"] not in plain
+
+
+def test_operation_policy_between_devices(k, tenant):
+    """Test case 11.2 with real device identities: the creator may, the
+    other device of the same tenant may not."""
+    c = pykmip(k, tenant["cert"], tenant["key"])
+    try:
+        a = device_credential(tenant["a"], tenant["pw_a"], device_id="devID2233",
+                              network_id="netID9000", machine_id="machineID1",
+                              media_id="mediaID313")
+        b = device_credential(tenant["b"], tenant["pw_b"], device_id="devID4444",
+                              network_id="netID9")
+        r = create_default_policy_key(c, a)
+        assert outcome(r) == (SUCCESS, None), r.result_message
+        uid = r.uuid
+        assert outcome(c.proxy.get(uid, credential=b)) == (FAILED, PERMISSION_DENIED)
+        got = c.proxy.get(uid, credential=a)
+        assert outcome(got) == (SUCCESS, None)
+        assert len(got.secret.key_block.key_value.key_material.value) == 16
+        assert outcome(c.proxy.destroy(uid, credential=b)) == (FAILED, PERMISSION_DENIED)
+        assert outcome(c.proxy.destroy(uid, credential=a)) == (SUCCESS, None)
+    finally:
+        c.close()
+
+
+def test_refusals(k, tenant):
+    t = tenant["name"]
+    c = pykmip(k, tenant["cert"], tenant["key"])
+    ok = dict(device_id="devID2233", network_id="netID9000")
+    refused = [
+        device_credential(tenant["a"], "wrong-password-" + t, **ok),
+        device_credential("serNum000000-" + t, tenant["pw_a"], **ok),
+        device_credential(tenant["a"], tenant["pw_a"], device_id="devID2233",
+                          network_id="netID0000"),
+        device_credential(tenant["a"], tenant["pw_a"], device_id="devID2233"),
+    ]
+    try:
+        assert query(c, device_credential(tenant["a"], tenant["pw_a"], **ok)) == (SUCCESS, None)
+        for cred in refused:
+            assert query(c, cred) == (FAILED, PERMISSION_DENIED)
+    finally:
+        c.close()
+    # Another tenant's certificate with a good device credential.
+    other = "dev-other-%s" % uuid.uuid4().hex[:8]
+    k.ctl("tenant", "add", other, check=0)
+    cert, key = k.issue("host-" + other)
+    k.ctl("client", "add", "--tenant", other, "--cert", str(cert), check=0)
+    c = pykmip(k, cert, key)
+    try:
+        good = device_credential(tenant["a"], tenant["pw_a"], **ok)
+        assert query(c, good) == (FAILED, PERMISSION_DENIED)
+    finally:
+        c.close()
+    # Logged and audited, never with the password.
+    log = k.logtext()
+    assert "device serial number 'serNum000000-%s' is not a registered device client" % t in log
+    assert "sent a Network Identifier that does not match" in log
+    assert "wrong password for device 'tape-a-%s'" % t in log
+    k.ctl("audit", "status", check=0)  # flushes the audit writer
+    audit = (k.dir / "audit.log").read_text()
+    recs = [json.loads(line) for line in audit.splitlines()]
+    assert any(r["reason"] == "Permission Denied" and r["kind"] == "kmip" for r in recs)
+    assert any(r["identity"] == "tape-a-" + t for r in recs)
+    for secret in ("wrong-password-" + t, tenant["pw_a"], tenant["pw_b"]):
+        assert secret not in log and secret not in audit
+
+
+def test_kmsctl_device_usage(k, tmp_path):
+    t = "devu-%s" % uuid.uuid4().hex[:8]
+    k.ctl("tenant", "add", t, check=0)
+    # A name is required; identifiers other than the serial need one.
+    k.ctl("client", "add", "--tenant", t, "--device-serial", "S1", input="pw\n", check=2)
+    k.ctl("client", "add", "--tenant", t, "--name", "d1", "--device-id", "X", input="pw\n",
+          check=2)
+    k.ctl("client", "add", "--tenant", t, "--name", "d1", "--device-serial", "S1",
+          "--user", "u", input="pw\n", check=2)
+    # Refused by kmsd: too long (malformed input), a second device with the
+    # same serial number (refused).
+    p = k.ctl("client", "add", "--tenant", t, "--name", "d1", "--device-serial", "S" * 65,
+              input="pw\n", check=2)
+    assert "--device-serial must be 1-64 characters" in p.stderr
+    k.ctl("client", "add", "--tenant", t, "--name", "d1-" + t, "--device-serial", "S1-" + t,
+          input="pw\n", check=0)
+    p = k.ctl("client", "add", "--tenant", t, "--name", "d2-" + t, "--device-serial",
+              "S1-" + t, input="pw\n", check=1)
+    assert "already registered as 'd1-%s'" % t in p.stderr
+    k.ctl("client", "remove", "d1-" + t, check=0)
+    k.ctl("client", "add", "--tenant", t, "--name", "d2-" + t, "--device-serial", "S1-" + t,
+          input="pw\n", check=0)
