@@ -11,7 +11,9 @@ to ours learned from the responses (ids are 36 bytes both ways, so the
 requests are rewritten in place), real calendar dates in requests are
 shifted to "now", and expected Attributes / Attribute Names need only be
 present. The test prints every difference and fails when fewer responses
-match than the recorded baseline, or when a request gets no response.
+match than the recorded baseline, when a response of the identity cases
+(11.1 with users, 11.2 with devices, both registered with kmsctl) differs,
+or when a request gets no response.
 """
 import os
 import struct
@@ -26,7 +28,7 @@ sys.path.insert(0, HERE)
 import kmsd_harness as H  # noqa: E402
 
 VECTORS = os.path.join(HERE, "..", "vectors", "kmip-1.1-testcases.txt")
-BASELINE = 246  # responses matching over TLS when written (247; in-process 251; the Cancel of 3.2 depends on timing; see docs/kmip.md)
+BASELINE = 247  # responses matching over TLS when written (248; in-process 251; the Cancel of 3.2 depends on timing; see docs/kmip.md)
 
 STRUCT, INT, LONG, BIGINT, ENUM, BOOL, TEXT, BYTES, DATE, INTERVAL = range(1, 11)
 ID_TAGS = {0x420094, 0x420066, 0x42006F, 0x42004C, 0x420076}
@@ -201,6 +203,29 @@ def register_users(k):
         k.kmsctl("client", "add", "--tenant", "default", "--user", name, "--password-file", path)
 
 
+# The two devices of test case 11.2 (Device credentials), registered as
+# device clients of the same tenant with every identifier the document
+# sends: each credential names its own identity, so client B is refused
+# client A's key under the operation policy `default`.
+DEVICES_11_2 = (
+    ("device-a", "secret", ("serNum123456", "devID2233", "netID9000", "machineID1",
+                            "mediaID313")),
+    ("device-b", "passwd", ("serNum101010", "devID4444", "netID9", "machineID1111",
+                            "mediaID0000")),
+)
+
+
+def register_devices(k):
+    flags = ("--device-serial", "--device-id", "--network-id", "--machine-id", "--media-id")
+    for name, password, ids in DEVICES_11_2:
+        path = os.path.join(k.workdir, name + ".pw")
+        with open(path, "w") as f:
+            f.write(password + "\n")
+        args = [a for pair in zip(flags, ids) for a in pair]
+        k.kmsctl("client", "add", "--tenant", "default", "--name", name, *args,
+                 "--password-file", path)
+
+
 def test_replay_against_kmsd():
     vecs = load_vectors()
     cases = []
@@ -215,6 +240,8 @@ def test_replay_against_kmsd():
         with H.server() as k:
             if case.startswith("11.1 "):
                 register_users(k)
+            if case.startswith("11.2 "):
+                register_devices(k)
             idmap = {}
             for (idx, _, _, req), (_, _, _, exp) in pairs:
                 exp_nodes = decode(exp)
@@ -245,3 +272,7 @@ def test_replay_against_kmsd():
     print("REPLAY over TLS: %d of %d responses match" % (matched, total))
     assert total >= 250
     assert matched >= BASELINE, "\n".join(diffs)
+    # The identity cases match in full: their credentials name registered
+    # password (11.1) and device (11.2) clients.
+    identity = [d for d in diffs if d.startswith(("[11.1 ", "[11.2 "))]
+    assert not identity, "\n".join(identity)
