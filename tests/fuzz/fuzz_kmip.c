@@ -11,7 +11,10 @@
  * client of tenant "t1"), so inputs reach both the admin paths and the
  * cross-tenant ownership checks; a Credential is verified for real (the
  * password client "fuzz-user" has password "fuzz", Argon2id at the
- * smallest cost).
+ * smallest cost; the device client "fuzz-device" of tenant "default" is
+ * the first device of KMIP 1.1 test case 11.2, whose requests are in the
+ * corpus: serial number "serNum123456", Device Identifier "devID2233",
+ * password "secret").
  *
  * Checked per input: kmip_handle() returns 0 or KMS_ERR_PROTO; on 0 the
  * response is non-empty, decodes as TTLV and is a Response Message; the
@@ -66,8 +69,10 @@ static void commit(store_write_t *w, int rc, const char *what)
         die(what);
 }
 
+/* A client: a device's when `device` is given (with `password`), else a
+ * password client's when `password` is, else a certificate client's. */
 static void add_client(const char *name, const char *tenant, const char *role,
-                       const char *password)
+                       const char *password, const store_device_t *device)
 {
     store_client_t c;
     memset(&c, 0, sizeof(c));
@@ -75,6 +80,8 @@ static void add_client(const char *name, const char *tenant, const char *role,
     snprintf(c.tenant, sizeof(c.tenant), "%s", tenant);
     snprintf(c.role, sizeof(c.role), "%s", role);
     snprintf(c.kind, sizeof(c.kind), "%s", password ? "password" : "cert");
+    if (device && store_client_set_device(&c, device))
+        die("store_client_set_device");
     if (password && kmip_password_hash(&COST, password, c.password_hash, sizeof(c.password_hash)))
         die("kmip_password_hash");
     store_write_t *w = store_write_new();
@@ -98,9 +105,11 @@ static void env_open_store(void)
         store_write_t *w = store_write_new();
         commit(w, w ? store_write_tenant(w, t, false) : KMS_ERR_NOMEM, t);
     }
-    add_client("fuzz", "default", "admin", NULL);
-    add_client("fuzz-client", "t1", "client", NULL);
-    add_client("fuzz-user", "t1", "client", "fuzz");
+    add_client("fuzz", "default", "admin", NULL, NULL);
+    add_client("fuzz-client", "t1", "client", NULL, NULL);
+    add_client("fuzz-user", "t1", "client", "fuzz", NULL);
+    const store_device_t dev = {.serial = "serNum123456", .device_id = "devID2233"};
+    add_client("fuzz-device", "default", "client", "secret", &dev);
     kmip_config_t c = {
         .store = g_store,
         .keyring = g_kr,

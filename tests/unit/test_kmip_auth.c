@@ -40,6 +40,26 @@ typedef struct fx {
 /* Cheap Argon2id for tests; production defaults are t=2, m=19 MiB. */
 static const kmip_password_cost_t COST = {.t_cost = 1, .m_kib = 256, .parallelism = 1};
 
+/* Write client *c (a device's when `d` is given), with an Argon2id hash of
+ * `password` at `cost` when given. */
+static int put_client(fx_t *f, store_client_t *c, const store_device_t *d, const char *password,
+                      const kmip_password_cost_t *cost, bool remove)
+{
+    if (d)
+        assert_int_equal(store_client_set_device(c, d), 0);
+    if (password)
+        assert_int_equal(kmip_password_hash(cost, password, c->password_hash,
+                                            sizeof(c->password_hash)), 0);
+    c->created_us = kms_now_us();
+    store_write_t *w = store_write_new();
+    assert_non_null(w);
+    int rc = store_write_client(w, c, remove);
+    if (rc == 0)
+        rc = store_commit(f->store, w, NULL, 0);
+    store_write_free(w);
+    return rc;
+}
+
 static int try_add_client(fx_t *f, const char *name, const char *tenant, const char *kind,
                           const char *fp, const char *password, const char *role, bool remove)
 {
@@ -51,17 +71,7 @@ static int try_add_client(fx_t *f, const char *name, const char *tenant, const c
     snprintf(c.role, sizeof(c.role), "%s", role);
     if (fp)
         snprintf(c.cert_sha256, sizeof(c.cert_sha256), "%s", fp);
-    if (password)
-        assert_int_equal(kmip_password_hash(&COST, password, c.password_hash,
-                                            sizeof(c.password_hash)), 0);
-    c.created_us = kms_now_us();
-    store_write_t *w = store_write_new();
-    assert_non_null(w);
-    int rc = store_write_client(w, &c, remove);
-    if (rc == 0)
-        rc = store_commit(f->store, w, NULL, 0);
-    store_write_free(w);
-    return rc;
+    return put_client(f, &c, NULL, password, &COST, remove);
 }
 
 static void add_client(fx_t *f, const char *name, const char *tenant, const char *kind,
@@ -237,10 +247,12 @@ static void test_hash_format(void **state)
     assert_true(strncmp(h, "$argon2id$v=19$m=19456,t=2,p=1$", 31) == 0);
 }
 
-/* A Query request from peer p, with a Username/Password Credential when
- * user is given, decoded and authenticated. */
-static kmip_request_t *query_request(fx_t *f, const kmip_peer_t *p, const char *user,
-                                     const char *pass, int *auth_rc)
+/* A Query request from peer p, decoded and authenticated (*auth_rc); its
+ * header carries the Credential add_cred adds (none when NULL). */
+typedef void (*cred_cb)(kms_arena_t *a, ttlv_item_t *authentication, const void *arg);
+
+static kmip_request_t *auth_request(fx_t *f, const kmip_peer_t *p, cred_cb add_cred,
+                                    const void *arg, int *auth_rc)
 {
     kms_arena_t *a = kms_arena_new(0);
     assert_non_null(a);
@@ -249,14 +261,8 @@ static kmip_request_t *query_request(fx_t *f, const kmip_peer_t *p, const char *
     ttlv_item_t *pv = ttlv_new_struct(a, h, KMIP_TAG_PROTOCOL_VERSION);
     ttlv_new_int(a, pv, KMIP_TAG_PROTOCOL_VERSION_MAJOR, 1);
     ttlv_new_int(a, pv, KMIP_TAG_PROTOCOL_VERSION_MINOR, 1);
-    if (user) {
-        ttlv_item_t *au = ttlv_new_struct(a, h, KMIP_TAG_AUTHENTICATION);
-        ttlv_item_t *cr = ttlv_new_struct(a, au, KMIP_TAG_CREDENTIAL);
-        ttlv_new_enum(a, cr, KMIP_TAG_CREDENTIAL_TYPE, KMIP_CREDENTIAL_TYPE_USERNAME_AND_PASSWORD);
-        ttlv_item_t *cv = ttlv_new_struct(a, cr, KMIP_TAG_CREDENTIAL_VALUE);
-        ttlv_new_textz(a, cv, KMIP_TAG_USERNAME, user);
-        ttlv_new_textz(a, cv, KMIP_TAG_PASSWORD, pass);
-    }
+    if (add_cred)
+        add_cred(a, ttlv_new_struct(a, h, KMIP_TAG_AUTHENTICATION), arg);
     ttlv_new_int(a, h, KMIP_TAG_BATCH_COUNT, 1);
     ttlv_item_t *bi = ttlv_new_struct(a, m, KMIP_TAG_BATCH_ITEM);
     ttlv_new_enum(a, bi, KMIP_TAG_OPERATION, KMIP_OPERATION_QUERY);
@@ -267,9 +273,29 @@ static kmip_request_t *query_request(fx_t *f, const kmip_peer_t *p, const char *
     assert_int_equal(kmip_request_decode(f->kmip, p, b.data, b.len, &r), 0);
     kms_buf_dispose(&b);
     kms_arena_free(a);
-    assert_false(kmip_request_can_run_inline(r) && user); /* a password: a worker's job */
     *auth_rc = kmip_request_authenticate(r);
     assert_int_equal(kmip_request_execute(r, KMIP_RUN_WORKER), 0);
+    return r;
+}
+
+static void add_user_cred(kms_arena_t *a, ttlv_item_t *au, const void *arg)
+{
+    const char *const *up = arg;
+    ttlv_item_t *cr = ttlv_new_struct(a, au, KMIP_TAG_CREDENTIAL);
+    ttlv_new_enum(a, cr, KMIP_TAG_CREDENTIAL_TYPE, KMIP_CREDENTIAL_TYPE_USERNAME_AND_PASSWORD);
+    ttlv_item_t *cv = ttlv_new_struct(a, cr, KMIP_TAG_CREDENTIAL_VALUE);
+    ttlv_new_textz(a, cv, KMIP_TAG_USERNAME, up[0]);
+    ttlv_new_textz(a, cv, KMIP_TAG_PASSWORD, up[1]);
+}
+
+/* A Query request from peer p, with a Username/Password Credential when
+ * user is given, decoded and authenticated. */
+static kmip_request_t *query_request(fx_t *f, const kmip_peer_t *p, const char *user,
+                                     const char *pass, int *auth_rc)
+{
+    const char *up[2] = {user, pass};
+    kmip_request_t *r = auth_request(f, p, user ? add_user_cred : NULL, up, auth_rc);
+    assert_false(kmip_request_can_run_inline(r) && user); /* a password: a worker's job */
     return r;
 }
 
@@ -311,18 +337,7 @@ static int try_add_device(fx_t *f, const char *name, const char *tenant, const c
     snprintf(c.name, sizeof(c.name), "%s", name);
     snprintf(c.tenant, sizeof(c.tenant), "%s", tenant);
     snprintf(c.role, sizeof(c.role), "%s", role);
-    assert_int_equal(store_client_set_device(&c, d), 0);
-    if (password)
-        assert_int_equal(kmip_password_hash(cost, password, c.password_hash,
-                                            sizeof(c.password_hash)), 0);
-    c.created_us = kms_now_us();
-    store_write_t *w = store_write_new();
-    assert_non_null(w);
-    int rc = store_write_client(w, &c, remove);
-    if (rc == 0)
-        rc = store_commit(f->store, w, NULL, 0);
-    store_write_free(w);
-    return rc;
+    return put_client(f, &c, d, password, cost, remove);
 }
 
 /* The test case document's first device (KMIP 1.1 test case 11.2),
@@ -333,11 +348,16 @@ static const store_device_t DEV1 = {.serial = "serNum123456", .device_id = "devI
     {.serial = "serNum123456", .password = "secret", .device_id = "devID2233",          \
      .network_id = "netID9000", .machine_id = "machineID1", .media_id = "mediaID313"}
 
+/* DEV1 as "tape-1" of tenant acme, password "secret". */
+static void add_dev1(fx_t *f, const char *role)
+{
+    assert_int_equal(try_add_device(f, "tape-1", "acme", role, &DEV1, "secret", &COST, false), 0);
+}
+
 static void test_device_identity(void **state)
 {
     fx_t *f = *state;
-    assert_int_equal(try_add_device(f, "tape-1", "acme", "client", &DEV1, "secret", &COST, false),
-                     0);
+    add_dev1(f, "client");
     kmip_identity_t id;
     kmip_peer_t p = {.address = "a"};
     kmip_device_cred_t d = DEV1_CRED;
@@ -396,8 +416,7 @@ static void test_device_identity(void **state)
 static void test_device_and_cert(void **state)
 {
     fx_t *f = *state;
-    assert_int_equal(try_add_device(f, "tape-1", "acme", "admin", &DEV1, "secret", &COST, false),
-                     0);
+    add_dev1(f, "admin");
     kmip_identity_t id;
     kmip_device_cred_t d = DEV1_CRED;
     /* The same tenant: the device is the identity, with the lesser role
@@ -431,8 +450,7 @@ static void test_device_and_cert(void **state)
 static void test_device_removed_refused_next_request(void **state)
 {
     fx_t *f = *state;
-    assert_int_equal(try_add_device(f, "tape-1", "acme", "client", &DEV1, "secret", &COST, false),
-                     0);
+    add_dev1(f, "client");
     kmip_identity_t id;
     kmip_peer_t p = {.address = "a"};
     kmip_device_cred_t d = DEV1_CRED;
@@ -487,19 +505,16 @@ static void test_device_refusal_cost(void **state)
     kmip_server_free(k);
 }
 
-/* A Query request whose header carries Device credential `d`, decoded and
- * authenticated; *auth_rc the verdict. */
-static kmip_request_t *device_request(fx_t *f, const kmip_peer_t *p, const kmip_device_cred_t *d,
-                                      bool bad_type, int *auth_rc)
+/* A Device credential's fields as device_request sends them. */
+typedef struct dev_arg {
+    const kmip_device_cred_t *d;
+    bool bad_type;             /* add a Media Identifier that is an Integer */
+} dev_arg_t;
+
+static void add_device_cred(kms_arena_t *a, ttlv_item_t *au, const void *arg)
 {
-    kms_arena_t *a = kms_arena_new(0);
-    assert_non_null(a);
-    ttlv_item_t *m = ttlv_new_struct(a, NULL, KMIP_TAG_REQUEST_MESSAGE);
-    ttlv_item_t *h = ttlv_new_struct(a, m, KMIP_TAG_REQUEST_HEADER);
-    ttlv_item_t *pv = ttlv_new_struct(a, h, KMIP_TAG_PROTOCOL_VERSION);
-    ttlv_new_int(a, pv, KMIP_TAG_PROTOCOL_VERSION_MAJOR, 1);
-    ttlv_new_int(a, pv, KMIP_TAG_PROTOCOL_VERSION_MINOR, 1);
-    ttlv_item_t *au = ttlv_new_struct(a, h, KMIP_TAG_AUTHENTICATION);
+    const dev_arg_t *x = arg;
+    const kmip_device_cred_t *d = x->d;
     ttlv_item_t *cr = ttlv_new_struct(a, au, KMIP_TAG_CREDENTIAL);
     ttlv_new_enum(a, cr, KMIP_TAG_CREDENTIAL_TYPE, KMIP_CREDENTIAL_TYPE_DEVICE);
     ttlv_item_t *cv = ttlv_new_struct(a, cr, KMIP_TAG_CREDENTIAL_VALUE);
@@ -514,30 +529,26 @@ static kmip_request_t *device_request(fx_t *f, const kmip_peer_t *p, const kmip_
     for (size_t i = 0; i < 6; i++)
         if (fl[i].v)
             ttlv_new_textz(a, cv, fl[i].tag, fl[i].v);
-    if (bad_type)
+    if (x->bad_type)
         ttlv_new_int(a, cv, KMIP_TAG_MEDIA_IDENTIFIER, 7);
-    ttlv_new_int(a, h, KMIP_TAG_BATCH_COUNT, 1);
-    ttlv_item_t *bi = ttlv_new_struct(a, m, KMIP_TAG_BATCH_ITEM);
-    ttlv_new_enum(a, bi, KMIP_TAG_OPERATION, KMIP_OPERATION_QUERY);
-    kms_buf_t b;
-    kms_buf_init(&b, 0);
-    assert_int_equal(ttlv_encode(m, &b), 0);
-    kmip_request_t *r = NULL;
-    assert_int_equal(kmip_request_decode(f->kmip, p, b.data, b.len, &r), 0);
-    kms_buf_dispose(&b);
-    kms_arena_free(a);
+}
+
+/* A Query request whose header carries Device credential `d`, decoded and
+ * authenticated; *auth_rc the verdict. */
+static kmip_request_t *device_request(fx_t *f, const kmip_peer_t *p, const kmip_device_cred_t *d,
+                                      bool bad_type, int *auth_rc)
+{
+    dev_arg_t x = {d, bad_type};
+    kmip_request_t *r = auth_request(f, p, add_device_cred, &x, auth_rc);
     if (!bad_type)
         assert_false(kmip_request_can_run_inline(r)); /* a password: a worker's job */
-    *auth_rc = kmip_request_authenticate(r);
-    assert_int_equal(kmip_request_execute(r, KMIP_RUN_WORKER), 0);
     return r;
 }
 
 static void test_request_authenticate_device(void **state)
 {
     fx_t *f = *state;
-    assert_int_equal(try_add_device(f, "tape-1", "acme", "client", &DEV1, "secret", &COST, false),
-                     0);
+    add_dev1(f, "client");
     kmip_summary_t sum;
     int rc;
     kmip_peer_t none = {.address = "a"};

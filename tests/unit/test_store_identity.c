@@ -260,11 +260,7 @@ static void test_clients(void **state)
 static store_client_t device_client(const char *name, const char *tenant, const char *serial,
                                     const char *network)
 {
-    store_client_t c;
-    memset(&c, 0, sizeof(c));
-    snprintf(c.name, sizeof(c.name), "%s", name);
-    snprintf(c.tenant, sizeof(c.tenant), "%s", tenant);
-    strcpy(c.role, "client");
+    store_client_t c = cert_client(name, tenant, "");
     strcpy(c.password_hash, "$argon2id$v=19$m=65536,t=3,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo");
     store_device_t d;
     memset(&d, 0, sizeof(d));
