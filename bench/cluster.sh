@@ -34,6 +34,9 @@
 #   BENCH_PIN=""                "CPUS_A:CPUS_REST" (taskset lists, e.g. "0:1"): node A (and the
 #                               single node) on CPUS_A, the other nodes and the generator on
 #                               CPUS_REST, so node A's figures do not share its cores
+#   BENCH_PERF=""               a directory: `perf record` the clients' node during each
+#                               throughput workload into DIR/<workload>.data (BENCH_PERF_ARGS,
+#                               default "-F 999 --call-graph dwarf,16384")
 set -u
 cd "$(dirname "$0")/.." || exit 1
 . bench/lib.sh
@@ -44,6 +47,7 @@ RATES=${BENCH_LAG_RATES:-"1000 10000"}
 CATCHUP=${BENCH_CATCHUP_KEYS:-100000}
 PARTS=${BENCH_PARTS:-"throughput lag catchup"}
 PIN=${BENCH_PIN:-}
+PERFDIR=${BENCH_PERF:-}
 part() { case " $PARTS " in *" $1 "*) return 0;; esac; return 1; }
 # pin NAME: the taskset prefix for a node or the generator (BENCH_PIN); none without it.
 pin() {
@@ -115,10 +119,20 @@ bench() { # label node kmipbench-args...
     local label=$1 node=$2 line c0 c1
     shift 2
     printf '  %-34s ' "$label" >&2
+    local perf=""
+    if [ -n "$PERFDIR" ]; then
+        mkdir -p "$PERFDIR"
+        # shellcheck disable=SC2086
+        perf record ${BENCH_PERF_ARGS:--F 999 --call-graph dwarf,16384} -p "${KPID[$node]}" \
+            -o "$PERFDIR/${label// /_}.data" >>"$T/perf.log" 2>&1 &
+        perf=$!
+        sleep 0.5
+    fi
     c0=$(cpu_all)
     # shellcheck disable=SC2046
     line=$($(pin gen) "$KB" $(client "$node") --server-pid "${KPID[$node]}" --json "$@" 2>>"$T/kmipbench.err" | tail -1)
     c1=$(cpu_all)
+    [ -z "$perf" ] || { kill -INT "$perf"; wait "$perf"; }
     [ -n "$line" ] || line='{"failed":true}'
     line=$($PY -c 'import json,sys; d=json.loads(sys.argv[2]); d["label"]=sys.argv[1]; d["all_cpu_s"]=int(sys.argv[3])/int(sys.argv[4]); print(json.dumps(d))' \
         "$label" "$line" "$((c1 - c0))" "$(getconf CLK_TCK)")

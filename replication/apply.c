@@ -220,7 +220,7 @@ static int apply_list(ctx_t *x, const repl_entity_t *v, size_t n)
         return KMS_ERR_NOMEM;
     for (size_t i = 0; i < n; i++)
         refs[i] = (repl_keyref_t){v[i].kind, v[i].key, i};
-    repl_mark_repeats(refs, n, dup, n);
+    repl_mark_repeats(refs, n, false, dup, n);
     for (size_t i = 0; i < n; i++) {
         if (dup[i])
             continue; /* the same entity twice in a frame: one put */

@@ -334,6 +334,10 @@ typedef struct repl_options {
                                     for 5 times as long is closed */
     unsigned handshake_ms;       /* TLS + HELLO deadline (0 = 10000) */
     unsigned trim_every_ms;      /* how often the log is trimmed (0 = 5000) */
+    /* Bytes of the change log's newest rows kept in memory with the objects
+     * they committed, which push links ship without reading the store
+     * (0 = 16 MiB). Set once per store: the first repl_start's value. */
+    size_t log_tail_bytes;
     int64_t clock_offset_ms;     /* tests only: added to this node's wall clock */
     /* Admitting nodes (join.c): */
     const char *ca_key;          /* the cluster CA's key (PEM): signs joining nodes' CSRs;
@@ -401,6 +405,12 @@ typedef struct repl_sync_stats {
      * and rows it did not ship because the peer gets them directly. */
     uint64_t relayed;
     uint64_t relay_skipped;
+    /* Objects and other entities shipped in CHANGES frames: taken from the
+     * change log's rows in memory (as committed), or read from the store
+     * (a link behind the rows in memory, removals, tenants, clients, keys,
+     * nodes). */
+    uint64_t shipped_from_memory;
+    uint64_t shipped_from_store;
 } repl_sync_stats_t;
 /* Any thread; zeros when r is NULL. */
 void repl_sync_stats(repl_t *r, repl_sync_stats_t *out);

@@ -327,6 +327,7 @@ struct repl {
     uv_timer_t relay_timer;      /* ship.c runs it, sync.c opens and closes it */
     bool relay_timer_on;
     atomic_uint_fast64_t relayed, relay_skipped;
+    atomic_uint_fast64_t shipped_mem, shipped_store;
 
     /* startup.c */
     atomic_bool startup_done;    /* the start-up catch-up finished or timed out */
@@ -393,9 +394,11 @@ typedef struct repl_keyref {
     size_t i;
 } repl_keyref_t;
 /* dup_out[i] (n_dup entries, cleared first) is set for every entry of refs
- * whose (kind, key) an entry of lower index has too: one sort instead of
- * comparing each entry with every earlier one. Reorders refs. */
-void repl_mark_repeats(repl_keyref_t *refs, size_t n, bool *dup_out, size_t n_dup);
+ * whose (kind, key) an entry of lower index has too (keep_last: of higher
+ * index), so one entry per key stays unmarked: one sort instead of
+ * comparing each entry with every other. Reorders refs. */
+void repl_mark_repeats(repl_keyref_t *refs, size_t n, bool keep_last, bool *dup_out,
+                       size_t n_dup);
 void repl_entity_from_object(repl_entity_t *e, const store_object_t *o);
 void repl_object_from_entity(store_object_t *o, const repl_entity_t *e);
 store_object_t *repl_object_copy(kms_arena_t *a, const store_object_t *o);
@@ -415,6 +418,10 @@ void repl_set_node_catchup(repl_t *r, repl_node_t *n, int64_t total, int64_t don
 /* Frames in flight per push link (bytes), and the socket's high-water
  * mark before the sender pauses. */
 #define REPL_SHIP_WINDOW ((size_t)4 << 20)
+/* The change log's newest rows kept in memory with the objects they
+ * committed (store_log_tail_enable), shared by every push link; a link
+ * further behind reads the store. */
+#define REPL_LOG_TAIL_BYTES ((size_t)16 << 20)
 
 /* verify.c */
 void repl_verify_answer(repl_conn_t *c, const repl_frame_t *f);   /* inbound VERIFY_REQ */

@@ -116,6 +116,7 @@ struct repl_ship {
     size_t wpend;            /* pending rows the work item may add */
     pending_t *out_pend;
     size_t n_out_pend;
+    store_logged_t *rows;    /* the work item's rows (SHIP_ROWS) */
 };
 
 /* ------------------------------------------------------- entity loads */
@@ -237,14 +238,21 @@ static void dispose(repl_entity_t *v, size_t n)
 
 /* ------------------------------------------------------ the log phase */
 typedef struct rows {
-    store_change_t *v;
+    store_logged_t *v;       /* the link's buffer of SHIP_ROWS */
     size_t n;
+    int64_t upto;            /* from the store: rows up to here (memory holds the rest) */
+    bool cut;                /* stopped there: read again at once */
 } rows_t;
 
 static int collect_row(const store_change_t *c, void *arg)
 {
     rows_t *r = arg;
-    r->v[r->n++] = *c;
+    if (c->seq > r->upto && r->n) { /* (at least one row: the trim check needs it) */
+        r->cut = true;
+        return 1;
+    }
+    r->v[r->n].row = *c;
+    r->v[r->n++].obj = NULL;
     return 0;
 }
 
@@ -291,49 +299,72 @@ ship:
     return true;
 }
 
+/* The rows after the link's position: from memory when it holds them all
+ * (each object put with the object it committed: nothing is read back),
+ * else from the store. *ref_out holds the objects until released. */
+static int read_rows(repl_ship_t *s, rows_t *rows, bool *mem_out, store_tail_ref_t **ref_out)
+{
+    int64_t floor = -1;
+    int rc = store_log_tail(s->r->opt.store, s->sent_seq, SHIP_ROWS, rows->v, &rows->n, ref_out);
+    *mem_out = rc == 0;
+    if (rc != KMS_ERR_NOTFOUND)
+        return rc;
+    /* Behind what memory holds (a link that starts, or lagged): the store
+     * up to memory's floor, then memory again. */
+    store_log_tail_stats(s->r->opt.store, &floor, NULL);
+    rows->n = 0;
+    rows->upto = floor > s->sent_seq ? floor : INT64_MAX;
+    return store_changes_since(s->rd, s->sent_seq, SHIP_ROWS, collect_row, rows);
+}
+
 static int ship_log(repl_ship_t *s, kms_arena_t *a)
 {
-    rows_t rows = {kms_arena_alloc(a, SHIP_ROWS * sizeof(store_change_t)), 0};
+    rows_t rows = {.v = s->rows};
+    store_tail_ref_t *ref = NULL;
     repl_entity_t *v = NULL;
     size_t n = 0, bytes = 0;
-    int rc;
-    if (!rows.v)
-        return KMS_ERR_NOMEM;
-    if ((rc = store_changes_since(s->rd, s->sent_seq, SHIP_ROWS, collect_row, &rows)) != 0)
-        return rc;
-    if (rows.n == 0)
-        return 0;
-    if (rows.v[0].seq > s->sent_seq + 1 && s->sent_seq < repl_log_floor(s->r)) {
+    bool mem = false;
+    int rc = read_rows(s, &rows, &mem, &ref);
+    if (rc || rows.n == 0)
+        goto out;
+    if (!mem && rows.v[0].row.seq > s->sent_seq + 1 && s->sent_seq < repl_log_floor(s->r)) {
         /* Trimmed while this link started: what the peer lacks is gone
          * from the log, so it gets a snapshot instead. */
         s->phase = PH_BEGIN;
         s->out_more = true;
-        return 0;
+        goto out;
     }
-    s->out_more = rows.n == SHIP_ROWS;
+    s->out_more = rows.n == SHIP_ROWS || rows.cut;
     /* Which rows go: not the peer's own changes nor what it holds or gets
-     * directly; of several rows of one entity only the first (each loads
-     * the same current state). */
+     * directly; of several rows of one entity only the last (a row from
+     * memory carries the state it committed, which covers the earlier
+     * rows; one from the store loads the current state, which covers them
+     * all). */
     bool *keep = kms_arena_alloc(a, rows.n * sizeof *keep);
     bool *dup = kms_arena_alloc(a, rows.n * sizeof *dup);
     repl_keyref_t *refs = kms_arena_alloc(a, rows.n * sizeof *refs);
     size_t nref = 0;
-    if (!keep || !dup || !refs)
-        return KMS_ERR_NOMEM;
+    if (!keep || !dup || !refs) {
+        rc = KMS_ERR_NOMEM;
+        goto out;
+    }
     for (size_t i = 0; i < rows.n; i++) {
-        const store_change_t *row = &rows.v[i];
+        const store_change_t *row = &rows.v[i].row;
         keep[i] = strcmp(row->id.origin, s->peer) != 0 && must_ship(s, row);
         if (keep[i])
             refs[nref++] = (repl_keyref_t){(uint32_t)row->kind, row->key, i};
     }
-    repl_mark_repeats(refs, nref, dup, rows.n);
+    repl_mark_repeats(refs, nref, true, dup, rows.n);
     /* Entities only for the rows that go (an entity is 1.6 kB, and the
      * arena is zeroed on allocation and wiped when freed). */
-    if (nref && !(v = kms_arena_alloc(a, nref * sizeof *v)))
-        return KMS_ERR_NOMEM;
+    if (nref && !(v = kms_arena_alloc(a, nref * sizeof *v))) {
+        rc = KMS_ERR_NOMEM;
+        goto out;
+    }
     int64_t last = s->sent_seq;
+    size_t from_mem = 0;
     for (size_t i = 0; i < rows.n; i++) {
-        const store_change_t *row = &rows.v[i];
+        const store_change_t *row = &rows.v[i].row;
         if (bytes >= SHIP_BYTES) {
             s->out_more = true;
             /* The rows after this one are read again by the next batch. */
@@ -342,21 +373,32 @@ static int ship_log(repl_ship_t *s, kms_arena_t *a)
             break;
         }
         last = row->seq;
-        if (!keep[i] || dup[i])
+        if (!keep[i])
             continue;
-        repl_entity_t *e = &v[n];
-        rc = repl_load_entity(s->r, s->rd, a, row->kind, row->key, e);
-        if (rc == KMS_ERR_NOTFOUND)
-            continue; /* gone and its tombstone trimmed: nothing to say */
-        if (rc)
-            goto out;
         if (!s->out_first_hlc || row->id.hlc < s->out_first_hlc)
             s->out_first_hlc = row->id.hlc; /* the oldest change in the frame (lag) */
+        if (dup[i])
+            continue;
+        repl_entity_t *e = &v[n];
+        if (rows.v[i].obj) {
+            repl_entity_from_object(e, rows.v[i].obj); /* points into memory held by ref */
+            from_mem++;
+        } else {
+            rc = repl_load_entity(s->r, s->rd, a, row->kind, row->key, e);
+            if (rc == KMS_ERR_NOTFOUND) {
+                rc = 0;
+                continue; /* gone and its tombstone trimmed: nothing to say */
+            }
+            if (rc)
+                goto out;
+        }
         e->seq = row->seq;
         bytes += entity_size(e);
         n++;
     }
     s->out_last_seq = last;
+    atomic_fetch_add(&s->r->shipped_mem, from_mem);
+    atomic_fetch_add(&s->r->shipped_store, n - from_mem);
     if (n == 0 && last <= s->whigh)
         goto out; /* re-reading rows the peer was sent or holds: nothing to say */
     repl_frame_t f = {.type = REPL_FRAME_CHANGES};
@@ -366,6 +408,7 @@ static int ship_log(repl_ship_t *s, kms_arena_t *a)
     rc = encode(s, &f);
 out:
     dispose(v, n);
+    store_log_tail_release(ref);
     return rc;
 }
 
@@ -612,6 +655,7 @@ static void ship_free(repl_ship_t *s)
     kms_buf_dispose_wipe(&s->out);
     free(s->pend);
     free(s->out_pend);
+    free(s->rows);
     free(s);
 }
 
@@ -899,7 +943,11 @@ void repl_ship_start(repl_conn_t *c, int64_t link_pos, const repl_hwm_t *hwm, si
     kms_buf_init(&s->out, (r->opt.max_frame ? r->opt.max_frame : REPL_MAX_FRAME_DEFAULT) +
                               REPL_FRAME_HEADER);
     s->out_pend = malloc(SHIP_ROWS * sizeof *s->out_pend);
-    if (!s->out_pend) {
+    s->rows = malloc(SHIP_ROWS * sizeof *s->rows);
+    if (!s->out_pend || !s->rows) {
+        free(s->out_pend);
+        free(s->rows);
+        store_reader_free(s->rd);
         free(s);
         repl_conn_close(c, "out of memory");
         return;

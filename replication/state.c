@@ -23,17 +23,22 @@ static int keyref_cmp(const void *x, const void *y)
     return (a->i > b->i) - (a->i < b->i);
 }
 
-void repl_mark_repeats(repl_keyref_t *refs, size_t n, bool *dup_out, size_t n_dup)
+void repl_mark_repeats(repl_keyref_t *refs, size_t n, bool keep_last, bool *dup_out,
+                       size_t n_dup)
 {
     if (n_dup)
         memset(dup_out, 0, n_dup * sizeof *dup_out);
     if (n < 2)
         return;
     qsort(refs, n, sizeof *refs, keyref_cmp);
-    for (size_t k = 1; k < n; k++)
-        if (refs[k].kind == refs[k - 1].kind && strcmp(refs[k].key, refs[k - 1].key) == 0 &&
-            refs[k].i < n_dup)
-            dup_out[refs[k].i] = true;
+    for (size_t k = 1; k < n; k++) {
+        if (refs[k].kind != refs[k - 1].kind || strcmp(refs[k].key, refs[k - 1].key) != 0)
+            continue;
+        /* Equal keys are in index order: the earlier one, or the later. */
+        size_t i = keep_last ? refs[k - 1].i : refs[k].i;
+        if (i < n_dup)
+            dup_out[i] = true;
+    }
 }
 
 void repl_entity_from_object(repl_entity_t *e, const store_object_t *o)

@@ -83,6 +83,15 @@ int repl_hooks_init(repl_t *r, kms_error_t *err)
     uv_timer_start(&r->trim_timer, on_trim_timer, every, every);
     uv_timer_init(&r->loop, &r->relay_timer);
     r->relay_timer.data = r;
+    /* The newest rows in memory, each object put with the object as it was
+     * committed: push links ship what the writer just committed without
+     * reading it back (ship.c). Already on: a store this module ran on
+     * before (tests restart it). */
+    rc = store_log_tail_enable(r->opt.store, r->opt.log_tail_bytes ? r->opt.log_tail_bytes
+                                                                   : REPL_LOG_TAIL_BYTES);
+    if (rc && rc != KMS_ERR_STATE)
+        kms_log(KMS_LOG_WARN, REPL_LOG, "change log in memory off (%s): links read the store",
+                kms_strerror(rc));
     store_set_notify(r->opt.store, notify_cb, r);
     r->hooks_init = true;
     repl_progress_load(r);
@@ -201,6 +210,8 @@ void repl_sync_stats(repl_t *r, repl_sync_stats_t *out)
     out->degraded = atomic_load(&r->sync_degraded);
     out->relayed = atomic_load(&r->relayed);
     out->relay_skipped = atomic_load(&r->relay_skipped);
+    out->shipped_from_memory = atomic_load(&r->shipped_mem);
+    out->shipped_from_store = atomic_load(&r->shipped_store);
 }
 
 void repl_set_node_state(repl_t *r, repl_node_t *n, const char *state)

@@ -233,6 +233,7 @@ int store_log_change(store_t *s, store_op_t *op, enum store_kind kind, const cha
     int64_t seq = sqlite3_last_insert_rowid(s->wdb);
     if (!op->repl)
         id_out->origin_seq = seq;
+    store_tail_add_row(s, kind, key, version, deleted, id_out, seq);
     if (seq > s->applying->last_seq)
         s->applying->last_seq = seq;
     s->log_seq = seq;
@@ -376,9 +377,13 @@ static int apply_put(store_t *s, store_op_t *op, int64_t now_us)
         return err;
     int64_t oid = c.ver ? c.oid : sqlite3_last_insert_rowid(s->wdb);
     err = insert_attrs(s, oid, o->attrs, o->n_attrs);
-    if (!err)
-        op->new_version = ver;
-    return err;
+    if (err)
+        return err;
+    op->new_version = ver;
+    if (s->log_seq) /* the object as stored, for replication (logtail.c) */
+        store_tail_add_object(s, o, ver, c.created, now_us, &id, s->log_seq, s->wbuf.data,
+                              s->wbuf.len, s->wclocks_bound);
+    return 0;
 }
 
 /* Objects: a local delete (version check, then row, log and tombstone),

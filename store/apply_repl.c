@@ -94,6 +94,7 @@ static int bind_encoded(store_t *s, sqlite3_stmt *st, int col, const store_clock
     int err = store_clocks_encode(c, n, &s->wbuf);
     if (err)
         return err;
+    s->wclocks_bound = true;
     /* s->wbuf stays untouched until the statement has run. */
     return sqlite3_bind_blob(st, col, s->wbuf.data, (int)s->wbuf.len, SQLITE_STATIC) == SQLITE_OK
                ? 0
@@ -105,6 +106,7 @@ int store_bind_clocks(store_t *s, sqlite3_stmt *st, int col, const store_op_t *o
                       const store_change_id_t *old_id)
 {
     const store_object_t *o = &op->obj;
+    s->wclocks_bound = false;
     if (op->repl) {
         /* Exactly as given; the one-entry list "every name at this
          * change" is the NULL column (what a create stores). */

@@ -133,19 +133,29 @@ void store_cache_free(store_cache_t *c)
     free(c);
 }
 
-/* Bytes of one object's deep copy after `base` bytes of header. */
-static size_t object_size(const store_object_t *o, size_t base)
+size_t store_object_size(const store_object_t *o, size_t base, bool with_clocks)
 {
     size_t n = base + o->sealed.len + o->n_attrs * sizeof(store_attr_t) + 16;
     for (size_t i = 0; i < o->n_attrs; i++) {
         const store_attr_t *a = &o->attrs[i];
         n += strlen(a->name) + 1 + a->value_len + 1 + (a->skey ? strlen(a->skey) + 1 : 0);
     }
+    for (size_t i = 0; with_clocks && i < o->n_clocks; i++)
+        n += sizeof(store_clock_t) + strlen(o->clocks[i].name) + 1 + strlen(o->clocks[i].node) + 1;
     return n;
 }
 
-/* Deep copy of `src` into `dst` whose variable part starts at `p`. */
-static void object_copy(const store_object_t *src, store_object_t *dst, uint8_t *p)
+/* Copy the string s (with its NUL) to p, point *dst at it; past it. */
+static uint8_t *put_str(uint8_t *p, const char *s, const char **dst)
+{
+    size_t n = strlen(s) + 1;
+    memcpy(p, s, n);
+    *dst = (const char *)p;
+    return p + n;
+}
+
+void store_object_copy(const store_object_t *src, store_object_t *dst, uint8_t *p,
+                       bool with_clocks)
 {
     *dst = *src;
     dst->attrs = NULL;
@@ -153,12 +163,18 @@ static void object_copy(const store_object_t *src, store_object_t *dst, uint8_t 
     dst->touched = NULL; /* never set on what store_get returns; not copied */
     dst->clocks = NULL;
     dst->n_touched = dst->n_clocks = 0;
-    /* store_attr_t needs pointer alignment */
+    /* store_attr_t and store_clock_t need pointer alignment (both are
+     * multiples of 8 bytes long) */
     uintptr_t u = ((uintptr_t)p + 15) & ~(uintptr_t)15;
     p = (uint8_t *)u;
     if (src->n_attrs) {
         dst->attrs = (store_attr_t *)p;
         p += src->n_attrs * sizeof(store_attr_t);
+    }
+    if (with_clocks && src->n_clocks) {
+        dst->clocks = (store_clock_t *)p;
+        dst->n_clocks = src->n_clocks;
+        p += src->n_clocks * sizeof(store_clock_t);
     }
     if (src->sealed.blob) {
         memcpy(p, src->sealed.blob, src->sealed.len);
@@ -169,21 +185,20 @@ static void object_copy(const store_object_t *src, store_object_t *dst, uint8_t 
         const store_attr_t *a = &src->attrs[i];
         store_attr_t *d = &dst->attrs[i];
         *d = *a;
-        size_t n = strlen(a->name) + 1;
-        memcpy(p, a->name, n);
-        d->name = (const char *)p;
-        p += n;
+        p = put_str(p, a->name, &d->name);
         if (a->value_len)
             memcpy(p, a->value, a->value_len);
         p[a->value_len] = 0; /* values are NUL-terminated too, as store_get gives them */
         d->value = p;
         p += a->value_len + 1;
-        if (a->skey) {
-            n = strlen(a->skey) + 1;
-            memcpy(p, a->skey, n);
-            d->skey = (const char *)p;
-            p += n;
-        }
+        if (a->skey)
+            p = put_str(p, a->skey, &d->skey);
+    }
+    for (size_t i = 0; dst->clocks && i < src->n_clocks; i++) {
+        store_clock_t *d = &dst->clocks[i];
+        *d = src->clocks[i];
+        p = put_str(p, src->clocks[i].name, &d->name);
+        p = put_str(p, src->clocks[i].node, &d->node);
     }
 }
 
@@ -214,7 +229,7 @@ int store_cache_get(store_cache_t *c, const char *id, const char *tenant, kms_ar
         rc = KMS_ERR_NOMEM;
         goto out;
     }
-    object_copy(&e->obj, o, (uint8_t *)(o + 1));
+    store_object_copy(&e->obj, o, (uint8_t *)(o + 1), false);
     *out = o;
     rc = 0;
 out:
@@ -228,7 +243,7 @@ void store_cache_fill(store_cache_t *c, const store_object_t *o, uint64_t gen)
         return;
     uint64_t h = hash_id(o->id);
     cshard_t *sh = shard_of(c, h);
-    size_t size = object_size(o, sizeof(centry_t));
+    size_t size = store_object_size(o, sizeof(centry_t), false);
     if (size > sh->max_bytes / 4)
         return; /* one object must not flush a shard */
     centry_t *e = malloc(size);
@@ -237,7 +252,7 @@ void store_cache_fill(store_cache_t *c, const store_object_t *o, uint64_t gen)
     memset(e, 0, sizeof(*e));
     e->hash = h;
     e->size = size;
-    object_copy(o, &e->obj, (uint8_t *)(e + 1));
+    store_object_copy(o, &e->obj, (uint8_t *)(e + 1), false);
     pthread_mutex_lock(&sh->mu);
     centry_t **link = find(sh, h, o->id);
     if (sh->influx || sh->gen != gen || *link) {

@@ -231,6 +231,7 @@ void store_close(store_t *s)
     if (!s)
         return;
     store_writer_stop(s);
+    store_log_tail_free(s);
     store_ckpt_stop(s);
     store_wstmt_finalize(s);
     store_cache_free(s->cache);

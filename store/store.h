@@ -311,6 +311,37 @@ int store_changes_since(store_reader_t *r, int64_t after, size_t limit, store_ch
  * negative KMS_ERR_* on failure. */
 int64_t store_last_seq(store_reader_t *r);
 
+/* ---- the newest rows in memory (store/logtail.c) */
+/* Keep the rows the writer appends from now on in memory, up to
+ * `max_bytes` (oldest dropped first), each object put with a copy of the
+ * object exactly as committed. For replication, which would otherwise
+ * read every new object back from SQLite once per peer. Once per store;
+ * KMS_ERR_STATE when already enabled, KMS_ERR_PERM read-only. Any thread. */
+int store_log_tail_enable(store_t *s, size_t max_bytes);
+/* A row with the state it committed: `obj` is the object as stored by
+ * that change (attributes in (name, index) order, blob, clocks, change
+ * identity, version, times: as store_get_repl reads it, at that moment)
+ * for an object put; NULL for any other row (removals, tenants, clients,
+ * data-store keys, nodes: read those from the store). */
+typedef struct store_logged {
+    store_change_t row;
+    const store_object_t *obj;
+} store_logged_t;
+typedef struct store_tail_ref store_tail_ref_t;
+/* The rows with seq > after (at most `limit`, into v[limit]) from memory.
+ * 0 with *n_out rows (0: nothing committed after `after` yet); the objects
+ * stay valid until store_log_tail_release(*ref_out) (NULL when no row).
+ * KMS_ERR_NOTFOUND when memory does not hold every row after `after` (not
+ * enabled, or dropped for the budget): read store_changes_since instead.
+ * Rows appear once their batch committed, before store_commit returns and
+ * before the notify callback runs. Any thread; never touches SQLite. */
+int store_log_tail(store_t *s, int64_t after, size_t limit, store_logged_t *v, size_t *n_out,
+                   store_tail_ref_t **ref_out);
+void store_log_tail_release(store_tail_ref_t *ref); /* NULL ok */
+/* The tail's floor (every row after it is held; -1 when off or before the
+ * writer's first batch since enabling) and bytes held. For tests, status. */
+void store_log_tail_stats(store_t *s, int64_t *floor_out, size_t *bytes_out);
+
 /* ------------------------------------------------------------- scanning */
 /* Object ids in id order after `after_id` ("" for the start), at most
  * `limit`, with the dsk_id of each (for store-key rotation and backup). */

@@ -24,6 +24,8 @@
 #define STORE_META_HLC_FLOOR "hlc.floor"
 
 typedef struct store_cache store_cache_t;
+typedef struct store_logtail store_logtail_t;
+typedef struct store_tail_seg store_tail_seg_t;
 
 /* ------------------------------------------------------------- writes */
 enum store_op_kind {
@@ -121,6 +123,7 @@ struct store {
     store_write_t *applying;          /* writer thread only: the write store_apply runs */
     kms_arena_t *wscratch;            /* writer thread only: per-op scratch (clocks) */
     kms_buf_t wbuf;                   /* writer thread only: encoded clocks */
+    bool wclocks_bound;               /* writer: store_bind_clocks bound wbuf (else NULL) */
     bool hlc_floor_dirty;             /* writer: persist last_hlc (meta) in this batch */
     int64_t log_seq;                  /* writer: seq of the op's log row, 0 if none */
     uint64_t retries;                 /* writer thread only: batches re-run isolated */
@@ -149,6 +152,7 @@ struct store {
     pthread_cond_t ckpt_yield_cv;     /* ckpt_yield cleared (with ckpt_mu) */
 
     store_cache_t *cache;             /* NULL when disabled or read_only */
+    _Atomic(store_logtail_t *) tail;  /* store_log_tail_enable; NULL = off */
     atomic_uint_fast64_t clients_gen; /* bumped after a commit that may change
                                          the clients or tenants tables */
 };
@@ -244,6 +248,32 @@ void store_cache_fill(store_cache_t *c, const store_object_t *o, uint64_t gen);
 void store_cache_begin(store_cache_t *c, const char *id);
 void store_cache_end(store_cache_t *c, const char *id);
 void store_cache_stats(store_cache_t *c, store_stats_t *st);
+/* A deep copy of an object in one block (cache.c, logtail.c): the bytes
+ * it takes after `base` bytes of header, and the copy into dst whose
+ * variable part starts at p (attributes, blob, strings; the clocks only
+ * with_clocks, else none). Values stay NUL-terminated. */
+size_t store_object_size(const store_object_t *o, size_t base, bool with_clocks);
+void store_object_copy(const store_object_t *src, store_object_t *dst, uint8_t *p,
+                       bool with_clocks);
+
+/* logtail.c: recording the rows of the batch being applied (writer
+ * thread). batch_start once per batch (activates a newly enabled tail);
+ * reset at every BEGIN (what an earlier attempt recorded is void); mark /
+ * truncate around a write undone by its savepoint; add_row for every
+ * change-log row, add_object right after for a put (the object as
+ * stored); publish after a COMMIT that committed writes (top_seq: the
+ * highest seq the batch appended). */
+void store_tail_batch_start(store_t *s);
+void store_tail_reset(store_t *s);
+size_t store_tail_mark(store_t *s);
+void store_tail_truncate(store_t *s, size_t mark);
+void store_tail_add_row(store_t *s, enum store_kind kind, const char *key, int64_t version,
+                        bool deleted, const store_change_id_t *id, int64_t seq);
+void store_tail_add_object(store_t *s, const store_object_t *o, int64_t version,
+                           int64_t created_us, int64_t updated_us, const store_change_id_t *id,
+                           int64_t seq, const uint8_t *clocks, size_t clocks_len, bool has_clocks);
+void store_tail_publish(store_t *s, int64_t top_seq);
+void store_log_tail_free(store_t *s); /* store_close */
 
 /* apply.c: one write's mutations inside the writer's transaction. */
 int store_apply(store_t *s, store_write_t *w, int64_t now_us);

@@ -51,6 +51,7 @@ static void run_batch_isolated(store_t *s, store_write_t **b, size_t n, int64_t 
 {
     int err;
 restart:
+    store_tail_reset(s);
     err = step_ctl(s, WS_BEGIN, "begin");
     if (err) {
         fail_batch(s, b, n, err);
@@ -60,6 +61,7 @@ restart:
         err = step_ctl(s, WS_SAVEPOINT, "savepoint");
         if (err)
             goto fatal;
+        size_t mark = store_tail_mark(s);
         int r = store_apply(s, b[i], now_us);
         if (r == 0) {
             err = step_ctl(s, WS_RELEASE, "release");
@@ -87,6 +89,7 @@ restart:
             n = k;
             goto restart;
         }
+        store_tail_truncate(s, mark); /* undone with the savepoint */
         err = step_ctl(s, WS_ROLLBACK_TO, "rollback to");
         if (!err)
             err = step_ctl(s, WS_RELEASE, "release");
@@ -122,6 +125,7 @@ static bool run_batch_fast(store_t *s, store_write_t **b, size_t n, int64_t now_
     for (size_t i = 0; i < n; i++) {
         int r = store_apply(s, b[i], now_us);
         if (r != 0) {
+            store_tail_reset(s); /* rolled back */
             if (!sqlite3_get_autocommit(s->wdb))
                 step_ctl(s, WS_ROLLBACK, "rollback");
             if (n == 1) {
@@ -166,6 +170,7 @@ static void run_batch(store_t *s, store_write_t **b, size_t n)
     for (size_t i = 0; i < n; i++)
         b[i]->result = 0;
     /* (The isolated path may reorder b[]; the set stays the same.) */
+    store_tail_batch_start(s);
     cache_mark(s, b, n, true);
     if (!run_batch_fast(s, b, n, now_us)) {
         s->retries++;
@@ -173,9 +178,19 @@ static void run_batch(store_t *s, store_write_t **b, size_t n)
     }
     cache_mark(s, b, n, false);
     s->hlc_floor_dirty = false; /* saved by the batch's writes, or moot if they failed */
-    for (size_t i = 0; i < n; i++)
+    int64_t top_seq = 0;
+    for (size_t i = 0; i < n; i++) {
         if (b[i]->result != 0)
             b[i]->last_seq = 0;
+        else if (b[i]->last_seq > top_seq)
+            top_seq = b[i]->last_seq;
+    }
+    /* The committed rows in memory for replication, before any waiter is
+     * answered and before its notification; what failed is not there. */
+    if (top_seq)
+        store_tail_publish(s, top_seq);
+    else
+        store_tail_reset(s);
     /* Identity caches (kmip/auth.c) must not outlive a client or tenant
      * change: bump before any waiter (kmsctl client remove) is answered. */
     for (size_t i = 0; i < n; i++)

@@ -120,6 +120,7 @@ typedef struct opts {
     bool degrade;
     uint64_t startup_wait_ms;
     unsigned unlinked;       /* bit j: node j is not among the configured peers */
+    size_t log_tail_bytes;
 } opts_t;
 
 static void node_start(int i, const opts_t *o)
@@ -149,7 +150,7 @@ static void node_start(int i, const opts_t *o)
         .listen = listen, .peers = peers, .n_peers = np, .cert = cert, .key = key, .ca = ca,
         .keepalive_ms = 500, .handshake_ms = 2000, .sync_acks = o->sync_acks,
         .sync_timeout_ms = o->sync_timeout_ms, .sync_degrade = o->degrade, .trim_every_ms = 200,
-        .startup_wait_ms = o->startup_wait_ms,
+        .startup_wait_ms = o->startup_wait_ms, .log_tail_bytes = o->log_tail_bytes,
     };
     if (repl_open(&ro, &n->repl, &err) != 0 || repl_start(n->repl, &err) != 0)
         fail_msg("%s: %s", n->name, kms_error_msg(&err));
@@ -893,6 +894,74 @@ static void test_three_nodes_small_commits(void **state)
     assert_int_equal(s2.conflicts + s3.conflicts, 0);
 }
 
+/* Push links ship what the writer committed from memory (the change
+ * log's newest rows, each object put with the object it stored) instead
+ * of reading it back from the store; a link behind those rows reads the
+ * store. Several changes of one object in one frame: the last change's
+ * state goes (from memory, each row carries its own state), so the peer
+ * ends with the newest. */
+static void test_ship_from_memory(void **state)
+{
+    (void)state;
+    opts_t o = {.log_tail_bytes = 1 << 20};
+    node_open_data(0);
+    new_dsk(0, 31);
+    node_start(0, &o);
+    node_start(1, &o);
+    WAIT_FOR(connected(0, 1) && repl_ready(N[1].repl), 5000);
+    create_objects(0, "m", 300, 10);
+    WAIT_FOR(count(1) == 300, 10000);
+    repl_sync_stats_t st = relay_stats(0);
+    printf("300 objects: %llu entities shipped from memory, %llu read from the store\n",
+           (unsigned long long)st.shipped_from_memory, (unsigned long long)st.shipped_from_store);
+    assert_true(st.shipped_from_memory >= 300);
+
+    /* n2 away: 50 objects made and each changed twice on n1; all 150 rows
+     * leave in one frame when it returns. */
+    node_stop(1, false);
+    create_objects(0, "e", 50, 50);
+    for (int k = 0; k < 50; k++) {
+        char id[64];
+        snprintf(id, sizeof id, "e-%08d", k);
+        set_note(0, id, "one", 0);
+        set_note(0, id, "two", 2);
+    }
+    node_start(1, &o);
+    WAIT_FOR(count(1) == 350, 10000);
+    for (int k = 0; k < 50; k++) {
+        char id[64];
+        snprintf(id, sizeof id, "e-%08d", k);
+        WAIT_FOR(note_is(1, id, "two"), 5000);
+        assert_true(same_object(0, 1, id));
+    }
+    repl_sync_stats_t st2 = relay_stats(0);
+    int64_t fl = 0;
+    store_log_tail_stats(N[0].store, &fl, NULL);
+    printf("150 rows: %llu entities from memory, %llu from the store; floor %lld\n",
+           (unsigned long long)(st2.shipped_from_memory - st.shipped_from_memory),
+           (unsigned long long)(st2.shipped_from_store - st.shipped_from_store), (long long)fl);
+    assert_true(st2.shipped_from_memory - st.shipped_from_memory >= 50);
+
+    /* n2 away while n1 writes more than the memory holds: the link reads
+     * the store from its position, then memory again. */
+    node_stop(1, false);
+    create_objects(0, "f", 1500, 10);
+    int64_t floor = 0;
+    store_log_tail_stats(N[0].store, &floor, NULL);
+    assert_true(floor > 350); /* test too small: everything still in memory */
+    node_start(1, &o);
+    WAIT_FOR(count(1) == 1850, 20000);
+    create_objects(0, "g", 50, 10);
+    WAIT_FOR(count(1) == 1900, 10000);
+    repl_sync_stats_t st3 = relay_stats(0);
+    printf("after a gap: %llu entities from memory, %llu from the store\n",
+           (unsigned long long)(st3.shipped_from_memory - st2.shipped_from_memory),
+           (unsigned long long)(st3.shipped_from_store - st2.shipped_from_store));
+    assert_true(st3.shipped_from_store - st2.shipped_from_store > 0);
+    assert_true(st3.shipped_from_memory - st2.shipped_from_memory >= 50);
+    assert_true(same_object(0, 1, "f-00000000") && same_object(0, 1, "g-00000049"));
+}
+
 /* A node that starts empty while two seeded peers each send it a snapshot
  * (or one sends a snapshot and the other its changes): the first commit
  * of the bulk "empty store" path that meets an object another link wrote
@@ -1009,6 +1078,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_empty_node_two_links_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial_partition_relays, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cut_after_linked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ship_from_memory, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -963,6 +963,249 @@ static void test_last_seq_notify(void **state)
     fx_close(f);
 }
 
+/* ------------------------------------------- the log's rows in memory */
+static void assert_same_object(const store_object_t *x, const store_object_t *y)
+{
+    assert_string_equal(x->id, y->id);
+    assert_int_equal(x->object_type, y->object_type);
+    assert_int_equal(x->state, y->state);
+    assert_string_equal(x->tenant, y->tenant);
+    assert_int_equal(x->version, y->version);
+    assert_int_equal(x->created_us, y->created_us);
+    assert_int_equal(x->updated_us, y->updated_us);
+    assert_int_equal(x->archived, y->archived);
+    assert_int_equal(x->sealed.dsk_id, y->sealed.dsk_id);
+    assert_int_equal(x->sealed.gen, y->sealed.gen);
+    assert_int_equal(x->sealed.len, y->sealed.len);
+    if (x->sealed.len)
+        assert_memory_equal(x->sealed.blob, y->sealed.blob, x->sealed.len);
+    assert_int_equal(x->n_attrs, y->n_attrs);
+    for (size_t i = 0; i < x->n_attrs; i++) {
+        const store_attr_t *p = &x->attrs[i], *q = &y->attrs[i];
+        assert_string_equal(p->name, q->name);
+        assert_int_equal(p->index, q->index);
+        assert_int_equal(p->value_len, q->value_len);
+        assert_memory_equal(p->value, q->value, p->value_len);
+        assert_int_equal(p->value[p->value_len], 0);
+        assert_int_equal(!p->skey, !q->skey);
+        if (p->skey)
+            assert_string_equal(p->skey, q->skey);
+        assert_int_equal(p->has_nkey, q->has_nkey);
+        if (p->has_nkey)
+            assert_int_equal(p->nkey, q->nkey);
+        assert_int_equal(p->index_nkey, q->index_nkey);
+    }
+    assert_int_equal(x->change.hlc, y->change.hlc);
+    assert_string_equal(x->change.origin, y->change.origin);
+    assert_int_equal(x->change.origin_seq, y->change.origin_seq);
+    assert_int_equal(x->n_clocks, y->n_clocks);
+    for (size_t i = 0; i < x->n_clocks; i++) {
+        assert_string_equal(x->clocks[i].name, y->clocks[i].name);
+        assert_int_equal(x->clocks[i].hlc, y->clocks[i].hlc);
+        assert_string_equal(x->clocks[i].node, y->clocks[i].node);
+    }
+}
+
+/* The rows in memory after `after` equal the log's, and the newest row's
+ * object (when it is a put) equals what the store reads now. Returns the
+ * number of rows. */
+static size_t check_tail(store_t *s, store_reader_t *r, kms_arena_t *a, int64_t after)
+{
+    static store_logged_t v[64];
+    store_tail_ref_t *ref = NULL;
+    size_t n = 0;
+    struct changes k;
+    assert_int_equal(store_log_tail(s, after, 64, v, &n, &ref), 0);
+    changes_after(r, after, &k);
+    assert_int_equal(n, k.n);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(v[i].row.seq, k.c[i].seq);
+        assert_int_equal(v[i].row.kind, k.c[i].kind);
+        assert_string_equal(v[i].row.key, k.c[i].key);
+        assert_int_equal(v[i].row.version, k.c[i].version);
+        assert_int_equal(v[i].row.deleted, k.c[i].deleted);
+        assert_int_equal(v[i].row.id.hlc, k.c[i].id.hlc);
+        assert_string_equal(v[i].row.id.origin, k.c[i].id.origin);
+        assert_int_equal(v[i].row.id.origin_seq, k.c[i].id.origin_seq);
+        /* objects only for puts of objects */
+        assert_int_equal(v[i].obj != NULL, v[i].row.kind == STORE_KIND_OBJECT && !v[i].row.deleted);
+    }
+    if (n && v[n - 1].obj) {
+        store_object_t *g = NULL;
+        assert_int_equal(store_get_repl(r, a, v[n - 1].row.key, &g, NULL), 0);
+        assert_non_null(g);
+        assert_same_object(v[n - 1].obj, g);
+    }
+    store_log_tail_release(ref);
+    return n;
+}
+
+typedef struct async_done {
+    atomic_int left;
+    int result[4];
+    store_write_t *w[4];
+} async_done_t;
+
+static void on_async_done(store_write_t *w, int result, void *arg)
+{
+    async_done_t *d = arg;
+    (void)w;
+    for (int i = 0; i < 4; i++)
+        if (d->w[i] == w)
+            d->result[i] = result;
+    atomic_fetch_sub(&d->left, 1);
+}
+
+static void test_log_tail(void **state)
+{
+    FX_LOCALS;
+    store_object_t o;
+    store_attr_t at[2], rev[2];
+    store_logged_t v[8];
+    store_tail_ref_t *ref = NULL;
+    size_t n = 9;
+    int64_t floor = 0;
+
+    /* off: every caller reads the store */
+    assert_int_equal(store_log_tail(s, 0, 8, v, &n, &ref), KMS_ERR_NOTFOUND);
+    assert_int_equal(n, 0);
+    assert_null(ref);
+    mk_obj(&o, at, "t-0", 2);
+    assert_int_equal(put_local(s, &o, STORE_VERSION_NEW), 0);
+    assert_int_equal(store_log_tail_enable(s, 1 << 20), 0);
+    assert_int_equal(store_log_tail_enable(s, 1 << 20), KMS_ERR_STATE);
+    /* the row committed before is not held: below the floor */
+    mk_obj(&o, at, "t-1", 2);
+    rev[0] = at[1]; /* given State before Name: held in (name, index) order */
+    rev[1] = at[0];
+    o.attrs = rev;
+    assert_int_equal(put_local(s, &o, STORE_VERSION_NEW), 0);
+    store_log_tail_stats(s, &floor, NULL);
+    assert_int_equal(floor, 1);
+    assert_int_equal(store_log_tail(s, 0, 8, v, &n, &ref), KMS_ERR_NOTFOUND);
+    assert_int_equal(check_tail(s, r, a, 1), 1);
+    /* nothing after the newest row: 0 rows, no reference */
+    assert_int_equal(store_log_tail(s, 2, 8, v, &n, &ref), 0);
+    assert_int_equal(n, 0);
+    assert_null(ref);
+
+    /* a local put touching one name: encoded clocks */
+    mk_obj(&o, at, "t-1", 2);
+    at[1].value = V_STATE2;
+    o.state = 2;
+    const char *touched[] = {"State"};
+    o.touched = touched;
+    o.n_touched = 1;
+    assert_int_equal(put_local(s, &o, 1), 0);
+    assert_int_equal(check_tail(s, r, a, 1), 2);
+    /* applied puts: clocks as given, and the default clock (NULL column) */
+    mk_obj(&o, at, "t-2", 2);
+    o.created_us = 4242;
+    o.archived = true;
+    store_clock_t clk[] = {{.name = "", .hlc = (int64_t)100 << 16, .node = PEER},
+                           {.name = "Name", .hlc = (int64_t)200 << 16, .node = "node-c"}};
+    o.clocks = clk;
+    o.n_clocks = 2;
+    store_change_id_t id = cid((int64_t)200 << 16, PEER, 7);
+    store_write_t *w = store_write_new();
+    assert_int_equal(store_write_put_repl(w, &o, STORE_VERSION_NEW, &id), 0);
+    assert_int_equal(commit(s, w, NULL), 0);
+    assert_int_equal(check_tail(s, r, a, 1), 3);
+    id = cid((int64_t)300 << 16, PEER, 8);
+    store_clock_t dflt = {.name = "", .hlc = id.hlc, .node = PEER};
+    o.clocks = &dflt;
+    o.n_clocks = 1;
+    w = store_write_new();
+    assert_int_equal(store_write_put_repl(w, &o, 1, &id), 0);
+    assert_int_equal(commit(s, w, NULL), 0);
+    assert_int_equal(check_tail(s, r, a, 1), 4);
+    /* a failed write leaves nothing; removals and tenants are rows only */
+    mk_obj(&o, at, "t-0", 2);
+    assert_int_equal(put_local(s, &o, STORE_VERSION_NEW), KMS_ERR_CONFLICT);
+    w = store_write_new();
+    assert_int_equal(store_write_delete(w, "t-0", STORE_VERSION_ANY), 0);
+    assert_int_equal(store_write_tenant(w, "acme", false), 0);
+    assert_int_equal(commit(s, w, NULL), 0);
+    assert_int_equal(check_tail(s, r, a, 1), 6);
+
+    /* A batch where one write fails: only the others' rows. Queued
+     * behind a larger write, so that the writer usually takes the three
+     * in one batch (undoing the failed one by its savepoint); whatever it
+     * grouped, each write's rows are there exactly when it committed. */
+    store_write_t *ws[4];
+    async_done_t done = {.left = 4};
+    ws[0] = store_write_new();
+    for (int i = 0; i < 100; i++) {
+        char oid[16];
+        snprintf(oid, sizeof oid, "big-%d", i);
+        mk_obj(&o, at, oid, 2);
+        assert_int_equal(store_write_put(ws[0], &o, STORE_VERSION_NEW), 0);
+    }
+    for (int i = 1; i < 4; i++) {
+        char oid[16];
+        snprintf(oid, sizeof oid, "b-%d", i);
+        mk_obj(&o, at, i == 2 ? "t-1" : oid, 2); /* t-1 exists: NEW conflicts */
+        ws[i] = store_write_new();
+        assert_int_equal(store_write_put(ws[i], &o, STORE_VERSION_NEW), 0);
+    }
+    memcpy(done.w, ws, sizeof ws);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(store_commit_async(s, ws[i], on_async_done, &done), 0);
+    while (atomic_load(&done.left) > 0)
+        usleep(1000);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(done.result[i], i == 2 ? KMS_ERR_CONFLICT : 0);
+        store_write_free(ws[i]);
+    }
+    int64_t top = store_last_seq(r);
+    assert_int_equal(top, 109);
+    assert_int_equal(check_tail(s, r, a, top - 2), 2);
+    assert_int_equal(store_log_tail(s, top - 2, 8, v, &n, &ref), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].row.key, "b-1");
+    assert_string_equal(v[1].row.key, "b-3");
+    store_log_tail_release(ref);
+
+    /* A reference keeps its rows' objects while later batches push them
+     * out of a small budget (ASan: no use after free). */
+    assert_int_equal(store_log_tail(s, 1, 8, v, &n, &ref), 0);
+    assert_int_equal(n, 8);
+    assert_non_null(v[0].obj);
+    fx_close(f);
+    store_log_tail_release(ref);
+    f->s = open_store(SELF);
+    s = f->s;
+    assert_int_equal(store_reader_new(s, &f->r), 0);
+    r = f->r;
+    assert_int_equal(store_log_tail_enable(s, 64 << 10), 0);
+    mk_obj(&o, at, "s-0", 2);
+    assert_int_equal(put_local(s, &o, STORE_VERSION_NEW), 0);
+    int64_t first = 0;
+    store_log_tail_stats(s, &first, NULL);
+    assert_int_equal(first, top);
+    assert_int_equal(store_log_tail(s, first, 8, v, &n, &ref), 0);
+    assert_int_equal(n, 1);
+    const store_object_t *held = v[0].obj;
+    int64_t last = top + 1;
+    for (int i = 1; i < 200; i++, last++) {
+        char oid[16];
+        snprintf(oid, sizeof oid, "s-%d", i);
+        mk_obj(&o, at, oid, 2);
+        assert_int_equal(put_local(s, &o, STORE_VERSION_NEW), 0);
+    }
+    assert_string_equal(held->id, "s-0");
+    assert_memory_equal(held->sealed.blob, BLOB, sizeof(BLOB));
+    store_log_tail_release(ref);
+    size_t bytes = 0;
+    store_log_tail_stats(s, &floor, &bytes);
+    assert_true(floor > first);       /* the oldest were dropped */
+    assert_true(floor < last);        /* the newest are held */
+    assert_true(bytes <= 64 << 10);
+    assert_int_equal(store_log_tail(s, first, 8, v, &n, &ref), KMS_ERR_NOTFOUND);
+    assert_int_equal(check_tail(s, r, a, last - 3), 3);
+    fx_close(f);
+}
+
 /* ----------------------------------- tenants, clients, nodes, dsks */
 static int64_t last_kind(store_reader_t *r, enum store_kind *kind, char *key)
 {
@@ -1312,6 +1555,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_trim, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_hlc_observe, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_last_seq_notify, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_log_tail, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_tenants_clients, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_nodes_dsks, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_bulk_apply, fx_setup, fx_teardown),
