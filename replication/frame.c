@@ -792,7 +792,10 @@ out:
     return rc;
 }
 
-int repl_frame_encode(const repl_frame_t *f, size_t max_frame, kms_buf_t *out, kms_error_t *err)
+/* The frame `f` with `more` (len bytes of encoded items) appended inside
+ * its FRAME structure, after what f itself holds. */
+static int encode_frame(const repl_frame_t *f, const uint8_t *more, size_t more_len,
+                        size_t max_frame, kms_buf_t *out, kms_error_t *err)
 {
     if (!f || !out)
         return kms_error_set(err, KMS_ERR_INVAL, "no frame");
@@ -812,17 +815,24 @@ int repl_frame_encode(const repl_frame_t *f, size_t max_frame, kms_buf_t *out, k
     if (rc)
         goto out;
     size_t body = ttlv_encoded_size(root);
-    if (body > max_frame || body > UINT32_MAX) {
+    if (more_len > max_frame || body > max_frame - more_len || body + more_len > UINT32_MAX) {
         rc = kms_error_set(err, KMS_ERR_LIMIT, "%s frame of %zu bytes is above max_frame (%zu)",
-                           repl_frame_type_name((int)f->type), body, max_frame);
+                           repl_frame_type_name((int)f->type), body + more_len, max_frame);
         goto out;
     }
+    body += more_len;
     uint8_t hdr[REPL_FRAME_HEADER] = {REPL_MAGIC0, REPL_MAGIC1, REPL_PROTO_VERSION,
                                       (uint8_t)f->type, 0, 0, 0, 0};
     kms_put_be32(hdr + 4, (uint32_t)body);
     if ((rc = kms_buf_append(out, hdr, sizeof hdr)) == 0)
         rc = ttlv_encode(root, out);
+    if (rc == 0 && more_len) {
+        /* FRAME's length (its header follows the frame header) covers them. */
+        kms_put_be32(out->data + mark + REPL_FRAME_HEADER + 4, (uint32_t)(body - 8));
+        rc = kms_buf_append(out, more, more_len);
+    }
     if (rc) {
+        kms_wipe(out->data + mark, out->len - mark);
         out->len = mark;
         kms_error_set(err, rc, "%s frame does not fit the output buffer",
                       repl_frame_type_name((int)f->type));
@@ -830,4 +840,33 @@ int repl_frame_encode(const repl_frame_t *f, size_t max_frame, kms_buf_t *out, k
 out:
     kms_arena_free(w.arena); /* wiped: it may have held DSKs */
     return rc;
+}
+
+int repl_frame_encode(const repl_frame_t *f, size_t max_frame, kms_buf_t *out, kms_error_t *err)
+{
+    return encode_frame(f, NULL, 0, max_frame, out, err);
+}
+
+int repl_entity_encode(const repl_entity_t *e, kms_arena_t *arena, kms_buf_t *out,
+                       kms_error_t *err)
+{
+    repl_wr_t w = {.arena = arena, .err = err, .rc = 0};
+    kms_arena_mark_t m = kms_arena_mark(arena);
+    ttlv_item_t *root = ttlv_new_struct(arena, NULL, REPL_TAG_FRAME);
+    if (!root)
+        repl_wr_fail(&w, KMS_ERR_NOMEM, "out of memory");
+    repl_entity_build(&w, root, e);
+    int rc = w.rc;
+    if (rc == 0 && (rc = ttlv_encode(root->first, out)) != 0)
+        kms_error_set(err, rc, "entity does not fit the output buffer");
+    kms_arena_rewind(arena, m); /* wiped */
+    return rc;
+}
+
+int repl_frame_encode_changes(int64_t last_seq, const uint8_t *ents, size_t len, size_t max_frame,
+                              kms_buf_t *out, kms_error_t *err)
+{
+    repl_frame_t f = {.type = REPL_FRAME_CHANGES};
+    f.u.changes.last_seq = last_seq;
+    return encode_frame(&f, ents, len, max_frame, out, err);
 }

@@ -411,6 +411,10 @@ typedef struct repl_sync_stats {
      * nodes). */
     uint64_t shipped_from_memory;
     uint64_t shipped_from_store;
+    /* Of those from memory: encoded by this link, or taken already
+     * encoded from another link (the cache of encoded entities). */
+    uint64_t encoded;
+    uint64_t encoded_shared;
 } repl_sync_stats_t;
 /* Any thread; zeros when r is NULL. */
 void repl_sync_stats(repl_t *r, repl_sync_stats_t *out);

@@ -125,6 +125,8 @@ typedef struct repl_rd {
 } repl_rd_t;
 
 /* Builder over a tree with a sticky error (NOMEM, INVAL). */
+typedef struct repl_encache repl_encache_t;
+
 typedef struct repl_wr {
     kms_arena_t *arena;
     kms_error_t *err;
@@ -137,6 +139,16 @@ void repl_entity_build(repl_wr_t *w, ttlv_item_t *parent, const repl_entity_t *e
 void repl_entity_read(repl_rd_t *r, const ttlv_item_t *ent, repl_entity_t *e);
 /* Free the secrets an entity owns (decoded frames). */
 void repl_entity_dispose(repl_entity_t *e);
+/* frame.c: one ENTITY structure encoded on its own (appended to out;
+ * scratch from `arena`, given back before returning), and a CHANGES frame
+ * around entities so encoded (ents: len bytes, one after another): the
+ * same bytes as repl_frame_encode of that frame with those entities, so
+ * that an entity shipped to several links is encoded once. Errors as
+ * repl_frame_encode's; `out` unchanged on error. */
+int repl_entity_encode(const repl_entity_t *e, kms_arena_t *arena, kms_buf_t *out,
+                       kms_error_t *err);
+int repl_frame_encode_changes(int64_t last_seq, const uint8_t *ents, size_t len, size_t max_frame,
+                              kms_buf_t *out, kms_error_t *err);
 
 /* frame.c helpers shared with entity.c */
 void repl_rd_init(repl_rd_t *r, const ttlv_item_t *parent, kms_arena_t *a, kms_error_t *err);
@@ -328,6 +340,7 @@ struct repl {
     bool relay_timer_on;
     atomic_uint_fast64_t relayed, relay_skipped;
     atomic_uint_fast64_t shipped_mem, shipped_store;
+    repl_encache_t *encache;     /* encoded entities shared by the push links (NULL: none) */
 
     /* startup.c */
     atomic_bool startup_done;    /* the start-up catch-up finished or timed out */
@@ -422,6 +435,16 @@ void repl_set_node_catchup(repl_t *r, repl_node_t *n, int64_t total, int64_t don
  * committed (store_log_tail_enable), shared by every push link; a link
  * further behind reads the store. */
 #define REPL_LOG_TAIL_BYTES ((size_t)16 << 20)
+/* encache.c: encoded ENTITY structures of rows shipped from memory, by
+ * the row's seq, shared by the push links (REPL_ENCACHE_BYTES, oldest
+ * dropped first). get appends the bytes to out: 0, or KMS_ERR_NOTFOUND
+ * (or out's error). Any thread. */
+#define REPL_ENCACHE_BYTES ((size_t)8 << 20)
+repl_encache_t *repl_encache_new(size_t max_bytes);
+void repl_encache_free(repl_encache_t *c); /* NULL ok */
+int repl_encache_get(repl_encache_t *c, int64_t seq, kms_buf_t *out);
+void repl_encache_put(repl_encache_t *c, int64_t seq, const uint8_t *p, size_t len);
+void repl_encache_stats(repl_encache_t *c, uint64_t *hits_out, uint64_t *misses_out);
 
 /* verify.c */
 void repl_verify_answer(repl_conn_t *c, const repl_frame_t *f);   /* inbound VERIFY_REQ */

@@ -97,6 +97,7 @@ struct repl_ship {
     uv_work_t work;
     /* the work item's result */
     kms_buf_t out;
+    kms_buf_t ents;          /* the encoded entities of a CHANGES frame */
     int out_rc;
     int64_t out_last_seq, out_first_hlc;
     bool out_frame;          /* a frame was produced */
@@ -268,6 +269,34 @@ static int encode(repl_ship_t *s, repl_frame_t *f)
     return rc;
 }
 
+/* The CHANGES frame of entities v[0..n) into s->out, each entity encoded
+ * once for every link: one from memory (mem[i]) is taken from the shared
+ * cache of encoded entities, or encoded and left there; one read from the
+ * store is encoded here. */
+static int encode_changes(repl_ship_t *s, kms_arena_t *a, int64_t last_seq, const repl_entity_t *v,
+                          const bool *mem, size_t n)
+{
+    kms_error_t err;
+    size_t max = s->r->opt.max_frame ? s->r->opt.max_frame : REPL_MAX_FRAME_DEFAULT;
+    int rc = 0;
+    kms_buf_reset(&s->ents);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (mem[i] && repl_encache_get(s->r->encache, v[i].seq, &s->ents) == 0)
+            continue;
+        size_t at = s->ents.len;
+        if ((rc = repl_entity_encode(&v[i], a, &s->ents, &err)) == 0 && mem[i])
+            repl_encache_put(s->r->encache, v[i].seq, s->ents.data + at, s->ents.len - at);
+    }
+    if (rc == 0)
+        rc = repl_frame_encode_changes(last_seq, s->ents.data, s->ents.len, max, &s->out, &err);
+    if (rc)
+        kms_log(KMS_LOG_ERROR, REPL_LOG, "to %s: CHANGES: %s", s->peer, kms_error_msg(&err));
+    kms_wipe(s->ents.data, s->ents.len); /* it may hold a data-store key */
+    kms_buf_reset(&s->ents);
+    s->out_frame = rc == 0;
+    return rc;
+}
+
 static size_t org_find(const origin_t *v, size_t n, const char *node_id)
 {
     size_t i = 0;
@@ -357,7 +386,8 @@ static int ship_log(repl_ship_t *s, kms_arena_t *a)
     repl_mark_repeats(refs, nref, true, dup, rows.n);
     /* Entities only for the rows that go (an entity is 1.6 kB, and the
      * arena is zeroed on allocation and wiped when freed). */
-    if (nref && !(v = kms_arena_alloc(a, nref * sizeof *v))) {
+    bool *held = kms_arena_alloc(a, (nref ? nref : 1) * sizeof *held); /* v[k] from memory */
+    if (!held || (nref && !(v = kms_arena_alloc(a, nref * sizeof *v)))) {
         rc = KMS_ERR_NOMEM;
         goto out;
     }
@@ -382,6 +412,7 @@ static int ship_log(repl_ship_t *s, kms_arena_t *a)
         repl_entity_t *e = &v[n];
         if (rows.v[i].obj) {
             repl_entity_from_object(e, rows.v[i].obj); /* points into memory held by ref */
+            held[n] = true;
             from_mem++;
         } else {
             rc = repl_load_entity(s->r, s->rd, a, row->kind, row->key, e);
@@ -401,11 +432,7 @@ static int ship_log(repl_ship_t *s, kms_arena_t *a)
     atomic_fetch_add(&s->r->shipped_store, n - from_mem);
     if (n == 0 && last <= s->whigh)
         goto out; /* re-reading rows the peer was sent or holds: nothing to say */
-    repl_frame_t f = {.type = REPL_FRAME_CHANGES};
-    f.u.changes.last_seq = last > s->whigh ? last : s->whigh;
-    f.u.changes.v = v;
-    f.u.changes.n = n;
-    rc = encode(s, &f);
+    rc = encode_changes(s, a, last > s->whigh ? last : s->whigh, v, held, n);
 out:
     dispose(v, n);
     store_log_tail_release(ref);
@@ -653,6 +680,7 @@ static void ship_free(repl_ship_t *s)
         store_reader_free(s->rd);
     }
     kms_buf_dispose_wipe(&s->out);
+    kms_buf_dispose_wipe(&s->ents);
     free(s->pend);
     free(s->out_pend);
     free(s->rows);
@@ -942,6 +970,7 @@ void repl_ship_start(repl_conn_t *c, int64_t link_pos, const repl_hwm_t *hwm, si
     kms_strlcpy(s->peer, c->node->st.node_id, sizeof s->peer);
     kms_buf_init(&s->out, (r->opt.max_frame ? r->opt.max_frame : REPL_MAX_FRAME_DEFAULT) +
                               REPL_FRAME_HEADER);
+    kms_buf_init(&s->ents, r->opt.max_frame ? r->opt.max_frame : REPL_MAX_FRAME_DEFAULT);
     s->out_pend = malloc(SHIP_ROWS * sizeof *s->out_pend);
     s->rows = malloc(SHIP_ROWS * sizeof *s->rows);
     if (!s->out_pend || !s->rows) {

@@ -92,6 +92,7 @@ int repl_hooks_init(repl_t *r, kms_error_t *err)
     if (rc && rc != KMS_ERR_STATE)
         kms_log(KMS_LOG_WARN, REPL_LOG, "change log in memory off (%s): links read the store",
                 kms_strerror(rc));
+    r->encache = repl_encache_new(REPL_ENCACHE_BYTES); /* NULL: each link encodes */
     store_set_notify(r->opt.store, notify_cb, r);
     r->hooks_init = true;
     repl_progress_load(r);
@@ -212,6 +213,7 @@ void repl_sync_stats(repl_t *r, repl_sync_stats_t *out)
     out->relay_skipped = atomic_load(&r->relay_skipped);
     out->shipped_from_memory = atomic_load(&r->shipped_mem);
     out->shipped_from_store = atomic_load(&r->shipped_store);
+    repl_encache_stats(r->encache, &out->encoded_shared, &out->encoded);
 }
 
 void repl_set_node_state(repl_t *r, repl_node_t *n, const char *state)
@@ -456,6 +458,8 @@ void repl_hooks_free(repl_t *r)
     }
     store_reader_free(r->rd);
     r->rd = NULL;
+    repl_encache_free(r->encache);
+    r->encache = NULL;
 }
 
 /* ------------------------------------------------------------ public */

@@ -888,6 +888,14 @@ static void test_three_nodes_small_commits(void **state)
            (unsigned long long)r2.relayed, (unsigned long long)r3.relayed,
            (unsigned long long)r2.relay_skipped, (unsigned long long)r3.relay_skipped);
     assert_true(r2.relayed + r3.relayed < (uint64_t)made / 2);
+    /* n1's two links ship the same rows from memory: each is encoded
+     * once, the other link takes the bytes. */
+    repl_sync_stats_t r1 = relay_stats(0);
+    printf("n1: %llu entities from memory, %llu from the store; encoded %llu, shared %llu\n",
+           (unsigned long long)r1.shipped_from_memory, (unsigned long long)r1.shipped_from_store,
+           (unsigned long long)r1.encoded, (unsigned long long)r1.encoded_shared);
+    assert_true(r1.shipped_from_memory >= 2 * (uint64_t)made);
+    assert_true(r1.encoded_shared >= (uint64_t)made / 2);
     assert_true(drain < 1000);
     /* The two links into a node apply one frame at a time: the relayed copy
      * never races the direct one (nothing else writes here). */

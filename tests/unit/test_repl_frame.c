@@ -670,6 +670,70 @@ static void test_encode_limits(void **state)
     free_sample(f);
 }
 
+/* Entities encoded one by one (and shared by links through the cache of
+ * encoded entities) make the same CHANGES frame as encoding it whole. */
+static void test_changes_from_encoded_entities(void **state)
+{
+    (void)state;
+    repl_frame_t *f = sample(REPL_FRAME_CHANGES);
+    kms_buf_t whole, ents, built;
+    kms_error_t err;
+    kms_arena_t *a = kms_arena_new(0);
+    encode(f, &whole);
+    kms_buf_init(&ents, 1 << 20);
+    kms_buf_init(&built, 1 << 20);
+    repl_encache_t *c = repl_encache_new(1 << 20);
+    assert_true(f->u.changes.n > 2);
+    for (size_t i = 0; i < f->u.changes.n; i++) {
+        size_t at = ents.len;
+        assert_int_equal(repl_entity_encode(&f->u.changes.v[i], a, &ents, &err), 0);
+        repl_encache_put(c, f->u.changes.v[i].seq, ents.data + at, ents.len - at);
+    }
+    assert_int_equal(kms_arena_used(a), 0); /* scratch given back */
+    assert_int_equal(repl_frame_encode_changes(f->u.changes.last_seq, ents.data, ents.len, 0,
+                                               &built, &err), 0);
+    assert_int_equal(built.len, whole.len);
+    assert_memory_equal(built.data, whole.data, whole.len);
+    /* the same from the cache, in the same order */
+    kms_buf_t again;
+    kms_buf_init(&again, 1 << 20);
+    for (size_t i = 0; i < f->u.changes.n; i++)
+        assert_int_equal(repl_encache_get(c, f->u.changes.v[i].seq, &again), 0);
+    assert_int_equal(again.len, ents.len);
+    assert_memory_equal(again.data, ents.data, ents.len);
+    assert_int_equal(repl_encache_get(c, 999999, &again), KMS_ERR_NOTFOUND);
+    /* an empty frame and the limits */
+    kms_buf_reset(&built);
+    assert_int_equal(repl_frame_encode_changes(5, NULL, 0, 0, &built, &err), 0);
+    repl_frame_t *g = NULL;
+    assert_int_equal(decode(built.data, built.len, &g, &err), 0);
+    assert_int_equal(g->u.changes.last_seq, 5);
+    assert_int_equal(g->u.changes.n, 0);
+    repl_frame_free(g);
+    kms_buf_reset(&built);
+    assert_int_equal(repl_frame_encode_changes(5, ents.data, ents.len, ents.len, &built, &err),
+                     KMS_ERR_LIMIT);
+    assert_int_equal(built.len, 0);
+    /* the cache keeps to its bytes, oldest dropped first */
+    repl_encache_t *small = repl_encache_new(4096);
+    uint8_t blob[512];
+    memset(blob, 7, sizeof blob);
+    for (int64_t seq = 1; seq <= 64; seq++)
+        repl_encache_put(small, seq, blob, sizeof blob);
+    kms_buf_reset(&again);
+    assert_int_equal(repl_encache_get(small, 1, &again), KMS_ERR_NOTFOUND);
+    assert_int_equal(repl_encache_get(small, 64, &again), 0);
+    assert_int_equal(again.len, sizeof blob);
+    repl_encache_free(small);
+    repl_encache_free(c);
+    kms_buf_dispose_wipe(&again);
+    kms_buf_dispose_wipe(&built);
+    kms_buf_dispose_wipe(&ents);
+    kms_buf_dispose_wipe(&whole);
+    kms_arena_free(a);
+    free_sample(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -681,6 +745,7 @@ int main(void)
         cmocka_unit_test(test_too_deep),
         cmocka_unit_test(test_secrets),
         cmocka_unit_test(test_encode_limits),
+        cmocka_unit_test(test_changes_from_encoded_entities),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
