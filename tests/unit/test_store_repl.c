@@ -136,6 +136,17 @@ static int put_local(store_t *s, const store_object_t *o, int64_t expect)
     return commit(s, w, NULL);
 }
 
+/* Version 1 of o (made by mk_obj) moved to State 2, touching only State. */
+static int put_state2(store_t *s, store_object_t *o, store_attr_t *at)
+{
+    static const char *const touched[] = {"State"};
+    at[1].value = V_STATE2;
+    o->state = 2;
+    o->touched = touched;
+    o->n_touched = 1;
+    return put_local(s, o, 1);
+}
+
 static store_change_id_t cid(int64_t hlc, const char *origin, int64_t origin_seq)
 {
     store_change_id_t id = {.hlc = hlc, .origin_seq = origin_seq};
@@ -354,12 +365,7 @@ static void test_clocks_local(void **state)
     assert_string_equal(g->clocks[0].node, SELF);
 
     /* touched = {State}: only State moves */
-    at[1].value = V_STATE2;
-    o.state = 2;
-    const char *t1[] = {"State"};
-    o.touched = t1;
-    o.n_touched = 1;
-    assert_int_equal(put_local(s, &o, 1), 0);
+    assert_int_equal(put_state2(s, &o, at), 0);
     assert_int_equal(store_get_repl(r, a, "c-1", &g, NULL), 0);
     int64_t h1 = g->change.hlc;
     assert_true(h1 > h0);
@@ -1091,12 +1097,7 @@ static void test_log_tail(void **state)
 
     /* a local put touching one name: encoded clocks */
     mk_obj(&o, at, "t-1", 2);
-    at[1].value = V_STATE2;
-    o.state = 2;
-    const char *touched[] = {"State"};
-    o.touched = touched;
-    o.n_touched = 1;
-    assert_int_equal(put_local(s, &o, 1), 0);
+    assert_int_equal(put_state2(s, &o, at), 0);
     assert_int_equal(check_tail(s, r, a, 1), 2);
     /* applied puts: clocks as given, and the default clock (NULL column) */
     mk_obj(&o, at, "t-2", 2);
