@@ -222,15 +222,6 @@ int repl_load_entity(repl_t *r, store_reader_t *rd, kms_arena_t *a, enum store_k
     return 0;
 }
 
-/* Rough wire size of an entity, to cut batches near SHIP_BYTES. */
-static size_t entity_size(const repl_entity_t *e)
-{
-    size_t n = 256 + e->obj.sealed.len + e->n_clocks * 64;
-    for (size_t i = 0; i < e->obj.n_attrs; i++)
-        n += 96 + strlen(e->obj.attrs[i].name) + e->obj.attrs[i].value_len;
-    return n;
-}
-
 static void dispose(repl_entity_t *v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -269,30 +260,41 @@ static int encode(repl_ship_t *s, repl_frame_t *f)
     return rc;
 }
 
-/* The CHANGES frame of entities v[0..n) into s->out, each entity encoded
- * once for every link: one from memory (mem[i]) is taken from the shared
- * cache of encoded entities, or encoded and left there; one read from the
- * store is encoded here. */
-static int encode_changes(repl_ship_t *s, kms_arena_t *a, int64_t last_seq, const repl_entity_t *v,
-                          const bool *mem, size_t n)
+/* One entity's ENTITY structure appended to s->ents. */
+static int encode_entity(repl_ship_t *s, kms_arena_t *a, const repl_entity_t *e)
+{
+    kms_error_t err;
+    int rc = repl_entity_encode(e, a, &s->ents, &err);
+    if (rc)
+        kms_log(KMS_LOG_ERROR, REPL_LOG, "to %s: entity %s: %s", s->peer, e->key,
+                kms_error_msg(&err));
+    return rc;
+}
+
+/* The entity of row `seq` from memory (the object it committed): its
+ * bytes from the cache shared by the links, or encoded and left there. */
+static int encode_held(repl_ship_t *s, kms_arena_t *a, int64_t seq, const store_object_t *o)
+{
+    if (repl_encache_get(s->r->encache, seq, &s->ents) == 0)
+        return 0;
+    repl_entity_t e;
+    size_t at = s->ents.len;
+    repl_entity_from_object(&e, o); /* points into memory the caller holds */
+    e.seq = seq;
+    int rc = encode_entity(s, a, &e);
+    if (rc == 0)
+        repl_encache_put(s->r->encache, seq, s->ents.data + at, s->ents.len - at);
+    return rc;
+}
+
+/* The CHANGES frame around the entities in s->ents, into s->out. */
+static int encode_changes(repl_ship_t *s, int64_t last_seq)
 {
     kms_error_t err;
     size_t max = s->r->opt.max_frame ? s->r->opt.max_frame : REPL_MAX_FRAME_DEFAULT;
-    int rc = 0;
-    kms_buf_reset(&s->ents);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        if (mem[i] && repl_encache_get(s->r->encache, v[i].seq, &s->ents) == 0)
-            continue;
-        size_t at = s->ents.len;
-        if ((rc = repl_entity_encode(&v[i], a, &s->ents, &err)) == 0 && mem[i])
-            repl_encache_put(s->r->encache, v[i].seq, s->ents.data + at, s->ents.len - at);
-    }
-    if (rc == 0)
-        rc = repl_frame_encode_changes(last_seq, s->ents.data, s->ents.len, max, &s->out, &err);
+    int rc = repl_frame_encode_changes(last_seq, s->ents.data, s->ents.len, max, &s->out, &err);
     if (rc)
         kms_log(KMS_LOG_ERROR, REPL_LOG, "to %s: CHANGES: %s", s->peer, kms_error_msg(&err));
-    kms_wipe(s->ents.data, s->ents.len); /* it may hold a data-store key */
-    kms_buf_reset(&s->ents);
     s->out_frame = rc == 0;
     return rc;
 }
@@ -350,8 +352,7 @@ static int ship_log(repl_ship_t *s, kms_arena_t *a)
 {
     rows_t rows = {.v = s->rows};
     store_tail_ref_t *ref = NULL;
-    repl_entity_t *v = NULL;
-    size_t n = 0, bytes = 0;
+    size_t n = 0;
     bool mem = false;
     int rc = read_rows(s, &rows, &mem, &ref);
     if (rc || rows.n == 0)
@@ -384,18 +385,15 @@ static int ship_log(repl_ship_t *s, kms_arena_t *a)
             refs[nref++] = (repl_keyref_t){(uint32_t)row->kind, row->key, i};
     }
     repl_mark_repeats(refs, nref, true, dup, rows.n);
-    /* Entities only for the rows that go (an entity is 1.6 kB, and the
-     * arena is zeroed on allocation and wiped when freed). */
-    bool *held = kms_arena_alloc(a, (nref ? nref : 1) * sizeof *held); /* v[k] from memory */
-    if (!held || (nref && !(v = kms_arena_alloc(a, nref * sizeof *v)))) {
-        rc = KMS_ERR_NOMEM;
-        goto out;
-    }
+    /* Each entity is encoded as soon as it is loaded (one entity's memory
+     * at a time); one from memory is encoded once for every link: the
+     * first leaves its bytes in the shared cache, the others copy them. */
     int64_t last = s->sent_seq;
     size_t from_mem = 0;
+    kms_buf_reset(&s->ents);
     for (size_t i = 0; i < rows.n; i++) {
         const store_change_t *row = &rows.v[i].row;
-        if (bytes >= SHIP_BYTES) {
+        if (s->ents.len >= SHIP_BYTES) {
             s->out_more = true;
             /* The rows after this one are read again by the next batch. */
             while (s->n_out_pend && s->out_pend[s->n_out_pend - 1].seq > last)
@@ -409,22 +407,24 @@ static int ship_log(repl_ship_t *s, kms_arena_t *a)
             s->out_first_hlc = row->id.hlc; /* the oldest change in the frame (lag) */
         if (dup[i])
             continue;
-        repl_entity_t *e = &v[n];
         if (rows.v[i].obj) {
-            repl_entity_from_object(e, rows.v[i].obj); /* points into memory held by ref */
-            held[n] = true;
             from_mem++;
+            if ((rc = encode_held(s, a, row->seq, rows.v[i].obj)) != 0)
+                goto out;
         } else {
-            rc = repl_load_entity(s->r, s->rd, a, row->kind, row->key, e);
+            repl_entity_t e;
+            rc = repl_load_entity(s->r, s->rd, a, row->kind, row->key, &e);
             if (rc == KMS_ERR_NOTFOUND) {
                 rc = 0;
                 continue; /* gone and its tombstone trimmed: nothing to say */
             }
+            e.seq = row->seq;
+            if (rc == 0)
+                rc = encode_entity(s, a, &e);
+            repl_entity_dispose(&e);
             if (rc)
                 goto out;
         }
-        e->seq = row->seq;
-        bytes += entity_size(e);
         n++;
     }
     s->out_last_seq = last;
@@ -432,9 +432,10 @@ static int ship_log(repl_ship_t *s, kms_arena_t *a)
     atomic_fetch_add(&s->r->shipped_store, n - from_mem);
     if (n == 0 && last <= s->whigh)
         goto out; /* re-reading rows the peer was sent or holds: nothing to say */
-    rc = encode_changes(s, a, last > s->whigh ? last : s->whigh, v, held, n);
+    rc = encode_changes(s, last > s->whigh ? last : s->whigh);
 out:
-    dispose(v, n);
+    kms_wipe(s->ents.data, s->ents.len); /* it may hold a data-store key */
+    kms_buf_reset(&s->ents);
     store_log_tail_release(ref);
     return rc;
 }
