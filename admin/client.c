@@ -99,7 +99,18 @@ static int send_request(int fd, const uint8_t *p, size_t n, int pass_fd)
         p += w;
         n -= (size_t)w;
     }
-    return kms_write_all(fd, p, n);
+    /* send(), not write(): kmsd may close the socket before reading it all
+     * (a "busy" answer), and that must not kill kmsctl with SIGPIPE. */
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return KMS_ERR_IO;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
 }
 
 /* ADMIN_PROGRESS: hand its fields to cb. 0 or KMS_ERR_PROTO. */
@@ -190,10 +201,15 @@ int admin_call_progress(const char *socket_path, kms_arena_t *a, const ttlv_item
                              .tv_usec = (suseconds_t)(g_timeout_ms % 1000) * 1000};
         (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     }
-    if (ttlv_encode(req, &out) != 0 || send_request(fd, out.data, out.len, pass_fd) != 0) {
-        rc = kms_error_set(err, KMS_ERR_IO, "cannot send the request to %s", socket_path);
+    if (ttlv_encode(req, &out) != 0) {
+        rc = kms_error_set(err, KMS_ERR_NOMEM, "cannot encode the request");
         goto out;
     }
+    /* When kmsd closed the connection before taking the whole request, it
+     * may have said why first ("busy"): that answer is read below, and
+     * only without one is the failed send the error. */
+    bool sent = send_request(fd, out.data, out.len, pass_fd) == 0;
+    int send_errno = errno;
     kms_buf_dispose_wipe(&out); /* may have held a password */
     if (!(pa = kms_arena_new(0))) {
         rc = kms_error_set(err, KMS_ERR_NOMEM, NULL);
@@ -202,8 +218,12 @@ int admin_call_progress(const char *socket_path, kms_arena_t *a, const ttlv_item
     ttlv_item_t *resp = NULL;
     for (;;) {
         kms_arena_reset(pa);
-        if ((rc = read_message(fd, a, pa, deadline, &resp, err)) != 0)
+        if ((rc = read_message(fd, a, pa, deadline, &resp, err)) != 0) {
+            if (!sent)
+                rc = kms_error_set(err, KMS_ERR_IO, "cannot send the request to %s: %s",
+                                   socket_path, strerror(send_errno));
             goto out;
+        }
         if (resp->tag == ADMIN_TAG_RESPONSE)
             break;
         if (deliver_progress(resp, cb, cb_arg) != 0) {

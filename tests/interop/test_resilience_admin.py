@@ -84,6 +84,42 @@ def test_slow_admin_clients_do_not_block_others(tmp_path):
         k.kill()
 
 
+def test_kmsctl_says_busy_when_every_admin_slot_is_taken(tmp_path):
+    """16 admin connections that send nothing hold every slot: kmsctl is
+    told "busy" before kmsd closes its connection, and says so with exit
+    status 1. It used to die of SIGPIPE (status -13, nothing printed)
+    when the close came before its request was written."""
+    k = H.Kmsd(tmp_path)
+    path = admin_socket(k)
+    idle = []
+    try:
+        for _ in range(16):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(path)
+            idle.append(s)
+        # kmsd counts them once its admin thread has accepted them.
+        deadline = time.time() + 10
+        while timed(k, "status")[0].returncode == 0:
+            assert time.time() < deadline, "16 idle admin connections did not take every slot"
+            time.sleep(0.1)
+        for _ in range(5):
+            p, took = timed(k, "status")
+            assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
+            assert "busy" in p.stderr, p.stderr
+            assert took < 5
+        for s in idle:
+            s.close()
+        idle = []
+        deadline = time.time() + 10
+        while timed(k, "status")[0].returncode != 0:
+            assert time.time() < deadline, "kmsctl status kept failing after the slots were freed"
+            time.sleep(0.2)
+    finally:
+        for s in idle:
+            s.close()
+        k.kill()
+
+
 def test_kmsctl_timeout(tmp_path):
     k = H.Kmsd(tmp_path, start=False)
     fake = str(tmp_path / "mute.sock")
