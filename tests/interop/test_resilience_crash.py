@@ -69,8 +69,10 @@ def load_until_killed(k):
     for t in threads:
         t.start()
     assert reached.wait(60), "only %d Creates acknowledged: %s" % (len(acked), errors[:3])
-    os.kill(k.pid, signal.SIGKILL)
+    # Set before the signal: a worker seeing its connection drop may run
+    # before this thread again (a loaded machine switches threads anywhere).
     killed.set()
+    os.kill(k.pid, signal.SIGKILL)
     k.proc.wait(30)
     for t in threads:
         t.join(30)

@@ -431,8 +431,10 @@ def test_kill9_during_concurrent_creates(kmsd_factory, record_property, sig):
     start.wait(60)
     t0 = time.monotonic()
     assert reached.wait(45), "only %d Creates acknowledged: %s" % (len(acked), errors[:3])
-    os.kill(k.pid, sig)
+    # Set before the signal: a worker seeing its connection drop may run
+    # before this thread again (a loaded machine switches threads anywhere).
     killed.set()
+    os.kill(k.pid, sig)
     with lock:
         n_acked_at_kill = len(acked)
     k.proc.wait(30)
@@ -609,8 +611,10 @@ def test_kill9_during_state_changes(kmsd_factory):
     for t in threads:
         t.start()
     assert reached.wait(45), "only %d updates acknowledged: %s" % (counter["acks"], errors[:3])
-    os.kill(k.pid, signal.SIGKILL)
+    # Set before the signal: a worker seeing its connection drop may run
+    # before this thread again (a loaded machine switches threads anywhere).
     killed.set()
+    os.kill(k.pid, signal.SIGKILL)
     k.proc.wait(10)
     for t in threads:
         t.join(30)
