@@ -460,6 +460,14 @@ static void render_modules(out_t *o, srv_t *srv)
              "Change-log rows of a third node's changes, relayed to a peer or not shipped "
              "(the peer gets them from their origin).",
              "action", "relayed", ss.relayed, "skipped", ss.relay_skipped);
+    counter2(o, "kmsd_replication_shipped_entities_total",
+             "Entities shipped to peers, by where the push link took them: the change log's "
+             "rows in memory, as committed, or a read of the store.",
+             "source", "memory", ss.shipped_from_memory, "store", ss.shipped_from_store);
+    counter2(o, "kmsd_replication_entity_encodings_total",
+             "Entities shipped from memory, encoded by the link or taken already encoded "
+             "from another link.",
+             "how", "encoded", ss.encoded, "shared", ss.encoded_shared);
     kms_arena_t *a = kms_arena_new(0);
     repl_peer_status_t *ps = NULL;
     size_t n = 0;

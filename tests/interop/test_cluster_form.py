@@ -493,3 +493,35 @@ def test_verify_names_the_object_that_differs(cluster3):
     js = json.loads(a.kmsctl("--json", "cluster", "verify", check=False).stdout)
     assert any(r["kind"] == "object" and r["object"] == uids[1] for r in js)
     assert [r["result"] for r in js if r["kind"] == "summary"] == ["different"]
+
+
+def test_replication_metrics_count_shipping(tmp_path):
+    """/metrics on the node that writes: the entities its push link
+    shipped, taken from the change log's rows in memory (a peer that keeps
+    up never needs a read of the store for new objects), and encoded."""
+    pytest.importorskip("prometheus_client.parser")
+    from test_http import Https, families, http_conf, sample
+    nodes = H.form_cluster(tmp_path, 2)
+    try:
+        a, b = nodes
+        conf, port = http_conf()
+        a.stop()
+        a.configure(conf)
+        a.start()
+        uids = []
+        ca = pykmip(a)
+        try:
+            from kmip import enums
+            for i in range(20):
+                uids.append(ca.create(enums.CryptographicAlgorithm.AES, 256, name="m-%d" % i))
+        finally:
+            ca.close()
+        wait_for(lambda: fetch(b, uids[-1]), what="the last key on b")
+        f = families(Https(a, port).metrics())
+        mem = sample(f, "kmsd_replication_shipped_entities_total", source="memory")
+        enc = sample(f, "kmsd_replication_entity_encodings_total", how="encoded")
+        assert mem >= 20, f.get(("kmsd_replication_shipped_entities_total",
+                                 (("source", "store"),)))
+        assert enc >= 20 and enc <= mem
+    finally:
+        H.stop_cluster(nodes)
