@@ -12,13 +12,18 @@ wrong password, an unknown serial number, a registered identifier sent
 with another value or left out, and a device credential over another
 tenant's certificate are refused with Permission Denied, logged and
 audited without the password. kmsctl's usage errors and the refusal of a
-second device with the same serial number.
+second device with the same serial number. With `tls.client_auth:
+optional` a Device credential alone (no client certificate) identifies its
+device. In a two-node cluster a device registered on the first node is
+accepted by the second.
 """
 import json
+import os
 import uuid
 
 import pytest
 
+import kmsd_harness as H
 from test_tenants import FAILED, PERMISSION_DENIED, SUCCESS, Kmsd, need_kmsd
 
 
@@ -213,3 +218,70 @@ def test_kmsctl_device_usage(k, tmp_path):
     k.ctl("client", "remove", "d1-" + t, check=0)
     k.ctl("client", "add", "--tenant", t, "--name", "d2-" + t, "--device-serial", "S1-" + t,
           input="pw\n", check=0)
+
+
+def write_password(k, name, password):
+    path = os.path.join(k.workdir, name + ".pw")
+    with open(path, "w") as f:
+        f.write(password + "\n")
+    return path
+
+
+class Proxy:
+    """A connected PyKMIP KMIPProxy, as query() expects it (`.proxy`)."""
+
+    def __init__(self, k, cert=True):
+        from kmip.services.kmip_client import KMIPProxy
+        self.proxy = KMIPProxy(host=k.host, port=k.port, certfile=k.cert if cert else None,
+                               keyfile=k.key if cert else None, ca_certs=k.ca,
+                               cert_reqs="CERT_REQUIRED", ssl_version="PROTOCOL_TLS",
+                               do_handshake_on_connect=True, suppress_ragged_eofs=True)
+        self.proxy.open()
+
+    def close(self):
+        self.proxy.close()
+
+
+def test_device_credential_alone_with_optional_client_auth():
+    with H.server({"tls": {"client_auth": "optional"}}) as k:
+        k.kmsctl("tenant", "add", "tapes")
+        k.kmsctl("client", "add", "--tenant", "tapes", "--name", "lib-1", "--device-serial",
+                 "SN42", "--machine-id", "m-1", "--password-file",
+                 write_password(k, "lib-1", "s3cret"))
+        c = Proxy(k, cert=False)
+        try:
+            assert query(c, device_credential("SN42", "s3cret", machine_id="m-1")) == (SUCCESS,
+                                                                                      None)
+            assert query(c, device_credential("SN42", "s3cret")) == (FAILED, PERMISSION_DENIED)
+            assert query(c, device_credential("SN42", "wrong", machine_id="m-1")) == (
+                FAILED, PERMISSION_DENIED)
+        finally:
+            c.close()
+
+
+def test_device_registered_on_one_node_is_accepted_by_another(tmp_path):
+    """Clients replicate: kmsctl on node a, PyKMIP's Device credential on b
+    (over the cluster's admin certificate of tenant default, which both
+    nodes know)."""
+    with H.running_cluster(tmp_path, 2) as (a, b):
+        a.kmsctl("client", "add", "--tenant", "default", "--name", "dev-a", "--device-serial",
+                 "SN-CLUSTER", "--device-id", "d-1", "--password-file",
+                 write_password(a, "dev-a", "pw-cluster"))
+        good = device_credential("SN-CLUSTER", "pw-cluster", device_id="d-1")
+
+        def accepted():
+            c = Proxy(b)
+            try:
+                return query(c, good) == (SUCCESS, None)
+            finally:
+                c.close()
+        H.wait_for(accepted, timeout=30, what="node b accepting the device registered on a")
+        c = Proxy(b)
+        try:
+            assert query(c, device_credential("SN-CLUSTER", "other", device_id="d-1")) == (
+                FAILED, PERMISSION_DENIED)
+        finally:
+            c.close()
+        rows = json.loads(b.kmsctl("--json", "client", "list").stdout)
+        dev = [r for r in rows if r["name"] == "dev-a"]
+        assert dev and dev[0]["device_serial"] == "SN-CLUSTER" and dev[0]["device_id"] == "d-1"
