@@ -16,6 +16,12 @@
  * the requests mean what they meant then (9.2 waits two minutes for a
  * Deactivation Date, here without sleeping).
  *
+ * The identity cases run with real identities (KMIP_ACCESS_CLIENTS and
+ * no certificate): 11.1's users Fred and Barney as password clients and
+ * 11.2's two devices as device clients with every identifier the document
+ * sends, so each Credential is verified and names its own identity. The
+ * other cases run with KMIP_ACCESS_OPEN.
+ *
  * Prints one line per message that does not match, with the first
  * difference, and a summary. The test fails when the number of matching
  * responses drops below the recorded baseline or a request is not
@@ -38,6 +44,52 @@ typedef struct idmap {
 } idmap_t;
 
 static int64_t g_doc_now;
+
+/* 11.2's devices: name, password, then serial number, Device, Network,
+ * Machine and Media Identifiers. */
+static const char *const DEVICES_11_2[2][7] = {
+    {"device-a", "secret", "serNum123456", "devID2233", "netID9000", "machineID1", "mediaID313"},
+    {"device-b", "passwd", "serNum101010", "devID4444", "netID9", "machineID1111", "mediaID0000"},
+};
+
+static void commit_device(kenv_t *e, const char *const d[7])
+{
+    store_client_t c;
+    memset(&c, 0, sizeof(c));
+    kms_strlcpy(c.name, d[0], sizeof(c.name));
+    kms_strlcpy(c.tenant, "default", sizeof(c.tenant));
+    kms_strlcpy(c.role, "client", sizeof(c.role));
+    store_device_t dev;
+    memset(&dev, 0, sizeof(dev));
+    char *f[5] = {dev.serial, dev.device_id, dev.network_id, dev.machine_id, dev.media_id};
+    for (int i = 0; i < 5; i++)
+        kms_strlcpy(f[i], d[2 + i], STORE_DEVICE_FIELD_MAX + 1);
+    assert_int_equal(store_client_set_device(&c, &dev), 0);
+    kmip_password_cost_t cost = KENV_PASSWORD_COST;
+    assert_int_equal(kmip_password_hash(&cost, d[1], c.password_hash, sizeof(c.password_hash)),
+                     0);
+    store_write_t *w = store_write_new();
+    assert_int_equal(store_write_client(w, &c, false), 0);
+    assert_int_equal(store_commit(e->store, w, NULL, 0), 0);
+    store_write_free(w);
+}
+
+/* Register the identities of test cases 11.1 and 11.2 in tenant default;
+ * true when `tcase` is one of them. */
+static bool register_identities(kenv_t *e, const char *tcase)
+{
+    bool users = strncmp(tcase, "11.1 ", 5) == 0, devices = strncmp(tcase, "11.2 ", 5) == 0;
+    if (!users && !devices)
+        return false;
+    assert_int_equal(kenv_commit_tenant(e, "default"), 0);
+    if (users) {
+        assert_int_equal(kenv_commit_client(e, "Fred", "default", "client", "password1"), 0);
+        assert_int_equal(kenv_commit_client(e, "Barney", "default", "client", "secret2"), 0);
+    }
+    for (int i = 0; devices && i < 2; i++)
+        commit_device(e, DEVICES_11_2[i]);
+    return true;
+}
 static int64_t doc_clock(void *arg)
 {
     (void)arg;
@@ -320,7 +372,8 @@ static void test_replay(void **state)
     assert_int_equal(certs_key_new(CERTS_KEY_EC_P256, &ca_key), 0);
     assert_int_equal(certs_create_ca(ca_key, "replay issuing CA", 0, &ca), 0);
     const char *cur = "";
-    bool case_ok = true;
+    bool case_ok = true, ids = false;
+    size_t ids_diffs = 0; /* differences in the identity cases (11.1, 11.2) */
     for (size_t i = 0; i + 1 < n; i++) {
         if (!v[i].request || v[i + 1].request)
             continue;
@@ -333,9 +386,11 @@ static void test_replay(void **state)
             e = calloc(1, sizeof(*e));
             assert_int_equal(kenv_setup(e, KMIP_ACCESS_OPEN), 0);
             kmip_server_free(e->srv);
+            ids = register_identities(e, v[i].tcase);
             kmip_config_t kc = {.store = e->store, .keyring = e->kr, .vendor = "kmsd",
                                 .version = "test", .clock = doc_clock,
-                                .access = KMIP_ACCESS_OPEN, .certify_ca = ca,
+                                .access = ids ? KMIP_ACCESS_CLIENTS : KMIP_ACCESS_OPEN,
+                                .password_cost = KENV_PASSWORD_COST, .certify_ca = ca,
                                 .certify_ca_key = ca_key};
             assert_int_equal(kmip_server_new(&kc, &e->srv), 0);
             memset(map, 0, sizeof(*map));
@@ -373,6 +428,7 @@ static void test_replay(void **state)
             matched++;
         } else {
             case_ok = false;
+            ids_diffs += ids;
             /* the reason our item failed, if it did */
             const char *why = "";
             for (ttlv_item_t *bi = ttlv_find(got, KMIP_TAG_BATCH_ITEM); bi;
@@ -403,6 +459,7 @@ static void test_replay(void **state)
     EVP_PKEY_free(ca_key);
     assert_true(total >= 250);
     assert_true(matched >= REPLAY_BASELINE);
+    assert_int_equal(ids_diffs, 0); /* verified users and devices match the document in full */
 }
 
 int main(void)
