@@ -120,7 +120,7 @@ run: deps
 # fuzz_ttlv_json / fuzz_ttlv_xml add them. (Programs link libttlv.a, an
 # archive: one that never calls ttlv_*_json/xml pulls in neither file.)
 FUZZ_BUILD := build-fuzz
-FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -I. -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 TTLV_FORM_SRC := ttlv/json.c ttlv/xml.c
 FUZZ_LIBSRC := $(call src_of,common) $(filter-out $(TTLV_FORM_SRC),$(call src_of,ttlv))
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))

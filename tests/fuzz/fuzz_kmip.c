@@ -40,7 +40,7 @@
 #include "ttlv/ttlv.h"
 
 #define REOPEN_EVERY 5000
-#define MAX_INPUT (256 * 1024)
+#define FUZZ_MAX_INPUT (256 * 1024)
 #define MAX_RESPONSE (4u << 20)
 
 static char g_dir[256];
@@ -149,7 +149,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size > MAX_INPUT)
+    if (size > FUZZ_MAX_INPUT)
         return 0;
     if (++g_runs % REOPEN_EVERY == 0) {
         env_close();
