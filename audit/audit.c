@@ -271,17 +271,8 @@ static int append_dec(kms_buf_t *b, uint64_t v)
  * audit_open cuts off). A failed fsync rewinds file_size to synced_size:
  * after a failed fsync the kernel may have dropped those pages, so they
  * are written again before the next fsync. Only then are the lines' items
- * counted durable.
+ * counted durable. Its state (writer_t, audit_int.h) lives in the audit_t.
  */
-typedef struct writer {
-    kms_buf_t out;
-    uint64_t out_items;        /* records in `out` */
-    uint64_t out_seq;          /* chain state after the last line in `out` */
-    char out_hash[65];
-    audit_item_t *carry;       /* taken from the queue, not yet encoded (rotation) */
-    bool rotate_due;           /* rotate once `out` is on disk */
-    unsigned backoff_ms;
-} writer_t;
 
 static void set_failing(audit_t *au, const char *what, int e)
 {
@@ -439,9 +430,14 @@ static void give_up(audit_t *au, writer_t *w)
 static void *writer_main(void *arg)
 {
     audit_t *au = arg;
-    writer_t w = {.out_seq = au->seq};
-    memcpy(w.out_hash, au->last_hash, sizeof(w.out_hash));
-    kms_buf_init(&w.out, SIZE_MAX);
+    /* The writer's state lives in `au`, not on this thread's stack: its
+     * buffer is reachable from the audit log for as long as it exists (a
+     * leak checker that scans heap and globals finds it even while this
+     * thread is being started or stopped). */
+    writer_t *w = &au->w;
+    *w = (writer_t){.out_seq = au->seq};
+    memcpy(w->out_hash, au->last_hash, sizeof(w->out_hash));
+    kms_buf_init(&w->out, SIZE_MAX);
     /* A background batch writer: SCHED_BATCH keeps its fair share of CPU
      * but its wake-ups (every batch) do not preempt the event loops, whose
      * latency is the clients'. Best effort. */
@@ -452,15 +448,15 @@ static void *writer_main(void *arg)
     unsigned stop_tries = 0;
     pthread_mutex_lock(&au->mu);
     for (;;) {
-        while (!au->head && !w.out.len && !w.carry && !au->stopping) {
+        while (!au->head && !w->out.len && !w->carry && !au->stopping) {
             au->writer_idle = true;
             pthread_cond_wait(&au->cv_work, &au->mu);
         }
         au->writer_idle = false;
-        if (!au->head && !w.out.len && !w.carry && au->stopping)
+        if (!au->head && !w->out.len && !w->carry && au->stopping)
             break;
         audit_item_t *batch = NULL;
-        if (!w.out.len) {
+        if (!w->out.len) {
             uint64_t since = kms_mono_ns() - last_sync_ns;
             if (au->do_fsync && !au->stopping && since < AUDIT_SYNC_GAP_US * 1000ULL) {
                 /* Let the batch grow; producers do not signal a busy writer. */
@@ -483,20 +479,20 @@ static void *writer_main(void *arg)
         }
         pthread_mutex_unlock(&au->mu);
 
-        if (!w.out.len && w.rotate_due) {
-            w.rotate_due = false;
+        if (!w->out.len && w->rotate_due) {
+            w->rotate_due = false;
             if (au->file_size > 0 && rotate(au) != 0) {
                 pthread_mutex_lock(&au->mu);
                 au->errors++; /* keep appending to the old file */
                 pthread_mutex_unlock(&au->mu);
             }
         }
-        if (!w.out.len)
-            encode_items(au, &w, batch);
-        int rc = write_out(au, &w);
+        if (!w->out.len)
+            encode_items(au, w, batch);
+        int rc = write_out(au, w);
         last_sync_ns = kms_mono_ns();
         if (rc == 0) {
-            out_done(au, &w);
+            out_done(au, w);
             stop_tries = 0;
             pthread_mutex_lock(&au->mu);
             continue;
@@ -506,21 +502,21 @@ static void *writer_main(void *arg)
         pthread_mutex_lock(&au->mu);
         if (au->stopping && ++stop_tries >= 3) {
             pthread_mutex_unlock(&au->mu);
-            give_up(au, &w);
+            give_up(au, w);
             pthread_mutex_lock(&au->mu);
             break;
         }
-        w.backoff_ms = w.backoff_ms ? (w.backoff_ms * 2 > 1000 ? 1000 : w.backoff_ms * 2) : 100;
+        w->backoff_ms = w->backoff_ms ? (w->backoff_ms * 2 > 1000 ? 1000 : w->backoff_ms * 2) : 100;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)(w.backoff_ms % 1000) * 1000000L;
-        ts.tv_sec += w.backoff_ms / 1000 + ts.tv_nsec / 1000000000L;
+        ts.tv_nsec += (long)(w->backoff_ms % 1000) * 1000000L;
+        ts.tv_sec += w->backoff_ms / 1000 + ts.tv_nsec / 1000000000L;
         ts.tv_nsec %= 1000000000L;
         if (!au->stopping)
             pthread_cond_timedwait(&au->cv_work, &au->mu, &ts);
     }
     pthread_mutex_unlock(&au->mu);
-    kms_buf_dispose(&w.out);
+    kms_buf_dispose(&w->out);
     return NULL;
 }
 

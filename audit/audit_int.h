@@ -37,6 +37,18 @@ typedef struct audit_item {
     char body[]; /* the fields between "seq" and "prev", no braces */
 } audit_item_t;
 
+/* The writer thread's state (audit.c, "writer"): the encoded lines not
+ * yet known to be on disk and the hash chain after them. */
+typedef struct writer {
+    kms_buf_t out;
+    uint64_t out_items;        /* records in `out` */
+    uint64_t out_seq;          /* chain state after the last line in `out` */
+    char out_hash[65];
+    audit_item_t *carry;       /* taken from the queue, not yet encoded (rotation) */
+    bool rotate_due;           /* rotate once `out` is on disk */
+    unsigned backoff_ms;
+} writer_t;
+
 struct audit {
     char *path;
     size_t rotate_size;
@@ -70,6 +82,7 @@ struct audit {
     char durable_hash[65];
     uint64_t written, rotations, errors;
     audit_export_t *exp;      /* NULL = no exporter */
+    writer_t w;               /* the writer thread's own state (see audit.c) */
 };
 
 #endif /* KMS_AUDIT_INT_H */

@@ -132,6 +132,7 @@ struct store {
 
     pthread_t thread;
     bool thread_started;
+    struct store_write **wbatch; /* the writer thread's batch (max_batch entries) */
     pthread_mutex_t mu;               /* guards everything below */
     pthread_cond_t cv_work;
     struct store_write *q_head, *q_tail;

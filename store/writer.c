@@ -220,7 +220,9 @@ static void *writer_main(void *arg)
 {
     store_t *s = arg;
     pthread_setname_np(pthread_self(), "kmsd-store-wr");
-    store_write_t **batch = malloc(s->max_batch * sizeof(*batch));
+    /* Allocated by store_writer_start and owned by the store, not by this
+     * thread's stack, so it is reachable from the store while it exists. */
+    store_write_t **batch = s->wbatch;
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (!s->q_head && !s->stopping)
@@ -312,13 +314,15 @@ static void *writer_main(void *arg)
         }
     }
     pthread_mutex_unlock(&s->mu);
-    free(batch);
     return NULL;
 }
 
 int store_writer_start(store_t *s)
 {
+    s->wbatch = malloc(s->max_batch * sizeof(*s->wbatch)); /* NULL: writer_main fails writes */
     if (pthread_create(&s->thread, NULL, writer_main, s) != 0) {
+        free(s->wbatch);
+        s->wbatch = NULL;
         kms_log(KMS_LOG_ERROR, STORE_LOG, "cannot start the writer thread");
         return KMS_ERR_NOMEM;
     }
@@ -336,6 +340,8 @@ void store_writer_stop(store_t *s)
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL);
     s->thread_started = false;
+    free(s->wbatch);
+    s->wbatch = NULL;
 }
 
 /* Append w to the writer's queue and wake it. Called with s->mu held;
