@@ -301,8 +301,8 @@ static int run_query(kmip_ctx_t *ctx, const locate_query_t *q, const store_query
 /* Load candidate `id` and apply the post-filters: *match, and for a
  * match its _kmsd.served count (0 when never served). The object itself
  * is released: a Locate may evaluate every object of a tenant, and kept
- * in the request's arena they would exhaust it (a batch of Locates over a
- * few thousand keys did), so the arena is rewound to before the load.
+ * in the request's arena they would exhaust it (a batch of ten Locates
+ * over 3 000 keys would), so the arena is rewound to before the load.
  * Not when the load left something behind that points into the arena (a
  * date-driven state write on the batch's undo log, or a deferred commit). */
 static int post_filter(kmip_ctx_t *ctx, const locate_query_t *q, const char *id, bool *match,

@@ -3,8 +3,8 @@
  * state each put committed.
  *
  * Replication ships every change to every peer; reading each new object
- * back from SQLite once per push link was the largest cost of the node
- * the clients write to. So, once enabled (store_log_tail_enable), the
+ * back from SQLite once per push link would be the largest cost of the
+ * node the clients write to. So, once enabled (store_log_tail_enable), the
  * writer thread records, while it applies a batch, every change-log row
  * it appends and, for an object put, a copy of the object exactly as it
  * stored it (attributes in (name, index) order, blob, clocks, change

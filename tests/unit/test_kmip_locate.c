@@ -334,8 +334,8 @@ static void test_default_group(void **state)
  * each Pre-Active key is loaded to evaluate its dates) and a batch of such
  * Locates run in the request's arena: the candidates are released one by
  * one, so 400 keys against a 256 KiB arena answer, and keep answering in
- * a batch of 8. Kept in the arena, the objects filled it after ~100 and
- * the request failed with out of memory. */
+ * a batch of 8. Kept in the arena, the objects would fill it after ~100
+ * and the request would fail with out of memory. */
 static int small_arena_setup(void **state)
 {
     kenv_t *e = calloc(1, sizeof(*e));
