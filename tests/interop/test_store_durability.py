@@ -578,9 +578,9 @@ def test_kill9_during_state_changes(kmsd_factory):
     def worker(mine):
         conn = Conn(k, timeout=60)
         try:
-            todo = list(mine)
+            pending = list(mine)  # this worker's keys still to take through ops()
             while True:  # until the kill
-                if not todo:
+                if not pending:
                     # The keys made up front are done (a fast machine): a
                     # new one, so that the kill still lands among changes.
                     r = call(conn, OP_CREATE, aes_payload(256))
@@ -589,8 +589,8 @@ def test_kill9_during_state_changes(kmsd_factory):
                     uid = first(r[2], T_UID)
                     with lock:
                         acked[uid] = sent[uid] = 0
-                    todo.append(uid)
-                uid = todo.pop(0)
+                    pending.append(uid)
+                uid = pending.pop(0)
                 for step, (op, payload) in enumerate(ops(uid), start=1):
                     with lock:
                         sent[uid] = step
