@@ -267,6 +267,7 @@ static void *conn_main(void *arg)
 {
     conn_arg_t *ca = arg;
     admin_t *ad = ca->ad;
+    (void)pthread_setname_np(pthread_self(), "kmsd-admin-c");
     serve_conn(ad, ca->fd);
     close(ca->fd);
     free(ca);
@@ -311,6 +312,7 @@ static void start_conn(admin_t *ad, int fd)
 static void *admin_main(void *arg)
 {
     admin_t *ad = arg;
+    (void)pthread_setname_np(pthread_self(), "kmsd-admin");
     for (;;) {
         struct pollfd pf[2] = {{.fd = ad->lfd, .events = POLLIN}, {.fd = ad->wake[0], .events = POLLIN}};
         int pr = poll(pf, 2, -1);

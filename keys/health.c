@@ -93,6 +93,7 @@ static void *monitor_main(void *arg)
 {
     const keys_options_t *k = arg;
     keys_health_t h = {0};
+    (void)pthread_setname_np(pthread_self(), "kmsd-health");
     int last_rc = 0;
     uint64_t store_next_ms = 0, store_backoff = 0;
     store_reader_t *rd = NULL;

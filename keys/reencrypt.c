@@ -309,6 +309,7 @@ out:
 static void *thread_main(void *arg)
 {
     (void)arg;
+    (void)pthread_setname_np(pthread_self(), "kmsd-reencrypt");
     for (;;) {
         pthread_mutex_lock(&g.mu);
         while (!g.stop && !g.kick)

@@ -188,6 +188,7 @@ static void run_job(kmip_server_t *s, async_job_t *j)
 static void *worker(void *arg)
 {
     const struct async_worker *wa = arg;
+    (void)pthread_setname_np(pthread_self(), "kmsd-async");
     kmip_server_t *s = wa->srv;
     struct kmip_async *q = s->async;
     size_t slot = wa->slot;

@@ -281,6 +281,7 @@ static void on_wake(uv_async_t *a)
 static void thread_main(void *arg)
 {
     repl_t *r = arg;
+    (void)pthread_setname_np(pthread_self(), "kmsd-repl");
     for (repl_peer_t *p = r->peers; p; p = p->next)
         uv_timer_start(&p->retry, on_retry, 0, 0);
     uv_run(&r->loop, UV_RUN_DEFAULT);

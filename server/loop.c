@@ -192,6 +192,9 @@ static void loop_thread(void *arg)
 {
     srv_loop_t *l = arg;
     srv_t *srv = l->srv;
+    char name[16];
+    snprintf(name, sizeof name, "kmsd-loop%u", l->index);
+    (void)pthread_setname_np(pthread_self(), name);
     /* Not ready at start (ready.c decided before the loops started): the
      * KMIP sockets stay bound but not listening until the node can serve;
      * the HTTPS listener opens regardless (/readyz must say why, and

@@ -160,8 +160,10 @@ static int run(const char *path)
         return 2;
     kms_log_set_level(srv.conf->log.level);
     kms_log_set_format(srv.conf->log.format);
-    /* 3. no core dumps, not ptrace-able by other users, private files */
-    if ((rc = srv_harden()) != 0)
+    /* 3. no core dumps, not ptrace-able by other users, private files;
+     * libuv's worker threads, sized by `threads`, before any thread
+     * (store, replication) can queue work and fix their number */
+    if ((rc = srv_harden()) != 0 || (rc = srv_start_threadpool(&srv)) != 0)
         goto fail;
     /* 4-6. database, master key (named by store meta after a rotation),
      * data-store keys (first start: DSK 1) */
@@ -187,7 +189,6 @@ static int run(const char *path)
     /* 11. signals first (a failing loop raises SIGTERM), then the loops,
      * listening only if this node can serve keys now (server/ready.c: a
      * node still catching up keeps its KMIP listener closed) */
-    srv_set_threadpool(&srv);
     unsigned unready = srv_ready_update(&srv);
     if ((rc = srv_signals_init(&srv)) != 0 || (rc = srv_admit_start(&srv)) != 0 ||
         (rc = srv_loops_start(&srv)) != 0)

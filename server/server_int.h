@@ -444,7 +444,7 @@ int srv_open_kmip(srv_t *srv);
  * (startup.c; srv_open_kmip and every reload check it), else 0. */
 int srv_certify_ca_trusted(const srv_t *srv, const conf_t *c);
 int srv_drop_privileges(srv_t *srv);
-void srv_set_threadpool(srv_t *srv);
+int srv_start_threadpool(srv_t *srv);
 
 /* ---------------------------------------------------------------- server */
 struct srv {

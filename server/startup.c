@@ -211,17 +211,51 @@ int srv_open_kmip(srv_t *srv)
     return 0;
 }
 
-void srv_set_threadpool(srv_t *srv)
+static void pool_noop(uv_work_t *w)
 {
-    /* libuv reads this once, when the first work item is queued. */
+    (void)w;
+}
+
+static void pool_noop_done(uv_work_t *w, int status)
+{
+    (void)w;
+    (void)status;
+}
+
+int srv_start_threadpool(srv_t *srv)
+{
+    /* libuv reads UV_THREADPOOL_SIZE once, when the first work item of the
+     * process is queued, and creates all its threads then. Whichever
+     * thread queues first fixes the size: the replication thread applies
+     * a snapshot as soon as its peer link is up, so the pool is started
+     * here, before any other thread exists. The threads are created by
+     * this thread and inherit its name, which is set to "kmsd-pool" for
+     * the moment (profiles and `ps -L` tell them from the loops). */
     unsigned n = srv->conf->threads;
     if (n > 1024) {
         kms_log(KMS_LOG_WARN, SRV_LOG, "threads: %u clipped to libuv's maximum 1024", n);
         n = 1024;
     }
-    char v[16];
+    char v[16], name[16] = "kmsd";
     snprintf(v, sizeof v, "%u", n ? n : 1);
     setenv("UV_THREADPOOL_SIZE", v, 1);
+    (void)pthread_getname_np(pthread_self(), name, sizeof name);
+    (void)pthread_setname_np(pthread_self(), "kmsd-pool");
+    uv_loop_t loop;
+    uv_work_t w;
+    int r = uv_loop_init(&loop);
+    if (r == 0) {
+        r = uv_queue_work(&loop, &w, pool_noop, pool_noop_done);
+        if (r == 0)
+            r = uv_run(&loop, UV_RUN_DEFAULT) < 0 ? UV_EINVAL : 0;
+        (void)uv_loop_close(&loop);
+    }
+    (void)pthread_setname_np(pthread_self(), name);
+    if (r != 0) {
+        kms_log(KMS_LOG_ERROR, SRV_LOG, "worker threads: %s", uv_strerror(r));
+        return KMS_ERR_INTERNAL;
+    }
+    return 0;
 }
 
 /* After dropping to run_as: can this user use path (mode: access(2)

@@ -206,6 +206,15 @@ def all_connected(k, n, caught_up=False):
     return st if len(ok) >= n else None
 
 
+def thread_names(pid):
+    """The names (comm) of a process's threads."""
+    names = []
+    for t in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
+            names.append(f.read().strip())
+    return names
+
+
 @pytest.fixture
 def cluster3(tmp_path):
     nodes = H.form_cluster(tmp_path, 3)
@@ -286,6 +295,14 @@ def test_three_nodes_form_one_cluster(cluster3):
     human = a.kmsctl("cluster", "status").stdout
     assert re.search(r"^b\s+127\.0\.0\.1:%d\s+in\+out" % b.peer_port, human, re.M), human
     wait_for(lambda: all_connected(b, 2) and all_connected(c, 2), what="b and c linked to a")
+    # Every node has the worker threads its `threads` asks for, the joined
+    # ones too: their replication thread applies the snapshot as soon as
+    # the link is up, and libuv sizes its pool once, at the first work item.
+    for k in (a, b, c):
+        names = thread_names(k.pid)
+        want = yaml.safe_load(open(k.conf_path)).get("threads", 32)
+        assert names.count("kmsd-pool") == want, (k.node_id, sorted(set(names)))
+        assert {"kmsd-repl", "kmsd-loop0", "kmsd-store-wr"} <= set(names), names
     # Nothing differs between nodes that hold nothing yet.
     p = a.kmsctl("cluster", "verify", check=False)
     assert p.returncode == 0, p.stdout + p.stderr
