@@ -17,6 +17,11 @@
  * opaque TTLV bytes, shipped with the search keys kmip/ derived for them,
  * so the receiver stores them without interpreting KMIP.
  *
+ * Entities are written straight into a byte buffer (no TTLV item tree:
+ * every object a client creates passes through here once); frames that
+ * carry entities take those bytes (frame.c). Reading goes through the
+ * strict TTLV decoder's tree like every frame.
+ *
  * It deliberately checks shapes and sizes only: whether a state or a clock
  * makes sense is the merge's business (merge.c).
  */
@@ -26,101 +31,243 @@
 
 #define ATTR_NAME_MAX 255
 
-static void build_attr(repl_wr_t *w, ttlv_item_t *e, const store_attr_t *a)
+/* ------------------------------------------------------------ writing */
+/* The writer appends TTLV items straight to the output buffer, with no
+ * item tree in between (this is the push links' hot path: every object a
+ * client creates is encoded here once). A Structure's header is written
+ * with a zero length and back-patched when it closes, as ttlv_encode
+ * does, so the bytes are the ones ttlv_encode makes of the same items.
+ * Errors are sticky (w.rc); the caller rewinds the buffer on failure. */
+typedef struct ewr {
+    repl_wr_t w;             /* err and the sticky rc; no arena */
+    kms_buf_t *out;
+} ewr_t;
+
+/* Room for n more bytes at the end of the output, counted in; NULL after
+ * an error. */
+static uint8_t *ew_room(ewr_t *e, size_t n)
 {
-    ttlv_item_t *s = repl_wr_struct(w, e, REPL_TAG_ATTRIBUTE);
-    if (a->index > INT32_MAX) {
-        repl_wr_fail(w, KMS_ERR_INVAL, "attribute %s: index %u out of range", a->name, a->index);
-        return;
+    if (e->w.rc)
+        return NULL;
+    int rc = kms_buf_reserve(e->out, n);
+    if (rc) {
+        repl_wr_fail(&e->w, rc, "entity does not fit the output buffer");
+        return NULL;
     }
-    repl_wr_text(w, s, REPL_TAG_NAME, a->name, ATTR_NAME_MAX);
-    repl_wr_int(w, s, REPL_TAG_INDEX, (int32_t)a->index);
-    repl_wr_bytes(w, s, REPL_TAG_VALUE, a->value, a->value_len);
-    if (a->skey)
-        repl_wr_text(w, s, REPL_TAG_SKEY, a->skey, REPL_TEXT_MAX);
-    repl_wr_long(w, s, REPL_TAG_NKEY, a->nkey);
-    repl_wr_int(w, s, REPL_TAG_FLAGS,
-                (int32_t)((a->has_nkey ? REPL_ATTR_FLAG_NKEY : 0) |
-                          (a->index_nkey ? REPL_ATTR_FLAG_INDEX : 0)));
+    uint8_t *p = e->out->data + e->out->len;
+    e->out->len += n;
+    return p;
 }
 
-static void build_object(repl_wr_t *w, ttlv_item_t *e, const repl_entity_t *x)
+static void ew_head(uint8_t *p, uint32_t tag, uint32_t len)
+{
+    p[0] = (uint8_t)(tag >> 16);
+    p[1] = (uint8_t)(tag >> 8);
+    p[2] = (uint8_t)tag;
+    p[3] = (uint8_t)repl_tag_type(tag);
+    kms_put_be32(p + 4, len);
+}
+
+/* Integer, Enumeration: 4 bytes and 4 of padding. */
+static void ew_u32(ewr_t *e, uint32_t tag, uint32_t v)
+{
+    uint8_t *p = ew_room(e, 16);
+    if (!p)
+        return;
+    ew_head(p, tag, 4);
+    kms_put_be32(p + 8, v);
+    memset(p + 12, 0, 4);
+}
+
+/* Long Integer, Boolean: 8 bytes. */
+static void ew_u64(ewr_t *e, uint32_t tag, uint64_t v)
+{
+    uint8_t *p = ew_room(e, 16);
+    if (!p)
+        return;
+    ew_head(p, tag, 8);
+    kms_put_be64(p + 8, v);
+}
+
+static void ew_long(ewr_t *e, uint32_t tag, int64_t v)
+{
+    ew_u64(e, tag, (uint64_t)v);
+}
+
+static void ew_bool(ewr_t *e, uint32_t tag, bool v)
+{
+    ew_u64(e, tag, v ? 1 : 0);
+}
+
+/* Text String, Byte String: n bytes, zero-padded to a multiple of 8. */
+static void ew_bytes(ewr_t *e, uint32_t tag, const void *v, size_t n)
+{
+    if (e->w.rc)
+        return;
+    if (n && !v) {
+        repl_wr_fail(&e->w, KMS_ERR_NOMEM, "out of memory"); /* as the tree builder's */
+        return;
+    }
+    if (n > UINT32_MAX - 7) {
+        repl_wr_fail(&e->w, KMS_ERR_INVAL, "%s: too long", repl_tag_name(tag));
+        return;
+    }
+    size_t padded = (n + 7) & ~(size_t)7;
+    uint8_t *p = ew_room(e, 8 + padded);
+    if (!p)
+        return;
+    ew_head(p, tag, (uint32_t)n);
+    if (n)
+        memcpy(p + 8, v, n);
+    memset(p + 8 + n, 0, padded - n);
+}
+
+static void ew_text(ewr_t *e, uint32_t tag, const char *s, size_t max)
+{
+    if (e->w.rc)
+        return;
+    if (!s)
+        s = "";
+    size_t n = strlen(s);
+    if (n > max) {
+        repl_wr_fail(&e->w, KMS_ERR_INVAL, "%s: longer than %zu bytes", repl_tag_name(tag), max);
+        return;
+    }
+    ew_bytes(e, tag, s, n);
+}
+
+/* A Structure: opened (its offset), then closed once its items are out. */
+static size_t ew_open(ewr_t *e, uint32_t tag)
+{
+    size_t at = e->out->len;
+    uint8_t *p = ew_room(e, 8);
+    if (p)
+        ew_head(p, tag, 0);
+    return at;
+}
+
+static void ew_close(ewr_t *e, size_t at)
+{
+    if (e->w.rc)
+        return;
+    size_t body = e->out->len - at - 8;
+    if (body > UINT32_MAX) {
+        repl_wr_fail(&e->w, KMS_ERR_LIMIT, "%s: too long", repl_tag_name(REPL_TAG_ENTITY));
+        return;
+    }
+    kms_put_be32(e->out->data + at + 4, (uint32_t)body);
+}
+
+static void write_attr(ewr_t *w, const store_attr_t *a)
+{
+    if (a->index > INT32_MAX) {
+        repl_wr_fail(&w->w, KMS_ERR_INVAL, "attribute %s: index %u out of range", a->name,
+                     a->index);
+        return;
+    }
+    size_t at = ew_open(w, REPL_TAG_ATTRIBUTE);
+    ew_text(w, REPL_TAG_NAME, a->name, ATTR_NAME_MAX);
+    ew_u32(w, REPL_TAG_INDEX, a->index);
+    ew_bytes(w, REPL_TAG_VALUE, a->value, a->value_len);
+    if (a->skey)
+        ew_text(w, REPL_TAG_SKEY, a->skey, REPL_TEXT_MAX);
+    ew_long(w, REPL_TAG_NKEY, a->nkey);
+    ew_u32(w, REPL_TAG_FLAGS,
+           (a->has_nkey ? REPL_ATTR_FLAG_NKEY : 0) | (a->index_nkey ? REPL_ATTR_FLAG_INDEX : 0));
+    ew_close(w, at);
+}
+
+static void write_object(ewr_t *w, const repl_entity_t *x)
 {
     const store_object_t *o = &x->obj;
-    repl_wr_enum(w, e, REPL_TAG_OBJECT_TYPE, o->object_type);
-    repl_wr_enum(w, e, REPL_TAG_STATE, o->state);
-    repl_wr_text(w, e, REPL_TAG_TENANT, o->tenant, REPL_ID_MAX);
-    repl_wr_long(w, e, REPL_TAG_CREATED_US, o->created_us);
-    repl_wr_long(w, e, REPL_TAG_UPDATED_US, o->updated_us);
-    repl_wr_bool(w, e, REPL_TAG_ARCHIVED, o->archived);
-    repl_wr_long(w, e, REPL_TAG_DSK_ID, o->sealed.dsk_id);
-    repl_wr_long(w, e, REPL_TAG_SEAL_GEN, o->sealed.gen);
+    ew_u32(w, REPL_TAG_OBJECT_TYPE, o->object_type);
+    ew_u32(w, REPL_TAG_STATE, o->state);
+    ew_text(w, REPL_TAG_TENANT, o->tenant, REPL_ID_MAX);
+    ew_long(w, REPL_TAG_CREATED_US, o->created_us);
+    ew_long(w, REPL_TAG_UPDATED_US, o->updated_us);
+    ew_bool(w, REPL_TAG_ARCHIVED, o->archived);
+    ew_long(w, REPL_TAG_DSK_ID, o->sealed.dsk_id);
+    ew_long(w, REPL_TAG_SEAL_GEN, o->sealed.gen);
     if (o->sealed.len)
-        repl_wr_bytes(w, e, REPL_TAG_BLOB, o->sealed.blob, o->sealed.len);
-    for (size_t i = 0; i < o->n_attrs && w->rc == 0; i++)
-        build_attr(w, e, &o->attrs[i]);
-    for (size_t i = 0; i < x->n_clocks && w->rc == 0; i++) {
-        ttlv_item_t *c = repl_wr_struct(w, e, REPL_TAG_CLOCK);
-        repl_wr_text(w, c, REPL_TAG_NAME, x->clocks[i].name, ATTR_NAME_MAX);
-        repl_wr_long(w, c, REPL_TAG_HLC, x->clocks[i].hlc);
-        repl_wr_text(w, c, REPL_TAG_NODE_ID, x->clocks[i].node, REPL_ID_MAX);
+        ew_bytes(w, REPL_TAG_BLOB, o->sealed.blob, o->sealed.len);
+    for (size_t i = 0; i < o->n_attrs && w->w.rc == 0; i++)
+        write_attr(w, &o->attrs[i]);
+    for (size_t i = 0; i < x->n_clocks && w->w.rc == 0; i++) {
+        size_t at = ew_open(w, REPL_TAG_CLOCK);
+        ew_text(w, REPL_TAG_NAME, x->clocks[i].name, ATTR_NAME_MAX);
+        ew_long(w, REPL_TAG_HLC, x->clocks[i].hlc);
+        ew_text(w, REPL_TAG_NODE_ID, x->clocks[i].node, REPL_ID_MAX);
+        ew_close(w, at);
     }
 }
 
-void repl_entity_build(repl_wr_t *w, ttlv_item_t *parent, const repl_entity_t *x)
+static void write_entity(ewr_t *w, const repl_entity_t *x)
 {
-    if (w->rc)
-        return;
     if (x->kind < REPL_KIND_OBJECT || x->kind > REPL_KIND_NODE) {
-        repl_wr_fail(w, KMS_ERR_INVAL, "entity %s: unknown kind %d", x->key ? x->key : "",
+        repl_wr_fail(&w->w, KMS_ERR_INVAL, "entity %s: unknown kind %d", x->key ? x->key : "",
                      (int)x->kind);
         return;
     }
-    ttlv_item_t *e = repl_wr_struct(w, parent, REPL_TAG_ENTITY);
-    repl_wr_enum(w, e, REPL_TAG_KIND, (uint32_t)x->kind);
-    repl_wr_long(w, e, REPL_TAG_SEQ, x->seq);
-    repl_wr_text(w, e, REPL_TAG_KEY, x->key, 127);
-    repl_wr_text(w, e, REPL_TAG_ORIGIN, x->origin, REPL_ID_MAX);
-    repl_wr_long(w, e, REPL_TAG_ORIGIN_SEQ, x->origin_seq);
-    repl_wr_long(w, e, REPL_TAG_HLC, x->hlc);
-    repl_wr_bool(w, e, REPL_TAG_DELETED, x->deleted);
-    if (x->deleted)
-        return;
-    switch (x->kind) {
-    case REPL_KIND_OBJECT:
-        build_object(w, e, x);
-        break;
-    case REPL_KIND_TENANT:
-        repl_wr_long(w, e, REPL_TAG_CREATED_US, x->tenant_created_us);
-        break;
-    case REPL_KIND_CLIENT:
-        repl_wr_text(w, e, REPL_TAG_TENANT, x->client.tenant, sizeof x->client.tenant - 1);
-        repl_wr_text(w, e, REPL_TAG_ROLE, x->client.role, sizeof x->client.role - 1);
-        repl_wr_text(w, e, REPL_TAG_CLIENT_KIND, x->client.kind, sizeof x->client.kind - 1);
-        repl_wr_text(w, e, REPL_TAG_CERT_SHA256, x->client.cert_sha256,
-                     sizeof x->client.cert_sha256 - 1);
-        repl_wr_text(w, e, REPL_TAG_PASSWORD_HASH, x->client.password_hash,
-                     sizeof x->client.password_hash - 1);
-        repl_wr_long(w, e, REPL_TAG_CREATED_US, x->client.created_us);
-        break;
-    case REPL_KIND_DSK:
-        if (!x->dsk || x->dsk->len == 0 || x->dsk->len > REPL_DSK_MAX || x->dsk_id == 0) {
-            repl_wr_fail(w, KMS_ERR_INVAL, "data-store key %u: no key or no id", x->dsk_id);
-            return;
+    size_t at = ew_open(w, REPL_TAG_ENTITY);
+    ew_u32(w, REPL_TAG_KIND, (uint32_t)x->kind);
+    ew_long(w, REPL_TAG_SEQ, x->seq);
+    ew_text(w, REPL_TAG_KEY, x->key, 127);
+    ew_text(w, REPL_TAG_ORIGIN, x->origin, REPL_ID_MAX);
+    ew_long(w, REPL_TAG_ORIGIN_SEQ, x->origin_seq);
+    ew_long(w, REPL_TAG_HLC, x->hlc);
+    ew_bool(w, REPL_TAG_DELETED, x->deleted);
+    if (!x->deleted) {
+        switch (x->kind) {
+        case REPL_KIND_OBJECT:
+            write_object(w, x);
+            break;
+        case REPL_KIND_TENANT:
+            ew_long(w, REPL_TAG_CREATED_US, x->tenant_created_us);
+            break;
+        case REPL_KIND_CLIENT:
+            ew_text(w, REPL_TAG_TENANT, x->client.tenant, sizeof x->client.tenant - 1);
+            ew_text(w, REPL_TAG_ROLE, x->client.role, sizeof x->client.role - 1);
+            ew_text(w, REPL_TAG_CLIENT_KIND, x->client.kind, sizeof x->client.kind - 1);
+            ew_text(w, REPL_TAG_CERT_SHA256, x->client.cert_sha256,
+                    sizeof x->client.cert_sha256 - 1);
+            ew_text(w, REPL_TAG_PASSWORD_HASH, x->client.password_hash,
+                    sizeof x->client.password_hash - 1);
+            ew_long(w, REPL_TAG_CREATED_US, x->client.created_us);
+            break;
+        case REPL_KIND_DSK:
+            if (!x->dsk || x->dsk->len == 0 || x->dsk->len > REPL_DSK_MAX || x->dsk_id == 0) {
+                repl_wr_fail(&w->w, KMS_ERR_INVAL, "data-store key %u: no key or no id",
+                             x->dsk_id);
+                break;
+            }
+            ew_long(w, REPL_TAG_DSK_ID, x->dsk_id);
+            ew_bytes(w, REPL_TAG_KEY_BYTES, x->dsk->data, x->dsk->len);
+            ew_bool(w, REPL_TAG_CURRENT, x->dsk_current);
+            break;
+        case REPL_KIND_NODE:
+            ew_text(w, REPL_TAG_PEER_ADDR, x->node.peer_addr, sizeof x->node.peer_addr - 1);
+            ew_text(w, REPL_TAG_KMIP_ADDR, x->node.kmip_addr, sizeof x->node.kmip_addr - 1);
+            ew_text(w, REPL_TAG_CERT_SHA256, x->node.cert_sha256,
+                    sizeof x->node.cert_sha256 - 1);
+            ew_long(w, REPL_TAG_ADDED_HLC, x->node.added_hlc);
+            ew_bool(w, REPL_TAG_REMOVED, x->node.removed);
+            break;
         }
-        repl_wr_long(w, e, REPL_TAG_DSK_ID, x->dsk_id);
-        repl_wr_bytes(w, e, REPL_TAG_KEY_BYTES, x->dsk->data, x->dsk->len);
-        repl_wr_bool(w, e, REPL_TAG_CURRENT, x->dsk_current);
-        break;
-    case REPL_KIND_NODE:
-        repl_wr_text(w, e, REPL_TAG_PEER_ADDR, x->node.peer_addr, sizeof x->node.peer_addr - 1);
-        repl_wr_text(w, e, REPL_TAG_KMIP_ADDR, x->node.kmip_addr, sizeof x->node.kmip_addr - 1);
-        repl_wr_text(w, e, REPL_TAG_CERT_SHA256, x->node.cert_sha256,
-                     sizeof x->node.cert_sha256 - 1);
-        repl_wr_long(w, e, REPL_TAG_ADDED_HLC, x->node.added_hlc);
-        repl_wr_bool(w, e, REPL_TAG_REMOVED, x->node.removed);
-        break;
     }
+    ew_close(w, at);
+}
+
+int repl_entity_encode(const repl_entity_t *e, kms_buf_t *out, kms_error_t *err)
+{
+    ewr_t w = {.w = {.arena = NULL, .err = err, .rc = 0}, .out = out};
+    size_t mark = out->len;
+    write_entity(&w, e);
+    if (w.w.rc && out->len > mark) {
+        /* No half entity (it may hold a data-store key). */
+        kms_wipe(out->data + mark, out->len - mark);
+        out->len = mark;
+    }
+    return w.w.rc;
 }
 
 /* ------------------------------------------------------------ reading */

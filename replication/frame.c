@@ -542,16 +542,44 @@ static void read_body(repl_rd_t *r, repl_frame_t *f)
     repl_rd_end(r);
 }
 
+/* Entities v[0..n) encoded one after another (entity.c) at the end of
+ * out; with `kind`, every one must be of that kind. */
+static int encode_entities(const repl_entity_t *v, size_t n, int kind, kms_buf_t *out,
+                           kms_error_t *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (kind && (int)v[i].kind != kind)
+            return kms_error_set(err, KMS_ERR_INVAL, "entity %zu: wrong kind for this list", i);
+        int rc = repl_entity_encode(&v[i], out, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Entities inside a body with items after them (JOIN_RESP, small): each
+ * encoded, then decoded into the tree, which encodes it to the same
+ * bytes. CHANGES and SNAPSHOT_CHUNK, which end with their entities, take
+ * the encoded bytes as they are (repl_frame_encode). */
 static void build_entities(repl_wr_t *w, ttlv_item_t *root, const repl_entity_t *v, size_t n,
                            int kind)
 {
+    kms_buf_t b;
+    kms_buf_init(&b, REPL_MAX_FRAME_DEFAULT);
     for (size_t i = 0; i < n && w->rc == 0; i++) {
-        if (kind && (int)v[i].kind != kind) {
-            repl_wr_fail(w, KMS_ERR_INVAL, "entity %zu: wrong kind for this list", i);
-            return;
-        }
-        repl_entity_build(w, root, &v[i]);
+        ttlv_limits_t lim = {.max_depth = REPL_DEFAULT_DEPTH, .max_items = REPL_MAX_ITEMS};
+        ttlv_item_t *it = NULL;
+        kms_buf_reset(&b);
+        int rc = encode_entities(&v[i], 1, kind, &b, w->err);
+        if (rc == 0 && (rc = ttlv_decode(b.data, b.len, &lim, w->arena, &it, NULL)) != 0)
+            kms_error_set(w->err, rc, "entity %zu: cannot be framed", i);
+        if (rc)
+            w->rc = rc;
+        else
+            ttlv_append(root, it);
+        kms_wipe(b.data, b.len); /* it may hold a data-store key */
     }
+    kms_buf_dispose_wipe(&b);
 }
 
 static void build_hwms(repl_wr_t *w, ttlv_item_t *b, const repl_hwm_t *v, size_t n, bool linked)
@@ -844,22 +872,30 @@ out:
 
 int repl_frame_encode(const repl_frame_t *f, size_t max_frame, kms_buf_t *out, kms_error_t *err)
 {
-    return encode_frame(f, NULL, 0, max_frame, out, err);
-}
-
-int repl_entity_encode(const repl_entity_t *e, kms_arena_t *arena, kms_buf_t *out,
-                       kms_error_t *err)
-{
-    repl_wr_t w = {.arena = arena, .err = err, .rc = 0};
-    kms_arena_mark_t m = kms_arena_mark(arena);
-    ttlv_item_t *root = ttlv_new_struct(arena, NULL, REPL_TAG_FRAME);
-    if (!root)
-        repl_wr_fail(&w, KMS_ERR_NOMEM, "out of memory");
-    repl_entity_build(&w, root, e);
-    int rc = w.rc;
-    if (rc == 0 && (rc = ttlv_encode(root->first, out)) != 0)
-        kms_error_set(err, rc, "entity does not fit the output buffer");
-    kms_arena_rewind(arena, m); /* wiped */
+    const repl_entity_t *v = NULL;
+    size_t n = 0;
+    if (f && f->type == REPL_FRAME_CHANGES) {
+        v = f->u.changes.v;
+        n = f->u.changes.n;
+    } else if (f && f->type == REPL_FRAME_SNAPSHOT_CHUNK) {
+        v = f->u.snap_chunk.v;
+        n = f->u.snap_chunk.n;
+    }
+    if (n == 0)
+        return encode_frame(f, NULL, 0, max_frame, out, err);
+    /* The entities end the body: encoded straight into bytes, after the
+     * frame's other items. */
+    repl_frame_t g = *f;
+    kms_buf_t ents;
+    kms_buf_init(&ents, max_frame ? max_frame : REPL_MAX_FRAME_DEFAULT);
+    if (g.type == REPL_FRAME_CHANGES)
+        g.u.changes.n = 0;
+    else
+        g.u.snap_chunk.n = 0;
+    int rc = encode_entities(v, n, 0, &ents, err);
+    if (rc == 0)
+        rc = encode_frame(&g, ents.data, ents.len, max_frame, out, err);
+    kms_buf_dispose_wipe(&ents);
     return rc;
 }
 

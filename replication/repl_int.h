@@ -133,20 +133,21 @@ typedef struct repl_wr {
     int rc;
 } repl_wr_t;
 
-/* entity.c: one entity to and from an ENTITY structure. `own` (decode):
- * secrets are copied into kms_secret_t and the tree's copy wiped. */
-void repl_entity_build(repl_wr_t *w, ttlv_item_t *parent, const repl_entity_t *e);
+/* entity.c: one entity to and from an ENTITY structure. */
 void repl_entity_read(repl_rd_t *r, const ttlv_item_t *ent, repl_entity_t *e);
 /* Free the secrets an entity owns (decoded frames). */
 void repl_entity_dispose(repl_entity_t *e);
-/* frame.c: one ENTITY structure encoded on its own (appended to out;
- * scratch from `arena`, given back before returning), and a CHANGES frame
- * around entities so encoded (ents: len bytes, one after another): the
- * same bytes as repl_frame_encode of that frame with those entities, so
- * that an entity shipped to several links is encoded once. Errors as
- * repl_frame_encode's; `out` unchanged on error. */
-int repl_entity_encode(const repl_entity_t *e, kms_arena_t *arena, kms_buf_t *out,
-                       kms_error_t *err);
+/* One ENTITY structure written straight to the end of out, without an
+ * item tree: the bytes any frame carrying it holds (repl_frame_encode
+ * takes them too), so an entity shipped to several links is encoded once.
+ * 0, KMS_ERR_INVAL (a field out of its bounds, an unknown kind, a DSK
+ * without a key), KMS_ERR_LIMIT (out's cap) or KMS_ERR_NOMEM, with err
+ * filled; out unchanged on error. */
+int repl_entity_encode(const repl_entity_t *e, kms_buf_t *out, kms_error_t *err);
+/* frame.c: a CHANGES frame around entities so encoded (ents: len bytes,
+ * one after another): the same bytes as repl_frame_encode of that frame
+ * with those entities. Errors as repl_frame_encode's; `out` unchanged on
+ * error. */
 int repl_frame_encode_changes(int64_t last_seq, const uint8_t *ents, size_t len, size_t max_frame,
                               kms_buf_t *out, kms_error_t *err);
 

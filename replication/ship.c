@@ -261,10 +261,10 @@ static int encode(repl_ship_t *s, repl_frame_t *f)
 }
 
 /* One entity's ENTITY structure appended to s->ents. */
-static int encode_entity(repl_ship_t *s, kms_arena_t *a, const repl_entity_t *e)
+static int encode_entity(repl_ship_t *s, const repl_entity_t *e)
 {
     kms_error_t err;
-    int rc = repl_entity_encode(e, a, &s->ents, &err);
+    int rc = repl_entity_encode(e, &s->ents, &err);
     if (rc)
         kms_log(KMS_LOG_ERROR, REPL_LOG, "to %s: entity %s: %s", s->peer, e->key,
                 kms_error_msg(&err));
@@ -273,7 +273,7 @@ static int encode_entity(repl_ship_t *s, kms_arena_t *a, const repl_entity_t *e)
 
 /* The entity of row `seq` from memory (the object it committed): its
  * bytes from the cache shared by the links, or encoded and left there. */
-static int encode_held(repl_ship_t *s, kms_arena_t *a, int64_t seq, const store_object_t *o)
+static int encode_held(repl_ship_t *s, int64_t seq, const store_object_t *o)
 {
     if (repl_encache_get(s->r->encache, seq, &s->ents) == 0)
         return 0;
@@ -281,7 +281,7 @@ static int encode_held(repl_ship_t *s, kms_arena_t *a, int64_t seq, const store_
     size_t at = s->ents.len;
     repl_entity_from_object(&e, o); /* points into memory the caller holds */
     e.seq = seq;
-    int rc = encode_entity(s, a, &e);
+    int rc = encode_entity(s, &e);
     if (rc == 0)
         repl_encache_put(s->r->encache, seq, s->ents.data + at, s->ents.len - at);
     return rc;
@@ -409,7 +409,7 @@ static int ship_log(repl_ship_t *s, kms_arena_t *a)
             continue;
         if (rows.v[i].obj) {
             from_mem++;
-            if ((rc = encode_held(s, a, row->seq, rows.v[i].obj)) != 0)
+            if ((rc = encode_held(s, row->seq, rows.v[i].obj)) != 0)
                 goto out;
         } else {
             repl_entity_t e;
@@ -420,7 +420,7 @@ static int ship_log(repl_ship_t *s, kms_arena_t *a)
             }
             e.seq = row->seq;
             if (rc == 0)
-                rc = encode_entity(s, a, &e);
+                rc = encode_entity(s, &e);
             repl_entity_dispose(&e);
             if (rc)
                 goto out;
