@@ -409,8 +409,9 @@ typedef struct repl_keyref {
 } repl_keyref_t;
 /* dup_out[i] (n_dup entries, cleared first) is set for every entry of refs
  * whose (kind, key) an entry of lower index has too (keep_last: of higher
- * index), so one entry per key stays unmarked: one sort instead of
- * comparing each entry with every other. Reorders refs. */
+ * index), so one entry per key stays unmarked: a hash table (lists of up
+ * to 2 048) or one sort, instead of comparing each entry with every
+ * other. May reorder refs. */
 void repl_mark_repeats(repl_keyref_t *refs, size_t n, bool keep_last, bool *dup_out,
                        size_t n_dup);
 void repl_entity_from_object(repl_entity_t *e, const store_object_t *o);

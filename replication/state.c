@@ -23,6 +23,61 @@ static int keyref_cmp(const void *x, const void *y)
     return (a->i > b->i) - (a->i < b->i);
 }
 
+/* Lists of up to MARK_HASHED entries (a CHANGES frame has at most 512)
+ * are checked through a hash table on the stack: one hash and a probe or
+ * two per entry instead of a sort. */
+#define MARK_HASHED 2048
+#define MARK_SLOTS (2 * MARK_HASHED)
+
+static uint32_t keyref_hash(const repl_keyref_t *r)
+{
+    /* Eight bytes at a time (keys are mostly 36-byte UUIDs), then mixed. */
+    size_t n = strlen(r->key);
+    uint64_t h = 0x9e3779b97f4a7c15ull * (r->kind + n);
+    const char *p = r->key;
+    for (; n >= 8; n -= 8, p += 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+    }
+    uint64_t w = 0;
+    memcpy(&w, p, n);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+    return (uint32_t)(h ^ (h >> 29) ^ (h >> 47));
+}
+
+static void mark_hashed(const repl_keyref_t *refs, size_t n, bool keep_last, bool *dup_out,
+                        size_t n_dup)
+{
+    uint16_t slot[MARK_SLOTS]; /* 1 + the index in refs of the entry kept, 0: free */
+    size_t mask = MARK_SLOTS - 1;
+    while (mask / 2 >= n && mask >= 64)
+        mask /= 2; /* a table twice the list's size at least */
+    memset(slot, 0, (mask + 1) * sizeof *slot);
+    for (size_t k = 0; k < n; k++) {
+        const repl_keyref_t *r = &refs[k];
+        size_t h = keyref_hash(r) & mask;
+        while (slot[h]) {
+            const repl_keyref_t *q = &refs[slot[h] - 1];
+            if (q->kind == r->kind && strcmp(q->key, r->key) == 0)
+                break;
+            h = (h + 1) & mask;
+        }
+        if (!slot[h]) {
+            slot[h] = (uint16_t)(k + 1);
+            continue;
+        }
+        /* A repeat: of the two, the one of lower index (or higher) stays. */
+        const repl_keyref_t *q = &refs[slot[h] - 1];
+        bool later = r->i > q->i;
+        const repl_keyref_t *drop = later == keep_last ? q : r;
+        if (drop == q)
+            slot[h] = (uint16_t)(k + 1);
+        if (drop->i < n_dup)
+            dup_out[drop->i] = true;
+    }
+}
+
 void repl_mark_repeats(repl_keyref_t *refs, size_t n, bool keep_last, bool *dup_out,
                        size_t n_dup)
 {
@@ -30,6 +85,10 @@ void repl_mark_repeats(repl_keyref_t *refs, size_t n, bool keep_last, bool *dup_
         memset(dup_out, 0, n_dup * sizeof *dup_out);
     if (n < 2)
         return;
+    if (n <= MARK_HASHED) {
+        mark_hashed(refs, n, keep_last, dup_out, n_dup);
+        return;
+    }
     qsort(refs, n, sizeof *refs, keyref_cmp);
     for (size_t k = 1; k < n; k++) {
         if (refs[k].kind != refs[k - 1].kind || strcmp(refs[k].key, refs[k - 1].key) != 0)

@@ -967,6 +967,63 @@ static void test_varied_entities_encode_identically(void **state)
     kms_arena_free(a);
 }
 
+/* repl_mark_repeats against the definition, entry by entry: lists of 0
+ * to 3 000 entries (hashed up to 2 048, sorted above) drawn from a small
+ * pool of keys of two kinds, in shuffled order, keeping the first or the
+ * last of each key. */
+static void test_mark_repeats(void **state)
+{
+    (void)state;
+    static const char *pool[] = {"a", "b", "c", "0f3e", "0f3e-x", "", "k1", "k2", "k3", "k4",
+                                 "6f1c0e0a-0000-4000-8000-000000000001",
+                                 "6f1c0e0a-0000-4000-8000-000000000002"};
+    enum { MAXN = 3000 };
+    repl_keyref_t *refs = calloc(MAXN, sizeof *refs), *orig = calloc(MAXN, sizeof *orig);
+    bool *dup = calloc(MAXN, sizeof *dup);
+    char (*keys)[24] = calloc(MAXN, sizeof *keys);
+    assert_true(refs && orig && dup && keys);
+    g_rng = 12345;
+    static const size_t sizes[] = {0, 1, 2, 3, 17, 512, 2048, 2049, 3000};
+    for (size_t t = 0; t < 2 * KMS_ARRAY_SIZE(sizes); t++) {
+        size_t n = sizes[t / 2];
+        bool keep_last = t % 2;
+        size_t distinct = 0;
+        for (size_t i = 0; i < n; i++) {
+            /* mostly pool keys (repeats), some unique ones */
+            const char *k = pool[rnd_below(KMS_ARRAY_SIZE(pool))];
+            if (rnd_below(4) == 0) {
+                snprintf(keys[i], sizeof keys[i], "u%zu", i);
+                k = keys[i];
+            }
+            orig[i] = (repl_keyref_t){(uint32_t)(1 + rnd_below(2)), k, i};
+        }
+        for (size_t i = n; i > 1; i--) { /* shuffled: the index, not the position, decides */
+            size_t j = rnd_below(i);
+            repl_keyref_t x = orig[i - 1];
+            orig[i - 1] = orig[j];
+            orig[j] = x;
+        }
+        memcpy(refs, orig, n * sizeof *refs);
+        memset(dup, 0xff, MAXN * sizeof *dup);
+        repl_mark_repeats(refs, n, keep_last, dup, n);
+        for (size_t a = 0; a < n; a++) {
+            bool want = false;
+            for (size_t b = 0; b < n && !want; b++)
+                want = orig[b].kind == orig[a].kind && strcmp(orig[b].key, orig[a].key) == 0 &&
+                       (keep_last ? orig[b].i > orig[a].i : orig[b].i < orig[a].i);
+            if (dup[orig[a].i] != want)
+                fail_msg("n %zu keep_last %d: entry %zu (%u, %s) marked %d", n, keep_last,
+                         orig[a].i, orig[a].kind, orig[a].key, dup[orig[a].i]);
+            distinct += !want;
+        }
+        if (n > 100)
+            assert_true(distinct < n); /* repeats were there to find */
+    }
+    free(keys);
+    free(dup);
+    free(orig);
+    free(refs);
+}
 
 int main(void)
 {
@@ -982,6 +1039,7 @@ int main(void)
         cmocka_unit_test(test_changes_from_encoded_entities),
         cmocka_unit_test(test_varied_entities_encode_identically),
         cmocka_unit_test(test_entity_encode_errors),
+        cmocka_unit_test(test_mark_repeats),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
