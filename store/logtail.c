@@ -29,6 +29,7 @@
 
 struct store_tail_seg {
     struct store_tail_seg *next;     /* newer */
+    struct store_tail_seg *prev;     /* older while both are in the tail (lookups) */
     atomic_int refs;                 /* the tail's own, plus one per reader holding it */
     store_logged_t *v;               /* rows in seq order; each obj one malloc'd block */
     size_t n, cap;
@@ -253,7 +254,9 @@ static void evict(store_logtail_t *t, size_t budget)
     while (t->oldest && t->bytes > budget) {
         store_tail_seg_t *g = t->oldest;
         t->oldest = g->next;
-        if (!t->oldest)
+        if (t->oldest)
+            t->oldest->prev = NULL;
+        else
             t->newest = NULL;
         t->bytes -= g->bytes;
         if (g->n && g->v[g->n - 1].row.seq > t->floor)
@@ -283,6 +286,7 @@ void store_tail_publish(store_t *s, int64_t top_seq)
             g->cap = g->n;
         }
         g->bytes += sizeof(*g) + g->cap * sizeof(*g->v);
+        g->prev = t->newest;
         if (t->newest)
             t->newest->next = g;
         else
@@ -297,6 +301,26 @@ void store_tail_publish(store_t *s, int64_t top_seq)
 }
 
 /* ------------------------------------------------------------ readers */
+/* A published segment's highest seq (segments are never empty). */
+static int64_t seg_last(const store_tail_seg_t *g)
+{
+    return g->v[g->n - 1].row.seq;
+}
+
+/* The index of g's first row with seq > after (rows in seq order). */
+static size_t seg_after(const store_tail_seg_t *g, int64_t after)
+{
+    size_t lo = 0, hi = g->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (g->v[mid].row.seq <= after)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 int store_log_tail(store_t *s, int64_t after, size_t limit, store_logged_t *v, size_t *n_out,
                    store_tail_ref_t **ref_out)
 {
@@ -313,15 +337,18 @@ int store_log_tail(store_t *s, int64_t after, size_t limit, store_logged_t *v, s
         err = KMS_ERR_NOTFOUND;
         goto out;
     }
-    store_tail_seg_t *first = t->oldest;
-    while (first && first->v[first->n - 1].row.seq <= after)
-        first = first->next;
+    /* Readers ask for the newest rows: walk back from the newest
+     * segment to the first one holding a row after `after`, and find
+     * that row by bisection. */
+    store_tail_seg_t *first = t->newest;
+    if (first && seg_last(first) <= after)
+        first = NULL;
+    while (first && first->prev && seg_last(first->prev) > after)
+        first = first->prev;
+    size_t from = first ? seg_after(first, after) : 0;
     size_t nseg = 0;
     for (store_tail_seg_t *g = first; g && *n_out < limit; g = g->next) {
-        size_t i = 0;
-        if (g == first)
-            while (i < g->n && g->v[i].row.seq <= after)
-                i++;
+        size_t i = g == first ? from : 0;
         for (; i < g->n && *n_out < limit; i++)
             v[(*n_out)++] = g->v[i];
         nseg++;

@@ -1204,6 +1204,28 @@ static void test_log_tail(void **state)
     assert_true(bytes <= 64 << 10);
     assert_int_equal(store_log_tail(s, first, 8, v, &n, &ref), KMS_ERR_NOTFOUND);
     assert_int_equal(check_tail(s, r, a, last - 3), 3);
+    /* Every position the tail holds, across segments of one row and of
+     * many (a batch of 40 puts): the rows after it, no more, no fewer. */
+    w = store_write_new();
+    for (int i = 0; i < 40; i++) {
+        char oid[16];
+        snprintf(oid, sizeof oid, "m-%d", i);
+        mk_obj(&o, at, oid, 2);
+        assert_int_equal(store_write_put(w, &o, STORE_VERSION_NEW), 0);
+    }
+    assert_int_equal(commit(s, w, NULL), 0);
+    for (int i = 0; i < 5; i++, last++) {
+        char oid[16];
+        snprintf(oid, sizeof oid, "e-%d", i);
+        mk_obj(&o, at, oid, 2);
+        assert_int_equal(put_local(s, &o, STORE_VERSION_NEW), 0);
+    }
+    last += 40;
+    store_log_tail_stats(s, &floor, NULL);
+    assert_true(floor < last - 45); /* single-row segments before the batch too */
+    for (int64_t after = floor; after <= last; after++)
+        assert_int_equal(check_tail(s, r, a, after), last - after < 64 ? last - after : 64);
+    assert_int_equal(store_log_tail(s, floor - 1, 8, v, &n, &ref), KMS_ERR_NOTFOUND);
     fx_close(f);
 }
 
