@@ -641,6 +641,48 @@ static void test_sync_acks(void **state)
     assert_int_equal(atomic_load(&r3.result), 0);
 }
 
+/* sync_acks 2 on three nodes: a change waits for both peers. With one
+ * peer up the wait times out; with both, 40 waiters at successive
+ * positions, all waiting at once, are each answered, and only once both
+ * peers hold their change. */
+static void test_sync_acks_two(void **state)
+{
+    (void)state;
+    enum { W = 40 };
+    opts_t two = {.sync_acks = 2, .sync_timeout_ms = 10000};
+    opts_t two_short = {.sync_acks = 2, .sync_timeout_ms = 300};
+    node_open_data(0);
+    new_dsk(0, 37);
+    node_start(0, &two_short);
+    node_start(1, NULL);
+    WAIT_FOR(connected(0, 1), 5000);
+    create_objects(0, "s2a", 1, 1);
+    waitres_t r0 = {0};
+    assert_int_equal(repl_wait(N[0].repl, last_seq(0), on_wait, &r0), 0);
+    WAIT_FOR(atomic_load(&r0.done), 5000);
+    assert_int_equal(atomic_load(&r0.result), KMS_ERR_TIMEOUT); /* one ack of two */
+    WAIT_FOR(count(1) == 1, 5000);
+    node_stop(0, false);
+    node_start(0, &two);
+    node_start(2, NULL);
+    WAIT_FOR(connected(0, 1) && connected(0, 2) && repl_ready(N[2].repl), 5000);
+    waitres_t rs[W];
+    memset(rs, 0, sizeof rs);
+    for (int k = 0; k < W; k++) {
+        char p[16];
+        snprintf(p, sizeof p, "s2b%d", k);
+        create_objects(0, p, 1, 1);
+        assert_int_equal(repl_wait(N[0].repl, last_seq(0), on_wait, &rs[k]), 0);
+    }
+    for (int k = 0; k < W; k++) {
+        WAIT_FOR(atomic_load(&rs[k].done), 10000);
+        assert_int_equal(atomic_load(&rs[k].result), 0);
+    }
+    /* the last answer came once both peers had every change durably */
+    assert_int_equal(count(1), 1 + W);
+    assert_int_equal(count(2), 1 + W);
+}
+
 /* A node marked removed (replicated node row) is refused everywhere. */
 static void test_removed_node_refused(void **state)
 {
@@ -1085,6 +1127,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_snapshot_catch_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trim_when_all_acked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_acks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_acks_two, setup, teardown),
         cmocka_unit_test_setup_teardown(test_removed_node_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_steady_lag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_waits_for_peers, setup, teardown),
