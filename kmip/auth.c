@@ -12,8 +12,9 @@
  * serial number, its other registered identifiers equal, its password),
  * each verified against an Argon2id hash. When a certificate and a
  * Credential are both present they must belong to the same tenant.
- * Everything else is Permission Denied, with a log line saying why (never
- * the password).
+ * Everything else is refused (KMS_ERR_PERM, which the request answers
+ * Authentication Not Successful, one answer for every cause), with a log
+ * line saying why (never the password).
  *
  * A certificate's client is looked up in the clients table (one indexed
  * SQLite read on the calling thread's store reader) and the answer kept in

@@ -105,13 +105,21 @@ static bool continuation(kmip_request_t *r, size_t i, int undo_rc)
     return true;
 }
 
-/* Every item answered Permission Denied: the identity was refused. */
+/* Every item refused: the identity was not established. A credential or
+ * certificate that did not authenticate (or none at all) is Authentication
+ * Not Successful, with one text whatever was wrong, so that the answer
+ * never tells an unknown name from a wrong password; a clients table that
+ * cannot be read is General Failure. */
 static void deny_all(kmip_request_t *r)
 {
+    bool unavail = r->auth_rc == KMS_ERR_UNAVAIL;
+    uint32_t reason = unavail ? KMIP_RESULT_REASON_GENERAL_FAILURE
+                              : KMIP_RESULT_REASON_AUTHENTICATION_NOT_SUCCESSFUL;
+    const char *msg = unavail ? "identity store unavailable" : "authentication not successful";
     for (size_t i = 0; i < r->n_items; i++)
-        kmip_item_fail(&r->items[i], KMIP_RESULT_REASON_PERMISSION_DENIED, "not authorised");
+        kmip_item_fail(&r->items[i], reason, msg);
     r->n_out = r->n_items;
-    r->fail_reason = KMIP_RESULT_REASON_PERMISSION_DENIED;
+    r->fail_reason = reason;
 }
 
 /* Reset what a previous execution left. */

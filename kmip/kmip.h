@@ -144,9 +144,11 @@ void kmip_server_free(kmip_server_t *s);
  * kmip_identify_device). Certificate answers are cached per
  * thread until a commit changes clients or tenants; successful password
  * verifications are cached for 5 minutes, keyed by the stored hash.
- * Returns 0 with *id_out filled, KMS_ERR_PERM (refused; a log line says
- * why, never the password) or KMS_ERR_UNAVAIL (the clients table cannot
- * be read), *id_out then zeroed. A Credential costs an Argon2id
+ * Returns 0 with *id_out filled, KMS_ERR_PERM (refused: did not
+ * authenticate, whatever the cause; a log line says why, never the
+ * password; a request answers it Authentication Not Successful) or
+ * KMS_ERR_UNAVAIL (the clients table cannot be read; General Failure),
+ * *id_out then zeroed. A Credential costs an Argon2id
  * verification unless cached: not on an event loop. Any thread.
  */
 int kmip_identify(kmip_server_t *s, const kmip_peer_t *peer, const char *username,
@@ -243,9 +245,10 @@ bool kmip_request_can_run_inline(const kmip_request_t *r);
 
 /*
  * Step 2: who is asking (kmip_identify: certificate and/or Credential). A
- * refused request is still answered: every Batch Item with Permission
- * Denied, and nothing runs. Returns 0, or KMS_ERR_PERM when refused (also
- * when the clients table cannot be read).
+ * refused request is still answered: every Batch Item with Authentication
+ * Not Successful (General Failure when the clients table cannot be read),
+ * and nothing runs. Returns 0, or KMS_ERR_PERM when refused (also when the
+ * clients table cannot be read).
  * Called once per request; a second call returns the first verdict. A
  * Credential may cost a password hash: call it on a worker thread unless
  * kmip_request_can_run_inline() is true.

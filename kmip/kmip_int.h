@@ -135,6 +135,8 @@ struct kmip_request {
     /* Identity (kmip_request_authenticate). */
     bool authenticated;          /* the step ran */
     bool denied;                 /* its verdict: refused */
+    int auth_rc;                 /* why: KMS_ERR_PERM (did not authenticate) or
+                                    KMS_ERR_UNAVAIL (clients table unreadable) */
     kmip_identity_t ident;
 
     /* The last execution. */

@@ -308,10 +308,9 @@ int kmip_request_authenticate(kmip_request_t *r)
         id->role = KMIP_ROLE_ADMIN;
     } else {
         /* *id is zeroed if refused */
-        if (r->has_device)
-            (void)kmip_identify_device(s, &r->peer, &r->dev, id);
-        else
-            (void)kmip_identify(s, &r->peer, r->username, r->password, id);
+        int rc = r->has_device ? kmip_identify_device(s, &r->peer, &r->dev, id)
+                               : kmip_identify(s, &r->peer, r->username, r->password, id);
+        r->auth_rc = rc == KMS_ERR_UNAVAIL ? rc : KMS_ERR_PERM;
     }
     r->denied = id->role == KMIP_ROLE_NONE;
     return r->denied ? KMS_ERR_PERM : 0;

@@ -105,7 +105,7 @@ def test_refused_requests_are_recorded(k):
     settle(k)
     recs = records(k.dir / "audit.log")
     assert any(x.get("kind") == "kmip" and x["result"] != "Success" and
-               x["reason"] == "Permission Denied" for x in recs)
+               x["reason"] == "Authentication Not Successful" for x in recs)
 
 
 def tampered(k, tmp_path, fn):

@@ -10,8 +10,9 @@ operation policy `default` by one device is refused to another device of
 the same tenant (KMIP 1.1 test case 11.2) and served to its creator; a
 wrong password, an unknown serial number, a registered identifier sent
 with another value or left out, and a device credential over another
-tenant's certificate are refused with Permission Denied, logged and
-audited without the password. kmsctl's usage errors and the refusal of a
+tenant's certificate are refused with Authentication Not Successful (the
+same answer for each, so none tells which was wrong), logged and audited
+without the password. kmsctl's usage errors and the refusal of a
 second device with the same serial number. With `tls.client_auth:
 optional` a Device credential alone (no client certificate) identifies its
 device. In a two-node cluster a device registered on the first node is
@@ -24,7 +25,7 @@ import uuid
 import pytest
 
 import kmsd_harness as H
-from test_tenants import FAILED, PERMISSION_DENIED, SUCCESS, Kmsd, need_kmsd
+from test_tenants import AUTH_NOT_SUCCESSFUL, FAILED, PERMISSION_DENIED, SUCCESS, Kmsd, need_kmsd
 
 
 @pytest.fixture(scope="module")
@@ -76,17 +77,21 @@ def create_default_policy_key(c, cred):
                           objects.TemplateAttribute(attributes=attrs), credential=cred)
 
 
-def outcome(result):
-    """(Result Status, Result Reason or None) as numbers."""
+def outcome(result, message=False):
+    """(Result Status, Result Reason or None) as numbers, and the Result
+    Message when `message`."""
     reason = result.result_reason.value.value if result.result_reason else None
+    if message:
+        text = result.result_message.value if result.result_message else None
+        return result.result_status.value.value, reason, text
     return result.result_status.value.value, reason
 
 
-def query(c, cred):
+def query(c, cred, message=False):
     """Query Operations with the credential: the outcome."""
     from kmip.core import enums
     return outcome(c.proxy.query(query_functions=[enums.QueryFunction.QUERY_OPERATIONS],
-                                 credential=cred))
+                                 credential=cred), message)
 
 
 def jctl(k, *args):
@@ -167,8 +172,9 @@ def test_refusals(k, tenant):
     ]
     try:
         assert query(c, device_credential(tenant["a"], tenant["pw_a"], **ok)) == (SUCCESS, None)
-        for cred in refused:
-            assert query(c, cred) == (FAILED, PERMISSION_DENIED)
+        answers = [query(c, cred, message=True) for cred in refused]
+        assert answers[0][:2] == (FAILED, AUTH_NOT_SUCCESSFUL)
+        assert answers == [answers[0]] * len(refused)
     finally:
         c.close()
     # Another tenant's certificate with a good device credential.
@@ -179,7 +185,7 @@ def test_refusals(k, tenant):
     c = pykmip(k, cert, key)
     try:
         good = device_credential(tenant["a"], tenant["pw_a"], **ok)
-        assert query(c, good) == (FAILED, PERMISSION_DENIED)
+        assert query(c, good, message=True) == answers[0]
     finally:
         c.close()
     # Logged and audited, never with the password.
@@ -190,7 +196,8 @@ def test_refusals(k, tenant):
     k.ctl("audit", "status", check=0)  # flushes the audit writer
     audit = (k.dir / "audit.log").read_text()
     recs = [json.loads(line) for line in audit.splitlines()]
-    assert any(r["reason"] == "Permission Denied" and r["kind"] == "kmip" for r in recs)
+    assert any(r["reason"] == "Authentication Not Successful" and r["kind"] == "kmip"
+               for r in recs)
     assert any(r["identity"] == "tape-a-" + t for r in recs)
     for secret in ("wrong-password-" + t, tenant["pw_a"], tenant["pw_b"]):
         assert secret not in log and secret not in audit
@@ -252,9 +259,10 @@ def test_device_credential_alone_with_optional_client_auth():
         try:
             assert query(c, device_credential("SN42", "s3cret", machine_id="m-1")) == (SUCCESS,
                                                                                       None)
-            assert query(c, device_credential("SN42", "s3cret")) == (FAILED, PERMISSION_DENIED)
+            assert query(c, device_credential("SN42", "s3cret")) == (FAILED,
+                                                                     AUTH_NOT_SUCCESSFUL)
             assert query(c, device_credential("SN42", "wrong", machine_id="m-1")) == (
-                FAILED, PERMISSION_DENIED)
+                FAILED, AUTH_NOT_SUCCESSFUL)
         finally:
             c.close()
 
@@ -279,7 +287,7 @@ def test_device_registered_on_one_node_is_accepted_by_another(tmp_path):
         c = Proxy(b)
         try:
             assert query(c, device_credential("SN-CLUSTER", "other", device_id="d-1")) == (
-                FAILED, PERMISSION_DENIED)
+                FAILED, AUTH_NOT_SUCCESSFUL)
         finally:
             c.close()
         rows = json.loads(b.kmsctl("--json", "client", "list").stdout)

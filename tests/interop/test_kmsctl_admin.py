@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from test_tenants import (FAILED, PERMISSION_DENIED, PY, SUCCESS, Kmsd, kmsctl, need_kmsd)
+from test_tenants import (AUTH_NOT_SUCCESSFUL, FAILED, PY, SUCCESS, Kmsd, kmsctl, need_kmsd)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_client_from_certificate_then_removed_is_refused(k):
     c = k.raw(cert, key)
     st, rs, _ = c.request("Locate")
     c.close()
-    assert (st, rs) == (FAILED, PERMISSION_DENIED)
+    assert (st, rs) == (FAILED, AUTH_NOT_SUCCESSFUL)
     added = jctl(k, "client", "add", "--tenant", t, "--cert", str(cert))
     assert added["name"] == "host-" + t
     assert added["cert_sha256"] == fingerprint(cert)
@@ -119,7 +119,7 @@ def test_client_from_certificate_then_removed_is_refused(k):
     k.ctl("client", "remove", "host-" + t, check=0)
     st, rs, _ = c.request("Locate")
     c.close()
-    assert (st, rs) == (FAILED, PERMISSION_DENIED)
+    assert (st, rs) == (FAILED, AUTH_NOT_SUCCESSFUL)
     assert jctl(k, "client", "list", "--tenant", t) == []
     k.ctl("client", "remove", "host-" + t, check=1)
 
@@ -148,7 +148,7 @@ def test_client_by_subject_cn(k):
     c = k.raw(cert, key)
     st, rs, _ = c.request("Locate")
     c.close()
-    assert (st, rs) == (FAILED, PERMISSION_DENIED)
+    assert (st, rs) == (FAILED, AUTH_NOT_SUCCESSFUL)
     # --cn and --name together, or --cn with a certificate, are usage errors.
     k.ctl("client", "add", "--tenant", t, "--cn", "x", "--name", "y", check=2)
 
@@ -192,7 +192,7 @@ def test_client_with_password(k, tmp_path):
     assert c.request("Locate")[0] == SUCCESS
     c.close()
     c = k.raw(cert, key, "u-" + t, "hunter3")
-    assert c.request("Locate")[:2] == (FAILED, PERMISSION_DENIED)
+    assert c.request("Locate")[:2] == (FAILED, AUTH_NOT_SUCCESSFUL)
     c.close()
 
 

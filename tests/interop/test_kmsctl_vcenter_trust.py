@@ -10,8 +10,8 @@ creates and gets an AES-256 key in tenant `vcenter` and is refused nothing.
 - method B: `pki issue-client` into an --out-dir, then `client add --cert`;
 - method C: a self-signed certificate (vCenter's own) appended to the
   client CA bundle, SIGHUP, registered by CN;
-- before registration each identity is refused (Permission Denied), and a
-  vCenter client sees only its tenant's keys.
+- before registration each identity is refused (Authentication Not
+  Successful), and a vCenter client sees only its tenant's keys.
 - method C pinned: the same certificate registered by fingerprint with
   `client add --cert`, checked against every CA of the bundle.
 """
@@ -61,7 +61,7 @@ def create_and_get(k, cert, key):
 def refused(k, cert, key):
     c = vcenter_client(k, cert, key)
     try:
-        with pytest.raises(exceptions.KmipOperationFailure, match="PERMISSION_DENIED"):
+        with pytest.raises(exceptions.KmipOperationFailure, match="AUTHENTICATION_NOT_SUCCESSFUL"):
             c.create(enums.CryptographicAlgorithm.AES, 256)
     finally:
         c.close()

@@ -25,7 +25,7 @@ import uuid
 
 import pytest
 
-from test_tenants import (FAILED, PERMISSION_DENIED, SUCCESS, TAG, E, I, Kmsd, S, T, attr,
+from test_tenants import (AUTH_NOT_SUCCESSFUL, FAILED, SUCCESS, TAG, E, I, Kmsd, S, T, attr,
                           create_key, dec, find, find_all, name_attr, need_kmsd)
 
 OP_CREATE, OP_LOCATE, OP_GET, OP_ADD_ATTRIBUTE = 1, 8, 10, 13
@@ -61,9 +61,9 @@ def test_removed_client_refused_on_next_inline_get(k):
             assert st == SUCCESS, (st, rs)
         k.ctl("client", "remove", "host-" + t, check=0)
         st, rs, _ = c.request("Get", T(TAG["UID"], uid))
-        assert (st, rs) == (FAILED, PERMISSION_DENIED)
+        assert (st, rs) == (FAILED, AUTH_NOT_SUCCESSFUL)
         st, rs, _ = c.request("GetAttributes", T(TAG["UID"], uid))
-        assert (st, rs) == (FAILED, PERMISSION_DENIED)
+        assert (st, rs) == (FAILED, AUTH_NOT_SUCCESSFUL)
         k.ctl("client", "add", "--tenant", t, "--cert", str(cert), check=0)
         st, rs, p = c.request("Get", T(TAG["UID"], uid))
         assert st == SUCCESS, (st, rs)

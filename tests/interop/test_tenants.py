@@ -8,8 +8,10 @@ and with its password, tries every operation on A's objects: each must
 answer Item Not Found exactly as for an id that does not exist, and A
 must find everything unchanged afterwards. B's Locate, with and without
 filters, never returns A's ids. An unregistered certificate from the same
-CA, a wrong password, and tenant B's Credential over tenant A's
-certificate are all refused with Permission Denied.
+CA, a wrong password, an unknown user and tenant B's Credential over
+tenant A's certificate are all refused with Authentication Not Successful,
+answers that cannot be told apart (the same Result Reason and Result
+Message).
 
 PyKMIP cannot express KMIP 1.x Add/Modify/Delete Attribute, Archive,
 Recover, Obtain Lease or Get Usage Allocation, so requests are built as raw
@@ -56,7 +58,7 @@ OP = dict(Create=1, ReKey=4, Locate=8, Check=9, Get=10, GetAttributes=11,
           Archive=21, Recover=22)
 
 SUCCESS, FAILED = 0, 1
-ITEM_NOT_FOUND, OP_NOT_SUPPORTED, PERMISSION_DENIED = 0x01, 0x05, 0x0C
+ITEM_NOT_FOUND, AUTH_NOT_SUCCESSFUL, OP_NOT_SUPPORTED, PERMISSION_DENIED = 0x01, 0x03, 0x05, 0x0C
 
 
 def enc(tag, typ, val):
@@ -149,7 +151,8 @@ def name_attr(name):
 
 
 class RawKmip:
-    """One TLS connection; request(op, payload) -> (status, reason, payload items)."""
+    """One TLS connection; request(op, payload) -> (status, reason, payload items);
+    the answer's Result Message is then in .message (None when absent)."""
 
     def __init__(self, port, cert, key, ca, username=None, password=None):
         ctx = ssl.create_default_context(cafile=str(ca))
@@ -157,6 +160,7 @@ class RawKmip:
         ctx.check_hostname = False
         self.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=30))
         self.username, self.password = username, password
+        self.message = None
 
     def close(self):
         try:
@@ -191,6 +195,7 @@ class RawKmip:
         assert root[0][0] == TAG["RESPONSE_MESSAGE"], root
         bi = find(root[0][2], TAG["BATCH_ITEM"])
         assert bi is not None, root
+        self.message = find(bi, TAG["RESULT_MESSAGE"])
         return (find(bi, TAG["RESULT_STATUS"]), find(bi, TAG["RESULT_REASON"]),
                 find(bi, TAG["RESPONSE_PAYLOAD"]) or [])
 
@@ -461,7 +466,7 @@ def test_unregistered_certificate_refused(world):
     c = k.raw(cert, key)
     try:
         st, rs, _ = c.request("Locate")
-        assert (st, rs) == (FAILED, PERMISSION_DENIED)
+        assert (st, rs) == (FAILED, AUTH_NOT_SUCCESSFUL)
     except (ConnectionError, ssl.SSLError, OSError):
         pass  # tls.require_registered would refuse at the handshake instead
     finally:
@@ -469,16 +474,24 @@ def test_unregistered_certificate_refused(world):
     assert "kmsctl client add --tenant" in k.logtext()
 
 
+def refusal(k, cert, key, user=None, password=None):
+    """The (status, reason, message) of a Locate that must be refused."""
+    c = k.raw(cert, key, user, password)
+    try:
+        st, rs, _ = c.request("Locate")
+        return st, rs, c.message
+    finally:
+        c.close()
+
+
 def test_wrong_password_refused(world):
+    """A wrong password and an unknown user get the same answer, word for
+    word: Authentication Not Successful."""
     k, a, b = world
-    c = k.raw(a.cert, a.key, a.user, "not-" + a.password)
-    st, rs, _ = c.request("Locate")
-    c.close()
-    assert (st, rs) == (FAILED, PERMISSION_DENIED)
-    c = k.raw(a.cert, a.key, "nobody", a.password)
-    st, rs, _ = c.request("Locate")
-    c.close()
-    assert (st, rs) == (FAILED, PERMISSION_DENIED)
+    wrong = refusal(k, a.cert, a.key, a.user, "not-" + a.password)
+    unknown = refusal(k, a.cert, a.key, "nobody", a.password)
+    assert wrong[:2] == (FAILED, AUTH_NOT_SUCCESSFUL)
+    assert unknown == wrong
     c = k.raw(a.cert, a.key, a.user, a.password)
     st, rs, _ = c.request("Locate")
     c.close()
@@ -486,11 +499,12 @@ def test_wrong_password_refused(world):
 
 
 def test_other_tenants_credential_over_certificate_refused(world):
+    """Both authenticate alone, not together: the same answer as a wrong
+    password, so it does not tell that B's password was right."""
     k, a, b = world
-    c = k.raw(a.cert, a.key, b.user, b.password)
-    st, rs, _ = c.request("Locate")
-    c.close()
-    assert (st, rs) == (FAILED, PERMISSION_DENIED)
+    mixed = refusal(k, a.cert, a.key, b.user, b.password)
+    assert mixed[:2] == (FAILED, AUTH_NOT_SUCCESSFUL)
+    assert mixed == refusal(k, a.cert, a.key, b.user, "not-" + b.password)
 
 
 def test_require_registered_refuses_at_handshake(tmp_path):
@@ -503,12 +517,12 @@ def test_require_registered_refuses_at_handshake(tmp_path):
         cert, key = k.issue("late-host")
 
         def served():
-            """"ok", "denied" (a KMIP answer) or "closed" (no answer at all)."""
+            """"ok", "refused" (a KMIP answer) or "closed" (no answer at all)."""
             try:
                 c = k.raw(cert, key)
                 try:
                     st, rs, _ = c.request("Locate")
-                    return "ok" if st == SUCCESS else "denied"
+                    return "ok" if st == SUCCESS else "refused"
                 finally:
                     c.close()
             except (ConnectionError, ssl.SSLError, OSError):

@@ -315,7 +315,7 @@ static void test_request_authenticate(void **state)
     r = query_request(f, &none, "alice", "wrong", &rc);
     assert_int_equal(rc, KMS_ERR_PERM);
     kmip_request_summary(r, &sum);
-    assert_int_equal(sum.result_reason, KMIP_RESULT_REASON_PERMISSION_DENIED);
+    assert_int_equal(sum.result_reason, KMIP_RESULT_REASON_AUTHENTICATION_NOT_SUCCESSFUL);
     assert_string_equal(sum.identity, "");
     kmip_request_free(r);
     kmip_peer_t cert = {.cert_sha256 = FP_B, .cert_cn = "bob-host", .address = "a"};
@@ -566,7 +566,7 @@ static void test_request_authenticate_device(void **state)
     r = device_request(f, &cert, &d, false, &rc);
     assert_int_equal(rc, KMS_ERR_PERM);
     kmip_request_summary(r, &sum);
-    assert_int_equal(sum.result_reason, KMIP_RESULT_REASON_PERMISSION_DENIED);
+    assert_int_equal(sum.result_reason, KMIP_RESULT_REASON_AUTHENTICATION_NOT_SUCCESSFUL);
     assert_string_equal(sum.identity, "");
     kmip_request_free(r);
     /* ... including one with no fields at all. */
@@ -581,6 +581,73 @@ static void test_request_authenticate_device(void **state)
     kmip_request_summary(r, &sum);
     assert_int_equal(sum.result_reason, KMIP_RESULT_REASON_INVALID_MESSAGE);
     kmip_request_free(r);
+}
+
+/* The encoded Batch Item of request r's answer, into *out. */
+static void answer_item(kmip_request_t *r, kms_buf_t *out)
+{
+    kms_buf_t resp;
+    kms_buf_init(&resp, 0);
+    assert_int_equal(kmip_request_encode(r, &resp), 0);
+    kms_arena_t *a = kms_arena_new(0);
+    assert_non_null(a);
+    ttlv_item_t *root = NULL;
+    assert_int_equal(ttlv_decode(resp.data, resp.len, NULL, a, &root, NULL), 0);
+    ttlv_item_t *bi = ttlv_find(root, KMIP_TAG_BATCH_ITEM);
+    assert_non_null(bi);
+    ttlv_item_t *reason = ttlv_find(bi, KMIP_TAG_RESULT_REASON);
+    assert_non_null(reason);
+    assert_int_equal(ttlv_u32(reason), KMIP_RESULT_REASON_AUTHENTICATION_NOT_SUCCESSFUL);
+    kms_buf_init(out, 0);
+    assert_int_equal(ttlv_encode(bi, out), 0);
+    kms_buf_dispose(&resp);
+    kms_arena_free(a);
+}
+
+/* Every credential or certificate that does not authenticate is answered
+ * Authentication Not Successful, and the answers are the same bytes: an
+ * unknown user, an unknown device, a mismatched identifier, a wrong
+ * password, another tenant's credential, an unregistered certificate and
+ * nothing at all cannot be told apart. An identity that authenticated and
+ * then acts outside its rights is Permission Denied (test_kmip_policy.c,
+ * test_tenants.py). */
+static void test_refusals_answer_alike(void **state)
+{
+    fx_t *f = *state;
+    add_dev1(f, "client");
+    kmip_peer_t none = {.address = "a"};
+    kmip_peer_t cert_b = {.cert_sha256 = FP_B, .cert_cn = "bob-host", .address = "a"};
+    kmip_peer_t stranger = {.cert_sha256 = FP_X, .cert_cn = "stranger", .address = "a"};
+    kmip_device_cred_t dev_wrong = DEV1_CRED, dev_unknown = DEV1_CRED, dev_mismatch = DEV1_CRED;
+    dev_wrong.password = "not-secret";
+    dev_unknown.serial = "serNum000000";
+    dev_mismatch.device_id = "devID0000";
+    kmip_request_t *rs[8];
+    int rc[8];
+    rs[0] = query_request(f, &none, "alice", "wrong", &rc[0]);
+    rs[1] = query_request(f, &none, "mallory", "correct horse", &rc[1]);
+    rs[2] = query_request(f, &cert_b, "alice", "correct horse", &rc[2]);
+    rs[3] = query_request(f, &stranger, NULL, NULL, &rc[3]);
+    rs[4] = query_request(f, &none, NULL, NULL, &rc[4]);
+    rs[5] = device_request(f, &none, &dev_wrong, false, &rc[5]);
+    rs[6] = device_request(f, &none, &dev_unknown, false, &rc[6]);
+    rs[7] = device_request(f, &none, &dev_mismatch, false, &rc[7]);
+    kms_buf_t first;
+    answer_item(rs[0], &first);
+    for (size_t i = 0; i < 8; i++) {
+        assert_int_equal(rc[i], KMS_ERR_PERM);
+        kmip_summary_t sum;
+        kmip_request_summary(rs[i], &sum);
+        assert_int_equal(sum.result_reason, KMIP_RESULT_REASON_AUTHENTICATION_NOT_SUCCESSFUL);
+        assert_string_equal(sum.identity, "");
+        kms_buf_t b;
+        answer_item(rs[i], &b);
+        assert_int_equal(b.len, first.len);
+        assert_memory_equal(b.data, first.data, first.len);
+        kms_buf_dispose(&b);
+        kmip_request_free(rs[i]);
+    }
+    kms_buf_dispose(&first);
 }
 
 int main(void)
@@ -598,6 +665,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_device_and_cert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_device_removed_refused_next_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_device_refusal_cost, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refusals_answer_alike, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_authenticate_device, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -223,7 +223,9 @@ static void test_tenancy(void **state)
     assert_ok(rs_item(kenv_call_peer(e, &ALICE, m), 0));
 }
 
-static void test_permission_denied(void **state)
+/* An unregistered peer: nothing runs, every item Authentication Not
+ * Successful. */
+static void test_unidentified_refused(void **state)
 {
     kenv_t *e = *state;
     ttlv_item_t *m = rq_msg(e, 1, 1);
@@ -231,9 +233,9 @@ static void test_permission_denied(void **state)
     rq_item(e, m, KMIP_OPERATION_QUERY);
     ttlv_item_t *r = kenv_call_peer(e, &NOBODY, m);
     assert_int_equal(ttlv_count(r, KMIP_TAG_BATCH_ITEM), 2);
-    assert_fail(rs_item(r, 0), KMIP_RESULT_REASON_PERMISSION_DENIED);
-    assert_fail(rs_item(r, 1), KMIP_RESULT_REASON_PERMISSION_DENIED);
-    assert_int_equal(e->sum.result_reason, KMIP_RESULT_REASON_PERMISSION_DENIED);
+    assert_fail(rs_item(r, 0), KMIP_RESULT_REASON_AUTHENTICATION_NOT_SUCCESSFUL);
+    assert_fail(rs_item(r, 1), KMIP_RESULT_REASON_AUTHENTICATION_NOT_SUCCESSFUL);
+    assert_int_equal(e->sum.result_reason, KMIP_RESULT_REASON_AUTHENTICATION_NOT_SUCCESSFUL);
     /* nothing was created */
     m = rq_msg(e, 1, 1);
     rq_attr_name(e, rq_item(e, m, KMIP_OPERATION_LOCATE), "denied");
@@ -248,14 +250,16 @@ static void test_permission_denied(void **state)
     ttlv_item_t *pw = ttlv_new_textz(e->a, cv, KMIP_TAG_PASSWORD, "wrong");
     rq_item(e, m, KMIP_OPERATION_DISCOVER_VERSIONS);
     static const kmip_peer_t NO_CERT = {.address = "127.0.0.1:5"};
-    assert_fail(rs_item(kenv_call_peer(e, &NO_CERT, m), 0), KMIP_RESULT_REASON_PERMISSION_DENIED);
+    assert_fail(rs_item(kenv_call_peer(e, &NO_CERT, m), 0),
+                KMIP_RESULT_REASON_AUTHENTICATION_NOT_SUCCESSFUL);
     ttlv_remove(pw);
     ttlv_new_textz(e->a, cv, KMIP_TAG_PASSWORD, "secret");
     assert_ok(rs_item(kenv_call_peer(e, &NO_CERT, m), 0));
     assert_string_equal(e->sum.identity, "carol");
     assert_string_equal(e->sum.tenant, "ta");
     /* The right password over an unregistered certificate is refused. */
-    assert_fail(rs_item(kenv_call_peer(e, &NOBODY, m), 0), KMIP_RESULT_REASON_PERMISSION_DENIED);
+    assert_fail(rs_item(kenv_call_peer(e, &NOBODY, m), 0),
+                KMIP_RESULT_REASON_AUTHENTICATION_NOT_SUCCESSFUL);
 }
 
 /* A Locate that finds nothing empties the ID Placeholder: the next item
@@ -395,7 +399,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_locate_filters, kenv_tenants_setup, kenv_tenants_teardown),
         cmocka_unit_test_setup_teardown(test_locate_state_by_date, kenv_tenants_setup, kenv_tenants_teardown),
         cmocka_unit_test_setup_teardown(test_tenancy, kenv_tenants_setup, kenv_tenants_teardown),
-        cmocka_unit_test_setup_teardown(test_permission_denied, kenv_tenants_setup, kenv_tenants_teardown),
+        cmocka_unit_test_setup_teardown(test_unidentified_refused, kenv_tenants_setup, kenv_tenants_teardown),
         cmocka_unit_test_setup_teardown(test_placeholder_after_empty_locate, kenv_tenants_setup,
                                         kenv_tenants_teardown),
         cmocka_unit_test_setup_teardown(test_default_group, kenv_tenants_setup,
