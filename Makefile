@@ -137,7 +137,7 @@ $(FUZZ_BUILD)/fuzz_kmip: tests/fuzz/fuzz_kmip.c tests/fuzz/fuzz_keyring.h $(FUZZ
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $(filter-out %.h,$^) -lssl -lcrypto -lsqlite3 -largon2 -ldl -lpthread
-FUZZ_REPL_SRC := replication/frame.c replication/entity.c
+FUZZ_REPL_SRC := replication/frame.c replication/entity.c store/device.c
 # The admin-socket target: request decoding (admin/proto.c) and the
 # commands (admin/cmds.c ...) against a real store;
 # the cluster commands (admin/cluster.c) call into replication/ (not
@@ -150,7 +150,7 @@ $(FUZZ_BUILD)/fuzz_admin $(FUZZ_BUILD)/fuzz_backup: $(FUZZ_BUILD)/%: tests/fuzz/
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $(filter-out %.h,$^) -lssl -lcrypto -lsqlite3 -largon2 -lyaml -luv -ldl -lpthread
 # The replication frame codec: replication/frame.c and entity.c are pure
-# (ttlv + common only).
+# (ttlv + common only, and store/device.c's checks of device identifiers).
 $(FUZZ_BUILD)/fuzz_repl_frame: tests/fuzz/fuzz_repl_frame.c $(FUZZ_LIBSRC) $(FUZZ_REPL_SRC)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")

@@ -163,7 +163,12 @@ int admin_backup_create(const admin_options_t *opt, int fd, const char *pass,
             !ttlv_new_textz(oa, t, BK_PWHASH, c->password_hash) ||
             !ttlv_new_long(oa, t, BK_TIME, c->created_us))
             o.err = KMS_ERR_NOMEM;
-        else
+        const store_device_t *d = &c->device;
+        const char *dev[5] = {d->serial, d->device_id, d->network_id, d->machine_id, d->media_id};
+        for (int f = 0; f < 5 && !o.err && strcmp(c->kind, "device") == 0; f++)
+            if (!ttlv_new_textz(oa, t, BK_DEVICE_SERIAL + (uint32_t)f, dev[f]))
+                o.err = KMS_ERR_NOMEM;
+        if (!o.err)
             admin_bk_put(&o, t, true);
     }
     /* 4. Objects, in id order, a page of ids at a time. */
@@ -258,6 +263,32 @@ out:
 }
 
 /* --------------------------------------------------------------- restore */
+/* A device client's identifiers from its BK_CLIENT item into *c: the
+ * BK_DEVICE_* fields, or, in a backup of a version that packed them into
+ * BK_CERT, those (store_device_unpack); cert_sha256 then "". A field that
+ * does not fit leaves the identifiers empty, which store_write_client
+ * refuses. */
+static void restore_device(const ttlv_item_t *it, store_client_t *c)
+{
+    const char *packed = admin_bk_text(it, BK_CERT);
+    store_device_t *d = &c->device;
+    memset(d, 0, sizeof *d);
+    c->cert_sha256[0] = '\0';
+    if (!ttlv_find(it, BK_DEVICE_SERIAL) && packed && *packed) {
+        (void)store_device_unpack(packed, d);
+        return;
+    }
+    char *dev[5] = {d->serial, d->device_id, d->network_id, d->machine_id, d->media_id};
+    for (int f = 0; f < 5; f++) {
+        const char *v = admin_bk_text(it, BK_DEVICE_SERIAL + (uint32_t)f);
+        if (v && strlen(v) > STORE_DEVICE_FIELD_MAX) {
+            memset(d, 0, sizeof *d);
+            return;
+        }
+        snprintf(dev[f], STORE_DEVICE_FIELD_MAX + 1, "%s", v ? v : "");
+    }
+}
+
 static int apply_object(const admin_options_t *opt, const bk_keys_t *keys, kms_arena_t *a,
                         const ttlv_item_t *t, store_write_t *w, kms_error_t *err)
 {
@@ -493,6 +524,8 @@ int admin_backup_restore(const admin_options_t *opt, int fd, const char *pass,
             snprintf(c.cert_sha256, sizeof(c.cert_sha256), "%s", admin_bk_text(it, BK_CERT) ? admin_bk_text(it, BK_CERT) : "");
             snprintf(c.password_hash, sizeof(c.password_hash), "%s", admin_bk_text(it, BK_PWHASH) ? admin_bk_text(it, BK_PWHASH) : "");
             c.created_us = admin_bk_num(it, BK_TIME, 0);
+            if (strcmp(c.kind, "device") == 0)
+                restore_device(it, &c);
             store_device_t dev;
             bool clash = store_client_by_name(rd, c.name, &existing) == 0 ||
                          (c.cert_sha256[0] && store_client_by_cert(rd, c.cert_sha256, &existing) == 0) ||

@@ -9,13 +9,18 @@
  *           ATTRIBUTE* (NAME, INDEX, VALUE, SKEY (optional), NKEY, FLAGS),
  *           CLOCK* (NAME, HLC, NODE_ID)
  *   tenant: CREATED_US
- *   client: TENANT, ROLE, CLIENT_KIND, CERT_SHA256, PASSWORD_HASH, CREATED_US
+ *   client: TENANT, ROLE, CLIENT_KIND, CERT_SHA256, PASSWORD_HASH, CREATED_US,
+ *           for a device client DEVICE (DEVICE_SERIAL, DEVICE_IDENTIFIER,
+ *           NETWORK_IDENTIFIER, MACHINE_IDENTIFIER, MEDIA_IDENTIFIER)
  *   dsk:    DSK_ID, KEY_BYTES, CURRENT
  *   node:   PEER_ADDR, KMIP_ADDR, CERT_SHA256, ADDED_HLC, REMOVED
  * The KEY names the entity: it is the object's id, the client's name, the
  * node's id (copied into those fields when decoded). Attribute values are
  * opaque TTLV bytes, shipped with the search keys kmip/ derived for them,
- * so the receiver stores them without interpreting KMIP.
+ * so the receiver stores them without interpreting KMIP. A device client
+ * from a node of the version before DEVICE has no DEVICE and its
+ * identifiers packed into CERT_SHA256 (store_device_unpack): it is read
+ * as well, into the same record, and re-encodes as it came.
  *
  * Entities are written straight into a byte buffer (no TTLV item tree:
  * every object a client creates passes through here once); frames that
@@ -201,6 +206,31 @@ static void write_object(ewr_t *w, const repl_entity_t *x)
     }
 }
 
+/* A client; `packed`: a device client's identifiers in the packed form it
+ * was decoded from (x->client_packed), sent as they came. */
+static void write_client(ewr_t *w, const store_client_t *c, const char *packed)
+{
+    ew_text(w, REPL_TAG_TENANT, c->tenant, sizeof c->tenant - 1);
+    ew_text(w, REPL_TAG_ROLE, c->role, sizeof c->role - 1);
+    ew_text(w, REPL_TAG_CLIENT_KIND, c->kind, sizeof c->kind - 1);
+    if (packed)
+        ew_text(w, REPL_TAG_CERT_SHA256, packed, STORE_DEVICE_PACKED_MAX);
+    else
+        ew_text(w, REPL_TAG_CERT_SHA256, c->cert_sha256, sizeof c->cert_sha256 - 1);
+    ew_text(w, REPL_TAG_PASSWORD_HASH, c->password_hash, sizeof c->password_hash - 1);
+    ew_long(w, REPL_TAG_CREATED_US, c->created_us);
+    if (packed || strcmp(c->kind, "device") != 0)
+        return;
+    const store_device_t *d = &c->device;
+    size_t at = ew_open(w, REPL_TAG_DEVICE);
+    ew_text(w, REPL_TAG_DEVICE_SERIAL, d->serial, STORE_DEVICE_FIELD_MAX);
+    ew_text(w, REPL_TAG_DEVICE_IDENTIFIER, d->device_id, STORE_DEVICE_FIELD_MAX);
+    ew_text(w, REPL_TAG_NETWORK_IDENTIFIER, d->network_id, STORE_DEVICE_FIELD_MAX);
+    ew_text(w, REPL_TAG_MACHINE_IDENTIFIER, d->machine_id, STORE_DEVICE_FIELD_MAX);
+    ew_text(w, REPL_TAG_MEDIA_IDENTIFIER, d->media_id, STORE_DEVICE_FIELD_MAX);
+    ew_close(w, at);
+}
+
 static void write_entity(ewr_t *w, const repl_entity_t *x)
 {
     if (x->kind < REPL_KIND_OBJECT || x->kind > REPL_KIND_NODE) {
@@ -225,14 +255,7 @@ static void write_entity(ewr_t *w, const repl_entity_t *x)
             ew_long(w, REPL_TAG_CREATED_US, x->tenant_created_us);
             break;
         case REPL_KIND_CLIENT:
-            ew_text(w, REPL_TAG_TENANT, x->client.tenant, sizeof x->client.tenant - 1);
-            ew_text(w, REPL_TAG_ROLE, x->client.role, sizeof x->client.role - 1);
-            ew_text(w, REPL_TAG_CLIENT_KIND, x->client.kind, sizeof x->client.kind - 1);
-            ew_text(w, REPL_TAG_CERT_SHA256, x->client.cert_sha256,
-                    sizeof x->client.cert_sha256 - 1);
-            ew_text(w, REPL_TAG_PASSWORD_HASH, x->client.password_hash,
-                    sizeof x->client.password_hash - 1);
-            ew_long(w, REPL_TAG_CREATED_US, x->client.created_us);
+            write_client(w, &x->client, x->client_packed);
             break;
         case REPL_KIND_DSK:
             if (!x->dsk || x->dsk->len == 0 || x->dsk->len > REPL_DSK_MAX || x->dsk_id == 0) {
@@ -299,6 +322,54 @@ static size_t count_tag(const repl_rd_t *r, uint32_t tag)
     for (const ttlv_item_t *it = r->next; it && it->tag == tag; it = it->next)
         n++;
     return n;
+}
+
+/* A client's fields into x->client (its name set). DEVICE comes with a
+ * device client and only with one; a device client without it is of the
+ * packed form (x->client_packed). So every decoded client re-encodes to
+ * the bytes it came in. */
+static void read_client(repl_rd_t *r, const ttlv_item_t *ent, repl_entity_t *x)
+{
+    store_client_t *c = &x->client;
+    repl_rd_text_into(r, REPL_TAG_TENANT, c->tenant, sizeof c->tenant);
+    repl_rd_text_into(r, REPL_TAG_ROLE, c->role, sizeof c->role);
+    repl_rd_text_into(r, REPL_TAG_CLIENT_KIND, c->kind, sizeof c->kind);
+    const ttlv_item_t *cert_at = r->next;
+    const char *cert = repl_rd_text(r, REPL_TAG_CERT_SHA256, STORE_DEVICE_PACKED_MAX);
+    repl_rd_text_into(r, REPL_TAG_PASSWORD_HASH, c->password_hash, sizeof c->password_hash);
+    c->created_us = repl_rd_long(r, REPL_TAG_CREATED_US);
+    if (r->rc)
+        return;
+    bool device = strcmp(c->kind, "device") == 0;
+    bool has_device = repl_rd_peek(r, REPL_TAG_DEVICE);
+    if (has_device && !device) {
+        repl_rd_fail(r, ent, KMS_ERR_PROTO, "ENTITY: DEVICE in a client of kind '%s'", c->kind);
+        return;
+    }
+    if (device && !has_device) {
+        if (store_device_unpack(cert, &c->device) != 0)
+            repl_rd_fail(r, cert_at, KMS_ERR_PROTO, "ENTITY: a device client without DEVICE or "
+                                                    "packed identifiers");
+        x->client_packed = cert;
+        return; /* cert_sha256 stays "" */
+    }
+    if (device) {
+        repl_rd_t s;
+        store_device_t *d = &c->device;
+        repl_rd_init(&s, repl_rd_item(r, REPL_TAG_DEVICE), r->arena, r->err);
+        repl_rd_text_into(&s, REPL_TAG_DEVICE_SERIAL, d->serial, sizeof d->serial);
+        repl_rd_text_into(&s, REPL_TAG_DEVICE_IDENTIFIER, d->device_id, sizeof d->device_id);
+        repl_rd_text_into(&s, REPL_TAG_NETWORK_IDENTIFIER, d->network_id, sizeof d->network_id);
+        repl_rd_text_into(&s, REPL_TAG_MACHINE_IDENTIFIER, d->machine_id, sizeof d->machine_id);
+        repl_rd_text_into(&s, REPL_TAG_MEDIA_IDENTIFIER, d->media_id, sizeof d->media_id);
+        repl_rd_end(&s);
+        r->rc = s.rc;
+    }
+    if (r->rc == 0 && strlen(cert) >= sizeof c->cert_sha256)
+        repl_rd_fail(r, cert_at, KMS_ERR_PROTO, "CERT_SHA256: longer than %zu bytes",
+                     sizeof c->cert_sha256 - 1);
+    else if (r->rc == 0)
+        memcpy(c->cert_sha256, cert, strlen(cert) + 1);
 }
 
 static void read_object(repl_rd_t *r, const ttlv_item_t *ent, repl_entity_t *x)
@@ -377,14 +448,7 @@ void repl_entity_read(repl_rd_t *r, const ttlv_item_t *ent, repl_entity_t *x)
                 break;
             }
             memcpy(x->client.name, x->key, strlen(x->key) + 1);
-            repl_rd_text_into(&s, REPL_TAG_TENANT, x->client.tenant, sizeof x->client.tenant);
-            repl_rd_text_into(&s, REPL_TAG_ROLE, x->client.role, sizeof x->client.role);
-            repl_rd_text_into(&s, REPL_TAG_CLIENT_KIND, x->client.kind, sizeof x->client.kind);
-            repl_rd_text_into(&s, REPL_TAG_CERT_SHA256, x->client.cert_sha256,
-                              sizeof x->client.cert_sha256);
-            repl_rd_text_into(&s, REPL_TAG_PASSWORD_HASH, x->client.password_hash,
-                              sizeof x->client.password_hash);
-            x->client.created_us = repl_rd_long(&s, REPL_TAG_CREATED_US);
+            read_client(&s, ent, x);
             break;
         case REPL_KIND_DSK:
             x->dsk_id = (uint32_t)repl_rd_long_range(&s, REPL_TAG_DSK_ID, 1, UINT32_MAX);

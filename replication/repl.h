@@ -136,8 +136,13 @@ typedef struct repl_entity {
     size_t n_clocks;
     /* REPL_KIND_TENANT */
     int64_t tenant_created_us;
-    /* REPL_KIND_CLIENT: client.name == key */
+    /* REPL_KIND_CLIENT: client.name == key. client_packed: a device client
+     * decoded from the packed form of the version before DEVICE (its
+     * identifiers in CERT_SHA256, store_device_unpack), that text, which
+     * re-encoding sends as it came; NULL otherwise and when encoding from
+     * the store. */
     store_client_t client;
+    const char *client_packed;
     /* REPL_KIND_DSK: the plaintext data-store key, only ever inside the
      * peer link's TLS; the receiver wraps it under its own master key. */
     uint32_t dsk_id;

@@ -90,7 +90,13 @@
     XX(0x545541, EXPIRES_MS, LONG_INTEGER)             \
     XX(0x545542, CERTIFY_CA, BYTE_STRING)              \
     XX(0x545543, CERTIFY_CA_KEY, BYTE_STRING)          \
-    XX(0x545544, LINKED, BOOLEAN)
+    XX(0x545544, LINKED, BOOLEAN)                      \
+    XX(0x545545, DEVICE, STRUCTURE)                    \
+    XX(0x545546, DEVICE_SERIAL, TEXT_STRING)           \
+    XX(0x545547, DEVICE_IDENTIFIER, TEXT_STRING)       \
+    XX(0x545548, NETWORK_IDENTIFIER, TEXT_STRING)      \
+    XX(0x545549, MACHINE_IDENTIFIER, TEXT_STRING)      \
+    XX(0x54554A, MEDIA_IDENTIFIER, TEXT_STRING)
 
 enum repl_tag {
 #define XX(v, name, type) REPL_TAG_##name = (v),

@@ -43,13 +43,18 @@ static const char *const wsql[WS__COUNT] = {
     [WS_TENANT_DELETE] = "DELETE FROM tenants WHERE name = ?1",
     [WS_TENANT_OBJECTS] = "SELECT EXISTS (SELECT 1 FROM objects WHERE tenant = ?1)",
     [WS_CLIENT_UPSERT] = "INSERT INTO clients(name, tenant, role, kind, cert_sha256,"
-                         " password_hash, created_us, " OBJ_ID_COLS ")"
-                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                         " password_hash, created_us, " OBJ_ID_COLS ", device_serial,"
+                         " device_id, network_id, machine_id, media_id)"
+                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?13, ?14,"
+                         " ?15, ?16)"
                          " ON CONFLICT(name) DO UPDATE SET tenant = excluded.tenant,"
                          " role = excluded.role, kind = excluded.kind,"
                          " cert_sha256 = excluded.cert_sha256,"
                          " password_hash = excluded.password_hash, hlc = excluded.hlc,"
                          " origin = excluded.origin, origin_seq = excluded.origin_seq,"
+                         " device_serial = excluded.device_serial,"
+                         " device_id = excluded.device_id, network_id = excluded.network_id,"
+                         " machine_id = excluded.machine_id, media_id = excluded.media_id,"
                          " created_us = CASE WHEN ?11 THEN excluded.created_us"
                          " ELSE created_us END",
     [WS_CLIENT_DELETE] = "DELETE FROM clients WHERE name = ?1",
@@ -508,13 +513,17 @@ int store_client_put_row(store_t *s, const store_client_t *c, int64_t created_us
     store_bind_text(st, 3, c->role);
     store_bind_text(st, 4, c->kind);
     bool device = strcmp(c->kind, "device") == 0;
-    store_bind_text(st, 5, device || strcmp(c->kind, "cert") == 0 ? c->cert_sha256 : "");
+    store_bind_text(st, 5, strcmp(c->kind, "cert") == 0 ? c->cert_sha256 : "");
     store_bind_text(st, 6, device || strcmp(c->kind, "password") == 0 ? c->password_hash : "");
     sqlite3_bind_int64(st, 7, created_us);
     sqlite3_bind_int64(st, 8, id->hlc);
     store_bind_text(st, 9, id->origin);
     sqlite3_bind_int64(st, 10, id->origin_seq);
     sqlite3_bind_int(st, 11, set_created ? 1 : 0);
+    const store_device_t *d = &c->device;
+    const char *dev[5] = {d->serial, d->device_id, d->network_id, d->machine_id, d->media_id};
+    for (int i = 0; i < 5; i++)
+        store_bind_text(st, 12 + i, device ? dev[i] : "");
     err = store_wrun(s, st, "client");
     if (err == KMS_ERR_EXISTS && is_constraint(s, SQLITE_CONSTRAINT_FOREIGNKEY))
         return KMS_ERR_NOTFOUND; /* no such tenant */

@@ -1,17 +1,16 @@
 /*
- * store/identity.c: reading tenants and client identities, and the form a
- * device client's identifiers take in its record.
+ * store/identity.c: reading tenants and client identities.
  *
  * Tenants name the owners of objects; clients map a certificate
  * fingerprint, a user name or a device serial number to a tenant and a
- * role. A device client's five identifiers are packed into its
- * cert_sha256 field, in a fixed order separated by 0x1f (which no
- * identifier may contain), the serial number first: the clients_device
- * index (schema v9) is on that first part. Writes go through the writer
- * like every other mutation (store_write_tenant / store_write_client,
- * applied in apply.c). This file does not authenticate anyone: it only
- * looks records up; checking passwords, certificates and device
- * credentials is kmip/auth.c's job.
+ * role. A device client's five identifiers are columns of their own
+ * (schema v10), the serial number unique among device clients
+ * (clients_device); their checks and the packed form of schema v9 are
+ * store/device.c's. Writes go
+ * through the writer like every other mutation (store_write_tenant /
+ * store_write_client, applied in apply.c). This file does not
+ * authenticate anyone: it only looks records up; checking passwords,
+ * certificates and device credentials is kmip/auth.c's job.
  */
 #include "store/store_int.h"
 
@@ -70,6 +69,10 @@ static int row_client(store_reader_t *r, sqlite3_stmt *st, kms_arena_t *a, void 
     c->created_us = sqlite3_column_int64(st, 6);
     if (!err)
         err = store_row_change_id(st, 7, &c->change);
+    store_device_t *d = &c->device;
+    char *dev[5] = {d->serial, d->device_id, d->network_id, d->machine_id, d->media_id};
+    for (int i = 0; i < 5 && !err; i++)
+        err = store_col_text(st, 10 + i, dev[i], STORE_DEVICE_FIELD_MAX + 1);
     if (err) {
         kms_log(KMS_LOG_ERROR, STORE_LOG, "a client row is malformed");
         return KMS_ERR_IO;
@@ -92,76 +95,6 @@ int store_client_by_device(store_reader_t *r, const char *serial, store_client_t
 {
     return serial ? store_row_one(r, RS_CLIENT_BY_DEVICE, -1, serial, row_client, out)
                   : KMS_ERR_INVAL;
-}
-
-#define DEVICE_SEP '\x1f'
-
-/* The identifier fields in their packed order. */
-static char *device_field(store_device_t *d, int i)
-{
-    char *f[5] = {d->serial, d->device_id, d->network_id, d->machine_id, d->media_id};
-    return f[i];
-}
-
-static bool device_text_ok(const char *v)
-{
-    size_t n = strnlen(v, STORE_DEVICE_FIELD_MAX + 1);
-    if (n > STORE_DEVICE_FIELD_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
-            return false;
-    return true;
-}
-
-int store_client_set_device(store_client_t *c, const store_device_t *d)
-{
-    if (!c || !d || !d->serial[0])
-        return KMS_ERR_INVAL;
-    store_device_t tmp = *d;
-    char packed[sizeof c->cert_sha256];
-    size_t n = 0;
-    for (int i = 0; i < 5; i++) {
-        const char *v = device_field(&tmp, i);
-        if (!device_text_ok(v))
-            return KMS_ERR_INVAL;
-        size_t len = strlen(v);
-        memcpy(packed + n, v, len); /* 5 * 64 + 4 separators + NUL fit */
-        n += len;
-        if (i < 4)
-            packed[n++] = DEVICE_SEP;
-    }
-    packed[n] = '\0';
-    memcpy(c->cert_sha256, packed, n + 1);
-    snprintf(c->kind, sizeof c->kind, "device");
-    return 0;
-}
-
-int store_client_device(const store_client_t *c, store_device_t *out)
-{
-    if (!out)
-        return KMS_ERR_INVAL;
-    memset(out, 0, sizeof(*out));
-    if (!c || strcmp(c->kind, "device") != 0 ||
-        strnlen(c->cert_sha256, sizeof c->cert_sha256) == sizeof c->cert_sha256)
-        return KMS_ERR_INVAL;
-    const char *p = c->cert_sha256;
-    for (int i = 0; i < 5; i++) {
-        const char *end = i < 4 ? strchr(p, DEVICE_SEP) : p + strlen(p);
-        if (!end || (size_t)(end - p) > STORE_DEVICE_FIELD_MAX)
-            goto bad;
-        char *f = device_field(out, i);
-        memcpy(f, p, (size_t)(end - p));
-        f[end - p] = '\0';
-        if (!device_text_ok(f))
-            goto bad;
-        p = end + 1;
-    }
-    if (out->serial[0])
-        return 0;
-bad:
-    memset(out, 0, sizeof(*out));
-    return KMS_ERR_INVAL;
 }
 
 int store_list_clients(store_reader_t *r, kms_arena_t *a, store_client_t **out, size_t *n_out)

@@ -16,7 +16,8 @@
 #define OBJ_COLS "o.oid, o.object_type, o.state, o.tenant, o.version, o.created_us," \
                  " o.updated_us, o.archived, o.dsk_id, o.blob, o.seal_gen"
 #define CLIENT_COLS "name, tenant, role, kind, cert_sha256, password_hash, created_us," \
-                    " hlc, origin, origin_seq"
+                    " hlc, origin, origin_seq, device_serial, device_id, network_id," \
+                    " machine_id, media_id"
 
 #define NODE_COLS "node_id, peer_addr, kmip_addr, cert_sha256, added_hlc, removed, hlc, origin," \
                   " origin_seq"
@@ -49,10 +50,9 @@ static const char *const rsql[RS__COUNT] = {
     [RS_CLIENT_BY_NAME] = "SELECT " CLIENT_COLS " FROM clients WHERE name = ?1",
     [RS_CLIENT_BY_CERT] = "SELECT " CLIENT_COLS " FROM clients"
                           " WHERE kind = 'cert' AND cert_sha256 = ?1",
-    /* The expression of the clients_device index (schema v9): the serial
-     * number, the first of a device's packed identifiers. */
+    /* Through the clients_device index (schema v10). */
     [RS_CLIENT_BY_DEVICE] = "SELECT " CLIENT_COLS " FROM clients WHERE kind = 'device'"
-                            " AND substr(cert_sha256, 1, instr(cert_sha256, char(31)) - 1) = ?1",
+                            " AND device_serial = ?1",
     [RS_CLIENT_LIST] = "SELECT " CLIENT_COLS " FROM clients ORDER BY name",
     [RS_NKEY_COUNT] = "SELECT count(*) FROM (SELECT 1 FROM attributes WHERE name = ?1"
                       " AND ikey IS NOT NULL AND ikey BETWEEN ?2 AND ?3 LIMIT ?4)",

@@ -227,6 +227,32 @@ static const char *const migrations[] = {
     "CREATE INDEX clients_tenant ON clients(tenant);"
     "CREATE UNIQUE INDEX clients_device ON clients(substr(cert_sha256, 1,"
     " instr(cert_sha256, char(31)) - 1)) WHERE kind = 'device';",
+    /* v10: a device client's identifiers in columns of their own, so that
+     * cert_sha256 holds certificate fingerprints only. The v9 rows are
+     * unpacked here, a field at a time: each UPDATE takes the text before
+     * the first 0x1f into its column and leaves the rest (every
+     * expression of an UPDATE reads the row as it was before it); the
+     * Media Identifier is what remains. v9 wrote exactly four separators
+     * (store_client_set_device of that version). v9's clients_device,
+     * on the text before the first separator, goes first (the steps would
+     * break its uniqueness half-way); the new one makes the serial number
+     * unique among device clients on its column. */
+    "DROP INDEX clients_device;"
+    "ALTER TABLE clients ADD COLUMN device_serial TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE clients ADD COLUMN device_id TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE clients ADD COLUMN network_id TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE clients ADD COLUMN machine_id TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE clients ADD COLUMN media_id TEXT NOT NULL DEFAULT '';"
+    "UPDATE clients SET device_serial = substr(cert_sha256, 1, instr(cert_sha256, char(31)) - 1),"
+    " cert_sha256 = substr(cert_sha256, instr(cert_sha256, char(31)) + 1) WHERE kind = 'device';"
+    "UPDATE clients SET device_id = substr(cert_sha256, 1, instr(cert_sha256, char(31)) - 1),"
+    " cert_sha256 = substr(cert_sha256, instr(cert_sha256, char(31)) + 1) WHERE kind = 'device';"
+    "UPDATE clients SET network_id = substr(cert_sha256, 1, instr(cert_sha256, char(31)) - 1),"
+    " cert_sha256 = substr(cert_sha256, instr(cert_sha256, char(31)) + 1) WHERE kind = 'device';"
+    "UPDATE clients SET machine_id = substr(cert_sha256, 1, instr(cert_sha256, char(31)) - 1),"
+    " cert_sha256 = substr(cert_sha256, instr(cert_sha256, char(31)) + 1) WHERE kind = 'device';"
+    "UPDATE clients SET media_id = cert_sha256, cert_sha256 = '' WHERE kind = 'device';"
+    "CREATE UNIQUE INDEX clients_device ON clients(device_serial) WHERE kind = 'device';",
 };
 
 const int store_schema_current = (int)KMS_ARRAY_SIZE(migrations);

@@ -373,18 +373,15 @@ typedef struct store_device {
     char media_id[STORE_DEVICE_FIELD_MAX + 1];   /* Media Identifier */
 } store_device_t;
 
-/* A client identity. `cert_sha256` is the client's match key, whose form
- * depends on the kind; a device client's identifiers travel in it (packed
- * by store_client_set_device) so that backups and replication, which copy
- * these fields as they are, carry them without a format of their own. */
+/* A client identity: what identifies it depends on the kind. */
 typedef struct store_client {
     char name[128];          /* unique: CN for certificates, user name for passwords */
     char tenant[64];
     char role[16];           /* "client" | "admin" */
     char kind[16];           /* "cert" | "password" | "device" */
-    char cert_sha256[5 * (STORE_DEVICE_FIELD_MAX + 1)];
-                             /* kind cert: lower-case hex fingerprint, or "" (by CN);
-                                kind device: its identifiers (store_client_device); else "" */
+    char cert_sha256[65];    /* kind cert: lower-case hex fingerprint, or "" (by CN); else "" */
+    store_device_t device;   /* kind device: its identifiers (store_client_set_device);
+                                else all "" */
     char password_hash[160]; /* Argon2id encoded hash (kinds password, device), else "" */
     int64_t created_us;
     store_change_id_t change; /* set by the store on reads; ignored by store_write_client */
@@ -398,7 +395,8 @@ int store_write_tenant(store_write_t *w, const char *tenant, bool remove);
  * added: role "client"|"admin", kind "cert" (cert_sha256 = 64 lower-case
  * hex, or "" for a client identified by subject CN alone) | "password"
  * (non-empty hash) | "device" (non-empty hash, identifiers as
- * store_client_set_device makes them) -> KMS_ERR_INVAL. On commit: unknown
+ * store_client_set_device makes them, cert_sha256 "") -> KMS_ERR_INVAL.
+ * Only a device client's identifiers are stored (else they are ""). On commit: unknown
  * tenant KMS_ERR_NOTFOUND; a fingerprint or device serial number bound to
  * another client KMS_ERR_EXISTS; removing a missing client KMS_ERR_NOTFOUND. */
 int store_write_client(store_write_t *w, const store_client_t *c, bool remove);
@@ -409,13 +407,23 @@ int store_client_by_cert(store_reader_t *r, const char *sha256_hex, store_client
 /* The device client registered with this Device Serial Number: 0,
  * KMS_ERR_NOTFOUND, KMS_ERR_INVAL (NULL), or a read error. */
 int store_client_by_device(store_reader_t *r, const char *serial, store_client_t *out);
-/* Make *c a device client's record of *d (kind "device", identifiers in
- * cert_sha256). KMS_ERR_INVAL when the serial number is missing or a field
- * is too long or holds a control character; *c is then unchanged. */
+/* Make *c a device client's record of *d (kind "device", c->device = *d,
+ * cert_sha256 ""). KMS_ERR_INVAL when the serial number is missing or a
+ * field is too long or holds a control character; *c is then unchanged. */
 int store_client_set_device(store_client_t *c, const store_device_t *d);
 /* The identifiers of a device client: 0, or KMS_ERR_INVAL when *c is not
  * a well-formed device record (*out then zeroed). */
 int store_client_device(const store_client_t *c, store_device_t *out);
+/* The identifiers of a device client in the packed form of store schema
+ * v9 and of the kmsd versions that used it, in their client records,
+ * backups and replicated client entities: the five fields in the order of
+ * store_device_t, separated by 0x1f, the serial number first (at most
+ * STORE_DEVICE_PACKED_MAX bytes). For reading what such a version wrote;
+ * nothing writes the form any more. 0, or KMS_ERR_INVAL when `packed` is
+ * not that form or a field is not as store_client_set_device requires
+ * (*out then zeroed). */
+#define STORE_DEVICE_PACKED_MAX (5 * STORE_DEVICE_FIELD_MAX + 4)
+int store_device_unpack(const char *packed, store_device_t *out);
 int store_list_clients(store_reader_t *r, kms_arena_t *a, store_client_t **out, size_t *n_out);
 
 /* --------------------------------------------------------------- backup */

@@ -316,7 +316,7 @@ static bool client_ok(const store_client_t *c)
     } else if (strcmp(c->kind, "device") == 0) {
         store_device_t d;
         if (!field_ok(c->password_hash, sizeof(c->password_hash)) ||
-            store_client_device(c, &d) != 0)
+            store_client_device(c, &d) != 0 || c->cert_sha256[0] != '\0')
             return false;
     } else {
         return false;

@@ -293,3 +293,104 @@ def test_device_registered_on_one_node_is_accepted_by_another(tmp_path):
         rows = json.loads(b.kmsctl("--json", "client", "list").stdout)
         dev = [r for r in rows if r["name"] == "dev-a"]
         assert dev and dev[0]["device_serial"] == "SN-CLUSTER" and dev[0]["device_id"] == "d-1"
+
+
+V9_CLIENTS = """
+BEGIN;
+UPDATE clients SET cert_sha256 = device_serial || char(31) || device_id || char(31)
+    || network_id || char(31) || machine_id || char(31) || media_id WHERE kind = 'device';
+DROP INDEX clients_device;
+ALTER TABLE clients DROP COLUMN device_serial;
+ALTER TABLE clients DROP COLUMN device_id;
+ALTER TABLE clients DROP COLUMN network_id;
+ALTER TABLE clients DROP COLUMN machine_id;
+ALTER TABLE clients DROP COLUMN media_id;
+CREATE UNIQUE INDEX clients_device ON clients(substr(cert_sha256, 1,
+    instr(cert_sha256, char(31)) - 1)) WHERE kind = 'device';
+DELETE FROM schema_version WHERE version >= 10;
+COMMIT;
+"""
+
+
+def client_columns(db):
+    import sqlite3
+    c = sqlite3.connect(db)
+    try:
+        return [r[1] for r in c.execute("PRAGMA table_info(clients)")]
+    finally:
+        c.close()
+
+
+def test_device_login_after_upgrade_from_schema_v9():
+    """A database as kmsd with schema v9 left it (a device's identifiers
+    packed into cert_sha256 behind 0x1f separators, v9's index on the
+    first of them) is upgraded when kmsd starts: the device logs in with
+    the same credential, a wrong identifier is still refused, and the
+    identifiers are in their own columns with cert_sha256 empty."""
+    import sqlite3
+    with H.server({"tls": {"client_auth": "optional"}}) as k:
+        k.kmsctl("tenant", "add", "tapes")
+        k.kmsctl("client", "add", "--tenant", "tapes", "--name", "lib-9", "--device-serial",
+                 "SN-V9", "--device-id", "dev-9", "--media-id", "med-9", "--password-file",
+                 write_password(k, "lib-9", "pw-v9"))
+        k.stop()
+        db = os.path.join(k.dir, "kms.db")
+        c = sqlite3.connect(db)
+        c.executescript(V9_CLIENTS)
+        packed = c.execute("SELECT cert_sha256 FROM clients WHERE name = 'lib-9'").fetchone()[0]
+        c.close()
+        assert packed == "SN-V9\x1fdev-9\x1f\x1f\x1fmed-9"
+        assert "device_serial" not in client_columns(db)
+        k.start()
+        assert "schema migrated to v10" in k.log_text()
+        cl = Proxy(k, cert=False)
+        try:
+            good = device_credential("SN-V9", "pw-v9", device_id="dev-9", media_id="med-9")
+            assert query(cl, good) == (SUCCESS, None)
+            assert query(cl, device_credential("SN-V9", "pw-v9", device_id="dev-0",
+                                               media_id="med-9")) == (FAILED, AUTH_NOT_SUCCESSFUL)
+        finally:
+            cl.close()
+        rows = json.loads(k.kmsctl("--json", "client", "list", "--tenant", "tapes").stdout)
+        assert len(rows) == 1 and rows[0].pop("created") > 0
+        assert rows == [{"name": "lib-9", "tenant": "tapes", "role": "client", "kind": "device",
+                         "device_serial": "SN-V9", "device_id": "dev-9", "media_id": "med-9"}]
+        k.stop()
+        c = sqlite3.connect(db)
+        try:
+            row = c.execute("SELECT cert_sha256, device_serial, device_id, network_id, machine_id,"
+                            " media_id FROM clients WHERE name = 'lib-9'").fetchone()
+            version = c.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+        finally:
+            c.close()
+        assert row == ("", "SN-V9", "dev-9", "", "", "med-9")
+        assert version == 10
+        k.start()
+
+
+def test_device_clients_backup_and_restore(tmp_path):
+    """A device client goes into a backup with its identifiers and comes
+    back from it on another server: it logs in there, and `client list`
+    shows the same identifiers."""
+    over = {"tls": {"client_auth": "optional"}}
+    with H.server(over) as a, H.server(over) as b:
+        a.kmsctl("tenant", "add", "tapes")
+        a.kmsctl("client", "add", "--tenant", "tapes", "--name", "lib-b", "--device-serial",
+                 "SN-BAK", "--network-id", "net-b", "--machine-id", "m-b", "--password-file",
+                 write_password(a, "lib-b", "pw-bak"))
+        pw = tmp_path / "pass"
+        pw.write_text("device backup\n")
+        out = tmp_path / "kms.bak"
+        a.kmsctl("backup", "--out", str(out), "--passphrase-file", str(pw))
+        b.kmsctl("restore", "--in", str(out), "--passphrase-file", str(pw))
+        want = json.loads(a.kmsctl("--json", "client", "list", "--tenant", "tapes").stdout)
+        got = json.loads(b.kmsctl("--json", "client", "list", "--tenant", "tapes").stdout)
+        assert got == want and got[0]["device_serial"] == "SN-BAK"
+        c = Proxy(b, cert=False)
+        try:
+            good = device_credential("SN-BAK", "pw-bak", network_id="net-b", machine_id="m-b")
+            assert query(c, good) == (SUCCESS, None)
+            assert query(c, device_credential("SN-BAK", "pw-bak", network_id="net-b")) == (
+                FAILED, AUTH_NOT_SUCCESSFUL)
+        finally:
+            c.close()

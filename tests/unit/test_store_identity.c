@@ -3,9 +3,11 @@
  * fingerprint; the rules that keep identities consistent (a client needs
  * its tenant, a tenant with clients or objects cannot be removed, one
  * certificate maps to one client); validation; persistence across reopen;
- * device clients (their identifiers packed into the record and back,
- * lookup by serial number, one serial number per device client, and the
- * schema v8 -> v9 upgrade that admits them). */
+ * device clients (their identifiers in columns of their own and back,
+ * lookup by serial number, one serial number per device client, the
+ * schema v8 -> v9 upgrade that admits them, the v9 -> v10 upgrade that
+ * unpacks their identifiers out of cert_sha256, and the reading of that
+ * packed form for what older versions send). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -278,7 +280,7 @@ static void test_device_clients(void **state)
     assert_int_equal(store_reader_new(s, &r), 0);
     assert_int_equal(tenant_op(s, "acme", false), 0);
 
-    /* packing: every field round-trips, absent ones stay absent */
+    /* every field round-trips, absent ones stay absent */
     store_device_t d, back;
     memset(&d, 0, sizeof(d));
     strcpy(d.serial, "serNum123456");
@@ -340,12 +342,40 @@ static void test_device_clients(void **state)
     badc.password_hash[0] = '\0';
     assert_int_equal(store_write_client(w, &badc, false), KMS_ERR_INVAL);
     badc = c;
-    strcpy(badc.cert_sha256, "serNum123456"); /* no separators */
+    strcpy(badc.cert_sha256, FP_A); /* a device has no fingerprint */
     assert_int_equal(store_write_client(w, &badc, false), KMS_ERR_INVAL);
     badc = c;
-    strcpy(badc.cert_sha256, "\x1f\x1f\x1f\x1f"); /* no serial number */
+    badc.device.serial[0] = '\0'; /* no serial number */
+    assert_int_equal(store_write_client(w, &badc, false), KMS_ERR_INVAL);
+    badc = c;
+    strcpy(badc.device.media_id, "a\nb"); /* a control character */
     assert_int_equal(store_write_client(w, &badc, false), KMS_ERR_INVAL);
     store_write_free(w);
+
+    /* the columns: identifiers in their own, cert_sha256 empty; a client of
+     * another kind stores no identifiers, whatever its record carries */
+    store_client_t pc = cert_client("pw-1", "acme", "");
+    strcpy(pc.kind, "password");
+    strcpy(pc.password_hash, c.password_hash);
+    strcpy(pc.device.serial, "ignored");
+    assert_int_equal(client_op(s, &pc, false), 0);
+    assert_int_equal(store_client_by_name(r, "pw-1", &got), 0);
+    assert_string_equal(got.device.serial, "");
+    assert_int_equal(store_client_by_device(r, "ignored", &got), KMS_ERR_NOTFOUND);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(g_path, &db), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT cert_sha256, device_serial, device_id, network_id,"
+                                        " machine_id, media_id FROM clients WHERE name = 'tape-1'",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    const char *want[6] = {"", "serNum123456", "devID2233", "", "", "mediaID313"};
+    for (int i = 0; i < 6; i++)
+        assert_string_equal((const char *)sqlite3_column_text(st, i), want[i]);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
 
     /* removal frees the serial number */
     assert_int_equal(client_op(s, &c, true), 0);
@@ -383,7 +413,7 @@ static void test_device_upgrade(void **state)
                      "CREATE UNIQUE INDEX clients_cert ON clients(cert_sha256)"
                      " WHERE kind = 'cert' AND cert_sha256 <> '';"
                      "CREATE INDEX clients_tenant ON clients(tenant);"
-                     "DELETE FROM schema_version WHERE version = 9; COMMIT;",
+                     "DELETE FROM schema_version WHERE version >= 9; COMMIT;",
                      NULL, NULL, NULL),
         SQLITE_OK);
     /* a v8 table refuses a device client */
@@ -405,6 +435,185 @@ static void test_device_upgrade(void **state)
     store_close(s);
 }
 
+/* The packed form of schema v9 (and of the entities and backups of the
+ * versions that used it) reads back into the fields; anything else is
+ * refused with nothing filled in. */
+static void test_device_unpack(void **state)
+{
+    (void)state;
+    store_device_t d;
+    assert_int_equal(store_device_unpack("serNum123456\x1f" "devID2233\x1f\x1f\x1f" "mediaID313",
+                                         &d),
+                     0);
+    assert_string_equal(d.serial, "serNum123456");
+    assert_string_equal(d.device_id, "devID2233");
+    assert_string_equal(d.network_id, "");
+    assert_string_equal(d.machine_id, "");
+    assert_string_equal(d.media_id, "mediaID313");
+    char longest[STORE_DEVICE_PACKED_MAX + 2];
+    memset(longest, 'x', STORE_DEVICE_PACKED_MAX);
+    for (int i = 1; i <= 4; i++)
+        longest[i * (STORE_DEVICE_FIELD_MAX + 1) - 1] = '\x1f';
+    longest[STORE_DEVICE_PACKED_MAX] = '\0';
+    assert_int_equal(store_device_unpack(longest, &d), 0);
+    assert_int_equal(strlen(d.media_id), STORE_DEVICE_FIELD_MAX);
+    const char *bad[] = {
+        "",                                       /* nothing */
+        "serNum123456",                           /* no separators */
+        "serNum123456\x1f\x1f\x1f",               /* three */
+        "serNum123456\x1f\x1f\x1f\x1f\x1f",         /* five */
+        "\x1f" "devID2233\x1f\x1f\x1f",             /* no serial number */
+        "serNum123456\x1f\x1f\x1f\x1f" "a\nb",      /* a control character */
+        "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0", /* a fingerprint */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(&d, 'z', sizeof d);
+        assert_int_equal(store_device_unpack(bad[i], &d), KMS_ERR_INVAL);
+        assert_string_equal(d.serial, "");
+        assert_string_equal(d.media_id, "");
+    }
+    memset(longest, 'x', STORE_DEVICE_PACKED_MAX + 1); /* a field too long */
+    longest[STORE_DEVICE_PACKED_MAX + 1] = '\0';
+    for (int i = 1; i <= 4; i++)
+        longest[i * (STORE_DEVICE_FIELD_MAX + 1) - 1] = '\x1f';
+    assert_int_equal(store_device_unpack(longest, &d), KMS_ERR_INVAL);
+    assert_int_equal(store_device_unpack(NULL, &d), KMS_ERR_INVAL);
+}
+
+/* Every field of a client row, as the store reads it. */
+static void assert_client(const store_client_t *got, const store_client_t *want)
+{
+    assert_string_equal(got->name, want->name);
+    assert_string_equal(got->tenant, want->tenant);
+    assert_string_equal(got->role, want->role);
+    assert_string_equal(got->kind, want->kind);
+    assert_string_equal(got->cert_sha256, want->cert_sha256);
+    assert_string_equal(got->password_hash, want->password_hash);
+    assert_int_equal(got->created_us, want->created_us);
+    assert_int_equal(got->change.hlc, want->change.hlc);
+    assert_string_equal(got->change.origin, want->change.origin);
+    assert_int_equal(got->change.origin_seq, want->change.origin_seq);
+    assert_memory_equal(&got->device, &want->device, sizeof want->device);
+}
+
+#define HASH_1 "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQxMjM0NTY$aGFzaDE"
+#define HASH_2 "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ2NTQzMjE$aGFzaDI"
+#define HASH_3 "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRhYmNkZWY$aGFzaDM"
+
+/* A database file as schema v9 left it (the clients table with a device's
+ * identifiers packed into cert_sha256 and the v9 clients_device index on
+ * the first packed field), holding certificate, password and device
+ * clients, is upgraded to v10 in place: every field of every client is
+ * kept, the identifiers are in their columns, cert_sha256 is a
+ * fingerprint or empty, and the serial number stays unique. */
+static void test_device_upgrade_v10(void **state)
+{
+    (void)state;
+    store_t *s = open_store();
+    assert_int_equal(tenant_op(s, "acme", false), 0);
+    assert_int_equal(tenant_op(s, "globex", false), 0);
+    store_close(s);
+    /* The v9 clients table and its rows, written as v9's store wrote them. */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(g_path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(
+            db,
+            "BEGIN;"
+            "DROP INDEX clients_device;"
+            "ALTER TABLE clients DROP COLUMN device_serial;"
+            "ALTER TABLE clients DROP COLUMN device_id;"
+            "ALTER TABLE clients DROP COLUMN network_id;"
+            "ALTER TABLE clients DROP COLUMN machine_id;"
+            "ALTER TABLE clients DROP COLUMN media_id;"
+            "CREATE UNIQUE INDEX clients_device ON clients(substr(cert_sha256, 1,"
+            " instr(cert_sha256, char(31)) - 1)) WHERE kind = 'device';"
+            "INSERT INTO clients(name, tenant, role, kind, cert_sha256, password_hash,"
+            " created_us, hlc, origin, origin_seq) VALUES"
+            " ('vcenter-1', 'acme', 'admin', 'cert', '" FP_A "', '', 1000, 65536001,"
+            " 'node-a', 3),"
+            " ('by-cn', 'acme', 'client', 'cert', '', '', 1001, 65536002, 'node-a', 4),"
+            " ('alice', 'globex', 'client', 'password', '', '" HASH_1 "', 1002, 65536003,"
+            " 'node-b', 5),"
+            " ('tape-1', 'acme', 'client', 'device', 'serNum123456' || char(31) || 'devID2233'"
+            " || char(31) || 'netID9000' || char(31) || char(31), '" HASH_2 "', 1003, 65536004,"
+            " 'node-a', 6),"
+            " ('tape-2', 'globex', 'admin', 'device', 'serNum101010' || char(31) || char(31)"
+            " || char(31) || 'machineID1' || char(31) || 'mediaID313', '" HASH_3 "', 1004,"
+            " 65536005, 'node-b', 7);"
+            "DELETE FROM schema_version WHERE version >= 10; COMMIT;",
+            NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM pragma_table_info('clients')"
+                                            " WHERE name = 'device_serial'",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 0); /* a v9 table */
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+
+    s = open_store();
+    assert_int_equal(store_schema_version(s), 10);
+    store_reader_t *r = NULL;
+    assert_int_equal(store_reader_new(s, &r), 0);
+    store_client_t want[5];
+    memset(want, 0, sizeof want);
+    const struct {
+        const char *name, *tenant, *role, *kind, *fp, *hash, *origin;
+    } rows[5] = {{"vcenter-1", "acme", "admin", "cert", FP_A, "", "node-a"},
+                 {"by-cn", "acme", "client", "cert", "", "", "node-a"},
+                 {"alice", "globex", "client", "password", "", HASH_1, "node-b"},
+                 {"tape-1", "acme", "client", "device", "", HASH_2, "node-a"},
+                 {"tape-2", "globex", "admin", "device", "", HASH_3, "node-b"}};
+    for (int i = 0; i < 5; i++) {
+        store_client_t *w = &want[i];
+        strcpy(w->name, rows[i].name);
+        strcpy(w->tenant, rows[i].tenant);
+        strcpy(w->role, rows[i].role);
+        strcpy(w->kind, rows[i].kind);
+        strcpy(w->cert_sha256, rows[i].fp);
+        strcpy(w->password_hash, rows[i].hash);
+        w->created_us = 1000 + i;
+        w->change.hlc = 65536001 + i;
+        strcpy(w->change.origin, rows[i].origin);
+        w->change.origin_seq = 3 + i;
+    }
+    strcpy(want[3].device.serial, "serNum123456");
+    strcpy(want[3].device.device_id, "devID2233");
+    strcpy(want[3].device.network_id, "netID9000");
+    strcpy(want[4].device.serial, "serNum101010");
+    strcpy(want[4].device.machine_id, "machineID1");
+    strcpy(want[4].device.media_id, "mediaID313");
+    kms_arena_t *a = kms_arena_new(0);
+    store_client_t *all = NULL;
+    size_t n = 0;
+    assert_int_equal(store_list_clients(r, a, &all, &n), 0);
+    assert_int_equal(n, 5);
+    for (int i = 0; i < 5; i++) {
+        store_client_t got;
+        assert_int_equal(store_client_by_name(r, want[i].name, &got), 0);
+        assert_client(&got, &want[i]);
+    }
+    store_client_t got;
+    assert_int_equal(store_client_by_cert(r, FP_A, &got), 0);
+    assert_client(&got, &want[0]);
+    assert_int_equal(store_client_by_device(r, "serNum123456", &got), 0);
+    assert_client(&got, &want[3]);
+    assert_int_equal(store_client_by_device(r, "serNum101010", &got), 0);
+    assert_client(&got, &want[4]);
+    /* the serial number is still one device's */
+    store_client_t dup = want[3];
+    strcpy(dup.name, "tape-3");
+    assert_int_equal(client_op(s, &dup, false), KMS_ERR_EXISTS);
+    strcpy(dup.device.serial, "serNum000000");
+    assert_int_equal(client_op(s, &dup, false), 0);
+    kms_arena_free(a);
+    store_reader_free(r);
+    store_close(s);
+}
+
 int main(void)
 {
     kms_log_set_level(KMS_LOG_ERROR);
@@ -413,6 +622,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_clients, setup, teardown),
         cmocka_unit_test_setup_teardown(test_device_clients, setup, teardown),
         cmocka_unit_test_setup_teardown(test_device_upgrade, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_device_unpack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_device_upgrade_v10, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
