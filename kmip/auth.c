@@ -7,11 +7,13 @@
  * A client is identified by its TLS certificate (SHA-256 fingerprint in the
  * store's clients table, or its subject CN for clients registered by CN
  * without a fingerprint; the TLS layer has already checked the chain
- * against tls.client_ca) and/or by the KMIP Credential: a user name and
- * password, or a Device credential (the device client registered with its
- * serial number, its other registered identifiers equal, its password),
- * each verified against an Argon2id hash. When a certificate and a
- * Credential are both present they must belong to the same tenant.
+ * against tls.client_ca) and/or by KMIP Credentials (one or more, KMIP
+ * 1.2+; at most KMIP_MAX_CREDENTIALS): a user name and password, or a
+ * Device credential (the device client registered with its serial number,
+ * its other registered identifiers equal, its password), each verified
+ * against an Argon2id hash. Every one presented must authenticate, and the
+ * certificate and all the Credentials must belong to one tenant; the
+ * lesser role applies.
  * Everything else is refused (KMS_ERR_PERM, which the request answers
  * Authentication Not Successful, one answer for every cause), with a log
  * line saying why (never the password).
@@ -389,78 +391,100 @@ static void fill_identity(const store_client_t *c, kmip_identity_t *id)
     id->role = strcmp(c->role, "admin") == 0 ? KMIP_ROLE_ADMIN : KMIP_ROLE_CLIENT;
 }
 
-/* Certificate and Credential together: the same tenant, the credential
- * names the client, and the lesser of the two roles applies. */
-static int combine(const kmip_peer_t *peer, const store_client_t *cc, const store_client_t *pc,
-                   kmip_identity_t *id)
-{
-    if (strcmp(cc->tenant, pc->tenant) != 0) {
-        kms_log(KMS_LOG_WARN, AUTH_COMPONENT,
-                "refused %s: credential of %s client '%s' (tenant %s) over the certificate of "
-                "'%s' (tenant %s)",
-                nz(peer->address), pc->kind, pc->name, pc->tenant, cc->name, cc->tenant);
-        return KMS_ERR_PERM;
-    }
-    fill_identity(pc, id);
-    if (strcmp(cc->role, "admin") != 0)
-        id->role = KMIP_ROLE_CLIENT;
-    return 0;
-}
-
-/* kmip_identify and kmip_identify_device: a certificate and/or one
- * Credential (a user's when `username` is set, else a device's when `dev`
- * is). */
-static int identify(kmip_server_t *s, const kmip_peer_t *peer, const char *username,
-                    const char *password, const kmip_device_cred_t *dev, kmip_identity_t *id_out)
+/* kmip_identify_all: a certificate and/or up to KMIP_MAX_CREDENTIALS
+ * Credentials. Each Credential is verified (verify_secret's Argon2id work
+ * whatever the outcome), then every verified client is held against the
+ * first: one tenant, the lesser role. */
+int kmip_identify_all(kmip_server_t *s, const kmip_peer_t *peer, const kmip_credential_t *creds,
+                      size_t n, kmip_identity_t *id_out)
 {
     static const kmip_peer_t nopeer = {NULL, NULL, NULL};
-    if (!s || !id_out)
+    if (!s || !id_out || (n && !creds))
         return KMS_ERR_PERM;
     if (!peer)
         peer = &nopeer;
     memset(id_out, 0, sizeof(*id_out));
+    if (n > KMIP_MAX_CREDENTIALS) {
+        kms_log(KMS_LOG_WARN, AUTH_COMPONENT, "refused %s: %zu credentials (at most %d)",
+                nz(peer->address), n, KMIP_MAX_CREDENTIALS);
+        return KMS_ERR_PERM;
+    }
     bool has_cert = (peer->cert_sha256 && *peer->cert_sha256) || (peer->cert_cn && *peer->cert_cn);
-    bool has_user = username && *username;
-    bool has_cred = has_user || dev;
-    if (!has_cert && !has_cred) {
+    if (!has_cert && n == 0) {
         kms_log(KMS_LOG_WARN, AUTH_COMPONENT,
                 "refused %s: no client certificate and no credential", nz(peer->address));
         return KMS_ERR_PERM;
     }
     int rc = 0;
-    store_client_t cc, pc;
+    store_client_t cc, pc, ref;
+    bool admin = true, have_ref = false;
     if (has_cert) {
         rc = find_cert_client_cached(s, peer, &cc);
         if (rc == KMS_ERR_NOTFOUND) {
             log_unregistered(peer);
             rc = KMS_ERR_PERM;
         }
+        if (rc == 0) {
+            ref = cc;
+            have_ref = true;
+            admin = strcmp(cc.role, "admin") == 0;
+        }
     }
-    if (rc == 0 && has_user)
-        rc = check_password(s, peer, username, password, &pc);
-    else if (rc == 0 && dev)
-        rc = check_device(s, peer, dev, &pc);
-    if (rc == 0 && has_cert && has_cred)
-        rc = combine(peer, &cc, &pc, id_out);
-    else if (rc == 0)
-        fill_identity(has_cred ? &pc : &cc, id_out);
+    /* A refused certificate ends it before any Argon2id work: the peer
+     * knows its own certificate, so the time tells it nothing. */
+    bool cert_ok = rc == 0;
+    for (size_t i = 0; i < n && cert_ok && rc != KMS_ERR_UNAVAIL; i++) {
+        const kmip_credential_t *c = &creds[i];
+        const char *user = c->username ? c->username : "";
+        int r1 = c->device ? check_device(s, peer, &c->dev, &pc)
+                           : check_password(s, peer, user, c->password, &pc);
+        if (r1 == 0 && have_ref && strcmp(pc.tenant, ref.tenant) != 0) {
+            kms_log(KMS_LOG_WARN, AUTH_COMPONENT,
+                    "refused %s: credential of %s client '%s' (tenant %s) with the %s of '%s' "
+                    "(tenant %s)",
+                    nz(peer->address), pc.kind, pc.name, pc.tenant,
+                    strcmp(ref.kind, "cert") == 0 ? "certificate" : "credential", ref.name,
+                    ref.tenant);
+            r1 = KMS_ERR_PERM;
+        }
+        if (r1 == 0) {
+            admin = admin && strcmp(pc.role, "admin") == 0;
+            if (i == 0)
+                fill_identity(&pc, id_out);
+            if (!have_ref) {
+                ref = pc;
+                have_ref = true;
+            }
+        }
+        if (rc == 0 || r1 == KMS_ERR_UNAVAIL)
+            rc = r1;
+        kms_wipe(pc.password_hash, sizeof pc.password_hash);
+    }
+    if (rc == 0 && n == 0)
+        fill_identity(&cc, id_out);
+    if (rc == 0)
+        id_out->role = admin ? KMIP_ROLE_ADMIN : KMIP_ROLE_CLIENT;
     if (rc == KMS_ERR_UNAVAIL)
         kms_log(KMS_LOG_ERROR, AUTH_COMPONENT, "cannot read the clients table");
     if (rc)
         memset(id_out, 0, sizeof(*id_out));
-    kms_wipe(pc.password_hash, sizeof pc.password_hash);
+    if (have_ref)
+        kms_wipe(ref.password_hash, sizeof ref.password_hash);
     return rc;
 }
 
 int kmip_identify(kmip_server_t *s, const kmip_peer_t *peer, const char *username,
                   const char *password, kmip_identity_t *id_out)
 {
-    return identify(s, peer, username, password, NULL, id_out);
+    kmip_credential_t c = {.username = username, .password = password};
+    return kmip_identify_all(s, peer, &c, username && *username ? 1 : 0, id_out);
 }
 
 int kmip_identify_device(kmip_server_t *s, const kmip_peer_t *peer, const kmip_device_cred_t *dev,
                          kmip_identity_t *id_out)
 {
-    static const kmip_device_cred_t none;
-    return identify(s, peer, NULL, NULL, dev ? dev : &none, id_out);
+    kmip_credential_t c = {.device = true};
+    if (dev)
+        c.dev = *dev;
+    return kmip_identify_all(s, peer, &c, 1, id_out);
 }

@@ -173,10 +173,37 @@ typedef struct kmip_device_cred {
  * whose password must verify against the stored Argon2id hash. An unknown
  * or mismatched device costs the same Argon2id time as a wrong password.
  * With a certificate: the same tenant, the lesser role, as for a user.
- * Same returns and threads as kmip_identify.
+ * Same returns and threads as kmip_identify (kmip_identify_all with one
+ * Credential).
  */
 int kmip_identify_device(kmip_server_t *s, const kmip_peer_t *peer, const kmip_device_cred_t *dev,
                          kmip_identity_t *id_out);
+
+/* One Credential of an Authentication structure: Username and Password
+ * (username, password) or Device (dev). */
+typedef struct kmip_credential {
+    bool device;               /* a Device credential */
+    const char *username;      /* Username and Password: required */
+    const char *password;      /* NULL = not sent */
+    kmip_device_cred_t dev;    /* Device */
+} kmip_credential_t;
+
+/* The most Credentials a request's Authentication may hold (KMIP 1.2+
+ * allows several): each may cost an Argon2id verification. */
+#define KMIP_MAX_CREDENTIALS 4
+
+/*
+ * kmip_identify for a certificate and/or n (0..KMIP_MAX_CREDENTIALS)
+ * Credentials: every one presented must authenticate (as kmip_identify and
+ * kmip_identify_device check one), and all of them, with the certificate,
+ * must name the same tenant. The identity is the first Credential's
+ * client (else the certificate's), with the lesser role: admin only when
+ * every one of them is an admin. Every Credential is verified even after
+ * one failed, so the time taken does not tell which one did. Same returns
+ * and threads as kmip_identify; n above the bound is KMS_ERR_PERM.
+ */
+int kmip_identify_all(kmip_server_t *s, const kmip_peer_t *peer, const kmip_credential_t *creds,
+                      size_t n, kmip_identity_t *id_out);
 
 /*
  * For tls.require_registered, right after the handshake: 0 when a

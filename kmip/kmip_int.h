@@ -121,11 +121,9 @@ struct kmip_request {
     int ver_major, ver_minor;
     bool have_version;
     int64_t max_resp;            /* the client's Maximum Response Size; 0 = none */
-    const char *username, *password; /* Credential, or NULL */
-    bool has_device;             /* the Credential is a Device credential */
-    kmip_device_cred_t dev;      /* its fields (verified by kmip_identify_device) */
-    const char *device;          /* its Device Serial Number (or Device Identifier), or
-                                    NULL: names the identity with KMIP_ACCESS_OPEN */
+    kmip_credential_t creds[KMIP_MAX_CREDENTIALS]; /* the Authentication's Credentials
+                                    that kmip_identify_all verifies, in order */
+    size_t n_creds;
     uint32_t bec;                /* Batch Error Continuation Option */
 
     kmip_item_t *items;

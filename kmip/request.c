@@ -17,19 +17,22 @@
 
 #include "kmip/kmip_int.h"
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 static const ttlv_item_t *child(const ttlv_item_t *p, uint32_t tag, enum ttlv_type t)
 {
     const ttlv_item_t *c = ttlv_find(p, tag);
     return c && c->type == t ? c : NULL;
 }
 
-/* The Credential of an Authentication structure; a message for Invalid
- * Message, or NULL. */
-static const char *parse_credential(const ttlv_item_t *au, kmip_request_t *r)
+/* One Credential into *c; a message for Invalid Message, or NULL. *used
+ * is false for a Credential that carries nothing kmsd verifies. */
+static const char *parse_credential(const ttlv_item_t *cr, kmip_credential_t *c, bool *used)
 {
-    const ttlv_item_t *cr = child(au, KMIP_TAG_CREDENTIAL, TTLV_STRUCTURE);
-    if (!cr)
-        return "Authentication without Credential";
+    *used = false;
+    if (cr->type != TTLV_STRUCTURE)
+        return "Credential is not a structure";
     const ttlv_item_t *ct = child(cr, KMIP_TAG_CREDENTIAL_TYPE, TTLV_ENUMERATION);
     const ttlv_item_t *cv = child(cr, KMIP_TAG_CREDENTIAL_VALUE, TTLV_STRUCTURE);
     if (!ct)
@@ -39,29 +42,52 @@ static const char *parse_credential(const ttlv_item_t *au, kmip_request_t *r)
         const ttlv_item_t *p = cv ? child(cv, KMIP_TAG_PASSWORD, TTLV_TEXT_STRING) : NULL;
         if (!u)
             return "Username missing in Credential";
-        r->username = ttlv_text(u);
-        r->password = p ? ttlv_text(p) : NULL;
+        c->username = ttlv_text(u);
+        c->password = p ? ttlv_text(p) : NULL;
+        *used = true;
     }
     if (ttlv_u32(ct) == KMIP_CREDENTIAL_TYPE_DEVICE) {
         /* Every field is optional in the structure; what a device client
-         * must send is kmip_identify_device's business. */
+         * must send is kmip_identify_all's business. */
         static const uint32_t tags[6] = {KMIP_TAG_DEVICE_SERIAL_NUMBER, KMIP_TAG_PASSWORD,
                                          KMIP_TAG_DEVICE_IDENTIFIER, KMIP_TAG_NETWORK_IDENTIFIER,
                                          KMIP_TAG_MACHINE_IDENTIFIER, KMIP_TAG_MEDIA_IDENTIFIER};
-        const char **dst[6] = {&r->dev.serial,     &r->dev.password,   &r->dev.device_id,
-                               &r->dev.network_id, &r->dev.machine_id, &r->dev.media_id};
+        const char **dst[6] = {&c->dev.serial,     &c->dev.password,   &c->dev.device_id,
+                               &c->dev.network_id, &c->dev.machine_id, &c->dev.media_id};
         for (size_t i = 0; i < 6; i++) {
             const ttlv_item_t *f = cv ? ttlv_find(cv, tags[i]) : NULL;
             if (f && f->type != TTLV_TEXT_STRING)
                 return "malformed Device credential";
             *dst[i] = f ? ttlv_text(f) : NULL;
         }
-        r->has_device = true;
-        r->device = r->dev.serial ? r->dev.serial : r->dev.device_id;
+        c->device = true;
+        *used = true;
     }
     /* Attestation credentials carry nothing kmsd verifies: identity comes
-     * from the TLS client certificate. */
+     * from the TLS client certificate and the other Credentials. */
     return NULL;
+}
+
+/* The Credentials of an Authentication structure (one or more, KMIP 1.2
+ * section 6.6; at most KMIP_MAX_CREDENTIALS, counting those not used); a
+ * message for Invalid Message, or NULL. */
+static const char *parse_authentication(const ttlv_item_t *au, kmip_request_t *r)
+{
+    if (au->type != TTLV_STRUCTURE)
+        return "Authentication is not a structure";
+    size_t seen = 0;
+    for (const ttlv_item_t *cr = ttlv_find(au, KMIP_TAG_CREDENTIAL); cr;
+         cr = ttlv_find_next(cr, KMIP_TAG_CREDENTIAL)) {
+        if (++seen > KMIP_MAX_CREDENTIALS)
+            return "more than " STR(KMIP_MAX_CREDENTIALS) " Credentials in Authentication";
+        bool used = false;
+        const char *bad = parse_credential(cr, &r->creds[r->n_creds], &used);
+        if (bad)
+            return bad;
+        if (used)
+            r->n_creds++;
+    }
+    return seen ? NULL : "Authentication without Credential";
 }
 
 /* Parse the Request Header; a message for Invalid Message, or NULL. */
@@ -106,7 +132,7 @@ static const char *parse_header(const ttlv_item_t *h, kmip_request_t *r, size_t 
     if (ts && ts->type != TTLV_DATE_TIME)
         return "bad Time Stamp";
     const ttlv_item_t *au = ttlv_find(h, KMIP_TAG_AUTHENTICATION);
-    return au ? parse_credential(au, r) : NULL;
+    return au ? parse_authentication(au, r) : NULL;
 }
 
 static void refuse(kmip_item_t *it, uint32_t reason, const char *msg)
@@ -256,7 +282,7 @@ bool kmip_request_can_run_inline(const kmip_request_t *r)
         return false;
     if (r->invalid)
         return true; /* answered at once */
-    if (r->username || r->password || r->has_device)
+    if (r->n_creds)
         return false; /* the password is hashed */
     for (size_t i = 0; i < r->n_items; i++) {
         const kmip_item_t *it = &r->items[i];
@@ -299,8 +325,11 @@ int kmip_request_authenticate(kmip_request_t *r)
         /* Unverified, as everything in this mode: the Credential's user
          * name or device, else the certificate CN, names the identity (the
          * creator an operation policy compares with). */
-        const char *who = r->username ? r->username
-                          : r->device ? r->device
+        const kmip_credential_t *c = r->n_creds ? &r->creds[0] : NULL;
+        const char *dev = c && c->device ? (c->dev.serial ? c->dev.serial : c->dev.device_id)
+                                         : NULL;
+        const char *who = c && !c->device ? c->username
+                          : dev           ? dev
                           : r->peer.cert_cn ? r->peer.cert_cn
                                             : "anonymous";
         kms_strlcpy(id->name, who, sizeof(id->name));
@@ -308,8 +337,7 @@ int kmip_request_authenticate(kmip_request_t *r)
         id->role = KMIP_ROLE_ADMIN;
     } else {
         /* *id is zeroed if refused */
-        int rc = r->has_device ? kmip_identify_device(s, &r->peer, &r->dev, id)
-                               : kmip_identify(s, &r->peer, r->username, r->password, id);
+        int rc = kmip_identify_all(s, &r->peer, r->creds, r->n_creds, id);
         r->auth_rc = rc == KMS_ERR_UNAVAIL ? rc : KMS_ERR_PERM;
     }
     r->denied = id->role == KMIP_ROLE_NONE;

@@ -58,7 +58,8 @@ OP = dict(Create=1, ReKey=4, Locate=8, Check=9, Get=10, GetAttributes=11,
           Archive=21, Recover=22)
 
 SUCCESS, FAILED = 0, 1
-ITEM_NOT_FOUND, AUTH_NOT_SUCCESSFUL, OP_NOT_SUPPORTED, PERMISSION_DENIED = 0x01, 0x03, 0x05, 0x0C
+ITEM_NOT_FOUND, AUTH_NOT_SUCCESSFUL, INVALID_MESSAGE = 0x01, 0x03, 0x04
+OP_NOT_SUPPORTED, PERMISSION_DENIED = 0x05, 0x0C
 
 
 def enc(tag, typ, val):
@@ -150,9 +151,17 @@ def name_attr(name):
                           E(TAG["NAME_TYPE"], 1)))
 
 
+def user_credential(username, password):
+    """A Username and Password Credential (raw TTLV)."""
+    return S(TAG["CREDENTIAL"], E(TAG["CREDENTIAL_TYPE"], 1),
+             S(TAG["CREDENTIAL_VALUE"], T(TAG["USERNAME"], username), T(TAG["PASSWORD"], password)))
+
+
 class RawKmip:
     """One TLS connection; request(op, payload) -> (status, reason, payload items);
-    the answer's Result Message is then in .message (None when absent)."""
+    the answer's Result Message is then in .message (None when absent). The
+    header's Authentication holds .credentials (raw TTLV items) when set,
+    else the username's Credential."""
 
     def __init__(self, port, cert, key, ca, username=None, password=None):
         ctx = ssl.create_default_context(cafile=str(ca))
@@ -160,6 +169,7 @@ class RawKmip:
         ctx.check_hostname = False
         self.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=30))
         self.username, self.password = username, password
+        self.credentials = None
         self.message = None
 
     def close(self):
@@ -179,11 +189,10 @@ class RawKmip:
 
     def request(self, op, *payload):
         hdr = [S(TAG["PROTOCOL_VERSION"], I(TAG["MAJOR"], 1), I(TAG["MINOR"], 1))]
-        if self.username is not None:
-            hdr.append(S(TAG["AUTHENTICATION"], S(
-                TAG["CREDENTIAL"], E(TAG["CREDENTIAL_TYPE"], 1),
-                S(TAG["CREDENTIAL_VALUE"], T(TAG["USERNAME"], self.username),
-                  T(TAG["PASSWORD"], self.password)))))
+        if self.credentials is not None:
+            hdr.append(S(TAG["AUTHENTICATION"], *self.credentials))
+        elif self.username is not None:
+            hdr.append(S(TAG["AUTHENTICATION"], user_credential(self.username, self.password)))
         hdr.append(I(TAG["BATCH_COUNT"], 1))
         msg = S(TAG["REQUEST_MESSAGE"], S(TAG["REQUEST_HEADER"], *hdr),
                 S(TAG["BATCH_ITEM"], E(TAG["OPERATION"], OP[op]),
@@ -474,9 +483,11 @@ def test_unregistered_certificate_refused(world):
     assert "kmsctl client add --tenant" in k.logtext()
 
 
-def refusal(k, cert, key, user=None, password=None):
-    """The (status, reason, message) of a Locate that must be refused."""
+def refusal(k, cert, key, user=None, password=None, creds=None):
+    """The (status, reason, message) of a Locate; `creds`: the raw
+    Credentials its Authentication holds instead of the user's."""
     c = k.raw(cert, key, user, password)
+    c.credentials = creds
     try:
         st, rs, _ = c.request("Locate")
         return st, rs, c.message
@@ -505,6 +516,40 @@ def test_other_tenants_credential_over_certificate_refused(world):
     mixed = refusal(k, a.cert, a.key, b.user, b.password)
     assert mixed[:2] == (FAILED, AUTH_NOT_SUCCESSFUL)
     assert mixed == refusal(k, a.cert, a.key, b.user, "not-" + b.password)
+
+
+def test_several_credentials(world):
+    """KMIP 1.2+ lets an Authentication hold several Credentials: every one
+    must authenticate and all must name the certificate's tenant, whatever
+    their order; an Attestation credential is not verified and changes
+    nothing; more than 4 is Invalid Message."""
+    k, a, b = world
+    pwf = k.dir / "carol.pw"
+    pwf.write_text("carol-pass-1\n")
+    k.ctl("client", "add", "--tenant", "acme", "--user", "carol", "--password-file", str(pwf),
+          check=0)
+    def several(t, creds):
+        return refusal(k, t.cert, t.key, creds=creds)
+
+    alice = user_credential(a.user, a.password)
+    carol = user_credential("carol", "carol-pass-1")
+    bob = user_credential(b.user, b.password)
+    wrong = user_credential("carol", "not-carol")
+    unknown = user_credential("nobody", "carol-pass-1")
+    attestation = S(TAG["CREDENTIAL"], E(TAG["CREDENTIAL_TYPE"], 3),
+                    S(TAG["CREDENTIAL_VALUE"]))
+    assert several(a, [alice, carol])[0] == SUCCESS
+    assert several(a, [carol, alice, carol])[0] == SUCCESS
+    assert several(a, [attestation, alice])[0] == SUCCESS
+    refused = several(a, [alice, wrong])
+    assert refused[:2] == (FAILED, AUTH_NOT_SUCCESSFUL)
+    for creds in ([wrong, alice], [alice, unknown], [alice, bob], [bob, alice], [alice, carol, bob]):
+        assert several(a, creds) == refused, creds
+    too_many = several(a, [alice] * 5)
+    assert too_many[:2] == (FAILED, INVALID_MESSAGE), too_many
+    assert several(a, [alice] * 4)[0] == SUCCESS
+    log = k.logtext()
+    assert "credential of password client 'bob' (tenant globex) with the certificate of" in log
 
 
 def test_require_registered_refuses_at_handshake(tmp_path):

@@ -583,7 +583,106 @@ static void test_request_authenticate_device(void **state)
     kmip_request_free(r);
 }
 
-/* The encoded Batch Item of request r's answer, into *out. */
+/* Several Credentials (KMIP 1.2+): every one must authenticate, all name
+ * one tenant (the certificate's too), the first names the identity, the
+ * lesser role applies, and the order does not matter. */
+static void test_several_credentials(void **state)
+{
+    fx_t *f = *state;
+    add_dev1(f, "client");
+    add_client(f, "root", "acme", "password", NULL, "root pass", "admin", false);
+    add_client(f, "root2", "acme", "password", NULL, "root2 pass", "admin", false);
+    const kmip_credential_t alice = {.username = "alice", .password = "correct horse"};
+    const kmip_credential_t root = {.username = "root", .password = "root pass"};
+    const kmip_credential_t root2 = {.username = "root2", .password = "root2 pass"};
+    const kmip_credential_t bob = {.username = "bob", .password = "battery staple"};
+    const kmip_credential_t wrong = {.username = "root", .password = "not root"};
+    const kmip_credential_t tape = {.device = true, .dev = DEV1_CRED};
+    kmip_peer_t none = {.address = "a"};
+    kmip_peer_t cert_a = {.cert_sha256 = FP_A, .cert_cn = "alice-host", .address = "a"};
+    kmip_identity_t id;
+    kmip_credential_t v[KMIP_MAX_CREDENTIALS + 1];
+
+    v[0] = root, v[1] = root2;
+    assert_int_equal(kmip_identify_all(f->kmip, &none, v, 2, &id), 0);
+    assert_string_equal(id.name, "root");
+    assert_int_equal(id.role, KMIP_ROLE_ADMIN); /* admins both */
+    v[0] = root, v[1] = alice;
+    assert_int_equal(kmip_identify_all(f->kmip, &none, v, 2, &id), 0);
+    assert_string_equal(id.name, "root");
+    assert_string_equal(id.tenant, "acme");
+    assert_int_equal(id.role, KMIP_ROLE_CLIENT); /* the lesser */
+    v[0] = tape, v[1] = root;
+    assert_int_equal(kmip_identify_all(f->kmip, &none, v, 2, &id), 0);
+    assert_string_equal(id.name, "tape-1");
+    assert_int_equal(id.role, KMIP_ROLE_CLIENT);
+    v[0] = root, v[1] = root2;
+    assert_int_equal(kmip_identify_all(f->kmip, &cert_a, v, 2, &id), 0);
+    assert_string_equal(id.name, "root");
+    assert_int_equal(id.role, KMIP_ROLE_CLIENT); /* alice-host is a client */
+
+    /* One that does not authenticate, in any place, refuses them all. */
+    v[0] = root, v[1] = wrong;
+    assert_int_equal(kmip_identify_all(f->kmip, &none, v, 2, &id), KMS_ERR_PERM);
+    assert_string_equal(id.name, "");
+    assert_int_equal(id.role, KMIP_ROLE_NONE);
+    v[0] = wrong, v[1] = root;
+    assert_int_equal(kmip_identify_all(f->kmip, &none, v, 2, &id), KMS_ERR_PERM);
+    /* Another tenant's, even with its right password, and even first. */
+    v[0] = alice, v[1] = bob;
+    assert_int_equal(kmip_identify_all(f->kmip, &none, v, 2, &id), KMS_ERR_PERM);
+    v[0] = bob, v[1] = alice;
+    assert_int_equal(kmip_identify_all(f->kmip, &none, v, 2, &id), KMS_ERR_PERM);
+    v[0] = root, v[1] = alice, v[2] = bob;
+    assert_int_equal(kmip_identify_all(f->kmip, &none, v, 3, &id), KMS_ERR_PERM);
+    /* Over the certificate of acme: bob's is still another tenant's. */
+    v[0] = bob;
+    assert_int_equal(kmip_identify_all(f->kmip, &cert_a, v, 1, &id), KMS_ERR_PERM);
+    /* The bound. */
+    for (size_t i = 0; i <= KMIP_MAX_CREDENTIALS; i++)
+        v[i] = alice;
+    assert_int_equal(kmip_identify_all(f->kmip, &none, v, KMIP_MAX_CREDENTIALS, &id), 0);
+    assert_int_equal(kmip_identify_all(f->kmip, &none, v, KMIP_MAX_CREDENTIALS + 1, &id),
+                     KMS_ERR_PERM);
+}
+
+static void add_creds(kms_arena_t *a, ttlv_item_t *au, const void *arg)
+{
+    const size_t *n = arg;
+    const char *up[2] = {"alice", "correct horse"};
+    for (size_t i = 0; i < *n; i++)
+        add_user_cred(a, au, up);
+    /* An Attestation credential is read and not verified. */
+    ttlv_item_t *cr = ttlv_new_struct(a, au, KMIP_TAG_CREDENTIAL);
+    ttlv_new_enum(a, cr, KMIP_TAG_CREDENTIAL_TYPE, KMIP_CREDENTIAL_TYPE_ATTESTATION);
+    ttlv_new_struct(a, cr, KMIP_TAG_CREDENTIAL_VALUE);
+}
+
+/* Several Credentials as a request carries them: all read, up to
+ * KMIP_MAX_CREDENTIALS (Attestation ones counted); more is Invalid
+ * Message and nothing is verified. */
+static void test_request_several_credentials(void **state)
+{
+    fx_t *f = *state;
+    kmip_peer_t none = {.address = "a"};
+    kmip_summary_t sum;
+    int rc;
+    size_t n = KMIP_MAX_CREDENTIALS - 1;
+    kmip_request_t *r = auth_request(f, &none, add_creds, &n, &rc);
+    assert_int_equal(rc, 0);
+    kmip_request_summary(r, &sum);
+    assert_int_equal(sum.result_status, KMIP_RESULT_STATUS_SUCCESS);
+    assert_string_equal(sum.identity, "alice");
+    kmip_request_free(r);
+    n = KMIP_MAX_CREDENTIALS;
+    r = auth_request(f, &none, add_creds, &n, &rc);
+    kmip_request_summary(r, &sum);
+    assert_int_equal(sum.result_reason, KMIP_RESULT_REASON_INVALID_MESSAGE);
+    assert_string_equal(sum.identity, "");
+    kmip_request_free(r);
+}
+
+/* The encoded Batch Item of request r's answer, into *out. *//* The encoded Batch Item of request r's answer, into *out. */
 static void answer_item(kmip_request_t *r, kms_buf_t *out)
 {
     kms_buf_t resp;
@@ -666,6 +765,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_device_removed_refused_next_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_device_refusal_cost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals_answer_alike, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_several_credentials, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_several_credentials, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_authenticate_device, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
