@@ -8,6 +8,11 @@
  * The backups are real `kmsctl backup` files from tests/fuzz/corpus/backup
  * (made with the key file 0x00..0x1f by tests/fuzz/make-backup-corpus.py);
  * the store and file keyring are real, in a temporary directory.
+ *
+ * Device clients come back from a backup in either form: their identifiers
+ * in fields of their own, or packed into the certificate field as the
+ * versions before store schema v10 wrote them (a file written here with
+ * the format's own functions).
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -181,10 +186,90 @@ static void test_restore_reads_what_it_verified(void **state)
     assert_true(tried > 0);
 }
 
+/* A BK_CLIENT item of device client `name` (tenant tapes): its
+ * identifiers packed into BK_CERT when `packed`, else in BK_DEVICE_*. */
+static ttlv_item_t *device_item(kms_arena_t *a, const char *name, const char *packed,
+                                const char *const ids[5])
+{
+    ttlv_item_t *t = ttlv_new_struct(a, NULL, BK_CLIENT);
+    ttlv_new_textz(a, t, BK_NAME, name);
+    ttlv_new_textz(a, t, BK_TENANT_NAME, "tapes");
+    ttlv_new_textz(a, t, BK_ROLE, "client");
+    ttlv_new_textz(a, t, BK_KIND, "device");
+    ttlv_new_textz(a, t, BK_CERT, packed ? packed : "");
+    ttlv_new_textz(a, t, BK_PWHASH, "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQxMjM0NTY$aGFzaDE");
+    ttlv_new_long(a, t, BK_TIME, 1000);
+    for (uint32_t f = 0; !packed && f < 5; f++)
+        ttlv_new_textz(a, t, BK_DEVICE_SERIAL + f, ids[f]);
+    return t;
+}
+
+static void test_device_clients_of_both_forms(void **state)
+{
+    (void)state;
+    kms_arena_t *a = kms_arena_new(0);
+    assert_non_null(a);
+    uint8_t key[32], salt[16] = {1, 2, 3};
+    for (int i = 0; i < 32; i++)
+        key[i] = (uint8_t)i;
+    ttlv_item_t *rawkey = ttlv_new_bytes(a, NULL, ADMIN_TAG_ARG_KEY, key, 32);
+    bk_keys_t keys;
+    assert_int_equal(admin_bk_derive(NULL, rawkey, salt, sizeof salt, BK_ARGON_T, BK_ARGON_M,
+                                     BK_ARGON_P, &keys),
+                     0);
+    int fd = memfd_create("backup", MFD_CLOEXEC);
+    assert_true(fd >= 0);
+    bk_out_t o = {.fd = fd, .mac = admin_bk_mac_new(keys.mac)};
+    assert_non_null(o.mac);
+    kms_buf_init(&o.buf, BK_MAX_ITEM);
+    assert_int_equal(admin_bk_write_header(&o, &keys, true, salt, sizeof salt, "node-old", a), 0);
+    ttlv_item_t *t = ttlv_new_struct(a, NULL, BK_TENANT);
+    ttlv_new_textz(a, t, BK_NAME, "tapes");
+    admin_bk_put(&o, t, true);
+    static const char *const ids[5] = {"serNum101010", "devID4444", "", "machineID9", ""};
+    admin_bk_put(&o, device_item(a, "tape-new", NULL, ids), true);
+    admin_bk_put(&o,
+                 device_item(a, "tape-old",
+                             "serNum123456\x1f" "devID2233\x1f" "netID9000\x1f\x1f" "mediaID313",
+                             NULL),
+                 true);
+    assert_int_equal(o.err, 0);
+    assert_int_equal(admin_bk_write_trailer(&o, 0, a), 0);
+    EVP_MAC_CTX_free(o.mac);
+    kms_buf_dispose(&o.buf);
+
+    env_t e;
+    env_open(&e, "bkdev");
+    kms_error_t err = {0};
+    int64_t count = -1;
+    assert_int_equal(admin_backup_restore(&e.opt, fd, NULL, rawkey, NULL, NULL, &count, &err), 0);
+    store_reader_t *rd = NULL;
+    assert_int_equal(store_reader_new(e.store, &rd), 0);
+    store_client_t c;
+    assert_int_equal(store_client_by_device(rd, "serNum101010", &c), 0);
+    assert_string_equal(c.name, "tape-new");
+    assert_string_equal(c.device.device_id, "devID4444");
+    assert_string_equal(c.device.machine_id, "machineID9");
+    assert_string_equal(c.device.network_id, "");
+    assert_string_equal(c.cert_sha256, "");
+    assert_int_equal(store_client_by_device(rd, "serNum123456", &c), 0);
+    assert_string_equal(c.name, "tape-old");
+    assert_string_equal(c.device.device_id, "devID2233");
+    assert_string_equal(c.device.network_id, "netID9000");
+    assert_string_equal(c.device.machine_id, "");
+    assert_string_equal(c.device.media_id, "mediaID313");
+    assert_string_equal(c.cert_sha256, "");
+    store_reader_free(rd);
+    close(fd);
+    env_close(&e);
+    kms_arena_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_restore_reads_what_it_verified),
+        cmocka_unit_test(test_device_clients_of_both_forms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
