@@ -255,6 +255,15 @@ void conf_free(conf_t *c);
  */
 int conf_dump(const conf_t *c, FILE *f);
 
+/* Called with a setting's dotted name ("tls.cert", "threads"). */
+typedef void (*conf_key_cb)(const char *key, void *arg);
+
+/*
+ * Call cb once for every setting whose value differs between a and b, in
+ * the schema's order. Returns 0, KMS_ERR_NOMEM or KMS_ERR_INVAL.
+ */
+int conf_changed(const conf_t *a, const conf_t *b, conf_key_cb cb, void *arg);
+
 /* ---------------------------------------------------------- value parsers */
 /* Shared with kmsctl; each returns 0 or KMS_ERR_CONFIG. */
 

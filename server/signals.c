@@ -27,6 +27,31 @@ typedef struct srv_sigctx {
     int stop_signal;
 } srv_sigctx_t;
 
+/* The settings a reload applies: the TLS context's and the log's. */
+static bool reload_applies(const char *key)
+{
+    return (strncmp(key, "tls.", 4) == 0 && strcmp(key, "tls.require_registered") != 0) ||
+           strcmp(key, "log.level") == 0 || strcmp(key, "log.format") == 0;
+}
+
+typedef struct pending_keys {
+    char list[512];
+    size_t n;
+} pending_keys_t;
+
+static void note_pending(const char *key, void *arg)
+{
+    pending_keys_t *p = arg;
+    if (reload_applies(key))
+        return;
+    size_t used = strlen(p->list);
+    if (used + strlen(key) + 8 < sizeof p->list)
+        snprintf(p->list + used, sizeof p->list - used, "%s%s", p->n ? ", " : "", key);
+    else if (!strstr(p->list, ", ..."))
+        snprintf(p->list + used, sizeof p->list - used, ", ...");
+    p->n++;
+}
+
 int srv_reload(srv_t *srv)
 {
     kms_error_t err;
@@ -59,6 +84,14 @@ int srv_reload(srv_t *srv)
             "reloaded %s: certificate %s, client CA %s, log level %d (listen, limits, store "
             "and hsm changes need a restart)",
             srv->conf_path, nc->tls.cert, nc->tls.client_ca, (int)nc->log.level);
+    /* The file may also have changed what only a restart applies: say
+     * which, rather than leave the operator believing it took effect. The
+     * running settings stay those of the start (srv->conf). */
+    pending_keys_t pend = {.n = 0};
+    if (conf_changed(srv->conf, nc, note_pending, &pend) == 0 && pend.n)
+        kms_log(KMS_LOG_WARN, SRV_LOG,
+                "reload: %zu changed setting(s) take effect only after a restart: %s", pend.n,
+                pend.list);
 out:
     SSL_CTX_free(ctx);
     conf_free(nc);

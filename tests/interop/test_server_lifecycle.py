@@ -163,6 +163,42 @@ def test_sighup_swaps_certificate_keeps_connections(kmsd):
     a.close()
 
 
+def test_sighup_names_the_settings_only_a_restart_applies(kmsd):
+    """A reload applies the TLS material and the log settings; every other
+    setting that changed in the file is named in one WARN line, and keeps
+    its running value."""
+    cfg = kmsd.config()
+    mark = len(kmsd.log_text())
+    kmsd.configure({"threads": cfg.get("threads", 32) + 3,
+                    "limits": {"max_connections": 77},
+                    "tls": {"require_registered": not cfg.get("tls", {}).get("require_registered",
+                                                                             False)},
+                    "log": {"level": "debug"}})
+    kmsd.reload()
+    m = kmsd.wait_log(r"WARN .*reload: (\d+) changed setting\(s\) take effect only after a "
+                      r"restart: (.*)", start=mark)
+    assert sorted(m.group(2).split(", ")) == ["limits.max_connections", "threads",
+                                              "tls.require_registered"], m.group(0)
+    assert m.group(1) == "3"
+    # They keep their running values: the worker threads are still as many.
+    names = []
+    for t in os.listdir("/proc/%d/task" % kmsd.pid):
+        with open("/proc/%d/task/%s/comm" % (kmsd.pid, t)) as f:
+            names.append(f.read().strip())
+    assert names.count("kmsd-pool") == cfg.get("threads", 32)
+    # A reload that changes only what it applies names nothing.
+    mark = len(kmsd.log_text())
+    kmsd.configure({"threads": cfg.get("threads", 32),
+                    "limits": {"max_connections": cfg.get("limits", {}).get("max_connections",
+                                                                            10000)},
+                    "tls": {"require_registered": cfg.get("tls", {}).get("require_registered",
+                                                                         False)},
+                    "log": {"level": "info"}})
+    kmsd.reload()
+    kmsd.wait_log(r"reloaded ", start=mark)
+    assert "take effect only after a restart" not in kmsd.log_text()[mark:]
+
+
 def test_idle_timeout_closes_idle_connection(kmsd_factory):
     k = kmsd_factory({"limits": {"idle_timeout": "1s"}})
     s = k.raw_tls()

@@ -612,6 +612,43 @@ static void test_environment(void **state)
     unsetenv("KMSD_LOG_LEVEL");
 }
 
+/* conf_changed names each setting whose value differs, lists by content. */
+typedef struct keys_seen {
+    char list[256];
+} keys_seen_t;
+
+static void seen(const char *key, void *arg)
+{
+    keys_seen_t *k = arg;
+    size_t n = strlen(k->list);
+    snprintf(k->list + n, sizeof k->list - n, "%s%s", n ? " " : "", key);
+}
+
+static void test_changed(void **state)
+{
+    (void)state;
+    static const char a[] = "listen: [\"127.0.0.1:5696\"]\nhsm: {key_file: k}\nthreads: 8\n"
+                            "tls: {cert: s.crt}\n";
+    static const char b[] = "listen: [\"127.0.0.1:5696\", \"127.0.0.1:5697\"]\n"
+                            "hsm: {key_file: k}\nthreads: 8\ntls: {cert: t.crt}\n"
+                            "log: {level: debug}\n";
+    conf_t *ca = NULL, *cb = NULL, *cc = NULL;
+    kms_error_t err;
+    assert_int_equal(conf_load_buffer("a", NULL, a, strlen(a), &ca, &err), 0);
+    assert_int_equal(conf_load_buffer("b", NULL, b, strlen(b), &cb, &err), 0);
+    assert_int_equal(conf_load_buffer("c", NULL, a, strlen(a), &cc, &err), 0);
+    keys_seen_t k = {{0}};
+    assert_int_equal(conf_changed(ca, cb, seen, &k), 0);
+    assert_string_equal(k.list, "listen tls.cert log.level");
+    memset(&k, 0, sizeof k);
+    assert_int_equal(conf_changed(ca, cc, seen, &k), 0); /* equal strings, other pointers */
+    assert_string_equal(k.list, "");
+    assert_int_equal(conf_changed(ca, NULL, seen, &k), KMS_ERR_INVAL);
+    conf_free(ca);
+    conf_free(cb);
+    conf_free(cc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -627,6 +664,7 @@ int main(void)
         cmocka_unit_test(test_deprecated_mode),
         cmocka_unit_test(test_yaml_errors),
         cmocka_unit_test(test_environment),
+        cmocka_unit_test(test_changed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
