@@ -420,6 +420,12 @@ typedef struct repl_sync_stats {
      * encoded from another link (the cache of encoded entities). */
     uint64_t encoded;
     uint64_t encoded_shared;
+    /* Log batches (a CHANGES frame or nothing to send) made by the push
+     * links: on the replication thread at once (a few rows, all held in
+     * memory), or on libuv's threadpool (more rows, or rows read from the
+     * store). */
+    uint64_t batches_inline;
+    uint64_t batches_pool;
 } repl_sync_stats_t;
 /* Any thread; zeros when r is NULL. */
 void repl_sync_stats(repl_t *r, repl_sync_stats_t *out);

@@ -347,6 +347,7 @@ struct repl {
     bool relay_timer_on;
     atomic_uint_fast64_t relayed, relay_skipped;
     atomic_uint_fast64_t shipped_mem, shipped_store;
+    atomic_uint_fast64_t ship_inline, ship_queued; /* log batches: loop thread, threadpool */
     repl_encache_t *encache;     /* encoded entities shared by the push links (NULL: none) */
 
     /* startup.c */

@@ -29,6 +29,13 @@
 #define SHIP_ROWS 512
 #define SHIP_BYTES (1u << 20)
 #define SHIP_SNAP_OBJECTS 256
+/* A batch of at most this many new rows, all held in memory with their
+ * objects, is encoded on the loop thread at once instead of on libuv's
+ * threadpool: a few entities take microseconds, while the hand-over to a
+ * worker thread and back (shared with the KMIP server's work) cost two
+ * thread wake-ups per frame and its queueing delay. Larger batches, and
+ * any that needs the store, go to the pool as before. */
+#define SHIP_INLINE_ROWS 64
 /* CHANGES frames in flight per link. The receiver applies one frame per
  * store commit, so a sender that shipped every small commit at once made
  * it commit (and fsync) once per few rows, twice over with three nodes
@@ -333,11 +340,18 @@ ship:
 /* The rows after the link's position: from memory when it holds them all
  * (each object put with the object it committed: nothing is read back),
  * else from the store. *ref_out holds the objects until released. */
-static int read_rows(repl_ship_t *s, rows_t *rows, bool *mem_out, store_tail_ref_t **ref_out)
+static int read_rows(repl_ship_t *s, bool on_loop, rows_t *rows, bool *mem_out,
+                     store_tail_ref_t **ref_out)
 {
     int64_t floor = -1;
-    int rc = store_log_tail(s->r->opt.store, s->sent_seq, SHIP_ROWS, rows->v, &rows->n, ref_out);
+    size_t limit = on_loop ? SHIP_INLINE_ROWS + 1 : SHIP_ROWS;
+    int rc = store_log_tail(s->r->opt.store, s->sent_seq, limit, rows->v, &rows->n, ref_out);
     *mem_out = rc == 0;
+    if (on_loop && (rc == KMS_ERR_NOTFOUND || (rc == 0 && rows->n > SHIP_INLINE_ROWS)))
+        return KMS_ERR_AGAIN;
+    for (size_t i = 0; on_loop && rc == 0 && i < rows->n; i++)
+        if (!rows->v[i].obj)
+            return KMS_ERR_AGAIN; /* a row whose state is read from the store */
     if (rc != KMS_ERR_NOTFOUND)
         return rc;
     /* Behind what memory holds (a link that starts, or lagged): the store
@@ -348,13 +362,16 @@ static int read_rows(repl_ship_t *s, rows_t *rows, bool *mem_out, store_tail_ref
     return store_changes_since(s->rd, s->sent_seq, SHIP_ROWS, collect_row, rows);
 }
 
-static int ship_log(repl_ship_t *s, kms_arena_t *a)
+/* One CHANGES frame of the rows after the link's position into s->out.
+ * `on_loop`: only when memory holds them all, at most SHIP_INLINE_ROWS,
+ * each with its object (KMS_ERR_AGAIN otherwise, nothing changed). */
+static int ship_log(repl_ship_t *s, kms_arena_t *a, bool on_loop)
 {
     rows_t rows = {.v = s->rows};
     store_tail_ref_t *ref = NULL;
     size_t n = 0;
     bool mem = false;
-    int rc = read_rows(s, &rows, &mem, &ref);
+    int rc = read_rows(s, on_loop, &rows, &mem, &ref);
     if (rc || rows.n == 0)
         goto out;
     if (!mem && rows.v[0].row.seq > s->sent_seq + 1 && s->sent_seq < repl_log_floor(s->r)) {
@@ -652,9 +669,9 @@ static int ship_snapshot(repl_ship_t *s, kms_arena_t *a)
 }
 
 /* ------------------------------------------------------- work items */
-static void work_run(uv_work_t *w)
+/* One batch (a frame, or nothing to send) into the out_* fields. */
+static void run_batch(repl_ship_t *s, bool on_loop)
 {
-    repl_ship_t *s = w->data;
     kms_arena_t *a = kms_arena_new(0);
     s->out_rc = 0;
     s->out_frame = s->out_more = false;
@@ -665,8 +682,13 @@ static void work_run(uv_work_t *w)
         s->out_rc = KMS_ERR_NOMEM;
         return;
     }
-    s->out_rc = s->phase == PH_LOG ? ship_log(s, a) : ship_snapshot(s, a);
+    s->out_rc = s->phase == PH_LOG ? ship_log(s, a, on_loop) : ship_snapshot(s, a);
     kms_arena_free(a); /* wiped: DSKs passed through it */
+}
+
+static void work_run(uv_work_t *w)
+{
+    run_batch(w->data, false);
 }
 
 static void ship_free(repl_ship_t *s)
@@ -881,7 +903,10 @@ static bool relay_tick(repl_ship_t *s)
         now - s->last_send_ms >= quiet && repl_conn_can_send(s->c, REPL_SHIP_WINDOW))
         probe(s);
     report(s);
-    schedule(s);
+    repl_conn_t *c = s->c;
+    schedule(s); /* may free s: the link closed */
+    if (c->ship != s)
+        return false;
     return s->n_pend > 0 || durable_lag(s);
 }
 
@@ -950,6 +975,17 @@ static void schedule(repl_ship_t *s)
         s->wpend = SHIP_ROWS;
     s->working = true;
     s->work.data = s;
+    if (s->phase == PH_LOG) {
+        /* A few rows held in memory: encoded here, sent at once. */
+        run_batch(s, true);
+        if (s->out_rc != KMS_ERR_AGAIN) {
+            atomic_fetch_add(&s->r->ship_inline, 1);
+            work_done(&s->work, 0); /* may free s (the link closed) */
+            return;
+        }
+        s->n_out_pend = 0;
+        atomic_fetch_add(&s->r->ship_queued, 1);
+    }
     if (uv_queue_work(&s->r->loop, &s->work, work_run, work_done) != 0) {
         s->working = false;
         repl_conn_close(c, "cannot queue work");

@@ -228,6 +228,8 @@ void repl_sync_stats(repl_t *r, repl_sync_stats_t *out)
     out->relay_skipped = atomic_load(&r->relay_skipped);
     out->shipped_from_memory = atomic_load(&r->shipped_mem);
     out->shipped_from_store = atomic_load(&r->shipped_store);
+    out->batches_inline = atomic_load(&r->ship_inline);
+    out->batches_pool = atomic_load(&r->ship_queued);
     repl_encache_stats(r->encache, &out->encoded_shared, &out->encoded);
 }
 

@@ -973,6 +973,10 @@ static void test_ship_from_memory(void **state)
     printf("300 objects: %llu entities shipped from memory, %llu read from the store\n",
            (unsigned long long)st.shipped_from_memory, (unsigned long long)st.shipped_from_store);
     assert_true(st.shipped_from_memory >= 300);
+    /* commits of 10 rows held in memory: encoded on the replication thread */
+    printf("log batches: %llu on the replication thread, %llu on the threadpool\n",
+           (unsigned long long)st.batches_inline, (unsigned long long)st.batches_pool);
+    assert_true(st.batches_inline > 0);
 
     /* n2 away: 50 objects made and each changed twice on n1; all 150 rows
      * leave in one frame when it returns. */
@@ -998,6 +1002,8 @@ static void test_ship_from_memory(void **state)
     printf("150 rows: %llu entities from memory, %llu from the store; floor %lld\n",
            (unsigned long long)(st2.shipped_from_memory - st.shipped_from_memory),
            (unsigned long long)(st2.shipped_from_store - st.shipped_from_store), (long long)fl);
+    /* more rows than the replication thread encodes itself: the pool */
+    assert_true(st2.batches_pool > st.batches_pool);
     assert_true(st2.shipped_from_memory - st.shipped_from_memory >= 50);
 
     /* n2 away while n1 writes more than the memory holds: the link reads
