@@ -209,6 +209,29 @@ static int attr_cmp(const void *pa, const void *pb)
     return (a->index > b->index) - (a->index < b->index);
 }
 
+/* Attributes into (name, index) order. An object has a dozen or two,
+ * mostly in order already: insertion sort, one comparison per attribute
+ * in the best case, without qsort's indirect calls (this runs on the
+ * writer thread, for every object put). Long lists: qsort. */
+static void sort_attrs(store_attr_t *v, size_t n)
+{
+    if (n > 64) {
+        qsort(v, n, sizeof(*v), attr_cmp);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if (attr_cmp(&v[i - 1], &v[i]) <= 0)
+            continue;
+        store_attr_t x = v[i];
+        size_t j = i;
+        while (j > 0 && attr_cmp(&v[j - 1], &x) > 0) {
+            v[j] = v[j - 1];
+            j--;
+        }
+        v[j] = x;
+    }
+}
+
 void store_tail_add_object(store_t *s, const store_object_t *o, int64_t version,
                            int64_t created_us, int64_t updated_us, const store_change_id_t *id,
                            int64_t seq, const uint8_t *clocks, size_t clocks_len, bool has_clocks)
@@ -239,8 +262,7 @@ void store_tail_add_object(store_t *s, const store_object_t *o, int64_t version,
         goto broken;
     store_object_copy(&v, c, (uint8_t *)(c + 1), true);
     /* The order a read gives (the attributes' primary key). */
-    if (c->n_attrs)
-        qsort(c->attrs, c->n_attrs, sizeof(*c->attrs), attr_cmp);
+    sort_attrs(c->attrs, c->n_attrs);
     g->v[g->n - 1].obj = c;
     g->bytes += size;
     return;

@@ -1226,6 +1226,33 @@ static void test_log_tail(void **state)
     for (int64_t after = floor; after <= last; after++)
         assert_int_equal(check_tail(s, r, a, after), last - after < 64 ? last - after : 64);
     assert_int_equal(store_log_tail(s, floor - 1, 8, v, &n, &ref), KMS_ERR_NOTFOUND);
+    /* Objects whose attributes come in shuffled order (names and indexes;
+     * a short list and one past the insertion sort's 64) are held in the
+     * order a read gives. */
+    static char names[96][16];
+    store_attr_t many[96];
+    uint32_t seed = 7;
+    for (size_t want = 30; want <= 96; want += 66) {
+        for (size_t k = 0; k < want; k++) {
+            snprintf(names[k], sizeof names[k], "x-%02zu", k / 3);
+            many[k] = (store_attr_t){.name = names[k], .index = (uint32_t)(2 - k % 3),
+                                     .value = V_NAME, .value_len = sizeof(V_NAME)};
+        }
+        for (size_t k = want; k > 1; k--) {
+            seed = seed * 1103515245u + 12345u;
+            size_t j = (seed >> 8) % k;
+            store_attr_t x = many[k - 1];
+            many[k - 1] = many[j];
+            many[j] = x;
+        }
+        char oid[16];
+        snprintf(oid, sizeof oid, "sa-%zu", want);
+        mk_obj(&o, at, oid, 2);
+        o.attrs = many;
+        o.n_attrs = want;
+        assert_int_equal(put_local(s, &o, STORE_VERSION_NEW), 0);
+        assert_int_equal(check_tail(s, r, a, store_last_seq(r) - 1), 1);
+    }
     fx_close(f);
 }
 
