@@ -426,6 +426,13 @@ typedef struct repl_sync_stats {
      * store). */
     uint64_t batches_inline;
     uint64_t batches_pool;
+    /* Batches with nothing to ship (every row the peer's own, held there
+     * or coming to it directly): empty CHANGES frames that told such a
+     * position, and batches whose position was left for the next frame
+     * (sent alone after 100 ms at the latest; on a node applying another
+     * node's changes, most batches). */
+    uint64_t position_frames;
+    uint64_t positions_held;
 } repl_sync_stats_t;
 /* Any thread; zeros when r is NULL. */
 void repl_sync_stats(repl_t *r, repl_sync_stats_t *out);

@@ -348,6 +348,7 @@ struct repl {
     atomic_uint_fast64_t relayed, relay_skipped;
     atomic_uint_fast64_t shipped_mem, shipped_store;
     atomic_uint_fast64_t ship_inline, ship_queued; /* log batches: loop thread, threadpool */
+    atomic_uint_fast64_t position_frames, positions_held; /* ship.c, SHIP_EMPTY_MS */
     repl_encache_t *encache;     /* encoded entities shared by the push links (NULL: none) */
 
     /* startup.c */

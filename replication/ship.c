@@ -57,6 +57,13 @@
 #define SHIP_PROBE_MS 20          /* pending rows, nothing in flight: ask for an ACK */
 #define SHIP_DURABLE_PROBE_MS 1100 /* > apply.c's APPLY_PERSIST_MS */
 #define SHIP_RELAY_TICK_MS 20
+/* A batch of rows of which none is shipped (on a node applying another's
+ * changes, every batch: they are the peer's own) still moves the peer's
+ * copy of our log, which an empty CHANGES frame tells it: one per batch
+ * cost the peer (the node its clients write to) a frame, a TLS record
+ * and an ACK per frame it sent us. Such a position goes in the next frame
+ * that leaves, or in an empty one at most every SHIP_EMPTY_MS. */
+#define SHIP_EMPTY_MS 100
 #define SHIP_ORIGINS 64
 #define SHIP_PENDING_MAX (1u << 18)
 
@@ -109,6 +116,7 @@ struct repl_ship {
     int64_t out_last_seq, out_first_hlc;
     bool out_frame;          /* a frame was produced */
     bool out_more;           /* the log had a full batch: look again at once */
+    bool out_held;           /* nothing to ship: the position waits (SHIP_EMPTY_MS) */
     /* relaying (loop thread, except w* and out_pend: the work item's) */
     origin_t org[SHIP_ORIGINS]; /* append-only, so indices stay valid */
     size_t n_org;
@@ -121,6 +129,8 @@ struct repl_ship {
     origin_t worg[SHIP_ORIGINS]; /* the work item's copy of org */
     size_t n_worg;
     int64_t whigh;
+    bool whold;              /* an empty frame went out less than SHIP_EMPTY_MS ago */
+    int64_t held_seq;        /* rows up to here were read, not yet named in a frame */
     size_t wpend;            /* pending rows the work item may add */
     pending_t *out_pend;
     size_t n_out_pend;
@@ -449,6 +459,13 @@ static int ship_log(repl_ship_t *s, kms_arena_t *a, bool on_loop)
     atomic_fetch_add(&s->r->shipped_store, n - from_mem);
     if (n == 0 && last <= s->whigh)
         goto out; /* re-reading rows the peer was sent or holds: nothing to say */
+    if (n == 0 && s->whold) {
+        s->out_held = true; /* named by the next frame, or by relay_tick */
+        atomic_fetch_add(&s->r->positions_held, 1);
+        goto out;
+    }
+    if (n == 0)
+        atomic_fetch_add(&s->r->position_frames, 1);
     rc = encode_changes(s, last > s->whigh ? last : s->whigh);
 out:
     kms_wipe(s->ents.data, s->ents.len); /* it may hold a data-store key */
@@ -674,7 +691,7 @@ static void run_batch(repl_ship_t *s, bool on_loop)
 {
     kms_arena_t *a = kms_arena_new(0);
     s->out_rc = 0;
-    s->out_frame = s->out_more = false;
+    s->out_frame = s->out_more = s->out_held = false;
     s->out_first_hlc = 0;
     s->out_last_seq = s->sent_seq;
     kms_buf_reset(&s->out);
@@ -871,14 +888,21 @@ static int send_out(repl_ship_t *s, int64_t last_seq, int64_t first_hlc)
     return rc;
 }
 
-/* An empty CHANGES frame, to have the peer's progress in its ACK. */
-static void probe(repl_ship_t *s)
+/* An empty CHANGES frame, to have the peer's progress in its ACK, naming
+ * the position of the rows read since the last frame (`held`: sent for
+ * that position). */
+static void probe(repl_ship_t *s, bool held)
 {
     repl_frame_t f = {.type = REPL_FRAME_CHANGES};
-    f.u.changes.last_seq = s->high_seq;
+    int64_t seq = s->held_seq > s->high_seq ? s->held_seq : s->high_seq;
+    f.u.changes.last_seq = seq;
     kms_buf_reset(&s->out);
-    if (encode(s, &f) == 0 && send_out(s, s->high_seq, 0) == 0)
+    if (encode(s, &f) == 0 && send_out(s, seq, 0) == 0) {
         s->last_send_ms = repl_mono_ms();
+        s->high_seq = seq;
+        if (held)
+            atomic_fetch_add(&s->r->position_frames, 1);
+    }
     kms_buf_reset(&s->out);
 }
 
@@ -887,7 +911,8 @@ static bool relay_tick(repl_ship_t *s)
 {
     uint64_t now = repl_mono_ms();
     bool lag = durable_lag(s);
-    if (!s->n_pend && !lag)
+    bool held = s->held_seq > s->high_seq;
+    if (!s->n_pend && !lag && !held)
         return false;
     for (size_t i = 0; i < s->n_pend;)
         if (now - s->pend[i].t_ms >= SHIP_RELAY_GRACE_MS)
@@ -899,15 +924,19 @@ static bool relay_tick(repl_ship_t *s)
      * committed at most once a second): the log is trimmed only up to
      * what it made durable. */
     uint64_t quiet = s->n_pend ? SHIP_PROBE_MS : SHIP_DURABLE_PROBE_MS;
-    if ((s->n_pend || lag) && !s->working && s->inflight_frames == 0 && s->phase == PH_LOG &&
-        now - s->last_send_ms >= quiet && repl_conn_can_send(s->c, REPL_SHIP_WINDOW))
-        probe(s);
+    bool idle = !s->working && s->phase == PH_LOG && repl_conn_can_send(s->c, REPL_SHIP_WINDOW);
+    if (held && idle && s->inflight_frames < SHIP_LOG_FRAMES &&
+        now - s->last_send_ms >= SHIP_EMPTY_MS)
+        probe(s, true); /* a held position, once no frame named it for SHIP_EMPTY_MS */
+    else if ((s->n_pend || lag) && idle && s->inflight_frames == 0 &&
+             now - s->last_send_ms >= quiet)
+        probe(s, false);
     report(s);
     repl_conn_t *c = s->c;
     schedule(s); /* may free s: the link closed */
     if (c->ship != s)
         return false;
-    return s->n_pend > 0 || durable_lag(s);
+    return s->n_pend > 0 || durable_lag(s) || s->held_seq > s->high_seq;
 }
 
 static void on_relay_timer(uv_timer_t *t)
@@ -945,6 +974,10 @@ static void work_done(uv_work_t *w, int status)
         if (s->out_last_seq > s->sent_seq)
             s->sent_seq = s->out_last_seq;
         pend_take(s);
+        if (s->out_held && s->out_last_seq > s->held_seq) {
+            s->held_seq = s->out_last_seq;
+            relay_timer_arm(s->r);
+        }
     }
     if (s->out_frame && s->out_last_seq > s->high_seq)
         s->high_seq = s->out_last_seq;
@@ -969,6 +1002,7 @@ static void schedule(repl_ship_t *s)
     memcpy(s->worg, s->org, s->n_org * sizeof *s->org);
     s->n_worg = s->n_org;
     s->whigh = s->high_seq;
+    s->whold = repl_mono_ms() - s->last_send_ms < SHIP_EMPTY_MS;
     s->n_out_pend = 0;
     s->wpend = s->n_pend < SHIP_PENDING_MAX ? SHIP_PENDING_MAX - s->n_pend : 0;
     if (s->wpend > SHIP_ROWS)

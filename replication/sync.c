@@ -230,6 +230,8 @@ void repl_sync_stats(repl_t *r, repl_sync_stats_t *out)
     out->shipped_from_store = atomic_load(&r->shipped_store);
     out->batches_inline = atomic_load(&r->ship_inline);
     out->batches_pool = atomic_load(&r->ship_queued);
+    out->position_frames = atomic_load(&r->position_frames);
+    out->positions_held = atomic_load(&r->positions_held);
     repl_encache_stats(r->encache, &out->encoded_shared, &out->encoded);
 }
 

@@ -946,6 +946,22 @@ static void test_three_nodes_small_commits(void **state)
            (unsigned long long)r1.encoded, (unsigned long long)r1.encoded_shared);
     assert_true(r1.shipped_from_memory >= 2 * (uint64_t)made);
     assert_true(r1.encoded_shared >= (uint64_t)made / 2);
+    /* n2 and n3 apply n1's changes frame after frame, and each applied
+     * frame is a batch of their log with nothing to ship back (n1's own
+     * rows) or to the other (it gets them from n1): its position waits for
+     * a frame that goes anyway, or goes alone at most every 100 ms per
+     * link, instead of one empty frame per applied frame. */
+    uint64_t secs = (now_ms() - t0 + 999) / 1000;
+    printf("n2/n3 empty CHANGES frames %llu/%llu, positions held %llu/%llu over %llu s\n",
+           (unsigned long long)r2.position_frames, (unsigned long long)r3.position_frames,
+           (unsigned long long)r2.positions_held, (unsigned long long)r3.positions_held,
+           (unsigned long long)secs);
+    assert_true(s2.commits > 100 && s3.commits > 100); /* many applied frames: a real test */
+    assert_true(r2.position_frames <= 2 * (10 * secs + 3));
+    assert_true(r3.position_frames <= 2 * (10 * secs + 3));
+    assert_true(r2.positions_held > 0 && r3.positions_held > 0);
+    /* and the positions held reach n1: its log of them is trimmed */
+    WAIT_FOR(log_rows(1) == 0 && log_rows(2) == 0, 10000);
     assert_true(drain < 3 * 1000); /* 3x a quiet machine's bound, as WAIT_FOR */
     /* The two links into a node apply one frame at a time: the relayed copy
      * never races the direct one (nothing else writes here). */
