@@ -73,35 +73,35 @@ static void ew_head(uint8_t *p, uint32_t tag, uint32_t len)
     kms_put_be32(p + 4, len);
 }
 
-/* Integer, Enumeration: 4 bytes and 4 of padding. */
-static void ew_u32(ewr_t *e, uint32_t tag, uint32_t v)
+/* A 16-byte item: Integer and Enumeration (len 4: 4 bytes and 4 of
+ * padding), Long Integer and Boolean (len 8). */
+static void ew_num(ewr_t *e, uint32_t tag, uint64_t v, uint32_t len)
 {
     uint8_t *p = ew_room(e, 16);
     if (!p)
         return;
-    ew_head(p, tag, 4);
-    kms_put_be32(p + 8, v);
-    memset(p + 12, 0, 4);
+    ew_head(p, tag, len);
+    if (len == 4) {
+        kms_put_be32(p + 8, (uint32_t)v);
+        memset(p + 12, 0, 4);
+    } else {
+        kms_put_be64(p + 8, v);
+    }
 }
 
-/* Long Integer, Boolean: 8 bytes. */
-static void ew_u64(ewr_t *e, uint32_t tag, uint64_t v)
+static void ew_u32(ewr_t *e, uint32_t tag, uint32_t v)
 {
-    uint8_t *p = ew_room(e, 16);
-    if (!p)
-        return;
-    ew_head(p, tag, 8);
-    kms_put_be64(p + 8, v);
+    ew_num(e, tag, v, 4);
 }
 
 static void ew_long(ewr_t *e, uint32_t tag, int64_t v)
 {
-    ew_u64(e, tag, (uint64_t)v);
+    ew_num(e, tag, (uint64_t)v, 8);
 }
 
 static void ew_bool(ewr_t *e, uint32_t tag, bool v)
 {
-    ew_u64(e, tag, v ? 1 : 0);
+    ew_num(e, tag, v ? 1 : 0, 8);
 }
 
 /* Text String, Byte String: n bytes, zero-padded to a multiple of 8. */

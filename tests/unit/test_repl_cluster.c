@@ -605,40 +605,44 @@ static int64_t last_seq(int i)
     return store_last_seq(N[i].rd);
 }
 
+/* n1 (options o, data-store key dsk) linked to n2. */
+static void start_pair(const opts_t *o, uint32_t dsk)
+{
+    node_open_data(0);
+    new_dsk(0, dsk);
+    node_start(0, o);
+    node_start(1, NULL);
+    WAIT_FOR(connected(0, 1), 5000);
+}
+
+/* One object made on n1, and a wait for its acks: the wait's result. */
+static int create_and_wait(const char *prefix)
+{
+    waitres_t w = {0};
+    create_objects(0, prefix, 1, 1);
+    assert_int_equal(repl_wait(N[0].repl, last_seq(0), on_wait, &w), 0);
+    WAIT_FOR(atomic_load(&w.done), 15000);
+    return atomic_load(&w.result);
+}
+
 static void test_sync_acks(void **state)
 {
     (void)state;
     opts_t patient = {.sync_acks = 1, .sync_timeout_ms = 10000};
     opts_t fail = {.sync_acks = 1, .sync_timeout_ms = 300};
     opts_t degrade = {.sync_acks = 1, .sync_timeout_ms = 200, .degrade = true};
-    node_open_data(0);
-    new_dsk(0, 17);
-    node_start(0, &patient);
-    node_start(1, NULL);
-    WAIT_FOR(connected(0, 1), 5000);
-    create_objects(0, "w", 1, 1);
-    waitres_t r1 = {0};
-    assert_int_equal(repl_wait(N[0].repl, last_seq(0), on_wait, &r1), 0);
-    WAIT_FOR(atomic_load(&r1.done), 10000);
-    assert_int_equal(atomic_load(&r1.result), 0);
+    start_pair(&patient, 17);
+    assert_int_equal(create_and_wait("w"), 0);
     assert_int_equal(count(1), 1); /* acked means durable there */
     node_stop(1, false);
     node_stop(0, false);
     node_start(0, &fail);
-    create_objects(0, "x", 1, 1);
-    waitres_t r2 = {0};
     uint64_t t0 = now_ms();
-    assert_int_equal(repl_wait(N[0].repl, last_seq(0), on_wait, &r2), 0);
-    WAIT_FOR(atomic_load(&r2.done), 5000);
-    assert_int_equal(atomic_load(&r2.result), KMS_ERR_TIMEOUT);
+    assert_int_equal(create_and_wait("x"), KMS_ERR_TIMEOUT);
     assert_true(now_ms() - t0 >= 280);
     node_stop(0, false);
     node_start(0, &degrade);
-    create_objects(0, "y", 1, 1);
-    waitres_t r3 = {0};
-    assert_int_equal(repl_wait(N[0].repl, last_seq(0), on_wait, &r3), 0);
-    WAIT_FOR(atomic_load(&r3.done), 5000);
-    assert_int_equal(atomic_load(&r3.result), 0);
+    assert_int_equal(create_and_wait("y"), 0);
 }
 
 /* sync_acks 2 on three nodes: a change waits for both peers. With one
@@ -651,16 +655,8 @@ static void test_sync_acks_two(void **state)
     enum { W = 40 };
     opts_t two = {.sync_acks = 2, .sync_timeout_ms = 10000};
     opts_t two_short = {.sync_acks = 2, .sync_timeout_ms = 300};
-    node_open_data(0);
-    new_dsk(0, 37);
-    node_start(0, &two_short);
-    node_start(1, NULL);
-    WAIT_FOR(connected(0, 1), 5000);
-    create_objects(0, "s2a", 1, 1);
-    waitres_t r0 = {0};
-    assert_int_equal(repl_wait(N[0].repl, last_seq(0), on_wait, &r0), 0);
-    WAIT_FOR(atomic_load(&r0.done), 5000);
-    assert_int_equal(atomic_load(&r0.result), KMS_ERR_TIMEOUT); /* one ack of two */
+    start_pair(&two_short, 37);
+    assert_int_equal(create_and_wait("s2a"), KMS_ERR_TIMEOUT); /* one ack of two */
     WAIT_FOR(count(1) == 1, 5000);
     node_stop(0, false);
     node_start(0, &two);
