@@ -14,7 +14,10 @@
  * JSON real, null, or a value of the wrong JSON kind is refused.
  *
  * Jansson keeps no positions for values, so errors past the syntax name
- * the item's path instead of a byte offset. Jansson's allocator is set,
+ * the item's path instead of a byte offset. A syntax error is told by
+ * its line, column and kind, never with jansson's own text, which quotes
+ * the token "near" the error: in a request that token can be a password
+ * or key material, and the message goes to the log. Jansson's allocator is set,
  * once, to ttlv/form.c's, which wipes every block before freeing it: a
  * parsed request may hold key material in jansson's strings.
  *
@@ -35,6 +38,22 @@ static once_flag alloc_once = ONCE_FLAG_INIT;
 static void alloc_init(void) { json_set_alloc_funcs(ttlv_form_malloc, ttlv_form_free); }
 
 /* ---------------------------------------------------------------- decode */
+/* What kind of syntax error jansson found, without quoting the input. */
+static const char *syntax_error(enum json_error_code c)
+{
+    switch (c) {
+    case json_error_out_of_memory: return "out of memory";
+    case json_error_stack_overflow: return "nested too deeply";
+    case json_error_invalid_utf8: return "invalid UTF-8";
+    case json_error_premature_end_of_input: return "premature end of input";
+    case json_error_end_of_input_expected: return "text after the message";
+    case json_error_null_character: return "NUL character";
+    case json_error_duplicate_key: return "duplicate member";
+    case json_error_numeric_overflow: return "number out of range";
+    default: return "invalid syntax";
+    }
+}
+
 struct jdec {
     kms_arena_t *arena;
     size_t max_depth, max_items, items;
@@ -185,7 +204,7 @@ int ttlv_from_json(const char *text, size_t len, const ttlv_limits_t *lim, kms_a
                    : c == json_error_stack_overflow ? KMS_ERR_LIMIT
                                                     : KMS_ERR_PROTO;
         return kms_error_set_at(err, code, (size_t)je.position, "JSON line %d column %d: %s", je.line,
-                                je.column, je.text);
+                                je.column, syntax_error(c));
     }
     rc = dec_item(&d, doc, NULL, 1, false, &root);
     json_decref(doc);

@@ -543,12 +543,13 @@ static void run_rejects(bool xml, const struct reject *r, size_t n)
         expect_reject(xml, NULL, r[i].text, r[i].rc, r[i].off, r[i].msg);
 }
 
-/* Syntax (with jansson's offset, just past the offending token), the shape
+/* Syntax (with jansson's offset, just past the offending token, and its
+ * kind: never the token, which may be a secret), the shape
  * of an item, names, numbers and their ranges, masks, hex, Booleans, dates. */
 static const struct reject json_rejects[] = {
-    {"{\"tag\":\"Fresh\",\"type\":\"Boolean\",\"value\":tru}", KMS_ERR_PROTO, 43, "invalid token"},
+    {"{\"tag\":\"Fresh\",\"type\":\"Boolean\",\"value\":tru}", KMS_ERR_PROTO, 43, "line 1 column 43: invalid syntax"},
     {"{\"tag\":\"Fresh\",\"tag\":\"Fresh\"}", KMS_ERR_PROTO, 20, "duplicate"},
-    {"{\"tag\":\"Fresh\",\"type\":\"Boolean\",\"value\":true} x", KMS_ERR_PROTO, 47, "end of file expected"},
+    {"{\"tag\":\"Fresh\",\"type\":\"Boolean\",\"value\":true} x", KMS_ERR_PROTO, 47, "text after the message"},
     {JP("{\"tag\":\"Description\",\"type\":\"TextString\",\"value\":\"a\\u0000\"}"), KMS_ERR_PROTO, 91, "NUL"},
     {"[]", KMS_ERR_PROTO, NOOFF, "JSON: an item must be a JSON object"},
     {JP("{\"tag\":\"Fresh\",\"type\":\"Boolean\",\"value\":true,\"x\":1}"), KMS_ERR_PROTO, NOOFF, "JSON RequestPayload: unknown member \"x\""},
@@ -573,7 +574,7 @@ static const struct reject json_rejects[] = {
     {JP("{\"tag\":\"LeaseTime\",\"type\":\"Interval\",\"value\":-1}"), KMS_ERR_PROTO, NOOFF, "bad Interval"},
     {JP("{\"tag\":\"LeaseTime\",\"type\":\"Interval\",\"value\":4294967296}"), KMS_ERR_PROTO, NOOFF, "bad Interval"},
     {JP("{\"tag\":\"UsageLimitsCount\",\"type\":\"LongInteger\",\"value\":\"0x1x\"}"), KMS_ERR_PROTO, NOOFF, "bad Long Integer"},
-    {"{\"tag\":\"UsageLimitsCount\",\"type\":\"LongInteger\",\"value\":9223372036854775808}", KMS_ERR_PROTO, 74, "too big"},
+    {"{\"tag\":\"UsageLimitsCount\",\"type\":\"LongInteger\",\"value\":9223372036854775808}", KMS_ERR_PROTO, 74, "number out of range"},
     {JP("{\"tag\":\"CryptographicUsageMask\",\"type\":\"Integer\",\"value\":\"Encrypt||Decrypt\"}"), KMS_ERR_PROTO, NOOFF, "empty name in a mask"},
     {JP("{\"tag\":\"CryptographicUsageMask\",\"type\":\"Integer\",\"value\":\"Encrypt|\"}"), KMS_ERR_PROTO, NOOFF, "empty name in a mask"},
     {JP("{\"tag\":\"CryptographicUsageMask\",\"type\":\"Integer\",\"value\":\"Encrypt|Sgn\"}"), KMS_ERR_PROTO, NOOFF, "unknown mask bit name"},

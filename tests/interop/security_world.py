@@ -1,0 +1,289 @@
+"""tests/interop/security_world.py: two tenants on one real kmsd, for the
+test_security_*.py attack tests.
+
+`World(tmpdir)` starts a kmsd (kmsd_harness: `kmsctl init`, the ASan or
+normal build of $KMSD_BUILD) with the HTTPS listener on, the log at debug
+level and the audit log on, adds tenants `acme` (A, the victim) and
+`globex` (B, the attacker), and registers for each a certificate client
+and a password client. `World.conn(who)` opens a raw KMIP connection as
+one of them; `Conn.batch()` sends any batch and gives back every item's
+status, reason, message and payload, `Conn.req()` one item.
+
+The TTLV builders are those of test_tenants.py, with the tags and
+operations the attack tests need by name. It knows no KMIP semantics
+beyond encoding requests; the tests assert the answers.
+"""
+import os
+import socket
+import ssl
+import struct
+import subprocess
+
+import kmsd_harness as H
+from test_tenants import E, I, S, T, attr, dec, enc, find, find_all, name_attr  # noqa: F401
+
+BYTES, BOOL = 8, 6
+
+TAG = dict(
+    REQUEST_MESSAGE=0x420078, REQUEST_HEADER=0x420077, PROTOCOL_VERSION=0x420069,
+    MAJOR=0x42006A, MINOR=0x42006B, AUTHENTICATION=0x42000C, CREDENTIAL=0x420023,
+    CREDENTIAL_TYPE=0x420024, CREDENTIAL_VALUE=0x420025, USERNAME=0x420099, PASSWORD=0x4200A1,
+    BATCH_COUNT=0x42000D, BATCH_ITEM=0x42000F, OPERATION=0x42005C, REQUEST_PAYLOAD=0x420079,
+    RESPONSE_PAYLOAD=0x42007C, RESULT_STATUS=0x42007F, RESULT_REASON=0x42007E,
+    RESULT_MESSAGE=0x42007D, RESPONSE_MESSAGE=0x42007B, UID=0x420094, OBJECT_TYPE=0x420057,
+    TEMPLATE_ATTRIBUTE=0x420091, COMMON_TA=0x42001F, PRIVATE_TA=0x420065, PUBLIC_TA=0x42006E,
+    ATTRIBUTE_VALUE=0x42000B, KWS=0x420047, WRAPPING_METHOD=0x42009E, EKI=0x420036,
+    DATA=0x4200C2, SIGNATURE_DATA=0x4200C3, MAC_DATA=0x4200C6, IV=0x42003D,
+    DERIVATION_METHOD=0x420031, DERIVATION_PARAMETERS=0x420032, SALT=0x420084,
+    ITERATION_COUNT=0x42003C, CRYPTO_PARAMS=0x42002B, BLOCK_CIPHER_MODE=0x420011,
+    PADDING_METHOD=0x42005F, HASHING_ALGORITHM=0x420038, DIGITAL_SIGNATURE_ALGORITHM=0x4200AE,
+    CRYPTO_ALGORITHM=0x420028, CRYPTO_LENGTH=0x42002A, PRIVATE_UID=0x420066, PUBLIC_UID=0x42006F,
+    LINK_TYPE=0x42004B, LINKED_ID=0x42004C, ASYNC_INDICATOR=0x420007, ASYNC_CORRELATION=0x420006,
+    BATCH_ERROR_CONTINUATION=0x42000E, STORAGE_STATUS_MASK=0x42008E, OFFSET_ITEMS=0x4200D4,
+    MAXIMUM_ITEMS=0x42004F, KEY_BLOCK=0x420040, KEY_FORMAT_TYPE=0x420042, KEY_VALUE=0x420045,
+    KEY_MATERIAL=0x420043, SYMMETRIC_KEY=0x42008F, KEY_WRAPPING_DATA=0x420046,
+    SECRET_DATA=0x420085, SECRET_DATA_TYPE=0x420086, SPLIT_KEY_PARTS=0x42008B,
+    SPLIT_KEY_THRESHOLD=0x42008C, SPLIT_KEY_METHOD=0x42008A, CERT_SUBJECT_DN=0x42001C,
+    MESSAGE_EXTENSION=0x420051, VENDOR_IDENTIFICATION=0x42009D, CRITICALITY=0x420026,
+    VENDOR_EXTENSION=0x42009C, NAME=0x420053, NAME_VALUE=0x420055, NAME_TYPE=0x420054,
+    REVOCATION_REASON=0x420081, REVOCATION_REASON_CODE=0x420082, USAGE_LIMITS_COUNT=0x420096,
+    LOCATED_ITEMS=0x4200D5, CANCELLATION_RESULT=0x420012, VALIDITY_INDICATOR=0x42009B,
+)
+
+OP = dict(
+    Create=1, CreateKeyPair=2, Register=3, ReKey=4, DeriveKey=5, Certify=6, ReCertify=7,
+    Locate=8, Check=9, Get=10, GetAttributes=11, GetAttributeList=12, AddAttribute=13,
+    ModifyAttribute=14, DeleteAttribute=15, ObtainLease=16, GetUsageAllocation=17, Activate=18,
+    Revoke=19, Destroy=20, Archive=21, Recover=22, Validate=23, Query=24, Cancel=25, Poll=26,
+    ReKeyKeyPair=29, Encrypt=31, Decrypt=32, Sign=33, SignatureVerify=34, MAC=35, MACVerify=36,
+    CreateSplitKey=40, JoinSplitKey=41,
+)
+
+SUCCESS, FAILED, PENDING = 0, 1, 2
+ITEM_NOT_FOUND, PERMISSION_DENIED = 0x01, 0x0C
+# A refused credential: Permission Denied today; Authentication Not
+# Successful is also KMIP's (which of the two is not these tests' business).
+REFUSED = (PERMISSION_DENIED, 0x0D)
+
+# Cryptographic Usage Mask bits.
+SIGN, VERIFY, ENCRYPT, DECRYPT, WRAP, UNWRAP, MAC_GEN, MAC_VER, DERIVE = \
+    1, 2, 4, 8, 16, 32, 128, 256, 512
+
+
+def B(tag, value):
+    return enc(tag, BYTES, value)
+
+
+def BO(tag, value):
+    return enc(tag, BOOL, value)
+
+
+def U(uid):
+    return T(TAG["UID"], uid)
+
+
+def V(item_fn, value):
+    """An Attribute Value of a scalar type: V(E, 3), V(I, 256), V(T, "x")."""
+    return item_fn(TAG["ATTRIBUTE_VALUE"], value)
+
+
+class Conn:
+    """One TLS connection as one identity (a certificate, and a Credential
+    when user is given)."""
+
+    def __init__(self, k, cert, key, user=None, password=None):
+        ctx = ssl.create_default_context(cafile=k.ca)
+        ctx.check_hostname = False
+        ctx.load_cert_chain(cert, key)
+        self.sock = ctx.wrap_socket(socket.create_connection((k.host, k.port), timeout=60))
+        self.user, self.password = user, password
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def _recv(self, n):
+        b = b""
+        while len(b) < n:
+            chunk = self.sock.recv(n - len(b))
+            if not chunk:
+                raise ConnectionError("kmsd closed the connection")
+            b += chunk
+        return b
+
+    def message(self, items, header=(), minor=4):
+        """The Request Message bytes for [(operation name, [payload items]), ...]."""
+        hdr = [S(TAG["PROTOCOL_VERSION"], I(TAG["MAJOR"], 1), I(TAG["MINOR"], minor))]
+        if self.user is not None:
+            hdr.append(S(TAG["AUTHENTICATION"], S(
+                TAG["CREDENTIAL"], E(TAG["CREDENTIAL_TYPE"], 1),
+                S(TAG["CREDENTIAL_VALUE"], T(TAG["USERNAME"], self.user),
+                  T(TAG["PASSWORD"], self.password)))))
+        hdr.extend(header)
+        hdr.append(I(TAG["BATCH_COUNT"], len(items)))
+        batch = []
+        for it in items:
+            op, payload, extra = it if len(it) == 3 else (*it, ())
+            batch.append(S(TAG["BATCH_ITEM"], E(TAG["OPERATION"], OP[op]), *extra,
+                           S(TAG["REQUEST_PAYLOAD"], *payload)))
+        return S(TAG["REQUEST_MESSAGE"], S(TAG["REQUEST_HEADER"], *hdr), *batch)
+
+    def batch(self, items, header=(), minor=4):
+        """Every answered item as (status, reason, message, payload items)."""
+        self.sock.sendall(self.message(items, header, minor))
+        h = self._recv(8)
+        root = dec(h + self._recv(struct.unpack(">I", h[4:8])[0]))
+        assert root[0][0] == TAG["RESPONSE_MESSAGE"], root
+        return [(find(bi, TAG["RESULT_STATUS"]), find(bi, TAG["RESULT_REASON"]),
+                 find(bi, TAG["RESULT_MESSAGE"]), find(bi, TAG["RESPONSE_PAYLOAD"]) or [])
+                for bi in find_all(root[0][2], TAG["BATCH_ITEM"])]
+
+    def req(self, op, *payload, header=(), minor=4):
+        return self.batch([(op, list(payload))], header, minor)[0]
+
+    def ok(self, op, *payload):
+        """Run one item that must succeed; its payload."""
+        st, rs, msg, p = self.req(op, *payload)
+        assert st == SUCCESS, (op, st, rs, msg)
+        return p
+
+
+class Identity:
+    def __init__(self, tenant, name, cert, key, user=None, password=None):
+        self.tenant, self.name = tenant, name
+        self.cert, self.key, self.user, self.password = cert, key, user, password
+
+
+class World:
+    """kmsd with tenants acme (A) and globex (B), a certificate client and a
+    password client each. w.a / w.b are the certificate identities,
+    w.a_pw / w.b_pw the password ones (over the tenant's certificate)."""
+
+    def __init__(self, workdir, overrides=None):
+        self.http_port = H.free_port()
+        conf = {"http": {"listen": ["127.0.0.1:%d" % self.http_port]},
+                "log": {"level": "debug"}}
+        H.deep_merge(conf, overrides or {})
+        self.k = H.Kmsd(str(workdir), conf)
+        self.clients_dir = os.path.join(str(workdir), "clients")
+        os.makedirs(self.clients_dir, exist_ok=True)
+        for t in ("acme", "globex"):
+            self.k.kmsctl("tenant", "add", t)
+        self.a, self.a_pw = self.tenant("acme", "acme-host", "alice", "alice-Pw-7d1c0e")
+        self.b, self.b_pw = self.tenant("globex", "globex-host", "bob", "bob-Pw-39aa51")
+
+    def issue(self, name):
+        """A client certificate the CA signed (not registered)."""
+        subprocess.run([H.kmsctl_bin(), "pki", "issue-client", name, "--dir", self.k.dir,
+                          "--out-dir", self.clients_dir], check=True, capture_output=True,
+                         timeout=120)
+        return (os.path.join(self.clients_dir, name + ".crt"),
+                os.path.join(self.clients_dir, name + ".key"))
+
+    def add_password_client(self, tenant, user, password, role="client"):
+        pwf = os.path.join(self.clients_dir, user + ".pw")
+        with open(pwf, "w") as f:
+            f.write(password + "\n")
+        self.k.kmsctl("client", "add", "--tenant", tenant, "--user", user, "--password-file",
+                      pwf, "--role", role)
+
+    def tenant(self, tenant, host, user, password):
+        cert, key = self.issue(host)
+        self.k.kmsctl("client", "add", "--tenant", tenant, "--cert", cert)
+        self.add_password_client(tenant, user, password)
+        return (Identity(tenant, host, cert, key),
+                Identity(tenant, user, cert, key, user, password))
+
+    def conn(self, who):
+        return Conn(self.k, who.cert, who.key, who.user, who.password)
+
+    def admin(self):
+        """The admin client `kmsctl init` registered (tenant default)."""
+        return Conn(self.k, self.k.cert, self.k.key)
+
+    def stop(self):
+        """SIGTERM and a clean exit; sanitizer findings in the log fail."""
+        if self.k.running():
+            self.k.stop()
+        text = self.k.log_text()
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            assert marker not in text, marker + "\n" + text[-4000:]
+
+
+# ------------------------------------------------------------ objects
+def create_aes(c, mask=ENCRYPT | DECRYPT | WRAP | UNWRAP | MAC_GEN | MAC_VER | DERIVE,
+               extra=(), activate=True, bits=256):
+    p = c.ok("Create", E(TAG["OBJECT_TYPE"], 2), S(
+        TAG["TEMPLATE_ATTRIBUTE"], attr("Cryptographic Algorithm", V(E, 3)),
+        attr("Cryptographic Length", V(I, bits)), attr("Cryptographic Usage Mask", V(I, mask)),
+        *extra))
+    uid = find(p, TAG["UID"])
+    if activate:
+        c.ok("Activate", U(uid))
+    return uid
+
+
+def create_rsa_pair(c):
+    p = c.ok("CreateKeyPair",
+             S(TAG["COMMON_TA"], attr("Cryptographic Algorithm", V(E, 4)),
+               attr("Cryptographic Length", V(I, 2048))),
+             S(TAG["PRIVATE_TA"], attr("Cryptographic Usage Mask", V(I, SIGN))),
+             S(TAG["PUBLIC_TA"], attr("Cryptographic Usage Mask", V(I, VERIFY))))
+    priv, pub = find(p, TAG["PRIVATE_UID"]), find(p, TAG["PUBLIC_UID"])
+    for uid in (priv, pub):
+        c.ok("Activate", U(uid))
+    return priv, pub
+
+
+def register_secret(c, value, mask=DERIVE, activate=True):
+    p = c.ok("Register", E(TAG["OBJECT_TYPE"], 7),
+             S(TAG["TEMPLATE_ATTRIBUTE"], attr("Cryptographic Usage Mask", V(I, mask))),
+             S(TAG["SECRET_DATA"], E(TAG["SECRET_DATA_TYPE"], 2), S(
+                 TAG["KEY_BLOCK"], E(TAG["KEY_FORMAT_TYPE"], 2),
+                 S(TAG["KEY_VALUE"], B(TAG["KEY_MATERIAL"], value)))))
+    uid = find(p, TAG["UID"])
+    if activate:
+        c.ok("Activate", U(uid))
+    return uid
+
+
+def register_aes(c, value, mask=ENCRYPT | DECRYPT | WRAP | UNWRAP, activate=True):
+    p = c.ok("Register", E(TAG["OBJECT_TYPE"], 2),
+             S(TAG["TEMPLATE_ATTRIBUTE"], attr("Cryptographic Usage Mask", V(I, mask))),
+             S(TAG["SYMMETRIC_KEY"], S(
+                 TAG["KEY_BLOCK"], E(TAG["KEY_FORMAT_TYPE"], 1),
+                 S(TAG["KEY_VALUE"], B(TAG["KEY_MATERIAL"], value)),
+                 E(TAG["CRYPTO_ALGORITHM"], 3), I(TAG["CRYPTO_LENGTH"], 8 * len(value)))))
+    uid = find(p, TAG["UID"])
+    if activate:
+        c.ok("Activate", U(uid))
+    return uid
+
+
+def deep(items, tag):
+    """Every value of `tag` at any depth of decoded items."""
+    out = []
+    for t, typ, v in items:
+        if t == tag:
+            out.append(v)
+        if typ == 1:
+            out.extend(deep(v, tag))
+    return out
+
+
+def key_bytes(c, uid):
+    """The Key Material of an object as its owner gets it."""
+    return deep(c.ok("Get", U(uid)), TAG["KEY_MATERIAL"])
+
+
+def attribute_values(c, uid):
+    """Every attribute of an object as the owner sees it (a comparable list)."""
+    st, rs, msg, p = c.req("GetAttributes", U(uid))
+    assert st == SUCCESS, (st, rs, msg)
+    return sorted(repr(a) for a in find_all(p, 0x420008))
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, **kw)
