@@ -47,6 +47,7 @@ TAG = dict(
     MESSAGE_EXTENSION=0x420051, VENDOR_IDENTIFICATION=0x42009D, CRITICALITY=0x420026,
     VENDOR_EXTENSION=0x42009C, NAME=0x420053, NAME_VALUE=0x420055, NAME_TYPE=0x420054,
     REVOCATION_REASON=0x420081, REVOCATION_REASON_CODE=0x420082, USAGE_LIMITS_COUNT=0x420096,
+    STREAM_CORRELATION=0x4200D6, INIT_INDICATOR=0x4200D7, FINAL_INDICATOR=0x4200D8,
     LOCATED_ITEMS=0x4200D5, CANCELLATION_RESULT=0x420012, VALIDITY_INDICATOR=0x42009B,
 )
 
@@ -136,6 +137,7 @@ class Conn:
         h = self._recv(8)
         root = dec(h + self._recv(struct.unpack(">I", h[4:8])[0]))
         assert root[0][0] == TAG["RESPONSE_MESSAGE"], root
+        self.last_items = find_all(root[0][2], TAG["BATCH_ITEM"])
         return [(find(bi, TAG["RESULT_STATUS"]), find(bi, TAG["RESULT_REASON"]),
                  find(bi, TAG["RESULT_MESSAGE"]), find(bi, TAG["RESPONSE_PAYLOAD"]) or [])
                 for bi in find_all(root[0][2], TAG["BATCH_ITEM"])]

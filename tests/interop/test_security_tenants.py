@@ -11,7 +11,7 @@ private key to re-key, the key to split, the parts to join, a Link
 target, a Locate filter, an Asynchronous Correlation Value; and through
 batches (ID Placeholder after a Locate that finds only A's objects, Batch
 Error Continuation), Names and custom attributes A also uses, and
-identities of either role. Each answer must be exactly (status, reason,
+identities of either role, and a removed client. Each answer must be exactly (status, reason,
 message text) the one for an id that does not exist, and every attribute
 of every object of A must be as before, its key bytes too.
 
@@ -26,10 +26,10 @@ import uuid
 
 import pytest
 
-from security_world import (  # noqa: F401
-    DERIVE, FAILED, ITEM_NOT_FOUND, OP, PENDING, REFUSED, SUCCESS, TAG, B, BO, E, I, S, T, U, V,
-    World, attr, attribute_values, key_bytes, create_aes, create_rsa_pair, find, find_all, name_attr,
-    register_aes, register_secret)
+from security_world import (
+    FAILED, ITEM_NOT_FOUND, PENDING, REFUSED, SUCCESS, TAG, B, BO, E, I, Identity, S, T, U, V,
+    World, attr, attribute_values, create_aes, create_rsa_pair, find, find_all, key_bytes,
+    name_attr, register_secret)
 
 
 @pytest.fixture(scope="module")
@@ -206,3 +206,146 @@ def test_foreign_ids_as_inputs_answer_as_missing_ids_and_change_nothing(world):
         assert key_bytes(ca, uid) == m
     ca.close()
     cb.close()
+
+
+def same_answers(xs, ys, x_id=None, y_id=None):
+    return ([normalized(a, x_id) if x_id else a[:3] for a in xs] ==
+            [normalized(a, y_id) if y_id else a[:3] for a in ys])
+
+
+def test_batches_placeholders_locate_options_and_async_stay_in_the_tenant(world):
+    ca, cb = world.conn(world.a), world.conn(world.b)
+    tag = uuid.uuid4().hex[:8]
+    name = "acme-only-" + tag
+    group = [attr("Object Group", V(T, "payroll-" + tag)), attr("x-app", V(T, "payroll-" + tag))]
+    a_key = create_aes(ca, extra=[name_attr(name), *group])
+    archived = create_aes(ca, extra=[name_attr(name + "-archived"), *group], activate=False)
+    ca.ok("Archive", U(archived))
+    before = {u: attribute_values(ca, u) for u in (a_key, archived)}
+    cont = [E(TAG["BATCH_ERROR_CONTINUATION"], 1)]
+
+    for who in (world.b, world.b_pw):
+        c = world.conn(who)
+        # The ID Placeholder after a Locate that only A's object matches
+        # is the one after a Locate nothing matches: empty.
+        def chain(n):
+            return [("Locate", [name_attr(n)]), ("Get", []), ("GetAttributes", []),
+                    ("AddAttribute", [attr("x-mark", V(T, "b"))]), ("Activate", []),
+                    ("Destroy", [])]
+        foreign = c.batch(chain(name), header=cont)
+        absent = c.batch(chain("nobody-" + tag), header=cont)
+        assert same_answers(foreign, absent), (foreign, absent)
+        assert foreign[0][0] == SUCCESS and not find_all(foreign[0][3], TAG["UID"])
+        assert all(a[0] == FAILED for a in foreign[1:]), foreign
+
+        # Locate with every option and each filter only A's objects meet.
+        for filters in ([name_attr(name)], [name_attr(name + "-archived")], group[:1],
+                        group[1:], [attr("Unique Identifier", V(T, a_key))]):
+            st, rs, msg, p = c.req("Locate", I(TAG["MAXIMUM_ITEMS"], 10),
+                                   I(TAG["OFFSET_ITEMS"], 0),
+                                   I(TAG["STORAGE_STATUS_MASK"], 3), *filters)
+            assert st == SUCCESS and not find_all(p, TAG["UID"]), (filters, st, rs, msg, p)
+            assert find(p, TAG["LOCATED_ITEMS"]) == 0, p
+
+        # Undo: B's own Create is undone when A's key is Item Not Found.
+        undo = c.batch([("Create", [E(TAG["OBJECT_TYPE"], 2), S(
+            TAG["TEMPLATE_ATTRIBUTE"], attr("Cryptographic Algorithm", V(E, 3)),
+            attr("Cryptographic Length", V(I, 128)), name_attr("undone-" + tag))]),
+            ("Destroy", [U(a_key)])], header=[E(TAG["BATCH_ERROR_CONTINUATION"], 3)])
+        assert [a[0] for a in undo] == [3, FAILED] and undo[1][1] == ITEM_NOT_FOUND, undo
+        c.close()
+
+    # Asynchronous: B cannot poll or cancel A's Asynchronous Correlation
+    # Value; the answers are those for a value never issued.
+    st, rs, msg, _ = ca.req("Locate", name_attr(name), header=[BO(TAG["ASYNC_INDICATOR"], True)])
+    assert st == PENDING, (st, rs, msg)
+    corr = find(ca.last_items[0], TAG["ASYNC_CORRELATION"])
+    assert corr
+    never = bytes(len(corr))
+    for op in ("Poll", "Cancel"):
+        foreign = cb.req(op, B(TAG["ASYNC_CORRELATION"], corr))
+        absent = cb.req(op, B(TAG["ASYNC_CORRELATION"], never))
+        assert foreign[:3] == absent[:3] and foreign[1] == ITEM_NOT_FOUND, (op, foreign, absent)
+    # Nor continue A's Encrypt stream (its Correlation Value).
+    cbc = S(TAG["CRYPTO_PARAMS"], E(TAG["BLOCK_CIPHER_MODE"], 1), E(TAG["PADDING_METHOD"], 3))
+    p = ca.ok("Encrypt", U(a_key), cbc, B(TAG["DATA"], b"first part"),
+              BO(TAG["INIT_INDICATOR"], True))
+    stream = find(p, TAG["STREAM_CORRELATION"])
+    assert stream, p
+    foreign, absent = (cb.req("Encrypt", B(TAG["STREAM_CORRELATION"], v),
+                              B(TAG["DATA"], b"b's part"), BO(TAG["FINAL_INDICATOR"], True))
+                       for v in (stream, bytes(len(stream))))
+    assert foreign[:3] == absent[:3] and foreign[1] == ITEM_NOT_FOUND, (foreign, absent)
+    ca.ok("Encrypt", B(TAG["STREAM_CORRELATION"], stream), B(TAG["DATA"], b"last part"),
+          BO(TAG["FINAL_INDICATOR"], True))
+
+    for _ in range(200):
+        st, rs, msg, p = ca.req("Poll", B(TAG["ASYNC_CORRELATION"], corr))
+        if st != PENDING:
+            break
+    assert st == SUCCESS and find_all(p, TAG["UID"]) == [a_key], (st, rs, msg, p)
+
+    for u, attrs in before.items():
+        assert attribute_values(ca, u) == attrs
+    ca.close()
+    cb.close()
+
+
+def test_names_and_chosen_identifiers_reveal_nothing(world):
+    ca, cb = world.conn(world.a), world.conn(world.b)
+    name = "shared-name-%s" % uuid.uuid4().hex[:8]
+    a_key = create_aes(ca, extra=[name_attr(name), attr("x-owner", V(T, name))])
+    # B may use the same Name and custom attribute value: no uniqueness
+    # check that could say someone else has it.
+    b_key = create_aes(cb, extra=[name_attr(name), attr("x-owner", V(T, name))])
+    for c, mine in ((ca, a_key), (cb, b_key)):
+        for f in (name_attr(name), attr("x-owner", V(T, name))):
+            assert find_all(c.ok("Locate", f), TAG["UID"]) == [mine]
+    # Unique Identifier is the server's: naming A's id or a new one is
+    # refused alike, at Create and at Add / Modify Attribute.
+    fresh = str(uuid.uuid4())
+    for op, build in (
+            ("Create", lambda x: [E(TAG["OBJECT_TYPE"], 2), S(
+                TAG["TEMPLATE_ATTRIBUTE"], attr("Cryptographic Algorithm", V(E, 3)),
+                attr("Cryptographic Length", V(I, 128)), attr("Unique Identifier", V(T, x)))]),
+            ("AddAttribute", lambda x: [U(b_key), attr("Unique Identifier", V(T, x))]),
+            ("ModifyAttribute", lambda x: [U(b_key), attr("Unique Identifier", V(T, x))])):
+        foreign, absent = cb.req(op, *build(a_key)), cb.req(op, *build(fresh))
+        assert foreign[0] == FAILED and normalized(foreign, a_key) == normalized(absent, fresh), \
+            (op, foreign, absent)
+    assert find_all(ca.ok("Locate", name_attr(name)), TAG["UID"]) == [a_key]
+    ca.close()
+    cb.close()
+
+
+def test_roles_and_removed_clients(world):
+    w = world
+    b_key = create_aes(w.conn(w.b), extra=[name_attr("globex-role-key")])
+    missing = str(uuid.uuid4())
+    # An admin-role password client of acme over acme's client-role
+    # certificate acts with the lesser role: its tenant only.
+    w.add_password_client("acme", "acme-ops", "acme-ops-Pw-1", role="admin")
+    ops = w.conn(Identity("acme", "acme-ops", w.a.cert, w.a.key, "acme-ops", "acme-ops-Pw-1"))
+    foreign, absent = ops.req("Get", U(b_key)), ops.req("Get", U(missing))
+    assert normalized(foreign, b_key) == normalized(absent, missing) and \
+        foreign[1] == ITEM_NOT_FOUND, (foreign, absent)
+    assert not find_all(ops.ok("Locate", name_attr("globex-role-key")), TAG["UID"])
+    ops.close()
+    # A globex password over the admin's certificate (tenant default):
+    # refused, the tenants differ.
+    c = w.admin()
+    c.user, c.password = w.b_pw.user, w.b_pw.password
+    st, rs, _, _ = c.req("Get", U(b_key))
+    assert st == FAILED and rs in REFUSED, (st, rs)
+    c.close()
+
+    # A removed password client is refused from its next request on, on
+    # its open connection too, although its password verified a moment
+    # before (the verification cache is keyed by the stored hash).
+    w.add_password_client("globex", "carol", "carol-Pw-5e2b")
+    carol = w.conn(Identity("globex", "carol", w.b.cert, w.b.key, "carol", "carol-Pw-5e2b"))
+    assert carol.req("Get", U(b_key))[0] == SUCCESS
+    w.k.kmsctl("client", "remove", "carol")
+    st, rs, _, _ = carol.req("Get", U(b_key))
+    assert st == FAILED and rs in REFUSED, (st, rs)
+    carol.close()
