@@ -151,7 +151,8 @@ def scan_after_secrets(w):
     c.close()
 
     w.k.stop()  # flushes the audit log
-    secrets = [key1, key2, SHORT, wrapped, w.a_pw.password, w.b_pw.password, "wrong-" + w.a_pw.password]
+    secrets = [key1, key2, SHORT, wrapped, w.a_pw.password, w.b_pw.password,
+               "wrong-" + w.a_pw.password]
     texts = {"kmsd log": open(w.k.log_path, "rb").read()}
     audit = os.path.join(w.k.dir, "audit.log")
     texts["audit log"] = open(audit, "rb").read()
@@ -165,3 +166,126 @@ def scan_after_secrets(w):
                     at = text.index(f)
                     found.append((name, f[:16], text[max(0, at - 120):at + 40]))
     assert not found, "secrets in files:\n" + "\n".join(map(repr, found))
+
+
+GET_JSON = ('{"tag":"RequestMessage","value":[{"tag":"RequestHeader","value":['
+            '{"tag":"ProtocolVersion","value":['
+            '{"tag":"ProtocolVersionMajor","type":"Integer","value":1},'
+            '{"tag":"ProtocolVersionMinor","type":"Integer","value":4}]},'
+            '{"tag":"BatchCount","type":"Integer","value":1}]},'
+            '{"tag":"BatchItem","value":[{"tag":"Operation","type":"Enumeration","value":"Get"},'
+            '{"tag":"RequestPayload","value":['
+            '{"tag":"UniqueIdentifier","type":"TextString","value":"%s"}]}]}]}')
+GET_XML = ('<RequestMessage><RequestHeader><ProtocolVersion>'
+           '<ProtocolVersionMajor type="Integer" value="1"/>'
+           '<ProtocolVersionMinor type="Integer" value="4"/></ProtocolVersion>'
+           '<BatchCount type="Integer" value="1"/></RequestHeader><BatchItem>'
+           '<Operation type="Enumeration" value="Get"/><RequestPayload>'
+           '<UniqueIdentifier type="TextString" value="%s"/></RequestPayload></BatchItem>'
+           '</RequestMessage>')
+
+
+def get_over_https(w, who, uid, form):
+    body, ctype = (GET_JSON, "application/json") if form == "json" else (GET_XML, "text/xml")
+    status, answer = post(w, who, (body % uid).encode(), ctype)
+    assert status == 200, (status, answer)
+    # The Time Stamp differs from one answer to the next; the id is named.
+    return re.sub(r"TimeStamp[^}>]*", "TimeStamp", answer.decode().replace(uid, "<id>"))
+
+
+def test_https_same_identity_rules_and_metrics_name_nobody(world):
+    w = world
+    ca = w.conn(w.a)
+    name = "acme-over-https-name"
+    a_key = create_aes(ca, extra=[name_attr(name)])
+    ca.close()
+    for form in ("json", "xml"):
+        foreign = get_over_https(w, w.b, a_key, form)
+        absent = get_over_https(w, w.b, str(uuid.uuid4()), form)
+        assert foreign == absent and "ItemNotFound" in foreign, (foreign, absent)
+        assert "KeyMaterial" in get_over_https(w, w.a, a_key, form)
+
+    c = https(w, who=w.b)
+    c.request("GET", "/metrics")
+    r = c.getresponse()
+    metrics = r.read().decode()
+    c.close()
+    assert r.status == 200 and "kmsd_kmip_requests_total" in metrics, (r.status, metrics[:200])
+    c = https(w, cert=False)
+    c.request("GET", "/metrics")
+    assert c.getresponse().status == 403
+    c.close()
+    texts = [metrics]
+    for path in ("/healthz", "/readyz"):
+        c = https(w, cert=False)
+        c.request("GET", path)
+        r = c.getresponse()
+        texts.append(r.read().decode())
+        assert r.status == 200, path
+        c.close()
+    for text in texts:
+        for s in (a_key, name, "acme", "globex", w.a.name, w.b.name, w.a_pw.user, w.b_pw.user):
+            assert s not in text, (s, text[:300])
+
+
+# A file of kmsd's directory an unprivileged user may read: public
+# certificates and the configuration (paths, no secret).
+PUBLIC = re.compile(r"(\.crt|/kmsd\.yaml)$")
+
+PROBE = r"""
+import json, os, socket, sys
+out = {"connect": None, "readable": []}
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1])
+    out["connect"] = "connected"
+except OSError as e:
+    out["connect"] = e.errno
+for p in sys.argv[2:]:
+    try:
+        open(p, "rb").read(1)
+        out["readable"].append(p)
+    except OSError:
+        pass
+print(json.dumps(out))
+"""
+
+
+def test_local_user_reaches_neither_admin_socket_nor_files(world, tmp_path):
+    import errno
+    import pwd
+    if os.geteuid() != 0 or not shutil.which("useradd"):
+        pytest.skip("needs root and useradd to make a user of its own")
+    user = "kmsprobe%d" % (os.getpid() % 100000)
+    p = subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                        user], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    opened = []
+    try:
+        pw = pwd.getpwnam(user)
+        # An operator may leave the path to the directory traversable: the
+        # files' own modes must still keep the user out.
+        d = w_dir = world.k.dir
+        while d != "/":
+            mode = os.stat(d).st_mode & 0o777
+            if not mode & 0o001:
+                opened.append((d, mode))
+                os.chmod(d, mode | 0o001)
+            d = os.path.dirname(d)
+        files = [os.path.join(r, f) for r, _, fs in os.walk(w_dir) for f in fs]
+        sock = os.path.join(w_dir, "admin.sock")
+        assert sock in files and os.path.join(w_dir, "audit.log") in files
+        files.remove(sock)
+        probe = subprocess.run(["/usr/bin/python3", "-c", PROBE, sock, *files], user=pw.pw_uid,
+                               group=pw.pw_gid, extra_groups=[], cwd="/", capture_output=True,
+                               text=True, timeout=60)
+        assert probe.returncode == 0, probe.stderr
+        out = json.loads(probe.stdout)
+        assert out["connect"] == errno.EACCES, out
+        secret = [f for f in out["readable"] if not PUBLIC.search(f)]
+        assert not secret, "readable by user %s: %s" % (user, secret)
+    finally:
+        for d, mode in opened:
+            os.chmod(d, mode)
+        subprocess.run(["userdel", user], capture_output=True, timeout=60)
+    assert subprocess.run(["id", user], capture_output=True).returncode != 0
