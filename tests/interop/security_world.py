@@ -1,7 +1,7 @@
 """tests/interop/security_world.py: two tenants on one real kmsd, for the
 test_security_*.py attack tests.
 
-`World(tmpdir)` starts a kmsd (kmsd_harness: `kmsctl init`, the ASan or
+`World(tmpdir)` (or the module fixture `world`) starts a kmsd (kmsd_harness: `kmsctl init`, the ASan or
 normal build of $KMSD_BUILD) with the HTTPS listener on, the log at debug
 level and the audit log on, adds tenants `acme` (A, the victim) and
 `globex` (B, the attacker), and registers for each a certificate client
@@ -14,51 +14,44 @@ operations the attack tests need by name. It knows no KMIP semantics
 beyond encoding requests; the tests assert the answers.
 """
 import os
-import socket
-import ssl
 import struct
 import subprocess
 
 import kmsd_harness as H
-from test_tenants import E, I, S, T, attr, dec, enc, find, find_all, name_attr  # noqa: F401
+import pytest
+from kmip.core import enums
+from test_tenants import OP as BASE_OP
+from test_tenants import TAG as BASE_TAG
+from test_tenants import E, I, S, T, RawKmip, attr, dec, enc, find, find_all, name_attr  # noqa: F401
 
 BYTES, BOOL = 8, 6
 
-TAG = dict(
-    REQUEST_MESSAGE=0x420078, REQUEST_HEADER=0x420077, PROTOCOL_VERSION=0x420069,
-    MAJOR=0x42006A, MINOR=0x42006B, AUTHENTICATION=0x42000C, CREDENTIAL=0x420023,
-    CREDENTIAL_TYPE=0x420024, CREDENTIAL_VALUE=0x420025, USERNAME=0x420099, PASSWORD=0x4200A1,
-    BATCH_COUNT=0x42000D, BATCH_ITEM=0x42000F, OPERATION=0x42005C, REQUEST_PAYLOAD=0x420079,
-    RESPONSE_PAYLOAD=0x42007C, RESULT_STATUS=0x42007F, RESULT_REASON=0x42007E,
-    RESULT_MESSAGE=0x42007D, RESPONSE_MESSAGE=0x42007B, UID=0x420094, OBJECT_TYPE=0x420057,
-    TEMPLATE_ATTRIBUTE=0x420091, COMMON_TA=0x42001F, PRIVATE_TA=0x420065, PUBLIC_TA=0x42006E,
-    ATTRIBUTE_VALUE=0x42000B, KWS=0x420047, WRAPPING_METHOD=0x42009E, EKI=0x420036,
-    DATA=0x4200C2, SIGNATURE_DATA=0x4200C3, MAC_DATA=0x4200C6, IV=0x42003D,
-    DERIVATION_METHOD=0x420031, DERIVATION_PARAMETERS=0x420032, SALT=0x420084,
-    ITERATION_COUNT=0x42003C, CRYPTO_PARAMS=0x42002B, BLOCK_CIPHER_MODE=0x420011,
-    PADDING_METHOD=0x42005F, HASHING_ALGORITHM=0x420038, DIGITAL_SIGNATURE_ALGORITHM=0x4200AE,
-    CRYPTO_ALGORITHM=0x420028, CRYPTO_LENGTH=0x42002A, PRIVATE_UID=0x420066, PUBLIC_UID=0x42006F,
-    LINK_TYPE=0x42004B, LINKED_ID=0x42004C, ASYNC_INDICATOR=0x420007, ASYNC_CORRELATION=0x420006,
-    BATCH_ERROR_CONTINUATION=0x42000E, STORAGE_STATUS_MASK=0x42008E, OFFSET_ITEMS=0x4200D4,
-    MAXIMUM_ITEMS=0x42004F, KEY_BLOCK=0x420040, KEY_FORMAT_TYPE=0x420042, KEY_VALUE=0x420045,
-    KEY_MATERIAL=0x420043, SYMMETRIC_KEY=0x42008F, KEY_WRAPPING_DATA=0x420046,
-    SECRET_DATA=0x420085, SECRET_DATA_TYPE=0x420086, SPLIT_KEY_PARTS=0x42008B,
-    SPLIT_KEY_THRESHOLD=0x42008C, SPLIT_KEY_METHOD=0x42008A, CERT_SUBJECT_DN=0x42001C,
-    MESSAGE_EXTENSION=0x420051, VENDOR_IDENTIFICATION=0x42009D, CRITICALITY=0x420026,
-    VENDOR_EXTENSION=0x42009C, NAME=0x420053, NAME_VALUE=0x420055, NAME_TYPE=0x420054,
-    REVOCATION_REASON=0x420081, REVOCATION_REASON_CODE=0x420082, USAGE_LIMITS_COUNT=0x420096,
-    STREAM_CORRELATION=0x4200D6, INIT_INDICATOR=0x4200D7, FINAL_INDICATOR=0x4200D8,
-    LOCATED_ITEMS=0x4200D5, CANCELLATION_RESULT=0x420012, VALIDITY_INDICATOR=0x42009B,
-)
+# The tags the attacks add to test_tenants' TAG, under short names where
+# PyKMIP's (whose values these are) are long: SHORT=PYKMIP_NAME or NAME.
+MORE_TAGS = """
+    COMMON_TA=COMMON_TEMPLATE_ATTRIBUTE PRIVATE_TA=PRIVATE_KEY_TEMPLATE_ATTRIBUTE
+    PUBLIC_TA=PUBLIC_KEY_TEMPLATE_ATTRIBUTE KWS=KEY_WRAPPING_SPECIFICATION WRAPPING_METHOD
+    EKI=ENCRYPTION_KEY_INFORMATION DATA SIGNATURE_DATA MAC_DATA IV=IV_COUNTER_NONCE
+    DERIVATION_METHOD DERIVATION_PARAMETERS SALT ITERATION_COUNT
+    CRYPTO_PARAMS=CRYPTOGRAPHIC_PARAMETERS BLOCK_CIPHER_MODE PADDING_METHOD HASHING_ALGORITHM
+    DIGITAL_SIGNATURE_ALGORITHM CRYPTO_ALGORITHM=CRYPTOGRAPHIC_ALGORITHM
+    CRYPTO_LENGTH=CRYPTOGRAPHIC_LENGTH PRIVATE_UID=PRIVATE_KEY_UNIQUE_IDENTIFIER
+    PUBLIC_UID=PUBLIC_KEY_UNIQUE_IDENTIFIER LINK_TYPE LINKED_ID=LINKED_OBJECT_IDENTIFIER
+    ASYNC_INDICATOR=ASYNCHRONOUS_INDICATOR ASYNC_CORRELATION=ASYNCHRONOUS_CORRELATION_VALUE
+    BATCH_ERROR_CONTINUATION=BATCH_ERROR_CONTINUATION_OPTION STORAGE_STATUS_MASK OFFSET_ITEMS
+    KEY_BLOCK KEY_FORMAT_TYPE KEY_VALUE KEY_MATERIAL SYMMETRIC_KEY KEY_WRAPPING_DATA SECRET_DATA
+    SECRET_DATA_TYPE SPLIT_KEY_PARTS SPLIT_KEY_THRESHOLD SPLIT_KEY_METHOD
+    CERT_SUBJECT_DN=CERTIFICATE_SUBJECT_DISTINGUISHED_NAME STREAM_CORRELATION=CORRELATION_VALUE
+    INIT_INDICATOR FINAL_INDICATOR LOCATED_ITEMS
+"""
+TAG = dict(BASE_TAG)
+for _spec in MORE_TAGS.split():
+    _short, _, _long = _spec.partition("=")
+    TAG[_short] = enums.Tags[_long or _short].value
 
-OP = dict(
-    Create=1, CreateKeyPair=2, Register=3, ReKey=4, DeriveKey=5, Certify=6, ReCertify=7,
-    Locate=8, Check=9, Get=10, GetAttributes=11, GetAttributeList=12, AddAttribute=13,
-    ModifyAttribute=14, DeleteAttribute=15, ObtainLease=16, GetUsageAllocation=17, Activate=18,
-    Revoke=19, Destroy=20, Archive=21, Recover=22, Validate=23, Query=24, Cancel=25, Poll=26,
-    ReKeyKeyPair=29, Encrypt=31, Decrypt=32, Sign=33, SignatureVerify=34, MAC=35, MACVerify=36,
-    CreateSplitKey=40, JoinSplitKey=41,
-)
+OP = dict(BASE_OP, CreateKeyPair=2, Register=3, DeriveKey=5, Certify=6, ReCertify=7,
+          Validate=23, Cancel=25, Poll=26, ReKeyKeyPair=29, Encrypt=31, Decrypt=32, Sign=33,
+          SignatureVerify=34, MAC=35, MACVerify=36, CreateSplitKey=40, JoinSplitKey=41)
 
 SUCCESS, FAILED, PENDING = 0, 1, 2
 ITEM_NOT_FOUND, PERMISSION_DENIED = 0x01, 0x0C
@@ -88,39 +81,21 @@ def V(item_fn, value):
     return item_fn(TAG["ATTRIBUTE_VALUE"], value)
 
 
-class Conn:
+class Conn(RawKmip):
     """One TLS connection as one identity (a certificate, and a Credential
-    when user is given)."""
+    when user is given): test_tenants.RawKmip, with whole batches, the
+    Result Message and the request header's other fields."""
 
     def __init__(self, k, cert, key, user=None, password=None):
-        ctx = ssl.create_default_context(cafile=k.ca)
-        ctx.check_hostname = False
-        ctx.load_cert_chain(cert, key)
-        self.sock = ctx.wrap_socket(socket.create_connection((k.host, k.port), timeout=60))
-        self.user, self.password = user, password
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def _recv(self, n):
-        b = b""
-        while len(b) < n:
-            chunk = self.sock.recv(n - len(b))
-            if not chunk:
-                raise ConnectionError("kmsd closed the connection")
-            b += chunk
-        return b
+        RawKmip.__init__(self, k.port, cert, key, k.ca, user, password)
 
     def message(self, items, header=(), minor=4):
         """The Request Message bytes for [(operation name, [payload items]), ...]."""
         hdr = [S(TAG["PROTOCOL_VERSION"], I(TAG["MAJOR"], 1), I(TAG["MINOR"], minor))]
-        if self.user is not None:
+        if self.username is not None:
             hdr.append(S(TAG["AUTHENTICATION"], S(
                 TAG["CREDENTIAL"], E(TAG["CREDENTIAL_TYPE"], 1),
-                S(TAG["CREDENTIAL_VALUE"], T(TAG["USERNAME"], self.user),
+                S(TAG["CREDENTIAL_VALUE"], T(TAG["USERNAME"], self.username),
                   T(TAG["PASSWORD"], self.password)))))
         hdr.extend(header)
         hdr.append(I(TAG["BATCH_COUNT"], len(items)))
@@ -212,6 +187,16 @@ class World:
         text = self.k.log_text()
         for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
             assert marker not in text, marker + "\n" + text[-4000:]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """One World for a test module (import it into the module)."""
+    w = World(tmp_path_factory.mktemp("security"))
+    try:
+        yield w
+    finally:
+        w.stop()
 
 
 # ------------------------------------------------------------ objects

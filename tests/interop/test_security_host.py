@@ -22,24 +22,15 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import uuid
 
 import pytest
 
-from security_world import (  # noqa: F401
-    SUCCESS, TAG, B, E, I, S, T, U, V, World, attr, create_aes, find, key_bytes, name_attr,
+from security_world import world  # noqa: F401 (fixture)
+from security_world import (
+    SUCCESS, TAG, B, E, I, S, U, V, World, attr, create_aes, find, key_bytes, name_attr,
     register_aes)
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    w = World(tmp_path_factory.mktemp("sechost"))
-    try:
-        yield w
-    finally:
-        w.stop()
 
 
 def https(w, cert=True, who=None):
@@ -65,10 +56,6 @@ def forms(secret):
     return [secret, secret.hex().encode(), secret.hex().upper().encode(),
             base64.b64encode(secret).rstrip(b"="), base64.b64encode(secret[1:]).rstrip(b"=")[:24],
             base64.b64encode(secret[2:]).rstrip(b"=")[:24]]
-
-
-def json_item(tag, typ, value):
-    return {"tag": tag, "type": typ, "value": value}
 
 
 def test_no_secret_in_logs_or_audit(tmp_path):

@@ -24,21 +24,11 @@ docs/security.md, review section.
 """
 import uuid
 
-import pytest
-
+from security_world import world  # noqa: F401 (fixture)
 from security_world import (
     FAILED, ITEM_NOT_FOUND, PENDING, REFUSED, SUCCESS, TAG, B, BO, E, I, Identity, S, T, U, V,
-    World, attr, attribute_values, create_aes, create_rsa_pair, find, find_all, key_bytes,
+    attr, attribute_values, create_aes, create_rsa_pair, find, find_all, key_bytes,
     name_attr, register_secret)
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    w = World(tmp_path_factory.mktemp("security"))
-    try:
-        yield w
-    finally:
-        w.stop()
 
 
 def objects_of(c, tag):
@@ -334,7 +324,7 @@ def test_roles_and_removed_clients(world):
     # A globex password over the admin's certificate (tenant default):
     # refused, the tenants differ.
     c = w.admin()
-    c.user, c.password = w.b_pw.user, w.b_pw.password
+    c.username, c.password = w.b_pw.user, w.b_pw.password
     st, rs, _, _ = c.req("Get", U(b_key))
     assert st == FAILED and rs in REFUSED, (st, rs)
     c.close()
