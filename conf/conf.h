@@ -105,6 +105,8 @@ typedef struct conf {
         unsigned crypto_streams;       /* limits.crypto_streams: open multi-part cryptographic
                                           operations in all (default 1024) */
         unsigned crypto_streams_per_client; /* limits.crypto_streams_per_client (default 16) */
+        unsigned crypto_streams_per_tenant; /* limits.crypto_streams_per_tenant (default 256): one
+                                              tenant's identities cannot take every stream */
         uint64_t crypto_stream_idle_ms; /* limits.crypto_stream_idle_timeout: an unused stream
                                            is dropped after this (default 60 s) */
         unsigned max_unauthenticated;  /* limits.max_unauthenticated: connections not yet

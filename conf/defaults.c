@@ -58,6 +58,7 @@ void conf_defaults(conf_t *c)
     c->limits.shutdown_timeout_ms = 10000;
     c->limits.crypto_streams = 1024;
     c->limits.crypto_streams_per_client = 16;
+    c->limits.crypto_streams_per_tenant = 256;
     c->limits.crypto_stream_idle_ms = 60000;
     c->limits.max_unauthenticated = 1024;
     c->limits.max_message_unauthenticated = 32u << 10;

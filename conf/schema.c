@@ -147,6 +147,7 @@ static const conf_field_t s_limits[] = {
     {.key = "shutdown_timeout", .type = CONF_T_DURATION, .off = OFF(limits.shutdown_timeout_ms), .min = 0, .max = HOUR},
     {.key = "crypto_streams", .type = CONF_T_UINT, .off = OFF(limits.crypto_streams), .min = 1, .max = 1000000},
     {.key = "crypto_streams_per_client", .type = CONF_T_UINT, .off = OFF(limits.crypto_streams_per_client), .min = 1, .max = 100000},
+    {.key = "crypto_streams_per_tenant", .type = CONF_T_UINT, .off = OFF(limits.crypto_streams_per_tenant), .min = 1, .max = 1000000},
     {.key = "crypto_stream_idle_timeout", .type = CONF_T_DURATION, .off = OFF(limits.crypto_stream_idle_ms), .min = 1 * SEC, .max = 24 * HOUR},
     {.key = "max_unauthenticated", .type = CONF_T_UINT, .off = OFF(limits.max_unauthenticated), .min = 1, .max = 1000000},
     {.key = "max_message_unauthenticated", .type = CONF_T_SIZE, .off = OFF(limits.max_message_unauthenticated), .min = 1 * KiB, .max = 1 * GiB},

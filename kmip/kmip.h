@@ -105,6 +105,7 @@ typedef struct kmip_config {
      * the idle time after which a stream is dropped (default 60 s). */
     size_t crypto_streams_max;
     size_t crypto_streams_per_identity;
+    size_t crypto_streams_per_tenant;  /* 0: a quarter of crypto_streams_max */
     uint32_t crypto_stream_idle_s;
     /* Work budget of one execution in ms (limits.request_time; 0 = none):
      * the batch loop and Locate stop with Operation Failed once it is

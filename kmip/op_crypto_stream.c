@@ -9,7 +9,8 @@
  * gets Item Not Found, as for a value that never existed. A request takes
  * the stream out while it works on it, so two requests can never feed one
  * context at once, and puts it back unless it was the final part or it
- * failed. The table is bounded (kmip_config_t: in all, per identity) and
+ * failed. The table is bounded (kmip_config_t: in all, per tenant, per
+ * identity: one tenant's identities cannot take every stream) and
  * a stream idle longer than the configured time is freed the next time
  * anyone touches the table. Nothing here is persistent: a restart ends
  * every stream.
@@ -42,7 +43,7 @@ struct kmip_streams {
     pthread_mutex_t mu;
     kmip_stream_t *head;
     size_t n;
-    size_t max, per_identity;
+    size_t max, per_identity, per_tenant;
     uint64_t idle_ns;
 };
 
@@ -58,6 +59,8 @@ int kmip_streams_new(kmip_server_t *s)
     t->max = s->cfg.crypto_streams_max ? s->cfg.crypto_streams_max : DEFAULT_MAX;
     t->per_identity = s->cfg.crypto_streams_per_identity ? s->cfg.crypto_streams_per_identity
                                                          : DEFAULT_PER_IDENTITY;
+    t->per_tenant = s->cfg.crypto_streams_per_tenant ? s->cfg.crypto_streams_per_tenant
+                                                     : (t->max + 3) / 4;
     t->idle_ns = (uint64_t)(s->cfg.crypto_stream_idle_s ? s->cfg.crypto_stream_idle_s
                                                         : DEFAULT_IDLE_S) * 1000000000ull;
     s->streams = t;
@@ -157,12 +160,14 @@ int kmip_stream_put(kmip_ctx_t *ctx, uint32_t operation, const char *key_id, cry
     e->op = op;
     uint64_t now = kms_mono_ns();
     e->last_ns = now;
-    size_t mine = 0;
+    size_t mine = 0, tenant = 0;
     pthread_mutex_lock(&t->mu);
     kmip_stream_t *dead = sweep_locked(t, now);
-    for (kmip_stream_t *x = t->head; x; x = x->next)
+    for (kmip_stream_t *x = t->head; x; x = x->next) {
         mine += owned_by(x, ctx);
-    bool full = t->n >= t->max || mine >= t->per_identity;
+        tenant += strcmp(x->tenant, ctx->ident->tenant) == 0;
+    }
+    bool full = t->n >= t->max || mine >= t->per_identity || tenant >= t->per_tenant;
     if (!full) {
         e->next = t->head;
         t->head = e;
@@ -173,9 +178,9 @@ int kmip_stream_put(kmip_ctx_t *ctx, uint32_t operation, const char *key_id, cry
     if (full) {
         stream_free(e);
         return kmip_fail(ctx, KMIP_RESULT_REASON_PERMISSION_DENIED,
-                         "too many open streams (at most %zu per client, %zu in all): finish "
-                         "or abandon one first",
-                         t->per_identity, t->max);
+                         "too many open streams (at most %zu per client, %zu per tenant, %zu "
+                         "in all): finish or abandon one first",
+                         t->per_identity, t->per_tenant, t->max);
     }
     memcpy(corr_out, e->corr, KMIP_CORRELATION_LEN);
     return 0;

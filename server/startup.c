@@ -189,6 +189,7 @@ int srv_open_kmip(srv_t *srv)
         .max_items = srv->limits.max_items,
         .crypto_streams_max = srv->limits.crypto_streams,
         .crypto_streams_per_identity = srv->limits.crypto_streams_per_client,
+        .crypto_streams_per_tenant = srv->limits.crypto_streams_per_tenant,
         .crypto_stream_idle_s = (uint32_t)((srv->limits.crypto_stream_idle_ms + 999) / 1000),
         .request_time_ms = srv->limits.request_time_ms > UINT32_MAX
                                ? UINT32_MAX

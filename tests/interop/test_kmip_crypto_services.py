@@ -334,3 +334,16 @@ def test_stream_limit_from_config(kmsd_factory):
     resp = h.decode(k.send_ttlv(req))
     assert h.find_all(resp, "ResultStatus") == [h.STATUS_FAILED]
     assert h.find_all(resp, "ResultReason") == [E.ResultReason.PERMISSION_DENIED.value]
+
+
+def test_stream_limit_per_tenant_from_config(kmsd_factory):
+    """limits.crypto_streams_per_tenant bounds the streams of all a tenant's
+    identities together, below the per-client limit here."""
+    k = kmsd_factory({"limits": {"crypto_streams_per_client": 5, "crypto_streams_per_tenant": 2}})
+    cp = h.item(T_CP, h.STRUCT, [h.item(T_HASH, h.ENUM, E.HashingAlgorithm.SHA_256.value)])
+    req = h.request(h.batch_item(OP_HASH, [cp, h.item(T_INIT, h.BOOL, True)]), minor=4)
+    for _ in range(2):
+        assert h.statuses(k.send_ttlv(req)) == [h.STATUS_SUCCESS]
+    resp = h.decode(k.send_ttlv(req))
+    assert h.find_all(resp, "ResultReason") == [E.ResultReason.PERMISSION_DENIED.value]
+    assert "2 per tenant" in h.find_all(resp, "ResultMessage")[0]

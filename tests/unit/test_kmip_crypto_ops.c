@@ -477,6 +477,34 @@ static void test_stream_identity_and_limits(void **state)
     assert_ok(rs_item(kenv_call_peer(e, &alice, m), 0));
 }
 
+/* The streams of one tenant's identities together are bounded: Bob, of
+ * Alice's tenant, is refused once the tenant holds its 3, below his own 2. */
+static void test_stream_tenant_limit(void **state)
+{
+    kenv_t *e = *state;
+    kmip_server_t *orig = e->srv, *s = NULL;
+    kmip_peer_t alice = {.cert_cn = "alice"}, bob = {.cert_cn = "bob"};
+    kmip_config_t c = {.store = e->store, .keyring = e->kr, .access = KMIP_ACCESS_OPEN,
+                       .crypto_streams_per_identity = 2, .crypto_streams_per_tenant = 3};
+    assert_int_equal(kmip_server_new(&c, &s), 0);
+    e->srv = s;
+    kmip_peer_t *who[] = {&alice, &alice, &bob, &bob};
+    for (size_t i = 0; i < 4; i++) {
+        ttlv_item_t *m = rq_msg(e, 1, 4);
+        ttlv_item_t *p = rq_item(e, m, KMIP_OPERATION_HASH);
+        ttlv_new_enum(e->a, ttlv_new_struct(e->a, p, KMIP_TAG_CRYPTOGRAPHIC_PARAMETERS),
+                      KMIP_TAG_HASHING_ALGORITHM, KMIP_HASHING_ALGORITHM_SHA_256);
+        ttlv_new_bool(e->a, p, KMIP_TAG_INIT_INDICATOR, true);
+        ttlv_item_t *bi = rs_item(kenv_call_peer(e, who[i], m), 0);
+        if (i < 3)
+            assert_ok(bi);
+        else
+            assert_fail(bi, KMIP_RESULT_REASON_PERMISSION_DENIED);
+    }
+    e->srv = orig;
+    kmip_server_free(s);
+}
+
 /* Idle streams expire (a server with a 1-second idle time). */
 static void test_stream_expiry(void **state)
 {
@@ -770,7 +798,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_encrypt_decrypt_kat),  T(test_server_iv_and_key_params), T(test_state_rules),
         T(test_usage_limits),         T(test_stream_encrypt),           TT(test_stream_identity_and_limits),
-        T(test_stream_expiry),        T(test_mac_hash_kat),             T(test_sign_verify),
+        T(test_stream_expiry), T(test_stream_tenant_limit),        T(test_mac_hash_kat),             T(test_sign_verify),
         T(test_rng),                  T(test_derive_pbkdf2),            T(test_query_lists_operations),
         T(test_where_they_run),       T(test_stream_sign_mac),
     };
