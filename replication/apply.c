@@ -25,6 +25,11 @@
  * Reads, merges and the blocking commit run on libuv's threadpool, one
  * frame at a time per link, while the connection reads no further frame:
  * a peer can make this node hold at most one frame per link.
+ *
+ * With log.level debug, each applied CHANGES frame is logged with its
+ * size, the age of its oldest change on arrival and once durable, and
+ * where its time went (threadpool queue, apply lock, merge, commit), so
+ * that a lag spike can be matched with what this node was doing.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +64,8 @@ struct repl_apply {
     int64_t snap_objects;    /* announced by SNAPSHOT_BEGIN */
     int64_t snap_applied;    /* objects of the chunks applied so far */
     uint64_t persisted_ms;   /* when link_pos was last committed */
+    /* DEBUG timing of the frame being applied (monotonic ns) */
+    uint64_t t_queued, t_run, t_locked, t_built, t_committed;
 };
 
 /* An empty CHANGES frame (every row in it skipped by the sender: its own
@@ -451,15 +458,19 @@ static void work_run(uv_work_t *wk)
      * copy finds the origin's high-water mark raised and is skipped
      * without a write. A KMIP write racing an apply still conflicts and
      * is retried below. */
+    a->t_run = kms_mono_ns();
     pthread_mutex_lock(&a->r->apply_mu);
+    a->t_locked = kms_mono_ns();
     for (int attempt = 0; attempt < APPLY_TRIES; attempt++) {
         kms_arena_t *arena = kms_arena_new(0);
         store_write_t *w = store_write_new();
         char last_id[64];
         kms_strlcpy(last_id, a->last_id, sizeof last_id);
         rc = arena && w ? build(a, arena, w, &x) : KMS_ERR_NOMEM;
+        a->t_built = kms_mono_ns();
         if (rc == 0)
             rc = store_commit(a->r->opt.store, w, NULL, 0);
+        a->t_committed = kms_mono_ns();
         store_write_free(w);
         kms_arena_free(arena);
         if (rc == 0 && x.current_dsk)
@@ -503,6 +514,32 @@ static void snapshot_state(repl_apply_t *a, bool on)
     repl_set_node_state(a->r, a->c ? a->c->node : NULL, on ? "catching-up" : "ok");
 }
 
+/* DEBUG: where an applied CHANGES frame's time went (queued on the
+ * threadpool, waiting for the apply lock, merging, the store commit,
+ * back to the loop) and how old its oldest change was when it arrived
+ * and when it was durable (wall clock minus the change's HLC). */
+static void log_timing(const repl_apply_t *a, const repl_frame_t *f)
+{
+    if (!KMS_LOG_ENABLED(KMS_LOG_DEBUG) || f->type != REPL_FRAME_CHANGES)
+        return;
+    int64_t oldest = 0;
+    for (size_t i = 0; i < f->u.changes.n; i++)
+        if (!oldest || f->u.changes.v[i].hlc < oldest)
+            oldest = f->u.changes.v[i].hlc;
+    uint64_t now = kms_mono_ns();
+    int64_t now_ms = kms_now_us() / 1000;
+    int64_t age = oldest ? now_ms - (oldest >> 16) : 0;
+#define MS(x, y) ((double)((y) - (x)) / 1e6)
+    kms_log(KMS_LOG_DEBUG, REPL_LOG,
+            "applied from %s: %zu entities up to seq %lld; oldest change %lld ms old at arrival, "
+            "%lld ms when durable; queued %.2f, lock %.2f, merge %.2f, commit %.2f, back %.2f ms",
+            a->peer, f->u.changes.n, (long long)f->u.changes.last_seq,
+            (long long)(oldest ? age - (int64_t)(MS(a->t_queued, now)) : 0), (long long)age,
+            MS(a->t_queued, a->t_run), MS(a->t_run, a->t_locked), MS(a->t_locked, a->t_built),
+            MS(a->t_built, a->t_committed), MS(a->t_committed, now));
+#undef MS
+}
+
 static void work_done(uv_work_t *wk, int status)
 {
     repl_apply_t *a = wk->data;
@@ -510,6 +547,8 @@ static void work_done(uv_work_t *wk, int status)
     repl_frame_t *f = a->f;
     a->working = false;
     a->f = NULL;
+    if (status == 0 && a->rc == 0)
+        log_timing(a, f);
     if (!c) {
         repl_frame_free(f);
         if (a->snapshot && a->gating)
@@ -629,6 +668,7 @@ void repl_apply_frame(repl_conn_t *c, repl_frame_t *f)
     c->busy = true;
     a->f = f;
     a->working = true;
+    a->t_queued = kms_mono_ns();
     a->work.data = a;
     if (uv_queue_work(&r->loop, &a->work, work_run, work_done) != 0) {
         a->working = false;

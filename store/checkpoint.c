@@ -34,7 +34,8 @@
  * the writer finishes its current batch and parks before the next
  * (store_ckpt_yield_wait), the RESTART's own busy handler polls every
  * 50 us, and the writer goes on as soon as the rewind is done (one
- * commit's delay every STORE_CKPT_RESTART_FACTOR intervals).
+ * commit's delay every STORE_CKPT_RESTART_FACTOR intervals). With
+ * log.level debug each checkpoint is logged with its frames and time.
  */
 #include "store/store_int.h"
 
@@ -115,7 +116,10 @@ static void *ckpt_main(void *arg)
         pthread_mutex_unlock(&s->ckpt_mu);
 
         int log = 0, done = 0;
+        uint64_t t0 = kms_mono_ns();
         int rc = sqlite3_wal_checkpoint_v2(s->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+        kms_log(KMS_LOG_DEBUG, STORE_LOG, "checkpoint (passive): %d of %d frames in %.2f ms, rc %d",
+                done, log, (double)(kms_mono_ns() - t0) / 1e6, rc);
         if (rc == SQLITE_OK)
             atomic_store(&s->ckpt_seen, log);
         if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
@@ -124,7 +128,10 @@ static void *ckpt_main(void *arg)
             yield_set(s, true);
             sqlite3_busy_handler(s->cdb, restart_busy, NULL);
             int log2 = 0, done2 = 0;
+            t0 = kms_mono_ns();
             int r2 = sqlite3_wal_checkpoint_v2(s->cdb, NULL, SQLITE_CHECKPOINT_RESTART, &log2, &done2);
+            kms_log(KMS_LOG_DEBUG, STORE_LOG, "checkpoint (restart): %d frames in %.2f ms, rc %d",
+                    log2, (double)(kms_mono_ns() - t0) / 1e6, r2);
             sqlite3_busy_timeout(s->cdb, STORE_BUSY_MS);
             yield_set(s, false);
             if (r2 == SQLITE_OK) {

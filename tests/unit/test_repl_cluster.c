@@ -30,6 +30,7 @@
 #include "hsm/hsm.h"
 #include "replication/repl.h"
 #include "store/store.h"
+#include "tests/unit/util/logcap.h"
 #include "tests/unit/util/peerpki.h"
 #include "tests/unit/util/tmpdir.h"
 
@@ -1133,6 +1134,59 @@ static void test_cut_after_linked(void **state)
     assert_true(same_object(0, 1, "cut3-00000049"));
 }
 
+/* With log.level debug, the receiver says for every CHANGES frame it
+ * applied how many entities it held, how old its oldest change was on
+ * arrival and once durable, and where the time went (threadpool queue,
+ * apply lock, merge, store commit); its store writer says how long each
+ * group commit took, in wall and CPU time. The lines a lag spike is
+ * matched against (docs/performance.md, "Cluster"). */
+static void test_apply_timings_logged(void **state)
+{
+    (void)state;
+    node_open_data(0);
+    new_dsk(0, 31);
+    node_open_data(1);
+    node_start(0, NULL);
+    node_start(1, NULL);
+    WAIT_FOR(connected(0, 1) && repl_ready(N[1].repl), 5000);
+    enum kms_log_level was = kms_log_get_level();
+    kms_test_logcap_t cap;
+    assert_int_equal(kms_test_logcap_begin(&cap), 0);
+    kms_log_set_level(KMS_LOG_DEBUG);
+    create_objects(0, "dbg", 40, 8);
+    WAIT_FOR(count(1) == 40, 10000);
+    kms_log_set_level(was);
+    char *out = kms_test_logcap_end(&cap);
+    assert_non_null(out);
+    long entities = 0, lines = 0;
+    for (const char *p = out; (p = strstr(p, "applied from n1: ")) != NULL; p++) {
+        long n = 0;
+        long long seq = 0, arrival = 0, durable = 0;
+        double q = -1, lk = -1, merge = -1, commit = -1, back = -1;
+        int got = sscanf(p, "applied from n1: %ld entities up to seq %lld; oldest change %lld ms old "
+                            "at arrival, %lld ms when durable; queued %lf, lock %lf, merge %lf, "
+                            "commit %lf, back %lf ms",
+                         &n, &seq, &arrival, &durable, &q, &lk, &merge, &commit, &back);
+        assert_int_equal(got, 9);
+        assert_true(seq > 0);
+        assert_true(durable >= 0 && durable < 60000);
+        assert_true(q >= 0 && lk >= 0 && merge >= 0 && commit > 0 && back >= 0);
+        entities += n;
+        lines++;
+    }
+    print_message("%ld CHANGES frames applied, %ld entities\n", lines, entities);
+    assert_true(lines >= 1);
+    assert_true(entities >= 40); /* the objects, and the DSK */
+    const char *b = strstr(out, "batch of ");
+    assert_non_null(b);
+    size_t nw = 0;
+    double waited = -1, wall = -1, cpu = -1;
+    assert_int_equal(sscanf(b, "batch of %zu writes: waited %lf ms for a checkpoint, committed in "
+                               "%lf ms (%lf ms of CPU)", &nw, &waited, &wall, &cpu), 4);
+    assert_true(nw >= 1 && waited >= 0 && wall > 0 && cpu >= 0);
+    free(out);
+}
+
 int main(void)
 {
     /* Writes to a peer that closed must not kill the process (kmsd ignores
@@ -1156,6 +1210,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_partial_partition_relays, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cut_after_linked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ship_from_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_timings_logged, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

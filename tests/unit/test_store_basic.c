@@ -18,6 +18,7 @@
 
 #include "common/kms.h"
 #include "store/store.h"
+#include "tests/unit/util/logcap.h"
 #include "tests/unit/util/sqlcheck.h"
 #include "tests/unit/util/tmpdir.h"
 
@@ -640,6 +641,48 @@ static void test_wal_bounded(void **state)
     assert_true(max_size < 1600 * (4096 + 24));
 }
 
+/* n new objects PREFIX-00000.., one commit each. */
+static void put_numbered(store_t *s, const char *prefix, int n)
+{
+    for (int i = 0; i < n; i++) {
+        store_object_t o;
+        store_attr_t at[3];
+        char id[64];
+        snprintf(id, sizeof(id), "%s-%05d", prefix, i);
+        make_obj(&o, at, id, "t");
+        assert_int_equal(put1(s, &o, STORE_VERSION_NEW, NULL), 0);
+    }
+}
+
+/* With log.level debug, each checkpoint says how many WAL frames it
+ * copied and how long it took, and a RESTART says so too: the lines a
+ * slow commit is matched against. */
+static void test_checkpoint_timings_logged(void **state)
+{
+    (void)state;
+    store_options_t opt = {.path = g_path, .ckpt_frames = 40};
+    store_t *s = NULL;
+    enum kms_log_level was = kms_log_get_level();
+    kms_test_logcap_t cap;
+    assert_int_equal(store_open(&opt, &s), 0);
+    assert_int_equal(kms_test_logcap_begin(&cap), 0);
+    kms_log_set_level(KMS_LOG_DEBUG);
+    put_numbered(s, "ckpt", 400);
+    store_close(s);
+    kms_log_set_level(was);
+    char *out = kms_test_logcap_end(&cap);
+    assert_non_null(out);
+    const char *p = strstr(out, "checkpoint (passive): ");
+    assert_non_null(p);
+    int done = 0, frames = 0, rc = -1;
+    double ms = -1;
+    assert_int_equal(sscanf(p, "checkpoint (passive): %d of %d frames in %lf ms, rc %d", &done,
+                            &frames, &ms, &rc), 4);
+    assert_true(frames >= 40 && done <= frames && ms >= 0 && rc == 0);
+    assert_non_null(strstr(out, "checkpoint (restart): "));
+    free(out);
+}
+
 /* The writer's VFS (store/vfs.c) buffers WAL appends until the commit's
  * sync: a commit larger than its buffer, and many small ones, are each
  * visible to a reader as soon as store_commit returns, survive a reopen,
@@ -774,6 +817,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reopen_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_timings_logged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writer_vfs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_refused, setup, teardown),
