@@ -14,7 +14,15 @@
 #      connection to A and one to B): every 50 ms it creates a key on A
 #      and, from A's Success answer on, sends Get for it to B until B has
 #      it; lag = that time (its resolution is one Get round trip, measured
-#      and printed). p50/p99 over the probes of the window.
+#      and printed). p50/p99/max over the probes of the window (30 s: 600
+#      probes, so that p99 is not decided by one or two of them). Beside
+#      it a flush probe (a 4 KiB overwrite and fdatasync every 5 ms in the
+#      stores' file system) says how slow the disk's flushes were, and the
+#      row counts the probes over 50 ms that overlapped such a flush. Each
+#      probe's time and lag stay in lag.RATE.probes, the flushes in
+#      flush.RATE.txt (BENCH_KEEP=1), to match with the nodes' DEBUG lines
+#      (BENCH_LOG_LEVEL=debug: each applied frame, group commit and
+#      checkpoint with its timings).
 #   3. Catch-up of a joining node: BENCH_CATCHUP_KEYS keys created on a
 #      one-node cluster (kmipbench, 64 connections), then a node joins and
 #      starts: the time until its KMIP port opens (it opens only once caught
@@ -26,11 +34,13 @@
 # Environment:
 #   BUILD=build                 build directory with kmsd, kmsctl, kmipbench
 #   BENCH_DURATION=5            seconds per throughput workload (warm-up 1 s extra)
-#   BENCH_LAG_DURATION=10       seconds per lag rate
+#   BENCH_LAG_DURATION=30       seconds per lag rate
 #   BENCH_LAG_RATES="1000 10000"  Create rates for the lag rows
 #   BENCH_CATCHUP_KEYS=100000   keys the joining node catches up with (0: skip)
 #   BENCH_KEEP=0                1: keep the temp dir (logs)
 #   BENCH_PARTS="throughput lag catchup"  which of the three to run
+#   BENCH_LOG_LEVEL=warn        the cluster nodes' log.level (debug: timings of every applied
+#                               frame, group commit and checkpoint, in T/NODE.log)
 #   BENCH_PIN=""                "CPUS_A:CPUS_REST" (taskset lists, e.g. "0:1"): node A (and the
 #                               single node) on CPUS_A, the other nodes and the generator on
 #                               CPUS_REST, so node A's figures do not share its cores
@@ -42,12 +52,13 @@ cd "$(dirname "$0")/.." || exit 1
 . bench/lib.sh
 bench_build cluster.sh
 DUR=${BENCH_DURATION:-5}
-LAGDUR=${BENCH_LAG_DURATION:-10}
+LAGDUR=${BENCH_LAG_DURATION:-30}
 RATES=${BENCH_LAG_RATES:-"1000 10000"}
 CATCHUP=${BENCH_CATCHUP_KEYS:-100000}
 PARTS=${BENCH_PARTS:-"throughput lag catchup"}
 PIN=${BENCH_PIN:-}
 PERFDIR=${BENCH_PERF:-}
+LOGLVL=${BENCH_LOG_LEVEL:-warn}
 part() { case " $PARTS " in *" $1 "*) return 0;; esac; return 1; }
 # pin NAME: the taskset prefix for a node or the generator (BENCH_PIN); none without it.
 pin() {
@@ -93,10 +104,10 @@ join() { # name first acks
     "$BUILD/kmsctl" cluster join "$tok" --dir "$T/$1" --listen "127.0.0.1:${KPORT[$1]}" \
         --peer-listen "127.0.0.1:$(free_port)" --node-id "$1" >"$T/$1.setup.log" 2>&1 ||
         { cat "$T/$1.setup.log"; exit 1; }
-    tune "$T/$1" "$3"
+    tune "$T/$1" "$3" "$LOGLVL"
 }
 cluster3() { # prefix acks: form and start prefix-a, -b, -c
-    init "$1a" peer; tune "$T/$1a" "$2"; start "$1a"
+    init "$1a" peer; tune "$T/$1a" "$2" "$LOGLVL"; start "$1a"
     join "$1b" "$1a" "$2"; start "$1b"
     join "$1c" "$1a" "$2"; start "$1c"
 }
@@ -183,6 +194,7 @@ import json, os, ssl, socket, sys, time
 sys.path.insert(0, os.path.join(sys.argv[1], "tests", "interop"))
 import kmsd_harness as H
 pki_a, port_a, port_b, dur = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+trace = open(sys.argv[6], "w") if len(sys.argv) > 6 else None
 def conn(port):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
@@ -215,6 +227,8 @@ while time.monotonic() < end:
         st, _ = call(b, get(ids[0]))
         if st == 0:
             lags.append(time.monotonic() - acked)
+            if trace:  # wall clock of A's answer, lag, key: to match with the nodes' logs
+                trace.write("%.6f %.3f %s\n" % (time.time() - lags[-1], lags[-1] * 1000, ids[0]))
             break
         rtts.append(time.monotonic() - g0)
         if time.monotonic() - acked > 30:
@@ -227,6 +241,26 @@ def pct(v, p):
 print(json.dumps({"probes": len(lags), "lag_p50_ms": pct(lags, 0.5), "lag_p99_ms": pct(lags, 0.99),
                   "lag_max_ms": pct(lags, 1.0), "get_rtt_p50_ms": pct(rtts, 0.5)}))
 EOF
+# The disk's flush latency beside each lag window: every 5 ms a 4 KiB
+# overwrite of one block and fdatasync (what a commit's WAL sync needs),
+# in the directory the stores use. A flush that stalls there stalls every
+# node's commits at the same moment (the nodes share the disk).
+FLUSHPY="$T/flush.py"
+cat >"$FLUSHPY" <<'EOF'
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+os.pwrite(fd, b"\0" * 4096, 0)
+os.fsync(fd)
+end, out = time.monotonic() + float(sys.argv[2]), open(sys.argv[3], "w")
+while time.monotonic() < end:
+    t0, m0 = time.time(), time.monotonic()
+    os.pwrite(fd, os.urandom(4096), 0)
+    os.fdatasync(fd)
+    out.write("%.6f %.3f\n" % (t0, (time.monotonic() - m0) * 1000))
+    time.sleep(0.005)
+os.close(fd)
+os.unlink(sys.argv[1])
+EOF
 for rate in $RATES; do
     printf '  %-34s ' "lag at $rate Create/s" >&2
     # shellcheck disable=SC2046
@@ -234,22 +268,36 @@ for rate in $RATES; do
         --warmup 0 >"$T/lag-load.$rate.json" 2>>"$T/kmipbench.err" &
     lp=$!
     sleep 1
-    $PY "$LAGPY" "$REPO" "$T/a/pki" "${KPORT[a]}" "${KPORT[b]}" "$LAGDUR" >"$T/lag.$rate.json" 2>>"$T/lag.err"
-    wait "$lp"
-    $PY - "$rate" "$T/lag-load.$rate.json" "$T/lag.$rate.json" "$JSON" <<'EOF' >&2
+    $PY "$FLUSHPY" "$T/flush.dat" "$((LAGDUR + 1))" "$T/flush.$rate.txt" 2>>"$T/lag.err" &
+    fp=$!
+    $PY "$LAGPY" "$REPO" "$T/a/pki" "${KPORT[a]}" "${KPORT[b]}" "$LAGDUR" "$T/lag.$rate.probes" >"$T/lag.$rate.json" 2>>"$T/lag.err"
+    wait "$lp" "$fp"
+    $PY - "$rate" "$T/lag-load.$rate.json" "$T/lag.$rate.json" "$JSON" "$T/lag.$rate.probes" "$T/flush.$rate.txt" <<'EOF' >&2
 import json, sys
-rate, load, lag, out = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+rate, load, lag, out, probes, flush = sys.argv[1:7]
+STALL = 50.0  # ms: a flush this slow holds every node's commits
 try:
     l = json.loads(open(load).read().splitlines()[-1])
     g = json.loads(open(lag).read().splitlines()[-1])
+    pr = [tuple(map(float, x.split()[:2])) for x in open(probes)]
+    fl = [tuple(map(float, x.split())) for x in open(flush)]
 except Exception as e:
     print("failed (%s)" % e); sys.exit(0)
 d = {"label": "lag at %s Create/s" % rate, "achieved": l["requests_per_s"], "load_p99_ms": l["p99_ms"],
      "errors": l["errors"], **g}
+stalls = [(t, t + ms / 1000) for t, ms in fl if ms >= STALL]
+fms = sorted(ms for _, ms in fl)
+slow = [(t, t + ms / 1000) for t, ms in pr if ms >= STALL]
+d.update({"flush_p50_ms": fms[len(fms) // 2] if fms else None, "flush_max_ms": fms[-1] if fms else None,
+          "flush_stalls": len(stalls), "probes_over_50ms": len(slow),
+          "probes_over_50ms_in_stall": sum(any(a < s1 and s0 < b for s0, s1 in stalls) for a, b in slow)})
 open(out, "a").write(json.dumps(d) + "\n")
 print("achieved %.0f/s (p99 %.1f ms); lag p50 %.1f ms p99 %.1f ms max %.1f ms over %d probes; Get RTT %.2f ms" % (
     d["achieved"], d["load_p99_ms"], g["lag_p50_ms"], g["lag_p99_ms"], g["lag_max_ms"], g["probes"],
     g["get_rtt_p50_ms"] or 0))
+print("  %-34s fdatasync p50 %.2f ms, max %.1f ms, %d over %.0f ms; lag probes over %.0f ms: %d, %d of them during such a flush" % (
+    "", d["flush_p50_ms"] or 0, d["flush_max_ms"] or 0, d["flush_stalls"], STALL, STALL,
+    d["probes_over_50ms"], d["probes_over_50ms_in_stall"]))
 EOF
 done
 for n in a b c; do stop "$n"; done
@@ -315,8 +363,11 @@ for k in ("create single node", "create 3 nodes async", "create 3 nodes sync_ack
         k, d["requests_per_s"], d["p50_ms"], d["p99_ms"], d["errors"], cpu, ratio))
 for k, d in rows.items():
     if k.startswith("lag at"):
-        print("| %s (A -> B) | achieved %.0f/s; lag p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d probes, Get RTT %.2f ms) | |" % (
-            k, d["achieved"], d["lag_p50_ms"], d["lag_p99_ms"], d["lag_max_ms"], d["probes"], d["get_rtt_p50_ms"] or 0))
+        print("| %s (A -> B) | achieved %.0f/s; lag p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d probes, Get RTT %.2f ms); "
+              "disk flush (fdatasync) max %.0f ms, %d over 50 ms; %d probes over 50 ms, %d during such a flush | |" % (
+            k, d["achieved"], d["lag_p50_ms"], d["lag_p99_ms"], d["lag_max_ms"], d["probes"], d["get_rtt_p50_ms"] or 0,
+            d.get("flush_max_ms") or 0, d.get("flush_stalls", 0), d.get("probes_over_50ms", 0),
+            d.get("probes_over_50ms_in_stall", 0)))
 c = rows.get("catch-up")
 if c:
     s = rows.get("seed %d keys on one node" % c["keys"], {})
