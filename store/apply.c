@@ -117,7 +117,11 @@ void store_wstmt_finalize(store_t *s)
 }
 
 /* INSERT of n attribute rows in one statement: one VM run instead of n.
- * The text is fixed per n (placeholders only). OR ROLLBACK: a multi-row
+ * The text is fixed per n (placeholders only). Each row with a search
+ * key (skey, or an indexed ikey) carries its object's tenant, which leads
+ * the key indexes (schema v11); the others carry '' (no index entry, no
+ * bytes). Every path that stores attributes (KMIP writes, replication,
+ * restore, re-encryption) comes through here with the object it stores. OR ROLLBACK: a multi-row
  * statement that could fail half-way with ABORT would make SQLite keep a
  * statement journal (a copy of every page it touches); with ROLLBACK it
  * need not. The only constraint that could fire is a repeated (name,
@@ -127,9 +131,10 @@ static int attr_insert_stmt(store_t *s, size_t n, sqlite3_stmt **out)
     if (!s->attr_ins[n]) {
         char sql[64 + STORE_ATTR_ROWS * 24];
         size_t len = (size_t)snprintf(sql, sizeof(sql), "INSERT OR ROLLBACK INTO attributes(obj_id, name,"
-                                                        " idx, value, skey, nkey, ikey) VALUES ");
+                                                        " idx, value, skey, nkey, ikey, tenant)"
+                                                        " VALUES ");
         for (size_t i = 0; i < n; i++)
-            len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s(?,?,?,?,?,?,?)",
+            len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s(?,?,?,?,?,?,?,?)",
                                     i ? "," : "");
         if (len >= sizeof(sql))
             return KMS_ERR_INTERNAL;
@@ -138,7 +143,8 @@ static int attr_insert_stmt(store_t *s, size_t n, sqlite3_stmt **out)
     return store_stmt(s->wdb, &s->attr_ins[n], NULL, out);
 }
 
-static int insert_attrs(store_t *s, int64_t oid, const store_attr_t *attrs, size_t n_attrs)
+static int insert_attrs(store_t *s, int64_t oid, const char *tenant, const store_attr_t *attrs,
+                        size_t n_attrs)
 {
     for (size_t done = 0; done < n_attrs;) {
         size_t n = n_attrs - done;
@@ -150,7 +156,7 @@ static int insert_attrs(store_t *s, int64_t oid, const store_attr_t *attrs, size
             return err;
         for (size_t i = 0; i < n; i++) {
             const store_attr_t *a = &attrs[done + i];
-            int p = (int)i * 7;
+            int p = (int)i * 8;
             sqlite3_bind_int64(st, p + 1, oid);
             store_bind_text(st, p + 2, a->name);
             sqlite3_bind_int64(st, p + 3, a->index);
@@ -160,6 +166,8 @@ static int insert_attrs(store_t *s, int64_t oid, const store_attr_t *attrs, size
                 sqlite3_bind_int64(st, p + 6, a->nkey);
             if (a->has_nkey && a->index_nkey)
                 sqlite3_bind_int64(st, p + 7, a->nkey);
+            /* only a row with an index entry needs its tenant */
+            store_bind_text(st, p + 8, a->skey || (a->has_nkey && a->index_nkey) ? tenant : "");
         }
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
@@ -381,7 +389,7 @@ static int apply_put(store_t *s, store_op_t *op, int64_t now_us)
     if (err)
         return err;
     int64_t oid = c.ver ? c.oid : sqlite3_last_insert_rowid(s->wdb);
-    err = insert_attrs(s, oid, o->attrs, o->n_attrs);
+    err = insert_attrs(s, oid, o->tenant, o->attrs, o->n_attrs);
     if (err)
         return err;
     op->new_version = ver;

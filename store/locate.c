@@ -5,10 +5,12 @@
  * condition kinds, whether a tenant or storage-status filter applies);
  * every value is a bound parameter, so prepared statements are cached per
  * reader keyed by that text. A text equality (Name, group, id) drives the
- * query through the (name, skey) index, so a Locate by Name touches the
- * matching rows only; other conditions are checked per candidate on the
- * attributes primary key (see build_sql). Results are newest
- * first (created_us DESC, then id), clipped to STORE_LOCATE_MAX. It knows
+ * query through the (tenant, name, skey) index, so a Locate by Name
+ * touches the matching rows of the caller's tenant only, never another
+ * tenant's (its time says nothing of them); other conditions are checked
+ * per candidate on the attributes primary key (see build_sql). Results
+ * are newest first (created_us DESC, then id), clipped to
+ * STORE_LOCATE_MAX. It knows
  * nothing of KMIP attribute semantics: kmip/ turns a Locate request into
  * conditions.
  */
@@ -53,12 +55,15 @@ static int cached_stmt(store_reader_t *r, const char *sql, sqlite3_stmt **out)
 
 #define DRIVE_CAP 1000 /* most rows a numeric condition may match to drive */
 
+/* One row, one integer column; the statement's VM steps are added to the
+ * reader's count of the Locate in progress. */
 static int64_t one_int(store_reader_t *r, sqlite3_stmt *st, int *err)
 {
     int rc = sqlite3_step(st);
     int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     if (rc != SQLITE_ROW)
         *err = store_sqlerr(r->db, rc, "locate estimate");
+    r->locate_steps += sqlite3_stmt_status(st, SQLITE_STMTSTATUS_VM_STEP, 1);
     sqlite3_reset(st);
     return v;
 }
@@ -68,12 +73,16 @@ static int64_t one_int(store_reader_t *r, sqlite3_stmt *st, int *err)
  * a text presence (SKEY_ANY: a marker few objects carry) does.
  * Otherwise an indexed numeric equality or range (a date, a custom
  * attribute) drives only if it is rare: its matches are counted in the
- * (name, ikey) index, stopping at DRIVE_CAP, and compared with the number
- * of objects (the span of oids). Numeric keys that are not indexed
- * (Object Type, State, algorithm, length) never drive: walking the
- * objects newest first and stopping at the limit serves their common
- * values. Mask and presence tests never drive. SQLite has no statistics
- * here to choose by itself. */
+ * (tenant, name, ikey) index, stopping at DRIVE_CAP, and the rarest is
+ * compared with the number of objects the walk would read: the tenant's
+ * (counted up to 4 times the matches, all the comparison needs), or over
+ * all tenants the span of oids. Within a tenant both counts read that
+ * tenant's rows only, so the choice, and the time it takes, owe nothing
+ * to other tenants' objects. Numeric keys that are not indexed (Object
+ * Type, State, algorithm, length) never drive: walking the objects
+ * newest first and stopping at the limit serves their common values.
+ * Mask and presence tests never drive. SQLite has no statistics here to
+ * choose by itself. */
 static int pick_driver(store_reader_t *r, const store_query_t *q, size_t *out)
 {
     *out = SIZE_MAX;
@@ -87,30 +96,40 @@ static int pick_driver(store_reader_t *r, const store_query_t *q, size_t *out)
             *out = i;
             return 0;
         }
-    int64_t best = DRIVE_CAP, span = -1;
+    int64_t best = DRIVE_CAP;
+    size_t pick = SIZE_MAX;
     int err = 0;
     for (size_t i = 0; i < q->n_conds && !err; i++) {
         const store_cond_t *c = &q->conds[i];
         if ((c->kind != STORE_COND_NKEY_EQ && c->kind != STORE_COND_NKEY_RANGE) || !c->indexed)
             continue;
         sqlite3_stmt *st;
-        if (span < 0) {
-            if ((err = store_rstmt(r, RS_OID_SPAN, &st)) != 0)
-                break;
-            span = one_int(r, st, &err);
-        }
-        if (err || (err = store_rstmt(r, RS_NKEY_COUNT, &st)) != 0)
+        if ((err = store_rstmt(r, q->tenant ? RS_NKEY_COUNT : RS_NKEY_COUNT_ALL, &st)) != 0)
             break;
         store_bind_text(st, 1, c->name);
         sqlite3_bind_int64(st, 2, c->lo);
         sqlite3_bind_int64(st, 3, c->kind == STORE_COND_NKEY_EQ ? c->lo : c->hi);
         sqlite3_bind_int64(st, 4, DRIVE_CAP);
+        if (q->tenant)
+            store_bind_text(st, 5, q->tenant);
         int64_t n = one_int(r, st, &err);
-        if (!err && n < best && n * 4 < span) {
+        if (!err && n < best) {
             best = n;
-            *out = i;
+            pick = i;
         }
     }
+    if (err || pick == SIZE_MAX)
+        return err;
+    sqlite3_stmt *st;
+    if ((err = store_rstmt(r, q->tenant ? RS_TENANT_OBJECTS_UPTO : RS_OID_SPAN, &st)) != 0)
+        return err;
+    if (q->tenant) {
+        store_bind_text(st, 1, q->tenant);
+        sqlite3_bind_int64(st, 2, best * 4 + 1);
+    }
+    int64_t objects = one_int(r, st, &err);
+    if (!err && best * 4 < objects)
+        *out = pick;
     return err;
 }
 
@@ -180,8 +199,9 @@ static int cond_sql(kms_buf_t *b, const store_cond_t *c, const char *n, const ch
  * order bind_query() binds them.
  *
  * Plan: with a driving text equality, `o.oid IN (SELECT obj_id ...)` reads
- * the few matching rows from the (name, skey) index and fetches objects
- * by oid; every other condition is a correlated EXISTS answered from the
+ * the few matching rows of the caller's tenant from the (tenant, name,
+ * skey) index (over all tenants: those of each tenant in turn) and
+ * fetches objects by oid; every other condition is a correlated EXISTS answered from the
  * attributes primary key (obj_id, name). Without statistics SQLite would
  * rather walk the tenant's order index to skip the final sort, reading
  * every object of the tenant; the unary + takes tenant and status out of
@@ -208,9 +228,19 @@ static int build_sql(const store_query_t *q, size_t driver, kms_buf_t *b)
         } else if (c->kind == STORE_COND_STATE_RANGE) {
             p += 2;
             err |= kms_buf_printf(b, " AND o.state BETWEEN ?%d AND ?%d", p - 1, p);
-        } else if (k == 0 && driven) {
-            err |= kms_buf_printf(b, " AND o.oid IN (SELECT obj_id FROM attributes WHERE ");
+        } else if (k == 0 && driven && q->tenant) {
+            /* the tenant's own entries of the (tenant, name, key) index;
+             * ?1 is the tenant */
+            err |= kms_buf_printf(b, " AND o.oid IN (SELECT obj_id FROM attributes"
+                                     " WHERE tenant = ?1 AND ");
             err |= cond_sql(b, c, "", "", true, &p);
+            err |= kms_buf_printf(b, ")");
+        } else if (k == 0 && driven) {
+            bool text = c->kind == STORE_COND_SKEY_EQ || c->kind == STORE_COND_SKEY_ANY;
+            err |= kms_buf_printf(b, " AND o.oid IN (%sSELECT a.obj_id FROM kt, attributes a"
+                                     " WHERE a.tenant = kt.t AND ",
+                                  text ? STORE_KEY_TENANTS("skey") : STORE_KEY_TENANTS("ikey"));
+            err |= cond_sql(b, c, "a.", "a.", true, &p);
             err |= kms_buf_printf(b, ")");
         } else {
             err |= kms_buf_printf(b, " AND EXISTS (SELECT 1 FROM attributes a"
@@ -318,6 +348,7 @@ int store_locate(store_reader_t *r, const store_query_t *q, kms_arena_t *arena, 
         sqlite3_progress_handler(r->db, LOCATE_CHECK_STEPS, stop_check, (void *)q);
     }
     kms_buf_init(&sql, 64 * 1024);
+    r->locate_steps = 0;
     err = pick_driver(r, q, &driver);
     if (!err)
         err = build_sql(q, driver, &sql);
@@ -325,6 +356,7 @@ int store_locate(store_reader_t *r, const store_query_t *q, kms_arena_t *arena, 
         err = cached_stmt(r, (const char *)sql.data, &st);
     if (err)
         goto out;
+    sqlite3_stmt_status(st, SQLITE_STMTSTATUS_VM_STEP, 1);
     bind_query(st, q, driver, (int64_t)limit, offset);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -359,8 +391,10 @@ int store_locate(store_reader_t *r, const store_query_t *q, kms_arena_t *arena, 
     }
     *n_out = n;
 out:
-    if (st)
+    if (st) {
+        r->locate_steps += sqlite3_stmt_status(st, SQLITE_STMTSTATUS_VM_STEP, 1);
         sqlite3_reset(st);
+    }
     if (watched)
         sqlite3_progress_handler(r->db, 0, NULL, NULL);
     free(ids);
@@ -408,4 +442,9 @@ out:
     kms_buf_dispose(&plan);
     kms_buf_dispose(&sql);
     return err;
+}
+
+int64_t store_locate_steps(const store_reader_t *r)
+{
+    return r ? r->locate_steps : 0;
 }

@@ -54,8 +54,16 @@ static const char *const rsql[RS__COUNT] = {
     [RS_CLIENT_BY_DEVICE] = "SELECT " CLIENT_COLS " FROM clients WHERE kind = 'device'"
                             " AND device_serial = ?1",
     [RS_CLIENT_LIST] = "SELECT " CLIENT_COLS " FROM clients ORDER BY name",
-    [RS_NKEY_COUNT] = "SELECT count(*) FROM (SELECT 1 FROM attributes WHERE name = ?1"
-                      " AND ikey IS NOT NULL AND ikey BETWEEN ?2 AND ?3 LIMIT ?4)",
+    /* Locate's estimate of a numeric condition (locate.c pick_driver):
+     * within the tenant ?5 through its own index entries; over every
+     * tenant (admin) one seek per tenant. */
+    [RS_NKEY_COUNT] = "SELECT count(*) FROM (SELECT 1 FROM attributes WHERE tenant = ?5"
+                      " AND name = ?1 AND ikey IS NOT NULL AND ikey BETWEEN ?2 AND ?3 LIMIT ?4)",
+    [RS_NKEY_COUNT_ALL] = "SELECT count(*) FROM (" STORE_KEY_TENANTS("ikey")
+                          "SELECT 1 FROM kt, attributes a WHERE a.tenant = kt.t AND a.name = ?1"
+                          " AND a.ikey IS NOT NULL AND a.ikey BETWEEN ?2 AND ?3 LIMIT ?4)",
+    [RS_TENANT_OBJECTS_UPTO] = "SELECT count(*) FROM (SELECT 1 FROM objects WHERE tenant = ?1"
+                               " LIMIT ?2)",
     [RS_OID_SPAN] = "SELECT coalesce((SELECT max(oid) FROM objects) -"
                     " (SELECT min(oid) FROM objects) + 1, 0)",
     [RS_BEGIN] = "BEGIN",

@@ -253,6 +253,24 @@ static const char *const migrations[] = {
     " cert_sha256 = substr(cert_sha256, instr(cert_sha256, char(31)) + 1) WHERE kind = 'device';"
     "UPDATE clients SET media_id = cert_sha256, cert_sha256 = '' WHERE kind = 'device';"
     "CREATE UNIQUE INDEX clients_device ON clients(device_serial) WHERE kind = 'device';",
+    /* v11: the owner tenant (its object's) of every attribute row with a
+     * search key, leading the text and numeric key indexes, so a Locate
+     * within a tenant reads that tenant's index entries only: with (name,
+     * skey) it read every tenant's rows carrying the value and dropped the
+     * others', and its time told how many there were. Rows without an
+     * index entry keep '' (no bytes). The column is local (apply.c fills
+     * it from the object it writes); nothing replicated or backed up
+     * carries it. A row whose object is missing (none should exist) keeps
+     * '' and is found by no tenant's Locate. */
+    "ALTER TABLE attributes ADD COLUMN tenant TEXT NOT NULL DEFAULT '';"
+    "UPDATE attributes SET tenant = coalesce((SELECT o.tenant FROM objects o"
+    " WHERE o.oid = attributes.obj_id), '') WHERE skey IS NOT NULL OR ikey IS NOT NULL;"
+    "DROP INDEX attributes_skey;"
+    "DROP INDEX attributes_ikey;"
+    "CREATE INDEX attributes_tenant_skey ON attributes(tenant, name, skey)"
+    " WHERE skey IS NOT NULL;"
+    "CREATE INDEX attributes_tenant_ikey ON attributes(tenant, name, ikey)"
+    " WHERE ikey IS NOT NULL;",
 };
 
 const int store_schema_current = (int)KMS_ARRAY_SIZE(migrations);
@@ -324,9 +342,9 @@ int store_migrate(sqlite3 *db, int *version_out)
                 store_schema_current);
         return KMS_ERR_CONFIG;
     }
-    /* An existing database: say so before steps that can take long (step 5
-     * rewrites every attribute row: ~12 s per 300 000 keys; step 6 every
-     * object row). */
+    /* An existing database: say so before steps that can take long (steps
+     * 5 and 11 rewrite every attribute row: ~12 s per 300 000 keys; step 6
+     * every object row). */
     if (v > 0 && v < store_schema_current)
         kms_log(KMS_LOG_WARN, STORE_LOG,
                 "upgrading the database schema from v%d to v%d; on a large store this takes "

@@ -204,6 +204,11 @@ int store_locate(store_reader_t *r, const store_query_t *q, kms_arena_t *arena, 
 int store_locate_explain(store_reader_t *r, const store_query_t *q, kms_arena_t *arena,
                          char **plan_out);
 
+/* SQLite virtual-machine steps the reader's last store_locate took, its
+ * estimates included (sqlite3_stmt_status): the work it did, counted
+ * independently of the machine's speed; for tests and diagnostics. */
+int64_t store_locate_steps(const store_reader_t *r);
+
 /* Small key/value metadata (wrapped data-store keys, settings).
  * KMS_ERR_NOTFOUND when absent; the value is NUL-terminated in the arena. */
 int store_meta_get(store_reader_t *r, kms_arena_t *arena, const char *key, uint8_t **val_out,

@@ -164,7 +164,7 @@ enum store_rstmt {
     RS_CHANGES, RS_LAST_SEQ, RS_SCAN, RS_COUNT, RS_COUNT_KINDS, RS_COUNT_TENANT,
     RS_TENANT_EXISTS, RS_TENANT_LIST,
     RS_CLIENT_BY_NAME, RS_CLIENT_BY_CERT, RS_CLIENT_BY_DEVICE, RS_CLIENT_LIST,
-    RS_NKEY_COUNT, RS_OID_SPAN,
+    RS_NKEY_COUNT, RS_NKEY_COUNT_ALL, RS_TENANT_OBJECTS_UPTO, RS_OID_SPAN,
     /* replication (repl_read.c) */
     RS_BEGIN, RS_COMMIT,
     RS_OBJ_GET_REPL, RS_SNAP_OBJECTS,
@@ -178,6 +178,16 @@ enum store_rstmt {
 
 #define STORE_LOCATE_CACHE 16
 
+/* The tenants that have entries in the key index on `col` (skey or ikey),
+ * as the CTE kt(t): one seek per tenant (min of the leading column above
+ * the previous one). A query over all tenants (admin) joins it to the
+ * (tenant, name, key) index, so it seeks that index per tenant instead of
+ * reading all of it. */
+#define STORE_KEY_TENANTS(col)                                                            \
+    "WITH RECURSIVE kt(t) AS (SELECT (SELECT min(tenant) FROM attributes WHERE " col     \
+    " IS NOT NULL) UNION ALL SELECT (SELECT min(tenant) FROM attributes WHERE " col      \
+    " IS NOT NULL AND tenant > kt.t) FROM kt WHERE kt.t IS NOT NULL) "
+
 struct store_reader {
     store_t *store;
     sqlite3 *db;
@@ -189,6 +199,7 @@ struct store_reader {
         uint64_t used;
     } lc[STORE_LOCATE_CACHE];
     uint64_t lc_tick;
+    int64_t locate_steps; /* SQLite VM steps of the last store_locate */
     /* store_snapshot_begin .. _end: an explicit read transaction is open */
     bool in_snapshot;
     int64_t snapshot_seq;

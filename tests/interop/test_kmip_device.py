@@ -307,6 +307,11 @@ ALTER TABLE clients DROP COLUMN machine_id;
 ALTER TABLE clients DROP COLUMN media_id;
 CREATE UNIQUE INDEX clients_device ON clients(substr(cert_sha256, 1,
     instr(cert_sha256, char(31)) - 1)) WHERE kind = 'device';
+DROP INDEX attributes_tenant_skey;
+DROP INDEX attributes_tenant_ikey;
+ALTER TABLE attributes DROP COLUMN tenant;
+CREATE INDEX attributes_skey ON attributes(name, skey) WHERE skey IS NOT NULL;
+CREATE INDEX attributes_ikey ON attributes(name, ikey) WHERE ikey IS NOT NULL;
 DELETE FROM schema_version WHERE version >= 10;
 COMMIT;
 """
@@ -343,6 +348,7 @@ def test_device_login_after_upgrade_from_schema_v9():
         assert "device_serial" not in client_columns(db)
         k.start()
         assert "schema migrated to v10" in k.log_text()
+        assert "schema migrated to v11" in k.log_text()
         cl = Proxy(k, cert=False)
         try:
             good = device_credential("SN-V9", "pw-v9", device_id="dev-9", media_id="med-9")
@@ -364,7 +370,7 @@ def test_device_login_after_upgrade_from_schema_v9():
         finally:
             c.close()
         assert row == ("", "SN-V9", "dev-9", "", "", "med-9")
-        assert version == 10
+        assert version == 11
         k.start()
 
 

@@ -9,6 +9,9 @@
  * (made with the key file 0x00..0x1f by tests/fuzz/make-backup-corpus.py);
  * the store and file keyring are real, in a temporary directory.
  *
+ * Restored objects' attribute rows with a search key carry their
+ * object's tenant (store schema v11), which a tenant's Locate relies on.
+ *
  * Device clients come back from a backup in either form: their identifiers
  * in fields of their own, or packed into the certificate field as the
  * versions before store schema v10 wrote them (a file written here with
@@ -28,6 +31,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "admin/admin_int.h"
 #include "hsm/hsm.h"
@@ -124,6 +128,26 @@ static void tamper_cb(void *arg, const char *phase, const char *unit, int64_t do
     t->done = true;
 }
 
+/* Attribute rows with a search key in e's database: all of them, and
+ * those whose tenant is their object's. */
+static void attr_tenants(env_t *e, int64_t *all_out, int64_t *same_out)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open_v2(e->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*), coalesce(sum(o.tenant = a.tenant),"
+                                            " 0) FROM attributes a LEFT JOIN objects o"
+                                            " ON o.oid = a.obj_id WHERE a.skey IS NOT NULL"
+                                            " OR a.ikey IS NOT NULL",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    *all_out = sqlite3_column_int64(st, 0);
+    *same_out = sqlite3_column_int64(st, 1);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
 static int64_t restore(const char *name, bool tamper, int *rc_out)
 {
     env_t e;
@@ -150,6 +174,12 @@ static int64_t restore(const char *name, bool tamper, int *rc_out)
     store_reader_free(rd);
     if (*rc_out == 0)
         assert_int_equal(stored, count);
+    if (*rc_out == 0 && !tamper && stored > 0) {
+        int64_t all = 0, same = 0;
+        attr_tenants(&e, &all, &same);
+        assert_true(all > 0);
+        assert_int_equal(same, all);
+    }
     close(fd);
     kms_arena_free(a);
     env_close(&e);

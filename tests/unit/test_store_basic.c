@@ -380,7 +380,7 @@ static void test_reopen_durable(void **state)
     char node[64];
     snprintf(node, sizeof(node), "%s", store_node_id(s));
     assert_int_equal(strlen(node), 32);
-    assert_int_equal(store_schema_version(s), 10); /* the newest migration */
+    assert_int_equal(store_schema_version(s), 11); /* the newest migration */
     for (int i = 0; i < 20; i++) {
         store_object_t o;
         store_attr_t at[3];
@@ -463,7 +463,7 @@ static void test_migrate_v1(void **state)
     sqlite3_close(db);
 
     store_t *s = open_store(NULL);
-    assert_int_equal(store_schema_version(s), 10); /* the newest migration */
+    assert_int_equal(store_schema_version(s), 11); /* the newest migration */
     assert_string_equal(store_node_id(s), "0123456789abcdef0123456789abcdef");
     store_reader_t *r = NULL;
     assert_int_equal(store_reader_new(s, &r), 0);
@@ -530,13 +530,116 @@ static void test_migrate_v1(void **state)
                                         -1, &st, NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(st, 0), "1,2,3,4,5,6,7,8,9,10");
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "1,2,3,4,5,6,7,8,9,10,11");
     sqlite3_finalize(st);
     assert_int_equal(sqlite3_prepare_v2(db, "SELECT max(hlc) > 281474976710656000 FROM change_log",
                                         -1, &st, NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(st, 0), 1);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+
+/* Schema v11 on a store made by kmsd at v10 (tests/vectors/
+ * store-v10-tenants.sql, two tenants with a shared Name): every attribute
+ * row with a search key gets its object's tenant (the others ''), Locate
+ * within a tenant finds its own objects through the (tenant, name, key)
+ * indexes and over all tenants both, and rows written afterwards follow
+ * the same rule. */
+#define V10_FIXTURE "tests/vectors/store-v10-tenants.sql"
+#define V10_A1 "01a24e90-bfdf-72c9-b3be-9d78c005f2d1"
+#define V10_A2 "01a24e90-bfe0-7485-826d-4dc486bc0122"
+#define V10_B1 "01a24e90-bfe0-7a78-b744-06536d528ce3"
+
+static int64_t sql_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static void locate_ids(store_reader_t *r, kms_arena_t *a, const char *tenant,
+                       const store_cond_t *c, const char *want)
+{
+    store_query_t q = {.tenant = tenant, .conds = c, .n_conds = 1};
+    char **ids = NULL;
+    size_t n = 0;
+    char got[512] = "";
+    assert_int_equal(store_locate(r, &q, a, &ids, &n), 0);
+    for (size_t i = 0; i < n; i++)
+        snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", i ? " " : "", ids[i]);
+    assert_string_equal(got, want);
+}
+
+static void test_migrate_v10_tenants(void **state)
+{
+    (void)state;
+    FILE *f = fopen(V10_FIXTURE, "rb");
+    assert_non_null(f);
+    static char sql[64 * 1024];
+    size_t len = fread(sql, 1, sizeof(sql) - 1, f);
+    fclose(f);
+    assert_true(len > 0 && len < sizeof(sql) - 1);
+    sql[len] = 0;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(g_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sql_int(db, "SELECT max(version) FROM schema_version"), 10);
+    sqlite3_close(db);
+
+    store_t *s = open_store(NULL);
+    assert_int_equal(store_schema_version(s), 11);
+    store_reader_t *r = NULL;
+    assert_int_equal(store_reader_new(s, &r), 0);
+    kms_arena_t *a = kms_arena_new(0);
+    store_cond_t name = {.kind = STORE_COND_SKEY_EQ, .name = "Name", .s = "shared-name"};
+    store_cond_t num = {.kind = STORE_COND_NKEY_EQ, .name = "x-num", .lo = 7, .hi = 7,
+                        .indexed = true};
+    locate_ids(r, a, "acme", &name, V10_A2 " " V10_A1);
+    locate_ids(r, a, "globex", &name, V10_B1);
+    locate_ids(r, a, NULL, &name, V10_B1 " " V10_A2 " " V10_A1);
+    locate_ids(r, a, "acme", &num, V10_A1);
+    locate_ids(r, a, "globex", &num, V10_B1);
+    locate_ids(r, a, NULL, &num, V10_B1 " " V10_A1);
+    char *plan = NULL;
+    store_query_t q = {.tenant = "acme", .conds = &name, .n_conds = 1};
+    assert_int_equal(store_locate_explain(r, &q, a, &plan), 0);
+    assert_non_null(strstr(plan, "attributes_tenant_skey (tenant=? AND name=? AND skey=?)"));
+    /* a write after the migration */
+    store_object_t o;
+    store_attr_t at[3];
+    make_obj(&o, at, "after-v11", "globex");
+    assert_int_equal(put1(s, &o, STORE_VERSION_NEW, NULL), 0);
+    kms_arena_free(a);
+    store_reader_free(r);
+    store_close(s);
+
+    assert_int_equal(sqlite3_open(g_path, &db), SQLITE_OK);
+    /* 27 rows with a search key in the file, 2 more (two Names) after the put */
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM attributes"), 67 + 3);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM attributes a JOIN objects o"
+                                 " ON o.oid = a.obj_id AND o.tenant = a.tenant"),
+                     27 + 2);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM attributes"
+                                 " WHERE (skey IS NOT NULL OR ikey IS NOT NULL)"
+                                 " AND tenant <> (SELECT tenant FROM objects WHERE oid = obj_id)"),
+                     0);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM attributes"
+                                 " WHERE skey IS NULL AND ikey IS NULL AND tenant <> ''"),
+                     0);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM attributes WHERE tenant = 'acme'"), 14);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index'"
+                                 " AND name IN ('attributes_skey', 'attributes_ikey')"),
+                     0);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
@@ -816,6 +919,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_v10_tenants, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_timings_logged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writer_vfs, setup, teardown),

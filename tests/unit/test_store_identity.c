@@ -38,6 +38,13 @@ static int teardown(void **state)
     return kms_test_rmdir(g_dir);
 }
 
+/* Undo schema v11 (the attributes' tenant column and the indexes it
+ * leads), for the tests that take a new store back to an older version. */
+#define UNDO_V11 "DROP INDEX attributes_tenant_skey; DROP INDEX attributes_tenant_ikey;"          \
+                 "ALTER TABLE attributes DROP COLUMN tenant;"                                      \
+                 "CREATE INDEX attributes_skey ON attributes(name, skey) WHERE skey IS NOT NULL;" \
+                 "CREATE INDEX attributes_ikey ON attributes(name, ikey) WHERE ikey IS NOT NULL;"
+
 static store_t *open_store(void)
 {
     store_options_t o = {.path = g_path};
@@ -412,7 +419,7 @@ static void test_device_upgrade(void **state)
                      "DROP TABLE clients; ALTER TABLE c8 RENAME TO clients;"
                      "CREATE UNIQUE INDEX clients_cert ON clients(cert_sha256)"
                      " WHERE kind = 'cert' AND cert_sha256 <> '';"
-                     "CREATE INDEX clients_tenant ON clients(tenant);"
+                     "CREATE INDEX clients_tenant ON clients(tenant);" UNDO_V11
                      "DELETE FROM schema_version WHERE version >= 9; COMMIT;",
                      NULL, NULL, NULL),
         SQLITE_OK);
@@ -541,7 +548,7 @@ static void test_device_upgrade_v10(void **state)
             " ('tape-2', 'globex', 'admin', 'device', 'serNum101010' || char(31) || char(31)"
             " || char(31) || 'machineID1' || char(31) || 'mediaID313', '" HASH_3 "', 1004,"
             " 65536005, 'node-b', 7);"
-            "DELETE FROM schema_version WHERE version >= 10; COMMIT;",
+            UNDO_V11 "DELETE FROM schema_version WHERE version >= 10; COMMIT;",
             NULL, NULL, NULL),
         SQLITE_OK);
     sqlite3_stmt *st = NULL;
@@ -555,7 +562,7 @@ static void test_device_upgrade_v10(void **state)
     sqlite3_close(db);
 
     s = open_store();
-    assert_int_equal(store_schema_version(s), 10);
+    assert_int_equal(store_schema_version(s), 11);
     store_reader_t *r = NULL;
     assert_int_equal(store_reader_new(s, &r), 0);
     store_client_t want[5];
