@@ -180,6 +180,11 @@ typedef struct conf {
         size_t n_listen;
         size_t max_header;       /* http.max_header: request line + headers (default 8 KiB) */
         size_t max_body;         /* http.max_body: one request body (default 4 MiB) */
+        /* http.metrics_clients: SHA-256 fingerprints (64 lower-case hex
+         * digits) of the certificates that may read /metrics besides
+         * registered admin clients; empty by default. */
+        const char *const *metrics_clients;
+        size_t n_metrics_clients;
     } http;
 
     struct conf_replication {

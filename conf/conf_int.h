@@ -25,6 +25,8 @@ enum conf_ftype {
     CONF_T_OCTAL,    /* unsigned, octal digits, [min, max] */
     CONF_T_HOSTPORT, /* const char *; "" or conf_parse_hostport() */
     CONF_T_HOSTLIST, /* const char *const * + size_t at off2; a sequence (or one scalar) */
+    CONF_T_FPLIST,   /* as HOSTLIST, of certificate SHA-256 fingerprints: 64 hex digits,
+                        ':' between bytes allowed; stored as 64 lower-case hex digits */
     CONF_T_DEPRECATED, /* accepted only with a value of `enums` (stored nowhere), logged as
                           deprecated with `hint`; any other value is an error; never dumped */
 };
@@ -41,10 +43,10 @@ typedef struct conf_field {
     const char *key;
     enum conf_ftype type;
     size_t off;                 /* offset of the value in conf_t */
-    size_t off2;                /* HOSTLIST: offset of the count */
+    size_t off2;                /* HOSTLIST, FPLIST: offset of the count */
     int64_t min, max;           /* numeric range (ms for durations, bytes for sizes) */
     int zero_ok;                /* SIZE: 0 allowed besides [min, max] */
-    size_t min_items, max_items;/* HOSTLIST */
+    size_t min_items, max_items;/* HOSTLIST, FPLIST */
     const conf_enum_t *enums;   /* ENUM: NULL-terminated */
     conf_check_cb check;        /* STR: optional */
     const struct conf_field *sub; /* SECTION: terminated by key == NULL */

@@ -101,6 +101,8 @@ void conf_defaults(conf_t *c)
     c->http.n_listen = 0;
     c->http.max_header = 8u << 10;
     c->http.max_body = 4u << 20;
+    c->http.metrics_clients = NULL;
+    c->http.n_metrics_clients = 0;
 
     c->replication.listen = "";
     c->replication.peers = NULL;

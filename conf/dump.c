@@ -46,7 +46,8 @@ static int put_value(const conf_t *c, const conf_field_t *t, const char *indent,
     case CONF_T_HOSTPORT:
         rc = fputc(' ', f) == EOF ? -1 : put_str(f, *(const char *const *)(base + t->off));
         break;
-    case CONF_T_HOSTLIST: {
+    case CONF_T_HOSTLIST:
+    case CONF_T_FPLIST: {
         const char *const *arr = *(const char *const *const *)(base + t->off);
         size_t n = *(const size_t *)(base + t->off2);
         if (n == 0) {

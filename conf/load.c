@@ -15,6 +15,7 @@
  * valid for OpenSSL or that addresses are local: the server does that with
  * the real libraries and reports it at start (and in --check-config).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -182,12 +183,39 @@ static void note_mark(loader_t *L, const conf_field_t *f, yaml_mark_t m)
     }
 }
 
+/* A certificate fingerprint as 64 lower-case hex digits into out[65]:
+ * 64 hex digits, or 32 bytes of two digits with ':' between them (as
+ * `openssl x509 -fingerprint -sha256` prints it), any case. */
+static int parse_fingerprint(const char *v, char out[65])
+{
+    size_t n = 0, len = strlen(v);
+    bool colons = len == 95;
+    if (len != 64 && !colons)
+        return KMS_ERR_CONFIG;
+    for (size_t i = 0; i < len; i++) {
+        if (colons && i % 3 == 2) {
+            if (v[i] != ':')
+                return KMS_ERR_CONFIG;
+            continue;
+        }
+        char ch = (char)tolower((unsigned char)v[i]);
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+            return KMS_ERR_CONFIG;
+        out[n++] = ch;
+    }
+    out[n] = '\0';
+    return n == 64 ? 0 : KMS_ERR_CONFIG;
+}
+
+/* A list setting (HOSTLIST: ADDR:PORT items; FPLIST: fingerprints). */
 static int set_hostlist(loader_t *L, const conf_field_t *f, const yaml_node_t *n,
                         const char *sect)
 {
     size_t count = 0;
     const yaml_node_t *items[64];
     char host[256];
+    bool fp = f->type == CONF_T_FPLIST;
+    const char *what = fp ? "a SHA-256 certificate fingerprint" : "ADDR:PORT";
 
     if (is_null(n)) {
         count = 0;
@@ -204,8 +232,8 @@ static int set_hostlist(loader_t *L, const conf_field_t *f, const yaml_node_t *n
             items[count++] = yaml_document_get_node(L->doc, *it);
         }
     } else {
-        fail_at(L, n->start_mark, sect, f->key, "expected a list of ADDR:PORT, got %s",
-                node_kind(n));
+        fail_at(L, n->start_mark, sect, f->key, "expected a list of %s, got %s",
+                fp ? "SHA-256 certificate fingerprints" : "ADDR:PORT", node_kind(n));
         return KMS_ERR_CONFIG;
     }
     if (count < f->min_items) {
@@ -219,10 +247,18 @@ static int set_hostlist(loader_t *L, const conf_field_t *f, const yaml_node_t *n
             return KMS_ERR_NOMEM;
     }
     for (size_t i = 0; i < count; i++) {
-        const char *v = items[i] ? scalar_text(L, items[i], sect, f->key, "ADDR:PORT") : NULL;
+        const char *v = items[i] ? scalar_text(L, items[i], sect, f->key, what) : NULL;
         if (v == NULL)
             return KMS_ERR_CONFIG;
-        if (conf_parse_hostport(v, host, sizeof(host), NULL) != 0) {
+        if (fp) {
+            if (parse_fingerprint(v, host) != 0) {
+                fail_at(L, items[i]->start_mark, sect, f->key,
+                        "'%s' is not a SHA-256 fingerprint (64 hex digits, ':' between bytes "
+                        "allowed)", v);
+                return KMS_ERR_CONFIG;
+            }
+            v = host;
+        } else if (conf_parse_hostport(v, host, sizeof(host), NULL) != 0) {
             fail_at(L, items[i]->start_mark, sect, f->key,
                     "'%s' is not ADDR:PORT or [IPV6]:PORT (port 1-65535)", v);
             return KMS_ERR_CONFIG;
@@ -245,6 +281,7 @@ static int set_field(loader_t *L, const conf_field_t *f, const yaml_node_t *n, c
 
     switch (f->type) {
     case CONF_T_HOSTLIST:
+    case CONF_T_FPLIST:
         return set_hostlist(L, f, n, sect);
     case CONF_T_STR:
     case CONF_T_PATH:
@@ -503,7 +540,7 @@ static const conf_field_t *schema_field(const char *sect, const char *key)
 static int env_node(loader_t *L, const conf_field_t *f, const char *v)
 {
     yaml_document_t *d = L->doc;
-    if (f->type != CONF_T_HOSTLIST)
+    if (f->type != CONF_T_HOSTLIST && f->type != CONF_T_FPLIST)
         return yaml_document_add_scalar(d, NULL, (yaml_char_t *)v, (int)strlen(v),
                                         YAML_PLAIN_SCALAR_STYLE);
     int seq = yaml_document_add_sequence(d, NULL, YAML_FLOW_SEQUENCE_STYLE);

@@ -207,6 +207,7 @@ static const conf_field_t s_http[] = {
     {.key = "listen", .type = CONF_T_HOSTLIST, .off = OFF(http.listen), .off2 = OFF(http.n_listen), .min_items = 0, .max_items = 16},
     {.key = "max_header", .type = CONF_T_SIZE, .off = OFF(http.max_header), .min = 1 * KiB, .max = 1 * MiB},
     {.key = "max_body", .type = CONF_T_SIZE, .off = OFF(http.max_body), .min = 1 * KiB, .max = 1 * GiB},
+    {.key = "metrics_clients", .type = CONF_T_FPLIST, .off = OFF(http.metrics_clients), .off2 = OFF(http.n_metrics_clients), .min_items = 0, .max_items = 64},
     {.key = NULL},
 };
 

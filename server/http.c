@@ -7,8 +7,10 @@
  *                       certificate needed)
  *   GET|HEAD /readyz    200 when ready to serve keys, else 503 with a
  *                       short JSON reason (srv_ready; no certificate needed)
- *   GET|HEAD /metrics   Prometheus text format (client certificate needed;
- *                       rendered on a worker thread)
+ *   GET|HEAD /metrics   Prometheus text format, for a certificate listed in
+ *                       http.metrics_clients or of a registered admin
+ *                       client, else 403 (decided and rendered on a
+ *                       worker thread)
  *   POST /kmip          the KMIP HTTPS binding: the body is a request in
  *                       TTLV (application/octet-stream), JSON
  *                       (application/json) or XML (text/xml,
@@ -160,12 +162,39 @@ static bool respond_text(srv_conn_t *c, int status, const char *text)
 }
 
 /* --------------------------------------------------------------- routes */
+/* /metrics shows server-wide totals (objects by type and state, requests
+ * by operation): every tenant's activity. Readers: the certificates
+ * http.metrics_clients lists (a Prometheus that is no KMIP client) and
+ * registered admin clients, who see every tenant's objects anyway
+ * (docs/access-control.md). The admin's role is read from the clients
+ * table on the worker thread at each scrape, as a KMIP request's is, so a
+ * removed or demoted admin is refused from its next scrape. */
+static bool metrics_reader(srv_conn_t *c)
+{
+    const conf_t *cf = c->loop->srv->conf;
+    for (size_t i = 0; i < cf->http.n_metrics_clients; i++)
+        if (strcmp(cf->http.metrics_clients[i], c->fp) == 0)
+            return true;
+    kmip_peer_t peer = {.cert_sha256 = c->fp, .cert_cn = c->cn[0] ? c->cn : NULL,
+                        .address = c->addr};
+    kmip_identity_t id;
+    return kmip_identify_cert(c->loop->srv->kmip, &peer, &id) == 0 &&
+           id.role == KMIP_ROLE_ADMIN;
+}
+
 static void metrics_work(uv_work_t *w)
 {
     srv_conn_t *c = w->data;
     srv_http_t *h = c->http;
     kms_buf_init(&h->out, SRV_HTTP_METRICS_MAX);
-    h->out_rc = srv_metrics_render(c->loop->srv, &h->out);
+    h->out_rc = metrics_reader(c) ? srv_metrics_render(c->loop->srv, &h->out) : KMS_ERR_PERM;
+}
+
+/* A refused scrape: 403 with nothing that tells why; the log says. */
+static bool metrics_refused(srv_conn_t *c, const char *why)
+{
+    static const char body[] = "forbidden\n";
+    return respond(c, 403, "text/plain; charset=utf-8", body, sizeof body - 1, why);
 }
 
 static void metrics_done(uv_work_t *w, int status)
@@ -174,7 +203,10 @@ static void metrics_done(uv_work_t *w, int status)
     srv_http_t *h = c->http;
     if (c->state != SRV_CONN_CLOSING) {
         c->state = SRV_CONN_READ;
-        if (status != 0 || h->out_rc != 0)
+        if (status == 0 && h->out_rc == KMS_ERR_PERM)
+            (void)metrics_refused(c, "the certificate is neither in http.metrics_clients nor "
+                                     "a registered admin client's");
+        else if (status != 0 || h->out_rc != 0)
             (void)respond_text(c, 500, "metrics could not be rendered");
         else
             (void)respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", h->out.data,
@@ -189,7 +221,7 @@ static bool serve_metrics(srv_conn_t *c)
 {
     srv_http_t *h = c->http;
     if (!c->fp[0])
-        return respond_text(c, 403, "a client certificate is required for /metrics");
+        return metrics_refused(c, "no client certificate");
     c->state = SRV_CONN_DISPATCH;
     h->work.data = c;
     if (uv_queue_work(&c->loop->loop, &h->work, metrics_work, metrics_done) != 0) {

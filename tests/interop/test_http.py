@@ -3,6 +3,11 @@
 - curl and a Prometheus text-format parser (python3-prometheus-client) read
   GET /metrics; the counters move with KMIP requests; /healthz and /readyz
   answer without a client certificate, /metrics and /kmip need one;
+- /metrics is read only by a certificate http.metrics_clients lists (an
+  unregistered one, as a Prometheus's) or a registered admin client's,
+  checked at every scrape (a removed admin is refused on its open
+  connection); every other certificate, a tenant's client too, gets 403
+  and the same body as none;
 - POST /kmip serves Create, Get, Locate and Destroy, built with the
   harness's TTLV encoder, in TTLV, JSON and XML with the same results, in
   the request's encoding, with the same identity and tenant as port 5696
@@ -245,6 +250,78 @@ def test_metrics_health_and_curl(kmsd_factory):
     assert (sample(f2, "kmsd_http_responses_total", route="/metrics", code="200") >
             sample(f1, "kmsd_http_responses_total", route="/metrics", code="200"))
     assert sample(f2, "kmsd_connections_accepted_total", listener="kmip") >= 2
+
+
+def fingerprint(cert, colons=False):
+    out = subprocess.run(["openssl", "x509", "-in", cert, "-noout", "-fingerprint", "-sha256"],
+                         capture_output=True, text=True, check=True).stdout
+    fp = out.strip().split("=", 1)[1]
+    return fp.upper() if colons else fp.replace(":", "").lower()
+
+
+def scrape(k, port, certfile=None, keyfile=None, conn=None):
+    """(status, body) of GET /metrics with the given certificate (None: the
+    admin's the harness registered)."""
+    c = conn or http.client.HTTPSConnection(
+        k.host, port, timeout=10, context=k.ssl_context(certfile=certfile, keyfile=keyfile))
+    try:
+        c.request("GET", "/metrics")
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        if conn is None:
+            c.close()
+
+
+def test_metrics_readers(kmsd_factory, tmp_path):
+    conf, port = http_conf()
+    k = kmsd_factory(conf, start=False)
+    out = str(tmp_path / "certs")
+    os.makedirs(out)
+
+    def issue(name):
+        subprocess.run([H.kmsctl_bin(), "pki", "issue-client", name, "--dir", k.dir,
+                        "--out-dir", out], check=True, capture_output=True, timeout=120)
+        return os.path.join(out, name + ".crt"), os.path.join(out, name + ".key")
+
+    prom_crt, prom_key = issue("prometheus")
+    other_crt, other_key = issue("other-prom")
+    tenant_crt, tenant_key = issue("tenant-host")
+    ops_crt, ops_key = issue("ops-admin")
+    # Listed in the colon form `openssl x509 -fingerprint` prints, upper case.
+    k.configure({"http": {"metrics_clients": [fingerprint(prom_crt, colons=True)]}})
+    k.start()
+    k.kmsctl("tenant", "add", "acme")
+    k.kmsctl("client", "add", "--tenant", "acme", "--cert", tenant_crt)
+    k.kmsctl("client", "add", "--tenant", "default", "--role", "admin", "--cert", ops_crt)
+
+    c = http.client.HTTPSConnection(k.host, port, timeout=10, context=k.ssl_context(cert=False))
+    c.request("GET", "/metrics")
+    r = c.getresponse()
+    none = (r.status, r.read())
+    c.close()
+    assert none == (403, b"forbidden\n"), none
+    # A tenant's registered client and a CA-signed certificate nobody listed:
+    # the same answer as no certificate.
+    assert scrape(k, port, tenant_crt, tenant_key) == none
+    assert scrape(k, port, other_crt, other_key) == none
+    # The listed certificate (registered nowhere) and admins read it.
+    st, body = scrape(k, port, prom_crt, prom_key)
+    assert st == 200 and b"kmsd_kmip_requests_total" in body, (st, body[:200])
+    assert scrape(k, port)[0] == 200
+    # An admin removed while its connection stays open: refused at its next scrape.
+    conn = http.client.HTTPSConnection(k.host, port, timeout=10,
+                                       context=k.ssl_context(certfile=ops_crt, keyfile=ops_key))
+    try:
+        assert scrape(k, port, conn=conn)[0] == 200
+        k.kmsctl("client", "remove", "ops-admin")
+        assert scrape(k, port, conn=conn) == none
+    finally:
+        conn.close()
+    # The refusals are counted, and logged with the reason for the operator.
+    f = families(scrape(k, port, prom_crt, prom_key)[1].decode())
+    assert sample(f, "kmsd_http_responses_total", route="/metrics", code="403") == 4
+    assert "neither in http.metrics_clients nor a registered admin" in k.log_text()
 
 
 @pytest.mark.parametrize("enc", ["ttlv", "json", "xml"])

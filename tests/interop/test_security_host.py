@@ -9,8 +9,10 @@ socket and the files of kmsd's directory.
   of any pattern (raw, hex, base64) or password is in kmsd's log or the
   audit log afterwards.
 - HTTPS: tenant B's Get of A's id in JSON and XML answers as a missing
-  id does; /metrics, /healthz and /readyz name no tenant, client, object
-  or Name.
+  id does; /metrics refuses B's certificate exactly as no certificate
+  (403, same body: the server-wide totals are the operator's, O15);
+  /metrics (as the admin reads it), /healthz and /readyz name no tenant,
+  client, object or Name.
 - Local users (root only, skipped otherwise): a Unix user made for the
   test (and removed after it) can neither connect to the admin socket
   nor read any file of kmsd's directory, even with the directory opened
@@ -192,16 +194,22 @@ def test_https_same_identity_rules_and_metrics_name_nobody(world):
         assert foreign == absent and "ItemNotFound" in foreign, (foreign, absent)
         assert "KeyMaterial" in get_over_https(w, w.a, a_key, form)
 
-    c = https(w, who=w.b)
-    c.request("GET", "/metrics")
-    r = c.getresponse()
-    metrics = r.read().decode()
-    c.close()
-    assert r.status == 200 and "kmsd_kmip_requests_total" in metrics, (r.status, metrics[:200])
-    c = https(w, cert=False)
-    c.request("GET", "/metrics")
-    assert c.getresponse().status == 403
-    c.close()
+    def scrape(**kw):
+        c = https(w, **kw)
+        try:
+            c.request("GET", "/metrics")
+            r = c.getresponse()
+            return r.status, r.read()
+        finally:
+            c.close()
+
+    none = scrape(cert=False)
+    assert none == (403, b"forbidden\n"), none
+    for who in (w.b, w.a):
+        assert scrape(who=who) == none, who.name
+    status, metrics = scrape()  # the admin kmsctl init registered
+    metrics = metrics.decode()
+    assert status == 200 and "kmsd_kmip_requests_total" in metrics, (status, metrics[:200])
     texts = [metrics]
     for path in ("/healthz", "/readyz"):
         c = https(w, cert=False)

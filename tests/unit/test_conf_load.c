@@ -624,6 +624,46 @@ static void seen(const char *key, void *arg)
     snprintf(k->list + n, sizeof k->list - n, "%s%s", n ? " " : "", key);
 }
 
+/* http.metrics_clients: fingerprints in either form, any case, stored as
+ * 64 lower-case hex digits (what kmsd compares with the peer's); anything
+ * else refused with its position. */
+static void test_metrics_clients(void **state)
+{
+    (void)state;
+    static const char y[] =
+        "http:\n  metrics_clients:\n"
+        "    - 9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08\n"
+        "    - \"60:30:3A:E2:2B:99:88:61:BC:E3:B2:8F:33:EE:C1:BE:75:8A:21:3C:86:C9:3C:07:6D:BE:"
+        "9F:55:8C:11:C7:52\"\n";
+    conf_t *c = NULL;
+    kms_error_t err;
+    assert_int_equal(conf_load_buffer("m", NULL, y, strlen(y), &c, &err), 0);
+    assert_int_equal(c->http.n_metrics_clients, 2);
+    assert_string_equal(c->http.metrics_clients[0],
+                        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
+    assert_string_equal(c->http.metrics_clients[1],
+                        "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752");
+    char *d = dump_to_string(c);
+    assert_non_null(strstr(d, "  metrics_clients:\n"));
+    assert_non_null(strstr(d, "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"));
+    free(d);
+    conf_free(c);
+    /* the default: none listed */
+    assert_int_equal(conf_load_buffer("e", NULL, "", 0, &c, &err), 0);
+    assert_int_equal(c->http.n_metrics_clients, 0);
+    conf_free(c);
+    expect_error("http:\n  metrics_clients: [CN=prometheus]\n", ":2:21: ",
+                 "http.metrics_clients: 'CN=prometheus' is not a SHA-256 fingerprint (64 hex "
+                 "digits, ':' between bytes allowed)");
+    expect_error("http:\n  metrics_clients:\n"
+                 "    - 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a0\n",
+                 ":3:7: ", "is not a SHA-256 fingerprint (64 hex digits, ':' between bytes "
+                 "allowed)");
+    expect_error("http:\n  metrics_clients: {a: 1}\n", ":2:20: ",
+                 "http.metrics_clients: expected a list of SHA-256 certificate fingerprints, "
+                 "got a mapping");
+}
+
 static void test_changed(void **state)
 {
     (void)state;
@@ -665,6 +705,7 @@ int main(void)
         cmocka_unit_test(test_yaml_errors),
         cmocka_unit_test(test_environment),
         cmocka_unit_test(test_changed),
+        cmocka_unit_test(test_metrics_clients),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
