@@ -26,7 +26,14 @@ int kmip_kek_load(kmip_ctx_t *ctx, const char *key_id, uint32_t usage, kms_secre
     *kek_out = NULL;
     if (mode_out)
         *mode_out = 0;
+    /* The key-encryption key is an input: the request's log line and
+     * audit record (kmip_summary_t.object_id, the first object loaded)
+     * name the object it works on, the key a Register unwraps included,
+     * never this key. */
+    char first[sizeof ctx->first_object_id];
+    kms_strlcpy(first, ctx->first_object_id, sizeof first);
     rc = kmip_obj_load(ctx, key_id, &k);
+    kms_strlcpy(ctx->first_object_id, first, sizeof ctx->first_object_id);
     if (rc < 0) {
         if (rc == KMS_ERR_NOTFOUND)
             kmip_fail(ctx, KMIP_RESULT_REASON_ITEM_NOT_FOUND, "wrapping key %s not found", key_id);

@@ -108,6 +108,10 @@ static ttlv_item_t *request(uint32_t op, ttlv_item_t **payload)
 
 /* Send; returns the Result Status, *payload_out the Response Payload,
  * *reason_out the Result Reason (0 on success). */
+/* The summary (what the log line and the audit record say) of the last
+ * send_req. */
+static kmip_summary_t g_sum;
+
 static uint32_t send_req(ttlv_item_t *msg, ttlv_item_t **payload_out, uint32_t *reason_out)
 {
     kms_buf_t req, resp;
@@ -118,6 +122,7 @@ static uint32_t send_req(ttlv_item_t *msg, ttlv_item_t **payload_out, uint32_t *
     kms_buf_init(&resp, 1 << 24);
     assert_int_equal(ttlv_encode(msg, &req), 0);
     assert_int_equal(kmip_handle(srv, NULL, req.data, req.len, &resp, &sum), 0);
+    g_sum = sum;
     assert_int_equal(ttlv_decode(resp.data, resp.len, NULL, A, &root, &terr), 0);
     kms_buf_dispose_wipe(&req);
     kms_buf_dispose_wipe(&resp);
@@ -864,6 +869,7 @@ static void test_get_wrapped(void **state)
     ttlv_item_t *o = get(did, 0, kws_new(kid, KMIP_BLOCK_CIPHER_MODE_NIST_KEY_WRAP,
                                          KMIP_ENCODING_OPTION_NO_ENCODING), NULL);
     assert_non_null(o);
+    assert_string_equal(g_sum.object_id, did); /* the key got, not the wrapping key */
     ttlv_item_t *kb = key_block(o);
     ttlv_item_t *kv = ttlv_find(kb, KMIP_TAG_KEY_VALUE);
     assert_int_equal(kv->type, TTLV_BYTE_STRING);
@@ -884,6 +890,8 @@ static void test_get_wrapped(void **state)
     ttlv_append(sk, ttlv_clone(A, kb));
     assert_int_equal(send_req(m, &resp, NULL), KMIP_RESULT_STATUS_SUCCESS);
     const char *rid = ttlv_text(ttlv_find(resp, KMIP_TAG_UNIQUE_IDENTIFIER));
+    /* the log and the audit name the new object, not the key that unwrapped it */
+    assert_string_equal(g_sum.object_id, rid);
     o = get(rid, 0, NULL, NULL);
     assert_memory_equal(kb_material(o)->v.bytes.ptr, data, 16);
 
