@@ -391,6 +391,29 @@ static void fill_identity(const store_client_t *c, kmip_identity_t *id)
     id->role = strcmp(c->role, "admin") == 0 ? KMIP_ROLE_ADMIN : KMIP_ROLE_CLIENT;
 }
 
+int kmip_identity_recheck(kmip_server_t *s, kmip_identity_t *id)
+{
+    if (!s || !id)
+        return KMS_ERR_INVAL;
+    if (s->cfg.access == KMIP_ACCESS_OPEN)
+        return 0;
+    store_reader_t *r = kmip_thread_reader(s);
+    if (!r)
+        return KMS_ERR_UNAVAIL;
+    store_client_t c;
+    int rc = store_client_by_name(r, id->name, &c);
+    kms_wipe(c.password_hash, sizeof c.password_hash);
+    if (rc == KMS_ERR_NOTFOUND || (rc == 0 && strcmp(c.tenant, id->tenant) != 0))
+        return KMS_ERR_PERM;
+    if (rc != 0)
+        return KMS_ERR_UNAVAIL;
+    kmip_identity_t now;
+    fill_identity(&c, &now);
+    if (now.role < id->role)
+        id->role = now.role;
+    return 0;
+}
+
 /* kmip_identify_all: a certificate and/or up to KMIP_MAX_CREDENTIALS
  * Credentials. Each Credential is verified (verify_secret's Argon2id work
  * whatever the outcome), then every verified client is held against the

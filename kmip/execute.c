@@ -115,7 +115,7 @@ static void deny_all(kmip_request_t *r)
     bool unavail = r->auth_rc == KMS_ERR_UNAVAIL;
     uint32_t reason = unavail ? KMIP_RESULT_REASON_GENERAL_FAILURE
                               : KMIP_RESULT_REASON_AUTHENTICATION_NOT_SUCCESSFUL;
-    const char *msg = unavail ? "identity store unavailable" : "authentication not successful";
+    const char *msg = unavail ? KMIP_ID_UNAVAIL_MSG : KMIP_DENIED_MSG;
     for (size_t i = 0; i < r->n_items; i++)
         kmip_item_fail(&r->items[i], reason, msg);
     r->n_out = r->n_items;

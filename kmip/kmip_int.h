@@ -67,6 +67,22 @@ typedef struct kmip_auth {
 int kmip_auth_init(kmip_server_t *s);
 void kmip_auth_dispose(kmip_server_t *s);
 
+/* What every item of a request whose identity was not established
+ * answers (execute.c), and a queued operation whose client is gone
+ * (op_async.c): Authentication Not Successful with one text whatever was
+ * wrong, or General Failure when the clients table cannot be read. */
+#define KMIP_DENIED_MSG "authentication not successful"
+#define KMIP_ID_UNAVAIL_MSG "identity store unavailable"
+
+/* An identity established earlier (a queued asynchronous operation's),
+ * checked again against the clients table as a new request would be: 0
+ * with id->role lowered to the client's current role if that is less
+ * (never raised: an identity of several credentials holds the least of
+ * their roles); KMS_ERR_PERM when the client named id->name no longer
+ * exists in id->tenant; KMS_ERR_UNAVAIL when the table cannot be read.
+ * With KMIP_ACCESS_OPEN there is no table: 0, unchanged. Any thread. */
+int kmip_identity_recheck(kmip_server_t *s, kmip_identity_t *id);
+
 struct kmip_reader_node;
 struct kmip_server {
     kmip_config_t cfg;

@@ -19,7 +19,11 @@
  * Unable to Cancel (running), Completed or Failed.
  *
  * Both work from any connection of the same identity (name and tenant):
- * the record, not the connection, holds the operation. Another identity's
+ * the record, not the connection, holds the operation. When a queued
+ * operation starts, its client is looked up again (kmip_identity_recheck):
+ * one removed meanwhile gets the answer its next request would get
+ * (Authentication Not Successful), and one whose role was lowered runs
+ * with the lower role. Another identity's
  * correlation value is Item Not Found, as an unknown one. Records are
  * node-local, live async_lifetime_s (default one hour) after they are made
  * and at most async_per_identity (16) per identity; past that, or with the
@@ -153,7 +157,19 @@ static void run_job(kmip_server_t *s, async_job_t *j)
     if (!a || ttlv_decode(j->payload, j->payload_len, NULL, a, &payload, &e) != 0 || !it.op) {
         kmip_item_fail(&it, KMIP_RESULT_REASON_GENERAL_FAILURE,
                        "the queued operation could not be read back");
+    } else if ((rc = kmip_identity_recheck(s, &j->ident)) != 0) {
+        /* The client was removed (or moved to another tenant) while the
+         * operation waited: answered as that client's next request is. */
+        kms_log(KMS_LOG_INFO, "kmip", "asynchronous operation 0x%x of %s/%s not run: %s",
+                j->operation, j->ident.tenant, j->ident.name,
+                rc == KMS_ERR_PERM ? "the client no longer exists" : kms_strerror(rc));
+        if (rc == KMS_ERR_PERM)
+            kmip_item_fail(&it, KMIP_RESULT_REASON_AUTHENTICATION_NOT_SUCCESSFUL, KMIP_DENIED_MSG);
+        else
+            kmip_item_fail(&it, KMIP_RESULT_REASON_GENERAL_FAILURE, KMIP_ID_UNAVAIL_MSG);
     } else {
+        /* j->ident holds the client's current role (a demoted admin runs
+         * as a client of its tenant) */
         it.payload = payload;
         ctx.srv = s;
         ctx.arena = a;

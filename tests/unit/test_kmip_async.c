@@ -299,6 +299,121 @@ static void test_records_expire(void **state)
                 KMIP_RESULT_REASON_ITEM_NOT_FOUND);
 }
 
+static void set_client(kenv_t *e, const char *name, const char *tenant, const char *role,
+                       bool remove)
+{
+    store_client_t c;
+    memset(&c, 0, sizeof c);
+    kms_strlcpy(c.name, name, sizeof c.name);
+    kms_strlcpy(c.tenant, tenant, sizeof c.tenant);
+    kms_strlcpy(c.role, role, sizeof c.role);
+    kms_strlcpy(c.kind, "cert", sizeof c.kind);
+    c.created_us = kms_now_us();
+    store_write_t *w = store_write_new();
+    assert_non_null(w);
+    assert_int_equal(store_write_client(w, &c, remove), 0);
+    assert_int_equal(store_commit(e->store, w, NULL, 0), 0);
+    store_write_free(w);
+}
+
+/* Wait until the record of corr is no longer pending (at most ~60 s). */
+static void record_done(kenv_t *e, const ttlv_item_t *corr)
+{
+    store_reader_t *r = NULL;
+    assert_int_equal(store_reader_new(e->store, &r), 0);
+    for (int i = 0; i < 6000; i++) {
+        store_async_t got;
+        assert_int_equal(store_async_get(r, A, corr->v.bytes.ptr, corr->v.bytes.len, &got), 0);
+        if (got.state != STORE_ASYNC_PENDING) {
+            store_reader_free(r);
+            return;
+        }
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    }
+    fail_msg("the operation never finished");
+}
+
+/* A queued operation runs as its client is when it starts, not as it was
+ * queued: carol, removed while her Create waited behind two slow Derive
+ * Keys, gets the answer her next request gets and no key is made; dave,
+ * an admin demoted to client meanwhile, has his Locate confined to his
+ * tenant (erin's key in tb is not in it). */
+static void test_queued_runs_as_the_client_is(void **state)
+{
+    kenv_t *e = *state;
+    static const kmip_peer_t carol = {.cert_cn = "carol", .address = "t"};
+    static const kmip_peer_t dave = {.cert_cn = "dave", .address = "t"};
+    static const kmip_peer_t erin = {.cert_cn = "erin", .address = "t"};
+    assert_int_equal(kenv_commit_client(e, "carol", "ta", "client", NULL), 0);
+    assert_int_equal(kenv_commit_client(e, "dave", "ta", "admin", NULL), 0);
+    assert_int_equal(kenv_commit_tenant(e, "tb"), 0);
+    assert_int_equal(kenv_commit_client(e, "erin", "tb", "client", NULL), 0);
+    ttlv_item_t *m = rq_msg(e, 1, 4);
+    rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, "erin-key");
+    ttlv_item_t *bi = rs_item(kenv_call_peer(e, &erin, m), 0);
+    assert_ok(bi);
+    const char *erin_key = kms_arena_strdup(A, rs_uid(bi));
+    const char *pw = password(e);
+
+    int32_t iterations = derive_iterations();
+    uint64_t t0 = kms_mono_ns();
+    ttlv_item_t *c1 = start_derive(e, pw, iterations);
+    ttlv_item_t *c2 = start_derive(e, pw, iterations);
+    m = async_msg(e);
+    rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, "carol-key");
+    bi = rs_item(kenv_call_peer(e, &carol, m), 0);
+    assert_int_equal(rs_status(bi), KMIP_RESULT_STATUS_OPERATION_PENDING);
+    ttlv_item_t *cc = ttlv_find(bi, KMIP_TAG_ASYNCHRONOUS_CORRELATION_VALUE);
+    m = async_msg(e);
+    rq_item(e, m, KMIP_OPERATION_LOCATE);
+    bi = rs_item(kenv_call_peer(e, &dave, m), 0);
+    assert_int_equal(rs_status(bi), KMIP_RESULT_STATUS_OPERATION_PENDING);
+    ttlv_item_t *cd = ttlv_find(bi, KMIP_TAG_ASYNCHRONOUS_CORRELATION_VALUE);
+    assert_non_null(cc);
+    assert_non_null(cd);
+    set_client(e, "carol", "ta", "client", true);
+    set_client(e, "dave", "ta", "client", false);
+    /* Both threads still busy: carol's and dave's operations have not started. */
+    if (rs_status(with_corr(e, &alice, KMIP_OPERATION_POLL, c1)) !=
+            KMIP_RESULT_STATUS_OPERATION_PENDING ||
+        rs_status(with_corr(e, &alice, KMIP_OPERATION_POLL, c2)) !=
+            KMIP_RESULT_STATUS_OPERATION_PENDING)
+        fail_msg("a Derive Key of %d iterations ended within %.2f s: test too small", iterations,
+                 (double)(kms_mono_ns() - t0) / 1e9);
+    store_reader_t *r = NULL;
+    assert_int_equal(store_reader_new(e->store, &r), 0);
+    assert_ok(poll_done(e, c1));
+    assert_ok(poll_done(e, c2));
+    record_done(e, cc);
+    record_done(e, cd);
+    int64_t objects = store_count_objects(r);
+
+    /* What carol's next request gets... */
+    m = rq_msg(e, 1, 4);
+    rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, NULL);
+    ttlv_item_t *refused = rs_item(kenv_call_peer(e, &carol, m), 0);
+    assert_fail(refused, KMIP_RESULT_REASON_AUTHENTICATION_NOT_SUCCESSFUL);
+    /* ...is what her queued Create answers (Poll once she is back), and it
+     * made nothing. */
+    set_client(e, "carol", "ta", "client", false);
+    bi = with_corr(e, &carol, KMIP_OPERATION_POLL, cc);
+    assert_fail(bi, KMIP_RESULT_REASON_AUTHENTICATION_NOT_SUCCESSFUL);
+    assert_string_equal(ttlv_text(ttlv_find(bi, KMIP_TAG_RESULT_MESSAGE)),
+                        ttlv_text(ttlv_find(refused, KMIP_TAG_RESULT_MESSAGE)));
+    assert_int_equal(store_count_objects(r), objects);
+    store_reader_free(r);
+    /* dave's Locate ran as a client of ta: erin's key is not in it */
+    bi = with_corr(e, &dave, KMIP_OPERATION_POLL, cd);
+    assert_ok(bi);
+    bool has_pw = false;
+    for (ttlv_item_t *c = rs_payload(bi)->first; c; c = c->next)
+        if (c->tag == KMIP_TAG_UNIQUE_IDENTIFIER) {
+            has_pw |= strcmp(ttlv_text(c), pw) == 0;
+            assert_string_not_equal(ttlv_text(c), erin_key);
+        }
+    assert_true(has_pw); /* ta's objects are in it */
+}
+
 /* The records are node-local: no change-log row, so replication never
  * ships them; a record reads back as written. */
 static void test_records_are_node_local(void **state)
@@ -346,6 +461,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_and_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_expire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_are_node_local, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queued_runs_as_the_client_is, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
