@@ -10,9 +10,8 @@
  * tenant's (its time says nothing of them); other conditions are checked
  * per candidate on the attributes primary key (see build_sql). Results
  * are newest first (created_us DESC, then id), clipped to
- * STORE_LOCATE_MAX. It knows
- * nothing of KMIP attribute semantics: kmip/ turns a Locate request into
- * conditions.
+ * STORE_LOCATE_MAX. It knows nothing of KMIP attribute semantics: kmip/
+ * turns a Locate request into conditions.
  */
 #include "store/store_int.h"
 
@@ -201,8 +200,8 @@ static int cond_sql(kms_buf_t *b, const store_cond_t *c, const char *n, const ch
  * Plan: with a driving text equality, `o.oid IN (SELECT obj_id ...)` reads
  * the few matching rows of the caller's tenant from the (tenant, name,
  * skey) index (over all tenants: those of each tenant in turn) and
- * fetches objects by oid; every other condition is a correlated EXISTS answered from the
- * attributes primary key (obj_id, name). Without statistics SQLite would
+ * fetches objects by oid; every other condition is a correlated EXISTS
+ * answered from the attributes primary key (obj_id, name). Without statistics SQLite would
  * rather walk the tenant's order index to skip the final sort, reading
  * every object of the tenant; the unary + takes tenant and status out of
  * index selection to prevent that. Without a driver the tenant's order

@@ -390,7 +390,8 @@ static void test_skey_any(void **state)
     q.tenant = "beta";
     assert_int_equal(store_locate_explain(g_r, &q, g_a, &plan), 0);
     print_message("plan (text presence within tenant):\n%s", plan);
-    assert_non_null(strstr(plan, "attributes_tenant_skey (tenant=? AND name=? AND skey>?)")); /* skey IS NOT NULL */
+    /* skey IS NOT NULL */
+    assert_non_null(strstr(plan, "attributes_tenant_skey (tenant=? AND name=? AND skey>?)"));
     assert_non_null(strstr(plan, "SEARCH o USING INTEGER PRIMARY KEY (rowid=?)"));
     assert_null(strstr(plan, "objects_tenant_order"));
     assert_null(strstr(plan, "SCAN"));
@@ -441,7 +442,8 @@ static void test_plan(void **state)
     q.n_conds = 1;
     assert_int_equal(store_locate_explain(g_r, &q, g_a, &plan), 0);
     print_message("plan (rare range):\n%s", plan);
-    assert_non_null(strstr(plan, "attributes_tenant_ikey (tenant=? AND name=? AND ikey>? AND ikey<?)"));
+    assert_non_null(
+        strstr(plan, "attributes_tenant_ikey (tenant=? AND name=? AND ikey>? AND ikey<?)"));
     assert_non_null(strstr(plan, "SEARCH o USING INTEGER PRIMARY KEY (rowid=?)"));
     assert_null(strstr(plan, "SCAN"));
     /* a rare value of a key that is not indexed (the Cryptographic Length
