@@ -23,8 +23,21 @@
  * SNAPSHOT_END sets link_pos to the snapshot seq and raises origin_hwm.
  *
  * Reads, merges and the blocking commit run on libuv's threadpool, one
- * frame at a time per link, while the connection reads no further frame:
- * a peer can make this node hold at most one frame per link.
+ * work item at a time per link. While CHANGES are being applied the link
+ * keeps reading: CHANGES frames that arrive meanwhile wait in a queue
+ * (at most APPLY_AHEAD_FRAMES frames and APPLY_AHEAD_BYTES bytes; then
+ * the connection reads nothing more) and are applied together, in one
+ * commit, once the commit in progress is durable. So a receiver commits
+ * as often as its disk allows whatever arrived during the last commit,
+ * the way the group commit does for clients, instead of one frame per
+ * commit with the next frame waiting behind it; with `sync_acks` that
+ * wait was one more commit in every acknowledged request's time. Each
+ * frame is still acknowledged by its own ACK, in order, and only once
+ * the commit holding it is durable. Frames of other kinds (snapshots)
+ * are applied one at a time, and none is read while one is in progress.
+ * A queued frame holding anything but objects (tenants, clients, nodes,
+ * data-store keys) is applied in a commit of its own: those are rare and
+ * their order matters.
  *
  * With log.level debug, each applied CHANGES frame is logged with its
  * size, the age of its oldest change on arrival and once durable, and
@@ -38,13 +51,24 @@
 #include "replication/repl_int.h"
 
 #define APPLY_TRIES 5
+/* Frames read ahead while a commit is in progress (per link). The
+ * sender holds at most REPL_SHIP_WINDOW bytes in flight, so a peer that
+ * follows the protocol never reaches the byte bound. */
+#define APPLY_AHEAD_FRAMES 32
+#define APPLY_AHEAD_BYTES REPL_SHIP_WINDOW
 
 struct repl_apply {
     repl_conn_t *c;          /* NULL once the link closed */
     repl_t *r;
     store_reader_t *rd;
     char peer[64];
-    repl_frame_t *f;         /* the frame being applied */
+    repl_frame_t *f;         /* the frame being applied (the first, for a batch) */
+    repl_frame_t *batch[APPLY_AHEAD_FRAMES]; /* CHANGES frames applied in one commit */
+    size_t n_batch;          /* 1 for a single frame */
+    repl_frame_t *queue[APPLY_AHEAD_FRAMES]; /* read while working, in order (a ring) */
+    size_t q_len[APPLY_AHEAD_FRAMES]; /* their sizes on the wire */
+    size_t q_head, q_n, q_bytes;
+    size_t q_other;          /* queued frames that are not CHANGES */
     bool working;
     uv_work_t work;
     int rc;
@@ -381,6 +405,88 @@ static int send_ack(repl_conn_t *c, int64_t seq)
     return rc;
 }
 
+/* ------------------------------------------------------------ batches */
+/* Only CHANGES frames that hold nothing but objects are applied with
+ * others in one commit: the merge of objects does not depend on their
+ * order, while tenants, clients, nodes and data-store keys are applied
+ * as rows in the order they came. */
+static bool objects_only(const repl_frame_t *f)
+{
+    if (f->type != REPL_FRAME_CHANGES)
+        return false;
+    for (size_t i = 0; i < f->u.changes.n; i++)
+        if (f->u.changes.v[i].kind != REPL_KIND_OBJECT)
+            return false;
+    return true;
+}
+
+static int cmp_key_index(const void *x, const void *y)
+{
+    const repl_keyref_t *a = x, *b = y;
+    int c = strcmp(a->key, b->key);
+    return c ? c : (a->i > b->i) - (a->i < b->i);
+}
+
+/* The entities of the batch, in order. An object that comes in several of
+ * its frames (changed again before the first frame was applied) comes
+ * out once, at its last place, as the merge of its occurrences: the merge
+ * is a join, so merging the local state with that is merging it with
+ * each in turn, and one store write holds one put per object. */
+static int batch_entities(repl_apply_t *a, kms_arena_t *arena, const repl_entity_t **v_out,
+                          size_t *n_out)
+{
+    size_t n = 0, m = 0;
+    bool any = false;
+    if (a->n_batch == 1) {
+        *v_out = a->f->u.changes.v;
+        *n_out = a->f->u.changes.n;
+        return 0;
+    }
+    for (size_t b = 0; b < a->n_batch; b++)
+        n += a->batch[b]->u.changes.n;
+    *v_out = NULL;
+    *n_out = 0;
+    if (n == 0)
+        return 0;
+    repl_entity_t *v = kms_arena_alloc(arena, n * sizeof *v);
+    repl_keyref_t *refs = kms_arena_alloc(arena, n * sizeof *refs);
+    bool *dup = kms_arena_alloc(arena, n * sizeof *dup);
+    if (!v || !refs || !dup)
+        return KMS_ERR_NOMEM;
+    for (size_t b = 0; b < a->n_batch; b++) {
+        const repl_frame_t *f = a->batch[b];
+        memcpy(v + m, f->u.changes.v, f->u.changes.n * sizeof *v);
+        m += f->u.changes.n;
+    }
+    for (size_t i = 0; i < n; i++)
+        refs[i] = (repl_keyref_t){v[i].kind, v[i].key, i};
+    repl_mark_repeats(refs, n, true, dup, n);
+    for (size_t i = 0; i < n && !any; i++)
+        any = dup[i];
+    if (any) {
+        for (size_t i = 0; i < n; i++)
+            refs[i] = (repl_keyref_t){v[i].kind, v[i].key, i};
+        qsort(refs, n, sizeof *refs, cmp_key_index);
+        for (size_t k = 1; k < n; k++) {
+            if (strcmp(refs[k].key, refs[k - 1].key) != 0)
+                continue;
+            repl_entity_t joined;
+            int rc = repl_merge_object(&v[refs[k - 1].i], &v[refs[k].i], arena, &joined);
+            if (rc)
+                return rc;
+            v[refs[k].i] = joined;
+        }
+        m = 0;
+        for (size_t i = 0; i < n; i++)
+            if (!dup[i])
+                v[m++] = v[i];
+        n = m;
+    }
+    *v_out = v;
+    *n_out = n;
+    return 0;
+}
+
 /* ------------------------------------------------------------ frames */
 static int build(repl_apply_t *a, kms_arena_t *arena, store_write_t *w, ctx_t *x)
 {
@@ -391,12 +497,15 @@ static int build(repl_apply_t *a, kms_arena_t *arena, store_write_t *w, ctx_t *x
     x->arena = arena;
     x->w = w;
     switch (f->type) {
-    case REPL_FRAME_CHANGES:
-        if ((rc = apply_list(x, f->u.changes.v, f->u.changes.n)) != 0)
+    case REPL_FRAME_CHANGES: {
+        const repl_entity_t *v = NULL;
+        size_t n = 0;
+        if ((rc = batch_entities(a, arena, &v, &n)) != 0 || (rc = apply_list(x, v, n)) != 0)
             return rc;
-        a->link_pos = f->u.changes.last_seq;
+        a->link_pos = a->batch[a->n_batch - 1]->u.changes.last_seq;
         a->ack_seq = a->link_pos;
         return store_write_repl_state(w, a->peer, a->link_pos, a->link_pos);
+    }
     case REPL_FRAME_SNAPSHOT_BEGIN:
         a->ack_seq = a->link_pos;
         return 0;
@@ -486,13 +595,45 @@ static void work_run(uv_work_t *wk)
     a->rc = rc;
 }
 
+static void batch_free(repl_apply_t *a)
+{
+    for (size_t i = 0; i < a->n_batch; i++)
+        repl_frame_free(a->batch[i]);
+    a->n_batch = 0;
+    a->f = NULL;
+}
+
+static repl_frame_t *dequeue(repl_apply_t *a)
+{
+    repl_frame_t *f = a->queue[a->q_head];
+    a->q_bytes -= a->q_len[a->q_head];
+    a->q_other -= f->type != REPL_FRAME_CHANGES;
+    a->queue[a->q_head] = NULL;
+    a->q_head = (a->q_head + 1) % APPLY_AHEAD_FRAMES;
+    a->q_n--;
+    atomic_fetch_sub(&a->r->apply_waiting, 1);
+    return f;
+}
+
 static void apply_free(repl_apply_t *a)
 {
-    repl_frame_free(a->f);
+    batch_free(a);
+    while (a->q_n)
+        repl_frame_free(dequeue(a));
     if (a->rd)
         store_reader_free(a->rd);
     kms_arena_free(a->snap_arena);
     free(a);
+}
+
+/* Whether the link may read another frame now: always when nothing is
+ * being applied; while CHANGES are, until the queue is full; never while
+ * a snapshot frame is, or once a frame that is not CHANGES waits. */
+static bool may_read(const repl_apply_t *a)
+{
+    if (a->q_other || a->q_n >= APPLY_AHEAD_FRAMES || a->q_bytes >= APPLY_AHEAD_BYTES)
+        return false;
+    return !a->working || (a->f && a->f->type == REPL_FRAME_CHANGES);
 }
 
 static void snapshot_state(repl_apply_t *a, bool on)
@@ -514,30 +655,84 @@ static void snapshot_state(repl_apply_t *a, bool on)
     repl_set_node_state(a->r, a->c ? a->c->node : NULL, on ? "catching-up" : "ok");
 }
 
-/* DEBUG: where an applied CHANGES frame's time went (queued on the
+/* DEBUG: where an applied CHANGES batch's time went (queued on the
  * threadpool, waiting for the apply lock, merging, the store commit,
- * back to the loop) and how old its oldest change was when it arrived
- * and when it was durable (wall clock minus the change's HLC). */
-static void log_timing(const repl_apply_t *a, const repl_frame_t *f)
+ * back to the loop), how old its oldest change was when it arrived and
+ * when it was durable (wall clock minus the change's HLC), and how many
+ * frames the commit held. */
+static void log_timing(const repl_apply_t *a)
 {
-    if (!KMS_LOG_ENABLED(KMS_LOG_DEBUG) || f->type != REPL_FRAME_CHANGES)
+    if (!KMS_LOG_ENABLED(KMS_LOG_DEBUG) || a->f->type != REPL_FRAME_CHANGES)
         return;
     int64_t oldest = 0;
-    for (size_t i = 0; i < f->u.changes.n; i++)
-        if (!oldest || f->u.changes.v[i].hlc < oldest)
-            oldest = f->u.changes.v[i].hlc;
+    size_t n = 0;
+    for (size_t b = 0; b < a->n_batch; b++) {
+        const repl_frame_t *f = a->batch[b];
+        n += f->u.changes.n;
+        for (size_t i = 0; i < f->u.changes.n; i++)
+            if (!oldest || f->u.changes.v[i].hlc < oldest)
+                oldest = f->u.changes.v[i].hlc;
+    }
     uint64_t now = kms_mono_ns();
     int64_t now_ms = kms_now_us() / 1000;
     int64_t age = oldest ? now_ms - (oldest >> 16) : 0;
 #define MS(x, y) ((double)((y) - (x)) / 1e6)
     kms_log(KMS_LOG_DEBUG, REPL_LOG,
             "applied from %s: %zu entities up to seq %lld; oldest change %lld ms old at arrival, "
-            "%lld ms when durable; queued %.2f, lock %.2f, merge %.2f, commit %.2f, back %.2f ms",
-            a->peer, f->u.changes.n, (long long)f->u.changes.last_seq,
+            "%lld ms when durable; queued %.2f, lock %.2f, merge %.2f, commit %.2f, back %.2f ms; "
+            "%zu frame(s) in the commit",
+            a->peer, n, (long long)a->link_pos,
             (long long)(oldest ? age - (int64_t)(MS(a->t_queued, now)) : 0), (long long)age,
             MS(a->t_queued, a->t_run), MS(a->t_run, a->t_locked), MS(a->t_locked, a->t_built),
-            MS(a->t_built, a->t_committed), MS(a->t_committed, now));
+            MS(a->t_built, a->t_committed), MS(a->t_committed, now), a->n_batch);
 #undef MS
+}
+
+static void dispatch(repl_apply_t *a, repl_frame_t *f);
+static void work_done(uv_work_t *wk, int status);
+
+/* Queue the batch (a->batch) on the threadpool. The link may have been
+ * closed (and `a` freed) on return: callers check c->apply. */
+static void start(repl_apply_t *a)
+{
+    repl_conn_t *c = a->c;
+    a->f = a->batch[0];
+    a->working = true;
+    a->t_queued = kms_mono_ns();
+    a->work.data = a;
+    if (uv_queue_work(&a->r->loop, &a->work, work_run, work_done) != 0) {
+        a->working = false;
+        batch_free(a);
+        repl_conn_close(c, "cannot queue work");
+        return;
+    }
+    c->busy = !may_read(a);
+}
+
+/* After a work item: apply what was read meanwhile (consecutive CHANGES
+ * frames of objects together), then read on if there is room. */
+static void next(repl_apply_t *a)
+{
+    repl_conn_t *c = a->c;
+    for (;;) {
+        if (a->working || !a->q_n)
+            break;
+        repl_frame_t *f = dequeue(a);
+        if (!a->snapshot && objects_only(f) && a->q_n && objects_only(a->queue[a->q_head])) {
+            a->batch[0] = f;
+            a->n_batch = 1;
+            while (a->q_n && a->n_batch < APPLY_AHEAD_FRAMES && objects_only(a->queue[a->q_head]))
+                a->batch[a->n_batch++] = dequeue(a);
+            start(a);
+        } else {
+            dispatch(a, f);
+        }
+        if (c->apply != a)
+            return; /* the link closed */
+    }
+    c->busy = !may_read(a);
+    if (!c->busy)
+        repl_conn_resume(c);
 }
 
 static void work_done(uv_work_t *wk, int status)
@@ -545,12 +740,12 @@ static void work_done(uv_work_t *wk, int status)
     repl_apply_t *a = wk->data;
     repl_conn_t *c = a->c;
     repl_frame_t *f = a->f;
+    int64_t acks[APPLY_AHEAD_FRAMES];
+    size_t n_acks = 0;
     a->working = false;
-    a->f = NULL;
     if (status == 0 && a->rc == 0)
-        log_timing(a, f);
+        log_timing(a);
     if (!c) {
-        repl_frame_free(f);
         if (a->snapshot && a->gating)
             atomic_fetch_sub(&a->r->catching_up, 1);
         apply_free(a);
@@ -561,7 +756,7 @@ static void work_done(uv_work_t *wk, int status)
         snprintf(why, sizeof why, "cannot apply %s from %s: %s", repl_frame_type_name(f->type),
                  a->peer, kms_strerror(status ? KMS_ERR_INTERNAL : a->rc));
         kms_log(KMS_LOG_ERROR, REPL_LOG, "%s", why);
-        repl_frame_free(f);
+        batch_free(a);
         repl_conn_fail(c, REPL_ERROR_INTERNAL, "%s", why);
         return;
     }
@@ -573,6 +768,8 @@ static void work_done(uv_work_t *wk, int status)
     if (f->type == REPL_FRAME_CHANGES) {
         prog_raise(a->r, a->peer, a->link_pos);
         a->persisted_ms = repl_mono_ms();
+        atomic_fetch_add(&a->r->apply_commits, 1);
+        atomic_fetch_add(&a->r->apply_frames, a->n_batch);
     }
     if (f->type == REPL_FRAME_SNAPSHOT_END) {
         double s = (double)(repl_mono_ms() - a->snap_t0) / 1000.0;
@@ -589,38 +786,27 @@ static void work_done(uv_work_t *wk, int status)
     }
     if (f->type == REPL_FRAME_CHANGES || f->type == REPL_FRAME_SNAPSHOT_END)
         repl_startup_progress(a->r, a->peer, a->link_pos); /* durable now */
-    repl_frame_free(f);
-    if (send_ack(c, a->ack_seq) == 0)
-        repl_conn_resume(c);
+    /* One ACK per frame, in order (the sender releases one frame per ACK),
+     * each naming that frame's last seq. */
+    if (f->type == REPL_FRAME_CHANGES)
+        for (size_t i = 0; i < a->n_batch; i++)
+            acks[n_acks++] = a->batch[i]->u.changes.last_seq;
+    else
+        acks[n_acks++] = a->ack_seq;
+    batch_free(a);
+    for (size_t i = 0; i < n_acks; i++)
+        if (send_ack(c, acks[i]) != 0 || c->apply != a)
+            return; /* the link closed */
+    next(a);
 }
 
-/* ------------------------------------------------------------ public */
-int64_t repl_apply_link_pos(repl_t *r, const char *node_id)
+/* Apply one frame (or acknowledge an empty CHANGES frame at once), in
+ * link order: nothing of this link is being applied. The link may have
+ * been closed (and `a` freed) on return. */
+static void dispatch(repl_apply_t *a, repl_frame_t *f)
 {
-    store_repl_state_t st;
-    if (!r->rd || store_repl_state(r->rd, node_id, &st) != 0)
-        return 0;
-    return st.link_pos;
-}
-
-void repl_apply_frame(repl_conn_t *c, repl_frame_t *f)
-{
-    repl_t *r = c->r;
-    repl_apply_t *a = c->apply;
-    if (!a) {
-        a = calloc(1, sizeof *a);
-        if (!a || store_reader_new(r->opt.store, &a->rd) != 0) {
-            free(a);
-            repl_frame_free(f);
-            repl_conn_close(c, "cannot open a store reader");
-            return;
-        }
-        a->c = c;
-        a->r = r;
-        kms_strlcpy(a->peer, c->node->st.node_id, sizeof a->peer);
-        a->link_pos = repl_apply_link_pos(r, a->peer);
-        c->apply = a;
-    }
+    repl_conn_t *c = a->c;
+    repl_t *r = a->r;
     if (f->type == REPL_FRAME_SNAPSHOT_BEGIN) {
         kms_arena_free(a->snap_arena);
         a->snap_arena = kms_arena_new(0);
@@ -665,17 +851,57 @@ void repl_apply_frame(repl_conn_t *c, repl_frame_t *f)
         (void)send_ack(c, a->link_pos);
         return;
     }
-    c->busy = true;
-    a->f = f;
-    a->working = true;
-    a->t_queued = kms_mono_ns();
-    a->work.data = a;
-    if (uv_queue_work(&r->loop, &a->work, work_run, work_done) != 0) {
-        a->working = false;
-        a->f = NULL;
-        repl_frame_free(f);
-        repl_conn_close(c, "cannot queue work");
+    a->batch[0] = f;
+    a->n_batch = 1;
+    start(a);
+}
+
+
+/* ------------------------------------------------------------ public */
+int64_t repl_apply_link_pos(repl_t *r, const char *node_id)
+{
+    store_repl_state_t st;
+    if (!r->rd || store_repl_state(r->rd, node_id, &st) != 0)
+        return 0;
+    return st.link_pos;
+}
+
+void repl_apply_frame(repl_conn_t *c, repl_frame_t *f)
+{
+    repl_t *r = c->r;
+    repl_apply_t *a = c->apply;
+    if (!a) {
+        a = calloc(1, sizeof *a);
+        if (!a || store_reader_new(r->opt.store, &a->rd) != 0) {
+            free(a);
+            repl_frame_free(f);
+            repl_conn_close(c, "cannot open a store reader");
+            return;
+        }
+        a->c = c;
+        a->r = r;
+        kms_strlcpy(a->peer, c->node->st.node_id, sizeof a->peer);
+        a->link_pos = repl_apply_link_pos(r, a->peer);
+        c->apply = a;
     }
+    if (a->working || a->q_n) {
+        /* Read while a commit is in progress: applied after it, in order. */
+        size_t at = (a->q_head + a->q_n) % APPLY_AHEAD_FRAMES;
+        if (a->q_n == APPLY_AHEAD_FRAMES) {
+            repl_frame_free(f);
+            repl_conn_fail(c, REPL_ERROR_PROTO, "frame read past the apply queue");
+            return;
+        }
+        a->queue[at] = f;
+        a->q_len[at] = c->frame_len;
+        a->q_n++;
+        a->q_bytes += c->frame_len;
+        a->q_other += f->type != REPL_FRAME_CHANGES;
+        atomic_fetch_add(&r->apply_waiting, 1);
+        c->busy = !may_read(a);
+        return;
+    }
+    dispatch(a, f);
 }
 
 void repl_apply_stop(repl_conn_t *c)

@@ -6,10 +6,11 @@
  * OpenSSL writes to its write BIO goes to uv_write (as server/conn.c).
  * Plaintext is read exactly up to the end of the current frame: the
  * 8-byte header first, checked against max_frame before the frame buffer
- * grows, then the body. While a frame is being applied (c->busy) no
- * further frame is read, and socket reads stop once REPL_RBIO_HIGH bytes
- * wait in the read BIO, so a peer can make us hold at most one frame and
- * a bounded amount of TLS input. Above REPL_OUT_HIGH unsent bytes the
+ * grows, then the body. While c->busy no further frame is read (apply.c
+ * sets it while a snapshot frame is applied or its queue of frames read
+ * ahead is full), and socket reads stop once REPL_RBIO_HIGH bytes wait
+ * in the read BIO, so a peer can make us hold a bounded number of frames
+ * and a bounded amount of TLS input. Above REPL_OUT_HIGH unsent bytes the
  * sender stops producing (link.c asks repl_conn_can_send).
  *
  * Closing: SSL_shutdown, flush, then uv_close of the socket and the timer
@@ -431,6 +432,7 @@ static int next_frame(repl_conn_t *c)
     repl_frame_t *f = NULL;
     kms_error_t err;
     repl_frame_limits_t lim = {.max_frame = max};
+    c->frame_len = c->in.len;
     int dr = repl_frame_decode(c->in.data, c->in.len, &lim, &f, &err);
     /* The buffer may hold a DSK in plaintext: wipe before reuse. */
     kms_wipe(c->in.data, c->in.len);

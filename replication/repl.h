@@ -433,6 +433,13 @@ typedef struct repl_sync_stats {
      * node's changes, most batches). */
     uint64_t position_frames;
     uint64_t positions_held;
+    /* The receiving side: store commits of peers' CHANGES, the CHANGES
+     * frames they held (more than one when frames arrived while the
+     * previous commit was in progress: they are applied together), and
+     * frames read ahead that wait for the commit in progress now. */
+    uint64_t apply_commits;
+    uint64_t apply_frames;
+    uint64_t apply_waiting;
 } repl_sync_stats_t;
 /* Any thread; zeros when r is NULL. */
 void repl_sync_stats(repl_t *r, repl_sync_stats_t *out);

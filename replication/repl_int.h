@@ -242,10 +242,11 @@ struct repl_conn {
     BIO *rbio, *wbio;            /* memory BIOs: libuv owns the socket */
     kms_buf_t in;                /* the frame being read (header first) */
     size_t need;                 /* its total size once the header is read */
+    size_t frame_len;            /* the size of the frame last handed to link.c */
     size_t pending_out;          /* bytes handed to uv_write, not yet written */
     unsigned writes;             /* write requests in flight */
     bool reading;
-    bool busy;                   /* a frame is being applied: read no further frame */
+    bool busy;                   /* read no further frame (apply.c, join.c) */
     bool has_cert;               /* the other side presented a (verified) certificate */
     char cn[64];                 /* its subject CN (must equal its node id) */
     char fp[65];                 /* its SHA-256 fingerprint */
@@ -349,6 +350,7 @@ struct repl {
     atomic_uint_fast64_t shipped_mem, shipped_store;
     atomic_uint_fast64_t ship_inline, ship_queued; /* log batches: loop thread, threadpool */
     atomic_uint_fast64_t position_frames, positions_held; /* ship.c, SHIP_EMPTY_MS */
+    atomic_uint_fast64_t apply_commits, apply_frames, apply_waiting; /* apply.c */
     repl_encache_t *encache;     /* encoded entities shared by the push links (NULL: none) */
 
     /* startup.c */

@@ -36,14 +36,15 @@
  * thread wake-ups per frame and its queueing delay. Larger batches, and
  * any that needs the store, go to the pool as before. */
 #define SHIP_INLINE_ROWS 64
-/* CHANGES frames in flight per link. The receiver applies one frame per
- * store commit, so a sender that shipped every small commit at once made
- * it commit (and fsync) once per few rows, twice over with three nodes
- * (each change also arrives relayed), and it fell behind without end at
- * 1 000 Creates/s. With two in flight, rows that come meanwhile wait and
- * leave in the next frame: the batch grows with the load, as the group
- * commit's does. */
-#define SHIP_LOG_FRAMES 2
+/* CHANGES frames in flight per link. Every commit's rows leave at once
+ * in a frame of their own while fewer than this many are unacknowledged;
+ * the receiver applies the frames that arrive during one of its commits
+ * together in its next (apply.c), so its commits follow its disk, not
+ * the sender's commit rate. (When the receiver applied one frame per
+ * commit, a sender with many frames in flight made it fsync per few rows
+ * and fall behind; two in flight made each frame wait behind the one
+ * being applied.) */
+#define SHIP_LOG_FRAMES 8
 /* Relaying. A row of a third node O's change is not shipped to a peer
  * whose own link with O is open (the peer's ACKs say so): O sends it
  * directly, and every change used to cross the cluster twice. The row is

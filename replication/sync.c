@@ -232,6 +232,9 @@ void repl_sync_stats(repl_t *r, repl_sync_stats_t *out)
     out->batches_pool = atomic_load(&r->ship_queued);
     out->position_frames = atomic_load(&r->position_frames);
     out->positions_held = atomic_load(&r->positions_held);
+    out->apply_commits = atomic_load(&r->apply_commits);
+    out->apply_frames = atomic_load(&r->apply_frames);
+    out->apply_waiting = atomic_load(&r->apply_waiting);
     repl_encache_stats(r->encache, &out->encoded_shared, &out->encoded);
 }
 

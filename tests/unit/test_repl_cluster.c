@@ -10,7 +10,9 @@
  * node is seeded by snapshot (rate printed); the log is trimmed once every
  * peer acknowledged it; sync-ack waits succeed, fail or degrade; a removed
  * node is refused; a stream of small commits reaches three nodes in
- * batches, without falling behind. REPL_BIG=N sets the snapshot size (default 20000). */
+ * batches, without falling behind; frames that arrive while the receiver
+ * commits are applied together once that commit is durable, and
+ * acknowledged only then. REPL_BIG=N sets the snapshot size (default 20000). */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -26,6 +28,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "hsm/hsm.h"
 #include "replication/repl.h"
@@ -51,6 +54,7 @@ typedef struct node {
 
 static node_t N[MAXN];
 static int ports[MAXN];
+static sqlite3 *g_locker;    /* a test's own connection to a node's database */
 
 static int free_port(void)
 {
@@ -194,6 +198,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    if (g_locker) {
+        sqlite3_close(g_locker); /* rolls back: the node's writer goes on */
+        g_locker = NULL;
+    }
     for (int i = 0; i < MAXN; i++)
         if (N[i].repl || N[i].store)
             node_stop(i, true);
@@ -624,6 +632,71 @@ static int create_and_wait(const char *prefix)
     assert_int_equal(repl_wait(N[0].repl, last_seq(0), on_wait, &w), 0);
     WAIT_FOR(atomic_load(&w.done), 15000);
     return atomic_load(&w.result);
+}
+
+static repl_sync_stats_t sync_stats(int i)
+{
+    repl_sync_stats_t st;
+    repl_sync_stats(N[i].repl, &st);
+    return st;
+}
+
+/* The receiver keeps reading while it commits: n2's commit of n1's first
+ * frame is held (another connection holds its database's write lock),
+ * n1 commits six more times meanwhile (new objects, and an object
+ * changed in four of them), and n2 holds those frames. None is
+ * acknowledged while the first commit waits (a sync-ack wait on n1 stays
+ * open). Released, the six are applied in ONE commit, the object ends
+ * with its last change, and the wait is answered. */
+static void test_read_ahead_applied_together(void **state)
+{
+    (void)state;
+    enum { K = 7 };
+    opts_t patient = {.sync_acks = 1, .sync_timeout_ms = 30000};
+    start_pair(&patient, 41);
+    create_objects(0, "ra-x", 1, 1);
+    /* n2 seeded (its snapshot ended) and holding the object: from here on
+     * n1 sends it CHANGES only. */
+    WAIT_FOR(repl_ready(N[1].repl) && count(1) == 1, 5000);
+    int64_t have = count(1);
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s.db", g_dir, N[1].name);
+    assert_int_equal(sqlite3_open(path, &g_locker), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(g_locker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    repl_sync_stats_t before = sync_stats(1);
+    /* K commits on n1, each its own frame: notes v1..v4 on ra-x-00000000
+     * in the 1st, 3rd, 5th and 7th, a new object in the others. */
+    for (int k = 0; k < K; k++) {
+        char note[8], prefix[16];
+        if (k % 2 == 0) {
+            snprintf(note, sizeof note, "v%d", k / 2 + 1);
+            set_note(0, "ra-x-00000000", note, 0);
+        } else {
+            snprintf(prefix, sizeof prefix, "ra-n%d", k);
+            create_objects(0, prefix, 1, 1);
+        }
+    }
+    waitres_t w = {0};
+    assert_int_equal(repl_wait(N[0].repl, last_seq(0), on_wait, &w), 0);
+    /* The first frame is being applied; the other six wait on n2. */
+    WAIT_FOR(sync_stats(1).apply_waiting == K - 1, 5000);
+    assert_false(atomic_load(&w.done)); /* nothing acknowledged: not durable on n2 */
+    assert_int_equal(count(1), have);
+    assert_int_equal(sqlite3_exec(g_locker, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(g_locker);
+    g_locker = NULL;
+    WAIT_FOR(atomic_load(&w.done), 10000);
+    assert_int_equal(atomic_load(&w.result), 0);
+    assert_int_equal(count(1), have + K / 2);
+    assert_true(note_is(1, "ra-x-00000000", "v4"));
+    assert_true(same_object(0, 1, "ra-x-00000000"));
+    repl_sync_stats_t after = sync_stats(1);
+    print_message("%llu frames in %llu commits\n",
+                  (unsigned long long)(after.apply_frames - before.apply_frames),
+                  (unsigned long long)(after.apply_commits - before.apply_commits));
+    assert_int_equal(after.apply_waiting, 0);
+    assert_true(after.apply_frames - before.apply_frames >= K);
+    assert_int_equal(after.apply_commits - before.apply_commits, 2);
 }
 
 static void test_sync_acks(void **state)
@@ -1199,6 +1272,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_snapshot_catch_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trim_when_all_acked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_acks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_ahead_applied_together, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_acks_two, setup, teardown),
         cmocka_unit_test_setup_teardown(test_removed_node_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_steady_lag, setup, teardown),
