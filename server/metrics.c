@@ -468,6 +468,23 @@ static void render_modules(out_t *o, srv_t *srv)
              "Entities shipped from memory, encoded by the link or taken already encoded "
              "from another link.",
              "how", "encoded", ss.encoded, "shared", ss.encoded_shared);
+    counter2(o, "kmsd_replication_ship_batches_total",
+             "Change-log batches the push links made, by where: on the replication thread (a "
+             "few rows held in memory) or on the threadpool.",
+             "where", "inline", ss.batches_inline, "pool", ss.batches_pool);
+    counter2(o, "kmsd_replication_positions_total",
+             "Batches with nothing to ship: sent as an empty CHANGES frame, or held for the "
+             "next frame.",
+             "action", "sent", ss.position_frames, "held", ss.positions_held);
+    counter(o, "kmsd_replication_apply_commits_total",
+            "Store commits of the peers' CHANGES frames.", ss.apply_commits);
+    counter(o, "kmsd_replication_applied_frames_total",
+            "CHANGES frames applied (several per commit when they arrived during the previous "
+            "commit).",
+            ss.apply_frames);
+    gauge(o, "kmsd_replication_apply_waiting_frames",
+          "CHANGES frames read ahead, waiting for the commit in progress.",
+          (double)ss.apply_waiting);
     kms_arena_t *a = kms_arena_new(0);
     repl_peer_status_t *ps = NULL;
     size_t n = 0;

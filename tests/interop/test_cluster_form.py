@@ -515,16 +515,22 @@ def test_verify_names_the_object_that_differs(cluster3):
 def test_replication_metrics_count_shipping(tmp_path):
     """/metrics on the node that writes: the entities its push link
     shipped, taken from the change log's rows in memory (a peer that keeps
-    up never needs a read of the store for new objects), and encoded."""
+    up never needs a read of the store for new objects), and encoded; on
+    the node that receives: its commits of the peer's frames, the frames
+    they held, and none left waiting once it has the last key."""
     pytest.importorskip("prometheus_client.parser")
     from test_http import Https, families, http_conf, sample
     nodes = H.form_cluster(tmp_path, 2)
     try:
         a, b = nodes
-        conf, port = http_conf()
-        a.stop()
-        a.configure(conf)
-        a.start()
+        ports = []
+        for k in (a, b):
+            conf, port = http_conf()
+            k.stop()
+            k.configure(conf)
+            k.start()
+            ports.append(port)
+        wait_for(lambda: all_connected(a, 2), what="a and b linked again")
         uids = []
         ca = pykmip(a)
         try:
@@ -534,11 +540,18 @@ def test_replication_metrics_count_shipping(tmp_path):
         finally:
             ca.close()
         wait_for(lambda: fetch(b, uids[-1]), what="the last key on b")
-        f = families(Https(a, port).metrics())
+        f = families(Https(a, ports[0]).metrics())
         mem = sample(f, "kmsd_replication_shipped_entities_total", source="memory")
         enc = sample(f, "kmsd_replication_entity_encodings_total", how="encoded")
         assert mem >= 20, f.get(("kmsd_replication_shipped_entities_total",
                                  (("source", "store"),)))
         assert enc >= 20 and enc <= mem
+        assert sample(f, "kmsd_replication_ship_batches_total", where="inline") + \
+            sample(f, "kmsd_replication_ship_batches_total", where="pool") >= 1
+        fb = families(Https(b, ports[1]).metrics())
+        commits = sample(fb, "kmsd_replication_apply_commits_total")
+        frames = sample(fb, "kmsd_replication_applied_frames_total")
+        assert commits >= 1 and frames >= commits, (commits, frames)
+        assert sample(fb, "kmsd_replication_apply_waiting_frames") == 0
     finally:
         H.stop_cluster(nodes)
