@@ -44,6 +44,11 @@
 #   BENCH_PIN=""                "CPUS_A:CPUS_REST" (taskset lists, e.g. "0:1"): node A (and the
 #                               single node) on CPUS_A, the other nodes and the generator on
 #                               CPUS_REST, so node A's figures do not share its cores
+#   BENCH_NICE_THIRD=""         a nice level (e.g. 19) for node C of the 3-node throughput
+#                               clusters: with BENCH_PIN, B and C share a core with the
+#                               generator; niced, C yields it to B, which then answers
+#                               sync_acks 1 as on a machine of its own (C still applies
+#                               everything, behind); a model of three machines on two cores
 #   BENCH_PERF=""               a directory: `perf record` the clients' node during each
 #                               throughput workload into DIR/<workload>.data (BENCH_PERF_ARGS,
 #                               default "-F 999 --call-graph dwarf,16384")
@@ -57,11 +62,13 @@ RATES=${BENCH_LAG_RATES:-"1000 10000"}
 CATCHUP=${BENCH_CATCHUP_KEYS:-100000}
 PARTS=${BENCH_PARTS:-"throughput lag catchup"}
 PIN=${BENCH_PIN:-}
+NICE3=${BENCH_NICE_THIRD:-}
 PERFDIR=${BENCH_PERF:-}
 LOGLVL=${BENCH_LOG_LEVEL:-warn}
 part() { case " $PARTS " in *" $1 "*) return 0;; esac; return 1; }
 # pin NAME: the taskset prefix for a node or the generator (BENCH_PIN); none without it.
 pin() {
+    case "$1" in sc|c) [ -z "$NICE3" ] || echo nice -n "$NICE3";; esac
     [ -n "$PIN" ] || return 0
     case "$1" in single|a|sa|ca) echo taskset -c "${PIN%%:*}";; *) echo taskset -c "${PIN#*:}";; esac
 }
@@ -151,7 +158,7 @@ bench() { # label node kmipbench-args...
     echo "$line" >>"$JSON"
 }
 W=(--duration "$DUR" --warmup 0)
-echo "machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load $(cut -d' ' -f1-3 /proc/loadavg)${PIN:+, pinned $PIN}" >&2
+echo "machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load $(cut -d' ' -f1-3 /proc/loadavg)${PIN:+, pinned $PIN}${NICE3:+, node C at nice $NICE3}" >&2
 
 # 1. Create throughput, one configuration at a time.
 if part throughput; then
