@@ -954,20 +954,14 @@ static void test_steady_lag(void **state)
     assert_true(drain < 3 * 5000);
 }
 
-static repl_sync_stats_t relay_stats(int i)
-{
-    repl_sync_stats_t st;
-    repl_sync_stats(N[i].repl, &st);
-    return st;
-}
-
 /* Three nodes, a stream of one-object commits on n1 for 2 s: every change
- * reaches n2 and n3 twice (from n1 and relayed by the other), and each
- * frame a receiver applies is one commit of its own. Unless the sender
- * batches what came in while frames were in flight, the receivers commit
- * more often than the writer and fall further behind for as long as the
- * stream lasts; and the two copies of a change must not be applied at
- * once (they would conflict, batch after batch). */
+ * reaches n2 and n3 (from n1, or relayed by the other), each commit of n1
+ * in a frame of its own. Unless frames that arrive during a receiver's
+ * commit are applied together (or the sender batched rows while frames
+ * were in flight), the receivers commit as often as the writer, behind
+ * it, and fall further behind for as long as the stream lasts; and two
+ * copies of a change must not be applied at once (they would conflict,
+ * batch after batch). */
 static void test_three_nodes_small_commits(void **state)
 {
     (void)state;
@@ -1003,14 +997,14 @@ static void test_three_nodes_small_commits(void **state)
            (unsigned long long)(t_end - t0), (long long)worst, (unsigned long long)drain,
            (unsigned long long)s2.commits, (unsigned long long)s3.commits,
            (unsigned long long)s2.conflicts, (unsigned long long)s3.conflicts);
-    repl_sync_stats_t r2 = relay_stats(1), r3 = relay_stats(2);
+    repl_sync_stats_t r2 = sync_stats(1), r3 = sync_stats(2);
     printf("n2/n3 relayed %llu/%llu rows of n1's, skipped %llu/%llu (n1 sends them directly)\n",
            (unsigned long long)r2.relayed, (unsigned long long)r3.relayed,
            (unsigned long long)r2.relay_skipped, (unsigned long long)r3.relay_skipped);
     assert_true(r2.relayed + r3.relayed < (uint64_t)made / 2);
     /* n1's two links ship the same rows from memory: each is encoded
      * once, the other link takes the bytes. */
-    repl_sync_stats_t r1 = relay_stats(0);
+    repl_sync_stats_t r1 = sync_stats(0);
     printf("n1: %llu entities from memory, %llu from the store; encoded %llu, shared %llu\n",
            (unsigned long long)r1.shipped_from_memory, (unsigned long long)r1.shipped_from_store,
            (unsigned long long)r1.encoded, (unsigned long long)r1.encoded_shared);
@@ -1055,7 +1049,7 @@ static void test_ship_from_memory(void **state)
     WAIT_FOR(connected(0, 1) && repl_ready(N[1].repl), 5000);
     create_objects(0, "m", 300, 10);
     WAIT_FOR(count(1) == 300, 10000);
-    repl_sync_stats_t st = relay_stats(0);
+    repl_sync_stats_t st = sync_stats(0);
     printf("300 objects: %llu entities shipped from memory, %llu read from the store\n",
            (unsigned long long)st.shipped_from_memory, (unsigned long long)st.shipped_from_store);
     assert_true(st.shipped_from_memory >= 300);
@@ -1082,7 +1076,7 @@ static void test_ship_from_memory(void **state)
         WAIT_FOR(note_is(1, id, "two"), 5000);
         assert_true(same_object(0, 1, id));
     }
-    repl_sync_stats_t st2 = relay_stats(0);
+    repl_sync_stats_t st2 = sync_stats(0);
     int64_t fl = 0;
     store_log_tail_stats(N[0].store, &fl, NULL);
     printf("150 rows: %llu entities from memory, %llu from the store; floor %lld\n",
@@ -1103,7 +1097,7 @@ static void test_ship_from_memory(void **state)
     WAIT_FOR(count(1) == 1850, 20000);
     create_objects(0, "g", 50, 10);
     WAIT_FOR(count(1) == 1900, 10000);
-    repl_sync_stats_t st3 = relay_stats(0);
+    repl_sync_stats_t st3 = sync_stats(0);
     printf("after a gap: %llu entities from memory, %llu from the store\n",
            (unsigned long long)(st3.shipped_from_memory - st2.shipped_from_memory),
            (unsigned long long)(st3.shipped_from_store - st2.shipped_from_store));
@@ -1166,7 +1160,7 @@ static void test_partial_partition_relays(void **state)
     WAIT_FOR(count(0) == 500 && note_is(0, "pp1-00000007", "edited on n2"), 10000);
     assert_true(same_object(0, 1, "pp2-00000199"));
     assert_true(same_object(0, 2, "pp1-00000007"));
-    repl_sync_stats_t st = relay_stats(2);
+    repl_sync_stats_t st = sync_stats(2);
     printf("partial partition: n3 relayed %llu rows, skipped %llu\n",
            (unsigned long long)st.relayed, (unsigned long long)st.relay_skipped);
     assert_true(st.relayed >= 500);
@@ -1188,7 +1182,7 @@ static void test_cut_after_linked(void **state)
     create_objects(0, "cut1", 200, 10);
     WAIT_FOR(count(1) == 200 && count(2) == 200, 10000);
     /* With every link up, n3 did not ship n1's changes to n2. */
-    repl_sync_stats_t st = relay_stats(2);
+    repl_sync_stats_t st = sync_stats(2);
     printf("linked: n3 relayed %llu rows, skipped %llu\n", (unsigned long long)st.relayed,
            (unsigned long long)st.relay_skipped);
     assert_true(st.relay_skipped > 0);
