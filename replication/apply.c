@@ -559,7 +559,7 @@ static void work_run(uv_work_t *wk)
         a->ack_seq = a->link_pos;
         return;
     }
-    /* One frame at a time across links: with three nodes every change
+    /* One commit at a time across links: with three nodes every change
      * arrives twice (from its origin and relayed by the third node), and
      * two links applying the same objects at once made each other's
      * commits conflict batch after batch (APPLY_TRIES exhausted, the link

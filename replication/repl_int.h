@@ -330,7 +330,7 @@ struct repl {
     int64_t trim_to;
     uv_timer_t trim_timer, wait_timer;
     pthread_mutex_t wq_mu;       /* guards wq_new */
-    pthread_mutex_t apply_mu;    /* one applied frame at a time (apply.c) */
+    pthread_mutex_t apply_mu;    /* one apply commit at a time (apply.c) */
     repl_waiter_t *wq_new;       /* queued by repl_wait (any thread) */
     repl_waiter_t *waiters;      /* loop thread */
     atomic_uint_fast64_t sync_waits, sync_failed, sync_degraded;

@@ -1027,7 +1027,7 @@ static void test_three_nodes_small_commits(void **state)
     /* and the positions held reach n1: its log of them is trimmed */
     WAIT_FOR(log_rows(1) == 0 && log_rows(2) == 0, 10000);
     assert_true(drain < 3 * 1000); /* 3x a quiet machine's bound, as WAIT_FOR */
-    /* The two links into a node apply one frame at a time: the relayed copy
+    /* The two links into a node apply one commit at a time: the relayed copy
      * never races the direct one (nothing else writes here). */
     assert_int_equal(s2.conflicts + s3.conflicts, 0);
 }
