@@ -116,10 +116,17 @@ void kmip_set_placeholder(kmip_ctx_t *ctx, const char *id)
         snprintf(ctx->first_object_id, sizeof(ctx->first_object_id), "%s", id);
 }
 
+void kmip_set_created(kmip_ctx_t *ctx, const char *id)
+{
+    kmip_set_placeholder(ctx, id);
+    if (id && !ctx->first_created_id[0])
+        kms_strlcpy(ctx->first_created_id, id, sizeof(ctx->first_created_id));
+}
+
 int kmip_answer_id(kmip_ctx_t *ctx, const char *id)
 {
     if (!ttlv_new_textz(ctx->arena, ctx->resp_payload, KMIP_TAG_UNIQUE_IDENTIFIER, id))
         return KMS_ERR_NOMEM;
-    kmip_set_placeholder(ctx, id);
+    kmip_set_created(ctx, id);
     return 0;
 }

@@ -235,7 +235,8 @@ int kmip_request_execute(kmip_request_t *r, enum kmip_run where)
     r->deferred = ctx.deferred;
     r->last_seq = ctx.last_seq;
     r->deferred_optional = ctx.deferred && ctx.deferred_optional;
-    kms_strlcpy(r->first_object_id, ctx.first_object_id, sizeof(r->first_object_id));
+    kms_strlcpy(r->first_object_id, ctx.first_created_id[0] ? ctx.first_created_id : ctx.first_object_id,
+                sizeof(r->first_object_id));
     return 0;
 }
 

@@ -201,7 +201,8 @@ typedef struct kmip_ctx {
     struct kmip_undo *undo;
     bool undo_enabled;
 
-    char first_object_id[64];    /* for kmip_summary_t */
+    char first_object_id[64];    /* for kmip_summary_t: the first object loaded */
+    char first_created_id[64];   /* ...or, before it, the first object created */
 
     /* KMIP_RUN_LOOP: the request runs on an event loop, where nothing may
      * wait for a commit. The one write it may make is not committed but
@@ -264,11 +265,19 @@ kms_secret_t *kmip_ctx_own_secret(kmip_ctx_t *ctx, kms_secret_t *s);
  * case 15.2 answers) when neither exists, also when an earlier item left
  * the placeholder empty (a Locate that found nothing). */
 const char *kmip_req_uid(kmip_ctx_t *ctx);
-/* Set the ID Placeholder (after Create/Register/Create Key Pair...);
- * NULL empties it (a Locate that found nothing). */
+/* Set the ID Placeholder (a Locate's find); NULL empties it (a Locate
+ * that found nothing). */
 void kmip_set_placeholder(kmip_ctx_t *ctx, const char *id);
-/* Answer with Unique Identifier `id` (appended to the Response Payload)
- * and make it the ID Placeholder. 0 or KMS_ERR_NOMEM. */
+/* An operation made object `id` (Create, Register, Derive Key, Re-key,
+ * Certify, a key pair's private key, split parts, Join): it becomes the
+ * ID Placeholder, and the request's object in its log line and audit
+ * record (kmip_summary_t.object_id) unless an earlier item created one.
+ * The objects it was made from (a base key, the key re-keyed, a public
+ * key certified) are inputs, as a wrapping key is. */
+void kmip_set_created(kmip_ctx_t *ctx, const char *id);
+/* Answer with Unique Identifier `id` of an object the operation made
+ * (appended to the Response Payload; kmip_set_created). 0 or
+ * KMS_ERR_NOMEM. */
 int kmip_answer_id(kmip_ctx_t *ctx, const char *id);
 /* Protocol version helpers. */
 static inline bool kmip_ver_at_least(const kmip_ctx_t *c, int maj, int min)

@@ -103,7 +103,7 @@ int kmip_op_create(kmip_ctx_t *ctx)
 
     if ((rc = generate_and_save(ctx, o)))
         return rc;
-    kmip_set_placeholder(ctx, o->id);
+    kmip_set_created(ctx, o->id);
     if (!ttlv_new_enum(ctx->arena, ctx->resp_payload, KMIP_TAG_OBJECT_TYPE, o->object_type) ||
         !ttlv_new_textz(ctx->arena, ctx->resp_payload, KMIP_TAG_UNIQUE_IDENTIFIER, o->id))
         return KMS_ERR_NOMEM;

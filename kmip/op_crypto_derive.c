@@ -184,7 +184,7 @@ int kmip_op_derive_key(kmip_ctx_t *ctx)
     for (size_t i = 0; i < n_ids; i++)
         if ((rc = kmip_obj_update(ctx, ids[i], derived_link_cb, n->id, NULL)))
             goto out;
-    kmip_set_placeholder(ctx, n->id);
+    kmip_set_created(ctx, n->id);
     if (!ttlv_new_textz(ctx->arena, ctx->resp_payload, KMIP_TAG_UNIQUE_IDENTIFIER, n->id))
         rc = KMS_ERR_NOMEM;
 out:

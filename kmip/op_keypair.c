@@ -194,7 +194,7 @@ int kmip_op_create_key_pair(kmip_ctx_t *ctx)
         !ttlv_new_textz(ctx->arena, ctx->resp_payload, KMIP_TAG_PUBLIC_KEY_UNIQUE_IDENTIFIER,
                         pub->id))
         return KMS_ERR_NOMEM;
-    kmip_set_placeholder(ctx, priv->id);
+    kmip_set_created(ctx, priv->id);
     return 0;
 }
 
@@ -313,6 +313,6 @@ int kmip_op_rekey_key_pair(kmip_ctx_t *ctx)
         !ttlv_new_textz(ctx->arena, ctx->resp_payload, KMIP_TAG_PUBLIC_KEY_UNIQUE_IDENTIFIER,
                         npub->id))
         return KMS_ERR_NOMEM;
-    kmip_set_placeholder(ctx, npriv->id);
+    kmip_set_created(ctx, npriv->id);
     return 0;
 }

@@ -173,7 +173,7 @@ static int register_without_value(kmip_ctx_t *ctx, kmip_obj_t *o, const crypto_m
         return rc;
     if (!ttlv_new_textz(ctx->arena, ctx->resp_payload, KMIP_TAG_UNIQUE_IDENTIFIER, o->id))
         return KMS_ERR_NOMEM;
-    kmip_set_placeholder(ctx, o->id);
+    kmip_set_created(ctx, o->id);
     return 0;
 }
 
@@ -256,6 +256,6 @@ int kmip_op_register(kmip_ctx_t *ctx)
         return rc;
     if (!ttlv_new_textz(ctx->arena, ctx->resp_payload, KMIP_TAG_UNIQUE_IDENTIFIER, o->id))
         return KMS_ERR_NOMEM;
-    kmip_set_placeholder(ctx, o->id);
+    kmip_set_created(ctx, o->id);
     return 0;
 }

@@ -211,6 +211,6 @@ int kmip_op_rekey(kmip_ctx_t *ctx)
         return rc;
     if (!ttlv_new_textz(ctx->arena, ctx->resp_payload, KMIP_TAG_UNIQUE_IDENTIFIER, n->id))
         return KMS_ERR_NOMEM;
-    kmip_set_placeholder(ctx, n->id);
+    kmip_set_created(ctx, n->id);
     return 0;
 }

@@ -236,7 +236,7 @@ int kmip_op_create_split_key(kmip_ctx_t *ctx)
             goto out;
         }
         if (i == 0)
-            kmip_set_placeholder(ctx, part->id);
+            kmip_set_created(ctx, part->id);
     }
 out:
     crypto_shares_free(shares, proto.parts);

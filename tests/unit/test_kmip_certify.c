@@ -196,6 +196,7 @@ static void test_certify_public_key(void **state)
     ttlv_item_t *bi = certify(ce, pub, 0, NULL, 0, "CN=app.example.com, O=Example", "app-cert");
     assert_ok(bi);
     const char *cert = kms_arena_strdup(A, rs_uid(bi));
+    assert_string_equal(ce->e.sum.object_id, cert); /* the new certificate, not the key */
 
     X509 *x = get_cert(ce, cert);
     EVP_PKEY *cap = X509_get0_pubkey(ce->ca);

@@ -675,6 +675,8 @@ static void test_derive_pbkdf2(void **state)
     ttlv_item_t *bi = rs_item(kenv_call(e, m), 0);
     assert_ok(bi);
     char *id = kms_arena_strdup(e->a, rs_uid(bi));
+    /* The log line and audit record name the derived key; the base is an input. */
+    assert_string_equal(e->sum.object_id, id);
     ttlv_item_t *g = rs_item(kenv_call(e, ({
         ttlv_item_t *gm, *gp = op_req(e, &gm, KMIP_OPERATION_GET, id);
         (void)gp;

@@ -720,6 +720,7 @@ static void test_rekey(void **state)
     const char *nid = ttlv_text(ttlv_find(resp, KMIP_TAG_UNIQUE_IDENTIFIER));
     assert_non_null(nid);
     assert_string_not_equal(nid, old);
+    assert_string_equal(g_sum.object_id, nid); /* the log and audit name the new key */
     /* New material of the same kind. */
     ttlv_item_t *o = get(nid, 0, NULL, NULL);
     ttlv_item_t *km = kb_material(o);
@@ -805,6 +806,7 @@ static void test_rekey_key_pair(void **state)
     const char *npub = ttlv_text(ttlv_find(resp, KMIP_TAG_PUBLIC_KEY_UNIQUE_IDENTIFIER));
     assert_non_null(npriv);
     assert_non_null(npub);
+    assert_string_equal(g_sum.object_id, npriv);
     assert_string_not_equal(npriv, priv);
     assert_string_not_equal(npub, pub);
     /* A working pair on the same curve, linked to each other... */
