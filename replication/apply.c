@@ -29,9 +29,9 @@
  * the connection reads nothing more) and are applied together, in one
  * commit, once the commit in progress is durable. So a receiver commits
  * as often as its disk allows whatever arrived during the last commit,
- * the way the group commit does for clients, instead of one frame per
- * commit with the next frame waiting behind it; with `sync_acks` that
- * wait was one more commit in every acknowledged request's time. Each
+ * the way the group commit does for clients, and a frame does not wait
+ * a whole commit behind each frame before it (with `sync_acks`, one more
+ * commit in every acknowledged request's time). Each
  * frame is still acknowledged by its own ACK, in order, and only once
  * the commit holding it is durable. Frames of other kinds (snapshots)
  * are applied one at a time, and none is read while one is in progress.
@@ -39,10 +39,11 @@
  * data-store keys) is applied in a commit of its own: those are rare and
  * their order matters.
  *
- * With log.level debug, each applied CHANGES frame is logged with its
- * size, the age of its oldest change on arrival and once durable, and
- * where its time went (threadpool queue, apply lock, merge, commit), so
- * that a lag spike can be matched with what this node was doing.
+ * With log.level debug, each commit of CHANGES is logged with its size
+ * (entities and frames), the age of its oldest change when its work
+ * began and once durable, and where its time went (threadpool queue,
+ * apply lock, merge, commit), so that a lag spike can be matched with
+ * what this node was doing.
  */
 #include <stdio.h>
 #include <stdlib.h>

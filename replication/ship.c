@@ -40,14 +40,13 @@
  * in a frame of their own while fewer than this many are unacknowledged;
  * the receiver applies the frames that arrive during one of its commits
  * together in its next (apply.c), so its commits follow its disk, not
- * the sender's commit rate. (When the receiver applied one frame per
- * commit, a sender with many frames in flight made it fsync per few rows
- * and fall behind; two in flight made each frame wait behind the one
- * being applied.) */
+ * the sender's commit rate. Past this many, rows wait and leave together
+ * in the next frame: the bound keeps the per-frame costs (a TLS record,
+ * an ACK) from growing without limit when the receiver is slow. */
 #define SHIP_LOG_FRAMES 8
 /* Relaying. A row of a third node O's change is not shipped to a peer
  * whose own link with O is open (the peer's ACKs say so): O sends it
- * directly, and every change used to cross the cluster twice. The row is
+ * directly (shipped by both, every change would cross the cluster twice). The row is
  * kept as pending until the peer's progress shows it holds O's change;
  * it is relayed after all (the link position goes back to it) when the
  * peer reports its link with O closed, or when it is still unconfirmed
