@@ -44,9 +44,10 @@ static const char *const wsql[WS__COUNT] = {
     [WS_TENANT_OBJECTS] = "SELECT EXISTS (SELECT 1 FROM objects WHERE tenant = ?1)",
     [WS_CLIENT_UPSERT] = "INSERT INTO clients(name, tenant, role, kind, cert_sha256,"
                          " password_hash, created_us, " OBJ_ID_COLS ", device_serial,"
-                         " device_id, network_id, machine_id, media_id)"
+                         " device_id, network_id, machine_id, media_id, disabled, disabled_us,"
+                         " disabled_reason)"
                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?13, ?14,"
-                         " ?15, ?16)"
+                         " ?15, ?16, ?17, ?18, ?19)"
                          " ON CONFLICT(name) DO UPDATE SET tenant = excluded.tenant,"
                          " role = excluded.role, kind = excluded.kind,"
                          " cert_sha256 = excluded.cert_sha256,"
@@ -55,6 +56,8 @@ static const char *const wsql[WS__COUNT] = {
                          " device_serial = excluded.device_serial,"
                          " device_id = excluded.device_id, network_id = excluded.network_id,"
                          " machine_id = excluded.machine_id, media_id = excluded.media_id,"
+                         " disabled = excluded.disabled, disabled_us = excluded.disabled_us,"
+                         " disabled_reason = excluded.disabled_reason,"
                          " created_us = CASE WHEN ?11 THEN excluded.created_us"
                          " ELSE created_us END",
     [WS_CLIENT_DELETE] = "DELETE FROM clients WHERE name = ?1",
@@ -532,6 +535,10 @@ int store_client_put_row(store_t *s, const store_client_t *c, int64_t created_us
     const char *dev[5] = {d->serial, d->device_id, d->network_id, d->machine_id, d->media_id};
     for (int i = 0; i < 5; i++)
         store_bind_text(st, 12 + i, device ? dev[i] : "");
+    /* When and why only while disabled: an enabled row carries neither. */
+    sqlite3_bind_int(st, 17, c->disabled ? 1 : 0);
+    sqlite3_bind_int64(st, 18, c->disabled ? c->disabled_us : 0);
+    store_bind_text(st, 19, c->disabled ? c->disabled_reason : "");
     err = store_wrun(s, st, "client");
     if (err == KMS_ERR_EXISTS && is_constraint(s, SQLITE_CONSTRAINT_FOREIGNKEY))
         return KMS_ERR_NOTFOUND; /* no such tenant */

@@ -6,7 +6,8 @@
  * role. A device client's five identifiers are columns of their own
  * (schema v10), the serial number unique among device clients
  * (clients_device); their checks and the packed form of schema v9 are
- * store/device.c's. Writes go
+ * store/device.c's. A disabled client (schema v12) is read like any other,
+ * with its flag: refusing it is kmip/auth.c's business. Writes go
  * through the writer like every other mutation (store_write_tenant /
  * store_write_client, applied in apply.c). This file does not
  * authenticate anyone: it only looks records up; checking passwords,
@@ -73,6 +74,10 @@ static int row_client(store_reader_t *r, sqlite3_stmt *st, kms_arena_t *a, void 
     char *dev[5] = {d->serial, d->device_id, d->network_id, d->machine_id, d->media_id};
     for (int i = 0; i < 5 && !err; i++)
         err = store_col_text(st, 10 + i, dev[i], STORE_DEVICE_FIELD_MAX + 1);
+    c->disabled = sqlite3_column_int(st, 15) != 0;
+    c->disabled_us = sqlite3_column_int64(st, 16);
+    if (!err)
+        err = store_col_text(st, 17, c->disabled_reason, sizeof(c->disabled_reason));
     if (err) {
         kms_log(KMS_LOG_ERROR, STORE_LOG, "a client row is malformed");
         return KMS_ERR_IO;

@@ -17,7 +17,7 @@
                  " o.updated_us, o.archived, o.dsk_id, o.blob, o.seal_gen"
 #define CLIENT_COLS "name, tenant, role, kind, cert_sha256, password_hash, created_us," \
                     " hlc, origin, origin_seq, device_serial, device_id, network_id," \
-                    " machine_id, media_id"
+                    " machine_id, media_id, disabled, disabled_us, disabled_reason"
 
 #define NODE_COLS "node_id, peer_addr, kmip_addr, cert_sha256, added_hlc, removed, hlc, origin," \
                   " origin_seq"

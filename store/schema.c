@@ -271,6 +271,13 @@ static const char *const migrations[] = {
     " WHERE skey IS NOT NULL;"
     "CREATE INDEX attributes_tenant_ikey ON attributes(tenant, name, ikey)"
     " WHERE ikey IS NOT NULL;",
+    /* v12: a client can be disabled (kmip/auth.c refuses it like an
+     * unknown credential) and enabled again with the same registration;
+     * when and why it was disabled are kept with it. Every existing client
+     * stays enabled. */
+    "ALTER TABLE clients ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE clients ADD COLUMN disabled_us INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE clients ADD COLUMN disabled_reason TEXT NOT NULL DEFAULT '';",
 };
 
 const int store_schema_current = (int)KMS_ARRAY_SIZE(migrations);

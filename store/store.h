@@ -378,6 +378,9 @@ typedef struct store_device {
     char media_id[STORE_DEVICE_FIELD_MAX + 1];   /* Media Identifier */
 } store_device_t;
 
+/* Bytes of the reason a client was disabled for (store_client_t). */
+#define STORE_CLIENT_REASON_MAX 200
+
 /* A client identity: what identifies it depends on the kind. */
 typedef struct store_client {
     char name[128];          /* unique: CN for certificates, user name for passwords */
@@ -389,6 +392,13 @@ typedef struct store_client {
                                 else all "" */
     char password_hash[160]; /* Argon2id encoded hash (kinds password, device), else "" */
     int64_t created_us;
+    /* Disabled (schema v12): kmip/ refuses its credentials as it refuses
+     * an unknown one; its registration, role and objects are kept. When
+     * and why are kept while it is disabled (0 and "" when enabled; the
+     * store writes them so). The reason is printable text or "". */
+    bool disabled;
+    int64_t disabled_us;
+    char disabled_reason[STORE_CLIENT_REASON_MAX + 1];
     store_change_id_t change; /* set by the store on reads; ignored by store_write_client */
 } store_client_t;
 
@@ -396,8 +406,9 @@ typedef struct store_client {
  * is KMS_ERR_EXISTS; removing a missing one KMS_ERR_NOTFOUND; removing one
  * that still owns objects or clients KMS_ERR_STATE. */
 int store_write_tenant(store_write_t *w, const char *tenant, bool remove);
-/* Add or update (by name; created_us kept) or remove a client. Checked when
- * added: role "client"|"admin", kind "cert" (cert_sha256 = 64 lower-case
+/* Add or update (by name; created_us kept) or remove a client. An update
+ * writes the whole record (disabling is an update with disabled set).
+ * Checked when added: role "client"|"admin", kind "cert" (cert_sha256 = 64 lower-case
  * hex, or "" for a client identified by subject CN alone) | "password"
  * (non-empty hash) | "device" (non-empty hash, identifiers as
  * store_client_set_device makes them, cert_sha256 "") -> KMS_ERR_INVAL.

@@ -322,7 +322,8 @@ static bool client_ok(const store_client_t *c)
         return false;
     }
     return strnlen(c->cert_sha256, sizeof(c->cert_sha256)) < sizeof(c->cert_sha256) &&
-           strnlen(c->password_hash, sizeof(c->password_hash)) < sizeof(c->password_hash);
+           strnlen(c->password_hash, sizeof(c->password_hash)) < sizeof(c->password_hash) &&
+           strnlen(c->disabled_reason, sizeof(c->disabled_reason)) < sizeof(c->disabled_reason);
 }
 
 static int add_client(store_write_t *w, const store_client_t *c, bool remove,

@@ -312,6 +312,9 @@ DROP INDEX attributes_tenant_ikey;
 ALTER TABLE attributes DROP COLUMN tenant;
 CREATE INDEX attributes_skey ON attributes(name, skey) WHERE skey IS NOT NULL;
 CREATE INDEX attributes_ikey ON attributes(name, ikey) WHERE ikey IS NOT NULL;
+ALTER TABLE clients DROP COLUMN disabled;
+ALTER TABLE clients DROP COLUMN disabled_us;
+ALTER TABLE clients DROP COLUMN disabled_reason;
 DELETE FROM schema_version WHERE version >= 10;
 COMMIT;
 """

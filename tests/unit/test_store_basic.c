@@ -380,7 +380,7 @@ static void test_reopen_durable(void **state)
     char node[64];
     snprintf(node, sizeof(node), "%s", store_node_id(s));
     assert_int_equal(strlen(node), 32);
-    assert_int_equal(store_schema_version(s), 11); /* the newest migration */
+    assert_int_equal(store_schema_version(s), 12); /* the newest migration */
     for (int i = 0; i < 20; i++) {
         store_object_t o;
         store_attr_t at[3];
@@ -463,7 +463,7 @@ static void test_migrate_v1(void **state)
     sqlite3_close(db);
 
     store_t *s = open_store(NULL);
-    assert_int_equal(store_schema_version(s), 11); /* the newest migration */
+    assert_int_equal(store_schema_version(s), 12); /* the newest migration */
     assert_string_equal(store_node_id(s), "0123456789abcdef0123456789abcdef");
     store_reader_t *r = NULL;
     assert_int_equal(store_reader_new(s, &r), 0);
@@ -530,7 +530,7 @@ static void test_migrate_v1(void **state)
                                         -1, &st, NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(st, 0), "1,2,3,4,5,6,7,8,9,10,11");
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "1,2,3,4,5,6,7,8,9,10,11,12");
     sqlite3_finalize(st);
     assert_int_equal(sqlite3_prepare_v2(db, "SELECT max(hlc) > 281474976710656000 FROM change_log",
                                         -1, &st, NULL),
@@ -593,7 +593,7 @@ static void test_migrate_v10_tenants(void **state)
     sqlite3_close(db);
 
     store_t *s = open_store(NULL);
-    assert_int_equal(store_schema_version(s), 11);
+    assert_int_equal(store_schema_version(s), 12);
     store_reader_t *r = NULL;
     assert_int_equal(store_reader_new(s, &r), 0);
     kms_arena_t *a = kms_arena_new(0);

@@ -7,7 +7,9 @@
  * lookup by serial number, one serial number per device client, the
  * schema v8 -> v9 upgrade that admits them, the v9 -> v10 upgrade that
  * unpacks their identifiers out of cert_sha256, and the reading of that
- * packed form for what older versions send). */
+ * packed form for what older versions send); disabled clients (schema
+ * v12: the flag, when and why, read and written whole, cleared when
+ * enabled; the v11 -> v12 upgrade leaves every client enabled). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -44,6 +46,11 @@ static int teardown(void **state)
                  "ALTER TABLE attributes DROP COLUMN tenant;"                                      \
                  "CREATE INDEX attributes_skey ON attributes(name, skey) WHERE skey IS NOT NULL;" \
                  "CREATE INDEX attributes_ikey ON attributes(name, ikey) WHERE ikey IS NOT NULL;"
+
+/* Undo schema v12 (the clients' disabled state). */
+#define UNDO_V12 "ALTER TABLE clients DROP COLUMN disabled;"    \
+                 "ALTER TABLE clients DROP COLUMN disabled_us;" \
+                 "ALTER TABLE clients DROP COLUMN disabled_reason;"
 
 static store_t *open_store(void)
 {
@@ -548,7 +555,7 @@ static void test_device_upgrade_v10(void **state)
             " ('tape-2', 'globex', 'admin', 'device', 'serNum101010' || char(31) || char(31)"
             " || char(31) || 'machineID1' || char(31) || 'mediaID313', '" HASH_3 "', 1004,"
             " 65536005, 'node-b', 7);"
-            UNDO_V11 "DELETE FROM schema_version WHERE version >= 10; COMMIT;",
+            UNDO_V11 UNDO_V12 "DELETE FROM schema_version WHERE version >= 10; COMMIT;",
             NULL, NULL, NULL),
         SQLITE_OK);
     sqlite3_stmt *st = NULL;
@@ -562,7 +569,7 @@ static void test_device_upgrade_v10(void **state)
     sqlite3_close(db);
 
     s = open_store();
-    assert_int_equal(store_schema_version(s), 11);
+    assert_int_equal(store_schema_version(s), 12);
     store_reader_t *r = NULL;
     assert_int_equal(store_reader_new(s, &r), 0);
     store_client_t want[5];
@@ -621,6 +628,97 @@ static void test_device_upgrade_v10(void **state)
     store_close(s);
 }
 
+/* Schema v12: a v11 store's clients come through the upgrade enabled;
+ * disabling writes the flag, when and why with the rest of the record
+ * unchanged, moves the clients generation (kmip/ re-reads), and enabling
+ * clears all three. */
+static void test_client_disabled(void **state)
+{
+    (void)state;
+    store_t *s = open_store();
+    assert_int_equal(tenant_op(s, "acme", false), 0);
+    store_client_t c = cert_client("vcenter-1", "acme", FP_A);
+    c.created_us = 4242;
+    assert_int_equal(client_op(s, &c, false), 0);
+    store_client_t p = cert_client("alice", "acme", "");
+    strcpy(p.kind, "password");
+    strcpy(p.role, "admin");
+    strcpy(p.password_hash, "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA");
+    assert_int_equal(client_op(s, &p, false), 0);
+    store_close(s);
+    /* Back to v11: the three columns gone, the v12 record gone. */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(g_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN;" UNDO_V12
+                                      "DELETE FROM schema_version WHERE version >= 12; COMMIT;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+
+    s = open_store();
+    assert_int_equal(store_schema_version(s), 12);
+    store_reader_t *r = NULL;
+    assert_int_equal(store_reader_new(s, &r), 0);
+    store_client_t got;
+    assert_int_equal(store_client_by_cert(r, FP_A, &got), 0);
+    assert_false(got.disabled);
+    assert_int_equal(got.disabled_us, 0);
+    assert_string_equal(got.disabled_reason, "");
+    assert_int_equal(got.created_us, 4242);
+
+    /* Disable: the whole record again, with the flag. */
+    uint64_t gen = store_clients_generation(s);
+    got.disabled = true;
+    got.disabled_us = 1700000000123456;
+    strcpy(got.disabled_reason, "credential suspected stolen (INC-42)");
+    assert_int_equal(client_op(s, &got, false), 0);
+    assert_true(store_clients_generation(s) > gen);
+    store_client_t d;
+    assert_int_equal(store_client_by_name(r, "vcenter-1", &d), 0);
+    assert_true(d.disabled);
+    assert_int_equal(d.disabled_us, 1700000000123456);
+    assert_string_equal(d.disabled_reason, "credential suspected stolen (INC-42)");
+    assert_string_equal(d.cert_sha256, FP_A); /* registration kept */
+    assert_string_equal(d.role, "client");
+    assert_int_equal(d.created_us, 4242);
+    assert_int_equal(store_client_by_cert(r, FP_A, &d), 0); /* still found: auth refuses it */
+    assert_true(d.disabled);
+    kms_arena_t *a = kms_arena_new(0);
+    store_client_t *all = NULL;
+    size_t n = 0;
+    assert_int_equal(store_list_clients(r, a, &all, &n), 0);
+    assert_int_equal(n, 2);
+    assert_false(all[0].disabled); /* alice */
+    assert_true(all[1].disabled);  /* vcenter-1 */
+
+    /* A reason that does not fit is refused before the writer. */
+    store_client_t big = d;
+    memset(big.disabled_reason, 'x', sizeof big.disabled_reason);
+    store_write_t *w = store_write_new();
+    assert_int_equal(store_write_client(w, &big, false), KMS_ERR_INVAL);
+    store_write_free(w);
+
+    /* Kept across a reopen. */
+    store_reader_free(r);
+    store_close(s);
+    s = open_store();
+    assert_int_equal(store_reader_new(s, &r), 0);
+    assert_int_equal(store_client_by_name(r, "vcenter-1", &d), 0);
+    assert_true(d.disabled);
+
+    /* Enable: when and why go with the flag, whatever the record says. */
+    d.disabled = false;
+    assert_int_equal(client_op(s, &d, false), 0);
+    assert_int_equal(store_client_by_name(r, "vcenter-1", &d), 0);
+    assert_false(d.disabled);
+    assert_int_equal(d.disabled_us, 0);
+    assert_string_equal(d.disabled_reason, "");
+    assert_string_equal(d.cert_sha256, FP_A);
+    kms_arena_free(a);
+    store_reader_free(r);
+    store_close(s);
+}
+
 int main(void)
 {
     kms_log_set_level(KMS_LOG_ERROR);
@@ -631,6 +729,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_device_upgrade, setup, teardown),
         cmocka_unit_test_setup_teardown(test_device_unpack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_device_upgrade_v10, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_disabled, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

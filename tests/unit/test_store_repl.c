@@ -250,7 +250,7 @@ static void test_migrate_v5(void **state)
     sqlite3_close(db);
 
     store_t *s = f->s = open_store(NULL);
-    assert_int_equal(store_schema_version(s), 11);
+    assert_int_equal(store_schema_version(s), 12);
     assert_string_equal(store_node_id(s), V5_NODE);
     assert_int_equal(store_reader_new(s, &f->r), 0);
     store_reader_t *r = f->r;
@@ -342,7 +342,7 @@ static void test_migrate_v5(void **state)
 
     fx_close(f);
     assert_string_equal(test_sql_integrity(g_path), "ok");
-    assert_int_equal(sql_int("SELECT count(*) FROM schema_version"), 11);
+    assert_int_equal(sql_int("SELECT count(*) FROM schema_version"), 12);
 }
 
 /* ------------------------------------------------------- local clocks */
