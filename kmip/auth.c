@@ -16,14 +16,18 @@
  * lesser role applies.
  * Everything else is refused (KMS_ERR_PERM, which the request answers
  * Authentication Not Successful, one answer for every cause), with a log
- * line saying why (never the password).
+ * line saying why (never the password). A disabled client (store_client_t
+ * .disabled) is refused the same way at the same cost as an unknown one,
+ * by certificate, password or device credential, at the handshake with
+ * tls.require_registered, and when its queued job starts
+ * (kmip_identity_recheck).
  *
  * A certificate's client is looked up in the clients table (one indexed
  * SQLite read on the calling thread's store reader) and the answer kept in
  * a small cache of the calling thread, tagged with
  * store_clients_generation(): any commit that touches clients or tenants
- * changes the generation before it is acknowledged, so removing a client
- * still takes effect on its next request, and a Get on an event loop costs
+ * changes the generation before it is acknowledged, so removing or
+ * disabling a client still takes effect on its next request, and a Get on an event loop costs
  * no database read. A successful Argon2id verification is cached too,
  * keyed by an HMAC of (name, password, stored hash) under a per-server
  * random key: a changed or removed hash can never hit the cache.
@@ -252,6 +256,14 @@ static int find_cert_client_cached(kmip_server_t *s, const kmip_peer_t *peer, st
     return rc;
 }
 
+static void log_disabled(const kmip_peer_t *peer, const store_client_t *c)
+{
+    kms_log(KMS_LOG_WARN, AUTH_COMPONENT,
+            "refused %s: certificate CN=%s sha256=%s is client '%s', which is disabled "
+            "(kmsctl client enable %s)",
+            nz(peer->address), nz(peer->cert_cn), nz(peer->cert_sha256), c->name, c->name);
+}
+
 static void log_unregistered(const kmip_peer_t *peer)
 {
     kms_log(KMS_LOG_WARN, AUTH_COMPONENT,
@@ -271,6 +283,10 @@ int kmip_cert_registered(kmip_server_t *s, const char *sha256_hex, const char *c
         log_unregistered(&peer);
         return KMS_ERR_PERM;
     }
+    if (rc == 0 && c.disabled) {
+        log_disabled(&peer, &c);
+        return KMS_ERR_PERM;
+    }
     return rc;
 }
 
@@ -283,7 +299,7 @@ int kmip_identify_cert(kmip_server_t *s, const kmip_peer_t *peer, kmip_identity_
     memset(id_out, 0, sizeof(*id_out));
     store_client_t c;
     int rc = find_cert_client_cached(s, peer, &c);
-    if (rc == KMS_ERR_NOTFOUND)
+    if (rc == KMS_ERR_NOTFOUND || (rc == 0 && c.disabled))
         return KMS_ERR_PERM;
     if (rc == 0)
         fill_identity(&c, id_out);
@@ -336,7 +352,9 @@ static int check_password(kmip_server_t *s, const kmip_peer_t *peer, const char 
     char who[200];
     snprintf(who, sizeof who, "user '%s'", username);
     return verify_secret(&s->auth, peer, c, password, who,
-                         known ? NULL : "is not a registered password client");
+                         !known        ? "is not a registered password client"
+                         : c->disabled ? "is disabled (kmsctl client enable)"
+                                       : NULL);
 }
 
 /* The first identifier a device client registered that the credential
@@ -378,10 +396,11 @@ static int check_device(kmip_server_t *s, const kmip_peer_t *peer, const kmip_de
     if (field)
         snprintf(why, sizeof why, "sent a %s that does not match its registration", field);
     return verify_secret(&s->auth, peer, c, dev->password, who,
-                         !*serial ? "sent no Device Serial Number"
-                         : !known ? "is not a registered device client"
-                         : field  ? why
-                                  : NULL);
+                         !*serial      ? "sent no Device Serial Number"
+                         : !known      ? "is not a registered device client"
+                         : c->disabled ? "is disabled (kmsctl client enable)"
+                         : field       ? why
+                                       : NULL);
 }
 
 static void fill_identity(const store_client_t *c, kmip_identity_t *id)
@@ -403,7 +422,7 @@ int kmip_identity_recheck(kmip_server_t *s, kmip_identity_t *id)
     store_client_t c;
     int rc = store_client_by_name(r, id->name, &c);
     kms_wipe(c.password_hash, sizeof c.password_hash);
-    if (rc == KMS_ERR_NOTFOUND || (rc == 0 && strcmp(c.tenant, id->tenant) != 0))
+    if (rc == KMS_ERR_NOTFOUND || (rc == 0 && (c.disabled || strcmp(c.tenant, id->tenant) != 0)))
         return KMS_ERR_PERM;
     if (rc != 0)
         return KMS_ERR_UNAVAIL;
@@ -445,6 +464,9 @@ int kmip_identify_all(kmip_server_t *s, const kmip_peer_t *peer, const kmip_cred
         rc = find_cert_client_cached(s, peer, &cc);
         if (rc == KMS_ERR_NOTFOUND) {
             log_unregistered(peer);
+            rc = KMS_ERR_PERM;
+        } else if (rc == 0 && cc.disabled) {
+            log_disabled(peer, &cc);
             rc = KMS_ERR_PERM;
         }
         if (rc == 0) {

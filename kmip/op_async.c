@@ -21,8 +21,8 @@
  * Both work from any connection of the same identity (name and tenant):
  * the record, not the connection, holds the operation. When a queued
  * operation starts, its client is looked up again (kmip_identity_recheck):
- * one removed meanwhile gets the answer its next request would get
- * (Authentication Not Successful), and one whose role was lowered runs
+ * one removed or disabled meanwhile gets the answer its next request
+ * would get (Authentication Not Successful), and one whose role was lowered runs
  * with the lower role. Another identity's
  * correlation value is Item Not Found, as an unknown one. Records are
  * node-local, live async_lifetime_s (default one hour) after they are made
@@ -158,11 +158,12 @@ static void run_job(kmip_server_t *s, async_job_t *j)
         kmip_item_fail(&it, KMIP_RESULT_REASON_GENERAL_FAILURE,
                        "the queued operation could not be read back");
     } else if ((rc = kmip_identity_recheck(s, &j->ident)) != 0) {
-        /* The client was removed (or moved to another tenant) while the
-         * operation waited: answered as that client's next request is. */
+        /* The client was removed, disabled or moved to another tenant
+         * while the operation waited: answered as its next request is. */
         kms_log(KMS_LOG_INFO, "kmip", "asynchronous operation 0x%x of %s/%s not run: %s",
                 j->operation, j->ident.tenant, j->ident.name,
-                rc == KMS_ERR_PERM ? "the client no longer exists" : kms_strerror(rc));
+                rc == KMS_ERR_PERM ? "the client no longer exists or is disabled"
+                                   : kms_strerror(rc));
         if (rc == KMS_ERR_PERM)
             kmip_item_fail(&it, KMIP_RESULT_REASON_AUTHENTICATION_NOT_SUCCESSFUL, KMIP_DENIED_MSG);
         else

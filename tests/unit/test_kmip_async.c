@@ -316,6 +316,24 @@ static void set_client(kenv_t *e, const char *name, const char *tenant, const ch
     store_write_free(w);
 }
 
+/* Disable (or enable) cert client `name` of tenant ta, role client. */
+static void set_disabled(kenv_t *e, const char *name, bool disabled)
+{
+    store_client_t c;
+    memset(&c, 0, sizeof c);
+    kms_strlcpy(c.name, name, sizeof c.name);
+    kms_strlcpy(c.tenant, "ta", sizeof c.tenant);
+    kms_strlcpy(c.role, "client", sizeof c.role);
+    kms_strlcpy(c.kind, "cert", sizeof c.kind);
+    c.disabled = disabled;
+    c.disabled_us = disabled ? kms_now_us() : 0;
+    store_write_t *w = store_write_new();
+    assert_non_null(w);
+    assert_int_equal(store_write_client(w, &c, false), 0);
+    assert_int_equal(store_commit(e->store, w, NULL, 0), 0);
+    store_write_free(w);
+}
+
 /* Wait until the record of corr is no longer pending (at most ~60 s). */
 static void record_done(kenv_t *e, const ttlv_item_t *corr)
 {
@@ -335,7 +353,8 @@ static void record_done(kenv_t *e, const ttlv_item_t *corr)
 
 /* A queued operation runs as its client is when it starts, not as it was
  * queued: carol, removed while her Create waited behind two slow Derive
- * Keys, gets the answer her next request gets and no key is made; dave,
+ * Keys, gets the answer her next request gets and no key is made (and so
+ * does frank, disabled meanwhile); dave,
  * an admin demoted to client meanwhile, has his Locate confined to his
  * tenant (erin's key in tb is not in it). */
 static void test_queued_runs_as_the_client_is(void **state)
@@ -344,7 +363,9 @@ static void test_queued_runs_as_the_client_is(void **state)
     static const kmip_peer_t carol = {.cert_cn = "carol", .address = "t"};
     static const kmip_peer_t dave = {.cert_cn = "dave", .address = "t"};
     static const kmip_peer_t erin = {.cert_cn = "erin", .address = "t"};
+    static const kmip_peer_t frank = {.cert_cn = "frank", .address = "t"};
     assert_int_equal(kenv_commit_client(e, "carol", "ta", "client", NULL), 0);
+    assert_int_equal(kenv_commit_client(e, "frank", "ta", "client", NULL), 0);
     assert_int_equal(kenv_commit_client(e, "dave", "ta", "admin", NULL), 0);
     assert_int_equal(kenv_commit_tenant(e, "tb"), 0);
     assert_int_equal(kenv_commit_client(e, "erin", "tb", "client", NULL), 0);
@@ -369,9 +390,16 @@ static void test_queued_runs_as_the_client_is(void **state)
     bi = rs_item(kenv_call_peer(e, &dave, m), 0);
     assert_int_equal(rs_status(bi), KMIP_RESULT_STATUS_OPERATION_PENDING);
     ttlv_item_t *cd = ttlv_find(bi, KMIP_TAG_ASYNCHRONOUS_CORRELATION_VALUE);
+    m = async_msg(e);
+    rq_create(e, m, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, 12, "frank-key");
+    bi = rs_item(kenv_call_peer(e, &frank, m), 0);
+    assert_int_equal(rs_status(bi), KMIP_RESULT_STATUS_OPERATION_PENDING);
+    ttlv_item_t *cf = ttlv_find(bi, KMIP_TAG_ASYNCHRONOUS_CORRELATION_VALUE);
     assert_non_null(cc);
     assert_non_null(cd);
+    assert_non_null(cf);
     set_client(e, "carol", "ta", "client", true);
+    set_disabled(e, "frank", true);
     set_client(e, "dave", "ta", "client", false);
     /* Both threads still busy: carol's and dave's operations have not started. */
     if (rs_status(with_corr(e, &alice, KMIP_OPERATION_POLL, c1)) !=
@@ -386,6 +414,7 @@ static void test_queued_runs_as_the_client_is(void **state)
     assert_ok(poll_done(e, c2));
     record_done(e, cc);
     record_done(e, cd);
+    record_done(e, cf);
     int64_t objects = store_count_objects(r);
 
     /* What carol's next request gets... */
@@ -397,6 +426,11 @@ static void test_queued_runs_as_the_client_is(void **state)
      * made nothing. */
     set_client(e, "carol", "ta", "client", false);
     bi = with_corr(e, &carol, KMIP_OPERATION_POLL, cc);
+    assert_fail(bi, KMIP_RESULT_REASON_AUTHENTICATION_NOT_SUCCESSFUL);
+    assert_string_equal(ttlv_text(ttlv_find(bi, KMIP_TAG_RESULT_MESSAGE)),
+                        ttlv_text(ttlv_find(refused, KMIP_TAG_RESULT_MESSAGE)));
+    set_disabled(e, "frank", false);
+    bi = with_corr(e, &frank, KMIP_OPERATION_POLL, cf);
     assert_fail(bi, KMIP_RESULT_REASON_AUTHENTICATION_NOT_SUCCESSFUL);
     assert_string_equal(ttlv_text(ttlv_find(bi, KMIP_TAG_RESULT_MESSAGE)),
                         ttlv_text(ttlv_find(refused, KMIP_TAG_RESULT_MESSAGE)));

@@ -7,7 +7,10 @@
  * check, and the same verdicts through a request's authenticate step;
  * device identities (KMIP Device credentials): every refusal, the
  * certificate rules, removal, the cost of an unknown device, and the
- * Device credential as a request carries it.
+ * Device credential as a request carries it; disabled clients (refused
+ * from their next request on through the certificate and verification
+ * caches, with the bytes an unknown one gets, and the same identity again
+ * once enabled).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -710,6 +713,28 @@ static void answer_item(kmip_request_t *r, kms_buf_t *out)
  * nothing at all cannot be told apart. An identity that authenticated and
  * then acts outside its rights is Permission Denied (test_kmip_policy.c,
  * test_tenants.py). */
+/* Every one of the n requests was refused (rc PERM, Authentication Not
+ * Successful, no identity) with the same Batch Item bytes; frees them. */
+static void assert_answered_alike(kmip_request_t **rs, const int *rc, size_t n)
+{
+    kms_buf_t first;
+    answer_item(rs[0], &first);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(rc[i], KMS_ERR_PERM);
+        kmip_summary_t sum;
+        kmip_request_summary(rs[i], &sum);
+        assert_int_equal(sum.result_reason, KMIP_RESULT_REASON_AUTHENTICATION_NOT_SUCCESSFUL);
+        assert_string_equal(sum.identity, "");
+        kms_buf_t b;
+        answer_item(rs[i], &b);
+        assert_int_equal(b.len, first.len);
+        assert_memory_equal(b.data, first.data, first.len);
+        kms_buf_dispose(&b);
+        kmip_request_free(rs[i]);
+    }
+    kms_buf_dispose(&first);
+}
+
 static void test_refusals_answer_alike(void **state)
 {
     fx_t *f = *state;
@@ -731,22 +756,74 @@ static void test_refusals_answer_alike(void **state)
     rs[5] = device_request(f, &none, &dev_wrong, false, &rc[5]);
     rs[6] = device_request(f, &none, &dev_unknown, false, &rc[6]);
     rs[7] = device_request(f, &none, &dev_mismatch, false, &rc[7]);
-    kms_buf_t first;
-    answer_item(rs[0], &first);
-    for (size_t i = 0; i < 8; i++) {
-        assert_int_equal(rc[i], KMS_ERR_PERM);
-        kmip_summary_t sum;
-        kmip_request_summary(rs[i], &sum);
-        assert_int_equal(sum.result_reason, KMIP_RESULT_REASON_AUTHENTICATION_NOT_SUCCESSFUL);
-        assert_string_equal(sum.identity, "");
-        kms_buf_t b;
-        answer_item(rs[i], &b);
-        assert_int_equal(b.len, first.len);
-        assert_memory_equal(b.data, first.data, first.len);
-        kms_buf_dispose(&b);
-        kmip_request_free(rs[i]);
+    assert_answered_alike(rs, rc, 8);
+}
+
+/* Disable (or enable) client `name` as kmsctl does: the whole record
+ * again with the flag. */
+static void set_disabled(fx_t *f, const char *name, bool disabled)
+{
+    store_reader_t *r = NULL;
+    assert_int_equal(store_reader_new(f->store, &r), 0);
+    store_client_t c;
+    assert_int_equal(store_client_by_name(r, name, &c), 0);
+    store_reader_free(r);
+    c.disabled = disabled;
+    c.disabled_us = disabled ? kms_now_us() : 0;
+    strcpy(c.disabled_reason, disabled ? "suspected stolen" : "");
+    store_write_t *w = store_write_new();
+    assert_int_equal(store_write_client(w, &c, false), 0);
+    assert_int_equal(store_commit(f->store, w, NULL, 0), 0);
+    store_write_free(w);
+}
+
+/* A disabled client's certificate, password and device credential are
+ * refused at their next request although each was just accepted (and
+ * cached), answered with the bytes an unknown credential gets; the
+ * handshake check refuses the certificate too. Enabled again, each is
+ * the same identity as before. */
+static void test_disabled_refused_next_request(void **state)
+{
+    fx_t *f = *state;
+    add_dev1(f, "admin");
+    kmip_peer_t cert = {.cert_sha256 = FP_B, .cert_cn = "bob-host", .address = "a"};
+    kmip_peer_t none = {.address = "a"};
+    kmip_device_cred_t dev = DEV1_CRED;
+    kmip_identity_t id;
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(kmip_identify(f->kmip, &cert, NULL, NULL, &id), 0);
+        assert_string_equal(id.name, "bob-host");
+        assert_int_equal(id.role, KMIP_ROLE_ADMIN);
+        assert_int_equal(kmip_cert_registered(f->kmip, FP_B, "bob-host"), 0);
+        assert_int_equal(kmip_identify(f->kmip, &none, "alice", "correct horse", &id), 0);
+        assert_string_equal(id.tenant, "acme");
+        assert_int_equal(kmip_identify_device(f->kmip, &none, &dev, &id), 0);
+        assert_string_equal(id.name, "tape-1");
+        assert_int_equal(id.role, KMIP_ROLE_ADMIN);
+        if (round == 1)
+            break;
+        set_disabled(f, "bob-host", true);
+        set_disabled(f, "alice", true);
+        set_disabled(f, "tape-1", true);
+        assert_int_equal(kmip_identify(f->kmip, &cert, NULL, NULL, &id), KMS_ERR_PERM);
+        assert_string_equal(id.name, "");
+        assert_int_equal(kmip_identify_cert(f->kmip, &cert, &id), KMS_ERR_PERM);
+        assert_int_equal(kmip_cert_registered(f->kmip, FP_B, "bob-host"), KMS_ERR_PERM);
+        assert_int_equal(kmip_identify(f->kmip, &none, "alice", "correct horse", &id),
+                         KMS_ERR_PERM);
+        assert_int_equal(kmip_identify_device(f->kmip, &none, &dev, &id), KMS_ERR_PERM);
+        /* The answers: the same bytes as an unknown user's. */
+        kmip_request_t *rs[4];
+        int rc[4];
+        rs[0] = query_request(f, &none, "mallory", "correct horse", &rc[0]);
+        rs[1] = query_request(f, &none, "alice", "correct horse", &rc[1]);
+        rs[2] = query_request(f, &cert, NULL, NULL, &rc[2]);
+        rs[3] = device_request(f, &none, &dev, false, &rc[3]);
+        assert_answered_alike(rs, rc, 4);
+        set_disabled(f, "bob-host", false);
+        set_disabled(f, "alice", false);
+        set_disabled(f, "tape-1", false);
     }
-    kms_buf_dispose(&first);
 }
 
 int main(void)
@@ -768,6 +845,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_several_credentials, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_several_credentials, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_authenticate_device, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disabled_refused_next_request, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
