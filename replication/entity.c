@@ -11,7 +11,8 @@
  *   tenant: CREATED_US
  *   client: TENANT, ROLE, CLIENT_KIND, CERT_SHA256, PASSWORD_HASH, CREATED_US,
  *           for a device client DEVICE (DEVICE_SERIAL, DEVICE_IDENTIFIER,
- *           NETWORK_IDENTIFIER, MACHINE_IDENTIFIER, MEDIA_IDENTIFIER)
+ *           NETWORK_IDENTIFIER, MACHINE_IDENTIFIER, MEDIA_IDENTIFIER),
+ *           for a disabled client DISABLED (DISABLED_US, DISABLED_REASON)
  *   dsk:    DSK_ID, KEY_BYTES, CURRENT
  *   node:   PEER_ADDR, KMIP_ADDR, CERT_SHA256, ADDED_HLC, REMOVED
  * The KEY names the entity: it is the object's id, the client's name, the
@@ -20,7 +21,9 @@
  * so the receiver stores them without interpreting KMIP. A device client
  * from a node of the version before DEVICE has no DEVICE and its
  * identifiers packed into CERT_SHA256 (store_device_unpack): it is read
- * as well, into the same record, and re-encodes as it came.
+ * as well, into the same record, and re-encodes as it came. DISABLED is
+ * there only when the client is disabled (absent = enabled), so clients
+ * that were never disabled encode as they did before store schema v12.
  *
  * Entities are written straight into a byte buffer (no TTLV item tree:
  * every object a client creates passes through here once); frames that
@@ -219,16 +222,22 @@ static void write_client(ewr_t *w, const store_client_t *c, const char *packed)
         ew_text(w, REPL_TAG_CERT_SHA256, c->cert_sha256, sizeof c->cert_sha256 - 1);
     ew_text(w, REPL_TAG_PASSWORD_HASH, c->password_hash, sizeof c->password_hash - 1);
     ew_long(w, REPL_TAG_CREATED_US, c->created_us);
-    if (packed || strcmp(c->kind, "device") != 0)
-        return;
-    const store_device_t *d = &c->device;
-    size_t at = ew_open(w, REPL_TAG_DEVICE);
-    ew_text(w, REPL_TAG_DEVICE_SERIAL, d->serial, STORE_DEVICE_FIELD_MAX);
-    ew_text(w, REPL_TAG_DEVICE_IDENTIFIER, d->device_id, STORE_DEVICE_FIELD_MAX);
-    ew_text(w, REPL_TAG_NETWORK_IDENTIFIER, d->network_id, STORE_DEVICE_FIELD_MAX);
-    ew_text(w, REPL_TAG_MACHINE_IDENTIFIER, d->machine_id, STORE_DEVICE_FIELD_MAX);
-    ew_text(w, REPL_TAG_MEDIA_IDENTIFIER, d->media_id, STORE_DEVICE_FIELD_MAX);
-    ew_close(w, at);
+    if (!packed && strcmp(c->kind, "device") == 0) {
+        const store_device_t *d = &c->device;
+        size_t at = ew_open(w, REPL_TAG_DEVICE);
+        ew_text(w, REPL_TAG_DEVICE_SERIAL, d->serial, STORE_DEVICE_FIELD_MAX);
+        ew_text(w, REPL_TAG_DEVICE_IDENTIFIER, d->device_id, STORE_DEVICE_FIELD_MAX);
+        ew_text(w, REPL_TAG_NETWORK_IDENTIFIER, d->network_id, STORE_DEVICE_FIELD_MAX);
+        ew_text(w, REPL_TAG_MACHINE_IDENTIFIER, d->machine_id, STORE_DEVICE_FIELD_MAX);
+        ew_text(w, REPL_TAG_MEDIA_IDENTIFIER, d->media_id, STORE_DEVICE_FIELD_MAX);
+        ew_close(w, at);
+    }
+    if (c->disabled) {
+        size_t at = ew_open(w, REPL_TAG_DISABLED);
+        ew_long(w, REPL_TAG_DISABLED_US, c->disabled_us);
+        ew_text(w, REPL_TAG_DISABLED_REASON, c->disabled_reason, STORE_CLIENT_REASON_MAX);
+        ew_close(w, at);
+    }
 }
 
 static void write_entity(ewr_t *w, const repl_entity_t *x)
@@ -324,10 +333,25 @@ static size_t count_tag(const repl_rd_t *r, uint32_t tag)
     return n;
 }
 
+/* The optional DISABLED that ends a client: present = disabled. */
+static void read_disabled(repl_rd_t *r, store_client_t *c)
+{
+    if (r->rc || !repl_rd_peek(r, REPL_TAG_DISABLED))
+        return;
+    repl_rd_t s;
+    repl_rd_init(&s, repl_rd_item(r, REPL_TAG_DISABLED), r->arena, r->err);
+    c->disabled = true;
+    c->disabled_us = repl_rd_long(&s, REPL_TAG_DISABLED_US);
+    repl_rd_text_into(&s, REPL_TAG_DISABLED_REASON, c->disabled_reason,
+                      sizeof c->disabled_reason);
+    repl_rd_end(&s);
+    r->rc = s.rc;
+}
+
 /* A client's fields into x->client (its name set). DEVICE comes with a
  * device client and only with one; a device client without it is of the
- * packed form (x->client_packed). So every decoded client re-encodes to
- * the bytes it came in. */
+ * packed form (x->client_packed). DISABLED comes with a disabled client
+ * only. So every decoded client re-encodes to the bytes it came in. */
 static void read_client(repl_rd_t *r, const ttlv_item_t *ent, repl_entity_t *x)
 {
     store_client_t *c = &x->client;
@@ -351,6 +375,7 @@ static void read_client(repl_rd_t *r, const ttlv_item_t *ent, repl_entity_t *x)
             repl_rd_fail(r, cert_at, KMS_ERR_PROTO, "ENTITY: a device client without DEVICE or "
                                                     "packed identifiers");
         x->client_packed = cert;
+        read_disabled(r, c);
         return; /* cert_sha256 stays "" */
     }
     if (device) {
@@ -370,6 +395,7 @@ static void read_client(repl_rd_t *r, const ttlv_item_t *ent, repl_entity_t *x)
                      sizeof c->cert_sha256 - 1);
     else if (r->rc == 0)
         memcpy(c->cert_sha256, cert, strlen(cert) + 1);
+    read_disabled(r, c);
 }
 
 static void read_object(repl_rd_t *r, const ttlv_item_t *ent, repl_entity_t *x)
