@@ -80,6 +80,7 @@
     XX(0x54001E, ARG_NETWORK_ID)      \
     XX(0x54001F, ARG_MACHINE_ID)      \
     XX(0x540020, ARG_MEDIA_ID)        \
+    XX(0x540021, ARG_REASON)          \
     XX(0x540030, PROGRESS)            \
     XX(0x540031, PROGRESS_PHASE)      \
     XX(0x540032, PROGRESS_UNIT)       \

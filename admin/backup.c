@@ -168,6 +168,11 @@ int admin_backup_create(const admin_options_t *opt, int fd, const char *pass,
         for (int f = 0; f < 5 && !o.err && strcmp(c->kind, "device") == 0; f++)
             if (!ttlv_new_textz(oa, t, BK_DEVICE_SERIAL + (uint32_t)f, dev[f]))
                 o.err = KMS_ERR_NOMEM;
+        /* Only a disabled client has these: absent = enabled. */
+        if (!o.err && c->disabled &&
+            (!ttlv_new_long(oa, t, BK_DISABLED_US, c->disabled_us) ||
+             !ttlv_new_textz(oa, t, BK_DISABLED_REASON, c->disabled_reason)))
+            o.err = KMS_ERR_NOMEM;
         if (!o.err)
             admin_bk_put(&o, t, true);
     }
@@ -526,6 +531,14 @@ int admin_backup_restore(const admin_options_t *opt, int fd, const char *pass,
             c.created_us = admin_bk_num(it, BK_TIME, 0);
             if (strcmp(c.kind, "device") == 0)
                 restore_device(it, &c);
+            /* Disabled stays disabled; a backup without the field (or of
+             * a version before) restores the client enabled. */
+            if (ttlv_find(it, BK_DISABLED_US)) {
+                const char *why = admin_bk_text(it, BK_DISABLED_REASON);
+                c.disabled = true;
+                c.disabled_us = admin_bk_num(it, BK_DISABLED_US, 0);
+                snprintf(c.disabled_reason, sizeof(c.disabled_reason), "%s", why ? why : "");
+            }
             store_device_t dev;
             bool clash = store_client_by_name(rd, c.name, &existing) == 0 ||
                          (c.cert_sha256[0] && store_client_by_cert(rd, c.cert_sha256, &existing) == 0) ||

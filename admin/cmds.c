@@ -1,7 +1,8 @@
 /*
  * admin/cmds.c: what the admin socket's commands do.
  *
- * status, tenant.add|list|remove, client.add|list|remove, audit.status,
+ * status, tenant.add|list|remove, client.add|list|remove|disable|enable,
+ * audit.status,
  * backup.create|restore (backup.c), rotate.master|store-key|status (keys/),
  * cluster.invite|status|verify|remove (cluster.c).
  * Each takes a decoded ADMIN_REQUEST and builds an ADMIN_RESPONSE of
@@ -379,6 +380,13 @@ static int client_record(admin_req_t *r, const store_client_t *c, bool created)
     }
     if (created && admin_field_long(r, rec, "created", c->created_us / 1000000))
         return KMS_ERR_NOMEM;
+    if (!created)
+        return 0;
+    /* The state; when and why only for a disabled client. */
+    if (admin_field_text(r, rec, "state", c->disabled ? "disabled" : "enabled") ||
+        (c->disabled && (admin_field_long(r, rec, "disabled_at", c->disabled_us / 1000000) ||
+                         admin_field_text(r, rec, "disabled_reason", c->disabled_reason))))
+        return KMS_ERR_NOMEM;
     return 0;
 }
 
@@ -557,31 +565,130 @@ static int adm_client_list(admin_req_t *r, store_reader_t *rd)
     return 0;
 }
 
-static int adm_client_remove(admin_req_t *r, store_reader_t *rd)
+/* The client named by ARG_NAME (and in ARG_TENANT when given) into *c,
+ * with the audit record's target and tenant set: 0, or the refusal. */
+static int named_client(admin_req_t *r, store_reader_t *rd, store_client_t *c)
 {
     const char *name = admin_arg_text(r, ADMIN_TAG_ARG_NAME);
     r->target = name;
-    store_client_t c;
-    if (!name_ok(name, sizeof(c.name)))
+    if (!name_ok(name, sizeof(c->name)))
         return admin_refuse(r, KMS_ERR_INVAL, "a client name is required");
-    if (store_client_by_name(rd, name, &c) != 0)
+    if (store_client_by_name(rd, name, c) != 0)
         return admin_refuse(r, KMS_ERR_NOTFOUND, "no client '%s'", name);
     r->tenant = admin_arg_text(r, ADMIN_TAG_ARG_TENANT);
-    if (r->tenant && *r->tenant && strcmp(r->tenant, c.tenant) != 0)
+    if (r->tenant && *r->tenant && strcmp(r->tenant, c->tenant) != 0)
         return admin_refuse(r, KMS_ERR_NOTFOUND, "no client '%s' in tenant '%s'", name, r->tenant);
+    /* The audit record is written after the handler returns: not *c's. */
+    r->tenant = kms_arena_strdup(r->a, c->tenant);
+    return r->tenant ? 0 : KMS_ERR_NOMEM;
+}
+
+/* Write *c (remove, or update in place); the refusal names `what`. */
+static int write_client(admin_req_t *r, store_client_t *c, bool remove, const char *what)
+{
     store_write_t *w = store_write_new();
     if (!w)
         return KMS_ERR_NOMEM;
-    int rc = store_write_client(w, &c, true);
+    int rc = store_write_client(w, c, remove);
     if (!rc)
         rc = commit(r, w);
     store_write_free(w);
     if (rc)
-        return admin_refuse(r, rc, "cannot remove client '%s': %s", name, kms_strerror(rc));
+        return admin_refuse(r, rc, "cannot %s client '%s': %s", what, c->name, kms_strerror(rc));
+    return 0;
+}
+
+static int adm_client_remove(admin_req_t *r, store_reader_t *rd)
+{
+    store_client_t c;
+    int rc = named_client(r, rd, &c);
+    if (!rc)
+        rc = write_client(r, &c, true, "remove");
+    kms_wipe(c.password_hash, sizeof(c.password_hash));
+    if (rc)
+        return rc;
     ttlv_item_t *rec = admin_rec_new(r);
     if (!rec || admin_field_text(r, rec, "name", c.name) || admin_field_text(r, rec, "tenant", c.tenant))
         return KMS_ERR_NOMEM;
     return 0;
+}
+
+/* Whether a client other than `name` is an enabled admin. */
+static int other_enabled_admin(admin_req_t *r, store_reader_t *rd, const char *name, bool *out)
+{
+    store_client_t *clients = NULL;
+    size_t nc = 0;
+    int rc = store_list_clients(rd, r->a, &clients, &nc);
+    *out = false;
+    for (size_t i = 0; i < nc; i++) {
+        const store_client_t *o = &clients[i];
+        if (strcmp(o->name, name) != 0 && strcmp(o->role, "admin") == 0 && !o->disabled)
+            *out = true;
+        kms_wipe(clients[i].password_hash, sizeof(clients[i].password_hash));
+    }
+    return rc;
+}
+
+/* client.disable NAME [--reason TEXT] | client.enable NAME: the whole
+ * record is written again with the flag (LWW like every client change), so
+ * its registration, role and identifiers stay as they are. kmip/auth.c
+ * refuses a disabled client from its next request on. Disabling a disabled
+ * client (or enabling an enabled one) changes nothing, not even the time
+ * or reason. The last enabled admin cannot be disabled. */
+static int adm_client_set_disabled(admin_req_t *r, store_reader_t *rd, bool disable)
+{
+    store_client_t c;
+    const char *reason = admin_arg_text(r, ADMIN_TAG_ARG_REASON);
+    int rc = named_client(r, rd, &c);
+    if (rc)
+        goto out;
+    if (reason && *reason && (!disable || !name_ok(reason, sizeof(c.disabled_reason)))) {
+        rc = admin_refuse(r, KMS_ERR_INVAL, disable ? "--reason must be 1-%zu printable characters"
+                                                    : "enable takes no --reason (max %zu)",
+                          sizeof(c.disabled_reason) - 1);
+        goto out;
+    }
+    bool changed = c.disabled != disable;
+    if (changed) {
+        bool other = true;
+        if (disable && strcmp(c.role, "admin") == 0 &&
+            (rc = other_enabled_admin(r, rd, c.name, &other)) != 0) {
+            rc = admin_refuse(r, rc, "cannot read clients: %s", kms_strerror(rc));
+            goto out;
+        }
+        if (!other) {
+            rc = admin_refuse(r, KMS_ERR_STATE, "'%s' is the last enabled admin client; add or "
+                                                "enable another admin first", c.name);
+            goto out;
+        }
+        c.disabled = disable;
+        c.disabled_us = disable ? kms_now_us() : 0;
+        snprintf(c.disabled_reason, sizeof(c.disabled_reason), "%s",
+                 disable && reason ? reason : "");
+        rc = write_client(r, &c, false, disable ? "disable" : "enable");
+        if (rc)
+            goto out;
+    }
+    /* The audit record's reason: the operator's, or that nothing changed. */
+    if (!changed)
+        snprintf(r->msg, sizeof(r->msg), "already %s; not changed",
+                 disable ? "disabled" : "enabled");
+    else if (disable)
+        snprintf(r->msg, sizeof(r->msg), "%s", c.disabled_reason);
+    rc = client_record(r, &c, true);
+out:
+    kms_wipe(c.password_hash, sizeof(c.password_hash));
+    return rc;
+}
+
+static int adm_client_disable(admin_req_t *r, store_reader_t *rd)
+{
+    return adm_client_set_disabled(r, rd, true);
+}
+
+static int adm_client_enable(admin_req_t *r, store_reader_t *rd)
+{
+    return adm_client_set_disabled(r, rd, false);
 }
 
 static int adm_audit_status(admin_req_t *r, store_reader_t *rd)
@@ -702,6 +809,8 @@ static const struct {
     {"client.add", adm_client_add},
     {"client.list", adm_client_list},
     {"client.remove", adm_client_remove},
+    {"client.disable", adm_client_disable},
+    {"client.enable", adm_client_enable},
     {"audit.status", adm_audit_status},
     {"backup.create", adm_backup_create},
     {"backup.restore", adm_backup_restore},

@@ -1,6 +1,6 @@
 /*
- * kmsctl/cmd_client.c: `kmsctl client add|list|remove`, over kmsd's admin
- * socket.
+ * kmsctl/cmd_client.c: `kmsctl client add|list|remove|disable|enable`, over
+ * kmsd's admin socket.
  *
  * add registers a certificate (--cert FILE: kmsd takes its SHA-256
  * fingerprint and CN), a CSR (--csr FILE: signed here with the CA next to
@@ -10,6 +10,8 @@
  * or a device client that sends a KMIP Device credential (--device-serial
  * and the other identifiers it must send, --name, a password as for a
  * user).
+ * disable suspends a client (kmsd refuses its credentials from its next
+ * request on) and keeps its registration; enable lets it in again.
  * The password crosses only the local admin socket and is wiped after use.
  * It deliberately never prints a password or a hash.
  */
@@ -44,7 +46,9 @@ static void usage_client(FILE *f)
             "                  [--device-id ID] [--network-id ID] [--machine-id ID] [--media-id ID]\n"
             "                  [--password-file F] [--role R]\n"
             "       kmsctl [--config FILE] [--json] client list [--tenant T]\n"
-            "       kmsctl [--config FILE] [--json] client remove NAME [--tenant T]\n\n"
+            "       kmsctl [--config FILE] [--json] client remove NAME [--tenant T]\n"
+            "       kmsctl [--config FILE] [--json] client disable NAME [--reason TEXT] [--tenant T]\n"
+            "       kmsctl [--config FILE] [--json] client enable NAME [--tenant T]\n\n"
             "--cert  register a client certificate (PEM) signed by tls.client_ca; the\n"
             "        client's name is the certificate's CN unless --name is given.\n"
             "--csr   sign a certificate request with the CA (tls.client_ca and, unless\n"
@@ -60,7 +64,11 @@ static void usage_client(FILE *f)
             "        for --user); each of --device-id, --network-id, --machine-id and\n"
             "        --media-id given must be sent with the same value, those not given\n"
             "        are not compared. Identifiers: 1-64 printable characters.\n"
-            "--role  client (default) or admin (may manage every tenant's objects).\n\n"
+            "--role  client (default) or admin (may manage every tenant's objects).\n"
+            "disable  refuse the client's certificate or credential from its next\n"
+            "        request on, as if unknown, keeping its registration, role and\n"
+            "        objects (--reason: up to 200 characters, shown by list); the last\n"
+            "        enabled admin cannot be disabled. enable lets it in again.\n\n"
             "exit status: 0 ok, 1 refused by kmsd, 2 usage or bad input, 3 kmsd unreachable\n");
 }
 
@@ -300,13 +308,16 @@ int cmd_client(int argc, char **argv)
     }
     if (strcmp(argv[1], "add") == 0)
         return client_add(argc - 2, argv + 2);
-    const char *tenant = NULL, *name = NULL;
+    const char *tenant = NULL, *name = NULL, *reason = NULL;
+    bool disable = strcmp(argv[1], "disable") == 0;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage_client(stdout);
             return KMSCTL_EXIT_OK;
         } else if (strcmp(argv[i], "--tenant") == 0 && i + 1 < argc) {
             tenant = argv[++i];
+        } else if (disable && strcmp(argv[i], "--reason") == 0 && i + 1 < argc) {
+            reason = argv[++i];
         } else if (argv[i][0] != '-' && !name) {
             name = argv[i];
         } else {
@@ -319,6 +330,10 @@ int cmd_client(int argc, char **argv)
         cmd = "client.list";
     else if ((strcmp(argv[1], "remove") == 0 || strcmp(argv[1], "rm") == 0) && name)
         cmd = "client.remove";
+    else if (disable && name)
+        cmd = "client.disable";
+    else if (strcmp(argv[1], "enable") == 0 && name)
+        cmd = "client.enable";
     else {
         usage_client(stderr);
         return KMSCTL_EXIT_USAGE;
@@ -330,7 +345,8 @@ int cmd_client(int argc, char **argv)
     ttlv_item_t *resp = NULL;
     ttlv_item_t *req = admin_request_new(a, cmd);
     if (!req || (tenant && !ttlv_new_textz(a, req, ADMIN_TAG_ARG_TENANT, tenant)) ||
-        (name && !ttlv_new_textz(a, req, ADMIN_TAG_ARG_NAME, name)))
+        (name && !ttlv_new_textz(a, req, ADMIN_TAG_ARG_NAME, name)) ||
+        (reason && !ttlv_new_textz(a, req, ADMIN_TAG_ARG_REASON, reason)))
         goto out;
     ec = kmsctl_admin_call(a, req, &resp);
     if (ec)
@@ -339,8 +355,10 @@ int cmd_client(int argc, char **argv)
         kmsctl_print_records(stdout, resp, false);
     else if (kmsctl_g.json)
         kmsctl_print_records(stdout, resp, true);
-    else
+    else if (strcmp(cmd, "client.remove") == 0)
         printf("client %s removed\n", name);
+    else
+        printf("client %s %s\n", name, disable ? "disabled" : "enabled");
 out:
     kms_arena_free(a);
     return ec;

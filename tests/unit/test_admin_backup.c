@@ -16,6 +16,10 @@
  * in fields of their own, or packed into the certificate field as the
  * versions before store schema v10 wrote them (a file written here with
  * the format's own functions).
+ *
+ * A disabled client stays disabled through backup.create and
+ * backup.restore (with when and why); clients of a backup without the
+ * field (of a version before store schema v12) come back enabled.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -289,9 +293,59 @@ static void test_device_clients_of_both_forms(void **state)
     assert_string_equal(c.device.machine_id, "");
     assert_string_equal(c.device.media_id, "mediaID313");
     assert_string_equal(c.cert_sha256, "");
+    assert_false(c.disabled); /* no BK_DISABLED_US: enabled */
     store_reader_free(rd);
     close(fd);
     env_close(&e);
+    kms_arena_free(a);
+}
+
+static void test_disabled_client_round_trip(void **state)
+{
+    (void)state;
+    env_t src, dst;
+    env_open(&src, "bkdis1");
+    store_write_t *w = store_write_new();
+    assert_int_equal(store_write_tenant(w, "acme", false), 0);
+    store_client_t c = {.name = "on", .tenant = "acme", .role = "client", .kind = "password",
+                        .password_hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQxMjM0NTY"
+                                         "$aGFzaDE"};
+    assert_int_equal(store_write_client(w, &c, false), 0);
+    strcpy(c.name, "off");
+    c.disabled = true;
+    c.disabled_us = 1700000000000001;
+    strcpy(c.disabled_reason, "vCenter decommissioned");
+    assert_int_equal(store_write_client(w, &c, false), 0);
+    assert_int_equal(store_commit(src.store, w, NULL, 0), 0);
+    store_write_free(w);
+
+    uint8_t key[32];
+    for (int i = 0; i < 32; i++)
+        key[i] = (uint8_t)(0x40 + i);
+    kms_arena_t *a = kms_arena_new(0);
+    ttlv_item_t *rawkey = ttlv_new_bytes(a, NULL, ADMIN_TAG_ARG_KEY, key, 32);
+    int fd = memfd_create("backup", MFD_CLOEXEC);
+    assert_true(fd >= 0);
+    kms_error_t err = {0};
+    int64_t count = -1;
+    assert_int_equal(admin_backup_create(&src.opt, fd, NULL, rawkey, NULL, NULL, &count, &err), 0);
+    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+    env_open(&dst, "bkdis2");
+    assert_int_equal(admin_backup_restore(&dst.opt, fd, NULL, rawkey, NULL, NULL, &count, &err), 0);
+    store_reader_t *rd = NULL;
+    assert_int_equal(store_reader_new(dst.store, &rd), 0);
+    store_client_t got;
+    assert_int_equal(store_client_by_name(rd, "off", &got), 0);
+    assert_true(got.disabled);
+    assert_int_equal(got.disabled_us, 1700000000000001);
+    assert_string_equal(got.disabled_reason, "vCenter decommissioned");
+    assert_int_equal(store_client_by_name(rd, "on", &got), 0);
+    assert_false(got.disabled);
+    assert_string_equal(got.disabled_reason, "");
+    store_reader_free(rd);
+    close(fd);
+    env_close(&dst);
+    env_close(&src);
     kms_arena_free(a);
 }
 
@@ -300,6 +354,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_restore_reads_what_it_verified),
         cmocka_unit_test(test_device_clients_of_both_forms),
+        cmocka_unit_test(test_disabled_client_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
