@@ -363,7 +363,8 @@ def test_device_login_after_upgrade_from_schema_v9():
         rows = json.loads(k.kmsctl("--json", "client", "list", "--tenant", "tapes").stdout)
         assert len(rows) == 1 and rows[0].pop("created") > 0
         assert rows == [{"name": "lib-9", "tenant": "tapes", "role": "client", "kind": "device",
-                         "device_serial": "SN-V9", "device_id": "dev-9", "media_id": "med-9"}]
+                         "device_serial": "SN-V9", "device_id": "dev-9", "media_id": "med-9",
+                         "state": "enabled"}]
         k.stop()
         c = sqlite3.connect(db)
         try:
