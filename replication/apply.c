@@ -456,6 +456,8 @@ static int batch_entities(repl_apply_t *a, kms_arena_t *arena, const repl_entity
         return KMS_ERR_NOMEM;
     for (size_t b = 0; b < a->n_batch; b++) {
         const repl_frame_t *f = a->batch[b];
+        if (f->u.changes.n == 0)
+            continue; /* an empty CHANGES has no array (v NULL) */
         memcpy(v + m, f->u.changes.v, f->u.changes.n * sizeof *v);
         m += f->u.changes.n;
     }
