@@ -352,6 +352,7 @@ def test_device_login_after_upgrade_from_schema_v9():
         k.start()
         assert "schema migrated to v10" in k.log_text()
         assert "schema migrated to v11" in k.log_text()
+        assert "schema migrated to v12" in k.log_text()
         cl = Proxy(k, cert=False)
         try:
             good = device_credential("SN-V9", "pw-v9", device_id="dev-9", media_id="med-9")
@@ -374,7 +375,7 @@ def test_device_login_after_upgrade_from_schema_v9():
         finally:
             c.close()
         assert row == ("", "SN-V9", "dev-9", "", "", "med-9")
-        assert version == 11
+        assert version == 12
         k.start()
 
 
