@@ -503,7 +503,15 @@ static int build(repl_apply_t *a, kms_arena_t *arena, store_write_t *w, ctx_t *x
     case REPL_FRAME_CHANGES: {
         const repl_entity_t *v = NULL;
         size_t n = 0;
-        if ((rc = batch_entities(a, arena, &v, &n)) != 0 || (rc = apply_list(x, v, n)) != 0)
+        if ((rc = batch_entities(a, arena, &v, &n)) != 0)
+            return rc;
+        /* The local states of the batch's entities from one read
+         * transaction, instead of one per entity. */
+        bool one_txn = n > 1 && store_snapshot_begin(a->rd, NULL) == 0;
+        rc = apply_list(x, v, n);
+        if (one_txn)
+            (void)store_snapshot_end(a->rd);
+        if (rc)
             return rc;
         a->link_pos = a->batch[a->n_batch - 1]->u.changes.last_seq;
         a->ack_seq = a->link_pos;
