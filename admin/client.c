@@ -262,6 +262,10 @@ int admin_response_status(const ttlv_item_t *resp, const char **msg_out)
 }
 
 /* ------------------------------------------------------------- printing */
+/* Columns of a table; field names past this many are not shown (--json
+ * shows everything). */
+#define ADMIN_TABLE_MAX_COLUMNS 32
+
 static void json_string(FILE *f, const char *s, size_t n)
 {
     fputc('"', f);
@@ -358,24 +362,40 @@ void admin_print_records(FILE *f, const ttlv_item_t *resp, bool single, bool jso
         }
         return;
     }
-    /* A table: header from the first record's field names, tab-separated
-     * so that scripts can cut(1) it; --json is the stable format. */
+    /* A table: one column per field name, in the order the records first
+     * name them (records may differ: a device client has its identifiers
+     * where a certificate client has its fingerprint, a disabled client
+     * has when and why), tab-separated so that scripts can cut(1) it; a
+     * record without a column's field leaves it empty. --json is the
+     * stable format. */
     if (!first) {
         fprintf(f, "(none)\n");
         return;
     }
-    for (const ttlv_item_t *fl = ttlv_find(first, ADMIN_TAG_FIELD); fl;
-         fl = ttlv_find_next(fl, ADMIN_TAG_FIELD))
-        fprintf(f, "%s%s", fl == ttlv_find(first, ADMIN_TAG_FIELD) ? "" : "\t", admin_field_name(fl));
-    fputc('\n', f);
-    for (const ttlv_item_t *r = first; r; r = ttlv_find_next(r, ADMIN_TAG_RECORD)) {
-        bool fst = true;
+    const char *cols[ADMIN_TABLE_MAX_COLUMNS];
+    size_t ncols = 0;
+    for (const ttlv_item_t *r = first; r; r = ttlv_find_next(r, ADMIN_TAG_RECORD))
         for (const ttlv_item_t *fl = ttlv_find(r, ADMIN_TAG_FIELD); fl;
              fl = ttlv_find_next(fl, ADMIN_TAG_FIELD)) {
-            if (!fst)
+            const char *name = admin_field_name(fl);
+            size_t c = 0;
+            while (c < ncols && strcmp(cols[c], name) != 0)
+                c++;
+            if (c == ncols && ncols < ADMIN_TABLE_MAX_COLUMNS)
+                cols[ncols++] = name;
+        }
+    for (size_t c = 0; c < ncols; c++)
+        fprintf(f, "%s%s", c ? "\t" : "", cols[c]);
+    fputc('\n', f);
+    for (const ttlv_item_t *r = first; r; r = ttlv_find_next(r, ADMIN_TAG_RECORD)) {
+        for (size_t c = 0; c < ncols; c++) {
+            if (c)
                 fputc('\t', f);
-            fst = false;
-            print_value(f, admin_field_value(fl), false);
+            const ttlv_item_t *fl = ttlv_find(r, ADMIN_TAG_FIELD);
+            while (fl && strcmp(admin_field_name(fl), cols[c]) != 0)
+                fl = ttlv_find_next(fl, ADMIN_TAG_FIELD);
+            if (fl)
+                print_value(f, admin_field_value(fl), false);
         }
         fputc('\n', f);
     }

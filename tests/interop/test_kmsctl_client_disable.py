@@ -8,7 +8,8 @@ unregistered certificate and an unknown user get, so nothing tells a
 disabled client from an unknown one. `client list --json` shows the state,
 when and why; the audit log names the client and the reason. Enabled
 again, the same connections are served with the same role, and the key the
-client made before is still there. The last enabled admin cannot be
+client made before is still there. The text table of `client list` has
+the state columns too. The last enabled admin cannot be
 disabled. In a cluster, a client disabled on node a is refused by node b
 at its next request (on a connection opened before), and served again
 after it is enabled on a. Every wait is on an observable condition.
@@ -84,6 +85,15 @@ def test_disabled_is_refused_like_unknown_then_enabled(k):
         assert isinstance(r["host-" + t]["disabled_at"], int) and r["host-" + t]["disabled_at"] > 0
         assert r["u-" + t]["state"] == "disabled" and r["u-" + t]["disabled_reason"] == ""
         assert r["host-" + t]["role"] == "client"
+        # The text table has a column for every field some row has (the
+        # first row, an enabled client, has no disabled_reason).
+        k.ctl("client", "add", "--tenant", t, "--cn", "a-" + t, check=0)
+        lines = k.ctl("client", "list", "--tenant", t, check=0).stdout.splitlines()
+        head = lines[0].split("\t")
+        table = {ln.split("\t")[0]: dict(zip(head, ln.split("\t"))) for ln in lines[1:]}
+        assert table["host-" + t]["disabled_reason"] == "vCenter decommissioned"
+        assert table["u-" + t]["state"] == "disabled"
+        assert lines[1].startswith("a-" + t) and table["a-" + t]["disabled_reason"] == ""
         # Disabling again changes nothing (not the reason either).
         k.ctl("client", "disable", "host-" + t, "--reason", "other", check=0)
         assert rows(k, t)["host-" + t]["disabled_reason"] == "vCenter decommissioned"
