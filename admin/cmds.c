@@ -642,9 +642,12 @@ static int adm_client_set_disabled(admin_req_t *r, store_reader_t *rd, bool disa
     int rc = named_client(r, rd, &c);
     if (rc)
         goto out;
-    if (reason && *reason && (!disable || !name_ok(reason, sizeof(c.disabled_reason)))) {
-        rc = admin_refuse(r, KMS_ERR_INVAL, disable ? "--reason must be 1-%zu printable characters"
-                                                    : "enable takes no --reason (max %zu)",
+    if (reason && !disable) {
+        rc = admin_refuse(r, KMS_ERR_INVAL, "enable takes no reason");
+        goto out;
+    }
+    if (reason && *reason && !name_ok(reason, sizeof(c.disabled_reason))) {
+        rc = admin_refuse(r, KMS_ERR_INVAL, "--reason must be 1-%zu printable characters",
                           sizeof(c.disabled_reason) - 1);
         goto out;
     }

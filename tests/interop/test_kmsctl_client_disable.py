@@ -138,6 +138,8 @@ def test_last_enabled_admin_cannot_be_disabled(k):
     k.ctl("client", "disable", check=2)
     k.ctl("client", "enable", "admin", "--reason", "x", check=2)
     k.ctl("client", "disable", "no-such-client", check=1)
+    p = k.ctl("client", "disable", "admin", "--reason", "x" * 201)
+    assert p.returncode != 0 and "1-200 printable" in p.stderr, p.stderr
     k.ctl("client", "disable", "admin", "--tenant", "other", check=1)
 
 
