@@ -47,7 +47,7 @@ static const struct {
     {"version", cmd_version, "print the version"},
     {"status", cmd_status, "kmsd's health, uptime, connections and counts (admin socket)"},
     {"tenant", cmd_tenant, "add, list or remove tenants"},
-    {"client", cmd_client, "register (certificate, CSR, password), list or remove clients"},
+    {"client", cmd_client, "register (certificate, CSR, password), list, disable, enable or remove clients"},
     {"audit", cmd_audit, "verify audit log files; audit chain status"},
     {"key", cmd_key, "list, show, create, activate, revoke, destroy keys (KMIP over TLS)"},
     {"backup", cmd_backup, "encrypted, portable online backup of kmsd"},

@@ -942,13 +942,14 @@ void srv_conn_admitted(srv_conn_t *c)
         bool ok = c->admit_rc == 0;
         if (ok)
             conn_authenticated(c, 'c', c->fp[0] ? c->fp : c->cn, c->admit_id.tenant);
-        log_tls(c, ok ? "" : " (not registered)");
+        log_tls(c, ok ? "" : " (not registered or disabled)");
         if (!ok && srv->conf->tls.require_registered) {
             char why[256];
             snprintf(why, sizeof why,
                      c->admit_rc == KMS_ERR_PERM
-                         ? "client certificate not registered (tls.require_registered; register "
-                           "it with: kmsctl client add --tenant TENANT --cert FILE)"
+                         ? "client certificate not registered or disabled "
+                           "(tls.require_registered; register it with: kmsctl client add "
+                           "--tenant TENANT --cert FILE, or: kmsctl client enable NAME)"
                          : "cannot check the client certificate: %s",
                      kms_strerror(c->admit_rc));
             srv_conn_close(c, why);

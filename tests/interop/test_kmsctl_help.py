@@ -152,6 +152,13 @@ def test_completion_offers_every_command_subcommand_and_option(helps):
     assert not missing, "not completed: %s" % "; ".join(missing)
 
 
+def test_reason_values_follow_the_command():
+    """key revoke's --reason offers the revocation reasons; client
+    disable's is free text: nothing is offered."""
+    assert {"compromise", "superseded"} <= complete("key", "revoke", "ID", "--reason", "")
+    assert complete("client", "disable", "NAME", "--reason", "") == set()
+
+
 def test_every_option_with_a_value_is_known_to_the_completion(helps):
     src = open(COMPLETION).read()
     block = src.split("# Values of options.", 1)[1].split("esac", 1)[0]
